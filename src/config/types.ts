@@ -1,0 +1,118 @@
+// Cold path, main thread. The normalised, validated, deep-frozen configuration
+// that the loader hands to the rest of the overwatch. Nothing downstream ever
+// sees raw YAML: names are lower-case without the trailing dot, durations are
+// milliseconds, defaults are applied and cross-references are resolved.
+
+export type RunMode = 'overwatch' | 'agent';
+export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover';
+export type HealthCheckType = 'http' | 'https' | 'tcp';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFormat = 'json' | 'text';
+
+export interface Config {
+  /** Absolute path of the main file the config was loaded from. */
+  readonly source: string;
+  readonly mode: RunMode;
+  readonly dns: DnsConfig;
+  readonly regions: readonly RegionConfig[];
+  readonly domains: readonly DomainConfig[];
+  readonly logging: LoggingConfig;
+}
+
+export interface DnsConfig {
+  /** IP literal from dns.listen_address, without brackets ("127.0.0.1", "::1", "0.0.0.0", "::"). */
+  readonly listenHost: string;
+  /** Port from dns.listen_address; 0 asks the OS for a free port (tests). */
+  readonly listenPort: number;
+  /** Number of DNS worker threads (default: os.availableParallelism()). */
+  readonly workers: number;
+  readonly defaultTtlSec: number;
+  /** dns.return_last_healthy (parsed now, used by the health-check issue). */
+  readonly returnLastHealthy: boolean;
+  /** Zones we are authoritative for, resolved: one per domain when dns.zones is absent. */
+  readonly zones: readonly ZoneConfig[];
+  readonly tcpIdleTimeoutMs: number;
+  /** Cap on concurrently open TCP connections per worker. */
+  readonly tcpMaxConnectionsPerWorker: number;
+  /** Cap on queries answered over one TCP connection before it is closed. */
+  readonly tcpMaxQueriesPerConnection: number;
+}
+
+export interface ZoneConfig {
+  /** Apex, lower-case, no trailing dot ("example.test"). */
+  readonly name: string;
+  readonly soa: SoaConfig;
+  /** NS RRset at the apex, in order; never empty. */
+  readonly nameservers: readonly NameserverConfig[];
+}
+
+export interface SoaConfig {
+  /** Primary name server (lower-case, no trailing dot). */
+  readonly mname: string;
+  /** Responsible mailbox in domain-name form ("hostmaster.example.test"). */
+  readonly rname: string;
+  /** Explicit serial, or null: the snapshot compiler derives one (unix seconds, increasing across reloads). */
+  readonly serial: number | null;
+  readonly refreshSec: number;
+  readonly retrySec: number;
+  readonly expireSec: number;
+  /** Negative-caching TTL (RFC 2308 §4). */
+  readonly minimumSec: number;
+  /** TTL of the SOA and NS RRsets themselves. */
+  readonly ttlSec: number;
+}
+
+export interface NameserverConfig {
+  /** Lower-case, no trailing dot. */
+  readonly name: string;
+  /** IP literals (normalised); answered as A/AAAA and used as glue when the name is inside one of our zones. */
+  readonly addresses: readonly string[];
+}
+
+export interface HealthCheckConfig {
+  readonly type: HealthCheckType;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly path: string;
+  readonly failureThreshold: number;
+  readonly successThreshold: number;
+}
+
+export interface ServerConfig {
+  /** Normalised IP literal (IPv6 in RFC 5952 form, "::ffff:a.b.c.d" turned into IPv4). */
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+  /** 0..65535; 0 means "never answered" by the weighted policy. Default 100. */
+  readonly weight: number;
+  /** Host header / TLS SNI for this server's HTTP(S) check, or null. */
+  readonly host: string | null;
+}
+
+export interface RegionConfig {
+  readonly name: string;
+  readonly servers: readonly ServerConfig[];
+  readonly healthCheck: HealthCheckConfig;
+  /** ISO 3166 alpha-2, upper-case. */
+  readonly countries: readonly string[];
+  /** AF AN AS EU NA OC SA. */
+  readonly continents: readonly string[];
+}
+
+export interface DomainConfig {
+  /** Lower-case, no trailing dot. */
+  readonly name: string;
+  readonly routingAlgorithm: RoutingAlgorithm;
+  /** Region names in failover-priority order; each exists. */
+  readonly regions: readonly string[];
+  readonly ttlSec: number;
+  /** How many distinct servers one answer carries (1..32). */
+  readonly maxAnswers: number;
+  /** Apex of the zone (from DnsConfig.zones) the name belongs to: the longest matching suffix. */
+  readonly zone: string;
+}
+
+export interface LoggingConfig {
+  readonly level: LogLevel;
+  readonly format: LogFormat;
+}

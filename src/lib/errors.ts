@@ -1,0 +1,73 @@
+// Cold path, any thread. The one registry of coded errors: every error the
+// project throws on purpose is created here, and docs/errors.md lists every
+// code (test/lib/errors.test.ts keeps the two in sync).
+
+/** Describes one coded error: its stable code, what it means, and (later) its HTTP status. */
+export interface ErrorSpec {
+  readonly code: string;
+  readonly summary: string;
+  readonly httpStatus: number;
+}
+
+/** Lists every error code this project can produce, keyed by code. */
+export const ERRORS = {
+  OPENGSLB_ERR_CONFIG_INVALID: {
+    code: 'OPENGSLB_ERR_CONFIG_INVALID',
+    summary: 'The configuration has one or more problems; each is reported as file:line:col: path: what is wrong, what was expected.',
+    httpStatus: 400,
+  },
+  OPENGSLB_ERR_CONFIG_READ: {
+    code: 'OPENGSLB_ERR_CONFIG_READ',
+    summary: 'A configuration file could not be read (missing, not a file, or no permission).',
+    httpStatus: 400,
+  },
+  OPENGSLB_ERR_CONFIG_PERMISSIONS: {
+    code: 'OPENGSLB_ERR_CONFIG_PERMISSIONS',
+    summary: 'A configuration file has unsafe permissions (world-writable, or world-readable while it holds a secret).',
+    httpStatus: 400,
+  },
+  OPENGSLB_ERR_NODE_VERSION: {
+    code: 'OPENGSLB_ERR_NODE_VERSION',
+    summary: 'The Node.js running the entry point is older than the version the project needs.',
+    httpStatus: 500,
+  },
+  OPENGSLB_ERR_CLI_USAGE: {
+    code: 'OPENGSLB_ERR_CLI_USAGE',
+    summary: 'A command-line flag or argument is unknown or has a bad value.',
+    httpStatus: 400,
+  },
+  OPENGSLB_ERR_MODE_UNAVAILABLE: {
+    code: 'OPENGSLB_ERR_MODE_UNAVAILABLE',
+    summary: 'The requested run mode is not available in this version.',
+    httpStatus: 500,
+  },
+  OPENGSLB_ERR_DNS_BIND: {
+    code: 'OPENGSLB_ERR_DNS_BIND',
+    summary: 'The DNS listener could not bind its UDP or TCP socket at dns.listen_address.',
+    httpStatus: 500,
+  },
+  OPENGSLB_ERR_WORKER_START: {
+    code: 'OPENGSLB_ERR_WORKER_START',
+    summary: 'A DNS worker thread failed to start (snapshot attach or socket setup).',
+    httpStatus: 500,
+  },
+  OPENGSLB_ERR_SNAPSHOT_COMPILE: {
+    code: 'OPENGSLB_ERR_SNAPSHOT_COMPILE',
+    summary: 'The routing snapshot could not be built from the configuration (a limit of the binary format was exceeded).',
+    httpStatus: 500,
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Creates an Error carrying one of the registered codes; `message` says where, what, and what was expected. */
+export class OpenGslbError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'OpenGslbError';
+    this.code = code;
+    this.httpStatus = ERRORS[code].httpStatus;
+  }
+}
