@@ -1,0 +1,284 @@
+// Cold path, main thread. The checks that need more than one key (unique names,
+// references between sections, zone membership) and the step that turns the
+// validated file tree into the normalised Config the rest of the server uses.
+
+import { availableParallelism } from 'node:os';
+import { MAX_WORKERS } from './definition.ts';
+import type { ConfigFile } from './definition.ts';
+import { isInZone, normaliseDomainName } from './domain-name.ts';
+import { formatDuration } from './duration.ts';
+import type { PathSegment, ProblemCollector } from './problem-collector.ts';
+import type { Unchecked, Value } from './schema.ts';
+import type {
+  Config, DomainConfig, HealthCheckConfig, NameserverConfig, RegionConfig, SoaConfig, ZoneConfig,
+} from './types.ts';
+
+type CheckedFile = Value<ConfigFile>;
+type UncheckedFile = Unchecked<ConfigFile>;
+type UncheckedHealthCheck = Unchecked<ConfigFile['keys']['regions']['items']['keys']['health_check']>;
+type NameserverList = Value<ConfigFile['keys']['dns']['keys']['nameservers']>;
+type UncheckedNameserverList = Unchecked<ConfigFile['keys']['dns']['keys']['nameservers']>;
+type SoaFields = Value<ConfigFile['keys']['dns']['keys']['soa']>;
+type ZoneSoaFields = Value<ConfigFile['keys']['dns']['keys']['zones']['items']['variants'][1]['keys']['soa']>;
+
+/**
+ * Reports every problem that involves more than one key of the file: duplicate
+ * region, domain, zone and name-server names; duplicate address:port in a
+ * region; health-check timeout not below the interval; references to regions
+ * and domains that do not exist; domains outside every zone in dns.zones.
+ * Values that already had a problem are undefined and skipped. Never throws.
+ */
+export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector): void {
+  const regions = file.regions ?? [];
+  const domains = file.domains ?? [];
+
+  const regionNames = firstDefinitions(sink, ['regions'], regions.map((r) => r?.name), 'region names');
+  const domainNames = firstDefinitions(sink, ['domains'], domains.map((d) => d?.name), 'domain names');
+  const knownRegions = [...regionNames.keys()];
+
+  regions.forEach((region, r) => {
+    if (region === undefined) return;
+    const seen = new Map<string, number>();
+    (region.servers ?? []).forEach((server, s) => {
+      if (server?.address === undefined || server.address === null || server.port === undefined || server.port === null) return;
+      const hostPort = server.address.family === 6 ? `[${server.address.address}]:${server.port}` : `${server.address.address}:${server.port}`;
+      const first = seen.get(hostPort);
+      const path = ['regions', r, 'servers', s, 'address'];
+      if (first === undefined) seen.set(hostPort, s);
+      else sink.reportAt(path, `${hostPort} is already regions[${r}].servers[${first}] (line ${sink.positionOf(['regions', r, 'servers', first]).line}), expected each address and port once per region`);
+      if (typeof server.service === 'string' && !domainNames.has(server.service)) {
+        sink.reportAt(['regions', r, 'servers', s, 'service'], `"${server.service}" is not a domain in domains, expected one of ${listOrNone([...domainNames.keys()])}`);
+      }
+    });
+    checkTimeoutBelowInterval(sink, region.health_check, ['regions', r, 'health_check']);
+  });
+
+  domains.forEach((domain, d) => {
+    (domain?.regions ?? []).forEach((name, i) => {
+      if (name !== undefined && !regionNames.has(name)) {
+        sink.reportAt(['domains', d, 'regions', i], `"${name}" is not a region in regions, expected one of ${listOrNone(knownRegions)}`);
+      }
+    });
+  });
+
+  checkZones(file, sink);
+  checkNameserverList(sink, file.dns?.nameservers, ['dns', 'nameservers']);
+
+  const geo = file.overwatch?.geolocation;
+  const checkRegionRef = (name: string | null | undefined, path: PathSegment[]): void => {
+    if (typeof name === 'string' && !regionNames.has(name)) {
+      sink.reportAt(path, `"${name}" is not a region in regions, expected one of ${listOrNone(knownRegions)}`);
+    }
+  };
+  checkRegionRef(geo?.default_region, ['overwatch', 'geolocation', 'default_region']);
+  (geo?.custom_mappings ?? []).forEach((m, i) => checkRegionRef(m?.region, ['overwatch', 'geolocation', 'custom_mappings', i, 'region']));
+  (file.agent?.backends ?? []).forEach((b, i) => checkTimeoutBelowInterval(sink, b?.health_check, ['agent', 'backends', i, 'health_check']));
+}
+
+/**
+ * Records the first list index of each name under `listPath[i].name` and
+ * reports every later repeat at its own position, naming the first one's line.
+ */
+function firstDefinitions(
+  sink: ProblemCollector,
+  listPath: PathSegment[],
+  names: readonly (string | null | undefined)[],
+  what: string,
+): Map<string, number> {
+  const first = new Map<string, number>();
+  names.forEach((name, i) => {
+    if (typeof name !== 'string') return;
+    const earlier = first.get(name);
+    if (earlier === undefined) {
+      first.set(name, i);
+      return;
+    }
+    const line = sink.positionOf([...listPath, earlier, 'name']).line;
+    sink.reportAt(
+      [...listPath, i, 'name'],
+      `"${name}" is already defined at line ${line} (${listPath.join('.')}[${earlier}]), expected unique ${what}`,
+    );
+  });
+  return first;
+}
+
+function checkTimeoutBelowInterval(sink: ProblemCollector, hc: UncheckedHealthCheck | null | undefined, path: PathSegment[]): void {
+  if (typeof hc?.timeout !== 'number' || typeof hc.interval !== 'number') return;
+  if (hc.timeout >= hc.interval) {
+    sink.reportAt(
+      [...path, 'timeout'],
+      `${formatDuration(hc.timeout)} is not shorter than the interval ${formatDuration(hc.interval)}, expected a timeout below the interval`,
+    );
+  }
+}
+
+function checkNameserverList(sink: ProblemCollector, list: UncheckedNameserverList | null | undefined, path: PathSegment[]): void {
+  const seen = new Map<string, number>();
+  (list ?? []).forEach((ns, i) => {
+    const name = typeof ns === 'string' ? ns : ns?.name;
+    if (typeof name !== 'string') return;
+    const first = seen.get(name);
+    if (first === undefined) seen.set(name, i);
+    else sink.reportAt([...path, i], `"${name}" is listed twice (first at line ${sink.positionOf([...path, first]).line}), expected each name server once`);
+  });
+}
+
+/** Checks dns.zones: unique apexes, derived default names that fit, and every domain inside one zone. */
+function checkZones(file: UncheckedFile, sink: ProblemCollector): void {
+  const zones = file.dns?.zones;
+  const domains = file.domains ?? [];
+  const apexes: string[] = [];
+  if (zones === null || zones === undefined) {
+    // Each domain is its own apex; the derived ns1.<apex> and hostmaster.<apex> must still be valid names.
+    domains.forEach((d, i) => {
+      if (typeof d?.name === 'string') checkDerivedNames(sink, d.name, ['domains', i, 'name'], file.dns?.nameservers == null);
+    });
+    return;
+  }
+  const seen = new Map<string, number>();
+  zones.forEach((zone, z) => {
+    const name = typeof zone === 'string' ? zone : zone?.name;
+    if (typeof name !== 'string') return;
+    const path: PathSegment[] = typeof zone === 'string' ? ['dns', 'zones', z] : ['dns', 'zones', z, 'name'];
+    const first = seen.get(name);
+    if (first !== undefined) {
+      sink.reportAt(path, `"${name}" is already listed at line ${sink.positionOf(['dns', 'zones', first]).line}, expected each zone once`);
+      return;
+    }
+    seen.set(name, z);
+    apexes.push(name);
+    const ownNameservers = typeof zone === 'object' && zone !== null ? zone.nameservers : null;
+    if (ownNameservers !== null && ownNameservers !== undefined) checkNameserverList(sink, ownNameservers, ['dns', 'zones', z, 'nameservers']);
+    checkDerivedNames(sink, name, path, file.dns?.nameservers == null && ownNameservers == null);
+  });
+  domains.forEach((d, i) => {
+    if (typeof d?.name !== 'string' || apexes.length === 0) return;
+    if (!apexes.some((apex) => isInZone(d.name as string, apex))) {
+      sink.reportAt(
+        ['domains', i, 'name'],
+        `"${d.name}" is not inside any zone in dns.zones (${apexes.join(', ')}), expected a name equal to or below one of them`,
+      );
+    }
+  });
+}
+
+/** Reports an apex so long that the default SOA RNAME or name server built from it is not a valid name. */
+function checkDerivedNames(sink: ProblemCollector, apex: string, path: PathSegment[], usesDefaultNameserver: boolean): void {
+  const derived = usesDefaultNameserver ? [`hostmaster.${apex}`, `ns1.${apex}`] : [`hostmaster.${apex}`];
+  for (const name of derived) {
+    if ('error' in normaliseDomainName(name)) {
+      sink.reportAt(path, `"${apex}" is too long to derive the default name ${JSON.stringify(name)}, expected a shorter apex or explicit dns.soa.rname and dns.nameservers`);
+      return;
+    }
+  }
+}
+
+function listOrNone(names: readonly string[]): string {
+  return names.length === 0 ? '(none defined)' : names.join(', ');
+}
+
+/**
+ * Builds the normalised Config from a file tree that passed every check:
+ * resolves zones (one per domain when dns.zones is absent), fills computed
+ * defaults (workers, SOA names, name servers, domain TTLs), converts units and
+ * deep-freezes the result. `source` is the absolute path of the file.
+ */
+export function buildConfig(file: CheckedFile, source: string): Config {
+  const dns = file.dns;
+  const apexOrder: { name: string; soa: ZoneSoaFields | null; nameservers: NameserverList | null }[] =
+    dns.zones === null
+      ? file.domains.map((d) => ({ name: d.name, soa: null, nameservers: null }))
+      : dns.zones.map((z) => (typeof z === 'string' ? { name: z, soa: null, nameservers: null } : z));
+  const zones: ZoneConfig[] = apexOrder.map((z) => buildZone(z.name, dns.soa, z.soa, z.nameservers ?? dns.nameservers));
+
+  const regions: RegionConfig[] = file.regions.map((r) => ({
+    name: r.name,
+    servers: r.servers.map((s) => ({
+      address: s.address.address,
+      family: s.address.family,
+      port: s.port,
+      weight: s.weight,
+      host: s.host,
+    })),
+    healthCheck: buildHealthCheck(r.health_check),
+    countries: r.countries,
+    continents: r.continents,
+  }));
+
+  const domains: DomainConfig[] = file.domains.map((d) => ({
+    name: d.name,
+    routingAlgorithm: d.routing_algorithm,
+    regions: d.regions,
+    // The Go original treats ttl 0 as "use the default"; so do we.
+    ttlSec: d.ttl === null || d.ttl === 0 ? dns.default_ttl : d.ttl,
+    maxAnswers: d.max_answers,
+    zone: longestZone(d.name, zones),
+  }));
+
+  const config: Config = {
+    source,
+    mode: file.mode,
+    dns: {
+      listenHost: dns.listen_address.host ?? '0.0.0.0',
+      listenPort: dns.listen_address.port,
+      workers: dns.workers ?? Math.min(availableParallelism(), MAX_WORKERS),
+      defaultTtlSec: dns.default_ttl,
+      returnLastHealthy: dns.return_last_healthy,
+      zones,
+      tcpIdleTimeoutMs: dns.tcp_idle_timeout,
+      tcpMaxConnectionsPerWorker: dns.tcp_max_connections,
+      tcpMaxQueriesPerConnection: dns.tcp_max_queries_per_connection,
+    },
+    regions,
+    domains,
+    logging: { level: file.logging.level, format: file.logging.format },
+  };
+  return deepFreeze(config);
+}
+
+function buildZone(apex: string, base: SoaFields, own: ZoneSoaFields | null, nameserverList: NameserverList | null): ZoneConfig {
+  const nameservers: NameserverConfig[] = nameserverList === null
+    ? [{ name: `ns1.${apex}`, addresses: [] }]
+    : nameserverList.map((ns) => (typeof ns === 'string'
+      ? { name: ns, addresses: [] }
+      : { name: ns.name, addresses: ns.addresses.map((a) => a.address) }));
+  const seconds = (ms: number): number => ms / 1000;
+  const soa: SoaConfig = {
+    mname: own?.mname ?? base.mname ?? nameservers[0]?.name ?? `ns1.${apex}`,
+    rname: own?.rname ?? base.rname ?? `hostmaster.${apex}`,
+    serial: own?.serial ?? base.serial ?? null,
+    refreshSec: seconds(own?.refresh ?? base.refresh),
+    retrySec: seconds(own?.retry ?? base.retry),
+    expireSec: seconds(own?.expire ?? base.expire),
+    minimumSec: seconds(own?.minimum ?? base.minimum),
+    ttlSec: seconds(own?.ttl ?? base.ttl),
+  };
+  return { name: apex, soa, nameservers };
+}
+
+function buildHealthCheck(hc: Value<ConfigFile['keys']['regions']['items']['keys']['health_check']>): HealthCheckConfig {
+  return {
+    type: hc.type,
+    intervalMs: hc.interval,
+    timeoutMs: hc.timeout,
+    path: hc.path,
+    failureThreshold: hc.failure_threshold,
+    successThreshold: hc.success_threshold,
+  };
+}
+
+/** The apex of the longest zone containing `name`; checkZones guarantees there is one. */
+function longestZone(name: string, zones: readonly ZoneConfig[]): string {
+  let best = '';
+  for (const z of zones) if (isInZone(name, z.name) && z.name.length > best.length) best = z.name;
+  return best;
+}
+
+/** Freezes an object graph in place (objects and arrays) and returns it. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

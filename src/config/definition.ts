@@ -1,0 +1,535 @@
+// Cold path, main thread. The whole config file, defined once as data with the
+// schema language of schema.ts: types, doc strings, defaults and limits. The
+// validator, the docs test and (later) the JSON Schema generator read this.
+
+import {
+  bool, choice, cidr, domain, duration, endpoint, float, int, ip, list, mailbox, map, object, oneOf, str,
+} from './schema.ts';
+import type { DurationSchema, Schema } from './schema.ts';
+
+/** Largest TTL or SOA timer, in seconds (RFC 2181 §8: TTLs are 31-bit). */
+export const MAX_TTL_SEC = 2147483647;
+/** Largest SOA timer as a Go duration string: the whole hours below MAX_TTL_SEC (about 68 years). */
+const MAX_TTL_DURATION = '596523h';
+/** Most DNS worker threads; more than this would only contend for the same sockets. */
+export const MAX_WORKERS = 64;
+
+const REGION_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
+const REGION_NAME_TEXT = 'a region name of letters, digits, ".", "_" and "-" such as "eu-west"';
+
+/** Region names are referenced from domains; one rule for both places. */
+function regionName(doc: string) {
+  return str({ doc, pattern: REGION_NAME_PATTERN, patternText: REGION_NAME_TEXT, maxLength: 63, required: true });
+}
+
+const gossipKey = str({
+  doc: 'Gossip encryption key: standard base64 of exactly 32 bytes.',
+  pattern: '^[A-Za-z0-9+/]{43}=$',
+  patternText: 'standard base64 of exactly 32 bytes (44 characters, for example from "openssl rand -base64 32")',
+  notUsedYet: true,
+});
+
+const healthCheck = object({
+  doc: 'How the overwatch checks each server: a request every `interval`, given up after `timeout`.',
+  keys: {
+    type: choice({ doc: 'Check protocol.', values: ['http', 'https', 'tcp'], noun: 'health-check type', default: 'http' }),
+    interval: duration({ doc: 'Time between two checks of one server.', default: '30s', min: '1s', max: '24h' }),
+    timeout: duration({ doc: 'Time a check may take; must be shorter than `interval`.', default: '5s', min: '100ms', max: '1h' }),
+    path: str({
+      doc: 'HTTP(S) request path; any 2xx status is healthy.',
+      default: '/health',
+      pattern: '^/\\S*$',
+      patternText: 'a path that starts with "/" and has no spaces',
+      maxLength: 2048,
+    }),
+    host: str({
+      doc: "Accepted for compatibility with the Go original, which ignores it for region checks; set `host` on each server instead.",
+      minLength: 1,
+      notUsedYet: true,
+    }),
+    failure_threshold: int({ doc: 'Consecutive failed checks before a server counts as down.', default: 3, min: 1, max: 100 }),
+    success_threshold: int({ doc: 'Consecutive good checks before a down server counts as up again.', default: 2, min: 1, max: 100 }),
+  },
+});
+
+const server = object({
+  doc: 'One backend server of a region.',
+  keys: {
+    address: ip({ doc: 'IP literal answered in A or AAAA records and checked by the health checks.', required: true }),
+    port: int({ doc: 'Port the health check connects to.', default: 80, min: 1, max: 65535 }),
+    weight: int({
+      doc: 'Share of answers under the weighted algorithm; 0 keeps the server out of weighted answers (it is still health-checked).',
+      default: 100,
+      min: 0,
+      max: 65535,
+    }),
+    host: str({
+      doc: 'Host header and TLS server name for this server\'s HTTP(S) check; absent means the address.',
+      pattern: '^[^\\s/]+$',
+      patternText: 'a host name without spaces or slashes',
+    }),
+    service: domain({
+      doc: 'The domain this server answers for (a later version of the Go original); when set it must name a domain in `domains`.',
+      notUsedYet: true,
+    }),
+  },
+});
+
+const region = object({
+  doc: 'A group of servers with one health-check setting.',
+  keys: {
+    name: regionName('Unique name, used by `domains[].regions`.'),
+    servers: list({ doc: 'The servers of this region.', items: server, required: true, minItems: 1, itemNoun: 'server' }),
+    health_check: healthCheck,
+    countries: list({
+      doc: 'ISO 3166-1 alpha-2 country codes served from this region (geolocation routing, not available yet).',
+      items: str({
+        doc: 'Country code, any case; stored upper-case.',
+        pattern: '^[A-Za-z]{2}$',
+        patternText: 'a two-letter ISO 3166-1 country code such as "DE"',
+        case: 'upper',
+      }),
+      default: [],
+      uniqueItems: true,
+      itemNoun: 'country code',
+      notUsedYet: true,
+    }),
+    continents: list({
+      doc: 'Continent codes served from this region (geolocation routing, not available yet).',
+      items: choice({
+        doc: 'Continent code, any case; stored upper-case.',
+        values: ['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'],
+        noun: 'continent code',
+      }),
+      default: [],
+      uniqueItems: true,
+      itemNoun: 'continent code',
+      notUsedYet: true,
+    }),
+  },
+});
+
+const domainEntry = object({
+  doc: 'A name the server answers for, and how it picks servers.',
+  keys: {
+    name: domain({ doc: 'Owner name, any case, trailing dot optional.', required: true }),
+    routing_algorithm: choice({
+      doc: 'How servers are picked among the healthy ones.',
+      values: ['round-robin', 'weighted', 'failover'],
+      noun: 'routing algorithm',
+      default: 'round-robin',
+      aliases: {
+        roundrobin: 'round-robin',
+        rr: 'round-robin',
+        weight: 'weighted',
+        'active-standby': 'failover',
+        activestandby: 'failover',
+      },
+      notYet: ['geolocation', 'geo', 'latency', 'learned_latency'],
+    }),
+    regions: list({
+      doc: 'Regions whose servers answer for this name; the order is the failover priority.',
+      items: regionName('Name of a region defined in `regions`.'),
+      required: true,
+      minItems: 1,
+      uniqueItems: true,
+      itemNoun: 'region name',
+    }),
+    ttl: int({
+      doc: 'TTL of the answers in seconds; 0 means `dns.default_ttl`, as in the Go original.',
+      min: 0,
+      max: MAX_TTL_SEC,
+      defaultText: 'dns.default_ttl',
+    }),
+    max_answers: int({ doc: 'How many distinct servers one answer carries.', default: 1, min: 1, max: 32 }),
+    latency_config: object({
+      doc: 'Latency routing settings (latency routing is not available yet).',
+      notUsedYet: true,
+      keys: {
+        smoothing_factor: float({ doc: 'EWMA weight of a new sample.', min: 0, exclusiveMin: true, max: 1 }),
+        max_latency_ms: int({ doc: 'Latency above which a server is not preferred.', min: 1, max: 600000 }),
+        min_samples: int({ doc: 'Samples needed before latency is used.', min: 1, max: 1000000 }),
+      },
+    }),
+  },
+});
+
+/** A SOA timer schema; it has a default only at dns level (`D` true), so the value type says whether null can occur. */
+type SoaTimer<D extends boolean> = DurationSchema & { readonly kind: 'duration' } & (D extends true ? { readonly default: string } : unknown);
+
+/** SOA keys; at dns level they carry defaults, inside a zone they override those, so they have none. */
+function soaKeys<const D extends boolean>(withDefaults: D) {
+  const timer = (doc: string, def: string): SoaTimer<D> =>
+    duration({ doc, wholeSeconds: true, min: '1s', max: MAX_TTL_DURATION, ...(withDefaults ? { default: def } : {}) }) as SoaTimer<D>;
+  return {
+    mname: domain({ doc: 'Primary name server in the SOA.', defaultText: 'the name of the zone\'s first name server' }),
+    rname: mailbox({
+      doc: 'Responsible mailbox, as "hostmaster@example.com" or "hostmaster.example.com".',
+      defaultText: 'hostmaster.<zone>',
+    }),
+    serial: int({
+      doc: 'Fixed SOA serial.',
+      min: 0,
+      max: 4294967295,
+      defaultText: 'derived at load time (unix seconds), increasing across reloads',
+    }),
+    refresh: timer('SOA refresh timer.', '1h'),
+    retry: timer('SOA retry timer.', '10m'),
+    expire: timer('SOA expire timer.', '168h'),
+    minimum: timer('Negative-caching TTL (RFC 2308 §4): how long resolvers cache NXDOMAIN and NODATA.', '60s'),
+    ttl: timer('TTL of the SOA and NS records themselves.', '1h'),
+  };
+}
+
+const nameserverEntry = oneOf({
+  doc: 'A name server of the zone: a name, or a map with the name and its addresses.',
+  variants: [
+    domain({ doc: 'Name server name.' }),
+    object({
+      doc: 'Name server with addresses.',
+      keys: {
+        name: domain({ doc: 'Name server name.', required: true }),
+        addresses: list({
+          doc: 'Its IP addresses, answered as A/AAAA (and used as glue) when the name is inside one of our zones.',
+          items: ip({ doc: 'IP literal.' }),
+          default: [],
+          uniqueItems: true,
+          itemNoun: 'address',
+        }),
+      },
+    }),
+  ],
+});
+
+const nameservers = list({
+  doc: 'The NS records of the zone apex, in order.',
+  items: nameserverEntry,
+  minItems: 1,
+  itemNoun: 'name server',
+  defaultText: 'ns1.<zone> without addresses',
+});
+
+const soaWithDefaults = object({ doc: 'SOA fields for every zone.', keys: soaKeys(true) });
+
+const zoneEntry = oneOf({
+  doc: 'A zone apex: a name, or a map that also overrides `dns.soa` fields and `dns.nameservers` for this zone.',
+  variants: [
+    domain({ doc: 'Zone apex.' }),
+    object({
+      doc: 'Zone with its own SOA fields or name servers.',
+      keys: {
+        name: domain({ doc: 'Zone apex.', required: true }),
+        soa: object({ doc: 'SOA fields for this zone; each absent field comes from `dns.soa`.', keys: soaKeys(false) }),
+        nameservers,
+      },
+    }),
+  ],
+});
+
+const dns = object({
+  doc: 'The authoritative DNS server.',
+  keys: {
+    listen_address: endpoint({
+      doc: 'UDP and TCP address to listen on. ":PORT" listens on all IPv4 interfaces (0.0.0.0); write "[::]:PORT" for IPv6. Port 0 lets the OS pick one (tests).',
+      default: ':53',
+      host: 'ip',
+      allowEmptyHost: true,
+      minPort: 0,
+    }),
+    default_ttl: int({ doc: 'TTL in seconds for domains without their own `ttl`.', default: 60, min: 0, max: MAX_TTL_SEC }),
+    return_last_healthy: bool({
+      doc: 'When every server of a domain is down, answer the last healthy ones instead of SERVFAIL.',
+      default: false,
+    }),
+    workers: int({ doc: 'Number of DNS worker threads.', min: 1, max: MAX_WORKERS, defaultText: 'os.availableParallelism(), at most 64' }),
+    zones: list({
+      doc: 'Zones served authoritatively; every domain must lie inside one. Names outside every zone get REFUSED.',
+      items: zoneEntry,
+      minItems: 1,
+      itemNoun: 'zone',
+      defaultText: 'one zone per domain, with the domain name as apex',
+    }),
+    soa: soaWithDefaults,
+    nameservers,
+    tcp_idle_timeout: duration({ doc: 'A TCP connection with no query for this long is closed.', default: '10s', min: '100ms', max: '1h' }),
+    tcp_max_connections: int({ doc: 'Most open TCP connections per worker.', default: 256, min: 1, max: 65535 }),
+    tcp_max_queries_per_connection: int({
+      doc: 'Most queries answered on one TCP connection before it is closed.',
+      default: 10000,
+      min: 1,
+      max: 1000000,
+    }),
+  },
+});
+
+const logging = object({
+  doc: 'Log output.',
+  keys: {
+    level: choice({
+      doc: 'Lowest level written.',
+      values: ['debug', 'info', 'warn', 'error'],
+      aliases: { warning: 'warn' },
+      noun: 'log level',
+      default: 'info',
+    }),
+    format: choice({ doc: 'json (one object per line) or text.', values: ['json', 'text'], noun: 'log format', default: 'json' }),
+  },
+});
+
+const metrics = object({
+  doc: 'Prometheus metrics endpoint (Go original keys; not served by this version yet).',
+  notUsedYet: true,
+  keys: {
+    enabled: bool({ doc: 'Serve /metrics.', default: false }),
+    address: endpoint({ doc: 'Listen address of the metrics endpoint.', default: ':9090', host: 'ip', allowEmptyHost: true, minPort: 0 }),
+  },
+});
+
+const api = object({
+  doc: 'Admin HTTP API (Go original keys; not served by this version yet).',
+  notUsedYet: true,
+  keys: {
+    enabled: bool({ doc: 'Serve the admin API.', default: false }),
+    address: endpoint({ doc: 'Listen address of the API.', default: '127.0.0.1:8080', host: 'ip', allowEmptyHost: true, minPort: 0 }),
+    allowed_networks: list({
+      doc: 'Client networks allowed to call the API.',
+      items: cidr({ doc: 'CIDR prefix.' }),
+      default: ['127.0.0.1/32', '::1/128'],
+      itemNoun: 'CIDR prefix',
+    }),
+    trust_proxy_headers: bool({ doc: 'Take the client address from X-Forwarded-For / X-Real-IP.', default: false }),
+  },
+});
+
+const overwatch = object({
+  doc: 'Overwatch cluster settings of the Go original (accepted and validated; not used by this version yet).',
+  notUsedYet: true,
+  keys: {
+    identity: object({
+      doc: 'Who this overwatch is.',
+      keys: {
+        node_id: str({ doc: 'Node id.', minLength: 1, defaultText: 'the host name' }),
+        region: str({ doc: 'Region of this node (logging only).', minLength: 1 }),
+      },
+    }),
+    agent_tokens: map({ doc: 'Service name → agent token.', keyNoun: 'service name', values: str({ doc: 'Token.', minLength: 1 }) }),
+    gossip: object({
+      doc: 'Gossip with agents.',
+      keys: {
+        bind_address: endpoint({
+          doc: 'Gossip listen address.',
+          host: 'ip',
+          allowEmptyHost: true,
+          minPort: 0,
+          defaultText: '0.0.0.0:7946 when encryption_key is set',
+        }),
+        encryption_key: gossipKey,
+        probe_interval: duration({ doc: 'SWIM probe interval.', default: '1s', min: '1ms' }),
+        probe_timeout: duration({ doc: 'SWIM probe timeout.', default: '500ms', min: '1ms' }),
+        gossip_interval: duration({ doc: 'Gossip interval.', default: '200ms', min: '1ms' }),
+      },
+    }),
+    validation: object({
+      doc: 'External checks of agent-reported backends.',
+      keys: {
+        enabled: bool({ doc: 'Check agent backends from the overwatch too.', default: false }),
+        check_interval: duration({ doc: 'Time between checks.', default: '30s', min: '1s' }),
+        check_timeout: duration({ doc: 'Check timeout.', default: '5s', min: '100ms' }),
+      },
+    }),
+    stale: object({
+      doc: 'When agent backends go stale and are removed.',
+      keys: {
+        threshold: duration({ doc: 'No update for this long marks a backend stale.', default: '30s', min: '1s' }),
+        remove_after: duration({ doc: 'No update for this long removes a backend.', default: '5m', min: '1s' }),
+      },
+    }),
+    dnssec: object({
+      doc: 'DNSSEC signing.',
+      keys: {
+        enabled: bool({ doc: 'Sign the zones.', default: false }),
+        security_acknowledgment: str({ doc: 'Acknowledgment text required by the Go original when DNSSEC is off.' }),
+        algorithm: choice({
+          doc: 'Signing algorithm.',
+          values: ['ECDSAP256SHA256', 'ECDSAP384SHA384'],
+          noun: 'DNSSEC algorithm',
+          default: 'ECDSAP256SHA256',
+        }),
+        key_sync: object({
+          doc: 'Key exchange between overwatch nodes.',
+          keys: {
+            peers: list({
+              doc: 'Base URLs of peer APIs.',
+              items: str({ doc: 'URL.', pattern: '^https?://\\S+$', patternText: 'an http:// or https:// URL' }),
+              default: [],
+              itemNoun: 'peer URL',
+            }),
+            poll_interval: duration({ doc: 'Poll interval.', default: '1h', min: '1s' }),
+            timeout: duration({ doc: 'Request timeout.', default: '30s', min: '100ms' }),
+          },
+        }),
+      },
+    }),
+    geolocation: object({
+      doc: 'GeoIP settings for geolocation routing.',
+      keys: {
+        database_path: str({ doc: 'MaxMind country database (.mmdb).', minLength: 1 }),
+        default_region: str({
+          doc: 'Region for clients with no match; must be defined in `regions`.',
+          pattern: REGION_NAME_PATTERN,
+          patternText: REGION_NAME_TEXT,
+        }),
+        ecs_enabled: bool({ doc: 'Use the EDNS Client Subnet address as the client address.', default: false }),
+        custom_mappings: list({
+          doc: 'Networks mapped to regions before the database is asked.',
+          default: [],
+          itemNoun: 'mapping',
+          items: object({
+            doc: 'One mapping.',
+            keys: {
+              cidr: cidr({ doc: 'Client network.', required: true }),
+              region: regionName('Region for that network; must be defined in `regions`.'),
+              comment: str({ doc: 'Free text.' }),
+            },
+          }),
+        }),
+      },
+    }),
+    data_dir: str({ doc: 'State directory.', default: '/var/lib/opengslb', minLength: 1 }),
+  },
+});
+
+const agent = object({
+  doc: 'Agent settings of the Go original (accepted and validated; agent mode is not available in this version yet).',
+  notUsedYet: true,
+  keys: {
+    identity: object({
+      doc: 'Who this agent is.',
+      keys: {
+        service_token: str({ doc: 'Token shared with the overwatch (at least 16 characters).', minLength: 16 }),
+        region: str({ doc: 'Region this agent reports for.', pattern: REGION_NAME_PATTERN, patternText: REGION_NAME_TEXT }),
+        cert_path: str({ doc: 'Agent certificate file.', default: '/var/lib/opengslb/agent.crt', minLength: 1 }),
+        key_path: str({ doc: 'Agent key file.', default: '/var/lib/opengslb/agent.key', minLength: 1 }),
+      },
+    }),
+    backends: list({
+      doc: 'Local services this agent reports.',
+      default: [],
+      itemNoun: 'backend',
+      items: object({
+        doc: 'One backend.',
+        keys: {
+          service: domain({ doc: 'Domain the backend serves.', required: true }),
+          address: str({
+            doc: 'IP literal or host name of the backend.',
+            required: true,
+            pattern: '^[^\\s/]+$',
+            patternText: 'an IP literal or a host name',
+          }),
+          port: int({ doc: 'Backend port.', required: true, min: 1, max: 65535 }),
+          weight: int({ doc: 'Weight.', default: 100, min: 0, max: 65535 }),
+          health_check: healthCheck,
+        },
+      }),
+    }),
+    predictive: object({
+      doc: 'Predictive draining.',
+      keys: {
+        enabled: bool({ doc: 'Drain on resource pressure.', default: false }),
+        check_interval: duration({ doc: 'Check interval.', default: '10s', min: '1s' }),
+        cpu: object({
+          doc: 'CPU pressure.',
+          keys: {
+            threshold: float({ doc: 'Percent (0-100).', default: 90, min: 0, max: 100 }),
+            bleed_duration: duration({ doc: 'Drain time.', default: '30s' }),
+          },
+        }),
+        memory: object({
+          doc: 'Memory pressure.',
+          keys: {
+            threshold: float({ doc: 'Percent (0-100).', default: 85, min: 0, max: 100 }),
+            bleed_duration: duration({ doc: 'Drain time.', default: '30s' }),
+          },
+        }),
+        error_rate: object({
+          doc: 'Error-rate pressure.',
+          keys: {
+            threshold: float({ doc: 'Errors per minute.', default: 10, min: 0, max: 1e9 }),
+            window: duration({ doc: 'Window.', default: '60s', min: '1s' }),
+            bleed_duration: duration({ doc: 'Drain time.', default: '30s' }),
+          },
+        }),
+      },
+    }),
+    gossip: object({
+      doc: 'Gossip with the overwatch nodes.',
+      keys: {
+        encryption_key: gossipKey,
+        overwatch_nodes: list({
+          doc: 'Overwatch gossip addresses.',
+          items: endpoint({ doc: 'HOST:PORT.', host: 'name', allowEmptyHost: false, minPort: 1 }),
+          default: [],
+          itemNoun: 'HOST:PORT',
+        }),
+      },
+    }),
+    heartbeat: object({
+      doc: 'Heartbeats to the overwatch.',
+      keys: {
+        interval: duration({ doc: 'Heartbeat interval.', default: '10s', min: '1s' }),
+        missed_threshold: int({ doc: 'Failed sends before the log level rises.', default: 3, min: 1, max: 1000 }),
+      },
+    }),
+    latency_learning: object({
+      doc: 'Passive latency learning.',
+      keys: {
+        enabled: bool({ doc: 'Learn client latency from TCP statistics.', default: false }),
+        poll_interval: duration({ doc: 'Poll interval.', default: '10s', min: '1s' }),
+        min_connection_age: duration({ doc: 'Youngest connection sampled.', default: '5s' }),
+        ipv4_prefix: int({ doc: 'IPv4 aggregation prefix length.', default: 24, min: 0, max: 32 }),
+        ipv6_prefix: int({ doc: 'IPv6 aggregation prefix length.', default: 48, min: 0, max: 128 }),
+        ewma_alpha: float({ doc: 'EWMA weight of a new sample.', default: 0.3, min: 0, exclusiveMin: true, max: 1 }),
+        max_subnets: int({ doc: 'Most subnets kept.', default: 100000, min: 1, max: 10000000 }),
+        subnet_ttl: duration({ doc: 'Subnets unseen for this long are dropped.', default: '168h', min: '1s' }),
+        min_samples: int({ doc: 'Samples before a subnet is reported.', default: 5, min: 1, max: 1000000 }),
+        report_interval: duration({ doc: 'Report interval.', default: '30s', min: '1s' }),
+      },
+    }),
+  },
+});
+
+/** Defines the whole config file: the root map and everything below it. */
+export const CONFIG_SCHEMA = object({
+  doc: 'OpenGSLB configuration file.',
+  keys: {
+    mode: choice({ doc: 'Run mode; the --mode flag overrides it.', values: ['overwatch', 'agent'], noun: 'mode', default: 'overwatch' }),
+    dns,
+    regions: list({
+      doc: 'Groups of backend servers.',
+      items: region,
+      default: [],
+      minItems: 1,
+      requiredInMode: 'overwatch',
+      itemNoun: 'region',
+    }),
+    domains: list({
+      doc: 'Names answered with healthy servers.',
+      items: domainEntry,
+      default: [],
+      minItems: 1,
+      requiredInMode: 'overwatch',
+      itemNoun: 'domain',
+    }),
+    logging,
+    metrics,
+    api,
+    overwatch,
+    agent,
+  },
+  refusedKeys: {
+    includes: 'includes are not supported yet (they arrive with the config-lifecycle work); inline the included files',
+  },
+}) satisfies Schema;
+
+/** The validated, defaulted (but not yet cross-checked) shape of the file. */
+export type ConfigFile = typeof CONFIG_SCHEMA;

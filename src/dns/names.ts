@@ -1,0 +1,72 @@
+// Any thread, cold path. Presentation-form names ⇄ wire form, for the
+// snapshot compiler and tests. The hot path never calls these: it works on
+// wire bytes in place (src/dns/parse.ts).
+
+import { MAX_LABEL_LEN, MAX_NAME_LEN } from './constants.ts';
+
+/**
+ * Encodes a presentation name ("app.example.test", trailing dot optional,
+ * "" or "." for the root) as lower-case, uncompressed wire bytes.
+ * Throws a RangeError naming the name when a label is empty or too long, or
+ * the name exceeds 255 octets; validated config never triggers it.
+ */
+export function nameToWire(name: string): Uint8Array {
+  const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
+  if (trimmed === '') return Uint8Array.of(0);
+  const labels = trimmed.toLowerCase().split('.');
+  let len = 1;
+  for (const label of labels) {
+    const bytes = Buffer.byteLength(label, 'ascii');
+    if (bytes === 0 || bytes > MAX_LABEL_LEN) {
+      throw new RangeError(`name "${name}": label "${label}" must be 1..${MAX_LABEL_LEN} octets`);
+    }
+    len += bytes + 1;
+  }
+  if (len > MAX_NAME_LEN) throw new RangeError(`name "${name}" is ${len} octets in wire form, more than ${MAX_NAME_LEN}`);
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (const label of labels) {
+    out[off++] = label.length;
+    for (let i = 0; i < label.length; i++) out[off++] = label.charCodeAt(i);
+  }
+  out[off] = 0;
+  return out;
+}
+
+/** Decodes uncompressed wire bytes back to presentation form without the trailing dot ("" for the root). */
+export function wireToName(wire: Uint8Array): string {
+  const labels: string[] = [];
+  let off = 0;
+  while (off < wire.length && wire[off] !== 0) {
+    const len = wire[off];
+    labels.push(String.fromCharCode(...wire.subarray(off + 1, off + 1 + len)));
+    off += len + 1;
+  }
+  return labels.join('.');
+}
+
+/** Returns the parent of a presentation name ("a.b.c" → "b.c", "c" → ""). */
+export function parentName(name: string): string {
+  const dot = name.indexOf('.');
+  return dot < 0 ? '' : name.slice(dot + 1);
+}
+
+/** Tells whether `name` equals `apex` or lies below it (both lower-case, no trailing dot). */
+export function isAtOrBelow(name: string, apex: string): boolean {
+  return name === apex || name.endsWith('.' + apex);
+}
+
+/**
+ * Hashes wire-form name bytes with 32-bit FNV-1a. The compiler and the
+ * workers must agree on this function exactly; it lives here so both import
+ * one copy. Hot path: no allocation.
+ */
+export function hashWire(bytes: Uint8Array, off: number, len: number): number {
+  let h = 0x811c9dc5;
+  const end = off + len;
+  for (let i = off; i < end; i++) {
+    h ^= bytes[i];
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}

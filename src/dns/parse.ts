@@ -1,0 +1,193 @@
+// Worker, hot path. Parses a query in place into a reusable ParsedQuery:
+// header fields, the one question (lower-cased into a scratch buffer for
+// lookup, the original bytes left where they are for echoing: resolvers use
+// 0x20 case randomisation), and the OPT record with EDNS Client Subnet.
+// Returns a status code, never throws, allocates nothing. Every loop over
+// packet bytes is bounded by the packet length and the RFC limits.
+
+import { EDNS_DO_BIT, EDNS_OPTION, HEADER_LEN, MAX_ADDITIONAL_RECORDS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN, QTYPE } from './constants.ts';
+
+/** The question and EDNS state of one query; one instance per worker, overwritten by every packet. */
+export class ParsedQuery {
+  id = 0;
+  flags = 0;
+  opcode = 0;
+  /** Offset just past the question (12 + name + 4), or 0 when the question did not parse. */
+  questionEnd = 0;
+  /** Wire length of the question name; the name starts at offset 12. */
+  qnameLen = 0;
+  qtype = 0;
+  qclass = 0;
+  /** An OPT record was present and well-formed. */
+  hasEdns = false;
+  ednsVersion = 0;
+  /** The client's advertised UDP payload size (raw, before clamping). */
+  udpSize = 512;
+  dnssecOk = false;
+  /** ECS family (1 IPv4, 2 IPv6), 0 = no ECS option. */
+  ecsFamily = 0;
+  ecsSourcePrefix = 0;
+  /** Offset and length of the ECS address bytes inside the request. */
+  ecsAddrOff = 0;
+  ecsAddrLen = 0;
+}
+
+/** The query parsed; answer it. */
+export const PARSE_OK = 0;
+/** Malformed: answer FORMERR (questionEnd > 0 when the question itself was fine and can be echoed). */
+export const PARSE_FORMERR = -1;
+
+/**
+ * Parses `msg[0, len)` into `q`, writing the lower-cased question name to
+ * `lower` (≥ 255 bytes). The caller has already checked len ≥ 12 and QR = 0.
+ * Returns PARSE_OK or PARSE_FORMERR.
+ */
+export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: Uint8Array): number {
+  q.id = (msg[0] << 8) | msg[1];
+  q.flags = (msg[2] << 8) | msg[3];
+  q.opcode = (q.flags >> 11) & 0xf;
+  q.questionEnd = 0;
+  q.qnameLen = 0;
+  q.qtype = 0;
+  q.qclass = 0;
+  q.hasEdns = false;
+  q.ednsVersion = 0;
+  q.udpSize = 512;
+  q.dnssecOk = false;
+  q.ecsFamily = 0;
+  q.ecsSourcePrefix = 0;
+  q.ecsAddrOff = 0;
+  q.ecsAddrLen = 0;
+
+  const qdcount = (msg[4] << 8) | msg[5];
+  if (qdcount !== 1) return PARSE_FORMERR;
+
+  // The question name: labels only. A compression pointer here could only
+  // point into the header (RFC 1035 §4.1.4: pointers refer to earlier data),
+  // so it is malformed; so are the reserved label types 0x40 and 0x80.
+  let off = HEADER_LEN;
+  let nameLen = 0;
+  for (;;) {
+    if (off >= len) return PARSE_FORMERR;
+    const labelLen = msg[off];
+    if (labelLen === 0) {
+      lower[nameLen++] = 0;
+      off++;
+      break;
+    }
+    if (labelLen > MAX_LABEL_LEN) return PARSE_FORMERR;
+    if (nameLen + labelLen + 2 > MAX_NAME_LEN) return PARSE_FORMERR;
+    if (off + 1 + labelLen > len) return PARSE_FORMERR;
+    lower[nameLen++] = labelLen;
+    for (let i = 1; i <= labelLen; i++) {
+      const c = msg[off + i];
+      lower[nameLen++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+    }
+    off += labelLen + 1;
+  }
+  if (off + 4 > len) return PARSE_FORMERR;
+  q.qnameLen = nameLen;
+  q.qtype = (msg[off] << 8) | msg[off + 1];
+  q.qclass = (msg[off + 2] << 8) | msg[off + 3];
+  off += 4;
+  q.questionEnd = off;
+
+  // A query carries no answer or authority records (miekg/dns's accept
+  // function says the same); the additional section may hold OPT and TSIG.
+  const ancount = (msg[6] << 8) | msg[7];
+  const nscount = (msg[8] << 8) | msg[9];
+  const arcount = (msg[10] << 8) | msg[11];
+  if (ancount !== 0 || nscount !== 0 || arcount > MAX_ADDITIONAL_RECORDS) return PARSE_FORMERR;
+  // OPT, TSIG and TKEY are meta types that never appear as a question.
+  if (q.qtype === QTYPE.OPT || q.qtype === QTYPE.TSIG || q.qtype === QTYPE.TKEY) return PARSE_FORMERR;
+
+  let sawOpt = false;
+  for (let rr = 0; rr < arcount; rr++) {
+    const ownerStart = off;
+    off = skipName(msg, off, len);
+    if (off < 0) return PARSE_FORMERR;
+    if (off + 10 > len) return PARSE_FORMERR;
+    const type = (msg[off] << 8) | msg[off + 1];
+    const rdlen = (msg[off + 8] << 8) | msg[off + 9];
+    const rdataOff = off + 10;
+    if (rdataOff + rdlen > len) return PARSE_FORMERR;
+    if (type === QTYPE.OPT) {
+      // RFC 6891 §6.1.1: one OPT, owned by the root.
+      if (sawOpt || off - ownerStart !== 1) return PARSE_FORMERR;
+      sawOpt = true;
+      const cls = (msg[off + 2] << 8) | msg[off + 3];
+      q.udpSize = cls;
+      q.ednsVersion = msg[off + 5];
+      q.dnssecOk = (((msg[off + 6] << 8) | msg[off + 7]) & EDNS_DO_BIT) !== 0;
+      if (parseOptions(msg, rdataOff, rdlen, q) < 0) return PARSE_FORMERR;
+      q.hasEdns = true;
+    }
+    off = rdataOff + rdlen;
+  }
+  return PARSE_OK;
+}
+
+/**
+ * Skips a possibly compressed name starting at `off`. Returns the offset after
+ * it, or -1 when it runs past `len`, uses a reserved label type, or has a
+ * pointer that does not point backwards. Pointers are not followed: skipping
+ * needs only their two bytes, which bounds the work by the packet length.
+ */
+export function skipName(msg: Uint8Array, off: number, len: number): number {
+  const start = off;
+  let total = 0;
+  for (;;) {
+    if (off >= len) return -1;
+    const b = msg[off];
+    if (b === 0) return off + 1;
+    const kind = b & 0xc0;
+    if (kind === 0xc0) {
+      if (off + 2 > len) return -1;
+      const target = ((b & 0x3f) << 8) | msg[off + 1];
+      if (target >= start) return -1;
+      return off + 2;
+    }
+    if (kind !== 0) return -1;
+    total += b + 1;
+    if (total + 1 > MAX_NAME_LEN) return -1;
+    off += b + 1;
+  }
+}
+
+/** Walks the OPT record's options (bounded count); validates and records ECS. Returns 0 or -1. */
+function parseOptions(msg: Uint8Array, off: number, rdlen: number, q: ParsedQuery): number {
+  const end = off + rdlen;
+  let seen = 0;
+  while (off < end) {
+    if (++seen > MAX_EDNS_OPTIONS) return -1;
+    if (off + 4 > end) return -1;
+    const code = (msg[off] << 8) | msg[off + 1];
+    const optLen = (msg[off + 2] << 8) | msg[off + 3];
+    const data = off + 4;
+    if (data + optLen > end) return -1;
+    if (code === EDNS_OPTION.ECS) {
+      // RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH (0 in
+      // queries), then exactly ceil(source/8) address bytes; §7.1.1 asks for
+      // FORMERR when any of that is wrong. One ECS option per query.
+      if (q.ecsFamily !== 0 || optLen < 4) return -1;
+      const family = (msg[data] << 8) | msg[data + 1];
+      const source = msg[data + 2];
+      const scope = msg[data + 3];
+      const maxPrefix = family === 1 ? 32 : family === 2 ? 128 : -1;
+      if (maxPrefix < 0 || source > maxPrefix || scope !== 0) return -1;
+      const addrLen = (source + 7) >> 3;
+      if (optLen !== 4 + addrLen) return -1;
+      // Bits beyond the source prefix must be zero (RFC 7871 §6).
+      if (addrLen > 0 && source % 8 !== 0) {
+        const mask = 0xff >> (source % 8);
+        if ((msg[data + 4 + addrLen - 1] & mask) !== 0) return -1;
+      }
+      q.ecsFamily = family;
+      q.ecsSourcePrefix = source;
+      q.ecsAddrOff = data + 4;
+      q.ecsAddrLen = addrLen;
+    }
+    off = data + optLen;
+  }
+  return 0;
+}

@@ -1,0 +1,52 @@
+// Any thread, cold path. IP literal helpers shared by config, snapshot and tests.
+
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** Converts an IPv4 or IPv6 literal to its 4 or 16 network-order bytes. Throws TypeError on anything else. */
+export function ipToBytes(address: string): Uint8Array {
+  if (isIPv4(address)) return Uint8Array.from(address.split('.').map(Number));
+  if (!isIPv6(address)) throw new TypeError(`"${address}" is not an IP literal`);
+  let text = address;
+  const zone = text.indexOf('%');
+  if (zone >= 0) text = text.slice(0, zone);
+  // An embedded dotted quad ("::ffff:1.2.3.4") becomes two hex groups.
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const q = tail.split('.').map(Number);
+    text = `${text.slice(0, lastColon + 1)}${((q[0] << 8) | q[1]).toString(16)}:${((q[2] << 8) | q[3]).toString(16)}`;
+  }
+  const [head, rest] = text.split('::') as [string, string | undefined];
+  const headGroups = head === '' ? [] : head.split(':');
+  const restGroups = rest === undefined || rest === '' ? [] : rest.split(':');
+  const fill = rest === undefined ? 0 : 8 - headGroups.length - restGroups.length;
+  const groups = [...headGroups, ...new Array<string>(fill).fill('0'), ...restGroups];
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    const v = parseInt(groups[i], 16);
+    out[i * 2] = v >> 8;
+    out[i * 2 + 1] = v & 0xff;
+  }
+  return out;
+}
+
+/** Splits "host:port", "[v6]:port" or ":port" into parts; returns null when it is none of these. */
+export function splitHostPort(text: string): { host: string; port: number } | null {
+  let host: string;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    if (end < 0 || text[end + 1] !== ':') return null;
+    host = text.slice(1, end);
+    portText = text.slice(end + 2);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0 || text.indexOf(':') !== colon) return null;
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+  }
+  if (!/^\d{1,5}$/.test(portText)) return null;
+  const port = Number(portText);
+  if (port > 65535) return null;
+  return { host, port };
+}

@@ -1,0 +1,197 @@
+// Main thread. Owns the DNS worker threads: starts them, hands each the
+// current snapshot, live slots and its counter stride, publishes new
+// snapshots, restarts a worker that dies (with exponential backoff, while the
+// others keep answering), and stops them all on shutdown.
+//
+//   main ──new Worker(workerData: snapshot SAB, live SAB, counters SAB)──► worker i
+//   main ◄── 'listening' | 'bind-failed' | 'attached' | 'stopped' ──────── worker i
+//   main ──'snapshot' (new SAB, shared not copied) ───────────────────────► every worker
+//   worker exits unexpectedly ──► main waits backoff(n) ──► new Worker(i) with the latest snapshot
+
+import { EventEmitter, once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { DnsWorkerData, MainToWorker, WorkerToMain } from '../../workers/dns-worker.ts';
+import { OpenGslbError } from '../lib/errors.ts';
+import { COUNTER_STRIDE } from '../metrics/counters-layout.ts';
+
+const WORKER_URL = new URL('../../workers/dns-worker.ts', import.meta.url);
+
+export interface DnsPoolOptions {
+  readonly workers: number;
+  readonly host: string;
+  readonly port: number;
+  readonly snapshot: SharedArrayBuffer;
+  readonly generation: number;
+  readonly live: Int32Array;
+  readonly counters: Int32Array;
+  readonly tcpIdleTimeoutMs: number;
+  readonly tcpMaxConnections: number;
+  readonly tcpMaxQueriesPerConnection: number;
+  /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
+  readonly restartBaseMs?: number;
+  readonly restartMaxMs?: number;
+}
+
+interface Slot {
+  worker: Worker | null;
+  startedAt: number;
+  crashes: number;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * Runs the DNS workers. Events: 'worker-exit' (index, code, restartInMs),
+ * 'worker-restarted' (index), 'attach-failed' (index, message).
+ */
+export class DnsPool extends EventEmitter {
+  readonly #options: DnsPoolOptions;
+  readonly #slots: Slot[] = [];
+  #snapshot: SharedArrayBuffer;
+  #generation: number;
+  #live: Int32Array;
+  #stopping = false;
+  /** Total restarts since start, for metrics. */
+  restarts = 0;
+
+  constructor(options: DnsPoolOptions) {
+    super();
+    this.#options = options;
+    this.#snapshot = options.snapshot;
+    this.#generation = options.generation;
+    this.#live = options.live;
+    if (options.counters.length < options.workers * COUNTER_STRIDE) throw new RangeError('counters buffer too small for the worker count');
+  }
+
+  /** The worker threads (null while one is waiting to be restarted); tests terminate one to see the service survive. */
+  get workers(): readonly (Worker | null)[] {
+    return this.#slots.map((s) => s.worker);
+  }
+
+  /**
+   * Starts every worker and resolves once all have bound UDP and TCP. Rejects
+   * with OpenGslbError(OPENGSLB_ERR_DNS_BIND) when a socket cannot bind, or
+   * OPENGSLB_ERR_WORKER_START when a worker dies first; already started
+   * workers are stopped before it rejects.
+   */
+  async start(): Promise<void> {
+    const started: Promise<void>[] = [];
+    for (let i = 0; i < this.#options.workers; i++) {
+      this.#slots.push({ worker: null, startedAt: 0, crashes: 0, timer: null });
+      started.push(this.#spawn(i));
+    }
+    const results = await Promise.allSettled(started);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) {
+      await this.stop(0);
+      throw (failed as PromiseRejectedResult).reason;
+    }
+  }
+
+  /** Starts worker `i` and resolves when it is listening. */
+  #spawn(i: number): Promise<void> {
+    const o = this.#options;
+    const data: DnsWorkerData = {
+      index: i,
+      snapshot: this.#snapshot,
+      live: this.#live,
+      counters: o.counters,
+      counterBase: i * COUNTER_STRIDE,
+      host: o.host,
+      port: o.port,
+      tcpIdleTimeoutMs: o.tcpIdleTimeoutMs,
+      tcpMaxConnections: o.tcpMaxConnections,
+      tcpMaxQueriesPerConnection: o.tcpMaxQueriesPerConnection,
+    };
+    const worker = new Worker(WORKER_URL, { workerData: data, name: `dns-${i}` });
+    const slot = this.#slots[i];
+    slot.worker = worker;
+    slot.startedAt = Date.now();
+    const generationAtSpawn = this.#generation;
+    return new Promise<void>((resolve, reject) => {
+      let listening = false;
+      let bindError: OpenGslbError | null = null;
+      worker.on('message', (msg: WorkerToMain) => {
+        if (msg.type === 'listening') {
+          listening = true;
+          // A snapshot published while this worker was starting reaches it now.
+          if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation });
+          resolve();
+        } else if (msg.type === 'bind-failed') {
+          const where = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
+          bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${where}: ${msg.code} (${msg.message})`);
+        } else if (msg.type === 'attach-failed') {
+          this.emit('attach-failed', msg.index, msg.message);
+        }
+      });
+      // 'error' is an uncaught exception inside the worker; 'exit' follows it.
+      worker.on('error', (err) => this.emit('worker-error', i, err));
+      worker.on('exit', (code) => {
+        if (slot.worker === worker) slot.worker = null;
+        if (!listening) {
+          reject(bindError ?? new OpenGslbError('OPENGSLB_ERR_WORKER_START', `DNS worker ${i} exited with code ${code} before it was listening`));
+          if (this.#stopping || bindError) return;
+        }
+        if (this.#stopping) return;
+        this.#scheduleRestart(i, code);
+      });
+    });
+  }
+
+  #scheduleRestart(i: number, code: number): void {
+    const slot = this.#slots[i];
+    // A worker that ran for a minute is considered healthy again: the backoff starts over.
+    if (Date.now() - slot.startedAt > 60_000) slot.crashes = 0;
+    const base = this.#options.restartBaseMs ?? 100;
+    const max = this.#options.restartMaxMs ?? 10_000;
+    const delay = Math.min(max, base * 2 ** slot.crashes);
+    slot.crashes++;
+    this.emit('worker-exit', i, code, delay);
+    slot.timer = setTimeout(() => {
+      slot.timer = null;
+      if (this.#stopping) return;
+      this.#spawn(i).then(
+        () => {
+          this.restarts++;
+          this.emit('worker-restarted', i);
+        },
+        () => {
+          // The exit handler already scheduled the next attempt.
+        },
+      );
+    }, delay);
+  }
+
+  #send(worker: Worker, msg: MainToWorker): void {
+    worker.postMessage(msg);
+  }
+
+  /** Publishes a new snapshot (and live slots, when they were replaced) to every running worker. */
+  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array): void {
+    this.#snapshot = snapshot;
+    this.#generation = generation;
+    this.#live = live;
+    for (const slot of this.#slots) {
+      if (slot.worker) this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation });
+    }
+  }
+
+  /**
+   * Stops every worker: each closes its sockets and finishes the TCP queries
+   * it is receiving within `graceMs`; a worker still running 1 s after that
+   * is terminated.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    const waits: Promise<unknown>[] = [];
+    for (const slot of this.#slots) {
+      if (slot.timer) clearTimeout(slot.timer);
+      const worker = slot.worker;
+      if (!worker) continue;
+      const exited = once(worker, 'exit');
+      this.#send(worker, { type: 'stop', graceMs });
+      const kill = setTimeout(() => void worker.terminate(), graceMs + 1000);
+      waits.push(exited.finally(() => clearTimeout(kill)));
+    }
+    await Promise.all(waits);
+  }
+}

@@ -1,0 +1,173 @@
+// Main thread. The overwatch composition root: config → server slots → live
+// slots → snapshot → DNS worker pool; reload swaps in a new snapshot; stop
+// drains the workers. The main thread never parses a DNS query.
+
+import type { Config } from '../config/types.ts';
+import type { Logger } from '../log/logger.ts';
+import { createCounters, readCounters } from '../metrics/counters-layout.ts';
+import { serverKey, SlotAllocator } from '../registry/slots.ts';
+import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
+import { createLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH, writeHealth } from '../snapshot/live-slots.ts';
+import { reserveDnsPort } from './address.ts';
+import { DnsPool } from './dns-pool.ts';
+
+/** Grace period for TCP queries in flight at shutdown; the whole stop stays under 5 s. */
+export const SHUTDOWN_GRACE_MS = 3000;
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  readonly generation: number;
+  readonly message: string;
+}
+
+export class Overwatch {
+  readonly host: string;
+  readonly port: number;
+  readonly pool: DnsPool;
+  readonly counters: Int32Array;
+  readonly #logger: Logger;
+  readonly #slots: SlotAllocator;
+  #config: Config;
+  #live: Int32Array;
+  #snapshot: CompiledSnapshot;
+  #serial: number;
+
+  private constructor(config: Config, logger: Logger, host: string, port: number, slots: SlotAllocator, live: Int32Array, snapshot: CompiledSnapshot, counters: Int32Array, pool: DnsPool) {
+    this.#config = config;
+    this.#logger = logger;
+    this.host = host;
+    this.port = port;
+    this.#slots = slots;
+    this.#live = live;
+    this.#snapshot = snapshot;
+    this.#serial = snapshot.serial;
+    this.counters = counters;
+    this.pool = pool;
+  }
+
+  /**
+   * Starts the overwatch and resolves once every DNS worker is listening.
+   * Rejects with OpenGslbError (OPENGSLB_ERR_DNS_BIND, _WORKER_START,
+   * _SNAPSHOT_COMPILE) when it cannot serve; nothing is left running then.
+   */
+  static async start(config: Config, logger: Logger): Promise<Overwatch> {
+    const dns = config.dns;
+    const port = await reserveDnsPort(dns.listenHost, dns.listenPort);
+    const slots = new SlotAllocator();
+    const snapshot = compileSnapshot(config, { generation: 1, serial: unixSeconds(), slots });
+    const live = createLiveSlots(Math.max(256, slots.highWater * 2));
+    // Until the health checker exists, every configured server is answerable.
+    for (const slot of slots.takeFresh()) writeHealth(live, slot, HEALTH_HEALTHY);
+    const counters = createCounters(dns.workers);
+    const pool = new DnsPool({
+      workers: dns.workers,
+      host: dns.listenHost,
+      port,
+      snapshot: snapshot.buffer,
+      generation: snapshot.generation,
+      live,
+      counters,
+      tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
+      tcpMaxConnections: dns.tcpMaxConnectionsPerWorker,
+      tcpMaxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
+    });
+    const log = logger.child({ component: 'dns' });
+    pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
+    pool.on('worker-restarted', (index: number) => log.info({ worker: index }, 'DNS worker restarted'));
+    pool.on('worker-error', (index: number, err: Error) => log.error({ worker: index, err: err.message }, 'DNS worker failed'));
+    pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker kept its old snapshot'));
+    await pool.start();
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, slots, live, snapshot, counters, pool);
+    log.info(
+      { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, ...snapshot.stats },
+      'DNS listening on UDP and TCP',
+    );
+    return overwatch;
+  }
+
+  /** The config currently served. */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** The live slots workers read health and latency from. */
+  get live(): Int32Array {
+    return this.#live;
+  }
+
+  /** Generation of the snapshot currently published. */
+  get generation(): number {
+    return this.#snapshot.generation;
+  }
+
+  /** Returns the live slot of a configured server, or undefined when it is not served. */
+  slotOf(region: string, address: string, port: number): number | undefined {
+    const key = serverKey(region, address, port);
+    for (const [k, slot] of this.#slots.entries()) if (k === key) return slot;
+    return undefined;
+  }
+
+  /** Sets a server slot's health (HEALTH_*); the next query on every worker sees it. */
+  setHealth(slot: number, state: number): void {
+    writeHealth(this.#live, slot, state);
+  }
+
+  /** Sums the workers' counters. */
+  readCounters(): Record<string, number> {
+    return readCounters(this.counters);
+  }
+
+  /**
+   * Swaps in a new, already validated config: compiles a new snapshot and
+   * publishes it. Refuses (and keeps serving the old one) a change that needs
+   * a restart. Servers that stay keep their slot, so health and latency carry over.
+   */
+  reload(next: Config): ReloadResult {
+    const cur = this.#config;
+    const refuse = (message: string): ReloadResult => ({ ok: false, generation: this.generation, message });
+    if (next.mode !== cur.mode) return refuse(`mode changed from ${cur.mode} to ${next.mode}; a mode change needs a restart`);
+    if (next.dns.listenHost !== cur.dns.listenHost || (next.dns.listenPort !== cur.dns.listenPort && next.dns.listenPort !== 0)) {
+      return refuse('dns.listen_address changed; a new listen address needs a restart');
+    }
+    if (next.dns.workers !== cur.dns.workers) return refuse(`dns.workers changed from ${cur.dns.workers} to ${next.dns.workers}; a new worker count needs a restart`);
+    let snapshot: CompiledSnapshot;
+    try {
+      this.#serial = Math.max(this.#serial + 1, unixSeconds());
+      snapshot = compileSnapshot(next, { generation: this.generation + 1, serial: this.#serial, slots: this.#slots });
+    } catch (err) {
+      return refuse((err as Error).message);
+    }
+    let live = this.#live;
+    if (this.#slots.highWater > live[LIVE_CAPACITY]) {
+      // More servers than the live slots hold: copy into a larger buffer and hand it over with the snapshot.
+      const bigger = createLiveSlots(this.#slots.highWater * 2);
+      const oldCap = live[LIVE_CAPACITY];
+      for (let s = 0; s < oldCap; s++) bigger[2 + s] = live[2 + s];
+      for (let s = 0; s < oldCap * 2; s++) bigger[2 + bigger[LIVE_CAPACITY] + s] = live[2 + oldCap + s];
+      bigger[LIVE_EPOCH] = live[LIVE_EPOCH] + 1;
+      live = bigger;
+    }
+    for (const slot of this.#slots.retain(snapshot.serverKeys)) writeHealth(live, slot, HEALTH_UNKNOWN);
+    // New servers are answerable at once until the health checker exists.
+    for (const slot of this.#slots.takeFresh()) writeHealth(live, slot, HEALTH_HEALTHY);
+    this.#live = live;
+    this.#snapshot = snapshot;
+    this.#config = next;
+    this.pool.publish(snapshot.buffer, snapshot.generation, live);
+    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}` };
+  }
+
+  /** Stops answering: workers close their sockets and finish TCP queries in flight. */
+  async stop(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
+    await this.pool.stop(graceMs);
+  }
+}
+
+function unixSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** Formats host and port as "1.2.3.4:53" or "[::1]:53". */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,58 @@
+// Main thread, cold path. Assigns each configured server a stable slot id: the
+// index of its health word and latency words in the live slots. A server keeps
+// its slot for as long as it stays in the config, so health state and latency
+// history survive snapshot rebuilds.
+
+/** Identifies a configured server: the same address and port in the same region is the same server. */
+export function serverKey(region: string, address: string, port: number): string {
+  return `${region}|${address}|${port}`;
+}
+
+/** Hands out slot ids, reusing freed ones; the live slots are sized from `capacity`. */
+export class SlotAllocator {
+  readonly #byKey = new Map<string, number>();
+  readonly #free: number[] = [];
+  #fresh: number[] = [];
+  #next = 0;
+
+  /** Returns the slot id for a key, allocating one if the key is new. */
+  slotFor(key: string): number {
+    let slot = this.#byKey.get(key);
+    if (slot === undefined) {
+      slot = this.#free.length > 0 ? (this.#free.pop() as number) : this.#next++;
+      this.#byKey.set(key, slot);
+      this.#fresh.push(slot);
+    }
+    return slot;
+  }
+
+  /** Returns the slots allocated since the last call (new servers), and forgets them. */
+  takeFresh(): number[] {
+    const fresh = this.#fresh;
+    this.#fresh = [];
+    return fresh;
+  }
+
+  /** Releases every slot whose key is not in `keep`; returns the released slot ids. */
+  retain(keep: ReadonlySet<string>): number[] {
+    const released: number[] = [];
+    for (const [key, slot] of this.#byKey) {
+      if (!keep.has(key)) {
+        this.#byKey.delete(key);
+        this.#free.push(slot);
+        released.push(slot);
+      }
+    }
+    return released;
+  }
+
+  /** The number of slot ids handed out so far (the high-water mark). */
+  get highWater(): number {
+    return this.#next;
+  }
+
+  /** Iterates over (key, slot) pairs in allocation order. */
+  entries(): IterableIterator<[string, number]> {
+    return this.#byKey.entries();
+  }
+}

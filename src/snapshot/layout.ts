@@ -1,0 +1,115 @@
+// Any thread. The binary layout of a routing snapshot: every offset both the
+// compiler (main thread) and the reader (DNS workers) use, named in one place
+// (after thread-stream's lib/indexes.js). docs/architecture.md draws it.
+//
+// A snapshot is one SharedArrayBuffer, immutable once published. All integers
+// are little-endian uint32 read through one Uint32Array view, so every table
+// starts on a 4-byte boundary. Byte data (names, precomputed RR fragments) sits
+// in the trailing blob and is read through a Uint8Array view.
+//
+//   ┌──────────────┬──────────┬────────────┬────────────┬──────────────┬──────────────┬──────────┐
+//   │ header 64 B  │ buckets  │ nodes      │ zones      │ records      │ members      │ blob     │
+//   │ HDR_* words  │ u32 each │ NODE_WORDS │ ZONE_WORDS │ RECORD_WORDS │ MEMBER_WORDS │ bytes    │
+//   └──────────────┴──────────┴────────────┴────────────┴──────────────┴──────────────┴──────────┘
+
+/** "OGSL" read as a little-endian uint32. */
+export const SNAPSHOT_MAGIC = 0x4c53474f;
+/** Bumped whenever any offset below changes meaning. */
+export const SNAPSHOT_VERSION = 1;
+
+// Header: word indexes into the Uint32Array view.
+export const HDR_MAGIC = 0;
+export const HDR_VERSION = 1;
+/** Total bytes of the snapshot (equals the SAB's byteLength). */
+export const HDR_TOTAL_BYTES = 2;
+/** Generation number, increasing with every snapshot the main thread publishes. */
+export const HDR_GENERATION = 3;
+/** Number of hash buckets; a power of two. */
+export const HDR_BUCKET_COUNT = 4;
+/** Byte offset of the bucket array. */
+export const HDR_BUCKETS_OFF = 5;
+export const HDR_NODE_COUNT = 6;
+export const HDR_NODES_OFF = 7;
+export const HDR_ZONE_COUNT = 8;
+export const HDR_ZONES_OFF = 9;
+export const HDR_RECORD_COUNT = 10;
+export const HDR_RECORDS_OFF = 11;
+export const HDR_MEMBER_COUNT = 12;
+export const HDR_MEMBERS_OFF = 13;
+export const HDR_BLOB_OFF = 14;
+export const HDR_BLOB_LEN = 15;
+export const HEADER_WORDS = 16;
+export const HEADER_BYTES = HEADER_WORDS * 4;
+
+// Buckets: open addressing with linear probing. Each bucket holds
+// (node index + 1), 0 meaning empty. Load factor ≤ 0.5, so a miss ends at
+// the first empty bucket after a short probe.
+
+// Node: one per owner name we know (GSLB names, zone apexes, in-zone name
+// server hosts, and the empty non-terminals between an apex and those).
+export const NODE_NAME_OFF = 0; //   byte offset in the blob of the lower-case wire name
+export const NODE_NAME_LEN = 1; //   wire length of the name, including the root byte
+export const NODE_HASH = 2; //       hashWire() of the name
+export const NODE_ZONE = 3; //       index of the zone the name belongs to (the longest apex above it)
+export const NODE_FLAGS = 4; //      NODE_FLAG_* bits
+export const NODE_REC_A = 5; //      record index + 1 of the A record set, 0 = none
+export const NODE_REC_AAAA = 6; //   record index + 1 of the AAAA record set, 0 = none
+export const NODE_RESERVED = 7;
+export const NODE_WORDS = 8;
+
+/** The node is a zone apex: SOA and NS live here. */
+export const NODE_FLAG_APEX = 1;
+/** The node exists only because names exist below it (RFC 8020: NODATA, not NXDOMAIN). */
+export const NODE_FLAG_ENT = 2;
+
+// Zone: per apex, the precomputed SOA, NS and glue wire bytes.
+export const ZONE_NODE = 0; //       node index of the apex
+export const ZONE_APEX_LEN = 1; //   wire length of the apex name
+export const ZONE_SOA_OFF = 2; //    blob offset of the SOA RR body: TYPE CLASS TTL RDLENGTH RDATA (owner written by the worker)
+export const ZONE_SOA_LEN = 3; //    length of that body
+export const ZONE_NEG_TTL = 4; //    TTL of the SOA in negative answers: min(SOA TTL, MINIMUM) (RFC 2308 §3)
+export const ZONE_NS_OFF = 5; //     blob offset of NS RR bodies, back to back, each TYPE CLASS TTL RDLENGTH RDATA
+export const ZONE_NS_COUNT = 6;
+export const ZONE_NS_LEN = 7; //     total bytes of the NS bodies
+export const ZONE_GLUE_OFF = 8; //   blob offset of complete A/AAAA RRs for in-zone name servers (uncompressed owners)
+export const ZONE_GLUE_COUNT = 9;
+export const ZONE_GLUE_LEN = 10;
+export const ZONE_RESERVED = 11;
+export const ZONE_WORDS = 12;
+
+// Record: one address RRset source (one name, one family), routed per query.
+export const REC_POLICY = 0; //      POLICY_*
+export const REC_MEMBER_START = 1; // index of the first member in the members table
+export const REC_MEMBER_COUNT = 2;
+export const REC_MAX_ANSWERS = 3; // 1..32 distinct servers per answer
+export const REC_TTL = 4; //         seconds (already baked into each member's fragment; kept for tooling)
+export const REC_QTYPE = 5; //       1 (A) or 28 (AAAA)
+export const REC_FRAG_LEN = 6; //    bytes of each member's fragment: 16 for A, 28 for AAAA
+export const REC_NODE = 7; //        node index of the owner name
+export const RECORD_WORDS = 8;
+
+/** Rotate over the healthy members, one step per answer. */
+export const POLICY_ROUND_ROBIN = 0;
+/** Random, proportional to weight, over healthy members of weight > 0. */
+export const POLICY_WEIGHTED = 1;
+/** The first healthy members in priority (member) order. */
+export const POLICY_FAILOVER = 2;
+/** Every member, no health: static data such as name-server addresses. */
+export const POLICY_STATIC = 3;
+
+// Member: one server inside a record, in priority order.
+export const MEM_HEALTH_SLOT = 0; // index into the live health slots; NO_SLOT for static data
+export const MEM_WEIGHT = 1; //      0..65535
+export const MEM_FRAG_OFF = 2; //    blob offset of the complete answer RR: C0 0C TYPE CLASS TTL RDLENGTH RDATA
+export const MEM_SERVER = 3; //      server id (the same id indexes the latency slots); NO_SLOT for static data
+export const MEMBER_WORDS = 4;
+
+/** Marks a member without a live slot (always answerable). */
+export const NO_SLOT = 0xffffffff;
+
+/** Size in bytes of an A answer fragment: pointer(2) type(2) class(2) ttl(4) rdlength(2) + 4. */
+export const FRAG_LEN_A = 16;
+/** Size in bytes of an AAAA answer fragment: 12 + 16. */
+export const FRAG_LEN_AAAA = 28;
+/** Upper bound on max_answers; 32 AAAA records still fit a 1232-byte UDP answer. */
+export const MAX_ANSWERS_LIMIT = 32;

@@ -1,0 +1,107 @@
+// Worker (and tests), hot path. Zero-copy views over a published snapshot:
+// attach once (checks magic, version and every table's bounds), then look
+// names up by hash and byte comparison. No allocation after attach.
+
+import { hashWire } from '../dns/names.ts';
+import * as L from './layout.ts';
+
+/** A snapshot attached for reading. Fields are plain numbers so V8 keeps one hidden class. */
+export class SnapshotView {
+  readonly buffer: SharedArrayBuffer;
+  readonly u32: Uint32Array;
+  readonly u8: Uint8Array;
+  readonly generation: number;
+  readonly bucketMask: number;
+  readonly bucketsWord: number;
+  readonly nodesWord: number;
+  readonly zonesWord: number;
+  readonly recordsWord: number;
+  readonly membersWord: number;
+  readonly nodeCount: number;
+  readonly zoneCount: number;
+  readonly recordCount: number;
+  readonly memberCount: number;
+
+  /**
+   * Attaches to a snapshot buffer. Throws Error saying which check failed
+   * when the magic, version or any table bound is wrong: a worker that cannot
+   * attach must exit rather than serve from an unknown state.
+   */
+  constructor(buffer: SharedArrayBuffer) {
+    if (buffer.byteLength < L.HEADER_BYTES || buffer.byteLength % 4 !== 0) throw new Error(`snapshot: ${buffer.byteLength} bytes is not a valid snapshot size`);
+    const u32 = new Uint32Array(buffer);
+    if (u32[L.HDR_MAGIC] !== L.SNAPSHOT_MAGIC) throw new Error('snapshot: bad magic');
+    if (u32[L.HDR_VERSION] !== L.SNAPSHOT_VERSION) throw new Error(`snapshot: version ${u32[L.HDR_VERSION]}, expected ${L.SNAPSHOT_VERSION}`);
+    if (u32[L.HDR_TOTAL_BYTES] !== buffer.byteLength) throw new Error('snapshot: length in header does not match buffer');
+    const bucketCount = u32[L.HDR_BUCKET_COUNT];
+    if (bucketCount === 0 || (bucketCount & (bucketCount - 1)) !== 0) throw new Error('snapshot: bucket count is not a power of two');
+    const total = buffer.byteLength;
+    const within = (off: number, count: number, words: number, what: string): void => {
+      if (off % 4 !== 0 || off < L.HEADER_BYTES || off + count * words * 4 > total) throw new Error(`snapshot: ${what} table out of bounds`);
+    };
+    within(u32[L.HDR_BUCKETS_OFF], bucketCount, 1, 'bucket');
+    within(u32[L.HDR_NODES_OFF], u32[L.HDR_NODE_COUNT], L.NODE_WORDS, 'node');
+    within(u32[L.HDR_ZONES_OFF], u32[L.HDR_ZONE_COUNT], L.ZONE_WORDS, 'zone');
+    within(u32[L.HDR_RECORDS_OFF], u32[L.HDR_RECORD_COUNT], L.RECORD_WORDS, 'record');
+    within(u32[L.HDR_MEMBERS_OFF], u32[L.HDR_MEMBER_COUNT], L.MEMBER_WORDS, 'member');
+    if (u32[L.HDR_BLOB_OFF] + u32[L.HDR_BLOB_LEN] > total) throw new Error('snapshot: blob out of bounds');
+    this.buffer = buffer;
+    this.u32 = u32;
+    this.u8 = new Uint8Array(buffer);
+    this.generation = u32[L.HDR_GENERATION];
+    this.bucketMask = bucketCount - 1;
+    this.bucketsWord = u32[L.HDR_BUCKETS_OFF] >> 2;
+    this.nodesWord = u32[L.HDR_NODES_OFF] >> 2;
+    this.zonesWord = u32[L.HDR_ZONES_OFF] >> 2;
+    this.recordsWord = u32[L.HDR_RECORDS_OFF] >> 2;
+    this.membersWord = u32[L.HDR_MEMBERS_OFF] >> 2;
+    this.nodeCount = u32[L.HDR_NODE_COUNT];
+    this.zoneCount = u32[L.HDR_ZONE_COUNT];
+    this.recordCount = u32[L.HDR_RECORD_COUNT];
+    this.memberCount = u32[L.HDR_MEMBER_COUNT];
+  }
+
+  /**
+   * Finds the node whose lower-case wire name equals name[off, off+len).
+   * Returns the node index, or -1. Allocation-free.
+   */
+  findNode(name: Uint8Array, off: number, len: number): number {
+    const u32 = this.u32;
+    const u8 = this.u8;
+    const hash = hashWire(name, off, len);
+    let b = hash & this.bucketMask;
+    // Load factor ≤ 0.5 guarantees an empty bucket, so the probe ends.
+    for (;;) {
+      const entry = u32[this.bucketsWord + b];
+      if (entry === 0) return -1;
+      const base = this.nodesWord + (entry - 1) * L.NODE_WORDS;
+      if (u32[base + L.NODE_HASH] === hash && u32[base + L.NODE_NAME_LEN] === len) {
+        const nameOff = u32[base + L.NODE_NAME_OFF];
+        let i = 0;
+        while (i < len && u8[nameOff + i] === name[off + i]) i++;
+        if (i === len) return entry - 1;
+      }
+      b = (b + 1) & this.bucketMask;
+    }
+  }
+
+  /** Returns the word index of node `n`'s fields (add NODE_* to it). */
+  nodeBase(n: number): number {
+    return this.nodesWord + n * L.NODE_WORDS;
+  }
+
+  /** Returns the word index of zone `z`'s fields (add ZONE_* to it). */
+  zoneBase(z: number): number {
+    return this.zonesWord + z * L.ZONE_WORDS;
+  }
+
+  /** Returns the word index of record `r`'s fields (add REC_* to it). */
+  recordBase(r: number): number {
+    return this.recordsWord + r * L.RECORD_WORDS;
+  }
+
+  /** Returns the word index of member `m`'s fields (add MEM_* to it). */
+  memberBase(m: number): number {
+    return this.membersWord + m * L.MEMBER_WORDS;
+  }
+}

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfigFile } from '../../src/config/load.ts';
+import { checkConfigFilePermissions } from '../../src/config/permissions.ts';
+import { ConfigError } from '../../src/config/problems.ts';
+
+const VALID = [
+  'regions:',
+  '  - name: eu-west',
+  '    servers: [{ address: 192.0.2.10 }]',
+  'domains:',
+  '  - { name: app.example.test, regions: [eu-west] }',
+  '',
+].join('\n');
+
+const posixOnly = { skip: process.platform === 'win32' ? 'mode bits do not describe Windows ACLs' : false };
+
+/** Creates a temporary directory removed after the test, and returns a path inside it. */
+async function tempFile(t: { after: (fn: () => Promise<void>) => void }, name: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return join(dir, name);
+}
+
+test('loads a config file with mode 644', posixOnly, async (t) => {
+  const file = await tempFile(t, 'ok.yaml');
+  await writeFile(file, VALID);
+  await chmod(file, 0o644);
+  const config = await loadConfigFile(file);
+  assert.equal(config.source, file);
+  assert.equal(config.domains[0]?.name, 'app.example.test');
+});
+
+test('refuses a world-writable config file and names the file and the fix', posixOnly, async (t) => {
+  const file = await tempFile(t, 'open.yaml');
+  await writeFile(file, VALID);
+  await chmod(file, 0o666);
+  await assert.rejects(loadConfigFile(file), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_PERMISSIONS');
+    assert.ok(err.message.startsWith(`${file}: is world-writable (mode 666)`), err.message);
+    assert.ok(err.message.includes(`chmod o-w ${file}`), err.message);
+    assert.ok(err.message.includes('set mode 640 or 600'), err.message);
+    assert.deepEqual(err.problems.map((p) => [p.file, p.line, p.col]), [[file, 0, 0]]);
+    return true;
+  });
+});
+
+test('accepts a world-readable file that holds no secret and refuses it when it does', posixOnly, async (t) => {
+  const file = await tempFile(t, 'secret.yaml');
+  await writeFile(file, VALID);
+  await chmod(file, 0o644);
+  await checkConfigFilePermissions(file, { holdsSecret: false });
+  await assert.rejects(checkConfigFilePermissions(file, { holdsSecret: true }), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_PERMISSIONS');
+    assert.ok(err.message.includes('holds a secret and is world-readable (mode 644)'), err.message);
+    return true;
+  });
+  await chmod(file, 0o640);
+  await checkConfigFilePermissions(file, { holdsSecret: true });
+});
+
+test('reports a missing config file as a READ error that names it', async (t) => {
+  const file = await tempFile(t, 'missing.yaml');
+  await assert.rejects(loadConfigFile(file), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_READ');
+    assert.equal(err.message, `${file}: does not exist, expected a readable YAML config file`);
+    return true;
+  });
+});
+
+test('reports a directory given as the config file as a READ error', async (t) => {
+  const file = await tempFile(t, 'x');
+  const dir = join(file, '..');
+  await assert.rejects(loadConfigFile(dir), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_READ');
+    assert.equal(err.message, `${dir}: is not a regular file, expected a YAML config file`);
+    return true;
+  });
+});
+
+test('reports content problems of a loaded file with the path it was given', async (t) => {
+  const file = await tempFile(t, 'bad.yaml');
+  await writeFile(file, VALID.replace('192.0.2.10', '192.0.2.300'));
+  await chmod(file, 0o600);
+  await assert.rejects(loadConfigFile(file), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_INVALID');
+    assert.ok(err.message.startsWith(`${file}:3:26: regions[0].servers[0].address: "192.0.2.300" is not an IP address`), err.message);
+    return true;
+  });
+});

@@ -1,0 +1,312 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfigText } from '../../src/config/load.ts';
+import { ConfigError } from '../../src/config/problems.ts';
+import { OpenGslbError } from '../../src/lib/errors.ts';
+
+interface Case {
+  name: string;
+  /** The file, one string per line, so positions can be counted by eye. */
+  yaml: string[];
+  /** Each reported line, in order, must start with the matching entry ("FILE:LINE:COL: PATH: message…"). */
+  expect: string[];
+}
+
+const SERVER = ['regions:', '  - name: eu-west', '    servers: [{ address: 192.0.2.10 }]'];
+const DOMAIN = ['domains:', '  - { name: app.example.test, regions: [eu-west] }'];
+
+const cases: Case[] = [
+  {
+    name: 'reports a YAML syntax error with its position',
+    yaml: ['regions:', '  - name: [eu-west', 'domains: []'],
+    expect: ['x.yaml:3:1: (root): Flow sequence in block collection must be sufficiently indented and end with a ]'],
+  },
+  {
+    name: 'reports a duplicate YAML key with its position',
+    yaml: [...SERVER, ...DOMAIN, 'logging: { level: info }', 'logging: { level: debug }'],
+    expect: ['x.yaml:7:1: (root): Map keys must be unique'],
+  },
+  {
+    name: 'reports a document that is not a map',
+    yaml: ['- regions'],
+    expect: ['x.yaml:1:1: (root): got a list, expected a map with the keys mode, dns, regions, domains, logging'],
+  },
+  {
+    name: 'requires regions and domains in overwatch mode',
+    yaml: ['mode: overwatch'],
+    expect: [
+      'x.yaml:1:1: regions: is missing, expected a list of regions (required when mode is overwatch)',
+      'x.yaml:1:1: domains: is missing, expected a list of domains (required when mode is overwatch)',
+    ],
+  },
+  {
+    name: 'refuses includes at the key and says to inline the files',
+    yaml: [...SERVER, ...DOMAIN, 'includes:', '  - regions/*.yaml'],
+    expect: ['x.yaml:6:1: includes: includes are not supported yet (they arrive with the config-lifecycle work); inline the included files'],
+  },
+  {
+    name: 'reports unknown keys at several depths at once, with the allowed keys and a suggestion',
+    yaml: [
+      'dnss: {}',
+      'dns:',
+      '  listen_addr: ":53"',
+      'regions:',
+      '  - name: eu-west',
+      '    servers:',
+      '      - { address: 192.0.2.10, wieght: 5 }',
+      '    health_check: { type: http, expected_status: 200 }',
+      ...DOMAIN,
+    ],
+    expect: [
+      'x.yaml:1:1: dnss: unknown key "dnss" (did you mean "dns"?), expected one of mode, dns, regions, domains, logging, metrics, api, overwatch, agent',
+      'x.yaml:3:3: dns.listen_addr: unknown key "listen_addr" (did you mean "listen_address"?), expected one of listen_address, default_ttl,',
+      'x.yaml:7:32: regions[0].servers[0].wieght: unknown key "wieght" (did you mean "weight"?), expected one of address, port, weight, host, service',
+      'x.yaml:8:33: regions[0].health_check.expected_status: unknown key "expected_status", expected one of type, interval, timeout, path,',
+    ],
+  },
+  {
+    name: 'reports an IP address that is not one, with the expected forms',
+    yaml: ['regions:', '  - name: eu-west', '    servers:', '      - address: 192.0.2.10', '      - address: "10.0.0.300"', ...DOMAIN],
+    expect: ['x.yaml:5:18: regions[0].servers[1].address: "10.0.0.300" is not an IP address, expected an IPv4 or IPv6 literal'],
+  },
+  {
+    name: 'reports a wrong scalar type and names the expected type',
+    yaml: [...SERVER, ...DOMAIN, 'dns:', '  default_ttl: sixty', '  return_last_healthy: yes'],
+    expect: [
+      'x.yaml:7:16: dns.default_ttl: "sixty" is not an integer, expected an integer from 0 to 2147483647',
+      'x.yaml:8:24: dns.return_last_healthy: "yes" is not a boolean, expected true or false',
+    ],
+  },
+  {
+    name: 'reports a map where a list is expected',
+    yaml: ['regions:', '  - name: eu-west', '    servers: { address: 192.0.2.10 }', ...DOMAIN],
+    expect: ['x.yaml:3:14: regions[0].servers: got a map, expected a list of servers'],
+  },
+  {
+    name: 'reports integers out of range',
+    yaml: ['regions:', '  - name: eu-west', '    servers: [{ address: 192.0.2.10, port: 70000, weight: -1 }]', ...DOMAIN, 'dns: { workers: 65 }'],
+    expect: [
+      'x.yaml:3:44: regions[0].servers[0].port: 70000 is out of range, expected an integer from 1 to 65535',
+      'x.yaml:3:59: regions[0].servers[0].weight: -1 is out of range, expected an integer from 0 to 65535',
+      'x.yaml:6:17: dns.workers: 65 is out of range, expected an integer from 1 to 64',
+    ],
+  },
+  {
+    name: 'reports a duration without a unit and says a unit is required',
+    yaml: [...SERVER, '    health_check: { interval: 30 }', ...DOMAIN],
+    expect: ['x.yaml:4:31: regions[0].health_check.interval: "30" has no unit, expected a duration string with a unit such as "500ms", "30s"'],
+  },
+  {
+    name: 'reports a duration in days, which Go duration strings lack',
+    yaml: [...SERVER, ...DOMAIN, 'dns: { soa: { expire: 7d } }'],
+    expect: ['x.yaml:6:23: dns.soa.expire: "7d" has the unknown unit "d" (there are no day or week units: write 24h or 168h)'],
+  },
+  {
+    name: 'reports SOA timers that are not whole seconds',
+    yaml: [...SERVER, ...DOMAIN, 'dns: { soa: { minimum: 1500ms } }'],
+    expect: ['x.yaml:6:24: dns.soa.minimum: "1500ms" is not a whole number of seconds, expected a duration from 1s to 596523h'],
+  },
+  {
+    name: 'reports a health-check timeout that is not below the interval',
+    yaml: [...SERVER, '    health_check:', '      interval: 5s', '      timeout: 5s', ...DOMAIN],
+    expect: ['x.yaml:6:16: regions[0].health_check.timeout: 5s is not shorter than the interval 5s, expected a timeout below the interval'],
+  },
+  {
+    name: 'reports a default timeout that is not below a short interval, at the health check',
+    yaml: [...SERVER, '    health_check: { interval: 2s }', ...DOMAIN],
+    expect: ['x.yaml:4:19: regions[0].health_check.timeout: 5s is not shorter than the interval 2s'],
+  },
+  {
+    name: 'reports a health-check path that does not start with a slash',
+    yaml: [...SERVER, '    health_check: { path: health }', ...DOMAIN],
+    expect: ['x.yaml:4:27: regions[0].health_check.path: "health" is invalid, expected a path that starts with "/" and has no spaces'],
+  },
+  {
+    name: 'reports an unknown routing algorithm with the accepted ones',
+    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west], routing_algorithm: random }'],
+    expect: ['x.yaml:5:70: domains[0].routing_algorithm: "random" is not a known routing algorithm, expected one of round-robin, weighted, failover'],
+  },
+  {
+    name: 'reports a Go routing algorithm that is not available yet',
+    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west], routing_algorithm: Latency }'],
+    expect: ['x.yaml:5:70: domains[0].routing_algorithm: routing_algorithm "Latency" is not available yet in this version; expected one of round-robin, weighted, failover'],
+  },
+  {
+    name: 'reports an unknown log level and format',
+    yaml: [...SERVER, ...DOMAIN, 'logging: { level: trace, format: xml }'],
+    expect: [
+      'x.yaml:6:19: logging.level: "trace" is not a known log level, expected one of debug, info, warn, error',
+      'x.yaml:6:34: logging.format: "xml" is not a known log format, expected one of json, text',
+    ],
+  },
+  {
+    name: 'reports a listen address whose host is not an IP literal',
+    yaml: [...SERVER, ...DOMAIN, 'dns: { listen_address: "localhost:53" }'],
+    expect: ['x.yaml:6:24: dns.listen_address: "localhost:53" has the host "localhost", which is not an IP literal'],
+  },
+  {
+    name: 'reports an IPv6 listen address without brackets',
+    yaml: [...SERVER, ...DOMAIN, 'dns: { listen_address: "::1:53" }'],
+    expect: ['x.yaml:6:24: dns.listen_address: "::1:53" has an IPv6 host without brackets, expected HOST:PORT such as "127.0.0.1:53", "[::1]:53" or ":53"'],
+  },
+  {
+    name: 'reports bad domain names: empty label, long label, wildcard, bad character',
+    yaml: [
+      ...SERVER,
+      'domains:',
+      '  - { name: a..example.test, regions: [eu-west] }',
+      `  - { name: ${'x'.repeat(64)}.test, regions: [eu-west] }`,
+      '  - { name: "*.example.test", regions: [eu-west] }',
+      '  - { name: app!.example.test, regions: [eu-west] }',
+    ],
+    expect: [
+      'x.yaml:5:13: domains[0].name: "a..example.test" has an empty label',
+      `x.yaml:6:13: domains[1].name: "${'x'.repeat(64)}.test" has a label of 64 characters, expected at most 63 per label`,
+      'x.yaml:7:13: domains[2].name: "*.example.test" is a wildcard, which is not supported yet',
+      'x.yaml:8:13: domains[3].name: "app!.example.test" contains "!", expected only letters, digits, hyphens and underscores',
+    ],
+  },
+  {
+    name: 'reports an e-mail rname with a dot in the local part',
+    yaml: [...SERVER, ...DOMAIN, 'dns: { soa: { rname: first.last@example.test } }'],
+    expect: ['x.yaml:6:22: dns.soa.rname: "first.last@example.test" has a dot in the part before "@"'],
+  },
+  {
+    name: 'reports missing required keys where their parent is',
+    yaml: ['regions:', '  - servers: [{ port: 80 }]', '  - name: us-east', 'domains:', '  - { name: app.example.test }'],
+    expect: [
+      'x.yaml:2:5: regions[0].name: is missing, expected a region name',
+      'x.yaml:2:15: regions[0].servers[0].address: is missing, expected an IPv4 or IPv6 literal',
+      'x.yaml:3:5: regions[1].servers: is missing, expected a list of servers',
+      'x.yaml:5:5: domains[0].regions: is missing, expected a list of region names',
+    ],
+  },
+  {
+    name: 'reports an empty server list',
+    yaml: ['regions:', '  - { name: eu-west, servers: [] }', ...DOMAIN],
+    expect: ['x.yaml:2:31: regions[0].servers: has 0 items, expected at least 1'],
+  },
+  {
+    name: 'reports a duplicate region name and the line of the first one',
+    yaml: [...SERVER, '  - name: eu-west', '    servers: [{ address: 192.0.2.20 }]', ...DOMAIN],
+    expect: ['x.yaml:4:11: regions[1].name: "eu-west" is already defined at line 2 (regions[0]), expected unique region names'],
+  },
+  {
+    name: 'reports a duplicate domain name after normalisation, naming both lines',
+    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west] }', '  - { name: APP.example.test., regions: [eu-west] }'],
+    expect: ['x.yaml:6:13: domains[1].name: "app.example.test" is already defined at line 5 (domains[0]), expected unique domain names'],
+  },
+  {
+    name: 'reports a domain that references an undefined region, at the list item',
+    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west, us-east] }'],
+    expect: ['x.yaml:5:50: domains[0].regions[1]: "us-east" is not a region in regions, expected one of eu-west'],
+  },
+  {
+    name: 'reports a region listed twice in one domain',
+    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west, eu-west] }'],
+    expect: ['x.yaml:5:50: domains[0].regions[1]: "eu-west" is listed twice (first at line 5), expected each region name once'],
+  },
+  {
+    name: 'reports the same address and port twice in one region, after normalisation',
+    yaml: ['regions:', '  - name: eu-west', '    servers:', '      - address: 192.0.2.10', '      - address: "::ffff:192.0.2.10"', ...DOMAIN],
+    expect: ['x.yaml:5:18: regions[0].servers[1].address: 192.0.2.10:80 is already regions[0].servers[0] (line 4), expected each address and port once per region'],
+  },
+  {
+    name: 'reports a server service that names no domain',
+    yaml: ['regions:', '  - name: eu-west', '    servers: [{ address: 192.0.2.10, service: www.example.test }]', ...DOMAIN],
+    expect: ['x.yaml:3:47: regions[0].servers[0].service: "www.example.test" is not a domain in domains, expected one of app.example.test'],
+  },
+  {
+    name: 'reports a domain outside every zone in dns.zones',
+    yaml: [...SERVER, 'dns: { zones: [example.test, example.org] }', 'domains:', '  - { name: app.example.net, regions: [eu-west] }'],
+    expect: ['x.yaml:6:13: domains[0].name: "app.example.net" is not inside any zone in dns.zones (example.test, example.org), expected a name equal to or below one of them'],
+  },
+  {
+    name: 'reports a zone listed twice',
+    yaml: [...SERVER, ...DOMAIN, 'dns:', '  zones:', '    - example.test', '    - { name: Example.Test. }'],
+    expect: ['x.yaml:9:15: dns.zones[1].name: "example.test" is already listed at line 8, expected each zone once'],
+  },
+  {
+    name: 'reports a bad continent and a bad country code',
+    yaml: [...SERVER, '    countries: [DE, DEU]', '    continents: [EU, XX]', ...DOMAIN],
+    expect: [
+      'x.yaml:4:21: regions[0].countries[1]: "DEU" is invalid, expected a two-letter ISO 3166-1 country code such as "DE"',
+      'x.yaml:5:22: regions[0].continents[1]: "XX" is not a known continent code, expected one of AF, AN, AS, EU, NA, OC, SA',
+    ],
+  },
+  {
+    name: 'reports problems in the Go original sections too',
+    yaml: [
+      ...SERVER,
+      ...DOMAIN,
+      'overwatch:',
+      '  gossip: { encryption_key: short }',
+      '  geolocation: { default_region: asia }',
+      'agent:',
+      '  backends: [{ service: app.example.test, address: 10.0.0.1 }]',
+      'api: { allowed_networks: [10.0.0.1] }',
+    ],
+    expect: [
+      'x.yaml:7:29: overwatch.gossip.encryption_key: "short" is invalid, expected standard base64 of exactly 32 bytes',
+      'x.yaml:8:34: overwatch.geolocation.default_region: "asia" is not a region in regions, expected one of eu-west',
+      'x.yaml:10:14: agent.backends[0].port: is missing, expected an integer from 1 to 65535',
+      'x.yaml:11:27: api.allowed_networks[0]: "10.0.0.1" has no prefix length',
+    ],
+  },
+  {
+    name: 'reports several problems of different kinds at once, in file order',
+    yaml: [
+      'mode: both',
+      'dns: { default_ttl: -5 }',
+      'regions:',
+      '  - name: eu-west',
+      '    servers: [{ address: 192.0.2.999 }]',
+      'domains:',
+      '  - { name: app.example.test, regions: [nowhere] }',
+    ],
+    expect: [
+      'x.yaml:1:7: mode: "both" is not a known mode, expected one of overwatch, agent',
+      'x.yaml:2:21: dns.default_ttl: -5 is out of range',
+      'x.yaml:5:26: regions[0].servers[0].address: "192.0.2.999" is not an IP address',
+      'x.yaml:7:41: domains[0].regions[0]: "nowhere" is not a region in regions',
+    ],
+  },
+];
+
+for (const c of cases) {
+  test(c.name, () => {
+    const err = catchError(() => parseConfigText(c.yaml.join('\n'), 'x.yaml'));
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    assert.ok(err instanceof OpenGslbError);
+    assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_INVALID');
+    const lines = err.message.split('\n');
+    assert.equal(lines.length, c.expect.length, `got:\n${err.message}`);
+    c.expect.forEach((prefix, i) => {
+      assert.ok(lines[i]?.startsWith(prefix), `line ${i + 1}:\n  got      ${lines[i]}\n  expected ${prefix}…`);
+    });
+    assert.equal(err.problems.length, c.expect.length);
+  });
+}
+
+test('gives each problem its file, line, column and path as fields too', () => {
+  const err = catchError(() => parseConfigText([...SERVER, ...DOMAIN, 'dns: { default_ttl: x }'].join('\n'), 'conf/a.yaml'));
+  assert.ok(err instanceof ConfigError);
+  assert.deepEqual(err.problems, [
+    {
+      file: 'conf/a.yaml',
+      line: 6,
+      col: 21,
+      path: 'dns.default_ttl',
+      message: '"x" is not an integer, expected an integer from 0 to 2147483647',
+    },
+  ]);
+});
+
+function catchError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected the call to throw');
+}

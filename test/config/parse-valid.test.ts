@@ -1,0 +1,303 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { parseConfigText } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/types.ts';
+
+// The smallest valid overwatch config; cases below add to it or replace parts of it.
+const REGION = ['regions:', '  - name: eu-west', '    servers:', '      - address: 192.0.2.10'];
+const DOMAIN = ['domains:', '  - name: app.example.test', '    regions: [eu-west]'];
+const MINIMAL = [...REGION, ...DOMAIN];
+
+interface Case {
+  name: string;
+  yaml: string[];
+  /** Projects the part of the Config the case is about. */
+  get: (c: Config) => unknown;
+  expect: unknown;
+}
+
+const cases: Case[] = [
+  // Defaults
+  { name: 'defaults mode to overwatch', yaml: MINIMAL, get: (c) => c.mode, expect: 'overwatch' },
+  {
+    name: 'defaults dns.listen_address to ":53", which listens on 0.0.0.0',
+    yaml: MINIMAL,
+    get: (c) => [c.dns.listenHost, c.dns.listenPort],
+    expect: ['0.0.0.0', 53],
+  },
+  { name: 'defaults dns.default_ttl to 60 seconds', yaml: MINIMAL, get: (c) => c.dns.defaultTtlSec, expect: 60 },
+  { name: 'defaults dns.return_last_healthy to false', yaml: MINIMAL, get: (c) => c.dns.returnLastHealthy, expect: false },
+  {
+    name: 'defaults dns.workers to the available parallelism, at most 64',
+    yaml: MINIMAL,
+    get: (c) => c.dns.workers,
+    expect: Math.min(availableParallelism(), 64),
+  },
+  { name: 'defaults dns.tcp_idle_timeout to 10 seconds', yaml: MINIMAL, get: (c) => c.dns.tcpIdleTimeoutMs, expect: 10_000 },
+  { name: 'defaults dns.tcp_max_connections to 256 per worker', yaml: MINIMAL, get: (c) => c.dns.tcpMaxConnectionsPerWorker, expect: 256 },
+  {
+    name: 'defaults dns.tcp_max_queries_per_connection to 10000',
+    yaml: MINIMAL,
+    get: (c) => c.dns.tcpMaxQueriesPerConnection,
+    expect: 10_000,
+  },
+  {
+    name: 'makes each domain its own zone apex when dns.zones is absent',
+    yaml: [...REGION, 'domains:', '  - { name: app.example.test, regions: [eu-west] }', '  - { name: www.other.test, regions: [eu-west] }'],
+    get: (c) => [c.dns.zones.map((z) => z.name), c.domains.map((d) => d.zone)],
+    expect: [['app.example.test', 'www.other.test'], ['app.example.test', 'www.other.test']],
+  },
+  {
+    name: 'defaults the name servers of a zone to ns1.<zone> without addresses',
+    yaml: MINIMAL,
+    get: (c) => c.dns.zones[0]?.nameservers,
+    expect: [{ name: 'ns1.app.example.test', addresses: [] }],
+  },
+  {
+    name: 'defaults every SOA field (mname from the first name server, rname hostmaster.<zone>, timers)',
+    yaml: MINIMAL,
+    get: (c) => c.dns.zones[0]?.soa,
+    expect: {
+      mname: 'ns1.app.example.test',
+      rname: 'hostmaster.app.example.test',
+      serial: null,
+      refreshSec: 3600,
+      retrySec: 600,
+      expireSec: 604800,
+      minimumSec: 60,
+      ttlSec: 3600,
+    },
+  },
+  {
+    name: 'defaults a server to port 80, weight 100 and no host',
+    yaml: MINIMAL,
+    get: (c) => c.regions[0]?.servers[0],
+    expect: { address: '192.0.2.10', family: 4, port: 80, weight: 100, host: null },
+  },
+  {
+    name: 'defaults the health check to http every 30s, 5s timeout, /health, thresholds 3 and 2',
+    yaml: MINIMAL,
+    get: (c) => c.regions[0]?.healthCheck,
+    expect: { type: 'http', intervalMs: 30_000, timeoutMs: 5_000, path: '/health', failureThreshold: 3, successThreshold: 2 },
+  },
+  {
+    name: 'defaults countries and continents to empty lists',
+    yaml: MINIMAL,
+    get: (c) => [c.regions[0]?.countries, c.regions[0]?.continents],
+    expect: [[], []],
+  },
+  {
+    name: 'defaults a domain to round-robin, dns.default_ttl and one answer',
+    yaml: [...MINIMAL, 'dns: { default_ttl: 45 }'],
+    get: (c) => c.domains[0],
+    expect: { name: 'app.example.test', routingAlgorithm: 'round-robin', regions: ['eu-west'], ttlSec: 45, maxAnswers: 1, zone: 'app.example.test' },
+  },
+  {
+    name: 'treats a domain ttl of 0 as "use dns.default_ttl", as the Go original does',
+    yaml: [...REGION, 'domains:', '  - { name: app.example.test, regions: [eu-west], ttl: 0 }'],
+    get: (c) => c.domains[0]?.ttlSec,
+    expect: 60,
+  },
+  { name: 'defaults logging to info and json', yaml: MINIMAL, get: (c) => c.logging, expect: { level: 'info', format: 'json' } },
+  {
+    name: 'treats an empty value as an absent key, so its default applies',
+    yaml: [...REGION.slice(0, 3), '      - { address: 192.0.2.10, port: , weight: "" }', ...DOMAIN],
+    get: (c) => [c.regions[0]?.servers[0]?.port, c.regions[0]?.servers[0]?.weight],
+    expect: [80, 100],
+  },
+  {
+    name: 'sets Config.source to the absolute path of the file',
+    yaml: MINIMAL,
+    get: (c) => c.source,
+    expect: resolve('test.yaml'),
+  },
+
+  // Explicit values and normalisation
+  {
+    name: 'reads a ":PORT" listen address with port 0 for tests',
+    yaml: [...MINIMAL, 'dns: { listen_address: ":0" }'],
+    get: (c) => [c.dns.listenHost, c.dns.listenPort],
+    expect: ['0.0.0.0', 0],
+  },
+  {
+    name: 'reads a bracketed IPv6 listen address without the brackets',
+    yaml: [...MINIMAL, 'dns: { listen_address: "[::]:5353" }'],
+    get: (c) => [c.dns.listenHost, c.dns.listenPort],
+    expect: ['::', 5353],
+  },
+  {
+    name: 'lower-cases names and drops the trailing dot',
+    yaml: [...REGION, 'domains:', '  - { name: App.Example.TEST., regions: [eu-west] }'],
+    get: (c) => [c.domains[0]?.name, c.dns.zones[0]?.name],
+    expect: ['app.example.test', 'app.example.test'],
+  },
+  {
+    name: 'compresses IPv6 server addresses to RFC 5952 form',
+    yaml: ['regions:', '  - name: eu-west', '    servers:', '      - address: "2001:0DB8:0:0:0:0:0:0010"', ...DOMAIN],
+    get: (c) => c.regions[0]?.servers[0],
+    expect: { address: '2001:db8::10', family: 6, port: 80, weight: 100, host: null },
+  },
+  {
+    name: 'turns an IPv4-mapped IPv6 server address into IPv4, as the Go original does',
+    yaml: ['regions:', '  - name: eu-west', '    servers:', '      - address: "::ffff:192.0.2.10"', ...DOMAIN],
+    get: (c) => [c.regions[0]?.servers[0]?.address, c.regions[0]?.servers[0]?.family],
+    expect: ['192.0.2.10', 4],
+  },
+  {
+    name: 'allows weight 0, which keeps a server out of weighted answers',
+    yaml: ['regions:', '  - name: eu-west', '    servers:', '      - { address: 192.0.2.10, weight: 0 }', ...DOMAIN],
+    get: (c) => c.regions[0]?.servers[0]?.weight,
+    expect: 0,
+  },
+  ...(
+    [
+      ['rr', 'round-robin'],
+      ['RoundRobin', 'round-robin'],
+      ['Round-Robin', 'round-robin'],
+      ['weight', 'weighted'],
+      ['WEIGHTED', 'weighted'],
+      ['active-standby', 'failover'],
+      ['ActiveStandby', 'failover'],
+      ['failover', 'failover'],
+    ] as const
+  ).map(([alias, canonical]): Case => ({
+    name: `accepts the routing algorithm alias "${alias}" as ${canonical}`,
+    yaml: [...REGION, 'domains:', `  - { name: app.example.test, regions: [eu-west], routing_algorithm: ${alias} }`],
+    get: (c) => c.domains[0]?.routingAlgorithm,
+    expect: canonical,
+  })),
+  {
+    name: 'accepts the log level "warning" as warn and any case',
+    yaml: [...MINIMAL, 'logging: { level: WARNING, format: Text }'],
+    get: (c) => c.logging,
+    expect: { level: 'warn', format: 'text' },
+  },
+  {
+    name: 'turns an e-mail SOA rname into domain-name form',
+    yaml: [...MINIMAL, 'dns:', '  soa: { rname: Hostmaster@Example.TEST }'],
+    get: (c) => c.dns.zones[0]?.soa.rname,
+    expect: 'hostmaster.example.test',
+  },
+  {
+    name: 'upper-cases country and continent codes',
+    yaml: [...REGION, '    countries: [de, Fr]', '    continents: [eu, Na]', ...DOMAIN],
+    get: (c) => [c.regions[0]?.countries, c.regions[0]?.continents],
+    expect: [['DE', 'FR'], ['EU', 'NA']],
+  },
+  {
+    name: 'converts health-check durations to milliseconds',
+    yaml: [...REGION, '    health_check: { type: tcp, interval: 1m30s, timeout: 1500ms }', ...DOMAIN],
+    get: (c) => [c.regions[0]?.healthCheck.type, c.regions[0]?.healthCheck.intervalMs, c.regions[0]?.healthCheck.timeoutMs],
+    expect: ['tcp', 90_000, 1_500],
+  },
+  {
+    name: 'places each domain in the longest matching zone of dns.zones',
+    yaml: [
+      ...REGION,
+      'dns:',
+      '  zones: [example.test, eu.example.test]',
+      'domains:',
+      '  - { name: app.eu.example.test, regions: [eu-west] }',
+      '  - { name: app.example.test, regions: [eu-west] }',
+      '  - { name: example.test, regions: [eu-west] }',
+    ],
+    get: (c) => c.domains.map((d) => d.zone),
+    expect: ['eu.example.test', 'example.test', 'example.test'],
+  },
+  {
+    name: 'takes SOA fields and name servers of a zone map over the dns-level ones',
+    yaml: [
+      ...REGION,
+      'dns:',
+      '  soa: { retry: 5m, serial: 2024010101 }',
+      '  nameservers: [ns1.example.test, { name: ns2.example.test, addresses: [192.0.2.53, "2001:db8::53"] }]',
+      '  zones:',
+      '    - example.test',
+      '    - name: other.test',
+      '      soa: { refresh: 2h, rname: dns@other.test }',
+      '      nameservers: [ns.other.test]',
+      'domains:',
+      '  - { name: a.example.test, regions: [eu-west] }',
+      '  - { name: b.other.test, regions: [eu-west] }',
+    ],
+    get: (c) => c.dns.zones,
+    expect: [
+      {
+        name: 'example.test',
+        soa: { mname: 'ns1.example.test', rname: 'hostmaster.example.test', serial: 2024010101, refreshSec: 3600, retrySec: 300, expireSec: 604800, minimumSec: 60, ttlSec: 3600 },
+        nameservers: [{ name: 'ns1.example.test', addresses: [] }, { name: 'ns2.example.test', addresses: ['192.0.2.53', '2001:db8::53'] }],
+      },
+      {
+        name: 'other.test',
+        soa: { mname: 'ns.other.test', rname: 'dns.other.test', serial: 2024010101, refreshSec: 7200, retrySec: 300, expireSec: 604800, minimumSec: 60, ttlSec: 3600 },
+        nameservers: [{ name: 'ns.other.test', addresses: [] }],
+      },
+    ],
+  },
+  {
+    name: 'uses an explicit dns.soa.mname for every zone',
+    yaml: [...MINIMAL, 'dns: { soa: { mname: Primary.Example.NET. } }'],
+    get: (c) => c.dns.zones[0]?.soa.mname,
+    expect: 'primary.example.net',
+  },
+  {
+    name: 'accepts mode agent without regions or domains',
+    yaml: ['mode: agent', 'agent:', '  backends:', '    - { service: app.example.test, address: backend.local, port: 8080 }'],
+    get: (c) => [c.mode, c.regions, c.domains, c.dns.zones],
+    expect: ['agent', [], [], []],
+  },
+  {
+    name: 'accepts the Go original sections metrics, api and overwatch without using them',
+    yaml: [
+      ...MINIMAL,
+      'metrics: { enabled: true, address: ":9091" }',
+      'api: { enabled: true, address: "127.0.0.1:8080", allowed_networks: [10.0.0.0/8, "::1/128"], trust_proxy_headers: false }',
+      'overwatch:',
+      '  identity: { node_id: ow-1, region: eu-west }',
+      '  agent_tokens: { app.example.test: some-token-value }',
+      '  gossip: { bind_address: "0.0.0.0:7946", encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", probe_interval: 1s }',
+      '  validation: { enabled: true, check_interval: 30s, check_timeout: 5s }',
+      '  stale: { threshold: 30s, remove_after: 5m }',
+      '  dnssec: { enabled: false, security_acknowledgment: "I understand", algorithm: ecdsap256sha256, key_sync: { peers: ["https://peer:8080"], poll_interval: 1h, timeout: 30s } }',
+      '  geolocation: { database_path: /var/lib/GeoLite2-Country.mmdb, default_region: eu-west, ecs_enabled: true, custom_mappings: [{ cidr: 10.0.0.0/8, region: eu-west, comment: office }] }',
+      '  data_dir: /var/lib/opengslb',
+    ],
+    get: (c) => Object.keys(c),
+    expect: ['source', 'mode', 'dns', 'regions', 'domains', 'logging'],
+  },
+  {
+    name: 'resolves YAML anchors and aliases',
+    yaml: [
+      'regions:',
+      '  - name: eu-west',
+      '    servers: [{ address: 192.0.2.10 }]',
+      '    health_check: &fast { interval: 5s, timeout: 1s }',
+      '  - name: us-east',
+      '    servers: [{ address: 192.0.2.20 }]',
+      '    health_check: *fast',
+      ...DOMAIN,
+    ],
+    get: (c) => c.regions.map((r) => r.healthCheck.intervalMs),
+    expect: [5_000, 5_000],
+  },
+];
+
+for (const c of cases) {
+  test(c.name, () => {
+    const config = parseConfigText(c.yaml.join('\n'), 'test.yaml');
+    assert.deepEqual(c.get(config), c.expect);
+  });
+}
+
+test('deep-freezes the returned config', () => {
+  const config = parseConfigText(MINIMAL.join('\n'), 'test.yaml');
+  assert.ok(Object.isFrozen(config));
+  assert.ok(Object.isFrozen(config.dns.zones));
+  assert.ok(Object.isFrozen(config.dns.zones[0]?.soa));
+  assert.ok(Object.isFrozen(config.regions[0]?.servers[0]));
+  assert.throws(() => {
+    (config.domains as unknown as unknown[]).push({});
+  }, TypeError);
+});

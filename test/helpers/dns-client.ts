@@ -1,0 +1,163 @@
+// Test helper. A tiny DNS client over real UDP and TCP sockets on loopback,
+// plus query builders. Replies are decoded with dns-packet, the independent
+// reference decoder, so every test cross-checks the fast path.
+
+import dgram from 'node:dgram';
+import net from 'node:net';
+import dnsPacket from 'dns-packet';
+
+export type Decoded = ReturnType<typeof dnsPacket.decode>;
+
+let nextId = 1;
+/** Returns a fresh query ID. */
+export function newId(): number {
+  nextId = (nextId * 48271) % 0x7fffffff;
+  return nextId & 0xffff;
+}
+
+export interface QueryOptions {
+  id?: number;
+  /** EDNS: undefined = no OPT record. */
+  edns?: { udpSize?: number; version?: number; do?: boolean; ecs?: { family: 1 | 2; sourcePrefix: number; address: string } };
+  flags?: number;
+  qclass?: string;
+}
+
+/** Encodes a query with dns-packet; the name is sent exactly as given (case preserved). */
+export function buildQuery(name: string, type: string, opts: QueryOptions = {}): Buffer {
+  const additionals: dnsPacket.Answer[] = [];
+  if (opts.edns) {
+    const options: { code: number; [k: string]: unknown }[] = [];
+    if (opts.edns.ecs) {
+      options.push({ code: 8, family: opts.edns.ecs.family, sourcePrefixLength: opts.edns.ecs.sourcePrefix, scopePrefixLength: 0, ip: opts.edns.ecs.address });
+    }
+    additionals.push({
+      type: 'OPT',
+      name: '.',
+      udpPayloadSize: opts.edns.udpSize ?? 1232,
+      extendedRcode: 0,
+      ednsVersion: opts.edns.version ?? 0,
+      flags: opts.edns.do ? dnsPacket.DNSSEC_OK : 0,
+      options,
+    } as unknown as dnsPacket.Answer);
+  }
+  return dnsPacket.encode({
+    type: 'query',
+    id: opts.id ?? newId(),
+    flags: opts.flags ?? dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: type as dnsPacket.RecordType, name, class: (opts.qclass ?? 'IN') as dnsPacket.RecordClass }],
+    additionals,
+  });
+}
+
+/** Sends raw bytes over UDP and resolves with the raw reply, or null after `timeoutMs`. */
+export function udpExchange(port: number, packet: Uint8Array, timeoutMs = 2000, host = '127.0.0.1'): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    const timer = setTimeout(() => {
+      socket.close();
+      resolve(null);
+    }, timeoutMs);
+    socket.once('message', (msg) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(msg);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      socket.close();
+      reject(err);
+    });
+    socket.send(packet, port, host);
+  });
+}
+
+/** Opens a TCP connection; returns helpers to send framed messages and read framed replies in order. */
+export async function tcpConnect(port: number, host = '127.0.0.1'): Promise<{
+  socket: net.Socket;
+  send(packet: Uint8Array): void;
+  next(timeoutMs?: number): Promise<Buffer | null>;
+  closed: Promise<void>;
+  close(): void;
+}> {
+  const socket = net.connect({ port, host });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  let buf = Buffer.alloc(0);
+  const frames: Buffer[] = [];
+  const waiters: ((b: Buffer | null) => void)[] = [];
+  let ended = false;
+  socket.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      const len = buf.readUInt16BE(0);
+      const frame = buf.subarray(2, 2 + len);
+      buf = buf.subarray(2 + len);
+      const w = waiters.shift();
+      if (w) w(frame);
+      else frames.push(frame);
+    }
+  });
+  const closed = new Promise<void>((resolve) => {
+    socket.on('close', () => {
+      ended = true;
+      for (const w of waiters.splice(0)) w(null);
+      resolve();
+    });
+  });
+  socket.on('error', () => {});
+  return {
+    socket,
+    send(packet) {
+      const frame = Buffer.alloc(packet.length + 2);
+      frame.writeUInt16BE(packet.length, 0);
+      frame.set(packet, 2);
+      socket.write(frame);
+    },
+    next(timeoutMs = 2000) {
+      const ready = frames.shift();
+      if (ready) return Promise.resolve(ready);
+      if (ended) return Promise.resolve(null);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          const i = waiters.indexOf(done);
+          if (i >= 0) waiters.splice(i, 1);
+          resolve(null);
+        }, timeoutMs);
+        const done = (b: Buffer | null): void => {
+          clearTimeout(timer);
+          resolve(b);
+        };
+        waiters.push(done);
+      });
+    },
+    closed,
+    close() {
+      socket.destroy();
+    },
+  };
+}
+
+/** Sends one query over a fresh TCP connection and returns the reply. */
+export async function tcpExchange(port: number, packet: Uint8Array, host = '127.0.0.1'): Promise<Buffer | null> {
+  const conn = await tcpConnect(port, host);
+  conn.send(packet);
+  const reply = await conn.next();
+  conn.close();
+  return reply;
+}
+
+/** Queries over UDP and decodes the reply with dns-packet; throws when no reply comes. */
+export async function ask(port: number, name: string, type: string, opts: QueryOptions = {}, transport: 'udp' | 'tcp' = 'udp'): Promise<Decoded & { raw: Buffer }> {
+  const packet = buildQuery(name, type, opts);
+  const raw = transport === 'udp' ? await udpExchange(port, packet) : await tcpExchange(port, packet);
+  if (raw === null) throw new Error(`no ${transport} reply for ${name} ${type}`);
+  return Object.assign(dnsPacket.decode(raw), { raw });
+}
+
+/** Reads the rcode from raw header bytes (low 4 bits; BADVERS needs the OPT). */
+export function rcodeOf(raw: Uint8Array): number {
+  return raw[3] & 0x0f;
+}

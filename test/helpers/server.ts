@@ -1,0 +1,30 @@
+// Test helper. Starts a real overwatch in this process (real worker threads,
+// real sockets on 127.0.0.1 port 0) from a YAML string validated by the same
+// loader the server uses, and stops it after the test.
+
+import type { TestContext } from 'node:test';
+import { Writable } from 'node:stream';
+import { parseConfigText } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+
+export interface Started {
+  overwatch: Overwatch;
+  port: number;
+  logs: string[];
+}
+
+/** Starts an overwatch from YAML; forces listen 127.0.0.1:0 unless the YAML sets dns.listen_address. Stops it in t.after(). */
+export async function startServer(t: TestContext, yaml: string, file = 'test.yaml'): Promise<Started> {
+  const config = parseConfigText(yaml, file);
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const overwatch = await Overwatch.start(config, createLogger({ level: 'info', format: 'json' }, sink));
+  t.after(() => overwatch.stop(500));
+  return { overwatch, port: overwatch.port, logs };
+}

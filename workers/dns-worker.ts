@@ -1,0 +1,92 @@
+// Worker entry. Attaches the snapshot, live slots and counters handed over in
+// workerData, binds this worker's UDP and TCP sockets, then answers until the
+// main thread says stop. Messages from main:
+//
+//   main ──{type:'snapshot', buffer}──► worker   switch between packets; reply 'attached' or 'attach-failed'
+//   main ──{type:'stop', graceMs}─────► worker   close sockets, finish TCP queries in flight, reply 'stopped', exit 0
+//
+// and to main: 'listening' once both sockets are bound, 'bind-failed' (then exit 1).
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { COUNTER } from '../src/metrics/counters-layout.ts';
+import { WorkerScratch } from './scratch.ts';
+import { startTcp, type TcpListener } from './transport-tcp.ts';
+import { startUdp, type UdpListener } from './transport-udp.ts';
+
+/** What the main thread passes to every DNS worker. */
+export interface DnsWorkerData {
+  readonly index: number;
+  readonly snapshot: SharedArrayBuffer;
+  readonly live: Int32Array;
+  readonly counters: Int32Array;
+  readonly counterBase: number;
+  readonly host: string;
+  readonly port: number;
+  readonly tcpIdleTimeoutMs: number;
+  readonly tcpMaxConnections: number;
+  readonly tcpMaxQueriesPerConnection: number;
+}
+
+export type WorkerToMain =
+  | { type: 'listening'; index: number }
+  | { type: 'bind-failed'; index: number; transport: 'udp' | 'tcp'; code: string; message: string }
+  | { type: 'attached'; index: number; generation: number }
+  | { type: 'attach-failed'; index: number; generation: number; message: string }
+  | { type: 'stopped'; index: number };
+
+export type MainToWorker = { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number } | { type: 'stop'; graceMs: number };
+
+const data = workerData as DnsWorkerData;
+const port = parentPort;
+if (port === null) throw new Error('dns-worker.ts must run as a worker thread');
+
+const post = (msg: WorkerToMain): void => port.postMessage(msg);
+
+// Attaching checks the snapshot's magic, version and bounds; a throw here exits
+// the worker non-zero and the main thread restarts it with backoff.
+const ctx = new WorkerScratch(data.snapshot, data.live, data.counters, data.counterBase);
+Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
+
+let udp: UdpListener | null = null;
+let tcp: TcpListener | null = null;
+try {
+  udp = await startUdp(ctx, data.host, data.port);
+} catch (err) {
+  const e = err as NodeJS.ErrnoException;
+  post({ type: 'bind-failed', index: data.index, transport: 'udp', code: e.code ?? 'UNKNOWN', message: e.message });
+  process.exit(1);
+}
+try {
+  tcp = await startTcp(ctx, data.host, data.port, {
+    idleTimeoutMs: data.tcpIdleTimeoutMs,
+    maxConnections: data.tcpMaxConnections,
+    maxQueriesPerConnection: data.tcpMaxQueriesPerConnection,
+  });
+} catch (err) {
+  const e = err as NodeJS.ErrnoException;
+  post({ type: 'bind-failed', index: data.index, transport: 'tcp', code: e.code ?? 'UNKNOWN', message: e.message });
+  process.exit(1);
+}
+
+port.on('message', (msg: MainToWorker) => {
+  if (msg.type === 'snapshot') {
+    try {
+      ctx.attach(msg.buffer, msg.live);
+      Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
+      post({ type: 'attached', index: data.index, generation: msg.generation });
+    } catch (err) {
+      // Keep serving the snapshot we have; the main thread logs why.
+      post({ type: 'attach-failed', index: data.index, generation: msg.generation, message: (err as Error).message });
+    }
+  } else if (msg.type === 'stop') {
+    void stop(msg.graceMs);
+  }
+});
+
+async function stop(graceMs: number): Promise<void> {
+  await Promise.all([udp?.close(), tcp?.close(graceMs)]);
+  post({ type: 'stopped', index: data.index });
+  port?.close();
+}
+
+post({ type: 'listening', index: data.index });

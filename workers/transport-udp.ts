@@ -1,0 +1,103 @@
+// Worker, hot path. One reusePort UDP socket per worker: 'message' →
+// handleQuery → send, synchronously. The kernel spreads datagrams across the
+// workers' sockets.
+
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { OUR_UDP_PAYLOAD, MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
+import { COUNTER } from '../src/metrics/counters-layout.ts';
+import { copyBytes } from './answer.ts';
+import { handleQuery } from './handle-query.ts';
+import type { WorkerScratch } from './scratch.ts';
+
+/**
+ * Responses in flight: a buffer handed to socket.send() may still be read
+ * after send() returns (the address goes through a lookup callback first), so
+ * it must not be reused until its callback fires. Sends on one socket complete
+ * in order, so a ring of RING_SIZE slots is safe while fewer than RING_SIZE
+ * sends are pending; past that we fall back to a fresh buffer.
+ */
+const RING_SIZE = 128;
+
+export interface UdpListener {
+  readonly socket: dgram.Socket;
+  close(): Promise<void>;
+}
+
+/** Binds the worker's UDP socket and starts answering. Rejects with the bind error (EADDRINUSE, EACCES…). */
+export async function startUdp(ctx: WorkerScratch, host: string, port: number): Promise<UdpListener> {
+  const type = host.includes(':') ? 'udp6' : 'udp4';
+  const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: true });
+  const build = Buffer.allocUnsafe(MAX_MESSAGE_LEN);
+  const backing = Buffer.allocUnsafe(RING_SIZE * OUR_UDP_PAYLOAD);
+  const ring: Buffer[] = [];
+  for (let i = 0; i < RING_SIZE; i++) ring.push(backing.subarray(i * OUR_UDP_PAYLOAD, (i + 1) * OUR_UDP_PAYLOAD));
+  let next = 0;
+  let pending = 0;
+  const counters = ctx.counters;
+  const cb = ctx.counterBase;
+
+  const onSent = (err: Error | null): void => {
+    pending--;
+    if (err) Atomics.add(counters, cb + COUNTER.SEND_ERRORS, 1);
+  };
+
+  socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+    let len: number;
+    try {
+      len = handleQuery(ctx, msg, msg.length, build, false);
+    } catch {
+      // The one catch on the query path: a bug, not bad input. Answer
+      // SERVFAIL with the query's ID so the client is not left waiting.
+      Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+      len = writeServfail(build, msg);
+    }
+    if (len === 0) return;
+    let slot: Buffer;
+    if (pending < RING_SIZE - 1 && len <= OUR_UDP_PAYLOAD) {
+      slot = ring[next];
+      next = next + 1 === RING_SIZE ? 0 : next + 1;
+    } else {
+      slot = Buffer.allocUnsafe(len);
+    }
+    copyBytes(slot, 0, build, 0, len);
+    pending++;
+    socket.send(slot, 0, len, rinfo.port, rinfo.address, onSent);
+  });
+  // A socket error after bind (rare: ICMP-driven errors are ignored by Node for
+  // unconnected UDP) is counted; the socket stays open.
+  socket.on('error', () => Atomics.add(counters, cb + COUNTER.SEND_ERRORS, 1));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    socket.once('error', onError);
+    socket.bind({ address: host, port }, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+  return {
+    socket,
+    async close() {
+      const closed = once(socket, 'close');
+      socket.close();
+      await closed;
+    },
+  };
+}
+
+/**
+ * Writes a header-only SERVFAIL echoing the query's ID and opcode. Used when
+ * handleQuery threw; relies on nothing but the first 4 bytes. Returns 0 when
+ * even those are missing.
+ */
+export function writeServfail(out: Uint8Array, msg: Uint8Array): number {
+  if (msg.length < 4 || (msg[2] & 0x80) !== 0) return 0;
+  out[0] = msg[0];
+  out[1] = msg[1];
+  out[2] = 0x80 | (msg[2] & 0x79);
+  out[3] = 2;
+  for (let i = 4; i < 12; i++) out[i] = 0;
+  return 12;
+}
+
