@@ -14,9 +14,13 @@ const USAGE = `usage: opengslb-cli <command>
 /** Runs one command and returns the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [cmd, sub, file, ...rest] = argv;
-  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+  if (cmd === undefined) {
+    process.stderr.write(USAGE + '\n');
+    return 2;
+  }
+  if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
     process.stdout.write(USAGE + '\n');
-    return cmd === undefined ? 2 : 0;
+    return 0;
   }
   if (cmd === 'version' || cmd === '--version') {
     process.stdout.write(`opengslb-cli ${packageVersion()}\n`);

@@ -10,11 +10,13 @@ import { OpenGslbError } from '../lib/errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { formatAddress, Overwatch } from '../overwatch/overwatch.ts';
 
-const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--version]
+const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--version] [--help]
 
-  --config FILE   configuration file (default /etc/opengslb/config.yaml)
-  --mode MODE     overwatch (default) or agent; overrides "mode:" in the file
-  --version       print the version and exit
+  -c, --config FILE   configuration file (default /etc/opengslb/config.yaml)
+      --mode MODE     overwatch (default) or agent; overrides "mode:" in the file
+  -v, --version       print the version and exit
+  -h, --help          print this help and exit
+  (Go-style single-dash long flags such as -config FILE work too.)
 
 Signals: SIGTERM/SIGINT stop gracefully (exit 0), SIGHUP reloads the config.`;
 
@@ -29,8 +31,9 @@ function normaliseFlags(argv: readonly string[]): string[] {
   return argv.map((a) => (/^-(config|mode|version|help)(=|$)/.test(a) ? '-' + a : a));
 }
 
-function fail(message: string, code: number): never {
-  process.stderr.write(`opengslb: ${message}\n`);
+/** Prints a one-line reason (or a config error's problem lines, unprefixed so each stays FILE:LINE:COL: …) and exits. */
+function fail(message: string, code: number, prefixed = true): never {
+  process.stderr.write(`${prefixed ? 'opengslb: ' : ''}${message}\n`);
   process.exit(code);
 }
 
@@ -64,18 +67,26 @@ export async function main(argv: readonly string[]): Promise<void> {
     fail(`--mode: "${values.mode}" is not a mode, expected overwatch or agent`, 2);
   }
   const configPath = values.config ?? '/etc/opengslb/config.yaml';
+  const AGENT_UNAVAILABLE = 'agent mode is not available in this version yet (it arrives with the agent work); run with --mode overwatch';
+  if (values.mode === 'agent') fail(AGENT_UNAVAILABLE, 1);
+
+  // Signals that arrive while starting are remembered and acted on once the
+  // overwatch is up (or ignored if start-up fails), instead of killing the process.
+  const early: string[] = [];
+  const remember = (signal: string) => (): void => void early.push(signal);
+  const earlyHandlers = { SIGTERM: remember('SIGTERM'), SIGINT: remember('SIGINT'), SIGHUP: remember('SIGHUP') };
+  for (const [signal, handler] of Object.entries(earlyHandlers)) process.on(signal, handler);
 
   let config: Config;
   try {
     config = await loadConfigFile(configPath);
   } catch (err) {
-    // A config error lists every problem, one per line; anything else is one line.
-    fail(err instanceof OpenGslbError ? err.message : `cannot load ${configPath}: ${(err as Error).message}`, 1);
+    // A config error lists every problem, one per line, each FILE:LINE:COL: …; anything else is one line.
+    if (err instanceof OpenGslbError) fail(err.message, 1, err.code !== 'OPENGSLB_ERR_CONFIG_INVALID');
+    fail(`cannot load ${configPath}: ${(err as Error).message}`, 1);
   }
   const mode = (values.mode as Config['mode'] | undefined) ?? config.mode;
-  if (mode === 'agent') {
-    fail('agent mode is not available in this version yet (it arrives with the agent work); run with --mode overwatch', 1);
-  }
+  if (mode === 'agent') fail(AGENT_UNAVAILABLE, 1);
 
   const logger = createLogger(config.logging);
   logger.info({ version: packageVersion(), node: process.version, config: config.source, mode }, 'OpenGSLB starting');
@@ -96,8 +107,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     // The whole stop stays under 5 s: workers get 3 s of grace, a worker still
     // running a second later is terminated, and this timer is the last resort.
     const hard = setTimeout(() => {
-      logger.warn('stop took too long; exiting');
-      process.exit(0);
+      logger.error('stop did not finish within 4.5 s; exiting without a clean stop');
+      logger.flush?.();
+      process.exit(1);
     }, 4500);
     hard.unref();
     overwatch.stop().then(
@@ -112,11 +124,19 @@ export async function main(argv: readonly string[]): Promise<void> {
       },
     );
   };
+  let reloading: Promise<void> = Promise.resolve();
+  const onHup = (): void => {
+    // Reloads run one after another, never interleaved.
+    reloading = reloading.then(() => reload(overwatch, configPath, values.mode as Config['mode'] | undefined, logger));
+  };
+  for (const [signal, handler] of Object.entries(earlyHandlers)) process.off(signal, handler);
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGHUP', () => {
-    void reload(overwatch, configPath, values.mode as Config['mode'] | undefined, logger);
-  });
+  process.on('SIGHUP', onHup);
+  for (const signal of early) {
+    if (signal === 'SIGHUP') onHup();
+    else shutdown(signal);
+  }
 }
 
 /** Reads, validates and swaps in the config; any failure keeps the old one serving and logs why. */
@@ -130,7 +150,7 @@ async function reload(overwatch: Overwatch, path: string, modeFlag: Config['mode
     return;
   }
   if (modeFlag !== undefined) next = { ...next, mode: modeFlag };
-  const result = overwatch.reload(next);
-  if (result.ok) log.info({ generation: result.generation }, 'reload succeeded');
+  const result = await overwatch.reload(next);
+  if (result.ok) log.info({ generation: result.generation, detail: result.message }, 'reload succeeded');
   else log.error({ reason: result.message }, 'reload refused; still serving the previous config');
 }

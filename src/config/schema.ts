@@ -154,6 +154,7 @@ export interface OneOfSchema extends SchemaCommon {
   readonly variants: readonly Schema[];
 }
 
+/** Any schema whose value is one YAML scalar. */
 export type ScalarSchema =
   | StringSchema
   | IntSchema
@@ -167,6 +168,7 @@ export type ScalarSchema =
   | MailboxSchema
   | EndpointSchema;
 
+/** Any schema node. */
 export type Schema = ScalarSchema | ListSchema | ObjectSchema | MapSchema | OneOfSchema;
 
 type Options<S> = Omit<S, 'kind'>;

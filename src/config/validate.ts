@@ -36,7 +36,7 @@ export function validateDocument(doc: Document, lineCounter: LineCounter, schema
   const ctx: WalkContext = { doc, lineCounter, sink, mode: readMode(doc), inDefault: false };
   const root = doc.contents;
   // An empty file is an empty map: every default applies and required keys are reported missing.
-  if (isEmpty(root)) return walkAbsent(ctx, schema, [], { line: 1, col: 1 }, false);
+  if (root === null || isEmpty(root)) return walkAbsent(ctx, schema, [], { line: 1, col: 1 }, false);
   return walkPresent(ctx, root, schema, []);
 }
 

@@ -50,6 +50,8 @@ export class DnsPool extends EventEmitter {
   #generation: number;
   #live: Int32Array;
   #stopping = false;
+  /** Publishes waiting for every worker's 'attached' acknowledgement. */
+  readonly #acks = new Set<{ generation: number; pending: Set<number>; done: () => void }>();
   /** Total restarts since start, for metrics. */
   restarts = 0;
 
@@ -119,6 +121,8 @@ export class DnsPool extends EventEmitter {
         } else if (msg.type === 'bind-failed') {
           const where = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
           bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${where}: ${msg.code} (${msg.message})`);
+        } else if (msg.type === 'attached') {
+          this.#acknowledge(msg.index, msg.generation);
         } else if (msg.type === 'attach-failed') {
           this.emit('attach-failed', msg.index, msg.message);
         }
@@ -165,14 +169,43 @@ export class DnsPool extends EventEmitter {
     worker.postMessage(msg);
   }
 
-  /** Publishes a new snapshot (and live slots, when they were replaced) to every running worker. */
-  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array): void {
+  #acknowledge(index: number, generation: number): void {
+    for (const ack of this.#acks) {
+      if (generation >= ack.generation) ack.pending.delete(index);
+      if (ack.pending.size === 0) ack.done();
+    }
+  }
+
+  /**
+   * Publishes a new snapshot (and live slots, when they were replaced) to every
+   * running worker. Resolves with the indexes of workers that had not switched
+   * within `timeoutMs` (empty when all did); a worker that restarts meanwhile
+   * starts on the new snapshot anyway.
+   */
+  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array, timeoutMs = 2000): Promise<number[]> {
     this.#snapshot = snapshot;
     this.#generation = generation;
     this.#live = live;
-    for (const slot of this.#slots) {
-      if (slot.worker) this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation });
-    }
+    const pending = new Set<number>();
+    this.#slots.forEach((slot, i) => {
+      if (!slot.worker) return;
+      pending.add(i);
+      this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation });
+    });
+    if (pending.size === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const ack = {
+        generation,
+        pending,
+        done: () => {
+          clearTimeout(timer);
+          this.#acks.delete(ack);
+          resolve([...pending]);
+        },
+      };
+      const timer = setTimeout(ack.done, timeoutMs);
+      this.#acks.add(ack);
+    });
   }
 
   /**

@@ -11,6 +11,12 @@ import { createLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EP
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 
+const TCP_KEY_NAMES = {
+  tcpIdleTimeoutMs: 'dns.tcp_idle_timeout',
+  tcpMaxConnectionsPerWorker: 'dns.tcp_max_connections',
+  tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
+} as const;
+
 /** Grace period for TCP queries in flight at shutdown; the whole stop stays under 5 s. */
 export const SHUTDOWN_GRACE_MS = 3000;
 
@@ -122,7 +128,7 @@ export class Overwatch {
    * publishes it. Refuses (and keeps serving the old one) a change that needs
    * a restart. Servers that stay keep their slot, so health and latency carry over.
    */
-  reload(next: Config): ReloadResult {
+  async reload(next: Config): Promise<ReloadResult> {
     const cur = this.#config;
     const refuse = (message: string): ReloadResult => ({ ok: false, generation: this.generation, message });
     if (next.mode !== cur.mode) return refuse(`mode changed from ${cur.mode} to ${next.mode}; a mode change needs a restart`);
@@ -130,6 +136,10 @@ export class Overwatch {
       return refuse('dns.listen_address changed; a new listen address needs a restart');
     }
     if (next.dns.workers !== cur.dns.workers) return refuse(`dns.workers changed from ${cur.dns.workers} to ${next.dns.workers}; a new worker count needs a restart`);
+    for (const key of ['tcpIdleTimeoutMs', 'tcpMaxConnectionsPerWorker', 'tcpMaxQueriesPerConnection'] as const) {
+      if (next.dns[key] !== cur.dns[key]) return refuse(`${TCP_KEY_NAMES[key]} changed; the TCP limits are fixed when the workers start, so this needs a restart`);
+    }
+    if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     let snapshot: CompiledSnapshot;
     try {
       this.#serial = Math.max(this.#serial + 1, unixSeconds());
@@ -153,8 +163,10 @@ export class Overwatch {
     this.#live = live;
     this.#snapshot = snapshot;
     this.#config = next;
-    this.pool.publish(snapshot.buffer, snapshot.generation, live);
-    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}` };
+    this.#logger.level = next.logging.level;
+    const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live);
+    const note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
+    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
   }
 
   /** Stops answering: workers close their sockets and finish TCP queries in flight. */

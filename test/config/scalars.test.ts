@@ -8,7 +8,7 @@ import { parseCidr, parseIp } from '../../src/config/ip.ts';
 // Each table row: the input text and either the normal form or a phrase the error must contain.
 type Row<T> = { name: string; input: string; expect: T | { error: string } };
 
-function run<T>(rows: readonly Row<T>[], parse: (text: string) => unknown, pick: (ok: any) => T): void {
+function run<T>(rows: readonly Row<T>[], parse: (text: string) => object, pick: (ok: Record<string, unknown>) => T): void {
   for (const row of rows) {
     test(row.name, () => {
       const result = parse(row.input) as Record<string, unknown>;
@@ -43,7 +43,7 @@ run<number>([
   { name: 'refuses trailing garbage after a duration', input: '5s!', expect: { error: 'is not a duration' } },
   { name: 'refuses a unit without a number', input: 'ms', expect: { error: 'is not a duration' } },
   { name: 'refuses the empty string', input: '', expect: { error: 'is empty' } },
-], parseDuration, (ok) => ok.ms);
+], parseDuration, (ok) => ok.ms as number);
 
 test('formats milliseconds as the shortest Go duration', () => {
   assert.equal(formatDuration(5_400_000), '1h30m');
@@ -67,14 +67,14 @@ run<string>([
   { name: 'refuses an IPv6 address with nine groups', input: '1:2:3:4:5:6:7:8:9', expect: { error: 'is not an IP address' } },
   { name: 'refuses an IPv6 zone index', input: 'fe80::1%eth0', expect: { error: 'has a zone index' } },
   { name: 'refuses a host name', input: 'localhost', expect: { error: 'is not an IP address' } },
-], parseIp, (ok) => `${ok.address}/${ok.family}`);
+], parseIp, (ok) => `${String(ok.address)}/${String(ok.family)}`);
 
 run<string>([
   { name: 'normalises the address of a CIDR prefix', input: '2001:DB8:0::/32', expect: '2001:db8::/32' },
   { name: 'turns an IPv4-mapped CIDR prefix into the IPv4 prefix', input: '::ffff:10.0.0.0/104', expect: '10.0.0.0/8' },
   { name: 'refuses a bare address where a prefix is needed', input: '10.0.0.1', expect: { error: 'has no prefix length' } },
   { name: 'refuses an IPv4 prefix longer than 32', input: '10.0.0.0/33', expect: { error: 'prefix length over 32' } },
-], parseCidr, (ok) => ok.cidr);
+], parseCidr, (ok) => String(ok.cidr));
 
 run<string>([
   { name: 'lower-cases a name and drops the trailing dot', input: 'App.Example.TEST.', expect: 'app.example.test' },
@@ -88,14 +88,14 @@ run<string>([
   { name: 'refuses a space and names the character', input: 'my host.test', expect: { error: 'contains " "' } },
   { name: 'refuses non-ASCII and points to the xn-- form', input: 'bücher.test', expect: { error: 'xn-- form' } },
   { name: 'refuses the root name', input: '.', expect: { error: 'is the root name' } },
-], normaliseDomainName, (ok) => ok.name);
+], normaliseDomainName, (ok) => String(ok.name));
 
 run<string>([
   { name: 'turns an e-mail RNAME into domain-name form', input: 'hostmaster@Example.test', expect: 'hostmaster.example.test' },
   { name: 'keeps an RNAME already in domain-name form', input: 'hostmaster.example.test.', expect: 'hostmaster.example.test' },
   { name: 'refuses a dot in the e-mail local part', input: 'host.master@example.test', expect: { error: 'has a dot in the part before "@"' } },
   { name: 'refuses an e-mail with nothing before "@"', input: '@example.test', expect: { error: 'nothing before "@"' } },
-], normaliseMailbox, (ok) => ok.name);
+], normaliseMailbox, (ok) => String(ok.name));
 
 const listenRules = { host: 'ip', allowEmptyHost: true, minPort: 0 } as const;
 run<string>([
@@ -108,10 +108,10 @@ run<string>([
   { name: 'refuses a missing port', input: '127.0.0.1', expect: { error: 'has no port' } },
   { name: 'refuses a port above 65535', input: ':65536', expect: { error: 'expected a port from 0 to 65535' } },
   { name: 'refuses brackets around an IPv4 host', input: '[127.0.0.1]:53', expect: { error: 'is not HOST:PORT' } },
-], (text) => parseEndpoint(text, listenRules), (ok) => `${ok.host} ${ok.port}`);
+], (text) => parseEndpoint(text, listenRules), (ok) => `${String(ok.host)} ${String(ok.port)}`);
 
 run<string>([
   { name: 'accepts a host name for a peer endpoint', input: 'Overwatch-1.Example.com:7946', expect: 'overwatch-1.example.com 7946' },
   { name: 'refuses port 0 for a peer endpoint', input: 'overwatch-1.example.com:0', expect: { error: 'expected a port from 1 to 65535' } },
   { name: 'refuses ":PORT" for a peer endpoint', input: ':7946', expect: { error: 'has no host' } },
-], (text) => parseEndpoint(text, { host: 'name', allowEmptyHost: false, minPort: 1 }), (ok) => `${ok.host} ${ok.port}`);
+], (text) => parseEndpoint(text, { host: 'name', allowEmptyHost: false, minPort: 1 }), (ok) => `${String(ok.host)} ${String(ok.port)}`);

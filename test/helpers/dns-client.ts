@@ -6,7 +6,8 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 
-export type Decoded = ReturnType<typeof dnsPacket.decode>;
+/** dns-packet's decoded message, with the fields its type definitions leave out. */
+export type Decoded = ReturnType<typeof dnsPacket.decode> & { rcode?: string };
 
 let nextId = 1;
 /** Returns a fresh query ID. */

@@ -14,8 +14,15 @@ export interface Started {
   logs: string[];
 }
 
-/** Starts an overwatch from YAML; forces listen 127.0.0.1:0 unless the YAML sets dns.listen_address. Stops it in t.after(). */
+/** Starts an overwatch from YAML (which should listen on 127.0.0.1:0) and stops it in t.after(). */
 export async function startServer(t: TestContext, yaml: string, file = 'test.yaml'): Promise<Started> {
+  const started = await launchServer(yaml, file);
+  t.after(() => started.overwatch.stop(500));
+  return started;
+}
+
+/** Starts an overwatch from YAML; the caller stops it (for suites that share one server across tests). */
+export async function launchServer(yaml: string, file = 'test.yaml'): Promise<Started> {
   const config = parseConfigText(yaml, file);
   const logs: string[] = [];
   const sink = new Writable({
@@ -25,6 +32,5 @@ export async function startServer(t: TestContext, yaml: string, file = 'test.yam
     },
   });
   const overwatch = await Overwatch.start(config, createLogger({ level: 'info', format: 'json' }, sink));
-  t.after(() => overwatch.stop(500));
   return { overwatch, port: overwatch.port, logs };
 }

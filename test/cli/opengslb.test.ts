@@ -1,0 +1,588 @@
+// Whole-process tests of the two entry points, src/cli/opengslb.js and
+// src/cli/opengslb-cli.js: each test starts the real file as a child process
+// (process.execPath, the pinned Node 24 under `npx node --test`) with a config
+// written into a fresh temp directory, talks to it over real loopback sockets,
+// and reads its exit code, stdout and stderr.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { SHUTDOWN_GRACE_MS } from '../../src/overwatch/overwatch.ts';
+import { ask, buildQuery, rcodeOf, tcpConnect } from '../helpers/dns-client.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SERVER = join(ROOT, 'src/cli/opengslb.js');
+const CLI = join(ROOT, 'src/cli/opengslb-cli.js');
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** The server promises a clean stop within this long after SIGTERM or SIGINT. */
+const STOP_BUDGET_MS = 5000;
+/** Upper bound for anything that should take well under a second (start-up, a log line, a reply). */
+const STEP_MS = 5000;
+
+const posixOnly = { skip: process.platform === 'win32' ? 'POSIX signals and mode bits' : false };
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface RunResult extends Exit {
+  stdout: string;
+  stderr: string;
+}
+
+/** Creates a temp directory that is removed after the test. */
+async function tempDir(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Writes a config file readable and writable by its owner only (0o600), and returns its path. */
+async function writeConfig(dir: string, name: string, text: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, text, { mode: 0o600 });
+  // writeFile's mode applies to new files only; make it hold for rewrites too.
+  await chmod(file, 0o600);
+  return file;
+}
+
+/** Returns a config that serves app.example.test A 192.0.2.10. */
+function goodConfig(opts: { ttl?: number; port?: number; workers?: number; format?: 'json' | 'text'; mode?: string } = {}): string {
+  return [
+    ...(opts.mode ? [`mode: ${opts.mode}`] : []),
+    'dns:',
+    `  listen_address: "127.0.0.1:${opts.port ?? 0}"`,
+    `  workers: ${opts.workers ?? 2}`,
+    '  zones: [example.test]',
+    '  nameservers:',
+    '    - name: ns1.example.test',
+    '      addresses: [127.0.0.1]',
+    'regions:',
+    '  - name: eu-west',
+    '    servers:',
+    '      - { address: 192.0.2.10 }',
+    'domains:',
+    `  - { name: app.example.test, regions: [eu-west], ttl: ${opts.ttl ?? 30} }`,
+    `logging: { level: info, format: ${opts.format ?? 'json'} }`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Three problems in one file; the comments give each one's line:col, and the
+ * tests assert exactly those. Line 4 col 3 is the key "colour"; line 8 col 20
+ * the address value; line 10 col 50 the second region reference.
+ */
+const BAD_CONFIG = [
+  'dns:', //                                                       1
+  '  listen_address: "127.0.0.1:0"', //                            2
+  '  zones: [example.test]', //                                    3
+  '  colour: blue', //                                             4: unknown key
+  'regions:', //                                                   5
+  '  - name: eu-west', //                                          6
+  '    servers:', //                                               7
+  '      - { address: 10.0.0.300 }', //                            8: bad IP
+  'domains:', //                                                   9
+  '  - { name: app.example.test, regions: [eu-west, mars] }', //  10: unknown region
+  '',
+].join('\n');
+
+/** Returns the problem lines BAD_CONFIG must produce when loaded from `file`. */
+function badConfigProblems(file: string): { where: string; re: RegExp }[] {
+  return [
+    { where: `${file}:4:3`, re: /^dns\.colour: unknown key "colour"/ },
+    { where: `${file}:8:20`, re: /^regions\[0\]\.servers\[0\]\.address: "10\.0\.0\.300" is not an IP address/ },
+    { where: `${file}:10:50`, re: /^domains\[0\]\.regions\[1\]: "mars" is not a region/ },
+  ];
+}
+
+/** Asserts that every BAD_CONFIG problem is on a line of its own, as `FILE:LINE:COL: path: message`, in order. */
+function assertBadConfigReport(stderr: string, file: string): void {
+  const lines = stderr.trimEnd().split('\n');
+  const expected = badConfigProblems(file);
+  assert.equal(lines.length, expected.length, `one line per problem:\n${stderr}`);
+  for (let i = 0; i < expected.length; i++) {
+    // The server prefixes its first stderr line with "opengslb: " (see the
+    // report: the problem list is not uniform); accept that prefix, nothing else.
+    const line = lines[i].replace(/^opengslb: /, '');
+    const { where, re } = expected[i];
+    assert.ok(line.startsWith(`${where}: `), `line ${i + 1} should start with "${where}: ":\n${stderr}`);
+    assert.match(line.slice(where.length + 2), re);
+  }
+}
+
+/** Runs an entry point to completion with a bounded time; SIGKILL and a failed assertion if it overstays. */
+async function run(entry: string, args: readonly string[], opts: { node?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  const child = spawn(opts.node ?? process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  assert.notEqual(signal, 'SIGKILL', `${entry} ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+  return { code, signal, stdout, stderr };
+}
+
+/** Collects a stream's lines and lets a test await the first line matching a pattern. */
+class Lines {
+  readonly lines: string[] = [];
+  #tail = '';
+  #ended = false;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(stream: Readable) {
+    stream.setEncoding('utf8');
+    stream.on('data', (s: string) => {
+      const parts = (this.#tail + s).split('\n');
+      this.#tail = parts.pop() ?? '';
+      this.lines.push(...parts);
+      this.#wake();
+    });
+    stream.on('end', () => {
+      if (this.#tail !== '') this.lines.push(this.#tail);
+      this.#tail = '';
+      this.#ended = true;
+      this.#wake();
+    });
+  }
+
+  #wake(): void {
+    for (const w of [...this.#waiters]) w();
+  }
+
+  get text(): string {
+    return this.lines.join('\n');
+  }
+
+  /** Resolves with the first line at index ≥ `from` that matches; rejects when the stream ends first or after `timeoutMs`. */
+  waitFor(re: RegExp, from = 0, timeoutMs = STEP_MS): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        for (let i = from; i < this.lines.length; i++) {
+          if (re.test(this.lines[i])) {
+            done();
+            resolve(this.lines[i]);
+            return;
+          }
+        }
+        if (this.#ended) {
+          done();
+          reject(new Error(`output ended without a line matching ${re}:\n${this.text}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no line matching ${re} within ${timeoutMs} ms:\n${this.text}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+}
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  file: string;
+  dir: string;
+  out: Lines;
+  err: Lines;
+  exited: Promise<Exit>;
+}
+
+/** The start-up line that carries the bound address, in either log format (the JSON one puts "msg" last). */
+const LISTENING = /DNS listening on UDP and TCP/;
+const ADDRESS = /(?:\baddress=|"address":")127\.0\.0\.1:(\d+)/;
+
+/** Starts the server on a config (port 0 unless the text says otherwise) and resolves with the port it logged. Killed after the test. */
+async function startServer(t: TestContext, configText: string): Promise<Running> {
+  const dir = await tempDir(t);
+  const file = await writeConfig(dir, 'config.yaml', configText);
+  const child = spawn(process.execPath, [SERVER, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const out = new Lines(child.stdout!);
+  const err = new Lines(child.stderr!);
+  let line: string;
+  try {
+    line = await out.waitFor(LISTENING);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstderr:\n${err.text}`);
+  }
+  const m = ADDRESS.exec(line);
+  assert.ok(m, `no address in the listening line: ${line}`);
+  const port = Number(m[1]);
+  return { child, port, file, dir, out, err, exited };
+}
+
+/** Resolves with the exit, or fails the test when it takes longer than `ms`. */
+async function exitWithin(exited: Promise<Exit>, ms: number, what: string): Promise<Exit> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still running after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Asserts that `stderr` is exactly one line and returns it. */
+function oneLine(stderr: string): string {
+  const lines = stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected exactly one line on stderr, got:\n${stderr}`);
+  return lines[0];
+}
+
+// ---------------------------------------------------------------------------
+// Flags
+
+test('prints "OpenGSLB <version from package.json>" for --version and exits 0', async () => {
+  const r = await run(SERVER, ['--version']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `OpenGSLB ${VERSION}\n`);
+  assert.equal(r.stderr, '');
+});
+
+test('prints the usage on stdout for --help and exits 0', async () => {
+  const r = await run(SERVER, ['--help']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^usage: opengslb /);
+  assert.match(r.stdout, /--config FILE/);
+  assert.equal(r.stderr, '');
+});
+
+test('exits 2 with the usage on stderr for an unknown flag', async () => {
+  const r = await run(SERVER, ['--no-such-flag']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--no-such-flag/);
+  assert.match(r.stderr, /usage: opengslb /);
+  assert.equal(r.stdout, '');
+});
+
+test('takes Go-style -config FILE and -config=FILE exactly like --config FILE', async (t) => {
+  const dir = await tempDir(t);
+  // The invalid config makes the server report on the file it read and exit, so the three spellings are comparable.
+  const file = await writeConfig(dir, 'bad.yaml', BAD_CONFIG);
+  const long = await run(SERVER, ['--config', file]);
+  const single = await run(SERVER, ['-config', file]);
+  const joined = await run(SERVER, [`-config=${file}`]);
+  assert.equal(long.code, 1);
+  assertBadConfigReport(long.stderr, file);
+  for (const r of [single, joined]) {
+    assert.equal(r.code, long.code);
+    assert.equal(r.stderr, long.stderr);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Refusing to start
+
+test('reports every problem of an invalid config as FILE:LINE:COL: path: message, exits 1 and never binds', async (t) => {
+  const dir = await tempDir(t);
+  const file = await writeConfig(dir, 'bad.yaml', BAD_CONFIG);
+  const r = await run(SERVER, ['--config', file]);
+  assert.equal(r.code, 1);
+  assertBadConfigReport(r.stderr, file);
+  // It stopped before the logger and the listener existed: nothing was ever bound.
+  assert.doesNotMatch(r.stdout, /DNS listening/);
+  assert.equal(r.stdout, '');
+});
+
+test('refuses a world-writable config file, naming the file and the fix', posixOnly, async (t) => {
+  const dir = await tempDir(t);
+  const file = await writeConfig(dir, 'open.yaml', goodConfig());
+  await chmod(file, 0o666);
+  const r = await run(SERVER, ['--config', file]);
+  assert.equal(r.code, 1);
+  const line = oneLine(r.stderr);
+  assert.ok(line.includes(`${file}: is world-writable (mode 666)`), line);
+  assert.ok(line.includes(`chmod o-w ${file}`), line);
+  assert.doesNotMatch(r.stdout, /DNS listening/);
+});
+
+test('exits 1 with one clear line when the config file does not exist', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'missing.yaml');
+  const r = await run(SERVER, ['--config', file]);
+  assert.equal(r.code, 1);
+  assert.equal(oneLine(r.stderr).replace(/^opengslb: /, ''), `${file}: does not exist, expected a readable YAML config file`);
+  assert.equal(r.stdout, '');
+});
+
+for (const c of [
+  { name: 'the --mode agent flag', args: ['--mode', 'agent'], mode: undefined },
+  { name: '"mode: agent" in the file', args: [], mode: 'agent' },
+]) {
+  test(`exits 1 with one line saying agent mode is not available yet for ${c.name}`, async (t) => {
+    const dir = await tempDir(t);
+    const file = await writeConfig(dir, 'agent.yaml', goodConfig({ mode: c.mode }));
+    const r = await run(SERVER, ['--config', file, ...c.args]);
+    assert.equal(r.code, 1);
+    assert.match(oneLine(r.stderr), /agent mode is not available/);
+    assert.doesNotMatch(r.stdout, /DNS listening/);
+  });
+}
+
+/** Holds a loopback port the way an unrelated program would: a plain socket, no reusePort. */
+async function occupy(t: TestContext, transport: 'tcp' | 'udp'): Promise<number> {
+  if (transport === 'tcp') {
+    const server = net.createServer();
+    server.listen({ host: '127.0.0.1', port: 0 });
+    await once(server, 'listening');
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    return (server.address() as net.AddressInfo).port;
+  }
+  const socket = dgram.createSocket('udp4');
+  socket.bind({ address: '127.0.0.1', port: 0 });
+  await once(socket, 'listening');
+  t.after(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  return socket.address().port;
+}
+
+for (const transport of ['tcp', 'udp'] as const) {
+  test(`exits 1 naming the address and EADDRINUSE when a plain ${transport.toUpperCase()} socket holds the port`, async (t) => {
+    const port = await occupy(t, transport);
+    const dir = await tempDir(t);
+    const file = await writeConfig(dir, 'busy.yaml', goodConfig({ port }));
+    const r = await run(SERVER, ['--config', file]);
+    assert.equal(r.code, 1, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+    const line = oneLine(r.stderr);
+    assert.ok(line.includes(`127.0.0.1:${port}`), line);
+    assert.ok(line.includes('EADDRINUSE'), line);
+    assert.ok(line.includes(`DNS ${transport.toUpperCase()}`), line);
+    assert.doesNotMatch(r.stdout, /DNS listening/);
+  });
+}
+
+test('refuses to start a second server on the port a running one holds, instead of sharing it', async (t) => {
+  const first = await startServer(t, goodConfig());
+  const dir = await tempDir(t);
+  const file = await writeConfig(dir, 'second.yaml', goodConfig({ port: first.port }));
+  const r = await run(SERVER, ['--config', file]);
+  assert.equal(r.code, 1, `the second server must not join the first one's reusePort group:\n${r.stdout}${r.stderr}`);
+  const line = oneLine(r.stderr);
+  assert.ok(line.includes(`127.0.0.1:${first.port}`), line);
+  assert.ok(line.includes('EADDRINUSE'), line);
+  // The first one is untouched.
+  const reply = await ask(first.port, 'app.example.test', 'A');
+  assert.equal(rcodeOf(reply.raw), 0, 'rcode NOERROR');
+});
+
+// ---------------------------------------------------------------------------
+// Serving and stopping
+
+/** Returns the A answer of app.example.test: its address and TTL. */
+async function askApp(port: number): Promise<{ data: string; ttl: number }> {
+  const reply = await ask(port, 'app.example.test', 'A');
+  assert.equal(rcodeOf(reply.raw), 0, 'rcode NOERROR');
+  assert.equal(reply.answers?.length, 1, JSON.stringify(reply.answers));
+  const a = reply.answers![0] as { data: string; ttl?: number };
+  return { data: a.data, ttl: a.ttl ?? -1 };
+}
+
+for (const c of [
+  { signal: 'SIGTERM', format: 'json' },
+  { signal: 'SIGINT', format: 'text' },
+] as const) {
+  test(`answers over UDP and exits 0 within 5 s of ${c.signal} (${c.format} logs)`, posixOnly, async (t) => {
+    const s = await startServer(t, goodConfig({ workers: 2, format: c.format }));
+    assert.deepEqual(await askApp(s.port), { data: '192.0.2.10', ttl: 30 });
+    s.child.kill(c.signal);
+    const exit = await exitWithin(s.exited, STOP_BUDGET_MS, `after ${c.signal}`);
+    assert.deepEqual(exit, { code: 0, signal: null }, s.err.text);
+    await s.out.waitFor(/stopped/);
+  });
+}
+
+/** Resolves once a TCP connect to the port is refused, i.e. every worker has closed its listener. */
+async function listenersClosed(port: number, timeoutMs = STEP_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) return;
+    // A connect accepted by a worker that has not closed its listener yet; poll again shortly.
+    if (Date.now() > deadline) throw new Error(`port ${port} still accepts TCP connections ${timeoutMs} ms after the stop`);
+    await delay(10);
+  }
+}
+
+test('answers a TCP query that was half received when SIGTERM arrived, then exits 0 within 5 s', posixOnly, async (t) => {
+  const s = await startServer(t, goodConfig({ workers: 2 }));
+  const conn = await tcpConnect(s.port);
+  t.after(() => conn.close());
+  const q1 = buildQuery('app.example.test', 'A', { id: 0x1111 });
+  const q2 = buildQuery('app.example.test', 'A', { id: 0x2222 });
+  const frame = (q: Buffer): Buffer => Buffer.concat([Buffer.from([q.length >> 8, q.length & 0xff]), q]);
+  const f2 = frame(q2);
+  const cut = 2 + 5; // the length prefix and 5 bytes of the header
+  // One write carries a whole query and the start of the next: once the first
+  // answer is back, the worker has read (and kept) the half frame too.
+  conn.socket.write(Buffer.concat([frame(q1), f2.subarray(0, cut)]));
+  const r1 = await conn.next(STEP_MS);
+  assert.ok(r1, 'no answer to the first query');
+  assert.equal(r1.readUInt16BE(0), 0x1111);
+
+  const sentAt = Date.now();
+  s.child.kill('SIGTERM');
+  await s.out.waitFor(/stopping/);
+  // Only once the workers have stopped accepting does the rest of the frame prove anything.
+  await listenersClosed(s.port);
+  conn.socket.write(f2.subarray(cut));
+  const restAfterMs = Date.now() - sentAt;
+  t.diagnostic(`rest of the frame sent ${restAfterMs} ms after SIGTERM`);
+  assert.ok(restAfterMs < SHUTDOWN_GRACE_MS, `the rest must arrive within the ${SHUTDOWN_GRACE_MS} ms grace to prove anything; took ${restAfterMs} ms`);
+  const r2 = await conn.next(STEP_MS);
+  assert.ok(r2, `no answer to the query completed ${restAfterMs} ms after SIGTERM\nstdout:\n${s.out.text}`);
+  assert.equal(r2.readUInt16BE(0), 0x2222);
+  assert.equal(r2[3] & 0x0f, 0, 'rcode NOERROR');
+  assert.equal(r2.readUInt16BE(6), 1, 'one answer');
+
+  const exit = await exitWithin(s.exited, STOP_BUDGET_MS - (Date.now() - sentAt), 'after SIGTERM with a TCP query in flight');
+  assert.deepEqual(exit, { code: 0, signal: null }, s.err.text);
+});
+
+// ---------------------------------------------------------------------------
+// Reload
+
+test('serves the new TTL after SIGHUP with a changed file', posixOnly, async (t) => {
+  const s = await startServer(t, goodConfig({ ttl: 30 }));
+  assert.equal((await askApp(s.port)).ttl, 30);
+  await writeConfig(s.dir, 'config.yaml', goodConfig({ ttl: 45 }));
+  const from = s.out.lines.length;
+  s.child.kill('SIGHUP');
+  await s.out.waitFor(/reload succeeded/, from);
+  assert.deepEqual(await askApp(s.port), { data: '192.0.2.10', ttl: 45 });
+});
+
+test('keeps serving the old config after SIGHUP with a broken file, and logs why', posixOnly, async (t) => {
+  const s = await startServer(t, goodConfig({ ttl: 30 }));
+  assert.equal((await askApp(s.port)).ttl, 30);
+  await writeConfig(s.dir, 'config.yaml', goodConfig({ ttl: 45 }).replace('192.0.2.10', '192.0.2.300'));
+  const from = s.out.lines.length;
+  s.child.kill('SIGHUP');
+  const line = await s.out.waitFor(/reload/, from);
+  assert.match(line, /still serving the previous config/);
+  // The reason carries the problem with its position (as a JSON string in JSON logs).
+  assert.ok(line.includes(`${s.file}:11:20: regions[0].servers[0].address: \\"192.0.2.300\\" is not an IP address`), line);
+  assert.deepEqual(await askApp(s.port), { data: '192.0.2.10', ttl: 30 });
+  assert.equal(s.child.exitCode, null, 'still running');
+});
+
+// ---------------------------------------------------------------------------
+// Node-version guard
+
+/** Finds a node binary older than 22.12 on PATH or in the usual places; says what it found otherwise. */
+function findOldNode(): { path: string; version: string } | { none: string } {
+  const candidates = [
+    ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, 'node')),
+    '/usr/bin/node',
+    '/usr/local/bin/node',
+    '/bin/node',
+  ];
+  const seen = new Set<string>();
+  const found: string[] = [];
+  for (const candidate of candidates) {
+    let real: string;
+    try {
+      real = realpathSync(candidate);
+    } catch {
+      continue;
+    }
+    if (seen.has(real)) continue;
+    seen.add(real);
+    const r = spawnSync(candidate, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    const m = /^v(\d+)\.(\d+)\.(\d+)/.exec(r.stdout ?? '');
+    if (!m) continue;
+    const [major, minor] = [Number(m[1]), Number(m[2])];
+    found.push(`${m[0]} at ${candidate}`);
+    if (major < 22 || (major === 22 && minor < 12)) return { path: candidate, version: m[0] };
+  }
+  return { none: found.length > 0 ? `found only ${found.join(', ')}` : 'found no node binary at all' };
+}
+
+const oldNode = findOldNode();
+
+for (const c of [
+  { entry: SERVER, program: 'opengslb' },
+  { entry: CLI, program: 'opengslb-cli' },
+]) {
+  test(`${c.program} exits 1 with one line naming ">= 22.12" when run by a Node older than 22.12`, async (t) => {
+    if ('none' in oldNode) {
+      t.skip(`no Node older than 22.12 on this machine: ${oldNode.none}`);
+      return;
+    }
+    const r = await run(c.entry, ['--version'], { node: oldNode.path });
+    assert.equal(r.code, 1, `${oldNode.version}: ${r.stderr}`);
+    const line = oneLine(r.stderr);
+    assert.ok(line.startsWith(`${c.program}: `), line);
+    assert.ok(line.includes('>= 22.12'), line);
+    assert.ok(line.includes(oldNode.version), line);
+    assert.equal(r.stdout, '');
+  });
+}
+
+// ---------------------------------------------------------------------------
+// opengslb-cli config validate
+
+test('opengslb-cli config validate exits 0 with a summary for a good file', async (t) => {
+  const dir = await tempDir(t);
+  const file = await writeConfig(dir, 'good.yaml', goodConfig());
+  const r = await run(CLI, ['config', 'validate', file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${file}: valid (mode overwatch, 1 zones, 1 regions, 1 domains, 1 servers)\n`);
+  assert.equal(r.stderr, '');
+});
+
+test('opengslb-cli config validate exits 1 with every problem for a bad file', async (t) => {
+  const dir = await tempDir(t);
+  const file = await writeConfig(dir, 'bad.yaml', BAD_CONFIG);
+  const r = await run(CLI, ['config', 'validate', file]);
+  assert.equal(r.code, 1);
+  assertBadConfigReport(r.stderr, file);
+  assert.equal(r.stdout, '');
+});
+
+// The entry files the tests above start must exist; a rename would otherwise
+// surface as a confusing spawn failure.
+test('finds both entry points where package.json "bin" says they are', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  assert.equal(join(ROOT, pkg.bin.opengslb), SERVER);
+  assert.equal(join(ROOT, pkg.bin['opengslb-cli']), CLI);
+  assert.ok(existsSync(SERVER) && existsSync(CLI));
+});
