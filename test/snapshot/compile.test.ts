@@ -1,0 +1,94 @@
+// The snapshot compiler and reader: names, zones, empty non-terminals and
+// precomputed fragments, checked through the reader a worker uses.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import dnsPacket from 'dns-packet';
+import { parseConfigText } from '../../src/config/load.ts';
+import { nameToWire } from '../../src/dns/names.ts';
+import { SlotAllocator } from '../../src/registry/slots.ts';
+import { compileSnapshot } from '../../src/snapshot/compile.ts';
+import * as L from '../../src/snapshot/layout.ts';
+import { SnapshotView } from '../../src/snapshot/reader.ts';
+
+const config = parseConfigText(
+  `
+dns:
+  zones: [example.test, sub.example.test]
+  nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }]
+regions:
+  - name: r
+    servers: [{ address: 192.0.2.1, weight: 7 }, { address: "2001:db8::1" }]
+domains:
+  - { name: a.b.c.example.test, regions: [r], ttl: 45 }
+  - { name: www.sub.example.test, regions: [r], routing_algorithm: failover }
+`,
+  'compile.yaml',
+);
+
+function find(view: SnapshotView, name: string): number {
+  const wire = nameToWire(name);
+  return view.findNode(wire, 0, wire.length);
+}
+
+test('compiles names, zones and empty non-terminals that the reader finds by hash', () => {
+  const snap = compileSnapshot(config, { generation: 5, serial: 1234, slots: new SlotAllocator() });
+  const view = new SnapshotView(snap.buffer);
+  assert.equal(view.generation, 5);
+  assert.equal(view.zoneCount, 2);
+  const flags = (n: string): number => view.u32[view.nodeBase(find(view, n)) + L.NODE_FLAGS];
+  const zoneName = (n: string): number => view.u32[view.nodeBase(find(view, n)) + L.NODE_ZONE];
+  assert.equal(flags('example.test') & L.NODE_FLAG_APEX, L.NODE_FLAG_APEX);
+  assert.equal(flags('sub.example.test') & L.NODE_FLAG_APEX, L.NODE_FLAG_APEX);
+  assert.equal(flags('b.c.example.test'), L.NODE_FLAG_ENT);
+  assert.equal(flags('c.example.test'), L.NODE_FLAG_ENT);
+  assert.equal(flags('a.b.c.example.test'), 0);
+  assert.equal(zoneName('www.sub.example.test'), zoneName('sub.example.test'), 'a name belongs to the longest zone above it');
+  assert.notEqual(zoneName('sub.example.test'), zoneName('example.test'), 'a nested apex is its own zone');
+  assert.equal(find(view, 'nope.example.test'), -1);
+  assert.ok(find(view, 'ns1.example.test') >= 0, 'in-zone name server host');
+});
+
+test('precomputes answer fragments that decode to the configured record', () => {
+  const snap = compileSnapshot(config, { generation: 1, serial: 1, slots: new SlotAllocator() });
+  const view = new SnapshotView(snap.buffer);
+  const node = find(view, 'a.b.c.example.test');
+  const recA = view.u32[view.nodeBase(node) + L.NODE_REC_A] - 1;
+  const rb = view.recordBase(recA);
+  assert.equal(view.u32[rb + L.REC_QTYPE], 1);
+  assert.equal(view.u32[rb + L.REC_TTL], 45);
+  assert.equal(view.u32[rb + L.REC_MEMBER_COUNT], 1);
+  const mb = view.memberBase(view.u32[rb + L.REC_MEMBER_START]);
+  assert.equal(view.u32[mb + L.MEM_WEIGHT], 7);
+  const frag = view.u8.subarray(view.u32[mb + L.MEM_FRAG_OFF], view.u32[mb + L.MEM_FRAG_OFF] + L.FRAG_LEN_A);
+  // Wrap the fragment in a message whose question sits at offset 12, as the worker does.
+  const msg = Buffer.concat([Buffer.from([0, 1, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0]), Buffer.from(nameToWire('a.b.c.example.test')), Buffer.from([0, 1, 0, 1]), frag]);
+  const decoded = dnsPacket.decode(msg);
+  assert.deepEqual(
+    decoded.answers!.map((a) => ({ name: a.name, type: a.type, ttl: (a as { ttl?: number }).ttl, data: (a as { data: string }).data })),
+    [{ name: 'a.b.c.example.test', type: 'A', ttl: 45, data: '192.0.2.1' }],
+  );
+});
+
+test('keeps a server’s slot across compiles and reports the server keys', () => {
+  const slots = new SlotAllocator();
+  const one = compileSnapshot(config, { generation: 1, serial: 1, slots });
+  const two = compileSnapshot(config, { generation: 2, serial: 2, slots });
+  assert.deepEqual([...one.serverKeys].sort(), [...two.serverKeys].sort());
+  assert.equal(slots.highWater, 2);
+});
+
+test('refuses to attach a buffer that is not a snapshot', () => {
+  const snap = compileSnapshot(config, { generation: 1, serial: 1, slots: new SlotAllocator() });
+  const copy = new SharedArrayBuffer(snap.buffer.byteLength);
+  new Uint8Array(copy).set(new Uint8Array(snap.buffer));
+  new Uint32Array(copy)[L.HDR_MAGIC] = 0;
+  assert.throws(() => new SnapshotView(copy), /bad magic/);
+  new Uint32Array(copy)[L.HDR_MAGIC] = L.SNAPSHOT_MAGIC;
+  new Uint32Array(copy)[L.HDR_VERSION] = 99;
+  assert.throws(() => new SnapshotView(copy), /version 99/);
+  new Uint32Array(copy)[L.HDR_VERSION] = L.SNAPSHOT_VERSION;
+  new Uint32Array(copy)[L.HDR_NODE_COUNT] = 1e6;
+  assert.throws(() => new SnapshotView(copy), /node table out of bounds/);
+  assert.throws(() => new SnapshotView(new SharedArrayBuffer(8)), /not a valid snapshot size/);
+});

@@ -1,0 +1,116 @@
+// The DNS worker pool with real worker threads: a killed worker is restarted
+// while the others keep answering; snapshots are swapped between packets;
+// per-worker counters add up.
+
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import { parseConfigText } from '../../src/config/load.ts';
+import { COUNTER, COUNTER_STRIDE } from '../../src/metrics/counters-layout.ts';
+import { ask, buildQuery, udpExchange } from '../helpers/dns-client.ts';
+import { startServer } from '../helpers/server.ts';
+
+const yaml = (ttl: number, servers: string[], workers = 2): string => `
+dns: { listen_address: "127.0.0.1:0", workers: ${workers}, zones: [example.test] }
+regions:
+  - name: r
+    servers: [${servers.map((a) => `{ address: ${a} }`).join(', ')}]
+domains:
+  - { name: app.example.test, regions: [r], ttl: ${ttl} }
+logging: { level: error }
+`;
+
+test('keeps answering while a killed worker is restarted, then serves from every worker again', async (t) => {
+  const { overwatch, port } = await startServer(t, yaml(30, ['192.0.2.1']));
+  const pool = overwatch.pool;
+  const victim = pool.workers[0]!;
+  const restarted = once(pool, 'worker-restarted');
+  await victim.terminate();
+  // While worker 0 is down (its restart waits ≥ 100 ms), every query is answered by the other.
+  const during = await Promise.all(Array.from({ length: 100 }, () => udpExchange(port, buildQuery('app.example.test', 'A'), 1000)));
+  assert.equal(during.filter((r) => r === null).length, 0, 'no query was lost while a worker was down');
+  const [index] = await restarted;
+  assert.equal(index, 0);
+  assert.ok(pool.workers.every((w) => w !== null), 'every worker is running again');
+  assert.notEqual(pool.workers[0], victim);
+  // New source ports spread over both sockets again; every query is answered.
+  const after = await Promise.all(Array.from({ length: 100 }, () => udpExchange(port, buildQuery('app.example.test', 'A'), 1000)));
+  assert.equal(after.filter((r) => r === null).length, 0);
+  assert.equal(pool.restarts, 1);
+});
+
+test('restarts a worker that keeps dying with a growing backoff', async (t) => {
+  const { overwatch } = await startServer(t, yaml(30, ['192.0.2.1'], 1));
+  const delays: number[] = [];
+  overwatch.pool.on('worker-exit', (_i: number, _code: number, delay: number) => delays.push(delay));
+  for (let i = 0; i < 3; i++) {
+    const restarted = once(overwatch.pool, 'worker-restarted');
+    await overwatch.pool.workers[0]!.terminate();
+    await restarted;
+  }
+  assert.deepEqual(delays, [100, 200, 400]);
+});
+
+test('counts queries per worker in shared memory, and the sums match what was sent', async (t) => {
+  const { overwatch, port } = await startServer(t, yaml(30, ['192.0.2.1']));
+  for (let i = 0; i < 40; i++) await ask(port, 'app.example.test', i % 2 === 0 ? 'A' : 'AAAA');
+  await ask(port, 'nope.example.test', 'A');
+  await ask(port, 'example.com', 'A', {}, 'tcp');
+  const c = overwatch.readCounters();
+  assert.equal(c.QUERIES, 42);
+  assert.equal(c.QTYPE_A, 22);
+  assert.equal(c.QTYPE_AAAA, 20);
+  assert.equal(c.RCODE_0, 40);
+  assert.equal(c.RCODE_3, 1);
+  assert.equal(c.RCODE_5, 1);
+  assert.equal(c.UDP_QUERIES, 41);
+  assert.equal(c.TCP_QUERIES, 1);
+  // Each worker writes only its own stride.
+  let perWorker = 0;
+  for (let w = 0; w < 2; w++) perWorker += Atomics.load(overwatch.counters, w * COUNTER_STRIDE + COUNTER.QUERIES);
+  assert.equal(perWorker, 42);
+});
+
+test('a reload swaps the snapshot on every worker and keeps health for servers that stay', async (t) => {
+  const { overwatch, port } = await startServer(t, yaml(30, ['192.0.2.1', '192.0.2.2']));
+  const slot = overwatch.slotOf('r', '192.0.2.2', 80)!;
+  overwatch.setHealth(slot, 2);
+  const result = await overwatch.reload(parseConfigText(yaml(99, ['192.0.2.2', '192.0.2.1', '192.0.2.3']), 'next.yaml'));
+  assert.ok(result.ok, result.message);
+  assert.equal(overwatch.generation, 2);
+  for (let w = 0; w < 2; w++) assert.equal(Atomics.load(overwatch.counters, w * COUNTER_STRIDE + COUNTER.SNAPSHOT_GENERATION), 2);
+  const seen = new Set<string>();
+  for (let i = 0; i < 30; i++) {
+    const r = await ask(port, 'app.example.test', 'A');
+    assert.equal((r.answers![0] as { ttl?: number }).ttl, 99);
+    seen.add((r.answers![0] as { data: string }).data);
+  }
+  assert.equal(overwatch.slotOf('r', '192.0.2.2', 80), slot, 'a server that stays keeps its slot');
+  assert.deepEqual([...seen].sort(), ['192.0.2.1', '192.0.2.3'], 'the unhealthy server stays out; the new one is in');
+});
+
+test('a reload that outgrows the live slots hands workers a larger buffer without losing state', async (t) => {
+  const { overwatch, port } = await startServer(t, yaml(30, ['192.0.2.1']));
+  const capacity = overwatch.live[1];
+  const many = Array.from({ length: capacity + 10 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1`);
+  const result = await overwatch.reload(parseConfigText(yaml(30, ['192.0.2.1', ...many]), 'big.yaml'));
+  assert.ok(result.ok, result.message);
+  assert.ok(overwatch.live[1] > capacity, 'capacity grew');
+  const last = overwatch.slotOf('r', many.at(-1)!, 80)!;
+  assert.ok(last >= capacity);
+  // Take every server but one out, through the new live buffer: answers follow.
+  for (const a of ['192.0.2.1', ...many.slice(0, -1)]) overwatch.setHealth(overwatch.slotOf('r', a, 80)!, 2);
+  for (let i = 0; i < 10; i++) {
+    const r = await ask(port, 'app.example.test', 'A');
+    assert.equal((r.answers![0] as { data: string }).data, many.at(-1));
+  }
+});
+
+test('a reload that needs a restart is refused and the old snapshot keeps serving', async (t) => {
+  const { overwatch, port } = await startServer(t, yaml(30, ['192.0.2.1']));
+  const result = await overwatch.reload(parseConfigText(yaml(99, ['192.0.2.1'], 3), 'workers.yaml'));
+  assert.equal(result.ok, false);
+  assert.match(result.message, /dns\.workers changed from 2 to 3; .*restart/);
+  assert.equal(overwatch.generation, 1);
+  assert.equal(((await ask(port, "app.example.test", "A")).answers![0] as { ttl?: number }).ttl, 30);
+});
