@@ -38,12 +38,7 @@ export function writeHeader(out: Uint8Array, id: number, flags: number, rcode: n
   out[3] = f & 0xff;
   out[4] = 0;
   out[5] = qd;
-  out[6] = an >>> 8;
-  out[7] = an & 0xff;
-  out[8] = ns >>> 8;
-  out[9] = ns & 0xff;
-  out[10] = ar >>> 8;
-  out[11] = ar & 0xff;
+  patchCounts(out, an, ns, ar);
 }
 
 /** Patches the answer/authority/additional counts of a header already written. */

@@ -118,13 +118,7 @@ function addresses(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, rec: nu
   for (let i = 0; i < k; i++) {
     off = copyBytes(out, off, src, u32[view.memberBase(picks[i]) + L.MEM_FRAG_OFF], fragLen);
   }
-  let ar = 0;
-  if (q.hasEdns) {
-    off = writeOpt(out, off, q, req, RCODE.NOERROR, true);
-    ar = 1;
-  }
-  writeHeader(out, q.id, FLAG.QR | FLAG.AA | (q.flags & COPIED_FLAGS), RCODE.NOERROR, 1, k, 0, ar);
-  return finish(ctx, req, out, off, RCODE.NOERROR, tcp);
+  return seal(ctx, req, out, off, RCODE.NOERROR, k, 0, 0, tcp);
 }
 
 /**
@@ -142,13 +136,7 @@ function negative(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, zone: nu
   const body = off;
   off = copyBytes(out, off, view.u8, u32[zb + L.ZONE_SOA_OFF], u32[zb + L.ZONE_SOA_LEN]);
   writeU32(out, body + 4, u32[zb + L.ZONE_NEG_TTL]);
-  let ar = 0;
-  if (q.hasEdns) {
-    off = writeOpt(out, off, q, req, rcode, true);
-    ar = 1;
-  }
-  writeHeader(out, q.id, FLAG.QR | FLAG.AA | (q.flags & COPIED_FLAGS), rcode, 1, 0, 1, ar);
-  return finish(ctx, req, out, off, rcode, tcp);
+  return seal(ctx, req, out, off, rcode, 0, 1, 0, tcp);
 }
 
 /** Answers the apex SOA. */
@@ -160,13 +148,7 @@ function soaAnswer(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, zone: n
   let off = copyBytes(out, 12, req, 12, q.questionEnd - 12);
   off = writeU16(out, off, 0xc00c);
   off = copyBytes(out, off, view.u8, u32[zb + L.ZONE_SOA_OFF], u32[zb + L.ZONE_SOA_LEN]);
-  let ar = 0;
-  if (q.hasEdns) {
-    off = writeOpt(out, off, q, req, RCODE.NOERROR, true);
-    ar = 1;
-  }
-  writeHeader(out, q.id, FLAG.QR | FLAG.AA | (q.flags & COPIED_FLAGS), RCODE.NOERROR, 1, 1, 0, ar);
-  return finish(ctx, req, out, off, RCODE.NOERROR, tcp);
+  return seal(ctx, req, out, off, RCODE.NOERROR, 1, 0, 0, tcp);
 }
 
 /** Answers the apex NS RRset, with A/AAAA glue for in-zone name servers in the additional section. */
@@ -186,13 +168,7 @@ function nsAnswer(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, zone: nu
     src += bodyLen;
   }
   off = copyBytes(out, off, u8, u32[zb + L.ZONE_GLUE_OFF], u32[zb + L.ZONE_GLUE_LEN]);
-  let ar = u32[zb + L.ZONE_GLUE_COUNT];
-  if (q.hasEdns) {
-    off = writeOpt(out, off, q, req, RCODE.NOERROR, true);
-    ar++;
-  }
-  writeHeader(out, q.id, FLAG.QR | FLAG.AA | (q.flags & COPIED_FLAGS), RCODE.NOERROR, 1, nsCount, 0, ar);
-  return finish(ctx, req, out, off, RCODE.NOERROR, tcp);
+  return seal(ctx, req, out, off, RCODE.NOERROR, nsCount, 0, u32[zb + L.ZONE_GLUE_COUNT], tcp);
 }
 
 /**
@@ -217,6 +193,22 @@ export function errorReply(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array,
   writeHeader(out, q.id, FLAG.QR | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);
   countRcode(ctx, rcode);
   return off;
+}
+
+/**
+ * Completes an authoritative answer whose sections end at `off`: appends the
+ * OPT (when the query had one), writes the header with AA set and the counts
+ * (`ar` counts records already written to the additional section), then
+ * hands over to finish() for the size check.
+ */
+function seal(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, off: number, rcode: number, an: number, ns: number, ar: number, tcp: boolean): number {
+  const q = ctx.query;
+  if (q.hasEdns) {
+    off = writeOpt(out, off, q, req, rcode, true);
+    ar++;
+  }
+  writeHeader(out, q.id, FLAG.QR | FLAG.AA | (q.flags & COPIED_FLAGS), rcode, 1, an, ns, ar);
+  return finish(ctx, req, out, off, rcode, tcp);
 }
 
 /** Counts the rcode and, over UDP, replaces an answer too big for the client with a truncated one (TC=1). */
