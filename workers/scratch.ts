@@ -14,8 +14,6 @@ export class WorkerScratch {
   readonly lower = new Uint8Array(256);
   /** Member indexes chosen for the current answer. */
   readonly picks = new Int32Array(MAX_ANSWERS_LIMIT);
-  /** Label start offsets inside `lower`, for the zone walk on a miss. */
-  readonly labelOffs = new Int32Array(128);
   view: SnapshotView;
   route: RouteState;
   live: Int32Array;

@@ -37,7 +37,7 @@ export const COUNTER = {
   /** TCP connections refused because the worker was at its connection cap. */
   TCP_REJECTED: 36,
   TCP_IDLE_CLOSED: 37,
-  /** TCP connections closed for a bad length prefix or a frame that could not be answered. */
+  /** TCP connections closed for a zero-length frame (the stream cannot be resynchronised). Frames under 12 bytes count as DROPPED_SHORT. */
   TCP_BAD_FRAME: 38,
   /** UDP sends that failed (socket error reported to the send callback). */
   SEND_ERRORS: 39,

@@ -50,6 +50,8 @@ export class DnsPool extends EventEmitter {
   #generation: number;
   #live: Int32Array;
   #stopping = false;
+  /** Set once start() has succeeded: later spawns are restarts, retried with backoff whatever made them fail. */
+  #started = false;
   /** Publishes waiting for every worker's 'attached' acknowledgement. */
   readonly #acks = new Set<{ generation: number; pending: Set<number>; done: () => void }>();
   /** Total restarts since start, for metrics. */
@@ -87,6 +89,7 @@ export class DnsPool extends EventEmitter {
       await this.stop(0);
       throw (failed as PromiseRejectedResult).reason;
     }
+    this.#started = true;
   }
 
   /** Starts worker `i` and resolves when it is listening. */
@@ -131,11 +134,12 @@ export class DnsPool extends EventEmitter {
       worker.on('error', (err) => this.emit('worker-error', i, err));
       worker.on('exit', (code) => {
         if (slot.worker === worker) slot.worker = null;
-        if (!listening) {
-          reject(bindError ?? new OpenGslbError('OPENGSLB_ERR_WORKER_START', `DNS worker ${i} exited with code ${code} before it was listening`));
-          if (this.#stopping || bindError) return;
-        }
-        if (this.#stopping) return;
+        // A dead worker will never acknowledge a publish; don't wait for it.
+        this.#forget(i);
+        if (!listening) reject(bindError ?? new OpenGslbError('OPENGSLB_ERR_WORKER_START', `DNS worker ${i} exited with code ${code} before it was listening`));
+        // During the first start a failure fails start(); afterwards every
+        // exit, a failed re-bind included, is retried with backoff.
+        if (this.#stopping || !this.#started) return;
         this.#scheduleRestart(i, code);
       });
     });
@@ -158,8 +162,9 @@ export class DnsPool extends EventEmitter {
           this.restarts++;
           this.emit('worker-restarted', i);
         },
-        () => {
-          // The exit handler already scheduled the next attempt.
+        (err: Error) => {
+          // The exit handler has already scheduled the next attempt.
+          this.emit('worker-error', i, err);
         },
       );
     }, delay);
@@ -172,6 +177,14 @@ export class DnsPool extends EventEmitter {
   #acknowledge(index: number, generation: number): void {
     for (const ack of this.#acks) {
       if (generation >= ack.generation) ack.pending.delete(index);
+      if (ack.pending.size === 0) ack.done();
+    }
+  }
+
+  /** Drops a worker from every pending publish: it died, and its replacement starts on the newest snapshot. */
+  #forget(index: number): void {
+    for (const ack of this.#acks) {
+      ack.pending.delete(index);
       if (ack.pending.size === 0) ack.done();
     }
   }

@@ -7,7 +7,7 @@ import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
 import { serverKey, SlotAllocator } from '../registry/slots.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
-import { createLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH, writeHealth } from '../snapshot/live-slots.ts';
+import { createLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH, writeHealth, writeLatency } from '../snapshot/live-slots.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 
@@ -157,7 +157,7 @@ export class Overwatch {
       bigger[LIVE_EPOCH] = live[LIVE_EPOCH] + 1;
       live = bigger;
     }
-    for (const slot of this.#slots.retain(snapshot.serverKeys)) writeHealth(live, slot, HEALTH_UNKNOWN);
+    const released = this.#slots.retain(snapshot.serverKeys);
     // New servers are answerable at once until the health checker exists.
     for (const slot of this.#slots.takeFresh()) writeHealth(live, slot, HEALTH_HEALTHY);
     this.#live = live;
@@ -165,6 +165,13 @@ export class Overwatch {
     this.#config = next;
     this.#logger.level = next.logging.level;
     const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live);
+    // Only now, with every worker on the new snapshot, do removed servers'
+    // slots go back to unknown; doing it earlier would take them out of the
+    // old snapshot's answers while workers still serve it.
+    for (const slot of released) {
+      writeHealth(live, slot, HEALTH_UNKNOWN);
+      writeLatency(live, slot, 0, 0);
+    }
     const note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
     return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
   }

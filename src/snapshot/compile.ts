@@ -206,6 +206,8 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
       }
       if (nsHostsDone.has(ns.name)) continue;
       nsHostsDone.add(ns.name);
+      // The host's own A/AAAA records take the TTL of the zone that holds the host.
+      const hostTtl = zones[hostZone].soa.ttlSec;
       const nodeIdx = ensureNode(ns.name, hostZone);
       const node = nodes[nodeIdx];
       node.flags &= ~L.NODE_FLAG_ENT;
@@ -218,10 +220,10 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
         for (const address of ns.addresses) {
           const bytes = ipToBytes(address);
           if ((bytes.length === 4) !== (family === 4)) continue;
-          members.push({ healthSlot: L.NO_SLOT, weight: 1, fragment: answerFragment(qtype, ttl, bytes), server: L.NO_SLOT });
+          members.push({ healthSlot: L.NO_SLOT, weight: 1, fragment: answerFragment(qtype, hostTtl, bytes), server: L.NO_SLOT });
         }
         if (members.length === 0) continue;
-        records.push({ policy: L.POLICY_STATIC, maxAnswers: Math.min(members.length, L.MAX_ANSWERS_LIMIT), ttl, qtype, node: nodeIdx, members });
+        records.push({ policy: L.POLICY_STATIC, maxAnswers: Math.min(members.length, L.MAX_ANSWERS_LIMIT), ttl: hostTtl, qtype, node: nodeIdx, members });
         if (family === 4) node.recA = records.length;
         else node.recAAAA = records.length;
       }

@@ -2,7 +2,9 @@
 // compiler (main thread) and the reader (DNS workers) use, named in one place
 // (after thread-stream's lib/indexes.js). docs/architecture.md draws it.
 //
-// A snapshot is one SharedArrayBuffer, immutable once published. All integers
+// A snapshot is one SharedArrayBuffer, immutable once published. Every *_OFF
+// field below holds an absolute byte offset from the start of the snapshot
+// (pointing into the blob), never an offset relative to the blob. All integers
 // are little-endian uint32 read through one Uint32Array view, so every table
 // starts on a 4-byte boundary. Byte data (names, precomputed RR fragments) sits
 // in the trailing blob and is read through a Uint8Array view.
@@ -47,7 +49,7 @@ export const HEADER_BYTES = HEADER_WORDS * 4;
 
 // Node: one per owner name we know (GSLB names, zone apexes, in-zone name
 // server hosts, and the empty non-terminals between an apex and those).
-export const NODE_NAME_OFF = 0; //   byte offset in the blob of the lower-case wire name
+export const NODE_NAME_OFF = 0; //   byte offset (in the blob) of the lower-case wire name
 export const NODE_NAME_LEN = 1; //   wire length of the name, including the root byte
 export const NODE_HASH = 2; //       hashWire() of the name
 export const NODE_ZONE = 3; //       index of the zone the name belongs to (the longest apex above it)
@@ -65,13 +67,13 @@ export const NODE_FLAG_ENT = 2;
 // Zone: per apex, the precomputed SOA, NS and glue wire bytes.
 export const ZONE_NODE = 0; //       node index of the apex
 export const ZONE_APEX_LEN = 1; //   wire length of the apex name
-export const ZONE_SOA_OFF = 2; //    blob offset of the SOA RR body: TYPE CLASS TTL RDLENGTH RDATA (owner written by the worker)
+export const ZONE_SOA_OFF = 2; //    byte offset (in the blob) of the SOA RR body: TYPE CLASS TTL RDLENGTH RDATA (owner written by the worker)
 export const ZONE_SOA_LEN = 3; //    length of that body
 export const ZONE_NEG_TTL = 4; //    TTL of the SOA in negative answers: min(SOA TTL, MINIMUM) (RFC 2308 §3)
-export const ZONE_NS_OFF = 5; //     blob offset of NS RR bodies, back to back, each TYPE CLASS TTL RDLENGTH RDATA
+export const ZONE_NS_OFF = 5; //     byte offset (in the blob) of NS RR bodies, back to back, each TYPE CLASS TTL RDLENGTH RDATA
 export const ZONE_NS_COUNT = 6;
 export const ZONE_NS_LEN = 7; //     total bytes of the NS bodies
-export const ZONE_GLUE_OFF = 8; //   blob offset of complete A/AAAA RRs for in-zone name servers (uncompressed owners)
+export const ZONE_GLUE_OFF = 8; //   byte offset (in the blob) of complete A/AAAA RRs for in-zone name servers (uncompressed owners)
 export const ZONE_GLUE_COUNT = 9;
 export const ZONE_GLUE_LEN = 10;
 export const ZONE_RESERVED = 11;
@@ -100,7 +102,7 @@ export const POLICY_STATIC = 3;
 // Member: one server inside a record, in priority order.
 export const MEM_HEALTH_SLOT = 0; // index into the live health slots; NO_SLOT for static data
 export const MEM_WEIGHT = 1; //      0..65535
-export const MEM_FRAG_OFF = 2; //    blob offset of the complete answer RR: C0 0C TYPE CLASS TTL RDLENGTH RDATA
+export const MEM_FRAG_OFF = 2; //    byte offset (in the blob) of the complete answer RR: C0 0C TYPE CLASS TTL RDLENGTH RDATA
 export const MEM_SERVER = 3; //      server id (the same id indexes the latency slots); NO_SLOT for static data
 export const MEMBER_WORDS = 4;
 

@@ -114,3 +114,25 @@ test('a reload that needs a restart is refused and the old snapshot keeps servin
   assert.equal(overwatch.generation, 1);
   assert.equal(((await ask(port, "app.example.test", "A")).answers![0] as { ttl?: number }).ttl, 30);
 });
+
+test('keeps retrying a restart whose bind fails, and recovers once the port is free', async (t) => {
+  const { overwatch, port } = await startServer(t, yaml(30, ['192.0.2.1'], 1));
+  const pool = overwatch.pool;
+  const errors: unknown[] = [];
+  pool.on('worker-error', (_i: number, err: unknown) => errors.push(err));
+  const exited = once(pool, 'worker-exit');
+  await pool.workers[0]!.terminate();
+  await exited;
+  // The only worker is gone, so the port is free: take it without reusePort
+  // so the restart's bind fails with EADDRINUSE.
+  const { createSocket } = await import('node:dgram');
+  const squatter = createSocket('udp4');
+  await new Promise<void>((resolve) => squatter.bind(port, '127.0.0.1', () => resolve()));
+  while (errors.length === 0) await once(pool, 'worker-error');
+  assert.match(String((errors[0] as Error).message), /EADDRINUSE/);
+  const restarted = once(pool, 'worker-restarted');
+  squatter.close();
+  await restarted;
+  const r = await ask(port, 'app.example.test', 'A');
+  assert.equal(r.rcode, 'NOERROR');
+});
