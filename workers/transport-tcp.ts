@@ -31,7 +31,10 @@ class Connection {
   /** Bytes of an incomplete frame carried over to the next 'data' event, or null. */
   partial: Buffer | null = null;
   answered = 0;
+  /** Stopping: end the connection once the frame being received is answered. */
   closing = false;
+  /** Ended by us; bytes that still arrive are ignored. */
+  done = false;
   constructor(socket: net.Socket) {
     this.socket = socket;
   }
@@ -47,6 +50,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
 
   /** Answers every complete frame in `data`; keeps the incomplete tail. Returns false when the connection was closed. */
   const consume = (conn: Connection, data: Buffer): boolean => {
+    if (conn.done) return false;
     let buf = data;
     if (conn.partial !== null) {
       buf = Buffer.concat([conn.partial, data]);
@@ -59,9 +63,12 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
       while (buf.length - off >= 2) {
         const frameLen = (buf[off] << 8) | buf[off + 1];
         if (frameLen === 0) {
-          // RFC 7766 §8 leaves no room for empty messages; the stream is unusable.
+          // RFC 7766 §8 leaves no room for empty messages; the stream cannot be
+          // resynchronised. end(), not destroy(): answers already written for
+          // earlier frames on this connection still go out before the FIN.
           Atomics.add(counters, cb + COUNTER.TCP_BAD_FRAME, 1);
-          socket.destroy();
+          conn.done = true;
+          socket.end();
           return false;
         }
         if (buf.length - off - 2 < frameLen) break;
@@ -82,6 +89,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           if (!socket.write(reply)) socket.pause();
         }
         if (++conn.answered >= options.maxQueriesPerConnection) {
+          conn.done = true;
           socket.end();
           return false;
         }
@@ -91,6 +99,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     }
     if (off < buf.length) conn.partial = Buffer.from(buf.subarray(off));
     if (conn.closing && conn.partial === null) {
+      conn.done = true;
       socket.end();
       return false;
     }

@@ -92,16 +92,22 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
   off += 4;
   q.questionEnd = off;
 
-  // A query carries no answer or authority records (miekg/dns's accept
-  // function says the same); the additional section may hold OPT and TSIG.
+  // A query carries no answer records and, except for IXFR's SOA (RFC 1995
+  // §3), no authority records (miekg/dns's accept function is similar). We
+  // still walk past them to reach the OPT record, so that the FORMERR we
+  // answer carries an OPT when the query had a readable one (RFC 6891 §7).
   const ancount = (msg[6] << 8) | msg[7];
   const nscount = (msg[8] << 8) | msg[9];
   const arcount = (msg[10] << 8) | msg[11];
-  if (ancount !== 0 || nscount !== 0 || arcount > MAX_ADDITIONAL_RECORDS) return PARSE_FORMERR;
+  let malformed = ancount !== 0 || (nscount !== 0 && !(nscount === 1 && q.qtype === QTYPE.IXFR));
   // OPT, TSIG and TKEY are meta types that never appear as a question.
-  if (q.qtype === QTYPE.OPT || q.qtype === QTYPE.TSIG || q.qtype === QTYPE.TKEY) return PARSE_FORMERR;
+  if (q.qtype === QTYPE.OPT || q.qtype === QTYPE.TSIG || q.qtype === QTYPE.TKEY) malformed = true;
+  if (ancount + nscount > MAX_ADDITIONAL_RECORDS || arcount > MAX_ADDITIONAL_RECORDS) return PARSE_FORMERR;
 
-  let sawOpt = false;
+  for (let rr = 0; rr < ancount + nscount; rr++) {
+    off = skipRecord(msg, off, len);
+    if (off < 0) return PARSE_FORMERR;
+  }
   for (let rr = 0; rr < arcount; rr++) {
     const ownerStart = off;
     off = skipName(msg, off, len);
@@ -112,17 +118,28 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
     const rdataOff = off + 10;
     if (rdataOff + rdlen > len) return PARSE_FORMERR;
     if (type === QTYPE.OPT) {
-      // RFC 6891 §6.1.1: one OPT, owned by the root.
-      if (sawOpt || off - ownerStart !== 1) return PARSE_FORMERR;
-      sawOpt = true;
-      const cls = (msg[off + 2] << 8) | msg[off + 3];
-      q.udpSize = cls;
+      // RFC 6891 §6.1.1: one OPT, owned by the root. A second one, or another
+      // owner, is FORMERR; the first readable OPT still shapes our reply.
+      if (q.hasEdns || off - ownerStart !== 1) {
+        malformed = true;
+        if (q.hasEdns) return PARSE_FORMERR;
+      }
+      q.udpSize = (msg[off + 2] << 8) | msg[off + 3];
       q.ednsVersion = msg[off + 5];
       q.dnssecOk = (((msg[off + 6] << 8) | msg[off + 7]) & EDNS_DO_BIT) !== 0;
-      if (parseOptions(msg, rdataOff, rdlen, q) < 0) return PARSE_FORMERR;
       q.hasEdns = true;
+      if (parseOptions(msg, rdataOff, rdlen, q) < 0) {
+        // Only an option inside the OPT is broken: the FORMERR carries our
+        // OPT (the client speaks EDNS), but echoes no ECS.
+        q.ecsFamily = 0;
+        return PARSE_FORMERR;
+      }
     }
     off = rdataOff + rdlen;
+  }
+  if (malformed) {
+    q.ecsFamily = 0;
+    return PARSE_FORMERR;
   }
   return PARSE_OK;
 }
@@ -152,6 +169,14 @@ export function skipName(msg: Uint8Array, off: number, len: number): number {
     if (total + 1 > MAX_NAME_LEN) return -1;
     off += b + 1;
   }
+}
+
+/** Skips one whole resource record (owner, fixed fields, rdata). Returns the offset after it, or -1. */
+function skipRecord(msg: Uint8Array, off: number, len: number): number {
+  off = skipName(msg, off, len);
+  if (off < 0 || off + 10 > len) return -1;
+  const end = off + 10 + ((msg[off + 8] << 8) | msg[off + 9]);
+  return end > len ? -1 : end;
 }
 
 /** Walks the OPT record's options (bounded count); validates and records ECS. Returns 0 or -1. */

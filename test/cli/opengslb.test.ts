@@ -243,10 +243,12 @@ async function startServer(t: TestContext, configText: string): Promise<Running>
 }
 
 /** Resolves with the exit, or fails the test when it takes longer than `ms`. */
-async function exitWithin(exited: Promise<Exit>, ms: number, what: string): Promise<Exit> {
+async function exitWithin(exited: Promise<Exit>, ms: number, what: string, output?: { out: Lines; err: Lines }): Promise<Exit> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still running after ${ms} ms`)), ms);
+    // Say what the child printed, so a slow stop can be diagnosed from the CI log alone.
+    const said = (): string => (output ? `\nstdout:\n${output.out.lines.join('\n')}\nstderr:\n${output.err.lines.join('\n')}` : '');
+    timer = setTimeout(() => reject(new Error(`${what}: still running after ${ms} ms${said()}`)), ms);
   });
   try {
     return await Promise.race([exited, late]);
@@ -417,7 +419,7 @@ for (const c of [
     const s = await startServer(t, goodConfig({ workers: 2, format: c.format }));
     assert.deepEqual(await askApp(s.port), { data: '192.0.2.10', ttl: 30 });
     s.child.kill(c.signal);
-    const exit = await exitWithin(s.exited, STOP_BUDGET_MS, `after ${c.signal}`);
+    const exit = await exitWithin(s.exited, STOP_BUDGET_MS, `after ${c.signal}`, s);
     assert.deepEqual(exit, { code: 0, signal: null }, s.err.text);
     await s.out.waitFor(/stopped/);
   });
@@ -473,7 +475,7 @@ test('answers a TCP query that was half received when SIGTERM arrived, then exit
   assert.equal(r2[3] & 0x0f, 0, 'rcode NOERROR');
   assert.equal(r2.readUInt16BE(6), 1, 'one answer');
 
-  const exit = await exitWithin(s.exited, STOP_BUDGET_MS - (Date.now() - sentAt), 'after SIGTERM with a TCP query in flight');
+  const exit = await exitWithin(s.exited, STOP_BUDGET_MS - (Date.now() - sentAt), 'after SIGTERM with a TCP query in flight', s);
   assert.deepEqual(exit, { code: 0, signal: null }, s.err.text);
 });
 

@@ -5,6 +5,7 @@
 // get a well-formed reply (valid header, our ID, QR=1, decodable by dns-packet)
 // to every packet that is not a drop.
 //
+//
 // Reproduce a mutation run: FUZZ_SEED=<seed> FUZZ_COUNT=<n> node --test test/e2e/hostile.test.ts
 
 import assert from 'node:assert/strict';
@@ -46,8 +47,6 @@ interface ReplyExpectation {
   rcode: RcodeName;
   question: boolean;
   opt: boolean;
-  /** Set when the worker is known to disagree with the RFC: the case runs as a node:test todo. */
-  todo?: string;
 }
 type Expectation = 'drop' | ReplyExpectation;
 
@@ -96,9 +95,6 @@ function caseName(f: Fixture): string {
 
 // ---------------------------------------------------------------------------
 // Reply checks
-
-const FORMERR: number = RCODE.FORMERR;
-const NOTIMP: number = RCODE.NOTIMP;
 
 /** Returns the offset just past the question of a message whose question name is uncompressed (as our echo is). */
 function questionEnd(msg: Buffer): number {
@@ -190,8 +186,6 @@ function perWorker(counters: Int32Array, slot: number): number[] {
   return out;
 }
 
-const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-
 // ---------------------------------------------------------------------------
 // Deterministic mutation
 
@@ -269,7 +263,7 @@ function createSeeds(): Seed[] {
   return seeds;
 }
 
-const INTERESTING_BYTES = [0x00, 0x01, 0x3f, 0x40, 0x41, 0x7f, 0x80, 0xc0, 0xc0, 0xff, 0x29, 0x08];
+const INTERESTING_BYTES = [0x00, 0x01, 0x08, 0x29, 0x3f, 0x40, 0x41, 0x7f, 0x80, 0xc0, 0xff];
 const INTERESTING_COUNTS = [0, 1, 2, 3, 4, 5, 16, 255, 0x8000, 0xffff];
 
 /** Returns a new packet: one seed, 1 to 4 mutations. Uses only `rand`, so a seed reproduces the sequence. */
@@ -332,6 +326,11 @@ function mutate(rand: () => number, seeds: Seed[]): Buffer {
 /** STYLE §3: the server drops exactly the packets shorter than a header and the responses. */
 const expectsReply = (p: Buffer): boolean => p.length >= 12 && (p[2] & 0x80) === 0;
 
+/**
+ * Checks a reply to a mutated query. Stricter than needed for FORMERR and
+ * NOTIMP: those must decode too, because the worker echoes a question only
+ * once it has parsed it, so no unchecked mutated bytes reach a reply.
+ */
 function assertFuzzReply(query: Buffer, reply: Buffer, context: string): Inspected {
   const r = inspectReplyTo(query, reply, context);
   // RFC 1035 §4.2.1 / RFC 6891 §6.2.5: 512 bytes without EDNS, our advertised 1232 with it.
@@ -343,8 +342,10 @@ function assertFuzzReply(query: Buffer, reply: Buffer, context: string): Inspect
 // ---------------------------------------------------------------------------
 // Transports
 
+/** Opens a client socket on an ephemeral port. Unref'd: a case that times out must not keep the process alive. */
 async function openUdpSocket(): Promise<dgram.Socket> {
   const socket = dgram.createSocket('udp4');
+  socket.unref();
   socket.bind(0, HOST);
   await once(socket, 'listening');
   return socket;
@@ -394,13 +395,13 @@ async function tcpCase(port: number, packet: Buffer): Promise<Buffer[] | null> {
     conn.send(sentinel.query);
     const before: Buffer[] = [];
     for (;;) {
-      const frame = await conn.next(CASE_TIMEOUT_MS);
-      if (frame === null) return null;
-      if (frame.length >= 12 && frame.readUInt16BE(0) === sentinel.id) {
-        assertSentinelReply(sentinel.query, frame);
+      const reply = await conn.next(CASE_TIMEOUT_MS);
+      if (reply === null) return null;
+      if (reply.length >= 12 && reply.readUInt16BE(0) === sentinel.id) {
+        assertSentinelReply(sentinel.query, reply);
         return before;
       }
-      before.push(frame);
+      before.push(reply);
     }
   } finally {
     conn.close();
@@ -426,6 +427,7 @@ const frame = (packet: Buffer, prefix = packet.length): Buffer => Buffer.concat(
 /** Writes `bytes`, half-closes, and resolves with every frame received once the server has closed too. */
 async function tcpSendAll(port: number, bytes: Buffer): Promise<Buffer[]> {
   const socket = net.connect({ port, host: HOST });
+  socket.unref();
   const reader = new FrameReader();
   socket.on('data', (d: Buffer) => reader.push(d));
   // Bad framing may make the server reset the connection while we still write.
@@ -459,8 +461,7 @@ test('a real server survives hostile packets', async (t) => {
 
   await t.test('over UDP, each crafted packet gets its expected action', async (t) => {
     for (const f of FIXTURES) {
-      const todo = f.expect !== 'drop' ? f.expect.todo : undefined;
-      await t.test(caseName(f), { timeout: CASE_TIMEOUT_MS, ...(todo ? { todo } : {}) }, async () => {
+      await t.test(caseName(f), { timeout: CASE_TIMEOUT_MS }, async () => {
         const before = overwatch.readCounters();
         const replies = await udpCase(port, f.packet);
         const after = overwatch.readCounters();
@@ -478,8 +479,7 @@ test('a real server survives hostile packets', async (t) => {
 
   await t.test('over TCP, each crafted packet gets its expected action', async (t) => {
     for (const f of FIXTURES) {
-      const todo = f.expect !== 'drop' ? f.expect.todo : undefined;
-      await t.test(caseName(f), { timeout: CASE_TIMEOUT_MS, ...(todo ? { todo } : {}) }, async () => {
+      await t.test(caseName(f), { timeout: CASE_TIMEOUT_MS }, async () => {
         const before = overwatch.readCounters();
         const replies = await tcpCase(port, f.packet);
         const after = overwatch.readCounters();
@@ -501,6 +501,21 @@ test('a real server survives hostile packets', async (t) => {
       });
     }
   });
+
+  await t.test(
+    'over TCP, answers the queries framed before a zero-length frame, then closes the connection',
+    { timeout: CASE_TIMEOUT_MS },
+    async () => {
+      const first = buildQuery('app.example.test', 'A', { id: 0x2001 });
+      const second = buildQuery('example.test', 'SOA', { id: 0x2002 });
+      const before = overwatch.readCounters();
+      const replies = await tcpSendAll(port, Buffer.concat([frame(first), frame(second), Buffer.from([0, 0])]));
+      assert.equal(overwatch.readCounters().TCP_BAD_FRAME - before.TCP_BAD_FRAME, 1, 'the bad frame was counted');
+      assert.equal(replies.length, 2, `${replies.length} of 2 replies delivered before the close`);
+      assert.equal(inspectReplyTo(first, replies[0], 'first').rcode, RCODE.NOERROR);
+      assert.equal(inspectReplyTo(second, replies[1], 'second').rcode, RCODE.NOERROR);
+    },
+  );
 
   const seeds = createSeeds();
 
@@ -606,9 +621,11 @@ test('a real server survives hostile packets', async (t) => {
     assert.equal(after.EXCEPTIONS - before.EXCEPTIONS, 0, 'exceptions at the per-packet boundary');
     assert.equal(after.DROPPED_SHORT + after.DROPPED_RESPONSE - before.DROPPED_SHORT - before.DROPPED_RESPONSE, dropped, 'every drop counted');
     assert.equal(after.UDP_QUERIES - before.UDP_QUERIES, expected + lanes.length, 'every other packet counted as a query');
-    // Sanity: the mutations reach past the header checks into every outcome.
-    for (const rc of [RCODE.NOERROR, RCODE.FORMERR, RCODE.NXDOMAIN, RCODE.NOTIMP, RCODE.REFUSED, RCODE.BADVERS]) {
-      assert.ok((rcodes.get(rc) ?? 0) > 0, `no ${rc} reply in the whole run`);
+    // Sanity: a full-size run reaches past the header checks into every outcome.
+    if (FUZZ_COUNT >= 10_000) {
+      for (const rc of [RCODE.NOERROR, RCODE.FORMERR, RCODE.NXDOMAIN, RCODE.NOTIMP, RCODE.REFUSED, RCODE.BADVERS]) {
+        assert.ok((rcodes.get(rc) ?? 0) > 0, `no reply with rcode ${rc} in the whole run`);
+      }
     }
   });
 
@@ -620,7 +637,7 @@ test('a real server survives hostile packets', async (t) => {
     await Promise.all(
       Array.from({ length: 4 }, async (_, c) => {
         const sent: Buffer[] = [];
-        for (let i = 0; sent.length < TCP_FUZZ_FRAMED / 4; i++) {
+        while (sent.length < TCP_FUZZ_FRAMED / 4) {
           const packet = mutate(rand, seeds);
           // A zero length prefix would end the connection (covered by the corpus): skip those.
           if (packet.length === 0) continue;
