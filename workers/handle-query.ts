@@ -7,10 +7,13 @@
 import { FLAG, MIN_UDP_PAYLOAD, OPCODE, OUR_UDP_PAYLOAD, QCLASS, QTYPE, RCODE } from '../src/dns/constants.ts';
 import { parseQuery, PARSE_OK } from '../src/dns/parse.ts';
 import { COUNTER } from '../src/metrics/counters-layout.ts';
-import { selectMembers } from '../src/routing/select.ts';
+import { DEGRADED_NONE, selectMembers } from '../src/routing/select.ts';
 import * as L from '../src/snapshot/layout.ts';
 import { copyBytes, patchCounts, writeHeader, writeOpt, writeU16, writeU32 } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
+
+/** Counter slot per when_all_down mode, indexed by ALL_DOWN_*. */
+const ALL_DOWN_COUNTER = [COUNTER.ALL_DOWN_SERVFAIL, COUNTER.ALL_DOWN_LAST_HEALTHY, COUNTER.ALL_DOWN_ALL, COUNTER.ALL_DOWN_FALLBACK] as const;
 
 /** Response flags copied from the query: opcode, RD and CD (RFC 1035 §4.1.1, RFC 6840 §5.9). */
 const COPIED_FLAGS = 0x7800 | FLAG.RD | FLAG.CD;
@@ -107,10 +110,13 @@ function addresses(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, rec: nu
   const u32 = view.u32;
   const picks = ctx.picks;
   const k = selectMembers(ctx.route, rec, picks);
-  if (k === 0) {
+  const degraded = ctx.route.degraded[rec];
+  if (degraded !== DEGRADED_NONE) {
     Atomics.add(ctx.counters, ctx.counterBase + COUNTER.ALL_DOWN, 1);
-    return errorReply(ctx, req, out, RCODE.SERVFAIL);
+    // Counted by what was answered: a mode with nothing to offer ends in SERVFAIL.
+    Atomics.add(ctx.counters, ctx.counterBase + (k === 0 ? COUNTER.ALL_DOWN_SERVFAIL : ALL_DOWN_COUNTER[degraded]), 1);
   }
+  if (k === 0) return errorReply(ctx, req, out, RCODE.SERVFAIL);
   const q = ctx.query;
   let off = copyBytes(out, 12, req, 12, q.questionEnd - 12);
   const fragLen = u32[view.recordBase(rec) + L.REC_FRAG_LEN];

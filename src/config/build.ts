@@ -59,6 +59,8 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
         sink.reportAt(['domains', d, 'regions', i], `"${name}" is not a region in regions, expected one of ${listOrNone(knownRegions)}`);
       }
     });
+    checkAllDown(sink, domain, d);
+    checkSmoothingFactor(sink, domain, d, regions, regionNames);
   });
 
   checkZones(file, sink);
@@ -93,10 +95,11 @@ function firstDefinitions(
       first.set(name, i);
       return;
     }
-    const line = sink.positionOf([...listPath, earlier, 'name']).line;
+    // Lists from several files are joined, so the first definition may be in another file: lineRef names it then.
+    const where = sink.lineRef(sink.positionOf([...listPath, earlier, 'name']), sink.positionOf([...listPath, i, 'name']));
     sink.reportAt(
       [...listPath, i, 'name'],
-      `"${name}" is already defined at line ${line} (${listPath.join('.')}[${earlier}]), expected unique ${what}`,
+      `"${name}" is already defined at ${where} (${listPath.join('.')}[${earlier}]), expected unique ${what}`,
     );
   });
   return first;
@@ -119,7 +122,7 @@ function checkNameserverList(sink: ProblemCollector, list: UncheckedNameserverLi
     if (typeof name !== 'string') return;
     const first = seen.get(name);
     if (first === undefined) seen.set(name, i);
-    else sink.reportAt([...path, i], `"${name}" is listed twice (first at line ${sink.positionOf([...path, first]).line}), expected each name server once`);
+    else sink.reportAt([...path, i], `"${name}" is listed twice (first at ${sink.lineRef(sink.positionOf([...path, first]), sink.positionOf([...path, i]))}), expected each name server once`);
   });
 }
 
@@ -142,7 +145,7 @@ function checkZones(file: UncheckedFile, sink: ProblemCollector): void {
     const path: PathSegment[] = typeof zone === 'string' ? ['dns', 'zones', z] : ['dns', 'zones', z, 'name'];
     const first = seen.get(name);
     if (first !== undefined) {
-      sink.reportAt(path, `"${name}" is already listed at line ${sink.positionOf(['dns', 'zones', first]).line}, expected each zone once`);
+      sink.reportAt(path, `"${name}" is already listed at ${sink.lineRef(sink.positionOf(['dns', 'zones', first]), sink.positionOf(path))}, expected each zone once`);
       return;
     }
     seen.set(name, z);
@@ -160,6 +163,47 @@ function checkZones(file: UncheckedFile, sink: ProblemCollector): void {
       );
     }
   });
+}
+
+/** Reports `fallback` without `when_all_down: fallback`, and the mode without addresses. */
+type UncheckedDomain = NonNullable<NonNullable<UncheckedFile['domains']>[number]>;
+type UncheckedRegions = NonNullable<UncheckedFile['regions']>;
+
+function checkAllDown(sink: ProblemCollector, domain: UncheckedDomain | undefined, d: number): void {
+  if (domain === undefined) return;
+  const hasFallback = Array.isArray(domain.fallback) && domain.fallback.length > 0;
+  if (domain.when_all_down === 'fallback' && !hasFallback) {
+    sink.reportAt(['domains', d, 'when_all_down'], 'is "fallback" but the domain has no fallback addresses, expected a non-empty `fallback` list');
+  }
+  if (hasFallback && domain.when_all_down !== 'fallback' && domain.when_all_down != null) {
+    sink.reportAt(['domains', d, 'fallback'], `is never answered because when_all_down is "${domain.when_all_down}", expected when_all_down: fallback (or no fallback list)`);
+  }
+  if (hasFallback && domain.when_all_down == null) {
+    sink.reportAt(['domains', d, 'fallback'], 'is never answered without when_all_down: fallback, expected that setting beside it');
+  }
+}
+
+/** The Go original's per-domain smoothing factor must agree with the health checks that now own the moving average. */
+function checkSmoothingFactor(
+  sink: ProblemCollector,
+  domain: UncheckedDomain | undefined,
+  d: number,
+  regions: UncheckedRegions,
+  regionNames: ReadonlyMap<string, number>,
+): void {
+  const factor = domain?.latency_config?.smoothing_factor;
+  if (typeof factor !== 'number') return;
+  for (const name of domain?.regions ?? []) {
+    const r = name === undefined ? undefined : regionNames.get(name);
+    const alpha = r === undefined ? undefined : regions[r]?.health_check?.ema_alpha;
+    if (typeof alpha === 'number' && alpha !== factor) {
+      sink.reportAt(
+        ['domains', d, 'latency_config', 'smoothing_factor'],
+        `${factor} differs from regions[${r}].health_check.ema_alpha (${alpha}); the moving average is per health check now, expected the same value or no smoothing_factor`,
+      );
+      return;
+    }
+  }
 }
 
 /** Reports an apex so long that the default SOA RNAME or name server built from it is not a valid name. */
@@ -199,6 +243,8 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       port: s.port,
       weight: s.weight,
       host: s.host,
+      checkAddress: s.check_address?.address ?? s.address.address,
+      checkPort: s.check_port ?? s.port,
     })),
     healthCheck: buildHealthCheck(r.health_check),
     countries: r.countries,
@@ -213,6 +259,14 @@ export function buildConfig(file: CheckedFile, source: string): Config {
     ttlSec: d.ttl === null || d.ttl === 0 ? dns.default_ttl : d.ttl,
     maxAnswers: d.max_answers,
     zone: longestZone(d.name, zones),
+    // dns.return_last_healthy was the Go original's (unwired) switch for this; it sets the default.
+    whenAllDown: d.when_all_down ?? (dns.return_last_healthy ? 'last_healthy' : 'servfail'),
+    fallback: (d.fallback ?? []).map((a) => a.address),
+    latency: {
+      maxLatencyMs: d.latency_config.max_latency_ms,
+      minSamples: d.latency_config.min_samples,
+      tieMarginMs: d.latency_config.tie_margin_ms,
+    },
   }));
 
   const config: Config = {
@@ -264,6 +318,14 @@ function buildHealthCheck(hc: Value<ConfigFile['keys']['regions']['items']['keys
     path: hc.path,
     failureThreshold: hc.failure_threshold,
     successThreshold: hc.success_threshold,
+    expectedStatus: hc.expected_status.map((text) => {
+      const [low, high] = text.split('-').map(Number);
+      return [low, high ?? low] as const;
+    }),
+    headers: hc.headers,
+    bodyMatch: hc.body_match === null ? null : /^\/.+\/$/.test(hc.body_match) ? { kind: 'regex', pattern: hc.body_match.slice(1, -1) } : { kind: 'substring', pattern: hc.body_match },
+    tlsVerify: hc.tls_verify,
+    emaAlpha: hc.ema_alpha,
   };
 }
 

@@ -27,16 +27,22 @@ const gossipKey = str({
   pattern: '^[A-Za-z0-9+/]{43}=$',
   patternText: 'standard base64 of exactly 32 bytes (44 characters, for example from "openssl rand -base64 32")',
   notUsedYet: true,
+  secret: true,
 });
 
 const healthCheck = object({
   doc: 'How the overwatch checks each server: a request every `interval`, given up after `timeout`.',
   keys: {
-    type: choice({ doc: 'Check protocol.', values: ['http', 'https', 'tcp'], noun: 'health-check type', default: 'http' }),
+    type: choice({
+      doc: 'Check protocol; `none` marks every server healthy without checking (shown as unchecked).',
+      values: ['http', 'https', 'tcp', 'none'],
+      noun: 'health-check type',
+      default: 'http',
+    }),
     interval: duration({ doc: 'Time between two checks of one server.', default: '30s', min: '1s', max: '24h' }),
     timeout: duration({ doc: 'Time a check may take; must be shorter than `interval`.', default: '5s', min: '100ms', max: '1h' }),
     path: str({
-      doc: 'HTTP(S) request path; any 2xx status is healthy.',
+      doc: 'HTTP(S) request path; a status listed in `expected_status` is healthy.',
       default: '/health',
       pattern: '^/\\S*$',
       patternText: 'a path that starts with "/" and has no spaces',
@@ -49,6 +55,30 @@ const healthCheck = object({
     }),
     failure_threshold: int({ doc: 'Consecutive failed checks before a server counts as down.', default: 3, min: 1, max: 100 }),
     success_threshold: int({ doc: 'Consecutive good checks before a down server counts as up again.', default: 2, min: 1, max: 100 }),
+    expected_status: list({
+      doc: 'HTTP status codes that count as healthy: codes (`200`) and inclusive ranges (`"200-299"`).',
+      items: str({
+        doc: 'A status code or a range "LOW-HIGH".',
+        pattern: '^[1-5][0-9][0-9](-[1-5][0-9][0-9])?$',
+        patternText: 'a status code such as 200 or a range such as "200-399"',
+      }),
+      default: ['200-399'],
+      minItems: 1,
+      itemNoun: 'status code',
+    }),
+    headers: map({
+      doc: 'Extra HTTP request headers sent with every check.',
+      keyNoun: 'header name',
+      values: str({ doc: 'Header value.', pattern: '^[^\\r\\n]*$', patternText: 'a header value on one line' }),
+      default: {},
+    }),
+    body_match: str({
+      doc: 'Text that must appear in the first 64 KiB of the response body; written as `/.../` it is a regular expression.',
+      minLength: 1,
+      maxLength: 4096,
+    }),
+    tls_verify: bool({ doc: 'Verify the HTTPS certificate chain and name (`host`, else the address).', default: true }),
+    ema_alpha: float({ doc: 'Weight of a new round-trip sample in the latency moving average used by latency routing.', default: 0.3, min: 0, exclusiveMin: true, max: 1 }),
   },
 });
 
@@ -72,6 +102,8 @@ const server = object({
       doc: 'The domain this server answers for (a later version of the Go original); when set it must name a domain in `domains`.',
       notUsedYet: true,
     }),
+    check_address: ip({ doc: 'Address the health check probes instead of `address` (for example a management interface).' }),
+    check_port: int({ doc: 'Port the health check probes instead of `port`.', min: 1, max: 65535 }),
   },
 });
 
@@ -115,7 +147,7 @@ const domainEntry = object({
     name: domain({ doc: 'Owner name, any case, trailing dot optional.', required: true }),
     routing_algorithm: choice({
       doc: 'How servers are picked among the healthy ones.',
-      values: ['round-robin', 'weighted', 'failover'],
+      values: ['round-robin', 'weighted', 'failover', 'latency'],
       noun: 'routing algorithm',
       default: 'round-robin',
       aliases: {
@@ -125,7 +157,7 @@ const domainEntry = object({
         'active-standby': 'failover',
         activestandby: 'failover',
       },
-      notYet: ['geolocation', 'geo', 'latency', 'learned_latency'],
+      notYet: ['geolocation', 'geo', 'learned_latency'],
     }),
     regions: list({
       doc: 'Regions whose servers answer for this name; the order is the failover priority.',
@@ -142,13 +174,31 @@ const domainEntry = object({
       defaultText: 'dns.default_ttl',
     }),
     max_answers: int({ doc: 'How many distinct servers one answer carries.', default: 1, min: 1, max: 32 }),
+    when_all_down: choice({
+      doc: 'What to answer when every server of the asked family is down: SERVFAIL, the servers that were healthy last, every configured server (fail open), or the `fallback` addresses.',
+      values: ['servfail', 'last_healthy', 'all', 'fallback'],
+      noun: 'all-down mode',
+      aliases: { 'last-healthy': 'last_healthy', fail_open: 'all' },
+      defaultText: 'last_healthy when dns.return_last_healthy is true, else servfail',
+    }),
+    fallback: list({
+      doc: 'Addresses answered when every server is down and `when_all_down` is `fallback`.',
+      items: ip({ doc: 'IPv4 or IPv6 literal.' }),
+      uniqueItems: true,
+      itemNoun: 'address',
+    }),
     latency_config: object({
-      doc: 'Latency routing settings (latency routing is not available yet).',
-      notUsedYet: true,
+      doc: 'Latency routing settings, used when `routing_algorithm` is `latency`.',
       keys: {
-        smoothing_factor: float({ doc: 'EWMA weight of a new sample.', min: 0, exclusiveMin: true, max: 1 }),
-        max_latency_ms: int({ doc: 'Latency above which a server is not preferred.', min: 1, max: 600000 }),
-        min_samples: int({ doc: 'Samples needed before latency is used.', min: 1, max: 1000000 }),
+        smoothing_factor: float({
+          doc: 'Accepted for compatibility with the Go original; the moving average belongs to the health check (`health_check.ema_alpha`), so when set it must equal that of every region of the domain.',
+          min: 0,
+          exclusiveMin: true,
+          max: 1,
+        }),
+        max_latency_ms: int({ doc: 'Servers whose average round trip is above this are skipped while any server is below it.', default: 500, min: 1, max: 600000 }),
+        min_samples: int({ doc: 'Samples every healthy server needs before latency decides; until then the domain answers round-robin.', default: 3, min: 1, max: 1000000 }),
+        tie_margin_ms: float({ doc: 'Servers within this many milliseconds of the fastest count as tied and share answers round-robin.', default: 5, min: 0, max: 600000 }),
       },
     }),
   },
@@ -312,7 +362,7 @@ const overwatch = object({
         region: str({ doc: 'Region of this node (logging only).', minLength: 1 }),
       },
     }),
-    agent_tokens: map({ doc: 'Service name → agent token.', keyNoun: 'service name', values: str({ doc: 'Token.', minLength: 1 }) }),
+    agent_tokens: map({ doc: 'Service name → agent token.', keyNoun: 'service name', values: str({ doc: 'Token.', minLength: 1, secret: true }) }),
     gossip: object({
       doc: 'Gossip with agents.',
       keys: {
@@ -406,7 +456,7 @@ const agent = object({
     identity: object({
       doc: 'Who this agent is.',
       keys: {
-        service_token: str({ doc: 'Token shared with the overwatch (at least 16 characters).', minLength: 16 }),
+        service_token: str({ doc: 'Token shared with the overwatch (at least 16 characters).', minLength: 16, secret: true }),
         region: str({ doc: 'Region this agent reports for.', pattern: REGION_NAME_PATTERN, patternText: REGION_NAME_TEXT }),
         cert_path: str({ doc: 'Agent certificate file.', default: '/var/lib/opengslb/agent.crt', minLength: 1 }),
         key_path: str({ doc: 'Agent key file.', default: '/var/lib/opengslb/agent.key', minLength: 1 }),
@@ -525,9 +575,14 @@ export const CONFIG_SCHEMA = object({
     api,
     overwatch,
     agent,
-  },
-  refusedKeys: {
-    includes: 'includes are not supported yet (they arrive with the config-lifecycle work); inline the included files',
+    // Read by the loader (includes.ts), which removes it from each file before
+    // the files are merged; it is defined here for the JSON Schema and the docs.
+    includes: list({
+      doc: 'Files merged into this one: paths or globs such as `conf.d/*.yaml` or `domains/**/*.yaml`, relative to this file, each read in sorted order; included files may include others, at most 10 levels deep.',
+      items: str({ doc: 'A path or glob pattern (`*`, `?`, `[...]`, `**`).', minLength: 1 }),
+      default: [],
+      itemNoun: 'include pattern',
+    }),
   },
 }) satisfies Schema;
 

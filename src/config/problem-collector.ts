@@ -1,13 +1,15 @@
-// Cold path, main thread. Collects config problems for one file and remembers
-// where in the file each validated value came from, so checks that run after
-// the tree walk (cross-references) can still point at a line and column.
+// Cold path, main thread. Collects config problems for one configuration (a
+// main file and its includes) and remembers where each validated value came
+// from, so checks that run after the tree walk (cross-references) can still
+// point at a file, line and column.
 
 import type { ConfigProblem } from './problems.ts';
 
-/** A 1-based line and column. */
+/** A 1-based line and column; `file` names the file when it is not the collector's main file. */
 export interface Pos {
   readonly line: number;
   readonly col: number;
+  readonly file?: string;
 }
 
 /** One step of a key path: a map key or a list index. */
@@ -26,13 +28,24 @@ export function formatPath(path: readonly PathSegment[]): string {
   return out === '' ? '(root)' : out;
 }
 
-/** Gathers every problem of one file; never throws. */
+/** A value of a key marked `secret` in the definition, as the tree walk found it. */
+export interface SecretValue {
+  /** The dotted key path, as formatPath() writes it. */
+  readonly path: string;
+  /** The YAML node holding the value (the loader asks where its text came from). */
+  readonly node: unknown;
+  readonly pos: Pos;
+}
+
+/** Gathers every problem of one configuration; never throws. */
 export class ProblemCollector {
-  /** The file name as it appears in messages. */
+  /** The main file's name as it appears in messages; positions without a file are in it. */
   readonly file: string;
   readonly problems: ConfigProblem[] = [];
-  /** Position of each value that was present in the file, keyed by formatPath(). */
+  /** Position of each value that was present in a file, keyed by formatPath(). */
   readonly positions = new Map<string, Pos>();
+  /** Every value of a secret key that was present, in walk order. */
+  readonly secrets: SecretValue[] = [];
 
   constructor(file: string) {
     this.file = file;
@@ -40,7 +53,17 @@ export class ProblemCollector {
 
   /** Records a problem at an explicit position. */
   report(pos: Pos, path: readonly PathSegment[], message: string): void {
-    this.problems.push({ file: this.file, line: pos.line, col: pos.col, path: formatPath(path), message });
+    this.problems.push({ file: pos.file ?? this.file, line: pos.line, col: pos.col, path: formatPath(path), message });
+  }
+
+  /**
+   * Names an earlier position for a message about a later one: "line 4" when
+   * both are in the same file, else "conf.d/eu.yaml:4:5", so a duplicate split
+   * across files names both files.
+   */
+  lineRef(earlier: Pos, later: Pos): string {
+    const a = earlier.file ?? this.file;
+    return a === (later.file ?? this.file) ? `line ${earlier.line}` : `${a}:${earlier.line}:${earlier.col}`;
   }
 
   /** Records a problem at the position of `path`'s value (or of its nearest ancestor that was in the file). */

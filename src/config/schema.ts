@@ -1,7 +1,7 @@
 // Cold path, main thread. A small declarative schema language for the config
 // file: every key's type, doc string, default and limits are plain data, so the
-// validator (validate.ts), the docs test and a future JSON Schema generator all
-// read the same definition (definition.ts).
+// validator (validate.ts), the docs test and the JSON Schema generator
+// (json-schema.ts) all read the same definition (definition.ts).
 
 import type { Endpoint } from './endpoint.ts';
 import type { IpAddress } from './ip.ts';
@@ -19,6 +19,11 @@ export interface SchemaCommon {
   readonly defaultText?: string;
   /** Accepted and validated for compatibility with the Go original, but not used by this version yet. */
   readonly notUsedYet?: boolean;
+  /**
+   * The value is a secret (a key or token): a file that writes it must not be
+   * world-readable (permissions.ts), and messages never quote it.
+   */
+  readonly secret?: boolean;
 }
 
 /** A string; `case` folds it, `pattern` (a RegExp source) restricts it and `patternText` explains the restriction. */

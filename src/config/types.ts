@@ -4,8 +4,9 @@
 // milliseconds, defaults are applied and cross-references are resolved.
 
 export type RunMode = 'overwatch' | 'agent';
-export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover';
-export type HealthCheckType = 'http' | 'https' | 'tcp';
+export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover' | 'latency';
+export type WhenAllDown = 'servfail' | 'last_healthy' | 'all' | 'fallback';
+export type HealthCheckType = 'http' | 'https' | 'tcp' | 'none';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'json' | 'text';
 
@@ -76,6 +77,13 @@ export interface HealthCheckConfig {
   readonly path: string;
   readonly failureThreshold: number;
   readonly successThreshold: number;
+  /** Inclusive status ranges that count as healthy. */
+  readonly expectedStatus: readonly (readonly [number, number])[];
+  readonly headers: Readonly<Record<string, string>>;
+  /** Substring, or regex when written /…/; null = no body check. */
+  readonly bodyMatch: { readonly kind: 'substring' | 'regex'; readonly pattern: string } | null;
+  readonly tlsVerify: boolean;
+  readonly emaAlpha: number;
 }
 
 export interface ServerConfig {
@@ -87,6 +95,9 @@ export interface ServerConfig {
   readonly weight: number;
   /** Host header / TLS SNI for this server's HTTP(S) check, or null. */
   readonly host: string | null;
+  /** Address and port the health check probes (check_address/check_port, else address/port). */
+  readonly checkAddress: string;
+  readonly checkPort: number;
 }
 
 export interface RegionConfig {
@@ -110,6 +121,16 @@ export interface DomainConfig {
   readonly maxAnswers: number;
   /** Apex of the zone (from DnsConfig.zones) the name belongs to: the longest matching suffix. */
   readonly zone: string;
+  readonly whenAllDown: WhenAllDown;
+  /** Normalised IP literals answered when whenAllDown is 'fallback'. */
+  readonly fallback: readonly string[];
+  readonly latency: LatencyConfig;
+}
+
+export interface LatencyConfig {
+  readonly maxLatencyMs: number;
+  readonly minSamples: number;
+  readonly tieMarginMs: number;
 }
 
 export interface LoggingConfig {

@@ -1,9 +1,11 @@
-// Cold path, main thread. Walks a parsed YAML document against a schema
+// Cold path, main thread. Walks a parsed YAML tree against a schema
 // (schema.ts): reports every type, range and unknown-key problem with its
 // position, applies defaults, and returns the normalised plain-value tree.
+// The tree may be merged from several files (includes.ts); NodeOrigins says
+// where each node was written.
 
-import { isAlias, isMap, isScalar, isSeq } from 'yaml';
-import type { Document, LineCounter, Node, Scalar, YAMLMap, YAMLSeq } from 'yaml';
+import { Document, isAlias, isMap, isScalar, isSeq } from 'yaml';
+import type { Alias, LineCounter, Node, Scalar, YAMLMap, YAMLSeq } from 'yaml';
 import { normaliseDomainName, normaliseMailbox } from './domain-name.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { parseEndpoint } from './endpoint.ts';
@@ -13,9 +15,33 @@ import type { PathSegment, Pos } from './problem-collector.ts';
 import type { ListSchema, MapSchema, ObjectSchema, ScalarSchema, Schema } from './schema.ts';
 import type { RunMode } from './types.ts';
 
+/** What the walk needs to know about a node beyond the node itself: where it was written and what happened to its text. */
+export interface NodeOrigins {
+  /** Returns where `node` starts (with its file when that is not the main file), or undefined for a node without a source. */
+  locate(node: Node): Pos | undefined;
+  /** Resolves an alias in the document it was written in. */
+  resolve(alias: Alias): Node | undefined;
+  /**
+   * Returns the text a scalar had before ${VAR} expansion when expansion
+   * changed it, else undefined; 'failed' when expansion failed (already reported).
+   */
+  expandedFrom(node: Scalar): string | 'failed' | undefined;
+}
+
+/** NodeOrigins for one parsed document. */
+export function singleDocumentOrigins(doc: Document, lineCounter: LineCounter): NodeOrigins {
+  return {
+    locate: (node) => (node.range ? lineCounter.linePos(node.range[0]) : undefined),
+    resolve: (alias) => alias.resolve(doc),
+    expandedFrom: () => undefined,
+  };
+}
+
+/** Builds the nodes of schema defaults; they have no range, so positionOfNode falls back to their key's position. */
+const DEFAULTS = new Document();
+
 interface WalkContext {
-  readonly doc: Document;
-  readonly lineCounter: LineCounter;
+  readonly origins: NodeOrigins;
   readonly sink: ProblemCollector;
   /** The file's mode, for `requiredInMode`; undefined when `mode` itself is invalid. */
   readonly mode: RunMode | undefined;
@@ -33,17 +59,25 @@ type ScalarResult = { readonly value: unknown } | { readonly error: string };
  * for bad input; throws Error only if the schema's own defaults are invalid.
  */
 export function validateDocument(doc: Document, lineCounter: LineCounter, schema: Schema, sink: ProblemCollector): unknown {
-  const ctx: WalkContext = { doc, lineCounter, sink, mode: readMode(doc), inDefault: false };
-  const root = doc.contents;
+  return validateTree(doc.contents as Node | null, singleDocumentOrigins(doc, lineCounter), schema, sink);
+}
+
+/**
+ * Validates a YAML tree whose nodes may come from several files (`origins`
+ * says where each was written), exactly as validateDocument does one document.
+ * Values of keys marked `secret` are listed in `sink.secrets`.
+ */
+export function validateTree(root: Node | null, origins: NodeOrigins, schema: Schema, sink: ProblemCollector): unknown {
+  const ctx: WalkContext = { origins, sink, mode: readMode(root), inDefault: false };
   // An empty file is an empty map: every default applies and required keys are reported missing.
   if (root === null || isEmpty(root)) return walkAbsent(ctx, schema, [], { line: 1, col: 1 }, false);
   return walkPresent(ctx, root, schema, []);
 }
 
 /** Reads `mode` from the root map without reporting anything (the walk reports a bad value). */
-function readMode(doc: Document): RunMode | undefined {
-  if (!isMap(doc.contents)) return 'overwatch';
-  const node = doc.contents.get('mode', true);
+function readMode(root: Node | null): RunMode | undefined {
+  if (!isMap(root)) return 'overwatch';
+  const node = root.get('mode', true);
   if (node === undefined || node === null || (isScalar(node) && node.value === null)) return 'overwatch';
   if (!isScalar(node) || typeof node.value !== 'string') return undefined;
   const mode = node.value.toLowerCase();
@@ -52,7 +86,7 @@ function readMode(doc: Document): RunMode | undefined {
 
 /** Where a node starts in the file; nodes built from schema defaults have no range and take `fallback`. */
 function positionOfNode(ctx: WalkContext, node: Node, fallback: Pos): Pos {
-  return node.range ? ctx.lineCounter.linePos(node.range[0]) : fallback;
+  return ctx.origins.locate(node) ?? fallback;
 }
 
 /** An empty value (`key:`, `key: null`, `key: ""`) counts as an absent key, as the Go original's zero values do. */
@@ -62,9 +96,9 @@ function isEmpty(node: unknown): boolean {
 
 /** Validates a value that is present in the file (not empty). */
 function walkPresent(ctx: WalkContext, nodeOrAlias: Node, schema: Schema, path: PathSegment[], fallback?: Pos): unknown {
-  const node = isAlias(nodeOrAlias) ? (nodeOrAlias.resolve(ctx.doc) ?? nodeOrAlias) : nodeOrAlias;
+  const node = isAlias(nodeOrAlias) ? (ctx.origins.resolve(nodeOrAlias) ?? nodeOrAlias) : nodeOrAlias;
   const pos = positionOfNode(ctx, nodeOrAlias, fallback ?? ctx.sink.positionOf(path));
-  if (nodeOrAlias.range) ctx.sink.positions.set(formatPath(path), pos);
+  if (ctx.origins.locate(nodeOrAlias) !== undefined) ctx.sink.positions.set(formatPath(path), pos);
   const wrongShape = (): undefined => {
     ctx.sink.report(pos, path, `got ${describe(node)}, expected ${expectText(schema)}`);
     return undefined;
@@ -82,7 +116,11 @@ function walkPresent(ctx: WalkContext, nodeOrAlias: Node, schema: Schema, path: 
     }
     default: {
       if (!isScalar(node)) return wrongShape();
-      const result = parseScalar(node, schema, path);
+      const from = ctx.origins.expandedFrom(node);
+      // A failed ${VAR} expansion was reported where it was found; the value has no text to check.
+      if (from === 'failed') return undefined;
+      if (schema.secret === true && !ctx.inDefault) ctx.sink.secrets.push({ path: formatPath(path), node, pos });
+      const result = parseScalar(node, schema, path, from);
       if ('error' in result) {
         ctx.sink.report(pos, path, result.error);
         return undefined;
@@ -107,7 +145,7 @@ function walkAbsent(ctx: WalkContext, schema: Schema, path: PathSegment[], pos: 
   if ('default' in schema && schema.default !== undefined) {
     // Defaults are written as a user would write them ("30s", ":53") and go through the same parser.
     const probe = new ProblemCollector('(schema default)');
-    const value = walkPresent({ ...ctx, sink: probe, inDefault: true }, ctx.doc.createNode(schema.default), schema, path, pos);
+    const value = walkPresent({ ...ctx, sink: probe, inDefault: true }, DEFAULTS.createNode(schema.default), schema, path, pos);
     if (probe.problems.length > 0) {
       throw new Error(`config definition bug: the default of ${formatPath(path)} is invalid: ${probe.problems[0]?.message}`);
     }
@@ -193,10 +231,10 @@ function walkList(ctx: WalkContext, node: YAMLSeq, schema: ListSchema, path: Pat
       if (first === undefined) {
         seen.set(key, i);
       } else {
-        const firstPos = ctx.sink.positionOf([...path, first]);
+        const where = ctx.sink.lineRef(ctx.sink.positionOf([...path, first]), ctx.sink.positionOf(itemPath));
         ctx.sink.reportAt(
           itemPath,
-          `${JSON.stringify(key)} is listed twice (first at line ${firstPos.line}), expected each ${schema.itemNoun ?? 'item'} once`,
+          `${JSON.stringify(key)} is listed twice (first at ${where}), expected each ${schema.itemNoun ?? 'item'} once`,
         );
       }
     }
@@ -295,9 +333,30 @@ function plural(noun: string): string {
 }
 
 /** Parses one scalar node for a scalar schema; returns the normal-form value or the message. */
-function parseScalar(node: Scalar, schema: ScalarSchema, path: readonly PathSegment[]): ScalarResult {
-  const desc = describe(node);
-  const v = node.value;
+function parseScalar(node: Scalar, schema: ScalarSchema, path: readonly PathSegment[], expandedFrom: string | undefined): ScalarResult {
+  const result = parseScalarValue(node, schema, path, expandedFrom !== undefined);
+  // Say where an expanded value came from, unless that would show a secret's default.
+  if ('error' in result && expandedFrom !== undefined && schema.secret !== true) {
+    return { error: `${result.error} (after expanding ${JSON.stringify(expandedFrom)})` };
+  }
+  return result;
+}
+
+/** Matches what YAML 1.2's core schema reads as a decimal integer or a float, for expanded text. */
+const EXPANDED_INT = /^[-+]?[0-9]+$/;
+const EXPANDED_FLOAT = /^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$/;
+
+function parseScalarValue(node: Scalar, schema: ScalarSchema, path: readonly PathSegment[], expanded: boolean): ScalarResult {
+  // A secret is never quoted in a message: it would end up in logs.
+  const desc = schema.secret === true ? 'the secret value' : describe(node);
+  let v = node.value;
+  if (expanded && typeof v === 'string') {
+    // ${VAR} always expands to text; an integer, number or boolean key reads
+    // that text as YAML would have read it written plainly.
+    if (schema.kind === 'bool' && /^(true|false)$/i.test(v)) v = v.toLowerCase() === 'true';
+    else if (schema.kind === 'int' && EXPANDED_INT.test(v)) v = Number(v);
+    else if (schema.kind === 'float' && EXPANDED_FLOAT.test(v)) v = Number(v);
+  }
   switch (schema.kind) {
     case 'bool':
       return typeof v === 'boolean' ? { value: v } : { error: `${desc} is not a boolean, expected true or false` };
@@ -316,7 +375,7 @@ function parseScalar(node: Scalar, schema: ScalarSchema, path: readonly PathSegm
   }
   const text = textOf(node);
   if (text === null) return { error: `${desc} is not text, expected ${expectText(schema)} (quote it if you meant the word)` };
-  const quoted = JSON.stringify(text);
+  const quoted = schema.secret === true ? desc : JSON.stringify(text);
   switch (schema.kind) {
     case 'string': {
       const value = schema.case === 'upper' ? text.toUpperCase() : schema.case === 'lower' ? text.toLowerCase() : text;

@@ -28,7 +28,7 @@ export const COUNTER = {
   MALFORMED: 29,
   /** Exceptions caught at the per-packet boundary (answered SERVFAIL). */
   EXCEPTIONS: 30,
-  /** SERVFAIL because a name had servers of the family but none was healthy. */
+  /** Queries for a name that had servers of the family but none healthy, whatever when_all_down answered. */
   ALL_DOWN: 31,
   EDNS_QUERIES: 32,
   ECS_QUERIES: 33,
@@ -43,6 +43,11 @@ export const COUNTER = {
   SEND_ERRORS: 39,
   /** Snapshot generation the worker serves (a gauge, not a counter). */
   SNAPSHOT_GENERATION: 40,
+  /** All-down answers by when_all_down mode (ALL_DOWN counts every one of them). */
+  ALL_DOWN_SERVFAIL: 41,
+  ALL_DOWN_LAST_HEALTHY: 42,
+  ALL_DOWN_ALL: 43,
+  ALL_DOWN_FALLBACK: 44,
 } as const;
 
 /** Words per worker: a multiple of 16 so each worker's slice starts on its own 64-byte cache line. */

@@ -7,7 +7,10 @@ import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
 import { serverKey, SlotAllocator } from '../registry/slots.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
-import { createLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH, writeHealth, writeLatency } from '../snapshot/live-slots.ts';
+import { HealthScheduler } from '../health/scheduler.ts';
+import type { HealthSink, TargetStatus } from '../health/types.ts';
+import { createLiveSlots, growLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, writeHealth, writeLastUp, writeLatency } from '../snapshot/live-slots.ts';
+import { buildCheckTargets } from './check-targets.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 
@@ -19,6 +22,16 @@ const TCP_KEY_NAMES = {
 
 /** Grace period for TCP queries in flight at shutdown; the whole stop stays under 5 s. */
 export const SHUTDOWN_GRACE_MS = 3000;
+
+export interface OverwatchOptions {
+  /**
+   * 'run' (the default, and what the binary always does): servers start
+   * unknown and the health checker decides. 'off': every server is marked
+   * healthy and nothing is probed, for tests of the DNS engine alone whose
+   * configs name documentation addresses nobody can reach.
+   */
+  readonly healthChecks?: 'run' | 'off';
+}
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -37,8 +50,21 @@ export class Overwatch {
   #live: Int32Array;
   #snapshot: CompiledSnapshot;
   #serial: number;
+  readonly #health: HealthScheduler | null;
 
-  private constructor(config: Config, logger: Logger, host: string, port: number, slots: SlotAllocator, live: Int32Array, snapshot: CompiledSnapshot, counters: Int32Array, pool: DnsPool) {
+  private constructor(
+    config: Config,
+    logger: Logger,
+    host: string,
+    port: number,
+    slots: SlotAllocator,
+    live: Int32Array,
+    snapshot: CompiledSnapshot,
+    counters: Int32Array,
+    pool: DnsPool,
+    health: HealthScheduler | null,
+  ) {
+    this.#health = health;
     this.#config = config;
     this.#logger = logger;
     this.host = host;
@@ -56,14 +82,24 @@ export class Overwatch {
    * Rejects with OpenGslbError (OPENGSLB_ERR_DNS_BIND, _WORKER_START,
    * _SNAPSHOT_COMPILE) when it cannot serve; nothing is left running then.
    */
-  static async start(config: Config, logger: Logger): Promise<Overwatch> {
+  static async start(config: Config, logger: Logger, options: OverwatchOptions = {}): Promise<Overwatch> {
     const dns = config.dns;
     const port = await reserveDnsPort(dns.listenHost, dns.listenPort);
     const slots = new SlotAllocator();
     const snapshot = compileSnapshot(config, { generation: 1, serial: unixSeconds(), slots });
-    const live = createLiveSlots(Math.max(256, slots.highWater * 2));
-    // Until the health checker exists, every configured server is answerable.
-    for (const slot of slots.takeFresh()) writeHealth(live, slot, HEALTH_HEALTHY);
+    const fresh = slots.takeFresh();
+    // The holder lets the sink follow the live slots when a reload replaces them.
+    const holder = { live: createLiveSlots(Math.max(256, slots.highWater * 2)) };
+    let health: HealthScheduler | null = null;
+    if (options.healthChecks === 'off') {
+      for (const slot of fresh) writeHealth(holder.live, slot, HEALTH_HEALTHY);
+    } else {
+      health = new HealthScheduler({ sink: liveSink(holder), logger: logger.child({ component: 'health' }) });
+      health.update(buildCheckTargets(config, (r, a, p) => slots.slotOf(serverKey(r, a, p))));
+      // No answer is ever given from an unknown state: DNS binds after the first round.
+      await health.firstRound();
+    }
+    const live = holder.live;
     const counters = createCounters(dns.workers);
     const pool = new DnsPool({
       workers: dns.workers,
@@ -82,13 +118,27 @@ export class Overwatch {
     pool.on('worker-restarted', (index: number) => log.info({ worker: index }, 'DNS worker restarted'));
     pool.on('worker-error', (index: number, err: Error) => log.error({ worker: index, err: err.message }, 'DNS worker failed'));
     pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker kept its old snapshot'));
-    await pool.start();
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, slots, live, snapshot, counters, pool);
+    try {
+      await pool.start();
+    } catch (err) {
+      health?.stop();
+      throw err;
+    }
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, slots, live, snapshot, counters, pool, health);
+    overwatch.#holder = holder;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, ...snapshot.stats },
       'DNS listening on UDP and TCP',
     );
     return overwatch;
+  }
+
+  /** Shared with the health sink, so verdicts land in whichever live slots are current. */
+  #holder: { live: Int32Array } = { live: new Int32Array(0) };
+
+  /** Health-check state per target (empty when checks are off). */
+  healthStatus(): TargetStatus[] {
+    return this.#health?.status() ?? [];
   }
 
   /** The config currently served. */
@@ -108,9 +158,7 @@ export class Overwatch {
 
   /** Returns the live slot of a configured server, or undefined when it is not served. */
   slotOf(region: string, address: string, port: number): number | undefined {
-    const key = serverKey(region, address, port);
-    for (const [k, slot] of this.#slots.entries()) if (k === key) return slot;
-    return undefined;
+    return this.#slots.slotOf(serverKey(region, address, port));
   }
 
   /** Sets a server slot's health (HEALTH_*); the next query on every worker sees it. */
@@ -148,19 +196,18 @@ export class Overwatch {
       return refuse((err as Error).message);
     }
     let live = this.#live;
-    if (this.#slots.highWater > live[LIVE_CAPACITY]) {
-      // More servers than the live slots hold: copy into a larger buffer and hand it over with the snapshot.
-      const bigger = createLiveSlots(this.#slots.highWater * 2);
-      const oldCap = live[LIVE_CAPACITY];
-      for (let s = 0; s < oldCap; s++) bigger[2 + s] = live[2 + s];
-      for (let s = 0; s < oldCap * 2; s++) bigger[2 + bigger[LIVE_CAPACITY] + s] = live[2 + oldCap + s];
-      bigger[LIVE_EPOCH] = live[LIVE_EPOCH] + 1;
-      live = bigger;
-    }
+    // More servers than the live slots hold: copy into a larger buffer and hand it over with the snapshot.
+    if (this.#slots.highWater > live[LIVE_CAPACITY]) live = growLiveSlots(live, this.#slots.highWater * 2);
     const released = this.#slots.retain(snapshot.serverKeys);
-    // New servers are answerable at once until the health checker exists.
-    for (const slot of this.#slots.takeFresh()) writeHealth(live, slot, HEALTH_HEALTHY);
+    const fresh = this.#slots.takeFresh();
     this.#live = live;
+    this.#holder.live = live;
+    if (this.#health) {
+      // Unchanged targets keep their state; new servers start unknown and are probed at once.
+      this.#health.update(buildCheckTargets(next, (r, a, p) => this.#slots.slotOf(serverKey(r, a, p))));
+    } else {
+      for (const slot of fresh) writeHealth(live, slot, HEALTH_HEALTHY);
+    }
     this.#snapshot = snapshot;
     this.#config = next;
     this.#logger.level = next.logging.level;
@@ -171,6 +218,7 @@ export class Overwatch {
     for (const slot of released) {
       writeHealth(live, slot, HEALTH_UNKNOWN);
       writeLatency(live, slot, 0, 0);
+      writeLastUp(live, slot, 0);
     }
     const note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
     return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
@@ -178,8 +226,24 @@ export class Overwatch {
 
   /** Stops answering: workers close their sockets and finish TCP queries in flight. */
   async stop(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
+    this.#health?.stop();
     await this.pool.stop(graceMs);
   }
+}
+
+/** Maps health verdicts onto whichever live slots are current. */
+function liveSink(holder: { live: Int32Array }): HealthSink {
+  return {
+    setHealth(slots, state) {
+      for (const slot of slots) writeHealth(holder.live, slot, state);
+    },
+    setLatency(slots, emaMicros, samples) {
+      for (const slot of slots) writeLatency(holder.live, slot, emaMicros, samples);
+    },
+    setLastUp(slots, unixSec) {
+      for (const slot of slots) writeLastUp(holder.live, slot, unixSec);
+    },
+  };
 }
 
 function unixSeconds(): number {

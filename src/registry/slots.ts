@@ -26,6 +26,11 @@ export class SlotAllocator {
     return slot;
   }
 
+  /** Returns the slot of a key, or undefined when the key has none. */
+  slotOf(key: string): number | undefined {
+    return this.#byKey.get(key);
+  }
+
   /** Returns the slots allocated since the last call (new servers), and forgets them. */
   takeFresh(): number[] {
     const fresh = this.#fresh;

@@ -1,18 +1,28 @@
 // Worker, hot path. Picks the servers of one record for one answer: the
-// routing policies round-robin, weighted and failover (and static data) over
-// the snapshot's member lists and the live health slots. No I/O, no allocation
-// per query.
+// routing policies round-robin, weighted, failover and latency (and static
+// data) over the snapshot's member lists and the live health and latency
+// slots, plus what to answer when every member is down (when_all_down). No
+// I/O, no allocation per query.
 //
 // Health is read through a per-worker cache: for each record we keep the list
-// of healthy members (and, for weighted, their cumulative weights) and the
+// of answerable members (and, for weighted, their cumulative weights) and the
 // health epoch it was computed at. The main thread bumps the epoch after every
 // health write, so the first query after a flip recomputes the list in O(n)
-// and every later query is O(1) (O(log n) for weighted). A name with 1 000
-// servers therefore costs what a name with 3 costs, until health changes.
+// and every later query is O(1) for round-robin and failover, O(log n) for
+// weighted's first pick (each further pick of a max_answers > 1 weighted answer
+// walks the list, O(n·k)). Latency reads the live EMAs of the cached list on
+// every query, O(n): the EMAs move with every check and do not bump the epoch.
+//
+// When no member is healthy, the same cache holds the list when_all_down asks
+// for (every member, or those up most recently), so the degraded path costs
+// what the normal one does; `degraded[r]` says which mode produced the list.
 
 import * as L from '../snapshot/layout.ts';
-import { HEALTH_HEALTHY, LIVE_EPOCH, LIVE_HEALTH_BASE } from '../snapshot/live-slots.ts';
+import { HEALTH_HEALTHY, LIVE_CAPACITY, LIVE_EPOCH, LIVE_HEALTH_BASE, lastUpWord, latencyWord } from '../snapshot/live-slots.ts';
 import type { SnapshotView } from '../snapshot/reader.ts';
+
+/** degraded[r] value for a record with at least one healthy member. */
+export const DEGRADED_NONE = -1;
 
 /** Per-worker routing state for one attached snapshot. Create on attach; reuse for every query. */
 export class RouteState {
@@ -20,15 +30,17 @@ export class RouteState {
   readonly live: Int32Array;
   /** Health epoch each record's cache was built at; -1 = never. */
   readonly epochOf: Int32Array;
-  /** Healthy member count per record (for weighted: members with weight > 0). */
+  /** Answerable member count per record (for weighted: members with weight > 0). */
   readonly healthyCount: Int32Array;
-  /** Member indexes of healthy members, at each record's REC_MEMBER_START. */
+  /** Member indexes of answerable members, at each record's REC_MEMBER_START. */
   readonly healthy: Int32Array;
   /** Cumulative weights for weighted records, parallel to `healthy`. */
   readonly cumWeight: Float64Array;
   /** Round-robin position per record; each worker rotates on its own. */
   readonly rotor: Uint32Array;
-  /** Members already chosen in the current answer (weighted sampling without replacement). */
+  /** DEGRADED_NONE, or the ALL_DOWN_* mode that produced the record's list. */
+  readonly degraded: Int32Array;
+  /** Members already chosen in the current answer (sampling without replacement). */
   readonly picked: Int32Array;
 
   constructor(view: SnapshotView, live: Int32Array) {
@@ -39,25 +51,26 @@ export class RouteState {
     this.healthy = new Int32Array(view.memberCount);
     this.cumWeight = new Float64Array(view.memberCount);
     this.rotor = new Uint32Array(view.recordCount);
+    this.degraded = new Int32Array(view.recordCount).fill(DEGRADED_NONE);
     this.picked = new Int32Array(L.MAX_ANSWERS_LIMIT);
   }
 }
 
-/** Rebuilds record `r`'s healthy list from the live slots. */
+/** Rebuilds record `r`'s answerable list from the live slots, falling back to its when_all_down list. */
 function refresh(state: RouteState, r: number, epoch: number): void {
   const u32 = state.view.u32;
   const live = state.live;
   const rb = state.view.recordBase(r);
   const start = u32[rb + L.REC_MEMBER_START];
   const count = u32[rb + L.REC_MEMBER_COUNT];
-  const policy = u32[rb + L.REC_POLICY];
+  const weighted = u32[rb + L.REC_POLICY] === L.POLICY_WEIGHTED;
   let n = 0;
   let total = 0;
   for (let i = 0; i < count; i++) {
     const mb = state.view.memberBase(start + i);
     const slot = u32[mb + L.MEM_HEALTH_SLOT];
     if (slot !== L.NO_SLOT && Atomics.load(live, LIVE_HEALTH_BASE + slot) !== HEALTH_HEALTHY) continue;
-    if (policy === L.POLICY_WEIGHTED) {
+    if (weighted) {
       const w = u32[mb + L.MEM_WEIGHT];
       // Weight 0 takes a server out of weighted answers entirely (Route 53 semantics).
       if (w === 0) continue;
@@ -67,14 +80,53 @@ function refresh(state: RouteState, r: number, epoch: number): void {
     state.healthy[start + n] = start + i;
     n++;
   }
+  state.degraded[r] = DEGRADED_NONE;
+  if (n === 0 && count > 0) n = refreshAllDown(state, r, rb, start, count, weighted);
   state.healthyCount[r] = n;
   state.epochOf[r] = epoch;
+}
+
+/** Fills record `r`'s list per its when_all_down mode; returns the list length (0 = SERVFAIL). */
+function refreshAllDown(state: RouteState, r: number, rb: number, start: number, count: number, weighted: boolean): number {
+  const u32 = state.view.u32;
+  const live = state.live;
+  const mode = u32[rb + L.REC_ALL_DOWN];
+  state.degraded[r] = mode;
+  if (mode === L.ALL_DOWN_SERVFAIL || mode === L.ALL_DOWN_FALLBACK) return 0;
+  let newest = 0;
+  const cap = live[LIVE_CAPACITY];
+  if (mode === L.ALL_DOWN_LAST_HEALTHY) {
+    for (let i = 0; i < count; i++) {
+      const slot = u32[state.view.memberBase(start + i) + L.MEM_HEALTH_SLOT];
+      const up = Atomics.load(live, lastUpWord(cap, slot));
+      if (up > newest) newest = up;
+    }
+    // Never healthy since start: nothing to fall back on.
+    if (newest === 0) return 0;
+  }
+  const oldest = newest - u32[rb + L.REC_LAST_UP_WINDOW];
+  let n = 0;
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    const mb = state.view.memberBase(start + i);
+    if (mode === L.ALL_DOWN_LAST_HEALTHY && Atomics.load(live, lastUpWord(cap, u32[mb + L.MEM_HEALTH_SLOT])) < oldest) continue;
+    if (weighted) {
+      const w = u32[mb + L.MEM_WEIGHT];
+      if (w === 0) continue;
+      total += w;
+      state.cumWeight[start + n] = total;
+    }
+    state.healthy[start + n] = start + i;
+    n++;
+  }
+  return n;
 }
 
 /**
  * Chooses up to the record's max_answers distinct members for one answer and
  * writes their member indexes to `out` (length ≥ MAX_ANSWERS_LIMIT), in
- * policy order. Returns how many were written; 0 means no healthy member.
+ * policy order. Returns how many were written; 0 means SERVFAIL. After the
+ * call, `state.degraded[r]` tells whether (and how) when_all_down answered.
  */
 export function selectMembers(state: RouteState, r: number, out: Int32Array): number {
   const u32 = state.view.u32;
@@ -82,29 +134,105 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array): nu
   const epoch = Atomics.load(state.live, LIVE_EPOCH);
   if (state.epochOf[r] !== epoch) refresh(state, r, epoch);
   const n = state.healthyCount[r];
-  if (n === 0) return 0;
-  const start = u32[rb + L.REC_MEMBER_START];
   const want = u32[rb + L.REC_MAX_ANSWERS];
+  if (n === 0) {
+    if (state.degraded[r] !== L.ALL_DOWN_FALLBACK) return 0;
+    const fallbackStart = u32[rb + L.REC_FALLBACK_START];
+    const fallbackCount = u32[rb + L.REC_FALLBACK_COUNT];
+    const k = want < fallbackCount ? want : fallbackCount;
+    for (let i = 0; i < k; i++) out[i] = fallbackStart + i;
+    return k;
+  }
+  const start = u32[rb + L.REC_MEMBER_START];
   const k = want < n ? want : n;
-  const healthy = state.healthy;
   switch (u32[rb + L.REC_POLICY]) {
-    case L.POLICY_ROUND_ROBIN: {
-      const first = state.rotor[r] % n;
-      state.rotor[r] = state.rotor[r] + 1;
-      for (let i = 0; i < k; i++) {
-        let j = first + i;
-        if (j >= n) j -= n;
-        out[i] = healthy[start + j];
-      }
-      return k;
-    }
+    case L.POLICY_ROUND_ROBIN:
+      return rotate(state, r, start, n, k, 0, out);
     case L.POLICY_WEIGHTED:
       return pickWeighted(state, start, n, k, out);
+    case L.POLICY_LATENCY:
+      return pickLatency(state, r, rb, start, n, k, out);
     default:
       // Failover and static: members are stored in priority order.
-      for (let i = 0; i < k; i++) out[i] = healthy[start + i];
+      for (let i = 0; i < k; i++) out[i] = state.healthy[start + i];
       return k;
   }
+}
+
+/** Round-robin over the first `n` listed members, writing `k` picks from out[from]. */
+function rotate(state: RouteState, r: number, start: number, n: number, k: number, from: number, out: Int32Array): number {
+  const first = state.rotor[r] % n;
+  state.rotor[r] = state.rotor[r] + 1;
+  for (let i = 0; i < k; i++) {
+    let j = first + i;
+    if (j >= n) j -= n;
+    out[from + i] = state.healthy[start + j];
+  }
+  return from + k;
+}
+
+/**
+ * Latency: the member with the lowest EMA; members within the tie margin of
+ * it share answers round-robin; members above max latency are skipped while
+ * any member is below it. Until every listed member has min_samples samples,
+ * or when the list is a when_all_down fallback, it answers round-robin.
+ * Further picks (max_answers > 1) follow in ascending EMA order.
+ */
+function pickLatency(state: RouteState, r: number, rb: number, start: number, n: number, k: number, out: Int32Array): number {
+  if (state.degraded[r] !== DEGRADED_NONE) return rotate(state, r, start, n, k, 0, out);
+  const u32 = state.view.u32;
+  const live = state.live;
+  const cap = live[LIVE_CAPACITY];
+  const minSamples = u32[rb + L.REC_MIN_SAMPLES];
+  let best = 0x7fffffff;
+  for (let i = 0; i < n; i++) {
+    const word = latencyWord(cap, u32[state.view.memberBase(state.healthy[start + i]) + L.MEM_SERVER]);
+    if (Atomics.load(live, word + 1) < minSamples) return rotate(state, r, start, n, k, 0, out);
+    const ema = Atomics.load(live, word);
+    if (ema < best) best = ema;
+  }
+  // All above the ceiling: nothing is fast, so the fastest tier still serves.
+  const maxLatency = u32[rb + L.REC_MAX_LATENCY_US];
+  const cutoff = best > maxLatency ? best + u32[rb + L.REC_TIE_MARGIN_US] : Math.min(best + u32[rb + L.REC_TIE_MARGIN_US], maxLatency);
+  let ties = 0;
+  for (let i = 0; i < n; i++) {
+    if (emaOf(state, cap, state.healthy[start + i]) <= cutoff) ties++;
+  }
+  // The rotor picks which tied member leads this answer.
+  let nth = state.rotor[r] % ties;
+  state.rotor[r] = state.rotor[r] + 1;
+  const picked = state.picked;
+  for (let i = 0; i < n; i++) {
+    const m = state.healthy[start + i];
+    if (emaOf(state, cap, m) <= cutoff && nth-- === 0) {
+      out[0] = m;
+      picked[0] = m;
+      break;
+    }
+  }
+  // Then the next fastest, excluding members already in the answer.
+  for (let p = 1; p < k; p++) {
+    let choice = -1;
+    let choiceEma = 0;
+    for (let i = 0; i < n; i++) {
+      const m = state.healthy[start + i];
+      let already = false;
+      for (let q = 0; q < p; q++) if (picked[q] === m) already = true;
+      if (already) continue;
+      const ema = emaOf(state, cap, m);
+      if (choice < 0 || ema < choiceEma) {
+        choice = m;
+        choiceEma = ema;
+      }
+    }
+    out[p] = choice;
+    picked[p] = choice;
+  }
+  return k;
+}
+
+function emaOf(state: RouteState, cap: number, member: number): number {
+  return Atomics.load(state.live, latencyWord(cap, state.view.u32[state.view.memberBase(member) + L.MEM_SERVER]));
 }
 
 /** Weighted random sampling without replacement; the first pick is a binary search over cumulative weights. */

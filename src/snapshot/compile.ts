@@ -45,7 +45,17 @@ interface RecordDraft {
   qtype: number;
   node: number;
   members: MemberDraft[];
+  allDown: number;
+  /** Static members answered in ALL_DOWN_FALLBACK; stored right after `members`. */
+  fallback: readonly MemberDraft[];
+  lastUpWindowSec: number;
+  minSamples: number;
+  maxLatencyUs: number;
+  tieMarginUs: number;
 }
+
+/** Fields of a record that static data (name-server addresses) does not use. */
+const STATIC_EXTRAS = { allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0 } as const;
 
 interface NodeDraft {
   name: string;
@@ -56,7 +66,8 @@ interface NodeDraft {
   recAAAA: number;
 }
 
-const POLICY_CODE = { 'round-robin': L.POLICY_ROUND_ROBIN, weighted: L.POLICY_WEIGHTED, failover: L.POLICY_FAILOVER } as const;
+const POLICY_CODE = { 'round-robin': L.POLICY_ROUND_ROBIN, weighted: L.POLICY_WEIGHTED, failover: L.POLICY_FAILOVER, latency: L.POLICY_LATENCY } as const;
+const ALL_DOWN_CODE = { servfail: L.ALL_DOWN_SERVFAIL, last_healthy: L.ALL_DOWN_LAST_HEALTHY, all: L.ALL_DOWN_ALL, fallback: L.ALL_DOWN_FALLBACK } as const;
 
 /** Appends bytes to a growing blob and returns each piece's offset; 4-byte alignment is not needed for bytes. */
 class Blob {
@@ -160,9 +171,12 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
     ensureAncestors(domain.name, z);
     const byFamily: Record<4 | 6, MemberDraft[]> = { 4: [], 6: [] };
     const seen = new Set<string>();
+    // "Last healthy" means up within one check round (interval + timeout) of the most recent server.
+    let roundMs = 0;
     for (const regionName of domain.regions) {
       const region = regionByName.get(regionName);
       if (!region) continue;
+      roundMs = Math.max(roundMs, region.healthCheck.intervalMs + region.healthCheck.timeoutMs);
       for (const server of region.servers) {
         const key = serverKey(region.name, server.address, server.port);
         serverKeys.add(key);
@@ -183,7 +197,26 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
       const members = byFamily[family];
       if (members.length === 0) continue;
       const qtype = family === 4 ? QTYPE.A : QTYPE.AAAA;
-      records.push({ policy: POLICY_CODE[domain.routingAlgorithm], maxAnswers: domain.maxAnswers, ttl: domain.ttlSec, qtype, node: nodeIdx, members });
+      const fallback: MemberDraft[] = [];
+      for (const address of domain.fallback) {
+        const bytes = ipToBytes(address);
+        if ((bytes.length === 4) !== (family === 4)) continue;
+        fallback.push({ healthSlot: L.NO_SLOT, weight: 1, fragment: answerFragment(qtype, domain.ttlSec, bytes), server: L.NO_SLOT });
+      }
+      records.push({
+        policy: POLICY_CODE[domain.routingAlgorithm],
+        maxAnswers: domain.maxAnswers,
+        ttl: domain.ttlSec,
+        qtype,
+        node: nodeIdx,
+        members,
+        allDown: ALL_DOWN_CODE[domain.whenAllDown],
+        fallback,
+        lastUpWindowSec: Math.ceil(roundMs / 1000) + 1,
+        minSamples: domain.latency.minSamples,
+        maxLatencyUs: Math.round(domain.latency.maxLatencyMs * 1000),
+        tieMarginUs: Math.round(domain.latency.tieMarginMs * 1000),
+      });
       if (family === 4) nodes[nodeIdx].recA = records.length;
       else nodes[nodeIdx].recAAAA = records.length;
     }
@@ -223,7 +256,7 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
           members.push({ healthSlot: L.NO_SLOT, weight: 1, fragment: answerFragment(qtype, hostTtl, bytes), server: L.NO_SLOT });
         }
         if (members.length === 0) continue;
-        records.push({ policy: L.POLICY_STATIC, maxAnswers: Math.min(members.length, L.MAX_ANSWERS_LIMIT), ttl: hostTtl, qtype, node: nodeIdx, members });
+        records.push({ policy: L.POLICY_STATIC, maxAnswers: Math.min(members.length, L.MAX_ANSWERS_LIMIT), ttl: hostTtl, qtype, node: nodeIdx, members, ...STATIC_EXTRAS });
         if (family === 4) node.recA = records.length;
         else node.recAAAA = records.length;
       }
@@ -245,9 +278,9 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
     return { off: blob.add(all), count: pieces.length, len: all.length };
   });
   let memberCount = 0;
-  for (const r of records) memberCount += r.members.length;
+  for (const r of records) memberCount += r.members.length + r.fallback.length;
   const memberFragOff: number[] = [];
-  for (const r of records) for (const m of r.members) memberFragOff.push(blob.add(m.fragment));
+  for (const r of records) for (const m of [...r.members, ...r.fallback]) memberFragOff.push(blob.add(m.fragment));
 
   let bucketCount = 16;
   while (bucketCount < nodes.length * 2) bucketCount *= 2;
@@ -330,7 +363,14 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
     u32[base + L.REC_QTYPE] = rec.qtype;
     u32[base + L.REC_FRAG_LEN] = rec.qtype === QTYPE.A ? L.FRAG_LEN_A : L.FRAG_LEN_AAAA;
     u32[base + L.REC_NODE] = rec.node;
-    for (const member of rec.members) {
+    u32[base + L.REC_ALL_DOWN] = rec.allDown;
+    u32[base + L.REC_FALLBACK_START] = m + rec.members.length;
+    u32[base + L.REC_FALLBACK_COUNT] = rec.fallback.length;
+    u32[base + L.REC_LAST_UP_WINDOW] = rec.lastUpWindowSec;
+    u32[base + L.REC_MIN_SAMPLES] = rec.minSamples;
+    u32[base + L.REC_MAX_LATENCY_US] = rec.maxLatencyUs;
+    u32[base + L.REC_TIE_MARGIN_US] = rec.tieMarginUs;
+    for (const member of [...rec.members, ...rec.fallback]) {
       const mb = (membersOff >> 2) + m * L.MEMBER_WORDS;
       u32[mb + L.MEM_HEALTH_SLOT] = member.healthSlot;
       u32[mb + L.MEM_WEIGHT] = member.weight;

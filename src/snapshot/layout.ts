@@ -17,7 +17,7 @@
 /** "OGSL" read as a little-endian uint32. */
 export const SNAPSHOT_MAGIC = 0x4c53474f;
 /** Bumped whenever any offset below changes meaning. */
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 
 // Header: word indexes into the Uint32Array view.
 export const HDR_MAGIC = 0;
@@ -88,7 +88,15 @@ export const REC_TTL = 4; //         seconds (already baked into each member's f
 export const REC_QTYPE = 5; //       1 (A) or 28 (AAAA)
 export const REC_FRAG_LEN = 6; //    bytes of each member's fragment: 16 for A, 28 for AAAA
 export const REC_NODE = 7; //        node index of the owner name
-export const RECORD_WORDS = 8;
+export const REC_ALL_DOWN = 8; //    ALL_DOWN_*: what to answer when no member is healthy
+export const REC_FALLBACK_START = 9; // index of the first fallback member (static, answered in ALL_DOWN_FALLBACK)
+export const REC_FALLBACK_COUNT = 10;
+export const REC_LAST_UP_WINDOW = 11; // seconds: members last up within this of the most recent one count as "last healthy"
+export const REC_MIN_SAMPLES = 12; // latency policy: samples every healthy member needs before latency decides
+export const REC_MAX_LATENCY_US = 13; // latency policy: members above this are skipped while any is below
+export const REC_TIE_MARGIN_US = 14; // latency policy: members within this of the fastest share answers
+export const REC_RESERVED = 15;
+export const RECORD_WORDS = 16;
 
 /** Rotate over the healthy members, one step per answer. */
 export const POLICY_ROUND_ROBIN = 0;
@@ -98,6 +106,17 @@ export const POLICY_WEIGHTED = 1;
 export const POLICY_FAILOVER = 2;
 /** Every member, no health: static data such as name-server addresses. */
 export const POLICY_STATIC = 3;
+/** The healthy member with the lowest latency EMA; near-ties rotate; round-robin until every member has enough samples. */
+export const POLICY_LATENCY = 4;
+
+/** All members down: answer SERVFAIL. */
+export const ALL_DOWN_SERVFAIL = 0;
+/** All members down: answer, by the record's policy, the members that were healthy most recently. */
+export const ALL_DOWN_LAST_HEALTHY = 1;
+/** All members down: fail open, answer by the record's policy as if every member were healthy. */
+export const ALL_DOWN_ALL = 2;
+/** All members down: answer the record's fallback members. */
+export const ALL_DOWN_FALLBACK = 3;
 
 // Member: one server inside a record, in priority order.
 export const MEM_HEALTH_SLOT = 0; // index into the live health slots; NO_SLOT for static data

@@ -9,6 +9,8 @@
 //   word 1                 CAPACITY (number of server slots)
 //   words 2 .. 2+cap       health state per server slot (HEALTH_*)
 //   then 2 words per slot  latency: EMA in microseconds, sample count
+//   then 1 word per slot   last up: seconds since LAST_UP_EPOCH_SEC of the last
+//                          check that found the server healthy (0 = never)
 
 export const LIVE_EPOCH = 0;
 export const LIVE_CAPACITY = 1;
@@ -19,17 +21,40 @@ export const HEALTH_UNKNOWN = 0;
 export const HEALTH_HEALTHY = 1;
 export const HEALTH_UNHEALTHY = 2;
 
+/** Last-up times count seconds from 2020-01-01T00:00:00Z, so an Int32 lasts until 2088. */
+export const LAST_UP_EPOCH_SEC = 1577836800;
+
 /** Computes the word index of a slot's latency EMA (µs); the sample count is the next word. */
 export function latencyWord(capacity: number, slot: number): number {
   return LIVE_HEALTH_BASE + capacity + slot * 2;
 }
 
+/** Computes the word index of a slot's last-up time. */
+export function lastUpWord(capacity: number, slot: number): number {
+  return LIVE_HEALTH_BASE + capacity * 3 + slot;
+}
+
 /** Allocates a live-slot buffer for `capacity` servers, every slot HEALTH_UNKNOWN. */
 export function createLiveSlots(capacity: number): Int32Array {
-  const words = LIVE_HEALTH_BASE + capacity * 3;
+  const words = LIVE_HEALTH_BASE + capacity * 4;
   const slots = new Int32Array(new SharedArrayBuffer(words * 4));
   slots[LIVE_CAPACITY] = capacity;
   return slots;
+}
+
+/** Copies every slot's health, latency and last-up into a new, larger buffer; the epoch moves on by one. Main thread. */
+export function growLiveSlots(old: Int32Array, capacity: number): Int32Array {
+  const oldCap = old[LIVE_CAPACITY];
+  if (capacity < oldCap) throw new RangeError(`live slots cannot shrink from ${oldCap} to ${capacity}`);
+  const next = createLiveSlots(capacity);
+  for (let s = 0; s < oldCap; s++) {
+    next[LIVE_HEALTH_BASE + s] = Atomics.load(old, LIVE_HEALTH_BASE + s);
+    next[latencyWord(capacity, s)] = Atomics.load(old, latencyWord(oldCap, s));
+    next[latencyWord(capacity, s) + 1] = Atomics.load(old, latencyWord(oldCap, s) + 1);
+    next[lastUpWord(capacity, s)] = Atomics.load(old, lastUpWord(oldCap, s));
+  }
+  next[LIVE_EPOCH] = Atomics.load(old, LIVE_EPOCH) + 1;
+  return next;
 }
 
 /**
@@ -46,6 +71,11 @@ export function writeHealth(slots: Int32Array, slot: number, state: number): voi
 /** Reads a server slot's health state (HEALTH_*). Worker-safe, allocation-free. */
 export function readHealth(slots: Int32Array, slot: number): number {
   return Atomics.load(slots, LIVE_HEALTH_BASE + slot);
+}
+
+/** Records when a slot was last seen healthy (unix seconds). Main thread only. */
+export function writeLastUp(slots: Int32Array, slot: number, unixSec: number): void {
+  Atomics.store(slots, lastUpWord(slots[LIVE_CAPACITY], slot), Math.max(0, unixSec - LAST_UP_EPOCH_SEC));
 }
 
 /** Records a latency EMA (microseconds) and sample count for a slot. Main thread only. */

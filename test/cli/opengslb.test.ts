@@ -76,6 +76,8 @@ function goodConfig(opts: { ttl?: number; port?: number; workers?: number; forma
     '  - name: eu-west',
     '    servers:',
     '      - { address: 192.0.2.10 }',
+    // A documentation address nobody can probe: these tests are about the process, not health.
+    '    health_check: { type: none }',
     'domains:',
     `  - { name: app.example.test, regions: [eu-west], ttl: ${opts.ttl ?? 30} }`,
     `logging: { level: info, format: ${opts.format ?? 'json'} }`,

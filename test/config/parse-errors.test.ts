@@ -54,14 +54,14 @@ const cases: Case[] = [
       '  - name: eu-west',
       '    servers:',
       '      - { address: 192.0.2.10, wieght: 5 }',
-      '    health_check: { type: http, expected_status: 200 }',
+      '    health_check: { type: http, expect_status: [200] }',
       ...DOMAIN,
     ],
     expect: [
       'x.yaml:1:1: dnss: unknown key "dnss" (did you mean "dns"?), expected one of mode, dns, regions, domains, logging, metrics, api, overwatch, agent',
       'x.yaml:3:3: dns.listen_addr: unknown key "listen_addr" (did you mean "listen_address"?), expected one of listen_address, default_ttl,',
       'x.yaml:7:32: regions[0].servers[0].wieght: unknown key "wieght" (did you mean "weight"?), expected one of address, port, weight, host, service',
-      'x.yaml:8:33: regions[0].health_check.expected_status: unknown key "expected_status", expected one of type, interval, timeout, path,',
+      'x.yaml:8:33: regions[0].health_check.expect_status: unknown key "expect_status" (did you mean "expected_status"?), expected one of type, interval, timeout, path,',
     ],
   },
   {
@@ -128,8 +128,31 @@ const cases: Case[] = [
   },
   {
     name: 'reports a Go routing algorithm that is not available yet',
-    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west], routing_algorithm: Latency }'],
-    expect: ['x.yaml:5:70: domains[0].routing_algorithm: routing_algorithm "Latency" is not available yet in this version; expected one of round-robin, weighted, failover'],
+    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west], routing_algorithm: Geolocation }'],
+    expect: ['x.yaml:5:70: domains[0].routing_algorithm: routing_algorithm "Geolocation" is not available yet in this version; expected one of round-robin, weighted, failover, latency'],
+  },
+  {
+    name: 'reports when_all_down fallback without addresses, and addresses without the mode',
+    yaml: [
+      ...SERVER,
+      'domains:',
+      '  - { name: a.example.test, regions: [eu-west], when_all_down: fallback }',
+      '  - { name: b.example.test, regions: [eu-west], fallback: [192.0.2.99] }',
+    ],
+    expect: [
+      'x.yaml:5:64: domains[0].when_all_down: is "fallback" but the domain has no fallback addresses',
+      'x.yaml:6:59: domains[1].fallback: is never answered without when_all_down: fallback',
+    ],
+  },
+  {
+    name: 'reports a Go smoothing_factor that disagrees with the health check that now owns the moving average',
+    yaml: [
+      'regions:',
+      '  - { name: eu-west, servers: [{ address: 192.0.2.10 }], health_check: { ema_alpha: 0.5 } }',
+      'domains:',
+      '  - { name: a.example.test, regions: [eu-west], routing_algorithm: latency, latency_config: { smoothing_factor: 0.3 } }',
+    ],
+    expect: ['x.yaml:4:113: domains[0].latency_config.smoothing_factor: 0.3 differs from regions[0].health_check.ema_alpha (0.5)'],
   },
   {
     name: 'reports an unknown log level and format',

@@ -14,15 +14,20 @@ export interface Started {
   logs: string[];
 }
 
+export interface ServerOptions {
+  /** 'off' (default here): every server healthy, nothing probed, for engine tests on documentation addresses; 'run': real health checks. */
+  readonly healthChecks?: 'run' | 'off';
+}
+
 /** Starts an overwatch from YAML (which should listen on 127.0.0.1:0) and stops it in t.after(). */
-export async function startServer(t: TestContext, yaml: string, file = 'test.yaml'): Promise<Started> {
-  const started = await launchServer(yaml, file);
+export async function startServer(t: TestContext, yaml: string, file = 'test.yaml', options: ServerOptions = {}): Promise<Started> {
+  const started = await launchServer(yaml, file, options);
   t.after(() => started.overwatch.stop(500));
   return started;
 }
 
 /** Starts an overwatch from YAML; the caller stops it (for suites that share one server across tests). */
-export async function launchServer(yaml: string, file = 'test.yaml'): Promise<Started> {
+export async function launchServer(yaml: string, file = 'test.yaml', options: ServerOptions = {}): Promise<Started> {
   const config = parseConfigText(yaml, file);
   const logs: string[] = [];
   const sink = new Writable({
@@ -31,6 +36,6 @@ export async function launchServer(yaml: string, file = 'test.yaml'): Promise<St
       done();
     },
   });
-  const overwatch = await Overwatch.start(config, createLogger({ level: 'info', format: 'json' }, sink));
+  const overwatch = await Overwatch.start(config, createLogger({ level: 'info', format: 'json' }, sink), { healthChecks: options.healthChecks ?? 'off' });
   return { overwatch, port: overwatch.port, logs };
 }
