@@ -4,19 +4,25 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadConfigFile } from '../config/load.ts';
+import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { formatAddress, Overwatch } from '../overwatch/overwatch.ts';
+import { ConfigReloader } from '../overwatch/reload.ts';
+import { CONFIG_VALIDATE_USAGE, runConfigValidate } from './config-validate.ts';
 
 const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--version] [--help]
+       opengslb ${CONFIG_VALIDATE_USAGE}
 
   -c, --config FILE   configuration file (default /etc/opengslb/config.yaml)
       --mode MODE     overwatch (default) or agent; overrides "mode:" in the file
   -v, --version       print the version and exit
   -h, --help          print this help and exit
   (Go-style single-dash long flags such as -config FILE work too.)
+
+  config validate FILE   check FILE and its includes exactly as start-up and reload do,
+                         print a summary or every problem, exit 0 or 1 (--json: one JSON object)
 
 Signals: SIGTERM/SIGINT stop gracefully (exit 0), SIGHUP reloads the config.`;
 
@@ -39,6 +45,11 @@ function fail(message: string, code: number, prefixed = true): never {
 
 /** Runs the server until a signal stops it. Never returns normally on failure: it exits with the code above. */
 export async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === 'config') {
+    if (argv[1] !== 'validate') fail(`unknown command "${argv.slice(0, 2).join(' ')}"\n${USAGE}`, 2);
+    process.exitCode = await runConfigValidate(argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+    return;
+  }
   let values: { config?: string; mode?: string; version?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
@@ -78,18 +89,21 @@ export async function main(argv: readonly string[]): Promise<void> {
   for (const [signal, handler] of Object.entries(earlyHandlers)) process.on(signal, handler);
 
   let config: Config;
+  let files: readonly string[];
+  const loadedAtMs = Date.now();
   try {
-    config = await loadConfigFile(configPath);
+    ({ config, files } = await loadConfig(configPath));
   } catch (err) {
-    // A config error lists every problem, one per line, each FILE:LINE:COL: …; anything else is one line.
-    if (err instanceof OpenGslbError) fail(err.message, 1, err.code !== 'OPENGSLB_ERR_CONFIG_INVALID');
+    // A config error lists every problem, one per line, each FILE:LINE:COL: … (or FILE: … for a whole file); anything else is one line.
+    if (err instanceof ConfigError) fail(err.message, 1, false);
+    if (err instanceof OpenGslbError) fail(err.message, 1);
     fail(`cannot load ${configPath}: ${(err as Error).message}`, 1);
   }
   const mode = (values.mode as Config['mode'] | undefined) ?? config.mode;
   if (mode === 'agent') fail(AGENT_UNAVAILABLE, 1);
 
   const logger = createLogger(config.logging);
-  logger.info({ version: packageVersion(), node: process.version, config: config.source, mode }, 'OpenGSLB starting');
+  logger.info({ version: packageVersion(), node: process.version, config: config.source, files: files.length, mode }, 'OpenGSLB starting');
   let overwatch: Overwatch;
   try {
     overwatch = await Overwatch.start(config, logger);
@@ -124,11 +138,15 @@ export async function main(argv: readonly string[]): Promise<void> {
       },
     );
   };
-  let reloading: Promise<void> = Promise.resolve();
-  const onHup = (): void => {
-    // Reloads run one after another, never interleaved.
-    reloading = reloading.then(() => reload(overwatch, configPath, values.mode as Config['mode'] | undefined, logger));
-  };
+  const reloader = new ConfigReloader({
+    path: configPath,
+    target: overwatch,
+    logger,
+    loadedAtMs,
+    ...(values.mode === undefined ? {} : { modeOverride: values.mode as Config['mode'] }),
+  });
+  // The reloader runs reloads one after another and logs each outcome itself.
+  const onHup = (): void => void reloader.request();
   for (const [signal, handler] of Object.entries(earlyHandlers)) process.off(signal, handler);
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -137,20 +155,4 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (signal === 'SIGHUP') onHup();
     else shutdown(signal);
   }
-}
-
-/** Reads, validates and swaps in the config; any failure keeps the old one serving and logs why. */
-async function reload(overwatch: Overwatch, path: string, modeFlag: Config['mode'] | undefined, logger: ReturnType<typeof createLogger>): Promise<void> {
-  const log = logger.child({ component: 'config' });
-  let next: Config;
-  try {
-    next = await loadConfigFile(path);
-  } catch (err) {
-    log.error({ file: path, reason: (err as Error).message }, 'reload failed; still serving the previous config');
-    return;
-  }
-  if (modeFlag !== undefined) next = { ...next, mode: modeFlag };
-  const result = await overwatch.reload(next);
-  if (result.ok) log.info({ generation: result.generation, detail: result.message }, 'reload succeeded');
-  else log.error({ reason: result.message }, 'reload refused; still serving the previous config');
 }

@@ -1,6 +1,6 @@
 // Cold path, main thread. The whole config file, defined once as data with the
 // schema language of schema.ts: types, doc strings, defaults and limits. The
-// validator, the docs test and (later) the JSON Schema generator read this.
+// validator, the docs test and the JSON Schema generator (json-schema.ts) read this.
 
 import {
   bool, choice, cidr, domain, duration, endpoint, float, int, ip, list, mailbox, map, object, oneOf, str,

@@ -12,7 +12,7 @@ const MAX_GLOBSTAR_DEPTH = 32;
 /** The files a pattern matched, sorted; or what is wrong with the pattern. */
 export type GlobResult = { readonly files: readonly string[]; readonly isGlob: boolean } | { readonly error: string };
 
-/** True when `pattern` has a glob character that is not escaped. */
+/** Reports whether `pattern` has a glob character that is not escaped. */
 export function hasGlobChars(pattern: string): boolean {
   return /(^|[^\\])[*?[]/.test(pattern);
 }

@@ -1,61 +1,100 @@
-// Cold path, main thread. The entry points of the config module: read a file
-// (after the permission check), or take text, and return the validated,
-// normalised, deep-frozen Config; start-up, reload and `config validate` all
-// come through parseConfigText.
+// Cold path, main thread. The entry points of the config module: read a main
+// file and its includes (includes.ts), or take text, validate the merged tree
+// against the definition, cross-check it, check the permissions of files that
+// hold secrets, and return the normalised, deep-frozen Config. Start-up,
+// reload and `config validate` all come through validateSources.
 
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { buildConfig, checkCrossReferences } from './build.ts';
 import { CONFIG_SCHEMA } from './definition.ts';
 import type { ConfigFile } from './definition.ts';
-import { checkConfigFilePermissions, readError } from './permissions.ts';
+import type { Environment } from './env.ts';
+import { readConfigSources, readConfigText } from './includes.ts';
+import type { ConfigSources } from './includes.ts';
+import { unsafeModeProblem } from './permissions.ts';
 import { ProblemCollector } from './problem-collector.ts';
 import { ConfigError } from './problems.ts';
+import type { ConfigErrorCode } from './problems.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type { Config } from './types.ts';
-import { validateDocument } from './validate.ts';
+import { validateTree } from './validate.ts';
 
 export { ConfigError } from './problems.ts';
 export type { ConfigProblem } from './problems.ts';
 
+/** How to load. */
+export interface LoadOptions {
+  /** Variables for ${VAR} expansion; process.env when absent. */
+  readonly env?: Environment;
+}
+
+/** A loaded configuration and the files it was read from. */
+export interface LoadedConfig {
+  readonly config: Config;
+  /** Every file read, main first, then includes in the order they were merged, named as messages name them. */
+  readonly files: readonly string[];
+}
+
 /**
- * Loads the config file at `path`: checks its permissions, reads it as UTF-8
- * and hands it to parseConfigText. Rejects with ConfigError: _PERMISSIONS for
- * an unsafe mode, _READ when the file is missing or unreadable, _INVALID with
- * every problem of the content.
+ * Loads the config file at `path` with everything it includes: each file's
+ * permissions are checked and it is read, parsed and ${VAR}-expanded; the
+ * files are merged and validated as one. Rejects with ConfigError carrying
+ * every problem found, each with the file it is in: code _READ when a file
+ * is missing or unreadable, else _PERMISSIONS for an unsafe mode, else
+ * _INVALID.
  */
-export async function loadConfigFile(path: string): Promise<Config> {
-  // TODO(config): pass holdsSecret: true once the file can carry secrets (gossip keys, tokens).
-  await checkConfigFilePermissions(path, { holdsSecret: false });
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw readError(path, err);
-  }
-  return parseConfigText(text, path);
+export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
+  const sources = await readConfigSources(path, opts.env ?? process.env);
+  return { config: validateSources(sources, path), files: sources.files.map((f) => f.name) };
+}
+
+/** Loads the config file at `path` as loadConfig does and returns the Config alone. */
+export async function loadConfigFile(path: string, opts: LoadOptions = {}): Promise<Config> {
+  return (await loadConfig(path, opts)).config;
 }
 
 /**
  * Parses, validates and normalises config text; `file` names it in messages
- * and its absolute form becomes Config.source. Reports YAML syntax errors, or
- * else every schema and cross-reference problem, all at once. Returns a
- * deep-frozen Config; throws ConfigError (OPENGSLB_ERR_CONFIG_INVALID) whose
- * `problems` lists each problem with its line and column.
+ * and its absolute form becomes Config.source. `includes:` is reported, not
+ * followed (there is no directory to resolve it against), and no permission
+ * is checked. Returns a deep-frozen Config; throws ConfigError
+ * (OPENGSLB_ERR_CONFIG_INVALID) whose `problems` lists each problem with its
+ * line and column.
  */
-export function parseConfigText(text: string, file: string): Config {
-  const sink = new ProblemCollector(file);
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    // After a syntax error the tree is a guess; schema problems found in it would mislead.
-    for (const err of doc.errors) sink.report(lineCounter.linePos(err.pos[0]), [], `${err.message}, expected valid YAML`);
-    throw new ConfigError('OPENGSLB_ERR_CONFIG_INVALID', sink.problems);
-  }
-  const tree = validateDocument(doc, lineCounter, CONFIG_SCHEMA, sink) as Unchecked<ConfigFile> | undefined;
+export function parseConfigText(text: string, file: string, opts: LoadOptions = {}): Config {
+  return validateSources(readConfigText(text, file, opts.env ?? process.env), file);
+}
+
+/**
+ * Validates merged sources: unless a file could not be used (then the
+ * reading problems alone are reported), walks the tree against the schema,
+ * cross-checks it, and refuses world-readable files that write a secret.
+ * Returns the built Config; throws ConfigError with every problem otherwise.
+ */
+function validateSources(sources: ConfigSources, mainName: string): Config {
+  const sink = new ProblemCollector(mainName);
+  sink.problems.push(...sources.problems);
+  let code: ConfigErrorCode | null = sources.code;
+  const fail = (): ConfigError =>
+    new ConfigError(code ?? 'OPENGSLB_ERR_CONFIG_INVALID', sink.problems, { fileOrder: sources.files.map((f) => f.name) });
+  if (sources.incomplete) throw fail();
+
+  const tree = validateTree(sources.root, sources.origins, CONFIG_SCHEMA, sink) as Unchecked<ConfigFile> | undefined;
   if (tree !== undefined) checkCrossReferences(tree, sink);
-  if (tree === undefined || sink.problems.length > 0) throw new ConfigError('OPENGSLB_ERR_CONFIG_INVALID', sink.problems);
+
+  // A secret written in a file makes that file secret; one problem per file, naming the first secret in it.
+  const reported = new Set<string>();
+  for (const secret of sink.secrets) {
+    const file = sources.origins.fileOf(secret.node);
+    if (file === undefined || file.mode === null || reported.has(file.name) || sources.origins.fromEnvOnly(secret.node)) continue;
+    const problem = unsafeModeProblem(file.name, file.mode, { secret: { path: secret.path, line: secret.pos.line } });
+    if (problem === null) continue;
+    reported.add(file.name);
+    sink.problems.push(problem);
+    if (code !== 'OPENGSLB_ERR_CONFIG_READ') code = 'OPENGSLB_ERR_CONFIG_PERMISSIONS';
+  }
+
+  if (tree === undefined || sink.problems.length > 0) throw fail();
   // No problem was reported, so every value is present and valid.
-  return buildConfig(tree as Value<ConfigFile>, resolve(file));
+  return buildConfig(tree as Value<ConfigFile>, resolve(mainName));
 }

@@ -25,13 +25,20 @@ export function formatProblem(p: ConfigProblem): string {
   return `${p.file}:${p.line}:${p.col}: ${p.path}: ${p.message}`;
 }
 
-/** Orders problems by position so the report reads top to bottom; whole-file problems come first. */
-export function sortProblems(problems: readonly ConfigProblem[]): ConfigProblem[] {
+/**
+ * Orders problems so the report reads top to bottom: file by file in
+ * `fileOrder` (files it lacks follow in the order their first problem was
+ * found), and by position within a file, whole-file problems first.
+ */
+export function sortProblems(problems: readonly ConfigProblem[], fileOrder: readonly string[] = []): ConfigProblem[] {
+  const rank = new Map<string, number>();
+  for (const file of [...fileOrder, ...problems.map((p) => p.file)]) if (!rank.has(file)) rank.set(file, rank.size);
   // Array.prototype.sort is stable, so problems at the same spot keep the order they were found in.
-  return [...problems].sort((a, b) => a.line - b.line || a.col - b.col);
+  return [...problems].sort((a, b) => (rank.get(a.file) ?? 0) - (rank.get(b.file) ?? 0) || a.line - b.line || a.col - b.col);
 }
 
-type ConfigErrorCode = Extract<ErrorCode, `OPENGSLB_ERR_CONFIG_${string}`>;
+/** The codes a ConfigError can carry. */
+export type ConfigErrorCode = Extract<ErrorCode, `OPENGSLB_ERR_CONFIG_${string}`>;
 
 /**
  * Creates the error the config loader throws: `code` is OPENGSLB_ERR_CONFIG_INVALID,
@@ -40,9 +47,9 @@ type ConfigErrorCode = Extract<ErrorCode, `OPENGSLB_ERR_CONFIG_${string}`>;
  */
 export class ConfigError extends OpenGslbError {
   readonly problems: readonly ConfigProblem[];
-  constructor(code: ConfigErrorCode, problems: readonly ConfigProblem[], options?: { cause?: unknown }) {
-    const sorted = sortProblems(problems);
-    super(code, sorted.map(formatProblem).join('\n'), options);
+  constructor(code: ConfigErrorCode, problems: readonly ConfigProblem[], options?: { cause?: unknown; fileOrder?: readonly string[] }) {
+    const sorted = sortProblems(problems, options?.fileOrder);
+    super(code, sorted.map(formatProblem).join('\n'), options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ConfigError';
     this.problems = Object.freeze(sorted.map((p) => Object.freeze({ ...p })));
   }

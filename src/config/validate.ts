@@ -28,7 +28,7 @@ export interface NodeOrigins {
   expandedFrom(node: Scalar): string | 'failed' | undefined;
 }
 
-/** NodeOrigins for one parsed document. */
+/** Creates the NodeOrigins of one parsed document: positions from its LineCounter, nothing expanded. */
 export function singleDocumentOrigins(doc: Document, lineCounter: LineCounter): NodeOrigins {
   return {
     locate: (node) => (node.range ? lineCounter.linePos(node.range[0]) : undefined),

@@ -569,7 +569,7 @@ test('opengslb-cli config validate exits 0 with a summary for a good file', asyn
   const file = await writeConfig(dir, 'good.yaml', goodConfig());
   const r = await run(CLI, ['config', 'validate', file]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, `${file}: valid (mode overwatch, 1 zones, 1 regions, 1 domains, 1 servers)\n`);
+  assert.equal(r.stdout, `${file}: valid (mode overwatch, 1 zones, 1 regions, 1 domains, 1 servers, 1 files)\n  read ${file}\n`);
   assert.equal(r.stderr, '');
 });
 

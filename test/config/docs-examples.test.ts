@@ -1,56 +1,45 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONFIG_SCHEMA } from '../../src/config/definition.ts';
-import { parseConfigText } from '../../src/config/load.ts';
+import { loadConfig, parseConfigText } from '../../src/config/load.ts';
 import type { Schema } from '../../src/config/schema.ts';
+import { configEntryFiles, FILE_BLOCK, filesUnder, NOT_A_CONFIG as OPT_OUT, ROOT as root, yamlBlocks } from '../helpers/markdown.ts';
 
-const root = new URL('../../', import.meta.url).pathname;
-const OPT_OUT = /^# not-a-config\b/;
-
-async function filesIn(dir: string, suffix: string): Promise<string[]> {
-  try {
-    return (await readdir(join(root, dir))).filter((f) => f.endsWith(suffix)).sort().map((f) => join(dir, f));
-  } catch {
-    return [];
-  }
-}
-
-/** Returns every ```yaml block of a Markdown text with the line its content starts on. */
-function yamlBlocks(markdown: string): { line: number; text: string }[] {
-  const blocks: { line: number; text: string }[] = [];
-  const lines = markdown.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    if (!/^```ya?ml\s*$/.test(lines[i] ?? '')) continue;
-    const start = i + 1;
-    let end = start;
-    while (end < lines.length && !/^```\s*$/.test(lines[end] ?? '')) end++;
-    blocks.push({ line: start + 1, text: lines.slice(start, end).join('\n') });
-    i = end;
-  }
-  return blocks;
-}
-
-const docFiles = await filesIn('docs', '.md');
-const configFiles = await filesIn('config', '.yaml');
+const docFiles = await filesUnder('docs', '.md');
+const configFiles = await configEntryFiles();
 
 for (const file of docFiles) {
   const blocks = yamlBlocks(await readFile(join(root, file), 'utf8'));
   for (const block of blocks) {
+    const shown = FILE_BLOCK.exec(block.text.split('\n')[0] ?? '');
+    if (shown !== null) {
+      // The block shows a file of config/ (which the tests below load with its includes); it must show it as it is.
+      test(`the yaml example at ${file}:${block.line} is ${shown[1]} verbatim`, async () => {
+        const rest = block.text.split('\n').slice(1).join('\n') + '\n';
+        assert.equal(rest, await readFile(join(root, shown[1] as string), 'utf8'));
+      });
+      continue;
+    }
     const optOut = OPT_OUT.test(block.text);
     test(`the yaml example at ${file}:${block.line} is a valid config`, { skip: optOut ? 'marked # not-a-config' : false }, () => {
-      // Parsed under its own name so a failure points into the Markdown file.
-      parseConfigText(block.text, `${file}:${block.line}`);
+      // Parsed under its own name so a failure points into the Markdown file; an
+      // empty environment, so ${VAR:-default} examples validate with their defaults.
+      parseConfigText(block.text, `${file}:${block.line}`, { env: {} });
     });
   }
 }
 
 for (const file of configFiles) {
-  test(`the config file ${file} is valid`, async () => {
-    parseConfigText(await readFile(join(root, file), 'utf8'), file);
+  test(`the config ${file} is valid with everything it includes`, async () => {
+    await loadConfig(join(root, file), { env: {} });
   });
 }
+
+test('config/ has a multi-file example', () => {
+  assert.ok(configFiles.includes('config/example-multifile/main.yaml'), configFiles.join(', '));
+});
 
 test('docs/configuration.md has at least one complete yaml example', async () => {
   const blocks = yamlBlocks(await readFile(join(root, 'docs/configuration.md'), 'utf8'));

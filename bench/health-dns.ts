@@ -1,0 +1,126 @@
+// Bench only, cold. The DNS answer rate while the overwatch health-checks
+// 10 000 servers, against the same config with checks off, in one run:
+//
+//   bench ──fork──▶ health-scale.ts --role servers   (HTTP servers on 0.0.0.0:P, reusePort)
+//         ──spawn─▶ opengslb --config checked.yaml    (10 000 servers, http every 10 s)
+//         ──spawn─▶ dnsperf -l D                      (saturation, one name)
+//   then the same with unchecked.yaml (type: none), interleaved, R rounds.
+//
+// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3]
+// Every address is in 127.0.0.0/8; nothing leaves the machine.
+
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values: args } = parseArgs({
+  options: {
+    servers: { type: 'string', default: '10000' },
+    interval: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '10' },
+    runs: { type: 'string', default: '3' },
+  },
+});
+const SERVERS = Number(args.servers);
+const DURATION = Number(args.duration);
+const RUNS = Number(args.runs);
+const ENTRY = new URL('../src/cli/opengslb.js', import.meta.url).pathname;
+
+if (spawnSync('dnsperf', ['-h']).error) {
+  process.stderr.write('dnsperf not found: install it with `apt-get install dnsperf`\n');
+  process.exit(2);
+}
+
+/** Loopback address of server i, as health-scale.ts numbers them: 127.1.0.1, 127.1.0.2, … */
+function address(i: number): string {
+  const n = i + 1;
+  return `127.${1 + (n >>> 16)}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+function config(dnsPort: number, httpPort: number, checked: boolean): string {
+  const perRegion = 1000;
+  const lines = [`dns: { listen_address: "127.0.0.1:${dnsPort}", workers: 1, zones: [bench.test] }`, 'regions:'];
+  for (let r = 0; r * perRegion < SERVERS; r++) {
+    lines.push(`  - name: r${r}`);
+    lines.push(`    health_check: ${checked ? `{ type: http, interval: ${args.interval}s, timeout: 2s, path: /health }` : '{ type: none }'}`);
+    lines.push('    servers:');
+    for (let i = r * perRegion; i < Math.min(SERVERS, (r + 1) * perRegion); i++) lines.push(`      - { address: ${address(i)}, port: ${httpPort} }`);
+  }
+  lines.push('domains:');
+  // The queried name has three servers; the other 9 997 are checked all the same.
+  lines.push('  - { name: app.bench.test, regions: [r0], max_answers: 1 }');
+  lines.push('logging: { level: warn, format: json }');
+  return lines.join('\n') + '\n';
+}
+
+async function startOverwatch(file: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [ENTRY, '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Ready when it answers: poll with dig (bounded).
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = spawnSync('dig', ['+short', '+tries=1', '+time=1', '@127.0.0.1', '-p', String(dnsPort), 'app.bench.test', 'A'], { encoding: 'utf8' });
+    if (r.stdout.trim() !== '') return child;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('overwatch did not start answering within 60 s');
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+function dnsperf(queryFile: string): number {
+  const r = spawnSync('dnsperf', ['-s', '127.0.0.1', '-p', String(dnsPort), '-d', queryFile, '-l', String(DURATION), '-c', '8', '-q', '100', '-T', '1', '-O', 'suppress=timeout'], {
+    encoding: 'utf8',
+    timeout: (DURATION + 20) * 1000,
+  });
+  const m = /Queries per second:\s+([\d.]+)/.exec(r.stdout);
+  if (!m) throw new Error(`no QPS in dnsperf output:\n${r.stdout}\n${r.stderr}`);
+  return Number(m[1]);
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const dir = mkdtempSync(join(tmpdir(), 'opengslb-health-dns-'));
+const dnsPort = 20000 + Math.floor(Math.random() * 20000);
+const servers = fork(new URL('./health-scale.ts', import.meta.url), ['--role', 'servers', '--server-threads', '1'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const children: ChildProcess[] = [servers];
+const cleanup = (): void => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+};
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+try {
+  const [{ port: httpPort }] = (await once(servers, 'message')) as [{ port: number }];
+  const files = { checked: join(dir, 'checked.yaml'), idle: join(dir, 'idle.yaml') };
+  writeFileSync(files.checked, config(dnsPort, httpPort, true), { mode: 0o600 });
+  writeFileSync(files.idle, config(dnsPort, httpPort, false), { mode: 0o600 });
+  const queries = join(dir, 'queries.txt');
+  writeFileSync(queries, 'app.bench.test A\n');
+  const qps: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
+  for (let run = 0; run < RUNS; run++) {
+    for (const mode of ['idle', 'checked'] as const) {
+      const ow = await startOverwatch(files[mode]);
+      children.push(ow);
+      // Let the checks settle into their steady rhythm before measuring.
+      if (mode === 'checked') await new Promise((res) => setTimeout(res, 3000));
+      const q = dnsperf(queries);
+      qps[mode].push(q);
+      process.stderr.write(`run ${run + 1} ${mode}: ${Math.round(q)} q/s\n`);
+      ow.kill('SIGTERM');
+      await once(ow, 'exit');
+    }
+  }
+  const idle = median(qps.idle);
+  const checked = median(qps.checked);
+  process.stdout.write(
+    `servers: ${SERVERS} (http every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker\n` +
+      `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
+      `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
+      `checked / idle: ${(checked / idle).toFixed(3)}\n`,
+  );
+} finally {
+  cleanup();
+}

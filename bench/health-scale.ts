@@ -1,0 +1,294 @@
+// Bench only, cold. Scale of the health checker: N HTTP targets (default
+// 10 000) every 10 s against real HTTP servers on loopback, with the checker in
+// its own process so its CPU and RSS are its own.
+//
+// Usage: npx node bench/health-scale.ts [--targets 10000] [--interval 10] [--duration 60]
+//          [--timeout 2] [--server-threads 2] [--type http|tcp] [--body-match TEXT] [--json]
+//          [--prof DIR]   (writes a V8 CPU profile of the checker process into DIR)
+//
+//   bench ──fork──▶ health-scale.ts --role servers  (T worker threads, one node:http server each,
+//       │                                           all on 0.0.0.0:P with reusePort)   ──IPC──▶ {port}
+//       └─fork──▶ health-scale.ts --role checker   (HealthScheduler, N targets 127.1.x.y:P)
+//                   firstRound() ──IPC──▶ {firstRoundMs}
+//                   then D seconds: process.cpuUsage(), RSS, probe counters ──IPC──▶ {figures}
+//
+// Every target has its own loopback address (127.1.0.1, 127.1.0.2, …) so the
+// servers see N distinct peers, as a real overwatch would. Traffic only ever
+// goes to 127.0.0.0/8; the servers drop any connection from elsewhere.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { HealthScheduler } from '../src/health/scheduler.ts';
+import { targetKey } from '../src/health/types.ts';
+import type { CheckSpec, CheckTarget, HealthSink } from '../src/health/types.ts';
+import { createLogger } from '../src/log/logger.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    role: { type: 'string', default: 'bench' },
+    targets: { type: 'string', default: '10000' },
+    interval: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '60' },
+    timeout: { type: 'string', default: '2' },
+    'server-threads': { type: 'string', default: '2' },
+    type: { type: 'string', default: 'http' },
+    'body-match': { type: 'string' },
+    port: { type: 'string', default: '0' },
+    json: { type: 'boolean', default: false },
+    prof: { type: 'string' },
+    'semi-space': { type: 'string' },
+  },
+});
+
+/** Returns the loopback address of target i: 127.1.0.1, 127.1.0.2, … (up to ~16 M targets). */
+function targetAddress(i: number): string {
+  const n = i + 1;
+  return `127.${1 + (n >>> 16)}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+// ── role: HTTP server thread ────────────────────────────────────────────────
+
+function serveThread(port: number): void {
+  const body = Buffer.from('{"status":"ok"}\n');
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': body.length });
+    res.end(body);
+  });
+  // 0.0.0.0 is the only way to accept every 127.1.x.y without 10 000 listeners; refuse non-loopback peers.
+  server.on('connection', (socket) => {
+    if (!socket.remoteAddress?.startsWith('127.') && !socket.remoteAddress?.startsWith('::ffff:127.')) socket.destroy();
+  });
+  server.keepAliveTimeout = 1000;
+  server.listen({ port, host: '0.0.0.0', reusePort: true }, () => {
+    parentPort?.postMessage({ port: (server.address() as AddressInfo).port });
+  });
+}
+
+async function runServers(): Promise<void> {
+  const threads = Number(args['server-threads']);
+  const file = new URL(import.meta.url);
+  // The first thread picks the port; the others join it with reusePort.
+  let port = 0;
+  for (let i = 0; i < threads; i++) {
+    const w = new Worker(file, { workerData: { port }, argv: ['--role', 'server-thread'] });
+    const [msg] = (await once(w, 'message')) as [{ port: number }];
+    port = msg.port;
+  }
+  process.send?.({ port });
+}
+
+/** Reads user+system CPU ticks per thread of this process (Linux), keyed by "tid comm". */
+function threadTicks(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const fields = stat.slice(close + 2).split(' ');
+      // Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 after the comm.
+      out.set(`${tid} ${comm}`, Number(fields[11]) + Number(fields[12]));
+    }
+  } catch {
+    // Not Linux: no per-thread figures.
+  }
+  return out;
+}
+
+function round2(x: number | undefined): number | null {
+  return x === undefined ? null : Math.round(x * 100) / 100;
+}
+
+// ── role: checker ───────────────────────────────────────────────────────────
+
+async function runChecker(): Promise<void> {
+  const n = Number(args.targets);
+  const port = Number(args.port);
+  const intervalMs = Number(args.interval) * 1000;
+  const durationMs = Number(args.duration) * 1000;
+  const bodyMatch = args['body-match'] === undefined ? null : { kind: 'substring' as const, pattern: args['body-match'] };
+  const targets: CheckTarget[] = [];
+  for (let i = 0; i < n; i++) {
+    const spec: CheckSpec = {
+      type: args.type as CheckSpec['type'],
+      address: targetAddress(i),
+      port,
+      host: null,
+      path: '/health',
+      expectedStatus: [[200, 399]],
+      headers: {},
+      bodyMatch,
+      tlsVerify: true,
+      intervalMs,
+      timeoutMs: Number(args.timeout) * 1000,
+      failureThreshold: 3,
+      successThreshold: 2,
+      emaAlpha: 0.3,
+    };
+    targets.push({ key: targetKey(spec), spec, slots: [i], servers: [`bench/${spec.address}:${port}`] });
+  }
+  const health = new Uint8Array(n);
+  let sinkCalls = 0;
+  const sink: HealthSink = {
+    setHealth(slots, state) {
+      for (const s of slots) health[s] = state;
+      sinkCalls++;
+    },
+    setLatency() {
+      sinkCalls++;
+    },
+    setLastUp() {
+      sinkCalls++;
+    },
+  };
+  let logLines = 0;
+  const logStream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (let i = 0; i < chunk.length; i++) if (chunk[i] === 10) logLines++;
+      done();
+    },
+  });
+  const scheduler = new HealthScheduler({ sink, logger: createLogger({ level: 'info', format: 'json' }, logStream) });
+  const memAt: Record<string, string> = {};
+  const noteMem = (label: string): void => {
+    const u = process.memoryUsage();
+    memAt[label] = `rss ${(u.rss / 1e6).toFixed(0)} heapTotal ${(u.heapTotal / 1e6).toFixed(0)} heapUsed ${(u.heapUsed / 1e6).toFixed(0)} external ${(u.external / 1e6).toFixed(0)}`;
+  };
+  noteMem('before update');
+  const t0 = performance.now();
+  scheduler.update(targets);
+  await scheduler.firstRound();
+  const firstRoundMs = performance.now() - t0;
+  noteMem('after first round');
+  const afterFirst = scheduler.status();
+  const healthyAfterFirst = afterFirst.filter((s) => s.state === 'healthy').length;
+  const reasons: Record<string, number> = {};
+  for (const s of afterFirst) if (s.state !== 'healthy') reasons[s.lastError ?? '?'] = (reasons[s.lastError ?? '?'] ?? 0) + 1;
+  process.send?.({ phase: 'first-round', firstRoundMs, healthyAfterFirst, reasons });
+
+  // Let the first round's spread settle into the steady rhythm before measuring.
+  await new Promise((r) => setTimeout(r, Math.min(intervalMs, 5000)));
+  const probes0 = scheduler.counters.probes_total.ok + scheduler.counters.probes_total.fail;
+  const fails0 = scheduler.counters.probes_total.fail;
+  const cpu0 = process.cpuUsage();
+  const ticks0 = threadTicks();
+  const w0 = performance.now();
+  let rssMax = 0;
+  const rssTimer = setInterval(() => {
+    rssMax = Math.max(rssMax, process.memoryUsage.rss());
+  }, 500);
+  await new Promise((r) => setTimeout(r, durationMs));
+  clearInterval(rssTimer);
+  const cpu = process.cpuUsage(cpu0);
+  const ticks1 = threadTicks();
+  const wallMs = performance.now() - w0;
+  const probes = scheduler.counters.probes_total.ok + scheduler.counters.probes_total.fail - probes0;
+  const fails = scheduler.counters.probes_total.fail - fails0;
+  const status = scheduler.status();
+  const mem = process.memoryUsage();
+  const lastLatencies = status.map((s) => s.lastLatencyMs ?? NaN).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  const latencies = status.map((s) => s.emaLatencyMs ?? NaN).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  const figures = {
+    targets: n,
+    intervalSec: intervalMs / 1000,
+    type: args.type,
+    firstRoundMs: Math.round(firstRoundMs),
+    healthyAfterFirst,
+    measuredSec: Math.round(wallMs / 100) / 10,
+    cpuPctOfOneCore: Math.round(((cpu.user + cpu.system) / 1000 / wallMs) * 1000) / 10,
+    cpuUserPct: Math.round((cpu.user / 1000 / wallMs) * 1000) / 10,
+    cpuSystemPct: Math.round((cpu.system / 1000 / wallMs) * 1000) / 10,
+    rssMb: Math.round(mem.rss / 1e5) / 10,
+    rssMaxMb: Math.round(Math.max(rssMax, mem.rss) / 1e5) / 10,
+    heapUsedMb: Math.round(mem.heapUsed / 1e5) / 10,
+    probesPerSec: Math.round((probes / wallMs) * 10000) / 10,
+    failedProbes: fails,
+    allHealthy: status.every((s) => s.state === 'healthy'),
+    healthyAtEnd: status.filter((s) => s.state === 'healthy').length,
+    emaLatencyMsP50: round2(latencies[Math.floor(latencies.length * 0.5)]),
+    emaLatencyMsP99: round2(latencies[Math.floor(latencies.length * 0.99)]),
+    lastLatencyMsP50: round2(lastLatencies[Math.floor(lastLatencies.length * 0.5)]),
+    lastLatencyMsP99: round2(lastLatencies[Math.floor(lastLatencies.length * 0.99)]),
+    logLines,
+    sinkCalls,
+  };
+  // Per-thread CPU as % of one core (clock ticks are 1/100 s on Linux).
+  const threads: Record<string, number> = {};
+  for (const [k, v] of ticks1) {
+    const pct = Math.round(((v - (ticks0.get(k) ?? 0)) * 10 / wallMs) * 1000) / 10;
+    if (pct > 0) threads[k] = pct;
+  }
+  // Live heap after a full GC (the checker runs with --expose-gc): what the targets really hold.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined) {
+    gc();
+    const after = process.memoryUsage();
+    Object.assign(figures, { heapLiveMb: Math.round(after.heapUsed / 1e5) / 10, rssAfterGcMb: Math.round(after.rss / 1e5) / 10 });
+  }
+  noteMem('end');
+  if (process.env.HEALTH_SCALE_SPACES) {
+    const spaces = (await import('node:v8')).getHeapSpaceStatistics().map((sp) => `${sp.space_name} ${(sp.space_size / 1e6).toFixed(1)}/${(sp.space_used_size / 1e6).toFixed(1)}`);
+    Object.assign(figures, { spaces });
+  }
+  Object.assign(figures, { threads, memAt });
+  scheduler.stop();
+  // Exit (rather than wait for the parent's SIGTERM) so --cpu-prof can write its profile.
+  process.send?.({ phase: 'done', figures }, () => process.exit(0));
+}
+
+// ── role: bench (parent) ────────────────────────────────────────────────────
+
+function forkRole(role: string, extra: string[], execArgv: string[] = []): ChildProcess {
+  return fork(new URL(import.meta.url), ['--role', role, ...extra], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+}
+
+async function runBench(): Promise<void> {
+  const children: ChildProcess[] = [];
+  const stopAll = (): void => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  };
+  process.on('SIGINT', () => {
+    stopAll();
+    process.exit(130);
+  });
+  try {
+    const servers = forkRole('servers', ['--server-threads', args['server-threads'] as string]);
+    children.push(servers);
+    const [ready] = (await once(servers, 'message')) as [{ port: number }];
+    const forwarded = ['targets', 'interval', 'duration', 'timeout', 'type'].flatMap((k) => [`--${k}`, String(args[k as keyof typeof args])]);
+    if (args['body-match'] !== undefined) forwarded.push('--body-match', args['body-match']);
+    const prof = [
+      '--expose-gc',
+      ...(args['semi-space'] === undefined ? [] : [`--max-semi-space-size=${args['semi-space']}`]),
+      ...(args.prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${args.prof}`]),
+    ];
+    const checker = forkRole('checker', [...forwarded, '--port', String(ready.port)], prof);
+    children.push(checker);
+    if (!args.json) console.log(`servers on 0.0.0.0:${ready.port} (${args['server-threads']} threads); ${args.targets} ${args.type} targets every ${args.interval} s`);
+    for (;;) {
+      const [msg] = (await once(checker, 'message')) as [{ phase: string; [k: string]: unknown }];
+      if (msg.phase === 'first-round') {
+        if (!args.json) console.log(`first round: ${Math.round(msg.firstRoundMs as number)} ms, ${msg.healthyAfterFirst as number} healthy`, msg.reasons);
+        if (!args.json) console.log(`measuring for ${args.duration} s …`);
+      } else if (msg.phase === 'done') {
+        if (args.json) console.log(JSON.stringify(msg.figures));
+        else console.table(msg.figures);
+        if (checker.exitCode === null) await once(checker, 'exit');
+        break;
+      }
+    }
+  } finally {
+    stopAll();
+  }
+}
+
+if (!isMainThread) serveThread((workerData as { port: number }).port);
+else if (args.role === 'servers') await runServers();
+else if (args.role === 'checker') await runChecker();
+else await runBench();

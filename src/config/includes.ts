@@ -1,0 +1,382 @@
+// Cold path, main thread. Reads a config file and everything it includes into
+// one merged YAML tree: permission check and read of each file, YAML parse,
+// ${VAR} expansion, `includes:` globbing with cycle and depth checks, then the
+// merge (merge.ts). Every node remembers its file, so problems anywhere in the
+// tree are reported as file:line:col of the file they came from.
+
+import { open, realpath } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
+import type { Alias, Document, Node, Scalar } from 'yaml';
+import { expandEnv } from './env.ts';
+import type { Environment } from './env.ts';
+import { matchGlob } from './glob.ts';
+import { mergeNodes } from './merge.ts';
+import type { MergeHost } from './merge.ts';
+import { readError, unsafeModeProblem, wholeFile } from './permissions.ts';
+import { formatPath } from './problem-collector.ts';
+import type { PathSegment, Pos } from './problem-collector.ts';
+import type { ConfigErrorCode, ConfigProblem } from './problems.ts';
+import type { NodeOrigins } from './validate.ts';
+
+/** Deepest nesting of includes: the main file is level 0, a file it includes level 1, and so on. */
+export const MAX_INCLUDE_DEPTH = 10;
+
+/** Files larger than this are refused unread: a config file is kilobytes, and a mistaken include of a log or disk image should not fill memory. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
+
+/** One file that was read. */
+export interface SourceFile {
+  /** The path as messages show it: the main file as given, each include joined onto the directory of the file that includes it. */
+  readonly name: string;
+  /** Absolute path with symlinks resolved; two names for one file are the same file. */
+  readonly real: string;
+  /** Permission bits from the open file; null for text handed in directly. */
+  readonly mode: number | null;
+  readonly doc: Document;
+  readonly lineCounter: LineCounter;
+}
+
+type Code = ConfigErrorCode;
+
+/** The merged tree of a main file and its includes, with what went wrong reading them. */
+export interface ConfigSources {
+  /** Every file read, in load order: the main file first, then each include depth-first, in sorted order per pattern. */
+  readonly files: readonly SourceFile[];
+  /** The merged content; null when the main file is empty or could not be read. */
+  readonly root: Node | null;
+  /** Where each node of `root` came from. */
+  readonly origins: SourceOrigins;
+  /** Every problem found while reading, expanding and merging. */
+  readonly problems: readonly ConfigProblem[];
+  /** The error code those problems call for: _READ, else _PERMISSIONS, else _INVALID; null when there are none. */
+  readonly code: Code | null;
+  /**
+   * True when a file could not be used at all (unreadable, YAML syntax,
+   * unsafe permissions, include cycle or depth): the merged tree lacks its
+   * content, so checking the tree against the schema would report misleading
+   * problems (a region "missing" because its file did not parse).
+   */
+  readonly incomplete: boolean;
+}
+
+/** NodeOrigins over several files, plus what the loader needs to decide about secrets. */
+export interface SourceOrigins extends NodeOrigins {
+  /** The file a node was written in. */
+  fileOf(node: unknown): SourceFile | undefined;
+  /** True when the scalar's whole value came from environment variables, so its file does not hold the value. */
+  fromEnvOnly(node: unknown): boolean;
+}
+
+
+/** The include entry that led to a file: where it was written, and the chain of files above it. */
+interface IncludeSite {
+  readonly from: SourceFile;
+  readonly pos: Pos;
+  readonly path: readonly PathSegment[];
+  /** The file that includes, then its includer, up to the main file. */
+  readonly chain: readonly SourceFile[];
+}
+
+/** One entry of a file's `includes:` list, after expansion. */
+interface IncludePattern {
+  readonly pattern: string;
+  readonly pos: Pos;
+  readonly index: number;
+}
+
+const CODE_RANK: Readonly<Record<Code, number>> = {
+  OPENGSLB_ERR_CONFIG_READ: 3,
+  OPENGSLB_ERR_CONFIG_PERMISSIONS: 2,
+  OPENGSLB_ERR_CONFIG_INVALID: 1,
+};
+
+/**
+ * Reads the file `mainPath` and every file it includes, and merges them,
+ * expanding ${VAR} from `env`. Never throws for bad input: every problem is in
+ * the result, with `incomplete` set when the tree misses a file's content.
+ */
+export async function readConfigSources(mainPath: string, env: Environment): Promise<ConfigSources> {
+  const reader = new SourceReader(env);
+  return sourcesOf(reader, await reader.readFile(mainPath, undefined));
+}
+
+/**
+ * Reads config text that does not come from disk (tests, docs examples) as
+ * readConfigSources reads a file, naming it `name` in messages; `includes:` is
+ * reported, not followed.
+ */
+export function readConfigText(text: string, name: string, env: Environment): ConfigSources {
+  const reader = new SourceReader(env);
+  const parsed = reader.parseText(name, text, null, resolve(name), undefined);
+  return sourcesOf(reader, parsed === null || parsed.root === null ? [] : [parsed.root]);
+}
+
+function sourcesOf(reader: SourceReader, roots: readonly Node[]): ConfigSources {
+  let root: Node | null = null;
+  for (const next of roots) root = root === null ? next : mergeNodes(root, next, [], reader.mergeHost);
+  return {
+    files: reader.files,
+    root,
+    origins: reader.origins,
+    problems: reader.problems,
+    code: reader.code,
+    incomplete: reader.incomplete,
+  };
+}
+
+class SourceReader {
+  readonly files: SourceFile[] = [];
+  readonly problems: ConfigProblem[] = [];
+  code: Code | null = null;
+  incomplete = false;
+  readonly #env: Environment;
+  readonly #fileOf = new WeakMap<object, SourceFile>();
+  /** Text before expansion of each scalar that ${VAR} expansion changed; 'failed' when it could not be expanded. */
+  readonly #expandedFrom = new WeakMap<object, string | 'failed'>();
+  readonly #envOnly = new WeakSet<object>();
+  /** Files already read, by real path, with the include entry that first read them. */
+  readonly #seen = new Map<string, { file: SourceFile; site: IncludeSite | undefined }>();
+  readonly origins: SourceOrigins;
+  readonly mergeHost: MergeHost;
+
+  constructor(env: Environment) {
+    this.#env = env;
+    const locate = (node: Node): Pos | undefined => {
+      const file = this.#fileOf.get(node);
+      if (file === undefined || !node.range) return undefined;
+      return { ...file.lineCounter.linePos(node.range[0]), file: file.name };
+    };
+    const resolveAlias = (alias: Alias): Node | undefined => {
+      const file = this.#fileOf.get(alias);
+      return file === undefined ? undefined : alias.resolve(file.doc);
+    };
+    this.origins = {
+      locate,
+      resolve: resolveAlias,
+      expandedFrom: (node: Scalar) => this.#expandedFrom.get(node),
+      fileOf: (node: unknown) => (typeof node === 'object' && node !== null ? this.#fileOf.get(node) : undefined),
+      fromEnvOnly: (node: unknown) => typeof node === 'object' && node !== null && this.#envOnly.has(node),
+    };
+    this.mergeHost = {
+      locate: (node: Node): Pos => locate(node) ?? { line: 1, col: 1 },
+      resolve: resolveAlias,
+      adopt: (made: Node, from: Node): void => {
+        const file = this.#fileOf.get(from);
+        if (file !== undefined) this.#fileOf.set(made, file);
+      },
+      report: (pos: Pos, path: readonly PathSegment[], message: string): void => {
+        this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: pos.file ?? '', line: pos.line, col: pos.col, path: formatPath(path), message });
+      },
+    };
+  }
+
+  #problem(code: Code, problem: ConfigProblem, makesIncomplete = false): void {
+    this.problems.push(problem);
+    if (this.code === null || CODE_RANK[code] > CODE_RANK[this.code]) this.code = code;
+    if (makesIncomplete) this.incomplete = true;
+  }
+
+  /** Reports a problem about an include entry at its position, or about the whole file when there is no entry (the main file). */
+  #problemAt(code: Code, site: IncludeSite | undefined, name: string, message: string, makesIncomplete: boolean): void {
+    if (site === undefined) this.#problem(code, wholeFile(name, message), makesIncomplete);
+    else this.#problem(code, { file: site.from.name, line: site.pos.line, col: site.pos.col, path: formatPath(site.path), message: `${name} ${message}` }, makesIncomplete);
+  }
+
+  /**
+   * Reads one file and, depth-first, the files it includes. Returns the roots
+   * to merge, this file's first.
+   */
+  async readFile(name: string, site: IncludeSite | undefined): Promise<Node[]> {
+    const read = await this.#readFromDisk(name, site);
+    if (read === null) return [];
+    const parsed = this.parseText(name, read.text, read.mode, read.real, site);
+    if (parsed === null) return [];
+    const roots: Node[] = parsed.root === null ? [] : [parsed.root];
+    const chain = site === undefined ? [parsed.file] : [parsed.file, ...site.chain];
+    for (const p of parsed.patterns) {
+      const here: IncludeSite = { from: parsed.file, pos: p.pos, path: ['includes', p.index], chain };
+      roots.push(...(await this.#readPattern(parsed.file, p.pattern, here)));
+    }
+    return roots;
+  }
+
+  /**
+   * Parses one file's text, expands it and takes its `includes:` out. Returns
+   * null after a YAML syntax error. `mode` null means the text did not come
+   * from disk: then includes are reported, not returned.
+   */
+  parseText(name: string, text: string, mode: number | null, real: string, site: IncludeSite | undefined): { file: SourceFile; root: Node | null; patterns: IncludePattern[] } | null {
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    const file: SourceFile = { name, real, mode, doc, lineCounter };
+    this.files.push(file);
+    this.#seen.set(real, { file, site });
+    if (doc.errors.length > 0) {
+      // After a syntax error the tree is a guess; schema problems found in it would mislead.
+      for (const err of doc.errors) {
+        const pos = lineCounter.linePos(err.pos[0]);
+        this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: name, ...pos, path: '(root)', message: `${err.message}, expected valid YAML` }, true);
+      }
+      return null;
+    }
+    visit(doc, {
+      Node: (_key, node) => {
+        this.#fileOf.set(node, file);
+      },
+    });
+    const root = doc.contents as Node | null;
+    this.#expandTree(file, root, []);
+    if (!isMap(root)) return { file, root, patterns: [] };
+    const includesPair = root.items.find((p) => isScalar(p.key) && p.key.value === 'includes');
+    if (includesPair === undefined) return { file, root, patterns: [] };
+    // The includes are this file's business only: they must not be merged with other files' includes.
+    root.items = root.items.filter((p) => p !== includesPair);
+    const patterns = this.#includePatterns(file, includesPair.value as Node | null);
+    if (patterns.length > 0 && mode === null) {
+      const pos = this.origins.locate(includesPair.key as Node) ?? { line: 1, col: 1 };
+      this.#problem('OPENGSLB_ERR_CONFIG_INVALID', {
+        file: name,
+        line: pos.line,
+        col: pos.col,
+        path: 'includes',
+        message: 'is followed only when the config is read from a file (opengslb --config FILE, opengslb-cli config validate FILE); this text has no directory to resolve it against',
+      });
+      return { file, root, patterns: [] };
+    }
+    return { file, root, patterns };
+  }
+
+  /** Opens, checks and reads one file; null (after reporting why) when it cannot be used. */
+  async #readFromDisk(name: string, site: IncludeSite | undefined): Promise<{ text: string; mode: number; real: string } | null> {
+    let handle;
+    try {
+      handle = await open(name, 'r');
+    } catch (err) {
+      this.#readProblem(name, site, err);
+      return null;
+    }
+    try {
+      // Stat the open handle, not the path: the mode checked is the mode of the bytes read.
+      const info = await handle.stat();
+      if (!info.isFile()) {
+        this.#problemAt('OPENGSLB_ERR_CONFIG_READ', site, name, 'is not a regular file, expected a YAML config file', true);
+        return null;
+      }
+      if (info.size > MAX_FILE_BYTES) {
+        this.#problemAt('OPENGSLB_ERR_CONFIG_READ', site, name, `is ${info.size} bytes, expected a config file of at most ${MAX_FILE_BYTES} bytes`, true);
+        return null;
+      }
+      const unsafe = unsafeModeProblem(name, info.mode, {});
+      if (unsafe !== null) {
+        // A file anyone can write is not read at all: not even its includes are followed.
+        this.#problem('OPENGSLB_ERR_CONFIG_PERMISSIONS', unsafe, true);
+        return null;
+      }
+      const text = await handle.readFile('utf8');
+      return { text, mode: info.mode & 0o777, real: await realpath(name) };
+    } catch (err) {
+      this.#readProblem(name, site, err);
+      return null;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  #readProblem(name: string, site: IncludeSite | undefined, err: unknown): void {
+    const problem = readError(name, err).problems[0];
+    if (problem === undefined) return;
+    this.#problemAt('OPENGSLB_ERR_CONFIG_READ', site, name, problem.message, true);
+  }
+
+  /** Reads the `includes:` value of a file: a list of non-empty texts; anything else is reported and skipped. */
+  #includePatterns(file: SourceFile, value: Node | null): IncludePattern[] {
+    const out: IncludePattern[] = [];
+    if (value === null || (isScalar(value) && (value.value === null || value.value === ''))) return out;
+    const posOf = (node: Node): Pos => this.origins.locate(node) ?? { line: 1, col: 1, file: file.name };
+    const invalid = (node: Node, path: PathSegment[], message: string): void => {
+      const pos = posOf(node);
+      this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: file.name, line: pos.line, col: pos.col, path: formatPath(path), message });
+    };
+    if (!isSeq(value)) {
+      invalid(value, ['includes'], 'is not a list, expected a list of paths or glob patterns such as ["conf.d/*.yaml"]');
+      return out;
+    }
+    value.items.forEach((item, index) => {
+      const node = item as Node;
+      if (!isScalar(node) || typeof node.value !== 'string' || node.value === '') {
+        invalid(node, ['includes', index], 'is not a path, expected a path or glob pattern such as "conf.d/*.yaml"');
+        return;
+      }
+      if (this.#expandedFrom.get(node) === 'failed') return;
+      out.push({ pattern: node.value, pos: posOf(node), index });
+    });
+    return out;
+  }
+
+  /** Reads every file one include entry names, in sorted order. */
+  async #readPattern(file: SourceFile, pattern: string, site: IncludeSite): Promise<Node[]> {
+    const baseDir = dirname(resolve(file.name));
+    const matched = await matchGlob(pattern, baseDir);
+    if ('error' in matched) {
+      this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: file.name, line: site.pos.line, col: site.pos.col, path: formatPath(site.path), message: matched.error });
+      return [];
+    }
+    const roots: Node[] = [];
+    for (const abs of matched.files) {
+      // Show an include the way its includer was named: relative stays relative.
+      const name = isAbsolute(pattern) ? abs : join(dirname(file.name), relative(baseDir, abs));
+      let real: string;
+      try {
+        real = await realpath(abs);
+      } catch {
+        real = abs; // missing: reading it reports that, at the include entry
+      }
+      const looped = site.chain.findIndex((f) => f.real === real);
+      if (looped >= 0) {
+        const cycle = [...site.chain.slice(0, looped + 1)].reverse().map((f) => f.name);
+        this.#problemAt('OPENGSLB_ERR_CONFIG_INVALID', site, name, `closes an include cycle: ${[...cycle, site.chain[looped]?.name ?? name].join(' → ')}, expected includes that never lead back to a file that includes them`, true);
+        continue;
+      }
+      if (site.chain.length > MAX_INCLUDE_DEPTH) {
+        const chain = [...site.chain].reverse().map((f) => f.name);
+        this.#problemAt('OPENGSLB_ERR_CONFIG_INVALID', site, name, `is nested too deep: ${[...chain, name].join(' → ')}, expected at most ${MAX_INCLUDE_DEPTH} levels of includes`, true);
+        continue;
+      }
+      const earlier = this.#seen.get(real);
+      if (earlier !== undefined) {
+        const by = earlier.site === undefined ? 'is the main file' : `is already included at ${earlier.site.from.name}:${earlier.site.pos.line}:${earlier.site.pos.col}`;
+        this.#problemAt('OPENGSLB_ERR_CONFIG_INVALID', site, name, `${by}, expected each file included once`, false);
+        continue;
+      }
+      roots.push(...(await this.readFile(name, site)));
+    }
+    return roots;
+  }
+
+  /** Expands ${VAR} in every string scalar of a file (map keys excepted), reporting failures at the value. */
+  #expandTree(file: SourceFile, node: Node | null, path: PathSegment[]): void {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+        this.#expandTree(file, pair.value as Node | null, [...path, key]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => this.#expandTree(file, item as Node | null, [...path, i]));
+    } else if (isScalar(node) && typeof node.value === 'string') {
+      const before = node.value;
+      const result = expandEnv(before, this.#env);
+      if ('error' in result) {
+        this.#expandedFrom.set(node, 'failed');
+        const pos = this.origins.locate(node) ?? { line: 1, col: 1 };
+        this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: file.name, line: pos.line, col: pos.col, path: formatPath(path), message: result.error });
+        return;
+      }
+      if (!result.changed) return;
+      node.value = result.text;
+      this.#expandedFrom.set(node, before);
+      if (result.fromEnvOnly) this.#envOnly.add(node);
+    }
+    // Aliases are skipped: the node they point at is expanded where it is written.
+  }
+}

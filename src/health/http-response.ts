@@ -1,0 +1,268 @@
+// Main thread, warm path. An incremental HTTP/1.1 response reader for health
+// probes: the status line, the few headers that frame the body
+// (Content-Length, Transfer-Encoding: chunked, else close-delimited), and at
+// most BODY_LIMIT_BYTES of body for body_match. It copies out of the caller's
+// buffer, so the caller may reuse that buffer as soon as feed() returns.
+//
+// Why not node:http: one probe through http.request allocates a ClientRequest,
+// an IncomingMessage, header objects and stream state; a raw socket with this
+// reader does the same check with a fraction of the garbage. See
+// docs/health-checks.md ("Scale") for the measurement.
+
+/** Bytes of the response body kept for body_match; reading stops here. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+/** Most bytes of status line plus headers (per response, 1xx included) before the response is rejected. */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+/** feed()/end() results: keep reading, or the response is complete (or its body reached the limit). */
+export const READ_MORE = 0;
+export const READ_DONE = 1;
+/** Errors, negative: a malformed status line, header or chunk; head too large; closed before the end. */
+export const ERR_BAD_RESPONSE = -1;
+export const ERR_HEAD_TOO_LARGE = -2;
+export const ERR_CLOSED = -3;
+
+/** Returns the probe reason of a negative feed()/end() result. */
+export function readErrorReason(code: number): string {
+  if (code === ERR_HEAD_TOO_LARGE) return 'error: head too large';
+  if (code === ERR_CLOSED) return 'closed';
+  return 'error: bad response';
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+// Parser phases.
+const STATUS = 0;
+const HEADERS = 1;
+const BODY_LENGTH = 2;
+const BODY_CLOSE = 3;
+const CHUNK_SIZE = 4;
+const CHUNK_DATA = 5;
+const CHUNK_END = 6;
+const DONE = 7;
+
+/**
+ * Reads one HTTP/1.1 response from successive chunks. With `needBody` false
+ * it is done as soon as a final (non-1xx) status line has been read; with
+ * `needBody` true it also frames the body and keeps its first
+ * BODY_LIMIT_BYTES. Malformed input gives a negative result, never a throw.
+ */
+export class ResponseReader {
+  /** The final status code, 0 until its status line has been read (1xx interim responses are skipped). */
+  status = 0;
+  readonly needBody: boolean;
+  #phase = STATUS;
+  #interim = false;
+  #headBytes = 0;
+  #carry: Buffer | null = null;
+  #contentLength = -1;
+  #chunked = false;
+  #remaining = 0;
+  #chunks: Buffer[] = [];
+  #bodyBytes = 0;
+
+  constructor(needBody: boolean) {
+    this.needBody = needBody;
+  }
+
+  /** Consumes buf[off, end). Returns READ_MORE, READ_DONE or a negative ERR_*. */
+  feed(buf: Buffer, off: number, end: number): number {
+    if (this.#phase === DONE) return READ_DONE;
+    if (this.#carry !== null) {
+      // A line was split across reads: join it with the new bytes (rare, and bounded by MAX_HEAD_BYTES).
+      const joined = Buffer.concat([this.#carry, buf.subarray(off, end)]);
+      this.#carry = null;
+      buf = joined;
+      off = 0;
+      end = joined.length;
+    }
+    while (off < end) {
+      switch (this.#phase) {
+        case STATUS:
+        case HEADERS:
+        case CHUNK_SIZE:
+        case CHUNK_END: {
+          // Fail fast on something that is not HTTP at all (a TLS server spoken to in clear text).
+          if (this.#phase === STATUS && !startsLikeHttp(buf, off, end)) return ERR_BAD_RESPONSE;
+          const lf = buf.indexOf(LF, off);
+          if (lf < 0 || lf >= end) return this.#keep(buf, off, end);
+          const lineEnd = lf > off && buf[lf - 1] === CR ? lf - 1 : lf;
+          const r = this.#line(buf, off, lineEnd, lf + 1 - off);
+          if (r !== READ_MORE) return r;
+          off = lf + 1;
+          break;
+        }
+        case BODY_LENGTH: {
+          const n = Math.min(this.#remaining, end - off);
+          this.#remaining -= n;
+          if (this.#append(buf, off, off + n) || this.#remaining === 0) return this.#finish();
+          off += n;
+          break;
+        }
+        case CHUNK_DATA: {
+          const n = Math.min(this.#remaining, end - off);
+          this.#remaining -= n;
+          if (this.#append(buf, off, off + n)) return this.#finish();
+          if (this.#remaining === 0) this.#phase = CHUNK_END;
+          off += n;
+          break;
+        }
+        case BODY_CLOSE:
+          if (this.#append(buf, off, end)) return this.#finish();
+          off = end;
+          break;
+        default:
+          return READ_DONE;
+      }
+    }
+    return READ_MORE;
+  }
+
+  /** Reports the end of the stream: completes a close-delimited body; anything else unfinished is ERR_CLOSED. */
+  end(): number {
+    if (this.#phase === DONE) return READ_DONE;
+    if (this.#phase === BODY_CLOSE) return this.#finish();
+    return ERR_CLOSED;
+  }
+
+  /** Returns the first BODY_LIMIT_BYTES of the body as UTF-8 text (valid once READ_DONE). */
+  bodyText(): string {
+    return Buffer.concat(this.#chunks, this.#bodyBytes).toString('utf8');
+  }
+
+  #finish(): number {
+    this.#phase = DONE;
+    return READ_DONE;
+  }
+
+  /** Keeps an incomplete line for the next feed(); the head and chunk-size lines are bounded. */
+  #keep(buf: Buffer, off: number, end: number): number {
+    if (end - off > MAX_HEAD_BYTES) return ERR_HEAD_TOO_LARGE;
+    this.#carry = Buffer.from(buf.subarray(off, end));
+    return READ_MORE;
+  }
+
+  /** Copies body bytes; returns true once BODY_LIMIT_BYTES are kept. */
+  #append(buf: Buffer, start: number, end: number): boolean {
+    const n = Math.min(end - start, BODY_LIMIT_BYTES - this.#bodyBytes);
+    if (n > 0) {
+      // Copy: the caller may reuse `buf` (a socket's shared onread buffer) after feed() returns.
+      this.#chunks.push(Buffer.from(buf.subarray(start, start + n)));
+      this.#bodyBytes += n;
+    }
+    return this.#bodyBytes >= BODY_LIMIT_BYTES;
+  }
+
+  /** Handles one line [start, end) of the head or of the chunk framing; `rawLen` includes its line ending. */
+  #line(buf: Buffer, start: number, end: number, rawLen: number): number {
+    switch (this.#phase) {
+      case STATUS:
+        this.#headBytes = rawLen;
+        return this.#statusLine(buf, start, end);
+      case HEADERS:
+        this.#headBytes += rawLen;
+        if (this.#headBytes > MAX_HEAD_BYTES) return ERR_HEAD_TOO_LARGE;
+        if (end === start) return this.#endOfHead();
+        return this.#headerLine(buf.toString('latin1', start, end));
+      case CHUNK_SIZE:
+        return this.#chunkSizeLine(buf.toString('latin1', start, end));
+      default:
+        // CHUNK_END: RFC 9112 §7.1: chunk data is followed by CRLF, nothing else.
+        if (end !== start) return ERR_BAD_RESPONSE;
+        this.#phase = CHUNK_SIZE;
+        return READ_MORE;
+    }
+  }
+
+  /** Parses "HTTP/1.x NNN reason" without building a string (the hot case: status-only checks). */
+  #statusLine(buf: Buffer, start: number, end: number): number {
+    // "HTTP/" digit "." digit SP 3DIGIT, then SP reason or the end of the line (RFC 9112 §4).
+    if (end - start < 12) return ERR_BAD_RESPONSE;
+    if (buf[start] !== 0x48 || buf[start + 1] !== 0x54 || buf[start + 2] !== 0x54 || buf[start + 3] !== 0x50 || buf[start + 4] !== 0x2f) {
+      return ERR_BAD_RESPONSE;
+    }
+    if (!isDigit(buf[start + 5]) || buf[start + 6] !== 0x2e || !isDigit(buf[start + 7]) || buf[start + 8] !== 0x20) return ERR_BAD_RESPONSE;
+    const d0 = buf[start + 9];
+    const d1 = buf[start + 10];
+    const d2 = buf[start + 11];
+    if (!isDigit(d0) || !isDigit(d1) || !isDigit(d2)) return ERR_BAD_RESPONSE;
+    if (end - start > 12 && buf[start + 12] !== 0x20) return ERR_BAD_RESPONSE;
+    const status = (d0 - 0x30) * 100 + (d1 - 0x30) * 10 + (d2 - 0x30);
+    if (status < 100) return ERR_BAD_RESPONSE;
+    this.#phase = HEADERS;
+    // 1xx responses (100 Continue, 103 Early Hints) precede the real one: skip their head.
+    this.#interim = status < 200;
+    if (this.#interim) return READ_MORE;
+    this.status = status;
+    if (!this.needBody) return this.#finish();
+    return READ_MORE;
+  }
+
+  #headerLine(line: string): number {
+    const colon = line.indexOf(':');
+    if (colon <= 0) return ERR_BAD_RESPONSE;
+    if (this.#interim) return READ_MORE;
+    const name = line.slice(0, colon).toLowerCase();
+    if (name === 'content-length') {
+      const value = line.slice(colon + 1).trim();
+      if (!/^\d{1,15}$/.test(value)) return ERR_BAD_RESPONSE;
+      const n = Number(value);
+      // RFC 9112 §6.3: differing Content-Length values make the message invalid.
+      if (this.#contentLength >= 0 && this.#contentLength !== n) return ERR_BAD_RESPONSE;
+      this.#contentLength = n;
+    } else if (name === 'transfer-encoding') {
+      // RFC 9112 §6.3: chunked must be the final coding; a response whose final coding is
+      // something else is close-delimited.
+      const codings = line.slice(colon + 1).split(',');
+      this.#chunked = codings[codings.length - 1].trim().toLowerCase() === 'chunked';
+    }
+    return READ_MORE;
+  }
+
+  #endOfHead(): number {
+    if (this.#interim) {
+      this.#phase = STATUS;
+      this.#interim = false;
+      return READ_MORE;
+    }
+    // RFC 9112 §6.3: 204 and 304 have no body; Transfer-Encoding wins over Content-Length.
+    if (this.status === 204 || this.status === 304) return this.#finish();
+    if (this.#chunked) {
+      this.#phase = CHUNK_SIZE;
+    } else if (this.#contentLength >= 0) {
+      if (this.#contentLength === 0) return this.#finish();
+      this.#phase = BODY_LENGTH;
+      this.#remaining = this.#contentLength;
+    } else {
+      this.#phase = BODY_CLOSE;
+    }
+    return READ_MORE;
+  }
+
+  #chunkSizeLine(line: string): number {
+    // chunk-size [ ";" chunk-ext ]: RFC 9112 §7.1.1 allows extensions, which we ignore.
+    const semi = line.indexOf(';');
+    const hex = (semi >= 0 ? line.slice(0, semi) : line).trim();
+    if (!/^[0-9A-Fa-f]{1,12}$/.test(hex)) return ERR_BAD_RESPONSE;
+    const size = parseInt(hex, 16);
+    // The last chunk: the body is complete; trailers are not needed for a verdict.
+    if (size === 0) return this.#finish();
+    this.#remaining = size;
+    this.#phase = CHUNK_DATA;
+    return READ_MORE;
+  }
+}
+
+const HTTP_PREFIX = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/"
+
+/** True when the available bytes could be the start of "HTTP/". */
+function startsLikeHttp(buf: Buffer, off: number, end: number): boolean {
+  const n = Math.min(end - off, HTTP_PREFIX.length);
+  for (let i = 0; i < n; i++) if (buf[off + i] !== HTTP_PREFIX[i]) return false;
+  return true;
+}
+
+function isDigit(b: number): boolean {
+  return b >= 0x30 && b <= 0x39;
+}

@@ -1,0 +1,440 @@
+// Main thread, warm path. Runs every check target on its own interval, turns
+// probe results into healthy/unhealthy verdicts with the threshold state
+// machine, keeps the latency EMA, and reports both through a HealthSink.
+//
+//   update(targets) ──► TargetState per key ──► min-heap by due time ──► one setTimeout
+//                                                    ▲                        │ fires
+//                       next due = start + interval ± 5 %                     ▼
+//                                                    └──── onResult ◄──── probe(spec)
+//                                                              │
+//                                          sink.setHealth / setLatency / setLastUp, logs, counters
+//
+// A target is in the heap or in flight, never both, so a check cannot overlap itself.
+
+import { setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../log/logger.ts';
+import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../snapshot/live-slots.ts';
+import { runProbe } from './probe.ts';
+import type { CheckSpec, CheckTarget, CheckType, HealthSink, ProbeResult, TargetStatus } from './types.ts';
+
+type State = TargetStatus['state'];
+
+/** Share of the interval by which each later probe is moved earlier or later at random. */
+export const JITTER_SHARE = 0.05;
+/** The first probes of new targets are spread over at least [0, min(interval, FIRST_SPREAD_MS)). */
+export const FIRST_SPREAD_MS = 1000;
+/**
+ * Most first probes started per second: when an update() brings more new
+ * targets than this, their first probes are spread over count / rate seconds
+ * (never more than their interval). Starting 10 000 probes within one second
+ * saturates the event loop, and the queueing delay then lands in the latency
+ * samples and in spurious timeouts; see docs/health-checks.md ("Scale").
+ */
+export const FIRST_ROUND_RATE_PER_SEC = 4000;
+/** Extra time firstRound() waits beyond the last first probe's timeout before giving up on it. */
+export const FIRST_ROUND_GRACE_MS = 250;
+/** Reason recorded for targets still unknown when firstRound() gives up. */
+export const NO_FIRST_RESULT = 'no result in first round';
+
+/** Scheduler-wide counts for the metrics issue (opengslb_health_probes_total{result}, opengslb_health_transitions_total{to}). */
+export interface HealthCounters {
+  readonly probes_total: { ok: number; fail: number };
+  readonly transitions_total: { healthy: number; unhealthy: number; unchecked: number };
+}
+
+/** Options of a HealthScheduler; `probe`, `now` and `random` exist for tests. */
+export interface HealthSchedulerOptions {
+  readonly sink: HealthSink;
+  readonly logger: Logger;
+  /** Runs one probe; defaults to runProbe. Must never reject. */
+  readonly probe?: typeof runProbe;
+  /** Wall clock in ms since the epoch, for lastCheckAt and last-up; defaults to Date.now. */
+  readonly now?: () => number;
+  /** Uniform [0, 1) source for jitter; defaults to Math.random. */
+  readonly random?: () => number;
+}
+
+/** Mutable per-target state. Every field is set in the constructor so the shape stays stable. */
+class TargetState {
+  key: string;
+  spec: CheckSpec;
+  slots: readonly number[];
+  servers: readonly string[];
+  state: State = 'unknown';
+  consecutiveSuccesses = 0;
+  consecutiveFailures = 0;
+  lastCheckAt: number | null = null;
+  lastError: string | null = null;
+  lastLatencyMs: number | null = null;
+  emaMs = 0;
+  samples = 0;
+  transitions = 0;
+  /** performance.now() at which the next probe is due (valid while in the heap). */
+  dueMs = 0;
+  /** performance.now() at which the current or last probe started. */
+  startedMs = 0;
+  /** Position in the heap, or -1 when not queued (in flight, unchecked or removed). */
+  heapIndex = -1;
+  inFlight = false;
+  removed = false;
+  constructor(target: CheckTarget) {
+    this.key = target.key;
+    this.spec = target.spec;
+    this.slots = target.slots;
+    this.servers = target.servers;
+  }
+}
+
+/**
+ * Schedules health probes for a set of targets and reports verdicts to a sink.
+ * Main thread only. Call update() with the targets (again on every reload),
+ * await firstRound() before serving DNS, and stop() at shutdown.
+ */
+export class HealthScheduler {
+  /** Probe and transition counts since construction. */
+  readonly counters: HealthCounters = {
+    probes_total: { ok: 0, fail: 0 },
+    transitions_total: { healthy: 0, unhealthy: 0, unchecked: 0 },
+  };
+
+  #sink: HealthSink;
+  #log: Logger;
+  #probe: typeof runProbe;
+  #now: () => number;
+  #random: () => number;
+  #targets = new Map<string, TargetState>();
+  #heap: TargetState[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #timerDueMs = Infinity;
+  #abort = new AbortController();
+  #stopped = false;
+  #unknown = 0;
+  #firstRoundWaiters: (() => void)[] = [];
+  #firstRoundTimer: NodeJS.Timeout | null = null;
+  #firstRoundDeadlineMs = 0;
+  #onTimer = (): void => this.#runDue();
+
+  constructor(opts: HealthSchedulerOptions) {
+    this.#sink = opts.sink;
+    this.#log = opts.logger.child({ component: 'health' });
+    this.#probe = opts.probe ?? runProbe;
+    this.#now = opts.now ?? Date.now;
+    this.#random = opts.random ?? Math.random;
+    // Every in-flight probe listens on this one signal; thousands are normal.
+    setMaxListeners(0, this.#abort.signal);
+  }
+
+  /**
+   * Replaces the set of targets. Keys already present keep their state,
+   * counters and EMA and take the new slots (re-reported to the sink when they
+   * changed); removed keys stop and their in-flight results are ignored; new
+   * keys start `unknown` with a first probe within min(interval, 1 s).
+   * Throws RangeError when two targets share a key (group them first, see
+   * groupTargets()). Does nothing after stop().
+   */
+  update(targets: readonly CheckTarget[]): void {
+    if (this.#stopped) return;
+    const seen = new Set<string>();
+    for (let i = 0; i < targets.length; i++) {
+      const key = targets[i].key;
+      if (seen.has(key)) throw new RangeError(`two check targets share the key ${key}; merge their slots into one target`);
+      seen.add(key);
+    }
+    for (const [key, t] of this.#targets) {
+      if (!seen.has(key)) this.#remove(t);
+    }
+    const nowMs = performance.now();
+    let added = 0;
+    for (let i = 0; i < targets.length; i++) if (!this.#targets.has(targets[i].key)) added++;
+    const spreadMs = Math.max(FIRST_SPREAD_MS, (added / FIRST_ROUND_RATE_PER_SEC) * 1000);
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i];
+      const existing = this.#targets.get(target.key);
+      if (existing !== undefined) {
+        const slotsChanged = !sameSlots(existing.slots, target.slots);
+        existing.spec = target.spec;
+        existing.slots = target.slots;
+        existing.servers = target.servers;
+        if (slotsChanged) this.#reReport(existing);
+        continue;
+      }
+      const t = new TargetState(target);
+      this.#targets.set(t.key, t);
+      if (t.spec.type === 'none') {
+        this.#setState(t, 'unchecked', '');
+        continue;
+      }
+      this.#unknown++;
+      t.dueMs = nowMs + this.#random() * Math.min(t.spec.intervalMs, spreadMs);
+      this.#push(t);
+    }
+    this.#arm();
+    if (this.#unknown === 0) this.#settleFirstRound();
+  }
+
+  /**
+   * Resolves once every current target has a verdict (healthy, unhealthy or
+   * unchecked), or at the latest when the last first probe's timeout has
+   * passed (plus FIRST_ROUND_GRACE_MS); targets still unknown then are marked
+   * unhealthy with reason "no result in first round". Never rejects.
+   */
+  firstRound(): Promise<void> {
+    if (this.#unknown === 0 || this.#stopped) return Promise.resolve();
+    let deadlineMs = 0;
+    for (const t of this.#targets.values()) {
+      if (t.state !== 'unknown') continue;
+      const startMs = t.inFlight ? t.startedMs : t.dueMs;
+      deadlineMs = Math.max(deadlineMs, startMs + t.spec.timeoutMs + FIRST_ROUND_GRACE_MS);
+    }
+    if (this.#firstRoundTimer === null || deadlineMs > this.#firstRoundDeadlineMs) {
+      if (this.#firstRoundTimer !== null) clearTimeout(this.#firstRoundTimer);
+      this.#firstRoundDeadlineMs = deadlineMs;
+      this.#firstRoundTimer = setTimeout(() => this.#giveUpFirstRound(), Math.max(0, deadlineMs - performance.now()));
+    }
+    return new Promise((resolve) => this.#firstRoundWaiters.push(resolve));
+  }
+
+  /** Returns a fresh status record per target, in insertion order. */
+  status(): TargetStatus[] {
+    const out: TargetStatus[] = [];
+    for (const t of this.#targets.values()) {
+      out.push({
+        key: t.key,
+        servers: t.servers,
+        type: t.spec.type,
+        state: t.state,
+        consecutiveSuccesses: t.consecutiveSuccesses,
+        consecutiveFailures: t.consecutiveFailures,
+        lastCheckAt: t.lastCheckAt,
+        lastError: t.lastError,
+        lastLatencyMs: t.lastLatencyMs,
+        emaLatencyMs: t.samples > 0 ? t.emaMs : null,
+        samples: t.samples,
+        transitions: t.transitions,
+      });
+    }
+    return out;
+  }
+
+  /** Stops for good: clears every timer, aborts in-flight probes and ignores their results. Idempotent. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#abort.abort();
+    this.#heap.length = 0;
+    for (const t of this.#targets.values()) t.removed = true;
+    this.#settleFirstRound();
+  }
+
+  // ── scheduling ────────────────────────────────────────────────────────────
+
+  /** Starts every probe that is due and re-arms the timer for the next one. */
+  #runDue(): void {
+    this.#timer = null;
+    this.#timerDueMs = Infinity;
+    const nowMs = performance.now();
+    // Timers may fire up to a millisecond early or late; take what is due
+    // within 1 ms so a batch of near-equal due times costs one wake-up.
+    while (this.#heap.length > 0 && this.#heap[0].dueMs <= nowMs + 1) {
+      const t = this.#pop();
+      this.#start(t, nowMs);
+    }
+    this.#arm();
+  }
+
+  #start(t: TargetState, nowMs: number): void {
+    t.inFlight = true;
+    t.startedMs = nowMs;
+    this.#probe(t.spec, this.#abort.signal).then(
+      (result) => this.#onResult(t, result),
+      // A probe must not reject; if a stand-in does, count it as a failure.
+      (err: unknown) => this.#onResult(t, { ok: false, latencyMs: performance.now() - nowMs, reason: `error: ${String(err)}` }),
+    );
+  }
+
+  #onResult(t: TargetState, result: ProbeResult): void {
+    if (t.removed || this.#stopped) return;
+    t.inFlight = false;
+    t.lastCheckAt = this.#now();
+    t.lastLatencyMs = result.latencyMs;
+    if (result.ok) {
+      this.counters.probes_total.ok++;
+      t.consecutiveSuccesses++;
+      t.consecutiveFailures = 0;
+      if (t.state === 'unknown' || (t.state === 'unhealthy' && t.consecutiveSuccesses >= t.spec.successThreshold)) {
+        this.#setState(t, 'healthy', 'ok');
+      }
+      t.emaMs = t.samples === 0 ? result.latencyMs : t.spec.emaAlpha * result.latencyMs + (1 - t.spec.emaAlpha) * t.emaMs;
+      t.samples++;
+      this.#sink.setLatency(t.slots, Math.round(t.emaMs * 1000), t.samples);
+      if (t.state === 'healthy') this.#sink.setLastUp(t.slots, Math.floor(this.#now() / 1000));
+    } else {
+      this.counters.probes_total.fail++;
+      t.consecutiveFailures++;
+      t.consecutiveSuccesses = 0;
+      t.lastError = result.reason;
+      if (t.state === 'unknown' || (t.state === 'healthy' && t.consecutiveFailures >= t.spec.failureThreshold)) {
+        this.#setState(t, 'unhealthy', result.reason);
+      }
+    }
+    // Anchor on the start, not the end, so the period does not drift by the
+    // probe's own duration; a probe slower than its interval runs again at once.
+    const nowMs = performance.now();
+    const jitterMs = (this.#random() * 2 - 1) * JITTER_SHARE * t.spec.intervalMs;
+    t.dueMs = Math.max(nowMs, t.startedMs + t.spec.intervalMs + jitterMs);
+    this.#push(t);
+    this.#arm();
+  }
+
+  /** Arms the one timer for the earliest due target, unless it is already armed early enough. */
+  #arm(): void {
+    if (this.#stopped || this.#heap.length === 0) return;
+    const dueMs = this.#heap[0].dueMs;
+    if (this.#timer !== null) {
+      if (this.#timerDueMs <= dueMs) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timerDueMs = dueMs;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, dueMs - performance.now()));
+  }
+
+  #remove(t: TargetState): void {
+    t.removed = true;
+    this.#targets.delete(t.key);
+    if (t.heapIndex >= 0) this.#heapDelete(t);
+    if (t.state === 'unknown') {
+      this.#unknown--;
+      if (this.#unknown === 0) this.#settleFirstRound();
+    }
+  }
+
+  // ── verdicts ──────────────────────────────────────────────────────────────
+
+  /** Moves a target to a new state: sink, log line, counters. */
+  #setState(t: TargetState, to: State, reason: string): void {
+    const from = t.state;
+    t.state = to;
+    t.transitions++;
+    this.counters.transitions_total[to as 'healthy' | 'unhealthy' | 'unchecked']++;
+    this.#sink.setHealth(t.slots, to === 'unhealthy' ? HEALTH_UNHEALTHY : HEALTH_HEALTHY);
+    const fields = { servers: t.servers, from, to, reason, check: t.spec.type as CheckType };
+    if (to === 'unhealthy') this.#log.warn(fields, 'server down');
+    else if (to === 'healthy') {
+      // 10 000 servers coming up at start would be 10 000 lines; the first
+      // verdict "healthy" is debug, the summary line of the first round is info.
+      if (from === 'unknown') this.#log.debug(fields, 'server up');
+      else this.#log.info(fields, 'server up');
+    } else this.#log.debug(fields, 'server unchecked');
+    if (from === 'unknown' && to !== 'unchecked') {
+      this.#unknown--;
+      if (this.#unknown === 0) this.#settleFirstRound();
+    }
+  }
+
+  /** Sends the current verdict and latency of a target to its (new) slots. */
+  #reReport(t: TargetState): void {
+    if (t.state === 'unknown') return;
+    this.#sink.setHealth(t.slots, t.state === 'unhealthy' ? HEALTH_UNHEALTHY : HEALTH_HEALTHY);
+    if (t.samples > 0) this.#sink.setLatency(t.slots, Math.round(t.emaMs * 1000), t.samples);
+    if (t.state === 'healthy' && t.lastCheckAt !== null) this.#sink.setLastUp(t.slots, Math.floor(t.lastCheckAt / 1000));
+  }
+
+  #giveUpFirstRound(): void {
+    this.#firstRoundTimer = null;
+    for (const t of this.#targets.values()) {
+      if (t.state !== 'unknown') continue;
+      t.lastError = NO_FIRST_RESULT;
+      this.#setState(t, 'unhealthy', NO_FIRST_RESULT);
+    }
+    this.#settleFirstRound();
+  }
+
+  #settleFirstRound(): void {
+    if (this.#firstRoundTimer !== null) {
+      clearTimeout(this.#firstRoundTimer);
+      this.#firstRoundTimer = null;
+    }
+    if (this.#firstRoundWaiters.length === 0) return;
+    let healthy = 0;
+    let unhealthy = 0;
+    let unchecked = 0;
+    for (const t of this.#targets.values()) {
+      if (t.state === 'healthy') healthy++;
+      else if (t.state === 'unhealthy') unhealthy++;
+      else if (t.state === 'unchecked') unchecked++;
+    }
+    if (!this.#stopped) this.#log.info({ healthy, unhealthy, unchecked }, 'first round done');
+    const waiters = this.#firstRoundWaiters;
+    this.#firstRoundWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  // ── binary min-heap on dueMs ──────────────────────────────────────────────
+  // One timer for all targets instead of one per target: see docs/health-checks.md
+  // ("Timers") for the measurement.
+
+  #push(t: TargetState): void {
+    t.heapIndex = this.#heap.length;
+    this.#heap.push(t);
+    this.#siftUp(t.heapIndex);
+  }
+
+  #pop(): TargetState {
+    const top = this.#heap[0];
+    this.#heapDelete(top);
+    return top;
+  }
+
+  #heapDelete(t: TargetState): void {
+    const heap = this.#heap;
+    const i = t.heapIndex;
+    const last = heap.pop() as TargetState;
+    t.heapIndex = -1;
+    if (last === t) return;
+    heap[i] = last;
+    last.heapIndex = i;
+    this.#siftDown(i);
+    this.#siftUp(last.heapIndex);
+  }
+
+  #siftUp(i: number): void {
+    const heap = this.#heap;
+    const t = heap[i];
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent].dueMs <= t.dueMs) break;
+      heap[i] = heap[parent];
+      heap[i].heapIndex = i;
+      i = parent;
+    }
+    heap[i] = t;
+    t.heapIndex = i;
+  }
+
+  #siftDown(i: number): void {
+    const heap = this.#heap;
+    const n = heap.length;
+    const t = heap[i];
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= n) break;
+      const right = left + 1;
+      const child = right < n && heap[right].dueMs < heap[left].dueMs ? right : left;
+      if (heap[child].dueMs >= t.dueMs) break;
+      heap[i] = heap[child];
+      heap[i].heapIndex = i;
+      i = child;
+    }
+    heap[i] = t;
+    t.heapIndex = i;
+  }
+}
+
+function sameSlots(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

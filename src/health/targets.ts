@@ -1,0 +1,35 @@
+// Main thread, cold path. Turns one check per server into deduplicated check
+// targets: servers whose checks have identical settings share one probe.
+
+import { targetKey } from './types.ts';
+import type { CheckSpec, CheckTarget } from './types.ts';
+
+/** One server's check as the overwatch derives it from the config. */
+export interface ServerCheck {
+  readonly spec: CheckSpec;
+  /** The server's live slot (health and latency). */
+  readonly slot: number;
+  /** Label for logs and the API, "region/address:port". */
+  readonly server: string;
+}
+
+/**
+ * Groups server checks by targetKey(spec): one CheckTarget per distinct spec,
+ * carrying every slot and label behind it, in first-seen order. The first
+ * server's spec object is kept; the others are equal by key.
+ */
+export function groupTargets(checks: readonly ServerCheck[]): CheckTarget[] {
+  const byKey = new Map<string, { key: string; spec: CheckSpec; slots: number[]; servers: string[] }>();
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i];
+    const key = targetKey(c.spec);
+    let target = byKey.get(key);
+    if (target === undefined) {
+      target = { key, spec: c.spec, slots: [], servers: [] };
+      byKey.set(key, target);
+    }
+    target.slots.push(c.slot);
+    target.servers.push(c.server);
+  }
+  return [...byKey.values()];
+}

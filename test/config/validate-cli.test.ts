@@ -1,0 +1,136 @@
+// `config validate FILE [--json]` through both real entry points, as child
+// processes, on real files in a temporary directory: the same verdict as the
+// server's loader, a summary or every problem, exit 0/1/2.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CLI, run, SERVER } from '../helpers/child.ts';
+import { configTree, posixOnly } from '../helpers/config-files.ts';
+
+const MAIN = [
+  'dns:',
+  '  listen_address: "${LISTEN:-127.0.0.1:0}"',
+  '  zones: [example.test, example.org]',
+  'includes: [conf.d/*.yaml]',
+];
+const REGIONS = ['regions:', '  - name: eu-west', '    servers: [{ address: 192.0.2.10 }, { address: 192.0.2.11 }]', '  - name: us-east', '    servers: [{ address: 192.0.2.20 }]'];
+const DOMAINS = ['domains:', '  - { name: app.example.test, regions: [eu-west] }', '  - { name: www.example.org, regions: [us-east, eu-west] }'];
+
+const entries = [
+  { program: 'opengslb-cli', entry: CLI },
+  { program: 'opengslb', entry: SERVER },
+];
+
+for (const { program, entry } of entries) {
+  test(`${program} config validate prints a summary with every file read and exits 0 for a valid multi-file config`, async (t) => {
+    const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/10-regions.yaml': REGIONS, 'conf.d/20-domains.yaml': DOMAINS });
+    const r = await run(entry, ['config', 'validate', 'main.yaml'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      [
+        'main.yaml: valid (mode overwatch, 2 zones, 2 regions, 2 domains, 3 servers, 3 files)',
+        '  read main.yaml',
+        '  read conf.d/10-regions.yaml',
+        '  read conf.d/20-domains.yaml',
+        '',
+      ].join('\n'),
+    );
+    assert.equal(r.stderr, '');
+  });
+
+  test(`${program} config validate --json prints { valid: true, summary } for a valid config`, async (t) => {
+    const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/10-regions.yaml': REGIONS, 'conf.d/20-domains.yaml': DOMAINS });
+    const r = await run(entry, ['config', 'validate', '--json', 'main.yaml'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      valid: true,
+      summary: { mode: 'overwatch', zones: 2, regions: 2, domains: 2, servers: 3, files: ['main.yaml', 'conf.d/10-regions.yaml', 'conf.d/20-domains.yaml'] },
+    });
+  });
+
+  test(`${program} config validate prints every problem of every file on stderr and exits 1`, async (t) => {
+    const dir = await configTree(t, {
+      'main.yaml': MAIN,
+      'conf.d/10-regions.yaml': REGIONS.map((l) => l.replace('192.0.2.11', '192.0.2.311')),
+      'conf.d/20-domains.yaml': DOMAINS.map((l) => l.replace('[us-east, eu-west]', '[us-east, mars]')),
+    });
+    const r = await run(entry, ['config', 'validate', 'main.yaml'], { cwd: dir });
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0] ?? '', /^conf\.d\/10-regions\.yaml:3:51: regions\[0\]\.servers\[1\]\.address: "192\.0\.2\.311" is not an IP address/);
+    assert.match(lines[1] ?? '', /^conf\.d\/20-domains\.yaml:3:49: domains\[1\]\.regions\[1\]: "mars" is not a region in regions/);
+  });
+
+  test(`${program} config validate --json prints { valid: false, problems } with file, line, col, path and message`, async (t) => {
+    const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/10-regions.yaml': REGIONS, 'conf.d/20-domains.yaml': [...DOMAINS, 'logging: { level: loud }'] });
+    const r = await run(entry, ['config', 'validate', 'main.yaml', '--json'], { cwd: dir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.deepEqual(JSON.parse(r.stdout), {
+      valid: false,
+      code: 'OPENGSLB_ERR_CONFIG_INVALID',
+      problems: [
+        {
+          file: 'conf.d/20-domains.yaml',
+          line: 4,
+          col: 19,
+          path: 'logging.level',
+          message: '"loud" is not a known log level, expected one of debug, info, warn, error',
+        },
+      ],
+    });
+  });
+
+  test(`${program} config validate expands \${VAR} from its own environment, as the server would`, async (t) => {
+    const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/10-regions.yaml': REGIONS, 'conf.d/20-domains.yaml': DOMAINS });
+    const r = await run(entry, ['config', 'validate', '--json', 'main.yaml'], { cwd: dir, env: { ...process.env, LISTEN: 'localhost:53' } });
+    assert.equal(r.code, 1);
+    const problem = (JSON.parse(r.stdout) as { problems: { path: string; message: string }[] }).problems[0];
+    assert.equal(problem?.path, 'dns.listen_address');
+    assert.match(problem?.message ?? '', /"localhost:53" has the host "localhost", which is not an IP literal.*\(after expanding "\$\{LISTEN:-127\.0\.0\.1:0\}"\)$/);
+  });
+
+  test(`${program} config validate refuses a world-writable include with the permissions error code`, posixOnly, async (t) => {
+    const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/10-regions.yaml': REGIONS, 'conf.d/20-domains.yaml': DOMAINS });
+    await chmod(join(dir, 'conf.d/20-domains.yaml'), 0o666);
+    const r = await run(entry, ['config', 'validate', '--json', 'main.yaml'], { cwd: dir });
+    assert.equal(r.code, 1);
+    const out = JSON.parse(r.stdout) as { code: string; problems: { file: string; line: number; message: string }[] };
+    assert.equal(out.code, 'OPENGSLB_ERR_CONFIG_PERMISSIONS');
+    assert.deepEqual(out.problems.map((p) => [p.file, p.line]), [['conf.d/20-domains.yaml', 0]]);
+    assert.match(out.problems[0]?.message ?? '', /chmod o-w conf\.d\/20-domains\.yaml/);
+  });
+
+  test(`${program} config validate exits 2 with the usage when FILE is missing`, async () => {
+    const r = await run(entry, ['config', 'validate']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /missing FILE/);
+    assert.match(r.stderr, /config validate FILE \[--json\]/);
+    assert.equal(r.stdout, '');
+  });
+}
+
+test('opengslb still takes its flags after the config subcommand was added', async () => {
+  const r = await run(SERVER, ['--version']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^OpenGSLB \d+\.\d+\.\d+\n$/);
+});
+
+test('opengslb exits 2 for an unknown config subcommand', async () => {
+  const r = await run(SERVER, ['config', 'frobnicate']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown command "config frobnicate"/);
+});
+
+test('both programs give the same verdict, byte for byte, on the same files', async (t) => {
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/10-regions.yaml': REGIONS, 'conf.d/20-domains.yaml': [...DOMAINS, '  - { name: bad..name, regions: [eu-west] }'] });
+  const [a, b] = await Promise.all(entries.map(({ entry }) => run(entry, ['config', 'validate', '--json', 'main.yaml'], { cwd: dir })));
+  assert.equal(a?.code, 1);
+  assert.equal(a?.stdout, b?.stdout);
+  assert.equal(a?.code, b?.code);
+});

@@ -1,0 +1,336 @@
+// Config reload against the real server: the opengslb binary as a child
+// process, reloaded with SIGHUP while several clients query it without pause,
+// and an in-process overwatch reloaded through ConfigReloader with real
+// health-check backends. Every answer is checked: none lost, none mixing the
+// data of two configs.
+
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import dnsPacket from 'dns-packet';
+import { loadConfig } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { ConfigReloader, RELOAD_RESULTS } from '../../src/overwatch/reload.ts';
+import { httpBackend } from '../helpers/backends.ts';
+import { startOpengslb } from '../helpers/child.ts';
+import { configTree, posixOnly, writeTree } from '../helpers/config-files.ts';
+import { ask, buildQuery, tcpConnect } from '../helpers/dns-client.ts';
+
+/** How long one query may wait for its answer before it counts as lost. */
+const ANSWER_TIMEOUT_MS = 2000;
+/** Answers each phase of the load test waits for (old config, after the good reload, after the bad one). */
+const ANSWERS_PER_PHASE = 1000;
+/** Upper bound of the whole load: a phase not done by then fails the test (and the clients stop). */
+const LOAD_LIMIT_MS = 5000;
+
+const MAIN = [
+  'dns:',
+  '  listen_address: "127.0.0.1:0"',
+  '  workers: 2',
+  '  zones: [example.test]',
+  '  nameservers: [{ name: ns1.example.test, addresses: [127.0.0.1] }]',
+  '  tcp_max_queries_per_connection: 1000000',
+  'logging: { level: info, format: json }',
+  'includes: [conf.d/*.yaml]',
+];
+
+/**
+ * The servers and the domain of one generation. Each answer carries all four
+ * servers (max_answers 4), so an answer is wholly one generation exactly when
+ * its four addresses are that generation's four and each TTL is its TTL.
+ */
+function generation(prefix: string, ttl: number): string[] {
+  return [
+    'regions:',
+    '  - name: pool',
+    '    health_check: { type: none }',
+    '    servers:',
+    ...[1, 2, 3, 4].map((i) => `      - { address: ${prefix}.${i} }`),
+    'domains:',
+    `  - { name: app.example.test, regions: [pool], ttl: ${ttl}, max_answers: 4 }`,
+  ];
+}
+const OLD = { prefix: '192.0.2', ttl: 30 };
+const NEW = { prefix: '198.51.100', ttl: 45 };
+
+interface Answer {
+  /** Order in which the query was sent, over all clients. */
+  readonly sentSeq: number;
+  /** 'old', 'new', or what was wrong with it. */
+  readonly kind: string;
+}
+
+/** Classifies one reply: 'old' or 'new' when wholly one generation, else a description of the problem. */
+function classify(raw: Buffer, id: number): string {
+  const reply = dnsPacket.decode(raw) as ReturnType<typeof dnsPacket.decode> & { rcode?: string };
+  if (reply.id !== id) return `wrong id ${reply.id}, expected ${id}`;
+  if (reply.rcode !== 'NOERROR') return `rcode ${reply.rcode}`;
+  const records = (reply.answers ?? []) as { type: string; data: string; ttl?: number }[];
+  const addresses = records.map((r) => r.data).sort().join(',');
+  const ttls = [...new Set(records.map((r) => r.ttl))];
+  for (const [kind, g] of [['old', OLD], ['new', NEW]] as const) {
+    const expected = [1, 2, 3, 4].map((i) => `${g.prefix}.${i}`).join(',');
+    if (addresses === expected && ttls.length === 1 && ttls[0] === g.ttl) return kind;
+  }
+  return `mixed: ${records.map((r) => `${r.data}/${r.ttl}`).join(' ')}`;
+}
+
+/** Several clients asking app.example.test A back to back until stopped; every reply classified. */
+class Load {
+  readonly answers: Answer[] = [];
+  lost = 0;
+  #seq = 0;
+  #stopped = false;
+  readonly #waiters: { n: number; resolve: () => void }[] = [];
+  readonly #clients: Promise<void>[] = [];
+
+  constructor(port: number, udpClients: number, tcpClients: number) {
+    for (let i = 0; i < udpClients; i++) this.#clients.push(this.#udpClient(port));
+    for (let i = 0; i < tcpClients; i++) this.#clients.push(this.#tcpClient(port));
+  }
+
+  /** Resolves once `n` more replies have arrived than now. */
+  more(n: number): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push({ n: this.answers.length + n, resolve }));
+  }
+
+  /** The sequence number the next query will get. */
+  get nextSeq(): number {
+    return this.#seq;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all(this.#clients);
+  }
+
+  #record(sentSeq: number, kind: string): void {
+    this.answers.push({ sentSeq, kind });
+    for (let i = this.#waiters.length - 1; i >= 0; i--) {
+      const w = this.#waiters[i];
+      if (w !== undefined && this.answers.length >= w.n) {
+        this.#waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  async #udpClient(port: number): Promise<void> {
+    const socket = dgram.createSocket('udp4');
+    const pending = new Map<number, (msg: Buffer) => void>();
+    socket.on('message', (msg) => pending.get(msg.readUInt16BE(0))?.(msg));
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    try {
+      let id = 0;
+      while (!this.#stopped) {
+        id = (id + 1) & 0xffff;
+        const seq = this.#seq++;
+        const reply = await new Promise<Buffer | null>((resolve) => {
+          const timer = setTimeout(() => resolve(null), ANSWER_TIMEOUT_MS);
+          pending.set(id, (msg) => {
+            clearTimeout(timer);
+            resolve(msg);
+          });
+          socket.send(buildQuery('app.example.test', 'A', { id }), port, '127.0.0.1');
+        });
+        pending.delete(id);
+        if (reply === null) this.lost++;
+        else this.#record(seq, classify(reply, id));
+      }
+    } finally {
+      socket.close();
+    }
+  }
+
+  async #tcpClient(port: number): Promise<void> {
+    const conn = await tcpConnect(port);
+    try {
+      let id = 0;
+      while (!this.#stopped) {
+        id = (id + 1) & 0xffff;
+        const seq = this.#seq++;
+        conn.send(buildQuery('app.example.test', 'A', { id }));
+        const reply = await conn.next(ANSWER_TIMEOUT_MS);
+        if (reply === null) this.lost++;
+        else this.#record(seq, classify(reply, id));
+      }
+    } finally {
+      conn.close();
+    }
+  }
+}
+
+/** Rejects after `ms` with `what`, so a phase that never completes fails the test instead of hanging it. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+test('two SIGHUP reloads under continuous load, one good and one bad, lose no query and never mix two configs in one answer', posixOnly, async (t) => {
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': generation(OLD.prefix, OLD.ttl) }, 0o600);
+  const server = await startOpengslb(t, join(dir, 'main.yaml'));
+  const load = new Load(server.port, 4, 2);
+  const deadline = Date.now() + LOAD_LIMIT_MS;
+  const left = (): number => Math.max(1, deadline - Date.now());
+  let goodSentFrom = -1;
+  try {
+    await within(load.more(ANSWERS_PER_PHASE), left(), 'answers under the old config');
+
+    // Good reload: only the included file changes; every address and the TTL change with it.
+    await writeTree(dir, { 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl) }, 0o600);
+    let from = server.out.lines.length;
+    server.child.kill('SIGHUP');
+    const good = await server.out.waitFor(/reload (succeeded|failed|refused)/, from, left());
+    assert.match(good, /reload succeeded/, good);
+    assert.match(good, /"reloads":\{"success":1,"failure":0\}/);
+    goodSentFrom = load.nextSeq;
+    await within(load.more(ANSWERS_PER_PHASE), left(), 'answers after the good reload');
+
+    // Bad reload: the file no longer validates, so the new config keeps serving.
+    await writeTree(dir, { 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl).map((l) => l.replace('198.51.100.3', '198.51.100.300')) }, 0o600);
+    from = server.out.lines.length;
+    server.child.kill('SIGHUP');
+    const bad = await server.out.waitFor(/reload (succeeded|failed|refused)/, from, left());
+    assert.match(bad, /reload failed; still serving the previous config/, bad);
+    assert.ok(bad.includes(`${dir}/conf.d/app.yaml:7:20: regions[0].servers[2].address: \\"198.51.100.300\\" is not an IP address`), bad);
+    assert.match(bad, /"reloads":\{"success":1,"failure":1\}/);
+    await within(load.more(ANSWERS_PER_PHASE), left(), 'answers after the bad reload');
+  } finally {
+    await load.stop();
+  }
+
+  const byKind = new Map<string, number>();
+  for (const a of load.answers) byKind.set(a.kind, (byKind.get(a.kind) ?? 0) + 1);
+  t.diagnostic(`${load.answers.length} answers in all: ${JSON.stringify(Object.fromEntries(byKind))}, ${load.lost} lost`);
+  assert.equal(load.lost, 0, 'every query is answered');
+  const wrong = load.answers.filter((a) => a.kind !== 'old' && a.kind !== 'new');
+  assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} answers were not wholly one config`);
+  assert.ok((byKind.get('old') ?? 0) >= ANSWERS_PER_PHASE, 'the old config answered before the reload');
+  assert.ok((byKind.get('new') ?? 0) >= 2 * ANSWERS_PER_PHASE, 'the new config answered after it');
+  // The success is logged once every worker serves the new snapshot: nothing sent later gets the old one.
+  const staleAfterSwitch = load.answers.filter((a) => a.sentSeq >= goodSentFrom && a.kind === 'old');
+  assert.equal(staleAfterSwitch.length, 0, 'no old answer to a query sent after the reload was reported done');
+  assert.equal(server.child.exitCode, null, 'still running');
+});
+
+test('refuses a reload that changes the listen address or the mode, saying it needs a restart, and keeps serving', posixOnly, async (t) => {
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': generation(OLD.prefix, OLD.ttl) }, 0o600);
+  const server = await startOpengslb(t, join(dir, 'main.yaml'));
+  const changes = [
+    { what: 'listen address', main: MAIN.map((l) => l.replace('127.0.0.1:0', `127.0.0.1:${server.port === 65535 ? 65534 : server.port + 1}`)), reason: /dns\.listen_address changed; a new listen address needs a restart/ },
+    { what: 'mode', main: ['mode: agent', ...MAIN], reason: /mode changed from overwatch to agent; a mode change needs a restart/ },
+  ];
+  for (const [i, c] of changes.entries()) {
+    await writeTree(dir, { 'main.yaml': c.main, 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl) }, 0o600);
+    const from = server.out.lines.length;
+    server.child.kill('SIGHUP');
+    const line = await server.out.waitFor(/reload (succeeded|failed|refused)/, from);
+    assert.match(line, /reload refused; still serving the previous config/, `${c.what}: ${line}`);
+    assert.match(line, c.reason);
+    assert.match(line, new RegExp(`"reloads":\\{"success":0,"failure":${i + 1}\\}`));
+    const reply = await ask(server.port, 'app.example.test', 'A');
+    assert.deepEqual((reply.answers ?? []).map((a) => (a as { ttl?: number }).ttl), [OLD.ttl, OLD.ttl, OLD.ttl, OLD.ttl], `${c.what}: the old config still answers`);
+  }
+});
+
+test('a burst of SIGHUPs is folded into at most two reloads that run one after another', posixOnly, async (t) => {
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': generation(OLD.prefix, OLD.ttl) }, 0o600);
+  const server = await startOpengslb(t, join(dir, 'main.yaml'));
+  await writeTree(dir, { 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl) }, 0o600);
+  const from = server.out.lines.length;
+  for (let i = 0; i < 5; i++) server.child.kill('SIGHUP');
+  await server.out.waitFor(/reload succeeded/, from);
+  // Another request after the burst proves the queue drained: its reload is the last one logged.
+  const probe = server.out.lines.length;
+  server.child.kill('SIGHUP');
+  const last = await server.out.waitFor(/reload succeeded/, probe);
+  const reloads = server.out.lines.slice(from).filter((l) => /reload (succeeded|failed|refused)/.test(l));
+  assert.ok(reloads.length <= 3, `5 SIGHUPs and one more gave ${reloads.length} reloads:\n${reloads.join('\n')}`);
+  assert.equal(reloads.at(-1), last);
+  const reply = await ask(server.port, 'app.example.test', 'A');
+  assert.equal((reply.answers?.[0] as { ttl?: number } | undefined)?.ttl, NEW.ttl);
+});
+
+/** Starts an in-process overwatch with real health checks from the file at `path`, and a reloader for it; both stopped after the test. */
+async function startInProcess(t: TestContext, path: string): Promise<{ overwatch: Overwatch; reloader: ConfigReloader; logs: string[] }> {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const logger = createLogger({ level: 'info', format: 'json' }, sink);
+  const { config } = await loadConfig(path, { env: {} });
+  const overwatch = await Overwatch.start(config, logger, { healthChecks: 'run' });
+  t.after(() => overwatch.stop(500));
+  let clock = 1_700_000_000_000;
+  const reloader = new ConfigReloader({ path, target: overwatch, logger, env: {}, loadedAtMs: clock, now: () => (clock += 1000) });
+  return { overwatch, reloader, logs };
+}
+
+/** The addresses of one A answer of app.example.test, sorted. */
+async function addressesOf(port: number): Promise<string[]> {
+  const reply = await ask(port, 'app.example.test', 'A');
+  return (reply.answers ?? []).map((a) => (a as { data: string }).data).sort();
+}
+
+test('a reload keeps the health of servers that stay, checks added ones at once, stops checking removed ones, and counts every result', posixOnly, async (t) => {
+  const down = await httpBackend(t, 500);
+  const up = await httpBackend(t, 200);
+  const added = await httpBackend(t, 200);
+  const region = (list: { address: string; port: number }[]): string[] => [
+    'regions:',
+    '  - name: pool',
+    // A long interval: anything probed within a second of a reload was probed because of the reload.
+    '    health_check: { type: http, interval: 5s, timeout: 500ms, failure_threshold: 1, success_threshold: 1 }',
+    `    servers: [${list.map((b) => `{ address: ${b.address}, port: ${b.port} }`).join(', ')}]`,
+    'domains:',
+    '  - { name: app.example.test, regions: [pool], max_answers: 4 }',
+  ];
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': region([down, up]) }, 0o600);
+  const { overwatch, reloader, logs } = await startInProcess(t, join(dir, 'main.yaml'));
+  assert.deepEqual(await addressesOf(overwatch.port), [up.address], 'the first round found one server down');
+
+  await writeTree(dir, { 'conf.d/app.yaml': region([down, up, added]) }, 0o600);
+  const outcome = await reloader.request();
+  assert.equal(outcome.result, 'success', outcome.message);
+  // Kept: right after the swap the up server is still answered and the down one still is not.
+  const afterSwap = await addressesOf(overwatch.port);
+  assert.ok(afterSwap.includes(up.address), `the healthy server stays healthy: ${afterSwap.join(', ')}`);
+  assert.ok(!afterSwap.includes(down.address), `the down server stays down: ${afterSwap.join(', ')}`);
+  // Added: probed at once, long before its 5 s interval, and answered once healthy.
+  const addedAt = Date.now();
+  while (!(await addressesOf(overwatch.port)).includes(added.address)) {
+    assert.ok(Date.now() - addedAt < 1000, `the added server was not checked and answered within 1 s (requests: ${added.requests})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.deepEqual(await addressesOf(overwatch.port), [up.address, added.address].sort());
+
+  // Removed: the server is no longer answered or probed.
+  await writeTree(dir, { 'conf.d/app.yaml': region([down, added]) }, 0o600);
+  assert.equal((await reloader.request()).result, 'success');
+  assert.deepEqual(await addressesOf(overwatch.port), [added.address]);
+  const checked = overwatch.healthStatus().flatMap((s) => s.servers);
+  assert.ok(checked.some((name) => name.endsWith(`${added.address}:${added.port}`)), checked.join(', '));
+  assert.ok(!checked.some((name) => name.endsWith(`${up.address}:${up.port}`)), `the removed server is no longer checked: ${checked.join(', ')}`);
+
+  // A failed reload is counted and logged with every problem; the last success time is the one before it.
+  await writeTree(dir, { 'conf.d/app.yaml': [...region([down, added]), 'dns: { default_ttl: soon }'] }, 0o600);
+  const failed = await reloader.request();
+  assert.equal(failed.result, 'failure');
+  assert.equal(failed.problems[0]?.path, 'dns.default_ttl');
+  assert.deepEqual(reloader.reloads, { success: 2, failure: 1 });
+  assert.deepEqual(Object.keys(reloader.reloads), [...RELOAD_RESULTS]);
+  assert.equal(reloader.lastSuccessMs, 1_700_000_002_000, 'the time of the second success, from the injected clock');
+  const failLog = logs.find((l) => l.includes('reload failed'));
+  assert.ok(failLog?.includes('conf.d/app.yaml:7:21: dns.default_ttl: \\"soon\\" is not an integer'), failLog);
+  assert.deepEqual(await addressesOf(overwatch.port), [added.address], 'the last good config still serves');
+});

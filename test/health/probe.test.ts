@@ -1,0 +1,389 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { BODY_LIMIT_BYTES, USER_AGENT, hostHeader, reasonForError, runProbe } from '../../src/health/probe.ts';
+import { closedPort, listen, makeSpec, testCertificates } from './helpers.ts';
+
+/** Starts an HTTP server on `host`:0 whose handler the test supplies; returns its port and the requests it saw. */
+async function httpServer(t: import('node:test').TestContext, handler: http.RequestListener, host = '127.0.0.1') {
+  const requests: http.IncomingMessage[] = [];
+  const peers: (string | undefined)[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req);
+    peers.push(req.socket.remoteAddress);
+    handler(req, res);
+  });
+  const port = await listen(t, server, host);
+  return { port, requests, peers };
+}
+
+/** Starts a raw TCP server that writes `response` (or runs `onSocket`) to every connection. */
+async function rawServer(t: import('node:test').TestContext, onSocket: (s: net.Socket) => void, host = '127.0.0.1') {
+  const server = net.createServer(onSocket);
+  return listen(t, server, host);
+}
+
+test('an HTTP check passes on 200 and reports the round trip as latency', async (t) => {
+  const { port } = await httpServer(t, (_req, res) => res.end('ok'));
+  const r = await runProbe(makeSpec({ port }));
+  assert.equal(r.ok, true);
+  assert.equal(r.reason, '');
+  assert.ok(r.latencyMs > 0 && r.latencyMs < 2000, `latency ${r.latencyMs}`);
+});
+
+test('an HTTP check fails with "status 503" on a 503', async (t) => {
+  const { port } = await httpServer(t, (_req, res) => {
+    res.statusCode = 503;
+    res.end('down');
+  });
+  assert.deepEqual({ ...(await runProbe(makeSpec({ port }))), latencyMs: 0 }, { ok: false, latencyMs: 0, reason: 'status 503' });
+});
+
+const statusCases: { name: string; status: number; ranges: [number, number][]; ok: boolean }[] = [
+  { name: 'a 302 passes the default 200-399', status: 302, ranges: [[200, 399]], ok: true },
+  { name: 'a 404 fails the default 200-399', status: 404, ranges: [[200, 399]], ok: false },
+  { name: 'a 204 fails when only 200 and 300-399 are expected', status: 204, ranges: [[200, 200], [300, 399]], ok: false },
+  { name: 'a 301 passes when only 200 and 300-399 are expected', status: 301, ranges: [[200, 200], [300, 399]], ok: true },
+  { name: 'a 401 passes when 401 is listed', status: 401, ranges: [[200, 299], [401, 401]], ok: true },
+  { name: 'a 503 passes when 500-599 is expected (an inverted check)', status: 503, ranges: [[500, 599]], ok: true },
+];
+for (const c of statusCases) {
+  test(`expected_status: ${c.name}`, async (t) => {
+    const { port } = await httpServer(t, (_req, res) => {
+      res.statusCode = c.status;
+      res.end();
+    });
+    const r = await runProbe(makeSpec({ port, expectedStatus: c.ranges }));
+    assert.equal(r.ok, c.ok);
+    assert.equal(r.reason, c.ok ? '' : `status ${c.status}`);
+  });
+}
+
+test('an HTTP check sends GET on the path with Host, User-Agent, Connection: close and the extra headers', async (t) => {
+  const { port, requests } = await httpServer(t, (_req, res) => res.end());
+  const r = await runProbe(makeSpec({ port, path: '/status?full=1', headers: { 'X-Check': 'gslb', Authorization: 'Bearer abc' } }));
+  assert.equal(r.ok, true);
+  const req = requests[0];
+  assert.equal(req.method, 'GET');
+  assert.equal(req.url, '/status?full=1');
+  assert.equal(req.headers.host, `127.0.0.1:${port}`);
+  assert.equal(req.headers['user-agent'], USER_AGENT);
+  assert.match(USER_AGENT, /^OpenGSLB-healthcheck\/\d+\.\d+\.\d+/);
+  assert.equal(req.headers.connection, 'close');
+  assert.equal(req.headers['x-check'], 'gslb');
+  assert.equal(req.headers.authorization, 'Bearer abc');
+});
+
+test('a server host name is sent as the Host header', async (t) => {
+  const { port, requests } = await httpServer(t, (_req, res) => res.end());
+  await runProbe(makeSpec({ port, host: 'app.example.com' }));
+  assert.equal(requests[0].headers.host, `app.example.com:${port}`);
+});
+
+test('a headers entry may replace the User-Agent, and header names are not duplicated', async (t) => {
+  const { port, requests } = await httpServer(t, (_req, res) => res.end());
+  await runProbe(makeSpec({ port, headers: { 'user-agent': 'custom/1' } }));
+  assert.equal(requests[0].headers['user-agent'], 'custom/1');
+  assert.equal(requests[0].rawHeaders.filter((h) => h.toLowerCase() === 'user-agent').length, 1);
+});
+
+test('an IPv6 server is checked over ::1 with the Host header in brackets', async (t) => {
+  const { port, requests, peers } = await httpServer(t, (_req, res) => res.end('v6'), '::1');
+  const r = await runProbe(makeSpec({ address: '::1', port }));
+  assert.equal(r.ok, true, r.reason);
+  assert.equal(requests[0].headers.host, `[::1]:${port}`);
+  assert.deepEqual(peers, ['::1']);
+});
+
+test('the Host header leaves out the default port of the scheme and brackets IPv6', () => {
+  assert.equal(hostHeader(makeSpec({ address: '10.0.0.1', port: 80 })), '10.0.0.1');
+  assert.equal(hostHeader(makeSpec({ address: '10.0.0.1', port: 443 })), '10.0.0.1:443');
+  assert.equal(hostHeader(makeSpec({ type: 'https', address: '2001:db8::1', port: 443 })), '[2001:db8::1]');
+  assert.equal(hostHeader(makeSpec({ type: 'https', address: '2001:db8::1', port: 8443 })), '[2001:db8::1]:8443');
+  assert.equal(hostHeader(makeSpec({ address: '2001:db8::1', port: 80, host: 'www.example.com' })), 'www.example.com');
+});
+
+// ── body_match ────────────────────────────────────────────────────────────
+
+test('body_match: a substring in the body passes, a missing one fails with "body mismatch"', async (t) => {
+  const { port } = await httpServer(t, (_req, res) => res.end('{"status":"ok","db":"up"}'));
+  assert.equal((await runProbe(makeSpec({ port, bodyMatch: { kind: 'substring', pattern: '"db":"up"' } }))).ok, true);
+  const r = await runProbe(makeSpec({ port, bodyMatch: { kind: 'substring', pattern: '"db":"down"' } }));
+  assert.deepEqual([r.ok, r.reason], [false, 'body mismatch']);
+});
+
+test('body_match: a regex is applied to the decoded UTF-8 body', async (t) => {
+  const { port } = await httpServer(t, (_req, res) => res.end('état: prêt, version 4.12'));
+  assert.equal((await runProbe(makeSpec({ port, bodyMatch: { kind: 'regex', pattern: 'état: pr.t, version \\d+\\.\\d+' } }))).ok, true);
+  assert.equal((await runProbe(makeSpec({ port, bodyMatch: { kind: 'regex', pattern: '^version' } }))).reason, 'body mismatch');
+});
+
+test('body_match: an invalid regex fails every probe with a reason instead of throwing', async () => {
+  const r = await runProbe(makeSpec({ port: 1, bodyMatch: { kind: 'regex', pattern: '(unclosed' } }));
+  assert.deepEqual([r.ok, r.reason], [false, 'error: invalid body_match regex']);
+});
+
+test('body_match: a status outside the expected ranges fails before the body is read', async (t) => {
+  const { port } = await httpServer(t, (_req, res) => {
+    res.statusCode = 500;
+    res.end('ok');
+  });
+  assert.equal((await runProbe(makeSpec({ port, bodyMatch: { kind: 'substring', pattern: 'ok' } }))).reason, 'status 500');
+});
+
+const framings = ['content-length', 'chunked', 'close-delimited'] as const;
+for (const framing of framings) {
+  test(`body_match: the pattern is found in a ${framing} body written in small pieces`, async (t) => {
+    const body = `${'x'.repeat(5000)}NEEDLE${'y'.repeat(100)}`;
+    const port = await rawServer(t, (socket) => {
+      socket.once('data', async () => {
+        const head =
+          framing === 'content-length' ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : framing === 'chunked' ? 'Transfer-Encoding: chunked\r\n' : '';
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n${head}\r\n`);
+        for (let i = 0; i < body.length; i += 777) {
+          const piece = body.slice(i, i + 777);
+          socket.write(framing === 'chunked' ? `${piece.length.toString(16)}\r\n${piece}\r\n` : piece);
+          await new Promise((r) => setImmediate(r));
+        }
+        if (framing === 'chunked') socket.write('0\r\n\r\n');
+        if (framing === 'close-delimited') socket.end();
+      });
+      socket.on('error', () => {});
+    });
+    const ok = await runProbe(makeSpec({ port, bodyMatch: { kind: 'substring', pattern: 'NEEDLE' } }));
+    assert.equal(ok.ok, true, ok.reason);
+    const miss = await runProbe(makeSpec({ port, bodyMatch: { kind: 'substring', pattern: 'HAYSTACK' } }));
+    assert.equal(miss.reason, 'body mismatch');
+  });
+}
+
+test('body_match: only the first 64 KiB count: a needle that ends at 64 KiB matches, one just past it does not', async (t) => {
+  const pad = (n: number) => 'a'.repeat(n);
+  const bodies: Record<string, string> = {
+    '/inside': pad(BODY_LIMIT_BYTES - 6) + 'NEEDLE' + pad(1000),
+    '/outside': pad(BODY_LIMIT_BYTES - 5) + 'NEEDLE' + pad(1000),
+  };
+  const { port } = await httpServer(t, (req, res) => res.end(bodies[req.url ?? '']));
+  const pattern = { kind: 'substring' as const, pattern: 'NEEDLE' };
+  assert.equal((await runProbe(makeSpec({ port, path: '/inside', bodyMatch: pattern }))).ok, true);
+  assert.equal((await runProbe(makeSpec({ port, path: '/outside', bodyMatch: pattern }))).reason, 'body mismatch');
+});
+
+test('body_match: reading stops at 64 KiB, so an endless body gets a verdict without waiting for the timeout', async (t) => {
+  const { port } = await httpServer(t, (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    const chunk = Buffer.alloc(16 * 1024, 'z');
+    const pump = (): void => {
+      while (!res.destroyed && res.write(chunk));
+      if (!res.destroyed) res.once('drain', pump);
+    };
+    res.on('error', () => {});
+    pump();
+  });
+  const r = await runProbe(makeSpec({ port, timeoutMs: 5000, bodyMatch: { kind: 'substring', pattern: 'never' } }));
+  assert.equal(r.reason, 'body mismatch');
+  assert.ok(r.latencyMs < 4000, `latency ${r.latencyMs}`);
+});
+
+// ── failures ──────────────────────────────────────────────────────────────
+
+test('a server that accepts but never answers fails with "timeout" after timeout_ms', async (t) => {
+  const port = await rawServer(t, (socket) => socket.on('error', () => {}));
+  const r = await runProbe(makeSpec({ port, timeoutMs: 200 }));
+  assert.deepEqual([r.ok, r.reason], [false, 'timeout']);
+  assert.ok(r.latencyMs >= 190 && r.latencyMs < 1500, `latency ${r.latencyMs}`);
+});
+
+test('a server that sends headers but never the body fails with "timeout": the timer covers the body too', async (t) => {
+  const port = await rawServer(t, (socket) => {
+    socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial'));
+    socket.on('error', () => {});
+  });
+  const r = await runProbe(makeSpec({ port, timeoutMs: 200, bodyMatch: { kind: 'substring', pattern: 'x' } }));
+  assert.equal(r.reason, 'timeout');
+});
+
+test('a closed port fails with "refused" on IPv4 and IPv6', async () => {
+  assert.equal((await runProbe(makeSpec({ port: await closedPort() }))).reason, 'refused');
+  assert.equal((await runProbe(makeSpec({ address: '::1', port: await closedPort('::1') }))).reason, 'refused');
+});
+
+test('a connection reset by the server fails with "reset"', async (t) => {
+  const port = await rawServer(t, (socket) => {
+    socket.once('data', () => socket.resetAndDestroy());
+    socket.on('error', () => {});
+  });
+  assert.equal((await runProbe(makeSpec({ port }))).reason, 'reset');
+});
+
+test('a server that closes without answering fails with "closed"', async (t) => {
+  const port = await rawServer(t, (socket) => {
+    socket.once('data', () => socket.end());
+    socket.on('error', () => {});
+  });
+  assert.equal((await runProbe(makeSpec({ port }))).reason, 'closed');
+});
+
+test('a body cut short by the server fails with "closed"', async (t) => {
+  const port = await rawServer(t, (socket) => {
+    socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nNEEDLE but short'));
+    socket.on('error', () => {});
+  });
+  assert.equal((await runProbe(makeSpec({ port, bodyMatch: { kind: 'substring', pattern: 'NEEDLE' } }))).reason, 'closed');
+});
+
+test('something that is not HTTP fails with "error: bad response"', async (t) => {
+  const port = await rawServer(t, (socket) => {
+    socket.once('data', () => socket.end('SSH-2.0-OpenSSH_9.6\r\n'));
+    socket.on('error', () => {});
+  });
+  assert.equal((await runProbe(makeSpec({ port }))).reason, 'error: bad response');
+});
+
+test('an aborted probe resolves at once with "aborted"', async (t) => {
+  const port = await rawServer(t, (socket) => socket.on('error', () => {}));
+  const controller = new AbortController();
+  const pending = runProbe(makeSpec({ port, timeoutMs: 5000 }), controller.signal);
+  controller.abort();
+  const r = await pending;
+  assert.deepEqual([r.ok, r.reason], [false, 'aborted']);
+  assert.ok(r.latencyMs < 1000);
+});
+
+test('a header value with a line break is refused instead of being sent', async () => {
+  const r = await runProbe(makeSpec({ port: 1, headers: { 'X-Bad': 'a\r\nInjected: yes' } }));
+  assert.deepEqual([r.ok, r.reason], [false, 'error: invalid header "X-Bad"']);
+});
+
+const errorCases: { name: string; err: unknown; tls: boolean; reason: string }[] = [
+  { name: 'ECONNREFUSED', err: { code: 'ECONNREFUSED' }, tls: false, reason: 'refused' },
+  { name: 'ECONNRESET', err: { code: 'ECONNRESET' }, tls: true, reason: 'reset' },
+  { name: 'EPIPE', err: { code: 'EPIPE' }, tls: false, reason: 'reset' },
+  { name: 'EHOSTUNREACH', err: { code: 'EHOSTUNREACH' }, tls: false, reason: 'unreachable' },
+  { name: 'ENETUNREACH', err: { code: 'ENETUNREACH' }, tls: false, reason: 'unreachable' },
+  { name: 'ETIMEDOUT', err: { code: 'ETIMEDOUT' }, tls: false, reason: 'timeout' },
+  { name: 'a certificate error during the handshake', err: { code: 'CERT_HAS_EXPIRED' }, tls: true, reason: 'tls: CERT_HAS_EXPIRED' },
+  { name: 'a TLS name error after the handshake', err: { code: 'ERR_TLS_CERT_ALTNAME_INVALID' }, tls: false, reason: 'tls: ERR_TLS_CERT_ALTNAME_INVALID' },
+  { name: 'an unknown code', err: { code: 'EMFILE' }, tls: false, reason: 'error: EMFILE' },
+  { name: 'an error without a code', err: new Error('boom'), tls: false, reason: 'error: boom' },
+];
+for (const c of errorCases) {
+  test(`reasonForError maps ${c.name} to "${c.reason}"`, () => {
+    assert.equal(reasonForError(c.err, c.tls), c.reason);
+  });
+}
+
+// ── HTTPS ─────────────────────────────────────────────────────────────────
+
+/** Starts an HTTPS server with the given certificate; returns its port and the SNI name of each connection. */
+async function httpsServer(t: import('node:test').TestContext, cert: string, key: string, host = '127.0.0.1') {
+  const serverNames: (string | false)[] = [];
+  const server = https.createServer({ cert, key }, (_req, res) => res.end('secure ok'));
+  server.on('secureConnection', (socket: TLSSocket) => serverNames.push((socket as TLSSocket & { servername: string | false }).servername));
+  server.on('tlsClientError', () => {});
+  const port = await listen(t, server, host);
+  return { port, serverNames };
+}
+
+test('https: a self-signed certificate fails with tls_verify true, reason "tls: DEPTH_ZERO_SELF_SIGNED_CERT"', async (t) => {
+  const certs = await testCertificates();
+  const { port } = await httpsServer(t, certs.selfSignedPem, certs.selfSignedKeyPem);
+  const r = await runProbe(makeSpec({ type: 'https', port, tlsVerify: true }));
+  assert.equal(r.ok, false);
+  assert.match(r.reason, /^tls: /);
+  assert.equal(r.reason, 'tls: DEPTH_ZERO_SELF_SIGNED_CERT');
+});
+
+test('https: a self-signed certificate passes with tls_verify false', async (t) => {
+  const certs = await testCertificates();
+  const { port } = await httpsServer(t, certs.selfSignedPem, certs.selfSignedKeyPem);
+  const r = await runProbe(makeSpec({ type: 'https', port, tlsVerify: false, bodyMatch: { kind: 'substring', pattern: 'secure ok' } }));
+  assert.equal(r.ok, true, r.reason);
+});
+
+test('https: a certificate from an untrusted CA fails with a tls reason', async (t) => {
+  const certs = await testCertificates();
+  const { port } = await httpsServer(t, certs.leafPem, certs.leafKeyPem);
+  assert.equal((await runProbe(makeSpec({ type: 'https', port }))).reason, 'tls: UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+});
+
+test('https: with the CA trusted, the host name is sent as SNI and verified', async (t) => {
+  const certs = await testCertificates();
+  const { port, serverNames } = await httpsServer(t, certs.leafPem, certs.leafKeyPem);
+  const r = await runProbe(makeSpec({ type: 'https', port, host: 'health.test', ca: certs.caPem }));
+  assert.equal(r.ok, true, r.reason);
+  assert.deepEqual(serverNames, ['health.test']);
+});
+
+test('https: without a host the IP address is verified against the certificate and no SNI is sent', async (t) => {
+  const certs = await testCertificates();
+  const { port, serverNames } = await httpsServer(t, certs.leafPem, certs.leafKeyPem);
+  const r = await runProbe(makeSpec({ type: 'https', port, ca: certs.caPem }));
+  assert.equal(r.ok, true, r.reason);
+  assert.deepEqual(serverNames, [false]);
+});
+
+test('https: a host the certificate does not name fails with "tls: ERR_TLS_CERT_ALTNAME_INVALID"', async (t) => {
+  const certs = await testCertificates();
+  const { port } = await httpsServer(t, certs.leafPem, certs.leafKeyPem);
+  assert.equal((await runProbe(makeSpec({ type: 'https', port, host: 'other.test', ca: certs.caPem }))).reason, 'tls: ERR_TLS_CERT_ALTNAME_INVALID');
+});
+
+test('https: an IP-literal host is verified as that IP, not the dialled address', async (t) => {
+  const certs = await testCertificates();
+  const { port } = await httpsServer(t, certs.leafPem, certs.leafKeyPem);
+  // The certificate names 127.0.0.1 and ::1 but not 10.9.9.9.
+  assert.equal((await runProbe(makeSpec({ type: 'https', port, host: '::1', ca: certs.caPem }))).ok, true);
+  assert.equal((await runProbe(makeSpec({ type: 'https', port, host: '10.9.9.9', ca: certs.caPem }))).reason, 'tls: ERR_TLS_CERT_ALTNAME_INVALID');
+});
+
+test('https: an IPv6 server is checked over ::1 with verification', async (t) => {
+  const certs = await testCertificates();
+  const { port } = await httpsServer(t, certs.leafPem, certs.leafKeyPem, '::1');
+  const r = await runProbe(makeSpec({ type: 'https', address: '::1', port, ca: certs.caPem }));
+  assert.equal(r.ok, true, r.reason);
+});
+
+test('https: a plain HTTP server on the port fails with a tls reason', async (t) => {
+  const { port } = await httpServer(t, (_req, res) => res.end());
+  assert.match((await runProbe(makeSpec({ type: 'https', port }))).reason, /^tls: /);
+});
+
+test('https: a 503 over TLS fails with "status 503"', async (t) => {
+  const certs = await testCertificates();
+  const server = https.createServer({ cert: certs.selfSignedPem, key: certs.selfSignedKeyPem }, (_req, res) => {
+    res.statusCode = 503;
+    res.end();
+  });
+  const port = await listen(t, server);
+  assert.equal((await runProbe(makeSpec({ type: 'https', port, tlsVerify: false }))).reason, 'status 503');
+});
+
+// ── TCP and none ──────────────────────────────────────────────────────────
+
+test('tcp: a listening port passes, a closed one fails with "refused", on IPv4 and IPv6', async (t) => {
+  let accepted = 0;
+  const port4 = await rawServer(t, () => accepted++);
+  const port6 = await rawServer(t, () => accepted++, '::1');
+  assert.equal((await runProbe(makeSpec({ type: 'tcp', port: port4 }))).ok, true);
+  assert.equal((await runProbe(makeSpec({ type: 'tcp', address: '::1', port: port6 }))).ok, true);
+  assert.equal((await runProbe(makeSpec({ type: 'tcp', port: await closedPort() }))).reason, 'refused');
+  assert.equal((await runProbe(makeSpec({ type: 'tcp', address: '::1', port: await closedPort('::1') }))).reason, 'refused');
+});
+
+test('tcp: a server that is stopped goes from pass to "refused"', async (t) => {
+  const server = net.createServer((s) => s.end());
+  const port = await listen(t, server);
+  assert.equal((await runProbe(makeSpec({ type: 'tcp', port }))).ok, true);
+  server.close();
+  await once(server, 'close');
+  assert.equal((await runProbe(makeSpec({ type: 'tcp', port }))).reason, 'refused');
+});
+
+test('none: always passes with latency 0 and opens no connection', async () => {
+  assert.deepEqual(await runProbe(makeSpec({ type: 'none', port: 1 })), { ok: true, latencyMs: 0, reason: '' });
+});

@@ -1,0 +1,133 @@
+// Test helper. Runs the real entry points (src/cli/opengslb.js,
+// src/cli/opengslb-cli.js) as child processes under the Node running the tests,
+// with bounded waits, and kills whatever is still running after the test.
+
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { ROOT } from './markdown.ts';
+
+export const SERVER = join(ROOT, 'src/cli/opengslb.js');
+export const CLI = join(ROOT, 'src/cli/opengslb-cli.js');
+
+export interface RunOptions {
+  /** Environment of the child; the test process's own when absent. */
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  /** The child is killed and the test fails after this long (default 15 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs an entry point to completion and returns its exit code and output. */
+export async function run(entry: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  assert.notEqual(signal, 'SIGKILL', `${entry} ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+  return { code, stdout, stderr };
+}
+
+/** Collects a stream's lines and lets a test wait for the first one that matches. */
+export class Lines {
+  readonly lines: string[] = [];
+  #tail = '';
+  #ended = false;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(stream: Readable) {
+    stream.setEncoding('utf8');
+    stream.on('data', (s: string) => {
+      const parts = (this.#tail + s).split('\n');
+      this.#tail = parts.pop() ?? '';
+      this.lines.push(...parts);
+      for (const w of [...this.#waiters]) w();
+    });
+    stream.on('end', () => {
+      if (this.#tail !== '') this.lines.push(this.#tail);
+      this.#ended = true;
+      for (const w of [...this.#waiters]) w();
+    });
+  }
+
+  get text(): string {
+    return this.lines.join('\n');
+  }
+
+  /** Resolves with the first line at index ≥ `from` matching `re`; rejects when the stream ends first or after `timeoutMs`. */
+  waitFor(re: RegExp, from = 0, timeoutMs = 10_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        const hit = this.lines.slice(from).find((l) => re.test(l));
+        if (hit !== undefined) {
+          done();
+          resolve(hit);
+        } else if (this.#ended) {
+          done();
+          reject(new Error(`output ended without a line matching ${re}:\n${this.text}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no line matching ${re} within ${timeoutMs} ms:\n${this.text}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+}
+
+export interface RunningServer {
+  readonly child: ChildProcess;
+  /** The UDP/TCP port the server logged it listens on. */
+  readonly port: number;
+  readonly out: Lines;
+  readonly err: Lines;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Starts `opengslb --config FILE` (which should listen on 127.0.0.1 port 0) and
+ * resolves once it logs the address it listens on. SIGKILLs it after the test
+ * if it is still running.
+ */
+export async function startOpengslb(t: TestContext, configFile: string, opts: RunOptions = {}): Promise<RunningServer> {
+  const child = spawn(process.execPath, [SERVER, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const out = new Lines(child.stdout!);
+  const err = new Lines(child.stderr!);
+  let line: string;
+  try {
+    line = await out.waitFor(/DNS listening on UDP and TCP/, 0, opts.timeoutMs ?? 15_000);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstderr:\n${err.text}`);
+  }
+  const m = /(?:\baddress=|"address":")127\.0\.0\.1:(\d+)/.exec(line);
+  assert.ok(m, `no address in the listening line: ${line}`);
+  return { child, port: Number(m[1]), out, err, exited };
+}

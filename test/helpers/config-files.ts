@@ -1,0 +1,37 @@
+// Test helper. Writes a tree of config files into a fresh temporary directory
+// with real permission bits, and removes it after the test.
+
+import type { TestContext } from 'node:test';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+/** Mode bits are checked on POSIX only; tests that depend on them skip on Windows. */
+export const posixOnly = { skip: process.platform === 'win32' ? 'mode bits do not describe Windows ACLs' : false };
+
+/** Creates an empty temporary directory, removed after the test. */
+export async function tempDir(t: TestContext, prefix = 'opengslb-config-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * Writes `files` (relative path → text, one string or one string per line)
+ * under `dir` with mode `mode` (0o644 unless given; chmod, so the umask does
+ * not change it) and returns `dir`.
+ */
+export async function writeTree(dir: string, files: Readonly<Record<string, string | readonly string[]>>, mode = 0o644): Promise<string> {
+  for (const [name, content] of Object.entries(files)) {
+    const path = join(dir, name);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, typeof content === 'string' ? content : content.join('\n') + '\n');
+    await chmod(path, mode);
+  }
+  return dir;
+}
+
+/** Creates a temporary directory holding `files` (see writeTree) and returns it. */
+export async function configTree(t: TestContext, files: Readonly<Record<string, string | readonly string[]>>, mode = 0o644): Promise<string> {
+  return writeTree(await tempDir(t), files, mode);
+}
