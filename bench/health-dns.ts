@@ -11,7 +11,7 @@
 
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 const { values: args } = parseArgs({
   options: {
     servers: { type: 'string', default: '10000' },
+    'node-flags': { type: 'string', default: '' },
     interval: { type: 'string', default: '10' },
     duration: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
@@ -57,7 +58,8 @@ function config(dnsPort: number, httpPort: number, checked: boolean): string {
 }
 
 async function startOverwatch(file: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [ENTRY, '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const flags = args['node-flags'] === '' ? [] : args['node-flags'].split(' ');
+  const child = spawn(process.execPath, [...flags, ENTRY, '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
   // Ready when it answers: poll with dig (bounded).
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -65,6 +67,16 @@ async function startOverwatch(file: string): Promise<ChildProcess> {
     if (r.stdout.trim() !== '') return child;
     if (child.exitCode !== null || Date.now() > deadline) throw new Error('overwatch did not start answering within 60 s');
     await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+/** Reads a process's resident set size in MB from /proc (Linux); null elsewhere. */
+function rssMb(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
   }
 }
 
@@ -100,15 +112,18 @@ try {
   const queries = join(dir, 'queries.txt');
   writeFileSync(queries, 'app.bench.test A\n');
   const qps: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
+  const rss: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
   for (let run = 0; run < RUNS; run++) {
     for (const mode of ['idle', 'checked'] as const) {
       const ow = await startOverwatch(files[mode]);
       children.push(ow);
-      // Let the checks settle into their steady rhythm before measuring.
-      if (mode === 'checked') await new Promise((res) => setTimeout(res, 3000));
+      // Let start-up (and, when checked, the first rounds) settle before measuring.
+      await new Promise((res) => setTimeout(res, 3000));
       const q = dnsperf(queries);
       qps[mode].push(q);
-      process.stderr.write(`run ${run + 1} ${mode}: ${Math.round(q)} q/s\n`);
+      const mb = rssMb(ow.pid!);
+      if (mb !== null) rss[mode].push(mb);
+      process.stderr.write(`run ${run + 1} ${mode}: ${Math.round(q)} q/s, RSS ${mb?.toFixed(0)} MB\n`);
       ow.kill('SIGTERM');
       await once(ow, 'exit');
     }
@@ -119,7 +134,8 @@ try {
     `servers: ${SERVERS} (http every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker\n` +
       `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
       `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
-      `checked / idle: ${(checked / idle).toFixed(3)}\n`,
+      `checked / idle: ${(checked / idle).toFixed(3)}\n` +
+      `overwatch RSS after each run (MB): idle ${rss.idle.map((x) => x.toFixed(0)).join(', ')}; checked ${rss.checked.map((x) => x.toFixed(0)).join(', ')}\n`,
   );
 } finally {
   cleanup();

@@ -4,7 +4,9 @@
 //
 // Usage: npx node bench/health-scale.ts [--targets 10000] [--interval 10] [--duration 60]
 //          [--timeout 2] [--server-threads 2] [--type http|tcp] [--body-match TEXT] [--json]
-//          [--prof DIR]   (writes a V8 CPU profile of the checker process into DIR)
+//          [--semi-space MB]   (runs the checker with --max-semi-space-size=MB)
+//          [--prof DIR]        (writes a V8 CPU profile of the checker process into DIR)
+//        HEALTH_SCALE_SPACES=1 adds V8 heap-space sizes to the figures.
 //
 //   bench ──fork──▶ health-scale.ts --role servers  (T worker threads, one node:http server each,
 //       │                                           all on 0.0.0.0:P with reusePort)   ──IPC──▶ {port}
@@ -249,6 +251,22 @@ function forkRole(role: string, extra: string[], execArgv: string[] = []): Child
 }
 
 async function runBench(): Promise<void> {
+  const n = Number(args.targets);
+  // 127.1.0.1 … 127.255.255.255: every target stays inside 127.0.0.0/8.
+  if (!Number.isInteger(n) || n < 1 || n > 254 * 65536) {
+    console.error(`--targets must be an integer from 1 to ${254 * 65536}`);
+    process.exit(2);
+  }
+  if (args.type !== 'http' && args.type !== 'tcp') {
+    console.error('--type must be http or tcp (the bench servers speak plain HTTP)');
+    process.exit(2);
+  }
+  for (const k of ['interval', 'duration', 'timeout', 'server-threads'] as const) {
+    if (!(Number(args[k]) > 0)) {
+      console.error(`--${k} must be a positive number`);
+      process.exit(2);
+    }
+  }
   const children: ChildProcess[] = [];
   const stopAll = (): void => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
@@ -278,7 +296,11 @@ async function runBench(): Promise<void> {
         if (!args.json) console.log(`measuring for ${args.duration} s …`);
       } else if (msg.phase === 'done') {
         if (args.json) console.log(JSON.stringify(msg.figures));
-        else console.table(msg.figures);
+        else {
+          for (const [k, v] of Object.entries(msg.figures as Record<string, unknown>)) {
+            console.log(`${k.padEnd(18)} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
+          }
+        }
         if (checker.exitCode === null) await once(checker, 'exit');
         break;
       }

@@ -14,12 +14,15 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 /** Most bytes of status line plus headers (per response, 1xx included) before the response is rejected. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
-/** feed()/end() results: keep reading, or the response is complete (or its body reached the limit). */
+/** feed() result: the response is not complete yet; feed more bytes. */
 export const READ_MORE = 0;
+/** feed()/end() result: the response is complete (status-only: its final status line), or its body reached the limit. */
 export const READ_DONE = 1;
-/** Errors, negative: a malformed status line, header or chunk; head too large; closed before the end. */
+/** Negative result: a malformed status line, header line or chunk framing. */
 export const ERR_BAD_RESPONSE = -1;
+/** Negative result: status line plus headers exceed MAX_HEAD_BYTES (or one line does). */
 export const ERR_HEAD_TOO_LARGE = -2;
+/** Negative result of end(): the connection ended before the response was complete. */
 export const ERR_CLOSED = -3;
 
 /** Returns the probe reason of a negative feed()/end() result. */

@@ -269,31 +269,47 @@ export function runProbe(spec: CheckSpec, signal?: AbortSignal): Promise<ProbeRe
   const startMs = performance.now();
   if (spec.type === 'none') return Promise.resolve({ ok: true, latencyMs: 0, reason: '' });
   if (signal?.aborted) return Promise.resolve({ ok: false, latencyMs: 0, reason: 'aborted' });
-  const p = prepare(spec);
+  let p: Prepared;
+  try {
+    p = prepare(spec);
+  } catch (err) {
+    // tls.createSecureContext throws on an unreadable CA bundle; a probe reports, it never throws.
+    return Promise.resolve({ ok: false, latencyMs: 0, reason: reasonForError(err, false) });
+  }
   if (p.invalid !== null) return Promise.resolve({ ok: false, latencyMs: 0, reason: p.invalid });
   return new Promise<ProbeResult>((resolve) => {
     const probe = new Probe(spec, p, startMs, signal, resolve);
-    let socket: ProbeSocket;
-    if (spec.type === 'tcp') {
-      socket = net.connect({ host: spec.address, port: spec.port });
-      socket.once('connect', onTcpConnect);
-    } else if (p.tlsOptions !== null) {
-      probe.tlsPending = true;
-      socket = tls.connect(p.tlsOptions);
-      socket.once('secureConnect', onSecureConnect);
-      socket.on('data', onTlsData);
-      socket.once('end', onEnd);
-    } else {
-      socket = net.connect({ host: spec.address, port: spec.port, onread: { buffer: SHARED_READ_BUFFER, callback: onRead } });
-      // Queued by net.Socket until the connection is up.
-      socket.write(p.request as Buffer);
-      socket.once('end', onEnd);
+    try {
+      connect(spec, p, probe);
+    } catch (err) {
+      // net.connect throws synchronously on options it rejects (a bad port, say).
+      probe.finish(false, reasonForError(err, false));
     }
-    socket[PROBE] = probe;
-    probe.socket = socket;
-    socket.on('error', onError);
-    socket.once('close', onClose);
-    probe.timer = setTimeout(onTimeout, spec.timeoutMs, probe);
-    signal?.addEventListener('abort', probe, { once: true });
   });
+}
+
+/** Opens the probe's socket and arms its timer and abort listener; may throw on options net/tls reject. */
+function connect(spec: CheckSpec, p: Prepared, probe: Probe): void {
+  let socket: ProbeSocket;
+  if (spec.type === 'tcp') {
+    socket = net.connect({ host: spec.address, port: spec.port });
+    socket.once('connect', onTcpConnect);
+  } else if (p.tlsOptions !== null) {
+    probe.tlsPending = true;
+    socket = tls.connect(p.tlsOptions);
+    socket.once('secureConnect', onSecureConnect);
+    socket.on('data', onTlsData);
+    socket.once('end', onEnd);
+  } else {
+    socket = net.connect({ host: spec.address, port: spec.port, onread: { buffer: SHARED_READ_BUFFER, callback: onRead } });
+    // Queued by net.Socket until the connection is up.
+    socket.write(p.request as Buffer);
+    socket.once('end', onEnd);
+  }
+  socket[PROBE] = probe;
+  probe.socket = socket;
+  socket.on('error', onError);
+  socket.once('close', onClose);
+  probe.timer = setTimeout(onTimeout, spec.timeoutMs, probe);
+  probe.signal?.addEventListener('abort', probe, { once: true });
 }

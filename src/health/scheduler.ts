@@ -46,6 +46,7 @@ export interface HealthCounters {
 /** Options of a HealthScheduler; `probe`, `now` and `random` exist for tests. */
 export interface HealthSchedulerOptions {
   readonly sink: HealthSink;
+  /** The process logger or a child with `component: 'health'`; transitions are logged on it. */
   readonly logger: Logger;
   /** Runs one probe; defaults to runProbe. Must never reject. */
   readonly probe?: typeof runProbe;
@@ -117,7 +118,8 @@ export class HealthScheduler {
 
   constructor(opts: HealthSchedulerOptions) {
     this.#sink = opts.sink;
-    this.#log = opts.logger.child({ component: 'health' });
+    // Accept the process logger or its 'health' child; binding twice would repeat the key in every line.
+    this.#log = opts.logger.bindings().component === 'health' ? opts.logger : opts.logger.child({ component: 'health' });
     this.#probe = opts.probe ?? runProbe;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
@@ -129,7 +131,8 @@ export class HealthScheduler {
    * Replaces the set of targets. Keys already present keep their state,
    * counters and EMA and take the new slots (re-reported to the sink when they
    * changed); removed keys stop and their in-flight results are ignored; new
-   * keys start `unknown` with a first probe within min(interval, 1 s).
+   * keys start `unknown` with a first probe within min(interval, 1 s), or
+   * within count / FIRST_ROUND_RATE_PER_SEC seconds when more are added at once.
    * Throws RangeError when two targets share a key (group them first, see
    * groupTargets()). Does nothing after stop().
    */
@@ -171,28 +174,27 @@ export class HealthScheduler {
     }
     this.#arm();
     if (this.#unknown === 0) this.#settleFirstRound();
+    // Targets added while someone waits for the first round extend its deadline.
+    else if (this.#firstRoundWaiters.length > 0) this.#armFirstRoundDeadline();
   }
 
   /**
    * Resolves once every current target has a verdict (healthy, unhealthy or
    * unchecked), or at the latest when the last first probe's timeout has
    * passed (plus FIRST_ROUND_GRACE_MS); targets still unknown then are marked
-   * unhealthy with reason "no result in first round". Never rejects.
+   * unhealthy with reason "no result in first round". Call it after update();
+   * with no targets it resolves at once. Settles on stop(). Never rejects.
    */
   firstRound(): Promise<void> {
     if (this.#unknown === 0 || this.#stopped) return Promise.resolve();
-    let deadlineMs = 0;
-    for (const t of this.#targets.values()) {
-      if (t.state !== 'unknown') continue;
-      const startMs = t.inFlight ? t.startedMs : t.dueMs;
-      deadlineMs = Math.max(deadlineMs, startMs + t.spec.timeoutMs + FIRST_ROUND_GRACE_MS);
-    }
-    if (this.#firstRoundTimer === null || deadlineMs > this.#firstRoundDeadlineMs) {
-      if (this.#firstRoundTimer !== null) clearTimeout(this.#firstRoundTimer);
-      this.#firstRoundDeadlineMs = deadlineMs;
-      this.#firstRoundTimer = setTimeout(() => this.#giveUpFirstRound(), Math.max(0, deadlineMs - performance.now()));
-    }
-    return new Promise((resolve) => this.#firstRoundWaiters.push(resolve));
+    const round = new Promise<void>((resolve) => this.#firstRoundWaiters.push(resolve));
+    this.#armFirstRoundDeadline();
+    return round;
+  }
+
+  /** Number of targets still without a verdict (0 once the first round is done): cheap enough for a readiness probe. */
+  get unknownCount(): number {
+    return this.#unknown;
   }
 
   /** Returns a fresh status record per target, in insertion order. */
@@ -248,9 +250,15 @@ export class HealthScheduler {
   #start(t: TargetState, nowMs: number): void {
     t.inFlight = true;
     t.startedMs = nowMs;
-    this.#probe(t.spec, this.#abort.signal).then(
+    let pending: Promise<ProbeResult>;
+    try {
+      pending = this.#probe(t.spec, this.#abort.signal);
+    } catch (err) {
+      // runProbe never throws; a stand-in that does must not stop every other target's timer.
+      pending = Promise.reject(err);
+    }
+    pending.then(
       (result) => this.#onResult(t, result),
-      // A probe must not reject; if a stand-in does, count it as a failure.
       (err: unknown) => this.#onResult(t, { ok: false, latencyMs: performance.now() - nowMs, reason: `error: ${String(err)}` }),
     );
   }
@@ -264,8 +272,9 @@ export class HealthScheduler {
       this.counters.probes_total.ok++;
       t.consecutiveSuccesses++;
       t.consecutiveFailures = 0;
-      if (t.state === 'unknown' || (t.state === 'unhealthy' && t.consecutiveSuccesses >= t.spec.successThreshold)) {
-        this.#setState(t, 'healthy', 'ok');
+      if (t.state === 'unknown') this.#setState(t, 'healthy', 'ok');
+      else if (t.state === 'unhealthy' && t.consecutiveSuccesses >= t.spec.successThreshold) {
+        this.#setState(t, 'healthy', `${t.consecutiveSuccesses} successes in a row`);
       }
       t.emaMs = t.samples === 0 ? result.latencyMs : t.spec.emaAlpha * result.latencyMs + (1 - t.spec.emaAlpha) * t.emaMs;
       t.samples++;
@@ -340,6 +349,22 @@ export class HealthScheduler {
     this.#sink.setHealth(t.slots, t.state === 'unhealthy' ? HEALTH_UNHEALTHY : HEALTH_HEALTHY);
     if (t.samples > 0) this.#sink.setLatency(t.slots, Math.round(t.emaMs * 1000), t.samples);
     if (t.state === 'healthy' && t.lastCheckAt !== null) this.#sink.setLastUp(t.slots, Math.floor(t.lastCheckAt / 1000));
+  }
+
+  /** Sets the give-up timer to the last unknown target's first start + its timeout + grace, if that is later than now set. */
+  #armFirstRoundDeadline(): void {
+    let deadlineMs = 0;
+    for (const t of this.#targets.values()) {
+      if (t.state !== 'unknown') continue;
+      const startMs = t.inFlight ? t.startedMs : t.dueMs;
+      deadlineMs = Math.max(deadlineMs, startMs + t.spec.timeoutMs + FIRST_ROUND_GRACE_MS);
+    }
+    if (this.#firstRoundTimer !== null) {
+      if (deadlineMs <= this.#firstRoundDeadlineMs) return;
+      clearTimeout(this.#firstRoundTimer);
+    }
+    this.#firstRoundDeadlineMs = deadlineMs;
+    this.#firstRoundTimer = setTimeout(() => this.#giveUpFirstRound(), Math.max(0, deadlineMs - performance.now()));
   }
 
   #giveUpFirstRound(): void {

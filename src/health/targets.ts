@@ -1,8 +1,33 @@
 // Main thread, cold path. Turns one check per server into deduplicated check
 // targets: servers whose checks have identical settings share one probe.
 
+import type { HealthCheckConfig, ServerConfig } from '../config/types.ts';
 import { targetKey } from './types.ts';
 import type { CheckSpec, CheckTarget } from './types.ts';
+
+/**
+ * Derives the check of one configured server from its region's health_check:
+ * check_address/check_port (already defaulted to the server's address/port by
+ * the config loader) and the server-level `host`.
+ */
+export function specFor(healthCheck: HealthCheckConfig, server: ServerConfig): CheckSpec {
+  return {
+    type: healthCheck.type,
+    address: server.checkAddress,
+    port: server.checkPort,
+    host: server.host,
+    path: healthCheck.path,
+    expectedStatus: healthCheck.expectedStatus,
+    headers: healthCheck.headers,
+    bodyMatch: healthCheck.bodyMatch,
+    tlsVerify: healthCheck.tlsVerify,
+    intervalMs: healthCheck.intervalMs,
+    timeoutMs: healthCheck.timeoutMs,
+    failureThreshold: healthCheck.failureThreshold,
+    successThreshold: healthCheck.successThreshold,
+    emaAlpha: healthCheck.emaAlpha,
+  };
+}
 
 /** One server's check as the overwatch derives it from the config. */
 export interface ServerCheck {

@@ -182,16 +182,21 @@ export class RecordingSink extends EventEmitter implements HealthSink {
   }
 }
 
-/** Creates a pino logger (level debug) whose JSON lines are collected in `records`. */
-export function captureLogger(level = 'debug'): { logger: Logger; records: Record<string, unknown>[] } {
+/** Creates a pino logger (level debug) whose JSON lines are collected raw in `lines` and parsed in `records`. */
+export function captureLogger(level = 'debug'): { logger: Logger; records: Record<string, unknown>[]; lines: string[] } {
   const records: Record<string, unknown>[] = [];
+  const lines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line === '') continue;
+        lines.push(line);
+        records.push(JSON.parse(line) as Record<string, unknown>);
+      }
       done();
     },
   });
-  return { logger: createLogger({ level: level as 'debug', format: 'json' }, stream), records };
+  return { logger: createLogger({ level: level as 'debug', format: 'json' }, stream), records, lines };
 }
 
 /** Resolves when `check()` turns true, re-checking on every `emitter` event `name`; rejects after `timeoutMs`. */

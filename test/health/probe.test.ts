@@ -259,6 +259,11 @@ test('a header value with a line break is refused instead of being sent', async 
   assert.deepEqual([r.ok, r.reason], [false, 'error: invalid header "X-Bad"']);
 });
 
+test('options the socket layer rejects become a failed probe, not an exception', async () => {
+  const r = await runProbe(makeSpec({ port: 70000 }));
+  assert.deepEqual([r.ok, r.reason], [false, 'error: ERR_SOCKET_BAD_PORT']);
+});
+
 const errorCases: { name: string; err: unknown; tls: boolean; reason: string }[] = [
   { name: 'ECONNREFUSED', err: { code: 'ECONNREFUSED' }, tls: false, reason: 'refused' },
   { name: 'ECONNRESET', err: { code: 'ECONNRESET' }, tls: true, reason: 'reset' },

@@ -1,0 +1,501 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter, once } from 'node:events';
+import http from 'node:http';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { FIRST_ROUND_GRACE_MS, HealthScheduler, JITTER_SHARE, NO_FIRST_RESULT } from '../../src/health/scheduler.ts';
+import { groupTargets } from '../../src/health/targets.ts';
+import { targetKey } from '../../src/health/types.ts';
+import type { CheckSpec, CheckTarget, ProbeResult } from '../../src/health/types.ts';
+import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
+import { RecordingSink, captureLogger, listen, makeSpec, until } from './helpers.ts';
+
+const OK: ProbeResult = { ok: true, latencyMs: 1, reason: '' };
+const fail = (reason: string): ProbeResult => ({ ok: false, latencyMs: 1, reason });
+
+/** Builds a target of one spec; `slots` default to [index]. */
+function target(spec: CheckSpec, slots: number[], servers = slots.map((s) => `r/${spec.address}:${spec.port}#${s}`)): CheckTarget {
+  return { key: targetKey(spec), spec, slots, servers };
+}
+
+/** What the stand-in answers for a probe: a result, or 'hang' (resolves only when aborted or released). */
+type Answer = ProbeResult | 'hang';
+
+/**
+ * A hand-written stand-in for runProbe: answers per target address from a
+ * script (then `after`), records every call with its start time, and emits
+ * 'call' for each one.
+ */
+class StandInProbe extends EventEmitter {
+  readonly calls: { address: string; startMs: number; signal: AbortSignal | undefined }[] = [];
+  readonly inFlight = new Map<string, number>();
+  maxInFlight = 0;
+  #scripts = new Map<string, Answer[]>();
+  #after: (address: string) => Answer;
+  #released: (() => void)[] = [];
+  constructor(after: (address: string) => Answer = () => OK) {
+    super();
+    this.#after = after;
+  }
+  script(address: string, answers: Answer[]): void {
+    this.#scripts.set(address, [...answers]);
+  }
+  callsOf(address: string): number {
+    return this.calls.filter((c) => c.address === address).length;
+  }
+  /** Resolves every hanging probe with `result`. */
+  releaseAll(): void {
+    for (const r of this.#released.splice(0)) r();
+  }
+  readonly probe = (spec: CheckSpec, signal?: AbortSignal): Promise<ProbeResult> => {
+    this.calls.push({ address: spec.address, startMs: performance.now(), signal });
+    const n = (this.inFlight.get(spec.address) ?? 0) + 1;
+    this.inFlight.set(spec.address, n);
+    this.maxInFlight = Math.max(this.maxInFlight, n);
+    const answer = this.#scripts.get(spec.address)?.shift() ?? this.#after(spec.address);
+    const done = (r: ProbeResult): ProbeResult => {
+      this.inFlight.set(spec.address, (this.inFlight.get(spec.address) ?? 1) - 1);
+      return r;
+    };
+    queueMicrotask(() => this.emit('call'));
+    if (answer !== 'hang') return Promise.resolve(done(answer));
+    return new Promise((resolve) => {
+      signal?.addEventListener('abort', () => resolve(done(fail('aborted'))), { once: true });
+      this.#released.push(() => resolve(done(OK)));
+    });
+  };
+}
+
+function newScheduler(t: import('node:test').TestContext, probe: StandInProbe | null, extra: { now?: () => number; random?: () => number } = {}) {
+  const sink = new RecordingSink();
+  const { logger, records } = captureLogger();
+  const scheduler = new HealthScheduler({ sink, logger, ...(probe ? { probe: probe.probe } : {}), ...extra });
+  t.after(() => scheduler.stop());
+  return { scheduler, sink, records };
+}
+
+/** random() = 0.5 makes the jitter exactly zero and puts every first probe at half the spread. */
+const NO_JITTER = { random: () => 0.5 };
+
+// ── state machine ─────────────────────────────────────────────────────────
+
+test('the first result decides: a success makes an unknown target healthy, a failure makes it unhealthy', async (t) => {
+  const probe = new StandInProbe((address) => (address === '10.0.0.1' ? OK : fail('status 503')));
+  const { scheduler, sink, records } = newScheduler(t, probe, NO_JITTER);
+  const up = makeSpec({ address: '10.0.0.1', intervalMs: 60_000 });
+  const down = makeSpec({ address: '10.0.0.2', intervalMs: 60_000 });
+  scheduler.update([target(up, [0]), target(down, [1, 2])]);
+  assert.deepEqual(scheduler.status().map((s) => s.state), ['unknown', 'unknown']);
+  await scheduler.firstRound();
+  assert.deepEqual(scheduler.status().map((s) => [s.state, s.lastError]), [['healthy', null], ['unhealthy', 'status 503']]);
+  assert.deepEqual(
+    sink.health().sort((a, b) => a[0][0] - b[0][0]),
+    [[[0], HEALTH_HEALTHY], [[1, 2], HEALTH_UNHEALTHY]],
+  );
+  const summary = records.find((r) => r.msg === 'first round done');
+  assert.deepEqual([summary?.level, summary?.healthy, summary?.unhealthy, summary?.unchecked], ['info', 1, 1, 0]);
+});
+
+test('a healthy target goes down after failure_threshold failures in a row and comes back after success_threshold successes', async (t) => {
+  const probe = new StandInProbe(() => 'hang');
+  const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
+  const spec = makeSpec({ address: '10.0.0.1', intervalMs: 5, failureThreshold: 3, successThreshold: 2 });
+  const script: ProbeResult[] = [OK, fail('timeout'), fail('timeout'), OK, fail('refused'), fail('refused'), fail('status 500'), OK, fail('reset'), OK, OK];
+  probe.script('10.0.0.1', script);
+  // The state after k results is read when probe k+1 starts.
+  const statesAfter: string[] = [];
+  probe.on('call', () => statesAfter.push(scheduler.status()[0].state));
+  scheduler.update([target(spec, [7])]);
+  await until(probe, 'call', () => probe.calls.length === script.length + 1);
+  assert.deepEqual(statesAfter.slice(1), [
+    'healthy', // OK: the first result decides
+    'healthy', // 1 failure
+    'healthy', // 2 failures
+    'healthy', // OK resets the failure count
+    'healthy',
+    'healthy',
+    'unhealthy', // third failure in a row, reason "status 500"
+    'unhealthy', // 1 success
+    'unhealthy', // a failure resets the success count
+    'unhealthy', // 1 success
+    'healthy', // second success in a row
+  ]);
+  assert.deepEqual(sink.health(), [[[7], HEALTH_HEALTHY], [[7], HEALTH_UNHEALTHY], [[7], HEALTH_HEALTHY]]);
+  const s = scheduler.status()[0];
+  assert.deepEqual([s.transitions, s.consecutiveSuccesses, s.consecutiveFailures, s.lastError], [3, 2, 0, 'reset']);
+  assert.deepEqual(scheduler.counters.transitions_total, { healthy: 2, unhealthy: 1, unchecked: 0 });
+  assert.deepEqual(scheduler.counters.probes_total, { ok: 5, fail: 6 });
+});
+
+test('the latency EMA starts at the first sample, blends later ones with ema_alpha, and ignores failures', async (t) => {
+  const probe = new StandInProbe(() => 'hang');
+  const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
+  const spec = makeSpec({ address: '10.0.0.1', intervalMs: 5, emaAlpha: 0.5 });
+  probe.script('10.0.0.1', [
+    { ok: true, latencyMs: 10, reason: '' },
+    { ok: true, latencyMs: 20, reason: '' },
+    { ok: false, latencyMs: 2000, reason: 'timeout' },
+    { ok: true, latencyMs: 40, reason: '' },
+  ]);
+  scheduler.update([target(spec, [3, 4])]);
+  await until(probe, 'call', () => probe.calls.length === 5);
+  const latency = sink.calls.filter((c) => c.kind === 'latency');
+  assert.deepEqual(latency, [
+    { kind: 'latency', slots: [3, 4], emaMicros: 10_000, samples: 1 },
+    { kind: 'latency', slots: [3, 4], emaMicros: 15_000, samples: 2 },
+    { kind: 'latency', slots: [3, 4], emaMicros: 27_500, samples: 3 },
+  ]);
+  const s = scheduler.status()[0];
+  assert.deepEqual([s.emaLatencyMs, s.samples, s.lastLatencyMs], [27.5, 3, 40]);
+});
+
+test('last-up is recorded with the injected clock on every success while healthy, and never while unhealthy', async (t) => {
+  const probe = new StandInProbe(() => 'hang');
+  let clockMs = 1_700_000_000_500;
+  const { scheduler, sink } = newScheduler(t, probe, { ...NO_JITTER, now: () => (clockMs += 1000) });
+  const spec = makeSpec({ address: '10.0.0.1', intervalMs: 5, failureThreshold: 1, successThreshold: 2 });
+  probe.script('10.0.0.1', [OK, OK, fail('timeout'), OK, OK]);
+  scheduler.update([target(spec, [0])]);
+  await until(probe, 'call', () => probe.calls.length === 6);
+  const lastUp = sink.calls.filter((c) => c.kind === 'lastUp').map((c) => (c as { unixSec: number }).unixSec);
+  // Successes 1 and 2 while healthy; success 4 is the first of two while unhealthy; success 5 brings it back.
+  assert.equal(lastUp.length, 3);
+  assert.ok(lastUp.every((s) => Number.isInteger(s) && s >= 1_700_000_001 && s < 1_700_000_020), String(lastUp));
+  assert.ok(scheduler.status()[0].lastCheckAt! > 1_700_000_000_500);
+});
+
+test('type none is unchecked: reported healthy at once, counted, and never probed', async (t) => {
+  const probe = new StandInProbe();
+  const { scheduler, sink } = newScheduler(t, probe);
+  scheduler.update([target(makeSpec({ type: 'none', address: '10.0.0.9' }), [5])]);
+  await scheduler.firstRound();
+  assert.equal(scheduler.status()[0].state, 'unchecked');
+  assert.deepEqual(sink.health(), [[[5], HEALTH_HEALTHY]]);
+  assert.equal(scheduler.counters.transitions_total.unchecked, 1);
+  assert.equal(probe.calls.length, 0);
+});
+
+// ── scheduling ────────────────────────────────────────────────────────────
+
+test('a check never overlaps itself: a server slower than the interval sees at most one request at a time', async (t) => {
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const seen = new EventEmitter();
+  let requests = 0;
+  const server = http.createServer((_req, res) => {
+    requests++;
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    seen.emit('request');
+    // The server, not the test, is slow: 120 ms per answer against a 20 ms interval.
+    setTimeout(() => {
+      inFlight--;
+      res.end('slow');
+    }, 120);
+  });
+  const port = await listen(t, server);
+  const { scheduler } = newScheduler(t, null);
+  scheduler.update([target(makeSpec({ port, intervalMs: 20, timeoutMs: 1000 }), [0])]);
+  await until(seen, 'request', () => requests >= 4);
+  assert.equal(maxInFlight, 1);
+  assert.equal(scheduler.status()[0].state, 'healthy');
+});
+
+test('a check slower than its interval runs again at once, one at a time per target, for many targets', async (t) => {
+  const probe = new StandInProbe(() => ({ ok: true, latencyMs: 1, reason: '' }));
+  // Every probe takes 30 ms (longer than the 10 ms interval) by resolving late.
+  const slow = (spec: CheckSpec, signal?: AbortSignal): Promise<ProbeResult> =>
+    new Promise((resolve) => setTimeout(() => resolve(probe.probe(spec, signal)), 30));
+  const sink = new RecordingSink();
+  const active = new Map<string, number>();
+  let overlap = false;
+  let done = 0;
+  const tracked = async (spec: CheckSpec, signal?: AbortSignal): Promise<ProbeResult> => {
+    const n = (active.get(spec.address) ?? 0) + 1;
+    if (n > 1) overlap = true;
+    active.set(spec.address, n);
+    const r = await slow(spec, signal);
+    active.set(spec.address, n - 1);
+    done++;
+    sink.emit('probed');
+    return r;
+  };
+  const scheduler = new HealthScheduler({ sink, logger: captureLogger().logger, probe: tracked });
+  t.after(() => scheduler.stop());
+  scheduler.update(Array.from({ length: 20 }, (_, i) => target(makeSpec({ address: `10.0.1.${i}`, intervalMs: 10 }), [i])));
+  await until(sink, 'probed', () => done >= 100);
+  assert.equal(overlap, false);
+});
+
+test('two servers behind one target are probed once per interval and both get the verdict', async (t) => {
+  const seen = new EventEmitter();
+  const times: number[] = [];
+  const server = http.createServer((_req, res) => {
+    times.push(performance.now());
+    seen.emit('request');
+    res.end('ok');
+  });
+  const port = await listen(t, server);
+  const spec = makeSpec({ port, intervalMs: 100 });
+  const targets = groupTargets([
+    { spec, slot: 0, server: 'eu/127.0.0.1:80' },
+    { spec: { ...spec }, slot: 1, server: 'us/127.0.0.1:80' },
+  ]);
+  assert.equal(targets.length, 1);
+  const { scheduler, sink } = newScheduler(t, null, NO_JITTER);
+  scheduler.update(targets);
+  await until(seen, 'request', () => times.length >= 5);
+  // One request per interval, not one per server: 4 gaps of about 100 ms each.
+  const gaps = times.slice(1).map((x, i) => x - times[i]);
+  assert.ok(gaps.every((g) => g > 80), `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')}`);
+  assert.deepEqual(sink.health(), [[[0, 1], HEALTH_HEALTHY]]);
+  assert.deepEqual(scheduler.status()[0].servers, ['eu/127.0.0.1:80', 'us/127.0.0.1:80']);
+});
+
+test('two check targets cannot share a key', (t) => {
+  const { scheduler } = newScheduler(t, new StandInProbe());
+  const spec = makeSpec({ address: '10.0.0.1' });
+  assert.throws(() => scheduler.update([target(spec, [0]), target({ ...spec }, [1])]), RangeError);
+});
+
+test('the first probes of 100 targets with a 1 s interval are spread over the first second, not fired together', async (t) => {
+  const probe = new StandInProbe();
+  const { scheduler } = newScheduler(t, probe);
+  const t0 = performance.now();
+  scheduler.update(Array.from({ length: 100 }, (_, i) => target(makeSpec({ address: `10.0.2.${i}`, intervalMs: 1000 }), [i])));
+  await scheduler.firstRound();
+  // The earliest targets may already be on their second probe; take each target's first.
+  const first = new Map<string, number>();
+  for (const c of probe.calls) if (!first.has(c.address)) first.set(c.address, c.startMs);
+  assert.equal(first.size, 100);
+  const offsets = [...first.values()].map((s) => s - t0).sort((a, b) => a - b);
+  const perMs = new Map<number, number>();
+  for (const o of offsets) perMs.set(Math.floor(o), (perMs.get(Math.floor(o)) ?? 0) + 1);
+  assert.ok(offsets[0] >= 0 && offsets[99] < 1100, `first ${offsets[0]}, last ${offsets[99]}`);
+  assert.ok(offsets[99] - offsets[0] > 500, `spread only ${offsets[99] - offsets[0]} ms`);
+  assert.ok(perMs.size >= 50, `only ${perMs.size} distinct milliseconds`);
+  assert.ok(Math.max(...perMs.values()) <= 10, `${Math.max(...perMs.values())} probes in one millisecond`);
+});
+
+test('later probes start one interval after the previous start, jittered by at most ±5 %', async (t) => {
+  const probe = new StandInProbe();
+  const { scheduler } = newScheduler(t, probe);
+  const intervalMs = 100;
+  scheduler.update(Array.from({ length: 10 }, (_, i) => target(makeSpec({ address: `10.0.3.${i}`, intervalMs }), [i])));
+  await until(probe, 'call', () => probe.calls.length >= 50);
+  const gaps: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const starts = probe.calls.filter((c) => c.address === `10.0.3.${i}`).map((c) => c.startMs);
+    for (let k = 1; k < starts.length; k++) gaps.push(starts[k] - starts[k - 1]);
+  }
+  // Timers fire up to a few ms late on a busy machine; never early by more than the jitter.
+  const low = intervalMs * (1 - JITTER_SHARE) - 1.5;
+  const high = intervalMs * (1 + JITTER_SHARE) + 25;
+  assert.ok(gaps.every((g) => g >= low && g <= high), `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')}`);
+  assert.ok(new Set(gaps.map((g) => Math.round(g))).size > 3, 'the gaps should vary');
+});
+
+test('a probe that throws or rejects counts as a failure and does not stop the other targets', async (t) => {
+  const sink = new RecordingSink();
+  let good = 0;
+  const probe = (spec: CheckSpec): Promise<ProbeResult> => {
+    if (spec.address === '10.0.0.1') throw new Error('sync boom');
+    if (spec.address === '10.0.0.2') return Promise.reject(new Error('async boom'));
+    good++;
+    sink.emit('good');
+    return Promise.resolve(OK);
+  };
+  const scheduler = new HealthScheduler({ sink, logger: captureLogger().logger, probe, ...NO_JITTER });
+  t.after(() => scheduler.stop());
+  scheduler.update(['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((address, i) => target(makeSpec({ address, intervalMs: 5 }), [i])));
+  await until(sink, 'good', () => good >= 5);
+  assert.deepEqual(scheduler.status().map((s) => [s.state, s.lastError]), [
+    ['unhealthy', 'error: Error: sync boom'],
+    ['unhealthy', 'error: Error: async boom'],
+    ['healthy', null],
+  ]);
+});
+
+// ── update(), firstRound(), stop() ────────────────────────────────────────
+
+test('update() keeps state, counters and EMA for unchanged keys, re-reports them to new slots, and starts new keys unknown', async (t) => {
+  const probe = new StandInProbe((address) => (address === '10.0.0.2' ? 'hang' : { ok: true, latencyMs: 8, reason: '' }));
+  const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
+  const a = makeSpec({ address: '10.0.0.1', intervalMs: 60_000 });
+  scheduler.update([target(a, [0])]);
+  await scheduler.firstRound();
+  const before = scheduler.status()[0];
+  assert.deepEqual([before.state, before.samples, before.transitions], ['healthy', 1, 1]);
+  sink.calls.length = 0;
+
+  // A reload: the same check now decides slots 3 and 4, and a new target appears.
+  const b = makeSpec({ address: '10.0.0.2', intervalMs: 60_000 });
+  scheduler.update([target({ ...a }, [3, 4], ['r/a#3', 'r/a#4']), target(b, [9])]);
+  const [kept, added] = scheduler.status();
+  assert.deepEqual([kept.state, kept.samples, kept.transitions, kept.emaLatencyMs], ['healthy', 1, 1, 8]);
+  assert.deepEqual(kept.servers, ['r/a#3', 'r/a#4']);
+  assert.equal(added.state, 'unknown');
+  assert.deepEqual(
+    sink.calls.map((c) => c.kind),
+    ['health', 'latency', 'lastUp'],
+  );
+  assert.deepEqual(sink.health(), [[[3, 4], HEALTH_HEALTHY]]);
+  assert.equal(probe.callsOf('10.0.0.1'), 1, 'an unchanged target is not probed again by update()');
+
+  // The same slots again: nothing is re-reported.
+  sink.calls.length = 0;
+  scheduler.update([target({ ...a }, [3, 4]), target(b, [9])]);
+  assert.deepEqual(sink.calls, []);
+});
+
+test('update() stops removed targets: no further probes, and a result still in flight is ignored', async (t) => {
+  const probe = new StandInProbe((address) => (address === '10.0.0.2' ? 'hang' : OK));
+  const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
+  const keep = makeSpec({ address: '10.0.0.1', intervalMs: 10 });
+  const drop = makeSpec({ address: '10.0.0.2', intervalMs: 10 });
+  scheduler.update([target(keep, [0]), target(drop, [1])]);
+  await until(probe, 'call', () => probe.callsOf('10.0.0.2') === 1 && probe.callsOf('10.0.0.1') >= 2);
+  scheduler.update([target(keep, [0])]);
+  probe.releaseAll(); // the dropped target's probe now succeeds, too late
+  const keptCalls = probe.callsOf('10.0.0.1');
+  await until(probe, 'call', () => probe.callsOf('10.0.0.1') >= keptCalls + 5);
+  assert.equal(probe.callsOf('10.0.0.2'), 1);
+  assert.ok(sink.calls.every((c) => !c.slots.includes(1)), 'nothing reported for the removed target');
+  assert.deepEqual(scheduler.status().map((s) => s.key), [targetKey(keep)]);
+});
+
+test('firstRound() gives up after the longest timeout and marks targets without a result unhealthy', async (t) => {
+  const probe = new StandInProbe((address) => (address === '10.0.0.2' ? 'hang' : OK));
+  const { scheduler, sink, records } = newScheduler(t, probe);
+  const t0 = performance.now();
+  scheduler.update([
+    target(makeSpec({ address: '10.0.0.1', intervalMs: 60_000, timeoutMs: 100 }), [0]),
+    target(makeSpec({ address: '10.0.0.2', intervalMs: 60_000, timeoutMs: 150 }), [1]),
+  ]);
+  await scheduler.firstRound();
+  const elapsed = performance.now() - t0;
+  // First probes start within 1 s; then the 150 ms timeout and the grace period.
+  assert.ok(elapsed < 1000 + 150 + FIRST_ROUND_GRACE_MS + 200, `took ${elapsed} ms`);
+  assert.deepEqual(scheduler.status().map((s) => [s.state, s.lastError]), [['healthy', null], ['unhealthy', NO_FIRST_RESULT]]);
+  assert.deepEqual(sink.health().find((h) => h[0][0] === 1), [[1], HEALTH_UNHEALTHY]);
+  const down = records.filter((r) => r.msg === 'server down');
+  assert.equal(down.length, 1);
+  assert.equal(down[0].reason, NO_FIRST_RESULT);
+});
+
+test('targets added while firstRound() is pending extend its deadline, and unknownCount counts down to 0', async (t) => {
+  const probe = new StandInProbe((address) => (address === '10.0.0.2' ? 'hang' : OK));
+  const { scheduler } = newScheduler(t, probe, NO_JITTER);
+  const t0 = performance.now();
+  // Both first probes start at 500 ms (random() = 0.5): A's own deadline would be 500 + 100 + 250 ms.
+  scheduler.update([target(makeSpec({ address: '10.0.0.1', intervalMs: 60_000, timeoutMs: 100 }), [0])]);
+  const round = scheduler.firstRound();
+  scheduler.update([
+    target(makeSpec({ address: '10.0.0.1', intervalMs: 60_000, timeoutMs: 100 }), [0]),
+    target(makeSpec({ address: '10.0.0.2', intervalMs: 60_000, timeoutMs: 1000 }), [1]),
+  ]);
+  assert.equal(scheduler.unknownCount, 2);
+  await round;
+  const elapsed = performance.now() - t0;
+  assert.ok(elapsed > 500 + 1000, `resolved after ${elapsed} ms, before the added target's timeout`);
+  assert.equal(scheduler.unknownCount, 0);
+  assert.deepEqual(scheduler.status().map((s) => s.state), ['healthy', 'unhealthy']);
+});
+
+test('firstRound() resolves at once when there is nothing to wait for', async (t) => {
+  const { scheduler } = newScheduler(t, new StandInProbe());
+  await scheduler.firstRound();
+  scheduler.update([target(makeSpec({ type: 'none' }), [0])]);
+  await scheduler.firstRound();
+});
+
+test('stop() aborts probes in flight, and nothing is reported or probed after it', async (t) => {
+  const probe = new StandInProbe(() => 'hang');
+  const { scheduler, sink } = newScheduler(t, probe);
+  scheduler.update([target(makeSpec({ address: '10.0.0.1', intervalMs: 10 }), [0])]);
+  await until(probe, 'call', () => probe.calls.length === 1);
+  const signal = probe.calls[0].signal!;
+  assert.equal(signal.aborted, false);
+  const round = scheduler.firstRound();
+  scheduler.stop();
+  assert.equal(signal.aborted, true);
+  await round; // a pending firstRound() settles on stop()
+  probe.releaseAll();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(sink.calls, []);
+  assert.equal(probe.calls.length, 1);
+  scheduler.update([target(makeSpec({ address: '10.0.0.3' }), [1])]);
+  assert.equal(scheduler.status().length, 1, 'update() after stop() does nothing');
+});
+
+// ── real servers, logs ────────────────────────────────────────────────────
+
+test('a real HTTP server that fails and recovers: each transition is logged once, with its reason, and counted', async (t) => {
+  let status = 200;
+  const seen = new EventEmitter();
+  let requests = 0;
+  const server = http.createServer((_req, res) => {
+    requests++;
+    res.statusCode = status;
+    res.end();
+    seen.emit('request');
+  });
+  const port = await listen(t, server);
+  const { scheduler, sink, records } = newScheduler(t, null);
+  const spec = makeSpec({ port, intervalMs: 15, failureThreshold: 3, successThreshold: 2 });
+  scheduler.update([target(spec, [0], ['eu/127.0.0.1:' + port])]);
+  await scheduler.firstRound();
+  assert.equal(scheduler.status()[0].state, 'healthy');
+
+  status = 503;
+  await sink.waitFor((c) => c.kind === 'health' && c.state === HEALTH_UNHEALTHY);
+  const atDown = requests;
+  await until(seen, 'request', () => requests >= atDown + 3); // more failures: no more lines
+  status = 200;
+  await sink.waitFor((c) => c.kind === 'health' && c.state === HEALTH_HEALTHY && sink.health().length === 3);
+  const atUp = requests;
+  await until(seen, 'request', () => requests >= atUp + 3);
+
+  const transitions = records.filter((r) => r.msg === 'server down' || r.msg === 'server up');
+  assert.deepEqual(
+    transitions.map((r) => [r.level, r.msg, r.from, r.to, r.reason, r.check, r.component]),
+    [
+      ['debug', 'server up', 'unknown', 'healthy', 'ok', 'http', 'health'],
+      ['warn', 'server down', 'healthy', 'unhealthy', 'status 503', 'http', 'health'],
+      ['info', 'server up', 'unhealthy', 'healthy', '2 successes in a row', 'http', 'health'],
+    ],
+  );
+  assert.deepEqual(transitions[1].servers, [`eu/127.0.0.1:${port}`]);
+  assert.deepEqual(scheduler.counters.transitions_total, { healthy: 2, unhealthy: 1, unchecked: 0 });
+  assert.equal(scheduler.status()[0].transitions, 3);
+});
+
+test('a logger that already has the health component binding is used as is, so lines carry the key once', async (t) => {
+  const { logger, records, lines } = captureLogger();
+  const probe = new StandInProbe(() => fail('refused'));
+  const scheduler = new HealthScheduler({ sink: new RecordingSink(), logger: logger.child({ component: 'health' }), probe: probe.probe });
+  t.after(() => scheduler.stop());
+  scheduler.update([target(makeSpec({ address: '10.0.0.1', intervalMs: 60_000 }), [0])]);
+  await scheduler.firstRound();
+  assert.equal(records.find((r) => r.msg === 'server down')?.component, 'health');
+  const raw = lines.find((l) => l.includes('"server down"')) ?? '';
+  assert.equal(raw.split('"component"').length - 1, 1, raw);
+});
+
+test('a real TCP server that is stopped and started again goes down with "refused" and comes back', async (t) => {
+  const server = net.createServer((s) => s.end());
+  const port = await listen(t, server);
+  const { scheduler, sink, records } = newScheduler(t, null);
+  scheduler.update([target(makeSpec({ type: 'tcp', port, intervalMs: 15, failureThreshold: 2, successThreshold: 2 }), [0])]);
+  await scheduler.firstRound();
+  assert.equal(scheduler.status()[0].state, 'healthy');
+  server.close();
+  await once(server, 'close');
+  await sink.waitFor((c) => c.kind === 'health' && c.state === HEALTH_UNHEALTHY);
+  assert.equal(records.find((r) => r.msg === 'server down')?.reason, 'refused');
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  await sink.waitFor((c) => c.kind === 'health' && c.state === HEALTH_HEALTHY && sink.health().length === 3);
+  assert.equal(scheduler.status()[0].state, 'healthy');
+});

@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfigText } from '../../src/config/load.ts';
+import { groupTargets, specFor } from '../../src/health/targets.ts';
+import { targetKey } from '../../src/health/types.ts';
+import { makeSpec } from './helpers.ts';
+
+test('groupTargets gives servers with identical checks one target carrying all their slots', () => {
+  const a = makeSpec({ address: '10.0.0.1' });
+  const b = makeSpec({ address: '10.0.0.2' });
+  const targets = groupTargets([
+    { spec: a, slot: 0, server: 'eu/10.0.0.1:80' },
+    { spec: b, slot: 1, server: 'eu/10.0.0.2:80' },
+    { spec: { ...a, headers: {} }, slot: 2, server: 'us/10.0.0.1:80' },
+  ]);
+  assert.deepEqual(
+    targets.map((t) => [t.key, t.slots, t.servers]),
+    [
+      [targetKey(a), [0, 2], ['eu/10.0.0.1:80', 'us/10.0.0.1:80']],
+      [targetKey(b), [1], ['eu/10.0.0.2:80']],
+    ],
+  );
+});
+
+test('groupTargets keeps checks apart when any setting differs, header order aside', () => {
+  const base = makeSpec({ headers: { A: '1', B: '2' } });
+  const variants = [
+    makeSpec({ headers: { B: '2', A: '1' } }),
+    makeSpec({ headers: { A: '1', B: '2' }, path: '/other' }),
+    makeSpec({ headers: { A: '1', B: '2' }, host: 'x.test' }),
+    makeSpec({ headers: { A: '1', B: '2' }, ca: 'PEM' }),
+    makeSpec({ headers: { A: '1', B: '2' }, intervalMs: 5000 }),
+  ];
+  const targets = groupTargets([base, ...variants].map((spec, slot) => ({ spec, slot, server: `s${slot}` })));
+  assert.deepEqual(targets.map((t) => t.slots), [[0, 1], [2], [3], [4], [5]]);
+});
+
+test('specFor takes check_address, check_port and host from the server and the rest from health_check', () => {
+  const config = parseConfigText(
+    `dns:
+  listen_address: "127.0.0.1:8053"
+  zones: [example.test]
+  nameservers:
+    - name: ns1.example.test
+      addresses: [127.0.0.1]
+regions:
+  - name: eu
+    servers:
+      - { address: "2001:db8::10", port: 443, host: app.example.test, check_address: "::1", check_port: 8443 }
+      - { address: 192.0.2.1 }
+    health_check: { type: https, interval: 10s, timeout: 2s, expected_status: [200, "300-302"], body_match: "/ready|ok/", ema_alpha: 0.5 }
+domains:
+  - { name: app.example.test, regions: [eu] }
+`,
+    'inline.yaml',
+  );
+  const region = config.regions[0];
+  assert.deepEqual(specFor(region.healthCheck, region.servers[0]), {
+    type: 'https',
+    address: '::1',
+    port: 8443,
+    host: 'app.example.test',
+    path: '/health',
+    expectedStatus: [[200, 200], [300, 302]],
+    headers: {},
+    bodyMatch: { kind: 'regex', pattern: 'ready|ok' },
+    tlsVerify: true,
+    intervalMs: 10_000,
+    timeoutMs: 2000,
+    failureThreshold: 3,
+    successThreshold: 2,
+    emaAlpha: 0.5,
+  });
+  const plain = specFor(region.healthCheck, region.servers[1]);
+  assert.deepEqual([plain.address, plain.port, plain.host], ['192.0.2.1', 80, null]);
+});
