@@ -4,7 +4,8 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/load.ts';
+import { ConfigError } from '../config/load.ts';
+import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { Config } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { createLogger } from '../log/logger.ts';
@@ -92,7 +93,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   let files: readonly string[];
   const loadedAtMs = Date.now();
   try {
-    ({ config, files } = await loadConfig(configPath));
+    ({ config, files } = await loadConfigIsolated(configPath));
   } catch (err) {
     // A config error lists every problem, one per line, each FILE:LINE:COL: … (or FILE: … for a whole file); anything else is one line.
     if (err instanceof ConfigError) fail(err.message, 1, false);

@@ -3,7 +3,7 @@
 // snapshot. Any failure keeps the old config serving and is logged with every
 // problem. Counts reloads by result for the metrics endpoint.
 //
-//   SIGHUP ─▶ request() ─▶ loadConfig ──fail──▶ log error, failure += 1
+//   SIGHUP ─▶ request() ─▶ loadConfigIsolated ──fail──▶ log error, failure += 1
 //                              │ ok
 //                              ▼
 //                     overwatch.reload(next) ──refused──▶ log error, failure += 1
@@ -12,7 +12,8 @@
 //                     success += 1, lastSuccess = now, log info
 
 import type { Environment } from '../config/env.ts';
-import { ConfigError, loadConfig } from '../config/load.ts';
+import { ConfigError } from '../config/load.ts';
+import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { ConfigProblem } from '../config/problems.ts';
 import type { Config, RunMode } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
@@ -124,7 +125,7 @@ export class ConfigReloader {
     let next: Config;
     let files: readonly string[];
     try {
-      ({ config: next, files } = await loadConfig(path, this.#opts.env === undefined ? {} : { env: this.#opts.env }));
+      ({ config: next, files } = await loadConfigIsolated(path, this.#opts.env === undefined ? {} : { env: this.#opts.env }));
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [];
       const reason = err instanceof Error ? err.message : String(err);

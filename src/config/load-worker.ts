@@ -1,0 +1,18 @@
+// Worker entry, cold path. Loads one config file for the main thread (see
+// load-isolated.ts) and exits, taking every byte the YAML parse allocated with it.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { ConfigError, loadConfig } from './load.ts';
+import type { Environment } from './env.ts';
+
+const { path, env } = workerData as { path: string; env: Environment };
+try {
+  const { config, files } = await loadConfig(path, { env });
+  parentPort?.postMessage({ ok: true, config, files });
+} catch (err) {
+  if (err instanceof ConfigError) {
+    parentPort?.postMessage({ ok: false, code: err.code, problems: err.problems });
+  } else {
+    parentPort?.postMessage({ ok: false, message: err instanceof Error ? err.message : String(err) });
+  }
+}
