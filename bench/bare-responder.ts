@@ -2,8 +2,10 @@
 // benchmark: N worker threads, each with its own reusePort UDP socket, answer
 // every query with one fixed A record and do nothing else.
 //
-// Usage: npx node bench/bare-responder.ts --port P [--workers N] [--host 127.0.0.1]
+// Usage: npx node bench/bare-responder.ts --port P [--workers N] [--host 127.0.0.1] [--tcp]
 //   --port 0 asks the OS for a port: the first worker binds it, the others join it.
+//   --tcp also answers over TCP on the same port (RFC 7766 framing, several
+//   queries per connection, no per-connection cap): the ceiling for TCP scenarios.
 //   Prints {"ready":true,"port":P} on stdout once every worker is bound; exits on SIGTERM/SIGINT.
 //
 //   main ──spawn──▶ worker 0 ──bind(P)──▶ {bound, port}
@@ -11,6 +13,7 @@
 //        ──stdout──▶ {"ready":true,"port":port}
 
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
@@ -18,6 +21,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 interface ResponderWorkerData {
   readonly host: string;
   readonly port: number;
+  readonly tcp: boolean;
 }
 
 /** The message a worker posts once its socket is bound. */
@@ -58,8 +62,7 @@ const ANSWER_WIRE = Buffer.from([
  * truncated. Reads only; never throws. Compression pointers are refused: a
  * question name has nothing earlier to point to.
  */
-function readQuestionEnd(msg: Buffer): number {
-  const msgLen = msg.length;
+function readQuestionEnd(msg: Buffer, msgLen: number): number {
   let off = HEADER_LEN;
   // Bounded: each pass consumes ≥ 1 byte and the name is capped at 255 bytes.
   for (;;) {
@@ -75,6 +78,47 @@ function readQuestionEnd(msg: Buffer): number {
   if (off - HEADER_LEN > MAX_NAME_LEN) return -1;
   if (off + 4 > msgLen) return -1;
   return off + 4;
+}
+
+/**
+ * Writes the reply to the query `msg[0, msgLen)` into `out` at `base` (the
+ * reply's own offset 0) and returns its length. The caller has checked the
+ * length and QR. Fixed answer for A/ANY IN, NODATA for other types, FORMERR
+ * or NOTIMP as the header demands.
+ */
+function writeReply(msg: Buffer, msgLen: number, out: Buffer, base: number): number {
+  // Header: echo the ID and RD, set QR and AA; counts filled in below.
+  out[base] = msg[0];
+  out[base + 1] = msg[1];
+  out[base + 2] = FLAG_QR | FLAG_AA | (msg[2] & FLAG_RD);
+  out[base + 3] = 0;
+  out.writeUInt32BE(0, base + 4); // QDCOUNT, ANCOUNT = 0 until known
+  out.writeUInt32BE(0, base + 8); // NSCOUNT, ARCOUNT = 0
+
+  const qdcount = msg.readUInt16BE(4);
+  const qEnd = qdcount === 1 ? readQuestionEnd(msg, msgLen) : -1;
+  let len = HEADER_LEN;
+  if ((msg[2] & OPCODE_MASK) !== 0) {
+    out[base + 2] = FLAG_QR | (msg[2] & (OPCODE_MASK | FLAG_RD));
+    out[base + 3] = RCODE_NOTIMP;
+  } else if (qEnd < 0) {
+    out[base + 3] = RCODE_FORMERR;
+  } else {
+    // Copy the question as sent (keeps 0x20 case randomisation intact).
+    msg.copy(out, base + HEADER_LEN, HEADER_LEN, qEnd);
+    len = qEnd;
+    out[base + 5] = 1; // QDCOUNT = 1
+    const qtype = msg.readUInt16BE(qEnd - 4);
+    const qclass = msg.readUInt16BE(qEnd - 2);
+    // Any other type gets NODATA (NOERROR, no answer): still correct DNS.
+    // The query's OPT record is not echoed: dnsperf sends none without -e.
+    if (qclass === QCLASS_IN && (qtype === QTYPE_A || qtype === QTYPE_ANY)) {
+      ANSWER_WIRE.copy(out, base + len);
+      len += ANSWER_WIRE.length;
+      out[base + 7] = 1; // ANCOUNT = 1
+    }
+  }
+  return len;
 }
 
 /**
@@ -116,49 +160,75 @@ function runWorker(data: ResponderWorkerData, port: MessagePortLike): void {
       out = Buffer.allocUnsafe(OUT_BUF_LEN);
       cb = noop;
     }
-
-    // Header: echo the ID and RD, set QR and AA; counts filled in below.
-    out[0] = msg[0];
-    out[1] = msg[1];
-    out[2] = FLAG_QR | FLAG_AA | (msg[2] & FLAG_RD);
-    out[3] = 0;
-    out.writeUInt32BE(0, 4); // QDCOUNT, ANCOUNT = 0 until known
-    out.writeUInt32BE(0, 8); // NSCOUNT, ARCOUNT = 0
-
-    const qdcount = msg.readUInt16BE(4);
-    const qEnd = qdcount === 1 ? readQuestionEnd(msg) : -1;
-    let len = HEADER_LEN;
-    if ((msg[2] & OPCODE_MASK) !== 0) {
-      out[2] = FLAG_QR | (msg[2] & (OPCODE_MASK | FLAG_RD));
-      out[3] = RCODE_NOTIMP;
-    } else if (qEnd < 0) {
-      out[3] = RCODE_FORMERR;
-    } else {
-      // Copy the question as sent (keeps 0x20 case randomisation intact).
-      msg.copy(out, HEADER_LEN, HEADER_LEN, qEnd);
-      len = qEnd;
-      out[5] = 1; // QDCOUNT = 1
-      const qtype = msg.readUInt16BE(qEnd - 4);
-      const qclass = msg.readUInt16BE(qEnd - 2);
-      // Any other type gets NODATA (NOERROR, no answer): still correct DNS.
-      // The query's OPT record is not echoed: dnsperf sends none without -e.
-      if (qclass === QCLASS_IN && (qtype === QTYPE_A || qtype === QTYPE_ANY)) {
-        ANSWER_WIRE.copy(out, len);
-        len += ANSWER_WIRE.length;
-        out[7] = 1; // ANCOUNT = 1
-      }
-    }
+    const len = writeReply(msg, msg.length, out, 0);
     socket.send(out, 0, len, rinfo.port, rinfo.address, cb);
   });
 
   socket.once('listening', () => {
-    const message: BoundMessage = { type: 'bound', port: socket.address().port };
-    port.postMessage(message);
+    const bound = socket.address().port;
+    const ready = data.tcp ? listenTcp(data.host, bound) : Promise.resolve();
+    ready.then(
+      () => {
+        const message: BoundMessage = { type: 'bound', port: bound };
+        port.postMessage(message);
+      },
+      (err: unknown) => {
+        throw err;
+      },
+    );
   });
   socket.on('error', (err) => {
     throw err;
   });
   socket.bind(data.port, data.host);
+}
+
+/**
+ * Answers framed queries on one TCP connection: every complete frame in a
+ * 'data' chunk is answered in order, writes corked into one segment, as the
+ * engine's transport does. Assumes a well-behaved client (the load
+ * generator): a zero-length or runt frame closes the connection.
+ */
+function serveTcpConnection(conn: net.Socket): void {
+  let partial: Buffer | null = null;
+  conn.setNoDelay(true);
+  conn.on('data', (data: Buffer) => {
+    const buf = partial === null ? data : Buffer.concat([partial, data]);
+    partial = null;
+    let off = 0;
+    conn.cork();
+    while (buf.length - off >= 2) {
+      const frameLen = (buf[off] << 8) | buf[off + 1];
+      if (buf.length - off - 2 < frameLen) break;
+      const frame = buf.subarray(off + 2, off + 2 + frameLen);
+      off += 2 + frameLen;
+      if (frameLen < HEADER_LEN || (frame[2] & FLAG_QR) !== 0) {
+        conn.destroy();
+        return;
+      }
+      const reply = Buffer.allocUnsafe(OUT_BUF_LEN + 2);
+      const len = writeReply(frame, frameLen, reply, 2);
+      reply[0] = len >>> 8;
+      reply[1] = len & 0xff;
+      conn.write(reply.subarray(0, len + 2));
+    }
+    conn.uncork();
+    if (off < buf.length) partial = Buffer.from(buf.subarray(off));
+  });
+  conn.on('end', () => conn.end());
+  conn.on('error', () => conn.destroy());
+}
+
+/** Starts the worker's TCP listener on host:port (reusePort); resolves once it listens. */
+function listenTcp(host: string, port: number): Promise<void> {
+  const server = net.createServer(serveTcpConnection);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, reusePort: true, backlog: 511 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function noop(): void {}
@@ -172,8 +242,8 @@ interface MessagePortLike {
  * Starts one worker bound to host:port and resolves with the port it bound.
  * Rejects if the worker fails or exits before binding.
  */
-function startWorker(host: string, port: number): Promise<number> {
-  const data: ResponderWorkerData = { host, port };
+function startWorker(host: string, port: number, tcp: boolean): Promise<number> {
+  const data: ResponderWorkerData = { host, port, tcp };
   const worker = new Worker(new URL(import.meta.url), { workerData: data });
   return new Promise((resolve, reject) => {
     worker.once('message', (msg: BoundMessage) => resolve(msg.port));
@@ -198,6 +268,7 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '0' },
       workers: { type: 'string', default: '1' },
       host: { type: 'string', default: '127.0.0.1' },
+      tcp: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -210,9 +281,10 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => process.exit(0));
 
   // The first worker settles the port (it may be 0); the rest join it.
-  const boundPort = await startWorker(values.host, port);
+  const tcp = values.tcp === true;
+  const boundPort = await startWorker(values.host, port, tcp);
   const rest: Promise<number>[] = [];
-  for (let i = 1; i < workers; i++) rest.push(startWorker(values.host, boundPort));
+  for (let i = 1; i < workers; i++) rest.push(startWorker(values.host, boundPort, tcp));
   await Promise.all(rest);
   process.stdout.write(`${JSON.stringify({ ready: true, port: boundPort })}\n`);
 }

@@ -1,127 +1,101 @@
-// Bench only, main thread, cold. End-to-end load test: dnsperf at saturation on
-// loopback against the bare dgram responder (the machine's ceiling) and the
-// real server, runs interleaved, headline = engine/bare ratio of median QPS.
+// Bench only, main thread, cold. End-to-end load test: the real server
+// (production entry point, generated config) on loopback in every scenario of
+// bench/lib/scenarios.ts, against the bare dgram responder as the machine's
+// ceiling, in one interleaved run. For each scenario: QPS at saturation, and
+// p50/p99/p99.9 at a fixed offered load, with the server's CPU and RSS;
+// repeated, reported as median and spread. Headline = engine/bare QPS for one
+// A name, round-robin over 3 servers.
 //
-// Usage: npx node bench/e2e.ts [--runs 3] [--duration 10] [--workers 1]
-//          [--target bare|engine] [--quick] [--percentiles] [--clients 8] [--outstanding 100]
+// Usage: npx node bench/e2e.ts [--quick] [--runs 3] [--duration 5] [--fixed-duration 5]
+//          [--headline-runs N] [--rate 20000] [--warmup 1] [--workers 1] [--scenarios a,b] [--skip a,b]
+//          [--generator auto|dnsperf|own] [--clients 8] [--outstanding 100]
+//          [--health-servers 1000] [--health-interval 1] [--engine-entry P] [--json FILE]
 //
-//   e2e ──spawn──▶ bare-responder.ts --port 0      ──stdout──▶ {"ready":true,"port":P}
-//       ──spawn──▶ src/cli/opengslb.js --config Y  ◀──poll──── DNS probe until it answers
-//       ──spawn──▶ dnsperf -l D (stdout → temp file; this process stays idle while it runs)
-//       repeat: bare, engine, bare, engine, … then median per target → table + JSON
-//
-// The e2e process reads nothing while dnsperf runs: on a 2-core box a third busy
-// process would steal time from the target or the load generator.
+//   start every target except "exclusive" ones (health checks load the main thread)
+//   warm each up (not recorded)
+//   repeat R times, scenarios in order (each ceiling right before what it bounds):
+//     [start exclusive target, warm up]  saturation pass  fixed-load pass  [stop it]
+//   stop everything → summaries, goals → bench/results/e2e-<time>.{json,md,svg}
+//                                        (or, with --json FILE, the raw result for bench/run.ts)
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import dnsPacket from 'dns-packet';
+import { installSignalHandlers, isStopping, onCleanup, stopAll, type ManagedChild } from './lib/children.ts';
+import { findDnsperf, runPass, dnsperfArgs, loadgenArgs, type GeneratorName } from './lib/generators.ts';
+import { Histogram, PLOT_QUANTILES } from './lib/histogram.ts';
+import { describeLoad, describeMachine } from './lib/proc.ts';
+import { renderE2eMarkdown, renderSvg, type E2eResult, type FixedSummary, type Goal, type RunFigures, type ScenarioSummary, type Spread } from './lib/report.ts';
+import { BARE, HEADLINE, SCENARIOS, type Scenario } from './lib/scenarios.ts';
+import { ENGINE_ENTRY, findKnot, repoRelative, startBackends, startBare, startEngine, startKnot, type RunningTarget } from './lib/targets.ts';
 
-type TargetName = 'bare' | 'engine';
+const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+const READY_TIMEOUT_MS = 60_000;
+/** Let an exclusive target's health checks reach their steady rhythm before measuring. */
+const SETTLE_MS = 2_000;
 
-interface Options {
+export interface E2eOptions {
+  readonly quick: boolean;
   readonly runs: number;
+  /** Repetitions of the headline pair (bare, a-rr-3); extra ones beyond `runs` are saturation only. */
+  readonly headlineRuns: number;
   readonly durationSec: number;
+  readonly fixedDurationSec: number;
+  readonly rate: number;
   readonly warmupSec: number;
   readonly workers: number;
-  readonly targets: readonly TargetName[];
+  readonly scenarios: readonly string[];
+  readonly generator: 'auto' | GeneratorName;
   readonly clients: number;
   readonly outstanding: number;
-  readonly percentiles: boolean;
-  readonly quick: boolean;
-  /** Absolute path of the engine entry point (default src/cli/opengslb.js). */
+  readonly healthServers: number;
+  readonly healthIntervalSec: number;
   readonly engineEntry: string;
+  readonly json: string | null;
 }
-
-/** Figures parsed from one dnsperf run, plus CPU used by each side. */
-interface RunFigures {
-  target: TargetName;
-  run: number;
-  qps: number;
-  sent: number;
-  completed: number;
-  lost: number;
-  runTimeSec: number;
-  avgLatencyMs: number;
-  minLatencyMs: number;
-  maxLatencyMs: number;
-  stddevLatencyMs: number;
-  responseCodes: Record<string, number>;
-  /** CPU time of the target process (all threads) over the run, as % of one core; null off Linux. */
-  targetCpuPct: number | null;
-  /** CPU time of dnsperf over the run, as % of one core; null off Linux. */
-  dnsperfCpuPct: number | null;
-  /** Only with --percentiles (dnsperf -v): per-query latency percentiles in ms. */
-  p50Ms: number | null;
-  p99Ms: number | null;
-  p999Ms: number | null;
-  /** dnsperf's statistics block, verbatim. */
-  dnsperfStats: string;
-}
-
-interface RunningTarget {
-  readonly name: TargetName;
-  readonly child: ManagedChild;
-  readonly port: number;
-  readonly command: readonly string[];
-  /** The answer to the readiness probe, e.g. ["10.0.0.1"]. */
-  readonly probeAnswer: readonly string[];
-}
-
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const REPO_DIR = path.dirname(BENCH_DIR);
-const RESULTS_DIR = path.join(BENCH_DIR, 'results');
-const BARE_ENTRY = path.join(BENCH_DIR, 'bare-responder.ts');
-const ENGINE_ENTRY = path.join(REPO_DIR, 'src', 'cli', 'opengslb.js');
-
-const QNAME = 'app.bench.test';
-const HOST = '127.0.0.1';
-const READY_TIMEOUT_MS = 15_000;
-const PROBE_TIMEOUT_MS = 500;
-const PROBE_INTERVAL_MS = 200;
-const KILL_GRACE_MS = 3_000;
-// dnsperf stops sending at -l, then waits up to -t (5 s default) for stragglers.
-const DNSPERF_GRACE_MS = 20_000;
-const TAIL_BYTES = 8_192;
-// Per-query latency histogram (--percentiles): 1 µs buckets up to 1 s, plus overflow.
-const HIST_MAX_US = 1_000_000;
-
-/* ───────────────────────────── options ───────────────────────────── */
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`e2e: ${message}\n`);
   process.exit(code);
 }
 
-function readInt(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+function log(message: string): void {
+  process.stderr.write(`e2e: ${message}\n`);
+}
+
+function readNum(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) fail(`--${name}: "${raw}" is not an integer in ${min}-${max}`, 2);
+  if (!Number.isFinite(value) || value < min || value > max) fail(`--${name}: "${raw}" is not a number in ${min}-${max}`, 2);
   return value;
 }
 
 /** Parses the command line; exits 2 on a bad flag. */
-function readOptions(): Options {
+export function readOptions(argv: string[]): E2eOptions {
   let parsed;
   try {
     parsed = parseArgs({
+      args: argv,
       options: {
+        quick: { type: 'boolean', default: false },
         runs: { type: 'string' },
+        'headline-runs': { type: 'string' },
         duration: { type: 'string' },
+        'fixed-duration': { type: 'string' },
+        rate: { type: 'string' },
+        warmup: { type: 'string' },
         workers: { type: 'string' },
-        target: { type: 'string' },
+        scenarios: { type: 'string' },
+        skip: { type: 'string' },
+        generator: { type: 'string' },
         clients: { type: 'string' },
         outstanding: { type: 'string' },
+        'health-servers': { type: 'string' },
+        'health-interval': { type: 'string' },
         'engine-entry': { type: 'string' },
-        quick: { type: 'boolean', default: false },
-        percentiles: { type: 'boolean', default: false },
+        json: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -131,447 +105,47 @@ function readOptions(): Options {
   }
   const v = parsed.values;
   if (v.help) {
-    process.stdout.write(
-      'usage: npx node bench/e2e.ts [--runs 3] [--duration 10] [--workers 1] [--target bare|engine]\n' +
-        '                             [--quick] [--percentiles] [--clients 8] [--outstanding 100]\n' +
-        '                             [--engine-entry src/cli/opengslb.js]\n' +
-        '  --quick        1 run of 3 s per target (explicit --runs/--duration still win)\n' +
-        '  --percentiles  dnsperf -v: per-query p50/p99/p99.9; costs dnsperf CPU, so QPS drops\n' +
-        '  --engine-entry another build of the server to bench (same --config contract)\n',
-    );
+    process.stdout.write(`usage: npx node bench/e2e.ts [--quick] [--runs N] [--headline-runs N] [--duration S] [--fixed-duration S] [--rate QPS]
+       [--warmup S] [--workers N] [--scenarios a,b] [--skip a,b] [--generator auto|dnsperf|own]
+       [--clients N] [--outstanding N] [--health-servers N] [--health-interval S] [--engine-entry P] [--json FILE]
+scenarios: ${SCENARIOS.map((s) => s.id).join(', ')}
+`);
     process.exit(0);
   }
-  let targets: TargetName[] = ['bare', 'engine'];
-  if (v.target !== undefined) {
-    if (v.target !== 'bare' && v.target !== 'engine') fail(`--target: "${v.target}" is not one of bare, engine`, 2);
-    targets = [v.target];
-  }
   const quick = v.quick === true;
+  const known = new Set(SCENARIOS.map((s) => s.id));
+  const list = (raw: string | undefined): string[] => (raw === undefined ? [] : raw.split(',').map((x) => x.trim()).filter((x) => x !== ''));
+  for (const id of [...list(v.scenarios), ...list(v.skip)]) if (!known.has(id)) fail(`unknown scenario "${id}"; known: ${[...known].join(', ')}`, 2);
+  // Optional scenarios (Knot) run by default only in full runs, and only when installed (checked in runE2e).
+  const wanted = new Set(v.scenarios === undefined ? SCENARIOS.filter((s) => !(quick && s.optional === true)).map((s) => s.id) : list(v.scenarios));
+  for (const id of list(v.skip)) wanted.delete(id);
+  // A scenario's ceiling always runs with it: ratios need it.
+  for (const s of SCENARIOS) if (wanted.has(s.id) && s.ceiling !== null) wanted.add(s.ceiling);
+  const generator = v.generator ?? 'auto';
+  if (generator !== 'auto' && generator !== 'dnsperf' && generator !== 'own') fail(`--generator: "${generator}" is not one of auto, dnsperf, own`, 2);
+  const runs = readNum('runs', v.runs, quick ? 1 : 3, 1, 100);
   return {
-    runs: readInt('runs', v.runs, quick ? 1 : 3, 1, 100),
-    durationSec: readInt('duration', v.duration, quick ? 3 : 10, 1, 600),
-    warmupSec: quick ? 1 : 2,
-    workers: readInt('workers', v.workers, 1, 1, 64),
-    targets,
-    clients: readInt('clients', v.clients, 8, 1, 256),
-    outstanding: readInt('outstanding', v.outstanding, 100, 1, 65_535),
-    percentiles: v.percentiles === true,
     quick,
+    runs,
+    // A single 2 s pair decides nothing on a busy machine; the CI guard reads this ratio.
+    headlineRuns: Math.max(runs, readNum('headline-runs', v['headline-runs'], quick ? 3 : runs, 1, 100)),
+    durationSec: readNum('duration', v.duration, quick ? 2 : 5, 1, 600),
+    fixedDurationSec: readNum('fixed-duration', v['fixed-duration'], quick ? 2 : 5, 1, 600),
+    rate: readNum('rate', v.rate, 20_000, 100, 1_000_000),
+    warmupSec: readNum('warmup', v.warmup, 1, 0, 60),
+    workers: readNum('workers', v.workers, 1, 1, 64),
+    scenarios: SCENARIOS.filter((s) => wanted.has(s.id)).map((s) => s.id),
+    generator,
+    clients: readNum('clients', v.clients, 8, 1, 256),
+    outstanding: readNum('outstanding', v.outstanding, 100, 1, 65_535),
+    healthServers: readNum('health-servers', v['health-servers'], 1000, 3, 60_000),
+    healthIntervalSec: readNum('health-interval', v['health-interval'], 1, 1, 3600),
     engineEntry: path.resolve(v['engine-entry'] ?? ENGINE_ENTRY),
+    json: v.json ?? null,
   };
 }
 
-/* ───────────────────────── child processes ───────────────────────── */
-
-/** A spawned process whose output is drained into bounded tails and which cleanup() can always stop. */
-class ManagedChild {
-  readonly proc: ChildProcess;
-  readonly label: string;
-  readonly exited: Promise<void>;
-  exitCode: number | null = null;
-  exitSignal: NodeJS.Signals | null = null;
-  hasExited = false;
-  stdoutTail = '';
-  stderrTail = '';
-
-  constructor(label: string, proc: ChildProcess) {
-    this.label = label;
-    this.proc = proc;
-    liveChildren.add(this);
-    this.exited = new Promise((resolve) => {
-      proc.once('exit', (code, signal) => {
-        this.hasExited = true;
-        this.exitCode = code;
-        this.exitSignal = signal;
-        liveChildren.delete(this);
-        resolve();
-      });
-    });
-    // Drain both pipes (a full pipe would stall the child) into bounded tails.
-    proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stdoutTail = (this.stdoutTail + chunk).slice(-TAIL_BYTES);
-    });
-    proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderrTail = (this.stderrTail + chunk).slice(-TAIL_BYTES);
-    });
-  }
-
-  /** Describes how the child ended plus the end of its output, for error messages. */
-  describe(): string {
-    const how = this.hasExited ? `exited (code ${this.exitCode}, signal ${this.exitSignal})` : 'still running';
-    const out = this.stdoutTail.trim().split('\n').slice(-40).join('\n    ');
-    const err = this.stderrTail.trim().split('\n').slice(-40).join('\n    ');
-    return `${this.label} ${how}\n  stdout:\n    ${out || '(empty)'}\n  stderr:\n    ${err || '(empty)'}`;
-  }
-
-  /** Stops the child: SIGTERM, then SIGKILL after 3 s. Resolves once it has exited. */
-  async stop(): Promise<void> {
-    if (this.hasExited) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => {
-      if (!this.hasExited) this.proc.kill('SIGKILL');
-    }, KILL_GRACE_MS);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
-const liveChildren = new Set<ManagedChild>();
-let tempDir: string | null = null;
-/** Set by SIGINT/SIGTERM: the signal handler owns cleanup and the exit code from then on. */
-let stopping = false;
-
-/** Stops every child still running and removes the temp dir. Safe to call twice. */
-async function cleanup(): Promise<void> {
-  const stops: Promise<void>[] = [];
-  for (const child of liveChildren) stops.push(child.stop());
-  await Promise.all(stops);
-  if (tempDir !== null) {
-    fs.rmSync(tempDir, { recursive: true, force: true });
-    tempDir = null;
-  }
-}
-
-function installSignalHandlers(): void {
-  const onSignal = (signal: NodeJS.Signals, code: number): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`\ne2e: ${signal}: stopping spawned processes\n`);
-    cleanup().finally(() => process.exit(code));
-  };
-  process.on('SIGINT', () => onSignal('SIGINT', 130));
-  process.on('SIGTERM', () => onSignal('SIGTERM', 143));
-  // Last resort if something exits the process without cleanup(): no orphans.
-  process.on('exit', () => {
-    for (const child of liveChildren) child.proc.kill('SIGKILL');
-  });
-}
-
-/* ─────────────────────────────── DNS ─────────────────────────────── */
-
-/** Finds a port that is free for both UDP and TCP on 127.0.0.1 (the engine may bind both). */
-async function findFreePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const udp = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(0, HOST, () => resolve());
-    });
-    const port = udp.address().port;
-    const tcpFree = await new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, HOST, () => server.close(() => resolve(true)));
-    });
-    udp.close();
-    if (tcpFree) return port;
-  }
-  throw new Error('no port free for both UDP and TCP on 127.0.0.1 after 20 attempts');
-}
-
-interface ProbeResult {
-  readonly rcode: number;
-  readonly aa: boolean;
-  readonly addresses: string[];
-}
-
-/** Sends one A query for QNAME and resolves with the decoded reply, or null after timeoutMs. */
-function probeDns(port: number, timeoutMs: number): Promise<ProbeResult | null> {
-  const id = Math.floor(Math.random() * 0x10000);
-  const query = dnsPacket.encode({ type: 'query', id, flags: 0, questions: [{ type: 'A', name: QNAME }] });
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket('udp4');
-    let settled = false;
-    const finish = (result: ProbeResult | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.close();
-      resolve(result);
-    };
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    socket.on('error', () => finish(null));
-    socket.on('message', (msg: Buffer) => {
-      if (msg.length < 12 || msg.readUInt16BE(0) !== id) return;
-      let decoded;
-      try {
-        decoded = dnsPacket.decode(msg);
-      } catch {
-        // A reply dns-packet cannot decode is not a ready server; keep polling.
-        finish(null);
-        return;
-      }
-      const addresses: string[] = [];
-      for (const answer of decoded.answers ?? []) {
-        if (answer.type === 'A') addresses.push(answer.data);
-      }
-      finish({ rcode: msg[3] & 0x0f, aa: decoded.flag_aa, addresses });
-    });
-    socket.send(query, port, HOST);
-  });
-}
-
-/**
- * Polls with probeDns until the target answers NOERROR with at least one A
- * record. Throws after READY_TIMEOUT_MS, or as soon as the child exits.
- */
-async function waitForAnswer(child: ManagedChild, port: number): Promise<string[]> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let last = 'no reply';
-  while (Date.now() < deadline) {
-    if (child.hasExited) throw new Error(`${child.describe()}`);
-    const reply = await probeDns(port, PROBE_TIMEOUT_MS);
-    if (reply !== null) {
-      if (reply.rcode === 0 && reply.addresses.length > 0) return reply.addresses;
-      last = `rcode ${reply.rcode}, ${reply.addresses.length} A records`;
-    }
-    await sleep(PROBE_INTERVAL_MS);
-  }
-  throw new Error(`no NOERROR answer for ${QNAME} A on ${HOST}:${port} within ${READY_TIMEOUT_MS} ms (last: ${last})\n${child.describe()}`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/* ───────────────────────────── targets ───────────────────────────── */
-
-/** Starts the bare responder on an OS-chosen port and waits for its ready line and a valid answer. */
-async function startBare(workers: number): Promise<RunningTarget> {
-  const command = [process.execPath, BARE_ENTRY, '--port', '0', '--workers', String(workers)];
-  const child = new ManagedChild('bare-responder', spawn(command[0], command.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'pipe', 'pipe'] }));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ready line within ${READY_TIMEOUT_MS} ms\n${child.describe()}`)), READY_TIMEOUT_MS);
-    const lines = readline.createInterface({ input: child.proc.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const msg = JSON.parse(line) as { ready?: boolean; port?: number };
-        if (msg.ready === true && typeof msg.port === 'number') {
-          clearTimeout(timer);
-          resolve(msg.port);
-        }
-      } catch {
-        // Not the ready line; ignore.
-      }
-    });
-    child.exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(child.describe()));
-    });
-  });
-  const probeAnswer = await waitForAnswer(child, port);
-  return { name: 'bare', child, port, command, probeAnswer };
-}
-
-/** Renders the engine's benchmark config (see docs/benchmarks.md). */
-function renderEngineConfig(port: number, workers: number): string {
-  return [
-    'dns:',
-    `  listen_address: "${HOST}:${port}"`,
-    `  workers: ${workers}`,
-    '  zones: [bench.test]',
-    'regions:',
-    '  - name: r1',
-    '    servers:',
-    '      - { address: 10.0.0.1 }',
-    '      - { address: 10.0.0.2 }',
-    '      - { address: 10.0.0.3 }',
-    // Nothing listens at these addresses; the benchmark measures answering, not checking.
-    '    health_check: { type: none }',
-    'domains:',
-    '  - { name: app.bench.test, routing_algorithm: round-robin, regions: [r1] }',
-    'logging: { level: warn, format: json }',
-    '',
-  ].join('\n');
-}
-
-/** Starts the production entry point with a generated config and polls DNS until it answers. */
-async function startEngine(entry: string, workers: number, dir: string): Promise<{ target: RunningTarget; configText: string }> {
-  if (!fs.existsSync(entry)) {
-    throw new Error(`engine entry point ${repoRelative(entry)} not found; run with --target bare until it exists`);
-  }
-  const port = await findFreePort();
-  const configText = renderEngineConfig(port, workers);
-  const configPath = path.join(dir, 'engine.yaml');
-  fs.writeFileSync(configPath, configText, { mode: 0o600 });
-  const command = [process.execPath, entry, '--config', configPath];
-  const child = new ManagedChild('engine', spawn(command[0], command.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'pipe', 'pipe'] }));
-  const probeAnswer = await waitForAnswer(child, port);
-  return { target: { name: 'engine', child, port, command, probeAnswer }, configText };
-}
-
-/* ───────────────────────────── dnsperf ───────────────────────────── */
-
-/** Returns dnsperf's version ("2.10.0"), or exits 2 with an install hint when it is missing. */
-function findDnsperf(): string {
-  const result = spawnSync('dnsperf', ['-h'], { encoding: 'utf8', timeout: 10_000 });
-  if (result.error !== undefined) {
-    const code = (result.error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      process.stderr.write('dnsperf not found: install it with `apt-get install dnsperf`\n');
-      process.exit(2);
-    }
-    fail(`dnsperf -h failed: ${result.error.message}`);
-  }
-  const match = /Version\s+(\S+)/.exec(`${result.stdout}${result.stderr}`);
-  return match === null ? 'unknown' : match[1];
-}
-
-function dnsperfArgs(port: string, queryFile: string, durationSec: number, opts: Options): string[] {
-  // -c spreads queries over several source ports, so reusePort can spread them
-  // over workers; -q 100 keeps the target busy (Little's law: 100 in flight at
-  // 100k q/s is 1 ms) without the start-up burst that overflows a default
-  // receive buffer (-q 500 lost ~300 queries at start, each then holding an
-  // outstanding slot until the 5 s timeout). Measured, see docs/benchmarks.md.
-  const args = ['-s', HOST, '-p', port, '-d', queryFile, '-l', String(durationSec), '-c', String(opts.clients), '-q', String(opts.outstanding), '-T', '1'];
-  if (opts.percentiles) args.push('-v');
-  // Lost queries are counted in the statistics; one line each would flood the log.
-  args.push('-O', 'suppress=timeout');
-  return args;
-}
-
-/** Reads utime+stime of a process (all threads), in clock ticks; null off Linux. */
-function readProcTicks(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the ")" that closes comm: state is field 3, utime 14, stime 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return null;
-  }
-}
-
-/** Reads cutime+cstime of this process: CPU of children it has reaped, in ticks; null off Linux. */
-function readReapedChildTicks(): number | null {
-  try {
-    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[13]) + Number(fields[14]);
-  } catch {
-    return null;
-  }
-}
-
-const CLOCK_TICKS_PER_SEC = ((): number => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(r.stdout?.trim());
-  return Number.isInteger(n) && n > 0 ? n : 100;
-})();
-
-/** Converts dnsperf's seconds (µs resolution) to ms without float noise. */
-function secToMs(sec: number): number {
-  return Math.round(sec * 1e6) / 1000;
-}
-
-function num(re: RegExp, text: string): number {
-  const m = re.exec(text);
-  if (m === null) throw new Error(`dnsperf output has no match for ${re}`);
-  return Number(m[1]);
-}
-
-/** Parses dnsperf's "Statistics:" block. Throws when a figure is missing. */
-function parseDnsperf(text: string): Omit<RunFigures, 'target' | 'run' | 'targetCpuPct' | 'dnsperfCpuPct' | 'p50Ms' | 'p99Ms' | 'p999Ms'> {
-  const statsAt = text.indexOf('Statistics:');
-  if (statsAt < 0) throw new Error('dnsperf printed no "Statistics:" block');
-  const stats = text.slice(statsAt);
-  const responseCodes: Record<string, number> = {};
-  const codes = /Response codes:\s+(.*)/.exec(stats);
-  if (codes !== null) {
-    for (const m of codes[1].matchAll(/([A-Z]+) (\d+)/g)) responseCodes[m[1]] = Number(m[2]);
-  }
-  const lat = /Average Latency \(s\):\s+([\d.]+) \(min ([\d.]+), max ([\d.]+)\)/.exec(stats);
-  if (lat === null) throw new Error('dnsperf output has no "Average Latency" line');
-  return {
-    qps: num(/Queries per second:\s+([\d.]+)/, stats),
-    sent: num(/Queries sent:\s+(\d+)/, stats),
-    completed: num(/Queries completed:\s+(\d+)/, stats),
-    lost: num(/Queries lost:\s+(\d+)/, stats),
-    runTimeSec: num(/Run time \(s\):\s+([\d.]+)/, stats),
-    avgLatencyMs: secToMs(Number(lat[1])),
-    minLatencyMs: secToMs(Number(lat[2])),
-    maxLatencyMs: secToMs(Number(lat[3])),
-    stddevLatencyMs: secToMs(num(/Latency StdDev \(s\):\s+([\d.]+)/, stats)),
-    responseCodes,
-    dnsperfStats: stats.trim(),
-  };
-}
-
-/**
- * Builds latency percentiles from dnsperf -v lines ("> NOERROR name A 0.000123")
- * in the output file, after the run so this process stays idle during it.
- */
-async function readPercentiles(file: string): Promise<{ p50Ms: number; p99Ms: number; p999Ms: number } | null> {
-  const hist = new Uint32Array(HIST_MAX_US + 1);
-  let count = 0;
-  const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line.charCodeAt(0) !== 0x3e /* > */) continue;
-    const sec = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (!Number.isFinite(sec)) continue;
-    hist[Math.min(HIST_MAX_US, Math.round(sec * 1e6))]++;
-    count++;
-  }
-  if (count === 0) return null;
-  const at = (q: number): number => {
-    const rank = Math.ceil(q * count);
-    let seen = 0;
-    for (let us = 0; us <= HIST_MAX_US; us++) {
-      seen += hist[us];
-      if (seen >= rank) return us / 1000;
-    }
-    return HIST_MAX_US / 1000;
-  };
-  return { p50Ms: at(0.5), p99Ms: at(0.99), p999Ms: at(0.999) };
-}
-
-/**
- * Runs dnsperf once against a target with stdout in a temp file. Kills it if it
- * overruns -l by DNSPERF_GRACE_MS. Throws when it fails or prints no statistics.
- */
-async function runDnsperf(target: RunningTarget, queryFile: string, durationSec: number, opts: Options, dir: string, run: number): Promise<RunFigures> {
-  const outFile = path.join(dir, `dnsperf-${target.name}-${run}.out`);
-  const outFd = fs.openSync(outFile, 'w');
-  const targetTicks0 = readProcTicks(target.child.proc.pid);
-  const childTicks0 = readReapedChildTicks();
-  const args = dnsperfArgs(String(target.port), queryFile, durationSec, opts);
-  const child = new ManagedChild('dnsperf', spawn('dnsperf', args, { stdio: ['ignore', outFd, 'pipe'] }));
-  fs.closeSync(outFd);
-  const timer = setTimeout(() => child.proc.kill('SIGKILL'), durationSec * 1000 + DNSPERF_GRACE_MS);
-  await child.exited;
-  clearTimeout(timer);
-  const targetTicks1 = readProcTicks(target.child.proc.pid);
-  const childTicks1 = readReapedChildTicks();
-  if (target.child.hasExited) throw new Error(`target died during the run\n${target.child.describe()}`);
-  if (child.exitCode !== 0) throw new Error(`dnsperf ${args.join(' ')} failed\n${child.describe()}`);
-
-  // Without -v the file is ~25 lines; with -v the statistics are at its end.
-  const size = fs.statSync(outFile).size;
-  const tailStart = Math.max(0, size - 4096);
-  const fd = fs.openSync(outFile, 'r');
-  const tail = Buffer.alloc(size - tailStart);
-  fs.readSync(fd, tail, 0, tail.length, tailStart);
-  fs.closeSync(fd);
-  const figures = parseDnsperf(tail.toString('utf8'));
-  const pct = opts.percentiles ? await readPercentiles(outFile) : null;
-  fs.rmSync(outFile, { force: true });
-
-  const toPct = (a: number | null, b: number | null): number | null =>
-    a === null || b === null ? null : Math.round(((b - a) / CLOCK_TICKS_PER_SEC / figures.runTimeSec) * 1000) / 10;
-  return {
-    target: target.name,
-    run,
-    ...figures,
-    targetCpuPct: toPct(targetTicks0, targetTicks1),
-    dnsperfCpuPct: toPct(childTicks0, childTicks1),
-    p50Ms: pct?.p50Ms ?? null,
-    p99Ms: pct?.p99Ms ?? null,
-    p999Ms: pct?.p999Ms ?? null,
-  };
-}
-
-/* ───────────────────────────── report ───────────────────────────── */
+/* ───────────────────────────── summaries ───────────────────────────── */
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -579,174 +153,297 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-interface TargetSummary {
-  target: TargetName;
-  runs: number;
-  medianQps: number;
-  minQps: number;
-  maxQps: number;
-  medianAvgLatencyMs: number;
-  medianStddevLatencyMs: number;
-  medianP99Ms: number | null;
-  totalLost: number;
-  medianTargetCpuPct: number | null;
-  medianDnsperfCpuPct: number | null;
+function spread(values: ReadonlyArray<number | null>): Spread | null {
+  const xs = values.filter((x): x is number => x !== null && Number.isFinite(x));
+  if (xs.length === 0) return null;
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
 }
 
-function summarise(target: TargetName, runs: readonly RunFigures[]): TargetSummary {
-  const mine = runs.filter((r) => r.target === target);
-  const nullableMedian = (pick: (r: RunFigures) => number | null): number | null => {
-    const vals = mine.map(pick).filter((v): v is number => v !== null);
-    return vals.length === 0 ? null : median(vals);
-  };
-  return {
-    target,
-    runs: mine.length,
-    medianQps: median(mine.map((r) => r.qps)),
-    minQps: Math.min(...mine.map((r) => r.qps)),
-    maxQps: Math.max(...mine.map((r) => r.qps)),
-    medianAvgLatencyMs: median(mine.map((r) => r.avgLatencyMs)),
-    medianStddevLatencyMs: median(mine.map((r) => r.stddevLatencyMs)),
-    medianP99Ms: nullableMedian((r) => r.p99Ms),
-    totalLost: mine.reduce((sum, r) => sum + r.lost, 0),
-    medianTargetCpuPct: nullableMedian((r) => r.targetCpuPct),
-    medianDnsperfCpuPct: nullableMedian((r) => r.dnsperfCpuPct),
-  };
-}
+const medianOrNull = (values: ReadonlyArray<number | null>): number | null => spread(values)?.median ?? null;
 
-const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
-const fmtMs = (n: number | null): string => (n === null ? '–' : n.toFixed(3));
-const fmtPct = (n: number | null): string => (n === null ? '–' : `${n.toFixed(0)}%`);
-
-function renderMarkdown(summaries: readonly TargetSummary[], runs: readonly RunFigures[], ratio: number | null, opts: Options, dnsperfCmd: string): string {
-  const out: string[] = [];
-  out.push(`### e2e: ${opts.runs} × ${opts.durationSec} s per target, ${opts.workers} worker(s)`, '');
-  out.push(`\`${dnsperfCmd}\``, '');
-  out.push('| target | runs | median QPS | min QPS | max QPS | median avg latency (ms) | median latency stddev (ms) |' + (opts.percentiles ? ' median p99 (ms) |' : '') + ' lost | target CPU | dnsperf CPU |');
-  out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |' + (opts.percentiles ? ' ---: |' : '') + ' ---: | ---: | ---: |');
-  for (const s of summaries) {
-    out.push(
-      `| ${s.target} | ${s.runs} | ${fmtInt(s.medianQps)} | ${fmtInt(s.minQps)} | ${fmtInt(s.maxQps)} | ${fmtMs(s.medianAvgLatencyMs)} | ${fmtMs(s.medianStddevLatencyMs)} |` +
-        (opts.percentiles ? ` ${fmtMs(s.medianP99Ms)} |` : '') +
-        ` ${fmtInt(s.totalLost)} | ${fmtPct(s.medianTargetCpuPct)} | ${fmtPct(s.medianDnsperfCpuPct)} |`,
-    );
-  }
-  out.push('');
-  if (ratio !== null) out.push(`**engine / bare (median QPS): ${ratio.toFixed(3)}**`, '');
-  out.push('| run | target | QPS | avg (ms) | stddev (ms) | min (ms) | max (ms) |' + (opts.percentiles ? ' p50 | p99 | p99.9 |' : '') + ' lost | target CPU |');
-  out.push('| ---: | --- | ---: | ---: | ---: | ---: | ---: |' + (opts.percentiles ? ' ---: | ---: | ---: |' : '') + ' ---: | ---: |');
+/** Merges the fixed-load histograms of all runs into the percentile curve the chart plots. */
+function curveOf(runs: readonly RunFigures[]): Array<[number, number]> {
+  const merged = new Histogram();
   for (const r of runs) {
-    out.push(
-      `| ${r.run} | ${r.target} | ${fmtInt(r.qps)} | ${fmtMs(r.avgLatencyMs)} | ${fmtMs(r.stddevLatencyMs)} | ${fmtMs(r.minLatencyMs)} | ${fmtMs(r.maxLatencyMs)} |` +
-        (opts.percentiles ? ` ${fmtMs(r.p50Ms)} | ${fmtMs(r.p99Ms)} | ${fmtMs(r.p999Ms)} |` : '') +
-        ` ${fmtInt(r.lost)} | ${fmtPct(r.targetCpuPct)} |`,
-    );
+    if (r.histogram === null) continue;
+    const counts = new Float64Array(merged.counts.length);
+    for (const [i, c] of r.histogram) counts[i] = c;
+    merged.merge(new Histogram(counts));
   }
-  return out.join('\n') + '\n';
+  if (merged.total === 0) return [];
+  return PLOT_QUANTILES.map((q) => [q, merged.quantileMs(q) as number]);
 }
 
-/** Shortens absolute paths inside the repo to repo-relative ones, for the report. */
-function repoRelative(arg: string): string {
-  return arg.startsWith(REPO_DIR + path.sep) ? arg.slice(REPO_DIR.length + 1) : arg;
+function summarise(s: Scenario, runs: readonly RunFigures[], ceiling: ScenarioSummary | null, ceilingRuns: readonly RunFigures[]): ScenarioSummary {
+  const sat = runs.filter((r) => r.mode === 'saturation');
+  const fixedRuns = runs.filter((r) => r.mode === 'fixed');
+  const qps = spread(sat.map((r) => r.qps));
+  let fixed: FixedSummary | null = null;
+  if (fixedRuns.length > 0) {
+    fixed = {
+      offeredQps: fixedRuns[0].offeredQps ?? 0,
+      achievedQps: spread(fixedRuns.map((r) => r.qps)) as Spread,
+      p50Ms: spread(fixedRuns.map((r) => r.p50Ms)) as Spread,
+      p99Ms: spread(fixedRuns.map((r) => r.p99Ms)) as Spread,
+      p999Ms: spread(fixedRuns.map((r) => r.p999Ms)) as Spread,
+      cpuPct: medianOrNull(fixedRuns.map((r) => r.targetCpuPct)),
+      lost: fixedRuns.reduce((n, r) => n + r.lost, 0),
+      curve: curveOf(fixedRuns),
+    };
+  }
+  const rss = runs.map((r) => r.rssBytes).filter((x): x is number => x !== null);
+  const peak = runs.map((r) => r.peakRssBytes).filter((x): x is number => x !== null);
+  // Paired ratios: each repetition's run against the ceiling's run of the same repetition.
+  const paired: number[] = [];
+  for (const r of sat) {
+    const c = ceilingRuns.find((x) => x.mode === 'saturation' && x.rep === r.rep);
+    if (c !== undefined && c.qps > 0) paired.push(r.qps / c.qps);
+  }
+  const ceilingP99 = ceiling?.fixed?.p99Ms.median ?? null;
+  const usPerQuery = spread(sat.map((r) => (r.targetCpuPct === null || r.qps <= 0 ? null : (r.targetCpuPct / 100 / r.qps) * 1e6)));
+  const threadNames = new Set(sat.flatMap((r) => Object.keys(r.threadCpuPct ?? {})));
+  const threads: Record<string, number> = {};
+  for (const name of threadNames) threads[name] = median(sat.map((r) => r.threadCpuPct?.[name] ?? 0));
+  return {
+    id: s.id,
+    meaning: s.meaning,
+    target: s.target,
+    transport: s.transport,
+    ceiling: s.ceiling,
+    qps,
+    cpuPctAtSaturation: medianOrNull(sat.map((r) => r.targetCpuPct)),
+    threadCpuPctAtSaturation: threadNames.size === 0 ? null : threads,
+    cpuUsPerQuery: usPerQuery,
+    lostAtSaturation: sat.reduce((n, r) => n + r.lost, 0),
+    fixed,
+    rssMb: rss.length === 0 ? null : Math.round(Math.max(...rss) / 1e5) / 10,
+    peakRssMb: peak.length === 0 ? null : Math.round(Math.max(...peak) / 1e5) / 10,
+    qpsVsCeiling: ceiling?.qps != null && qps !== null ? qps.median / ceiling.qps.median : null,
+    pairedQpsVsCeiling: ceiling === null ? null : spread(paired),
+    cpuEfficiencyVsCeiling: ceiling?.cpuUsPerQuery != null && usPerQuery !== null ? ceiling.cpuUsPerQuery.median / usPerQuery.median : null,
+    p99VsCeiling: ceilingP99 !== null && fixed !== null && ceilingP99 > 0 ? fixed.p99Ms.median / ceilingP99 : null,
+  };
 }
 
-function log(message: string): void {
-  process.stderr.write(`e2e: ${message}\n`);
+/** Evaluates the issue's goals (docs/benchmarks.md) from the summaries. */
+function evaluateGoals(summaries: readonly ScenarioSummary[], rate: number): { headline: number | null; headlineCpu: number | null; goals: Goal[] } {
+  const by = (id: string): ScenarioSummary | undefined => summaries.find((s) => s.id === id);
+  const head = by(HEADLINE);
+  const headline = head?.qpsVsCeiling ?? null;
+  const cost = (id: string): number | null => {
+    const s = by(id);
+    return s?.qps != null && head?.qps != null ? 1 - s.qps.median / head.qps.median : null;
+  };
+  // The same cost from server CPU per answer: 1 − (3-server µs/query ÷ this one's).
+  const cpuCost = (id: string): number | null => {
+    const s = by(id);
+    return s?.cpuUsPerQuery != null && head?.cpuUsPerQuery != null ? 1 - head.cpuUsPerQuery.median / s.cpuUsPerQuery.median : null;
+  };
+  const check = (name: string, value: number | null, cpuValue: number | null, target: string, ok: (v: number) => boolean): Goal => ({
+    name,
+    value,
+    cpuValue,
+    target,
+    met: value === null ? null : ok(value),
+  });
+  const headCpu = head?.cpuEfficiencyVsCeiling ?? null;
+  const rateText = rate.toLocaleString('en-US');
+  return {
+    headline,
+    headlineCpu: head?.cpuEfficiencyVsCeiling ?? null,
+    goals: [
+      check('engine / bare QPS, round-robin on 3 servers', headline, headCpu, '≥ 0.85', (v) => v >= 0.85),
+      check('QPS cost of 1 000 servers behind one name vs 3', cost('rr-1000'), cpuCost('rr-1000'), '< 0.10', (v) => v < 0.1),
+      check('QPS cost of 10 000 names vs one name', cost('names-10k'), cpuCost('names-10k'), '< 0.10', (v) => v < 0.1),
+      check(`median latency at ${rateText} q/s offered (ms)`, head?.fixed?.p50Ms.median ?? null, null, '≤ 0.200', (v) => v <= 0.2),
+      check(`p99 engine / bare at ${rateText} q/s offered`, head?.p99VsCeiling ?? null, null, '≤ 1.5', (v) => v <= 1.5),
+      check('regression guard (CI): engine / bare QPS', headline, headCpu, '≥ 0.5', (v) => v >= 0.5),
+    ],
+  };
 }
 
 /* ─────────────────────────────── main ─────────────────────────────── */
 
-async function main(): Promise<void> {
-  const opts = readOptions();
-  const dnsperfVersion = findDnsperf();
-  installSignalHandlers();
+/** Runs the whole e2e benchmark and returns its result; throws when a target fails. */
+export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
   const startedAt = new Date();
+  const loadBefore = describeLoad();
+  const dnsperfVersion = findDnsperf();
+  let generator: GeneratorName;
+  let note: string;
+  if (opts.generator === 'dnsperf' && dnsperfVersion === null) fail('dnsperf not found: install it with `apt-get install dnsperf`, or use --generator own', 2);
+  if (opts.generator === 'own' || (opts.generator === 'auto' && dnsperfVersion === null)) {
+    generator = 'own';
+    note =
+      (dnsperfVersion === null ? 'dnsperf is not installed (`apt-get install dnsperf`), so ' : 'Chosen with --generator own: ') +
+      "the project's own generator (bench/loadgen.ts) drives the load. It spends about as much CPU per query as the server (~10 µs), so at " +
+      'saturation both run near a full core and the ratios hold, but over TCP it stops at about half of what dnsperf reaches, and its ' +
+      'fixed-load pacer spins a core, which makes its p99 higher than dnsperf\'s: compare p99 only as a ratio within one run.';
+  } else {
+    generator = 'dnsperf';
+    note = 'dnsperf at saturation without -v (so it stays fast), and at the fixed load with -Q and -v (one latency line per reply).';
+  }
+  const knotVersion = opts.scenarios.includes('knot') ? findKnot() : null;
+  const scenarios = SCENARIOS.filter((s) => opts.scenarios.includes(s.id) && !(s.target === 'knot' && knotVersion === null));
+  if (opts.scenarios.includes('knot') && knotVersion === null) log('knotd not found (apt-get install knot): the knot scenario is skipped');
+  log(`generator ${generator}${generator === 'dnsperf' ? ` ${dnsperfVersion}` : ''}; scenarios: ${scenarios.map((s) => s.id).join(', ')}`);
 
-  tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'opengslb-bench-'));
-  const queryFile = path.join(tempDir, 'queries.txt');
-  fs.writeFileSync(queryFile, `${QNAME} A\n`, { mode: 0o600 });
-
-  const targets: RunningTarget[] = [];
-  let engineConfig: string | null = null;
-  for (const name of opts.targets) {
-    log(`starting ${name} (${opts.workers} worker(s))`);
-    if (name === 'bare') {
-      targets.push(await startBare(opts.workers));
-    } else {
-      const started = await startEngine(opts.engineEntry, opts.workers, tempDir);
-      targets.push(started.target);
-      engineConfig = started.configText;
-    }
-    const t = targets[targets.length - 1];
-    log(`${name} ready on ${HOST}:${t.port}, answers ${t.probeAnswer.join(' ')}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opengslb-bench-'));
+  onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const queryFiles = new Map<string, string>();
+  for (const s of scenarios) {
+    const file = path.join(dir, `${s.id}.queries`);
+    fs.writeFileSync(file, `${s.queries().join('\n')}\n`, { mode: 0o600 });
+    queryFiles.set(s.id, file);
   }
 
-  // Warm-up: lets V8 optimise the hot path before anything is recorded.
-  for (const t of targets) {
-    log(`warm-up ${t.name}: ${opts.warmupSec} s`);
-    await runDnsperf(t, queryFile, opts.warmupSec, opts, tempDir, 0);
+  let backendPort = 0;
+  let backends: ManagedChild | null = null;
+  if (scenarios.some((s) => s.needsBackends)) {
+    const b = await startBackends(1);
+    backends = b.child;
+    backendPort = b.port;
+    log(`HTTP backends on 0.0.0.0:${backendPort} (bench/health-scale.ts --role servers)`);
+  }
+  const ctx = { workers: opts.workers, backendPort, healthServers: opts.healthServers, healthIntervalSec: opts.healthIntervalSec };
+  const start = async (s: Scenario): Promise<RunningTarget> => {
+    const t =
+      s.target === 'bare'
+        ? await startBare(s, opts.workers, READY_TIMEOUT_MS)
+        : s.target === 'knot'
+          ? await startKnot(s, opts.workers, dir, READY_TIMEOUT_MS)
+          : await startEngine(s, opts.engineEntry, ctx, dir, READY_TIMEOUT_MS);
+    log(`${s.id} ready on port ${t.port} in ${t.startMs} ms, answers ${t.probeAnswer.join(' ')}`);
+    return t;
+  };
+  const pass = (t: RunningTarget, rep: number, durationSec: number, rate: number | null, tag: string): Promise<RunFigures> =>
+    runPass(t, rep, { generator, durationSec, rate, clients: opts.clients, outstanding: opts.outstanding, queryFile: queryFiles.get(t.scenario.id) as string, dir, tag });
+
+  const running = new Map<string, RunningTarget>();
+  const configs: Record<string, string> = {};
+  const commands: Record<string, string> = {};
+  const tails: Record<string, { stdout: string; stderr: string }> = {};
+  const remember = (t: RunningTarget): void => {
+    if (t.configText !== null) configs[t.scenario.id] = t.configText;
+    commands[t.scenario.id] = t.command.map(repoRelative).join(' ');
+  };
+  const keepTail = (t: RunningTarget): void => {
+    tails[t.scenario.id] = { stdout: t.child.stdoutTail.slice(-2048), stderr: t.child.stderrTail.slice(-2048) };
+  };
+  for (const s of scenarios) {
+    if (s.exclusive) continue;
+    const t = await start(s);
+    running.set(s.id, t);
+    remember(t);
+  }
+  if (opts.warmupSec > 0) {
+    for (const t of running.values()) await pass(t, 0, opts.warmupSec, null, 'warmup');
+    log(`warmed up ${running.size} targets, ${opts.warmupSec} s each`);
   }
 
-  // Interleaved so slow drift (thermal, neighbours) hits every target alike.
   const runs: RunFigures[] = [];
-  for (let run = 1; run <= opts.runs; run++) {
-    for (const t of targets) {
-      log(`run ${run}/${opts.runs} ${t.name}: ${opts.durationSec} s`);
-      const figures = await runDnsperf(t, queryFile, opts.durationSec, opts, tempDir, run);
-      log(`  ${fmtInt(figures.qps)} q/s, avg ${fmtMs(figures.avgLatencyMs)} ms, lost ${figures.lost}, target CPU ${fmtPct(figures.targetCpuPct)}`);
-      runs.push(figures);
+  const headlinePair = new Set([BARE, HEADLINE]);
+  for (let rep = 1; rep <= opts.headlineRuns; rep++) {
+    const extra = rep > opts.runs;
+    for (const s of scenarios) {
+      if (extra && !headlinePair.has(s.id)) continue;
+      let t = running.get(s.id);
+      if (t === undefined) {
+        t = await start(s);
+        remember(t);
+        await new Promise((r) => setTimeout(r, SETTLE_MS));
+        if (opts.warmupSec > 0) await pass(t, 0, opts.warmupSec, null, 'warmup');
+      }
+      const sat = await pass(t, rep, opts.durationSec, null, `sat-${rep}`);
+      runs.push(sat);
+      const satText = `${Math.round(sat.qps).toLocaleString('en-US')} q/s (CPU ${sat.targetCpuPct ?? '–'} %, lost ${sat.lost})`;
+      if (extra) {
+        log(`run ${rep}/${opts.headlineRuns} ${s.id} (headline pair, saturation only): ${satText}`);
+      } else {
+        const fixed = await pass(t, rep, opts.fixedDurationSec, opts.rate, `fixed-${rep}`);
+        runs.push(fixed);
+        log(`run ${rep}/${opts.runs} ${s.id}: ${satText}; at ${opts.rate} q/s p50 ${fixed.p50Ms} p99 ${fixed.p99Ms} p99.9 ${fixed.p999Ms} ms (lost ${fixed.lost})`);
+      }
+      if (s.exclusive) {
+        keepTail(t);
+        await t.child.stop();
+      }
     }
   }
+  for (const t of running.values()) keepTail(t);
+  await Promise.all([...running.values()].map((t) => t.child.stop()));
+  await backends?.stop();
 
-  const summaries = opts.targets.map((name) => summarise(name, runs));
-  const bare = summaries.find((s) => s.target === 'bare');
-  const engine = summaries.find((s) => s.target === 'engine');
-  const ratio = bare !== undefined && engine !== undefined ? engine.medianQps / bare.medianQps : null;
-  const dnsperfCmd = `dnsperf ${dnsperfArgs('<port>', '<queries.txt>', opts.durationSec, opts).join(' ')}`;
-
-  const cpus = os.cpus();
-  const report = {
+  // Ceilings first, so every other summary can refer to its ceiling's.
+  const summaries: ScenarioSummary[] = [];
+  const byId = new Map<string, ScenarioSummary>();
+  for (const s of [...scenarios.filter((x) => x.ceiling === null), ...scenarios.filter((x) => x.ceiling !== null)]) {
+    const sum = summarise(s, runs.filter((r) => r.scenario === s.id), s.ceiling === null ? null : (byId.get(s.ceiling) ?? null), runs.filter((r) => r.scenario === s.ceiling));
+    byId.set(s.id, sum);
+  }
+  for (const s of scenarios) summaries.push(byId.get(s.id) as ScenarioSummary);
+  const { headline, headlineCpu, goals } = evaluateGoals(summaries, opts.rate);
+  const sample = { durationSec: opts.durationSec, rate: null, clients: opts.clients, outstanding: opts.outstanding };
+  const fixedSample = { ...sample, durationSec: opts.fixedDurationSec, rate: opts.rate };
+  const genCommand = (o: typeof sample | typeof fixedSample, tcp: boolean): string =>
+    generator === 'dnsperf' ? `dnsperf ${dnsperfArgs('<port>', '<queries>', o, tcp).join(' ')}` : `node ${loadgenArgs('<port>', '<queries>', o, tcp).map(repoRelative).join(' ')}`;
+  return {
     schema: 1,
+    kind: 'e2e',
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
-    machine: {
-      cpuModel: cpus[0]?.model ?? 'unknown',
-      nproc: os.availableParallelism(),
-      totalMemoryBytes: os.totalmem(),
-      os: `${os.type()} ${os.release()} ${os.arch()}`,
-      node: process.version,
-      dnsperf: dnsperfVersion,
-    },
-    options: opts,
+    machine: describeMachine({ dnsperf: dnsperfVersion, knot: knotVersion }),
+    load: { before: loadBefore, after: describeLoad() },
+    generator: { name: generator, version: generator === 'dnsperf' ? dnsperfVersion : null, note },
+    options: { ...opts, engineEntry: repoRelative(opts.engineEntry) },
     commands: {
-      dnsperf: dnsperfCmd,
-      queryFile: `${QNAME} A`,
-      targets: Object.fromEntries(targets.map((t) => [t.name, t.command.map(repoRelative).join(' ')])),
+      ...commands,
+      saturation: genCommand(sample, false),
+      fixed: genCommand(fixedSample, false),
+      saturationTcp: genCommand(sample, true),
+      fixedTcp: genCommand(fixedSample, true),
     },
-    engineConfig,
-    probeAnswers: Object.fromEntries(targets.map((t) => [t.name, t.probeAnswer])),
-    summary: summaries,
-    ratioEngineToBareMedianQps: ratio,
+    configs,
+    summaries,
+    headline,
+    headlineCpu,
+    goals,
     runs,
-    // What the targets printed (the engine logs at warn), to spot errors under load.
-    outputTails: Object.fromEntries(targets.map((t) => [t.name, { stdout: t.child.stdoutTail.slice(-2048), stderr: t.child.stderrTail.slice(-2048) }])),
+    outputTails: tails,
   };
-
-  fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-  const jsonPath = path.join(RESULTS_DIR, `e2e-${stamp}.json`);
-  fs.writeFileSync(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
-
-  process.stdout.write(renderMarkdown(summaries, runs, ratio, opts, dnsperfCmd));
-  process.stdout.write(`\nJSON: ${path.relative(REPO_DIR, jsonPath)}\n`);
 }
 
-main()
-  .then(cleanup)
-  .catch(async (err: unknown) => {
+/** Writes <prefix>.json, .md and .svg; returns the paths. */
+export function writeE2eReport(result: E2eResult, prefix: string): string[] {
+  fs.mkdirSync(path.dirname(prefix), { recursive: true });
+  const files = [`${prefix}.json`, `${prefix}.md`, `${prefix}.svg`];
+  fs.writeFileSync(files[0], `${JSON.stringify(result, null, 2)}\n`);
+  fs.writeFileSync(files[1], renderE2eMarkdown(result));
+  fs.writeFileSync(files[2], renderSvg(result));
+  return files;
+}
+
+async function main(): Promise<void> {
+  const opts = readOptions(process.argv.slice(2));
+  installSignalHandlers('e2e');
+  const result = await runE2e(opts);
+  await stopAll();
+  if (opts.json !== null) {
+    fs.writeFileSync(opts.json, `${JSON.stringify(result)}\n`);
+    return;
+  }
+  const prefix = path.join(RESULTS_DIR, `e2e-${result.startedAt.replace(/[:.]/g, '-')}`);
+  const files = writeE2eReport(result, prefix);
+  process.stdout.write(renderE2eMarkdown(result));
+  process.stdout.write(`\n${files.map((f) => path.relative(process.cwd(), f)).join('\n')}\n`);
+}
+
+if (import.meta.main) {
+  main().catch(async (err: unknown) => {
     // Killed children make the run fail; that is expected after a signal.
-    if (stopping) return;
+    if (isStopping()) return;
     process.stderr.write(`e2e: ${err instanceof Error ? err.message : String(err)}\n`);
-    await cleanup();
+    await stopAll();
     process.exit(1);
   });
+}

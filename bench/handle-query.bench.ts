@@ -1,0 +1,79 @@
+// Bench only. Micro: handleQuery() end to end in-process, exactly as a DNS
+// worker calls it for each datagram (WorkerScratch + a compiled snapshot +
+// live slots, counters in shared memory), with no sockets: parse, lookup,
+// route, build, size check. The difference between these figures and the
+// e2e ones is the socket path. Expected: no allocation.
+
+import { QTYPE } from '../src/dns/constants.ts';
+import { handleQuery } from '../workers/handle-query.ts';
+import { createFixture, queryBuffer, responseBuffer } from './lib/fixture.ts';
+import type { AddCase } from './lib/micro-suite.ts';
+import { parseQueryFile } from './lib/query-wire.ts';
+import { MANY_NAMES, configFor, manyName, microConfig, mixedQueries, seededRandom, singleNameConfig } from './lib/scenarios.ts';
+
+export default function register(add: AddCase): void {
+  const out = responseBuffer();
+  const headline = createFixture(configFor('a-rr-3')).scratch;
+
+  const one = (name: string, ctx: typeof headline, req: Buffer): void => {
+    const len = req.length;
+    add('handleQuery', name, () => handleQuery(ctx, req, len, out, false));
+  };
+
+  one('A, round-robin 3 servers (headline)', headline, queryBuffer('app.bench.test', QTYPE.A));
+  one('A, EDNS + ECS /24', headline, queryBuffer('app.bench.test', QTYPE.A, { udpSize: 1232, dnssecOk: false, ecs: { address: '192.0.2.0', prefix: 24 } }));
+  one('AAAA → NODATA + SOA', headline, queryBuffer('app.bench.test', QTYPE.AAAA));
+  one('NXDOMAIN + SOA', headline, queryBuffer('missing.bench.test', QTYPE.A));
+  one('REFUSED (outside every zone)', headline, queryBuffer('www.example.com', QTYPE.A));
+  one('A, round-robin 1 000 servers', createFixture(configFor('rr-1000')).scratch, queryBuffer('app.bench.test', QTYPE.A));
+
+  // 32 AAAA answers (1 000+ bytes) to a query without EDNS: cut to 512 with TC=1.
+  const v6 = [
+    'dns: { listen_address: "127.0.0.1:53", zones: [bench.test] }',
+    'regions:',
+    '  - name: r1',
+    '    health_check: { type: none }',
+    '    servers:',
+    ...Array.from({ length: 32 }, (_, i) => `      - { address: "2001:db8::${(i + 1).toString(16)}" }`),
+    'domains:',
+    '  - { name: app.bench.test, regions: [r1], max_answers: 32 }',
+    '',
+  ].join('\n');
+  one('truncated: 32 AAAA > 512 bytes → TC=1', createFixture(v6).scratch, queryBuffer('app.bench.test', QTYPE.AAAA));
+  one('A, weighted 3 servers, max_answers 2', createFixture(microConfig(singleNameConfig('weighted', 3, 'max_answers: 2', [100, 200, 300]))).scratch, queryBuffer('app.bench.test', QTYPE.A));
+
+  // Many different queries in turn: 10 000 names, and the mixed query file.
+  // 1 024 names keep their snapshot entries in the CPU caches; all 10 000 in a
+  // shuffled order (as the e2e names-10k query file) do not, which is what
+  // that scenario pays for end to end.
+  const many = createFixture(configFor('names-10k')).scratch;
+  const rnd = seededRandom(2);
+  const fewReqs = Array.from({ length: 1024 }, () => queryBuffer(manyName(Math.floor(rnd() * MANY_NAMES)), QTYPE.A));
+  let i = 0;
+  add('handleQuery', 'A, 10 000 names (1 024 of them in turn)', () => {
+    i = (i + 1) & 1023;
+    const req = fewReqs[i];
+    return handleQuery(many, req, req.length, out, false);
+  });
+  const order = Array.from({ length: MANY_NAMES }, (_, k) => k);
+  for (let k = order.length - 1; k > 0; k--) {
+    const j = Math.floor(rnd() * (k + 1));
+    [order[k], order[j]] = [order[j], order[k]];
+  }
+  const allReqs = order.map((k) => queryBuffer(manyName(k), QTYPE.A));
+  let n = 0;
+  add('handleQuery', 'A, 10 000 names (all, shuffled, as in e2e)', () => {
+    n = n + 1 === allReqs.length ? 0 : n + 1;
+    const req = allReqs[n];
+    return handleQuery(many, req, req.length, out, false);
+  });
+
+  const mixed = createFixture(configFor('mixed')).scratch;
+  const mixedReqs = parseQueryFile(mixedQueries().join('\n')).map((q) => queryBuffer(q.name, q.qtype));
+  let j = 0;
+  add('handleQuery', 'mixed query file (1 000 queries in turn)', () => {
+    j = j + 1 === mixedReqs.length ? 0 : j + 1;
+    const req = mixedReqs[j];
+    return handleQuery(mixed, req, req.length, out, false);
+  });
+}

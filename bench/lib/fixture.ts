@@ -1,0 +1,72 @@
+// Bench only, cold. In-process engine fixtures for the micro benchmarks: a
+// config text compiled into a real snapshot exactly as the overwatch does
+// (parse → validate → compile), live slots set as health checks would set
+// them, and the worker's own scratch state. No sockets, no threads.
+
+import { parseConfigText } from '../../src/config/load.ts';
+import { nameToWire } from '../../src/dns/names.ts';
+import { createCounters } from '../../src/metrics/counters-layout.ts';
+import { SlotAllocator } from '../../src/registry/slots.ts';
+import { compileSnapshot } from '../../src/snapshot/compile.ts';
+import * as L from '../../src/snapshot/layout.ts';
+import { HEALTH_HEALTHY, HEALTH_UNHEALTHY, createLiveSlots, writeHealth, writeLastUp, writeLatency } from '../../src/snapshot/live-slots.ts';
+import type { SnapshotView } from '../../src/snapshot/reader.ts';
+import { WorkerScratch } from '../../workers/scratch.ts';
+import { encodeQuery, type EdnsSpec } from './query-wire.ts';
+
+export interface FixtureOptions {
+  /** Every server healthy (default) or every server down (when_all_down paths). */
+  readonly health?: 'healthy' | 'down';
+  /** Latency EMA (µs) per slot, with `samples` samples each; unset = no samples. */
+  readonly latencyMicros?: (slot: number) => number;
+  readonly samples?: number;
+}
+
+/** A compiled snapshot with its live slots and one worker's scratch state. */
+export interface EngineFixture {
+  readonly scratch: WorkerScratch;
+  readonly view: SnapshotView;
+  readonly live: Int32Array;
+  readonly slotCount: number;
+}
+
+/**
+ * Compiles `configText` and attaches a WorkerScratch to it. Throws the
+ * config's ConfigError when the text is invalid.
+ */
+export function createFixture(configText: string, opts: FixtureOptions = {}): EngineFixture {
+  const config = parseConfigText(configText, 'bench.yaml');
+  const slots = new SlotAllocator();
+  const snap = compileSnapshot(config, { generation: 1, serial: 1, slots });
+  const slotCount = Math.max(1, slots.highWater);
+  const live = createLiveSlots(slotCount);
+  const nowSec = Math.floor(Date.now() / 1000);
+  for (let s = 0; s < slotCount; s++) {
+    writeHealth(live, s, opts.health === 'down' ? HEALTH_UNHEALTHY : HEALTH_HEALTHY);
+    // For last_healthy: slot 0 was up most recently, the others a minute earlier.
+    writeLastUp(live, s, s === 0 ? nowSec : nowSec - 60);
+    if (opts.latencyMicros !== undefined) writeLatency(live, s, opts.latencyMicros(s), opts.samples ?? 10);
+  }
+  const scratch = new WorkerScratch(snap.buffer, live, createCounters(1), 0);
+  return { scratch, view: scratch.view, live, slotCount };
+}
+
+/** Returns the record index of `name`'s A (or AAAA) RRset; throws when the name has none. */
+export function recordOf(view: SnapshotView, name: string, family: 4 | 6 = 4): number {
+  const wire = nameToWire(name);
+  const node = view.findNode(wire, 0, wire.length);
+  if (node < 0) throw new Error(`${name} is not in the snapshot`);
+  const rec = view.u32[view.nodeBase(node) + (family === 4 ? L.NODE_REC_A : L.NODE_REC_AAAA)];
+  if (rec === 0) throw new Error(`${name} has no ${family === 4 ? 'A' : 'AAAA'} records`);
+  return rec - 1;
+}
+
+/** Encodes a query as the Buffer a UDP socket would hand the worker. */
+export function queryBuffer(name: string, qtype: number, edns?: EdnsSpec): Buffer {
+  return Buffer.from(encodeQuery(0x1234, { name, qtype }, edns));
+}
+
+/** A response buffer as large as the transports allocate (a TCP message can reach 64 KiB). */
+export function responseBuffer(): Buffer {
+  return Buffer.allocUnsafe(65_535);
+}
