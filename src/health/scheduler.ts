@@ -4,7 +4,7 @@
 //
 //   update(targets) ──► TargetState per key ──► min-heap by due time ──► one setTimeout
 //                                                    ▲                        │ fires
-//                       next due = start + interval ± 5 %                     ▼
+//                       next due = start + interval ± 5 % (second probe: × 0.5–1.5) ▼
 //                                                    └──── onResult ◄──── probe(spec)
 //                                                              │
 //                                          sink.setHealth / setLatency / setLastUp, logs, counters
@@ -70,6 +70,8 @@ class TargetState {
   lastLatencyMs: number | null = null;
   emaMs = 0;
   samples = 0;
+  /** Set once the target's second probe has been placed at a random phase of its interval. */
+  phased = false;
   transitions = 0;
   /** performance.now() at which the next probe is due (valid while in the heap). */
   dueMs = 0;
@@ -292,8 +294,18 @@ export class HealthScheduler {
     // Anchor on the start, not the end, so the period does not drift by the
     // probe's own duration; a probe slower than its interval runs again at once.
     const nowMs = performance.now();
-    const jitterMs = (this.#random() * 2 - 1) * JITTER_SHARE * t.spec.intervalMs;
-    t.dueMs = Math.max(nowMs, t.startedMs + t.spec.intervalMs + jitterMs);
+    let offsetMs: number;
+    if (!t.phased) {
+      // The first round is packed into a few seconds for a fast start; left
+      // there, every later round would arrive as the same burst. The second
+      // probe therefore lands anywhere in [0.5, 1.5] intervals, which spreads
+      // a fleet evenly over its interval from the second round on.
+      t.phased = true;
+      offsetMs = (0.5 + this.#random()) * t.spec.intervalMs;
+    } else {
+      offsetMs = t.spec.intervalMs + (this.#random() * 2 - 1) * JITTER_SHARE * t.spec.intervalMs;
+    }
+    t.dueMs = Math.max(nowMs, t.startedMs + offsetMs);
     this.#push(t);
     this.#arm();
   }

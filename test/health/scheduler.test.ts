@@ -278,16 +278,33 @@ test('the first probes of 100 targets with a 1 s interval are spread over the fi
   assert.ok(Math.max(...perMs.values()) <= 10, `${Math.max(...perMs.values())} probes in one millisecond`);
 });
 
+test('the second probe lands at a random phase of the interval, spreading a fleet whose first round was packed', async (t) => {
+  const probe = new StandInProbe();
+  const { scheduler } = newScheduler(t, probe);
+  const intervalMs = 100;
+  scheduler.update(Array.from({ length: 40 }, (_, i) => target(makeSpec({ address: `10.0.4.${i}`, intervalMs }), [i])));
+  await until(probe, 'call', () => probe.calls.length >= 80);
+  const gaps: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const starts = probe.calls.filter((c) => c.address === `10.0.4.${i}`).map((c) => c.startMs);
+    if (starts.length >= 2) gaps.push(starts[1] - starts[0]);
+  }
+  assert.ok(gaps.every((g) => g >= intervalMs * 0.5 - 1.5 && g <= intervalMs * 1.5 + 25), `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')}`);
+  // Spread over the whole range, not bunched at one interval.
+  assert.ok(gaps.some((g) => g < intervalMs * 0.8) && gaps.some((g) => g > intervalMs * 1.2), `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')}`);
+});
+
 test('later probes start one interval after the previous start, jittered by at most ±5 %', async (t) => {
   const probe = new StandInProbe();
   const { scheduler } = newScheduler(t, probe);
   const intervalMs = 100;
   scheduler.update(Array.from({ length: 10 }, (_, i) => target(makeSpec({ address: `10.0.3.${i}`, intervalMs }), [i])));
-  await until(probe, 'call', () => probe.calls.length >= 50);
+  await until(probe, 'call', () => probe.calls.length >= 60);
   const gaps: number[] = [];
   for (let i = 0; i < 10; i++) {
     const starts = probe.calls.filter((c) => c.address === `10.0.3.${i}`).map((c) => c.startMs);
-    for (let k = 1; k < starts.length; k++) gaps.push(starts[k] - starts[k - 1]);
+    // The first gap is the random phase (previous test); from the second on, one interval ± 5 %.
+    for (let k = 2; k < starts.length; k++) gaps.push(starts[k] - starts[k - 1]);
   }
   // Timers fire up to a few ms late on a busy machine; never early by more than the jitter.
   const low = intervalMs * (1 - JITTER_SHARE) - 1.5;
