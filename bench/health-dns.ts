@@ -126,8 +126,8 @@ try {
     for (const mode of ['idle', 'checked'] as const) {
       const ow = await startOverwatch(files[mode]);
       children.push(ow);
-      // Let start-up (and, when checked, the first rounds) settle before measuring.
-      await new Promise((res) => setTimeout(res, 3000));
+      // Let start-up settle and, when checked, the second round spread the fleet over its interval.
+      await new Promise((res) => setTimeout(res, 15_000));
       const q = dnsperf(queries);
       qps[mode].push(q);
       const mb = rssMb(ow.pid!);
