@@ -82,12 +82,16 @@ export async function main(argv: readonly string[]): Promise<void> {
   const AGENT_UNAVAILABLE = 'agent mode is not available in this version yet (it arrives with the agent work); run with --mode overwatch';
   if (values.mode === 'agent') fail(AGENT_UNAVAILABLE, 1);
 
-  // Signals that arrive while starting are remembered and acted on once the
-  // overwatch is up (or ignored if start-up fails), instead of killing the process.
+  // One listener per signal for the whole life of the process, dispatching
+  // through `onSignal`: while starting, signals are remembered and acted on
+  // once the overwatch is up (or ignored if start-up fails). The listeners are
+  // never swapped: libuv queues a caught signal for the handle that was
+  // listening, and a handle closed before the loop reads that queue loses it,
+  // so replacing listeners while DNS workers already answer could drop a
+  // SIGTERM sent by a client that saw an answer.
   const early: string[] = [];
-  const remember = (signal: string) => (): void => void early.push(signal);
-  const earlyHandlers = { SIGTERM: remember('SIGTERM'), SIGINT: remember('SIGINT'), SIGHUP: remember('SIGHUP') };
-  for (const [signal, handler] of Object.entries(earlyHandlers)) process.on(signal, handler);
+  let onSignal = (signal: string): void => void early.push(signal);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => onSignal(signal));
 
   let config: Config;
   let files: readonly string[];
@@ -148,12 +152,6 @@ export async function main(argv: readonly string[]): Promise<void> {
   });
   // The reloader runs reloads one after another and logs each outcome itself.
   const onHup = (): void => void reloader.request();
-  for (const [signal, handler] of Object.entries(earlyHandlers)) process.off(signal, handler);
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGHUP', onHup);
-  for (const signal of early) {
-    if (signal === 'SIGHUP') onHup();
-    else shutdown(signal);
-  }
+  onSignal = (signal) => (signal === 'SIGHUP' ? onHup() : shutdown(signal));
+  for (const signal of early) onSignal(signal);
 }

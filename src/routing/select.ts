@@ -65,20 +65,11 @@ function refresh(state: RouteState, r: number, epoch: number): void {
   const count = u32[rb + L.REC_MEMBER_COUNT];
   const weighted = u32[rb + L.REC_POLICY] === L.POLICY_WEIGHTED;
   let n = 0;
-  let total = 0;
   for (let i = 0; i < count; i++) {
     const mb = state.view.memberBase(start + i);
     const slot = u32[mb + L.MEM_HEALTH_SLOT];
     if (slot !== L.NO_SLOT && Atomics.load(live, LIVE_HEALTH_BASE + slot) !== HEALTH_HEALTHY) continue;
-    if (weighted) {
-      const w = u32[mb + L.MEM_WEIGHT];
-      // Weight 0 takes a server out of weighted answers entirely (Route 53 semantics).
-      if (w === 0) continue;
-      total += w;
-      state.cumWeight[start + n] = total;
-    }
-    state.healthy[start + n] = start + i;
-    n++;
+    n = listMember(state, start, n, i, mb, weighted);
   }
   state.degraded[r] = DEGRADED_NONE;
   if (n === 0 && count > 0) n = refreshAllDown(state, r, rb, start, count, weighted);
@@ -106,20 +97,28 @@ function refreshAllDown(state: RouteState, r: number, rb: number, start: number,
   }
   const oldest = newest - u32[rb + L.REC_LAST_UP_WINDOW];
   let n = 0;
-  let total = 0;
   for (let i = 0; i < count; i++) {
     const mb = state.view.memberBase(start + i);
     if (mode === L.ALL_DOWN_LAST_HEALTHY && Atomics.load(live, lastUpWord(cap, u32[mb + L.MEM_HEALTH_SLOT])) < oldest) continue;
-    if (weighted) {
-      const w = u32[mb + L.MEM_WEIGHT];
-      if (w === 0) continue;
-      total += w;
-      state.cumWeight[start + n] = total;
-    }
-    state.healthy[start + n] = start + i;
-    n++;
+    n = listMember(state, start, n, i, mb, weighted);
   }
   return n;
+}
+
+/**
+ * Appends member `start + i` (member words at `mb`) as entry `n` of the
+ * record's answerable list, with its cumulative weight when weighted; returns
+ * the new length. Weight 0 takes a server out of weighted answers entirely
+ * (Route 53 semantics), so such a member is not listed.
+ */
+function listMember(state: RouteState, start: number, n: number, i: number, mb: number, weighted: boolean): number {
+  if (weighted) {
+    const w = state.view.u32[mb + L.MEM_WEIGHT];
+    if (w === 0) return n;
+    state.cumWeight[start + n] = (n === 0 ? 0 : state.cumWeight[start + n - 1]) + w;
+  }
+  state.healthy[start + n] = start + i;
+  return n + 1;
 }
 
 /**

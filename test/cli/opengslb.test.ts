@@ -14,11 +14,11 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_GRACE_MS } from '../../src/overwatch/overwatch.ts';
 import { ask, buildQuery, rcodeOf, tcpConnect } from '../helpers/dns-client.ts';
+import { Lines } from '../helpers/child.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVER = join(ROOT, 'src/cli/opengslb.js');
@@ -143,66 +143,6 @@ async function run(entry: string, args: readonly string[], opts: { node?: string
   return { code, signal, stdout, stderr };
 }
 
-/** Collects a stream's lines and lets a test await the first line matching a pattern. */
-class Lines {
-  readonly lines: string[] = [];
-  #tail = '';
-  #ended = false;
-  readonly #waiters = new Set<() => void>();
-
-  constructor(stream: Readable) {
-    stream.setEncoding('utf8');
-    stream.on('data', (s: string) => {
-      const parts = (this.#tail + s).split('\n');
-      this.#tail = parts.pop() ?? '';
-      this.lines.push(...parts);
-      this.#wake();
-    });
-    stream.on('end', () => {
-      if (this.#tail !== '') this.lines.push(this.#tail);
-      this.#tail = '';
-      this.#ended = true;
-      this.#wake();
-    });
-  }
-
-  #wake(): void {
-    for (const w of [...this.#waiters]) w();
-  }
-
-  get text(): string {
-    return this.lines.join('\n');
-  }
-
-  /** Resolves with the first line at index ≥ `from` that matches; rejects when the stream ends first or after `timeoutMs`. */
-  waitFor(re: RegExp, from = 0, timeoutMs = STEP_MS): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        for (let i = from; i < this.lines.length; i++) {
-          if (re.test(this.lines[i])) {
-            done();
-            resolve(this.lines[i]);
-            return;
-          }
-        }
-        if (this.#ended) {
-          done();
-          reject(new Error(`output ended without a line matching ${re}:\n${this.text}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no line matching ${re} within ${timeoutMs} ms:\n${this.text}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      this.#waiters.add(check);
-      check();
-    });
-  }
-}
 
 interface Running {
   child: ChildProcess;
