@@ -84,7 +84,6 @@ export class Overwatch {
    */
   static async start(config: Config, logger: Logger, options: OverwatchOptions = {}): Promise<Overwatch> {
     const dns = config.dns;
-    const port = await reserveDnsPort(dns.listenHost, dns.listenPort);
     const slots = new SlotAllocator();
     const snapshot = compileSnapshot(config, { generation: 1, serial: unixSeconds(), slots });
     const fresh = slots.takeFresh();
@@ -100,6 +99,16 @@ export class Overwatch {
       await health.firstRound();
     }
     const live = holder.live;
+    // Probe the address only now, right before the workers bind: the first
+    // health round can take seconds, and a port chosen for port 0 before it
+    // could be taken by then.
+    let port: number;
+    try {
+      port = await reserveDnsPort(dns.listenHost, dns.listenPort);
+    } catch (err) {
+      health?.stop();
+      throw err;
+    }
     const counters = createCounters(dns.workers);
     const pool = new DnsPool({
       workers: dns.workers,
