@@ -15,6 +15,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { backendAddress } from './lib/scenarios.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,11 +36,6 @@ if (spawnSync('dnsperf', ['-h']).error) {
   process.exit(2);
 }
 
-/** Loopback address of server i, as health-scale.ts numbers them: 127.1.0.1, 127.1.0.2, … */
-function address(i: number): string {
-  const n = i + 1;
-  return `127.${1 + (n >>> 16)}.${(n >>> 8) & 255}.${n & 255}`;
-}
 
 function config(dnsPort: number, httpPort: number, checked: boolean): string {
   const perRegion = 1000;
@@ -48,7 +44,7 @@ function config(dnsPort: number, httpPort: number, checked: boolean): string {
     lines.push(`  - name: r${r}`);
     lines.push(`    health_check: ${checked ? `{ type: http, interval: ${args.interval}s, timeout: 2s, path: /health }` : '{ type: none }'}`);
     lines.push('    servers:');
-    for (let i = r * perRegion; i < Math.min(SERVERS, (r + 1) * perRegion); i++) lines.push(`      - { address: ${address(i)}, port: ${httpPort} }`);
+    for (let i = r * perRegion; i < Math.min(SERVERS, (r + 1) * perRegion); i++) lines.push(`      - { address: ${backendAddress(i)}, port: ${httpPort} }`);
   }
   lines.push('domains:');
   // The queried name answers from r0 (max_answers 1). The overwatch checks only

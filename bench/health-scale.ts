@@ -30,6 +30,7 @@ import { HealthScheduler } from '../src/health/scheduler.ts';
 import { targetKey } from '../src/health/types.ts';
 import type { CheckSpec, CheckTarget, HealthSink } from '../src/health/types.ts';
 import { createLogger } from '../src/log/logger.ts';
+import { backendAddress } from './lib/scenarios.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,11 +49,6 @@ const { values: args } = parseArgs({
   },
 });
 
-/** Returns the loopback address of target i: 127.1.0.1, 127.1.0.2, … (up to ~16 M targets). */
-function targetAddress(i: number): string {
-  const n = i + 1;
-  return `127.${1 + (n >>> 16)}.${(n >>> 8) & 255}.${n & 255}`;
-}
 
 // ── role: HTTP server thread ────────────────────────────────────────────────
 
@@ -119,7 +115,7 @@ async function runChecker(): Promise<void> {
   for (let i = 0; i < n; i++) {
     const spec: CheckSpec = {
       type: args.type as CheckSpec['type'],
-      address: targetAddress(i),
+      address: backendAddress(i),
       port,
       host: null,
       path: '/health',

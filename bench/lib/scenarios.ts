@@ -68,17 +68,9 @@ export function backendAddress(i: number): string {
   return `127.${1 + (n >>> 16)}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
-/** A small deterministic PRNG (mulberry32) so query files are the same on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../src/lib/random.ts';
+
+export { seededRandom };
 
 function shuffle<T>(items: T[], seed: number): T[] {
   const rnd = seededRandom(seed);

@@ -9,7 +9,8 @@ import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { Config } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { createLogger } from '../log/logger.ts';
-import { formatAddress, Overwatch } from '../overwatch/overwatch.ts';
+import { formatAddress } from '../lib/ip.ts';
+import { Overwatch } from '../overwatch/overwatch.ts';
 import { ConfigReloader } from '../overwatch/reload.ts';
 import { CONFIG_VALIDATE_USAGE, runConfigValidate } from './config-validate.ts';
 

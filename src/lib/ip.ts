@@ -30,23 +30,7 @@ export function ipToBytes(address: string): Uint8Array {
   return out;
 }
 
-/** Splits "host:port", "[v6]:port" or ":port" into parts; returns null when it is none of these. */
-export function splitHostPort(text: string): { host: string; port: number } | null {
-  let host: string;
-  let portText: string;
-  if (text.startsWith('[')) {
-    const end = text.indexOf(']');
-    if (end < 0 || text[end + 1] !== ':') return null;
-    host = text.slice(1, end);
-    portText = text.slice(end + 2);
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon < 0 || text.indexOf(':') !== colon) return null;
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-  }
-  if (!/^\d{1,5}$/.test(portText)) return null;
-  const port = Number(portText);
-  if (port > 65535) return null;
-  return { host, port };
+/** Formats host and port as "192.0.2.1:53" or, for IPv6, "[2001:db8::1]:53". */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

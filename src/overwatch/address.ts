@@ -12,6 +12,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { OpenGslbError } from '../lib/errors.ts';
+import { formatAddress } from '../lib/ip.ts';
 
 async function probeTcp(host: string, port: number): Promise<number> {
   const server = net.createServer();
@@ -40,7 +41,6 @@ async function probeUdp(host: string, port: number): Promise<void> {
 }
 
 function bindError(host: string, port: number, transport: string, err: NodeJS.ErrnoException): OpenGslbError {
-  const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   const hint =
     err.code === 'EADDRINUSE'
       ? 'another process is listening there; stop it or change dns.listen_address'
@@ -49,7 +49,7 @@ function bindError(host: string, port: number, transport: string, err: NodeJS.Er
         : err.code === 'EADDRNOTAVAIL'
           ? 'that address is not configured on any interface of this host'
           : 'check dns.listen_address';
-  return new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${transport} on ${where}: ${err.code ?? err.message} (${hint})`, { cause: err });
+  return new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${transport} on ${formatAddress(host, port)}: ${err.code ?? err.message} (${hint})`, { cause: err });
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { Config } from '../config/types.ts';
 import { groupTargets, specFor, type ServerCheck } from '../health/targets.ts';
 import type { CheckTarget } from '../health/types.ts';
+import { formatAddress } from '../lib/ip.ts';
 
 /**
  * Builds the check targets for every server that some domain answers with.
@@ -18,7 +19,7 @@ export function buildCheckTargets(config: Config, slotOf: (region: string, addre
     for (const server of region.servers) {
       const slot = slotOf(region.name, server.address, server.port);
       if (slot === undefined) continue;
-      const label = `${region.name}/${server.family === 6 ? `[${server.address}]` : server.address}:${server.port}`;
+      const label = `${region.name}/${formatAddress(server.address, server.port)}`;
       checks.push({ spec: specFor(region.healthCheck, server), slot, server: label });
     }
   }

@@ -12,6 +12,7 @@ import { EventEmitter, once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { DnsWorkerData, MainToWorker, WorkerToMain } from '../../workers/dns-worker.ts';
 import { OpenGslbError } from '../lib/errors.ts';
+import { formatAddress } from '../lib/ip.ts';
 import { COUNTER_STRIDE } from '../metrics/counters-layout.ts';
 
 const WORKER_URL = new URL('../../workers/dns-worker.ts', import.meta.url);
@@ -122,8 +123,7 @@ export class DnsPool extends EventEmitter {
           if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation });
           resolve();
         } else if (msg.type === 'bind-failed') {
-          const where = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
-          bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${where}: ${msg.code} (${msg.message})`);
+          bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${formatAddress(o.host, o.port)}: ${msg.code} (${msg.message})`);
         } else if (msg.type === 'attached') {
           this.#acknowledge(msg.index, msg.generation);
         } else if (msg.type === 'attach-failed') {

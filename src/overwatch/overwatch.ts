@@ -11,6 +11,7 @@ import { HealthScheduler } from '../health/scheduler.ts';
 import type { HealthSink, TargetStatus } from '../health/types.ts';
 import { createLiveSlots, growLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, writeHealth, writeLastUp, writeLatency } from '../snapshot/live-slots.ts';
 import { buildCheckTargets } from './check-targets.ts';
+import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 
@@ -257,9 +258,4 @@ function liveSink(holder: { live: Int32Array }): HealthSink {
 
 function unixSeconds(): number {
   return Math.floor(Date.now() / 1000);
-}
-
-/** Formats host and port as "1.2.3.4:53" or "[::1]:53". */
-export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

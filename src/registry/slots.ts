@@ -55,9 +55,4 @@ export class SlotAllocator {
   get highWater(): number {
     return this.#next;
   }
-
-  /** Iterates over (key, slot) pairs in allocation order. */
-  entries(): IterableIterator<[string, number]> {
-    return this.#byKey.entries();
-  }
 }

@@ -6,7 +6,7 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_GRACE_MS } from '../../src/overwatch/overwatch.ts';
 import { ask, buildQuery, rcodeOf, tcpConnect } from '../helpers/dns-client.ts';
-import { Lines } from '../helpers/child.ts';
+import { Lines, run, startOpengslb } from '../helpers/child.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVER = join(ROOT, 'src/cli/opengslb.js');
@@ -38,11 +38,6 @@ const posixOnly = { skip: process.platform === 'win32' ? 'POSIX signals and mode
 interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
-}
-
-interface RunResult extends Exit {
-  stdout: string;
-  stderr: string;
 }
 
 /** Creates a temp directory that is removed after the test. */
@@ -128,20 +123,6 @@ function assertBadConfigReport(stderr: string, file: string): void {
   }
 }
 
-/** Runs an entry point to completion with a bounded time; SIGKILL and a failed assertion if it overstays. */
-async function run(entry: string, args: readonly string[], opts: { node?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  const child = spawn(opts.node ?? process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const timeoutMs = opts.timeoutMs ?? 15_000;
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
-  clearTimeout(timer);
-  assert.notEqual(signal, 'SIGKILL', `${entry} ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`);
-  return { code, signal, stdout, stderr };
-}
 
 
 interface Running {
@@ -154,34 +135,11 @@ interface Running {
   exited: Promise<Exit>;
 }
 
-/** The start-up line that carries the bound address, in either log format (the JSON one puts "msg" last). */
-const LISTENING = /DNS listening on UDP and TCP/;
-const ADDRESS = /(?:\baddress=|"address":")127\.0\.0\.1:(\d+)/;
-
 /** Starts the server on a config (port 0 unless the text says otherwise) and resolves with the port it logged. Killed after the test. */
 async function startServer(t: TestContext, configText: string): Promise<Running> {
   const dir = await tempDir(t);
   const file = await writeConfig(dir, 'config.yaml', configText);
-  const child = spawn(process.execPath, [SERVER, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const out = new Lines(child.stdout!);
-  const err = new Lines(child.stderr!);
-  let line: string;
-  try {
-    line = await out.waitFor(LISTENING);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\nstderr:\n${err.text}`);
-  }
-  const m = ADDRESS.exec(line);
-  assert.ok(m, `no address in the listening line: ${line}`);
-  const port = Number(m[1]);
-  return { child, port, file, dir, out, err, exited };
+  return { ...(await startOpengslb(t, file)), file, dir };
 }
 
 /** Resolves with the exit, or fails the test when it takes longer than `ms`. */

@@ -19,6 +19,7 @@ import { RCODE } from '../../src/dns/constants.ts';
 import { COUNTER, COUNTER_STRIDE } from '../../src/metrics/counters-layout.ts';
 import { buildQuery, tcpConnect, udpExchange, type QueryOptions } from '../helpers/dns-client.ts';
 import { startServer } from '../helpers/server.ts';
+import { seededRandom } from '../../src/lib/random.ts';
 
 const YAML = `
 dns:
@@ -189,17 +190,6 @@ function perWorker(counters: Int32Array, slot: number): number[] {
 // ---------------------------------------------------------------------------
 // Deterministic mutation
 
-/** mulberry32: a 32-bit-state PRNG, plenty for picking mutations; returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const envInt = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -546,7 +536,7 @@ test('a real server survives hostile packets', async (t) => {
     );
     const lanes = byWorker.flat().map((socket) => ({ socket, inflight: new Map<number, Buffer>() }));
 
-    const rand = mulberry32(FUZZ_SEED);
+    const rand = seededRandom(FUZZ_SEED);
     const before = overwatch.readCounters();
     let next = 0;
     let expected = 0;
@@ -630,7 +620,7 @@ test('a real server survives hostile packets', async (t) => {
   });
 
   await t.test(`answers ${TCP_FUZZ_FRAMED + TCP_FUZZ_BAD_FRAMING} mutated queries over TCP and keeps accepting connections after bad framing`, async (t) => {
-    const rand = mulberry32(FUZZ_SEED ^ 0x7c9);
+    const rand = seededRandom(FUZZ_SEED ^ 0x7c9);
     const before = overwatch.readCounters();
 
     // Correctly framed mutated packets on 4 connections: the replies come back in order, one per non-drop packet.

@@ -20,17 +20,20 @@ export interface RunOptions {
   readonly cwd?: string;
   /** The child is killed and the test fails after this long (default 15 s). */
   readonly timeoutMs?: number;
+  /** Node binary to run the entry with (default: this process's, Node 24); tests of the version guard pass an older one. */
+  readonly node?: string;
 }
 
 export interface RunResult {
   readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
 }
 
 /** Runs an entry point to completion and returns its exit code and output. */
 export async function run(entry: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  const child = spawn(process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT });
+  const child = spawn(opts.node ?? process.execPath, [entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -40,7 +43,7 @@ export async function run(entry: string, args: readonly string[], opts: RunOptio
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   clearTimeout(timer);
   assert.notEqual(signal, 'SIGKILL', `${entry} ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`);
-  return { code, stdout, stderr };
+  return { code, signal, stdout, stderr };
 }
 
 /** Collects a stream's lines and lets a test wait for the first one that matches. */
