@@ -3,6 +3,7 @@
 // validated file tree into the normalised Config the rest of the server uses.
 
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { MAX_WORKERS } from './definition.ts';
 import type { ConfigFile } from './definition.ts';
 import { isInZone, normaliseDomainName } from './domain-name.ts';
@@ -286,6 +287,20 @@ export function buildConfig(file: CheckedFile, source: string): Config {
     regions,
     domains,
     logging: { level: file.logging.level, format: file.logging.format },
+    api: {
+      enabled: file.api.enabled,
+      host: file.api.address.host ?? '0.0.0.0',
+      port: file.api.address.port,
+      allowedNetworks: file.api.allowed_networks,
+      trustProxyHeaders: file.api.trust_proxy_headers,
+      token: file.api.token ?? null,
+    },
+    metrics: {
+      enabled: file.metrics.enabled,
+      host: file.metrics.address.host ?? '0.0.0.0',
+      port: file.metrics.address.port,
+    },
+    dataDir: resolve(dirname(source), file.overwatch.data_dir),
   };
   return deepFreeze(config);
 }

@@ -327,8 +327,7 @@ const logging = object({
 });
 
 const metrics = object({
-  doc: 'Prometheus metrics endpoint (Go original keys; not served by this version yet).',
-  notUsedYet: true,
+  doc: 'Prometheus metrics endpoint: `GET /metrics` (Prometheus text format) and `GET /health`, on its own listener without an allowlist.',
   keys: {
     enabled: bool({ doc: 'Serve /metrics.', default: false }),
     address: endpoint({ doc: 'Listen address of the metrics endpoint.', default: ':9090', host: 'ip', allowEmptyHost: true, minPort: 0 }),
@@ -336,8 +335,7 @@ const metrics = object({
 });
 
 const api = object({
-  doc: 'Admin HTTP API (Go original keys; not served by this version yet).',
-  notUsedYet: true,
+  doc: 'Admin HTTP API: health, domains, overrides, explain (see docs/api.md).',
   keys: {
     enabled: bool({ doc: 'Serve the admin API.', default: false }),
     address: endpoint({ doc: 'Listen address of the API.', default: '127.0.0.1:8080', host: 'ip', allowEmptyHost: true, minPort: 0 }),
@@ -348,22 +346,28 @@ const api = object({
       itemNoun: 'CIDR prefix',
     }),
     trust_proxy_headers: bool({ doc: 'Take the client address from X-Forwarded-For / X-Real-IP.', default: false }),
+    token: str({
+      doc: 'Bearer token every write (PUT, POST, DELETE) must carry as `Authorization: Bearer <token>`; unset: writes are open to the allowed networks.',
+      minLength: 16,
+      secret: true,
+    }),
   },
 });
 
 const overwatch = object({
-  doc: 'Overwatch cluster settings of the Go original (accepted and validated; not used by this version yet).',
-  notUsedYet: true,
+  doc: 'Overwatch settings. Only `data_dir` is used by this version; the cluster keys of the Go original are accepted and validated for a later one.',
   keys: {
     identity: object({
+      notUsedYet: true,
       doc: 'Who this overwatch is.',
       keys: {
         node_id: str({ doc: 'Node id.', minLength: 1, defaultText: 'the host name' }),
         region: str({ doc: 'Region of this node (logging only).', minLength: 1 }),
       },
     }),
-    agent_tokens: map({ doc: 'Service name → agent token.', keyNoun: 'service name', values: str({ doc: 'Token.', minLength: 1, secret: true }) }),
+    agent_tokens: map({ notUsedYet: true, doc: 'Service name → agent token.', keyNoun: 'service name', values: str({ doc: 'Token.', minLength: 1, secret: true }) }),
     gossip: object({
+      notUsedYet: true,
       doc: 'Gossip with agents.',
       keys: {
         bind_address: endpoint({
@@ -380,6 +384,7 @@ const overwatch = object({
       },
     }),
     validation: object({
+      notUsedYet: true,
       doc: 'External checks of agent-reported backends.',
       keys: {
         enabled: bool({ doc: 'Check agent backends from the overwatch too.', default: false }),
@@ -388,6 +393,7 @@ const overwatch = object({
       },
     }),
     stale: object({
+      notUsedYet: true,
       doc: 'When agent backends go stale and are removed.',
       keys: {
         threshold: duration({ doc: 'No update for this long marks a backend stale.', default: '30s', min: '1s' }),
@@ -395,6 +401,7 @@ const overwatch = object({
       },
     }),
     dnssec: object({
+      notUsedYet: true,
       doc: 'DNSSEC signing.',
       keys: {
         enabled: bool({ doc: 'Sign the zones.', default: false }),
@@ -421,6 +428,7 @@ const overwatch = object({
       },
     }),
     geolocation: object({
+      notUsedYet: true,
       doc: 'GeoIP settings for geolocation routing.',
       keys: {
         database_path: str({ doc: 'MaxMind country database (.mmdb).', minLength: 1 }),
@@ -445,7 +453,11 @@ const overwatch = object({
         }),
       },
     }),
-    data_dir: str({ doc: 'State directory.', default: '/var/lib/opengslb', minLength: 1 }),
+    data_dir: str({
+      doc: 'State directory (an lmdb database): overrides and last-healthy answers survive restarts. Relative paths are taken from the main config file\'s folder.',
+      default: '/var/lib/opengslb',
+      minLength: 1,
+    }),
   },
 });
 
@@ -454,6 +466,7 @@ const agent = object({
   notUsedYet: true,
   keys: {
     identity: object({
+      notUsedYet: true,
       doc: 'Who this agent is.',
       keys: {
         service_token: str({ doc: 'Token shared with the overwatch (at least 16 characters).', minLength: 16, secret: true }),

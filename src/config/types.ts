@@ -18,6 +18,29 @@ export interface Config {
   readonly regions: readonly RegionConfig[];
   readonly domains: readonly DomainConfig[];
   readonly logging: LoggingConfig;
+  readonly api: ApiConfig;
+  readonly metrics: MetricsConfig;
+  /** overwatch.data_dir, absolute (relative paths are taken from the main config file's folder). */
+  readonly dataDir: string;
+}
+
+export interface ApiConfig {
+  readonly enabled: boolean;
+  /** IP literal without brackets; "0.0.0.0" when api.address had no host. */
+  readonly host: string;
+  /** 0 asks the OS for a free port (tests). */
+  readonly port: number;
+  /** Normalised CIDR prefixes ("127.0.0.1/32", "::1/128"). */
+  readonly allowedNetworks: readonly string[];
+  readonly trustProxyHeaders: boolean;
+  /** Bearer token for writes, or null when writes need none. */
+  readonly token: string | null;
+}
+
+export interface MetricsConfig {
+  readonly enabled: boolean;
+  readonly host: string;
+  readonly port: number;
 }
 
 export interface DnsConfig {

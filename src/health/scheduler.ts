@@ -54,7 +54,12 @@ export interface HealthSchedulerOptions {
   readonly now?: () => number;
   /** Uniform [0, 1) source for jitter; defaults to Math.random. */
   readonly random?: () => number;
+  /** Called with every probe result (metrics); must not throw. */
+  readonly observer?: CheckObserver;
 }
+
+/** Sees every probe result: which target (its servers and check type) and what came back. */
+export type CheckObserver = (target: { readonly key: string; readonly servers: readonly string[]; readonly type: CheckSpec['type'] }, result: ProbeResult) => void;
 
 /** Mutable per-target state. Every field is set in the constructor so the shape stays stable. */
 class TargetState {
@@ -106,6 +111,7 @@ export class HealthScheduler {
   #probe: typeof runProbe;
   #now: () => number;
   #random: () => number;
+  #observer: CheckObserver | null;
   #targets = new Map<string, TargetState>();
   #heap: TargetState[] = [];
   #timer: NodeJS.Timeout | null = null;
@@ -125,6 +131,7 @@ export class HealthScheduler {
     this.#probe = opts.probe ?? runProbe;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
+    this.#observer = opts.observer ?? null;
     // Every in-flight probe listens on this one signal; thousands are normal.
     setMaxListeners(0, this.#abort.signal);
   }
@@ -270,6 +277,7 @@ export class HealthScheduler {
     t.inFlight = false;
     t.lastCheckAt = this.#now();
     t.lastLatencyMs = result.latencyMs;
+    if (this.#observer !== null) this.#observer({ key: t.key, servers: t.servers, type: t.spec.type }, result);
     if (result.ok) {
       this.counters.probes_total.ok++;
       t.consecutiveSuccesses++;

@@ -56,6 +56,21 @@ export const ERRORS = {
     summary: 'The routing snapshot could not be built from the configuration (a limit of the binary format was exceeded).',
     httpStatus: 500,
   },
+  OPENGSLB_ERR_NOT_FOUND: {
+    code: 'OPENGSLB_ERR_NOT_FOUND',
+    summary: 'The domain, server or override named in the request does not exist in the served configuration.',
+    httpStatus: 404,
+  },
+  OPENGSLB_ERR_STATE_OPEN: {
+    code: 'OPENGSLB_ERR_STATE_OPEN',
+    summary: 'The state database under overwatch.data_dir could not be opened or created (missing permission, not a directory, or locked).',
+    httpStatus: 500,
+  },
+  OPENGSLB_ERR_STATE_WRITE: {
+    code: 'OPENGSLB_ERR_STATE_WRITE',
+    summary: 'A change could not be written to the state database; it was not applied.',
+    httpStatus: 500,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -18,7 +18,7 @@
 // what the normal one does; `degraded[r]` says which mode produced the list.
 
 import * as L from '../snapshot/layout.ts';
-import { HEALTH_HEALTHY, LIVE_CAPACITY, LIVE_EPOCH, LIVE_HEALTH_BASE, lastUpWord, latencyWord } from '../snapshot/live-slots.ts';
+import { HEALTH_DRAINED, HEALTH_HEALTHY, LIVE_CAPACITY, LIVE_EPOCH, LIVE_HEALTH_BASE, lastUpWord, latencyWord } from '../snapshot/live-slots.ts';
 import type { SnapshotView } from '../snapshot/reader.ts';
 
 /** degraded[r] value for a record with at least one healthy member. */
@@ -88,7 +88,7 @@ function refreshAllDown(state: RouteState, r: number, rb: number, start: number,
   const cap = live[LIVE_CAPACITY];
   if (mode === L.ALL_DOWN_LAST_HEALTHY) {
     for (let i = 0; i < count; i++) {
-      const slot = u32[state.view.memberBase(start + i) + L.MEM_HEALTH_SLOT];
+      const slot = u32[state.view.memberBase(start + i) + L.MEM_SERVER];
       const up = Atomics.load(live, lastUpWord(cap, slot));
       if (up > newest) newest = up;
     }
@@ -99,7 +99,9 @@ function refreshAllDown(state: RouteState, r: number, rb: number, start: number,
   let n = 0;
   for (let i = 0; i < count; i++) {
     const mb = state.view.memberBase(start + i);
-    if (mode === L.ALL_DOWN_LAST_HEALTHY && Atomics.load(live, lastUpWord(cap, u32[mb + L.MEM_HEALTH_SLOT])) < oldest) continue;
+    // An operator's drain holds even when failing open.
+    if (Atomics.load(live, LIVE_HEALTH_BASE + u32[mb + L.MEM_HEALTH_SLOT]) === HEALTH_DRAINED) continue;
+    if (mode === L.ALL_DOWN_LAST_HEALTHY && Atomics.load(live, lastUpWord(cap, u32[mb + L.MEM_SERVER])) < oldest) continue;
     n = listMember(state, start, n, i, mb, weighted);
   }
   return n;

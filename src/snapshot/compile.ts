@@ -9,7 +9,7 @@ import { QCLASS, QTYPE } from '../dns/constants.ts';
 import { hashWire, isAtOrBelow, nameToWire, parentName } from '../dns/names.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { ipToBytes } from '../lib/ip.ts';
-import { serverKey, type SlotAllocator } from '../registry/slots.ts';
+import { serverKey, SlotAllocator } from '../registry/slots.ts';
 import * as L from './layout.ts';
 
 /** What the compiler produced, with counts for logs and the API. */
@@ -18,8 +18,36 @@ export interface CompiledSnapshot {
   readonly generation: number;
   readonly serial: number;
   readonly stats: { names: number; zones: number; records: number; members: number; bytes: number };
-  /** Server keys (serverKey()) present in this snapshot, for slot bookkeeping. */
-  readonly serverKeys: ReadonlySet<string>;
+  /** Slot keys (serverKey() and memberKey()) present in this snapshot, for slot bookkeeping. */
+  readonly slotKeys: ReadonlySet<string>;
+  /** Per member-table index: which domain, server and slots it stands for; null for static data (name servers, fallback). */
+  readonly members: readonly (MemberInfo | null)[];
+  /** Per record index: the domain it answers, or null for static name-server data. */
+  readonly recordDomains: readonly (string | null)[];
+}
+
+/** Who a member of the snapshot is: the API, the explain route and the override fan-out read this. */
+export interface MemberInfo {
+  readonly domain: string;
+  readonly region: string;
+  readonly address: string;
+  readonly port: number;
+  /** The server's slot (check verdict, latency, last up): shared by every domain that answers the server. */
+  readonly serverSlot: number;
+  /** This domain's own health word for the server: the verdict with the domain's override applied. */
+  readonly memberSlot: number;
+  /** Failover level: index of the server's region in the domain's regions. */
+  readonly priority: number;
+  readonly weight: number;
+}
+
+/**
+ * The slot key of one server as answered by one domain: its health word there
+ * carries that domain's override, so an override of (domain, address) leaves
+ * the same server's answers in other domains alone.
+ */
+export function memberKey(domain: string, key: string): string {
+  return `${domain}#${key}`;
 }
 
 export interface CompileOptions {
@@ -27,8 +55,10 @@ export interface CompileOptions {
   readonly generation: number;
   /** SOA serial for zones without an explicit one. */
   readonly serial: number;
-  /** Slot ids for servers; new servers get new slots. */
+  /** Slot ids for servers and members; new ones get new slots. */
   readonly slots: SlotAllocator;
+  /** Ids for the routing-decision counters, one per (domain, algorithm); ids are never reused. Default: a fresh allocator. */
+  readonly statIds?: SlotAllocator;
 }
 
 interface MemberDraft {
@@ -36,6 +66,7 @@ interface MemberDraft {
   weight: number;
   fragment: Uint8Array;
   server: number;
+  info: MemberInfo | null;
 }
 
 interface RecordDraft {
@@ -52,10 +83,13 @@ interface RecordDraft {
   minSamples: number;
   maxLatencyUs: number;
   tieMarginUs: number;
+  /** Routing-decision counter id; NO_SLOT for static data. */
+  statId: number;
+  domain: string | null;
 }
 
 /** Fields of a record that static data (name-server addresses) does not use. */
-const STATIC_EXTRAS = { allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0 } as const;
+const STATIC_EXTRAS = { allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0, statId: L.NO_SLOT, domain: null } as const;
 
 interface NodeDraft {
   name: string;
@@ -135,7 +169,8 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
   const nodes: NodeDraft[] = [];
   const nodeByName = new Map<string, number>();
   const records: RecordDraft[] = [];
-  const serverKeys = new Set<string>();
+  const slotKeys = new Set<string>();
+  const statIds = options.statIds ?? new SlotAllocator();
 
   const ensureNode = (name: string, zone: number): number => {
     let idx = nodeByName.get(name);
@@ -173,26 +208,31 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
     const seen = new Set<string>();
     // "Last healthy" means up within one check round (interval + timeout) of the most recent server.
     let roundMs = 0;
-    for (const regionName of domain.regions) {
-      const region = regionByName.get(regionName);
+    for (let priority = 0; priority < domain.regions.length; priority++) {
+      const region = regionByName.get(domain.regions[priority]);
       if (!region) continue;
       roundMs = Math.max(roundMs, region.healthCheck.intervalMs + region.healthCheck.timeoutMs);
       for (const server of region.servers) {
         const key = serverKey(region.name, server.address, server.port);
-        serverKeys.add(key);
+        slotKeys.add(key);
         const slot = options.slots.slotFor(key);
         // One address answers once per RRset: the first (highest-priority) region keeps it.
         if (seen.has(server.address)) continue;
         seen.add(server.address);
+        const mKey = memberKey(domain.name, key);
+        slotKeys.add(mKey);
+        const memberSlot = options.slots.slotFor(mKey);
         const type = server.family === 4 ? QTYPE.A : QTYPE.AAAA;
         byFamily[server.family].push({
-          healthSlot: slot,
+          healthSlot: memberSlot,
           weight: server.weight,
           fragment: answerFragment(type, domain.ttlSec, ipToBytes(server.address)),
           server: slot,
+          info: { domain: domain.name, region: region.name, address: server.address, port: server.port, serverSlot: slot, memberSlot, priority, weight: server.weight },
         });
       }
     }
+    const statId = statIds.slotFor(`${domain.name}|${domain.routingAlgorithm}`);
     for (const family of [4, 6] as const) {
       const members = byFamily[family];
       if (members.length === 0) continue;
@@ -201,7 +241,7 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
       for (const address of domain.fallback) {
         const bytes = ipToBytes(address);
         if ((bytes.length === 4) !== (family === 4)) continue;
-        fallback.push({ healthSlot: L.NO_SLOT, weight: 1, fragment: answerFragment(qtype, domain.ttlSec, bytes), server: L.NO_SLOT });
+        fallback.push({ healthSlot: L.NO_SLOT, weight: 1, fragment: answerFragment(qtype, domain.ttlSec, bytes), server: L.NO_SLOT, info: null });
       }
       records.push({
         policy: POLICY_CODE[domain.routingAlgorithm],
@@ -216,6 +256,8 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
         minSamples: domain.latency.minSamples,
         maxLatencyUs: Math.round(domain.latency.maxLatencyMs * 1000),
         tieMarginUs: Math.round(domain.latency.tieMarginMs * 1000),
+        statId,
+        domain: domain.name,
       });
       if (family === 4) nodes[nodeIdx].recA = records.length;
       else nodes[nodeIdx].recAAAA = records.length;
@@ -253,7 +295,7 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
         for (const address of ns.addresses) {
           const bytes = ipToBytes(address);
           if ((bytes.length === 4) !== (family === 4)) continue;
-          members.push({ healthSlot: L.NO_SLOT, weight: 1, fragment: answerFragment(qtype, hostTtl, bytes), server: L.NO_SLOT });
+          members.push({ healthSlot: L.NO_SLOT, weight: 1, fragment: answerFragment(qtype, hostTtl, bytes), server: L.NO_SLOT, info: null });
         }
         if (members.length === 0) continue;
         records.push({ policy: L.POLICY_STATIC, maxAnswers: Math.min(members.length, L.MAX_ANSWERS_LIMIT), ttl: hostTtl, qtype, node: nodeIdx, members, ...STATIC_EXTRAS });
@@ -351,6 +393,7 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
     u32[base + L.ZONE_GLUE_COUNT] = zoneGlue[z].count;
     u32[base + L.ZONE_GLUE_LEN] = zoneGlue[z].len;
   }
+  const memberInfo: (MemberInfo | null)[] = [];
   let m = 0;
   for (let r = 0; r < records.length; r++) {
     const rec = records[r];
@@ -370,7 +413,9 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
     u32[base + L.REC_MIN_SAMPLES] = rec.minSamples;
     u32[base + L.REC_MAX_LATENCY_US] = rec.maxLatencyUs;
     u32[base + L.REC_TIE_MARGIN_US] = rec.tieMarginUs;
+    u32[base + L.REC_STAT_ID] = rec.statId;
     for (const member of [...rec.members, ...rec.fallback]) {
+      memberInfo.push(member.info);
       const mb = (membersOff >> 2) + m * L.MEMBER_WORDS;
       u32[mb + L.MEM_HEALTH_SLOT] = member.healthSlot;
       u32[mb + L.MEM_WEIGHT] = member.weight;
@@ -385,6 +430,8 @@ export function compileSnapshot(config: Config, options: CompileOptions): Compil
     generation: options.generation,
     serial: options.serial,
     stats: { names: nodes.length, zones: zones.length, records: records.length, members: memberCount, bytes: totalBytes },
-    serverKeys,
+    slotKeys,
+    members: memberInfo,
+    recordDomains: records.map((r) => r.domain),
   };
 }

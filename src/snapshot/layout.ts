@@ -17,7 +17,7 @@
 /** "OGSL" read as a little-endian uint32. */
 export const SNAPSHOT_MAGIC = 0x4c53474f;
 /** Bumped whenever any offset below changes meaning. */
-export const SNAPSHOT_VERSION = 2;
+export const SNAPSHOT_VERSION = 3;
 
 // Header: word indexes into the Uint32Array view.
 export const HDR_MAGIC = 0;
@@ -95,7 +95,7 @@ export const REC_LAST_UP_WINDOW = 11; // seconds: members last up within this of
 export const REC_MIN_SAMPLES = 12; // latency policy: samples every healthy member needs before latency decides
 export const REC_MAX_LATENCY_US = 13; // latency policy: members above this are skipped while any is below
 export const REC_TIE_MARGIN_US = 14; // latency policy: members within this of the fastest share answers
-export const REC_RESERVED = 15;
+export const REC_STAT_ID = 15; //    routing-decision counter id of the (domain, algorithm); NO_SLOT for static data
 export const RECORD_WORDS = 16;
 
 /** Rotate over the healthy members, one step per answer. */
@@ -119,7 +119,7 @@ export const ALL_DOWN_ALL = 2;
 export const ALL_DOWN_FALLBACK = 3;
 
 // Member: one server inside a record, in priority order.
-export const MEM_HEALTH_SLOT = 0; // index into the live health slots; NO_SLOT for static data
+export const MEM_HEALTH_SLOT = 0; // index into the live health slots: this domain's own word for the server (override applied); NO_SLOT for static data
 export const MEM_WEIGHT = 1; //      0..65535
 export const MEM_FRAG_OFF = 2; //    byte offset (in the blob) of the complete answer RR: C0 0C TYPE CLASS TTL RDLENGTH RDATA
 export const MEM_SERVER = 3; //      server id (the same id indexes the latency slots); NO_SLOT for static data

@@ -20,6 +20,12 @@ export const LIVE_HEALTH_BASE = 2;
 export const HEALTH_UNKNOWN = 0;
 export const HEALTH_HEALTHY = 1;
 export const HEALTH_UNHEALTHY = 2;
+/**
+ * An operator override took the server out (member words only): never
+ * answered, not even by the fail-open when_all_down modes (last_healthy, all),
+ * since a drain is an explicit "do not send traffic here".
+ */
+export const HEALTH_DRAINED = 3;
 
 /** Last-up times count seconds from 2020-01-01T00:00:00Z, so an Int32 lasts until 2088. */
 export const LAST_UP_EPOCH_SEC = 1577836800;
@@ -55,6 +61,18 @@ export function growLiveSlots(old: Int32Array, capacity: number): Int32Array {
   }
   next[LIVE_EPOCH] = Atomics.load(old, LIVE_EPOCH) + 1;
   return next;
+}
+
+/** Sets a slot's health without bumping the epoch; call bumpEpoch() after a batch. Main thread only. */
+export function storeHealth(slots: Int32Array, slot: number, state: number): void {
+  const capacity = slots[LIVE_CAPACITY];
+  if (slot < 0 || slot >= capacity) throw new RangeError(`health slot ${slot} is outside 0..${capacity - 1}`);
+  Atomics.store(slots, LIVE_HEALTH_BASE + slot, state);
+}
+
+/** Moves the epoch on so every worker recomputes its healthy lists on its next query. Main thread only. */
+export function bumpEpoch(slots: Int32Array): void {
+  Atomics.add(slots, LIVE_EPOCH, 1);
 }
 
 /**

@@ -295,7 +295,7 @@ const cases: Case[] = [
     expect: ['agent', [], [], []],
   },
   {
-    name: 'accepts the Go original sections metrics, api and overwatch without using them',
+    name: 'accepts the Go original sections metrics, api and overwatch, and reads api, metrics and data_dir from them',
     yaml: [
       ...MINIMAL,
       'metrics: { enabled: true, address: ":9091" }',
@@ -310,8 +310,13 @@ const cases: Case[] = [
       '  geolocation: { database_path: /var/lib/GeoLite2-Country.mmdb, default_region: eu-west, ecs_enabled: true, custom_mappings: [{ cidr: 10.0.0.0/8, region: eu-west, comment: office }] }',
       '  data_dir: /var/lib/opengslb',
     ],
-    get: (c) => Object.keys(c),
-    expect: ['source', 'mode', 'dns', 'regions', 'domains', 'logging'],
+    get: (c) => [Object.keys(c), c.api, c.metrics, c.dataDir],
+    expect: [
+      ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir'],
+      { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], trustProxyHeaders: false, token: null },
+      { enabled: true, host: '0.0.0.0', port: 9091 },
+      '/var/lib/opengslb',
+    ],
   },
   {
     name: 'resolves YAML anchors and aliases',

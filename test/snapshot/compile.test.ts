@@ -70,12 +70,17 @@ test('precomputes answer fragments that decode to the configured record', () => 
   );
 });
 
-test('keeps a server’s slot across compiles and reports the server keys', () => {
+test('keeps a server’s slot and each domain’s member slot across compiles, and reports their keys', () => {
   const slots = new SlotAllocator();
   const one = compileSnapshot(config, { generation: 1, serial: 1, slots });
   const two = compileSnapshot(config, { generation: 2, serial: 2, slots });
-  assert.deepEqual([...one.serverKeys].sort(), [...two.serverKeys].sort());
-  assert.equal(slots.highWater, 2);
+  assert.deepEqual([...one.slotKeys].sort(), [...two.slotKeys].sort());
+  // Every server has a slot, and so does each (domain, server) pair: nothing new the second time.
+  assert.equal(slots.highWater, one.slotKeys.size);
+  const members = two.members.filter((m) => m !== null);
+  assert.ok(members.length > 0);
+  for (const m of members) assert.notEqual(m.memberSlot, m.serverSlot);
+  assert.deepEqual(one.members, two.members);
 });
 
 test('refuses to attach a buffer that is not a snapshot', () => {

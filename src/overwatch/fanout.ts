@@ -1,0 +1,118 @@
+// Main thread. Turns per-server verdicts into the per-domain health words the
+// DNS workers read. A server has one slot (check verdict, latency, last up);
+// each domain that answers it has its own member word, which carries the
+// check verdict unless an operator override of (domain, address) says
+// otherwise. Every write ends with one epoch bump, so a worker sees a verdict
+// or an override on its very next query.
+
+import type { MemberInfo } from '../snapshot/compile.ts';
+import {
+  bumpEpoch, HEALTH_DRAINED, HEALTH_HEALTHY, LIVE_CAPACITY, readHealth, storeHealth, writeLastUp, writeLatency,
+} from '../snapshot/live-slots.ts';
+import type { HealthSink } from '../health/types.ts';
+import type { StoredOverride } from '../state/store.ts';
+
+/** Key of an override: the domain and the server's address. */
+export function overrideKey(service: string, address: string): string {
+  return `${service}|${address}`;
+}
+
+export class HealthFanout {
+  /** The live slots currently published (replaced when a reload grows them). */
+  live: Int32Array;
+  readonly overrides = new Map<string, StoredOverride>();
+  #byServer = new Map<number, MemberInfo[]>();
+  #members: readonly MemberInfo[] = [];
+  /** Called with server slots whose verdict just became unhealthy (their last-up time is final). */
+  onDown: ((slots: readonly number[]) => void) | null = null;
+  /** Called with server slots whose last-up time moved. */
+  onLastUp: ((slots: readonly number[], unixSec: number) => void) | null = null;
+
+  constructor(live: Int32Array) {
+    this.live = live;
+  }
+
+  /** Takes the members of a newly compiled snapshot; call apply() before publishing it. */
+  setMembers(members: readonly (MemberInfo | null)[]): void {
+    const list: MemberInfo[] = [];
+    const byServer = new Map<number, MemberInfo[]>();
+    for (const m of members) {
+      if (m === null) continue;
+      list.push(m);
+      let forServer = byServer.get(m.serverSlot);
+      if (forServer === undefined) byServer.set(m.serverSlot, (forServer = []));
+      forServer.push(m);
+    }
+    this.#members = list;
+    this.#byServer = byServer;
+  }
+
+  /** Every member of the served snapshot. */
+  get members(): readonly MemberInfo[] {
+    return this.#members;
+  }
+
+  /** The members answering one server slot. */
+  membersOf(serverSlot: number): readonly MemberInfo[] {
+    return this.#byServer.get(serverSlot) ?? [];
+  }
+
+  /** Computes what a member's word should hold: the override when there is one, else the server's verdict. */
+  effective(member: MemberInfo): number {
+    const override = this.overrides.get(overrideKey(member.domain, member.address));
+    if (override !== undefined) return override.healthy ? HEALTH_HEALTHY : HEALTH_DRAINED;
+    return readHealth(this.live, member.serverSlot);
+  }
+
+  /** Rewrites every member word from the server verdicts and overrides (after a compile, or a bulk change). */
+  apply(): void {
+    for (const m of this.#members) storeHealth(this.live, m.memberSlot, this.effective(m));
+    bumpEpoch(this.live);
+  }
+
+  /** Rewrites the member words of one (domain, address) after its override changed. */
+  applyOverride(service: string, address: string): number {
+    let touched = 0;
+    for (const m of this.#members) {
+      if (m.domain === service && m.address === address) {
+        storeHealth(this.live, m.memberSlot, this.effective(m));
+        touched++;
+      }
+    }
+    bumpEpoch(this.live);
+    return touched;
+  }
+
+  /** Sets server verdicts and passes them to their members. */
+  setServerHealth(slots: readonly number[], state: number): void {
+    for (const slot of slots) {
+      storeHealth(this.live, slot, state);
+      const members = this.#byServer.get(slot);
+      if (members === undefined) continue;
+      for (const m of members) storeHealth(this.live, m.memberSlot, this.effective(m));
+    }
+    bumpEpoch(this.live);
+  }
+
+  /** The sink the health scheduler writes its verdicts through. */
+  sink(): HealthSink {
+    return {
+      setHealth: (slots, state) => {
+        this.setServerHealth(slots, state);
+        if (state !== HEALTH_HEALTHY) this.onDown?.(slots);
+      },
+      setLatency: (slots, emaMicros, samples) => {
+        for (const slot of slots) writeLatency(this.live, slot, emaMicros, samples);
+      },
+      setLastUp: (slots, unixSec) => {
+        for (const slot of slots) writeLastUp(this.live, slot, unixSec);
+        this.onLastUp?.(slots, unixSec);
+      },
+    };
+  }
+
+  /** Number of slots the live buffer holds. */
+  get capacity(): number {
+    return this.live[LIVE_CAPACITY];
+  }
+}

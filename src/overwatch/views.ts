@@ -1,0 +1,104 @@
+// Main thread, cold path. What the overwatch believes, shaped as the admin API
+// serves it (snake_case JSON, RFC 3339 times in UTC, null for "none yet").
+// The Overwatch builds these; the API, the metrics and the CLI only read them.
+
+/** A health verdict as the API reports it. */
+export type HealthState = 'healthy' | 'unhealthy' | 'unknown';
+
+/**
+ * Who decides whether a server is answered:
+ * - `override`: an operator override (PUT /api/v1/overrides/…) outranks the checks;
+ * - `health_check`: the overwatch's own checks;
+ * - `unchecked`: health_check.type none, always answerable.
+ */
+export type Authority = 'override' | 'health_check' | 'unchecked';
+
+/** An operator override of one server address in one domain (service). */
+export interface OverrideView {
+  /** Domain name, lower case, no trailing dot. */
+  readonly service: string;
+  /** IP literal in normal form. */
+  readonly address: string;
+  readonly healthy: boolean;
+  readonly reason: string;
+  /** Who set it (a person, a tool): required when setting. */
+  readonly source: string;
+  readonly created_at: string;
+  readonly authority: 'override';
+  /** False while the domain or address is not in the served config (the override is kept and applies again if they return). */
+  readonly active: boolean;
+}
+
+/** One configured server (region, address, port) and its health-check state. */
+export interface ServerView {
+  readonly address: string;
+  readonly port: number;
+  readonly region: string;
+  /** Domains that answer this server. */
+  readonly domains: readonly string[];
+  /** The health checks' verdict (overrides are per domain: see `overrides`). */
+  readonly status: HealthState;
+  readonly healthy: boolean;
+  /** `override` when an override applies to this server in at least one domain. */
+  readonly authority: Authority;
+  readonly check_type: 'http' | 'https' | 'tcp' | 'none';
+  readonly last_check: string | null;
+  readonly last_healthy: string | null;
+  readonly last_error: string | null;
+  readonly consecutive_failures: number;
+  readonly consecutive_successes: number;
+  /** Latency EMA in milliseconds (null until the first successful check). */
+  readonly latency_ms: number | null;
+  readonly latency_samples: number;
+  /** Overrides of this server's address, one per domain that has one. */
+  readonly overrides: readonly { readonly service: string; readonly healthy: boolean; readonly reason: string; readonly source: string }[];
+}
+
+/** One server as one domain sees it. */
+export interface DomainServerView {
+  readonly address: string;
+  readonly port: number;
+  readonly region: string;
+  readonly weight: number;
+  /** Failover level: the index of the server's region in the domain's `regions` (0 first). */
+  readonly priority: number;
+  /** What DNS uses for this domain: the override when there is one, else the checks' verdict. */
+  readonly status: HealthState;
+  readonly authority: Authority;
+  readonly override: OverrideView | null;
+}
+
+export interface DomainView {
+  readonly name: string;
+  readonly zone: string;
+  readonly algorithm: 'round-robin' | 'weighted' | 'failover' | 'latency';
+  readonly ttl: number;
+  readonly max_answers: number;
+  readonly when_all_down: 'servfail' | 'last_healthy' | 'all' | 'fallback';
+  readonly fallback: readonly string[];
+  readonly servers: readonly DomainServerView[];
+}
+
+export interface RegionView {
+  readonly name: string;
+  readonly total_servers: number;
+  readonly healthy_count: number;
+  readonly unhealthy_count: number;
+  readonly unknown_count: number;
+  /** healthy / total × 100, one decimal; 0 for a region without servers. */
+  readonly health_percent: number;
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  /** DNS workers are listening. */
+  readonly dns_ready: boolean;
+  /** The first health round has finished (no server is answered from an unknown state). */
+  readonly health_ready: boolean;
+  readonly message?: string;
+}
+
+/** Converts epoch milliseconds to RFC 3339 UTC, or null. */
+export function rfc3339(ms: number | null | undefined): string | null {
+  return ms === null || ms === undefined || ms <= 0 ? null : new Date(ms).toISOString();
+}
