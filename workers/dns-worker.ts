@@ -5,10 +5,14 @@
 //   main ──{type:'snapshot', buffer}──► worker   switch between packets; reply 'attached' or 'attach-failed'
 //   main ──{type:'stop', graceMs}─────► worker   close sockets, finish TCP queries in flight, reply 'stopped', exit 0
 //
-// and to main: 'listening' once both sockets are bound, 'bind-failed' (then exit 1).
+// and to main: 'listening' once both sockets are bound, 'bind-failed' (then exit 1),
+// and 'decisions' with a new routing-decision buffer whenever the snapshot
+// carries a stat id the current one cannot hold (before 'listening' or
+// 'attached'; from then on the old buffer is never written again).
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { COUNTER } from '../src/metrics/counters-layout.ts';
+import { COUNTER, createDecisionCounters, decisionCapacityFor } from '../src/metrics/counters-layout.ts';
+import { NO_SLOT, REC_STAT_ID } from '../src/snapshot/layout.ts';
 import { WorkerScratch } from './scratch.ts';
 import { startTcp, type TcpListener } from './transport-tcp.ts';
 import { startUdp, type UdpListener } from './transport-udp.ts';
@@ -20,6 +24,8 @@ export interface DnsWorkerData {
   readonly live: Int32Array;
   readonly counters: Int32Array;
   readonly counterBase: number;
+  /** The routing-decision buffer this worker index counted in before a restart (it carries on in it), or null. */
+  readonly decisions: Int32Array | null;
   readonly host: string;
   readonly port: number;
   readonly tcpIdleTimeoutMs: number;
@@ -32,6 +38,7 @@ export type WorkerToMain =
   | { type: 'bind-failed'; index: number; transport: 'udp' | 'tcp'; code: string; message: string }
   | { type: 'attached'; index: number; generation: number }
   | { type: 'attach-failed'; index: number; generation: number; message: string }
+  | { type: 'decisions'; index: number; buffer: Int32Array }
   | { type: 'stopped'; index: number };
 
 export type MainToWorker = { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number } | { type: 'stop'; graceMs: number };
@@ -46,6 +53,26 @@ const post = (msg: WorkerToMain): void => port.postMessage(msg);
 // the worker non-zero and the main thread restarts it with backoff.
 const ctx = new WorkerScratch(data.snapshot, data.live, data.counters, data.counterBase);
 Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
+if (data.decisions !== null) ctx.decisions = data.decisions;
+fitDecisions();
+
+/**
+ * Makes sure the routing-decision buffer holds every stat id of the snapshot
+ * now served; otherwise switches to a larger, zeroed one and posts it. Runs
+ * between packets, so the old buffer is final once the message is posted and
+ * the main thread can fold it one last time.
+ */
+function fitDecisions(): void {
+  const view = ctx.view;
+  let max = -1;
+  for (let r = 0; r < view.recordCount; r++) {
+    const id = view.u32[view.recordBase(r) + REC_STAT_ID];
+    if (id !== NO_SLOT && id > max) max = id;
+  }
+  if (max < ctx.decisions.length) return;
+  ctx.decisions = createDecisionCounters(decisionCapacityFor(max));
+  post({ type: 'decisions', index: data.index, buffer: ctx.decisions });
+}
 
 let udp: UdpListener | null = null;
 let tcp: TcpListener | null = null;
@@ -73,6 +100,7 @@ port.on('message', (msg: MainToWorker) => {
     try {
       ctx.attach(msg.buffer, msg.live);
       Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
+      fitDecisions();
       post({ type: 'attached', index: data.index, generation: msg.generation });
     } catch (err) {
       // Keep serving the snapshot we have; the main thread logs why.

@@ -6,7 +6,7 @@
 
 import { FLAG, MIN_UDP_PAYLOAD, OPCODE, OUR_UDP_PAYLOAD, QCLASS, QTYPE, RCODE } from '../src/dns/constants.ts';
 import { parseQuery, PARSE_OK } from '../src/dns/parse.ts';
-import { COUNTER } from '../src/metrics/counters-layout.ts';
+import { COUNTER, matrixSlot, TYPE_NONE, typeIndexOf } from '../src/metrics/counters-layout.ts';
 import { DEGRADED_NONE, selectMembers } from '../src/routing/select.ts';
 import * as L from '../src/snapshot/layout.ts';
 import { copyBytes, patchCounts, writeHeader, writeOpt, writeU16, writeU32 } from './answer.ts';
@@ -117,9 +117,16 @@ function addresses(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, rec: nu
     Atomics.add(ctx.counters, ctx.counterBase + (k === 0 ? COUNTER.ALL_DOWN_SERVFAIL : ALL_DOWN_COUNTER[degraded]), 1);
   }
   if (k === 0) return errorReply(ctx, req, out, RCODE.SERVFAIL);
+  const rb = view.recordBase(rec);
+  // One routing decision for the record's (domain, algorithm). Static records
+  // carry NO_SLOT (0xffffffff), which fails the bound check, as does an id the
+  // worker's buffer cannot hold yet (dns-worker.ts grows it at attach).
+  const statId = u32[rb + L.REC_STAT_ID];
+  const decisions = ctx.decisions;
+  if (statId < decisions.length) Atomics.add(decisions, statId, 1);
   const q = ctx.query;
   let off = copyBytes(out, 12, req, 12, q.questionEnd - 12);
-  const fragLen = u32[view.recordBase(rec) + L.REC_FRAG_LEN];
+  const fragLen = u32[rb + L.REC_FRAG_LEN];
   const src = view.u8;
   for (let i = 0; i < k; i++) {
     off = copyBytes(out, off, src, u32[view.memberBase(picks[i]) + L.MEM_FRAG_OFF], fragLen);
@@ -244,6 +251,10 @@ function finish(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, len: numbe
 function countRcode(ctx: WorkerScratch, rcode: number): void {
   const slot = rcode === RCODE.BADVERS ? COUNTER.RCODE_BADVERS : COUNTER.RCODE_BASE + (rcode & 0xf);
   Atomics.add(ctx.counters, ctx.counterBase + slot, 1);
+  // The type × rcode matrix behind opengslb_dns_queries_total. FORMERR and
+  // NOTIMP are given before the question counts (as QTYPE_* do): type NONE.
+  const typeIdx = rcode === RCODE.FORMERR || rcode === RCODE.NOTIMP ? TYPE_NONE : typeIndexOf(ctx.query.qtype);
+  Atomics.add(ctx.counters, ctx.counterBase + matrixSlot(typeIdx, rcode), 1);
 }
 
 function countQuestion(ctx: WorkerScratch): void {

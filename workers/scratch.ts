@@ -20,6 +20,12 @@ export class WorkerScratch {
   readonly counters: Int32Array;
   /** First word of this worker's counter stride. */
   readonly counterBase: number;
+  /**
+   * Routing decisions by REC_STAT_ID, this worker's own shared buffer
+   * (src/metrics/counters-layout.ts createDecisionCounters). Empty until
+   * dns-worker.ts attaches one: ids past the end are not counted.
+   */
+  decisions: Int32Array = new Int32Array(0);
 
   constructor(snapshot: SharedArrayBuffer, live: Int32Array, counters: Int32Array, counterBase: number) {
     this.view = new SnapshotView(snapshot);

@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
-import { COUNTER } from '../src/metrics/counters-layout.ts';
+import { COUNTER, DurationRecorder, TRANSPORT_TCP } from '../src/metrics/counters-layout.ts';
 import { copyBytes } from './answer.ts';
 import { handleQuery } from './handle-query.ts';
 import type { WorkerScratch } from './scratch.ts';
@@ -45,6 +45,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
   const build = Buffer.allocUnsafe(MAX_MESSAGE_LEN);
   const counters = ctx.counters;
   const cb = ctx.counterBase;
+  const durations = new DurationRecorder(counters, cb, TRANSPORT_TCP);
   const open = new Set<Connection>();
   let stopping = false;
 
@@ -74,6 +75,8 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         if (buf.length - off - 2 < frameLen) break;
         const frame = buf.subarray(off + 2, off + 2 + frameLen);
         off += 2 + frameLen;
+        // opengslb_dns_query_duration_seconds: from here to the return of write().
+        const startMs = durations.start();
         let len: number;
         try {
           len = handleQuery(ctx, frame, frameLen, build, true);
@@ -87,6 +90,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           reply[1] = len & 0xff;
           copyBytes(reply, 2, build, 0, len);
           if (!socket.write(reply)) socket.pause();
+          durations.record(startMs);
         }
         if (++conn.answered >= options.maxQueriesPerConnection) {
           conn.done = true;

@@ -5,7 +5,7 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { OUR_UDP_PAYLOAD, MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
-import { COUNTER } from '../src/metrics/counters-layout.ts';
+import { COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
 import { copyBytes } from './answer.ts';
 import { handleQuery } from './handle-query.ts';
 import type { WorkerScratch } from './scratch.ts';
@@ -36,6 +36,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number): 
   let pending = 0;
   const counters = ctx.counters;
   const cb = ctx.counterBase;
+  const durations = new DurationRecorder(counters, cb, TRANSPORT_UDP);
 
   const onSent = (err: Error | null): void => {
     pending--;
@@ -43,6 +44,8 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number): 
   };
 
   socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+    // opengslb_dns_query_duration_seconds: from here to the return of send().
+    const startMs = durations.start();
     let len: number;
     try {
       len = handleQuery(ctx, msg, msg.length, build, false);
@@ -63,6 +66,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number): 
     copyBytes(slot, 0, build, 0, len);
     pending++;
     socket.send(slot, 0, len, rinfo.port, rinfo.address, onSent);
+    durations.record(startMs);
   });
   // A socket error after bind (rare: ICMP-driven errors are ignored by Node for
   // unconnected UDP) is counted; the socket stays open.

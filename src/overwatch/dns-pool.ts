@@ -42,7 +42,9 @@ interface Slot {
 
 /**
  * Runs the DNS workers. Events: 'worker-exit' (index, code, restartInMs),
- * 'worker-restarted' (index), 'attach-failed' (index, message).
+ * 'worker-restarted' (index), 'attach-failed' (index, message),
+ * 'decisions' (index, buffer): worker `index` now counts routing decisions in
+ * `buffer` and will never write its previous one again (metrics fold it).
  */
 export class DnsPool extends EventEmitter {
   readonly #options: DnsPoolOptions;
@@ -57,6 +59,8 @@ export class DnsPool extends EventEmitter {
   readonly #acks = new Set<{ generation: number; pending: Set<number>; done: () => void }>();
   /** Total restarts since start, for metrics. */
   restarts = 0;
+  /** Each worker index's routing-decision buffer (null until it posts one); a restarted worker carries on in it. */
+  readonly #decisions: (Int32Array | null)[] = [];
 
   constructor(options: DnsPoolOptions) {
     super();
@@ -65,6 +69,11 @@ export class DnsPool extends EventEmitter {
     this.#generation = options.generation;
     this.#live = options.live;
     if (options.counters.length < options.workers * COUNTER_STRIDE) throw new RangeError('counters buffer too small for the worker count');
+  }
+
+  /** Each worker index's current routing-decision buffer, or null before its worker posted one (metrics read these). */
+  get decisionCounters(): readonly (Int32Array | null)[] {
+    return this.#decisions;
   }
 
   /** The worker threads (null while one is waiting to be restarted); tests terminate one to see the service survive. */
@@ -102,6 +111,7 @@ export class DnsPool extends EventEmitter {
       live: this.#live,
       counters: o.counters,
       counterBase: i * COUNTER_STRIDE,
+      decisions: this.#decisions[i] ?? null,
       host: o.host,
       port: o.port,
       tcpIdleTimeoutMs: o.tcpIdleTimeoutMs,
@@ -128,6 +138,9 @@ export class DnsPool extends EventEmitter {
           this.#acknowledge(msg.index, msg.generation);
         } else if (msg.type === 'attach-failed') {
           this.emit('attach-failed', msg.index, msg.message);
+        } else if (msg.type === 'decisions') {
+          this.#decisions[i] = msg.buffer;
+          this.emit('decisions', i, msg.buffer);
         }
       });
       // 'error' is an uncaught exception inside the worker; 'exit' follows it.

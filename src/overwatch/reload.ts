@@ -29,7 +29,7 @@ export const RELOAD_METRICS = {
   /** Counter, label `result` (RELOAD_RESULTS). */
   reloadsTotal: 'opengslb_config_reloads_total',
   /** Gauge: unix time of the last successful load (start-up counts), in seconds. */
-  lastSuccessTimestampSeconds: 'opengslb_config_last_reload_success_timestamp_seconds',
+  lastSuccessTimestampSeconds: 'opengslb_config_reload_timestamp_seconds',
 } as const;
 
 /** What a reload swaps the config of: the Overwatch, or a stand-in in tests. */

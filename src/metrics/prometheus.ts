@@ -1,0 +1,555 @@
+// Main thread, cold path. The prom-client registry behind GET /metrics: every
+// opengslb_* metric of docs/metrics.md, read when scraped. DNS numbers come
+// from the workers' shared counters, folded modulo 2^32 (src/metrics/fold.ts)
+// on every scrape and once a minute; server, override and config numbers from
+// the Overwatch's views; health-check results from the scheduler's observer.
+// Nothing here runs per DNS query.
+//
+// Wiring, in src/cli/opengslb-main.ts (onCheck must exist before the
+// overwatch starts, which runs the first health round):
+//
+//   const metrics = createMetrics({ version, loadedAtMs });
+//   const overwatch = await Overwatch.start(config, logger, { onCheck: metrics.onCheck });
+//   const reloader = new ConfigReloader({ …, loadedAtMs });
+//   metrics.attach(overwatch, reloader);
+//   const listener = config.metrics.enabled ? await startMetricsServer(metrics.registry, config.metrics.host, config.metrics.port, logger) : null;
+//   … at stop: await listener?.close(); metrics.close();
+//
+// createMetrics({ version, loadedAtMs, overwatch, reloader }) attaches at once
+// when the overwatch already exists (tests).
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Config } from '../config/types.ts';
+import type { CheckObserver } from '../health/scheduler.ts';
+import { formatAddress } from '../lib/ip.ts';
+import type { OverrideView, ServerView } from '../overwatch/views.ts';
+import {
+  COUNTER, COUNTER_STRIDE, HIST_BASE, HIST_BOUNDS_US, HIST_BUCKETS, HIST_SUM, HIST_WORDS, MATRIX_BASE,
+  RCODE_COUNT, RCODE_LABELS, TRANSPORT_LABELS, TYPE_COUNT, TYPE_LABELS,
+} from './counters-layout.ts';
+import { DecisionFolder, WrapFolder } from './fold.ts';
+
+/** What the metrics read from the DNS worker pool (DnsPool satisfies it). */
+export interface PoolSource {
+  /** Worker restarts since start. */
+  readonly restarts: number;
+  /** Worker threads by index, null while one waits to be restarted. */
+  readonly workers: readonly unknown[];
+  /** Each worker's routing-decision buffer, null before it posted one. */
+  readonly decisionCounters: readonly (Int32Array | null)[];
+  on(event: 'decisions', listener: (index: number, buffer: Int32Array) => void): unknown;
+  off(event: 'decisions', listener: (index: number, buffer: Int32Array) => void): unknown;
+}
+
+/** What the metrics read from the overwatch (Overwatch satisfies it; tests pass stand-ins). */
+export interface OverwatchSource {
+  /** The workers' counters: COUNTER_STRIDE words per worker (src/metrics/counters-layout.ts). */
+  readonly counters: Int32Array;
+  readonly config: Config;
+  /** Generation of the snapshot published last. */
+  readonly generation: number;
+  readonly pool: PoolSource;
+  servers(): readonly ServerView[];
+  overrides(): readonly OverrideView[];
+  /** (domain, algorithm) per routing-decision stat id (REC_STAT_ID); undefined for ids never used. */
+  decisionLabels(): readonly ({ readonly domain: string; readonly algorithm: string } | undefined)[];
+}
+
+/** What the metrics read from the config reloader (ConfigReloader satisfies it). */
+export interface ReloaderSource {
+  readonly reloads: Readonly<Record<'success' | 'failure', number>>;
+  /** Unix ms of the last successful reload, or of the start-up load when none succeeded yet. */
+  readonly lastSuccessMs: number;
+}
+
+export interface MetricsOptions {
+  /** The package version, for opengslb_app_info. */
+  readonly version: string;
+  /** When the config was loaded at start-up, unix ms. */
+  readonly loadedAtMs: number;
+  /** Attach at once (else call attach() after Overwatch.start). */
+  readonly overwatch?: OverwatchSource;
+  readonly reloader?: ReloaderSource | null;
+  /** Node's own process_* and nodejs_* metrics (prom-client defaults, unprefixed); default true. */
+  readonly processMetrics?: boolean;
+  /** How often the worker counters are folded besides every scrape, in ms; default 60 000 (well inside the shortest wrap period, 71 min). */
+  readonly foldIntervalMs?: number;
+}
+
+export interface Metrics {
+  /** The registry GET /metrics serves (startMetricsServer). */
+  readonly registry: Registry;
+  /** Pass as OverwatchOptions.onCheck: counts every health-check result. Never throws. */
+  readonly onCheck: CheckObserver;
+  /**
+   * Starts reading the overwatch (and the reloader); throws when already
+   * attached. Call it right after Overwatch.start resolves: routing-decision
+   * buffers a worker replaced before this are not folded.
+   */
+  attach(overwatch: OverwatchSource, reloader?: ReloaderSource | null): void;
+  /** Folds the workers' counters now (scrapes and a timer do this; tests call it to read exact totals). */
+  fold(): void;
+  /** Stops the fold timer and the pool listener. */
+  close(): void;
+}
+
+/** Buckets of opengslb_health_check_duration_seconds, in seconds. */
+export const CHECK_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+
+/** The `mode` label of opengslb_routing_all_down_answers_total, with its counter slot (the when_all_down value that answered). */
+const ALL_DOWN_MODES = [
+  ['servfail', COUNTER.ALL_DOWN_SERVFAIL],
+  ['last_healthy', COUNTER.ALL_DOWN_LAST_HEALTHY],
+  ['all', COUNTER.ALL_DOWN_ALL],
+  ['fallback', COUNTER.ALL_DOWN_FALLBACK],
+] as const;
+
+/**
+ * Creates the registry and every opengslb_* metric. Collection happens on
+ * scrape (prom-client collect()), reading shared memory and the overwatch's
+ * views; the only other work is the fold timer once attached and onCheck.
+ */
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  let overwatch: OverwatchSource | null = null;
+  let reloader: ReloaderSource | null = null;
+  let counterFold: WrapFolder | null = null;
+  const decisionFold = new DecisionFolder();
+  let timer: NodeJS.Timeout | null = null;
+  const onDecisions = (index: number, buffer: Int32Array): void => decisionFold.setBuffer(index, buffer);
+
+  const fold = (): void => {
+    if (overwatch === null || counterFold === null) return;
+    const counters = overwatch.counters;
+    for (let w = 0, base = 0; base + COUNTER_STRIDE <= counters.length; w++, base += COUNTER_STRIDE) counterFold.fold(w, counters, base);
+    decisionFold.fold();
+  };
+  const total = (word: number): number => (counterFold === null ? 0 : counterFold.totals[word]);
+
+  // One scrape calls every metric's collect() in one synchronous run (the
+  // registry starts every get() before awaiting any), so the fold and the
+  // server views are taken once per scrape and every metric sees the same
+  // reading; the flag clears on the next microtask.
+  let fresh = false;
+  let servers: readonly ServerView[] = [];
+  const refresh = (): void => {
+    if (fresh) return;
+    fresh = true;
+    queueMicrotask(() => {
+      fresh = false;
+    });
+    fold();
+    servers = overwatch === null ? [] : overwatch.servers();
+    pruneChecks();
+  };
+
+  // ---- DNS: the workers' shared counters
+
+  new Counter({
+    name: 'opengslb_dns_queries_total',
+    help: 'Replies sent, by query type and response code (type NONE: FORMERR or NOTIMP given before the question was read).',
+    labelNames: ['type', 'rcode'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      for (let t = 0; t < TYPE_COUNT; t++) {
+        for (let r = 0; r < RCODE_COUNT; r++) {
+          const v = total(MATRIX_BASE + t * RCODE_COUNT + r);
+          if (v > 0) this.inc({ type: TYPE_LABELS[t], rcode: RCODE_LABELS[r] }, v);
+        }
+      }
+    },
+  });
+
+  new FoldedHistogram(
+    {
+      name: 'opengslb_dns_query_duration_seconds',
+      help: 'Time from a query reaching the worker to its reply being handed to the socket, by transport.',
+      labelNames: ['transport'],
+      registers,
+    },
+    () => {
+      refresh();
+      const series: HistogramSeries[] = [];
+      for (let t = 0; t < TRANSPORT_LABELS.length; t++) {
+        const base = HIST_BASE + t * HIST_WORDS;
+        const buckets: number[] = [];
+        for (let b = 0; b < HIST_BUCKETS; b++) buckets.push(total(base + b));
+        series.push({ labels: { transport: TRANSPORT_LABELS[t] }, buckets, sum: total(base + HIST_SUM) / 1e6 });
+      }
+      return series;
+    },
+  );
+
+  labelledCounter('opengslb_dns_queries_received_total', 'Queries that passed the header check (12 bytes or more, QR=0), by transport.', 'transport', [
+    ['udp', COUNTER.UDP_QUERIES],
+    ['tcp', COUNTER.TCP_QUERIES],
+  ]);
+  labelledCounter('opengslb_dns_dropped_total', 'Packets dropped without a reply: shorter than a DNS header, or a response (QR=1).', 'reason', [
+    ['short', COUNTER.DROPPED_SHORT],
+    ['response', COUNTER.DROPPED_RESPONSE],
+  ]);
+  plainCounter('opengslb_dns_malformed_total', 'Queries answered FORMERR because the packet could not be parsed.', COUNTER.MALFORMED);
+  plainCounter('opengslb_dns_truncated_total', 'UDP answers sent with TC=1 because they did not fit the client\'s size.', COUNTER.TRUNCATED);
+  plainCounter('opengslb_dns_worker_exceptions_total', 'Exceptions caught at the per-packet boundary, answered with a header-only SERVFAIL (each is a bug).', COUNTER.EXCEPTIONS);
+  plainCounter('opengslb_dns_edns_queries_total', 'Parsed queries with a well-formed OPT record.', COUNTER.EDNS_QUERIES);
+  plainCounter('opengslb_dns_ecs_queries_total', 'Parsed queries with an EDNS Client Subnet option.', COUNTER.ECS_QUERIES);
+  plainCounter('opengslb_dns_do_queries_total', 'Parsed queries with the DNSSEC OK bit set.', COUNTER.DO_QUERIES);
+  labelledCounter('opengslb_dns_tcp_connections_total', 'TCP connections accepted, or rejected at the per-worker connection cap.', 'result', [
+    ['accepted', COUNTER.TCP_ACCEPTED],
+    ['rejected', COUNTER.TCP_REJECTED],
+  ]);
+  plainCounter('opengslb_dns_tcp_idle_closed_total', 'TCP connections closed after dns.tcp_idle_timeout without traffic.', COUNTER.TCP_IDLE_CLOSED);
+  plainCounter('opengslb_dns_tcp_bad_frames_total', 'TCP connections closed for a zero-length frame.', COUNTER.TCP_BAD_FRAME);
+  plainCounter('opengslb_dns_send_errors_total', 'UDP sends that failed, and errors on a bound UDP socket.', COUNTER.SEND_ERRORS);
+  labelledCounter(
+    'opengslb_routing_all_down_answers_total',
+    'Answers for a name whose servers of the asked family were all down, by what answered (when_all_down; servfail also when the mode had nothing to offer).',
+    'mode',
+    ALL_DOWN_MODES,
+  );
+
+  new Counter({
+    name: 'opengslb_dns_worker_restarts_total',
+    help: 'DNS worker threads restarted after they died.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(overwatch === null ? 0 : overwatch.pool.restarts);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_dns_workers_running',
+    help: 'DNS worker threads running (not waiting to be restarted).',
+    registers,
+    collect() {
+      let n = 0;
+      if (overwatch !== null) for (const w of overwatch.pool.workers) if (w !== null) n++;
+      this.set(n);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_dns_worker_snapshot_generation',
+    help: 'Generation of the snapshot each DNS worker serves.',
+    labelNames: ['worker'],
+    registers,
+    collect() {
+      this.reset();
+      if (overwatch === null) return;
+      const counters = overwatch.counters;
+      for (let w = 0, base = 0; base + COUNTER_STRIDE <= counters.length; w++, base += COUNTER_STRIDE) {
+        this.set({ worker: String(w) }, Atomics.load(counters, base + COUNTER.SNAPSHOT_GENERATION) >>> 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'opengslb_snapshot_generation',
+    help: 'Generation of the snapshot published last (1 at start, +1 per successful reload).',
+    registers,
+    collect() {
+      this.set(overwatch === null ? 0 : overwatch.generation);
+    },
+  });
+
+  // ---- Routing decisions: the workers' per-stat-id buffers
+
+  new Counter({
+    name: 'opengslb_routing_decisions_total',
+    help: 'A and AAAA answers given with servers picked by the routing policy, by configured domain and algorithm.',
+    labelNames: ['domain', 'algorithm'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      if (overwatch === null) return;
+      // Configured domains only: a removed domain's series goes away, and
+      // comes back (as a new counter) if the domain returns.
+      const byKey = new Map<string, { domain: string; algorithm: string; value: number }>();
+      for (const d of overwatch.config.domains) byKey.set(`${d.name}|${d.routingAlgorithm}`, { domain: d.name, algorithm: d.routingAlgorithm, value: 0 });
+      const labels = overwatch.decisionLabels();
+      const totals = decisionFold.totals;
+      for (let id = 0; id < labels.length && id < totals.length; id++) {
+        const l = labels[id];
+        if (l === undefined) continue;
+        const entry = byKey.get(`${l.domain}|${l.algorithm}`);
+        if (entry !== undefined) entry.value += totals[id];
+      }
+      for (const e of byKey.values()) this.inc({ domain: e.domain, algorithm: e.algorithm }, e.value);
+    },
+  });
+
+  // ---- Servers and health checks
+
+  new Gauge({
+    name: 'opengslb_server_healthy',
+    help: 'Whether the health checks find a configured server healthy (1) or not (0; unknown counts as 0). Overrides are per domain and not shown here.',
+    labelNames: ['region', 'server'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      for (const s of servers) this.set({ region: s.region, server: formatAddress(s.address, s.port) }, s.healthy ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_server_latency_seconds',
+    help: 'Moving average (EMA) of a server\'s health-check round trip; absent until its first successful check.',
+    labelNames: ['region', 'server'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      for (const s of servers) if (s.latency_ms !== null) this.set({ region: s.region, server: formatAddress(s.address, s.port) }, s.latency_ms / 1000);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_server_latency_samples',
+    help: 'Successful health checks behind a server\'s latency average.',
+    labelNames: ['region', 'server'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      for (const s of servers) this.set({ region: s.region, server: formatAddress(s.address, s.port) }, s.latency_samples);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_healthy_servers',
+    help: 'Configured servers the health checks find healthy, by region.',
+    labelNames: ['region'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      if (overwatch === null) return;
+      const healthy = new Map<string, number>();
+      for (const r of overwatch.config.regions) healthy.set(r.name, 0);
+      for (const s of servers) if (s.healthy) healthy.set(s.region, (healthy.get(s.region) ?? 0) + 1);
+      for (const [region, n] of healthy) this.set({ region }, n);
+    },
+  });
+
+  const checkResults = new Counter({
+    name: 'opengslb_health_check_results_total',
+    help: 'Health-check probes by server and result (success or failure); a probe shared by several servers counts for each.',
+    labelNames: ['region', 'server', 'result'],
+    registers,
+    collect() {
+      refresh();
+    },
+  });
+  const checkDuration = new Histogram({
+    name: 'opengslb_health_check_duration_seconds',
+    help: 'Round trip of health-check probes (connect to verdict), by server.',
+    labelNames: ['region', 'server'],
+    buckets: [...CHECK_DURATION_BUCKETS],
+    registers,
+    collect() {
+      refresh();
+    },
+  });
+  /** Label pairs that have check series, by "region/address:port". */
+  const checked = new Map<string, { region: string; server: string }>();
+  // Series of servers no longer in the config are dropped, so the label set
+  // stays the configured servers.
+  const pruneChecks = (): void => {
+    if (overwatch === null || checked.size === 0) return;
+    const current = new Set<string>();
+    for (const r of overwatch.config.regions) for (const s of r.servers) current.add(`${r.name}/${formatAddress(s.address, s.port)}`);
+    for (const [key, labels] of checked) {
+      if (current.has(key)) continue;
+      checked.delete(key);
+      checkResults.remove({ ...labels, result: 'success' });
+      checkResults.remove({ ...labels, result: 'failure' });
+      checkDuration.remove(labels);
+    }
+  };
+  const onCheck: CheckObserver = (target, result) => {
+    try {
+      for (const key of target.servers) {
+        let labels = checked.get(key);
+        if (labels === undefined) {
+          // Labels are "region/address:port" (src/overwatch/check-targets.ts); region names hold no "/".
+          const slash = key.indexOf('/');
+          labels = { region: key.slice(0, slash), server: key.slice(slash + 1) };
+          checked.set(key, labels);
+        }
+        checkResults.inc({ ...labels, result: result.ok ? 'success' : 'failure' });
+        if (result.latencyMs >= 0 && Number.isFinite(result.latencyMs)) checkDuration.observe(labels, result.latencyMs / 1000);
+      }
+    } catch {
+      // The scheduler's contract: an observer never throws. A bad label is a bug here, not a reason to stop checking.
+    }
+  };
+
+  // ---- Config, overrides, build
+
+  new Counter({
+    name: 'opengslb_config_reloads_total',
+    help: 'Config reloads (SIGHUP) by result.',
+    labelNames: ['result'],
+    registers,
+    collect() {
+      this.reset();
+      const counts = reloader === null ? { success: 0, failure: 0 } : reloader.reloads;
+      this.inc({ result: 'success' }, counts.success);
+      this.inc({ result: 'failure' }, counts.failure);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_config_reload_timestamp_seconds',
+    help: 'Unix time the config now serving was loaded: the last successful reload, else the start-up load.',
+    registers,
+    collect() {
+      this.set((reloader === null ? options.loadedAtMs : reloader.lastSuccessMs) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_config_load_timestamp_seconds',
+    help: 'Unix time the config was loaded at start-up.',
+    registers,
+    collect() {
+      this.set(options.loadedAtMs / 1000);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_configured_domains',
+    help: 'Domains in the config now serving.',
+    registers,
+    collect() {
+      this.set(overwatch === null ? 0 : overwatch.config.domains.length);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_configured_servers',
+    help: 'Servers in the config now serving, over all regions.',
+    registers,
+    collect() {
+      let n = 0;
+      if (overwatch !== null) for (const r of overwatch.config.regions) n += r.servers.length;
+      this.set(n);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_overwatch_overrides_active',
+    help: 'Operator overrides whose domain and address are in the config now serving.',
+    registers,
+    collect() {
+      let n = 0;
+      if (overwatch !== null) for (const o of overwatch.overrides()) if (o.active) n++;
+      this.set(n);
+    },
+  });
+  const info = new Gauge({ name: 'opengslb_app_info', help: 'Always 1; the version label says what runs.', labelNames: ['version'], registers });
+  info.set({ version: options.version }, 1);
+
+  if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
+
+  const metrics: Metrics = {
+    registry,
+    onCheck,
+    attach(source, rl = null) {
+      if (overwatch !== null) throw new Error('metrics are already attached to an overwatch');
+      overwatch = source;
+      reloader = rl;
+      counterFold = new WrapFolder(COUNTER_STRIDE, Math.floor(source.counters.length / COUNTER_STRIDE));
+      const buffers = source.pool.decisionCounters;
+      for (let i = 0; i < buffers.length; i++) {
+        const b = buffers[i];
+        if (b !== null && b !== undefined) decisionFold.setBuffer(i, b);
+      }
+      source.pool.on('decisions', onDecisions);
+      timer = setInterval(fold, options.foldIntervalMs ?? 60_000);
+      timer.unref();
+    },
+    fold,
+    close() {
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+      overwatch?.pool.off('decisions', onDecisions);
+    },
+  };
+  if (options.overwatch !== undefined) metrics.attach(options.overwatch, options.reloader ?? null);
+  return metrics;
+
+  function plainCounter(name: string, help: string, word: number): void {
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        refresh();
+        this.reset();
+        this.inc(total(word));
+      },
+    });
+  }
+
+  function labelledCounter(name: string, help: string, label: string, entries: readonly (readonly [string, number])[]): void {
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers,
+      collect() {
+        refresh();
+        this.reset();
+        for (const [value, word] of entries) this.inc({ [label]: value }, total(word));
+      },
+    });
+  }
+}
+
+/** One labelled series of a FoldedHistogram: counts per bucket (not cumulative, +Inf last) and the sum in seconds. */
+interface HistogramSeries {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly buckets: readonly number[];
+  readonly sum: number;
+}
+
+type HistogramData = Awaited<ReturnType<Histogram<string>['get']>>;
+
+/** `le` label values of the DNS duration buckets, in seconds, then +Inf. */
+const DURATION_LE = [...HIST_BOUNDS_US.map((us) => String(us / 1e6)), '+Inf'];
+
+/**
+ * A histogram whose buckets are counted elsewhere (in the workers' shared
+ * memory): prom-client's Histogram only counts observe() calls, so this one
+ * replaces the two methods the registry reads with ones that report the
+ * folded counts. Everything else (name checks, registration) is prom-client's.
+ */
+class FoldedHistogram extends Histogram<string> {
+  readonly #read: () => readonly HistogramSeries[];
+  readonly #name: string;
+  readonly #help: string;
+
+  constructor(config: { name: string; help: string; labelNames: string[]; registers: Registry[] }, read: () => readonly HistogramSeries[]) {
+    super({ ...config, buckets: HIST_BOUNDS_US.map((us) => us / 1e6) });
+    this.#name = config.name;
+    this.#help = config.help;
+    this.#read = read;
+  }
+
+  /** Returns the exposition of the folded counts (the registry prefers this method when it exists). */
+  async getForPromString(): Promise<HistogramData> {
+    const name = this.#name;
+    const values: { metricName: string; labels: Record<string, string>; value: number }[] = [];
+    for (const s of this.#read()) {
+      let cumulative = 0;
+      for (let b = 0; b < HIST_BUCKETS; b++) {
+        cumulative += s.buckets[b];
+        values.push({ metricName: `${name}_bucket`, labels: { ...s.labels, le: DURATION_LE[b] }, value: cumulative });
+      }
+      values.push({ metricName: `${name}_sum`, labels: { ...s.labels }, value: s.sum });
+      values.push({ metricName: `${name}_count`, labels: { ...s.labels }, value: cumulative });
+    }
+    // prom-client types `type` as an ambient enum that has no runtime value; the string is what it uses.
+    return { name, help: this.#help, type: 'histogram', values, aggregator: 'sum' } as unknown as HistogramData;
+  }
+
+  override async get(): Promise<HistogramData> {
+    return this.getForPromString();
+  }
+}

@@ -1,0 +1,63 @@
+// docs/metrics.md against what GET /metrics serves: the Prometheus table
+// lists exactly the opengslb_* families of a real scrape, with their types,
+// every name follows STYLE.md §5, and Node's process metrics are the
+// unprefixed standard ones the page promises.
+
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { createLogger } from '../../src/log/logger.ts';
+import { createMetrics } from '../../src/metrics/prometheus.ts';
+import { startMetricsServer } from '../../src/metrics/server.ts';
+import { ROOT } from '../helpers/markdown.ts';
+import { scrape } from './scrape.ts';
+
+const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
+
+/** Rows of the Markdown table that follows `heading`: metric name (first cell, backticked) → type (second cell). */
+function documented(markdown: string, heading: string): Map<string, string> {
+  const lines = markdown.split('\n');
+  let i = lines.indexOf(heading);
+  assert.ok(i >= 0, `docs/metrics.md has the heading "${heading}"`);
+  while (i < lines.length && !lines[i].startsWith('|')) i++;
+  const rows = new Map<string, string>();
+  for (i += 2; i < lines.length && lines[i].startsWith('|'); i++) {
+    const cells = lines[i].split('|').map((c) => c.trim());
+    const name = /^`([a-z_:][a-z0-9_:]*)`$/.exec(cells[1]);
+    assert.ok(name !== null, `first cell of a metric row is one backticked name: ${lines[i]}`);
+    assert.ok(!rows.has(name[1]), `${name[1]} is documented once`);
+    rows.set(name[1], cells[2]);
+  }
+  return rows;
+}
+
+test('docs/metrics.md lists exactly the opengslb_* metrics /metrics serves, each with its type', async (t) => {
+  const metrics = createMetrics({ version: 'docs', loadedAtMs: Date.now() });
+  const listener = await startMetricsServer(metrics.registry, '127.0.0.1', 0, quiet);
+  t.after(async () => {
+    await listener.close();
+    metrics.close();
+  });
+  const served = (await scrape(listener.port)).types;
+  const ours = new Map([...served].filter(([name]) => name.startsWith('opengslb_')));
+  const docs = documented(await readFile(`${ROOT}docs/metrics.md`, 'utf8'), '## Prometheus metrics');
+  assert.deepEqual([...docs.keys()].filter((n) => !ours.has(n)), [], 'documented but not served');
+  assert.deepEqual([...ours.keys()].filter((n) => !docs.has(n)), [], 'served but not documented');
+  for (const [name, type] of ours) assert.equal(docs.get(name), type, `type of ${name}`);
+  // Everything else is Node's standard process metrics, unprefixed.
+  const others = [...served.keys()].filter((n) => !n.startsWith('opengslb_'));
+  assert.ok(others.includes('process_cpu_seconds_total') && others.includes('nodejs_eventloop_lag_seconds'));
+  assert.deepEqual(others.filter((n) => !/^(process|nodejs)_/.test(n)), []);
+});
+
+test('every opengslb_* name follows opengslb_<subsystem>_<name>_<unit>: counters end in _total, nothing else does', async () => {
+  const metrics = createMetrics({ version: 'docs', loadedAtMs: 0, processMetrics: false });
+  const json = await metrics.registry.getMetricsAsJSON();
+  metrics.close();
+  for (const m of json) {
+    assert.match(m.name, /^opengslb_[a-z0-9]+(_[a-z0-9]+)+$/);
+    assert.equal(m.name.endsWith('_total'), String(m.type) === 'counter', `${m.name} is a ${m.type}`);
+    if (m.name.includes('duration') || m.name.includes('latency_seconds') || m.name.includes('timestamp')) assert.match(m.name, /_seconds$/);
+  }
+});
