@@ -1,0 +1,837 @@
+// Main thread, cold path. Explains what the DNS workers would answer for one
+// name and type right now, and why: the lookup (zone, name, rcode), the
+// domain's policy, every candidate server with its health and whether the
+// next answer may carry it. Pure: it reads the published snapshot through the
+// same SnapshotView the workers use and the live slots as they are now, and
+// repeats the decision rules of ./select.ts step by step (keep the two in
+// step: test/routing/explain.test.ts compares it with real DNS answers).
+
+import { isIP } from 'node:net';
+import type { Config, RoutingAlgorithm, WhenAllDown } from '../config/types.ts';
+import { QTYPE } from '../dns/constants.ts';
+import { nameToWire } from '../dns/names.ts';
+import type { MemberInfo } from '../snapshot/compile.ts';
+import * as L from '../snapshot/layout.ts';
+import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, LAST_UP_EPOCH_SEC, LIVE_CAPACITY, lastUpWord, latencyWord, readHealth } from '../snapshot/live-slots.ts';
+import { SnapshotView } from '../snapshot/reader.ts';
+
+/** The override facts explain reports; the overwatch's OverrideView has them all. */
+export interface OverrideFacts {
+  readonly healthy: boolean;
+  readonly reason: string;
+  readonly source: string;
+  /** False while the override is kept but does not apply; absent means it applies. */
+  readonly active?: boolean;
+}
+
+/** What explain reads. The overwatch builds it from what it serves at the moment of the call. */
+export interface ExplainInput {
+  /** The snapshot the workers serve now (CompiledSnapshot has these fields). */
+  readonly snapshot: {
+    readonly buffer: SharedArrayBuffer;
+    readonly members: readonly (MemberInfo | null)[];
+    readonly recordDomains: readonly (string | null)[];
+  };
+  /** The live slots the workers read (health words, latency, last up). */
+  readonly live: Int32Array;
+  /** The config that snapshot was compiled from (health-check types, domain settings). */
+  readonly config: Config;
+  /** The override of (domain, address), or null; used to say who decided, not to decide: the member word already carries it. */
+  readonly overrideOf: (domain: string, address: string) => OverrideFacts | null;
+  /** The last health-check error of a server slot ("status 503", "timeout"…), or null; optional. */
+  readonly lastErrorOf?: (serverSlot: number) => string | null;
+}
+
+export type ExplainRcode = 'NOERROR' | 'NXDOMAIN' | 'REFUSED' | 'SERVFAIL';
+export type ExplainPolicy = RoutingAlgorithm | 'static';
+/** `drained`: an override took the server out; `static`: name-server data, never checked. */
+export type CandidateStatus = 'healthy' | 'unhealthy' | 'unknown' | 'drained' | 'static';
+
+/** One configured server of the domain (or one static address), as this query sees it. */
+export interface ExplainCandidate {
+  readonly address: string;
+  readonly port: number | null;
+  readonly region: string | null;
+  /** Failover level: index of the region in the domain's regions (0 first); null for static data. */
+  readonly priority: number | null;
+  readonly weight: number | null;
+  /** Effective health for this domain: what the DNS workers read (the override applied). */
+  readonly status: CandidateStatus;
+  /** The health checks' own verdict for the server, whatever an override says; null for static data. */
+  readonly check_status: 'healthy' | 'unhealthy' | 'unknown' | null;
+  readonly authority: 'override' | 'health_check' | 'unchecked' | null;
+  /** Latency EMA of the server's checks in milliseconds; null before the first sample. */
+  readonly latency_ms: number | null;
+  readonly samples: number;
+  /** When the checks last found the server healthy (RFC 3339), or null. */
+  readonly last_up: string | null;
+  /** May the next answer carry this server? */
+  readonly eligible: boolean;
+  /** Why not, when not eligible; null otherwise. */
+  readonly reason: string | null;
+  /** What its part is, when eligible ("fastest (12.1 ms)", "position 1"…); null otherwise. */
+  readonly detail: string | null;
+}
+
+export interface WeightedChance {
+  readonly address: string;
+  readonly weight: number;
+  /** Probability that an answer leads with this address: weight / total weight of the eligible servers. */
+  readonly first: number;
+  /** Probability that an answer carries it anywhere (max_answers > 1); null when too many servers to compute exactly. */
+  readonly in_answer: number | null;
+}
+
+export interface ExplainAllDown {
+  readonly mode: WhenAllDown;
+  /** Did the mode produce an answer (false: SERVFAIL)? */
+  readonly answered: boolean;
+}
+
+/** The explanation served by GET /api/v1/explain, as is: JSON-able, snake_case. */
+export interface Explanation {
+  /** The name asked, lower case, without the trailing dot. */
+  readonly name: string;
+  readonly type: string;
+  readonly client: string | null;
+  readonly rcode: ExplainRcode;
+  /** The AA bit: set on answers from our data (also NXDOMAIN/NODATA), clear on REFUSED and SERVFAIL. */
+  readonly aa: boolean;
+  readonly zone: string | null;
+  /** The configured domain that answers, or null. */
+  readonly domain: string | null;
+  /** What the answer comes from: a domain's routing, a name server's static address, the zone apex (SOA/NS). */
+  readonly source: 'domain' | 'nameserver' | 'zone' | null;
+  readonly policy: ExplainPolicy | null;
+  readonly max_answers: number | null;
+  readonly when_all_down: WhenAllDown | null;
+  /** TTL of the answer records; for NXDOMAIN/NODATA the negative-caching TTL of the SOA. */
+  readonly ttl: number | null;
+  /** `fixed`: `answers` is the next answer, in order. `rotation` and `weighted_random`: `answers` is the pool answers are drawn from. */
+  readonly selection: 'fixed' | 'rotation' | 'weighted_random' | null;
+  readonly answers: readonly string[];
+  /** Records in each answer. */
+  readonly answer_size: number;
+  readonly rotation: boolean;
+  /** For rotation: every answer the rotation goes through, in rotor order (each worker has its own rotor); at most 64. */
+  readonly cycle: readonly (readonly string[])[] | null;
+  /** For weighted: each eligible server's chances. */
+  readonly probabilities: readonly WeightedChance[] | null;
+  readonly candidates: readonly ExplainCandidate[];
+  /** The domain's fallback addresses of the asked family (answered only by when_all_down: fallback). */
+  readonly fallback: readonly string[];
+  /** Non-null when no candidate is answerable, so when_all_down decided. */
+  readonly all_down: ExplainAllDown | null;
+  /** Additional-section records (glue of an NS answer), in presentation form. */
+  readonly additional: readonly string[];
+  readonly notes: readonly string[];
+  /** Generation of the snapshot explained. */
+  readonly generation: number;
+}
+
+const POLICY_NAME: Record<number, ExplainPolicy> = {
+  [L.POLICY_ROUND_ROBIN]: 'round-robin',
+  [L.POLICY_WEIGHTED]: 'weighted',
+  [L.POLICY_FAILOVER]: 'failover',
+  [L.POLICY_STATIC]: 'static',
+  [L.POLICY_LATENCY]: 'latency',
+};
+const ALL_DOWN_NAME: Record<number, WhenAllDown> = {
+  [L.ALL_DOWN_SERVFAIL]: 'servfail',
+  [L.ALL_DOWN_LAST_HEALTHY]: 'last_healthy',
+  [L.ALL_DOWN_ALL]: 'all',
+  [L.ALL_DOWN_FALLBACK]: 'fallback',
+};
+const TYPE_NAME = new Map<number, string>(Object.entries(QTYPE).map(([k, v]) => [v, k]));
+
+/** Longest rotation cycle listed; a round-robin over 500 servers is described by its pool. */
+const MAX_CYCLE = 64;
+/** Inclusion probabilities of weighted answers are computed exactly over subsets up to this many servers (2^16 states). */
+const MAX_EXACT_WEIGHTED = 16;
+
+const views = new WeakMap<SharedArrayBuffer, SnapshotView>();
+
+/**
+ * Explains the answer the DNS workers would give now to a query for `name`
+ * (any case, trailing dot optional) and `qtype` ("A", "aaaa", "TYPE65", "28")
+ * from `client` (an IP literal, or null). Allocates freely; call it from the
+ * API, not per query. Throws RangeError, whose message says what is wrong,
+ * when the name, type or client is malformed.
+ */
+export function explain(input: ExplainInput, name: string, qtype: string, client: string | null): Explanation {
+  const qname = normaliseName(name);
+  const type = parseType(qtype);
+  if (client !== null && isIP(client.trim()) === 0) throw new RangeError(`client "${client}" is not an IP address`);
+  const b = new Builder(input, qname, type, client === null ? null : client.trim());
+  lookup(b);
+  return b.finish();
+}
+
+/** Collects the explanation while lookup() walks the same steps as workers/handle-query.ts. */
+class Builder {
+  readonly input: ExplainInput;
+  readonly view: SnapshotView;
+  readonly qname: string;
+  readonly qtype: number;
+  readonly client: string | null;
+  rcode: ExplainRcode = 'NOERROR';
+  aa = true;
+  zone: string | null = null;
+  domain: string | null = null;
+  source: Explanation['source'] = null;
+  policy: ExplainPolicy | null = null;
+  maxAnswers: number | null = null;
+  whenAllDown: WhenAllDown | null = null;
+  ttl: number | null = null;
+  selection: Explanation['selection'] = null;
+  answers: string[] = [];
+  answerSize = 0;
+  cycle: string[][] | null = null;
+  probabilities: WeightedChance[] | null = null;
+  candidates: ExplainCandidate[] = [];
+  fallback: string[] = [];
+  allDown: ExplainAllDown | null = null;
+  additional: string[] = [];
+  notes: string[] = [];
+
+  constructor(input: ExplainInput, qname: string, qtype: number, client: string | null) {
+    this.input = input;
+    let view = views.get(input.snapshot.buffer);
+    if (view === undefined) {
+      view = new SnapshotView(input.snapshot.buffer);
+      views.set(input.snapshot.buffer, view);
+    }
+    this.view = view;
+    this.qname = qname;
+    this.qtype = qtype;
+    this.client = client;
+  }
+
+  finish(): Explanation {
+    if (this.client !== null) {
+      this.notes.push(
+        this.policy === 'latency'
+          ? `the client address ${this.client} is not used by the latency policy: it ranks servers by the overwatch's own health-check latency, the same for every client`
+          : `the client address ${this.client} does not change this answer: no policy routes by client yet (an ECS option is echoed with scope 0)`,
+      );
+    }
+    if (this.rcode === 'NOERROR' && this.answers.length > 0 && this.ttl !== null) {
+      this.notes.push(`resolvers may cache this answer for up to ${this.ttl} s, so a client can still get an earlier answer for that long`);
+    }
+    return {
+      name: this.qname,
+      type: typeName(this.qtype),
+      client: this.client,
+      rcode: this.rcode,
+      aa: this.aa,
+      zone: this.zone,
+      domain: this.domain,
+      source: this.source,
+      policy: this.policy,
+      max_answers: this.maxAnswers,
+      when_all_down: this.whenAllDown,
+      ttl: this.ttl,
+      selection: this.selection,
+      answers: this.answers,
+      answer_size: this.answerSize,
+      rotation: this.selection === 'rotation',
+      cycle: this.cycle,
+      probabilities: this.probabilities,
+      candidates: this.candidates,
+      fallback: this.fallback,
+      all_down: this.allDown,
+      additional: this.additional,
+      notes: this.notes,
+      generation: this.view.generation,
+    };
+  }
+
+  refuse(why: string): void {
+    this.rcode = 'REFUSED';
+    this.aa = false;
+    this.notes.push(why);
+  }
+
+  /** NXDOMAIN or NODATA: the zone's SOA in the authority section, with the negative TTL (RFC 2308 §3). */
+  negative(zone: number, rcode: 'NOERROR' | 'NXDOMAIN', why: string): void {
+    const zb = this.view.zoneBase(zone);
+    this.rcode = rcode;
+    this.ttl = this.view.u32[zb + L.ZONE_NEG_TTL];
+    this.notes.push(why);
+    this.notes.push(`the answer carries the SOA of ${this.zone}; resolvers cache this ${rcode === 'NXDOMAIN' ? 'NXDOMAIN' : 'empty answer'} for ${this.ttl} s`);
+  }
+}
+
+function lookup(b: Builder): void {
+  const view = b.view;
+  const u32 = view.u32;
+  if (b.qtype === QTYPE.AXFR || b.qtype === QTYPE.IXFR) {
+    b.refuse('zone transfers are refused: the data changes with health every second');
+    return;
+  }
+  const wire = nameToWire(b.qname);
+  let node = view.findNode(wire, 0, wire.length);
+  if (node < 0) {
+    // The worker's walk: the closest enclosing name we hold decides. Empty
+    // non-terminals exist, so a hit inside a zone means NXDOMAIN.
+    let off = 0;
+    while (wire[off] !== 0) {
+      off += wire[off] + 1;
+      node = view.findNode(wire, off, wire.length - off);
+      if (node >= 0) break;
+    }
+    if (node < 0) {
+      const zones = b.input.config.dns.zones.map((z) => z.name);
+      b.refuse(`${b.qname} is not inside any zone served here (${zones.join(', ')}); non-authoritative names are refused`);
+      return;
+    }
+    const zone = u32[view.nodeBase(node) + L.NODE_ZONE];
+    b.zone = zoneName(view, zone);
+    b.negative(zone, 'NXDOMAIN', `no such name in zone ${b.zone}: the closest name held is ${nodeName(view, node) || '.'}`);
+    return;
+  }
+  const nb = view.nodeBase(node);
+  const zone = u32[nb + L.NODE_ZONE];
+  const flags = u32[nb + L.NODE_FLAGS];
+  const isApex = (flags & L.NODE_FLAG_APEX) !== 0;
+  b.zone = zoneName(view, zone);
+  b.domain = b.input.config.domains.find((d) => d.name === b.qname)?.name ?? null;
+  const recA = u32[nb + L.NODE_REC_A];
+  const recAAAA = u32[nb + L.NODE_REC_AAAA];
+  const nodata = (why: string): void => b.negative(zone, 'NOERROR', `NODATA: ${why}`);
+  switch (b.qtype) {
+    case QTYPE.A:
+    case QTYPE.AAAA: {
+      const rec = b.qtype === QTYPE.A ? recA : recAAAA;
+      if (rec !== 0) return explainRecord(b, rec - 1);
+      const family = b.qtype === QTYPE.A ? 'IPv4' : 'IPv6';
+      if (b.domain !== null) return nodata(`domain ${b.domain} has no ${family} servers (nothing can be down, so this is not SERVFAIL)`);
+      if ((flags & L.NODE_FLAG_ENT) !== 0) return nodata(`${b.qname} exists only because names below it do (an empty non-terminal)`);
+      return nodata(`${b.qname} exists but has no ${b.qtype === QTYPE.A ? 'A' : 'AAAA'} records`);
+    }
+    case QTYPE.ANY:
+      // RFC 8482 §4.2: one RRset we hold, not all of them.
+      b.notes.push('ANY is answered with one RRset (RFC 8482): A if the name has any, else AAAA, else the SOA at an apex');
+      if (recA !== 0) return explainRecord(b, recA - 1);
+      if (recAAAA !== 0) return explainRecord(b, recAAAA - 1);
+      if (isApex) return soaAnswer(b, zone);
+      return nodata(`${b.qname} has no address records`);
+    case QTYPE.SOA:
+      return isApex ? soaAnswer(b, zone) : nodata(`the SOA lives at the apex ${b.zone}, not at ${b.qname}`);
+    case QTYPE.NS:
+      return isApex ? nsAnswer(b, zone) : nodata(`the NS RRset lives at the apex ${b.zone}; no zone is delegated at ${b.qname}`);
+    default:
+      return nodata(`only A, AAAA, SOA, NS (and ANY) are served; ${typeName(b.qtype)} has no data at any name`);
+  }
+}
+
+function soaAnswer(b: Builder, zone: number): void {
+  const view = b.view;
+  const zb = view.zoneBase(zone);
+  const body = view.u32[zb + L.ZONE_SOA_OFF];
+  const u8 = view.u8;
+  let off = body + 10;
+  const mname = readName(u8, off);
+  off = mname.end;
+  const rname = readName(u8, off);
+  off = rname.end;
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) times.push(readU32(u8, off + i * 4));
+  b.source = 'zone';
+  b.ttl = readU32(u8, body + 4);
+  b.selection = 'fixed';
+  b.answers = [`${mname.name}. ${rname.name}. ${times.join(' ')}`];
+  b.answerSize = 1;
+}
+
+function nsAnswer(b: Builder, zone: number): void {
+  const view = b.view;
+  const u8 = view.u8;
+  const zb = view.zoneBase(zone);
+  let src = view.u32[zb + L.ZONE_NS_OFF];
+  const count = view.u32[zb + L.ZONE_NS_COUNT];
+  b.source = 'zone';
+  b.selection = 'fixed';
+  for (let i = 0; i < count; i++) {
+    if (i === 0) b.ttl = readU32(u8, src + 4);
+    b.answers.push(readName(u8, src + 10).name);
+    src += 10 + ((u8[src + 8] << 8) | u8[src + 9]);
+  }
+  b.answerSize = count;
+  let glue = view.u32[zb + L.ZONE_GLUE_OFF];
+  for (let i = 0; i < view.u32[zb + L.ZONE_GLUE_COUNT]; i++) {
+    const owner = readName(u8, glue);
+    const type = (u8[owner.end] << 8) | u8[owner.end + 1];
+    const rdLen = (u8[owner.end + 8] << 8) | u8[owner.end + 9];
+    b.additional.push(`${owner.name} ${type === QTYPE.A ? 'A' : 'AAAA'} ${formatIp(u8, owner.end + 10, rdLen)}`);
+    glue = owner.end + 10 + rdLen;
+  }
+}
+
+/** One member of a record with everything the rules below read, taken once so every step sees the same values. */
+interface Member {
+  readonly index: number;
+  readonly info: MemberInfo | null;
+  readonly address: string;
+  readonly weight: number;
+  readonly health: number;
+  readonly serverSlot: number;
+  readonly emaUs: number;
+  readonly samples: number;
+  /** Seconds since LAST_UP_EPOCH_SEC, 0 = never. */
+  readonly lastUp: number;
+}
+
+/** The rules of selectMembers() in ./select.ts, applied to record `r` with reasons. */
+function explainRecord(b: Builder, r: number): void {
+  const view = b.view;
+  const u32 = view.u32;
+  const live = b.input.live;
+  const cap = live[LIVE_CAPACITY];
+  const rb = view.recordBase(r);
+  const policy = u32[rb + L.REC_POLICY];
+  const start = u32[rb + L.REC_MEMBER_START];
+  const count = u32[rb + L.REC_MEMBER_COUNT];
+  const want = u32[rb + L.REC_MAX_ANSWERS];
+  const fragLen = u32[rb + L.REC_FRAG_LEN];
+  const weighted = policy === L.POLICY_WEIGHTED;
+  const domain = b.input.snapshot.recordDomains[r] ?? null;
+
+  const members: Member[] = [];
+  for (let i = 0; i < count; i++) {
+    const mb = view.memberBase(start + i);
+    const healthSlot = u32[mb + L.MEM_HEALTH_SLOT];
+    const serverSlot = u32[mb + L.MEM_SERVER];
+    const checked = serverSlot !== L.NO_SLOT;
+    const word = checked ? latencyWord(cap, serverSlot) : 0;
+    members.push({
+      index: start + i,
+      info: b.input.snapshot.members[start + i] ?? null,
+      address: formatIp(view.u8, u32[mb + L.MEM_FRAG_OFF] + 12, fragLen - 12),
+      weight: u32[mb + L.MEM_WEIGHT],
+      health: healthSlot === L.NO_SLOT ? HEALTH_HEALTHY : readHealth(live, healthSlot),
+      serverSlot,
+      emaUs: checked ? Atomics.load(live, word) : 0,
+      samples: checked ? Atomics.load(live, word + 1) : 0,
+      lastUp: checked ? Atomics.load(live, lastUpWord(cap, serverSlot)) : 0,
+    });
+  }
+  b.ttl = u32[rb + L.REC_TTL];
+  b.policy = POLICY_NAME[policy] ?? null;
+  b.maxAnswers = want;
+
+  if (policy === L.POLICY_STATIC || domain === null) {
+    // Name-server addresses: every one, in config order, never checked.
+    b.source = 'nameserver';
+    b.selection = 'fixed';
+    const k = Math.min(want, members.length);
+    b.answers = members.slice(0, k).map((m) => m.address);
+    b.answerSize = k;
+    b.candidates = members.map((m, i) => staticCandidate(m.address, i < k, i < k ? `position ${i + 1}` : null, i < k ? null : `beyond the ${k} records one answer carries`));
+    b.notes.push(`${b.qname} is a name server of ${b.zone}: its addresses come from dns.zones[].nameservers, are static and never health-checked`);
+    return;
+  }
+
+  b.source = 'domain';
+  b.domain = domain;
+  const mode = u32[rb + L.REC_ALL_DOWN];
+  b.whenAllDown = ALL_DOWN_NAME[mode] ?? null;
+  const fbStart = u32[rb + L.REC_FALLBACK_START];
+  const fbCount = u32[rb + L.REC_FALLBACK_COUNT];
+  for (let i = 0; i < fbCount; i++) b.fallback.push(formatIp(view.u8, u32[view.memberBase(fbStart + i) + L.MEM_FRAG_OFF] + 12, fragLen - 12));
+
+  // refresh(): the answerable list is healthy members (of weight > 0 when weighted).
+  const reasons = new Map<Member, string>();
+  const details = new Map<Member, string>();
+  let list: Member[] = [];
+  for (const m of members) {
+    if (m.health !== HEALTH_HEALTHY) {
+      reasons.set(m, downReason(b, m));
+      continue;
+    }
+    if (weighted && m.weight === 0) {
+      reasons.set(m, 'weight 0: the weighted policy never answers it (it is still checked)');
+      continue;
+    }
+    list.push(m);
+  }
+  let degraded = -1;
+  if (list.length === 0) {
+    degraded = mode;
+    const family = fragLen === L.FRAG_LEN_A ? 'IPv4' : 'IPv6';
+    const healthyZero = members.some((m) => m.health === HEALTH_HEALTHY);
+    b.notes.push(
+      healthyZero
+        ? `every healthy ${family} server has weight 0, so nothing is answerable and when_all_down: ${b.whenAllDown} decides`
+        : `every ${family} server of ${domain} is down, so when_all_down: ${b.whenAllDown} decides`,
+    );
+    list = allDownList(b, members, mode, weighted, rb, reasons, details);
+  }
+
+  const n = list.length;
+  if (n === 0) {
+    if (degraded === L.ALL_DOWN_FALLBACK && fbCount > 0) {
+      const k = Math.min(want, fbCount);
+      b.allDown = { mode: 'fallback', answered: true };
+      b.selection = 'fixed';
+      b.answers = b.fallback.slice(0, k);
+      b.answerSize = k;
+      b.notes.push(`when_all_down: fallback answers the domain's fallback address${k > 1 ? 'es' : ''} ${b.answers.join(', ')}${k < fbCount ? ` (the first ${k}: max_answers ${want})` : ''}`);
+    } else {
+      b.rcode = 'SERVFAIL';
+      b.aa = false;
+      b.ttl = null;
+      b.allDown = { mode: b.whenAllDown ?? 'servfail', answered: false };
+      if (degraded === L.ALL_DOWN_FALLBACK) b.notes.push(`when_all_down: fallback, but the domain has no ${fragLen === L.FRAG_LEN_A ? 'IPv4' : 'IPv6'} fallback address: SERVFAIL`);
+      else if (degraded === L.ALL_DOWN_SERVFAIL) b.notes.push('when_all_down: servfail: resolvers try another name server or report the failure');
+    }
+    b.candidates = members.map((m) => candidate(b, domain, m, false, reasons.get(m) ?? null, null));
+    return;
+  }
+  if (degraded !== -1) b.allDown = { mode: b.whenAllDown ?? 'servfail', answered: true };
+
+  const k = Math.min(want, n);
+  b.answerSize = k;
+  const pool = new Set<Member>();
+  if (policy === L.POLICY_ROUND_ROBIN || (policy === L.POLICY_LATENCY && degraded !== -1)) {
+    rotation(b, list, k, pool, details);
+    if (policy === L.POLICY_LATENCY) b.notes.push('latency does not rank while when_all_down answers: the list rotates round-robin');
+  } else if (policy === L.POLICY_WEIGHTED) {
+    weightedChances(b, list, k, pool, details);
+  } else if (policy === L.POLICY_LATENCY) {
+    latency(b, list, k, rb, pool, reasons, details);
+  } else {
+    failover(b, list, k, pool, reasons, details);
+  }
+  // The policies above say how they fill max_answers > 1; this is the case none of them covers.
+  if (k < want) b.notes.push(`max_answers ${want}, but only ${n} server${n === 1 ? ' is' : 's are'} eligible: each answer carries ${k}`);
+  b.candidates = members.map((m) => {
+    const eligible = pool.has(m);
+    return candidate(b, domain, m, eligible, eligible ? null : reasons.get(m) ?? 'not chosen', eligible ? details.get(m) ?? null : null);
+  });
+}
+
+/** refreshAllDown(): the list a fail-open mode answers; records why each member is in or out. */
+function allDownList(b: Builder, members: Member[], mode: number, weighted: boolean, rb: number, reasons: Map<Member, string>, details: Map<Member, string>): Member[] {
+  if (mode === L.ALL_DOWN_SERVFAIL || mode === L.ALL_DOWN_FALLBACK) return [];
+  let newest = 0;
+  // Drained members count for "most recent" too: the worker takes the max over every member.
+  if (mode === L.ALL_DOWN_LAST_HEALTHY) {
+    for (const m of members) if (m.lastUp > newest) newest = m.lastUp;
+    if (newest === 0) {
+      b.notes.push('when_all_down: last_healthy, but no server has been healthy since the overwatch started: SERVFAIL');
+      return [];
+    }
+  }
+  const windowSec = b.view.u32[rb + L.REC_LAST_UP_WINDOW];
+  const oldest = newest - windowSec;
+  const list: Member[] = [];
+  for (const m of members) {
+    if (m.health === HEALTH_DRAINED) {
+      reasons.set(m, `${reasons.get(m)} (a drain holds even when when_all_down fails open)`);
+      continue;
+    }
+    if (mode === L.ALL_DOWN_LAST_HEALTHY && m.lastUp < oldest) {
+      reasons.set(m, `${reasons.get(m)}; ${m.lastUp === 0 ? 'never seen healthy' : `last up ${newest - m.lastUp} s before the most recent server`}, outside the ${windowSec} s last_healthy window`);
+      continue;
+    }
+    if (weighted && m.weight === 0) {
+      reasons.set(m, 'weight 0: the weighted policy never answers it, not even when all are down');
+      continue;
+    }
+    details.set(m, mode === L.ALL_DOWN_ALL
+      ? 'answered although down: when_all_down: all fails open'
+      : `answered although down: last up ${newest - m.lastUp} s before the most recent server, within the ${windowSec} s last_healthy window`);
+    list.push(m);
+  }
+  if (mode === L.ALL_DOWN_LAST_HEALTHY) b.notes.push(`when_all_down: last_healthy answers the servers seen up within ${windowSec} s of the most recent one (${lastUpText(newest)}), by the domain's policy`);
+  else b.notes.push('when_all_down: all fails open: every server (except drained ones) is answered by the domain\'s policy as if healthy');
+  return list;
+}
+
+/** rotate(): answer i of the cycle starts at list[i]. */
+function rotation(b: Builder, list: Member[], k: number, pool: Set<Member>, details: Map<Member, string>): void {
+  const n = list.length;
+  b.selection = 'rotation';
+  b.cycle = [];
+  for (let i = 0; i < n && i < MAX_CYCLE; i++) {
+    const answer: string[] = [];
+    for (let j = 0; j < k; j++) answer.push(list[(i + j) % n].address);
+    b.cycle.push(answer);
+  }
+  for (const m of list) {
+    pool.add(m);
+    if (!details.has(m)) details.set(m, n === 1 ? 'the only eligible server: every answer' : `rotates with the other ${n - 1}`);
+  }
+  b.answers = list.map((m) => m.address);
+  b.notes.push(`round-robin rotates over ${n} eligible server${n === 1 ? '' : 's'}, one step per answer; each DNS worker keeps its own rotation, so one client need not see a strict rotation`);
+  if (k > 1) b.notes.push(`max_answers ${k}: each answer carries ${k} consecutive servers of the rotation, starting at the rotor's position`);
+  if (n > MAX_CYCLE) b.notes.push(`the cycle lists the first ${MAX_CYCLE} of ${n} answers`);
+}
+
+/** pickWeighted(): the first pick by weight over the list, later ones without replacement. */
+function weightedChances(b: Builder, list: Member[], k: number, pool: Set<Member>, details: Map<Member, string>): void {
+  const total = list.reduce((s, m) => s + m.weight, 0);
+  const inAnswer = k === 1 ? list.map((m) => m.weight / total) : k >= list.length ? list.map(() => 1) : inclusion(list.map((m) => m.weight), k);
+  b.selection = 'weighted_random';
+  b.answers = list.map((m) => m.address);
+  b.probabilities = list.map((m, i) => ({ address: m.address, weight: m.weight, first: round(m.weight / total), in_answer: inAnswer === null ? null : round(inAnswer[i]) }));
+  for (const m of list) {
+    pool.add(m);
+    const share = `weight ${m.weight} of ${total}: leads ${percent(m.weight / total)} of answers`;
+    details.set(m, details.has(m) ? `${details.get(m)}; ${share}` : share);
+  }
+  b.notes.push(`weighted draws at random in proportion to weight over ${list.length} eligible server${list.length === 1 ? '' : 's'} (total weight ${total})${k > 1 ? `; the ${k} servers of one answer are drawn without replacement` : ''}`);
+  if (inAnswer === null) b.notes.push(`the chance of being anywhere in an answer is not computed for more than ${MAX_EXACT_WEIGHTED} servers`);
+}
+
+/** Probability that each item is among the first k of a weighted draw without replacement; null when too many items. */
+function inclusion(weights: number[], k: number): number[] | null {
+  const n = weights.length;
+  if (n > MAX_EXACT_WEIGHTED) return null;
+  const total = weights.reduce((s, w) => s + w, 0);
+  // p[S]: probability that the first |S| picks are exactly the set S. A set's
+  // supersets have larger masks, so one ascending pass fills the table.
+  const p = new Float64Array(1 << n);
+  const drawn = new Float64Array(1 << n);
+  const size = new Uint8Array(1 << n);
+  p[0] = 1;
+  const out = new Array<number>(n).fill(0);
+  for (let s = 0; s < 1 << n; s++) {
+    if (p[s] === 0) continue;
+    if (size[s] === k) {
+      for (let i = 0; i < n; i++) if (s & (1 << i)) out[i] += p[s];
+      continue;
+    }
+    const left = total - drawn[s];
+    for (let i = 0; i < n; i++) {
+      if (s & (1 << i)) continue;
+      const t = s | (1 << i);
+      p[t] += (p[s] * weights[i]) / left;
+      drawn[t] = drawn[s] + weights[i];
+      size[t] = size[s] + 1;
+    }
+  }
+  return out;
+}
+
+/** pickLatency() on a healthy list: min_samples gate, max latency cut, tie margin, then ascending EMA. */
+function latency(b: Builder, list: Member[], k: number, rb: number, pool: Set<Member>, reasons: Map<Member, string>, details: Map<Member, string>): void {
+  const u32 = b.view.u32;
+  const minSamples = u32[rb + L.REC_MIN_SAMPLES];
+  const maxUs = u32[rb + L.REC_MAX_LATENCY_US];
+  const tieUs = u32[rb + L.REC_TIE_MARGIN_US];
+  // The worker stops at the first listed member short of samples; any one is enough.
+  const short = list.filter((m) => m.samples < minSamples);
+  if (short.length > 0) {
+    for (const m of list) details.set(m, m.samples < minSamples ? `${m.samples} of ${minSamples} samples: latency does not decide yet` : `${m.samples} samples (${ms(m.emaUs)} ms); rotates until every healthy server has ${minSamples}`);
+    rotation(b, list, k, pool, details);
+    b.notes.push(`latency answers round-robin until every healthy server has min_samples ${minSamples} samples; ${short.map((m) => `${m.address} has ${m.samples}`).join(', ')}`);
+    return;
+  }
+  let best = 0x7fffffff;
+  for (const m of list) if (m.emaUs < best) best = m.emaUs;
+  // All above the ceiling: nothing is fast, so the fastest tier still serves.
+  const cutoff = best > maxUs ? best + tieUs : Math.min(best + tieUs, maxUs);
+  const ties = list.filter((m) => m.emaUs <= cutoff);
+  b.cycle = [];
+  for (const lead of ties) {
+    const answer = [lead];
+    // Later places: the lowest EMA not yet in the answer, the first in list order on equal EMAs.
+    while (answer.length < k) {
+      let choice: Member | null = null;
+      for (const m of list) if (!answer.includes(m) && (choice === null || m.emaUs < choice.emaUs)) choice = m;
+      answer.push(choice as Member);
+    }
+    for (const m of answer) pool.add(m);
+    if (b.cycle.length < MAX_CYCLE) b.cycle.push(answer.map((m) => m.address));
+  }
+  const seen = new Set<string>();
+  b.answers = [];
+  for (const answer of b.cycle) {
+    for (const a of answer) {
+      if (seen.has(a)) continue;
+      seen.add(a);
+      b.answers.push(a);
+    }
+  }
+  b.selection = ties.length > 1 ? 'rotation' : 'fixed';
+  if (ties.length === 1) b.cycle = null;
+  const tieMs = ms(tieUs);
+  for (const m of list) {
+    if (m.emaUs === best) details.set(m, `fastest (${ms(m.emaUs)} ms)`);
+    else if (m.emaUs <= cutoff) details.set(m, `within tie_margin_ms of the fastest (${ms(m.emaUs)} ms ≤ ${ms(best)} + ${tieMs} ms)`);
+    else details.set(m, `${ms(m.emaUs)} ms: fills a later place of the answer in ascending latency`);
+    if (pool.has(m)) continue;
+    if (best <= maxUs && m.emaUs > maxUs) reasons.set(m, `above max_latency_ms (${ms(m.emaUs)} ms > ${ms(maxUs)} ms) while a server is below it`);
+    else reasons.set(m, `slower than the fastest beyond tie_margin_ms (${ms(m.emaUs)} ms > ${ms(best)} + ${tieMs} ms)`);
+    if (k > 1) reasons.set(m, `${reasons.get(m)}, and the ${k} places of an answer go to faster servers`);
+  }
+  if (best > maxUs) b.notes.push(`every healthy server is above max_latency_ms ${ms(maxUs)}: the fastest (${ms(best)} ms) and those within tie_margin_ms of it still answer`);
+  b.notes.push(ties.length > 1
+    ? `latency: ${ties.length} servers are within tie_margin_ms ${tieMs} of the fastest (${ms(best)} ms) and lead answers in turn; each DNS worker keeps its own rotation`
+    : `latency: ${ties[0].address} is the fastest (${ms(best)} ms); no other server is within tie_margin_ms ${tieMs}`);
+  if (k > 1) b.notes.push(`max_answers ${k}: the first place goes to a tied fastest server, the rest follow in ascending latency`);
+}
+
+/** Failover (and the default branch of selectMembers): the first k of the list, in priority order. */
+function failover(b: Builder, list: Member[], k: number, pool: Set<Member>, reasons: Map<Member, string>, details: Map<Member, string>): void {
+  b.selection = 'fixed';
+  const answered = list.slice(0, k);
+  b.answers = answered.map((m) => m.address);
+  answered.forEach((m, i) => {
+    pool.add(m);
+    details.set(m, details.has(m) ? `${details.get(m)}; position ${i + 1}` : `position ${i + 1}`);
+  });
+  const last = answered[answered.length - 1];
+  for (const m of list.slice(k)) {
+    const level = m.info?.priority ?? 0;
+    const lastLevel = last.info?.priority ?? 0;
+    reasons.set(m, level > lastLevel
+      ? `lower failover level ${level} (${m.info?.region}) while level ${lastLevel} (${last.info?.region}) has ${k === 1 ? 'a healthy server' : 'healthy servers filling max_answers ' + k}`
+      : `same failover level ${level} (${m.info?.region}) but later in file order: max_answers ${k} is filled by the servers before it`);
+  }
+  const first = answered[0];
+  if (k > 1) b.notes.push(`max_answers ${k}: the ${k} first in priority order are answered`);
+  b.notes.push(`failover answers the first ${k === 1 ? 'healthy server' : `${k} healthy servers`} in priority order (regions in the domain's order, then file order): level ${first.info?.priority ?? 0} (${first.info?.region ?? '?'}) answers now`);
+}
+
+function downReason(b: Builder, m: Member): string {
+  const info = m.info;
+  const override = info !== null ? b.input.overrideOf(info.domain, info.address) : null;
+  const applies = override !== null && override.active !== false;
+  if (m.health === HEALTH_DRAINED) {
+    return applies ? `overridden down by ${override.source}: ${override.reason}` : 'drained by an override';
+  }
+  if (m.health === HEALTH_UNKNOWN) return 'health unknown: no check verdict yet';
+  if (applies && !override.healthy) return `overridden down by ${override.source}: ${override.reason}`;
+  const error = info !== null ? b.input.lastErrorOf?.(info.serverSlot) ?? null : null;
+  return error !== null && error !== '' ? `unhealthy: ${error}` : 'unhealthy: failed its health checks';
+}
+
+function candidate(b: Builder, domain: string, m: Member, eligible: boolean, reason: string | null, detail: string | null): ExplainCandidate {
+  const info = m.info;
+  const override = info !== null ? b.input.overrideOf(domain, info.address) : null;
+  const applies = override !== null && override.active !== false;
+  const region = info !== null ? b.input.config.regions.find((r) => r.name === info.region) : undefined;
+  const check = m.serverSlot === L.NO_SLOT ? null : healthName(readHealth(b.input.live, m.serverSlot));
+  let d = detail;
+  if (eligible && applies && override.healthy && check !== 'healthy') d = `${d === null ? '' : d + '; '}override by ${override.source} forces healthy (${override.reason}); the checks say ${check}`;
+  return {
+    address: m.address,
+    port: info?.port ?? null,
+    region: info?.region ?? null,
+    priority: info?.priority ?? null,
+    weight: m.weight,
+    status: m.health === HEALTH_DRAINED ? 'drained' : healthName(m.health),
+    check_status: check,
+    authority: applies ? 'override' : region?.healthCheck.type === 'none' ? 'unchecked' : 'health_check',
+    latency_ms: m.samples > 0 ? ms(m.emaUs) : null,
+    samples: m.samples,
+    last_up: lastUpText(m.lastUp),
+    eligible,
+    reason: eligible ? null : reason,
+    detail: eligible ? d : null,
+  };
+}
+
+function staticCandidate(address: string, eligible: boolean, detail: string | null, reason: string | null): ExplainCandidate {
+  return {
+    address, port: null, region: null, priority: null, weight: null, status: 'static', check_status: null, authority: null,
+    latency_ms: null, samples: 0, last_up: null, eligible, reason, detail,
+  };
+}
+
+function healthName(h: number): 'healthy' | 'unhealthy' | 'unknown' {
+  return h === HEALTH_HEALTHY ? 'healthy' : h === HEALTH_UNKNOWN ? 'unknown' : 'unhealthy';
+}
+
+/** Lower-cases a presentation name and drops the trailing dot; throws RangeError on what no query can carry. */
+function normaliseName(name: string): string {
+  const trimmed = name.trim();
+  // The worker compares bytes; a name outside printable ASCII cannot come from a query this API can describe.
+  if (!/^[\x21-\x7e]*$/.test(trimmed)) throw new RangeError(`name "${name}" must be printable ASCII (use the A-label form of an IDN)`);
+  const lower = trimmed.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const bare = lower.endsWith('.') ? lower.slice(0, -1) : lower;
+  nameToWire(bare); // throws RangeError naming the bad label or length
+  return bare;
+}
+
+/** Parses "A", "aaaa", "TYPE65" or "28" into a qtype number; throws RangeError otherwise. */
+function parseType(text: string): number {
+  const t = text.trim().toUpperCase();
+  if (Object.hasOwn(QTYPE, t)) return QTYPE[t as keyof typeof QTYPE];
+  const m = /^(?:TYPE)?(\d{1,5})$/.exec(t);
+  if (m !== null && Number(m[1]) <= 0xffff) return Number(m[1]);
+  throw new RangeError(`type "${text}" is not a DNS type (A, AAAA, SOA, NS, ANY, … or TYPEnnn)`);
+}
+
+function typeName(qtype: number): string {
+  return TYPE_NAME.get(qtype) ?? `TYPE${qtype}`;
+}
+
+function nodeName(view: SnapshotView, node: number): string {
+  const nb = view.nodeBase(node);
+  return readName(view.u8, view.u32[nb + L.NODE_NAME_OFF]).name;
+}
+
+function zoneName(view: SnapshotView, zone: number): string {
+  return nodeName(view, view.u32[view.zoneBase(zone) + L.ZONE_NODE]);
+}
+
+/** Reads an uncompressed wire name from the snapshot blob. */
+function readName(u8: Uint8Array, off: number): { name: string; end: number } {
+  const labels: string[] = [];
+  while (u8[off] !== 0) {
+    const len = u8[off];
+    labels.push(String.fromCharCode(...u8.subarray(off + 1, off + 1 + len)));
+    off += len + 1;
+  }
+  return { name: labels.join('.'), end: off + 1 };
+}
+
+function readU32(u8: Uint8Array, off: number): number {
+  return ((u8[off] << 24) | (u8[off + 1] << 16) | (u8[off + 2] << 8) | u8[off + 3]) >>> 0;
+}
+
+/** Formats 4 or 16 address bytes; IPv6 as RFC 5952 §4 (lower case, the longest run of two or more zero groups as "::"). */
+function formatIp(u8: Uint8Array, off: number, len: number): string {
+  if (len === 4) return `${u8[off]}.${u8[off + 1]}.${u8[off + 2]}.${u8[off + 3]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((u8[off + i * 2] << 8) | u8[off + i * 2 + 1]);
+  let runStart = -1;
+  let runLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > runLen && j - i >= 2) {
+      runStart = i;
+      runLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (runStart < 0) return hex.join(':');
+  return `${hex.slice(0, runStart).join(':')}::${hex.slice(runStart + runLen).join(':')}`;
+}
+
+function lastUpText(sinceEpochSec: number): string | null {
+  return sinceEpochSec <= 0 ? null : new Date((sinceEpochSec + LAST_UP_EPOCH_SEC) * 1000).toISOString();
+}
+
+/** Microseconds → milliseconds with three decimals. */
+function ms(us: number): number {
+  return Math.round(us) / 1000;
+}
+
+function round(p: number): number {
+  return Math.round(p * 10000) / 10000;
+}
+
+function percent(p: number): string {
+  return `${Math.round(p * 1000) / 10}%`;
+}
