@@ -71,6 +71,36 @@ export const ERRORS = {
     summary: 'A change could not be written to the state database; it was not applied.',
     httpStatus: 500,
   },
+  OPENGSLB_ERR_API_BAD_REQUEST: {
+    code: 'OPENGSLB_ERR_API_BAD_REQUEST',
+    summary: 'An admin API request has a missing or malformed path parameter, query parameter or body field.',
+    httpStatus: 400,
+  },
+  OPENGSLB_ERR_API_UNAUTHORIZED: {
+    code: 'OPENGSLB_ERR_API_UNAUTHORIZED',
+    summary: 'An admin API write came without the bearer token api.token asks for, or with a different one.',
+    httpStatus: 401,
+  },
+  OPENGSLB_ERR_API_FORBIDDEN: {
+    code: 'OPENGSLB_ERR_API_FORBIDDEN',
+    summary: 'The client address of an admin API request is outside api.allowed_networks.',
+    httpStatus: 403,
+  },
+  OPENGSLB_ERR_API_NO_ROUTE: {
+    code: 'OPENGSLB_ERR_API_NO_ROUTE',
+    summary: 'The admin API has no route at the requested path.',
+    httpStatus: 404,
+  },
+  OPENGSLB_ERR_API_METHOD: {
+    code: 'OPENGSLB_ERR_API_METHOD',
+    summary: 'The admin API route exists but does not accept the request method.',
+    httpStatus: 405,
+  },
+  OPENGSLB_ERR_API_STARTING: {
+    code: 'OPENGSLB_ERR_API_STARTING',
+    summary: 'The overwatch is still starting (the first health round has not finished), so only live, ready and version answer.',
+    httpStatus: 503,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,120 @@
+// Main thread, cold path (once per API request). Who may call the admin API:
+// the client address (socket peer, or a proxy header when trusted) against
+// api.allowed_networks, and the bearer token every write must carry.
+// Allowlists and token digests are compiled once per config, not per request.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { parseIp } from '../config/ip.ts';
+import { ipToBytes } from '../lib/ip.ts';
+
+/** One allowed network: the prefix's address bytes (4 or 16) and its length in bits. */
+interface Network {
+  readonly bytes: Uint8Array;
+  readonly bits: number;
+}
+
+/** The client address of a request, normalised (IPv4-mapped IPv6 becomes IPv4), or why there is none. */
+export type ClientAddress = { readonly address: string; readonly bytes: Uint8Array } | { readonly error: string };
+
+/**
+ * Matches client addresses against a list of CIDR prefixes. Build one per
+ * config (`allowlistFor` caches it); `allows` allocates nothing.
+ */
+export class Allowlist {
+  readonly #v4: Network[] = [];
+  readonly #v6: Network[] = [];
+
+  /** Compiles normalised CIDR prefixes ("127.0.0.1/32", "::1/128"), as config validation leaves them. Throws TypeError on anything else. */
+  constructor(cidrs: readonly string[]) {
+    for (const cidr of cidrs) {
+      const slash = cidr.indexOf('/');
+      const bytes = ipToBytes(cidr.slice(0, slash));
+      const net = { bytes, bits: Number(cidr.slice(slash + 1)) };
+      (bytes.length === 4 ? this.#v4 : this.#v6).push(net);
+    }
+  }
+
+  /** Returns true when the 4- or 16-byte address falls in one of the networks. */
+  allows(address: Uint8Array): boolean {
+    const list = address.length === 4 ? this.#v4 : this.#v6;
+    for (let i = 0; i < list.length; i++) {
+      if (inPrefix(address, list[i])) return true;
+    }
+    return false;
+  }
+}
+
+function inPrefix(address: Uint8Array, net: Network): boolean {
+  const whole = net.bits >> 3;
+  for (let i = 0; i < whole; i++) {
+    if (address[i] !== net.bytes[i]) return false;
+  }
+  const rest = net.bits & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (address[whole] & mask) === (net.bytes[whole] & mask);
+}
+
+// A reload hands over a new, frozen config: the array's identity says whether to recompile.
+let cachedNetworks: readonly string[] | null = null;
+let cachedAllowlist: Allowlist = new Allowlist([]);
+
+/** Returns the compiled allowlist for a config's api.allowed_networks, compiling it only when the list changed. */
+export function allowlistFor(networks: readonly string[]): Allowlist {
+  if (networks !== cachedNetworks) {
+    cachedAllowlist = new Allowlist(networks);
+    cachedNetworks = networks;
+  }
+  return cachedAllowlist;
+}
+
+/**
+ * Finds the address a request comes from: the socket peer, or with
+ * `trustProxy` the first X-Forwarded-For element (the original client, as the
+ * first proxy saw it), else X-Real-IP, else the peer. A proxy header that is not
+ * an IP literal is an error, never a fallback to the peer: the peer is then the
+ * proxy, which is likely allowed, and falling back would let anyone in.
+ */
+export function findClientAddress(peer: string | undefined, headers: IncomingHttpHeaders, trustProxy: boolean): ClientAddress {
+  if (trustProxy) {
+    const forwarded = headers['x-forwarded-for'];
+    if (typeof forwarded === 'string' && forwarded !== '') {
+      const comma = forwarded.indexOf(',');
+      return fromText((comma < 0 ? forwarded : forwarded.slice(0, comma)).trim(), 'the first X-Forwarded-For element');
+    }
+    const real = headers['x-real-ip'];
+    if (typeof real === 'string' && real !== '') return fromText(real.trim(), 'X-Real-IP');
+  }
+  if (peer === undefined) return { error: 'the connection has no peer address' };
+  return fromText(peer, 'the peer address');
+}
+
+function fromText(text: string, what: string): ClientAddress {
+  const ip = parseIp(text);
+  if ('error' in ip) return { error: `${what} ${JSON.stringify(text)} is not an IP address` };
+  return { address: ip.address, bytes: ipToBytes(ip.address) };
+}
+
+let cachedToken: string | null = null;
+let cachedDigest: Buffer = Buffer.alloc(0);
+
+/**
+ * Checks an Authorization header against the configured token. Compares
+ * SHA-256 digests with timingSafeEqual, so neither the token's bytes nor its
+ * length leak through timing. Returns 'missing', 'wrong' or 'ok'.
+ */
+export function checkBearer(header: string | undefined, token: string): 'missing' | 'wrong' | 'ok' {
+  if (header === undefined) return 'missing';
+  // RFC 7235 §2.1: the scheme name is case-insensitive; RFC 6750 §2.1: "Bearer" SP token.
+  if (header.length < 7 || header.slice(0, 7).toLowerCase() !== 'bearer ') return 'missing';
+  if (token !== cachedToken) {
+    cachedDigest = sha256(token);
+    cachedToken = token;
+  }
+  return timingSafeEqual(sha256(header.slice(7).trim()), cachedDigest) ? 'ok' : 'wrong';
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}

@@ -1,0 +1,45 @@
+// Main thread, cold path. What every admin API route module gets: the
+// dependencies, the API's logger, and the overwatch (or the 503 while it starts).
+
+import type { ApiConfig } from '../config/types.ts';
+import { OpenGslbError } from '../lib/errors.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Overwatch } from '../overwatch/overwatch.ts';
+
+/**
+ * The part of the Overwatch the API reads and writes. Overwatch satisfies it;
+ * naming the methods here keeps the API off everything else (snapshot internals).
+ */
+export type ApiOverwatch = Pick<Overwatch, 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain'>;
+
+/** The dependencies startApi() takes. */
+export interface ApiDeps {
+  /** Current config's api section; read on every request so a reload's allowlist/token changes apply at once. */
+  apiConfig(): ApiConfig;
+  /** null while the overwatch is still starting (first health round not finished, DNS not listening). */
+  overwatch(): ApiOverwatch | null;
+  /** The process logger; the API logs through a child with { component: 'api' }. */
+  logger: Logger;
+  /** The OpenGSLB version, as /api/v1/version reports it. */
+  version: string;
+}
+
+/** Shared by the route modules. */
+export interface RouteContext {
+  readonly deps: ApiDeps;
+  readonly log: Logger;
+}
+
+export const STARTING_MESSAGE = 'starting: the first health round has not finished';
+
+/** Returns the overwatch, or throws the 503 that says it is still starting. */
+export function requireOverwatch(ctx: RouteContext): ApiOverwatch {
+  const ow = ctx.deps.overwatch();
+  if (ow === null) throw new OpenGslbError('OPENGSLB_ERR_API_STARTING', STARTING_MESSAGE);
+  return ow;
+}
+
+/** Throws the 400 for a bad path or query parameter whose check is not expressible in the schema. */
+export function badRequest(message: string): never {
+  throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', message);
+}

@@ -1,0 +1,230 @@
+// Main thread, cold path. The admin API: a Fastify server on api.address with
+// JSON routes under /api/v1, an IP allowlist, a bearer token for writes, and
+// an OpenAPI document generated from the route schemas. It shares the main
+// thread with the health scheduler, so handlers stay O(servers) and every
+// schema, validator and serialiser is compiled before the first request.
+//
+//   request ─▶ router ─▶ onRequest: open path? ─no─▶ allowlist (403) ─▶ token on writes (401)
+//                                                    ─▶ overwatch started? (503)
+//           ─▶ no route (404) / wrong method (405)
+//           ─▶ body parse (400/413/415) ─▶ schema validation (400) ─▶ handler (404, 500)
+//   every failure ─▶ one error handler ─▶ {"error": "...", "code": status}
+
+import { fastify, LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify';
+import swagger from '@fastify/swagger';
+import { OpenGslbError } from '../lib/errors.ts';
+import { formatAddress } from '../lib/ip.ts';
+import type { Logger } from '../log/logger.ts';
+import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
+import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
+import { registerBackendsRoute } from './backends-route.ts';
+import { registerExplainRoute } from './explain-route.ts';
+import { registerHealthRoutes } from './health-routes.ts';
+import { registerOverrideRoutes } from './override-routes.ts';
+import { SHARED_SCHEMAS } from './schemas.ts';
+import { OPEN_PATHS, registerStatusRoutes, STARTUP_PATHS } from './status-routes.ts';
+import { validationError, type AjvError } from './validation.ts';
+
+export type { ApiDeps, ApiOverwatch } from './context.ts';
+
+/** The running API. */
+export interface ApiServer {
+  /** The address bound (IP literal, no brackets). */
+  readonly host: string;
+  /** The port bound (the OS's choice when asked for 0). */
+  readonly port: number;
+  /** Stops accepting connections and waits for requests in flight. */
+  close(): Promise<void>;
+}
+
+/** Per-route config flags (Fastify's route `config`). */
+interface RouteFlags {
+  readonly methodNotAllowed?: boolean;
+}
+
+/** Largest request body accepted; an override is about 200 bytes. */
+const BODY_LIMIT_BYTES = 16 * 1024;
+/** As the Go original: read/write timeout 10 s, idle keep-alive 60 s. */
+const REQUEST_TIMEOUT_MS = 10_000;
+const KEEP_ALIVE_TIMEOUT_MS = 60_000;
+/** Methods a 405 is answered for; anything else falls through to 404. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+/** RFC 9110 §9.2.1: the unsafe methods; with api.token set, they need the token. */
+const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+/** api.allowed_networks: [] means loopback only, as in the Go original. */
+const LOOPBACK_ONLY: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128']);
+
+/**
+ * Starts the admin API on host:port (port 0 asks the OS) and resolves once it
+ * listens. Rejects with the listen error (EADDRINUSE, EACCES…) when it cannot
+ * bind; nothing is left open then.
+ */
+export async function startApi(deps: ApiDeps, host: string, port: number): Promise<ApiServer> {
+  const log = deps.logger.child({ component: 'api' });
+  const app = createApp(deps, log);
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  const bound = app.server.address();
+  const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
+  log.info({ address: formatAddress(host, boundPort) }, 'API listening');
+  return { host, port: boundPort, close: () => app.close() };
+}
+
+/** Builds the Fastify instance with every route, not yet listening (startApi listens). */
+export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
+  const app = fastify({
+    // Fastify logs only its own warnings (and a per-interface "listening" line at
+    // info, which startApi replaces with one line of ours): hence warn at least.
+    loggerInstance: log.child({}, { level: log.isLevelEnabled('warn') ? 'warn' : log.level }) as FastifyBaseLogger,
+    // Nothing per request: the API logs what changes state (overrides) and what fails.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        // Strict JSON: no "true" for true, and an unknown field is an error, not silently dropped.
+        coerceTypes: false,
+        removeAdditional: false,
+        // verbose adds the received value and the schema to each error, for readable 400s.
+        verbose: true,
+      },
+    },
+    schemaErrorFormatter: (errors, part) => validationError(errors as unknown as AjvError[], part),
+    // A path with a broken %-escape never reaches the router (nor the allowlist: it has no route to guard).
+    frameworkErrors: (err, _request, reply) => {
+      sendError(reply, 400, err.code === 'FST_ERR_BAD_URL' ? 'path: malformed %-escape, expected a URL-encoded path' : err.message);
+    },
+  });
+  const ctx: RouteContext = { deps, log };
+
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+
+  // Methods per path, to answer 405 (rather than Fastify's 404) for a known path.
+  const methodsOf = new Map<string, Set<string>>();
+  const allowOf = new Map<string, string>();
+  let collecting = true;
+  app.addHook('onRoute', (route) => {
+    if (!collecting) return;
+    const set = methodsOf.get(route.url) ?? new Set<string>();
+    for (const m of [route.method].flat()) set.add(m);
+    methodsOf.set(route.url, set);
+  });
+
+  let document: unknown = null;
+  app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'OpenGSLB admin API',
+        version: deps.version,
+        description: 'Health, domains, overrides and explain. See docs/api.md.',
+      },
+      tags: [
+        { name: 'status', description: 'Liveness, readiness, version (no allowlist).' },
+        { name: 'health', description: 'Health-check state of servers and regions.' },
+        { name: 'domains', description: 'Domains as DNS serves them.' },
+        { name: 'overrides', description: 'Operator overrides, which outrank health checks.' },
+      ],
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'api.token; needed for writes only when set.' } },
+      },
+    },
+    refResolver: {
+      // Shared schemas keep their $id as their component name ("Server", "Override").
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
+  });
+
+  app.after(() => {
+    registerStatusRoutes(app, ctx, () => (document ??= app.swagger()));
+    registerHealthRoutes(app, ctx);
+    registerOverrideRoutes(app, ctx);
+    registerExplainRoute(app, ctx);
+    registerBackendsRoute(app, ctx);
+    collecting = false;
+    for (const [url, methods] of methodsOf) {
+      if (methods.has('GET')) methods.add('HEAD');
+      const others = METHODS.filter((m) => !methods.has(m));
+      if (others.length === 0) continue;
+      allowOf.set(url, METHODS.filter((m) => methods.has(m)).join(', '));
+      const shown = url.replace(/:(\w+)/g, '{$1}'); // as the OpenAPI document writes path parameters
+      app.route({
+        method: others,
+        url,
+        exposeHeadRoute: false,
+        schema: { hide: true },
+        config: { methodNotAllowed: true },
+        handler: (request) => {
+          throw new OpenGslbError('OPENGSLB_ERR_API_METHOD', `${request.method} is not allowed on ${shown}; expected ${allowOf.get(url)}`);
+        },
+      });
+    }
+  });
+
+  app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    const url = request.routeOptions.url;
+    if (url !== undefined && OPEN_PATHS.has(url)) return done();
+    const api = deps.apiConfig();
+    const client = findClientAddress(request.socket.remoteAddress, request.headers, api.trustProxyHeaders);
+    if ('error' in client) return done(new OpenGslbError('OPENGSLB_ERR_API_FORBIDDEN', `${client.error}, so the allowlist cannot be checked`));
+    const networks = api.allowedNetworks.length === 0 ? LOOPBACK_ONLY : api.allowedNetworks;
+    if (!allowlistFor(networks).allows(client.bytes)) {
+      return done(new OpenGslbError('OPENGSLB_ERR_API_FORBIDDEN', `client ${client.address} is not in api.allowed_networks`));
+    }
+    // Neither a 404 (no route) nor a 405 (generated route) writes anything, so neither needs the token or a running overwatch.
+    const real = url !== undefined && (request.routeOptions.config as RouteFlags).methodNotAllowed !== true;
+    if (api.token !== null && real && WRITE_METHODS.has(request.method)) {
+      const verdict = checkBearer(request.headers.authorization, api.token);
+      if (verdict === 'missing') return done(new OpenGslbError('OPENGSLB_ERR_API_UNAUTHORIZED', 'this write needs the API token: send "Authorization: Bearer <api.token>"'));
+      if (verdict === 'wrong') return done(new OpenGslbError('OPENGSLB_ERR_API_UNAUTHORIZED', 'the bearer token does not match api.token'));
+    }
+    if (real && !STARTUP_PATHS.has(url) && deps.overwatch() === null) return done(new OpenGslbError('OPENGSLB_ERR_API_STARTING', STARTING_MESSAGE));
+    done();
+  });
+
+  app.setNotFoundHandler((request) => {
+    const path = request.url.length > 200 ? `${request.url.slice(0, 200)}…` : request.url;
+    throw new OpenGslbError('OPENGSLB_ERR_API_NO_ROUTE', `no route ${request.method} ${path}; GET /api/v1/openapi.json lists the routes`);
+  });
+
+  app.setErrorHandler((err: FastifyError | OpenGslbError | Error, request, reply) => {
+    if (err instanceof OpenGslbError) {
+      if (err.httpStatus === 401) reply.header('www-authenticate', 'Bearer realm="opengslb"');
+      if (err.httpStatus === 405) reply.header('allow', allowOf.get(request.routeOptions.url ?? '') ?? '');
+      if (err.httpStatus >= 500) log.error({ code: err.code, method: request.method, url: request.url, err: err.message }, 'request failed');
+      return sendError(reply, err.httpStatus, err.message);
+    }
+    const status = (err as FastifyError).statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) return sendError(reply, status, clientErrorMessage(err as FastifyError));
+    log.error({ method: request.method, url: request.url, err }, 'request failed');
+    return sendError(reply, 500, 'internal error; the server log has the details');
+  });
+
+  return app;
+}
+
+function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
+  return reply.code(status).type('application/json; charset=utf-8').send({ error: message, code: status });
+}
+
+/** Rewrites Fastify's own client errors (body parsing) to say what was expected. */
+function clientErrorMessage(err: FastifyError): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'request body: this Content-Type is not accepted, expected application/json';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'request body: empty, expected a JSON object';
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `request body: larger than ${BODY_LIMIT_BYTES} bytes`;
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return 'request body: not valid JSON, expected a JSON object';
+    default:
+      return err.message;
+  }
+}

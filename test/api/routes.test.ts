@@ -1,0 +1,271 @@
+// The admin API's read routes, error shapes, schema validation and OpenAPI
+// document, against a real overwatch (real DNS workers) and the real API on
+// loopback port 0, called with Node's fetch.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launchServer, type Started } from '../helpers/server.ts';
+import { call, openTestApi, YAML, type StartedApi } from './helpers.ts';
+
+const RFC3339_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+
+let server: Started;
+let api: StartedApi;
+
+before(async () => {
+  server = await launchServer(YAML);
+  api = await openTestApi(server.overwatch);
+});
+after(async () => {
+  await api.api.close();
+  await server.overwatch.stop(500);
+});
+
+describe('status routes', () => {
+  test('GET /api/v1/live answers {alive: true}', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/live');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { alive: true });
+  });
+
+  test('GET /api/v1/ready answers 200 with every readiness flag set once the overwatch runs', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/ready');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { ready: true, dns_ready: true, health_ready: true });
+  });
+
+  test('GET /api/v1/version names the OpenGSLB version, the Node.js version and the platform', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/version');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.version, '0.0.0-test');
+    assert.equal(r.body.node_version, process.version);
+    assert.equal(r.body.platform, `${process.platform}/${process.arch}`);
+    assert.match(r.body.generated_at, RFC3339_UTC);
+  });
+});
+
+describe('health and domain views', () => {
+  test('GET /api/v1/health/servers lists every configured server with its check state', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/health/servers');
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
+    assert.match(r.body.generated_at, RFC3339_UTC);
+    assert.deepEqual(
+      r.body.servers.map((s: { region: string; address: string; port: number }) => `${s.region} ${s.address}:${s.port}`),
+      ['eu 192.0.2.1:80', 'eu 192.0.2.2:80', 'us 2001:db8::3:443', 'us 192.0.2.3:80'],
+    );
+    const first = r.body.servers[0];
+    assert.deepEqual(first.domains, ['app.example.test', 'eu.example.test']);
+    assert.equal(first.status, 'healthy');
+    assert.equal(first.healthy, true);
+    assert.equal(first.authority, 'health_check');
+    assert.equal(first.check_type, 'http');
+    assert.deepEqual(first.overrides, []);
+  });
+
+  const filters = [
+    { name: 'by domain', query: 'domain=eu.example.test', expect: ['192.0.2.1', '192.0.2.2'] },
+    { name: 'by domain in any case with a trailing dot', query: 'domain=EU.Example.Test.', expect: ['192.0.2.1', '192.0.2.2'] },
+    { name: 'by region', query: 'region=us', expect: ['2001:db8::3', '192.0.2.3'] },
+    { name: 'by status', query: 'status=unhealthy', expect: [] },
+    { name: 'by region and status together', query: 'region=eu&status=healthy', expect: ['192.0.2.1', '192.0.2.2'] },
+    { name: 'by a domain nobody serves', query: 'domain=nowhere.example.test', expect: [] },
+  ];
+  for (const f of filters) {
+    test(`GET /api/v1/health/servers filters ${f.name}`, async () => {
+      const r = await call(api.base, 'GET', `/api/v1/health/servers?${f.query}`);
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.body.servers.map((s: { address: string }) => s.address), f.expect);
+    });
+  }
+
+  test('GET /api/v1/health/regions totals each region', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/health/regions');
+    assert.equal(r.status, 200);
+    assert.match(r.body.generated_at, RFC3339_UTC);
+    assert.deepEqual(r.body.regions, [
+      { name: 'eu', total_servers: 2, healthy_count: 2, unhealthy_count: 0, unknown_count: 0, health_percent: 100 },
+      { name: 'us', total_servers: 2, healthy_count: 2, unhealthy_count: 0, unknown_count: 0, health_percent: 100 },
+    ]);
+  });
+
+  test('GET /api/v1/domains shows each domain with its policy and servers as DNS sees them', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/domains');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.domains.map((d: { name: string }) => d.name), ['app.example.test', 'eu.example.test']);
+    const app = r.body.domains[0];
+    assert.equal(app.zone, 'example.test');
+    assert.equal(app.algorithm, 'round-robin');
+    assert.equal(app.ttl, 30);
+    assert.equal(app.servers.length, 4);
+    assert.deepEqual(app.servers[0], {
+      address: '192.0.2.1', port: 80, region: 'eu', weight: 100, priority: 0, status: 'healthy', authority: 'health_check', override: null,
+    });
+    assert.equal(app.servers.find((s: { region: string }) => s.region === 'us').priority, 1);
+  });
+
+  test('GET /api/v1/overwatch/backends lists one row per domain and server, as the Go original did', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/overwatch/backends');
+    assert.equal(r.status, 200);
+    assert.match(r.body.generated_at, RFC3339_UTC);
+    assert.equal(r.body.backends.length, 6);
+    assert.deepEqual(r.body.backends[0], {
+      service: 'app.example.test', address: '192.0.2.1', port: 80, weight: 100, region: 'eu', agent_id: '',
+      effective_status: 'healthy', authority: 'health_check', validation_healthy: true, validation_last_check: null, validation_error: null,
+      override_status: null, override_reason: null, override_by: null, override_at: null,
+    });
+    const filtered = await call(api.base, 'GET', '/api/v1/overwatch/backends?service=EU.example.test.&region=eu&status=healthy');
+    assert.deepEqual(filtered.body.backends.map((b: { service: string; address: string }) => `${b.service} ${b.address}`), ['eu.example.test 192.0.2.1', 'eu.example.test 192.0.2.2']);
+    const bad = await call(api.base, 'GET', '/api/v1/overwatch/backends?status=draining');
+    assert.equal(bad.status, 400);
+  });
+
+  test('GET /api/v1/overrides answers an empty list when nobody has set one', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/overrides');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { overrides: [] });
+  });
+});
+
+describe('error shapes', () => {
+  test('answers an unknown path with 404 and a JSON {error, code}', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/nothing/here');
+    assert.equal(r.status, 404);
+    assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
+    assert.deepEqual(Object.keys(r.body).sort(), ['code', 'error']);
+    assert.equal(r.body.code, 404);
+    assert.match(r.body.error, /no route GET \/api\/v1\/nothing\/here/);
+  });
+
+  const wrongMethods = [
+    { method: 'POST', path: '/api/v1/live', allow: 'GET, HEAD' },
+    { method: 'DELETE', path: '/api/v1/health/servers', allow: 'GET, HEAD' },
+    { method: 'POST', path: '/api/v1/overrides/app.example.test/192.0.2.1', allow: 'GET, HEAD, PUT, DELETE' },
+    { method: 'PUT', path: '/api/v1/overrides', allow: 'GET, HEAD' },
+    { method: 'PATCH', path: '/api/v1/domains', allow: 'GET, HEAD' },
+  ];
+  for (const w of wrongMethods) {
+    test(`answers ${w.method} ${w.path} with 405, an Allow header and a JSON {error, code}`, async () => {
+      const r = await call(api.base, w.method, w.path);
+      assert.equal(r.status, 405);
+      assert.equal(r.headers.get('allow'), w.allow);
+      assert.equal(r.body.code, 405);
+      assert.match(r.body.error, new RegExp(`^${w.method} is not allowed on .*; expected ${w.allow}$`));
+    });
+  }
+
+  test('answers a path with a broken %-escape with 400 and a JSON {error, code}', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/overrides/app.example.test/%zz');
+    assert.equal(r.status, 400);
+    assert.equal(r.body.code, 400);
+    assert.match(r.body.error, /%-escape/);
+  });
+});
+
+describe('schema validation', () => {
+  const PUT = '/api/v1/overrides/app.example.test/192.0.2.1';
+  const cases: { name: string; method: string; path: string; body?: unknown; rawBody?: string; contentType?: string; error: RegExp }[] = [
+    { name: 'a status filter outside the enum', method: 'GET', path: '/api/v1/health/servers?status=sick', error: /^query parameter "status": got the string "sick", expected one of "healthy", "unhealthy", "unknown"$/ },
+    { name: 'an unknown query parameter', method: 'GET', path: '/api/v1/health/servers?colour=red', error: /^query parameter "colour": unknown parameter, expected only domain, region, status$/ },
+    { name: 'a repeated query parameter', method: 'GET', path: '/api/v1/health/servers?region=eu&region=us', error: /^query parameter "region": got an array, expected a non-empty string/ },
+    { name: 'a malformed domain filter', method: 'GET', path: '/api/v1/health/servers?domain=a..b', error: /^query parameter "domain": "a\.\.b" has an empty label/ },
+    { name: 'healthy given as a string', method: 'PUT', path: PUT, body: { healthy: 'yes', source: 'alice' }, error: /^body field "healthy": got the string "yes", expected true or false/ },
+    { name: 'a missing source', method: 'PUT', path: PUT, body: { healthy: false, reason: 'x' }, error: /^body field "source": missing, expected a non-empty string/ },
+    { name: 'an empty source', method: 'PUT', path: PUT, body: { healthy: false, source: '' }, error: /^body field "source": got the string "", expected a non-empty string/ },
+    { name: 'a blank source', method: 'PUT', path: PUT, body: { healthy: false, source: '   ' }, error: /^body field "source": got the string " {3}", expected a non-empty string/ },
+    { name: 'a missing healthy', method: 'PUT', path: PUT, body: { source: 'alice' }, error: /^body field "healthy": missing, expected true or false/ },
+    { name: 'an extra body field', method: 'PUT', path: PUT, body: { healthy: true, source: 'alice', until: 'tomorrow' }, error: /^body field "until": unknown field, expected only healthy, reason, source$/ },
+    { name: 'a reason that is not a string', method: 'PUT', path: PUT, body: { healthy: true, source: 'alice', reason: 42 }, error: /^body field "reason": got the number 42, expected a string/ },
+    { name: 'a body that is an array', method: 'PUT', path: PUT, body: [true], error: /^request body: got an array, expected a JSON object with healthy, source \(optional: reason\)$/ },
+    { name: 'no body at all', method: 'PUT', path: PUT, error: /^request body: missing, expected a JSON object with healthy, source/ },
+    { name: 'a body that is not JSON', method: 'PUT', path: PUT, rawBody: '{healthy: true', contentType: 'application/json', error: /^request body: not valid JSON, expected a JSON object$/ },
+    { name: 'an empty JSON body', method: 'PUT', path: PUT, rawBody: '', contentType: 'application/json', error: /^request body: empty, expected a JSON object$/ },
+    { name: 'a malformed service', method: 'PUT', path: '/api/v1/overrides/bad_na*me.test/192.0.2.1', body: { healthy: true, source: 'a' }, error: /^path parameter "service": .*wildcard/ },
+    { name: 'an address that is not an IP', method: 'PUT', path: '/api/v1/overrides/app.example.test/192.0.2.300', body: { healthy: true, source: 'a' }, error: /^path parameter "address": "192\.0\.2\.300" is not an IP address/ },
+    { name: 'a host name as the address', method: 'DELETE', path: '/api/v1/overrides/app.example.test/www.example.test', error: /^path parameter "address": "www\.example\.test" is not an IP address/ },
+    { name: 'an explain without a name', method: 'GET', path: '/api/v1/explain?type=A', error: /^query parameter "name": missing, expected a non-empty string/ },
+    { name: 'an explain with a client that is not an IP', method: 'GET', path: '/api/v1/explain?name=app.example.test&client=me', error: /^query parameter "client": "me" is not an IP address/ },
+    { name: 'an explain with a type that is no mnemonic', method: 'GET', path: '/api/v1/explain?name=app.example.test&type=A%20B', error: /^query parameter "type": got the string "A B", expected a DNS type/ },
+  ];
+  for (const c of cases) {
+    test(`answers 400 saying which field and what was expected for ${c.name}`, async () => {
+      const headers = c.contentType === undefined ? undefined : { 'content-type': c.contentType };
+      const r = await call(api.base, c.method, c.path, { body: c.body, rawBody: c.rawBody, headers });
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.code, 400);
+      assert.match(r.body.error, c.error);
+    });
+  }
+
+  test('answers 415 for a body that is not JSON by its Content-Type', async () => {
+    const r = await call(api.base, 'PUT', PUT, { rawBody: '<override/>', headers: { 'content-type': 'application/xml' } });
+    assert.equal(r.status, 415);
+    assert.deepEqual(r.body, { error: 'request body: this Content-Type is not accepted, expected application/json', code: 415 });
+  });
+
+  test('answers 413 for a body over 16 KiB', async () => {
+    const r = await call(api.base, 'PUT', PUT, { body: { healthy: true, source: 'a', reason: 'x'.repeat(20_000) } });
+    assert.equal(r.status, 413);
+    assert.equal(r.body.code, 413);
+  });
+});
+
+describe('OpenAPI document', () => {
+  const ROUTES: Record<string, string[]> = {
+    '/api/v1/live': ['get'],
+    '/api/v1/ready': ['get'],
+    '/api/v1/version': ['get'],
+    '/api/v1/openapi.json': ['get'],
+    '/api/v1/health/servers': ['get'],
+    '/api/v1/health/regions': ['get'],
+    '/api/v1/domains': ['get'],
+    '/api/v1/overrides': ['get'],
+    '/api/v1/overrides/{service}/{address}': ['delete', 'get', 'put'],
+    '/api/v1/explain': ['get'],
+    '/api/v1/overwatch/backends': ['get'],
+  };
+
+  test('GET /api/v1/openapi.json lists every route with its methods', async () => {
+    const r = await call(api.base, 'GET', '/api/v1/openapi.json');
+    assert.equal(r.status, 200);
+    assert.match(r.body.openapi, /^3\./);
+    const paths: Record<string, string[]> = {};
+    for (const [path, ops] of Object.entries(r.body.paths as Record<string, object>)) paths[path] = Object.keys(ops).sort();
+    assert.deepEqual(paths, ROUTES);
+  });
+
+  test('every operation in the OpenAPI document has a success schema and the JSON error schema', async () => {
+    const doc = (await call(api.base, 'GET', '/api/v1/openapi.json')).body;
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { content?: { 'application/json': { schema: object } } }> }>>)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const codes = Object.keys(op.responses);
+        const success = codes.find((c) => c.startsWith('2'));
+        assert.ok(success, `${method} ${path} has no 2xx response`);
+        if (success !== '204') assert.ok(op.responses[success].content?.['application/json'].schema, `${method} ${path} ${success} has no schema`);
+        if (!['/api/v1/live', '/api/v1/ready', '/api/v1/version'].includes(path)) {
+          assert.deepEqual(op.responses['403'].content?.['application/json'].schema, { $ref: '#/components/schemas/Error' }, `${method} ${path}`);
+        }
+      }
+    }
+    assert.deepEqual(doc.components.schemas.Error.required, ['error', 'code']);
+  });
+
+  test('the OpenAPI document carries the PUT override body schema and the bearer security on writes', async () => {
+    const doc = (await call(api.base, 'GET', '/api/v1/openapi.json')).body;
+    const put = doc.paths['/api/v1/overrides/{service}/{address}'].put;
+    const body = put.requestBody.content['application/json'].schema;
+    assert.deepEqual(body.required, ['healthy', 'source']);
+    assert.equal(body.additionalProperties, false);
+    assert.equal(body.properties.healthy.type, 'boolean');
+    assert.equal(body.properties.source.type, 'string');
+    assert.equal(body.properties.source.minLength, 1);
+    assert.equal(body.properties.reason.default, '');
+    assert.deepEqual(put.parameters.map((p: { in: string; name: string }) => `${p.in}:${p.name}`), ['path:service', 'path:address']);
+    assert.deepEqual(put.security, [{ bearer: [] }]);
+    assert.deepEqual(doc.paths['/api/v1/overrides/{service}/{address}'].delete.security, [{ bearer: [] }]);
+    assert.equal(doc.components.securitySchemes.bearer.scheme, 'bearer');
+    const servers = doc.paths['/api/v1/health/servers'].get;
+    assert.deepEqual(servers.parameters.map((p: { name: string }) => p.name), ['domain', 'region', 'status']);
+    assert.deepEqual(doc.components.schemas.Server.properties.status.enum, ['healthy', 'unhealthy', 'unknown']);
+  });
+});
