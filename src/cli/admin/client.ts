@@ -1,0 +1,161 @@
+// Cold path. The admin-API transport of `opengslb-cli`: one HTTP request per
+// call with Node's fetch, a per-request timeout, the bearer token, and every
+// way a request can fail turned into one line an operator can act on.
+
+import { formatDuration } from '../../config/duration.ts';
+
+/**
+ * A failure the CLI reports and exits on: the message is printed as
+ * `opengslb-cli: <message>`, the hint (if any) on the next line. These never
+ * leave the process, so they are not coded errors of src/lib/errors.ts.
+ */
+export class CliFailure extends Error {
+  readonly exitCode: number;
+  readonly hint: string | null;
+  constructor(message: string, exitCode: number, hint: string | null = null) {
+    super(message);
+    this.name = 'CliFailure';
+    this.exitCode = exitCode;
+    this.hint = hint;
+  }
+}
+
+/** Where the client talks to and how. */
+export interface ClientOptions {
+  /** Base URL without a trailing slash, e.g. "http://127.0.0.1:8080". */
+  readonly api: string;
+  readonly token: string | null;
+  readonly timeoutMs: number;
+}
+
+/** A response the caller accepted: its status and its parsed JSON body (null for an empty body). */
+export interface ApiResponse {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** Query parameters; undefined values are left out. */
+export type Query = Readonly<Record<string, string | undefined>>;
+
+/** The longest piece of a non-JSON error body quoted in a message. */
+const MAX_QUOTED_BODY = 200;
+
+/** Builds the URL of `path` (which starts with "/api/") under the base URL, with the query parameters that are set. */
+export function apiUrl(api: string, path: string, query: Query = {}): string {
+  const url = new URL(api.replace(/\/+$/, '') + path);
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
+  return url.href;
+}
+
+/** Encodes one path segment: IPv6 addresses carry ":" and zone ids "%", names may carry anything. */
+export function segment(text: string): string {
+  return encodeURIComponent(text);
+}
+
+export class ApiClient {
+  readonly #opts: ClientOptions;
+
+  constructor(opts: ClientOptions) {
+    this.#opts = opts;
+  }
+
+  get api(): string {
+    return this.#opts.api;
+  }
+
+  /** GET `path`; `ok` lists the statuses that are answers rather than errors (503 is an answer for /ready). */
+  get(path: string, query: Query = {}, ok: readonly number[] = [200]): Promise<ApiResponse> {
+    return this.request('GET', path, query, undefined, ok);
+  }
+
+  put(path: string, body: unknown): Promise<ApiResponse> {
+    return this.request('PUT', path, {}, body, [200, 201]);
+  }
+
+  delete(path: string): Promise<ApiResponse> {
+    return this.request('DELETE', path, {}, undefined, [200, 204]);
+  }
+
+  /** Sends one request. Throws CliFailure (exit 1) when it cannot be sent, times out, or gets a status outside `ok`. */
+  async request(method: string, path: string, query: Query, body: unknown, ok: readonly number[]): Promise<ApiResponse> {
+    const url = apiUrl(this.#opts.api, path, query);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.#opts.token !== null) headers.authorization = `Bearer ${this.#opts.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        signal: AbortSignal.timeout(this.#opts.timeoutMs),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      // The timeout covers the body too: a server that sends headers and then stalls is as stuck as one that never answers.
+      text = await res.text();
+    } catch (err) {
+      throw transportFailure(err, method, url, this.#opts.timeoutMs);
+    }
+    const parsed = parseBody(text);
+    if (!ok.includes(res.status)) throw httpFailure(res.status, parsed, text);
+    if (parsed === NOT_JSON) {
+      throw new CliFailure(`${method} ${url} answered HTTP ${res.status} with a body that is not JSON: ${quote(text)}`, 1, apiHint(this.#opts.api));
+    }
+    return { status: res.status, body: parsed };
+  }
+}
+
+const NOT_JSON = Symbol('not JSON');
+
+function parseBody(text: string): unknown {
+  if (text.trim() === '') return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return NOT_JSON;
+  }
+}
+
+function quote(text: string): string {
+  const oneLine = text.trim().replace(/\s+/g, ' ');
+  return JSON.stringify(oneLine.length > MAX_QUOTED_BODY ? oneLine.slice(0, MAX_QUOTED_BODY) + '…' : oneLine);
+}
+
+function apiHint(api: string): string {
+  return `is ${api} the overwatch's admin API (api.address)? Pass --api URL or set $OPENGSLB_API`;
+}
+
+/** Turns an error status into `<the API's error message> (HTTP <status>)`; the body is {error, code}, or plain text (403 from the allow-list). */
+function httpFailure(status: number, parsed: unknown, text: string): CliFailure {
+  let message: string;
+  if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { error?: unknown }).error === 'string') {
+    message = (parsed as { error: string }).error;
+  } else if (text.trim() !== '') {
+    message = text.trim().split('\n')[0].slice(0, MAX_QUOTED_BODY);
+  } else {
+    message = 'no error message';
+  }
+  let hint: string | null = null;
+  if (status === 401) hint = 'this request needs the API token (api.token): pass --token TOKEN or set $OPENGSLB_TOKEN';
+  else if (status === 403) hint = "this host's address is not in the API's api.allowed_networks";
+  return new CliFailure(`${message} (HTTP ${status})`, 1, hint);
+}
+
+/** Names what went wrong below HTTP: refused, timed out, unknown host, reset, or whatever fetch's cause says. */
+function transportFailure(err: unknown, method: string, url: string, timeoutMs: number): CliFailure {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  const api = new URL(url).origin;
+  const hint = apiHint(api);
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') {
+    return new CliFailure(`${method} ${url}: no answer within ${formatDuration(timeoutMs)}`, 1, `${hint}; a slow API needs a longer --timeout`);
+  }
+  const code = e.cause?.code;
+  const what =
+    code === 'ECONNREFUSED' ? 'connection refused'
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host not found'
+    : code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' ? 'connection closed before an answer'
+    // The Fetch standard blocks some ports (1, 6000, 6665-6669, 10080…); Node's fetch says only "bad port".
+    : e.cause?.message === 'bad port' ? `port ${new URL(url).port} is one that fetch refuses to use; serve the API on another port`
+    : (e.cause?.message ?? e.message ?? String(err));
+  return new CliFailure(`cannot reach the admin API at ${url}: ${what}`, 1, hint);
+}

@@ -1,0 +1,191 @@
+// Cold path. Turns the admin API's JSON into the text `opengslb-cli` prints.
+// Pure functions of the responses (no I/O, no clock: ages are measured against
+// the response's own generated_at), so they are tested on fixed JSON. They
+// print only fields the API sends (the Go CLI printed fields the server never
+// had, as zeros and "unknown").
+
+import type { DomainServerView, DomainView, OverrideView, Readiness, RegionView, ServerView } from '../../overwatch/views.ts';
+import { formatFields, formatTable } from './table.ts';
+
+/** GET /api/v1/version. */
+export interface VersionResponse {
+  readonly version: string;
+  readonly node_version: string;
+  readonly platform: string;
+  readonly generated_at: string;
+}
+export interface ServersResponse {
+  readonly servers: readonly ServerView[];
+  readonly generated_at: string;
+}
+export interface RegionsResponse {
+  readonly regions: readonly RegionView[];
+  readonly generated_at: string;
+}
+export interface DomainsResponse {
+  readonly domains: readonly DomainView[];
+  readonly generated_at: string;
+}
+export interface OverridesResponse {
+  readonly overrides: readonly OverrideView[];
+}
+
+/** Everything `status` fetched, and where from. */
+export interface StatusData {
+  readonly api: string;
+  readonly version: VersionResponse;
+  readonly readiness: Readiness;
+  readonly regions: RegionsResponse;
+  readonly domains: DomainsResponse;
+  readonly overrides: OverridesResponse;
+}
+
+/** "-" for what the API reports as null (not yet, none). */
+const NONE = '-';
+
+/** Formats milliseconds of latency as "12.3ms", or "-" when there is no measurement yet. */
+export function formatLatency(ms: number | null): string {
+  return ms === null ? NONE : `${ms.toFixed(1)}ms`;
+}
+
+/** Formats how long before `nowIso` the time `iso` was, coarsely ("7s ago", "3m ago", "2h ago", "4d ago"); "-" for null. */
+export function formatAge(iso: string | null, nowIso: string): string {
+  if (iso === null) return NONE;
+  const ms = Date.parse(nowIso) - Date.parse(iso);
+  if (Number.isNaN(ms)) return iso;
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86_400)}d ago`;
+}
+
+function percent(n: number, total: number): string {
+  return total === 0 ? NONE : `${((n / total) * 100).toFixed(1)}%`;
+}
+
+function yesNo(b: boolean): string {
+  return b ? 'yes' : 'no';
+}
+
+/** `status`: version, readiness, servers per region, domain and override counts. */
+export function formatStatus(d: StatusData): string {
+  const r = d.readiness;
+  const ready = r.ready ? 'yes' : `no${r.message ? `: ${r.message}` : ''}`;
+  const active = d.overrides.overrides.filter((o) => o.active);
+  const inactive = d.overrides.overrides.length - active.length;
+  let out = `OpenGSLB ${d.version.version} at ${d.api}\n`;
+  out += formatFields([
+    ['Runtime', `Node ${d.version.node_version}, ${d.version.platform}`],
+    ['Ready', `${ready} (DNS listening: ${yesNo(r.dns_ready)}, first health round done: ${yesNo(r.health_ready)})`],
+    ['Domains', String(d.domains.domains.length)],
+    ['Overrides', `${active.length} active${inactive > 0 ? `, ${inactive} waiting for their domain or server to return` : ''}`],
+  ]);
+  out += '\n';
+  const regions = d.regions.regions;
+  if (regions.length === 0) {
+    out += 'No regions.\n';
+  } else {
+    const total = { servers: 0, healthy: 0, unhealthy: 0, unknown: 0 };
+    const rows = regions.map((g) => {
+      total.servers += g.total_servers;
+      total.healthy += g.healthy_count;
+      total.unhealthy += g.unhealthy_count;
+      total.unknown += g.unknown_count;
+      return [g.name, String(g.total_servers), String(g.healthy_count), String(g.unhealthy_count), String(g.unknown_count), percent(g.healthy_count, g.total_servers)];
+    });
+    if (regions.length > 1) {
+      rows.push(['(all)', String(total.servers), String(total.healthy), String(total.unhealthy), String(total.unknown), percent(total.healthy, total.servers)]);
+    }
+    out += formatTable(['REGION', 'SERVERS', 'HEALTHY', 'UNHEALTHY', 'UNKNOWN', 'HEALTHY%'], rows);
+  }
+  if (active.length > 0) {
+    out += '\nActive overrides:\n';
+    out += formatTable(['SERVICE', 'ADDRESS', 'FORCED', 'REASON', 'SOURCE'], active.map((o) => [o.service, o.address, forced(o.healthy), o.reason, o.source]), '  ');
+  }
+  return out;
+}
+
+function forced(healthy: boolean): string {
+  return healthy ? 'healthy' : 'unhealthy';
+}
+
+/** `servers`: one row per configured server with its health-check state. */
+export function formatServers(res: ServersResponse, filtered: boolean): string {
+  if (res.servers.length === 0) return filtered ? 'No servers match.\n' : 'No servers.\n';
+  const rows = res.servers.map((s) => [
+    s.address,
+    String(s.port),
+    s.region,
+    s.status,
+    s.authority,
+    formatLatency(s.latency_ms),
+    formatAge(s.last_check, res.generated_at),
+    s.last_error ?? NONE,
+  ]);
+  let out = formatTable(['ADDRESS', 'PORT', 'REGION', 'STATUS', 'AUTHORITY', 'LATENCY', 'LAST-CHECK', 'LAST-ERROR'], rows);
+  const overridden = res.servers.filter((s) => s.overrides.length > 0);
+  if (overridden.length > 0) {
+    // STATUS is the checks' verdict; an override changes the answer only in its own domain, so say where.
+    out += '\nOverrides (they decide instead of STATUS, in their domain only):\n';
+    const lines: string[][] = [];
+    for (const s of overridden) {
+      for (const o of s.overrides) lines.push([o.service, s.address, String(s.port), forced(o.healthy), o.reason, o.source]);
+    }
+    out += formatTable(['SERVICE', 'ADDRESS', 'PORT', 'FORCED', 'REASON', 'SOURCE'], lines, '  ');
+  }
+  return out;
+}
+
+function whenAllDown(d: DomainView): string {
+  return d.when_all_down === 'fallback' ? `fallback ${d.fallback.join(',')}` : d.when_all_down;
+}
+
+function healthyOf(d: DomainView): string {
+  let healthy = 0;
+  for (const s of d.servers) if (s.status === 'healthy') healthy++;
+  return `${healthy}/${d.servers.length}`;
+}
+
+/** `domains`: one row per domain; with `withServers`, each domain's servers as DNS sees them below it. */
+export function formatDomains(res: DomainsResponse, withServers: boolean): string {
+  if (res.domains.length === 0) return 'No domains.\n';
+  const header = ['NAME', 'ALGORITHM', 'TTL', 'SERVERS', 'WHEN-ALL-DOWN'];
+  const row = (d: DomainView): string[] => [d.name, d.algorithm, String(d.ttl), healthyOf(d), whenAllDown(d)];
+  if (!withServers) return formatTable(header, res.domains.map(row));
+  const blocks: string[] = [];
+  for (const d of res.domains) {
+    let block = formatTable(header, [row(d)]);
+    block += d.servers.length === 0 ? '  (no servers)\n' : formatTable(['ADDRESS', 'PORT', 'REGION', 'WEIGHT', 'PRIORITY', 'STATUS', 'AUTHORITY', 'OVERRIDE'], d.servers.map(domainServerRow), '  ');
+    blocks.push(block);
+  }
+  return blocks.join('\n');
+}
+
+function domainServerRow(s: DomainServerView): string[] {
+  const o = s.override;
+  const note = o === null ? NONE : `${o.reason} (${o.source})`;
+  return [s.address, String(s.port), s.region, String(s.weight), String(s.priority), s.status, s.authority, note];
+}
+
+/** `overrides list`. */
+export function formatOverrides(res: OverridesResponse): string {
+  if (res.overrides.length === 0) return 'No overrides.\n';
+  const rows = res.overrides.map((o) => [o.service, o.address, forced(o.healthy), yesNo(o.active), o.reason, o.source, o.created_at]);
+  return formatTable(['SERVICE', 'ADDRESS', 'FORCED', 'ACTIVE', 'REASON', 'SOURCE', 'CREATED'], rows);
+}
+
+/** `overrides set`: what the API stored. */
+export function formatOverrideSet(o: OverrideView): string {
+  let out = `Override set: ${o.address} in ${o.service} is ${forced(o.healthy)} (reason: ${o.reason}; source: ${o.source}; at ${o.created_at})\n`;
+  if (!o.active) {
+    out += `Not active: ${o.service} has no server ${o.address} in the served config. The override is kept and applies if it returns.\n`;
+  }
+  return out;
+}
+
+/** `overrides clear`: what was removed; `was` is the override as listed just before, when it was found. */
+export function formatOverrideCleared(service: string, address: string, was: OverrideView | null): string {
+  if (was === null) return `Override cleared: ${address} in ${service}; the health checks decide again.\n`;
+  return `Override cleared: ${was.address} in ${was.service} was forced ${forced(was.healthy)} (reason: ${was.reason}; source: ${was.source}; since ${was.created_at}); the health checks decide again.\n`;
+}

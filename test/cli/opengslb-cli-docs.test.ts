@@ -1,0 +1,41 @@
+// Keeps docs/cli.md in step with opengslb-cli: every command's synopsis and
+// every global flag is documented, and the usage error shown there is what
+// the CLI prints today.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { COMMANDS } from '../../src/cli/admin/commands.ts';
+import { CONFIG_VALIDATE_USAGE } from '../../src/cli/config-validate.ts';
+import { CLI, run } from '../helpers/child.ts';
+import { ROOT } from '../helpers/markdown.ts';
+
+const doc = await readFile(join(ROOT, 'docs/cli.md'), 'utf8');
+
+for (const c of COMMANDS) {
+  test(`docs/cli.md has a section for "${c.name}" with its synopsis`, () => {
+    assert.match(doc, new RegExp(`^### ${c.name}$`, 'm'));
+    assert.ok(doc.includes('`opengslb-cli ' + `${c.name}${c.synopsis ? ' ' + c.synopsis : ''}` + '`'), `synopsis of ${c.name} not found`);
+  });
+}
+
+test('docs/cli.md documents config validate with its synopsis', () => {
+  assert.ok(doc.includes('`opengslb-cli ' + CONFIG_VALIDATE_USAGE + '`'));
+});
+
+test('docs/cli.md has a table row for every global flag the CLI prints in its help', async () => {
+  const r = await run(CLI, ['--help']);
+  const flags = [...r.stdout.matchAll(/^ {2}(?:-h, )?(--[a-z]+)/gm)].map((m) => m[1]);
+  assert.deepEqual(flags, ['--api', '--token', '--timeout', '--json', '--help']);
+  // The flag in the first cell of a table row: "| `--api URL` |", "| `-h`, `--help` |".
+  for (const flag of flags) assert.ok(new RegExp(`^\\|[^|\\n]*\`${flag}[ \`]`, 'm').test(doc), `no row for ${flag}`);
+});
+
+test('the usage error shown in docs/cli.md is what the CLI prints', async () => {
+  const block = /```console\n\$ opengslb-cli servers --status down\n([\s\S]*?)```/.exec(doc);
+  assert.ok(block, 'no "servers --status down" example');
+  const r = await run(CLI, ['servers', '--status', 'down']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, block[1]);
+});

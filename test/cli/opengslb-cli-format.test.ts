@@ -1,0 +1,307 @@
+// White-box tests of opengslb-cli's text output: the table layout and each
+// command's formatter, on fixed API responses shaped as src/overwatch/views.ts
+// says the API serves them.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { DomainView, OverrideView, ServerView } from '../../src/overwatch/views.ts';
+import { apiUrl } from '../../src/cli/admin/client.ts';
+import {
+  formatAge,
+  formatDomains,
+  formatLatency,
+  formatOverrideCleared,
+  formatOverrides,
+  formatOverrideSet,
+  formatServers,
+  formatStatus,
+} from '../../src/cli/admin/format.ts';
+import { formatFields, formatTable } from '../../src/cli/admin/table.ts';
+import { formatExplain } from '../../src/cli/admin/explain-format.ts';
+import type { ExplainCandidate, Explanation } from '../../src/routing/explain.ts';
+
+const NOW = '2025-06-01T12:00:00.000Z';
+
+function server(over: Partial<ServerView>): ServerView {
+  return {
+    address: '192.0.2.10',
+    port: 80,
+    region: 'eu-west',
+    domains: ['app.example.test'],
+    status: 'healthy',
+    healthy: true,
+    authority: 'health_check',
+    check_type: 'http',
+    last_check: '2025-06-01T11:59:53.000Z',
+    last_healthy: '2025-06-01T11:59:53.000Z',
+    last_error: null,
+    consecutive_failures: 0,
+    consecutive_successes: 4,
+    latency_ms: 12.34,
+    latency_samples: 4,
+    overrides: [],
+    ...over,
+  };
+}
+
+const MAINTENANCE: OverrideView = {
+  service: 'app.example.test',
+  address: '2001:db8::1',
+  healthy: false,
+  reason: 'maintenance',
+  source: 'alice@ops1',
+  created_at: '2025-06-01T11:00:00.000Z',
+  authority: 'override',
+  active: true,
+};
+
+test('formatTable pads every column to its widest cell and leaves no trailing spaces', () => {
+  const text = formatTable(['A', 'LONG-HEADER', 'C'], [['wide cell', 'x', ''], ['y', 'z', 'last']]);
+  assert.equal(text, ['A          LONG-HEADER  C', 'wide cell  x', 'y          z            last', ''].join('\n'));
+});
+
+test('formatTable indents every line, the header too', () => {
+  assert.equal(formatTable(['K', 'V'], [['a', 'b']], '  '), '  K  V\n  a  b\n');
+});
+
+test('formatFields aligns the values after the longest key and its colon', () => {
+  assert.equal(formatFields([['Ready', 'yes'], ['Overrides', '0 active']]), 'Ready:      yes\nOverrides:  0 active\n');
+});
+
+for (const c of [
+  { name: 'one decimal for a fraction', input: 12.34, expect: '12.3ms' },
+  { name: 'one decimal for a whole number', input: 3, expect: '3.0ms' },
+  { name: 'a dash before the first measurement', input: null, expect: '-' },
+]) {
+  test(`formatLatency prints ${c.name}`, () => assert.equal(formatLatency(c.input), c.expect));
+}
+
+for (const c of [
+  { name: 'seconds under a minute', input: '2025-06-01T11:59:53.000Z', expect: '7s ago' },
+  { name: 'minutes under an hour', input: '2025-06-01T11:55:00.000Z', expect: '5m ago' },
+  { name: 'hours under a day', input: '2025-06-01T09:00:00.000Z', expect: '3h ago' },
+  { name: 'days beyond', input: '2025-05-29T12:00:00.000Z', expect: '3d ago' },
+  { name: '0s for a time after generated_at (clock skew between threads)', input: '2025-06-01T12:00:01.000Z', expect: '0s ago' },
+  { name: 'a dash for never', input: null, expect: '-' },
+]) {
+  test(`formatAge prints ${c.name}`, () => assert.equal(formatAge(c.input, NOW), c.expect));
+}
+
+test('apiUrl joins the base URL and path, drops unset query parameters and encodes the rest', () => {
+  assert.equal(apiUrl('http://127.0.0.1:8080/', '/api/v1/health/servers', { domain: 'a b', region: undefined }), 'http://127.0.0.1:8080/api/v1/health/servers?domain=a+b');
+  assert.equal(apiUrl('http://[::1]:9/base', '/api/v1/x'), 'http://[::1]:9/base/api/v1/x');
+});
+
+test('formatServers prints one aligned row per server with latency, age of the last check and last error', () => {
+  const text = formatServers(
+    {
+      generated_at: NOW,
+      servers: [
+        server({}),
+        server({ address: '2001:db8::1', port: 8080, region: 'us-east', status: 'unhealthy', healthy: false, latency_ms: null, last_error: 'connect ECONNREFUSED', last_check: '2025-06-01T11:58:00.000Z' }),
+        server({ address: '192.0.2.99', region: 'us-east', status: 'unknown', healthy: false, check_type: 'none', authority: 'unchecked', latency_ms: null, last_check: null }),
+      ],
+    },
+    false,
+  );
+  assert.equal(
+    text,
+    [
+      'ADDRESS      PORT  REGION   STATUS     AUTHORITY     LATENCY  LAST-CHECK  LAST-ERROR',
+      '192.0.2.10   80    eu-west  healthy    health_check  12.3ms   7s ago      -',
+      '2001:db8::1  8080  us-east  unhealthy  health_check  -        2m ago      connect ECONNREFUSED',
+      '192.0.2.99   80    us-east  unknown    unchecked     -        -           -',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('formatServers lists the overrides of overridden servers below the table, per domain', () => {
+  const o = { service: 'app.example.test', healthy: false, reason: 'maintenance', source: 'alice@ops1' };
+  const text = formatServers({ generated_at: NOW, servers: [server({ authority: 'override', overrides: [o] })] }, false);
+  assert.match(text, /^192\.0\.2\.10\s+80\s+eu-west\s+healthy\s+override\s/m);
+  assert.match(text, /\n {2}SERVICE\s+ADDRESS\s+PORT\s+FORCED\s+REASON\s+SOURCE\n {2}app\.example\.test\s+192\.0\.2\.10\s+80\s+unhealthy\s+maintenance\s+alice@ops1\n$/);
+});
+
+test('formatServers says so when there are no servers, or none match the filters', () => {
+  assert.equal(formatServers({ generated_at: NOW, servers: [] }, false), 'No servers.\n');
+  assert.equal(formatServers({ generated_at: NOW, servers: [] }, true), 'No servers match.\n');
+});
+
+function domain(over: Partial<DomainView>): DomainView {
+  return {
+    name: 'app.example.test',
+    zone: 'example.test',
+    algorithm: 'round-robin',
+    ttl: 30,
+    max_answers: 1,
+    when_all_down: 'servfail',
+    fallback: [],
+    servers: [
+      { address: '192.0.2.10', port: 80, region: 'eu-west', weight: 100, priority: 0, status: 'healthy', authority: 'health_check', override: null },
+      { address: '2001:db8::1', port: 80, region: 'us-east', weight: 50, priority: 1, status: 'unhealthy', authority: 'override', override: MAINTENANCE },
+    ],
+    ...over,
+  };
+}
+
+test('formatDomains prints one row per domain with healthy/total servers and the all-down behaviour', () => {
+  const text = formatDomains({ generated_at: NOW, domains: [domain({}), domain({ name: 'status.example.test', algorithm: 'failover', ttl: 60, when_all_down: 'fallback', fallback: ['192.0.2.99', '192.0.2.98'], servers: [] })] }, false);
+  assert.equal(
+    text,
+    [
+      'NAME                 ALGORITHM    TTL  SERVERS  WHEN-ALL-DOWN',
+      'app.example.test     round-robin  30   1/2      servfail',
+      'status.example.test  failover     60   0/0      fallback 192.0.2.99,192.0.2.98',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('formatDomains with servers prints each domain with its servers indented below, overrides with reason and source', () => {
+  const text = formatDomains({ generated_at: NOW, domains: [domain({})] }, true);
+  assert.equal(
+    text,
+    [
+      'NAME              ALGORITHM    TTL  SERVERS  WHEN-ALL-DOWN',
+      'app.example.test  round-robin  30   1/2      servfail',
+      '  ADDRESS      PORT  REGION   WEIGHT  PRIORITY  STATUS     AUTHORITY     OVERRIDE',
+      '  192.0.2.10   80    eu-west  100     0         healthy    health_check  -',
+      '  2001:db8::1  80    us-east  50      1         unhealthy  override      maintenance (alice@ops1)',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('formatOverrides prints every override with whether it is active, or says there are none', () => {
+  assert.equal(formatOverrides({ overrides: [] }), 'No overrides.\n');
+  assert.equal(
+    formatOverrides({ overrides: [MAINTENANCE, { ...MAINTENANCE, service: 'old.example.test', address: '192.0.2.7', healthy: true, active: false, reason: 'pin' }] }),
+    [
+      'SERVICE           ADDRESS      FORCED     ACTIVE  REASON       SOURCE      CREATED',
+      'app.example.test  2001:db8::1  unhealthy  yes     maintenance  alice@ops1  2025-06-01T11:00:00.000Z',
+      'old.example.test  192.0.2.7    healthy    no      pin          alice@ops1  2025-06-01T11:00:00.000Z',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('formatOverrideSet confirms what was stored and warns when it does not apply to the served config', () => {
+  assert.equal(formatOverrideSet(MAINTENANCE), 'Override set: 2001:db8::1 in app.example.test is unhealthy (reason: maintenance; source: alice@ops1; at 2025-06-01T11:00:00.000Z)\n');
+  assert.match(formatOverrideSet({ ...MAINTENANCE, active: false }), /\nNot active: app\.example\.test has no server 2001:db8::1 in the served config\./);
+});
+
+test('formatOverrideCleared names what was cleared, with its reason when it was listed', () => {
+  assert.equal(formatOverrideCleared('app.example.test', '2001:db8::1', null), 'Override cleared: 2001:db8::1 in app.example.test; the health checks decide again.\n');
+  assert.match(formatOverrideCleared('app.example.test', '2001:db8::1', MAINTENANCE), /^Override cleared: 2001:db8::1 in app\.example\.test was forced unhealthy \(reason: maintenance; source: alice@ops1; since /);
+});
+
+test('formatStatus shows version, readiness, per-region counts with a total, domains and active overrides', () => {
+  const text = formatStatus({
+    api: 'http://127.0.0.1:8080',
+    version: { version: '0.1.0', node_version: 'v24.21.0', platform: 'linux-x64', generated_at: NOW },
+    readiness: { ready: false, dns_ready: true, health_ready: false, message: 'first health round still running' },
+    regions: {
+      generated_at: NOW,
+      regions: [
+        { name: 'eu-west', total_servers: 2, healthy_count: 1, unhealthy_count: 1, unknown_count: 0, health_percent: 50 },
+        { name: 'us-east', total_servers: 2, healthy_count: 0, unhealthy_count: 0, unknown_count: 2, health_percent: 0 },
+      ],
+    },
+    domains: { generated_at: NOW, domains: [domain({})] },
+    overrides: { overrides: [MAINTENANCE, { ...MAINTENANCE, address: '192.0.2.7', active: false }] },
+  });
+  assert.equal(
+    text,
+    [
+      'OpenGSLB 0.1.0 at http://127.0.0.1:8080',
+      'Runtime:    Node v24.21.0, linux-x64',
+      'Ready:      no: first health round still running (DNS listening: yes, first health round done: no)',
+      'Domains:    1',
+      'Overrides:  1 active, 1 waiting for their domain or server to return',
+      '',
+      'REGION   SERVERS  HEALTHY  UNHEALTHY  UNKNOWN  HEALTHY%',
+      'eu-west  2        1        1          0        50.0%',
+      'us-east  2        0        0          2        0.0%',
+      '(all)    4        1        1          2        25.0%',
+      '',
+      'Active overrides:',
+      '  SERVICE           ADDRESS      FORCED     REASON       SOURCE',
+      '  app.example.test  2001:db8::1  unhealthy  maintenance  alice@ops1',
+      '',
+    ].join('\n'),
+  );
+});
+
+function explanation(over: Partial<Explanation>): Explanation {
+  return {
+    name: 'api.example.test', type: 'A', client: null, rcode: 'NOERROR', aa: true, zone: 'example.test', domain: 'api.example.test',
+    source: 'domain', policy: 'failover', max_answers: 1, when_all_down: 'servfail', ttl: 60, selection: 'fixed', answers: ['192.0.2.10'],
+    answer_size: 1, rotation: false, cycle: null, probabilities: null, candidates: [], fallback: [], all_down: null, additional: [], notes: [],
+    generation: 3,
+    ...over,
+  };
+}
+
+function candidate(over: Partial<ExplainCandidate>): ExplainCandidate {
+  return {
+    address: '192.0.2.10', port: 80, region: 'eu-west', priority: 0, weight: 100, status: 'healthy', check_status: 'healthy',
+    authority: 'health_check', latency_ms: 3.62, samples: 5, last_up: NOW, eligible: true, reason: null, detail: 'position 1',
+    ...over,
+  };
+}
+
+test('formatExplain prints the query, result, policy, answer and TTL, then every candidate with why it is or is not eligible, then the notes', () => {
+  const text = formatExplain(
+    explanation({
+      candidates: [
+        candidate({}),
+        candidate({ address: '192.0.2.20', region: 'us-east', priority: 1, latency_ms: null, eligible: false, detail: null, reason: 'lower failover level 1 (us-east)' }),
+      ],
+      notes: ['failover answers the first healthy server'],
+    }),
+  );
+  assert.equal(
+    text,
+    [
+      'Query:   api.example.test A',
+      'Result:  NOERROR, authoritative',
+      'Zone:    example.test',
+      'From:    domain api.example.test',
+      'Policy:  failover, max_answers 1, when_all_down servfail',
+      'Answer:  192.0.2.10 (the next answer)',
+      'TTL:     60 s',
+      '',
+      'ADDRESS     PORT  REGION   PRIORITY  WEIGHT  STATUS   CHECKS   AUTHORITY     LATENCY  ELIGIBLE  WHY',
+      '192.0.2.10  80    eu-west  0         100     healthy  healthy  health_check  3.6ms    yes       position 1',
+      '192.0.2.20  80    us-east  1         100     healthy  healthy  health_check  -        no        lower failover level 1 (us-east)',
+      '',
+      'Notes:',
+      '  - failover answers the first healthy server',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('formatExplain says when every server is down and what when_all_down does, and lists weighted chances', () => {
+  const text = formatExplain(
+    explanation({
+      policy: 'weighted', selection: 'weighted_random', answers: ['192.0.2.99'], all_down: { mode: 'fallback', answered: true }, fallback: ['192.0.2.99'],
+      probabilities: [{ address: '192.0.2.10', weight: 3, first: 0.75, in_answer: null }],
+    }),
+  );
+  assert.match(text, /\nAnswer: +192\.0\.2\.99 \(the pool each answer is drawn from by weight, 1 per answer\)\n/);
+  assert.match(text, /\nAll down: +no server is eligible: when_all_down fallback answers\n/);
+  assert.match(text, /\nFallback: +192\.0\.2\.99\n/);
+  assert.match(text, /\nWeighted chances:\n {2}ADDRESS +WEIGHT +LEADS +IN-ANSWER\n {2}192\.0\.2\.10 +3 +75\.0% +-\n/);
+});
+
+test('formatExplain of a refused name prints the result and the notes only', () => {
+  const text = formatExplain(
+    explanation({
+      name: 'x.other', rcode: 'REFUSED', aa: false, zone: null, domain: null, source: null, policy: null, max_answers: null, when_all_down: null,
+      ttl: null, selection: null, answers: [], notes: ['x.other is not inside any zone served here'],
+    }),
+  );
+  assert.equal(text, 'Query:   x.other A\nResult:  REFUSED, not authoritative\n\nNotes:\n  - x.other is not inside any zone served here\n');
+});

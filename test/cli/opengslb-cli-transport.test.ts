@@ -1,0 +1,260 @@
+// Whole-process tests of opengslb-cli's HTTP side: the real entry point as a
+// child process against a small HTTP server of the test's own, which records
+// what the CLI sent and answers what the test says (errors, stalls, odd
+// bodies); the real admin API is exercised in opengslb-cli-api.test.ts.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { CLI, run } from '../helpers/child.ts';
+
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly authorization: string | undefined;
+  readonly contentType: string | undefined;
+  readonly body: string;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Starts an HTTP server on 127.0.0.1 port 0 that records every request and answers with `handler`; closed after the test. */
+async function apiStandIn(t: TestContext, handler: Handler): Promise<{ url: string; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (s: string) => (body += s));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, contentType: req.headers['content-type'], body });
+      handler(req, res);
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+}
+
+function json(status: number, body: unknown): Handler {
+  return (_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+}
+
+/** The test process's environment without the CLI's own variables, plus `extra`. */
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  if (!('OPENGSLB_API' in extra)) delete e.OPENGSLB_API;
+  if (!('OPENGSLB_TOKEN' in extra)) delete e.OPENGSLB_TOKEN;
+  return e;
+}
+
+/** A port on 127.0.0.1 that nothing listens on: bound by the OS, then closed. */
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  s.close();
+  await once(s, 'close');
+  return port;
+}
+
+const OVERRIDE = {
+  service: 'app.example.test',
+  address: '2001:db8::1',
+  healthy: false,
+  reason: 'kernel upgrade',
+  source: 'alice@ops1',
+  created_at: '2025-06-01T11:00:00.000Z',
+  authority: 'override',
+  active: true,
+};
+
+test('exits 1 naming the URL and hinting at --api when nothing listens there', async () => {
+  const port = await closedPort();
+  const r = await run(CLI, ['servers', '--api', `http://127.0.0.1:${port}`], { env: env() });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  const [line, hint] = r.stderr.split('\n');
+  assert.equal(line, `opengslb-cli: cannot reach the admin API at http://127.0.0.1:${port}/api/v1/health/servers: connection refused`);
+  assert.match(hint, /^hint: .*--api URL or set \$OPENGSLB_API$/);
+});
+
+test('exits 1 after --timeout when the API accepts the request but never answers', async (t) => {
+  const api = await apiStandIn(t, () => {
+    /* never answers */
+  });
+  const started = Date.now();
+  const r = await run(CLI, ['servers', '--api', api.url, '--timeout', '300ms'], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^opengslb-cli: GET ${api.url}/api/v1/health/servers: no answer within 300ms\\nhint: .*--timeout`));
+  // Well under the 5 s default: the flag was applied (process start-up included).
+  assert.ok(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+});
+
+test('a bare --timeout number is seconds, as in the Go CLI', async (t) => {
+  const api = await apiStandIn(t, () => {});
+  const r = await run(CLI, ['servers', '--api', api.url, '--timeout', '0.2'], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no answer within 200ms/);
+});
+
+test('exits 1 with the API\'s error message and status for an {error, code} body', async (t) => {
+  const api = await apiStandIn(t, json(404, { error: 'no override of 192.0.2.1 in app.example.test', code: 404 }));
+  const r = await run(CLI, ['overrides', 'clear', 'app.example.test', '192.0.2.1', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'opengslb-cli: no override of 192.0.2.1 in app.example.test (HTTP 404)\n');
+  assert.equal(r.stdout, '');
+});
+
+test('a plain-text 403 from the allow-list is quoted, with a hint about api.allowed_networks', async (t) => {
+  const api = await apiStandIn(t, (_req, res) => {
+    res.writeHead(403, { 'content-type': 'text/plain' });
+    res.end('Forbidden');
+  });
+  const r = await run(CLI, ['status', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^opengslb-cli: Forbidden \(HTTP 403\)\nhint: .*api\.allowed_networks\n$/);
+});
+
+test('a 401 hints at --token and $OPENGSLB_TOKEN', async (t) => {
+  const api = await apiStandIn(t, json(401, { error: 'missing or wrong bearer token', code: 401 }));
+  const r = await run(CLI, ['overrides', 'set', 'app.example.test', '192.0.2.1', '--unhealthy', '--reason', 'x', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^opengslb-cli: missing or wrong bearer token \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_TOKEN\n$/);
+});
+
+test('exits 1 when a success status carries a body that is not JSON', async (t) => {
+  const api = await apiStandIn(t, (_req, res) => res.end('<html>proxy</html>'));
+  const r = await run(CLI, ['domains', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /answered HTTP 200 with a body that is not JSON: "<html>proxy<\/html>"/);
+});
+
+test('overrides set PUTs {healthy, reason, source} to the URL-encoded path with the bearer token from $OPENGSLB_TOKEN', async (t) => {
+  const api = await apiStandIn(t, json(200, OVERRIDE));
+  const r = await run(CLI, ['overrides', 'set', 'app.example.test', '2001:db8::1', '--unhealthy', '--reason', 'kernel upgrade'], {
+    env: env({ OPENGSLB_API: api.url, OPENGSLB_TOKEN: 's3cret', USER: 'alice' }),
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(api.seen.length, 1);
+  const [req] = api.seen;
+  assert.equal(req.method, 'PUT');
+  assert.equal(req.url, '/api/v1/overrides/app.example.test/2001%3Adb8%3A%3A1');
+  assert.equal(req.authorization, 'Bearer s3cret');
+  assert.equal(req.contentType, 'application/json');
+  assert.deepEqual(JSON.parse(req.body), { healthy: false, reason: 'kernel upgrade', source: `alice@${hostname()}` });
+  assert.match(r.stdout, /^Override set: 2001:db8::1 in app\.example\.test is unhealthy \(reason: kernel upgrade; source: alice@ops1;/);
+});
+
+test('--source and --token flags win over the defaults, and without $USER the source is opengslb-cli', async (t) => {
+  const api = await apiStandIn(t, json(200, OVERRIDE));
+  const noUser = env({ OPENGSLB_TOKEN: 'from-env' });
+  delete noUser.USER;
+  delete noUser.LOGNAME;
+  delete noUser.USERNAME;
+  let r = await run(CLI, ['overrides', 'set', 'app.example.test', '192.0.2.1', '--healthy', '--reason', 'pin', '--source', 'change-42', '--token', 'from-flag', '--api', api.url], { env: noUser });
+  assert.equal(r.code, 0, r.stderr);
+  r = await run(CLI, ['--api', api.url, 'overrides', 'set', 'app.example.test', '192.0.2.1', '--healthy', '--reason', 'pin'], { env: noUser });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(api.seen[0].authorization, 'Bearer from-flag');
+  assert.deepEqual(JSON.parse(api.seen[0].body), { healthy: true, reason: 'pin', source: 'change-42' });
+  assert.equal(api.seen[1].authorization, 'Bearer from-env');
+  assert.deepEqual(JSON.parse(api.seen[1].body), { healthy: true, reason: 'pin', source: 'opengslb-cli' });
+});
+
+test('reads requests send no Authorization header when no token is given', async (t) => {
+  const api = await apiStandIn(t, json(200, { overrides: [] }));
+  const r = await run(CLI, ['overrides', 'list', '--api', api.url], { env: env() });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'No overrides.\n');
+  assert.equal(api.seen[0].authorization, undefined);
+});
+
+test('servers passes --domain, --region and --status as query parameters', async (t) => {
+  const api = await apiStandIn(t, json(200, { servers: [], generated_at: '2025-06-01T12:00:00.000Z' }));
+  const r = await run(CLI, ['servers', '--domain', 'app.example.test', '--region', 'eu west', '--status', 'unhealthy', '--api', api.url + '/'], { env: env() });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(api.seen[0].url, '/api/v1/health/servers?domain=app.example.test&region=eu+west&status=unhealthy');
+  assert.equal(r.stdout, 'No servers match.\n');
+});
+
+test('overrides clear reads the override, DELETEs it and prints what was cleared', async (t) => {
+  const api = await apiStandIn(t, (req, res) => {
+    if (req.method === 'GET') return json(200, OVERRIDE)(req, res);
+    res.writeHead(204);
+    res.end();
+  });
+  const r = await run(CLI, ['overrides', 'clear', 'APP.example.test.', '2001:DB8:0::1', '--api', api.url], { env: env() });
+  assert.equal(r.code, 0, r.stderr);
+  const path = '/api/v1/overrides/APP.example.test./2001%3ADB8%3A0%3A%3A1';
+  assert.deepEqual(api.seen.map((s) => `${s.method} ${s.url}`), [`GET ${path}`, `DELETE ${path}`]);
+  assert.equal(r.stdout, 'Override cleared: 2001:db8::1 in app.example.test was forced unhealthy (reason: kernel upgrade; source: alice@ops1; since 2025-06-01T11:00:00.000Z); the health checks decide again.\n');
+});
+
+test('--json prints the API\'s body unchanged, pretty', async (t) => {
+  const body = { overrides: [OVERRIDE], extra_field_from_a_newer_server: 1 };
+  const api = await apiStandIn(t, json(200, body));
+  const r = await run(CLI, ['overrides', 'list', '--json', '--api', api.url], { env: env() });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, JSON.stringify(body, null, 2) + '\n');
+});
+
+test('status treats 503 from /api/v1/ready as "not ready", not as an error', async (t) => {
+  const api = await apiStandIn(t, (req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    const bodies: Record<string, [number, unknown]> = {
+      '/api/v1/version': [200, { version: '9.9.9', node_version: 'v24.21.0', platform: 'linux-x64', generated_at: '2025-06-01T12:00:00.000Z' }],
+      '/api/v1/ready': [503, { ready: false, dns_ready: true, health_ready: false, message: 'first health round running' }],
+      '/api/v1/health/regions': [200, { regions: [], generated_at: '2025-06-01T12:00:00.000Z' }],
+      '/api/v1/domains': [200, { domains: [], generated_at: '2025-06-01T12:00:00.000Z' }],
+      '/api/v1/overrides': [200, { overrides: [] }],
+    };
+    const [status, body] = bodies[path] ?? [404, { error: 'not found', code: 404 }];
+    json(status, body)(req, res);
+  });
+  const r = await run(CLI, ['status', '--api', api.url], { env: env() });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^OpenGSLB 9\.9\.9 at http:\/\/127\.0\.0\.1:\d+\n/);
+  assert.match(r.stdout, /\nReady: +no: first health round running \(DNS listening: yes, first health round done: no\)\n/);
+});
+
+for (const c of [
+  { name: 'an unknown command', args: ['frobnicate'], expect: /^opengslb-cli: unknown command "frobnicate"\nusage: opengslb-cli COMMAND/ },
+  { name: 'a group without its sub-command', args: ['overrides'], expect: /^opengslb-cli: unknown command "overrides" \(overrides takes: list, set, clear\)\n/ },
+  { name: 'an unknown flag', args: ['servers', '--colour'], expect: /^opengslb-cli servers: Unknown option '--colour'.*\nusage: opengslb-cli servers / },
+  { name: 'a bad --status', args: ['servers', '--status', 'down'], expect: /^opengslb-cli servers: --status: "down" is not a health state, expected healthy, unhealthy or unknown\n/ },
+  { name: 'both --healthy and --unhealthy', args: ['overrides', 'set', 'a.test', '192.0.2.1', '--healthy', '--unhealthy', '--reason', 'x'], expect: /give exactly one of --healthy and --unhealthy/ },
+  { name: 'an override without --reason', args: ['overrides', 'set', 'a.test', '192.0.2.1', '--healthy'], expect: /--reason TEXT is required/ },
+  { name: 'a missing argument', args: ['overrides', 'clear', 'a.test'], expect: /^opengslb-cli overrides clear: expected 2 arguments, got 1: a\.test\n/ },
+  { name: 'a bad --timeout', args: ['status', '--timeout', '5x'], expect: /^opengslb-cli status: --timeout: "5x" has the unknown unit "x"/ },
+  { name: 'an --api that is not http(s)', args: ['status', '--api', 'ftp://example.test'], expect: /^opengslb-cli status: --api: "ftp:\/\/example\.test" is not an http:\/\/ or https:\/\/ URL\n/ },
+  { name: 'no command at all', args: [], expect: /^opengslb-cli: a command is needed\nusage: opengslb-cli COMMAND/ },
+]) {
+  test(`exits 2 with the usage on stderr for ${c.name}`, async () => {
+    const r = await run(CLI, c.args, { env: env() });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, c.expect);
+    assert.equal(r.stdout, '');
+  });
+}
+
+test('--help prints the overview, COMMAND --help the command\'s usage, both on stdout with exit 0', async () => {
+  let r = await run(CLI, ['--help'], { env: env() });
+  assert.equal(r.code, 0);
+  for (const cmd of ['status', 'servers', 'domains', 'overrides list', 'overrides set', 'overrides clear', 'explain', 'config validate FILE']) {
+    assert.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
+  }
+  r = await run(CLI, ['overrides', 'set', '--help'], { env: env() });
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^usage: opengslb-cli overrides set SERVICE ADDRESS --healthy\|--unhealthy --reason TEXT \[--source WHO\]\n/);
+  assert.match(r.stdout, /--api URL/);
+});
