@@ -3,7 +3,7 @@
 #
 #   docker build -t opengslb .
 #   docker run -p 53:53/udp -p 53:53/tcp \
-#     -v "$PWD/config.yaml:/etc/opengslb/config.yaml:ro" opengslb
+#     -v "$PWD/config.yaml:/etc/opengslb/config.yaml:ro" -v opengslb-state:/var/lib/opengslb opengslb
 #
 # The config file is mounted, not baked in. It must not be world-writable
 # (the server refuses it), and dns.listen_address must not be a loopback
@@ -27,6 +27,12 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY src ./src
 COPY workers ./workers
 COPY config ./config
+
+# The state directory (overwatch.data_dir): overrides and last-healthy times in
+# an lmdb file. Owned by the server's user; mount a volume to keep it across
+# container replacements.
+RUN mkdir -p /var/lib/opengslb && chown node:node /var/lib/opengslb && chmod 750 /var/lib/opengslb
+VOLUME /var/lib/opengslb
 
 USER node
 

@@ -11,6 +11,10 @@ import { OpenGslbError } from '../lib/errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { Overwatch } from '../overwatch/overwatch.ts';
+import { startApi, type ApiServer } from '../api/server.ts';
+import { LmdbStore, type StateStore } from '../state/store.ts';
+import { createMetrics } from '../metrics/prometheus.ts';
+import { startMetricsServer, type MetricsListener } from '../metrics/server.ts';
 import { ConfigReloader } from '../overwatch/reload.ts';
 import { CONFIG_VALIDATE_USAGE, runConfigValidate } from './config-validate.ts';
 
@@ -110,12 +114,48 @@ export async function main(argv: readonly string[]): Promise<void> {
 
   const logger = createLogger(config.logging);
   logger.info({ version: packageVersion(), node: process.version, config: config.source, files: files.length, mode }, 'OpenGSLB starting');
+  let store: StateStore;
+  try {
+    store = LmdbStore.open(config.dataDir);
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  // The API starts first, so /api/v1/ready says 503 while the first health round runs.
+  let running: Overwatch | null = null;
+  let api: ApiServer | null = null;
+  if (config.api.enabled) {
+    try {
+      api = await startApi(
+        { apiConfig: () => (running?.config ?? config).api, overwatch: () => running, logger, version: packageVersion() },
+        config.api.host,
+        config.api.port,
+      );
+    } catch (err) {
+      await store.close();
+      fail(`cannot start the admin API on ${formatAddress(config.api.host, config.api.port)} (api.address): ${(err as Error).message}`, 1);
+    }
+  }
+  // Created before the start: the first health round's results are counted too.
+  const metrics = config.metrics.enabled ? createMetrics({ version: packageVersion(), loadedAtMs }) : null;
   let overwatch: Overwatch;
   try {
-    overwatch = await Overwatch.start(config, logger);
+    overwatch = await Overwatch.start(config, logger, { store, ...(metrics ? { onCheck: metrics.onCheck } : {}) });
   } catch (err) {
     logger.flush?.();
+    await api?.close();
+    await store.close();
     fail(err instanceof Error ? err.message : String(err), 1);
+  }
+  running = overwatch;
+  let metricsListener: MetricsListener | null = null;
+  if (metrics !== null) {
+    try {
+      metricsListener = await startMetricsServer(metrics.registry, config.metrics.host, config.metrics.port, logger);
+    } catch (err) {
+      await Promise.all([overwatch.stop(), api?.close()]);
+      await store.close();
+      fail(`cannot start the metrics listener (metrics.address): ${(err as Error).message}`, 1);
+    }
   }
   logger.info({ address: formatAddress(overwatch.host, overwatch.port) }, 'OpenGSLB running');
 
@@ -132,17 +172,22 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exit(1);
     }, 4500);
     hard.unref();
-    overwatch.stop().then(
-      () => {
-        logger.info('stopped');
-        logger.flush?.();
-        process.exit(0);
-      },
-      (err: Error) => {
-        logger.error({ err: err.message }, 'error while stopping');
-        process.exit(1);
-      },
-    );
+    Promise.all([overwatch.stop(), api?.close(), metricsListener?.close()])
+      .then(() => {
+        metrics?.close();
+        return store.close();
+      })
+      .then(
+        () => {
+          logger.info('stopped');
+          logger.flush?.();
+          process.exit(0);
+        },
+        (err: Error) => {
+          logger.error({ err: err.message }, 'error while stopping');
+          process.exit(1);
+        },
+      );
   };
   const reloader = new ConfigReloader({
     path: configPath,
@@ -151,6 +196,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     loadedAtMs,
     ...(values.mode === undefined ? {} : { modeOverride: values.mode as Config['mode'] }),
   });
+  metrics?.attach(overwatch, reloader);
   // The reloader runs reloads one after another and logs each outcome itself.
   const onHup = (): void => void reloader.request();
   onSignal = (signal) => (signal === 'SIGHUP' ? onHup() : shutdown(signal));

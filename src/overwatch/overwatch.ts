@@ -20,6 +20,7 @@ import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 import { HealthFanout, overrideKey } from './fanout.ts';
+import { explain, type Explanation } from '../routing/explain.ts';
 import { rfc3339, type Authority, type DomainServerView, type DomainView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
 
 const TCP_KEY_NAMES = {
@@ -107,6 +108,12 @@ export class Overwatch {
     this.counters = counters;
     this.pool = pool;
     this.#indexSnapshot(config, state.snapshot);
+    // The first round ran before this instance existed: keep what it saw.
+    const cap = this.#live[LIVE_CAPACITY];
+    for (const [slot, key] of this.#keyOfSlot) {
+      const up = Atomics.load(this.#live, lastUpWord(cap, slot));
+      if (up > 0) this.#dirtyLastUp.set(key, up + LAST_UP_EPOCH_SEC);
+    }
     this.#fanout.onLastUp = (slots, unixSec) => {
       for (const slot of slots) {
         const key = this.#keyOfSlot.get(slot);
@@ -410,6 +417,34 @@ export class Overwatch {
   }
 
   // ---- Views for the API, the metrics and the CLI
+
+  /**
+   * What DNS would answer (name, type) to `client` now, and why. Throws
+   * OPENGSLB_ERR_API_BAD_REQUEST for a name, type or client that cannot be asked.
+   */
+  explain(name: string, type: string, client: string | null): Explanation {
+    const lastErrors = new Map<string, string | null>();
+    for (const t of this.healthStatus()) for (const label of t.servers) lastErrors.set(label, t.lastError);
+    const labelOf = new Map<number, string>();
+    for (const m of this.#fanout.members) labelOf.set(m.serverSlot, `${m.region}/${formatAddress(m.address, m.port)}`);
+    try {
+      return explain(
+        {
+          snapshot: this.#snapshot,
+          live: this.#live,
+          config: this.#config,
+          overrideOf: (d, a) => this.overrideOf(d, a),
+          lastErrorOf: (slot) => lastErrors.get(labelOf.get(slot) ?? '') ?? null,
+        },
+        name,
+        type,
+        client,
+      );
+    } catch (err) {
+      if (err instanceof RangeError) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', err.message);
+      throw err;
+    }
+  }
 
   /** Every configured server with its check state; servers no domain answers are listed as unknown with no domains. */
   servers(): ServerView[] {

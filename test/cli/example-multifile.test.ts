@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startOpengslb } from '../helpers/child.ts';
-import { posixOnly } from '../helpers/config-files.ts';
+import { posixOnly, tempDir } from '../helpers/config-files.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { filesUnder, ROOT } from '../helpers/markdown.ts';
 
@@ -24,7 +24,8 @@ test(`every file of ${DIR} has mode 644 at most`, posixOnly, async () => {
 });
 
 test(`the real server starts from ${DIR}/main.yaml, listening where OPENGSLB_LISTEN says, and answers every included domain`, async (t) => {
-  const server = await startOpengslb(t, `${DIR}/main.yaml`, { env: { ...process.env, OPENGSLB_LISTEN: '127.0.0.1:0', OPENGSLB_LOG_LEVEL: 'info' } });
+  const state = await tempDir(t, 'opengslb-state-');
+  const server = await startOpengslb(t, `${DIR}/main.yaml`, { env: { ...process.env, OPENGSLB_LISTEN: '127.0.0.1:0', OPENGSLB_LOG_LEVEL: 'info', OPENGSLB_DATA_DIR: state } });
   await server.out.waitFor(/files=7/);
   const us = ['127.0.0.20', '127.0.0.21'];
   const eu = ['127.0.0.10', '127.0.0.11'];

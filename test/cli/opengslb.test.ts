@@ -76,6 +76,8 @@ function goodConfig(opts: { ttl?: number; port?: number; workers?: number; forma
     'domains:',
     `  - { name: app.example.test, regions: [eu-west], ttl: ${opts.ttl ?? 30} }`,
     `logging: { level: info, format: ${opts.format ?? 'json'} }`,
+    // Relative to the config file: the test's temp directory.
+    'overwatch: { data_dir: ./state }',
     '',
   ].join('\n');
 }
