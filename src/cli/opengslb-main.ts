@@ -11,10 +11,9 @@ import { OpenGslbError } from '../lib/errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { Overwatch } from '../overwatch/overwatch.ts';
-import { startApi, type ApiServer } from '../api/server.ts';
+import type { ApiServer } from '../api/server.ts';
 import { LmdbStore, type StateStore } from '../state/store.ts';
-import { createMetrics } from '../metrics/prometheus.ts';
-import { startMetricsServer, type MetricsListener } from '../metrics/server.ts';
+import type { MetricsListener } from '../metrics/server.ts';
 import { ConfigReloader } from '../overwatch/reload.ts';
 import { CONFIG_VALIDATE_USAGE, runConfigValidate } from './config-validate.ts';
 
@@ -125,6 +124,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   let api: ApiServer | null = null;
   if (config.api.enabled) {
     try {
+      // Loaded only when enabled: Fastify and its schemas cost memory a DNS-only node need not pay.
+      const { startApi } = await import('../api/server.ts');
       api = await startApi(
         { apiConfig: () => (running?.config ?? config).api, overwatch: () => running, logger, version: packageVersion() },
         config.api.host,
@@ -136,7 +137,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
   }
   // Created before the start: the first health round's results are counted too.
-  const metrics = config.metrics.enabled ? createMetrics({ version: packageVersion(), loadedAtMs }) : null;
+  const metrics = config.metrics.enabled ? (await import('../metrics/prometheus.ts')).createMetrics({ version: packageVersion(), loadedAtMs }) : null;
   let overwatch: Overwatch;
   try {
     overwatch = await Overwatch.start(config, logger, { store, ...(metrics ? { onCheck: metrics.onCheck } : {}) });
@@ -150,6 +151,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   let metricsListener: MetricsListener | null = null;
   if (metrics !== null) {
     try {
+      const { startMetricsServer } = await import('../metrics/server.ts');
       metricsListener = await startMetricsServer(metrics.registry, config.metrics.host, config.metrics.port, logger);
     } catch (err) {
       await Promise.all([overwatch.stop(), api?.close()]);

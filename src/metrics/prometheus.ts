@@ -340,30 +340,39 @@ export function createMetrics(options: MetricsOptions): Metrics {
       refresh();
     },
   });
+  // By region, not by server: a histogram per server would be a dozen series
+  // per server (120 000 at 10 000 servers) in every scrape; the per-server
+  // latency is opengslb_server_latency_seconds.
   const checkDuration = new Histogram({
     name: 'opengslb_health_check_duration_seconds',
-    help: 'Round trip of health-check probes (connect to verdict), by server.',
-    labelNames: ['region', 'server'],
+    help: 'Round trip of health-check probes (connect to verdict), by region.',
+    labelNames: ['region'],
     buckets: [...CHECK_DURATION_BUCKETS],
     registers,
     collect() {
       refresh();
     },
   });
-  /** Label pairs that have check series, by "region/address:port". */
-  const checked = new Map<string, { region: string; server: string }>();
+  /** Label sets of each checked server's series, by "region/address:port", built once per server. */
+  interface CheckLabels {
+    readonly region: { region: string };
+    readonly success: { region: string; server: string; result: 'success' };
+    readonly failure: { region: string; server: string; result: 'failure' };
+  }
+  const checked = new Map<string, CheckLabels>();
   // Series of servers no longer in the config are dropped, so the label set
   // stays the configured servers.
   const pruneChecks = (): void => {
     if (overwatch === null || checked.size === 0) return;
     const current = new Set<string>();
     for (const r of overwatch.config.regions) for (const s of r.servers) current.add(`${r.name}/${formatAddress(s.address, s.port)}`);
+    const regions = new Set(overwatch.config.regions.map((r) => r.name));
     for (const [key, labels] of checked) {
       if (current.has(key)) continue;
       checked.delete(key);
-      checkResults.remove({ ...labels, result: 'success' });
-      checkResults.remove({ ...labels, result: 'failure' });
-      checkDuration.remove(labels);
+      checkResults.remove(labels.success);
+      checkResults.remove(labels.failure);
+      if (!regions.has(labels.region.region)) checkDuration.remove(labels.region);
     }
   };
   const onCheck: CheckObserver = (target, result) => {
@@ -373,11 +382,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
         if (labels === undefined) {
           // Labels are "region/address:port" (src/overwatch/check-targets.ts); region names hold no "/".
           const slash = key.indexOf('/');
-          labels = { region: key.slice(0, slash), server: key.slice(slash + 1) };
+          const region = key.slice(0, slash);
+          const server = key.slice(slash + 1);
+          labels = { region: { region }, success: { region, server, result: 'success' }, failure: { region, server, result: 'failure' } };
           checked.set(key, labels);
         }
-        checkResults.inc({ ...labels, result: result.ok ? 'success' : 'failure' });
-        if (result.latencyMs >= 0 && Number.isFinite(result.latencyMs)) checkDuration.observe(labels, result.latencyMs / 1000);
+        checkResults.inc(result.ok ? labels.success : labels.failure);
+        if (result.latencyMs >= 0 && Number.isFinite(result.latencyMs)) checkDuration.observe(labels.region, result.latencyMs / 1000);
       }
     } catch {
       // The scheduler's contract: an observer never throws. A bad label is a bug here, not a reason to stop checking.

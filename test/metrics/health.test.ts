@@ -58,7 +58,7 @@ test('counts every health-check result per server, follows the verdicts in the g
   const first = await scrape(listener.port);
   assert.ok((first.value('opengslb_health_check_results_total', { ...labelsA, result: 'success' }) ?? 0) >= 1);
   assert.equal(first.value('opengslb_health_check_results_total', { ...labelsA, result: 'failure' }), undefined);
-  assert.ok((first.value('opengslb_health_check_duration_seconds_count', labelsA) ?? 0) >= 1);
+  assert.ok((first.value('opengslb_health_check_duration_seconds_count', { region: 'web' }) ?? 0) >= 2);
   assert.equal(first.value('opengslb_server_healthy', labelsA), 1);
   assert.equal(first.value('opengslb_healthy_servers', { region: 'web' }), 2);
   assert.ok((first.value('opengslb_server_latency_samples', labelsA) ?? 0) >= 1);
@@ -84,7 +84,6 @@ test('counts every health-check result per server, follows the verdicts in the g
   assert.ok(result.ok, result.message);
   const after = await scrape(listener.port);
   assert.equal(after.value('opengslb_health_check_results_total', { ...labelsB, result: 'failure' }), undefined);
-  assert.equal(after.value('opengslb_health_check_duration_seconds_count', labelsB), undefined);
   assert.equal(after.value('opengslb_server_healthy', labelsB), undefined);
   assert.ok((after.value('opengslb_health_check_results_total', { ...labelsA, result: 'success' }) ?? 0) >= successesA);
   assert.equal(after.value('opengslb_configured_servers'), 1);
