@@ -6,7 +6,11 @@
 //         ──spawn─▶ dnsperf -l D                      (saturation, one name)
 //   then the same with unchecked.yaml (type: none), interleaved, R rounds.
 //
-// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3]
+// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--keep-alive]
+//   --keep-alive sets health_check.keep_alive: true in checked.yaml (one reused connection per server).
+// The HTTP servers are health-scale.ts's: they keep idle connections for 75 s
+// (server.keepAliveTimeout, like nginx's default keepalive_timeout; Node's own
+// default is 5 s), so a kept connection survives the 10 s interval.
 // Every address is in 127.0.0.0/8; nothing leaves the machine.
 
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -24,6 +28,7 @@ const { values: args } = parseArgs({
     interval: { type: 'string', default: '10' },
     duration: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
+    'keep-alive': { type: 'boolean', default: false },
   },
 });
 const SERVERS = Number(args.servers);
@@ -42,7 +47,7 @@ function config(dnsPort: number, httpPort: number, checked: boolean): string {
   const lines = [`dns: { listen_address: "127.0.0.1:${dnsPort}", workers: 1, zones: [bench.test] }`, 'regions:'];
   for (let r = 0; r * perRegion < SERVERS; r++) {
     lines.push(`  - name: r${r}`);
-    lines.push(`    health_check: ${checked ? `{ type: http, interval: ${args.interval}s, timeout: 2s, path: /health }` : '{ type: none }'}`);
+    lines.push(`    health_check: ${checked ? `{ type: http, interval: ${args.interval}s, timeout: 2s, path: /health${args['keep-alive'] ? ', keep_alive: true' : ''} }` : '{ type: none }'}`);
     lines.push('    servers:');
     for (let i = r * perRegion; i < Math.min(SERVERS, (r + 1) * perRegion); i++) lines.push(`      - { address: ${backendAddress(i)}, port: ${httpPort} }`);
   }
@@ -136,7 +141,7 @@ try {
   const idle = median(qps.idle);
   const checked = median(qps.checked);
   process.stdout.write(
-    `servers: ${SERVERS} (http every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker\n` +
+    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''} every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker\n` +
       `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
       `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
       `checked / idle: ${(checked / idle).toFixed(3)}\n` +

@@ -3,10 +3,11 @@
 // its own process so its CPU and RSS are its own.
 //
 // Usage: npx node bench/health-scale.ts [--targets 10000] [--interval 10] [--duration 60]
-//          [--timeout 2] [--server-threads 2] [--type http|tcp] [--body-match TEXT] [--json]
+//          [--timeout 2] [--server-threads 2] [--type http|tcp] [--body-match TEXT] [--keep-alive] [--json]
 //          [--semi-space MB]   (runs the checker with --max-semi-space-size=MB)
 //          [--prof DIR]        (writes a V8 CPU profile of the checker process into DIR)
 //        HEALTH_SCALE_SPACES=1 adds V8 heap-space sizes to the figures.
+//        --keep-alive sets health_check.keep_alive: one connection per target, reused every interval.
 //
 //   bench ──fork──▶ health-scale.ts --role servers  (T worker threads, one node:http server each,
 //       │                                           all on 0.0.0.0:P with reusePort)   ──IPC──▶ {port}
@@ -17,6 +18,13 @@
 // Every target has its own loopback address (127.1.0.1, 127.1.0.2, …) so the
 // servers see N distinct peers, as a real overwatch would. Traffic only ever
 // goes to 127.0.0.0/8; the servers drop any connection from elsewhere.
+//
+// The servers keep idle connections for 75 s (server.keepAliveTimeout, like
+// nginx's default keepalive_timeout) instead of Node's 5 s, so a kept
+// connection survives a 10 s interval as it would against a real backend;
+// headersTimeout is kept above it (the usual advice for Node servers with long
+// keep-alive timeouts). Probes without keep_alive send Connection: close, so
+// the setting does not change their runs.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -42,6 +50,7 @@ const { values: args } = parseArgs({
     'server-threads': { type: 'string', default: '2' },
     type: { type: 'string', default: 'http' },
     'body-match': { type: 'string' },
+    'keep-alive': { type: 'boolean', default: false },
     port: { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
     prof: { type: 'string' },
@@ -62,7 +71,9 @@ function serveThread(port: number): void {
   server.on('connection', (socket) => {
     if (!socket.remoteAddress?.startsWith('127.') && !socket.remoteAddress?.startsWith('::ffff:127.')) socket.destroy();
   });
-  server.keepAliveTimeout = 1000;
+  // See the header: idle connections live 75 s, as with nginx's default keepalive_timeout.
+  server.keepAliveTimeout = 75_000;
+  server.headersTimeout = 76_000;
   server.listen({ port, host: '0.0.0.0', reusePort: true }, () => {
     parentPort?.postMessage({ port: (server.address() as AddressInfo).port });
   });
@@ -123,6 +134,7 @@ async function runChecker(): Promise<void> {
       headers: {},
       bodyMatch,
       tlsVerify: true,
+      keepAlive: args['keep-alive'] === true,
       intervalMs,
       timeoutMs: Number(args.timeout) * 1000,
       failureThreshold: 3,
@@ -196,6 +208,7 @@ async function runChecker(): Promise<void> {
     targets: n,
     intervalSec: intervalMs / 1000,
     type: args.type,
+    keepAlive: args['keep-alive'] === true,
     firstRoundMs: Math.round(firstRoundMs),
     healthyAfterFirst,
     measuredSec: Math.round(wallMs / 100) / 10,
@@ -257,6 +270,10 @@ async function runBench(): Promise<void> {
     console.error('--type must be http or tcp (the bench servers speak plain HTTP)');
     process.exit(2);
   }
+  if (args['keep-alive'] && args.type !== 'http') {
+    console.error('--keep-alive applies to --type http only');
+    process.exit(2);
+  }
   for (const k of ['interval', 'duration', 'timeout', 'server-threads'] as const) {
     if (!(Number(args[k]) > 0)) {
       console.error(`--${k} must be a positive number`);
@@ -277,6 +294,7 @@ async function runBench(): Promise<void> {
     const [ready] = (await once(servers, 'message')) as [{ port: number }];
     const forwarded = ['targets', 'interval', 'duration', 'timeout', 'type'].flatMap((k) => [`--${k}`, String(args[k as keyof typeof args])]);
     if (args['body-match'] !== undefined) forwarded.push('--body-match', args['body-match']);
+    if (args['keep-alive']) forwarded.push('--keep-alive');
     const prof = [
       '--expose-gc',
       ...(args['semi-space'] === undefined ? [] : [`--max-semi-space-size=${args['semi-space']}`]),
@@ -284,7 +302,9 @@ async function runBench(): Promise<void> {
     ];
     const checker = forkRole('checker', [...forwarded, '--port', String(ready.port)], prof);
     children.push(checker);
-    if (!args.json) console.log(`servers on 0.0.0.0:${ready.port} (${args['server-threads']} threads); ${args.targets} ${args.type} targets every ${args.interval} s`);
+    if (!args.json) {
+      console.log(`servers on 0.0.0.0:${ready.port} (${args['server-threads']} threads); ${args.targets} ${args.type}${args['keep-alive'] ? ' keep-alive' : ''} targets every ${args.interval} s`);
+    }
     for (;;) {
       const [msg] = (await once(checker, 'message')) as [{ phase: string; [k: string]: unknown }];
       if (msg.phase === 'first-round') {

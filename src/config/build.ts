@@ -52,6 +52,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
       }
     });
     checkTimeoutBelowInterval(sink, region.health_check, ['regions', r, 'health_check']);
+    checkKeepAliveType(sink, region.health_check, ['regions', r, 'health_check']);
   });
 
   domains.forEach((domain, d) => {
@@ -75,7 +76,10 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   };
   checkRegionRef(geo?.default_region, ['overwatch', 'geolocation', 'default_region']);
   (geo?.custom_mappings ?? []).forEach((m, i) => checkRegionRef(m?.region, ['overwatch', 'geolocation', 'custom_mappings', i, 'region']));
-  (file.agent?.backends ?? []).forEach((b, i) => checkTimeoutBelowInterval(sink, b?.health_check, ['agent', 'backends', i, 'health_check']));
+  (file.agent?.backends ?? []).forEach((b, i) => {
+    checkTimeoutBelowInterval(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
+    checkKeepAliveType(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
+  });
 }
 
 /**
@@ -114,6 +118,12 @@ function checkTimeoutBelowInterval(sink: ProblemCollector, hc: UncheckedHealthCh
       `${formatDuration(hc.timeout)} is not shorter than the interval ${formatDuration(hc.interval)}, expected a timeout below the interval`,
     );
   }
+}
+
+/** keep_alive keeps an HTTP connection: refused (not silently ignored) for tcp and none. */
+function checkKeepAliveType(sink: ProblemCollector, hc: UncheckedHealthCheck | null | undefined, path: PathSegment[]): void {
+  if (hc?.keep_alive !== true || (hc.type !== 'tcp' && hc.type !== 'none')) return;
+  sink.reportAt([...path, 'keep_alive'], `true does not apply to type ${hc.type}, expected keep_alive only with type http or https`);
 }
 
 function checkNameserverList(sink: ProblemCollector, list: UncheckedNameserverList | null | undefined, path: PathSegment[]): void {
@@ -340,6 +350,7 @@ function buildHealthCheck(hc: Value<ConfigFile['keys']['regions']['items']['keys
     headers: hc.headers,
     bodyMatch: hc.body_match === null ? null : /^\/.+\/$/.test(hc.body_match) ? { kind: 'regex', pattern: hc.body_match.slice(1, -1) } : { kind: 'substring', pattern: hc.body_match },
     tlsVerify: hc.tls_verify,
+    keepAlive: hc.keep_alive,
     emaAlpha: hc.ema_alpha,
   };
 }

@@ -78,6 +78,10 @@ const healthCheck = object({
       maxLength: 4096,
     }),
     tls_verify: bool({ doc: 'Verify the HTTPS certificate chain and name (`host`, else the address).', default: true }),
+    keep_alive: bool({
+      doc: 'For `http` and `https`: keep one connection per server open and reuse it for the next check, instead of a new connection (and TLS handshake) per check. Latency samples then exclude the handshake.',
+      default: false,
+    }),
     ema_alpha: float({ doc: 'Weight of a new round-trip sample in the latency moving average used by latency routing.', default: 0.3, min: 0, exclusiveMin: true, max: 1 }),
   },
 });

@@ -106,6 +106,8 @@ export interface HealthCheckConfig {
   /** Substring, or regex when written /…/; null = no body check. */
   readonly bodyMatch: { readonly kind: 'substring' | 'regex'; readonly pattern: string } | null;
   readonly tlsVerify: boolean;
+  /** http/https only: reuse one connection per check target instead of connecting for every check. */
+  readonly keepAlive: boolean;
   readonly emaAlpha: number;
 }
 

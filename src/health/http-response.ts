@@ -1,8 +1,10 @@
 // Main thread, warm path. An incremental HTTP/1.1 response reader for health
 // probes: the status line, the few headers that frame the body
-// (Content-Length, Transfer-Encoding: chunked, else close-delimited), and at
-// most BODY_LIMIT_BYTES of body for body_match. It copies out of the caller's
+// (Content-Length, Transfer-Encoding: chunked, else close-delimited) or decide
+// whether the connection can be kept (Connection), and at most
+// BODY_LIMIT_BYTES of body for body_match. It copies out of the caller's
 // buffer, so the caller may reuse that buffer as soon as feed() returns.
+// Header names and values are compared as bytes: no string per header line.
 //
 // Why not node:http: one probe through http.request allocates a ClientRequest,
 // an IncomingMessage, header objects and stream state; a raw socket with this
@@ -43,30 +45,63 @@ const BODY_CLOSE = 3;
 const CHUNK_SIZE = 4;
 const CHUNK_DATA = 5;
 const CHUNK_END = 6;
-const DONE = 7;
+const TRAILERS = 7;
+const DONE = 8;
+
+// Lower-case header names the reader acts on, and the tokens it looks for.
+const CONTENT_LENGTH = Buffer.from('content-length', 'latin1');
+const TRANSFER_ENCODING = Buffer.from('transfer-encoding', 'latin1');
+const CONNECTION = Buffer.from('connection', 'latin1');
+const CHUNKED = Buffer.from('chunked', 'latin1');
+const CLOSE = Buffer.from('close', 'latin1');
 
 /**
- * Reads one HTTP/1.1 response from successive chunks. With `needBody` false
- * it is done as soon as a final (non-1xx) status line has been read; with
- * `needBody` true it also frames the body and keeps its first
- * BODY_LIMIT_BYTES. Malformed input gives a negative result, never a throw.
+ * Reads one HTTP/1.1 response from successive chunks. With `needBody` and
+ * `keepAlive` false it is done as soon as a final (non-1xx) status line has
+ * been read; with `needBody` true it also frames the body and keeps its first
+ * BODY_LIMIT_BYTES. With `keepAlive` true it reads the whole message (body and
+ * chunked trailers included, bodies up to BODY_LIMIT_BYTES) when the
+ * connection could be kept, and says so in `reusable`; a response that ends
+ * the connection anyway is done at the end of its head unless `needBody`.
+ * Malformed input gives a negative result, never a throw.
  */
 export class ResponseReader {
   /** The final status code, 0 until its status line has been read (1xx interim responses are skipped). */
   status = 0;
   readonly needBody: boolean;
+  readonly keepAlive: boolean;
   #phase = STATUS;
   #interim = false;
   #headBytes = 0;
   #carry: Buffer | null = null;
   #contentLength = -1;
+  #transferEncoding = false;
   #chunked = false;
+  #http11 = false;
+  #connectionClose = false;
+  /** HTTP/1.1, no Connection: close, and framed by length or chunks: the connection survives the message. */
+  #persistent = false;
+  /** The whole message was read (not cut at the body limit or decided early). */
+  #complete = false;
+  /** Bytes followed the end of the message in the same feed(). */
+  #trailing = false;
   #remaining = 0;
   #chunks: Buffer[] = [];
   #bodyBytes = 0;
 
-  constructor(needBody: boolean) {
+  constructor(needBody: boolean, keepAlive = false) {
     this.needBody = needBody;
+    this.keepAlive = keepAlive;
+  }
+
+  /**
+   * True once READ_DONE when the connection may carry the next request: read
+   * with `keepAlive`, HTTP/1.1 without `Connection: close`, framed by
+   * Content-Length or chunked (or bodiless), read to its very end, and
+   * nothing after it.
+   */
+  get reusable(): boolean {
+    return this.#phase === DONE && this.#persistent && this.#complete && !this.#trailing;
   }
 
   /** Consumes buf[off, end). Returns READ_MORE, READ_DONE or a negative ERR_*. */
@@ -85,34 +120,43 @@ export class ResponseReader {
         case STATUS:
         case HEADERS:
         case CHUNK_SIZE:
-        case CHUNK_END: {
+        case CHUNK_END:
+        case TRAILERS: {
           // Fail fast on something that is not HTTP at all (a TLS server spoken to in clear text).
           if (this.#phase === STATUS && !startsLikeHttp(buf, off, end)) return ERR_BAD_RESPONSE;
           const lf = buf.indexOf(LF, off);
           if (lf < 0 || lf >= end) return this.#keep(buf, off, end);
           const lineEnd = lf > off && buf[lf - 1] === CR ? lf - 1 : lf;
           const r = this.#line(buf, off, lineEnd, lf + 1 - off);
-          if (r !== READ_MORE) return r;
+          if (r !== READ_MORE) {
+            this.#trailing = lf + 1 < end;
+            return r;
+          }
           off = lf + 1;
           break;
         }
         case BODY_LENGTH: {
           const n = Math.min(this.#remaining, end - off);
           this.#remaining -= n;
-          if (this.#append(buf, off, off + n) || this.#remaining === 0) return this.#finish();
+          if (this.#remaining === 0) {
+            this.#append(buf, off, off + n);
+            this.#trailing = off + n < end;
+            return this.#finish(true);
+          }
+          if (this.#append(buf, off, off + n)) return this.#finish(false);
           off += n;
           break;
         }
         case CHUNK_DATA: {
           const n = Math.min(this.#remaining, end - off);
           this.#remaining -= n;
-          if (this.#append(buf, off, off + n)) return this.#finish();
+          if (this.#append(buf, off, off + n)) return this.#finish(false);
           if (this.#remaining === 0) this.#phase = CHUNK_END;
           off += n;
           break;
         }
         case BODY_CLOSE:
-          if (this.#append(buf, off, end)) return this.#finish();
+          if (this.#append(buf, off, end)) return this.#finish(false);
           off = end;
           break;
         default:
@@ -125,7 +169,8 @@ export class ResponseReader {
   /** Reports the end of the stream: completes a close-delimited body; anything else unfinished is ERR_CLOSED. */
   end(): number {
     if (this.#phase === DONE) return READ_DONE;
-    if (this.#phase === BODY_CLOSE) return this.#finish();
+    // A close-delimited body ends here; the connection is gone, so it is not `reusable` either way.
+    if (this.#phase === BODY_CLOSE) return this.#finish(true);
     return ERR_CLOSED;
   }
 
@@ -134,8 +179,10 @@ export class ResponseReader {
     return Buffer.concat(this.#chunks, this.#bodyBytes).toString('utf8');
   }
 
-  #finish(): number {
+  /** Ends the read; `complete` says the whole message was consumed (see `reusable`). */
+  #finish(complete: boolean): number {
     this.#phase = DONE;
+    this.#complete = complete;
     return READ_DONE;
   }
 
@@ -146,12 +193,12 @@ export class ResponseReader {
     return READ_MORE;
   }
 
-  /** Copies body bytes; returns true once BODY_LIMIT_BYTES are kept. */
+  /** Counts body bytes and, with `needBody`, copies them; returns true once BODY_LIMIT_BYTES are read. */
   #append(buf: Buffer, start: number, end: number): boolean {
     const n = Math.min(end - start, BODY_LIMIT_BYTES - this.#bodyBytes);
     if (n > 0) {
       // Copy: the caller may reuse `buf` (a socket's shared onread buffer) after feed() returns.
-      this.#chunks.push(Buffer.from(buf.subarray(start, start + n)));
+      if (this.needBody) this.#chunks.push(Buffer.from(buf.subarray(start, start + n)));
       this.#bodyBytes += n;
     }
     return this.#bodyBytes >= BODY_LIMIT_BYTES;
@@ -167,9 +214,15 @@ export class ResponseReader {
         this.#headBytes += rawLen;
         if (this.#headBytes > MAX_HEAD_BYTES) return ERR_HEAD_TOO_LARGE;
         if (end === start) return this.#endOfHead();
-        return this.#headerLine(buf.toString('latin1', start, end));
+        return this.#headerLine(buf, start, end);
       case CHUNK_SIZE:
         return this.#chunkSizeLine(buf.toString('latin1', start, end));
+      case TRAILERS:
+        // RFC 9112 §7.1.2: trailer fields end with an empty line; read (and bound) them only to reach the message end.
+        if (end === start) return this.#finish(true);
+        this.#headBytes += rawLen;
+        if (this.#headBytes > MAX_HEAD_BYTES) return ERR_HEAD_TOO_LARGE;
+        return READ_MORE;
       default:
         // CHUNK_END: RFC 9112 §7.1: chunk data is followed by CRLF, nothing else.
         if (end !== start) return ERR_BAD_RESPONSE;
@@ -198,27 +251,30 @@ export class ResponseReader {
     this.#interim = status < 200;
     if (this.#interim) return READ_MORE;
     this.status = status;
-    if (!this.needBody) return this.#finish();
+    // RFC 9112 §9.3: persistence is the default from HTTP/1.1 on; an HTTP/1.0 server closes unless told otherwise.
+    this.#http11 = buf[start + 5] === 0x31 && buf[start + 7] >= 0x31;
+    if (!this.needBody && !this.keepAlive) return this.#finish(false);
     return READ_MORE;
   }
 
-  #headerLine(line: string): number {
-    const colon = line.indexOf(':');
-    if (colon <= 0) return ERR_BAD_RESPONSE;
+  /** Handles one header line [start, end); only Content-Length, Transfer-Encoding and Connection matter. */
+  #headerLine(buf: Buffer, start: number, end: number): number {
+    const colon = buf.indexOf(0x3a, start);
+    if (colon <= start || colon >= end) return ERR_BAD_RESPONSE;
     if (this.#interim) return READ_MORE;
-    const name = line.slice(0, colon).toLowerCase();
-    if (name === 'content-length') {
-      const value = line.slice(colon + 1).trim();
-      if (!/^\d{1,15}$/.test(value)) return ERR_BAD_RESPONSE;
-      const n = Number(value);
+    if (nameIs(buf, start, colon, CONTENT_LENGTH)) {
+      const n = parseLength(buf, colon + 1, end);
+      if (n < 0) return ERR_BAD_RESPONSE;
       // RFC 9112 §6.3: differing Content-Length values make the message invalid.
       if (this.#contentLength >= 0 && this.#contentLength !== n) return ERR_BAD_RESPONSE;
       this.#contentLength = n;
-    } else if (name === 'transfer-encoding') {
+    } else if (nameIs(buf, start, colon, TRANSFER_ENCODING)) {
       // RFC 9112 §6.3: chunked must be the final coding; a response whose final coding is
       // something else is close-delimited.
-      const codings = line.slice(colon + 1).split(',');
-      this.#chunked = codings[codings.length - 1].trim().toLowerCase() === 'chunked';
+      this.#transferEncoding = true;
+      this.#chunked = lastTokenIs(buf, colon + 1, end, CHUNKED);
+    } else if (nameIs(buf, start, colon, CONNECTION)) {
+      if (hasToken(buf, colon + 1, end, CLOSE)) this.#connectionClose = true;
     }
     return READ_MORE;
   }
@@ -229,12 +285,21 @@ export class ResponseReader {
       this.#interim = false;
       return READ_MORE;
     }
-    // RFC 9112 §6.3: 204 and 304 have no body; Transfer-Encoding wins over Content-Length.
-    if (this.status === 204 || this.status === 304) return this.#finish();
+    // RFC 9112 §6.3: 204 and 304 have no body; Transfer-Encoding wins over Content-Length, and
+    // a Transfer-Encoding whose final coding is not chunked makes the body close-delimited.
+    const bodiless = this.status === 204 || this.status === 304;
+    const lengthFramed = !this.#transferEncoding && this.#contentLength >= 0;
+    const framed = bodiless || this.#chunked || lengthFramed;
+    // A body announced beyond the read limit is not read to its end, so its connection is not kept.
+    const oversized = !bodiless && lengthFramed && this.#contentLength > BODY_LIMIT_BYTES;
+    this.#persistent = this.keepAlive && this.#http11 && !this.#connectionClose && framed && !oversized;
+    // Without body_match only a connection worth keeping needs the rest of the message.
+    if (!this.needBody && !this.#persistent) return this.#finish(false);
+    if (bodiless) return this.#finish(true);
     if (this.#chunked) {
       this.#phase = CHUNK_SIZE;
-    } else if (this.#contentLength >= 0) {
-      if (this.#contentLength === 0) return this.#finish();
+    } else if (lengthFramed) {
+      if (this.#contentLength === 0) return this.#finish(true);
       this.#phase = BODY_LENGTH;
       this.#remaining = this.#contentLength;
     } else {
@@ -249,8 +314,14 @@ export class ResponseReader {
     const hex = (semi >= 0 ? line.slice(0, semi) : line).trim();
     if (!/^[0-9A-Fa-f]{1,12}$/.test(hex)) return ERR_BAD_RESPONSE;
     const size = parseInt(hex, 16);
-    // The last chunk: the body is complete; trailers are not needed for a verdict.
-    if (size === 0) return this.#finish();
+    // The last chunk: the body is complete. Trailers are not needed for a verdict, only to
+    // reach the end of the message when the connection is to be kept.
+    if (size === 0) {
+      if (!this.#persistent) return this.#finish(false);
+      this.#phase = TRAILERS;
+      this.#headBytes = 0;
+      return READ_MORE;
+    }
     this.#remaining = size;
     this.#phase = CHUNK_DATA;
     return READ_MORE;
@@ -268,4 +339,62 @@ function startsLikeHttp(buf: Buffer, off: number, end: number): boolean {
 
 function isDigit(b: number): boolean {
   return b >= 0x30 && b <= 0x39;
+}
+
+function lower(b: number): number {
+  return b >= 0x41 && b <= 0x5a ? b | 0x20 : b;
+}
+
+/** True when buf[start, end) is `name` (lower-case) in any case. */
+function nameIs(buf: Buffer, start: number, end: number, name: Buffer): boolean {
+  if (end - start !== name.length) return false;
+  for (let i = 0; i < name.length; i++) if (lower(buf[start + i]) !== name[i]) return false;
+  return true;
+}
+
+function isOws(b: number): boolean {
+  return b === 0x20 || b === 0x09;
+}
+
+/** Parses a Content-Length value (1–15 digits, optional whitespace around); -1 when it is anything else. */
+function parseLength(buf: Buffer, start: number, end: number): number {
+  while (start < end && isOws(buf[start])) start++;
+  while (end > start && isOws(buf[end - 1])) end--;
+  if (end === start || end - start > 15) return -1;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    if (!isDigit(buf[i])) return -1;
+    n = n * 10 + (buf[i] - 0x30);
+  }
+  return n;
+}
+
+/** True when one comma-separated element of buf[start, end), whitespace trimmed, is `token` in any case. */
+function hasToken(buf: Buffer, start: number, end: number, token: Buffer): boolean {
+  let from = start;
+  for (let i = start; i <= end; i++) {
+    if (i === end || buf[i] === 0x2c) {
+      if (trimmedIs(buf, from, i, token)) return true;
+      from = i + 1;
+    }
+  }
+  return false;
+}
+
+/** True when the last comma-separated element of buf[start, end), whitespace trimmed, is `token` in any case. */
+function lastTokenIs(buf: Buffer, start: number, end: number, token: Buffer): boolean {
+  let from = start;
+  for (let i = end - 1; i >= start; i--) {
+    if (buf[i] === 0x2c) {
+      from = i + 1;
+      break;
+    }
+  }
+  return trimmedIs(buf, from, end, token);
+}
+
+function trimmedIs(buf: Buffer, start: number, end: number, token: Buffer): boolean {
+  while (start < end && isOws(buf[start])) start++;
+  while (end > start && isOws(buf[end - 1])) end--;
+  return nameIs(buf, start, end, token);
 }

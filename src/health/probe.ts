@@ -1,12 +1,15 @@
 // Main thread, warm path (about 1 000 probes/s at 10 000 targets every 10 s).
-// One health probe: an HTTP(S) GET over a fresh raw socket, a TCP connect, or
-// nothing. Everything derivable from a spec (request bytes, TLS context, the
-// compiled body_match RegExp) is computed once per spec and cached; a probe
-// itself allocates a socket, one Probe object, a reader and its promise.
+// One health probe: an HTTP(S) GET over a fresh raw socket (or, with
+// keep_alive, the target's kept one), a TCP connect, or nothing. Everything
+// derivable from a spec (request bytes, TLS context, the compiled body_match
+// RegExp) is computed once per spec and cached; a probe itself allocates one
+// Probe object, a reader and its promise, plus a socket unless it reuses one.
 //
 //   runProbe ─► net.connect (onread into one shared buffer) ─► write request ─► ResponseReader.feed
-//           └─► tls.connect (secureContext per spec) ─► secureConnect ─► write ─► 'data' ─► feed
-//   verdict: status range → (body_match on ≤ 64 KiB) → resolve once, destroy the socket
+//           ├─► tls.connect (secureContext per spec) ─► secureConnect ─► write ─► 'data' ─► feed
+//           └─► keep_alive: KeepAliveConnection.take() ─► write on the idle socket ─► feed
+//   verdict: status range → (body_match on ≤ 64 KiB) → resolve once; destroy the socket, or with
+//            keep_alive and a complete persistent response park it (unref'd) in the KeepAliveConnection
 
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -96,8 +99,10 @@ function buildRequest(spec: CheckSpec): Buffer | string {
   set('Host', hostHeader(spec));
   set('User-Agent', USER_AGENT);
   set('Accept', '*/*');
-  // A health check wants a fresh connection each time (a dead listener must not hide behind a pooled socket).
-  set('Connection', 'close');
+  // By default a check opens a fresh connection each time, as HAProxy, F5 and gdnsd do: the
+  // listener's accept path is checked every time. keep_alive trades that for far fewer
+  // connections (see docs/health-checks.md, "Keep-alive").
+  set('Connection', spec.keepAlive === true ? 'keep-alive' : 'close');
   for (const [name, value] of Object.entries(spec.headers)) {
     if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return `error: invalid header ${JSON.stringify(name)}`;
     set(name, value);
@@ -161,27 +166,112 @@ function prepare(spec: CheckSpec): Prepared {
 // the few body bytes it keeps, so no Buffer is allocated per read.
 const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const PROBE = Symbol('opengslb.probe');
-type ProbeSocket = net.Socket & { [PROBE]?: Probe };
+const KEPT_BY = Symbol('opengslb.keptBy');
+/** A probe's socket: [PROBE] is the probe using it, null while it idles in a KeepAliveConnection ([KEPT_BY]). */
+type ProbeSocket = net.Socket & { [PROBE]?: Probe | null; [KEPT_BY]?: KeepAliveConnection | null };
+
+/**
+ * The one idle keep-alive connection of a check target (health_check.keep_alive),
+ * held between probes. The scheduler owns one per keep-alive target and calls
+ * close() when the target is removed or the scheduler stops; this object is
+ * the only reference to the idle socket. An idle socket is unref'd (it never
+ * keeps the process alive) and dropped silently when it errors, ends or
+ * receives bytes nobody asked for.
+ */
+export class KeepAliveConnection {
+  #socket: ProbeSocket | null = null;
+  #closed = false;
+
+  /** True while a connection idles here. */
+  get idle(): boolean {
+    return this.#socket !== null;
+  }
+
+  /** Destroys the idle connection, if any; a probe still in flight will close its socket instead of keeping it. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    const socket = this.#socket;
+    this.#socket = null;
+    socket?.destroy();
+  }
+
+  /** Hands out the idle socket (ref'd again) when it is still open both ways; null otherwise. */
+  take(): ProbeSocket | null {
+    const socket = this.#socket;
+    if (socket === null) return null;
+    this.#socket = null;
+    if (socket.destroyed || !socket.writable || socket.readableEnded) {
+      socket.destroy();
+      return null;
+    }
+    socket.ref();
+    return socket;
+  }
+
+  /** Keeps `socket` as the idle connection; false when it cannot be kept (closed, or the socket is half gone). */
+  park(socket: ProbeSocket): boolean {
+    if (this.#closed || socket.destroyed || !socket.writable || socket.readableEnded) return false;
+    // Never happens (a target's probes do not overlap), but one idle socket per target is the rule.
+    this.#socket?.destroy();
+    socket[PROBE] = null;
+    socket[KEPT_BY] = this;
+    socket.unref();
+    this.#socket = socket;
+    return true;
+  }
+
+  /** Forgets `socket` if it is the idle one. */
+  drop(socket: ProbeSocket): void {
+    if (this.#socket === socket) this.#socket = null;
+  }
+}
+
+/** Closes a socket that errored, ended or spoke while idle (or a reused one given up for a retry). Never throws. */
+function dropIdle(socket: ProbeSocket): void {
+  socket[KEPT_BY]?.drop(socket);
+  socket.destroy();
+}
+
+/** Errors that, on a reused connection before any response byte, mean the server closed it while idle. */
+function closedWhileIdle(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}
 
 /** One in-flight probe. Also the abort listener (handleEvent), so a probe needs no closures. */
 class Probe {
   readonly spec: CheckSpec;
   readonly p: Prepared;
-  readonly startMs: number;
+  /** performance.now() at connect start, or at the write on a reused connection. */
+  startMs: number;
   readonly signal: AbortSignal | undefined;
   readonly resolve: (r: ProbeResult) => void;
   readonly reader: ResponseReader | null;
+  /** Where a kept connection comes from and goes back to; null = a fresh connection, closed after the verdict. */
+  readonly kept: KeepAliveConnection | null;
   socket: ProbeSocket | null = null;
   timer: NodeJS.Timeout | null = null;
   tlsPending = false;
+  /** The socket came from `kept` (no connect, no handshake). */
+  reused = false;
+  /** At least one response byte arrived. */
+  received = false;
   done = false;
-  constructor(spec: CheckSpec, p: Prepared, startMs: number, signal: AbortSignal | undefined, resolve: (r: ProbeResult) => void) {
+  constructor(
+    spec: CheckSpec,
+    p: Prepared,
+    startMs: number,
+    signal: AbortSignal | undefined,
+    resolve: (r: ProbeResult) => void,
+    kept: KeepAliveConnection | null,
+  ) {
     this.spec = spec;
     this.p = p;
     this.startMs = startMs;
     this.signal = signal;
     this.resolve = resolve;
-    this.reader = spec.type === 'tcp' ? null : new ResponseReader(p.needBody);
+    this.kept = spec.type === 'tcp' || spec.keepAlive !== true ? null : kept;
+    this.reader = spec.type === 'tcp' ? null : new ResponseReader(p.needBody, this.kept !== null);
   }
 
   handleEvent(): void {
@@ -193,12 +283,40 @@ class Probe {
     this.done = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.signal?.removeEventListener('abort', this);
-    this.socket?.destroy();
+    const socket = this.socket;
+    if (socket !== null) {
+      const keep = ok && this.kept !== null && (this.reader as ResponseReader).reusable && this.kept.park(socket);
+      if (!keep) socket.destroy();
+    }
     this.resolve({ ok, latencyMs: performance.now() - this.startMs, reason });
+  }
+
+  /** A reused connection failed before any response byte: the server closed it while it idled. */
+  retryable(): boolean {
+    return this.reused && !this.received && !this.done;
+  }
+
+  /**
+   * Gives up the reused socket and tries once more on a fresh connection,
+   * under the same timer (the timeout budget is the probe's, not per attempt).
+   */
+  retry(): void {
+    const old = this.socket as ProbeSocket;
+    this.reused = false;
+    // Detached first, so its 'close' and any late event go to dropIdle, not to this probe.
+    old[PROBE] = null;
+    dropIdle(old);
+    this.startMs = performance.now();
+    try {
+      openSocket(this.spec, this.p, this);
+    } catch (err) {
+      this.finish(false, reasonForError(err, false));
+    }
   }
 
   /** Feeds response bytes and finishes as soon as the verdict is known. */
   data(buf: Buffer, off: number, end: number): void {
+    this.received = true;
     const reader = this.reader as ResponseReader;
     const r = reader.feed(buf, off, end);
     if (r < 0) return this.finish(false, readErrorReason(r));
@@ -220,8 +338,13 @@ function onTimeout(probe: Probe): void {
   probe.finish(false, 'timeout');
 }
 
+// Every handler below first checks for an idle socket ([PROBE] null): whatever
+// happens to it then is dropped silently (no unhandled 'error', no verdict).
+
 function onError(this: ProbeSocket, err: Error): void {
-  const probe = this[PROBE] as Probe;
+  const probe = this[PROBE] as Probe | null;
+  if (probe === null) return dropIdle(this);
+  if (probe.retryable() && closedWhileIdle(err)) return probe.retry();
   probe.finish(false, reasonForError(err, probe.tlsPending));
 }
 
@@ -230,32 +353,45 @@ function onTcpConnect(this: ProbeSocket): void {
 }
 
 function onRead(this: ProbeSocket, nread: number, buf: Buffer): boolean {
-  const probe = this[PROBE] as Probe;
+  const probe = this[PROBE] as Probe | null;
+  if (probe === null) {
+    // Bytes on an idle connection (a 408, say): it is out of step with us.
+    dropIdle(this);
+    return false;
+  }
   if (!probe.done) probe.data(buf, 0, nread);
-  return !probe.done;
+  // A parked socket keeps reading, so a FIN from the server drops it while idle.
+  return !this.destroyed;
 }
 
 function onTlsData(this: ProbeSocket, chunk: Buffer): void {
-  const probe = this[PROBE] as Probe;
+  const probe = this[PROBE] as Probe | null;
+  if (probe === null) return dropIdle(this);
   if (!probe.done) probe.data(chunk, 0, chunk.length);
 }
 
 function onSecureConnect(this: ProbeSocket): void {
-  const probe = this[PROBE] as Probe;
+  const probe = this[PROBE] as Probe | null;
+  if (probe === null) return;
   probe.tlsPending = false;
   this.write(probe.p.request as Buffer);
 }
 
 function onEnd(this: ProbeSocket): void {
-  const probe = this[PROBE] as Probe;
+  const probe = this[PROBE] as Probe | null;
+  if (probe === null) return dropIdle(this);
   if (probe.done) return;
+  if (probe.retryable()) return probe.retry();
   const r = (probe.reader as ResponseReader).end();
   if (r === READ_DONE) probe.judge();
   else probe.finish(false, readErrorReason(r));
 }
 
 function onClose(this: ProbeSocket): void {
-  (this[PROBE] as Probe).finish(false, 'closed');
+  const probe = this[PROBE] as Probe | null;
+  if (probe === null) return dropIdle(this);
+  if (probe.retryable()) return probe.retry();
+  probe.finish(false, 'closed');
 }
 
 /**
@@ -264,8 +400,16 @@ function onClose(this: ProbeSocket): void {
  * `{ ok: false, reason }`. One timer of `spec.timeoutMs` covers connect, TLS,
  * headers and body. `latencyMs` runs from the call to the verdict
  * (performance.now()); type "none" resolves ok with latency 0.
+ *
+ * With `spec.keepAlive` (http, https) and a `kept` connection holder, the
+ * probe writes on the holder's idle connection when it has one, measuring
+ * latency from that write (no connect, no TLS handshake), and after a
+ * complete persistent response leaves its socket there for the next probe. A
+ * reused connection that turns out closed (EOF, ECONNRESET, EPIPE before any
+ * response byte) is retried once on a fresh connection within the same
+ * timeout. Without a holder every probe uses a fresh connection.
  */
-export function runProbe(spec: CheckSpec, signal?: AbortSignal): Promise<ProbeResult> {
+export function runProbe(spec: CheckSpec, signal?: AbortSignal, kept: KeepAliveConnection | null = null): Promise<ProbeResult> {
   const startMs = performance.now();
   if (spec.type === 'none') return Promise.resolve({ ok: true, latencyMs: 0, reason: '' });
   if (signal?.aborted) return Promise.resolve({ ok: false, latencyMs: 0, reason: 'aborted' });
@@ -278,9 +422,9 @@ export function runProbe(spec: CheckSpec, signal?: AbortSignal): Promise<ProbeRe
   }
   if (p.invalid !== null) return Promise.resolve({ ok: false, latencyMs: 0, reason: p.invalid });
   return new Promise<ProbeResult>((resolve) => {
-    const probe = new Probe(spec, p, startMs, signal, resolve);
+    const probe = new Probe(spec, p, startMs, signal, resolve, kept);
     try {
-      connect(spec, p, probe);
+      start(spec, p, probe);
     } catch (err) {
       // net.connect throws synchronously on options it rejects (a bad port, say).
       probe.finish(false, reasonForError(err, false));
@@ -288,8 +432,24 @@ export function runProbe(spec: CheckSpec, signal?: AbortSignal): Promise<ProbeRe
   });
 }
 
-/** Opens the probe's socket and arms its timer and abort listener; may throw on options net/tls reject. */
-function connect(spec: CheckSpec, p: Prepared, probe: Probe): void {
+/** Writes on the kept connection or opens a fresh one, and arms the probe's timer and abort listener. */
+function start(spec: CheckSpec, p: Prepared, probe: Probe): void {
+  const idle = probe.kept === null ? null : probe.kept.take();
+  if (idle !== null) {
+    idle[PROBE] = probe;
+    probe.socket = idle;
+    probe.reused = true;
+    probe.startMs = performance.now();
+    idle.write(p.request as Buffer);
+  } else {
+    openSocket(spec, p, probe);
+  }
+  probe.timer = setTimeout(onTimeout, spec.timeoutMs, probe);
+  probe.signal?.addEventListener('abort', probe, { once: true });
+}
+
+/** Opens a fresh socket for the probe and wires its handlers; may throw on options net/tls reject. */
+function openSocket(spec: CheckSpec, p: Prepared, probe: Probe): void {
   let socket: ProbeSocket;
   if (spec.type === 'tcp') {
     socket = net.connect({ host: spec.address, port: spec.port });
@@ -307,9 +467,8 @@ function connect(spec: CheckSpec, p: Prepared, probe: Probe): void {
     socket.once('end', onEnd);
   }
   socket[PROBE] = probe;
+  socket[KEPT_BY] = null;
   probe.socket = socket;
   socket.on('error', onError);
   socket.once('close', onClose);
-  probe.timer = setTimeout(onTimeout, spec.timeoutMs, probe);
-  probe.signal?.addEventListener('abort', probe, { once: true });
 }

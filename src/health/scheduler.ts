@@ -15,7 +15,7 @@ import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../snapshot/live-slots.ts';
-import { runProbe } from './probe.ts';
+import { KeepAliveConnection, runProbe } from './probe.ts';
 import type { CheckSpec, CheckTarget, CheckType, HealthSink, ProbeResult, TargetStatus } from './types.ts';
 
 type State = TargetStatus['state'];
@@ -86,11 +86,16 @@ class TargetState {
   heapIndex = -1;
   inFlight = false;
   removed = false;
+  /** The target's kept connection (keep_alive http/https), closed when the target goes; null otherwise. */
+  readonly kept: KeepAliveConnection | null;
   constructor(target: CheckTarget) {
     this.key = target.key;
     this.spec = target.spec;
     this.slots = target.slots;
     this.servers = target.servers;
+    // keepAlive is part of the key, so a target keeps or drops keep-alive only by being replaced.
+    const t = target.spec.type;
+    this.kept = target.spec.keepAlive && (t === 'http' || t === 'https') ? new KeepAliveConnection() : null;
   }
 }
 
@@ -228,7 +233,7 @@ export class HealthScheduler {
     return out;
   }
 
-  /** Stops for good: clears every timer, aborts in-flight probes and ignores their results. Idempotent. */
+  /** Stops for good: clears every timer, aborts in-flight probes, ignores their results and closes kept connections. Idempotent. */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -236,7 +241,10 @@ export class HealthScheduler {
     this.#timer = null;
     this.#abort.abort();
     this.#heap.length = 0;
-    for (const t of this.#targets.values()) t.removed = true;
+    for (const t of this.#targets.values()) {
+      t.removed = true;
+      t.kept?.close();
+    }
     this.#settleFirstRound();
   }
 
@@ -261,7 +269,7 @@ export class HealthScheduler {
     t.startedMs = nowMs;
     let pending: Promise<ProbeResult>;
     try {
-      pending = this.#probe(t.spec, this.#abort.signal);
+      pending = this.#probe(t.spec, this.#abort.signal, t.kept);
     } catch (err) {
       // runProbe never throws; a stand-in that does must not stop every other target's timer.
       pending = Promise.reject(err);
@@ -332,6 +340,8 @@ export class HealthScheduler {
 
   #remove(t: TargetState): void {
     t.removed = true;
+    // A probe still in flight sees the holder closed and closes its socket instead of keeping it.
+    t.kept?.close();
     this.#targets.delete(t.key);
     if (t.heapIndex >= 0) this.#heapDelete(t);
     if (t.state === 'unknown') {

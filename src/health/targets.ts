@@ -21,6 +21,7 @@ export function specFor(healthCheck: HealthCheckConfig, server: ServerConfig): C
     headers: healthCheck.headers,
     bodyMatch: healthCheck.bodyMatch,
     tlsVerify: healthCheck.tlsVerify,
+    keepAlive: healthCheck.keepAlive,
     intervalMs: healthCheck.intervalMs,
     timeoutMs: healthCheck.timeoutMs,
     failureThreshold: healthCheck.failureThreshold,

@@ -24,6 +24,8 @@ export interface CheckSpec {
   readonly bodyMatch: { readonly kind: 'substring' | 'regex'; readonly pattern: string } | null;
   /** Verify the HTTPS certificate chain and name. */
   readonly tlsVerify: boolean;
+  /** http/https: keep one connection per target open between probes (health_check.keep_alive); false = a fresh connection per probe. */
+  readonly keepAlive: boolean;
   readonly intervalMs: number;
   readonly timeoutMs: number;
   readonly failureThreshold: number;
@@ -37,7 +39,7 @@ export interface CheckSpec {
 /** What one probe found. */
 export interface ProbeResult {
   readonly ok: boolean;
-  /** Round-trip time of the probe in milliseconds (connect to verdict). */
+  /** Round-trip time of the probe in milliseconds (connect to verdict; on a kept connection, request write to verdict). */
   readonly latencyMs: number;
   /** Why it failed, short and stable: "status 503", "timeout", "refused", "body mismatch", "tls: <code>", "reset", …; "" when ok. */
   readonly reason: string;
@@ -91,6 +93,7 @@ export function targetKey(spec: CheckSpec): string {
     Object.entries(spec.headers).sort(),
     spec.bodyMatch,
     spec.tlsVerify,
+    spec.keepAlive,
     spec.intervalMs,
     spec.timeoutMs,
     spec.failureThreshold,

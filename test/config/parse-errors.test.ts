@@ -117,6 +117,21 @@ const cases: Case[] = [
     expect: ['x.yaml:4:19: regions[0].health_check.timeout: 5s is not shorter than the interval 2s'],
   },
   {
+    name: 'reports a health-check keep_alive that is not a boolean',
+    yaml: [...SERVER, '    health_check: { keep_alive: "yes" }', ...DOMAIN],
+    expect: ['x.yaml:4:33: regions[0].health_check.keep_alive: "yes" is not a boolean, expected true or false'],
+  },
+  {
+    name: 'refuses keep_alive on a tcp check, which has no HTTP connection to keep',
+    yaml: [...SERVER, '    health_check: { type: tcp, keep_alive: true }', ...DOMAIN],
+    expect: ['x.yaml:4:44: regions[0].health_check.keep_alive: true does not apply to type tcp, expected keep_alive only with type http or https'],
+  },
+  {
+    name: 'refuses keep_alive on type none',
+    yaml: [...SERVER, '    health_check: { type: none, keep_alive: true }', ...DOMAIN],
+    expect: ['x.yaml:4:45: regions[0].health_check.keep_alive: true does not apply to type none, expected keep_alive only with type http or https'],
+  },
+  {
     name: 'reports a health-check path that does not start with a slash',
     yaml: [...SERVER, '    health_check: { path: health }', ...DOMAIN],
     expect: ['x.yaml:4:27: regions[0].health_check.path: "health" is invalid, expected a path that starts with "/" and has no spaces'],

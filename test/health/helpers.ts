@@ -24,6 +24,7 @@ export function makeSpec(overrides: Partial<CheckSpec> = {}): CheckSpec {
     headers: {},
     bodyMatch: null,
     tlsVerify: true,
+    keepAlive: false,
     intervalMs: 1000,
     timeoutMs: 2000,
     failureThreshold: 3,

@@ -272,3 +272,97 @@ test('reader: feed after the response is complete keeps returning READ_DONE', ()
   assert.equal(reader.feed(wire, 0, wire.length), READ_DONE);
   assert.equal(reader.end(), READ_DONE);
 });
+
+/** Feeds `wire` with keepAlive set, in pieces cut at `cuts`; returns the result, the status and `reusable`. */
+function readKept(wire: Buffer, needBody: boolean, cuts: number[]): { result: number; status: number; reusable: boolean; body: string } {
+  const reader = new ResponseReader(needBody, true);
+  const points = [0, ...cuts.filter((c) => c > 0 && c < wire.length), wire.length];
+  let r = READ_MORE;
+  for (let i = 0; i + 1 < points.length && r === READ_MORE; i++) r = reader.feed(wire, points[i], points[i + 1]);
+  return { result: r, status: reader.status, reusable: reader.reusable, body: r === READ_DONE && needBody ? reader.bodyText() : '' };
+}
+
+const keptCases: { name: string; wire: Buffer; needBody: boolean; expect: { result: number; status: number; reusable: boolean; body: string } }[] = [
+  {
+    name: 'a Content-Length body read to its end keeps the connection, without body_match too',
+    wire: crlf(['HTTP/1.1 200 OK', 'Content-Length: 5', 'Keep-Alive: timeout=5', '', 'hello']),
+    needBody: false,
+    expect: { result: READ_DONE, status: 200, reusable: true, body: '' },
+  },
+  {
+    name: 'a chunked body with trailers read to the final empty line keeps the connection',
+    wire: crlf(['HTTP/1.1 200 OK', 'Transfer-Encoding: chunked', '', '5', 'hello', '0', 'X-Trailer: 1', '', '']),
+    needBody: true,
+    expect: { result: READ_DONE, status: 200, reusable: true, body: 'hello' },
+  },
+  {
+    name: 'a 204 keeps the connection',
+    wire: crlf(['HTTP/1.1 204 No Content', '', '']),
+    needBody: false,
+    expect: { result: READ_DONE, status: 204, reusable: true, body: '' },
+  },
+  {
+    name: 'Connection: close (any case, among other tokens) ends the connection',
+    wire: crlf(['HTTP/1.1 200 OK', 'Content-Length: 2', 'connection: Upgrade, CLOSE', '', 'ok']),
+    needBody: true,
+    expect: { result: READ_DONE, status: 200, reusable: false, body: 'ok' },
+  },
+  {
+    name: 'HTTP/1.0 ends the connection',
+    wire: crlf(['HTTP/1.0 200 OK', 'Content-Length: 2', '', 'ok']),
+    needBody: false,
+    expect: { result: READ_DONE, status: 200, reusable: false, body: '' },
+  },
+  {
+    name: 'a close-delimited body without body_match is done at the end of the head, not kept',
+    wire: crlf(['HTTP/1.1 200 OK', 'Content-Type: text/plain', '', 'and more to come']),
+    needBody: false,
+    expect: { result: READ_DONE, status: 200, reusable: false, body: '' },
+  },
+  {
+    name: 'a Transfer-Encoding other than chunked beside a Content-Length is close-delimited, not kept',
+    wire: crlf(['HTTP/1.1 200 OK', 'Transfer-Encoding: gzip', 'Content-Length: 2', '', 'ok']),
+    needBody: false,
+    expect: { result: READ_DONE, status: 200, reusable: false, body: '' },
+  },
+  {
+    name: 'a Content-Length over the body limit is not read, not kept',
+    wire: crlf(['HTTP/1.1 200 OK', `Content-Length: ${BODY_LIMIT_BYTES + 1}`, '', 'bbb']),
+    needBody: false,
+    expect: { result: READ_DONE, status: 200, reusable: false, body: '' },
+  },
+];
+
+for (const c of keptCases) {
+  test(`reader keepAlive: ${c.name}, whole and split at every byte`, () => {
+    assert.deepEqual(readKept(c.wire, c.needBody, []), c.expect, 'fed in one piece');
+    const everyByte = Array.from({ length: c.wire.length }, (_, i) => i);
+    assert.deepEqual(readKept(c.wire, c.needBody, everyByte), c.expect, 'fed one byte at a time');
+    for (let cut = 1; cut < c.wire.length; cut++) assert.deepEqual(readKept(c.wire, c.needBody, [cut]), c.expect, `split at byte ${cut}`);
+  });
+}
+
+test('reader keepAlive: bytes after the end of the message in the same read make it not reusable', () => {
+  const wire = crlf(['HTTP/1.1 200 OK', 'Content-Length: 2', '', 'okHTTP/1.1 200 OK']);
+  assert.deepEqual(readKept(wire, false, []), { result: READ_DONE, status: 200, reusable: false, body: '' });
+  const chunked = crlf(['HTTP/1.1 200 OK', 'Transfer-Encoding: chunked', '', '2', 'ok', '0', '', 'x']);
+  assert.deepEqual(readKept(chunked, false, []), { result: READ_DONE, status: 200, reusable: false, body: '' });
+});
+
+test('reader keepAlive: a chunked body past the limit is done at the limit and not reusable', () => {
+  const body = 'b'.repeat(BODY_LIMIT_BYTES + 10);
+  const wire = crlf(['HTTP/1.1 200 OK', 'Transfer-Encoding: chunked', '', body.length.toString(16), body, '0', '', '']);
+  assert.deepEqual(readKept(wire, false, []), { result: READ_DONE, status: 200, reusable: false, body: '' });
+});
+
+test('reader keepAlive: trailers longer than 16 KiB are ERR_HEAD_TOO_LARGE', () => {
+  const wire = crlf(['HTTP/1.1 200 OK', 'Transfer-Encoding: chunked', '', '0', ...Array.from({ length: 2000 }, (_, i) => `X-${i}: 123456`), '', '']);
+  assert.equal(readKept(wire, false, []).result, ERR_HEAD_TOO_LARGE);
+});
+
+test('reader: without keepAlive a response is never reusable', () => {
+  const reader = new ResponseReader(true);
+  const wire = crlf(['HTTP/1.1 200 OK', 'Content-Length: 2', '', 'ok']);
+  assert.equal(reader.feed(wire, 0, wire.length), READ_DONE);
+  assert.equal(reader.reusable, false);
+});

@@ -30,9 +30,10 @@ test('groupTargets keeps checks apart when any setting differs, header order asi
     makeSpec({ headers: { A: '1', B: '2' }, host: 'x.test' }),
     makeSpec({ headers: { A: '1', B: '2' }, ca: 'PEM' }),
     makeSpec({ headers: { A: '1', B: '2' }, intervalMs: 5000 }),
+    makeSpec({ headers: { A: '1', B: '2' }, keepAlive: true }),
   ];
   const targets = groupTargets([base, ...variants].map((spec, slot) => ({ spec, slot, server: `s${slot}` })));
-  assert.deepEqual(targets.map((t) => t.slots), [[0, 1], [2], [3], [4], [5]]);
+  assert.deepEqual(targets.map((t) => t.slots), [[0, 1], [2], [3], [4], [5], [6]]);
 });
 
 test('specFor takes check_address, check_port and host from the server and the rest from health_check', () => {
@@ -65,6 +66,7 @@ domains:
     headers: {},
     bodyMatch: { kind: 'regex', pattern: 'ready|ok' },
     tlsVerify: true,
+    keepAlive: false,
     intervalMs: 10_000,
     timeoutMs: 2000,
     failureThreshold: 3,
