@@ -19,12 +19,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { SERVER_NODE_FLAGS } from '../src/cli/runtime-flags.js';
 import { backendAddress } from './lib/scenarios.ts';
 
 const { values: args } = parseArgs({
   options: {
     servers: { type: 'string', default: '10000' },
-    'node-flags': { type: 'string', default: '' },
+    // Default: the flags production runs with (src/cli/runtime-flags.js); --node-flags= (empty) runs without.
+    'node-flags': { type: 'string', default: SERVER_NODE_FLAGS.join(' ') },
     interval: { type: 'string', default: '10' },
     duration: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
@@ -58,7 +60,7 @@ function config(dnsPort: number, httpPort: number, checked: boolean): string {
   lines.push('  - { name: app.bench.test, regions: [r0], max_answers: 1 }');
   const rest = Array.from({ length: Math.ceil(SERVERS / perRegion) - 1 }, (_, r) => `r${r + 1}`);
   if (rest.length > 0) lines.push(`  - { name: fleet.bench.test, regions: [${rest.join(', ')}] }`);
-  lines.push('logging: { level: warn, format: json }');
+  lines.push('logging: { level: warn, format: json }', 'overwatch: { data_dir: ./state }');
   return lines.join('\n') + '\n';
 }
 

@@ -85,7 +85,8 @@ function header(ctx: ConfigContext): string[] {
   return ['dns:', `  listen_address: "127.0.0.1:${ctx.port}"`, `  workers: ${ctx.workers}`, `  zones: [${ZONE}]`];
 }
 
-const FOOTER = 'logging: { level: warn, format: json }';
+// State (overrides, last-up times) next to the generated config, never in /var/lib/opengslb.
+const FOOTER = 'logging: { level: warn, format: json }\noverwatch: { data_dir: ./state }';
 const UNCHECKED = '    health_check: { type: none }';
 
 /** A region of `count` unreachable, unchecked servers starting at server number `from`. */

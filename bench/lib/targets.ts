@@ -19,6 +19,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
+import { SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { ManagedChild } from './children.ts';
 import { knotZone, type ConfigContext, type Scenario } from './scenarios.ts';
 
@@ -26,6 +27,7 @@ const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const REPO_DIR = path.dirname(BENCH_DIR);
 const BARE_ENTRY = path.join(BENCH_DIR, 'bare-responder.ts');
 const BACKENDS_ENTRY = path.join(BENCH_DIR, 'health-scale.ts');
+// The engine runs with the flags production uses.
 export const ENGINE_ENTRY = path.join(REPO_DIR, 'src', 'cli', 'opengslb.js');
 export const HOST = '127.0.0.1';
 
@@ -169,7 +171,7 @@ export async function startEngine(s: Scenario, entry: string, ctx: Omit<ConfigCo
   const configText = s.config({ ...ctx, port });
   const configPath = path.join(dir, `${s.id}.yaml`);
   fs.writeFileSync(configPath, configText, { mode: 0o600 });
-  const command = [process.execPath, entry, '--config', configPath];
+  const command = [process.execPath, ...SERVER_NODE_FLAGS, entry, '--config', configPath];
   const child = new ManagedChild(s.id, spawn(command[0], command.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'pipe', 'pipe'] }));
   const probeAnswer = await waitForAnswer(child, port, s.probe, timeoutMs);
   return { scenario: s, child, port, command, configText, probeAnswer, startMs: Math.round(performance.now() - t0) };

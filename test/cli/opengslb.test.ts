@@ -13,10 +13,11 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_GRACE_MS } from '../../src/overwatch/overwatch.ts';
+import { SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { ask, buildQuery, rcodeOf, tcpConnect } from '../helpers/dns-client.ts';
 import { Lines, run, startOpengslb } from '../helpers/child.ts';
 
@@ -489,4 +490,18 @@ test('finds both entry points where package.json "bin" says they are', () => {
   assert.equal(join(ROOT, pkg.bin.opengslb), SERVER);
   assert.equal(join(ROOT, pkg.bin['opengslb-cli']), CLI);
   assert.ok(existsSync(SERVER) && existsSync(CLI));
+});
+
+test('starts the server with SERVER_NODE_FLAGS everywhere: the npm start script and the bin shebang', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  assert.equal(pkg.scripts.start, `node ${SERVER_NODE_FLAGS.join(' ')} src/cli/opengslb.js --config config/example.yaml`);
+  const shebang = readFileSync(SERVER, 'utf8').split('\n')[0];
+  assert.equal(shebang, `#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}`);
+});
+
+test('runs through its shebang as an installed bin does, flags included', posixOnly, () => {
+  // A PATH whose first `node` is the pinned Node 24, as npm's bin shims see it.
+  const r = spawnSync(SERVER, ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^OpenGSLB \d+\.\d+\.\d+/);
 });

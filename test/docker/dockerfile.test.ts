@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -91,8 +92,8 @@ test('starts src/cli/opengslb.js with the config at /etc/opengslb/config.yaml, a
   const workdir = all('WORKDIR');
   assert.equal(workdir.at(-1)?.args, '/app');
   const entry = execForm('ENTRYPOINT');
-  assert.deepEqual(entry, ['node', 'src/cli/opengslb.js']);
-  assert.ok(existsSync(join(ROOT, entry[1])), `${entry[1]} exists`);
+  assert.deepEqual(entry, ['node', ...SERVER_NODE_FLAGS, 'src/cli/opengslb.js']);
+  assert.ok(existsSync(join(ROOT, entry[entry.length - 1])), `${entry[entry.length - 1]} exists`);
   assert.deepEqual(execForm('CMD'), ['--config', '/etc/opengslb/config.yaml']);
 });
 
