@@ -6,7 +6,7 @@
 //         ──spawn─▶ dnsperf -l D                      (saturation, one name)
 //   then the same with unchecked.yaml (type: none), interleaved, R rounds.
 //
-// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--keep-alive]
+// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--keep-alive] [--backend http|raw] [--node-flags=...]
 //   --keep-alive sets health_check.keep_alive: true in checked.yaml (one reused connection per server).
 // The HTTP servers are health-scale.ts's: they keep idle connections for 75 s
 // (server.keepAliveTimeout, like nginx's default keepalive_timeout; Node's own
@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
     'keep-alive': { type: 'boolean', default: false },
+    // http: node:http servers; raw: a canned reply from a plain net server (see health-scale.ts).
+    backend: { type: 'string', default: 'http' },
   },
 });
 const SERVERS = Number(args.servers);
@@ -102,7 +104,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const dir = mkdtempSync(join(tmpdir(), 'opengslb-health-dns-'));
 // Below the ephemeral range (32768+): the checker opens 1 000 connections per second.
 const dnsPort = 15000 + Math.floor(Math.random() * 15000);
-const servers = fork(new URL('./health-scale.ts', import.meta.url), ['--role', 'servers', '--server-threads', '1'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const servers = fork(new URL('./health-scale.ts', import.meta.url), ['--role', 'servers', '--server-threads', '1', '--backend', args.backend], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const children: ChildProcess[] = [servers];
 const cleanup = (): void => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
@@ -143,7 +145,7 @@ try {
   const idle = median(qps.idle);
   const checked = median(qps.checked);
   process.stdout.write(
-    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''} every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker\n` +
+    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker\n` +
       `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
       `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
       `checked / idle: ${(checked / idle).toFixed(3)}\n` +

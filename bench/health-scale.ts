@@ -8,6 +8,9 @@
 //          [--prof DIR]        (writes a V8 CPU profile of the checker process into DIR)
 //        HEALTH_SCALE_SPACES=1 adds V8 heap-space sizes to the figures.
 //        --keep-alive sets health_check.keep_alive: one connection per target, reused every interval.
+//        --backend raw serves each request from a plain net server with a canned HTTP/1.1 reply
+//          (no HTTP parser): the servers stand in for backends in other data centres, and this
+//          keeps their CPU, which the real ones would spend elsewhere, out of the figures.
 //
 //   bench ──fork──▶ health-scale.ts --role servers  (T worker threads, one node:http server each,
 //       │                                           all on 0.0.0.0:P with reusePort)   ──IPC──▶ {port}
@@ -30,7 +33,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -51,6 +54,7 @@ const { values: args } = parseArgs({
     type: { type: 'string', default: 'http' },
     'body-match': { type: 'string' },
     'keep-alive': { type: 'boolean', default: false },
+    backend: { type: 'string', default: 'http' },
     port: { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
     prof: { type: 'string' },
@@ -61,8 +65,51 @@ const { values: args } = parseArgs({
 
 // ── role: HTTP server thread ────────────────────────────────────────────────
 
+const HEAD_END = Buffer.from('\r\n\r\n');
+const CLOSE_HEADER = /^connection:[ \t]*close/im;
+
+/**
+ * A minimal HTTP/1.1 server on a plain socket: one canned 200 per request head
+ * (requests carry no body), Connection: close honoured, idle connections kept
+ * 75 s. Cheaper than node:http by the parser and the request/response objects.
+ */
+function rawServer(body: Buffer): net.Server {
+  const reply = (close: boolean): Buffer =>
+    Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${close ? 'Connection: close\r\n' : ''}\r\n${body.toString()}`);
+  const keep = reply(false);
+  const close = reply(true);
+  return net.createServer((socket) => {
+    let pending: Buffer = Buffer.alloc(0);
+    socket.setTimeout(75_000, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      for (let end = pending.indexOf(HEAD_END); end >= 0; end = pending.indexOf(HEAD_END)) {
+        const head = pending.subarray(0, end).toString('latin1');
+        pending = pending.subarray(end + HEAD_END.length);
+        if (CLOSE_HEADER.test(head)) {
+          socket.end(close);
+          return;
+        }
+        socket.write(keep);
+      }
+      if (pending.length > 16_384) socket.destroy();
+    });
+  });
+}
+
 function serveThread(port: number): void {
   const body = Buffer.from('{"status":"ok"}\n');
+  if (workerData.backend === 'raw') {
+    const server = rawServer(body);
+    server.on('connection', (socket) => {
+      if (!socket.remoteAddress?.startsWith('127.') && !socket.remoteAddress?.startsWith('::ffff:127.')) socket.destroy();
+    });
+    server.listen({ port, host: '0.0.0.0', reusePort: true }, () => {
+      parentPort?.postMessage({ port: (server.address() as AddressInfo).port });
+    });
+    return;
+  }
   const server = http.createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': body.length });
     res.end(body);
@@ -85,7 +132,7 @@ async function runServers(): Promise<void> {
   // The first thread picks the port; the others join it with reusePort.
   let port = 0;
   for (let i = 0; i < threads; i++) {
-    const w = new Worker(file, { workerData: { port }, argv: ['--role', 'server-thread'] });
+    const w = new Worker(file, { workerData: { port, backend: args.backend }, argv: ['--role', 'server-thread'] });
     const [msg] = (await once(w, 'message')) as [{ port: number }];
     port = msg.port;
   }
