@@ -258,19 +258,32 @@ for (const c of [
 }
 
 /** Holds a loopback port the way an unrelated program would: a plain socket, no reusePort. */
+/**
+ * Holds a port with a plain socket of one transport. The port is picked below
+ * the ephemeral range (32768+), where no other test's port-0 socket or
+ * outgoing connection can land, so the other transport's side of it stays
+ * free and the server's error can only name the held one.
+ */
 async function occupy(t: TestContext, transport: 'tcp' | 'udp'): Promise<number> {
-  if (transport === 'tcp') {
-    const server = net.createServer();
-    server.listen({ host: '127.0.0.1', port: 0 });
-    await once(server, 'listening');
-    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    return (server.address() as net.AddressInfo).port;
+  for (let attempt = 0; ; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    try {
+      if (transport === 'tcp') {
+        const server = net.createServer();
+        server.listen({ host: '127.0.0.1', port, exclusive: true });
+        await Promise.race([once(server, 'listening'), once(server, 'error').then(([e]) => Promise.reject(e))]);
+        t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+      } else {
+        const socket = dgram.createSocket('udp4');
+        socket.bind({ address: '127.0.0.1', port, exclusive: true });
+        await Promise.race([once(socket, 'listening'), once(socket, 'error').then(([e]) => Promise.reject(e))]);
+        t.after(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+      }
+      return port;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+    }
   }
-  const socket = dgram.createSocket('udp4');
-  socket.bind({ address: '127.0.0.1', port: 0 });
-  await once(socket, 'listening');
-  t.after(() => new Promise<void>((resolve) => socket.close(() => resolve())));
-  return socket.address().port;
 }
 
 for (const transport of ['tcp', 'udp'] as const) {
