@@ -20,6 +20,7 @@ import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SERVER_NODE_FLAGS } from '../src/cli/runtime-flags.js';
+import { CLOCK_TICKS_PER_SEC, readThreadTicks } from './lib/proc.ts';
 import { backendAddress } from './lib/scenarios.ts';
 
 const { values: args } = parseArgs({
@@ -127,17 +128,29 @@ try {
   writeFileSync(queries, 'app.bench.test A\n');
   const qps: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
   const rss: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
+  // Overwatch CPU per answer (µs), whole process and the DNS worker alone: what
+  // checking costs the overwatch itself, apart from what the co-located load
+  // generator and backends take from the DNS worker on this machine.
+  const cpuPerAnswer: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
+  const workerPerAnswer: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
+  const sumTicks = (m: Map<string, number> | null): number => (m === null ? 0 : [...m.values()].reduce((a, b) => a + b, 0));
   for (let run = 0; run < RUNS; run++) {
     for (const mode of ['idle', 'checked'] as const) {
       const ow = await startOverwatch(files[mode]);
       children.push(ow);
       // Let start-up settle and, when checked, the second round spread the fleet over its interval.
       await new Promise((res) => setTimeout(res, 15_000));
+      const t0 = readThreadTicks(ow.pid);
       const q = dnsperf(queries);
+      const t1 = readThreadTicks(ow.pid);
       qps[mode].push(q);
+      const answers = q * DURATION;
+      const usOf = (ticks: number): number => (ticks / CLOCK_TICKS_PER_SEC / answers) * 1e6;
+      cpuPerAnswer[mode].push(usOf(sumTicks(t1) - sumTicks(t0)));
+      workerPerAnswer[mode].push(usOf((t1?.get('dns-0') ?? 0) - (t0?.get('dns-0') ?? 0)));
       const mb = rssMb(ow.pid!);
       if (mb !== null) rss[mode].push(mb);
-      process.stderr.write(`run ${run + 1} ${mode}: ${Math.round(q)} q/s, RSS ${mb?.toFixed(0)} MB\n`);
+      process.stderr.write(`run ${run + 1} ${mode}: ${Math.round(q)} q/s, RSS ${mb?.toFixed(0)} MB, overwatch CPU ${cpuPerAnswer[mode].at(-1)?.toFixed(2)} µs/answer (DNS worker ${workerPerAnswer[mode].at(-1)?.toFixed(2)})\n`);
       ow.kill('SIGTERM');
       await once(ow, 'exit');
     }
@@ -149,7 +162,10 @@ try {
       `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
       `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
       `checked / idle: ${(checked / idle).toFixed(3)}\n` +
-      `overwatch RSS after each run (MB): idle ${rss.idle.map((x) => x.toFixed(0)).join(', ')}; checked ${rss.checked.map((x) => x.toFixed(0)).join(', ')}\n`,
+      `overwatch RSS after each run (MB): idle ${rss.idle.map((x) => x.toFixed(0)).join(', ')}; checked ${rss.checked.map((x) => x.toFixed(0)).join(', ')}\n` +
+      `overwatch CPU per answer, median (µs): idle ${median(cpuPerAnswer.idle).toFixed(2)}, checked ${median(cpuPerAnswer.checked).toFixed(2)}; ` +
+      `idle / checked ${(median(cpuPerAnswer.idle) / median(cpuPerAnswer.checked)).toFixed(3)} (the rate ratio the overwatch's own CPU allows)\n` +
+      `DNS worker CPU per answer, median (µs): idle ${median(workerPerAnswer.idle).toFixed(2)}, checked ${median(workerPerAnswer.checked).toFixed(2)}\n`,
   );
 } finally {
   cleanup();
