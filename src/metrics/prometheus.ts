@@ -20,7 +20,7 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/types.ts';
-import type { CheckObserver } from '../health/scheduler.ts';
+import type { CheckObserver, HealthCounters } from '../health/scheduler.ts';
 import { formatAddress } from '../lib/ip.ts';
 import type { OverrideView, ServerView } from '../overwatch/views.ts';
 import {
@@ -51,6 +51,8 @@ export interface OverwatchSource {
   readonly pool: PoolSource;
   servers(): readonly ServerView[];
   overrides(): readonly OverrideView[];
+  /** The health checker's probe and transition counts since start. */
+  healthCounters(): HealthCounters;
   /** (domain, algorithm) per routing-decision stat id (REC_STAT_ID); undefined for ids never used. */
   decisionLabels(): readonly ({ readonly domain: string; readonly algorithm: string } | undefined)[];
 }
@@ -441,6 +443,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
       let n = 0;
       if (overwatch !== null) for (const r of overwatch.config.regions) n += r.servers.length;
       this.set(n);
+    },
+  });
+  new Counter({
+    name: 'opengslb_health_transitions_total',
+    help: 'Health-state changes of checked targets by the state entered (healthy, unhealthy; unchecked for type none at start); each is also one log line.',
+    labelNames: ['to'],
+    registers,
+    collect() {
+      this.reset();
+      if (overwatch === null) return;
+      const t = overwatch.healthCounters().transitions_total;
+      this.inc({ to: 'healthy' }, t.healthy);
+      this.inc({ to: 'unhealthy' }, t.unhealthy);
+      this.inc({ to: 'unchecked' }, t.unchecked);
     },
   });
   new Gauge({

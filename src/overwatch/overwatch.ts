@@ -7,7 +7,7 @@ import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
 import { serverKey, SlotAllocator } from '../registry/slots.ts';
 import { compileSnapshot, type CompiledSnapshot, type MemberInfo } from '../snapshot/compile.ts';
-import { HealthScheduler, type CheckObserver } from '../health/scheduler.ts';
+import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
 import {
   createLiveSlots, growLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LAST_UP_EPOCH_SEC, LIVE_CAPACITY,
@@ -199,6 +199,11 @@ export class Overwatch {
       'DNS listening on UDP and TCP',
     );
     return overwatch;
+  }
+
+  /** Probe results and state transitions counted by the health checker since start (zeros when checks are off). */
+  healthCounters(): HealthCounters {
+    return this.#health?.counters ?? { probes_total: { ok: 0, fail: 0 }, transitions_total: { healthy: 0, unhealthy: 0, unchecked: 0 } };
   }
 
   /** Health-check state per target (empty when checks are off). */

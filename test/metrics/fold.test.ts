@@ -143,6 +143,7 @@ domains:
     pool,
     servers: () => [],
     overrides: () => [],
+    healthCounters: () => ({ probes_total: { ok: 0, fail: 0 }, transitions_total: { healthy: 0, unhealthy: 0, unchecked: 0 } }),
     decisionLabels: () => [{ domain: 'app.example.test', algorithm: 'round-robin' }],
   };
 }

@@ -76,6 +76,9 @@ test('counts every health-check result per server, follows the verdicts in the g
   );
   assert.ok((down.value('opengslb_health_check_results_total', { ...labelsB, result: 'failure' }) ?? 0) >= 2);
   assert.equal(down.value('opengslb_healthy_servers', { region: 'web' }), 1);
+  // The first round made both healthy; b's failure is one transition to unhealthy.
+  assert.equal(down.value('opengslb_health_transitions_total', { to: 'healthy' }), 2);
+  assert.equal(down.value('opengslb_health_transitions_total', { to: 'unhealthy' }), 1);
   const successesA = down.value('opengslb_health_check_results_total', { ...labelsA, result: 'success' }) as number;
   assert.ok(successesA >= 2, `a kept being checked: ${successesA} successes`);
 
