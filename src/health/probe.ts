@@ -79,7 +79,15 @@ const PATH = /^\/[\x21-\x7e]*$/;
 interface Prepared {
   /** The whole HTTP request, shared by every probe of the spec (never mutated). */
   readonly request: Buffer | null;
+  /**
+   * TLS options of an https spec, shared by its probes. `session` is the one
+   * mutable field: the last TLS session the server gave this spec, offered on
+   * the next fresh connection so it resumes instead of a full handshake (as
+   * HAProxy's SSL checks do); cleared after a failed check.
+   */
   readonly tlsOptions: tls.ConnectionOptions | null;
+  /** Stores a session the server sent (the 'session' listener; one per spec, not per probe). */
+  readonly onSession: ((this: tls.TLSSocket, session: Buffer) => void) | null;
   readonly needBody: boolean;
   readonly matchText: string | null;
   readonly matchRegex: RegExp | null;
@@ -156,7 +164,15 @@ function prepare(spec: CheckSpec): Prepared {
         : {}),
     };
   }
-  const p: Prepared = { request, tlsOptions, needBody: matchText !== null || matchRegex !== null, matchText, matchRegex, invalid };
+  const options = tlsOptions;
+  // Only a session from a connection that passed verification (or whose spec does not verify) is kept.
+  const onSession =
+    options === null
+      ? null
+      : function (this: tls.TLSSocket, session: Buffer): void {
+          if (this.authorized || options.rejectUnauthorized === false) options.session = session;
+        };
+  const p: Prepared = { request, tlsOptions, onSession, needBody: matchText !== null || matchRegex !== null, matchText, matchRegex, invalid };
   preparedBySpec.set(spec, p);
   return p;
 }
@@ -288,6 +304,8 @@ class Probe {
       const keep = ok && this.kept !== null && (this.reader as ResponseReader).reusable && this.kept.park(socket);
       if (!keep) socket.destroy();
     }
+    // A failed https check starts the next one with a full handshake, so the certificate is verified afresh.
+    if (!ok && this.p.tlsOptions !== null) this.p.tlsOptions.session = undefined;
     this.resolve({ ok, latencyMs: performance.now() - this.startMs, reason });
   }
 
@@ -458,6 +476,7 @@ function openSocket(spec: CheckSpec, p: Prepared, probe: Probe): void {
     probe.tlsPending = true;
     socket = tls.connect(p.tlsOptions);
     socket.once('secureConnect', onSecureConnect);
+    socket.on('session', p.onSession as (this: tls.TLSSocket, session: Buffer) => void);
     socket.on('data', onTlsData);
     socket.once('end', onEnd);
   } else {

@@ -392,3 +392,28 @@ test('tcp: a server that is stopped goes from pass to "refused"', async (t) => {
 test('none: always passes with latency 0 and opens no connection', async () => {
   assert.deepEqual(await runProbe(makeSpec({ type: 'none', port: 1 })), { ok: true, latencyMs: 0, reason: '' });
 });
+
+test('https: a fresh connection resumes the TLS session of the last check; a failed check starts over with a full handshake', async (t) => {
+  const certs = await testCertificates();
+  let status = 200;
+  const server = https.createServer({ cert: certs.leafPem, key: certs.leafKeyPem }, (_req, res) => {
+    res.writeHead(status);
+    res.end('secure ok');
+  });
+  const reused: boolean[] = [];
+  server.on('secureConnection', (socket: TLSSocket) => socket.once('data', () => reused.push(socket.isSessionReused())));
+  const port = await listen(t, server);
+  // Verified against the test CA, so only sessions of verified connections are kept.
+  const spec = makeSpec({ type: 'https', port, host: 'health.test', tlsVerify: true, ca: certs.caPem });
+  for (let i = 0; i < 3; i++) {
+    const r = await runProbe(spec);
+    assert.equal(r.ok, true, r.reason);
+  }
+  assert.deepEqual(reused, [false, true, true]);
+  status = 503;
+  assert.equal((await runProbe(spec)).ok, false);
+  status = 200;
+  assert.equal((await runProbe(spec)).ok, true);
+  // The failed check was resumed; the one after it did the full handshake again.
+  assert.deepEqual(reused, [false, true, true, true, false]);
+});
