@@ -1,6 +1,8 @@
 // Cold path, main thread. Parses IP literals and CIDR prefixes from config text
 // and normalises them: IPv6 to RFC 5952 form, IPv4-mapped IPv6 to plain IPv4.
 
+import { formatIpv6Groups } from '../lib/ip.ts';
+
 /** A parsed IP literal in normal form. */
 export interface IpAddress {
   readonly address: string;
@@ -30,7 +32,7 @@ export function parseIp(text: string): IpResult {
       const [hi = 0, lo = 0] = groups.slice(6);
       return { address: `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`, family: 4 };
     }
-    return { address: formatIpv6(groups), family: 6 };
+    return { address: formatIpv6Groups(groups), family: 6 };
   }
   const octets = parseIpv4Octets(text);
   if (octets === null) return notIp;
@@ -110,24 +112,3 @@ function parseGroupList(text: string, mayEndInIpv4: boolean): number[] | null {
   return groups;
 }
 
-/** Formats eight groups per RFC 5952 §4: lower-case, no leading zeros, the first longest run of two or more zero groups as "::". */
-function formatIpv6(groups: readonly number[]): string {
-  let bestStart = -1;
-  let bestLen = 1; // RFC 5952 §4.2.2: a single zero group is never shortened
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
-}

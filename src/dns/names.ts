@@ -35,14 +35,18 @@ export function nameToWire(name: string): Uint8Array {
 
 /** Decodes uncompressed wire bytes back to presentation form without the trailing dot ("" for the root). */
 export function wireToName(wire: Uint8Array): string {
+  return readWireName(wire, 0).name;
+}
+
+/** Decodes the uncompressed wire name at `off`; `end` is the offset just past its root byte. */
+export function readWireName(bytes: Uint8Array, off: number): { name: string; end: number } {
   const labels: string[] = [];
-  let off = 0;
-  while (off < wire.length && wire[off] !== 0) {
-    const len = wire[off];
-    labels.push(String.fromCharCode(...wire.subarray(off + 1, off + 1 + len)));
+  while (off < bytes.length && bytes[off] !== 0) {
+    const len = bytes[off];
+    labels.push(String.fromCharCode(...bytes.subarray(off + 1, off + 1 + len)));
     off += len + 1;
   }
-  return labels.join('.');
+  return { name: labels.join('.'), end: off + 1 };
 }
 
 /** Returns the parent of a presentation name ("a.b.c" → "b.c", "c" → ""). */

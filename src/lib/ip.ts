@@ -30,6 +30,36 @@ export function ipToBytes(address: string): Uint8Array {
   return out;
 }
 
+/** Formats eight 16-bit groups per RFC 5952 §4: lower case, no leading zeros, the first longest run of two or more zero groups as "::". */
+export function formatIpv6Groups(groups: readonly number[]): string {
+  let bestStart = -1;
+  let bestLen = 1; // RFC 5952 §4.2.2: a single zero group is never shortened
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+/** Formats 4 or 16 network-order bytes at `off` as an IP literal (the inverse of ipToBytes). */
+export function formatIpBytes(bytes: Uint8Array, off: number, len: 4 | 16 | number): string {
+  if (len === 4) return `${bytes[off]}.${bytes[off + 1]}.${bytes[off + 2]}.${bytes[off + 3]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((bytes[off + i * 2] << 8) | bytes[off + i * 2 + 1]);
+  return formatIpv6Groups(groups);
+}
+
 /** Formats host and port as "192.0.2.1:53" or, for IPv6, "[2001:db8::1]:53". */
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -10,8 +10,8 @@ import { compileSnapshot, type CompiledSnapshot, type MemberInfo } from '../snap
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
 import {
-  createLiveSlots, growLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LAST_UP_EPOCH_SEC, LIVE_CAPACITY,
-  lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
+  createLiveSlots, growLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY,
+  lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { MemoryStore, type StateStore, type StoredOverride } from '../state/store.ts';
@@ -20,6 +20,7 @@ import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 import { HealthFanout, overrideKey } from './fanout.ts';
+import { LastUpJournal } from './last-up-journal.ts';
 import { explain, type Explanation } from '../routing/explain.ts';
 import { rfc3339, type Authority, type DomainServerView, type DomainView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
 
@@ -53,8 +54,6 @@ export interface OverrideRequest {
   readonly source: string;
 }
 
-/** How often last-up times are written to the state store (also on every down transition and at stop). */
-const LAST_UP_FLUSH_MS = 30_000;
 
 export interface ReloadResult {
   readonly ok: boolean;
@@ -78,11 +77,7 @@ export class Overwatch {
   readonly #health: HealthScheduler | null;
   readonly #fanout: HealthFanout;
   readonly #store: StateStore;
-  /** Server key per server slot, for persisting last-up times. */
-  #keyOfSlot = new Map<number, string>();
-  readonly #dirtyLastUp = new Map<string, number>();
-  #flushTimer: NodeJS.Timeout | null = null;
-  #flushing: Promise<void> = Promise.resolve();
+  readonly #lastUp: LastUpJournal;
 
   private constructor(
     config: Config,
@@ -107,23 +102,9 @@ export class Overwatch {
     this.#serial = state.snapshot.serial;
     this.counters = counters;
     this.pool = pool;
+    this.#lastUp = state.lastUp;
     this.#indexSnapshot(config, state.snapshot);
-    // The first round ran before this instance existed: keep what it saw.
-    const cap = this.#live[LIVE_CAPACITY];
-    for (const [slot, key] of this.#keyOfSlot) {
-      const up = Atomics.load(this.#live, lastUpWord(cap, slot));
-      if (up > 0) this.#dirtyLastUp.set(key, up + LAST_UP_EPOCH_SEC);
-    }
-    this.#fanout.onLastUp = (slots, unixSec) => {
-      for (const slot of slots) {
-        const key = this.#keyOfSlot.get(slot);
-        if (key !== undefined) this.#dirtyLastUp.set(key, unixSec);
-      }
-    };
-    // A server going down has its final last-up time: keep it without waiting for the timer.
-    this.#fanout.onDown = () => void this.#flushLastUp();
-    this.#flushTimer = setInterval(() => void this.#flushLastUp(), LAST_UP_FLUSH_MS);
-    this.#flushTimer.unref();
+    this.#lastUp.start();
   }
 
   /**
@@ -140,6 +121,11 @@ export class Overwatch {
     const fresh = slots.takeFresh();
     const fanout = new HealthFanout(createLiveSlots(Math.max(256, slots.highWater * 2)));
     fanout.setMembers(snapshot.members);
+    const lastUp = new LastUpJournal(store, logger);
+    lastUp.index(snapshot.members);
+    fanout.onLastUp = (slots, unixSec) => lastUp.note(slots, unixSec);
+    // A server going down has its final last-up time: keep it without waiting for the timer.
+    fanout.onDown = () => void lastUp.flush();
     // Persisted state goes in before any verdict: overrides outrank the first
     // round, and last-up times let last_healthy answer right after a restart.
     for (const o of store.loadOverrides()) fanout.overrides.set(overrideKey(o.service, o.address), o);
@@ -193,7 +179,7 @@ export class Overwatch {
       health?.stop();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { slots, statIds, fanout, store, snapshot, health }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { slots, statIds, fanout, store, lastUp, snapshot, health }, counters, pool);
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, ...snapshot.stats },
       'DNS listening on UDP and TCP',
@@ -318,37 +304,17 @@ export class Overwatch {
   /** Stops answering: workers close their sockets and finish TCP queries in flight. */
   async stop(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     this.#health?.stop();
-    if (this.#flushTimer !== null) clearInterval(this.#flushTimer);
-    this.#flushTimer = null;
     await this.pool.stop(graceMs);
-    await this.#flushLastUp();
+    await this.#lastUp.stop();
   }
 
   /** Rebuilds the lookups that follow the served snapshot: server keys by slot, decision-counter labels. */
   #indexSnapshot(config: Config, snapshot: CompiledSnapshot): void {
-    const keys = new Map<number, string>();
-    for (const m of snapshot.members) if (m !== null) keys.set(m.serverSlot, serverKey(m.region, m.address, m.port));
-    this.#keyOfSlot = keys;
+    this.#lastUp.index(snapshot.members);
     for (const d of config.domains) {
       const id = this.#statIds.slotOf(`${d.name}|${d.routingAlgorithm}`);
       if (id !== undefined) this.#decisionLabels[id] = { domain: d.name, algorithm: d.routingAlgorithm };
     }
-  }
-
-  /** Writes pending last-up times to the store; failures are logged (the times stay pending and are retried). */
-  #flushLastUp(): Promise<void> {
-    this.#flushing = this.#flushing.then(async () => {
-      if (this.#dirtyLastUp.size === 0) return;
-      const batch = new Map(this.#dirtyLastUp);
-      this.#dirtyLastUp.clear();
-      try {
-        await this.#store.putLastUp(batch);
-      } catch (err) {
-        for (const [key, sec] of batch) if (!this.#dirtyLastUp.has(key)) this.#dirtyLastUp.set(key, sec);
-        this.#logger.error({ err: (err as Error).message }, 'could not persist last-up times; retrying later');
-      }
-    });
-    return this.#flushing;
   }
 
   // ---- Overrides
@@ -488,7 +454,7 @@ export class Overwatch {
           authority: overrides.length > 0 ? 'override' : checkType === 'none' ? 'unchecked' : 'health_check',
           check_type: checkType,
           last_check: rfc3339(target?.lastCheckAt),
-          last_healthy: lastUp > 0 ? rfc3339((lastUp + LAST_UP_EPOCH_SEC) * 1000) : null,
+          last_healthy: rfc3339(lastUpMs(lastUp)),
           last_error: target?.lastError ?? null,
           consecutive_failures: target?.consecutiveFailures ?? 0,
           consecutive_successes: target?.consecutiveSuccesses ?? 0,
@@ -566,6 +532,7 @@ interface StartState {
   readonly statIds: SlotAllocator;
   readonly fanout: HealthFanout;
   readonly store: StateStore;
+  readonly lastUp: LastUpJournal;
   readonly snapshot: CompiledSnapshot;
   readonly health: HealthScheduler | null;
 }

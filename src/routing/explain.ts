@@ -9,11 +9,13 @@
 import { isIP } from 'node:net';
 import type { Config, RoutingAlgorithm, WhenAllDown } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
-import { nameToWire } from '../dns/names.ts';
+import { nameToWire, readWireName } from '../dns/names.ts';
+import { formatIpBytes } from '../lib/ip.ts';
 import type { MemberInfo } from '../snapshot/compile.ts';
 import * as L from '../snapshot/layout.ts';
-import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, LAST_UP_EPOCH_SEC, LIVE_CAPACITY, lastUpWord, latencyWord, readHealth } from '../snapshot/live-slots.ts';
+import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, lastUpMs, lastUpWord, latencyWord, readHealth } from '../snapshot/live-slots.ts';
 import { SnapshotView } from '../snapshot/reader.ts';
+import { rfc3339 } from '../overwatch/views.ts';
 
 /** The override facts explain reports; the overwatch's OverrideView has them all. */
 export interface OverrideFacts {
@@ -331,9 +333,9 @@ function soaAnswer(b: Builder, zone: number): void {
   const body = view.u32[zb + L.ZONE_SOA_OFF];
   const u8 = view.u8;
   let off = body + 10;
-  const mname = readName(u8, off);
+  const mname = readWireName(u8, off);
   off = mname.end;
-  const rname = readName(u8, off);
+  const rname = readWireName(u8, off);
   off = rname.end;
   const times: number[] = [];
   for (let i = 0; i < 5; i++) times.push(readU32(u8, off + i * 4));
@@ -354,16 +356,16 @@ function nsAnswer(b: Builder, zone: number): void {
   b.selection = 'fixed';
   for (let i = 0; i < count; i++) {
     if (i === 0) b.ttl = readU32(u8, src + 4);
-    b.answers.push(readName(u8, src + 10).name);
+    b.answers.push(readWireName(u8, src + 10).name);
     src += 10 + ((u8[src + 8] << 8) | u8[src + 9]);
   }
   b.answerSize = count;
   let glue = view.u32[zb + L.ZONE_GLUE_OFF];
   for (let i = 0; i < view.u32[zb + L.ZONE_GLUE_COUNT]; i++) {
-    const owner = readName(u8, glue);
+    const owner = readWireName(u8, glue);
     const type = (u8[owner.end] << 8) | u8[owner.end + 1];
     const rdLen = (u8[owner.end + 8] << 8) | u8[owner.end + 9];
-    b.additional.push(`${owner.name} ${type === QTYPE.A ? 'A' : 'AAAA'} ${formatIp(u8, owner.end + 10, rdLen)}`);
+    b.additional.push(`${owner.name} ${type === QTYPE.A ? 'A' : 'AAAA'} ${formatIpBytes(u8, owner.end + 10, rdLen)}`);
     glue = owner.end + 10 + rdLen;
   }
 }
@@ -407,7 +409,7 @@ function explainRecord(b: Builder, r: number): void {
     members.push({
       index: start + i,
       info: b.input.snapshot.members[start + i] ?? null,
-      address: formatIp(view.u8, u32[mb + L.MEM_FRAG_OFF] + 12, fragLen - 12),
+      address: formatIpBytes(view.u8, u32[mb + L.MEM_FRAG_OFF] + 12, fragLen - 12),
       weight: u32[mb + L.MEM_WEIGHT],
       health: healthSlot === L.NO_SLOT ? HEALTH_HEALTHY : readHealth(live, healthSlot),
       serverSlot,
@@ -438,7 +440,7 @@ function explainRecord(b: Builder, r: number): void {
   b.whenAllDown = ALL_DOWN_NAME[mode] ?? null;
   const fbStart = u32[rb + L.REC_FALLBACK_START];
   const fbCount = u32[rb + L.REC_FALLBACK_COUNT];
-  for (let i = 0; i < fbCount; i++) b.fallback.push(formatIp(view.u8, u32[view.memberBase(fbStart + i) + L.MEM_FRAG_OFF] + 12, fragLen - 12));
+  for (let i = 0; i < fbCount; i++) b.fallback.push(formatIpBytes(view.u8, u32[view.memberBase(fbStart + i) + L.MEM_FRAG_OFF] + 12, fragLen - 12));
 
   // refresh(): the answerable list is healthy members (of weight > 0 when weighted).
   const reasons = new Map<Member, string>();
@@ -544,7 +546,7 @@ function allDownList(b: Builder, members: Member[], mode: number, weighted: bool
       : `answered although down: last up ${newest - m.lastUp} s before the most recent server, within the ${windowSec} s last_healthy window`);
     list.push(m);
   }
-  if (mode === L.ALL_DOWN_LAST_HEALTHY) b.notes.push(`when_all_down: last_healthy answers the servers seen up within ${windowSec} s of the most recent one (${lastUpText(newest)}), by the domain's policy`);
+  if (mode === L.ALL_DOWN_LAST_HEALTHY) b.notes.push(`when_all_down: last_healthy answers the servers seen up within ${windowSec} s of the most recent one (${rfc3339(lastUpMs(newest))}), by the domain's policy`);
   else b.notes.push('when_all_down: all fails open: every server (except drained ones) is answered by the domain\'s policy as if healthy');
   return list;
 }
@@ -728,7 +730,7 @@ function candidate(b: Builder, domain: string, m: Member, eligible: boolean, rea
     authority: applies ? 'override' : region?.healthCheck.type === 'none' ? 'unchecked' : 'health_check',
     latency_ms: m.samples > 0 ? ms(m.emaUs) : null,
     samples: m.samples,
-    last_up: lastUpText(m.lastUp),
+    last_up: rfc3339(lastUpMs(m.lastUp)),
     eligible,
     reason: eligible ? null : reason,
     detail: eligible ? d : null,
@@ -772,56 +774,17 @@ function typeName(qtype: number): string {
 
 function nodeName(view: SnapshotView, node: number): string {
   const nb = view.nodeBase(node);
-  return readName(view.u8, view.u32[nb + L.NODE_NAME_OFF]).name;
+  return readWireName(view.u8, view.u32[nb + L.NODE_NAME_OFF]).name;
 }
 
 function zoneName(view: SnapshotView, zone: number): string {
   return nodeName(view, view.u32[view.zoneBase(zone) + L.ZONE_NODE]);
 }
 
-/** Reads an uncompressed wire name from the snapshot blob. */
-function readName(u8: Uint8Array, off: number): { name: string; end: number } {
-  const labels: string[] = [];
-  while (u8[off] !== 0) {
-    const len = u8[off];
-    labels.push(String.fromCharCode(...u8.subarray(off + 1, off + 1 + len)));
-    off += len + 1;
-  }
-  return { name: labels.join('.'), end: off + 1 };
-}
-
 function readU32(u8: Uint8Array, off: number): number {
   return ((u8[off] << 24) | (u8[off + 1] << 16) | (u8[off + 2] << 8) | u8[off + 3]) >>> 0;
 }
 
-/** Formats 4 or 16 address bytes; IPv6 as RFC 5952 §4 (lower case, the longest run of two or more zero groups as "::"). */
-function formatIp(u8: Uint8Array, off: number, len: number): string {
-  if (len === 4) return `${u8[off]}.${u8[off + 1]}.${u8[off + 2]}.${u8[off + 3]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((u8[off + i * 2] << 8) | u8[off + i * 2 + 1]);
-  let runStart = -1;
-  let runLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > runLen && j - i >= 2) {
-      runStart = i;
-      runLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (runStart < 0) return hex.join(':');
-  return `${hex.slice(0, runStart).join(':')}::${hex.slice(runStart + runLen).join(':')}`;
-}
-
-function lastUpText(sinceEpochSec: number): string | null {
-  return sinceEpochSec <= 0 ? null : new Date((sinceEpochSec + LAST_UP_EPOCH_SEC) * 1000).toISOString();
-}
 
 /** Microseconds → milliseconds with three decimals. */
 function ms(us: number): number {

@@ -35,6 +35,11 @@ export function latencyWord(capacity: number, slot: number): number {
   return LIVE_HEALTH_BASE + capacity + slot * 2;
 }
 
+/** Converts a last-up word to epoch milliseconds; 0 (never up) stays 0. */
+export function lastUpMs(word: number): number {
+  return word <= 0 ? 0 : (word + LAST_UP_EPOCH_SEC) * 1000;
+}
+
 /** Computes the word index of a slot's last-up time. */
 export function lastUpWord(capacity: number, slot: number): number {
   return LIVE_HEALTH_BASE + capacity * 3 + slot;
