@@ -249,9 +249,8 @@ function finish(ctx: WorkerScratch, req: Uint8Array, out: Uint8Array, len: numbe
 }
 
 function countRcode(ctx: WorkerScratch, rcode: number): void {
-  const slot = rcode === RCODE.BADVERS ? COUNTER.RCODE_BADVERS : COUNTER.RCODE_BASE + (rcode & 0xf);
-  Atomics.add(ctx.counters, ctx.counterBase + slot, 1);
-  // The type × rcode matrix behind opengslb_dns_queries_total. FORMERR and
+  // One count per reply, in the type × rcode matrix behind
+  // opengslb_dns_queries_total and readCounters()'s RCODE_n. FORMERR and
   // NOTIMP are given before the question counts (as QTYPE_* do): type NONE.
   const typeIdx = rcode === RCODE.FORMERR || rcode === RCODE.NOTIMP ? TYPE_NONE : typeIndexOf(ctx.query.qtype);
   Atomics.add(ctx.counters, ctx.counterBase + matrixSlot(typeIdx, rcode), 1);

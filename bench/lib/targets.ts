@@ -56,24 +56,26 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Finds a port that is free for both UDP and TCP on 127.0.0.1 (the engine binds both). */
+/**
+ * Finds a port that is free for both UDP and TCP on 127.0.0.1 (the engine
+ * binds both), below the ephemeral range (32768+): a port the OS handed out
+ * for port 0 can be taken again by any outgoing connection before the engine
+ * binds it, and in the health scenario the engine's own first check round
+ * opens a thousand of them first.
+ */
 export async function findFreePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const udp = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(0, HOST, () => resolve());
+  const free = (port: number, make: () => dgram.Socket | net.Server): Promise<boolean> =>
+    new Promise((resolve) => {
+      const sock = make();
+      sock.once('error', () => resolve(false));
+      if (sock instanceof net.Server) sock.listen({ port, host: HOST, exclusive: true }, () => sock.close(() => resolve(true)));
+      else sock.bind({ port, address: HOST, exclusive: true }, () => sock.close(() => resolve(true)));
     });
-    const port = udp.address().port;
-    const tcpFree = await new Promise<boolean>((resolve) => {
-      const server = net.createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, HOST, () => server.close(() => resolve(true)));
-    });
-    udp.close();
-    if (tcpFree) return port;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 15_000 + Math.floor(Math.random() * 15_000);
+    if ((await free(port, () => dgram.createSocket('udp4'))) && (await free(port, () => net.createServer()))) return port;
   }
-  throw new Error('no port free for both UDP and TCP on 127.0.0.1 after 20 attempts');
+  throw new Error('no port between 15000 and 30000 free for both UDP and TCP on 127.0.0.1 after 50 attempts');
 }
 
 interface ProbeResult {

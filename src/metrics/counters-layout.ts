@@ -25,44 +25,41 @@ export const COUNTER = {
   QTYPE_NS: 4,
   QTYPE_ANY: 5,
   QTYPE_OTHER: 6,
-  /** RCODE_BASE + rcode for rcodes 0..15. */
-  RCODE_BASE: 7,
-  RCODE_BADVERS: 23,
-  UDP_QUERIES: 24,
-  TCP_QUERIES: 25,
+  UDP_QUERIES: 7,
+  TCP_QUERIES: 8,
   /** Packets shorter than a DNS header. */
-  DROPPED_SHORT: 26,
+  DROPPED_SHORT: 9,
   /** Packets with QR=1: responses are never answered. */
-  DROPPED_RESPONSE: 27,
+  DROPPED_RESPONSE: 10,
   /** UDP answers sent with TC=1 because they did not fit the client's size. */
-  TRUNCATED: 28,
+  TRUNCATED: 11,
   /** Queries answered FORMERR because the packet was malformed. */
-  MALFORMED: 29,
+  MALFORMED: 12,
   /** Exceptions caught at the per-packet boundary (answered SERVFAIL). */
-  EXCEPTIONS: 30,
+  EXCEPTIONS: 13,
   /** Queries for a name that had servers of the family but none healthy, whatever when_all_down answered. */
-  ALL_DOWN: 31,
-  EDNS_QUERIES: 32,
-  ECS_QUERIES: 33,
-  DO_QUERIES: 34,
-  TCP_ACCEPTED: 35,
+  ALL_DOWN: 14,
+  EDNS_QUERIES: 15,
+  ECS_QUERIES: 16,
+  DO_QUERIES: 17,
+  TCP_ACCEPTED: 18,
   /** TCP connections refused because the worker was at its connection cap. */
-  TCP_REJECTED: 36,
-  TCP_IDLE_CLOSED: 37,
+  TCP_REJECTED: 19,
+  TCP_IDLE_CLOSED: 20,
   /** TCP connections closed for a zero-length frame (the stream cannot be resynchronised). Frames under 12 bytes count as DROPPED_SHORT. */
-  TCP_BAD_FRAME: 38,
+  TCP_BAD_FRAME: 21,
   /** UDP sends that failed (socket error reported to the send callback). */
-  SEND_ERRORS: 39,
+  SEND_ERRORS: 22,
   /** Snapshot generation the worker serves (a gauge, not a counter). */
-  SNAPSHOT_GENERATION: 40,
+  SNAPSHOT_GENERATION: 23,
   /** All-down answers by when_all_down mode (ALL_DOWN counts every one of them). */
-  ALL_DOWN_SERVFAIL: 41,
-  ALL_DOWN_LAST_HEALTHY: 42,
-  ALL_DOWN_ALL: 43,
-  ALL_DOWN_FALLBACK: 44,
+  ALL_DOWN_SERVFAIL: 24,
+  ALL_DOWN_LAST_HEALTHY: 25,
+  ALL_DOWN_ALL: 26,
+  ALL_DOWN_FALLBACK: 27,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (45 used). */
+/** Words before MATRIX_BASE reserved for COUNTER slots (28 used). */
 const NAMED_WORDS = 64;
 
 /**
@@ -151,15 +148,23 @@ export function sumCounter(counters: Int32Array, slot: number): number {
   return total;
 }
 
-/** Reads every counter summed over workers, keyed by COUNTER name (RCODE_BASE expanded as RCODE_0..RCODE_15). */
+/**
+ * Reply counts by rcode, as readCounters() names them: RCODE_0 … RCODE_15 and
+ * RCODE_BADVERS. They have no slots of their own: each is a column of the
+ * type × rcode matrix, which is the one count a reply costs the worker.
+ */
+export const RCODE_COUNTER_NAMES: readonly string[] = Object.freeze(RCODE_LABELS.map((_, rc) => (rc === RCODE_INDEX_BADVERS ? 'RCODE_BADVERS' : `RCODE_${rc}`)));
+
+/** Reads every counter summed over workers, keyed by COUNTER name, plus the RCODE_COUNTER_NAMES summed from the matrix. */
 export function readCounters(counters: Int32Array): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, slot] of Object.entries(COUNTER)) {
-    if (name === 'RCODE_BASE') {
-      for (let rc = 0; rc < 16; rc++) out[`RCODE_${rc}`] = sumCounter(counters, slot + rc);
-    } else if (name !== 'SNAPSHOT_GENERATION') {
-      out[name] = sumCounter(counters, slot);
-    }
+    if (name !== 'SNAPSHOT_GENERATION') out[name] = sumCounter(counters, slot);
+  }
+  for (let rc = 0; rc < RCODE_COUNT; rc++) {
+    let total = 0;
+    for (let t = 0; t < TYPE_COUNT; t++) total += sumCounter(counters, MATRIX_BASE + t * RCODE_COUNT + rc);
+    out[RCODE_COUNTER_NAMES[rc]] = total;
   }
   return out;
 }
