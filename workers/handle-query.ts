@@ -36,7 +36,7 @@ export function handleQuery(ctx: WorkerScratch, req: Uint8Array, reqLen: number,
     Atomics.add(counters, cb + COUNTER.DROPPED_RESPONSE, 1);
     return 0;
   }
-  Atomics.add(counters, cb + COUNTER.QUERIES, 1);
+  // QUERIES and QTYPE_* are derived from these and the reply matrix (readCounters()).
   Atomics.add(counters, cb + (tcp ? COUNTER.TCP_QUERIES : COUNTER.UDP_QUERIES), 1);
 
   const q = ctx.query;
@@ -260,15 +260,6 @@ function countQuestion(ctx: WorkerScratch): void {
   const q = ctx.query;
   const counters = ctx.counters;
   const cb = ctx.counterBase;
-  let slot: number = COUNTER.QTYPE_OTHER;
-  switch (q.qtype) {
-    case QTYPE.A: slot = COUNTER.QTYPE_A; break;
-    case QTYPE.AAAA: slot = COUNTER.QTYPE_AAAA; break;
-    case QTYPE.SOA: slot = COUNTER.QTYPE_SOA; break;
-    case QTYPE.NS: slot = COUNTER.QTYPE_NS; break;
-    case QTYPE.ANY: slot = COUNTER.QTYPE_ANY; break;
-  }
-  Atomics.add(counters, cb + slot, 1);
   if (q.hasEdns) {
     Atomics.add(counters, cb + COUNTER.EDNS_QUERIES, 1);
     if (q.ecsFamily !== 0) Atomics.add(counters, cb + COUNTER.ECS_QUERIES, 1);

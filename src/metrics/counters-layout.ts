@@ -18,48 +18,41 @@
 
 /** Counter slots inside one worker's stride. */
 export const COUNTER = {
-  QUERIES: 0,
-  QTYPE_A: 1,
-  QTYPE_AAAA: 2,
-  QTYPE_SOA: 3,
-  QTYPE_NS: 4,
-  QTYPE_ANY: 5,
-  QTYPE_OTHER: 6,
-  UDP_QUERIES: 7,
-  TCP_QUERIES: 8,
+  UDP_QUERIES: 0,
+  TCP_QUERIES: 1,
   /** Packets shorter than a DNS header. */
-  DROPPED_SHORT: 9,
+  DROPPED_SHORT: 2,
   /** Packets with QR=1: responses are never answered. */
-  DROPPED_RESPONSE: 10,
+  DROPPED_RESPONSE: 3,
   /** UDP answers sent with TC=1 because they did not fit the client's size. */
-  TRUNCATED: 11,
+  TRUNCATED: 4,
   /** Queries answered FORMERR because the packet was malformed. */
-  MALFORMED: 12,
+  MALFORMED: 5,
   /** Exceptions caught at the per-packet boundary (answered SERVFAIL). */
-  EXCEPTIONS: 13,
+  EXCEPTIONS: 6,
   /** Queries for a name that had servers of the family but none healthy, whatever when_all_down answered. */
-  ALL_DOWN: 14,
-  EDNS_QUERIES: 15,
-  ECS_QUERIES: 16,
-  DO_QUERIES: 17,
-  TCP_ACCEPTED: 18,
+  ALL_DOWN: 7,
+  EDNS_QUERIES: 8,
+  ECS_QUERIES: 9,
+  DO_QUERIES: 10,
+  TCP_ACCEPTED: 11,
   /** TCP connections refused because the worker was at its connection cap. */
-  TCP_REJECTED: 19,
-  TCP_IDLE_CLOSED: 20,
+  TCP_REJECTED: 12,
+  TCP_IDLE_CLOSED: 13,
   /** TCP connections closed for a zero-length frame (the stream cannot be resynchronised). Frames under 12 bytes count as DROPPED_SHORT. */
-  TCP_BAD_FRAME: 21,
+  TCP_BAD_FRAME: 14,
   /** UDP sends that failed (socket error reported to the send callback). */
-  SEND_ERRORS: 22,
+  SEND_ERRORS: 15,
   /** Snapshot generation the worker serves (a gauge, not a counter). */
-  SNAPSHOT_GENERATION: 23,
+  SNAPSHOT_GENERATION: 16,
   /** All-down answers by when_all_down mode (ALL_DOWN counts every one of them). */
-  ALL_DOWN_SERVFAIL: 24,
-  ALL_DOWN_LAST_HEALTHY: 25,
-  ALL_DOWN_ALL: 26,
-  ALL_DOWN_FALLBACK: 27,
+  ALL_DOWN_SERVFAIL: 17,
+  ALL_DOWN_LAST_HEALTHY: 18,
+  ALL_DOWN_ALL: 19,
+  ALL_DOWN_FALLBACK: 20,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (28 used). */
+/** Words before MATRIX_BASE reserved for COUNTER slots (21 used). */
 const NAMED_WORDS = 64;
 
 /**
@@ -149,23 +142,41 @@ export function sumCounter(counters: Int32Array, slot: number): number {
 }
 
 /**
- * Reply counts by rcode, as readCounters() names them: RCODE_0 … RCODE_15 and
- * RCODE_BADVERS. They have no slots of their own: each is a column of the
- * type × rcode matrix, which is the one count a reply costs the worker.
+ * Counters readCounters() derives instead of keeping a slot for them, so a
+ * query costs no count twice: QUERIES is UDP_QUERIES + TCP_QUERIES; QTYPE_*
+ * are rows and RCODE_0 … RCODE_15, RCODE_BADVERS columns of the type × rcode
+ * matrix (replies; a header-only SERVFAIL after an exception is in neither,
+ * only in EXCEPTIONS).
  */
-export const RCODE_COUNTER_NAMES: readonly string[] = Object.freeze(RCODE_LABELS.map((_, rc) => (rc === RCODE_INDEX_BADVERS ? 'RCODE_BADVERS' : `RCODE_${rc}`)));
+const QTYPE_ROWS: Readonly<Record<string, readonly number[]>> = (() => {
+  const own = { QTYPE_A: 'A', QTYPE_AAAA: 'AAAA', QTYPE_SOA: 'SOA', QTYPE_NS: 'NS', QTYPE_ANY: 'ANY' } as const;
+  const index = (label: string): number => (TYPE_LABELS as readonly string[]).indexOf(label);
+  const rows: Record<string, number[]> = {};
+  for (const [name, label] of Object.entries(own)) rows[name] = [index(label)];
+  const named = new Set([...Object.values(rows).flat(), TYPE_NONE]);
+  rows.QTYPE_OTHER = TYPE_LABELS.map((_, t) => t).filter((t) => !named.has(t));
+  return rows;
+})();
+const RCODE_NAMES = RCODE_LABELS.map((_, rc) => (rc === RCODE_INDEX_BADVERS ? 'RCODE_BADVERS' : `RCODE_${rc}`));
+export const DERIVED_COUNTER_NAMES: readonly string[] = Object.freeze(['QUERIES', ...Object.keys(QTYPE_ROWS), ...RCODE_NAMES]);
 
-/** Reads every counter summed over workers, keyed by COUNTER name, plus the RCODE_COUNTER_NAMES summed from the matrix. */
+function sumMatrix(counters: Int32Array, types: readonly number[], rcodes: readonly number[]): number {
+  let total = 0;
+  for (const t of types) for (const rc of rcodes) total += sumCounter(counters, MATRIX_BASE + t * RCODE_COUNT + rc);
+  return total;
+}
+
+/** Reads every counter summed over workers, keyed by COUNTER name, plus the DERIVED_COUNTER_NAMES. */
 export function readCounters(counters: Int32Array): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, slot] of Object.entries(COUNTER)) {
     if (name !== 'SNAPSHOT_GENERATION') out[name] = sumCounter(counters, slot);
   }
-  for (let rc = 0; rc < RCODE_COUNT; rc++) {
-    let total = 0;
-    for (let t = 0; t < TYPE_COUNT; t++) total += sumCounter(counters, MATRIX_BASE + t * RCODE_COUNT + rc);
-    out[RCODE_COUNTER_NAMES[rc]] = total;
-  }
+  out.QUERIES = out.UDP_QUERIES + out.TCP_QUERIES;
+  const allTypes = TYPE_LABELS.map((_, t) => t);
+  const allRcodes = RCODE_LABELS.map((_, rc) => rc);
+  for (const [name, rows] of Object.entries(QTYPE_ROWS)) out[name] = sumMatrix(counters, rows, allRcodes);
+  for (let rc = 0; rc < RCODE_COUNT; rc++) out[RCODE_NAMES[rc]] = sumMatrix(counters, allTypes, [rc]);
   return out;
 }
 

@@ -9,14 +9,14 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { COUNTER, RCODE_COUNTER_NAMES } from '../../src/metrics/counters-layout.ts';
+import { COUNTER, DERIVED_COUNTER_NAMES } from '../../src/metrics/counters-layout.ts';
 import * as layout from '../../src/snapshot/layout.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (file: string): Promise<string> => readFile(join(root, file), 'utf8');
 
-/** The raw counters readCounters() gives: every COUNTER slot, and the per-rcode sums of the type × rcode matrix. */
-const counterNames = [...Object.keys(COUNTER), ...RCODE_COUNTER_NAMES];
+/** The raw counters readCounters() gives: every COUNTER slot, and those it derives (QUERIES, QTYPE_*, RCODE_*). */
+const counterNames = [...Object.keys(COUNTER), ...DERIVED_COUNTER_NAMES];
 
 /** Returns the first cell of every row of every Markdown table, header and separator rows excluded. */
 function firstCells(markdown: string): string[] {

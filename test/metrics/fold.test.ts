@@ -25,43 +25,43 @@ function put(counters: Int32Array, word: number, value: number): void {
 test('folds a word across the 2^32 wrap into a total above 2^32', () => {
   const counters = createCounters(2);
   const fold = new WrapFolder(COUNTER_STRIDE, 2);
-  put(counters, COUNTER.QUERIES, NEAR_WRAP);
+  put(counters, COUNTER.UDP_QUERIES, NEAR_WRAP);
   fold.fold(0, counters, 0);
-  assert.equal(fold.totals[COUNTER.QUERIES], NEAR_WRAP);
+  assert.equal(fold.totals[COUNTER.UDP_QUERIES], NEAR_WRAP);
   // 48 more queries: the word wrapped to 32.
-  put(counters, COUNTER.QUERIES, 32);
+  put(counters, COUNTER.UDP_QUERIES, 32);
   fold.fold(0, counters, 0);
-  assert.equal(fold.totals[COUNTER.QUERIES], 2 ** 32 + 32);
+  assert.equal(fold.totals[COUNTER.UDP_QUERIES], 2 ** 32 + 32);
   // It wraps again: another 2^32 - 32 + 5.
-  put(counters, COUNTER.QUERIES, NEAR_WRAP);
+  put(counters, COUNTER.UDP_QUERIES, NEAR_WRAP);
   fold.fold(0, counters, 0);
-  put(counters, COUNTER.QUERIES, 5);
+  put(counters, COUNTER.UDP_QUERIES, 5);
   fold.fold(0, counters, 0);
-  assert.equal(fold.totals[COUNTER.QUERIES], 2 * 2 ** 32 + 5);
+  assert.equal(fold.totals[COUNTER.UDP_QUERIES], 2 * 2 ** 32 + 5);
 });
 
 test('keeps each worker\'s last reading apart, so one worker\'s wrap does not disturb another\'s count', () => {
   const counters = createCounters(2);
   const fold = new WrapFolder(COUNTER_STRIDE, 2);
-  put(counters, COUNTER.QUERIES, NEAR_WRAP);
-  put(counters, COUNTER_STRIDE + COUNTER.QUERIES, 100);
+  put(counters, COUNTER.UDP_QUERIES, NEAR_WRAP);
+  put(counters, COUNTER_STRIDE + COUNTER.UDP_QUERIES, 100);
   for (let w = 0; w < 2; w++) fold.fold(w, counters, w * COUNTER_STRIDE);
-  put(counters, COUNTER.QUERIES, 4);
-  put(counters, COUNTER_STRIDE + COUNTER.QUERIES, 150);
+  put(counters, COUNTER.UDP_QUERIES, 4);
+  put(counters, COUNTER_STRIDE + COUNTER.UDP_QUERIES, 150);
   for (let w = 0; w < 2; w++) fold.fold(w, counters, w * COUNTER_STRIDE);
-  assert.equal(fold.totals[COUNTER.QUERIES], NEAR_WRAP + 20 + 150);
+  assert.equal(fold.totals[COUNTER.UDP_QUERIES], NEAR_WRAP + 20 + 150);
 });
 
 test('counts a reset worker slice from zero after restart()', () => {
   const counters = createCounters(1);
   const fold = new WrapFolder(COUNTER_STRIDE, 1);
-  put(counters, COUNTER.QUERIES, 1000);
+  put(counters, COUNTER.UDP_QUERIES, 1000);
   fold.fold(0, counters, 0);
-  put(counters, COUNTER.QUERIES, 0);
+  put(counters, COUNTER.UDP_QUERIES, 0);
   fold.restart(0);
-  put(counters, COUNTER.QUERIES, 7);
+  put(counters, COUNTER.UDP_QUERIES, 7);
   fold.fold(0, counters, 0);
-  assert.equal(fold.totals[COUNTER.QUERIES], 1007);
+  assert.equal(fold.totals[COUNTER.UDP_QUERIES], 1007);
 });
 
 test('folds a replaced decision buffer one last time, then counts the new one from zero', () => {

@@ -67,7 +67,7 @@ test('counts queries per worker in shared memory, and the sums match what was se
   assert.equal(c.TCP_QUERIES, 1);
   // Each worker writes only its own stride.
   let perWorker = 0;
-  for (let w = 0; w < 2; w++) perWorker += Atomics.load(overwatch.counters, w * COUNTER_STRIDE + COUNTER.QUERIES);
+  for (let w = 0; w < 2; w++) perWorker += Atomics.load(overwatch.counters, w * COUNTER_STRIDE + COUNTER.UDP_QUERIES) + Atomics.load(overwatch.counters, w * COUNTER_STRIDE + COUNTER.TCP_QUERIES);
   assert.equal(perWorker, 42);
 });
 
