@@ -4,7 +4,7 @@ import { EventEmitter, once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { FIRST_ROUND_GRACE_MS, HealthScheduler, JITTER_SHARE, NO_FIRST_RESULT } from '../../src/health/scheduler.ts';
+import { FIRST_ROUND_GRACE_MS, HealthScheduler, JITTER_SHARE, NO_FIRST_RESULT, START_WINDOW_SHARE } from '../../src/health/scheduler.ts';
 import { groupTargets } from '../../src/health/targets.ts';
 import { targetKey } from '../../src/health/types.ts';
 import type { CheckSpec, CheckTarget, ProbeResult } from '../../src/health/types.ts';
@@ -311,6 +311,27 @@ test('later probes start one interval after the previous start, jittered by at m
   const high = intervalMs * (1 + JITTER_SHARE) + 25;
   assert.ok(gaps.every((g) => g >= low && g <= high), `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')}`);
   assert.ok(new Set(gaps.map((g) => Math.round(g))).size > 3, 'the gaps should vary');
+});
+
+test('probes due within 0.2 % of their interval start together on one wake-up, never earlier than that', async (t) => {
+  const probe = new StandInProbe();
+  // First due offsets: random() × min(interval, 1 s) = 100, 110, 118, 130, 145 ms; then no jitter.
+  const draws = [0.1, 0.11, 0.118, 0.13, 0.145];
+  const { scheduler } = newScheduler(t, probe, { random: () => draws.shift() ?? 0.5 });
+  const intervalMs = 10_000;
+  const windowMs = intervalMs * START_WINDOW_SHARE;
+  assert.equal(windowMs, 20);
+  const t0 = performance.now();
+  scheduler.update(Array.from({ length: 5 }, (_, i) => target(makeSpec({ address: `10.0.5.${i}`, intervalMs }), [i])));
+  await until(probe, 'call', () => probe.calls.length >= 5);
+  const at = probe.calls.map((c) => ({ address: c.address, ms: c.startMs - t0 }));
+  const dueMs = [100, 110, 118, 130, 145];
+  // 100, 110 and 118 are within 20 ms of 100: one timer starts all three; 130 starts 145 with it.
+  const groups = [at.slice(0, 3), at.slice(3)];
+  assert.deepEqual(at.map((a) => a.address), ['10.0.5.0', '10.0.5.1', '10.0.5.2', '10.0.5.3', '10.0.5.4']);
+  for (const g of groups) assert.ok(g.at(-1)!.ms - g[0].ms < 1, `one wake-up per group: ${JSON.stringify(at)}`);
+  assert.ok(groups[1][0].ms - groups[0][0].ms >= 25, `two wake-ups: ${JSON.stringify(at)}`);
+  at.forEach((a, i) => assert.ok(a.ms >= dueMs[i] - windowMs - 1, `${a.address} started ${a.ms.toFixed(1)} ms, due at ${dueMs[i]} ms`));
 });
 
 test('a probe that throws or rejects counts as a failure and does not stop the other targets', async (t) => {
