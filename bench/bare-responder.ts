@@ -165,6 +165,8 @@ function runWorker(data: ResponderWorkerData, port: MessagePortLike): void {
   });
 
   socket.once('listening', () => {
+    // The engine's default dns.udp_receive_buffer, so both queue the same bursts.
+    socket.setRecvBufferSize(1048576);
     const bound = socket.address().port;
     const ready = data.tcp ? listenTcp(data.host, bound) : Promise.resolve();
     ready.then(

@@ -28,13 +28,16 @@ export interface DnsWorkerData {
   readonly decisions: Int32Array | null;
   readonly host: string;
   readonly port: number;
+  /** SO_RCVBUF to ask for on the UDP socket; 0 keeps the kernel's default. */
+  readonly udpReceiveBuffer: number;
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
   readonly tcpMaxQueriesPerConnection: number;
 }
 
 export type WorkerToMain =
-  | { type: 'listening'; index: number }
+  /** udpReceiveBuffer: the UDP socket's SO_RCVBUF as the kernel reports it (Linux reports twice what it grants for data). */
+  | { type: 'listening'; index: number; udpReceiveBuffer: number }
   | { type: 'bind-failed'; index: number; transport: 'udp' | 'tcp'; code: string; message: string }
   | { type: 'attached'; index: number; generation: number }
   | { type: 'attach-failed'; index: number; generation: number; message: string }
@@ -77,7 +80,7 @@ function fitDecisions(): void {
 let udp: UdpListener | null = null;
 let tcp: TcpListener | null = null;
 try {
-  udp = await startUdp(ctx, data.host, data.port);
+  udp = await startUdp(ctx, data.host, data.port, data.udpReceiveBuffer);
 } catch (err) {
   const e = err as NodeJS.ErrnoException;
   post({ type: 'bind-failed', index: data.index, transport: 'udp', code: e.code ?? 'UNKNOWN', message: e.message });
@@ -117,4 +120,4 @@ async function stop(graceMs: number): Promise<void> {
   port?.close();
 }
 
-post({ type: 'listening', index: data.index });
+post({ type: 'listening', index: data.index, udpReceiveBuffer: udp.receiveBuffer });

@@ -21,11 +21,17 @@ const RING_SIZE = 128;
 
 export interface UdpListener {
   readonly socket: dgram.Socket;
+  /** SO_RCVBUF as the kernel reports it after bind (on Linux, twice the bytes it grants for data). */
+  readonly receiveBuffer: number;
   close(): Promise<void>;
 }
 
-/** Binds the worker's UDP socket and starts answering. Rejects with the bind error (EADDRINUSE, EACCES…). */
-export async function startUdp(ctx: WorkerScratch, host: string, port: number): Promise<UdpListener> {
+/**
+ * Binds the worker's UDP socket, sets its receive buffer (SO_RCVBUF) to
+ * `receiveBuffer` bytes unless that is 0, and starts answering. Rejects with
+ * the bind error (EADDRINUSE, EACCES…).
+ */
+export async function startUdp(ctx: WorkerScratch, host: string, port: number, receiveBuffer = 0): Promise<UdpListener> {
   const type = host.includes(':') ? 'udp6' : 'udp4';
   const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: true });
   const build = Buffer.allocUnsafe(MAX_MESSAGE_LEN);
@@ -80,8 +86,12 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number): 
       resolve();
     });
   });
+  // Linux caps SO_RCVBUF at net.core.rmem_max without an error; the caller
+  // compares what it asked for with receiveBuffer below.
+  if (receiveBuffer > 0) socket.setRecvBufferSize(receiveBuffer);
   return {
     socket,
+    receiveBuffer: socket.getRecvBufferSize(),
     async close() {
       const closed = once(socket, 'close');
       socket.close();

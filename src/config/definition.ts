@@ -305,6 +305,12 @@ const dns = object({
     }),
     soa: soaWithDefaults,
     nameservers,
+    udp_receive_buffer: int({
+      doc: "Receive buffer (SO_RCVBUF) of each worker's UDP socket, in bytes: queries that arrive while the worker is busy wait here instead of being dropped. 0 keeps the kernel's default (net.core.rmem_default). Linux grants at most net.core.rmem_max; a smaller grant is logged at start.",
+      default: 1048576,
+      min: 0,
+      max: 268435456,
+    }),
     tcp_idle_timeout: duration({ doc: 'A TCP connection with no query for this long is closed.', default: '10s', min: '100ms', max: '1h' }),
     tcp_max_connections: int({ doc: 'Most open TCP connections per worker.', default: 256, min: 1, max: 65535 }),
     tcp_max_queries_per_connection: int({

@@ -55,6 +55,8 @@ export interface DnsConfig {
   readonly returnLastHealthy: boolean;
   /** Zones we are authoritative for, resolved: one per domain when dns.zones is absent. */
   readonly zones: readonly ZoneConfig[];
+  /** SO_RCVBUF asked for on every worker's UDP socket; 0 keeps the kernel's default. */
+  readonly udpReceiveBufferBytes: number;
   readonly tcpIdleTimeoutMs: number;
   /** Cap on concurrently open TCP connections per worker. */
   readonly tcpMaxConnectionsPerWorker: number;

@@ -25,6 +25,8 @@ export interface DnsPoolOptions {
   readonly generation: number;
   readonly live: Int32Array;
   readonly counters: Int32Array;
+  /** SO_RCVBUF asked for on each worker's UDP socket; 0 or absent keeps the kernel's default. */
+  readonly udpReceiveBuffer?: number;
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
   readonly tcpMaxQueriesPerConnection: number;
@@ -59,6 +61,8 @@ export class DnsPool extends EventEmitter {
   readonly #acks = new Set<{ generation: number; pending: Set<number>; done: () => void }>();
   /** Total restarts since start, for metrics. */
   restarts = 0;
+  /** SO_RCVBUF of the UDP socket last bound, as the kernel reports it (Linux: twice the data bytes granted); 0 before start. */
+  udpReceiveBufferGranted = 0;
   /** Each worker index's routing-decision buffer (null until it posts one); a restarted worker carries on in it. */
   readonly #decisions: (Int32Array | null)[] = [];
 
@@ -114,6 +118,7 @@ export class DnsPool extends EventEmitter {
       decisions: this.#decisions[i] ?? null,
       host: o.host,
       port: o.port,
+      udpReceiveBuffer: o.udpReceiveBuffer ?? 0,
       tcpIdleTimeoutMs: o.tcpIdleTimeoutMs,
       tcpMaxConnections: o.tcpMaxConnections,
       tcpMaxQueriesPerConnection: o.tcpMaxQueriesPerConnection,
@@ -129,6 +134,7 @@ export class DnsPool extends EventEmitter {
       worker.on('message', (msg: WorkerToMain) => {
         if (msg.type === 'listening') {
           listening = true;
+          this.udpReceiveBufferGranted = msg.udpReceiveBuffer;
           // A snapshot published while this worker was starting reaches it now.
           if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation });
           resolve();

@@ -24,11 +24,21 @@ import { LastUpJournal } from './last-up-journal.ts';
 import { explain, type Explanation } from '../routing/explain.ts';
 import { rfc3339, type Authority, type DomainServerView, type DomainView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
 
-const TCP_KEY_NAMES = {
+/** Socket settings fixed when the workers start: a reload that changes one is refused. */
+const SOCKET_KEY_NAMES = {
+  udpReceiveBufferBytes: 'dns.udp_receive_buffer',
   tcpIdleTimeoutMs: 'dns.tcp_idle_timeout',
   tcpMaxConnectionsPerWorker: 'dns.tcp_max_connections',
   tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
 } as const;
+
+/**
+ * The data bytes a UDP receive buffer holds, from SO_RCVBUF as getsockopt
+ * reports it: Linux doubles what it grants, to cover its bookkeeping (socket(7)).
+ */
+function receiveBufferBytes(reported: number): number {
+  return process.platform === 'linux' ? Math.floor(reported / 2) : reported;
+}
 
 /** Grace period for TCP queries in flight at shutdown; the whole stop stays under 5 s. */
 export const SHUTDOWN_GRACE_MS = 3000;
@@ -164,6 +174,7 @@ export class Overwatch {
       generation: snapshot.generation,
       live,
       counters,
+      udpReceiveBuffer: dns.udpReceiveBufferBytes,
       tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
       tcpMaxConnections: dns.tcpMaxConnectionsPerWorker,
       tcpMaxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
@@ -180,10 +191,17 @@ export class Overwatch {
       throw err;
     }
     const overwatch = new Overwatch(config, logger, dns.listenHost, port, { slots, statIds, fanout, store, lastUp, snapshot, health }, counters, pool);
+    const udpReceiveBuffer = receiveBufferBytes(pool.udpReceiveBufferGranted);
     log.info(
-      { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, ...snapshot.stats },
+      { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
       'DNS listening on UDP and TCP',
     );
+    if (dns.udpReceiveBufferBytes > udpReceiveBuffer) {
+      log.warn(
+        { asked: dns.udpReceiveBufferBytes, granted: udpReceiveBuffer },
+        `dns.udp_receive_buffer: the kernel granted ${udpReceiveBuffer} of the ${dns.udpReceiveBufferBytes} bytes asked for; on Linux raise net.core.rmem_max (sysctl -w net.core.rmem_max=${dns.udpReceiveBufferBytes}) or lower dns.udp_receive_buffer`,
+      );
+    }
     return overwatch;
   }
 
@@ -250,8 +268,8 @@ export class Overwatch {
       return refuse('dns.listen_address changed; a new listen address needs a restart');
     }
     if (next.dns.workers !== cur.dns.workers) return refuse(`dns.workers changed from ${cur.dns.workers} to ${next.dns.workers}; a new worker count needs a restart`);
-    for (const key of ['tcpIdleTimeoutMs', 'tcpMaxConnectionsPerWorker', 'tcpMaxQueriesPerConnection'] as const) {
-      if (next.dns[key] !== cur.dns[key]) return refuse(`${TCP_KEY_NAMES[key]} changed; the TCP limits are fixed when the workers start, so this needs a restart`);
+    for (const key of Object.keys(SOCKET_KEY_NAMES) as (keyof typeof SOCKET_KEY_NAMES)[]) {
+      if (next.dns[key] !== cur.dns[key]) return refuse(`${SOCKET_KEY_NAMES[key]} changed; the socket settings are fixed when the workers start, so this needs a restart`);
     }
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
