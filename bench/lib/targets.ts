@@ -19,7 +19,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
-import { SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { ManagedChild } from './children.ts';
 import { knotZone, type ConfigContext, type Scenario } from './scenarios.ts';
 
@@ -141,7 +141,8 @@ export async function startBare(s: Scenario, workers: number, timeoutMs: number)
   const t0 = performance.now();
   const port = await findFreePort();
   const command = [process.execPath, BARE_ENTRY, '--port', String(port), '--workers', String(workers), ...(s.transport === 'tcp' ? ['--tcp'] : [])];
-  const child = new ManagedChild(s.id, spawn(command[0], command.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'pipe', 'pipe'] }));
+  // The engine's environment, so the two differ only in what answers.
+  const child = new ManagedChild(s.id, spawn(command[0], command.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SERVER_ENV } }));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ready line within ${timeoutMs} ms\n${child.describe()}`)), timeoutMs);
     const lines = readline.createInterface({ input: child.proc.stdout! });
@@ -174,7 +175,8 @@ export async function startEngine(s: Scenario, entry: string, ctx: Omit<ConfigCo
   const configPath = path.join(dir, `${s.id}.yaml`);
   fs.writeFileSync(configPath, configText, { mode: 0o600 });
   const command = [process.execPath, ...SERVER_NODE_FLAGS, entry, '--config', configPath];
-  const child = new ManagedChild(s.id, spawn(command[0], command.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'pipe', 'pipe'] }));
+  // The server's own environment (src/cli/runtime-flags.js), as npm start and the bin give it.
+  const child = new ManagedChild(s.id, spawn(command[0], command.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SERVER_ENV } }));
   const probeAnswer = await waitForAnswer(child, port, s.probe, timeoutMs);
   return { scenario: s, child, port, command, configText, probeAnswer, startMs: Math.round(performance.now() - t0) };
 }

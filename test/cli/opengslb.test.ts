@@ -17,7 +17,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_GRACE_MS } from '../../src/overwatch/overwatch.ts';
-import { SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { ask, buildQuery, rcodeOf, tcpConnect } from '../helpers/dns-client.ts';
 import { Lines, run, startOpengslb } from '../helpers/child.ts';
 
@@ -505,11 +505,32 @@ test('finds both entry points where package.json "bin" says they are', () => {
   assert.ok(existsSync(SERVER) && existsSync(CLI));
 });
 
-test('starts the server with SERVER_NODE_FLAGS everywhere: the npm start script and the bin shebang', () => {
+test('starts the server with SERVER_ENV and SERVER_NODE_FLAGS everywhere: the npm start script and the bin shebang', () => {
+  const env = Object.entries(SERVER_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  assert.equal(pkg.scripts.start, `node ${SERVER_NODE_FLAGS.join(' ')} src/cli/opengslb.js --config config/example.yaml`);
+  assert.equal(pkg.scripts.start, `${env} node ${SERVER_NODE_FLAGS.join(' ')} src/cli/opengslb.js --config config/example.yaml`);
   const shebang = readFileSync(SERVER, 'utf8').split('\n')[0];
-  assert.equal(shebang, `#!/usr/bin/env -S node ${SERVER_NODE_FLAGS.join(' ')}`);
+  assert.equal(shebang, `#!/usr/bin/env -S ${env} node ${SERVER_NODE_FLAGS.join(' ')}`);
+});
+
+test('the bin\'s shebang hands the server SERVER_ENV, as its /proc environ shows', { skip: process.platform !== 'linux' ? 'reads /proc' : false }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-env-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'config.yaml');
+  await writeFile(
+    file,
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }\nregions: [{ name: r, servers: [{ address: 192.0.2.1 }], health_check: { type: none } }]\ndomains: [{ name: app.example.test, regions: [r] }]\n',
+    { mode: 0o600 },
+  );
+  const { spawn } = await import('node:child_process');
+  // The bin itself, as an installed one runs (env(1) execs node in place, so the pid is the server's); the test's own env lacks the variables.
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
+  for (const k of Object.keys(SERVER_ENV)) delete env[k];
+  const child = spawn(SERVER, ['--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  t.after(() => child.kill('SIGKILL'));
+  await new Lines(child.stdout!).waitFor(/DNS listening on UDP and TCP/, 0, 15_000);
+  const vars = new Set(readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0'));
+  for (const [k, v] of Object.entries(SERVER_ENV)) assert.ok(vars.has(`${k}=${v}`), `${k}=${v} in the server's environment`);
 });
 
 test('runs through its shebang as an installed bin does, flags included', posixOnly, () => {

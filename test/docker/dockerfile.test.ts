@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -93,6 +93,8 @@ test('starts src/cli/opengslb.js with the config at /etc/opengslb/config.yaml, a
   assert.equal(workdir.at(-1)?.args, '/app');
   const entry = execForm('ENTRYPOINT');
   assert.deepEqual(entry, ['node', ...SERVER_NODE_FLAGS, 'src/cli/opengslb.js']);
+  const envs = all('ENV').map((e) => e.args);
+  for (const [k, v] of Object.entries(SERVER_ENV)) assert.ok(envs.includes(`${k}=${v}`), `ENV ${k}=${v} in ${JSON.stringify(envs)}`);
   assert.ok(existsSync(join(ROOT, entry[entry.length - 1])), `${entry[entry.length - 1]} exists`);
   assert.deepEqual(execForm('CMD'), ['--config', '/etc/opengslb/config.yaml']);
 });
