@@ -6,7 +6,8 @@
 //         ──spawn─▶ dnsperf -l D                      (saturation, one name)
 //   then the same with unchecked.yaml (type: none), interleaved, R rounds.
 //
-// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--keep-alive] [--backend http|raw] [--node-flags=...]
+// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--keep-alive]
+//          [--backend http|raw|nginx] [--outstanding 500] [--node-flags=...]
 //   --keep-alive sets health_check.keep_alive: true in checked.yaml (one reused connection per server).
 // The HTTP servers are health-scale.ts's: they keep idle connections for 75 s
 // (server.keepAliveTimeout, like nginx's default keepalive_timeout; Node's own
@@ -19,8 +20,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SERVER_NODE_FLAGS } from '../src/cli/runtime-flags.js';
-import { CLOCK_TICKS_PER_SEC, readThreadTicks } from './lib/proc.ts';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../src/cli/runtime-flags.js';
+import { CLOCK_TICKS_PER_SEC, readProcTicks, readReapedChildTicks, readThreadTicks } from './lib/proc.ts';
 import { backendAddress } from './lib/scenarios.ts';
 
 const { values: args } = parseArgs({
@@ -32,7 +33,13 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
     'keep-alive': { type: 'boolean', default: false },
-    // http: node:http servers; raw: a canned reply from a plain net server (see health-scale.ts).
+    // Queries dnsperf keeps in flight. 500 is about 5 ms of the worker's work at
+    // 100 000 q/s: enough that neither dnsperf nor the worker runs dry while the
+    // other is off its core for a scheduler slice (with 100, a 2-core machine shared
+    // with the checker and the backends idled up to 15 % of the time). The
+    // worker's 1 MiB receive buffer (dns.udp_receive_buffer) holds them all: 0 lost.
+    outstanding: { type: 'string', default: '500' },
+    // http: node:http servers; raw: a canned reply from a plain net server; nginx: Debian's nginx (see health-scale.ts).
     backend: { type: 'string', default: 'http' },
   },
 });
@@ -69,7 +76,8 @@ function config(dnsPort: number, httpPort: number, checked: boolean): string {
 
 async function startOverwatch(file: string): Promise<ChildProcess> {
   const flags = args['node-flags'] === '' ? [] : args['node-flags'].split(' ');
-  const child = spawn(process.execPath, [...flags, ENTRY, '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // With the flags and environment production runs with (src/cli/runtime-flags.js).
+  const child = spawn(process.execPath, [...flags, ENTRY, '--config', file], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...SERVER_ENV } });
   // Ready when it answers: poll with dig (bounded).
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -90,14 +98,25 @@ function rssMb(pid: number): number | null {
   }
 }
 
-function dnsperf(queryFile: string): number {
-  const r = spawnSync('dnsperf', ['-s', '127.0.0.1', '-p', String(dnsPort), '-d', queryFile, '-l', String(DURATION), '-c', '8', '-q', '100', '-T', '1', '-O', 'suppress=timeout'], {
+/** Runs dnsperf once; its answer rate and the queries it lost (no answer within its timeout). */
+function dnsperf(queryFile: string): { qps: number; lost: number } {
+  const r = spawnSync('dnsperf', ['-s', '127.0.0.1', '-p', String(dnsPort), '-d', queryFile, '-l', String(DURATION), '-c', '8', '-q', args.outstanding, '-T', '1', '-O', 'suppress=timeout'], {
     encoding: 'utf8',
     timeout: (DURATION + 20) * 1000,
   });
   const m = /Queries per second:\s+([\d.]+)/.exec(r.stdout);
   if (!m) throw new Error(`no QPS in dnsperf output:\n${r.stdout}\n${r.stderr}`);
-  return Number(m[1]);
+  return { qps: Number(m[1]), lost: Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN) };
+}
+
+/** Machine-wide CPU ticks from /proc/stat: busy (user, nice, system, irq, softirq, steal) and softirq alone. */
+function machineTicks(): { busy: number; softirq: number } {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], softirq: f[6] };
+  } catch {
+    return { busy: 0, softirq: 0 };
+  }
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -116,17 +135,19 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 try {
-  const [{ port: httpPort }] = (await once(servers, 'message')) as [{ port: number }];
+  const [{ port: httpPort, pids: backendPids }] = (await once(servers, 'message')) as [{ port: number; pids: number[] }];
   // The HTTP servers stand in for backends in other data centres: on this
   // 2-core box they would otherwise take CPU from the overwatch as equals, so
   // they run at the lowest priority (their own threads included).
-  for (const tid of readdirSync(`/proc/${servers.pid}/task`)) setPriority(Number(tid), 19);
+  for (const pid of backendPids) for (const tid of readdirSync(`/proc/${pid}/task`)) setPriority(Number(tid), 19);
+  const backendTicks = (): number => backendPids.reduce((sum, pid) => sum + (readProcTicks(pid) ?? 0), 0);
   const files = { checked: join(dir, 'checked.yaml'), idle: join(dir, 'idle.yaml') };
   writeFileSync(files.checked, config(dnsPort, httpPort, true), { mode: 0o600 });
   writeFileSync(files.idle, config(dnsPort, httpPort, false), { mode: 0o600 });
   const queries = join(dir, 'queries.txt');
   writeFileSync(queries, 'app.bench.test A\n');
   const qps: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
+  const lost: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
   const rss: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
   // Overwatch CPU per answer (µs), whole process and the DNS worker alone: what
   // checking costs the overwatch itself, apart from what the co-located load
@@ -134,6 +155,12 @@ try {
   const cpuPerAnswer: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
   const workerPerAnswer: Record<'checked' | 'idle', number[]> = { checked: [], idle: [] };
   const sumTicks = (m: Map<string, number> | null): number => (m === null ? 0 : [...m.values()].reduce((a, b) => a + b, 0));
+  // Where the machine's two cores went during each dnsperf run, in % of one core.
+  const SHARES = ['dns worker', 'overwatch other threads', 'backends', 'dnsperf', 'softirq', 'rest', 'machine busy'] as const;
+  const shares: Record<'checked' | 'idle', Record<(typeof SHARES)[number], number[]>> = {
+    checked: Object.fromEntries(SHARES.map((k) => [k, []])) as unknown as Record<(typeof SHARES)[number], number[]>,
+    idle: Object.fromEntries(SHARES.map((k) => [k, []])) as unknown as Record<(typeof SHARES)[number], number[]>,
+  };
   for (let run = 0; run < RUNS; run++) {
     for (const mode of ['idle', 'checked'] as const) {
       const ow = await startOverwatch(files[mode]);
@@ -141,8 +168,23 @@ try {
       // Let start-up settle and, when checked, the second round spread the fleet over its interval.
       await new Promise((res) => setTimeout(res, 15_000));
       const t0 = readThreadTicks(ow.pid);
-      const q = dnsperf(queries);
+      const [b0, c0, m0] = [backendTicks(), readReapedChildTicks() ?? 0, machineTicks()];
+      const { qps: q, lost: lostNow } = dnsperf(queries);
+      lost[mode].push(lostNow);
       const t1 = readThreadTicks(ow.pid);
+      // dnsperf is the only child reaped during its own run, so the reaped-children delta is its CPU.
+      const [b1, c1, m1] = [backendTicks(), readReapedChildTicks() ?? 0, machineTicks()];
+      const pct = (ticks: number): number => (ticks / CLOCK_TICKS_PER_SEC / DURATION) * 100;
+      const worker = (t1?.get('dns-0') ?? 0) - (t0?.get('dns-0') ?? 0);
+      const other = sumTicks(t1) - sumTicks(t0) - worker;
+      const share = shares[mode];
+      share['dns worker'].push(pct(worker));
+      share['overwatch other threads'].push(pct(other));
+      share.backends.push(pct(b1 - b0));
+      share.dnsperf.push(pct(c1 - c0));
+      share.softirq.push(pct(m1.softirq - m0.softirq));
+      share['machine busy'].push(pct(m1.busy - m0.busy));
+      share.rest.push(pct(m1.busy - m0.busy - (m1.softirq - m0.softirq)) - pct(worker + other + (b1 - b0) + (c1 - c0)));
       qps[mode].push(q);
       const answers = q * DURATION;
       const usOf = (ticks: number): number => (ticks / CLOCK_TICKS_PER_SEC / answers) * 1e6;
@@ -150,7 +192,7 @@ try {
       workerPerAnswer[mode].push(usOf((t1?.get('dns-0') ?? 0) - (t0?.get('dns-0') ?? 0)));
       const mb = rssMb(ow.pid!);
       if (mb !== null) rss[mode].push(mb);
-      process.stderr.write(`run ${run + 1} ${mode}: ${Math.round(q)} q/s, RSS ${mb?.toFixed(0)} MB, overwatch CPU ${cpuPerAnswer[mode].at(-1)?.toFixed(2)} µs/answer (DNS worker ${workerPerAnswer[mode].at(-1)?.toFixed(2)})\n`);
+      process.stderr.write(`run ${run + 1} ${mode}: ${Math.round(q)} q/s (${lostNow} lost), RSS ${mb?.toFixed(0)} MB, overwatch CPU ${cpuPerAnswer[mode].at(-1)?.toFixed(2)} µs/answer (DNS worker ${workerPerAnswer[mode].at(-1)?.toFixed(2)})\n`);
       ow.kill('SIGTERM');
       await once(ow, 'exit');
     }
@@ -158,14 +200,17 @@ try {
   const idle = median(qps.idle);
   const checked = median(qps.checked);
   process.stdout.write(
-    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker\n` +
+    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker, dnsperf -q ${args.outstanding}\n` +
       `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
       `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
       `checked / idle: ${(checked / idle).toFixed(3)}\n` +
+      `queries lost (dnsperf): idle ${lost.idle.join(', ')}; checked ${lost.checked.join(', ')}\n` +
       `overwatch RSS after each run (MB): idle ${rss.idle.map((x) => x.toFixed(0)).join(', ')}; checked ${rss.checked.map((x) => x.toFixed(0)).join(', ')}\n` +
       `overwatch CPU per answer, median (µs): idle ${median(cpuPerAnswer.idle).toFixed(2)}, checked ${median(cpuPerAnswer.checked).toFixed(2)}; ` +
       `idle / checked ${(median(cpuPerAnswer.idle) / median(cpuPerAnswer.checked)).toFixed(3)} (the rate ratio the overwatch's own CPU allows)\n` +
-      `DNS worker CPU per answer, median (µs): idle ${median(workerPerAnswer.idle).toFixed(2)}, checked ${median(workerPerAnswer.checked).toFixed(2)}\n`,
+      `DNS worker CPU per answer, median (µs): idle ${median(workerPerAnswer.idle).toFixed(2)}, checked ${median(workerPerAnswer.checked).toFixed(2)}\n` +
+      `CPU during the dnsperf runs, median % of one core (softirq is the machine's, partly inside the processes' own figures):\n` +
+      SHARES.map((k) => `  ${k.padEnd(24)} idle ${median(shares.idle[k]).toFixed(1).padStart(6)}   checked ${median(shares.checked[k]).toFixed(1).padStart(6)}\n`).join(''),
   );
 } finally {
   cleanup();

@@ -11,6 +11,8 @@
 //        --backend raw serves each request from a plain net server with a canned HTTP/1.1 reply
 //          (no HTTP parser): the servers stand in for backends in other data centres, and this
 //          keeps their CPU, which the real ones would spend elsewhere, out of the figures.
+//        --backend nginx runs Debian's nginx (apt-get install nginx-light) as the backends: a
+//          real HTTP server, and the cheapest per request of the three.
 //
 //   bench ──fork──▶ health-scale.ts --role servers  (T worker threads, one node:http server each,
 //       │                                           all on 0.0.0.0:P with reusePort)   ──IPC──▶ {port}
@@ -29,8 +31,10 @@
 // keep-alive timeouts). Probes without keep_alive send Connection: close, so
 // the setting does not change their runs.
 
-import { fork, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -126,8 +130,83 @@ function serveThread(port: number): void {
   });
 }
 
+/**
+ * nginx (Debian's package) as the backends: one server block on 0.0.0.0:port
+ * answering /health with a fixed 200, no access log, keepalive_timeout 75 s
+ * (its default), one worker process per server thread. Returns its master
+ * process; nginx runs in the foreground (daemon off) and goes with SIGTERM.
+ */
+async function startNginx(threads: number): Promise<{ port: number; nginx: ChildProcess }> {
+  // nginx binds the port itself: take a free one from the kernel first.
+  const probe = net.createServer().listen(0, '0.0.0.0');
+  await once(probe, 'listening');
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const dir = mkdtempSync(join(tmpdir(), 'opengslb-nginx-'));
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    [
+      `worker_processes ${threads};`,
+      'daemon off;',
+      `pid ${join(dir, 'nginx.pid')};`,
+      `error_log ${join(dir, 'error.log')} warn;`,
+      'events { worker_connections 16384; }',
+      'http {',
+      '  access_log off;',
+      '  keepalive_timeout 75s;',
+      '  keepalive_requests 1000000;',
+      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((k) => `  ${k}_temp_path ${join(dir, k)};`),
+      '  server {',
+      `    listen 0.0.0.0:${port} reuseport backlog=4096;`,
+      '    allow 127.0.0.0/8;',
+      '    deny all;',
+      '    location = /health { default_type application/json; return 200 \'{"status":"ok"}\\n\'; }',
+      '  }',
+      '}',
+    ].join('\n') + '\n',
+  );
+  const nginx = spawn('nginx', ['-e', join(dir, 'error.log'), '-c', conf], { stdio: ['ignore', 'inherit', 'inherit'] });
+  nginx.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const [err] = await Promise.race([once(nginx, 'error'), once(nginx, 'exit').then(() => [new Error('nginx exited at start')]), waitForPort(port).then(() => [null])]);
+  if (err !== null) throw new Error(`could not start nginx (apt-get install nginx-light): ${(err as Error).message}`);
+  return { port, nginx };
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:port (polls every 50 ms). */
+async function waitForPort(port: number): Promise<void> {
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(true));
+      s.on('error', () => resolve(false));
+      s.on('connect', () => s.destroy());
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Process ids of a process's children (Linux), e.g. nginx's workers. */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 async function runServers(): Promise<void> {
   const threads = Number(args['server-threads']);
+  if (args.backend === 'nginx') {
+    const { port, nginx } = await startNginx(threads);
+    process.on('SIGTERM', () => {
+      nginx.kill('SIGTERM');
+      process.exit(0);
+    });
+    // The processes doing the backends' work, for the parent's CPU figures and priority.
+    process.send?.({ port, pids: [process.pid, nginx.pid, ...childPids(nginx.pid as number)] });
+    return;
+  }
   const file = new URL(import.meta.url);
   // The first thread picks the port; the others join it with reusePort.
   let port = 0;
@@ -136,7 +215,7 @@ async function runServers(): Promise<void> {
     const [msg] = (await once(w, 'message')) as [{ port: number }];
     port = msg.port;
   }
-  process.send?.({ port });
+  process.send?.({ port, pids: [process.pid] });
 }
 
 /** Reads user+system CPU ticks per thread of this process (Linux), keyed by "tid comm". */
@@ -336,7 +415,11 @@ async function runBench(): Promise<void> {
     process.exit(130);
   });
   try {
-    const servers = forkRole('servers', ['--server-threads', args['server-threads'] as string]);
+    if (!['http', 'raw', 'nginx'].includes(args.backend as string)) {
+      console.error('--backend must be http, raw or nginx');
+      process.exit(2);
+    }
+    const servers = forkRole('servers', ['--server-threads', args['server-threads'] as string, '--backend', args.backend as string]);
     children.push(servers);
     const [ready] = (await once(servers, 'message')) as [{ port: number }];
     const forwarded = ['targets', 'interval', 'duration', 'timeout', 'type'].flatMap((k) => [`--${k}`, String(args[k as keyof typeof args])]);
