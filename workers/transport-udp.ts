@@ -87,8 +87,16 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
     });
   });
   // Linux caps SO_RCVBUF at net.core.rmem_max without an error; the caller
-  // compares what it asked for with receiveBuffer below.
-  if (receiveBuffer > 0) socket.setRecvBufferSize(receiveBuffer);
+  // compares what it asked for with receiveBuffer below. Should setsockopt
+  // fail outright, the socket keeps the kernel's default and the same
+  // comparison reports it: a buffer size is no reason not to serve.
+  if (receiveBuffer > 0) {
+    try {
+      socket.setRecvBufferSize(receiveBuffer);
+    } catch {
+      // Reported through receiveBuffer.
+    }
+  }
   return {
     socket,
     receiveBuffer: socket.getRecvBufferSize(),
