@@ -15,6 +15,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { DEFAULT_UDP_RECEIVE_BUFFER } from '../src/config/definition.ts';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
 /** The data each worker thread receives. */
@@ -166,7 +167,7 @@ function runWorker(data: ResponderWorkerData, port: MessagePortLike): void {
 
   socket.once('listening', () => {
     // The engine's default dns.udp_receive_buffer, so both queue the same bursts.
-    socket.setRecvBufferSize(1048576);
+    socket.setRecvBufferSize(DEFAULT_UDP_RECEIVE_BUFFER);
     const bound = socket.address().port;
     const ready = data.tcp ? listenTcp(data.host, bound) : Promise.resolve();
     ready.then(

@@ -21,7 +21,8 @@ import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SERVER_ENV, SERVER_NODE_FLAGS } from '../src/cli/runtime-flags.js';
-import { CLOCK_TICKS_PER_SEC, readProcTicks, readReapedChildTicks, readThreadTicks } from './lib/proc.ts';
+import { CLOCK_TICKS_PER_SEC, readMachineTicks, readProcTicks, readReapedChildTicks, readRss, readThreadTicks } from './lib/proc.ts';
+import { findFreePort } from './lib/targets.ts';
 import { backendAddress } from './lib/scenarios.ts';
 
 const { values: args } = parseArgs({
@@ -88,16 +89,6 @@ async function startOverwatch(file: string): Promise<ChildProcess> {
   }
 }
 
-/** Reads a process's resident set size in MB from /proc (Linux); null elsewhere. */
-function rssMb(pid: number): number | null {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Runs dnsperf once; its answer rate and the queries it lost (no answer within its timeout). */
 function dnsperf(queryFile: string): { qps: number; lost: number } {
   const r = spawnSync('dnsperf', ['-s', '127.0.0.1', '-p', String(dnsPort), '-d', queryFile, '-l', String(DURATION), '-c', '8', '-q', args.outstanding, '-T', '1', '-O', 'suppress=timeout'], {
@@ -109,21 +100,11 @@ function dnsperf(queryFile: string): { qps: number; lost: number } {
   return { qps: Number(m[1]), lost: Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN) };
 }
 
-/** Machine-wide CPU ticks from /proc/stat: busy (user, nice, system, irq, softirq, steal) and softirq alone. */
-function machineTicks(): { busy: number; softirq: number } {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], softirq: f[6] };
-  } catch {
-    return { busy: 0, softirq: 0 };
-  }
-}
-
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const dir = mkdtempSync(join(tmpdir(), 'opengslb-health-dns-'));
-// Below the ephemeral range (32768+): the checker opens 1 000 connections per second.
-const dnsPort = 15000 + Math.floor(Math.random() * 15000);
+// findFreePort stays below the ephemeral range: the checker opens 1 000 connections per second.
+const dnsPort = await findFreePort();
 const servers = fork(new URL('./health-scale.ts', import.meta.url), ['--role', 'servers', '--server-threads', '1', '--backend', args.backend], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 const children: ChildProcess[] = [servers];
 const cleanup = (): void => {
@@ -168,12 +149,12 @@ try {
       // Let start-up settle and, when checked, the second round spread the fleet over its interval.
       await new Promise((res) => setTimeout(res, 15_000));
       const t0 = readThreadTicks(ow.pid);
-      const [b0, c0, m0] = [backendTicks(), readReapedChildTicks() ?? 0, machineTicks()];
+      const [b0, c0, m0] = [backendTicks(), readReapedChildTicks() ?? 0, readMachineTicks()];
       const { qps: q, lost: lostNow } = dnsperf(queries);
       lost[mode].push(lostNow);
       const t1 = readThreadTicks(ow.pid);
       // dnsperf is the only child reaped during its own run, so the reaped-children delta is its CPU.
-      const [b1, c1, m1] = [backendTicks(), readReapedChildTicks() ?? 0, machineTicks()];
+      const [b1, c1, m1] = [backendTicks(), readReapedChildTicks() ?? 0, readMachineTicks()];
       const pct = (ticks: number): number => (ticks / CLOCK_TICKS_PER_SEC / DURATION) * 100;
       const worker = (t1?.get('dns-0') ?? 0) - (t0?.get('dns-0') ?? 0);
       const other = sumTicks(t1) - sumTicks(t0) - worker;
@@ -189,8 +170,9 @@ try {
       const answers = q * DURATION;
       const usOf = (ticks: number): number => (ticks / CLOCK_TICKS_PER_SEC / answers) * 1e6;
       cpuPerAnswer[mode].push(usOf(sumTicks(t1) - sumTicks(t0)));
-      workerPerAnswer[mode].push(usOf((t1?.get('dns-0') ?? 0) - (t0?.get('dns-0') ?? 0)));
-      const mb = rssMb(ow.pid!);
+      workerPerAnswer[mode].push(usOf(worker));
+      const mem = readRss(ow.pid);
+      const mb = mem === null ? null : mem.rssBytes / 1048576;
       if (mb !== null) rss[mode].push(mb);
       process.stderr.write(`run ${run + 1} ${mode}: ${Math.round(q)} q/s (${lostNow} lost), RSS ${mb?.toFixed(0)} MB, overwatch CPU ${cpuPerAnswer[mode].at(-1)?.toFixed(2)} µs/answer (DNS worker ${workerPerAnswer[mode].at(-1)?.toFixed(2)})\n`);
       ow.kill('SIGTERM');

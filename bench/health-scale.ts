@@ -46,6 +46,7 @@ import { targetKey } from '../src/health/types.ts';
 import type { CheckSpec, CheckTarget, HealthSink } from '../src/health/types.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { backendAddress } from './lib/scenarios.ts';
+import { findFreePort } from './lib/targets.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -137,11 +138,8 @@ function serveThread(port: number): void {
  * process; nginx runs in the foreground (daemon off) and goes with SIGTERM.
  */
 async function startNginx(threads: number): Promise<{ port: number; nginx: ChildProcess }> {
-  // nginx binds the port itself: take a free one from the kernel first.
-  const probe = net.createServer().listen(0, '0.0.0.0');
-  await once(probe, 'listening');
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise((r) => probe.close(r));
+  // nginx binds the port itself: one that is free, below the range the checker's own connections draw from.
+  const port = await findFreePort();
   const dir = mkdtempSync(join(tmpdir(), 'opengslb-nginx-'));
   const conf = join(dir, 'nginx.conf');
   writeFileSync(

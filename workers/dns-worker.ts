@@ -36,7 +36,7 @@ export interface DnsWorkerData {
 }
 
 export type WorkerToMain =
-  /** udpReceiveBuffer: the UDP socket's SO_RCVBUF as the kernel reports it (Linux reports twice what it grants for data). */
+  /** udpReceiveBuffer: the bytes the UDP socket's receive buffer was granted (UdpListener.receiveBuffer). */
   | { type: 'listening'; index: number; udpReceiveBuffer: number }
   | { type: 'bind-failed'; index: number; transport: 'udp' | 'tcp'; code: string; message: string }
   | { type: 'attached'; index: number; generation: number }

@@ -21,7 +21,7 @@ const RING_SIZE = 128;
 
 export interface UdpListener {
   readonly socket: dgram.Socket;
-  /** SO_RCVBUF as the kernel reports it after bind (on Linux, twice the bytes it grants for data). */
+  /** Bytes of queries the receive buffer holds, as granted by the kernel after bind. */
   readonly receiveBuffer: number;
   close(): Promise<void>;
 }
@@ -99,7 +99,8 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
   }
   return {
     socket,
-    receiveBuffer: socket.getRecvBufferSize(),
+    // getsockopt reports SO_RCVBUF doubled on Linux: the kernel adds as much again for its bookkeeping (socket(7)).
+    receiveBuffer: process.platform === 'linux' ? Math.floor(socket.getRecvBufferSize() / 2) : socket.getRecvBufferSize(),
     async close() {
       const closed = once(socket, 'close');
       socket.close();

@@ -63,6 +63,16 @@ export function threadCpuPct(t0: Map<string, number> | null, t1: Map<string, num
   return out;
 }
 
+/** Machine-wide CPU ticks from /proc/stat: busy (user, nice, system, irq, softirq, steal) and softirq alone; zeros when unreadable. */
+export function readMachineTicks(): { busy: number; softirq: number } {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], softirq: f[6] };
+  } catch {
+    return { busy: 0, softirq: 0 };
+  }
+}
+
 /** Reads cutime+cstime of this process: CPU of the children it has reaped, in ticks. */
 export function readReapedChildTicks(): number | null {
   const f = statFields('/proc/self/stat');

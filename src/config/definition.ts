@@ -11,6 +11,8 @@ import type { DurationSchema, Schema } from './schema.ts';
 export const MAX_TTL_SEC = 2147483647;
 /** Largest SOA timer as a Go duration string: the whole hours below MAX_TTL_SEC (about 68 years). */
 const MAX_TTL_DURATION = '596523h';
+/** Default dns.udp_receive_buffer: 1 MiB, NSD's default receive buffer. */
+export const DEFAULT_UDP_RECEIVE_BUFFER = 1048576;
 /** Most DNS worker threads; more than this would only contend for the same sockets. */
 export const MAX_WORKERS = 64;
 
@@ -307,7 +309,7 @@ const dns = object({
     nameservers,
     udp_receive_buffer: int({
       doc: "Receive buffer (SO_RCVBUF) of each worker's UDP socket, in bytes: queries that arrive while the worker is busy wait here instead of being dropped. 0 keeps the kernel's default (net.core.rmem_default). Linux grants at most net.core.rmem_max; a smaller grant is logged at start.",
-      default: 1048576,
+      default: DEFAULT_UDP_RECEIVE_BUFFER,
       min: 0,
       max: 268435456,
     }),

@@ -61,7 +61,7 @@ export class DnsPool extends EventEmitter {
   readonly #acks = new Set<{ generation: number; pending: Set<number>; done: () => void }>();
   /** Total restarts since start, for metrics. */
   restarts = 0;
-  /** SO_RCVBUF of the UDP socket last bound, as the kernel reports it (Linux: twice the data bytes granted); 0 before start. */
+  /** Bytes the receive buffer of the UDP socket last bound was granted; 0 before start. */
   udpReceiveBufferGranted = 0;
   /** Each worker index's routing-decision buffer (null until it posts one); a restarted worker carries on in it. */
   readonly #decisions: (Int32Array | null)[] = [];

@@ -32,14 +32,6 @@ const SOCKET_KEY_NAMES = {
   tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
 } as const;
 
-/**
- * The data bytes a UDP receive buffer holds, from SO_RCVBUF as getsockopt
- * reports it: Linux doubles what it grants, to cover its bookkeeping (socket(7)).
- */
-function receiveBufferBytes(reported: number): number {
-  return process.platform === 'linux' ? Math.floor(reported / 2) : reported;
-}
-
 /** Grace period for TCP queries in flight at shutdown; the whole stop stays under 5 s. */
 export const SHUTDOWN_GRACE_MS = 3000;
 
@@ -191,7 +183,7 @@ export class Overwatch {
       throw err;
     }
     const overwatch = new Overwatch(config, logger, dns.listenHost, port, { slots, statIds, fanout, store, lastUp, snapshot, health }, counters, pool);
-    const udpReceiveBuffer = receiveBufferBytes(pool.udpReceiveBufferGranted);
+    const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
       'DNS listening on UDP and TCP',
