@@ -6,7 +6,7 @@
 // to the OS once the heap has grown. Done in a throwaway isolate, all of it
 // goes away when the worker exits; the main thread only receives the result.
 
-import { Worker } from 'node:worker_threads';
+import { createWorker } from '../lib/worker-thread.ts';
 import { deepFreeze } from './build.ts';
 import type { Environment } from './env.ts';
 import { ConfigError, type LoadedConfig, type LoadOptions } from './load.ts';
@@ -28,7 +28,7 @@ const WORKER_URL = new URL('./load-worker.ts', import.meta.url);
 export function loadConfigIsolated(path: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
   const env: Environment = { ...(opts.env ?? process.env) };
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_URL, { workerData: { path, env }, name: 'config-loader' });
+    const worker = createWorker(WORKER_URL, { workerData: { path, env }, name: 'config-loader' });
     let settled = false;
     worker.once('message', (reply: Reply) => {
       settled = true;

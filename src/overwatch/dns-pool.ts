@@ -9,10 +9,11 @@
 //   worker exits unexpectedly ──► main waits backoff(n) ──► new Worker(i) with the latest snapshot
 
 import { EventEmitter, once } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { DnsWorkerData, MainToWorker, WorkerToMain } from '../../workers/dns-worker.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
+import { createWorker } from '../lib/worker-thread.ts';
 import { COUNTER_STRIDE } from '../metrics/counters-layout.ts';
 
 const WORKER_URL = new URL('../../workers/dns-worker.ts', import.meta.url);
@@ -123,7 +124,7 @@ export class DnsPool extends EventEmitter {
       tcpMaxConnections: o.tcpMaxConnections,
       tcpMaxQueriesPerConnection: o.tcpMaxQueriesPerConnection,
     };
-    const worker = new Worker(WORKER_URL, { workerData: data, name: `dns-${i}` });
+    const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
     const slot = this.#slots[i];
     slot.worker = worker;
     slot.startedAt = Date.now();
