@@ -11,11 +11,10 @@
 //
 // A target is in the heap or in flight, never both, so a check cannot overlap itself.
 
-import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../snapshot/live-slots.ts';
-import { KeepAliveConnection, runProbe } from './probe.ts';
+import { KeepAliveConnection, startProbe, type ProbeDone, type ProbeHandle } from './probe.ts';
 import type { CheckSpec, CheckTarget, CheckType, HealthSink, ProbeResult, TargetStatus } from './types.ts';
 
 type State = TargetStatus['state'];
@@ -51,13 +50,16 @@ export interface HealthCounters {
   readonly transitions_total: { healthy: number; unhealthy: number; unchecked: number };
 }
 
+/** Starts one probe and reports its verdict through `onDone(context, result)`, once and never synchronously; startProbe by default. */
+export type ProbeStarter = (spec: CheckSpec, kept: KeepAliveConnection | null, onDone: ProbeDone<unknown>, context: unknown) => ProbeHandle;
+
 /** Options of a HealthScheduler; `probe`, `now` and `random` exist for tests. */
 export interface HealthSchedulerOptions {
   readonly sink: HealthSink;
   /** The process logger or a child with `component: 'health'`; transitions are logged on it. */
   readonly logger: Logger;
-  /** Runs one probe; defaults to runProbe. Must never reject. */
-  readonly probe?: typeof runProbe;
+  /** Starts one probe; defaults to startProbe. Must never throw. */
+  readonly probe?: ProbeStarter;
   /** Wall clock in ms since the epoch, for lastCheckAt and last-up; defaults to Date.now. */
   readonly now?: () => number;
   /** Uniform [0, 1) source for jitter; defaults to Math.random. */
@@ -93,6 +95,8 @@ class TargetState {
   /** Position in the heap, or -1 when not queued (in flight, unchecked or removed). */
   heapIndex = -1;
   inFlight = false;
+  /** The probe in flight, for abort() at stop or removal; null otherwise. */
+  probe: ProbeHandle | null = null;
   removed = false;
   /** The target's kept connection (keep_alive http/https), closed when the target goes; null otherwise. */
   readonly kept: KeepAliveConnection | null;
@@ -121,7 +125,7 @@ export class HealthScheduler {
 
   #sink: HealthSink;
   #log: Logger;
-  #probe: typeof runProbe;
+  #probe: ProbeStarter;
   #now: () => number;
   #random: () => number;
   #observer: CheckObserver | null;
@@ -129,24 +133,23 @@ export class HealthScheduler {
   #heap: TargetState[] = [];
   #timer: NodeJS.Timeout | null = null;
   #timerDueMs = Infinity;
-  #abort = new AbortController();
   #stopped = false;
   #unknown = 0;
   #firstRoundWaiters: (() => void)[] = [];
   #firstRoundTimer: NodeJS.Timeout | null = null;
   #firstRoundDeadlineMs = 0;
   #onTimer = (): void => this.#runDue();
+  // One callback for every probe, the target as its context: no closure per probe.
+  #onProbeDone = (t: unknown, result: ProbeResult): void => this.#onResult(t as TargetState, result);
 
   constructor(opts: HealthSchedulerOptions) {
     this.#sink = opts.sink;
     // Accept the process logger or its 'health' child; binding twice would repeat the key in every line.
     this.#log = opts.logger.bindings().component === 'health' ? opts.logger : opts.logger.child({ component: 'health' });
-    this.#probe = opts.probe ?? runProbe;
+    this.#probe = opts.probe ?? startProbe;
     this.#now = opts.now ?? Date.now;
     this.#random = opts.random ?? Math.random;
     this.#observer = opts.observer ?? null;
-    // Every in-flight probe listens on this one signal; thousands are normal.
-    setMaxListeners(0, this.#abort.signal);
   }
 
   /**
@@ -247,10 +250,10 @@ export class HealthScheduler {
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#abort.abort();
     this.#heap.length = 0;
     for (const t of this.#targets.values()) {
       t.removed = true;
+      t.probe?.abort();
       t.kept?.close();
     }
     this.#settleFirstRound();
@@ -275,20 +278,17 @@ export class HealthScheduler {
   #start(t: TargetState, nowMs: number): void {
     t.inFlight = true;
     t.startedMs = nowMs;
-    let pending: Promise<ProbeResult>;
     try {
-      pending = this.#probe(t.spec, this.#abort.signal, t.kept);
+      t.probe = this.#probe(t.spec, t.kept, this.#onProbeDone, t);
     } catch (err) {
-      // runProbe never throws; a stand-in that does must not stop every other target's timer.
-      pending = Promise.reject(err);
+      // startProbe never throws; a stand-in that does must not stop every other target's timer.
+      t.probe = null;
+      process.nextTick(this.#onProbeDone, t, { ok: false, latencyMs: performance.now() - nowMs, reason: `error: ${String(err)}` });
     }
-    pending.then(
-      (result) => this.#onResult(t, result),
-      (err: unknown) => this.#onResult(t, { ok: false, latencyMs: performance.now() - nowMs, reason: `error: ${String(err)}` }),
-    );
   }
 
   #onResult(t: TargetState, result: ProbeResult): void {
+    t.probe = null;
     if (t.removed || this.#stopped) return;
     t.inFlight = false;
     t.lastCheckAt = this.#now();
@@ -348,7 +348,8 @@ export class HealthScheduler {
 
   #remove(t: TargetState): void {
     t.removed = true;
-    // A probe still in flight sees the holder closed and closes its socket instead of keeping it.
+    // Its verdict would be ignored: end the probe and free its socket now.
+    t.probe?.abort();
     t.kept?.close();
     this.#targets.delete(t.key);
     if (t.heapIndex >= 0) this.#heapDelete(t);

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { BODY_LIMIT_BYTES, USER_AGENT, hostHeader, reasonForError, runProbe } from '../../src/health/probe.ts';
+import { BODY_LIMIT_BYTES, USER_AGENT, hostHeader, reasonForError, runProbe, startProbe } from '../../src/health/probe.ts';
+import type { ProbeResult } from '../../src/health/types.ts';
 import { closedPort, listen, makeSpec, testCertificates } from './helpers.ts';
 
 /** Starts an HTTP server on `host`:0 whose handler the test supplies; returns its port and the requests it saw. */
@@ -252,6 +253,56 @@ test('an aborted probe resolves at once with "aborted"', async (t) => {
   const r = await pending;
   assert.deepEqual([r.ok, r.reason], [false, 'aborted']);
   assert.ok(r.latencyMs < 1000);
+});
+
+test('startProbe reports once through its callback, with its context, and never before it has returned', async (t) => {
+  const port = await listen(t, http.createServer((_req, res) => res.end('ok')));
+  const specs = [
+    makeSpec({ port }), // a real check
+    makeSpec({ type: 'none' }), // nothing to probe
+    makeSpec({ port, bodyMatch: { kind: 'regex', pattern: '(' } }), // can never pass
+    makeSpec({ port: 70_000 }), // net.connect throws
+  ];
+  const results = await Promise.all(
+    specs.map(
+      (spec, i) =>
+        new Promise<[number, ProbeResult, boolean]>((resolve) => {
+          let returned = false;
+          let calls = 0;
+          startProbe(spec, null, (context: number, r) => {
+            calls++;
+            setImmediate(() => resolve([context, r, returned && calls === 1]));
+          }, i);
+          returned = true;
+        }),
+    ),
+  );
+  assert.deepEqual(
+    results.map(([context, r, inOrder]) => [context, r.ok, r.reason, inOrder]),
+    [
+      [0, true, '', true],
+      [1, true, '', true],
+      [2, false, 'error: invalid body_match regex', true],
+      [3, false, 'error: ERR_SOCKET_BAD_PORT', true],
+    ],
+  );
+});
+
+test('abort() ends a probe in flight at once with "aborted" and closes its connection', async (t) => {
+  const closed = new EventEmitter();
+  const port = await rawServer(t, (socket) => {
+    socket.on('error', () => {});
+    socket.on('close', () => closed.emit('closed'));
+    socket.resume(); // read, so the client's FIN is seen
+  });
+  const gone = once(closed, 'closed');
+  const r = await new Promise<ProbeResult>((resolve) => {
+    const handle = startProbe(makeSpec({ port, timeoutMs: 5000 }), null, (_: null, result) => resolve(result), null);
+    setTimeout(() => handle.abort(), 50);
+  });
+  assert.deepEqual([r.ok, r.reason], [false, 'aborted']);
+  assert.ok(r.latencyMs < 1000);
+  await gone;
 });
 
 test('a header value with a line break is refused instead of being sent', async () => {

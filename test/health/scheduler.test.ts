@@ -4,7 +4,7 @@ import { EventEmitter, once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { FIRST_ROUND_GRACE_MS, HealthScheduler, JITTER_SHARE, NO_FIRST_RESULT, START_WINDOW_SHARE } from '../../src/health/scheduler.ts';
+import { FIRST_ROUND_GRACE_MS, HealthScheduler, JITTER_SHARE, NO_FIRST_RESULT, START_WINDOW_SHARE, type ProbeStarter } from '../../src/health/scheduler.ts';
 import { groupTargets } from '../../src/health/targets.ts';
 import { targetKey } from '../../src/health/types.ts';
 import type { CheckSpec, CheckTarget, ProbeResult } from '../../src/health/types.ts';
@@ -19,16 +19,22 @@ function target(spec: CheckSpec, slots: number[], servers = slots.map((s) => `r/
   return { key: targetKey(spec), spec, slots, servers };
 }
 
-/** What the stand-in answers for a probe: a result, or 'hang' (resolves only when aborted or released). */
+/** What the stand-in answers for a probe: a result, or 'hang' (reports only when aborted or released). */
 type Answer = ProbeResult | 'hang';
 
+/** The handle the stand-in returns; `aborted` records an abort() call. */
+interface StandInHandle {
+  aborted: boolean;
+  abort(): void;
+}
+
 /**
- * A hand-written stand-in for runProbe: answers per target address from a
- * script (then `after`), records every call with its start time, and emits
- * 'call' for each one.
+ * A hand-written stand-in for startProbe: answers per target address from a
+ * script (then `after`), on a later microtask as startProbe does, records
+ * every call with its start time and handle, and emits 'call' for each one.
  */
 class StandInProbe extends EventEmitter {
-  readonly calls: { address: string; startMs: number; signal: AbortSignal | undefined }[] = [];
+  readonly calls: { address: string; startMs: number; handle: StandInHandle }[] = [];
   readonly inFlight = new Map<string, number>();
   maxInFlight = 0;
   #scripts = new Map<string, Answer[]>();
@@ -44,26 +50,34 @@ class StandInProbe extends EventEmitter {
   callsOf(address: string): number {
     return this.calls.filter((c) => c.address === address).length;
   }
-  /** Resolves every hanging probe with `result`. */
+  /** Reports every hanging probe as passed. */
   releaseAll(): void {
     for (const r of this.#released.splice(0)) r();
   }
-  readonly probe = (spec: CheckSpec, signal?: AbortSignal): Promise<ProbeResult> => {
-    this.calls.push({ address: spec.address, startMs: performance.now(), signal });
+  readonly probe: ProbeStarter = (spec, _kept, onDone, context) => {
     const n = (this.inFlight.get(spec.address) ?? 0) + 1;
     this.inFlight.set(spec.address, n);
     this.maxInFlight = Math.max(this.maxInFlight, n);
     const answer = this.#scripts.get(spec.address)?.shift() ?? this.#after(spec.address);
-    const done = (r: ProbeResult): ProbeResult => {
+    let settled = false;
+    const settle = (r: ProbeResult): void => {
+      if (settled) return;
+      settled = true;
       this.inFlight.set(spec.address, (this.inFlight.get(spec.address) ?? 1) - 1);
-      return r;
+      onDone(context, r);
     };
+    const handle: StandInHandle = {
+      aborted: false,
+      abort() {
+        handle.aborted = true;
+        settle(fail('aborted'));
+      },
+    };
+    this.calls.push({ address: spec.address, startMs: performance.now(), handle });
     queueMicrotask(() => this.emit('call'));
-    if (answer !== 'hang') return Promise.resolve(done(answer));
-    return new Promise((resolve) => {
-      signal?.addEventListener('abort', () => resolve(done(fail('aborted'))), { once: true });
-      this.#released.push(() => resolve(done(OK)));
-    });
+    if (answer !== 'hang') queueMicrotask(() => settle(answer));
+    else this.#released.push(() => settle(OK));
+    return handle;
   };
 }
 
@@ -204,22 +218,24 @@ test('a check never overlaps itself: a server slower than the interval sees at m
 
 test('a check slower than its interval runs again at once, one at a time per target, for many targets', async (t) => {
   const probe = new StandInProbe(() => ({ ok: true, latencyMs: 1, reason: '' }));
-  // Every probe takes 30 ms (longer than the 10 ms interval) by resolving late.
-  const slow = (spec: CheckSpec, signal?: AbortSignal): Promise<ProbeResult> =>
-    new Promise((resolve) => setTimeout(() => resolve(probe.probe(spec, signal)), 30));
+  // Every probe takes 30 ms (longer than the 10 ms interval) by starting late.
   const sink = new RecordingSink();
   const active = new Map<string, number>();
   let overlap = false;
   let done = 0;
-  const tracked = async (spec: CheckSpec, signal?: AbortSignal): Promise<ProbeResult> => {
+  const tracked: ProbeStarter = (spec, kept, onDone, context) => {
     const n = (active.get(spec.address) ?? 0) + 1;
     if (n > 1) overlap = true;
     active.set(spec.address, n);
-    const r = await slow(spec, signal);
-    active.set(spec.address, n - 1);
-    done++;
-    sink.emit('probed');
-    return r;
+    setTimeout(() => {
+      probe.probe(spec, kept, (ctx, r) => {
+        active.set(spec.address, n - 1);
+        done++;
+        sink.emit('probed');
+        onDone(ctx, r);
+      }, context);
+    }, 30);
+    return { abort() {} };
   };
   const scheduler = new HealthScheduler({ sink, logger: captureLogger().logger, probe: tracked });
   t.after(() => scheduler.stop());
@@ -334,23 +350,21 @@ test('probes due within 0.2 % of their interval start together on one wake-up, n
   at.forEach((a, i) => assert.ok(a.ms >= dueMs[i] - windowMs - 1, `${a.address} started ${a.ms.toFixed(1)} ms, due at ${dueMs[i]} ms`));
 });
 
-test('a probe that throws or rejects counts as a failure and does not stop the other targets', async (t) => {
+test('a probe starter that throws counts as a failure and does not stop the other targets', async (t) => {
   const sink = new RecordingSink();
   let good = 0;
-  const probe = (spec: CheckSpec): Promise<ProbeResult> => {
+  const probe: ProbeStarter = (spec, kept, onDone, context) => {
     if (spec.address === '10.0.0.1') throw new Error('sync boom');
-    if (spec.address === '10.0.0.2') return Promise.reject(new Error('async boom'));
     good++;
     sink.emit('good');
-    return Promise.resolve(OK);
+    return new StandInProbe().probe(spec, kept, onDone, context);
   };
   const scheduler = new HealthScheduler({ sink, logger: captureLogger().logger, probe, ...NO_JITTER });
   t.after(() => scheduler.stop());
-  scheduler.update(['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((address, i) => target(makeSpec({ address, intervalMs: 5 }), [i])));
+  scheduler.update(['10.0.0.1', '10.0.0.2'].map((address, i) => target(makeSpec({ address, intervalMs: 5 }), [i])));
   await until(sink, 'good', () => good >= 5);
   assert.deepEqual(scheduler.status().map((s) => [s.state, s.lastError]), [
     ['unhealthy', 'error: Error: sync boom'],
-    ['unhealthy', 'error: Error: async boom'],
     ['healthy', null],
   ]);
 });
@@ -387,7 +401,7 @@ test('update() keeps state, counters and EMA for unchanged keys, re-reports them
   assert.deepEqual(sink.calls, []);
 });
 
-test('update() stops removed targets: no further probes, and a result still in flight is ignored', async (t) => {
+test('update() stops removed targets: their probe in flight is aborted, nothing more is probed or reported', async (t) => {
   const probe = new StandInProbe((address) => (address === '10.0.0.2' ? 'hang' : OK));
   const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
   const keep = makeSpec({ address: '10.0.0.1', intervalMs: 10 });
@@ -395,7 +409,8 @@ test('update() stops removed targets: no further probes, and a result still in f
   scheduler.update([target(keep, [0]), target(drop, [1])]);
   await until(probe, 'call', () => probe.callsOf('10.0.0.2') === 1 && probe.callsOf('10.0.0.1') >= 2);
   scheduler.update([target(keep, [0])]);
-  probe.releaseAll(); // the dropped target's probe now succeeds, too late
+  assert.equal(probe.calls.find((c) => c.address === '10.0.0.2')?.handle.aborted, true);
+  probe.releaseAll(); // nothing left to release: the abort settled it
   const keptCalls = probe.callsOf('10.0.0.1');
   await until(probe, 'call', () => probe.callsOf('10.0.0.1') >= keptCalls + 5);
   assert.equal(probe.callsOf('10.0.0.2'), 1);
@@ -453,11 +468,11 @@ test('stop() aborts probes in flight, and nothing is reported or probed after it
   const { scheduler, sink } = newScheduler(t, probe);
   scheduler.update([target(makeSpec({ address: '10.0.0.1', intervalMs: 10 }), [0])]);
   await until(probe, 'call', () => probe.calls.length === 1);
-  const signal = probe.calls[0].signal!;
-  assert.equal(signal.aborted, false);
+  const handle = probe.calls[0].handle;
+  assert.equal(handle.aborted, false);
   const round = scheduler.firstRound();
   scheduler.stop();
-  assert.equal(signal.aborted, true);
+  assert.equal(handle.aborted, true);
   await round; // a pending firstRound() settles on stop()
   probe.releaseAll();
   await new Promise((r) => setImmediate(r));
