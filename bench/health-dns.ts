@@ -6,7 +6,7 @@
 //         ──spawn─▶ dnsperf -l D                      (saturation, one name)
 //   then the same with unchecked.yaml (type: none), interleaved, R rounds.
 //
-// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--keep-alive]
+// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--workers 1] [--keep-alive]
 //          [--backend http|raw|nginx] [--outstanding 500] [--node-flags=...]
 //   --keep-alive sets health_check.keep_alive: true in checked.yaml (one reused connection per server).
 // The HTTP servers are health-scale.ts's: they keep idle connections for 75 s
@@ -33,6 +33,9 @@ const { values: args } = parseArgs({
     interval: { type: 'string', default: '10' },
     duration: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
+    // DNS worker threads (dns.workers). 1 is where the engine answers fastest on a
+    // 2-core machine shared with dnsperf; the product's default is one per core.
+    workers: { type: 'string', default: '1' },
     'keep-alive': { type: 'boolean', default: false },
     // Queries dnsperf keeps in flight. 500 is about 5 ms of the worker's work at
     // 100 000 q/s: enough that neither dnsperf nor the worker runs dry while the
@@ -57,7 +60,7 @@ if (spawnSync('dnsperf', ['-h']).error) {
 
 function config(dnsPort: number, httpPort: number, checked: boolean): string {
   const perRegion = 1000;
-  const lines = [`dns: { listen_address: "127.0.0.1:${dnsPort}", workers: 1, zones: [bench.test] }`, 'regions:'];
+  const lines = [`dns: { listen_address: "127.0.0.1:${dnsPort}", workers: ${args.workers}, zones: [bench.test] }`, 'regions:'];
   for (let r = 0; r * perRegion < SERVERS; r++) {
     lines.push(`  - name: r${r}`);
     lines.push(`    health_check: ${checked ? `{ type: http, interval: ${args.interval}s, timeout: 2s, path: /health${args['keep-alive'] ? ', keep_alive: true' : ''} }` : '{ type: none }'}`);
@@ -142,8 +145,11 @@ try {
     checked: Object.fromEntries(SHARES.map((k) => [k, []])) as unknown as Record<(typeof SHARES)[number], number[]>,
     idle: Object.fromEntries(SHARES.map((k) => [k, []])) as unknown as Record<(typeof SHARES)[number], number[]>,
   };
+  const dnsWorkerTicks = (m: Map<string, number> | null): number => (m === null ? 0 : [...m].reduce((sum, [name, ticks]) => (name.startsWith('dns-') ? sum + ticks : sum), 0));
   for (let run = 0; run < RUNS; run++) {
-    for (const mode of ['idle', 'checked'] as const) {
+    // Alternate which mode goes first, so a machine that slows down or speeds up
+    // over the runs does not favour one mode.
+    for (const mode of run % 2 === 0 ? (['idle', 'checked'] as const) : (['checked', 'idle'] as const)) {
       const ow = await startOverwatch(files[mode]);
       children.push(ow);
       // Let start-up settle and, when checked, the second round spread the fleet over its interval.
@@ -156,7 +162,7 @@ try {
       // dnsperf is the only child reaped during its own run, so the reaped-children delta is its CPU.
       const [b1, c1, m1] = [backendTicks(), readReapedChildTicks() ?? 0, readMachineTicks()];
       const pct = (ticks: number): number => (ticks / CLOCK_TICKS_PER_SEC / DURATION) * 100;
-      const worker = (t1?.get('dns-0') ?? 0) - (t0?.get('dns-0') ?? 0);
+      const worker = dnsWorkerTicks(t1) - dnsWorkerTicks(t0);
       const other = sumTicks(t1) - sumTicks(t0) - worker;
       const share = shares[mode];
       share['dns worker'].push(pct(worker));
@@ -181,11 +187,14 @@ try {
   }
   const idle = median(qps.idle);
   const checked = median(qps.checked);
+  // Each round's two runs were a minute apart at most: their ratio is less
+  // exposed to a machine whose speed drifts than the ratio of the medians.
+  const paired = qps.checked.map((c, i) => c / qps.idle[i]);
   process.stdout.write(
-    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, 1 DNS worker, dnsperf -q ${args.outstanding}\n` +
+    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, ${args.workers} DNS worker(s), dnsperf -q ${args.outstanding}\n` +
       `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
       `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
-      `checked / idle: ${(checked / idle).toFixed(3)}\n` +
+      `checked / idle: ${(checked / idle).toFixed(3)} (medians); per round ${paired.map((r) => r.toFixed(3)).join(', ')}, median ${median(paired).toFixed(3)}\n` +
       `queries lost (dnsperf): idle ${lost.idle.join(', ')}; checked ${lost.checked.join(', ')}\n` +
       `overwatch RSS after each run (MB): idle ${rss.idle.map((x) => x.toFixed(0)).join(', ')}; checked ${rss.checked.map((x) => x.toFixed(0)).join(', ')}\n` +
       `overwatch CPU per answer, median (µs): idle ${median(cpuPerAnswer.idle).toFixed(2)}, checked ${median(cpuPerAnswer.checked).toFixed(2)}; ` +

@@ -46,6 +46,7 @@ import { targetKey } from '../src/health/types.ts';
 import type { CheckSpec, CheckTarget, HealthSink } from '../src/health/types.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { backendAddress } from './lib/scenarios.ts';
+import { CLOCK_TICKS_PER_SEC, readMachineTicks, readProcTicks } from './lib/proc.ts';
 import { findFreePort } from './lib/targets.ts';
 
 const { values: args } = parseArgs({
@@ -308,6 +309,7 @@ async function runChecker(): Promise<void> {
 
   // Let the first round's spread settle into the steady rhythm before measuring.
   await new Promise((r) => setTimeout(r, Math.min(intervalMs, 5000)));
+  process.send?.({ phase: 'measuring' });
   const probes0 = scheduler.counters.probes_total.ok + scheduler.counters.probes_total.fail;
   const fails0 = scheduler.counters.probes_total.fail;
   const cpu0 = process.cpuUsage();
@@ -419,7 +421,9 @@ async function runBench(): Promise<void> {
     }
     const servers = forkRole('servers', ['--server-threads', args['server-threads'] as string, '--backend', args.backend as string]);
     children.push(servers);
-    const [ready] = (await once(servers, 'message')) as [{ port: number }];
+    const [ready] = (await once(servers, 'message')) as [{ port: number; pids: number[] }];
+    const backendTicks = (): number => ready.pids.reduce((sum, pid) => sum + (readProcTicks(pid) ?? 0), 0);
+    let window: { m0: ReturnType<typeof readMachineTicks>; b0: number; at: number } | null = null;
     const forwarded = ['targets', 'interval', 'duration', 'timeout', 'type'].flatMap((k) => [`--${k}`, String(args[k as keyof typeof args])]);
     if (args['body-match'] !== undefined) forwarded.push('--body-match', args['body-match']);
     if (args['keep-alive']) forwarded.push('--keep-alive');
@@ -435,10 +439,24 @@ async function runBench(): Promise<void> {
     }
     for (;;) {
       const [msg] = (await once(checker, 'message')) as [{ phase: string; [k: string]: unknown }];
-      if (msg.phase === 'first-round') {
+      if (msg.phase === 'measuring') {
+        window = { m0: readMachineTicks(), b0: backendTicks(), at: performance.now() };
+      } else if (msg.phase === 'first-round') {
         if (!args.json) console.log(`first round: ${Math.round(msg.firstRoundMs as number)} ms, ${msg.healthyAfterFirst as number} healthy`, msg.reasons);
         if (!args.json) console.log(`measuring for ${args.duration} s …`);
       } else if (msg.phase === 'done') {
+        if (window !== null) {
+          // What checking costs the whole machine: the checker, the backends, and the
+          // kernel's share of both ends of every connection (softirq included).
+          const seconds = (performance.now() - window.at) / 1000;
+          const m1 = readMachineTicks();
+          const pct = (ticks: number): number => Math.round((ticks / CLOCK_TICKS_PER_SEC / seconds) * 1000) / 10;
+          Object.assign(msg.figures as Record<string, unknown>, {
+            machineBusyPct: pct(m1.busy - window.m0.busy),
+            machineSoftirqPct: pct(m1.softirq - window.m0.softirq),
+            backendsPct: pct(backendTicks() - window.b0),
+          });
+        }
         if (args.json) console.log(JSON.stringify(msg.figures));
         else {
           for (const [k, v] of Object.entries(msg.figures as Record<string, unknown>)) {
