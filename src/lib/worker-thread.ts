@@ -84,11 +84,21 @@ export function strippedModules(entry: URL): Readonly<Record<string, string>> {
  * header). `options.workerData` must be a plain object or absent; the worker
  * sees it unchanged. Falls back to a plain `new Worker(entry, options)` on a
  * Node without module.registerHooks and module.stripTypeScriptTypes (before
- * 22.15), or when workerData is not an object.
+ * 22.15), when workerData is not an object, and when a module cannot be read
+ * or stripped (so the worker reports it, as it always did). Never throws
+ * where new Worker(entry) would not.
  */
 export function createWorker(entry: URL, options: WorkerOptions = {}): Worker {
   const data: unknown = options.workerData ?? {};
   if (!canPreload || typeof data !== 'object' || data === null || Array.isArray(data)) return new Worker(entry, options);
-  const workerData = { ...(data as Record<string, unknown>), [MODULES_KEY]: { entry: entry.href, sources: strippedModules(entry) } };
+  let sources: Readonly<Record<string, string>>;
+  try {
+    sources = strippedModules(entry);
+  } catch {
+    // A module that cannot be read or stripped: the worker's own loader meets it too and
+    // reports it the usual way (file, line, column), as a worker 'error'.
+    return new Worker(entry, options);
+  }
+  const workerData = { ...(data as Record<string, unknown>), [MODULES_KEY]: { entry: entry.href, sources } };
   return new Worker(BOOT_URL, { ...options, workerData });
 }

@@ -94,6 +94,22 @@ test('a worker whose workerData is not an object starts as a plain Worker', asyn
   assert.equal(msg, 7);
 });
 
+test('a module that cannot be stripped or found fails in the worker, as it would in a plain Worker', async (t) => {
+  const d = dir(t, {
+    'bad.ts': "import { parentPort } from 'node:worker_threads';\nimport './missing.ts';\nparentPort!.postMessage('ran');\n",
+    'broken.ts': 'export const x: number = ;\n',
+    'uses-broken.ts': "import { x } from './broken.ts';\nexport const y = x;\n",
+  });
+  const missing = createWorker(pathToFileURL(join(d, 'bad.ts')), { workerData: {} });
+  const [e1] = (await once(missing, 'error')) as [Error & { code?: string }];
+  assert.equal(e1.code, 'ERR_MODULE_NOT_FOUND');
+  assert.match(e1.message, /missing\.ts/);
+  const broken = createWorker(pathToFileURL(join(d, 'uses-broken.ts')), { workerData: {} });
+  const [e2] = (await once(broken, 'error')) as [Error & { code?: string }];
+  assert.equal(e2.code, 'ERR_INVALID_TYPESCRIPT_SYNTAX');
+  assert.match(e2.stack ?? '', /broken\.ts:1\n/);
+});
+
 test('a worker started by createWorker takes clearly less memory than one that strips its own TypeScript', (t) => {
   // Each start in a fresh process whose main thread has loaded TypeScript, as the server's has.
   const d = dir(t, {
