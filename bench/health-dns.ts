@@ -6,7 +6,7 @@
 //         ──spawn─▶ dnsperf -l D                      (saturation, one name)
 //   then the same with unchecked.yaml (type: none), interleaved, R rounds.
 //
-// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--workers 1] [--keep-alive]
+// Usage: npx node bench/health-dns.ts [--servers 10000] [--interval 10] [--duration 10] [--runs 3] [--workers N] [--keep-alive]
 //          [--backend http|raw|nginx] [--outstanding 500] [--node-flags=...]
 //   --keep-alive sets health_check.keep_alive: true in checked.yaml (one reused connection per server).
 // The HTTP servers are health-scale.ts's: they keep idle connections for 75 s
@@ -17,7 +17,7 @@
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { setPriority, tmpdir } from 'node:os';
+import { availableParallelism, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SERVER_ENV, SERVER_NODE_FLAGS } from '../src/cli/runtime-flags.js';
@@ -33,9 +33,10 @@ const { values: args } = parseArgs({
     interval: { type: 'string', default: '10' },
     duration: { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
-    // DNS worker threads (dns.workers). 1 is where the engine answers fastest on a
-    // 2-core machine shared with dnsperf; the product's default is one per core.
-    workers: { type: 'string', default: '1' },
+    // DNS worker threads (dns.workers). Absent: the product's default, one per core,
+    // which is how the target is read (docs/health-checks.md, "Scale"). --workers 1 is
+    // where one worker answers fastest on a 2-core machine shared with dnsperf.
+    workers: { type: 'string' },
     'keep-alive': { type: 'boolean', default: false },
     // Queries dnsperf keeps in flight. 500 is about 5 ms of the worker's work at
     // 100 000 q/s: enough that neither dnsperf nor the worker runs dry while the
@@ -48,6 +49,8 @@ const { values: args } = parseArgs({
   },
 });
 const SERVERS = Number(args.servers);
+// What the overwatch runs when dns.workers is not set (src/config/definition.ts).
+const WORKERS = args.workers === undefined ? Math.min(availableParallelism(), 64) : Number(args.workers);
 const DURATION = Number(args.duration);
 const RUNS = Number(args.runs);
 const ENTRY = new URL('../src/cli/opengslb.js', import.meta.url).pathname;
@@ -60,7 +63,8 @@ if (spawnSync('dnsperf', ['-h']).error) {
 
 function config(dnsPort: number, httpPort: number, checked: boolean): string {
   const perRegion = 1000;
-  const lines = [`dns: { listen_address: "127.0.0.1:${dnsPort}", workers: ${args.workers}, zones: [bench.test] }`, 'regions:'];
+  const workers = args.workers === undefined ? '' : ` workers: ${args.workers},`;
+  const lines = [`dns: { listen_address: "127.0.0.1:${dnsPort}",${workers} zones: [bench.test] }`, 'regions:'];
   for (let r = 0; r * perRegion < SERVERS; r++) {
     lines.push(`  - name: r${r}`);
     lines.push(`    health_check: ${checked ? `{ type: http, interval: ${args.interval}s, timeout: 2s, path: /health${args['keep-alive'] ? ', keep_alive: true' : ''} }` : '{ type: none }'}`);
@@ -104,6 +108,19 @@ function dnsperf(queryFile: string): { qps: number; lost: number } {
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// Two-sided 95 % quantiles of Student's t for 1–30 degrees of freedom; 1.96 beyond.
+const T95 = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+
+/** Mean of `xs` and its 95 % confidence interval (t distribution); the interval is null below two values. */
+function meanInterval(xs: number[]): { mean: number; low: number; high: number } | null {
+  const n = xs.length;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return null;
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  const half = (T95[n - 2] ?? 1.96) * (sd / Math.sqrt(n));
+  return { mean, low: mean - half, high: mean + half };
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'opengslb-health-dns-'));
 // findFreePort stays below the ephemeral range: the checker opens 1 000 connections per second.
@@ -190,11 +207,13 @@ try {
   // Each round's two runs were a minute apart at most: their ratio is less
   // exposed to a machine whose speed drifts than the ratio of the medians.
   const paired = qps.checked.map((c, i) => c / qps.idle[i]);
+  const interval = meanInterval(paired);
+  const intervalText = interval === null ? '' : `; mean ${interval.mean.toFixed(3)}, 95 % interval ${interval.low.toFixed(3)}–${interval.high.toFixed(3)}`;
   process.stdout.write(
-    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, ${args.workers} DNS worker(s), dnsperf -q ${args.outstanding}\n` +
+    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, ${WORKERS} DNS worker(s)${args.workers === undefined ? ' (the default: one per core)' : ''}, dnsperf -q ${args.outstanding}\n` +
       `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
       `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
-      `checked / idle: ${(checked / idle).toFixed(3)} (medians); per round ${paired.map((r) => r.toFixed(3)).join(', ')}, median ${median(paired).toFixed(3)}\n` +
+      `checked / idle: ${(checked / idle).toFixed(3)} (medians); per round ${paired.map((r) => r.toFixed(3)).join(', ')}, median ${median(paired).toFixed(3)}${intervalText}\n` +
       `queries lost (dnsperf): idle ${lost.idle.join(', ')}; checked ${lost.checked.join(', ')}\n` +
       `overwatch RSS after each run (MB): idle ${rss.idle.map((x) => x.toFixed(0)).join(', ')}; checked ${rss.checked.map((x) => x.toFixed(0)).join(', ')}\n` +
       `overwatch CPU per answer, median (µs): idle ${median(cpuPerAnswer.idle).toFixed(2)}, checked ${median(cpuPerAnswer.checked).toFixed(2)}; ` +
