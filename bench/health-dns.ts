@@ -17,11 +17,11 @@
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, setPriority, tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SERVER_ENV, SERVER_NODE_FLAGS } from '../src/cli/runtime-flags.js';
-import { CLOCK_TICKS_PER_SEC, readMachineTicks, readProcTicks, readReapedChildTicks, readRss, readThreadTicks } from './lib/proc.ts';
+import { CLOCK_TICKS_PER_SEC, readMachineTicks, readProcsTicks, readReapedChildTicks, readRss, readThreadTicks } from './lib/proc.ts';
 import { findFreePort } from './lib/targets.ts';
 import { backendAddress } from './lib/scenarios.ts';
 
@@ -49,8 +49,6 @@ const { values: args } = parseArgs({
   },
 });
 const SERVERS = Number(args.servers);
-// What the overwatch runs when dns.workers is not set (src/config/definition.ts).
-const WORKERS = args.workers === undefined ? Math.min(availableParallelism(), 64) : Number(args.workers);
 const DURATION = Number(args.duration);
 const RUNS = Number(args.runs);
 const ENTRY = new URL('../src/cli/opengslb.js', import.meta.url).pathname;
@@ -141,7 +139,7 @@ try {
   // 2-core box they would otherwise take CPU from the overwatch as equals, so
   // they run at the lowest priority (their own threads included).
   for (const pid of backendPids) for (const tid of readdirSync(`/proc/${pid}/task`)) setPriority(Number(tid), 19);
-  const backendTicks = (): number => backendPids.reduce((sum, pid) => sum + (readProcTicks(pid) ?? 0), 0);
+  const backendTicks = (): number => readProcsTicks(backendPids);
   const files = { checked: join(dir, 'checked.yaml'), idle: join(dir, 'idle.yaml') };
   writeFileSync(files.checked, config(dnsPort, httpPort, true), { mode: 0o600 });
   writeFileSync(files.idle, config(dnsPort, httpPort, false), { mode: 0o600 });
@@ -163,6 +161,8 @@ try {
     idle: Object.fromEntries(SHARES.map((k) => [k, []])) as unknown as Record<(typeof SHARES)[number], number[]>,
   };
   const dnsWorkerTicks = (m: Map<string, number> | null): number => (m === null ? 0 : [...m].reduce((sum, [name, ticks]) => (name.startsWith('dns-') ? sum + ticks : sum), 0));
+  // The DNS worker threads the overwatch really ran (dns-0, dns-1, …), whatever decided their number.
+  let workersSeen = 0;
   for (let run = 0; run < RUNS; run++) {
     // Alternate which mode goes first, so a machine that slows down or speeds up
     // over the runs does not favour one mode.
@@ -180,6 +180,7 @@ try {
       const [b1, c1, m1] = [backendTicks(), readReapedChildTicks() ?? 0, readMachineTicks()];
       const pct = (ticks: number): number => (ticks / CLOCK_TICKS_PER_SEC / DURATION) * 100;
       const worker = dnsWorkerTicks(t1) - dnsWorkerTicks(t0);
+      workersSeen = Math.max(workersSeen, [...(t1?.keys() ?? [])].filter((name) => name.startsWith('dns-')).length);
       const other = sumTicks(t1) - sumTicks(t0) - worker;
       const share = shares[mode];
       share['dns worker'].push(pct(worker));
@@ -210,7 +211,7 @@ try {
   const interval = meanInterval(paired);
   const intervalText = interval === null ? '' : `; mean ${interval.mean.toFixed(3)}, 95 % interval ${interval.low.toFixed(3)}–${interval.high.toFixed(3)}`;
   process.stdout.write(
-    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, ${WORKERS} DNS worker(s)${args.workers === undefined ? ' (the default: one per core)' : ''}, dnsperf -q ${args.outstanding}\n` +
+    `servers: ${SERVERS} (http${args['keep-alive'] ? ' keep-alive' : ''}, ${args.backend} backends every ${args.interval} s in "checked"; type none in "idle"); ${RUNS} × ${DURATION} s each, interleaved, ${workersSeen} DNS worker(s)${args.workers === undefined ? ' (the default: one per core)' : ''}, dnsperf -q ${args.outstanding}\n` +
       `idle    median ${Math.round(idle)} q/s  runs ${qps.idle.map(Math.round).join(', ')}\n` +
       `checked median ${Math.round(checked)} q/s  runs ${qps.checked.map(Math.round).join(', ')}\n` +
       `checked / idle: ${(checked / idle).toFixed(3)} (medians); per round ${paired.map((r) => r.toFixed(3)).join(', ')}, median ${median(paired).toFixed(3)}${intervalText}\n` +

@@ -46,7 +46,7 @@ import { targetKey } from '../src/health/types.ts';
 import type { CheckSpec, CheckTarget, HealthSink } from '../src/health/types.ts';
 import { createLogger } from '../src/log/logger.ts';
 import { backendAddress } from './lib/scenarios.ts';
-import { CLOCK_TICKS_PER_SEC, readMachineTicks, readProcTicks } from './lib/proc.ts';
+import { cpuPct, readMachineTicks, readProcsTicks } from './lib/proc.ts';
 import { findFreePort } from './lib/targets.ts';
 
 const { values: args } = parseArgs({
@@ -422,7 +422,6 @@ async function runBench(): Promise<void> {
     const servers = forkRole('servers', ['--server-threads', args['server-threads'] as string, '--backend', args.backend as string]);
     children.push(servers);
     const [ready] = (await once(servers, 'message')) as [{ port: number; pids: number[] }];
-    const backendTicks = (): number => ready.pids.reduce((sum, pid) => sum + (readProcTicks(pid) ?? 0), 0);
     let window: { m0: ReturnType<typeof readMachineTicks>; b0: number; at: number } | null = null;
     const forwarded = ['targets', 'interval', 'duration', 'timeout', 'type'].flatMap((k) => [`--${k}`, String(args[k as keyof typeof args])]);
     if (args['body-match'] !== undefined) forwarded.push('--body-match', args['body-match']);
@@ -440,7 +439,7 @@ async function runBench(): Promise<void> {
     for (;;) {
       const [msg] = (await once(checker, 'message')) as [{ phase: string; [k: string]: unknown }];
       if (msg.phase === 'measuring') {
-        window = { m0: readMachineTicks(), b0: backendTicks(), at: performance.now() };
+        window = { m0: readMachineTicks(), b0: readProcsTicks(ready.pids), at: performance.now() };
       } else if (msg.phase === 'first-round') {
         if (!args.json) console.log(`first round: ${Math.round(msg.firstRoundMs as number)} ms, ${msg.healthyAfterFirst as number} healthy`, msg.reasons);
         if (!args.json) console.log(`measuring for ${args.duration} s …`);
@@ -450,11 +449,10 @@ async function runBench(): Promise<void> {
           // kernel's share of both ends of every connection (softirq included).
           const seconds = (performance.now() - window.at) / 1000;
           const m1 = readMachineTicks();
-          const pct = (ticks: number): number => Math.round((ticks / CLOCK_TICKS_PER_SEC / seconds) * 1000) / 10;
           Object.assign(msg.figures as Record<string, unknown>, {
-            machineBusyPct: pct(m1.busy - window.m0.busy),
-            machineSoftirqPct: pct(m1.softirq - window.m0.softirq),
-            backendsPct: pct(backendTicks() - window.b0),
+            machineBusyPct: cpuPct(window.m0.busy, m1.busy, seconds),
+            machineSoftirqPct: cpuPct(window.m0.softirq, m1.softirq, seconds),
+            backendsPct: cpuPct(window.b0, readProcsTicks(ready.pids), seconds),
           });
         }
         if (args.json) console.log(JSON.stringify(msg.figures));

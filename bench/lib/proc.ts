@@ -30,6 +30,13 @@ export function readProcTicks(pid: number | undefined): number | null {
   return f === null ? null : Number(f[11]) + Number(f[12]);
 }
 
+/** Sums readProcTicks over several processes (a server and its helpers, say); a process that is gone counts 0. */
+export function readProcsTicks(pids: readonly number[]): number {
+  let sum = 0;
+  for (const pid of pids) sum += readProcTicks(pid) ?? 0;
+  return sum;
+}
+
 /**
  * Reads utime+stime per thread of a process, summed by thread name (comm:
  * "dns-0" for a DNS worker, "node"/"MainThread" for the main thread,

@@ -466,10 +466,6 @@ function failProbe(probe: Probe, reason: string): void {
   probe.finish(false, reason);
 }
 
-function resolveWith(resolve: (r: ProbeResult) => void, result: ProbeResult): void {
-  resolve(result);
-}
-
 /**
  * startProbe as a promise, with an optional AbortSignal (an abort resolves
  * it with reason "aborted"). Never rejects.
@@ -477,21 +473,18 @@ function resolveWith(resolve: (r: ProbeResult) => void, result: ProbeResult): vo
 export function runProbe(spec: CheckSpec, signal?: AbortSignal, kept: KeepAliveConnection | null = null): Promise<ProbeResult> {
   if (signal?.aborted) return Promise.resolve({ ok: false, latencyMs: 0, reason: 'aborted' });
   return new Promise<ProbeResult>((resolve) => {
-    if (signal === undefined) {
-      startProbe(spec, kept, resolveWith, resolve);
-      return;
-    }
     const onAbort = (): void => handle.abort();
+    // startProbe never calls back before it has returned, so `handle` is set by then.
     const handle = startProbe(
       spec,
       kept,
-      (done: (r: ProbeResult) => void, result: ProbeResult) => {
-        signal.removeEventListener('abort', onAbort);
-        done(result);
+      (_: null, result: ProbeResult) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(result);
       },
-      resolve,
+      null,
     );
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
