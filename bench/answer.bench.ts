@@ -1,6 +1,6 @@
 // Bench only. Micro: building a response from the snapshot's precomputed wire
-// fragments with workers/answer.ts, in the same steps handleQuery takes
-// (addresses()/negative() then seal()): header, the question copied from the
+// fragments with the byte writers of src/dns/write.ts, in the same steps the
+// answer stage (workers/answer.ts: addresses()/negative() then seal()) takes: header, the question copied from the
 // request, the answer RR or the zone's SOA, and the OPT record. The query is
 // parsed once up front, so this is the build stage alone; truncation is only
 // reachable through handleQuery and is measured in handle-query.bench.ts.
@@ -9,7 +9,7 @@
 import { FLAG, QTYPE, RCODE } from '../src/dns/constants.ts';
 import { ParsedQuery, parseQuery } from '../src/dns/parse.ts';
 import * as L from '../src/snapshot/layout.ts';
-import { copyBytes, writeHeader, writeOpt, writeU16, writeU32 } from '../workers/answer.ts';
+import { copyBytes, writeHeader, writeOpt, writeU16, writeU32 } from '../src/dns/write.ts';
 import { createFixture, queryBuffer, recordOf, responseBuffer } from './lib/fixture.ts';
 import type { AddCase } from './lib/micro-suite.ts';
 import { configFor } from './lib/scenarios.ts';

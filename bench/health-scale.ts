@@ -266,7 +266,8 @@ async function runChecker(): Promise<void> {
       successThreshold: 2,
       emaAlpha: 0.3,
     };
-    targets.push({ key: targetKey(spec), spec, slots: [i], servers: [`bench/${spec.address}:${port}`] });
+    const endpoint = `${spec.address}:${port}`;
+    targets.push({ key: targetKey(spec), spec, slots: [i], servers: [{ key: `bench/${endpoint}`, label: `bench/${endpoint}`, region: 'bench', endpoint }] });
   }
   const health = new Uint8Array(n);
   let sinkCalls = 0;

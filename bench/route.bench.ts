@@ -18,7 +18,7 @@ function routeCase(add: AddCase, name: string, fx: EngineFixture): void {
   const state = fx.scratch.route;
   const rec = recordOf(fx.view, APP);
   const picks = new Int32Array(MAX_ANSWERS_LIMIT);
-  add('route', name, () => selectMembers(state, rec, picks) + picks[0]);
+  add('route', name, () => selectMembers(state, rec, picks, null) + picks[0]);
 }
 
 export default function register(add: AddCase): void {
@@ -50,7 +50,7 @@ export default function register(add: AddCase): void {
     const live = fx.live;
     add('route', `round-robin, ${n} servers, health changed before every query`, () => {
       Atomics.add(live, LIVE_EPOCH, 1);
-      return selectMembers(state, rec, picks);
+      return selectMembers(state, rec, picks, null);
     });
   }
 }

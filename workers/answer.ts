@@ -1,80 +1,205 @@
-// Worker, hot path. Writes response pieces into the caller's output buffer
-// from the request bytes and the snapshot's precomputed wire fragments. Every
-// function takes an offset and returns the offset after what it wrote; none
-// allocates. The caller guarantees `out` has room for a 64 KiB message.
+// Worker, hot path. The answer stage: builds the response to a query that
+// handleQuery (./handle-query.ts) has parsed and looked up, from the request's
+// question and the snapshot's precomputed wire fragments, then seals it:
+//
+//   addresses / soaAnswer / nsAnswer / negative / errorReply
+//        │ (sections written, counts and rcode on the scratch)
+//        ▼
+//   seal ── [sign: RRSIGs of the answer and authority RRsets, with DNSSEC] ── OPT ── header
+//        ▼
+//   finish ── count the reply; over UDP, cut to the client's size with TC=1
+//
+// Per-packet state rides on the WorkerScratch: handleQuery sets the request,
+// output buffer, transport and zone; each builder sets the rcode, the section
+// counts and the record it answered before it calls seal(). Nothing here
+// allocates.
 
-import { EDNS_DO_BIT, EDNS_OPTION, OUR_UDP_PAYLOAD, QTYPE } from '../src/dns/constants.ts';
-import type { ParsedQuery } from '../src/dns/parse.ts';
+import { FLAG, MIN_UDP_PAYLOAD, OUR_UDP_PAYLOAD, RCODE } from '../src/dns/constants.ts';
+import { copyBytes, patchCounts, writeHeader, writeOpt, writeU16, writeU32 } from '../src/dns/write.ts';
+import { COUNTER, matrixSlot, TYPE_NONE, typeIndexOf } from '../src/metrics/counters-layout.ts';
+import { DEGRADED_NONE, selectMembers } from '../src/routing/select.ts';
+import * as L from '../src/snapshot/layout.ts';
+import type { WorkerScratch } from './scratch.ts';
 
-/** Copies `len` bytes; a plain loop beats subarray()+set() for the 16–60 byte pieces we copy (no view object per call). */
-export function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): number {
-  for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i];
-  return dstOff + len;
+/** Counter slot per when_all_down mode, indexed by ALL_DOWN_*. */
+const ALL_DOWN_COUNTER = [COUNTER.ALL_DOWN_SERVFAIL, COUNTER.ALL_DOWN_LAST_HEALTHY, COUNTER.ALL_DOWN_ALL, COUNTER.ALL_DOWN_FALLBACK] as const;
+
+/** Response flags copied from the query: opcode, RD and CD (RFC 1035 §4.1.1, RFC 6840 §5.9). */
+const COPIED_FLAGS = 0x7800 | FLAG.RD | FLAG.CD;
+
+/** Copies the question from the request to the output; returns the offset after it. */
+function question(ctx: WorkerScratch): number {
+  return copyBytes(ctx.out, 12, ctx.req, 12, ctx.query.questionEnd - 12);
 }
 
-export function writeU16(out: Uint8Array, off: number, v: number): number {
-  out[off] = v >>> 8;
-  out[off + 1] = v & 0xff;
-  return off + 2;
-}
-
-export function writeU32(out: Uint8Array, off: number, v: number): number {
-  out[off] = v >>> 24;
-  out[off + 1] = (v >>> 16) & 0xff;
-  out[off + 2] = (v >>> 8) & 0xff;
-  out[off + 3] = v & 0xff;
-  return off + 4;
-}
-
-/**
- * Writes the 12-byte header. `flags` carries QR/AA/TC and the copied
- * opcode/RD/CD bits; `rcode` is the low 4 bits of the response code.
- */
-export function writeHeader(out: Uint8Array, id: number, flags: number, rcode: number, qd: number, an: number, ns: number, ar: number): void {
-  out[0] = id >>> 8;
-  out[1] = id & 0xff;
-  const f = flags | (rcode & 0xf);
-  out[2] = f >>> 8;
-  out[3] = f & 0xff;
-  out[4] = 0;
-  out[5] = qd;
-  patchCounts(out, an, ns, ar);
-}
-
-/** Patches the answer/authority/additional counts of a header already written. */
-export function patchCounts(out: Uint8Array, an: number, ns: number, ar: number): void {
-  out[6] = an >>> 8;
-  out[7] = an & 0xff;
-  out[8] = ns >>> 8;
-  out[9] = ns & 0xff;
-  out[10] = ar >>> 8;
-  out[11] = ar & 0xff;
-}
-
-/**
- * Writes our OPT record (RFC 6891 §6.1.2): payload size 1232, the high 8 bits
- * of the extended rcode, version 0, the DO bit copied from the query (RFC 3225
- * §3), and the ECS option echoed with scope 0 when `withEcs` (RFC 7871 §7.2.1:
- * the answer is the same for every client until geolocation routing arrives).
- */
-export function writeOpt(out: Uint8Array, off: number, q: ParsedQuery, req: Uint8Array, extRcode: number, withEcs: boolean): number {
-  out[off++] = 0; // owner: root
-  off = writeU16(out, off, QTYPE.OPT);
-  off = writeU16(out, off, OUR_UDP_PAYLOAD);
-  out[off++] = extRcode >>> 4;
-  out[off++] = 0; // version
-  off = writeU16(out, off, q.dnssecOk ? EDNS_DO_BIT : 0);
-  if (withEcs && q.ecsFamily !== 0) {
-    const optLen = 4 + q.ecsAddrLen;
-    off = writeU16(out, off, 4 + optLen);
-    off = writeU16(out, off, EDNS_OPTION.ECS);
-    off = writeU16(out, off, optLen);
-    off = writeU16(out, off, q.ecsFamily);
-    out[off++] = q.ecsSourcePrefix;
-    out[off++] = 0; // scope prefix
-    off = copyBytes(out, off, req, q.ecsAddrOff, q.ecsAddrLen);
-  } else {
-    off = writeU16(out, off, 0);
+/** Answers with the routed A or AAAA records of record `rec`; SERVFAIL when none is answerable. */
+export function addresses(ctx: WorkerScratch, rec: number): number {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const picks = ctx.picks;
+  const k = selectMembers(ctx.route, rec, picks, ctx.client);
+  const degraded = ctx.route.degraded[rec];
+  if (degraded !== DEGRADED_NONE) {
+    Atomics.add(ctx.counters, ctx.counterBase + COUNTER.ALL_DOWN, 1);
+    // Counted by what was answered: a mode with nothing to offer ends in SERVFAIL.
+    Atomics.add(ctx.counters, ctx.counterBase + (k === 0 ? COUNTER.ALL_DOWN_SERVFAIL : ALL_DOWN_COUNTER[degraded]), 1);
   }
+  if (k === 0) return errorReply(ctx, RCODE.SERVFAIL);
+  const rb = view.recordBase(rec);
+  // One routing decision for the record's (domain, algorithm). Static records
+  // carry NO_SLOT (0xffffffff), which fails the bound check, as does an id the
+  // worker's buffer cannot hold yet (dns-worker.ts grows it at attach).
+  const statId = u32[rb + L.REC_STAT_ID];
+  const decisions = ctx.decisions;
+  if (statId < decisions.length) Atomics.add(decisions, statId, 1);
+  const out = ctx.out;
+  let off = question(ctx);
+  const fragLen = u32[rb + L.REC_FRAG_LEN];
+  const src = view.u8;
+  for (let i = 0; i < k; i++) {
+    off = copyBytes(out, off, src, u32[view.memberBase(picks[i]) + L.MEM_FRAG_OFF], fragLen);
+  }
+  ctx.answered = rec;
+  ctx.rcode = RCODE.NOERROR;
+  ctx.an = k;
+  ctx.ns = 0;
+  ctx.ar = 0;
+  return seal(ctx, off);
+}
+
+/**
+ * Answers NXDOMAIN or NOERROR/NODATA with the zone's SOA in the authority
+ * section, its TTL lowered to the negative-caching TTL (RFC 2308 §3). The
+ * owner is a pointer to the apex suffix of the question name.
+ */
+export function negative(ctx: WorkerScratch, zone: number, rcode: number): number {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const out = ctx.out;
+  const zb = view.zoneBase(zone);
+  let off = question(ctx);
+  off = writeU16(out, off, 0xc000 | (12 + ctx.query.qnameLen - u32[zb + L.ZONE_APEX_LEN]));
+  const body = off;
+  off = copyBytes(out, off, view.u8, u32[zb + L.ZONE_SOA_OFF], u32[zb + L.ZONE_SOA_LEN]);
+  writeU32(out, body + 4, u32[zb + L.ZONE_NEG_TTL]);
+  ctx.rcode = rcode;
+  ctx.an = 0;
+  ctx.ns = 1;
+  ctx.ar = 0;
+  return seal(ctx, off);
+}
+
+/** Answers the apex SOA. */
+export function soaAnswer(ctx: WorkerScratch, zone: number): number {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const zb = view.zoneBase(zone);
+  let off = writeU16(ctx.out, question(ctx), 0xc00c);
+  off = copyBytes(ctx.out, off, view.u8, u32[zb + L.ZONE_SOA_OFF], u32[zb + L.ZONE_SOA_LEN]);
+  ctx.rcode = RCODE.NOERROR;
+  ctx.an = 1;
+  ctx.ns = 0;
+  ctx.ar = 0;
+  return seal(ctx, off);
+}
+
+/** Answers the apex NS RRset, with A/AAAA glue for in-zone name servers in the additional section. */
+export function nsAnswer(ctx: WorkerScratch, zone: number): number {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const u8 = view.u8;
+  const out = ctx.out;
+  const zb = view.zoneBase(zone);
+  let off = question(ctx);
+  const nsCount = u32[zb + L.ZONE_NS_COUNT];
+  let src = u32[zb + L.ZONE_NS_OFF];
+  for (let i = 0; i < nsCount; i++) {
+    const bodyLen = 10 + ((u8[src + 8] << 8) | u8[src + 9]);
+    off = writeU16(out, off, 0xc00c);
+    off = copyBytes(out, off, u8, src, bodyLen);
+    src += bodyLen;
+  }
+  off = copyBytes(out, off, u8, u32[zb + L.ZONE_GLUE_OFF], u32[zb + L.ZONE_GLUE_LEN]);
+  ctx.rcode = RCODE.NOERROR;
+  ctx.an = nsCount;
+  ctx.ns = 0;
+  ctx.ar = u32[zb + L.ZONE_GLUE_COUNT];
+  return seal(ctx, off);
+}
+
+/**
+ * Answers an error or refusal without data: header, the question when it
+ * parsed, and an OPT when the query had a valid one. AA is clear: these are
+ * not authoritative answers. BADVERS (16) goes out through the OPT's
+ * extended-rcode byte (RFC 6891 §6.1.3).
+ */
+export function errorReply(ctx: WorkerScratch, rcode: number): number {
+  const q = ctx.query;
+  const out = ctx.out;
+  let off = 12;
+  let qd = 0;
+  if (q.questionEnd > 0) {
+    off = question(ctx);
+    qd = 1;
+  }
+  let ar = 0;
+  if (q.hasEdns) {
+    off = writeOpt(out, off, q, ctx.req, rcode, false);
+    ar = 1;
+  }
+  writeHeader(out, q.id, FLAG.QR | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);
+  countReply(ctx, rcode);
   return off;
+}
+
+/**
+ * Completes an authoritative answer whose sections end at `off`, as the
+ * builder described it on the scratch (rcode; an, ns, ar records; the record
+ * answered). The sign stage goes here: with the DO bit on a signed zone, the
+ * RRSIGs of the answer and authority RRsets (ctx.answered, ctx.zone). Then
+ * the OPT (when the query had one), the header with AA set and the counts,
+ * and finish() for the size check.
+ */
+function seal(ctx: WorkerScratch, off: number): number {
+  const q = ctx.query;
+  let ar = ctx.ar;
+  if (q.hasEdns) {
+    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true);
+    ar++;
+  }
+  writeHeader(ctx.out, q.id, FLAG.QR | FLAG.AA | (q.flags & COPIED_FLAGS), ctx.rcode, 1, ctx.an, ctx.ns, ar);
+  return finish(ctx, off, ctx.rcode);
+}
+
+/** Counts the reply and, over UDP, replaces an answer too big for the client with a truncated one (TC=1). */
+function finish(ctx: WorkerScratch, len: number, rcode: number): number {
+  countReply(ctx, rcode);
+  if (ctx.tcp) return len;
+  const q = ctx.query;
+  // Without EDNS the limit is 512 (RFC 1035 §4.2.1); with it, the client's
+  // size, but never above our 1232 (fragmentation-safe, DNS Flag Day 2020).
+  let limit = MIN_UDP_PAYLOAD;
+  if (q.hasEdns) limit = q.udpSize < MIN_UDP_PAYLOAD ? MIN_UDP_PAYLOAD : q.udpSize > OUR_UDP_PAYLOAD ? OUR_UDP_PAYLOAD : q.udpSize;
+  if (len <= limit) return len;
+  Atomics.add(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED, 1);
+  // RFC 2181 §9: with TC set the client retries over TCP; send just the
+  // question (and OPT) so the truncated reply itself is well-formed.
+  const out = ctx.out;
+  let off = q.questionEnd;
+  let ar = 0;
+  if (q.hasEdns) {
+    off = writeOpt(out, off, q, ctx.req, rcode, true);
+    ar = 1;
+  }
+  out[2] |= FLAG.TC >>> 8;
+  patchCounts(out, 0, 0, ar);
+  return off;
+}
+
+function countReply(ctx: WorkerScratch, rcode: number): void {
+  // One count per reply, in the type × rcode matrix behind
+  // opengslb_dns_queries_total and readCounters()'s RCODE_n. FORMERR and
+  // NOTIMP are given before the question counts (as QTYPE_* do): type NONE.
+  const typeIdx = rcode === RCODE.FORMERR || rcode === RCODE.NOTIMP ? TYPE_NONE : typeIndexOf(ctx.query.qtype);
+  Atomics.add(ctx.counters, ctx.counterBase + matrixSlot(typeIdx, rcode), 1);
 }

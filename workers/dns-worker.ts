@@ -1,6 +1,6 @@
 // Worker entry. Attaches the snapshot, live slots and counters handed over in
 // workerData, binds this worker's UDP and TCP sockets, then answers until the
-// main thread says stop. Messages from main:
+// main thread says stop. The messages (./messages.ts) from main:
 //
 //   main ──{type:'snapshot', buffer}──► worker   switch between packets; reply 'attached' or 'attach-failed'
 //   main ──{type:'stop', graceMs}─────► worker   close sockets, finish TCP queries in flight, reply 'stopped', exit 0
@@ -13,38 +13,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { COUNTER, createDecisionCounters, decisionCapacityFor } from '../src/metrics/counters-layout.ts';
 import { NO_SLOT, REC_STAT_ID } from '../src/snapshot/layout.ts';
+import type { DnsWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { WorkerScratch } from './scratch.ts';
 import { startTcp, type TcpListener } from './transport-tcp.ts';
 import { startUdp, type UdpListener } from './transport-udp.ts';
-
-/** What the main thread passes to every DNS worker. */
-export interface DnsWorkerData {
-  readonly index: number;
-  readonly snapshot: SharedArrayBuffer;
-  readonly live: Int32Array;
-  readonly counters: Int32Array;
-  readonly counterBase: number;
-  /** The routing-decision buffer this worker index counted in before a restart (it carries on in it), or null. */
-  readonly decisions: Int32Array | null;
-  readonly host: string;
-  readonly port: number;
-  /** SO_RCVBUF to ask for on the UDP socket; 0 keeps the kernel's default. */
-  readonly udpReceiveBuffer: number;
-  readonly tcpIdleTimeoutMs: number;
-  readonly tcpMaxConnections: number;
-  readonly tcpMaxQueriesPerConnection: number;
-}
-
-export type WorkerToMain =
-  /** udpReceiveBuffer: the bytes the UDP socket's receive buffer was granted (UdpListener.receiveBuffer). */
-  | { type: 'listening'; index: number; udpReceiveBuffer: number }
-  | { type: 'bind-failed'; index: number; transport: 'udp' | 'tcp'; code: string; message: string }
-  | { type: 'attached'; index: number; generation: number }
-  | { type: 'attach-failed'; index: number; generation: number; message: string }
-  | { type: 'decisions'; index: number; buffer: Int32Array }
-  | { type: 'stopped'; index: number };
-
-export type MainToWorker = { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number } | { type: 'stop'; graceMs: number };
 
 const data = workerData as DnsWorkerData;
 const port = parentPort;

@@ -1,15 +1,21 @@
 // Worker, hot path. Per-worker reusable state, overwritten by every packet.
 // Every field is set in the constructor so the shape never changes (Fastify's
 // lib/context.js does the same). Handling is synchronous from 'message' to
-// send(), which is what makes sharing one instance safe.
+// send(), which is what makes sharing one instance safe: the per-packet fields
+// below are valid from handleQuery's entry to its return.
 
 import { ParsedQuery } from '../src/dns/parse.ts';
+import { ClientAddress } from '../src/routing/client.ts';
+import { RouteState } from '../src/routing/select.ts';
 import { MAX_ANSWERS_LIMIT } from '../src/snapshot/layout.ts';
 import { SnapshotView } from '../src/snapshot/reader.ts';
-import { RouteState } from '../src/routing/select.ts';
+
+const NO_BYTES = new Uint8Array(0);
 
 export class WorkerScratch {
   readonly query = new ParsedQuery();
+  /** Who asked: the transport sets the source before each handleQuery; routing reads it (and the query's ECS). */
+  readonly client = new ClientAddress(this.query);
   /** Lower-cased question name in wire form. */
   readonly lower = new Uint8Array(256);
   /** Member indexes chosen for the current answer. */
@@ -26,6 +32,23 @@ export class WorkerScratch {
    * dns-worker.ts attaches one: ids past the end are not counted.
    */
   decisions: Int32Array = new Int32Array(0);
+
+  // ---- Per packet (set by handleQuery and the answer builders).
+  /** The request and its length. */
+  req: Uint8Array = NO_BYTES;
+  /** Where the response is written (≥ 65 535 bytes, owned by the transport). */
+  out: Uint8Array = NO_BYTES;
+  /** Over TCP the answer is complete; over UDP it is cut to the client's size. */
+  tcp = false;
+  /** The zone the answer comes from (zone index), -1 before the lookup. */
+  zone = -1;
+  /** The record whose members the answer section holds, -1 for none. */
+  answered = -1;
+  /** The answer's rcode and section counts, as the builder wrote them (additional without the OPT). */
+  rcode = 0;
+  an = 0;
+  ns = 0;
+  ar = 0;
 
   constructor(snapshot: SharedArrayBuffer, live: Int32Array, counters: Int32Array, counterBase: number) {
     this.view = new SnapshotView(snapshot);

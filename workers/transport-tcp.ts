@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
 import { COUNTER, DurationRecorder, TRANSPORT_TCP } from '../src/metrics/counters-layout.ts';
-import { copyBytes } from './answer.ts';
+import { copyBytes } from '../src/dns/write.ts';
 import { handleQuery } from './handle-query.ts';
 import type { WorkerScratch } from './scratch.ts';
 import { writeServfail } from './transport-udp.ts';
@@ -28,6 +28,9 @@ export interface TcpListener {
 /** Per-connection framing state. */
 class Connection {
   readonly socket: net.Socket;
+  /** The client's address and family (4 or 6), read once when the connection is accepted. */
+  readonly clientText: string;
+  readonly clientFamily: number;
   /** Bytes of an incomplete frame carried over to the next 'data' event, or null. */
   partial: Buffer | null = null;
   answered = 0;
@@ -37,6 +40,8 @@ class Connection {
   done = false;
   constructor(socket: net.Socket) {
     this.socket = socket;
+    this.clientText = socket.remoteAddress ?? '';
+    this.clientFamily = socket.remoteFamily === 'IPv6' ? 6 : socket.remoteFamily === 'IPv4' ? 4 : 0;
   }
 }
 
@@ -78,6 +83,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         // opengslb_dns_query_duration_seconds: from here to the return of write().
         const startMs = durations.start();
         let len: number;
+        ctx.client.setSource(conn.clientText, conn.clientFamily);
         try {
           len = handleQuery(ctx, frame, frameLen, build, true);
         } catch {

@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { OUR_UDP_PAYLOAD, MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
 import { COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
-import { copyBytes } from './answer.ts';
+import { copyBytes } from '../src/dns/write.ts';
 import { handleQuery } from './handle-query.ts';
 import type { WorkerScratch } from './scratch.ts';
 
@@ -53,6 +53,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
     // opengslb_dns_query_duration_seconds: from here to the return of send().
     const startMs = durations.start();
     let len: number;
+    ctx.client.setSource(rinfo.address, rinfo.family === 'IPv6' ? 6 : 4);
     try {
       len = handleQuery(ctx, msg, msg.length, build, false);
     } catch {

@@ -6,7 +6,7 @@
 import { parseConfigText } from '../../src/config/load.ts';
 import { nameToWire } from '../../src/dns/names.ts';
 import { createCounters } from '../../src/metrics/counters-layout.ts';
-import { SlotAllocator } from '../../src/registry/slots.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import { compileSnapshot } from '../../src/snapshot/compile.ts';
 import * as L from '../../src/snapshot/layout.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY, createLiveSlots, writeHealth, writeLastUp, writeLatency } from '../../src/snapshot/live-slots.ts';
@@ -36,9 +36,10 @@ export interface EngineFixture {
  */
 export function createFixture(configText: string, opts: FixtureOptions = {}): EngineFixture {
   const config = parseConfigText(configText, 'bench.yaml');
-  const slots = new SlotAllocator();
-  const snap = compileSnapshot(config, { generation: 1, serial: 1, slots });
-  const slotCount = Math.max(1, slots.highWater);
+  const registry = new Registry();
+  registry.applyConfig(config);
+  const snap = compileSnapshot(registry.view(), { generation: 1, serial: 1 });
+  const slotCount = Math.max(1, registry.slotHighWater);
   const live = createLiveSlots(slotCount);
   const nowSec = Math.floor(Date.now() / 1000);
   for (let s = 0; s < slotCount; s++) {

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../snapshot/live-slots.ts';
 import { KeepAliveConnection, startProbe, type ProbeDone, type ProbeHandle } from './probe.ts';
-import type { CheckSpec, CheckTarget, CheckType, HealthSink, ProbeResult, TargetStatus } from './types.ts';
+import type { CheckedServer, CheckSpec, CheckTarget, CheckType, HealthSink, ProbeResult, TargetStatus } from './types.ts';
 
 type State = TargetStatus['state'];
 
@@ -69,14 +69,14 @@ export interface HealthSchedulerOptions {
 }
 
 /** Sees every probe result: which target (its servers and check type) and what came back. */
-export type CheckObserver = (target: { readonly key: string; readonly servers: readonly string[]; readonly type: CheckSpec['type'] }, result: ProbeResult) => void;
+export type CheckObserver = (target: { readonly key: string; readonly servers: readonly CheckedServer[]; readonly type: CheckSpec['type'] }, result: ProbeResult) => void;
 
 /** Mutable per-target state. Every field is set in the constructor so the shape stays stable. */
 class TargetState {
   key: string;
   spec: CheckSpec;
   slots: readonly number[];
-  servers: readonly string[];
+  servers: readonly CheckedServer[];
   state: State = 'unknown';
   consecutiveSuccesses = 0;
   consecutiveFailures = 0;
@@ -368,7 +368,7 @@ export class HealthScheduler {
     t.transitions++;
     this.counters.transitions_total[to as 'healthy' | 'unhealthy' | 'unchecked']++;
     this.#sink.setHealth(t.slots, to === 'unhealthy' ? HEALTH_UNHEALTHY : HEALTH_HEALTHY);
-    const fields = { servers: t.servers, from, to, reason, check: t.spec.type as CheckType };
+    const fields = { servers: t.servers.map((s) => s.label), from, to, reason, check: t.spec.type as CheckType };
     if (to === 'unhealthy') this.#log.warn(fields, 'server down');
     else if (to === 'healthy') {
       // 10 000 servers coming up at start would be 10 000 lines; the first

@@ -3,7 +3,7 @@
 
 import type { HealthCheckConfig, ServerConfig } from '../config/types.ts';
 import { targetKey } from './types.ts';
-import type { CheckSpec, CheckTarget } from './types.ts';
+import type { CheckedServer, CheckSpec, CheckTarget } from './types.ts';
 
 /**
  * Derives the check of one configured server from its region's health_check:
@@ -35,8 +35,7 @@ export interface ServerCheck {
   readonly spec: CheckSpec;
   /** The server's live slot (health and latency). */
   readonly slot: number;
-  /** Label for logs and the API, "region/address:port". */
-  readonly server: string;
+  readonly server: CheckedServer;
 }
 
 /**
@@ -45,7 +44,7 @@ export interface ServerCheck {
  * server's spec object is kept; the others are equal by key.
  */
 export function groupTargets(checks: readonly ServerCheck[]): CheckTarget[] {
-  const byKey = new Map<string, { key: string; spec: CheckSpec; slots: number[]; servers: string[] }>();
+  const byKey = new Map<string, { key: string; spec: CheckSpec; slots: number[]; servers: CheckedServer[] }>();
   for (let i = 0; i < checks.length; i++) {
     const c = checks[i];
     const key = targetKey(c.spec);

@@ -55,20 +55,31 @@ export interface HealthSink {
   setLastUp(slots: readonly number[], unixSec: number): void;
 }
 
+/** One server behind a target, as the registry names it (src/registry/registry.ts ServerRecord satisfies it). */
+export interface CheckedServer {
+  /** The server's identity (src/registry/keys.ts serverKey()). */
+  readonly key: string;
+  /** "region/address:port", for logs and the API. */
+  readonly label: string;
+  readonly region: string;
+  /** "address:port", the `server` label of metrics. */
+  readonly endpoint: string;
+}
+
 /** A target as the overwatch hands it to the scheduler: the spec and the live slots it decides. */
 export interface CheckTarget {
   /** Stable identity: equal specs give equal keys (see targetKey()). */
   readonly key: string;
   readonly spec: CheckSpec;
   readonly slots: readonly number[];
-  /** Labels for logs and the API: "region/address:port" of each server behind the target. */
-  readonly servers: readonly string[];
+  /** The servers behind the target, parallel to `slots`. */
+  readonly servers: readonly CheckedServer[];
 }
 
 /** What the API (later) and tests read about one target. */
 export interface TargetStatus {
   readonly key: string;
-  readonly servers: readonly string[];
+  readonly servers: readonly CheckedServer[];
   readonly type: CheckType;
   readonly state: 'unknown' | 'healthy' | 'unhealthy' | 'unchecked';
   readonly consecutiveSuccesses: number;

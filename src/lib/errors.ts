@@ -61,6 +61,11 @@ export const ERRORS = {
     summary: 'The domain, server or override named in the request does not exist in the served configuration.',
     httpStatus: 404,
   },
+  OPENGSLB_ERR_REGISTRY_REFUSED: {
+    code: 'OPENGSLB_ERR_REGISTRY_REFUSED',
+    summary: 'A server could not be registered: its region is not served here, its address is not an IP literal, or another source (the config, an agent) already owns it.',
+    httpStatus: 409,
+  },
   OPENGSLB_ERR_STATE_OPEN: {
     code: 'OPENGSLB_ERR_STATE_OPEN',
     summary: 'The state database under overwatch.data_dir could not be opened or created (missing permission, not a directory, or locked).',

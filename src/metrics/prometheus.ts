@@ -21,7 +21,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/types.ts';
 import type { CheckObserver, HealthCounters } from '../health/scheduler.ts';
+import type { CheckedServer } from '../health/types.ts';
 import { formatAddress } from '../lib/ip.ts';
+import { decisionKey } from '../registry/keys.ts';
 import type { OverrideView, ServerView } from '../overwatch/views.ts';
 import {
   COUNTER, COUNTER_STRIDE, HIST_BASE, HIST_BOUNDS_US, HIST_BUCKETS, HIST_SUM, HIST_WORDS, MATRIX_BASE,
@@ -50,6 +52,8 @@ export interface OverwatchSource {
   readonly generation: number;
   readonly pool: PoolSource;
   servers(): readonly ServerView[];
+  /** The servers the health-check series may name (Registry satisfies it). */
+  readonly registry: { servers(): readonly CheckedServer[] };
   overrides(): readonly OverrideView[];
   /** The health checker's probe and transition counts since start. */
   healthCounters(): HealthCounters;
@@ -269,13 +273,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
       // Configured domains only: a removed domain's series goes away, and
       // comes back (as a new counter) if the domain returns.
       const byKey = new Map<string, { domain: string; algorithm: string; value: number }>();
-      for (const d of overwatch.config.domains) byKey.set(`${d.name}|${d.routingAlgorithm}`, { domain: d.name, algorithm: d.routingAlgorithm, value: 0 });
+      for (const d of overwatch.config.domains) byKey.set(decisionKey(d.name, d.routingAlgorithm), { domain: d.name, algorithm: d.routingAlgorithm, value: 0 });
       const labels = overwatch.decisionLabels();
       const totals = decisionFold.totals;
       for (let id = 0; id < labels.length && id < totals.length; id++) {
         const l = labels[id];
         if (l === undefined) continue;
-        const entry = byKey.get(`${l.domain}|${l.algorithm}`);
+        const entry = byKey.get(decisionKey(l.domain, l.algorithm));
         if (entry !== undefined) entry.value += totals[id];
       }
       for (const e of byKey.values()) this.inc({ domain: e.domain, algorithm: e.algorithm }, e.value);
@@ -355,7 +359,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       refresh();
     },
   });
-  /** Label sets of each checked server's series, by "region/address:port", built once per server. */
+  /** Label sets of each checked server's series, by server key, built once per server. */
   interface CheckLabels {
     readonly region: { region: string };
     readonly success: { region: string; server: string; result: 'success' };
@@ -367,7 +371,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const pruneChecks = (): void => {
     if (overwatch === null || checked.size === 0) return;
     const current = new Set<string>();
-    for (const r of overwatch.config.regions) for (const s of r.servers) current.add(`${r.name}/${formatAddress(s.address, s.port)}`);
+    for (const s of overwatch.registry.servers()) current.add(s.key);
     const regions = new Set(overwatch.config.regions.map((r) => r.name));
     for (const [key, labels] of checked) {
       if (current.has(key)) continue;
@@ -379,15 +383,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
   };
   const onCheck: CheckObserver = (target, result) => {
     try {
-      for (const key of target.servers) {
-        let labels = checked.get(key);
+      for (const s of target.servers) {
+        let labels = checked.get(s.key);
         if (labels === undefined) {
-          // Labels are "region/address:port" (src/overwatch/check-targets.ts); region names hold no "/".
-          const slash = key.indexOf('/');
-          const region = key.slice(0, slash);
-          const server = key.slice(slash + 1);
+          const { region, endpoint: server } = s;
           labels = { region: { region }, success: { region, server, result: 'success' }, failure: { region, server, result: 'failure' } };
-          checked.set(key, labels);
+          checked.set(s.key, labels);
         }
         checkResults.inc(result.ok ? labels.success : labels.failure);
         if (result.latencyMs >= 0 && Number.isFinite(result.latencyMs)) checkDuration.observe(labels.region, result.latencyMs / 1000);

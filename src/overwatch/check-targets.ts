@@ -1,27 +1,15 @@
-// Main thread, cold path. Turns the config's servers into health-check
-// targets: one per distinct probe (src/health/targets.ts groups them), so the
-// same address checked with the same settings by several regions is probed
-// once and decides every slot behind it.
+// Main thread, cold path. Turns the servers a registry view serves into
+// health-check targets: one per distinct probe (src/health/targets.ts groups
+// them), so the same address checked with the same settings by several
+// regions is probed once and decides every slot behind it.
 
-import type { Config } from '../config/types.ts';
-import { groupTargets, specFor, type ServerCheck } from '../health/targets.ts';
+import { groupTargets, type ServerCheck } from '../health/targets.ts';
 import type { CheckTarget } from '../health/types.ts';
-import { formatAddress } from '../lib/ip.ts';
+import type { RegistryView } from '../registry/registry.ts';
 
-/**
- * Builds the check targets for every server that some domain answers with.
- * `slotOf(region, address, port)` gives each server's live slot (the snapshot
- * compiler has allocated them); servers without one are not served and not checked.
- */
-export function buildCheckTargets(config: Config, slotOf: (region: string, address: string, port: number) => number | undefined): CheckTarget[] {
+/** Builds the check targets of every server some domain of `view` answers with; the others are not checked. */
+export function buildCheckTargets(view: RegistryView): CheckTarget[] {
   const checks: ServerCheck[] = [];
-  for (const region of config.regions) {
-    for (const server of region.servers) {
-      const slot = slotOf(region.name, server.address, server.port);
-      if (slot === undefined) continue;
-      const label = `${region.name}/${formatAddress(server.address, server.port)}`;
-      checks.push({ spec: specFor(region.healthCheck, server), slot, server: label });
-    }
-  }
+  for (const server of view.served) checks.push({ spec: server.check, slot: server.slot, server });
   return groupTargets(checks);
 }

@@ -10,7 +10,7 @@
 
 import { EventEmitter, once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { DnsWorkerData, MainToWorker, WorkerToMain } from '../../workers/dns-worker.ts';
+import type { DnsWorkerData, MainToWorker, WorkerToMain } from '../../workers/messages.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';

@@ -1,46 +1,41 @@
 // Main thread. Turns per-server verdicts into the per-domain health words the
 // DNS workers read. A server has one slot (check verdict, latency, last up);
 // each domain that answers it has its own member word, which carries the
-// check verdict unless an operator override of (domain, address) says
-// otherwise. Every write ends with one epoch bump, so a worker sees a verdict
-// or an override on its very next query.
+// check verdict unless an operator override of (domain, address), held by the
+// registry, says otherwise. Every write ends with one epoch bump, so a worker
+// sees a verdict or an override on its very next query.
 
-import type { MemberInfo } from '../snapshot/compile.ts';
+import type { MemberModel, Registry } from '../registry/registry.ts';
 import {
   bumpEpoch, HEALTH_DRAINED, HEALTH_HEALTHY, LIVE_CAPACITY, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import type { HealthSink } from '../health/types.ts';
-import type { StoredOverride } from '../state/store.ts';
-
-/** Key of an override: the domain and the server's address. */
-export function overrideKey(service: string, address: string): string {
-  return `${service}|${address}`;
-}
 
 export class HealthFanout {
-  /** The live slots currently published (replaced when a reload grows them). */
+  /** The live slots currently published (replaced when a publish grows them). */
   live: Int32Array;
-  readonly overrides = new Map<string, StoredOverride>();
-  #byServer = new Map<number, MemberInfo[]>();
-  #members: readonly MemberInfo[] = [];
+  readonly #registry: Registry;
+  #byServer = new Map<number, MemberModel[]>();
+  #members: readonly MemberModel[] = [];
   /** Called with server slots whose verdict just became unhealthy (their last-up time is final). */
   onDown: ((slots: readonly number[]) => void) | null = null;
   /** Called with server slots whose last-up time moved. */
   onLastUp: ((slots: readonly number[], unixSec: number) => void) | null = null;
 
-  constructor(live: Int32Array) {
+  constructor(live: Int32Array, registry: Registry) {
     this.live = live;
+    this.#registry = registry;
   }
 
   /** Takes the members of a newly compiled snapshot; call apply() before publishing it. */
-  setMembers(members: readonly (MemberInfo | null)[]): void {
-    const list: MemberInfo[] = [];
-    const byServer = new Map<number, MemberInfo[]>();
+  setMembers(members: readonly (MemberModel | null)[]): void {
+    const list: MemberModel[] = [];
+    const byServer = new Map<number, MemberModel[]>();
     for (const m of members) {
       if (m === null) continue;
       list.push(m);
-      let forServer = byServer.get(m.serverSlot);
-      if (forServer === undefined) byServer.set(m.serverSlot, (forServer = []));
+      let forServer = byServer.get(m.server.slot);
+      if (forServer === undefined) byServer.set(m.server.slot, (forServer = []));
       forServer.push(m);
     }
     this.#members = list;
@@ -48,20 +43,15 @@ export class HealthFanout {
   }
 
   /** Every member of the served snapshot. */
-  get members(): readonly MemberInfo[] {
+  get members(): readonly MemberModel[] {
     return this.#members;
   }
 
-  /** The members answering one server slot. */
-  membersOf(serverSlot: number): readonly MemberInfo[] {
-    return this.#byServer.get(serverSlot) ?? [];
-  }
-
   /** Computes what a member's word should hold: the override when there is one, else the server's verdict. */
-  effective(member: MemberInfo): number {
-    const override = this.overrides.get(overrideKey(member.domain, member.address));
-    if (override !== undefined) return override.healthy ? HEALTH_HEALTHY : HEALTH_DRAINED;
-    return readHealth(this.live, member.serverSlot);
+  effective(member: MemberModel): number {
+    const override = this.#registry.overrideOf(member.domain, member.server.address);
+    if (override !== null) return override.healthy ? HEALTH_HEALTHY : HEALTH_DRAINED;
+    return readHealth(this.live, member.server.slot);
   }
 
   /** Rewrites every member word from the server verdicts and overrides (after a compile, or a bulk change). */
@@ -70,11 +60,11 @@ export class HealthFanout {
     bumpEpoch(this.live);
   }
 
-  /** Rewrites the member words of one (domain, address) after its override changed. */
+  /** Rewrites the member words of one (domain, address) after its override changed; returns how many. */
   applyOverride(service: string, address: string): number {
     let touched = 0;
     for (const m of this.#members) {
-      if (m.domain === service && m.address === address) {
+      if (m.domain === service && m.server.address === address) {
         storeHealth(this.live, m.memberSlot, this.effective(m));
         touched++;
       }

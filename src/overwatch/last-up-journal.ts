@@ -5,8 +5,7 @@
 // first health round, so that round's times are kept too.
 
 import type { Logger } from '../log/logger.ts';
-import { serverKey } from '../registry/slots.ts';
-import type { MemberInfo } from '../snapshot/compile.ts';
+import type { ServerRecord } from '../registry/registry.ts';
 import type { StateStore } from '../state/store.ts';
 
 /** How often pending last-up times are written. */
@@ -26,10 +25,10 @@ export class LastUpJournal {
     this.#logger = logger;
   }
 
-  /** Follows a newly compiled snapshot's server slots. */
-  index(members: readonly (MemberInfo | null)[]): void {
+  /** Follows the servers of a newly published snapshot (RegistryView.served). */
+  index(servers: readonly ServerRecord[]): void {
     const keys = new Map<number, string>();
-    for (const m of members) if (m !== null) keys.set(m.serverSlot, serverKey(m.region, m.address, m.port));
+    for (const s of servers) keys.set(s.slot, s.key);
     this.#keyOfSlot = keys;
   }
 

@@ -1,12 +1,15 @@
-// Main thread. The overwatch composition root: config → server slots → live
-// slots → snapshot → DNS worker pool; reload swaps in a new snapshot; stop
-// drains the workers. The main thread never parses a DNS query.
+// Main thread. The overwatch composition root: config → registry → snapshot →
+// DNS worker pool, with the health checker writing the live slots. A reload
+// applies the new config to the registry and publishes at once; a change made
+// to the registry at run time (agents, the API) is published after a short
+// debounce, so a burst of changes makes one snapshot. Stop drains the
+// workers. The main thread never parses a DNS query.
 
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
-import { serverKey, SlotAllocator } from '../registry/slots.ts';
-import { compileSnapshot, type CompiledSnapshot, type MemberInfo } from '../snapshot/compile.ts';
+import { Registry, type MemberModel } from '../registry/registry.ts';
+import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
 import {
@@ -19,10 +22,10 @@ import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
-import { HealthFanout, overrideKey } from './fanout.ts';
+import { explain, type Explanation } from './explain.ts';
+import { HealthFanout } from './fanout.ts';
 import { LastUpJournal } from './last-up-journal.ts';
-import { explain, type Explanation } from '../routing/explain.ts';
-import { rfc3339, type Authority, type DomainServerView, type DomainView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
+import { rfc3339, type DomainServerView, type DomainView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
 
 /** Socket settings fixed when the workers start: a reload that changes one is refused. */
 const SOCKET_KEY_NAMES = {
@@ -34,6 +37,9 @@ const SOCKET_KEY_NAMES = {
 
 /** Grace period for TCP queries in flight at shutdown; the whole stop stays under 5 s. */
 export const SHUTDOWN_GRACE_MS = 3000;
+
+/** How long a run-time registry change waits for more before it is published: a burst of registrations makes one snapshot. */
+export const REPUBLISH_DEBOUNCE_MS = 100;
 
 export interface OverwatchOptions {
   /**
@@ -68,10 +74,9 @@ export class Overwatch {
   readonly port: number;
   readonly pool: DnsPool;
   readonly counters: Int32Array;
+  /** Every server, override and routing definition; the snapshot is compiled from its views. */
+  readonly registry: Registry;
   readonly #logger: Logger;
-  readonly #slots: SlotAllocator;
-  readonly #statIds: SlotAllocator;
-  readonly #decisionLabels: ({ domain: string; algorithm: string } | undefined)[] = [];
   #config: Config;
   #live: Int32Array;
   #snapshot: CompiledSnapshot;
@@ -80,23 +85,18 @@ export class Overwatch {
   readonly #fanout: HealthFanout;
   readonly #store: StateStore;
   readonly #lastUp: LastUpJournal;
+  /** Reloads and republishes run one at a time, in order. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #republishTimer: NodeJS.Timeout | null = null;
+  #stopping = false;
 
-  private constructor(
-    config: Config,
-    logger: Logger,
-    host: string,
-    port: number,
-    state: StartState,
-    counters: Int32Array,
-    pool: DnsPool,
-  ) {
+  private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
     this.#health = state.health;
     this.#config = config;
     this.#logger = logger;
     this.host = host;
     this.port = port;
-    this.#slots = state.slots;
-    this.#statIds = state.statIds;
+    this.registry = state.registry;
     this.#fanout = state.fanout;
     this.#store = state.store;
     this.#live = state.fanout.live;
@@ -105,8 +105,8 @@ export class Overwatch {
     this.counters = counters;
     this.pool = pool;
     this.#lastUp = state.lastUp;
-    this.#indexSnapshot(config, state.snapshot);
     this.#lastUp.start();
+    this.registry.on('changed', () => this.#scheduleRepublish());
   }
 
   /**
@@ -117,35 +117,38 @@ export class Overwatch {
   static async start(config: Config, logger: Logger, options: OverwatchOptions = {}): Promise<Overwatch> {
     const dns = config.dns;
     const store = options.store ?? new MemoryStore();
-    const slots = new SlotAllocator();
-    const statIds = new SlotAllocator();
-    const snapshot = compileSnapshot(config, { generation: 1, serial: unixSeconds(), slots, statIds });
-    const fresh = slots.takeFresh();
-    const fanout = new HealthFanout(createLiveSlots(Math.max(256, slots.highWater * 2)));
+    const registry = new Registry();
+    registry.applyConfig(config);
+    // Persisted state goes in before any verdict: overrides outrank the first
+    // round, and last-up times let last_healthy answer right after a restart.
+    for (const o of store.loadOverrides()) registry.setOverride(o);
+    const view = registry.view();
+    const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
+    const fresh = registry.takeFreshSlots();
+    registry.commit(view);
+    const fanout = new HealthFanout(createLiveSlots(Math.max(256, registry.slotHighWater * 2)), registry);
     fanout.setMembers(snapshot.members);
     const lastUp = new LastUpJournal(store, logger);
-    lastUp.index(snapshot.members);
+    lastUp.index(view.served);
     fanout.onLastUp = (slots, unixSec) => lastUp.note(slots, unixSec);
     // A server going down has its final last-up time: keep it without waiting for the timer.
     fanout.onDown = () => void lastUp.flush();
-    // Persisted state goes in before any verdict: overrides outrank the first
-    // round, and last-up times let last_healthy answer right after a restart.
-    for (const o of store.loadOverrides()) fanout.overrides.set(overrideKey(o.service, o.address), o);
     for (const [key, sec] of store.loadLastUp()) {
-      const slot = slots.slotOf(key);
-      if (slot !== undefined) writeLastUp(fanout.live, slot, sec);
+      const server = registry.server(key);
+      if (server !== undefined) writeLastUp(fanout.live, server.slot, sec);
     }
     let health: HealthScheduler | null = null;
     if (options.healthChecks === 'off') {
       fanout.setServerHealth(fresh, HEALTH_HEALTHY);
     } else {
       health = new HealthScheduler({ sink: fanout.sink(), logger: logger.child({ component: 'health' }), observer: options.onCheck });
-      health.update(buildCheckTargets(config, (r, a, p) => slots.slotOf(serverKey(r, a, p))));
+      health.update(buildCheckTargets(view));
       // No answer is ever given from an unknown state: DNS binds after the first round.
       await health.firstRound();
     }
     fanout.apply();
-    if (fanout.overrides.size > 0) logger.info({ overrides: fanout.overrides.size, store: store.location }, 'overrides restored');
+    const overrides = registry.overrides().length;
+    if (overrides > 0) logger.info({ overrides, store: store.location }, 'overrides restored');
     const live = fanout.live;
     // Probe the address only now, right before the workers bind: the first
     // health round can take seconds, and a port chosen for port 0 before it
@@ -182,7 +185,7 @@ export class Overwatch {
       health?.stop();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { slots, statIds, fanout, store, lastUp, snapshot, health }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health }, counters, pool);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
@@ -222,9 +225,9 @@ export class Overwatch {
     return this.#snapshot.generation;
   }
 
-  /** Returns the live slot of a configured server, or undefined when it is not served. */
+  /** Returns the live slot of a server, or undefined when the registry has none at (region, address, port). */
   slotOf(region: string, address: string, port: number): number | undefined {
-    return this.#slots.slotOf(serverKey(region, address, port));
+    return this.registry.serverAt(region, address, port)?.slot;
   }
 
   /** Sets a server slot's health (HEALTH_*), as a check verdict would; the next query on every worker sees it. */
@@ -239,7 +242,7 @@ export class Overwatch {
 
   /** The (domain, algorithm) of each routing-decision counter id (REC_STAT_ID); ids are never reused. */
   decisionLabels(): readonly ({ readonly domain: string; readonly algorithm: string } | undefined)[] {
-    return this.#decisionLabels;
+    return this.registry.decisionLabels();
   }
 
   /** Sums the workers' counters. */
@@ -248,11 +251,16 @@ export class Overwatch {
   }
 
   /**
-   * Swaps in a new, already validated config: compiles a new snapshot and
-   * publishes it. Refuses (and keeps serving the old one) a change that needs
-   * a restart. Servers that stay keep their slot, so health and latency carry over.
+   * Swaps in a new, already validated config: applies it to the registry,
+   * compiles a new snapshot and publishes it. Refuses (and keeps serving the
+   * old one) a change that needs a restart. Servers that stay keep their
+   * slot, so health and latency carry over.
    */
-  async reload(next: Config): Promise<ReloadResult> {
+  reload(next: Config): Promise<ReloadResult> {
+    return this.#serially(() => this.#reload(next));
+  }
+
+  async #reload(next: Config): Promise<ReloadResult> {
     const cur = this.#config;
     const refuse = (message: string): ReloadResult => ({ ok: false, generation: this.generation, message });
     if (next.mode !== cur.mode) return refuse(`mode changed from ${cur.mode} to ${next.mode}; a mode change needs a restart`);
@@ -270,69 +278,113 @@ export class Overwatch {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
       }
     }
+    this.registry.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
-      this.#serial = Math.max(this.#serial + 1, unixSeconds());
-      snapshot = compileSnapshot(next, { generation: this.generation + 1, serial: this.#serial, slots: this.#slots, statIds: this.#statIds });
+      snapshot = this.#compile();
     } catch (err) {
+      // Slots are released only by a commit, so the old config's servers get theirs back.
+      this.registry.applyConfig(cur);
       return refuse((err as Error).message);
     }
+    this.#config = next;
+    this.#logger.level = next.logging.level;
+    const lagging = await this.#publish(snapshot);
+    const note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
+    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
+  }
+
+  /** Runs `step` after every reload or republish queued before it; a failure does not stop the ones after. */
+  #serially<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(step, step);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A run-time registry change: publish it once the burst it belongs to is over. */
+  #scheduleRepublish(): void {
+    if (this.#stopping || this.#republishTimer !== null) return;
+    this.#republishTimer = setTimeout(() => {
+      this.#republishTimer = null;
+      void this.#serially(() => this.#republish());
+    }, REPUBLISH_DEBOUNCE_MS);
+  }
+
+  /** Publishes what the registry holds now, unless a reload published it already. */
+  async #republish(): Promise<void> {
+    if (this.#stopping || this.#snapshot.view.version === this.registry.version) return;
+    let snapshot: CompiledSnapshot;
+    try {
+      snapshot = this.#compile();
+    } catch (err) {
+      this.#logger.error({ err: (err as Error).message }, 'registry change not published; the previous snapshot keeps serving');
+      return;
+    }
+    await this.#publish(snapshot);
+  }
+
+  /** Compiles the registry's current view with the next generation and serial. */
+  #compile(): CompiledSnapshot {
+    const view = this.registry.view();
+    const serial = Math.max(this.#serial + 1, unixSeconds());
+    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial });
+    this.#serial = serial;
+    return snapshot;
+  }
+
+  /**
+   * Makes `snapshot` the one served: live slots grown if its slots outgrew
+   * them, health checks following its servers, member words filled, then
+   * handed to every worker. Returns the workers that did not confirm in time.
+   */
+  async #publish(snapshot: CompiledSnapshot): Promise<number[]> {
+    const view = snapshot.view;
     let live = this.#live;
-    // More servers than the live slots hold: copy into a larger buffer and hand it over with the snapshot.
-    if (this.#slots.highWater > live[LIVE_CAPACITY]) live = growLiveSlots(live, this.#slots.highWater * 2);
-    const released = this.#slots.retain(snapshot.slotKeys);
-    const fresh = this.#slots.takeFresh();
+    // More slots than the live buffer holds: copy into a larger buffer and hand it over with the snapshot.
+    if (this.registry.slotHighWater > live[LIVE_CAPACITY]) live = growLiveSlots(live, this.registry.slotHighWater * 2);
+    const fresh = this.registry.takeFreshSlots();
     this.#live = live;
     this.#fanout.live = live;
     this.#fanout.setMembers(snapshot.members);
     if (this.#health) {
       // Unchanged targets keep their state; new servers start unknown and are probed at once.
-      this.#health.update(buildCheckTargets(next, (r, a, p) => this.#slots.slotOf(serverKey(r, a, p))));
+      this.#health.update(buildCheckTargets(view));
     } else {
       this.#fanout.setServerHealth(fresh, HEALTH_HEALTHY);
     }
     // New domains' words for servers that already have a verdict are filled
     // now, before any worker can serve the new snapshot.
     this.#fanout.apply();
-    this.#indexSnapshot(next, snapshot);
+    this.#lastUp.index(view.served);
     this.#snapshot = snapshot;
-    this.#config = next;
-    this.#logger.level = next.logging.level;
     const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live);
-    // Only now, with every worker on the new snapshot, do removed servers'
-    // slots go back to unknown; doing it earlier would take them out of the
-    // old snapshot's answers while workers still serve it.
-    for (const slot of released) {
+    // Only now, with every worker on the new snapshot, do released slots go
+    // back to unknown; doing it earlier would take them out of the old
+    // snapshot's answers while workers still serve it.
+    for (const slot of this.registry.commit(view)) {
       storeHealth(live, slot, HEALTH_UNKNOWN);
       writeLatency(live, slot, 0, 0);
       writeLastUp(live, slot, 0);
     }
-    const note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
-    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
+    return lagging;
   }
 
   /** Stops answering: workers close their sockets and finish TCP queries in flight. */
   async stop(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
+    this.#stopping = true;
+    if (this.#republishTimer !== null) clearTimeout(this.#republishTimer);
+    this.#republishTimer = null;
     this.#health?.stop();
+    await this.#queue;
     await this.pool.stop(graceMs);
     await this.#lastUp.stop();
-  }
-
-  /** Rebuilds the lookups that follow the served snapshot: server keys by slot, decision-counter labels. */
-  #indexSnapshot(config: Config, snapshot: CompiledSnapshot): void {
-    this.#lastUp.index(snapshot.members);
-    for (const d of config.domains) {
-      const id = this.#statIds.slotOf(`${d.name}|${d.routingAlgorithm}`);
-      if (id !== undefined) this.#decisionLabels[id] = { domain: d.name, algorithm: d.routingAlgorithm };
-    }
   }
 
   // ---- Overrides
 
   /** Every override, active or not. */
   overrides(): OverrideView[] {
-    const out: OverrideView[] = [];
-    for (const o of this.#fanout.overrides.values()) out.push(this.#overrideView(o));
+    const out = this.registry.overrides().map((o) => this.#overrideView(o));
     out.sort((a, b) => (a.service === b.service ? (a.address < b.address ? -1 : 1) : a.service < b.service ? -1 : 1));
     return out;
   }
@@ -348,39 +400,35 @@ export class Overwatch {
     this.#requireMember(service, address);
     const stored: StoredOverride = { service, address, healthy: request.healthy, reason: request.reason, source: request.source, createdAtMs: Date.now() };
     await this.#store.putOverride(stored);
-    this.#fanout.overrides.set(overrideKey(service, address), stored);
+    this.registry.setOverride(stored);
     this.#fanout.applyOverride(service, address);
     return this.#overrideView(stored);
   }
 
   /** Removes an override; returns it, or null when there was none. Throws OPENGSLB_ERR_STATE_WRITE when the store refuses. */
   async clearOverride(service: string, address: string): Promise<OverrideView | null> {
-    const key = overrideKey(service, address);
-    const existing = this.#fanout.overrides.get(key);
-    if (existing === undefined) return null;
+    if (this.registry.overrideOf(service, address) === null) return null;
     await this.#store.deleteOverride(service, address);
-    this.#fanout.overrides.delete(key);
+    const existing = this.registry.deleteOverride(service, address) as StoredOverride;
     this.#fanout.applyOverride(service, address);
     return this.#overrideView(existing);
   }
 
   /** The override of (service, address), or null. */
   overrideOf(service: string, address: string): OverrideView | null {
-    const o = this.#fanout.overrides.get(overrideKey(service, address));
-    return o === undefined ? null : this.#overrideView(o);
+    const o = this.registry.overrideOf(service, address);
+    return o === null ? null : this.#overrideView(o);
   }
 
   #requireMember(service: string, address: string): void {
-    const domain = this.#config.domains.find((d) => d.name === service);
-    if (domain === undefined) {
+    const members = this.#fanout.members;
+    if (!this.#config.domains.some((d) => d.name === service)) {
       const names = this.#config.domains.map((d) => d.name);
-      const shown = names.slice(0, 10).join(', ') + (names.length > 10 ? `, … (${names.length} in all)` : '');
-      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no domain "${service}" is served; expected one of: ${shown || '(none)'}`);
+      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no domain "${service}" is served; expected one of: ${shortList(names) || '(none)'}`);
     }
-    if (!this.#fanout.members.some((m) => m.domain === service && m.address === address)) {
-      const addresses = [...new Set(this.#fanout.members.filter((m) => m.domain === service).map((m) => m.address))];
-      const shown = addresses.slice(0, 10).join(', ') + (addresses.length > 10 ? `, … (${addresses.length} in all)` : '');
-      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `domain ${service} answers no server with address ${address}; its servers are: ${shown || '(none)'}`);
+    if (!members.some((m) => m.domain === service && m.server.address === address)) {
+      const addresses = [...new Set(members.filter((m) => m.domain === service).map((m) => m.server.address))];
+      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `domain ${service} answers no server with address ${address}; its servers are: ${shortList(addresses) || '(none)'}`);
     }
   }
 
@@ -393,29 +441,32 @@ export class Overwatch {
       source: o.source,
       created_at: rfc3339(o.createdAtMs) as string,
       authority: 'override',
-      active: this.#fanout.members.some((m) => m.domain === o.service && m.address === o.address),
+      active: this.registry.answers(o.service, o.address),
     };
   }
 
   // ---- Views for the API, the metrics and the CLI
+
+  /** The health-check state of each served server, by server key. */
+  #targetsByServer(): Map<string, TargetStatus> {
+    const targets = new Map<string, TargetStatus>();
+    for (const t of this.healthStatus()) for (const s of t.servers) targets.set(s.key, t);
+    return targets;
+  }
 
   /**
    * What DNS would answer (name, type) to `client` now, and why. Throws
    * OPENGSLB_ERR_API_BAD_REQUEST for a name, type or client that cannot be asked.
    */
   explain(name: string, type: string, client: string | null): Explanation {
-    const lastErrors = new Map<string, string | null>();
-    for (const t of this.healthStatus()) for (const label of t.servers) lastErrors.set(label, t.lastError);
-    const labelOf = new Map<number, string>();
-    for (const m of this.#fanout.members) labelOf.set(m.serverSlot, `${m.region}/${formatAddress(m.address, m.port)}`);
+    const targets = this.#targetsByServer();
     try {
       return explain(
         {
           snapshot: this.#snapshot,
           live: this.#live,
-          config: this.#config,
-          overrideOf: (d, a) => this.overrideOf(d, a),
-          lastErrorOf: (slot) => lastErrors.get(labelOf.get(slot) ?? '') ?? null,
+          registry: this.registry,
+          lastErrorOf: (server) => targets.get(server.key)?.lastError ?? null,
         },
         name,
         type,
@@ -427,52 +478,43 @@ export class Overwatch {
     }
   }
 
-  /** Every configured server with its check state; servers no domain answers are listed as unknown with no domains. */
+  /** Every server with its check state; servers no domain answers are listed as unknown with no domains. */
   servers(): ServerView[] {
-    const targets = new Map<string, TargetStatus>();
-    for (const t of this.healthStatus()) for (const label of t.servers) targets.set(label, t);
-    const domainsBySlot = new Map<number, MemberInfo[]>();
-    for (const m of this.#fanout.members) {
-      let list = domainsBySlot.get(m.serverSlot);
-      if (list === undefined) domainsBySlot.set(m.serverSlot, (list = []));
-      list.push(m);
-    }
+    const targets = this.#targetsByServer();
+    const served = new Set(this.#snapshot.view.served.map((s) => s.key));
     const live = this.#live;
     const cap = live[LIVE_CAPACITY];
     const out: ServerView[] = [];
-    for (const region of this.#config.regions) {
-      for (const server of region.servers) {
-        const slot = this.#slots.slotOf(serverKey(region.name, server.address, server.port));
-        const members = slot === undefined ? [] : domainsBySlot.get(slot) ?? [];
-        const target = targets.get(`${region.name}/${formatAddress(server.address, server.port)}`);
-        const status = slot === undefined ? 'unknown' : stateName(readHealth(live, slot));
-        const overrides = [];
-        for (const m of members) {
-          const o = this.#fanout.overrides.get(overrideKey(m.domain, m.address));
-          if (o !== undefined) overrides.push({ service: o.service, healthy: o.healthy, reason: o.reason, source: o.source });
-        }
-        const checkType = region.healthCheck.type;
-        const samples = slot === undefined ? 0 : Atomics.load(live, latencyWord(cap, slot) + 1);
-        const lastUp = slot === undefined ? 0 : Atomics.load(live, lastUpWord(cap, slot));
-        out.push({
-          address: server.address,
-          port: server.port,
-          region: region.name,
-          domains: members.map((m) => m.domain),
-          status,
-          healthy: status === 'healthy',
-          authority: overrides.length > 0 ? 'override' : checkType === 'none' ? 'unchecked' : 'health_check',
-          check_type: checkType,
-          last_check: rfc3339(target?.lastCheckAt),
-          last_healthy: rfc3339(lastUpMs(lastUp)),
-          last_error: target?.lastError ?? null,
-          consecutive_failures: target?.consecutiveFailures ?? 0,
-          consecutive_successes: target?.consecutiveSuccesses ?? 0,
-          latency_ms: samples > 0 ? Atomics.load(live, latencyWord(cap, slot as number)) / 1000 : null,
-          latency_samples: samples,
-          overrides,
-        });
+    for (const server of this.registry.servers()) {
+      const isServed = served.has(server.key);
+      const domains = this.registry.domainsOf(server);
+      const target = targets.get(server.key);
+      const status = isServed ? stateName(readHealth(live, server.slot)) : 'unknown';
+      const overrides = [];
+      for (const d of domains) {
+        const o = this.registry.overrideOf(d, server.address);
+        if (o !== null) overrides.push({ service: o.service, healthy: o.healthy, reason: o.reason, source: o.source });
       }
+      const samples = isServed ? Atomics.load(live, latencyWord(cap, server.slot) + 1) : 0;
+      const lastUp = isServed ? Atomics.load(live, lastUpWord(cap, server.slot)) : 0;
+      out.push({
+        address: server.address,
+        port: server.port,
+        region: server.region,
+        domains: [...domains],
+        status,
+        healthy: status === 'healthy',
+        authority: this.registry.authorityOf(server, null),
+        check_type: server.check.type,
+        last_check: rfc3339(target?.lastCheckAt),
+        last_healthy: rfc3339(lastUpMs(lastUp)),
+        last_error: target?.lastError ?? null,
+        consecutive_failures: target?.consecutiveFailures ?? 0,
+        consecutive_successes: target?.consecutiveSuccesses ?? 0,
+        latency_ms: samples > 0 ? Atomics.load(live, latencyWord(cap, server.slot)) / 1000 : null,
+        latency_samples: samples,
+        overrides,
+      });
     }
     return out;
   }
@@ -498,13 +540,12 @@ export class Overwatch {
 
   /** Every configured domain with its servers as DNS sees them for that domain. */
   domains(): DomainView[] {
-    const byDomain = new Map<string, MemberInfo[]>();
+    const byDomain = new Map<string, MemberModel[]>();
     for (const m of this.#fanout.members) {
       let list = byDomain.get(m.domain);
       if (list === undefined) byDomain.set(m.domain, (list = []));
       list.push(m);
     }
-    const checkType = new Map(this.#config.regions.map((r) => [r.name, r.healthCheck.type]));
     return this.#config.domains.map((d) => ({
       name: d.name,
       zone: d.zone,
@@ -513,22 +554,23 @@ export class Overwatch {
       max_answers: d.maxAnswers,
       when_all_down: d.whenAllDown,
       fallback: d.fallback,
-      servers: (byDomain.get(d.name) ?? []).map((m): DomainServerView => {
-        const override = this.overrideOf(m.domain, m.address);
-        const authority: Authority = override !== null ? 'override' : checkType.get(m.region) === 'none' ? 'unchecked' : 'health_check';
-        return {
-          address: m.address,
-          port: m.port,
-          region: m.region,
-          weight: m.weight,
-          priority: m.priority,
-          status: stateName(readHealth(this.#live, m.memberSlot)),
-          authority,
-          override,
-        };
-      }),
+      servers: (byDomain.get(d.name) ?? []).map((m): DomainServerView => ({
+        address: m.server.address,
+        port: m.server.port,
+        region: m.server.region,
+        weight: m.server.weight,
+        priority: m.priority,
+        status: stateName(readHealth(this.#live, m.memberSlot)),
+        authority: this.registry.authorityOf(m.server, m.domain),
+        override: this.overrideOf(m.domain, m.server.address),
+      })),
     }));
   }
+}
+
+/** The first ten of a list, and how many there are in all. */
+function shortList(items: readonly string[]): string {
+  return items.slice(0, 10).join(', ') + (items.length > 10 ? `, … (${items.length} in all)` : '');
 }
 
 /** Names a health word for the API; a drained member is unhealthy. */
@@ -538,8 +580,7 @@ function stateName(word: number): HealthState {
 
 /** What start() builds before the instance exists. */
 interface StartState {
-  readonly slots: SlotAllocator;
-  readonly statIds: SlotAllocator;
+  readonly registry: Registry;
   readonly fanout: HealthFanout;
   readonly store: StateStore;
   readonly lastUp: LastUpJournal;

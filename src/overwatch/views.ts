@@ -2,16 +2,13 @@
 // serves it (snake_case JSON, RFC 3339 times in UTC, null for "none yet").
 // The Overwatch builds these; the API, the metrics and the CLI only read them.
 
+import type { Authority } from '../registry/registry.ts';
+
+/** Who decides whether a server is answered: the registry's rule (src/registry/registry.ts authorityOf()). */
+export type { Authority };
+
 /** A health verdict as the API reports it. */
 export type HealthState = 'healthy' | 'unhealthy' | 'unknown';
-
-/**
- * Who decides whether a server is answered:
- * - `override`: an operator override (PUT /api/v1/overrides/…) outranks the checks;
- * - `health_check`: the overwatch's own checks;
- * - `unchecked`: health_check.type none, always answerable.
- */
-export type Authority = 'override' | 'health_check' | 'unchecked';
 
 /** An operator override of one server address in one domain (service). */
 export interface OverrideView {

@@ -1,12 +1,8 @@
-// Main thread, cold path. Assigns each configured server a stable slot id: the
-// index of its health word and latency words in the live slots. A server keeps
-// its slot for as long as it stays in the config, so health state and latency
-// history survive snapshot rebuilds.
-
-/** Identifies a configured server: the same address and port in the same region is the same server. */
-export function serverKey(region: string, address: string, port: number): string {
-  return `${region}|${address}|${port}`;
-}
+// Main thread, cold path. Hands out stable slot ids by key: the index of a
+// server's (or a domain's member's) words in the live slots. The registry
+// (./registry.ts) owns the one allocator; a key keeps its slot until the
+// registry releases it, so health state and latency history survive
+// snapshot rebuilds.
 
 /** Hands out slot ids, reusing freed ones; the live slots are sized from `capacity`. */
 export class SlotAllocator {

@@ -4,6 +4,13 @@
 // slots, plus what to answer when every member is down (when_all_down). No
 // I/O, no allocation per query.
 //
+// The rules are small exported steps that say what they decided with a
+// numeric code: which members may be answered (healthyVerdict), which a
+// when_all_down mode answers instead (newestLastUp, allDownVerdict), and when
+// latency ranks (latencyCutoff). selectMembers() is built from them, and so is
+// the main thread's explain (src/overwatch/explain.ts), which runs these same
+// functions over its own RouteState: there is one copy of every rule.
+//
 // Health is read through a per-worker cache: for each record we keep the list
 // of answerable members (and, for weighted, their cumulative weights) and the
 // health epoch it was computed at. The main thread bumps the epoch after every
@@ -18,11 +25,29 @@
 // what the normal one does; `degraded[r]` says which mode produced the list.
 
 import * as L from '../snapshot/layout.ts';
-import { HEALTH_DRAINED, HEALTH_HEALTHY, LIVE_CAPACITY, LIVE_EPOCH, LIVE_HEALTH_BASE, lastUpWord, latencyWord } from '../snapshot/live-slots.ts';
+import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH, LIVE_HEALTH_BASE, lastUpWord, latencyWord } from '../snapshot/live-slots.ts';
 import type { SnapshotView } from '../snapshot/reader.ts';
+import type { ClientAddress } from './client.ts';
 
 /** degraded[r] value for a record with at least one healthy member. */
 export const DEGRADED_NONE = -1;
+
+// Verdicts on one member: LISTED, or why it is left out of the answerable list.
+/** The member is in the record's answerable list. */
+export const LISTED = 0;
+/** Its health word says unhealthy (the checks' verdict for this domain). */
+export const OUT_UNHEALTHY = 1;
+/** No verdict yet. */
+export const OUT_UNKNOWN = 2;
+/** An operator override drained it; this holds even when when_all_down fails open. */
+export const OUT_DRAINED = 3;
+/** Weight 0 under the weighted policy: never answered (Route 53 semantics). */
+export const OUT_WEIGHT_ZERO = 4;
+/** when_all_down: last_healthy: last up before the window of the most recent member (or never). */
+export const OUT_STALE = 5;
+
+/** latencyCutoff() when latency does not rank: some listed member has fewer than min_samples samples. */
+export const LATENCY_TOO_FEW_SAMPLES = -1;
 
 /** Per-worker routing state for one attached snapshot. Create on attach; reuse for every query. */
 export class RouteState {
@@ -56,10 +81,65 @@ export class RouteState {
   }
 }
 
-/** Rebuilds record `r`'s answerable list from the live slots, falling back to its when_all_down list. */
-function refresh(state: RouteState, r: number, epoch: number): void {
+/**
+ * Rule 1: may the member whose words start at `mb` be answered while its
+ * record has healthy members? LISTED, or OUT_UNHEALTHY / OUT_UNKNOWN /
+ * OUT_DRAINED (its health word) / OUT_WEIGHT_ZERO (weighted only).
+ * Static data (NO_SLOT) is always listed.
+ */
+export function healthyVerdict(state: RouteState, mb: number, weighted: boolean): number {
+  const u32 = state.view.u32;
+  const slot = u32[mb + L.MEM_HEALTH_SLOT];
+  if (slot !== L.NO_SLOT) {
+    const health = Atomics.load(state.live, LIVE_HEALTH_BASE + slot);
+    if (health !== HEALTH_HEALTHY) return health === HEALTH_DRAINED ? OUT_DRAINED : health === HEALTH_UNKNOWN ? OUT_UNKNOWN : OUT_UNHEALTHY;
+  }
+  return weighted && u32[mb + L.MEM_WEIGHT] === 0 ? OUT_WEIGHT_ZERO : LISTED;
+}
+
+/**
+ * Rule 2a: the last-up word when_all_down: last_healthy counts back from:
+ * the newest over every member of the record (drained ones too); 0 when none
+ * has been healthy since the overwatch started (nothing to fall back on).
+ */
+export function newestLastUp(state: RouteState, start: number, count: number): number {
   const u32 = state.view.u32;
   const live = state.live;
+  const cap = live[LIVE_CAPACITY];
+  let newest = 0;
+  for (let i = 0; i < count; i++) {
+    const up = Atomics.load(live, lastUpWord(cap, u32[state.view.memberBase(start + i) + L.MEM_SERVER]));
+    if (up > newest) newest = up;
+  }
+  return newest;
+}
+
+/**
+ * Rule 2b: with no member healthy, is member `mb` answered by the fail-open
+ * mode `mode` (ALL_DOWN_LAST_HEALTHY or ALL_DOWN_ALL)? `oldest` is the
+ * earliest last-up word last_healthy accepts. LISTED, or OUT_DRAINED (a drain
+ * holds even when failing open), OUT_STALE, OUT_WEIGHT_ZERO.
+ */
+export function allDownVerdict(state: RouteState, mb: number, mode: number, oldest: number, weighted: boolean): number {
+  const u32 = state.view.u32;
+  const live = state.live;
+  if (Atomics.load(live, LIVE_HEALTH_BASE + u32[mb + L.MEM_HEALTH_SLOT]) === HEALTH_DRAINED) return OUT_DRAINED;
+  if (mode === L.ALL_DOWN_LAST_HEALTHY && Atomics.load(live, lastUpWord(live[LIVE_CAPACITY], u32[mb + L.MEM_SERVER])) < oldest) return OUT_STALE;
+  return weighted && u32[mb + L.MEM_WEIGHT] === 0 ? OUT_WEIGHT_ZERO : LISTED;
+}
+
+/**
+ * Rebuilds record `r`'s answerable list from the live slots (rule 1), falling
+ * back to its when_all_down list (rule 2) when none is healthy, and stamps it
+ * with the current epoch. Afterwards `healthyCount[r]` members are listed from
+ * `healthy[REC_MEMBER_START]` and `degraded[r]` says whether a mode produced
+ * them. Explain calls it on its own RouteState.
+ */
+export function refreshList(state: RouteState, r: number): void {
+  // The epoch is read before any health word: a write that lands while we
+  // read moves it on, and the next query rebuilds again.
+  const epoch = Atomics.load(state.live, LIVE_EPOCH);
+  const u32 = state.view.u32;
   const rb = state.view.recordBase(r);
   const start = u32[rb + L.REC_MEMBER_START];
   const count = u32[rb + L.REC_MEMBER_COUNT];
@@ -67,9 +147,7 @@ function refresh(state: RouteState, r: number, epoch: number): void {
   let n = 0;
   for (let i = 0; i < count; i++) {
     const mb = state.view.memberBase(start + i);
-    const slot = u32[mb + L.MEM_HEALTH_SLOT];
-    if (slot !== L.NO_SLOT && Atomics.load(live, LIVE_HEALTH_BASE + slot) !== HEALTH_HEALTHY) continue;
-    n = listMember(state, start, n, i, mb, weighted);
+    if (healthyVerdict(state, mb, weighted) === LISTED) n = listMember(state, start, n, i, mb, weighted);
   }
   state.degraded[r] = DEGRADED_NONE;
   if (n === 0 && count > 0) n = refreshAllDown(state, r, rb, start, count, weighted);
@@ -77,32 +155,21 @@ function refresh(state: RouteState, r: number, epoch: number): void {
   state.epochOf[r] = epoch;
 }
 
-/** Fills record `r`'s list per its when_all_down mode; returns the list length (0 = SERVFAIL). */
+/** Fills record `r`'s list per its when_all_down mode; returns the list length (0 = SERVFAIL, or the fallback members). */
 function refreshAllDown(state: RouteState, r: number, rb: number, start: number, count: number, weighted: boolean): number {
-  const u32 = state.view.u32;
-  const live = state.live;
-  const mode = u32[rb + L.REC_ALL_DOWN];
+  const mode = state.view.u32[rb + L.REC_ALL_DOWN];
   state.degraded[r] = mode;
   if (mode === L.ALL_DOWN_SERVFAIL || mode === L.ALL_DOWN_FALLBACK) return 0;
-  let newest = 0;
-  const cap = live[LIVE_CAPACITY];
+  let oldest = 0;
   if (mode === L.ALL_DOWN_LAST_HEALTHY) {
-    for (let i = 0; i < count; i++) {
-      const slot = u32[state.view.memberBase(start + i) + L.MEM_SERVER];
-      const up = Atomics.load(live, lastUpWord(cap, slot));
-      if (up > newest) newest = up;
-    }
-    // Never healthy since start: nothing to fall back on.
+    const newest = newestLastUp(state, start, count);
     if (newest === 0) return 0;
+    oldest = newest - state.view.u32[rb + L.REC_LAST_UP_WINDOW];
   }
-  const oldest = newest - u32[rb + L.REC_LAST_UP_WINDOW];
   let n = 0;
   for (let i = 0; i < count; i++) {
     const mb = state.view.memberBase(start + i);
-    // An operator's drain holds even when failing open.
-    if (Atomics.load(live, LIVE_HEALTH_BASE + u32[mb + L.MEM_HEALTH_SLOT]) === HEALTH_DRAINED) continue;
-    if (mode === L.ALL_DOWN_LAST_HEALTHY && Atomics.load(live, lastUpWord(cap, u32[mb + L.MEM_SERVER])) < oldest) continue;
-    n = listMember(state, start, n, i, mb, weighted);
+    if (allDownVerdict(state, mb, mode, oldest, weighted) === LISTED) n = listMember(state, start, n, i, mb, weighted);
   }
   return n;
 }
@@ -110,30 +177,26 @@ function refreshAllDown(state: RouteState, r: number, rb: number, start: number,
 /**
  * Appends member `start + i` (member words at `mb`) as entry `n` of the
  * record's answerable list, with its cumulative weight when weighted; returns
- * the new length. Weight 0 takes a server out of weighted answers entirely
- * (Route 53 semantics), so such a member is not listed.
+ * the new length.
  */
 function listMember(state: RouteState, start: number, n: number, i: number, mb: number, weighted: boolean): number {
-  if (weighted) {
-    const w = state.view.u32[mb + L.MEM_WEIGHT];
-    if (w === 0) return n;
-    state.cumWeight[start + n] = (n === 0 ? 0 : state.cumWeight[start + n - 1]) + w;
-  }
+  if (weighted) state.cumWeight[start + n] = (n === 0 ? 0 : state.cumWeight[start + n - 1]) + state.view.u32[mb + L.MEM_WEIGHT];
   state.healthy[start + n] = start + i;
   return n + 1;
 }
 
 /**
- * Chooses up to the record's max_answers distinct members for one answer and
- * writes their member indexes to `out` (length ≥ MAX_ANSWERS_LIMIT), in
- * policy order. Returns how many were written; 0 means SERVFAIL. After the
- * call, `state.degraded[r]` tells whether (and how) when_all_down answered.
+ * Chooses up to the record's max_answers distinct members for one answer to
+ * `client` and writes their member indexes to `out` (length ≥
+ * MAX_ANSWERS_LIMIT), in policy order. Returns how many were written; 0 means
+ * SERVFAIL. After the call, `state.degraded[r]` tells whether (and how)
+ * when_all_down answered. No policy routes by client yet: geolocation and
+ * sticky routing will read it.
  */
-export function selectMembers(state: RouteState, r: number, out: Int32Array): number {
+export function selectMembers(state: RouteState, r: number, out: Int32Array, client: ClientAddress | null): number {
   const u32 = state.view.u32;
   const rb = state.view.recordBase(r);
-  const epoch = Atomics.load(state.live, LIVE_EPOCH);
-  if (state.epochOf[r] !== epoch) refresh(state, r, epoch);
+  if (state.epochOf[r] !== Atomics.load(state.live, LIVE_EPOCH)) refreshList(state, r);
   const n = state.healthyCount[r];
   const want = u32[rb + L.REC_MAX_ANSWERS];
   if (n === 0) {
@@ -148,7 +211,7 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array): nu
   const k = want < n ? want : n;
   switch (u32[rb + L.REC_POLICY]) {
     case L.POLICY_ROUND_ROBIN:
-      return rotate(state, r, start, n, k, 0, out);
+      return rotate(state, r, start, n, k, out);
     case L.POLICY_WEIGHTED:
       return pickWeighted(state, start, n, k, out);
     case L.POLICY_LATENCY:
@@ -160,58 +223,89 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array): nu
   }
 }
 
-/** Round-robin over the first `n` listed members, writing `k` picks from out[from]. */
-function rotate(state: RouteState, r: number, start: number, n: number, k: number, from: number, out: Int32Array): number {
+/** Round-robin over the first `n` listed members: `k` consecutive ones from the rotor's position, which moves one step. */
+function rotate(state: RouteState, r: number, start: number, n: number, k: number, out: Int32Array): number {
   const first = state.rotor[r] % n;
   state.rotor[r] = state.rotor[r] + 1;
   for (let i = 0; i < k; i++) {
     let j = first + i;
     if (j >= n) j -= n;
-    out[from + i] = state.healthy[start + j];
+    out[i] = state.healthy[start + j];
   }
-  return from + k;
+  return k;
+}
+
+/** The lowest latency EMA (µs) among the `n` listed members of a record. */
+export function fastestEma(state: RouteState, start: number, n: number): number {
+  const cap = state.live[LIVE_CAPACITY];
+  let best = 0x7fffffff;
+  for (let i = 0; i < n; i++) {
+    const ema = emaOf(state, cap, state.healthy[start + i]);
+    if (ema < best) best = ema;
+  }
+  return best;
 }
 
 /**
- * Latency: the member with the lowest EMA; members within the tie margin of
- * it share answers round-robin; members above max latency are skipped while
- * any member is below it. Until every listed member has min_samples samples,
- * or when the list is a when_all_down fallback, it answers round-robin.
- * Further picks (max_answers > 1) follow in ascending EMA order.
+ * Rule 3: does latency rank record `rb`'s `n` listed members? Returns the
+ * cutoff EMA in µs (members at or below it are tied for first place), or
+ * LATENCY_TOO_FEW_SAMPLES while some listed member has fewer than
+ * min_samples samples (the record then rotates). Members above max latency
+ * are cut while any member is below it; when all are above, the fastest
+ * tier still serves.
  */
-function pickLatency(state: RouteState, r: number, rb: number, start: number, n: number, k: number, out: Int32Array): number {
-  if (state.degraded[r] !== DEGRADED_NONE) return rotate(state, r, start, n, k, 0, out);
+export function latencyCutoff(state: RouteState, rb: number, start: number, n: number): number {
   const u32 = state.view.u32;
   const live = state.live;
   const cap = live[LIVE_CAPACITY];
   const minSamples = u32[rb + L.REC_MIN_SAMPLES];
-  let best = 0x7fffffff;
   for (let i = 0; i < n; i++) {
     const word = latencyWord(cap, u32[state.view.memberBase(state.healthy[start + i]) + L.MEM_SERVER]);
-    if (Atomics.load(live, word + 1) < minSamples) return rotate(state, r, start, n, k, 0, out);
-    const ema = Atomics.load(live, word);
-    if (ema < best) best = ema;
+    if (Atomics.load(live, word + 1) < minSamples) return LATENCY_TOO_FEW_SAMPLES;
   }
-  // All above the ceiling: nothing is fast, so the fastest tier still serves.
+  const best = fastestEma(state, start, n);
   const maxLatency = u32[rb + L.REC_MAX_LATENCY_US];
-  const cutoff = best > maxLatency ? best + u32[rb + L.REC_TIE_MARGIN_US] : Math.min(best + u32[rb + L.REC_TIE_MARGIN_US], maxLatency);
+  const tie = u32[rb + L.REC_TIE_MARGIN_US];
+  return best > maxLatency ? best + tie : Math.min(best + tie, maxLatency);
+}
+
+/**
+ * Latency: the member with the lowest EMA; members within the tie margin of
+ * it share answers round-robin (the rotor picks which leads); further picks
+ * (max_answers > 1) follow in ascending EMA order (fillByLatency). While
+ * latency does not rank (too few samples, or a when_all_down list), it
+ * answers round-robin.
+ */
+function pickLatency(state: RouteState, r: number, rb: number, start: number, n: number, k: number, out: Int32Array): number {
+  if (state.degraded[r] !== DEGRADED_NONE) return rotate(state, r, start, n, k, out);
+  const cutoff = latencyCutoff(state, rb, start, n);
+  if (cutoff === LATENCY_TOO_FEW_SAMPLES) return rotate(state, r, start, n, k, out);
+  const cap = state.live[LIVE_CAPACITY];
   let ties = 0;
   for (let i = 0; i < n; i++) {
     if (emaOf(state, cap, state.healthy[start + i]) <= cutoff) ties++;
   }
-  // The rotor picks which tied member leads this answer.
   let nth = state.rotor[r] % ties;
   state.rotor[r] = state.rotor[r] + 1;
-  const picked = state.picked;
   for (let i = 0; i < n; i++) {
     const m = state.healthy[start + i];
     if (emaOf(state, cap, m) <= cutoff && nth-- === 0) {
       out[0] = m;
-      picked[0] = m;
       break;
     }
   }
-  // Then the next fastest, excluding members already in the answer.
+  return fillByLatency(state, start, n, k, out);
+}
+
+/**
+ * Rule 4: with out[0] chosen, fills out[1..k) with the listed members of
+ * lowest EMA not already in the answer (the first in list order on equal
+ * EMAs). Returns k.
+ */
+export function fillByLatency(state: RouteState, start: number, n: number, k: number, out: Int32Array): number {
+  const cap = state.live[LIVE_CAPACITY];
+  const picked = state.picked;
+  picked[0] = out[0];
   for (let p = 1; p < k; p++) {
     let choice = -1;
     let choiceEma = 0;
@@ -232,7 +326,8 @@ function pickLatency(state: RouteState, r: number, rb: number, start: number, n:
   return k;
 }
 
-function emaOf(state: RouteState, cap: number, member: number): number {
+/** The live latency EMA (µs) of member `member`'s server. */
+export function emaOf(state: RouteState, cap: number, member: number): number {
   return Atomics.load(state.live, latencyWord(cap, state.view.u32[state.view.memberBase(member) + L.MEM_SERVER]));
 }
 

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { OpenGslbError } from '../lib/errors.ts';
+import { overrideKey } from '../registry/keys.ts';
 
 /** An override as stored: one per (service, address). */
 export interface StoredOverride {
@@ -29,15 +30,11 @@ export interface StateStore {
   putOverride(override: StoredOverride): Promise<void>;
   /** Removes an override; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   deleteOverride(service: string, address: string): Promise<void>;
-  /** Last-up times (unix seconds) by server key (registry/slots.ts serverKey()). */
+  /** Last-up times (unix seconds) by server key (src/registry/keys.ts serverKey()). */
   loadLastUp(): Map<string, number>;
   /** Stores last-up times by server key; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   putLastUp(entries: ReadonlyMap<string, number>): Promise<void>;
   close(): Promise<void>;
-}
-
-function overrideKey(service: string, address: string): string {
-  return `${service}|${address}`;
 }
 
 function writeError(what: string, location: string, err: unknown): OpenGslbError {

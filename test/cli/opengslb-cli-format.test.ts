@@ -18,7 +18,7 @@ import {
 } from '../../src/cli/admin/format.ts';
 import { formatFields, formatTable } from '../../src/cli/admin/table.ts';
 import { formatExplain } from '../../src/cli/admin/explain-format.ts';
-import type { ExplainCandidate, Explanation } from '../../src/routing/explain.ts';
+import type { ExplainCandidate, Explanation } from '../../src/overwatch/explain.ts';
 
 const NOW = '2025-06-01T12:00:00.000Z';
 

@@ -318,7 +318,7 @@ test('a reload keeps the health of servers that stay, checks added ones at once,
   await writeTree(dir, { 'conf.d/app.yaml': region([down, added]) }, 0o600);
   assert.equal((await reloader.request()).result, 'success');
   assert.deepEqual(await addressesOf(overwatch.port), [added.address]);
-  const checked = overwatch.healthStatus().flatMap((s) => s.servers);
+  const checked = overwatch.healthStatus().flatMap((s) => s.servers.map((server) => server.label));
   assert.ok(checked.some((name) => name.endsWith(`${added.address}:${added.port}`)), checked.join(', '));
   assert.ok(!checked.some((name) => name.endsWith(`${up.address}:${up.port}`)), `the removed server is no longer checked: ${checked.join(', ')}`);
 

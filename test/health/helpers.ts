@@ -9,7 +9,7 @@ import type { TestContext } from 'node:test';
 // @peculiar/x509 resolves its ASN.1 codecs through tsyringe, which needs a Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import type { CheckSpec, HealthSink } from '../../src/health/types.ts';
+import type { CheckedServer, CheckSpec, HealthSink } from '../../src/health/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
 
 /** Returns a complete CheckSpec: an HTTP check of 127.0.0.1 with the documented defaults, then `overrides`. */
@@ -216,4 +216,10 @@ export function until(emitter: EventEmitter, name: string, check: () => boolean,
     }, timeoutMs);
     emitter.on(name, on);
   });
+}
+
+/** A server behind a check target, named by its "region/address:port" label (the key is the label; tests need nothing else). */
+export function named(label: string): CheckedServer {
+  const slash = label.indexOf('/');
+  return { key: label, label, region: slash < 0 ? label : label.slice(0, slash), endpoint: slash < 0 ? label : label.slice(slash + 1) };
 }

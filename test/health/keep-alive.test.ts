@@ -14,7 +14,7 @@ import { KeepAliveConnection, runProbe } from '../../src/health/probe.ts';
 import { HealthScheduler } from '../../src/health/scheduler.ts';
 import { targetKey } from '../../src/health/types.ts';
 import type { CheckSpec, ProbeResult } from '../../src/health/types.ts';
-import { RecordingSink, captureLogger, listen, makeSpec, testCertificates } from './helpers.ts';
+import { RecordingSink, captureLogger, listen, makeSpec, testCertificates, named } from './helpers.ts';
 
 type TestContext = import('node:test').TestContext;
 
@@ -130,7 +130,7 @@ test('keep_alive: a server that closes idle connections after 50 ms, probed ever
   });
   t.after(() => scheduler.stop());
   const spec = makeSpec({ port, keepAlive: true, intervalMs: 200, timeoutMs: 150 });
-  scheduler.update([{ key: targetKey(spec), spec, slots: [0], servers: ['eu/127.0.0.1'] }]);
+  scheduler.update([{ key: targetKey(spec), spec, slots: [0], servers: [named('eu/127.0.0.1')] }]);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`only ${results.length} results`)), 5000);
     sink.on('result', () => {
@@ -307,7 +307,7 @@ async function schedulerWithKeptConnection(t: TestContext, port: number) {
   const scheduler = new HealthScheduler({ sink, logger: captureLogger().logger });
   t.after(() => scheduler.stop());
   const spec = makeSpec({ port, keepAlive: true, intervalMs: 60_000 });
-  scheduler.update([{ key: targetKey(spec), spec, slots: [3], servers: ['eu/127.0.0.1'] }]);
+  scheduler.update([{ key: targetKey(spec), spec, slots: [3], servers: [named('eu/127.0.0.1')] }]);
   await scheduler.firstRound();
   assert.equal(scheduler.status()[0].state, 'healthy');
   return scheduler;

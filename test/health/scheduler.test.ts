@@ -9,14 +9,14 @@ import { groupTargets } from '../../src/health/targets.ts';
 import { targetKey } from '../../src/health/types.ts';
 import type { CheckSpec, CheckTarget, ProbeResult } from '../../src/health/types.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
-import { RecordingSink, captureLogger, listen, makeSpec, until } from './helpers.ts';
+import { RecordingSink, captureLogger, listen, makeSpec, until, named } from './helpers.ts';
 
 const OK: ProbeResult = { ok: true, latencyMs: 1, reason: '' };
 const fail = (reason: string): ProbeResult => ({ ok: false, latencyMs: 1, reason });
 
 /** Builds a target of one spec; `slots` default to [index]. */
 function target(spec: CheckSpec, slots: number[], servers = slots.map((s) => `r/${spec.address}:${spec.port}#${s}`)): CheckTarget {
-  return { key: targetKey(spec), spec, slots, servers };
+  return { key: targetKey(spec), spec, slots, servers: servers.map(named) };
 }
 
 /** What the stand-in answers for a probe: a result, or 'hang' (reports only when aborted or released). */
@@ -255,8 +255,8 @@ test('two servers behind one target are probed once per interval and both get th
   const port = await listen(t, server);
   const spec = makeSpec({ port, intervalMs: 100 });
   const targets = groupTargets([
-    { spec, slot: 0, server: 'eu/127.0.0.1:80' },
-    { spec: { ...spec }, slot: 1, server: 'us/127.0.0.1:80' },
+    { spec, slot: 0, server: named('eu/127.0.0.1:80') },
+    { spec: { ...spec }, slot: 1, server: named('us/127.0.0.1:80') },
   ]);
   assert.equal(targets.length, 1);
   const { scheduler, sink } = newScheduler(t, null, NO_JITTER);
@@ -266,7 +266,7 @@ test('two servers behind one target are probed once per interval and both get th
   const gaps = times.slice(1).map((x, i) => x - times[i]);
   assert.ok(gaps.every((g) => g > 80), `gaps ${gaps.map((g) => g.toFixed(1)).join(', ')}`);
   assert.deepEqual(sink.health(), [[[0, 1], HEALTH_HEALTHY]]);
-  assert.deepEqual(scheduler.status()[0].servers, ['eu/127.0.0.1:80', 'us/127.0.0.1:80']);
+  assert.deepEqual(scheduler.status()[0].servers.map((s) => s.label), ['eu/127.0.0.1:80', 'us/127.0.0.1:80']);
 });
 
 test('two check targets cannot share a key', (t) => {
@@ -386,7 +386,7 @@ test('update() keeps state, counters and EMA for unchanged keys, re-reports them
   scheduler.update([target({ ...a }, [3, 4], ['r/a#3', 'r/a#4']), target(b, [9])]);
   const [kept, added] = scheduler.status();
   assert.deepEqual([kept.state, kept.samples, kept.transitions, kept.emaLatencyMs], ['healthy', 1, 1, 8]);
-  assert.deepEqual(kept.servers, ['r/a#3', 'r/a#4']);
+  assert.deepEqual(kept.servers.map((s) => s.label), ['r/a#3', 'r/a#4']);
   assert.equal(added.state, 'unknown');
   assert.deepEqual(
     sink.calls.map((c) => c.kind),

@@ -3,18 +3,18 @@ import assert from 'node:assert/strict';
 import { parseConfigText } from '../../src/config/load.ts';
 import { groupTargets, specFor } from '../../src/health/targets.ts';
 import { targetKey } from '../../src/health/types.ts';
-import { makeSpec } from './helpers.ts';
+import { makeSpec, named } from './helpers.ts';
 
 test('groupTargets gives servers with identical checks one target carrying all their slots', () => {
   const a = makeSpec({ address: '10.0.0.1' });
   const b = makeSpec({ address: '10.0.0.2' });
   const targets = groupTargets([
-    { spec: a, slot: 0, server: 'eu/10.0.0.1:80' },
-    { spec: b, slot: 1, server: 'eu/10.0.0.2:80' },
-    { spec: { ...a, headers: {} }, slot: 2, server: 'us/10.0.0.1:80' },
+    { spec: a, slot: 0, server: named('eu/10.0.0.1:80') },
+    { spec: b, slot: 1, server: named('eu/10.0.0.2:80') },
+    { spec: { ...a, headers: {} }, slot: 2, server: named('us/10.0.0.1:80') },
   ]);
   assert.deepEqual(
-    targets.map((t) => [t.key, t.slots, t.servers]),
+    targets.map((t) => [t.key, t.slots, t.servers.map((s) => s.label)]),
     [
       [targetKey(a), [0, 2], ['eu/10.0.0.1:80', 'us/10.0.0.1:80']],
       [targetKey(b), [1], ['eu/10.0.0.2:80']],
@@ -32,7 +32,7 @@ test('groupTargets keeps checks apart when any setting differs, header order asi
     makeSpec({ headers: { A: '1', B: '2' }, intervalMs: 5000 }),
     makeSpec({ headers: { A: '1', B: '2' }, keepAlive: true }),
   ];
-  const targets = groupTargets([base, ...variants].map((spec, slot) => ({ spec, slot, server: `s${slot}` })));
+  const targets = groupTargets([base, ...variants].map((spec, slot) => ({ spec, slot, server: named(`s${slot}`) })));
   assert.deepEqual(targets.map((t) => t.slots), [[0, 1], [2], [3], [4], [5], [6]]);
 });
 

@@ -142,6 +142,7 @@ domains:
     generation: 1,
     pool,
     servers: () => [],
+    registry: { servers: () => [] },
     overrides: () => [],
     healthCounters: () => ({ probes_total: { ok: 0, fail: 0 }, transitions_total: { healthy: 0, unhealthy: 0, unchecked: 0 } }),
     decisionLabels: () => [{ domain: 'app.example.test', algorithm: 'round-robin' }],
@@ -183,7 +184,14 @@ test('serves totals above 2^32 out of GET /metrics text, summed over workers', a
 
 test('counts health-check results per server and durations per region from the scheduler\'s observer, and never throws', async () => {
   const metrics = createMetrics({ version: 't', loadedAtMs: 0, processMetrics: false });
-  const target = { key: 'k', servers: ['r1/192.0.2.1:80', 'r2/[2001:db8::1]:8080'], type: 'http' as const };
+  const target = {
+    key: 'k',
+    servers: [
+      { key: 'r1|192.0.2.1|80', label: 'r1/192.0.2.1:80', region: 'r1', endpoint: '192.0.2.1:80' },
+      { key: 'r2|2001:db8::1|8080', label: 'r2/[2001:db8::1]:8080', region: 'r2', endpoint: '[2001:db8::1]:8080' },
+    ],
+    type: 'http' as const,
+  };
   metrics.onCheck(target, { ok: true, latencyMs: 12, reason: '' });
   metrics.onCheck(target, { ok: false, latencyMs: 300, reason: 'timeout' });
   metrics.onCheck(target, { ok: false, latencyMs: Number.NaN, reason: 'refused' });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { parseConfigText } from '../../src/config/load.ts';
 import { nameToWire } from '../../src/dns/names.ts';
-import { SlotAllocator } from '../../src/registry/slots.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import { compileSnapshot } from '../../src/snapshot/compile.ts';
 import * as L from '../../src/snapshot/layout.ts';
 import { SnapshotView } from '../../src/snapshot/reader.ts';
@@ -26,13 +26,19 @@ domains:
   'compile.yaml',
 );
 
+/** The registry view of `config`, as the overwatch compiles it. */
+function viewOf(registry = new Registry()) {
+  registry.applyConfig(config);
+  return registry.view();
+}
+
 function find(view: SnapshotView, name: string): number {
   const wire = nameToWire(name);
   return view.findNode(wire, 0, wire.length);
 }
 
 test('compiles names, zones and empty non-terminals that the reader finds by hash', () => {
-  const snap = compileSnapshot(config, { generation: 5, serial: 1234, slots: new SlotAllocator() });
+  const snap = compileSnapshot(viewOf(), { generation: 5, serial: 1234 });
   const view = new SnapshotView(snap.buffer);
   assert.equal(view.generation, 5);
   assert.equal(view.zoneCount, 2);
@@ -50,7 +56,7 @@ test('compiles names, zones and empty non-terminals that the reader finds by has
 });
 
 test('precomputes answer fragments that decode to the configured record', () => {
-  const snap = compileSnapshot(config, { generation: 1, serial: 1, slots: new SlotAllocator() });
+  const snap = compileSnapshot(viewOf(), { generation: 1, serial: 1 });
   const view = new SnapshotView(snap.buffer);
   const node = find(view, 'a.b.c.example.test');
   const recA = view.u32[view.nodeBase(node) + L.NODE_REC_A] - 1;
@@ -71,20 +77,20 @@ test('precomputes answer fragments that decode to the configured record', () => 
 });
 
 test('keeps a server’s slot and each domain’s member slot across compiles, and reports their keys', () => {
-  const slots = new SlotAllocator();
-  const one = compileSnapshot(config, { generation: 1, serial: 1, slots });
-  const two = compileSnapshot(config, { generation: 2, serial: 2, slots });
-  assert.deepEqual([...one.slotKeys].sort(), [...two.slotKeys].sort());
+  const registry = new Registry();
+  const one = compileSnapshot(viewOf(registry), { generation: 1, serial: 1 });
+  const two = compileSnapshot(viewOf(registry), { generation: 2, serial: 2 });
+  assert.deepEqual([...one.view.slotKeys].sort(), [...two.view.slotKeys].sort());
   // Every server has a slot, and so does each (domain, server) pair: nothing new the second time.
-  assert.equal(slots.highWater, one.slotKeys.size);
+  assert.equal(registry.slotHighWater, one.view.slotKeys.size);
   const members = two.members.filter((m) => m !== null);
   assert.ok(members.length > 0);
-  for (const m of members) assert.notEqual(m.memberSlot, m.serverSlot);
+  for (const m of members) assert.notEqual(m.memberSlot, m.server.slot);
   assert.deepEqual(one.members, two.members);
 });
 
 test('refuses to attach a buffer that is not a snapshot', () => {
-  const snap = compileSnapshot(config, { generation: 1, serial: 1, slots: new SlotAllocator() });
+  const snap = compileSnapshot(viewOf(), { generation: 1, serial: 1 });
   const copy = new SharedArrayBuffer(snap.buffer.byteLength);
   new Uint8Array(copy).set(new Uint8Array(snap.buffer));
   new Uint32Array(copy)[L.HDR_MAGIC] = 0;

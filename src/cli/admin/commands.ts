@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import type { OverrideView, Readiness } from '../../overwatch/views.ts';
 // Type-only, for the JSON shape GET /api/v1/explain serves; no routing code runs in the CLI.
-import type { Explanation } from '../../routing/explain.ts';
+import type { Explanation } from '../../overwatch/explain.ts';
 import { type ApiClient, CliFailure, segment } from './client.ts';
 import { formatExplain } from './explain-format.ts';
 import {

@@ -4,7 +4,7 @@
 // not, weighted chances, and the explanation's notes.
 
 // Type-only: the CLI reads the JSON the API serves, whose shape explain.ts owns; nothing of routing runs here.
-import type { ExplainCandidate, Explanation } from '../../routing/explain.ts';
+import type { ExplainCandidate, Explanation } from '../../overwatch/explain.ts';
 import { formatLatency } from './format.ts';
 import { formatFields, formatTable } from './table.ts';
 

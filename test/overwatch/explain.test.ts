@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { explain, type ExplainInput, type Explanation } from '../../src/routing/explain.ts';
+import { explain, type ExplainInput, type Explanation } from '../../src/overwatch/explain.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY, writeLastUp, writeLatency } from '../../src/snapshot/live-slots.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { launchServer, type Started } from '../helpers/server.ts';
@@ -127,9 +127,8 @@ describe('explain', () => {
   const input = (): ExplainInput => ({
     snapshot: s.overwatch.snapshot,
     live: s.overwatch.live,
-    config: s.overwatch.config,
-    overrideOf: (domain, address) => s.overwatch.overrideOf(domain, address),
-    lastErrorOf: (slot) => lastErrors.get(slot) ?? null,
+    registry: s.overwatch.registry,
+    lastErrorOf: (server) => lastErrors.get(server.slot) ?? null,
   });
   const ex = (name: string, type = 'A', client: string | null = null): Explanation => explain(input(), name, type, client);
   const slot = (region: string, address: string): number => {

@@ -1,47 +1,40 @@
 // Main thread, cold path. Explains what the DNS workers would answer for one
 // name and type right now, and why: the lookup (zone, name, rcode), the
 // domain's policy, every candidate server with its health and whether the
-// next answer may carry it. Pure: it reads the published snapshot through the
-// same SnapshotView the workers use and the live slots as they are now, and
-// repeats the decision rules of ./select.ts step by step (keep the two in
-// step: test/routing/explain.test.ts compares it with real DNS answers).
+// next answer may carry it. It reads the published snapshot through the same
+// SnapshotView the workers use and the live slots as they are now, and it
+// decides nothing itself: the answerable list, the when_all_down list, the
+// latency tier and every answer of a rotation come from the rule steps of
+// src/routing/select.ts run over explain's own RouteState; this module turns
+// their verdict codes into words (test/overwatch/explain.test.ts compares the
+// result with real DNS answers).
 
 import { isIP } from 'node:net';
-import type { Config, RoutingAlgorithm, WhenAllDown } from '../config/types.ts';
+import type { RoutingAlgorithm, WhenAllDown } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
 import { nameToWire, readWireName } from '../dns/names.ts';
 import { formatIpBytes } from '../lib/ip.ts';
-import type { MemberInfo } from '../snapshot/compile.ts';
+import type { MemberModel, Registry, ServerRecord } from '../registry/registry.ts';
+import {
+  allDownVerdict, DEGRADED_NONE, fastestEma, healthyVerdict, LATENCY_TOO_FEW_SAMPLES, latencyCutoff, LISTED, newestLastUp,
+  OUT_DRAINED, OUT_STALE, OUT_WEIGHT_ZERO, refreshList, RouteState, selectMembers,
+} from '../routing/select.ts';
+import type { CompiledSnapshot } from '../snapshot/compile.ts';
 import * as L from '../snapshot/layout.ts';
 import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, lastUpMs, lastUpWord, latencyWord, readHealth } from '../snapshot/live-slots.ts';
 import { SnapshotView } from '../snapshot/reader.ts';
-import { rfc3339 } from '../overwatch/views.ts';
-
-/** The override facts explain reports; the overwatch's OverrideView has them all. */
-export interface OverrideFacts {
-  readonly healthy: boolean;
-  readonly reason: string;
-  readonly source: string;
-  /** False while the override is kept but does not apply; absent means it applies. */
-  readonly active?: boolean;
-}
+import { rfc3339 } from './views.ts';
 
 /** What explain reads. The overwatch builds it from what it serves at the moment of the call. */
 export interface ExplainInput {
-  /** The snapshot the workers serve now (CompiledSnapshot has these fields). */
-  readonly snapshot: {
-    readonly buffer: SharedArrayBuffer;
-    readonly members: readonly (MemberInfo | null)[];
-    readonly recordDomains: readonly (string | null)[];
-  };
+  /** The snapshot the workers serve now, with the registry view it was compiled from. */
+  readonly snapshot: Pick<CompiledSnapshot, 'buffer' | 'members' | 'recordDomains' | 'view'>;
   /** The live slots the workers read (health words, latency, last up). */
   readonly live: Int32Array;
-  /** The config that snapshot was compiled from (health-check types, domain settings). */
-  readonly config: Config;
-  /** The override of (domain, address), or null; used to say who decided, not to decide: the member word already carries it. */
-  readonly overrideOf: (domain: string, address: string) => OverrideFacts | null;
-  /** The last health-check error of a server slot ("status 503", "timeout"…), or null; optional. */
-  readonly lastErrorOf?: (serverSlot: number) => string | null;
+  /** Overrides (who decided) and the authority rule; the member words already carry the overrides. */
+  readonly registry: Pick<Registry, 'overrideOf' | 'authorityOf'>;
+  /** The last health-check error of a server ("status 503", "timeout"…), or null; optional. */
+  readonly lastErrorOf?: (server: ServerRecord) => string | null;
 }
 
 export type ExplainRcode = 'NOERROR' | 'NXDOMAIN' | 'REFUSED' | 'SERVFAIL';
@@ -173,6 +166,7 @@ export function explain(input: ExplainInput, name: string, qtype: string, client
 class Builder {
   readonly input: ExplainInput;
   readonly view: SnapshotView;
+  readonly route: RouteState;
   readonly qname: string;
   readonly qtype: number;
   readonly client: string | null;
@@ -204,6 +198,9 @@ class Builder {
       views.set(input.snapshot.buffer, view);
     }
     this.view = view;
+    // Explain's own routing state: the rules run here exactly as in a worker,
+    // without touching any worker's cache or rotor.
+    this.route = new RouteState(view, input.live);
     this.qname = qname;
     this.qtype = qtype;
     this.client = client;
@@ -283,7 +280,7 @@ function lookup(b: Builder): void {
       if (node >= 0) break;
     }
     if (node < 0) {
-      const zones = b.input.config.dns.zones.map((z) => z.name);
+      const zones = b.input.snapshot.view.zones.map((z) => z.name);
       b.refuse(`${b.qname} is not inside any zone served here (${zones.join(', ')}); non-authoritative names are refused`);
       return;
     }
@@ -297,7 +294,7 @@ function lookup(b: Builder): void {
   const flags = u32[nb + L.NODE_FLAGS];
   const isApex = (flags & L.NODE_FLAG_APEX) !== 0;
   b.zone = zoneName(view, zone);
-  b.domain = b.input.config.domains.find((d) => d.name === b.qname)?.name ?? null;
+  b.domain = b.input.snapshot.view.domains.find((d) => d.config.name === b.qname)?.config.name ?? null;
   const recA = u32[nb + L.NODE_REC_A];
   const recAAAA = u32[nb + L.NODE_REC_AAAA];
   const nodata = (why: string): void => b.negative(zone, 'NOERROR', `NODATA: ${why}`);
@@ -370,10 +367,12 @@ function nsAnswer(b: Builder, zone: number): void {
   }
 }
 
-/** One member of a record with everything the rules below read, taken once so every step sees the same values. */
+/** One member of a record with what explain shows of it, read once so every step sees the same values. */
 interface Member {
   readonly index: number;
-  readonly info: MemberInfo | null;
+  /** Member-word offset (memberBase) in the snapshot. */
+  readonly mb: number;
+  readonly info: MemberModel | null;
   readonly address: string;
   readonly weight: number;
   readonly health: number;
@@ -384,12 +383,24 @@ interface Member {
   readonly lastUp: number;
 }
 
-/** The rules of selectMembers() in ./select.ts, applied to record `r` with reasons. */
+/** Why members are in or out, and what their part is, as explain collects it. */
+interface Why {
+  readonly reasons: Map<Member, string>;
+  readonly details: Map<Member, string>;
+}
+
+/** Reads the address a member's answer fragment carries. */
+function fragmentAddress(view: SnapshotView, member: number, fragLen: number): string {
+  return formatIpBytes(view.u8, view.u32[view.memberBase(member) + L.MEM_FRAG_OFF] + 12, fragLen - 12);
+}
+
+/** Explains record `r` with the rules of selectMembers() (src/routing/select.ts), run on explain's own RouteState. */
 function explainRecord(b: Builder, r: number): void {
   const view = b.view;
   const u32 = view.u32;
   const live = b.input.live;
   const cap = live[LIVE_CAPACITY];
+  const state = b.route;
   const rb = view.recordBase(r);
   const policy = u32[rb + L.REC_POLICY];
   const start = u32[rb + L.REC_MEMBER_START];
@@ -400,34 +411,53 @@ function explainRecord(b: Builder, r: number): void {
   const domain = b.input.snapshot.recordDomains[r] ?? null;
 
   const members: Member[] = [];
+  const byIndex = new Map<number, Member>();
   for (let i = 0; i < count; i++) {
     const mb = view.memberBase(start + i);
     const healthSlot = u32[mb + L.MEM_HEALTH_SLOT];
     const serverSlot = u32[mb + L.MEM_SERVER];
     const checked = serverSlot !== L.NO_SLOT;
     const word = checked ? latencyWord(cap, serverSlot) : 0;
-    members.push({
+    const m: Member = {
       index: start + i,
+      mb,
       info: b.input.snapshot.members[start + i] ?? null,
-      address: formatIpBytes(view.u8, u32[mb + L.MEM_FRAG_OFF] + 12, fragLen - 12),
+      address: fragmentAddress(view, start + i, fragLen),
       weight: u32[mb + L.MEM_WEIGHT],
       health: healthSlot === L.NO_SLOT ? HEALTH_HEALTHY : readHealth(live, healthSlot),
       serverSlot,
       emaUs: checked ? Atomics.load(live, word) : 0,
       samples: checked ? Atomics.load(live, word + 1) : 0,
       lastUp: checked ? Atomics.load(live, lastUpWord(cap, serverSlot)) : 0,
-    });
+    };
+    members.push(m);
+    byIndex.set(m.index, m);
   }
   b.ttl = u32[rb + L.REC_TTL];
   b.policy = POLICY_NAME[policy] ?? null;
   b.maxAnswers = want;
 
+  // The worker's list, built by the worker's code.
+  refreshList(state, r);
+  const n = state.healthyCount[r];
+  const degraded = state.degraded[r];
+  const list: Member[] = [];
+  for (let i = 0; i < n; i++) list.push(byIndex.get(state.healthy[start + i]) as Member);
+  const picks = new Int32Array(L.MAX_ANSWERS_LIMIT);
+  /** The members of the next answer, as selectMembers() gives them with the rotor at `rotor`. */
+  const answerAt = (rotor: number): Member[] => {
+    state.rotor[r] = rotor;
+    const k = selectMembers(state, r, picks, null);
+    return Array.from(picks.subarray(0, k), (idx) => byIndex.get(idx) as Member);
+  };
+
   if (policy === L.POLICY_STATIC || domain === null) {
     // Name-server addresses: every one, in config order, never checked.
     b.source = 'nameserver';
     b.selection = 'fixed';
-    const k = Math.min(want, members.length);
-    b.answers = members.slice(0, k).map((m) => m.address);
+    const answer = answerAt(0);
+    const k = answer.length;
+    b.answers = answer.map((m) => m.address);
     b.answerSize = k;
     b.candidates = members.map((m, i) => staticCandidate(m.address, i < k, i < k ? `position ${i + 1}` : null, i < k ? null : `beyond the ${k} records one answer carries`));
     b.notes.push(`${b.qname} is a name server of ${b.zone}: its addresses come from dns.zones[].nameservers, are static and never health-checked`);
@@ -440,43 +470,23 @@ function explainRecord(b: Builder, r: number): void {
   b.whenAllDown = ALL_DOWN_NAME[mode] ?? null;
   const fbStart = u32[rb + L.REC_FALLBACK_START];
   const fbCount = u32[rb + L.REC_FALLBACK_COUNT];
-  for (let i = 0; i < fbCount; i++) b.fallback.push(formatIpBytes(view.u8, u32[view.memberBase(fbStart + i) + L.MEM_FRAG_OFF] + 12, fragLen - 12));
+  for (let i = 0; i < fbCount; i++) b.fallback.push(fragmentAddress(view, fbStart + i, fragLen));
 
-  // refresh(): the answerable list is healthy members (of weight > 0 when weighted).
-  const reasons = new Map<Member, string>();
-  const details = new Map<Member, string>();
-  let list: Member[] = [];
+  const why: Why = { reasons: new Map(), details: new Map() };
   for (const m of members) {
-    if (m.health !== HEALTH_HEALTHY) {
-      reasons.set(m, downReason(b, m));
-      continue;
-    }
-    if (weighted && m.weight === 0) {
-      reasons.set(m, 'weight 0: the weighted policy never answers it (it is still checked)');
-      continue;
-    }
-    list.push(m);
+    const verdict = healthyVerdict(state, m.mb, weighted);
+    if (verdict === OUT_WEIGHT_ZERO) why.reasons.set(m, 'weight 0: the weighted policy never answers it (it is still checked)');
+    else if (verdict !== LISTED) why.reasons.set(m, downReason(b, m));
   }
-  let degraded = -1;
-  if (list.length === 0) {
-    degraded = mode;
-    const family = fragLen === L.FRAG_LEN_A ? 'IPv4' : 'IPv6';
-    const healthyZero = members.some((m) => m.health === HEALTH_HEALTHY);
-    b.notes.push(
-      healthyZero
-        ? `every healthy ${family} server has weight 0, so nothing is answerable and when_all_down: ${b.whenAllDown} decides`
-        : `every ${family} server of ${domain} is down, so when_all_down: ${b.whenAllDown} decides`,
-    );
-    list = allDownList(b, members, mode, weighted, rb, reasons, details);
-  }
+  if (degraded !== DEGRADED_NONE) explainAllDown(b, members, mode, weighted, rb, start, count, why);
 
-  const n = list.length;
   if (n === 0) {
-    if (degraded === L.ALL_DOWN_FALLBACK && fbCount > 0) {
-      const k = Math.min(want, fbCount);
+    const answer = degraded === L.ALL_DOWN_FALLBACK ? answerAt(0) : [];
+    if (answer.length > 0) {
+      const k = answer.length;
       b.allDown = { mode: 'fallback', answered: true };
       b.selection = 'fixed';
-      b.answers = b.fallback.slice(0, k);
+      b.answers = Array.from(picks.subarray(0, k), (idx) => fragmentAddress(view, idx, fragLen));
       b.answerSize = k;
       b.notes.push(`when_all_down: fallback answers the domain's fallback address${k > 1 ? 'es' : ''} ${b.answers.join(', ')}${k < fbCount ? ` (the first ${k}: max_answers ${want})` : ''}`);
     } else {
@@ -487,83 +497,73 @@ function explainRecord(b: Builder, r: number): void {
       if (degraded === L.ALL_DOWN_FALLBACK) b.notes.push(`when_all_down: fallback, but the domain has no ${fragLen === L.FRAG_LEN_A ? 'IPv4' : 'IPv6'} fallback address: SERVFAIL`);
       else if (degraded === L.ALL_DOWN_SERVFAIL) b.notes.push('when_all_down: servfail: resolvers try another name server or report the failure');
     }
-    b.candidates = members.map((m) => candidate(b, domain, m, false, reasons.get(m) ?? null, null));
+    b.candidates = members.map((m) => candidate(b, domain, m, false, why.reasons.get(m) ?? null, null));
     return;
   }
-  if (degraded !== -1) b.allDown = { mode: b.whenAllDown ?? 'servfail', answered: true };
+  if (degraded !== DEGRADED_NONE) b.allDown = { mode: b.whenAllDown ?? 'servfail', answered: true };
 
   const k = Math.min(want, n);
   b.answerSize = k;
   const pool = new Set<Member>();
-  if (policy === L.POLICY_ROUND_ROBIN || (policy === L.POLICY_LATENCY && degraded !== -1)) {
-    rotation(b, list, k, pool, details);
+  if (policy === L.POLICY_ROUND_ROBIN || (policy === L.POLICY_LATENCY && degraded !== DEGRADED_NONE)) {
+    rotation(b, list, k, answerAt, pool, why);
     if (policy === L.POLICY_LATENCY) b.notes.push('latency does not rank while when_all_down answers: the list rotates round-robin');
   } else if (policy === L.POLICY_WEIGHTED) {
-    weightedChances(b, list, k, pool, details);
+    weightedChances(b, list, k, pool, why);
   } else if (policy === L.POLICY_LATENCY) {
-    latency(b, list, k, rb, pool, reasons, details);
+    latency(b, list, k, rb, start, answerAt, pool, why);
   } else {
-    failover(b, list, k, pool, reasons, details);
+    failover(b, list, k, answerAt(0), pool, why);
   }
   // The policies above say how they fill max_answers > 1; this is the case none of them covers.
   if (k < want) b.notes.push(`max_answers ${want}, but only ${n} server${n === 1 ? ' is' : 's are'} eligible: each answer carries ${k}`);
   b.candidates = members.map((m) => {
     const eligible = pool.has(m);
-    return candidate(b, domain, m, eligible, eligible ? null : reasons.get(m) ?? 'not chosen', eligible ? details.get(m) ?? null : null);
+    return candidate(b, domain, m, eligible, eligible ? null : why.reasons.get(m) ?? 'not chosen', eligible ? why.details.get(m) ?? null : null);
   });
 }
 
-/** refreshAllDown(): the list a fail-open mode answers; records why each member is in or out. */
-function allDownList(b: Builder, members: Member[], mode: number, weighted: boolean, rb: number, reasons: Map<Member, string>, details: Map<Member, string>): Member[] {
-  if (mode === L.ALL_DOWN_SERVFAIL || mode === L.ALL_DOWN_FALLBACK) return [];
-  let newest = 0;
-  // Drained members count for "most recent" too: the worker takes the max over every member.
-  if (mode === L.ALL_DOWN_LAST_HEALTHY) {
-    for (const m of members) if (m.lastUp > newest) newest = m.lastUp;
-    if (newest === 0) {
-      b.notes.push('when_all_down: last_healthy, but no server has been healthy since the overwatch started: SERVFAIL');
-      return [];
-    }
+/** No member is healthy: says what the record's when_all_down mode does, member by member (allDownVerdict()). */
+function explainAllDown(b: Builder, members: Member[], mode: number, weighted: boolean, rb: number, start: number, count: number, why: Why): void {
+  const fragLen = b.view.u32[rb + L.REC_FRAG_LEN];
+  const family = fragLen === L.FRAG_LEN_A ? 'IPv4' : 'IPv6';
+  const healthyZero = members.some((m) => m.health === HEALTH_HEALTHY);
+  b.notes.push(
+    healthyZero
+      ? `every healthy ${family} server has weight 0, so nothing is answerable and when_all_down: ${b.whenAllDown} decides`
+      : `every ${family} server of ${b.domain} is down, so when_all_down: ${b.whenAllDown} decides`,
+  );
+  if (mode !== L.ALL_DOWN_LAST_HEALTHY && mode !== L.ALL_DOWN_ALL) return;
+  const newest = mode === L.ALL_DOWN_LAST_HEALTHY ? newestLastUp(b.route, start, count) : 0;
+  if (mode === L.ALL_DOWN_LAST_HEALTHY && newest === 0) {
+    b.notes.push('when_all_down: last_healthy, but no server has been healthy since the overwatch started: SERVFAIL');
+    return;
   }
   const windowSec = b.view.u32[rb + L.REC_LAST_UP_WINDOW];
-  const oldest = newest - windowSec;
-  const list: Member[] = [];
   for (const m of members) {
-    if (m.health === HEALTH_DRAINED) {
-      reasons.set(m, `${reasons.get(m)} (a drain holds even when when_all_down fails open)`);
-      continue;
+    const verdict = allDownVerdict(b.route, m.mb, mode, newest - windowSec, weighted);
+    if (verdict === OUT_DRAINED) why.reasons.set(m, `${why.reasons.get(m)} (a drain holds even when when_all_down fails open)`);
+    else if (verdict === OUT_STALE) why.reasons.set(m, `${why.reasons.get(m)}; ${m.lastUp === 0 ? 'never seen healthy' : `last up ${newest - m.lastUp} s before the most recent server`}, outside the ${windowSec} s last_healthy window`);
+    else if (verdict === OUT_WEIGHT_ZERO) why.reasons.set(m, 'weight 0: the weighted policy never answers it, not even when all are down');
+    else {
+      why.details.set(m, mode === L.ALL_DOWN_ALL
+        ? 'answered although down: when_all_down: all fails open'
+        : `answered although down: last up ${newest - m.lastUp} s before the most recent server, within the ${windowSec} s last_healthy window`);
     }
-    if (mode === L.ALL_DOWN_LAST_HEALTHY && m.lastUp < oldest) {
-      reasons.set(m, `${reasons.get(m)}; ${m.lastUp === 0 ? 'never seen healthy' : `last up ${newest - m.lastUp} s before the most recent server`}, outside the ${windowSec} s last_healthy window`);
-      continue;
-    }
-    if (weighted && m.weight === 0) {
-      reasons.set(m, 'weight 0: the weighted policy never answers it, not even when all are down');
-      continue;
-    }
-    details.set(m, mode === L.ALL_DOWN_ALL
-      ? 'answered although down: when_all_down: all fails open'
-      : `answered although down: last up ${newest - m.lastUp} s before the most recent server, within the ${windowSec} s last_healthy window`);
-    list.push(m);
   }
   if (mode === L.ALL_DOWN_LAST_HEALTHY) b.notes.push(`when_all_down: last_healthy answers the servers seen up within ${windowSec} s of the most recent one (${rfc3339(lastUpMs(newest))}), by the domain's policy`);
   else b.notes.push('when_all_down: all fails open: every server (except drained ones) is answered by the domain\'s policy as if healthy');
-  return list;
 }
 
-/** rotate(): answer i of the cycle starts at list[i]. */
-function rotation(b: Builder, list: Member[], k: number, pool: Set<Member>, details: Map<Member, string>): void {
+/** Round-robin: answer i of the cycle is what the worker gives with its rotor at i. */
+function rotation(b: Builder, list: Member[], k: number, answerAt: (rotor: number) => Member[], pool: Set<Member>, why: Why): void {
   const n = list.length;
   b.selection = 'rotation';
   b.cycle = [];
-  for (let i = 0; i < n && i < MAX_CYCLE; i++) {
-    const answer: string[] = [];
-    for (let j = 0; j < k; j++) answer.push(list[(i + j) % n].address);
-    b.cycle.push(answer);
-  }
+  for (let i = 0; i < n && i < MAX_CYCLE; i++) b.cycle.push(answerAt(i).map((m) => m.address));
   for (const m of list) {
     pool.add(m);
-    if (!details.has(m)) details.set(m, n === 1 ? 'the only eligible server: every answer' : `rotates with the other ${n - 1}`);
+    if (!why.details.has(m)) why.details.set(m, n === 1 ? 'the only eligible server: every answer' : `rotates with the other ${n - 1}`);
   }
   b.answers = list.map((m) => m.address);
   b.notes.push(`round-robin rotates over ${n} eligible server${n === 1 ? '' : 's'}, one step per answer; each DNS worker keeps its own rotation, so one client need not see a strict rotation`);
@@ -571,8 +571,8 @@ function rotation(b: Builder, list: Member[], k: number, pool: Set<Member>, deta
   if (n > MAX_CYCLE) b.notes.push(`the cycle lists the first ${MAX_CYCLE} of ${n} answers`);
 }
 
-/** pickWeighted(): the first pick by weight over the list, later ones without replacement. */
-function weightedChances(b: Builder, list: Member[], k: number, pool: Set<Member>, details: Map<Member, string>): void {
+/** Weighted: the first pick by weight over the list, later ones without replacement; the chances of each. */
+function weightedChances(b: Builder, list: Member[], k: number, pool: Set<Member>, why: Why): void {
   const total = list.reduce((s, m) => s + m.weight, 0);
   const inAnswer = k === 1 ? list.map((m) => m.weight / total) : k >= list.length ? list.map(() => 1) : inclusion(list.map((m) => m.weight), k);
   b.selection = 'weighted_random';
@@ -581,7 +581,7 @@ function weightedChances(b: Builder, list: Member[], k: number, pool: Set<Member
   for (const m of list) {
     pool.add(m);
     const share = `weight ${m.weight} of ${total}: leads ${percent(m.weight / total)} of answers`;
-    details.set(m, details.has(m) ? `${details.get(m)}; ${share}` : share);
+    why.details.set(m, why.details.has(m) ? `${why.details.get(m)}; ${share}` : share);
   }
   b.notes.push(`weighted draws at random in proportion to weight over ${list.length} eligible server${list.length === 1 ? '' : 's'} (total weight ${total})${k > 1 ? `; the ${k} servers of one answer are drawn without replacement` : ''}`);
   if (inAnswer === null) b.notes.push(`the chance of being anywhere in an answer is not computed for more than ${MAX_EXACT_WEIGHTED} servers`);
@@ -617,34 +617,25 @@ function inclusion(weights: number[], k: number): number[] | null {
   return out;
 }
 
-/** pickLatency() on a healthy list: min_samples gate, max latency cut, tie margin, then ascending EMA. */
-function latency(b: Builder, list: Member[], k: number, rb: number, pool: Set<Member>, reasons: Map<Member, string>, details: Map<Member, string>): void {
+/** Latency on a healthy list: latencyCutoff() decides whether and where it ranks; each tied server leads the answer the worker gives with its rotor on it. */
+function latency(b: Builder, list: Member[], k: number, rb: number, start: number, answerAt: (rotor: number) => Member[], pool: Set<Member>, why: Why): void {
   const u32 = b.view.u32;
   const minSamples = u32[rb + L.REC_MIN_SAMPLES];
   const maxUs = u32[rb + L.REC_MAX_LATENCY_US];
   const tieUs = u32[rb + L.REC_TIE_MARGIN_US];
-  // The worker stops at the first listed member short of samples; any one is enough.
-  const short = list.filter((m) => m.samples < minSamples);
-  if (short.length > 0) {
-    for (const m of list) details.set(m, m.samples < minSamples ? `${m.samples} of ${minSamples} samples: latency does not decide yet` : `${m.samples} samples (${ms(m.emaUs)} ms); rotates until every healthy server has ${minSamples}`);
-    rotation(b, list, k, pool, details);
+  const cutoff = latencyCutoff(b.route, rb, start, list.length);
+  if (cutoff === LATENCY_TOO_FEW_SAMPLES) {
+    const short = list.filter((m) => m.samples < minSamples);
+    for (const m of list) why.details.set(m, m.samples < minSamples ? `${m.samples} of ${minSamples} samples: latency does not decide yet` : `${m.samples} samples (${ms(m.emaUs)} ms); rotates until every healthy server has ${minSamples}`);
+    rotation(b, list, k, answerAt, pool, why);
     b.notes.push(`latency answers round-robin until every healthy server has min_samples ${minSamples} samples; ${short.map((m) => `${m.address} has ${m.samples}`).join(', ')}`);
     return;
   }
-  let best = 0x7fffffff;
-  for (const m of list) if (m.emaUs < best) best = m.emaUs;
-  // All above the ceiling: nothing is fast, so the fastest tier still serves.
-  const cutoff = best > maxUs ? best + tieUs : Math.min(best + tieUs, maxUs);
+  const best = fastestEma(b.route, start, list.length);
   const ties = list.filter((m) => m.emaUs <= cutoff);
   b.cycle = [];
-  for (const lead of ties) {
-    const answer = [lead];
-    // Later places: the lowest EMA not yet in the answer, the first in list order on equal EMAs.
-    while (answer.length < k) {
-      let choice: Member | null = null;
-      for (const m of list) if (!answer.includes(m) && (choice === null || m.emaUs < choice.emaUs)) choice = m;
-      answer.push(choice as Member);
-    }
+  for (let i = 0; i < ties.length; i++) {
+    const answer = answerAt(i);
     for (const m of answer) pool.add(m);
     if (b.cycle.length < MAX_CYCLE) b.cycle.push(answer.map((m) => m.address));
   }
@@ -661,13 +652,13 @@ function latency(b: Builder, list: Member[], k: number, rb: number, pool: Set<Me
   if (ties.length === 1) b.cycle = null;
   const tieMs = ms(tieUs);
   for (const m of list) {
-    if (m.emaUs === best) details.set(m, `fastest (${ms(m.emaUs)} ms)`);
-    else if (m.emaUs <= cutoff) details.set(m, `within tie_margin_ms of the fastest (${ms(m.emaUs)} ms ≤ ${ms(best)} + ${tieMs} ms)`);
-    else details.set(m, `${ms(m.emaUs)} ms: fills a later place of the answer in ascending latency`);
+    if (m.emaUs === best) why.details.set(m, `fastest (${ms(m.emaUs)} ms)`);
+    else if (m.emaUs <= cutoff) why.details.set(m, `within tie_margin_ms of the fastest (${ms(m.emaUs)} ms ≤ ${ms(best)} + ${tieMs} ms)`);
+    else why.details.set(m, `${ms(m.emaUs)} ms: fills a later place of the answer in ascending latency`);
     if (pool.has(m)) continue;
-    if (best <= maxUs && m.emaUs > maxUs) reasons.set(m, `above max_latency_ms (${ms(m.emaUs)} ms > ${ms(maxUs)} ms) while a server is below it`);
-    else reasons.set(m, `slower than the fastest beyond tie_margin_ms (${ms(m.emaUs)} ms > ${ms(best)} + ${tieMs} ms)`);
-    if (k > 1) reasons.set(m, `${reasons.get(m)}, and the ${k} places of an answer go to faster servers`);
+    if (best <= maxUs && m.emaUs > maxUs) why.reasons.set(m, `above max_latency_ms (${ms(m.emaUs)} ms > ${ms(maxUs)} ms) while a server is below it`);
+    else why.reasons.set(m, `slower than the fastest beyond tie_margin_ms (${ms(m.emaUs)} ms > ${ms(best)} + ${tieMs} ms)`);
+    if (k > 1) why.reasons.set(m, `${why.reasons.get(m)}, and the ${k} places of an answer go to faster servers`);
   }
   if (best > maxUs) b.notes.push(`every healthy server is above max_latency_ms ${ms(maxUs)}: the fastest (${ms(best)} ms) and those within tie_margin_ms of it still answer`);
   b.notes.push(ties.length > 1
@@ -676,58 +667,55 @@ function latency(b: Builder, list: Member[], k: number, rb: number, pool: Set<Me
   if (k > 1) b.notes.push(`max_answers ${k}: the first place goes to a tied fastest server, the rest follow in ascending latency`);
 }
 
-/** Failover (and the default branch of selectMembers): the first k of the list, in priority order. */
-function failover(b: Builder, list: Member[], k: number, pool: Set<Member>, reasons: Map<Member, string>, details: Map<Member, string>): void {
+/** Failover (and the default branch of selectMembers): `answered`, the first k of the list in priority order. */
+function failover(b: Builder, list: Member[], k: number, answered: Member[], pool: Set<Member>, why: Why): void {
   b.selection = 'fixed';
-  const answered = list.slice(0, k);
   b.answers = answered.map((m) => m.address);
   answered.forEach((m, i) => {
     pool.add(m);
-    details.set(m, details.has(m) ? `${details.get(m)}; position ${i + 1}` : `position ${i + 1}`);
+    why.details.set(m, why.details.has(m) ? `${why.details.get(m)}; position ${i + 1}` : `position ${i + 1}`);
   });
   const last = answered[answered.length - 1];
-  for (const m of list.slice(k)) {
+  for (const m of list) {
+    if (pool.has(m)) continue;
     const level = m.info?.priority ?? 0;
     const lastLevel = last.info?.priority ?? 0;
-    reasons.set(m, level > lastLevel
-      ? `lower failover level ${level} (${m.info?.region}) while level ${lastLevel} (${last.info?.region}) has ${k === 1 ? 'a healthy server' : 'healthy servers filling max_answers ' + k}`
-      : `same failover level ${level} (${m.info?.region}) but later in file order: max_answers ${k} is filled by the servers before it`);
+    why.reasons.set(m, level > lastLevel
+      ? `lower failover level ${level} (${m.info?.server.region}) while level ${lastLevel} (${last.info?.server.region}) has ${k === 1 ? 'a healthy server' : 'healthy servers filling max_answers ' + k}`
+      : `same failover level ${level} (${m.info?.server.region}) but later in file order: max_answers ${k} is filled by the servers before it`);
   }
   const first = answered[0];
   if (k > 1) b.notes.push(`max_answers ${k}: the ${k} first in priority order are answered`);
-  b.notes.push(`failover answers the first ${k === 1 ? 'healthy server' : `${k} healthy servers`} in priority order (regions in the domain's order, then file order): level ${first.info?.priority ?? 0} (${first.info?.region ?? '?'}) answers now`);
+  b.notes.push(`failover answers the first ${k === 1 ? 'healthy server' : `${k} healthy servers`} in priority order (regions in the domain's order, then file order): level ${first.info?.priority ?? 0} (${first.info?.server.region ?? '?'}) answers now`);
 }
 
 function downReason(b: Builder, m: Member): string {
   const info = m.info;
-  const override = info !== null ? b.input.overrideOf(info.domain, info.address) : null;
-  const applies = override !== null && override.active !== false;
+  const override = info !== null ? b.input.registry.overrideOf(info.domain, info.server.address) : null;
   if (m.health === HEALTH_DRAINED) {
-    return applies ? `overridden down by ${override.source}: ${override.reason}` : 'drained by an override';
+    return override !== null ? `overridden down by ${override.source}: ${override.reason}` : 'drained by an override';
   }
   if (m.health === HEALTH_UNKNOWN) return 'health unknown: no check verdict yet';
-  if (applies && !override.healthy) return `overridden down by ${override.source}: ${override.reason}`;
-  const error = info !== null ? b.input.lastErrorOf?.(info.serverSlot) ?? null : null;
+  if (override !== null && !override.healthy) return `overridden down by ${override.source}: ${override.reason}`;
+  const error = info !== null ? b.input.lastErrorOf?.(info.server) ?? null : null;
   return error !== null && error !== '' ? `unhealthy: ${error}` : 'unhealthy: failed its health checks';
 }
 
 function candidate(b: Builder, domain: string, m: Member, eligible: boolean, reason: string | null, detail: string | null): ExplainCandidate {
   const info = m.info;
-  const override = info !== null ? b.input.overrideOf(domain, info.address) : null;
-  const applies = override !== null && override.active !== false;
-  const region = info !== null ? b.input.config.regions.find((r) => r.name === info.region) : undefined;
+  const override = info !== null ? b.input.registry.overrideOf(domain, info.server.address) : null;
   const check = m.serverSlot === L.NO_SLOT ? null : healthName(readHealth(b.input.live, m.serverSlot));
   let d = detail;
-  if (eligible && applies && override.healthy && check !== 'healthy') d = `${d === null ? '' : d + '; '}override by ${override.source} forces healthy (${override.reason}); the checks say ${check}`;
+  if (eligible && override !== null && override.healthy && check !== 'healthy') d = `${d === null ? '' : d + '; '}override by ${override.source} forces healthy (${override.reason}); the checks say ${check}`;
   return {
     address: m.address,
-    port: info?.port ?? null,
-    region: info?.region ?? null,
+    port: info?.server.port ?? null,
+    region: info?.server.region ?? null,
     priority: info?.priority ?? null,
     weight: m.weight,
     status: m.health === HEALTH_DRAINED ? 'drained' : healthName(m.health),
     check_status: check,
-    authority: applies ? 'override' : region?.healthCheck.type === 'none' ? 'unchecked' : 'health_check',
+    authority: info !== null ? b.input.registry.authorityOf(info.server, domain) : null,
     latency_ms: m.samples > 0 ? ms(m.emaUs) : null,
     samples: m.samples,
     last_up: rfc3339(lastUpMs(m.lastUp)),

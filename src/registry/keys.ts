@@ -1,0 +1,30 @@
+// Main thread, cold path. Every string key the overwatch builds, each in one
+// function: a server's identity, one domain's use of a server (its member
+// slot), an override, and a routing-decision counter. Keys are built, compared
+// and stored; none is ever parsed back. Two of them are also persisted (the
+// state store's last-up times and overrides), so changing a format here is a
+// change of the store's format.
+
+/** Identifies a server: the same address and port in the same region is the same server. Persisted (last-up times). */
+export function serverKey(region: string, address: string, port: number): string {
+  return `${region}|${address}|${port}`;
+}
+
+/**
+ * Identifies one domain's use of one server: its member slot, whose health
+ * word carries the domain's override, so an override of (domain, address)
+ * leaves the same server's answers in other domains alone.
+ */
+export function memberKey(domain: string, server: string): string {
+  return `${domain}#${server}`;
+}
+
+/** Identifies an operator override: the domain (service) and the server's address. Persisted (overrides). */
+export function overrideKey(service: string, address: string): string {
+  return `${service}|${address}`;
+}
+
+/** Identifies a routing-decision counter: one per (domain, algorithm), so a policy change starts a new series. */
+export function decisionKey(domain: string, algorithm: string): string {
+  return `${domain}|${algorithm}`;
+}

@@ -1,0 +1,412 @@
+// Main thread, cold path. The registry: every server the overwatch knows, from
+// every source (the config now; agents and the API later), with its one
+// identity key, its labels, its live slot and how it is checked; the
+// operator overrides; and the one rule of who decides whether a server is
+// answered (authorityOf). Nothing else builds server keys, allocates slots or
+// decides authority.
+//
+//   config (load, SIGHUP) ──applyConfig()──┐
+//   agents, API ──addServer()/removeServer()┴─► servers + routing definitions ──'changed'──► overwatch
+//                                                       │                                 (debounced)
+//                                               view() ─┴─► RegistryView ──► compileSnapshot() ──► publish
+//                                                                                                   │
+//                                               commit(view) ◄──────────────────────────────────────┘
+//                                               (releases slots nothing serves any more)
+//
+// A view is what one snapshot is compiled from: the zones and domains, and per
+// domain its members (server + the domain's own member slot) in priority
+// order. Slots are allocated here, when a server is added or a view is taken,
+// never by the compiler.
+
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import type { Config, DomainConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
+import { specFor } from '../health/targets.ts';
+import { targetKey, type CheckSpec } from '../health/types.ts';
+import { OpenGslbError } from '../lib/errors.ts';
+import { formatAddress } from '../lib/ip.ts';
+import type { StoredOverride } from '../state/store.ts';
+import { decisionKey, memberKey, overrideKey, serverKey } from './keys.ts';
+import { SlotAllocator } from './slots.ts';
+
+/** Where a server came from. */
+export type ServerSource = 'config' | 'agent' | 'api';
+
+/**
+ * Who decides whether a server is answered, highest first:
+ * - `override`: an operator override (PUT /api/v1/overrides/…) outranks everything;
+ * - `health_check`: the overwatch's own checks;
+ * - `unchecked`: health_check.type none, always answerable.
+ * (Agent claims and staleness rank below the overwatch's own checks and arrive with the agent mode.)
+ */
+export type Authority = 'override' | 'health_check' | 'unchecked';
+
+/** One server as the registry holds it. Immutable: a change is a new record with the same key and slot. */
+export interface ServerRecord {
+  /** Identity (serverKey()): the same address and port in the same region is the same server. */
+  readonly key: string;
+  readonly region: string;
+  /** Normalised IP literal. */
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+  /** 0..65535; 0 is never answered by the weighted policy. */
+  readonly weight: number;
+  /** When set, only the domain of that name answers the server (an agent's backend service); null: every domain that lists the region. */
+  readonly service: string | null;
+  readonly source: ServerSource;
+  /** How the overwatch checks it (type none: never checked, always answerable). */
+  readonly check: CheckSpec;
+  /** The server's live slot: check verdict, latency EMA, last up. */
+  readonly slot: number;
+  /** "address:port" (IPv6 in brackets): the `server` label of metrics. */
+  readonly endpoint: string;
+  /** "region/address:port": how logs, metrics and the API name the server. */
+  readonly label: string;
+}
+
+/** What a caller gives to register a server at run time. */
+export interface ServerSpec {
+  readonly region: string;
+  /** Normalised IP literal. */
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly check: CheckSpec;
+  readonly source: Exclude<ServerSource, 'config'>;
+  /** Restricts the server to the domain of this name; default null (every domain that lists the region). */
+  readonly service?: string | null;
+}
+
+/** One domain's use of one server: the unit a snapshot's member row stands for. */
+export interface MemberModel {
+  readonly domain: string;
+  readonly server: ServerRecord;
+  /** This domain's own health word for the server: the verdict with the domain's override applied. */
+  readonly memberSlot: number;
+  /** Failover level: index of the server's region in the domain's regions. */
+  readonly priority: number;
+}
+
+/** One domain with its members in priority order (regions in the domain's order, then registry order), one per address. */
+export interface DomainModel {
+  readonly config: DomainConfig;
+  readonly members: readonly MemberModel[];
+  /** Routing-decision counter id of (domain, algorithm); ids are never reused. */
+  readonly decisionId: number;
+  /** Longest check round (interval + timeout) of the domain's regions, in ms: the last_healthy window. */
+  readonly checkRoundMs: number;
+}
+
+/** Everything one snapshot is compiled from. */
+export interface RegistryView {
+  /** The registry's structural version this view was taken at. */
+  readonly version: number;
+  readonly zones: readonly ZoneConfig[];
+  readonly domains: readonly DomainModel[];
+  /** Servers in a region that some domain lists, in registry order: the ones the overwatch checks. */
+  readonly served: readonly ServerRecord[];
+  /** Every slot key the view holds (servers and members): commit() keeps these. */
+  readonly slotKeys: ReadonlySet<string>;
+}
+
+/** What applyConfig() changed, by server label. */
+export interface ConfigChange {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+}
+
+interface Routing {
+  readonly zones: readonly ZoneConfig[];
+  readonly domains: readonly DomainConfig[];
+  readonly regions: ReadonlyMap<string, RegionConfig>;
+}
+
+const EMPTY_ROUTING: Routing = { zones: [], domains: [], regions: new Map() };
+
+/**
+ * Holds servers, overrides and the routing definitions. Events: 'changed'
+ * (version) after every structural change (a server added, removed or
+ * changed, a config applied); overrides are not structural (they go to the
+ * live slots, not the snapshot).
+ */
+export class Registry extends EventEmitter {
+  readonly #slots = new SlotAllocator();
+  readonly #decisionIds = new SlotAllocator();
+  readonly #decisionLabels: ({ readonly domain: string; readonly algorithm: string } | undefined)[] = [];
+  readonly #servers = new Map<string, ServerRecord>();
+  /** Config servers' keys per region, in file order (failover order within a region). */
+  #configOrder = new Map<string, readonly string[]>();
+  #routing: Routing = EMPTY_ROUTING;
+  readonly #overrides = new Map<string, StoredOverride>();
+  /** Of the view last committed: overrideKey(domain, address) of every member, and the domains of each server key. */
+  #answered = new Set<string>();
+  #domainsOf = new Map<string, string[]>();
+  #version = 0;
+
+  /** Structural version: moves on with every 'changed'. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Every zone, domain and region of the config now applied. */
+  get zones(): readonly ZoneConfig[] {
+    return this.#routing.zones;
+  }
+
+  get domains(): readonly DomainConfig[] {
+    return this.#routing.domains;
+  }
+
+  region(name: string): RegionConfig | undefined {
+    return this.#routing.regions.get(name);
+  }
+
+  // ---- Servers
+
+  /**
+   * Takes the zones, domains, regions and servers of `config`: its servers
+   * replace the config's previous ones (a server that stays keeps its slot,
+   * so its health and latency carry over); servers from other sources stay.
+   * Emits 'changed'. The caller compiles and publishes.
+   */
+  applyConfig(config: Config): ConfigChange {
+    const added: string[] = [];
+    const changed: string[] = [];
+    const removed: string[] = [];
+    const order = new Map<string, string[]>();
+    for (const region of config.regions) {
+      const keys: string[] = [];
+      order.set(region.name, keys);
+      for (const server of region.servers) {
+        const key = serverKey(region.name, server.address, server.port);
+        if (keys.includes(key)) continue;
+        keys.push(key);
+        const record = this.#record(key, region.name, server.address, server.port, server.weight, specFor(region.healthCheck, server), 'config', null);
+        const old = this.#servers.get(key);
+        if (old === undefined) added.push(record.label);
+        else if (!sameServer(old, record)) changed.push(record.label);
+        this.#servers.set(key, record);
+      }
+    }
+    for (const [key, record] of this.#servers) {
+      if (record.source !== 'config') continue;
+      const keys = order.get(record.region);
+      if (keys !== undefined && keys.includes(key)) continue;
+      this.#servers.delete(key);
+      removed.push(record.label);
+    }
+    this.#configOrder = order;
+    this.#routing = { zones: config.dns.zones, domains: config.domains, regions: new Map(config.regions.map((r) => [r.name, r])) };
+    this.#changed();
+    return { added, removed, changed };
+  }
+
+  /**
+   * Registers (or updates) a server at run time; it is answered from the next
+   * published snapshot. Throws OpenGslbError(OPENGSLB_ERR_REGISTRY_REFUSED)
+   * when its region is not served here, its address is not an IP literal, or
+   * another source owns the same server.
+   */
+  addServer(spec: ServerSpec): ServerRecord {
+    const where = `server ${formatAddress(spec.address, spec.port)} in region "${spec.region}"`;
+    if (!this.#routing.regions.has(spec.region)) {
+      const names = [...this.#routing.regions.keys()];
+      throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: no region "${spec.region}" is served here; expected one of: ${names.join(', ') || '(none)'}`);
+    }
+    if (isIP(spec.address) === 0) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: "${spec.address}" is not an IP literal`);
+    if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: port ${spec.port} is not 1..65535`);
+    if (!Number.isInteger(spec.weight) || spec.weight < 0 || spec.weight > 65535) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: weight ${spec.weight} is not 0..65535`);
+    const key = serverKey(spec.region, spec.address, spec.port);
+    const old = this.#servers.get(key);
+    if (old !== undefined && old.source !== spec.source) {
+      throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: already registered by ${old.source === 'config' ? 'the config' : `the ${old.source}`}`);
+    }
+    const record = this.#record(key, spec.region, spec.address, spec.port, spec.weight, spec.check, spec.source, spec.service ?? null);
+    if (old !== undefined && sameServer(old, record)) return old;
+    this.#servers.set(key, record);
+    this.#changed();
+    return record;
+  }
+
+  /** Removes a server added at run time; it leaves DNS with the next published snapshot. Returns false when there was none. Config servers go only with the config. */
+  removeServer(key: string): boolean {
+    const record = this.#servers.get(key);
+    if (record === undefined || record.source === 'config') return false;
+    this.#servers.delete(key);
+    this.#changed();
+    return true;
+  }
+
+  /** The server with this key, or undefined. */
+  server(key: string): ServerRecord | undefined {
+    return this.#servers.get(key);
+  }
+
+  /** The server at (region, address, port), or undefined. */
+  serverAt(region: string, address: string, port: number): ServerRecord | undefined {
+    return this.#servers.get(serverKey(region, address, port));
+  }
+
+  /** Every server, region by region (regions in config order), config servers first in file order, then the others in the order they came. */
+  servers(): ServerRecord[] {
+    const out: ServerRecord[] = [];
+    for (const name of this.#routing.regions.keys()) out.push(...this.#serversOf(name));
+    return out;
+  }
+
+  #serversOf(region: string): ServerRecord[] {
+    const out: ServerRecord[] = [];
+    for (const key of this.#configOrder.get(region) ?? []) {
+      const record = this.#servers.get(key);
+      if (record !== undefined) out.push(record);
+    }
+    for (const record of this.#servers.values()) if (record.source !== 'config' && record.region === region) out.push(record);
+    return out;
+  }
+
+  #record(key: string, region: string, address: string, port: number, weight: number, check: CheckSpec, source: ServerSource, service: string | null): ServerRecord {
+    const endpoint = formatAddress(address, port);
+    return {
+      key, region, address, family: isIP(address) === 6 ? 6 : 4, port, weight, service, source, check,
+      slot: this.#slots.slotFor(key),
+      endpoint,
+      label: `${region}/${endpoint}`,
+    };
+  }
+
+  #changed(): void {
+    this.#version++;
+    this.emit('changed', this.#version);
+  }
+
+  // ---- Views and slots
+
+  /**
+   * Takes what the next snapshot is compiled from, allocating the member
+   * slots and decision ids it needs. Nothing is released until commit().
+   */
+  view(): RegistryView {
+    const slotKeys = new Set<string>();
+    const served = new Set<string>();
+    const domains: DomainModel[] = [];
+    for (const domain of this.#routing.domains) {
+      const members: MemberModel[] = [];
+      const seen = new Set<string>();
+      let checkRoundMs = 0;
+      for (let priority = 0; priority < domain.regions.length; priority++) {
+        const region = this.#routing.regions.get(domain.regions[priority]);
+        if (region === undefined) continue;
+        checkRoundMs = Math.max(checkRoundMs, region.healthCheck.intervalMs + region.healthCheck.timeoutMs);
+        for (const server of this.#serversOf(region.name)) {
+          if (server.service !== null && server.service !== domain.name) continue;
+          served.add(server.key);
+          // One address answers once per RRset: the first (highest-priority) region keeps it.
+          if (seen.has(server.address)) continue;
+          seen.add(server.address);
+          const mKey = memberKey(domain.name, server.key);
+          slotKeys.add(mKey);
+          members.push({ domain: domain.name, server, memberSlot: this.#slots.slotFor(mKey), priority });
+        }
+      }
+      const decisionId = this.#decisionIds.slotFor(decisionKey(domain.name, domain.routingAlgorithm));
+      this.#decisionLabels[decisionId] = { domain: domain.name, algorithm: domain.routingAlgorithm };
+      domains.push({ config: domain, members, decisionId, checkRoundMs });
+    }
+    for (const key of this.#servers.keys()) slotKeys.add(key);
+    return { version: this.#version, zones: this.#routing.zones, domains, served: this.servers().filter((s) => served.has(s.key)), slotKeys };
+  }
+
+  /**
+   * Records `view` as the one now served (its snapshot is published) and
+   * releases the slots that neither it nor the registry holds any more.
+   * Returns the released slot ids: the caller resets their words.
+   */
+  commit(view: RegistryView): number[] {
+    const answered = new Set<string>();
+    const domainsOf = new Map<string, string[]>();
+    for (const d of view.domains) {
+      for (const m of d.members) {
+        answered.add(overrideKey(m.domain, m.server.address));
+        let list = domainsOf.get(m.server.key);
+        if (list === undefined) domainsOf.set(m.server.key, (list = []));
+        list.push(m.domain);
+      }
+    }
+    this.#answered = answered;
+    this.#domainsOf = domainsOf;
+    const keep = new Set(view.slotKeys);
+    for (const key of this.#servers.keys()) keep.add(key);
+    return this.#slots.retain(keep);
+  }
+
+  /** Slots allocated since the last call (new servers and members), for their first health word. */
+  takeFreshSlots(): number[] {
+    return this.#slots.takeFresh();
+  }
+
+  /** The number of slot ids handed out so far: the live slots must hold at least this many. */
+  get slotHighWater(): number {
+    return this.#slots.highWater;
+  }
+
+  /** The (domain, algorithm) of each routing-decision counter id; ids are never reused. */
+  decisionLabels(): readonly ({ readonly domain: string; readonly algorithm: string } | undefined)[] {
+    return this.#decisionLabels;
+  }
+
+  /** The domains that answer a server in the view last committed. */
+  domainsOf(server: ServerRecord): readonly string[] {
+    return this.#domainsOf.get(server.key) ?? [];
+  }
+
+  /** Does the committed view answer `address` in domain `service`? */
+  answers(service: string, address: string): boolean {
+    return this.#answered.has(overrideKey(service, address));
+  }
+
+  // ---- Overrides (not structural: they reach the workers through the live slots)
+
+  /** Sets (or replaces) the override of (service, address). The caller persists it first and then applies it to the live slots. */
+  setOverride(override: StoredOverride): void {
+    this.#overrides.set(overrideKey(override.service, override.address), override);
+  }
+
+  /** Removes the override of (service, address); returns it, or null when there was none. */
+  deleteOverride(service: string, address: string): StoredOverride | null {
+    const key = overrideKey(service, address);
+    const existing = this.#overrides.get(key);
+    if (existing === undefined) return null;
+    this.#overrides.delete(key);
+    return existing;
+  }
+
+  /** The override of (service, address), or null. */
+  overrideOf(service: string, address: string): StoredOverride | null {
+    return this.#overrides.get(overrideKey(service, address)) ?? null;
+  }
+
+  /** Every override, whether the served view answers its (service, address) or not. */
+  overrides(): StoredOverride[] {
+    return [...this.#overrides.values()];
+  }
+
+  /**
+   * Who decides whether `server` is answered: for one domain, or, with
+   * domain null, for the server as a whole (an override in any domain that
+   * answers it makes it `override`). The API, the metrics and explain all ask here.
+   */
+  authorityOf(server: ServerRecord, domain: string | null): Authority {
+    if (domain !== null) {
+      if (this.#overrides.has(overrideKey(domain, server.address))) return 'override';
+    } else {
+      for (const d of this.domainsOf(server)) if (this.#overrides.has(overrideKey(d, server.address))) return 'override';
+    }
+    return server.check.type === 'none' ? 'unchecked' : 'health_check';
+  }
+}
+
+function sameServer(a: ServerRecord, b: ServerRecord): boolean {
+  return a.weight === b.weight && a.service === b.service && a.source === b.source && targetKey(a.check) === targetKey(b.check);
+}

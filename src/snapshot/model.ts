@@ -1,0 +1,202 @@
+// Main thread, cold path. Step 1 of 3 of compiling a snapshot
+// (model → encode → pack, ./compile.ts): turns a registry view into the rows
+// the snapshot will hold, still as plain values (names, addresses, TTLs):
+// one node per owner name we know (zone apexes, domains, in-zone name-server
+// hosts and the empty non-terminals between them), one record per address
+// RRset source (domain × family, name-server host × family), and the members
+// of each record in the order the routing rules read them. No bytes yet.
+
+import type { ZoneConfig } from '../config/types.ts';
+import { QTYPE } from '../dns/constants.ts';
+import { isAtOrBelow, parentName } from '../dns/names.ts';
+import { OpenGslbError } from '../lib/errors.ts';
+import type { MemberModel, RegistryView } from '../registry/registry.ts';
+import * as L from './layout.ts';
+
+export interface NodeRow {
+  readonly name: string;
+  zone: number;
+  flags: number;
+  /** Record index + 1 of the A / AAAA record, 0 = none. */
+  recA: number;
+  recAAAA: number;
+}
+
+/** One member row: a server of a record (or a static address). */
+export interface MemberRow {
+  /** Normalised IP literal. */
+  readonly address: string;
+  readonly weight: number;
+  /** Member slot (the domain's health word for the server); NO_SLOT for static data. */
+  readonly healthSlot: number;
+  /** Server slot (latency, last up); NO_SLOT for static data. */
+  readonly serverSlot: number;
+  /** Who the row stands for; null for static data (name servers, fallback addresses). */
+  readonly member: MemberModel | null;
+}
+
+export interface RecordRow {
+  readonly policy: number;
+  readonly maxAnswers: number;
+  readonly ttl: number;
+  readonly qtype: number;
+  readonly node: number;
+  readonly members: readonly MemberRow[];
+  readonly allDown: number;
+  /** Static members answered in ALL_DOWN_FALLBACK; packed right after `members`. */
+  readonly fallback: readonly MemberRow[];
+  readonly lastUpWindowSec: number;
+  readonly minSamples: number;
+  readonly maxLatencyUs: number;
+  readonly tieMarginUs: number;
+  /** Routing-decision counter id; NO_SLOT for static data. */
+  readonly statId: number;
+  /** The domain the record answers; null for static name-server data. */
+  readonly domain: string | null;
+}
+
+/** Glue of one zone's NS answer: an in-zone name server's address. */
+export interface GlueRow {
+  readonly host: string;
+  readonly address: string;
+}
+
+export interface SnapshotModel {
+  readonly zones: readonly ZoneConfig[];
+  readonly nodes: readonly NodeRow[];
+  /** Node index by name. */
+  readonly nodeByName: ReadonlyMap<string, number>;
+  readonly records: readonly RecordRow[];
+  /** Per zone, the glue of its NS answer. */
+  readonly glue: readonly (readonly GlueRow[])[];
+}
+
+const POLICY_CODE = { 'round-robin': L.POLICY_ROUND_ROBIN, weighted: L.POLICY_WEIGHTED, failover: L.POLICY_FAILOVER, latency: L.POLICY_LATENCY } as const;
+const ALL_DOWN_CODE = { servfail: L.ALL_DOWN_SERVFAIL, last_healthy: L.ALL_DOWN_LAST_HEALTHY, all: L.ALL_DOWN_ALL, fallback: L.ALL_DOWN_FALLBACK } as const;
+
+/** Fields of a record that static data (name-server addresses) does not use. */
+const STATIC_EXTRAS = { allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0, statId: L.NO_SLOT, domain: null } as const;
+
+/** Finds the index of the longest zone apex at or above `name`, or -1. */
+function zoneOf(name: string, zones: readonly ZoneConfig[]): number {
+  let best = -1;
+  for (let i = 0; i < zones.length; i++) {
+    if (isAtOrBelow(name, zones[i].name) && (best < 0 || zones[i].name.length > zones[best].name.length)) best = i;
+  }
+  return best;
+}
+
+function familyOf(address: string): 4 | 6 {
+  return address.includes(':') ? 6 : 4;
+}
+
+/**
+ * Models the snapshot of `view`. Throws OpenGslbError(OPENGSLB_ERR_SNAPSHOT_COMPILE)
+ * for a domain outside every zone (validated config never has one).
+ */
+export function modelSnapshot(view: RegistryView): SnapshotModel {
+  const zones = view.zones;
+  const nodes: NodeRow[] = [];
+  const nodeByName = new Map<string, number>();
+  const records: RecordRow[] = [];
+
+  const ensureNode = (name: string, zone: number): number => {
+    let idx = nodeByName.get(name);
+    if (idx === undefined) {
+      idx = nodes.length;
+      nodes.push({ name, zone, flags: 0, recA: 0, recAAAA: 0 });
+      nodeByName.set(name, idx);
+    }
+    return idx;
+  };
+  // Every name between an owner and its apex exists as an empty non-terminal
+  // (RFC 8020): a query for it is NODATA, never NXDOMAIN.
+  const ensureAncestors = (name: string, zone: number): void => {
+    const apex = zones[zone].name;
+    for (let n = parentName(name); n !== apex && n.length > apex.length; n = parentName(n)) {
+      const idx = ensureNode(n, zone);
+      if (nodes[idx].flags === 0 && nodes[idx].recA === 0 && nodes[idx].recAAAA === 0) nodes[idx].flags |= L.NODE_FLAG_ENT;
+    }
+  };
+  /** Adds `record` and links it from `node` (links hold record index + 1). */
+  const addRecord = (node: NodeRow, family: 4 | 6, record: RecordRow): void => {
+    records.push(record);
+    if (family === 4) node.recA = records.length;
+    else node.recAAAA = records.length;
+  };
+
+  for (let z = 0; z < zones.length; z++) nodes[ensureNode(zones[z].name, z)].flags |= L.NODE_FLAG_APEX;
+  // A name that is itself an apex belongs to its own zone, even when a parent zone of ours encloses it.
+  for (let z = 0; z < zones.length; z++) nodes[nodeByName.get(zones[z].name) as number].zone = z;
+
+  for (const d of view.domains) {
+    const domain = d.config;
+    const z = zoneOf(domain.name, zones);
+    if (z < 0) throw new OpenGslbError('OPENGSLB_ERR_SNAPSHOT_COMPILE', `domain ${domain.name} is not inside any zone`);
+    const nodeIdx = ensureNode(domain.name, z);
+    nodes[nodeIdx].flags &= ~L.NODE_FLAG_ENT;
+    ensureAncestors(domain.name, z);
+    for (const family of [4, 6] as const) {
+      const members: MemberRow[] = [];
+      for (const m of d.members) {
+        if (m.server.family !== family) continue;
+        members.push({ address: m.server.address, weight: m.server.weight, healthSlot: m.memberSlot, serverSlot: m.server.slot, member: m });
+      }
+      if (members.length === 0) continue;
+      const fallback: MemberRow[] = [];
+      for (const address of domain.fallback) {
+        if (familyOf(address) === family) fallback.push(staticRow(address));
+      }
+      addRecord(nodes[nodeIdx], family, {
+        policy: POLICY_CODE[domain.routingAlgorithm],
+        maxAnswers: domain.maxAnswers,
+        ttl: domain.ttlSec,
+        qtype: family === 4 ? QTYPE.A : QTYPE.AAAA,
+        node: nodeIdx,
+        members,
+        allDown: ALL_DOWN_CODE[domain.whenAllDown],
+        fallback,
+        // "Last healthy" means up within one check round (interval + timeout) of the most recent server.
+        lastUpWindowSec: Math.ceil(d.checkRoundMs / 1000) + 1,
+        minSamples: domain.latency.minSamples,
+        maxLatencyUs: Math.round(domain.latency.maxLatencyMs * 1000),
+        tieMarginUs: Math.round(domain.latency.tieMarginMs * 1000),
+        statId: d.decisionId,
+        domain: domain.name,
+      });
+    }
+  }
+
+  // Name-server host addresses inside our zones are authoritative data of ours:
+  // answered as static A/AAAA and used as glue in NS answers.
+  const glue: GlueRow[][] = zones.map(() => []);
+  const hostsDone = new Set<string>();
+  for (let z = 0; z < zones.length; z++) {
+    for (const ns of zones[z].nameservers) {
+      if (ns.addresses.length === 0) continue;
+      const hostZone = zoneOf(ns.name, zones);
+      if (hostZone < 0) continue;
+      for (const address of ns.addresses) glue[z].push({ host: ns.name, address });
+      if (hostsDone.has(ns.name)) continue;
+      hostsDone.add(ns.name);
+      // The host's own A/AAAA records take the TTL of the zone that holds the host.
+      const hostTtl = zones[hostZone].soa.ttlSec;
+      const nodeIdx = ensureNode(ns.name, hostZone);
+      const node = nodes[nodeIdx];
+      node.flags &= ~L.NODE_FLAG_ENT;
+      ensureAncestors(ns.name, hostZone);
+      for (const family of [4, 6] as const) {
+        // A GSLB domain of the same name wins over static name-server data.
+        if ((family === 4 ? node.recA : node.recAAAA) !== 0) continue;
+        const members = ns.addresses.filter((a) => familyOf(a) === family).map(staticRow);
+        if (members.length === 0) continue;
+        addRecord(node, family, { policy: L.POLICY_STATIC, maxAnswers: Math.min(members.length, L.MAX_ANSWERS_LIMIT), ttl: hostTtl, qtype: family === 4 ? QTYPE.A : QTYPE.AAAA, node: nodeIdx, members, ...STATIC_EXTRAS });
+      }
+    }
+  }
+  return { zones, nodes, nodeByName, records, glue };
+}
+
+function staticRow(address: string): MemberRow {
+  return { address, weight: 1, healthSlot: L.NO_SLOT, serverSlot: L.NO_SLOT, member: null };
+}

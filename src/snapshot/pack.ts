@@ -1,0 +1,148 @@
+// Main thread, cold path. Step 3 of 3 of compiling a snapshot
+// (model → encode → pack, ./compile.ts): lays the modelled rows and their
+// encoded bytes out in one new SharedArrayBuffer, in the binary format of
+// ./layout.ts (drawn in docs/architecture.md): header, hash buckets, the node,
+// zone, record and member tables, then the blob of bytes.
+
+import { QTYPE } from '../dns/constants.ts';
+import { hashWire } from '../dns/names.ts';
+import { OpenGslbError } from '../lib/errors.ts';
+import type { EncodedSnapshot } from './encode.ts';
+import * as L from './layout.ts';
+import type { SnapshotModel } from './model.ts';
+
+/** Appends bytes to a growing blob and returns each piece's offset; 4-byte alignment is not needed for bytes. */
+class Blob {
+  readonly parts: Uint8Array[] = [];
+  length = 0;
+  add(bytes: Uint8Array): number {
+    const off = this.length;
+    this.parts.push(bytes);
+    this.length += bytes.length;
+    return off;
+  }
+}
+
+/**
+ * Packs `model` with its `encoded` bytes into a new snapshot buffer.
+ * Throws OpenGslbError(OPENGSLB_ERR_SNAPSHOT_COMPILE) when the image would
+ * exceed 2 GiB, the largest a Uint32 offset of ours may address.
+ */
+export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, generation: number): SharedArrayBuffer {
+  const { nodes, zones, records } = model;
+  const blob = new Blob();
+  const nodeNameOff = encoded.nodeNames.map((wire) => blob.add(wire));
+  const soaOff = encoded.soa.map((body) => blob.add(body));
+  const nsOff = encoded.ns.map((ns) => blob.add(ns.bytes));
+  const glueOff = encoded.glue.map((glue) => blob.add(glue.bytes));
+  let memberCount = 0;
+  const fragOff: number[] = [];
+  for (const frags of encoded.fragments) {
+    for (const f of frags) fragOff.push(blob.add(f));
+    memberCount += frags.length;
+  }
+
+  let bucketCount = 16;
+  while (bucketCount < nodes.length * 2) bucketCount *= 2;
+
+  const bucketsOff = L.HEADER_BYTES;
+  const nodesOff = bucketsOff + bucketCount * 4;
+  const zonesOff = nodesOff + nodes.length * L.NODE_WORDS * 4;
+  const recordsOff = zonesOff + zones.length * L.ZONE_WORDS * 4;
+  const membersOff = recordsOff + records.length * L.RECORD_WORDS * 4;
+  const blobOff = membersOff + memberCount * L.MEMBER_WORDS * 4;
+  const totalBytes = (blobOff + blob.length + 3) & ~3;
+  if (totalBytes > 0x7fffffff) throw new OpenGslbError('OPENGSLB_ERR_SNAPSHOT_COMPILE', `snapshot would be ${totalBytes} bytes, more than 2 GiB`);
+
+  const buffer = new SharedArrayBuffer(totalBytes);
+  const u32 = new Uint32Array(buffer);
+  const u8 = new Uint8Array(buffer);
+  u32[L.HDR_MAGIC] = L.SNAPSHOT_MAGIC;
+  u32[L.HDR_VERSION] = L.SNAPSHOT_VERSION;
+  u32[L.HDR_TOTAL_BYTES] = totalBytes;
+  u32[L.HDR_GENERATION] = generation;
+  u32[L.HDR_BUCKET_COUNT] = bucketCount;
+  u32[L.HDR_BUCKETS_OFF] = bucketsOff;
+  u32[L.HDR_NODE_COUNT] = nodes.length;
+  u32[L.HDR_NODES_OFF] = nodesOff;
+  u32[L.HDR_ZONE_COUNT] = zones.length;
+  u32[L.HDR_ZONES_OFF] = zonesOff;
+  u32[L.HDR_RECORD_COUNT] = records.length;
+  u32[L.HDR_RECORDS_OFF] = recordsOff;
+  u32[L.HDR_MEMBER_COUNT] = memberCount;
+  u32[L.HDR_MEMBERS_OFF] = membersOff;
+  u32[L.HDR_BLOB_OFF] = blobOff;
+  u32[L.HDR_BLOB_LEN] = blob.length;
+
+  let off = blobOff;
+  for (const part of blob.parts) {
+    u8.set(part, off);
+    off += part.length;
+  }
+
+  const mask = bucketCount - 1;
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i];
+    const wire = encoded.nodeNames[i];
+    const base = (nodesOff >> 2) + i * L.NODE_WORDS;
+    const hash = hashWire(wire, 0, wire.length);
+    u32[base + L.NODE_NAME_OFF] = blobOff + nodeNameOff[i];
+    u32[base + L.NODE_NAME_LEN] = wire.length;
+    u32[base + L.NODE_HASH] = hash;
+    u32[base + L.NODE_ZONE] = n.zone;
+    u32[base + L.NODE_FLAGS] = n.flags;
+    u32[base + L.NODE_REC_A] = n.recA;
+    u32[base + L.NODE_REC_AAAA] = n.recAAAA;
+    let b = hash & mask;
+    while (u32[(bucketsOff >> 2) + b] !== 0) b = (b + 1) & mask;
+    u32[(bucketsOff >> 2) + b] = i + 1;
+  }
+  for (let z = 0; z < zones.length; z++) {
+    const base = (zonesOff >> 2) + z * L.ZONE_WORDS;
+    const zone = zones[z];
+    const apex = model.nodeByName.get(zone.name) as number;
+    u32[base + L.ZONE_NODE] = apex;
+    u32[base + L.ZONE_APEX_LEN] = encoded.nodeNames[apex].length;
+    u32[base + L.ZONE_SOA_OFF] = blobOff + soaOff[z];
+    u32[base + L.ZONE_SOA_LEN] = encoded.soa[z].length;
+    u32[base + L.ZONE_NEG_TTL] = Math.min(zone.soa.ttlSec, zone.soa.minimumSec);
+    u32[base + L.ZONE_NS_OFF] = blobOff + nsOff[z];
+    u32[base + L.ZONE_NS_COUNT] = encoded.ns[z].count;
+    u32[base + L.ZONE_NS_LEN] = encoded.ns[z].bytes.length;
+    u32[base + L.ZONE_GLUE_OFF] = blobOff + glueOff[z];
+    u32[base + L.ZONE_GLUE_COUNT] = encoded.glue[z].count;
+    u32[base + L.ZONE_GLUE_LEN] = encoded.glue[z].bytes.length;
+  }
+  let m = 0;
+  for (let r = 0; r < records.length; r++) {
+    const rec = records[r];
+    const base = (recordsOff >> 2) + r * L.RECORD_WORDS;
+    u32[base + L.REC_POLICY] = rec.policy;
+    u32[base + L.REC_MEMBER_START] = m;
+    u32[base + L.REC_MEMBER_COUNT] = rec.members.length;
+    u32[base + L.REC_MAX_ANSWERS] = Math.max(1, Math.min(rec.maxAnswers, L.MAX_ANSWERS_LIMIT));
+    u32[base + L.REC_TTL] = rec.ttl;
+    u32[base + L.REC_QTYPE] = rec.qtype;
+    u32[base + L.REC_FRAG_LEN] = rec.qtype === QTYPE.AAAA ? L.FRAG_LEN_AAAA : L.FRAG_LEN_A;
+    u32[base + L.REC_NODE] = rec.node;
+    u32[base + L.REC_ALL_DOWN] = rec.allDown;
+    u32[base + L.REC_FALLBACK_START] = m + rec.members.length;
+    u32[base + L.REC_FALLBACK_COUNT] = rec.fallback.length;
+    u32[base + L.REC_LAST_UP_WINDOW] = rec.lastUpWindowSec;
+    u32[base + L.REC_MIN_SAMPLES] = rec.minSamples;
+    u32[base + L.REC_MAX_LATENCY_US] = rec.maxLatencyUs;
+    u32[base + L.REC_TIE_MARGIN_US] = rec.tieMarginUs;
+    u32[base + L.REC_STAT_ID] = rec.statId;
+    const rows = rec.members.length + rec.fallback.length;
+    for (let i = 0; i < rows; i++) {
+      const row = i < rec.members.length ? rec.members[i] : rec.fallback[i - rec.members.length];
+      const mb = (membersOff >> 2) + m * L.MEMBER_WORDS;
+      u32[mb + L.MEM_HEALTH_SLOT] = row.healthSlot;
+      u32[mb + L.MEM_WEIGHT] = row.weight;
+      u32[mb + L.MEM_FRAG_OFF] = blobOff + fragOff[m];
+      u32[mb + L.MEM_SERVER] = row.serverSlot;
+      m++;
+    }
+  }
+  return buffer;
+}

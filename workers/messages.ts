@@ -1,0 +1,33 @@
+// Any thread, types only. What the main thread and a DNS worker say to each
+// other: the worker's start data, and the messages both ways. The main side is
+// src/overwatch/dns-pool.ts, the worker side workers/dns-worker.ts; nothing on
+// the query path goes through them.
+
+/** What the main thread passes to every DNS worker. */
+export interface DnsWorkerData {
+  readonly index: number;
+  readonly snapshot: SharedArrayBuffer;
+  readonly live: Int32Array;
+  readonly counters: Int32Array;
+  readonly counterBase: number;
+  /** The routing-decision buffer this worker index counted in before a restart (it carries on in it), or null. */
+  readonly decisions: Int32Array | null;
+  readonly host: string;
+  readonly port: number;
+  /** SO_RCVBUF to ask for on the UDP socket; 0 keeps the kernel's default. */
+  readonly udpReceiveBuffer: number;
+  readonly tcpIdleTimeoutMs: number;
+  readonly tcpMaxConnections: number;
+  readonly tcpMaxQueriesPerConnection: number;
+}
+
+export type WorkerToMain =
+  /** udpReceiveBuffer: the bytes the UDP socket's receive buffer was granted (UdpListener.receiveBuffer). */
+  | { type: 'listening'; index: number; udpReceiveBuffer: number }
+  | { type: 'bind-failed'; index: number; transport: 'udp' | 'tcp'; code: string; message: string }
+  | { type: 'attached'; index: number; generation: number }
+  | { type: 'attach-failed'; index: number; generation: number; message: string }
+  | { type: 'decisions'; index: number; buffer: Int32Array }
+  | { type: 'stopped'; index: number };
+
+export type MainToWorker = { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number } | { type: 'stop'; graceMs: number };
