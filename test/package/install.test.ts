@@ -236,6 +236,11 @@ for (const bin of ['opengslb', 'opengslb-cli']) {
     assert.equal(r.stderr, `${bin}: OpenGSLB needs Node.js >= 22.12; this is ${version}: install Node.js 22.12 or newer (24 LTS recommended) and run ${bin} again\n`);
     // The clone's advice (npm start, the pinned devDependency) means nothing to an installed package.
     assert.ok(!/npm|pinned/.test(r.stderr), r.stderr);
+    if (bin === 'opengslb') {
+      // docs/install.md quotes the line, with an example version.
+      const docs = await readFile(join(ROOT, 'docs/install.md'), 'utf8');
+      assert.ok(docs.includes(`\n${r.stderr.replace(version, 'v20.19.2')}`), `docs/install.md quotes:\n${r.stderr}`);
+    }
   });
 }
 
