@@ -1,8 +1,10 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
-// The opengslb server entry point: a Node-version guard, then the TypeScript main.
+// The opengslb server entry point: a Node-version guard, then the main module
+// (the TypeScript source in a clone, the built JavaScript in an installed package).
 // The shebang's environment and flags are SERVER_ENV and SERVER_NODE_FLAGS (./runtime-flags.js); `env -S` splits them.
-import { requireSupportedNode } from './node-guard.js';
+import { locateMain, requireSupportedNode } from './node-guard.js';
 
-requireSupportedNode('opengslb');
-const { main } = await import('./opengslb-main.ts');
+const entry = locateMain(import.meta.url, 'opengslb-main');
+requireSupportedNode('opengslb', entry.fromSources);
+const { main } = await import(entry.url);
 await main(process.argv.slice(2));

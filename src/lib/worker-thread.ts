@@ -15,6 +15,10 @@
 //
 // Correctness never depends on the walk: a module it missed (a dynamic
 // import, say) is loaded, and stripped, by the worker's Node as usual.
+//
+// In an installed package the code is the JavaScript built into dist/
+// (scripts/build-dist.ts rewrites './x.ts' to './x.js' everywhere, worker
+// entries included): a .js entry starts as a plain Worker, with nothing to strip.
 
 import { readFileSync } from 'node:fs';
 import * as nodeModule from 'node:module';
@@ -82,14 +86,16 @@ export function strippedModules(entry: URL): Readonly<Record<string, string>> {
  * Starts a worker thread running the TypeScript module `entry`, as
  * `new Worker(entry, options)` would, but from sources stripped here (see the
  * header). `options.workerData` must be a plain object or absent; the worker
- * sees it unchanged. Falls back to a plain `new Worker(entry, options)` on a
- * Node without module.registerHooks and module.stripTypeScriptTypes (before
- * 22.15), when workerData is not an object, and when a module cannot be read
- * or stripped (so the worker reports it, as it always did). Never throws
- * where new Worker(entry) would not.
+ * sees it unchanged. Falls back to a plain `new Worker(entry, options)` for an
+ * entry that is not a .ts file (the built package), on a Node without
+ * module.registerHooks and module.stripTypeScriptTypes (before 22.15), when
+ * workerData is not an object, and when a module cannot be read or stripped
+ * (so the worker reports it, as it always did). Never throws where
+ * new Worker(entry) would not.
  */
 export function createWorker(entry: URL, options: WorkerOptions = {}): Worker {
   const data: unknown = options.workerData ?? {};
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, options);
   if (!canPreload || typeof data !== 'object' || data === null || Array.isArray(data)) return new Worker(entry, options);
   let sources: Readonly<Record<string, string>>;
   try {
