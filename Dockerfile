@@ -27,6 +27,8 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY src ./src
 COPY workers ./workers
 COPY config ./config
+# The attribution the bundled GeoIP database's licence (CC BY 4.0, DB-IP) asks for.
+COPY NOTICE ./
 
 # The state directory (overwatch.data_dir): overrides and last-healthy times in
 # an lmdb file. Owned by the server's user; mount a volume to keep it across

@@ -84,7 +84,7 @@ test('copies only what runs, and every copied path exists', () => {
     const parts = c.args.split(/\s+/).filter((p) => !p.startsWith('--'));
     return parts.slice(0, -1);
   });
-  assert.deepEqual([...sources].sort(), ['config', 'package-lock.json', 'package.json', 'src', 'workers']);
+  assert.deepEqual([...sources].sort(), ['NOTICE', 'config', 'package-lock.json', 'package.json', 'src', 'workers']);
   for (const s of sources) assert.ok(existsSync(join(ROOT, s)), `${s} exists`);
 });
 
