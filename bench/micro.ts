@@ -35,7 +35,7 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 const GC_FLAGS = ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64'];
 /** Files run first, in the order of the query path; any other *.bench.ts follows alphabetically. */
-const FILE_ORDER = ['parse', 'lookup', 'route', 'answer', 'handle-query'];
+const FILE_ORDER = ['parse', 'lookup', 'geo', 'route', 'answer', 'handle-query'];
 const BATCH_TARGET_NS = 50_000;
 
 /** Folded results of every call, so no call is dead code. */

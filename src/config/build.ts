@@ -8,6 +8,8 @@ import { MAX_WORKERS } from './definition.ts';
 import type { ConfigFile } from './definition.ts';
 import { isInZone, normaliseDomainName } from './domain-name.ts';
 import { formatDuration } from './duration.ts';
+import { networkOfCidr } from './ip.ts';
+import { isKnownCountry } from '../geo/continents.ts';
 import type { PathSegment, ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
@@ -76,10 +78,62 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   };
   checkRegionRef(geo?.default_region, ['overwatch', 'geolocation', 'default_region']);
   (geo?.custom_mappings ?? []).forEach((m, i) => checkRegionRef(m?.region, ['overwatch', 'geolocation', 'custom_mappings', i, 'region']));
+  checkGeolocation(file, sink);
   (file.agent?.backends ?? []).forEach((b, i) => {
     checkTimeoutBelowInterval(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
     checkKeepAliveType(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
   });
+}
+
+/** Formats where a value was written as FILE:LINE:COL, for messages that name a second place. */
+function placeOf(sink: ProblemCollector, path: PathSegment[]): string {
+  const pos = sink.positionOf(path);
+  return `${pos.file ?? sink.file}:${pos.line}:${pos.col}`;
+}
+
+/**
+ * Geolocation: every country code is an assigned ISO 3166-1 alpha-2 code (or
+ * XK); a country or continent is in one region only; no network is mapped
+ * twice (host bits ignored). The Go original let the later one win silently.
+ */
+function checkGeolocation(file: UncheckedFile, sink: ProblemCollector): void {
+  const countryAt = new Map<string, PathSegment[]>();
+  const continentAt = new Map<string, PathSegment[]>();
+  (file.regions ?? []).forEach((region, r) => {
+    const name = typeof region?.name === 'string' ? `"${region.name}"` : `regions[${r}]`;
+    (region?.countries ?? []).forEach((code, i) => {
+      if (typeof code !== 'string') return;
+      const path: PathSegment[] = ['regions', r, 'countries', i];
+      if (!isKnownCountry(code)) {
+        sink.reportAt(path, `"${code}" is not an ISO 3166-1 alpha-2 country code, expected an assigned code such as "DE", "US" or "JP"`);
+        return;
+      }
+      const first = countryAt.get(code);
+      if (first === undefined) countryAt.set(code, path);
+      else if (first[1] !== r) sink.reportAt(path, `"${code}" is already in region ${regionLabel(file, first[1])} at ${placeOf(sink, first)}, expected each country in one region only (region ${name} lists it too)`);
+    });
+    (region?.continents ?? []).forEach((code, i) => {
+      if (typeof code !== 'string') return;
+      const path: PathSegment[] = ['regions', r, 'continents', i];
+      const first = continentAt.get(code);
+      if (first === undefined) continentAt.set(code, path);
+      else if (first[1] !== r) sink.reportAt(path, `"${code}" is already in region ${regionLabel(file, first[1])} at ${placeOf(sink, first)}, expected each continent in one region only (region ${name} lists it too)`);
+    });
+  });
+  const networkAt = new Map<string, PathSegment[]>();
+  (file.overwatch?.geolocation?.custom_mappings ?? []).forEach((m, i) => {
+    if (typeof m?.cidr !== 'string') return;
+    const path: PathSegment[] = ['overwatch', 'geolocation', 'custom_mappings', i, 'cidr'];
+    const network = networkOfCidr(m.cidr);
+    const first = networkAt.get(network);
+    if (first === undefined) networkAt.set(network, path);
+    else sink.reportAt(path, `${network} is already mapped at ${placeOf(sink, first)} (custom_mappings[${first[3]}]), expected each network once`);
+  });
+}
+
+function regionLabel(file: UncheckedFile, r: PathSegment | undefined): string {
+  const name = typeof r === 'number' ? file.regions?.[r]?.name : undefined;
+  return typeof name === 'string' ? `"${name}"` : `regions[${String(r)}]`;
 }
 
 /**
@@ -312,6 +366,16 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       port: file.metrics.address.port,
     },
     dataDir: resolve(dirname(source), file.overwatch.data_dir),
+    geolocation: {
+      databasePath: file.overwatch.geolocation.database_path === null ? null : resolve(dirname(source), file.overwatch.geolocation.database_path),
+      defaultRegion: file.overwatch.geolocation.default_region,
+      ecsEnabled: file.overwatch.geolocation.ecs_enabled,
+      customMappings: file.overwatch.geolocation.custom_mappings.map((m) => ({
+        cidr: networkOfCidr(m.cidr),
+        region: m.region,
+        comment: m.comment,
+      })),
+    },
   };
   return deepFreeze(config);
 }

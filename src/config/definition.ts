@@ -120,7 +120,7 @@ const region = object({
     servers: list({ doc: 'The servers of this region.', items: server, required: true, minItems: 1, itemNoun: 'server' }),
     health_check: healthCheck,
     countries: list({
-      doc: 'ISO 3166-1 alpha-2 country codes served from this region (geolocation routing, not available yet).',
+      doc: 'ISO 3166-1 alpha-2 country codes (or XK) whose clients geolocation routing sends to this region; a country may be in one region only.',
       items: str({
         doc: 'Country code, any case; stored upper-case.',
         pattern: '^[A-Za-z]{2}$',
@@ -130,10 +130,9 @@ const region = object({
       default: [],
       uniqueItems: true,
       itemNoun: 'country code',
-      notUsedYet: true,
     }),
     continents: list({
-      doc: 'Continent codes served from this region (geolocation routing, not available yet).',
+      doc: 'Continent codes whose clients geolocation routing sends to this region when their country is in no region; a continent may be in one region only.',
       items: choice({
         doc: 'Continent code, any case; stored upper-case.',
         values: ['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'],
@@ -142,7 +141,6 @@ const region = object({
       default: [],
       uniqueItems: true,
       itemNoun: 'continent code',
-      notUsedYet: true,
     }),
   },
 });
@@ -367,7 +365,7 @@ const api = object({
 });
 
 const overwatch = object({
-  doc: 'Overwatch settings. Only `data_dir` is used by this version; the cluster keys of the Go original are accepted and validated for a later one.',
+  doc: 'Overwatch settings. `data_dir` and `geolocation` are read by this version; the cluster keys of the Go original are accepted and validated for a later one.',
   keys: {
     identity: object({
       notUsedYet: true,
@@ -440,18 +438,21 @@ const overwatch = object({
       },
     }),
     geolocation: object({
-      notUsedYet: true,
-      doc: 'GeoIP settings for geolocation routing.',
+      doc: 'Geolocation routing: the GeoIP database, custom network mappings, the default region and EDNS Client Subnet.',
       keys: {
-        database_path: str({ doc: 'MaxMind country database (.mmdb).', minLength: 1 }),
+        database_path: str({
+          doc: 'GeoIP database: a MaxMind DB (.mmdb) such as GeoLite2-Country or GeoLite2-City, or any with `country.iso_code` / `continent.code` or `country_code` records; reloaded when the file changes. Relative paths are taken from the main config file\'s folder.',
+          minLength: 1,
+          defaultText: 'the bundled DB-IP IP to Country Lite database (CC BY 4.0)',
+        }),
         default_region: str({
-          doc: 'Region for clients with no match; must be defined in `regions`.',
+          doc: 'Region for clients no mapping, country or continent places; must be defined in `regions`.',
           pattern: REGION_NAME_PATTERN,
           patternText: REGION_NAME_TEXT,
         }),
-        ecs_enabled: bool({ doc: 'Use the EDNS Client Subnet address as the client address.', default: false }),
+        ecs_enabled: bool({ doc: 'Route on the EDNS Client Subnet address (RFC 7871) when a query carries one, instead of the resolver\'s own address.', default: true }),
         custom_mappings: list({
-          doc: 'Networks mapped to regions before the database is asked.',
+          doc: 'Networks (IPv4 and IPv6) mapped to regions before the database is asked; the longest prefix holding the client wins. The same network twice is an error.',
           default: [],
           itemNoun: 'mapping',
           items: object({

@@ -1,7 +1,7 @@
 // Cold path, main thread. Parses IP literals and CIDR prefixes from config text
 // and normalises them: IPv6 to RFC 5952 form, IPv4-mapped IPv6 to plain IPv4.
 
-import { formatIpv6Groups } from '../lib/ip.ts';
+import { formatIpBytes, formatIpv6Groups, ipToBytes } from '../lib/ip.ts';
 
 /** A parsed IP literal in normal form. */
 export interface IpAddress {
@@ -61,6 +61,22 @@ export function parseCidr(text: string): { readonly cidr: string } | { readonly 
     len -= 96;
   }
   return { cidr: `${ip.address}/${len}` };
+}
+
+/**
+ * Returns the network a normalised CIDR (parseCidr's output) names, host bits
+ * cleared: "10.1.2.3/8" → "10.0.0.0/8". Throws TypeError for text parseCidr
+ * did not produce.
+ */
+export function networkOfCidr(cidr: string): string {
+  const slash = cidr.indexOf('/');
+  const bytes = ipToBytes(cidr.slice(0, slash));
+  const len = Number(cidr.slice(slash + 1));
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, len - i * 8));
+    bytes[i] &= (0xff00 >> keep) & 0xff;
+  }
+  return `${formatIpBytes(bytes, 0, bytes.length)}/${len}`;
 }
 
 /** Returns the four octets of a strict dotted-quad, or null (leading zeros are refused: they read as octal in some tools). */

@@ -22,6 +22,27 @@ export interface Config {
   readonly metrics: MetricsConfig;
   /** overwatch.data_dir, absolute (relative paths are taken from the main config file's folder). */
   readonly dataDir: string;
+  /** overwatch.geolocation, with regions[].countries/continents in `regions`. */
+  readonly geolocation: GeolocationConfig;
+}
+
+export interface GeolocationConfig {
+  /** overwatch.geolocation.database_path, absolute; null: the bundled DB-IP database (src/geo/database.ts). */
+  readonly databasePath: string | null;
+  /** Name of a region in `regions`, or null. */
+  readonly defaultRegion: string | null;
+  /** Route on the EDNS Client Subnet address when a query carries one (default true). */
+  readonly ecsEnabled: boolean;
+  /** In file order; each network once. */
+  readonly customMappings: readonly CustomMappingConfig[];
+}
+
+export interface CustomMappingConfig {
+  /** The network, host bits cleared ("10.0.0.0/8", "2001:db8::/32"; IPv4-mapped prefixes as IPv4). */
+  readonly cidr: string;
+  /** Name of a region in `regions`. */
+  readonly region: string;
+  readonly comment: string | null;
 }
 
 export interface ApiConfig {
@@ -131,9 +152,9 @@ export interface RegionConfig {
   readonly name: string;
   readonly servers: readonly ServerConfig[];
   readonly healthCheck: HealthCheckConfig;
-  /** ISO 3166 alpha-2, upper-case. */
+  /** ISO 3166-1 alpha-2 (or XK), upper-case; each country is in one region only. */
   readonly countries: readonly string[];
-  /** AF AN AS EU NA OC SA. */
+  /** AF AN AS EU NA OC SA; each continent is in one region only. */
   readonly continents: readonly string[];
 }
 

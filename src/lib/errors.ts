@@ -53,7 +53,12 @@ export const ERRORS = {
   },
   OPENGSLB_ERR_SNAPSHOT_COMPILE: {
     code: 'OPENGSLB_ERR_SNAPSHOT_COMPILE',
-    summary: 'The routing snapshot could not be built from the configuration (a limit of the binary format was exceeded).',
+    summary: 'The routing snapshot could not be built from the configuration (a limit of the binary format was exceeded, or geo mappings that contradict each other).',
+    httpStatus: 500,
+  },
+  OPENGSLB_ERR_GEO_DATABASE: {
+    code: 'OPENGSLB_ERR_GEO_DATABASE',
+    summary: 'The GeoIP database file could not be read or is not a usable MaxMind DB (.mmdb) with country or continent data; on a reload the database in use keeps serving.',
     httpStatus: 500,
   },
   OPENGSLB_ERR_NOT_FOUND: {

@@ -273,6 +273,45 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'reports a two-letter code that is not an assigned country',
+    yaml: [...SERVER, '    countries: [DE, zz, UK]', ...DOMAIN],
+    expect: [
+      'x.yaml:4:21: regions[0].countries[1]: "ZZ" is not an ISO 3166-1 alpha-2 country code, expected an assigned code such as "DE", "US" or "JP"',
+      'x.yaml:4:25: regions[0].countries[2]: "UK" is not an ISO 3166-1 alpha-2 country code',
+    ],
+  },
+  {
+    name: 'reports a country and a continent in two regions, naming both places',
+    yaml: [
+      ...SERVER,
+      '    countries: [DE, FR]',
+      '    continents: [EU]',
+      '  - name: eu-central',
+      '    servers: [{ address: 192.0.2.11 }]',
+      '    countries: [AT, fr]',
+      '    continents: [eu, AS]',
+      ...DOMAIN,
+    ],
+    expect: [
+      'x.yaml:8:21: regions[1].countries[1]: "FR" is already in region "eu-west" at x.yaml:4:21, expected each country in one region only (region "eu-central" lists it too)',
+      'x.yaml:9:18: regions[1].continents[0]: "EU" is already in region "eu-west" at x.yaml:5:18, expected each continent in one region only (region "eu-central" lists it too)',
+    ],
+  },
+  {
+    name: 'reports the same network mapped twice, host bits or not, naming both places',
+    yaml: [
+      ...SERVER,
+      ...DOMAIN,
+      'overwatch:',
+      '  geolocation:',
+      '    custom_mappings:',
+      '      - { cidr: 10.0.0.0/8, region: eu-west }',
+      '      - { cidr: 10.0.0.0/16, region: eu-west }',
+      '      - { cidr: 10.9.9.9/8, region: eu-west, comment: again }',
+    ],
+    expect: ['x.yaml:11:17: overwatch.geolocation.custom_mappings[2].cidr: 10.0.0.0/8 is already mapped at x.yaml:9:17 (custom_mappings[0]), expected each network once'],
+  },
+  {
     name: 'reports problems in the Go original sections too',
     yaml: [
       ...SERVER,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parseConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
 
@@ -334,7 +334,7 @@ const cases: Case[] = [
     ],
     get: (c) => [Object.keys(c), c.api, c.metrics, c.dataDir],
     expect: [
-      ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir'],
+      ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir', 'geolocation'],
       { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], trustProxyHeaders: false, token: null },
       { enabled: true, host: '0.0.0.0', port: 9091 },
       '/var/lib/opengslb',
@@ -354,6 +354,53 @@ const cases: Case[] = [
     ],
     get: (c) => c.regions.map((r) => r.healthCheck.intervalMs),
     expect: [5_000, 5_000],
+  },
+  // Geolocation
+  {
+    name: 'defaults geolocation to the bundled database, no default region, ECS on and no mappings',
+    yaml: MINIMAL,
+    get: (c) => c.geolocation,
+    expect: { databasePath: null, defaultRegion: null, ecsEnabled: true, customMappings: [] },
+  },
+  {
+    name: 'takes a relative geolocation.database_path from the config file\'s folder',
+    yaml: [...MINIMAL, 'overwatch:', '  geolocation: { database_path: geo/GeoLite2-Country.mmdb }'],
+    get: (c) => c.geolocation.databasePath === resolve(dirname(c.source), 'geo/GeoLite2-Country.mmdb'),
+    expect: true,
+  },
+  {
+    name: 'reads custom mappings as networks with host bits cleared, IPv4-mapped prefixes as IPv4',
+    yaml: [
+      ...REGION,
+      '    countries: [de, AT]',
+      '    continents: [eu]',
+      ...DOMAIN,
+      'overwatch:',
+      '  geolocation:',
+      '    default_region: eu-west',
+      '    ecs_enabled: false',
+      '    custom_mappings:',
+      '      - { cidr: 10.1.2.3/8, region: eu-west, comment: office }',
+      '      - { cidr: "2001:DB8:0:1::/32", region: eu-west }',
+      '      - { cidr: "::ffff:192.0.2.0/120", region: eu-west }',
+    ],
+    get: (c) => [c.regions[0]?.countries, c.regions[0]?.continents, c.geolocation],
+    expect: [['DE', 'AT'], ['EU'], {
+      databasePath: null,
+      defaultRegion: 'eu-west',
+      ecsEnabled: false,
+      customMappings: [
+        { cidr: '10.0.0.0/8', region: 'eu-west', comment: 'office' },
+        { cidr: '2001:db8::/32', region: 'eu-west', comment: null },
+        { cidr: '192.0.2.0/24', region: 'eu-west', comment: null },
+      ],
+    }],
+  },
+  {
+    name: 'accepts XK (Kosovo), which GeoIP databases use',
+    yaml: [...REGION, '    countries: [xk]', ...DOMAIN],
+    get: (c) => c.regions[0]?.countries,
+    expect: ['XK'],
   },
 ];
 

@@ -249,6 +249,7 @@ test('NOTICE names every runtime dependency with the licence its package declare
   const deps = Object.keys((JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies);
   for (const dep of deps) {
     const license = (JSON.parse(await readFile(join(ROOT, 'node_modules', dep, 'package.json'), 'utf8')) as { license: string }).license;
-    assert.match(notice, new RegExp(`^  ${dep.replace(/[/.]/g, '\\$&')}\\s+${license.replace(/[.]/g, '\\.')}$`, 'm'), `NOTICE lists ${dep} (${license})`);
+    const literal = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+    assert.match(notice, new RegExp(`^  ${literal(dep)}\\s+${literal(license)}$`, 'm'), `NOTICE lists ${dep} (${license})`);
   }
 });
