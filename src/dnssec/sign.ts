@@ -746,6 +746,25 @@ export interface SignBatchResult {
   readonly signMs: number;
 }
 
+/**
+ * Builds the task that pre-signs `rrsets` with `key` over `window`, and the
+ * transfer list to pass with it: `pool.run(task, { transferList })` moves the
+ * packed RRsets to the pool thread instead of copying them.
+ */
+export function createSignBatchTask(key: SignerKey, window: SigningWindow, rrsets: readonly Rrset[]): { task: SignBatchTask; transferList: ArrayBuffer[] } {
+  const packed = packRrsets(rrsets);
+  const task: SignBatchTask = {
+    privateKey: key.privateKey,
+    algorithm: key.algorithm,
+    keyTag: key.keyTag,
+    signerWire: key.signerWire,
+    inceptionSec: window.inceptionSec,
+    expirationSec: window.expirationSec,
+    rrsets: packed,
+  };
+  return { task, transferList: [packed.buffer as ArrayBuffer] };
+}
+
 /** Signs every RRset of a task; pure and synchronous, so it runs the same inline, in a worker or in a piscina task. */
 export function signBatch(task: SignBatchTask): SignBatchResult {
   const t0 = performance.now();
