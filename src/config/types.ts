@@ -22,6 +22,29 @@ export interface Config {
   readonly metrics: MetricsConfig;
   /** overwatch.data_dir, absolute (relative paths are taken from the main config file's folder). */
   readonly dataDir: string;
+  /** overwatch.dnssec. */
+  readonly dnssec: DnssecConfig;
+}
+
+export type DnssecAlgorithm = 'ECDSAP256SHA256' | 'ED25519';
+
+export interface DnssecConfig {
+  /** True unless turned off with the acknowledgment (checked at load). */
+  readonly enabled: boolean;
+  /** Algorithm of keys generated for zones that have none. */
+  readonly algorithm: DnssecAlgorithm;
+  /** Validity of a signature from the moment it is made (default 7 days). */
+  readonly signatureValiditySec: number;
+  readonly keySync: DnssecKeySyncConfig;
+}
+
+export interface DnssecKeySyncConfig {
+  /** Base URLs of the peers' admin APIs; empty = no sync. */
+  readonly peers: readonly string[];
+  readonly pollIntervalMs: number;
+  readonly timeoutMs: number;
+  /** Standard base64 of 32 bytes shared by every peer, or null when there are no peers. */
+  readonly sharedSecret: string | null;
 }
 
 export interface ApiConfig {
