@@ -424,6 +424,19 @@ function hashRrset(key: SignerKey, rrset: Rrset): number {
   return (h ^ xor) | 0;
 }
 
+/**
+ * The same signing key: the same object, or one rebuilt from the same key
+ * (a new snapshot or workerData hands a worker new SignerKey objects; the
+ * cached signatures stay good). Zone, tag and algorithm identify a key: a zone
+ * never holds two keys with one tag (keys.ts avoids it).
+ */
+function sameSigner(a: SignerKey, b: SignerKey): boolean {
+  if (a === b) return true;
+  if (a.keyTag !== b.keyTag || a.algorithm !== b.algorithm || a.signerWire.length !== b.signerWire.length) return false;
+  for (let i = 0; i < a.signerWire.length; i++) if (a.signerWire[i] !== b.signerWire[i]) return false;
+  return true;
+}
+
 function ownerEquals(entry: CacheEntry, rrset: Rrset): boolean {
   if (entry.owner.length !== rrset.ownerLen) return false;
   const o = entry.owner;
@@ -521,7 +534,7 @@ export class SignatureCache {
     let s = this.#buckets[hash & this.#mask] - 1;
     while (s >= 0) {
       const e = this.#slots[s] as CacheEntry;
-      if (e.hash === hash && e.key === key && e.type === rrset.type && e.ttlSec === rrset.ttlSec && ownerEquals(e, rrset) && sameRecords(e, rrset)) return s;
+      if (e.hash === hash && sameSigner(e.key, key) && e.type === rrset.type && e.ttlSec === rrset.ttlSec && ownerEquals(e, rrset) && sameRecords(e, rrset)) return s;
       s = this.#next[s] - 1;
     }
     return -1;

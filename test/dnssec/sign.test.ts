@@ -11,7 +11,7 @@ import { QTYPE } from '../../src/dns/constants.ts';
 import { nameToWire } from '../../src/dns/names.ts';
 import { generateZoneKey, signerKeyOf } from '../../src/dnssec/keys.ts';
 import {
-  canonicalSigningInput, createSignBatchTask, packRrsets, REFRESH_FRACTION, rrsetOf, rrsigExpiration, rrsigInception, rrsigOriginalTtl,
+  canonicalSigningInput, createSignBatchTask, createSignerKey, packRrsets, REFRESH_FRACTION, rrsetOf, rrsigExpiration, rrsigInception, rrsigOriginalTtl,
   rrsigRecord, Rrset, SignatureCache, signBatch, signingWindow, signRrset, unpackRrsets, unpackSignatures, writeRrsig,
 } from '../../src/dnssec/sign.ts';
 import type { SignBatchResult } from '../../src/dnssec/sign.ts';
@@ -220,4 +220,11 @@ test('a piscina pool signs a batch with the KeyObject it was sent and transfers 
       if (key === ed) assert.deepEqual(signatures[i], signRrset(ed, s, window));
     }
   }
+});
+
+test('a SignerKey rebuilt from the same key (a new snapshot) still finds the cached signatures', () => {
+  const cache = new SignatureCache({ capacity: 16, validitySec: WEEK });
+  const signed = cache.findOrSign(ecdsa, rrsetOf(APP, QTYPE.A, 60, [A1]), NOW);
+  const rebuilt = createSignerKey(ecdsa.signerWire, ecdsa.keyTag, ecdsa.algorithm, ecdsa.privateKey);
+  assert.equal(cache.find(rebuilt, rrsetOf(APP, QTYPE.A, 60, [A1]), NOW), signed);
 });
