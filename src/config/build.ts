@@ -4,7 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { MAX_WORKERS } from './definition.ts';
+import { DNSSEC_ACKNOWLEDGMENT, MAX_WORKERS } from './definition.ts';
 import type { ConfigFile } from './definition.ts';
 import { isInZone, normaliseDomainName } from './domain-name.ts';
 import { formatDuration } from './duration.ts';
@@ -69,6 +69,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
 
   checkZones(file, sink);
   checkNameserverList(sink, file.dns?.nameservers, ['dns', 'nameservers']);
+  checkDnssec(file, sink);
 
   const geo = file.overwatch?.geolocation;
   const checkRegionRef = (name: string | null | undefined, path: PathSegment[]): void => {
@@ -134,6 +135,34 @@ function checkGeolocation(file: UncheckedFile, sink: ProblemCollector): void {
 function regionLabel(file: UncheckedFile, r: PathSegment | undefined): string {
   const name = typeof r === 'number' ? file.regions?.[r]?.name : undefined;
   return typeof name === 'string' ? `"${name}"` : `regions[${String(r)}]`;
+}
+
+/**
+ * DNSSEC is on unless the file turns it off with the exact acknowledgment
+ * text; the message prints the text to copy. Key sync with peers needs the
+ * shared secret.
+ */
+function checkDnssec(file: UncheckedFile, sink: ProblemCollector): void {
+  const dnssec = file.overwatch?.dnssec;
+  const ack = dnssec?.security_acknowledgment;
+  if (dnssec?.enabled === false && ack !== DNSSEC_ACKNOWLEDGMENT) {
+    const copy = `security_acknowledgment: "${DNSSEC_ACKNOWLEDGMENT}"`;
+    if (typeof ack === 'string') {
+      sink.reportAt(
+        ['overwatch', 'dnssec', 'security_acknowledgment'],
+        `does not match the required text, so DNSSEC stays required; expected exactly (copy this line into overwatch.dnssec): ${copy}`,
+      );
+    } else if (ack === null || ack === undefined) {
+      sink.reportAt(
+        ['overwatch', 'dnssec', 'enabled'],
+        `is false without the acknowledgment; unsigned answers can be spoofed. To turn DNSSEC off anyway, add to overwatch.dnssec: ${copy}`,
+      );
+    }
+  }
+  const sync = dnssec?.key_sync;
+  if (Array.isArray(sync?.peers) && sync.peers.length > 0 && (sync.shared_secret === null || sync.shared_secret === undefined)) {
+    sink.reportAt(['overwatch', 'dnssec', 'key_sync', 'peers'], 'is set without key_sync.shared_secret, expected a shared_secret (base64 of 32 bytes, the same on every peer) to authenticate peers and encrypt the keys they exchange');
+  }
 }
 
 /**
@@ -375,6 +404,17 @@ export function buildConfig(file: CheckedFile, source: string): Config {
         region: m.region,
         comment: m.comment,
       })),
+    },
+    dnssec: {
+      enabled: file.overwatch.dnssec.enabled,
+      algorithm: file.overwatch.dnssec.algorithm,
+      signatureValiditySec: file.overwatch.dnssec.signature_validity / 1000,
+      keySync: {
+        peers: file.overwatch.dnssec.key_sync.peers,
+        pollIntervalMs: file.overwatch.dnssec.key_sync.poll_interval,
+        timeoutMs: file.overwatch.dnssec.key_sync.timeout,
+        sharedSecret: file.overwatch.dnssec.key_sync.shared_secret ?? null,
+      },
     },
   };
   return deepFreeze(config);

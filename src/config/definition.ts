@@ -13,6 +13,13 @@ export const MAX_TTL_SEC = 2147483647;
 const MAX_TTL_DURATION = '596523h';
 /** Default dns.udp_receive_buffer: 1 MiB, NSD's default receive buffer. */
 export const DEFAULT_UDP_RECEIVE_BUFFER = 1048576;
+/**
+ * The exact text overwatch.dnssec.security_acknowledgment must hold to turn
+ * DNSSEC off: the Go original's validator literal (reference §2.4), kept word
+ * for word so existing configs carry over.
+ */
+export const DNSSEC_ACKNOWLEDGMENT =
+  'I understand that disabling DNSSEC removes cryptographic authentication of DNS responses and allows DNS spoofing attacks against my zones';
 /** Most DNS worker threads; more than this would only contend for the same sockets. */
 export const MAX_WORKERS = 64;
 
@@ -365,7 +372,7 @@ const api = object({
 });
 
 const overwatch = object({
-  doc: 'Overwatch settings. `data_dir` and `geolocation` are read by this version; the cluster keys of the Go original are accepted and validated for a later one.',
+  doc: 'Overwatch settings. `data_dir`, `geolocation` and `dnssec` are read by this version; the cluster keys of the Go original are accepted and validated for a later one.',
   keys: {
     identity: object({
       notUsedYet: true,
@@ -411,28 +418,44 @@ const overwatch = object({
       },
     }),
     dnssec: object({
-      notUsedYet: true,
-      doc: 'DNSSEC signing.',
+      doc: 'DNSSEC: online signing of every zone with one combined signing key per zone, kept in `data_dir` (see docs/dnssec.md).',
       keys: {
-        enabled: bool({ doc: 'Sign the zones.', default: false }),
-        security_acknowledgment: str({ doc: 'Acknowledgment text required by the Go original when DNSSEC is off.' }),
+        enabled: bool({ doc: 'Sign the zones. Turning it off needs `security_acknowledgment`.', default: true }),
+        security_acknowledgment: str({
+          doc: 'Required when `enabled` is false, with exactly the text of DNSSEC_ACKNOWLEDGMENT (docs/dnssec.md quotes it); the server refuses to start otherwise.',
+        }),
         algorithm: choice({
-          doc: 'Signing algorithm.',
-          values: ['ECDSAP256SHA256', 'ECDSAP384SHA384'],
+          doc: 'Algorithm of the keys generated for zones that have none: ECDSA P-256 with SHA-256 (13) or Ed25519 (15). A zone that already has a key keeps it.',
+          values: ['ECDSAP256SHA256', 'ED25519'],
           noun: 'DNSSEC algorithm',
           default: 'ECDSAP256SHA256',
+          notYet: ['ecdsap384sha384'],
+        }),
+        signature_validity: duration({
+          doc: 'How long a signature is valid from the moment it is made (inception is one hour before); signatures are re-made once 75 % of it has passed.',
+          default: '168h',
+          min: '1h',
+          max: '2160h',
+          wholeSeconds: true,
         }),
         key_sync: object({
-          doc: 'Key exchange between overwatch nodes.',
+          doc: 'Key exchange between overwatch nodes serving the same zones: newest key per zone wins.',
+          notUsedYet: true,
           keys: {
             peers: list({
-              doc: 'Base URLs of peer APIs.',
+              doc: 'Base URLs of the peers\' admin APIs.',
               items: str({ doc: 'URL.', pattern: '^https?://\\S+$', patternText: 'an http:// or https:// URL' }),
               default: [],
               itemNoun: 'peer URL',
             }),
-            poll_interval: duration({ doc: 'Poll interval.', default: '1h', min: '1s' }),
-            timeout: duration({ doc: 'Request timeout.', default: '30s', min: '100ms' }),
+            poll_interval: duration({ doc: 'Time between two polls of every peer.', default: '1h', min: '1s' }),
+            timeout: duration({ doc: 'Time one poll of a peer may take.', default: '30s', min: '100ms' }),
+            shared_secret: str({
+              doc: 'Secret shared by every overwatch of the set: standard base64 of exactly 32 bytes. It authenticates the peers to each other and encrypts the private keys they exchange; required when `peers` is set.',
+              pattern: '^[A-Za-z0-9+/]{43}=$',
+              patternText: 'standard base64 of exactly 32 bytes (44 characters, for example from "openssl rand -base64 32")',
+              secret: true,
+            }),
           },
         }),
       },

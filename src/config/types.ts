@@ -24,6 +24,8 @@ export interface Config {
   readonly dataDir: string;
   /** overwatch.geolocation, with regions[].countries/continents in `regions`. */
   readonly geolocation: GeolocationConfig;
+  /** overwatch.dnssec. */
+  readonly dnssec: DnssecConfig;
 }
 
 export interface GeolocationConfig {
@@ -43,6 +45,27 @@ export interface CustomMappingConfig {
   /** Name of a region in `regions`. */
   readonly region: string;
   readonly comment: string | null;
+}
+
+export type DnssecAlgorithm = 'ECDSAP256SHA256' | 'ED25519';
+
+export interface DnssecConfig {
+  /** True unless turned off with the acknowledgment (checked at load). */
+  readonly enabled: boolean;
+  /** Algorithm of keys generated for zones that have none. */
+  readonly algorithm: DnssecAlgorithm;
+  /** Validity of a signature from the moment it is made (default 7 days). */
+  readonly signatureValiditySec: number;
+  readonly keySync: DnssecKeySyncConfig;
+}
+
+export interface DnssecKeySyncConfig {
+  /** Base URLs of the peers' admin APIs; empty = no sync. */
+  readonly peers: readonly string[];
+  readonly pollIntervalMs: number;
+  readonly timeoutMs: number;
+  /** Standard base64 of 32 bytes shared by every peer, or null when there are no peers. */
+  readonly sharedSecret: string | null;
 }
 
 export interface ApiConfig {

@@ -111,6 +111,16 @@ export const ERRORS = {
     summary: 'The overwatch is still starting (the first health round has not finished), so only live, ready and version answer.',
     httpStatus: 503,
   },
+  OPENGSLB_ERR_DNSSEC_ALGORITHM: {
+    code: 'OPENGSLB_ERR_DNSSEC_ALGORITHM',
+    summary: 'A DNSSEC algorithm is unknown or does not match its key; only ECDSAP256SHA256 (13) and ED25519 (15) are signed with.',
+    httpStatus: 400,
+  },
+  OPENGSLB_ERR_DNSSEC_KEY_CORRUPT: {
+    code: 'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT',
+    summary: 'A DNSSEC key in the state database cannot be read back or does not check out; the zone is not signed with it.',
+    httpStatus: 500,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,10 +1,11 @@
 // Main thread, cold path. What the overwatch keeps across restarts: operator
-// overrides, and when each server was last seen healthy (for
-// when_all_down: last_healthy). Backed by lmdb under overwatch.data_dir: a
-// write resolves only once lmdb has committed it, so an acknowledged override
-// survives a crash. Tests and tools may use the in-memory store instead.
+// overrides, when each server was last seen healthy (for
+// when_all_down: last_healthy), and the DNSSEC signing keys. Backed by lmdb
+// under overwatch.data_dir (directory 0700, files 0600: it holds private
+// keys): a write resolves only once lmdb has committed it, so an acknowledged
+// override survives a crash. Tests and tools may use the in-memory store instead.
 
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { OpenGslbError } from '../lib/errors.ts';
@@ -21,6 +22,27 @@ export interface StoredOverride {
   readonly createdAtMs: number;
 }
 
+/**
+ * A DNSSEC key as stored: public fields, and the private key as base64 PKCS#8
+ * DER. Only src/dnssec/keys.ts reads and writes these (toStoredKey,
+ * keyFromStored); nothing logs them.
+ */
+export interface StoredDnssecKey {
+  /** Zone apex, lower-case, no trailing dot. */
+  readonly zone: string;
+  readonly keyTag: number;
+  readonly algorithm: number;
+  readonly flags: number;
+  /** DNSKEY public-key field, base64. */
+  readonly publicKey: string;
+  /** Epoch milliseconds. */
+  readonly createdAtMs: number;
+  /** "published", "active" or "retired" (checked by keyFromStored). */
+  readonly state: string;
+  /** Base64 of the PKCS#8 DER private key. */
+  readonly privateKeyPkcs8: string;
+}
+
 export interface StateStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
@@ -34,7 +56,60 @@ export interface StateStore {
   loadLastUp(): Map<string, number>;
   /** Stores last-up times by server key; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   putLastUp(entries: ReadonlyMap<string, number>): Promise<void>;
+  /**
+   * Every stored DNSSEC key. Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT naming the
+   * zone and key tag when an entry cannot be read back (src/dnssec/keys.ts
+   * keyFromStored then checks the key itself).
+   */
+  loadDnssecKeys(): StoredDnssecKey[];
+  /** Stores (or replaces) the key (zone, keyTag); rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putDnssecKey(key: StoredDnssecKey): Promise<void>;
+  /** Removes the key (zone, keyTag); rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteDnssecKey(zone: string, keyTag: number): Promise<void>;
   close(): Promise<void>;
+}
+
+function dnssecKeyId(zone: string, keyTag: number): string {
+  return `${zone}|${keyTag}`;
+}
+
+const STORED_KEY_FIELDS: Readonly<Record<keyof StoredDnssecKey, 'string' | 'number'>> = {
+  zone: 'string',
+  keyTag: 'number',
+  algorithm: 'number',
+  flags: 'number',
+  publicKey: 'string',
+  createdAtMs: 'number',
+  state: 'string',
+  privateKeyPkcs8: 'string',
+};
+
+/**
+ * Parses one stored key's text (JSON) and checks that every field is there with
+ * its type and that it is stored under its own id. Throws
+ * OPENGSLB_ERR_DNSSEC_KEY_CORRUPT naming the store, the zone and the key tag.
+ */
+export function parseStoredDnssecKey(id: string, text: string, location: string): StoredDnssecKey {
+  const [zone, tag] = id.split('|');
+  const fail = (what: string, cause?: unknown): OpenGslbError => new OpenGslbError(
+    'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT',
+    `${location}: DNSSEC key ${tag ?? '?'} of zone ${zone ?? id} is corrupt: ${what}; the zone is not signed with it. Restore overwatch.data_dir from a backup, or remove the key so a new one is generated (which needs a new DS at the parent)`,
+    cause === undefined ? undefined : { cause },
+  );
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw fail(`the stored entry is not readable (${(err as Error).message})`, err);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw fail('the stored entry is not an object');
+  const record = value as Record<string, unknown>;
+  for (const [field, type] of Object.entries(STORED_KEY_FIELDS)) {
+    if (typeof record[field] !== type) throw fail(`field ${field} is ${record[field] === undefined ? 'missing' : typeof record[field]}, expected a ${type}`);
+  }
+  const key = record as unknown as StoredDnssecKey;
+  if (dnssecKeyId(key.zone, key.keyTag) !== id) throw fail(`it says it is key ${key.keyTag} of zone ${key.zone}`);
+  return key;
 }
 
 function writeError(what: string, location: string, err: unknown): OpenGslbError {
@@ -46,6 +121,7 @@ export class MemoryStore implements StateStore {
   readonly location = 'memory';
   readonly #overrides = new Map<string, StoredOverride>();
   readonly #lastUp = new Map<string, number>();
+  readonly #dnssecKeys = new Map<string, string>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
@@ -67,7 +143,39 @@ export class MemoryStore implements StateStore {
     for (const [key, sec] of entries) this.#lastUp.set(key, sec);
   }
 
+  loadDnssecKeys(): StoredDnssecKey[] {
+    return [...this.#dnssecKeys].map(([id, text]) => parseStoredDnssecKey(id, text, this.location));
+  }
+
+  async putDnssecKey(key: StoredDnssecKey): Promise<void> {
+    this.#dnssecKeys.set(dnssecKeyId(key.zone, key.keyTag), JSON.stringify(key));
+  }
+
+  async deleteDnssecKey(zone: string, keyTag: number): Promise<void> {
+    this.#dnssecKeys.delete(dnssecKeyId(zone, keyTag));
+  }
+
   async close(): Promise<void> {}
+}
+
+/** Mode of the data directory: only the overwatch's user may list or enter it (it holds private keys). */
+export const DATA_DIR_MODE = 0o700;
+/** Mode of the files in it. */
+export const DATA_FILE_MODE = 0o600;
+
+/**
+ * Makes the data directory 0700 and the lmdb files in it 0600 (lmdb creates
+ * them 0644 under the usual umask). Skipped on Windows, whose ACLs the mode
+ * bits do not describe.
+ */
+function restrictPermissions(dataDir: string): void {
+  if (process.platform === 'win32') return;
+  if ((statSync(dataDir).mode & 0o777) !== DATA_DIR_MODE) chmodSync(dataDir, DATA_DIR_MODE);
+  for (const name of readdirSync(dataDir)) {
+    if (name !== 'state.mdb' && !name.startsWith('state.mdb-')) continue;
+    const file = join(dataDir, name);
+    if ((statSync(file).mode & 0o777) !== DATA_FILE_MODE) chmodSync(file, DATA_FILE_MODE);
+  }
 }
 
 /** The lmdb-backed store: one environment file `state.mdb` in the data directory, one named database per kind. */
@@ -76,12 +184,15 @@ export class LmdbStore implements StateStore {
   readonly #root: RootDatabase;
   readonly #overrides: Database<StoredOverride, string>;
   readonly #lastUp: Database<number, string>;
+  /** JSON text per key id "zone|keyTag": parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
+  readonly #dnssecKeys: Database<string, string>;
 
   private constructor(location: string, root: RootDatabase) {
     this.location = location;
     this.#root = root;
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
+    this.#dnssecKeys = root.openDB<string, string>({ name: 'dnssec_keys', encoding: 'string' });
   }
 
   /**
@@ -91,8 +202,10 @@ export class LmdbStore implements StateStore {
   static open(dataDir: string): LmdbStore {
     const path = join(dataDir, 'state.mdb');
     try {
-      mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+      mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
+      restrictPermissions(dataDir);
       const root = open({ path, maxDbs: 8 });
+      restrictPermissions(dataDir);
       return new LmdbStore(path, root);
     } catch (err) {
       throw new OpenGslbError(
@@ -138,6 +251,28 @@ export class LmdbStore implements StateStore {
       });
     } catch (err) {
       throw writeError(`${entries.size} last-up times`, this.location, err);
+    }
+  }
+
+  loadDnssecKeys(): StoredDnssecKey[] {
+    const out: StoredDnssecKey[] = [];
+    for (const { key, value } of this.#dnssecKeys.getRange()) out.push(parseStoredDnssecKey(key, value, this.location));
+    return out;
+  }
+
+  async putDnssecKey(key: StoredDnssecKey): Promise<void> {
+    try {
+      await this.#dnssecKeys.put(dnssecKeyId(key.zone, key.keyTag), JSON.stringify(key));
+    } catch (err) {
+      throw writeError(`DNSSEC key ${key.keyTag} of zone ${key.zone}`, this.location, err);
+    }
+  }
+
+  async deleteDnssecKey(zone: string, keyTag: number): Promise<void> {
+    try {
+      await this.#dnssecKeys.remove(dnssecKeyId(zone, keyTag));
+    } catch (err) {
+      throw writeError(`the removal of DNSSEC key ${keyTag} of zone ${zone}`, this.location, err);
     }
   }
 
