@@ -88,6 +88,8 @@ export class Overwatch {
   /** Reloads and republishes run one at a time, in order. */
   #queue: Promise<unknown> = Promise.resolve();
   #republishTimer: NodeJS.Timeout | null = null;
+  /** whenPublished() callers, each waiting for a registry version to be served. */
+  #waiters: { readonly version: number; readonly resolve: () => void; readonly reject: (err: Error) => void }[] = [];
   #stopping = false;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
@@ -301,6 +303,19 @@ export class Overwatch {
     return run;
   }
 
+  /**
+   * Resolves once what the registry holds now is published to the workers
+   * (at once when it already is): a change made at run time waits for its
+   * debounce and publish, a reload for its publish. Resolves at stop too;
+   * rejects with the compile error when the change cannot be published.
+   */
+  whenPublished(): Promise<void> {
+    const version = this.registry.version;
+    if (this.#stopping || this.#snapshot.view.version >= version) return Promise.resolve();
+    this.#scheduleRepublish();
+    return new Promise((resolve, reject) => this.#waiters.push({ version, resolve, reject }));
+  }
+
   /** A run-time registry change: publish it once the burst it belongs to is over. */
   #scheduleRepublish(): void {
     if (this.#stopping || this.#republishTimer !== null) return;
@@ -318,6 +333,9 @@ export class Overwatch {
       snapshot = this.#compile();
     } catch (err) {
       this.#logger.error({ err: (err as Error).message }, 'registry change not published; the previous snapshot keeps serving');
+      const waiting = this.#waiters;
+      this.#waiters = [];
+      for (const w of waiting) w.reject(err as Error);
       return;
     }
     await this.#publish(snapshot);
@@ -366,7 +384,18 @@ export class Overwatch {
       writeLatency(live, slot, 0, 0);
       writeLastUp(live, slot, 0);
     }
+    this.#settle(view.version);
     return lagging;
+  }
+
+  /** Resolves the whenPublished() callers whose version is now served (all of them at stop). */
+  #settle(served: number): void {
+    const waiting = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiting) {
+      if (this.#stopping || w.version <= served) w.resolve();
+      else this.#waiters.push(w);
+    }
   }
 
   /** Stops answering: workers close their sockets and finish TCP queries in flight. */
@@ -374,6 +403,7 @@ export class Overwatch {
     this.#stopping = true;
     if (this.#republishTimer !== null) clearTimeout(this.#republishTimer);
     this.#republishTimer = null;
+    this.#settle(this.#snapshot.view.version);
     this.#health?.stop();
     await this.#queue;
     await this.pool.stop(graceMs);
