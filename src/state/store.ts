@@ -69,9 +69,8 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
-function dnssecKeyId(zone: string, keyTag: number): string {
-  return `${zone}|${keyTag}`;
-}
+/** Where a DNSSEC key is stored: an lmdb array key (zone, key tag), so no string format is built or parsed. */
+export type DnssecKeyId = [zone: string, keyTag: number];
 
 const STORED_KEY_FIELDS: Readonly<Record<keyof StoredDnssecKey, 'string' | 'number'>> = {
   zone: 'string',
@@ -89,11 +88,11 @@ const STORED_KEY_FIELDS: Readonly<Record<keyof StoredDnssecKey, 'string' | 'numb
  * its type and that it is stored under its own id. Throws
  * OPENGSLB_ERR_DNSSEC_KEY_CORRUPT naming the store, the zone and the key tag.
  */
-export function parseStoredDnssecKey(id: string, text: string, location: string): StoredDnssecKey {
-  const [zone, tag] = id.split('|');
+export function parseStoredDnssecKey(id: DnssecKeyId, text: string, location: string): StoredDnssecKey {
+  const [zone, tag] = id;
   const fail = (what: string, cause?: unknown): OpenGslbError => new OpenGslbError(
     'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT',
-    `${location}: DNSSEC key ${tag ?? '?'} of zone ${zone ?? id} is corrupt: ${what}; the zone is not signed with it. Restore overwatch.data_dir from a backup, or remove the key so a new one is generated (which needs a new DS at the parent)`,
+    `${location}: DNSSEC key ${tag} of zone ${zone} is corrupt: ${what}; the zone is not signed with it. Restore overwatch.data_dir from a backup, or remove the key so a new one is generated (which needs a new DS at the parent)`,
     cause === undefined ? undefined : { cause },
   );
   let value: unknown;
@@ -108,7 +107,7 @@ export function parseStoredDnssecKey(id: string, text: string, location: string)
     if (typeof record[field] !== type) throw fail(`field ${field} is ${record[field] === undefined ? 'missing' : typeof record[field]}, expected a ${type}`);
   }
   const key = record as unknown as StoredDnssecKey;
-  if (dnssecKeyId(key.zone, key.keyTag) !== id) throw fail(`it says it is key ${key.keyTag} of zone ${key.zone}`);
+  if (key.zone !== zone || key.keyTag !== tag) throw fail(`it says it is key ${key.keyTag} of zone ${key.zone}`);
   return key;
 }
 
@@ -121,7 +120,8 @@ export class MemoryStore implements StateStore {
   readonly location = 'memory';
   readonly #overrides = new Map<string, StoredOverride>();
   readonly #lastUp = new Map<string, number>();
-  readonly #dnssecKeys = new Map<string, string>();
+  /** Stored text by zone, then key tag. */
+  readonly #dnssecKeys = new Map<string, Map<number, string>>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
@@ -144,15 +144,19 @@ export class MemoryStore implements StateStore {
   }
 
   loadDnssecKeys(): StoredDnssecKey[] {
-    return [...this.#dnssecKeys].map(([id, text]) => parseStoredDnssecKey(id, text, this.location));
+    const out: StoredDnssecKey[] = [];
+    for (const [zone, byTag] of this.#dnssecKeys) for (const [tag, text] of byTag) out.push(parseStoredDnssecKey([zone, tag], text, this.location));
+    return out;
   }
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {
-    this.#dnssecKeys.set(dnssecKeyId(key.zone, key.keyTag), JSON.stringify(key));
+    let byTag = this.#dnssecKeys.get(key.zone);
+    if (byTag === undefined) this.#dnssecKeys.set(key.zone, (byTag = new Map()));
+    byTag.set(key.keyTag, JSON.stringify(key));
   }
 
   async deleteDnssecKey(zone: string, keyTag: number): Promise<void> {
-    this.#dnssecKeys.delete(dnssecKeyId(zone, keyTag));
+    this.#dnssecKeys.get(zone)?.delete(keyTag);
   }
 
   async close(): Promise<void> {}
@@ -184,15 +188,15 @@ export class LmdbStore implements StateStore {
   readonly #root: RootDatabase;
   readonly #overrides: Database<StoredOverride, string>;
   readonly #lastUp: Database<number, string>;
-  /** JSON text per key id "zone|keyTag": parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
-  readonly #dnssecKeys: Database<string, string>;
+  /** JSON text per key id [zone, keyTag]: parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
+  readonly #dnssecKeys: Database<string, DnssecKeyId>;
 
   private constructor(location: string, root: RootDatabase) {
     this.location = location;
     this.#root = root;
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
-    this.#dnssecKeys = root.openDB<string, string>({ name: 'dnssec_keys', encoding: 'string' });
+    this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
   }
 
   /**
@@ -262,7 +266,7 @@ export class LmdbStore implements StateStore {
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {
     try {
-      await this.#dnssecKeys.put(dnssecKeyId(key.zone, key.keyTag), JSON.stringify(key));
+      await this.#dnssecKeys.put([key.zone, key.keyTag], JSON.stringify(key));
     } catch (err) {
       throw writeError(`DNSSEC key ${key.keyTag} of zone ${key.zone}`, this.location, err);
     }
@@ -270,7 +274,7 @@ export class LmdbStore implements StateStore {
 
   async deleteDnssecKey(zone: string, keyTag: number): Promise<void> {
     try {
-      await this.#dnssecKeys.remove(dnssecKeyId(zone, keyTag));
+      await this.#dnssecKeys.remove([zone, keyTag]);
     } catch (err) {
       throw writeError(`the removal of DNSSEC key ${keyTag} of zone ${zone}`, this.location, err);
     }
