@@ -158,7 +158,7 @@ const domainEntry = object({
     name: domain({ doc: 'Owner name, any case, trailing dot optional.', required: true }),
     routing_algorithm: choice({
       doc: 'How servers are picked among the healthy ones.',
-      values: ['round-robin', 'weighted', 'failover', 'latency'],
+      values: ['round-robin', 'weighted', 'failover', 'latency', 'geolocation'],
       noun: 'routing algorithm',
       default: 'round-robin',
       aliases: {
@@ -167,8 +167,9 @@ const domainEntry = object({
         weight: 'weighted',
         'active-standby': 'failover',
         activestandby: 'failover',
+        geo: 'geolocation',
       },
-      notYet: ['geolocation', 'geo', 'learned_latency'],
+      notYet: ['learned_latency'],
     }),
     regions: list({
       doc: 'Regions whose servers answer for this name; the order is the failover priority.',

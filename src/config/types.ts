@@ -4,7 +4,7 @@
 // milliseconds, defaults are applied and cross-references are resolved.
 
 export type RunMode = 'overwatch' | 'agent';
-export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover' | 'latency';
+export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover' | 'latency' | 'geolocation';
 export type WhenAllDown = 'servfail' | 'last_healthy' | 'all' | 'fallback';
 export type HealthCheckType = 'http' | 'https' | 'tcp' | 'none';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';

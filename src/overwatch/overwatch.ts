@@ -8,7 +8,7 @@
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
-import { Registry, type MemberModel } from '../registry/registry.ts';
+import { Registry, type DecisionLabel, type MemberModel } from '../registry/registry.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
@@ -23,6 +23,7 @@ import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 import { explain, type Explanation } from './explain.ts';
+import { GeoSource } from './geo-source.ts';
 import { HealthFanout } from './fanout.ts';
 import { LastUpJournal } from './last-up-journal.ts';
 import { rfc3339, type DomainServerView, type DomainView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
@@ -85,6 +86,7 @@ export class Overwatch {
   readonly #fanout: HealthFanout;
   readonly #store: StateStore;
   readonly #lastUp: LastUpJournal;
+  readonly #geo: GeoSource;
   /** Reloads and republishes run one at a time, in order. */
   #queue: Promise<unknown> = Promise.resolve();
   #republishTimer: NodeJS.Timeout | null = null;
@@ -108,6 +110,8 @@ export class Overwatch {
     this.pool = pool;
     this.#lastUp = state.lastUp;
     this.#lastUp.start();
+    this.#geo = state.geo;
+    this.#geo.onChange = (sab) => this.pool.publishGeo(sab);
     this.registry.on('changed', () => this.#scheduleRepublish());
   }
 
@@ -155,11 +159,14 @@ export class Overwatch {
     // Probe the address only now, right before the workers bind: the first
     // health round can take seconds, and a port chosen for port 0 before it
     // could be taken by then.
+    const geo = new GeoSource(logger.child({ component: 'geo' }));
     let port: number;
     try {
+      await geo.apply(config);
       port = await reserveDnsPort(dns.listenHost, dns.listenPort);
     } catch (err) {
       health?.stop();
+      geo.close();
       throw err;
     }
     const counters = createCounters(dns.workers);
@@ -170,6 +177,7 @@ export class Overwatch {
       snapshot: snapshot.buffer,
       generation: snapshot.generation,
       live,
+      geo: geo.buffer,
       counters,
       udpReceiveBuffer: dns.udpReceiveBufferBytes,
       tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
@@ -185,9 +193,10 @@ export class Overwatch {
       await pool.start();
     } catch (err) {
       health?.stop();
+      geo.close();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo }, counters, pool);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
@@ -242,8 +251,8 @@ export class Overwatch {
     return this.#snapshot;
   }
 
-  /** The (domain, algorithm) of each routing-decision counter id (REC_STAT_ID); ids are never reused. */
-  decisionLabels(): readonly ({ readonly domain: string; readonly algorithm: string } | undefined)[] {
+  /** What each routing-decision counter id (REC_STAT_ID, the geo ids of the group table) counts; ids are never reused. */
+  decisionLabels(): readonly (DecisionLabel | undefined)[] {
     return this.registry.decisionLabels();
   }
 
@@ -280,6 +289,7 @@ export class Overwatch {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
       }
     }
+    const geoNote = await this.#geo.apply(next);
     this.registry.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
@@ -292,7 +302,8 @@ export class Overwatch {
     this.#config = next;
     this.#logger.level = next.logging.level;
     const lagging = await this.#publish(snapshot);
-    const note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
+    let note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
+    if (geoNote !== null) note += `; ${geoNote}`;
     return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
   }
 
@@ -405,6 +416,7 @@ export class Overwatch {
     this.#republishTimer = null;
     this.#settle(this.#snapshot.view.version);
     this.#health?.stop();
+    this.#geo.close();
     await this.#queue;
     await this.pool.stop(graceMs);
     await this.#lastUp.stop();
@@ -616,6 +628,7 @@ interface StartState {
   readonly lastUp: LastUpJournal;
   readonly snapshot: CompiledSnapshot;
   readonly health: HealthScheduler | null;
+  readonly geo: GeoSource;
 }
 
 function unixSeconds(): number {

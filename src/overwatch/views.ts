@@ -2,6 +2,7 @@
 // serves it (snake_case JSON, RFC 3339 times in UTC, null for "none yet").
 // The Overwatch builds these; the API, the metrics and the CLI only read them.
 
+import type { RoutingAlgorithm } from '../config/types.ts';
 import type { Authority } from '../registry/registry.ts';
 
 /** Who decides whether a server is answered: the registry's rule (src/registry/registry.ts authorityOf()). */
@@ -68,7 +69,7 @@ export interface DomainServerView {
 export interface DomainView {
   readonly name: string;
   readonly zone: string;
-  readonly algorithm: 'round-robin' | 'weighted' | 'failover' | 'latency';
+  readonly algorithm: RoutingAlgorithm;
   readonly ttl: number;
   readonly max_answers: number;
   readonly when_all_down: 'servfail' | 'last_healthy' | 'all' | 'fallback';
