@@ -1,6 +1,6 @@
 // Main thread, cold path. What the overwatch keeps across restarts: operator
-// overrides, and when each server was last seen healthy (for
-// when_all_down: last_healthy). Backed by lmdb under overwatch.data_dir: a
+// overrides, when each server was last seen healthy (for
+// when_all_down: last_healthy), and the pinned certificates of agents. Backed by lmdb under overwatch.data_dir: a
 // write resolves only once lmdb has committed it, so an acknowledged override
 // survives a crash. Tests and tools may use the in-memory store instead.
 
@@ -20,7 +20,41 @@ export interface StoredOverride {
   readonly createdAtMs: number;
 }
 
-export interface StateStore {
+/** An agent's pinned certificate (trust on first use), as stored: one per agent id. */
+export interface StoredPin {
+  readonly agentId: string;
+  /** Hex SHA-256 of `certificate`. */
+  readonly fingerprint: string;
+  /** The pinned certificate, DER. */
+  readonly certificate: Uint8Array;
+  /** Region of the latest accepted registration. */
+  readonly region: string;
+  /** Services the latest accepted registration proved a token for; later messages may report only these. */
+  readonly services: readonly string[];
+  /** When the agent was first pinned, epoch milliseconds. */
+  readonly firstSeenMs: number;
+  /** When its latest registration was accepted, epoch milliseconds. */
+  readonly registeredAtMs: number;
+  /** End of the certificate's validity, epoch milliseconds. */
+  readonly notAfterMs: number;
+  /** Non-null once revoked: every message is refused until the pin is deleted. */
+  readonly revokedAtMs: number | null;
+  readonly revokedReason: string | null;
+  /** Fingerprint of the certificate this one replaced by a signed rotation, or null. */
+  readonly previousFingerprint: string | null;
+}
+
+/** Where pinned agent certificates persist (gossip/verifier.ts keeps the working copy in memory). */
+export interface PinStore {
+  /** Every stored pin. */
+  loadPins(): StoredPin[];
+  /** Stores (or replaces) the pin of `pin.agentId`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putPin(pin: StoredPin): Promise<void>;
+  /** Removes an agent's pin; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deletePin(agentId: string): Promise<void>;
+}
+
+export interface StateStore extends PinStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
   /** Every stored override. */
@@ -49,6 +83,7 @@ export class MemoryStore implements StateStore {
   readonly location = 'memory';
   readonly #overrides = new Map<string, StoredOverride>();
   readonly #lastUp = new Map<string, number>();
+  readonly #pins = new Map<string, StoredPin>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
@@ -70,6 +105,18 @@ export class MemoryStore implements StateStore {
     for (const [key, sec] of entries) this.#lastUp.set(key, sec);
   }
 
+  loadPins(): StoredPin[] {
+    return [...this.#pins.values()];
+  }
+
+  async putPin(pin: StoredPin): Promise<void> {
+    this.#pins.set(pin.agentId, pin);
+  }
+
+  async deletePin(agentId: string): Promise<void> {
+    this.#pins.delete(agentId);
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -79,12 +126,14 @@ export class LmdbStore implements StateStore {
   readonly #root: RootDatabase;
   readonly #overrides: Database<StoredOverride, string>;
   readonly #lastUp: Database<number, string>;
+  readonly #pins: Database<StoredPin, string>;
 
   private constructor(location: string, root: RootDatabase) {
     this.location = location;
     this.#root = root;
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
+    this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
   }
 
   /**
@@ -141,6 +190,28 @@ export class LmdbStore implements StateStore {
       });
     } catch (err) {
       throw writeError(`${entries.size} last-up times`, this.location, err);
+    }
+  }
+
+  loadPins(): StoredPin[] {
+    const out: StoredPin[] = [];
+    for (const { value } of this.#pins.getRange()) out.push(value);
+    return out;
+  }
+
+  async putPin(pin: StoredPin): Promise<void> {
+    try {
+      await this.#pins.put(pin.agentId, pin);
+    } catch (err) {
+      throw writeError(`the pinned certificate of agent ${pin.agentId}`, this.location, err);
+    }
+  }
+
+  async deletePin(agentId: string): Promise<void> {
+    try {
+      await this.#pins.remove(agentId);
+    } catch (err) {
+      throw writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
     }
   }
 
