@@ -12,14 +12,22 @@
 //    4    1   version (1)
 //    5    1   flags (0; any other value is refused)
 //    6    4   key id: the first 4 bytes of SHA-256("opengslb gossip key id v1" || key)
-//   10   12   nonce: 96 random bits, fresh for every message
-//   22    n   ciphertext (as long as the plaintext)
-//   22+n 16   GCM authentication tag
+//   10   24   nonce: 192 random bits, fresh for every message
+//   34    n   ciphertext (as long as the plaintext)
+//   34+n 16   GCM authentication tag
 //
-// Bytes 0..21 are the additional authenticated data: changing the version,
+// Bytes 0..33 are the additional authenticated data: changing the version,
 // the key id or the nonce fails the tag check like changing the ciphertext.
+//
+// The 192-bit nonce works as in C2SP XAES-256-GCM: its first 12 bytes derive
+// a one-message key, HMAC-SHA-256(key, context || nonce[0..12]), and its last
+// 12 bytes are the GCM nonce. Plain AES-GCM with random 96-bit nonces must
+// stop at 2^32 messages per key (NIST SP 800-38D §8.3), which 5 000 agents
+// heartbeating every 10 s reach in about 99 days; with 192 random bits a
+// repeat is not a concern for any fleet's lifetime. It costs one HMAC per
+// message (a few µs, measured in docs/agents.md).
 
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { OpenGslbError } from '../lib/errors.ts';
 import type { DropReason } from './drop-reasons.ts';
 
@@ -28,7 +36,7 @@ export const ENVELOPE_MAGIC = 0x4f47534c;
 /** The only envelope version this code writes and reads. */
 export const ENVELOPE_VERSION = 1;
 /** Bytes before the ciphertext: magic, version, flags, key id, nonce. */
-export const ENVELOPE_HEADER_LEN = 22;
+export const ENVELOPE_HEADER_LEN = 34;
 /** GCM tag length: the full 128 bits (shorter tags are never accepted). */
 export const ENVELOPE_TAG_LEN = 16;
 /** Bytes a sealed message adds to its plaintext. */
@@ -37,8 +45,16 @@ export const ENVELOPE_OVERHEAD = ENVELOPE_HEADER_LEN + ENVELOPE_TAG_LEN;
 export const GOSSIP_KEY_LEN = 32;
 
 const NONCE_OFF = 10;
-const NONCE_LEN = 12;
+const NONCE_LEN = 24;
+/** Where the GCM nonce (the nonce's second half) starts. */
+const GCM_NONCE_OFF = NONCE_OFF + 12;
 const KEY_ID_CONTEXT = Buffer.from('opengslb gossip key id v1', 'ascii');
+const MESSAGE_KEY_CONTEXT = Buffer.from('opengslb gossip message key v1\0', 'ascii');
+
+/** Derives the one-message AES key from the gossip key and the nonce's first 12 bytes. */
+function messageKey(key: Buffer, sealed: Buffer): Buffer {
+  return createHmac('sha256', key).update(MESSAGE_KEY_CONTEXT).update(sealed.subarray(NONCE_OFF, GCM_NONCE_OFF)).digest();
+}
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/;
 
 /** One gossip key and its 32-bit id (derived from the key, so every node computes the same id). */
@@ -126,10 +142,9 @@ export class Keyring {
 }
 
 /**
- * Seals `plaintext` under the keyring's primary key with a fresh random nonce.
- * Returns a new Buffer of plaintext.length + ENVELOPE_OVERHEAD bytes. Never
- * throws for any plaintext. Random 96-bit nonces stay safe for about 2^32
- * messages per key (NIST SP 800-38D §8.3); rotate keys well before that.
+ * Seals `plaintext` under the keyring's primary key with a fresh random
+ * 192-bit nonce. Returns a new Buffer of plaintext.length + ENVELOPE_OVERHEAD
+ * bytes. Never throws for any plaintext.
  */
 export function sealEnvelope(keyring: Keyring, plaintext: Uint8Array): Buffer {
   const key = keyring.primary;
@@ -139,7 +154,7 @@ export function sealEnvelope(keyring: Keyring, plaintext: Uint8Array): Buffer {
   out[5] = 0;
   out.writeUInt32BE(key.id, 6);
   randomBytes(NONCE_LEN).copy(out, NONCE_OFF);
-  const cipher = createCipheriv('aes-256-gcm', key.key, out.subarray(NONCE_OFF, ENVELOPE_HEADER_LEN), { authTagLength: ENVELOPE_TAG_LEN });
+  const cipher = createCipheriv('aes-256-gcm', messageKey(key.key, out), out.subarray(GCM_NONCE_OFF, ENVELOPE_HEADER_LEN), { authTagLength: ENVELOPE_TAG_LEN });
   cipher.setAAD(out.subarray(0, ENVELOPE_HEADER_LEN));
   let off = ENVELOPE_HEADER_LEN;
   off += cipher.update(plaintext).copy(out, off);
@@ -168,7 +183,7 @@ export function openEnvelope(keyring: Keyring, sealed: Uint8Array): OpenResult {
   if (key === undefined) return { ok: false, reason: 'unknown_key' };
   const tagOff = buf.length - ENVELOPE_TAG_LEN;
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key.key, buf.subarray(NONCE_OFF, ENVELOPE_HEADER_LEN), { authTagLength: ENVELOPE_TAG_LEN });
+    const decipher = createDecipheriv('aes-256-gcm', messageKey(key.key, buf), buf.subarray(GCM_NONCE_OFF, ENVELOPE_HEADER_LEN), { authTagLength: ENVELOPE_TAG_LEN });
     decipher.setAAD(buf.subarray(0, ENVELOPE_HEADER_LEN));
     decipher.setAuthTag(buf.subarray(tagOff));
     const head = decipher.update(buf.subarray(ENVELOPE_HEADER_LEN, tagOff));
