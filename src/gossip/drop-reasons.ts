@@ -29,6 +29,7 @@ export const DROP_REASONS = {
   unknown_region: 'the registration names a region this overwatch does not have',
   too_large: 'larger than the receiver\'s message limit',
   connection_limit: 'a TCP connection beyond the receiver\'s connection limit',
+  buffer_limit: 'partly received TCP messages would exceed the receiver\'s memory budget; the connection is closed',
 } as const;
 
 /** One drop reason: a key of DROP_REASONS. */

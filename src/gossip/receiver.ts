@@ -17,7 +17,7 @@ import { encodeFrame, FrameReader } from './framing.ts';
 
 /** Default overwatch.gossip.bind_address port (the Go original's memberlist port). */
 export const DEFAULT_GOSSIP_PORT = 7946;
-/** Default largest sealed message accepted over TCP: 1 MiB (a registration of MAX_BACKENDS backends is about 100 KiB). */
+/** Default largest sealed message accepted over TCP: 1 MiB (a registration of MAX_BACKENDS backends, each of its own long-named service, measured 239 KB). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576;
 /** Default cap on open TCP connections. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -25,6 +25,12 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 /** Messages one TCP connection may carry before it is closed (the sender reconnects). */
 export const DEFAULT_MAX_MESSAGES_PER_CONNECTION = 10_000;
+/**
+ * Default budget for partly received TCP messages across all connections:
+ * 32 MiB. Without it, maxConnections peers each announcing a maximal message
+ * and trickling its bytes could hold maxConnections × maxMessageBytes (1 GiB).
+ */
+export const DEFAULT_MAX_BUFFERED_BYTES = 33_554_432;
 /** Unsent ack bytes a connection may queue (a peer that never reads) before it is closed. */
 const MAX_PENDING_WRITE_BYTES = 262_144;
 
@@ -38,6 +44,8 @@ export interface ReceiverOptions {
   readonly maxConnections?: number;
   readonly idleTimeoutMs?: number;
   readonly maxMessagesPerConnection?: number;
+  /** Budget for partly received TCP messages, all connections together. */
+  readonly maxBufferedBytes?: number;
   /** SO_RCVBUF for the UDP socket; undefined keeps the kernel's default. */
   readonly udpReceiveBufferBytes?: number;
   /** A channel handler threw (a bug in the integration, not bad input): the message counts as accepted. */
@@ -51,6 +59,8 @@ export interface ReceiverCounters {
   readonly tcpOpenConnections: number;
   readonly tcpFrames: number;
   readonly tcpIdleTimeouts: number;
+  /** Bytes of partly received TCP messages held right now. */
+  readonly tcpBufferedBytes: number;
   readonly acksSent: number;
   readonly handlerErrors: number;
 }
@@ -68,6 +78,8 @@ export class GossipReceiver {
   readonly #maxConnections: number;
   readonly #idleTimeoutMs: number;
   readonly #maxMessagesPerConnection: number;
+  readonly #maxBufferedBytes: number;
+  #bufferedBytes = 0;
   readonly #onHandlerError: (error: unknown) => void;
   readonly #counts = { udpDatagrams: 0, tcpConnections: 0, tcpFrames: 0, tcpIdleTimeouts: 0, acksSent: 0, handlerErrors: 0 };
   /** Bound address: the host as given, the port as the OS assigned it. */
@@ -81,6 +93,7 @@ export class GossipReceiver {
     this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#maxMessagesPerConnection = options.maxMessagesPerConnection ?? DEFAULT_MAX_MESSAGES_PER_CONNECTION;
+    this.#maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.#onHandlerError = options.onHandlerError ?? (() => {});
     this.#udp = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4', recvBufferSize: options.udpReceiveBufferBytes });
     this.#udp.on('message', (msg, rinfo) => this.#onDatagram(msg, `${rinfo.address}:${rinfo.port}`));
@@ -126,7 +139,7 @@ export class GossipReceiver {
 
   /** A snapshot of the transport counters. */
   counters(): ReceiverCounters {
-    return { ...this.#counts, tcpOpenConnections: this.#connections.size };
+    return { ...this.#counts, tcpOpenConnections: this.#connections.size, tcpBufferedBytes: this.#bufferedBytes };
   }
 
   /** Stops listening and closes every open connection. Safe to call twice. */
@@ -180,10 +193,26 @@ export class GossipReceiver {
       this.#counts.tcpIdleTimeouts++;
       socket.destroy();
     });
-    socket.on('close', () => this.#connections.delete(socket));
+    let held = 0;
+    const release = (): void => {
+      this.#bufferedBytes -= held;
+      held = 0;
+    };
+    socket.on('close', () => {
+      release();
+      this.#connections.delete(socket);
+    });
     socket.on('error', () => {}); // resets and the like: 'close' follows
     socket.on('data', (chunk: Buffer) => {
+      if (socket.destroyed) return;
+      if (this.#bufferedBytes + chunk.length > this.#maxBufferedBytes) {
+        this.#channel.countDrop('buffer_limit', `${this.#bufferedBytes} bytes held, budget ${this.#maxBufferedBytes}`, source);
+        socket.destroy();
+        return;
+      }
       const frames = reader.push(chunk);
+      this.#bufferedBytes += reader.buffered - held;
+      held = reader.buffered;
       if (frames === 'too_large') {
         this.#channel.countDrop('too_large', `a TCP frame above ${this.#maxMessageBytes} bytes`, source);
         socket.destroy();

@@ -60,6 +60,12 @@ export interface NodeStatus {
   readonly queued: number;
   /** When this node last acked, epoch milliseconds, or null. */
   readonly lastAckMs: number | null;
+  /**
+   * This node acked the current registration (the one last given to
+   * setRegistration). After a certificate rotation, forget the previous key
+   * once every node says true.
+   */
+  readonly registered: boolean;
   readonly lastError: string | null;
 }
 
@@ -146,6 +152,7 @@ class NodeLink {
   failures = 0;
   lastAckMs: number | null = null;
   lastError: string | null = null;
+  registered = false;
   queue: Queued[] = [];
   socket: Socket | null = null;
   inFlight: InFlight | null = null;
@@ -208,7 +215,10 @@ export class GossipSender {
    */
   setRegistration(registration: Omit<RegisterMessage, keyof MessageHeader>): void {
     this.#registration = registration;
-    for (const link of this.#links) this.#enqueue(link, { message: registration, key: REGISTRATION_KEY }, true);
+    for (const link of this.#links) {
+      link.registered = false;
+      this.#enqueue(link, { message: registration, key: REGISTRATION_KEY }, true);
+    }
   }
 
   /** Replaces the identity after a rotation; call setRegistration() with a registration built from it next. */
@@ -249,7 +259,13 @@ export class GossipSender {
   /** What the sender knows about each overwatch, in overwatch_nodes order. */
   status(): NodeStatus[] {
     return this.#links.map((l) => ({
-      node: l.node, state: l.state, failures: l.failures, queued: l.queue.length + (l.inFlight === null ? 0 : 1), lastAckMs: l.lastAckMs, lastError: l.lastError,
+      node: l.node,
+      state: l.state,
+      failures: l.failures,
+      queued: l.queue.length + (l.inFlight === null ? 0 : 1),
+      lastAckMs: l.lastAckMs,
+      lastError: l.lastError,
+      registered: l.registered,
     }));
   }
 
@@ -384,7 +400,9 @@ export class GossipSender {
     if (previous === 'down' && inFlight.entry.key !== REGISTRATION_KEY && this.#registration !== null) {
       this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY }, true);
     }
+    if (ack.status === 'ok' && inFlight.entry.message === this.#registration) link.registered = true;
     if (ack.status === 'register') {
+      link.registered = false;
       this.#onNodeEvent({ kind: 'register_requested', node: link.node });
       if (this.#registration !== null) this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY }, true);
     } else if (ack.status === 'refused') {

@@ -350,6 +350,22 @@ test('a TCP frame above the size limit closes the connection and counts too_larg
   assert.equal(overwatch.channel.counters().drops.too_large, 1);
 });
 
+test('partly received messages beyond the memory budget close the connection, count buffer_limit and release the budget', async (t) => {
+  const keyring = newKeyring();
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS, maxBufferedBytes: 8192 });
+  const socket = connect({ host: '127.0.0.1', port: overwatch.receiver.port });
+  await once(socket, 'connect');
+  socket.on('error', () => {});
+  // Announce a 100 000-byte message (within the message limit), then send more than the budget of it.
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(100_000, 0);
+  socket.write(Buffer.concat([head, randomBytes(12_000)]));
+  await once(socket, 'close');
+  assert.equal(overwatch.channel.counters().drops.buffer_limit, 1);
+  while (overwatch.receiver.counters().tcpOpenConnections > 0) await new Promise((r) => setImmediate(r));
+  assert.equal(overwatch.receiver.counters().tcpBufferedBytes, 0);
+});
+
 test('connections beyond the limit are closed at once and counted', async (t) => {
   const keyring = newKeyring();
   const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS, maxConnections: 1 });

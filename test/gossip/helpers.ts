@@ -105,7 +105,10 @@ export interface TestOverwatch {
 
 export async function startOverwatch(
   t: TestContext,
-  options: { keyring: Keyring; tokens: Record<string, string>; store?: PinStore; regions?: readonly string[] | null; host?: string; port?: number; maxMessageBytes?: number; maxConnections?: number },
+  options: {
+    keyring: Keyring; tokens: Record<string, string>; store?: PinStore; regions?: readonly string[] | null; host?: string; port?: number;
+    maxMessageBytes?: number; maxConnections?: number; maxBufferedBytes?: number;
+  },
 ): Promise<TestOverwatch> {
   const seen: Seen = { registers: [], heartbeats: [], healthUpdates: [], deregisters: [], drops: [] };
   const waiters: { kind: keyof Seen; resolve: (v: unknown) => void }[] = [];
@@ -132,7 +135,12 @@ export async function startOverwatch(
     },
   });
   const receiver = await GossipReceiver.listen({
-    channel, host: options.host ?? '127.0.0.1', port: options.port ?? 0, maxMessageBytes: options.maxMessageBytes, maxConnections: options.maxConnections,
+    channel,
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 0,
+    maxMessageBytes: options.maxMessageBytes,
+    maxConnections: options.maxConnections,
+    maxBufferedBytes: options.maxBufferedBytes,
   });
   t.after(() => receiver.close());
   return {

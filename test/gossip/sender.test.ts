@@ -4,11 +4,12 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AgentIdentity } from '../../src/gossip/identity.ts';
+import { join } from 'node:path';
+import { forgetPreviousIdentity, loadOrCreateAgentIdentity, rotateAgentIdentity, type AgentIdentity } from '../../src/gossip/identity.ts';
 import type { Keyring } from '../../src/gossip/envelope.ts';
 import { buildRegistration, GossipSender, type NodeEvent, type OverwatchNode } from '../../src/gossip/sender.ts';
 import { MemoryStore } from '../../src/state/store.ts';
-import { backend, newIdentity, newKeyring, startOverwatch, type TestOverwatch } from './helpers.ts';
+import { backend, newIdentity, newKeyring, startOverwatch, tempDir, type TestOverwatch } from './helpers.ts';
 
 const APP = 'app.example.test';
 const TOKENS = { [APP]: 'token-for-app-0123456789' };
@@ -58,7 +59,7 @@ test('the registration reaches every overwatch over TCP, small heartbeats go ove
   sender.setRegistration(registration(identity));
   await registered;
   assert.equal(await sender.flush(5000), true);
-  assert.deepEqual(sender.status().map((s) => s.state), ['up', 'up']);
+  assert.deepEqual(sender.status().map((s) => [s.state, s.registered]), [['up', true], ['up', true]]);
 
   const small = Promise.all([a.next('heartbeats'), b.next('heartbeats')]);
   assert.equal(sender.send({ type: 'heartbeat', full: false, backends: [], load: null }), 'udp');
@@ -130,6 +131,8 @@ test('an overwatch that lost the pin asks for the registration, and the sender s
   await asked;
   const event = (await again) as { firstContact: boolean };
   assert.equal(event.firstContact, true);
+  assert.equal(await sender.flush(5000), true);
+  assert.equal(sender.status()[0].registered, true);
 });
 
 test('an overwatch that restarts is caught up with the registration once it answers again', async (t) => {
@@ -178,4 +181,31 @@ test('a deregistration sent reliably is flushed before close', async (t) => {
   assert.equal(overwatch.seen.deregisters.length, 1);
   await sender.close();
   assert.equal(sender.send({ type: 'heartbeat', full: false, backends: [], load: null }), 'udp', 'send after close is a no-op, not a throw');
+});
+
+test('a certificate rotation reaches a pinned overwatch signed by both keys, and the old key can then be forgotten', async (t) => {
+  const keyring = newKeyring();
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS });
+  const dir = await tempDir(t);
+  const files = { certPath: join(dir, 'agent.crt'), keyPath: join(dir, 'agent.key'), region: 'eu-west' };
+  const { identity } = await loadOrCreateAgentIdentity(files);
+  const { sender } = newSender(t, keyring, identity, [nodeOf(overwatch)]);
+  sender.setRegistration(registration(identity));
+  await overwatch.next('registers');
+  assert.equal(await sender.flush(5000), true);
+
+  const rotated = await rotateAgentIdentity(files, identity);
+  sender.setIdentity(rotated);
+  const again = overwatch.next('registers');
+  sender.setRegistration(registration(rotated));
+  const event = (await again) as { rotated: boolean };
+  assert.equal(event.rotated, true);
+  assert.equal(await sender.flush(5000), true);
+  assert.ok(sender.status().every((s) => s.registered));
+  const done = await forgetPreviousIdentity(files, rotated);
+  sender.setIdentity(done);
+  const beat = overwatch.next('heartbeats');
+  sender.sendReliable({ type: 'heartbeat', full: true, backends: [backend(APP, '192.0.2.10')], load: null }, 'state');
+  await beat;
+  assert.equal(overwatch.channel.pin(identity.agentId)?.fingerprint, rotated.fingerprint);
 });
