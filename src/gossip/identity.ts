@@ -279,6 +279,21 @@ export async function loadOrCreateAgentIdentity(files: IdentityFiles): Promise<{
   };
 }
 
+/**
+ * Creates an identity in memory only (no files): a new key and a
+ * self-signed certificate with a new agent id. For simulators and tests; an
+ * agent uses loadOrCreateAgentIdentity so its identity survives restarts.
+ */
+export async function createAgentIdentity(options: { readonly region: string; readonly algorithm?: AgentKeyAlgorithm; readonly now?: () => number }): Promise<AgentIdentity> {
+  const key = newKey(options.algorithm ?? 'ed25519');
+  const der = await createCertificate(deriveAgentId(options.region, key), key, (options.now ?? Date.now)());
+  const parsed = parseAgentCertificate(der, null);
+  if (!parsed.ok) throw identityError(`a new certificate is not usable: ${parsed.detail}`);
+  return {
+    agentId: parsed.agentId, certificate: der, fingerprint: parsed.fingerprint, privateKey: key, notBeforeMs: parsed.notBeforeMs, notAfterMs: parsed.notAfterMs, previous: null,
+  };
+}
+
 /** Tells whether the certificate expires within `beforeDays` (default ROTATE_BEFORE_DAYS) of `nowMs`. */
 export function needsRotation(identity: AgentIdentity, nowMs: number, beforeDays = ROTATE_BEFORE_DAYS): boolean {
   return identity.notAfterMs - nowMs < beforeDays * DAY_MS;

@@ -81,8 +81,10 @@ export interface SenderCounters {
 
 export interface SenderOptions {
   readonly nodes: readonly OverwatchNode[];
+  /** Keys acks are opened with (the agent's gossip key). */
   readonly keyring: Keyring;
-  readonly identity: AgentIdentity;
+  /** Seals what the sender sends; share it with any other transport of the same agent. */
+  readonly sealer: MessageSealer;
   readonly udpMaxBytes?: number;
   /** TCP connect timeout. Default 5 000 ms. */
   readonly connectTimeoutMs?: number;
@@ -92,8 +94,6 @@ export interface SenderOptions {
   readonly idleTimeoutMs?: number;
   /** Retry delays for a node that failed. Default 500 ms doubling to 30 s. */
   readonly backoff?: BackoffPolicy;
-  /** First sequence number; default Date.now() · 1024, so a restarted agent continues above its previous run. */
-  readonly firstSeq?: number;
   readonly now?: () => number;
   readonly random?: () => number;
   readonly onNodeEvent?: (event: NodeEvent) => void;
@@ -127,6 +127,50 @@ export function buildRegistration(identity: AgentIdentity, input: RegistrationIn
     heartbeatIntervalMs: input.heartbeatIntervalMs,
     backends: input.backends,
   };
+}
+
+/**
+ * Stamps outgoing messages with the agent id, the next sequence number and
+ * the time, signs and seals them. One per agent, shared by every transport
+ * the agent sends on (direct sender, later a NATS publisher), so all its
+ * messages share one sequence.
+ */
+export class MessageSealer {
+  readonly #keyring: Keyring;
+  #identity: AgentIdentity;
+  #seq: number;
+  readonly #now: () => number;
+
+  /** `firstSeq` defaults to Date.now() · 1024, so a restarted agent continues above its previous run without storing anything. */
+  constructor(keyring: Keyring, identity: AgentIdentity, options: { readonly firstSeq?: number; readonly now?: () => number } = {}) {
+    this.#keyring = keyring;
+    this.#identity = identity;
+    this.#now = options.now ?? Date.now;
+    this.#seq = options.firstSeq ?? Date.now() * 1024;
+  }
+
+  /** The identity messages are signed with. */
+  get identity(): AgentIdentity {
+    return this.#identity;
+  }
+
+  /** Replaces the identity (after a rotation). */
+  setIdentity(identity: AgentIdentity): void {
+    this.#identity = identity;
+  }
+
+  /**
+   * Seals one message under the keyring's primary key, signed by the identity
+   * (a registration also by the previous key during a rotation). Returns the
+   * bytes and the sequence number they carry.
+   */
+  seal(message: OutgoingMessage): { readonly bytes: Buffer; readonly seq: number } {
+    const seq = ++this.#seq;
+    const identity = this.#identity;
+    const full = { ...message, agentId: identity.agentId, seq, timestampMs: this.#now() } as AgentMessage;
+    const previous = full.type === 'register' ? (identity.previous?.privateKey ?? null) : null;
+    return { bytes: sealMessage(this.#keyring, full, identity.privateKey, previous), seq };
+  }
 }
 
 const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 30_000 };
@@ -170,7 +214,7 @@ class NodeLink {
  */
 export class GossipSender {
   readonly #keyring: Keyring;
-  #identity: AgentIdentity;
+  readonly #sealer: MessageSealer;
   readonly #links: NodeLink[];
   readonly #udpMaxBytes: number;
   readonly #connectTimeoutMs: number;
@@ -182,7 +226,6 @@ export class GossipSender {
   readonly #onNodeEvent: (event: NodeEvent) => void;
   readonly #udp4: UdpSocket;
   readonly #udp6: UdpSocket;
-  #seq: number;
   #registration: Omit<RegisterMessage, keyof MessageHeader> | null = null;
   #closed = false;
   readonly #idleWaiters = new Set<(flushed: boolean) => void>();
@@ -190,7 +233,7 @@ export class GossipSender {
 
   constructor(options: SenderOptions) {
     this.#keyring = options.keyring;
-    this.#identity = options.identity;
+    this.#sealer = options.sealer;
     this.#links = options.nodes.map((n) => new NodeLink(n));
     this.#udpMaxBytes = options.udpMaxBytes ?? DEFAULT_UDP_MAX_BYTES;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
@@ -200,7 +243,6 @@ export class GossipSender {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#onNodeEvent = options.onNodeEvent ?? (() => {});
-    this.#seq = options.firstSeq ?? Date.now() * 1024;
     this.#udp4 = createSocket('udp4');
     this.#udp6 = createSocket('udp6');
     // Send errors (no route, ICMP unreachable) are the UDP path's normal losses; reliability is TCP's job.
@@ -221,10 +263,6 @@ export class GossipSender {
     }
   }
 
-  /** Replaces the identity after a rotation; call setRegistration() with a registration built from it next. */
-  setIdentity(identity: AgentIdentity): void {
-    this.#identity = identity;
-  }
 
   /**
    * Sends a message to every overwatch: over UDP when sealed it fits
@@ -233,7 +271,7 @@ export class GossipSender {
    */
   send(message: OutgoingMessage): 'udp' | 'tcp' {
     if (this.#closed) return 'udp';
-    const sealed = this.#seal(message);
+    const sealed = this.#sealer.seal(message);
     if (sealed.bytes.length > this.#udpMaxBytes) {
       for (const link of this.#links) this.#enqueue(link, { message, key: null }, false);
       return 'tcp';
@@ -314,14 +352,6 @@ export class GossipSender {
     return this.#links.every((l) => l.queue.length === 0 && l.inFlight === null);
   }
 
-  #seal(message: OutgoingMessage): { bytes: Buffer; seq: number } {
-    const seq = ++this.#seq;
-    const identity = this.#identity;
-    const full = { ...message, agentId: identity.agentId, seq, timestampMs: this.#now() } as AgentMessage;
-    const previous = full.type === 'register' ? (identity.previous?.privateKey ?? null) : null;
-    return { bytes: sealMessage(this.#keyring, full, identity.privateKey, previous), seq };
-  }
-
   #enqueue(link: NodeLink, entry: Queued, first: boolean): void {
     if (entry.key !== null) link.queue = link.queue.filter((q) => q.key !== entry.key);
     if (first) link.queue.unshift(entry);
@@ -348,7 +378,7 @@ export class GossipSender {
       link.idleTimer = null;
     }
     const socket = link.socket ?? this.#connect(link);
-    const { bytes, seq } = this.#seal(entry.message);
+    const { bytes, seq } = this.#sealer.seal(entry.message);
     const timer = setTimeout(() => this.#fail(link, `no ack within ${this.#ackTimeoutMs} ms`), this.#ackTimeoutMs);
     link.inFlight = { entry, seq, timer };
     socket.write(encodeFrame(bytes));
@@ -386,7 +416,7 @@ export class GossipSender {
     const inFlight = link.inFlight;
     if (!opened.ok || opened.opened.message.type !== 'ack' || inFlight === null) return;
     const ack = opened.opened.message as AckMessage;
-    if (ack.seq !== inFlight.seq || ack.agentId !== this.#identity.agentId) return;
+    if (ack.seq !== inFlight.seq || ack.agentId !== this.#sealer.identity.agentId) return;
     clearTimeout(inFlight.timer);
     link.inFlight = null;
     link.lastAckMs = this.#now();

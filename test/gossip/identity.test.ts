@@ -128,3 +128,12 @@ test('parseAgentCertificate refuses garbage, and a certificate outside its valid
   tampered[tampered.length - 10] ^= 0xff; // inside the signature
   assert.equal((parseAgentCertificate(tampered, Date.now()) as { reason: string }).reason, 'certificate_invalid');
 });
+
+test('createAgentIdentity makes a usable identity in memory, without files', async () => {
+  const { createAgentIdentity } = await import('../../src/gossip/identity.ts');
+  const identity = await createAgentIdentity({ region: 'sim', algorithm: 'p256' });
+  assert.match(identity.agentId, /^sim-[0-9a-f]{12}$/);
+  const parsed = parseAgentCertificate(identity.certificate, Date.now());
+  assert.ok(parsed.ok && parsed.agentId === identity.agentId);
+  assert.ok(verifyBody(parsed.publicKey, Buffer.from('y'), signBody(identity.privateKey, Buffer.from('y'))));
+});

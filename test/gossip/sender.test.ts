@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { forgetPreviousIdentity, loadOrCreateAgentIdentity, rotateAgentIdentity, type AgentIdentity } from '../../src/gossip/identity.ts';
 import type { Keyring } from '../../src/gossip/envelope.ts';
-import { buildRegistration, GossipSender, type NodeEvent, type OverwatchNode } from '../../src/gossip/sender.ts';
+import { buildRegistration, GossipSender, MessageSealer, type NodeEvent, type OverwatchNode } from '../../src/gossip/sender.ts';
 import { MemoryStore } from '../../src/state/store.ts';
 import { backend, newIdentity, newKeyring, startOverwatch, tempDir, type TestOverwatch } from './helpers.ts';
 
@@ -19,10 +19,11 @@ const FAST = { initialMs: 20, maxMs: 200 };
 function newSender(t: TestContext, keyring: Keyring, identity: AgentIdentity, nodes: OverwatchNode[]) {
   const events: NodeEvent[] = [];
   const waiters: { match: (e: NodeEvent) => boolean; resolve: (e: NodeEvent) => void }[] = [];
+  const sealer = new MessageSealer(keyring, identity);
   const sender = new GossipSender({
     nodes,
     keyring,
-    identity,
+    sealer,
     backoff: FAST,
     ackTimeoutMs: 2000,
     connectTimeoutMs: 2000,
@@ -38,7 +39,7 @@ function newSender(t: TestContext, keyring: Keyring, identity: AgentIdentity, no
   });
   t.after(() => sender.close());
   const until = (match: (e: NodeEvent) => boolean): Promise<NodeEvent> => new Promise((resolve) => waiters.push({ match, resolve }));
-  return { sender, events, until };
+  return { sender, sealer, events, until };
 }
 
 function registration(identity: AgentIdentity, tokens: Record<string, string> = TOKENS) {
@@ -189,13 +190,13 @@ test('a certificate rotation reaches a pinned overwatch signed by both keys, and
   const dir = await tempDir(t);
   const files = { certPath: join(dir, 'agent.crt'), keyPath: join(dir, 'agent.key'), region: 'eu-west' };
   const { identity } = await loadOrCreateAgentIdentity(files);
-  const { sender } = newSender(t, keyring, identity, [nodeOf(overwatch)]);
+  const { sender, sealer } = newSender(t, keyring, identity, [nodeOf(overwatch)]);
   sender.setRegistration(registration(identity));
   await overwatch.next('registers');
   assert.equal(await sender.flush(5000), true);
 
   const rotated = await rotateAgentIdentity(files, identity);
-  sender.setIdentity(rotated);
+  sealer.setIdentity(rotated);
   const again = overwatch.next('registers');
   sender.setRegistration(registration(rotated));
   const event = (await again) as { rotated: boolean };
@@ -203,7 +204,7 @@ test('a certificate rotation reaches a pinned overwatch signed by both keys, and
   assert.equal(await sender.flush(5000), true);
   assert.ok(sender.status().every((s) => s.registered));
   const done = await forgetPreviousIdentity(files, rotated);
-  sender.setIdentity(done);
+  sealer.setIdentity(done);
   const beat = overwatch.next('heartbeats');
   sender.sendReliable({ type: 'heartbeat', full: true, backends: [backend(APP, '192.0.2.10')], load: null }, 'state');
   await beat;
