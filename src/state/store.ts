@@ -1,9 +1,10 @@
 // Main thread, cold path. What the overwatch keeps across restarts: operator
 // overrides, when each server was last seen healthy (for
-// when_all_down: last_healthy), and the DNSSEC signing keys. Backed by lmdb
-// under overwatch.data_dir (directory 0700, files 0600: it holds private
-// keys): a write resolves only once lmdb has committed it, so an acknowledged
-// override survives a crash. Tests and tools may use the in-memory store instead.
+// when_all_down: last_healthy), the DNSSEC signing keys and the pinned
+// certificates of agents. Backed by lmdb under overwatch.data_dir (directory
+// 0700, files 0600: it holds private keys): a write resolves only once lmdb
+// has committed it, so an acknowledged override survives a crash. Tests and
+// tools may use the in-memory store instead.
 
 import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,7 +44,41 @@ export interface StoredDnssecKey {
   readonly privateKeyPkcs8: string;
 }
 
-export interface StateStore {
+/** An agent's pinned certificate (trust on first use), as stored: one per agent id. */
+export interface StoredPin {
+  readonly agentId: string;
+  /** Hex SHA-256 of `certificate`. */
+  readonly fingerprint: string;
+  /** The pinned certificate, DER. */
+  readonly certificate: Uint8Array;
+  /** Region of the latest accepted registration. */
+  readonly region: string;
+  /** Services the latest accepted registration proved a token for; later messages may report only these. */
+  readonly services: readonly string[];
+  /** When the agent was first pinned, epoch milliseconds. */
+  readonly firstSeenMs: number;
+  /** When its latest registration was accepted, epoch milliseconds. */
+  readonly registeredAtMs: number;
+  /** End of the certificate's validity, epoch milliseconds. */
+  readonly notAfterMs: number;
+  /** Non-null once revoked: every message is refused until the pin is deleted. */
+  readonly revokedAtMs: number | null;
+  readonly revokedReason: string | null;
+  /** Fingerprint of the certificate this one replaced by a signed rotation, or null. */
+  readonly previousFingerprint: string | null;
+}
+
+/** Where pinned agent certificates persist (gossip/verifier.ts keeps the working copy in memory). */
+export interface PinStore {
+  /** Every stored pin. */
+  loadPins(): StoredPin[];
+  /** Stores (or replaces) the pin of `pin.agentId`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putPin(pin: StoredPin): Promise<void>;
+  /** Removes an agent's pin; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deletePin(agentId: string): Promise<void>;
+}
+
+export interface StateStore extends PinStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
   /** Every stored override. */
@@ -122,6 +157,7 @@ export class MemoryStore implements StateStore {
   readonly #lastUp = new Map<string, number>();
   /** Stored text by zone, then key tag. */
   readonly #dnssecKeys = new Map<string, Map<number, string>>();
+  readonly #pins = new Map<string, StoredPin>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
@@ -159,6 +195,18 @@ export class MemoryStore implements StateStore {
     this.#dnssecKeys.get(zone)?.delete(keyTag);
   }
 
+  loadPins(): StoredPin[] {
+    return [...this.#pins.values()];
+  }
+
+  async putPin(pin: StoredPin): Promise<void> {
+    this.#pins.set(pin.agentId, pin);
+  }
+
+  async deletePin(agentId: string): Promise<void> {
+    this.#pins.delete(agentId);
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -190,6 +238,7 @@ export class LmdbStore implements StateStore {
   readonly #lastUp: Database<number, string>;
   /** JSON text per key id [zone, keyTag]: parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
   readonly #dnssecKeys: Database<string, DnssecKeyId>;
+  readonly #pins: Database<StoredPin, string>;
 
   private constructor(location: string, root: RootDatabase) {
     this.location = location;
@@ -197,6 +246,7 @@ export class LmdbStore implements StateStore {
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
     this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
+    this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
   }
 
   /**
@@ -277,6 +327,28 @@ export class LmdbStore implements StateStore {
       await this.#dnssecKeys.remove([zone, keyTag]);
     } catch (err) {
       throw writeError(`the removal of DNSSEC key ${keyTag} of zone ${zone}`, this.location, err);
+    }
+  }
+
+  loadPins(): StoredPin[] {
+    const out: StoredPin[] = [];
+    for (const { value } of this.#pins.getRange()) out.push(value);
+    return out;
+  }
+
+  async putPin(pin: StoredPin): Promise<void> {
+    try {
+      await this.#pins.put(pin.agentId, pin);
+    } catch (err) {
+      throw writeError(`the pinned certificate of agent ${pin.agentId}`, this.location, err);
+    }
+  }
+
+  async deletePin(agentId: string): Promise<void> {
+    try {
+      await this.#pins.remove(agentId);
+    } catch (err) {
+      throw writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
     }
   }
 

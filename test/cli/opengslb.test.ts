@@ -79,6 +79,15 @@ function goodConfig(opts: { ttl?: number; port?: number; workers?: number; forma
     `logging: { level: info, format: ${opts.format ?? 'json'} }`,
     // Relative to the config file: the test's temp directory.
     'overwatch: { data_dir: ./state }',
+    // Agent mode needs its own section to be a valid file (the file is mode 600: it holds secrets).
+    ...(opts.mode === 'agent'
+      ? [
+        'agent:',
+        '  identity: { service_token: token-for-app-0123456789, region: eu-west, cert_path: ./agent.crt, key_path: ./agent.key }',
+        '  backends: [{ service: app.example.test, address: 127.0.0.1, port: 8080 }]',
+        '  gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", overwatch_nodes: ["127.0.0.1:7946"] }',
+      ]
+      : []),
     '',
   ].join('\n');
 }
