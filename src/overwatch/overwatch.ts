@@ -17,7 +17,11 @@ import {
   lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { MemoryStore, type StateStore, type StoredOverride } from '../state/store.ts';
+import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
+import { compileGeoTable } from '../geo/cidr-table.ts';
+import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
+import type { RegistryView } from '../registry/registry.ts';
+import { MemoryStore, type StateStore, type StoredGeoMapping, type StoredOverride } from '../state/store.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
@@ -26,7 +30,7 @@ import { explain, type Explanation } from './explain.ts';
 import { GeoSource } from './geo-source.ts';
 import { HealthFanout } from './fanout.ts';
 import { LastUpJournal } from './last-up-journal.ts';
-import { rfc3339, type DomainServerView, type DomainView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
+import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
 
 /** Socket settings fixed when the workers start: a reload that changes one is refused. */
 const SOCKET_KEY_NAMES = {
@@ -128,6 +132,7 @@ export class Overwatch {
     // Persisted state goes in before any verdict: overrides outrank the first
     // round, and last-up times let last_healthy answer right after a restart.
     for (const o of store.loadOverrides()) registry.setOverride(o);
+    for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
     const view = registry.view();
     const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
     const fresh = registry.takeFreshSlots();
@@ -487,6 +492,63 @@ export class Overwatch {
     };
   }
 
+  // ---- Geolocation: what a client address maps to, and mappings added at run time
+
+  /**
+   * Decides the region of `ip` as the workers do now (the served geo table
+   * and GeoIP database), with how it was decided. Opens the database when no
+   * domain routes by geolocation yet. Throws OPENGSLB_ERR_API_BAD_REQUEST for
+   * an address that is not an IP literal.
+   */
+  async geoTest(ip: string): Promise<GeoTestResult> {
+    const parsed = parseIp(ip.trim());
+    if ('error' in parsed) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `ip: ${parsed.error}`);
+    const reader = await this.#geo.reader(this.#config);
+    const view = this.#snapshot.view;
+    return explainGeo(view.regionNames, geoTableOf(view), 0, reader, parsed.address);
+  }
+
+  /** The custom geo mappings: the config's, then those added at run time (with whether each applies). */
+  geoMappings(): GeoMappingView[] {
+    const out: GeoMappingView[] = this.registry.configGeoMappings.map((m) => ({ cidr: m.cidr, region: m.region, comment: m.comment, source: 'config', created_at: null, active: true }));
+    for (const m of this.registry.geoMappings()) {
+      out.push({ cidr: m.cidr, region: m.region, comment: m.comment, source: m.source, created_at: rfc3339(m.createdAtMs), active: this.registry.geoMappingActive(m) });
+    }
+    return out;
+  }
+
+  /**
+   * Adds (or replaces) a run-time mapping of the network `cidr` (any host bits)
+   * to `region`: persisted first, then compiled into the snapshot; resolves
+   * once every worker answers by it. Throws OPENGSLB_ERR_API_BAD_REQUEST for a
+   * CIDR that is not one, OPENGSLB_ERR_REGISTRY_REFUSED for a region not
+   * served or a network the config maps, OPENGSLB_ERR_STATE_WRITE when the
+   * store refuses (nothing changes then).
+   */
+  async setGeoMapping(cidr: string, region: string, comment: string | null, source: string): Promise<GeoMappingView> {
+    const network = parseCidr(cidr.trim());
+    if ('error' in network) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `cidr: ${network.error}`);
+    const mapping: StoredGeoMapping = { cidr: networkOfCidr(network.cidr), region, comment, source, createdAtMs: Date.now() };
+    this.registry.checkGeoMapping(mapping);
+    await this.#store.putGeoMapping(mapping);
+    this.registry.setGeoMapping(mapping);
+    await this.whenPublished();
+    return { cidr: mapping.cidr, region, comment, source, created_at: rfc3339(mapping.createdAtMs), active: true };
+  }
+
+  /** Removes the run-time mapping of a network; returns it, or null when there was none. Resolves once every worker answers without it. */
+  async deleteGeoMapping(cidr: string): Promise<GeoMappingView | null> {
+    const network = parseCidr(cidr.trim());
+    if ('error' in network) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `cidr: ${network.error}`);
+    const key = networkOfCidr(network.cidr);
+    const existing = this.registry.geoMappings().find((m) => m.cidr === key);
+    if (existing === undefined) return null;
+    await this.#store.deleteGeoMapping(key);
+    this.registry.deleteGeoMapping(key);
+    await this.whenPublished();
+    return { cidr: existing.cidr, region: existing.region, comment: existing.comment, source: existing.source, created_at: rfc3339(existing.createdAtMs), active: false };
+  }
+
   // ---- Views for the API, the metrics and the CLI
 
   /** The health-check state of each served server, by server key. */
@@ -613,6 +675,15 @@ export class Overwatch {
 /** The first ten of a list, and how many there are in all. */
 function shortList(items: readonly string[]): string {
   return items.slice(0, 10).join(', ') + (items.length > 10 ? `, … (${items.length} in all)` : '');
+}
+
+/** The compiled geo table of each served view, for the API's geo test (workers read the snapshot's copy). */
+const geoTables = new WeakMap<RegistryView, Uint32Array>();
+
+function geoTableOf(view: RegistryView): Uint32Array {
+  let table = geoTables.get(view);
+  if (table === undefined) geoTables.set(view, (table = compileGeoTable(view.geo)));
+  return table;
 }
 
 /** Names a health word for the API; a drained member is unhealthy. */

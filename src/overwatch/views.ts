@@ -87,6 +87,20 @@ export interface RegionView {
   readonly health_percent: number;
 }
 
+/** A custom geo mapping as the API shows it. */
+export interface GeoMappingView {
+  /** The network, host bits clear. */
+  readonly cidr: string;
+  readonly region: string;
+  readonly comment: string | null;
+  /** `config` (overwatch.geolocation.custom_mappings) or who added it through the API. */
+  readonly source: string;
+  /** When it was added through the API; null for the config's. */
+  readonly created_at: string | null;
+  /** False while a run-time mapping does not apply (its region is not served, or the config maps the same network). */
+  readonly active: boolean;
+}
+
 export interface Readiness {
   readonly ready: boolean;
   /** DNS workers are listening. */

@@ -27,7 +27,7 @@ import { specFor } from '../health/targets.ts';
 import { targetKey, type CheckSpec } from '../health/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
-import type { StoredOverride } from '../state/store.ts';
+import type { StoredGeoMapping, StoredOverride } from '../state/store.ts';
 import { decisionKey, geoDecisionKey, geoFallbackKey, memberKey, overrideKey, serverKey } from './keys.ts';
 import { SlotAllocator } from './slots.ts';
 
@@ -166,7 +166,7 @@ export class Registry extends EventEmitter {
   readonly #decisionIds = new SlotAllocator();
   readonly #decisionLabels: (DecisionLabel | undefined)[] = [];
   /** Custom geo mappings added at run time (the API), by network; the config's are in the routing. */
-  readonly #geoMappings = new Map<string, CustomMappingConfig>();
+  readonly #geoMappings = new Map<string, StoredGeoMapping>();
   readonly #servers = new Map<string, ServerRecord>();
   /** Config servers' keys per region, in file order (failover order within a region). */
   #configOrder = new Map<string, readonly string[]>();
@@ -353,7 +353,7 @@ export class Registry extends EventEmitter {
       zones: this.#routing.zones,
       domains,
       regionNames: [...this.#routing.regions.keys()],
-      geo: config === null ? { regions: [], defaultRegion: -1, mappings: [] } : geoTableInputOf(config, [...this.#geoMappings.values()]),
+      geo: config === null ? { regions: [], defaultRegion: -1, mappings: [] } : geoTableInputOf(config, this.geoMappings().filter((m) => this.geoMappingActive(m))),
       ecsEnabled: this.#routing.geolocation.ecsEnabled,
       served: this.servers().filter((s) => served.has(s.key)),
       slotKeys,
@@ -424,8 +424,17 @@ export class Registry extends EventEmitter {
   // ---- Custom geo mappings added at run time (structural: they are compiled into the snapshot's geo table)
 
   /** The custom mappings added at run time, in the order they came. */
-  geoMappings(): CustomMappingConfig[] {
+  geoMappings(): StoredGeoMapping[] {
     return [...this.#geoMappings.values()];
+  }
+
+  /**
+   * Does a run-time mapping apply? Not while its region is not served or the
+   * config maps the same network (after a reload changed either): it is kept,
+   * and applies again if that changes back.
+   */
+  geoMappingActive(mapping: CustomMappingConfig): boolean {
+    return this.#routing.regions.has(mapping.region) && !this.#routing.geolocation.customMappings.some((m) => m.cidr === mapping.cidr);
   }
 
   /** The config's custom mappings. */
@@ -438,13 +447,23 @@ export class Registry extends EventEmitter {
    * normalised: host bits clear). Throws OPENGSLB_ERR_REGISTRY_REFUSED when its
    * region is not served here or the config maps the same network. Emits 'changed'.
    */
-  setGeoMapping(mapping: CustomMappingConfig): void {
+  setGeoMapping(mapping: StoredGeoMapping): void {
+    this.checkGeoMapping(mapping);
+    this.restoreGeoMapping(mapping);
+  }
+
+  /** Throws OPENGSLB_ERR_REGISTRY_REFUSED when setGeoMapping() would refuse `mapping`. */
+  checkGeoMapping(mapping: CustomMappingConfig): void {
     if (!this.#routing.regions.has(mapping.region)) {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: no region "${mapping.region}" is served here; expected one of: ${[...this.#routing.regions.keys()].join(', ') || '(none)'}`);
     }
     if (this.#routing.geolocation.customMappings.some((m) => m.cidr === mapping.cidr)) {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: the config maps this network already (overwatch.geolocation.custom_mappings); change it there`);
     }
+  }
+
+  /** Takes a stored mapping back (at start) without checking it: one that does not apply now is kept and shown inactive. Emits 'changed' when it changed anything. */
+  restoreGeoMapping(mapping: StoredGeoMapping): void {
     const old = this.#geoMappings.get(mapping.cidr);
     if (old !== undefined && old.region === mapping.region && old.comment === mapping.comment) return;
     this.#geoMappings.set(mapping.cidr, mapping);
@@ -452,7 +471,7 @@ export class Registry extends EventEmitter {
   }
 
   /** Removes the run-time mapping of network `cidr` (normalised); returns it, or null when there was none. Emits 'changed' when it removed one. */
-  deleteGeoMapping(cidr: string): CustomMappingConfig | null {
+  deleteGeoMapping(cidr: string): StoredGeoMapping | null {
     const old = this.#geoMappings.get(cidr);
     if (old === undefined) return null;
     this.#geoMappings.delete(cidr);

@@ -78,9 +78,26 @@ export interface PinStore {
   deletePin(agentId: string): Promise<void>;
 }
 
+/** A custom geo mapping added at run time (the API), as stored: one per network. */
+export interface StoredGeoMapping {
+  /** The network, host bits clear ("10.0.0.0/8"). */
+  readonly cidr: string;
+  readonly region: string;
+  readonly comment: string | null;
+  /** Who added it, and when (epoch milliseconds). */
+  readonly source: string;
+  readonly createdAtMs: number;
+}
+
 export interface StateStore extends PinStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
+  /** Every stored run-time geo mapping. */
+  loadGeoMappings(): StoredGeoMapping[];
+  /** Stores (or replaces) the mapping of `mapping.cidr`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putGeoMapping(mapping: StoredGeoMapping): Promise<void>;
+  /** Removes the mapping of a network; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteGeoMapping(cidr: string): Promise<void>;
   /** Every stored override. */
   loadOverrides(): StoredOverride[];
   /** Stores (or replaces) an override; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
@@ -158,6 +175,7 @@ export class MemoryStore implements StateStore {
   /** Stored text by zone, then key tag. */
   readonly #dnssecKeys = new Map<string, Map<number, string>>();
   readonly #pins = new Map<string, StoredPin>();
+  readonly #geoMappings = new Map<string, StoredGeoMapping>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
@@ -207,6 +225,18 @@ export class MemoryStore implements StateStore {
     this.#pins.delete(agentId);
   }
 
+  loadGeoMappings(): StoredGeoMapping[] {
+    return [...this.#geoMappings.values()];
+  }
+
+  async putGeoMapping(mapping: StoredGeoMapping): Promise<void> {
+    this.#geoMappings.set(mapping.cidr, mapping);
+  }
+
+  async deleteGeoMapping(cidr: string): Promise<void> {
+    this.#geoMappings.delete(cidr);
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -239,6 +269,8 @@ export class LmdbStore implements StateStore {
   /** JSON text per key id [zone, keyTag]: parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
   readonly #dnssecKeys: Database<string, DnssecKeyId>;
   readonly #pins: Database<StoredPin, string>;
+  /** By network ("10.0.0.0/8"): the mapping's own identity, not a built key. */
+  readonly #geoMappings: Database<StoredGeoMapping, string>;
 
   private constructor(location: string, root: RootDatabase) {
     this.location = location;
@@ -247,6 +279,7 @@ export class LmdbStore implements StateStore {
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
     this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
     this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
+    this.#geoMappings = root.openDB<StoredGeoMapping, string>({ name: 'geo_mappings' });
   }
 
   /**
@@ -349,6 +382,28 @@ export class LmdbStore implements StateStore {
       await this.#pins.remove(agentId);
     } catch (err) {
       throw writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
+    }
+  }
+
+  loadGeoMappings(): StoredGeoMapping[] {
+    const out: StoredGeoMapping[] = [];
+    for (const { value } of this.#geoMappings.getRange()) out.push(value);
+    return out;
+  }
+
+  async putGeoMapping(mapping: StoredGeoMapping): Promise<void> {
+    try {
+      await this.#geoMappings.put(mapping.cidr, mapping);
+    } catch (err) {
+      throw writeError(`the geo mapping of ${mapping.cidr}`, this.location, err);
+    }
+  }
+
+  async deleteGeoMapping(cidr: string): Promise<void> {
+    try {
+      await this.#geoMappings.remove(cidr);
+    } catch (err) {
+      throw writeError(`the removal of the geo mapping of ${cidr}`, this.location, err);
     }
   }
 
