@@ -571,6 +571,7 @@ export class Overwatch {
           live: this.#live,
           registry: this.registry,
           lastErrorOf: (server) => targets.get(server.key)?.lastError ?? null,
+          geo: this.#geo.readerNow(),
         },
         name,
         type,

@@ -160,6 +160,32 @@ ${REGIONS}`, 'geo-bundled.yaml');
     assert.ok(['192.0.2.1', '192.0.2.2'].includes(addresses(await askEcs(s.port, 'geo.example.test', '10.1.0.0', 16))[0]));
   });
 
+  test('explain shows the geo step for a client, agrees with DNS, and names the fallback when the region is down', async () => {
+    let e = s.overwatch.explain('geo.example.test', 'A', '10.1.2.3');
+    assert.equal(e.policy, 'geolocation');
+    assert.deepEqual(
+      [e.geo?.region, e.geo?.match_type, e.geo?.matched_cidr, e.geo?.scope_prefix_length, e.geo?.answered_region, e.geo?.fallback],
+      ['eu', 'custom_mapping', '10.1.0.0/16', 16, 'eu', null],
+    );
+    assert.deepEqual([...e.answers].sort(), ['192.0.2.1', '192.0.2.2']);
+    assert.equal(e.candidates.find((c) => c.address === '198.51.100.1')?.reason, "in region us; this client's answers come from region eu");
+    const seen = new Set<string>();
+    for (let i = 0; i < 20; i++) for (const a of addresses(await askEcs(s.port, 'geo.example.test', '10.1.2.3', 32))) seen.add(a);
+    assert.deepEqual([...seen].sort(), e.answers.slice().sort());
+    const eu = ['192.0.2.1', '192.0.2.2'].map((a) => s.overwatch.slotOf('eu', a, 80) as number);
+    for (const slot of eu) s.overwatch.setHealth(slot, HEALTH_UNHEALTHY);
+    try {
+      e = s.overwatch.explain('geo.example.test', 'A', '10.1.2.3');
+      assert.deepEqual([e.geo?.region, e.geo?.answered_region, e.geo?.fallback], ['eu', 'us', 'region_down']);
+      assert.deepEqual(e.answers, ['198.51.100.1']);
+      assert.ok(e.notes.some((n) => n.includes('the next region of the domain in order that has one answers (us)')));
+    } finally {
+      for (const slot of eu) s.overwatch.setHealth(slot, HEALTH_HEALTHY);
+    }
+    e = s.overwatch.explain('geo.example.test', 'A', null);
+    assert.deepEqual([e.geo?.region, e.geo?.match_type, e.geo?.answered_region], ['dflt', 'default', 'dflt']);
+  });
+
   test('answers FORMERR to a malformed ECS option (RFC 7871 §7.1.2)', async () => {
     const bad = [
       { why: 'family 3', data: [0, 3, 24, 0, 10, 0, 0] },
