@@ -4,6 +4,7 @@
 // written into a fresh temp directory, talks to it over real loopback sockets,
 // and reads its exit code, stdout and stderr.
 
+import { GEOIP_ATTRIBUTION } from '../../src/geo/attribution.ts';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -179,10 +180,10 @@ function oneLine(stderr: string): string {
 // ---------------------------------------------------------------------------
 // Flags
 
-test('prints "OpenGSLB <version from package.json>" for --version and exits 0', async () => {
+test('prints "OpenGSLB <version from package.json>" and the GeoIP database\'s attribution for --version and exits 0', async () => {
   const r = await run(SERVER, ['--version']);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, `OpenGSLB ${VERSION}\n`);
+  assert.equal(r.stdout, `OpenGSLB ${VERSION}\n${GEOIP_ATTRIBUTION}\n`);
   assert.equal(r.stderr, '');
 });
 
