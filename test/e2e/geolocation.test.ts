@@ -16,6 +16,8 @@ import { ask, buildQuery, tcpConnect, udpExchange, type Decoded, type QueryOptio
 import { KNOWN_LOCATIONS } from '../helpers/geo-known.ts';
 import { dbipCountry, maxmindCountry, writeMmdb } from '../helpers/mmdb-writer.ts';
 import { launchServer, startServer, type Started } from '../helpers/server.ts';
+import { createMetrics } from '../../src/metrics/prometheus.ts';
+import { parseExposition } from '../metrics/scrape.ts';
 
 /** The ECS option of a reply, as dns-packet decodes it, or null. */
 function ecsOf(reply: Decoded): { sourcePrefixLength: number; scopePrefixLength: number; ip: string } | null {
@@ -184,6 +186,37 @@ ${REGIONS}`, 'geo-bundled.yaml');
     }
     e = s.overwatch.explain('geo.example.test', 'A', null);
     assert.deepEqual([e.geo?.region, e.geo?.match_type, e.geo?.answered_region], ['dflt', 'default', 'dflt']);
+  });
+
+  test('counts decisions by domain, region and match, and fallbacks by reason, with one series per configured domain × region', async () => {
+    const metrics = createMetrics({ version: 't', loadedAtMs: 0, overwatch: s.overwatch, processMetrics: false });
+    try {
+      const value = async (name: string, labels: Record<string, string>): Promise<number> => parseExposition(await metrics.registry.metrics()).value(name, labels) ?? 0;
+      const custom = await value('opengslb_geo_decisions_total', { domain: 'geo.example.test', region: 'eu', match: 'custom_mapping' });
+      const geoip = await value('opengslb_geo_decisions_total', { domain: 'geo.example.test', region: 'asia', match: 'geoip' });
+      const dflt = await value('opengslb_geo_decisions_total', { domain: 'geo.example.test', region: 'dflt', match: 'default' });
+      const down = await value('opengslb_geo_fallbacks_total', { domain: 'geo.example.test', reason: 'region_down' });
+      const jp = KNOWN_LOCATIONS.find((k) => k.country === 'JP' && !k.ip.includes(':')) as { ip: string };
+      for (let i = 0; i < 3; i++) await askEcs(s.port, 'geo.example.test', '10.1.0.0', 16);
+      for (let i = 0; i < 2; i++) await askEcs(s.port, 'geo.example.test', jp.ip, 24);
+      await askEcs(s.port, 'geo.example.test', '0.0.0.0', 0);
+      const slot = s.overwatch.slotOf('sa', '203.0.113.50', 80) as number;
+      s.overwatch.setHealth(slot, HEALTH_UNHEALTHY);
+      try {
+        await askEcs(s.port, 'geo.example.test', '2001:db8:1::', 48);
+      } finally {
+        s.overwatch.setHealth(slot, HEALTH_HEALTHY);
+      }
+      assert.equal(await value('opengslb_geo_decisions_total', { domain: 'geo.example.test', region: 'eu', match: 'custom_mapping' }), custom + 3);
+      assert.equal(await value('opengslb_geo_decisions_total', { domain: 'geo.example.test', region: 'asia', match: 'geoip' }), geoip + 2);
+      assert.equal(await value('opengslb_geo_decisions_total', { domain: 'geo.example.test', region: 'dflt', match: 'default' }), dflt + 1);
+      assert.equal(await value('opengslb_geo_fallbacks_total', { domain: 'geo.example.test', reason: 'region_down' }), down + 1);
+      const series = parseExposition(await metrics.registry.metrics()).samples.filter((x) => x.name === 'opengslb_geo_decisions_total');
+      // Two geolocation domains: 5 regions × 3 matches + 2 regions × 3 matches, whatever the clients were.
+      assert.equal(series.length, 21);
+    } finally {
+      metrics.close();
+    }
   });
 
   test('answers FORMERR to a malformed ECS option (RFC 7871 §7.1.2)', async () => {
