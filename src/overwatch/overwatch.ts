@@ -36,7 +36,9 @@ import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, t
 const SOCKET_KEY_NAMES = {
   udpReceiveBufferBytes: 'dns.udp_receive_buffer',
   tcpIdleTimeoutMs: 'dns.tcp_idle_timeout',
+  tcpFrameTimeoutMs: 'dns.tcp_frame_timeout',
   tcpMaxConnectionsPerWorker: 'dns.tcp_max_connections',
+  tcpMaxConnectionsPerClient: 'dns.tcp_max_connections_per_client',
   tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
 } as const;
 
@@ -185,9 +187,13 @@ export class Overwatch {
       geo: geo.buffer,
       counters,
       udpReceiveBuffer: dns.udpReceiveBufferBytes,
-      tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
-      tcpMaxConnections: dns.tcpMaxConnectionsPerWorker,
-      tcpMaxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
+      tcp: {
+        idleTimeoutMs: dns.tcpIdleTimeoutMs,
+        frameTimeoutMs: dns.tcpFrameTimeoutMs,
+        maxConnections: dns.tcpMaxConnectionsPerWorker,
+        maxConnectionsPerClient: dns.tcpMaxConnectionsPerClient,
+        maxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
+      },
     });
     const log = logger.child({ component: 'dns' });
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
