@@ -28,6 +28,7 @@ import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 import { explain, type Explanation } from './explain.ts';
 import { GeoSource } from './geo-source.ts';
+import { ZoneSerials } from './zone-serials.ts';
 import { HealthFanout } from './fanout.ts';
 import { LastUpJournal } from './last-up-journal.ts';
 import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
@@ -87,7 +88,7 @@ export class Overwatch {
   #config: Config;
   #live: Int32Array;
   #snapshot: CompiledSnapshot;
-  #serial: number;
+  readonly #serials: ZoneSerials;
   readonly #health: HealthScheduler | null;
   readonly #fanout: HealthFanout;
   readonly #store: StateStore;
@@ -111,7 +112,7 @@ export class Overwatch {
     this.#store = state.store;
     this.#live = state.fanout.live;
     this.#snapshot = state.snapshot;
-    this.#serial = state.snapshot.serial;
+    this.#serials = state.serials;
     this.counters = counters;
     this.pool = pool;
     this.#lastUp = state.lastUp;
@@ -136,7 +137,8 @@ export class Overwatch {
     for (const o of store.loadOverrides()) registry.setOverride(o);
     for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
     const view = registry.view();
-    const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
+    const serials = new ZoneSerials(store);
+    const snapshot = compileSnapshot(view, { generation: 1, serial: 1, serials: await serials.serialsFor(view) });
     const fresh = registry.takeFreshSlots();
     registry.commit(view);
     const fanout = new HealthFanout(createLiveSlots(Math.max(256, registry.slotHighWater * 2)), registry);
@@ -207,7 +209,7 @@ export class Overwatch {
       geo.close();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials }, counters, pool);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
@@ -304,7 +306,7 @@ export class Overwatch {
     this.registry.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
-      snapshot = this.#compile();
+      snapshot = await this.#compile();
     } catch (err) {
       // Slots are released only by a commit, so the old config's servers get theirs back.
       this.registry.applyConfig(cur);
@@ -352,7 +354,7 @@ export class Overwatch {
     if (this.#stopping || this.#snapshot.view.version === this.registry.version) return;
     let snapshot: CompiledSnapshot;
     try {
-      snapshot = this.#compile();
+      snapshot = await this.#compile();
     } catch (err) {
       this.#logger.error({ err: (err as Error).message }, 'registry change not published; the previous snapshot keeps serving');
       const waiting = this.#waiters;
@@ -363,13 +365,10 @@ export class Overwatch {
     await this.#publish(snapshot);
   }
 
-  /** Compiles the registry's current view with the next generation and serial. */
-  #compile(): CompiledSnapshot {
+  /** Compiles the registry's current view with the next generation, each zone with the serial its content has. */
+  async #compile(): Promise<CompiledSnapshot> {
     const view = this.registry.view();
-    const serial = Math.max(this.#serial + 1, unixSeconds());
-    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial });
-    this.#serial = serial;
-    return snapshot;
+    return compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view) });
   }
 
   /**
@@ -707,8 +706,6 @@ interface StartState {
   readonly snapshot: CompiledSnapshot;
   readonly health: HealthScheduler | null;
   readonly geo: GeoSource;
+  readonly serials: ZoneSerials;
 }
 
-function unixSeconds(): number {
-  return Math.floor(Date.now() / 1000);
-}
