@@ -27,7 +27,7 @@ const VALUE_FLAGS = new Set(['--api', '--token', '--timeout']);
 
 const GLOBAL_FLAGS = `global flags (before or after the command):
   --api URL         admin API base URL (default $OPENGSLB_API, else ${DEFAULT_API})
-  --token TOKEN     bearer token for writes (default $OPENGSLB_TOKEN)
+  --token TOKEN     bearer token for writes (default $OPENGSLB_API_TOKEN, else $OPENGSLB_TOKEN)
   --timeout DUR     per request, e.g. 500ms, 5s (default ${DEFAULT_TIMEOUT}; a bare number is seconds)
   --json            print the API's JSON, pretty, instead of text
   -h, --help        print help (per command: opengslb-cli COMMAND --help)`;
@@ -174,7 +174,7 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
 
   try {
     const api = typeof values.api === 'string' ? parseApi(values.api, '--api') : env.OPENGSLB_API ? parseApi(env.OPENGSLB_API, '$OPENGSLB_API') : DEFAULT_API;
-    const tokenText = typeof values.token === 'string' ? values.token : env.OPENGSLB_TOKEN;
+    const tokenText = typeof values.token === 'string' ? values.token : tokenFromEnv(env);
     const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : DEFAULT_TIMEOUT);
     const client = new ApiClient({ api, token: tokenText ? tokenText : null, timeoutMs });
     await command.run({ client, json: values.json === true, out: io.out, env }, values, args);
@@ -187,6 +187,16 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     }
     throw err;
   }
+}
+
+/**
+ * The token from the environment: OPENGSLB_API_TOKEN, the name the server's
+ * config convention (`token: ${OPENGSLB_API_TOKEN}`), the Docker image and the
+ * systemd units use; else OPENGSLB_TOKEN, the name earlier versions of this
+ * CLI read, kept as an alias. An empty value counts as unset.
+ */
+export function tokenFromEnv(env: NodeJS.ProcessEnv): string | undefined {
+  return env.OPENGSLB_API_TOKEN || env.OPENGSLB_TOKEN || undefined;
 }
 
 function subcommands(group: string): string {

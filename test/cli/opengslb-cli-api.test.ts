@@ -71,6 +71,7 @@ async function startFixture(t: TestContext): Promise<Fixture> {
   const env: NodeJS.ProcessEnv = { ...process.env, USER: 'tester' };
   delete env.OPENGSLB_API;
   delete env.OPENGSLB_TOKEN;
+  delete env.OPENGSLB_API_TOKEN;
   return { api, up: up.address, down: down.address, cli: (...args) => run(CLI, [...args, '--api', api], { env }) };
 }
 
@@ -135,7 +136,7 @@ test('every opengslb-cli command works against the live admin API of a running o
   await t.test('an override needs the token: without one the API answers 401 and the CLI says how to pass it', async () => {
     const r = await f.cli('overrides', 'set', 'app.example.test', '::1', '--unhealthy', '--reason', 'kernel upgrade');
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^opengslb-cli: .+ \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_TOKEN\n$/);
+    assert.match(r.stderr, /^opengslb-cli: .+ \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_API_TOKEN\n$/);
     assert.equal(ok(await f.cli('overrides', 'list')), 'No overrides.\n');
   });
 

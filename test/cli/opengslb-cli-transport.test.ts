@@ -53,6 +53,7 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
   if (!('OPENGSLB_API' in extra)) delete e.OPENGSLB_API;
   if (!('OPENGSLB_TOKEN' in extra)) delete e.OPENGSLB_TOKEN;
+  if (!('OPENGSLB_API_TOKEN' in extra)) delete e.OPENGSLB_API_TOKEN;
   return e;
 }
 
@@ -125,11 +126,11 @@ test('a plain-text 403 from the allow-list is quoted, with a hint about api.allo
   assert.match(r.stderr, /^opengslb-cli: Forbidden \(HTTP 403\)\nhint: .*api\.allowed_networks\n$/);
 });
 
-test('a 401 hints at --token and $OPENGSLB_TOKEN', async (t) => {
+test('a 401 hints at --token and $OPENGSLB_API_TOKEN', async (t) => {
   const api = await apiStandIn(t, json(401, { error: 'missing or wrong bearer token', code: 401 }));
   const r = await run(CLI, ['overrides', 'set', 'app.example.test', '192.0.2.1', '--unhealthy', '--reason', 'x', '--api', api.url], { env: env() });
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^opengslb-cli: missing or wrong bearer token \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_TOKEN\n$/);
+  assert.match(r.stderr, /^opengslb-cli: missing or wrong bearer token \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_API_TOKEN\n$/);
 });
 
 test('exits 1 when a success status carries a body that is not JSON', async (t) => {
@@ -139,10 +140,10 @@ test('exits 1 when a success status carries a body that is not JSON', async (t) 
   assert.match(r.stderr, /answered HTTP 200 with a body that is not JSON: "<html>proxy<\/html>"/);
 });
 
-test('overrides set PUTs {healthy, reason, source} to the URL-encoded path with the bearer token from $OPENGSLB_TOKEN', async (t) => {
+test('overrides set PUTs {healthy, reason, source} to the URL-encoded path with the bearer token from $OPENGSLB_API_TOKEN', async (t) => {
   const api = await apiStandIn(t, json(200, OVERRIDE));
   const r = await run(CLI, ['overrides', 'set', 'app.example.test', '2001:db8::1', '--unhealthy', '--reason', 'kernel upgrade'], {
-    env: env({ OPENGSLB_API: api.url, OPENGSLB_TOKEN: 's3cret', USER: 'alice' }),
+    env: env({ OPENGSLB_API: api.url, OPENGSLB_API_TOKEN: 's3cret', USER: 'alice' }),
   });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(api.seen.length, 1);
@@ -169,6 +170,17 @@ test('--source and --token flags win over the defaults, and without $USER the so
   assert.deepEqual(JSON.parse(api.seen[0].body), { healthy: true, reason: 'pin', source: 'change-42' });
   assert.equal(api.seen[1].authorization, 'Bearer from-env');
   assert.deepEqual(JSON.parse(api.seen[1].body), { healthy: true, reason: 'pin', source: 'opengslb-cli' });
+});
+
+test('the token comes from $OPENGSLB_API_TOKEN, else from its alias $OPENGSLB_TOKEN', async (t) => {
+  const api = await apiStandIn(t, json(200, OVERRIDE));
+  const args = ['overrides', 'set', 'app.example.test', '192.0.2.1', '--healthy', '--reason', 'pin', '--api', api.url];
+  const cases: Record<string, string>[] = [{ OPENGSLB_API_TOKEN: 'primary', OPENGSLB_TOKEN: 'alias' }, { OPENGSLB_TOKEN: 'alias' }, { OPENGSLB_API_TOKEN: '', OPENGSLB_TOKEN: 'alias' }];
+  for (const extra of cases) {
+    const r = await run(CLI, args, { env: env(extra) });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.deepEqual(api.seen.map((s) => s.authorization), ['Bearer primary', 'Bearer alias', 'Bearer alias']);
 });
 
 test('reads requests send no Authorization header when no token is given', async (t) => {

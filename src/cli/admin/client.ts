@@ -136,7 +136,7 @@ function httpFailure(status: number, parsed: unknown, text: string): CliFailure 
     message = 'no error message';
   }
   let hint: string | null = null;
-  if (status === 401) hint = 'this request needs the API token (api.token): pass --token TOKEN or set $OPENGSLB_TOKEN';
+  if (status === 401) hint = 'this request needs the API token (api.token): pass --token TOKEN or set $OPENGSLB_API_TOKEN';
   else if (status === 403) hint = "this host's address is not in the API's api.allowed_networks";
   return new CliFailure(`${message} (HTTP ${status})`, 1, hint);
 }
