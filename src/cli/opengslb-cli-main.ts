@@ -4,9 +4,10 @@
 // when the API or the connection fails (or a config is invalid), 2 for usage
 // errors.
 
-import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import { parseDuration } from '../config/duration.ts';
 import { ApiClient, CliFailure } from './admin/client.ts';
+import { FlagError, parseFlags } from './args.ts';
 import { COMMANDS, type Command, GROUPS, UsageError, type Values } from './admin/commands.ts';
 import { CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
 import { packageVersion } from './opengslb-main.ts';
@@ -144,7 +145,7 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
       io.out(`usage: opengslb-cli ${CONFIG_VALIDATE_USAGE}\n\nCheck FILE and its includes exactly as the server does at start-up and on reload.\nPrints a summary (exit 0) or every problem as FILE:LINE:COL: path: message (exit 1);\n--json prints one JSON object instead.\n`);
       return 0;
     }
-    return runConfigValidate(rest, io, env);
+    return runConfigValidate('opengslb-cli', rest, io, env);
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) {
@@ -156,17 +157,19 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
   let values: Values;
   let args: string[];
   try {
-    const parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, strict: true, allowPositionals: true });
-    values = parsed.values as Values;
+    const parsed = parseFlags(rest, { ...GLOBAL_OPTIONS, ...command.options }, true);
+    values = parsed.values;
     args = parsed.positionals;
   } catch (err) {
-    return usageFailure(io, command, (err as Error).message);
+    if (!(err instanceof FlagError)) throw err;
+    return usageFailure(io, command, err.message);
   }
   if (values.help === true) {
     io.out(commandUsage(command) + '\n');
     return 0;
   }
   const [min, max] = command.args;
+  if (max === 0 && args.length > 0) return usageFailure(io, command, `takes no arguments, got: ${args.join(' ')}`);
   if (args.length < min || args.length > max) {
     const expected = min === max ? `${min}` : `${min} to ${max}`;
     return usageFailure(io, command, `expected ${expected} argument${max === 1 ? '' : 's'}, got ${args.length}${args.length > 0 ? `: ${args.join(' ')}` : ''}`);
@@ -185,7 +188,9 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
       io.err(`opengslb-cli: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
       return err.exitCode;
     }
-    throw err;
+    // A bug of this program, not a problem of the API: still one line that names the program, not a stack trace.
+    io.err(`opengslb-cli ${command.name}: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
   }
 }
 

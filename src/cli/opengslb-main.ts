@@ -3,7 +3,6 @@
 // config, cannot bind, agent mode not available yet); 2 for bad flags.
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.ts';
 import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { Config } from '../config/types.ts';
@@ -15,7 +14,8 @@ import type { ApiServer } from '../api/server.ts';
 import { LmdbStore, type StateStore } from '../state/store.ts';
 import type { MetricsListener } from '../metrics/server.ts';
 import { ConfigReloader } from '../overwatch/reload.ts';
-import { CONFIG_VALIDATE_USAGE, runConfigValidate } from './config-validate.ts';
+import { FlagError, parseFlags } from './args.ts';
+import { CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
 
 const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--version] [--help]
        opengslb ${CONFIG_VALIDATE_USAGE}
@@ -42,9 +42,9 @@ function normaliseFlags(argv: readonly string[]): string[] {
   return argv.map((a) => (/^-(config|mode|version|help)(=|$)/.test(a) ? '-' + a : a));
 }
 
-/** Prints a one-line reason (or a config error's problem lines, unprefixed so each stays FILE:LINE:COL: …) and exits. */
-function fail(message: string, code: number, prefixed = true): never {
-  process.stderr.write(`${prefixed ? 'opengslb: ' : ''}${message}\n`);
+/** Prints a one-line reason after the program name and exits. */
+function fail(message: string, code: number): never {
+  process.stderr.write(`opengslb: ${message}\n`);
   process.exit(code);
 }
 
@@ -52,24 +52,24 @@ function fail(message: string, code: number, prefixed = true): never {
 export async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === 'config') {
     if (argv[1] !== 'validate') fail(`unknown command "${argv.slice(0, 2).join(' ')}"\n${USAGE}`, 2);
-    process.exitCode = await runConfigValidate(argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+    process.exitCode = await runConfigValidate('opengslb', argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
     return;
   }
   let values: { config?: string; mode?: string; version?: boolean; help?: boolean };
   try {
-    ({ values } = parseArgs({
-      args: normaliseFlags(argv),
-      options: {
+    ({ values } = parseFlags(
+      normaliseFlags(argv),
+      {
         config: { type: 'string', short: 'c' },
         mode: { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
-      strict: true,
-      allowPositionals: false,
-    }));
+      false,
+    ));
   } catch (err) {
-    fail(`${(err as Error).message}\n${USAGE}`, 2);
+    if (!(err instanceof FlagError)) throw err;
+    fail(`${err.message}\n${USAGE}`, 2);
   }
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -103,8 +103,11 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     ({ config, files } = await loadConfigIsolated(configPath));
   } catch (err) {
-    // A config error lists every problem, one per line, each FILE:LINE:COL: … (or FILE: … for a whole file); anything else is one line.
-    if (err instanceof ConfigError) fail(err.message, 1, false);
+    // A config error lists every problem, one per line, each opengslb: FILE:LINE:COL: … (or FILE: … for a whole file); anything else is one line.
+    if (err instanceof ConfigError) {
+      process.stderr.write(formatConfigError('opengslb', err));
+      process.exit(1);
+    }
     if (err instanceof OpenGslbError) fail(err.message, 1);
     fail(`cannot load ${configPath}: ${(err as Error).message}`, 1);
   }

@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { CLI, run } from '../helpers/child.ts';
 
@@ -140,6 +140,42 @@ test('exits 1 when a success status carries a body that is not JSON', async (t) 
   assert.match(r.stderr, /answered HTTP 200 with a body that is not JSON: "<html>proxy<\/html>"/);
 });
 
+test('says that --api is not the admin API when a plain HTTP server answers there with a page', async (t) => {
+  const api = await apiStandIn(t, (_req, res) => {
+    res.writeHead(404, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!DOCTYPE html><html><body>Cannot GET /api/v1/health/servers</body></html>');
+  });
+  const r = await run(CLI, ['servers', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  assert.equal(
+    r.stderr,
+    `opengslb-cli: GET ${api.url}/api/v1/health/servers answered HTTP 404 with a text/html body (not JSON)\n` +
+      `hint: is ${api.url} the overwatch's admin API (api.address)? Pass --api URL or set $OPENGSLB_API\n`,
+  );
+});
+
+test('says that --api is not the admin API when another JSON API answers 200 without the expected fields', async (t) => {
+  const api = await apiStandIn(t, json(200, { status: 'ok', items: [] }));
+  const r = await run(CLI, ['domains', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^opengslb-cli: GET ${api.url}/api/v1/domains answered HTTP 200 with JSON that is not the admin API's answer \\(no "domains" field\\)\nhint: is `));
+  const wrongType = await apiStandIn(t, json(200, { domains: 'all' }));
+  const r2 = await run(CLI, ['domains', '--api', wrongType.url], { env: env() });
+  assert.match(r2.stderr, /\("domains" is a string, expected an array\)/);
+});
+
+test('says that --api is not the admin API when what answers there does not speak HTTP', async (t) => {
+  const server = createNetServer((socket) => socket.on('data', () => socket.end('SSH-2.0-OpenSSH_9.2\r\n')));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const r = await run(CLI, ['status', '--api', url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^opengslb-cli: cannot reach the admin API at ${url}/api/v1/\\S+: what answers there does not speak HTTP, so it is not the admin API\nhint: `));
+});
+
 test('overrides set PUTs {healthy, reason, source} to the URL-encoded path with the bearer token from $OPENGSLB_API_TOKEN', async (t) => {
   const api = await apiStandIn(t, json(200, OVERRIDE));
   const r = await run(CLI, ['overrides', 'set', 'app.example.test', '2001:db8::1', '--unhealthy', '--reason', 'kernel upgrade'], {
@@ -242,11 +278,16 @@ test('status treats 503 from /api/v1/ready as "not ready", not as an error', asy
 for (const c of [
   { name: 'an unknown command', args: ['frobnicate'], expect: /^opengslb-cli: unknown command "frobnicate"\nusage: opengslb-cli COMMAND/ },
   { name: 'a group without its sub-command', args: ['overrides'], expect: /^opengslb-cli: unknown command "overrides" \(overrides takes: list, set, clear\)\n/ },
-  { name: 'an unknown flag', args: ['servers', '--colour'], expect: /^opengslb-cli servers: Unknown option '--colour'.*\nusage: opengslb-cli servers / },
+  { name: 'an unknown flag', args: ['servers', '--colour'], expect: /^opengslb-cli servers: unknown flag --colour\nusage: opengslb-cli servers / },
+  { name: 'a misspelt flag', args: ['servers', '--regoin', 'eu'], expect: /^opengslb-cli servers: unknown flag --regoin; did you mean --region\?\nusage: opengslb-cli servers / },
+  { name: 'a flag without its value', args: ['servers', '--domain'], expect: /^opengslb-cli servers: --domain needs a value\nusage: opengslb-cli servers / },
+  { name: 'a flag whose value looks like a flag', args: ['servers', '--domain', '--json'], expect: /^opengslb-cli servers: --domain needs a value, but the next word "--json" is a flag; if that is the value, write --domain=--json\nusage: / },
+  { name: 'a value given to a switch', args: ['servers', '--json=yes'], expect: /^opengslb-cli servers: --json is a switch and takes no value\nusage: opengslb-cli servers / },
   { name: 'a bad --status', args: ['servers', '--status', 'down'], expect: /^opengslb-cli servers: --status: "down" is not a health state, expected healthy, unhealthy or unknown\n/ },
   { name: 'both --healthy and --unhealthy', args: ['overrides', 'set', 'a.test', '192.0.2.1', '--healthy', '--unhealthy', '--reason', 'x'], expect: /give exactly one of --healthy and --unhealthy/ },
   { name: 'an override without --reason', args: ['overrides', 'set', 'a.test', '192.0.2.1', '--healthy'], expect: /--reason TEXT is required/ },
   { name: 'a missing argument', args: ['overrides', 'clear', 'a.test'], expect: /^opengslb-cli overrides clear: expected 2 arguments, got 1: a\.test\n/ },
+  { name: 'an argument to a command that takes none', args: ['status', 'now'], expect: /^opengslb-cli status: takes no arguments, got: now\nusage: opengslb-cli status/ },
   { name: 'a bad --timeout', args: ['status', '--timeout', '5x'], expect: /^opengslb-cli status: --timeout: "5x" has the unknown unit "x"/ },
   { name: 'an --api that is not http(s)', args: ['status', '--api', 'ftp://example.test'], expect: /^opengslb-cli status: --api: "ftp:\/\/example\.test" is not an http:\/\/ or https:\/\/ URL\n/ },
   { name: 'no command at all', args: [], expect: /^opengslb-cli: a command is needed\nusage: opengslb-cli COMMAND/ },

@@ -9,7 +9,7 @@ import type { ParseArgsOptionsConfig } from 'node:util';
 import type { OverrideView, Readiness } from '../../overwatch/views.ts';
 // Type-only, for the JSON shape GET /api/v1/explain serves; no routing code runs in the CLI.
 import type { Explanation } from '../../overwatch/explain.ts';
-import { type ApiClient, CliFailure, segment } from './client.ts';
+import { type ApiClient, CliFailure, segment, type Shape } from './client.ts';
 import { formatExplain } from './explain-format.ts';
 import {
   type DomainsResponse,
@@ -61,6 +61,18 @@ export interface Command {
 
 const HEALTH_STATES = ['healthy', 'unhealthy', 'unknown'] as const;
 
+/** The fields each admin-API answer the commands print must carry (see ApiClient's Shape). */
+const SHAPES = {
+  version: { version: 'string', node_version: 'string' },
+  ready: { ready: 'boolean' },
+  regions: { regions: 'array' },
+  domains: { domains: 'array' },
+  servers: { servers: 'array' },
+  overrides: { overrides: 'array' },
+  override: { service: 'string', address: 'string', healthy: 'boolean' },
+  explain: { name: 'string', rcode: 'string', candidates: 'array' },
+} as const satisfies Record<string, Shape>;
+
 function printJson(ctx: CommandContext, body: unknown): void {
   ctx.out(JSON.stringify(body, null, 2) + '\n');
 }
@@ -92,11 +104,11 @@ const status: Command = {
   async run(ctx) {
     // Five independent GETs; one failure fails the command with that request's message.
     const [version, ready, regions, domains, overrides] = await Promise.all([
-      ctx.client.get('/api/v1/version'),
-      ctx.client.get('/api/v1/ready', {}, [200, 503]),
-      ctx.client.get('/api/v1/health/regions'),
-      ctx.client.get('/api/v1/domains'),
-      ctx.client.get('/api/v1/overrides'),
+      ctx.client.get('/api/v1/version', SHAPES.version),
+      ctx.client.get('/api/v1/ready', SHAPES.ready, {}, [200, 503]),
+      ctx.client.get('/api/v1/health/regions', SHAPES.regions),
+      ctx.client.get('/api/v1/domains', SHAPES.domains),
+      ctx.client.get('/api/v1/overrides', SHAPES.overrides),
     ]);
     if (ctx.json) {
       printJson(ctx, { version: version.body, ready: ready.body, regions: regions.body, domains: domains.body, overrides: overrides.body });
@@ -132,7 +144,7 @@ const servers: Command = {
       throw new UsageError(`--status: "${state}" is not a health state, expected healthy, unhealthy or unknown`);
     }
     const query = { domain: str(values, 'domain'), region: str(values, 'region'), status: state };
-    const res = await ctx.client.get('/api/v1/health/servers', query);
+    const res = await ctx.client.get('/api/v1/health/servers', SHAPES.servers, query);
     if (ctx.json) return printJson(ctx, res.body);
     const filtered = Object.values(query).some((v) => v !== undefined);
     ctx.out(formatServers(res.body as ServersResponse, filtered));
@@ -150,7 +162,7 @@ const domains: Command = {
   options: { servers: { type: 'boolean' } },
   args: [0, 1],
   async run(ctx, values, args) {
-    const res = await ctx.client.get('/api/v1/domains');
+    const res = await ctx.client.get('/api/v1/domains', SHAPES.domains);
     let body = res.body as DomainsResponse;
     const name = args[0];
     if (name !== undefined) {
@@ -174,7 +186,7 @@ const overridesList: Command = {
   options: {},
   args: [0, 0],
   async run(ctx) {
-    const res = await ctx.client.get('/api/v1/overrides');
+    const res = await ctx.client.get('/api/v1/overrides', SHAPES.overrides);
     if (ctx.json) return printJson(ctx, res.body);
     ctx.out(formatOverrides(res.body as OverridesResponse));
   },
@@ -206,7 +218,7 @@ const overridesSet: Command = {
     if (reason === undefined || reason.trim() === '') throw new UsageError('--reason TEXT is required: say why, for whoever reads the override later');
     const source = str(values, 'source') ?? defaultSource(ctx.env);
     if (source.trim() === '') throw new UsageError('--source: must not be empty');
-    const res = await ctx.client.put(overridePath(service, address), { healthy: values.healthy === true, reason, source });
+    const res = await ctx.client.put(overridePath(service, address), { healthy: values.healthy === true, reason, source }, SHAPES.override);
     if (ctx.json) return printJson(ctx, res.body);
     ctx.out(formatOverrideSet(res.body as OverrideView));
   },
@@ -224,7 +236,7 @@ const overridesClear: Command = {
     // DELETE answers 204 without a body; read the override first so the output can say what was cleared.
     // A 404 here is left to the DELETE to report (it says the same, and the override may have just appeared).
     const path = overridePath(service, address);
-    const found = await ctx.client.get(path, {}, [200, 404]);
+    const found = await ctx.client.get(path, SHAPES.override, {}, [200, 404]);
     const was = found.status === 200 ? (found.body as OverrideView) : null;
     await ctx.client.delete(path);
     if (ctx.json) return printJson(ctx, { cleared: true, service, address, was });
@@ -245,7 +257,7 @@ const explain: Command = {
   args: [1, 1],
   async run(ctx, values, args) {
     const type = str(values, 'type');
-    const res = await ctx.client.get('/api/v1/explain', { name: args[0], type: type?.toUpperCase(), client: str(values, 'client') });
+    const res = await ctx.client.get('/api/v1/explain', SHAPES.explain, { name: args[0], type: type?.toUpperCase(), client: str(values, 'client') });
     if (ctx.json) return printJson(ctx, res.body);
     ctx.out(formatExplain(res.body as Explanation));
   },
