@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { OpenGslbError } from '../lib/errors.ts';
 import { overrideKey } from '../registry/keys.ts';
+import { lockStateDir, LOCK_FILE, type DirLock } from './lock.ts';
 
 /** An override as stored: one per (service, address). */
 export interface StoredOverride {
@@ -172,7 +173,7 @@ function restrictPermissions(dataDir: string): void {
   if (process.platform === 'win32') return;
   if ((statSync(dataDir).mode & 0o777) !== DATA_DIR_MODE) chmodSync(dataDir, DATA_DIR_MODE);
   for (const name of readdirSync(dataDir)) {
-    if (name !== 'state.mdb' && !name.startsWith('state.mdb-')) continue;
+    if (name !== 'state.mdb' && !name.startsWith('state.mdb-') && name !== LOCK_FILE) continue;
     const file = join(dataDir, name);
     if ((statSync(file).mode & 0o777) !== DATA_FILE_MODE) chmodSync(file, DATA_FILE_MODE);
   }
@@ -186,28 +187,37 @@ export class LmdbStore implements StateStore {
   readonly #lastUp: Database<number, string>;
   /** JSON text per key id "zone|keyTag": parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
   readonly #dnssecKeys: Database<string, string>;
+  readonly #lock: DirLock;
 
-  private constructor(location: string, root: RootDatabase) {
+  private constructor(location: string, root: RootDatabase, lock: DirLock) {
     this.location = location;
     this.#root = root;
+    this.#lock = lock;
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
     this.#dnssecKeys = root.openDB<string, string>({ name: 'dnssec_keys', encoding: 'string' });
   }
 
   /**
-   * Opens (creating if needed) the state database in `dataDir`. Throws
+   * Takes the state directory `dataDir` for this process (src/state/lock.ts)
+   * and opens (creating if needed) the state database in it; close() gives
+   * the directory back. Throws OPENGSLB_ERR_STATE_LOCKED naming the directory
+   * and the pid of the running instance that holds it, and
    * OPENGSLB_ERR_STATE_OPEN saying which directory and what to do about it.
    */
   static open(dataDir: string): LmdbStore {
     const path = join(dataDir, 'state.mdb');
+    let lock: DirLock | null = null;
     try {
       mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
       restrictPermissions(dataDir);
+      lock = lockStateDir(dataDir);
       const root = open({ path, maxDbs: 8 });
       restrictPermissions(dataDir);
-      return new LmdbStore(path, root);
+      return new LmdbStore(path, root, lock);
     } catch (err) {
+      lock?.release();
+      if (err instanceof OpenGslbError) throw err;
       throw new OpenGslbError(
         'OPENGSLB_ERR_STATE_OPEN',
         `cannot open the state database ${path} (overwatch.data_dir: ${dataDir}): ${(err as Error).message}; create the directory and make it writable by this user, or point overwatch.data_dir at one that is`,
@@ -277,6 +287,10 @@ export class LmdbStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    await this.#root.close();
+    try {
+      await this.#root.close();
+    } finally {
+      this.#lock.release();
+    }
   }
 }
