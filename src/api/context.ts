@@ -5,12 +5,16 @@ import type { ApiConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Overwatch } from '../overwatch/overwatch.ts';
+import type { ConfigReloader } from '../overwatch/reload.ts';
 
 /**
  * The part of the Overwatch the API reads and writes. Overwatch satisfies it;
  * naming the methods here keeps the API off everything else (snapshot internals).
  */
-export type ApiOverwatch = Pick<Overwatch, 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain'>;
+export type ApiOverwatch = Pick<Overwatch, 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain' | 'generation' | 'config'>;
+
+/** The part of the ConfigReloader the API uses: POST /api/v1/reload runs request(), GET /api/v1/status reads status(). */
+export type ApiReloader = Pick<ConfigReloader, 'request' | 'status'>;
 
 /** The dependencies startApi() takes. */
 export interface ApiDeps {
@@ -18,6 +22,12 @@ export interface ApiDeps {
   apiConfig(): ApiConfig;
   /** null while the overwatch is still starting (first health round not finished, DNS not listening). */
   overwatch(): ApiOverwatch | null;
+  /**
+   * The config reloader SIGHUP uses, once the overwatch runs (null before);
+   * absent when the overwatch was not started from a file (tests), and then
+   * the reload route answers 503.
+   */
+  reloader?(): ApiReloader | null;
   /** The process logger; the API logs through a child with { component: 'api' }. */
   logger: Logger;
   /** The OpenGSLB version, as /api/v1/version reports it. */

@@ -124,13 +124,14 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   // The API starts first, so /api/v1/ready says 503 while the first health round runs.
   let running: Overwatch | null = null;
+  let reloading: ConfigReloader | null = null;
   let api: ApiServer | null = null;
   if (config.api.enabled) {
     try {
       // Loaded only when enabled: Fastify and its schemas cost memory a DNS-only node need not pay.
       const { startApi } = await import('../api/server.ts');
       api = await startApi(
-        { apiConfig: () => (running?.config ?? config).api, overwatch: () => running, logger, version: packageVersion() },
+        { apiConfig: () => (running?.config ?? config).api, overwatch: () => running, reloader: () => reloading, logger, version: packageVersion() },
         config.api.host,
         config.api.port,
       );
@@ -201,6 +202,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     loadedAtMs,
     ...(values.mode === undefined ? {} : { modeOverride: values.mode as Config['mode'] }),
   });
+  reloading = reloader;
   metrics?.attach(overwatch, reloader);
   // The reloader runs reloads one after another and logs each outcome itself.
   const onHup = (): void => void reloader.request();

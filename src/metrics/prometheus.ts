@@ -64,6 +64,8 @@ export interface OverwatchSource {
 /** What the metrics read from the config reloader (ConfigReloader satisfies it). */
 export interface ReloaderSource {
   readonly reloads: Readonly<Record<'success' | 'failure', number>>;
+  /** Did the last reload succeed (true before any ran)? Optional for stand-ins; absent reads as true. */
+  readonly lastReloadSuccessful?: boolean;
   /** Unix ms of the last successful reload, or of the start-up load when none succeeded yet. */
   readonly lastSuccessMs: number;
 }
@@ -402,7 +404,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   new Counter({
     name: 'opengslb_config_reloads_total',
-    help: 'Config reloads (SIGHUP) by result.',
+    help: 'Config reloads (SIGHUP or POST /api/v1/reload) by result.',
     labelNames: ['result'],
     registers,
     collect() {
@@ -418,6 +420,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers,
     collect() {
       this.set((reloader === null ? options.loadedAtMs : reloader.lastSuccessMs) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_config_last_reload_successful',
+    help: 'Whether the last config reload succeeded (1, also before any reload) or failed (0; the previous config still serves).',
+    registers,
+    collect() {
+      this.set(reloader === null || reloader.lastReloadSuccessful !== false ? 1 : 0);
     },
   });
   new Gauge({

@@ -8,7 +8,7 @@
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
-import { Registry, type MemberModel } from '../registry/registry.ts';
+import { Registry, type ConfigChange, type MemberModel } from '../registry/registry.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
@@ -65,8 +65,11 @@ export interface OverrideRequest {
 
 export interface ReloadResult {
   readonly ok: boolean;
+  /** The generation serving afterwards: the new one, or the old one when refused. */
   readonly generation: number;
   readonly message: string;
+  /** On success, the servers the new config added, removed and changed, by label (Registry.applyConfig()). */
+  readonly servers?: ConfigChange;
 }
 
 export class Overwatch {
@@ -278,7 +281,7 @@ export class Overwatch {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
       }
     }
-    this.registry.applyConfig(next);
+    const servers = this.registry.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
       snapshot = this.#compile();
@@ -291,7 +294,7 @@ export class Overwatch {
     this.#logger.level = next.logging.level;
     const lagging = await this.#publish(snapshot);
     const note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
-    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
+    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}`, servers };
   }
 
   /** Runs `step` after every reload or republish queued before it; a failure does not stop the ones after. */

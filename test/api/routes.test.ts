@@ -3,6 +3,9 @@
 // loopback port 0, called with Node's fetch.
 
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/markdown.ts';
 import { after, before, describe, test } from 'node:test';
 import { launchServer, type Started } from '../helpers/server.ts';
 import { call, openTestApi, YAML, type StartedApi } from './helpers.ts';
@@ -223,7 +226,17 @@ describe('OpenAPI document', () => {
     '/api/v1/overrides/{service}/{address}': ['delete', 'get', 'put'],
     '/api/v1/explain': ['get'],
     '/api/v1/overwatch/backends': ['get'],
+    '/api/v1/reload': ['post'],
+    '/api/v1/status': ['get'],
   };
+
+  test('docs/api.md\'s route table lists exactly the routes of the OpenAPI document', async () => {
+    const doc = await readFile(join(ROOT, 'docs/api.md'), 'utf8');
+    const documented: Record<string, string[]> = {};
+    for (const m of doc.matchAll(/^\| (GET|POST|PUT|DELETE|PATCH) \| `(\/api\/v1\/[^`]*)` \|/gm)) (documented[m[2]] ??= []).push(m[1].toLowerCase());
+    for (const list of Object.values(documented)) list.sort();
+    assert.deepEqual(documented, ROUTES);
+  });
 
   test('GET /api/v1/openapi.json lists every route with its methods', async () => {
     const r = await call(api.base, 'GET', '/api/v1/openapi.json');

@@ -196,7 +196,7 @@ test('formatOverrideCleared names what was cleared, with its reason when it was 
   assert.match(formatOverrideCleared('app.example.test', '2001:db8::1', MAINTENANCE), /^Override cleared: 2001:db8::1 in app\.example\.test was forced unhealthy \(reason: maintenance; source: alice@ops1; since /);
 });
 
-test('formatStatus shows version, readiness, per-region counts with a total, domains and active overrides', () => {
+test('formatStatus shows version, readiness, the config serving and the last failed reload, per-region counts with a total, domains and active overrides', () => {
   const text = formatStatus({
     api: 'http://127.0.0.1:8080',
     version: { version: '0.1.0', node_version: 'v24.21.0', platform: 'linux-x64', generated_at: NOW },
@@ -210,15 +210,27 @@ test('formatStatus shows version, readiness, per-region counts with a total, dom
     },
     domains: { generated_at: NOW, domains: [domain({})] },
     overrides: { overrides: [MAINTENANCE, { ...MAINTENANCE, address: '192.0.2.7', active: false }] },
+    config: {
+      version: '0.1.0',
+      generation: 4,
+      config: { file: 'config/example.yaml', generation: 3, loaded_at: '2025-06-01T11:58:00.000Z' },
+      reloads: { success: 2, failure: 1 },
+      last_reload: null,
+      last_failed_reload: { at: '2025-06-01T11:59:30.000Z', message: 'config/example.yaml:7:21: dns.default_ttl: "soon" is not an integer', problems: 2 },
+      generated_at: NOW,
+    },
   });
   assert.equal(
     text,
     [
       'OpenGSLB 0.1.0 at http://127.0.0.1:8080',
-      'Runtime:    Node v24.21.0, linux-x64',
-      'Ready:      no: first health round still running (DNS listening: yes, first health round done: no)',
-      'Domains:    1',
-      'Overrides:  1 active, 1 waiting for their domain or server to return',
+      'Runtime:      Node v24.21.0, linux-x64',
+      'Ready:        no: first health round still running (DNS listening: yes, first health round done: no)',
+      'Config:       config/example.yaml, generation 3 (snapshot generation 4), loaded 2025-06-01T11:58:00.000Z (2m ago)',
+      'Reloads:      2 succeeded, 1 failed',
+      'Last failed:  2025-06-01T11:59:30.000Z (30s ago): config/example.yaml:7:21: dns.default_ttl: "soon" is not an integer (and 1 more problems)',
+      'Domains:      1',
+      'Overrides:    1 active, 1 waiting for their domain or server to return',
       '',
       'REGION   SERVERS  HEALTHY  UNHEALTHY  UNKNOWN  HEALTHY%',
       'eu-west  2        1        1          0        50.0%',

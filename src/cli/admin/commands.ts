@@ -12,7 +12,11 @@ import type { Explanation } from '../../overwatch/explain.ts';
 import { type ApiClient, CliFailure, segment, type Shape } from './client.ts';
 import { formatExplain } from './explain-format.ts';
 import {
+  type ConfigStatusResponse,
   type DomainsResponse,
+  formatReload,
+  formatReloadFailure,
+  type ReloadResponse,
   formatDomains,
   formatOverrideCleared,
   formatOverrides,
@@ -71,6 +75,8 @@ const SHAPES = {
   overrides: { overrides: 'array' },
   override: { service: 'string', address: 'string', healthy: 'boolean' },
   explain: { name: 'string', rcode: 'string', candidates: 'array' },
+  status: { generation: 'number', config: 'object', reloads: 'object' },
+  reload: { result: 'string', generation: 'number', problems: 'array' },
 } as const satisfies Record<string, Shape>;
 
 function printJson(ctx: CommandContext, body: unknown): void {
@@ -97,21 +103,22 @@ function sameName(a: string, b: string): boolean {
 const status: Command = {
   name: 'status',
   synopsis: '',
-  summary: 'version, readiness, servers per region, domains and overrides on one screen',
+  summary: 'version, readiness, the config serving (generation, when loaded, last failed reload), servers per region, domains and overrides on one screen',
   flags: [],
   options: {},
   args: [0, 0],
   async run(ctx) {
-    // Five independent GETs; one failure fails the command with that request's message.
-    const [version, ready, regions, domains, overrides] = await Promise.all([
+    // Six independent GETs; one failure fails the command with that request's message.
+    const [version, ready, regions, domains, overrides, config] = await Promise.all([
       ctx.client.get('/api/v1/version', SHAPES.version),
       ctx.client.get('/api/v1/ready', SHAPES.ready, {}, [200, 503]),
       ctx.client.get('/api/v1/health/regions', SHAPES.regions),
       ctx.client.get('/api/v1/domains', SHAPES.domains),
       ctx.client.get('/api/v1/overrides', SHAPES.overrides),
+      ctx.client.get('/api/v1/status', SHAPES.status),
     ]);
     if (ctx.json) {
-      printJson(ctx, { version: version.body, ready: ready.body, regions: regions.body, domains: domains.body, overrides: overrides.body });
+      printJson(ctx, { version: version.body, ready: ready.body, config: config.body, regions: regions.body, domains: domains.body, overrides: overrides.body });
       return;
     }
     ctx.out(
@@ -122,8 +129,26 @@ const status: Command = {
         regions: regions.body as RegionsResponse,
         domains: domains.body as DomainsResponse,
         overrides: overrides.body as OverridesResponse,
+        config: config.body as ConfigStatusResponse,
       }),
     );
+  },
+};
+
+const reload: Command = {
+  name: 'reload',
+  synopsis: '',
+  summary: 'reload the config files as SIGHUP does, and print what changed or every problem (exit 1 when it failed)',
+  flags: [],
+  options: {},
+  args: [0, 0],
+  async run(ctx) {
+    const res = await ctx.client.post('/api/v1/reload', undefined, SHAPES.reload, [200, 422]);
+    const body = res.body as ReloadResponse;
+    if (ctx.json) printJson(ctx, body);
+    else if (body.result === 'success') ctx.out(formatReload(body));
+    // The failure is the command's error: stderr, every line after the program name, exit 1.
+    if (body.result !== 'success') throw new CliFailure(formatReloadFailure('opengslb-cli', body).replace(/^opengslb-cli: /, '').trimEnd(), 1);
   },
 };
 
@@ -264,7 +289,7 @@ const explain: Command = {
 };
 
 /** The admin-API commands, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [status, servers, domains, overridesList, overridesSet, overridesClear, explain];
+export const COMMANDS: readonly Command[] = [status, reload, servers, domains, overridesList, overridesSet, overridesClear, explain];
 
 /** Command words that take a sub-command word. */
 export const GROUPS: readonly string[] = ['overrides', 'config'];

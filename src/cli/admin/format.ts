@@ -30,6 +30,46 @@ export interface OverridesResponse {
   readonly overrides: readonly OverrideView[];
 }
 
+/** Names a reload added, removed and changed. */
+export interface ChangeListJson {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+}
+
+/** One config problem as POST /api/v1/reload reports it. */
+export interface ProblemJson {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly path: string;
+  readonly message: string;
+  readonly text: string;
+}
+
+/** POST /api/v1/reload, and last_reload of GET /api/v1/status. */
+export interface ReloadResponse {
+  readonly result: 'success' | 'failure';
+  readonly generation: number;
+  readonly message: string;
+  readonly files: readonly string[];
+  readonly changes: { readonly domains: ChangeListJson; readonly servers: ChangeListJson } | null;
+  readonly problems: readonly ProblemJson[];
+  readonly at: string;
+  readonly error?: string;
+}
+
+/** GET /api/v1/status. */
+export interface ConfigStatusResponse {
+  readonly version: string;
+  readonly generation: number;
+  readonly config: { readonly file: string; readonly generation: number | null; readonly loaded_at: string | null };
+  readonly reloads: { readonly success: number; readonly failure: number };
+  readonly last_reload: ReloadResponse | null;
+  readonly last_failed_reload: { readonly at: string; readonly message: string; readonly problems: number } | null;
+  readonly generated_at: string;
+}
+
 /** Everything `status` fetched, and where from. */
 export interface StatusData {
   readonly api: string;
@@ -38,6 +78,7 @@ export interface StatusData {
   readonly regions: RegionsResponse;
   readonly domains: DomainsResponse;
   readonly overrides: OverridesResponse;
+  readonly config: ConfigStatusResponse;
 }
 
 /** "-" for what the API reports as null (not yet, none). */
@@ -74,10 +115,18 @@ export function formatStatus(d: StatusData): string {
   const ready = r.ready ? 'yes' : `no${r.message ? `: ${r.message}` : ''}`;
   const active = d.overrides.overrides.filter((o) => o.active);
   const inactive = d.overrides.overrides.length - active.length;
+  const c = d.config;
+  const now = c.generated_at;
+  const loaded = c.config.loaded_at === null ? '' : `, loaded ${c.config.loaded_at} (${formatAge(c.config.loaded_at, now)})`;
+  const generation = c.config.generation === null ? `snapshot generation ${c.generation}` : `generation ${c.config.generation}${c.generation !== c.config.generation ? ` (snapshot generation ${c.generation})` : ''}`;
+  const failed = c.last_failed_reload;
   let out = `OpenGSLB ${d.version.version} at ${d.api}\n`;
   out += formatFields([
     ['Runtime', `Node ${d.version.node_version}, ${d.version.platform}`],
     ['Ready', `${ready} (DNS listening: ${yesNo(r.dns_ready)}, first health round done: ${yesNo(r.health_ready)})`],
+    ['Config', `${c.config.file}, ${generation}${loaded}`],
+    ['Reloads', `${c.reloads.success} succeeded, ${c.reloads.failure} failed`],
+    ['Last failed', failed === null ? 'none' : `${failed.at} (${formatAge(failed.at, now)}): ${failed.message}${failed.problems > 1 ? ` (and ${failed.problems - 1} more problems)` : ''}`],
     ['Domains', String(d.domains.domains.length)],
     ['Overrides', `${active.length} active${inactive > 0 ? `, ${inactive} waiting for their domain or server to return` : ''}`],
   ]);
@@ -188,4 +237,35 @@ export function formatOverrideSet(o: OverrideView): string {
 export function formatOverrideCleared(service: string, address: string, was: OverrideView | null): string {
   if (was === null) return `Override cleared: ${address} in ${service}; the health checks decide again.\n`;
   return `Override cleared: ${was.address} in ${was.service} was forced ${forced(was.healthy)} (reason: ${was.reason}; source: ${was.source}; since ${was.created_at}); the health checks decide again.\n`;
+}
+
+/** One change list as "+a +b -c ~d", or "no change". */
+function changeLine(c: ChangeListJson): string {
+  const parts = [...c.added.map((n) => `+${n}`), ...c.removed.map((n) => `-${n}`), ...c.changed.map((n) => `~${n}`)];
+  return parts.length === 0 ? 'no change' : parts.join(' ');
+}
+
+/** `reload` that succeeded: the generation now serving, the files read, and what changed (+ added, - removed, ~ changed). */
+export function formatReload(r: ReloadResponse): string {
+  const files = r.files.length === 0 ? '' : ` from ${r.files[0]}${r.files.length > 1 ? ` and ${r.files.length - 1} more files` : ''}`;
+  let out = `Reloaded${files}: serving generation ${r.generation}\n`;
+  if (r.changes !== null) {
+    out += formatFields([
+      ['Domains', changeLine(r.changes.domains)],
+      ['Servers', changeLine(r.changes.servers)],
+    ]);
+  }
+  return out;
+}
+
+/**
+ * `reload` that failed, as error lines that each begin with `program`: that
+ * it failed and which generation still serves, then every problem as
+ * FILE:LINE:COL: path: message (or the refusal's reason).
+ */
+export function formatReloadFailure(program: string, r: ReloadResponse): string {
+  let out = `${program}: reload failed; the previous config still serves (generation ${r.generation})\n`;
+  if (r.problems.length === 0) return out + `${program}: ${r.message}\n`;
+  for (const p of r.problems) out += `${program}: ${p.text}\n`;
+  return out;
 }
