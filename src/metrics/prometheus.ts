@@ -55,6 +55,8 @@ export interface OverwatchSource {
   /** The servers the health-check series may name (Registry satisfies it). */
   readonly registry: { servers(): readonly CheckedServer[] };
   overrides(): readonly OverrideView[];
+  /** Overrides ended by their end time since start; optional for stand-ins (absent reads as 0). */
+  readonly overridesExpired?: number;
   /** The health checker's probe and transition counts since start. */
   healthCounters(): HealthCounters;
   /** (domain, algorithm) per routing-decision stat id (REC_STAT_ID); undefined for ids never used. */
@@ -472,12 +474,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   new Gauge({
     name: 'opengslb_overwatch_overrides_active',
-    help: 'Operator overrides whose domain and address are in the config now serving.',
+    help: 'Operator overrides in force that cover something the config now serving answers, by scope (domain: one address in one domain; server: one address in every domain; region: a whole region).',
+    labelNames: ['scope'],
     registers,
     collect() {
-      let n = 0;
-      if (overwatch !== null) for (const o of overwatch.overrides()) if (o.active) n++;
-      this.set(n);
+      const n: Record<OverrideView['scope'], number> = { domain: 0, server: 0, region: 0 };
+      if (overwatch !== null) for (const o of overwatch.overrides()) if (o.active) n[o.scope]++;
+      for (const [scope, count] of Object.entries(n)) this.set({ scope }, count);
+    },
+  });
+  new Counter({
+    name: 'opengslb_overwatch_overrides_expired_total',
+    help: 'Operator overrides that reached their end time (expires_at, --for, --until) and were removed, so the health checks decide again; each is also one log line.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(overwatch?.overridesExpired ?? 0);
     },
   });
   const info = new Gauge({ name: 'opengslb_app_info', help: 'Always 1; the version label says what runs.', labelNames: ['version'], registers });

@@ -8,7 +8,7 @@
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
-import { Registry, type ConfigChange, type MemberModel } from '../registry/registry.ts';
+import { Registry, type ConfigChange, type MemberModel, type ServerRecord } from '../registry/registry.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
@@ -17,7 +17,9 @@ import {
   lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { MemoryStore, type StateStore, type StoredOverride } from '../state/store.ts';
+import { MemoryStore, type StateStore } from '../state/store.ts';
+import { describeTarget, fromStored, inForce, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
+import { OverrideExpiry } from './override-expiry.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
@@ -60,6 +62,8 @@ export interface OverrideRequest {
   readonly healthy: boolean;
   readonly reason: string;
   readonly source: string;
+  /** When the health checks decide again, epoch ms; absent or null: until cleared. */
+  readonly expiresAtMs?: number | null;
 }
 
 
@@ -92,6 +96,9 @@ export class Overwatch {
   #queue: Promise<unknown> = Promise.resolve();
   #republishTimer: NodeJS.Timeout | null = null;
   #stopping = false;
+  /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
+  #overrideQueue: Promise<unknown> = Promise.resolve();
+  readonly #expiry: OverrideExpiry;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
     this.#health = state.health;
@@ -110,6 +117,18 @@ export class Overwatch {
     this.#lastUp = state.lastUp;
     this.#lastUp.start();
     this.registry.on('changed', () => this.#scheduleRepublish());
+    this.#expiry = new OverrideExpiry({
+      registry: this.registry,
+      apply: (target) => this.#fanout.applyOverride(target),
+      forget: (target) => this.#overridesSerially(async () => {
+        // A new override of the same target set meanwhile stays stored.
+        if (this.registry.overrideAt(target) === null) await this.#store.deleteOverride(target);
+      }),
+      logger: logger.child({ component: 'overrides' }),
+    });
+    // Overrides that ended while the overwatch was stopped are dropped now (logged and counted as expired).
+    this.#expiry.expireDue();
+    this.#expiry.schedule();
   }
 
   /**
@@ -124,7 +143,7 @@ export class Overwatch {
     registry.applyConfig(config);
     // Persisted state goes in before any verdict: overrides outrank the first
     // round, and last-up times let last_healthy answer right after a restart.
-    for (const o of store.loadOverrides()) registry.setOverride(o);
+    for (const o of store.loadOverrides()) registry.setOverride(fromStored(o));
     const view = registry.view();
     const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
     const fresh = registry.takeFreshSlots();
@@ -378,53 +397,94 @@ export class Overwatch {
     if (this.#republishTimer !== null) clearTimeout(this.#republishTimer);
     this.#republishTimer = null;
     this.#health?.stop();
+    this.#expiry.stop();
     await this.#queue;
+    await this.#overrideQueue;
     await this.pool.stop(graceMs);
     await this.#lastUp.stop();
   }
 
   // ---- Overrides
 
-  /** Every override, active or not. */
+  /** Every override, active or not, by scope (domain, server, region), then by what it covers. */
   overrides(): OverrideView[] {
-    const out = this.registry.overrides().map((o) => this.#overrideView(o));
-    out.sort((a, b) => (a.service === b.service ? (a.address < b.address ? -1 : 1) : a.service < b.service ? -1 : 1));
+    const out = this.registry.overrides().filter((o) => inForce(o, Date.now())).map((o) => this.#overrideView(o));
+    const rank = (v: OverrideView): number => OVERRIDE_SCOPES.indexOf(v.scope);
+    const text = (v: OverrideView): string => `${v.service ?? ''}|${v.address ?? ''}|${v.region ?? ''}`;
+    out.sort((a, b) => rank(a) - rank(b) || (text(a) < text(b) ? -1 : text(a) > text(b) ? 1 : 0));
     return out;
   }
 
+  /** Overrides ended since start (opengslb_overwatch_overrides_expired_total). */
+  get overridesExpired(): number {
+    return this.#expiry.expired;
+  }
+
   /**
-   * Sets an override of `address` in domain `service` (both normalised):
-   * persisted first, then written to the live slots, so the next query on
-   * every worker follows it. Throws OPENGSLB_ERR_NOT_FOUND when the domain
-   * does not answer that address, OPENGSLB_ERR_STATE_WRITE when the store
-   * refuses the write (nothing is applied then).
+   * Sets the override of `target` (names normalised): one address in one
+   * domain, one address in every domain, or a region's servers in every
+   * domain; with `expiresAtMs`, the checks decide again at that instant.
+   * Persisted first, then written to the live slots, so the next query on
+   * every worker follows it. Throws OPENGSLB_ERR_NOT_FOUND when nothing served
+   * matches the target, OPENGSLB_ERR_API_BAD_REQUEST for an end that has
+   * passed, OPENGSLB_ERR_STATE_WRITE when the store refuses the write
+   * (nothing is applied then).
    */
-  async setOverride(service: string, address: string, request: OverrideRequest): Promise<OverrideView> {
-    this.#requireMember(service, address);
-    const stored: StoredOverride = { service, address, healthy: request.healthy, reason: request.reason, source: request.source, createdAtMs: Date.now() };
-    await this.#store.putOverride(stored);
-    this.registry.setOverride(stored);
-    this.#fanout.applyOverride(service, address);
-    return this.#overrideView(stored);
+  setOverride(target: OverrideTarget, request: OverrideRequest): Promise<OverrideView> {
+    this.#requireTarget(target);
+    const now = Date.now();
+    const expiresAtMs = request.expiresAtMs ?? null;
+    if (expiresAtMs !== null && expiresAtMs <= now) {
+      throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `the override's end ${new Date(expiresAtMs).toISOString()} has passed; give a time in the future`);
+    }
+    return this.#overridesSerially(async () => {
+      const o: Override = { target, healthy: request.healthy, reason: request.reason, source: request.source, createdAtMs: now, expiresAtMs };
+      await this.#store.putOverride(toStored(o));
+      this.registry.setOverride(o);
+      this.#fanout.applyOverride(target);
+      this.#expiry.schedule();
+      return this.#overrideView(o);
+    });
   }
 
-  /** Removes an override; returns it, or null when there was none. Throws OPENGSLB_ERR_STATE_WRITE when the store refuses. */
-  async clearOverride(service: string, address: string): Promise<OverrideView | null> {
-    if (this.registry.overrideOf(service, address) === null) return null;
-    await this.#store.deleteOverride(service, address);
-    const existing = this.registry.deleteOverride(service, address) as StoredOverride;
-    this.#fanout.applyOverride(service, address);
-    return this.#overrideView(existing);
+  /** Removes the override of `target`; returns it, or null when there was none. Throws OPENGSLB_ERR_STATE_WRITE when the store refuses. */
+  clearOverride(target: OverrideTarget): Promise<OverrideView | null> {
+    return this.#overridesSerially(async () => {
+      const existing = this.registry.overrideAt(target);
+      if (existing === null) return null;
+      await this.#store.deleteOverride(target);
+      this.registry.deleteOverride(target);
+      this.#fanout.applyOverride(target);
+      this.#expiry.schedule();
+      return this.#overrideView(existing);
+    });
   }
 
-  /** The override of (service, address), or null. */
-  overrideOf(service: string, address: string): OverrideView | null {
-    const o = this.registry.overrideOf(service, address);
-    return o === null ? null : this.#overrideView(o);
+  /** The override set on exactly `target`, while in force, or null. */
+  overrideOf(target: OverrideTarget): OverrideView | null {
+    const o = this.registry.overrideAt(target);
+    return o === null || !inForce(o, Date.now()) ? null : this.#overrideView(o);
   }
 
-  #requireMember(service: string, address: string): void {
+  /** Runs `step` after every override write queued before it. */
+  #overridesSerially<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.#overrideQueue.then(step, step);
+    this.#overrideQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  #requireTarget(target: OverrideTarget): void {
     const members = this.#fanout.members;
+    if (target.scope === 'region') {
+      if (this.#config.regions.some((r) => r.name === target.region)) return;
+      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no region "${target.region}" is served; expected one of: ${shortList(this.#config.regions.map((r) => r.name)) || '(none)'}`);
+    }
+    if (target.scope === 'server') {
+      if (members.some((m) => m.server.address === target.address)) return;
+      const addresses = [...new Set(members.map((m) => m.server.address))];
+      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no served domain answers a server with address ${target.address}; the servers are: ${shortList(addresses) || '(none)'}`);
+    }
+    const { service, address } = target;
     if (!this.#config.domains.some((d) => d.name === service)) {
       const names = this.#config.domains.map((d) => d.name);
       throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no domain "${service}" is served; expected one of: ${shortList(names) || '(none)'}`);
@@ -435,17 +495,27 @@ export class Overwatch {
     }
   }
 
-  #overrideView(o: StoredOverride): OverrideView {
+  #overrideView(o: Override): OverrideView {
+    const t = o.target;
     return {
-      service: o.service,
-      address: o.address,
+      scope: t.scope,
+      service: t.scope === 'domain' ? t.service : null,
+      address: t.scope === 'region' ? null : t.address,
+      region: t.scope === 'region' ? t.region : null,
       healthy: o.healthy,
       reason: o.reason,
       source: o.source,
       created_at: rfc3339(o.createdAtMs) as string,
+      expires_at: rfc3339(o.expiresAtMs),
       authority: 'override',
-      active: this.registry.answers(o.service, o.address),
+      active: this.registry.covered(t),
     };
+  }
+
+  /** The override that decides `server` in `domain` (Registry.overrideFor), as the API shows it, or null. */
+  #decidingView(domain: string, server: ServerRecord): OverrideView | null {
+    const o = this.registry.overrideFor(domain, server);
+    return o === null ? null : this.#overrideView(o);
   }
 
   // ---- Views for the API, the metrics and the CLI
@@ -495,8 +565,8 @@ export class Overwatch {
       const status = isServed ? stateName(readHealth(live, server.slot)) : 'unknown';
       const overrides = [];
       for (const d of domains) {
-        const o = this.registry.overrideOf(d, server.address);
-        if (o !== null) overrides.push({ service: o.service, healthy: o.healthy, reason: o.reason, source: o.source });
+        const o = this.registry.overrideFor(d, server);
+        if (o !== null) overrides.push({ service: d, scope: o.target.scope, healthy: o.healthy, reason: o.reason, source: o.source, expires_at: rfc3339(o.expiresAtMs) });
       }
       const samples = isServed ? Atomics.load(live, latencyWord(cap, server.slot) + 1) : 0;
       const lastUp = isServed ? Atomics.load(live, lastUpWord(cap, server.slot)) : 0;
@@ -565,7 +635,7 @@ export class Overwatch {
         priority: m.priority,
         status: stateName(readHealth(this.#live, m.memberSlot)),
         authority: this.registry.authorityOf(m.server, m.domain),
-        override: this.overrideOf(m.domain, m.server.address),
+        override: this.#decidingView(m.domain, m.server),
       })),
     }));
   }

@@ -9,18 +9,36 @@ import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { OpenGslbError } from '../lib/errors.ts';
-import { overrideKey } from '../registry/keys.ts';
+import { describeTarget, fromStored, keyOfTarget, type OverrideTarget } from '../registry/overrides.ts';
 import { lockStateDir, LOCK_FILE, type DirLock } from './lock.ts';
 
-/** An override as stored: one per (service, address). */
+/**
+ * An override as stored, one per target (src/registry/overrides.ts converts
+ * it). Earlier versions stored only (service, address) overrides, without
+ * `scope`, `region` and `expiresAtMs`; such a record still loads, as a
+ * (service, address) override without an end.
+ */
 export interface StoredOverride {
+  /** "domain" (one address in one domain), "server" (one address, every domain) or "region"; absent: "domain". */
+  readonly scope?: 'domain' | 'server' | 'region';
+  /** The domain, for scope "domain"; "" otherwise. */
   readonly service: string;
+  /** The server address, for scopes "domain" and "server"; "" for "region". */
   readonly address: string;
+  /** The region, for scope "region". */
+  readonly region?: string;
   readonly healthy: boolean;
   readonly reason: string;
   readonly source: string;
   /** Epoch milliseconds. */
   readonly createdAtMs: number;
+  /** When it ends, epoch milliseconds; absent or null: never. */
+  readonly expiresAtMs?: number | null;
+}
+
+/** The store key of a stored override: the registry's key of its target (src/registry/keys.ts). */
+function storedKey(o: StoredOverride): string {
+  return keyOfTarget(fromStored(o).target);
 }
 
 /**
@@ -49,10 +67,10 @@ export interface StateStore {
   readonly location: string;
   /** Every stored override. */
   loadOverrides(): StoredOverride[];
-  /** Stores (or replaces) an override; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  /** Stores (or replaces) the override of its target; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   putOverride(override: StoredOverride): Promise<void>;
-  /** Removes an override; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
-  deleteOverride(service: string, address: string): Promise<void>;
+  /** Removes the override of `target`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteOverride(target: OverrideTarget): Promise<void>;
   /** Last-up times (unix seconds) by server key (src/registry/keys.ts serverKey()). */
   loadLastUp(): Map<string, number>;
   /** Stores last-up times by server key; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
@@ -129,11 +147,11 @@ export class MemoryStore implements StateStore {
   }
 
   async putOverride(override: StoredOverride): Promise<void> {
-    this.#overrides.set(overrideKey(override.service, override.address), override);
+    this.#overrides.set(storedKey(override), override);
   }
 
-  async deleteOverride(service: string, address: string): Promise<void> {
-    this.#overrides.delete(overrideKey(service, address));
+  async deleteOverride(target: OverrideTarget): Promise<void> {
+    this.#overrides.delete(keyOfTarget(target));
   }
 
   loadLastUp(): Map<string, number> {
@@ -234,17 +252,17 @@ export class LmdbStore implements StateStore {
 
   async putOverride(override: StoredOverride): Promise<void> {
     try {
-      await this.#overrides.put(overrideKey(override.service, override.address), override);
+      await this.#overrides.put(storedKey(override), override);
     } catch (err) {
-      throw writeError(`the override of ${override.address} in ${override.service}`, this.location, err);
+      throw writeError(`the override of ${describeTarget(fromStored(override).target)}`, this.location, err);
     }
   }
 
-  async deleteOverride(service: string, address: string): Promise<void> {
+  async deleteOverride(target: OverrideTarget): Promise<void> {
     try {
-      await this.#overrides.remove(overrideKey(service, address));
+      await this.#overrides.remove(keyOfTarget(target));
     } catch (err) {
-      throw writeError(`the removal of the override of ${address} in ${service}`, this.location, err);
+      throw writeError(`the removal of the override of ${describeTarget(target)}`, this.location, err);
     }
   }
 

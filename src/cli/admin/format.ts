@@ -150,13 +150,19 @@ export function formatStatus(d: StatusData): string {
   }
   if (active.length > 0) {
     out += '\nActive overrides:\n';
-    out += formatTable(['SERVICE', 'ADDRESS', 'FORCED', 'REASON', 'SOURCE'], active.map((o) => [o.service, o.address, forced(o.healthy), o.reason, o.source]), '  ');
+    out += formatTable(['SCOPE', 'TARGET', 'FORCED', 'UNTIL', 'REASON', 'SOURCE'], active.map((o) => [o.scope, targetText(o), forced(o.healthy), o.expires_at ?? NONE, o.reason, o.source]), '  ');
   }
   return out;
 }
 
 function forced(healthy: boolean): string {
   return healthy ? 'healthy' : 'unhealthy';
+}
+
+/** What an override covers, in words: "192.0.2.1 in app.example.test", "192.0.2.1 in every domain", "region eu-west". */
+export function targetText(o: Pick<OverrideView, 'scope' | 'service' | 'address' | 'region'>): string {
+  if (o.scope === 'region') return `region ${o.region}`;
+  return `${o.address} in ${o.scope === 'server' ? 'every domain' : o.service}`;
 }
 
 /** `servers`: one row per configured server with its health-check state. */
@@ -176,12 +182,12 @@ export function formatServers(res: ServersResponse, filtered: boolean): string {
   const overridden = res.servers.filter((s) => s.overrides.length > 0);
   if (overridden.length > 0) {
     // STATUS is the checks' verdict; an override changes the answer only in its own domain, so say where.
-    out += '\nOverrides (they decide instead of STATUS, in their domain only):\n';
+    out += '\nOverrides (they decide instead of STATUS, in the domain named):\n';
     const lines: string[][] = [];
     for (const s of overridden) {
-      for (const o of s.overrides) lines.push([o.service, s.address, String(s.port), forced(o.healthy), o.reason, o.source]);
+      for (const o of s.overrides) lines.push([o.service, s.address, String(s.port), forced(o.healthy), o.scope, o.expires_at ?? NONE, o.reason, o.source]);
     }
-    out += formatTable(['SERVICE', 'ADDRESS', 'PORT', 'FORCED', 'REASON', 'SOURCE'], lines, '  ');
+    out += formatTable(['SERVICE', 'ADDRESS', 'PORT', 'FORCED', 'SCOPE', 'UNTIL', 'REASON', 'SOURCE'], lines, '  ');
   }
   return out;
 }
@@ -213,30 +219,34 @@ export function formatDomains(res: DomainsResponse, withServers: boolean): strin
 
 function domainServerRow(s: DomainServerView): string[] {
   const o = s.override;
-  const note = o === null ? NONE : `${o.reason} (${o.source})`;
+  const note = o === null ? NONE : `${o.reason} (${[o.source, o.scope === 'domain' ? null : targetText(o), o.expires_at === null ? null : `until ${o.expires_at}`].filter((x) => x !== null).join('; ')})`;
   return [s.address, String(s.port), s.region, String(s.weight), String(s.priority), s.status, s.authority, note];
 }
 
 /** `overrides list`. */
 export function formatOverrides(res: OverridesResponse): string {
   if (res.overrides.length === 0) return 'No overrides.\n';
-  const rows = res.overrides.map((o) => [o.service, o.address, forced(o.healthy), yesNo(o.active), o.reason, o.source, o.created_at]);
-  return formatTable(['SERVICE', 'ADDRESS', 'FORCED', 'ACTIVE', 'REASON', 'SOURCE', 'CREATED'], rows);
+  const rows = res.overrides.map((o) => [o.scope, targetText(o), forced(o.healthy), yesNo(o.active), o.expires_at ?? NONE, o.reason, o.source, o.created_at]);
+  return formatTable(['SCOPE', 'TARGET', 'FORCED', 'ACTIVE', 'UNTIL', 'REASON', 'SOURCE', 'CREATED'], rows);
 }
 
 /** `overrides set`: what the API stored. */
 export function formatOverrideSet(o: OverrideView): string {
-  let out = `Override set: ${o.address} in ${o.service} is ${forced(o.healthy)} (reason: ${o.reason}; source: ${o.source}; at ${o.created_at})\n`;
+  const until = o.expires_at === null ? '' : ` until ${o.expires_at}`;
+  let out = `Override set: ${targetText(o)} is ${forced(o.healthy)}${until} (reason: ${o.reason}; source: ${o.source}; at ${o.created_at})\n`;
   if (!o.active) {
-    out += `Not active: ${o.service} has no server ${o.address} in the served config. The override is kept and applies if it returns.\n`;
+    out += `Not active: nothing it covers is in the served config. The override is kept and applies if it returns.\n`;
   }
   return out;
 }
 
 /** `overrides clear`: what was removed; `was` is the override as listed just before, when it was found. */
-export function formatOverrideCleared(service: string, address: string, was: OverrideView | null): string {
-  if (was === null) return `Override cleared: ${address} in ${service}; the health checks decide again.\n`;
-  return `Override cleared: ${was.address} in ${was.service} was forced ${forced(was.healthy)} (reason: ${was.reason}; source: ${was.source}; since ${was.created_at}); the health checks decide again.\n`;
+export function formatOverrideCleared(target: string, was: OverrideView | null): string {
+  // A wider override (server over domain, region over both) may still cover what this one did.
+  const then = was?.scope === 'region' ? 'the health checks decide again' : 'the health checks decide again, unless a wider override covers it';
+  if (was === null) return `Override cleared: ${target}; ${then}.\n`;
+  const until = was.expires_at === null ? '' : `, until ${was.expires_at}`;
+  return `Override cleared: ${targetText(was)} was forced ${forced(was.healthy)} (reason: ${was.reason}; source: ${was.source}; since ${was.created_at}${until}); ${then}.\n`;
 }
 
 /** One change list as "+a +b -c ~d", or "no change". */
