@@ -8,6 +8,8 @@ export interface DnsWorkerData {
   readonly index: number;
   readonly snapshot: SharedArrayBuffer;
   readonly live: Int32Array;
+  /** The GeoIP database (an .mmdb file's bytes) every worker reads, or null. */
+  readonly geo: SharedArrayBuffer | null;
   readonly counters: Int32Array;
   readonly counterBase: number;
   /** The routing-decision buffer this worker index counted in before a restart (it carries on in it), or null. */
@@ -30,4 +32,8 @@ export type WorkerToMain =
   | { type: 'decisions'; index: number; buffer: Int32Array }
   | { type: 'stopped'; index: number };
 
-export type MainToWorker = { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number } | { type: 'stop'; graceMs: number };
+export type MainToWorker =
+  | { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number }
+  /** A new GeoIP database: switch to it between two packets. */
+  | { type: 'geo'; buffer: SharedArrayBuffer }
+  | { type: 'stop'; graceMs: number };

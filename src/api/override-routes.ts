@@ -12,14 +12,13 @@
 // log line per change says what (scope and its service, address or region),
 // who, why, until when and from where.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { parseDuration } from '../config/duration.ts';
 import { parseIp } from '../config/ip.ts';
 import { normaliseDomainName } from '../config/domain-name.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { describeTarget, type OverrideTarget } from '../registry/overrides.ts';
-import { findClientAddress } from './access.ts';
-import { badRequest, requireOverwatch, type RouteContext } from './context.ts';
+import { badRequest, clientOf, requireOverwatch, type RouteContext } from './context.ts';
 import { overrideBody, overrideParams, regionOverrideParams, responses, serverOverrideParams, type Schema } from './schemas.ts';
 
 interface OverrideBody {
@@ -215,8 +214,3 @@ function noOverride(target: OverrideTarget): OpenGslbError {
   return new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no override of ${describeTarget(target)}; GET /api/v1/overrides lists them`);
 }
 
-/** The client address for the log line (the allowlist hook has already accepted it). */
-function clientOf(ctx: RouteContext, request: FastifyRequest): string {
-  const c = findClientAddress(request.socket.remoteAddress, request.headers, ctx.deps.apiConfig().trustProxyHeaders);
-  return 'error' in c ? (request.socket.remoteAddress ?? 'unknown') : c.address;
-}

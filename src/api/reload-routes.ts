@@ -5,14 +5,13 @@
 // file:line:col and the generation still serving. GET /api/v1/status says
 // which config serves since when, and how the last failed reload failed.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ConfigProblem } from '../config/problems.ts';
 import { formatProblem } from '../config/problems.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import type { ReloadOutcome, ReloadStatus } from '../overwatch/reload.ts';
 import { rfc3339 } from '../overwatch/views.ts';
-import { findClientAddress } from './access.ts';
-import { requireOverwatch, type ApiReloader, type RouteContext } from './context.ts';
+import { clientOf, requireOverwatch, type ApiReloader, type RouteContext } from './context.ts';
 import { generatedAt, obj, responses, str, type Schema } from './schemas.ts';
 
 /** HTTP status of a reload that failed: the request was fine, the config it asked for was not (RFC 9110 §15.5.21). */
@@ -169,8 +168,3 @@ function failureMessage(o: ReloadOutcome): string {
   return `reload failed; the previous config still serves (generation ${o.generation}): ${why}`;
 }
 
-/** The client address for the log line (the allowlist hook has already accepted it). */
-function clientOf(ctx: RouteContext, request: FastifyRequest): string {
-  const c = findClientAddress(request.socket.remoteAddress, request.headers, ctx.deps.apiConfig().trustProxyHeaders);
-  return 'error' in c ? (request.socket.remoteAddress ?? 'unknown') : c.address;
-}

@@ -2,11 +2,13 @@
 // (model → encode → pack, ./compile.ts): the wire bytes a worker copies into
 // answers, built once per snapshot. Owner names, SOA/NS/glue RRs and one
 // complete answer RR per member (owner = pointer to the question, TTL and
-// rdata in place). Later: DNSKEY RRsets and pre-computed RRSIGs.
+// rdata in place), and the geo table of geolocation routing. Later: DNSKEY
+// RRsets and pre-computed RRSIGs.
 
 import type { ZoneConfig } from '../config/types.ts';
 import { QCLASS, QTYPE } from '../dns/constants.ts';
 import { nameToWire } from '../dns/names.ts';
+import { compileGeoTable } from '../geo/cidr-table.ts';
 import { ipToBytes } from '../lib/ip.ts';
 import type { SnapshotModel } from './model.ts';
 
@@ -22,6 +24,8 @@ export interface EncodedSnapshot {
   readonly glue: readonly { readonly bytes: Uint8Array; readonly count: number }[];
   /** Per record: one complete answer RR per member row, then per fallback row, in pack order. */
   readonly fragments: readonly (readonly Uint8Array[])[];
+  /** The compiled geo table (src/geo/cidr-table.ts), or null when no domain routes by geolocation. */
+  readonly geoTable: Uint32Array | null;
 }
 
 /** Encodes an RR body without its owner: TYPE CLASS TTL RDLENGTH RDATA. */
@@ -69,5 +73,6 @@ export function encodeSnapshot(model: SnapshotModel, serial: number): EncodedSna
       count: rows.length,
     })),
     fragments: model.records.map((r) => [...r.members, ...r.fallback].map((m) => answerFragment(r.qtype, r.ttl, ipToBytes(m.address)))),
+    geoTable: model.geo === null ? null : compileGeoTable(model.geo),
   };
 }

@@ -49,6 +49,6 @@ test('the docs\' command lines run in their npx form: npx opengslb-cli and npx o
   for (const [bin, expected] of [['opengslb-cli', `opengslb-cli ${pkg.version}`], ['opengslb', `OpenGSLB ${pkg.version}`]]) {
     const r = spawnSync('npx', ['--no-install', bin, '--version'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(r.stdout.trim(), expected);
+    assert.equal(r.stdout.split('\n')[0], expected);
   }
 });

@@ -146,7 +146,7 @@ test('every key docs/configuration.md lists as "kept for compatibility" is one t
   const doc = await read('docs/configuration.md');
   const section = doc.split('\n## Sections kept for compatibility\n')[1]?.split(/^## /m)[0] ?? '';
   const keys = [...section.matchAll(/^\| `([a-z_.[\]*]+)` \|/gm)].map((m) => m[1]);
-  assert.ok(keys.length > 20, `only ${keys.length} keys found`);
+  assert.ok(keys.length > 5, `only ${keys.length} keys found`);
   const wrong = keys.filter((k) => {
     const at = schemaAt(k);
     return !at.found || !at.notUsedYet;
