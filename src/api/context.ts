@@ -6,6 +6,7 @@ import type { ApiConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Overwatch } from '../overwatch/overwatch.ts';
+import type { ConfigReloader } from '../overwatch/reload.ts';
 import { findClientAddress } from './access.ts';
 
 /**
@@ -14,8 +15,12 @@ import { findClientAddress } from './access.ts';
  */
 export type ApiOverwatch = Pick<
   Overwatch,
-  'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain' | 'geoTest' | 'geoMappings' | 'setGeoMapping' | 'deleteGeoMapping'
+  | 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain'
+  | 'geoTest' | 'geoMappings' | 'setGeoMapping' | 'deleteGeoMapping' | 'generation' | 'config'
 >;
+
+/** The part of the ConfigReloader the API uses: POST /api/v1/reload runs request(), GET /api/v1/status reads status(). */
+export type ApiReloader = Pick<ConfigReloader, 'request' | 'status'>;
 
 /** The dependencies startApi() takes. */
 export interface ApiDeps {
@@ -23,6 +28,12 @@ export interface ApiDeps {
   apiConfig(): ApiConfig;
   /** null while the overwatch is still starting (first health round not finished, DNS not listening). */
   overwatch(): ApiOverwatch | null;
+  /**
+   * The config reloader SIGHUP uses, once the overwatch runs (null before);
+   * absent when the overwatch was not started from a file (tests), and then
+   * the reload route answers 503.
+   */
+  reloader?(): ApiReloader | null;
   /** The process logger; the API logs through a child with { component: 'api' }. */
   logger: Logger;
   /** The OpenGSLB version, as /api/v1/version reports it. */

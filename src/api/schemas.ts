@@ -45,17 +45,29 @@ const errorBody: Schema = {
 };
 const errorRef: Schema = { $ref: 'Error#' };
 
+const strOrNull = (description: string): Schema => ({ type: ['string', 'null'], description });
+
+/** The override scopes, most specific first (the order in which they decide). */
+const overrideScope: Schema = {
+  type: 'string',
+  enum: ['domain', 'server', 'region'],
+  description: 'What it covers: one address in one domain (domain), one address in every domain (server), or every server of a region in every domain (region). The most specific decides.',
+};
+
 const overrideView: Schema = {
   $id: 'Override',
-  ...obj('An operator override of one server address in one domain.', {
-    service: str('Domain name, lower case, no trailing dot.'),
-    address: str('Server IP address in normal form.'),
-    healthy: bool('The health DNS uses for this address in this domain while the override lasts.'),
+  ...obj('An operator override.', {
+    scope: overrideScope,
+    service: strOrNull('Domain name, lower case, no trailing dot (scope domain); null otherwise.'),
+    address: strOrNull('Server IP address in normal form (scopes domain and server); null for a region.'),
+    region: strOrNull('Region name (scope region); null otherwise.'),
+    healthy: bool('The health DNS uses for what it covers while the override lasts.'),
     reason: str('Why it was set (may be empty).'),
     source: str('Who set it: a person or a tool.'),
     created_at: time('When it was set (RFC 3339, UTC).'),
+    expires_at: timeOrNull('When the health checks decide again (RFC 3339, UTC), or null: until cleared.'),
     authority: { type: 'string', enum: ['override'], description: 'Always "override".' },
-    active: bool('False while the domain or address is not in the served config; the override is kept and applies again when they return.'),
+    active: bool('False while nothing it covers is in the served config; the override is kept and applies again when they return.'),
   }),
 };
 const overrideRef: Schema = { $ref: 'Override#' };
@@ -80,12 +92,14 @@ const serverView: Schema = {
     latency_samples: int('Samples in the latency EMA.'),
     overrides: {
       type: 'array',
-      description: "Overrides of this server's address, one per domain that has one.",
-      items: obj('An override of this address in one domain.', {
+      description: 'The override deciding this server, one per domain where one does (the most specific in force of any scope).',
+      items: obj('The override deciding this server in one domain.', {
         service: str('Domain name.'),
+        scope: overrideScope,
         healthy: bool('Overridden health.'),
         reason: str('Why.'),
         source: str('Who.'),
+        expires_at: timeOrNull('When it ends, or null.'),
       }),
     },
   }),
@@ -111,7 +125,7 @@ const domainServerView: Schema = obj('One server as one domain sees it.', {
   priority: int("Failover level: the index of the server's region in the domain's regions (0 first)."),
   status: { ...healthState, description: 'What DNS uses for this domain: the override when there is one, else the checks.' },
   authority,
-  override: { oneOf: [overrideRef, { type: 'null' }], description: 'The override of this address in this domain, or null.' },
+  override: { oneOf: [overrideRef, { type: 'null' }], description: 'The override deciding this server in this domain (the most specific in force: domain, then server, then region scope), or null.' },
 });
 
 const domainView: Schema = {
@@ -188,15 +202,37 @@ export const overrideParams: Schema = {
   },
 };
 
-/** Body of PUT /api/v1/overrides/{service}/{address}. */
+/** Path of /api/v1/overrides/server/{address}. */
+export const serverOverrideParams: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['address'],
+  properties: {
+    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded).' },
+  },
+};
+
+/** Path of /api/v1/overrides/region/{region}. */
+export const regionOverrideParams: Schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['region'],
+  properties: {
+    region: { type: 'string', minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'Region name, as in the config.' },
+  },
+};
+
+/** Body of PUT on every override path. */
 export const overrideBody: Schema = {
   type: 'object',
   additionalProperties: false,
   required: ['healthy', 'source'],
   properties: {
-    healthy: { type: 'boolean', description: 'true: answer the server whatever the checks say; false: never answer it.' },
+    healthy: { type: 'boolean', description: 'true: answer the servers whatever the checks say; false: never answer them.' },
     reason: { type: 'string', maxLength: 1024, default: '', description: 'Why (free text, may be empty).' },
     source: { type: 'string', minLength: 1, maxLength: 256, pattern: '\\S', description: 'Who sets it: a person or a tool (not empty).' },
+    expires_at: { type: 'string', minLength: 1, maxLength: 64, description: 'When the health checks decide again: an RFC 3339 time with a zone, such as "2026-11-26T18:00:00Z" (not with expires_in).' },
+    expires_in: { type: 'string', minLength: 1, maxLength: 32, description: 'How long from now until the health checks decide again: a duration such as "2h" or "90m" (not with expires_at).' },
   },
 };
 

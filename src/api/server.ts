@@ -22,6 +22,7 @@ import { registerExplainRoute } from './explain-route.ts';
 import { registerGeoRoutes } from './geo-routes.ts';
 import { registerHealthRoutes } from './health-routes.ts';
 import { registerOverrideRoutes } from './override-routes.ts';
+import { registerReloadRoutes, RELOAD_SCHEMAS } from './reload-routes.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
 import { OPEN_PATHS, registerStatusRoutes, STARTUP_PATHS } from './status-routes.ts';
 import { validationError, type AjvError } from './validation.ts';
@@ -104,7 +105,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
   });
   const ctx: RouteContext = { deps, log };
 
-  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  for (const schema of [...SHARED_SCHEMAS, ...RELOAD_SCHEMAS]) app.addSchema(schema);
 
   // Methods per path, to answer 405 (rather than Fastify's 404) for a known path.
   const methodsOf = new Map<string, Set<string>>();
@@ -131,6 +132,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
         { name: 'health', description: 'Health-check state of servers and regions.' },
         { name: 'domains', description: 'Domains as DNS serves them.' },
         { name: 'overrides', description: 'Operator overrides, which outrank health checks.' },
+        { name: 'config', description: 'Reload the config files; the config now serving.' },
         { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
       ],
       components: {
@@ -149,6 +151,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerOverrideRoutes(app, ctx);
     registerExplainRoute(app, ctx);
     registerBackendsRoute(app, ctx);
+    registerReloadRoutes(app, ctx);
     registerGeoRoutes(app, ctx);
     collecting = false;
     for (const [url, methods] of methodsOf) {

@@ -3,10 +3,10 @@
 // reload (includes, ${VAR} expansion, permissions, defaults, cross-checks) and
 // reports a summary or every problem.
 
-import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.ts';
-import type { ConfigProblem } from '../config/problems.ts';
+import { formatProblem, type ConfigProblem } from '../config/problems.ts';
 import type { Environment } from '../config/env.ts';
+import { FlagError, parseFlags } from './args.ts';
 
 /** The command line of the subcommand, for usage texts. */
 export const CONFIG_VALIDATE_USAGE = 'config validate FILE [--json]';
@@ -29,23 +29,34 @@ export interface Output {
 }
 
 /**
- * Runs `config validate` with the arguments after "validate". Prints to
- * stdout `FILE: valid (…)` and the files read, or with --json one object
- * `{ valid: true, summary }`; for a config with problems prints every problem
- * to stderr one per line (FILE:LINE:COL: path: message), or with --json
- * `{ valid: false, code, problems: [{ file, line, col, path, message }] }` to
- * stdout. Returns the exit code: 0 valid, 1 not valid, 2 bad arguments.
+ * Prints a config error as the programs do: every problem on a line of its
+ * own, `PROGRAM: FILE:LINE:COL: path: message`, so each line names the
+ * program and still reads as a location an editor can jump to.
  */
-export async function runConfigValidate(args: readonly string[], io: Output, env: Environment = process.env): Promise<number> {
+export function formatConfigError(program: string, err: ConfigError): string {
+  return err.problems.map((p) => `${program}: ${formatProblem(p)}\n`).join('');
+}
+
+/**
+ * Runs `config validate` with the arguments after "validate"; `program` is
+ * the program name every error line begins with. Prints to stdout
+ * `FILE: valid (…)` and the files read, or with --json one object
+ * `{ valid: true, summary }`; for a config with problems prints every problem
+ * to stderr one per line (PROGRAM: FILE:LINE:COL: path: message), or with
+ * --json `{ valid: false, code, problems: [{ file, line, col, path, message }] }`
+ * to stdout. Returns the exit code: 0 valid, 1 not valid, 2 bad arguments.
+ */
+export async function runConfigValidate(program: string, args: readonly string[], io: Output, env: Environment = process.env): Promise<number> {
   let file: string;
   let json: boolean;
   try {
-    const { values, positionals } = parseArgs({ args: [...args], options: { json: { type: 'boolean' } }, allowPositionals: true, strict: true });
-    if (positionals.length !== 1) throw new Error(positionals.length === 0 ? 'missing FILE' : `one FILE expected, got ${positionals.length}`);
+    const { values, positionals } = parseFlags(args, { json: { type: 'boolean' } }, true);
+    if (positionals.length !== 1) throw new FlagError(positionals.length === 0 ? 'missing FILE' : `one FILE expected, got ${positionals.length}: ${positionals.join(' ')}`);
     file = positionals[0] as string;
     json = values.json === true;
   } catch (err) {
-    io.err(`${(err as Error).message}\nusage: ${CONFIG_VALIDATE_USAGE}\n`);
+    if (!(err instanceof FlagError)) throw err;
+    io.err(`${program} config validate: ${err.message}\nusage: ${program} ${CONFIG_VALIDATE_USAGE}\n`);
     return 2;
   }
   try {
@@ -69,14 +80,14 @@ export async function runConfigValidate(args: readonly string[], io: Output, env
   } catch (err) {
     if (!(err instanceof ConfigError)) {
       // Not a problem of the config but of this program; say so rather than pretend the file is bad.
-      io.err(`${file}: cannot validate: ${err instanceof Error ? err.message : String(err)}\n`);
+      io.err(`${program}: ${file}: cannot validate: ${err instanceof Error ? err.message : String(err)}\n`);
       return 1;
     }
     if (json) {
       const problems = err.problems.map((p: ConfigProblem) => ({ file: p.file, line: p.line, col: p.col, path: p.path, message: p.message }));
       io.out(JSON.stringify({ valid: false, code: err.code, problems }) + '\n');
     } else {
-      io.err(err.message + '\n');
+      io.err(formatConfigError(program, err));
     }
     return 1;
   }

@@ -4,9 +4,10 @@
 // when the API or the connection fails (or a config is invalid), 2 for usage
 // errors.
 
-import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import type { ParseArgsOptionsConfig } from 'node:util';
 import { parseDuration } from '../config/duration.ts';
 import { ApiClient, CliFailure } from './admin/client.ts';
+import { FlagError, parseFlags } from './args.ts';
 import { COMMANDS, type Command, GROUPS, UsageError, type Values } from './admin/commands.ts';
 import { CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
 import { packageVersion } from './opengslb-main.ts';
@@ -27,7 +28,7 @@ const VALUE_FLAGS = new Set(['--api', '--token', '--timeout']);
 
 const GLOBAL_FLAGS = `global flags (before or after the command):
   --api URL         admin API base URL (default $OPENGSLB_API, else ${DEFAULT_API})
-  --token TOKEN     bearer token for writes (default $OPENGSLB_TOKEN)
+  --token TOKEN     bearer token for writes (default $OPENGSLB_API_TOKEN, else $OPENGSLB_TOKEN)
   --timeout DUR     per request, e.g. 500ms, 5s (default ${DEFAULT_TIMEOUT}; a bare number is seconds)
   --json            print the API's JSON, pretty, instead of text
   -h, --help        print help (per command: opengslb-cli COMMAND --help)`;
@@ -141,7 +142,7 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
       io.out(`usage: opengslb-cli ${CONFIG_VALIDATE_USAGE}\n\nCheck FILE and its includes exactly as the server does at start-up and on reload.\nPrints a summary (exit 0) or every problem as FILE:LINE:COL: path: message (exit 1);\n--json prints one JSON object instead.\n`);
       return 0;
     }
-    return runConfigValidate(rest, io, env);
+    return runConfigValidate('opengslb-cli', rest, io, env);
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) {
@@ -153,17 +154,19 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
   let values: Values;
   let args: string[];
   try {
-    const parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, strict: true, allowPositionals: true });
-    values = parsed.values as Values;
+    const parsed = parseFlags(rest, { ...GLOBAL_OPTIONS, ...command.options }, true);
+    values = parsed.values;
     args = parsed.positionals;
   } catch (err) {
-    return usageFailure(io, command, (err as Error).message);
+    if (!(err instanceof FlagError)) throw err;
+    return usageFailure(io, command, err.message);
   }
   if (values.help === true) {
     io.out(commandUsage(command) + '\n');
     return 0;
   }
   const [min, max] = command.args;
+  if (max === 0 && args.length > 0) return usageFailure(io, command, `takes no arguments, got: ${args.join(' ')}`);
   if (args.length < min || args.length > max) {
     const expected = min === max ? `${min}` : `${min} to ${max}`;
     return usageFailure(io, command, `expected ${expected} argument${max === 1 ? '' : 's'}, got ${args.length}${args.length > 0 ? `: ${args.join(' ')}` : ''}`);
@@ -171,7 +174,7 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
 
   try {
     const api = typeof values.api === 'string' ? parseApi(values.api, '--api') : env.OPENGSLB_API ? parseApi(env.OPENGSLB_API, '$OPENGSLB_API') : DEFAULT_API;
-    const tokenText = typeof values.token === 'string' ? values.token : env.OPENGSLB_TOKEN;
+    const tokenText = typeof values.token === 'string' ? values.token : tokenFromEnv(env);
     const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : DEFAULT_TIMEOUT);
     const client = new ApiClient({ api, token: tokenText ? tokenText : null, timeoutMs });
     await command.run({ client, json: values.json === true, out: io.out, env }, values, args);
@@ -182,8 +185,20 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
       io.err(`opengslb-cli: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ''}`);
       return err.exitCode;
     }
-    throw err;
+    // A bug of this program, not a problem of the API: still one line that names the program, not a stack trace.
+    io.err(`opengslb-cli ${command.name}: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
   }
+}
+
+/**
+ * The token from the environment: OPENGSLB_API_TOKEN, the name the server's
+ * config convention (`token: ${OPENGSLB_API_TOKEN}`), the Docker image and the
+ * systemd units use; else OPENGSLB_TOKEN, the name earlier versions of this
+ * CLI read, kept as an alias. An empty value counts as unset.
+ */
+export function tokenFromEnv(env: NodeJS.ProcessEnv): string | undefined {
+  return env.OPENGSLB_API_TOKEN || env.OPENGSLB_TOKEN || undefined;
 }
 
 function subcommands(group: string): string {

@@ -3,7 +3,6 @@
 // config, cannot bind, agent mode not available yet); 2 for bad flags.
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.ts';
 import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { Config } from '../config/types.ts';
@@ -16,7 +15,8 @@ import type { ApiServer } from '../api/server.ts';
 import { LmdbStore, type StateStore } from '../state/store.ts';
 import type { MetricsListener } from '../metrics/server.ts';
 import { ConfigReloader } from '../overwatch/reload.ts';
-import { CONFIG_VALIDATE_USAGE, runConfigValidate } from './config-validate.ts';
+import { FlagError, parseFlags } from './args.ts';
+import { CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
 
 const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--version] [--help]
        opengslb ${CONFIG_VALIDATE_USAGE}
@@ -43,9 +43,9 @@ function normaliseFlags(argv: readonly string[]): string[] {
   return argv.map((a) => (/^-(config|mode|version|help)(=|$)/.test(a) ? '-' + a : a));
 }
 
-/** Prints a one-line reason (or a config error's problem lines, unprefixed so each stays FILE:LINE:COL: …) and exits. */
-function fail(message: string, code: number, prefixed = true): never {
-  process.stderr.write(`${prefixed ? 'opengslb: ' : ''}${message}\n`);
+/** Prints a one-line reason after the program name and exits. */
+function fail(message: string, code: number): never {
+  process.stderr.write(`opengslb: ${message}\n`);
   process.exit(code);
 }
 
@@ -53,24 +53,24 @@ function fail(message: string, code: number, prefixed = true): never {
 export async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === 'config') {
     if (argv[1] !== 'validate') fail(`unknown command "${argv.slice(0, 2).join(' ')}"\n${USAGE}`, 2);
-    process.exitCode = await runConfigValidate(argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
+    process.exitCode = await runConfigValidate('opengslb', argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
     return;
   }
   let values: { config?: string; mode?: string; version?: boolean; help?: boolean };
   try {
-    ({ values } = parseArgs({
-      args: normaliseFlags(argv),
-      options: {
+    ({ values } = parseFlags(
+      normaliseFlags(argv),
+      {
         config: { type: 'string', short: 'c' },
         mode: { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
-      strict: true,
-      allowPositionals: false,
-    }));
+      false,
+    ));
   } catch (err) {
-    fail(`${(err as Error).message}\n${USAGE}`, 2);
+    if (!(err instanceof FlagError)) throw err;
+    fail(`${err.message}\n${USAGE}`, 2);
   }
   if (values.help) {
     process.stdout.write(USAGE + '\n');
@@ -105,8 +105,11 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     ({ config, files } = await loadConfigIsolated(configPath));
   } catch (err) {
-    // A config error lists every problem, one per line, each FILE:LINE:COL: … (or FILE: … for a whole file); anything else is one line.
-    if (err instanceof ConfigError) fail(err.message, 1, false);
+    // A config error lists every problem, one per line, each opengslb: FILE:LINE:COL: … (or FILE: … for a whole file); anything else is one line.
+    if (err instanceof ConfigError) {
+      process.stderr.write(formatConfigError('opengslb', err));
+      process.exit(1);
+    }
     if (err instanceof OpenGslbError) fail(err.message, 1);
     fail(`cannot load ${configPath}: ${(err as Error).message}`, 1);
   }
@@ -123,13 +126,14 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   // The API starts first, so /api/v1/ready says 503 while the first health round runs.
   let running: Overwatch | null = null;
+  let reloading: ConfigReloader | null = null;
   let api: ApiServer | null = null;
   if (config.api.enabled) {
     try {
       // Loaded only when enabled: Fastify and its schemas cost memory a DNS-only node need not pay.
       const { startApi } = await import('../api/server.ts');
       api = await startApi(
-        { apiConfig: () => (running?.config ?? config).api, overwatch: () => running, logger, version: packageVersion() },
+        { apiConfig: () => (running?.config ?? config).api, overwatch: () => running, reloader: () => reloading, logger, version: packageVersion() },
         config.api.host,
         config.api.port,
       );
@@ -200,6 +204,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     loadedAtMs,
     ...(values.mode === undefined ? {} : { modeOverride: values.mode as Config['mode'] }),
   });
+  reloading = reloader;
   metrics?.attach(overwatch, reloader);
   // The reloader runs reloads one after another and logs each outcome itself.
   const onHup = (): void => void reloader.request();

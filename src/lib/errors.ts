@@ -76,6 +76,11 @@ export const ERRORS = {
     summary: 'The state database under overwatch.data_dir could not be opened or created (missing permission, not a directory, or locked).',
     httpStatus: 500,
   },
+  OPENGSLB_ERR_STATE_LOCKED: {
+    code: 'OPENGSLB_ERR_STATE_LOCKED',
+    summary: 'Another running overwatch holds the state directory (overwatch.data_dir); the message names the directory and its pid. Two instances must not share one directory.',
+    httpStatus: 500,
+  },
   OPENGSLB_ERR_STATE_WRITE: {
     code: 'OPENGSLB_ERR_STATE_WRITE',
     summary: 'A change could not be written to the state database; it was not applied.',

@@ -56,6 +56,8 @@ export interface OverwatchSource {
   /** The servers the health-check series may name (Registry satisfies it). */
   readonly registry: { servers(): readonly CheckedServer[] };
   overrides(): readonly OverrideView[];
+  /** Overrides ended by their end time since start; optional for stand-ins (absent reads as 0). */
+  readonly overridesExpired?: number;
   /** The health checker's probe and transition counts since start. */
   healthCounters(): HealthCounters;
   /** What each routing-decision stat id counts (REC_STAT_ID, geolocation's group ids); undefined for ids never used. */
@@ -65,6 +67,8 @@ export interface OverwatchSource {
 /** What the metrics read from the config reloader (ConfigReloader satisfies it). */
 export interface ReloaderSource {
   readonly reloads: Readonly<Record<'success' | 'failure', number>>;
+  /** Did the last reload succeed (true before any ran)? Optional for stand-ins; absent reads as true. */
+  readonly lastReloadSuccessful?: boolean;
   /** Unix ms of the last successful reload, or of the start-up load when none succeeded yet. */
   readonly lastSuccessMs: number;
 }
@@ -459,7 +463,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   new Counter({
     name: 'opengslb_config_reloads_total',
-    help: 'Config reloads (SIGHUP) by result.',
+    help: 'Config reloads (SIGHUP or POST /api/v1/reload) by result.',
     labelNames: ['result'],
     registers,
     collect() {
@@ -475,6 +479,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers,
     collect() {
       this.set((reloader === null ? options.loadedAtMs : reloader.lastSuccessMs) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_config_last_reload_successful',
+    help: 'Whether the last config reload succeeded (1, also before any reload) or failed (0; the previous config still serves).',
+    registers,
+    collect() {
+      this.set(reloader === null || reloader.lastReloadSuccessful !== false ? 1 : 0);
     },
   });
   new Gauge({
@@ -519,12 +531,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   new Gauge({
     name: 'opengslb_overwatch_overrides_active',
-    help: 'Operator overrides whose domain and address are in the config now serving.',
+    help: 'Operator overrides in force that cover something the config now serving answers, by scope (domain: one address in one domain; server: one address in every domain; region: a whole region).',
+    labelNames: ['scope'],
     registers,
     collect() {
-      let n = 0;
-      if (overwatch !== null) for (const o of overwatch.overrides()) if (o.active) n++;
-      this.set(n);
+      const n: Record<OverrideView['scope'], number> = { domain: 0, server: 0, region: 0 };
+      if (overwatch !== null) for (const o of overwatch.overrides()) if (o.active) n[o.scope]++;
+      for (const [scope, count] of Object.entries(n)) this.set({ scope }, count);
+    },
+  });
+  new Counter({
+    name: 'opengslb_overwatch_overrides_expired_total',
+    help: 'Operator overrides that reached their end time (expires_at, --for, --until) and were removed, so the health checks decide again; each is also one log line.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(overwatch?.overridesExpired ?? 0);
     },
   });
   const info = new Gauge({ name: 'opengslb_app_info', help: 'Always 1; the version label says what runs.', labelNames: ['version'], registers });

@@ -14,6 +14,7 @@ import type { RoutingAlgorithm, WhenAllDown } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
 import { nameToWire, readWireName } from '../dns/names.ts';
 import { formatIpBytes } from '../lib/ip.ts';
+import type { Override, OverrideScope } from '../registry/overrides.ts';
 import type { MemberModel, Registry, ServerRecord } from '../registry/registry.ts';
 import { ParsedQuery } from '../dns/parse.ts';
 import type { GeoIpReader } from '../geo/lookup.ts';
@@ -35,8 +36,8 @@ export interface ExplainInput {
   readonly snapshot: Pick<CompiledSnapshot, 'buffer' | 'members' | 'recordDomains' | 'view'>;
   /** The live slots the workers read (health words, latency, last up). */
   readonly live: Int32Array;
-  /** Overrides (who decided) and the authority rule; the member words already carry the overrides. */
-  readonly registry: Pick<Registry, 'overrideOf' | 'authorityOf'>;
+  /** The override deciding each member (Registry.overrideFor: domain > server > region) and the authority rule; the member words already carry the overrides. */
+  readonly registry: Pick<Registry, 'overrideFor' | 'authorityOf'>;
   /** The last health-check error of a server ("status 503", "timeout"…), or null; optional. */
   readonly lastErrorOf?: (server: ServerRecord) => string | null;
   /** The GeoIP database the workers read, or null while none is open (geolocation then decides by custom mappings and default_region only). */
@@ -69,6 +70,8 @@ export interface ExplainCandidate {
   /** The health checks' own verdict for the server, whatever an override says; null for static data. */
   readonly check_status: 'healthy' | 'unhealthy' | 'unknown' | null;
   readonly authority: 'override' | 'health_check' | 'unchecked' | null;
+  /** The override that decides this server in this domain (the most specific in force), or null. */
+  readonly override: ExplainOverride | null;
   /** Latency EMA of the server's checks in milliseconds; null before the first sample. */
   readonly latency_ms: number | null;
   readonly samples: number;
@@ -80,6 +83,18 @@ export interface ExplainCandidate {
   readonly reason: string | null;
   /** What its part is, when eligible ("fastest (12.1 ms)", "position 1"…); null otherwise. */
   readonly detail: string | null;
+}
+
+/** The override that decided a candidate: its scope, what it forces, who set it, why, and until when. */
+export interface ExplainOverride {
+  readonly scope: OverrideScope;
+  /** The address (scopes domain and server) or the region (scope region) it was set on. */
+  readonly target: string;
+  readonly healthy: boolean;
+  readonly source: string;
+  readonly reason: string;
+  /** When the health checks decide again (RFC 3339), or null: until cleared. */
+  readonly expires_at: string | null;
 }
 
 export interface WeightedChance {
@@ -761,24 +776,33 @@ function failover(b: Builder, list: Member[], k: number, answered: Member[], poo
   b.notes.push(`failover answers the first ${k === 1 ? 'healthy server' : `${k} healthy servers`} in priority order (regions in the domain's order, then file order): level ${first.info?.priority ?? 0} (${first.info?.server.region ?? '?'}) answers now`);
 }
 
+/** Says which override it is: its scope and its end ("this domain only, until cleared", "region eu-west, until 2026-…"). */
+function overrideScope(o: Override): string {
+  const t = o.target;
+  const scope = t.scope === 'domain' ? 'this domain only' : t.scope === 'server' ? `address ${t.address} in every domain` : `region ${t.region}`;
+  return `${scope}, ${o.expiresAtMs === null ? 'until cleared' : `until ${rfc3339(o.expiresAtMs)}`}`;
+}
+
 function downReason(b: Builder, m: Member): string {
   const info = m.info;
-  const override = info !== null ? b.input.registry.overrideOf(info.domain, info.server.address) : null;
+  const override = info !== null ? b.input.registry.overrideFor(info.domain, info.server) : null;
   if (m.health === HEALTH_DRAINED) {
-    return override !== null ? `overridden down by ${override.source}: ${override.reason}` : 'drained by an override';
+    return override !== null ? `overridden down by ${override.source} (${overrideScope(override)}): ${override.reason}` : 'drained by an override';
   }
   if (m.health === HEALTH_UNKNOWN) return 'health unknown: no check verdict yet';
-  if (override !== null && !override.healthy) return `overridden down by ${override.source}: ${override.reason}`;
+  if (override !== null && !override.healthy) return `overridden down by ${override.source} (${overrideScope(override)}): ${override.reason}`;
   const error = info !== null ? b.input.lastErrorOf?.(info.server) ?? null : null;
   return error !== null && error !== '' ? `unhealthy: ${error}` : 'unhealthy: failed its health checks';
 }
 
 function candidate(b: Builder, domain: string, m: Member, eligible: boolean, reason: string | null, detail: string | null): ExplainCandidate {
   const info = m.info;
-  const override = info !== null ? b.input.registry.overrideOf(domain, info.server.address) : null;
+  const override = info !== null ? b.input.registry.overrideFor(domain, info.server) : null;
   const check = m.serverSlot === L.NO_SLOT ? null : healthName(readHealth(b.input.live, m.serverSlot));
   let d = detail;
-  if (eligible && override !== null && override.healthy && check !== 'healthy') d = `${d === null ? '' : d + '; '}override by ${override.source} forces healthy (${override.reason}); the checks say ${check}`;
+  if (eligible && override !== null && override.healthy && check !== 'healthy') {
+    d = `${d === null ? '' : d + '; '}override by ${override.source} (${overrideScope(override)}) forces healthy (${override.reason}); the checks say ${check}`;
+  }
   return {
     address: m.address,
     port: info?.server.port ?? null,
@@ -788,6 +812,7 @@ function candidate(b: Builder, domain: string, m: Member, eligible: boolean, rea
     status: m.health === HEALTH_DRAINED ? 'drained' : healthName(m.health),
     check_status: check,
     authority: info !== null ? b.input.registry.authorityOf(info.server, domain) : null,
+    override: override === null ? null : overrideView(override),
     latency_ms: m.samples > 0 ? ms(m.emaUs) : null,
     samples: m.samples,
     last_up: rfc3339(lastUpMs(m.lastUp)),
@@ -797,9 +822,21 @@ function candidate(b: Builder, domain: string, m: Member, eligible: boolean, rea
   };
 }
 
+function overrideView(o: Override): ExplainOverride {
+  const t = o.target;
+  return {
+    scope: t.scope,
+    target: t.scope === 'region' ? t.region : t.address,
+    healthy: o.healthy,
+    source: o.source,
+    reason: o.reason,
+    expires_at: rfc3339(o.expiresAtMs),
+  };
+}
+
 function staticCandidate(address: string, eligible: boolean, detail: string | null, reason: string | null): ExplainCandidate {
   return {
-    address, port: null, region: null, priority: null, weight: null, status: 'static', check_status: null, authority: null,
+    address, port: null, region: null, priority: null, weight: null, status: 'static', check_status: null, authority: null, override: null,
     latency_ms: null, samples: 0, last_up: null, eligible, reason, detail,
   };
 }

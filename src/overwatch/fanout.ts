@@ -1,10 +1,11 @@
 // Main thread. Turns per-server verdicts into the per-domain health words the
 // DNS workers read. A server has one slot (check verdict, latency, last up);
 // each domain that answers it has its own member word, which carries the
-// check verdict unless an operator override of (domain, address), held by the
-// registry, says otherwise. Every write ends with one epoch bump, so a worker
+// check verdict unless an operator override, held and resolved by the
+// registry (Registry.overrideFor: domain > server > region scope), says otherwise. Every write ends with one epoch bump, so a worker
 // sees a verdict or an override on its very next query.
 
+import { covers, type OverrideTarget } from '../registry/overrides.ts';
 import type { MemberModel, Registry } from '../registry/registry.ts';
 import {
   bumpEpoch, HEALTH_DRAINED, HEALTH_HEALTHY, LIVE_CAPACITY, readHealth, storeHealth, writeLastUp, writeLatency,
@@ -47,9 +48,9 @@ export class HealthFanout {
     return this.#members;
   }
 
-  /** Computes what a member's word should hold: the override when there is one, else the server's verdict. */
+  /** Computes what a member's word should hold: the override that decides it (the registry's choice), else the server's verdict. */
   effective(member: MemberModel): number {
-    const override = this.#registry.overrideOf(member.domain, member.server.address);
+    const override = this.#registry.overrideFor(member.domain, member.server);
     if (override !== null) return override.healthy ? HEALTH_HEALTHY : HEALTH_DRAINED;
     return readHealth(this.live, member.server.slot);
   }
@@ -60,11 +61,15 @@ export class HealthFanout {
     bumpEpoch(this.live);
   }
 
-  /** Rewrites the member words of one (domain, address) after its override changed; returns how many. */
-  applyOverride(service: string, address: string): number {
+  /**
+   * Rewrites the member words `target` covers (one domain's address, an
+   * address in every domain, or a region's servers) after an override of it
+   * was set, cleared or ended; returns how many. One pass over the members.
+   */
+  applyOverride(target: OverrideTarget): number {
     let touched = 0;
     for (const m of this.#members) {
-      if (m.domain === service && m.server.address === address) {
+      if (covers(target, m.domain, m.server.address, m.server.region)) {
         storeHealth(this.live, m.memberSlot, this.effective(m));
         touched++;
       }

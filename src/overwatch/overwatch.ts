@@ -8,7 +8,7 @@
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
-import { Registry, type DecisionLabel, type MemberModel } from '../registry/registry.ts';
+import { Registry, type ConfigChange, type DecisionLabel, type MemberModel, type ServerRecord } from '../registry/registry.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
@@ -21,7 +21,9 @@ import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
 import { compileGeoTable } from '../geo/cidr-table.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import type { RegistryView } from '../registry/registry.ts';
-import { MemoryStore, type StateStore, type StoredGeoMapping, type StoredOverride } from '../state/store.ts';
+import { MemoryStore, type StateStore, type StoredGeoMapping } from '../state/store.ts';
+import { describeTarget, fromStored, inForce, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
+import { OverrideExpiry } from './override-expiry.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
@@ -68,13 +70,18 @@ export interface OverrideRequest {
   readonly healthy: boolean;
   readonly reason: string;
   readonly source: string;
+  /** When the health checks decide again, epoch ms; absent or null: until cleared. */
+  readonly expiresAtMs?: number | null;
 }
 
 
 export interface ReloadResult {
   readonly ok: boolean;
+  /** The generation serving afterwards: the new one, or the old one when refused. */
   readonly generation: number;
   readonly message: string;
+  /** On success, the servers the new config added, removed and changed, by label (Registry.applyConfig()). */
+  readonly servers?: ConfigChange;
 }
 
 export class Overwatch {
@@ -100,6 +107,9 @@ export class Overwatch {
   /** whenPublished() callers, each waiting for a registry version to be served. */
   #waiters: { readonly version: number; readonly resolve: () => void; readonly reject: (err: Error) => void }[] = [];
   #stopping = false;
+  /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
+  #overrideQueue: Promise<unknown> = Promise.resolve();
+  readonly #expiry: OverrideExpiry;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
     this.#health = state.health;
@@ -120,6 +130,18 @@ export class Overwatch {
     this.#geo = state.geo;
     this.#geo.onChange = (sab) => this.pool.publishGeo(sab);
     this.registry.on('changed', () => this.#scheduleRepublish());
+    this.#expiry = new OverrideExpiry({
+      registry: this.registry,
+      apply: (target) => this.#fanout.applyOverride(target),
+      forget: (target) => this.#overridesSerially(async () => {
+        // A new override of the same target set meanwhile stays stored.
+        if (this.registry.overrideAt(target) === null) await this.#store.deleteOverride(target);
+      }),
+      logger: logger.child({ component: 'overrides' }),
+    });
+    // Overrides that ended while the overwatch was stopped are dropped now (logged and counted as expired).
+    this.#expiry.expireDue();
+    this.#expiry.schedule();
   }
 
   /**
@@ -134,7 +156,7 @@ export class Overwatch {
     registry.applyConfig(config);
     // Persisted state goes in before any verdict: overrides outrank the first
     // round, and last-up times let last_healthy answer right after a restart.
-    for (const o of store.loadOverrides()) registry.setOverride(o);
+    for (const o of store.loadOverrides()) registry.setOverride(fromStored(o));
     for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
     const view = registry.view();
     const serials = new ZoneSerials(store);
@@ -303,7 +325,7 @@ export class Overwatch {
       }
     }
     const geoNote = await this.#geo.apply(next);
-    this.registry.applyConfig(next);
+    const servers = this.registry.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
       snapshot = await this.#compile();
@@ -317,7 +339,7 @@ export class Overwatch {
     const lagging = await this.#publish(snapshot);
     let note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
     if (geoNote !== null) note += `; ${geoNote}`;
-    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
+    return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}`, servers };
   }
 
   /** Runs `step` after every reload or republish queued before it; a failure does not stop the ones after. */
@@ -426,54 +448,95 @@ export class Overwatch {
     this.#republishTimer = null;
     this.#settle(this.#snapshot.view.version);
     this.#health?.stop();
+    this.#expiry.stop();
     this.#geo.close();
     await this.#queue;
+    await this.#overrideQueue;
     await this.pool.stop(graceMs);
     await this.#lastUp.stop();
   }
 
   // ---- Overrides
 
-  /** Every override, active or not. */
+  /** Every override, active or not, by scope (domain, server, region), then by what it covers. */
   overrides(): OverrideView[] {
-    const out = this.registry.overrides().map((o) => this.#overrideView(o));
-    out.sort((a, b) => (a.service === b.service ? (a.address < b.address ? -1 : 1) : a.service < b.service ? -1 : 1));
+    const out = this.registry.overrides().filter((o) => inForce(o, Date.now())).map((o) => this.#overrideView(o));
+    const rank = (v: OverrideView): number => OVERRIDE_SCOPES.indexOf(v.scope);
+    const text = (v: OverrideView): string => `${v.service ?? ''}|${v.address ?? ''}|${v.region ?? ''}`;
+    out.sort((a, b) => rank(a) - rank(b) || (text(a) < text(b) ? -1 : text(a) > text(b) ? 1 : 0));
     return out;
   }
 
+  /** Overrides ended since start (opengslb_overwatch_overrides_expired_total). */
+  get overridesExpired(): number {
+    return this.#expiry.expired;
+  }
+
   /**
-   * Sets an override of `address` in domain `service` (both normalised):
-   * persisted first, then written to the live slots, so the next query on
-   * every worker follows it. Throws OPENGSLB_ERR_NOT_FOUND when the domain
-   * does not answer that address, OPENGSLB_ERR_STATE_WRITE when the store
-   * refuses the write (nothing is applied then).
+   * Sets the override of `target` (names normalised): one address in one
+   * domain, one address in every domain, or a region's servers in every
+   * domain; with `expiresAtMs`, the checks decide again at that instant.
+   * Persisted first, then written to the live slots, so the next query on
+   * every worker follows it. Throws OPENGSLB_ERR_NOT_FOUND when nothing served
+   * matches the target, OPENGSLB_ERR_API_BAD_REQUEST for an end that has
+   * passed, OPENGSLB_ERR_STATE_WRITE when the store refuses the write
+   * (nothing is applied then).
    */
-  async setOverride(service: string, address: string, request: OverrideRequest): Promise<OverrideView> {
-    this.#requireMember(service, address);
-    const stored: StoredOverride = { service, address, healthy: request.healthy, reason: request.reason, source: request.source, createdAtMs: Date.now() };
-    await this.#store.putOverride(stored);
-    this.registry.setOverride(stored);
-    this.#fanout.applyOverride(service, address);
-    return this.#overrideView(stored);
+  setOverride(target: OverrideTarget, request: OverrideRequest): Promise<OverrideView> {
+    this.#requireTarget(target);
+    const now = Date.now();
+    const expiresAtMs = request.expiresAtMs ?? null;
+    if (expiresAtMs !== null && expiresAtMs <= now) {
+      throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `the override's end ${new Date(expiresAtMs).toISOString()} has passed; give a time in the future`);
+    }
+    return this.#overridesSerially(async () => {
+      const o: Override = { target, healthy: request.healthy, reason: request.reason, source: request.source, createdAtMs: now, expiresAtMs };
+      await this.#store.putOverride(toStored(o));
+      this.registry.setOverride(o);
+      this.#fanout.applyOverride(target);
+      this.#expiry.schedule();
+      return this.#overrideView(o);
+    });
   }
 
-  /** Removes an override; returns it, or null when there was none. Throws OPENGSLB_ERR_STATE_WRITE when the store refuses. */
-  async clearOverride(service: string, address: string): Promise<OverrideView | null> {
-    if (this.registry.overrideOf(service, address) === null) return null;
-    await this.#store.deleteOverride(service, address);
-    const existing = this.registry.deleteOverride(service, address) as StoredOverride;
-    this.#fanout.applyOverride(service, address);
-    return this.#overrideView(existing);
+  /** Removes the override of `target`; returns it, or null when there was none. Throws OPENGSLB_ERR_STATE_WRITE when the store refuses. */
+  clearOverride(target: OverrideTarget): Promise<OverrideView | null> {
+    return this.#overridesSerially(async () => {
+      const existing = this.registry.overrideAt(target);
+      if (existing === null) return null;
+      await this.#store.deleteOverride(target);
+      this.registry.deleteOverride(target);
+      this.#fanout.applyOverride(target);
+      this.#expiry.schedule();
+      return this.#overrideView(existing);
+    });
   }
 
-  /** The override of (service, address), or null. */
-  overrideOf(service: string, address: string): OverrideView | null {
-    const o = this.registry.overrideOf(service, address);
-    return o === null ? null : this.#overrideView(o);
+  /** The override set on exactly `target`, while in force, or null. */
+  overrideOf(target: OverrideTarget): OverrideView | null {
+    const o = this.registry.overrideAt(target);
+    return o === null || !inForce(o, Date.now()) ? null : this.#overrideView(o);
   }
 
-  #requireMember(service: string, address: string): void {
+  /** Runs `step` after every override write queued before it. */
+  #overridesSerially<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.#overrideQueue.then(step, step);
+    this.#overrideQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  #requireTarget(target: OverrideTarget): void {
     const members = this.#fanout.members;
+    if (target.scope === 'region') {
+      if (this.#config.regions.some((r) => r.name === target.region)) return;
+      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no region "${target.region}" is served; expected one of: ${shortList(this.#config.regions.map((r) => r.name)) || '(none)'}`);
+    }
+    if (target.scope === 'server') {
+      if (members.some((m) => m.server.address === target.address)) return;
+      const addresses = [...new Set(members.map((m) => m.server.address))];
+      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no served domain answers a server with address ${target.address}; the servers are: ${shortList(addresses) || '(none)'}`);
+    }
+    const { service, address } = target;
     if (!this.#config.domains.some((d) => d.name === service)) {
       const names = this.#config.domains.map((d) => d.name);
       throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no domain "${service}" is served; expected one of: ${shortList(names) || '(none)'}`);
@@ -484,17 +547,27 @@ export class Overwatch {
     }
   }
 
-  #overrideView(o: StoredOverride): OverrideView {
+  #overrideView(o: Override): OverrideView {
+    const t = o.target;
     return {
-      service: o.service,
-      address: o.address,
+      scope: t.scope,
+      service: t.scope === 'domain' ? t.service : null,
+      address: t.scope === 'region' ? null : t.address,
+      region: t.scope === 'region' ? t.region : null,
       healthy: o.healthy,
       reason: o.reason,
       source: o.source,
       created_at: rfc3339(o.createdAtMs) as string,
+      expires_at: rfc3339(o.expiresAtMs),
       authority: 'override',
-      active: this.registry.answers(o.service, o.address),
+      active: this.registry.covered(t),
     };
+  }
+
+  /** The override that decides `server` in `domain` (Registry.overrideFor), as the API shows it, or null. */
+  #decidingView(domain: string, server: ServerRecord): OverrideView | null {
+    const o = this.registry.overrideFor(domain, server);
+    return o === null ? null : this.#overrideView(o);
   }
 
   // ---- Geolocation: what a client address maps to, and mappings added at run time
@@ -602,8 +675,8 @@ export class Overwatch {
       const status = isServed ? stateName(readHealth(live, server.slot)) : 'unknown';
       const overrides = [];
       for (const d of domains) {
-        const o = this.registry.overrideOf(d, server.address);
-        if (o !== null) overrides.push({ service: o.service, healthy: o.healthy, reason: o.reason, source: o.source });
+        const o = this.registry.overrideFor(d, server);
+        if (o !== null) overrides.push({ service: d, scope: o.target.scope, healthy: o.healthy, reason: o.reason, source: o.source, expires_at: rfc3339(o.expiresAtMs) });
       }
       const samples = isServed ? Atomics.load(live, latencyWord(cap, server.slot) + 1) : 0;
       const lastUp = isServed ? Atomics.load(live, lastUpWord(cap, server.slot)) : 0;
@@ -672,7 +745,7 @@ export class Overwatch {
         priority: m.priority,
         status: stateName(readHealth(this.#live, m.memberSlot)),
         authority: this.registry.authorityOf(m.server, m.domain),
-        override: this.overrideOf(m.domain, m.server.address),
+        override: this.#decidingView(m.domain, m.server),
       })),
     }));
   }

@@ -2,6 +2,7 @@
 // serves it (snake_case JSON, RFC 3339 times in UTC, null for "none yet").
 // The Overwatch builds these; the API, the metrics and the CLI only read them.
 
+import type { OverrideScope } from '../registry/overrides.ts';
 import type { RoutingAlgorithm } from '../config/types.ts';
 import type { Authority } from '../registry/registry.ts';
 
@@ -11,19 +12,24 @@ export type { Authority };
 /** A health verdict as the API reports it. */
 export type HealthState = 'healthy' | 'unhealthy' | 'unknown';
 
-/** An operator override of one server address in one domain (service). */
+/** An operator override: of one server address in one domain (scope domain), of one address in every domain (server), or of every server of a region (region). */
 export interface OverrideView {
-  /** Domain name, lower case, no trailing dot. */
-  readonly service: string;
-  /** IP literal in normal form. */
-  readonly address: string;
+  readonly scope: OverrideScope;
+  /** Domain name, lower case, no trailing dot (scope domain); null otherwise. */
+  readonly service: string | null;
+  /** IP literal in normal form (scopes domain and server); null for a region. */
+  readonly address: string | null;
+  /** Region name (scope region); null otherwise. */
+  readonly region: string | null;
   readonly healthy: boolean;
   readonly reason: string;
   /** Who set it (a person, a tool): required when setting. */
   readonly source: string;
   readonly created_at: string;
+  /** When the health checks decide again (RFC 3339), or null: until cleared. */
+  readonly expires_at: string | null;
   readonly authority: 'override';
-  /** False while the domain or address is not in the served config (the override is kept and applies again if they return). */
+  /** False while nothing it covers is in the served config (the override is kept and applies again if they return). */
   readonly active: boolean;
 }
 
@@ -48,8 +54,15 @@ export interface ServerView {
   /** Latency EMA in milliseconds (null until the first successful check). */
   readonly latency_ms: number | null;
   readonly latency_samples: number;
-  /** Overrides of this server's address, one per domain that has one. */
-  readonly overrides: readonly { readonly service: string; readonly healthy: boolean; readonly reason: string; readonly source: string }[];
+  /** The override deciding this server, one per domain where one does (of any scope: see Registry.overrideFor). */
+  readonly overrides: readonly {
+    readonly service: string;
+    readonly scope: OverrideScope;
+    readonly healthy: boolean;
+    readonly reason: string;
+    readonly source: string;
+    readonly expires_at: string | null;
+  }[];
 }
 
 /** One server as one domain sees it. */
@@ -63,6 +76,7 @@ export interface DomainServerView {
   /** What DNS uses for this domain: the override when there is one, else the checks' verdict. */
   readonly status: HealthState;
   readonly authority: Authority;
+  /** The override deciding this server in this domain (the most specific in force), or null. */
   readonly override: OverrideView | null;
 }
 

@@ -19,9 +19,27 @@ export function memberKey(domain: string, server: string): string {
   return `${domain}#${server}`;
 }
 
-/** Identifies an operator override: the domain (service) and the server's address. Persisted (overrides). */
+/**
+ * Identifies an operator override of one server address in one domain
+ * (service). Persisted (overrides): every version stored this format, so it
+ * stays as it is.
+ */
 export function overrideKey(service: string, address: string): string {
   return `${service}|${address}`;
+}
+
+// The wider scopes start with "@", which no domain name can start with
+// (normaliseDomainName accepts only letters, digits, "-" and "_"), so
+// their keys never meet a (service, address) key.
+
+/** Identifies an override of one server address in every domain that answers it. Persisted (overrides). */
+export function serverOverrideKey(address: string): string {
+  return `@server|${address}`;
+}
+
+/** Identifies an override of every server of one region, in every domain. Persisted (overrides). */
+export function regionOverrideKey(region: string): string {
+  return `@region|${region}`;
 }
 
 /** Identifies a routing-decision counter: one per (domain, algorithm), so a policy change starts a new series. */

@@ -10,17 +10,36 @@ import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { OpenGslbError } from '../lib/errors.ts';
-import { overrideKey } from '../registry/keys.ts';
+import { describeTarget, fromStored, keyOfTarget, type OverrideTarget } from '../registry/overrides.ts';
+import { lockStateDir, LOCK_FILE, type DirLock } from './lock.ts';
 
-/** An override as stored: one per (service, address). */
+/**
+ * An override as stored, one per target (src/registry/overrides.ts converts
+ * it). Earlier versions stored only (service, address) overrides, without
+ * `scope`, `region` and `expiresAtMs`; such a record still loads, as a
+ * (service, address) override without an end.
+ */
 export interface StoredOverride {
+  /** "domain" (one address in one domain), "server" (one address, every domain) or "region"; absent: "domain". */
+  readonly scope?: 'domain' | 'server' | 'region';
+  /** The domain, for scope "domain"; "" otherwise. */
   readonly service: string;
+  /** The server address, for scopes "domain" and "server"; "" for "region". */
   readonly address: string;
+  /** The region, for scope "region". */
+  readonly region?: string;
   readonly healthy: boolean;
   readonly reason: string;
   readonly source: string;
   /** Epoch milliseconds. */
   readonly createdAtMs: number;
+  /** When it ends, epoch milliseconds; absent or null: never. */
+  readonly expiresAtMs?: number | null;
+}
+
+/** The store key of a stored override: the registry's key of its target (src/registry/keys.ts). */
+function storedKey(o: StoredOverride): string {
+  return keyOfTarget(fromStored(o).target);
 }
 
 /**
@@ -110,10 +129,10 @@ export interface StateStore extends PinStore {
   deleteGeoMapping(cidr: string): Promise<void>;
   /** Every stored override. */
   loadOverrides(): StoredOverride[];
-  /** Stores (or replaces) an override; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  /** Stores (or replaces) the override of its target; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   putOverride(override: StoredOverride): Promise<void>;
-  /** Removes an override; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
-  deleteOverride(service: string, address: string): Promise<void>;
+  /** Removes the override of `target`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteOverride(target: OverrideTarget): Promise<void>;
   /** Last-up times (unix seconds) by server key (src/registry/keys.ts serverKey()). */
   loadLastUp(): Map<string, number>;
   /** Stores last-up times by server key; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
@@ -193,11 +212,11 @@ export class MemoryStore implements StateStore {
   }
 
   async putOverride(override: StoredOverride): Promise<void> {
-    this.#overrides.set(overrideKey(override.service, override.address), override);
+    this.#overrides.set(storedKey(override), override);
   }
 
-  async deleteOverride(service: string, address: string): Promise<void> {
-    this.#overrides.delete(overrideKey(service, address));
+  async deleteOverride(target: OverrideTarget): Promise<void> {
+    this.#overrides.delete(keyOfTarget(target));
   }
 
   loadLastUp(): Map<string, number> {
@@ -273,7 +292,7 @@ function restrictPermissions(dataDir: string): void {
   if (process.platform === 'win32') return;
   if ((statSync(dataDir).mode & 0o777) !== DATA_DIR_MODE) chmodSync(dataDir, DATA_DIR_MODE);
   for (const name of readdirSync(dataDir)) {
-    if (name !== 'state.mdb' && !name.startsWith('state.mdb-')) continue;
+    if (name !== 'state.mdb' && !name.startsWith('state.mdb-') && name !== LOCK_FILE) continue;
     const file = join(dataDir, name);
     if ((statSync(file).mode & 0o777) !== DATA_FILE_MODE) chmodSync(file, DATA_FILE_MODE);
   }
@@ -292,10 +311,12 @@ export class LmdbStore implements StateStore {
   readonly #geoMappings: Database<StoredGeoMapping, string>;
   /** By zone apex. */
   readonly #zoneSerials: Database<StoredZoneSerial, string>;
+  readonly #lock: DirLock;
 
-  private constructor(location: string, root: RootDatabase) {
+  private constructor(location: string, root: RootDatabase, lock: DirLock) {
     this.location = location;
     this.#root = root;
+    this.#lock = lock;
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
     this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
@@ -305,18 +326,25 @@ export class LmdbStore implements StateStore {
   }
 
   /**
-   * Opens (creating if needed) the state database in `dataDir`. Throws
+   * Takes the state directory `dataDir` for this process (src/state/lock.ts)
+   * and opens (creating if needed) the state database in it; close() gives
+   * the directory back. Throws OPENGSLB_ERR_STATE_LOCKED naming the directory
+   * and the pid of the running instance that holds it, and
    * OPENGSLB_ERR_STATE_OPEN saying which directory and what to do about it.
    */
   static open(dataDir: string): LmdbStore {
     const path = join(dataDir, 'state.mdb');
+    let lock: DirLock | null = null;
     try {
       mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
       restrictPermissions(dataDir);
+      lock = lockStateDir(dataDir);
       const root = open({ path, maxDbs: 8 });
       restrictPermissions(dataDir);
-      return new LmdbStore(path, root);
+      return new LmdbStore(path, root, lock);
     } catch (err) {
+      lock?.release();
+      if (err instanceof OpenGslbError) throw err;
       throw new OpenGslbError(
         'OPENGSLB_ERR_STATE_OPEN',
         `cannot open the state database ${path} (overwatch.data_dir: ${dataDir}): ${(err as Error).message}; create the directory and make it writable by this user, or point overwatch.data_dir at one that is`,
@@ -333,17 +361,17 @@ export class LmdbStore implements StateStore {
 
   async putOverride(override: StoredOverride): Promise<void> {
     try {
-      await this.#overrides.put(overrideKey(override.service, override.address), override);
+      await this.#overrides.put(storedKey(override), override);
     } catch (err) {
-      throw writeError(`the override of ${override.address} in ${override.service}`, this.location, err);
+      throw writeError(`the override of ${describeTarget(fromStored(override).target)}`, this.location, err);
     }
   }
 
-  async deleteOverride(service: string, address: string): Promise<void> {
+  async deleteOverride(target: OverrideTarget): Promise<void> {
     try {
-      await this.#overrides.remove(overrideKey(service, address));
+      await this.#overrides.remove(keyOfTarget(target));
     } catch (err) {
-      throw writeError(`the removal of the override of ${address} in ${service}`, this.location, err);
+      throw writeError(`the removal of the override of ${describeTarget(target)}`, this.location, err);
     }
   }
 
@@ -444,6 +472,10 @@ export class LmdbStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    await this.#root.close();
+    try {
+      await this.#root.close();
+    } finally {
+      this.#lock.release();
+    }
   }
 }

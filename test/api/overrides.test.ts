@@ -75,7 +75,7 @@ test('an override marked healthy outranks failing health checks until it is remo
   const server = (await call(api.base, 'GET', '/api/v1/health/servers?region=eu')).body.servers.find((s: { address: string }) => s.address === '192.0.2.2');
   assert.equal(server.status, 'unhealthy', 'the health view keeps the checks\' verdict');
   assert.equal(server.authority, 'override');
-  assert.deepEqual(server.overrides, [{ service: 'both.example.test', healthy: true, reason: 'check is wrong', source: 'bob' }]);
+  assert.deepEqual(server.overrides, [{ service: 'both.example.test', scope: 'domain', healthy: true, reason: 'check is wrong', source: 'bob', expires_at: null }]);
 
   assert.equal((await call(api.base, 'DELETE', '/api/v1/overrides/both.example.test/192.0.2.2')).status, 204);
   await assertAnswers(port, 'both.example.test', ['192.0.2.1']);
@@ -89,7 +89,9 @@ test('PUT answers the override as stored, with the service and address normalise
   assert.equal(r.status, 200);
   assert.match(r.headers.get('content-type') ?? '', /^application\/json/);
   const { created_at: createdAt, ...rest } = r.body;
-  assert.deepEqual(rest, { service: 'both.example.test', address: '192.0.2.1', healthy: false, reason: '', source: 'alice', authority: 'override', active: true });
+  assert.deepEqual(rest, {
+    scope: 'domain', service: 'both.example.test', address: '192.0.2.1', region: null, healthy: false, reason: '', source: 'alice', expires_at: null, authority: 'override', active: true,
+  });
   assert.ok(Date.parse(createdAt) >= before - 1000 && createdAt.endsWith('Z'));
   assert.deepEqual((await call(api.base, 'GET', '/api/v1/overrides')).body, { overrides: [r.body] });
   assert.deepEqual((await call(api.base, 'GET', '/api/v1/overrides/both.example.test/192.0.2.1')).body, r.body);
@@ -151,6 +153,7 @@ test('logs one info line per change with who, why, from where and what', async (
     assert.equal(line.level, 'info');
     assert.equal(line.msg, msg);
     assert.equal(line.component, 'api');
+    assert.equal(line.scope, 'domain');
     assert.equal(line.service, 'both.example.test');
     assert.equal(line.address, '192.0.2.1');
     assert.equal(line.healthy, false);

@@ -3,6 +3,9 @@
 // loopback port 0, called with Node's fetch.
 
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ROOT } from '../helpers/markdown.ts';
 import { after, before, describe, test } from 'node:test';
 import { launchServer, type Started } from '../helpers/server.ts';
 import { call, openTestApi, YAML, type StartedApi } from './helpers.ts';
@@ -174,9 +177,9 @@ describe('schema validation', () => {
     { name: 'an empty source', method: 'PUT', path: PUT, body: { healthy: false, source: '' }, error: /^body field "source": got the string "", expected a non-empty string/ },
     { name: 'a blank source', method: 'PUT', path: PUT, body: { healthy: false, source: '   ' }, error: /^body field "source": got the string " {3}", expected a non-empty string/ },
     { name: 'a missing healthy', method: 'PUT', path: PUT, body: { source: 'alice' }, error: /^body field "healthy": missing, expected true or false/ },
-    { name: 'an extra body field', method: 'PUT', path: PUT, body: { healthy: true, source: 'alice', until: 'tomorrow' }, error: /^body field "until": unknown field, expected only healthy, reason, source$/ },
+    { name: 'an extra body field', method: 'PUT', path: PUT, body: { healthy: true, source: 'alice', until: 'tomorrow' }, error: /^body field "until": unknown field, expected only healthy, reason, source, expires_at, expires_in$/ },
     { name: 'a reason that is not a string', method: 'PUT', path: PUT, body: { healthy: true, source: 'alice', reason: 42 }, error: /^body field "reason": got the number 42, expected a string/ },
-    { name: 'a body that is an array', method: 'PUT', path: PUT, body: [true], error: /^request body: got an array, expected a JSON object with healthy, source \(optional: reason\)$/ },
+    { name: 'a body that is an array', method: 'PUT', path: PUT, body: [true], error: /^request body: got an array, expected a JSON object with healthy, source \(optional: reason, expires_at, expires_in\)$/ },
     { name: 'no body at all', method: 'PUT', path: PUT, error: /^request body: missing, expected a JSON object with healthy, source/ },
     { name: 'a body that is not JSON', method: 'PUT', path: PUT, rawBody: '{healthy: true', contentType: 'application/json', error: /^request body: not valid JSON, expected a JSON object$/ },
     { name: 'an empty JSON body', method: 'PUT', path: PUT, rawBody: '', contentType: 'application/json', error: /^request body: empty, expected a JSON object$/ },
@@ -221,11 +224,24 @@ describe('OpenAPI document', () => {
     '/api/v1/domains': ['get'],
     '/api/v1/overrides': ['get'],
     '/api/v1/overrides/{service}/{address}': ['delete', 'get', 'put'],
+    '/api/v1/overrides/server/{address}': ['delete', 'get', 'put'],
+    '/api/v1/overrides/region/{region}': ['delete', 'get', 'put'],
     '/api/v1/explain': ['get'],
     '/api/v1/overwatch/backends': ['get'],
+    '/api/v1/reload': ['post'],
+    '/api/v1/status': ['get'],
     '/api/v1/geo/test': ['get'],
     '/api/v1/geo/mappings': ['delete', 'get', 'put'],
   };
+
+  test('docs/api.md\'s route table lists exactly the routes of the OpenAPI document', async () => {
+    const doc = await readFile(join(ROOT, 'docs/api.md'), 'utf8');
+    const documented: Record<string, string[]> = {};
+    // A query string in the table ("/api/v1/geo/test?ip=") says what to pass; the route is the path.
+    for (const m of doc.matchAll(/^\| (GET|POST|PUT|DELETE|PATCH) \| `(\/api\/v1\/[^`?]*)[^`]*` \|/gm)) (documented[m[2]] ??= []).push(m[1].toLowerCase());
+    for (const list of Object.values(documented)) list.sort();
+    assert.deepEqual(documented, ROUTES);
+  });
 
   test('GET /api/v1/openapi.json lists every route with its methods', async () => {
     const r = await call(api.base, 'GET', '/api/v1/openapi.json');

@@ -71,6 +71,7 @@ async function startFixture(t: TestContext): Promise<Fixture> {
   const env: NodeJS.ProcessEnv = { ...process.env, USER: 'tester' };
   delete env.OPENGSLB_API;
   delete env.OPENGSLB_TOKEN;
+  delete env.OPENGSLB_API_TOKEN;
   return { api, up: up.address, down: down.address, cli: (...args) => run(CLI, [...args, '--api', api], { env }) };
 }
 
@@ -135,7 +136,7 @@ test('every opengslb-cli command works against the live admin API of a running o
   await t.test('an override needs the token: without one the API answers 401 and the CLI says how to pass it', async () => {
     const r = await f.cli('overrides', 'set', 'app.example.test', '::1', '--unhealthy', '--reason', 'kernel upgrade');
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^opengslb-cli: .+ \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_TOKEN\n$/);
+    assert.match(r.stderr, /^opengslb-cli: .+ \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_API_TOKEN\n$/);
     assert.equal(ok(await f.cli('overrides', 'list')), 'No overrides.\n');
   });
 
@@ -147,12 +148,12 @@ test('every opengslb-cli command works against the live admin API of a running o
 
   await t.test('overrides list, servers, domains, explain and status all show the override', async () => {
     const list = ok(await f.cli('overrides', 'list'));
-    assert.deepEqual(row(list, 'app.example.test').slice(0, 5), ['app.example.test', '::1', 'unhealthy', 'yes', 'kernel upgrade']);
+    assert.deepEqual(row(list, 'domain').slice(0, 6), ['domain', '::1 in app.example.test', 'unhealthy', 'yes', '-', 'kernel upgrade']);
 
     const servers = ok(await f.cli('servers'));
     // STATUS stays the checks' verdict; AUTHORITY and the block below say an override decides in app.example.test.
     assert.deepEqual(row(servers, '::1').slice(0, 5), ['::1', '80', 'v6', 'healthy', 'override']);
-    assert.match(servers, /\n {2}app\.example\.test +::1 +80 +unhealthy +kernel upgrade +tester@/);
+    assert.match(servers, /\n {2}app\.example\.test +::1 +80 +unhealthy +domain +- +kernel upgrade +tester@/);
 
     const domains = ok(await f.cli('domains', 'app.example.test'));
     assert.deepEqual(row(domains, 'app.example.test'), ['app.example.test', 'round-robin', '30', '1/3', 'servfail']);
@@ -163,17 +164,17 @@ test('every opengslb-cli command works against the live admin API of a running o
     assert.match(explain, /\nResult: +SERVFAIL, not authoritative\n/);
     const v6 = row(explain, '::1');
     assert.deepEqual(v6.slice(5, 10), ['drained', 'healthy', 'override', '-', 'no']);
-    assert.match(v6[10], /^overridden down by tester@.+: kernel upgrade$/);
+    assert.match(v6[10], /^overridden down by tester@.+ \(this domain only, until cleared\): kernel upgrade$/);
     assert.match(explain, /\nAll down: +no server is eligible: when_all_down servfail gives SERVFAIL\n/);
 
     const status = ok(await f.cli('status'));
     assert.match(status, /\nOverrides: +1 active\n/);
-    assert.match(status, /\nActive overrides:\n {2}SERVICE.*\n {2}app\.example\.test +::1 +unhealthy +kernel upgrade +tester@/);
+    assert.match(status, /\nActive overrides:\n {2}SCOPE.*\n {2}domain +::1 in app\.example\.test +unhealthy +- +kernel upgrade +tester@/);
   });
 
   await t.test('overrides clear removes it, says what it was, and the listings go back to the checks', async () => {
     const out = ok(await f.cli('overrides', 'clear', 'app.example.test', '::1', '--token', TOKEN));
-    assert.match(out, /^Override cleared: ::1 in app\.example\.test was forced unhealthy \(reason: kernel upgrade; source: tester@.+; since .+\); the health checks decide again\.\n$/);
+    assert.match(out, /^Override cleared: ::1 in app\.example\.test was forced unhealthy \(reason: kernel upgrade; source: tester@.+; since .+\); the health checks decide again, unless a wider override covers it\.\n$/);
     assert.equal(ok(await f.cli('overrides', 'list')), 'No overrides.\n');
     assert.deepEqual(row(ok(await f.cli('servers')), '::1').slice(3, 5), ['healthy', 'unchecked']);
     assert.deepEqual(row(ok(await f.cli('domains')), 'app.example.test')[3], '2/3');
@@ -216,7 +217,7 @@ test('every opengslb-cli command works against the live admin API of a running o
     const domains = JSON.parse(ok(await f.cli('domains', '--json'))) as { domains: { name: string }[] };
     assert.deepEqual(domains.domains.map((d) => d.name).sort(), ['app.example.test', 'www.example.test']);
     const status = JSON.parse(ok(await f.cli('status', '--json'))) as Record<string, { version?: string; ready?: boolean }>;
-    assert.deepEqual(Object.keys(status), ['version', 'ready', 'regions', 'domains', 'overrides']);
+    assert.deepEqual(Object.keys(status), ['version', 'ready', 'config', 'regions', 'domains', 'overrides']);
     assert.equal(status.version.version, VERSION);
     assert.equal(status.ready.ready, true);
     const explain = JSON.parse(ok(await f.cli('explain', 'www.example.test', '--json'))) as { policy: string; candidates: unknown[] };

@@ -39,3 +39,16 @@ test('the usage error shown in docs/cli.md is what the CLI prints', async () => 
   assert.equal(r.code, 2);
   assert.equal(r.stderr, block[1]);
 });
+
+test('the docs\' command lines run in their npx form: npx opengslb-cli and npx opengslb resolve to the package bins in a clone', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  if (spawnSync('npx', ['--version'], { encoding: 'utf8' }).status !== 0) return t.skip('npx is not on PATH (it comes with npm)');
+  // test/docs/examples-run.test.ts runs every command line through these same entry files.
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; version: string };
+  assert.equal(join(ROOT, pkg.bin['opengslb-cli']), CLI);
+  for (const [bin, expected] of [['opengslb-cli', `opengslb-cli ${pkg.version}`], ['opengslb', `OpenGSLB ${pkg.version}`]]) {
+    const r = spawnSync('npx', ['--no-install', bin, '--version'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.split('\n')[0], expected);
+  }
+});

@@ -45,14 +45,28 @@ function server(over: Partial<ServerView>): ServerView {
 }
 
 const MAINTENANCE: OverrideView = {
+  scope: 'domain',
   service: 'app.example.test',
   address: '2001:db8::1',
+  region: null,
   healthy: false,
   reason: 'maintenance',
   source: 'alice@ops1',
   created_at: '2025-06-01T11:00:00.000Z',
+  expires_at: null,
   authority: 'override',
   active: true,
+};
+
+/** A region drain with an end. */
+const REGION_DRAIN: OverrideView = {
+  ...MAINTENANCE,
+  scope: 'region',
+  service: null,
+  address: null,
+  region: 'us-east',
+  reason: 'network work',
+  expires_at: '2025-06-01T14:00:00.000Z',
 };
 
 test('formatTable pads every column to its widest cell and leaves no trailing spaces', () => {
@@ -116,11 +130,11 @@ test('formatServers prints one aligned row per server with latency, age of the l
   );
 });
 
-test('formatServers lists the overrides of overridden servers below the table, per domain', () => {
-  const o = { service: 'app.example.test', healthy: false, reason: 'maintenance', source: 'alice@ops1' };
+test('formatServers lists the overrides of overridden servers below the table, per domain, with scope and end', () => {
+  const o = { service: 'app.example.test', scope: 'region' as const, healthy: false, reason: 'maintenance', source: 'alice@ops1', expires_at: '2025-06-01T14:00:00.000Z' };
   const text = formatServers({ generated_at: NOW, servers: [server({ authority: 'override', overrides: [o] })] }, false);
   assert.match(text, /^192\.0\.2\.10\s+80\s+eu-west\s+healthy\s+override\s/m);
-  assert.match(text, /\n {2}SERVICE\s+ADDRESS\s+PORT\s+FORCED\s+REASON\s+SOURCE\n {2}app\.example\.test\s+192\.0\.2\.10\s+80\s+unhealthy\s+maintenance\s+alice@ops1\n$/);
+  assert.match(text, /\n {2}SERVICE\s+ADDRESS\s+PORT\s+FORCED\s+SCOPE\s+UNTIL\s+REASON\s+SOURCE\n {2}app\.example\.test\s+192\.0\.2\.10\s+80\s+unhealthy\s+region\s+2025-06-01T14:00:00\.000Z\s+maintenance\s+alice@ops1\n$/);
 });
 
 test('formatServers says so when there are no servers, or none match the filters', () => {
@@ -140,6 +154,7 @@ function domain(over: Partial<DomainView>): DomainView {
     servers: [
       { address: '192.0.2.10', port: 80, region: 'eu-west', weight: 100, priority: 0, status: 'healthy', authority: 'health_check', override: null },
       { address: '2001:db8::1', port: 80, region: 'us-east', weight: 50, priority: 1, status: 'unhealthy', authority: 'override', override: MAINTENANCE },
+      { address: '192.0.2.20', port: 80, region: 'us-east', weight: 50, priority: 1, status: 'unhealthy', authority: 'override', override: REGION_DRAIN },
     ],
     ...over,
   };
@@ -151,52 +166,64 @@ test('formatDomains prints one row per domain with healthy/total servers and the
     text,
     [
       'NAME                 ALGORITHM    TTL  SERVERS  WHEN-ALL-DOWN',
-      'app.example.test     round-robin  30   1/2      servfail',
+      'app.example.test     round-robin  30   1/3      servfail',
       'status.example.test  failover     60   0/0      fallback 192.0.2.99,192.0.2.98',
       '',
     ].join('\n'),
   );
 });
 
-test('formatDomains with servers prints each domain with its servers indented below, overrides with reason and source', () => {
+test('formatDomains with servers prints each domain with its servers indented below, overrides with reason, source, wider scope and end', () => {
   const text = formatDomains({ generated_at: NOW, domains: [domain({})] }, true);
   assert.equal(
     text,
     [
       'NAME              ALGORITHM    TTL  SERVERS  WHEN-ALL-DOWN',
-      'app.example.test  round-robin  30   1/2      servfail',
+      'app.example.test  round-robin  30   1/3      servfail',
       '  ADDRESS      PORT  REGION   WEIGHT  PRIORITY  STATUS     AUTHORITY     OVERRIDE',
       '  192.0.2.10   80    eu-west  100     0         healthy    health_check  -',
       '  2001:db8::1  80    us-east  50      1         unhealthy  override      maintenance (alice@ops1)',
+      '  192.0.2.20   80    us-east  50      1         unhealthy  override      network work (alice@ops1; region us-east; until 2025-06-01T14:00:00.000Z)',
       '',
     ].join('\n'),
   );
 });
 
-test('formatOverrides prints every override with whether it is active, or says there are none', () => {
+test('formatOverrides prints every override with its scope, target, whether it is active and its end, or says there are none', () => {
   assert.equal(formatOverrides({ overrides: [] }), 'No overrides.\n');
   assert.equal(
-    formatOverrides({ overrides: [MAINTENANCE, { ...MAINTENANCE, service: 'old.example.test', address: '192.0.2.7', healthy: true, active: false, reason: 'pin' }] }),
+    formatOverrides({
+      overrides: [
+        MAINTENANCE,
+        { ...MAINTENANCE, service: 'old.example.test', address: '192.0.2.7', healthy: true, active: false, reason: 'pin' },
+        { ...MAINTENANCE, scope: 'server', service: null, address: '192.0.2.8', reason: 'disk' },
+        REGION_DRAIN,
+      ],
+    }),
     [
-      'SERVICE           ADDRESS      FORCED     ACTIVE  REASON       SOURCE      CREATED',
-      'app.example.test  2001:db8::1  unhealthy  yes     maintenance  alice@ops1  2025-06-01T11:00:00.000Z',
-      'old.example.test  192.0.2.7    healthy    no      pin          alice@ops1  2025-06-01T11:00:00.000Z',
+      'SCOPE   TARGET                           FORCED     ACTIVE  UNTIL                     REASON        SOURCE      CREATED',
+      'domain  2001:db8::1 in app.example.test  unhealthy  yes     -                         maintenance   alice@ops1  2025-06-01T11:00:00.000Z',
+      'domain  192.0.2.7 in old.example.test    healthy    no      -                         pin           alice@ops1  2025-06-01T11:00:00.000Z',
+      'server  192.0.2.8 in every domain        unhealthy  yes     -                         disk          alice@ops1  2025-06-01T11:00:00.000Z',
+      'region  region us-east                   unhealthy  yes     2025-06-01T14:00:00.000Z  network work  alice@ops1  2025-06-01T11:00:00.000Z',
       '',
     ].join('\n'),
   );
 });
 
-test('formatOverrideSet confirms what was stored and warns when it does not apply to the served config', () => {
+test('formatOverrideSet confirms what was stored, with its end, and warns when it does not apply to the served config', () => {
   assert.equal(formatOverrideSet(MAINTENANCE), 'Override set: 2001:db8::1 in app.example.test is unhealthy (reason: maintenance; source: alice@ops1; at 2025-06-01T11:00:00.000Z)\n');
-  assert.match(formatOverrideSet({ ...MAINTENANCE, active: false }), /\nNot active: app\.example\.test has no server 2001:db8::1 in the served config\./);
+  assert.equal(formatOverrideSet(REGION_DRAIN), 'Override set: region us-east is unhealthy until 2025-06-01T14:00:00.000Z (reason: network work; source: alice@ops1; at 2025-06-01T11:00:00.000Z)\n');
+  assert.match(formatOverrideSet({ ...MAINTENANCE, active: false }), /\nNot active: nothing it covers is in the served config\./);
 });
 
 test('formatOverrideCleared names what was cleared, with its reason when it was listed', () => {
-  assert.equal(formatOverrideCleared('app.example.test', '2001:db8::1', null), 'Override cleared: 2001:db8::1 in app.example.test; the health checks decide again.\n');
-  assert.match(formatOverrideCleared('app.example.test', '2001:db8::1', MAINTENANCE), /^Override cleared: 2001:db8::1 in app\.example\.test was forced unhealthy \(reason: maintenance; source: alice@ops1; since /);
+  assert.equal(formatOverrideCleared('2001:db8::1 in app.example.test', null), 'Override cleared: 2001:db8::1 in app.example.test; the health checks decide again, unless a wider override covers it.\n');
+  assert.match(formatOverrideCleared('2001:db8::1 in app.example.test', MAINTENANCE), /^Override cleared: 2001:db8::1 in app\.example\.test was forced unhealthy \(reason: maintenance; source: alice@ops1; since /);
+  assert.match(formatOverrideCleared('region us-east', REGION_DRAIN), /^Override cleared: region us-east was forced unhealthy \(.*, until 2025-06-01T14:00:00\.000Z\)/);
 });
 
-test('formatStatus shows version, readiness, per-region counts with a total, domains and active overrides', () => {
+test('formatStatus shows version, readiness, the config serving and the last failed reload, per-region counts with a total, domains and active overrides', () => {
   const text = formatStatus({
     api: 'http://127.0.0.1:8080',
     version: { version: '0.1.0', node_version: 'v24.21.0', platform: 'linux-x64', generated_at: NOW },
@@ -210,15 +237,27 @@ test('formatStatus shows version, readiness, per-region counts with a total, dom
     },
     domains: { generated_at: NOW, domains: [domain({})] },
     overrides: { overrides: [MAINTENANCE, { ...MAINTENANCE, address: '192.0.2.7', active: false }] },
+    config: {
+      version: '0.1.0',
+      generation: 4,
+      config: { file: 'config/example.yaml', generation: 3, loaded_at: '2025-06-01T11:58:00.000Z' },
+      reloads: { success: 2, failure: 1 },
+      last_reload: null,
+      last_failed_reload: { at: '2025-06-01T11:59:30.000Z', message: 'config/example.yaml:7:21: dns.default_ttl: "soon" is not an integer', problems: 2 },
+      generated_at: NOW,
+    },
   });
   assert.equal(
     text,
     [
       'OpenGSLB 0.1.0 at http://127.0.0.1:8080',
-      'Runtime:    Node v24.21.0, linux-x64',
-      'Ready:      no: first health round still running (DNS listening: yes, first health round done: no)',
-      'Domains:    1',
-      'Overrides:  1 active, 1 waiting for their domain or server to return',
+      'Runtime:      Node v24.21.0, linux-x64',
+      'Ready:        no: first health round still running (DNS listening: yes, first health round done: no)',
+      'Config:       config/example.yaml, generation 3 (snapshot generation 4), loaded 2025-06-01T11:58:00.000Z (2m ago)',
+      'Reloads:      2 succeeded, 1 failed',
+      'Last failed:  2025-06-01T11:59:30.000Z (30s ago): config/example.yaml:7:21: dns.default_ttl: "soon" is not an integer (and 1 more problems)',
+      'Domains:      1',
+      'Overrides:    1 active, 1 waiting for their domain or server to return',
       '',
       'REGION   SERVERS  HEALTHY  UNHEALTHY  UNKNOWN  HEALTHY%',
       'eu-west  2        1        1          0        50.0%',
@@ -226,8 +265,8 @@ test('formatStatus shows version, readiness, per-region counts with a total, dom
       '(all)    4        1        1          2        25.0%',
       '',
       'Active overrides:',
-      '  SERVICE           ADDRESS      FORCED     REASON       SOURCE',
-      '  app.example.test  2001:db8::1  unhealthy  maintenance  alice@ops1',
+      '  SCOPE   TARGET                           FORCED     UNTIL  REASON       SOURCE',
+      '  domain  2001:db8::1 in app.example.test  unhealthy  -      maintenance  alice@ops1',
       '',
     ].join('\n'),
   );
@@ -246,7 +285,7 @@ function explanation(over: Partial<Explanation>): Explanation {
 function candidate(over: Partial<ExplainCandidate>): ExplainCandidate {
   return {
     address: '192.0.2.10', port: 80, region: 'eu-west', priority: 0, weight: 100, status: 'healthy', check_status: 'healthy',
-    authority: 'health_check', latency_ms: 3.62, samples: 5, last_up: NOW, eligible: true, reason: null, detail: 'position 1',
+    authority: 'health_check', override: null, latency_ms: 3.62, samples: 5, last_up: NOW, eligible: true, reason: null, detail: 'position 1',
     ...over,
   };
 }

@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { CLI, run } from '../helpers/child.ts';
 
@@ -53,6 +53,7 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
   if (!('OPENGSLB_API' in extra)) delete e.OPENGSLB_API;
   if (!('OPENGSLB_TOKEN' in extra)) delete e.OPENGSLB_TOKEN;
+  if (!('OPENGSLB_API_TOKEN' in extra)) delete e.OPENGSLB_API_TOKEN;
   return e;
 }
 
@@ -68,12 +69,15 @@ async function closedPort(): Promise<number> {
 }
 
 const OVERRIDE = {
+  scope: 'domain',
   service: 'app.example.test',
   address: '2001:db8::1',
+  region: null,
   healthy: false,
   reason: 'kernel upgrade',
   source: 'alice@ops1',
   created_at: '2025-06-01T11:00:00.000Z',
+  expires_at: null,
   authority: 'override',
   active: true,
 };
@@ -125,11 +129,11 @@ test('a plain-text 403 from the allow-list is quoted, with a hint about api.allo
   assert.match(r.stderr, /^opengslb-cli: Forbidden \(HTTP 403\)\nhint: .*api\.allowed_networks\n$/);
 });
 
-test('a 401 hints at --token and $OPENGSLB_TOKEN', async (t) => {
+test('a 401 hints at --token and $OPENGSLB_API_TOKEN', async (t) => {
   const api = await apiStandIn(t, json(401, { error: 'missing or wrong bearer token', code: 401 }));
   const r = await run(CLI, ['overrides', 'set', 'app.example.test', '192.0.2.1', '--unhealthy', '--reason', 'x', '--api', api.url], { env: env() });
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^opengslb-cli: missing or wrong bearer token \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_TOKEN\n$/);
+  assert.match(r.stderr, /^opengslb-cli: missing or wrong bearer token \(HTTP 401\)\nhint: .*--token TOKEN or set \$OPENGSLB_API_TOKEN\n$/);
 });
 
 test('exits 1 when a success status carries a body that is not JSON', async (t) => {
@@ -139,10 +143,46 @@ test('exits 1 when a success status carries a body that is not JSON', async (t) 
   assert.match(r.stderr, /answered HTTP 200 with a body that is not JSON: "<html>proxy<\/html>"/);
 });
 
-test('overrides set PUTs {healthy, reason, source} to the URL-encoded path with the bearer token from $OPENGSLB_TOKEN', async (t) => {
+test('says that --api is not the admin API when a plain HTTP server answers there with a page', async (t) => {
+  const api = await apiStandIn(t, (_req, res) => {
+    res.writeHead(404, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!DOCTYPE html><html><body>Cannot GET /api/v1/health/servers</body></html>');
+  });
+  const r = await run(CLI, ['servers', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, '');
+  assert.equal(
+    r.stderr,
+    `opengslb-cli: GET ${api.url}/api/v1/health/servers answered HTTP 404 with a text/html body (not JSON)\n` +
+      `hint: is ${api.url} the overwatch's admin API (api.address)? Pass --api URL or set $OPENGSLB_API\n`,
+  );
+});
+
+test('says that --api is not the admin API when another JSON API answers 200 without the expected fields', async (t) => {
+  const api = await apiStandIn(t, json(200, { status: 'ok', items: [] }));
+  const r = await run(CLI, ['domains', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^opengslb-cli: GET ${api.url}/api/v1/domains answered HTTP 200 with JSON that is not the admin API's answer \\(no "domains" field\\)\nhint: is `));
+  const wrongType = await apiStandIn(t, json(200, { domains: 'all' }));
+  const r2 = await run(CLI, ['domains', '--api', wrongType.url], { env: env() });
+  assert.match(r2.stderr, /\("domains" is a string, expected an array\)/);
+});
+
+test('says that --api is not the admin API when what answers there does not speak HTTP', async (t) => {
+  const server = createNetServer((socket) => socket.on('data', () => socket.end('SSH-2.0-OpenSSH_9.2\r\n')));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const r = await run(CLI, ['status', '--api', url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`^opengslb-cli: cannot reach the admin API at ${url}/api/v1/\\S+: what answers there does not speak HTTP, so it is not the admin API\nhint: `));
+});
+
+test('overrides set PUTs {healthy, reason, source} to the URL-encoded path with the bearer token from $OPENGSLB_API_TOKEN', async (t) => {
   const api = await apiStandIn(t, json(200, OVERRIDE));
   const r = await run(CLI, ['overrides', 'set', 'app.example.test', '2001:db8::1', '--unhealthy', '--reason', 'kernel upgrade'], {
-    env: env({ OPENGSLB_API: api.url, OPENGSLB_TOKEN: 's3cret', USER: 'alice' }),
+    env: env({ OPENGSLB_API: api.url, OPENGSLB_API_TOKEN: 's3cret', USER: 'alice' }),
   });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(api.seen.length, 1);
@@ -171,6 +211,17 @@ test('--source and --token flags win over the defaults, and without $USER the so
   assert.deepEqual(JSON.parse(api.seen[1].body), { healthy: true, reason: 'pin', source: 'opengslb-cli' });
 });
 
+test('the token comes from $OPENGSLB_API_TOKEN, else from its alias $OPENGSLB_TOKEN', async (t) => {
+  const api = await apiStandIn(t, json(200, OVERRIDE));
+  const args = ['overrides', 'set', 'app.example.test', '192.0.2.1', '--healthy', '--reason', 'pin', '--api', api.url];
+  const cases: Record<string, string>[] = [{ OPENGSLB_API_TOKEN: 'primary', OPENGSLB_TOKEN: 'alias' }, { OPENGSLB_TOKEN: 'alias' }, { OPENGSLB_API_TOKEN: '', OPENGSLB_TOKEN: 'alias' }];
+  for (const extra of cases) {
+    const r = await run(CLI, args, { env: env(extra) });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.deepEqual(api.seen.map((s) => s.authorization), ['Bearer primary', 'Bearer alias', 'Bearer alias']);
+});
+
 test('reads requests send no Authorization header when no token is given', async (t) => {
   const api = await apiStandIn(t, json(200, { overrides: [] }));
   const r = await run(CLI, ['overrides', 'list', '--api', api.url], { env: env() });
@@ -197,7 +248,26 @@ test('overrides clear reads the override, DELETEs it and prints what was cleared
   assert.equal(r.code, 0, r.stderr);
   const path = '/api/v1/overrides/APP.example.test./2001%3ADB8%3A0%3A%3A1';
   assert.deepEqual(api.seen.map((s) => `${s.method} ${s.url}`), [`GET ${path}`, `DELETE ${path}`]);
-  assert.equal(r.stdout, 'Override cleared: 2001:db8::1 in app.example.test was forced unhealthy (reason: kernel upgrade; source: alice@ops1; since 2025-06-01T11:00:00.000Z); the health checks decide again.\n');
+  assert.equal(r.stdout, 'Override cleared: 2001:db8::1 in app.example.test was forced unhealthy (reason: kernel upgrade; source: alice@ops1; since 2025-06-01T11:00:00.000Z); the health checks decide again, unless a wider override covers it.\n');
+});
+
+test('overrides set --server and --region PUT to their scope\'s path, with --for as expires_in and --until as expires_at in UTC', async (t) => {
+  const api = await apiStandIn(t, json(200, { ...OVERRIDE, scope: 'region', service: null, address: null, region: 'eu-west', expires_at: '2026-11-26T17:00:00.000Z' }));
+  let r = await run(CLI, ['overrides', 'set', '--server', '2001:db8::1', '--unhealthy', '--reason', 'disk', '--for', '2h', '--api', api.url], { env: env({ USER: 'alice' }) });
+  assert.equal(r.code, 0, r.stderr);
+  r = await run(CLI, ['overrides', 'set', '--region', 'eu-west', '--unhealthy', '--reason', 'network work', '--until', '2026-11-26T18:00+01:00', '--api', api.url], { env: env({ USER: 'alice' }) });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'Override set: region eu-west is unhealthy until 2026-11-26T17:00:00.000Z (reason: kernel upgrade; source: alice@ops1; at 2025-06-01T11:00:00.000Z)\n');
+  r = await run(CLI, ['overrides', 'clear', '--region', 'eu-west', '--api', api.url], { env: env() });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(api.seen.map((s) => `${s.method} ${s.url}`), [
+    'PUT /api/v1/overrides/server/2001%3Adb8%3A%3A1',
+    'PUT /api/v1/overrides/region/eu-west',
+    'GET /api/v1/overrides/region/eu-west',
+    'DELETE /api/v1/overrides/region/eu-west',
+  ]);
+  assert.deepEqual(JSON.parse(api.seen[0].body), { healthy: false, reason: 'disk', source: `alice@${hostname()}`, expires_in: '2h' });
+  assert.deepEqual(JSON.parse(api.seen[1].body), { healthy: false, reason: 'network work', source: `alice@${hostname()}`, expires_at: '2026-11-26T17:00:00.000Z' });
 });
 
 test('--json prints the API\'s body unchanged, pretty', async (t) => {
@@ -217,6 +287,10 @@ test('status treats 503 from /api/v1/ready as "not ready", not as an error', asy
       '/api/v1/health/regions': [200, { regions: [], generated_at: '2025-06-01T12:00:00.000Z' }],
       '/api/v1/domains': [200, { domains: [], generated_at: '2025-06-01T12:00:00.000Z' }],
       '/api/v1/overrides': [200, { overrides: [] }],
+      '/api/v1/status': [200, {
+        version: '9.9.9', generation: 1, config: { file: 'config.yaml', generation: 1, loaded_at: '2025-06-01T11:59:00.000Z' },
+        reloads: { success: 0, failure: 0 }, last_reload: null, last_failed_reload: null, generated_at: '2025-06-01T12:00:00.000Z',
+      }],
     };
     const [status, body] = bodies[path] ?? [404, { error: 'not found', code: 404 }];
     json(status, body)(req, res);
@@ -230,11 +304,21 @@ test('status treats 503 from /api/v1/ready as "not ready", not as an error', asy
 for (const c of [
   { name: 'an unknown command', args: ['frobnicate'], expect: /^opengslb-cli: unknown command "frobnicate"\nusage: opengslb-cli COMMAND/ },
   { name: 'a group without its sub-command', args: ['overrides'], expect: /^opengslb-cli: unknown command "overrides" \(overrides takes: list, set, clear\)\n/ },
-  { name: 'an unknown flag', args: ['servers', '--colour'], expect: /^opengslb-cli servers: Unknown option '--colour'.*\nusage: opengslb-cli servers / },
+  { name: 'an unknown flag', args: ['servers', '--colour'], expect: /^opengslb-cli servers: unknown flag --colour\nusage: opengslb-cli servers / },
+  { name: 'a misspelt flag', args: ['servers', '--regoin', 'eu'], expect: /^opengslb-cli servers: unknown flag --regoin; did you mean --region\?\nusage: opengslb-cli servers / },
+  { name: 'a flag without its value', args: ['servers', '--domain'], expect: /^opengslb-cli servers: --domain needs a value\nusage: opengslb-cli servers / },
+  { name: 'a flag whose value looks like a flag', args: ['servers', '--domain', '--json'], expect: /^opengslb-cli servers: --domain needs a value, but the next word "--json" is a flag; if that is the value, write --domain=--json\nusage: / },
+  { name: 'a value given to a switch', args: ['servers', '--json=yes'], expect: /^opengslb-cli servers: --json is a switch and takes no value\nusage: opengslb-cli servers / },
   { name: 'a bad --status', args: ['servers', '--status', 'down'], expect: /^opengslb-cli servers: --status: "down" is not a health state, expected healthy, unhealthy or unknown\n/ },
   { name: 'both --healthy and --unhealthy', args: ['overrides', 'set', 'a.test', '192.0.2.1', '--healthy', '--unhealthy', '--reason', 'x'], expect: /give exactly one of --healthy and --unhealthy/ },
   { name: 'an override without --reason', args: ['overrides', 'set', 'a.test', '192.0.2.1', '--healthy'], expect: /--reason TEXT is required/ },
-  { name: 'a missing argument', args: ['overrides', 'clear', 'a.test'], expect: /^opengslb-cli overrides clear: expected 2 arguments, got 1: a\.test\n/ },
+  { name: 'a missing argument', args: ['overrides', 'clear', 'a.test'], expect: /^opengslb-cli overrides clear: SERVICE ADDRESS: expected both, got only a\.test\n/ },
+  { name: 'two override targets at once', args: ['overrides', 'set', 'a.test', '192.0.2.1', '--region', 'eu', '--healthy', '--reason', 'x'], expect: /^opengslb-cli overrides set: name exactly one target: SERVICE ADDRESS \| --server ADDRESS \| --region NAME \(got 2\)\n/ },
+  { name: 'no override target', args: ['overrides', 'clear'], expect: /^opengslb-cli overrides clear: name exactly one target: SERVICE ADDRESS \| --server ADDRESS \| --region NAME\n/ },
+  { name: 'both --for and --until', args: ['overrides', 'set', '--server', '192.0.2.1', '--healthy', '--reason', 'x', '--for', '1h', '--until', '2030-01-01T00:00:00Z'], expect: /^opengslb-cli overrides set: give --for DURATION or --until TIME, not both\n/ },
+  { name: 'a --for that is not a duration', args: ['overrides', 'set', '--server', '192.0.2.1', '--healthy', '--reason', 'x', '--for', '2d'], expect: /^opengslb-cli overrides set: --for: "2d" has the unknown unit "d" \(there are no day or week units: write 24h or 168h\)/ },
+  { name: 'an --until without a time zone', args: ['overrides', 'set', '--server', '192.0.2.1', '--healthy', '--reason', 'x', '--until', '2030-01-01 10:00'], expect: /^opengslb-cli overrides set: --until: "2030-01-01 10:00" is not a time with a zone, expected RFC 3339/ },
+  { name: 'an argument to a command that takes none', args: ['status', 'now'], expect: /^opengslb-cli status: takes no arguments, got: now\nusage: opengslb-cli status/ },
   { name: 'a bad --timeout', args: ['status', '--timeout', '5x'], expect: /^opengslb-cli status: --timeout: "5x" has the unknown unit "x"/ },
   { name: 'an --api that is not http(s)', args: ['status', '--api', 'ftp://example.test'], expect: /^opengslb-cli status: --api: "ftp:\/\/example\.test" is not an http:\/\/ or https:\/\/ URL\n/ },
   { name: 'no command at all', args: [], expect: /^opengslb-cli: a command is needed\nusage: opengslb-cli COMMAND/ },
@@ -250,11 +334,11 @@ for (const c of [
 test('--help prints the overview, COMMAND --help the command\'s usage, both on stdout with exit 0', async () => {
   let r = await run(CLI, ['--help'], { env: env() });
   assert.equal(r.code, 0);
-  for (const cmd of ['status', 'servers', 'domains', 'overrides list', 'overrides set', 'overrides clear', 'explain', 'config validate FILE']) {
+  for (const cmd of ['status', 'reload', 'servers', 'domains', 'overrides list', 'overrides set', 'overrides clear', 'explain', 'config validate FILE']) {
     assert.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
   }
   r = await run(CLI, ['overrides', 'set', '--help'], { env: env() });
   assert.equal(r.code, 0);
-  assert.match(r.stdout, /^usage: opengslb-cli overrides set SERVICE ADDRESS --healthy\|--unhealthy --reason TEXT \[--source WHO\]\n/);
+  assert.match(r.stdout, /^usage: opengslb-cli overrides set SERVICE ADDRESS \| --server ADDRESS \| --region NAME --healthy\|--unhealthy --reason TEXT \[--for DURATION \| --until TIME\] \[--source WHO\]\n/);
   assert.match(r.stdout, /--api URL/);
 });

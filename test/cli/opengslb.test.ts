@@ -122,14 +122,14 @@ function badConfigProblems(file: string): { where: string; re: RegExp }[] {
 }
 
 /** Asserts that every BAD_CONFIG problem is on a line of its own, as `FILE:LINE:COL: path: message`, in order. */
-function assertBadConfigReport(stderr: string, file: string): void {
+function assertBadConfigReport(stderr: string, file: string, program = 'opengslb'): void {
   const lines = stderr.trimEnd().split('\n');
   const expected = badConfigProblems(file);
   assert.equal(lines.length, expected.length, `one line per problem:\n${stderr}`);
   for (let i = 0; i < expected.length; i++) {
-    // The server prefixes its first stderr line with "opengslb: " (see the
-    // report: the problem list is not uniform); accept that prefix, nothing else.
-    const line = lines[i].replace(/^opengslb: /, '');
+    // Every error line begins with the program name.
+    assert.ok(lines[i].startsWith(`${program}: `), `line ${i + 1} should start with "${program}: ":\n${stderr}`);
+    const line = lines[i].slice(program.length + 2);
     const { where, re } = expected[i];
     assert.ok(line.startsWith(`${where}: `), `line ${i + 1} should start with "${where}: ":\n${stderr}`);
     assert.match(line.slice(where.length + 2), re);
@@ -198,7 +198,7 @@ test('prints the usage on stdout for --help and exits 0', async () => {
 test('exits 2 with the usage on stderr for an unknown flag', async () => {
   const r = await run(SERVER, ['--no-such-flag']);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /--no-such-flag/);
+  assert.match(r.stderr, /^opengslb: unknown flag --no-such-flag\n/);
   assert.match(r.stderr, /usage: opengslb /);
   assert.equal(r.stdout, '');
 });
@@ -249,7 +249,7 @@ test('exits 1 with one clear line when the config file does not exist', async (t
   const file = join(dir, 'missing.yaml');
   const r = await run(SERVER, ['--config', file]);
   assert.equal(r.code, 1);
-  assert.equal(oneLine(r.stderr).replace(/^opengslb: /, ''), `${file}: does not exist, expected a readable YAML config file`);
+  assert.equal(oneLine(r.stderr), `opengslb: ${file}: does not exist, expected a readable YAML config file`);
   assert.equal(r.stdout, '');
 });
 
@@ -502,7 +502,7 @@ test('opengslb-cli config validate exits 1 with every problem for a bad file', a
   const file = await writeConfig(dir, 'bad.yaml', BAD_CONFIG);
   const r = await run(CLI, ['config', 'validate', file]);
   assert.equal(r.code, 1);
-  assertBadConfigReport(r.stderr, file);
+  assertBadConfigReport(r.stderr, file, 'opengslb-cli');
   assert.equal(r.stdout, '');
 });
 

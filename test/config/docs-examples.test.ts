@@ -37,6 +37,44 @@ for (const file of configFiles) {
   });
 }
 
+test('docs/configuration.md\'s complete example is config/example.yaml itself, shown verbatim (the test above compares them)', async () => {
+  const doc = await readFile(join(root, 'docs/configuration.md'), 'utf8');
+  const section = doc.split('\n## A complete example\n')[1]?.split(/^## /m)[0] ?? '';
+  const first = yamlBlocks(section)[0];
+  assert.ok(first !== undefined, 'the section has a yaml block');
+  assert.equal(first.text.split('\n')[0], '# file: config/example.yaml');
+});
+
+/**
+ * Says where a whole config's state directory ends up, resolved against `file`;
+ * it must be set in the config (the default, /var/lib/opengslb, needs root to
+ * create) and stay inside the repository, as a relative path does.
+ */
+function assertDataDirWithoutRoot(text: string, file: string, dataDir: string): void {
+  assert.match(text, /\bdata_dir:/, `${file} sets no overwatch.data_dir, so it would need root for /var/lib/opengslb`);
+  assert.ok(dataDir.startsWith(root), `${file}: overwatch.data_dir resolves to ${dataDir}, outside the repository (a path that may need root)`);
+}
+
+for (const file of docFiles) {
+  const blocks = yamlBlocks(await readFile(join(root, file), 'utf8'));
+  for (const block of blocks) {
+    if (OPT_OUT.test(block.text) || FILE_BLOCK.test(block.text.split('\n')[0] ?? '')) continue;
+    test(`the yaml example at ${file}:${block.line} sets a data_dir that works without root`, () => {
+      const config = parseConfigText(block.text, join(root, file), { env: {} });
+      if (config.mode === 'agent') return;
+      assertDataDirWithoutRoot(block.text, `${file}:${block.line}`, config.dataDir);
+    });
+  }
+}
+
+for (const file of configFiles) {
+  test(`the config ${file} sets a data_dir that works without root`, async () => {
+    const { config } = await loadConfig(join(root, file), { env: {} });
+    if (config.mode === 'agent') return;
+    assertDataDirWithoutRoot(await readFile(join(root, file), 'utf8'), file, config.dataDir);
+  });
+}
+
 test('config/ has a multi-file example', () => {
   assert.ok(configFiles.includes('config/example-multifile/main.yaml'), configFiles.join(', '));
 });

@@ -206,7 +206,8 @@ test('the baked-in config refuses to start without OPENGSLB_API_TOKEN, with the 
   await assert.rejects(loadConfig(file, { env: {} }), (err: Error) => {
     assert.match(err.message, /api\.token: uses \$\{OPENGSLB_API_TOKEN\}, but the environment variable OPENGSLB_API_TOKEN is not set/);
     // In the container the file is the COPY's target.
-    const inImage = err.message.replaceAll(file, baked.target);
+    // The server prints it after its name, as every error line.
+    const inImage = `opengslb: ${err.message.replaceAll(file, baked.target)}`;
     assert.ok(readFileSync(join(ROOT, 'docs/docker.md'), 'utf8').includes(`\n${inImage}\n`), `docs/docker.md shows:\n${inImage}`);
     return true;
   });

@@ -72,7 +72,10 @@ test('an override set through the API drains a server at once and still holds on
   assert.equal(list.overrides.length, 1);
   assert.deepEqual(
     { ...list.overrides[0], created_at: typeof list.overrides[0].created_at },
-    { service: 'app.example.test', address: A, healthy: false, reason: 'kernel upgrade', source: 'persistence-test', created_at: 'string', authority: 'override', active: true },
+    {
+      scope: 'domain', service: 'app.example.test', address: A, region: null, healthy: false, reason: 'kernel upgrade', source: 'persistence-test',
+      created_at: 'string', expires_at: null, authority: 'override', active: true,
+    },
   );
   second.child.kill('SIGTERM');
   assert.deepEqual(await second.exited, { code: 0, signal: null });
@@ -132,7 +135,7 @@ test('an override the store cannot write is refused and changes no answer', asyn
   const config = parseConfigText(BINARY_CONFIG.replace(/api:.*\n/, ''), 'config.yaml');
   const overwatch = await Overwatch.start(config, quietLogger(), { store: new FullDiskStore(), healthChecks: 'off' });
   t.after(() => overwatch.stop(200));
-  await assert.rejects(overwatch.setOverride('app.example.test', A, { healthy: false, reason: 'drain', source: 'test' }), (err: unknown) => {
+  await assert.rejects(overwatch.setOverride({ scope: 'domain', service: 'app.example.test', address: A }, { healthy: false, reason: 'drain', source: 'test' }), (err: unknown) => {
     assert.ok(err instanceof OpenGslbError);
     assert.equal(err.code, 'OPENGSLB_ERR_STATE_WRITE');
     return true;

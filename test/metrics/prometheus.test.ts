@@ -119,7 +119,8 @@ test('serves every query counted by the workers, by type and rcode, with the dur
   assert.equal(m.value('opengslb_dns_worker_snapshot_generation', { worker: '0' }), 1);
   assert.equal(m.value('opengslb_server_healthy', { region: 'r1', server: '[2001:db8::1]:80' }), 1);
   assert.equal(m.value('opengslb_healthy_servers', { region: 'r1' }), 3);
-  assert.equal(m.value('opengslb_overwatch_overrides_active'), 0);
+  for (const scope of ['domain', 'server', 'region']) assert.equal(m.value('opengslb_overwatch_overrides_active', { scope }), 0);
+  assert.equal(m.value('opengslb_overwatch_overrides_expired_total'), 0);
   // Never a query name or a client address in a label.
   for (const s of m.samples) {
     for (const v of Object.values(s.labels)) assert.ok(!/nope|example\.com|127\.0\.0\.1/.test(v), `${s.name} has label value ${v}`);

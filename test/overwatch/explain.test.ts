@@ -178,21 +178,22 @@ describe('explain', () => {
   });
 
   test('names the operator and reason of an override that drains a server in one domain only', async () => {
-    await s.overwatch.setOverride('rr.example.test', '192.0.2.3', { healthy: false, reason: 'disk replacement', source: 'alice' });
+    await s.overwatch.setOverride({ scope: 'domain', service: 'rr.example.test', address: '192.0.2.3' }, { healthy: false, reason: 'disk replacement', source: 'alice' });
     try {
       const e = ex('rr.example.test');
       const c = byAddress(e, '192.0.2.3');
       assert.equal(c.status, 'drained');
       assert.equal(c.authority, 'override');
       assert.equal(c.check_status, 'healthy');
-      assert.equal(c.reason, 'overridden down by alice: disk replacement');
+      assert.equal(c.reason, 'overridden down by alice (this domain only, until cleared): disk replacement');
+      assert.deepEqual(c.override, { scope: 'domain', target: '192.0.2.3', healthy: false, source: 'alice', reason: 'disk replacement', expires_at: null });
       await assertAgrees(s.port, e);
       // The same server in another domain is untouched.
       const other = ex('rr2.example.test');
       assert.equal(byAddress(other, '192.0.2.3').eligible, true);
       await assertAgrees(s.port, other);
     } finally {
-      await s.overwatch.clearOverride('rr.example.test', '192.0.2.3');
+      await s.overwatch.clearOverride({ scope: 'domain', service: 'rr.example.test', address: '192.0.2.3' });
     }
   });
 
@@ -353,16 +354,16 @@ describe('explain', () => {
 
   test('keeps a drained server out even when when_all_down: all fails open', async () => {
     const d = ['192.0.2.41', '192.0.2.42'];
-    await s.overwatch.setOverride('all.example.test', '192.0.2.41', { healthy: false, reason: 'decommissioned', source: 'ops-bot' });
+    await s.overwatch.setOverride({ scope: 'domain', service: 'all.example.test', address: '192.0.2.41' }, { healthy: false, reason: 'decommissioned', source: 'ops-bot' });
     setHealth('d', d, HEALTH_UNHEALTHY);
     try {
       const e = ex('all.example.test');
       assert.deepEqual(e.answers, ['192.0.2.42']);
-      assert.equal(byAddress(e, '192.0.2.41').reason, 'overridden down by ops-bot: decommissioned (a drain holds even when when_all_down fails open)');
+      assert.equal(byAddress(e, '192.0.2.41').reason, 'overridden down by ops-bot (this domain only, until cleared): decommissioned (a drain holds even when when_all_down fails open)');
       await assertAgrees(s.port, e);
     } finally {
       setHealth('d', d, HEALTH_HEALTHY);
-      await s.overwatch.clearOverride('all.example.test', '192.0.2.41');
+      await s.overwatch.clearOverride({ scope: 'domain', service: 'all.example.test', address: '192.0.2.41' });
     }
   });
 

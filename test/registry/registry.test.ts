@@ -9,7 +9,7 @@ import { parseConfigText } from '../../src/config/load.ts';
 import type { CheckSpec } from '../../src/health/types.ts';
 import { OpenGslbError } from '../../src/lib/errors.ts';
 import { Registry, type ServerSpec } from '../../src/registry/registry.ts';
-import type { StoredOverride } from '../../src/state/store.ts';
+import type { Override } from '../../src/registry/overrides.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { startServer } from '../helpers/server.ts';
 
@@ -44,8 +44,8 @@ function spec(address: string, over: Partial<ServerSpec> = {}): ServerSpec {
   return { region: 'eu', address, port: 80, weight: 100, check: { ...NONE, address }, source: 'api', ...over };
 }
 
-function override(service: string, address: string, healthy = false): StoredOverride {
-  return { service, address, healthy, reason: 'test', source: 'tester', createdAtMs: 1 };
+function override(service: string, address: string, healthy = false): Override {
+  return { target: { scope: 'domain', service, address }, healthy, reason: 'test', source: 'tester', createdAtMs: 1, expiresAtMs: null };
 }
 
 describe('the registry', () => {
@@ -167,8 +167,8 @@ describe('the registry', () => {
     assert.equal(r.authorityOf(eu1, null), 'health_check');
     assert.equal(r.answers('us.example.test', '198.51.100.1'), true);
     assert.equal(r.answers('us.example.test', '192.0.2.2'), false);
-    assert.equal(r.deleteOverride('us.example.test', '198.51.100.1')?.reason, 'test');
-    assert.equal(r.deleteOverride('us.example.test', '198.51.100.1'), null);
+    assert.equal(r.deleteOverride({ scope: 'domain', service: 'us.example.test', address: '198.51.100.1' })?.reason, 'test');
+    assert.equal(r.deleteOverride({ scope: 'domain', service: 'us.example.test', address: '198.51.100.1' }), null);
     assert.equal(r.authorityOf(us1, null), 'unchecked');
   });
 });

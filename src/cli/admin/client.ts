@@ -37,6 +37,17 @@ export interface ApiResponse {
 /** Query parameters; undefined values are left out. */
 export type Query = Readonly<Record<string, string | undefined>>;
 
+/** A JSON type, as a Shape names it. */
+export type JsonType = 'array' | 'object' | 'string' | 'number' | 'boolean';
+
+/**
+ * Top-level fields a success answer must carry, with their JSON types. Every
+ * command names the fields it prints: a 200 from some other HTTP server (a
+ * proxy's page, another JSON API) then fails with a message saying that the
+ * URL is not the admin API, instead of printing nonsense or crashing.
+ */
+export type Shape = Readonly<Record<string, JsonType>>;
+
 /** The longest piece of a non-JSON error body quoted in a message. */
 const MAX_QUOTED_BODY = 200;
 
@@ -63,21 +74,29 @@ export class ApiClient {
     return this.#opts.api;
   }
 
-  /** GET `path`; `ok` lists the statuses that are answers rather than errors (503 is an answer for /ready). */
-  get(path: string, query: Query = {}, ok: readonly number[] = [200]): Promise<ApiResponse> {
-    return this.request('GET', path, query, undefined, ok);
+  /** GET `path`, whose answer has `shape`; `ok` lists the statuses that are answers rather than errors (503 is an answer for /ready). */
+  get(path: string, shape: Shape, query: Query = {}, ok: readonly number[] = [200]): Promise<ApiResponse> {
+    return this.request('GET', path, query, undefined, ok, shape);
   }
 
-  put(path: string, body: unknown): Promise<ApiResponse> {
-    return this.request('PUT', path, {}, body, [200, 201]);
+  put(path: string, body: unknown, shape: Shape): Promise<ApiResponse> {
+    return this.request('PUT', path, {}, body, [200, 201], shape);
+  }
+
+  post(path: string, body: unknown, shape: Shape, ok: readonly number[] = [200]): Promise<ApiResponse> {
+    return this.request('POST', path, {}, body, ok, shape);
   }
 
   delete(path: string): Promise<ApiResponse> {
-    return this.request('DELETE', path, {}, undefined, [200, 204]);
+    return this.request('DELETE', path, {}, undefined, [200, 204], {});
   }
 
-  /** Sends one request. Throws CliFailure (exit 1) when it cannot be sent, times out, or gets a status outside `ok`. */
-  async request(method: string, path: string, query: Query, body: unknown, ok: readonly number[]): Promise<ApiResponse> {
+  /**
+   * Sends one request. Throws CliFailure (exit 1) when it cannot be sent,
+   * times out, gets a status outside `ok`, or gets an answer that is not the
+   * admin API's (not JSON, or a JSON body without the fields of `shape`).
+   */
+  async request(method: string, path: string, query: Query, body: unknown, ok: readonly number[], shape: Shape): Promise<ApiResponse> {
     const url = apiUrl(this.#opts.api, path, query);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.#opts.token !== null) headers.authorization = `Bearer ${this.#opts.token}`;
@@ -97,12 +116,47 @@ export class ApiClient {
       throw transportFailure(err, method, url, this.#opts.timeoutMs);
     }
     const parsed = parseBody(text);
-    if (!ok.includes(res.status)) throw httpFailure(res.status, parsed, text);
+    if (!ok.includes(res.status)) {
+      if (isApiError(parsed) || res.status === 401 || res.status === 403) throw httpFailure(res.status, parsed, text);
+      throw notTheApi(`${method} ${url} answered HTTP ${res.status} with ${describeBody(res, parsed)}`, this.#opts.api);
+    }
     if (parsed === NOT_JSON) {
       throw new CliFailure(`${method} ${url} answered HTTP ${res.status} with a body that is not JSON: ${quote(text)}`, 1, apiHint(this.#opts.api));
     }
+    // Only a 2xx carries the route's answer (a 503 of /ready is a Readiness too, a 404 an error body).
+    const missing = parsed === null || res.status >= 300 ? null : missingField(parsed, shape);
+    if (missing !== null) throw notTheApi(`${method} ${url} answered HTTP ${res.status} with JSON that is not the admin API's answer (${missing})`, this.#opts.api);
     return { status: res.status, body: parsed };
   }
+}
+
+/** Is this the admin API's error body, {error, code}? */
+function isApiError(parsed: unknown): boolean {
+  return parsed !== null && typeof parsed === 'object' && typeof (parsed as { error?: unknown }).error === 'string' && typeof (parsed as { code?: unknown }).code === 'number';
+}
+
+/** Says what a response that is not the admin API's carried: "a text/html body: "<html>…"", "an empty body". */
+function describeBody(res: Response, parsed: unknown): string {
+  const type = (res.headers.get('content-type') ?? '').split(';')[0].trim();
+  if (parsed === null) return 'an empty body';
+  if (parsed === NOT_JSON) return `a ${type || 'non-JSON'} body${type === '' ? '' : ' (not JSON)'}`;
+  return 'JSON that is not the admin API\'s error answer ({"error", "code"})';
+}
+
+/** Names the first field of `shape` that `body` lacks or has with another type, or null when it has them all. */
+function missingField(body: unknown, shape: Shape): string | null {
+  if (typeof body !== 'object' || Array.isArray(body)) return `expected a JSON object, got ${Array.isArray(body) ? 'an array' : typeof body}`;
+  for (const [field, type] of Object.entries(shape)) {
+    const value = (body as Record<string, unknown>)[field];
+    const got = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+    if (value === undefined) return `no "${field}" field`;
+    if (got !== type) return `"${field}" is ${got === 'array' || got === 'object' ? 'an' : 'a'} ${got}, expected ${type === 'array' || type === 'object' ? 'an' : 'a'} ${type}`;
+  }
+  return null;
+}
+
+function notTheApi(message: string, api: string): CliFailure {
+  return new CliFailure(message, 1, apiHint(api));
 }
 
 const NOT_JSON = Symbol('not JSON');
@@ -125,7 +179,7 @@ function apiHint(api: string): string {
   return `is ${api} the overwatch's admin API (api.address)? Pass --api URL or set $OPENGSLB_API`;
 }
 
-/** Turns an error status into `<the API's error message> (HTTP <status>)`; the body is {error, code}, or plain text (403 from the allow-list). */
+/** Turns an error status into `<the API's error message> (HTTP <status>)`; the body is {error, code}, or a proxy's plain text for 401 and 403. */
 function httpFailure(status: number, parsed: unknown, text: string): CliFailure {
   let message: string;
   if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { error?: unknown }).error === 'string') {
@@ -136,7 +190,7 @@ function httpFailure(status: number, parsed: unknown, text: string): CliFailure 
     message = 'no error message';
   }
   let hint: string | null = null;
-  if (status === 401) hint = 'this request needs the API token (api.token): pass --token TOKEN or set $OPENGSLB_TOKEN';
+  if (status === 401) hint = 'this request needs the API token (api.token): pass --token TOKEN or set $OPENGSLB_API_TOKEN';
   else if (status === 403) hint = "this host's address is not in the API's api.allowed_networks";
   return new CliFailure(`${message} (HTTP ${status})`, 1, hint);
 }
@@ -153,7 +207,11 @@ function transportFailure(err: unknown, method: string, url: string, timeoutMs: 
   const what =
     code === 'ECONNREFUSED' ? 'connection refused'
     : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host not found'
+    : code === 'ECONNRESET' && url.startsWith('https:') ? 'the TLS handshake failed (is the API served over plain http://?)'
     : code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' ? 'connection closed before an answer'
+    // undici's parser error: something answered, but not in HTTP (a DNS port, an SSH server…).
+    : e.cause?.message?.includes('does not match the HTTP/1.1 protocol') ? 'what answers there does not speak HTTP, so it is not the admin API'
+    : typeof code === 'string' && code.startsWith('ERR_SSL') ? `the TLS handshake failed (${e.cause?.message ?? code}); is the API served over plain http://?`
     // The Fetch standard blocks some ports (1, 6000, 6665-6669, 10080…); Node's fetch says only "bad port".
     : e.cause?.message === 'bad port' ? `port ${new URL(url).port} is one that fetch refuses to use; serve the API on another port`
     : (e.cause?.message ?? e.message ?? String(err));

@@ -5,14 +5,19 @@
 // problems as CliFailure (exit 1).
 
 import { hostname } from 'node:os';
+import { parseDuration } from '../../config/duration.ts';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import type { OverrideView, Readiness } from '../../overwatch/views.ts';
 // Type-only, for the JSON shape GET /api/v1/explain serves; no routing code runs in the CLI.
 import type { Explanation } from '../../overwatch/explain.ts';
-import { type ApiClient, CliFailure, segment } from './client.ts';
+import { type ApiClient, CliFailure, segment, type Shape } from './client.ts';
 import { formatExplain } from './explain-format.ts';
 import {
+  type ConfigStatusResponse,
   type DomainsResponse,
+  formatReload,
+  formatReloadFailure,
+  type ReloadResponse,
   formatDomains,
   formatGeoMappings,
   formatGeoTest,
@@ -66,6 +71,23 @@ export interface Command {
 
 const HEALTH_STATES = ['healthy', 'unhealthy', 'unknown'] as const;
 
+/** The fields each admin-API answer the commands print must carry (see ApiClient's Shape). */
+const SHAPES = {
+  version: { version: 'string', node_version: 'string' },
+  ready: { ready: 'boolean' },
+  regions: { regions: 'array' },
+  domains: { domains: 'array' },
+  servers: { servers: 'array' },
+  overrides: { overrides: 'array' },
+  override: { scope: 'string', healthy: 'boolean', created_at: 'string' },
+  explain: { name: 'string', rcode: 'string', candidates: 'array' },
+  status: { generation: 'number', config: 'object', reloads: 'object' },
+  reload: { result: 'string', generation: 'number', problems: 'array' },
+  geoTest: { ip: 'string', match_type: 'string' },
+  geoMappings: { mappings: 'array' },
+  geoMapping: { cidr: 'string', region: 'string', source: 'string' },
+} as const satisfies Record<string, Shape>;
+
 function printJson(ctx: CommandContext, body: unknown): void {
   ctx.out(JSON.stringify(body, null, 2) + '\n');
 }
@@ -90,21 +112,22 @@ function sameName(a: string, b: string): boolean {
 const status: Command = {
   name: 'status',
   synopsis: '',
-  summary: 'version, readiness, servers per region, domains and overrides on one screen',
+  summary: 'version, readiness, the config serving (generation, when loaded, last failed reload), servers per region, domains and overrides on one screen',
   flags: [],
   options: {},
   args: [0, 0],
   async run(ctx) {
-    // Five independent GETs; one failure fails the command with that request's message.
-    const [version, ready, regions, domains, overrides] = await Promise.all([
-      ctx.client.get('/api/v1/version'),
-      ctx.client.get('/api/v1/ready', {}, [200, 503]),
-      ctx.client.get('/api/v1/health/regions'),
-      ctx.client.get('/api/v1/domains'),
-      ctx.client.get('/api/v1/overrides'),
+    // Six independent GETs; one failure fails the command with that request's message.
+    const [version, ready, regions, domains, overrides, config] = await Promise.all([
+      ctx.client.get('/api/v1/version', SHAPES.version),
+      ctx.client.get('/api/v1/ready', SHAPES.ready, {}, [200, 503]),
+      ctx.client.get('/api/v1/health/regions', SHAPES.regions),
+      ctx.client.get('/api/v1/domains', SHAPES.domains),
+      ctx.client.get('/api/v1/overrides', SHAPES.overrides),
+      ctx.client.get('/api/v1/status', SHAPES.status),
     ]);
     if (ctx.json) {
-      printJson(ctx, { version: version.body, ready: ready.body, regions: regions.body, domains: domains.body, overrides: overrides.body });
+      printJson(ctx, { version: version.body, ready: ready.body, config: config.body, regions: regions.body, domains: domains.body, overrides: overrides.body });
       return;
     }
     ctx.out(
@@ -115,8 +138,26 @@ const status: Command = {
         regions: regions.body as RegionsResponse,
         domains: domains.body as DomainsResponse,
         overrides: overrides.body as OverridesResponse,
+        config: config.body as ConfigStatusResponse,
       }),
     );
+  },
+};
+
+const reload: Command = {
+  name: 'reload',
+  synopsis: '',
+  summary: 'reload the config files as SIGHUP does, and print what changed or every problem (exit 1 when it failed)',
+  flags: [],
+  options: {},
+  args: [0, 0],
+  async run(ctx) {
+    const res = await ctx.client.post('/api/v1/reload', undefined, SHAPES.reload, [200, 422]);
+    const body = res.body as ReloadResponse;
+    if (ctx.json) printJson(ctx, body);
+    else if (body.result === 'success') ctx.out(formatReload(body));
+    // The failure is the command's error: stderr, every line after the program name, exit 1.
+    if (body.result !== 'success') throw new CliFailure(formatReloadFailure('opengslb-cli', body).replace(/^opengslb-cli: /, '').trimEnd(), 1);
   },
 };
 
@@ -137,7 +178,7 @@ const servers: Command = {
       throw new UsageError(`--status: "${state}" is not a health state, expected healthy, unhealthy or unknown`);
     }
     const query = { domain: str(values, 'domain'), region: str(values, 'region'), status: state };
-    const res = await ctx.client.get('/api/v1/health/servers', query);
+    const res = await ctx.client.get('/api/v1/health/servers', SHAPES.servers, query);
     if (ctx.json) return printJson(ctx, res.body);
     const filtered = Object.values(query).some((v) => v !== undefined);
     ctx.out(formatServers(res.body as ServersResponse, filtered));
@@ -155,7 +196,7 @@ const domains: Command = {
   options: { servers: { type: 'boolean' } },
   args: [0, 1],
   async run(ctx, values, args) {
-    const res = await ctx.client.get('/api/v1/domains');
+    const res = await ctx.client.get('/api/v1/domains', SHAPES.domains);
     let body = res.body as DomainsResponse;
     const name = args[0];
     if (name !== undefined) {
@@ -174,44 +215,104 @@ const domains: Command = {
 const overridesList: Command = {
   name: 'overrides list',
   synopsis: '',
-  summary: 'every operator override',
+  summary: 'every operator override in force, with its scope and end',
   flags: [],
   options: {},
   args: [0, 0],
   async run(ctx) {
-    const res = await ctx.client.get('/api/v1/overrides');
+    const res = await ctx.client.get('/api/v1/overrides', SHAPES.overrides);
     if (ctx.json) return printJson(ctx, res.body);
     ctx.out(formatOverrides(res.body as OverridesResponse));
   },
 };
 
-/** The override's URL; the API normalises both (any case and a trailing dot in the name, any IPv6 spelling). */
-function overridePath(service: string, address: string): string {
-  return `/api/v1/overrides/${segment(service)}/${segment(address)}`;
+/** What an override command names: one address in one domain, an address in every domain, or a region. */
+type OverrideTargetArgs = { readonly path: string; readonly text: string };
+
+/** The scope flags and arguments every override command takes, and their usage lines. */
+const TARGET_SYNOPSIS = 'SERVICE ADDRESS | --server ADDRESS | --region NAME';
+const TARGET_FLAGS = [
+  'SERVICE ADDRESS   one server address in one domain (e.g. app.example.test 192.0.2.10)',
+  '--server ADDRESS  that server address in every domain that answers it',
+  '--region NAME     every server of that region, in every domain',
+];
+const TARGET_OPTIONS = { server: { type: 'string' }, region: { type: 'string' } } as const;
+
+/**
+ * Reads the override's target from the arguments: SERVICE ADDRESS, or
+ * --server ADDRESS, or --region NAME (exactly one form). Builds its API path
+ * (each segment URL-encoded: IPv6 addresses carry ":"); the API normalises
+ * names and addresses.
+ */
+function overrideTarget(values: Values, args: readonly string[]): OverrideTargetArgs {
+  const server = str(values, 'server');
+  const region = str(values, 'region');
+  const forms = (args.length > 0 ? 1 : 0) + (server !== undefined ? 1 : 0) + (region !== undefined ? 1 : 0);
+  if (forms !== 1) throw new UsageError(`name exactly one target: ${TARGET_SYNOPSIS}${forms > 1 ? ` (got ${forms})` : ''}`);
+  if (server !== undefined) return { path: `/api/v1/overrides/server/${segment(server)}`, text: `${server} in every domain` };
+  if (region !== undefined) return { path: `/api/v1/overrides/region/${segment(region)}`, text: `region ${region}` };
+  if (args.length !== 2) throw new UsageError(`SERVICE ADDRESS: expected both, got ${args.length === 1 ? `only ${args[0]}` : args.join(' ')}`);
+  const [service, address] = args as [string, string];
+  return { path: `/api/v1/overrides/${segment(service)}/${segment(address)}`, text: `${address} in ${service}` };
+}
+
+/** RFC 3339 with a zone, as --until takes it: without a zone the time would depend on where the command runs. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Reads --for DURATION or --until TIME into the API's expires_in or expires_at (neither: until cleared). */
+function expiryFlags(values: Values): { expires_in?: string; expires_at?: string } {
+  const forText = str(values, 'for');
+  const until = str(values, 'until');
+  if (forText !== undefined && until !== undefined) throw new UsageError('give --for DURATION or --until TIME, not both');
+  if (forText !== undefined) {
+    const d = parseDuration(forText);
+    if ('error' in d) throw new UsageError(`--for: ${d.error}`);
+    if (d.ms <= 0) throw new UsageError('--for: must be longer than 0, e.g. 2h or 90m');
+    // The server adds it to its own clock: this host's clock does not matter.
+    return { expires_in: forText };
+  }
+  if (until !== undefined) {
+    if (!RFC3339.test(until) || Number.isNaN(Date.parse(until))) {
+      throw new UsageError(`--until: "${until}" is not a time with a zone, expected RFC 3339 such as 2026-11-26T18:00:00Z or 2026-11-26T19:00+01:00`);
+    }
+    // Seconds are optional here; the API takes full RFC 3339, so send the instant in UTC.
+    return { expires_at: new Date(Date.parse(until)).toISOString() };
+  }
+  return {};
 }
 
 const overridesSet: Command = {
   name: 'overrides set',
-  synopsis: 'SERVICE ADDRESS --healthy|--unhealthy --reason TEXT [--source WHO]',
-  summary: 'force a server address of one domain healthy or unhealthy, whatever its checks say',
+  synopsis: `${TARGET_SYNOPSIS} --healthy|--unhealthy --reason TEXT [--for DURATION | --until TIME] [--source WHO]`,
+  summary: 'force servers healthy or unhealthy, whatever their checks say: one address in one domain, an address in every domain, or a whole region; optionally until an end',
   flags: [
-    'SERVICE           the domain (e.g. app.example.test)',
-    'ADDRESS           the server\'s IP address as configured (IPv4 or IPv6)',
+    ...TARGET_FLAGS,
     '--healthy         answer it even when its checks fail',
     '--unhealthy       never answer it (maintenance, draining)',
     '--reason TEXT     why; required, shown in every listing',
+    '--for DURATION    end it after this long (2h, 90m, 1h30m); then the checks decide again',
+    '--until TIME      end it at this time, RFC 3339 with a zone (2026-11-26T18:00:00Z)',
     '--source WHO      who sets it (default: $USER@hostname, or opengslb-cli without $USER)',
   ],
-  options: { healthy: { type: 'boolean' }, unhealthy: { type: 'boolean' }, reason: { type: 'string' }, source: { type: 'string' } },
-  args: [2, 2],
+  options: {
+    ...TARGET_OPTIONS,
+    healthy: { type: 'boolean' },
+    unhealthy: { type: 'boolean' },
+    reason: { type: 'string' },
+    source: { type: 'string' },
+    for: { type: 'string' },
+    until: { type: 'string' },
+  },
+  args: [0, 2],
   async run(ctx, values, args) {
-    const [service, address] = args as [string, string];
+    const target = overrideTarget(values, args);
     if ((values.healthy === true) === (values.unhealthy === true)) throw new UsageError('give exactly one of --healthy and --unhealthy');
     const reason = str(values, 'reason');
     if (reason === undefined || reason.trim() === '') throw new UsageError('--reason TEXT is required: say why, for whoever reads the override later');
     const source = str(values, 'source') ?? defaultSource(ctx.env);
     if (source.trim() === '') throw new UsageError('--source: must not be empty');
-    const res = await ctx.client.put(overridePath(service, address), { healthy: values.healthy === true, reason, source });
+    const body = { healthy: values.healthy === true, reason, source, ...expiryFlags(values) };
+    const res = await ctx.client.put(target.path, body, SHAPES.override);
     if (ctx.json) return printJson(ctx, res.body);
     ctx.out(formatOverrideSet(res.body as OverrideView));
   },
@@ -219,21 +320,20 @@ const overridesSet: Command = {
 
 const overridesClear: Command = {
   name: 'overrides clear',
-  synopsis: 'SERVICE ADDRESS',
-  summary: 'remove an override; the health checks decide again',
-  flags: ['SERVICE ADDRESS   as given to `overrides set` (see `overrides list`)'],
-  options: {},
-  args: [2, 2],
-  async run(ctx, _values, args) {
-    const [service, address] = args as [string, string];
+  synopsis: TARGET_SYNOPSIS,
+  summary: 'remove an override; the next override down (region under server under domain) or the health checks decide again',
+  flags: [...TARGET_FLAGS, '(as given to `overrides set`; `overrides list` shows them)'],
+  options: { ...TARGET_OPTIONS },
+  args: [0, 2],
+  async run(ctx, values, args) {
+    const target = overrideTarget(values, args);
     // DELETE answers 204 without a body; read the override first so the output can say what was cleared.
     // A 404 here is left to the DELETE to report (it says the same, and the override may have just appeared).
-    const path = overridePath(service, address);
-    const found = await ctx.client.get(path, {}, [200, 404]);
+    const found = await ctx.client.get(target.path, SHAPES.override, {}, [200, 404]);
     const was = found.status === 200 ? (found.body as OverrideView) : null;
-    await ctx.client.delete(path);
-    if (ctx.json) return printJson(ctx, { cleared: true, service, address, was });
-    ctx.out(formatOverrideCleared(service, address, was));
+    await ctx.client.delete(target.path);
+    if (ctx.json) return printJson(ctx, { cleared: true, target: target.text, was });
+    ctx.out(formatOverrideCleared(target.text, was));
   },
 };
 
@@ -250,7 +350,7 @@ const explain: Command = {
   args: [1, 1],
   async run(ctx, values, args) {
     const type = str(values, 'type');
-    const res = await ctx.client.get('/api/v1/explain', { name: args[0], type: type?.toUpperCase(), client: str(values, 'client') });
+    const res = await ctx.client.get('/api/v1/explain', SHAPES.explain, { name: args[0], type: type?.toUpperCase(), client: str(values, 'client') });
     if (ctx.json) return printJson(ctx, res.body);
     ctx.out(formatExplain(res.body as Explanation));
   },
@@ -264,7 +364,7 @@ const geoTest: Command = {
   options: {},
   args: [1, 1],
   async run(ctx, _values, args) {
-    const res = await ctx.client.get('/api/v1/geo/test', { ip: args[0] });
+    const res = await ctx.client.get('/api/v1/geo/test', SHAPES.geoTest, { ip: args[0] });
     if (ctx.json) return printJson(ctx, res.body);
     ctx.out(formatGeoTest(res.body as GeoTestResponse));
   },
@@ -278,7 +378,7 @@ const geoMappingsList: Command = {
   options: {},
   args: [0, 0],
   async run(ctx) {
-    const res = await ctx.client.get('/api/v1/geo/mappings');
+    const res = await ctx.client.get('/api/v1/geo/mappings', SHAPES.geoMappings);
     if (ctx.json) return printJson(ctx, res.body);
     ctx.out(formatGeoMappings(res.body as GeoMappingsResponse));
   },
@@ -301,7 +401,7 @@ const geoMappingsAdd: Command = {
     const source = str(values, 'source') ?? defaultSource(ctx.env);
     if (source.trim() === '') throw new UsageError('--source: must not be empty');
     const comment = str(values, 'comment');
-    const res = await ctx.client.put('/api/v1/geo/mappings', { cidr, region, source, ...(comment === undefined ? {} : { comment }) });
+    const res = await ctx.client.put('/api/v1/geo/mappings', { cidr, region, source, ...(comment === undefined ? {} : { comment }) }, SHAPES.geoMapping);
     if (ctx.json) return printJson(ctx, res.body);
     const m = res.body as GeoMappingResponse;
     ctx.out(`Mapped ${m.cidr} to ${m.region} (source: ${m.source})\n`);
@@ -316,7 +416,7 @@ const geoMappingsRemove: Command = {
   options: {},
   args: [1, 1],
   async run(ctx, _values, args) {
-    const res = await ctx.client.request('DELETE', '/api/v1/geo/mappings', { cidr: args[0] }, undefined, [200]);
+    const res = await ctx.client.request('DELETE', '/api/v1/geo/mappings', { cidr: args[0] }, undefined, [200], SHAPES.geoMapping);
     if (ctx.json) return printJson(ctx, res.body);
     const m = res.body as GeoMappingResponse;
     ctx.out(`Removed the mapping of ${m.cidr} (was ${m.region})\n`);
@@ -324,7 +424,7 @@ const geoMappingsRemove: Command = {
 };
 
 /** The admin-API commands, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [status, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove];
+export const COMMANDS: readonly Command[] = [status, reload, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove];
 
 /** Command words that take a sub-command word. */
 export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings'];

@@ -32,6 +32,46 @@ export interface OverridesResponse {
   readonly overrides: readonly OverrideView[];
 }
 
+/** Names a reload added, removed and changed. */
+export interface ChangeListJson {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+}
+
+/** One config problem as POST /api/v1/reload reports it. */
+export interface ProblemJson {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly path: string;
+  readonly message: string;
+  readonly text: string;
+}
+
+/** POST /api/v1/reload, and last_reload of GET /api/v1/status. */
+export interface ReloadResponse {
+  readonly result: 'success' | 'failure';
+  readonly generation: number;
+  readonly message: string;
+  readonly files: readonly string[];
+  readonly changes: { readonly domains: ChangeListJson; readonly servers: ChangeListJson } | null;
+  readonly problems: readonly ProblemJson[];
+  readonly at: string;
+  readonly error?: string;
+}
+
+/** GET /api/v1/status. */
+export interface ConfigStatusResponse {
+  readonly version: string;
+  readonly generation: number;
+  readonly config: { readonly file: string; readonly generation: number | null; readonly loaded_at: string | null };
+  readonly reloads: { readonly success: number; readonly failure: number };
+  readonly last_reload: ReloadResponse | null;
+  readonly last_failed_reload: { readonly at: string; readonly message: string; readonly problems: number } | null;
+  readonly generated_at: string;
+}
+
 /** Everything `status` fetched, and where from. */
 export interface StatusData {
   readonly api: string;
@@ -40,6 +80,7 @@ export interface StatusData {
   readonly regions: RegionsResponse;
   readonly domains: DomainsResponse;
   readonly overrides: OverridesResponse;
+  readonly config: ConfigStatusResponse;
 }
 
 /** "-" for what the API reports as null (not yet, none). */
@@ -76,10 +117,18 @@ export function formatStatus(d: StatusData): string {
   const ready = r.ready ? 'yes' : `no${r.message ? `: ${r.message}` : ''}`;
   const active = d.overrides.overrides.filter((o) => o.active);
   const inactive = d.overrides.overrides.length - active.length;
+  const c = d.config;
+  const now = c.generated_at;
+  const loaded = c.config.loaded_at === null ? '' : `, loaded ${c.config.loaded_at} (${formatAge(c.config.loaded_at, now)})`;
+  const generation = c.config.generation === null ? `snapshot generation ${c.generation}` : `generation ${c.config.generation}${c.generation !== c.config.generation ? ` (snapshot generation ${c.generation})` : ''}`;
+  const failed = c.last_failed_reload;
   let out = `OpenGSLB ${d.version.version} at ${d.api}\n`;
   out += formatFields([
     ['Runtime', `Node ${d.version.node_version}, ${d.version.platform}`],
     ['Ready', `${ready} (DNS listening: ${yesNo(r.dns_ready)}, first health round done: ${yesNo(r.health_ready)})`],
+    ['Config', `${c.config.file}, ${generation}${loaded}`],
+    ['Reloads', `${c.reloads.success} succeeded, ${c.reloads.failure} failed`],
+    ['Last failed', failed === null ? 'none' : `${failed.at} (${formatAge(failed.at, now)}): ${failed.message}${failed.problems > 1 ? ` (and ${failed.problems - 1} more problems)` : ''}`],
     ['Domains', String(d.domains.domains.length)],
     ['Overrides', `${active.length} active${inactive > 0 ? `, ${inactive} waiting for their domain or server to return` : ''}`],
   ]);
@@ -103,13 +152,19 @@ export function formatStatus(d: StatusData): string {
   }
   if (active.length > 0) {
     out += '\nActive overrides:\n';
-    out += formatTable(['SERVICE', 'ADDRESS', 'FORCED', 'REASON', 'SOURCE'], active.map((o) => [o.service, o.address, forced(o.healthy), o.reason, o.source]), '  ');
+    out += formatTable(['SCOPE', 'TARGET', 'FORCED', 'UNTIL', 'REASON', 'SOURCE'], active.map((o) => [o.scope, targetText(o), forced(o.healthy), o.expires_at ?? NONE, o.reason, o.source]), '  ');
   }
   return out;
 }
 
 function forced(healthy: boolean): string {
   return healthy ? 'healthy' : 'unhealthy';
+}
+
+/** What an override covers, in words: "192.0.2.1 in app.example.test", "192.0.2.1 in every domain", "region eu-west". */
+export function targetText(o: Pick<OverrideView, 'scope' | 'service' | 'address' | 'region'>): string {
+  if (o.scope === 'region') return `region ${o.region}`;
+  return `${o.address} in ${o.scope === 'server' ? 'every domain' : o.service}`;
 }
 
 /** `servers`: one row per configured server with its health-check state. */
@@ -129,12 +184,12 @@ export function formatServers(res: ServersResponse, filtered: boolean): string {
   const overridden = res.servers.filter((s) => s.overrides.length > 0);
   if (overridden.length > 0) {
     // STATUS is the checks' verdict; an override changes the answer only in its own domain, so say where.
-    out += '\nOverrides (they decide instead of STATUS, in their domain only):\n';
+    out += '\nOverrides (they decide instead of STATUS, in the domain named):\n';
     const lines: string[][] = [];
     for (const s of overridden) {
-      for (const o of s.overrides) lines.push([o.service, s.address, String(s.port), forced(o.healthy), o.reason, o.source]);
+      for (const o of s.overrides) lines.push([o.service, s.address, String(s.port), forced(o.healthy), o.scope, o.expires_at ?? NONE, o.reason, o.source]);
     }
-    out += formatTable(['SERVICE', 'ADDRESS', 'PORT', 'FORCED', 'REASON', 'SOURCE'], lines, '  ');
+    out += formatTable(['SERVICE', 'ADDRESS', 'PORT', 'FORCED', 'SCOPE', 'UNTIL', 'REASON', 'SOURCE'], lines, '  ');
   }
   return out;
 }
@@ -166,30 +221,65 @@ export function formatDomains(res: DomainsResponse, withServers: boolean): strin
 
 function domainServerRow(s: DomainServerView): string[] {
   const o = s.override;
-  const note = o === null ? NONE : `${o.reason} (${o.source})`;
+  const note = o === null ? NONE : `${o.reason} (${[o.source, o.scope === 'domain' ? null : targetText(o), o.expires_at === null ? null : `until ${o.expires_at}`].filter((x) => x !== null).join('; ')})`;
   return [s.address, String(s.port), s.region, String(s.weight), String(s.priority), s.status, s.authority, note];
 }
 
 /** `overrides list`. */
 export function formatOverrides(res: OverridesResponse): string {
   if (res.overrides.length === 0) return 'No overrides.\n';
-  const rows = res.overrides.map((o) => [o.service, o.address, forced(o.healthy), yesNo(o.active), o.reason, o.source, o.created_at]);
-  return formatTable(['SERVICE', 'ADDRESS', 'FORCED', 'ACTIVE', 'REASON', 'SOURCE', 'CREATED'], rows);
+  const rows = res.overrides.map((o) => [o.scope, targetText(o), forced(o.healthy), yesNo(o.active), o.expires_at ?? NONE, o.reason, o.source, o.created_at]);
+  return formatTable(['SCOPE', 'TARGET', 'FORCED', 'ACTIVE', 'UNTIL', 'REASON', 'SOURCE', 'CREATED'], rows);
 }
 
 /** `overrides set`: what the API stored. */
 export function formatOverrideSet(o: OverrideView): string {
-  let out = `Override set: ${o.address} in ${o.service} is ${forced(o.healthy)} (reason: ${o.reason}; source: ${o.source}; at ${o.created_at})\n`;
+  const until = o.expires_at === null ? '' : ` until ${o.expires_at}`;
+  let out = `Override set: ${targetText(o)} is ${forced(o.healthy)}${until} (reason: ${o.reason}; source: ${o.source}; at ${o.created_at})\n`;
   if (!o.active) {
-    out += `Not active: ${o.service} has no server ${o.address} in the served config. The override is kept and applies if it returns.\n`;
+    out += `Not active: nothing it covers is in the served config. The override is kept and applies if it returns.\n`;
   }
   return out;
 }
 
 /** `overrides clear`: what was removed; `was` is the override as listed just before, when it was found. */
-export function formatOverrideCleared(service: string, address: string, was: OverrideView | null): string {
-  if (was === null) return `Override cleared: ${address} in ${service}; the health checks decide again.\n`;
-  return `Override cleared: ${was.address} in ${was.service} was forced ${forced(was.healthy)} (reason: ${was.reason}; source: ${was.source}; since ${was.created_at}); the health checks decide again.\n`;
+export function formatOverrideCleared(target: string, was: OverrideView | null): string {
+  // A wider override (server over domain, region over both) may still cover what this one did.
+  const then = was?.scope === 'region' ? 'the health checks decide again' : 'the health checks decide again, unless a wider override covers it';
+  if (was === null) return `Override cleared: ${target}; ${then}.\n`;
+  const until = was.expires_at === null ? '' : `, until ${was.expires_at}`;
+  return `Override cleared: ${targetText(was)} was forced ${forced(was.healthy)} (reason: ${was.reason}; source: ${was.source}; since ${was.created_at}${until}); ${then}.\n`;
+}
+
+/** One change list as "+a +b -c ~d", or "no change". */
+function changeLine(c: ChangeListJson): string {
+  const parts = [...c.added.map((n) => `+${n}`), ...c.removed.map((n) => `-${n}`), ...c.changed.map((n) => `~${n}`)];
+  return parts.length === 0 ? 'no change' : parts.join(' ');
+}
+
+/** `reload` that succeeded: the generation now serving, the files read, and what changed (+ added, - removed, ~ changed). */
+export function formatReload(r: ReloadResponse): string {
+  const files = r.files.length === 0 ? '' : ` from ${r.files[0]}${r.files.length > 1 ? ` and ${r.files.length - 1} more files` : ''}`;
+  let out = `Reloaded${files}: serving generation ${r.generation}\n`;
+  if (r.changes !== null) {
+    out += formatFields([
+      ['Domains', changeLine(r.changes.domains)],
+      ['Servers', changeLine(r.changes.servers)],
+    ]);
+  }
+  return out;
+}
+
+/**
+ * `reload` that failed, as error lines that each begin with `program`: that
+ * it failed and which generation still serves, then every problem as
+ * FILE:LINE:COL: path: message (or the refusal's reason).
+ */
+export function formatReloadFailure(program: string, r: ReloadResponse): string {
+  let out = `${program}: reload failed; the previous config still serves (generation ${r.generation})\n`;
+  if (r.problems.length === 0) return out + `${program}: ${r.message}\n`;
+  for (const p of r.problems) out += `${program}: ${p.text}\n`;
+  return out;
 }
 
 /** GET /api/v1/geo/test. */

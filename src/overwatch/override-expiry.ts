@@ -1,0 +1,116 @@
+// Main thread, cold path. Ends overrides that carry an end time: one timer,
+// armed for the earliest end among the registry's overrides, which at that
+// instant removes every override whose end has passed, rewrites the member
+// words they covered (so DNS follows the health checks again from the next
+// query), logs each one once, counts it, and removes it from the state store.
+//
+//   set/clear/start ─▶ schedule() ─▶ setTimeout(earliest end − now)
+//                                          │ fires
+//                                          ▼
+//              registry.deleteOverride ─▶ fanout.applyOverride ─▶ log + count ─▶ forget (state store)
+//                                          │
+//                                          ▼ schedule() again
+//
+// Resolution does not wait for the timer: Registry.overrideFor skips an
+// override whose end has passed, so a late timer only delays the rewrite of
+// the words, never a wrong choice by explain or the API.
+
+import type { Logger } from '../log/logger.ts';
+import { describeTarget, type Override, type OverrideTarget } from '../registry/overrides.ts';
+import type { Registry } from '../registry/registry.ts';
+
+/** setTimeout's longest delay (2^31 − 1 ms, about 24.8 days); a later end is reached in several hops. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface ExpiryOptions {
+  readonly registry: Registry;
+  /**
+   * Removes an ended override from the state store. The overwatch runs it
+   * after the override writes queued before it, and skips it when a new
+   * override of the same target was set meanwhile.
+   */
+  readonly forget: (target: OverrideTarget) => Promise<void>;
+  /** Rewrites the member words `target` covers (HealthFanout.applyOverride). */
+  readonly apply: (target: OverrideTarget) => void;
+  readonly logger: Logger;
+  /** Epoch ms; Date.now when absent. */
+  readonly now?: () => number;
+}
+
+/** Ends overrides at their end time; see the module comment. */
+export class OverrideExpiry {
+  readonly #opts: ExpiryOptions;
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | null = null;
+  #expired = 0;
+  #stopped = false;
+
+  constructor(opts: ExpiryOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Overrides ended since start, including those found past their end at start-up: opengslb_overwatch_overrides_expired_total. */
+  get expired(): number {
+    return this.#expired;
+  }
+
+  /** Arms the timer for the earliest end among the registry's overrides (or disarms it when none has one). Call after every change. */
+  schedule(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#stopped) return;
+    let earliest = Infinity;
+    for (const o of this.#opts.registry.overrides()) if (o.expiresAtMs !== null && o.expiresAtMs < earliest) earliest = o.expiresAtMs;
+    if (earliest === Infinity) return;
+    const delay = Math.min(Math.max(0, earliest - this.#now()), MAX_TIMER_MS);
+    this.#timer = setTimeout(() => this.#fire(), delay);
+    // The DNS sockets keep the process alive; this timer alone must not.
+    this.#timer.unref();
+  }
+
+  /**
+   * Removes every override past its end now and re-applies what it covered.
+   * Returns them. Called by the timer, and once at start-up (restored
+   * overrides that ended while the overwatch was stopped are dropped).
+   */
+  expireDue(): Override[] {
+    const now = this.#now();
+    const due = this.#opts.registry.overrides().filter((o) => o.expiresAtMs !== null && o.expiresAtMs <= now);
+    const log = this.#opts.logger;
+    for (const o of due) {
+      this.#opts.registry.deleteOverride(o.target);
+      this.#opts.apply(o.target);
+      this.#expired++;
+      log.info(
+        {
+          scope: o.target.scope,
+          target: describeTarget(o.target),
+          healthy: o.healthy,
+          source: o.source,
+          reason: o.reason,
+          expiredAt: new Date(o.expiresAtMs as number).toISOString(),
+        },
+        'override expired; the health checks decide again',
+      );
+      // The store follows; a failed removal is harmless (an ended override is dropped at the next start) but worth a line.
+      this.#opts.forget(o.target).catch((err: Error) => {
+        log.error({ target: describeTarget(o.target), err: err.message }, 'could not remove the expired override from the state store; it is dropped at the next start');
+      });
+    }
+    return due;
+  }
+
+  #fire(): void {
+    this.#timer = null;
+    this.expireDue();
+    this.schedule();
+  }
+
+  /** Disarms the timer for good (overwatch stop). */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}

@@ -1,0 +1,234 @@
+// Main thread, cold path (start and stop only). One overwatch per state
+// directory: a pid file, `opengslb.pid`, created atomically (link(2) of a
+// fully written temporary file, which fails if the name exists) and checked
+// for liveness when another instance finds it. lmdb's own lock file does not
+// serve here: it lets any number of processes share one environment, which is
+// what two overwatches writing the same overrides must not do.
+//
+//   acquire ─▶ link(tmp, opengslb.pid) ──ok──▶ held
+//                     │ EEXIST
+//                     ▼
+//              read holder ── alive (same pid, same start time, same boot) ──▶ OPENGSLB_ERR_STATE_LOCKED
+//                     │ dead (killed, crashed, rebooted, pid reused)
+//                     ▼
+//              rename it aside (atomic), check it was the file judged, retry
+//
+// A process killed with SIGKILL leaves its pid file behind; the next start
+// finds that pid dead (or reused by another process, told apart by its start
+// time) and takes the directory over, so a stale file never blocks a restart.
+
+import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { OpenGslbError } from '../lib/errors.ts';
+
+/** The pid file's name inside the state directory. */
+export const LOCK_FILE = 'opengslb.pid';
+
+/** Who holds a state directory, as its pid file says. */
+export interface LockHolder {
+  readonly pid: number;
+  /** The process's start time in clock ticks since boot (Linux /proc/PID/stat field 22), or null where unknown. */
+  readonly startTicks: number | null;
+  /** The kernel's boot id (Linux), or null: a pid file from before a reboot is stale whatever its pid. */
+  readonly bootId: string | null;
+  readonly host: string;
+  /** When it took the directory, epoch ms. */
+  readonly sinceMs: number;
+}
+
+/** A held state directory; release() gives it up (idempotent). */
+export interface DirLock {
+  readonly path: string;
+  release(): void;
+}
+
+/** Directories this process holds, so a second open in the same process is refused too, and its own stale file told apart. */
+const heldHere = new Set<string>();
+
+/** How often a stale file may be set aside before giving up (another process keeps racing for the directory). */
+const MAX_ATTEMPTS = 5;
+
+/**
+ * Takes the state directory `dir` (which must exist) for this process.
+ * Throws OpenGslbError(OPENGSLB_ERR_STATE_LOCKED) naming the directory and
+ * the holder's pid when a running process holds it, and
+ * OPENGSLB_ERR_STATE_OPEN when the pid file cannot be written.
+ */
+export function lockStateDir(dir: string): DirLock {
+  const path = join(dir, LOCK_FILE);
+  if (heldHere.has(path)) throw lockedError(dir, path, selfHolder(), true);
+  const me = selfHolder();
+  const text = formatHolder(me);
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    if (tryCreate(path, text)) return held(path);
+    const found = readHolder(path);
+    if (found === 'absent') continue; // released between our link and our read
+    if (found !== 'unreadable' && isAlive(found)) throw lockedError(dir, path, found, false);
+    // Stale (or an unreadable leftover of a crash mid-write, which link(2) makes
+    // impossible for our own files): set it aside atomically, then make sure
+    // what was set aside is the file judged, not a live one that replaced it.
+    const aside = `${path}.stale-${process.pid}`;
+    try {
+      renameSync(path, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw openError(dir, path, err);
+    }
+    const moved = readHolder(aside);
+    if (moved !== 'absent' && moved !== 'unreadable' && isAlive(moved)) {
+      // Another instance took the directory between our read and our rename: put its file back.
+      try {
+        linkSync(aside, path);
+      } catch {
+        // A third instance is already in; it holds the directory now.
+      }
+      unlinkQuietly(aside);
+      throw lockedError(dir, path, moved, false);
+    }
+    unlinkQuietly(aside);
+  }
+  throw new OpenGslbError('OPENGSLB_ERR_STATE_LOCKED', `${dir} (overwatch.data_dir): could not take ${path} after ${MAX_ATTEMPTS} attempts; another process keeps creating it`);
+}
+
+/** Reads who holds `dir` now, or null when nobody does (no pid file, or a stale one). */
+export function stateDirHolder(dir: string): LockHolder | null {
+  const found = readHolder(join(dir, LOCK_FILE));
+  return found === 'absent' || found === 'unreadable' || !isAlive(found) ? null : found;
+}
+
+function held(path: string): DirLock {
+  heldHere.add(path);
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    heldHere.delete(path);
+    process.off('exit', release);
+    // Remove it only while it is still ours: never someone else's after a takeover.
+    const found = readHolder(path);
+    if (found !== 'absent' && found !== 'unreadable' && found.pid === process.pid) unlinkQuietly(path);
+  };
+  // A process that exits without closing its store (process.exit on a fatal error) still gives the directory back.
+  process.on('exit', release);
+  return { path, release };
+}
+
+/** Creates `path` holding `text`, atomically and only if absent: link(2) of a fully written temporary file. */
+function tryCreate(path: string, text: string): boolean {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    unlinkQuietly(tmp);
+  }
+}
+
+/** The pid file's text: the pid alone on the first line (for `kill $(head -1 opengslb.pid)`), then key=value lines. */
+function formatHolder(h: LockHolder): string {
+  return `${h.pid}\nstart_ticks=${h.startTicks ?? ''}\nboot_id=${h.bootId ?? ''}\nhost=${h.host}\nsince=${new Date(h.sinceMs).toISOString()}\n`;
+}
+
+function readHolder(path: string): LockHolder | 'absent' | 'unreadable' {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'absent' : 'unreadable';
+  }
+  const [first, ...rest] = text.split('\n');
+  const pid = Number(first);
+  if (!Number.isInteger(pid) || pid <= 0) return 'unreadable';
+  const fields = new Map<string, string>();
+  for (const line of rest) {
+    const eq = line.indexOf('=');
+    if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  const ticks = fields.get('start_ticks');
+  const since = Date.parse(fields.get('since') ?? '');
+  return {
+    pid,
+    startTicks: ticks === undefined || ticks === '' ? null : Number(ticks),
+    bootId: fields.get('boot_id') || null,
+    host: fields.get('host') ?? '',
+    sinceMs: Number.isNaN(since) ? 0 : since,
+  };
+}
+
+/** Is the holder a process running now: same boot, pid alive, same start time where both are known. */
+function isAlive(h: LockHolder): boolean {
+  const boot = bootId();
+  if (h.bootId !== null && boot !== null && h.bootId !== boot) return false;
+  // Our own pid in a file we do not hold: left by an earlier process that had
+  // our pid (a container's pid 1 after a restart), so it is stale.
+  if (h.pid === process.pid) return false;
+  try {
+    process.kill(h.pid, 0);
+  } catch (err) {
+    // EPERM: it exists but belongs to another user, so it is alive.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const ticks = startTicksOf(h.pid);
+  return h.startTicks === null || ticks === null || ticks === h.startTicks;
+}
+
+function selfHolder(): LockHolder {
+  return { pid: process.pid, startTicks: startTicksOf(process.pid), bootId: bootId(), host: hostname(), sinceMs: Date.now() };
+}
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot); null off Linux or when unreadable. */
+function startTicksOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    return Number.isFinite(ticks) ? ticks : null;
+  } catch {
+    return null;
+  }
+}
+
+function bootId(): string | null {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone.
+  }
+}
+
+function lockedError(dir: string, path: string, h: LockHolder, here: boolean): OpenGslbError {
+  const who = here
+    ? `this process (pid ${h.pid}) already holds it`
+    : `another running instance holds it: pid ${h.pid}${h.host !== '' && h.host !== hostname() ? ` on ${h.host}` : ''}${h.sinceMs > 0 ? `, since ${new Date(h.sinceMs).toISOString()}` : ''} (${path})`;
+  return new OpenGslbError(
+    'OPENGSLB_ERR_STATE_LOCKED',
+    `state directory ${dir} (overwatch.data_dir) is in use: ${who}; stop that instance first, or give this one its own overwatch.data_dir`,
+  );
+}
+
+function openError(dir: string, path: string, err: unknown): OpenGslbError {
+  return new OpenGslbError(
+    'OPENGSLB_ERR_STATE_OPEN',
+    `cannot take the state directory ${dir} (overwatch.data_dir): ${path}: ${(err as Error).message}; make the directory writable by this user`,
+    { cause: err },
+  );
+}
