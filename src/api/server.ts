@@ -18,6 +18,7 @@ import type { Logger } from '../log/logger.ts';
 import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
 import { registerBackendsRoute } from './backends-route.ts';
+import { registerDnssecRoutes } from './dnssec-routes.ts';
 import { registerExplainRoute } from './explain-route.ts';
 import { registerHealthRoutes } from './health-routes.ts';
 import { registerOverrideRoutes } from './override-routes.ts';
@@ -130,6 +131,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
         { name: 'health', description: 'Health-check state of servers and regions.' },
         { name: 'domains', description: 'Domains as DNS serves them.' },
         { name: 'overrides', description: 'Operator overrides, which outrank health checks.' },
+        { name: 'dnssec', description: 'DNSSEC keys, DS records, rollover and key sync.' },
       ],
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'api.token; needed for writes only when set.' } },
@@ -147,6 +149,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerOverrideRoutes(app, ctx);
     registerExplainRoute(app, ctx);
     registerBackendsRoute(app, ctx);
+    registerDnssecRoutes(app, ctx);
     collecting = false;
     for (const [url, methods] of methodsOf) {
       if (methods.has('GET')) methods.add('HEAD');

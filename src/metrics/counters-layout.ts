@@ -50,9 +50,19 @@ export const COUNTER = {
   ALL_DOWN_LAST_HEALTHY: 18,
   ALL_DOWN_ALL: 19,
   ALL_DOWN_FALLBACK: 20,
+  /** DNSSEC: RRSIGs a worker served from its signature cache. */
+  DNSSEC_CACHE_HITS: 21,
+  /** DNSSEC: RRSIGs a worker did not find in its cache (or found stale), and signed itself. */
+  DNSSEC_CACHE_MISSES: 22,
+  /** DNSSEC: signatures a worker made (one per miss). */
+  DNSSEC_SIGNATURES: 23,
+  /** DNSSEC: time a worker spent signing, whole microseconds (wraps; fold it). */
+  DNSSEC_SIGN_US: 24,
+  /** DNSSEC: signatures made in advance by the CPU pool that a worker put into its cache. */
+  DNSSEC_PRESIGNED: 25,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (21 used). */
+/** Words before MATRIX_BASE reserved for COUNTER slots (26 used). */
 const NAMED_WORDS = 64;
 
 /**

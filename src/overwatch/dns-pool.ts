@@ -10,7 +10,7 @@
 
 import { EventEmitter, once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { DnsWorkerData, MainToWorker, WorkerToMain } from '../../workers/messages.ts';
+import type { DnsWorkerData, MainToWorker, SignatureBatch, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
@@ -31,6 +31,10 @@ export interface DnsPoolOptions {
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
   readonly tcpMaxQueriesPerConnection: number;
+  /** The signers of the first snapshot's zones; default: none (nothing signed). */
+  readonly dnssec?: WorkerDnssec;
+  /** Signatures made in advance that a (re)started worker starts with; default: none. */
+  readonly signatures?: () => readonly SignatureBatch[];
   /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
   readonly restartBaseMs?: number;
   readonly restartMaxMs?: number;
@@ -55,6 +59,7 @@ export class DnsPool extends EventEmitter {
   #snapshot: SharedArrayBuffer;
   #generation: number;
   #live: Int32Array;
+  #dnssec: WorkerDnssec;
   #stopping = false;
   /** Set once start() has succeeded: later spawns are restarts, retried with backoff whatever made them fail. */
   #started = false;
@@ -73,6 +78,7 @@ export class DnsPool extends EventEmitter {
     this.#snapshot = options.snapshot;
     this.#generation = options.generation;
     this.#live = options.live;
+    this.#dnssec = options.dnssec ?? { zones: [], validitySec: 7 * 86400 };
     if (options.counters.length < options.workers * COUNTER_STRIDE) throw new RangeError('counters buffer too small for the worker count');
   }
 
@@ -123,6 +129,8 @@ export class DnsPool extends EventEmitter {
       tcpIdleTimeoutMs: o.tcpIdleTimeoutMs,
       tcpMaxConnections: o.tcpMaxConnections,
       tcpMaxQueriesPerConnection: o.tcpMaxQueriesPerConnection,
+      dnssec: this.#dnssec,
+      signatures: o.signatures?.() ?? [],
     };
     const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
     const slot = this.#slots[i];
@@ -137,7 +145,7 @@ export class DnsPool extends EventEmitter {
           listening = true;
           this.udpReceiveBufferGranted = msg.udpReceiveBuffer;
           // A snapshot published while this worker was starting reaches it now.
-          if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation });
+          if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation, dnssec: this.#dnssec });
           resolve();
         } else if (msg.type === 'bind-failed') {
           bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${formatAddress(o.host, o.port)}: ${msg.code} (${msg.message})`);
@@ -215,15 +223,16 @@ export class DnsPool extends EventEmitter {
    * within `timeoutMs` (empty when all did); a worker that restarts meanwhile
    * starts on the new snapshot anyway.
    */
-  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array, timeoutMs = 2000): Promise<number[]> {
+  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array, timeoutMs = 2000, dnssec: WorkerDnssec = this.#dnssec): Promise<number[]> {
     this.#snapshot = snapshot;
     this.#generation = generation;
     this.#live = live;
+    this.#dnssec = dnssec;
     const pending = new Set<number>();
     this.#slots.forEach((slot, i) => {
       if (!slot.worker) return;
       pending.add(i);
-      this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation });
+      this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation, dnssec });
     });
     if (pending.size === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
@@ -239,6 +248,16 @@ export class DnsPool extends EventEmitter {
       const timer = setTimeout(ack.done, timeoutMs);
       this.#acks.add(ack);
     });
+  }
+
+  /**
+   * Hands signatures made in advance to every running worker's cache (a
+   * worker started later gets them through options.signatures). The batches
+   * are copied into each worker.
+   */
+  sendSignatures(batches: readonly SignatureBatch[]): void {
+    if (batches.length === 0) return;
+    for (const slot of this.#slots) if (slot.worker) this.#send(slot.worker, { type: 'signatures', batches });
   }
 
   /**

@@ -17,6 +17,9 @@ import {
   lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
+import { Keyring, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
+import { dsOf } from '../dnssec/keys.ts';
+import type { WorkerDnssec } from '../../workers/messages.ts';
 import { MemoryStore, type StateStore, type StoredOverride } from '../state/store.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
@@ -53,6 +56,8 @@ export interface OverwatchOptions {
   readonly store?: StateStore;
   /** Sees every health-check result (metrics). */
   readonly onCheck?: CheckObserver;
+  /** How long a key published by a rollover waits before it signs; default ROLLOVER_SWITCH_AFTER_MS (DNSKEY TTL + 5 min). Tests shorten it. */
+  readonly rolloverSwitchAfterMs?: number;
 }
 
 /** What an operator sends to set an override. */
@@ -85,9 +90,13 @@ export class Overwatch {
   readonly #fanout: HealthFanout;
   readonly #store: StateStore;
   readonly #lastUp: LastUpJournal;
+  /** The zones' DNSSEC keys; null when overwatch.dnssec.enabled is false. */
+  readonly #keyring: Keyring | null;
   /** Reloads and republishes run one at a time, in order. */
   #queue: Promise<unknown> = Promise.resolve();
   #republishTimer: NodeJS.Timeout | null = null;
+  /** Fires when a published key is due to start signing. */
+  #rolloverTimer: NodeJS.Timeout | null = null;
   #stopping = false;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
@@ -105,8 +114,10 @@ export class Overwatch {
     this.counters = counters;
     this.pool = pool;
     this.#lastUp = state.lastUp;
+    this.#keyring = state.keyring;
     this.#lastUp.start();
     this.registry.on('changed', () => this.#scheduleRepublish());
+    this.#scheduleKeySwitch();
   }
 
   /**
@@ -122,8 +133,16 @@ export class Overwatch {
     // Persisted state goes in before any verdict: overrides outrank the first
     // round, and last-up times let last_healthy answer right after a restart.
     for (const o of store.loadOverrides()) registry.setOverride(o);
+    // Keys before the first snapshot: a zone is signed from its first answer.
+    // A damaged stored key stops the start (OPENGSLB_ERR_DNSSEC_KEY_CORRUPT).
+    let keyring: Keyring | null = null;
+    if (config.dnssec.enabled) {
+      const opened = await Keyring.open(store, config.dns.zones.map((z) => z.name), config.dnssec, { ...(options.rolloverSwitchAfterMs === undefined ? {} : { switchAfterMs: options.rolloverSwitchAfterMs }) });
+      keyring = opened.keyring;
+      logKeyChanges(logger, opened.changes);
+    }
     const view = registry.view();
-    const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
+    const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds(), ...(keyring ? { dnskeys: keyring.dnskeys() } : {}) });
     const fresh = registry.takeFreshSlots();
     registry.commit(view);
     const fanout = new HealthFanout(createLiveSlots(Math.max(256, registry.slotHighWater * 2)), registry);
@@ -173,6 +192,7 @@ export class Overwatch {
       tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
       tcpMaxConnections: dns.tcpMaxConnectionsPerWorker,
       tcpMaxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
+      dnssec: workerDnssecOf(keyring, snapshot, config),
     });
     const log = logger.child({ component: 'dns' });
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
@@ -185,7 +205,7 @@ export class Overwatch {
       health?.stop();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, keyring }, counters, pool);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
@@ -208,6 +228,35 @@ export class Overwatch {
   /** Health-check state per target (empty when checks are off). */
   healthStatus(): TargetStatus[] {
     return this.#health?.status() ?? [];
+  }
+
+  /** The zones' DNSSEC keys, or null when overwatch.dnssec.enabled is false. */
+  get keyring(): Keyring | null {
+    return this.#keyring;
+  }
+
+  /**
+   * DNSSEC as GET /api/v1/dnssec/status shows it: whether zones are signed,
+   * with which algorithm and validity, and every key's public fields.
+   */
+  dnssecStatus(): DnssecStatusView {
+    const d = this.#config.dnssec;
+    return {
+      enabled: this.#keyring !== null,
+      algorithm: d.algorithm,
+      signature_validity_seconds: d.signatureValiditySec,
+      keys: this.#keyring?.keyViews() ?? [],
+    };
+  }
+
+  /**
+   * The DS records to publish at the parent for `zone` (every signed zone
+   * when null). Throws OPENGSLB_ERR_NOT_FOUND for a zone that is not signed,
+   * or when DNSSEC is off.
+   */
+  dnssecDs(zone: string | null): DsRecordView[] {
+    if (this.#keyring === null) throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', 'DNSSEC is off (overwatch.dnssec.enabled: false): no zone is signed, so there is no DS to publish');
+    return this.#keyring.dsViews(zone);
   }
 
   /** The config currently served. */
@@ -273,9 +322,18 @@ export class Overwatch {
     }
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
+    if (next.dnssec.enabled !== cur.dnssec.enabled) return refuse(`overwatch.dnssec.enabled changed from ${cur.dnssec.enabled} to ${next.dnssec.enabled}; turning signing on or off needs a restart`);
     for (const [section, a, b] of [['api', cur.api, next.api], ['metrics', cur.metrics, next.metrics]] as const) {
       if (a.enabled !== b.enabled || a.host !== b.host || (a.port !== b.port && b.port !== 0)) {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
+      }
+    }
+    if (this.#keyring !== null) {
+      // New zones get their key before the snapshot that serves them.
+      try {
+        logKeyChanges(this.#logger, await this.#keyring.ensure(next.dns.zones.map((z) => z.name), next.dnssec));
+      } catch (err) {
+        return refuse((err as Error).message);
       }
     }
     this.registry.applyConfig(next);
@@ -323,11 +381,91 @@ export class Overwatch {
     await this.#publish(snapshot);
   }
 
+  /** Publishes a new snapshot for a change of keys (the registry did not change): new DNSKEY RRsets and signers. */
+  async #republishKeys(): Promise<void> {
+    if (this.#stopping) return;
+    await this.#publish(this.#compile());
+  }
+
+  /** Arms the timer for the next published key that is due to start signing (a rollover's switch). */
+  #scheduleKeySwitch(): void {
+    if (this.#rolloverTimer !== null) clearTimeout(this.#rolloverTimer);
+    this.#rolloverTimer = null;
+    const at = this.#keyring?.nextSwitchMs() ?? null;
+    if (at === null || this.#stopping) return;
+    // setTimeout takes at most 2^31-1 ms (24.8 days); a longer wait re-arms on the way.
+    const delay = Math.min(Math.max(0, at - Date.now()), 0x7fffffff);
+    this.#rolloverTimer = setTimeout(() => {
+      this.#rolloverTimer = null;
+      void this.#serially(async () => {
+        const keyring = this.#keyring;
+        if (keyring === null || this.#stopping) return;
+        try {
+          const zones = await keyring.switchDue();
+          if (zones.length > 0) {
+            await this.#republishKeys();
+            for (const zone of zones) this.#logger.info({ component: 'dnssec', zone, keyTag: keyring.rolloverStatus(zone).signing_key }, 'key rollover: the new key signs now; publish its DS at the parent, then finish the rollover');
+          }
+        } catch (err) {
+          this.#logger.error({ component: 'dnssec', err: (err as Error).message }, 'key rollover: the new key could not be switched on; retrying in a minute');
+          this.#rolloverTimer = setTimeout(() => this.#scheduleKeySwitch(), 60_000);
+          this.#rolloverTimer.unref();
+          return;
+        }
+        this.#scheduleKeySwitch();
+      });
+    }, delay);
+    this.#rolloverTimer.unref();
+  }
+
+  /** Where the key rollover of `zone` stands. Throws OPENGSLB_ERR_NOT_FOUND for a zone not signed (or DNSSEC off). */
+  rolloverStatus(zone: string): RolloverView {
+    return this.#requireKeyring().rolloverStatus(zone);
+  }
+
+  /**
+   * Starts a key rollover of `zone`: a new key joins the DNSKEY RRset now and
+   * signs after the DNSKEY TTL. Throws OPENGSLB_ERR_DNSSEC_ROLLOVER when one is
+   * running, OPENGSLB_ERR_NOT_FOUND, OPENGSLB_ERR_STATE_WRITE.
+   */
+  rolloverStart(zone: string): Promise<RolloverView> {
+    const keyring = this.#requireKeyring();
+    return this.#serially(async () => {
+      const view = await keyring.rolloverStart(zone);
+      await this.#republishKeys();
+      this.#scheduleKeySwitch();
+      this.#logger.info({ component: 'dnssec', zone, keyTag: view.new_key, switchAt: view.switch_at }, 'key rollover started: the new key is published and signs after the DNSKEY TTL');
+      return view;
+    });
+  }
+
+  /**
+   * Finishes the key rollover of `zone` (the operator confirms the new DS is at
+   * the parent): the old key leaves the DNSKEY RRset. Throws
+   * OPENGSLB_ERR_DNSSEC_ROLLOVER before the new key signs.
+   */
+  rolloverFinish(zone: string): Promise<RolloverView> {
+    const keyring = this.#requireKeyring();
+    return this.#serially(async () => {
+      const before = keyring.rolloverStatus(zone);
+      const view = await keyring.rolloverFinish(zone);
+      await this.#republishKeys();
+      this.#logger.info({ component: 'dnssec', zone, keyTag: view.signing_key, retired: before.old_keys }, 'key rollover finished: the old key is retired');
+      return view;
+    });
+  }
+
+  #requireKeyring(): Keyring {
+    if (this.#keyring === null) throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', 'DNSSEC is off (overwatch.dnssec.enabled: false): no zone is signed');
+    return this.#keyring;
+  }
+
   /** Compiles the registry's current view with the next generation and serial. */
   #compile(): CompiledSnapshot {
     const view = this.registry.view();
     const serial = Math.max(this.#serial + 1, unixSeconds());
-    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial });
+    const keyring = this.#keyring;
+    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial, ...(keyring ? { dnskeys: keyring.dnskeys() } : {}) });
     this.#serial = serial;
     return snapshot;
   }
@@ -357,7 +495,7 @@ export class Overwatch {
     this.#fanout.apply();
     this.#lastUp.index(view.served);
     this.#snapshot = snapshot;
-    const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live);
+    const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live, 2000, workerDnssecOf(this.#keyring, snapshot, this.#config));
     // Only now, with every worker on the new snapshot, do released slots go
     // back to unknown; doing it earlier would take them out of the old
     // snapshot's answers while workers still serve it.
@@ -374,6 +512,8 @@ export class Overwatch {
     this.#stopping = true;
     if (this.#republishTimer !== null) clearTimeout(this.#republishTimer);
     this.#republishTimer = null;
+    if (this.#rolloverTimer !== null) clearTimeout(this.#rolloverTimer);
+    this.#rolloverTimer = null;
     this.#health?.stop();
     await this.#queue;
     await this.pool.stop(graceMs);
@@ -578,6 +718,15 @@ function stateName(word: number): HealthState {
   return word === HEALTH_HEALTHY ? 'healthy' : word === HEALTH_UNKNOWN ? 'unknown' : 'unhealthy';
 }
 
+/** GET /api/v1/dnssec/status. */
+export interface DnssecStatusView {
+  readonly enabled: boolean;
+  /** Algorithm of keys generated from now on. */
+  readonly algorithm: string;
+  readonly signature_validity_seconds: number;
+  readonly keys: readonly DnssecKeyView[];
+}
+
 /** What start() builds before the instance exists. */
 interface StartState {
   readonly registry: Registry;
@@ -586,6 +735,24 @@ interface StartState {
   readonly lastUp: LastUpJournal;
   readonly snapshot: CompiledSnapshot;
   readonly health: HealthScheduler | null;
+  readonly keyring: Keyring | null;
+}
+
+/** What the workers sign a snapshot's zones with: nothing when DNSSEC is off. */
+function workerDnssecOf(keyring: Keyring | null, snapshot: CompiledSnapshot, config: Config): WorkerDnssec {
+  if (keyring === null) return { zones: [], validitySec: config.dnssec.signatureValiditySec };
+  return keyring.workerDnssec(snapshot.view.zones.map((z) => z.name));
+}
+
+/** Logs keys generated now, with the DS to publish, and zones that keep a key of another algorithm. */
+function logKeyChanges(logger: Logger, changes: KeyringChanges): void {
+  const log = logger.child({ component: 'dnssec' });
+  for (const info of changes.created) {
+    log.info({ zone: info.zone, keyTag: info.keyTag, algorithm: info.algorithm, ds: dsOf(info).record }, 'DNSSEC key created; publish its DS at the parent zone to make the zone secure');
+  }
+  for (const m of changes.algorithmMismatches) {
+    log.warn({ zone: m.zone, keyTag: m.keyTag, algorithm: m.algorithm }, 'the zone keeps signing with its key of another algorithm than overwatch.dnssec.algorithm; a key rollover changes it');
+  }
 }
 
 function unixSeconds(): number {

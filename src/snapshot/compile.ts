@@ -36,6 +36,8 @@ export interface CompileOptions {
   readonly generation: number;
   /** SOA serial for zones without an explicit one. */
   readonly serial: number;
+  /** DNSKEY rdatas each signed zone publishes, by zone name (src/dnssec/keys.ts publishedDnskeys); absent or missing zones are not signed. */
+  readonly dnskeys?: ReadonlyMap<string, readonly Uint8Array[]>;
 }
 
 /**
@@ -45,7 +47,7 @@ export interface CompileOptions {
  */
 export function compileSnapshot(view: RegistryView, options: CompileOptions): CompiledSnapshot {
   const model = modelSnapshot(view);
-  const encoded = encodeSnapshot(model, options.serial);
+  const encoded = encodeSnapshot(model, options.serial, options.dnskeys);
   const buffer = packSnapshot(model, encoded, options.generation);
   const members: (MemberModel | null)[] = [];
   for (const r of model.records) {

@@ -223,6 +223,11 @@ describe('OpenAPI document', () => {
     '/api/v1/overrides/{service}/{address}': ['delete', 'get', 'put'],
     '/api/v1/explain': ['get'],
     '/api/v1/overwatch/backends': ['get'],
+    '/api/v1/dnssec/status': ['get'],
+    '/api/v1/dnssec/ds': ['get'],
+    '/api/v1/dnssec/rollover': ['get'],
+    '/api/v1/dnssec/rollover/start': ['post'],
+    '/api/v1/dnssec/rollover/finish': ['post'],
   };
 
   test('GET /api/v1/openapi.json lists every route with its methods', async () => {
