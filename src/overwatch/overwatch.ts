@@ -8,6 +8,7 @@
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
+import type { DnssecMetricsSource } from '../metrics/prometheus.ts';
 import { Registry, type MemberModel } from '../registry/registry.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
@@ -19,7 +20,9 @@ import {
 import { OpenGslbError } from '../lib/errors.ts';
 import { Keyring, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
 import { dsOf } from '../dnssec/keys.ts';
-import type { WorkerDnssec } from '../../workers/messages.ts';
+import type { SignatureBatch, WorkerDnssec } from '../../workers/messages.ts';
+import type { SignBatchResult, SignBatchTask } from '../dnssec/sign.ts';
+import { inlineRunner, Presigner, type PresignStats, type SignRunner } from './presign.ts';
 import { MemoryStore, type StateStore, type StoredOverride } from '../state/store.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
@@ -58,7 +61,16 @@ export interface OverwatchOptions {
   readonly onCheck?: CheckObserver;
   /** How long a key published by a rollover waits before it signs; default ROLLOVER_SWITCH_AFTER_MS (DNSKEY TTL + 5 min). Tests shorten it. */
   readonly rolloverSwitchAfterMs?: number;
+  /** Sign the RRsets the workers are about to answer ahead of time (default true); false leaves every signature to the workers' misses (tests of the miss path, benchmarks). */
+  readonly presign?: boolean;
 }
+
+/** How often the health epoch is checked for a change that calls for new pre-signed sets. */
+const PRESIGN_POLL_MS = 250;
+/** How often the pre-signed sets are planned anyway, so signatures are renewed before they grow stale. */
+const PRESIGN_REFRESH_MS = 3600_000;
+/** The pre-signing task file for the CPU pool. */
+const SIGN_TASK_URL = new URL('../dnssec/sign-task.ts', import.meta.url);
 
 /** What an operator sends to set an override. */
 export interface OverrideRequest {
@@ -97,6 +109,12 @@ export class Overwatch {
   #republishTimer: NodeJS.Timeout | null = null;
   /** Fires when a published key is due to start signing. */
   #rolloverTimer: NodeJS.Timeout | null = null;
+  /** Signs ahead what the workers will answer; null when DNSSEC is off or presign is false. */
+  readonly #presigner: Presigner | null;
+  /** The CPU pool (piscina), started on the first large pre-signing run; null until then. */
+  #cpuPool: { run(task: SignBatchTask, opts: { transferList: ArrayBuffer[] }): Promise<unknown>; destroy(): Promise<void> } | null = null;
+  #presignPoll: NodeJS.Timeout | null = null;
+  #presignRefresh: NodeJS.Timeout | null = null;
   #stopping = false;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
@@ -115,9 +133,11 @@ export class Overwatch {
     this.pool = pool;
     this.#lastUp = state.lastUp;
     this.#keyring = state.keyring;
+    this.#presigner = state.presigner;
     this.#lastUp.start();
     this.registry.on('changed', () => this.#scheduleRepublish());
     this.#scheduleKeySwitch();
+    this.#startPresigning();
   }
 
   /**
@@ -180,6 +200,9 @@ export class Overwatch {
       throw err;
     }
     const counters = createCounters(dns.workers);
+    // The presigner's pool runner and worker hand-over are bound once the overwatch exists.
+    const presignHooks: { run: SignRunner; send: (b: SignatureBatch[]) => void } = { run: inlineRunner, send: () => undefined };
+    const presigner = keyring !== null && options.presign !== false ? new Presigner({ pool: () => presignHooks.run, send: (b) => presignHooks.send(b) }) : null;
     const pool = new DnsPool({
       workers: dns.workers,
       host: dns.listenHost,
@@ -193,7 +216,9 @@ export class Overwatch {
       tcpMaxConnections: dns.tcpMaxConnectionsPerWorker,
       tcpMaxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
       dnssec: workerDnssecOf(keyring, snapshot, config),
+      signatures: () => presigner?.batches() ?? [],
     });
+    presignHooks.send = (b) => pool.sendSignatures(b);
     const log = logger.child({ component: 'dns' });
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
     pool.on('worker-restarted', (index: number) => log.info({ worker: index }, 'DNS worker restarted'));
@@ -205,7 +230,8 @@ export class Overwatch {
       health?.stop();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, keyring }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, keyring, presigner }, counters, pool);
+    presignHooks.run = (task, transferList) => overwatch.#runCpuTask(task, transferList);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
@@ -418,6 +444,50 @@ export class Overwatch {
     this.#rolloverTimer.unref();
   }
 
+  /** Runs a pre-signing task in the CPU pool, starting it on first use (one thread that exits when idle). */
+  async #runCpuTask(task: SignBatchTask, transferList: ArrayBuffer[]): Promise<SignBatchResult> {
+    if (this.#cpuPool === null) {
+      const { Piscina } = await import('piscina');
+      // One thread: the DNS workers have the other cores; it exits after 30 s without work, so its memory goes back.
+      this.#cpuPool = new Piscina({ filename: SIGN_TASK_URL.href, minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });
+    }
+    return (await this.#cpuPool.run(task, { transferList })) as SignBatchResult;
+  }
+
+  /** Pre-signs for the snapshot now served and the health now known; logs (and leaves to the workers) what fails. */
+  #presign(): void {
+    const presigner = this.#presigner;
+    if (presigner === null || this.#stopping) return;
+    presigner.update(this.#snapshot.buffer, this.#live, workerDnssecOf(this.#keyring, this.#snapshot, this.#config)).catch((err: Error) => {
+      this.#logger.warn({ component: 'dnssec', err: err.message }, 'pre-signing failed; the DNS workers sign these answers when asked');
+    });
+  }
+
+  /** Starts pre-signing now, on every health change (polled) and hourly (renewal). */
+  #startPresigning(): void {
+    const presigner = this.#presigner;
+    if (presigner === null) return;
+    this.#presign();
+    this.#presignPoll = setInterval(() => {
+      if (presigner.isStale(this.#snapshot.buffer, this.#live)) this.#presign();
+    }, PRESIGN_POLL_MS);
+    this.#presignPoll.unref();
+    this.#presignRefresh = setInterval(() => this.#presign(), PRESIGN_REFRESH_MS);
+    this.#presignRefresh.unref();
+  }
+
+  /** The DNSSEC numbers GET /metrics shows (src/metrics/prometheus.ts): keys and their age, pre-signing, key sync. */
+  dnssecMetrics(): DnssecMetricsSource {
+    const nowMs = Date.now();
+    const keys = (this.#keyring?.status(nowMs) ?? []).filter((k) => k.state !== 'retired').map((k) => ({ zone: k.zone, keyTag: k.keyTag, state: k.state, ageSeconds: k.ageSeconds }));
+    return { keys, presign: this.#presigner?.stats ?? null, keySync: null };
+  }
+
+  /** Pre-signing numbers for the metrics: signatures the pool made and its signing time; null when nothing is pre-signed. */
+  presignStats(): Readonly<PresignStats> | null {
+    return this.#presigner?.stats ?? null;
+  }
+
   /** Where the key rollover of `zone` stands. Throws OPENGSLB_ERR_NOT_FOUND for a zone not signed (or DNSSEC off). */
   rolloverStatus(zone: string): RolloverView {
     return this.#requireKeyring().rolloverStatus(zone);
@@ -496,6 +566,7 @@ export class Overwatch {
     this.#lastUp.index(view.served);
     this.#snapshot = snapshot;
     const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live, 2000, workerDnssecOf(this.#keyring, snapshot, this.#config));
+    this.#presign();
     // Only now, with every worker on the new snapshot, do released slots go
     // back to unknown; doing it earlier would take them out of the old
     // snapshot's answers while workers still serve it.
@@ -514,9 +585,12 @@ export class Overwatch {
     this.#republishTimer = null;
     if (this.#rolloverTimer !== null) clearTimeout(this.#rolloverTimer);
     this.#rolloverTimer = null;
+    if (this.#presignPoll !== null) clearInterval(this.#presignPoll);
+    if (this.#presignRefresh !== null) clearInterval(this.#presignRefresh);
     this.#health?.stop();
     await this.#queue;
     await this.pool.stop(graceMs);
+    await this.#cpuPool?.destroy();
     await this.#lastUp.stop();
   }
 
@@ -736,6 +810,7 @@ interface StartState {
   readonly snapshot: CompiledSnapshot;
   readonly health: HealthScheduler | null;
   readonly keyring: Keyring | null;
+  readonly presigner: Presigner | null;
 }
 
 /** What the workers sign a snapshot's zones with: nothing when DNSSEC is off. */
