@@ -30,6 +30,8 @@ const post = (msg: WorkerToMain): void => port.postMessage(msg);
 // the worker non-zero and the main thread restarts it with backoff.
 const ctx = new WorkerScratch(data.snapshot, data.live, data.counters, data.counterBase, data.dnssec);
 insertSignatures(ctx, data.signatures);
+// The signature cache's clock (WorkerScratch.nowSec); unref'd so it never keeps the thread alive.
+setInterval(() => ctx.tick(), 1000).unref();
 Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
 if (data.decisions !== null) ctx.decisions = data.decisions;
 fitDecisions();

@@ -10,7 +10,7 @@ import type { Overwatch } from '../overwatch/overwatch.ts';
  * The part of the Overwatch the API reads and writes. Overwatch satisfies it;
  * naming the methods here keeps the API off everything else (snapshot internals).
  */
-export type ApiOverwatch = Pick<Overwatch, 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain' | 'dnssecStatus' | 'dnssecDs' | 'rolloverStatus' | 'rolloverStart' | 'rolloverFinish'>;
+export type ApiOverwatch = Pick<Overwatch, 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain' | 'dnssecStatus' | 'dnssecDs' | 'rolloverStatus' | 'rolloverStart' | 'rolloverFinish' | 'keySyncAnswer'>;
 
 /** The dependencies startApi() takes. */
 export interface ApiDeps {

@@ -5,6 +5,7 @@
 // property.
 
 import type { FastifyInstance } from 'fastify';
+import { KEY_SYNC_HEADER, KEY_SYNC_PATH } from '../dnssec/key-sync.ts';
 import { requireOverwatch, type RouteContext } from './context.ts';
 import { generatedAt, obj, responses, str, type Schema } from './schemas.ts';
 
@@ -33,12 +34,37 @@ const dsView: Schema = obj('A DS record for the parent zone (SHA-256 digest).', 
   record: str('The whole record, ready to paste: "example.com. IN DS 12345 13 2 ABCD…".'),
 });
 
+const nullableTime = (description: string): Schema => ({ type: ['string', 'null'], format: 'date-time', description });
+
+const keySyncView: Schema = obj('Key sync with the other overwatches (overwatch.dnssec.key_sync).', {
+  enabled: bool('Peers are configured.'),
+  in_sync: bool('The last poll of every peer succeeded (true without peers). When false, this node keeps signing with the keys it has.'),
+  peers: {
+    type: 'array',
+    description: 'Each peer and its last poll.',
+    items: obj('One peer.', {
+      url: str('The peer\'s admin API, as configured.'),
+      ok: bool('Its last poll succeeded.'),
+      last_attempt: nullableTime('When it was last polled.'),
+      last_success: nullableTime('When a poll last succeeded.'),
+      last_error: { type: ['string', 'null'], description: 'Why the last poll failed, or null.' },
+    }),
+  },
+});
+
 const statusBody: Schema = obj('DNSSEC signing: settings and every key.', {
   enabled: bool('Answers to queries with the DO bit are signed.'),
   algorithm: { type: 'string', enum: ['ECDSAP256SHA256', 'ED25519'], description: 'Algorithm of keys generated from now on (overwatch.dnssec.algorithm).' },
   signature_validity_seconds: int('Validity of a new signature (overwatch.dnssec.signature_validity).'),
   keys: { type: 'array', items: keyView, description: 'Every key of every signed zone, retired ones included.' },
+  key_sync: keySyncView,
   generated_at: generatedAt,
+});
+
+const sealedBody: Schema = obj('The keys of the zones served here, encrypted and authenticated for the one request that asked (AES-256-GCM under a key derived from key_sync.shared_secret).', {
+  v: { type: 'integer', enum: [1], description: 'Format version.' },
+  iv: str('AES-GCM IV, base64.'),
+  sealed: str('Ciphertext and tag, base64.'),
 });
 
 const dsQuery: Schema = {
@@ -163,6 +189,27 @@ export function registerDnssecRoutes(app: FastifyInstance, ctx: RouteContext): v
       const view = await requireOverwatch(ctx).rolloverFinish(zone);
       ctx.log.info({ zone, keyTag: view.signing_key }, 'key rollover finished through the API');
       return { ...view, generated_at: new Date().toISOString() };
+    },
+  );
+
+  app.get(
+    KEY_SYNC_PATH,
+    {
+      schema: {
+        summary: `For the other overwatches' key sync: the zones' keys, sealed. The request must carry the ${KEY_SYNC_HEADER} header made with the same shared secret; anything else is refused (403).`,
+        tags: ['dnssec'],
+        response: responses({ 200: sealedBody }, 403, 404),
+      },
+    },
+    (request) => {
+      const header = request.headers[KEY_SYNC_HEADER];
+      try {
+        return requireOverwatch(ctx).keySyncAnswer(typeof header === 'string' ? header : undefined);
+      } catch (err) {
+        // A refused peer is worth a line: a wrong secret or a clock far off is a configuration problem.
+        ctx.log.warn({ client: request.socket.remoteAddress, err: (err as Error).message }, 'key sync request refused');
+        throw err;
+      }
     },
   );
 }

@@ -20,6 +20,7 @@ import {
 import { OpenGslbError } from '../lib/errors.ts';
 import { Keyring, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
 import { dsOf } from '../dnssec/keys.ts';
+import { KeySyncClient, KeySyncServer, type KeySyncView, type SealedKeys } from '../dnssec/key-sync.ts';
 import type { SignatureBatch, WorkerDnssec } from '../../workers/messages.ts';
 import type { SignBatchResult, SignBatchTask } from '../dnssec/sign.ts';
 import { inlineRunner, Presigner, type PresignStats, type SignRunner } from './presign.ts';
@@ -114,6 +115,11 @@ export class Overwatch {
   /** The CPU pool (piscina), started on the first large pre-signing run; null until then. */
   #cpuPool: { run(task: SignBatchTask, opts: { transferList: ArrayBuffer[] }): Promise<unknown>; destroy(): Promise<void> } | null = null;
   #presignPoll: NodeJS.Timeout | null = null;
+  /** Polls the key-sync peers; null without peers. */
+  readonly #keySync: KeySyncClient | null;
+  /** Answers the peers' polls; null without key_sync.shared_secret. */
+  readonly #keySyncServer: KeySyncServer | null;
+  #keySyncTimer: NodeJS.Timeout | null = null;
   #presignRefresh: NodeJS.Timeout | null = null;
   #stopping = false;
 
@@ -134,10 +140,14 @@ export class Overwatch {
     this.#lastUp = state.lastUp;
     this.#keyring = state.keyring;
     this.#presigner = state.presigner;
+    this.#keySync = state.keySync;
+    const secret = config.dnssec.keySync.sharedSecret;
+    this.#keySyncServer = state.keyring !== null && secret !== null ? new KeySyncServer(secret) : null;
     this.#lastUp.start();
     this.registry.on('changed', () => this.#scheduleRepublish());
     this.#scheduleKeySwitch();
     this.#startPresigning();
+    this.#startKeySync();
   }
 
   /**
@@ -156,6 +166,15 @@ export class Overwatch {
     // Keys before the first snapshot: a zone is signed from its first answer.
     // A damaged stored key stops the start (OPENGSLB_ERR_DNSSEC_KEY_CORRUPT).
     let keyring: Keyring | null = null;
+    let keySync: KeySyncClient | null = null;
+    if (config.dnssec.enabled && config.dnssec.keySync.peers.length > 0) {
+      // Ask the peers first: a node that joins takes the zones' keys from them
+      // instead of making keys of its own (which would need a new DS).
+      keySync = new KeySyncClient(store, config.dnssec.keySync);
+      await keySync.pollOnce(new Set(config.dns.zones.map((z) => z.name)));
+      const sync = keySync.status();
+      if (!sync.in_sync) logger.child({ component: 'dnssec' }).warn({ peers: sync.peers.filter((p) => !p.ok).map((p) => ({ url: p.url, error: p.last_error })) }, 'key sync: not every peer answered at start; keeping (or making) our own keys meanwhile');
+    }
     if (config.dnssec.enabled) {
       const opened = await Keyring.open(store, config.dns.zones.map((z) => z.name), config.dnssec, { ...(options.rolloverSwitchAfterMs === undefined ? {} : { switchAfterMs: options.rolloverSwitchAfterMs }) });
       keyring = opened.keyring;
@@ -230,7 +249,7 @@ export class Overwatch {
       health?.stop();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, keyring, presigner }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, keyring, presigner, keySync }, counters, pool);
     presignHooks.run = (task, transferList) => overwatch.#runCpuTask(task, transferList);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
@@ -272,6 +291,7 @@ export class Overwatch {
       algorithm: d.algorithm,
       signature_validity_seconds: d.signatureValiditySec,
       keys: this.#keyring?.keyViews() ?? [],
+      key_sync: this.#keySync?.status() ?? { enabled: false, in_sync: true, peers: [] },
     };
   }
 
@@ -348,6 +368,7 @@ export class Overwatch {
     }
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
+    if (JSON.stringify(next.dnssec.keySync) !== JSON.stringify(cur.dnssec.keySync)) return refuse('overwatch.dnssec.key_sync changed; the key-sync peers and secret are fixed at start, so this needs a restart');
     if (next.dnssec.enabled !== cur.dnssec.enabled) return refuse(`overwatch.dnssec.enabled changed from ${cur.dnssec.enabled} to ${next.dnssec.enabled}; turning signing on or off needs a restart`);
     for (const [section, a, b] of [['api', cur.api, next.api], ['metrics', cur.metrics, next.metrics]] as const) {
       if (a.enabled !== b.enabled || a.host !== b.host || (a.port !== b.port && b.port !== 0)) {
@@ -480,12 +501,60 @@ export class Overwatch {
   dnssecMetrics(): DnssecMetricsSource {
     const nowMs = Date.now();
     const keys = (this.#keyring?.status(nowMs) ?? []).filter((k) => k.state !== 'retired').map((k) => ({ zone: k.zone, keyTag: k.keyTag, state: k.state, ageSeconds: k.ageSeconds }));
-    return { keys, presign: this.#presigner?.stats ?? null, keySync: null };
+    const sync = this.#keySync?.status() ?? null;
+    return { keys, presign: this.#presigner?.stats ?? null, keySync: sync === null ? null : { inSync: sync.in_sync, peers: sync.peers.map((p) => ({ url: p.url, ok: p.ok })) } };
   }
 
   /** Pre-signing numbers for the metrics: signatures the pool made and its signing time; null when nothing is pre-signed. */
   presignStats(): Readonly<PresignStats> | null {
     return this.#presigner?.stats ?? null;
+  }
+
+  /** Polls the key-sync peers every key_sync.poll_interval; keys that changed go into a new snapshot. */
+  #startKeySync(): void {
+    const client = this.#keySync;
+    if (client === null) return;
+    this.#keySyncTimer = setInterval(() => void this.#serially(() => this.#syncKeys()), this.#config.dnssec.keySync.pollIntervalMs);
+    this.#keySyncTimer.unref();
+  }
+
+  /** One key-sync round: merge the peers' keys, and publish when a zone's keys changed. */
+  async #syncKeys(): Promise<void> {
+    const client = this.#keySync;
+    const keyring = this.#keyring;
+    if (client === null || keyring === null || this.#stopping) return;
+    const before = client.status().in_sync;
+    const changed = await client.pollOnce(new Set(keyring.zones.keys()));
+    const after = client.status();
+    const log = this.#logger.child({ component: 'dnssec' });
+    if (before !== after.in_sync) {
+      if (after.in_sync) log.info('key sync: every peer answered; in sync again');
+      else log.warn({ peers: after.peers.filter((p) => !p.ok).map((p) => ({ url: p.url, error: p.last_error })) }, 'key sync: a peer did not answer; this node keeps signing with the keys it has');
+    }
+    if (changed.length === 0) return;
+    await keyring.reload();
+    await this.#republishKeys();
+    this.#scheduleKeySwitch();
+    log.info({ zones: changed }, 'key sync: took keys from a peer');
+  }
+
+  /** Runs one key-sync round now (tests; the timer does it every poll_interval). */
+  syncKeysNow(): Promise<void> {
+    return this.#serially(() => this.#syncKeys());
+  }
+
+  /**
+   * Answers a key-sync peer (GET /api/v1/dnssec/keysync): the keys of the
+   * zones served here, sealed for that one request. Throws
+   * OPENGSLB_ERR_DNSSEC_KEY_SYNC (403) for a request that does not prove
+   * the shared secret, OPENGSLB_ERR_NOT_FOUND when key sync is not configured.
+   */
+  keySyncAnswer(header: string | undefined): SealedKeys {
+    const server = this.#keySyncServer;
+    const keyring = this.#keyring;
+    if (server === null || keyring === null) throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', 'key sync is not configured here (overwatch.dnssec.key_sync.shared_secret is not set, or DNSSEC is off)');
+    const zones = keyring.zones;
+    return server.answer(header, keyring.store.loadDnssecKeys().filter((k) => zones.has(k.zone)));
   }
 
   /** Where the key rollover of `zone` stands. Throws OPENGSLB_ERR_NOT_FOUND for a zone not signed (or DNSSEC off). */
@@ -587,6 +656,7 @@ export class Overwatch {
     this.#rolloverTimer = null;
     if (this.#presignPoll !== null) clearInterval(this.#presignPoll);
     if (this.#presignRefresh !== null) clearInterval(this.#presignRefresh);
+    if (this.#keySyncTimer !== null) clearInterval(this.#keySyncTimer);
     this.#health?.stop();
     await this.#queue;
     await this.pool.stop(graceMs);
@@ -799,6 +869,7 @@ export interface DnssecStatusView {
   readonly algorithm: string;
   readonly signature_validity_seconds: number;
   readonly keys: readonly DnssecKeyView[];
+  readonly key_sync: KeySyncView;
 }
 
 /** What start() builds before the instance exists. */
@@ -811,6 +882,7 @@ interface StartState {
   readonly health: HealthScheduler | null;
   readonly keyring: Keyring | null;
   readonly presigner: Presigner | null;
+  readonly keySync: KeySyncClient | null;
 }
 
 /** What the workers sign a snapshot's zones with: nothing when DNSSEC is off. */

@@ -228,6 +228,7 @@ describe('OpenAPI document', () => {
     '/api/v1/dnssec/rollover': ['get'],
     '/api/v1/dnssec/rollover/start': ['post'],
     '/api/v1/dnssec/rollover/finish': ['post'],
+    '/api/v1/dnssec/keysync': ['get'],
   };
 
   test('GET /api/v1/openapi.json lists every route with its methods', async () => {
