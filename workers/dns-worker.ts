@@ -87,7 +87,11 @@ port.on('message', (msg: MainToWorker) => {
       post({ type: 'attach-failed', index: data.index, generation: msg.generation, message: (err as Error).message });
     }
   } else if (msg.type === 'signatures') {
-    insertSignatures(ctx, msg.batches);
+    try {
+      insertSignatures(ctx, msg.batches);
+    } catch {
+      // A batch that does not unpack is skipped: those answers are signed on a miss instead.
+    }
   } else if (msg.type === 'stop') {
     void stop(msg.graceMs);
   }

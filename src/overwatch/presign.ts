@@ -24,8 +24,13 @@ import {
   type SignBatchResult, type SignBatchTask, type SignerKey,
 } from '../dnssec/sign.ts';
 
-/** Most RRsets one plan signs ahead; beyond it, sets are signed by the workers when asked (bounded work per health change). */
-export const MAX_PLANNED_SETS = 50_000;
+/**
+ * Most RRsets one plan signs ahead; beyond it, sets are signed by the workers
+ * when asked (bounded work per health change). Below the workers' cache size
+ * (SIGNATURE_CACHE_ENTRIES, 16 384) so pre-signed sets do not push each other
+ * out and leave room for what the workers sign themselves.
+ */
+export const MAX_PLANNED_SETS = 12_000;
 /** Most address sets one record contributes (a weighted max_answers: k record has n-choose-k sets: 45 for 2 of 10, 4 950 for 2 of 100). */
 export const MAX_SETS_PER_RECORD = 1_000;
 /** RRsets per pool task: enough to amortise the hand-over, small enough that results flow in steadily. */

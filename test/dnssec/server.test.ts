@@ -283,5 +283,6 @@ test('a signed answer that does not fit the UDP size is truncated and completes 
   assert.equal((tcp.authorities ?? []).filter((a) => a.type === 'RRSIG').length, 2);
   const counters = running.overwatch.readCounters();
   assert.ok(counters.TRUNCATED >= 1);
-  assert.ok(counters.DNSSEC_SIGNATURES >= 2, JSON.stringify(counters));
+  // The SOA's RRSIG was made ahead (pre-signing); the NSEC of a name nobody asked before is signed by the worker.
+  assert.ok(counters.DNSSEC_SIGNATURES >= 1, JSON.stringify(counters));
 });
