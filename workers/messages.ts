@@ -35,11 +35,25 @@ export interface SignatureBatch {
   readonly signatures: Uint8Array;
 }
 
+/** The TCP listener's limits (dns.tcp_*), fixed when the workers start. */
+export interface TcpSettings {
+  /** A connection with no query for this long is closed (shorter as the worker fills up). */
+  readonly idleTimeoutMs: number;
+  /** A message that has started arriving must complete within this long. */
+  readonly frameTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Per client: one IPv4 address, or one IPv6 /64. */
+  readonly maxConnectionsPerClient: number;
+  readonly maxQueriesPerConnection: number;
+}
+
 /** What the main thread passes to every DNS worker. */
 export interface DnsWorkerData {
   readonly index: number;
   readonly snapshot: SharedArrayBuffer;
   readonly live: Int32Array;
+  /** The GeoIP database (an .mmdb file's bytes) every worker reads, or null. */
+  readonly geo: SharedArrayBuffer | null;
   readonly counters: Int32Array;
   readonly counterBase: number;
   /** The routing-decision buffer this worker index counted in before a restart (it carries on in it), or null. */
@@ -48,9 +62,7 @@ export interface DnsWorkerData {
   readonly port: number;
   /** SO_RCVBUF to ask for on the UDP socket; 0 keeps the kernel's default. */
   readonly udpReceiveBuffer: number;
-  readonly tcpIdleTimeoutMs: number;
-  readonly tcpMaxConnections: number;
-  readonly tcpMaxQueriesPerConnection: number;
+  readonly tcp: TcpSettings;
   /** The signers of the snapshot's zones. */
   readonly dnssec: WorkerDnssec;
   /** Signatures made in advance, to fill a (re)started worker's cache. */
@@ -69,4 +81,6 @@ export type WorkerToMain =
 export type MainToWorker =
   | { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number; dnssec: WorkerDnssec }
   | { type: 'signatures'; batches: readonly SignatureBatch[] }
+  /** A new GeoIP database: switch to it between two packets. */
+  | { type: 'geo'; buffer: SharedArrayBuffer }
   | { type: 'stop'; graceMs: number };

@@ -8,6 +8,7 @@
 import { MAX_NAME_LEN } from '../src/dns/constants.ts';
 import { ParsedQuery } from '../src/dns/parse.ts';
 import { Rrset, SignatureCache } from '../src/dnssec/sign.ts';
+import type { GeoIpReader } from '../src/geo/lookup.ts';
 import { ClientAddress } from '../src/routing/client.ts';
 import { RouteState } from '../src/routing/select.ts';
 import { MAX_ANSWERS_LIMIT } from '../src/snapshot/layout.ts';
@@ -62,6 +63,8 @@ export class WorkerScratch {
    * is nothing against an inception an hour back and a 75 % refresh point.
    */
   nowSec = Math.floor(Date.now() / 1000);
+  /** The GeoIP database reader every RouteState of this worker uses, or null. */
+  #geo: GeoIpReader | null = null;
 
   // ---- Per packet (set by handleQuery and the answer builders).
   /** The request and its length. */
@@ -74,6 +77,8 @@ export class WorkerScratch {
   zone = -1;
   /** The record whose members the answer section holds, -1 for none. */
   answered = -1;
+  /** ECS SCOPE PREFIX-LENGTH of the answer: 0 unless the answer depends on the client's network (geolocation). */
+  ecsScope = 0;
   /** The answer's rcode and section counts, as the builder wrote them (additional without the OPT). */
   rcode = 0;
   an = 0;
@@ -103,6 +108,7 @@ export class WorkerScratch {
   attach(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec = NO_DNSSEC): void {
     const view = new SnapshotView(snapshot);
     this.route = new RouteState(view, live);
+    this.route.geo = this.#geo;
     this.view = view;
     this.live = live;
     this.signers = dnssec.zones;
@@ -110,5 +116,11 @@ export class WorkerScratch {
     if (dnssec.validitySec !== this.signatures.validitySec) {
       this.signatures = new SignatureCache({ capacity: SIGNATURE_CACHE_ENTRIES, validitySec: dnssec.validitySec });
     }
+  }
+
+  /** Switches to another GeoIP database reader (between packets). */
+  setGeo(reader: GeoIpReader | null): void {
+    this.#geo = reader;
+    this.route.geo = reader;
   }
 }

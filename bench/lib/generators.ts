@@ -59,6 +59,8 @@ export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions
   if (tcp) args.push('-m', 'tcp');
   // -D: EDNS with the DNSSEC OK bit, so the engine answers with RRSIGs.
   if (dnssecOk) args.push('-D');
+  // A .bin query file holds wire messages (queries with an ECS option, which the text format cannot say).
+  if (queryFile.endsWith('.bin')) args.push('-B');
   // -v prints one line per reply with its latency: the source of the percentiles.
   if (o.rate !== null) args.push('-Q', String(o.rate), '-v');
   // Lost queries are counted in the statistics; one line each would flood the output.

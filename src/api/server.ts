@@ -20,6 +20,7 @@ import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts'
 import { registerBackendsRoute } from './backends-route.ts';
 import { registerDnssecRoutes } from './dnssec-routes.ts';
 import { registerExplainRoute } from './explain-route.ts';
+import { registerGeoRoutes } from './geo-routes.ts';
 import { registerHealthRoutes } from './health-routes.ts';
 import { registerOverrideRoutes } from './override-routes.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
@@ -124,7 +125,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
       info: {
         title: 'OpenGSLB admin API',
         version: deps.version,
-        description: 'Health, domains, overrides and explain. See docs/api.md.',
+        description: 'Health, domains, overrides, explain and geolocation. See docs/api.md.',
       },
       tags: [
         { name: 'status', description: 'Liveness, readiness, version (no allowlist).' },
@@ -132,6 +133,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
         { name: 'domains', description: 'Domains as DNS serves them.' },
         { name: 'overrides', description: 'Operator overrides, which outrank health checks.' },
         { name: 'dnssec', description: 'DNSSEC keys, DS records, rollover and key sync.' },
+        { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
       ],
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'api.token; needed for writes only when set.' } },
@@ -150,6 +152,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerExplainRoute(app, ctx);
     registerBackendsRoute(app, ctx);
     registerDnssecRoutes(app, ctx);
+    registerGeoRoutes(app, ctx);
     collecting = false;
     for (const [url, methods] of methodsOf) {
       if (methods.has('GET')) methods.add('HEAD');

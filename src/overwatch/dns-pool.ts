@@ -10,7 +10,7 @@
 
 import { EventEmitter, once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { DnsWorkerData, MainToWorker, SignatureBatch, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
+import type { DnsWorkerData, MainToWorker, SignatureBatch, TcpSettings, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
@@ -25,16 +25,16 @@ export interface DnsPoolOptions {
   readonly snapshot: SharedArrayBuffer;
   readonly generation: number;
   readonly live: Int32Array;
+  /** The GeoIP database every worker reads (one copy, shared), or null. */
+  readonly geo?: SharedArrayBuffer | null;
   readonly counters: Int32Array;
   /** SO_RCVBUF asked for on each worker's UDP socket; 0 or absent keeps the kernel's default. */
   readonly udpReceiveBuffer?: number;
-  readonly tcpIdleTimeoutMs: number;
-  readonly tcpMaxConnections: number;
-  readonly tcpMaxQueriesPerConnection: number;
   /** The signers of the first snapshot's zones; default: none (nothing signed). */
   readonly dnssec?: WorkerDnssec;
   /** Signatures made in advance that a (re)started worker starts with; default: none. */
   readonly signatures?: () => readonly SignatureBatch[];
+  readonly tcp: TcpSettings;
   /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
   readonly restartBaseMs?: number;
   readonly restartMaxMs?: number;
@@ -60,6 +60,9 @@ export class DnsPool extends EventEmitter {
   #generation: number;
   #live: Int32Array;
   #dnssec: WorkerDnssec;
+  #geo: SharedArrayBuffer | null;
+  /** Moves on with every GeoIP database published, so a worker that was starting gets the newest. */
+  #geoVersion = 0;
   #stopping = false;
   /** Set once start() has succeeded: later spawns are restarts, retried with backoff whatever made them fail. */
   #started = false;
@@ -79,6 +82,7 @@ export class DnsPool extends EventEmitter {
     this.#generation = options.generation;
     this.#live = options.live;
     this.#dnssec = options.dnssec ?? { zones: [], validitySec: 7 * 86400 };
+    this.#geo = options.geo ?? null;
     if (options.counters.length < options.workers * COUNTER_STRIDE) throw new RangeError('counters buffer too small for the worker count');
   }
 
@@ -120,23 +124,23 @@ export class DnsPool extends EventEmitter {
       index: i,
       snapshot: this.#snapshot,
       live: this.#live,
+      geo: this.#geo,
       counters: o.counters,
       counterBase: i * COUNTER_STRIDE,
       decisions: this.#decisions[i] ?? null,
       host: o.host,
       port: o.port,
       udpReceiveBuffer: o.udpReceiveBuffer ?? 0,
-      tcpIdleTimeoutMs: o.tcpIdleTimeoutMs,
-      tcpMaxConnections: o.tcpMaxConnections,
-      tcpMaxQueriesPerConnection: o.tcpMaxQueriesPerConnection,
       dnssec: this.#dnssec,
       signatures: o.signatures?.() ?? [],
+      tcp: o.tcp,
     };
     const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
     const slot = this.#slots[i];
     slot.worker = worker;
     slot.startedAt = Date.now();
     const generationAtSpawn = this.#generation;
+    const geoAtSpawn = this.#geoVersion;
     return new Promise<void>((resolve, reject) => {
       let listening = false;
       let bindError: OpenGslbError | null = null;
@@ -146,6 +150,7 @@ export class DnsPool extends EventEmitter {
           this.udpReceiveBufferGranted = msg.udpReceiveBuffer;
           // A snapshot published while this worker was starting reaches it now.
           if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation, dnssec: this.#dnssec });
+          if (this.#geoVersion !== geoAtSpawn && this.#geo !== null) this.#send(worker, { type: 'geo', buffer: this.#geo });
           resolve();
         } else if (msg.type === 'bind-failed') {
           bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${formatAddress(o.host, o.port)}: ${msg.code} (${msg.message})`);
@@ -215,6 +220,17 @@ export class DnsPool extends EventEmitter {
       ack.pending.delete(index);
       if (ack.pending.size === 0) ack.done();
     }
+  }
+
+  /**
+   * Hands every running worker a new GeoIP database (one SharedArrayBuffer
+   * they all read); a worker switches between two packets, and one that
+   * starts later gets it in its workerData.
+   */
+  publishGeo(buffer: SharedArrayBuffer): void {
+    this.#geo = buffer;
+    this.#geoVersion++;
+    for (const slot of this.#slots) if (slot.worker) this.#send(slot.worker, { type: 'geo', buffer });
   }
 
   /**

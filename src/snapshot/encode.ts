@@ -2,8 +2,9 @@
 // (model → encode → pack, ./compile.ts): the wire bytes a worker copies into
 // answers, built once per snapshot. Owner names, SOA/NS/glue RRs and one
 // complete answer RR per member (owner = pointer to the question, TTL and
-// rdata in place), each signed zone's DNSKEY RRs, and per node the NSEC type
-// bitmap a NODATA answer with the DO bit carries (compact denial, RFC 9824).
+// rdata in place), the geo table of geolocation routing, each signed zone's
+// DNSKEY RRs, and per node the NSEC type bitmap a NODATA answer with the DO
+// bit carries (compact denial, RFC 9824).
 
 import type { ZoneConfig } from '../config/types.ts';
 import { QCLASS, QTYPE } from '../dns/constants.ts';
@@ -11,6 +12,7 @@ import { nameToWire } from '../dns/names.ts';
 import { nodataBitmap } from '../dnssec/denial.ts';
 import { DNSKEY_TTL_SEC } from '../dnssec/keys.ts';
 import { DNSSEC_TYPE } from '../dnssec/sign.ts';
+import { compileGeoTable } from '../geo/cidr-table.ts';
 import { ipToBytes } from '../lib/ip.ts';
 import { NODE_FLAG_APEX } from './layout.ts';
 import type { SnapshotModel } from './model.ts';
@@ -31,6 +33,8 @@ export interface EncodedSnapshot {
   readonly dnskey: readonly { readonly bytes: Uint8Array; readonly count: number }[];
   /** Per node: its NODATA NSEC type bitmap with a leading length byte. */
   readonly nsecBitmaps: readonly Uint8Array[];
+  /** The compiled geo table (src/geo/cidr-table.ts), or null when no domain routes by geolocation. */
+  readonly geoTable: Uint32Array | null;
 }
 
 /** Encodes an RR body without its owner: TYPE CLASS TTL RDLENGTH RDATA. */
@@ -74,16 +78,16 @@ function nodeTypes(recA: number, recAAAA: number, apex: boolean, signed: boolean
 }
 
 /**
- * Encodes every byte piece of `model`; `serial` is the SOA serial of zones
- * without an explicit one; `dnskeys` holds the DNSKEY rdatas each signed zone
- * publishes (by zone name; a zone missing from it is not signed).
+ * Encodes every byte piece of `model`; `serialOf(apex)` is the SOA serial of
+ * zones without an explicit one; `dnskeys` holds the DNSKEY rdatas each signed
+ * zone publishes (by zone name; a zone missing from it is not signed).
  */
-export function encodeSnapshot(model: SnapshotModel, serial: number, dnskeys: ReadonlyMap<string, readonly Uint8Array[]> = new Map()): EncodedSnapshot {
+export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) => number, dnskeys: ReadonlyMap<string, readonly Uint8Array[]> = new Map()): EncodedSnapshot {
   const zones = model.zones;
   const signed = zones.map((z) => (dnskeys.get(z.name)?.length ?? 0) > 0);
   return {
     nodeNames: model.nodes.map((n) => nameToWire(n.name)),
-    soa: zones.map((zone) => rrBody(QTYPE.SOA, zone.soa.ttlSec, soaRdata(zone, serial))),
+    soa: zones.map((zone) => rrBody(QTYPE.SOA, zone.soa.ttlSec, soaRdata(zone, serialOf(zone.name)))),
     ns: zones.map((zone) => ({
       bytes: Buffer.concat(zone.nameservers.map((ns) => rrBody(QTYPE.NS, zone.soa.ttlSec, nameToWire(ns.name)))),
       count: zone.nameservers.length,
@@ -104,5 +108,6 @@ export function encodeSnapshot(model: SnapshotModel, serial: number, dnskeys: Re
       const bitmap = nodataBitmap(nodeTypes(n.recA, n.recAAAA, (n.flags & NODE_FLAG_APEX) !== 0, signed[n.zone]));
       return Uint8Array.of(bitmap.length, ...bitmap);
     }),
+    geoTable: model.geo === null ? null : compileGeoTable(model.geo),
   };
 }

@@ -229,6 +229,8 @@ describe('OpenAPI document', () => {
     '/api/v1/dnssec/rollover/start': ['post'],
     '/api/v1/dnssec/rollover/finish': ['post'],
     '/api/v1/dnssec/keysync': ['get'],
+    '/api/v1/geo/test': ['get'],
+    '/api/v1/geo/mappings': ['delete', 'get', 'put'],
   };
 
   test('GET /api/v1/openapi.json lists every route with its methods', async () => {

@@ -60,9 +60,10 @@ test('a key damaged in the store stops the start, naming the store, the zone and
   const tag = zones.get('example.test')!.active.info.keyTag;
   // Overwrite the stored private key with bytes that are not a key.
   const root = open({ path: join(data, 'state.mdb'), maxDbs: 8 });
-  const db = root.openDB<string, string>({ name: 'dnssec_keys', encoding: 'string' });
-  const stored = JSON.parse(db.get(`example.test|${tag}`) as string) as Record<string, unknown>;
-  await db.put(`example.test|${tag}`, JSON.stringify({ ...stored, privateKeyPkcs8: Buffer.from('garbage').toString('base64') }));
+  // Keys are stored under the lmdb array key [zone, key tag] (src/state/store.ts).
+  const db = root.openDB<string, [string, number]>({ name: 'dnssec_keys', encoding: 'string' });
+  const stored = JSON.parse(db.get(['example.test', tag]) as string) as Record<string, unknown>;
+  await db.put(['example.test', tag], JSON.stringify({ ...stored, privateKeyPkcs8: Buffer.from('garbage').toString('base64') }));
   await root.close();
 
   const r = await run(SERVER, ['--config', await writeConfig(dir, config(data))]);

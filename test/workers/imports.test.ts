@@ -11,9 +11,13 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 // src/routing/ is worker code file by file: the rules (select.ts) and who asked (client.ts). Explain, which
 // reads the same rules for the API, lives on the main thread's side (src/overwatch/explain.ts).
-const ALLOWED = [/^workers\//, /^src\/dns\//, /^src\/routing\/(select|client)\.ts$/, /^src\/snapshot\/(layout|reader|live-slots)\.ts$/, /^src\/metrics\/counters-layout\.ts$/, /^src\/lib\//, /^src\/dnssec\/(sign|denial)\.ts$/];
+// src/geo/ likewise: the lookup side (the shared-memory GeoIP reader and the compiled table), never the loader.
+const ALLOWED = [
+  /^workers\//, /^src\/dns\//, /^src\/routing\/(select|client)\.ts$/, /^src\/snapshot\/(layout|reader|live-slots)\.ts$/, /^src\/metrics\/counters-layout\.ts$/,
+  /^src\/lib\//, /^src\/dnssec\/(sign|denial)\.ts$/, /^src\/geo\/(lookup|cidr-table|continents)\.ts$/,
+];
 // node:crypto: src/dnssec/sign.ts signs on a signature-cache miss.
-const ALLOWED_PACKAGES = new Set(['node:dgram', 'node:net', 'node:events', 'node:worker_threads', 'node:crypto']);
+const ALLOWED_PACKAGES = new Set(['node:dgram', 'node:net', 'node:events', 'node:worker_threads', 'maxmind', 'node:crypto']);
 
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
