@@ -5,7 +5,7 @@
 //
 // Usage: npx node bench/loadgen.ts --port P --queries FILE --duration S
 //          [--host 127.0.0.1] [--rate QPS] [--threads 1] [--clients 8]
-//          [--outstanding 100] [--tcp] [--timeout 5] [--out FILE]
+//          [--outstanding 100] [--tcp] [--do] [--timeout 5] [--out FILE]
 //   Without --rate it runs closed-loop (saturation): `outstanding` queries in
 //   flight, a new one sent as each reply arrives. With --rate it runs
 //   open-loop at that offered load, paced by a busy event-loop spin (timers
@@ -354,12 +354,14 @@ export interface LoadOptions {
   readonly outstanding: number;
   readonly tcp: boolean;
   readonly timeoutSec: number;
+  /** Send EDNS (1232 bytes) with the DNSSEC OK bit, so a signing server answers with RRSIGs. */
+  readonly dnssecOk?: boolean;
 }
 
 /** Runs the generator in this process's worker threads and merges their results. Rejects on a socket error. */
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   if (!o.host.startsWith('127.')) throw new Error(`--host ${o.host}: only 127.0.0.0/8 targets are allowed`);
-  const templates = o.queries.map((q, i) => encodeQuery(i & 0xffff, q));
+  const templates = o.queries.map((q, i) => encodeQuery(i & 0xffff, q, o.dnssecOk === true ? { udpSize: 1232, dnssecOk: true } : undefined));
   const threads = Math.max(1, Math.min(o.threads, o.clients));
   const jobs: Promise<ThreadResult>[] = [];
   for (let t = 0; t < threads; t++) {
@@ -452,12 +454,13 @@ async function main(): Promise<void> {
       outstanding: { type: 'string' },
       timeout: { type: 'string' },
       tcp: { type: 'boolean', default: false },
+      do: { type: 'boolean', default: false },
       out: { type: 'string' },
     },
     strict: true,
   });
   if (v.port === undefined || v.queries === undefined) {
-    process.stderr.write('usage: npx node bench/loadgen.ts --port P --queries FILE [--duration 5] [--rate QPS] [--threads 1] [--clients 8] [--outstanding 100] [--tcp] [--timeout 5] [--out FILE]\n');
+    process.stderr.write('usage: npx node bench/loadgen.ts --port P --queries FILE [--duration 5] [--rate QPS] [--threads 1] [--clients 8] [--outstanding 100] [--tcp] [--do] [--timeout 5] [--out FILE]\n');
     process.exit(2);
   }
   const result = await runLoad({
@@ -471,6 +474,7 @@ async function main(): Promise<void> {
     outstanding: readNumber('outstanding', v.outstanding, 100, 1, 65_535),
     tcp: v.tcp === true,
     timeoutSec: readNumber('timeout', v.timeout, 5, 0.1, 60),
+    dnssecOk: v.do === true,
   });
   const text = `${JSON.stringify(result)}\n`;
   if (v.out !== undefined) fs.writeFileSync(v.out, text);

@@ -2,12 +2,19 @@
 // handleQuery (./handle-query.ts) has parsed and looked up, from the request's
 // question and the snapshot's precomputed wire fragments, then seals it:
 //
-//   addresses / soaAnswer / nsAnswer / negative / errorReply
-//        │ (sections written, counts and rcode on the scratch)
+//   addresses / soaAnswer / nsAnswer / dnskeyAnswer / negative / errorReply
+//        │ each RRset, then, with DO on a signed zone, its RRSIG(s) right
+//        │ behind it (sign stage, ./sign-stage.ts: signAddresses, signSoa,
+//        │ signNs, signDnskey, signDenial); counts and rcode on the scratch
 //        ▼
-//   seal ── [sign: RRSIGs of the answer and authority RRsets, with DNSSEC] ── OPT ── header
+//   seal ── OPT ── header (AA; never AD: an authoritative server does not validate)
 //        ▼
 //   finish ── count the reply; over UDP, cut to the client's size with TC=1
+//
+// The sign stage sits inside the builders rather than in seal() because an
+// RRSIG must follow its RRset in the same section, before any later section
+// (the NS answer's glue). Each builder asks signerOf(ctx) once: null without
+// DO or for a zone without keys, and then nothing else changes.
 //
 // Per-packet state rides on the WorkerScratch: handleQuery sets the request,
 // output buffer, transport and zone; each builder sets the rcode, the section
@@ -20,6 +27,7 @@ import { COUNTER, matrixSlot, TYPE_NONE, typeIndexOf } from '../src/metrics/coun
 import { DEGRADED_NONE, selectMembers } from '../src/routing/select.ts';
 import * as L from '../src/snapshot/layout.ts';
 import type { WorkerScratch } from './scratch.ts';
+import { signAddresses, signDenial, signDnskey, signerOf, signNs, signSoa } from './sign-stage.ts';
 
 /** Counter slot per when_all_down mode, indexed by ALL_DOWN_*. */
 const ALL_DOWN_COUNTER = [COUNTER.ALL_DOWN_SERVFAIL, COUNTER.ALL_DOWN_LAST_HEALTHY, COUNTER.ALL_DOWN_ALL, COUNTER.ALL_DOWN_FALLBACK] as const;
@@ -71,21 +79,28 @@ export function addresses(ctx: WorkerScratch, rec: number): number {
   ctx.an = k;
   ctx.ns = 0;
   ctx.ar = 0;
+  const signers = signerOf(ctx);
+  if (signers !== null) off = signAddresses(ctx, off, signers, rec, k);
   return seal(ctx, off);
 }
 
 /**
- * Answers NXDOMAIN or NOERROR/NODATA with the zone's SOA in the authority
- * section, its TTL lowered to the negative-caching TTL (RFC 2308 §3). The
- * owner is a pointer to the apex suffix of the question name.
+ * Answers NXDOMAIN (`node` = -1) or NOERROR/NODATA (`node` = the question
+ * name's node) with the zone's SOA in the authority section, its TTL lowered
+ * to the negative-caching TTL (RFC 2308 §3). The owner is a pointer to the
+ * apex suffix of the question name. With DO on a signed zone the denial is
+ * compact (RFC 9824): the SOA's RRSIG and an NSEC at the question name with
+ * its RRSIG; a name that does not exist is then answered NOERROR with NXNAME
+ * in the NSEC bitmap (RFC 9824 §3.2), not NXDOMAIN.
  */
-export function negative(ctx: WorkerScratch, zone: number, rcode: number): number {
+export function negative(ctx: WorkerScratch, zone: number, rcode: number, node: number): number {
   const view = ctx.view;
   const u32 = view.u32;
   const out = ctx.out;
   const zb = view.zoneBase(zone);
   let off = question(ctx);
-  off = writeU16(out, off, 0xc000 | (12 + ctx.query.qnameLen - u32[zb + L.ZONE_APEX_LEN]));
+  const soaPtr = 12 + ctx.query.qnameLen - u32[zb + L.ZONE_APEX_LEN];
+  off = writeU16(out, off, 0xc000 | soaPtr);
   const body = off;
   off = copyBytes(out, off, view.u8, u32[zb + L.ZONE_SOA_OFF], u32[zb + L.ZONE_SOA_LEN]);
   writeU32(out, body + 4, u32[zb + L.ZONE_NEG_TTL]);
@@ -93,6 +108,11 @@ export function negative(ctx: WorkerScratch, zone: number, rcode: number): numbe
   ctx.an = 0;
   ctx.ns = 1;
   ctx.ar = 0;
+  const signers = signerOf(ctx);
+  if (signers !== null) {
+    off = signDenial(ctx, off, signers, soaPtr, node);
+    ctx.rcode = RCODE.NOERROR;
+  }
   return seal(ctx, off);
 }
 
@@ -107,6 +127,8 @@ export function soaAnswer(ctx: WorkerScratch, zone: number): number {
   ctx.an = 1;
   ctx.ns = 0;
   ctx.ar = 0;
+  const signers = signerOf(ctx);
+  if (signers !== null) off = signSoa(ctx, off, signers);
   return seal(ctx, off);
 }
 
@@ -126,11 +148,41 @@ export function nsAnswer(ctx: WorkerScratch, zone: number): number {
     off = copyBytes(out, off, u8, src, bodyLen);
     src += bodyLen;
   }
+  ctx.an = nsCount;
+  const signers = signerOf(ctx);
+  if (signers !== null) off = signNs(ctx, off, signers);
   off = copyBytes(out, off, u8, u32[zb + L.ZONE_GLUE_OFF], u32[zb + L.ZONE_GLUE_LEN]);
   ctx.rcode = RCODE.NOERROR;
-  ctx.an = nsCount;
   ctx.ns = 0;
   ctx.ar = u32[zb + L.ZONE_GLUE_COUNT];
+  return seal(ctx, off);
+}
+
+/**
+ * Answers the apex DNSKEY RRset of a signed zone (the caller checked
+ * ZONE_DNSKEY_COUNT > 0), signed by every active key when DO is set.
+ */
+export function dnskeyAnswer(ctx: WorkerScratch, zone: number): number {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const u8 = view.u8;
+  const out = ctx.out;
+  const zb = view.zoneBase(zone);
+  let off = question(ctx);
+  const count = u32[zb + L.ZONE_DNSKEY_COUNT];
+  let src = u32[zb + L.ZONE_DNSKEY_OFF];
+  for (let i = 0; i < count; i++) {
+    const bodyLen = 10 + ((u8[src + 8] << 8) | u8[src + 9]);
+    off = writeU16(out, off, 0xc00c);
+    off = copyBytes(out, off, u8, src, bodyLen);
+    src += bodyLen;
+  }
+  ctx.rcode = RCODE.NOERROR;
+  ctx.an = count;
+  ctx.ns = 0;
+  ctx.ar = 0;
+  const signers = signerOf(ctx);
+  if (signers !== null) off = signDnskey(ctx, off, signers);
   return seal(ctx, off);
 }
 
@@ -161,11 +213,11 @@ export function errorReply(ctx: WorkerScratch, rcode: number): number {
 
 /**
  * Completes an authoritative answer whose sections end at `off`, as the
- * builder described it on the scratch (rcode; an, ns, ar records; the record
- * answered). The sign stage goes here: with the DO bit on a signed zone, the
- * RRSIGs of the answer and authority RRsets (ctx.answered, ctx.zone). Then
- * the OPT (when the query had one), the header with AA set and the counts,
- * and finish() for the size check.
+ * builder described it on the scratch (rcode; an, ns, ar records, RRSIGs and
+ * NSECs included; the record answered): the OPT (when the query had one), the
+ * header with AA set and the counts, and finish() for the size check. A
+ * signed answer too big for the client's UDP size is truncated there like
+ * any other and completes over TCP.
  */
 function seal(ctx: WorkerScratch, off: number): number {
   const q = ctx.query;

@@ -3,6 +3,7 @@
 // main thread says stop. The messages (./messages.ts) from main:
 //
 //   main ──{type:'snapshot', buffer}──► worker   switch between packets; reply 'attached' or 'attach-failed'
+//   main ──{type:'signatures', batches}► worker   put RRSIGs the CPU pool made in advance into the signature cache
 //   main ──{type:'stop', graceMs}─────► worker   close sockets, finish TCP queries in flight, reply 'stopped', exit 0
 //
 // and to main: 'listening' once both sockets are bound, 'bind-failed' (then exit 1),
@@ -16,6 +17,7 @@ import { COUNTER, createDecisionCounters, decisionCapacityFor } from '../src/met
 import { GROUP_WORDS, GRP_STAT_CUSTOM, GRP_STAT_FALLBACK, HDR_GROUP_COUNT, NO_SLOT, REC_GEO_STAT_NOT_SERVED, REC_GEO_STAT_UNDECIDED, REC_STAT_ID } from '../src/snapshot/layout.ts';
 import type { DnsWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { WorkerScratch } from './scratch.ts';
+import { insertSignatures } from './sign-stage.ts';
 import { startTcp, type TcpListener } from './transport-tcp.ts';
 import { startUdp, type UdpListener } from './transport-udp.ts';
 
@@ -27,7 +29,10 @@ const post = (msg: WorkerToMain): void => port.postMessage(msg);
 
 // Attaching checks the snapshot's magic, version and bounds; a throw here exits
 // the worker non-zero and the main thread restarts it with backoff.
-const ctx = new WorkerScratch(data.snapshot, data.live, data.counters, data.counterBase);
+const ctx = new WorkerScratch(data.snapshot, data.live, data.counters, data.counterBase, data.dnssec);
+insertSignatures(ctx, data.signatures);
+// The signature cache's clock (WorkerScratch.nowSec); unref'd so it never keeps the thread alive.
+setInterval(() => ctx.tick(), 1000).unref();
 Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
 if (data.decisions !== null) ctx.decisions = data.decisions;
 if (data.geo !== null) ctx.setGeo(new GeoIpReader(data.geo));
@@ -81,13 +86,19 @@ try {
 port.on('message', (msg: MainToWorker) => {
   if (msg.type === 'snapshot') {
     try {
-      ctx.attach(msg.buffer, msg.live);
+      ctx.attach(msg.buffer, msg.live, msg.dnssec);
       Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
       fitDecisions();
       post({ type: 'attached', index: data.index, generation: msg.generation });
     } catch (err) {
       // Keep serving the snapshot we have; the main thread logs why.
       post({ type: 'attach-failed', index: data.index, generation: msg.generation, message: (err as Error).message });
+    }
+  } else if (msg.type === 'signatures') {
+    try {
+      insertSignatures(ctx, msg.batches);
+    } catch {
+      // A batch that does not unpack is skipped: those answers are signed on a miss instead.
     }
   } else if (msg.type === 'geo') {
     ctx.setGeo(new GeoIpReader(msg.buffer));

@@ -10,7 +10,7 @@ import { OPCODE, QCLASS, QTYPE, RCODE } from '../src/dns/constants.ts';
 import { parseQuery, PARSE_OK } from '../src/dns/parse.ts';
 import { COUNTER } from '../src/metrics/counters-layout.ts';
 import * as L from '../src/snapshot/layout.ts';
-import { addresses, errorReply, negative, nsAnswer, soaAnswer } from './answer.ts';
+import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, soaAnswer } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
 
 /**
@@ -75,7 +75,7 @@ function lookup(ctx: WorkerScratch): number {
     }
     if (node < 0) return errorReply(ctx, RCODE.REFUSED);
     ctx.zone = u32[view.nodeBase(node) + L.NODE_ZONE];
-    return negative(ctx, ctx.zone, RCODE.NXDOMAIN);
+    return negative(ctx, ctx.zone, RCODE.NXDOMAIN, -1);
   }
   const nb = view.nodeBase(node);
   const zone = u32[nb + L.NODE_ZONE];
@@ -84,11 +84,11 @@ function lookup(ctx: WorkerScratch): number {
   switch (q.qtype) {
     case QTYPE.A: {
       const rec = u32[nb + L.NODE_REC_A];
-      return rec !== 0 ? addresses(ctx, rec - 1) : negative(ctx, zone, RCODE.NOERROR);
+      return rec !== 0 ? addresses(ctx, rec - 1) : negative(ctx, zone, RCODE.NOERROR, node);
     }
     case QTYPE.AAAA: {
       const rec = u32[nb + L.NODE_REC_AAAA];
-      return rec !== 0 ? addresses(ctx, rec - 1) : negative(ctx, zone, RCODE.NOERROR);
+      return rec !== 0 ? addresses(ctx, rec - 1) : negative(ctx, zone, RCODE.NOERROR, node);
     }
     case QTYPE.ANY: {
       // RFC 8482 §4.2: answer ANY with one RRset we hold, not all of them.
@@ -96,14 +96,17 @@ function lookup(ctx: WorkerScratch): number {
       if (recA !== 0) return addresses(ctx, recA - 1);
       const recAAAA = u32[nb + L.NODE_REC_AAAA];
       if (recAAAA !== 0) return addresses(ctx, recAAAA - 1);
-      return isApex ? soaAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR);
+      return isApex ? soaAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
     }
     case QTYPE.SOA:
-      return isApex ? soaAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR);
+      return isApex ? soaAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
     case QTYPE.NS:
-      return isApex ? nsAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR);
+      return isApex ? nsAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
+    case QTYPE.DNSKEY:
+      // A signed zone publishes its keys at the apex; elsewhere, and for an unsigned zone, there are none.
+      return isApex && u32[view.zoneBase(zone) + L.ZONE_DNSKEY_COUNT] !== 0 ? dnskeyAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
     default:
-      return negative(ctx, zone, RCODE.NOERROR);
+      return negative(ctx, zone, RCODE.NOERROR, node);
   }
 }
 

@@ -3,6 +3,38 @@
 // src/overwatch/dns-pool.ts, the worker side workers/dns-worker.ts; nothing on
 // the query path goes through them.
 
+import type { SignerKey } from '../src/dnssec/sign.ts';
+
+/**
+ * ZoneSigners: the keys one signed zone signs with. `data` signs every RRset
+ * but the DNSKEY RRset (the newest active key); `dnskey` lists every key whose
+ * RRSIG goes over the DNSKEY RRset (the active keys: two during a rollover,
+ * so resolvers holding either DS validate). KeyObjects clone into workers.
+ */
+export interface ZoneSigners {
+  readonly data: SignerKey;
+  readonly dnskey: readonly SignerKey[];
+}
+
+/** The DNSSEC part of a snapshot: signers per zone index (null = not signed) and the validity of signatures made on a miss. */
+export interface WorkerDnssec {
+  readonly zones: readonly (ZoneSigners | null)[];
+  readonly validitySec: number;
+}
+
+/**
+ * SignatureBatch: RRSIGs the CPU pool made in advance with one key, for the
+ * workers' signature caches: the RRsets packed by packRrsets and their RRSIG
+ * rdatas packed by signBatch, in the same order (src/dnssec/sign.ts).
+ */
+export interface SignatureBatch {
+  readonly signerWire: Uint8Array;
+  readonly keyTag: number;
+  readonly algorithm: number;
+  readonly rrsets: Uint8Array;
+  readonly signatures: Uint8Array;
+}
+
 /** The TCP listener's limits (dns.tcp_*), fixed when the workers start. */
 export interface TcpSettings {
   /** A connection with no query for this long is closed (shorter as the worker fills up). */
@@ -31,6 +63,10 @@ export interface DnsWorkerData {
   /** SO_RCVBUF to ask for on the UDP socket; 0 keeps the kernel's default. */
   readonly udpReceiveBuffer: number;
   readonly tcp: TcpSettings;
+  /** The signers of the snapshot's zones. */
+  readonly dnssec: WorkerDnssec;
+  /** Signatures made in advance, to fill a (re)started worker's cache. */
+  readonly signatures: readonly SignatureBatch[];
 }
 
 export type WorkerToMain =
@@ -43,7 +79,8 @@ export type WorkerToMain =
   | { type: 'stopped'; index: number };
 
 export type MainToWorker =
-  | { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number }
+  | { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number; dnssec: WorkerDnssec }
+  | { type: 'signatures'; batches: readonly SignatureBatch[] }
   /** A new GeoIP database: switch to it between two packets. */
   | { type: 'geo'; buffer: SharedArrayBuffer }
   | { type: 'stop'; graceMs: number };

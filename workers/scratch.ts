@@ -2,16 +2,31 @@
 // Every field is set in the constructor so the shape never changes (Fastify's
 // lib/context.js does the same). Handling is synchronous from 'message' to
 // send(), which is what makes sharing one instance safe: the per-packet fields
-// below are valid from handleQuery's entry to its return.
+// below are valid from handleQuery's entry to its return. The signature cache
+// lives here too, across snapshots.
 
+import { MAX_NAME_LEN } from '../src/dns/constants.ts';
 import { ParsedQuery } from '../src/dns/parse.ts';
+import { Rrset, SignatureCache } from '../src/dnssec/sign.ts';
 import type { GeoIpReader } from '../src/geo/lookup.ts';
 import { ClientAddress } from '../src/routing/client.ts';
 import { RouteState } from '../src/routing/select.ts';
 import { MAX_ANSWERS_LIMIT } from '../src/snapshot/layout.ts';
 import { SnapshotView } from '../src/snapshot/reader.ts';
+import type { WorkerDnssec, ZoneSigners } from './messages.ts';
 
 const NO_BYTES = new Uint8Array(0);
+
+/**
+ * Signatures each worker keeps. An entry is the RRset's records (copied) and
+ * one RRSIG, about 250 bytes for a 3-address set: 16 384 entries stay under
+ * 5 MB and hold every set of a weighted max_answers: 2 domain over 100
+ * servers with room for negative answers.
+ */
+export const SIGNATURE_CACHE_ENTRIES = 16_384;
+
+/** No zone signed (benches and tests that build a scratch by hand). */
+export const NO_DNSSEC: WorkerDnssec = { zones: [], validitySec: 7 * 86400 };
 
 export class WorkerScratch {
   readonly query = new ParsedQuery();
@@ -33,6 +48,21 @@ export class WorkerScratch {
    * dns-worker.ts attaches one: ids past the end are not counted.
    */
   decisions: Int32Array = new Int32Array(0);
+  /** Signers per zone index of the attached snapshot; null (or past the end) = the zone is not signed. */
+  signers: readonly (ZoneSigners | null)[];
+  /** Signatures by canonical RRset (src/dnssec/sign.ts); survives snapshot swaps, since a set signed once stays signed. */
+  signatures: SignatureCache;
+  /** The RRset being signed, refilled per RRset from snapshot bytes. */
+  readonly rrset = new Rrset();
+  /** The compact-denial NSEC rdata of the current negative answer: successor name (≤ 255) and bitmap (≤ 34). */
+  readonly nsec = new Uint8Array(MAX_NAME_LEN + 64);
+  /**
+   * Unix seconds for the signature cache, set by tick() (dns-worker.ts calls
+   * it every second). Reading Date.now() per signed answer boxed a number:
+   * 16 bytes per query in bench/handle-query.bench.ts; a second of staleness
+   * is nothing against an inception an hour back and a 75 % refresh point.
+   */
+  nowSec = Math.floor(Date.now() / 1000);
   /** The GeoIP database reader every RouteState of this worker uses, or null. */
   #geo: GeoIpReader | null = null;
 
@@ -55,12 +85,19 @@ export class WorkerScratch {
   ns = 0;
   ar = 0;
 
-  constructor(snapshot: SharedArrayBuffer, live: Int32Array, counters: Int32Array, counterBase: number) {
+  constructor(snapshot: SharedArrayBuffer, live: Int32Array, counters: Int32Array, counterBase: number, dnssec: WorkerDnssec = NO_DNSSEC) {
     this.view = new SnapshotView(snapshot);
     this.route = new RouteState(this.view, live);
     this.live = live;
     this.counters = counters;
     this.counterBase = counterBase;
+    this.signers = dnssec.zones;
+    this.signatures = new SignatureCache({ capacity: SIGNATURE_CACHE_ENTRIES, validitySec: dnssec.validitySec });
+  }
+
+  /** Reads the clock into nowSec. */
+  tick(): void {
+    this.nowSec = Math.floor(Date.now() / 1000);
   }
 
   /**
@@ -68,12 +105,17 @@ export class WorkerScratch {
    * live slots) between packets. Throws and keeps the old snapshot when the
    * new one does not attach.
    */
-  attach(snapshot: SharedArrayBuffer, live: Int32Array): void {
+  attach(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec = NO_DNSSEC): void {
     const view = new SnapshotView(snapshot);
     this.route = new RouteState(view, live);
     this.route.geo = this.#geo;
     this.view = view;
     this.live = live;
+    this.signers = dnssec.zones;
+    // A new signature_validity applies to signatures made from now on; the old ones stay good until they are refreshed.
+    if (dnssec.validitySec !== this.signatures.validitySec) {
+      this.signatures = new SignatureCache({ capacity: SIGNATURE_CACHE_ENTRIES, validitySec: dnssec.validitySec });
+    }
   }
 
   /** Switches to another GeoIP database reader (between packets). */

@@ -3,7 +3,10 @@
 // (parse → validate → compile), live slots set as health checks would set
 // them, and the worker's own scratch state. No sockets, no threads.
 
+import { generateKeyPairSync } from 'node:crypto';
 import { parseConfigText } from '../../src/config/load.ts';
+import { CSK_FLAGS, dnskeyRdata, keyTagOf, publicKeyField } from '../../src/dnssec/keys.ts';
+import { createSignerKey, DNSSEC_ALGORITHM } from '../../src/dnssec/sign.ts';
 import { nameToWire } from '../../src/dns/names.ts';
 import { createCounters } from '../../src/metrics/counters-layout.ts';
 import { Registry } from '../../src/registry/registry.ts';
@@ -20,6 +23,8 @@ export interface FixtureOptions {
   /** Latency EMA (µs) per slot, with `samples` samples each; unset = no samples. */
   readonly latencyMicros?: (slot: number) => number;
   readonly samples?: number;
+  /** Sign every zone with a new key of this algorithm (DO queries get RRSIGs); default: no zone signed. */
+  readonly signed?: 'ECDSAP256SHA256' | 'ED25519';
 }
 
 /** A compiled snapshot with its live slots and one worker's scratch state. */
@@ -38,7 +43,12 @@ export function createFixture(configText: string, opts: FixtureOptions = {}): En
   const config = parseConfigText(configText, 'bench.yaml');
   const registry = new Registry();
   registry.applyConfig(config);
-  const snap = compileSnapshot(registry.view(), { generation: 1, serial: 1 });
+  const zones = registry.view().zones.map((z) => z.name);
+  // One key for every zone, made here (synchronously: a fixture is set up before the timing starts).
+  const alg = opts.signed === 'ED25519' ? DNSSEC_ALGORITHM.ED25519 : DNSSEC_ALGORITHM.ECDSAP256SHA256;
+  const privateKey = opts.signed === undefined ? null : alg === DNSSEC_ALGORITHM.ED25519 ? generateKeyPairSync('ed25519').privateKey : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const dnskey = privateKey === null ? null : dnskeyRdata(CSK_FLAGS, alg, publicKeyField(privateKey, alg));
+  const snap = compileSnapshot(registry.view(), { generation: 1, serial: 1, ...(dnskey === null ? {} : { dnskeys: new Map(zones.map((z) => [z, [dnskey]])) }) });
   const slotCount = Math.max(1, registry.slotHighWater);
   const live = createLiveSlots(slotCount);
   const nowSec = Math.floor(Date.now() / 1000);
@@ -48,7 +58,13 @@ export function createFixture(configText: string, opts: FixtureOptions = {}): En
     writeLastUp(live, s, s === 0 ? nowSec : nowSec - 60);
     if (opts.latencyMicros !== undefined) writeLatency(live, s, opts.latencyMicros(s), opts.samples ?? 10);
   }
-  const scratch = new WorkerScratch(snap.buffer, live, createCounters(1), 0);
+  const signers = privateKey === null || dnskey === null
+    ? []
+    : zones.map((z) => {
+        const key = createSignerKey(nameToWire(z), keyTagOf(dnskey), alg, privateKey);
+        return { data: key, dnskey: [key] };
+      });
+  const scratch = new WorkerScratch(snap.buffer, live, createCounters(1), 0, { zones: signers, validitySec: 7 * 86400 });
   return { scratch, view: scratch.view, live, slotCount };
 }
 

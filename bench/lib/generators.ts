@@ -49,7 +49,7 @@ export function findDnsperf(): string | null {
 }
 
 /** The dnsperf arguments for one pass (shown in the report with placeholders). */
-export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions, 'durationSec' | 'rate' | 'clients' | 'outstanding'>, tcp: boolean): string[] {
+export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions, 'durationSec' | 'rate' | 'clients' | 'outstanding'>, tcp: boolean, dnssecOk = false): string[] {
   // -c spreads queries over several source ports, so reusePort can spread
   // them over workers; -q 100 keeps the target busy (Little's law: 100 in
   // flight at 100k q/s is 1 ms) without the start-up burst that overflows a
@@ -57,6 +57,8 @@ export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions
   // dnsperf on one core. Measured, see docs/benchmarks.md.
   const args = ['-s', HOST, '-p', port, '-d', queryFile, '-l', String(o.durationSec), '-c', String(o.clients), '-q', String(o.outstanding), '-T', '1'];
   if (tcp) args.push('-m', 'tcp');
+  // -D: EDNS with the DNSSEC OK bit, so the engine answers with RRSIGs.
+  if (dnssecOk) args.push('-D');
   // A .bin query file holds wire messages (queries with an ECS option, which the text format cannot say).
   if (queryFile.endsWith('.bin')) args.push('-B');
   // -v prints one line per reply with its latency: the source of the percentiles.
@@ -67,9 +69,10 @@ export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions
 }
 
 /** The loadgen.ts arguments for one pass. */
-export function loadgenArgs(port: string, queryFile: string, o: Pick<PassOptions, 'durationSec' | 'rate' | 'clients' | 'outstanding'>, tcp: boolean): string[] {
+export function loadgenArgs(port: string, queryFile: string, o: Pick<PassOptions, 'durationSec' | 'rate' | 'clients' | 'outstanding'>, tcp: boolean, dnssecOk = false): string[] {
   const args = [LOADGEN_ENTRY, '--host', HOST, '--port', port, '--queries', queryFile, '--duration', String(o.durationSec), '--clients', String(o.clients), '--outstanding', String(o.outstanding)];
   if (tcp) args.push('--tcp');
+  if (dnssecOk) args.push('--do');
   if (o.rate !== null) args.push('--rate', String(o.rate));
   return args;
 }
@@ -140,7 +143,8 @@ export async function runPass(t: RunningTarget, rep: number, o: PassOptions): Pr
   const outFile = path.join(o.dir, `${o.generator}-${t.scenario.id}-${o.tag}.out`);
   const outFd = fs.openSync(outFile, 'w');
   const cmd = o.generator === 'dnsperf' ? 'dnsperf' : process.execPath;
-  const args = o.generator === 'dnsperf' ? dnsperfArgs(String(t.port), o.queryFile, o, tcp) : loadgenArgs(String(t.port), o.queryFile, o, tcp);
+  const dnssecOk = t.scenario.dnssecOk === true;
+  const args = o.generator === 'dnsperf' ? dnsperfArgs(String(t.port), o.queryFile, o, tcp, dnssecOk) : loadgenArgs(String(t.port), o.queryFile, o, tcp, dnssecOk);
   const pid = t.child.pid;
   const target0 = readProcTicks(pid);
   const threads0 = readThreadTicks(pid);

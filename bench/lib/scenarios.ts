@@ -46,6 +46,8 @@ export interface Scenario {
   readonly queries: () => string[];
   /** The A name the readiness probe asks for. */
   readonly probe: string;
+  /** Queries carry EDNS with the DO bit: the engine answers with RRSIGs (DNSSEC is on by default). */
+  readonly dnssecOk?: boolean;
 }
 
 /** The scenario whose engine/bare ratio is the headline: one A name, round-robin over 3 servers. */
@@ -307,6 +309,33 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   { id: 'mixed', meaning: 'query mix: 70 % A hits, 10 % AAAA, 10 % NXDOMAIN, 10 % outside our zones', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: mixedConfig, queries: mixedQueries, probe: APP },
   { id: 'weighted-3', meaning: 'one name, weighted over 3 servers (weights 100/200/300)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: singleNameConfig('weighted', 3, '', [100, 200, 300]), queries: single, probe: APP },
+  {
+    id: 'a-rr-3-do',
+    meaning: 'the headline with the DO bit: every answer signed (RRSIG from the workers\' signature cache, pre-signed); compared with the unsigned headline',
+    target: 'engine',
+    transport: 'udp',
+    ceiling: HEADLINE,
+    needsBackends: false,
+    exclusive: false,
+    config: singleNameConfig('round-robin', 3),
+    queries: single,
+    probe: APP,
+    dnssecOk: true,
+  },
+  { id: 'weighted-2of10', meaning: 'one name, weighted max_answers 2 over 10 servers (45 distinct answer sets)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: singleNameConfig('weighted', 10, 'max_answers: 2'), queries: single, probe: APP },
+  {
+    id: 'weighted-2of10-do',
+    meaning: 'weighted max_answers 2 over 10 with the DO bit: 45 signed sets, all pre-signed; compared with the same unsigned',
+    target: 'engine',
+    transport: 'udp',
+    ceiling: 'weighted-2of10',
+    needsBackends: false,
+    exclusive: false,
+    config: singleNameConfig('weighted', 10, 'max_answers: 2'),
+    queries: single,
+    probe: APP,
+    dnssecOk: true,
+  },
   { id: 'failover-3', meaning: 'one name, failover over 3 regions of one server', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: failoverConfig, queries: single, probe: APP },
   { id: 'latency-3', meaning: 'one name, latency over 3 local backends checked every second', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: true, exclusive: false, config: latencyConfig, queries: single, probe: APP },
   { id: 'rr-100', meaning: 'one name, round-robin over 100 servers', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 100), queries: single, probe: APP },

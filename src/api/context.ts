@@ -17,6 +17,7 @@ export type ApiOverwatch = Pick<
   Overwatch,
   | 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain'
   | 'geoTest' | 'geoMappings' | 'setGeoMapping' | 'deleteGeoMapping' | 'generation' | 'config'
+  | 'dnssecStatus' | 'dnssecDs' | 'rolloverStatus' | 'rolloverStart' | 'rolloverFinish' | 'keySyncAnswer'
 >;
 
 /** The part of the ConfigReloader the API uses: POST /api/v1/reload runs request(), GET /api/v1/status reads status(). */

@@ -18,6 +18,7 @@ import type { Logger } from '../log/logger.ts';
 import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
 import { registerBackendsRoute } from './backends-route.ts';
+import { registerDnssecRoutes } from './dnssec-routes.ts';
 import { registerExplainRoute } from './explain-route.ts';
 import { registerGeoRoutes } from './geo-routes.ts';
 import { registerHealthRoutes } from './health-routes.ts';
@@ -133,6 +134,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
         { name: 'domains', description: 'Domains as DNS serves them.' },
         { name: 'overrides', description: 'Operator overrides, which outrank health checks.' },
         { name: 'config', description: 'Reload the config files; the config now serving.' },
+        { name: 'dnssec', description: 'DNSSEC keys, DS records, rollover and key sync.' },
         { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
       ],
       components: {
@@ -152,6 +154,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerExplainRoute(app, ctx);
     registerBackendsRoute(app, ctx);
     registerReloadRoutes(app, ctx);
+    registerDnssecRoutes(app, ctx);
     registerGeoRoutes(app, ctx);
     collecting = false;
     for (const [url, methods] of methodsOf) {

@@ -499,7 +499,6 @@ const overwatch = object({
         }),
         key_sync: object({
           doc: 'Key exchange between overwatch nodes serving the same zones: newest key per zone wins.',
-          notUsedYet: true,
           keys: {
             peers: list({
               doc: 'Base URLs of the peers\' admin APIs.',

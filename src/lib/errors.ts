@@ -141,6 +141,16 @@ export const ERRORS = {
     summary: 'A DNSSEC key in the state database cannot be read back or does not check out; the zone is not signed with it.',
     httpStatus: 500,
   },
+  OPENGSLB_ERR_DNSSEC_ROLLOVER: {
+    code: 'OPENGSLB_ERR_DNSSEC_ROLLOVER',
+    summary: 'A key rollover step was asked for at the wrong time: a rollover is already running, or the new key does not sign yet.',
+    httpStatus: 409,
+  },
+  OPENGSLB_ERR_DNSSEC_KEY_SYNC: {
+    code: 'OPENGSLB_ERR_DNSSEC_KEY_SYNC',
+    summary: 'A key-sync request or answer did not prove the shared secret (or could not be read); nothing was exchanged.',
+    httpStatus: 403,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

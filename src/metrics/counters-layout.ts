@@ -50,6 +50,16 @@ export const COUNTER = {
   ALL_DOWN_LAST_HEALTHY: 18,
   ALL_DOWN_ALL: 19,
   ALL_DOWN_FALLBACK: 20,
+  /** DNSSEC: RRSIGs a worker served from its signature cache. */
+  DNSSEC_CACHE_HITS: 21,
+  /** DNSSEC: RRSIGs a worker did not find in its cache (or found stale), and signed itself. */
+  DNSSEC_CACHE_MISSES: 22,
+  /** DNSSEC: signatures a worker made (one per miss). */
+  DNSSEC_SIGNATURES: 23,
+  /** DNSSEC: time a worker spent signing, whole microseconds (wraps; fold it). */
+  DNSSEC_SIGN_US: 24,
+  /** DNSSEC: signatures made in advance by the CPU pool that a worker put into its cache. */
+  DNSSEC_PRESIGNED: 25,
   /** TCP connections closed to make room for a new one at the worker's cap: the one idle longest. */
   TCP_EVICTED: 40,
   /** TCP connections refused because their client already had dns.tcp_max_connections_per_client open on the worker. */
@@ -60,7 +70,7 @@ export const COUNTER = {
   TCP_FRAME_TIMEOUT: 43,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 20 and 40 … 43 used). */
+/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 25 and 40 … 43 used). */
 const NAMED_WORDS = 64;
 
 /**

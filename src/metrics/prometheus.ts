@@ -62,6 +62,18 @@ export interface OverwatchSource {
   healthCounters(): HealthCounters;
   /** What each routing-decision stat id counts (REC_STAT_ID, geolocation's group ids); undefined for ids never used. */
   decisionLabels(): readonly (DecisionLabel | undefined)[];
+  /** DNSSEC numbers of the main thread (keys, pre-signing, key sync); absent in stand-ins without DNSSEC. */
+  dnssecMetrics?(): DnssecMetricsSource;
+}
+
+/** What the DNSSEC metrics read from the main thread (Overwatch.dnssecMetrics). */
+export interface DnssecMetricsSource {
+  /** Keys in the DNSKEY RRsets (published and active), with their age. */
+  readonly keys: readonly { readonly zone: string; readonly keyTag: number; readonly state: string; readonly ageSeconds: number }[];
+  /** Signatures the CPU pool (or the main thread, for small plans) made ahead, and the time it took. */
+  readonly presign: { readonly signatures: number; readonly signMs: number } | null;
+  /** Key sync: per peer, whether its last poll succeeded; null when no peers are configured. */
+  readonly keySync: { readonly inSync: boolean; readonly peers: readonly { readonly url: string; readonly ok: boolean }[] } | null;
 }
 
 /** What the metrics read from the config reloader (ConfigReloader satisfies it). */
@@ -225,6 +237,68 @@ export function createMetrics(options: MetricsOptions): Metrics {
     'mode',
     ALL_DOWN_MODES,
   );
+
+  // ---- DNSSEC: the workers' signature caches, the pre-signing pool, the keys
+
+  labelledCounter('opengslb_dnssec_signature_cache_lookups_total', 'RRSIGs the DNS workers looked up in their signature caches, by result (a miss is signed on the spot).', 'result', [
+    ['hit', COUNTER.DNSSEC_CACHE_HITS],
+    ['miss', COUNTER.DNSSEC_CACHE_MISSES],
+  ]);
+  plainCounter('opengslb_dnssec_presigned_total', 'Signatures made ahead by the pre-signing pool that the DNS workers put into their caches (summed over workers).', COUNTER.DNSSEC_PRESIGNED);
+  const dnssec = (): DnssecMetricsSource | null => (overwatch?.dnssecMetrics === undefined ? null : overwatch.dnssecMetrics());
+  new Counter({
+    name: 'opengslb_dnssec_signatures_total',
+    help: 'Signatures made, by who made them: a DNS worker on a cache miss, or the pre-signing pool.',
+    labelNames: ['by'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      this.inc({ by: 'worker' }, total(COUNTER.DNSSEC_SIGNATURES));
+      this.inc({ by: 'pool' }, dnssec()?.presign?.signatures ?? 0);
+    },
+  });
+  new Counter({
+    name: 'opengslb_dnssec_signing_seconds_total',
+    help: 'Time spent making signatures, by who made them (worker: on the query path; pool: ahead of time).',
+    labelNames: ['by'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      this.inc({ by: 'worker' }, total(COUNTER.DNSSEC_SIGN_US) / 1e6);
+      this.inc({ by: 'pool' }, (dnssec()?.presign?.signMs ?? 0) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_dnssec_key_age_seconds',
+    help: 'Age of each key in a zone\'s DNSKEY RRset (published or active), in seconds.',
+    labelNames: ['zone', 'key_tag', 'state'],
+    registers,
+    collect() {
+      this.reset();
+      for (const k of dnssec()?.keys ?? []) this.set({ zone: k.zone, key_tag: String(k.keyTag), state: k.state }, k.ageSeconds);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_dnssec_key_sync_in_sync',
+    help: 'Key sync: 1 when the last poll of every peer succeeded (or no peers are configured), 0 when one failed (this node keeps signing with its keys).',
+    registers,
+    collect() {
+      const sync = dnssec()?.keySync ?? null;
+      this.set(sync === null || sync.inSync ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_dnssec_key_sync_peer_up',
+    help: 'Key sync: 1 when the last poll of the peer succeeded (its secret and answer checked out), else 0.',
+    labelNames: ['peer'],
+    registers,
+    collect() {
+      this.reset();
+      for (const p of dnssec()?.keySync?.peers ?? []) this.set({ peer: p.url }, p.ok ? 1 : 0);
+    },
+  });
 
   new Counter({
     name: 'opengslb_dns_worker_restarts_total',

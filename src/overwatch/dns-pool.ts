@@ -10,7 +10,7 @@
 
 import { EventEmitter, once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { DnsWorkerData, MainToWorker, TcpSettings, WorkerToMain } from '../../workers/messages.ts';
+import type { DnsWorkerData, MainToWorker, SignatureBatch, TcpSettings, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
@@ -30,6 +30,10 @@ export interface DnsPoolOptions {
   readonly counters: Int32Array;
   /** SO_RCVBUF asked for on each worker's UDP socket; 0 or absent keeps the kernel's default. */
   readonly udpReceiveBuffer?: number;
+  /** The signers of the first snapshot's zones; default: none (nothing signed). */
+  readonly dnssec?: WorkerDnssec;
+  /** Signatures made in advance that a (re)started worker starts with; default: none. */
+  readonly signatures?: () => readonly SignatureBatch[];
   readonly tcp: TcpSettings;
   /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
   readonly restartBaseMs?: number;
@@ -55,6 +59,7 @@ export class DnsPool extends EventEmitter {
   #snapshot: SharedArrayBuffer;
   #generation: number;
   #live: Int32Array;
+  #dnssec: WorkerDnssec;
   #geo: SharedArrayBuffer | null;
   /** Moves on with every GeoIP database published, so a worker that was starting gets the newest. */
   #geoVersion = 0;
@@ -76,6 +81,7 @@ export class DnsPool extends EventEmitter {
     this.#snapshot = options.snapshot;
     this.#generation = options.generation;
     this.#live = options.live;
+    this.#dnssec = options.dnssec ?? { zones: [], validitySec: 7 * 86400 };
     this.#geo = options.geo ?? null;
     if (options.counters.length < options.workers * COUNTER_STRIDE) throw new RangeError('counters buffer too small for the worker count');
   }
@@ -125,6 +131,8 @@ export class DnsPool extends EventEmitter {
       host: o.host,
       port: o.port,
       udpReceiveBuffer: o.udpReceiveBuffer ?? 0,
+      dnssec: this.#dnssec,
+      signatures: o.signatures?.() ?? [],
       tcp: o.tcp,
     };
     const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
@@ -141,7 +149,7 @@ export class DnsPool extends EventEmitter {
           listening = true;
           this.udpReceiveBufferGranted = msg.udpReceiveBuffer;
           // A snapshot published while this worker was starting reaches it now.
-          if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation });
+          if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation, dnssec: this.#dnssec });
           if (this.#geoVersion !== geoAtSpawn && this.#geo !== null) this.#send(worker, { type: 'geo', buffer: this.#geo });
           resolve();
         } else if (msg.type === 'bind-failed') {
@@ -231,15 +239,16 @@ export class DnsPool extends EventEmitter {
    * within `timeoutMs` (empty when all did); a worker that restarts meanwhile
    * starts on the new snapshot anyway.
    */
-  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array, timeoutMs = 2000): Promise<number[]> {
+  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array, timeoutMs = 2000, dnssec: WorkerDnssec = this.#dnssec): Promise<number[]> {
     this.#snapshot = snapshot;
     this.#generation = generation;
     this.#live = live;
+    this.#dnssec = dnssec;
     const pending = new Set<number>();
     this.#slots.forEach((slot, i) => {
       if (!slot.worker) return;
       pending.add(i);
-      this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation });
+      this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation, dnssec });
     });
     if (pending.size === 0) return Promise.resolve([]);
     return new Promise((resolve) => {
@@ -255,6 +264,16 @@ export class DnsPool extends EventEmitter {
       const timer = setTimeout(ack.done, timeoutMs);
       this.#acks.add(ack);
     });
+  }
+
+  /**
+   * Hands signatures made in advance to every running worker's cache (a
+   * worker started later gets them through options.signatures). The batches
+   * are copied into each worker.
+   */
+  sendSignatures(batches: readonly SignatureBatch[]): void {
+    if (batches.length === 0) return;
+    for (const slot of this.#slots) if (slot.worker) this.#send(slot.worker, { type: 'signatures', batches });
   }
 
   /**

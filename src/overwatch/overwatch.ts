@@ -8,6 +8,7 @@
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
+import type { DnssecMetricsSource } from '../metrics/prometheus.ts';
 import { Registry, type ConfigChange, type DecisionLabel, type MemberModel, type ServerRecord } from '../registry/registry.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
@@ -17,6 +18,12 @@ import {
   lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
+import { Keyring, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
+import { dsOf } from '../dnssec/keys.ts';
+import { KeySyncClient, KeySyncServer, type KeySyncView, type SealedKeys } from '../dnssec/key-sync.ts';
+import type { SignatureBatch, WorkerDnssec } from '../../workers/messages.ts';
+import type { SignBatchResult, SignBatchTask } from '../dnssec/sign.ts';
+import { inlineRunner, Presigner, type PresignStats, type SignRunner } from './presign.ts';
 import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
 import { compileGeoTable } from '../geo/cidr-table.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
@@ -63,7 +70,18 @@ export interface OverwatchOptions {
   readonly store?: StateStore;
   /** Sees every health-check result (metrics). */
   readonly onCheck?: CheckObserver;
+  /** How long a key published by a rollover waits before it signs; default ROLLOVER_SWITCH_AFTER_MS (DNSKEY TTL + 5 min). Tests shorten it. */
+  readonly rolloverSwitchAfterMs?: number;
+  /** Sign the RRsets the workers are about to answer ahead of time (default true); false leaves every signature to the workers' misses (tests of the miss path, benchmarks). */
+  readonly presign?: boolean;
 }
+
+/** How often the health epoch is checked for a change that calls for new pre-signed sets. */
+const PRESIGN_POLL_MS = 250;
+/** How often the pre-signed sets are planned anyway, so signatures are renewed before they grow stale. */
+const PRESIGN_REFRESH_MS = 3600_000;
+/** The pre-signing task file for the CPU pool. */
+const SIGN_TASK_URL = new URL('../dnssec/sign-task.ts', import.meta.url);
 
 /** What an operator sends to set an override. */
 export interface OverrideRequest {
@@ -106,6 +124,21 @@ export class Overwatch {
   #republishTimer: NodeJS.Timeout | null = null;
   /** whenPublished() callers, each waiting for a registry version to be served. */
   #waiters: { readonly version: number; readonly resolve: () => void; readonly reject: (err: Error) => void }[] = [];
+  /** The zones' DNSSEC keys; null when overwatch.dnssec.enabled is false. */
+  readonly #keyring: Keyring | null;
+  /** Fires when a published key is due to start signing. */
+  #rolloverTimer: NodeJS.Timeout | null = null;
+  /** Signs ahead what the workers will answer; null when DNSSEC is off or presign is false. */
+  readonly #presigner: Presigner | null;
+  /** The CPU pool (piscina), started on the first large pre-signing run; null until then. */
+  #cpuPool: { run(task: SignBatchTask, opts: { transferList: ArrayBuffer[] }): Promise<unknown>; destroy(): Promise<void> } | null = null;
+  #presignPoll: NodeJS.Timeout | null = null;
+  /** Polls the key-sync peers; null without peers. */
+  readonly #keySync: KeySyncClient | null;
+  /** Answers the peers' polls; null without key_sync.shared_secret. */
+  readonly #keySyncServer: KeySyncServer | null;
+  #keySyncTimer: NodeJS.Timeout | null = null;
+  #presignRefresh: NodeJS.Timeout | null = null;
   #stopping = false;
   /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
   #overrideQueue: Promise<unknown> = Promise.resolve();
@@ -126,6 +159,11 @@ export class Overwatch {
     this.counters = counters;
     this.pool = pool;
     this.#lastUp = state.lastUp;
+    this.#keyring = state.keyring;
+    this.#presigner = state.presigner;
+    this.#keySync = state.keySync;
+    const secret = config.dnssec.keySync.sharedSecret;
+    this.#keySyncServer = state.keyring !== null && secret !== null ? new KeySyncServer(secret) : null;
     this.#lastUp.start();
     this.#geo = state.geo;
     this.#geo.onChange = (sab) => this.pool.publishGeo(sab);
@@ -142,6 +180,9 @@ export class Overwatch {
     // Overrides that ended while the overwatch was stopped are dropped now (logged and counted as expired).
     this.#expiry.expireDue();
     this.#expiry.schedule();
+    this.#scheduleKeySwitch();
+    this.#startPresigning();
+    this.#startKeySync();
   }
 
   /**
@@ -157,10 +198,27 @@ export class Overwatch {
     // Persisted state goes in before any verdict: overrides outrank the first
     // round, and last-up times let last_healthy answer right after a restart.
     for (const o of store.loadOverrides()) registry.setOverride(fromStored(o));
+    // Keys before the first snapshot: a zone is signed from its first answer.
+    // A damaged stored key stops the start (OPENGSLB_ERR_DNSSEC_KEY_CORRUPT).
+    let keyring: Keyring | null = null;
+    let keySync: KeySyncClient | null = null;
+    if (config.dnssec.enabled && config.dnssec.keySync.peers.length > 0) {
+      // Ask the peers first: a node that joins takes the zones' keys from them
+      // instead of making keys of its own (which would need a new DS).
+      keySync = new KeySyncClient(store, config.dnssec.keySync);
+      await keySync.pollOnce(new Set(config.dns.zones.map((z) => z.name)));
+      const sync = keySync.status();
+      if (!sync.in_sync) logger.child({ component: 'dnssec' }).warn({ peers: sync.peers.filter((p) => !p.ok).map((p) => ({ url: p.url, error: p.last_error })) }, 'key sync: not every peer answered at start; keeping (or making) our own keys meanwhile');
+    }
+    if (config.dnssec.enabled) {
+      const opened = await Keyring.open(store, config.dns.zones.map((z) => z.name), config.dnssec, { ...(options.rolloverSwitchAfterMs === undefined ? {} : { switchAfterMs: options.rolloverSwitchAfterMs }) });
+      keyring = opened.keyring;
+      logKeyChanges(logger, opened.changes);
+    }
     for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
     const view = registry.view();
     const serials = new ZoneSerials(store);
-    const snapshot = compileSnapshot(view, { generation: 1, serial: 1, serials: await serials.serialsFor(view) });
+    const snapshot = compileSnapshot(view, { generation: 1, serial: 1, serials: await serials.serialsFor(view), ...(keyring ? { dnskeys: keyring.dnskeys() } : {}) });
     const fresh = registry.takeFreshSlots();
     registry.commit(view);
     const fanout = new HealthFanout(createLiveSlots(Math.max(256, registry.slotHighWater * 2)), registry);
@@ -201,6 +259,9 @@ export class Overwatch {
       throw err;
     }
     const counters = createCounters(dns.workers);
+    // The presigner's pool runner and worker hand-over are bound once the overwatch exists.
+    const presignHooks: { run: SignRunner; send: (b: SignatureBatch[]) => void } = { run: inlineRunner, send: () => undefined };
+    const presigner = keyring !== null && options.presign !== false ? new Presigner({ pool: () => presignHooks.run, send: (b) => presignHooks.send(b) }) : null;
     const pool = new DnsPool({
       workers: dns.workers,
       host: dns.listenHost,
@@ -218,7 +279,10 @@ export class Overwatch {
         maxConnectionsPerClient: dns.tcpMaxConnectionsPerClient,
         maxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
       },
+      dnssec: workerDnssecOf(keyring, snapshot, config),
+      signatures: () => presigner?.batches() ?? [],
     });
+    presignHooks.send = (b) => pool.sendSignatures(b);
     const log = logger.child({ component: 'dns' });
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
     pool.on('worker-restarted', (index: number) => log.info({ worker: index }, 'DNS worker restarted'));
@@ -231,7 +295,8 @@ export class Overwatch {
       geo.close();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials, keyring, presigner, keySync }, counters, pool);
+    presignHooks.run = (task, transferList) => overwatch.#runCpuTask(task, transferList);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
@@ -254,6 +319,36 @@ export class Overwatch {
   /** Health-check state per target (empty when checks are off). */
   healthStatus(): TargetStatus[] {
     return this.#health?.status() ?? [];
+  }
+
+  /** The zones' DNSSEC keys, or null when overwatch.dnssec.enabled is false. */
+  get keyring(): Keyring | null {
+    return this.#keyring;
+  }
+
+  /**
+   * DNSSEC as GET /api/v1/dnssec/status shows it: whether zones are signed,
+   * with which algorithm and validity, and every key's public fields.
+   */
+  dnssecStatus(): DnssecStatusView {
+    const d = this.#config.dnssec;
+    return {
+      enabled: this.#keyring !== null,
+      algorithm: d.algorithm,
+      signature_validity_seconds: d.signatureValiditySec,
+      keys: this.#keyring?.keyViews() ?? [],
+      key_sync: this.#keySync?.status() ?? { enabled: false, in_sync: true, peers: [] },
+    };
+  }
+
+  /**
+   * The DS records to publish at the parent for `zone` (every signed zone
+   * when null). Throws OPENGSLB_ERR_NOT_FOUND for a zone that is not signed,
+   * or when DNSSEC is off.
+   */
+  dnssecDs(zone: string | null): DsRecordView[] {
+    if (this.#keyring === null) throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', 'DNSSEC is off (overwatch.dnssec.enabled: false): no zone is signed, so there is no DS to publish');
+    return this.#keyring.dsViews(zone);
   }
 
   /** The config currently served. */
@@ -319,9 +414,19 @@ export class Overwatch {
     }
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
+    if (JSON.stringify(next.dnssec.keySync) !== JSON.stringify(cur.dnssec.keySync)) return refuse('overwatch.dnssec.key_sync changed; the key-sync peers and secret are fixed at start, so this needs a restart');
+    if (next.dnssec.enabled !== cur.dnssec.enabled) return refuse(`overwatch.dnssec.enabled changed from ${cur.dnssec.enabled} to ${next.dnssec.enabled}; turning signing on or off needs a restart`);
     for (const [section, a, b] of [['api', cur.api, next.api], ['metrics', cur.metrics, next.metrics]] as const) {
       if (a.enabled !== b.enabled || a.host !== b.host || (a.port !== b.port && b.port !== 0)) {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
+      }
+    }
+    if (this.#keyring !== null) {
+      // New zones get their key before the snapshot that serves them.
+      try {
+        logKeyChanges(this.#logger, await this.#keyring.ensure(next.dns.zones.map((z) => z.name), next.dnssec));
+      } catch (err) {
+        return refuse((err as Error).message);
       }
     }
     const geoNote = await this.#geo.apply(next);
@@ -387,10 +492,181 @@ export class Overwatch {
     await this.#publish(snapshot);
   }
 
+  /** Publishes a new snapshot for a change of keys (the registry did not change): new DNSKEY RRsets and signers. */
+  async #republishKeys(): Promise<void> {
+    if (this.#stopping) return;
+    await this.#publish(await this.#compile());
+  }
+
+  /** Arms the timer for the next published key that is due to start signing (a rollover's switch). */
+  #scheduleKeySwitch(): void {
+    if (this.#rolloverTimer !== null) clearTimeout(this.#rolloverTimer);
+    this.#rolloverTimer = null;
+    const at = this.#keyring?.nextSwitchMs() ?? null;
+    if (at === null || this.#stopping) return;
+    // setTimeout takes at most 2^31-1 ms (24.8 days); a longer wait re-arms on the way.
+    const delay = Math.min(Math.max(0, at - Date.now()), 0x7fffffff);
+    this.#rolloverTimer = setTimeout(() => {
+      this.#rolloverTimer = null;
+      void this.#serially(async () => {
+        const keyring = this.#keyring;
+        if (keyring === null || this.#stopping) return;
+        try {
+          const zones = await keyring.switchDue();
+          if (zones.length > 0) {
+            await this.#republishKeys();
+            for (const zone of zones) this.#logger.info({ component: 'dnssec', zone, keyTag: keyring.rolloverStatus(zone).signing_key }, 'key rollover: the new key signs now; publish its DS at the parent, then finish the rollover');
+          }
+        } catch (err) {
+          this.#logger.error({ component: 'dnssec', err: (err as Error).message }, 'key rollover: the new key could not be switched on; retrying in a minute');
+          this.#rolloverTimer = setTimeout(() => this.#scheduleKeySwitch(), 60_000);
+          this.#rolloverTimer.unref();
+          return;
+        }
+        this.#scheduleKeySwitch();
+      });
+    }, delay);
+    this.#rolloverTimer.unref();
+  }
+
+  /** Runs a pre-signing task in the CPU pool, starting it on first use (one thread that exits when idle). */
+  async #runCpuTask(task: SignBatchTask, transferList: ArrayBuffer[]): Promise<SignBatchResult> {
+    if (this.#cpuPool === null) {
+      const { Piscina } = await import('piscina');
+      // One thread: the DNS workers have the other cores; it exits after 30 s without work, so its memory goes back.
+      this.#cpuPool = new Piscina({ filename: SIGN_TASK_URL.href, minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });
+    }
+    return (await this.#cpuPool.run(task, { transferList })) as SignBatchResult;
+  }
+
+  /** Pre-signs for the snapshot now served and the health now known; logs (and leaves to the workers) what fails. */
+  #presign(): void {
+    const presigner = this.#presigner;
+    if (presigner === null || this.#stopping) return;
+    presigner.update(this.#snapshot.buffer, this.#live, workerDnssecOf(this.#keyring, this.#snapshot, this.#config)).catch((err: Error) => {
+      this.#logger.warn({ component: 'dnssec', err: err.message }, 'pre-signing failed; the DNS workers sign these answers when asked');
+    });
+  }
+
+  /** Starts pre-signing now, on every health change (polled) and hourly (renewal). */
+  #startPresigning(): void {
+    const presigner = this.#presigner;
+    if (presigner === null) return;
+    this.#presign();
+    this.#presignPoll = setInterval(() => {
+      if (presigner.isStale(this.#snapshot.buffer, this.#live)) this.#presign();
+    }, PRESIGN_POLL_MS);
+    this.#presignPoll.unref();
+    this.#presignRefresh = setInterval(() => this.#presign(), PRESIGN_REFRESH_MS);
+    this.#presignRefresh.unref();
+  }
+
+  /** The DNSSEC numbers GET /metrics shows (src/metrics/prometheus.ts): keys and their age, pre-signing, key sync. */
+  dnssecMetrics(): DnssecMetricsSource {
+    const nowMs = Date.now();
+    const keys = (this.#keyring?.status(nowMs) ?? []).filter((k) => k.state !== 'retired').map((k) => ({ zone: k.zone, keyTag: k.keyTag, state: k.state, ageSeconds: k.ageSeconds }));
+    const sync = this.#keySync?.status() ?? null;
+    return { keys, presign: this.#presigner?.stats ?? null, keySync: sync === null ? null : { inSync: sync.in_sync, peers: sync.peers.map((p) => ({ url: p.url, ok: p.ok })) } };
+  }
+
+  /** Pre-signing numbers for the metrics: signatures the pool made and its signing time; null when nothing is pre-signed. */
+  presignStats(): Readonly<PresignStats> | null {
+    return this.#presigner?.stats ?? null;
+  }
+
+  /** Polls the key-sync peers every key_sync.poll_interval; keys that changed go into a new snapshot. */
+  #startKeySync(): void {
+    const client = this.#keySync;
+    if (client === null) return;
+    this.#keySyncTimer = setInterval(() => void this.#serially(() => this.#syncKeys()), this.#config.dnssec.keySync.pollIntervalMs);
+    this.#keySyncTimer.unref();
+  }
+
+  /** One key-sync round: merge the peers' keys, and publish when a zone's keys changed. */
+  async #syncKeys(): Promise<void> {
+    const client = this.#keySync;
+    const keyring = this.#keyring;
+    if (client === null || keyring === null || this.#stopping) return;
+    const before = client.status().in_sync;
+    const changed = await client.pollOnce(new Set(keyring.zones.keys()));
+    const after = client.status();
+    const log = this.#logger.child({ component: 'dnssec' });
+    if (before !== after.in_sync) {
+      if (after.in_sync) log.info('key sync: every peer answered; in sync again');
+      else log.warn({ peers: after.peers.filter((p) => !p.ok).map((p) => ({ url: p.url, error: p.last_error })) }, 'key sync: a peer did not answer; this node keeps signing with the keys it has');
+    }
+    if (changed.length === 0) return;
+    await keyring.reload();
+    await this.#republishKeys();
+    this.#scheduleKeySwitch();
+    log.info({ zones: changed }, 'key sync: took keys from a peer');
+  }
+
+  /** Runs one key-sync round now (tests; the timer does it every poll_interval). */
+  syncKeysNow(): Promise<void> {
+    return this.#serially(() => this.#syncKeys());
+  }
+
+  /**
+   * Answers a key-sync peer (GET /api/v1/dnssec/keysync): the keys of the
+   * zones served here, sealed for that one request. Throws
+   * OPENGSLB_ERR_DNSSEC_KEY_SYNC (403) for a request that does not prove
+   * the shared secret, OPENGSLB_ERR_NOT_FOUND when key sync is not configured.
+   */
+  keySyncAnswer(header: string | undefined): SealedKeys {
+    const server = this.#keySyncServer;
+    const keyring = this.#keyring;
+    if (server === null || keyring === null) throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', 'key sync is not configured here (overwatch.dnssec.key_sync.shared_secret is not set, or DNSSEC is off)');
+    const zones = keyring.zones;
+    return server.answer(header, keyring.store.loadDnssecKeys().filter((k) => zones.has(k.zone)));
+  }
+
+  /** Where the key rollover of `zone` stands. Throws OPENGSLB_ERR_NOT_FOUND for a zone not signed (or DNSSEC off). */
+  rolloverStatus(zone: string): RolloverView {
+    return this.#requireKeyring().rolloverStatus(zone);
+  }
+
+  /**
+   * Starts a key rollover of `zone`: a new key joins the DNSKEY RRset now and
+   * signs after the DNSKEY TTL. Throws OPENGSLB_ERR_DNSSEC_ROLLOVER when one is
+   * running, OPENGSLB_ERR_NOT_FOUND, OPENGSLB_ERR_STATE_WRITE.
+   */
+  rolloverStart(zone: string): Promise<RolloverView> {
+    const keyring = this.#requireKeyring();
+    return this.#serially(async () => {
+      const view = await keyring.rolloverStart(zone);
+      await this.#republishKeys();
+      this.#scheduleKeySwitch();
+      this.#logger.info({ component: 'dnssec', zone, keyTag: view.new_key, switchAt: view.switch_at }, 'key rollover started: the new key is published and signs after the DNSKEY TTL');
+      return view;
+    });
+  }
+
+  /**
+   * Finishes the key rollover of `zone` (the operator confirms the new DS is at
+   * the parent): the old key leaves the DNSKEY RRset. Throws
+   * OPENGSLB_ERR_DNSSEC_ROLLOVER before the new key signs.
+   */
+  rolloverFinish(zone: string): Promise<RolloverView> {
+    const keyring = this.#requireKeyring();
+    return this.#serially(async () => {
+      const before = keyring.rolloverStatus(zone);
+      const view = await keyring.rolloverFinish(zone);
+      await this.#republishKeys();
+      this.#logger.info({ component: 'dnssec', zone, keyTag: view.signing_key, retired: before.old_keys }, 'key rollover finished: the old key is retired');
+      return view;
+    });
+  }
+
+  #requireKeyring(): Keyring {
+    if (this.#keyring === null) throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', 'DNSSEC is off (overwatch.dnssec.enabled: false): no zone is signed');
+    return this.#keyring;
+  }
+
   /** Compiles the registry's current view with the next generation, each zone with the serial its content has. */
   async #compile(): Promise<CompiledSnapshot> {
     const view = this.registry.view();
-    return compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view) });
+    return compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view), ...(this.#keyring ? { dnskeys: this.#keyring.dnskeys() } : {}) });
   }
 
   /**
@@ -418,7 +694,8 @@ export class Overwatch {
     this.#fanout.apply();
     this.#lastUp.index(view.served);
     this.#snapshot = snapshot;
-    const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live);
+    const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live, 2000, workerDnssecOf(this.#keyring, snapshot, this.#config));
+    this.#presign();
     // Only now, with every worker on the new snapshot, do released slots go
     // back to unknown; doing it earlier would take them out of the old
     // snapshot's answers while workers still serve it.
@@ -446,6 +723,11 @@ export class Overwatch {
     this.#stopping = true;
     if (this.#republishTimer !== null) clearTimeout(this.#republishTimer);
     this.#republishTimer = null;
+    if (this.#rolloverTimer !== null) clearTimeout(this.#rolloverTimer);
+    this.#rolloverTimer = null;
+    if (this.#presignPoll !== null) clearInterval(this.#presignPoll);
+    if (this.#presignRefresh !== null) clearInterval(this.#presignRefresh);
+    if (this.#keySyncTimer !== null) clearInterval(this.#keySyncTimer);
     this.#settle(this.#snapshot.view.version);
     this.#health?.stop();
     this.#expiry.stop();
@@ -453,6 +735,7 @@ export class Overwatch {
     await this.#queue;
     await this.#overrideQueue;
     await this.pool.stop(graceMs);
+    await this.#cpuPool?.destroy();
     await this.#lastUp.stop();
   }
 
@@ -770,6 +1053,16 @@ function stateName(word: number): HealthState {
   return word === HEALTH_HEALTHY ? 'healthy' : word === HEALTH_UNKNOWN ? 'unknown' : 'unhealthy';
 }
 
+/** GET /api/v1/dnssec/status. */
+export interface DnssecStatusView {
+  readonly enabled: boolean;
+  /** Algorithm of keys generated from now on. */
+  readonly algorithm: string;
+  readonly signature_validity_seconds: number;
+  readonly keys: readonly DnssecKeyView[];
+  readonly key_sync: KeySyncView;
+}
+
 /** What start() builds before the instance exists. */
 interface StartState {
   readonly registry: Registry;
@@ -780,5 +1073,25 @@ interface StartState {
   readonly health: HealthScheduler | null;
   readonly geo: GeoSource;
   readonly serials: ZoneSerials;
+  readonly keyring: Keyring | null;
+  readonly presigner: Presigner | null;
+  readonly keySync: KeySyncClient | null;
+}
+
+/** What the workers sign a snapshot's zones with: nothing when DNSSEC is off. */
+function workerDnssecOf(keyring: Keyring | null, snapshot: CompiledSnapshot, config: Config): WorkerDnssec {
+  if (keyring === null) return { zones: [], validitySec: config.dnssec.signatureValiditySec };
+  return keyring.workerDnssec(snapshot.view.zones.map((z) => z.name));
+}
+
+/** Logs keys generated now, with the DS to publish, and zones that keep a key of another algorithm. */
+function logKeyChanges(logger: Logger, changes: KeyringChanges): void {
+  const log = logger.child({ component: 'dnssec' });
+  for (const info of changes.created) {
+    log.info({ zone: info.zone, keyTag: info.keyTag, algorithm: info.algorithm, ds: dsOf(info).record }, 'DNSSEC key created; publish its DS at the parent zone to make the zone secure');
+  }
+  for (const m of changes.algorithmMismatches) {
+    log.warn({ zone: m.zone, keyTag: m.keyTag, algorithm: m.algorithm }, 'the zone keeps signing with its key of another algorithm than overwatch.dnssec.algorithm; a key rollover changes it');
+  }
 }
 

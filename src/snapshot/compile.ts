@@ -36,6 +36,8 @@ export interface CompileOptions {
   readonly generation: number;
   /** SOA serial for zones without an explicit one and not in `serials`. */
   readonly serial: number;
+  /** DNSKEY rdatas each signed zone publishes, by zone name (src/dnssec/keys.ts publishedDnskeys); absent or missing zones are not signed. */
+  readonly dnskeys?: ReadonlyMap<string, readonly Uint8Array[]>;
   /** SOA serial by zone apex (src/overwatch/zone-serials.ts derives them from the zone's content). */
   readonly serials?: ReadonlyMap<string, number>;
 }
@@ -47,7 +49,7 @@ export interface CompileOptions {
  */
 export function compileSnapshot(view: RegistryView, options: CompileOptions): CompiledSnapshot {
   const model = modelSnapshot(view);
-  const encoded = encodeSnapshot(model, (zone) => options.serials?.get(zone) ?? options.serial);
+  const encoded = encodeSnapshot(model, (zone) => options.serials?.get(zone) ?? options.serial, options.dnskeys);
   const buffer = packSnapshot(model, encoded, options.generation);
   const members: (MemberModel | null)[] = [];
   for (const r of model.records) {

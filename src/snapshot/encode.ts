@@ -2,14 +2,19 @@
 // (model → encode → pack, ./compile.ts): the wire bytes a worker copies into
 // answers, built once per snapshot. Owner names, SOA/NS/glue RRs and one
 // complete answer RR per member (owner = pointer to the question, TTL and
-// rdata in place), and the geo table of geolocation routing. Later: DNSKEY
-// RRsets and pre-computed RRSIGs.
+// rdata in place), the geo table of geolocation routing, each signed zone's
+// DNSKEY RRs, and per node the NSEC type bitmap a NODATA answer with the DO
+// bit carries (compact denial, RFC 9824).
 
 import type { ZoneConfig } from '../config/types.ts';
 import { QCLASS, QTYPE } from '../dns/constants.ts';
 import { nameToWire } from '../dns/names.ts';
+import { nodataBitmap } from '../dnssec/denial.ts';
+import { DNSKEY_TTL_SEC } from '../dnssec/keys.ts';
+import { DNSSEC_TYPE } from '../dnssec/sign.ts';
 import { compileGeoTable } from '../geo/cidr-table.ts';
 import { ipToBytes } from '../lib/ip.ts';
+import { NODE_FLAG_APEX } from './layout.ts';
 import type { SnapshotModel } from './model.ts';
 
 /** The encoded pieces of a snapshot, parallel to the model's rows. */
@@ -24,6 +29,10 @@ export interface EncodedSnapshot {
   readonly glue: readonly { readonly bytes: Uint8Array; readonly count: number }[];
   /** Per record: one complete answer RR per member row, then per fallback row, in pack order. */
   readonly fragments: readonly (readonly Uint8Array[])[];
+  /** Per zone: the DNSKEY RR bodies back to back, and how many (0 for a zone that is not signed). */
+  readonly dnskey: readonly { readonly bytes: Uint8Array; readonly count: number }[];
+  /** Per node: its NODATA NSEC type bitmap with a leading length byte. */
+  readonly nsecBitmaps: readonly Uint8Array[];
   /** The compiled geo table (src/geo/cidr-table.ts), or null when no domain routes by geolocation. */
   readonly geoTable: Uint32Array | null;
 }
@@ -55,9 +64,27 @@ export function soaRdata(zone: ZoneConfig, serial: number): Uint8Array {
   return Buffer.concat([nameToWire(zone.soa.mname), nameToWire(zone.soa.rname), times]);
 }
 
-/** Encodes every byte piece of `model`; `serialOf(apex)` is the SOA serial of zones without an explicit one. */
-export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) => number): EncodedSnapshot {
+/**
+ * Returns the types a node holds, for its NODATA NSEC bitmap: A and AAAA when
+ * it has those records, and at an apex SOA, NS and (for a signed zone) DNSKEY.
+ */
+function nodeTypes(recA: number, recAAAA: number, apex: boolean, signed: boolean): number[] {
+  const types: number[] = [];
+  if (recA !== 0) types.push(QTYPE.A);
+  if (recAAAA !== 0) types.push(QTYPE.AAAA);
+  if (apex) types.push(QTYPE.SOA, QTYPE.NS);
+  if (apex && signed) types.push(DNSSEC_TYPE.DNSKEY);
+  return types;
+}
+
+/**
+ * Encodes every byte piece of `model`; `serialOf(apex)` is the SOA serial of
+ * zones without an explicit one; `dnskeys` holds the DNSKEY rdatas each signed
+ * zone publishes (by zone name; a zone missing from it is not signed).
+ */
+export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) => number, dnskeys: ReadonlyMap<string, readonly Uint8Array[]> = new Map()): EncodedSnapshot {
   const zones = model.zones;
+  const signed = zones.map((z) => (dnskeys.get(z.name)?.length ?? 0) > 0);
   return {
     nodeNames: model.nodes.map((n) => nameToWire(n.name)),
     soa: zones.map((zone) => rrBody(QTYPE.SOA, zone.soa.ttlSec, soaRdata(zone, serialOf(zone.name)))),
@@ -73,6 +100,14 @@ export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) =>
       count: rows.length,
     })),
     fragments: model.records.map((r) => [...r.members, ...r.fallback].map((m) => answerFragment(r.qtype, r.ttl, ipToBytes(m.address)))),
+    dnskey: zones.map((zone) => {
+      const rdatas = dnskeys.get(zone.name) ?? [];
+      return { bytes: Buffer.concat(rdatas.map((rdata) => rrBody(DNSSEC_TYPE.DNSKEY, DNSKEY_TTL_SEC, rdata))), count: rdatas.length };
+    }),
+    nsecBitmaps: model.nodes.map((n) => {
+      const bitmap = nodataBitmap(nodeTypes(n.recA, n.recAAAA, (n.flags & NODE_FLAG_APEX) !== 0, signed[n.zone]));
+      return Uint8Array.of(bitmap.length, ...bitmap);
+    }),
     geoTable: model.geo === null ? null : compileGeoTable(model.geo),
   };
 }

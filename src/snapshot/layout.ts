@@ -17,7 +17,7 @@
 /** "OGSL" read as a little-endian uint32. */
 export const SNAPSHOT_MAGIC = 0x4c53474f;
 /** Bumped whenever any offset below changes meaning. */
-export const SNAPSHOT_VERSION = 4;
+export const SNAPSHOT_VERSION = 5;
 
 // Header: word indexes into the Uint32Array view.
 export const HDR_MAGIC = 0;
@@ -69,7 +69,7 @@ export const NODE_ZONE = 3; //       index of the zone the name belongs to (the 
 export const NODE_FLAGS = 4; //      NODE_FLAG_* bits
 export const NODE_REC_A = 5; //      record index + 1 of the A record set, 0 = none
 export const NODE_REC_AAAA = 6; //   record index + 1 of the AAAA record set, 0 = none
-export const NODE_RESERVED = 7;
+export const NODE_NSEC_OFF = 7; //  byte offset (in the blob) of the node's NSEC type bitmap for NODATA answers: one length byte, then the bitmap (RFC 4034 §4.1.2)
 export const NODE_WORDS = 8;
 
 /** The node is a zone apex: SOA and NS live here. */
@@ -77,7 +77,7 @@ export const NODE_FLAG_APEX = 1;
 /** The node exists only because names exist below it (RFC 8020: NODATA, not NXDOMAIN). */
 export const NODE_FLAG_ENT = 2;
 
-// Zone: per apex, the precomputed SOA, NS and glue wire bytes.
+// Zone: per apex, the precomputed SOA, NS, glue and DNSKEY wire bytes.
 export const ZONE_NODE = 0; //       node index of the apex
 export const ZONE_APEX_LEN = 1; //   wire length of the apex name
 export const ZONE_SOA_OFF = 2; //    byte offset (in the blob) of the SOA RR body: TYPE CLASS TTL RDLENGTH RDATA (owner written by the worker)
@@ -89,8 +89,12 @@ export const ZONE_NS_LEN = 7; //     total bytes of the NS bodies
 export const ZONE_GLUE_OFF = 8; //   byte offset (in the blob) of complete A/AAAA RRs for in-zone name servers (uncompressed owners)
 export const ZONE_GLUE_COUNT = 9;
 export const ZONE_GLUE_LEN = 10;
-export const ZONE_RESERVED = 11;
-export const ZONE_WORDS = 12;
+export const ZONE_DNSKEY_OFF = 11; // byte offset (in the blob) of the DNSKEY RR bodies, back to back, each TYPE CLASS TTL RDLENGTH RDATA
+export const ZONE_DNSKEY_COUNT = 12; // number of DNSKEY RRs; 0 when the zone is not signed
+export const ZONE_DNSKEY_LEN = 13; // total bytes of the DNSKEY bodies
+export const ZONE_SOA_TTL = 14; //  TTL of the SOA RRset (the Original TTL its RRSIG carries, also in negative answers)
+export const ZONE_RESERVED = 15;
+export const ZONE_WORDS = 16;
 
 // Record: one address RRset source (one name, one family), routed per query.
 export const REC_POLICY = 0; //      POLICY_*

@@ -35,6 +35,8 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
   const soaOff = encoded.soa.map((body) => blob.add(body));
   const nsOff = encoded.ns.map((ns) => blob.add(ns.bytes));
   const glueOff = encoded.glue.map((glue) => blob.add(glue.bytes));
+  const dnskeyOff = encoded.dnskey.map((d) => blob.add(d.bytes));
+  const nsecOff = encoded.nsecBitmaps.map((b) => blob.add(b));
   let memberCount = 0;
   const fragOff: number[] = [];
   for (const frags of encoded.fragments) {
@@ -104,6 +106,7 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.NODE_FLAGS] = n.flags;
     u32[base + L.NODE_REC_A] = n.recA;
     u32[base + L.NODE_REC_AAAA] = n.recAAAA;
+    u32[base + L.NODE_NSEC_OFF] = blobOff + nsecOff[i];
     let b = hash & mask;
     while (u32[(bucketsOff >> 2) + b] !== 0) b = (b + 1) & mask;
     u32[(bucketsOff >> 2) + b] = i + 1;
@@ -123,6 +126,10 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.ZONE_GLUE_OFF] = blobOff + glueOff[z];
     u32[base + L.ZONE_GLUE_COUNT] = encoded.glue[z].count;
     u32[base + L.ZONE_GLUE_LEN] = encoded.glue[z].bytes.length;
+    u32[base + L.ZONE_DNSKEY_OFF] = blobOff + dnskeyOff[z];
+    u32[base + L.ZONE_DNSKEY_COUNT] = encoded.dnskey[z].count;
+    u32[base + L.ZONE_DNSKEY_LEN] = encoded.dnskey[z].bytes.length;
+    u32[base + L.ZONE_SOA_TTL] = zone.soa.ttlSec;
   }
   let m = 0;
   let g = 0;

@@ -230,6 +230,12 @@ describe('OpenAPI document', () => {
     '/api/v1/overwatch/backends': ['get'],
     '/api/v1/reload': ['post'],
     '/api/v1/status': ['get'],
+    '/api/v1/dnssec/status': ['get'],
+    '/api/v1/dnssec/ds': ['get'],
+    '/api/v1/dnssec/rollover': ['get'],
+    '/api/v1/dnssec/rollover/start': ['post'],
+    '/api/v1/dnssec/rollover/finish': ['post'],
+    '/api/v1/dnssec/keysync': ['get'],
     '/api/v1/geo/test': ['get'],
     '/api/v1/geo/mappings': ['delete', 'get', 'put'],
   };

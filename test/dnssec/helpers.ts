@@ -3,7 +3,8 @@
 // so real validators (delv, unbound-host, dnspython) can judge them; and the
 // checks that say which Debian tool is missing.
 
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -11,8 +12,8 @@ import dnsPacket from 'dns-packet';
 import { QTYPE } from '../../src/dns/constants.ts';
 import { nameToWire } from '../../src/dns/names.ts';
 import { NXNAME_BITMAP, negativeTtl, nodataBitmap, writeCompactNsecRdata, writeNsec } from '../../src/dnssec/denial.ts';
-import { dnskeyRdataOf, generateZoneKey, signerKeyOf } from '../../src/dnssec/keys.ts';
-import type { DnssecKey } from '../../src/dnssec/keys.ts';
+import { dnskeyRdataOf, dnskeyRecordText, generateZoneKey, signerKeyOf } from '../../src/dnssec/keys.ts';
+import type { DnssecKey, DnssecKeyInfo } from '../../src/dnssec/keys.ts';
 import { DNSSEC_TYPE, Rrset, SignatureCache, writeRrsig, writeRrsigUncompressed } from '../../src/dnssec/sign.ts';
 import type { SignerKey } from '../../src/dnssec/sign.ts';
 
@@ -20,6 +21,41 @@ import type { SignerKey } from '../../src/dnssec/sign.ts';
 export function missingTool(command: string, debianPackage: string): string | false {
   const r = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
   return r.status === 0 ? false : `${command} is not installed (Debian package ${debianPackage}; .ci/run installs it)`;
+}
+
+const execFileAsync = promisify(execFile);
+
+/** Runs a command without blocking the event loop (a server may answer from this process); never rejects: returns stdout, stderr and any error text. */
+export async function tool(cmd: string, args: readonly string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await execFileAsync(cmd, args, { timeout: 20_000 });
+    return stdout + stderr;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    return `${e.stdout ?? ''}${e.stderr ?? ''}${e.message}`;
+  }
+}
+
+/** A delv trust-anchor file (-a) holding one key as a static key. */
+export function delvAnchor(info: Pick<DnssecKeyInfo, 'zone' | 'flags' | 'algorithm' | 'publicKey'>): string {
+  return `trust-anchors {\n  "${info.zone}." static-key ${info.flags} 3 ${info.algorithm} "${info.publicKey}";\n};\n`;
+}
+
+/** An unbound-host config (-C) that trusts `info` and sends queries for its zone to 127.0.0.1@port. */
+export function unboundConfig(info: DnssecKeyInfo, port: number): string {
+  return [
+    'server:',
+    '  do-not-query-localhost: no',
+    // .test is a special-use name Unbound answers NXDOMAIN for by default (RFC 6761).
+    '  local-zone: "test." nodefault',
+    `  trust-anchor: "${dnskeyRecordText(info).replace(/ \d+ IN /, ' ')}"`,
+    '  module-config: "validator iterator"',
+    '  verbosity: 0',
+    'stub-zone:',
+    `  name: "${info.zone}"`,
+    `  stub-addr: 127.0.0.1@${port}`,
+    '',
+  ].join('\n');
 }
 
 /** The Python that has Debian's python3-dnspython (and python3-cryptography): /usr/bin/python3, not a pyenv shim. */

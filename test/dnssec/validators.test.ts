@@ -7,27 +7,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { dnskeyRecordText } from '../../src/dnssec/keys.ts';
-import type { DnssecKeyInfo } from '../../src/dnssec/keys.ts';
-import { createTestZone, missingDnspython, missingTool, PYTHON, startSigningServer } from './helpers.ts';
-
-const run = promisify(execFile);
-
-/** Runs a command without blocking the event loop (the server answers from this process); never rejects. */
-async function tool(cmd: string, args: readonly string[]): Promise<string> {
-  try {
-    const { stdout, stderr } = await run(cmd, args, { timeout: 20_000 });
-    return stdout + stderr;
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    return `${e.stdout ?? ''}${e.stderr ?? ''}${e.message}`;
-  }
-}
+import { createTestZone, delvAnchor, missingDnspython, missingTool, PYTHON, startSigningServer, tool, unboundConfig } from './helpers.ts';
 
 const noDelv = missingTool('delv', 'bind9-dnsutils');
 const noUnbound = missingTool('unbound-host', 'unbound-host');
@@ -46,26 +29,6 @@ const CASES: readonly { name: string; type: string; kind: 'positive' | 'nodata' 
   { name: 'nothing-here.example.test', type: 'A', kind: 'nxdomain' },
   { name: 'deep.below.nothing.example.test', type: 'AAAA', kind: 'nxdomain' },
 ];
-
-function delvAnchor(info: DnssecKeyInfo): string {
-  return `trust-anchors {\n  "${info.zone}." static-key ${info.flags} 3 ${info.algorithm} "${info.publicKey}";\n};\n`;
-}
-
-function unboundConfig(info: DnssecKeyInfo, port: number): string {
-  return [
-    'server:',
-    '  do-not-query-localhost: no',
-    // .test is a special-use name Unbound answers NXDOMAIN for by default (RFC 6761).
-    '  local-zone: "test." nodefault',
-    `  trust-anchor: "${dnskeyRecordText(info).replace(/ \d+ IN /, ' ')}"`,
-    '  module-config: "validator iterator"',
-    '  verbosity: 0',
-    'stub-zone:',
-    `  name: "${info.zone}"`,
-    `  stub-addr: 127.0.0.1@${port}`,
-    '',
-  ].join('\n');
-}
 
 /** dnspython: fetch each RRset with DO, validate every RRset of the answer and authority sections against the DNSKEY. */
 const DNSPYTHON_CHECK = String.raw`

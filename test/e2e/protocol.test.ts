@@ -272,13 +272,51 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'copies the DO bit into the reply OPT',
+    name: 'copies the DO bit into the reply OPT and signs the answer (DNSSEC is on by default)',
     qname: 'app.example.test',
     qtype: 'A',
     opts: { edns: { do: true } },
     expect: (r) => {
       const opt = r.additionals!.find((a) => a.type === 'OPT') as unknown as { flags: number };
       assert.equal(opt.flags & dnsPacket.DNSSEC_OK, dnsPacket.DNSSEC_OK);
+      const types = (r.answers ?? []).map((a) => a.type);
+      assert.deepEqual(types, ['A', 'RRSIG']);
+      const sig = r.answers![1] as unknown as { ttl: number; data: { typeCovered: string; signersName: string } };
+      assert.equal(sig.data.typeCovered, 'A');
+      assert.equal(sig.data.signersName.toLowerCase(), 'example.test');
+      assert.equal(sig.ttl, 30);
+      assert.ok(!flag(r, 1 << 5), 'AD is never set');
+    },
+  },
+  {
+    name: 'signs nothing for a query without the DO bit',
+    qname: 'nx.example.test',
+    qtype: 'A',
+    opts: { edns: {} },
+    expect: (r) => {
+      assertNegative(r, 'NXDOMAIN', 'example.test');
+      assert.equal((r.answers ?? []).length, 0);
+    },
+  },
+  {
+    name: 'answers a missing name with DO by compact denial: NOERROR, SOA and NSEC, each with its RRSIG',
+    qname: 'nx.example.test',
+    qtype: 'A',
+    opts: { edns: { do: true } },
+    expect: (r) => {
+      assert.equal(r.rcode, 'NOERROR');
+      assert.deepEqual((r.authorities ?? []).map((a) => a.type), ['SOA', 'RRSIG', 'NSEC', 'RRSIG']);
+    },
+  },
+  {
+    name: 'answers DNSKEY at the apex with the zone key',
+    qname: 'example.test',
+    qtype: 'DNSKEY',
+    expect: (r) => {
+      assert.equal(r.rcode, 'NOERROR');
+      assert.ok(flag(r, AA));
+      assert.deepEqual((r.answers ?? []).map((a) => a.type), ['DNSKEY']);
+      assert.equal((r.answers![0] as unknown as { data: { flags: number } }).data.flags, 257);
     },
   },
   {

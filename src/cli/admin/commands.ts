@@ -11,6 +11,7 @@ import type { OverrideView, Readiness } from '../../overwatch/views.ts';
 // Type-only, for the JSON shape GET /api/v1/explain serves; no routing code runs in the CLI.
 import type { Explanation } from '../../overwatch/explain.ts';
 import { type ApiClient, CliFailure, segment, type Shape } from './client.ts';
+import { DNSSEC_COMMANDS } from './dnssec-commands.ts';
 import { formatExplain } from './explain-format.ts';
 import {
   type ConfigStatusResponse,
@@ -35,13 +36,9 @@ import {
   type VersionResponse,
 } from './format.ts';
 
-/** A bad flag or argument: printed with the command's usage, exit 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import { UsageError } from './usage-error.ts';
+
+export { UsageError };
 
 /** What a command runs with. */
 export interface CommandContext {
@@ -424,7 +421,7 @@ const geoMappingsRemove: Command = {
 };
 
 /** The admin-API commands, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [status, reload, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove];
+export const COMMANDS: readonly Command[] = [status, reload, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove, ...DNSSEC_COMMANDS];
 
 /** Command words that take a sub-command word. */
-export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings'];
+export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings', 'dnssec'];

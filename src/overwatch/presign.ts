@@ -1,0 +1,401 @@
+// Main thread, cold path. Pre-signing: after a new snapshot or a health
+// change, works out which RRsets the DNS workers are about to answer (per
+// record, the sets its routing policy produces from the members that are
+// answerable now; per zone SOA, NS and DNSKEY; per name its NODATA NSEC),
+// signs the ones not signed yet (or due for a refresh) in the CPU pool
+// (piscina, src/dnssec/sign-task.ts), and hands the signatures to the
+// workers, which put them into their caches. The workers then sign only on a
+// rare miss: a set this plan did not foresee (a weighted answer with too many
+// combinations, a missing name's NSEC).
+//
+//   snapshot / health epoch ──plan()──► RRsets ──diff with what is signed──► pool.run(batch per key)
+//                                                                              │
+//   workers ◄──'signatures' message (SignatureBatch[])◄── remember (for restarted workers) ◄┘
+
+import { MAX_NAME_LEN, QTYPE } from '../dns/constants.ts';
+import { refreshList, RouteState } from '../routing/select.ts';
+import * as L from '../snapshot/layout.ts';
+import { SnapshotView } from '../snapshot/reader.ts';
+import { LIVE_EPOCH } from '../snapshot/live-slots.ts';
+import type { SignatureBatch, WorkerDnssec } from '../../workers/messages.ts';
+import { writeCompactNsecRdata } from '../dnssec/denial.ts';
+import {
+  createSignBatchTask, DNSSEC_TYPE, packRrsets, refreshAt, rrsigExpiration, rrsigInception, Rrset, signBatch, signingWindow, unpackSignatures,
+  type SignBatchResult, type SignBatchTask, type SignerKey,
+} from '../dnssec/sign.ts';
+
+/**
+ * Most RRsets one plan signs ahead; beyond it, sets are signed by the workers
+ * when asked (bounded work per health change). Below the workers' cache size
+ * (SIGNATURE_CACHE_ENTRIES, 16 384) so pre-signed sets do not push each other
+ * out and leave room for what the workers sign themselves.
+ */
+export const MAX_PLANNED_SETS = 12_000;
+/** Most address sets one record contributes (a weighted max_answers: k record has n-choose-k sets: 45 for 2 of 10, 4 950 for 2 of 100). */
+export const MAX_SETS_PER_RECORD = 1_000;
+/** RRsets per pool task: enough to amortise the hand-over, small enough that results flow in steadily. */
+export const SETS_PER_TASK = 1_000;
+/** A signature is signed again this long before the point where the workers' caches would stop serving it (75 % of its validity). */
+export const REFRESH_MARGIN_SEC = 6 * 3600;
+/** A set no plan has needed for this long is forgotten (not sent to restarted workers any more). */
+export const FORGET_AFTER_MS = 3600_000;
+/**
+ * Up to this many due sets are signed on the main thread instead of the pool:
+ * about 15 ms of ECDSA P-256 at 55 µs a signature, less than starting a pool
+ * thread costs, so a small zone (and every test server) never starts one.
+ */
+export const INLINE_MAX_SETS = 256;
+
+/** Runs one signing task: the piscina pool's run(), or signBatch inline. */
+export type SignRunner = (task: SignBatchTask, transferList: ArrayBuffer[]) => Promise<SignBatchResult>;
+
+/** Signs in this thread: for tests and as the fallback when no pool runs. */
+export const inlineRunner: SignRunner = async (task) => signBatch(task);
+
+/** What the presigner did, for metrics and the log. */
+export interface PresignStats {
+  /** Signatures made by the pool since start. */
+  signatures: number;
+  /** Milliseconds the pool spent signing. */
+  signMs: number;
+  /** Plans run (one per snapshot or health change). */
+  plans: number;
+  /** Sets the last plan wanted signed. */
+  lastPlanned: number;
+  /** Records whose sets were too many to plan (left to the workers) in the last plan. */
+  lastSkippedRecords: number;
+}
+
+/** One planned RRset: its key and a standalone copy of its canonical bytes. */
+interface Planned {
+  readonly id: string;
+  readonly key: SignerKey;
+  readonly rrset: Rrset;
+}
+
+/** A signature the presigner made, kept for restarted workers and refresh. */
+interface Signed {
+  readonly key: SignerKey;
+  readonly rrset: Rrset;
+  rrsig: Uint8Array;
+  refreshAtSec: number;
+  lastPlannedMs: number;
+}
+
+function keyId(key: SignerKey): string {
+  return `${Buffer.from(key.signerWire).toString('hex')}|${key.keyTag}|${key.algorithm}`;
+}
+
+/** A copy of the rrset's owner and records, owned by the copy (the snapshot it pointed into may go away). */
+function copyRrset(src: Rrset): Rrset {
+  const owner = src.ownerBuf.slice(src.ownerOff, src.ownerOff + src.ownerLen);
+  for (let i = 0; i < owner.length; i++) if (owner[i] >= 0x41 && owner[i] <= 0x5a) owner[i] |= 0x20;
+  const out = new Rrset(Math.max(src.count, 1)).reset(owner, 0, owner.length, src.type, src.ttlSec);
+  const rdatas: Uint8Array[] = [];
+  for (let i = 0; i < src.count; i++) rdatas.push(src.rdataBuf[i].slice(src.rdataOff[i], src.rdataOff[i] + src.rdataLen[i]));
+  // Canonical order (RFC 4034 §6.3) so that the id below is one per set.
+  rdatas.sort((a, b) => Buffer.compare(a, b));
+  for (const r of rdatas) out.add(r, 0, r.length);
+  return out;
+}
+
+/** The identity of a set under a key: owner, type, TTL and the records in canonical order. */
+function setId(key: SignerKey, rrset: Rrset): string {
+  let id = `${keyId(key)}|${Buffer.from(rrset.ownerBuf.subarray(rrset.ownerOff, rrset.ownerOff + rrset.ownerLen)).toString('hex')}|${rrset.type}|${rrset.ttlSec}`;
+  for (let i = 0; i < rrset.count; i++) id += '|' + Buffer.from(rrset.rdataBuf[i].subarray(rrset.rdataOff[i], rrset.rdataOff[i] + rrset.rdataLen[i])).toString('hex');
+  return id;
+}
+
+/** Calls `emit` with every k-subset of [0, n) (as index arrays, in lexicographic order) until it returns false or `limit` were emitted. */
+function combinations(n: number, k: number, limit: number, emit: (idx: readonly number[]) => boolean): void {
+  const idx = Array.from({ length: k }, (_, i) => i);
+  let count = 0;
+  for (;;) {
+    if (count++ >= limit || !emit(idx)) return;
+    let i = k - 1;
+    while (i >= 0 && idx[i] === n - k + i) i--;
+    if (i < 0) return;
+    idx[i]++;
+    for (let j = i + 1; j < k; j++) idx[j] = idx[j - 1] + 1;
+  }
+}
+
+/** n choose k, saturating at `cap`. */
+function choose(n: number, k: number, cap: number): number {
+  let c = 1;
+  for (let i = 0; i < k; i++) {
+    c = (c * (n - i)) / (i + 1);
+    if (c > cap) return cap + 1;
+  }
+  return Math.round(c);
+}
+
+/**
+ * Presigner keeps the workers' caches ahead of the answers. One per overwatch;
+ * call update() after every publish and on every health epoch change (the
+ * overwatch polls the epoch), and refresh() now and then (the overwatch does
+ * hourly) so signatures are renewed before the workers would have to.
+ */
+export class Presigner {
+  readonly stats: PresignStats = { signatures: 0, signMs: 0, plans: 0, lastPlanned: 0, lastSkippedRecords: 0 };
+  readonly #pool: () => SignRunner;
+  readonly #inlineMax: number;
+  readonly #send: (batches: SignatureBatch[]) => void;
+  readonly #nowMs: () => number;
+  readonly #maxSets: number;
+  readonly #signed = new Map<string, Signed>();
+  #busy: Promise<void> = Promise.resolve();
+  /** The update waiting for the running one, or null. */
+  #queued: Promise<void> | null = null;
+  /** What the waiting update will plan for (the latest asked). */
+  #next: { snapshot: SharedArrayBuffer; live: Int32Array; dnssec: WorkerDnssec } | null = null;
+  #lastEpoch = -1;
+  #lastSnapshot: SharedArrayBuffer | null = null;
+
+  /**
+   * `pool` returns the runner of the CPU pool (created on first use); up to
+   * `inlineMax` due sets are signed inline instead. `send` hands batches to
+   * every running worker.
+   */
+  constructor(opts: { pool: () => SignRunner; send: (batches: SignatureBatch[]) => void; nowMs?: () => number; maxSets?: number; inlineMax?: number }) {
+    this.#pool = opts.pool;
+    this.#inlineMax = opts.inlineMax ?? INLINE_MAX_SETS;
+    this.#send = opts.send;
+    this.#nowMs = opts.nowMs ?? Date.now;
+    this.#maxSets = opts.maxSets ?? MAX_PLANNED_SETS;
+  }
+
+  /** Signatures held, for restarted workers. */
+  get size(): number {
+    return this.#signed.size;
+  }
+
+  /** True when the live epoch or the snapshot differs from what the last plan saw (the overwatch's poll asks this). */
+  isStale(snapshot: SharedArrayBuffer, live: Int32Array): boolean {
+    return snapshot !== this.#lastSnapshot || Atomics.load(live, LIVE_EPOCH) !== this.#lastEpoch;
+  }
+
+  /**
+   * Plans the sets `snapshot` and the health in `live` call for, signs the
+   * missing and the nearly stale ones with the zones' keys, and sends them to
+   * the workers. Runs one at a time (a call waits for the previous one).
+   * Resolves when the workers were sent everything; never rejects (a failed
+   * task leaves its sets to the workers and is counted in the returned error).
+   */
+  update(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec): Promise<void> {
+    // One waiting update is enough: it reads the newest snapshot and health when it starts.
+    this.#next = { snapshot, live, dnssec };
+    if (this.#queued !== null) return this.#queued;
+    const run = this.#busy.then(() => {
+      this.#queued = null;
+      const next = this.#next as { snapshot: SharedArrayBuffer; live: Int32Array; dnssec: WorkerDnssec };
+      return this.#update(next.snapshot, next.live, next.dnssec);
+    });
+    this.#queued = run;
+    this.#busy = run.catch(() => undefined);
+    return run;
+  }
+
+  async #update(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec): Promise<void> {
+    this.#lastSnapshot = snapshot;
+    this.#lastEpoch = Atomics.load(live, LIVE_EPOCH);
+    const now = this.#nowMs();
+    const nowSec = Math.floor(now / 1000);
+    const planned = this.plan(snapshot, live, dnssec);
+    this.stats.plans++;
+    this.stats.lastPlanned = planned.length;
+    // What needs a signature now, grouped by key.
+    const due = new Map<string, Planned[]>();
+    for (const p of planned) {
+      const held = this.#signed.get(p.id);
+      if (held !== undefined) {
+        held.lastPlannedMs = now;
+        if (held.refreshAtSec - nowSec > REFRESH_MARGIN_SEC) continue;
+      }
+      const id = keyId(p.key);
+      let list = due.get(id);
+      if (list === undefined) due.set(id, (list = []));
+      list.push(p);
+    }
+    for (const [id, s] of this.#signed) if (now - s.lastPlannedMs > FORGET_AFTER_MS) this.#signed.delete(id);
+    const window = signingWindow(nowSec, dnssec.validitySec);
+    let total = 0;
+    for (const list of due.values()) total += list.length;
+    if (total === 0) return;
+    const run = total <= this.#inlineMax ? inlineRunner : this.#pool();
+    const tasks: Promise<void>[] = [];
+    for (const list of due.values()) {
+      for (let i = 0; i < list.length; i += SETS_PER_TASK) {
+        const chunk = list.slice(i, i + SETS_PER_TASK);
+        tasks.push(this.#sign(run, chunk, window, now));
+      }
+    }
+    await Promise.all(tasks);
+  }
+
+  async #sign(run: SignRunner, chunk: readonly Planned[], window: { inceptionSec: number; expirationSec: number }, now: number): Promise<void> {
+    const key = chunk[0].key;
+    const rrsets = chunk.map((p) => p.rrset);
+    const { task, transferList } = createSignBatchTask(key, window, rrsets);
+    const result = await run(task, transferList);
+    this.stats.signatures += result.count;
+    this.stats.signMs += result.signMs;
+    const sigs = unpackSignatures(result.signatures);
+    for (let i = 0; i < chunk.length && i < sigs.length; i++) {
+      const rrsig = sigs[i];
+      this.#signed.set(chunk[i].id, { key, rrset: chunk[i].rrset, rrsig, refreshAtSec: refreshAt(rrsigInception(rrsig), rrsigExpiration(rrsig)), lastPlannedMs: now });
+    }
+    this.#send([{ signerWire: key.signerWire, keyTag: key.keyTag, algorithm: key.algorithm, rrsets: packRrsets(rrsets), signatures: result.signatures }]);
+  }
+
+  /** Every signature held, as batches for a worker that starts (or restarts) with an empty cache. */
+  batches(): SignatureBatch[] {
+    const byKey = new Map<string, Signed[]>();
+    for (const s of this.#signed.values()) {
+      const id = keyId(s.key);
+      let list = byKey.get(id);
+      if (list === undefined) byKey.set(id, (list = []));
+      list.push(s);
+    }
+    const out: SignatureBatch[] = [];
+    for (const list of byKey.values()) {
+      const key = list[0].key;
+      let total = 4;
+      for (const s of list) total += 2 + s.rrsig.length;
+      const sigs = new Uint8Array(total);
+      const view = new DataView(sigs.buffer);
+      view.setUint32(0, list.length);
+      let off = 4;
+      for (const s of list) {
+        view.setUint16(off, s.rrsig.length);
+        sigs.set(s.rrsig, off + 2);
+        off += 2 + s.rrsig.length;
+      }
+      out.push({ signerWire: key.signerWire, keyTag: key.keyTag, algorithm: key.algorithm, rrsets: packRrsets(list.map((s) => s.rrset)), signatures: sigs });
+    }
+    return out;
+  }
+
+  /**
+   * Lists the RRsets the workers will answer with DO from `snapshot` while
+   * health stays as `live` says, for every signed zone: SOA, NS, the DNSKEY
+   * RRset (once per DNSKEY signer), each name's NODATA NSEC, and the address
+   * sets of each record's policy over its answerable members (see the module
+   * header). At most maxSets; pure apart from reading the live slots.
+   */
+  plan(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec): Planned[] {
+    const view = new SnapshotView(snapshot);
+    const u32 = view.u32;
+    const u8 = view.u8;
+    const out: Planned[] = [];
+    const seen = new Set<string>();
+    let skipped = 0;
+    const scratch = new Rrset();
+    const add = (key: SignerKey, rrset: Rrset): boolean => {
+      if (out.length >= this.#maxSets) return false;
+      const copy = copyRrset(rrset);
+      const id = setId(key, copy);
+      if (!seen.has(id)) {
+        seen.add(id);
+        out.push({ id, key, rrset: copy });
+      }
+      return true;
+    };
+    const atNode = (node: number, type: number, ttl: number): Rrset => {
+      const nb = view.nodeBase(node);
+      return scratch.reset(u8, u32[nb + L.NODE_NAME_OFF], u32[nb + L.NODE_NAME_LEN], type, ttl);
+    };
+    const bodies = (node: number, type: number, src: number, count: number): Rrset => {
+      const ttl = count === 0 ? 0 : ((u8[src + 4] << 24) | (u8[src + 5] << 16) | (u8[src + 6] << 8) | u8[src + 7]) >>> 0;
+      const r = atNode(node, type, ttl);
+      for (let i = 0; i < count; i++) {
+        const len = (u8[src + 8] << 8) | u8[src + 9];
+        r.add(u8, src + 10, len);
+        src += 10 + len;
+      }
+      return r;
+    };
+
+    // Zone RRsets first: they are few and asked for by every resolver.
+    for (let z = 0; z < view.zoneCount; z++) {
+      const signers = dnssec.zones[z] ?? null;
+      if (signers === null) continue;
+      const zb = view.zoneBase(z);
+      const apex = u32[zb + L.ZONE_NODE];
+      atNode(apex, QTYPE.SOA, u32[zb + L.ZONE_SOA_TTL]).add(u8, u32[zb + L.ZONE_SOA_OFF] + 10, u32[zb + L.ZONE_SOA_LEN] - 10);
+      add(signers.data, scratch);
+      add(signers.data, bodies(apex, QTYPE.NS, u32[zb + L.ZONE_NS_OFF], u32[zb + L.ZONE_NS_COUNT]));
+      for (const k of signers.dnskey) add(k, bodies(apex, DNSSEC_TYPE.DNSKEY, u32[zb + L.ZONE_DNSKEY_OFF], u32[zb + L.ZONE_DNSKEY_COUNT]));
+    }
+
+    // Address sets, record by record, from the members answerable now.
+    const state = new RouteState(view, live);
+    const members: number[] = [];
+    for (let r = 0; r < view.recordCount; r++) {
+      const rb = view.recordBase(r);
+      const node = u32[rb + L.REC_NODE];
+      const signers = dnssec.zones[u32[view.nodeBase(node) + L.NODE_ZONE]] ?? null;
+      if (signers === null) continue;
+      refreshList(state, r);
+      members.length = 0;
+      const n = state.healthyCount[r];
+      const start = u32[rb + L.REC_MEMBER_START];
+      if (n > 0) {
+        for (let i = 0; i < n; i++) members.push(state.healthy[start + i]);
+      } else if (state.degraded[r] === L.ALL_DOWN_FALLBACK) {
+        const fs = u32[rb + L.REC_FALLBACK_START];
+        for (let i = 0; i < u32[rb + L.REC_FALLBACK_COUNT]; i++) members.push(fs + i);
+      }
+      if (members.length === 0) continue;
+      const count = members.length;
+      const k = Math.min(u32[rb + L.REC_MAX_ANSWERS], count);
+      const type = u32[rb + L.REC_QTYPE];
+      const ttl = u32[rb + L.REC_TTL];
+      const rdataLen = u32[rb + L.REC_FRAG_LEN] - 12;
+      const emit = (pick: (i: number) => number): boolean => {
+        const set = atNode(node, type, ttl);
+        for (let i = 0; i < k; i++) set.add(u8, u32[view.memberBase(pick(i)) + L.MEM_FRAG_OFF] + 12, rdataLen);
+        return add(signers.data, set);
+      };
+      const policy = u32[rb + L.REC_POLICY];
+      const fixed = policy === L.POLICY_FAILOVER || policy === L.POLICY_STATIC || state.degraded[r] === L.ALL_DOWN_FALLBACK;
+      if (fixed || k === count) {
+        // One set: the first k (failover, static, fallback), or everyone.
+        if (!emit((i) => members[i])) break;
+      } else if (policy === L.POLICY_WEIGHTED && k > 1) {
+        // Random draws without replacement: any k of them, in any order.
+        if (choose(count, k, MAX_SETS_PER_RECORD) > MAX_SETS_PER_RECORD) {
+          skipped++;
+          continue;
+        }
+        let full = false;
+        combinations(count, k, MAX_SETS_PER_RECORD, (idx) => {
+          if (!emit((i) => members[idx[i]])) full = true;
+          return !full;
+        });
+        if (full) break;
+      } else {
+        // Round-robin and latency rotate: k consecutive members from each position (k = 1: every member alone).
+        let full = false;
+        for (let first = 0; first < count && !full; first++) full = !emit((i) => members[(first + i) % count]);
+        if (full) break;
+      }
+    }
+
+    // Each name's NODATA NSEC (owner: the name, next: \000.<name>, bitmap from the snapshot).
+    const nsec = new Uint8Array(MAX_NAME_LEN + 64);
+    for (let n = 0; n < view.nodeCount && out.length < this.#maxSets; n++) {
+      const nb = view.nodeBase(n);
+      const signers = dnssec.zones[u32[nb + L.NODE_ZONE]] ?? null;
+      if (signers === null) continue;
+      const zb = view.zoneBase(u32[nb + L.NODE_ZONE]);
+      const bitmapOff = u32[nb + L.NODE_NSEC_OFF];
+      const len = writeCompactNsecRdata(nsec, 0, u8, u32[nb + L.NODE_NAME_OFF], u32[nb + L.NODE_NAME_LEN], u8.subarray(bitmapOff + 1, bitmapOff + 1 + u8[bitmapOff]));
+      if (len < 0) continue;
+      atNode(n, DNSSEC_TYPE.NSEC, u32[zb + L.ZONE_NEG_TTL]).add(nsec, 0, len);
+      add(signers.data, scratch);
+    }
+    this.stats.lastSkippedRecords = skipped;
+    return out;
+  }
+}

@@ -1,0 +1,288 @@
+// The real overwatch signs: an Overwatch on loopback (real DNS worker
+// threads, keys in a real lmdb store under a temporary data_dir) is asked by
+// BIND's delv and Unbound's unbound-host with the zone's DNSKEY as the only
+// trust anchor. Every kind of answer must fully validate (A, AAAA, a rotated
+// three-address set, SOA, NS, DNSKEY, NODATA, an empty non-terminal, and a
+// name that does not exist, by compact denial), before and after a health
+// change and after a restart with the same data_dir. Plus the wire facts a
+// validator does not show: no RRSIG without DO, AD never set, RRSIG TTL =
+// RRset TTL, a signed answer too big for UDP truncates and completes over TCP.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import dnsPacket from 'dns-packet';
+import { parseConfigText } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
+import { LmdbStore } from '../../src/state/store.ts';
+import type { KeyStatusView } from '../../src/dnssec/keys.ts';
+import { ask } from '../helpers/dns-client.ts';
+import { delvAnchor, missingTool, tool, unboundConfig } from './helpers.ts';
+
+const noDelv = missingTool('delv', 'bind9-dnsutils');
+const noUnbound = missingTool('unbound-host', 'unbound-host');
+
+const YAML = (algorithm: string): string => `
+dns:
+  listen_address: "127.0.0.1:0"
+  workers: 2
+  zones: [example.test]
+  soa: { mname: ns1.example.test, rname: hostmaster@example.test, serial: 2026120601, refresh: 2h, retry: 15m, expire: 336h, minimum: 30s, ttl: 1h }
+  nameservers:
+    - { name: ns1.example.test, addresses: [192.0.2.53] }
+regions:
+  - name: eu
+    servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2 }, { address: 192.0.2.3 }]
+  - name: v6
+    servers: [{ address: "2001:db8::1" }, { address: "2001:db8::2" }]
+domains:
+  - { name: app.example.test, regions: [eu], ttl: 30, max_answers: 3 }
+  - { name: one.example.test, regions: [eu], ttl: 20 }
+  - { name: v6.example.test, regions: [v6], ttl: 40, max_answers: 2 }
+  - { name: deep.ent.example.test, regions: [eu] }
+overwatch:
+  data_dir: ./state
+  dnssec: { algorithm: ${algorithm} }
+logging: { level: info }
+`;
+
+/** What every validator must accept: the data validates, or the denial does. */
+const CASES: readonly { name: string; type: string; kind: 'positive' | 'negative' }[] = [
+  { name: 'app.example.test', type: 'A', kind: 'positive' },
+  { name: 'one.example.test', type: 'A', kind: 'positive' },
+  { name: 'v6.example.test', type: 'AAAA', kind: 'positive' },
+  { name: 'ns1.example.test', type: 'A', kind: 'positive' },
+  { name: 'example.test', type: 'SOA', kind: 'positive' },
+  { name: 'example.test', type: 'NS', kind: 'positive' },
+  { name: 'example.test', type: 'DNSKEY', kind: 'positive' },
+  { name: 'app.example.test', type: 'AAAA', kind: 'negative' },
+  { name: 'example.test', type: 'A', kind: 'negative' },
+  { name: 'ent.example.test', type: 'A', kind: 'negative' },
+  { name: 'nothing-here.example.test', type: 'A', kind: 'negative' },
+  { name: 'deep.below.nothing.example.test', type: 'AAAA', kind: 'negative' },
+];
+
+interface Running {
+  overwatch: Overwatch;
+  store: LmdbStore;
+  logs: string[];
+  stop(): Promise<void>;
+}
+
+async function startSigned(dir: string, algorithm: string): Promise<Running> {
+  const config = parseConfigText(YAML(algorithm), join(dir, 'config.yaml'));
+  const store = LmdbStore.open(config.dataDir);
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const overwatch = await Overwatch.start(config, createLogger({ level: 'info', format: 'json' }, sink), { store, healthChecks: 'off' });
+  return {
+    overwatch,
+    store,
+    logs,
+    async stop() {
+      await overwatch.stop(200);
+      await store.close();
+    },
+  };
+}
+
+function keyOf(overwatch: Overwatch): KeyStatusView {
+  const keys = overwatch.keyring?.status() ?? [];
+  assert.equal(keys.length, 1, JSON.stringify(keys));
+  return keys[0];
+}
+
+/** Asks delv and unbound-host every case; returns the failures (empty when all validated). */
+async function validateAll(port: number, dir: string, key: KeyStatusView, label: string): Promise<string[]> {
+  const failures: string[] = [];
+  const info = { zone: key.zone, flags: key.flags, algorithm: key.algorithm === 'ED25519' ? 15 : 13, publicKey: key.publicKey } as const;
+  const anchor = join(dir, `anchor-${label}.conf`);
+  await writeFile(anchor, delvAnchor(info));
+  const conf = join(dir, `unbound-${label}.conf`);
+  await writeFile(conf, unboundConfig({ ...info, keyTag: key.keyTag, createdAtMs: 0, state: 'active' }, port));
+  for (const c of CASES) {
+    if (noDelv === false) {
+      const out = await tool('delv', ['@127.0.0.1', '-p', String(port), '-a', anchor, '+root=example.test', c.name, c.type]);
+      const want = c.kind === 'positive' ? /^; fully validated$/m : /^; negative response, fully validated$/m;
+      if (!want.test(out)) failures.push(`${label}: delv ${c.name} ${c.type} (${c.kind}):\n${out}`);
+    }
+    if (noUnbound === false) {
+      const out = await tool('unbound-host', ['-C', conf, '-v', '-t', c.type, c.name]);
+      const lines = out.split('\n').filter((l) => l.includes(c.name));
+      const secure = lines.length > 0 && lines.every((l) => /\(secure\)$/.test(l)) && (c.kind === 'positive' || /has no .*\(secure\)/.test(out));
+      if (!secure) failures.push(`${label}: unbound-host ${c.name} ${c.type} (${c.kind}):\n${out}`);
+    }
+  }
+  return failures;
+}
+
+for (const algorithm of ['ECDSAP256SHA256', 'ED25519']) {
+  test(`delv and unbound validate every ${algorithm} answer of the real server, after a health change and after a restart`, { skip: noDelv && noUnbound }, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'opengslb-signed-'));
+    let running = await startSigned(dir, algorithm);
+    t.after(async () => {
+      await running.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const key = keyOf(running.overwatch);
+    assert.equal(key.algorithm, algorithm);
+    // The new key is logged with the DS to publish, and nothing private.
+    const created = running.logs.find((l) => l.includes('DNSSEC key created'));
+    assert.ok(created, running.logs.join('\n'));
+    assert.match(created, new RegExp(`example\\.test\\. IN DS ${key.keyTag} ${algorithm === 'ED25519' ? 15 : 13} 2 [0-9A-F]{64}`));
+    assert.doesNotMatch(running.logs.join('\n'), /privateKey|PRIVATE|pkcs8/i);
+
+    assert.deepEqual(await validateAll(running.overwatch.port, dir, key, 'start'), []);
+    // The three-address set in several rotation orders, each validated.
+    const orders = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const r = await ask(running.overwatch.port, 'app.example.test', 'A', { edns: { do: true } });
+      orders.add(rrs(r.answers).filter((a) => a.type === 'A').map((a) => String(a.data)).join(' '));
+      if (noDelv === false) assert.match(await tool('delv', ['@127.0.0.1', '-p', String(running.overwatch.port), '-a', join(dir, 'anchor-start.conf'), '+root=example.test', 'app.example.test', 'A']), /^; fully validated$/m);
+    }
+    assert.ok(orders.size >= 2, `rotation orders seen: ${[...orders].join(' | ')}`);
+
+    // A health change: 192.0.2.1 goes down, the sets answered change and still validate.
+    const server = running.overwatch.registry.servers().find((s) => s.address === '192.0.2.1');
+    assert.ok(server);
+    running.overwatch.setHealth(server.slot, HEALTH_UNHEALTHY);
+    const after = await ask(running.overwatch.port, 'app.example.test', 'A', { edns: { do: true } });
+    assert.deepEqual(rrs(after.answers).filter((a) => a.type === 'A').map((a) => String(a.data)).sort(), ['192.0.2.2', '192.0.2.3']);
+    assert.deepEqual(await validateAll(running.overwatch.port, dir, key, 'health'), []);
+
+    // A restart with the same data_dir: the same key signs, the same anchor validates.
+    await running.stop();
+    running = await startSigned(dir, algorithm);
+    assert.deepEqual(keyOf(running.overwatch), { ...key, ageSeconds: keyOf(running.overwatch).ageSeconds });
+    assert.ok(!running.logs.some((l) => l.includes('DNSSEC key created')), 'no new key after a restart');
+    assert.deepEqual(await validateAll(running.overwatch.port, dir, key, 'restart'), []);
+  });
+}
+
+/** A decoded record, as dns-packet gives it, loosely typed for the checks below. */
+interface Rr {
+  readonly type: string;
+  readonly name: string;
+  readonly ttl: number;
+  readonly data: { typeCovered?: string; originalTTL?: number; keyTag?: number; signersName?: string; inception?: number; expiration?: number; nextDomain?: string; rrtypes?: string[]; flags?: number; key?: Buffer };
+}
+
+function rrs(section: readonly dnsPacket.Answer[] | undefined): Rr[] {
+  return (section ?? []) as unknown as Rr[];
+}
+
+/** The first RRSIG of a section covering `type`. */
+function rrsigOf(section: readonly dnsPacket.Answer[] | undefined, type: string): Rr | undefined {
+  return rrs(section).find((r) => r.type === 'RRSIG' && r.data.typeCovered === type);
+}
+
+/** The NSEC of a section's type bitmap, sorted. */
+function nsecTypes(section: readonly dnsPacket.Answer[] | undefined): string[] {
+  const nsec = rrs(section).find((r) => r.type === 'NSEC');
+  assert.ok(nsec, JSON.stringify(section));
+  return [...(nsec.data.rrtypes ?? [])].sort();
+}
+
+test('signed answers on the wire: RRSIG only with DO, TTL of the RRset, AD never set, compact denial with NXNAME', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-wire-'));
+  const running = await startSigned(dir, 'ECDSAP256SHA256');
+  t.after(async () => {
+    await running.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const port = running.overwatch.port;
+  const key = keyOf(running.overwatch);
+  const AD = 1 << 5;
+
+  const plain = await ask(port, 'app.example.test', 'A', { edns: {} });
+  assert.equal((plain.answers ?? []).filter((a) => a.type === 'RRSIG').length, 0, 'no RRSIG without DO');
+  const plainNx = await ask(port, 'nothing.example.test', 'A', { edns: {} });
+  assert.equal(plainNx.rcode, 'NXDOMAIN');
+  assert.equal((plainNx.authorities ?? []).filter((a) => a.type !== 'SOA').length, 0, 'no NSEC or RRSIG without DO');
+
+  const signed = await ask(port, 'app.example.test', 'A', { edns: { do: true } });
+  assert.equal((signed.flags ?? 0) & AD, 0, 'AD is never set by an authoritative server');
+  const sig = rrsigOf(signed.answers, 'A');
+  assert.ok(sig, JSON.stringify(signed.answers));
+  assert.equal(sig.ttl, 30);
+  assert.equal(sig.data.originalTTL, 30);
+  assert.equal(sig.data.keyTag, key.keyTag);
+  assert.equal(sig.data.signersName?.toLowerCase(), 'example.test');
+  const nowSec = Date.now() / 1000;
+  const inception = Number(sig.data.inception);
+  const expiration = Number(sig.data.expiration);
+  assert.ok(Math.abs(nowSec - 3600 - inception) < 120, `inception ${inception} is about an hour back`);
+  assert.ok(Math.abs(nowSec + 7 * 86400 - expiration) < 120, `expiration ${expiration} is about 7 days ahead`);
+
+  // Case randomisation in the question changes nothing: same RRSIG from the cache.
+  const mixed = await ask(port, 'ApP.ExAmPlE.TeSt', 'A', { edns: { do: true } });
+  assert.ok(rrsigOf(mixed.answers, 'A'));
+
+  const nx = await ask(port, 'nothing.example.test', 'A', { edns: { do: true } });
+  assert.equal(nx.rcode, 'NOERROR', 'RFC 9824: a missing name is answered NOERROR with an NXNAME NSEC');
+  const nsec = rrs(nx.authorities).find((a) => a.type === 'NSEC');
+  assert.ok(nsec, JSON.stringify(nx.authorities));
+  assert.equal(nsec.name.toLowerCase(), 'nothing.example.test');
+  // The successor \000.<qname> (dns-packet decodes the zero octet as is).
+  assert.equal(nsec.data.nextDomain, '\x00.nothing.example.test');
+  assert.deepEqual(nsecTypes(nx.authorities), ['NSEC', 'RRSIG', 'UNKNOWN_128']);
+  assert.equal(nsec.ttl, 30, 'NSEC TTL = min(SOA TTL, MINIMUM)');
+  const soaSig = rrsigOf(nx.authorities, 'SOA');
+  assert.ok(soaSig);
+  assert.equal(soaSig.ttl, 30, 'the SOA RRSIG is served with the negative TTL, like the SOA');
+  assert.equal(soaSig.data.originalTTL, 3600, 'its Original TTL is the SOA TTL');
+  assert.ok(rrsigOf(nx.authorities, 'NSEC'));
+
+  const nodata = await ask(port, 'app.example.test', 'AAAA', { edns: { do: true } });
+  assert.deepEqual(nsecTypes(nodata.authorities), ['A', 'NSEC', 'RRSIG']);
+  const apex = await ask(port, 'example.test', 'TXT', { edns: { do: true } });
+  assert.deepEqual(nsecTypes(apex.authorities), ['DNSKEY', 'NS', 'NSEC', 'RRSIG', 'SOA']);
+  const ent = await ask(port, 'ent.example.test', 'A', { edns: { do: true } });
+  assert.deepEqual(nsecTypes(ent.authorities), ['NSEC', 'RRSIG'], 'an empty non-terminal holds no type');
+
+  const dnskey = await ask(port, 'example.test', 'DNSKEY', { edns: { do: true } });
+  const keys = rrs(dnskey.answers).filter((a) => a.type === 'DNSKEY');
+  assert.equal(keys.length, 1);
+  assert.equal(keys[0].data.flags, 257);
+  assert.equal(keys[0].data.key?.toString('base64'), key.publicKey);
+  assert.equal(keys[0].ttl, 3600);
+  assert.ok(rrsigOf(dnskey.answers, 'DNSKEY'));
+  const notApex = await ask(port, 'app.example.test', 'DNSKEY', { edns: { do: true } });
+  assert.equal((notApex.answers ?? []).length, 0, 'DNSKEY only at the apex');
+});
+
+test('a signed answer that does not fit the UDP size is truncated and completes over TCP', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-tc-'));
+  const running = await startSigned(dir, 'ECDSAP256SHA256');
+  t.after(async () => {
+    await running.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const port = running.overwatch.port;
+  // The compact denial of a long name (the question, the SOA and its RRSIG,
+  // an NSEC whose next name repeats the 204-byte name, its RRSIG) is over
+  // 600 bytes: more than a client with a 512-byte EDNS size takes.
+  const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.example.test`;
+  const udp = await ask(port, long, 'A', { edns: { do: true, udpSize: 512 } });
+  const tc = ((udp.flags ?? 0) & (1 << 9)) !== 0;
+  assert.ok(tc, `expected TC for a ${long.length}-character name's signed denial over 512 bytes`);
+  assert.equal((udp.authorities ?? []).length, 0);
+  const tcp = await ask(port, long, 'A', { edns: { do: true, udpSize: 512 } }, 'tcp');
+  assert.equal(((tcp.flags ?? 0) & (1 << 9)), 0);
+  assert.ok((tcp.authorities ?? []).some((a) => a.type === 'NSEC'));
+  assert.equal((tcp.authorities ?? []).filter((a) => a.type === 'RRSIG').length, 2);
+  const counters = running.overwatch.readCounters();
+  assert.ok(counters.TRUNCATED >= 1);
+  // The SOA's RRSIG was made ahead (pre-signing); the NSEC of a name nobody asked before is signed by the worker.
+  assert.ok(counters.DNSSEC_SIGNATURES >= 1, JSON.stringify(counters));
+});

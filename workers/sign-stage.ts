@@ -1,0 +1,228 @@
+// Worker, hot path. The sign stage of the answer (./answer.ts): with the DO
+// bit on a query for a signed zone, the builders call these right after each
+// RRset they wrote, and they append its RRSIG(s) from the worker's signature
+// cache (signing on a miss), or, for a negative answer, the compact-denial
+// NSEC (RFC 9824) with its RRSIG. Without DO, or for a zone without a key,
+// nothing here runs: signerOf() returns null and the builders skip it.
+//
+// RRsets are handed to the cache by reference into the snapshot (owner =
+// the node's lower-case name, rdata = the bytes after each precomputed RR's
+// fixed part), so a lookup copies nothing and allocates nothing. The cache is
+// keyed by the canonical RRset: a rotated address set hits the same entry in
+// any order. Counters: DNSSEC_CACHE_HITS / _MISSES / _SIGNATURES / _SIGN_US.
+
+import { QTYPE } from '../src/dns/constants.ts';
+import { copyBytes, writeU32 } from '../src/dns/write.ts';
+import { NXNAME_BITMAP, writeCompactNsecRdata, writeNsec, writeSuccessorName } from '../src/dnssec/denial.ts';
+import { DNSSEC_TYPE, unpackRrsets, unpackSignatures, writeRrsig } from '../src/dnssec/sign.ts';
+import type { SignerKey } from '../src/dnssec/sign.ts';
+import { COUNTER } from '../src/metrics/counters-layout.ts';
+import * as L from '../src/snapshot/layout.ts';
+import type { SignatureBatch, ZoneSigners } from './messages.ts';
+import type { WorkerScratch } from './scratch.ts';
+
+/**
+ * Returns the signers of the answer's zone when the answer must be signed
+ * (DO set, the zone has keys), else null. One array load and a flag test.
+ */
+export function signerOf(ctx: WorkerScratch): ZoneSigners | null {
+  const zone = ctx.zone;
+  if (!ctx.query.dnssecOk || zone < 0 || zone >= ctx.signers.length) return null;
+  return ctx.signers[zone];
+}
+
+/** The RRSIG rdata for ctx.rrset by `key`: from the cache, or signed now (a miss), counted either way. */
+function rrsigOf(ctx: WorkerScratch, key: SignerKey): Uint8Array {
+  const cache = ctx.signatures;
+  const nowSec = ctx.nowSec;
+  const hit = cache.find(key, ctx.rrset, nowSec);
+  const counters = ctx.counters;
+  const cb = ctx.counterBase;
+  if (hit !== null) {
+    Atomics.add(counters, cb + COUNTER.DNSSEC_CACHE_HITS, 1);
+    return hit;
+  }
+  Atomics.add(counters, cb + COUNTER.DNSSEC_CACHE_MISSES, 1);
+  const before = cache.signMs;
+  const rdata = cache.sign(key, ctx.rrset, nowSec);
+  Atomics.add(counters, cb + COUNTER.DNSSEC_SIGNATURES, 1);
+  Atomics.add(counters, cb + COUNTER.DNSSEC_SIGN_US, Math.round((cache.signMs - before) * 1000));
+  return rdata;
+}
+
+/**
+ * Appends one RRSIG of ctx.rrset with owner pointer `ownerPtr`; `ttlSec` ≥ 0
+ * overrides the record's TTL (a negative answer's SOA is served with the
+ * negative TTL while its signature keeps the SOA's Original TTL, RFC 4035
+ * §2.2 / RFC 2308 §3). Returns the new offset (unchanged when nothing fit).
+ */
+function appendRrsig(ctx: WorkerScratch, off: number, key: SignerKey, ownerPtr: number, ttlSec: number): number {
+  const end = writeRrsig(ctx.out, off, ownerPtr, rrsigOf(ctx, key));
+  if (end < 0) return off;
+  if (ttlSec >= 0) writeU32(ctx.out, off + 6, ttlSec);
+  return end;
+}
+
+/** Points ctx.rrset's owner at node `node`'s lower-case wire name in the snapshot. */
+function resetAtNode(ctx: WorkerScratch, node: number, type: number, ttlSec: number): void {
+  const view = ctx.view;
+  const nb = view.nodeBase(node);
+  ctx.rrset.reset(view.u8, view.u32[nb + L.NODE_NAME_OFF], view.u32[nb + L.NODE_NAME_LEN], type, ttlSec);
+}
+
+/**
+ * Signs the `k` address records of record `rec` just written (members
+ * ctx.picks[0 … k)), owner = the question name (pointer 12). Returns the
+ * offset after the RRSIG; adds it to ctx.an.
+ */
+export function signAddresses(ctx: WorkerScratch, off: number, signers: ZoneSigners, rec: number, k: number): number {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const rb = view.recordBase(rec);
+  resetAtNode(ctx, u32[rb + L.REC_NODE], u32[rb + L.REC_QTYPE], u32[rb + L.REC_TTL]);
+  // Each fragment is 2 (owner pointer) + 10 (type, class, TTL, length) + rdata.
+  const rdataLen = u32[rb + L.REC_FRAG_LEN] - 12;
+  const rrset = ctx.rrset;
+  for (let i = 0; i < k; i++) rrset.add(view.u8, u32[view.memberBase(ctx.picks[i]) + L.MEM_FRAG_OFF] + 12, rdataLen);
+  const end = appendRrsig(ctx, off, signers.data, 12, -1);
+  if (end !== off) ctx.an++;
+  return end;
+}
+
+/** Fills ctx.rrset with the zone's SOA (owner: the apex node). */
+function soaRrset(ctx: WorkerScratch, zb: number): void {
+  const u32 = ctx.view.u32;
+  resetAtNode(ctx, u32[zb + L.ZONE_NODE], QTYPE.SOA, u32[zb + L.ZONE_SOA_TTL]);
+  ctx.rrset.add(ctx.view.u8, u32[zb + L.ZONE_SOA_OFF] + 10, u32[zb + L.ZONE_SOA_LEN] - 10);
+}
+
+/** Fills ctx.rrset with `count` RR bodies (TYPE CLASS TTL RDLENGTH RDATA) back to back from `src`, owner the apex. */
+function bodiesRrset(ctx: WorkerScratch, zb: number, type: number, src: number, count: number): void {
+  const u8 = ctx.view.u8;
+  // Every body of one RRset carries the same TTL: read it from the first.
+  const ttl = count === 0 ? 0 : ((u8[src + 4] << 24) | (u8[src + 5] << 16) | (u8[src + 6] << 8) | u8[src + 7]) >>> 0;
+  resetAtNode(ctx, ctx.view.u32[zb + L.ZONE_NODE], type, ttl);
+  for (let i = 0; i < count; i++) {
+    const len = (u8[src + 8] << 8) | u8[src + 9];
+    ctx.rrset.add(u8, src + 10, len);
+    src += 10 + len;
+  }
+}
+
+/** Signs the apex SOA answer just written (owner pointer 12). Adds the RRSIG to ctx.an. */
+export function signSoa(ctx: WorkerScratch, off: number, signers: ZoneSigners): number {
+  soaRrset(ctx, ctx.view.zoneBase(ctx.zone));
+  const end = appendRrsig(ctx, off, signers.data, 12, -1);
+  if (end !== off) ctx.an++;
+  return end;
+}
+
+/** Signs the apex NS RRset just written (owner pointer 12). Adds the RRSIG to ctx.an. */
+export function signNs(ctx: WorkerScratch, off: number, signers: ZoneSigners): number {
+  const u32 = ctx.view.u32;
+  const zb = ctx.view.zoneBase(ctx.zone);
+  bodiesRrset(ctx, zb, QTYPE.NS, u32[zb + L.ZONE_NS_OFF], u32[zb + L.ZONE_NS_COUNT]);
+  const end = appendRrsig(ctx, off, signers.data, 12, -1);
+  if (end !== off) ctx.an++;
+  return end;
+}
+
+/**
+ * Signs the DNSKEY RRset just written (owner pointer 12) with every key in
+ * signers.dnskey: one RRSIG each (two during a rollover). Adds them to ctx.an.
+ */
+export function signDnskey(ctx: WorkerScratch, off: number, signers: ZoneSigners): number {
+  const u32 = ctx.view.u32;
+  const zb = ctx.view.zoneBase(ctx.zone);
+  const keys = signers.dnskey;
+  bodiesRrset(ctx, zb, DNSSEC_TYPE.DNSKEY, u32[zb + L.ZONE_DNSKEY_OFF], u32[zb + L.ZONE_DNSKEY_COUNT]);
+  for (let i = 0; i < keys.length; i++) {
+    const end = appendRrsig(ctx, off, keys[i], 12, -1);
+    if (end !== off) ctx.an++;
+    off = end;
+  }
+  return off;
+}
+
+/**
+ * Completes a negative answer whose authority section holds the SOA (owner
+ * pointer `soaPtr`, TTL lowered to the negative TTL): the SOA's RRSIG, then
+ * the compact-denial NSEC at the question name with its RRSIG (RFC 9824 §3).
+ * `node` is the question name's node for NODATA (its type bitmap), or -1 for
+ * a name that does not exist (bitmap RRSIG NSEC NXNAME). Adds to ctx.ns.
+ */
+export function signDenial(ctx: WorkerScratch, off: number, signers: ZoneSigners, soaPtr: number, node: number): number {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const u8 = view.u8;
+  const zb = view.zoneBase(ctx.zone);
+  const negTtl = u32[zb + L.ZONE_NEG_TTL];
+  soaRrset(ctx, zb);
+  let end = appendRrsig(ctx, off, signers.data, soaPtr, negTtl);
+  if (end !== off) ctx.ns++;
+  off = end;
+
+  // The NSEC rdata: \000.<qname> as next name, then the bitmap.
+  const nsec = ctx.nsec;
+  const nameLen = ctx.query.qnameLen;
+  let rdataLen: number;
+  if (node < 0) {
+    rdataLen = writeCompactNsecRdata(nsec, 0, ctx.lower, 0, nameLen, NXNAME_BITMAP);
+  } else {
+    // The bitmap sits in the blob behind its length byte; copied by hand, as
+    // a subarray() view per query cost 104 bytes (bench/handle-query.bench.ts).
+    const bitmapOff = u32[view.nodeBase(node) + L.NODE_NSEC_OFF];
+    const bitmapLen = u8[bitmapOff];
+    rdataLen = writeSuccessorName(nsec, 0, ctx.lower, 0, nameLen);
+    if (rdataLen >= 0 && rdataLen + bitmapLen <= nsec.length) rdataLen = copyBytes(nsec, rdataLen, u8, bitmapOff + 1, bitmapLen);
+    else rdataLen = -1;
+  }
+  // A question name whose first label is all 0xff octets has no successor; such a name gets no NSEC.
+  if (rdataLen < 0) return off;
+  end = writeNsec(ctx.out, off, 12, negTtl, nsec, 0, rdataLen);
+  if (end < 0) return off;
+  ctx.ns++;
+  off = end;
+  ctx.rrset.reset(ctx.lower, 0, nameLen, DNSSEC_TYPE.NSEC, negTtl).add(nsec, 0, rdataLen);
+  end = appendRrsig(ctx, off, signers.data, 12, -1);
+  if (end !== off) ctx.ns++;
+  return end;
+}
+
+/**
+ * Puts signatures made in advance by the CPU pool into the worker's cache:
+ * each batch goes to the zone key it was made with, when this worker still
+ * signs with that key (a batch for a key that is gone is skipped). Cold path:
+ * runs between packets, allocates (the cache copies each RRset's records).
+ * Returns how many signatures went in.
+ */
+export function insertSignatures(ctx: WorkerScratch, batches: readonly SignatureBatch[]): number {
+  let inserted = 0;
+  for (const batch of batches) {
+    const key = findKey(ctx.signers, batch);
+    if (key === null) continue;
+    const rrsets = unpackRrsets(batch.rrsets);
+    const rrsigs = unpackSignatures(batch.signatures);
+    const n = rrsets.length < rrsigs.length ? rrsets.length : rrsigs.length;
+    for (let i = 0; i < n; i++) ctx.signatures.insert(key, rrsets[i], rrsigs[i]);
+    inserted += n;
+  }
+  Atomics.add(ctx.counters, ctx.counterBase + COUNTER.DNSSEC_PRESIGNED, inserted);
+  return inserted;
+}
+
+/** The worker's signer with the batch's zone, tag and algorithm, or null. */
+function findKey(zones: readonly (ZoneSigners | null)[], batch: SignatureBatch): SignerKey | null {
+  for (const z of zones) {
+    if (z === null) continue;
+    if (sameKey(z.data, batch)) return z.data;
+    for (const k of z.dnskey) if (sameKey(k, batch)) return k;
+  }
+  return null;
+}
+
+function sameKey(key: SignerKey, batch: SignatureBatch): boolean {
+  if (key.keyTag !== batch.keyTag || key.algorithm !== batch.algorithm || key.signerWire.length !== batch.signerWire.length) return false;
+  for (let i = 0; i < key.signerWire.length; i++) if (key.signerWire[i] !== batch.signerWire[i]) return false;
+  return true;
+}
