@@ -318,6 +318,12 @@ const dns = object({
       min: 0,
       max: 268435456,
     }),
+    udp_io: choice({
+      doc: "How the workers answer UDP. auto: in batches (recvmmsg/sendmmsg through the bundled native addon, Linux) where the addon loads, else node:dgram; dgram: always node:dgram. The start log line says which path each worker uses and why.",
+      values: ['auto', 'dgram'],
+      noun: 'UDP I/O mode',
+      default: 'auto',
+    }),
     tcp_idle_timeout: duration({ doc: 'A TCP connection with no query for this long is closed.', default: '10s', min: '100ms', max: '1h' }),
     tcp_max_connections: int({ doc: 'Most open TCP connections per worker.', default: 256, min: 1, max: 65535 }),
     tcp_max_queries_per_connection: int({

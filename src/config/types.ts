@@ -101,6 +101,8 @@ export interface DnsConfig {
   readonly zones: readonly ZoneConfig[];
   /** SO_RCVBUF asked for on every worker's UDP socket; 0 keeps the kernel's default. */
   readonly udpReceiveBufferBytes: number;
+  /** dns.udp_io: 'auto' = batched native UDP where the addon loads, 'dgram' = always node:dgram. */
+  readonly udpIo: 'auto' | 'dgram';
   readonly tcpIdleTimeoutMs: number;
   /** Cap on concurrently open TCP connections per worker. */
   readonly tcpMaxConnectionsPerWorker: number;

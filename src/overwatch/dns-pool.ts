@@ -28,6 +28,8 @@ export interface DnsPoolOptions {
   readonly counters: Int32Array;
   /** SO_RCVBUF asked for on each worker's UDP socket; 0 or absent keeps the kernel's default. */
   readonly udpReceiveBuffer?: number;
+  /** dns.udp_io; absent = 'auto'. */
+  readonly udpIo?: 'auto' | 'dgram';
   readonly tcpIdleTimeoutMs: number;
   readonly tcpMaxConnections: number;
   readonly tcpMaxQueriesPerConnection: number;
@@ -64,6 +66,8 @@ export class DnsPool extends EventEmitter {
   restarts = 0;
   /** Bytes the receive buffer of the UDP socket last bound was granted; 0 before start. */
   udpReceiveBufferGranted = 0;
+  /** Each worker index's UDP path and why (from its 'listening' message); empty entries before it listens. */
+  readonly udpIo: { path: 'batched' | 'dgram' | ''; reason: string }[] = [];
   /** Each worker index's routing-decision buffer (null until it posts one); a restarted worker carries on in it. */
   readonly #decisions: (Int32Array | null)[] = [];
 
@@ -96,6 +100,7 @@ export class DnsPool extends EventEmitter {
     const started: Promise<void>[] = [];
     for (let i = 0; i < this.#options.workers; i++) {
       this.#slots.push({ worker: null, startedAt: 0, crashes: 0, timer: null });
+      this.udpIo.push({ path: '', reason: '' });
       started.push(this.#spawn(i));
     }
     const results = await Promise.allSettled(started);
@@ -120,6 +125,7 @@ export class DnsPool extends EventEmitter {
       host: o.host,
       port: o.port,
       udpReceiveBuffer: o.udpReceiveBuffer ?? 0,
+      udpIo: o.udpIo ?? 'auto',
       tcpIdleTimeoutMs: o.tcpIdleTimeoutMs,
       tcpMaxConnections: o.tcpMaxConnections,
       tcpMaxQueriesPerConnection: o.tcpMaxQueriesPerConnection,
@@ -136,6 +142,7 @@ export class DnsPool extends EventEmitter {
         if (msg.type === 'listening') {
           listening = true;
           this.udpReceiveBufferGranted = msg.udpReceiveBuffer;
+          this.udpIo[i] = { path: msg.udpIo, reason: msg.udpIoReason };
           // A snapshot published while this worker was starting reaches it now.
           if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation });
           resolve();

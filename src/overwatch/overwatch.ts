@@ -30,6 +30,7 @@ import { rfc3339, type DomainServerView, type DomainView, type HealthState, type
 /** Socket settings fixed when the workers start: a reload that changes one is refused. */
 const SOCKET_KEY_NAMES = {
   udpReceiveBufferBytes: 'dns.udp_receive_buffer',
+  udpIo: 'dns.udp_io',
   tcpIdleTimeoutMs: 'dns.tcp_idle_timeout',
   tcpMaxConnectionsPerWorker: 'dns.tcp_max_connections',
   tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
@@ -170,6 +171,7 @@ export class Overwatch {
       live,
       counters,
       udpReceiveBuffer: dns.udpReceiveBufferBytes,
+      udpIo: dns.udpIo,
       tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
       tcpMaxConnections: dns.tcpMaxConnectionsPerWorker,
       tcpMaxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
@@ -187,8 +189,11 @@ export class Overwatch {
     }
     const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health }, counters, pool);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
+    // udpIo: each worker's UDP path ("batched" or "dgram"), udpIoReason: why, once per distinct reason.
+    const udpIo = pool.udpIo.map((w) => w.path);
+    const udpIoReason = [...new Set(pool.udpIo.map((w) => w.reason))].join('; ');
     log.info(
-      { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
+      { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, udpIo, udpIoReason, ...snapshot.stats },
       'DNS listening on UDP and TCP',
     );
     if (dns.udpReceiveBufferBytes > udpReceiveBuffer) {
