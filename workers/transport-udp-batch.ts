@@ -9,6 +9,7 @@
 
 import { COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
 import { META_ADDR_BYTE, META_ADDR_LEN, META_BYTES, META_RX_LEN, META_TX_LEN, openBatchSocket, type UdpBatchAddon } from '../native/udp-batch.ts';
+import { prefetchBatch, PrefetchScratch } from './batch-prefetch.ts';
 import { handleQuery } from './handle-query.ts';
 import type { WorkerScratch } from './scratch.ts';
 import { writeServfail, type UdpListener } from './transport-udp.ts';
@@ -22,6 +23,13 @@ import { writeServfail, type UdpListener } from './transport-udp.ts';
 export const UDP_BATCH = 64;
 
 const WORDS = META_BYTES / 4;
+
+/**
+ * Snapshots with at least this many names get their batches prefetched
+ * (./batch-prefetch.ts). Below it the names a worker answers stay in its
+ * caches anyway and the extra pass would only cost time.
+ */
+const PREFETCH_MIN_NODES = 1024;
 
 /**
  * Binds the worker's batched UDP socket on host:port with SO_REUSEPORT and
@@ -38,12 +46,21 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
   let metaBytes: Uint8Array = new Uint8Array(0);
   let rx: Uint8Array[] = [];
   let tx: Uint8Array[] = [];
+  const prefetch = new PrefetchScratch(UDP_BATCH);
 
   const onBatch = (count: number): void => {
     // opengslb_dns_query_duration_seconds: from the batch's arrival in
     // JavaScript to the end of this query's handleQuery (the replies leave
     // together, right after this function returns).
     const startMs = durations.start();
+    if (count > 1 && ctx.view.nodeCount >= PREFETCH_MIN_NODES) {
+      try {
+        prefetchBatch(ctx, prefetch, rx, meta, WORDS, count);
+      } catch {
+        // Only warms caches: a bug here must not cost an answer. Counted like any other.
+        Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+      }
+    }
     for (let i = 0; i < count; i++) {
       const w = i * WORDS;
       const reqLen = meta[w + META_RX_LEN];
