@@ -178,7 +178,7 @@ export class Overwatch {
     });
     const log = logger.child({ component: 'dns' });
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
-    pool.on('worker-restarted', (index: number) => log.info({ worker: index }, 'DNS worker restarted'));
+    pool.on('worker-restarted', (index: number) => log.info({ worker: index, udpIo: pool.udpIo[index]?.path, udpIoReason: pool.udpIo[index]?.reason }, 'DNS worker restarted'));
     pool.on('worker-error', (index: number, err: Error) => log.error({ worker: index, err: err.message }, 'DNS worker failed'));
     pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker kept its old snapshot'));
     try {
