@@ -316,7 +316,7 @@ static napi_value throw_last(napi_env env, const char *what) {
     napi_get_last_error_info(env, &info);
     char msg[256];
     snprintf(msg, sizeof msg, "udp_batch: %s failed: %s", what, info != NULL && info->error_message != NULL ? info->error_message : "unknown N-API error");
-    napi_throw_error(env, "OPENGSLB_ERR_NATIVE", msg);
+    napi_throw_error(env, "ERR_UDP_BATCH_NAPI", msg);
   }
   return NULL;
 }
