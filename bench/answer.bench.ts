@@ -35,7 +35,7 @@ export default function register(add: AddCase): void {
     off = copyBytes(out, off, view.u8, fragOff, fragLen);
     let ar = 0;
     if (q.hasEdns) {
-      off = writeOpt(out, off, q, req, RCODE.NOERROR, true);
+      off = writeOpt(out, off, q, req, RCODE.NOERROR, true, 0);
       ar = 1;
     }
     writeHeader(out, q.id, FLAG.QR | FLAG.AA, RCODE.NOERROR, 1, 1, 0, ar);

@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { installSignalHandlers, isStopping, onCleanup, stopAll, type ManagedChild } from './lib/children.ts';
 import { findDnsperf, runPass, dnsperfArgs, loadgenArgs, type GeneratorName } from './lib/generators.ts';
+import { binaryQueryFile, needsWireQueries, parseQueryFile } from './lib/query-wire.ts';
 import { Histogram, PLOT_QUANTILES } from './lib/histogram.ts';
 import { describeLoad, describeMachine } from './lib/proc.ts';
 import { renderE2eMarkdown, renderSvg, type E2eResult, type FixedSummary, type Goal, type RunFigures, type ScenarioSummary, type Spread } from './lib/report.ts';
@@ -344,8 +345,11 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
   const queryFiles = new Map<string, string>();
   for (const s of scenarios) {
-    const file = path.join(dir, `${s.id}.queries`);
-    fs.writeFileSync(file, `${s.queries().join('\n')}\n`, { mode: 0o600 });
+    const text = `${s.queries().join('\n')}\n`;
+    const queries = parseQueryFile(text);
+    // dnsperf reads ECS options only from wire messages (-B); our generator reads the text.
+    const file = path.join(dir, generator === 'dnsperf' && needsWireQueries(queries) ? `${s.id}.bin` : `${s.id}.queries`);
+    fs.writeFileSync(file, file.endsWith('.bin') ? binaryQueryFile(queries) : text, { mode: 0o600 });
     queryFiles.set(s.id, file);
   }
 

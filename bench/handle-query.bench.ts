@@ -8,8 +8,12 @@ import { QTYPE } from '../src/dns/constants.ts';
 import { handleQuery } from '../workers/handle-query.ts';
 import { createFixture, queryBuffer, responseBuffer } from './lib/fixture.ts';
 import type { AddCase } from './lib/micro-suite.ts';
-import { parseQueryFile } from './lib/query-wire.ts';
-import { MANY_NAMES, configFor, manyName, microConfig, mixedQueries, seededRandom, singleNameConfig } from './lib/scenarios.ts';
+import { encodeQuery, parseQueryFile } from './lib/query-wire.ts';
+import { MANY_NAMES, configFor, geoEcsQueries, manyName, microConfig, mixedQueries, seededRandom, singleNameConfig } from './lib/scenarios.ts';
+import { BUNDLED_GEOIP_PATH, loadGeoDatabase } from '../src/geo/database.ts';
+import { GeoIpReader } from '../src/geo/lookup.ts';
+
+const geoDb = await loadGeoDatabase(BUNDLED_GEOIP_PATH);
 
 export default function register(add: AddCase): void {
   const out = responseBuffer();
@@ -66,6 +70,25 @@ export default function register(add: AddCase): void {
     n = n + 1 === allReqs.length ? 0 : n + 1;
     const req = allReqs[n];
     return handleQuery(many, req, req.length, out, false);
+  });
+
+  // Geolocation over the bundled GeoIP database: ECS from 1 000 subnets in
+  // turn (as the geo-ecs e2e scenario), and without ECS, where the packet's
+  // source (set per query as the UDP transport does) decides.
+  const geo = createFixture(configFor('geo-ecs')).scratch;
+  geo.setGeo(new GeoIpReader(geoDb.sab));
+  const geoReqs = parseQueryFile(geoEcsQueries().join('\n')).map((q) => Buffer.from(encodeQuery(0x1234, q)));
+  let g = 0;
+  add('handleQuery', 'A, geolocation, ECS from 1 000 subnets in turn', () => {
+    g = g + 1 === geoReqs.length ? 0 : g + 1;
+    const req = geoReqs[g];
+    geo.client.setSource('127.0.0.1', 4);
+    return handleQuery(geo, req, req.length, out, false);
+  });
+  const plain = queryBuffer('app.bench.test', QTYPE.A);
+  add('handleQuery', 'A, geolocation, no ECS (the source decides)', () => {
+    geo.client.setSource('127.0.0.1', 4);
+    return handleQuery(geo, plain, plain.length, out, false);
   });
 
   const mixed = createFixture(configFor('mixed')).scratch;

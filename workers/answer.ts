@@ -37,8 +37,9 @@ export function addresses(ctx: WorkerScratch, rec: number): number {
   const view = ctx.view;
   const u32 = view.u32;
   const picks = ctx.picks;
-  const k = selectMembers(ctx.route, rec, picks, ctx.client);
-  const degraded = ctx.route.degraded[rec];
+  const route = ctx.route;
+  const k = selectMembers(route, rec, picks, ctx.client);
+  const degraded = route.degraded[rec];
   if (degraded !== DEGRADED_NONE) {
     Atomics.add(ctx.counters, ctx.counterBase + COUNTER.ALL_DOWN, 1);
     // Counted by what was answered: a mode with nothing to offer ends in SERVFAIL.
@@ -52,6 +53,12 @@ export function addresses(ctx: WorkerScratch, rec: number): number {
   const statId = u32[rb + L.REC_STAT_ID];
   const decisions = ctx.decisions;
   if (statId < decisions.length) Atomics.add(decisions, statId, 1);
+  if (u32[rb + L.REC_POLICY] === L.POLICY_GEOLOCATION) {
+    // The answer holds for the network that decided it (RFC 7871 §7.2.1).
+    ctx.ecsScope = route.decision.scopeLen;
+    if (route.geoStat < decisions.length) Atomics.add(decisions, route.geoStat, 1);
+    if (route.geoFallbackStat < decisions.length) Atomics.add(decisions, route.geoFallbackStat, 1);
+  }
   const out = ctx.out;
   let off = question(ctx);
   const fragLen = u32[rb + L.REC_FRAG_LEN];
@@ -144,7 +151,7 @@ export function errorReply(ctx: WorkerScratch, rcode: number): number {
   }
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(out, off, q, ctx.req, rcode, false);
+    off = writeOpt(out, off, q, ctx.req, rcode, false, 0);
     ar = 1;
   }
   writeHeader(out, q.id, FLAG.QR | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);
@@ -164,7 +171,7 @@ function seal(ctx: WorkerScratch, off: number): number {
   const q = ctx.query;
   let ar = ctx.ar;
   if (q.hasEdns) {
-    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true);
+    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true, ctx.ecsScope);
     ar++;
   }
   writeHeader(ctx.out, q.id, FLAG.QR | FLAG.AA | (q.flags & COPIED_FLAGS), ctx.rcode, 1, ctx.an, ctx.ns, ar);
@@ -188,7 +195,7 @@ function finish(ctx: WorkerScratch, len: number, rcode: number): number {
   let off = q.questionEnd;
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(out, off, q, ctx.req, rcode, true);
+    off = writeOpt(out, off, q, ctx.req, rcode, true, ctx.ecsScope);
     ar = 1;
   }
   out[2] |= FLAG.TC >>> 8;

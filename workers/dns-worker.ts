@@ -11,8 +11,9 @@
 // 'attached'; from then on the old buffer is never written again).
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { GeoIpReader } from '../src/geo/lookup.ts';
 import { COUNTER, createDecisionCounters, decisionCapacityFor } from '../src/metrics/counters-layout.ts';
-import { NO_SLOT, REC_STAT_ID } from '../src/snapshot/layout.ts';
+import { GROUP_WORDS, GRP_STAT_CUSTOM, GRP_STAT_FALLBACK, HDR_GROUP_COUNT, NO_SLOT, REC_GEO_STAT_NOT_SERVED, REC_GEO_STAT_UNDECIDED, REC_STAT_ID } from '../src/snapshot/layout.ts';
 import type { DnsWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { WorkerScratch } from './scratch.ts';
 import { startTcp, type TcpListener } from './transport-tcp.ts';
@@ -30,6 +31,7 @@ const post = (msg: WorkerToMain): void => port.postMessage(msg);
 const ctx = new WorkerScratch(data.snapshot, data.live, data.counters, data.counterBase);
 Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
 if (data.decisions !== null) ctx.decisions = data.decisions;
+if (data.geo !== null) ctx.setGeo(new GeoIpReader(data.geo));
 fitDecisions();
 
 /**
@@ -41,9 +43,19 @@ fitDecisions();
 function fitDecisions(): void {
   const view = ctx.view;
   let max = -1;
-  for (let r = 0; r < view.recordCount; r++) {
-    const id = view.u32[view.recordBase(r) + REC_STAT_ID];
+  const see = (id: number): void => {
     if (id !== NO_SLOT && id > max) max = id;
+  };
+  for (let r = 0; r < view.recordCount; r++) {
+    const rb = view.recordBase(r);
+    see(view.u32[rb + REC_STAT_ID]);
+    see(view.u32[rb + REC_GEO_STAT_NOT_SERVED]);
+    see(view.u32[rb + REC_GEO_STAT_UNDECIDED]);
+  }
+  // Geolocation counters of every region group.
+  for (let g = 0; g < view.u32[HDR_GROUP_COUNT]; g++) {
+    const gb = view.groupBase(g);
+    for (let w = GRP_STAT_CUSTOM; w <= GRP_STAT_FALLBACK && w < GROUP_WORDS; w++) see(view.u32[gb + w]);
   }
   if (max < ctx.decisions.length) return;
   ctx.decisions = createDecisionCounters(decisionCapacityFor(max));
@@ -62,11 +74,7 @@ try {
   process.exit(1);
 }
 try {
-  tcp = await startTcp(ctx, data.host, data.port, {
-    idleTimeoutMs: data.tcpIdleTimeoutMs,
-    maxConnections: data.tcpMaxConnections,
-    maxQueriesPerConnection: data.tcpMaxQueriesPerConnection,
-  });
+  tcp = await startTcp(ctx, data.host, data.port, data.tcp);
 } catch (err) {
   const e = err as NodeJS.ErrnoException;
   post({ type: 'bind-failed', index: data.index, transport: 'tcp', code: e.code ?? 'UNKNOWN', message: e.message });
@@ -84,6 +92,8 @@ port.on('message', (msg: MainToWorker) => {
       // Keep serving the snapshot we have; the main thread logs why.
       post({ type: 'attach-failed', index: data.index, generation: msg.generation, message: (err as Error).message });
     }
+  } else if (msg.type === 'geo') {
+    ctx.setGeo(new GeoIpReader(msg.buffer));
   } else if (msg.type === 'stop') {
     void stop(msg.graceMs);
   }

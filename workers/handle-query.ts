@@ -61,6 +61,7 @@ function lookup(ctx: WorkerScratch): number {
   const lower = ctx.lower;
   const nameLen = q.qnameLen;
   ctx.answered = -1;
+  ctx.ecsScope = 0;
   let node = view.findNode(lower, 0, nameLen);
   if (node < 0) {
     // Not a name we hold: find the closest enclosing name we do hold. Every

@@ -3,11 +3,25 @@
 // src/overwatch/dns-pool.ts, the worker side workers/dns-worker.ts; nothing on
 // the query path goes through them.
 
+/** The TCP listener's limits (dns.tcp_*), fixed when the workers start. */
+export interface TcpSettings {
+  /** A connection with no query for this long is closed (shorter as the worker fills up). */
+  readonly idleTimeoutMs: number;
+  /** A message that has started arriving must complete within this long. */
+  readonly frameTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Per client: one IPv4 address, or one IPv6 /64. */
+  readonly maxConnectionsPerClient: number;
+  readonly maxQueriesPerConnection: number;
+}
+
 /** What the main thread passes to every DNS worker. */
 export interface DnsWorkerData {
   readonly index: number;
   readonly snapshot: SharedArrayBuffer;
   readonly live: Int32Array;
+  /** The GeoIP database (an .mmdb file's bytes) every worker reads, or null. */
+  readonly geo: SharedArrayBuffer | null;
   readonly counters: Int32Array;
   readonly counterBase: number;
   /** The routing-decision buffer this worker index counted in before a restart (it carries on in it), or null. */
@@ -18,9 +32,7 @@ export interface DnsWorkerData {
   readonly udpReceiveBuffer: number;
   /** dns.udp_io: 'auto' answers UDP in batches through the native addon where it loads, 'dgram' always through node:dgram. */
   readonly udpIo: 'auto' | 'dgram';
-  readonly tcpIdleTimeoutMs: number;
-  readonly tcpMaxConnections: number;
-  readonly tcpMaxQueriesPerConnection: number;
+  readonly tcp: TcpSettings;
 }
 
 export type WorkerToMain =
@@ -35,4 +47,8 @@ export type WorkerToMain =
   | { type: 'decisions'; index: number; buffer: Int32Array }
   | { type: 'stopped'; index: number };
 
-export type MainToWorker = { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number } | { type: 'stop'; graceMs: number };
+export type MainToWorker =
+  | { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number }
+  /** A new GeoIP database: switch to it between two packets. */
+  | { type: 'geo'; buffer: SharedArrayBuffer }
+  | { type: 'stop'; graceMs: number };

@@ -5,6 +5,7 @@
 // below are valid from handleQuery's entry to its return.
 
 import { ParsedQuery } from '../src/dns/parse.ts';
+import type { GeoIpReader } from '../src/geo/lookup.ts';
 import { ClientAddress } from '../src/routing/client.ts';
 import { RouteState } from '../src/routing/select.ts';
 import { MAX_ANSWERS_LIMIT } from '../src/snapshot/layout.ts';
@@ -32,6 +33,8 @@ export class WorkerScratch {
    * dns-worker.ts attaches one: ids past the end are not counted.
    */
   decisions: Int32Array = new Int32Array(0);
+  /** The GeoIP database reader every RouteState of this worker uses, or null. */
+  #geo: GeoIpReader | null = null;
 
   // ---- Per packet (set by handleQuery and the answer builders).
   /** The request and its length. */
@@ -44,6 +47,8 @@ export class WorkerScratch {
   zone = -1;
   /** The record whose members the answer section holds, -1 for none. */
   answered = -1;
+  /** ECS SCOPE PREFIX-LENGTH of the answer: 0 unless the answer depends on the client's network (geolocation). */
+  ecsScope = 0;
   /** The answer's rcode and section counts, as the builder wrote them (additional without the OPT). */
   rcode = 0;
   an = 0;
@@ -66,7 +71,14 @@ export class WorkerScratch {
   attach(snapshot: SharedArrayBuffer, live: Int32Array): void {
     const view = new SnapshotView(snapshot);
     this.route = new RouteState(view, live);
+    this.route.geo = this.#geo;
     this.view = view;
     this.live = live;
+  }
+
+  /** Switches to another GeoIP database reader (between packets). */
+  setGeo(reader: GeoIpReader | null): void {
+    this.#geo = reader;
+    this.route.geo = reader;
   }
 }

@@ -57,6 +57,8 @@ export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions
   // dnsperf on one core. Measured, see docs/benchmarks.md.
   const args = ['-s', HOST, '-p', port, '-d', queryFile, '-l', String(o.durationSec), '-c', String(o.clients), '-q', String(o.outstanding), '-T', '1'];
   if (tcp) args.push('-m', 'tcp');
+  // A .bin query file holds wire messages (queries with an ECS option, which the text format cannot say).
+  if (queryFile.endsWith('.bin')) args.push('-B');
   // -v prints one line per reply with its latency: the source of the percentiles.
   if (o.rate !== null) args.push('-Q', String(o.rate), '-v');
   // Lost queries are counted in the statistics; one line each would flood the output.

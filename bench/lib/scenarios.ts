@@ -268,6 +268,45 @@ export function mixedQueries(): string[] {
 
 const single = (): string[] => [`${APP} A`];
 
+/**
+ * Geolocation: three regions of three servers placed by country and
+ * continent from the bundled DB-IP database, a default region, and a custom
+ * mapping for the loopback network the load generator sends from.
+ */
+function geoConfig(ctx: ConfigContext): string {
+  const region = (name: string, from: number, place: string): string[] => [...uncheckedRegion(name, from, 3), `    ${place}`];
+  return [
+    ...header(ctx),
+    'regions:',
+    ...region('eu', 0, 'countries: [DE, FR, GB, NL]\n    continents: [EU, AF]'),
+    ...region('us', 3, 'countries: [US, CA]\n    continents: [NA, SA]'),
+    ...region('apac', 6, 'continents: [AS, OC]'),
+    'domains:',
+    `  - { name: ${APP}, routing_algorithm: geolocation, regions: [eu, us, apac] }`,
+    'overwatch:',
+    '  data_dir: ./state',
+    '  geolocation:',
+    '    default_region: us',
+    '    custom_mappings: [{ cidr: 127.0.0.0/8, region: eu }]',
+    'logging: { level: warn, format: json }',
+    '',
+  ].join('\n');
+}
+
+/** Number of distinct ECS client subnets in the geo-ecs query file. */
+export const GEO_CLIENTS = 1000;
+
+/** The geo-ecs query file: one /24 per line, spread over the public IPv4 space (1.0.0.0–223.255.255.0) in a fixed order. */
+export function geoEcsQueries(): string[] {
+  const rnd = seededRandom(14);
+  const lines: string[] = [];
+  for (let i = 0; i < GEO_CLIENTS; i++) {
+    const a = 1 + Math.floor(rnd() * 223);
+    lines.push(`${APP} A ecs=${a === 127 || a === 10 ? 11 : a}.${Math.floor(rnd() * 256)}.${Math.floor(rnd() * 256)}.0/24`);
+  }
+  return lines;
+}
+
 /** Every scenario, in the order a repetition runs them: each ceiling right before what it bounds. */
 export const SCENARIOS: readonly Scenario[] = [
   { id: BARE, meaning: 'bare node:dgram responder, fixed answer: the ceiling of the node:dgram path', target: 'bare', transport: 'udp', ceiling: null, needsBackends: false, exclusive: false, queries: single, probe: APP, udpIo: 'dgram' },
@@ -306,6 +345,19 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'rr-1000-dgram', meaning: 'rr-1000 on the node:dgram path', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(singleNameConfig('round-robin', 1000)), queries: single, probe: APP, udpIo: 'dgram' },
   { id: 'names-10k', meaning: '10 000 names, each round-robin over 3 servers, queried in a shuffled order', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: manyNamesConfig, queries: manyNamesQueries, probe: manyName(0) },
   { id: 'names-10k-dgram', meaning: 'names-10k on the node:dgram path', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(manyNamesConfig), queries: manyNamesQueries, probe: manyName(0), udpIo: 'dgram' },
+  {
+    id: 'geo-ecs',
+    meaning: `one name, geolocation over 3 regions, queried with ECS from ${GEO_CLIENTS} client subnets across the IPv4 space (the bundled GeoIP database decides)`,
+    target: 'engine',
+    transport: 'udp',
+    ceiling: BARE_BATCHED,
+    needsBackends: false,
+    exclusive: false,
+    config: geoConfig,
+    queries: geoEcsQueries,
+    probe: APP,
+  },
+  { id: 'geo-source', meaning: 'the same name without ECS: the packet source (127.0.0.1, a custom mapping) decides', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: geoConfig, queries: single, probe: APP },
   { id: 'health', meaning: 'the headline name while the overwatch HTTP-checks 1 000 local backends every second (--health-servers, --health-interval)', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: true, exclusive: true, config: healthConfig, queries: single, probe: APP },
   { id: BARE_TCP, meaning: 'bare responder over TCP: the ceiling for TCP', target: 'bare', transport: 'tcp', ceiling: null, needsBackends: false, exclusive: false, queries: single, probe: APP },
   {

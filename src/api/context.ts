@@ -1,16 +1,21 @@
 // Main thread, cold path. What every admin API route module gets: the
 // dependencies, the API's logger, and the overwatch (or the 503 while it starts).
 
+import type { FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Overwatch } from '../overwatch/overwatch.ts';
+import { findClientAddress } from './access.ts';
 
 /**
  * The part of the Overwatch the API reads and writes. Overwatch satisfies it;
  * naming the methods here keeps the API off everything else (snapshot internals).
  */
-export type ApiOverwatch = Pick<Overwatch, 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain'>;
+export type ApiOverwatch = Pick<
+  Overwatch,
+  'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain' | 'geoTest' | 'geoMappings' | 'setGeoMapping' | 'deleteGeoMapping'
+>;
 
 /** The dependencies startApi() takes. */
 export interface ApiDeps {
@@ -42,4 +47,10 @@ export function requireOverwatch(ctx: RouteContext): ApiOverwatch {
 /** Throws the 400 for a bad path or query parameter whose check is not expressible in the schema. */
 export function badRequest(message: string): never {
   throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', message);
+}
+
+/** The client address of a request, for log lines (the allowlist hook has already accepted it). */
+export function clientOf(ctx: RouteContext, request: FastifyRequest): string {
+  const c = findClientAddress(request.socket.remoteAddress, request.headers, ctx.deps.apiConfig().trustProxyHeaders);
+  return 'error' in c ? (request.socket.remoteAddress ?? 'unknown') : c.address;
 }

@@ -1,5 +1,5 @@
 // Main thread, cold path. GET /api/v1/explain: what DNS would answer now for
-// a name, type and client, and why (src/routing/explain.ts builds the answer).
+// a name, type and client, and why (src/overwatch/explain.ts builds the answer).
 
 import type { FastifyInstance } from 'fastify';
 import { parseIp } from '../config/ip.ts';
@@ -86,6 +86,19 @@ const explanation: Schema = {
     },
     additional: strings('Additional-section records.'),
     notes: strings('Explanations in words.'),
+    geo: {
+      type: ['object', 'null'],
+      additionalProperties: true,
+      description: 'Geolocation domains: how the client was placed (the fields of GET /api/v1/geo/test) and which region answers; null otherwise.',
+      properties: {
+        region: nullable('string', 'The region the client maps to.'),
+        match_type: { type: 'string', description: 'custom_mapping, geoip, default or none.' },
+        matched_cidr: nullable('string', 'The custom mapping that decided.'),
+        scope_prefix_length: { type: 'integer', description: 'ECS scope of an answer to this client.' },
+        answered_region: nullable('string', 'The region whose servers answer.'),
+        fallback: { type: ['string', 'null'], enum: ['region_down', 'region_not_served', 'no_region', null], description: "Why the answer does not come from the client's region." },
+      },
+    },
     generation: { type: 'integer', description: 'Snapshot generation explained.' },
   },
 };

@@ -3,12 +3,11 @@
 // the change first and then applies it to the live slots, so DNS follows it on
 // the next query. One info log line per change says who, why and from where.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { parseIp } from '../config/ip.ts';
 import { normaliseDomainName } from '../config/domain-name.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { findClientAddress } from './access.ts';
-import { badRequest, requireOverwatch, type RouteContext } from './context.ts';
+import { badRequest, clientOf, requireOverwatch, type RouteContext } from './context.ts';
 import { overrideBody, overrideParams, responses } from './schemas.ts';
 
 interface OverrideParams {
@@ -128,10 +127,4 @@ function target(params: OverrideParams): OverrideParams {
 
 function noOverride(service: string, address: string): OpenGslbError {
   return new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no override of ${address} in ${service}; GET /api/v1/overrides lists them`);
-}
-
-/** The client address for the log line (the allowlist hook has already accepted it). */
-function clientOf(ctx: RouteContext, request: FastifyRequest): string {
-  const c = findClientAddress(request.socket.remoteAddress, request.headers, ctx.deps.apiConfig().trustProxyHeaders);
-  return 'error' in c ? (request.socket.remoteAddress ?? 'unknown') : c.address;
 }

@@ -19,6 +19,7 @@ import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
 import { registerBackendsRoute } from './backends-route.ts';
 import { registerExplainRoute } from './explain-route.ts';
+import { registerGeoRoutes } from './geo-routes.ts';
 import { registerHealthRoutes } from './health-routes.ts';
 import { registerOverrideRoutes } from './override-routes.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
@@ -123,13 +124,14 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
       info: {
         title: 'OpenGSLB admin API',
         version: deps.version,
-        description: 'Health, domains, overrides and explain. See docs/api.md.',
+        description: 'Health, domains, overrides, explain and geolocation. See docs/api.md.',
       },
       tags: [
         { name: 'status', description: 'Liveness, readiness, version (no allowlist).' },
         { name: 'health', description: 'Health-check state of servers and regions.' },
         { name: 'domains', description: 'Domains as DNS serves them.' },
         { name: 'overrides', description: 'Operator overrides, which outrank health checks.' },
+        { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
       ],
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'api.token; needed for writes only when set.' } },
@@ -147,6 +149,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerOverrideRoutes(app, ctx);
     registerExplainRoute(app, ctx);
     registerBackendsRoute(app, ctx);
+    registerGeoRoutes(app, ctx);
     collecting = false;
     for (const [url, methods] of methodsOf) {
       if (methods.has('GET')) methods.add('HEAD');

@@ -58,7 +58,7 @@ function commandUsage(c: Command): string {
 }
 
 /**
- * Splits the command words (`servers`, `overrides set`) from the rest,
+ * Splits the command words (`servers`, `overrides set`, `geo mappings add`) from the rest,
  * skipping global flags and their values wherever they are.
  */
 function splitCommand(argv: readonly string[]): { words: string[]; rest: string[] } {
@@ -75,9 +75,8 @@ function splitCommand(argv: readonly string[]): { words: string[]; rest: string[
     }
     words.push(a);
     i++;
-    if (!GROUPS.includes(a)) break;
-    // A group takes its sub-command as the next word that is not a global flag.
-    for (; i < argv.length; i++) {
+    // A group ("overrides", "geo mappings") takes its sub-command as the next word that is not a global flag.
+    for (; i < argv.length && GROUPS.includes(words.join(' ')); i++) {
       const b = argv[i];
       if (b.startsWith('-')) {
         rest.push(b);
@@ -85,8 +84,6 @@ function splitCommand(argv: readonly string[]): { words: string[]; rest: string[
         continue;
       }
       words.push(b);
-      i++;
-      break;
     }
     break;
   }

@@ -10,6 +10,7 @@ import type { Config } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { createLogger } from '../log/logger.ts';
 import { formatAddress } from '../lib/ip.ts';
+import { GEOIP_ATTRIBUTION } from '../geo/attribution.ts';
 import { Overwatch } from '../overwatch/overwatch.ts';
 import type { ApiServer } from '../api/server.ts';
 import { LmdbStore, type StateStore } from '../state/store.ts';
@@ -76,7 +77,8 @@ export async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   if (values.version) {
-    process.stdout.write(`OpenGSLB ${packageVersion()}\n`);
+    // The bundled GeoIP database's licence (CC BY 4.0) asks for the credit wherever its data is used.
+    process.stdout.write(`OpenGSLB ${packageVersion()}\n${GEOIP_ATTRIBUTION}\n`);
     return;
   }
   if (values.mode !== undefined && values.mode !== 'overwatch' && values.mode !== 'agent') {

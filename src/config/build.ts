@@ -10,10 +10,12 @@ import { isInZone, normaliseDomainName } from './domain-name.ts';
 import { formatDuration } from './duration.ts';
 import { networkOfCidr } from './ip.ts';
 import { isKnownCountry } from '../geo/continents.ts';
+import { parseIp } from './ip.ts';
 import type { PathSegment, ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
-  Config, DomainConfig, HealthCheckConfig, NameserverConfig, RegionConfig, SoaConfig, ZoneConfig,
+  AgentBackendConfig, AgentConfig, Config, DomainConfig, HealthCheckConfig, NameserverConfig, OverwatchGossipConfig, RegionConfig, SoaConfig,
+  ZoneConfig,
 } from './types.ts';
 
 type CheckedFile = Value<ConfigFile>;
@@ -83,6 +85,117 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   (file.agent?.backends ?? []).forEach((b, i) => {
     checkTimeoutBelowInterval(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
     checkKeepAliveType(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
+    if (typeof b?.address === 'string') {
+      const problem = backendAddressProblem(b.address);
+      if (problem !== null) sink.reportAt(['agent', 'backends', i, 'address'], problem);
+    }
+  });
+  checkAgentChannel(file, sink);
+}
+
+/** The default port of overwatch.gossip.bind_address (the Go original's memberlist port). */
+export const DEFAULT_GOSSIP_PORT = 7946;
+const OPENSSL_HINT = 'generate one with "openssl rand -base64 32"';
+
+/** An agent backend address is an IP literal or a host name; text that looks like an IP must be a valid one. */
+function backendAddressProblem(text: string): string | null {
+  if (text.includes(':') || /^[0-9.]+$/.test(text)) {
+    const ip = parseIp(text);
+    return 'error' in ip ? ip.error : null;
+  }
+  const name = normaliseDomainName(text);
+  return 'error' in name ? name.error.replace('expected a domain name', 'expected an IP literal or a host name') : null;
+}
+
+/** A key that matches the schema pattern but has stray low bits in its last character decodes to the same bytes as another spelling. */
+function isCanonicalKey(text: string): boolean {
+  return Buffer.from(text, 'base64').toString('base64') === text;
+}
+
+/**
+ * Checks the agent channel settings that involve more than one key: the
+ * overwatch's channel needs its key once agent_tokens, bind_address or
+ * accepted_keys turn it on; keys are canonical and distinct; timers are
+ * ordered; service names of agent_tokens are domain names; overwatch_nodes
+ * are distinct. Messages never quote a key or token.
+ */
+function checkAgentChannel(file: UncheckedFile, sink: ProblemCollector): void {
+  const ow = file.overwatch;
+  const gossip = ow?.gossip;
+  const tokens = ow?.agent_tokens ?? null;
+  const mode = file.mode;
+  const seenServices = new Map<string, string>();
+  for (const service of Object.keys(tokens ?? {})) {
+    const name = normaliseDomainName(service);
+    if ('error' in name) {
+      sink.reportAt(['overwatch', 'agent_tokens', service], `service name ${name.error}`);
+    } else if (seenServices.has(name.name)) {
+      sink.reportAt(['overwatch', 'agent_tokens', service], `names the same service as "${seenServices.get(name.name)}", expected each service once`);
+    } else {
+      seenServices.set(name.name, service);
+    }
+  }
+  if (mode !== 'agent') {
+    const key = gossip?.encryption_key;
+    const turnedOn = [
+      tokens !== null && Object.keys(tokens).length > 0 ? 'overwatch.agent_tokens' : null,
+      gossip?.bind_address != null ? 'overwatch.gossip.bind_address' : null,
+      (gossip?.accepted_keys?.length ?? 0) > 0 ? 'overwatch.gossip.accepted_keys' : null,
+    ].filter((k) => k !== null);
+    if (key === null && turnedOn.length > 0) {
+      sink.reportAt(
+        ['overwatch', 'gossip', 'encryption_key'],
+        `is missing, expected standard base64 of exactly 32 bytes (${OPENSSL_HINT}): ${turnedOn.join(' and ')} ${turnedOn.length === 1 ? 'turns' : 'turn'} the agent channel on, and it needs the key the agents share`,
+      );
+    }
+  }
+  const keyPaths: { path: PathSegment[]; text: string | null | undefined }[] = [
+    { path: ['overwatch', 'gossip', 'encryption_key'], text: gossip?.encryption_key },
+    ...(gossip?.accepted_keys ?? []).map((text, i) => ({ path: ['overwatch', 'gossip', 'accepted_keys', i] as PathSegment[], text })),
+    { path: ['agent', 'gossip', 'encryption_key'], text: file.agent?.gossip?.encryption_key },
+  ];
+  const firstOfKey = new Map<string, string>();
+  for (const { path, text } of keyPaths) {
+    if (typeof text !== 'string') continue;
+    const where = path.join('.').replace(/\.(\d+)/g, '[$1]');
+    if (!isCanonicalKey(text)) {
+      sink.reportAt(path, `the secret value is not canonical base64 (its last character carries stray bits), expected the exact text "openssl rand -base64 32" printed`);
+      continue;
+    }
+    if (path[0] === 'agent') continue; // the agent's own key may equal the overwatch's (one file for both in tests)
+    const first = firstOfKey.get(text);
+    if (first !== undefined) sink.reportAt(path, `is the same key as ${first}, expected each key once`);
+    else firstOfKey.set(text, where);
+  }
+
+  const validation = ow?.validation;
+  if (typeof validation?.check_timeout === 'number' && typeof validation.check_interval === 'number' && validation.check_timeout >= validation.check_interval) {
+    sink.reportAt(
+      ['overwatch', 'validation', 'check_timeout'],
+      `${formatDuration(validation.check_timeout)} is not shorter than check_interval ${formatDuration(validation.check_interval)}, expected a timeout below the interval`,
+    );
+  }
+  const stale = ow?.stale;
+  if (typeof stale?.threshold === 'number' && typeof stale.remove_after === 'number' && stale.remove_after <= stale.threshold) {
+    sink.reportAt(
+      ['overwatch', 'stale', 'remove_after'],
+      `${formatDuration(stale.remove_after)} is not longer than the threshold ${formatDuration(stale.threshold)}, expected backends to go stale before they are removed`,
+    );
+  }
+  const heartbeat = file.agent?.heartbeat;
+  if (typeof heartbeat?.interval === 'number' && typeof heartbeat.full_interval === 'number' && heartbeat.full_interval < heartbeat.interval) {
+    sink.reportAt(
+      ['agent', 'heartbeat', 'full_interval'],
+      `${formatDuration(heartbeat.full_interval)} is shorter than the interval ${formatDuration(heartbeat.interval)}, expected full_interval of at least interval`,
+    );
+  }
+  const nodes = new Map<string, number>();
+  (file.agent?.gossip?.overwatch_nodes ?? []).forEach((node, i) => {
+    if (node === undefined) return;
+    const text = node.host !== null && node.host.includes(':') ? `[${node.host}]:${node.port}` : `${node.host}:${node.port}`;
+    const first = nodes.get(text);
+    if (first === undefined) nodes.set(text, i);
+    else sink.reportAt(['agent', 'gossip', 'overwatch_nodes', i], `${text} is already overwatch_nodes[${first}], expected each overwatch once`);
   });
 }
 
@@ -376,7 +489,9 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       udpReceiveBufferBytes: dns.udp_receive_buffer,
       udpIo: dns.udp_io,
       tcpIdleTimeoutMs: dns.tcp_idle_timeout,
+      tcpFrameTimeoutMs: dns.tcp_frame_timeout,
       tcpMaxConnectionsPerWorker: dns.tcp_max_connections,
+      tcpMaxConnectionsPerClient: dns.tcp_max_connections_per_client,
       tcpMaxQueriesPerConnection: dns.tcp_max_queries_per_connection,
     },
     regions,
@@ -417,8 +532,74 @@ export function buildConfig(file: CheckedFile, source: string): Config {
         sharedSecret: file.overwatch.dnssec.key_sync.shared_secret ?? null,
       },
     },
+    gossip: buildOverwatchGossip(file),
+    agentTokens: Object.fromEntries(Object.entries(file.overwatch.agent_tokens ?? {}).map(([service, token]) => [serviceName(service), token])),
+    validation: {
+      enabled: file.overwatch.validation.enabled,
+      checkIntervalMs: file.overwatch.validation.check_interval,
+      checkTimeoutMs: file.overwatch.validation.check_timeout,
+    },
+    stale: { thresholdMs: file.overwatch.stale.threshold, removeAfterMs: file.overwatch.stale.remove_after },
+    agent: file.mode === 'agent' ? buildAgent(file, source) : null,
   };
   return deepFreeze(config);
+}
+
+/** A service name as written (checkAgentChannel made sure it is one), lower-case without the trailing dot. */
+function serviceName(text: string): string {
+  const name = normaliseDomainName(text);
+  return 'name' in name ? name.name : text;
+}
+
+function buildOverwatchGossip(file: CheckedFile): OverwatchGossipConfig | null {
+  const g = file.overwatch.gossip;
+  if (g.encryption_key === null) return null;
+  return {
+    bindHost: g.bind_address?.host ?? '0.0.0.0',
+    bindPort: g.bind_address?.port ?? DEFAULT_GOSSIP_PORT,
+    encryptionKey: g.encryption_key,
+    acceptedKeys: g.accepted_keys,
+    maxClockSkewMs: g.max_clock_skew,
+  };
+}
+
+/** Builds the agent section; the mode's required keys are present (the validator reported them otherwise). */
+function buildAgent(file: CheckedFile, source: string): AgentConfig {
+  const a = file.agent;
+  const backends: AgentBackendConfig[] = a.backends.map((b) => {
+    const ip = parseIp(b.address);
+    return {
+      service: b.service,
+      address: 'error' in ip ? b.address.toLowerCase() : ip.address,
+      family: 'error' in ip ? null : ip.family,
+      port: b.port,
+      weight: b.weight,
+      host: b.health_check.host,
+      healthCheck: buildHealthCheck(b.health_check),
+    };
+  });
+  const p = a.predictive;
+  return {
+    identity: {
+      serviceToken: a.identity.service_token ?? '',
+      region: a.identity.region ?? '',
+      certPath: resolve(dirname(source), a.identity.cert_path),
+      keyPath: resolve(dirname(source), a.identity.key_path),
+    },
+    backends,
+    predictive: {
+      enabled: p.enabled,
+      checkIntervalMs: p.check_interval,
+      cpu: { thresholdPercent: p.cpu.threshold, bleedDurationMs: p.cpu.bleed_duration },
+      memory: { thresholdPercent: p.memory.threshold, bleedDurationMs: p.memory.bleed_duration },
+      errorRate: { thresholdPerMin: p.error_rate.threshold, windowMs: p.error_rate.window, bleedDurationMs: p.error_rate.bleed_duration },
+    },
+    gossip: {
+      encryptionKey: a.gossip.encryption_key ?? '',
+      overwatchNodes: a.gossip.overwatch_nodes.map((n) => ({ host: n.host ?? '', port: n.port })),
+    },
+    heartbeat: { intervalMs: a.heartbeat.interval, missedThreshold: a.heartbeat.missed_threshold, fullIntervalMs: a.heartbeat.full_interval },
+  };
 }
 
 function buildZone(apex: string, base: SoaFields, own: ZoneSoaFields | null, nameserverList: NameserverList | null): ZoneConfig {

@@ -31,16 +31,21 @@ function regionName(doc: string) {
   return str({ doc, pattern: REGION_NAME_PATTERN, patternText: REGION_NAME_TEXT, maxLength: 63, required: true });
 }
 
-const gossipKey = str({
-  doc: 'Gossip encryption key: standard base64 of exactly 32 bytes.',
-  pattern: '^[A-Za-z0-9+/]{43}=$',
-  patternText: 'standard base64 of exactly 32 bytes (44 characters, for example from "openssl rand -base64 32")',
-  notUsedYet: true,
-  secret: true,
-});
+const GOSSIP_KEY_PATTERN = '^[A-Za-z0-9+/]{43}=$';
+const GOSSIP_KEY_TEXT = 'standard base64 of exactly 32 bytes (44 characters): generate one with "openssl rand -base64 32"';
 
-const healthCheck = object({
-  doc: 'How the overwatch checks each server: a request every `interval`, given up after `timeout`.',
+/** A gossip key; `mode` makes it required in that run mode. */
+function gossipKey(doc: string, requiredInMode?: 'agent') {
+  return str({ doc, pattern: GOSSIP_KEY_PATTERN, patternText: GOSSIP_KEY_TEXT, notUsedYet: true, secret: true, requiredInMode });
+}
+
+/** Default largest gap between the agent's and the overwatch's clocks. */
+export const DEFAULT_MAX_CLOCK_SKEW = '30s';
+
+/** The check keys shared by region checks and agent backend checks; `hostDoc` says what `host` does in each. */
+function healthCheckSchema(doc: string, host: ReturnType<typeof str>) {
+  return object({
+  doc,
   keys: {
     type: choice({
       doc: 'Check protocol; `none` marks every server healthy without checking (shown as unchecked).',
@@ -57,11 +62,7 @@ const healthCheck = object({
       patternText: 'a path that starts with "/" and has no spaces',
       maxLength: 2048,
     }),
-    host: str({
-      doc: "Accepted for compatibility with the Go original, which ignores it for region checks; set `host` on each server instead.",
-      minLength: 1,
-      notUsedYet: true,
-    }),
+    host,
     failure_threshold: int({ doc: 'Consecutive failed checks before a server counts as down.', default: 3, min: 1, max: 100 }),
     success_threshold: int({ doc: 'Consecutive good checks before a down server counts as up again.', default: 2, min: 1, max: 100 }),
     expected_status: list({
@@ -93,7 +94,27 @@ const healthCheck = object({
     }),
     ema_alpha: float({ doc: 'Weight of a new round-trip sample in the latency moving average used by latency routing.', default: 0.3, min: 0, exclusiveMin: true, max: 1 }),
   },
-});
+  });
+}
+
+const healthCheck = healthCheckSchema(
+  'How the overwatch checks each server: a request every `interval`, given up after `timeout`.',
+  str({
+    doc: "Accepted for compatibility with the Go original, which ignores it for region checks; set `host` on each server instead.",
+    minLength: 1,
+    notUsedYet: true,
+  }),
+);
+
+const backendHealthCheck = healthCheckSchema(
+  'How the agent checks this backend: the same keys and defaults as a region\'s `health_check`.',
+  str({
+    doc: 'Host header and TLS server name of this backend\'s HTTP(S) check; absent means the address.',
+    pattern: '^[^\\s/]+$',
+    patternText: 'a host name without spaces or slashes',
+    notUsedYet: true,
+  }),
+);
 
 const server = object({
   doc: 'One backend server of a region.',
@@ -158,7 +179,7 @@ const domainEntry = object({
     name: domain({ doc: 'Owner name, any case, trailing dot optional.', required: true }),
     routing_algorithm: choice({
       doc: 'How servers are picked among the healthy ones.',
-      values: ['round-robin', 'weighted', 'failover', 'latency'],
+      values: ['round-robin', 'weighted', 'failover', 'latency', 'geolocation'],
       noun: 'routing algorithm',
       default: 'round-robin',
       aliases: {
@@ -167,8 +188,9 @@ const domainEntry = object({
         weight: 'weighted',
         'active-standby': 'failover',
         activestandby: 'failover',
+        geo: 'geolocation',
       },
-      notYet: ['geolocation', 'geo', 'learned_latency'],
+      notYet: ['learned_latency'],
     }),
     regions: list({
       doc: 'Regions whose servers answer for this name; the order is the failover priority.',
@@ -324,8 +346,25 @@ const dns = object({
       noun: 'UDP I/O mode',
       default: 'auto',
     }),
-    tcp_idle_timeout: duration({ doc: 'A TCP connection with no query for this long is closed.', default: '10s', min: '100ms', max: '1h' }),
-    tcp_max_connections: int({ doc: 'Most open TCP connections per worker.', default: 256, min: 1, max: 65535 }),
+    tcp_idle_timeout: duration({
+      doc: 'A TCP connection with no query for this long is closed; the timeout shrinks as a worker fills up (RFC 7766 §6.2.3).',
+      default: '10s',
+      min: '100ms',
+      max: '1h',
+    }),
+    tcp_frame_timeout: duration({
+      doc: 'A TCP message that has started arriving must be complete within this long, or the connection is closed (slow senders).',
+      default: '2s',
+      min: '100ms',
+      max: '1h',
+    }),
+    tcp_max_connections: int({ doc: 'Most open TCP connections per worker; at the cap a new connection closes the longest-idle one.', default: 256, min: 1, max: 65535 }),
+    tcp_max_connections_per_client: int({
+      doc: 'Most open TCP connections per worker from one client: one IPv4 address, or one IPv6 /64.',
+      default: 16,
+      min: 1,
+      max: 65535,
+    }),
     tcp_max_queries_per_connection: int({
       doc: 'Most queries answered on one TCP connection before it is closed.',
       default: 10000,
@@ -388,39 +427,59 @@ const overwatch = object({
         region: str({ doc: 'Region of this node (logging only).', minLength: 1 }),
       },
     }),
-    agent_tokens: map({ notUsedYet: true, doc: 'Service name → agent token.', keyNoun: 'service name', values: str({ doc: 'Token.', minLength: 1, secret: true }) }),
+    agent_tokens: map({
+      notUsedYet: true,
+      doc: 'Service name (a domain name) → the token an agent must prove it holds to register backends for that service. An agent registering several services must hold the token of every one.',
+      keyNoun: 'service name',
+      values: str({ doc: 'Token, at least 16 characters.', minLength: 16, secret: true }),
+    }),
     gossip: object({
       notUsedYet: true,
-      doc: 'Gossip with agents.',
+      doc: 'The agent channel: where agents send their encrypted messages (UDP and TCP on one port).',
       keys: {
         bind_address: endpoint({
-          doc: 'Gossip listen address.',
+          doc: 'UDP and TCP address agents send to. ":PORT" listens on all IPv4 interfaces; write "[::]:PORT" for IPv6. Port 0 lets the OS pick one (tests).',
           host: 'ip',
           allowEmptyHost: true,
           minPort: 0,
           defaultText: '0.0.0.0:7946 when encryption_key is set',
         }),
-        encryption_key: gossipKey,
-        probe_interval: duration({ doc: 'SWIM probe interval.', default: '1s', min: '1ms' }),
-        probe_timeout: duration({ doc: 'SWIM probe timeout.', default: '500ms', min: '1ms' }),
-        gossip_interval: duration({ doc: 'Gossip interval.', default: '200ms', min: '1ms' }),
+        encryption_key: gossipKey('Key every agent message is sealed with (AES-256-GCM), shared by all agents and overwatches: standard base64 of exactly 32 bytes. Setting it turns the agent channel on.'),
+        accepted_keys: list({
+          doc: 'More keys accepted for incoming messages while a key rotates (see docs/agents.md); messages are sealed under `encryption_key` only.',
+          items: gossipKey('A key accepted besides encryption_key.'),
+          default: [],
+          maxItems: 4,
+          itemNoun: 'key',
+          notUsedYet: true,
+        }),
+        max_clock_skew: duration({
+          doc: 'How far an agent message\'s timestamp may be from this overwatch\'s clock, either way, before it is dropped (replay protection).',
+          default: DEFAULT_MAX_CLOCK_SKEW,
+          min: '1s',
+          max: '1h',
+          notUsedYet: true,
+        }),
+        probe_interval: duration({ doc: 'memberlist SWIM probe interval of the Go original; this channel has no SWIM membership and ignores it.', default: '1s', min: '1ms', notUsedYet: true }),
+        probe_timeout: duration({ doc: 'memberlist SWIM probe timeout of the Go original; ignored.', default: '500ms', min: '1ms', notUsedYet: true }),
+        gossip_interval: duration({ doc: 'memberlist gossip interval of the Go original; ignored.', default: '200ms', min: '1ms', notUsedYet: true }),
       },
     }),
     validation: object({
       notUsedYet: true,
-      doc: 'External checks of agent-reported backends.',
+      doc: 'The overwatch\'s own checks of agent-reported backends, with each backend\'s own check settings; their result outranks the agent\'s claim.',
       keys: {
         enabled: bool({ doc: 'Check agent backends from the overwatch too.', default: false }),
-        check_interval: duration({ doc: 'Time between checks.', default: '30s', min: '1s' }),
-        check_timeout: duration({ doc: 'Check timeout.', default: '5s', min: '100ms' }),
+        check_interval: duration({ doc: 'Time between two checks of one backend.', default: '30s', min: '1s', max: '24h' }),
+        check_timeout: duration({ doc: 'Time one check may take; must be shorter than `check_interval`.', default: '5s', min: '100ms', max: '1h' }),
       },
     }),
     stale: object({
       notUsedYet: true,
-      doc: 'When agent backends go stale and are removed.',
+      doc: 'When agent backends without a heartbeat go stale (out of answers) and are removed.',
       keys: {
-        threshold: duration({ doc: 'No update for this long marks a backend stale.', default: '30s', min: '1s' }),
-        remove_after: duration({ doc: 'No update for this long removes a backend.', default: '5m', min: '1s' }),
+        threshold: duration({ doc: 'No heartbeat for this long marks an agent\'s backends stale.', default: '30s', min: '1s', max: '24h' }),
+        remove_after: duration({ doc: 'No heartbeat for this long removes them; must be longer than `threshold`.', default: '5m', min: '1s', max: '720h' }),
       },
     }),
     dnssec: object({
@@ -504,36 +563,59 @@ const overwatch = object({
 });
 
 const agent = object({
-  doc: 'Agent settings of the Go original (accepted and validated; agent mode is not available in this version yet).',
+  doc: 'Agent mode (not available in this version yet): who the agent is, the backends it checks, and the overwatches it reports to.',
   notUsedYet: true,
   keys: {
     identity: object({
       notUsedYet: true,
       doc: 'Who this agent is.',
       keys: {
-        service_token: str({ doc: 'Token shared with the overwatch (at least 16 characters).', minLength: 16, secret: true }),
-        region: str({ doc: 'Region this agent reports for.', pattern: REGION_NAME_PATTERN, patternText: REGION_NAME_TEXT }),
-        cert_path: str({ doc: 'Agent certificate file.', default: '/var/lib/opengslb/agent.crt', minLength: 1 }),
-        key_path: str({ doc: 'Agent key file.', default: '/var/lib/opengslb/agent.key', minLength: 1 }),
+        service_token: str({
+          doc: 'The token of the services this agent registers (overwatch.agent_tokens on the overwatches), at least 16 characters. It never leaves the agent: registrations carry a proof made with it.',
+          minLength: 16,
+          secret: true,
+          requiredInMode: 'agent',
+        }),
+        region: str({
+          doc: 'Region this agent\'s backends belong to; it must be a region of the overwatches. Part of the agent id made at first start.',
+          pattern: REGION_NAME_PATTERN,
+          patternText: REGION_NAME_TEXT,
+          maxLength: 63,
+          requiredInMode: 'agent',
+        }),
+        cert_path: str({
+          doc: 'The agent\'s self-signed certificate, created at first start. Relative paths are taken from the main config file\'s folder.',
+          default: '/var/lib/opengslb/agent.crt',
+          minLength: 1,
+        }),
+        key_path: str({
+          doc: 'The agent\'s private key, created at first start with mode 0600; refused when others may read it. Relative paths are taken from the main config file\'s folder.',
+          default: '/var/lib/opengslb/agent.key',
+          minLength: 1,
+        }),
       },
     }),
     backends: list({
-      doc: 'Local services this agent reports.',
+      doc: 'The local backends this agent checks and reports.',
       default: [],
+      minItems: 1,
+      maxItems: 1024,
+      requiredInMode: 'agent',
       itemNoun: 'backend',
       items: object({
         doc: 'One backend.',
         keys: {
-          service: domain({ doc: 'Domain the backend serves.', required: true }),
+          service: domain({ doc: 'The domain this backend answers for on the overwatches.', required: true }),
           address: str({
-            doc: 'IP literal or host name of the backend.',
+            doc: 'IP literal (answered in DNS) or host name (kept and shown, never answered) of the backend; the agent checks it here.',
             required: true,
             pattern: '^[^\\s/]+$',
             patternText: 'an IP literal or a host name',
+            maxLength: 253,
           }),
-          port: int({ doc: 'Backend port.', required: true, min: 1, max: 65535 }),
-          weight: int({ doc: 'Weight.', default: 100, min: 0, max: 65535 }),
-          health_check: healthCheck,
+          port: int({ doc: 'Backend port, checked by the agent.', required: true, min: 1, max: 65535 }),
+          weight: int({ doc: 'Share of answers under the weighted algorithm; 0 keeps the backend out of weighted answers.', default: 100, min: 0, max: 65535 }),
+          health_check: backendHealthCheck,
         },
       }),
     }),
@@ -567,22 +649,30 @@ const agent = object({
       },
     }),
     gossip: object({
-      doc: 'Gossip with the overwatch nodes.',
+      doc: 'The overwatches this agent reports to.',
       keys: {
-        encryption_key: gossipKey,
+        encryption_key: gossipKey('The key shared with the overwatches (their overwatch.gossip.encryption_key): standard base64 of exactly 32 bytes.', 'agent'),
         overwatch_nodes: list({
-          doc: 'Overwatch gossip addresses.',
+          doc: 'Every overwatch\'s overwatch.gossip.bind_address as HOST:PORT (host names allowed); the agent reports to all of them.',
           items: endpoint({ doc: 'HOST:PORT.', host: 'name', allowEmptyHost: false, minPort: 1 }),
           default: [],
+          minItems: 1,
+          requiredInMode: 'agent',
           itemNoun: 'HOST:PORT',
         }),
       },
     }),
     heartbeat: object({
-      doc: 'Heartbeats to the overwatch.',
+      doc: 'Heartbeats to the overwatches.',
       keys: {
-        interval: duration({ doc: 'Heartbeat interval.', default: '10s', min: '1s' }),
-        missed_threshold: int({ doc: 'Failed sends before the log level rises.', default: 3, min: 1, max: 1000 }),
+        interval: duration({ doc: 'Time between heartbeats; a heartbeat carries only the backends whose state changed.', default: '10s', min: '1s', max: '1h' }),
+        missed_threshold: int({ doc: 'Consecutive failed sends to one overwatch before the agent logs at warn instead of debug.', default: 3, min: 1, max: 1000 }),
+        full_interval: duration({
+          doc: 'Time between heartbeats that carry every backend (the Go original\'s fixed 30 s full report); at least `interval`.',
+          default: '30s',
+          min: '1s',
+          max: '24h',
+        }),
       },
     }),
     latency_learning: object({

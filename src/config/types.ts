@@ -4,7 +4,7 @@
 // milliseconds, defaults are applied and cross-references are resolved.
 
 export type RunMode = 'overwatch' | 'agent';
-export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover' | 'latency';
+export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover' | 'latency' | 'geolocation';
 export type WhenAllDown = 'servfail' | 'last_healthy' | 'all' | 'fallback';
 export type HealthCheckType = 'http' | 'https' | 'tcp' | 'none';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -26,6 +26,16 @@ export interface Config {
   readonly geolocation: GeolocationConfig;
   /** overwatch.dnssec. */
   readonly dnssec: DnssecConfig;
+  /** The overwatch's agent channel (overwatch.gossip); null when no encryption_key is set: the channel is off. */
+  readonly gossip: OverwatchGossipConfig | null;
+  /** overwatch.agent_tokens: service name (lower-case, no trailing dot) → token. */
+  readonly agentTokens: Readonly<Record<string, string>>;
+  /** overwatch.validation. */
+  readonly validation: ValidationConfig;
+  /** overwatch.stale. */
+  readonly stale: StaleConfig;
+  /** The agent section; null unless the file's mode is agent. */
+  readonly agent: AgentConfig | null;
 }
 
 export interface GeolocationConfig {
@@ -68,6 +78,81 @@ export interface DnssecKeySyncConfig {
   readonly sharedSecret: string | null;
 }
 
+export interface OverwatchGossipConfig {
+  /** IP literal without brackets ("0.0.0.0" when bind_address had no host or was absent). */
+  readonly bindHost: string;
+  /** Default 7946; 0 asks the OS for a free port (tests). */
+  readonly bindPort: number;
+  /** Standard base64 of 32 bytes (Keyring.fromBase64 in src/gossip/envelope.ts turns it into a key). */
+  readonly encryptionKey: string;
+  /** Further keys accepted while a key rotates, base64 like encryptionKey. */
+  readonly acceptedKeys: readonly string[];
+  readonly maxClockSkewMs: number;
+}
+
+export interface ValidationConfig {
+  readonly enabled: boolean;
+  readonly checkIntervalMs: number;
+  readonly checkTimeoutMs: number;
+}
+
+export interface StaleConfig {
+  readonly thresholdMs: number;
+  readonly removeAfterMs: number;
+}
+
+export interface AgentConfig {
+  readonly identity: AgentIdentityConfig;
+  readonly backends: readonly AgentBackendConfig[];
+  readonly predictive: PredictiveConfig;
+  readonly gossip: AgentGossipConfig;
+  readonly heartbeat: HeartbeatConfig;
+}
+
+export interface AgentIdentityConfig {
+  readonly serviceToken: string;
+  readonly region: string;
+  /** Absolute (relative paths are taken from the main config file's folder). */
+  readonly certPath: string;
+  /** Absolute, as certPath. */
+  readonly keyPath: string;
+}
+
+export interface AgentBackendConfig {
+  /** Lower-case, no trailing dot. */
+  readonly service: string;
+  /** Normalised IP literal, or a lower-case host name (never answered in DNS). */
+  readonly address: string;
+  /** 4 or 6 for an IP literal, null for a host name. */
+  readonly family: 4 | 6 | null;
+  readonly port: number;
+  readonly weight: number;
+  /** health_check.host: Host header / TLS name of the check, or null. */
+  readonly host: string | null;
+  readonly healthCheck: HealthCheckConfig;
+}
+
+export interface PredictiveConfig {
+  readonly enabled: boolean;
+  readonly checkIntervalMs: number;
+  readonly cpu: { readonly thresholdPercent: number; readonly bleedDurationMs: number };
+  readonly memory: { readonly thresholdPercent: number; readonly bleedDurationMs: number };
+  readonly errorRate: { readonly thresholdPerMin: number; readonly windowMs: number; readonly bleedDurationMs: number };
+}
+
+export interface AgentGossipConfig {
+  /** Standard base64 of 32 bytes. */
+  readonly encryptionKey: string;
+  /** Host (IP literal without brackets, or lower-case name) and port of every overwatch. */
+  readonly overwatchNodes: readonly { readonly host: string; readonly port: number }[];
+}
+
+export interface HeartbeatConfig {
+  readonly intervalMs: number;
+  readonly missedThreshold: number;
+  readonly fullIntervalMs: number;
+}
+
 export interface ApiConfig {
   readonly enabled: boolean;
   /** IP literal without brackets; "0.0.0.0" when api.address had no host. */
@@ -104,8 +189,12 @@ export interface DnsConfig {
   /** dns.udp_io: 'auto' = batched native UDP where the addon loads, 'dgram' = always node:dgram. */
   readonly udpIo: 'auto' | 'dgram';
   readonly tcpIdleTimeoutMs: number;
+  /** Time a TCP message that has started arriving may take to complete. */
+  readonly tcpFrameTimeoutMs: number;
   /** Cap on concurrently open TCP connections per worker. */
   readonly tcpMaxConnectionsPerWorker: number;
+  /** Cap on concurrently open TCP connections per worker from one client (IPv4 address, IPv6 /64). */
+  readonly tcpMaxConnectionsPerClient: number;
   /** Cap on queries answered over one TCP connection before it is closed. */
   readonly tcpMaxQueriesPerConnection: number;
 }

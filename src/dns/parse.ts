@@ -6,6 +6,7 @@
 // packet bytes is bounded by the packet length and the RFC limits.
 
 import { EDNS_DO_BIT, EDNS_OPTION, HEADER_LEN, MAX_ADDITIONAL_RECORDS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN, QTYPE } from './constants.ts';
+import { ECS_OK, readEcsOption } from './ecs.ts';
 
 /** The question and EDNS state of one query; one instance per worker, overwritten by every packet. */
 export class ParsedQuery {
@@ -30,6 +31,8 @@ export class ParsedQuery {
   /** Offset and length of the ECS address bytes inside the request. */
   ecsAddrOff = 0;
   ecsAddrLen = 0;
+  /** The ECS address, zero-padded to 4 (IPv4) or 16 (IPv6) bytes; valid while ecsFamily is not 0. */
+  readonly ecsAddr = new Uint8Array(16);
 }
 
 /** The query parsed; answer it. */
@@ -191,26 +194,14 @@ function parseOptions(msg: Uint8Array, off: number, rdlen: number, q: ParsedQuer
     const data = off + 4;
     if (data + optLen > end) return -1;
     if (code === EDNS_OPTION.ECS) {
-      // RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH (0 in
-      // queries), then exactly ceil(source/8) address bytes; §7.1.1 asks for
-      // FORMERR when any of that is wrong. One ECS option per query.
-      if (q.ecsFamily !== 0 || optLen < 4) return -1;
-      const family = (msg[data] << 8) | msg[data + 1];
-      const source = msg[data + 2];
-      const scope = msg[data + 3];
-      const maxPrefix = family === 1 ? 32 : family === 2 ? 128 : -1;
-      if (maxPrefix < 0 || source > maxPrefix || scope !== 0) return -1;
-      const addrLen = (source + 7) >> 3;
-      if (optLen !== 4 + addrLen) return -1;
-      // Bits beyond the source prefix must be zero (RFC 7871 §6).
-      if (addrLen > 0 && source % 8 !== 0) {
-        const mask = 0xff >> (source % 8);
-        if ((msg[data + 4 + addrLen - 1] & mask) !== 0) return -1;
-      }
-      q.ecsFamily = family;
-      q.ecsSourcePrefix = source;
+      // RFC 7871 §6 and §7.1.2: a malformed option (family, prefix, address
+      // length, bits past the prefix, scope in a query) is FORMERR
+      // (readEcsOption checks each). One ECS option per query.
+      if (q.ecsFamily !== 0 || readEcsOption(msg, data, optLen, q.ecsAddr) !== ECS_OK) return -1;
+      q.ecsFamily = (msg[data] << 8) | msg[data + 1];
+      q.ecsSourcePrefix = msg[data + 2];
       q.ecsAddrOff = data + 4;
-      q.ecsAddrLen = addrLen;
+      q.ecsAddrLen = optLen - 4;
     }
     off = data + optLen;
   }

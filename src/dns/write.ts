@@ -56,10 +56,11 @@ export function patchCounts(out: Uint8Array, an: number, ns: number, ar: number)
 /**
  * Writes our OPT record (RFC 6891 §6.1.2): payload size 1232, the high 8 bits
  * of the extended rcode, version 0, the DO bit copied from the query (RFC 3225
- * §3), and the ECS option echoed with scope 0 when `withEcs` (RFC 7871 §7.2.1:
- * the answer is the same for every client until geolocation routing arrives).
+ * §3), and, when `withEcs`, the query's ECS option echoed with SCOPE
+ * PREFIX-LENGTH `scope` (RFC 7871 §7.2.1): the prefix length of the network
+ * the answer holds for, 0 when it is the same for every client.
  */
-export function writeOpt(out: Uint8Array, off: number, q: ParsedQuery, req: Uint8Array, extRcode: number, withEcs: boolean): number {
+export function writeOpt(out: Uint8Array, off: number, q: ParsedQuery, req: Uint8Array, extRcode: number, withEcs: boolean, scope: number): number {
   out[off++] = 0; // owner: root
   off = writeU16(out, off, QTYPE.OPT);
   off = writeU16(out, off, OUR_UDP_PAYLOAD);
@@ -73,7 +74,7 @@ export function writeOpt(out: Uint8Array, off: number, q: ParsedQuery, req: Uint
     off = writeU16(out, off, optLen);
     off = writeU16(out, off, q.ecsFamily);
     out[off++] = q.ecsSourcePrefix;
-    out[off++] = 0; // scope prefix
+    out[off++] = scope;
     off = copyBytes(out, off, req, q.ecsAddrOff, q.ecsAddrLen);
   } else {
     off = writeU16(out, off, 0);

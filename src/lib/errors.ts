@@ -81,6 +81,21 @@ export const ERRORS = {
     summary: 'A change could not be written to the state database; it was not applied.',
     httpStatus: 500,
   },
+  OPENGSLB_ERR_GOSSIP_KEY: {
+    code: 'OPENGSLB_ERR_GOSSIP_KEY',
+    summary: 'A gossip encryption key is missing or is not standard base64 of exactly 32 bytes (generate one with openssl rand -base64 32).',
+    httpStatus: 500,
+  },
+  OPENGSLB_ERR_AGENT_IDENTITY: {
+    code: 'OPENGSLB_ERR_AGENT_IDENTITY',
+    summary: 'The agent certificate or key file (agent.identity.cert_path, key_path) could not be created, read or used.',
+    httpStatus: 500,
+  },
+  OPENGSLB_ERR_GOSSIP_BIND: {
+    code: 'OPENGSLB_ERR_GOSSIP_BIND',
+    summary: 'The agent channel receiver could not bind its UDP or TCP socket at overwatch.gossip.bind_address.',
+    httpStatus: 500,
+  },
   OPENGSLB_ERR_API_BAD_REQUEST: {
     code: 'OPENGSLB_ERR_API_BAD_REQUEST',
     summary: 'An admin API request has a missing or malformed path parameter, query parameter or body field.',

@@ -23,7 +23,8 @@ import type { Config } from '../config/types.ts';
 import type { CheckObserver, HealthCounters } from '../health/scheduler.ts';
 import type { CheckedServer } from '../health/types.ts';
 import { formatAddress } from '../lib/ip.ts';
-import { decisionKey } from '../registry/keys.ts';
+import { decisionKey, geoDecisionKey, geoFallbackKey } from '../registry/keys.ts';
+import type { DecisionLabel } from '../registry/registry.ts';
 import type { OverrideView, ServerView } from '../overwatch/views.ts';
 import {
   COUNTER, COUNTER_STRIDE, HIST_BASE, HIST_BOUNDS_US, HIST_BUCKETS, HIST_SUM, HIST_WORDS, MATRIX_BASE,
@@ -57,8 +58,8 @@ export interface OverwatchSource {
   overrides(): readonly OverrideView[];
   /** The health checker's probe and transition counts since start. */
   healthCounters(): HealthCounters;
-  /** (domain, algorithm) per routing-decision stat id (REC_STAT_ID); undefined for ids never used. */
-  decisionLabels(): readonly ({ readonly domain: string; readonly algorithm: string } | undefined)[];
+  /** What each routing-decision stat id counts (REC_STAT_ID, geolocation's group ids); undefined for ids never used. */
+  decisionLabels(): readonly (DecisionLabel | undefined)[];
 }
 
 /** What the metrics read from the config reloader (ConfigReloader satisfies it). */
@@ -203,10 +204,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
   plainCounter('opengslb_dns_edns_queries_total', 'Parsed queries with a well-formed OPT record.', COUNTER.EDNS_QUERIES);
   plainCounter('opengslb_dns_ecs_queries_total', 'Parsed queries with an EDNS Client Subnet option.', COUNTER.ECS_QUERIES);
   plainCounter('opengslb_dns_do_queries_total', 'Parsed queries with the DNSSEC OK bit set.', COUNTER.DO_QUERIES);
-  labelledCounter('opengslb_dns_tcp_connections_total', 'TCP connections accepted, or rejected at the per-worker connection cap.', 'result', [
+  labelledCounter('opengslb_dns_tcp_connections_total', 'TCP connections accepted, refused (the worker full of busy connections, or stopping; or the client at dns.tcp_max_connections_per_client), or closed to make room (the idlest, at the worker cap).', 'result', [
     ['accepted', COUNTER.TCP_ACCEPTED],
     ['rejected', COUNTER.TCP_REJECTED],
+    ['rejected_per_client', COUNTER.TCP_CLIENT_CAP],
+    ['evicted', COUNTER.TCP_EVICTED],
   ]);
+  plainCounter('opengslb_dns_tcp_read_pauses_total', 'Times a TCP connection stopped being read until its unsent replies (or all of the worker\'s) drained below the bound.', COUNTER.TCP_READ_PAUSED);
+  plainCounter('opengslb_dns_tcp_frame_timeouts_total', 'TCP connections closed because a message that had started arriving did not complete within dns.tcp_frame_timeout.', COUNTER.TCP_FRAME_TIMEOUT);
   plainCounter('opengslb_dns_tcp_idle_closed_total', 'TCP connections closed after dns.tcp_idle_timeout without traffic.', COUNTER.TCP_IDLE_CLOSED);
   plainCounter('opengslb_dns_tcp_bad_frames_total', 'TCP connections closed for a zero-length frame.', COUNTER.TCP_BAD_FRAME);
   plainCounter('opengslb_dns_send_errors_total', 'UDP sends that failed, and errors on a bound UDP socket.', COUNTER.SEND_ERRORS);
@@ -278,11 +283,63 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const totals = decisionFold.totals;
       for (let id = 0; id < labels.length && id < totals.length; id++) {
         const l = labels[id];
-        if (l === undefined) continue;
+        if (l === undefined || l.kind !== 'route') continue;
         const entry = byKey.get(decisionKey(l.domain, l.algorithm));
         if (entry !== undefined) entry.value += totals[id];
       }
       for (const e of byKey.values()) this.inc({ domain: e.domain, algorithm: e.algorithm }, e.value);
+    },
+  });
+  const GEO_MATCHES = ['custom_mapping', 'geoip', 'default'] as const;
+  const GEO_FALLBACKS = ['region_down', 'region_not_served', 'no_region'] as const;
+  new Counter({
+    name: 'opengslb_geo_decisions_total',
+    help: 'Geolocation answers by domain, the region the client\'s address mapped to (one of the domain\'s regions), and how: custom_mapping, geoip (country or continent) or default.',
+    labelNames: ['domain', 'region', 'match'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      if (overwatch === null) return;
+      const byKey = new Map<string, { domain: string; region: string; match: string; value: number }>();
+      for (const d of overwatch.config.domains) {
+        if (d.routingAlgorithm !== 'geolocation') continue;
+        for (const region of d.regions) for (const match of GEO_MATCHES) byKey.set(geoDecisionKey(d.name, region, match), { domain: d.name, region, match, value: 0 });
+      }
+      const labels = overwatch.decisionLabels();
+      const totals = decisionFold.totals;
+      for (let id = 0; id < labels.length && id < totals.length; id++) {
+        const l = labels[id];
+        if (l === undefined || l.kind !== 'geo') continue;
+        const entry = byKey.get(geoDecisionKey(l.domain, l.region, l.match));
+        if (entry !== undefined) entry.value += totals[id];
+      }
+      for (const e of byKey.values()) this.inc({ domain: e.domain, region: e.region, match: e.match }, e.value);
+    },
+  });
+  new Counter({
+    name: 'opengslb_geo_fallbacks_total',
+    help: 'Geolocation answers not from the region the client mapped to, by domain and reason: region_down (no answerable server there; the next region in the domain\'s order answered), region_not_served (the region is not one of the domain\'s), no_region (nothing mapped and no default_region).',
+    labelNames: ['domain', 'reason'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      if (overwatch === null) return;
+      const byKey = new Map<string, { domain: string; reason: string; value: number }>();
+      for (const d of overwatch.config.domains) {
+        if (d.routingAlgorithm !== 'geolocation') continue;
+        for (const reason of GEO_FALLBACKS) byKey.set(geoFallbackKey(d.name, null, reason), { domain: d.name, reason, value: 0 });
+      }
+      const labels = overwatch.decisionLabels();
+      const totals = decisionFold.totals;
+      for (let id = 0; id < labels.length && id < totals.length; id++) {
+        const l = labels[id];
+        if (l === undefined || l.kind !== 'geo_fallback') continue;
+        const entry = byKey.get(geoFallbackKey(l.domain, null, l.reason));
+        if (entry !== undefined) entry.value += totals[id];
+      }
+      for (const e of byKey.values()) this.inc({ domain: e.domain, reason: e.reason }, e.value);
     },
   });
 

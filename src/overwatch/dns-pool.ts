@@ -10,7 +10,7 @@
 
 import { EventEmitter, once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { DnsWorkerData, MainToWorker, WorkerToMain } from '../../workers/messages.ts';
+import type { DnsWorkerData, MainToWorker, TcpSettings, WorkerToMain } from '../../workers/messages.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
@@ -25,14 +25,14 @@ export interface DnsPoolOptions {
   readonly snapshot: SharedArrayBuffer;
   readonly generation: number;
   readonly live: Int32Array;
+  /** The GeoIP database every worker reads (one copy, shared), or null. */
+  readonly geo?: SharedArrayBuffer | null;
   readonly counters: Int32Array;
   /** SO_RCVBUF asked for on each worker's UDP socket; 0 or absent keeps the kernel's default. */
   readonly udpReceiveBuffer?: number;
   /** dns.udp_io; absent = 'auto'. */
   readonly udpIo?: 'auto' | 'dgram';
-  readonly tcpIdleTimeoutMs: number;
-  readonly tcpMaxConnections: number;
-  readonly tcpMaxQueriesPerConnection: number;
+  readonly tcp: TcpSettings;
   /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
   readonly restartBaseMs?: number;
   readonly restartMaxMs?: number;
@@ -57,6 +57,9 @@ export class DnsPool extends EventEmitter {
   #snapshot: SharedArrayBuffer;
   #generation: number;
   #live: Int32Array;
+  #geo: SharedArrayBuffer | null;
+  /** Moves on with every GeoIP database published, so a worker that was starting gets the newest. */
+  #geoVersion = 0;
   #stopping = false;
   /** Set once start() has succeeded: later spawns are restarts, retried with backoff whatever made them fail. */
   #started = false;
@@ -77,6 +80,7 @@ export class DnsPool extends EventEmitter {
     this.#snapshot = options.snapshot;
     this.#generation = options.generation;
     this.#live = options.live;
+    this.#geo = options.geo ?? null;
     if (options.counters.length < options.workers * COUNTER_STRIDE) throw new RangeError('counters buffer too small for the worker count');
   }
 
@@ -119,6 +123,7 @@ export class DnsPool extends EventEmitter {
       index: i,
       snapshot: this.#snapshot,
       live: this.#live,
+      geo: this.#geo,
       counters: o.counters,
       counterBase: i * COUNTER_STRIDE,
       decisions: this.#decisions[i] ?? null,
@@ -126,15 +131,14 @@ export class DnsPool extends EventEmitter {
       port: o.port,
       udpReceiveBuffer: o.udpReceiveBuffer ?? 0,
       udpIo: o.udpIo ?? 'auto',
-      tcpIdleTimeoutMs: o.tcpIdleTimeoutMs,
-      tcpMaxConnections: o.tcpMaxConnections,
-      tcpMaxQueriesPerConnection: o.tcpMaxQueriesPerConnection,
+      tcp: o.tcp,
     };
     const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
     const slot = this.#slots[i];
     slot.worker = worker;
     slot.startedAt = Date.now();
     const generationAtSpawn = this.#generation;
+    const geoAtSpawn = this.#geoVersion;
     return new Promise<void>((resolve, reject) => {
       let listening = false;
       let bindError: OpenGslbError | null = null;
@@ -145,6 +149,7 @@ export class DnsPool extends EventEmitter {
           this.udpIo[i] = { path: msg.udpIo, reason: msg.udpIoReason };
           // A snapshot published while this worker was starting reaches it now.
           if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation });
+          if (this.#geoVersion !== geoAtSpawn && this.#geo !== null) this.#send(worker, { type: 'geo', buffer: this.#geo });
           resolve();
         } else if (msg.type === 'bind-failed') {
           bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${formatAddress(o.host, o.port)}: ${msg.code} (${msg.message})`);
@@ -214,6 +219,17 @@ export class DnsPool extends EventEmitter {
       ack.pending.delete(index);
       if (ack.pending.size === 0) ack.done();
     }
+  }
+
+  /**
+   * Hands every running worker a new GeoIP database (one SharedArrayBuffer
+   * they all read); a worker switches between two packets, and one that
+   * starts later gets it in its workerData.
+   */
+  publishGeo(buffer: SharedArrayBuffer): void {
+    this.#geo = buffer;
+    this.#geoVersion++;
+    for (const slot of this.#slots) if (slot.worker) this.#send(slot.worker, { type: 'geo', buffer });
   }
 
   /**

@@ -15,8 +15,12 @@ import { QTYPE } from '../dns/constants.ts';
 import { nameToWire, readWireName } from '../dns/names.ts';
 import { formatIpBytes } from '../lib/ip.ts';
 import type { MemberModel, Registry, ServerRecord } from '../registry/registry.ts';
+import { ParsedQuery } from '../dns/parse.ts';
+import type { GeoIpReader } from '../geo/lookup.ts';
+import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
+import { ClientAddress } from '../routing/client.ts';
 import {
-  allDownVerdict, DEGRADED_NONE, fastestEma, healthyVerdict, LATENCY_TOO_FEW_SAMPLES, latencyCutoff, LISTED, newestLastUp,
+  allDownVerdict, DEGRADED_NONE, fastestEma, groupOf, healthyVerdict, LATENCY_TOO_FEW_SAMPLES, latencyCutoff, LISTED, newestLastUp,
   OUT_DRAINED, OUT_STALE, OUT_WEIGHT_ZERO, refreshList, RouteState, selectMembers,
 } from '../routing/select.ts';
 import type { CompiledSnapshot } from '../snapshot/compile.ts';
@@ -35,6 +39,16 @@ export interface ExplainInput {
   readonly registry: Pick<Registry, 'overrideOf' | 'authorityOf'>;
   /** The last health-check error of a server ("status 503", "timeout"…), or null; optional. */
   readonly lastErrorOf?: (server: ServerRecord) => string | null;
+  /** The GeoIP database the workers read, or null while none is open (geolocation then decides by custom mappings and default_region only). */
+  readonly geo?: GeoIpReader | null;
+}
+
+/** The geolocation step of an explanation: how the client was placed, and which region answered. */
+export interface ExplainGeo extends GeoTestResult {
+  /** The region whose servers answer (the client's, or the next one that has an answerable server), or null when none. */
+  readonly answered_region: string | null;
+  /** Why the answer does not come from the client's region, or null when it does. */
+  readonly fallback: 'region_down' | 'region_not_served' | 'no_region' | null;
 }
 
 export type ExplainRcode = 'NOERROR' | 'NXDOMAIN' | 'REFUSED' | 'SERVFAIL';
@@ -120,6 +134,8 @@ export interface Explanation {
   /** Additional-section records (glue of an NS answer), in presentation form. */
   readonly additional: readonly string[];
   readonly notes: readonly string[];
+  /** Geolocation domains: how the client was placed and which region answers; null otherwise. */
+  readonly geo: ExplainGeo | null;
   /** Generation of the snapshot explained. */
   readonly generation: number;
 }
@@ -130,6 +146,7 @@ const POLICY_NAME: Record<number, ExplainPolicy> = {
   [L.POLICY_FAILOVER]: 'failover',
   [L.POLICY_STATIC]: 'static',
   [L.POLICY_LATENCY]: 'latency',
+  [L.POLICY_GEOLOCATION]: 'geolocation',
 };
 const ALL_DOWN_NAME: Record<number, WhenAllDown> = {
   [L.ALL_DOWN_SERVFAIL]: 'servfail',
@@ -189,6 +206,7 @@ class Builder {
   allDown: ExplainAllDown | null = null;
   additional: string[] = [];
   notes: string[] = [];
+  geo: ExplainGeo | null = null;
 
   constructor(input: ExplainInput, qname: string, qtype: number, client: string | null) {
     this.input = input;
@@ -201,6 +219,7 @@ class Builder {
     // Explain's own routing state: the rules run here exactly as in a worker,
     // without touching any worker's cache or rotor.
     this.route = new RouteState(view, input.live);
+    this.route.geo = input.geo ?? null;
     this.qname = qname;
     this.qtype = qtype;
     this.client = client;
@@ -208,11 +227,13 @@ class Builder {
 
   finish(): Explanation {
     if (this.client !== null) {
-      this.notes.push(
-        this.policy === 'latency'
-          ? `the client address ${this.client} is not used by the latency policy: it ranks servers by the overwatch's own health-check latency, the same for every client`
-          : `the client address ${this.client} does not change this answer: no policy routes by client yet (an ECS option is echoed with scope 0)`,
-      );
+      if (this.policy !== 'geolocation') {
+        this.notes.push(
+          this.policy === 'latency'
+            ? `the client address ${this.client} is not used by the latency policy: it ranks servers by the overwatch's own health-check latency, the same for every client`
+            : `the client address ${this.client} does not change this answer: only geolocation domains route by client (an ECS option is echoed with scope 0)`,
+        );
+      }
     }
     if (this.rcode === 'NOERROR' && this.answers.length > 0 && this.ttl !== null) {
       this.notes.push(`resolvers may cache this answer for up to ${this.ttl} s, so a client can still get an earlier answer for that long`);
@@ -241,6 +262,7 @@ class Builder {
       all_down: this.allDown,
       additional: this.additional,
       notes: this.notes,
+      geo: this.geo,
       generation: this.view.generation,
     };
   }
@@ -510,6 +532,8 @@ function explainRecord(b: Builder, r: number): void {
     if (policy === L.POLICY_LATENCY) b.notes.push('latency does not rank while when_all_down answers: the list rotates round-robin');
   } else if (policy === L.POLICY_WEIGHTED) {
     weightedChances(b, list, k, pool, why);
+  } else if (policy === L.POLICY_GEOLOCATION) {
+    geolocation(b, r, rb, start, list, want, pool, why);
   } else if (policy === L.POLICY_LATENCY) {
     latency(b, list, k, rb, start, answerAt, pool, why);
   } else {
@@ -665,6 +689,54 @@ function latency(b: Builder, list: Member[], k: number, rb: number, start: numbe
     ? `latency: ${ties.length} servers are within tie_margin_ms ${tieMs} of the fastest (${ms(best)} ms) and lead answers in turn; each DNS worker keeps its own rotation`
     : `latency: ${ties[0].address} is the fastest (${ms(best)} ms); no other server is within tie_margin_ms ${tieMs}`);
   if (k > 1) b.notes.push(`max_answers ${k}: the first place goes to a tied fastest server, the rest follow in ascending latency`);
+}
+
+/**
+ * Geolocation: places the client as a worker would (explainGeo over the
+ * snapshot's geo table), lets selectMembers() pick the answering region with
+ * the worker's own walk, and explains the weighted draw within it.
+ */
+function geolocation(b: Builder, r: number, rb: number, start: number, list: Member[], want: number, pool: Set<Member>, why: Why): void {
+  const view = b.view;
+  const state = b.route;
+  const names = b.input.snapshot.view.regionNames;
+  const client = new ClientAddress(new ParsedQuery());
+  if (b.client !== null) client.setSource(b.client, b.client.includes(':') ? 6 : 4);
+  const placed = b.client === null ? null : explainGeo(names, view.u32, view.geoWord, state.geo, b.client);
+  const picks = new Int32Array(L.MAX_ANSWERS_LIMIT);
+  const k = selectMembers(state, r, picks, b.client === null ? null : client);
+  const decided = state.decision.region;
+  // The answering region: the group of the first pick (selectMembers never mixes regions).
+  const first = view.u32[rb + L.REC_GROUP_START];
+  const count = view.u32[rb + L.REC_GROUP_COUNT];
+  let answeredGroup = -1;
+  for (let g = 0; g < count && k > 0; g++) {
+    if (picks[0] - start < view.u32[view.groupBase(first + g) + L.GRP_MEMBER_END]) {
+      answeredGroup = g;
+      break;
+    }
+  }
+  const answeredRegion = answeredGroup < 0 ? null : names[view.u32[view.groupBase(first + answeredGroup) + L.GRP_REGION]] ?? null;
+  const decidedName = decided < 0 ? null : names[decided] ?? null;
+  const inDomain = decided >= 0 && groupOf(state, rb, decided) >= 0;
+  const fallback = decided < 0 ? 'no_region' : !inDomain ? 'region_not_served' : answeredRegion !== decidedName ? 'region_down' : null;
+  const unplaced: GeoTestResult = { ip: '', region: decidedName, match_type: decidedName === null ? 'none' : 'default', matched_cidr: null, country: null, continent: null, geoip_network: null, scope_prefix_length: 0 };
+  b.geo = { ...(placed ?? unplaced), answered_region: answeredRegion, fallback };
+  if (b.client === null) b.notes.push(`no client address given: explained as for a query that carries none (default_region${decidedName === null ? ', which is not set' : ` ${decidedName}`}); ask with a client to see its region`);
+  else if (state.geo === null) b.notes.push('no GeoIP database is open: only custom mappings and default_region place clients');
+  const lo = answeredGroup <= 0 ? 0 : state.groupEnd[first + answeredGroup - 1];
+  const hi = answeredGroup < 0 ? 0 : state.groupEnd[first + answeredGroup];
+  const end = answeredGroup < 0 ? start : start + view.u32[view.groupBase(first + answeredGroup) + L.GRP_MEMBER_END];
+  const inRegion = list.filter((m, i) => i >= lo && i < hi && m.index < end);
+  for (const m of list) {
+    if (!inRegion.includes(m)) why.reasons.set(m, `in region ${m.info?.server.region}; this client's answers come from region ${answeredRegion ?? '(none)'}`);
+  }
+  if (fallback === 'region_down') b.notes.push(`the client maps to region ${decidedName}, which has no answerable server: the next region of the domain in order that has one answers (${answeredRegion})`);
+  else if (fallback === 'region_not_served') b.notes.push(`the client maps to region ${decidedName}, which is not one of this domain's: its first region with an answerable server answers (${answeredRegion})`);
+  else if (fallback === 'no_region') b.notes.push(`no custom mapping, country or continent places the client and there is no default_region: the domain's first region with an answerable server answers (${answeredRegion})`);
+  if (inRegion.length > 0) weightedChances(b, inRegion, Math.min(want, inRegion.length), pool, why);
+  b.answerSize = Math.min(want, inRegion.length);
+  if (placed !== null && placed.scope_prefix_length > 0) b.notes.push(`an answer to this client as an ECS address carries scope /${placed.scope_prefix_length}: resolvers reuse it for that whole network`);
 }
 
 /** Failover (and the default branch of selectMembers): `answered`, the first k of the list in priority order. */

@@ -8,7 +8,7 @@
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
-import { Registry, type MemberModel } from '../registry/registry.ts';
+import { Registry, type DecisionLabel, type MemberModel } from '../registry/registry.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
@@ -17,22 +17,30 @@ import {
   lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { MemoryStore, type StateStore, type StoredOverride } from '../state/store.ts';
+import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
+import { compileGeoTable } from '../geo/cidr-table.ts';
+import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
+import type { RegistryView } from '../registry/registry.ts';
+import { MemoryStore, type StateStore, type StoredGeoMapping, type StoredOverride } from '../state/store.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 import { explain, type Explanation } from './explain.ts';
+import { GeoSource } from './geo-source.ts';
+import { ZoneSerials } from './zone-serials.ts';
 import { HealthFanout } from './fanout.ts';
 import { LastUpJournal } from './last-up-journal.ts';
-import { rfc3339, type DomainServerView, type DomainView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
+import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
 
 /** Socket settings fixed when the workers start: a reload that changes one is refused. */
 const SOCKET_KEY_NAMES = {
   udpReceiveBufferBytes: 'dns.udp_receive_buffer',
   udpIo: 'dns.udp_io',
   tcpIdleTimeoutMs: 'dns.tcp_idle_timeout',
+  tcpFrameTimeoutMs: 'dns.tcp_frame_timeout',
   tcpMaxConnectionsPerWorker: 'dns.tcp_max_connections',
+  tcpMaxConnectionsPerClient: 'dns.tcp_max_connections_per_client',
   tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
 } as const;
 
@@ -81,14 +89,17 @@ export class Overwatch {
   #config: Config;
   #live: Int32Array;
   #snapshot: CompiledSnapshot;
-  #serial: number;
+  readonly #serials: ZoneSerials;
   readonly #health: HealthScheduler | null;
   readonly #fanout: HealthFanout;
   readonly #store: StateStore;
   readonly #lastUp: LastUpJournal;
+  readonly #geo: GeoSource;
   /** Reloads and republishes run one at a time, in order. */
   #queue: Promise<unknown> = Promise.resolve();
   #republishTimer: NodeJS.Timeout | null = null;
+  /** whenPublished() callers, each waiting for a registry version to be served. */
+  #waiters: { readonly version: number; readonly resolve: () => void; readonly reject: (err: Error) => void }[] = [];
   #stopping = false;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
@@ -102,11 +113,13 @@ export class Overwatch {
     this.#store = state.store;
     this.#live = state.fanout.live;
     this.#snapshot = state.snapshot;
-    this.#serial = state.snapshot.serial;
+    this.#serials = state.serials;
     this.counters = counters;
     this.pool = pool;
     this.#lastUp = state.lastUp;
     this.#lastUp.start();
+    this.#geo = state.geo;
+    this.#geo.onChange = (sab) => this.pool.publishGeo(sab);
     this.registry.on('changed', () => this.#scheduleRepublish());
   }
 
@@ -123,8 +136,10 @@ export class Overwatch {
     // Persisted state goes in before any verdict: overrides outrank the first
     // round, and last-up times let last_healthy answer right after a restart.
     for (const o of store.loadOverrides()) registry.setOverride(o);
+    for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
     const view = registry.view();
-    const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
+    const serials = new ZoneSerials(store);
+    const snapshot = compileSnapshot(view, { generation: 1, serial: 1, serials: await serials.serialsFor(view) });
     const fresh = registry.takeFreshSlots();
     registry.commit(view);
     const fanout = new HealthFanout(createLiveSlots(Math.max(256, registry.slotHighWater * 2)), registry);
@@ -154,11 +169,14 @@ export class Overwatch {
     // Probe the address only now, right before the workers bind: the first
     // health round can take seconds, and a port chosen for port 0 before it
     // could be taken by then.
+    const geo = new GeoSource(logger.child({ component: 'geo' }));
     let port: number;
     try {
+      await geo.apply(config);
       port = await reserveDnsPort(dns.listenHost, dns.listenPort);
     } catch (err) {
       health?.stop();
+      geo.close();
       throw err;
     }
     const counters = createCounters(dns.workers);
@@ -169,12 +187,17 @@ export class Overwatch {
       snapshot: snapshot.buffer,
       generation: snapshot.generation,
       live,
+      geo: geo.buffer,
       counters,
       udpReceiveBuffer: dns.udpReceiveBufferBytes,
       udpIo: dns.udpIo,
-      tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
-      tcpMaxConnections: dns.tcpMaxConnectionsPerWorker,
-      tcpMaxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
+      tcp: {
+        idleTimeoutMs: dns.tcpIdleTimeoutMs,
+        frameTimeoutMs: dns.tcpFrameTimeoutMs,
+        maxConnections: dns.tcpMaxConnectionsPerWorker,
+        maxConnectionsPerClient: dns.tcpMaxConnectionsPerClient,
+        maxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
+      },
     });
     const log = logger.child({ component: 'dns' });
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
@@ -185,9 +208,10 @@ export class Overwatch {
       await pool.start();
     } catch (err) {
       health?.stop();
+      geo.close();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials }, counters, pool);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     // udpIo: each worker's UDP path ("batched" or "dgram"), udpIoReason: why, once per distinct reason.
     const udpIo = pool.udpIo.map((w) => w.path);
@@ -245,8 +269,8 @@ export class Overwatch {
     return this.#snapshot;
   }
 
-  /** The (domain, algorithm) of each routing-decision counter id (REC_STAT_ID); ids are never reused. */
-  decisionLabels(): readonly ({ readonly domain: string; readonly algorithm: string } | undefined)[] {
+  /** What each routing-decision counter id (REC_STAT_ID, the geo ids of the group table) counts; ids are never reused. */
+  decisionLabels(): readonly (DecisionLabel | undefined)[] {
     return this.registry.decisionLabels();
   }
 
@@ -283,10 +307,11 @@ export class Overwatch {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
       }
     }
+    const geoNote = await this.#geo.apply(next);
     this.registry.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
-      snapshot = this.#compile();
+      snapshot = await this.#compile();
     } catch (err) {
       // Slots are released only by a commit, so the old config's servers get theirs back.
       this.registry.applyConfig(cur);
@@ -295,7 +320,8 @@ export class Overwatch {
     this.#config = next;
     this.#logger.level = next.logging.level;
     const lagging = await this.#publish(snapshot);
-    const note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
+    let note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
+    if (geoNote !== null) note += `; ${geoNote}`;
     return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}` };
   }
 
@@ -304,6 +330,19 @@ export class Overwatch {
     const run = this.#queue.then(step, step);
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Resolves once what the registry holds now is published to the workers
+   * (at once when it already is): a change made at run time waits for its
+   * debounce and publish, a reload for its publish. Resolves at stop too;
+   * rejects with the compile error when the change cannot be published.
+   */
+  whenPublished(): Promise<void> {
+    const version = this.registry.version;
+    if (this.#stopping || this.#snapshot.view.version >= version) return Promise.resolve();
+    this.#scheduleRepublish();
+    return new Promise((resolve, reject) => this.#waiters.push({ version, resolve, reject }));
   }
 
   /** A run-time registry change: publish it once the burst it belongs to is over. */
@@ -320,21 +359,21 @@ export class Overwatch {
     if (this.#stopping || this.#snapshot.view.version === this.registry.version) return;
     let snapshot: CompiledSnapshot;
     try {
-      snapshot = this.#compile();
+      snapshot = await this.#compile();
     } catch (err) {
       this.#logger.error({ err: (err as Error).message }, 'registry change not published; the previous snapshot keeps serving');
+      const waiting = this.#waiters;
+      this.#waiters = [];
+      for (const w of waiting) w.reject(err as Error);
       return;
     }
     await this.#publish(snapshot);
   }
 
-  /** Compiles the registry's current view with the next generation and serial. */
-  #compile(): CompiledSnapshot {
+  /** Compiles the registry's current view with the next generation, each zone with the serial its content has. */
+  async #compile(): Promise<CompiledSnapshot> {
     const view = this.registry.view();
-    const serial = Math.max(this.#serial + 1, unixSeconds());
-    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial });
-    this.#serial = serial;
-    return snapshot;
+    return compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view) });
   }
 
   /**
@@ -371,7 +410,18 @@ export class Overwatch {
       writeLatency(live, slot, 0, 0);
       writeLastUp(live, slot, 0);
     }
+    this.#settle(view.version);
     return lagging;
+  }
+
+  /** Resolves the whenPublished() callers whose version is now served (all of them at stop). */
+  #settle(served: number): void {
+    const waiting = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiting) {
+      if (this.#stopping || w.version <= served) w.resolve();
+      else this.#waiters.push(w);
+    }
   }
 
   /** Stops answering: workers close their sockets and finish TCP queries in flight. */
@@ -379,7 +429,9 @@ export class Overwatch {
     this.#stopping = true;
     if (this.#republishTimer !== null) clearTimeout(this.#republishTimer);
     this.#republishTimer = null;
+    this.#settle(this.#snapshot.view.version);
     this.#health?.stop();
+    this.#geo.close();
     await this.#queue;
     await this.pool.stop(graceMs);
     await this.#lastUp.stop();
@@ -450,6 +502,63 @@ export class Overwatch {
     };
   }
 
+  // ---- Geolocation: what a client address maps to, and mappings added at run time
+
+  /**
+   * Decides the region of `ip` as the workers do now (the served geo table
+   * and GeoIP database), with how it was decided. Opens the database when no
+   * domain routes by geolocation yet. Throws OPENGSLB_ERR_API_BAD_REQUEST for
+   * an address that is not an IP literal.
+   */
+  async geoTest(ip: string): Promise<GeoTestResult> {
+    const parsed = parseIp(ip.trim());
+    if ('error' in parsed) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `ip: ${parsed.error}`);
+    const reader = await this.#geo.reader(this.#config);
+    const view = this.#snapshot.view;
+    return explainGeo(view.regionNames, geoTableOf(view), 0, reader, parsed.address);
+  }
+
+  /** The custom geo mappings: the config's, then those added at run time (with whether each applies). */
+  geoMappings(): GeoMappingView[] {
+    const out: GeoMappingView[] = this.registry.configGeoMappings.map((m) => ({ cidr: m.cidr, region: m.region, comment: m.comment, source: 'config', created_at: null, active: true }));
+    for (const m of this.registry.geoMappings()) {
+      out.push({ cidr: m.cidr, region: m.region, comment: m.comment, source: m.source, created_at: rfc3339(m.createdAtMs), active: this.registry.geoMappingActive(m) });
+    }
+    return out;
+  }
+
+  /**
+   * Adds (or replaces) a run-time mapping of the network `cidr` (any host bits)
+   * to `region`: persisted first, then compiled into the snapshot; resolves
+   * once every worker answers by it. Throws OPENGSLB_ERR_API_BAD_REQUEST for a
+   * CIDR that is not one, OPENGSLB_ERR_REGISTRY_REFUSED for a region not
+   * served or a network the config maps, OPENGSLB_ERR_STATE_WRITE when the
+   * store refuses (nothing changes then).
+   */
+  async setGeoMapping(cidr: string, region: string, comment: string | null, source: string): Promise<GeoMappingView> {
+    const network = parseCidr(cidr.trim());
+    if ('error' in network) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `cidr: ${network.error}`);
+    const mapping: StoredGeoMapping = { cidr: networkOfCidr(network.cidr), region, comment, source, createdAtMs: Date.now() };
+    this.registry.checkGeoMapping(mapping);
+    await this.#store.putGeoMapping(mapping);
+    this.registry.setGeoMapping(mapping);
+    await this.whenPublished();
+    return { cidr: mapping.cidr, region, comment, source, created_at: rfc3339(mapping.createdAtMs), active: true };
+  }
+
+  /** Removes the run-time mapping of a network; returns it, or null when there was none. Resolves once every worker answers without it. */
+  async deleteGeoMapping(cidr: string): Promise<GeoMappingView | null> {
+    const network = parseCidr(cidr.trim());
+    if ('error' in network) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `cidr: ${network.error}`);
+    const key = networkOfCidr(network.cidr);
+    const existing = this.registry.geoMappings().find((m) => m.cidr === key);
+    if (existing === undefined) return null;
+    await this.#store.deleteGeoMapping(key);
+    this.registry.deleteGeoMapping(key);
+    await this.whenPublished();
+    return { cidr: existing.cidr, region: existing.region, comment: existing.comment, source: existing.source, created_at: rfc3339(existing.createdAtMs), active: false };
+  }
+
   // ---- Views for the API, the metrics and the CLI
 
   /** The health-check state of each served server, by server key. */
@@ -472,6 +581,7 @@ export class Overwatch {
           live: this.#live,
           registry: this.registry,
           lastErrorOf: (server) => targets.get(server.key)?.lastError ?? null,
+          geo: this.#geo.readerNow(),
         },
         name,
         type,
@@ -578,6 +688,15 @@ function shortList(items: readonly string[]): string {
   return items.slice(0, 10).join(', ') + (items.length > 10 ? `, … (${items.length} in all)` : '');
 }
 
+/** The compiled geo table of each served view, for the API's geo test (workers read the snapshot's copy). */
+const geoTables = new WeakMap<RegistryView, Uint32Array>();
+
+function geoTableOf(view: RegistryView): Uint32Array {
+  let table = geoTables.get(view);
+  if (table === undefined) geoTables.set(view, (table = compileGeoTable(view.geo)));
+  return table;
+}
+
 /** Names a health word for the API; a drained member is unhealthy. */
 function stateName(word: number): HealthState {
   return word === HEALTH_HEALTHY ? 'healthy' : word === HEALTH_UNKNOWN ? 'unknown' : 'unhealthy';
@@ -591,8 +710,7 @@ interface StartState {
   readonly lastUp: LastUpJournal;
   readonly snapshot: CompiledSnapshot;
   readonly health: HealthScheduler | null;
+  readonly geo: GeoSource;
+  readonly serials: ZoneSerials;
 }
 
-function unixSeconds(): number {
-  return Math.floor(Date.now() / 1000);
-}

@@ -2,6 +2,7 @@
 // serves it (snake_case JSON, RFC 3339 times in UTC, null for "none yet").
 // The Overwatch builds these; the API, the metrics and the CLI only read them.
 
+import type { RoutingAlgorithm } from '../config/types.ts';
 import type { Authority } from '../registry/registry.ts';
 
 /** Who decides whether a server is answered: the registry's rule (src/registry/registry.ts authorityOf()). */
@@ -68,7 +69,7 @@ export interface DomainServerView {
 export interface DomainView {
   readonly name: string;
   readonly zone: string;
-  readonly algorithm: 'round-robin' | 'weighted' | 'failover' | 'latency';
+  readonly algorithm: RoutingAlgorithm;
   readonly ttl: number;
   readonly max_answers: number;
   readonly when_all_down: 'servfail' | 'last_healthy' | 'all' | 'fallback';
@@ -84,6 +85,20 @@ export interface RegionView {
   readonly unknown_count: number;
   /** healthy / total × 100, one decimal; 0 for a region without servers. */
   readonly health_percent: number;
+}
+
+/** A custom geo mapping as the API shows it. */
+export interface GeoMappingView {
+  /** The network, host bits clear. */
+  readonly cidr: string;
+  readonly region: string;
+  readonly comment: string | null;
+  /** `config` (overwatch.geolocation.custom_mappings) or who added it through the API. */
+  readonly source: string;
+  /** When it was added through the API; null for the config's. */
+  readonly created_at: string | null;
+  /** False while a run-time mapping does not apply (its region is not served, or the config maps the same network). */
+  readonly active: boolean;
 }
 
 export interface Readiness {

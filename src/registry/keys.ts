@@ -28,3 +28,13 @@ export function overrideKey(service: string, address: string): string {
 export function decisionKey(domain: string, algorithm: string): string {
   return `${domain}|${algorithm}`;
 }
+
+/** Identifies a geolocation decision counter: one per (domain, region, how the region was decided). */
+export function geoDecisionKey(domain: string, region: string, match: string): string {
+  return `${domain}|geo|${region}|${match}`;
+}
+
+/** Identifies a geolocation fallback counter: one per (domain, reason), with the decided region when there is one. */
+export function geoFallbackKey(domain: string, region: string | null, reason: string): string {
+  return `${domain}|geo-fallback|${region ?? ''}|${reason}`;
+}

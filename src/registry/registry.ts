@@ -20,13 +20,15 @@
 
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import type { Config, DomainConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
+import type { Config, CustomMappingConfig, DomainConfig, GeolocationConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
+import type { GeoTableInput } from '../geo/cidr-table.ts';
+import { geoTableInputOf } from '../geo/table-input.ts';
 import { specFor } from '../health/targets.ts';
 import { targetKey, type CheckSpec } from '../health/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
-import type { StoredOverride } from '../state/store.ts';
-import { decisionKey, memberKey, overrideKey, serverKey } from './keys.ts';
+import type { StoredGeoMapping, StoredOverride } from '../state/store.ts';
+import { decisionKey, geoDecisionKey, geoFallbackKey, memberKey, overrideKey, serverKey } from './keys.ts';
 import { SlotAllocator } from './slots.ts';
 
 /** Where a server came from. */
@@ -96,7 +98,25 @@ export interface DomainModel {
   readonly decisionId: number;
   /** Longest check round (interval + timeout) of the domain's regions, in ms: the last_healthy window. */
   readonly checkRoundMs: number;
+  /** Geolocation domains: the counter ids of each region of the domain, in order, and of the fallbacks; null otherwise. */
+  readonly geo: GeoCounters | null;
 }
+
+/** Where a geolocation domain counts its decisions (ids in the routing-decision buffers). */
+export interface GeoCounters {
+  /** Per region of the domain, in the domain's order: its index in the config's regions and its counter ids. */
+  readonly regions: readonly { readonly region: number; readonly custom: number; readonly geoip: number; readonly default: number; readonly regionDown: number }[];
+  /** The decided region is not one of the domain's. */
+  readonly notServed: number;
+  /** No region decided (no mapping matched, no default_region). */
+  readonly undecided: number;
+}
+
+/** What a routing-decision counter id counts. */
+export type DecisionLabel =
+  | { readonly kind: 'route'; readonly domain: string; readonly algorithm: string }
+  | { readonly kind: 'geo'; readonly domain: string; readonly region: string; readonly match: 'custom_mapping' | 'geoip' | 'default' }
+  | { readonly kind: 'geo_fallback'; readonly domain: string; readonly region: string | null; readonly reason: 'region_down' | 'region_not_served' | 'no_region' };
 
 /** Everything one snapshot is compiled from. */
 export interface RegistryView {
@@ -104,6 +124,12 @@ export interface RegistryView {
   readonly version: number;
   readonly zones: readonly ZoneConfig[];
   readonly domains: readonly DomainModel[];
+  /** Region names by index (the config's order): the indexes the geo table decides. */
+  readonly regionNames: readonly string[];
+  /** The geo table's input: regions' countries and continents, default_region, the config's and the run-time custom mappings. */
+  readonly geo: GeoTableInput;
+  /** overwatch.geolocation.ecs_enabled. */
+  readonly ecsEnabled: boolean;
   /** Servers in a region that some domain lists, in registry order: the ones the overwatch checks. */
   readonly served: readonly ServerRecord[];
   /** Every slot key the view holds (servers and members): commit() keeps these. */
@@ -118,12 +144,16 @@ export interface ConfigChange {
 }
 
 interface Routing {
+  readonly config: Config | null;
   readonly zones: readonly ZoneConfig[];
   readonly domains: readonly DomainConfig[];
   readonly regions: ReadonlyMap<string, RegionConfig>;
+  readonly geolocation: GeolocationConfig;
 }
 
-const EMPTY_ROUTING: Routing = { zones: [], domains: [], regions: new Map() };
+const EMPTY_ROUTING: Routing = {
+  config: null, zones: [], domains: [], regions: new Map(), geolocation: { databasePath: null, defaultRegion: null, ecsEnabled: true, customMappings: [] },
+};
 
 /**
  * Holds servers, overrides and the routing definitions. Events: 'changed'
@@ -134,7 +164,9 @@ const EMPTY_ROUTING: Routing = { zones: [], domains: [], regions: new Map() };
 export class Registry extends EventEmitter {
   readonly #slots = new SlotAllocator();
   readonly #decisionIds = new SlotAllocator();
-  readonly #decisionLabels: ({ readonly domain: string; readonly algorithm: string } | undefined)[] = [];
+  readonly #decisionLabels: (DecisionLabel | undefined)[] = [];
+  /** Custom geo mappings added at run time (the API), by network; the config's are in the routing. */
+  readonly #geoMappings = new Map<string, StoredGeoMapping>();
   readonly #servers = new Map<string, ServerRecord>();
   /** Config servers' keys per region, in file order (failover order within a region). */
   #configOrder = new Map<string, readonly string[]>();
@@ -198,7 +230,7 @@ export class Registry extends EventEmitter {
       removed.push(record.label);
     }
     this.#configOrder = order;
-    this.#routing = { zones: config.dns.zones, domains: config.domains, regions: new Map(config.regions.map((r) => [r.name, r])) };
+    this.#routing = { config, zones: config.dns.zones, domains: config.domains, regions: new Map(config.regions.map((r) => [r.name, r])), geolocation: config.geolocation };
     this.#changed();
     return { added, removed, changed };
   }
@@ -310,12 +342,45 @@ export class Registry extends EventEmitter {
           members.push({ domain: domain.name, server, memberSlot: this.#slots.slotFor(mKey), priority });
         }
       }
-      const decisionId = this.#decisionIds.slotFor(decisionKey(domain.name, domain.routingAlgorithm));
-      this.#decisionLabels[decisionId] = { domain: domain.name, algorithm: domain.routingAlgorithm };
-      domains.push({ config: domain, members, decisionId, checkRoundMs });
+      const decisionId = this.#counter(decisionKey(domain.name, domain.routingAlgorithm), { kind: 'route', domain: domain.name, algorithm: domain.routingAlgorithm });
+      const geo = domain.routingAlgorithm === 'geolocation' ? this.#geoCounters(domain) : null;
+      domains.push({ config: domain, members, decisionId, checkRoundMs, geo });
     }
     for (const key of this.#servers.keys()) slotKeys.add(key);
-    return { version: this.#version, zones: this.#routing.zones, domains, served: this.servers().filter((s) => served.has(s.key)), slotKeys };
+    const config = this.#routing.config;
+    return {
+      version: this.#version,
+      zones: this.#routing.zones,
+      domains,
+      regionNames: [...this.#routing.regions.keys()],
+      geo: config === null ? { regions: [], defaultRegion: -1, mappings: [] } : geoTableInputOf(config, this.geoMappings().filter((m) => this.geoMappingActive(m))),
+      ecsEnabled: this.#routing.geolocation.ecsEnabled,
+      served: this.servers().filter((s) => served.has(s.key)),
+      slotKeys,
+    };
+  }
+
+  /** The id of a routing-decision counter, allocated on first use; ids are never reused. */
+  #counter(key: string, label: DecisionLabel): number {
+    const id = this.#decisionIds.slotFor(key);
+    this.#decisionLabels[id] = label;
+    return id;
+  }
+
+  #geoCounters(domain: DomainConfig): GeoCounters {
+    const names = [...this.#routing.regions.keys()];
+    const d = domain.name;
+    return {
+      regions: domain.regions.map((region) => ({
+        region: names.indexOf(region),
+        custom: this.#counter(geoDecisionKey(d, region, 'custom_mapping'), { kind: 'geo', domain: d, region, match: 'custom_mapping' }),
+        geoip: this.#counter(geoDecisionKey(d, region, 'geoip'), { kind: 'geo', domain: d, region, match: 'geoip' }),
+        default: this.#counter(geoDecisionKey(d, region, 'default'), { kind: 'geo', domain: d, region, match: 'default' }),
+        regionDown: this.#counter(geoFallbackKey(d, region, 'region_down'), { kind: 'geo_fallback', domain: d, region, reason: 'region_down' }),
+      })),
+      notServed: this.#counter(geoFallbackKey(d, null, 'region_not_served'), { kind: 'geo_fallback', domain: d, region: null, reason: 'region_not_served' }),
+      undecided: this.#counter(geoFallbackKey(d, null, 'no_region'), { kind: 'geo_fallback', domain: d, region: null, reason: 'no_region' }),
+    };
   }
 
   /**
@@ -351,9 +416,67 @@ export class Registry extends EventEmitter {
     return this.#slots.highWater;
   }
 
-  /** The (domain, algorithm) of each routing-decision counter id; ids are never reused. */
-  decisionLabels(): readonly ({ readonly domain: string; readonly algorithm: string } | undefined)[] {
+  /** What each routing-decision counter id counts; ids are never reused. */
+  decisionLabels(): readonly (DecisionLabel | undefined)[] {
     return this.#decisionLabels;
+  }
+
+  // ---- Custom geo mappings added at run time (structural: they are compiled into the snapshot's geo table)
+
+  /** The custom mappings added at run time, in the order they came. */
+  geoMappings(): StoredGeoMapping[] {
+    return [...this.#geoMappings.values()];
+  }
+
+  /**
+   * Does a run-time mapping apply? Not while its region is not served or the
+   * config maps the same network (after a reload changed either): it is kept,
+   * and applies again if that changes back.
+   */
+  geoMappingActive(mapping: CustomMappingConfig): boolean {
+    return this.#routing.regions.has(mapping.region) && !this.#routing.geolocation.customMappings.some((m) => m.cidr === mapping.cidr);
+  }
+
+  /** The config's custom mappings. */
+  get configGeoMappings(): readonly CustomMappingConfig[] {
+    return this.#routing.geolocation.customMappings;
+  }
+
+  /**
+   * Adds (or replaces) a run-time mapping of network `mapping.cidr` (already
+   * normalised: host bits clear). Throws OPENGSLB_ERR_REGISTRY_REFUSED when its
+   * region is not served here or the config maps the same network. Emits 'changed'.
+   */
+  setGeoMapping(mapping: StoredGeoMapping): void {
+    this.checkGeoMapping(mapping);
+    this.restoreGeoMapping(mapping);
+  }
+
+  /** Throws OPENGSLB_ERR_REGISTRY_REFUSED when setGeoMapping() would refuse `mapping`. */
+  checkGeoMapping(mapping: CustomMappingConfig): void {
+    if (!this.#routing.regions.has(mapping.region)) {
+      throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: no region "${mapping.region}" is served here; expected one of: ${[...this.#routing.regions.keys()].join(', ') || '(none)'}`);
+    }
+    if (this.#routing.geolocation.customMappings.some((m) => m.cidr === mapping.cidr)) {
+      throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: the config maps this network already (overwatch.geolocation.custom_mappings); change it there`);
+    }
+  }
+
+  /** Takes a stored mapping back (at start) without checking it: one that does not apply now is kept and shown inactive. Emits 'changed' when it changed anything. */
+  restoreGeoMapping(mapping: StoredGeoMapping): void {
+    const old = this.#geoMappings.get(mapping.cidr);
+    if (old !== undefined && old.region === mapping.region && old.comment === mapping.comment) return;
+    this.#geoMappings.set(mapping.cidr, mapping);
+    this.#changed();
+  }
+
+  /** Removes the run-time mapping of network `cidr` (normalised); returns it, or null when there was none. Emits 'changed' when it removed one. */
+  deleteGeoMapping(cidr: string): StoredGeoMapping | null {
+    const old = this.#geoMappings.get(cidr);
+    if (old === undefined) return null;
+    this.#geoMappings.delete(cidr);
+    this.#changed();
+    return old;
   }
 
   /** The domains that answer a server in the view last committed. */

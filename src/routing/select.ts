@@ -1,6 +1,6 @@
 // Worker, hot path. Picks the servers of one record for one answer: the
-// routing policies round-robin, weighted, failover and latency (and static
-// data) over the snapshot's member lists and the live health and latency
+// routing policies round-robin, weighted, failover, latency and geolocation
+// (and static data) over the snapshot's member lists and the live health and latency
 // slots, plus what to answer when every member is down (when_all_down). No
 // I/O, no allocation per query.
 //
@@ -24,6 +24,8 @@
 // for (every member, or those up most recently), so the degraded path costs
 // what the normal one does; `degraded[r]` says which mode produced the list.
 
+import { decideRegion, decideWithoutAddress, GeoDecision, MATCH_CUSTOM, MATCH_DEFAULT } from '../geo/cidr-table.ts';
+import type { GeoIpReader } from '../geo/lookup.ts';
 import * as L from '../snapshot/layout.ts';
 import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH, LIVE_HEALTH_BASE, lastUpWord, latencyWord } from '../snapshot/live-slots.ts';
 import type { SnapshotView } from '../snapshot/reader.ts';
@@ -67,6 +69,15 @@ export class RouteState {
   readonly degraded: Int32Array;
   /** Members already chosen in the current answer (sampling without replacement). */
   readonly picked: Int32Array;
+  /** Geolocation: per group (GRP_*), where its members end in the record's answerable list. */
+  readonly groupEnd: Int32Array;
+  /** The GeoIP database the worker reads (shared memory), or null: then only custom mappings and default_region decide. */
+  geo: GeoIpReader | null = null;
+  /** The last geolocation decision (region, how, ECS scope). */
+  readonly decision = new GeoDecision();
+  /** After a geolocation answer: the routing-decision counter ids to count it under (NO_SLOT: none). */
+  geoStat = L.NO_SLOT;
+  geoFallbackStat = L.NO_SLOT;
 
   constructor(view: SnapshotView, live: Int32Array) {
     this.view = view;
@@ -78,7 +89,13 @@ export class RouteState {
     this.rotor = new Uint32Array(view.recordCount);
     this.degraded = new Int32Array(view.recordCount).fill(DEGRADED_NONE);
     this.picked = new Int32Array(L.MAX_ANSWERS_LIMIT);
+    this.groupEnd = new Int32Array(view.u32[L.HDR_GROUP_COUNT]);
   }
+}
+
+/** Does policy `policy` pick by weight (so weight 0 is never answered)? Weighted, and geolocation within a region. */
+function byWeight(policy: number): boolean {
+  return policy === L.POLICY_WEIGHTED || policy === L.POLICY_GEOLOCATION;
 }
 
 /**
@@ -143,7 +160,7 @@ export function refreshList(state: RouteState, r: number): void {
   const rb = state.view.recordBase(r);
   const start = u32[rb + L.REC_MEMBER_START];
   const count = u32[rb + L.REC_MEMBER_COUNT];
-  const weighted = u32[rb + L.REC_POLICY] === L.POLICY_WEIGHTED;
+  const weighted = byWeight(u32[rb + L.REC_POLICY]);
   let n = 0;
   for (let i = 0; i < count; i++) {
     const mb = state.view.memberBase(start + i);
@@ -151,8 +168,33 @@ export function refreshList(state: RouteState, r: number): void {
   }
   state.degraded[r] = DEGRADED_NONE;
   if (n === 0 && count > 0) n = refreshAllDown(state, r, rb, start, count, weighted);
+  if (u32[rb + L.REC_GROUP_COUNT] !== 0) groupList(state, rb, start, n);
   state.healthyCount[r] = n;
   state.epochOf[r] = epoch;
+}
+
+/**
+ * Geolocation: splits record `rb`'s answerable list (members stored in
+ * region order, so each region's are contiguous) into its region groups:
+ * groupEnd[g] is where group g's entries end, and the cumulative weights
+ * start again at each group, so one region is a weighted list of its own.
+ */
+function groupList(state: RouteState, rb: number, start: number, n: number): void {
+  const view = state.view;
+  const u32 = view.u32;
+  const first = u32[rb + L.REC_GROUP_START];
+  const count = u32[rb + L.REC_GROUP_COUNT];
+  let j = 0;
+  for (let g = 0; g < count; g++) {
+    const end = start + u32[view.groupBase(first + g) + L.GRP_MEMBER_END];
+    let cum = 0;
+    while (j < n && state.healthy[start + j] < end) {
+      cum += u32[view.memberBase(state.healthy[start + j]) + L.MEM_WEIGHT];
+      state.cumWeight[start + j] = cum;
+      j++;
+    }
+    state.groupEnd[first + g] = j;
+  }
 }
 
 /** Fills record `r`'s list per its when_all_down mode; returns the list length (0 = SERVFAIL, or the fallback members). */
@@ -190,8 +232,9 @@ function listMember(state: RouteState, start: number, n: number, i: number, mb: 
  * `client` and writes their member indexes to `out` (length ≥
  * MAX_ANSWERS_LIMIT), in policy order. Returns how many were written; 0 means
  * SERVFAIL. After the call, `state.degraded[r]` tells whether (and how)
- * when_all_down answered. No policy routes by client yet: geolocation and
- * sticky routing will read it.
+ * when_all_down answered; after a geolocation answer, `state.decision` holds
+ * the decision (its scopeLen is the ECS scope) and `state.geoStat` /
+ * `state.geoFallbackStat` the counters to count it under.
  */
 export function selectMembers(state: RouteState, r: number, out: Int32Array, client: ClientAddress | null): number {
   const u32 = state.view.u32;
@@ -216,6 +259,8 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array, cli
       return pickWeighted(state, start, n, k, out);
     case L.POLICY_LATENCY:
       return pickLatency(state, r, rb, start, n, k, out);
+    case L.POLICY_GEOLOCATION:
+      return pickGeo(state, rb, start, want, out, client);
     default:
       // Failover and static: members are stored in priority order.
       for (let i = 0; i < k; i++) out[i] = state.healthy[start + i];
@@ -329,6 +374,78 @@ export function fillByLatency(state: RouteState, start: number, n: number, k: nu
 /** The live latency EMA (µs) of member `member`'s server. */
 export function emaOf(state: RouteState, cap: number, member: number): number {
   return Atomics.load(state.live, latencyWord(cap, state.view.u32[state.view.memberBase(member) + L.MEM_SERVER]));
+}
+
+/**
+ * Rule 5: the region a client maps to (src/geo/cidr-table.ts decideRegion:
+ * custom CIDR by longest prefix > country > continent > default_region), on
+ * the query's ECS address when it carries one and ecs_enabled is on, else on
+ * the packet's source; an ECS SOURCE PREFIX-LENGTH of 0, an unknown source or
+ * no client at all decide without an address (default_region, scope 0).
+ * Returns the region index, or -1; the decision is in state.decision.
+ */
+export function decideClient(state: RouteState, client: ClientAddress | null): number {
+  const view = state.view;
+  const table = view.u32;
+  const base = view.geoWord;
+  const d = state.decision;
+  if (client === null) return decideWithoutAddress(table, base, d);
+  const q = client.query;
+  if (q.ecsFamily !== 0 && view.ecsEnabled) {
+    if (q.ecsSourcePrefix === 0) return decideWithoutAddress(table, base, d);
+    return decideRegion(table, base, q.ecsAddr, 0, q.ecsFamily === 1 ? 4 : 16, state.geo, d);
+  }
+  const len = client.sourceBytes();
+  if (len === 0) return decideWithoutAddress(table, base, d);
+  return decideRegion(table, base, client.bytes, 0, len, state.geo, d);
+}
+
+/**
+ * Rule 6: the region group of record `rb` that answers region `region`: its
+ * position among the record's groups, or -1 when the domain does not list it.
+ */
+export function groupOf(state: RouteState, rb: number, region: number): number {
+  const view = state.view;
+  const first = view.u32[rb + L.REC_GROUP_START];
+  const count = view.u32[rb + L.REC_GROUP_COUNT];
+  for (let g = 0; g < count; g++) if (view.u32[view.groupBase(first + g) + L.GRP_REGION] === region) return g;
+  return -1;
+}
+
+/**
+ * Geolocation: decides the client's region (decideClient), then answers by
+ * weight, up to max_answers, from that region's answerable members; when it
+ * has none, from the next region in the domain's order that has some
+ * (wrapping round to the domain's first); a region the domain does not list,
+ * or no decision, starts at the domain's first region.
+ */
+function pickGeo(state: RouteState, rb: number, start: number, want: number, out: Int32Array, client: ClientAddress | null): number {
+  const view = state.view;
+  const u32 = view.u32;
+  const region = decideClient(state, client);
+  const first = u32[rb + L.REC_GROUP_START];
+  const count = u32[rb + L.REC_GROUP_COUNT];
+  let pos = region < 0 ? -1 : groupOf(state, rb, region);
+  state.geoFallbackStat = L.NO_SLOT;
+  if (pos >= 0) {
+    const match = state.decision.match;
+    state.geoStat = u32[view.groupBase(first + pos) + (match === MATCH_CUSTOM ? L.GRP_STAT_CUSTOM : match === MATCH_DEFAULT ? L.GRP_STAT_DEFAULT : L.GRP_STAT_GEOIP)];
+  } else {
+    state.geoStat = u32[rb + (region < 0 ? L.REC_GEO_STAT_UNDECIDED : L.REC_GEO_STAT_NOT_SERVED)];
+    pos = 0;
+  }
+  for (let i = 0; i < count; i++) {
+    let g = pos + i;
+    if (g >= count) g -= count;
+    const lo = g === 0 ? 0 : state.groupEnd[first + g - 1];
+    const n = state.groupEnd[first + g] - lo;
+    if (n === 0) continue;
+    if (i > 0 && state.geoStat !== u32[rb + L.REC_GEO_STAT_UNDECIDED] && state.geoStat !== u32[rb + L.REC_GEO_STAT_NOT_SERVED]) {
+      state.geoFallbackStat = u32[view.groupBase(first + pos) + L.GRP_STAT_FALLBACK];
+    }
+    return pickWeighted(state, start + lo, n, want < n ? want : n, out);
+  }
+  return 0;
 }
 
 /** Weighted random sampling without replacement; the first pick is a binary search over cumulative weights. */

@@ -2,11 +2,13 @@
 // (model → encode → pack, ./compile.ts): the wire bytes a worker copies into
 // answers, built once per snapshot. Owner names, SOA/NS/glue RRs and one
 // complete answer RR per member (owner = pointer to the question, TTL and
-// rdata in place). Later: DNSKEY RRsets and pre-computed RRSIGs.
+// rdata in place), and the geo table of geolocation routing. Later: DNSKEY
+// RRsets and pre-computed RRSIGs.
 
 import type { ZoneConfig } from '../config/types.ts';
 import { QCLASS, QTYPE } from '../dns/constants.ts';
 import { nameToWire } from '../dns/names.ts';
+import { compileGeoTable } from '../geo/cidr-table.ts';
 import { ipToBytes } from '../lib/ip.ts';
 import type { SnapshotModel } from './model.ts';
 
@@ -22,6 +24,8 @@ export interface EncodedSnapshot {
   readonly glue: readonly { readonly bytes: Uint8Array; readonly count: number }[];
   /** Per record: one complete answer RR per member row, then per fallback row, in pack order. */
   readonly fragments: readonly (readonly Uint8Array[])[];
+  /** The compiled geo table (src/geo/cidr-table.ts), or null when no domain routes by geolocation. */
+  readonly geoTable: Uint32Array | null;
 }
 
 /** Encodes an RR body without its owner: TYPE CLASS TTL RDLENGTH RDATA. */
@@ -51,12 +55,12 @@ export function soaRdata(zone: ZoneConfig, serial: number): Uint8Array {
   return Buffer.concat([nameToWire(zone.soa.mname), nameToWire(zone.soa.rname), times]);
 }
 
-/** Encodes every byte piece of `model`; `serial` is the SOA serial of zones without an explicit one. */
-export function encodeSnapshot(model: SnapshotModel, serial: number): EncodedSnapshot {
+/** Encodes every byte piece of `model`; `serialOf(apex)` is the SOA serial of zones without an explicit one. */
+export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) => number): EncodedSnapshot {
   const zones = model.zones;
   return {
     nodeNames: model.nodes.map((n) => nameToWire(n.name)),
-    soa: zones.map((zone) => rrBody(QTYPE.SOA, zone.soa.ttlSec, soaRdata(zone, serial))),
+    soa: zones.map((zone) => rrBody(QTYPE.SOA, zone.soa.ttlSec, soaRdata(zone, serialOf(zone.name)))),
     ns: zones.map((zone) => ({
       bytes: Buffer.concat(zone.nameservers.map((ns) => rrBody(QTYPE.NS, zone.soa.ttlSec, nameToWire(ns.name)))),
       count: zone.nameservers.length,
@@ -69,5 +73,6 @@ export function encodeSnapshot(model: SnapshotModel, serial: number): EncodedSna
       count: rows.length,
     })),
     fragments: model.records.map((r) => [...r.members, ...r.fallback].map((m) => answerFragment(r.qtype, r.ttl, ipToBytes(m.address)))),
+    geoTable: model.geo === null ? null : compileGeoTable(model.geo),
   };
 }

@@ -9,15 +9,15 @@
 // starts on a 4-byte boundary. Byte data (names, precomputed RR fragments) sits
 // in the trailing blob and is read through a Uint8Array view.
 //
-//   ┌──────────────┬──────────┬────────────┬────────────┬──────────────┬──────────────┬──────────┐
-//   │ header 64 B  │ buckets  │ nodes      │ zones      │ records      │ members      │ blob     │
-//   │ HDR_* words  │ u32 each │ NODE_WORDS │ ZONE_WORDS │ RECORD_WORDS │ MEMBER_WORDS │ bytes    │
-//   └──────────────┴──────────┴────────────┴────────────┴──────────────┴──────────────┴──────────┘
+//   ┌─────────────┬─────────┬────────────┬────────────┬──────────────┬──────────────┬─────────────┬───────────┬───────┐
+//   │ header 80 B │ buckets │ nodes      │ zones      │ records      │ members      │ groups      │ geo table │ blob  │
+//   │ HDR_* words │ u32 each│ NODE_WORDS │ ZONE_WORDS │ RECORD_WORDS │ MEMBER_WORDS │ GROUP_WORDS │ u32 words │ bytes │
+//   └─────────────┴─────────┴────────────┴────────────┴──────────────┴──────────────┴─────────────┴───────────┴───────┘
 
 /** "OGSL" read as a little-endian uint32. */
 export const SNAPSHOT_MAGIC = 0x4c53474f;
 /** Bumped whenever any offset below changes meaning. */
-export const SNAPSHOT_VERSION = 3;
+export const SNAPSHOT_VERSION = 4;
 
 // Header: word indexes into the Uint32Array view.
 export const HDR_MAGIC = 0;
@@ -40,8 +40,21 @@ export const HDR_MEMBER_COUNT = 12;
 export const HDR_MEMBERS_OFF = 13;
 export const HDR_BLOB_OFF = 14;
 export const HDR_BLOB_LEN = 15;
-export const HEADER_WORDS = 16;
+export const HDR_GROUP_COUNT = 16;
+/** Byte offset of the group table (region groups of geolocation records). */
+export const HDR_GROUPS_OFF = 17;
+/** Byte offset of the geo table (src/geo/cidr-table.ts layout), 0 when no domain routes by geolocation. */
+export const HDR_GEO_OFF = 18;
+/** Length of the geo table in words. */
+export const HDR_GEO_WORDS = 19;
+/** HDR_FLAG_* bits. */
+export const HDR_FLAGS = 20;
+export const HDR_RESERVED = 21;
+export const HEADER_WORDS = 22;
 export const HEADER_BYTES = HEADER_WORDS * 4;
+
+/** Route on the EDNS Client Subnet address when a query carries one (overwatch.geolocation.ecs_enabled). */
+export const HDR_FLAG_ECS = 1;
 
 // Buckets: open addressing with linear probing. Each bucket holds
 // (node index + 1), 0 meaning empty. Load factor ≤ 0.5, so a miss ends at
@@ -96,7 +109,11 @@ export const REC_MIN_SAMPLES = 12; // latency policy: samples every healthy memb
 export const REC_MAX_LATENCY_US = 13; // latency policy: members above this are skipped while any is below
 export const REC_TIE_MARGIN_US = 14; // latency policy: members within this of the fastest share answers
 export const REC_STAT_ID = 15; //    routing-decision counter id of the (domain, algorithm); NO_SLOT for static data
-export const RECORD_WORDS = 16;
+export const REC_GROUP_START = 16; // geolocation: index of the record's first region group in the group table
+export const REC_GROUP_COUNT = 17; // geolocation: its region groups, one per region of the domain in order; 0 for other policies
+export const REC_GEO_STAT_NOT_SERVED = 18; // geolocation: decision counter id of "the decided region is not one of the domain's"
+export const REC_GEO_STAT_UNDECIDED = 19; // geolocation: decision counter id of "no region decided" (no mapping, no default)
+export const RECORD_WORDS = 20;
 
 /** Rotate over the healthy members, one step per answer. */
 export const POLICY_ROUND_ROBIN = 0;
@@ -108,6 +125,8 @@ export const POLICY_FAILOVER = 2;
 export const POLICY_STATIC = 3;
 /** The healthy member with the lowest latency EMA; near-ties rotate; round-robin until every member has enough samples. */
 export const POLICY_LATENCY = 4;
+/** The region the client's address maps to (custom CIDR > country > continent > default); weighted within it; the next region in order when it has none. */
+export const POLICY_GEOLOCATION = 5;
 
 /** All members down: answer SERVFAIL. */
 export const ALL_DOWN_SERVFAIL = 0;
@@ -124,6 +143,17 @@ export const MEM_WEIGHT = 1; //      0..65535
 export const MEM_FRAG_OFF = 2; //    byte offset (in the blob) of the complete answer RR: C0 0C TYPE CLASS TTL RDLENGTH RDATA
 export const MEM_SERVER = 3; //      server id (the same id indexes the latency slots); NO_SLOT for static data
 export const MEMBER_WORDS = 4;
+
+// Group: one region of a geolocation record, in the domain's region order. The
+// record's members are stored grouped the same way (a member belongs to the
+// first region of the domain that lists its address).
+export const GRP_REGION = 0; //      index of the region in the config's regions (what the geo table decides)
+export const GRP_MEMBER_END = 1; //  record-relative member index one past the group's last member
+export const GRP_STAT_CUSTOM = 2; // decision counter id: this region decided by a custom mapping
+export const GRP_STAT_GEOIP = 3; //  … by country or continent
+export const GRP_STAT_DEFAULT = 4; // … by default_region
+export const GRP_STAT_FALLBACK = 5; // decided here but no member answerable: answered from a later region
+export const GROUP_WORDS = 6;
 
 /** Marks a member without a live slot (always answerable). */
 export const NO_SLOT = 0xffffffff;

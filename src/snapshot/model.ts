@@ -9,6 +9,7 @@
 import type { ZoneConfig } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
 import { isAtOrBelow, parentName } from '../dns/names.ts';
+import type { GeoTableInput } from '../geo/cidr-table.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import type { MemberModel, RegistryView } from '../registry/registry.ts';
 import * as L from './layout.ts';
@@ -35,6 +36,18 @@ export interface MemberRow {
   readonly member: MemberModel | null;
 }
 
+/** One region group of a geolocation record: the region, where its members end, and its counter ids. */
+export interface GroupRow {
+  /** Index of the region in the config's regions. */
+  readonly region: number;
+  /** Record-relative member index one past the group's last member. */
+  readonly memberEnd: number;
+  readonly statCustom: number;
+  readonly statGeoip: number;
+  readonly statDefault: number;
+  readonly statRegionDown: number;
+}
+
 export interface RecordRow {
   readonly policy: number;
   readonly maxAnswers: number;
@@ -53,6 +66,11 @@ export interface RecordRow {
   readonly statId: number;
   /** The domain the record answers; null for static name-server data. */
   readonly domain: string | null;
+  /** Geolocation: one group per region of the domain, in order (empty for other policies). */
+  readonly groups: readonly GroupRow[];
+  /** Geolocation: counter ids of "decided region not the domain's" and "no region decided"; NO_SLOT otherwise. */
+  readonly statNotServed: number;
+  readonly statUndecided: number;
 }
 
 /** Glue of one zone's NS answer: an in-zone name server's address. */
@@ -63,6 +81,9 @@ export interface GlueRow {
 
 export interface SnapshotModel {
   readonly zones: readonly ZoneConfig[];
+  /** The geo table's input when some domain routes by geolocation (the snapshot then carries the table), else null. */
+  readonly geo: GeoTableInput | null;
+  readonly ecsEnabled: boolean;
   readonly nodes: readonly NodeRow[];
   /** Node index by name. */
   readonly nodeByName: ReadonlyMap<string, number>;
@@ -71,11 +92,16 @@ export interface SnapshotModel {
   readonly glue: readonly (readonly GlueRow[])[];
 }
 
-const POLICY_CODE = { 'round-robin': L.POLICY_ROUND_ROBIN, weighted: L.POLICY_WEIGHTED, failover: L.POLICY_FAILOVER, latency: L.POLICY_LATENCY } as const;
+const POLICY_CODE = {
+  'round-robin': L.POLICY_ROUND_ROBIN, weighted: L.POLICY_WEIGHTED, failover: L.POLICY_FAILOVER, latency: L.POLICY_LATENCY, geolocation: L.POLICY_GEOLOCATION,
+} as const;
 const ALL_DOWN_CODE = { servfail: L.ALL_DOWN_SERVFAIL, last_healthy: L.ALL_DOWN_LAST_HEALTHY, all: L.ALL_DOWN_ALL, fallback: L.ALL_DOWN_FALLBACK } as const;
 
 /** Fields of a record that static data (name-server addresses) does not use. */
-const STATIC_EXTRAS = { allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0, statId: L.NO_SLOT, domain: null } as const;
+const STATIC_EXTRAS = {
+  allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0, statId: L.NO_SLOT, domain: null,
+  groups: [], statNotServed: L.NO_SLOT, statUndecided: L.NO_SLOT,
+} as const;
 
 /** Finds the index of the longest zone apex at or above `name`, or -1. */
 function zoneOf(name: string, zones: readonly ZoneConfig[]): number {
@@ -143,6 +169,16 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
         members.push({ address: m.server.address, weight: m.server.weight, healthSlot: m.memberSlot, serverSlot: m.server.slot, member: m });
       }
       if (members.length === 0) continue;
+      // Members come in priority order, so each region's are contiguous.
+      const groups: GroupRow[] = [];
+      if (d.geo !== null) {
+        for (let g = 0; g < d.geo.regions.length; g++) {
+          const c = d.geo.regions[g];
+          let end = 0;
+          while (end < members.length && (members[end].member as MemberModel).priority <= g) end++;
+          groups.push({ region: c.region, memberEnd: end, statCustom: c.custom, statGeoip: c.geoip, statDefault: c.default, statRegionDown: c.regionDown });
+        }
+      }
       const fallback: MemberRow[] = [];
       for (const address of domain.fallback) {
         if (familyOf(address) === family) fallback.push(staticRow(address));
@@ -163,6 +199,9 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
         tieMarginUs: Math.round(domain.latency.tieMarginMs * 1000),
         statId: d.decisionId,
         domain: domain.name,
+        groups,
+        statNotServed: d.geo?.notServed ?? L.NO_SLOT,
+        statUndecided: d.geo?.undecided ?? L.NO_SLOT,
       });
     }
   }
@@ -194,7 +233,7 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
       }
     }
   }
-  return { zones, nodes, nodeByName, records, glue };
+  return { zones, geo: view.domains.some((d) => d.geo !== null) ? view.geo : null, ecsEnabled: view.ecsEnabled, nodes, nodeByName, records, glue };
 }
 
 function staticRow(address: string): MemberRow {

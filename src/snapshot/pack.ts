@@ -2,7 +2,7 @@
 // (model → encode → pack, ./compile.ts): lays the modelled rows and their
 // encoded bytes out in one new SharedArrayBuffer, in the binary format of
 // ./layout.ts (drawn in docs/architecture.md): header, hash buckets, the node,
-// zone, record and member tables, then the blob of bytes.
+// zone, record, member and group tables, the geo table, then the blob of bytes.
 
 import { QTYPE } from '../dns/constants.ts';
 import { hashWire } from '../dns/names.ts';
@@ -68,8 +68,13 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
   const nodesOff = align64(bucketsOff + bucketCount * 4);
   const zonesOff = align64(nodesOff + nodes.length * L.NODE_WORDS * 4);
   const recordsOff = align64(zonesOff + zones.length * L.ZONE_WORDS * 4);
+  let groupCount = 0;
+  for (const r of records) groupCount += r.groups.length;
+  const geoWords = encoded.geoTable === null ? 0 : encoded.geoTable.length;
   const membersOff = align64(recordsOff + records.length * L.RECORD_WORDS * 4);
-  const blobOff = align64(membersOff + memberCount * L.MEMBER_WORDS * 4);
+  const groupsOff = align64(membersOff + memberCount * L.MEMBER_WORDS * 4);
+  const geoOff = align64(groupsOff + groupCount * L.GROUP_WORDS * 4);
+  const blobOff = align64(geoOff + geoWords * 4);
   const totalBytes = (blobOff + blob.length + 3) & ~3;
   if (totalBytes > 0x7fffffff) throw new OpenGslbError('OPENGSLB_ERR_SNAPSHOT_COMPILE', `snapshot would be ${totalBytes} bytes, more than 2 GiB`);
 
@@ -92,6 +97,12 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
   u32[L.HDR_MEMBERS_OFF] = membersOff;
   u32[L.HDR_BLOB_OFF] = blobOff;
   u32[L.HDR_BLOB_LEN] = blob.length;
+  u32[L.HDR_GROUP_COUNT] = groupCount;
+  u32[L.HDR_GROUPS_OFF] = groupsOff;
+  u32[L.HDR_GEO_OFF] = encoded.geoTable === null ? 0 : geoOff;
+  u32[L.HDR_GEO_WORDS] = geoWords;
+  u32[L.HDR_FLAGS] = model.ecsEnabled ? L.HDR_FLAG_ECS : 0;
+  if (encoded.geoTable !== null) u32.set(encoded.geoTable, geoOff >> 2);
 
   let off = blobOff;
   for (const part of blob.parts) {
@@ -133,6 +144,7 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.ZONE_GLUE_LEN] = encoded.glue[z].bytes.length;
   }
   let m = 0;
+  let g = 0;
   for (let r = 0; r < records.length; r++) {
     const rec = records[r];
     const base = (recordsOff >> 2) + r * L.RECORD_WORDS;
@@ -152,6 +164,20 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.REC_MAX_LATENCY_US] = rec.maxLatencyUs;
     u32[base + L.REC_TIE_MARGIN_US] = rec.tieMarginUs;
     u32[base + L.REC_STAT_ID] = rec.statId;
+    u32[base + L.REC_GROUP_START] = g;
+    u32[base + L.REC_GROUP_COUNT] = rec.groups.length;
+    u32[base + L.REC_GEO_STAT_NOT_SERVED] = rec.statNotServed;
+    u32[base + L.REC_GEO_STAT_UNDECIDED] = rec.statUndecided;
+    for (const group of rec.groups) {
+      const gb = (groupsOff >> 2) + g * L.GROUP_WORDS;
+      u32[gb + L.GRP_REGION] = group.region;
+      u32[gb + L.GRP_MEMBER_END] = group.memberEnd;
+      u32[gb + L.GRP_STAT_CUSTOM] = group.statCustom;
+      u32[gb + L.GRP_STAT_GEOIP] = group.statGeoip;
+      u32[gb + L.GRP_STAT_DEFAULT] = group.statDefault;
+      u32[gb + L.GRP_STAT_FALLBACK] = group.statRegionDown;
+      g++;
+    }
     const rows = rec.members.length + rec.fallback.length;
     for (let i = 0; i < rows; i++) {
       const row = i < rec.members.length ? rec.members[i] : rec.fallback[i - rec.members.length];

@@ -3,6 +3,7 @@
 // names up by hash and byte comparison. No allocation after attach.
 
 import { hashWire } from '../dns/names.ts';
+import { checkGeoTable } from '../geo/cidr-table.ts';
 import * as L from './layout.ts';
 
 /** A snapshot attached for reading. Fields are plain numbers so V8 keeps one hidden class. */
@@ -17,6 +18,11 @@ export class SnapshotView {
   readonly zonesWord: number;
   readonly recordsWord: number;
   readonly membersWord: number;
+  readonly groupsWord: number;
+  /** Word index of the geo table (src/geo/cidr-table.ts), 0 when the snapshot has none. */
+  readonly geoWord: number;
+  /** Route on ECS addresses (HDR_FLAG_ECS). */
+  readonly ecsEnabled: boolean;
   readonly nodeCount: number;
   readonly zoneCount: number;
   readonly recordCount: number;
@@ -44,6 +50,12 @@ export class SnapshotView {
     within(u32[L.HDR_ZONES_OFF], u32[L.HDR_ZONE_COUNT], L.ZONE_WORDS, 'zone');
     within(u32[L.HDR_RECORDS_OFF], u32[L.HDR_RECORD_COUNT], L.RECORD_WORDS, 'record');
     within(u32[L.HDR_MEMBERS_OFF], u32[L.HDR_MEMBER_COUNT], L.MEMBER_WORDS, 'member');
+    within(u32[L.HDR_GROUPS_OFF], u32[L.HDR_GROUP_COUNT], L.GROUP_WORDS, 'group');
+    if (u32[L.HDR_GEO_OFF] !== 0) {
+      within(u32[L.HDR_GEO_OFF], u32[L.HDR_GEO_WORDS], 1, 'geo');
+      const problem = checkGeoTable(u32, u32[L.HDR_GEO_OFF] >> 2);
+      if (problem !== null) throw new Error(`snapshot: geo table: ${problem}`);
+    }
     if (u32[L.HDR_BLOB_OFF] + u32[L.HDR_BLOB_LEN] > total) throw new Error('snapshot: blob out of bounds');
     this.buffer = buffer;
     this.u32 = u32;
@@ -55,6 +67,9 @@ export class SnapshotView {
     this.zonesWord = u32[L.HDR_ZONES_OFF] >> 2;
     this.recordsWord = u32[L.HDR_RECORDS_OFF] >> 2;
     this.membersWord = u32[L.HDR_MEMBERS_OFF] >> 2;
+    this.groupsWord = u32[L.HDR_GROUPS_OFF] >> 2;
+    this.geoWord = u32[L.HDR_GEO_OFF] >> 2;
+    this.ecsEnabled = (u32[L.HDR_FLAGS] & L.HDR_FLAG_ECS) !== 0;
     this.nodeCount = u32[L.HDR_NODE_COUNT];
     this.zoneCount = u32[L.HDR_ZONE_COUNT];
     this.recordCount = u32[L.HDR_RECORD_COUNT];
@@ -103,5 +118,10 @@ export class SnapshotView {
   /** Returns the word index of member `m`'s fields (add MEM_* to it). */
   memberBase(m: number): number {
     return this.membersWord + m * L.MEMBER_WORDS;
+  }
+
+  /** Returns the word index of group `g`'s fields (add GRP_* to it). */
+  groupBase(g: number): number {
+    return this.groupsWord + g * L.GROUP_WORDS;
   }
 }

@@ -1,9 +1,10 @@
 // Main thread, cold path. What the overwatch keeps across restarts: operator
 // overrides, when each server was last seen healthy (for
-// when_all_down: last_healthy), and the DNSSEC signing keys. Backed by lmdb
-// under overwatch.data_dir (directory 0700, files 0600: it holds private
-// keys): a write resolves only once lmdb has committed it, so an acknowledged
-// override survives a crash. Tests and tools may use the in-memory store instead.
+// when_all_down: last_healthy), the DNSSEC signing keys and the pinned
+// certificates of agents. Backed by lmdb under overwatch.data_dir (directory
+// 0700, files 0600: it holds private keys): a write resolves only once lmdb
+// has committed it, so an acknowledged override survives a crash. Tests and
+// tools may use the in-memory store instead.
 
 import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,9 +44,70 @@ export interface StoredDnssecKey {
   readonly privateKeyPkcs8: string;
 }
 
-export interface StateStore {
+/** An agent's pinned certificate (trust on first use), as stored: one per agent id. */
+export interface StoredPin {
+  readonly agentId: string;
+  /** Hex SHA-256 of `certificate`. */
+  readonly fingerprint: string;
+  /** The pinned certificate, DER. */
+  readonly certificate: Uint8Array;
+  /** Region of the latest accepted registration. */
+  readonly region: string;
+  /** Services the latest accepted registration proved a token for; later messages may report only these. */
+  readonly services: readonly string[];
+  /** When the agent was first pinned, epoch milliseconds. */
+  readonly firstSeenMs: number;
+  /** When its latest registration was accepted, epoch milliseconds. */
+  readonly registeredAtMs: number;
+  /** End of the certificate's validity, epoch milliseconds. */
+  readonly notAfterMs: number;
+  /** Non-null once revoked: every message is refused until the pin is deleted. */
+  readonly revokedAtMs: number | null;
+  readonly revokedReason: string | null;
+  /** Fingerprint of the certificate this one replaced by a signed rotation, or null. */
+  readonly previousFingerprint: string | null;
+}
+
+/** Where pinned agent certificates persist (gossip/verifier.ts keeps the working copy in memory). */
+export interface PinStore {
+  /** Every stored pin. */
+  loadPins(): StoredPin[];
+  /** Stores (or replaces) the pin of `pin.agentId`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putPin(pin: StoredPin): Promise<void>;
+  /** Removes an agent's pin; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deletePin(agentId: string): Promise<void>;
+}
+
+/** A zone's SOA serial and the digest of the content it was given for. */
+export interface StoredZoneSerial {
+  readonly digest: string;
+  readonly serial: number;
+}
+
+/** A custom geo mapping added at run time (the API), as stored: one per network. */
+export interface StoredGeoMapping {
+  /** The network, host bits clear ("10.0.0.0/8"). */
+  readonly cidr: string;
+  readonly region: string;
+  readonly comment: string | null;
+  /** Who added it, and when (epoch milliseconds). */
+  readonly source: string;
+  readonly createdAtMs: number;
+}
+
+export interface StateStore extends PinStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
+  /** The SOA serial of each zone, with the digest of the content it was given for (src/overwatch/zone-serials.ts). */
+  loadZoneSerials(): Map<string, StoredZoneSerial>;
+  /** Stores a zone's serial; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putZoneSerial(zone: string, serial: StoredZoneSerial): Promise<void>;
+  /** Every stored run-time geo mapping. */
+  loadGeoMappings(): StoredGeoMapping[];
+  /** Stores (or replaces) the mapping of `mapping.cidr`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putGeoMapping(mapping: StoredGeoMapping): Promise<void>;
+  /** Removes the mapping of a network; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteGeoMapping(cidr: string): Promise<void>;
   /** Every stored override. */
   loadOverrides(): StoredOverride[];
   /** Stores (or replaces) an override; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
@@ -69,9 +131,8 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
-function dnssecKeyId(zone: string, keyTag: number): string {
-  return `${zone}|${keyTag}`;
-}
+/** Where a DNSSEC key is stored: an lmdb array key (zone, key tag), so no string format is built or parsed. */
+export type DnssecKeyId = [zone: string, keyTag: number];
 
 const STORED_KEY_FIELDS: Readonly<Record<keyof StoredDnssecKey, 'string' | 'number'>> = {
   zone: 'string',
@@ -89,11 +150,11 @@ const STORED_KEY_FIELDS: Readonly<Record<keyof StoredDnssecKey, 'string' | 'numb
  * its type and that it is stored under its own id. Throws
  * OPENGSLB_ERR_DNSSEC_KEY_CORRUPT naming the store, the zone and the key tag.
  */
-export function parseStoredDnssecKey(id: string, text: string, location: string): StoredDnssecKey {
-  const [zone, tag] = id.split('|');
+export function parseStoredDnssecKey(id: DnssecKeyId, text: string, location: string): StoredDnssecKey {
+  const [zone, tag] = id;
   const fail = (what: string, cause?: unknown): OpenGslbError => new OpenGslbError(
     'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT',
-    `${location}: DNSSEC key ${tag ?? '?'} of zone ${zone ?? id} is corrupt: ${what}; the zone is not signed with it. Restore overwatch.data_dir from a backup, or remove the key so a new one is generated (which needs a new DS at the parent)`,
+    `${location}: DNSSEC key ${tag} of zone ${zone} is corrupt: ${what}; the zone is not signed with it. Restore overwatch.data_dir from a backup, or remove the key so a new one is generated (which needs a new DS at the parent)`,
     cause === undefined ? undefined : { cause },
   );
   let value: unknown;
@@ -108,7 +169,7 @@ export function parseStoredDnssecKey(id: string, text: string, location: string)
     if (typeof record[field] !== type) throw fail(`field ${field} is ${record[field] === undefined ? 'missing' : typeof record[field]}, expected a ${type}`);
   }
   const key = record as unknown as StoredDnssecKey;
-  if (dnssecKeyId(key.zone, key.keyTag) !== id) throw fail(`it says it is key ${key.keyTag} of zone ${key.zone}`);
+  if (key.zone !== zone || key.keyTag !== tag) throw fail(`it says it is key ${key.keyTag} of zone ${key.zone}`);
   return key;
 }
 
@@ -121,7 +182,11 @@ export class MemoryStore implements StateStore {
   readonly location = 'memory';
   readonly #overrides = new Map<string, StoredOverride>();
   readonly #lastUp = new Map<string, number>();
-  readonly #dnssecKeys = new Map<string, string>();
+  /** Stored text by zone, then key tag. */
+  readonly #dnssecKeys = new Map<string, Map<number, string>>();
+  readonly #pins = new Map<string, StoredPin>();
+  readonly #geoMappings = new Map<string, StoredGeoMapping>();
+  readonly #zoneSerials = new Map<string, StoredZoneSerial>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
@@ -144,15 +209,51 @@ export class MemoryStore implements StateStore {
   }
 
   loadDnssecKeys(): StoredDnssecKey[] {
-    return [...this.#dnssecKeys].map(([id, text]) => parseStoredDnssecKey(id, text, this.location));
+    const out: StoredDnssecKey[] = [];
+    for (const [zone, byTag] of this.#dnssecKeys) for (const [tag, text] of byTag) out.push(parseStoredDnssecKey([zone, tag], text, this.location));
+    return out;
   }
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {
-    this.#dnssecKeys.set(dnssecKeyId(key.zone, key.keyTag), JSON.stringify(key));
+    let byTag = this.#dnssecKeys.get(key.zone);
+    if (byTag === undefined) this.#dnssecKeys.set(key.zone, (byTag = new Map()));
+    byTag.set(key.keyTag, JSON.stringify(key));
   }
 
   async deleteDnssecKey(zone: string, keyTag: number): Promise<void> {
-    this.#dnssecKeys.delete(dnssecKeyId(zone, keyTag));
+    this.#dnssecKeys.get(zone)?.delete(keyTag);
+  }
+
+  loadPins(): StoredPin[] {
+    return [...this.#pins.values()];
+  }
+
+  async putPin(pin: StoredPin): Promise<void> {
+    this.#pins.set(pin.agentId, pin);
+  }
+
+  async deletePin(agentId: string): Promise<void> {
+    this.#pins.delete(agentId);
+  }
+
+  loadGeoMappings(): StoredGeoMapping[] {
+    return [...this.#geoMappings.values()];
+  }
+
+  loadZoneSerials(): Map<string, StoredZoneSerial> {
+    return new Map(this.#zoneSerials);
+  }
+
+  async putZoneSerial(zone: string, serial: StoredZoneSerial): Promise<void> {
+    this.#zoneSerials.set(zone, serial);
+  }
+
+  async putGeoMapping(mapping: StoredGeoMapping): Promise<void> {
+    this.#geoMappings.set(mapping.cidr, mapping);
+  }
+
+  async deleteGeoMapping(cidr: string): Promise<void> {
+    this.#geoMappings.delete(cidr);
   }
 
   async close(): Promise<void> {}
@@ -184,15 +285,23 @@ export class LmdbStore implements StateStore {
   readonly #root: RootDatabase;
   readonly #overrides: Database<StoredOverride, string>;
   readonly #lastUp: Database<number, string>;
-  /** JSON text per key id "zone|keyTag": parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
-  readonly #dnssecKeys: Database<string, string>;
+  /** JSON text per key id [zone, keyTag]: parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
+  readonly #dnssecKeys: Database<string, DnssecKeyId>;
+  readonly #pins: Database<StoredPin, string>;
+  /** By network ("10.0.0.0/8"): the mapping's own identity, not a built key. */
+  readonly #geoMappings: Database<StoredGeoMapping, string>;
+  /** By zone apex. */
+  readonly #zoneSerials: Database<StoredZoneSerial, string>;
 
   private constructor(location: string, root: RootDatabase) {
     this.location = location;
     this.#root = root;
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
-    this.#dnssecKeys = root.openDB<string, string>({ name: 'dnssec_keys', encoding: 'string' });
+    this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
+    this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
+    this.#geoMappings = root.openDB<StoredGeoMapping, string>({ name: 'geo_mappings' });
+    this.#zoneSerials = root.openDB<StoredZoneSerial, string>({ name: 'zone_serials' });
   }
 
   /**
@@ -262,7 +371,7 @@ export class LmdbStore implements StateStore {
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {
     try {
-      await this.#dnssecKeys.put(dnssecKeyId(key.zone, key.keyTag), JSON.stringify(key));
+      await this.#dnssecKeys.put([key.zone, key.keyTag], JSON.stringify(key));
     } catch (err) {
       throw writeError(`DNSSEC key ${key.keyTag} of zone ${key.zone}`, this.location, err);
     }
@@ -270,9 +379,67 @@ export class LmdbStore implements StateStore {
 
   async deleteDnssecKey(zone: string, keyTag: number): Promise<void> {
     try {
-      await this.#dnssecKeys.remove(dnssecKeyId(zone, keyTag));
+      await this.#dnssecKeys.remove([zone, keyTag]);
     } catch (err) {
       throw writeError(`the removal of DNSSEC key ${keyTag} of zone ${zone}`, this.location, err);
+    }
+  }
+
+  loadPins(): StoredPin[] {
+    const out: StoredPin[] = [];
+    for (const { value } of this.#pins.getRange()) out.push(value);
+    return out;
+  }
+
+  async putPin(pin: StoredPin): Promise<void> {
+    try {
+      await this.#pins.put(pin.agentId, pin);
+    } catch (err) {
+      throw writeError(`the pinned certificate of agent ${pin.agentId}`, this.location, err);
+    }
+  }
+
+  async deletePin(agentId: string): Promise<void> {
+    try {
+      await this.#pins.remove(agentId);
+    } catch (err) {
+      throw writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
+    }
+  }
+
+  loadZoneSerials(): Map<string, StoredZoneSerial> {
+    const out = new Map<string, StoredZoneSerial>();
+    for (const { key, value } of this.#zoneSerials.getRange()) out.set(key, value);
+    return out;
+  }
+
+  async putZoneSerial(zone: string, serial: StoredZoneSerial): Promise<void> {
+    try {
+      await this.#zoneSerials.put(zone, serial);
+    } catch (err) {
+      throw writeError(`the SOA serial of ${zone}`, this.location, err);
+    }
+  }
+
+  loadGeoMappings(): StoredGeoMapping[] {
+    const out: StoredGeoMapping[] = [];
+    for (const { value } of this.#geoMappings.getRange()) out.push(value);
+    return out;
+  }
+
+  async putGeoMapping(mapping: StoredGeoMapping): Promise<void> {
+    try {
+      await this.#geoMappings.put(mapping.cidr, mapping);
+    } catch (err) {
+      throw writeError(`the geo mapping of ${mapping.cidr}`, this.location, err);
+    }
+  }
+
+  async deleteGeoMapping(cidr: string): Promise<void> {
+    try {
+      await this.#geoMappings.remove(cidr);
+    } catch (err) {
+      throw writeError(`the removal of the geo mapping of ${cidr}`, this.location, err);
     }
   }
 

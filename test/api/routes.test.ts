@@ -223,6 +223,8 @@ describe('OpenAPI document', () => {
     '/api/v1/overrides/{service}/{address}': ['delete', 'get', 'put'],
     '/api/v1/explain': ['get'],
     '/api/v1/overwatch/backends': ['get'],
+    '/api/v1/geo/test': ['get'],
+    '/api/v1/geo/mappings': ['delete', 'get', 'put'],
   };
 
   test('GET /api/v1/openapi.json lists every route with its methods', async () => {

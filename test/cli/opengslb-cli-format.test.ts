@@ -238,7 +238,7 @@ function explanation(over: Partial<Explanation>): Explanation {
     name: 'api.example.test', type: 'A', client: null, rcode: 'NOERROR', aa: true, zone: 'example.test', domain: 'api.example.test',
     source: 'domain', policy: 'failover', max_answers: 1, when_all_down: 'servfail', ttl: 60, selection: 'fixed', answers: ['192.0.2.10'],
     answer_size: 1, rotation: false, cycle: null, probabilities: null, candidates: [], fallback: [], all_down: null, additional: [], notes: [],
-    generation: 3,
+    geo: null, generation: 3,
     ...over,
   };
 }

@@ -4,6 +4,7 @@
 // written into a fresh temp directory, talks to it over real loopback sockets,
 // and reads its exit code, stdout and stderr.
 
+import { GEOIP_ATTRIBUTION } from '../../src/geo/attribution.ts';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -79,6 +80,15 @@ function goodConfig(opts: { ttl?: number; port?: number; workers?: number; forma
     `logging: { level: info, format: ${opts.format ?? 'json'} }`,
     // Relative to the config file: the test's temp directory.
     'overwatch: { data_dir: ./state }',
+    // Agent mode needs its own section to be a valid file (the file is mode 600: it holds secrets).
+    ...(opts.mode === 'agent'
+      ? [
+        'agent:',
+        '  identity: { service_token: token-for-app-0123456789, region: eu-west, cert_path: ./agent.crt, key_path: ./agent.key }',
+        '  backends: [{ service: app.example.test, address: 127.0.0.1, port: 8080 }]',
+        '  gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", overwatch_nodes: ["127.0.0.1:7946"] }',
+      ]
+      : []),
     '',
   ].join('\n');
 }
@@ -170,10 +180,10 @@ function oneLine(stderr: string): string {
 // ---------------------------------------------------------------------------
 // Flags
 
-test('prints "OpenGSLB <version from package.json>" for --version and exits 0', async () => {
+test('prints "OpenGSLB <version from package.json>" and the GeoIP database\'s attribution for --version and exits 0', async () => {
   const r = await run(SERVER, ['--version']);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, `OpenGSLB ${VERSION}\n`);
+  assert.equal(r.stdout, `OpenGSLB ${VERSION}\n${GEOIP_ATTRIBUTION}\n`);
   assert.equal(r.stderr, '');
 });
 

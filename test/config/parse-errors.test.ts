@@ -143,8 +143,8 @@ const cases: Case[] = [
   },
   {
     name: 'reports a Go routing algorithm that is not available yet',
-    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west], routing_algorithm: Geolocation }'],
-    expect: ['x.yaml:5:70: domains[0].routing_algorithm: routing_algorithm "Geolocation" is not available yet in this version; expected one of round-robin, weighted, failover, latency'],
+    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west], routing_algorithm: Learned_Latency }'],
+    expect: ['x.yaml:5:70: domains[0].routing_algorithm: routing_algorithm "Learned_Latency" is not available yet in this version; expected one of round-robin, weighted, failover, latency, geolocation'],
   },
   {
     name: 'reports when_all_down fallback without addresses, and addresses without the mode',

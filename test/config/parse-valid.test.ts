@@ -313,9 +313,45 @@ const cases: Case[] = [
   },
   {
     name: 'accepts mode agent without regions or domains',
-    yaml: ['mode: agent', 'agent:', '  backends:', '    - { service: app.example.test, address: backend.local, port: 8080 }'],
-    get: (c) => [c.mode, c.regions, c.domains, c.dns.zones],
-    expect: ['agent', [], [], []],
+    yaml: [
+      'mode: agent',
+      'agent:',
+      '  identity: { service_token: token-for-app-0123456789, region: eu-west }',
+      '  backends:',
+      '    - { service: app.example.test, address: backend.local, port: 8080 }',
+      '  gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", overwatch_nodes: ["ow-1.example.test:7946"] }',
+    ],
+    get: (c) => [c.mode, c.regions, c.domains, c.dns.zones, c.gossip],
+    expect: ['agent', [], [], [], null],
+  },
+  {
+    name: 'normalises the agent section: paths from the file\'s folder, backends with the region check keys, nodes',
+    yaml: [
+      'mode: agent',
+      'agent:',
+      '  identity: { service_token: token-for-app-0123456789, region: eu-west, cert_path: state/agent.crt }',
+      '  backends:',
+      '    - { service: App.Example.Test., address: "::ffff:10.0.0.1", port: 8080, weight: 0, health_check: { type: tcp, interval: 5s, timeout: 1s, host: app.internal } }',
+      '    - { service: app.example.test, address: Backend.Local, port: 8081 }',
+      '  predictive: { enabled: true, cpu: { threshold: 80, bleed_duration: 1m } }',
+      '  gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", overwatch_nodes: ["10.0.0.5:7946", "[2001:db8::5]:7946"] }',
+      '  heartbeat: { interval: 5s, full_interval: 20s }',
+    ],
+    get: (c) => {
+      const a = c.agent;
+      return [
+        a?.identity.certPath, a?.identity.keyPath, a?.backends.map((b) => [b.service, b.address, b.family, b.weight, b.host, b.healthCheck.type, b.healthCheck.intervalMs]),
+        a?.predictive.cpu, a?.gossip.overwatchNodes, a?.heartbeat,
+      ];
+    },
+    expect: [
+      resolve('state/agent.crt'),
+      '/var/lib/opengslb/agent.key',
+      [['app.example.test', '10.0.0.1', 4, 0, 'app.internal', 'tcp', 5000], ['app.example.test', 'backend.local', null, 100, null, 'http', 30000]],
+      { thresholdPercent: 80, bleedDurationMs: 60000 },
+      [{ host: '10.0.0.5', port: 7946 }, { host: '2001:db8::5', port: 7946 }],
+      { intervalMs: 5000, missedThreshold: 3, fullIntervalMs: 20000 },
+    ],
   },
   {
     name: 'accepts the Go original sections metrics, api and overwatch, and reads api, metrics and data_dir from them',
@@ -325,7 +361,7 @@ const cases: Case[] = [
       'api: { enabled: true, address: "127.0.0.1:8080", allowed_networks: [10.0.0.0/8, "::1/128"], trust_proxy_headers: false }',
       'overwatch:',
       '  identity: { node_id: ow-1, region: eu-west }',
-      '  agent_tokens: { app.example.test: some-token-value }',
+      '  agent_tokens: { App.Example.Test.: some-token-value }',
       '  gossip: { bind_address: "0.0.0.0:7946", encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", probe_interval: 1s }',
       '  validation: { enabled: true, check_interval: 30s, check_timeout: 5s }',
       '  stale: { threshold: 30s, remove_after: 5m }',
@@ -333,12 +369,17 @@ const cases: Case[] = [
       '  geolocation: { database_path: /var/lib/GeoLite2-Country.mmdb, default_region: eu-west, ecs_enabled: true, custom_mappings: [{ cidr: 10.0.0.0/8, region: eu-west, comment: office }] }',
       '  data_dir: /var/lib/opengslb',
     ],
-    get: (c) => [Object.keys(c), c.api, c.metrics, c.dataDir],
+    get: (c) => [Object.keys(c), c.api, c.metrics, c.dataDir, c.gossip, c.agentTokens, c.validation, c.stale, c.agent],
     expect: [
-      ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir', 'geolocation', 'dnssec'],
+      ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir', 'geolocation', 'dnssec', 'gossip', 'agentTokens', 'validation', 'stale', 'agent'],
       { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], trustProxyHeaders: false, token: null },
       { enabled: true, host: '0.0.0.0', port: 9091 },
       '/var/lib/opengslb',
+      { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=', acceptedKeys: [], maxClockSkewMs: 30000 },
+      { 'app.example.test': 'some-token-value' },
+      { enabled: true, checkIntervalMs: 30000, checkTimeoutMs: 5000 },
+      { thresholdMs: 30000, removeAfterMs: 300000 },
+      null,
     ],
   },
   {

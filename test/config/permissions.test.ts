@@ -71,7 +71,12 @@ for (const c of [
   { key: 'overwatch.gossip.encryption_key', lines: GOSSIP, line: 8 },
   { key: 'agent.gossip.encryption_key', lines: ['agent:', `  gossip: { encryption_key: "${KEY}" }`], line: 8 },
   { key: 'agent.identity.service_token', lines: ['agent:', '  identity:', '    service_token: a-long-shared-token-0123'], line: 9 },
-  { key: 'overwatch.agent_tokens["app.example.test"]', lines: ['overwatch:', '  agent_tokens:', '    app.example.test: token-1'], line: 9 },
+  {
+    key: 'overwatch.agent_tokens["app.example.test"]',
+    // Tokens turn the agent channel on, which needs its key as well.
+    lines: ['overwatch:', '  agent_tokens:', '    app.example.test: token-for-app-0123456789', `  gossip: { encryption_key: "${KEY}" }`],
+    line: 9,
+  },
 ]) {
   test(`refuses a world-readable file that writes ${c.key}, and accepts it with mode 640`, posixOnly, async (t) => {
     const dir = await configTree(t, { 'main.yaml': [...BASE, ...c.lines] });

@@ -118,7 +118,7 @@ for (const { program, entry } of entries) {
 test('opengslb still takes its flags after the config subcommand was added', async () => {
   const r = await run(SERVER, ['--version']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^OpenGSLB \d+\.\d+\.\d+\n$/);
+  assert.match(r.stdout, /^OpenGSLB \d+\.\d+\.\d+\nIP geolocation by DB-IP /);
 });
 
 test('opengslb exits 2 for an unknown config subcommand', async () => {

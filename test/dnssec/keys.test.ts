@@ -20,7 +20,7 @@ import {
 import { canonicalSigningInput, createSignerKey, rrsetOf, signingWindow, signRrset } from '../../src/dnssec/sign.ts';
 import { OpenGslbError } from '../../src/lib/errors.ts';
 import { LmdbStore, MemoryStore } from '../../src/state/store.ts';
-import type { StoredDnssecKey } from '../../src/state/store.ts';
+import type { DnssecKeyId, StoredDnssecKey } from '../../src/state/store.ts';
 import { missingTool } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -170,10 +170,10 @@ test('the data directory is 0700 and the lmdb files 0600, also when the director
   assert.equal((await stat(join(data, 'state.mdb'))).mode & 0o777, 0o600);
 });
 
-/** Writes `text` as the raw stored value of key id "zone|tag" in the store's dnssec_keys database. */
-async function writeRaw(dataDir: string, id: string, text: string): Promise<void> {
+/** Writes `text` as the raw stored value of key id [zone, tag] in the store's dnssec_keys database. */
+async function writeRaw(dataDir: string, id: DnssecKeyId, text: string): Promise<void> {
   const root = open({ path: join(dataDir, 'state.mdb'), maxDbs: 8 });
-  const db = root.openDB<string, string>({ name: 'dnssec_keys', encoding: 'string' });
+  const db = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
   await db.put(id, text);
   await root.close();
 }
@@ -196,7 +196,7 @@ for (const c of CORRUPTIONS) {
     const key = zones.get('example.test')!.active;
     const stored = toStoredKey(key);
     const changed = c.change(stored);
-    await writeRaw(dir, `example.test|${key.info.keyTag}`, typeof changed === 'string' ? changed : JSON.stringify(changed));
+    await writeRaw(dir, ['example.test', key.info.keyTag], typeof changed === 'string' ? changed : JSON.stringify(changed));
     const reopened = LmdbStore.open(dir);
     t.after(() => reopened.close());
     await assert.rejects(ensureZoneKeys(reopened, ['example.test'], 'ECDSAP256SHA256'), (err: OpenGslbError) => {

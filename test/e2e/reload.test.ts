@@ -225,7 +225,19 @@ test('refuses a reload that changes the listen address or the mode, saying it ne
   const server = await startOpengslb(t, join(dir, 'main.yaml'));
   const changes = [
     { what: 'listen address', main: MAIN.map((l) => l.replace('127.0.0.1:0', `127.0.0.1:${server.port === 65535 ? 65534 : server.port + 1}`)), reason: /dns\.listen_address changed; a new listen address needs a restart/ },
-    { what: 'mode', main: ['mode: agent', ...MAIN], reason: /mode changed from overwatch to agent; a mode change needs a restart/ },
+    {
+      what: 'mode',
+      // A complete agent section, so the file is valid and the refusal is about the mode change itself.
+      main: [
+        'mode: agent',
+        ...MAIN,
+        'agent:',
+        '  identity: { service_token: token-for-app-0123456789, region: eu-west }',
+        '  backends: [{ service: app.example.test, address: 127.0.0.1, port: 8080 }]',
+        '  gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", overwatch_nodes: ["127.0.0.1:7946"] }',
+      ],
+      reason: /mode changed from overwatch to agent; a mode change needs a restart/,
+    },
   ];
   for (const [i, c] of changes.entries()) {
     await writeTree(dir, { 'main.yaml': c.main, 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl) }, 0o600);

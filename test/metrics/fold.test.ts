@@ -145,7 +145,7 @@ domains:
     registry: { servers: () => [] },
     overrides: () => [],
     healthCounters: () => ({ probes_total: { ok: 0, fail: 0 }, transitions_total: { healthy: 0, unhealthy: 0, unchecked: 0 } }),
-    decisionLabels: () => [{ domain: 'app.example.test', algorithm: 'round-robin' }],
+    decisionLabels: () => [{ kind: 'route', domain: 'app.example.test', algorithm: 'round-robin' }],
   };
 }
 

@@ -5,6 +5,7 @@
 // Node refuses to strip types, so everything here runs only built JavaScript:
 // the server, its DNS worker threads, its config-loader worker, and the CLI.
 
+import { GEOIP_ATTRIBUTION } from '../../src/geo/attribution.ts';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -121,7 +122,7 @@ test('the installed bins keep the .ts-free layout under node_modules, and opengs
   assert.ok(!existsSync(join(pkgDir, 'src/cli/opengslb-main.ts')), 'no TypeScript sources installed');
   const r = runBin(prefix, 'opengslb', ['--version']);
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(r.stdout, `OpenGSLB ${PKG.version}\n`);
+  assert.equal(r.stdout, `OpenGSLB ${PKG.version}\n${GEOIP_ATTRIBUTION}\n`);
   assert.equal(r.stderr, '');
 });
 

@@ -11,9 +11,14 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 // src/routing/ is worker code file by file: the rules (select.ts) and who asked (client.ts). Explain, which
 // reads the same rules for the API, lives on the main thread's side (src/overwatch/explain.ts).
-const ALLOWED = [/^workers\//, /^src\/dns\//, /^src\/routing\/(select|client)\.ts$/, /^src\/snapshot\/(layout|reader|live-slots)\.ts$/, /^src\/metrics\/counters-layout\.ts$/, /^src\/lib\//, /^src\/dnssec\/(sign|denial)\.ts$/, /^native\/udp-batch\.ts$/];
+// src/geo/ likewise: the lookup side (the shared-memory GeoIP reader and the compiled table), never the loader.
+const ALLOWED = [
+  /^workers\//, /^src\/dns\//, /^src\/routing\/(select|client)\.ts$/, /^src\/snapshot\/(layout|reader|live-slots)\.ts$/, /^src\/metrics\/counters-layout\.ts$/,
+  /^src\/lib\//, /^src\/dnssec\/(sign|denial)\.ts$/, /^src\/geo\/(lookup|cidr-table|continents)\.ts$/,
+  /^native\/udp-batch\.ts$/,
+];
 // node:fs, node:module, node:path and node:url: native/udp-batch.ts finds and loads the addon once, at start.
-const ALLOWED_PACKAGES = new Set(['node:dgram', 'node:net', 'node:events', 'node:worker_threads', 'node:fs', 'node:module', 'node:path', 'node:url']);
+const ALLOWED_PACKAGES = new Set(['node:dgram', 'node:net', 'node:events', 'node:worker_threads', 'maxmind', 'node:fs', 'node:module', 'node:path', 'node:url']);
 
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');

@@ -14,6 +14,11 @@ import { formatExplain } from './explain-format.ts';
 import {
   type DomainsResponse,
   formatDomains,
+  formatGeoMappings,
+  formatGeoTest,
+  type GeoMappingResponse,
+  type GeoMappingsResponse,
+  type GeoTestResponse,
   formatOverrideCleared,
   formatOverrides,
   formatOverrideSet,
@@ -251,8 +256,75 @@ const explain: Command = {
   },
 };
 
+const geoTest: Command = {
+  name: 'geo test',
+  synopsis: 'IP',
+  summary: 'which region a client address maps to, and how (custom mapping, GeoIP country or continent, default)',
+  flags: ['IP                a client IPv4 or IPv6 address (as an ECS address or a packet source)'],
+  options: {},
+  args: [1, 1],
+  async run(ctx, _values, args) {
+    const res = await ctx.client.get('/api/v1/geo/test', { ip: args[0] });
+    if (ctx.json) return printJson(ctx, res.body);
+    ctx.out(formatGeoTest(res.body as GeoTestResponse));
+  },
+};
+
+const geoMappingsList: Command = {
+  name: 'geo mappings list',
+  synopsis: '',
+  summary: "the custom geo mappings: the config's, then those added at run time",
+  flags: [],
+  options: {},
+  args: [0, 0],
+  async run(ctx) {
+    const res = await ctx.client.get('/api/v1/geo/mappings');
+    if (ctx.json) return printJson(ctx, res.body);
+    ctx.out(formatGeoMappings(res.body as GeoMappingsResponse));
+  },
+};
+
+const geoMappingsAdd: Command = {
+  name: 'geo mappings add',
+  synopsis: 'CIDR REGION [--comment TEXT] [--source WHO]',
+  summary: 'map a network to a region at run time (persisted; DNS follows when the command returns)',
+  flags: [
+    'CIDR              the network (10.0.0.0/8, 2001:db8::/32); host bits are ignored',
+    'REGION            a region of the config',
+    '--comment TEXT    why, shown in the listing',
+    '--source WHO      who adds it (default: $USER@hostname, or opengslb-cli without $USER)',
+  ],
+  options: { comment: { type: 'string' }, source: { type: 'string' } },
+  args: [2, 2],
+  async run(ctx, values, args) {
+    const [cidr, region] = args as [string, string];
+    const source = str(values, 'source') ?? defaultSource(ctx.env);
+    if (source.trim() === '') throw new UsageError('--source: must not be empty');
+    const comment = str(values, 'comment');
+    const res = await ctx.client.put('/api/v1/geo/mappings', { cidr, region, source, ...(comment === undefined ? {} : { comment }) });
+    if (ctx.json) return printJson(ctx, res.body);
+    const m = res.body as GeoMappingResponse;
+    ctx.out(`Mapped ${m.cidr} to ${m.region} (source: ${m.source})\n`);
+  },
+};
+
+const geoMappingsRemove: Command = {
+  name: 'geo mappings remove',
+  synopsis: 'CIDR',
+  summary: 'remove a mapping added at run time',
+  flags: ['CIDR              as listed by `geo mappings list`'],
+  options: {},
+  args: [1, 1],
+  async run(ctx, _values, args) {
+    const res = await ctx.client.request('DELETE', '/api/v1/geo/mappings', { cidr: args[0] }, undefined, [200]);
+    if (ctx.json) return printJson(ctx, res.body);
+    const m = res.body as GeoMappingResponse;
+    ctx.out(`Removed the mapping of ${m.cidr} (was ${m.region})\n`);
+  },
+};
+
 /** The admin-API commands, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [status, servers, domains, overridesList, overridesSet, overridesClear, explain];
+export const COMMANDS: readonly Command[] = [status, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove];
 
 /** Command words that take a sub-command word. */
-export const GROUPS: readonly string[] = ['overrides', 'config'];
+export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings'];

@@ -1,4 +1,4 @@
-// Cold path. Prints GET /api/v1/explain (src/routing/explain.ts builds it):
+// Cold path. Prints GET /api/v1/explain (src/overwatch/explain.ts builds it):
 // the query and its result, the answer and how answers are drawn, the policy,
 // every candidate server with whether the next answer may carry it and why
 // not, weighted chances, and the explanation's notes.
@@ -41,6 +41,12 @@ export function formatExplain(e: Explanation): string {
     if (e.max_answers !== null) parts.push(`max_answers ${e.max_answers}`);
     if (e.when_all_down !== null) parts.push(`when_all_down ${e.when_all_down}`);
     fields.push(['Policy', parts.join(', ')]);
+  }
+  if (e.geo !== null && e.geo !== undefined) {
+    const g = e.geo;
+    const how = g.match_type === 'custom_mapping' ? `custom mapping ${g.matched_cidr}` : g.match_type === 'geoip' ? `GeoIP ${[g.country, g.continent].filter((x) => x !== null).join('/')}` : g.match_type === 'default' ? 'default_region' : 'nothing';
+    fields.push(['Client region', `${g.region ?? 'none'} (by ${how}${g.scope_prefix_length > 0 ? `, ECS scope /${g.scope_prefix_length}` : ''})`]);
+    if (g.fallback !== null) fields.push(['Answered from', `${g.answered_region ?? 'none'} (${g.fallback.replaceAll('_', ' ')})`]);
   }
   if (e.answers.length > 0) {
     const how = e.selection === null ? '' : ` (${SELECTION[e.selection]}${e.selection !== 'fixed' ? `, ${e.answer_size} per answer` : ''})`;

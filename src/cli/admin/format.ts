@@ -4,7 +4,9 @@
 // print only fields the API sends (the Go CLI printed fields the server never
 // had, as zeros and "unknown").
 
-import type { DomainServerView, DomainView, OverrideView, Readiness, RegionView, ServerView } from '../../overwatch/views.ts';
+// Type-only, for the JSON shapes the API serves; no geo code runs in the CLI.
+import type { GeoTestResult } from '../../geo/table-input.ts';
+import type { DomainServerView, DomainView, GeoMappingView, OverrideView, Readiness, RegionView, ServerView } from '../../overwatch/views.ts';
 import { formatFields, formatTable } from './table.ts';
 
 /** GET /api/v1/version. */
@@ -188,4 +190,40 @@ export function formatOverrideSet(o: OverrideView): string {
 export function formatOverrideCleared(service: string, address: string, was: OverrideView | null): string {
   if (was === null) return `Override cleared: ${address} in ${service}; the health checks decide again.\n`;
   return `Override cleared: ${was.address} in ${was.service} was forced ${forced(was.healthy)} (reason: ${was.reason}; source: ${was.source}; since ${was.created_at}); the health checks decide again.\n`;
+}
+
+/** GET /api/v1/geo/test. */
+export type GeoTestResponse = GeoTestResult;
+/** One mapping of GET/PUT/DELETE /api/v1/geo/mappings. */
+export type GeoMappingResponse = GeoMappingView;
+export interface GeoMappingsResponse {
+  readonly mappings: readonly GeoMappingView[];
+}
+
+const MATCH_WORDS: Readonly<Record<string, string>> = {
+  custom_mapping: 'custom mapping',
+  geoip: 'GeoIP database (country, else continent)',
+  default: 'default_region',
+  none: 'nothing (no mapping, no database match, no default_region)',
+};
+
+/** `geo test`. */
+export function formatGeoTest(r: GeoTestResponse): string {
+  return formatFields([
+    ['Address', r.ip],
+    ['Region', r.region ?? NONE],
+    ['Decided by', MATCH_WORDS[r.match_type] ?? r.match_type],
+    ['Custom mapping', r.matched_cidr ?? NONE],
+    ['Country', r.country ?? NONE],
+    ['Continent', r.continent ?? NONE],
+    ['GeoIP network', r.geoip_network ?? NONE],
+    ['ECS scope', `/${r.scope_prefix_length}`],
+  ]);
+}
+
+/** `geo mappings list`. */
+export function formatGeoMappings(res: GeoMappingsResponse): string {
+  if (res.mappings.length === 0) return 'No custom mappings.\n';
+  const rows = res.mappings.map((m) => [m.cidr, m.region, m.source, yesNo(m.active), m.comment ?? NONE, m.created_at ?? NONE]);
+  return formatTable(['CIDR', 'REGION', 'SOURCE', 'ACTIVE', 'COMMENT', 'CREATED'], rows);
 }

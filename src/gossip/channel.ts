@@ -1,0 +1,397 @@
+// Main thread (overwatch), per message. The overwatch's side of the agent
+// channel, independent of the transport: takes sealed bytes (from UDP, TCP or
+// later a NATS subscription), opens them, checks time, replay window, pin,
+// signature and tokens, and only then hands the message to the registry's
+// callbacks. A dropped message changes nothing (not even the replay window)
+// and is counted by reason. Owns the pinned certificates (TOFU) and writes
+// them through to a PinStore.
+//
+//   sealed bytes ─► open (envelope, msgpack, validate) ─► timestamp ─► revoked? ─► seq window check
+//        register: region? ─► token proofs ─► certificate ─► signature ─► pin / rotation ─┐
+//        others:   pinned? ─► signature (pinned key) ─► certificate still valid ─► services ─┤
+//                                                  seq window accept ◄─┘ ─► handler ─► ack
+
+import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
+import type { PinStore, StoredPin } from '../state/store.ts';
+import { DROP_REASON_NAMES, type DropReason } from './drop-reasons.ts';
+import type { Keyring } from './envelope.ts';
+import { parseAgentCertificate } from './identity.ts';
+import type {
+  AckMessage, AgentMessage, DeregisterMessage, HealthUpdateMessage, HeartbeatMessage, Message, RegisterMessage,
+} from './messages.ts';
+import { checkTimestamp, ReplayWindow } from './replay.ts';
+import { checkTokenProof } from './token.ts';
+import { openMessage, sealMessage, verifyBody } from './wire.ts';
+
+/** How bytes reached the channel. */
+export type Transport = 'udp' | 'tcp' | 'bus';
+
+/** The agent message types the channel accepts (acks are refused as unexpected_type). */
+export const AGENT_MESSAGE_TYPES = ['register', 'heartbeat', 'health_update', 'deregister'] as const;
+export type AgentMessageType = (typeof AGENT_MESSAGE_TYPES)[number];
+
+/** Where a message came from. */
+export interface MessageSource {
+  readonly transport: Transport;
+  /** "address:port" of the sender as the transport saw it (for logs only, never trusted). */
+  readonly remote: string;
+}
+
+/** What a handler receives with an accepted message. */
+export interface ChannelEvent<M extends AgentMessage> {
+  readonly message: M;
+  /** The agent's pin after this message (for a register: the new or updated pin). */
+  readonly pin: StoredPin;
+  readonly source: MessageSource;
+  /** This overwatch's clock when the message was accepted, epoch milliseconds. */
+  readonly receivedAtMs: number;
+  /**
+   * The message is older (lower seq) than one already accepted from this
+   * agent: it arrived reordered. Its backend states are older than what the
+   * registry has; use it for liveness only.
+   */
+  readonly outOfOrder: boolean;
+}
+
+/** A register event: also says whether it was the agent's first contact or a certificate rotation. */
+export interface RegisterEvent extends ChannelEvent<RegisterMessage> {
+  readonly firstContact: boolean;
+  readonly rotated: boolean;
+}
+
+/** A dropped message, for logs (rate-limit them: every drop is already counted). */
+export interface DropEvent {
+  readonly reason: DropReason;
+  /** Which field or check, when known (never contains a token or key). */
+  readonly detail: string | null;
+  /** The claimed agent id once the message could be opened, else null. */
+  readonly agentId: string | null;
+  readonly source: MessageSource;
+}
+
+/**
+ * The registry integration. Handlers run synchronously inside receive(); an
+ * exception thrown by one propagates to the caller of receive() (the
+ * receiver counts it as a handler error) after the message was accepted.
+ */
+export interface ChannelHandlers {
+  onRegister?(event: RegisterEvent): void;
+  onHeartbeat?(event: ChannelEvent<HeartbeatMessage>): void;
+  onHealthUpdate?(event: ChannelEvent<HealthUpdateMessage>): void;
+  onDeregister?(event: ChannelEvent<DeregisterMessage>): void;
+  onDrop?(event: DropEvent): void;
+  /** A pin could not be written to the store; the pin is in effect in memory and is written again at the next registration. */
+  onStoreError?(error: Error, agentId: string): void;
+}
+
+/** Messages accepted by type and dropped by reason, since the channel was created. */
+export interface ChannelCounters {
+  readonly messages: Record<AgentMessageType, number>;
+  readonly drops: Record<DropReason, number>;
+}
+
+export interface OverwatchChannelOptions {
+  readonly keyring: Keyring;
+  /** overwatch.agent_tokens: service name (lower-case, no trailing dot) → token. */
+  readonly agentTokens: Readonly<Record<string, string>>;
+  readonly pinStore: PinStore;
+  /** Region names an agent may register in; null accepts any. */
+  readonly regions: readonly string[] | null;
+  /** overwatch.gossip.max_clock_skew: how far a message's timestamp may be from this clock, ms. Default 30 000. */
+  readonly maxClockSkewMs?: number;
+  readonly handlers?: ChannelHandlers;
+  /** Clock, epoch milliseconds (tests). */
+  readonly now?: () => number;
+}
+
+/** What receive() did with one message; `ack` is what a TCP sender is answered (null: no answer). */
+export type ReceiveResult =
+  | { readonly ok: true; readonly type: AgentMessageType; readonly agentId: string; readonly ack: AckMessage; readonly persisted: Promise<void> }
+  | { readonly ok: false; readonly reason: DropReason; readonly detail: string | null; readonly agentId: string | null; readonly ack: AckMessage | null };
+
+const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000;
+const RESOLVED = Promise.resolve();
+
+type Verdict = { readonly reason: DropReason; readonly detail: string | null };
+
+/**
+ * Verifies agent messages and dispatches them to the registry's handlers.
+ * Create one per overwatch; feed it with receive(). Pins are loaded from the
+ * store at construction.
+ */
+export class OverwatchChannel {
+  #keyring: Keyring;
+  #tokens: ReadonlyMap<string, string>;
+  #regions: ReadonlySet<string> | null;
+  readonly #store: PinStore;
+  readonly #handlers: ChannelHandlers;
+  readonly #now: () => number;
+  readonly #maxSkewMs: number;
+  /** Messages stamped before this are refused: the replay windows start empty at every start. */
+  readonly #startedAtMs: number;
+  readonly #pins = new Map<string, StoredPin>();
+  readonly #windows = new Map<string, ReplayWindow>();
+  readonly #keys = new Map<string, KeyObject>();
+  readonly #pending = new Set<Promise<void>>();
+  readonly #counters: ChannelCounters;
+
+  constructor(options: OverwatchChannelOptions) {
+    this.#keyring = options.keyring;
+    this.#tokens = new Map(Object.entries(options.agentTokens));
+    this.#regions = options.regions === null ? null : new Set(options.regions);
+    this.#store = options.pinStore;
+    this.#handlers = options.handlers ?? {};
+    this.#now = options.now ?? Date.now;
+    this.#maxSkewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    this.#startedAtMs = this.#now();
+    for (const pin of this.#store.loadPins()) this.#pins.set(pin.agentId, pin);
+    this.#counters = {
+      messages: { register: 0, heartbeat: 0, health_update: 0, deregister: 0 },
+      drops: Object.fromEntries(DROP_REASON_NAMES.map((r) => [r, 0])) as Record<DropReason, number>,
+    };
+  }
+
+  /**
+   * Opens, verifies and dispatches one sealed message. Never throws for any
+   * input bytes (only a handler's own exception propagates). A drop leaves
+   * pins, replay windows and the registry untouched. `sealed` is only read
+   * during the call.
+   */
+  receive(sealed: Uint8Array, source: MessageSource): ReceiveResult {
+    const opened = openMessage(this.#keyring, sealed);
+    if (!opened.ok) return this.#drop(opened.reason, opened.detail, null, source);
+    const { message, body, signature, previousSignature } = opened.opened;
+    if (message.type === 'ack') return this.#drop('unexpected_type', 'an ack sent to an overwatch', message, source);
+    const now = this.#now();
+    const time = checkTimestamp(message.timestampMs, now, this.#maxSkewMs, this.#startedAtMs);
+    if (time !== 'ok') return this.#drop(time, `timestamp ${new Date(message.timestampMs).toISOString()}`, message, source);
+    const pin = this.#pins.get(message.agentId);
+    if (pin !== undefined && pin.revokedAtMs !== null) return this.#drop('revoked', pin.revokedReason, message, source);
+    const window = this.#windows.get(message.agentId);
+    const seq = window?.check(message.seq) ?? 'ok';
+    if (seq !== 'ok') return this.#drop(seq, `seq ${message.seq}, highest accepted ${window?.top}`, message, source);
+
+    if (message.type === 'register') {
+      const checked = this.#checkRegister(message, body, signature as Buffer, previousSignature, pin, now);
+      if ('reason' in checked) return this.#drop(checked.reason, checked.detail, message, source);
+      const outOfOrder = this.#acceptSeq(message.agentId, message.seq, window);
+      this.#pins.set(message.agentId, checked.pin);
+      if (pin !== undefined && pin.fingerprint !== checked.pin.fingerprint) this.#keys.delete(pin.fingerprint);
+      const persisted = this.#persist(this.#store.putPin(checked.pin), message.agentId);
+      this.#counters.messages.register++;
+      this.#handlers.onRegister?.({
+        message, pin: checked.pin, source, receivedAtMs: now, outOfOrder, firstContact: pin === undefined, rotated: checked.rotated,
+      });
+      return { ok: true, type: 'register', agentId: message.agentId, ack: this.#ack(message, 'ok', null), persisted };
+    }
+
+    if (pin === undefined) return this.#drop('unpinned', null, message, source);
+    const verdict = this.#checkPinned(message, body, signature as Buffer, pin, now);
+    if (verdict !== null) return this.#drop(verdict.reason, verdict.detail, message, source);
+    const outOfOrder = this.#acceptSeq(message.agentId, message.seq, window);
+    this.#counters.messages[message.type]++;
+    const event = { pin, source, receivedAtMs: now, outOfOrder };
+    switch (message.type) {
+      case 'heartbeat':
+        this.#handlers.onHeartbeat?.({ ...event, message });
+        break;
+      case 'health_update':
+        this.#handlers.onHealthUpdate?.({ ...event, message });
+        break;
+      case 'deregister':
+        this.#handlers.onDeregister?.({ ...event, message });
+        break;
+    }
+    return { ok: true, type: message.type, agentId: message.agentId, ack: this.#ack(message, 'ok', null), persisted: RESOLVED };
+  }
+
+  /** Seals an ack for a TCP reply under the primary key (unsigned: see messages.ts AckMessage). */
+  sealAck(ack: AckMessage): Buffer {
+    return sealMessage(this.#keyring, ack, null);
+  }
+
+  /** Counts a drop the transport decided (too_large, connection_limit) and reports it to onDrop. */
+  countDrop(reason: DropReason, detail: string | null, source: MessageSource): void {
+    this.#drop(reason, detail, null, source);
+  }
+
+  /** A snapshot of the counters (plain numbers; the metrics module turns them into prom-client series). */
+  counters(): ChannelCounters {
+    return { messages: { ...this.#counters.messages }, drops: { ...this.#counters.drops } };
+  }
+
+  /** Every pin, revoked ones included, in agent-id order. */
+  pins(): StoredPin[] {
+    return [...this.#pins.values()].sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+  }
+
+  /** The pin of one agent, or undefined. */
+  pin(agentId: string): StoredPin | undefined {
+    return this.#pins.get(agentId);
+  }
+
+  /**
+   * Revokes an agent's pin: from the next message on, everything it sends is
+   * dropped as revoked, registrations included, until the pin is deleted.
+   * Resolves to the revoked pin (null for an unknown agent) once the store
+   * has it; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails (the
+   * revocation is in effect in memory even then).
+   */
+  async revoke(agentId: string, reason: string): Promise<StoredPin | null> {
+    const pin = this.#pins.get(agentId);
+    if (pin === undefined) return null;
+    const revoked: StoredPin = { ...pin, revokedAtMs: this.#now(), revokedReason: reason };
+    this.#pins.set(agentId, revoked);
+    await this.#store.putPin(revoked);
+    return revoked;
+  }
+
+  /**
+   * Deletes an agent's pin: its next heartbeat is dropped as unpinned, and it
+   * may register again (with valid tokens) with any certificate. Resolves to
+   * false for an unknown agent; rejects with OPENGSLB_ERR_STATE_WRITE when
+   * the store fails (the deletion is in effect in memory even then).
+   */
+  async deletePin(agentId: string): Promise<boolean> {
+    const pin = this.#pins.get(agentId);
+    if (pin === undefined) return false;
+    this.#pins.delete(agentId);
+    this.#windows.delete(agentId);
+    this.#keys.delete(pin.fingerprint);
+    await this.#store.deletePin(agentId);
+    return true;
+  }
+
+  /** Replaces the tokens (config reload); registrations from now on are checked against these. */
+  setAgentTokens(tokens: Readonly<Record<string, string>>): void {
+    this.#tokens = new Map(Object.entries(tokens));
+  }
+
+  /** Replaces the accepted regions (config reload); null accepts any. */
+  setRegions(regions: readonly string[] | null): void {
+    this.#regions = regions === null ? null : new Set(regions);
+  }
+
+  /** Replaces the keyring (config reload: key rotation). */
+  setKeyring(keyring: Keyring): void {
+    this.#keyring = keyring;
+  }
+
+  /** Resolves when every pin write started so far has finished (successfully or reported to onStoreError). */
+  async settled(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all(this.#pending);
+  }
+
+  #checkRegister(
+    message: RegisterMessage,
+    body: Buffer,
+    signature: Buffer,
+    previousSignature: Buffer | null,
+    pin: StoredPin | undefined,
+    now: number,
+  ): { readonly pin: StoredPin; readonly rotated: boolean } | Verdict {
+    if (this.#regions !== null && !this.#regions.has(message.region)) {
+      return { reason: 'unknown_region', detail: `region ${JSON.stringify(message.region)}` };
+    }
+    // Tokens first: they are cheap (one HMAC each), so without a token nobody gets us to parse certificates.
+    const fingerprint = createHash('sha256').update(message.certificate).digest('hex');
+    const services = Object.keys(message.tokenProofs).sort();
+    if (services.length === 0) return { reason: 'token_missing', detail: 'a registration without any token proof' };
+    for (const backend of message.backends) {
+      if (!Object.hasOwn(message.tokenProofs, backend.service)) return { reason: 'token_missing', detail: `service ${backend.service}` };
+    }
+    for (const service of services) {
+      const token = this.#tokens.get(service);
+      if (token === undefined) return { reason: 'token_unknown_service', detail: `service ${service}` };
+      if (!checkTokenProof(message.tokenProofs[service], token, message.agentId, service, fingerprint)) {
+        return { reason: 'token_mismatch', detail: `service ${service}` };
+      }
+    }
+    const cert = parseAgentCertificate(message.certificate, now);
+    if (!cert.ok) return { reason: cert.reason, detail: cert.detail };
+    if (cert.agentId !== message.agentId) {
+      return { reason: 'certificate_invalid', detail: `the certificate is for agent ${JSON.stringify(cert.agentId)}, not ${JSON.stringify(message.agentId)}` };
+    }
+    if (!verifyBody(cert.publicKey, body, signature)) return { reason: 'bad_signature', detail: 'not signed by the presented certificate' };
+    let rotated = false;
+    if (pin !== undefined && pin.fingerprint !== fingerprint) {
+      // A new certificate for a pinned agent is taken only from someone who still holds the pinned key.
+      if (previousSignature === null || !verifyBody(this.#pinnedKey(pin), body, previousSignature)) {
+        return { reason: 'certificate_mismatch', detail: `pinned ${pin.fingerprint.slice(0, 16)}…, presented ${fingerprint.slice(0, 16)}…` };
+      }
+      rotated = true;
+    }
+    this.#keys.set(fingerprint, cert.publicKey);
+    return {
+      rotated,
+      pin: {
+        agentId: message.agentId,
+        fingerprint,
+        certificate: Buffer.from(message.certificate),
+        region: message.region,
+        services,
+        firstSeenMs: pin?.firstSeenMs ?? now,
+        registeredAtMs: now,
+        notAfterMs: cert.notAfterMs,
+        revokedAtMs: null,
+        revokedReason: null,
+        previousFingerprint: rotated ? (pin as StoredPin).fingerprint : (pin?.previousFingerprint ?? null),
+      },
+    };
+  }
+
+  #checkPinned(message: AgentMessage, body: Buffer, signature: Buffer, pin: StoredPin, now: number): Verdict | null {
+    if (!verifyBody(this.#pinnedKey(pin), body, signature)) return { reason: 'bad_signature', detail: 'not signed by the pinned certificate' };
+    if (now > pin.notAfterMs) return { reason: 'certificate_expired', detail: `the pinned certificate expired ${new Date(pin.notAfterMs).toISOString()}` };
+    if (message.type === 'heartbeat' || message.type === 'health_update') {
+      for (const backend of message.backends) {
+        if (!pin.services.includes(backend.service)) return { reason: 'service_not_registered', detail: `service ${backend.service}` };
+      }
+    }
+    return null;
+  }
+
+  /** The pinned certificate's public key, parsed once per fingerprint. */
+  #pinnedKey(pin: StoredPin): KeyObject {
+    let key = this.#keys.get(pin.fingerprint);
+    if (key === undefined) {
+      key = new X509Certificate(pin.certificate).publicKey;
+      this.#keys.set(pin.fingerprint, key);
+    }
+    return key;
+  }
+
+  /** Records an accepted sequence number; returns whether it arrived after a higher one (reordered). */
+  #acceptSeq(agentId: string, seq: number, window: ReplayWindow | undefined): boolean {
+    let w = window;
+    if (w === undefined) {
+      w = new ReplayWindow();
+      this.#windows.set(agentId, w);
+    }
+    const outOfOrder = seq < w.top;
+    w.accept(seq);
+    return outOfOrder;
+  }
+
+  #persist(write: Promise<void>, agentId: string): Promise<void> {
+    const done = write.then(
+      () => undefined,
+      (err: unknown) => this.#handlers.onStoreError?.(err as Error, agentId),
+    ).finally(() => this.#pending.delete(done));
+    this.#pending.add(done);
+    return done;
+  }
+
+  #ack(message: AgentMessage, status: AckMessage['status'], reason: DropReason | null): AckMessage {
+    return { type: 'ack', agentId: message.agentId, seq: message.seq, timestampMs: this.#now(), status, reason };
+  }
+
+  #drop(reason: DropReason, detail: string | null, message: Message | null, source: MessageSource): ReceiveResult {
+    this.#counters.drops[reason]++;
+    const agentId = message?.agentId ?? null;
+    this.#handlers.onDrop?.({ reason, detail, agentId, source });
+    // Only a sender that holds the key learns why (it could read the ack anyway); unopened bytes get no answer.
+    const ack = message === null || message.type === 'ack' ? null : this.#ack(message, reason === 'unpinned' ? 'register' : 'refused', reason);
+    return { ok: false, reason, detail, agentId, ack };
+  }
+}

@@ -1,0 +1,97 @@
+// The geolocation routes of the admin API against a running overwatch: the
+// Go original's geo test, and custom mappings added and removed at run time
+// reaching DNS by the time the call returns, and surviving a restart.
+
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseConfigText } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { LmdbStore } from '../../src/state/store.ts';
+import { ask } from '../helpers/dns-client.ts';
+import { KNOWN_LOCATIONS } from '../helpers/geo-known.ts';
+import { call, startTestApi } from './helpers.ts';
+
+const YAML = `
+dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }
+overwatch:
+  geolocation:
+    default_region: eu
+    custom_mappings: [{ cidr: 10.0.0.0/8, region: us, comment: office }]
+regions:
+  - { name: eu, countries: [DE, NL], health_check: { type: none }, servers: [{ address: 192.0.2.1 }] }
+  - { name: us, countries: [US], health_check: { type: none }, servers: [{ address: 198.51.100.1 }] }
+domains:
+  - { name: geo.example.test, routing_algorithm: geolocation, regions: [eu, us] }
+logging: { level: error }
+`;
+
+async function start(dataDir: string): Promise<{ overwatch: Overwatch; store: LmdbStore }> {
+  const store = LmdbStore.open(dataDir);
+  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }), { store });
+  return { overwatch, store };
+}
+
+async function answer(port: number, ecs: string): Promise<string> {
+  const r = await ask(port, 'geo.example.test', 'A', { edns: { ecs: { family: 1, sourcePrefix: 24, address: ecs } } });
+  return (r.answers?.[0] as { data: string } | undefined)?.data ?? 'none';
+}
+
+test('GET /api/v1/geo/test says which region an address maps to and how', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-geo-api-'));
+  const { overwatch, store } = await start(dir);
+  t.after(async () => {
+    await overwatch.stop(200);
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const api = await startTestApi(t, overwatch);
+  const us = KNOWN_LOCATIONS.find((k) => k.country === 'US') as { ip: string };
+  let r = await call(api.base, 'GET', `/api/v1/geo/test?ip=${us.ip}`);
+  assert.equal(r.status, 200);
+  assert.equal(r.body.region, 'us');
+  assert.equal(r.body.match_type, 'geoip');
+  assert.equal(r.body.country, 'US');
+  assert.equal(r.body.continent, 'NA');
+  assert.equal(r.body.matched_cidr, null);
+  r = await call(api.base, 'GET', '/api/v1/geo/test?ip=10.9.8.7');
+  assert.deepEqual([r.body.region, r.body.match_type, r.body.matched_cidr, r.body.scope_prefix_length], ['us', 'custom_mapping', '10.0.0.0/8', 8]);
+  r = await call(api.base, 'GET', '/api/v1/geo/test?ip=not-an-ip');
+  assert.equal(r.status, 400);
+  assert.match(String(r.body.error), /ip: "not-an-ip" is not an IP address/);
+});
+
+test('a mapping added through the API reaches DNS when the call returns, is listed, survives a restart, and goes when removed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-geo-api-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  let { overwatch, store } = await start(dir);
+  let api = await startTestApi(t, overwatch);
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '192.0.2.1', 'not mapped: default_region eu');
+  let r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '172.16.99.1/12', region: 'us', comment: 'VPN', source: 'alice' } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.deepEqual([r.body.cidr, r.body.region, r.body.source, r.body.active], ['172.16.0.0/12', 'us', 'alice', true]);
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '198.51.100.1', 'answered by the mapping as soon as the call returned');
+  r = await call(api.base, 'GET', '/api/v1/geo/mappings');
+  assert.deepEqual((r.body.mappings as { cidr: string; source: string }[]).map((m) => [m.cidr, m.source]), [['10.0.0.0/8', 'config'], ['172.16.0.0/12', 'alice']]);
+  // Refused: a network the config maps, a region that is not served, not a CIDR.
+  assert.equal((await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '10.0.0.0/8', region: 'eu', source: 'alice' } })).status, 409);
+  assert.equal((await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '192.168.0.0/16', region: 'mars', source: 'alice' } })).status, 409);
+  assert.equal((await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '192.168.0.0', region: 'eu', source: 'alice' } })).status, 400);
+
+  await overwatch.stop(200);
+  await store.close();
+  ({ overwatch, store } = await start(dir));
+  t.after(async () => {
+    await overwatch.stop(200);
+    await store.close();
+  });
+  api = await startTestApi(t, overwatch);
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '198.51.100.1', 'the mapping came back from the state store');
+  r = await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=172.16.0.0/12');
+  assert.equal(r.status, 200);
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '192.0.2.1');
+  assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=172.16.0.0/12')).status, 404);
+});

@@ -1,0 +1,133 @@
+// Config of the agent channel: overwatch.gossip, overwatch.agent_tokens,
+// overwatch.validation, overwatch.stale and the agent section. A missing or
+// malformed key refuses the file naming the key and showing how to make one;
+// no message ever quotes a key or a token.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfigText } from '../../src/config/load.ts';
+import { ConfigError } from '../../src/config/problems.ts';
+
+const KEY = 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=';
+const KEY2 = 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=';
+const TOKEN = 'token-for-app-0123456789';
+const OVERWATCH = ['regions:', '  - name: eu-west', '    servers: [{ address: 192.0.2.10 }]', 'domains:', '  - { name: app.example.test, regions: [eu-west] }'];
+const AGENT = [
+  'mode: agent',
+  'agent:',
+  `  identity: { service_token: ${TOKEN}, region: eu-west }`,
+  '  backends: [{ service: app.example.test, address: 10.0.0.1, port: 8080 }]',
+  `  gossip: { encryption_key: "${KEY}", overwatch_nodes: ["ow-1.example.test:7946"] }`,
+];
+
+function problems(yaml: string[]): string[] {
+  try {
+    parseConfigText(yaml.join('\n'), 'x.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    for (const secret of [KEY, KEY2, TOKEN]) assert.ok(!err.message.includes(secret), `a message quotes a secret:\n${err.message}`);
+    return err.message.split('\n');
+  }
+  return [];
+}
+
+const cases: { name: string; yaml: string[]; expect: string[] }[] = [
+  { name: 'a complete agent section', yaml: AGENT, expect: [] },
+  {
+    name: 'an agent without its key, token, region, backends and overwatches',
+    yaml: ['mode: agent'],
+    expect: [
+      'x.yaml:1:1: agent.identity.service_token: is missing',
+      'x.yaml:1:1: agent.identity.region: is missing',
+      'x.yaml:1:1: agent.backends: is missing, expected a list of backends (required when mode is agent)',
+      'x.yaml:1:1: agent.gossip.encryption_key: is missing, expected standard base64 of exactly 32 bytes (44 characters): generate one with "openssl rand -base64 32" (required when mode is agent)',
+      'x.yaml:1:1: agent.gossip.overwatch_nodes: is missing',
+    ],
+  },
+  {
+    name: 'an agent key that is not 32 bytes of base64',
+    yaml: [...AGENT.slice(0, 4), '  gossip: { encryption_key: "c2hvcnQ=", overwatch_nodes: ["ow-1:7946"] }'],
+    expect: ['x.yaml:5:29: agent.gossip.encryption_key: the secret value is invalid, expected standard base64 of exactly 32 bytes (44 characters): generate one with "openssl rand -base64 32"'],
+  },
+  {
+    name: 'a key whose last character carries stray bits',
+    yaml: [...AGENT.slice(0, 4), `  gossip: { encryption_key: "${'A'.repeat(42)}B=", overwatch_nodes: ["ow-1:7946"] }`],
+    expect: ['x.yaml:5:29: agent.gossip.encryption_key: the secret value is not canonical base64'],
+  },
+  {
+    name: 'overwatch agent tokens without the channel key',
+    yaml: [...OVERWATCH, 'overwatch:', `  agent_tokens: { app.example.test: ${TOKEN} }`],
+    expect: [
+      'x.yaml:7:3: overwatch.gossip.encryption_key: is missing, expected standard base64 of exactly 32 bytes (generate one with "openssl rand -base64 32"): overwatch.agent_tokens turns the agent channel on',
+    ],
+  },
+  {
+    name: 'a bind address without the channel key',
+    yaml: [...OVERWATCH, 'overwatch:', '  gossip: { bind_address: ":7946" }'],
+    expect: ['x.yaml:7:11: overwatch.gossip.encryption_key: is missing, expected standard base64 of exactly 32 bytes (generate one with "openssl rand -base64 32"): overwatch.gossip.bind_address turns'],
+  },
+  {
+    name: 'an accepted key equal to the key',
+    yaml: [...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}", accepted_keys: ["${KEY2}", "${KEY}"] }`],
+    expect: ['x.yaml:7:141: overwatch.gossip.accepted_keys[1]: is the same key as overwatch.gossip.encryption_key, expected each key once'],
+  },
+  {
+    name: 'a token shorter than 16 characters',
+    yaml: [...OVERWATCH, 'overwatch:', '  agent_tokens: { app.example.test: short }', `  gossip: { encryption_key: "${KEY}" }`],
+    expect: ['x.yaml:7:37: overwatch.agent_tokens["app.example.test"]: the secret value is too short'],
+  },
+  {
+    name: 'a token keyed by something that is not a service name',
+    yaml: [...OVERWATCH, 'overwatch:', `  agent_tokens: { "app example": ${TOKEN} }`, `  gossip: { encryption_key: "${KEY}" }`],
+    expect: ['x.yaml:7:34: overwatch.agent_tokens["app example"]: service name "app example" contains " "'],
+  },
+  {
+    name: 'the same service twice in agent tokens',
+    yaml: [...OVERWATCH, 'overwatch:', '  agent_tokens:', `    app.example.test: ${TOKEN}`, `    App.Example.Test.: ${TOKEN}`, `  gossip: { encryption_key: "${KEY}" }`],
+    expect: ['x.yaml:9:24: overwatch.agent_tokens["App.Example.Test."]: names the same service as "app.example.test", expected each service once'],
+  },
+  {
+    name: 'a validation timeout not below its interval, and stale removal before staleness',
+    yaml: [...OVERWATCH, 'overwatch:', '  validation: { check_interval: 5s, check_timeout: 5s }', '  stale: { threshold: 1m, remove_after: 30s }'],
+    expect: [
+      'x.yaml:7:52: overwatch.validation.check_timeout: 5s is not shorter than check_interval 5s',
+      'x.yaml:8:41: overwatch.stale.remove_after: 30s is not longer than the threshold 1m',
+    ],
+  },
+  {
+    name: 'a full-state interval shorter than the heartbeat interval',
+    yaml: [...AGENT, '  heartbeat: { interval: 10s, full_interval: 5s }'],
+    expect: ['x.yaml:6:46: agent.heartbeat.full_interval: 5s is shorter than the interval 10s'],
+  },
+  {
+    name: 'an overwatch listed twice',
+    yaml: [...AGENT.slice(0, 4), `  gossip: { encryption_key: "${KEY}", overwatch_nodes: ["ow-1:7946", "OW-1:7946"] }`],
+    expect: ['x.yaml:5:108: agent.gossip.overwatch_nodes[1]: ow-1:7946 is already overwatch_nodes[0], expected each overwatch once'],
+  },
+  {
+    name: 'a backend address that looks like an IP but is not one',
+    yaml: [...AGENT.slice(0, 3), '  backends: [{ service: app.example.test, address: 10.0.0.300, port: 8080 }]', AGENT[4]],
+    expect: ['x.yaml:4:52: agent.backends[0].address: "10.0.0.300" is not an IP address'],
+  },
+  {
+    name: 'a backend check with keep_alive on tcp, as for regions',
+    yaml: [...AGENT.slice(0, 3), '  backends: [{ service: app.example.test, address: 10.0.0.1, port: 8080, health_check: { type: tcp, keep_alive: true } }]', AGENT[4]],
+    expect: ['x.yaml:4:113: agent.backends[0].health_check.keep_alive: true does not apply to type tcp'],
+  },
+];
+
+for (const c of cases) {
+  test(`${c.expect.length === 0 ? 'accepts' : 'refuses'} ${c.name}`, () => {
+    const got = problems(c.yaml);
+    assert.equal(got.length, c.expect.length, `got:\n${got.join('\n')}`);
+    c.expect.forEach((prefix, i) => assert.ok(got[i]?.startsWith(prefix), `line ${i + 1}:\n  got      ${got[i]}\n  expected ${prefix}…`));
+  });
+}
+
+test('overwatch.gossip is null without a key, and has the default port with one', () => {
+  const off = parseConfigText(OVERWATCH.join('\n'), 'x.yaml');
+  assert.equal(off.gossip, null);
+  assert.equal(off.agent, null);
+  const on = parseConfigText([...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}", accepted_keys: ["${KEY2}"], max_clock_skew: 10s }`].join('\n'), 'x.yaml');
+  assert.deepEqual(on.gossip, { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: KEY, acceptedKeys: [KEY2], maxClockSkewMs: 10_000 });
+});

@@ -1,0 +1,422 @@
+// The overwatch side of the agent channel over real sockets on loopback:
+// accepted messages reach the handlers, and every refusal is seen from
+// outside (the ack's reason, or no answer), leaves pins and handlers
+// untouched, and is counted by reason.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { sealMessage } from '../../src/gossip/wire.ts';
+import { LmdbStore } from '../../src/state/store.ts';
+import type { DropReason } from '../../src/gossip/drop-reasons.ts';
+import { encodeFrame } from '../../src/gossip/framing.ts';
+import { Keyring } from '../../src/gossip/envelope.ts';
+import { rotateAgentIdentity } from '../../src/gossip/identity.ts';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import {
+  backend, newIdentity, newKeyring, sendOne, sendTcp, sendUdp, startOverwatch, tempDir, TestAgent, type TestOverwatch,
+} from './helpers.ts';
+
+const APP = 'app.example.test';
+const API = 'api.example.test';
+const TOKENS = { [APP]: 'token-for-app-0123456789', [API]: 'token-for-api-0123456789' };
+
+interface World {
+  overwatch: TestOverwatch;
+  keyring: Keyring;
+  agent: TestAgent;
+}
+
+/** An overwatch and one agent that has registered APP with one backend. */
+async function world(t: TestContext): Promise<World> {
+  const keyring = newKeyring();
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS });
+  const { identity } = await newIdentity(t);
+  const agent = new TestAgent(identity, keyring, { [APP]: TOKENS[APP] });
+  const ack = await sendOne(overwatch, agent.seal(agent.register([backend(APP, '192.0.2.10')])), keyring);
+  assert.equal(ack?.status, 'ok', `registration refused: ${ack?.reason}`);
+  return { overwatch, keyring, agent };
+}
+
+function handled(o: TestOverwatch): number {
+  return o.seen.registers.length + o.seen.heartbeats.length + o.seen.healthUpdates.length + o.seen.deregisters.length;
+}
+
+test('a registration over TCP is acked, pins the certificate and reaches onRegister with its backends', async (t) => {
+  const { overwatch, agent } = await world(t);
+  const [event] = overwatch.seen.registers;
+  assert.equal(event.message.agentId, agent.identity.agentId);
+  assert.equal(event.firstContact, true);
+  assert.equal(event.rotated, false);
+  assert.deepEqual(event.message.backends, [backend(APP, '192.0.2.10')]);
+  assert.equal(event.source.transport, 'tcp');
+  const pin = overwatch.channel.pin(agent.identity.agentId);
+  assert.equal(pin?.fingerprint, agent.identity.fingerprint);
+  assert.deepEqual(pin?.services, [APP]);
+  assert.equal(overwatch.channel.counters().messages.register, 1);
+});
+
+test('a heartbeat over UDP reaches onHeartbeat', async (t) => {
+  const { overwatch, agent } = await world(t);
+  const arrived = overwatch.next('heartbeats');
+  await sendUdp('127.0.0.1', overwatch.receiver.port, agent.seal(agent.heartbeat([backend(APP, '192.0.2.10', 80, 'unhealthy')], false)));
+  const event = (await arrived) as TestOverwatch['seen']['heartbeats'][number];
+  assert.equal(event.source.transport, 'udp');
+  assert.equal(event.message.backends[0].health, 'unhealthy');
+  assert.equal(event.outOfOrder, false);
+  assert.equal(overwatch.channel.counters().messages.heartbeat, 1);
+  assert.equal(overwatch.receiver.counters().udpDatagrams, 1);
+});
+
+test('a health update and a deregistration reach their handlers', async (t) => {
+  const { overwatch, agent, keyring } = await world(t);
+  const acks = await sendTcp('127.0.0.1', overwatch.receiver.port, [
+    agent.seal(agent.health([backend(APP, '192.0.2.10', 80, 'unhealthy')])),
+    agent.seal(agent.deregister()),
+  ], keyring);
+  assert.deepEqual(acks.map((a) => a?.status), ['ok', 'ok']);
+  assert.equal(overwatch.seen.healthUpdates.length, 1);
+  assert.equal(overwatch.seen.deregisters[0].message.reason, 'shutdown');
+});
+
+test('a registration far larger than a datagram goes over TCP whole (1 000 backends)', async (t) => {
+  const keyring = newKeyring();
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS });
+  const { identity } = await newIdentity(t);
+  const agent = new TestAgent(identity, keyring, TOKENS);
+  const backends = Array.from({ length: 1000 }, (_, i) => backend(i % 2 === 0 ? APP : API, `10.0.${i >> 8}.${i & 255}`, 8080));
+  const sealed = agent.seal(agent.register(backends));
+  assert.ok(sealed.length > 40_000, `${sealed.length} bytes`);
+  const ack = await sendOne(overwatch, sealed, keyring);
+  assert.equal(ack?.status, 'ok');
+  assert.equal(overwatch.seen.registers[0].message.backends.length, 1000);
+});
+
+test('a reordered heartbeat inside the window is accepted once and flagged out of order', async (t) => {
+  const { overwatch, agent, keyring } = await world(t);
+  const late = agent.seal(agent.heartbeat([], false), { seq: agent.seq + 1 });
+  const early = agent.seal(agent.heartbeat([], false), { seq: agent.seq + 5 });
+  const acks = await sendTcp('127.0.0.1', overwatch.receiver.port, [early, late, late], keyring);
+  assert.deepEqual(acks.map((a) => a?.reason ?? a?.status), ['ok', 'ok', 'replayed']);
+  assert.deepEqual(overwatch.seen.heartbeats.map((e) => e.outOfOrder), [false, true]);
+});
+
+interface Refusal {
+  name: string;
+  reason: DropReason;
+  /** Expected ack status; null when the sender gets no answer (bytes it cannot have sealed with our key). */
+  ack: 'refused' | 'register' | null;
+  /** Returns the bytes to send (and may prepare state, e.g. a revocation). */
+  make(w: World, t: TestContext): Promise<Uint8Array> | Uint8Array;
+}
+
+const refusals: Refusal[] = [
+  { name: 'a message sealed under another key', reason: 'unknown_key', ack: null, make: (w) => w.agent.seal(w.agent.heartbeat([]), { keyring: newKeyring() }) },
+  {
+    name: 'a message whose ciphertext was changed',
+    reason: 'decrypt_failed',
+    ack: null,
+    make: (w) => {
+      const bytes = w.agent.seal(w.agent.heartbeat([]));
+      bytes[30] ^= 0x40;
+      return bytes;
+    },
+  },
+  { name: 'random bytes', reason: 'bad_magic', ack: null, make: () => randomBytes(200) },
+  {
+    name: 'a replayed heartbeat',
+    reason: 'replayed',
+    ack: 'refused',
+    make: async (w) => {
+      const bytes = w.agent.seal(w.agent.heartbeat([]));
+      assert.equal((await sendOne(w.overwatch, bytes, w.keyring))?.status, 'ok');
+      return bytes;
+    },
+  },
+  {
+    name: 'a heartbeat reordered beyond the window',
+    reason: 'outside_window',
+    ack: 'refused',
+    make: async (w) => {
+      const old = w.agent.seal(w.agent.heartbeat([]));
+      assert.equal((await sendOne(w.overwatch, w.agent.seal(w.agent.heartbeat([]), { seq: w.agent.seq + 5000 }), w.keyring))?.status, 'ok');
+      return old;
+    },
+  },
+  { name: 'a heartbeat stamped two minutes ago', reason: 'too_old', ack: 'refused', make: (w) => w.agent.seal(w.agent.heartbeat([]), { timestampMs: Date.now() - 120_000 }) },
+  { name: 'a heartbeat stamped two minutes ahead', reason: 'clock_skew', ack: 'refused', make: (w) => w.agent.seal(w.agent.heartbeat([]), { timestampMs: Date.now() + 120_000 }) },
+  {
+    name: 'a registration with a wrong token',
+    reason: 'token_mismatch',
+    ack: 'refused',
+    make: async (w, t) => {
+      const other = new TestAgent((await newIdentity(t)).identity, w.keyring, { [APP]: 'a-wrong-token-0123456789' });
+      return other.seal(other.register([backend(APP, '192.0.2.20')]));
+    },
+  },
+  {
+    name: 'a registration with the token of another service',
+    reason: 'token_mismatch',
+    ack: 'refused',
+    make: async (w, t) => {
+      const other = new TestAgent((await newIdentity(t)).identity, w.keyring, { [APP]: TOKENS[API] });
+      return other.seal(other.register([backend(APP, '192.0.2.20')]));
+    },
+  },
+  {
+    name: 'a registration with a token for one of its two services only',
+    reason: 'token_missing',
+    ack: 'refused',
+    make: async (w, t) => {
+      const other = new TestAgent((await newIdentity(t)).identity, w.keyring, { [APP]: TOKENS[APP] });
+      return other.seal(other.register([backend(APP, '192.0.2.20'), backend(API, '192.0.2.21')]));
+    },
+  },
+  {
+    name: 'a registration for a service without a configured token',
+    reason: 'token_unknown_service',
+    ack: 'refused',
+    make: async (w, t) => {
+      const other = new TestAgent((await newIdentity(t)).identity, w.keyring, { 'other.example.test': TOKENS[APP] });
+      return other.seal(other.register([backend('other.example.test', '192.0.2.20')]));
+    },
+  },
+  {
+    name: 'a registration without any token proof',
+    reason: 'token_missing',
+    ack: 'refused',
+    make: async (w, t) => {
+      const other = new TestAgent((await newIdentity(t)).identity, w.keyring, {});
+      return other.seal(other.register([]));
+    },
+  },
+  {
+    name: 'a registration in a region the overwatch lacks',
+    reason: 'unknown_region',
+    ack: 'refused',
+    make: async (w, t) => {
+      const other = new TestAgent((await newIdentity(t, 'mars')).identity, w.keyring, { [APP]: TOKENS[APP] });
+      return other.seal(other.register([backend(APP, '192.0.2.20')], undefined, 'mars'));
+    },
+  },
+  {
+    name: 'a second certificate for a pinned agent id',
+    reason: 'certificate_mismatch',
+    ack: 'refused',
+    make: async (w, t) => {
+      // Same agent id, another key pair: what a cloned or stolen id looks like.
+      const rotated = await rotateAgentIdentity({ ...(await filesOf(t)), region: 'eu-west' }, w.agent.identity);
+      const impostor = new TestAgent({ ...rotated, previous: null }, w.keyring, { [APP]: TOKENS[APP] });
+      impostor.seq = w.agent.seq + 100;
+      return impostor.seal(impostor.register([backend(APP, '192.0.2.10')]));
+    },
+  },
+  {
+    name: 'a registration whose certificate names another agent id',
+    reason: 'certificate_invalid',
+    ack: 'refused',
+    make: async (w, t) => {
+      const other = new TestAgent((await newIdentity(t)).identity, w.keyring, { [APP]: TOKENS[APP] });
+      const reg = other.register([backend(APP, '192.0.2.20')]);
+      // Token proofs are bound to the claimed id, so only the certificate check can catch this.
+      const claimed = 'eu-west-000000000000';
+      const proofs = { [APP]: (await import('../../src/gossip/token.ts')).tokenProof(TOKENS[APP], claimed, APP, other.identity.fingerprint) };
+      return other.seal({ ...reg, tokenProofs: proofs }, { agentId: claimed });
+    },
+  },
+  {
+    name: 'a heartbeat signed by a key other than the pinned one',
+    reason: 'bad_signature',
+    ack: 'refused',
+    make: async (w, t) => w.agent.seal(w.agent.heartbeat([]), { signer: (await newIdentity(t)).identity.privateKey }),
+  },
+  {
+    name: 'a heartbeat from an agent that never registered',
+    reason: 'unpinned',
+    ack: 'register',
+    make: async (w, t) => {
+      const stranger = new TestAgent((await newIdentity(t)).identity, w.keyring, TOKENS);
+      return stranger.seal(stranger.heartbeat([]));
+    },
+  },
+  {
+    name: 'a heartbeat from a revoked agent',
+    reason: 'revoked',
+    ack: 'refused',
+    make: async (w) => {
+      await w.overwatch.channel.revoke(w.agent.identity.agentId, 'host decommissioned');
+      return w.agent.seal(w.agent.heartbeat([]));
+    },
+  },
+  {
+    name: 'a registration from a revoked agent, even with valid tokens',
+    reason: 'revoked',
+    ack: 'refused',
+    make: async (w) => {
+      await w.overwatch.channel.revoke(w.agent.identity.agentId, 'host decommissioned');
+      return w.agent.seal(w.agent.register([backend(APP, '192.0.2.10')]));
+    },
+  },
+  {
+    name: 'a heartbeat carrying a service the agent did not register',
+    reason: 'service_not_registered',
+    ack: 'refused',
+    make: (w) => w.agent.seal(w.agent.heartbeat([backend(API, '192.0.2.99')])),
+  },
+  {
+    name: 'an ack sent to the overwatch',
+    reason: 'unexpected_type',
+    ack: null,
+    make: (w) => sealMessage(w.keyring, { type: 'ack', agentId: w.agent.identity.agentId, seq: 1, timestampMs: Date.now(), status: 'ok', reason: null }, null),
+  },
+];
+
+async function filesOf(t: TestContext): Promise<{ certPath: string; keyPath: string }> {
+  const dir = await tempDir(t);
+  return { certPath: join(dir, 'agent.crt'), keyPath: join(dir, 'agent.key') };
+}
+
+for (const r of refusals) {
+  test(`${r.name} is dropped as ${r.reason}: ${r.ack === null ? 'no answer' : `ack ${r.ack}`}, nothing changes, the drop is counted`, async (t) => {
+    const w = await world(t);
+    const bytes = await r.make(w, t);
+    const pinsBefore = JSON.stringify(w.overwatch.channel.pins());
+    const handledBefore = handled(w.overwatch);
+    const dropsBefore = w.overwatch.channel.counters().drops[r.reason];
+    const ack = await sendOne(w.overwatch, bytes, w.keyring);
+    if (r.ack === null) assert.equal(ack, null);
+    else {
+      assert.equal(ack?.status, r.ack);
+      assert.equal(ack?.reason, r.reason);
+    }
+    assert.equal(JSON.stringify(w.overwatch.channel.pins()), pinsBefore, 'pins changed');
+    assert.equal(handled(w.overwatch), handledBefore, 'a handler ran');
+    assert.equal(w.overwatch.channel.counters().drops[r.reason], dropsBefore + 1);
+    assert.equal(w.overwatch.seen.drops.at(-1)?.reason, r.reason);
+  });
+}
+
+test('the same refusals over UDP are dropped and counted just the same', async (t) => {
+  const w = await world(t);
+  const dropped = w.overwatch.next('drops');
+  await sendUdp('127.0.0.1', w.overwatch.receiver.port, w.agent.seal(w.agent.heartbeat([]), { keyring: newKeyring() }));
+  assert.equal(((await dropped) as { reason: string }).reason, 'unknown_key');
+  assert.equal(w.overwatch.channel.counters().drops.unknown_key, 1);
+  assert.equal(handled(w.overwatch), 1);
+});
+
+test('a certificate rotation signed by the pinned key is accepted and re-pins', async (t) => {
+  const w = await world(t);
+  const rotated = await rotateAgentIdentity({ ...(await filesOf(t)), region: 'eu-west' }, w.agent.identity);
+  w.agent.identity = rotated;
+  const ack = await sendOne(w.overwatch, w.agent.seal(w.agent.register([backend(APP, '192.0.2.10')])), w.keyring);
+  assert.equal(ack?.status, 'ok');
+  const event = w.overwatch.seen.registers.at(-1);
+  assert.equal(event?.rotated, true);
+  assert.equal(event?.firstContact, false);
+  const pin = w.overwatch.channel.pin(rotated.agentId);
+  assert.equal(pin?.fingerprint, rotated.fingerprint);
+  assert.equal(pin?.previousFingerprint, rotated.previous?.fingerprint);
+  // From now on the old key is refused and the new one accepted.
+  const acks = await sendTcp('127.0.0.1', w.overwatch.receiver.port, [
+    w.agent.seal(w.agent.heartbeat([]), { signer: rotated.previous?.privateKey }),
+    w.agent.seal(w.agent.heartbeat([])),
+  ], w.keyring);
+  assert.deepEqual(acks.map((a) => a?.reason ?? a?.status), ['bad_signature', 'ok']);
+});
+
+test('a deleted pin makes the next heartbeat ask for registration, and any certificate may then register', async (t) => {
+  const w = await world(t);
+  assert.equal(await w.overwatch.channel.deletePin(w.agent.identity.agentId), true);
+  assert.equal((await sendOne(w.overwatch, w.agent.seal(w.agent.heartbeat([])), w.keyring))?.status, 'register');
+  const fresh = await rotateAgentIdentity({ ...(await filesOf(t)), region: 'eu-west' }, w.agent.identity);
+  w.agent.identity = { ...fresh, previous: null };
+  assert.equal((await sendOne(w.overwatch, w.agent.seal(w.agent.register([backend(APP, '192.0.2.10')])), w.keyring))?.status, 'ok');
+  assert.equal(w.overwatch.seen.registers.at(-1)?.firstContact, true);
+  assert.equal(await w.overwatch.channel.deletePin('no-such-agent'), false);
+  assert.equal(await w.overwatch.channel.revoke('no-such-agent', 'x'), null);
+});
+
+test('a TCP frame above the size limit closes the connection and counts too_large', async (t) => {
+  const keyring = newKeyring();
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS, maxMessageBytes: 4096 });
+  const socket = connect({ host: '127.0.0.1', port: overwatch.receiver.port });
+  await once(socket, 'connect');
+  socket.on('error', () => {});
+  socket.write(encodeFrame(randomBytes(5000)));
+  await once(socket, 'close');
+  assert.equal(overwatch.channel.counters().drops.too_large, 1);
+});
+
+test('partly received messages beyond the memory budget close the connection, count buffer_limit and release the budget', async (t) => {
+  const keyring = newKeyring();
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS, maxBufferedBytes: 8192 });
+  const socket = connect({ host: '127.0.0.1', port: overwatch.receiver.port });
+  await once(socket, 'connect');
+  socket.on('error', () => {});
+  // Announce a 100 000-byte message (within the message limit), then send more than the budget of it.
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(100_000, 0);
+  socket.write(Buffer.concat([head, randomBytes(12_000)]));
+  await once(socket, 'close');
+  assert.equal(overwatch.channel.counters().drops.buffer_limit, 1);
+  while (overwatch.receiver.counters().tcpOpenConnections > 0) await new Promise((r) => setImmediate(r));
+  assert.equal(overwatch.receiver.counters().tcpBufferedBytes, 0);
+});
+
+test('connections beyond the limit are closed at once and counted', async (t) => {
+  const keyring = newKeyring();
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS, maxConnections: 1 });
+  const first = connect({ host: '127.0.0.1', port: overwatch.receiver.port });
+  t.after(() => first.destroy());
+  await once(first, 'connect');
+  // The server may see the first connection slightly after the client does; wait until it counts it.
+  while (overwatch.receiver.counters().tcpOpenConnections < 1) await new Promise((r) => setImmediate(r));
+  const second = connect({ host: '127.0.0.1', port: overwatch.receiver.port });
+  second.on('error', () => {});
+  await once(second, 'close');
+  assert.equal(overwatch.channel.counters().drops.connection_limit, 1);
+});
+
+test('pins survive closing and reopening the lmdb store', async (t) => {
+  const dir = await tempDir(t);
+  const keyring = newKeyring();
+  const { identity } = await newIdentity(t);
+  const agent = new TestAgent(identity, keyring, { [APP]: TOKENS[APP] });
+  {
+    const store = LmdbStore.open(dir);
+    const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS, store });
+    assert.equal((await sendOne(overwatch, agent.seal(agent.register([backend(APP, '192.0.2.10')])), keyring))?.status, 'ok');
+    await overwatch.channel.settled();
+    await overwatch.receiver.close();
+    await store.close();
+  }
+  const store = LmdbStore.open(dir);
+  t.after(() => store.close());
+  const [pin] = store.loadPins();
+  assert.equal(pin.agentId, identity.agentId);
+  assert.equal(pin.fingerprint, identity.fingerprint);
+  assert.deepEqual(Buffer.from(pin.certificate), identity.certificate);
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS, store });
+  // The restarted overwatch knows the agent: a heartbeat is accepted without a new registration.
+  assert.equal((await sendOne(overwatch, agent.seal(agent.heartbeat([backend(APP, '192.0.2.10')])), keyring))?.status, 'ok');
+  // Revocation is stored too.
+  await overwatch.channel.revoke(identity.agentId, 'test');
+  await store.close();
+  const reopened = LmdbStore.open(dir);
+  t.after(() => reopened.close());
+  assert.equal(reopened.loadPins()[0].revokedReason, 'test');
+});
+
+test('a message recorded before the overwatch started is refused after a restart', async (t) => {
+  const keyring = newKeyring();
+  const { identity } = await newIdentity(t);
+  const agent = new TestAgent(identity, keyring, { [APP]: TOKENS[APP] });
+  const recorded = agent.seal(agent.register([backend(APP, '192.0.2.10')]), { timestampMs: Date.now() - 5 });
+  await new Promise((r) => setTimeout(r, 10)); // the recorded message must be older than the overwatch's clock at start
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS });
+  const ack = await sendOne(overwatch, recorded, keyring);
+  assert.equal(ack?.reason, 'too_old');
+});

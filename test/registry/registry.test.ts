@@ -1,0 +1,203 @@
+// The registry of servers: identity, slots, the views snapshots are compiled
+// from, overrides and the one authority rule; then, through a running
+// overwatch, servers registered at run time reaching DNS, and a burst of them
+// making one snapshot.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseConfigText } from '../../src/config/load.ts';
+import type { CheckSpec } from '../../src/health/types.ts';
+import { OpenGslbError } from '../../src/lib/errors.ts';
+import { Registry, type ServerSpec } from '../../src/registry/registry.ts';
+import type { StoredOverride } from '../../src/state/store.ts';
+import { ask } from '../helpers/dns-client.ts';
+import { startServer } from '../helpers/server.ts';
+
+const YAML = `
+dns:
+  listen_address: "127.0.0.1:0"
+  workers: 2
+  zones: [example.test]
+regions:
+  - name: eu
+    servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2, weight: 50 }]
+  - name: us
+    servers: [{ address: 198.51.100.1 }, { address: 192.0.2.1 }]
+    health_check: { type: none }
+  - name: idle
+    servers: [{ address: 203.0.113.9 }]
+domains:
+  - { name: app.example.test, regions: [eu, us], routing_algorithm: failover, max_answers: 4 }
+  - { name: us.example.test, regions: [us] }
+logging: { level: error }
+`;
+
+const config = parseConfigText(YAML, 'registry.yaml');
+
+/** A check that never probes: what a server registered in these tests needs. */
+const NONE: CheckSpec = {
+  type: 'none', address: '0.0.0.0', port: 80, host: null, path: '/health', expectedStatus: [[200, 399]], headers: {}, bodyMatch: null,
+  tlsVerify: true, keepAlive: false, intervalMs: 30_000, timeoutMs: 5000, failureThreshold: 3, successThreshold: 2, emaAlpha: 0.3,
+};
+
+function spec(address: string, over: Partial<ServerSpec> = {}): ServerSpec {
+  return { region: 'eu', address, port: 80, weight: 100, check: { ...NONE, address }, source: 'api', ...over };
+}
+
+function override(service: string, address: string, healthy = false): StoredOverride {
+  return { service, address, healthy, reason: 'test', source: 'tester', createdAtMs: 1 };
+}
+
+describe('the registry', () => {
+  test('holds every config server once, with one key, its labels and a slot of its own', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    const servers = r.servers();
+    assert.deepEqual(servers.map((s) => s.label), ['eu/192.0.2.1:80', 'eu/192.0.2.2:80', 'us/198.51.100.1:80', 'us/192.0.2.1:80', 'idle/203.0.113.9:80']);
+    assert.equal(new Set(servers.map((s) => s.key)).size, 5);
+    assert.equal(new Set(servers.map((s) => s.slot)).size, 5);
+    const eu = r.serverAt('eu', '192.0.2.2', 80);
+    assert.ok(eu);
+    assert.equal(eu.endpoint, '192.0.2.2:80');
+    assert.equal(eu.weight, 50);
+    assert.equal(eu.source, 'config');
+    assert.equal(r.server(eu.key), eu);
+  });
+
+  test('a view lists each domain’s members in priority order, one per address, and only servers some domain uses are checked', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    const view = r.view();
+    const app = view.domains.find((d) => d.config.name === 'app.example.test');
+    assert.ok(app);
+    // 192.0.2.1 is in eu and us: the first (higher-priority) region keeps it.
+    assert.deepEqual(app.members.map((m) => [m.server.label, m.priority]), [['eu/192.0.2.1:80', 0], ['eu/192.0.2.2:80', 0], ['us/198.51.100.1:80', 1]]);
+    for (const m of app.members) assert.notEqual(m.memberSlot, m.server.slot);
+    assert.deepEqual(view.served.map((s) => s.label), ['eu/192.0.2.1:80', 'eu/192.0.2.2:80', 'us/198.51.100.1:80', 'us/192.0.2.1:80']);
+    // The same domain's member keeps its slot in the next view.
+    assert.deepEqual(r.view().domains[0].members.map((m) => m.memberSlot), app.members.map((m) => m.memberSlot));
+  });
+
+  test('a server registered at run time joins its region in every domain that lists it, after the config servers', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    const before = r.version;
+    let changes = 0;
+    r.on('changed', () => changes++);
+    const added = r.addServer(spec('192.0.2.77'));
+    assert.equal(r.version, before + 1);
+    assert.equal(changes, 1);
+    assert.equal(added.source, 'api');
+    const app = r.view().domains.find((d) => d.config.name === 'app.example.test');
+    assert.deepEqual(app?.members.map((m) => m.server.address), ['192.0.2.1', '192.0.2.2', '192.0.2.77', '198.51.100.1']);
+    // Registering the same server again unchanged is not a change.
+    r.addServer(spec('192.0.2.77'));
+    assert.equal(changes, 1);
+    assert.equal(r.removeServer(added.key), true);
+    assert.equal(r.removeServer(added.key), false);
+    assert.equal(changes, 2);
+  });
+
+  test('a server bound to a service is answered by that domain only', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    r.addServer(spec('198.51.100.50', { region: 'us', source: 'agent', service: 'us.example.test' }));
+    const view = r.view();
+    const addresses = (name: string): string[] => view.domains.find((d) => d.config.name === name)?.members.map((m) => m.server.address) ?? [];
+    assert.ok(addresses('us.example.test').includes('198.51.100.50'));
+    assert.ok(!addresses('app.example.test').includes('198.51.100.50'));
+  });
+
+  test('refuses a server in a region it does not serve, with a bad address, or that another source owns', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    const refused = (s: ServerSpec, pattern: RegExp): void => {
+      assert.throws(() => r.addServer(s), (err: unknown) => err instanceof OpenGslbError && err.code === 'OPENGSLB_ERR_REGISTRY_REFUSED' && pattern.test(err.message));
+    };
+    refused(spec('192.0.2.9', { region: 'mars' }), /no region "mars" is served here; expected one of: eu, us, idle/);
+    refused(spec('not-an-ip'), /"not-an-ip" is not an IP literal/);
+    refused(spec('192.0.2.9', { port: 0 }), /port 0 is not 1\.\.65535/);
+    refused(spec('192.0.2.1'), /server 192\.0\.2\.1:80 in region "eu": already registered by the config/);
+    r.addServer(spec('192.0.2.9', { source: 'agent' }));
+    refused(spec('192.0.2.9', { source: 'api' }), /already registered by the agent/);
+    assert.equal(r.removeServer(r.serverAt('eu', '192.0.2.1', 80)?.key ?? ''), false, 'config servers go only with the config');
+  });
+
+  test('a config applied again keeps every staying server’s slot, reports what changed, and keeps servers from other sources', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    const agent = r.addServer(spec('192.0.2.88', { source: 'agent' }));
+    const slotOf = (label: string): number | undefined => r.servers().find((s) => s.label === label)?.slot;
+    const kept = slotOf('eu/192.0.2.2:80');
+    const next = parseConfigText(YAML.replace('{ address: 192.0.2.2, weight: 50 }', '{ address: 192.0.2.2, weight: 60 }').replace('servers: [{ address: 203.0.113.9 }]', 'servers: [{ address: 203.0.113.10 }]'), 'registry.yaml');
+    const change = r.applyConfig(next);
+    assert.deepEqual(change, { added: ['idle/203.0.113.10:80'], removed: ['idle/203.0.113.9:80'], changed: ['eu/192.0.2.2:80'] });
+    assert.equal(slotOf('eu/192.0.2.2:80'), kept);
+    assert.equal(r.server(agent.key), agent);
+  });
+
+  test('releases a slot only at the commit of a view that no longer holds it, so a rollback gets the same slot back', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    r.commit(r.view());
+    const idle = r.serverAt('idle', '203.0.113.9', 80);
+    assert.ok(idle);
+    const without = parseConfigText(YAML.replace('servers: [{ address: 203.0.113.9 }]', 'servers: [{ address: 203.0.113.10 }]'), 'registry.yaml');
+    r.applyConfig(without);
+    r.applyConfig(config); // a failed reload puts the old config back
+    assert.equal(r.serverAt('idle', '203.0.113.9', 80)?.slot, idle.slot);
+    r.applyConfig(without);
+    const released = r.commit(r.view());
+    assert.ok(released.includes(idle.slot), `slot ${idle.slot} released: ${released.join(', ')}`);
+  });
+
+  test('decides authority in one place: an override of the domain, else the server’s own check', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    r.commit(r.view());
+    const eu1 = r.serverAt('eu', '192.0.2.1', 80);
+    const us1 = r.serverAt('us', '198.51.100.1', 80);
+    assert.ok(eu1 && us1);
+    assert.equal(r.authorityOf(eu1, 'app.example.test'), 'health_check');
+    assert.equal(r.authorityOf(us1, 'us.example.test'), 'unchecked');
+    r.setOverride(override('us.example.test', '198.51.100.1'));
+    assert.equal(r.authorityOf(us1, 'us.example.test'), 'override');
+    assert.equal(r.authorityOf(us1, 'app.example.test'), 'unchecked', 'an override holds in its own domain only');
+    assert.equal(r.authorityOf(us1, null), 'override', 'a server is overridden when any domain that answers it is');
+    assert.equal(r.authorityOf(eu1, null), 'health_check');
+    assert.equal(r.answers('us.example.test', '198.51.100.1'), true);
+    assert.equal(r.answers('us.example.test', '192.0.2.2'), false);
+    assert.equal(r.deleteOverride('us.example.test', '198.51.100.1')?.reason, 'test');
+    assert.equal(r.deleteOverride('us.example.test', '198.51.100.1'), null);
+    assert.equal(r.authorityOf(us1, null), 'unchecked');
+  });
+});
+
+describe('run-time registration through a running overwatch', () => {
+  test('a server added to the registry, with no config change, is answered after the next publish and leaves DNS when removed', async (t) => {
+    const s = await startServer(t, YAML, 'registry-e2e.yaml');
+    const addresses = async (): Promise<string[]> => ((await ask(s.port, 'app.example.test', 'A')).answers ?? []).map((a) => (a as { data: string }).data).sort();
+    assert.deepEqual(await addresses(), ['192.0.2.1', '192.0.2.2', '198.51.100.1']);
+    const generation = s.overwatch.generation;
+    const added = s.overwatch.registry.addServer(spec('192.0.2.77'));
+    await s.overwatch.whenPublished();
+    assert.equal(s.overwatch.generation, generation + 1);
+    assert.deepEqual(await addresses(), ['192.0.2.1', '192.0.2.2', '192.0.2.77', '198.51.100.1']);
+    assert.ok(s.overwatch.servers().some((v) => v.address === '192.0.2.77' && v.region === 'eu' && v.domains.includes('app.example.test')));
+    s.overwatch.registry.removeServer(added.key);
+    await s.overwatch.whenPublished();
+    assert.deepEqual(await addresses(), ['192.0.2.1', '192.0.2.2', '198.51.100.1']);
+  });
+
+  test('a burst of a thousand registrations makes one snapshot', async (t) => {
+    const s = await startServer(t, YAML.replace('max_answers: 4', 'max_answers: 32'), 'registry-burst.yaml');
+    const generation = s.overwatch.generation;
+    for (let i = 0; i < 1000; i++) s.overwatch.registry.addServer(spec(`10.${(i >> 8) & 0xff}.${i & 0xff}.1`));
+    await s.overwatch.whenPublished();
+    assert.equal(s.overwatch.generation, generation + 1, 'one publish for the whole burst');
+    assert.equal(s.overwatch.snapshot.view.version, s.overwatch.registry.version);
+    const answer = await ask(s.port, 'app.example.test', 'A', {}, 'tcp');
+    assert.equal((answer.answers ?? []).length, 32);
+    assert.equal(s.overwatch.servers().filter((v) => v.region === 'eu').length, 1002);
+  });
+});
