@@ -16,6 +16,10 @@
 # Node's own type stripping, no dependencies needed) and writes the tarball,
 # so the image runs exactly what an `npm install` of that tarball runs.
 FROM node:24-slim AS package
+# The prepack build also compiles the batched-UDP addon (native/udp_batch.c,
+# node-gyp) into native/prebuilds/: it needs python3, make and a C compiler,
+# in this stage only. The image itself gets just the binary, in the tarball.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN npm pack --pack-destination /pkg && mv /pkg/opengslb-*.tgz /pkg/opengslb.tgz

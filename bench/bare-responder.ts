@@ -2,10 +2,14 @@
 // benchmark: N worker threads, each with its own reusePort UDP socket, answer
 // every query with one fixed A record and do nothing else.
 //
-// Usage: npx node bench/bare-responder.ts --port P [--workers N] [--host 127.0.0.1] [--tcp]
+// Usage: npx node bench/bare-responder.ts --port P [--workers N] [--host 127.0.0.1] [--tcp] [--io dgram|batched]
 //   --port 0 asks the OS for a port: the first worker binds it, the others join it.
 //   --tcp also answers over TCP on the same port (RFC 7766 framing, several
 //   queries per connection, no per-connection cap): the ceiling for TCP scenarios.
+//   --io batched answers UDP through the engine's batched path instead
+//   (native/udp_batch.c: recvmmsg, one JS call per batch, sendmmsg) with the
+//   same fixed reply: the ceiling for the engine's batched path. It exits 1
+//   when the addon does not load.
 //   Prints {"ready":true,"port":P} on stdout once every worker is bound; exits on SIGTERM/SIGINT.
 //
 //   main ──spawn──▶ worker 0 ──bind(P)──▶ {bound, port}
@@ -17,12 +21,15 @@ import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { DEFAULT_UDP_RECEIVE_BUFFER } from '../src/config/definition.ts';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { loadUdpBatch, META_BYTES, META_RX_LEN, META_TX_LEN, openBatchSocket } from '../native/udp-batch.ts';
+import { UDP_BATCH } from '../workers/transport-udp-batch.ts';
 
 /** The data each worker thread receives. */
 interface ResponderWorkerData {
   readonly host: string;
   readonly port: number;
   readonly tcp: boolean;
+  readonly io: 'dgram' | 'batched';
 }
 
 /** The message a worker posts once its socket is bound. */
@@ -128,6 +135,10 @@ function writeReply(msg: Buffer, msgLen: number, out: Buffer, base: number): num
  * main thread reports them.
  */
 function runWorker(data: ResponderWorkerData, port: MessagePortLike): void {
+  if (data.io === 'batched') {
+    runBatchedWorker(data, port);
+    return;
+  }
   const socket = dgram.createSocket({ type: 'udp4', reuseAddr: false, reusePort: true });
 
   // Preallocated ring: a slot is busy from send() until its callback fires, so
@@ -184,6 +195,46 @@ function runWorker(data: ResponderWorkerData, port: MessagePortLike): void {
     throw err;
   });
   socket.bind(data.port, data.host);
+}
+
+/**
+ * The same responder on the engine's batched path: the worker's own
+ * SO_REUSEPORT socket in the native addon with the engine's batch size and
+ * receive buffer; each batch is one call that writes every reply into its
+ * send slot. Buffer views over the slots are made once.
+ */
+function runBatchedWorker(data: ResponderWorkerData, port: MessagePortLike): void {
+  const loaded = loadUdpBatch();
+  if (loaded.addon === null) throw new Error(`--io batched: ${loaded.reason}`);
+  const words = META_BYTES / 4;
+  let meta: Int32Array = new Int32Array(0);
+  const rx: Buffer[] = [];
+  const tx: Buffer[] = [];
+  const onBatch = (count: number): void => {
+    for (let i = 0; i < count; i++) {
+      const w = i * words;
+      const len = meta[w + META_RX_LEN];
+      const msg = rx[i];
+      // Never answer a response or a runt (no ID to echo).
+      meta[w + META_TX_LEN] = len < HEADER_LEN || (msg[2] & FLAG_QR) !== 0 ? 0 : writeReply(msg, len, tx[i], 0);
+    }
+  };
+  const socket = openBatchSocket(loaded.addon, { host: data.host, port: data.port, receiveBuffer: DEFAULT_UDP_RECEIVE_BUFFER, batch: UDP_BATCH }, onBatch);
+  meta = socket.meta;
+  for (let i = 0; i < socket.batch; i++) {
+    rx.push(Buffer.from(socket.rx[i].buffer, socket.rx[i].byteOffset, socket.rx[i].byteLength));
+    tx.push(Buffer.from(socket.tx[i].buffer, socket.tx[i].byteOffset, socket.tx[i].byteLength));
+  }
+  const ready = data.tcp ? listenTcp(data.host, socket.port) : Promise.resolve();
+  ready.then(
+    () => {
+      const message: BoundMessage = { type: 'bound', port: socket.port };
+      port.postMessage(message);
+    },
+    (err: unknown) => {
+      throw err;
+    },
+  );
 }
 
 /**
@@ -245,8 +296,8 @@ interface MessagePortLike {
  * Starts one worker bound to host:port and resolves with the port it bound.
  * Rejects if the worker fails or exits before binding.
  */
-function startWorker(host: string, port: number, tcp: boolean): Promise<number> {
-  const data: ResponderWorkerData = { host, port, tcp };
+function startWorker(host: string, port: number, tcp: boolean, io: 'dgram' | 'batched'): Promise<number> {
+  const data: ResponderWorkerData = { host, port, tcp, io };
   const worker = new Worker(new URL(import.meta.url), { workerData: data });
   return new Promise((resolve, reject) => {
     worker.once('message', (msg: BoundMessage) => resolve(msg.port));
@@ -272,6 +323,7 @@ async function main(): Promise<void> {
       workers: { type: 'string', default: '1' },
       host: { type: 'string', default: '127.0.0.1' },
       tcp: { type: 'boolean', default: false },
+      io: { type: 'string', default: 'dgram' },
     },
     strict: true,
   });
@@ -279,15 +331,17 @@ async function main(): Promise<void> {
   const workers = Number(values.workers);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${values.port}" is not a port (0-65535)`);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`--workers: "${values.workers}" is not an integer in 1-64`);
+  const io = values.io;
+  if (io !== 'dgram' && io !== 'batched') throw new Error(`--io: "${io}" is not one of dgram, batched`);
 
   process.once('SIGTERM', () => process.exit(0));
   process.once('SIGINT', () => process.exit(0));
 
   // The first worker settles the port (it may be 0); the rest join it.
   const tcp = values.tcp === true;
-  const boundPort = await startWorker(values.host, port, tcp);
+  const boundPort = await startWorker(values.host, port, tcp, io);
   const rest: Promise<number>[] = [];
-  for (let i = 1; i < workers; i++) rest.push(startWorker(values.host, boundPort, tcp));
+  for (let i = 1; i < workers; i++) rest.push(startWorker(values.host, boundPort, tcp, io));
   await Promise.all(rest);
   process.stdout.write(`${JSON.stringify({ ready: true, port: boundPort })}\n`);
 }

@@ -4,7 +4,7 @@
 // Usage: npm run bench -- [--quick] [--fail-below 0.5] [--no-micro] [--no-e2e]
 //          [--docs-svg] [any bench/e2e.ts flag: --runs 3 --scenarios a,b --generator own …]
 //   --quick        micro --quick + e2e --quick: the CI smoke run, under 2 minutes
-//   --fail-below X exit 3 when the headline (engine / bare QPS, round-robin on
+//   --fail-below X exit 3 when the headline (engine / its ceiling, from CPU per query, round-robin on
 //                  3 servers) is below X; .ci/run uses 0.5 as a regression guard
 //   --docs-svg     also copy the chart to docs/benchmarks.svg
 //
@@ -126,13 +126,18 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${written.map((f) => path.relative(process.cwd(), f)).join('\n')}\n`);
 
   if (flags.failBelow !== null && e2e !== null) {
-    const h = e2e.headline;
+    // On the batched path both the engine and its ceiling idle at dnsperf's
+    // limit, so their QPS ratio is the generator's noise (0.72–1.24 in
+    // runs on the dev machine); the ratio of CPU per query is not. The guard
+    // takes the CPU figure when there is one, else QPS.
+    const h = e2e.headlineCpu ?? e2e.headline;
+    const what = `headline engine / its ceiling (a-rr-3 / bare-batched, or bare without the addon)${e2e.headlineCpu !== null ? ', from CPU per query' : ', QPS'}`;
     if (h === null || h < flags.failBelow) {
-      process.stderr.write(`bench: headline engine / bare = ${h === null ? 'not measured' : h.toFixed(3)}, below the --fail-below guard ${flags.failBelow}\n`);
+      process.stderr.write(`bench: ${what} = ${h === null ? 'not measured' : h.toFixed(3)}, below the --fail-below guard ${flags.failBelow}\n`);
       await stopAll();
       process.exit(3);
     }
-    process.stderr.write(`bench: headline engine / bare = ${h.toFixed(3)} (guard ${flags.failBelow}: ok)\n`);
+    process.stderr.write(`bench: ${what} = ${h.toFixed(3)} (guard ${flags.failBelow}: ok)\n`);
   }
 }
 

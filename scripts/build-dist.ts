@@ -15,15 +15,28 @@
 // reprints the code (lines move) and rewrites import specifiers only, not the
 // worker entries started as new URL('./x.ts', import.meta.url).
 //
-//   node scripts/build-dist.ts [--out DIR]      DIR defaults to dist (relative to the repository)
+// It also builds the batched-UDP addon's prebuilt binary, which the package
+// ships in native/prebuilds/ (package.json "files") so an install needs no
+// compiler: on linux-x64 with glibc only (the one prebuilt target), with
+// node-gyp from native/binding.gyp; elsewhere it says so and builds none.
+//
+//   native/udp_batch.c ──node-gyp──► native/build/Release/opengslb_udp.node ──copy──► native/prebuilds/linux-x64-glibc/
+//
+//   node scripts/build-dist.ts [--out DIR] [--no-native]   DIR defaults to dist (relative to the repository)
 
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as nodeModule from 'node:module';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-/** The folders whose code runs (DESIGN.md): the main thread's and the DNS workers'. */
-export const BUILT_FOLDERS = ['src', 'workers'] as const;
+/** The folders whose code runs (DESIGN.md): the main thread's and the DNS workers', and the addon's JS module. */
+export const BUILT_FOLDERS = ['src', 'workers', 'native'] as const;
+
+/**
+ * Folders of which only the TypeScript is built: native/ ships its C source,
+ * build file, install script and binaries from native/ itself.
+ */
+const TS_ONLY_FOLDERS: ReadonlySet<string> = new Set(['native']);
 
 /**
  * The entry points and their Node-version guard: plain JavaScript that the
@@ -106,6 +119,7 @@ export function buildDist(outDir: string, root = ROOT): BuildResult {
       if (SHIPPED_AS_IS.test(file)) continue;
       const from = join(root, file);
       const isTs = file.endsWith('.ts') && !file.endsWith('.d.ts');
+      if (TS_ONLY_FOLDERS.has(folder) && !isTs) continue;
       const target = isTs ? file.slice(0, -3) + '.js' : file;
       mkdirSync(dirname(join(outDir, target)), { recursive: true });
       if (!isTs && !file.endsWith('.js')) {
@@ -143,8 +157,39 @@ export function buildDist(outDir: string, root = ROOT): BuildResult {
   return { outDir, files: written };
 }
 
+/** Where the prebuilt binary goes, relative to the repository. */
+export const PREBUILT_TARGET = 'linux-x64-glibc';
+
+/**
+ * Builds the addon from source and copies it to
+ * native/prebuilds/linux-x64-glibc/. Returns the copied file, or the reason
+ * no prebuilt is made on this machine (another platform, or musl). Throws
+ * when the build fails on linux-x64 with glibc (node-gyp's output in the
+ * message): a package without its prebuilt would quietly need a compiler.
+ */
+export async function buildPrebuilt(root = ROOT): Promise<{ file: string } | { skipped: string }> {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  if (`${process.platform}-${process.arch}` !== 'linux-x64' || header?.glibcVersionRuntime === undefined) {
+    return { skipped: `the prebuilt binary is for linux-x64 with glibc, and this is ${process.platform}-${process.arch}${process.platform === 'linux' ? ' without glibc' : ''}` };
+  }
+  const { buildFromSource, checkLoads, ADDON_FILE } = (await import(join(root, 'native', 'install.js'))) as typeof import('../native/install.js');
+  let built: string;
+  try {
+    built = buildFromSource();
+  } catch (err) {
+    throw new Error(`build-dist: building the native addon failed (python3, make and a C compiler are needed to pack): ${(err as Error).message}`);
+  }
+  const problem = checkLoads(built);
+  if (problem !== null) throw new Error(`build-dist: the native addon built but does not load: ${problem}`);
+  const dir = join(root, 'native', 'prebuilds', PREBUILT_TARGET);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, ADDON_FILE);
+  copyFileSync(built, file);
+  return { file };
+}
+
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { out: { type: 'string', default: 'dist' } } });
+  const { values } = parseArgs({ options: { out: { type: 'string', default: 'dist' }, 'no-native': { type: 'boolean', default: false } } });
   const out = values.out as string;
   const outDir = isAbsolute(out) ? out : join(ROOT, out);
   const started = performance.now();
@@ -152,6 +197,12 @@ if (import.meta.main) {
     const { files } = buildDist(outDir);
     // stderr: `npm pack --json` prints its answer on stdout, where this line would break it.
     process.stderr.write(`build-dist: ${files.length} files into ${relative(process.cwd(), outDir) || '.'} in ${Math.round(performance.now() - started)} ms\n`);
+    if (values['no-native'] !== true) {
+      const t0 = performance.now();
+      const prebuilt = await buildPrebuilt();
+      if ('file' in prebuilt) process.stderr.write(`build-dist: native addon into ${relative(process.cwd(), prebuilt.file)} in ${Math.round(performance.now() - t0)} ms\n`);
+      else process.stderr.write(`build-dist: no prebuilt native addon: ${prebuilt.skipped}\n`);
+    }
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exitCode = 1;

@@ -19,7 +19,8 @@ import type { DnsWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { WorkerScratch } from './scratch.ts';
 import { insertSignatures } from './sign-stage.ts';
 import { startTcp, type TcpListener } from './transport-tcp.ts';
-import { startUdp, type UdpListener } from './transport-udp.ts';
+import type { UdpListener } from './transport-udp.ts';
+import { startUdpIo, type UdpStart } from './udp-io.ts';
 
 const data = workerData as DnsWorkerData;
 const port = parentPort;
@@ -67,9 +68,11 @@ function fitDecisions(): void {
 }
 
 let udp: UdpListener | null = null;
+let udpStart: UdpStart;
 let tcp: TcpListener | null = null;
 try {
-  udp = await startUdp(ctx, data.host, data.port, data.udpReceiveBuffer);
+  udpStart = await startUdpIo(ctx, data.udpIo, data.host, data.port, data.udpReceiveBuffer);
+  udp = udpStart.listener;
 } catch (err) {
   const e = err as NodeJS.ErrnoException;
   post({ type: 'bind-failed', index: data.index, transport: 'udp', code: e.code ?? 'UNKNOWN', message: e.message });
@@ -113,4 +116,4 @@ async function stop(graceMs: number): Promise<void> {
   port?.close();
 }
 
-post({ type: 'listening', index: data.index, udpReceiveBuffer: udp.receiveBuffer });
+post({ type: 'listening', index: data.index, udpReceiveBuffer: udp.receiveBuffer, udpIo: udpStart.path, udpIoReason: udpStart.reason });

@@ -62,6 +62,8 @@ export interface DnsWorkerData {
   readonly port: number;
   /** SO_RCVBUF to ask for on the UDP socket; 0 keeps the kernel's default. */
   readonly udpReceiveBuffer: number;
+  /** dns.udp_io: 'auto' answers UDP in batches through the native addon where it loads, 'dgram' always through node:dgram. */
+  readonly udpIo: 'auto' | 'dgram';
   readonly tcp: TcpSettings;
   /** The signers of the snapshot's zones. */
   readonly dnssec: WorkerDnssec;
@@ -70,8 +72,11 @@ export interface DnsWorkerData {
 }
 
 export type WorkerToMain =
-  /** udpReceiveBuffer: the bytes the UDP socket's receive buffer was granted (UdpListener.receiveBuffer). */
-  | { type: 'listening'; index: number; udpReceiveBuffer: number }
+  /**
+   * udpReceiveBuffer: the bytes the UDP socket's receive buffer was granted (UdpListener.receiveBuffer);
+   * udpIo: the UDP path this worker answers on, udpIoReason: why (workers/udp-io.ts).
+   */
+  | { type: 'listening'; index: number; udpReceiveBuffer: number; udpIo: 'batched' | 'dgram'; udpIoReason: string }
   | { type: 'bind-failed'; index: number; transport: 'udp' | 'tcp'; code: string; message: string }
   | { type: 'attached'; index: number; generation: number }
   | { type: 'attach-failed'; index: number; generation: number; message: string }

@@ -19,8 +19,8 @@ import type { WorkerScratch } from './scratch.ts';
  */
 const RING_SIZE = 128;
 
+/** A worker's UDP socket, on either path (this file's node:dgram one, or ./transport-udp-batch.ts). */
 export interface UdpListener {
-  readonly socket: dgram.Socket;
   /** Bytes of queries the receive buffer holds, as granted by the kernel after bind. */
   readonly receiveBuffer: number;
   close(): Promise<void>;
@@ -99,7 +99,6 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
     }
   }
   return {
-    socket,
     // getsockopt reports SO_RCVBUF doubled on Linux: the kernel adds as much again for its bookkeeping (socket(7)).
     receiveBuffer: process.platform === 'linux' ? Math.floor(socket.getRecvBufferSize() / 2) : socket.getRecvBufferSize(),
     async close() {

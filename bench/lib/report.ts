@@ -181,10 +181,11 @@ const kq = (n: number): string => `${(n / 1000).toFixed(1)}k`;
 export function renderE2eMarkdown(r: E2eResult): string {
   const o = r.options as { runs: number; headlineRuns: number; durationSec: number; fixedDurationSec: number; rate: number; workers: number };
   const out: string[] = [];
-  const pair = o.headlineRuns > o.runs ? `; bare and a-rr-3 ${o.headlineRuns} × at saturation` : '';
+  const ceiling = r.summaries.find((s) => s.id === 'a-rr-3')?.ceiling ?? 'bare';
+  const pair = o.headlineRuns > o.runs ? `; ${ceiling} and a-rr-3 ${o.headlineRuns} × at saturation` : '';
   out.push(`### End to end: ${o.runs} × (${o.durationSec} s saturation + ${o.fixedDurationSec} s at ${int(o.rate)} q/s) per scenario${pair}, ${o.workers} DNS worker(s)`, '');
   out.push(`Load generator: **${r.generator.name}**${r.generator.version === null ? '' : ` ${r.generator.version}`}. ${r.generator.note}`, '');
-  out.push(`**Headline, engine / bare QPS (round-robin, 3 servers): ${ratio2(r.headline)}** (from server CPU per query: ${ratio2(r.headlineCpu)})`, '');
+  out.push(`**Headline, engine / ${ceiling} QPS (round-robin, 3 servers): ${ratio2(r.headline)}** (from server CPU per query: ${ratio2(r.headlineCpu)})`, '');
   out.push('| goal | value | from CPU per query | target | met |', '| --- | ---: | ---: | --- | --- |');
   const f3 = (n: number | null): string => (n === null ? '–' : n.toFixed(3));
   for (const g of r.goals) out.push(`| ${g.name} | ${f3(g.value)} | ${f3(g.cpuValue)} | ${g.target} | ${g.met === null ? '–' : g.met ? 'yes' : '**no**'} |`);

@@ -48,11 +48,19 @@ export interface Scenario {
   readonly probe: string;
   /** Queries carry EDNS with the DO bit: the engine answers with RRSIGs (DNSSEC is on by default). */
   readonly dnssecOk?: boolean;
+  /**
+   * The UDP path: for the bare responder, which one it answers on (--io);
+   * for the engine, 'dgram' renders `udp_io: dgram` (absent = the default,
+   * auto: batched where the addon loads).
+   */
+  readonly udpIo?: 'batched' | 'dgram';
 }
 
 /** The scenario whose engine/bare ratio is the headline: one A name, round-robin over 3 servers. */
 export const HEADLINE = 'a-rr-3';
 export const BARE = 'bare';
+/** The bare responder on the batched path: the ceiling of the engine's default UDP path. */
+export const BARE_BATCHED = 'bare-batched';
 export const BARE_TCP = 'bare-tcp';
 
 const ZONE = 'bench.test';
@@ -117,6 +125,11 @@ export function singleNameConfig(policy: string, servers: number, extra = '', we
       FOOTER,
       '',
     ].join('\n');
+}
+
+/** The same config with `udp_io: dgram`: the engine on its node:dgram path. */
+export function dgramConfig(render: (ctx: ConfigContext) => string): (ctx: ConfigContext) => string {
+  return (ctx) => render(ctx).replace(`  zones: [${ZONE}]\n`, `  zones: [${ZONE}]\n  udp_io: dgram\n`);
 }
 
 /** Renders a config for the micro benchmarks (ports are never opened). */
@@ -202,6 +215,11 @@ export const MANY_NAMES = 10_000;
 /** The i-th name of the names-10k scenario. */
 export function manyName(i: number): string {
   return `n${i}.${ZONE}`;
+}
+
+/** The names-10k query file: every name once, in a fixed shuffled order. */
+function manyNamesQueries(): string[] {
+  return shuffle(Array.from({ length: MANY_NAMES }, (_, i) => `${manyName(i)} A`), 10);
 }
 
 function manyNamesConfig(ctx: ConfigContext): string {
@@ -293,22 +311,35 @@ export function geoEcsQueries(): string[] {
 
 /** Every scenario, in the order a repetition runs them: each ceiling right before what it bounds. */
 export const SCENARIOS: readonly Scenario[] = [
-  { id: BARE, meaning: 'bare node:dgram responder, fixed answer: the ceiling for UDP', target: 'bare', transport: 'udp', ceiling: null, needsBackends: false, exclusive: false, queries: single, probe: APP },
-  { id: HEADLINE, meaning: 'one A name, round-robin over 3 servers (the headline)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 3), queries: single, probe: APP },
+  { id: BARE, meaning: 'bare node:dgram responder, fixed answer: the ceiling of the node:dgram path', target: 'bare', transport: 'udp', ceiling: null, needsBackends: false, exclusive: false, queries: single, probe: APP, udpIo: 'dgram' },
+  { id: 'a-rr-3-dgram', meaning: 'the headline config on the node:dgram path (udp_io: dgram)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(singleNameConfig('round-robin', 3)), queries: single, probe: APP, udpIo: 'dgram' },
+  {
+    id: BARE_BATCHED,
+    meaning: 'bare responder on the batched path (recvmmsg, one JS call per batch, sendmmsg), fixed answer: the ceiling of the engine\'s default UDP path',
+    target: 'bare',
+    transport: 'udp',
+    ceiling: null,
+    needsBackends: false,
+    exclusive: false,
+    queries: single,
+    probe: APP,
+    udpIo: 'batched',
+  },
+  { id: HEADLINE, meaning: 'one A name, round-robin over 3 servers, batched UDP (the headline)', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 3), queries: single, probe: APP },
   {
     id: 'knot',
     meaning: 'Knot DNS (C) serving the same name from a static zone, one A record: a mature server on the same machine',
     target: 'knot',
     transport: 'udp',
-    ceiling: BARE,
+    ceiling: BARE_BATCHED,
     needsBackends: false,
     exclusive: false,
     optional: true,
     queries: single,
     probe: APP,
   },
-  { id: 'mixed', meaning: 'query mix: 70 % A hits, 10 % AAAA, 10 % NXDOMAIN, 10 % outside our zones', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: mixedConfig, queries: mixedQueries, probe: APP },
-  { id: 'weighted-3', meaning: 'one name, weighted over 3 servers (weights 100/200/300)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: singleNameConfig('weighted', 3, '', [100, 200, 300]), queries: single, probe: APP },
+  { id: 'mixed', meaning: 'query mix: 70 % A hits, 10 % AAAA, 10 % NXDOMAIN, 10 % outside our zones', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: mixedConfig, queries: mixedQueries, probe: APP },
+  { id: 'weighted-3', meaning: 'one name, weighted over 3 servers (weights 100/200/300)', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('weighted', 3, '', [100, 200, 300]), queries: single, probe: APP },
   {
     id: 'a-rr-3-do',
     meaning: 'the headline with the DO bit: every answer signed (RRSIG from the workers\' signature cache, pre-signed); compared with the unsigned headline',
@@ -322,7 +353,7 @@ export const SCENARIOS: readonly Scenario[] = [
     probe: APP,
     dnssecOk: true,
   },
-  { id: 'weighted-2of10', meaning: 'one name, weighted max_answers 2 over 10 servers (45 distinct answer sets)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: singleNameConfig('weighted', 10, 'max_answers: 2'), queries: single, probe: APP },
+  { id: 'weighted-2of10', meaning: 'one name, weighted max_answers 2 over 10 servers (45 distinct answer sets)', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('weighted', 10, 'max_answers: 2'), queries: single, probe: APP },
   {
     id: 'weighted-2of10-do',
     meaning: 'weighted max_answers 2 over 10 with the DO bit: 45 signed sets, all pre-signed; compared with the same unsigned',
@@ -336,36 +367,27 @@ export const SCENARIOS: readonly Scenario[] = [
     probe: APP,
     dnssecOk: true,
   },
-  { id: 'failover-3', meaning: 'one name, failover over 3 regions of one server', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: failoverConfig, queries: single, probe: APP },
-  { id: 'latency-3', meaning: 'one name, latency over 3 local backends checked every second', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: true, exclusive: false, config: latencyConfig, queries: single, probe: APP },
-  { id: 'rr-100', meaning: 'one name, round-robin over 100 servers', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 100), queries: single, probe: APP },
-  { id: 'rr-1000', meaning: 'one name, round-robin over 1 000 servers', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 1000), queries: single, probe: APP },
-  {
-    id: 'names-10k',
-    meaning: '10 000 names, each round-robin over 3 servers, queried in a shuffled order',
-    target: 'engine',
-    transport: 'udp',
-    ceiling: BARE,
-    needsBackends: false,
-    exclusive: false,
-    config: manyNamesConfig,
-    queries: () => shuffle(Array.from({ length: MANY_NAMES }, (_, i) => `${manyName(i)} A`), 10),
-    probe: manyName(0),
-  },
+  { id: 'failover-3', meaning: 'one name, failover over 3 regions of one server', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: failoverConfig, queries: single, probe: APP },
+  { id: 'latency-3', meaning: 'one name, latency over 3 local backends checked every second', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: true, exclusive: false, config: latencyConfig, queries: single, probe: APP },
+  { id: 'rr-100', meaning: 'one name, round-robin over 100 servers', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 100), queries: single, probe: APP },
+  { id: 'rr-1000', meaning: 'one name, round-robin over 1 000 servers', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 1000), queries: single, probe: APP },
+  { id: 'rr-1000-dgram', meaning: 'rr-1000 on the node:dgram path', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(singleNameConfig('round-robin', 1000)), queries: single, probe: APP, udpIo: 'dgram' },
+  { id: 'names-10k', meaning: '10 000 names, each round-robin over 3 servers, queried in a shuffled order', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: manyNamesConfig, queries: manyNamesQueries, probe: manyName(0) },
+  { id: 'names-10k-dgram', meaning: 'names-10k on the node:dgram path', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(manyNamesConfig), queries: manyNamesQueries, probe: manyName(0), udpIo: 'dgram' },
   {
     id: 'geo-ecs',
     meaning: `one name, geolocation over 3 regions, queried with ECS from ${GEO_CLIENTS} client subnets across the IPv4 space (the bundled GeoIP database decides)`,
     target: 'engine',
     transport: 'udp',
-    ceiling: BARE,
+    ceiling: BARE_BATCHED,
     needsBackends: false,
     exclusive: false,
     config: geoConfig,
     queries: geoEcsQueries,
     probe: APP,
   },
-  { id: 'geo-source', meaning: 'the same name without ECS: the packet source (127.0.0.1, a custom mapping) decides', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: geoConfig, queries: single, probe: APP },
-  { id: 'health', meaning: 'the headline name while the overwatch HTTP-checks 1 000 local backends every second (--health-servers, --health-interval)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: true, exclusive: true, config: healthConfig, queries: single, probe: APP },
+  { id: 'geo-source', meaning: 'the same name without ECS: the packet source (127.0.0.1, a custom mapping) decides', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: geoConfig, queries: single, probe: APP },
+  { id: 'health', meaning: 'the headline name while the overwatch HTTP-checks 1 000 local backends every second (--health-servers, --health-interval)', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: true, exclusive: true, config: healthConfig, queries: single, probe: APP },
   { id: BARE_TCP, meaning: 'bare responder over TCP: the ceiling for TCP', target: 'bare', transport: 'tcp', ceiling: null, needsBackends: false, exclusive: false, queries: single, probe: APP },
   {
     id: 'tcp',

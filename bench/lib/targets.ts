@@ -140,7 +140,7 @@ async function waitForAnswer(child: ManagedChild, port: number, name: string, ti
 export async function startBare(s: Scenario, workers: number, timeoutMs: number): Promise<RunningTarget> {
   const t0 = performance.now();
   const port = await findFreePort();
-  const command = [process.execPath, BARE_ENTRY, '--port', String(port), '--workers', String(workers), ...(s.transport === 'tcp' ? ['--tcp'] : [])];
+  const command = [process.execPath, BARE_ENTRY, '--port', String(port), '--workers', String(workers), ...(s.transport === 'tcp' ? ['--tcp'] : []), ...(s.udpIo === 'batched' ? ['--io', 'batched'] : [])];
   // The engine's environment, so the two differ only in what answers.
   const child = new ManagedChild(s.id, spawn(command[0], command.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...SERVER_ENV } }));
   await new Promise<void>((resolve, reject) => {

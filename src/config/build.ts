@@ -487,6 +487,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       returnLastHealthy: dns.return_last_healthy,
       zones,
       udpReceiveBufferBytes: dns.udp_receive_buffer,
+      udpIo: dns.udp_io,
       tcpIdleTimeoutMs: dns.tcp_idle_timeout,
       tcpFrameTimeoutMs: dns.tcp_frame_timeout,
       tcpMaxConnectionsPerWorker: dns.tcp_max_connections,

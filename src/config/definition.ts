@@ -340,6 +340,12 @@ const dns = object({
       min: 0,
       max: 268435456,
     }),
+    udp_io: choice({
+      doc: "How the workers answer UDP. auto: in batches (recvmmsg/sendmmsg through the bundled native addon, Linux) where the addon loads, else node:dgram; dgram: always node:dgram. The start log line says which path each worker uses and why.",
+      values: ['auto', 'dgram'],
+      noun: 'UDP I/O mode',
+      default: 'auto',
+    }),
     tcp_idle_timeout: duration({
       doc: 'A TCP connection with no query for this long is closed; the timeout shrinks as a worker fills up (RFC 7766 §6.2.3).',
       default: '10s',

@@ -186,6 +186,8 @@ export interface DnsConfig {
   readonly zones: readonly ZoneConfig[];
   /** SO_RCVBUF asked for on every worker's UDP socket; 0 keeps the kernel's default. */
   readonly udpReceiveBufferBytes: number;
+  /** dns.udp_io: 'auto' = batched native UDP where the addon loads, 'dgram' = always node:dgram. */
+  readonly udpIo: 'auto' | 'dgram';
   readonly tcpIdleTimeoutMs: number;
   /** Time a TCP message that has started arriving may take to complete. */
   readonly tcpFrameTimeoutMs: number;

@@ -34,6 +34,8 @@ export interface DnsPoolOptions {
   readonly dnssec?: WorkerDnssec;
   /** Signatures made in advance that a (re)started worker starts with; default: none. */
   readonly signatures?: () => readonly SignatureBatch[];
+  /** dns.udp_io; absent = 'auto'. */
+  readonly udpIo?: 'auto' | 'dgram';
   readonly tcp: TcpSettings;
   /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
   readonly restartBaseMs?: number;
@@ -72,6 +74,8 @@ export class DnsPool extends EventEmitter {
   restarts = 0;
   /** Bytes the receive buffer of the UDP socket last bound was granted; 0 before start. */
   udpReceiveBufferGranted = 0;
+  /** Each worker index's UDP path and why (from its 'listening' message); empty entries before it listens. */
+  readonly udpIo: { path: 'batched' | 'dgram' | ''; reason: string }[] = [];
   /** Each worker index's routing-decision buffer (null until it posts one); a restarted worker carries on in it. */
   readonly #decisions: (Int32Array | null)[] = [];
 
@@ -106,6 +110,7 @@ export class DnsPool extends EventEmitter {
     const started: Promise<void>[] = [];
     for (let i = 0; i < this.#options.workers; i++) {
       this.#slots.push({ worker: null, startedAt: 0, crashes: 0, timer: null });
+      this.udpIo.push({ path: '', reason: '' });
       started.push(this.#spawn(i));
     }
     const results = await Promise.allSettled(started);
@@ -133,6 +138,7 @@ export class DnsPool extends EventEmitter {
       udpReceiveBuffer: o.udpReceiveBuffer ?? 0,
       dnssec: this.#dnssec,
       signatures: o.signatures?.() ?? [],
+      udpIo: o.udpIo ?? 'auto',
       tcp: o.tcp,
     };
     const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
@@ -148,6 +154,7 @@ export class DnsPool extends EventEmitter {
         if (msg.type === 'listening') {
           listening = true;
           this.udpReceiveBufferGranted = msg.udpReceiveBuffer;
+          this.udpIo[i] = { path: msg.udpIo, reason: msg.udpIoReason };
           // A snapshot published while this worker was starting reaches it now.
           if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation, dnssec: this.#dnssec });
           if (this.#geoVersion !== geoAtSpawn && this.#geo !== null) this.#send(worker, { type: 'geo', buffer: this.#geo });

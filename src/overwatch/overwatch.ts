@@ -45,6 +45,7 @@ import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, t
 /** Socket settings fixed when the workers start: a reload that changes one is refused. */
 const SOCKET_KEY_NAMES = {
   udpReceiveBufferBytes: 'dns.udp_receive_buffer',
+  udpIo: 'dns.udp_io',
   tcpIdleTimeoutMs: 'dns.tcp_idle_timeout',
   tcpFrameTimeoutMs: 'dns.tcp_frame_timeout',
   tcpMaxConnectionsPerWorker: 'dns.tcp_max_connections',
@@ -272,6 +273,7 @@ export class Overwatch {
       geo: geo.buffer,
       counters,
       udpReceiveBuffer: dns.udpReceiveBufferBytes,
+      udpIo: dns.udpIo,
       tcp: {
         idleTimeoutMs: dns.tcpIdleTimeoutMs,
         frameTimeoutMs: dns.tcpFrameTimeoutMs,
@@ -285,7 +287,7 @@ export class Overwatch {
     presignHooks.send = (b) => pool.sendSignatures(b);
     const log = logger.child({ component: 'dns' });
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
-    pool.on('worker-restarted', (index: number) => log.info({ worker: index }, 'DNS worker restarted'));
+    pool.on('worker-restarted', (index: number) => log.info({ worker: index, udpIo: pool.udpIo[index]?.path, udpIoReason: pool.udpIo[index]?.reason }, 'DNS worker restarted'));
     pool.on('worker-error', (index: number, err: Error) => log.error({ worker: index, err: err.message }, 'DNS worker failed'));
     pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker kept its old snapshot'));
     try {
@@ -298,8 +300,11 @@ export class Overwatch {
     const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials, keyring, presigner, keySync }, counters, pool);
     presignHooks.run = (task, transferList) => overwatch.#runCpuTask(task, transferList);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
+    // udpIo: each worker's UDP path ("batched" or "dgram"), udpIoReason: why, once per distinct reason.
+    const udpIo = pool.udpIo.map((w) => w.path);
+    const udpIoReason = [...new Set(pool.udpIo.map((w) => w.reason))].join('; ');
     log.info(
-      { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
+      { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, udpIo, udpIoReason, ...snapshot.stats },
       'DNS listening on UDP and TCP',
     );
     if (dns.udpReceiveBufferBytes > udpReceiveBuffer) {

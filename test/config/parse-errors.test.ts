@@ -178,6 +178,11 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'reports a UDP I/O mode other than auto or dgram',
+    yaml: [...SERVER, ...DOMAIN, 'dns: { udp_io: recvmmsg }'],
+    expect: ['x.yaml:6:16: dns.udp_io: "recvmmsg" is not a known UDP I/O mode, expected one of auto, dgram'],
+  },
+  {
     name: 'reports a listen address whose host is not an IP literal',
     yaml: [...SERVER, ...DOMAIN, 'dns: { listen_address: "localhost:53" }'],
     expect: ['x.yaml:6:24: dns.listen_address: "localhost:53" has the host "localhost", which is not an IP literal'],

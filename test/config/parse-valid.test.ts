@@ -37,6 +37,7 @@ const cases: Case[] = [
   },
   { name: 'defaults dns.tcp_idle_timeout to 10 seconds', yaml: MINIMAL, get: (c) => c.dns.tcpIdleTimeoutMs, expect: 10_000 },
   { name: 'defaults dns.udp_receive_buffer to 1 MiB', yaml: MINIMAL, get: (c) => c.dns.udpReceiveBufferBytes, expect: 1048576 },
+  { name: 'defaults dns.udp_io to auto (batched where the native addon loads)', yaml: MINIMAL, get: (c) => c.dns.udpIo, expect: 'auto' },
   { name: 'defaults dns.tcp_max_connections to 256 per worker', yaml: MINIMAL, get: (c) => c.dns.tcpMaxConnectionsPerWorker, expect: 256 },
   {
     name: 'defaults dns.tcp_max_queries_per_connection to 10000',

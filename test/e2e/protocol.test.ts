@@ -1,6 +1,7 @@
 // Whole server on loopback: a table of queries, each sent over real UDP and
 // real TCP sockets, each reply decoded by dns-packet (the independent
-// reference decoder) and checked field by field.
+// reference decoder) and checked field by field. The whole suite runs once
+// per UDP path (dns.udp_io): batched through the native addon, and node:dgram.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -8,6 +9,7 @@ import dnsPacket from 'dns-packet';
 import { HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
 import { ask, buildQuery, rcodeOf, tcpConnect, udpExchange, type Decoded, type QueryOptions } from '../helpers/dns-client.ts';
 import { launchServer, startServer, type Started } from '../helpers/server.ts';
+import { loadUdpBatch } from '../../native/udp-batch.ts';
 
 const YAML = `
 dns:
@@ -19,6 +21,7 @@ dns:
     - { name: ns1.example.test, addresses: [192.0.2.53, "2001:db8::53"] }
     - ns2.elsewhere.test
   tcp_idle_timeout: 400ms
+  udp_io: UDP_IO
 regions:
   - name: eu
     servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2 }]
@@ -401,122 +404,131 @@ const CASES: Case[] = [
   },
 ];
 
-describe('DNS protocol over UDP and TCP', () => {
-  let server: Started;
-  after(() => server?.overwatch.stop(500));
-  before(async () => {
-    server = await launchServer(YAML);
-    const slot = server.overwatch.slotOf('down', '192.0.2.99', 80);
-    assert.notEqual(slot, undefined);
-    server.overwatch.setHealth(slot!, HEALTH_UNHEALTHY);
-  });
+const batched = loadUdpBatch();
 
-  for (const transport of ['udp', 'tcp'] as const) {
-    for (const c of CASES) {
-      test(`${c.name} (${transport})`, async () => {
-        const r = await ask(server.port, c.qname, c.qtype, c.opts, transport);
-        assert.equal(r.type, 'response');
-        c.expect(r, transport);
-      });
-    }
-  }
-
-  test('answers NOTIMP for an opcode other than QUERY, echoing the ID', async () => {
-    const packet = buildQuery('app.example.test', 'A', { id: 0x1234 });
-    packet[2] = (packet[2] & 0x87) | (2 << 3); // opcode STATUS
-    const raw = await udpExchange(server.port, packet);
-    assert.ok(raw);
-    assert.equal(raw.readUInt16BE(0), 0x1234);
-    assert.equal(rcodeOf(raw), 4);
-    assert.equal((raw[2] >> 3) & 0xf, 2, 'opcode copied');
-    assert.equal(raw[2] & 0x04, 0, 'AA clear');
-    dnsPacket.decode(raw);
-  });
-
-  test('answers FORMERR for two questions', async () => {
-    const packet = dnsPacket.encode({
-      type: 'query',
-      id: 77,
-      questions: [
-        { type: 'A', name: 'app.example.test' },
-        { type: 'A', name: 'app.example.test' },
-      ],
+for (const path of ['batched', 'dgram'] as const) {
+  describe(`DNS protocol over UDP and TCP, UDP on the ${path} path`, { skip: path === 'batched' && batched.addon === null ? `the native addon is not available (${batched.reason})` : false }, () => {
+    let server: Started;
+    after(() => server?.overwatch.stop(500));
+    before(async () => {
+      server = await launchServer(YAML.replace('UDP_IO', path === 'batched' ? 'auto' : 'dgram'));
+      assert.deepEqual(
+        server.overwatch.pool.udpIo.map((w) => w.path),
+        [path, path],
+        `every worker answers UDP on the ${path} path: ${server.overwatch.pool.udpIo.map((w) => w.reason).join('; ')}`,
+      );
+      const slot = server.overwatch.slotOf('down', '192.0.2.99', 80);
+      assert.notEqual(slot, undefined);
+      server.overwatch.setHealth(slot!, HEALTH_UNHEALTHY);
     });
-    const raw = await udpExchange(server.port, packet);
-    assert.ok(raw);
-    assert.equal(raw.readUInt16BE(0), 77);
-    assert.equal(rcodeOf(raw), 1);
-    assert.equal(raw.readUInt16BE(4), 0, 'no question echoed when QDCOUNT was wrong');
-  });
 
-  test('drops and counts responses (QR=1) and packets shorter than a header', async () => {
-    const before = server.overwatch.readCounters();
-    const response = buildQuery('app.example.test', 'A');
-    response[2] |= 0x80;
-    assert.equal(await udpExchange(server.port, response, 300), null);
-    assert.equal(await udpExchange(server.port, Buffer.from([1, 2, 3]), 300), null);
-    const after = server.overwatch.readCounters();
-    assert.equal(after.DROPPED_RESPONSE - before.DROPPED_RESPONSE, 1);
-    assert.equal(after.DROPPED_SHORT - before.DROPPED_SHORT, 1);
-  });
+    for (const transport of ['udp', 'tcp'] as const) {
+      for (const c of CASES) {
+        test(`${c.name} (${transport})`, async () => {
+          const r = await ask(server.port, c.qname, c.qtype, c.opts, transport);
+          assert.equal(r.type, 'response');
+          c.expect(r, transport);
+        });
+      }
+    }
 
-  test('answers several pipelined queries on one TCP connection, in order', async () => {
-    const conn = await tcpConnect(server.port);
-    const ids = [101, 102, 103, 104];
-    const names = ['app.example.test', 'nope.example.test', 'example.test', 'example.com'];
-    // All four frames in one write: the server must split them itself.
-    const frames = ids.map((id, i) => {
-      const q = buildQuery(names[i], 'A', { id });
+    test('answers NOTIMP for an opcode other than QUERY, echoing the ID', async () => {
+      const packet = buildQuery('app.example.test', 'A', { id: 0x1234 });
+      packet[2] = (packet[2] & 0x87) | (2 << 3); // opcode STATUS
+      const raw = await udpExchange(server.port, packet);
+      assert.ok(raw);
+      assert.equal(raw.readUInt16BE(0), 0x1234);
+      assert.equal(rcodeOf(raw), 4);
+      assert.equal((raw[2] >> 3) & 0xf, 2, 'opcode copied');
+      assert.equal(raw[2] & 0x04, 0, 'AA clear');
+      dnsPacket.decode(raw);
+    });
+
+    test('answers FORMERR for two questions', async () => {
+      const packet = dnsPacket.encode({
+        type: 'query',
+        id: 77,
+        questions: [
+          { type: 'A', name: 'app.example.test' },
+          { type: 'A', name: 'app.example.test' },
+        ],
+      });
+      const raw = await udpExchange(server.port, packet);
+      assert.ok(raw);
+      assert.equal(raw.readUInt16BE(0), 77);
+      assert.equal(rcodeOf(raw), 1);
+      assert.equal(raw.readUInt16BE(4), 0, 'no question echoed when QDCOUNT was wrong');
+    });
+
+    test('drops and counts responses (QR=1) and packets shorter than a header', async () => {
+      const before = server.overwatch.readCounters();
+      const response = buildQuery('app.example.test', 'A');
+      response[2] |= 0x80;
+      assert.equal(await udpExchange(server.port, response, 300), null);
+      assert.equal(await udpExchange(server.port, Buffer.from([1, 2, 3]), 300), null);
+      const after = server.overwatch.readCounters();
+      assert.equal(after.DROPPED_RESPONSE - before.DROPPED_RESPONSE, 1);
+      assert.equal(after.DROPPED_SHORT - before.DROPPED_SHORT, 1);
+    });
+
+    test('answers several pipelined queries on one TCP connection, in order', async () => {
+      const conn = await tcpConnect(server.port);
+      const ids = [101, 102, 103, 104];
+      const names = ['app.example.test', 'nope.example.test', 'example.test', 'example.com'];
+      // All four frames in one write: the server must split them itself.
+      const frames = ids.map((id, i) => {
+        const q = buildQuery(names[i], 'A', { id });
+        const f = Buffer.alloc(q.length + 2);
+        f.writeUInt16BE(q.length, 0);
+        q.copy(f, 2);
+        return f;
+      });
+      conn.socket.write(Buffer.concat(frames));
+      const rcodes: number[] = [];
+      for (const id of ids) {
+        const raw = await conn.next();
+        assert.ok(raw, `reply for ${id}`);
+        assert.equal(raw.readUInt16BE(0), id);
+        rcodes.push(rcodeOf(raw));
+      }
+      assert.deepEqual(rcodes, [0, 3, 0, 5]);
+      conn.close();
+    });
+
+    test('reassembles a TCP query that arrives one byte at a time', async () => {
+      const conn = await tcpConnect(server.port);
+      const q = buildQuery('app.example.test', 'A', { id: 4242 });
       const f = Buffer.alloc(q.length + 2);
       f.writeUInt16BE(q.length, 0);
       q.copy(f, 2);
-      return f;
-    });
-    conn.socket.write(Buffer.concat(frames));
-    const rcodes: number[] = [];
-    for (const id of ids) {
+      conn.socket.setNoDelay(true);
+      for (const byte of f) {
+        conn.socket.write(Buffer.of(byte));
+        await new Promise((r) => setImmediate(r));
+      }
       const raw = await conn.next();
-      assert.ok(raw, `reply for ${id}`);
-      assert.equal(raw.readUInt16BE(0), id);
-      rcodes.push(rcodeOf(raw));
-    }
-    assert.deepEqual(rcodes, [0, 3, 0, 5]);
-    conn.close();
-  });
+      assert.ok(raw);
+      assert.equal(raw.readUInt16BE(0), 4242);
+      conn.close();
+    });
 
-  test('reassembles a TCP query that arrives one byte at a time', async () => {
-    const conn = await tcpConnect(server.port);
-    const q = buildQuery('app.example.test', 'A', { id: 4242 });
-    const f = Buffer.alloc(q.length + 2);
-    f.writeUInt16BE(q.length, 0);
-    q.copy(f, 2);
-    conn.socket.setNoDelay(true);
-    for (const byte of f) {
-      conn.socket.write(Buffer.of(byte));
-      await new Promise((r) => setImmediate(r));
-    }
-    const raw = await conn.next();
-    assert.ok(raw);
-    assert.equal(raw.readUInt16BE(0), 4242);
-    conn.close();
-  });
+    test('closes an idle TCP connection after tcp_idle_timeout', async () => {
+      const before = server.overwatch.readCounters().TCP_IDLE_CLOSED;
+      const conn = await tcpConnect(server.port);
+      const started = Date.now();
+      await conn.closed;
+      const waited = Date.now() - started;
+      assert.ok(waited >= 300 && waited < 3000, `closed after ${waited} ms (timeout 400 ms)`);
+      assert.equal(server.overwatch.readCounters().TCP_IDLE_CLOSED - before, 1);
+    });
 
-  test('closes an idle TCP connection after tcp_idle_timeout', async () => {
-    const before = server.overwatch.readCounters().TCP_IDLE_CLOSED;
-    const conn = await tcpConnect(server.port);
-    const started = Date.now();
-    await conn.closed;
-    const waited = Date.now() - started;
-    assert.ok(waited >= 300 && waited < 3000, `closed after ${waited} ms (timeout 400 ms)`);
-    assert.equal(server.overwatch.readCounters().TCP_IDLE_CLOSED - before, 1);
+    test('closes a TCP connection that sends a zero-length frame', async () => {
+      const conn = await tcpConnect(server.port);
+      conn.socket.write(Buffer.from([0, 0]));
+      await conn.closed;
+    });
   });
-
-  test('closes a TCP connection that sends a zero-length frame', async () => {
-    const conn = await tcpConnect(server.port);
-    conn.socket.write(Buffer.from([0, 0]));
-    await conn.closed;
-  });
-});
+}
 
 describe('TCP limits', () => {
   test('refuses TCP connections beyond tcp_max_connections per worker and counts them', async (t) => {

@@ -85,6 +85,10 @@ test('npm pack ships the built code, docs, JSON Schema, example configs, units, 
     'dist/src/cli/opengslb-cli-main.js',
     'dist/src/config/load-worker.js',
     'dist/workers/dns-worker.js',
+    'dist/native/udp-batch.js',
+    'native/binding.gyp',
+    'native/udp_batch.c',
+    'native/install.js',
     'docs/configuration.md',
     'docs/config.schema.json',
     'config/example.yaml',
@@ -101,6 +105,14 @@ test('npm pack ships the built code, docs, JSON Schema, example configs, units, 
   assert.ok(sources.length > 50, `git lists the sources (${sources.length})`);
   const missing = sources.filter((s) => !has.has(`dist/${s.slice(0, -3)}.js`));
   assert.deepEqual(missing, [], 'sources without a built .js in dist/');
+});
+
+const linuxX64Glibc = process.platform === 'linux' && process.arch === 'x64' && (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime !== undefined;
+
+test('npm pack ships the batched-UDP addon prebuilt for linux-x64 with glibc, built by the prepack script', { skip: linuxX64Glibc ? false : 'the prebuilt is made on linux-x64 with glibc only' }, async () => {
+  const { files } = await pack();
+  assert.ok(files.includes('native/prebuilds/linux-x64-glibc/opengslb_udp.node'), files.filter((f) => f.startsWith('native/')).join(', '));
+  assert.ok(!files.some((f) => f.startsWith('native/build/')), 'no local build output');
 });
 
 test('the installed bins keep the .ts-free layout under node_modules, and opengslb --version prints the version', async () => {
@@ -164,6 +176,12 @@ test('the installed opengslb serves DNS from its worker threads with the memory 
     return Number(m[1]);
   };
   const dnsPort = await portOf(/DNS listening on UDP and TCP/);
+  // The shipped prebuilt loads under node_modules: the workers answer UDP in batches.
+  if (linuxX64Glibc) {
+    const listening = JSON.parse(out.lines.find((l) => l.includes('DNS listening on UDP and TCP'))!) as { udpIo: string[]; udpIoReason: string };
+    assert.deepEqual(listening.udpIo, ['batched', 'batched'], listening.udpIoReason);
+    assert.match(listening.udpIoReason, /^native addon native\/prebuilds\/linux-x64-glibc\/opengslb_udp\.node, /);
+  }
   const apiPort = await portOf(/API listening/);
   await out.waitFor(/OpenGSLB running/, 0, 15_000);
 

@@ -136,3 +136,34 @@ test('keeps retrying a restart whose bind fails, and recovers once the port is f
   const r = await ask(port, 'app.example.test', 'A');
   assert.equal(r.rcode, 'NOERROR');
 });
+
+test('a worker terminated in the middle of a UDP flood (a batch in flight) is restarted and the process keeps serving', async (t) => {
+  const { overwatch, port } = await startServer(t, yaml(30, ['192.0.2.1'], 1));
+  const pool = overwatch.pool;
+  const path = pool.udpIo[0]!.path;
+  t.diagnostic(`UDP path: ${path} (${pool.udpIo[0]!.reason})`);
+  const { createSocket } = await import('node:dgram');
+  const senders = Array.from({ length: 4 }, () => createSocket('udp4'));
+  t.after(() => {
+    for (const s of senders) s.close();
+  });
+  const query = buildQuery('app.example.test', 'A');
+  let flooding = true;
+  const flood = (): void => {
+    if (!flooding) return;
+    for (const s of senders) for (let i = 0; i < 50; i++) s.send(query, port, '127.0.0.1');
+    setImmediate(flood);
+  };
+  flood();
+  // The worker is busy answering batches once thousands have been counted.
+  const counted = (): number => Atomics.load(overwatch.counters, COUNTER.UDP_QUERIES);
+  while (counted() < 5000) await new Promise((resolve) => setTimeout(resolve, 5));
+  const restarted = once(pool, 'worker-restarted');
+  await pool.workers[0]!.terminate();
+  flooding = false;
+  await restarted;
+  assert.equal(pool.restarts, 1);
+  assert.equal(pool.udpIo[0]!.path, path, 'the restarted worker answers on the same path');
+  const r = await ask(port, 'app.example.test', 'A');
+  assert.equal(r.rcode, 'NOERROR');
+});

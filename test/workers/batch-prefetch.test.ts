@@ -1,0 +1,93 @@
+// The batch prefetch of the batched UDP path (workers/batch-prefetch.ts):
+// read-only, so a batch answered after it gets byte for byte the answers it
+// gets without it, whatever the packets hold; and the snapshot layout it
+// relies on (tables on cache lines, each name next to its answer fragments).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseConfigText } from '../../src/config/load.ts';
+import { nameToWire } from '../../src/dns/names.ts';
+import { seededRandom } from '../../src/lib/random.ts';
+import { createCounters } from '../../src/metrics/counters-layout.ts';
+import { Registry } from '../../src/registry/registry.ts';
+import { compileSnapshot } from '../../src/snapshot/compile.ts';
+import * as L from '../../src/snapshot/layout.ts';
+import { createLiveSlots, HEALTH_HEALTHY, writeHealth } from '../../src/snapshot/live-slots.ts';
+import { prefetchBatch, PrefetchScratch } from '../../workers/batch-prefetch.ts';
+import { handleQuery } from '../../workers/handle-query.ts';
+import { WorkerScratch } from '../../workers/scratch.ts';
+import { buildQuery } from '../helpers/dns-client.ts';
+
+const NAMES = 1500;
+const yaml = `
+dns:
+  zones: [example.test]
+regions:
+  - name: r
+    servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2 }, { address: "2001:db8::1" }]
+domains:
+${Array.from({ length: NAMES }, (_, i) => `  - { name: n${i}.example.test, regions: [r] }`).join('\n')}
+`;
+
+/** A worker's scratch state on a fresh snapshot of `yaml`, every server healthy. */
+function scratch(): WorkerScratch {
+  const registry = new Registry();
+  registry.applyConfig(parseConfigText(yaml, 'prefetch.yaml'));
+  const snap = compileSnapshot(registry.view(), { generation: 1, serial: 1 });
+  const slots = Math.max(1, registry.slotHighWater);
+  const live = createLiveSlots(slots);
+  for (let s = 0; s < slots; s++) writeHealth(live, s, HEALTH_HEALTHY);
+  return new WorkerScratch(snap.buffer, live, createCounters(1), 0);
+}
+
+/** Valid queries for held, missing and outside names of several types, and random mutations of them. */
+function packets(): Buffer[] {
+  const rand = seededRandom(7);
+  const out: Buffer[] = [];
+  for (let i = 0; i < 400; i++) {
+    const pick = Math.floor(rand() * 5);
+    const name = pick === 0 ? `missing-${i}.example.test` : pick === 1 ? `www.example-${i}.com` : `N${Math.floor(rand() * NAMES)}.Example.Test`;
+    const type = ['A', 'AAAA', 'MX', 'ANY'][Math.floor(rand() * 4)];
+    const q = buildQuery(name, type, { id: i });
+    if (rand() < 0.3) for (let k = 0; k < 3; k++) q[Math.floor(rand() * q.length)] = Math.floor(rand() * 256);
+    out.push(rand() < 0.1 ? q.subarray(0, Math.floor(rand() * q.length)) : q);
+  }
+  return out;
+}
+
+test('a prefetched batch is answered byte for byte as without the prefetch, for valid, missing, mutated and truncated queries', () => {
+  const plain = scratch();
+  const warmed = scratch();
+  const all = packets();
+  const batch = 32;
+  const p = new PrefetchScratch(batch);
+  const lens = new Int32Array(batch);
+  const outA = Buffer.alloc(65535);
+  const outB = Buffer.alloc(65535);
+  for (let b = 0; b < all.length; b += batch) {
+    const slots = all.slice(b, b + batch);
+    for (let i = 0; i < slots.length; i++) lens[i] = slots[i].length;
+    const sink = prefetchBatch(warmed, p, slots, lens, 1, slots.length);
+    assert.equal(typeof sink, 'number');
+    for (const q of slots) {
+      plain.client.setSource('192.0.2.9', 4);
+      warmed.client.setSource('192.0.2.9', 4);
+      const a = handleQuery(plain, q, q.length, outA, false);
+      const w = handleQuery(warmed, q, q.length, outB, false);
+      assert.equal(w, a, `reply length for ${q.toString('hex')}`);
+      assert.ok(outB.subarray(0, w).equals(outA.subarray(0, a)), `reply bytes for ${q.toString('hex')}`);
+    }
+  }
+});
+
+test('the snapshot starts every table on a 64-byte line and puts each name right before its answer fragments', () => {
+  const s = scratch();
+  const u32 = s.view.u32;
+  for (const off of [L.HDR_BUCKETS_OFF, L.HDR_NODES_OFF, L.HDR_ZONES_OFF, L.HDR_RECORDS_OFF, L.HDR_MEMBERS_OFF, L.HDR_BLOB_OFF]) assert.equal(u32[off] % 64, 0, `header word ${off}`);
+  const wire = nameToWire('n7.example.test');
+  const node = s.view.findNode(wire, 0, wire.length);
+  const nb = s.view.nodeBase(node);
+  const rec = u32[nb + L.NODE_REC_A] - 1;
+  const first = u32[s.view.memberBase(u32[s.view.recordBase(rec) + L.REC_MEMBER_START]) + L.MEM_FRAG_OFF];
+  assert.equal(first, u32[nb + L.NODE_NAME_OFF] + u32[nb + L.NODE_NAME_LEN], 'the A fragments follow the name');
+});
