@@ -8,6 +8,7 @@ import { normaliseDomainName } from '../config/domain-name.ts';
 import type { HealthState, ServerView } from '../overwatch/views.ts';
 import { badRequest, requireOverwatch, type RouteContext } from './context.ts';
 import { generatedAt, HEALTH_STATES, obj, responses, type Schema } from './schemas.ts';
+import { AUTHORITIES } from '../registry/registry.ts';
 
 interface BackendsQuery {
   readonly service?: string;
@@ -25,7 +26,7 @@ const backend = obj('One server of one domain (service).', {
   region: { type: 'string', description: 'Region.' },
   agent_id: { type: 'string', description: 'Always "": the server comes from the config file, not from an agent.' },
   effective_status: { type: 'string', enum: HEALTH_STATES, description: 'What DNS uses for this domain (override applied).' },
-  authority: { type: 'string', enum: ['override', 'health_check', 'unchecked'], description: 'Who decided effective_status.' },
+  authority: { type: 'string', enum: AUTHORITIES, description: 'Who decided effective_status.' },
   validation_healthy: nullable('boolean', "The overwatch's health checks: true/false, or null before the first verdict or for type none."),
   validation_last_check: { type: ['string', 'null'], format: 'date-time', description: 'When the last check finished.' },
   validation_error: nullable('string', 'Why the last check failed.'),

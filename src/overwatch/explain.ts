@@ -14,7 +14,7 @@ import type { RoutingAlgorithm, WhenAllDown } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
 import { nameToWire, readWireName } from '../dns/names.ts';
 import { formatIpBytes } from '../lib/ip.ts';
-import type { MemberModel, Registry, ServerRecord } from '../registry/registry.ts';
+import type { Authority, MemberModel, Registry, ServerRecord } from '../registry/registry.ts';
 import { ParsedQuery } from '../dns/parse.ts';
 import type { GeoIpReader } from '../geo/lookup.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
@@ -68,7 +68,7 @@ export interface ExplainCandidate {
   readonly status: CandidateStatus;
   /** The health checks' own verdict for the server, whatever an override says; null for static data. */
   readonly check_status: 'healthy' | 'unhealthy' | 'unknown' | null;
-  readonly authority: 'override' | 'health_check' | 'unchecked' | null;
+  readonly authority: Authority | null;
   /** Latency EMA of the server's checks in milliseconds; null before the first sample. */
   readonly latency_ms: number | null;
   readonly samples: number;

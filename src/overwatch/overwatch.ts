@@ -22,6 +22,7 @@ import { compileGeoTable } from '../geo/cidr-table.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import type { RegistryView } from '../registry/registry.ts';
 import { MemoryStore, type StateStore, type StoredGeoMapping, type StoredOverride } from '../state/store.ts';
+import { AgentHub } from './agents.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
@@ -91,6 +92,8 @@ export class Overwatch {
   readonly #store: StateStore;
   readonly #lastUp: LastUpJournal;
   readonly #geo: GeoSource;
+  /** The agent channel and agents' backends; null when overwatch.gossip is off. */
+  readonly #agents: AgentHub | null;
   /** Reloads and republishes run one at a time, in order. */
   #queue: Promise<unknown> = Promise.resolve();
   #republishTimer: NodeJS.Timeout | null = null;
@@ -115,6 +118,7 @@ export class Overwatch {
     this.#lastUp = state.lastUp;
     this.#lastUp.start();
     this.#geo = state.geo;
+    this.#agents = state.agents;
     this.#geo.onChange = (sab) => this.pool.publishGeo(sab);
     this.registry.on('changed', () => this.#scheduleRepublish());
   }
@@ -133,6 +137,8 @@ export class Overwatch {
     // round, and last-up times let last_healthy answer right after a restart.
     for (const o of store.loadOverrides()) registry.setOverride(o);
     for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
+    // Agents' backends from before a restart are back (stale) before the first snapshot.
+    const agents = config.gossip === null ? null : AgentHub.create({ config, registry, store, logger });
     const view = registry.view();
     const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
     const fresh = registry.takeFreshSlots();
@@ -157,6 +163,7 @@ export class Overwatch {
       // No answer is ever given from an unknown state: DNS binds after the first round.
       await health.firstRound();
     }
+    agents?.attach(fanout);
     fanout.apply();
     const overrides = registry.overrides().length;
     if (overrides > 0) logger.info({ overrides, store: store.location }, 'overrides restored');
@@ -201,7 +208,15 @@ export class Overwatch {
       geo.close();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, agents }, counters, pool);
+    if (agents !== null) {
+      try {
+        await agents.listen();
+      } catch (err) {
+        await overwatch.stop();
+        throw err;
+      }
+    }
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     log.info(
       { address: formatAddress(dns.listenHost, port), workers: dns.workers, domains: config.domains.length, udpReceiveBuffer, ...snapshot.stats },
@@ -214,6 +229,11 @@ export class Overwatch {
       );
     }
     return overwatch;
+  }
+
+  /** The agent channel and agents' backends, or null when overwatch.gossip is off. */
+  get agents(): AgentHub | null {
+    return this.#agents;
   }
 
   /** Probe results and state transitions counted by the health checker since start (zeros when checks are off). */
@@ -289,6 +309,10 @@ export class Overwatch {
     }
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
+    if ((next.gossip === null) !== (cur.gossip === null)) return refuse('overwatch.gossip.encryption_key turned the agent channel on or off; that needs a restart');
+    if (next.gossip !== null && cur.gossip !== null && (next.gossip.bindHost !== cur.gossip.bindHost || (next.gossip.bindPort !== cur.gossip.bindPort && next.gossip.bindPort !== 0))) {
+      return refuse('overwatch.gossip.bind_address changed; the agent channel\'s listeners are fixed at start, so this needs a restart');
+    }
     for (const [section, a, b] of [['api', cur.api, next.api], ['metrics', cur.metrics, next.metrics]] as const) {
       if (a.enabled !== b.enabled || a.host !== b.host || (a.port !== b.port && b.port !== 0)) {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
@@ -296,12 +320,14 @@ export class Overwatch {
     }
     const geoNote = await this.#geo.apply(next);
     this.registry.applyConfig(next);
+    this.#agents?.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
       snapshot = this.#compile();
     } catch (err) {
       // Slots are released only by a commit, so the old config's servers get theirs back.
       this.registry.applyConfig(cur);
+      this.#agents?.applyConfig(cur);
       return refuse((err as Error).message);
     }
     this.#config = next;
@@ -386,6 +412,8 @@ export class Overwatch {
     } else {
       this.#fanout.setServerHealth(fresh, HEALTH_HEALTHY);
     }
+    // Agents' backends have their verdict from their agents, written to slots the live buffer now holds.
+    this.#agents?.refreshVerdicts();
     // New domains' words for servers that already have a verdict are filled
     // now, before any worker can serve the new snapshot.
     this.#fanout.apply();
@@ -422,6 +450,7 @@ export class Overwatch {
     this.#settle(this.#snapshot.view.version);
     this.#health?.stop();
     this.#geo.close();
+    await this.#agents?.stop();
     await this.#queue;
     await this.pool.stop(graceMs);
     await this.#lastUp.stop();
@@ -701,6 +730,7 @@ interface StartState {
   readonly snapshot: CompiledSnapshot;
   readonly health: HealthScheduler | null;
   readonly geo: GeoSource;
+  readonly agents: AgentHub | null;
 }
 
 function unixSeconds(): number {

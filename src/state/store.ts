@@ -1,7 +1,7 @@
 // Main thread, cold path. What the overwatch keeps across restarts: operator
 // overrides, when each server was last seen healthy (for
 // when_all_down: last_healthy), the DNSSEC signing keys and the pinned
-// certificates of agents. Backed by lmdb under overwatch.data_dir (directory
+// certificates of agents and the backends they reported. Backed by lmdb under overwatch.data_dir (directory
 // 0700, files 0600: it holds private keys): a write resolves only once lmdb
 // has committed it, so an acknowledged override survives a crash. Tests and
 // tools may use the in-memory store instead.
@@ -10,6 +10,7 @@ import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { OpenGslbError } from '../lib/errors.ts';
+import type { BackendReport } from '../gossip/messages.ts';
 import { overrideKey } from '../registry/keys.ts';
 
 /** An override as stored: one per (service, address). */
@@ -78,6 +79,33 @@ export interface PinStore {
   deletePin(agentId: string): Promise<void>;
 }
 
+/**
+ * An agent's backends as the overwatch last knew them, stored so that after a
+ * restart they are back in the registry (stale until the agent's next
+ * heartbeat): one entry per agent id.
+ */
+export interface StoredAgentBackends {
+  readonly agentId: string;
+  readonly region: string;
+  /** The agent's software version and heartbeat interval, from its registration. */
+  readonly version: string;
+  readonly heartbeatIntervalMs: number;
+  /** When the overwatch last heard from the agent (written at most once per stale threshold), epoch milliseconds. */
+  readonly lastSeenMs: number;
+  /** Every backend with the agent's last claim, drain and check. */
+  readonly backends: readonly BackendReport[];
+}
+
+/** Where agents' backends persist. */
+export interface AgentBackendStore {
+  /** Every stored agent's backends. */
+  loadAgentBackends(): StoredAgentBackends[];
+  /** Stores (or replaces) one agent's backends; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putAgentBackends(entry: StoredAgentBackends): Promise<void>;
+  /** Forgets one agent's backends; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteAgentBackends(agentId: string): Promise<void>;
+}
+
 /** A custom geo mapping added at run time (the API), as stored: one per network. */
 export interface StoredGeoMapping {
   /** The network, host bits clear ("10.0.0.0/8"). */
@@ -89,7 +117,7 @@ export interface StoredGeoMapping {
   readonly createdAtMs: number;
 }
 
-export interface StateStore extends PinStore {
+export interface StateStore extends PinStore, AgentBackendStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
   /** Every stored run-time geo mapping. */
@@ -176,9 +204,22 @@ export class MemoryStore implements StateStore {
   readonly #dnssecKeys = new Map<string, Map<number, string>>();
   readonly #pins = new Map<string, StoredPin>();
   readonly #geoMappings = new Map<string, StoredGeoMapping>();
+  readonly #agentBackends = new Map<string, StoredAgentBackends>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
+  }
+
+  loadAgentBackends(): StoredAgentBackends[] {
+    return [...this.#agentBackends.values()];
+  }
+
+  async putAgentBackends(entry: StoredAgentBackends): Promise<void> {
+    this.#agentBackends.set(entry.agentId, entry);
+  }
+
+  async deleteAgentBackends(agentId: string): Promise<void> {
+    this.#agentBackends.delete(agentId);
   }
 
   async putOverride(override: StoredOverride): Promise<void> {
@@ -271,6 +312,8 @@ export class LmdbStore implements StateStore {
   readonly #pins: Database<StoredPin, string>;
   /** By network ("10.0.0.0/8"): the mapping's own identity, not a built key. */
   readonly #geoMappings: Database<StoredGeoMapping, string>;
+  /** By agent id. */
+  readonly #agentBackends: Database<StoredAgentBackends, string>;
 
   private constructor(location: string, root: RootDatabase) {
     this.location = location;
@@ -280,6 +323,7 @@ export class LmdbStore implements StateStore {
     this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
     this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
     this.#geoMappings = root.openDB<StoredGeoMapping, string>({ name: 'geo_mappings' });
+    this.#agentBackends = root.openDB<StoredAgentBackends, string>({ name: 'agent_backends' });
   }
 
   /**
@@ -404,6 +448,28 @@ export class LmdbStore implements StateStore {
       await this.#geoMappings.remove(cidr);
     } catch (err) {
       throw writeError(`the removal of the geo mapping of ${cidr}`, this.location, err);
+    }
+  }
+
+  loadAgentBackends(): StoredAgentBackends[] {
+    const out: StoredAgentBackends[] = [];
+    for (const { value } of this.#agentBackends.getRange()) out.push(value);
+    return out;
+  }
+
+  async putAgentBackends(entry: StoredAgentBackends): Promise<void> {
+    try {
+      await this.#agentBackends.put(entry.agentId, entry);
+    } catch (err) {
+      throw writeError(`the backends of agent ${entry.agentId}`, this.location, err);
+    }
+  }
+
+  async deleteAgentBackends(agentId: string): Promise<void> {
+    try {
+      await this.#agentBackends.remove(agentId);
+    } catch (err) {
+      throw writeError(`the removal of the backends of agent ${agentId}`, this.location, err);
     }
   }
 
