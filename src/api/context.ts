@@ -14,7 +14,8 @@ import { findClientAddress } from './access.ts';
  */
 export type ApiOverwatch = Pick<
   Overwatch,
-  'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain' | 'geoTest' | 'geoMappings' | 'setGeoMapping' | 'deleteGeoMapping'
+  | 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain' | 'geoTest' | 'geoMappings' | 'setGeoMapping'
+  | 'deleteGeoMapping' | 'backends' | 'agents'
 >;
 
 /** The dependencies startApi() takes. */

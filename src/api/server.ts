@@ -17,6 +17,7 @@ import { formatAddress } from '../lib/ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
+import { registerAgentRoutes } from './agent-routes.ts';
 import { registerBackendsRoute } from './backends-route.ts';
 import { registerExplainRoute } from './explain-route.ts';
 import { registerGeoRoutes } from './geo-routes.ts';
@@ -124,7 +125,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
       info: {
         title: 'OpenGSLB admin API',
         version: deps.version,
-        description: 'Health, domains, overrides, explain and geolocation. See docs/api.md.',
+        description: 'Health, domains, overrides, explain, geolocation and agents. See docs/api.md.',
       },
       tags: [
         { name: 'status', description: 'Liveness, readiness, version (no allowlist).' },
@@ -132,6 +133,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
         { name: 'domains', description: 'Domains as DNS serves them.' },
         { name: 'overrides', description: 'Operator overrides, which outrank health checks.' },
         { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
+        { name: 'agents', description: 'Agents: their pins, state and backends; revocation and deletion.' },
       ],
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'api.token; needed for writes only when set.' } },
@@ -149,6 +151,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerOverrideRoutes(app, ctx);
     registerExplainRoute(app, ctx);
     registerBackendsRoute(app, ctx);
+    registerAgentRoutes(app, ctx);
     registerGeoRoutes(app, ctx);
     collecting = false;
     for (const [url, methods] of methodsOf) {

@@ -31,23 +31,10 @@ import type { Registry, ServerRecord } from '../registry/registry.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY, HEALTH_UNKNOWN } from '../snapshot/live-slots.ts';
 import type { StateStore, StoredAgentBackends, StoredPin } from '../state/store.ts';
 import type { HealthFanout } from './fanout.ts';
+import { BACKEND_REFUSALS, BACKEND_STATES, type AgentState, type BackendRefusal, type BackendState } from './agent-states.ts';
 import { rfc3339 } from './views.ts';
 
-/** Where an agent stands, as the API and the metrics show it. */
-export const AGENT_STATES = ['live', 'stale', 'unseen', 'deregistered', 'removed', 'revoked'] as const;
-export type AgentState = (typeof AGENT_STATES)[number];
-
-/**
- * What an agent's backend is, as its transitions are logged and counted:
- * the agent's claim (healthy, unhealthy, unknown), draining, stale, validated
- * (the overwatch's own checks decide), or removed.
- */
-export const BACKEND_STATES = ['healthy', 'unhealthy', 'unknown', 'draining', 'stale', 'validated', 'removed'] as const;
-export type BackendState = (typeof BACKEND_STATES)[number];
-
-/** Why messages and backends were refused, besides the channel's drop reasons. */
-export const BACKEND_REFUSALS = ['host_name', 'registry_refused', 'other_agent'] as const;
-export type BackendRefusal = (typeof BACKEND_REFUSALS)[number];
+export { AGENT_STATES, BACKEND_REFUSALS, BACKEND_STATES, type AgentState, type BackendRefusal, type BackendState } from './agent-states.ts';
 
 /** Bounds of the sweep period (stale.threshold / 4). */
 const MIN_SWEEP_MS = 100;

@@ -22,7 +22,8 @@ import { compileGeoTable } from '../geo/cidr-table.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import type { RegistryView } from '../registry/registry.ts';
 import { MemoryStore, type StateStore, type StoredGeoMapping, type StoredOverride } from '../state/store.ts';
-import { AgentHub } from './agents.ts';
+import type { AgentHub } from './agents.ts';
+import { backendRows, type BackendView } from './backends-view.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
@@ -138,7 +139,8 @@ export class Overwatch {
     for (const o of store.loadOverrides()) registry.setOverride(o);
     for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
     // Agents' backends from before a restart are back (stale) before the first snapshot.
-    const agents = config.gossip === null ? null : AgentHub.create({ config, registry, store, logger });
+    // Loaded only with the channel on: its certificate code costs memory an overwatch without agents need not pay.
+    const agents = config.gossip === null ? null : (await import('./agents.ts')).AgentHub.create({ config, registry, store, logger });
     const view = registry.view();
     const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
     const fresh = registry.takeFreshSlots();
@@ -636,6 +638,9 @@ export class Overwatch {
         port: server.port,
         region: server.region,
         domains: [...domains],
+        source: server.source,
+        service: server.service,
+        agent_id: this.registry.agentStateOf(server.key)?.agentId ?? null,
         status,
         healthy: status === 'healthy',
         authority: this.registry.authorityOf(server, null),
@@ -651,6 +656,18 @@ export class Overwatch {
       });
     }
     return out;
+  }
+
+  /** The Go original's backend listing: one row per domain and server, then agents' backends DNS does not answer. */
+  backends(): BackendView[] {
+    return backendRows({
+      members: this.#fanout.members,
+      live: this.#live,
+      registry: this.registry,
+      targets: this.#targetsByServer(),
+      agents: this.#agents,
+      domainNames: this.#config.domains.map((d) => d.name),
+    });
   }
 
   /** Health totals per region. */

@@ -7,11 +7,16 @@
 import { hostname } from 'node:os';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import type { OverrideView, Readiness } from '../../overwatch/views.ts';
+import type { AgentView } from '../../overwatch/agents.ts';
 // Type-only, for the JSON shape GET /api/v1/explain serves; no routing code runs in the CLI.
 import type { Explanation } from '../../overwatch/explain.ts';
 import { type ApiClient, CliFailure, segment } from './client.ts';
 import { formatExplain } from './explain-format.ts';
 import {
+  type AgentResponse,
+  type AgentsResponse,
+  formatAgent,
+  formatAgents,
   type DomainsResponse,
   formatDomains,
   formatGeoMappings,
@@ -323,8 +328,75 @@ const geoMappingsRemove: Command = {
   },
 };
 
+function agentPath(id: string): string {
+  return `/api/v1/overwatch/agents/${segment(id)}`;
+}
+
+const agentsList: Command = {
+  name: 'agents list',
+  synopsis: '',
+  summary: 'every agent the overwatch knows (pinned or reporting) with its state, and the channel\'s dropped messages',
+  flags: [],
+  options: {},
+  args: [0, 0],
+  async run(ctx) {
+    const res = await ctx.client.get('/api/v1/overwatch/agents');
+    if (ctx.json) return printJson(ctx, res.body);
+    ctx.out(formatAgents(res.body as AgentsResponse));
+  },
+};
+
+const agentsShow: Command = {
+  name: 'agents show',
+  synopsis: 'ID',
+  summary: 'one agent: its pin, state, load and backends',
+  flags: ['ID                the agent id (see `agents list`)'],
+  options: {},
+  args: [1, 1],
+  async run(ctx, _values, args) {
+    const res = await ctx.client.get(agentPath(args[0] as string));
+    if (ctx.json) return printJson(ctx, res.body);
+    ctx.out(formatAgent(res.body as AgentResponse));
+  },
+};
+
+const agentsRevoke: Command = {
+  name: 'agents revoke',
+  synopsis: 'ID --reason TEXT',
+  summary: 'stop trusting an agent: its messages are dropped from now on and its backends leave DNS at once',
+  flags: ['ID                the agent id (see `agents list`)', '--reason TEXT     why; required, kept with the revoked pin'],
+  options: { reason: { type: 'string' } },
+  args: [1, 1],
+  async run(ctx, values, args) {
+    const reason = str(values, 'reason');
+    if (reason === undefined || reason.trim() === '') throw new UsageError('--reason TEXT is required: say why, for whoever reads the pin later');
+    const res = await ctx.client.request('POST', `${agentPath(args[0] as string)}/revoke`, {}, { reason }, [200]);
+    if (ctx.json) return printJson(ctx, res.body);
+    const a = res.body as AgentView;
+    ctx.out(`Revoked agent ${a.agent_id} (${reason}); its backends left DNS\n`);
+  },
+};
+
+const agentsDelete: Command = {
+  name: 'agents delete',
+  synopsis: 'ID',
+  summary: 'forget an agent\'s pin and backends (they leave DNS at once); it may register again with its tokens',
+  flags: ['ID                the agent id (see `agents list`)'],
+  options: {},
+  args: [1, 1],
+  async run(ctx, _values, args) {
+    const id = args[0] as string;
+    await ctx.client.delete(agentPath(id));
+    if (ctx.json) return printJson(ctx, { deleted: true, agent_id: id });
+    ctx.out(`Deleted the pin and backends of agent ${id}\n`);
+  },
+};
+
 /** The admin-API commands, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [status, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove];
+export const COMMANDS: readonly Command[] = [
+  status, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove,
+  agentsList, agentsShow, agentsRevoke, agentsDelete,
+];
 
 /** Command words that take a sub-command word. */
-export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings'];
+export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings', 'agents'];
