@@ -425,9 +425,10 @@ export class Agent {
         this.#log.info({ overwatch: node }, 'overwatch reachable');
         break;
       case 'down': {
-        const failures = this.#sender.status().find((n) => n.node === e.node)?.failures ?? 1;
-        const fields = { overwatch: node, error: e.error, retryInMs: e.retryInMs, failures };
-        if (failures >= this.#config.heartbeat.missedThreshold) this.#log.warn(fields, 'overwatch unreachable; retrying with backoff');
+        // missed_threshold failures in a row make one warning (and every tenth after it); fewer are debug.
+        const threshold = this.#config.heartbeat.missedThreshold;
+        const fields = { overwatch: node, error: e.error, retryInMs: e.retryInMs, failures: e.failures };
+        if (e.failures === threshold || (e.failures > threshold && (e.failures - threshold) % 10 === 0)) this.#log.warn(fields, 'overwatch unreachable; retrying with backoff');
         else this.#log.debug(fields, 'overwatch unreachable; retrying with backoff');
         break;
       }

@@ -182,3 +182,23 @@ async function eventuallyAnswers(port: number, name: string, expected: readonly 
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+test('an agent started while its overwatch is down keeps running, retries with backoff, and registers once the overwatch is up', posixOnly, async (t) => {
+  const s = await setup(t);
+  const app = await httpBackend(t);
+  // A port nobody listens on yet, on both UDP and TCP: reserved, then freed for the overwatch.
+  const { createServer } = await import('node:net');
+  const probe = createServer().listen({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => probe.once('listening', resolve));
+  const gossipPort = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+
+  const agent = await startAgent(t, await writeAgent(s, gossipPort, [[APP, app]]));
+  await agent.out.waitFor(/overwatch unreachable; retrying with backoff/, 0, 15_000);
+  assert.equal(agent.child.exitCode, null, 'the agent does not exit because its overwatch is away');
+
+  const ow = await startOpengslb(t, await writeOverwatch(s, gossipPort));
+  await agent.out.waitFor(/overwatch reachable/, 0, 40_000);
+  await transition(ow, APP, 'healthy', 0);
+  assert.deepEqual(await eventuallyAnswers(ow.port, APP, [app.address]), [app.address]);
+});
