@@ -23,12 +23,12 @@ import { OverwatchChannel, type ChannelCounters, type ChannelEvent, type DropEve
 import { Keyring } from '../gossip/envelope.ts';
 import type { BackendCheck, BackendReport, HealthUpdateMessage, HeartbeatMessage, HostLoad } from '../gossip/messages.ts';
 import { GossipReceiver, type ReceiverCounters } from '../gossip/receiver.ts';
-import type { CheckSpec } from '../health/types.ts';
+import type { CheckSpec, HealthSink } from '../health/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Registry, ServerRecord } from '../registry/registry.ts';
-import { HEALTH_HEALTHY, HEALTH_UNHEALTHY, HEALTH_UNKNOWN } from '../snapshot/live-slots.ts';
+import { HEALTH_HEALTHY, HEALTH_UNHEALTHY, HEALTH_UNKNOWN, readHealth } from '../snapshot/live-slots.ts';
 import type { StateStore, StoredAgentBackends, StoredPin } from '../state/store.ts';
 import type { HealthFanout } from './fanout.ts';
 import { BACKEND_REFUSALS, BACKEND_STATES, type AgentState, type BackendRefusal, type BackendState } from './agent-states.ts';
@@ -140,6 +140,11 @@ function backendId(b: { readonly service: string; readonly address: string; read
   return `${b.service}|${b.address}|${b.port}`;
 }
 
+/** Do two reports of one backend say the same (weight, claim, drain, check)? */
+function sameReport(a: BackendReport, b: BackendReport): boolean {
+  return a.weight === b.weight && a.health === b.health && a.drain === b.drain && JSON.stringify(a.check) === JSON.stringify(b.check);
+}
+
 /**
  * Turns the check an agent reported into the overwatch's validation check:
  * the backend's own type, path, host, statuses, headers and thresholds, with
@@ -185,6 +190,8 @@ export class AgentHub {
   /** Which agent reports each agent server (two agents may not report the same one). */
   readonly #owners = new Map<string, string>();
   #fanout: HealthFanout | null = null;
+  /** The fanout's sink, for last-up times (made once). */
+  #sink: HealthSink | null = null;
   #receiver: GossipReceiver | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
   #persistTimer: NodeJS.Timeout | null = null;
@@ -216,10 +223,11 @@ export class AgentHub {
       maxClockSkewMs: g.maxClockSkewMs,
       now: this.#now,
       handlers: {
-        onRegister: (e) => this.#guard(() => this.#onRegister(e)),
-        onHeartbeat: (e) => this.#guard(() => this.#onHeartbeat(e)),
-        onHealthUpdate: (e) => this.#guard(() => this.#onHealthUpdate(e)),
-        onDeregister: (e) => this.#guard(() => this.#leave(e.message.agentId, 'deregistered', `deregistered: ${e.message.reason}`, e.receivedAtMs)),
+        // A handler's exception propagates to the receiver, which counts and logs it (listen()'s onHandlerError).
+        onRegister: (e) => this.#onRegister(e),
+        onHeartbeat: (e) => this.#onHeartbeat(e),
+        onHealthUpdate: (e) => this.#onHealthUpdate(e),
+        onDeregister: (e) => this.#leave(e.message.agentId, 'deregistered', `deregistered: ${e.message.reason}`, e.receivedAtMs),
         onDrop: (e) => this.#onDrop(e),
         onStoreError: (err, agentId) => {
           this.#storeErrors++;
@@ -247,6 +255,7 @@ export class AgentHub {
   /** Starts writing verdicts through `fanout` (call once it exists, before the first publish's apply()). */
   attach(fanout: HealthFanout): void {
     this.#fanout = fanout;
+    this.#sink = fanout.sink();
     this.refreshVerdicts();
   }
 
@@ -291,7 +300,7 @@ export class AgentHub {
     const sweepChanged = next.stale.thresholdMs !== this.#config.stale.thresholdMs;
     this.#config = next;
     for (const agent of this.#agents.values()) {
-      for (const b of agent.backends.values()) if (b.serverKey !== null) this.#place(agent, b, b.report, false);
+      for (const b of agent.backends.values()) if (b.serverKey !== null) this.#place(agent, b, b.report, true);
     }
     this.refreshVerdicts();
     if (sweepChanged && this.#sweepTimer !== null) this.#armSweep();
@@ -416,11 +425,6 @@ export class AgentHub {
 
   // ---- Handlers
 
-  #guard(step: () => void): void {
-    // Handler exceptions propagate to the receiver, which counts and logs them; nothing to add here.
-    step();
-  }
-
   #onRegister(e: RegisterEvent): void {
     const m = e.message;
     const agent = this.#record(m.agentId, e.pin);
@@ -494,34 +498,44 @@ export class AgentHub {
     if (agent.lastSeenMs - agent.persistedSeenMs >= this.#config.stale.thresholdMs) this.#markDirty(agent);
   }
 
-  /** A registration or a full heartbeat: `reports` is the whole set. */
+  /** A registration or a full heartbeat: `reports` is the whole set. Stored when anything changed. */
   #applyFull(agent: AgentRecord, reports: readonly BackendReport[]): void {
     const keep = new Set<string>();
-    for (const r of reports) keep.add(this.#upsert(agent, r));
-    for (const [id, b] of agent.backends) if (!keep.has(id)) this.#drop(agent, id, b, 'no longer reported by its agent');
-    this.#markDirty(agent);
+    let changed = false;
+    for (const r of reports) {
+      const { id, changed: c } = this.#upsert(agent, r);
+      keep.add(id);
+      changed ||= c;
+    }
+    for (const [id, b] of agent.backends) {
+      if (keep.has(id)) continue;
+      this.#drop(agent, id, b, 'no longer reported by its agent');
+      changed = true;
+    }
+    if (changed) this.#markDirty(agent);
   }
 
   /** A delta: only the backends listed changed. */
   #applyDelta(agent: AgentRecord, reports: readonly BackendReport[]): void {
-    if (reports.length === 0) return;
-    for (const r of reports) this.#upsert(agent, r);
-    this.#markDirty(agent);
+    let changed = false;
+    for (const r of reports) changed = this.#upsert(agent, r).changed || changed;
+    if (changed) this.#markDirty(agent);
   }
 
-  /** Takes one report of one backend; returns its id within the agent. */
-  #upsert(agent: AgentRecord, report: BackendReport): string {
+  /** Takes one report of one backend; returns its id within the agent and whether anything of it changed. */
+  #upsert(agent: AgentRecord, report: BackendReport): { readonly id: string; readonly changed: boolean } {
     const ip = parseIp(report.address);
     const normal: BackendReport = 'error' in ip ? report : { ...report, address: ip.address };
     const id = backendId(normal);
     let b = agent.backends.get(id);
     const merged: BackendReport = { ...normal, check: normal.check ?? b?.report.check ?? null };
+    const changed = b === undefined || !sameReport(b.report, merged);
     if (b === undefined) {
       b = { report: merged, serverKey: null, problem: null, state: null };
       agent.backends.set(id, b);
     }
     this.#place(agent, b, merged, true);
-    return id;
+    return { id, changed };
   }
 
   /**
@@ -678,8 +692,9 @@ export class AgentHub {
         word = agentState.claim === 'healthy' ? HEALTH_HEALTHY : agentState.claim === 'unknown' ? HEALTH_UNKNOWN : HEALTH_UNHEALTHY;
       }
     }
-    fanout.setServerHealth([server.slot], word);
-    if (word === HEALTH_HEALTHY) fanout.sink().setLastUp([server.slot], Math.floor(this.#now() / 1000));
+    // Every health write moves the epoch, which makes every worker rebuild its healthy lists: write changes only.
+    if (readHealth(fanout.live, server.slot) !== word) fanout.setServerHealth([server.slot], word);
+    if (word === HEALTH_HEALTHY) this.#sink?.setLastUp([server.slot], Math.floor(this.#now() / 1000));
   }
 
   #noteUp(b: AgentBackend): void {
@@ -688,7 +703,7 @@ export class AgentHub {
     const server = this.#registry.server(b.serverKey);
     if (server === undefined || server.slot >= fanout.capacity || this.#registry.checkedByOverwatch(server)) return;
     if (this.#registry.authorityOf(server, null) === 'agent' && this.#registry.agentStateOf(server.key)?.claim === 'healthy') {
-      fanout.sink().setLastUp([server.slot], Math.floor(this.#now() / 1000));
+      this.#sink?.setLastUp([server.slot], Math.floor(this.#now() / 1000));
     }
   }
 
