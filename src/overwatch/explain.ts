@@ -36,7 +36,7 @@ export interface ExplainInput {
   /** The live slots the workers read (health words, latency, last up). */
   readonly live: Int32Array;
   /** Overrides (who decided) and the authority rule; the member words already carry the overrides. */
-  readonly registry: Pick<Registry, 'overrideOf' | 'authorityOf'>;
+  readonly registry: Pick<Registry, 'overrideOf' | 'authorityOf' | 'agentStateOf'>;
   /** The last health-check error of a server ("status 503", "timeout"…), or null; optional. */
   readonly lastErrorOf?: (server: ServerRecord) => string | null;
   /** The GeoIP database the workers read, or null while none is open (geolocation then decides by custom mappings and default_region only). */
@@ -767,8 +767,13 @@ function downReason(b: Builder, m: Member): string {
   if (m.health === HEALTH_DRAINED) {
     return override !== null ? `overridden down by ${override.source}: ${override.reason}` : 'drained by an override';
   }
-  if (m.health === HEALTH_UNKNOWN) return 'health unknown: no check verdict yet';
   if (override !== null && !override.healthy) return `overridden down by ${override.source}: ${override.reason}`;
+  // An agent's backend the overwatch does not check itself: its agent decides (the registry's rule).
+  const authority = info !== null && override === null ? b.input.registry.authorityOf(info.server, info.domain) : null;
+  if (authority === 'stale') return 'stale: its agent has not been heard from for overwatch.stale.threshold';
+  if (authority === 'draining') return `draining: its agent drains it (${b.input.registry.agentStateOf(info?.server.key ?? '')?.drain})`;
+  if (authority === 'agent') return m.health === HEALTH_UNKNOWN ? 'health unknown: its agent has no verdict yet' : 'unhealthy: its agent\'s checks fail';
+  if (m.health === HEALTH_UNKNOWN) return 'health unknown: no check verdict yet';
   const error = info !== null ? b.input.lastErrorOf?.(info.server) ?? null : null;
   return error !== null && error !== '' ? `unhealthy: ${error}` : 'unhealthy: failed its health checks';
 }

@@ -177,3 +177,15 @@ test('a reload with new tokens refuses the old one and accepts the new one for t
   const renewed = await s.agent({ [APP]: fresh });
   assert.equal((await s.send(renewed.seal(renewed.register([backend(APP, '192.0.2.71', 80)]))))?.status, 'ok');
 });
+
+test('explain says why an agent\'s backend is not answered: its agent\'s checks fail, or it drains', async (t) => {
+  const s = await start(t);
+  const a = await s.agent();
+  const reports = [backend(APP, '192.0.2.80', 80, 'unhealthy'), { ...backend(APP, '192.0.2.81', 80), drain: 'memory_threshold_exceeded' as const }];
+  assert.equal((await s.send(a.seal(a.register(reports))))?.status, 'ok');
+  await s.ow.whenPublished();
+  const e = s.ow.explain(APP, 'A', null);
+  const reasons = Object.fromEntries(e.candidates.map((c) => [c.address, [c.authority, c.reason]]));
+  assert.deepEqual(reasons['192.0.2.80'], ['agent', 'unhealthy: its agent\'s checks fail']);
+  assert.deepEqual(reasons['192.0.2.81'], ['draining', 'draining: its agent drains it (memory_threshold_exceeded)']);
+});
