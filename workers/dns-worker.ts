@@ -71,11 +71,7 @@ try {
   process.exit(1);
 }
 try {
-  tcp = await startTcp(ctx, data.host, data.port, {
-    idleTimeoutMs: data.tcpIdleTimeoutMs,
-    maxConnections: data.tcpMaxConnections,
-    maxQueriesPerConnection: data.tcpMaxQueriesPerConnection,
-  });
+  tcp = await startTcp(ctx, data.host, data.port, data.tcp);
 } catch (err) {
   const e = err as NodeJS.ErrnoException;
   post({ type: 'bind-failed', index: data.index, transport: 'tcp', code: e.code ?? 'UNKNOWN', message: e.message });

@@ -3,6 +3,18 @@
 // src/overwatch/dns-pool.ts, the worker side workers/dns-worker.ts; nothing on
 // the query path goes through them.
 
+/** The TCP listener's limits (dns.tcp_*), fixed when the workers start. */
+export interface TcpSettings {
+  /** A connection with no query for this long is closed (shorter as the worker fills up). */
+  readonly idleTimeoutMs: number;
+  /** A message that has started arriving must complete within this long. */
+  readonly frameTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Per client: one IPv4 address, or one IPv6 /64. */
+  readonly maxConnectionsPerClient: number;
+  readonly maxQueriesPerConnection: number;
+}
+
 /** What the main thread passes to every DNS worker. */
 export interface DnsWorkerData {
   readonly index: number;
@@ -18,9 +30,7 @@ export interface DnsWorkerData {
   readonly port: number;
   /** SO_RCVBUF to ask for on the UDP socket; 0 keeps the kernel's default. */
   readonly udpReceiveBuffer: number;
-  readonly tcpIdleTimeoutMs: number;
-  readonly tcpMaxConnections: number;
-  readonly tcpMaxQueriesPerConnection: number;
+  readonly tcp: TcpSettings;
 }
 
 export type WorkerToMain =

@@ -1,23 +1,50 @@
 // Worker, hot path per frame. One reusePort TCP listener per worker with
 // RFC 7766 framing: a two-byte length before every message, several queries
-// per connection answered in order, an idle timeout, a cap on connections and
-// on queries per connection, and read back-pressure when a client does not
-// read its answers.
+// per connection answered in order. What one client can hold is bounded:
+//
+//   - unsent replies: a connection whose replies waiting to be sent exceed
+//     MAX_UNSENT_PER_CONNECTION is not read (nor its buffered queries answered)
+//     until they drain (RFC 7766 §6.2.1 lets a server stop reading); above
+//     MAX_UNSENT_PER_WORKER for all the worker's connections together, every
+//     connection with unsent replies of its own waits too;
+//   - turns: a connection has at most FRAMES_PER_TURN frames answered before
+//     every other connection has had its turn;
+//   - unread queries: at most one read chunk plus one partial frame per
+//     connection (a frame is at most 65 537 bytes);
+//   - connections: dns.tcp_max_connections per worker, and
+//     dns.tcp_max_connections_per_client from one IPv4 address or IPv6 /64; at
+//     the worker's cap a new connection closes the one idle longest instead of
+//     being refused;
+//   - time: an idle connection is closed after dns.tcp_idle_timeout, shorter
+//     as the worker fills up (RFC 7766 §6.2.3), and a message that has started
+//     arriving must complete within dns.tcp_frame_timeout (slow senders).
+//
+// docs/architecture.md lists every bound with its figure.
 
 import { once } from 'node:events';
 import net from 'node:net';
 import { MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
-import { COUNTER, DurationRecorder, TRANSPORT_TCP } from '../src/metrics/counters-layout.ts';
 import { copyBytes } from '../src/dns/write.ts';
+import { COUNTER, DurationRecorder, TRANSPORT_TCP } from '../src/metrics/counters-layout.ts';
 import { handleQuery } from './handle-query.ts';
+import type { TcpSettings } from './messages.ts';
 import type { WorkerScratch } from './scratch.ts';
 import { writeServfail } from './transport-udp.ts';
 
-export interface TcpOptions {
-  readonly idleTimeoutMs: number;
-  readonly maxConnections: number;
-  readonly maxQueriesPerConnection: number;
-}
+/** Unsent reply bytes above which a connection is not read until they drain: one of the largest messages. */
+export const MAX_UNSENT_PER_CONNECTION = MAX_MESSAGE_LEN + 2;
+/** Unsent reply bytes of all of a worker's connections above which every connection with unsent replies waits. */
+export const MAX_UNSENT_PER_WORKER = 8 * 1024 * 1024;
+/** The idle timeout never shrinks below this, however full the worker. */
+const MIN_IDLE_TIMEOUT_MS = 500;
+/**
+ * Frames one connection may have answered per turn of the event loop; the
+ * rest wait for its next turn, after every other connection (and new ones
+ * waiting to be accepted) had theirs. Without it one 64 kB read of pipelined
+ * queries (~1 800 frames, ~25 ms of work) held the worker, and 100 such
+ * clients kept a new connection waiting for seconds.
+ */
+const FRAMES_PER_TURN = 32;
 
 export interface TcpListener {
   readonly server: net.Server;
@@ -25,16 +52,24 @@ export interface TcpListener {
   close(graceMs: number): Promise<void>;
 }
 
-/** Per-connection framing state. */
+/** Per-connection state. */
 class Connection {
   readonly socket: net.Socket;
   /** The client's address and family (4 or 6), read once when the connection is accepted. */
   readonly clientText: string;
   readonly clientFamily: number;
-  /** Bytes of an incomplete frame carried over to the next 'data' event, or null. */
-  partial: Buffer | null = null;
+  /** The key the per-client cap counts by: the IPv4 address, or the IPv6 /64. */
+  readonly clientKey: string;
+  /** Bytes received and not yet answered: an incomplete frame, or frames held back while replies drain; null when none. */
+  pending: Buffer | null = null;
   answered = 0;
-  /** Stopping: end the connection once the frame being received is answered. */
+  /** Reading is paused until unsent replies drain. */
+  held = false;
+  /** Waiting for its next turn (it had FRAMES_PER_TURN frames answered in this one); reading is paused meanwhile. */
+  queued = false;
+  /** Unsent reply bytes last counted into the worker's total. */
+  unsent = 0;
+  /** Stopping, or the client half-closed: end the connection once what it sent is answered. */
   closing = false;
   /** Ended by us; bytes that still arrive are ignored. */
   done = false;
@@ -42,31 +77,121 @@ class Connection {
     this.socket = socket;
     this.clientText = socket.remoteAddress ?? '';
     this.clientFamily = socket.remoteFamily === 'IPv6' ? 6 : socket.remoteFamily === 'IPv4' ? 4 : 0;
+    this.clientKey = clientKeyOf(this.clientText);
   }
 }
 
+/**
+ * Returns the key the per-client connection cap counts by: an IPv4 address
+ * as is (an IPv4-mapped IPv6 address as its IPv4), an IPv6 address cut to its
+ * /64 (one subscriber's network: RFC 6177 hands out /56 to /64).
+ */
+export function clientKeyOf(address: string): string {
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  if (!address.includes(':')) return address;
+  // The first four groups, with "::" expanded far enough to count them.
+  const [head, tail] = address.split('::') as [string, string | undefined];
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const rest = tail === '' ? [] : tail.split(':');
+    while (groups.length + rest.length < 8) groups.push('0');
+    groups.push(...rest);
+  }
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
 /** Binds the worker's TCP listener and starts answering. Rejects with the bind error. */
-export async function startTcp(ctx: WorkerScratch, host: string, port: number, options: TcpOptions): Promise<TcpListener> {
+export async function startTcp(ctx: WorkerScratch, host: string, port: number, options: TcpSettings): Promise<TcpListener> {
   const build = Buffer.allocUnsafe(MAX_MESSAGE_LEN);
   const counters = ctx.counters;
   const cb = ctx.counterBase;
   const durations = new DurationRecorder(counters, cb, TRANSPORT_TCP);
-  const open = new Set<Connection>();
+  /** Open connections, least recently active first (activity moves one to the end). */
+  const open = new Map<net.Socket, Connection>();
+  const perClient = new Map<string, number>();
+  /** Unsent reply bytes of every connection, as last counted. */
+  let unsentTotal = 0;
+  /** Connections held back by the worker-wide bound, to read again once it clears. */
+  const heldByWorker = new Set<Connection>();
+  /** Connections that used up their turn with frames left, in order; served by one setImmediate. */
+  let turns: Connection[] = [];
+  let turnScheduled = false;
   let stopping = false;
 
-  /** Answers every complete frame in `data`; keeps the incomplete tail. Returns false when the connection was closed. */
-  const consume = (conn: Connection, data: Buffer): boolean => {
-    if (conn.done) return false;
-    let buf = data;
-    if (conn.partial !== null) {
-      buf = Buffer.concat([conn.partial, data]);
-      conn.partial = null;
+  /** Gives every connection that used up its turn another one, in order, after the event loop's other work. */
+  const nextTurn = (): void => {
+    turnScheduled = false;
+    const waiting = turns;
+    turns = [];
+    for (const conn of waiting) {
+      conn.queued = false;
+      if (conn.done) continue;
+      if (answer(conn) && !conn.held && !conn.queued) {
+        conn.socket.resume();
+        touch(conn);
+      }
     }
+  };
+
+  /** Re-counts a connection's unsent bytes into the worker's total. */
+  const recount = (conn: Connection): void => {
+    const now = conn.socket.destroyed ? 0 : conn.socket.writableLength;
+    unsentTotal += now - conn.unsent;
+    conn.unsent = now;
+  };
+
+  /** Marks activity: the connection becomes the most recently active, with a fresh idle timeout (shorter as the worker fills). */
+  const touch = (conn: Connection): void => {
+    open.delete(conn.socket);
+    open.set(conn.socket, conn);
+    const room = 1 - open.size / options.maxConnections;
+    const idle = Math.max(Math.min(MIN_IDLE_TIMEOUT_MS, options.idleTimeoutMs), Math.round(options.idleTimeoutMs * room));
+    conn.socket.setTimeout(conn.pending !== null && !conn.held ? Math.min(idle, options.frameTimeoutMs) : idle);
+  };
+
+  /** Stops reading a connection until its (or the worker's) unsent replies drain. */
+  const hold = (conn: Connection, byWorker: boolean): void => {
+    if (!conn.held) Atomics.add(counters, cb + COUNTER.TCP_READ_PAUSED, 1);
+    conn.held = true;
+    conn.socket.pause();
+    if (byWorker) heldByWorker.add(conn);
+  };
+
+  /**
+   * Answers the complete frames of `conn.pending` in order while its unsent
+   * replies stay under the bounds; keeps the rest. Returns false when the
+   * connection was closed.
+   */
+  const answer = (conn: Connection): boolean => {
+    const buf = conn.pending;
+    if (buf === null) return true;
     const socket = conn.socket;
     let off = 0;
+    let frames = 0;
     socket.cork();
     try {
       while (buf.length - off >= 2) {
+        if (frames === FRAMES_PER_TURN) {
+          // Its turn is over: the rest waits for the next one, and reading with it.
+          conn.queued = true;
+          socket.pause();
+          turns.push(conn);
+          if (!turnScheduled) {
+            turnScheduled = true;
+            setImmediate(nextTurn);
+          }
+          break;
+        }
+        if (socket.writableLength > MAX_UNSENT_PER_CONNECTION) {
+          hold(conn, false);
+          break;
+        }
+        // Over the worker-wide bound only connections with replies of their
+        // own still unsent wait; one that reads its replies is answered.
+        if (unsentTotal > MAX_UNSENT_PER_WORKER && socket.writableLength > 0) {
+          hold(conn, true);
+          break;
+        }
         const frameLen = (buf[off] << 8) | buf[off + 1];
         if (frameLen === 0) {
           // RFC 7766 §8 leaves no room for empty messages; the stream cannot be
@@ -74,12 +199,14 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           // earlier frames on this connection still go out before the FIN.
           Atomics.add(counters, cb + COUNTER.TCP_BAD_FRAME, 1);
           conn.done = true;
+          conn.pending = null;
           socket.end();
           return false;
         }
         if (buf.length - off - 2 < frameLen) break;
         const frame = buf.subarray(off + 2, off + 2 + frameLen);
         off += 2 + frameLen;
+        frames++;
         // opengslb_dns_query_duration_seconds: from here to the return of write().
         const startMs = durations.start();
         let len: number;
@@ -95,11 +222,13 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           reply[0] = len >>> 8;
           reply[1] = len & 0xff;
           copyBytes(reply, 2, build, 0, len);
-          if (!socket.write(reply)) socket.pause();
+          socket.write(reply);
+          recount(conn);
           durations.record(startMs);
         }
         if (++conn.answered >= options.maxQueriesPerConnection) {
           conn.done = true;
+          conn.pending = null;
           socket.end();
           return false;
         }
@@ -107,8 +236,9 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     } finally {
       socket.uncork();
     }
-    if (off < buf.length) conn.partial = Buffer.from(buf.subarray(off));
-    if (conn.closing && conn.partial === null) {
+    // What is left is at most one read chunk (reading stops while it waits) or one partial frame.
+    conn.pending = off === buf.length ? null : off === 0 ? buf : Buffer.from(buf.subarray(off));
+    if (conn.closing && conn.pending === null) {
       conn.done = true;
       socket.end();
       return false;
@@ -116,30 +246,97 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     return true;
   };
 
-  const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
-    if (stopping || open.size >= options.maxConnections) {
+  /** Takes newly read bytes and answers what they complete. */
+  const consume = (conn: Connection, data: Buffer): void => {
+    if (conn.done) return;
+    conn.pending = conn.pending === null ? data : Buffer.concat([conn.pending, data]);
+    if (answer(conn)) touch(conn);
+  };
+
+  /** Reads a held connection again once its unsent replies are under the bounds, answering what it had buffered first. */
+  const release = (conn: Connection): void => {
+    if (!conn.held || conn.done) return;
+    if (conn.socket.writableLength > MAX_UNSENT_PER_CONNECTION || (unsentTotal > MAX_UNSENT_PER_WORKER && conn.socket.writableLength > 0)) return;
+    conn.held = false;
+    heldByWorker.delete(conn);
+    if (conn.queued || !answer(conn)) return;
+    if (!conn.held && !conn.queued) {
+      conn.socket.resume();
+      touch(conn);
+    }
+  };
+
+  /** Closes the connection that has been idle longest (no partial frame, no unsent replies), if any; returns whether one was closed. */
+  const evictIdlest = (): boolean => {
+    for (const conn of open.values()) {
+      if (conn.pending !== null || conn.unsent > 0 || conn.done) continue;
+      Atomics.add(counters, cb + COUNTER.TCP_EVICTED, 1);
+      conn.done = true;
+      conn.socket.destroy();
+      forget(conn);
+      return true;
+    }
+    return false;
+  };
+
+  /** Drops a connection from the books (idempotent). */
+  const forget = (conn: Connection): void => {
+    if (!open.delete(conn.socket)) return;
+    heldByWorker.delete(conn);
+    unsentTotal -= conn.unsent;
+    conn.unsent = 0;
+    const n = (perClient.get(conn.clientKey) ?? 1) - 1;
+    if (n <= 0) perClient.delete(conn.clientKey);
+    else perClient.set(conn.clientKey, n);
+    // Room again under the worker-wide bound: read the connections it held back.
+    if (heldByWorker.size > 0 && unsentTotal <= MAX_UNSENT_PER_WORKER) for (const held of [...heldByWorker]) release(held);
+  };
+
+  // allowHalfOpen: a client's FIN must not end our side before the queries it
+  // sent are answered (they may wait for their turn); we end it ourselves.
+  const server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true }, (socket) => {
+    const conn = new Connection(socket);
+    if (stopping) {
+      Atomics.add(counters, cb + COUNTER.TCP_REJECTED, 1);
+      socket.destroy();
+      return;
+    }
+    if ((perClient.get(conn.clientKey) ?? 0) >= options.maxConnectionsPerClient) {
+      Atomics.add(counters, cb + COUNTER.TCP_CLIENT_CAP, 1);
+      socket.destroy();
+      return;
+    }
+    if (open.size >= options.maxConnections && !evictIdlest()) {
       Atomics.add(counters, cb + COUNTER.TCP_REJECTED, 1);
       socket.destroy();
       return;
     }
     Atomics.add(counters, cb + COUNTER.TCP_ACCEPTED, 1);
-    const conn = new Connection(socket);
-    open.add(conn);
-    socket.setTimeout(options.idleTimeoutMs);
+    perClient.set(conn.clientKey, (perClient.get(conn.clientKey) ?? 0) + 1);
+    open.set(socket, conn);
+    touch(conn);
     socket.on('timeout', () => {
-      Atomics.add(counters, cb + COUNTER.TCP_IDLE_CLOSED, 1);
+      Atomics.add(counters, cb + (conn.pending !== null && !conn.held ? COUNTER.TCP_FRAME_TIMEOUT : COUNTER.TCP_IDLE_CLOSED), 1);
       socket.destroy();
     });
-    socket.on('data', (data: Buffer) => {
-      consume(conn, data);
+    socket.on('data', (data: Buffer) => consume(conn, data));
+    socket.on('drain', () => {
+      recount(conn);
+      release(conn);
+      if (heldByWorker.size > 0 && unsentTotal <= MAX_UNSENT_PER_WORKER) for (const held of [...heldByWorker]) release(held);
     });
-    socket.on('drain', () => socket.resume());
-    socket.on('end', () => socket.end());
+    // The client has sent all it will (a half-close, RFC 7766 §6.2.3 allows it):
+    // answer what it sent, then close our side.
+    socket.on('end', () => {
+      conn.closing = true;
+      if (conn.pending === null && !conn.queued && !conn.held) socket.end();
+    });
     // Resets and write errors end the connection; nothing to report per client.
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => open.delete(conn));
+    socket.on('close', () => forget(conn));
   });
-  server.maxConnections = options.maxConnections + 16;
+  // The listener's own cap is a backstop above ours: we accept, then evict or refuse in the handler.
+  server.maxConnections = options.maxConnections + 64;
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
@@ -156,12 +353,12 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
       stopping = true;
       const closed = once(server, 'close');
       server.close();
-      for (const conn of open) {
+      for (const conn of open.values()) {
         conn.closing = true;
-        if (conn.partial === null) conn.socket.end();
+        if (conn.pending === null) conn.socket.end();
       }
       const deadline = setTimeout(() => {
-        for (const conn of open) conn.socket.destroy();
+        for (const conn of open.values()) conn.socket.destroy();
       }, graceMs);
       await closed;
       clearTimeout(deadline);

@@ -345,8 +345,25 @@ const dns = object({
       min: 0,
       max: 268435456,
     }),
-    tcp_idle_timeout: duration({ doc: 'A TCP connection with no query for this long is closed.', default: '10s', min: '100ms', max: '1h' }),
-    tcp_max_connections: int({ doc: 'Most open TCP connections per worker.', default: 256, min: 1, max: 65535 }),
+    tcp_idle_timeout: duration({
+      doc: 'A TCP connection with no query for this long is closed; the timeout shrinks as a worker fills up (RFC 7766 §6.2.3).',
+      default: '10s',
+      min: '100ms',
+      max: '1h',
+    }),
+    tcp_frame_timeout: duration({
+      doc: 'A TCP message that has started arriving must be complete within this long, or the connection is closed (slow senders).',
+      default: '2s',
+      min: '100ms',
+      max: '1h',
+    }),
+    tcp_max_connections: int({ doc: 'Most open TCP connections per worker; at the cap a new connection closes the longest-idle one.', default: 256, min: 1, max: 65535 }),
+    tcp_max_connections_per_client: int({
+      doc: 'Most open TCP connections per worker from one client: one IPv4 address, or one IPv6 /64.',
+      default: 16,
+      min: 1,
+      max: 65535,
+    }),
     tcp_max_queries_per_connection: int({
       doc: 'Most queries answered on one TCP connection before it is closed.',
       default: 10000,

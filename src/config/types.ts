@@ -187,8 +187,12 @@ export interface DnsConfig {
   /** SO_RCVBUF asked for on every worker's UDP socket; 0 keeps the kernel's default. */
   readonly udpReceiveBufferBytes: number;
   readonly tcpIdleTimeoutMs: number;
+  /** Time a TCP message that has started arriving may take to complete. */
+  readonly tcpFrameTimeoutMs: number;
   /** Cap on concurrently open TCP connections per worker. */
   readonly tcpMaxConnectionsPerWorker: number;
+  /** Cap on concurrently open TCP connections per worker from one client (IPv4 address, IPv6 /64). */
+  readonly tcpMaxConnectionsPerClient: number;
   /** Cap on queries answered over one TCP connection before it is closed. */
   readonly tcpMaxQueriesPerConnection: number;
 }

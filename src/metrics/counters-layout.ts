@@ -50,9 +50,17 @@ export const COUNTER = {
   ALL_DOWN_LAST_HEALTHY: 18,
   ALL_DOWN_ALL: 19,
   ALL_DOWN_FALLBACK: 20,
+  /** TCP connections closed to make room for a new one at the worker's cap: the one idle longest. */
+  TCP_EVICTED: 40,
+  /** TCP connections refused because their client already had dns.tcp_max_connections_per_client open on the worker. */
+  TCP_CLIENT_CAP: 41,
+  /** Times a TCP connection stopped being read because its (or the worker's) unsent replies were over the bound. */
+  TCP_READ_PAUSED: 42,
+  /** TCP connections closed because a message that had started arriving did not complete within dns.tcp_frame_timeout. */
+  TCP_FRAME_TIMEOUT: 43,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (21 used). */
+/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 20 and 40 … 43 used). */
 const NAMED_WORDS = 64;
 
 /**

@@ -209,10 +209,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
   plainCounter('opengslb_dns_edns_queries_total', 'Parsed queries with a well-formed OPT record.', COUNTER.EDNS_QUERIES);
   plainCounter('opengslb_dns_ecs_queries_total', 'Parsed queries with an EDNS Client Subnet option.', COUNTER.ECS_QUERIES);
   plainCounter('opengslb_dns_do_queries_total', 'Parsed queries with the DNSSEC OK bit set.', COUNTER.DO_QUERIES);
-  labelledCounter('opengslb_dns_tcp_connections_total', 'TCP connections accepted, or rejected at the per-worker connection cap.', 'result', [
+  labelledCounter('opengslb_dns_tcp_connections_total', 'TCP connections accepted, refused (the worker full of busy connections, or stopping; or the client at dns.tcp_max_connections_per_client), or closed to make room (the idlest, at the worker cap).', 'result', [
     ['accepted', COUNTER.TCP_ACCEPTED],
     ['rejected', COUNTER.TCP_REJECTED],
+    ['rejected_per_client', COUNTER.TCP_CLIENT_CAP],
+    ['evicted', COUNTER.TCP_EVICTED],
   ]);
+  plainCounter('opengslb_dns_tcp_read_pauses_total', 'Times a TCP connection stopped being read until its unsent replies (or all of the worker\'s) drained below the bound.', COUNTER.TCP_READ_PAUSED);
+  plainCounter('opengslb_dns_tcp_frame_timeouts_total', 'TCP connections closed because a message that had started arriving did not complete within dns.tcp_frame_timeout.', COUNTER.TCP_FRAME_TIMEOUT);
   plainCounter('opengslb_dns_tcp_idle_closed_total', 'TCP connections closed after dns.tcp_idle_timeout without traffic.', COUNTER.TCP_IDLE_CLOSED);
   plainCounter('opengslb_dns_tcp_bad_frames_total', 'TCP connections closed for a zero-length frame.', COUNTER.TCP_BAD_FRAME);
   plainCounter('opengslb_dns_send_errors_total', 'UDP sends that failed, and errors on a bound UDP socket.', COUNTER.SEND_ERRORS);

@@ -10,7 +10,7 @@
 
 import { EventEmitter, once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { DnsWorkerData, MainToWorker, WorkerToMain } from '../../workers/messages.ts';
+import type { DnsWorkerData, MainToWorker, TcpSettings, WorkerToMain } from '../../workers/messages.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
@@ -30,9 +30,7 @@ export interface DnsPoolOptions {
   readonly counters: Int32Array;
   /** SO_RCVBUF asked for on each worker's UDP socket; 0 or absent keeps the kernel's default. */
   readonly udpReceiveBuffer?: number;
-  readonly tcpIdleTimeoutMs: number;
-  readonly tcpMaxConnections: number;
-  readonly tcpMaxQueriesPerConnection: number;
+  readonly tcp: TcpSettings;
   /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
   readonly restartBaseMs?: number;
   readonly restartMaxMs?: number;
@@ -127,9 +125,7 @@ export class DnsPool extends EventEmitter {
       host: o.host,
       port: o.port,
       udpReceiveBuffer: o.udpReceiveBuffer ?? 0,
-      tcpIdleTimeoutMs: o.tcpIdleTimeoutMs,
-      tcpMaxConnections: o.tcpMaxConnections,
-      tcpMaxQueriesPerConnection: o.tcpMaxQueriesPerConnection,
+      tcp: o.tcp,
     };
     const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
     const slot = this.#slots[i];

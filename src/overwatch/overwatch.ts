@@ -30,6 +30,7 @@ import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 import { explain, type Explanation } from './explain.ts';
 import { GeoSource } from './geo-source.ts';
+import { ZoneSerials } from './zone-serials.ts';
 import { HealthFanout } from './fanout.ts';
 import { LastUpJournal } from './last-up-journal.ts';
 import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
@@ -38,7 +39,9 @@ import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, t
 const SOCKET_KEY_NAMES = {
   udpReceiveBufferBytes: 'dns.udp_receive_buffer',
   tcpIdleTimeoutMs: 'dns.tcp_idle_timeout',
+  tcpFrameTimeoutMs: 'dns.tcp_frame_timeout',
   tcpMaxConnectionsPerWorker: 'dns.tcp_max_connections',
+  tcpMaxConnectionsPerClient: 'dns.tcp_max_connections_per_client',
   tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
 } as const;
 
@@ -87,7 +90,7 @@ export class Overwatch {
   #config: Config;
   #live: Int32Array;
   #snapshot: CompiledSnapshot;
-  #serial: number;
+  readonly #serials: ZoneSerials;
   readonly #health: HealthScheduler | null;
   readonly #fanout: HealthFanout;
   readonly #store: StateStore;
@@ -113,7 +116,7 @@ export class Overwatch {
     this.#store = state.store;
     this.#live = state.fanout.live;
     this.#snapshot = state.snapshot;
-    this.#serial = state.snapshot.serial;
+    this.#serials = state.serials;
     this.counters = counters;
     this.pool = pool;
     this.#lastUp = state.lastUp;
@@ -142,7 +145,8 @@ export class Overwatch {
     // Loaded only with the channel on: its certificate code costs memory an overwatch without agents need not pay.
     const agents = config.gossip === null ? null : (await import('./agents.ts')).AgentHub.create({ config, registry, store, logger });
     const view = registry.view();
-    const snapshot = compileSnapshot(view, { generation: 1, serial: unixSeconds() });
+    const serials = new ZoneSerials(store);
+    const snapshot = compileSnapshot(view, { generation: 1, serial: 1, serials: await serials.serialsFor(view) });
     const fresh = registry.takeFreshSlots();
     registry.commit(view);
     const fanout = new HealthFanout(createLiveSlots(Math.max(256, registry.slotHighWater * 2)), registry);
@@ -194,9 +198,13 @@ export class Overwatch {
       geo: geo.buffer,
       counters,
       udpReceiveBuffer: dns.udpReceiveBufferBytes,
-      tcpIdleTimeoutMs: dns.tcpIdleTimeoutMs,
-      tcpMaxConnections: dns.tcpMaxConnectionsPerWorker,
-      tcpMaxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
+      tcp: {
+        idleTimeoutMs: dns.tcpIdleTimeoutMs,
+        frameTimeoutMs: dns.tcpFrameTimeoutMs,
+        maxConnections: dns.tcpMaxConnectionsPerWorker,
+        maxConnectionsPerClient: dns.tcpMaxConnectionsPerClient,
+        maxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
+      },
     });
     const log = logger.child({ component: 'dns' });
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
@@ -210,7 +218,7 @@ export class Overwatch {
       geo.close();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, agents }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials, agents }, counters, pool);
     if (agents !== null) {
       try {
         await agents.listen();
@@ -325,7 +333,7 @@ export class Overwatch {
     this.#agents?.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
-      snapshot = this.#compile();
+      snapshot = await this.#compile();
     } catch (err) {
       // Slots are released only by a commit, so the old config's servers get theirs back.
       this.registry.applyConfig(cur);
@@ -374,7 +382,7 @@ export class Overwatch {
     if (this.#stopping || this.#snapshot.view.version === this.registry.version) return;
     let snapshot: CompiledSnapshot;
     try {
-      snapshot = this.#compile();
+      snapshot = await this.#compile();
     } catch (err) {
       this.#logger.error({ err: (err as Error).message }, 'registry change not published; the previous snapshot keeps serving');
       const waiting = this.#waiters;
@@ -385,13 +393,10 @@ export class Overwatch {
     await this.#publish(snapshot);
   }
 
-  /** Compiles the registry's current view with the next generation and serial. */
-  #compile(): CompiledSnapshot {
+  /** Compiles the registry's current view with the next generation, each zone with the serial its content has. */
+  async #compile(): Promise<CompiledSnapshot> {
     const view = this.registry.view();
-    const serial = Math.max(this.#serial + 1, unixSeconds());
-    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial });
-    this.#serial = serial;
-    return snapshot;
+    return compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view) });
   }
 
   /**
@@ -748,8 +753,6 @@ interface StartState {
   readonly health: HealthScheduler | null;
   readonly geo: GeoSource;
   readonly agents: AgentHub | null;
+  readonly serials: ZoneSerials;
 }
 
-function unixSeconds(): number {
-  return Math.floor(Date.now() / 1000);
-}

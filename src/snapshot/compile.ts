@@ -34,8 +34,10 @@ export interface CompiledSnapshot {
 export interface CompileOptions {
   /** Monotonic generation number written into the header. */
   readonly generation: number;
-  /** SOA serial for zones without an explicit one. */
+  /** SOA serial for zones without an explicit one and not in `serials`. */
   readonly serial: number;
+  /** SOA serial by zone apex (src/overwatch/zone-serials.ts derives them from the zone's content). */
+  readonly serials?: ReadonlyMap<string, number>;
 }
 
 /**
@@ -45,7 +47,7 @@ export interface CompileOptions {
  */
 export function compileSnapshot(view: RegistryView, options: CompileOptions): CompiledSnapshot {
   const model = modelSnapshot(view);
-  const encoded = encodeSnapshot(model, options.serial);
+  const encoded = encodeSnapshot(model, (zone) => options.serials?.get(zone) ?? options.serial);
   const buffer = packSnapshot(model, encoded, options.generation);
   const members: (MemberModel | null)[] = [];
   for (const r of model.records) {

@@ -55,12 +55,12 @@ export function soaRdata(zone: ZoneConfig, serial: number): Uint8Array {
   return Buffer.concat([nameToWire(zone.soa.mname), nameToWire(zone.soa.rname), times]);
 }
 
-/** Encodes every byte piece of `model`; `serial` is the SOA serial of zones without an explicit one. */
-export function encodeSnapshot(model: SnapshotModel, serial: number): EncodedSnapshot {
+/** Encodes every byte piece of `model`; `serialOf(apex)` is the SOA serial of zones without an explicit one. */
+export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) => number): EncodedSnapshot {
   const zones = model.zones;
   return {
     nodeNames: model.nodes.map((n) => nameToWire(n.name)),
-    soa: zones.map((zone) => rrBody(QTYPE.SOA, zone.soa.ttlSec, soaRdata(zone, serial))),
+    soa: zones.map((zone) => rrBody(QTYPE.SOA, zone.soa.ttlSec, soaRdata(zone, serialOf(zone.name)))),
     ns: zones.map((zone) => ({
       bytes: Buffer.concat(zone.nameservers.map((ns) => rrBody(QTYPE.NS, zone.soa.ttlSec, nameToWire(ns.name)))),
       count: zone.nameservers.length,

@@ -106,6 +106,12 @@ export interface AgentBackendStore {
   deleteAgentBackends(agentId: string): Promise<void>;
 }
 
+/** A zone's SOA serial and the digest of the content it was given for. */
+export interface StoredZoneSerial {
+  readonly digest: string;
+  readonly serial: number;
+}
+
 /** A custom geo mapping added at run time (the API), as stored: one per network. */
 export interface StoredGeoMapping {
   /** The network, host bits clear ("10.0.0.0/8"). */
@@ -120,6 +126,10 @@ export interface StoredGeoMapping {
 export interface StateStore extends PinStore, AgentBackendStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
+  /** The SOA serial of each zone, with the digest of the content it was given for (src/overwatch/zone-serials.ts). */
+  loadZoneSerials(): Map<string, StoredZoneSerial>;
+  /** Stores a zone's serial; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putZoneSerial(zone: string, serial: StoredZoneSerial): Promise<void>;
   /** Every stored run-time geo mapping. */
   loadGeoMappings(): StoredGeoMapping[];
   /** Stores (or replaces) the mapping of `mapping.cidr`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
@@ -205,6 +215,7 @@ export class MemoryStore implements StateStore {
   readonly #pins = new Map<string, StoredPin>();
   readonly #geoMappings = new Map<string, StoredGeoMapping>();
   readonly #agentBackends = new Map<string, StoredAgentBackends>();
+  readonly #zoneSerials = new Map<string, StoredZoneSerial>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
@@ -270,6 +281,14 @@ export class MemoryStore implements StateStore {
     return [...this.#geoMappings.values()];
   }
 
+  loadZoneSerials(): Map<string, StoredZoneSerial> {
+    return new Map(this.#zoneSerials);
+  }
+
+  async putZoneSerial(zone: string, serial: StoredZoneSerial): Promise<void> {
+    this.#zoneSerials.set(zone, serial);
+  }
+
   async putGeoMapping(mapping: StoredGeoMapping): Promise<void> {
     this.#geoMappings.set(mapping.cidr, mapping);
   }
@@ -314,6 +333,8 @@ export class LmdbStore implements StateStore {
   readonly #geoMappings: Database<StoredGeoMapping, string>;
   /** By agent id. */
   readonly #agentBackends: Database<StoredAgentBackends, string>;
+  /** By zone apex. */
+  readonly #zoneSerials: Database<StoredZoneSerial, string>;
 
   private constructor(location: string, root: RootDatabase) {
     this.location = location;
@@ -324,6 +345,7 @@ export class LmdbStore implements StateStore {
     this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
     this.#geoMappings = root.openDB<StoredGeoMapping, string>({ name: 'geo_mappings' });
     this.#agentBackends = root.openDB<StoredAgentBackends, string>({ name: 'agent_backends' });
+    this.#zoneSerials = root.openDB<StoredZoneSerial, string>({ name: 'zone_serials' });
   }
 
   /**
@@ -426,6 +448,20 @@ export class LmdbStore implements StateStore {
       await this.#pins.remove(agentId);
     } catch (err) {
       throw writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
+    }
+  }
+
+  loadZoneSerials(): Map<string, StoredZoneSerial> {
+    const out = new Map<string, StoredZoneSerial>();
+    for (const { key, value } of this.#zoneSerials.getRange()) out.set(key, value);
+    return out;
+  }
+
+  async putZoneSerial(zone: string, serial: StoredZoneSerial): Promise<void> {
+    try {
+      await this.#zoneSerials.put(zone, serial);
+    } catch (err) {
+      throw writeError(`the SOA serial of ${zone}`, this.location, err);
     }
   }
 

@@ -1,0 +1,87 @@
+// Main thread, cold path. The SOA serial of each zone without an explicit
+// soa.serial, derived from the zone's content so that several overwatches
+// serving the same config answer the same serial (from outside the zone looks
+// like one zone: Zonemaster's CONSISTENCY01), and rising whenever the content
+// changes.
+//
+// The content is what the config says the zone holds: its SOA timers and
+// name servers, and each of its domains with its settings, regions and the
+// config's servers of those regions. Health, overrides and servers that
+// agents register at run time are not content: they change answers, not the
+// zone, and overwatches see them at different moments.
+//
+//   first time a digest is seen, with nothing stored: serial = derived(digest),
+//     the same on every overwatch that starts with this content
+//   the stored digest again (a restart, a reload that changed nothing else): the stored serial
+//   a new digest: the stored serial + 1 (RFC 1982 arithmetic, never 0), stored
+//
+// Overwatches that go through the same configs therefore stay equal. One that
+// starts afresh with a config others reached by changes gets derived(digest),
+// not their serial: set soa.serial explicitly, or copy the state directory,
+// where a fleet must agree through every change (docs/configuration.md says so).
+
+import { createHash } from 'node:crypto';
+import type { RegistryView } from '../registry/registry.ts';
+import type { StateStore } from '../state/store.ts';
+
+/** Digest of each zone's content in `view`, by apex. */
+export function zoneDigests(view: RegistryView): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const zone of view.zones) {
+    const domains = view.domains
+      .filter((d) => d.config.zone === zone.name)
+      .map((d) => ({
+        ...d.config,
+        servers: d.members.filter((m) => m.server.source === 'config').map((m) => [m.server.key, m.server.weight, m.priority]),
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const { serial: _explicit, ...soa } = zone.soa;
+    const content = JSON.stringify({ apex: zone.name, soa, nameservers: zone.nameservers, domains });
+    out.set(zone.name, createHash('sha256').update(content).digest('hex'));
+  }
+  return out;
+}
+
+/** The serial a digest gives an overwatch that has seen no other: 1 … 2^31 − 1, a function of the digest alone. */
+export function derivedSerial(digest: string): number {
+  return (Number.parseInt(digest.slice(0, 8), 16) % 0x7ffffffe) + 1;
+}
+
+/** RFC 1982: the next serial after `serial`, skipping 0 (which some secondaries treat as unset). */
+function nextSerial(serial: number): number {
+  const next = (serial + 1) >>> 0;
+  return next === 0 ? 1 : next;
+}
+
+/** Keeps each zone's serial: derived from its content, stored so that it rises with every change. */
+export class ZoneSerials {
+  readonly #store: StateStore;
+  readonly #known: Map<string, { digest: string; serial: number }>;
+
+  constructor(store: StateStore) {
+    this.#store = store;
+    this.#known = store.loadZoneSerials();
+  }
+
+  /**
+   * The serial of every zone of `view` (explicit soa.serial aside: the
+   * compiler prefers it). A zone whose content changed gets the next serial,
+   * written to the state store before it is returned; a write that fails
+   * rejects with OPENGSLB_ERR_STATE_WRITE and changes nothing.
+   */
+  async serialsFor(view: RegistryView): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const [zone, digest] of zoneDigests(view)) {
+      const known = this.#known.get(zone);
+      if (known !== undefined && known.digest === digest) {
+        out.set(zone, known.serial);
+        continue;
+      }
+      const serial = known === undefined ? derivedSerial(digest) : nextSerial(known.serial);
+      await this.#store.putZoneSerial(zone, { digest, serial });
+      this.#known.set(zone, { digest, serial });
+      out.set(zone, serial);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,81 @@
+// The SOA serial from outside: two overwatches started from the same config
+// a few seconds apart answer the same serial; a changed zone answers a higher
+// one after a reload and after a restart; an unchanged zone keeps its serial.
+
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseConfigText } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { LmdbStore } from '../../src/state/store.ts';
+import { ask } from '../helpers/dns-client.ts';
+
+const yaml = (servers: string): string => `
+dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [a.test, b.test] }
+regions:
+  - { name: r, health_check: { type: none }, servers: [${servers}] }
+domains:
+  - { name: app.a.test, regions: [r] }
+  - { name: app.b.test, regions: [r] }
+logging: { level: error }
+`;
+
+async function serialOf(port: number, zone: string): Promise<number> {
+  const r = await ask(port, zone, 'SOA');
+  return (r.answers?.[0] as { data: { serial: number } }).data.serial;
+}
+
+async function start(dir: string, text: string): Promise<{ overwatch: Overwatch; store: LmdbStore }> {
+  const store = LmdbStore.open(dir);
+  const overwatch = await Overwatch.start(parseConfigText(text, 'serial.yaml'), createLogger({ level: 'error', format: 'json' }), { store });
+  return { overwatch, store };
+}
+
+async function stop(o: { overwatch: Overwatch; store: LmdbStore }): Promise<void> {
+  await o.overwatch.stop(100);
+  await o.store.close();
+}
+
+test('two overwatches of one config answer one SOA serial; a changed zone rises by one and stays risen across restarts', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'opengslb-serial-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const text = yaml('{ address: 192.0.2.1 }');
+  const one = await start(join(root, 'one'), text);
+  await new Promise((resolve) => setTimeout(resolve, 2100)); // the Go original's serials differed by the seconds between starts
+  const two = await start(join(root, 'two'), text);
+  const a1 = await serialOf(one.overwatch.port, 'a.test');
+  assert.equal(await serialOf(two.overwatch.port, 'a.test'), a1);
+  assert.equal(await serialOf(two.overwatch.port, 'b.test'), await serialOf(one.overwatch.port, 'b.test'));
+  await stop(two);
+
+  // A change that touches both zones (the region serves both): each rises by one.
+  const changed = parseConfigText(yaml('{ address: 192.0.2.1 }, { address: 192.0.2.2 }'), 'serial.yaml');
+  const b1 = await serialOf(one.overwatch.port, 'b.test');
+  assert.equal((await one.overwatch.reload(changed)).ok, true);
+  assert.equal(await serialOf(one.overwatch.port, 'a.test'), a1 + 1);
+  assert.equal(await serialOf(one.overwatch.port, 'b.test'), b1 + 1);
+  // A reload that changes nothing keeps the serial.
+  assert.equal((await one.overwatch.reload(changed)).ok, true);
+  assert.equal(await serialOf(one.overwatch.port, 'a.test'), a1 + 1);
+  await stop(one);
+
+  // After a restart with the same (changed) content, the stored serial is served, not the derived one.
+  const again = await start(join(root, 'one'), yaml('{ address: 192.0.2.1 }, { address: 192.0.2.2 }'));
+  t.after(() => stop(again));
+  assert.equal(await serialOf(again.overwatch.port, 'a.test'), a1 + 1);
+});
+
+test('a server registered at run time does not change the serial: it is not zone content', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'opengslb-serial-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const o = await start(root, yaml('{ address: 192.0.2.1 }'));
+  t.after(() => stop(o));
+  const before = await serialOf(o.overwatch.port, 'a.test');
+  const check = { type: 'none' as const, address: '192.0.2.9', port: 80, host: null, path: '/', expectedStatus: [[200, 399]] as [number, number][], headers: {}, bodyMatch: null, tlsVerify: true, keepAlive: false, intervalMs: 30_000, timeoutMs: 5000, failureThreshold: 3, successThreshold: 2, emaAlpha: 0.3 };
+  o.overwatch.registry.addServer({ region: 'r', address: '192.0.2.9', port: 80, weight: 100, check, source: 'api' });
+  await o.overwatch.whenPublished();
+  assert.equal(await serialOf(o.overwatch.port, 'a.test'), before);
+});
