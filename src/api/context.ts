@@ -18,6 +18,7 @@ export type ApiOverwatch = Pick<
   | 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain'
   | 'geoTest' | 'geoMappings' | 'setGeoMapping' | 'deleteGeoMapping' | 'generation' | 'config'
   | 'dnssecStatus' | 'dnssecDs' | 'rolloverStatus' | 'rolloverStart' | 'rolloverFinish' | 'keySyncAnswer'
+  | 'backends' | 'agents'
 >;
 
 /** The part of the ConfigReloader the API uses: POST /api/v1/reload runs request(), GET /api/v1/status reads status(). */

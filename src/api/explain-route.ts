@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { parseIp } from '../config/ip.ts';
 import { badRequest, requireOverwatch, type RouteContext } from './context.ts';
 import { explainQuery, responses, type Schema } from './schemas.ts';
+import { AUTHORITIES } from '../registry/registry.ts';
 
 interface ExplainQuery {
   readonly name: string;
@@ -29,7 +30,7 @@ const candidate: Schema = {
     weight: nullable('integer', 'Weight.'),
     status: { type: 'string', enum: ['healthy', 'unhealthy', 'unknown', 'drained', 'static'], description: 'Health DNS uses for this domain (override applied).' },
     check_status: { type: ['string', 'null'], enum: ['healthy', 'unhealthy', 'unknown', null], description: "The checks' own verdict." },
-    authority: { type: ['string', 'null'], enum: ['override', 'health_check', 'unchecked', null], description: 'Who decided.' },
+    authority: { type: ['string', 'null'], enum: [...AUTHORITIES, null], description: 'Who decided.' },
     override: {
       type: ['object', 'null'],
       description: 'The override that decides this server in this domain (the most specific in force: domain, then server, then region scope), or null.',

@@ -3,6 +3,8 @@
 // compiles validators and serialisers from them, and @fastify/swagger turns
 // them into the OpenAPI document, so they must describe every field.
 
+import { AUTHORITIES } from '../registry/registry.ts';
+
 /** A JSON Schema object as Fastify and @fastify/swagger take it. */
 export type Schema = Record<string, unknown>;
 
@@ -29,8 +31,8 @@ export const HEALTH_STATES = ['healthy', 'unhealthy', 'unknown'] as const;
 const healthState: Schema = { type: 'string', enum: HEALTH_STATES, description: 'Health verdict.' };
 const authority: Schema = {
   type: 'string',
-  enum: ['override', 'health_check', 'unchecked'],
-  description: 'Who decides: an operator override, the health checks, or nobody (health_check.type none).',
+  enum: AUTHORITIES,
+  description: "Who decides: an operator override, the overwatch's health checks, nobody (health_check.type none), or for an agent's backend: stale (its agent went quiet), draining (the agent drains it) or agent (the agent's own checks).",
 };
 /** The `generated_at` property every listing carries. */
 export const generatedAt = time('When this answer was built (RFC 3339, UTC).');
@@ -79,6 +81,9 @@ const serverView: Schema = {
     port: int('Port the health check uses.'),
     region: str('Region the server is configured in.'),
     domains: { type: 'array', items: { type: 'string' }, description: 'Domains that answer this server.' },
+    source: { type: 'string', enum: ['config', 'agent', 'api'], description: 'Where it comes from: the config, an agent (its backend), or the API.' },
+    service: { type: ['string', 'null'], description: 'The one domain a server bound to a service answers (an agent\'s backend), else null.' },
+    agent_id: { type: ['string', 'null'], description: 'The agent that reports it, else null.' },
     status: { ...healthState, description: "The health checks' verdict (overrides are per domain: see overrides)." },
     healthy: bool('status is healthy.'),
     authority: { ...authority, description: 'override when an override applies to this server in at least one domain.' },

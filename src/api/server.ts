@@ -17,6 +17,7 @@ import { formatAddress } from '../lib/ip.ts';
 import type { Logger } from '../log/logger.ts';
 import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
+import { registerAgentRoutes } from './agent-routes.ts';
 import { registerBackendsRoute } from './backends-route.ts';
 import { registerDnssecRoutes } from './dnssec-routes.ts';
 import { registerExplainRoute } from './explain-route.ts';
@@ -126,7 +127,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
       info: {
         title: 'OpenGSLB admin API',
         version: deps.version,
-        description: 'Health, domains, overrides, explain and geolocation. See docs/api.md.',
+        description: 'Health, domains, overrides, explain, geolocation and agents. See docs/api.md.',
       },
       tags: [
         { name: 'status', description: 'Liveness, readiness, version (no allowlist).' },
@@ -136,6 +137,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
         { name: 'config', description: 'Reload the config files; the config now serving.' },
         { name: 'dnssec', description: 'DNSSEC keys, DS records, rollover and key sync.' },
         { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
+        { name: 'agents', description: 'Agents: their pins, state and backends; revocation and deletion.' },
       ],
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'api.token; needed for writes only when set.' } },
@@ -155,6 +157,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerBackendsRoute(app, ctx);
     registerReloadRoutes(app, ctx);
     registerDnssecRoutes(app, ctx);
+    registerAgentRoutes(app, ctx);
     registerGeoRoutes(app, ctx);
     collecting = false;
     for (const [url, methods] of methodsOf) {

@@ -1,6 +1,7 @@
 // Main thread, cold path. The `opengslb` command: flags, mode, start-up, signals
-// and exit codes. Exit 0 after a clean stop; 1 when it cannot serve (bad
-// config, cannot bind, agent mode not available yet); 2 for bad flags.
+// and exit codes, for both modes (overwatch: DNS, API, metrics; agent: checks
+// and reports, its own metrics). Exit 0 after a clean stop; 1 when it cannot
+// run (bad config, cannot bind, no usable identity); 2 for bad flags.
 
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/load.ts';
@@ -85,8 +86,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     fail(`--mode: "${values.mode}" is not a mode, expected overwatch or agent`, 2);
   }
   const configPath = values.config ?? '/etc/opengslb/config.yaml';
-  const AGENT_UNAVAILABLE = 'agent mode is not available in this version yet (it arrives with the agent work); run with --mode overwatch';
-  if (values.mode === 'agent') fail(AGENT_UNAVAILABLE, 1);
+  const modeFlag = values.mode as Config['mode'] | undefined;
 
   // One listener per signal for the whole life of the process, dispatching
   // through `onSignal`: while starting, signals are remembered and acted on
@@ -103,7 +103,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   let files: readonly string[];
   const loadedAtMs = Date.now();
   try {
-    ({ config, files } = await loadConfigIsolated(configPath));
+    // The --mode flag decides which keys the file may and must have, as the file's own mode: would.
+    ({ config, files } = await loadConfigIsolated(configPath, modeFlag === undefined ? {} : { mode: modeFlag }));
   } catch (err) {
     // A config error lists every problem, one per line, each opengslb: FILE:LINE:COL: … (or FILE: … for a whole file); anything else is one line.
     if (err instanceof ConfigError) {
@@ -113,11 +114,18 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (err instanceof OpenGslbError) fail(err.message, 1);
     fail(`cannot load ${configPath}: ${(err as Error).message}`, 1);
   }
-  const mode = (values.mode as Config['mode'] | undefined) ?? config.mode;
-  if (mode === 'agent') fail(AGENT_UNAVAILABLE, 1);
+  const mode = config.mode;
 
   const logger = createLogger(config.logging);
   logger.info({ version: packageVersion(), node: process.version, config: config.source, files: files.length, mode }, 'OpenGSLB starting');
+  if (mode === 'agent') {
+    const { runAgent } = await import('./agent-main.ts');
+    await runAgent(config, logger, packageVersion(), (handler) => {
+      onSignal = handler;
+      for (const signal of early) onSignal(signal);
+    });
+    return;
+  }
   let store: StateStore;
   try {
     store = LmdbStore.open(config.dataDir);

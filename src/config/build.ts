@@ -55,6 +55,13 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
         sink.reportAt(['regions', r, 'servers', s, 'service'], `"${server.service}" is not a domain in domains, expected one of ${listOrNone([...domainNames.keys()])}`);
       }
     });
+    // A region may be left to agents (servers: []), but only where an agent can reach this overwatch.
+    if (Array.isArray(region.servers) && region.servers.length === 0 && file.mode !== 'agent' && typeof file.overwatch?.gossip?.encryption_key !== 'string') {
+      sink.reportAt(
+        ['regions', r, 'servers'],
+        'is empty and the agent channel is off, so nothing can fill it: expected at least one server, or overwatch.gossip.encryption_key so agents can report backends for this region',
+      );
+    }
     checkTimeoutBelowInterval(sink, region.health_check, ['regions', r, 'health_check']);
     checkKeepAliveType(sink, region.health_check, ['regions', r, 'health_check']);
   });

@@ -36,7 +36,7 @@ const GOSSIP_KEY_TEXT = 'standard base64 of exactly 32 bytes (44 characters): ge
 
 /** A gossip key; `mode` makes it required in that run mode. */
 function gossipKey(doc: string, requiredInMode?: 'agent') {
-  return str({ doc, pattern: GOSSIP_KEY_PATTERN, patternText: GOSSIP_KEY_TEXT, notUsedYet: true, secret: true, requiredInMode });
+  return str({ doc, pattern: GOSSIP_KEY_PATTERN, patternText: GOSSIP_KEY_TEXT, secret: true, requiredInMode });
 }
 
 /** Default largest gap between the agent's and the overwatch's clocks. */
@@ -112,7 +112,6 @@ const backendHealthCheck = healthCheckSchema(
     doc: 'Host header and TLS server name of this backend\'s HTTP(S) check; absent means the address.',
     pattern: '^[^\\s/]+$',
     patternText: 'a host name without spaces or slashes',
-    notUsedYet: true,
   }),
 );
 
@@ -145,7 +144,12 @@ const region = object({
   doc: 'A group of servers with one health-check setting.',
   keys: {
     name: regionName('Unique name, used by `domains[].regions`.'),
-    servers: list({ doc: 'The servers of this region.', items: server, required: true, minItems: 1, itemNoun: 'server' }),
+    servers: list({
+      doc: 'The servers of this region. `[]` (written out) leaves the region to agents, which fill it with their backends; it needs the agent channel (overwatch.gossip.encryption_key).',
+      items: server,
+      required: true,
+      itemNoun: 'server',
+    }),
     health_check: healthCheck,
     countries: list({
       doc: 'ISO 3166-1 alpha-2 country codes (or XK) whose clients geolocation routing sends to this region; a country may be in one region only.',
@@ -311,6 +315,7 @@ const zoneEntry = oneOf({
 
 const dns = object({
   doc: 'The authoritative DNS server.',
+  onlyInMode: 'overwatch',
   keys: {
     listen_address: endpoint({
       doc: 'UDP and TCP address to listen on. ":PORT" listens on all IPv4 interfaces (0.0.0.0); write "[::]:PORT" for IPv6. Port 0 lets the OS pick one (tests).',
@@ -397,7 +402,8 @@ const metrics = object({
 });
 
 const api = object({
-  doc: 'Admin HTTP API: health, domains, overrides, explain (see docs/api.md).',
+  doc: 'Admin HTTP API: health, domains, overrides, explain, agents (see docs/api.md).',
+  onlyInMode: 'overwatch',
   keys: {
     enabled: bool({ doc: 'Serve the admin API.', default: false }),
     address: endpoint({ doc: 'Listen address of the API.', default: '127.0.0.1:8080', host: 'ip', allowEmptyHost: true, minPort: 0 }),
@@ -428,13 +434,11 @@ const overwatch = object({
       },
     }),
     agent_tokens: map({
-      notUsedYet: true,
       doc: 'Service name (a domain name) → the token an agent must prove it holds to register backends for that service. An agent registering several services must hold the token of every one.',
       keyNoun: 'service name',
       values: str({ doc: 'Token, at least 16 characters.', minLength: 16, secret: true }),
     }),
     gossip: object({
-      notUsedYet: true,
       doc: 'The agent channel: where agents send their encrypted messages (UDP and TCP on one port).',
       keys: {
         bind_address: endpoint({
@@ -451,14 +455,12 @@ const overwatch = object({
           default: [],
           maxItems: 4,
           itemNoun: 'key',
-          notUsedYet: true,
         }),
         max_clock_skew: duration({
           doc: 'How far an agent message\'s timestamp may be from this overwatch\'s clock, either way, before it is dropped (replay protection).',
           default: DEFAULT_MAX_CLOCK_SKEW,
           min: '1s',
           max: '1h',
-          notUsedYet: true,
         }),
         probe_interval: duration({ doc: 'memberlist SWIM probe interval of the Go original; this channel has no SWIM membership and ignores it.', default: '1s', min: '1ms', notUsedYet: true }),
         probe_timeout: duration({ doc: 'memberlist SWIM probe timeout of the Go original; ignored.', default: '500ms', min: '1ms', notUsedYet: true }),
@@ -466,7 +468,6 @@ const overwatch = object({
       },
     }),
     validation: object({
-      notUsedYet: true,
       doc: 'The overwatch\'s own checks of agent-reported backends, with each backend\'s own check settings; their result outranks the agent\'s claim.',
       keys: {
         enabled: bool({ doc: 'Check agent backends from the overwatch too.', default: false }),
@@ -475,7 +476,6 @@ const overwatch = object({
       },
     }),
     stale: object({
-      notUsedYet: true,
       doc: 'When agent backends without a heartbeat go stale (out of answers) and are removed.',
       keys: {
         threshold: duration({ doc: 'No heartbeat for this long marks an agent\'s backends stale.', default: '30s', min: '1s', max: '24h' }),
@@ -562,11 +562,9 @@ const overwatch = object({
 });
 
 const agent = object({
-  doc: 'Agent mode (not available in this version yet): who the agent is, the backends it checks, and the overwatches it reports to.',
-  notUsedYet: true,
+  doc: 'Agent mode (`opengslb --mode agent`): who the agent is, the backends it checks, and the overwatches it reports to (see docs/agents.md).',
   keys: {
     identity: object({
-      notUsedYet: true,
       doc: 'Who this agent is.',
       keys: {
         service_token: str({
@@ -619,30 +617,30 @@ const agent = object({
       }),
     }),
     predictive: object({
-      doc: 'Predictive draining.',
+      doc: 'Predictive draining ("bleeding"): a signal at or above its threshold for its whole `bleed_duration` drains the backend (out of answers while others are healthy); it is undrained once the signal stayed below 90 % of the threshold for the same duration.',
       keys: {
-        enabled: bool({ doc: 'Drain on resource pressure.', default: false }),
-        check_interval: duration({ doc: 'Check interval.', default: '10s', min: '1s' }),
+        enabled: bool({ doc: 'Drain on host CPU, host memory and backend error rate. Off: the agent still reports its load, never drains.', default: false }),
+        check_interval: duration({ doc: 'Time between two readings of CPU, memory and error rate.', default: '10s', min: '1s', max: '1h' }),
         cpu: object({
-          doc: 'CPU pressure.',
+          doc: 'Host CPU: the busy share of all CPUs between two readings (/proc/stat); drains every backend of the host.',
           keys: {
             threshold: float({ doc: 'Percent (0-100).', default: 90, min: 0, max: 100 }),
-            bleed_duration: duration({ doc: 'Drain time.', default: '30s' }),
+            bleed_duration: duration({ doc: 'How long CPU must stay at or above the threshold before the backends drain (and below 90 % of it before they return).', default: '30s', max: '24h' }),
           },
         }),
         memory: object({
-          doc: 'Memory pressure.',
+          doc: 'Host memory: (MemTotal − MemAvailable) / MemTotal (/proc/meminfo); drains every backend of the host.',
           keys: {
             threshold: float({ doc: 'Percent (0-100).', default: 85, min: 0, max: 100 }),
-            bleed_duration: duration({ doc: 'Drain time.', default: '30s' }),
+            bleed_duration: duration({ doc: 'How long memory must stay at or above the threshold before the backends drain (and below 90 % of it before they return).', default: '30s', max: '24h' }),
           },
         }),
         error_rate: object({
-          doc: 'Error-rate pressure.',
+          doc: 'A backend\'s error rate: its failed health checks per minute over `window`; drains that backend only.',
           keys: {
-            threshold: float({ doc: 'Errors per minute.', default: 10, min: 0, max: 1e9 }),
-            window: duration({ doc: 'Window.', default: '60s', min: '1s' }),
-            bleed_duration: duration({ doc: 'Drain time.', default: '30s' }),
+            threshold: float({ doc: 'Failed checks per minute.', default: 10, min: 0, max: 1e9 }),
+            window: duration({ doc: 'The window the failed checks are counted over.', default: '60s', min: '1s', max: '24h' }),
+            bleed_duration: duration({ doc: 'How long the error rate must stay at or above the threshold before the backend drains (and below 90 % of it before it returns).', default: '30s', max: '24h' }),
           },
         }),
       },
@@ -675,7 +673,8 @@ const agent = object({
       },
     }),
     latency_learning: object({
-      doc: 'Passive latency learning.',
+      doc: 'Passive latency learning (a later version of the Go original).',
+      notUsedYet: true,
       keys: {
         enabled: bool({ doc: 'Learn client latency from TCP statistics.', default: false }),
         poll_interval: duration({ doc: 'Poll interval.', default: '10s', min: '1s' }),
@@ -704,6 +703,7 @@ export const CONFIG_SCHEMA = object({
       default: [],
       minItems: 1,
       requiredInMode: 'overwatch',
+      onlyInMode: 'overwatch',
       itemNoun: 'region',
     }),
     domains: list({
@@ -712,6 +712,7 @@ export const CONFIG_SCHEMA = object({
       default: [],
       minItems: 1,
       requiredInMode: 'overwatch',
+      onlyInMode: 'overwatch',
       itemNoun: 'domain',
     }),
     logging,

@@ -175,6 +175,7 @@ function describe(schema: Schema): string {
   let text = schema.doc;
   if (schema.defaultText !== undefined) text += ` Default: ${schema.defaultText}.`;
   if (schema.requiredInMode !== undefined) text += ` Required when mode is ${schema.requiredInMode}.`;
+  if (schema.onlyInMode !== undefined) text += ` Only in ${schema.onlyInMode} mode: refused in the other.`;
   if (schema.notUsedYet === true) text += ' Accepted and validated, but not used by this version yet.';
   if (schema.secret === true) text += ' Secret: a file that writes it must not be world-readable; ${VAR} keeps it out of the file.';
   return text;

@@ -4,10 +4,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ConfigError, loadConfig } from './load.ts';
 import type { Environment } from './env.ts';
+import type { RunMode } from './types.ts';
 
-const { path, env } = workerData as { path: string; env: Environment };
+const { path, env, mode } = workerData as { path: string; env: Environment; mode?: RunMode };
 try {
-  const { config, files } = await loadConfig(path, { env });
+  const { config, files } = await loadConfig(path, mode === undefined ? { env } : { env, mode });
   parentPort?.postMessage({ ok: true, config, files });
 } catch (err) {
   if (err instanceof ConfigError) {

@@ -16,7 +16,7 @@ import { ProblemCollector } from './problem-collector.ts';
 import { ConfigError } from './problems.ts';
 import type { ConfigErrorCode } from './problems.ts';
 import type { Unchecked, Value } from './schema.ts';
-import type { Config } from './types.ts';
+import type { Config, RunMode } from './types.ts';
 import { validateTree } from './validate.ts';
 
 export { ConfigError } from './problems.ts';
@@ -26,6 +26,8 @@ export type { ConfigProblem } from './problems.ts';
 export interface LoadOptions {
   /** Variables for ${VAR} expansion; process.env when absent. */
   readonly env?: Environment;
+  /** The --mode flag: validates for this mode and sets Config.mode, whatever `mode:` the file has. */
+  readonly mode?: RunMode;
 }
 
 /** A loaded configuration and the files it was read from. */
@@ -45,7 +47,7 @@ export interface LoadedConfig {
  */
 export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
   const sources = await readConfigSources(path, opts.env ?? process.env);
-  return { config: validateSources(sources, path), files: sources.files.map((f) => f.name) };
+  return { config: validateSources(sources, path, opts.mode), files: sources.files.map((f) => f.name) };
 }
 
 /** Loads the config file at `path` as loadConfig does and returns the Config alone. */
@@ -62,7 +64,7 @@ export async function loadConfigFile(path: string, opts: LoadOptions = {}): Prom
  * line and column.
  */
 export function parseConfigText(text: string, file: string, opts: LoadOptions = {}): Config {
-  return validateSources(readConfigText(text, file, opts.env ?? process.env), file);
+  return validateSources(readConfigText(text, file, opts.env ?? process.env), file, opts.mode);
 }
 
 /**
@@ -71,7 +73,7 @@ export function parseConfigText(text: string, file: string, opts: LoadOptions = 
  * cross-checks it, and refuses world-readable files that write a secret.
  * Returns the built Config; throws ConfigError with every problem otherwise.
  */
-function validateSources(sources: ConfigSources, mainName: string): Config {
+function validateSources(sources: ConfigSources, mainName: string, mode: RunMode | undefined): Config {
   const sink = new ProblemCollector(mainName);
   sink.problems.push(...sources.problems);
   let code: ConfigErrorCode | null = sources.code;
@@ -79,7 +81,8 @@ function validateSources(sources: ConfigSources, mainName: string): Config {
     new ConfigError(code ?? 'OPENGSLB_ERR_CONFIG_INVALID', sink.problems, { fileOrder: sources.files.map((f) => f.name) });
   if (sources.incomplete) throw fail();
 
-  const tree = validateTree(sources.root, sources.origins, CONFIG_SCHEMA, sink) as Unchecked<ConfigFile> | undefined;
+  const tree = validateTree(sources.root, sources.origins, CONFIG_SCHEMA, sink, mode) as Unchecked<ConfigFile> | undefined;
+  if (tree !== undefined && mode !== undefined) (tree as { mode: RunMode }).mode = mode;
   if (tree !== undefined) checkCrossReferences(tree, sink);
 
   // A secret written in a file makes that file secret; one problem per file, naming the first secret in it.

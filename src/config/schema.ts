@@ -15,6 +15,8 @@ export interface SchemaCommon {
   readonly required?: boolean;
   /** The key must be present when the file's `mode` is this one. */
   readonly requiredInMode?: RunMode;
+  /** The key belongs to this mode only: a file of the other mode that writes it is refused, saying so. */
+  readonly onlyInMode?: RunMode;
   /** Describes a default that is computed rather than fixed ("dns.default_ttl", "the first name server"). */
   readonly defaultText?: string;
   /** Accepted and validated for compatibility with the Go original, but not used by this version yet. */

@@ -65,10 +65,11 @@ export function validateDocument(doc: Document, lineCounter: LineCounter, schema
 /**
  * Validates a YAML tree whose nodes may come from several files (`origins`
  * says where each was written), exactly as validateDocument does one document.
- * Values of keys marked `secret` are listed in `sink.secrets`.
+ * Values of keys marked `secret` are listed in `sink.secrets`. `modeOverride`
+ * (the --mode flag) decides the mode-dependent rules instead of the file's `mode`.
  */
-export function validateTree(root: Node | null, origins: NodeOrigins, schema: Schema, sink: ProblemCollector): unknown {
-  const ctx: WalkContext = { origins, sink, mode: readMode(root), inDefault: false };
+export function validateTree(root: Node | null, origins: NodeOrigins, schema: Schema, sink: ProblemCollector, modeOverride?: RunMode): unknown {
+  const ctx: WalkContext = { origins, sink, mode: modeOverride ?? readMode(root), inDefault: false };
   // An empty file is an empty map: every default applies and required keys are reported missing.
   if (root === null || isEmpty(root)) return walkAbsent(ctx, schema, [], { line: 1, col: 1 }, false);
   return walkPresent(ctx, root, schema, []);
@@ -168,6 +169,12 @@ function walkObject(ctx: WalkContext, node: YAMLMap | null, schema: ObjectSchema
     const refused = schema.refusedKeys?.[key];
     if (refused !== undefined) {
       ctx.sink.report(keyPos, [...path, key], refused);
+      continue;
+    }
+    const only = Object.hasOwn(schema.keys, key) ? schema.keys[key].onlyInMode : undefined;
+    if (only !== undefined && ctx.mode !== undefined && ctx.mode !== only) {
+      const why = only === 'overwatch' ? 'an agent serves no DNS and has no admin API' : 'it configures agent mode';
+      ctx.sink.report(keyPos, [...path, key], `is an ${only} key, and this file runs in ${ctx.mode} mode (${why}); remove it, or run with --mode ${only}`);
       continue;
     }
     if (!Object.hasOwn(schema.keys, key)) {

@@ -29,6 +29,32 @@ const BACKEND_HEALTH: readonly string[] = ['healthy', 'unhealthy', 'unknown'];
 export type DrainReason = 'cpu_threshold_exceeded' | 'memory_threshold_exceeded' | 'error_rate_threshold_exceeded';
 const DRAIN_REASONS: readonly string[] = ['cpu_threshold_exceeded', 'memory_threshold_exceeded', 'error_rate_threshold_exceeded'];
 
+/** Check types an agent backend may have (health_check.type). */
+export const BACKEND_CHECK_TYPES = ['http', 'https', 'tcp', 'none'] as const;
+/** Most expected_status ranges and headers one backend check may carry. */
+export const MAX_CHECK_LIST = 32;
+
+/**
+ * How the agent checks a backend (its health_check, without interval and
+ * timeout: the overwatch's validation uses overwatch.validation's), so the
+ * overwatch can check it the same way when overwatch.validation.enabled.
+ */
+export interface BackendCheck {
+  readonly type: (typeof BACKEND_CHECK_TYPES)[number];
+  /** HTTP(S) path, starting with "/". */
+  readonly path: string;
+  /** Host header and TLS name, or null for the address. */
+  readonly host: string | null;
+  /** Inclusive [low, high] status ranges that count as healthy. */
+  readonly expectedStatus: readonly (readonly [number, number])[];
+  readonly headers: Readonly<Record<string, string>>;
+  /** Substring, or a regular expression (which the overwatch does not run: patterns from the network are not compiled). */
+  readonly bodyMatch: { readonly kind: 'substring' | 'regex'; readonly pattern: string } | null;
+  readonly tlsVerify: boolean;
+  readonly failureThreshold: number;
+  readonly successThreshold: number;
+}
+
 /** One backend as the agent reports it; (service, address, port) identifies it. */
 export interface BackendReport {
   /** Domain name the backend serves: lower-case, no trailing dot. */
@@ -41,6 +67,8 @@ export interface BackendReport {
   readonly health: BackendHealth;
   /** Non-null while the agent drains the backend, with the reason. */
   readonly drain: DrainReason | null;
+  /** How the agent checks it: in registrations and full heartbeats; null in deltas (the overwatch keeps what it knows). */
+  readonly check: BackendCheck | null;
 }
 
 /** Host load the agent measured, for the API (percent 0..100, errors per minute). */
@@ -222,7 +250,57 @@ function address(v: unknown, path: string): string {
   return v;
 }
 
-const BACKEND_KEYS = ['service', 'address', 'port', 'weight', 'health', 'drain'] as const;
+const BACKEND_KEYS = ['service', 'address', 'port', 'weight', 'health', 'drain', 'check'] as const;
+const CHECK_KEYS = ['type', 'path', 'host', 'expectedStatus', 'headers', 'bodyMatch', 'tlsVerify', 'failureThreshold', 'successThreshold'] as const;
+const PATH = /^\/[\x21-\x7e]*$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HEADER_VALUE = /^[\x20-\x7e\t]*$/;
+
+function bool(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') fail(path, `got ${describe(v)}, expected true or false`);
+  return v;
+}
+
+function check(v: unknown, path: string): BackendCheck | null {
+  if (v === null) return null;
+  const c = record(v, path, CHECK_KEYS);
+  const ranges = list(c.expectedStatus, `${path}.expectedStatus`, MAX_CHECK_LIST).map((r, i) => {
+    const at = `${path}.expectedStatus[${i}]`;
+    const pair = list(r, at, 2);
+    if (pair.length !== 2) fail(at, `got a list of ${pair.length}, expected [low, high]`);
+    const low = int(pair[0], `${at}[0]`, 100, 599);
+    const high = int(pair[1], `${at}[1]`, low, 599);
+    return [low, high] as const;
+  });
+  if (typeof c.headers !== 'object' || c.headers === null || Object.getPrototypeOf(c.headers) !== Object.prototype) fail(`${path}.headers`, `got ${describe(c.headers)}, expected a map`);
+  const entries = Object.entries(c.headers as Record<string, unknown>);
+  if (entries.length > MAX_CHECK_LIST) fail(`${path}.headers`, `has ${entries.length} entries, expected at most ${MAX_CHECK_LIST}`);
+  const headers: Record<string, string> = Object.create(null);
+  for (const [name, value] of entries) {
+    text(name, `${path}.headers key`, HEADER_NAME, 'an HTTP header name', 64);
+    if (typeof value !== 'string' || value.length > 1024 || !HEADER_VALUE.test(value)) fail(`${path}.headers.${name}`, `got ${describe(value)}, expected a header value on one line`);
+    headers[name] = value;
+  }
+  let bodyMatch: BackendCheck['bodyMatch'] = null;
+  if (c.bodyMatch !== null) {
+    const b = record(c.bodyMatch, `${path}.bodyMatch`, ['kind', 'pattern']);
+    bodyMatch = {
+      kind: oneOf<'substring' | 'regex'>(b.kind, `${path}.bodyMatch.kind`, ['substring', 'regex']),
+      pattern: text(b.pattern, `${path}.bodyMatch.pattern`, /^[\s\S]*$/, 'text', 4096),
+    };
+  }
+  return {
+    type: oneOf<BackendCheck['type']>(c.type, `${path}.type`, BACKEND_CHECK_TYPES),
+    path: text(c.path, `${path}.path`, PATH, 'a path that starts with "/" and has no spaces', 2048),
+    host: c.host === null ? null : address(c.host, `${path}.host`),
+    expectedStatus: ranges,
+    headers,
+    bodyMatch,
+    tlsVerify: bool(c.tlsVerify, `${path}.tlsVerify`),
+    failureThreshold: int(c.failureThreshold, `${path}.failureThreshold`, 1, 100),
+    successThreshold: int(c.successThreshold, `${path}.successThreshold`, 1, 100),
+  };
+}
 
 function backends(v: unknown, path: string): BackendReport[] {
   const items = list(v, path, MAX_BACKENDS);
@@ -238,6 +316,7 @@ function backends(v: unknown, path: string): BackendReport[] {
       weight: int(b.weight, `${at}.weight`, 0, 65535),
       health: oneOf<BackendHealth>(b.health, `${at}.health`, BACKEND_HEALTH),
       drain: b.drain === null ? null : oneOf<DrainReason>(b.drain, `${at}.drain`, DRAIN_REASONS),
+      check: check(b.check, `${at}.check`),
     };
     const key = `${report.service}|${report.address}|${report.port}`;
     if (seen.has(key)) fail(at, `${report.service} ${report.address}:${report.port} is listed twice, expected each backend once`);

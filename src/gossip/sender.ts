@@ -45,7 +45,8 @@ export interface OverwatchNode {
 /** What the sender tells the agent about an overwatch. */
 export type NodeEvent =
   | { readonly kind: 'up'; readonly node: OverwatchNode }
-  | { readonly kind: 'down'; readonly node: OverwatchNode; readonly error: string; readonly retryInMs: number }
+  /** Every failed TCP attempt: `failures` in a row so far (1 for the first of a down period). */
+  | { readonly kind: 'down'; readonly node: OverwatchNode; readonly error: string; readonly retryInMs: number; readonly failures: number }
   | { readonly kind: 'refused'; readonly node: OverwatchNode; readonly type: AgentMessage['type']; readonly reason: string }
   | { readonly kind: 'register_requested'; readonly node: OverwatchNode };
 
@@ -468,7 +469,7 @@ export class GossipSender {
     const retryInMs = backoffDelayMs(link.failures, this.#backoff, this.#random);
     link.failures++;
     link.lastError = error;
-    if (link.state !== 'down' || link.failures === 1) this.#onNodeEvent({ kind: 'down', node: link.node, error, retryInMs });
+    this.#onNodeEvent({ kind: 'down', node: link.node, error, retryInMs, failures: link.failures });
     link.state = 'down';
     if (link.retryTimer !== null) clearTimeout(link.retryTimer);
     link.retryTimer = setTimeout(() => {

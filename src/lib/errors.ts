@@ -36,11 +36,6 @@ export const ERRORS = {
     summary: 'A command-line flag or argument is unknown or has a bad value.',
     httpStatus: 400,
   },
-  OPENGSLB_ERR_MODE_UNAVAILABLE: {
-    code: 'OPENGSLB_ERR_MODE_UNAVAILABLE',
-    summary: 'The requested run mode is not available in this version.',
-    httpStatus: 500,
-  },
   OPENGSLB_ERR_DNS_BIND: {
     code: 'OPENGSLB_ERR_DNS_BIND',
     summary: 'The DNS listener could not bind its UDP or TCP socket at dns.listen_address.',

@@ -24,7 +24,10 @@ import type { CheckObserver, HealthCounters } from '../health/scheduler.ts';
 import type { CheckedServer } from '../health/types.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { decisionKey, geoDecisionKey, geoFallbackKey } from '../registry/keys.ts';
-import type { DecisionLabel } from '../registry/registry.ts';
+import { AUTHORITIES, type DecisionLabel } from '../registry/registry.ts';
+import { DROP_REASON_NAMES } from '../gossip/drop-reasons.ts';
+import type { AgentHub } from '../overwatch/agents.ts';
+import { ACCEPTED_MESSAGE_TYPES, AGENT_STATES, BACKEND_REFUSALS, BACKEND_STATES } from '../overwatch/agent-states.ts';
 import type { OverrideView, ServerView } from '../overwatch/views.ts';
 import {
   COUNTER, COUNTER_STRIDE, HIST_BASE, HIST_BOUNDS_US, HIST_BUCKETS, HIST_SUM, HIST_WORDS, MATRIX_BASE,
@@ -64,6 +67,8 @@ export interface OverwatchSource {
   decisionLabels(): readonly (DecisionLabel | undefined)[];
   /** DNSSEC numbers of the main thread (keys, pre-signing, key sync); absent in stand-ins without DNSSEC. */
   dnssecMetrics?(): DnssecMetricsSource;
+  /** The agent channel's side (Overwatch.agents); null or absent when overwatch.gossip is off. */
+  readonly agents?: Pick<AgentHub, 'agents' | 'channelCounters' | 'counters'> | null;
 }
 
 /** What the DNSSEC metrics read from the main thread (Overwatch.dnssecMetrics). */
@@ -623,6 +628,101 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.inc(overwatch?.overridesExpired ?? 0);
     },
   });
+  // ---- Agents (the overwatch's side of agent mode)
+
+  new Gauge({
+    name: 'opengslb_overwatch_servers_by_authority',
+    help: 'Servers (config and agents\' backends) by who decides whether they are answered: override, health_check, unchecked, stale, draining, agent.',
+    labelNames: ['authority'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      if (overwatch === null) return;
+      const counts = new Map<string, number>(AUTHORITIES.map((a) => [a, 0]));
+      for (const s of servers) counts.set(s.authority, (counts.get(s.authority) ?? 0) + 1);
+      for (const [authority, n] of counts) this.set({ authority }, n);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_overwatch_agents',
+    help: 'Agents known to this overwatch (pinned or reporting) by state: live, stale, unseen, deregistered, removed, revoked.',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      this.reset();
+      const hub = overwatch?.agents ?? null;
+      if (hub === null) return;
+      const counts = new Map<string, number>(AGENT_STATES.map((a) => [a, 0]));
+      for (const a of hub.agents()) counts.set(a.state, (counts.get(a.state) ?? 0) + 1);
+      for (const [state, n] of counts) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'opengslb_overwatch_agent_heartbeat_age_seconds',
+    help: 'Seconds since a message of each agent was last accepted (agents heard from since this overwatch started, or restored from the state store).',
+    labelNames: ['agent'],
+    registers,
+    collect() {
+      this.reset();
+      const hub = overwatch?.agents ?? null;
+      if (hub === null) return;
+      for (const a of hub.agents()) if (a.heartbeat_age_seconds !== null) this.set({ agent: a.agent_id }, a.heartbeat_age_seconds);
+    },
+  });
+  new Counter({
+    name: 'opengslb_overwatch_agent_messages_total',
+    help: 'Agent messages accepted by the channel, by type (register, heartbeat, health_update, deregister).',
+    labelNames: ['type'],
+    registers,
+    collect() {
+      this.reset();
+      const hub = overwatch?.agents ?? null;
+      if (hub === null) return;
+      const m = hub.channelCounters().messages;
+      for (const t of ACCEPTED_MESSAGE_TYPES) this.inc({ type: t }, m[t]);
+    },
+  });
+  new Counter({
+    name: 'opengslb_overwatch_agent_drops_total',
+    help: 'Agent messages dropped by the channel, by reason (docs/agents.md lists them); a drop changes nothing.',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      const hub = overwatch?.agents ?? null;
+      if (hub === null) return;
+      const d = hub.channelCounters().drops;
+      for (const r of DROP_REASON_NAMES) this.inc({ reason: r }, d[r]);
+    },
+  });
+  new Counter({
+    name: 'opengslb_overwatch_agent_backend_transitions_total',
+    help: 'State changes of agents\' backends by the state entered (healthy, unhealthy, unknown, draining, stale, validated, removed); each is also one log line.',
+    labelNames: ['to'],
+    registers,
+    collect() {
+      this.reset();
+      const hub = overwatch?.agents ?? null;
+      if (hub === null) return;
+      const t = hub.counters().transitions;
+      for (const to of BACKEND_STATES) this.inc({ to }, t[to]);
+    },
+  });
+  new Counter({
+    name: 'opengslb_overwatch_agent_backends_refused_total',
+    help: 'Agents\' backends the overwatch keeps but cannot answer, by reason: host_name, registry_refused, other_agent (another agent reports the same backend).',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      const hub = overwatch?.agents ?? null;
+      if (hub === null) return;
+      const r = hub.counters().refused;
+      for (const reason of BACKEND_REFUSALS) this.inc({ reason }, r[reason]);
+    },
+  });
+
   const info = new Gauge({ name: 'opengslb_app_info', help: 'Always 1; the version label says what runs.', labelNames: ['version'], registers });
   info.set({ version: options.version }, 1);
 

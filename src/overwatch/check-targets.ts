@@ -7,9 +7,13 @@ import { groupTargets, type ServerCheck } from '../health/targets.ts';
 import type { CheckTarget } from '../health/types.ts';
 import type { RegistryView } from '../registry/registry.ts';
 
-/** Builds the check targets of every server some domain of `view` answers with; the others are not checked. */
+/**
+ * Builds the check targets of every server some domain of `view` answers
+ * with and the overwatch checks itself (view.checked: agents' backends only
+ * when validated); the others are not checked.
+ */
 export function buildCheckTargets(view: RegistryView): CheckTarget[] {
   const checks: ServerCheck[] = [];
-  for (const server of view.served) checks.push({ spec: server.check, slot: server.slot, server });
+  for (const server of view.checked) checks.push({ spec: server.check, slot: server.slot, server });
   return groupTargets(checks);
 }

@@ -15,7 +15,7 @@ import { QTYPE } from '../dns/constants.ts';
 import { nameToWire, readWireName } from '../dns/names.ts';
 import { formatIpBytes } from '../lib/ip.ts';
 import type { Override, OverrideScope } from '../registry/overrides.ts';
-import type { MemberModel, Registry, ServerRecord } from '../registry/registry.ts';
+import type { Authority, MemberModel, Registry, ServerRecord } from '../registry/registry.ts';
 import { ParsedQuery } from '../dns/parse.ts';
 import type { GeoIpReader } from '../geo/lookup.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
@@ -37,7 +37,7 @@ export interface ExplainInput {
   /** The live slots the workers read (health words, latency, last up). */
   readonly live: Int32Array;
   /** The override deciding each member (Registry.overrideFor: domain > server > region) and the authority rule; the member words already carry the overrides. */
-  readonly registry: Pick<Registry, 'overrideFor' | 'authorityOf'>;
+  readonly registry: Pick<Registry, 'overrideFor' | 'authorityOf' | 'agentStateOf'>;
   /** The last health-check error of a server ("status 503", "timeout"…), or null; optional. */
   readonly lastErrorOf?: (server: ServerRecord) => string | null;
   /** The GeoIP database the workers read, or null while none is open (geolocation then decides by custom mappings and default_region only). */
@@ -69,7 +69,7 @@ export interface ExplainCandidate {
   readonly status: CandidateStatus;
   /** The health checks' own verdict for the server, whatever an override says; null for static data. */
   readonly check_status: 'healthy' | 'unhealthy' | 'unknown' | null;
-  readonly authority: 'override' | 'health_check' | 'unchecked' | null;
+  readonly authority: Authority | null;
   /** The override that decides this server in this domain (the most specific in force), or null. */
   readonly override: ExplainOverride | null;
   /** Latency EMA of the server's checks in milliseconds; null before the first sample. */
@@ -789,8 +789,13 @@ function downReason(b: Builder, m: Member): string {
   if (m.health === HEALTH_DRAINED) {
     return override !== null ? `overridden down by ${override.source} (${overrideScope(override)}): ${override.reason}` : 'drained by an override';
   }
-  if (m.health === HEALTH_UNKNOWN) return 'health unknown: no check verdict yet';
   if (override !== null && !override.healthy) return `overridden down by ${override.source} (${overrideScope(override)}): ${override.reason}`;
+  // An agent's backend the overwatch does not check itself: its agent decides (the registry's rule).
+  const authority = info !== null && override === null ? b.input.registry.authorityOf(info.server, info.domain) : null;
+  if (authority === 'stale') return 'stale: its agent has not been heard from for overwatch.stale.threshold';
+  if (authority === 'draining') return `draining: its agent drains it (${b.input.registry.agentStateOf(info?.server.key ?? '')?.drain})`;
+  if (authority === 'agent') return m.health === HEALTH_UNKNOWN ? 'health unknown: its agent has no verdict yet' : 'unhealthy: its agent\'s checks fail';
+  if (m.health === HEALTH_UNKNOWN) return 'health unknown: no check verdict yet';
   const error = info !== null ? b.input.lastErrorOf?.(info.server) ?? null : null;
   return error !== null && error !== '' ? `unhealthy: ${error}` : 'unhealthy: failed its health checks';
 }

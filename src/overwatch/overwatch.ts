@@ -31,6 +31,8 @@ import type { RegistryView } from '../registry/registry.ts';
 import { MemoryStore, type StateStore, type StoredGeoMapping } from '../state/store.ts';
 import { describeTarget, fromStored, inForce, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
 import { OverrideExpiry } from './override-expiry.ts';
+import type { AgentHub } from './agents.ts';
+import { backendRows, type BackendView } from './backends-view.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
@@ -120,6 +122,8 @@ export class Overwatch {
   readonly #store: StateStore;
   readonly #lastUp: LastUpJournal;
   readonly #geo: GeoSource;
+  /** The agent channel and agents' backends; null when overwatch.gossip is off. */
+  readonly #agents: AgentHub | null;
   /** Reloads and republishes run one at a time, in order. */
   #queue: Promise<unknown> = Promise.resolve();
   #republishTimer: NodeJS.Timeout | null = null;
@@ -167,6 +171,7 @@ export class Overwatch {
     this.#keySyncServer = state.keyring !== null && secret !== null ? new KeySyncServer(secret) : null;
     this.#lastUp.start();
     this.#geo = state.geo;
+    this.#agents = state.agents;
     this.#geo.onChange = (sab) => this.pool.publishGeo(sab);
     this.registry.on('changed', () => this.#scheduleRepublish());
     this.#expiry = new OverrideExpiry({
@@ -217,6 +222,9 @@ export class Overwatch {
       logKeyChanges(logger, opened.changes);
     }
     for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
+    // Agents' backends from before a restart are back (stale) before the first snapshot.
+    // Loaded only with the channel on: its certificate code costs memory an overwatch without agents need not pay.
+    const agents = config.gossip === null ? null : (await import('./agents.ts')).AgentHub.create({ config, registry, store, logger });
     const view = registry.view();
     const serials = new ZoneSerials(store);
     const snapshot = compileSnapshot(view, { generation: 1, serial: 1, serials: await serials.serialsFor(view), ...(keyring ? { dnskeys: keyring.dnskeys() } : {}) });
@@ -242,6 +250,7 @@ export class Overwatch {
       // No answer is ever given from an unknown state: DNS binds after the first round.
       await health.firstRound();
     }
+    agents?.attach(fanout);
     fanout.apply();
     const overrides = registry.overrides().length;
     if (overrides > 0) logger.info({ overrides, store: store.location }, 'overrides restored');
@@ -297,8 +306,16 @@ export class Overwatch {
       geo.close();
       throw err;
     }
-    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials, keyring, presigner, keySync }, counters, pool);
+    const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials, keyring, presigner, keySync, agents }, counters, pool);
     presignHooks.run = (task, transferList) => overwatch.#runCpuTask(task, transferList);
+    if (agents !== null) {
+      try {
+        await agents.listen();
+      } catch (err) {
+        await overwatch.stop();
+        throw err;
+      }
+    }
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     // udpIo: each worker's UDP path ("batched" or "dgram"), udpIoReason: why, once per distinct reason.
     const udpIo = pool.udpIo.map((w) => w.path);
@@ -314,6 +331,11 @@ export class Overwatch {
       );
     }
     return overwatch;
+  }
+
+  /** The agent channel and agents' backends, or null when overwatch.gossip is off. */
+  get agents(): AgentHub | null {
+    return this.#agents;
   }
 
   /** Probe results and state transitions counted by the health checker since start (zeros when checks are off). */
@@ -421,6 +443,10 @@ export class Overwatch {
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
     if (JSON.stringify(next.dnssec.keySync) !== JSON.stringify(cur.dnssec.keySync)) return refuse('overwatch.dnssec.key_sync changed; the key-sync peers and secret are fixed at start, so this needs a restart');
     if (next.dnssec.enabled !== cur.dnssec.enabled) return refuse(`overwatch.dnssec.enabled changed from ${cur.dnssec.enabled} to ${next.dnssec.enabled}; turning signing on or off needs a restart`);
+    if ((next.gossip === null) !== (cur.gossip === null)) return refuse('overwatch.gossip.encryption_key turned the agent channel on or off; that needs a restart');
+    if (next.gossip !== null && cur.gossip !== null && (next.gossip.bindHost !== cur.gossip.bindHost || (next.gossip.bindPort !== cur.gossip.bindPort && next.gossip.bindPort !== 0))) {
+      return refuse('overwatch.gossip.bind_address changed; the agent channel\'s listeners are fixed at start, so this needs a restart');
+    }
     for (const [section, a, b] of [['api', cur.api, next.api], ['metrics', cur.metrics, next.metrics]] as const) {
       if (a.enabled !== b.enabled || a.host !== b.host || (a.port !== b.port && b.port !== 0)) {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
@@ -436,12 +462,14 @@ export class Overwatch {
     }
     const geoNote = await this.#geo.apply(next);
     const servers = this.registry.applyConfig(next);
+    this.#agents?.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
       snapshot = await this.#compile();
     } catch (err) {
       // Slots are released only by a commit, so the old config's servers get theirs back.
       this.registry.applyConfig(cur);
+      this.#agents?.applyConfig(cur);
       return refuse((err as Error).message);
     }
     this.#config = next;
@@ -694,6 +722,8 @@ export class Overwatch {
     } else {
       this.#fanout.setServerHealth(fresh, HEALTH_HEALTHY);
     }
+    // Agents' backends have their verdict from their agents, written to slots the live buffer now holds.
+    this.#agents?.refreshVerdicts();
     // New domains' words for servers that already have a verdict are filled
     // now, before any worker can serve the new snapshot.
     this.#fanout.apply();
@@ -737,6 +767,7 @@ export class Overwatch {
     this.#health?.stop();
     this.#expiry.stop();
     this.#geo.close();
+    await this.#agents?.stop();
     await this.#queue;
     await this.#overrideQueue;
     await this.pool.stop(graceMs);
@@ -973,6 +1004,9 @@ export class Overwatch {
         port: server.port,
         region: server.region,
         domains: [...domains],
+        source: server.source,
+        service: server.service,
+        agent_id: this.registry.agentStateOf(server.key)?.agentId ?? null,
         status,
         healthy: status === 'healthy',
         authority: this.registry.authorityOf(server, null),
@@ -988,6 +1022,18 @@ export class Overwatch {
       });
     }
     return out;
+  }
+
+  /** The Go original's backend listing: one row per domain and server, then agents' backends DNS does not answer. */
+  backends(): BackendView[] {
+    return backendRows({
+      members: this.#fanout.members,
+      live: this.#live,
+      registry: this.registry,
+      targets: this.#targetsByServer(),
+      agents: this.#agents,
+      domainNames: this.#config.domains.map((d) => d.name),
+    });
   }
 
   /** Health totals per region. */
@@ -1077,6 +1123,7 @@ interface StartState {
   readonly snapshot: CompiledSnapshot;
   readonly health: HealthScheduler | null;
   readonly geo: GeoSource;
+  readonly agents: AgentHub | null;
   readonly serials: ZoneSerials;
   readonly keyring: Keyring | null;
   readonly presigner: Presigner | null;

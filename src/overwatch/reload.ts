@@ -206,7 +206,10 @@ export class ConfigReloader {
     let next: Config;
     let files: readonly string[];
     try {
-      ({ config: next, files } = await loadConfigIsolated(path, this.#opts.env === undefined ? {} : { env: this.#opts.env }));
+      ({ config: next, files } = await loadConfigIsolated(path, {
+        ...(this.#opts.env === undefined ? {} : { env: this.#opts.env }),
+        ...(this.#opts.modeOverride === undefined ? {} : { mode: this.#opts.modeOverride }),
+      }));
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [];
       const reason = err instanceof Error ? err.message : String(err);

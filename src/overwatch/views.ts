@@ -4,7 +4,7 @@
 
 import type { OverrideScope } from '../registry/overrides.ts';
 import type { RoutingAlgorithm } from '../config/types.ts';
-import type { Authority } from '../registry/registry.ts';
+import type { Authority, ServerSource } from '../registry/registry.ts';
 
 /** Who decides whether a server is answered: the registry's rule (src/registry/registry.ts authorityOf()). */
 export type { Authority };
@@ -40,6 +40,12 @@ export interface ServerView {
   readonly region: string;
   /** Domains that answer this server. */
   readonly domains: readonly string[];
+  /** Where it comes from: the config, an agent (its backend), or the API. */
+  readonly source: ServerSource;
+  /** The one domain a server bound to a service answers (an agent's backend), else null. */
+  readonly service: string | null;
+  /** The agent that reports it, else null. */
+  readonly agent_id: string | null;
   /** The health checks' verdict (overrides are per domain: see `overrides`). */
   readonly status: HealthState;
   readonly healthy: boolean;

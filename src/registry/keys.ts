@@ -11,6 +11,15 @@ export function serverKey(region: string, address: string, port: number): string
 }
 
 /**
+ * Identifies a server bound to one service (an agent's backend): the same
+ * address and port may serve two services, each with its own claims and
+ * health, so the service is part of its identity. Persisted (last-up times).
+ */
+export function serviceServerKey(service: string, region: string, address: string, port: number): string {
+  return `${region}|${address}|${port}|${service}`;
+}
+
+/**
  * Identifies one domain's use of one server: its member slot, whose health
  * word carries the domain's override, so an override of (domain, address)
  * leaves the same server's answers in other domains alone.

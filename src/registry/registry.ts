@@ -28,7 +28,7 @@ import { targetKey, type CheckSpec } from '../health/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import type { StoredGeoMapping } from '../state/store.ts';
-import { decisionKey, geoDecisionKey, geoFallbackKey, memberKey, overrideKey, serverKey } from './keys.ts';
+import { decisionKey, geoDecisionKey, geoFallbackKey, memberKey, overrideKey, serverKey, serviceServerKey } from './keys.ts';
 import { inForce, keyOfTarget, type Override, type OverrideTarget } from './overrides.ts';
 import { SlotAllocator } from './slots.ts';
 
@@ -39,11 +39,31 @@ export type ServerSource = 'config' | 'agent' | 'api';
  * Who decides whether a server is answered, highest first:
  * - `override`: an operator override in force (PUT /api/v1/overrides/…; the most specific of
  *   domain, server and region scope, see overrideFor) outranks everything;
- * - `health_check`: the overwatch's own checks;
- * - `unchecked`: health_check.type none, always answerable.
- * (Agent claims and staleness rank below the overwatch's own checks and arrive with the agent mode.)
+ * - `health_check`: the overwatch's own checks (for an agent's backend: its
+ *   validation, when overwatch.validation.enabled and the backend is checkable);
+ * - `unchecked`: health_check.type none, always answerable (config servers);
+ * - `stale`: an agent's backend whose agent has not been heard from for
+ *   overwatch.stale.threshold: out of answers (its claims are as old as its
+ *   last heartbeat, its drain included);
+ * - `draining`: the agent drains the backend (its predictive signal);
+ * - `agent`: the agent's own checks (its claim in the last heartbeat).
  */
-export type Authority = 'override' | 'health_check' | 'unchecked';
+export type Authority = 'override' | 'health_check' | 'unchecked' | 'stale' | 'draining' | 'agent';
+
+/** Every Authority, in the order of the rule (the API's enums list these). */
+export const AUTHORITIES: readonly Authority[] = ['override', 'health_check', 'unchecked', 'stale', 'draining', 'agent'];
+
+/** What the registry knows of an agent's backend besides the record: set by the overwatch's agent handling. */
+export interface AgentServerState {
+  /** The agent that reports it. */
+  readonly agentId: string;
+  /** The agent's own checks: its last claim. */
+  readonly claim: 'healthy' | 'unhealthy' | 'unknown';
+  /** Non-null while the agent drains it, with the reason (cpu_threshold_exceeded, …). */
+  readonly drain: string | null;
+  /** No heartbeat from its agent for overwatch.stale.threshold. */
+  readonly stale: boolean;
+}
 
 /** One server as the registry holds it. Immutable: a change is a new record with the same key and slot. */
 export interface ServerRecord {
@@ -132,8 +152,10 @@ export interface RegistryView {
   readonly geo: GeoTableInput;
   /** overwatch.geolocation.ecs_enabled. */
   readonly ecsEnabled: boolean;
-  /** Servers in a region that some domain lists, in registry order: the ones the overwatch checks. */
+  /** Servers in a region that some domain lists, in registry order. */
   readonly served: readonly ServerRecord[];
+  /** Of `served`, the ones the overwatch checks itself: config servers, and agents' backends it validates (checkedByOverwatch()). */
+  readonly checked: readonly ServerRecord[];
   /** Every slot key the view holds (servers and members): commit() keeps these. */
   readonly slotKeys: ReadonlySet<string>;
 }
@@ -176,6 +198,8 @@ export class Registry extends EventEmitter {
   readonly #overrides = new Map<string, Override>();
   /** Overrides held per scope: overrideFor skips building the keys of a scope that has none (the usual case). */
   readonly #perScope: Record<OverrideTarget['scope'], number> = { domain: 0, server: 0, region: 0 };
+  /** Agents' backends: what their agents say, by server key (not structural: it reaches the workers through the live slots). */
+  readonly #agentStates = new Map<string, AgentServerState>();
   /** Of the view last committed: overrideKey(domain, address) of every member, the addresses and regions answered, and the domains of each server key. */
   #answered = new Set<string>();
   #answeredAddresses = new Set<string>();
@@ -264,7 +288,8 @@ export class Registry extends EventEmitter {
     if (isIP(spec.address) === 0) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: "${spec.address}" is not an IP literal`);
     if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: port ${spec.port} is not 1..65535`);
     if (!Number.isInteger(spec.weight) || spec.weight < 0 || spec.weight > 65535) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: weight ${spec.weight} is not 0..65535`);
-    const key = serverKey(spec.region, spec.address, spec.port);
+    const service = spec.service ?? null;
+    const key = service === null ? serverKey(spec.region, spec.address, spec.port) : serviceServerKey(service, spec.region, spec.address, spec.port);
     const old = this.#servers.get(key);
     if (old !== undefined && old.source !== spec.source) {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: already registered by ${old.source === 'config' ? 'the config' : `the ${old.source}`}`);
@@ -281,8 +306,37 @@ export class Registry extends EventEmitter {
     const record = this.#servers.get(key);
     if (record === undefined || record.source === 'config') return false;
     this.#servers.delete(key);
+    this.#agentStates.delete(key);
     this.#changed();
     return true;
+  }
+
+  // ---- Agents' backends: what their agents say (not structural)
+
+  /** Records what the agent says of one of its backends (a server of source 'agent'); authorityOf() reads it. Ignored for any other server. */
+  setAgentState(key: string, state: AgentServerState): void {
+    if (this.#servers.get(key)?.source !== 'agent') return;
+    this.#agentStates.set(key, state);
+  }
+
+  /** What the agent last said of one of its backends, or undefined. */
+  agentStateOf(key: string): AgentServerState | undefined {
+    return this.#agentStates.get(key);
+  }
+
+  /** overwatch.validation.enabled of the config now applied. */
+  get validationEnabled(): boolean {
+    return this.#routing.config?.validation.enabled ?? false;
+  }
+
+  /**
+   * Does the overwatch check this server itself? Config servers always (type
+   * none makes it unchecked); an agent's backend only when
+   * overwatch.validation.enabled and its check is not type none.
+   */
+  checkedByOverwatch(server: ServerRecord): boolean {
+    if (server.source !== 'agent') return true;
+    return this.validationEnabled && server.check.type !== 'none';
   }
 
   /** The server with this key, or undefined. */
@@ -290,9 +344,9 @@ export class Registry extends EventEmitter {
     return this.#servers.get(key);
   }
 
-  /** The server at (region, address, port), or undefined. */
-  serverAt(region: string, address: string, port: number): ServerRecord | undefined {
-    return this.#servers.get(serverKey(region, address, port));
+  /** The server at (region, address, port), bound to `service` when given (an agent's backend), or undefined. */
+  serverAt(region: string, address: string, port: number, service: string | null = null): ServerRecord | undefined {
+    return this.#servers.get(service === null ? serverKey(region, address, port) : serviceServerKey(service, region, address, port));
   }
 
   /** Every server, region by region (regions in config order), config servers first in file order, then the others in the order they came. */
@@ -362,6 +416,7 @@ export class Registry extends EventEmitter {
     }
     for (const key of this.#servers.keys()) slotKeys.add(key);
     const config = this.#routing.config;
+    const servedList = this.servers().filter((s) => served.has(s.key));
     return {
       version: this.#version,
       zones: this.#routing.zones,
@@ -369,7 +424,8 @@ export class Registry extends EventEmitter {
       regionNames: [...this.#routing.regions.keys()],
       geo: config === null ? { regions: [], defaultRegion: -1, mappings: [] } : geoTableInputOf(config, this.geoMappings().filter((m) => this.geoMappingActive(m))),
       ecsEnabled: this.#routing.geolocation.ecsEnabled,
-      served: this.servers().filter((s) => served.has(s.key)),
+      served: servedList,
+      checked: servedList.filter((s) => this.checkedByOverwatch(s)),
       slotKeys,
     };
   }
@@ -581,7 +637,11 @@ export class Registry extends EventEmitter {
     } else {
       for (const d of this.domainsOf(server)) if (this.overrideFor(d, server) !== null) return 'override';
     }
-    return server.check.type === 'none' ? 'unchecked' : 'health_check';
+    if (server.source !== 'agent') return server.check.type === 'none' ? 'unchecked' : 'health_check';
+    if (this.checkedByOverwatch(server)) return 'health_check';
+    const agent = this.#agentStates.get(server.key);
+    if (agent === undefined || agent.stale) return 'stale';
+    return agent.drain !== null ? 'draining' : 'agent';
   }
 }
 

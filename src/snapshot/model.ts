@@ -168,7 +168,9 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
         if (m.server.family !== family) continue;
         members.push({ address: m.server.address, weight: m.server.weight, healthSlot: m.memberSlot, serverSlot: m.server.slot, member: m });
       }
-      if (members.length === 0) continue;
+      // A family without servers has no data (NODATA), unless the domain has no server at all yet
+      // (regions left to agents, none reported so far): then both families answer SERVFAIL, not "no such data".
+      if (members.length === 0 && d.members.length > 0) continue;
       // Members come in priority order, so each region's are contiguous.
       const groups: GroupRow[] = [];
       if (d.geo !== null) {

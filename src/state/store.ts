@@ -1,7 +1,7 @@
 // Main thread, cold path. What the overwatch keeps across restarts: operator
 // overrides, when each server was last seen healthy (for
 // when_all_down: last_healthy), the DNSSEC signing keys and the pinned
-// certificates of agents. Backed by lmdb under overwatch.data_dir (directory
+// certificates of agents and the backends they reported. Backed by lmdb under overwatch.data_dir (directory
 // 0700, files 0600: it holds private keys): a write resolves only once lmdb
 // has committed it, so an acknowledged override survives a crash. Tests and
 // tools may use the in-memory store instead.
@@ -12,6 +12,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { OpenGslbError } from '../lib/errors.ts';
 import { describeTarget, fromStored, keyOfTarget, type OverrideTarget } from '../registry/overrides.ts';
 import { lockStateDir, LOCK_FILE, type DirLock } from './lock.ts';
+import type { BackendReport } from '../gossip/messages.ts';
 
 /**
  * An override as stored, one per target (src/registry/overrides.ts converts
@@ -97,6 +98,33 @@ export interface PinStore {
   deletePin(agentId: string): Promise<void>;
 }
 
+/**
+ * An agent's backends as the overwatch last knew them, stored so that after a
+ * restart they are back in the registry (stale until the agent's next
+ * heartbeat): one entry per agent id.
+ */
+export interface StoredAgentBackends {
+  readonly agentId: string;
+  readonly region: string;
+  /** The agent's software version and heartbeat interval, from its registration. */
+  readonly version: string;
+  readonly heartbeatIntervalMs: number;
+  /** When the overwatch last heard from the agent (written at most once per stale threshold), epoch milliseconds. */
+  readonly lastSeenMs: number;
+  /** Every backend with the agent's last claim, drain and check. */
+  readonly backends: readonly BackendReport[];
+}
+
+/** Where agents' backends persist. */
+export interface AgentBackendStore {
+  /** Every stored agent's backends. */
+  loadAgentBackends(): StoredAgentBackends[];
+  /** Stores (or replaces) one agent's backends; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putAgentBackends(entry: StoredAgentBackends): Promise<void>;
+  /** Forgets one agent's backends; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteAgentBackends(agentId: string): Promise<void>;
+}
+
 /** A zone's SOA serial and the digest of the content it was given for. */
 export interface StoredZoneSerial {
   readonly digest: string;
@@ -114,7 +142,7 @@ export interface StoredGeoMapping {
   readonly createdAtMs: number;
 }
 
-export interface StateStore extends PinStore {
+export interface StateStore extends PinStore, AgentBackendStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
   /** The SOA serial of each zone, with the digest of the content it was given for (src/overwatch/zone-serials.ts). */
@@ -205,10 +233,23 @@ export class MemoryStore implements StateStore {
   readonly #dnssecKeys = new Map<string, Map<number, string>>();
   readonly #pins = new Map<string, StoredPin>();
   readonly #geoMappings = new Map<string, StoredGeoMapping>();
+  readonly #agentBackends = new Map<string, StoredAgentBackends>();
   readonly #zoneSerials = new Map<string, StoredZoneSerial>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
+  }
+
+  loadAgentBackends(): StoredAgentBackends[] {
+    return [...this.#agentBackends.values()];
+  }
+
+  async putAgentBackends(entry: StoredAgentBackends): Promise<void> {
+    this.#agentBackends.set(entry.agentId, entry);
+  }
+
+  async deleteAgentBackends(agentId: string): Promise<void> {
+    this.#agentBackends.delete(agentId);
   }
 
   async putOverride(override: StoredOverride): Promise<void> {
@@ -309,6 +350,8 @@ export class LmdbStore implements StateStore {
   readonly #pins: Database<StoredPin, string>;
   /** By network ("10.0.0.0/8"): the mapping's own identity, not a built key. */
   readonly #geoMappings: Database<StoredGeoMapping, string>;
+  /** By agent id. */
+  readonly #agentBackends: Database<StoredAgentBackends, string>;
   /** By zone apex. */
   readonly #zoneSerials: Database<StoredZoneSerial, string>;
   readonly #lock: DirLock;
@@ -322,6 +365,7 @@ export class LmdbStore implements StateStore {
     this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
     this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
     this.#geoMappings = root.openDB<StoredGeoMapping, string>({ name: 'geo_mappings' });
+    this.#agentBackends = root.openDB<StoredAgentBackends, string>({ name: 'agent_backends' });
     this.#zoneSerials = root.openDB<StoredZoneSerial, string>({ name: 'zone_serials' });
   }
 
@@ -468,6 +512,28 @@ export class LmdbStore implements StateStore {
       await this.#geoMappings.remove(cidr);
     } catch (err) {
       throw writeError(`the removal of the geo mapping of ${cidr}`, this.location, err);
+    }
+  }
+
+  loadAgentBackends(): StoredAgentBackends[] {
+    const out: StoredAgentBackends[] = [];
+    for (const { value } of this.#agentBackends.getRange()) out.push(value);
+    return out;
+  }
+
+  async putAgentBackends(entry: StoredAgentBackends): Promise<void> {
+    try {
+      await this.#agentBackends.put(entry.agentId, entry);
+    } catch (err) {
+      throw writeError(`the backends of agent ${entry.agentId}`, this.location, err);
+    }
+  }
+
+  async deleteAgentBackends(agentId: string): Promise<void> {
+    try {
+      await this.#agentBackends.remove(agentId);
+    } catch (err) {
+      throw writeError(`the removal of the backends of agent ${agentId}`, this.location, err);
     }
   }
 

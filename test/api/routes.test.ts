@@ -113,9 +113,10 @@ describe('health and domain views', () => {
     assert.match(r.body.generated_at, RFC3339_UTC);
     assert.equal(r.body.backends.length, 6);
     assert.deepEqual(r.body.backends[0], {
-      service: 'app.example.test', address: '192.0.2.1', port: 80, weight: 100, region: 'eu', agent_id: '',
-      effective_status: 'healthy', authority: 'health_check', validation_healthy: true, validation_last_check: null, validation_error: null,
-      override_status: null, override_reason: null, override_by: null, override_at: null,
+      service: 'app.example.test', address: '192.0.2.1', port: 80, weight: 100, region: 'eu', source: 'config', agent_id: '',
+      effective_status: 'healthy', authority: 'health_check', answered: true, agent_healthy: null, agent_last_seen: null, draining: false, drain_reason: null, stale: false,
+      validation_healthy: true, validation_last_check: null, validation_error: null,
+      override_status: null, override_reason: null, override_by: null, override_at: null, note: null,
     });
     const filtered = await call(api.base, 'GET', '/api/v1/overwatch/backends?service=EU.example.test.&region=eu&status=healthy');
     assert.deepEqual(filtered.body.backends.map((b: { service: string; address: string }) => `${b.service} ${b.address}`), ['eu.example.test 192.0.2.1', 'eu.example.test 192.0.2.2']);
@@ -236,6 +237,9 @@ describe('OpenAPI document', () => {
     '/api/v1/dnssec/rollover/start': ['post'],
     '/api/v1/dnssec/rollover/finish': ['post'],
     '/api/v1/dnssec/keysync': ['get'],
+    '/api/v1/overwatch/agents': ['get'],
+    '/api/v1/overwatch/agents/{id}': ['delete', 'get'],
+    '/api/v1/overwatch/agents/{id}/revoke': ['post'],
     '/api/v1/geo/test': ['get'],
     '/api/v1/geo/mappings': ['delete', 'get', 'put'],
   };

@@ -15,6 +15,8 @@ import {
   formatOverrideSet,
   formatServers,
   formatStatus,
+  formatAgents,
+  formatAgent,
 } from '../../src/cli/admin/format.ts';
 import { formatFields, formatTable } from '../../src/cli/admin/table.ts';
 import { formatExplain } from '../../src/cli/admin/explain-format.ts';
@@ -28,6 +30,9 @@ function server(over: Partial<ServerView>): ServerView {
     port: 80,
     region: 'eu-west',
     domains: ['app.example.test'],
+    source: 'config',
+    service: null,
+    agent_id: null,
     status: 'healthy',
     healthy: true,
     authority: 'health_check',
@@ -343,4 +348,42 @@ test('formatExplain of a refused name prints the result and the notes only', () 
     }),
   );
   assert.equal(text, 'Query:   x.other A\nResult:  REFUSED, not authoritative\n\nNotes:\n  - x.other is not inside any zone served here\n');
+});
+
+test('formatServers adds a SOURCE column naming the agent and service of agents\' backends, and only then', () => {
+  const plain = formatServers({ generated_at: NOW, servers: [server({})] }, false);
+  assert.doesNotMatch(plain, /SOURCE/);
+  const text = formatServers({ generated_at: NOW, servers: [server({}), server({ address: '10.0.1.15', source: 'agent', service: 'app.example.test', agent_id: 'eu-west-62121cf09caa', authority: 'agent' })] }, false);
+  const lines = text.split('\n');
+  assert.match(lines[0], /^ADDRESS +PORT +REGION +SOURCE +STATUS +AUTHORITY/);
+  assert.match(lines[1], /^192\.0\.2\.10 +80 +eu-west +config +healthy/);
+  assert.match(lines[2], /^10\.0\.1\.15 +80 +eu-west +agent eu-west-62121cf09caa → app\.example\.test +healthy +agent/);
+});
+
+test('formatAgents lists each agent with its state and age, then the drops by reason; says when the channel is off', () => {
+  const agent = {
+    agent_id: 'eu-62121cf09caa', region: 'eu', state: 'stale' as const, version: '0.1.0', services: ['app.example.test'], fingerprint: 'ab'.repeat(32),
+    first_seen: '2025-06-01T10:00:00.000Z', registered_at: '2025-06-01T10:00:00.000Z', last_seen: '2025-06-01T11:59:00.000Z', heartbeat_age_seconds: 60,
+    heartbeat_interval_ms: 10_000, certificate_not_after: '2026-06-01T10:00:00.000Z', revoked_at: null, revoked_reason: null, previous_fingerprint: null, note: null,
+    load: { cpu_percent: 12.5, memory_percent: 40, error_rate_per_min: 0 }, backend_count: 2,
+  };
+  const text = formatAgents({ channel_enabled: true, agents: [agent], messages: { register: 1 }, drops: { replayed: 0, token_mismatch: 3 }, generated_at: NOW });
+  assert.equal(text, [
+    'AGENT            REGION  STATE  BACKENDS  LAST-SEEN  SERVICES          VERSION',
+    'eu-62121cf09caa  eu      stale  2         1m ago     app.example.test  0.1.0',
+    '',
+    'Dropped messages (docs/agents.md says why each is dropped):',
+    '  REASON          COUNT',
+    '  token_mismatch  3',
+    '',
+  ].join('\n'));
+  assert.match(formatAgents({ channel_enabled: false, agents: [], messages: null, drops: null, generated_at: NOW }), /agent channel is off/);
+  const shown = formatAgent({
+    agent,
+    backends: [{ agent_id: agent.agent_id, service: 'app.example.test', address: '10.0.1.15', port: 8080, weight: 100, region: 'eu', agent_health: 'healthy', drain_reason: 'cpu_threshold_exceeded', state: 'stale', server_key: 'k', problem: null, check_type: 'http' }],
+    generated_at: NOW,
+  });
+  assert.match(shown, /^State: +stale$/m);
+  assert.match(shown, /^Load: +cpu 12\.5%, memory 40%, errors 0\/min$/m);
+  assert.match(shown, /^app\.example\.test +10\.0\.1\.15 +8080 +100 +healthy, draining: cpu_threshold_exceeded +stale +-$/m);
 });

@@ -257,12 +257,12 @@ for (const c of [
   { name: 'the --mode agent flag', args: ['--mode', 'agent'], mode: undefined },
   { name: '"mode: agent" in the file', args: [], mode: 'agent' },
 ]) {
-  test(`exits 1 with one line saying agent mode is not available yet for ${c.name}`, async (t) => {
+  test(`exits 1 naming the DNS keys an agent refuses when an overwatch file runs in agent mode by ${c.name}`, async (t) => {
     const dir = await tempDir(t);
     const file = await writeConfig(dir, 'agent.yaml', goodConfig({ mode: c.mode }));
     const r = await run(SERVER, ['--config', file, ...c.args]);
     assert.equal(r.code, 1);
-    assert.match(oneLine(r.stderr), /agent mode is not available/);
+    assert.match(r.stderr, /dns: is an overwatch key, and this file runs in agent mode \(an agent serves no DNS and has no admin API\); remove it, or run with --mode overwatch/);
     assert.doesNotMatch(r.stdout, /DNS listening/);
   });
 }

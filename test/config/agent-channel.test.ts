@@ -114,6 +114,26 @@ const cases: { name: string; yaml: string[]; expect: string[] }[] = [
     yaml: [...AGENT.slice(0, 3), '  backends: [{ service: app.example.test, address: 10.0.0.1, port: 8080, health_check: { type: tcp, keep_alive: true } }]', AGENT[4]],
     expect: ['x.yaml:4:113: agent.backends[0].health_check.keep_alive: true does not apply to type tcp'],
   },
+  {
+    name: 'a region left to agents (servers: []) when the agent channel is on',
+    yaml: ['regions:', '  - { name: eu-west, servers: [] }', 'domains:', '  - { name: app.example.test, regions: [eu-west] }', 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`],
+    expect: [],
+  },
+  {
+    name: 'a region without its servers key, even with the agent channel on (write servers: [] to leave it to agents)',
+    yaml: ['regions:', '  - { name: eu-west }', 'domains:', '  - { name: app.example.test, regions: [eu-west] }', 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`],
+    expect: ['x.yaml:2:5: regions[0].servers: is missing, expected a list of servers'],
+  },
+  {
+    name: 'DNS, region, domain and API keys in an agent file, each named',
+    yaml: [...AGENT, 'dns: { listen_address: ":53" }', ...OVERWATCH, 'api: { enabled: true }'],
+    expect: [
+      'x.yaml:6:1: dns: is an overwatch key, and this file runs in agent mode (an agent serves no DNS and has no admin API); remove it, or run with --mode overwatch',
+      'x.yaml:7:1: regions: is an overwatch key',
+      'x.yaml:10:1: domains: is an overwatch key',
+      'x.yaml:12:1: api: is an overwatch key',
+    ],
+  },
 ];
 
 for (const c of cases) {
@@ -130,4 +150,15 @@ test('overwatch.gossip is null without a key, and has the default port with one'
   assert.equal(off.agent, null);
   const on = parseConfigText([...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}", accepted_keys: ["${KEY2}"], max_clock_skew: 10s }`].join('\n'), 'x.yaml');
   assert.deepEqual(on.gossip, { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: KEY, acceptedKeys: [KEY2], maxClockSkewMs: 10_000 });
+});
+
+test('the --mode flag (LoadOptions.mode) decides the mode-dependent rules and Config.mode, whatever the file says', () => {
+  const agentBody = AGENT.slice(1);
+  const config = parseConfigText(agentBody.join('\n'), 'x.yaml', { mode: 'agent' });
+  assert.equal(config.mode, 'agent');
+  assert.equal(config.agent?.identity.region, 'eu-west');
+  assert.throws(
+    () => parseConfigText([...OVERWATCH].join('\n'), 'x.yaml', { mode: 'agent' }),
+    (err: unknown) => err instanceof ConfigError && /regions: is an overwatch key/.test(err.message) && /agent\.backends: is missing/.test(err.message),
+  );
 });

@@ -225,9 +225,9 @@ const cases: Case[] = [
     ],
   },
   {
-    name: 'reports an empty server list',
+    name: 'reports an empty server list when no agent can fill it (the agent channel is off)',
     yaml: ['regions:', '  - { name: eu-west, servers: [] }', ...DOMAIN],
-    expect: ['x.yaml:2:31: regions[0].servers: has 0 items, expected at least 1'],
+    expect: ['x.yaml:2:31: regions[0].servers: is empty and the agent channel is off, so nothing can fill it: expected at least one server, or overwatch.gossip.encryption_key so agents can report backends for this region'],
   },
   {
     name: 'reports a duplicate region name and the line of the first one',

@@ -6,19 +6,27 @@
 // lines of console blocks and the lines of sh blocks) must exit as the
 // output shown under it says: 0, or non-zero when the output is an error
 // line after the program's name. Commands run in page order, so the
-// overrides set in one example are there for the next.
+// overrides set in one example are there for the next. The copy also has the
+// agent channel on, with one real agent (a child process) reporting a local
+// HTTP backend for two services, so the `agents` examples run against a live
+// agent: the id the pages show is replaced by that agent's id.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLI, run, SERVER, startOpengslb } from '../helpers/child.ts';
+import { httpBackend } from '../helpers/backends.ts';
+import { CLI, run, SERVER, startAgent, startOpengslb } from '../helpers/child.ts';
 import { tempDir } from '../helpers/config-files.ts';
 import { ROOT } from '../helpers/markdown.ts';
 
 const TOKEN = 'docs-example-token-0123456789';
+const AGENT_TOKEN = 'docs-agent-token-0123456789ab';
+/** The agent ids the pages show (region, then 12 hex digits of the certificate). */
+const SHOWN_AGENT_ID = /\beu-west-[0-9a-f]{12}\b/g;
 
 /** The curl lines need curl (Debian package curl, which .ci/run installs). */
 const NO_CURL = spawnSync('curl', ['--version']).status === 0 ? false : 'curl is not installed (apt-get install curl): the curl lines of docs/api.md were not run';
@@ -71,12 +79,16 @@ function words(line: string): string[] {
 
 test('every curl line of docs/api.md and every opengslb command line of docs/ runs against the example config as shown', async (t) => {
   const dir = await tempDir(t, 'opengslb-docs-run-');
+  const key = randomBytes(32).toString('base64');
   const example = await readFile(join(ROOT, 'config/example.yaml'), 'utf8');
   const served = example
     .replace('listen_address: "127.0.0.1:8053"', 'listen_address: "127.0.0.1:0"')
     .replace('api: { enabled: true, address: "127.0.0.1:8080" }', 'api: { enabled: true, address: "127.0.0.1:0", token: "${OPENGSLB_API_TOKEN}" }')
     .replace('metrics: { enabled: true, address: "127.0.0.1:9090" }', 'metrics: { enabled: true, address: "127.0.0.1:0" }')
-    .replace('overwatch: { data_dir: ../var }', 'overwatch: { data_dir: ./var }');
+    .replace(
+      'overwatch: { data_dir: ../var }',
+      `overwatch: { data_dir: ./var, agent_tokens: { app.example.test: ${AGENT_TOKEN}, api.example.test: ${AGENT_TOKEN} }, gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" } }`,
+    );
   for (const [from, what] of [['127.0.0.1:0"', 'ports'], ['token: "${OPENGSLB_API_TOKEN}"', 'the token'], ['data_dir: ./var', 'the state directory']]) {
     assert.ok(served.includes(from), `config/example.yaml changed: could not set ${what} in the copy`);
   }
@@ -90,6 +102,10 @@ test('every curl line of docs/api.md and every opengslb command line of docs/ ru
   assert.ok(port, line);
   const api = `http://127.0.0.1:${port}`;
   env.OPENGSLB_API = api;
+  const channelLine = await server.out.waitFor(/agent channel listening/);
+  const gossip = /address=127\.0\.0\.1:(\d+)/.exec(channelLine)?.[1] ?? /"address":"127\.0\.0\.1:(\d+)"/.exec(channelLine)?.[1];
+  assert.ok(gossip, channelLine);
+  const agent = await startLiveAgent(t, dir, key, Number(gossip));
 
   const pages = (await readdir(join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`);
   const commands: DocCommand[] = [];
@@ -98,7 +114,9 @@ test('every curl line of docs/api.md and every opengslb command line of docs/ ru
 
   for (const c of commands) {
     await t.test(`${c.where}: ${c.line}`, async () => {
-      const [program, ...args] = words(c.line.replace(/^npx /, ''));
+      const [program, ...args] = words(c.line.replace(/^npx /, '').replaceAll(SHOWN_AGENT_ID, agent.agentId));
+      // An agent revoked or deleted by an earlier example registers again (its next heartbeat is answered "register"); its own examples wait for that.
+      if (args[0] === 'agents' && args[1] !== 'delete') await untilLive(api, agent.agentId);
       const shown = c.output?.find((l) => l.trim() !== '') ?? null;
       const fails = shown !== null && /^opengslb(-cli)?[ :]/.test(shown);
       // The reload failure example needs a config with a problem: give it one, then put the example back.
@@ -134,3 +152,35 @@ test('every curl line of docs/api.md and every opengslb command line of docs/ ru
     });
   }
 });
+
+/** Starts an agent in region eu-west reporting one local HTTP backend for app.example.test and api.example.test; resolves once the overwatch lists it live. */
+async function startLiveAgent(t: TestContext, dir: string, key: string, gossipPort: number) {
+  const backend = await httpBackend(t);
+  const file = join(dir, 'agent.yaml');
+  await writeFile(file, [
+    'mode: agent',
+    'agent:',
+    `  identity: { service_token: ${AGENT_TOKEN}, region: eu-west, cert_path: ./agent.crt, key_path: ./agent.key }`,
+    '  backends:',
+    ...['app.example.test', 'api.example.test'].map((service) => `    - { service: ${service}, address: ${backend.address}, port: ${backend.port}, health_check: { type: http, path: /health, interval: 1s, timeout: 500ms } }`),
+    `  gossip: { encryption_key: "${key}", overwatch_nodes: ["127.0.0.1:${gossipPort}"] }`,
+    '  heartbeat: { interval: 1s, full_interval: 2s }',
+    'logging: { level: info, format: json }',
+  ].join('\n') + '\n', { mode: 0o600 });
+  const agent = await startAgent(t, file, { cwd: dir });
+  assert.match(agent.agentId, new RegExp(`^${SHOWN_AGENT_ID.source}$`), 'the pages show agent ids of this form');
+  return agent;
+}
+
+/** Waits (up to 15 s, asking every 100 ms) until the overwatch lists agent `id` as live. */
+async function untilLive(api: string, id: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    const res = await fetch(`${api}/api/v1/overwatch/agents/${id}`);
+    last = await res.text();
+    if (res.ok && (JSON.parse(last) as { agent: { state: string } }).agent.state === 'live') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`agent ${id} was not live again within 15 s: ${last}`);
+}

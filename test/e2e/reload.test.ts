@@ -227,10 +227,10 @@ test('refuses a reload that changes the listen address or the mode, saying it ne
     { what: 'listen address', main: MAIN.map((l) => l.replace('127.0.0.1:0', `127.0.0.1:${server.port === 65535 ? 65534 : server.port + 1}`)), reason: /dns\.listen_address changed; a new listen address needs a restart/ },
     {
       what: 'mode',
-      // A complete agent section, so the file is valid and the refusal is about the mode change itself.
+      // A complete agent file (no DNS keys, which agent mode refuses), so the file is valid and the refusal is about the mode change itself.
       main: [
         'mode: agent',
-        ...MAIN,
+        'logging: { level: info, format: json }',
         'agent:',
         '  identity: { service_token: token-for-app-0123456789, region: eu-west }',
         '  backends: [{ service: app.example.test, address: 127.0.0.1, port: 8080 }]',

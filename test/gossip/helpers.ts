@@ -44,7 +44,7 @@ export function newKeyring(): Keyring {
 
 /** A backend report with defaults. */
 export function backend(service: string, address: string, port = 80, health: BackendReport['health'] = 'healthy'): BackendReport {
-  return { service, address, port, weight: 100, health, drain: null };
+  return { service, address, port, weight: 100, health, drain: null, check: null };
 }
 
 /** Seals messages for one identity with test-chosen sequence numbers and timestamps. */

@@ -6,7 +6,7 @@ import {
 } from '../../src/gossip/messages.ts';
 
 const header = { agentId: 'eu-west-0123456789ab', seq: 7, timestampMs: 1_700_000_000_000 };
-const b1 = { service: 'app.example.test', address: '192.0.2.10', port: 8080, weight: 100, health: 'healthy', drain: null };
+const b1 = { service: 'app.example.test', address: '192.0.2.10', port: 8080, weight: 100, health: 'healthy', drain: null, check: null };
 
 const valid: Record<string, Message> = {
   register: {

@@ -134,3 +134,39 @@ export async function startOpengslb(t: TestContext, configFile: string, opts: Ru
   assert.ok(m, `no address in the listening line: ${line}`);
   return { child, port: Number(m[1]), out, err, exited };
 }
+
+export interface RunningAgent {
+  readonly child: ChildProcess;
+  readonly out: Lines;
+  readonly err: Lines;
+  /** The agent id it logged. */
+  readonly agentId: string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Starts `opengslb --mode agent --config FILE` and resolves once it logs that
+ * it runs (after its first check round, with the registration queued).
+ * SIGKILLs it after the test if it is still running.
+ */
+export async function startAgent(t: TestContext, configFile: string, opts: RunOptions = {}): Promise<RunningAgent> {
+  const child = spawn(process.execPath, [SERVER, '--mode', 'agent', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const out = new Lines(child.stdout!);
+  const err = new Lines(child.stderr!);
+  let line: string;
+  try {
+    line = await out.waitFor(/OpenGSLB agent running/, 0, opts.timeoutMs ?? 15_000);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstderr:\n${err.text}`);
+  }
+  const m = /(?:\bagent=|"agent":")([A-Za-z0-9._-]+)/.exec(line);
+  assert.ok(m, `no agent id in: ${line}`);
+  return { child, out, err, agentId: m[1], exited };
+}

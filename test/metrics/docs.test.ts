@@ -61,3 +61,32 @@ test('every opengslb_* name follows opengslb_<subsystem>_<name>_<unit>: counters
     if (m.name.includes('duration') || m.name.includes('latency_seconds') || m.name.includes('timestamp')) assert.match(m.name, /_seconds$/);
   }
 });
+
+test('docs/metrics.md lists exactly the opengslb_* metrics an agent\'s /metrics serves, each with its type', async (t) => {
+  const { createAgentMetrics } = await import('../../src/agent/metrics.ts');
+  // A stand-in agent: one backend, one overwatch; the metrics read only status().
+  const status = {
+    agentId: 'eu-0123456789ab',
+    region: 'eu',
+    registered: true,
+    backends: [{ service: 'app.example.test', address: '192.0.2.1', port: 80, health: 'healthy' as const, drain: null, checksOk: 3, checksFailed: 1 }],
+    nodes: [{ node: { host: '127.0.0.1', port: 7946 }, state: 'up' as const, failures: 0, queued: 0, lastAckMs: 1, registered: true, lastError: null }],
+    sent: { register: 1, heartbeat: 4, health_update: 0, deregister: 0 },
+    sender: { udpSent: 4, tcpSent: 1, acked: 1, refused: 0, failures: 0, queueDrops: 0 },
+    predictive: { cpuPercent: 12.5, memoryPercent: 40, errorRatePerMin: [1], drains: [null] },
+  };
+  const registry = createAgentMetrics({ status: () => status }, { version: 'docs' });
+  const listener = await startMetricsServer(registry, '127.0.0.1', 0, quiet);
+  t.after(() => listener.close());
+  const served = (await scrape(listener.port)).types;
+  const ours = new Map([...served].filter(([name]) => name.startsWith('opengslb_')));
+  const docs = documented(await readFile(`${ROOT}docs/metrics.md`, 'utf8'), '## Agent mode metrics');
+  assert.deepEqual([...docs.keys()].filter((n) => !ours.has(n)), [], 'documented but not served');
+  assert.deepEqual([...ours.keys()].filter((n) => !docs.has(n)), [], 'served but not documented');
+  for (const [name, type] of ours) assert.equal(docs.get(name), type, `type of ${name}`);
+  for (const m of await registry.getMetricsAsJSON()) {
+    if (!m.name.startsWith('opengslb_')) continue;
+    assert.match(m.name, /^opengslb_[a-z0-9]+(_[a-z0-9]+)+$/);
+    assert.equal(m.name.endsWith('_total'), String(m.type) === 'counter', `${m.name} is a ${m.type}`);
+  }
+});

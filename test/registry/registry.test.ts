@@ -171,6 +171,43 @@ describe('the registry', () => {
     assert.equal(r.deleteOverride({ scope: 'domain', service: 'us.example.test', address: '198.51.100.1' }), null);
     assert.equal(r.authorityOf(us1, null), 'unchecked');
   });
+
+  test('decides an agent backend by the rule: override > validation > stale > draining > the agent\'s claim', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    const b = r.addServer(spec('198.51.100.60', { region: 'us', source: 'agent', service: 'us.example.test', check: { ...NONE, type: 'http', address: '198.51.100.60' } }));
+    assert.equal(r.authorityOf(b, null), 'stale', 'nothing heard from its agent yet');
+    r.setAgentState(b.key, { agentId: 'us-1', claim: 'healthy', drain: null, stale: false });
+    assert.equal(r.authorityOf(b, null), 'agent');
+    r.setAgentState(b.key, { agentId: 'us-1', claim: 'healthy', drain: 'cpu_threshold_exceeded', stale: false });
+    assert.equal(r.authorityOf(b, null), 'draining');
+    r.setAgentState(b.key, { agentId: 'us-1', claim: 'healthy', drain: 'cpu_threshold_exceeded', stale: true });
+    assert.equal(r.authorityOf(b, null), 'stale', 'a stale agent\'s drain is as old as its claim');
+    assert.deepEqual(r.view().checked.map((s) => s.key).includes(b.key), false, 'not checked by the overwatch without validation');
+    r.commit(r.view());
+    r.setOverride(override('us.example.test', '198.51.100.60'));
+    assert.equal(r.authorityOf(b, 'us.example.test'), 'override');
+    r.deleteOverride({ scope: 'domain', service: 'us.example.test', address: '198.51.100.60' });
+
+    const validated = new Registry();
+    validated.applyConfig(parseConfigText(YAML + 'overwatch: { validation: { enabled: true } }\n', 'registry.yaml'));
+    const v = validated.addServer(spec('198.51.100.60', { region: 'us', source: 'agent', service: 'us.example.test', check: { ...NONE, type: 'http', address: '198.51.100.60' } }));
+    validated.setAgentState(v.key, { agentId: 'us-1', claim: 'healthy', drain: null, stale: true });
+    assert.equal(validated.authorityOf(v, null), 'health_check', 'validation outranks a stale agent');
+    assert.ok(validated.view().checked.some((s) => s.key === v.key));
+    const tcpNone = validated.addServer(spec('198.51.100.61', { region: 'us', source: 'agent', service: 'us.example.test' }));
+    assert.equal(validated.authorityOf(tcpNone, null), 'stale', 'a backend checked with type none cannot be validated');
+  });
+
+  test('keeps one server per service for agent backends on the same address and port', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    const a = r.addServer(spec('198.51.100.70', { region: 'us', source: 'agent', service: 'us.example.test' }));
+    const b = r.addServer(spec('198.51.100.70', { region: 'us', source: 'agent', service: 'app.example.test' }));
+    assert.notEqual(a.key, b.key);
+    assert.notEqual(a.slot, b.slot);
+    assert.equal(r.serverAt('us', '198.51.100.70', 80, 'app.example.test'), b);
+  });
 });
 
 describe('run-time registration through a running overwatch', () => {

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { parseDuration } from '../../config/duration.ts';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import type { OverrideView, Readiness } from '../../overwatch/views.ts';
+import type { AgentView } from '../../overwatch/agents.ts';
 // Type-only, for the JSON shape GET /api/v1/explain serves; no routing code runs in the CLI.
 import type { Explanation } from '../../overwatch/explain.ts';
 import { type ApiClient, CliFailure, segment, type Shape } from './client.ts';
@@ -15,6 +16,10 @@ import { DNSSEC_COMMANDS } from './dnssec-commands.ts';
 import { formatExplain } from './explain-format.ts';
 import {
   type ConfigStatusResponse,
+  type AgentResponse,
+  type AgentsResponse,
+  formatAgent,
+  formatAgents,
   type DomainsResponse,
   formatReload,
   formatReloadFailure,
@@ -83,6 +88,9 @@ const SHAPES = {
   geoTest: { ip: 'string', match_type: 'string' },
   geoMappings: { mappings: 'array' },
   geoMapping: { cidr: 'string', region: 'string', source: 'string' },
+  agents: { channel_enabled: 'boolean', agents: 'array' },
+  agent: { agent: 'object', backends: 'array' },
+  revoked: { agent_id: 'string', state: 'string' },
 } as const satisfies Record<string, Shape>;
 
 function printJson(ctx: CommandContext, body: unknown): void {
@@ -420,8 +428,75 @@ const geoMappingsRemove: Command = {
   },
 };
 
+function agentPath(id: string): string {
+  return `/api/v1/overwatch/agents/${segment(id)}`;
+}
+
+const agentsList: Command = {
+  name: 'agents list',
+  synopsis: '',
+  summary: 'every agent the overwatch knows (pinned or reporting) with its state, and the channel\'s dropped messages',
+  flags: [],
+  options: {},
+  args: [0, 0],
+  async run(ctx) {
+    const res = await ctx.client.get('/api/v1/overwatch/agents', SHAPES.agents);
+    if (ctx.json) return printJson(ctx, res.body);
+    ctx.out(formatAgents(res.body as AgentsResponse));
+  },
+};
+
+const agentsShow: Command = {
+  name: 'agents show',
+  synopsis: 'ID',
+  summary: 'one agent: its pin, state, load and backends',
+  flags: ['ID                the agent id (see `agents list`)'],
+  options: {},
+  args: [1, 1],
+  async run(ctx, _values, args) {
+    const res = await ctx.client.get(agentPath(args[0] as string), SHAPES.agent);
+    if (ctx.json) return printJson(ctx, res.body);
+    ctx.out(formatAgent(res.body as AgentResponse));
+  },
+};
+
+const agentsRevoke: Command = {
+  name: 'agents revoke',
+  synopsis: 'ID --reason TEXT',
+  summary: 'stop trusting an agent: its messages are dropped from now on and its backends leave DNS at once',
+  flags: ['ID                the agent id (see `agents list`)', '--reason TEXT     why; required, kept with the revoked pin'],
+  options: { reason: { type: 'string' } },
+  args: [1, 1],
+  async run(ctx, values, args) {
+    const reason = str(values, 'reason');
+    if (reason === undefined || reason.trim() === '') throw new UsageError('--reason TEXT is required: say why, for whoever reads the pin later');
+    const res = await ctx.client.post(`${agentPath(args[0] as string)}/revoke`, { reason }, SHAPES.revoked);
+    if (ctx.json) return printJson(ctx, res.body);
+    const a = res.body as AgentView;
+    ctx.out(`Revoked agent ${a.agent_id} (${reason}); its backends left DNS\n`);
+  },
+};
+
+const agentsDelete: Command = {
+  name: 'agents delete',
+  synopsis: 'ID',
+  summary: 'forget an agent\'s pin and backends (they leave DNS at once); it may register again with its tokens',
+  flags: ['ID                the agent id (see `agents list`)'],
+  options: {},
+  args: [1, 1],
+  async run(ctx, _values, args) {
+    const id = args[0] as string;
+    await ctx.client.delete(agentPath(id));
+    if (ctx.json) return printJson(ctx, { deleted: true, agent_id: id });
+    ctx.out(`Deleted the pin and backends of agent ${id}\n`);
+  },
+};
+
 /** The admin-API commands, in the order the overview lists them. */
-export const COMMANDS: readonly Command[] = [status, reload, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove, ...DNSSEC_COMMANDS];
+export const COMMANDS: readonly Command[] = [
+  status, reload, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove,
+  ...DNSSEC_COMMANDS, agentsList, agentsShow, agentsRevoke, agentsDelete,
+];
 
 /** Command words that take a sub-command word. */
-export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings', 'dnssec'];
+export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings', 'dnssec', 'agents'];

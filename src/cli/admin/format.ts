@@ -7,6 +7,7 @@
 // Type-only, for the JSON shapes the API serves; no geo code runs in the CLI.
 import type { GeoTestResult } from '../../geo/table-input.ts';
 import type { DomainServerView, DomainView, GeoMappingView, OverrideView, Readiness, RegionView, ServerView } from '../../overwatch/views.ts';
+import type { AgentBackendView, AgentView } from '../../overwatch/agents.ts';
 import { formatFields, formatTable } from './table.ts';
 
 /** GET /api/v1/version. */
@@ -69,6 +70,21 @@ export interface ConfigStatusResponse {
   readonly reloads: { readonly success: number; readonly failure: number };
   readonly last_reload: ReloadResponse | null;
   readonly last_failed_reload: { readonly at: string; readonly message: string; readonly problems: number } | null;
+  readonly generated_at: string;
+}
+
+/** GET /api/v1/overwatch/agents. */
+export interface AgentsResponse {
+  readonly channel_enabled: boolean;
+  readonly agents: readonly AgentView[];
+  readonly messages: Readonly<Record<string, number>> | null;
+  readonly drops: Readonly<Record<string, number>> | null;
+  readonly generated_at: string;
+}
+/** GET /api/v1/overwatch/agents/{id}. */
+export interface AgentResponse {
+  readonly agent: AgentView;
+  readonly backends: readonly AgentBackendView[];
   readonly generated_at: string;
 }
 
@@ -170,17 +186,20 @@ export function targetText(o: Pick<OverrideView, 'scope' | 'service' | 'address'
 /** `servers`: one row per configured server with its health-check state. */
 export function formatServers(res: ServersResponse, filtered: boolean): string {
   if (res.servers.length === 0) return filtered ? 'No servers match.\n' : 'No servers.\n';
+  // Agents' backends (and API servers) get a SOURCE column; a config-only overwatch prints as before.
+  const sources = res.servers.some((s) => s.source !== undefined && s.source !== 'config');
   const rows = res.servers.map((s) => [
     s.address,
     String(s.port),
     s.region,
+    ...(sources ? [sourceOf(s)] : []),
     s.status,
     s.authority,
     formatLatency(s.latency_ms),
     formatAge(s.last_check, res.generated_at),
     s.last_error ?? NONE,
   ]);
-  let out = formatTable(['ADDRESS', 'PORT', 'REGION', 'STATUS', 'AUTHORITY', 'LATENCY', 'LAST-CHECK', 'LAST-ERROR'], rows);
+  let out = formatTable(['ADDRESS', 'PORT', 'REGION', ...(sources ? ['SOURCE'] : []), 'STATUS', 'AUTHORITY', 'LATENCY', 'LAST-CHECK', 'LAST-ERROR'], rows);
   const overridden = res.servers.filter((s) => s.overrides.length > 0);
   if (overridden.length > 0) {
     // STATUS is the checks' verdict; an override changes the answer only in its own domain, so say where.
@@ -192,6 +211,12 @@ export function formatServers(res: ServersResponse, filtered: boolean): string {
     out += formatTable(['SERVICE', 'ADDRESS', 'PORT', 'FORCED', 'SCOPE', 'UNTIL', 'REASON', 'SOURCE'], lines, '  ');
   }
   return out;
+}
+
+/** "config", "api", or "agent ID → SERVICE" for an agent's backend. */
+function sourceOf(s: ServerView): string {
+  if (s.source === 'agent') return `agent ${s.agent_id ?? '?'}${s.service === null ? '' : ` → ${s.service}`}`;
+  return s.source ?? 'config';
 }
 
 function whenAllDown(d: DomainView): string {
@@ -316,4 +341,48 @@ export function formatGeoMappings(res: GeoMappingsResponse): string {
   if (res.mappings.length === 0) return 'No custom mappings.\n';
   const rows = res.mappings.map((m) => [m.cidr, m.region, m.source, yesNo(m.active), m.comment ?? NONE, m.created_at ?? NONE]);
   return formatTable(['CIDR', 'REGION', 'SOURCE', 'ACTIVE', 'COMMENT', 'CREATED'], rows);
+}
+
+/** `agents list`: one row per agent, then the channel's drops when there were any. */
+export function formatAgents(res: AgentsResponse): string {
+  if (!res.channel_enabled) return 'The agent channel is off on this overwatch (overwatch.gossip.encryption_key is not set).\n';
+  let out = res.agents.length === 0
+    ? 'No agents.\n'
+    : formatTable(
+      ['AGENT', 'REGION', 'STATE', 'BACKENDS', 'LAST-SEEN', 'SERVICES', 'VERSION'],
+      res.agents.map((a) => [a.agent_id, a.region, a.state, String(a.backend_count), formatAge(a.last_seen, res.generated_at), a.services.join(',') || NONE, a.version ?? NONE]),
+    );
+  const drops = Object.entries(res.drops ?? {}).filter(([, n]) => n > 0);
+  if (drops.length > 0) {
+    out += `\nDropped messages (docs/agents.md says why each is dropped):\n`;
+    out += formatTable(['REASON', 'COUNT'], drops.map(([reason, n]) => [reason, String(n)]), '  ');
+  }
+  return out;
+}
+
+/** `agents show`: the agent's fields, then its backends. */
+export function formatAgent(res: AgentResponse): string {
+  const a = res.agent;
+  const load = a.load === null ? NONE : `cpu ${a.load.cpu_percent}%, memory ${a.load.memory_percent}%, errors ${a.load.error_rate_per_min}/min`;
+  const fields: [string, string][] = [
+    ['Agent', a.agent_id],
+    ['Region', a.region],
+    ['State', a.state + (a.note === null ? '' : ` (${a.note})`)],
+    ['Services', a.services.join(', ') || NONE],
+    ['Version', a.version ?? NONE],
+    ['Last seen', a.last_seen === null ? NONE : `${a.last_seen} (${formatAge(a.last_seen, res.generated_at)})`],
+    ['Heartbeat every', a.heartbeat_interval_ms === null ? NONE : `${a.heartbeat_interval_ms / 1000}s`],
+    ['Load', load],
+    ['Fingerprint', a.fingerprint || NONE],
+    ['First seen', a.first_seen ?? NONE],
+    ['Certificate until', a.certificate_not_after ?? NONE],
+  ];
+  if (a.revoked_at !== null) fields.push(['Revoked', `${a.revoked_at}: ${a.revoked_reason ?? ''}`]);
+  let out = formatFields(fields);
+  if (res.backends.length === 0) return out + '\nNo backends.\n';
+  out += '\n' + formatTable(
+    ['SERVICE', 'ADDRESS', 'PORT', 'WEIGHT', 'AGENT-SAYS', 'STATE', 'NOTE'],
+    res.backends.map((b) => [b.service, b.address, String(b.port), String(b.weight), b.drain_reason === null ? b.agent_health : `${b.agent_health}, draining: ${b.drain_reason}`, b.state, b.problem ?? NONE]),
+  );
+  return out;
 }

@@ -1,0 +1,70 @@
+// Main thread, cold path. `opengslb --mode agent`: starts the agent and its
+// metrics listener, and stops it on SIGTERM/SIGINT (deregistration first, so
+// the overwatches drop its backends at once), exit 0. SIGHUP is logged and
+// ignored: an agent's config changes with a restart.
+
+import type { Config } from '../config/types.ts';
+import { formatAddress } from '../lib/ip.ts';
+import type { Logger } from '../log/logger.ts';
+import type { MetricsListener } from '../metrics/server.ts';
+import { Agent, STOP_DEADLINE_MS } from '../agent/agent.ts';
+
+/** Prints one line and exits (start-up failures). */
+function fail(message: string): never {
+  process.stderr.write(`opengslb: ${message}\n`);
+  process.exit(1);
+}
+
+/**
+ * Runs agent mode until a signal stops it; `listen` hands over the signal
+ * handler once the agent runs (signals that came earlier are replayed then).
+ */
+export async function runAgent(config: Config, logger: Logger, version: string, listen: (handler: (signal: string) => void) => void): Promise<void> {
+  let agent: Agent;
+  try {
+    agent = await Agent.start(config, logger, { version });
+  } catch (err) {
+    logger.flush?.();
+    fail(err instanceof Error ? err.message : String(err));
+  }
+  let metricsListener: MetricsListener | null = null;
+  if (config.metrics.enabled) {
+    try {
+      const { createAgentMetrics } = await import('../agent/metrics.ts');
+      const { startMetricsServer } = await import('../metrics/server.ts');
+      metricsListener = await startMetricsServer(createAgentMetrics(agent, { version }), config.metrics.host, config.metrics.port, logger);
+    } catch (err) {
+      await agent.stop('could not start the metrics listener');
+      fail(`cannot start the metrics listener on ${formatAddress(config.metrics.host, config.metrics.port)} (metrics.address): ${(err as Error).message}`);
+    }
+  }
+  logger.info({ agent: agent.agentId }, 'OpenGSLB agent running');
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: deregistering from every overwatch');
+    // The deregistration gets STOP_DEADLINE_MS; this timer is the last resort.
+    const hard = setTimeout(() => {
+      logger.error('stop did not finish in time; exiting without a clean stop');
+      logger.flush?.();
+      process.exit(1);
+    }, STOP_DEADLINE_MS + 1500);
+    hard.unref();
+    Promise.all([agent.stop(`stopped by ${signal}`), metricsListener?.close()]).then(
+      () => {
+        logger.info('stopped');
+        logger.flush?.();
+        process.exit(0);
+      },
+      (err: Error) => {
+        logger.error({ err: err.message }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  listen((signal) => {
+    if (signal === 'SIGHUP') logger.warn('SIGHUP: an agent does not reload its config; restart it to apply changes');
+    else shutdown(signal);
+  });
+}

@@ -1,0 +1,846 @@
+// Main thread, per agent message. The overwatch's side of agent mode: the
+// agent channel (src/gossip/: receiver, channel, pins) wired to the registry.
+// Backends that agents report become servers of source 'agent', bound to the
+// domain named by their service, in the region of their agent; what the agent
+// says of each (its claim, its drain, whether it is still heard from) goes to
+// the registry, whose authorityOf() is the one rule, and from there to the
+// backend's server slot through the HealthFanout, the path config servers'
+// verdicts take. Agents' backends persist in the state store, so a restarted
+// overwatch has them back, stale until their agent's next heartbeat.
+//
+//   agents ──UDP/TCP──► GossipReceiver ─► OverwatchChannel (open, verify, pin) ─► handlers (this module)
+//                                                                                    │
+//        register / full heartbeat: the complete set ───┐                            │
+//        heartbeat / health_update: the changed ones ───┼─► registry.addServer / removeServer (structural: republish)
+//        deregister, revoke, delete: all of them out ───┘   registry.setAgentState (claim, drain, stale)
+//                                                            └─► verdict ─► fanout.setServerHealth(server slot)
+//   sweep (every threshold / 4): no heartbeat for stale.threshold → stale (out), for remove_after → removed
+
+import { isIP } from 'node:net';
+import { parseIp } from '../config/ip.ts';
+import type { Config } from '../config/types.ts';
+import { OverwatchChannel, type ChannelCounters, type ChannelEvent, type DropEvent, type RegisterEvent } from '../gossip/channel.ts';
+import { Keyring } from '../gossip/envelope.ts';
+import type { BackendCheck, BackendReport, HealthUpdateMessage, HeartbeatMessage, HostLoad } from '../gossip/messages.ts';
+import { GossipReceiver, type ReceiverCounters } from '../gossip/receiver.ts';
+import type { CheckSpec, HealthSink } from '../health/types.ts';
+import { OpenGslbError } from '../lib/errors.ts';
+import { formatAddress } from '../lib/ip.ts';
+import type { Logger } from '../log/logger.ts';
+import type { Registry, ServerRecord } from '../registry/registry.ts';
+import { HEALTH_HEALTHY, HEALTH_UNHEALTHY, HEALTH_UNKNOWN, readHealth } from '../snapshot/live-slots.ts';
+import type { StateStore, StoredAgentBackends, StoredPin } from '../state/store.ts';
+import type { HealthFanout } from './fanout.ts';
+import { BACKEND_REFUSALS, BACKEND_STATES, type AgentState, type BackendRefusal, type BackendState } from './agent-states.ts';
+import { rfc3339 } from './views.ts';
+
+export { AGENT_STATES, BACKEND_REFUSALS, BACKEND_STATES, type AgentState, type BackendRefusal, type BackendState } from './agent-states.ts';
+
+/** Bounds of the sweep period (stale.threshold / 4). */
+const MIN_SWEEP_MS = 100;
+const MAX_SWEEP_MS = 5000;
+/** Dirty agents' backends are written to the store this long after the first change. */
+const PERSIST_DELAY_MS = 500;
+/** EMA weight of the overwatch's validation checks (the agent's own latency is not reported). */
+const VALIDATION_EMA_ALPHA = 0.3;
+
+/** One backend of one agent, as the overwatch holds it. */
+interface AgentBackend {
+  /** The latest report, with the last check spec the agent sent. */
+  report: BackendReport;
+  /** Its server in the registry; null when it is not there (`problem` says why). */
+  serverKey: string | null;
+  problem: { readonly reason: BackendRefusal; readonly detail: string } | null;
+  /** Last logged state, for "logged once per transition". */
+  state: BackendState | null;
+}
+
+/** One agent as the overwatch holds it (the pin is the channel's). */
+interface AgentRecord {
+  readonly agentId: string;
+  region: string;
+  version: string;
+  heartbeatIntervalMs: number;
+  state: AgentState;
+  /** When the overwatch last accepted a message from it, epoch ms (0: never since start). */
+  lastSeenMs: number;
+  /** The lastSeenMs last written to the store. */
+  persistedSeenMs: number;
+  load: HostLoad | null;
+  readonly backends: Map<string, AgentBackend>;
+  /** Why it left (deregistered, revoked, removed), for the API. */
+  note: string | null;
+}
+
+/** An agent as the API shows it. */
+export interface AgentView {
+  readonly agent_id: string;
+  readonly region: string;
+  readonly state: AgentState;
+  readonly version: string | null;
+  readonly services: readonly string[];
+  readonly fingerprint: string;
+  readonly first_seen: string | null;
+  readonly registered_at: string | null;
+  readonly last_seen: string | null;
+  /** Seconds since the last accepted message, null when none since this overwatch started. */
+  readonly heartbeat_age_seconds: number | null;
+  readonly heartbeat_interval_ms: number | null;
+  readonly certificate_not_after: string | null;
+  readonly revoked_at: string | null;
+  readonly revoked_reason: string | null;
+  readonly previous_fingerprint: string | null;
+  readonly note: string | null;
+  readonly load: { readonly cpu_percent: number; readonly memory_percent: number; readonly error_rate_per_min: number } | null;
+  readonly backend_count: number;
+}
+
+/** An agent's backend as the API shows it. */
+export interface AgentBackendView {
+  readonly agent_id: string;
+  readonly service: string;
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly region: string;
+  /** The agent's own checks: its last claim. */
+  readonly agent_health: BackendReport['health'];
+  readonly drain_reason: string | null;
+  readonly state: BackendState;
+  /** The registry's server key, or null when the backend is not a server (see `problem`). */
+  readonly server_key: string | null;
+  /** Why it is not answered at all (a host name, refused by the registry), or null. */
+  readonly problem: string | null;
+  readonly check_type: BackendCheck['type'] | null;
+}
+
+/** What the metrics read besides the channel's and the receiver's counters. */
+export interface AgentCounters {
+  /** Backend state transitions by the state entered. */
+  readonly transitions: Readonly<Record<BackendState, number>>;
+  /** Backends refused by the overwatch's side (not the channel's drops). */
+  readonly refused: Readonly<Record<BackendRefusal, number>>;
+  /** Handler exceptions (bugs): the message was accepted. */
+  readonly handlerErrors: number;
+  /** Store writes that failed (kept in memory, retried at the next change). */
+  readonly storeErrors: number;
+}
+
+export interface AgentHubOptions {
+  readonly config: Config;
+  readonly registry: Registry;
+  readonly store: StateStore;
+  readonly logger: Logger;
+  /** Clock, epoch ms (tests). */
+  readonly now?: () => number;
+}
+
+/** The agent id and backend identity within an agent: service, address and port. */
+function backendId(b: { readonly service: string; readonly address: string; readonly port: number }): string {
+  return `${b.service}|${b.address}|${b.port}`;
+}
+
+/** Do two reports of one backend say the same (weight, claim, drain, check)? */
+function sameReport(a: BackendReport, b: BackendReport): boolean {
+  return a.weight === b.weight && a.health === b.health && a.drain === b.drain && JSON.stringify(a.check) === JSON.stringify(b.check);
+}
+
+/**
+ * Turns the check an agent reported into the overwatch's validation check:
+ * the backend's own type, path, host, statuses, headers and thresholds, with
+ * overwatch.validation's interval and timeout. A regular-expression
+ * body_match is not run (patterns received over the network are never
+ * compiled); no check reported: a TCP connect.
+ */
+export function validationSpecOf(address: string, port: number, check: BackendCheck | null, config: Config): CheckSpec {
+  const v = config.validation;
+  return {
+    type: check?.type ?? 'tcp',
+    address,
+    port,
+    host: check?.host ?? null,
+    path: check?.path ?? '/health',
+    expectedStatus: check?.expectedStatus ?? [[200, 399]],
+    headers: check?.headers ?? {},
+    bodyMatch: check?.bodyMatch?.kind === 'substring' ? check.bodyMatch : null,
+    tlsVerify: check?.tlsVerify ?? true,
+    keepAlive: false,
+    intervalMs: v.checkIntervalMs,
+    timeoutMs: v.checkTimeoutMs,
+    failureThreshold: check?.failureThreshold ?? 3,
+    successThreshold: check?.successThreshold ?? 2,
+    emaAlpha: VALIDATION_EMA_ALPHA,
+  };
+}
+
+/**
+ * The overwatch's agent handling: owns the channel and its listeners, the
+ * agents' records and the stale sweep. Create with AgentHub.create() before
+ * the first snapshot (stored backends go back into the registry), attach()
+ * the fanout, listen() once the overwatch serves, stop() at the end.
+ */
+export class AgentHub {
+  readonly channel: OverwatchChannel;
+  #config: Config;
+  readonly #registry: Registry;
+  readonly #store: StateStore;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #agents = new Map<string, AgentRecord>();
+  /** Which agent reports each agent server (two agents may not report the same one). */
+  readonly #owners = new Map<string, string>();
+  #fanout: HealthFanout | null = null;
+  /** The fanout's sink, for last-up times (made once). */
+  #sink: HealthSink | null = null;
+  #receiver: GossipReceiver | null = null;
+  #sweepTimer: NodeJS.Timeout | null = null;
+  #persistTimer: NodeJS.Timeout | null = null;
+  readonly #dirty = new Set<string>();
+  #pendingWrites = new Set<Promise<void>>();
+  readonly #transitions = Object.fromEntries(BACKEND_STATES.map((s) => [s, 0])) as Record<BackendState, number>;
+  readonly #refused = Object.fromEntries(BACKEND_REFUSALS.map((s) => [s, 0])) as Record<BackendRefusal, number>;
+  #handlerErrors = 0;
+  #storeErrors = 0;
+  /** Drops are logged at most once per reason and agent per minute (every one is counted). */
+  readonly #dropLogged = new Map<string, number>();
+  #stopped = false;
+  /** When this overwatch started: restored agents' remove_after runs from here at the earliest. */
+  readonly #startedMs: number;
+
+  private constructor(options: AgentHubOptions, keyring: Keyring) {
+    this.#config = options.config;
+    this.#registry = options.registry;
+    this.#store = options.store;
+    this.#log = options.logger.child({ component: 'agents' });
+    this.#now = options.now ?? Date.now;
+    this.#startedMs = this.#now();
+    const g = options.config.gossip as NonNullable<Config['gossip']>;
+    this.channel = new OverwatchChannel({
+      keyring,
+      agentTokens: options.config.agentTokens,
+      pinStore: options.store,
+      regions: options.config.regions.map((r) => r.name),
+      maxClockSkewMs: g.maxClockSkewMs,
+      now: this.#now,
+      handlers: {
+        // A handler's exception propagates to the receiver, which counts and logs it (listen()'s onHandlerError).
+        onRegister: (e) => this.#onRegister(e),
+        onHeartbeat: (e) => this.#onHeartbeat(e),
+        onHealthUpdate: (e) => this.#onHealthUpdate(e),
+        onDeregister: (e) => this.#leave(e.message.agentId, 'deregistered', `deregistered: ${e.message.reason}`, e.receivedAtMs),
+        onDrop: (e) => this.#onDrop(e),
+        onStoreError: (err, agentId) => {
+          this.#storeErrors++;
+          this.#log.error({ agent: agentId, err: err.message }, 'could not store the agent\'s pin; it holds in memory and is written again at its next registration');
+        },
+      },
+    });
+  }
+
+  /**
+   * Creates the hub for a config whose agent channel is on (config.gossip):
+   * the keyring (a bad key throws OPENGSLB_ERR_GOSSIP_KEY naming it), the
+   * channel with the stored pins, and the stored agents' backends back in the
+   * registry as stale. Nothing listens yet.
+   */
+  static create(options: AgentHubOptions): AgentHub {
+    const g = options.config.gossip;
+    if (g === null) throw new OpenGslbError('OPENGSLB_ERR_GOSSIP_KEY', 'overwatch.gossip.encryption_key is not set, so the agent channel is off');
+    const keyring = Keyring.fromBase64(g.encryptionKey, g.acceptedKeys, { primary: 'overwatch.gossip.encryption_key', accepted: 'overwatch.gossip.accepted_keys' });
+    const hub = new AgentHub(options, keyring);
+    hub.#restore();
+    return hub;
+  }
+
+  /** Starts writing verdicts through `fanout` (call once it exists, before the first publish's apply()). */
+  attach(fanout: HealthFanout): void {
+    this.#fanout = fanout;
+    this.#sink = fanout.sink();
+    this.refreshVerdicts();
+  }
+
+  /**
+   * Binds the channel's UDP and TCP listeners on overwatch.gossip.bind_address
+   * and starts the stale sweep. Throws OPENGSLB_ERR_GOSSIP_BIND naming the address.
+   */
+  async listen(): Promise<GossipReceiver> {
+    const g = this.#config.gossip as NonNullable<Config['gossip']>;
+    this.#receiver = await GossipReceiver.listen({
+      channel: this.channel,
+      host: g.bindHost,
+      port: g.bindPort,
+      onHandlerError: (err) => {
+        this.#handlerErrors++;
+        this.#log.error({ err: err instanceof Error ? err.stack : String(err) }, 'agent message handler failed (a bug); the message was accepted');
+      },
+    });
+    this.#armSweep();
+    this.#log.info({ address: formatAddress(g.bindHost, this.#receiver.port), pins: this.channel.pins().length, agents: this.#agents.size }, 'agent channel listening on UDP and TCP');
+    return this.#receiver;
+  }
+
+  /** The listeners, once listen() resolved. */
+  get receiver(): GossipReceiver | null {
+    return this.#receiver;
+  }
+
+  /**
+   * Takes a reloaded config: tokens, regions and keys of the channel (a bad
+   * key throws OPENGSLB_ERR_GOSSIP_KEY and changes nothing), stale timers,
+   * and validation settings (backends' checks are re-derived; a change
+   * republishes). Call after registry.applyConfig(next).
+   */
+  applyConfig(next: Config): void {
+    const g = next.gossip;
+    if (g === null) return;
+    const keyring = Keyring.fromBase64(g.encryptionKey, g.acceptedKeys, { primary: 'overwatch.gossip.encryption_key', accepted: 'overwatch.gossip.accepted_keys' });
+    this.channel.setKeyring(keyring);
+    this.channel.setAgentTokens(next.agentTokens);
+    this.channel.setRegions(next.regions.map((r) => r.name));
+    const sweepChanged = next.stale.thresholdMs !== this.#config.stale.thresholdMs;
+    this.#config = next;
+    for (const agent of this.#agents.values()) {
+      for (const b of agent.backends.values()) if (b.serverKey !== null) this.#place(agent, b, b.report, true);
+    }
+    this.refreshVerdicts();
+    if (sweepChanged && this.#sweepTimer !== null) this.#armSweep();
+  }
+
+  /**
+   * Writes the verdict of every agent's backend the overwatch does not check
+   * itself to its server slot. The overwatch calls it when a publish replaced
+   * or grew the live slots, before filling the member words.
+   */
+  refreshVerdicts(): void {
+    for (const agent of this.#agents.values()) for (const b of agent.backends.values()) this.#write(b);
+  }
+
+  /** Stops listening and sweeping, and writes what is not stored yet. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = null;
+    await this.#receiver?.close();
+    this.#flushPersist();
+    await this.channel.settled();
+    await Promise.all(this.#pendingWrites);
+  }
+
+  // ---- Views
+
+  /** Every agent known by its pin or its backends, in agent-id order. */
+  agents(): AgentView[] {
+    const ids = new Set<string>([...this.channel.pins().map((p) => p.agentId), ...this.#agents.keys()]);
+    return [...ids].sort().map((id) => this.#agentView(id));
+  }
+
+  /** One agent, or null when neither a pin nor backends are known for it. */
+  agent(agentId: string): { readonly agent: AgentView; readonly backends: AgentBackendView[] } | null {
+    if (this.channel.pin(agentId) === undefined && !this.#agents.has(agentId)) return null;
+    return { agent: this.#agentView(agentId), backends: this.backends().filter((b) => b.agent_id === agentId) };
+  }
+
+  /** Every agent's backend, agents in id order, backends in the order reported. */
+  backends(): AgentBackendView[] {
+    const out: AgentBackendView[] = [];
+    for (const id of [...this.#agents.keys()].sort()) {
+      const agent = this.#agents.get(id) as AgentRecord;
+      for (const b of agent.backends.values()) {
+        const r = b.report;
+        out.push({
+          agent_id: id,
+          service: r.service,
+          address: r.address,
+          port: r.port,
+          weight: r.weight,
+          region: agent.region,
+          agent_health: r.health,
+          drain_reason: r.drain,
+          state: this.#stateOf(agent, b),
+          server_key: b.serverKey,
+          problem: b.problem === null ? null : b.problem.detail,
+          check_type: r.check?.type ?? null,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** The agent of an agent server, by server key. */
+  agentOf(serverKey: string): string | null {
+    return this.#owners.get(serverKey) ?? null;
+  }
+
+  /** When the agent of an agent server was last heard from, epoch ms, or null. */
+  lastSeenOf(serverKey: string): number | null {
+    const id = this.#owners.get(serverKey);
+    const seen = id === undefined ? 0 : (this.#agents.get(id)?.lastSeenMs ?? 0);
+    return seen > 0 ? seen : null;
+  }
+
+  /** Counters of this module (the channel's and the receiver's have their own). */
+  counters(): AgentCounters {
+    return { transitions: { ...this.#transitions }, refused: { ...this.#refused }, handlerErrors: this.#handlerErrors, storeErrors: this.#storeErrors };
+  }
+
+  /** The channel's counters: messages by type, drops by reason. */
+  channelCounters(): ChannelCounters {
+    return this.channel.counters();
+  }
+
+  /** The listeners' counters, or null before listen(). */
+  receiverCounters(): ReceiverCounters | null {
+    return this.#receiver?.counters() ?? null;
+  }
+
+  // ---- Operator actions (the API)
+
+  /**
+   * Revokes an agent: its pin is marked revoked (every later message is
+   * dropped), and its backends leave DNS at once. Returns null for an
+   * unknown agent; throws OPENGSLB_ERR_STATE_WRITE when the store refuses
+   * (the revocation holds in memory even then).
+   */
+  async revoke(agentId: string, reason: string): Promise<AgentView | null> {
+    if (this.channel.pin(agentId) === undefined) return null;
+    this.#leave(agentId, 'revoked', `revoked: ${reason}`, this.#now());
+    await this.channel.revoke(agentId, reason);
+    return this.#agentView(agentId);
+  }
+
+  /**
+   * Forgets an agent: its pin (its next message is answered "register", and
+   * a registration with valid tokens pins whatever certificate it shows) and
+   * its backends, which leave DNS at once. Returns false for an unknown agent.
+   */
+  async forget(agentId: string): Promise<boolean> {
+    const pinned = this.channel.pin(agentId) !== undefined;
+    const known = this.#agents.has(agentId);
+    if (!pinned && !known) return false;
+    if (known) this.#leave(agentId, 'removed', 'pin deleted by an operator', this.#now());
+    this.#agents.delete(agentId);
+    if (pinned) await this.channel.deletePin(agentId);
+    return true;
+  }
+
+  // ---- Handlers
+
+  #onRegister(e: RegisterEvent): void {
+    const m = e.message;
+    const agent = this.#record(m.agentId, e.pin);
+    agent.version = m.version;
+    agent.heartbeatIntervalMs = m.heartbeatIntervalMs;
+    agent.note = null;
+    if (e.firstContact) this.#log.info({ agent: m.agentId, region: m.region, services: e.pin.services, backends: m.backends.length, remote: e.source.remote }, 'agent pinned (first contact)');
+    else if (e.rotated) this.#log.info({ agent: m.agentId, fingerprint: e.pin.fingerprint.slice(0, 16) }, 'agent certificate rotated');
+    const wasGone = agent.state !== 'live' && agent.state !== 'stale';
+    if (wasGone || e.firstContact) this.#log.info({ agent: m.agentId, region: m.region, backends: m.backends.length, version: m.version }, 'agent registered');
+    this.#touch(agent, e.receivedAtMs, null);
+    // A registration that arrived behind a newer message carries older states: liveness only.
+    if (!e.outOfOrder || wasGone) this.#applyFull(agent, m.backends);
+  }
+
+  #onHeartbeat(e: ChannelEvent<HeartbeatMessage>): void {
+    const agent = this.#record(e.message.agentId, e.pin);
+    this.#touch(agent, e.receivedAtMs, e.message.load);
+    if (e.outOfOrder) return;
+    if (e.message.full) this.#applyFull(agent, e.message.backends);
+    else this.#applyDelta(agent, e.message.backends);
+  }
+
+  #onHealthUpdate(e: ChannelEvent<HealthUpdateMessage>): void {
+    const agent = this.#record(e.message.agentId, e.pin);
+    this.#touch(agent, e.receivedAtMs, null);
+    if (!e.outOfOrder) this.#applyDelta(agent, e.message.backends);
+  }
+
+  #onDrop(e: DropEvent): void {
+    const key = `${e.reason}|${e.agentId ?? e.source.remote}`;
+    const now = this.#now();
+    const last = this.#dropLogged.get(key);
+    if (last !== undefined && now - last < 60_000) return;
+    if (this.#dropLogged.size > 10_000) this.#dropLogged.clear();
+    this.#dropLogged.set(key, now);
+    this.#log.warn({ reason: e.reason, detail: e.detail, agent: e.agentId, transport: e.source.transport, remote: e.source.remote }, 'agent message dropped (counted; logged once a minute per reason and agent)');
+  }
+
+  // ---- Agents and their backends
+
+  /** The agent's record, made (or revived) for a message that was accepted. */
+  #record(agentId: string, pin: StoredPin): AgentRecord {
+    let agent = this.#agents.get(agentId);
+    if (agent === undefined) {
+      agent = {
+        agentId, region: pin.region, version: '', heartbeatIntervalMs: 0, state: 'unseen', lastSeenMs: 0, persistedSeenMs: 0, load: null, backends: new Map(), note: null,
+      };
+      this.#agents.set(agentId, agent);
+    }
+    if (agent.region !== pin.region) {
+      // A new registration moved the agent: its servers are in the old region; take them out and let the full set put them back.
+      for (const [id, b] of agent.backends) this.#drop(agent, id, b, `the agent moved to region ${pin.region}`);
+      agent.region = pin.region;
+    }
+    return agent;
+  }
+
+  /** Liveness: the agent was heard from now. */
+  #touch(agent: AgentRecord, nowMs: number, load: HostLoad | null): void {
+    agent.lastSeenMs = Math.max(agent.lastSeenMs, nowMs);
+    if (load !== null) agent.load = load;
+    const wasStale = agent.state === 'stale' || agent.state === 'unseen';
+    agent.state = 'live';
+    if (wasStale) {
+      for (const b of agent.backends.values()) this.#setState(agent, b, 'heartbeat resumed');
+    } else {
+      // Keep last-up times moving for answered backends.
+      for (const b of agent.backends.values()) this.#noteUp(b);
+    }
+    if (agent.lastSeenMs - agent.persistedSeenMs >= this.#config.stale.thresholdMs) this.#markDirty(agent);
+  }
+
+  /** A registration or a full heartbeat: `reports` is the whole set. Stored when anything changed. */
+  #applyFull(agent: AgentRecord, reports: readonly BackendReport[]): void {
+    const keep = new Set<string>();
+    let changed = false;
+    for (const r of reports) {
+      const { id, changed: c } = this.#upsert(agent, r);
+      keep.add(id);
+      changed ||= c;
+    }
+    for (const [id, b] of agent.backends) {
+      if (keep.has(id)) continue;
+      this.#drop(agent, id, b, 'no longer reported by its agent');
+      changed = true;
+    }
+    if (changed) this.#markDirty(agent);
+  }
+
+  /** A delta: only the backends listed changed. */
+  #applyDelta(agent: AgentRecord, reports: readonly BackendReport[]): void {
+    let changed = false;
+    for (const r of reports) changed = this.#upsert(agent, r).changed || changed;
+    if (changed) this.#markDirty(agent);
+  }
+
+  /** Takes one report of one backend; returns its id within the agent and whether anything of it changed. */
+  #upsert(agent: AgentRecord, report: BackendReport): { readonly id: string; readonly changed: boolean } {
+    const ip = parseIp(report.address);
+    const normal: BackendReport = 'error' in ip ? report : { ...report, address: ip.address };
+    const id = backendId(normal);
+    let b = agent.backends.get(id);
+    const merged: BackendReport = { ...normal, check: normal.check ?? b?.report.check ?? null };
+    const changed = b === undefined || !sameReport(b.report, merged);
+    if (b === undefined) {
+      b = { report: merged, serverKey: null, problem: null, state: null };
+      agent.backends.set(id, b);
+    }
+    this.#place(agent, b, merged, true);
+    return { id, changed };
+  }
+
+  /**
+   * Puts a backend into the registry (or updates it) and records what its
+   * agent says; a backend that cannot be a server keeps its problem and is
+   * shown, never answered.
+   */
+  #place(agent: AgentRecord, b: AgentBackend, report: BackendReport, logTransition: boolean): void {
+    b.report = report;
+    if (isIP(report.address) === 0) {
+      this.#refuse(agent, b, 'host_name', `${report.address} is a host name: kept and shown, never answered (DNS answers IP addresses)`);
+      this.#setState(agent, b, 'reported');
+      return;
+    }
+    const spec = {
+      region: agent.region,
+      address: report.address,
+      port: report.port,
+      weight: report.weight,
+      check: validationSpecOf(report.address, report.port, report.check, this.#config),
+      source: 'agent' as const,
+      service: report.service,
+    };
+    const existing = this.#registry.serverAt(agent.region, report.address, report.port, report.service);
+    const owner = existing === undefined ? undefined : this.#owners.get(existing.key);
+    if (owner !== undefined && owner !== agent.agentId) {
+      // Another agent reports the same backend of the same service: the first keeps it.
+      this.#refuse(agent, b, 'other_agent', `agent ${owner} reports the same backend; the first to report it keeps it`);
+      return;
+    }
+    let server: ServerRecord;
+    try {
+      server = this.#registry.addServer(spec);
+    } catch (err) {
+      if (!(err instanceof OpenGslbError)) throw err;
+      if (b.serverKey !== null) this.#removeServer(b);
+      this.#refuse(agent, b, 'registry_refused', err.message);
+      this.#setState(agent, b, 'refused');
+      return;
+    }
+    this.#owners.set(server.key, agent.agentId);
+    b.serverKey = server.key;
+    if (b.problem !== null) {
+      this.#log.info({ agent: agent.agentId, backend: server.label, service: report.service }, 'agent backend accepted');
+      b.problem = null;
+    }
+    this.#registry.setAgentState(server.key, { agentId: agent.agentId, claim: report.health, drain: report.drain, stale: agent.state !== 'live' });
+    if (logTransition) this.#setState(agent, b, 'reported');
+    else this.#write(b);
+  }
+
+  #refuse(agent: AgentRecord, b: AgentBackend, reason: BackendRefusal, detail: string): void {
+    if (b.problem?.detail === detail) return;
+    b.problem = { reason, detail };
+    this.#refused[reason]++;
+    this.#log.warn({ agent: agent.agentId, service: b.report.service, address: b.report.address, port: b.report.port, reason, detail }, 'agent backend not answered');
+  }
+
+  /** Takes one backend of an agent out: of the registry (DNS at once) and of the agent's set. */
+  #drop(agent: AgentRecord, id: string, b: AgentBackend, reason: string): void {
+    agent.backends.delete(id);
+    if (b.state !== 'removed' && b.serverKey !== null) this.#transition(agent, b, 'removed', reason);
+    if (b.serverKey !== null) this.#removeServer(b);
+  }
+
+  /** Removes the backend's server: its slot goes unhealthy now, the snapshot without it follows within the republish debounce. */
+  #removeServer(b: AgentBackend): void {
+    const key = b.serverKey as string;
+    const server = this.#registry.server(key);
+    if (server !== undefined && this.#fanout !== null && server.slot < this.#fanout.capacity) this.#fanout.setServerHealth([server.slot], HEALTH_UNHEALTHY);
+    if (this.#owners.get(key) !== undefined) this.#owners.delete(key);
+    this.#registry.removeServer(key);
+    b.serverKey = null;
+  }
+
+  /**
+   * An agent leaves: every backend out of DNS at once. `state` is what the
+   * API shows afterwards; the stored backends are forgotten.
+   */
+  #leave(agentId: string, state: AgentState, reason: string, nowMs: number): void {
+    const agent = this.#agents.get(agentId);
+    if (agent === undefined) {
+      if (state === 'revoked' || state === 'deregistered') {
+        this.#agents.set(agentId, { agentId, region: this.channel.pin(agentId)?.region ?? '', version: '', heartbeatIntervalMs: 0, state, lastSeenMs: nowMs, persistedSeenMs: 0, load: null, backends: new Map(), note: reason });
+      }
+      void this.#forgetStored(agentId);
+      return;
+    }
+    for (const [id, b] of agent.backends) this.#drop(agent, id, b, reason);
+    agent.state = state;
+    agent.note = reason;
+    if (state === 'deregistered') agent.lastSeenMs = Math.max(agent.lastSeenMs, nowMs);
+    this.#log.info({ agent: agentId, reason }, state === 'deregistered' ? 'agent deregistered: its backends left DNS' : `agent ${state}: its backends left DNS`);
+    this.#dirty.delete(agentId);
+    void this.#forgetStored(agentId);
+  }
+
+  // ---- Verdicts and transitions
+
+  /** What a backend is now (see BACKEND_STATES). */
+  #stateOf(agent: AgentRecord, b: AgentBackend): BackendState {
+    if (b.serverKey === null) return agent.state === 'live' ? (b.report.drain !== null ? 'draining' : b.report.health) : 'stale';
+    const server = this.#registry.server(b.serverKey);
+    if (server === undefined) return 'removed';
+    if (this.#registry.checkedByOverwatch(server)) return 'validated';
+    const state = this.#registry.agentStateOf(server.key);
+    if (state === undefined || state.stale) return 'stale';
+    if (state.drain !== null) return 'draining';
+    return state.claim;
+  }
+
+  /** Writes the verdict and logs a transition when the state moved. */
+  #setState(agent: AgentRecord, b: AgentBackend, why: string): void {
+    if (b.serverKey !== null) {
+      this.#registry.setAgentState(b.serverKey, { agentId: agent.agentId, claim: b.report.health, drain: b.report.drain, stale: agent.state !== 'live' });
+    }
+    this.#write(b);
+    const to = this.#stateOf(agent, b);
+    if (to === b.state) return;
+    let reason = why;
+    if (to === 'draining') reason = `drained by its agent: ${b.report.drain}`;
+    else if (to === 'stale') reason = why === 'restored' ? 'restored from the state store: stale until its agent\'s next heartbeat' : `no message from its agent for ${Math.round(this.#config.stale.thresholdMs / 1000)} s (overwatch.stale.threshold)`;
+    else if (to === 'unhealthy') reason = 'its agent\'s checks failed';
+    else if (to === 'healthy') reason = b.state === 'stale' ? 'heartbeat resumed; its agent\'s checks pass' : 'its agent\'s checks pass';
+    else if (to === 'unknown') reason = 'its agent has no verdict yet';
+    else if (to === 'validated') reason = 'the overwatch\'s own checks decide (overwatch.validation.enabled)';
+    this.#transition(agent, b, to, reason);
+  }
+
+  #transition(agent: AgentRecord, b: AgentBackend, to: BackendState, reason: string): void {
+    const from = b.state;
+    b.state = to;
+    this.#transitions[to]++;
+    const r = b.report;
+    const fields = { agent: agent.agentId, service: r.service, backend: `${agent.region}/${formatAddress(r.address, r.port)}`, from, to, reason };
+    if (to === 'unhealthy' || to === 'stale' || to === 'draining' || to === 'removed') this.#log.warn(fields, 'agent backend out of answers');
+    else this.#log.info(fields, 'agent backend state');
+  }
+
+  /** Writes one backend's verdict to its server slot, unless the overwatch checks it itself. */
+  #write(b: AgentBackend): void {
+    const fanout = this.#fanout;
+    if (fanout === null || b.serverKey === null) return;
+    const server = this.#registry.server(b.serverKey);
+    if (server === undefined || this.#registry.checkedByOverwatch(server)) return;
+    // A server added since the last publish may have a slot beyond the live buffer: the publish grows it and calls refreshVerdicts().
+    if (server.slot >= fanout.capacity) return;
+    const authority = this.#registry.authorityOf(server, null);
+    const agentState = this.#registry.agentStateOf(server.key);
+    let word = HEALTH_UNHEALTHY;
+    if (authority === 'agent' || authority === 'override') {
+      // An override is per domain and applied to the member words; the server slot carries the agent's verdict.
+      if (agentState !== undefined && !agentState.stale && agentState.drain === null) {
+        word = agentState.claim === 'healthy' ? HEALTH_HEALTHY : agentState.claim === 'unknown' ? HEALTH_UNKNOWN : HEALTH_UNHEALTHY;
+      }
+    }
+    // Every health write moves the epoch, which makes every worker rebuild its healthy lists: write changes only.
+    if (readHealth(fanout.live, server.slot) !== word) fanout.setServerHealth([server.slot], word);
+    if (word === HEALTH_HEALTHY) this.#sink?.setLastUp([server.slot], Math.floor(this.#now() / 1000));
+  }
+
+  #noteUp(b: AgentBackend): void {
+    const fanout = this.#fanout;
+    if (fanout === null || b.serverKey === null) return;
+    const server = this.#registry.server(b.serverKey);
+    if (server === undefined || server.slot >= fanout.capacity || this.#registry.checkedByOverwatch(server)) return;
+    if (this.#registry.authorityOf(server, null) === 'agent' && this.#registry.agentStateOf(server.key)?.claim === 'healthy') {
+      this.#sink?.setLastUp([server.slot], Math.floor(this.#now() / 1000));
+    }
+  }
+
+  // ---- Staleness
+
+  #armSweep(): void {
+    if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
+    const period = Math.min(MAX_SWEEP_MS, Math.max(MIN_SWEEP_MS, Math.floor(this.#config.stale.thresholdMs / 4)));
+    this.#sweepTimer = setInterval(() => this.#sweep(), period);
+    this.#sweepTimer.unref();
+  }
+
+  /** Marks agents not heard from for stale.threshold stale, and removes the backends of those quiet for remove_after. */
+  #sweep(): void {
+    if (this.#stopped) return;
+    const now = this.#now();
+    const { thresholdMs, removeAfterMs } = this.#config.stale;
+    for (const agent of this.#agents.values()) {
+      if (agent.state !== 'live' && agent.state !== 'stale' && agent.state !== 'unseen') continue;
+      // An overwatch that was down heard nothing meanwhile: restored agents get remove_after from its start.
+      const quietMs = now - Math.max(agent.lastSeenMs, this.#startedMs);
+      if (quietMs >= removeAfterMs && agent.backends.size > 0) {
+        this.#leave(agent.agentId, 'removed', `no message from its agent for ${Math.round(removeAfterMs / 1000)} s (overwatch.stale.remove_after)`, now);
+        continue;
+      }
+      if (agent.state === 'live' && quietMs >= thresholdMs) {
+        agent.state = 'stale';
+        this.#log.warn({ agent: agent.agentId, lastSeen: rfc3339(agent.lastSeenMs), backends: agent.backends.size }, 'agent stale: no message for overwatch.stale.threshold; its backends are out of answers');
+        for (const b of agent.backends.values()) this.#setState(agent, b, 'stale');
+      }
+    }
+  }
+
+  // ---- Persistence
+
+  /** Puts the stored agents' backends back (at create()): stale until each agent's next heartbeat. */
+  #restore(): void {
+    let restored = 0;
+    for (const stored of this.#store.loadAgentBackends()) {
+      const pin = this.channel.pin(stored.agentId);
+      if (pin === undefined || pin.revokedAtMs !== null) {
+        void this.#forgetStored(stored.agentId);
+        continue;
+      }
+      const agent: AgentRecord = {
+        agentId: stored.agentId,
+        region: stored.region,
+        version: stored.version,
+        heartbeatIntervalMs: stored.heartbeatIntervalMs,
+        state: 'stale',
+        lastSeenMs: stored.lastSeenMs,
+        persistedSeenMs: stored.lastSeenMs,
+        load: null,
+        backends: new Map(),
+        note: 'restored from the state store',
+      };
+      this.#agents.set(agent.agentId, agent);
+      for (const report of stored.backends) {
+        const b: AgentBackend = { report, serverKey: null, problem: null, state: null };
+        agent.backends.set(backendId(report), b);
+        this.#place(agent, b, report, false);
+        b.state = 'stale';
+        restored++;
+      }
+    }
+    if (restored > 0) this.#log.info({ agents: this.#agents.size, backends: restored }, 'agent backends restored from the state store: stale until each agent\'s next heartbeat');
+  }
+
+  #markDirty(agent: AgentRecord): void {
+    this.#dirty.add(agent.agentId);
+    if (this.#persistTimer !== null || this.#stopped) return;
+    this.#persistTimer = setTimeout(() => this.#flushPersist(), PERSIST_DELAY_MS);
+    this.#persistTimer.unref();
+  }
+
+  #flushPersist(): void {
+    if (this.#persistTimer !== null) clearTimeout(this.#persistTimer);
+    this.#persistTimer = null;
+    for (const id of this.#dirty) {
+      const agent = this.#agents.get(id);
+      if (agent === undefined || (agent.state !== 'live' && agent.state !== 'stale')) continue;
+      const entry: StoredAgentBackends = {
+        agentId: id,
+        region: agent.region,
+        version: agent.version,
+        heartbeatIntervalMs: agent.heartbeatIntervalMs,
+        lastSeenMs: agent.lastSeenMs,
+        backends: [...agent.backends.values()].map((b) => b.report),
+      };
+      agent.persistedSeenMs = agent.lastSeenMs;
+      this.#track(this.#store.putAgentBackends(entry), id);
+    }
+    this.#dirty.clear();
+  }
+
+  #forgetStored(agentId: string): Promise<void> {
+    return this.#track(this.#store.deleteAgentBackends(agentId), agentId);
+  }
+
+  #track(write: Promise<void>, agentId: string): Promise<void> {
+    const done = write.then(
+      () => undefined,
+      (err: unknown) => {
+        this.#storeErrors++;
+        this.#log.error({ agent: agentId, err: (err as Error).message }, 'could not store the agent\'s backends; they hold in memory and are written again at the next change');
+      },
+    ).finally(() => this.#pendingWrites.delete(done));
+    this.#pendingWrites.add(done);
+    return done;
+  }
+
+  #agentView(agentId: string): AgentView {
+    const pin = this.channel.pin(agentId);
+    const agent = this.#agents.get(agentId);
+    const now = this.#now();
+    let state: AgentState = agent?.state ?? 'unseen';
+    if (pin?.revokedAtMs != null) state = 'revoked';
+    const seen = agent !== undefined && agent.lastSeenMs > 0 ? agent.lastSeenMs : null;
+    return {
+      agent_id: agentId,
+      region: agent?.region ?? pin?.region ?? '',
+      state,
+      version: agent !== undefined && agent.version !== '' ? agent.version : null,
+      services: pin?.services ?? [...new Set([...(agent?.backends.values() ?? [])].map((b) => b.report.service))],
+      fingerprint: pin?.fingerprint ?? '',
+      first_seen: rfc3339(pin?.firstSeenMs),
+      registered_at: rfc3339(pin?.registeredAtMs),
+      last_seen: rfc3339(seen),
+      heartbeat_age_seconds: seen === null ? null : Math.max(0, Math.round((now - seen) / 100) / 10),
+      heartbeat_interval_ms: agent !== undefined && agent.heartbeatIntervalMs > 0 ? agent.heartbeatIntervalMs : null,
+      certificate_not_after: rfc3339(pin?.notAfterMs),
+      revoked_at: rfc3339(pin?.revokedAtMs ?? null),
+      revoked_reason: pin?.revokedReason ?? null,
+      previous_fingerprint: pin?.previousFingerprint ?? null,
+      note: agent?.note ?? null,
+      load: agent?.load == null ? null : { cpu_percent: agent.load.cpuPercent, memory_percent: agent.load.memoryPercent, error_rate_per_min: agent.load.errorRatePerMin },
+      backend_count: agent?.backends.size ?? 0,
+    };
+  }
+}

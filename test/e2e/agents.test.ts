@@ -1,0 +1,204 @@
+// Agent mode end to end: the opengslb binary as overwatch and as agent, two
+// child processes talking over the real encrypted channel on loopback, real
+// HTTP backends checked by the agent, and DNS asked over UDP. Waits are for
+// log lines (each transition is logged once, after it is written), never
+// fixed sleeps.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { httpBackend, type Backend } from '../helpers/backends.ts';
+import { startAgent, startOpengslb, type RunningServer } from '../helpers/child.ts';
+import { posixOnly, tempDir } from '../helpers/config-files.ts';
+import { ask } from '../helpers/dns-client.ts';
+
+const TOKEN = 'e2e-token-0123456789abcdef';
+const APP = 'app.example.test';
+const API = 'api.example.test';
+
+interface Setup {
+  readonly dir: string;
+  readonly key: string;
+}
+
+async function setup(t: TestContext): Promise<Setup> {
+  return { dir: await tempDir(t, 'opengslb-agents-'), key: randomBytes(32).toString('base64') };
+}
+
+/** An overwatch whose one region is left to agents; `gossipPort` 0 the first time, the same port after a restart. */
+async function writeOverwatch(s: Setup, gossipPort: number, extra: readonly string[] = []): Promise<string> {
+  const file = join(s.dir, 'overwatch.yaml');
+  await writeFile(file, [
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions:',
+    '  - { name: eu, servers: [] }',
+    'domains:',
+    `  - { name: ${APP}, regions: [eu], max_answers: 4 }`,
+    `  - { name: ${API}, regions: [eu], max_answers: 4 }`,
+    'api: { enabled: true, address: "127.0.0.1:0" }',
+    'overwatch:',
+    '  data_dir: ./state',
+    `  agent_tokens: { ${APP}: ${TOKEN}, ${API}: ${TOKEN} }`,
+    `  gossip: { encryption_key: "${s.key}", bind_address: "127.0.0.1:${gossipPort}" }`,
+    '  stale: { threshold: 2s, remove_after: 4s }',
+    'logging: { level: info, format: json }',
+    ...extra,
+  ].join('\n') + '\n', { mode: 0o600 });
+  return file;
+}
+
+/** An agent reporting `backends` (service, backend) to the overwatch's channel port. */
+async function writeAgent(s: Setup, gossipPort: number, backends: readonly (readonly [string, Backend])[]): Promise<string> {
+  const file = join(s.dir, 'agent.yaml');
+  await writeFile(file, [
+    'mode: agent',
+    'agent:',
+    `  identity: { service_token: ${TOKEN}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
+    '  backends:',
+    ...backends.map(([service, b]) => `    - { service: ${service}, address: ${b.address}, port: ${b.port}, health_check: { type: http, path: /health, interval: 1s, timeout: 500ms, failure_threshold: 2, success_threshold: 1 } }`),
+    `  gossip: { encryption_key: "${s.key}", overwatch_nodes: ["127.0.0.1:${gossipPort}"] }`,
+    '  heartbeat: { interval: 1s, full_interval: 2s }',
+    'logging: { level: info, format: json }',
+  ].join('\n') + '\n', { mode: 0o600 });
+  return file;
+}
+
+async function gossipPortOf(server: RunningServer): Promise<number> {
+  const line = await server.out.waitFor(/agent channel listening/);
+  const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
+  assert.ok(m, line);
+  return Number(m[1]);
+}
+
+async function answers(port: number, name: string): Promise<string[]> {
+  const reply = await ask(port, name, 'A');
+  return ((reply.answers ?? []) as { data: string }[]).map((a) => a.data).sort();
+}
+
+/** Waits for the overwatch's log line of a backend transition: `to` (healthy, unhealthy, stale, removed…) of `service`. */
+function transition(server: RunningServer, service: string, to: string, from: number): Promise<string> {
+  return server.out.waitFor(new RegExp(`"service":"${service.replaceAll('.', '\\.')}".*"to":"${to}"`), from);
+}
+
+test('an agent registers two services and DNS answers them; a failing backend leaves DNS within its thresholds; SIGTERM takes the rest out at once', posixOnly, async (t) => {
+  const s = await setup(t);
+  const app = await httpBackend(t);
+  const api = await httpBackend(t);
+  const ow = await startOpengslb(t, await writeOverwatch(s, 0));
+  const gossipPort = await gossipPortOf(ow);
+  // Regions left to agents, none reported yet: SERVFAIL, not "no such data".
+  assert.equal((await ask(ow.port, APP, 'A')).rcode, 'SERVFAIL');
+  assert.equal((await ask(ow.port, API, 'AAAA')).rcode, 'SERVFAIL');
+
+  const from = ow.out.lines.length;
+  const agent = await startAgent(t, await writeAgent(s, gossipPort, [[APP, app], [API, api]]));
+  await ow.out.waitFor(/agent pinned \(first contact\)/, from);
+  await transition(ow, APP, 'healthy', from);
+  await transition(ow, API, 'healthy', from);
+  assert.deepEqual(await eventuallyAnswers(ow.port, APP, [app.address]), [app.address]);
+  assert.deepEqual(await answers(ow.port, API), [api.address]);
+
+  // The app backend fails its checks: after failure_threshold (2) checks 1 s apart the agent says so, at once.
+  const failing = ow.out.lines.length;
+  app.status = 503;
+  const t0 = Date.now();
+  await agent.out.waitFor(/"msg":"backend down"/, 0, 10_000);
+  await transition(ow, APP, 'unhealthy', failing);
+  const tookMs = Date.now() - t0;
+  assert.ok(tookMs < 2 * 1000 + 500 + 1500, `out of DNS after ${tookMs} ms; the thresholds allow 2 checks 1 s apart`);
+  assert.equal((await ask(ow.port, APP, 'A')).rcode, 'SERVFAIL');
+  assert.deepEqual(await answers(ow.port, API), [api.address], 'the other service is untouched');
+
+  // SIGTERM: the deregistration takes the agent's backends out of DNS at once.
+  const stopping = ow.out.lines.length;
+  agent.child.kill('SIGTERM');
+  assert.deepEqual(await agent.exited, { code: 0, signal: null });
+  await ow.out.waitFor(/agent deregistered/, stopping, 2000);
+  assert.equal((await ask(ow.port, API, 'A')).rcode, 'SERVFAIL');
+  ow.child.kill('SIGTERM');
+  assert.deepEqual(await ow.exited, { code: 0, signal: null });
+});
+
+test('an agent killed with SIGKILL goes stale (out of answers) after stale.threshold and is removed after remove_after', posixOnly, async (t) => {
+  const s = await setup(t);
+  const app = await httpBackend(t);
+  const ow = await startOpengslb(t, await writeOverwatch(s, 0));
+  const gossipPort = await gossipPortOf(ow);
+  const from = ow.out.lines.length;
+  const agent = await startAgent(t, await writeAgent(s, gossipPort, [[APP, app]]));
+  await transition(ow, APP, 'healthy', from);
+  assert.deepEqual(await eventuallyAnswers(ow.port, APP, [app.address]), [app.address]);
+
+  const killed = ow.out.lines.length;
+  agent.child.kill('SIGKILL');
+  await agent.exited;
+  const stale = await transition(ow, APP, 'stale', killed);
+  assert.match(stale, /no message from its agent for 2 s/);
+  assert.equal((await ask(ow.port, APP, 'A')).rcode, 'SERVFAIL', 'a stale backend is out of answers');
+  const removed = await transition(ow, APP, 'removed', killed);
+  assert.match(removed, /remove_after/);
+  ow.child.kill('SIGTERM');
+  assert.deepEqual(await ow.exited, { code: 0, signal: null });
+});
+
+test('after an overwatch restart the agent\'s backends are back from the state store: stale until its next heartbeat, then answered', posixOnly, async (t) => {
+  const s = await setup(t);
+  const app = await httpBackend(t);
+  const api = await httpBackend(t);
+  const first = await startOpengslb(t, await writeOverwatch(s, 0));
+  const gossipPort = await gossipPortOf(first);
+  const from = first.out.lines.length;
+  await startAgent(t, await writeAgent(s, gossipPort, [[APP, app], [API, api]]));
+  await transition(first, APP, 'healthy', from);
+  await transition(first, API, 'healthy', from);
+  // The backends are stored shortly (500 ms) after they change; a full heartbeat every 2 s rewrites them.
+  await first.out.waitFor(/"msg":"agent backend state"/, from);
+  first.child.kill('SIGTERM');
+  assert.deepEqual(await first.exited, { code: 0, signal: null });
+
+  // Same state directory, same channel port: the agent keeps sending to it.
+  const second = await startOpengslb(t, await writeOverwatch(s, gossipPort));
+  const restored = await second.out.waitFor(/agent backends restored from the state store/);
+  assert.match(restored, /"backends":2/);
+  const resumed = await transition(second, APP, 'healthy', 0);
+  assert.match(resumed, /"from":"stale"/, 'stale until the agent was heard from again');
+  await transition(second, API, 'healthy', 0);
+  assert.deepEqual(await answers(second.port, APP), [app.address]);
+  assert.deepEqual(await answers(second.port, API), [api.address]);
+});
+
+/**
+ * Asks until `name` answers `expected`: a registration reaches DNS with the
+ * next snapshot, published after the registry's 100 ms debounce, which no
+ * log line marks. Bounded: 3 s.
+ */
+async function eventuallyAnswers(port: number, name: string, expected: readonly string[]): Promise<string[]> {
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const got = await answers(port, name);
+    if (JSON.stringify(got) === JSON.stringify([...expected].sort()) || Date.now() > deadline) return got;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test('an agent started while its overwatch is down keeps running, retries with backoff, and registers once the overwatch is up', posixOnly, async (t) => {
+  const s = await setup(t);
+  const app = await httpBackend(t);
+  // A port nobody listens on yet, on both UDP and TCP: reserved, then freed for the overwatch.
+  const { createServer } = await import('node:net');
+  const probe = createServer().listen({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => probe.once('listening', resolve));
+  const gossipPort = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+
+  const agent = await startAgent(t, await writeAgent(s, gossipPort, [[APP, app]]));
+  await agent.out.waitFor(/overwatch unreachable; retrying with backoff/, 0, 15_000);
+  assert.equal(agent.child.exitCode, null, 'the agent does not exit because its overwatch is away');
+
+  const ow = await startOpengslb(t, await writeOverwatch(s, gossipPort));
+  await agent.out.waitFor(/overwatch reachable/, 0, 40_000);
+  await transition(ow, APP, 'healthy', 0);
+  assert.deepEqual(await eventuallyAnswers(ow.port, APP, [app.address]), [app.address]);
+});

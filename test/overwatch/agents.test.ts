@@ -1,0 +1,191 @@
+// The overwatch's side of agent mode, in this process: an Overwatch with the
+// agent channel on, and agents played by this test (real identities, real
+// keys, real TCP to the channel's port). Backends DNS cannot answer are kept
+// and shown; the overwatch's own validation outranks what an agent says;
+// revocation, deletion and reloaded tokens act at once; two agents cannot
+// report the same backend.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { test, type TestContext } from 'node:test';
+import { parseConfigText } from '../../src/config/load.ts';
+import { Keyring } from '../../src/gossip/envelope.ts';
+import type { AckMessage } from '../../src/gossip/messages.ts';
+import type { CheckObserver } from '../../src/health/scheduler.ts';
+import type { ProbeResult } from '../../src/health/types.ts';
+import { createLogger, type Logger } from '../../src/log/logger.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { MemoryStore } from '../../src/state/store.ts';
+import { httpBackend } from '../helpers/backends.ts';
+import { ask } from '../helpers/dns-client.ts';
+import { backend, newIdentity, sendTcp, TestAgent, tempDir } from '../gossip/helpers.ts';
+
+const APP = 'app.example.test';
+const TOKEN = 'app-token-0123456789abcdef';
+const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
+
+function yaml(key: string, extra: readonly string[] = [], token = TOKEN): string {
+  return [
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions: [{ name: eu-west, servers: [] }]',
+    `domains: [{ name: ${APP}, regions: [eu-west], max_answers: 4 }]`,
+    'overwatch:',
+    `  agent_tokens: { ${APP}: ${token}, unserved.example.test: ${token} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
+    ...extra,
+  ].join('\n');
+}
+
+async function start(t: TestContext, extra: readonly string[] = [], options: { onCheck?: CheckObserver; logger?: Logger } = {}) {
+  const dir = await tempDir(t);
+  const key = randomBytes(32).toString('base64');
+  const keyring = Keyring.fromBase64(key);
+  const ow = await Overwatch.start(parseConfigText(yaml(key, extra), join(dir, 'overwatch.yaml')), options.logger ?? quiet, {
+    store: new MemoryStore(),
+    ...(options.onCheck === undefined ? {} : { onCheck: options.onCheck }),
+  });
+  t.after(() => ow.stop(200));
+  const port = ow.agents?.receiver?.port as number;
+  const send = async (bytes: Uint8Array): Promise<AckMessage | null> => (await sendTcp('127.0.0.1', port, [bytes], keyring))[0];
+  const agent = async (tokens: Record<string, string> = { [APP]: TOKEN }): Promise<TestAgent> => new TestAgent((await newIdentity(t)).identity, keyring, tokens);
+  const answers = async (): Promise<string[]> => (((await ask(ow.port, APP, 'A')).answers ?? []) as { data: string }[]).map((a) => a.data).sort();
+  return { ow, key, dir, keyring, send, agent, answers };
+}
+
+test('a backend whose service names no domain, or whose address is a host name, is kept and shown with why, never answered', async (t) => {
+  const s = await start(t);
+  const web = await httpBackend(t);
+  const a = await s.agent({ [APP]: TOKEN, 'unserved.example.test': TOKEN });
+  const ack = await s.send(a.seal(a.register([backend(APP, web.address, web.port), backend('unserved.example.test', '192.0.2.60', 80), backend(APP, 'web-1.internal.example', 8080)])));
+  assert.equal(ack?.status, 'ok', JSON.stringify(ack));
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), [web.address]);
+  const rows = s.ow.backends().filter((b) => b.source === 'agent');
+  const byAddress = new Map(rows.map((b) => [`${b.service} ${b.address}`, b]));
+  assert.equal(byAddress.get(`${APP} ${web.address}`)?.answered, true);
+  const unserved = byAddress.get('unserved.example.test 192.0.2.60');
+  assert.equal(unserved?.answered, false);
+  assert.match(unserved?.note ?? '', /no domain is named unserved\.example\.test: kept, not answered/);
+  const named = byAddress.get(`${APP} web-1.internal.example`);
+  assert.equal(named?.answered, false);
+  assert.match(named?.note ?? '', /is a host name: kept and shown, never answered/);
+  assert.equal(s.ow.agents?.counters().refused.host_name, 1);
+});
+
+test('with validation on, the overwatch checks an agent\'s backend with the backend\'s own check, and its verdict outranks the agent\'s claim and staleness', async (t) => {
+  // Probe results and log lines are the events this test waits for.
+  const results: ProbeResult[] = [];
+  let onResult: (() => void) | null = null;
+  const nextResult = (ok: boolean): Promise<void> => new Promise((resolve) => {
+    onResult = () => {
+      if (results.at(-1)?.ok === ok) resolve();
+    };
+  });
+  let onStale: () => void = () => {};
+  const stale = new Promise<void>((resolve) => (onStale = resolve));
+  const logger = createLogger({ level: 'warn', format: 'json' }, new Writable({
+    write(chunk: Buffer, _e, done) {
+      if (/agent stale/.test(chunk.toString())) onStale();
+      done();
+    },
+  }));
+  const s = await start(t, ['  validation: { enabled: true, check_interval: 1s, check_timeout: 500ms }', '  stale: { threshold: 1s, remove_after: 1h }'], {
+    logger,
+    onCheck: (_target, result) => {
+      results.push(result);
+      onResult?.();
+    },
+  });
+  const web = await httpBackend(t);
+  const a = await s.agent();
+  const report = { ...backend(APP, web.address, web.port, 'unhealthy'), check: { type: 'http' as const, path: '/ready', host: null, expectedStatus: [[200, 299]] as const, headers: { 'x-probe': 'overwatch' }, bodyMatch: null, tlsVerify: true, failureThreshold: 1, successThreshold: 1 } };
+  const passed = nextResult(true);
+  assert.equal((await s.send(a.seal(a.register([report]))))?.status, 'ok');
+  await s.ow.whenPublished();
+  await passed;
+  // The agent says unhealthy; the overwatch's own check passes: answered, decided by health_check.
+  const row = (): ReturnType<Overwatch['backends']>[number] | undefined => s.ow.backends().find((b) => b.source === 'agent');
+  assert.equal(row()?.authority, 'health_check');
+  assert.equal(row()?.agent_healthy, false);
+  assert.equal(row()?.validation_healthy, true);
+  assert.deepEqual(await s.answers(), [web.address]);
+  assert.ok(web.requests > 0, 'the overwatch probed the backend itself');
+  // The agent goes quiet (no more messages): stale, but validation still proves it up.
+  await stale;
+  assert.equal(row()?.stale, true);
+  assert.deepEqual(await s.answers(), [web.address], 'a stale backend stays answered while the overwatch\'s checks pass');
+  // Its checks fail (the backend's own expected status, 200-299): out, whatever the agent said.
+  const failed = nextResult(false);
+  web.status = 503;
+  await failed;
+  assert.equal(row()?.validation_error, 'status 503');
+  assert.equal((await ask(s.ow.port, APP, 'A')).rcode, 'SERVFAIL');
+});
+
+test('revoking or deleting an agent takes its backends out of DNS at once; its next message is refused (revoked) or asked to register', async (t) => {
+  const s = await start(t);
+  const web = await httpBackend(t);
+  const web2 = await httpBackend(t);
+  const a = await s.agent();
+  const b = await s.agent();
+  assert.equal((await s.send(a.seal(a.register([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  assert.equal((await s.send(b.seal(b.register([backend(APP, web2.address, web2.port)]))))?.status, 'ok');
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), [web.address, web2.address].sort());
+  const hub = s.ow.agents;
+  assert.ok(hub);
+  assert.equal((await hub.revoke(a.identity.agentId, 'host compromised'))?.state, 'revoked');
+  assert.deepEqual(await s.answers(), [web2.address], 'out at once, before the next snapshot');
+  const refused = await s.send(a.seal(a.heartbeat([], false)));
+  assert.deepEqual({ status: refused?.status, reason: refused?.reason }, { status: 'refused', reason: 'revoked' });
+  assert.equal(hub.agent(a.identity.agentId)?.agent.state, 'revoked');
+
+  assert.equal(await hub.forget(b.identity.agentId), true);
+  assert.equal((await ask(s.ow.port, APP, 'A')).rcode, 'SERVFAIL', 'the deleted agent\'s backend is out at once');
+  assert.equal((await s.send(b.seal(b.heartbeat([], false))))?.status, 'register', 'a forgotten agent is asked to register');
+  assert.equal((await s.send(b.seal(b.register([backend(APP, web2.address, web2.port)]))))?.status, 'ok', 'and may, with its token');
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), [web2.address]);
+});
+
+test('a backend two agents report is kept by the first; the second\'s is shown refused', async (t) => {
+  const s = await start(t);
+  const web = await httpBackend(t);
+  const first = await s.agent();
+  const second = await s.agent();
+  assert.equal((await s.send(first.seal(first.register([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  assert.equal((await s.send(second.seal(second.register([{ ...backend(APP, web.address, web.port), weight: 7 }]))))?.status, 'ok');
+  const rows = s.ow.backends().filter((b) => b.source === 'agent');
+  const kept = rows.find((b) => b.agent_id === first.identity.agentId);
+  assert.equal(kept?.weight, 100, 'the second agent changed nothing of it');
+  const refused = rows.find((b) => b.agent_id === second.identity.agentId);
+  assert.equal(refused?.answered, false);
+  assert.match(refused?.note ?? '', new RegExp(`agent ${first.identity.agentId} reports the same backend`));
+  assert.equal(s.ow.agents?.counters().refused.other_agent, 1);
+});
+
+test('a reload with new tokens refuses the old one and accepts the new one for the next registration', async (t) => {
+  const s = await start(t);
+  const fresh = 'new-app-token-0123456789abcdef';
+  const result = await s.ow.reload(parseConfigText(yaml(s.key, [], fresh), join(s.dir, 'overwatch.yaml')));
+  assert.equal(result.ok, true, result.message);
+  const old = await s.agent();
+  const refused = await s.send(old.seal(old.register([backend(APP, '192.0.2.70', 80)])));
+  assert.deepEqual({ status: refused?.status, reason: refused?.reason }, { status: 'refused', reason: 'token_mismatch' });
+  const renewed = await s.agent({ [APP]: fresh });
+  assert.equal((await s.send(renewed.seal(renewed.register([backend(APP, '192.0.2.71', 80)]))))?.status, 'ok');
+});
+
+test('explain says why an agent\'s backend is not answered: its agent\'s checks fail, or it drains', async (t) => {
+  const s = await start(t);
+  const a = await s.agent();
+  const reports = [backend(APP, '192.0.2.80', 80, 'unhealthy'), { ...backend(APP, '192.0.2.81', 80), drain: 'memory_threshold_exceeded' as const }];
+  assert.equal((await s.send(a.seal(a.register(reports))))?.status, 'ok');
+  await s.ow.whenPublished();
+  const e = s.ow.explain(APP, 'A', null);
+  const reasons = Object.fromEntries(e.candidates.map((c) => [c.address, [c.authority, c.reason]]));
+  assert.deepEqual(reasons['192.0.2.80'], ['agent', 'unhealthy: its agent\'s checks fail']);
+  assert.deepEqual(reasons['192.0.2.81'], ['draining', 'draining: its agent drains it (memory_threshold_exceeded)']);
+});
