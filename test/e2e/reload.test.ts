@@ -35,6 +35,8 @@ const MAIN = [
   '  nameservers: [{ name: ns1.example.test, addresses: [127.0.0.1] }]',
   '  tcp_max_queries_per_connection: 1000000',
   'logging: { level: info, format: json }',
+  // Its own state directory (next to main.yaml): never the shared default.
+  'overwatch: { data_dir: ./state }',
   'includes: [conf.d/*.yaml]',
 ];
 
