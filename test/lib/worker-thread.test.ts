@@ -136,5 +136,6 @@ test('a worker started by createWorker takes clearly less memory than one that s
   const plain = Math.min(grow('plain'), grow('plain'));
   const stripped = Math.max(grow('stripped'), grow('stripped'));
   t.diagnostic(`worker RSS: ${stripped.toFixed(1)} MB from stripped sources (the larger of two), ${plain.toFixed(1)} MB stripping its own (the smaller of two)`);
-  assert.ok(stripped < plain - 8, `worker RSS: ${stripped.toFixed(1)} MB from stripped sources, ${plain.toFixed(1)} MB stripping its own`);
+  // Alone about 17 against 27 MB; under a full parallel test run the gap narrows to about 7 MB.
+  assert.ok(stripped < plain - 5, `worker RSS: ${stripped.toFixed(1)} MB from stripped sources, ${plain.toFixed(1)} MB stripping its own`);
 });
