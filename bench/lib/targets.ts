@@ -163,7 +163,7 @@ export async function startBare(s: Scenario, workers: number, timeoutMs: number)
 
 /**
  * Starts the production entry point with the scenario's config (mode 0600 in
- * `dir`) and polls DNS until it answers. Throws with the server's output when
+ * `dir`/<scenario id>/) and polls DNS until it answers. Throws with the server's output when
  * it exits or does not answer in time.
  */
 export async function startEngine(s: Scenario, entry: string, ctx: Omit<ConfigContext, 'port'>, dir: string, timeoutMs: number): Promise<RunningTarget> {
@@ -172,7 +172,10 @@ export async function startEngine(s: Scenario, entry: string, ctx: Omit<ConfigCo
   const t0 = performance.now();
   const port = await findFreePort();
   const configText = s.config({ ...ctx, port });
-  const configPath = path.join(dir, `${s.id}.yaml`);
+  // A directory per scenario: the config's data_dir (./state) is next to it, and each running engine holds its own (one instance per state directory).
+  const home = path.join(dir, s.id);
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  const configPath = path.join(home, 'config.yaml');
   fs.writeFileSync(configPath, configText, { mode: 0o600 });
   const command = [process.execPath, ...SERVER_NODE_FLAGS, entry, '--config', configPath];
   // The server's own environment (src/cli/runtime-flags.js), as npm start and the bin give it.
