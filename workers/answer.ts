@@ -61,9 +61,10 @@ export function addresses(ctx: WorkerScratch, rec: number): number {
   const statId = u32[rb + L.REC_STAT_ID];
   const decisions = ctx.decisions;
   if (statId < decisions.length) Atomics.add(decisions, statId, 1);
-  if (u32[rb + L.REC_POLICY] === L.POLICY_GEOLOCATION) {
-    // The answer holds for the network that decided it (RFC 7871 §7.2.1).
-    ctx.ecsScope = route.decision.scopeLen;
+  const policy = u32[rb + L.REC_POLICY];
+  // The answer holds for the network that decided it (RFC 7871 §7.2.1).
+  if (policy === L.POLICY_GEOLOCATION || policy === L.POLICY_STICKY) ctx.ecsScope = route.ecsScope;
+  if (policy === L.POLICY_GEOLOCATION) {
     if (route.geoStat < decisions.length) Atomics.add(decisions, route.geoStat, 1);
     if (route.geoFallbackStat < decisions.length) Atomics.add(decisions, route.geoFallbackStat, 1);
   }

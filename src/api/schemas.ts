@@ -138,7 +138,7 @@ const domainView: Schema = {
   ...obj('One served domain, its routing and its servers.', {
     name: str('Domain name.'),
     zone: str('Zone apex the domain is in.'),
-    algorithm: { type: 'string', enum: ['round-robin', 'weighted', 'failover', 'latency', 'geolocation'], description: 'Routing algorithm.' },
+    algorithm: { type: 'string', enum: ['round-robin', 'weighted', 'failover', 'latency', 'geolocation', 'sticky'], description: 'Routing algorithm.' },
     ttl: int('Answer TTL in seconds.'),
     max_answers: int('Most addresses in one answer.'),
     when_all_down: { type: 'string', enum: ['servfail', 'last_healthy', 'all', 'fallback'], description: 'What DNS answers when no server is healthy.' },

@@ -476,6 +476,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
     // dns.return_last_healthy was the Go original's (unwired) switch for this; it sets the default.
     whenAllDown: d.when_all_down ?? (dns.return_last_healthy ? 'last_healthy' : 'servfail'),
     fallback: (d.fallback ?? []).map((a) => a.address),
+    sticky: { ipv4Prefix: d.sticky.ipv4_prefix, ipv6Prefix: d.sticky.ipv6_prefix },
     latency: {
       maxLatencyMs: d.latency_config.max_latency_ms,
       minSamples: d.latency_config.min_samples,

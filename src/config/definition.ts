@@ -183,7 +183,7 @@ const domainEntry = object({
     name: domain({ doc: 'Owner name, any case, trailing dot optional.', required: true }),
     routing_algorithm: choice({
       doc: 'How servers are picked among the healthy ones.',
-      values: ['round-robin', 'weighted', 'failover', 'latency', 'geolocation'],
+      values: ['round-robin', 'weighted', 'failover', 'latency', 'geolocation', 'sticky'],
       noun: 'routing algorithm',
       default: 'round-robin',
       aliases: {
@@ -236,6 +236,13 @@ const domainEntry = object({
         max_latency_ms: int({ doc: 'Servers whose average round trip is above this are skipped while any server is below it.', default: 500, min: 1, max: 600000 }),
         min_samples: int({ doc: 'Samples every healthy server needs before latency decides; until then the domain answers round-robin.', default: 3, min: 1, max: 1000000 }),
         tie_margin_ms: float({ doc: 'Servers within this many milliseconds of the fastest count as tied and share answers round-robin.', default: 5, min: 0, max: 600000 }),
+      },
+    }),
+    sticky: object({
+      doc: 'Sticky routing settings, used when `routing_algorithm` is `sticky`: clients of one subnet keep landing on one server while it is healthy.',
+      keys: {
+        ipv4_prefix: int({ doc: 'Prefix length an IPv4 client address (ECS or source) is cut to: every client of one such network gets the same server.', default: 24, min: 0, max: 32 }),
+        ipv6_prefix: int({ doc: 'Prefix length an IPv6 client address is cut to.', default: 56, min: 0, max: 128 }),
       },
     }),
   },

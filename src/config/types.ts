@@ -4,7 +4,7 @@
 // milliseconds, defaults are applied and cross-references are resolved.
 
 export type RunMode = 'overwatch' | 'agent';
-export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover' | 'latency' | 'geolocation';
+export type RoutingAlgorithm = 'round-robin' | 'weighted' | 'failover' | 'latency' | 'geolocation' | 'sticky';
 export type WhenAllDown = 'servfail' | 'last_healthy' | 'all' | 'fallback';
 export type HealthCheckType = 'http' | 'https' | 'tcp' | 'none';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -287,6 +287,13 @@ export interface DomainConfig {
   /** Normalised IP literals answered when whenAllDown is 'fallback'. */
   readonly fallback: readonly string[];
   readonly latency: LatencyConfig;
+  readonly sticky: StickyConfig;
+}
+
+export interface StickyConfig {
+  /** Prefix lengths the client address is cut to before hashing. */
+  readonly ipv4Prefix: number;
+  readonly ipv6Prefix: number;
 }
 
 export interface LatencyConfig {

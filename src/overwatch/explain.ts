@@ -22,7 +22,7 @@ import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import { ClientAddress } from '../routing/client.ts';
 import {
   allDownVerdict, DEGRADED_NONE, fastestEma, groupOf, healthyVerdict, LATENCY_TOO_FEW_SAMPLES, latencyCutoff, LISTED, newestLastUp,
-  OUT_DRAINED, OUT_STALE, OUT_WEIGHT_ZERO, refreshList, RouteState, selectMembers,
+  OUT_DRAINED, OUT_STALE, OUT_WEIGHT_ZERO, refreshList, RouteState, selectMembers, stickyScore,
 } from '../routing/select.ts';
 import type { CompiledSnapshot } from '../snapshot/compile.ts';
 import * as L from '../snapshot/layout.ts';
@@ -162,6 +162,7 @@ const POLICY_NAME: Record<number, ExplainPolicy> = {
   [L.POLICY_STATIC]: 'static',
   [L.POLICY_LATENCY]: 'latency',
   [L.POLICY_GEOLOCATION]: 'geolocation',
+  [L.POLICY_STICKY]: 'sticky',
 };
 const ALL_DOWN_NAME: Record<number, WhenAllDown> = {
   [L.ALL_DOWN_SERVFAIL]: 'servfail',
@@ -242,11 +243,11 @@ class Builder {
 
   finish(): Explanation {
     if (this.client !== null) {
-      if (this.policy !== 'geolocation') {
+      if (this.policy !== 'geolocation' && this.policy !== 'sticky') {
         this.notes.push(
           this.policy === 'latency'
             ? `the client address ${this.client} is not used by the latency policy: it ranks servers by the overwatch's own health-check latency, the same for every client`
-            : `the client address ${this.client} does not change this answer: only geolocation domains route by client (an ECS option is echoed with scope 0)`,
+            : `the client address ${this.client} does not change this answer: only geolocation and sticky domains route by client (an ECS option is echoed with scope 0)`,
         );
       }
     }
@@ -512,7 +513,7 @@ function explainRecord(b: Builder, r: number): void {
   const why: Why = { reasons: new Map(), details: new Map() };
   for (const m of members) {
     const verdict = healthyVerdict(state, m.mb, weighted);
-    if (verdict === OUT_WEIGHT_ZERO) why.reasons.set(m, 'weight 0: the weighted policy never answers it (it is still checked)');
+    if (verdict === OUT_WEIGHT_ZERO) why.reasons.set(m, `weight 0: the ${b.policy} policy never answers it (it is still checked)`);
     else if (verdict !== LISTED) why.reasons.set(m, downReason(b, m));
   }
   if (degraded !== DEGRADED_NONE) explainAllDown(b, members, mode, weighted, rb, start, count, why);
@@ -549,6 +550,8 @@ function explainRecord(b: Builder, r: number): void {
     weightedChances(b, list, k, pool, why);
   } else if (policy === L.POLICY_GEOLOCATION) {
     geolocation(b, r, rb, start, list, want, pool, why);
+  } else if (policy === L.POLICY_STICKY) {
+    sticky(b, r, rb, list, k, byIndex, pool, why);
   } else if (policy === L.POLICY_LATENCY) {
     latency(b, list, k, rb, start, answerAt, pool, why);
   } else {
@@ -752,6 +755,46 @@ function geolocation(b: Builder, r: number, rb: number, start: number, list: Mem
   if (inRegion.length > 0) weightedChances(b, inRegion, Math.min(want, inRegion.length), pool, why);
   b.answerSize = Math.min(want, inRegion.length);
   if (placed !== null && placed.scope_prefix_length > 0) b.notes.push(`an answer to this client as an ECS address carries scope /${placed.scope_prefix_length}: resolvers reuse it for that whole network`);
+}
+
+/**
+ * Sticky: the client's network as a worker cuts it, the members
+ * selectMembers() answers it (the best rendezvous scores), and where the
+ * client goes when they fail: the next best.
+ */
+function sticky(b: Builder, r: number, rb: number, list: Member[], k: number, byIndex: Map<number, Member>, pool: Set<Member>, why: Why): void {
+  const state = b.route;
+  const u32 = b.view.u32;
+  const client = new ClientAddress(new ParsedQuery());
+  if (b.client !== null) client.setSource(b.client, b.client.includes(':') ? 6 : 4);
+  const picks = new Int32Array(L.MAX_ANSWERS_LIMIT);
+  const got = selectMembers(state, r, picks, b.client === null ? null : client);
+  const answered = Array.from(picks.subarray(0, got), (idx) => byIndex.get(idx) as Member);
+  b.selection = 'fixed';
+  b.answers = answered.map((m) => m.address);
+  answered.forEach((m, i) => {
+    pool.add(m);
+    why.details.set(m, `rendezvous rank ${i + 1} for this client's network`);
+  });
+  // The rest ranked as a worker would rank them, to say who takes over.
+  const h = state.clientHash;
+  const ranked = list
+    .map((m) => ({ m, score: stickyScore(h, state.memberHash[m.index], u32[m.mb + L.MEM_WEIGHT]) }))
+    .sort((x, y) => y.score - x.score);
+  ranked.forEach(({ m }, i) => {
+    if (!pool.has(m)) why.reasons.set(m, `rendezvous rank ${i + 1} for this client's network: it answers this client when the ${i === 1 ? 'server' : `${i} servers`} ranked above it are not answerable`);
+  });
+  const v4 = u32[rb + L.REC_STICKY_V4_PREFIX];
+  const v6 = u32[rb + L.REC_STICKY_V6_PREFIX];
+  if (b.client === null) {
+    b.notes.push('no client address given: explained as for a query that carries none (all such queries count as one network); ask with a client to see its server');
+  } else {
+    const len = b.client.includes(':') ? v6 : v4;
+    b.notes.push(`sticky: the client's network ${b.client}/${len} (the source address cut to ${b.client.includes(':') ? 'ipv6_prefix' : 'ipv4_prefix'}; an ECS address is cut the same way) gets ${answered.map((m) => m.address).join(', ')} while ${k === 1 ? 'it is' : 'they are'} answerable`);
+  }
+  const next = ranked.find(({ m }) => !pool.has(m));
+  if (next !== undefined) b.notes.push(`if ${k === 1 ? 'it fails' : 'one of them fails'}, this client's answers move to ${next.m.address} and come back when it recovers; clients of other networks do not move`);
+  b.notes.push(`weighted rendezvous hashing: each network goes to the servers with the best scores for it, so networks spread in proportion to the weights, and every DNS worker and overwatch answers a network alike`);
 }
 
 /** Failover (and the default branch of selectMembers): `answered`, the first k of the list in priority order. */

@@ -362,8 +362,8 @@ export class Presigner {
       if (fixed || k === count) {
         // One set: the first k (failover, static, fallback), or everyone.
         if (!emit((i) => members[i])) break;
-      } else if (policy === L.POLICY_WEIGHTED && k > 1) {
-        // Random draws without replacement: any k of them, in any order.
+      } else if ((policy === L.POLICY_WEIGHTED || policy === L.POLICY_STICKY) && k > 1) {
+        // Random draws without replacement (weighted), or each client network's best k (sticky): any k of them, in any order.
         if (choose(count, k, MAX_SETS_PER_RECORD) > MAX_SETS_PER_RECORD) {
           skipped++;
           continue;

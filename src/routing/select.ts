@@ -1,6 +1,6 @@
 // Worker, hot path. Picks the servers of one record for one answer: the
-// routing policies round-robin, weighted, failover, latency and geolocation
-// (and static data) over the snapshot's member lists and the live health and latency
+// routing policies round-robin, weighted, failover, latency, geolocation and
+// sticky (and static data) over the snapshot's member lists and the live health and latency
 // slots, plus what to answer when every member is down (when_all_down). No
 // I/O, no allocation per query.
 //
@@ -48,6 +48,9 @@ export const OUT_WEIGHT_ZERO = 4;
 /** when_all_down: last_healthy: last up before the window of the most recent member (or never). */
 export const OUT_STALE = 5;
 
+/** Entries of each worker's sticky cache (direct-mapped by record and client network). */
+const STICKY_CACHE_SIZE = 4096;
+
 /** latencyCutoff() when latency does not rank: some listed member has fewer than min_samples samples. */
 export const LATENCY_TOO_FEW_SAMPLES = -1;
 
@@ -78,6 +81,19 @@ export class RouteState {
   /** After a geolocation answer: the routing-decision counter ids to count it under (NO_SLOT: none). */
   geoStat = L.NO_SLOT;
   geoFallbackStat = L.NO_SLOT;
+  /** After a geolocation or sticky answer: the ECS SCOPE PREFIX-LENGTH it holds for (RFC 7871 §7.2.1); 0 when no ECS decided it. */
+  ecsScope = 0;
+  /** Sticky: a hash of each member's address (its answer's RDATA), filled when its record's list is built; the same on every worker and overwatch. */
+  readonly memberHash: Uint32Array;
+  /** Sticky: the client network of the last pick (hashClientNetwork). */
+  clientHash = 0;
+  /** Sticky, max_answers 1: record, client network, list epoch and member of recent answers, direct-mapped by (record, network). */
+  readonly stickyRecord: Int32Array;
+  readonly stickyClient: Uint32Array;
+  readonly stickyEpoch: Int32Array;
+  readonly stickyMember: Int32Array;
+  /** Sticky, max_answers > 1: the scores of the best members so far, parallel to the answer being built. */
+  readonly topScore: Float64Array;
 
   constructor(view: SnapshotView, live: Int32Array) {
     this.view = view;
@@ -90,12 +106,18 @@ export class RouteState {
     this.degraded = new Int32Array(view.recordCount).fill(DEGRADED_NONE);
     this.picked = new Int32Array(L.MAX_ANSWERS_LIMIT);
     this.groupEnd = new Int32Array(view.u32[L.HDR_GROUP_COUNT]);
+    this.memberHash = new Uint32Array(view.memberCount);
+    this.stickyRecord = new Int32Array(STICKY_CACHE_SIZE).fill(-1);
+    this.stickyClient = new Uint32Array(STICKY_CACHE_SIZE);
+    this.stickyEpoch = new Int32Array(STICKY_CACHE_SIZE);
+    this.stickyMember = new Int32Array(STICKY_CACHE_SIZE);
+    this.topScore = new Float64Array(L.MAX_ANSWERS_LIMIT);
   }
 }
 
-/** Does policy `policy` pick by weight (so weight 0 is never answered)? Weighted, and geolocation within a region. */
+/** Does policy `policy` pick by weight (so weight 0 is never answered)? Weighted, geolocation within a region, and sticky. */
 function byWeight(policy: number): boolean {
-  return policy === L.POLICY_WEIGHTED || policy === L.POLICY_GEOLOCATION;
+  return policy === L.POLICY_WEIGHTED || policy === L.POLICY_GEOLOCATION || policy === L.POLICY_STICKY;
 }
 
 /**
@@ -169,6 +191,7 @@ export function refreshList(state: RouteState, r: number): void {
   state.degraded[r] = DEGRADED_NONE;
   if (n === 0 && count > 0) n = refreshAllDown(state, r, rb, start, count, weighted);
   if (u32[rb + L.REC_GROUP_COUNT] !== 0) groupList(state, rb, start, n);
+  if (u32[rb + L.REC_POLICY] === L.POLICY_STICKY) hashMembers(state, rb, start, count);
   state.healthyCount[r] = n;
   state.epochOf[r] = epoch;
 }
@@ -239,6 +262,7 @@ function listMember(state: RouteState, start: number, n: number, i: number, mb: 
 export function selectMembers(state: RouteState, r: number, out: Int32Array, client: ClientAddress | null): number {
   const u32 = state.view.u32;
   const rb = state.view.recordBase(r);
+  state.ecsScope = 0;
   if (state.epochOf[r] !== Atomics.load(state.live, LIVE_EPOCH)) refreshList(state, r);
   const n = state.healthyCount[r];
   const want = u32[rb + L.REC_MAX_ANSWERS];
@@ -261,6 +285,8 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array, cli
       return pickLatency(state, r, rb, start, n, k, out);
     case L.POLICY_GEOLOCATION:
       return pickGeo(state, rb, start, want, out, client);
+    case L.POLICY_STICKY:
+      return pickSticky(state, r, rb, start, n, k, out, client);
     default:
       // Failover and static: members are stored in priority order.
       for (let i = 0; i < k; i++) out[i] = state.healthy[start + i];
@@ -427,6 +453,7 @@ function pickGeo(state: RouteState, rb: number, start: number, want: number, out
   const count = u32[rb + L.REC_GROUP_COUNT];
   let pos = region < 0 ? -1 : groupOf(state, rb, region);
   state.geoFallbackStat = L.NO_SLOT;
+  state.ecsScope = state.decision.scopeLen;
   if (pos >= 0) {
     const match = state.decision.match;
     state.geoStat = u32[view.groupBase(first + pos) + (match === MATCH_CUSTOM ? L.GRP_STAT_CUSTOM : match === MATCH_DEFAULT ? L.GRP_STAT_DEFAULT : L.GRP_STAT_GEOIP)];
@@ -487,4 +514,121 @@ function pickWeighted(state: RouteState, start: number, n: number, k: number, ou
 
 function weightAt(cum: Float64Array, start: number, i: number): number {
   return i === 0 ? cum[start] : cum[start + i] - cum[start + i - 1];
+}
+
+// ---- Sticky: weighted rendezvous hashing (highest random weight).
+//
+// Every (client network, member) pair gets a score w / -ln(u), u a uniform
+// number in (0, 1) drawn from a hash of the two; the best-scoring members
+// answer. A client keeps its server as long as that server is listed: when
+// one of n equal servers fails, only its own clients (about 1/n) move, each to
+// its second-best server, and they come back when it does. Every worker and
+// every overwatch computes the same scores, so a client gets one answer
+// whichever of them it asks. Clients spread over the members in proportion to
+// their weights.
+
+/** Sticky: hashes the address of each of record `rb`'s members (their RDATA bytes). */
+function hashMembers(state: RouteState, rb: number, start: number, count: number): void {
+  const view = state.view;
+  const len = view.u32[rb + L.REC_FRAG_LEN] - 12;
+  for (let i = 0; i < count; i++) {
+    const off = view.u32[view.memberBase(start + i) + L.MEM_FRAG_OFF] + 12;
+    let h = 0x811c9dc5;
+    for (let b = 0; b < len; b++) h = Math.imul(h ^ view.u8[off + b], 0x01000193);
+    state.memberHash[start + i] = h >>> 0;
+  }
+}
+
+/**
+ * Rule 7: the client network sticky routing hashes: the query's ECS address
+ * when it carries one and ecs_enabled is on (cut to the shorter of the
+ * record's prefix length and the ECS source prefix), else the packet's
+ * source cut to the record's prefix length. Sets state.clientHash and
+ * state.ecsScope (the prefix the answer holds for; 0 without ECS). No client
+ * at all, or an ECS source prefix of 0, hashes as one network.
+ */
+export function hashClientNetwork(state: RouteState, rb: number, client: ClientAddress | null): void {
+  const u32 = state.view.u32;
+  state.ecsScope = 0;
+  if (client === null) {
+    state.clientHash = mixBytes(0, null, 0);
+    return;
+  }
+  const q = client.query;
+  if (q.ecsFamily !== 0 && state.view.ecsEnabled) {
+    const len = q.ecsFamily === 1 ? 4 : 16;
+    const cut = u32[rb + (len === 4 ? L.REC_STICKY_V4_PREFIX : L.REC_STICKY_V6_PREFIX)];
+    const prefix = q.ecsSourcePrefix < cut ? q.ecsSourcePrefix : cut;
+    state.ecsScope = prefix;
+    state.clientHash = mixBytes(len, q.ecsAddr, prefix);
+    return;
+  }
+  const len = client.sourceBytes();
+  state.clientHash = mixBytes(len, client.bytes, len === 0 ? 0 : u32[rb + (len === 4 ? L.REC_STICKY_V4_PREFIX : L.REC_STICKY_V6_PREFIX)]);
+}
+
+/** FNV-1a over the family (address length), the prefix length and the first `prefix` bits of `bytes`. */
+function mixBytes(len: number, bytes: Uint8Array | null, prefix: number): number {
+  let h = Math.imul(0x811c9dc5 ^ len, 0x01000193);
+  h = Math.imul(h ^ prefix, 0x01000193);
+  if (bytes === null) return h >>> 0;
+  const whole = prefix >>> 3;
+  for (let i = 0; i < whole; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  const bits = prefix & 7;
+  if (bits !== 0) h = Math.imul(h ^ (bytes[whole] & (0xff << (8 - bits)) & 0xff), 0x01000193);
+  return h >>> 0;
+}
+
+/** The rendezvous score of member `m` (weight `w`) for client network hash `client`: w / -ln(u), u in (0, 1) from both hashes. */
+export function stickyScore(client: number, memberHash: number, w: number): number {
+  // murmur3's finaliser over the pair: every input bit moves every output bit.
+  let h = (client ^ Math.imul(memberHash, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h = (h ^ (h >>> 16)) >>> 0;
+  return w / -Math.log((h + 0.5) / 4294967296);
+}
+
+/**
+ * Sticky: the `k` listed members with the best scores for the client's
+ * network, best first. With k = 1 the answer is remembered per (record,
+ * network) until the record's list changes, so a repeat client costs a hash
+ * and a lookup; otherwise the scores cost O(n·k).
+ */
+function pickSticky(state: RouteState, r: number, rb: number, start: number, n: number, k: number, out: Int32Array, client: ClientAddress | null): number {
+  hashClientNetwork(state, rb, client);
+  const h = state.clientHash;
+  const epoch = state.epochOf[r];
+  let slot = 0;
+  if (k === 1) {
+    slot = (Math.imul(h ^ r, 0x27d4eb2d) >>> 20) & (STICKY_CACHE_SIZE - 1);
+    if (state.stickyRecord[slot] === r && state.stickyClient[slot] === h && state.stickyEpoch[slot] === epoch) {
+      out[0] = state.stickyMember[slot];
+      return 1;
+    }
+  }
+  const u32 = state.view.u32;
+  const top = state.topScore;
+  let have = 0;
+  for (let i = 0; i < n; i++) {
+    const m = state.healthy[start + i];
+    const score = stickyScore(h, state.memberHash[m], u32[state.view.memberBase(m) + L.MEM_WEIGHT]);
+    if (have === k && score <= top[k - 1]) continue;
+    // Insertion into the best-first list of at most k.
+    let j = have < k ? have++ : k - 1;
+    while (j > 0 && top[j - 1] < score) {
+      top[j] = top[j - 1];
+      out[j] = out[j - 1];
+      j--;
+    }
+    top[j] = score;
+    out[j] = m;
+  }
+  if (k === 1) {
+    state.stickyRecord[slot] = r;
+    state.stickyClient[slot] = h;
+    state.stickyEpoch[slot] = epoch;
+    state.stickyMember[slot] = out[0];
+  }
+  return have;
 }

@@ -17,7 +17,7 @@
 /** "OGSL" read as a little-endian uint32. */
 export const SNAPSHOT_MAGIC = 0x4c53474f;
 /** Bumped whenever any offset below changes meaning. */
-export const SNAPSHOT_VERSION = 5;
+export const SNAPSHOT_VERSION = 6;
 
 // Header: word indexes into the Uint32Array view.
 export const HDR_MAGIC = 0;
@@ -117,7 +117,9 @@ export const REC_GROUP_START = 16; // geolocation: index of the record's first r
 export const REC_GROUP_COUNT = 17; // geolocation: its region groups, one per region of the domain in order; 0 for other policies
 export const REC_GEO_STAT_NOT_SERVED = 18; // geolocation: decision counter id of "the decided region is not one of the domain's"
 export const REC_GEO_STAT_UNDECIDED = 19; // geolocation: decision counter id of "no region decided" (no mapping, no default)
-export const RECORD_WORDS = 20;
+export const REC_STICKY_V4_PREFIX = 20; // sticky: prefix length an IPv4 client address is cut to before hashing
+export const REC_STICKY_V6_PREFIX = 21; // sticky: prefix length an IPv6 client address is cut to
+export const RECORD_WORDS = 22;
 
 /** Rotate over the healthy members, one step per answer. */
 export const POLICY_ROUND_ROBIN = 0;
@@ -131,6 +133,8 @@ export const POLICY_STATIC = 3;
 export const POLICY_LATENCY = 4;
 /** The region the client's address maps to (custom CIDR > country > continent > default); weighted within it; the next region in order when it has none. */
 export const POLICY_GEOLOCATION = 5;
+/** The healthy member a client subnet hashes to (weighted rendezvous hashing): a client keeps its server while it is healthy. */
+export const POLICY_STICKY = 6;
 
 /** All members down: answer SERVFAIL. */
 export const ALL_DOWN_SERVFAIL = 0;

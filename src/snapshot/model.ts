@@ -62,6 +62,9 @@ export interface RecordRow {
   readonly minSamples: number;
   readonly maxLatencyUs: number;
   readonly tieMarginUs: number;
+  /** Sticky: prefix lengths client addresses are cut to. */
+  readonly stickyV4Prefix: number;
+  readonly stickyV6Prefix: number;
   /** Routing-decision counter id; NO_SLOT for static data. */
   readonly statId: number;
   /** The domain the record answers; null for static name-server data. */
@@ -94,12 +97,13 @@ export interface SnapshotModel {
 
 const POLICY_CODE = {
   'round-robin': L.POLICY_ROUND_ROBIN, weighted: L.POLICY_WEIGHTED, failover: L.POLICY_FAILOVER, latency: L.POLICY_LATENCY, geolocation: L.POLICY_GEOLOCATION,
+  sticky: L.POLICY_STICKY,
 } as const;
 const ALL_DOWN_CODE = { servfail: L.ALL_DOWN_SERVFAIL, last_healthy: L.ALL_DOWN_LAST_HEALTHY, all: L.ALL_DOWN_ALL, fallback: L.ALL_DOWN_FALLBACK } as const;
 
 /** Fields of a record that static data (name-server addresses) does not use. */
 const STATIC_EXTRAS = {
-  allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0, statId: L.NO_SLOT, domain: null,
+  allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0, stickyV4Prefix: 0, stickyV6Prefix: 0, statId: L.NO_SLOT, domain: null,
   groups: [], statNotServed: L.NO_SLOT, statUndecided: L.NO_SLOT,
 } as const;
 
@@ -199,6 +203,8 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
         minSamples: domain.latency.minSamples,
         maxLatencyUs: Math.round(domain.latency.maxLatencyMs * 1000),
         tieMarginUs: Math.round(domain.latency.tieMarginMs * 1000),
+        stickyV4Prefix: domain.sticky.ipv4Prefix,
+        stickyV6Prefix: domain.sticky.ipv6Prefix,
         statId: d.decisionId,
         domain: domain.name,
         groups,

@@ -171,6 +171,8 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.REC_MAX_LATENCY_US] = rec.maxLatencyUs;
     u32[base + L.REC_TIE_MARGIN_US] = rec.tieMarginUs;
     u32[base + L.REC_STAT_ID] = rec.statId;
+    u32[base + L.REC_STICKY_V4_PREFIX] = rec.stickyV4Prefix;
+    u32[base + L.REC_STICKY_V6_PREFIX] = rec.stickyV6Prefix;
     u32[base + L.REC_GROUP_START] = g;
     u32[base + L.REC_GROUP_COUNT] = rec.groups.length;
     u32[base + L.REC_GEO_STAT_NOT_SERVED] = rec.statNotServed;

@@ -148,8 +148,15 @@ const cases: Case[] = [
       zone: 'app.example.test',
       whenAllDown: 'servfail',
       fallback: [],
+      sticky: { ipv4Prefix: 24, ipv6Prefix: 56 },
       latency: { maxLatencyMs: 500, minSamples: 3, tieMarginMs: 5 },
     },
+  },
+  {
+    name: 'reads sticky routing and its prefix lengths',
+    yaml: [...REGION, 'domains:', '  - { name: app.example.test, regions: [eu-west], routing_algorithm: sticky, sticky: { ipv4_prefix: 16, ipv6_prefix: 48 } }'],
+    get: (c) => [c.domains[0]?.routingAlgorithm, c.domains[0]?.sticky],
+    expect: ['sticky', { ipv4Prefix: 16, ipv6Prefix: 48 }],
   },
   {
     name: 'makes last_healthy the all-down default when dns.return_last_healthy is true, as the Go original intended',

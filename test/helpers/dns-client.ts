@@ -162,3 +162,62 @@ export async function ask(port: number, name: string, type: string, opts: QueryO
 export function rcodeOf(raw: Uint8Array): number {
   return raw[3] & 0x0f;
 }
+
+/**
+ * Sends every packet of `packets` over one UDP socket, at most `window` in
+ * flight, and resolves with the replies in the same order (matched by
+ * message id, so the ids must be distinct). A packet unanswered within
+ * `timeoutMs` is sent again, up to `tries` times in all; then the call fails
+ * naming it.
+ */
+export function udpExchangeMany(port: number, packets: readonly Uint8Array[], opts: { window?: number; timeoutMs?: number; tries?: number } = {}): Promise<Buffer[]> {
+  const window = opts.window ?? 64;
+  const timeoutMs = opts.timeoutMs ?? 1000;
+  const tries = opts.tries ?? 3;
+  const byId = new Map<number, number>();
+  for (let i = 0; i < packets.length; i++) {
+    const id = (packets[i][0] << 8) | packets[i][1];
+    if (byId.has(id)) throw new Error(`udpExchangeMany: packets ${byId.get(id)} and ${i} share message id ${id}`);
+    byId.set(id, i);
+  }
+  if (packets.length === 0) return Promise.resolve([]);
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket('udp4');
+    const replies: (Buffer | undefined)[] = new Array(packets.length);
+    const sentAt = new Map<number, { at: number; tries: number }>();
+    let next = 0;
+    let done = 0;
+    const finish = (err: Error | null): void => {
+      clearInterval(timer);
+      socket.close();
+      if (err !== null) reject(err);
+      else resolve(replies as Buffer[]);
+    };
+    const send = (i: number, attempt: number): void => {
+      sentAt.set(i, { at: Date.now(), tries: attempt });
+      socket.send(packets[i], port, '127.0.0.1');
+    };
+    const fill = (): void => {
+      while (next < packets.length && sentAt.size < window) send(next++, 1);
+    };
+    socket.on('message', (msg: Buffer) => {
+      if (msg.length < 2) return;
+      const i = byId.get(msg.readUInt16BE(0));
+      if (i === undefined || replies[i] !== undefined) return;
+      replies[i] = msg;
+      sentAt.delete(i);
+      if (++done === packets.length) finish(null);
+      else fill();
+    });
+    socket.on('error', (err) => finish(err));
+    const timer = setInterval(() => {
+      const now = Date.now();
+      for (const [i, s] of sentAt) {
+        if (now - s.at < timeoutMs) continue;
+        if (s.tries >= tries) return finish(new Error(`udpExchangeMany: no reply to packet ${i} after ${tries} tries of ${timeoutMs} ms`));
+        send(i, s.tries + 1);
+      }
+    }, Math.max(10, timeoutMs / 4));
+    socket.bind(0, '127.0.0.1', fill);
+  });
+}
