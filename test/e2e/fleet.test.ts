@@ -101,8 +101,7 @@ async function until(port: number, expected: Record<string, string>, timeoutMs: 
 
 test('three overwatches and three agents: every overwatch answers the same; one killed changes nothing at the others; restarted, it is complete within one heartbeat', posixOnly, async (t: TestContext) => {
   const f: Fleet = { dir: await tempDir(t, 'opengslb-fleet-'), key: randomBytes(32).toString('base64') };
-  const overwatches: RunningServer[] = [];
-  for (let n = 0; n < 3; n++) overwatches.push(await startOpengslb(t, await writeFleetOverwatch(f, n, 0)));
+  const overwatches = await Promise.all([0, 1, 2].map(async (n) => startOpengslb(t, await writeFleetOverwatch(f, n, 0))));
   const ports = await Promise.all(overwatches.map(gossipPortOf));
 
   // Three agents, two regions, six backends: app on every agent, api on two, web on one (failing its checks).
