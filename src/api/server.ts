@@ -18,6 +18,7 @@ import type { Logger } from '../log/logger.ts';
 import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
+import { registerClusterRoutes } from './cluster-routes.ts';
 import { registerBackendsRoute } from './backends-route.ts';
 import { registerDnssecRoutes } from './dnssec-routes.ts';
 import { registerExplainRoute } from './explain-route.ts';
@@ -138,6 +139,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
         { name: 'dnssec', description: 'DNSSEC keys, DS records, rollover and key sync.' },
         { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
         { name: 'agents', description: 'Agents: their pins, state and backends; revocation and deletion.' },
+        { name: 'cluster', description: 'Several overwatches: this one, the agents it hears, and whether its peers (overwatch.peers) see the same.' },
       ],
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'api.token; needed for writes only when set.' } },
@@ -158,6 +160,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerReloadRoutes(app, ctx);
     registerDnssecRoutes(app, ctx);
     registerAgentRoutes(app, ctx);
+    registerClusterRoutes(app, ctx);
     registerGeoRoutes(app, ctx);
     collecting = false;
     for (const [url, methods] of methodsOf) {
