@@ -82,6 +82,8 @@ interface SimAgent {
   readonly registration: ReturnType<typeof buildRegistration>;
   readonly backends: readonly SimBackend[];
   readonly health: BackendHealth[];
+  /** Health as last sent in a heartbeat: a heartbeat carries the backends whose health changed since (the agent's redundancy for a lost health update). */
+  readonly sentHealth: BackendHealth[];
   /** Overwatches (by index) that acked its registration. */
   readonly registeredAt: Set<number>;
 }
@@ -173,6 +175,7 @@ export class AgentsSim {
           sealer: new MessageSealer(this.#keyring, identity),
           backends,
           health,
+          sentHealth: [...health],
           registeredAt: new Set(),
           registration: buildRegistration(identity, {
             region: this.#opts.regionOf(index),
@@ -242,10 +245,17 @@ export class AgentsSim {
       for (let i = slice; i < this.#agents.length; i += slices) {
         const agent = this.#agents[i]!;
         if ((round + i) % fullEvery === 0) {
+          agent.sentHealth.splice(0, agent.sentHealth.length, ...agent.health);
           const full: OutgoingMessage = { type: 'heartbeat', full: true, backends: this.#reports(agent, true), load: null };
           for (let ow = 0; ow < this.#opts.overwatches.length; ow++) this.#tcp(agent, ow, full);
         } else {
-          this.#udpSend(agent, { type: 'heartbeat', full: false, backends: [], load: null });
+          // As the agent does: the backends whose health changed since the last heartbeat (usually none).
+          const changed: BackendReport[] = [];
+          agent.backends.forEach((_, k) => {
+            if (agent.sentHealth[k] !== agent.health[k]) changed.push(...this.#reports(agent, false, k));
+            agent.sentHealth[k] = agent.health[k]!;
+          });
+          this.#udpSend(agent, { type: 'heartbeat', full: false, backends: changed, load: null });
         }
       }
     }, sliceMs);
