@@ -68,6 +68,7 @@ interface Overwatch {
   readonly dnsPort: number;
   readonly gossipPort: number;
   readonly apiPort: number;
+  readonly metricsPort: number;
 }
 
 const children: ChildProcess[] = [];
@@ -95,6 +96,7 @@ async function startOverwatch(n: number): Promise<Overwatch> {
     'domains:',
     ...layout.serviceNames.map((name) => `  - { name: ${name}, regions: [${REGIONS.join(', ')}], max_answers: ${PROBES} }`),
     'api: { enabled: true, address: "127.0.0.1:0" }',
+    'metrics: { enabled: true, address: "127.0.0.1:0" }',
     'overwatch:',
     '  data_dir: ./state',
     '  agent_tokens:',
@@ -109,6 +111,7 @@ async function startOverwatch(n: number): Promise<Overwatch> {
   let dnsPort = 0;
   let gossipPort = 0;
   let apiPort = 0;
+  let metricsPort = 0;
   const lines = createInterface({ input: child.stdout! });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4000)));
@@ -122,10 +125,12 @@ async function startOverwatch(n: number): Promise<Overwatch> {
       if (gossip) gossipPort = Number(gossip[1]);
       const api = /API listening/.test(line) ? /"address":"127\.0\.0\.1:(\d+)"/.exec(line) : null;
       if (api) apiPort = Number(api[1]);
-      if (dnsPort > 0 && gossipPort > 0 && apiPort > 0) resolve();
+      const metrics = /metrics listening/.test(line) ? /"address":"127\.0\.0\.1:(\d+)"/.exec(line) : null;
+      if (metrics) metricsPort = Number(metrics[1]);
+      if (dnsPort > 0 && gossipPort > 0 && apiPort > 0 && metricsPort > 0) resolve();
     });
   });
-  return { child, dnsPort, gossipPort, apiPort };
+  return { child, dnsPort, gossipPort, apiPort, metricsPort };
 }
 
 async function probeAnswer(port: number): Promise<Set<string>> {
@@ -199,6 +204,17 @@ async function main(): Promise<void> {
     };
   });
   process.stderr.write(`steady: ${JSON.stringify(steady)}\n`);
+  // Where the memory is: V8 heap in use, memory outside the heap (ArrayBuffers, SharedArrayBuffers: the snapshots), RSS.
+  const memory = await Promise.all(overwatches.map(async (o) => {
+    const text = await (await fetch(`http://127.0.0.1:${o.metricsPort}/metrics`)).text();
+    const metric = (name: string): number | null => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text);
+      return m === null ? null : Math.round(Number(m[1]) / 1048576);
+    };
+    const signed = /^opengslb_dnssec_signatures_total\{by="pool"\} ([0-9.e+]+)$/m.exec(text);
+    return { presignedSignatures: signed === null ? null : Number(signed[1]), heapUsedMB: metric('nodejs_heap_size_used_bytes'), heapTotalMB: metric('nodejs_heap_size_total_bytes'), externalMB: metric('nodejs_external_memory_bytes'), rssMB: metric('process_resident_memory_bytes') };
+  }));
+  process.stderr.write(`memory: ${JSON.stringify(memory)}\n`);
 
   // Flips: alternate a probe backend down and up; time until every overwatch's answer shows it.
   const latencies: number[][] = overwatches.map(() => []);
@@ -242,7 +258,7 @@ async function main(): Promise<void> {
   sim.stop();
   const result = {
     agents: AGENTS, backendsPerAgent: BACKENDS, overwatches: OVERWATCHES, intervalMs: INTERVAL_MS, fullIntervalMs: FULL_MS, windowS: WINDOW_S,
-    identitiesMs, registerMs, steady, flips, sim: counters, channel,
+    identitiesMs, registerMs, steady, memory, flips, sim: counters, channel,
     machine: { cpus: cpus().length, loadBefore: load0.map((x) => Math.round(x * 100) / 100), loadAfter: loadavg().map((x) => Math.round(x * 100) / 100) },
   };
   console.log(JSON.stringify(result, null, 2));
