@@ -44,11 +44,11 @@ describe('the dashboard page', () => {
 
   test('every file of src/api/dashboard is served under /dashboard/ with its type and the same headers', async () => {
     const files = (await readdir(DASHBOARD_DIR)).filter((f) => f !== 'index.html').sort();
-    assert.deepEqual(files, ['api.js', 'chart.js', 'dashboard.js', 'style.css']);
+    assert.deepEqual(files, ['api.js', 'chart.js', 'dashboard.js', 'icon.svg', 'style.css']);
     for (const f of files) {
       const res = await fetch(`${api.base}/dashboard/${f}`);
       assert.equal(res.status, 200, f);
-      assert.equal(res.headers.get('content-type'), f.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8', f);
+      assert.equal(res.headers.get('content-type'), { js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8', svg: 'image/svg+xml' }[f.split('.').pop() as string], f);
       assert.equal(res.headers.get('content-security-policy'), CONTENT_SECURITY_POLICY, f);
       assert.equal(res.headers.get('x-content-type-options'), 'nosniff', f);
       assert.ok((await res.text()).length > 100, f);

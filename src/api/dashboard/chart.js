@@ -4,8 +4,8 @@
 // style attributes), so the page's Content-Security-Policy holds.
 
 const SVG = 'http://www.w3.org/2000/svg';
-const WIDTH = 720;
-const HEIGHT = 180;
+const WIDTH = 1000;
+const HEIGHT = 200;
 const PAD = { left: 48, right: 8, top: 8, bottom: 22 };
 /** The order rcodes are drawn and listed in; any other follows. */
 const ORDER = ['NOERROR', 'NXDOMAIN', 'SERVFAIL', 'REFUSED', 'FORMERR', 'NOTIMP'];
@@ -57,7 +57,7 @@ export function drawChart(container, legend, stats) {
   const minutes = Math.round(stats.window_seconds / 60);
   for (let m = 0; m <= minutes; m += Math.max(1, Math.round(minutes / 5))) {
     const at = x(endMs - m * 60_000);
-    svg.append(el('text', { x: at, y: HEIGHT - 6, 'text-anchor': 'middle', class: 'axis' }, m === 0 ? 'now' : `-${m} min`));
+    svg.append(el('text', { x: at, y: HEIGHT - 6, 'text-anchor': m === 0 ? 'end' : 'middle', class: 'axis' }, m === 0 ? 'now' : `-${m} min`));
   }
   for (const code of [...series, 'total']) {
     const points = samples.map((s) => `${x(Date.parse(s.at)).toFixed(1)},${y(code === 'total' ? s.queries_per_second : (s.by_rcode[code] ?? 0)).toFixed(1)}`);
