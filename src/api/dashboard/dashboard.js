@@ -156,7 +156,14 @@ function authorityOf(s) {
   return s.authority;
 }
 
-function renderRegions(regions, servers) {
+function renderRegions(configured, servers) {
+  // Agents may report backends in regions the config does not list: count those here.
+  const regions = [...configured];
+  for (const s of servers) {
+    if (regions.some((r) => r.name === s.region)) continue;
+    const mine = servers.filter((o) => o.region === s.region);
+    regions.push({ name: s.region, total_servers: mine.length, healthy_count: mine.filter((o) => o.status === 'healthy').length });
+  }
   const blocks = regions.map((r) => {
     const mine = servers.filter((s) => s.region === r.name);
     const title = h('h3', '', [
