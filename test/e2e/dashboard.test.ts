@@ -120,7 +120,8 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
     await page.fill('#token-input', 'not-the-token');
     await page.click('#token-form button[type="submit"]');
     await page.locator(`${row(a)} button`, { hasText: 'Drain' }).click();
-    await page.waitForFunction("/token kept in this tab is wrong/.test(document.getElementById('notice').textContent)");
+    // Locators run in Playwright's own isolated world: waitForFunction would evaluate a string in the page, which its CSP refuses (no eval).
+    await page.locator('#notice', { hasText: 'token kept in this tab is wrong' }).waitFor();
     assert.deepEqual(await answers(server), both, 'nothing changed');
   });
 
@@ -129,7 +130,7 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
     await page.click('#token-form button[type="submit"]');
     assert.equal(await page.evaluate(() => sessionStorage.getItem('opengslb.api-token')), TOKEN);
     await page.locator(`${row(a)} button`, { hasText: 'Drain' }).click();
-    await page.waitForFunction(`document.getElementById('notice').textContent === ${JSON.stringify(`override ${a.address} down: done`)}`);
+    await page.locator('#notice', { hasText: `override ${a.address} down: done` }).waitFor();
     assert.deepEqual(await answers(server), [b.address]);
     await page.waitForSelector(`#overrides tr[data-scope="server"][data-target="${a.address}"]`);
     await page.waitForSelector(`${row(a)}[data-authority="override"]`);
