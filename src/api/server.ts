@@ -1,6 +1,7 @@
 // Main thread, cold path. The admin API: a Fastify server on api.address with
 // JSON routes under /api/v1, an IP allowlist, a bearer token for writes, and
-// an OpenAPI document generated from the route schemas. It shares the main
+// an OpenAPI document generated from the route schemas; and the web dashboard
+// at / (src/api/dashboard-routes.ts), a page that is a client of those routes. It shares the main
 // thread with the health scheduler, so handlers stay O(servers) and every
 // schema, validator and serialiser is compiled before the first request.
 //
