@@ -139,7 +139,7 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
 
   await t.test('Clear, clicked in the overrides table, gives the server back to its checks', async () => {
     await page.locator(`#overrides tr[data-target="${a.address}"] button`, { hasText: 'Clear' }).click();
-    await page.waitForSelector('#overrides tr:not([data-scope])');
+    await page.waitForSelector('#overrides tbody tr:not([data-scope])');
     assert.deepEqual(await answers(server), both);
     await page.waitForSelector(`#domains tr[data-domain="app.example.test"][data-answers="${both.join(',')}"]`);
   });
@@ -154,7 +154,7 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
     await page.waitForSelector(`#overrides tr[data-scope="domain"][data-target="${b.address}"]`);
     assert.deepEqual(await answers(server), [a.address]);
     await page.locator(`#overrides tr[data-target="${b.address}"] button`, { hasText: 'Clear' }).click();
-    await page.waitForSelector('#overrides tr:not([data-scope])');
+    await page.waitForSelector('#overrides tbody tr:not([data-scope])');
     assert.deepEqual(await answers(server), both);
   });
 

@@ -46,7 +46,9 @@ export function drawChart(container, legend, stats) {
   const w = WIDTH - PAD.left - PAD.right;
   const h = HEIGHT - PAD.top - PAD.bottom;
   const endMs = samples.length > 0 ? Date.parse(samples[samples.length - 1].at) : Date.now();
-  const spanMs = stats.window_seconds * 1000;
+  // Until the window has filled (a fresh start), span what there is, at least a minute, so the lines are not squeezed to the right edge.
+  const firstMs = samples.length > 0 ? Date.parse(samples[0].at) - samples[0].seconds * 1000 : endMs;
+  const spanMs = Math.min(stats.window_seconds * 1000, Math.max(60_000, endMs - firstMs));
   const x = (ms) => PAD.left + w * (1 - (endMs - ms) / spanMs);
   const y = (v) => PAD.top + h * (1 - v / top);
 
@@ -54,10 +56,12 @@ export function drawChart(container, legend, stats) {
     svg.append(el('line', { x1: PAD.left, x2: WIDTH - PAD.right, y1: y(top * f), y2: y(top * f), class: 'grid' }));
     svg.append(el('text', { x: PAD.left - 4, y: y(top * f) + 4, 'text-anchor': 'end', class: 'axis' }, formatRate(top * f)));
   }
-  const minutes = Math.round(stats.window_seconds / 60);
-  for (let m = 0; m <= minutes; m += Math.max(1, Math.round(minutes / 5))) {
-    const at = x(endMs - m * 60_000);
-    svg.append(el('text', { x: at, y: HEIGHT - 6, 'text-anchor': m === 0 ? 'end' : 'middle', class: 'axis' }, m === 0 ? 'now' : `-${m} min`));
+  // Time ticks: every 10 s under two minutes of span, else whole minutes, about five of them.
+  const spanSec = spanMs / 1000;
+  const stepSec = spanSec <= 120 ? 10 * Math.max(1, Math.round(spanSec / 50)) : 60 * Math.max(1, Math.round(spanSec / 300));
+  for (let t = 0; t <= spanSec; t += stepSec) {
+    const label = t === 0 ? 'now' : stepSec < 60 ? `-${t} s` : `-${t / 60} min`;
+    svg.append(el('text', { x: x(endMs - t * 1000), y: HEIGHT - 6, 'text-anchor': t === 0 ? 'end' : 'middle', class: 'axis' }, label));
   }
   for (const code of [...series, 'total']) {
     const points = samples.map((s) => `${x(Date.parse(s.at)).toFixed(1)},${y(code === 'total' ? s.queries_per_second : (s.by_rcode[code] ?? 0)).toFixed(1)}`);
