@@ -44,8 +44,9 @@ export const FORGET_AFTER_MS = 3600_000;
  * beyond it the sets planned longest ago are forgotten at once. Without a
  * bound a burst of registry changes filled the map for an hour: 5 000 agents
  * registering within 10 s made a snapshot every 100 ms, each plan's rotations
- * new, and the overwatch held hundreds of megabytes of signatures no worker
- * would ask for again (bench/agents-scale.ts, docs/benchmarks.md).
+ * new, and the pre-signer made 30 000–63 000 signatures, all kept, most of
+ * them for sets no worker would ask for again (bench/agents-scale.ts,
+ * docs/benchmarks.md).
  */
 export const MAX_HELD_FACTOR = 2;
 /**
