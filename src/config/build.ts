@@ -4,7 +4,9 @@
 
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { DNSSEC_ACKNOWLEDGMENT, MAX_WORKERS } from './definition.ts';
+import { DNSSEC_ACKNOWLEDGMENT, MAX_TTL_SEC, MAX_WORKERS } from './definition.ts';
+import { buildStaticRecords, checkStaticRecords } from './static-records.ts';
+import type { StaticRecordContext } from './static-records.ts';
 import type { ConfigFile } from './definition.ts';
 import { isInZone, normaliseDomainName } from './domain-name.ts';
 import { formatDuration } from './duration.ts';
@@ -77,6 +79,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   });
 
   checkZones(file, sink);
+  checkZoneRecords(file, sink);
   checkNameserverList(sink, file.dns?.nameservers, ['dns', 'nameservers']);
   checkDnssec(file, sink);
 
@@ -379,6 +382,38 @@ function checkZones(file: UncheckedFile, sink: ProblemCollector): void {
   });
 }
 
+/** Checks dns.zones[].records (src/config/static-records.ts) against each other, the zones and the GSLB domains. */
+function checkZoneRecords(file: UncheckedFile, sink: ProblemCollector): void {
+  const zones = file.dns?.zones;
+  if (zones === null || zones === undefined) return;
+  const baseTtlMs = file.dns?.soa?.ttl;
+  const nameserverHosts = new Set<string>();
+  const addHosts = (list: UncheckedNameserverList | null | undefined): void => {
+    for (const ns of list ?? []) {
+      if (typeof ns === 'object' && ns !== null && typeof ns.name === 'string' && Array.isArray(ns.addresses) && ns.addresses.length > 0) nameserverHosts.add(ns.name);
+    }
+  };
+  addHosts(file.dns?.nameservers);
+  const context: StaticRecordContext = {
+    zones: zones.flatMap((zone, z) => {
+      if (zone === undefined || zone === null) return [];
+      if (typeof zone === 'string') return [{ apex: zone, defaultTtlSec: 3600, lines: [] }];
+      if (typeof zone.name !== 'string') return [];
+      addHosts(zone.nameservers);
+      const ttlMs = zone.soa?.ttl ?? baseTtlMs;
+      return [{
+        apex: zone.name,
+        defaultTtlSec: typeof ttlMs === 'number' ? ttlMs / 1000 : 3600,
+        lines: (zone.records ?? []).flatMap((text, i) => (typeof text === 'string' ? [{ text, path: ['dns', 'zones', z, 'records', i] }] : [])),
+      }];
+    }),
+    domains: (file.domains ?? []).flatMap((d, i) => (typeof d?.name === 'string' ? [{ name: d.name, path: ['domains', i, 'name'] }] : [])),
+    nameserverHosts,
+    maxTtlSec: MAX_TTL_SEC,
+  };
+  for (const p of checkStaticRecords(context)) sink.reportAt(p.path, p.message);
+}
+
 /** Reports `fallback` without `when_all_down: fallback`, and the mode without addresses. */
 type UncheckedDomain = NonNullable<NonNullable<UncheckedFile['domains']>[number]>;
 type UncheckedRegions = NonNullable<UncheckedFile['regions']>;
@@ -443,11 +478,11 @@ function listOrNone(names: readonly string[]): string {
  */
 export function buildConfig(file: CheckedFile, source: string): Config {
   const dns = file.dns;
-  const apexOrder: { name: string; soa: ZoneSoaFields | null; nameservers: NameserverList | null }[] =
+  const apexOrder: { name: string; soa: ZoneSoaFields | null; nameservers: NameserverList | null; records: readonly string[] }[] =
     dns.zones === null
-      ? file.domains.map((d) => ({ name: d.name, soa: null, nameservers: null }))
-      : dns.zones.map((z) => (typeof z === 'string' ? { name: z, soa: null, nameservers: null } : z));
-  const zones: ZoneConfig[] = apexOrder.map((z) => buildZone(z.name, dns.soa, z.soa, z.nameservers ?? dns.nameservers));
+      ? file.domains.map((d) => ({ name: d.name, soa: null, nameservers: null, records: [] }))
+      : dns.zones.map((z) => (typeof z === 'string' ? { name: z, soa: null, nameservers: null, records: [] } : z));
+  const zones: ZoneConfig[] = apexOrder.map((z) => buildZone(z.name, dns.soa, z.soa, z.nameservers ?? dns.nameservers, z.records));
 
   const regions: RegionConfig[] = file.regions.map((r) => ({
     name: r.name,
@@ -501,6 +536,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       tcpMaxConnectionsPerWorker: dns.tcp_max_connections,
       tcpMaxConnectionsPerClient: dns.tcp_max_connections_per_client,
       tcpMaxQueriesPerConnection: dns.tcp_max_queries_per_connection,
+      identity: { id: dns.identity.id, version: dns.identity.version },
     },
     regions,
     domains,
@@ -610,7 +646,7 @@ function buildAgent(file: CheckedFile, source: string): AgentConfig {
   };
 }
 
-function buildZone(apex: string, base: SoaFields, own: ZoneSoaFields | null, nameserverList: NameserverList | null): ZoneConfig {
+function buildZone(apex: string, base: SoaFields, own: ZoneSoaFields | null, nameserverList: NameserverList | null, records: readonly string[]): ZoneConfig {
   const nameservers: NameserverConfig[] = nameserverList === null
     ? [{ name: `ns1.${apex}`, addresses: [] }]
     : nameserverList.map((ns) => (typeof ns === 'string'
@@ -627,7 +663,7 @@ function buildZone(apex: string, base: SoaFields, own: ZoneSoaFields | null, nam
     minimumSec: seconds(own?.minimum ?? base.minimum),
     ttlSec: seconds(own?.ttl ?? base.ttl),
   };
-  return { name: apex, soa, nameservers };
+  return { name: apex, soa, nameservers, records: buildStaticRecords(records, apex, soa.ttlSec, MAX_TTL_SEC) };
 }
 
 function buildHealthCheck(hc: Value<ConfigFile['keys']['regions']['items']['keys']['health_check']>): HealthCheckConfig {

@@ -315,6 +315,12 @@ const zoneEntry = oneOf({
         name: domain({ doc: 'Zone apex.', required: true }),
         soa: object({ doc: 'SOA fields for this zone; each absent field comes from `dns.soa`.', keys: soaKeys(false) }),
         nameservers,
+        records: list({
+          doc: 'Static records of the zone, one zone-file line each: `"OWNER [TTL] [IN] TYPE RDATA"` (A, AAAA, CNAME, MX, TXT, CAA, SRV, NS, PTR). Names are relative to the zone unless they end in a dot; `@` is the apex; the TTL defaults to the zone\'s SOA `ttl`. NS below the apex delegates a child zone (answered as a referral).',
+          items: str({ doc: 'One record in zone-file syntax, such as "www 300 IN CNAME app" or "@ MX 10 mail".', minLength: 1, maxLength: 70000 }),
+          default: [],
+          itemNoun: 'record',
+        }),
       },
     }),
   ],
@@ -382,6 +388,13 @@ const dns = object({
       default: 10000,
       min: 1,
       max: 1000000,
+    }),
+    identity: object({
+      doc: 'What the server says about itself to CH TXT queries; each name is REFUSED while its key is unset, as Knot does.',
+      keys: {
+        id: str({ doc: 'Answered to `id.server` and `hostname.bind` (CH TXT).', minLength: 1, maxLength: 255 }),
+        version: str({ doc: 'Answered to `version.bind` and `version.server` (CH TXT).', minLength: 1, maxLength: 255 }),
+      },
     }),
   },
 });

@@ -20,7 +20,7 @@
 
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import type { Config, CustomMappingConfig, DomainConfig, GeolocationConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
+import type { Config, CustomMappingConfig, DomainConfig, GeolocationConfig, IdentityConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
 import type { GeoTableInput } from '../geo/cidr-table.ts';
 import { geoTableInputOf } from '../geo/table-input.ts';
 import { specFor } from '../health/targets.ts';
@@ -152,6 +152,8 @@ export interface RegistryView {
   readonly geo: GeoTableInput;
   /** overwatch.geolocation.ecs_enabled. */
   readonly ecsEnabled: boolean;
+  /** dns.identity: the CH TXT answers (null = REFUSED). */
+  readonly identity: IdentityConfig;
   /** Servers in a region that some domain lists, in registry order. */
   readonly served: readonly ServerRecord[];
   /** Of `served`, the ones the overwatch checks itself: config servers, and agents' backends it validates (checkedByOverwatch()). */
@@ -174,6 +176,8 @@ interface Routing {
   readonly regions: ReadonlyMap<string, RegionConfig>;
   readonly geolocation: GeolocationConfig;
 }
+
+const NO_IDENTITY: IdentityConfig = { id: null, version: null };
 
 const EMPTY_ROUTING: Routing = {
   config: null, zones: [], domains: [], regions: new Map(), geolocation: { databasePath: null, defaultRegion: null, ecsEnabled: true, customMappings: [] },
@@ -424,6 +428,7 @@ export class Registry extends EventEmitter {
       regionNames: [...this.#routing.regions.keys()],
       geo: config === null ? { regions: [], defaultRegion: -1, mappings: [] } : geoTableInputOf(config, this.geoMappings().filter((m) => this.geoMappingActive(m))),
       ecsEnabled: this.#routing.geolocation.ecsEnabled,
+      identity: this.#routing.config?.dns.identity ?? NO_IDENTITY,
       served: servedList,
       checked: servedList.filter((s) => this.checkedByOverwatch(s)),
       slotKeys,
