@@ -304,11 +304,13 @@ const cases: Case[] = [
         name: 'example.test',
         soa: { mname: 'ns1.example.test', rname: 'hostmaster.example.test', serial: 2024010101, refreshSec: 3600, retrySec: 300, expireSec: 604800, minimumSec: 60, ttlSec: 3600 },
         nameservers: [{ name: 'ns1.example.test', addresses: [] }, { name: 'ns2.example.test', addresses: ['192.0.2.53', '2001:db8::53'] }],
+        records: [],
       },
       {
         name: 'other.test',
         soa: { mname: 'ns.other.test', rname: 'dns.other.test', serial: 2024010101, refreshSec: 7200, retrySec: 300, expireSec: 604800, minimumSec: 60, ttlSec: 3600 },
         nameservers: [{ name: 'ns.other.test', addresses: [] }],
+        records: [],
       },
     ],
   },
