@@ -87,7 +87,12 @@ export function writeAddresses(ctx: WorkerScratch, off: number, rec: number, own
   const out = ctx.out;
   const fragLen = u32[rb + L.REC_FRAG_LEN];
   const src = view.u8;
-  if (ownerPtr === 12) {
+  if (fragLen === 0) {
+    // A CNAME pool: one member, its fragment as long as its target name (RDLENGTH at +10).
+    const fo = u32[view.memberBase(picks[0]) + L.MEM_FRAG_OFF];
+    off = writeU16(out, off, 0xc000 | ownerPtr);
+    off = copyBytes(out, off, src, fo + 2, 10 + ((src[fo + 10] << 8) | src[fo + 11]));
+  } else if (ownerPtr === 12) {
     for (let i = 0; i < k; i++) off = copyBytes(out, off, src, u32[view.memberBase(picks[i]) + L.MEM_FRAG_OFF], fragLen);
   } else {
     // Each fragment starts with the pointer to the question (C0 0C): point at the CNAME target instead.

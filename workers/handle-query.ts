@@ -86,10 +86,10 @@ function lookup(ctx: WorkerScratch): number {
   ctx.zone = zone;
   const flags = u32[nb + L.NODE_FLAGS];
   const isApex = (flags & L.NODE_FLAG_APEX) !== 0;
-  if ((flags & (L.NODE_FLAG_CUT | L.NODE_FLAG_CNAME)) !== 0) {
+  if ((flags & (L.NODE_FLAG_CUT | L.NODE_FLAG_CNAME | L.NODE_FLAG_CNAME_POOL)) !== 0) {
     // The DS of a delegation is the parent's data (RFC 4035 §3.1.4.1): we hold none, so NODATA.
     if ((flags & L.NODE_FLAG_CUT) !== 0) return q.qtype === QTYPE.DS ? negative(ctx, zone, RCODE.NOERROR, node) : referral(ctx, node, 0);
-    return q.qtype === QTYPE.CNAME ? staticAnswer(ctx, node) : cnameAnswer(ctx, node);
+    return cnameAnswer(ctx, node);
   }
   switch (q.qtype) {
     case QTYPE.A: {

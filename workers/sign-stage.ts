@@ -83,7 +83,12 @@ export function signAddresses(ctx: WorkerScratch, off: number, signers: ZoneSign
   // Each fragment is 2 (owner pointer) + 10 (type, class, TTL, length) + rdata.
   const rdataLen = u32[rb + L.REC_FRAG_LEN] - 12;
   const rrset = ctx.rrset;
-  for (let i = 0; i < k; i++) rrset.add(view.u8, u32[view.memberBase(ctx.picks[i]) + L.MEM_FRAG_OFF] + 12, rdataLen);
+  const u8 = view.u8;
+  for (let i = 0; i < k; i++) {
+    const fo = u32[view.memberBase(ctx.picks[i]) + L.MEM_FRAG_OFF];
+    // REC_FRAG_LEN 0 (a CNAME pool): each fragment carries its own RDLENGTH.
+    rrset.add(u8, fo + 12, rdataLen >= 0 ? rdataLen : (u8[fo + 10] << 8) | u8[fo + 11]);
+  }
   const end = appendRrsig(ctx, off, signers.data, ownerPtr, -1);
   if (end !== off) ctx.an++;
   return end;

@@ -64,13 +64,16 @@ export function rrsetAnswer(ctx: WorkerScratch, node: number, rs: number): numbe
 }
 
 /**
- * Answers a query of any type but CNAME at a name holding a static CNAME:
- * the CNAME, then, while its target lies in our zones, the target's records
- * of the question type (GSLB-routed or static), its CNAME in turn, or the
- * target's NODATA / NXDOMAIN (RFC 6604: the rcode is the last name's) with
- * the target zone's SOA. A target outside our zones, at a delegation, or a
- * chain longer than MAX_CNAME_CHAIN ends the answer after the last CNAME for
- * the resolver to follow.
+ * Answers a query at a name holding a CNAME: a static CNAME (any type but
+ * CNAME), or a CNAME pool (any type: the CNAME its domain's policy picks
+ * among the healthy targets). Then, unless the question is for the CNAME
+ * itself, while the target lies in our zones: the target's records of the
+ * question type (GSLB-routed or static), its CNAME in turn, or the target's
+ * NODATA / NXDOMAIN (RFC 6604: the rcode is the last name's) with the target
+ * zone's SOA. A target outside our zones, at a delegation, or a chain longer
+ * than MAX_CNAME_CHAIN ends the answer after the last CNAME for the resolver
+ * to follow (RFC 1034 §4.3.2). A pool with nothing answerable is SERVFAIL,
+ * as an address pool's would be.
  */
 export function cnameAnswer(ctx: WorkerScratch, node: number): number {
   const view = ctx.view;
@@ -85,14 +88,26 @@ export function cnameAnswer(ctx: WorkerScratch, node: number): number {
   let ownerPtr = 12;
   let cur = node;
   for (let hop = 0; hop < MAX_CNAME_CHAIN; hop++) {
-    const rs = view.findRrset(cur, QTYPE.CNAME);
-    if (rs < 0) break;
-    const rb = view.rrsetBase(rs);
     // The target name is the CNAME's rdata: 2 (owner pointer) + 10 (type, class, TTL, length) into the RR.
     const targetPtr = off + 12;
-    off = writeRrset(ctx, off, rs, cur, ownerPtr);
-    if (u32[rb + L.RS_CHASE] === 0 || targetPtr > MAX_POINTER) break;
-    const nameOff = u32[rb + L.RS_OFF] + 10;
+    let nameOff: number;
+    let chase: number;
+    const pool = u32[view.nodeBase(cur) + L.NODE_REC_CNAME];
+    if (pool !== 0) {
+      const end = writeAddresses(ctx, off, pool - 1, ownerPtr);
+      if (end < 0) return errorReply(ctx, RCODE.SERVFAIL);
+      off = end;
+      nameOff = u32[view.memberBase(ctx.picks[0]) + L.MEM_FRAG_OFF] + 12;
+      chase = u32[view.recordBase(pool - 1) + L.REC_CHASE];
+    } else {
+      const rs = view.findRrset(cur, QTYPE.CNAME);
+      if (rs < 0) break;
+      const rb = view.rrsetBase(rs);
+      off = writeRrset(ctx, off, rs, cur, ownerPtr);
+      nameOff = u32[rb + L.RS_OFF] + 10;
+      chase = u32[rb + L.RS_CHASE];
+    }
+    if (chase === 0 || qtype === QTYPE.CNAME || targetPtr > MAX_POINTER) break;
     const nameLen = (u8[nameOff - 2] << 8) | u8[nameOff - 1];
     const target = view.findNode(u8, nameOff, nameLen);
     if (target < 0) {
@@ -115,7 +130,7 @@ export function cnameAnswer(ctx: WorkerScratch, node: number): number {
     ctx.zone = u32[tb + L.NODE_ZONE];
     const flags = u32[tb + L.NODE_FLAGS];
     if ((flags & L.NODE_FLAG_CUT) !== 0) break;
-    if ((flags & L.NODE_FLAG_CNAME) !== 0) {
+    if ((flags & (L.NODE_FLAG_CNAME | L.NODE_FLAG_CNAME_POOL)) !== 0) {
       cur = target;
       ownerPtr = targetPtr;
       continue;

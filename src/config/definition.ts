@@ -118,7 +118,10 @@ const backendHealthCheck = healthCheckSchema(
 const server = object({
   doc: 'One backend server of a region.',
   keys: {
-    address: ip({ doc: 'IP literal answered in A or AAAA records and checked by the health checks.', required: true }),
+    address: ip({ doc: 'IP literal answered in A or AAAA records and checked by the health checks. Each server has either `address` or `cname`.' }),
+    cname: domain({
+      doc: 'A target name answered as a CNAME instead of an address (a CDN or cloud load balancer); the server then needs `check_address`, and its check sends the target name as Host and TLS server name unless `host` says otherwise.',
+    }),
     port: int({ doc: 'Port the health check connects to.', default: 80, min: 1, max: 65535 }),
     weight: int({
       doc: 'Share of answers under the weighted algorithm; 0 keeps the server out of weighted answers (it is still health-checked).',

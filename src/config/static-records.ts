@@ -228,6 +228,8 @@ export interface StaticRecordContext {
   /** Name-server host names that carry addresses (answered as A/AAAA already). */
   readonly nameserverHosts: ReadonlySet<string>;
   readonly maxTtlSec: number;
+  /** CNAME pools: GSLB domains whose servers are CNAME targets, with the targets and the domain's key path. */
+  readonly pools: readonly { readonly name: string; readonly targets: readonly string[]; readonly path: readonly (string | number)[] }[];
 }
 
 /** A problem at a key path. */
@@ -353,26 +355,29 @@ export function checkStaticRecords(ctx: StaticRecordContext): StaticRecordProble
       }
     }
   }
-  // CNAME chains inside our static data: bounded, no loops.
-  const cnameOf = new Map<string, Parsed>();
-  for (const p of all) if (p.record.rdata.type === 'CNAME') cnameOf.set(p.record.owner, p);
-  for (const [start, p] of cnameOf) {
-    const seen = [start];
-    let name = (p.record.rdata as { target: string }).target;
-    while (cnameOf.has(name)) {
-      if (seen.includes(name)) {
-        problems.push({ path: p.path, message: `CNAME chain ${[...seen, name].join(' → ')} loops, expected a chain that ends at data` });
-        break;
-      }
-      seen.push(name);
-      if (seen.length > MAX_CNAME_CHAIN) {
-        problems.push({ path: p.path, message: `CNAME chain from ${start} is longer than ${MAX_CNAME_CHAIN} links (${seen.join(' → ')} …), expected at most ${MAX_CNAME_CHAIN}` });
-        break;
-      }
-      name = (cnameOf.get(name)?.record.rdata as { target: string }).target;
-    }
+  // CNAME chains inside our data (static CNAMEs and CNAME pools, whose every target is a link): bounded, no loops.
+  const links = new Map<string, { targets: readonly string[]; path: readonly (string | number)[] }>();
+  for (const p of all) if (p.record.rdata.type === 'CNAME') links.set(p.record.owner, { targets: [p.record.rdata.target], path: p.path });
+  for (const pool of ctx.pools) links.set(pool.name, { targets: pool.targets, path: pool.path });
+  for (const [start, link] of links) {
+    // Depth-first over every path from `start`; the first loop or over-long chain is reported once.
+    const problem = chainProblem(start, [start], links);
+    if (problem !== null) problems.push({ path: link.path, message: problem });
   }
   return problems;
+}
+
+/** The first loop or over-long chain on a path from `path`'s last name, or null. */
+function chainProblem(start: string, path: string[], links: ReadonlyMap<string, { targets: readonly string[] }>): string | null {
+  const last = path[path.length - 1];
+  for (const next of links.get(last)?.targets ?? []) {
+    if (!links.has(next)) continue;
+    if (path.includes(next)) return `CNAME chain ${[...path, next].join(' → ')} loops, expected a chain that ends at data`;
+    if (path.length >= MAX_CNAME_CHAIN) return `CNAME chain from ${start} is longer than ${MAX_CNAME_CHAIN} links (${[...path, next].join(' → ')} …), expected at most ${MAX_CNAME_CHAIN}`;
+    const deeper = chainProblem(start, [...path, next], links);
+    if (deeper !== null) return deeper;
+  }
+  return null;
 }
 
 /** A record's identity inside its RRset (type and rdata), for duplicate detection. */

@@ -278,8 +278,10 @@ export interface HealthCheckConfig {
 }
 
 export interface ServerConfig {
-  /** Normalised IP literal (IPv6 in RFC 5952 form, "::ffff:a.b.c.d" turned into IPv4). */
+  /** Normalised IP literal (IPv6 in RFC 5952 form, "::ffff:a.b.c.d" turned into IPv4); for a CNAME server, its target name. */
   readonly address: string;
+  /** The CNAME target (lower-case, no trailing dot) of a server answered as a CNAME, else null. */
+  readonly cname: string | null;
   readonly family: 4 | 6;
   readonly port: number;
   /** 0..65535; 0 means "never answered" by the weighted policy. Default 100. */

@@ -122,8 +122,9 @@ export function soaRdata(zone: ZoneConfig, serial: number): Uint8Array {
  * Returns the types a node holds, for its NODATA NSEC bitmap: A and AAAA when
  * it has those records, and at an apex SOA, NS and (for a signed zone) DNSKEY.
  */
-function nodeTypes(recA: number, recAAAA: number, apex: boolean, signed: boolean, staticTypes: readonly number[]): number[] {
+function nodeTypes(recA: number, recAAAA: number, apex: boolean, signed: boolean, staticTypes: readonly number[], recCname = 0): number[] {
   const types: number[] = [...staticTypes];
+  if (recCname !== 0) types.push(QTYPE.CNAME);
   if (recA !== 0 && !types.includes(QTYPE.A)) types.push(QTYPE.A);
   if (recAAAA !== 0 && !types.includes(QTYPE.AAAA)) types.push(QTYPE.AAAA);
   if (apex) types.push(QTYPE.SOA, QTYPE.NS);
@@ -153,14 +154,14 @@ export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) =>
       })),
       count: rows.length,
     })),
-    fragments: model.records.map((r) => [...r.members, ...r.fallback].map((m) => answerFragment(r.qtype, r.ttl, ipToBytes(m.address)))),
+    fragments: model.records.map((r) => [...r.members, ...r.fallback].map((m) => answerFragment(r.qtype, r.ttl, r.qtype === QTYPE.CNAME ? nameToWire(m.address) : ipToBytes(m.address)))),
     dnskey: zones.map((zone) => {
       const rdatas = dnskeys.get(zone.name) ?? [];
       return { bytes: Buffer.concat(rdatas.map((rdata) => rrBody(DNSSEC_TYPE.DNSKEY, DNSKEY_TTL_SEC, rdata))), count: rdatas.length };
     }),
     nsecBitmaps: model.nodes.map((n) => {
       const staticTypes = model.rrsets.slice(n.rrsetStart, n.rrsetStart + n.rrsetCount).map((r) => r.type);
-      const bitmap = nodataBitmap(nodeTypes(n.recA, n.recAAAA, (n.flags & NODE_FLAG_APEX) !== 0, signed[n.zone], staticTypes));
+      const bitmap = nodataBitmap(nodeTypes(n.recA, n.recAAAA, (n.flags & NODE_FLAG_APEX) !== 0, signed[n.zone], staticTypes, n.recCname));
       return Uint8Array.of(bitmap.length, ...bitmap);
     }),
     geoTable: model.geo === null ? null : compileGeoTable(model.geo),

@@ -81,7 +81,8 @@ export const NODE_REC_AAAA = 6; //   record index + 1 of the AAAA record set, 0 
 export const NODE_NSEC_OFF = 7; //  byte offset (in the blob) of the node's NSEC type bitmap for NODATA answers: one length byte, then the bitmap (RFC 4034 §4.1.2)
 export const NODE_RRSET_START = 8; // index of the node's first static RRset in the RRset table
 export const NODE_RRSET_COUNT = 9; // number of static RRsets at the node (0 for GSLB-only names)
-export const NODE_WORDS = 10;
+export const NODE_REC_CNAME = 10; // record index + 1 of the CNAME pool record (a domain whose servers are CNAME targets), 0 = none
+export const NODE_WORDS = 11;
 
 /** The node is a zone apex: SOA and NS live here. */
 export const NODE_FLAG_APEX = 1;
@@ -91,6 +92,8 @@ export const NODE_FLAG_ENT = 2;
 export const NODE_FLAG_CUT = 4;
 /** The node holds a static CNAME: every query type but CNAME follows it. */
 export const NODE_FLAG_CNAME = 8;
+/** The node is a CNAME pool (NODE_REC_CNAME): every query type is answered with the CNAME the domain's policy picks. */
+export const NODE_FLAG_CNAME_POOL = 16;
 
 // Zone: per apex, the precomputed SOA, NS, glue and DNSKEY wire bytes.
 export const ZONE_NODE = 0; //       node index of the apex
@@ -117,8 +120,8 @@ export const REC_MEMBER_START = 1; // index of the first member in the members t
 export const REC_MEMBER_COUNT = 2;
 export const REC_MAX_ANSWERS = 3; // 1..32 distinct servers per answer
 export const REC_TTL = 4; //         seconds (already baked into each member's fragment; kept for tooling)
-export const REC_QTYPE = 5; //       1 (A) or 28 (AAAA)
-export const REC_FRAG_LEN = 6; //    bytes of each member's fragment: 16 for A, 28 for AAAA
+export const REC_QTYPE = 5; //       1 (A), 28 (AAAA) or 5 (CNAME: a CNAME pool)
+export const REC_FRAG_LEN = 6; //    bytes of each member's fragment: 16 for A, 28 for AAAA; 0 for CNAME (each fragment's own RDLENGTH + 12)
 export const REC_NODE = 7; //        node index of the owner name
 export const REC_ALL_DOWN = 8; //    ALL_DOWN_*: what to answer when no member is healthy
 export const REC_FALLBACK_START = 9; // index of the first fallback member (static, answered in ALL_DOWN_FALLBACK)
@@ -134,7 +137,8 @@ export const REC_GEO_STAT_NOT_SERVED = 18; // geolocation: decision counter id o
 export const REC_GEO_STAT_UNDECIDED = 19; // geolocation: decision counter id of "no region decided" (no mapping, no default)
 export const REC_STICKY_V4_PREFIX = 20; // sticky: prefix length an IPv4 client address is cut to before hashing
 export const REC_STICKY_V6_PREFIX = 21; // sticky: prefix length an IPv6 client address is cut to
-export const RECORD_WORDS = 22;
+export const REC_CHASE = 22; //      CNAME pool: 1 when some member's target lies inside one of our zones (the answer follows it), else 0
+export const RECORD_WORDS = 23;
 
 /** Rotate over the healthy members, one step per answer. */
 export const POLICY_ROUND_ROBIN = 0;

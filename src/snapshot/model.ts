@@ -24,6 +24,8 @@ export interface NodeRow {
   /** The node's static RRsets: the first row in `rrsets` and how many (contiguous). */
   rrsetStart: number;
   rrsetCount: number;
+  /** Record index + 1 of the CNAME pool record, 0 = none. */
+  recCname: number;
 }
 
 /** One static RRset (owner, type) of dns.zones[].records. */
@@ -41,7 +43,7 @@ export interface RrsetRow {
 
 /** One member row: a server of a record (or a static address). */
 export interface MemberRow {
-  /** Normalised IP literal. */
+  /** Normalised IP literal; for a CNAME pool's member, the target name. */
   readonly address: string;
   readonly weight: number;
   /** Member slot (the domain's health word for the server); NO_SLOT for static data. */
@@ -90,6 +92,8 @@ export interface RecordRow {
   /** Geolocation: counter ids of "decided region not the domain's" and "no region decided"; NO_SLOT otherwise. */
   readonly statNotServed: number;
   readonly statUndecided: number;
+  /** CNAME pool: some member's target lies in one of our zones (answers follow it). */
+  readonly chase: boolean;
 }
 
 /** Glue of one zone's NS answer: an in-zone name server's address. */
@@ -126,7 +130,7 @@ const ALL_DOWN_CODE = { servfail: L.ALL_DOWN_SERVFAIL, last_healthy: L.ALL_DOWN_
 /** Fields of a record that static data (name-server addresses) does not use. */
 const STATIC_EXTRAS = {
   allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0, stickyV4Prefix: 0, stickyV6Prefix: 0, statId: L.NO_SLOT, domain: null,
-  groups: [], statNotServed: L.NO_SLOT, statUndecided: L.NO_SLOT,
+  groups: [], statNotServed: L.NO_SLOT, statUndecided: L.NO_SLOT, chase: false,
 } as const;
 
 /** Finds the index of the longest zone apex at or above `name`, or -1. */
@@ -156,7 +160,7 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     let idx = nodeByName.get(name);
     if (idx === undefined) {
       idx = nodes.length;
-      nodes.push({ name, zone, flags: 0, recA: 0, recAAAA: 0, rrsetStart: 0, rrsetCount: 0 });
+      nodes.push({ name, zone, flags: 0, recA: 0, recAAAA: 0, rrsetStart: 0, rrsetCount: 0, recCname: 0 });
       nodeByName.set(name, idx);
     }
     return idx;
@@ -171,9 +175,12 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     }
   };
   /** Adds `record` and links it from `node` (links hold record index + 1). */
-  const addRecord = (node: NodeRow, family: 4 | 6, record: RecordRow): void => {
+  const addRecord = (node: NodeRow, family: 0 | 4 | 6, record: RecordRow): void => {
     records.push(record);
-    if (family === 4) node.recA = records.length;
+    if (family === 0) {
+      node.recCname = records.length;
+      node.flags |= L.NODE_FLAG_CNAME_POOL;
+    } else if (family === 4) node.recA = records.length;
     else node.recAAAA = records.length;
   };
 
@@ -198,10 +205,11 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     const nodeIdx = ensureNode(domain.name, z);
     nodes[nodeIdx].flags &= ~L.NODE_FLAG_ENT;
     ensureAncestors(domain.name, z);
-    for (const family of [4, 6] as const) {
+    // A CNAME pool is one record of CNAME members (family 0: every member); an address pool one per family.
+    for (const family of d.cnamePool ? [0 as const] : [4, 6] as const) {
       const members: MemberRow[] = [];
       for (const m of d.members) {
-        if (m.server.family !== family) continue;
+        if (family !== 0 && m.server.family !== family) continue;
         members.push({ address: m.server.address, weight: m.server.weight, healthSlot: m.memberSlot, serverSlot: m.server.slot, member: m });
       }
       // A family without servers has no data (NODATA), unless the domain has no server at all yet
@@ -219,13 +227,14 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
       }
       const fallback: MemberRow[] = [];
       for (const address of domain.fallback) {
-        if (familyOf(address) === family) fallback.push(staticRow(address));
+        if (family !== 0 && familyOf(address) === family) fallback.push(staticRow(address));
       }
       addRecord(nodes[nodeIdx], family, {
         policy: POLICY_CODE[domain.routingAlgorithm],
-        maxAnswers: domain.maxAnswers,
+        // A name has one CNAME (RFC 2181 §10.1): config refuses more for a pool.
+        maxAnswers: family === 0 ? 1 : domain.maxAnswers,
         ttl: domain.ttlSec,
-        qtype: family === 4 ? QTYPE.A : QTYPE.AAAA,
+        qtype: family === 4 ? QTYPE.A : family === 6 ? QTYPE.AAAA : QTYPE.CNAME,
         node: nodeIdx,
         members,
         allDown: ALL_DOWN_CODE[domain.whenAllDown],
@@ -242,6 +251,7 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
         groups,
         statNotServed: d.geo?.notServed ?? L.NO_SLOT,
         statUndecided: d.geo?.undecided ?? L.NO_SLOT,
+        chase: family === 0 && members.some((m) => zoneOf(m.address, zones) >= 0),
       });
     }
   }

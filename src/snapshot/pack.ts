@@ -151,6 +151,7 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.NODE_NSEC_OFF] = blobOff + nsecOff[i];
     u32[base + L.NODE_RRSET_START] = n.rrsetStart;
     u32[base + L.NODE_RRSET_COUNT] = n.rrsetCount;
+    u32[base + L.NODE_REC_CNAME] = n.recCname;
     let b = hash & mask;
     while (u32[(bucketsOff >> 2) + b] !== 0) b = (b + 1) & mask;
     u32[(bucketsOff >> 2) + b] = i + 1;
@@ -186,7 +187,8 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.REC_MAX_ANSWERS] = Math.max(1, Math.min(rec.maxAnswers, L.MAX_ANSWERS_LIMIT));
     u32[base + L.REC_TTL] = rec.ttl;
     u32[base + L.REC_QTYPE] = rec.qtype;
-    u32[base + L.REC_FRAG_LEN] = rec.qtype === QTYPE.AAAA ? L.FRAG_LEN_AAAA : L.FRAG_LEN_A;
+    u32[base + L.REC_FRAG_LEN] = rec.qtype === QTYPE.AAAA ? L.FRAG_LEN_AAAA : rec.qtype === QTYPE.CNAME ? 0 : L.FRAG_LEN_A;
+    u32[base + L.REC_CHASE] = rec.chase ? 1 : 0;
     u32[base + L.REC_NODE] = rec.node;
     u32[base + L.REC_ALL_DOWN] = rec.allDown;
     u32[base + L.REC_FALLBACK_START] = m + rec.members.length;
