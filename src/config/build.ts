@@ -434,7 +434,8 @@ function checkPoolKind(sink: ProblemCollector, domain: UncheckedDomain | undefin
   }
   const apexes = Array.isArray(zones) ? zones.map((z) => (typeof z === 'string' ? z : z?.name)) : [domain.name];
   if (typeof domain.name === 'string' && apexes.includes(domain.name)) {
-    sink.reportAt(['domains', d, 'name'], `"${domain.name}" is a zone apex, where SOA and NS live, so it cannot be a CNAME pool (RFC 1034 §3.6.2: a CNAME stands alone), expected a name below the apex`);
+    const why = Array.isArray(zones) ? '' : ' (without dns.zones every domain is its own zone apex: list a zone above it in dns.zones)';
+    sink.reportAt(['domains', d, 'name'], `"${domain.name}" is a zone apex, where SOA and NS live, so it cannot be a CNAME pool (RFC 1034 §3.6.2: a CNAME stands alone)${why}, expected a name below the apex`);
   }
   if (typeof domain.max_answers === 'number' && domain.max_answers > 1) {
     sink.reportAt(['domains', d, 'max_answers'], `is ${domain.max_answers}, but a CNAME pool answers one CNAME (a name has at most one, RFC 2181 §10.1), expected 1 or nothing`);

@@ -1,4 +1,4 @@
-// Static records and CNAME chains of a signed zone through the real
+// Static records, CNAME pools and CNAME chains of a signed zone through the real
 // overwatch: delv (BIND) validates every positive answer and every denial
 // with the zone's DNSKEY as the only trust anchor, the CNAME chains included
 // (the CNAME and the target's data each carry their RRSIG; a dangling
@@ -44,8 +44,16 @@ dns:
 regions:
   - name: eu
     servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2 }]
+  - name: cdn
+    servers: [{ cname: eu.cdn.example.net }, { cname: us.cdn.example.net }]
+    health_check: { type: none }
+  - name: inzone
+    servers: [{ cname: app.example.test }]
+    health_check: { type: none }
 domains:
   - { name: app.example.test, regions: [eu], max_answers: 2, ttl: 30 }
+  - { name: pool.example.test, regions: [cdn], ttl: 60 }
+  - { name: inpool.example.test, routing_algorithm: failover, regions: [inzone], ttl: 60 }
   - { name: example.test, regions: [eu], ttl: 30 }
 overwatch: { data_dir: ./state }
 logging: { level: error }
@@ -66,6 +74,10 @@ const CASES: readonly { name: string; type: string; kind: 'positive' | 'negative
   { name: 'alias.example.test', type: 'A', kind: 'positive' },
   { name: 'tomail.example.test', type: 'A', kind: 'positive' },
   { name: '_sip._tcp.example.test', type: 'SRV', kind: 'positive' },
+  { name: 'pool.example.test', type: 'A', kind: 'positive' },
+  { name: 'pool.example.test', type: 'CNAME', kind: 'positive' },
+  { name: 'inpool.example.test', type: 'A', kind: 'positive' },
+  { name: 'inpool.example.test', type: 'AAAA', kind: 'chain' },
   { name: 'mail.example.test', type: 'TXT', kind: 'negative' },
   { name: '_tcp.example.test', type: 'TXT', kind: 'negative' },
   { name: 'www.example.test', type: 'AAAA', kind: 'chain' },
@@ -101,6 +113,15 @@ test('delv validates static records, CNAME chains and their denials in a signed 
     }
   }
   assert.deepEqual(failures, []);
+
+  // A pool's CNAME is signed per target (each a set of its own).
+  const pools = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    const r = await ask(port, 'pool.example.test', 'A', { edns: { do: true } }, i % 2 === 0 ? 'udp' : 'tcp');
+    assert.deepEqual(rrs(r.answers).map((a) => [a.name, a.type, a.data.typeCovered ?? '']), [['pool.example.test', 'CNAME', ''], ['pool.example.test', 'RRSIG', 'CNAME']]);
+    pools.add(String((r.answers?.[0] as { data: unknown }).data));
+  }
+  assert.deepEqual([...pools].sort(), ['eu.cdn.example.net', 'us.cdn.example.net']);
 
   // A chain's every RRset is signed: CNAME, CNAME, A.
   const chain = await ask(port, 'alias.example.test', 'A', { edns: { do: true } });
