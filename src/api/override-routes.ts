@@ -175,11 +175,16 @@ function domainParam(text: string): string {
   return name.name;
 }
 
-/** Normalises the path's IP literal (IPv6 in any text form); 400 when malformed. */
+/** Normalises the path's IP literal (IPv6 in any text form), or a CNAME server's target name; 400 when it is neither. */
 function addressParam(text: string): string {
   const ip = parseIp(text);
-  if ('error' in ip) badRequest(`path parameter "address": ${ip.error}`);
-  return ip.address;
+  if (!('error' in ip)) return ip.address;
+  // A CNAME pool's member is named by its target (regions[].servers[].cname).
+  if (/[a-z_]/i.test(text) && !text.includes(':')) {
+    const name = normaliseDomainName(text);
+    if (!('error' in name)) return name.name;
+  }
+  return badRequest(`path parameter "address": ${ip.error} (or a CNAME server's target name)`);
 }
 
 /**

@@ -12,6 +12,7 @@ import { httpBackend, type Backend } from '../helpers/backends.ts';
 import { tempDir } from '../helpers/config-files.ts';
 import { ask, type Decoded } from '../helpers/dns-client.ts';
 import { startServer, type Started } from '../helpers/server.ts';
+import { startTestApi } from '../api/helpers.ts';
 
 type Rr = { name: string; type: string; ttl: number; data: unknown };
 const rrs = (l: unknown): Rr[] => (l ?? []) as Rr[];
@@ -204,6 +205,26 @@ test('CNAME pools', async (t) => {
     for (const r of await both(s.port, 'alias.example.test', 'A')) {
       assert.deepEqual(rrs(r.answers).map((a) => [a.name, a.type, a.data]), [['alias.example.test', 'CNAME', 'cdn.example.test'], ['cdn.example.test', 'CNAME', 'eu.cdn.example.net']]);
     }
+  });
+
+  await t.test('the API lists CNAME members by target and takes overrides by target; metrics label them by target', async (tt) => {
+    const api = (await startTestApi(tt, s.overwatch)).base;
+    const { servers } = (await (await fetch(`${api}/api/v1/health/servers`)).json()) as { servers: { address: string; region: string }[] };
+    const euRow = servers.find((v) => v.address === 'eu.cdn.example.net');
+    assert.ok(euRow, JSON.stringify(servers));
+    assert.equal(euRow.region, 'cdn-eu');
+    const put = await fetch(`${api}/api/v1/overrides/cdn.example.test/EU.cdn.example.net.`, {
+      method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ healthy: false, reason: 'cdn maintenance', source: 'test' }),
+    });
+    assert.equal(put.status, 200, await put.text());
+    for (const r of await both(s.port, 'cdn.example.test', 'A')) assert.equal(cnameOf(r), 'us.cdn.example.net', 'the override takes the target out of this domain');
+    const del = await fetch(`${api}/api/v1/overrides/cdn.example.test/eu.cdn.example.net`, { method: 'DELETE' });
+    assert.equal(del.status, 204);
+    for (const r of await both(s.port, 'cdn.example.test', 'A')) assert.equal(cnameOf(r), 'eu.cdn.example.net');
+    const bad = await fetch(`${api}/api/v1/overrides/cdn.example.test/not..a.name`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"healthy":false}' });
+    assert.equal(bad.status, 400);
+    // The metrics' server label is the record's endpoint.
+    assert.equal(s.overwatch.registry.servers().find((v) => v.cname === 'eu.cdn.example.net')?.endpoint, `eu.cdn.example.net:${eu.port}`);
   });
 
   await t.test('when_all_down holds: servfail by default, every target with all', async () => {
