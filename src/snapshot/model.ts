@@ -256,13 +256,26 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     }
   }
 
+  const staticAddresses = new Map<string, string[]>();
+  for (const zone of zones) {
+    for (const r of zone.records) {
+      if (r.rdata.type !== 'A' && r.rdata.type !== 'AAAA') continue;
+      const list = staticAddresses.get(r.owner) ?? [];
+      list.push(r.rdata.address);
+      staticAddresses.set(r.owner, list);
+    }
+  }
   // Name-server host addresses inside our zones are authoritative data of ours:
   // answered as static A/AAAA and used as glue in NS answers.
   const glue: GlueRow[][] = zones.map(() => []);
   const hostsDone = new Set<string>();
   for (let z = 0; z < zones.length; z++) {
     for (const ns of zones[z].nameservers) {
-      if (ns.addresses.length === 0) continue;
+      if (ns.addresses.length === 0) {
+        // A name server whose addresses are static records of ours (dns.zones[].records) gets them as glue.
+        if (zoneOf(ns.name, zones) >= 0) for (const address of staticAddresses.get(ns.name) ?? []) glue[z].push({ host: ns.name, address });
+        continue;
+      }
       const hostZone = zoneOf(ns.name, zones);
       if (hostZone < 0) continue;
       for (const address of ns.addresses) glue[z].push({ host: ns.name, address });

@@ -46,7 +46,9 @@ ${identity}
         - "child NS ns1.child"
         - "child NS ns.elsewhere.net."
         - "ns1.child A 192.0.2.99"
+        - "ns9 A 192.0.2.9"
     - name: 2.0.192.in-addr.arpa
+      nameservers: [ns9.example.test]
       records: ["25 PTR mail.example.test."]
 regions:
   - name: eu
@@ -208,6 +210,13 @@ const CASES: Case[] = [
   },
   { name: 'a name that does not exist', qname: 'nothing.example.test', qtype: 'MX', check: (r) => { assert.equal(r.rcode, 'NXDOMAIN'); soaOnly('example.test')(r); } },
   { name: 'PTR in a reverse zone', qname: '25.2.0.192.in-addr.arpa', qtype: 'PTR', check: (r) => assert.deepEqual(rrs(r.answers).map((a) => [a.type, a.data]), [['PTR', 'mail.example.test']]) },
+  {
+    name: 'the NS of a zone whose name server\'s address is a static record carries it as glue', qname: '2.0.192.in-addr.arpa', qtype: 'NS',
+    check(r) {
+      assert.deepEqual(rrs(r.answers).map((a) => a.data), ['ns9.example.test']);
+      assert.deepEqual(rrs(r.additionals).filter((a) => a.type === 'A').map((a) => [a.name, a.data]), [['ns9.example.test', '192.0.2.9']]);
+    },
+  },
   { name: 'ANY at a static name answers one RRset (RFC 8482)', qname: 'mail.example.test', qtype: 'ANY', check: (r) => assert.equal(rrs(r.answers).length, 1, short(r)) },
 ];
 
