@@ -19,6 +19,7 @@ import type { Logger } from '../log/logger.ts';
 import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
+import { registerClusterRoutes } from './cluster-routes.ts';
 import { registerBackendsRoute } from './backends-route.ts';
 import { DASHBOARD_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerDnssecRoutes } from './dnssec-routes.ts';
@@ -158,6 +159,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
         { name: 'dnssec', description: 'DNSSEC keys, DS records, rollover and key sync.' },
         { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
         { name: 'agents', description: 'Agents: their pins, state and backends; revocation and deletion.' },
+        { name: 'cluster', description: 'Several overwatches: this one, the agents it hears, and whether its peers (overwatch.peers) see the same.' },
         { name: 'stats', description: 'Recent query rates, for the dashboard.' },
       ],
       components: {
@@ -179,6 +181,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     registerReloadRoutes(app, ctx);
     registerDnssecRoutes(app, ctx);
     registerAgentRoutes(app, ctx);
+    registerClusterRoutes(app, ctx);
     registerGeoRoutes(app, ctx);
     registerStatsRoutes(app, ctx, rates, rateIntervalMs, QUERY_RATE_SAMPLES);
     registerDashboardRoutes(app);

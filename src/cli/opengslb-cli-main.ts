@@ -9,14 +9,16 @@ import { parseDuration } from '../config/duration.ts';
 import { ApiClient, CliFailure } from './admin/client.ts';
 import { FlagError, parseFlags } from './args.ts';
 import { COMMANDS, type Command, GROUPS, UsageError, type Values } from './admin/commands.ts';
+import { cliConfigPath, DEFAULT_API, loadCliFile, resolveApis } from './admin/endpoints.ts';
 import { CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
 import { packageVersion } from './opengslb-main.ts';
 
-const DEFAULT_API = 'http://127.0.0.1:8080';
 const DEFAULT_TIMEOUT = '5s';
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
-  api: { type: 'string' },
+  api: { type: 'string', multiple: true },
+  'cli-config': { type: 'string' },
+  all: { type: 'boolean' },
   token: { type: 'string' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
@@ -24,10 +26,14 @@ const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
 };
 
 /** Global flags that take a value, so the value is not mistaken for a command word. */
-const VALUE_FLAGS = new Set(['--api', '--token', '--timeout']);
+const VALUE_FLAGS = new Set(['--api', '--token', '--timeout', '--cli-config']);
 
 const GLOBAL_FLAGS = `global flags (before or after the command):
-  --api URL         admin API base URL (default $OPENGSLB_API, else ${DEFAULT_API})
+  --api URL         admin API base URL; repeat it for several overwatches (default $OPENGSLB_API,
+                    comma-separated, else cli.yaml's apis, else ${DEFAULT_API})
+  --cli-config FILE cli.yaml with apis, token, timeout (default $OPENGSLB_CLI_CONFIG,
+                    else ~/.config/opengslb/cli.yaml when it exists)
+  --all             with several APIs, ask every one and print each answer (reads ask the first that answers)
   --token TOKEN     bearer token for writes (default $OPENGSLB_API_TOKEN, else $OPENGSLB_TOKEN)
   --timeout DUR     per request, e.g. 500ms, 5s (default ${DEFAULT_TIMEOUT}; a bare number is seconds)
   --json            print the API's JSON, pretty, instead of text
@@ -105,19 +111,6 @@ function parseTimeout(text: string): number {
   throw new UsageError(`--timeout: "${text}" must be longer than 0`);
 }
 
-/** Checks --api: an http(s) URL, returned without trailing slashes. */
-function parseApi(text: string, from: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new UsageError(`${from}: "${text}" is not a URL, expected e.g. ${DEFAULT_API}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`${from}: "${text}" is not an http:// or https:// URL`);
-  if (url.search !== '' || url.hash !== '') throw new UsageError(`${from}: "${text}" must not have a query or fragment`);
-  return url.href.replace(/\/+$/, '');
-}
-
 const processOutput: Output = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
 
 /** Runs one command and returns the process exit code. */
@@ -162,12 +155,18 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
   const { values, args } = parsed;
 
   try {
-    const api = typeof values.api === 'string' ? parseApi(values.api, '--api') : env.OPENGSLB_API ? parseApi(env.OPENGSLB_API, '$OPENGSLB_API') : DEFAULT_API;
-    const tokenText = typeof values.token === 'string' ? values.token : tokenFromEnv(env);
-    const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : DEFAULT_TIMEOUT);
-    const client = new ApiClient({ api, token: tokenText ? tokenText : null, timeoutMs });
-    await command.run({ client, json: values.json === true, out: io.out, env }, values, args);
-    return 0;
+    const file = loadCliFile(cliConfigPath(typeof values['cli-config'] === 'string' ? values['cli-config'] : undefined, env) ?? { path: '', required: false, from: '' });
+    const apis = resolveApis((values.api as unknown as string[] | undefined) ?? [], env, file);
+    const tokenText = typeof values.token === 'string' ? values.token : (tokenFromEnv(env) ?? file?.token ?? undefined);
+    const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : (file?.timeout ?? DEFAULT_TIMEOUT));
+    const clients = apis.map((api) => new ApiClient({ api, token: tokenText ? tokenText : null, timeoutMs }));
+    const ctxFor = (client: ApiClient, out: (text: string) => void) => ({ client, json: values.json === true, out, env });
+    if (clients.length === 1) {
+      await command.run(ctxFor(clients[0]!, io.out), values, args);
+      return 0;
+    }
+    if (command.write === true || values.all === true) return await runOnEach(command, clients, (c, out) => command.run(ctxFor(c, out), values, args), values.json === true, io);
+    return await runOnFirst(command, clients, (c, out) => command.run(ctxFor(c, out), values, args), io);
   } catch (err) {
     if (err instanceof UsageError) return usageFailure(io, command, err.message);
     if (err instanceof CliFailure) {
@@ -178,6 +177,88 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     io.err(`opengslb-cli ${command.name}: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
+}
+
+/** What one run of a command on one overwatch gave. */
+interface EndpointResult {
+  readonly api: string;
+  readonly output: string;
+  readonly error: unknown;
+}
+
+async function runCaptured(client: ApiClient, run: (c: ApiClient, out: (text: string) => void) => Promise<void>): Promise<EndpointResult> {
+  let output = '';
+  try {
+    await run(client, (text) => (output += text));
+    return { api: client.api, output, error: null };
+  } catch (err) {
+    return { api: client.api, output, error: err };
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof CliFailure) return err.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A write (or --all): runs the command on every overwatch at once, prints
+ * each one's answer under its URL in the order given, then which failed.
+ * Exit 0 only when every overwatch took it; otherwise 1, naming each that
+ * missed it and why. --json prints {results: [{api, ok, answer, error}], ok, failed}.
+ */
+async function runOnEach(command: Command, clients: readonly ApiClient[], run: (c: ApiClient, out: (text: string) => void) => Promise<void>, json: boolean, io: Output): Promise<number> {
+  const results = await Promise.all(clients.map((c) => runCaptured(c, run)));
+  // A usage problem is the same everywhere: report it once, as for one API.
+  const usage = results.find((r) => r.error instanceof UsageError);
+  if (usage !== undefined) throw usage.error;
+  const failed = results.filter((r) => r.error !== null);
+  const what = command.write === true ? 'applied on' : 'answered by';
+  if (json) {
+    const answer = (text: string): unknown => {
+      try {
+        return text.trim() === '' ? null : (JSON.parse(text) as unknown);
+      } catch {
+        return text;
+      }
+    };
+    io.out(JSON.stringify({
+      results: results.map((r) => ({ api: r.api, ok: r.error === null, answer: answer(r.output), error: r.error === null ? null : errorText(r.error) })),
+      ok: results.length - failed.length,
+      failed: failed.length,
+    }, null, 2) + '\n');
+  } else {
+    for (const r of results) {
+      io.out(`== ${r.api}: ${r.error === null ? 'ok' : 'FAILED'}\n${r.output}${r.error === null ? '' : `${errorText(r.error)}\n`}`);
+    }
+    io.out(`${command.name}: ${what} ${results.length - failed.length} of ${results.length} overwatches\n`);
+  }
+  if (failed.length === 0) return 0;
+  io.err(`opengslb-cli: ${command.name} ${command.write === true ? 'missed' : 'failed on'} ${failed.length} of ${results.length} overwatches: ${failed.map((r) => `${r.api} (${errorText(r.error)})`).join('; ')}\n`);
+  return 1;
+}
+
+/**
+ * A read with several APIs and no --all: asks them in the order given and
+ * prints the first answer; an overwatch that cannot be reached is named on
+ * stderr and the next one asked. An answer that is an error (404, 401) is an
+ * answer: it is not asked of the others.
+ */
+async function runOnFirst(command: Command, clients: readonly ApiClient[], run: (c: ApiClient, out: (text: string) => void) => Promise<void>, io: Output): Promise<number> {
+  const missed: string[] = [];
+  for (const client of clients) {
+    const r = await runCaptured(client, run);
+    if (r.error instanceof CliFailure && r.error.unreachable && client !== clients[clients.length - 1]) {
+      missed.push(client.api);
+      io.err(`opengslb-cli: ${errorText(r.error)}; asking the next API\n`);
+      continue;
+    }
+    if (missed.length > 0 && r.error === null) io.err(`opengslb-cli: answered by ${client.api}\n`);
+    io.out(r.output);
+    if (r.error !== null) throw r.error;
+    return 0;
+  }
+  return 1;
 }
 
 /**

@@ -656,6 +656,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       checkTimeoutMs: file.overwatch.validation.check_timeout,
     },
     stale: { thresholdMs: file.overwatch.stale.threshold, removeAfterMs: file.overwatch.stale.remove_after },
+    peers: file.overwatch.peers.map((p) => ({ url: p.url.replace(/\/+$/, ''), token: p.token ?? null })),
     agent: file.mode === 'agent' ? buildAgent(file, source) : null,
   };
   return deepFreeze(config);

@@ -490,6 +490,19 @@ const overwatch = object({
         gossip_interval: duration({ doc: 'memberlist gossip interval of the Go original; ignored.', default: '200ms', min: '1ms', notUsedYet: true }),
       },
     }),
+    peers: list({
+      doc: 'The other overwatches of the same deployment (serving the same zones, hearing the same agents), by their admin APIs. GET /api/v1/cluster/status asks each for its view of the agents and says whether it matches this one\'s (a count and a digest; no consensus protocol, no health shared).',
+      default: [],
+      itemNoun: 'peer',
+      maxItems: 64,
+      items: object({
+        doc: 'One peer overwatch.',
+        keys: {
+          url: str({ doc: 'Base URL of its admin API (its api.address), e.g. http://ow-2.example.test:8080.', required: true, pattern: '^https?://\\S+$', patternText: 'an http:// or https:// URL' }),
+          token: str({ doc: 'Its api.token, sent as a bearer token; unset: none is sent (reads need only its api.allowed_networks to hold this host).', minLength: 16, secret: true }),
+        },
+      }),
+    }),
     validation: object({
       doc: 'The overwatch\'s own checks of agent-reported backends, with each backend\'s own check settings; their result outranks the agent\'s claim.',
       keys: {

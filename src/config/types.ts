@@ -34,8 +34,17 @@ export interface Config {
   readonly validation: ValidationConfig;
   /** overwatch.stale. */
   readonly stale: StaleConfig;
+  /** overwatch.peers: the other overwatches' admin APIs, for GET /api/v1/cluster/status. */
+  readonly peers: readonly PeerConfig[];
   /** The agent section; null unless the file's mode is agent. */
   readonly agent: AgentConfig | null;
+}
+
+export interface PeerConfig {
+  /** Base URL of its admin API, without a trailing slash. */
+  readonly url: string;
+  /** Its api.token, or null. */
+  readonly token: string | null;
 }
 
 export interface GeolocationConfig {
