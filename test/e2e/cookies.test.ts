@@ -227,3 +227,25 @@ test('cookies off: the COOKIE option is ignored, malformed or not', async (t) =>
   assert.equal(r.cookie, null);
   assert.equal((await udp(port, { cookie: Buffer.alloc(7) })).rcode, 0);
 });
+
+test('new keys posted to the workers (a rotation) take effect between packets; a restarted worker starts with the newest', async (t) => {
+  const { overwatch, port } = await startServer(t, config(await tempDir(t), 'require: true'));
+  const { CookieSecrets } = await import('../../src/overwatch/cookie-secrets.ts');
+  const first = await udp(port, { cookie: CLIENT });
+  const cookie = first.cookie!;
+  assert.equal((await udp(port, { cookie })).rcode, 0, 'valid under the keys of start');
+  // Keys that know nothing of the start's secret: the old cookie is refused by every worker.
+  const other = new CookieSecrets({ enabled: true, require: true, secret: '00112233445566778899aabbccddeeff', secretFile: null, secretLifetimeMs: 26 * 3_600_000, rotate: true });
+  overwatch.pool.publishCookieKeys(other.keysAt(Date.now()));
+  await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 8; i++) assert.equal((await udp(port, { cookie })).rcode, 23, `query ${i}: the old cookie after the keys changed`);
+  const fresh = (await udp(port, { cookie: CLIENT })).cookie!;
+  assert.equal((await udp(port, { cookie: fresh })).rcode, 0, 'a cookie of the new keys');
+  // A worker that dies is restarted with the newest keys.
+  const worker = overwatch.pool.workers[0];
+  assert.ok(worker !== null);
+  const restarted = new Promise<void>((resolve) => overwatch.pool.once('worker-restarted', () => resolve()));
+  await worker.terminate();
+  await restarted;
+  for (let i = 0; i < 8; i++) assert.equal((await udp(port, { cookie: fresh })).rcode, 0, `query ${i} after the restart`);
+});
