@@ -97,7 +97,8 @@ export class RateLimiter {
     if (entries < 2 || (entries & (entries - 1)) !== 0) throw new RangeError(`the RRL table must hold a power of two of entries, got ${entries}`);
     this.#mask = entries - 1;
     this.#rates = Int32Array.from(settings.rates);
-    this.#floors = Int32Array.from(settings.rates, (r) => -settings.windowSec * r);
+    // window × rate can pass the int32 range (3 600 s × 1 000 000/s); the balance word must never wrap.
+    this.#floors = Int32Array.from(settings.rates, (r) => Math.max(-settings.windowSec * r, -(2 ** 30)));
     this.#exemptBytes = settings.exempt.map((n) => n.bytes);
     this.#exemptPrefix = Int32Array.from(settings.exempt, (n) => n.prefix);
   }
