@@ -1,6 +1,7 @@
-// Worker, hot path. The per-packet boundary: accept check → parse → look up →
-// dispatch to the answer stage (./answer.ts), which builds, signs and seals.
-// Returns the response length written to `out`, or 0 to drop. Synchronous and
+// Worker, hot path. The per-packet boundary: accept check → parse → DNS
+// cookies → look up → dispatch to the answer stage (./answer.ts), which
+// builds, signs and seals → over UDP, response rate limiting on the built
+// response (src/dns/rrl.ts: send, slip as TC=1, or drop). Returns the response length written to `out`, or 0 to drop. Synchronous and
 // allocation-free; never throws for any input bytes (the transport's one
 // try/catch is for bugs, answered SERVFAIL and counted). The transport sets
 // ctx.client (who asked) before the call. docs/query-lifecycle.md draws this
