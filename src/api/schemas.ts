@@ -89,6 +89,7 @@ const serverView: Schema = {
     authority: { ...authority, description: 'override when an override applies to this server in at least one domain.' },
     check_type: { type: 'string', enum: ['http', 'https', 'tcp', 'none'], description: 'Health check type.' },
     last_check: timeOrNull('When the last check finished, or null before the first.'),
+    status_since: timeOrNull("When the checks' verdict last changed (status holds since then), or null while unknown or unchecked by the overwatch."),
     last_healthy: timeOrNull('When the server was last seen healthy, or null.'),
     last_error: { type: ['string', 'null'], description: 'Why the last failed check failed, or null.' },
     consecutive_failures: int('Failed checks in a row.'),

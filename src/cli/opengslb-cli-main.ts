@@ -151,26 +151,15 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     return 2;
   }
 
-  let values: Values;
-  let args: string[];
-  try {
-    const parsed = parseFlags(rest, { ...GLOBAL_OPTIONS, ...command.options }, true);
-    values = parsed.values;
-    args = parsed.positionals;
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    return usageFailure(io, command, err.message);
+  const parsed = parseCommand(command, rest);
+  if ('usage' in parsed) {
+    if (parsed.usage === null) {
+      io.out(commandUsage(command) + '\n');
+      return 0;
+    }
+    return usageFailure(io, command, parsed.usage);
   }
-  if (values.help === true) {
-    io.out(commandUsage(command) + '\n');
-    return 0;
-  }
-  const [min, max] = command.args;
-  if (max === 0 && args.length > 0) return usageFailure(io, command, `takes no arguments, got: ${args.join(' ')}`);
-  if (args.length < min || args.length > max) {
-    const expected = min === max ? `${min}` : `${min} to ${max}`;
-    return usageFailure(io, command, `expected ${expected} argument${max === 1 ? '' : 's'}, got ${args.length}${args.length > 0 ? `: ${args.join(' ')}` : ''}`);
-  }
+  const { values, args } = parsed;
 
   try {
     const api = typeof values.api === 'string' ? parseApi(values.api, '--api') : env.OPENGSLB_API ? parseApi(env.OPENGSLB_API, '$OPENGSLB_API') : DEFAULT_API;
@@ -189,6 +178,56 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     io.err(`opengslb-cli ${command.name}: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
+}
+
+/**
+ * Parses a command's flags and arguments (after the command words) against its
+ * table entry: known flags with the right kind of value, and as many
+ * positional arguments as it takes. Returns them, or `usage`: the message of
+ * a usage error, or null when --help was asked for.
+ */
+function parseCommand(command: Command, rest: readonly string[]): { values: Values; args: string[] } | { usage: string | null } {
+  let values: Values;
+  let args: string[];
+  try {
+    const parsed = parseFlags(rest, { ...GLOBAL_OPTIONS, ...command.options }, true);
+    values = parsed.values;
+    args = parsed.positionals;
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    return { usage: err.message };
+  }
+  if (values.help === true) return { usage: null };
+  const [min, max] = command.args;
+  if (max === 0 && args.length > 0) return { usage: `takes no arguments, got: ${args.join(' ')}` };
+  if (args.length < min || args.length > max) {
+    const expected = min === max ? `${min}` : `${min} to ${max}`;
+    return { usage: `expected ${expected} argument${max === 1 ? '' : 's'}, got ${args.length}${args.length > 0 ? `: ${args.join(' ')}` : ''}` };
+  }
+  return { values, args };
+}
+
+/**
+ * Checks a command line (the words after `opengslb-cli`) against the command
+ * table without running it: the command exists, its flags and argument count
+ * are right. Returns null when it would run, else what is wrong. For
+ * documentation tests (docs/runbooks/); values a command checks when it runs
+ * (durations, addresses) are not looked at.
+ */
+export function checkCommandLine(argv: readonly string[]): string | null {
+  const { words, rest } = splitCommand(argv);
+  const name = words.join(' ');
+  if (name === 'version' || (words.length === 0 && (rest.includes('--version') || rest.includes('--help') || rest.includes('-h')))) return null;
+  if (name === 'config validate') {
+    const files = rest.filter((a) => !a.startsWith('-'));
+    const unknown = rest.filter((a) => a.startsWith('-') && a !== '--json' && a !== '--help' && a !== '-h');
+    if (unknown.length > 0) return `config validate: unknown flag ${unknown[0]}`;
+    return files.length === 1 ? null : `config validate: expected one FILE, got ${files.length}`;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) return `unknown command "${name}"`;
+  const parsed = parseCommand(command, rest);
+  return 'usage' in parsed && parsed.usage !== null ? `${name}: ${parsed.usage}` : null;
 }
 
 /**

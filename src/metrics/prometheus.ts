@@ -28,7 +28,7 @@ import { AUTHORITIES, type DecisionLabel } from '../registry/registry.ts';
 import { DROP_REASON_NAMES } from '../gossip/drop-reasons.ts';
 import type { AgentHub } from '../overwatch/agents.ts';
 import { ACCEPTED_MESSAGE_TYPES, AGENT_STATES, BACKEND_REFUSALS, BACKEND_STATES } from '../overwatch/agent-states.ts';
-import type { OverrideView, ServerView } from '../overwatch/views.ts';
+import type { DomainView, OverrideView, ServerView } from '../overwatch/views.ts';
 import {
   COUNTER, COUNTER_STRIDE, HIST_BASE, HIST_BOUNDS_US, HIST_BUCKETS, HIST_SUM, HIST_WORDS, MATRIX_BASE,
   RCODE_COUNT, RCODE_LABELS, TRANSPORT_LABELS, TYPE_COUNT, TYPE_LABELS,
@@ -56,6 +56,8 @@ export interface OverwatchSource {
   readonly generation: number;
   readonly pool: PoolSource;
   servers(): readonly ServerView[];
+  /** Domains as DNS serves them (status with overrides applied); optional for stand-ins (absent: no opengslb_domain_healthy_servers series). */
+  domains?(): readonly DomainView[];
   /** The servers the health-check series may name (Registry satisfies it). */
   readonly registry: { servers(): readonly CheckedServer[] };
   overrides(): readonly OverrideView[];
@@ -498,6 +500,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const r of overwatch.config.regions) healthy.set(r.name, 0);
       for (const s of servers) if (s.healthy) healthy.set(s.region, (healthy.get(s.region) ?? 0) + 1);
       for (const [region, n] of healthy) this.set({ region }, n);
+    },
+  });
+
+  new Gauge({
+    name: 'opengslb_domain_healthy_servers',
+    help: 'Servers DNS may answer for each configured domain now: healthy by the status DNS uses there (overrides applied). 0 means the domain answers by its when_all_down mode (label): SERVFAIL with servfail.',
+    labelNames: ['domain', 'when_all_down'],
+    registers,
+    collect() {
+      this.reset();
+      if (overwatch?.domains === undefined) return;
+      for (const d of overwatch.domains()) {
+        let n = 0;
+        for (const s of d.servers) if (s.status === 'healthy') n++;
+        this.set({ domain: d.name, when_all_down: d.when_all_down }, n);
+      }
     },
   });
 

@@ -1053,6 +1053,7 @@ export class Overwatch {
         authority: this.registry.authorityOf(server, null),
         check_type: server.check.type,
         last_check: rfc3339(target?.lastCheckAt),
+        status_since: status === 'unknown' ? null : rfc3339(target?.stateSinceAt),
         last_healthy: rfc3339(lastUpMs(lastUp)),
         last_error: target?.lastError ?? null,
         consecutive_failures: target?.consecutiveFailures ?? 0,

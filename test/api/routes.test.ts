@@ -242,6 +242,7 @@ describe('OpenAPI document', () => {
     '/api/v1/overwatch/agents/{id}/revoke': ['post'],
     '/api/v1/geo/test': ['get'],
     '/api/v1/geo/mappings': ['delete', 'get', 'put'],
+    '/api/v1/stats/queries': ['get'],
   };
 
   test('docs/api.md\'s route table lists exactly the routes of the OpenAPI document', async () => {
