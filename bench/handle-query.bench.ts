@@ -13,7 +13,7 @@ import { MANY_NAMES, configFor, geoEcsQueries, manyName, microConfig, mixedQueri
 import { BUNDLED_GEOIP_PATH, loadGeoDatabase } from '../src/geo/database.ts';
 import { GeoIpReader } from '../src/geo/lookup.ts';
 import { CookieScratch, REPLY_COOKIE_LEN, writeReplyCookie } from '../src/dns/cookie.ts';
-import { createRrlTable, RateLimiter } from '../src/dns/rrl.ts';
+import { createRrlClock, createRrlTable, RateLimiter } from '../src/dns/rrl.ts';
 import { sipKey } from '../src/lib/siphash.ts';
 
 /** Returns a copy of an EDNS query (its OPT the last record, with no options) with a COOKIE option appended. */
@@ -140,7 +140,7 @@ export default function register(add: AddCase): void {
   withSource('A, EDNS, client cookie → fresh server cookie', cookied, withCookie(edns, client));
   withSource('A, EDNS, valid server cookie → checked, fresh one', cookied, withCookie(edns, Buffer.from(serverCookie)));
   const limited = createFixture(configFor('a-rr-3')).scratch;
-  limited.rrl = new RateLimiter({ rates: [1_000_000, 1_000_000, 1_000_000], windowSec: 15, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56, exempt: [], table: createRrlTable(65536) });
+  limited.rrl = new RateLimiter({ rates: [1_000_000, 1_000_000, 1_000_000], windowSec: 15, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56, exempt: [], table: createRrlTable(65536), clock: createRrlClock() });
   const plainHeadline = queryBuffer('app.bench.test', QTYPE.A);
   withSource('A, round-robin 3 (headline), source as bytes, RRL off (baseline for the next)', headline, plainHeadline);
   withSource('A, round-robin 3 (headline), RRL on (one shared-table account)', limited, plainHeadline);

@@ -63,6 +63,8 @@ export interface RrlSettings {
   readonly exempt: readonly { readonly bytes: Uint8Array; readonly prefix: number }[];
   /** The shared table: a power-of-two number of entries × ENTRY_WORDS. */
   readonly table: Int32Array;
+  /** The shared second (createRrlClock): the newest any worker has seen, so all charge in the same second. */
+  readonly clock: Int32Array;
 }
 
 /** Rounds a configured size up to a power of two within the bounds. */
@@ -75,6 +77,19 @@ export function rrlEntriesFor(size: number): number {
 /** Allocates the shared table (main thread): `entries` (a power of two) × ENTRY_WORDS words, all empty. */
 export function createRrlTable(entries: number): Int32Array {
   return new Int32Array(new SharedArrayBuffer(entries * ENTRY_WORDS * 4));
+}
+
+/**
+ * Allocates the shared clock (main thread): one int32, the newest unix second
+ * any worker has charged in, on a cache line of its own. Each worker reads
+ * its own clock once a second (WorkerScratch.tick), so two workers can be up
+ * to a second apart; if each credited by its own, an account touched first by
+ * the one behind and then by the one ahead would be credited twice in one
+ * real second. Charging in the newest second any worker has seen gives every
+ * worker the same time.
+ */
+export function createRrlClock(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(64));
 }
 
 /**
@@ -142,7 +157,15 @@ export class RateLimiter {
     h = Math.imul(h, 0xc2b2ae35);
     h ^= h >>> 16;
     const tag = h | 1; // 0 marks an empty entry
-    const t = nowSec - RRL_EPOCH_SEC;
+    // The shared second: ours if we are ahead (publish it), else the newest seen.
+    const clock = this.settings.clock;
+    let t = Atomics.load(clock, 0);
+    const mine = nowSec - RRL_EPOCH_SEC;
+    while (mine > t) {
+      const seen = Atomics.compareExchange(clock, 0, t, mine);
+      if (seen === t) t = mine;
+      else t = seen;
+    }
     const table = this.#table;
     // Two-way: slot i or its neighbour; a new key evicts the one touched least recently.
     const i0 = ((h >>> 8) & this.#mask) * ENTRY_WORDS;
@@ -158,8 +181,9 @@ export class RateLimiter {
       Atomics.store(table, e + STAMP, t);
     }
     const stamp = Atomics.load(table, e + STAMP);
-    // Only forward: the workers' clocks tick apart by up to a second, and a
-    // stamp moved back and forth would credit the same second twice.
+    // Only forward (t comes from the shared clock, but a worker may have read
+    // it just before another moved it on): a stamp moved back and forth would
+    // credit the same second twice.
     if (t > stamp && Atomics.compareExchange(table, e + STAMP, stamp, t) === stamp) {
       const elapsed = t - stamp;
       const windowSec = this.settings.windowSec;

@@ -38,7 +38,7 @@ import { formatAddress, ipToBytes } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
 import { CookieSecrets } from './cookie-secrets.ts';
-import { createRrlTable, type RrlSettings } from '../dns/rrl.ts';
+import { createRrlClock, createRrlTable, type RrlSettings } from '../dns/rrl.ts';
 import type { RrlConfig } from '../config/types.ts';
 import { explain, type Explanation } from './explain.ts';
 import { GeoSource } from './geo-source.ts';
@@ -75,6 +75,7 @@ function rrlSettingsOf(rrl: RrlConfig): RrlSettings | null {
       return { bytes: ipToBytes(cidr.slice(0, slash)), prefix: Number(cidr.slice(slash + 1)) };
     }),
     table: createRrlTable(rrl.tableEntries),
+    clock: createRrlClock(),
   };
 }
 

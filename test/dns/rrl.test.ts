@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createWorker } from '../../src/lib/worker-thread.ts';
 import {
-  createRrlTable, ENTRY_WORDS, RateLimiter, RRL_DROP, RRL_KIND_ERROR, RRL_KIND_NXDOMAIN, RRL_KIND_RESPONSE, RRL_PASS, RRL_SLIP, rrlEntriesFor, type RrlSettings,
+  createRrlClock, createRrlTable, ENTRY_WORDS, RateLimiter, RRL_DROP, RRL_KIND_ERROR, RRL_KIND_NXDOMAIN, RRL_KIND_RESPONSE, RRL_PASS, RRL_SLIP, rrlEntriesFor, type RrlSettings,
 } from '../../src/dns/rrl.ts';
 import { ipToBytes } from '../../src/lib/ip.ts';
 
@@ -16,7 +16,7 @@ const APP = Uint8Array.of(3, 0x61, 0x70, 0x70, 4, 0x74, 0x65, 0x73, 0x74, 0);
 const WWW = Uint8Array.of(3, 0x77, 0x77, 0x77, 4, 0x74, 0x65, 0x73, 0x74, 0);
 
 function settings(over: Partial<RrlSettings> = {}): RrlSettings {
-  return { rates: [5, 5, 5], windowSec: 2, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56, exempt: [], table: createRrlTable(1024), ...over };
+  return { rates: [5, 5, 5], windowSec: 2, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56, exempt: [], table: createRrlTable(1024), clock: createRrlClock(), ...over };
 }
 
 /** Charges `n` answers for APP from `ip` at second `t`; returns the verdicts. */
