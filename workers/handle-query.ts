@@ -15,6 +15,7 @@ import { COUNTER } from '../src/metrics/counters-layout.ts';
 import * as L from '../src/snapshot/layout.ts';
 import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, soaAnswer, truncatedReply } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
+import { chaosAnswer, cnameAnswer, referral, rrsetAnswer, staticAnswer } from './zone-answer.ts';
 
 /** RRL counter slots by kind (RRL_KIND_*). */
 const RRL_SLIPPED = [COUNTER.RRL_SLIPPED_RESPONSE, COUNTER.RRL_SLIPPED_NXDOMAIN, COUNTER.RRL_SLIPPED_ERROR] as const;
@@ -71,7 +72,7 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
     if (refused >= 0) return refused;
   }
   if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
-  if (q.qclass !== QCLASS.IN) return errorReply(ctx, RCODE.REFUSED);
+  if (q.qclass !== QCLASS.IN) return q.qclass === QCLASS.CH ? chaosAnswer(ctx) : errorReply(ctx, RCODE.REFUSED);
   // No zone transfers from a GSLB: the data changes with health every second.
   if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return errorReply(ctx, RCODE.REFUSED);
   return lookup(ctx);
@@ -98,22 +99,31 @@ function lookup(ctx: WorkerScratch): number {
       if (node >= 0) break;
     }
     if (node < 0) return errorReply(ctx, RCODE.REFUSED);
-    ctx.zone = u32[view.nodeBase(node) + L.NODE_ZONE];
+    const eb = view.nodeBase(node);
+    ctx.zone = u32[eb + L.NODE_ZONE];
+    // Below a delegation of ours: the child's name servers know (a referral).
+    if ((u32[eb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) return referral(ctx, node, off);
     ctx.nxdomain = true;
     return negative(ctx, ctx.zone, RCODE.NXDOMAIN, -1);
   }
   const nb = view.nodeBase(node);
   const zone = u32[nb + L.NODE_ZONE];
   ctx.zone = zone;
-  const isApex = (u32[nb + L.NODE_FLAGS] & L.NODE_FLAG_APEX) !== 0;
+  const flags = u32[nb + L.NODE_FLAGS];
+  const isApex = (flags & L.NODE_FLAG_APEX) !== 0;
+  if ((flags & (L.NODE_FLAG_CUT | L.NODE_FLAG_CNAME | L.NODE_FLAG_CNAME_POOL)) !== 0) {
+    // The DS of a delegation is the parent's data (RFC 4035 §3.1.4.1): we hold none, so NODATA.
+    if ((flags & L.NODE_FLAG_CUT) !== 0) return q.qtype === QTYPE.DS ? negative(ctx, zone, RCODE.NOERROR, node) : referral(ctx, node, 0);
+    return cnameAnswer(ctx, node);
+  }
   switch (q.qtype) {
     case QTYPE.A: {
       const rec = u32[nb + L.NODE_REC_A];
-      return rec !== 0 ? addresses(ctx, rec - 1) : negative(ctx, zone, RCODE.NOERROR, node);
+      return rec !== 0 ? addresses(ctx, rec - 1) : staticAnswer(ctx, node);
     }
     case QTYPE.AAAA: {
       const rec = u32[nb + L.NODE_REC_AAAA];
-      return rec !== 0 ? addresses(ctx, rec - 1) : negative(ctx, zone, RCODE.NOERROR, node);
+      return rec !== 0 ? addresses(ctx, rec - 1) : staticAnswer(ctx, node);
     }
     case QTYPE.ANY: {
       // RFC 8482 §4.2: answer ANY with one RRset we hold, not all of them.
@@ -121,7 +131,9 @@ function lookup(ctx: WorkerScratch): number {
       if (recA !== 0) return addresses(ctx, recA - 1);
       const recAAAA = u32[nb + L.NODE_REC_AAAA];
       if (recAAAA !== 0) return addresses(ctx, recAAAA - 1);
-      return isApex ? soaAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
+      if (isApex) return soaAnswer(ctx, zone);
+      if (u32[nb + L.NODE_RRSET_COUNT] !== 0) return rrsetAnswer(ctx, node, u32[nb + L.NODE_RRSET_START]);
+      return negative(ctx, zone, RCODE.NOERROR, node);
     }
     case QTYPE.SOA:
       return isApex ? soaAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
@@ -131,7 +143,7 @@ function lookup(ctx: WorkerScratch): number {
       // A signed zone publishes its keys at the apex; elsewhere, and for an unsigned zone, there are none.
       return isApex && u32[view.zoneBase(zone) + L.ZONE_DNSKEY_COUNT] !== 0 ? dnskeyAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
     default:
-      return negative(ctx, zone, RCODE.NOERROR, node);
+      return staticAnswer(ctx, node);
   }
 }
 

@@ -289,6 +289,36 @@ export function mixedQueries(): string[] {
 
 const single = (): string[] => [`${APP} A`];
 
+/** A CNAME pool: one name answered with one of three CNAME targets outside the zone (never checked), by `policy`. */
+function cnamePoolConfig(policy: string): (ctx: ConfigContext) => string {
+  return (ctx) =>
+    [
+      ...header(ctx),
+      'regions:',
+      '  - name: cdn',
+      UNCHECKED,
+      '    servers:',
+      ...[1, 2, 3].map((i) => `      - { cname: edge${i}.cdn.example.net }`),
+      'domains:',
+      `  - { name: ${APP}, routing_algorithm: ${policy}, regions: [cdn] }`,
+      FOOTER,
+      '',
+    ].join('\n');
+}
+
+/** Static records beside the headline domain: the asked name is a static A RRset (dns.zones[].records) of three addresses. */
+function staticConfig(ctx: ConfigContext): string {
+  return [
+    'dns:', `  listen_address: "127.0.0.1:${ctx.port}"`, `  workers: ${ctx.workers}`,
+    '  zones:', `    - name: ${ZONE}`, '      records:',
+    ...[1, 2, 3].map((i) => `        - "static 300 A 192.0.2.${i}"`),
+    '        - "@ MX 10 mail"', '        - \'@ TXT "v=spf1 -all"\'',
+    'regions:', ...uncheckedRegion('r1', 0, 3),
+    'domains:', `  - { name: ${APP}, routing_algorithm: round-robin, regions: [r1] }`,
+    FOOTER, '',
+  ].join('\n');
+}
+
 /**
  * Geolocation: three regions of three servers placed by country and
  * continent from the bundled DB-IP database, a default region, and a custom
@@ -442,6 +472,8 @@ export const SCENARIOS: readonly Scenario[] = [
     queries: geoEcsQueries,
     probe: APP,
   },
+  { id: 'cname-pool', meaning: 'one name that is a CNAME pool: round-robin over 3 CNAME targets outside the zone, one CNAME per answer', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: cnamePoolConfig('round-robin'), queries: single, probe: APP },
+  { id: 'static-a', meaning: 'a static A RRset of 3 addresses (dns.zones[].records), pre-built bytes copied per answer', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: staticConfig, queries: () => [`static.${ZONE} A`], probe: `static.${ZONE}` },
   { id: 'sticky-100-ecs', meaning: `one name, sticky over 100 servers, ECS from ${GEO_CLIENTS} client subnets`, target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('sticky', 100), queries: geoEcsQueries, probe: APP },
   { id: 'geo-source', meaning: 'the same name without ECS: the packet source (127.0.0.1, a custom mapping) decides', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: geoConfig, queries: single, probe: APP },
   { id: 'health', meaning: 'the headline name while the overwatch HTTP-checks 1 000 local backends every second (--health-servers, --health-interval)', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: true, exclusive: true, config: healthConfig, queries: single, probe: APP },

@@ -205,7 +205,7 @@ export const overrideParams: Schema = {
   required: ['service', 'address'],
   properties: {
     service: { type: 'string', minLength: 1, maxLength: 256, description: 'Domain name (any case, trailing dot allowed).' },
-    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded).' },
+    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded), or a CNAME server\'s target name.' },
   },
 };
 
@@ -215,7 +215,7 @@ export const serverOverrideParams: Schema = {
   additionalProperties: false,
   required: ['address'],
   properties: {
-    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded).' },
+    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded), or a CNAME server\'s target name.' },
   },
 };
 

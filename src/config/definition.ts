@@ -118,7 +118,10 @@ const backendHealthCheck = healthCheckSchema(
 const server = object({
   doc: 'One backend server of a region.',
   keys: {
-    address: ip({ doc: 'IP literal answered in A or AAAA records and checked by the health checks.', required: true }),
+    address: ip({ doc: 'IP literal answered in A or AAAA records and checked by the health checks. Each server has either `address` or `cname`.' }),
+    cname: domain({
+      doc: 'A target name answered as a CNAME instead of an address (a CDN or cloud load balancer); the server then needs `check_address`, and its check sends the target name as Host and TLS server name unless `host` says otherwise.',
+    }),
     port: int({ doc: 'Port the health check connects to.', default: 80, min: 1, max: 65535 }),
     weight: int({
       doc: 'Share of answers under the weighted algorithm; 0 keeps the server out of weighted answers (it is still health-checked).',
@@ -315,6 +318,12 @@ const zoneEntry = oneOf({
         name: domain({ doc: 'Zone apex.', required: true }),
         soa: object({ doc: 'SOA fields for this zone; each absent field comes from `dns.soa`.', keys: soaKeys(false) }),
         nameservers,
+        records: list({
+          doc: 'Static records of the zone, one zone-file line each: `"OWNER [TTL] [IN] TYPE RDATA"` (A, AAAA, CNAME, MX, TXT, CAA, SRV, NS, PTR). Names are relative to the zone unless they end in a dot; `@` is the apex; the TTL defaults to the zone\'s SOA `ttl`. NS below the apex delegates a child zone (answered as a referral).',
+          items: str({ doc: 'One record in zone-file syntax, such as "www 300 IN CNAME app" or "@ MX 10 mail".', minLength: 1, maxLength: 70000 }),
+          default: [],
+          itemNoun: 'record',
+        }),
       },
     }),
   ],
@@ -433,6 +442,13 @@ const dns = object({
           doc: 'Derive a new key every `secret_lifetime`. false: the secret itself is the SipHash-2-4 key, as BIND\'s `cookie-secret` and Knot\'s static secret are, for anycast sets that mix OpenGSLB with those servers.',
           default: true,
         }),
+      },
+    }),
+    identity: object({
+      doc: 'What the server says about itself to CH TXT queries; each name is REFUSED while its key is unset, as Knot does.',
+      keys: {
+        id: str({ doc: 'Answered to `id.server` and `hostname.bind` (CH TXT).', minLength: 1, maxLength: 255 }),
+        version: str({ doc: 'Answered to `version.bind` and `version.server` (CH TXT).', minLength: 1, maxLength: 255 }),
       },
     }),
   },

@@ -328,6 +328,22 @@ export class Presigner {
       for (const k of signers.dnskey) add(k, bodies(apex, DNSSEC_TYPE.DNSKEY, u32[zb + L.ZONE_DNSKEY_OFF], u32[zb + L.ZONE_DNSKEY_COUNT]));
     }
 
+    // Static RRsets (dns.zones[].records): fixed, one set each; a delegation's NS is the child's, never signed.
+    for (let n = 0; n < view.nodeCount; n++) {
+      const nb = view.nodeBase(n);
+      const count = u32[nb + L.NODE_RRSET_COUNT];
+      if (count === 0) continue;
+      const signers = dnssec.zones[u32[nb + L.NODE_ZONE]] ?? null;
+      if (signers === null) continue;
+      const start = u32[nb + L.NODE_RRSET_START];
+      for (let r = start; r < start + count; r++) {
+        const rb = view.rrsetBase(r);
+        const type = u32[rb + L.RS_TYPE];
+        if (type === QTYPE.NS && (u32[nb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) continue;
+        add(signers.data, bodies(n, type, u32[rb + L.RS_OFF], u32[rb + L.RS_COUNT]));
+      }
+    }
+
     // Address sets, record by record, from the members answerable now.
     const state = new RouteState(view, live);
     const members: number[] = [];
@@ -354,7 +370,11 @@ export class Presigner {
       const rdataLen = u32[rb + L.REC_FRAG_LEN] - 12;
       const emit = (pick: (i: number) => number): boolean => {
         const set = atNode(node, type, ttl);
-        for (let i = 0; i < k; i++) set.add(u8, u32[view.memberBase(pick(i)) + L.MEM_FRAG_OFF] + 12, rdataLen);
+        for (let i = 0; i < k; i++) {
+          const fo = u32[view.memberBase(pick(i)) + L.MEM_FRAG_OFF];
+          // REC_FRAG_LEN 0 (a CNAME pool): each fragment carries its own RDLENGTH.
+          set.add(u8, fo + 12, rdataLen >= 0 ? rdataLen : (u8[fo + 10] << 8) | u8[fo + 11]);
+        }
         return add(signers.data, set);
       };
       const policy = u32[rb + L.REC_POLICY];
