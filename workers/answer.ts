@@ -240,11 +240,37 @@ export function errorReply(ctx: WorkerScratch, rcode: number): number {
   }
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(out, off, q, ctx.req, rcode, false, 0);
+    off = writeOpt(out, off, q, ctx.req, rcode, false, 0, ctx.replyCookie);
     ar = 1;
   }
   writeHeader(out, q.id, FLAG.QR | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);
   countReply(ctx, rcode);
+  return off;
+}
+
+/**
+ * Answers with TC=1 and no records: the question (when it parsed) and an OPT
+ * (when the query had one, with our cookie), rcode NOERROR, so the client
+ * asks again over TCP. Used for a rate-limited response that slips, and under
+ * dns.cookies.require for a UDP query that cannot be sent BADCOOKIE. Not
+ * counted in the reply matrix (the response it replaces already was, or the
+ * caller counts it).
+ */
+export function truncatedReply(ctx: WorkerScratch): number {
+  const q = ctx.query;
+  const out = ctx.out;
+  let off = 12;
+  let qd = 0;
+  if (q.questionEnd > 0) {
+    off = question(ctx);
+    qd = 1;
+  }
+  let ar = 0;
+  if (q.hasEdns) {
+    off = writeOpt(out, off, q, ctx.req, 0, false, 0, ctx.replyCookie);
+    ar = 1;
+  }
+  writeHeader(out, q.id, FLAG.QR | FLAG.TC | (q.flags & COPIED_FLAGS), RCODE.NOERROR, qd, 0, 0, ar);
   return off;
 }
 
@@ -265,7 +291,7 @@ export function sealWith(ctx: WorkerScratch, off: number, aa: number): number {
   const q = ctx.query;
   let ar = ctx.ar;
   if (q.hasEdns) {
-    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true, ctx.ecsScope);
+    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true, ctx.ecsScope, ctx.replyCookie);
     ar++;
   }
   writeHeader(ctx.out, q.id, FLAG.QR | aa | (q.flags & COPIED_FLAGS), ctx.rcode, 1, ctx.an, ctx.ns, ar);
@@ -289,7 +315,7 @@ function finish(ctx: WorkerScratch, len: number, rcode: number): number {
   let off = q.questionEnd;
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(out, off, q, ctx.req, rcode, true, ctx.ecsScope);
+    off = writeOpt(out, off, q, ctx.req, rcode, true, ctx.ecsScope, ctx.replyCookie);
     ar = 1;
   }
   out[2] |= FLAG.TC >>> 8;

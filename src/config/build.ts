@@ -11,6 +11,7 @@ import type { ConfigFile } from './definition.ts';
 import { isInZone, normaliseDomainName } from './domain-name.ts';
 import { formatDuration } from './duration.ts';
 import { networkOfCidr } from './ip.ts';
+import { rrlEntriesFor } from '../dns/rrl.ts';
 import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
 import type { PathSegment, ProblemCollector } from './problem-collector.ts';
@@ -88,6 +89,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   checkZoneRecords(file, sink);
   checkNameserverList(sink, file.dns?.nameservers, ['dns', 'nameservers']);
   checkDnssec(file, sink);
+  checkCookies(file, sink);
 
   const geo = file.overwatch?.geolocation;
   const checkRegionRef = (name: string | null | undefined, path: PathSegment[]): void => {
@@ -291,6 +293,19 @@ function checkDnssec(file: UncheckedFile, sink: ProblemCollector): void {
   const sync = dnssec?.key_sync;
   if (Array.isArray(sync?.peers) && sync.peers.length > 0 && (sync.shared_secret === null || sync.shared_secret === undefined)) {
     sink.reportAt(['overwatch', 'dnssec', 'key_sync', 'peers'], 'is set without key_sync.shared_secret, expected a shared_secret (base64 of 32 bytes, the same on every peer) to authenticate peers and encrypt the keys they exchange');
+  }
+}
+
+/** dns.cookies: one secret source at most; rotate: false needs a shared secret (a random one would be the same as rotating it at start). */
+function checkCookies(file: UncheckedFile, sink: ProblemCollector): void {
+  const cookies = file.dns?.cookies;
+  const hasSecret = typeof cookies?.secret === 'string';
+  const hasFile = typeof cookies?.secret_file === 'string';
+  if (hasSecret && hasFile) {
+    sink.reportAt(['dns', 'cookies', 'secret_file'], 'is set together with dns.cookies.secret, expected one of them: the secret itself, or the file that holds it');
+  }
+  if (cookies?.rotate === false && !hasSecret && !hasFile) {
+    sink.reportAt(['dns', 'cookies', 'rotate'], 'is false without dns.cookies.secret or secret_file, expected a shared secret to use as the key (without one, each start makes a random key)');
   }
 }
 
@@ -608,6 +623,26 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       tcpMaxConnectionsPerWorker: dns.tcp_max_connections,
       tcpMaxConnectionsPerClient: dns.tcp_max_connections_per_client,
       tcpMaxQueriesPerConnection: dns.tcp_max_queries_per_connection,
+      rrl: {
+        enabled: dns.rrl.enabled,
+        responsesPerSecond: dns.rrl.responses_per_second,
+        nxdomainsPerSecond: dns.rrl.nxdomains_per_second ?? dns.rrl.responses_per_second,
+        errorsPerSecond: dns.rrl.errors_per_second ?? dns.rrl.responses_per_second,
+        windowSec: dns.rrl.window,
+        slip: dns.rrl.slip,
+        ipv4PrefixLength: dns.rrl.ipv4_prefix_length,
+        ipv6PrefixLength: dns.rrl.ipv6_prefix_length,
+        exemptClients: dns.rrl.exempt_clients.map(networkOfCidr),
+        tableEntries: rrlEntriesFor(dns.rrl.max_table_size),
+      },
+      cookies: {
+        enabled: dns.cookies.enabled,
+        require: dns.cookies.require,
+        secret: dns.cookies.secret ?? null,
+        secretFile: dns.cookies.secret_file === null || dns.cookies.secret_file === undefined ? null : resolve(dirname(source), dns.cookies.secret_file),
+        secretLifetimeMs: dns.cookies.secret_lifetime,
+        rotate: dns.cookies.rotate,
+      },
       identity: { id: dns.identity.id, version: dns.identity.version },
     },
     regions,
