@@ -39,29 +39,34 @@ export function siphash24(key: Uint32Array, kOff: number, msg: Uint8Array, off: 
   const whole = off + (len & ~7);
   let p = off;
   // One pass per 8-byte word, then one for the last partial word with the
-  // length in its top byte; rounds = 2 per word (compression), 4 at the end.
+  // length in its top byte (2 rounds each: compression), then one pass of 4
+  // rounds after v2 ^= 0xff (finalization); every pass runs the same SipRound.
+  let ml = 0;
+  let mh = 0;
+  let rounds = 2;
+  let stage = 0; // 0: whole words, 1: the last word, 2: finalization
   for (;;) {
-    let ml: number;
-    let mh: number;
-    const last = p >= whole;
-    if (!last) {
-      ml = (msg[p] | (msg[p + 1] << 8) | (msg[p + 2] << 16) | (msg[p + 3] << 24)) >>> 0;
-      mh = (msg[p + 4] | (msg[p + 5] << 8) | (msg[p + 6] << 16) | (msg[p + 7] << 24)) >>> 0;
-      p += 8;
-    } else {
-      ml = 0;
-      mh = (len & 0xff) << 24;
-      const rest = end - p;
-      for (let i = 0; i < rest; i++) {
-        if (i < 4) ml |= msg[p + i] << (8 * i);
-        else mh |= msg[p + i] << (8 * (i - 4));
+    if (stage < 2) {
+      if (p < whole) {
+        ml = (msg[p] | (msg[p + 1] << 8) | (msg[p + 2] << 16) | (msg[p + 3] << 24)) >>> 0;
+        mh = (msg[p + 4] | (msg[p + 5] << 8) | (msg[p + 6] << 16) | (msg[p + 7] << 24)) >>> 0;
+        p += 8;
+      } else {
+        stage = 1;
+        ml = 0;
+        mh = (len & 0xff) << 24;
+        const rest = end - p;
+        for (let i = 0; i < rest; i++) {
+          if (i < 4) ml |= msg[p + i] << (8 * i);
+          else mh |= msg[p + i] << (8 * (i - 4));
+        }
+        ml >>>= 0;
+        mh >>>= 0;
       }
-      ml >>>= 0;
-      mh >>>= 0;
+      v3l = (v3l ^ ml) >>> 0;
+      v3h = (v3h ^ mh) >>> 0;
     }
-    v3l = (v3l ^ ml) >>> 0;
-    v3h = (v3h ^ mh) >>> 0;
-    for (let r = 0; r < 2; r++) {
+    for (let r = 0; r < rounds; r++) {
       // SipRound, on (hi, lo) pairs. Additions carry from lo into hi.
       let lo = (v0l + v1l) >>> 0;
       v0h = (v0h + v1h + (lo < v0l ? 1 : 0)) >>> 0;
@@ -102,50 +107,14 @@ export function siphash24(key: Uint32Array, kOff: number, msg: Uint8Array, off: 
       v2h = v2l;
       v2l = th;
     }
+    if (stage === 2) break;
     v0l = (v0l ^ ml) >>> 0;
     v0h = (v0h ^ mh) >>> 0;
-    if (last) break;
-  }
-  v2l = (v2l ^ 0xff) >>> 0;
-  for (let r = 0; r < 4; r++) {
-    let lo = (v0l + v1l) >>> 0;
-    v0h = (v0h + v1h + (lo < v0l ? 1 : 0)) >>> 0;
-    v0l = lo;
-    let th = v1h;
-    v1h = ((th << 13) | (v1l >>> 19)) >>> 0;
-    v1l = ((v1l << 13) | (th >>> 19)) >>> 0;
-    v1h = (v1h ^ v0h) >>> 0;
-    v1l = (v1l ^ v0l) >>> 0;
-    th = v0h;
-    v0h = v0l;
-    v0l = th;
-    lo = (v2l + v3l) >>> 0;
-    v2h = (v2h + v3h + (lo < v2l ? 1 : 0)) >>> 0;
-    v2l = lo;
-    th = v3h;
-    v3h = ((th << 16) | (v3l >>> 16)) >>> 0;
-    v3l = ((v3l << 16) | (th >>> 16)) >>> 0;
-    v3h = (v3h ^ v2h) >>> 0;
-    v3l = (v3l ^ v2l) >>> 0;
-    lo = (v0l + v3l) >>> 0;
-    v0h = (v0h + v3h + (lo < v0l ? 1 : 0)) >>> 0;
-    v0l = lo;
-    th = v3h;
-    v3h = ((th << 21) | (v3l >>> 11)) >>> 0;
-    v3l = ((v3l << 21) | (th >>> 11)) >>> 0;
-    v3h = (v3h ^ v0h) >>> 0;
-    v3l = (v3l ^ v0l) >>> 0;
-    lo = (v2l + v1l) >>> 0;
-    v2h = (v2h + v1h + (lo < v2l ? 1 : 0)) >>> 0;
-    v2l = lo;
-    th = v1h;
-    v1h = ((th << 17) | (v1l >>> 15)) >>> 0;
-    v1l = ((v1l << 17) | (th >>> 15)) >>> 0;
-    v1h = (v1h ^ v2h) >>> 0;
-    v1l = (v1l ^ v2l) >>> 0;
-    th = v2h;
-    v2h = v2l;
-    v2l = th;
+    if (stage === 1) {
+      stage = 2;
+      rounds = 4;
+      v2l = (v2l ^ 0xff) >>> 0;
+    }
   }
   const rl = (v0l ^ v1l ^ v2l ^ v3l) >>> 0;
   const rh = (v0h ^ v1h ^ v2h ^ v3h) >>> 0;
