@@ -14,6 +14,23 @@ export function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcO
   return dstOff + len;
 }
 
+/**
+ * Writes `count` resource records whose bodies (TYPE, CLASS, TTL, RDLENGTH,
+ * RDATA: 10 + RDLENGTH bytes each) lie back to back at src[srcOff…], each
+ * behind the compression pointer `ownerPtr` as its owner name; returns the
+ * offset after the last one.
+ */
+export function copyRecords(out: Uint8Array, off: number, src: Uint8Array, srcOff: number, count: number, ownerPtr: number): number {
+  let at = srcOff;
+  for (let i = 0; i < count; i++) {
+    const bodyLen = 10 + ((src[at + 8] << 8) | src[at + 9]);
+    off = writeU16(out, off, 0xc000 | ownerPtr);
+    off = copyBytes(out, off, src, at, bodyLen);
+    at += bodyLen;
+  }
+  return off;
+}
+
 export function writeU16(out: Uint8Array, off: number, v: number): number {
   out[off] = v >>> 8;
   out[off + 1] = v & 0xff;
