@@ -4,6 +4,9 @@
 // when the API or the connection fails (or a config is invalid), 2 for usage
 // errors.
 
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { setDefaultCACertificates } from 'node:tls';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { parseDuration } from '../config/duration.ts';
 import { ApiClient, CliFailure } from './admin/client.ts';
@@ -18,17 +21,19 @@ const DEFAULT_TIMEOUT = '5s';
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
   api: { type: 'string' },
   token: { type: 'string' },
+  'ca-file': { type: 'string' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
 /** Global flags that take a value, so the value is not mistaken for a command word. */
-const VALUE_FLAGS = new Set(['--api', '--token', '--timeout']);
+const VALUE_FLAGS = new Set(['--api', '--token', '--ca-file', '--timeout']);
 
 const GLOBAL_FLAGS = `global flags (before or after the command):
   --api URL         admin API base URL (default $OPENGSLB_API, else ${DEFAULT_API})
   --token TOKEN     bearer token for writes (default $OPENGSLB_API_TOKEN, else $OPENGSLB_TOKEN)
+  --ca-file FILE    PEM CA certificate(s) to trust, instead of the system's, for an https:// API (api.tls)
   --timeout DUR     per request, e.g. 500ms, 5s (default ${DEFAULT_TIMEOUT}; a bare number is seconds)
   --json            print the API's JSON, pretty, instead of text
   -h, --help        print help (per command: opengslb-cli COMMAND --help)`;
@@ -105,6 +110,29 @@ function parseTimeout(text: string): number {
   throw new UsageError(`--timeout: "${text}" must be longer than 0`);
 }
 
+/**
+ * --ca-file: the certificates in FILE become the only roots TLS trusts in this
+ * process, as curl's --cacert replaces its bundle. fetch has no per-request CA
+ * option without the undici package, so this sets the process default (Node's
+ * tls.setDefaultCACertificates); the CLI makes one request per run.
+ */
+function trustOnly(file: string): void {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliFailure(`--ca-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 1);
+  }
+  const certs = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  try {
+    if (certs.length === 0) throw new Error('no "-----BEGIN CERTIFICATE-----" block');
+    for (const c of certs) new X509Certificate(c);
+    setDefaultCACertificates(certs);
+  } catch (err) {
+    throw new CliFailure(`--ca-file ${file}: not a PEM CA certificate (${(err as Error).message}), expected one or more "-----BEGIN CERTIFICATE-----" blocks`, 1);
+  }
+}
+
 /** Checks --api: an http(s) URL, returned without trailing slashes. */
 function parseApi(text: string, from: string): string {
   let url: URL;
@@ -176,6 +204,10 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     const api = typeof values.api === 'string' ? parseApi(values.api, '--api') : env.OPENGSLB_API ? parseApi(env.OPENGSLB_API, '$OPENGSLB_API') : DEFAULT_API;
     const tokenText = typeof values.token === 'string' ? values.token : tokenFromEnv(env);
     const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : DEFAULT_TIMEOUT);
+    if (typeof values['ca-file'] === 'string') {
+      if (!api.startsWith('https:')) throw new UsageError(`--ca-file is for an https:// API, but the API is ${api}`);
+      trustOnly(values['ca-file']);
+    }
     const client = new ApiClient({ api, token: tokenText ? tokenText : null, timeoutMs });
     await command.run({ client, json: values.json === true, out: io.out, env }, values, args);
     return 0;

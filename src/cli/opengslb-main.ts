@@ -15,7 +15,7 @@ import { Overwatch } from '../overwatch/overwatch.ts';
 import type { ApiServer } from '../api/server.ts';
 import { LmdbStore, type StateStore } from '../state/store.ts';
 import type { MetricsListener } from '../metrics/server.ts';
-import { ConfigReloader } from '../overwatch/reload.ts';
+import { ConfigReloader, type ReloadTarget } from '../overwatch/reload.ts';
 import { FlagError, parseFlags } from './args.ts';
 import { CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
 
@@ -205,9 +205,24 @@ export async function main(argv: readonly string[]): Promise<void> {
         },
       );
   };
+  // A reload that swapped the config also hands the API its certificate again (a renewed one is served to new connections).
+  const target: ReloadTarget = {
+    get config() {
+      return overwatch.config;
+    },
+    get generation() {
+      return overwatch.generation;
+    },
+    reload: async (next) => {
+      const result = await overwatch.reload(next);
+      const kept = result.ok && api !== null ? api.reloadTls(next.api.tls) : null;
+      if (kept !== null) logger.child({ component: 'api' }).error({ reason: kept }, 'API certificate not reloaded');
+      return result;
+    },
+  };
   const reloader = new ConfigReloader({
     path: configPath,
-    target: overwatch,
+    target,
     logger,
     loadedAtMs,
     ...(values.mode === undefined ? {} : { modeOverride: values.mode as Config['mode'] }),
