@@ -98,6 +98,11 @@ export async function main(argv: readonly string[]): Promise<void> {
   const early: string[] = [];
   let onSignal = (signal: string): void => void early.push(signal);
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => onSignal(signal));
+  // Fault drills (bench/soak.ts): with OPENGSLB_FAULT_DRILL=1, SIGUSR2 terminates
+  // one DNS worker, as a crash would, and the pool restarts it. Off by default,
+  // so a stray SIGUSR2 keeps Node's default action elsewhere.
+  const drills = process.env.OPENGSLB_FAULT_DRILL === '1';
+  if (drills) process.on('SIGUSR2', () => onSignal('SIGUSR2'));
 
   let config: Config;
   let files: readonly string[];
@@ -231,6 +236,15 @@ export async function main(argv: readonly string[]): Promise<void> {
   metrics?.attach(overwatch, reloader);
   // The reloader runs reloads one after another and logs each outcome itself.
   const onHup = (): void => void reloader.request();
-  onSignal = (signal) => (signal === 'SIGHUP' ? onHup() : shutdown(signal));
+  let nextDrillWorker = 0;
+  const drill = (): void => {
+    const workers = overwatch.pool.workers;
+    const index = nextDrillWorker++ % workers.length;
+    const worker = workers[index];
+    if (worker === null) return void logger.warn({ worker: index }, 'fault drill: DNS worker is already restarting');
+    logger.warn({ worker: index }, 'fault drill (SIGUSR2, OPENGSLB_FAULT_DRILL=1): terminating a DNS worker');
+    void worker.terminate();
+  };
+  onSignal = (signal) => (signal === 'SIGHUP' ? onHup() : signal === 'SIGUSR2' ? drill() : shutdown(signal));
   for (const signal of early) onSignal(signal);
 }
