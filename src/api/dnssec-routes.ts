@@ -6,6 +6,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { KEY_SYNC_HEADER, KEY_SYNC_PATH } from '../dnssec/key-sync.ts';
+import type { RolloverView } from '../dnssec/keyring.ts';
 import { requireOverwatch, type RouteContext } from './context.ts';
 import { generatedAt, obj, responses, str, type Schema } from './schemas.ts';
 
@@ -154,42 +155,37 @@ export function registerDnssecRoutes(app: FastifyInstance, ctx: RouteContext): v
     (request) => ({ ...requireOverwatch(ctx).rolloverStatus(zoneName(request.query.zone)), generated_at: new Date().toISOString() }),
   );
 
-  app.post<{ Body: { zone: string } }>(
-    '/api/v1/dnssec/rollover/start',
-    {
-      schema: {
-        summary: 'Starts a key rollover: a new key joins the DNSKEY RRset now and signs after the DNSKEY TTL; the old key keeps signing meanwhile.',
-        tags: ['dnssec'],
-        body: zoneBody,
-        security: [{ bearer: [] }],
-        response: responses({ 200: rolloverBody }, 400, 401, 404, 409),
+  // Starting and finishing a rollover: the same write, a different step.
+  const rolloverStep = (
+    step: 'start' | 'finish',
+    summary: string,
+    run: (zone: string) => Promise<RolloverView>,
+    logged: (view: RolloverView) => Record<string, unknown>,
+  ): void => {
+    app.post<{ Body: { zone: string } }>(
+      `/api/v1/dnssec/rollover/${step}`,
+      {
+        schema: { summary, tags: ['dnssec'], body: zoneBody, security: [{ bearer: [] }], response: responses({ 200: rolloverBody }, 400, 401, 404, 409) },
       },
-    },
-    async (request) => {
-      const zone = zoneName(request.body.zone);
-      const view = await requireOverwatch(ctx).rolloverStart(zone);
-      ctx.log.info({ zone, keyTag: view.new_key }, 'key rollover started through the API');
-      return { ...view, generated_at: new Date().toISOString() };
-    },
+      async (request) => {
+        const zone = zoneName(request.body.zone);
+        const view = await run(zone);
+        ctx.log.info({ zone, ...logged(view) }, `key rollover ${step === 'start' ? 'started' : 'finished'} through the API`);
+        return { ...view, generated_at: new Date().toISOString() };
+      },
+    );
+  };
+  rolloverStep(
+    'start',
+    'Starts a key rollover: a new key joins the DNSKEY RRset now and signs after the DNSKEY TTL; the old key keeps signing meanwhile.',
+    (zone) => requireOverwatch(ctx).rolloverStart(zone),
+    (view) => ({ keyTag: view.new_key }),
   );
-
-  app.post<{ Body: { zone: string } }>(
-    '/api/v1/dnssec/rollover/finish',
-    {
-      schema: {
-        summary: 'Finishes a key rollover once the new key signs and its DS is at the parent: the old key leaves the DNSKEY RRset.',
-        tags: ['dnssec'],
-        body: zoneBody,
-        security: [{ bearer: [] }],
-        response: responses({ 200: rolloverBody }, 400, 401, 404, 409),
-      },
-    },
-    async (request) => {
-      const zone = zoneName(request.body.zone);
-      const view = await requireOverwatch(ctx).rolloverFinish(zone);
-      ctx.log.info({ zone, keyTag: view.signing_key }, 'key rollover finished through the API');
-      return { ...view, generated_at: new Date().toISOString() };
-    },
+  rolloverStep(
+    'finish',
+    'Finishes a key rollover once the new key signs and its DS is at the parent: the old key leaves the DNSKEY RRset.',
+    (zone) => requireOverwatch(ctx).rolloverFinish(zone),
+    (view) => ({ keyTag: view.signing_key }),
   );
 
   app.get(

@@ -8,6 +8,7 @@ import { formatAddress } from '../lib/ip.ts';
 import type { Logger } from '../log/logger.ts';
 import type { MetricsListener } from '../metrics/server.ts';
 import { Agent, STOP_DEADLINE_MS } from '../agent/agent.ts';
+import { shutdownOnce } from './shutdown.ts';
 
 /** Prints one line and exits (start-up failures). */
 function fail(message: string): never {
@@ -39,30 +40,12 @@ export async function runAgent(config: Config, logger: Logger, version: string, 
     }
   }
   logger.info({ agent: agent.agentId }, 'OpenGSLB agent running');
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: deregistering from every overwatch');
-    // The deregistration gets STOP_DEADLINE_MS; this timer is the last resort.
-    const hard = setTimeout(() => {
-      logger.error('stop did not finish in time; exiting without a clean stop');
-      logger.flush?.();
-      process.exit(1);
-    }, STOP_DEADLINE_MS + 1500);
-    hard.unref();
-    Promise.all([agent.stop(`stopped by ${signal}`), metricsListener?.close()]).then(
-      () => {
-        logger.info('stopped');
-        logger.flush?.();
-        process.exit(0);
-      },
-      (err: Error) => {
-        logger.error({ err: err.message }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
+  // The deregistration gets STOP_DEADLINE_MS; the last-resort timer 1.5 s more.
+  const shutdown = shutdownOnce(logger, {
+    announce: 'stopping: deregistering from every overwatch',
+    deadlineMs: STOP_DEADLINE_MS + 1500,
+    stop: (signal) => Promise.all([agent.stop(`stopped by ${signal}`), metricsListener?.close()]),
+  });
   listen((signal) => {
     if (signal === 'SIGHUP') logger.warn('SIGHUP: an agent does not reload its config; restart it to apply changes');
     else shutdown(signal);

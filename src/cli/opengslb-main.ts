@@ -17,6 +17,7 @@ import { LmdbStore, type StateStore } from '../state/store.ts';
 import type { MetricsListener } from '../metrics/server.ts';
 import { ConfigReloader, type ReloadTarget } from '../overwatch/reload.ts';
 import { FlagError, parseFlags } from './args.ts';
+import { shutdownOnce } from './shutdown.ts';
 import { CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
 
 const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--version] [--help]
@@ -180,36 +181,17 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   logger.info({ address: formatAddress(overwatch.host, overwatch.port) }, 'OpenGSLB running');
 
-  let stopping = false;
-  const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: no new queries, finishing TCP queries in flight');
-    // The whole stop stays under 5 s: workers get 3 s of grace, a worker still
-    // running a second later is terminated, and this timer is the last resort.
-    const hard = setTimeout(() => {
-      logger.error('stop did not finish within 4.5 s; exiting without a clean stop');
-      logger.flush?.();
-      process.exit(1);
-    }, 4500);
-    hard.unref();
-    Promise.all([overwatch.stop(), api?.close(), metricsListener?.close()])
-      .then(() => {
+  // The whole stop stays under 5 s: workers get 3 s of grace, a worker still
+  // running a second later is terminated, and the last-resort timer fires at 4.5 s.
+  const shutdown = shutdownOnce(logger, {
+    announce: 'stopping: no new queries, finishing TCP queries in flight',
+    deadlineMs: 4500,
+    stop: () =>
+      Promise.all([overwatch.stop(), api?.close(), metricsListener?.close()]).then(() => {
         metrics?.close();
         return store.close();
-      })
-      .then(
-        () => {
-          logger.info('stopped');
-          logger.flush?.();
-          process.exit(0);
-        },
-        (err: Error) => {
-          logger.error({ err: err.message }, 'error while stopping');
-          process.exit(1);
-        },
-      );
-  };
+      }),
+  });
   // A reload that swapped the config also hands the API its certificate again (a renewed one is served to new connections).
   const target: ReloadTarget = {
     get config() {

@@ -5,12 +5,12 @@
 // NS, DNSKEY), NODATA and NXDOMAIN, for both algorithms; and a wrong anchor
 // must fail, so a pass means something.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestZone, delvAnchor, missingDnspython, missingTool, PYTHON, startSigningServer, tool, unboundConfig } from './helpers.ts';
+import { createTestZone, delvAnchor, missingDnspython, missingTool, PYTHON, type SigningServer, startSigningServer, type TestZone, tool, unboundConfig } from './helpers.ts';
 
 const noDelv = missingTool('delv', 'bind9-dnsutils');
 const noUnbound = missingTool('unbound-host', 'unbound-host');
@@ -54,15 +54,21 @@ for name, rdtype in cases:
 print(json.dumps(out))
 `;
 
+/** A signing server for `zone` and a scratch directory, both gone when the test ends. */
+async function servedZone(t: TestContext, zone: TestZone, prefix: string): Promise<{ server: SigningServer; dir: string }> {
+  const server = await startSigningServer(zone);
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.after(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { server, dir };
+}
+
 for (const algorithm of ['ECDSAP256SHA256', 'ED25519']) {
   test(`delv fully validates ${algorithm} answers, rotated sets, NODATA and compact-denial NXDOMAIN`, { skip: noDelv }, async (t) => {
     const zone = await createTestZone(algorithm);
-    const server = await startSigningServer(zone);
-    const dir = await mkdtemp(join(tmpdir(), 'opengslb-delv-'));
-    t.after(async () => {
-      await server.close();
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { server, dir } = await servedZone(t, zone, 'opengslb-delv-');
     const anchor = join(dir, 'anchor.conf');
     await writeFile(anchor, delvAnchor(zone.key.info));
     const delv = (name: string, type: string): Promise<string> =>
@@ -81,12 +87,7 @@ for (const algorithm of ['ECDSAP256SHA256', 'ED25519']) {
 
   test(`unbound-host reports ${algorithm} answers and denials as secure`, { skip: noUnbound }, async (t) => {
     const zone = await createTestZone(algorithm);
-    const server = await startSigningServer(zone);
-    const dir = await mkdtemp(join(tmpdir(), 'opengslb-unbound-'));
-    t.after(async () => {
-      await server.close();
-      await rm(dir, { recursive: true, force: true });
-    });
+    const { server, dir } = await servedZone(t, zone, 'opengslb-unbound-');
     const conf = join(dir, 'unbound.conf');
     await writeFile(conf, unboundConfig(zone.key.info, server.port));
     for (const c of CASES) {
@@ -119,12 +120,7 @@ for (const algorithm of ['ECDSAP256SHA256', 'ED25519']) {
 test('delv refuses answers signed by a key other than the trust anchor', { skip: noDelv }, async (t) => {
   const zone = await createTestZone('ECDSAP256SHA256');
   const other = await createTestZone('ECDSAP256SHA256');
-  const server = await startSigningServer(zone);
-  const dir = await mkdtemp(join(tmpdir(), 'opengslb-delv-'));
-  t.after(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const { server, dir } = await servedZone(t, zone, 'opengslb-delv-');
   const anchor = join(dir, 'anchor.conf');
   await writeFile(anchor, delvAnchor(other.key.info));
   const out = await tool('delv', ['@127.0.0.1', '-p', String(server.port), '-a', anchor, `+root=${zone.apex}`, 'app.example.test', 'A']);
