@@ -615,6 +615,8 @@ await until(() => seen.reloadOk + seen.reloadFailed >= reloadsSent && seen.worke
   failure ??= e.message;
 });
 await Promise.race([Promise.all(clients), sleep(12_000)]);
+// dnsperf stops by itself after -l seconds and then prints its statistics; a SIGTERM before that loses them.
+await Promise.race([dnsperf.exited, sleep(15_000)]);
 await dnsperf.stop();
 const dnsperfOut = dnsperf.stdoutTail;
 const sentM = /Queries sent:\s+(\d+)/.exec(dnsperfOut);
