@@ -36,12 +36,28 @@ const ALL_DOWN_COUNTER = [COUNTER.ALL_DOWN_SERVFAIL, COUNTER.ALL_DOWN_LAST_HEALT
 const COPIED_FLAGS = 0x7800 | FLAG.RD | FLAG.CD;
 
 /** Copies the question from the request to the output; returns the offset after it. */
-function question(ctx: WorkerScratch): number {
+export function question(ctx: WorkerScratch): number {
   return copyBytes(ctx.out, 12, ctx.req, 12, ctx.query.questionEnd - 12);
 }
 
 /** Answers with the routed A or AAAA records of record `rec`; SERVFAIL when none is answerable. */
 export function addresses(ctx: WorkerScratch, rec: number): number {
+  ctx.an = 0;
+  ctx.ns = 0;
+  ctx.ar = 0;
+  const off = writeAddresses(ctx, question(ctx), rec, 12);
+  if (off < 0) return errorReply(ctx, RCODE.SERVFAIL);
+  ctx.rcode = RCODE.NOERROR;
+  return seal(ctx, off);
+}
+
+/**
+ * Appends the routed A or AAAA records of record `rec` at `off`, owner =
+ * the name at `ownerPtr` in the output (12: the question; else the target of
+ * a CNAME just written), with their RRSIG when signed. Adds to ctx.an.
+ * Returns the new offset, or -1 when no member is answerable (SERVFAIL).
+ */
+export function writeAddresses(ctx: WorkerScratch, off: number, rec: number, ownerPtr: number): number {
   const view = ctx.view;
   const u32 = view.u32;
   const picks = ctx.picks;
@@ -53,7 +69,7 @@ export function addresses(ctx: WorkerScratch, rec: number): number {
     // Counted by what was answered: a mode with nothing to offer ends in SERVFAIL.
     Atomics.add(ctx.counters, ctx.counterBase + (k === 0 ? COUNTER.ALL_DOWN_SERVFAIL : ALL_DOWN_COUNTER[degraded]), 1);
   }
-  if (k === 0) return errorReply(ctx, RCODE.SERVFAIL);
+  if (k === 0) return -1;
   const rb = view.recordBase(rec);
   // One routing decision for the record's (domain, algorithm). Static records
   // carry NO_SLOT (0xffffffff), which fails the bound check, as does an id the
@@ -69,20 +85,27 @@ export function addresses(ctx: WorkerScratch, rec: number): number {
     if (route.geoFallbackStat < decisions.length) Atomics.add(decisions, route.geoFallbackStat, 1);
   }
   const out = ctx.out;
-  let off = question(ctx);
   const fragLen = u32[rb + L.REC_FRAG_LEN];
   const src = view.u8;
-  for (let i = 0; i < k; i++) {
-    off = copyBytes(out, off, src, u32[view.memberBase(picks[i]) + L.MEM_FRAG_OFF], fragLen);
+  if (fragLen === 0) {
+    // A CNAME pool: one member, its fragment as long as its target name (RDLENGTH at +10).
+    const fo = u32[view.memberBase(picks[0]) + L.MEM_FRAG_OFF];
+    off = writeU16(out, off, 0xc000 | ownerPtr);
+    off = copyBytes(out, off, src, fo + 2, 10 + ((src[fo + 10] << 8) | src[fo + 11]));
+  } else if (ownerPtr === 12) {
+    for (let i = 0; i < k; i++) off = copyBytes(out, off, src, u32[view.memberBase(picks[i]) + L.MEM_FRAG_OFF], fragLen);
+  } else {
+    // Each fragment starts with the pointer to the question (C0 0C): point at the CNAME target instead.
+    for (let i = 0; i < k; i++) {
+      off = writeU16(out, off, 0xc000 | ownerPtr);
+      off = copyBytes(out, off, src, u32[view.memberBase(picks[i]) + L.MEM_FRAG_OFF] + 2, fragLen - 2);
+    }
   }
   ctx.answered = rec;
-  ctx.rcode = RCODE.NOERROR;
-  ctx.an = k;
-  ctx.ns = 0;
-  ctx.ar = 0;
+  ctx.an += k;
   const signers = signerOf(ctx);
-  if (signers !== null) off = signAddresses(ctx, off, signers, rec, k);
-  return seal(ctx, off);
+  if (signers !== null) off = signAddresses(ctx, off, signers, rec, k, ownerPtr);
+  return off;
 }
 
 /**
@@ -95,26 +118,39 @@ export function addresses(ctx: WorkerScratch, rec: number): number {
  * in the NSEC bitmap (RFC 9824 §3.2), not NXDOMAIN.
  */
 export function negative(ctx: WorkerScratch, zone: number, rcode: number, node: number): number {
+  ctx.an = 0;
+  const off = writeNegative(ctx, question(ctx), zone, rcode, node, ctx.lower, 0, ctx.query.qnameLen, 12);
+  return seal(ctx, off);
+}
+
+/**
+ * Appends the authority section of a negative answer for the name
+ * name[nameOff, +nameLen) (lower-case wire), which sits uncompressed at
+ * `ownerPtr` in the output: the zone's SOA (owner = the apex suffix of that
+ * name), and with DO on a signed zone its RRSIG and the compact-denial NSEC.
+ * Sets ctx.rcode (NOERROR when signed, RFC 9824) and ctx.ns; ctx.ar = 0.
+ */
+export function writeNegative(
+  ctx: WorkerScratch, off: number, zone: number, rcode: number, node: number, name: Uint8Array, nameOff: number, nameLen: number, ownerPtr: number,
+): number {
   const view = ctx.view;
   const u32 = view.u32;
   const out = ctx.out;
   const zb = view.zoneBase(zone);
-  let off = question(ctx);
-  const soaPtr = 12 + ctx.query.qnameLen - u32[zb + L.ZONE_APEX_LEN];
+  const soaPtr = ownerPtr + nameLen - u32[zb + L.ZONE_APEX_LEN];
   off = writeU16(out, off, 0xc000 | soaPtr);
   const body = off;
   off = copyBytes(out, off, view.u8, u32[zb + L.ZONE_SOA_OFF], u32[zb + L.ZONE_SOA_LEN]);
   writeU32(out, body + 4, u32[zb + L.ZONE_NEG_TTL]);
   ctx.rcode = rcode;
-  ctx.an = 0;
   ctx.ns = 1;
   ctx.ar = 0;
   const signers = signerOf(ctx);
   if (signers !== null) {
-    off = signDenial(ctx, off, signers, soaPtr, node);
+    off = signDenial(ctx, off, signers, soaPtr, node, name, nameOff, nameLen, ownerPtr);
     ctx.rcode = RCODE.NOERROR;
   }
-  return seal(ctx, off);
+  return off;
 }
 
 /** Answers the apex SOA. */
@@ -204,11 +240,37 @@ export function errorReply(ctx: WorkerScratch, rcode: number): number {
   }
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(out, off, q, ctx.req, rcode, false, 0);
+    off = writeOpt(out, off, q, ctx.req, rcode, false, 0, ctx.replyCookie);
     ar = 1;
   }
   writeHeader(out, q.id, FLAG.QR | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);
   countReply(ctx, rcode);
+  return off;
+}
+
+/**
+ * Answers with TC=1 and no records: the question (when it parsed) and an OPT
+ * (when the query had one, with our cookie), rcode NOERROR, so the client
+ * asks again over TCP. Used for a rate-limited response that slips, and under
+ * dns.cookies.require for a UDP query that cannot be sent BADCOOKIE. Not
+ * counted in the reply matrix (the response it replaces already was, or the
+ * caller counts it).
+ */
+export function truncatedReply(ctx: WorkerScratch): number {
+  const q = ctx.query;
+  const out = ctx.out;
+  let off = 12;
+  let qd = 0;
+  if (q.questionEnd > 0) {
+    off = question(ctx);
+    qd = 1;
+  }
+  let ar = 0;
+  if (q.hasEdns) {
+    off = writeOpt(out, off, q, ctx.req, 0, false, 0, ctx.replyCookie);
+    ar = 1;
+  }
+  writeHeader(out, q.id, FLAG.QR | FLAG.TC | (q.flags & COPIED_FLAGS), RCODE.NOERROR, qd, 0, 0, ar);
   return off;
 }
 
@@ -220,14 +282,19 @@ export function errorReply(ctx: WorkerScratch, rcode: number): number {
  * signed answer too big for the client's UDP size is truncated there like
  * any other and completes over TCP.
  */
-function seal(ctx: WorkerScratch, off: number): number {
+export function seal(ctx: WorkerScratch, off: number): number {
+  return sealWith(ctx, off, FLAG.AA);
+}
+
+/** seal() with the AA flag given: FLAG.AA, or 0 for a referral (RFC 1034 §4.3.2: not authoritative for the child). */
+export function sealWith(ctx: WorkerScratch, off: number, aa: number): number {
   const q = ctx.query;
   let ar = ctx.ar;
   if (q.hasEdns) {
-    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true, ctx.ecsScope);
+    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true, ctx.ecsScope, ctx.replyCookie);
     ar++;
   }
-  writeHeader(ctx.out, q.id, FLAG.QR | FLAG.AA | (q.flags & COPIED_FLAGS), ctx.rcode, 1, ctx.an, ctx.ns, ar);
+  writeHeader(ctx.out, q.id, FLAG.QR | aa | (q.flags & COPIED_FLAGS), ctx.rcode, 1, ctx.an, ctx.ns, ar);
   return finish(ctx, off, ctx.rcode);
 }
 
@@ -248,7 +315,7 @@ function finish(ctx: WorkerScratch, len: number, rcode: number): number {
   let off = q.questionEnd;
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(out, off, q, ctx.req, rcode, true, ctx.ecsScope);
+    off = writeOpt(out, off, q, ctx.req, rcode, true, ctx.ecsScope, ctx.replyCookie);
     ar = 1;
   }
   out[2] |= FLAG.TC >>> 8;

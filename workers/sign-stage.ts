@@ -75,7 +75,7 @@ function resetAtNode(ctx: WorkerScratch, node: number, type: number, ttlSec: num
  * ctx.picks[0 … k)), owner = the question name (pointer 12). Returns the
  * offset after the RRSIG; adds it to ctx.an.
  */
-export function signAddresses(ctx: WorkerScratch, off: number, signers: ZoneSigners, rec: number, k: number): number {
+export function signAddresses(ctx: WorkerScratch, off: number, signers: ZoneSigners, rec: number, k: number, ownerPtr: number): number {
   const view = ctx.view;
   const u32 = view.u32;
   const rb = view.recordBase(rec);
@@ -83,8 +83,13 @@ export function signAddresses(ctx: WorkerScratch, off: number, signers: ZoneSign
   // Each fragment is 2 (owner pointer) + 10 (type, class, TTL, length) + rdata.
   const rdataLen = u32[rb + L.REC_FRAG_LEN] - 12;
   const rrset = ctx.rrset;
-  for (let i = 0; i < k; i++) rrset.add(view.u8, u32[view.memberBase(ctx.picks[i]) + L.MEM_FRAG_OFF] + 12, rdataLen);
-  const end = appendRrsig(ctx, off, signers.data, 12, -1);
+  const u8 = view.u8;
+  for (let i = 0; i < k; i++) {
+    const fo = u32[view.memberBase(ctx.picks[i]) + L.MEM_FRAG_OFF];
+    // REC_FRAG_LEN 0 (a CNAME pool): each fragment carries its own RDLENGTH.
+    rrset.add(u8, fo + 12, rdataLen >= 0 ? rdataLen : (u8[fo + 10] << 8) | u8[fo + 11]);
+  }
+  const end = appendRrsig(ctx, off, signers.data, ownerPtr, -1);
   if (end !== off) ctx.an++;
   return end;
 }
@@ -98,10 +103,15 @@ function soaRrset(ctx: WorkerScratch, zb: number): void {
 
 /** Fills ctx.rrset with `count` RR bodies (TYPE CLASS TTL RDLENGTH RDATA) back to back from `src`, owner the apex. */
 function bodiesRrset(ctx: WorkerScratch, zb: number, type: number, src: number, count: number): void {
+  bodiesAtNode(ctx, ctx.view.u32[zb + L.ZONE_NODE], type, src, count);
+}
+
+/** Fills ctx.rrset with `count` RR bodies back to back from `src`, owner node `node`'s name. */
+function bodiesAtNode(ctx: WorkerScratch, node: number, type: number, src: number, count: number): void {
   const u8 = ctx.view.u8;
   // Every body of one RRset carries the same TTL: read it from the first.
   const ttl = count === 0 ? 0 : ((u8[src + 4] << 24) | (u8[src + 5] << 16) | (u8[src + 6] << 8) | u8[src + 7]) >>> 0;
-  resetAtNode(ctx, ctx.view.u32[zb + L.ZONE_NODE], type, ttl);
+  resetAtNode(ctx, node, type, ttl);
   for (let i = 0; i < count; i++) {
     const len = (u8[src + 8] << 8) | u8[src + 9];
     ctx.rrset.add(u8, src + 10, len);
@@ -145,48 +155,83 @@ export function signDnskey(ctx: WorkerScratch, off: number, signers: ZoneSigners
 }
 
 /**
+ * Signs static RRset `rs` of node `node` just written (owner pointer
+ * `ownerPtr`). Adds the RRSIG to ctx.an.
+ */
+export function signStatic(ctx: WorkerScratch, off: number, signers: ZoneSigners, rs: number, node: number, ownerPtr: number): number {
+  const u32 = ctx.view.u32;
+  const rb = ctx.view.rrsetBase(rs);
+  bodiesAtNode(ctx, node, u32[rb + L.RS_TYPE], u32[rb + L.RS_OFF], u32[rb + L.RS_COUNT]);
+  const end = appendRrsig(ctx, off, signers.data, ownerPtr, -1);
+  if (end !== off) ctx.an++;
+  return end;
+}
+
+/**
  * Completes a negative answer whose authority section holds the SOA (owner
  * pointer `soaPtr`, TTL lowered to the negative TTL): the SOA's RRSIG, then
- * the compact-denial NSEC at the question name with its RRSIG (RFC 9824 §3).
- * `node` is the question name's node for NODATA (its type bitmap), or -1 for
- * a name that does not exist (bitmap RRSIG NSEC NXNAME). Adds to ctx.ns.
+ * the compact-denial NSEC at the denied name with its RRSIG (RFC 9824 §3).
+ * The denied name is name[nameOff, +nameLen) in lower-case wire form, at
+ * `ownerPtr` in the output (the question, or a CNAME's target). `node` is
+ * that name's node for NODATA (its type bitmap), or -1 for a name that does
+ * not exist (bitmap RRSIG NSEC NXNAME). Adds to ctx.ns.
  */
-export function signDenial(ctx: WorkerScratch, off: number, signers: ZoneSigners, soaPtr: number, node: number): number {
+export function signDenial(
+  ctx: WorkerScratch, off: number, signers: ZoneSigners, soaPtr: number, node: number, name: Uint8Array, nameOff: number, nameLen: number, ownerPtr: number,
+): number {
+  const zb = ctx.view.zoneBase(ctx.zone);
+  const negTtl = ctx.view.u32[zb + L.ZONE_NEG_TTL];
+  soaRrset(ctx, zb);
+  const end = appendRrsig(ctx, off, signers.data, soaPtr, negTtl);
+  if (end !== off) ctx.ns++;
+  return appendNsec(ctx, end, signers, node, name, nameOff, nameLen, ownerPtr, negTtl);
+}
+
+/**
+ * Appends the compact-denial NSEC of name[nameOff, +nameLen) (owner pointer
+ * `ownerPtr`) with its RRSIG to the authority section: next name \000.<name>,
+ * the bitmap of node `node` (or NXNAME when -1). Adds to ctx.ns.
+ */
+function appendNsec(ctx: WorkerScratch, off: number, signers: ZoneSigners, node: number, name: Uint8Array, nameOff: number, nameLen: number, ownerPtr: number, ttlSec: number): number {
   const view = ctx.view;
   const u32 = view.u32;
   const u8 = view.u8;
-  const zb = view.zoneBase(ctx.zone);
-  const negTtl = u32[zb + L.ZONE_NEG_TTL];
-  soaRrset(ctx, zb);
-  let end = appendRrsig(ctx, off, signers.data, soaPtr, negTtl);
-  if (end !== off) ctx.ns++;
-  off = end;
-
-  // The NSEC rdata: \000.<qname> as next name, then the bitmap.
   const nsec = ctx.nsec;
-  const nameLen = ctx.query.qnameLen;
   let rdataLen: number;
   if (node < 0) {
-    rdataLen = writeCompactNsecRdata(nsec, 0, ctx.lower, 0, nameLen, NXNAME_BITMAP);
+    rdataLen = writeCompactNsecRdata(nsec, 0, name, nameOff, nameLen, NXNAME_BITMAP);
   } else {
     // The bitmap sits in the blob behind its length byte; copied by hand, as
     // a subarray() view per query cost 104 bytes (bench/handle-query.bench.ts).
     const bitmapOff = u32[view.nodeBase(node) + L.NODE_NSEC_OFF];
     const bitmapLen = u8[bitmapOff];
-    rdataLen = writeSuccessorName(nsec, 0, ctx.lower, 0, nameLen);
+    rdataLen = writeSuccessorName(nsec, 0, name, nameOff, nameLen);
     if (rdataLen >= 0 && rdataLen + bitmapLen <= nsec.length) rdataLen = copyBytes(nsec, rdataLen, u8, bitmapOff + 1, bitmapLen);
     else rdataLen = -1;
   }
-  // A question name whose first label is all 0xff octets has no successor; such a name gets no NSEC.
+  // A name whose first label is all 0xff octets has no successor; such a name gets no NSEC.
   if (rdataLen < 0) return off;
-  end = writeNsec(ctx.out, off, 12, negTtl, nsec, 0, rdataLen);
+  let end = writeNsec(ctx.out, off, ownerPtr, ttlSec, nsec, 0, rdataLen);
   if (end < 0) return off;
   ctx.ns++;
   off = end;
-  ctx.rrset.reset(ctx.lower, 0, nameLen, DNSSEC_TYPE.NSEC, negTtl).add(nsec, 0, rdataLen);
-  end = appendRrsig(ctx, off, signers.data, 12, -1);
+  ctx.rrset.reset(name, nameOff, nameLen, DNSSEC_TYPE.NSEC, ttlSec).add(nsec, 0, rdataLen);
+  end = appendRrsig(ctx, off, signers.data, ownerPtr, -1);
   if (end !== off) ctx.ns++;
   return end;
+}
+
+/**
+ * Completes a referral to the delegation at node `cut` (its NS, unsigned, is
+ * in the authority section with owner pointer `ownerPtr`): the NSEC at the
+ * cut, whose bitmap (NS, no DS) proves the child unsigned (RFC 4035 §3.1.4),
+ * with its RRSIG. Adds to ctx.ns.
+ */
+export function signReferral(ctx: WorkerScratch, off: number, signers: ZoneSigners, cut: number, ownerPtr: number): number {
+  const view = ctx.view;
+  const nb = view.nodeBase(cut);
+  const negTtl = view.u32[view.zoneBase(ctx.zone) + L.ZONE_NEG_TTL];
+  return appendNsec(ctx, off, signers, cut, view.u8, view.u32[nb + L.NODE_NAME_OFF], view.u32[nb + L.NODE_NAME_LEN], ownerPtr, negTtl);
 }
 
 /**

@@ -110,7 +110,8 @@ function probeDns(port: number, name: string, timeoutMs: number): Promise<ProbeR
         return;
       }
       const addresses: string[] = [];
-      for (const answer of decoded.answers ?? []) if (answer.type === 'A') addresses.push(answer.data);
+      // A CNAME pool answers a CNAME (its target outside our zones): that too shows a ready server.
+      for (const answer of decoded.answers ?? []) if (answer.type === 'A' || answer.type === 'CNAME') addresses.push(String(answer.data));
       finish({ rcode: msg[3] & 0x0f, addresses });
     });
     socket.send(query, port, HOST);
@@ -119,7 +120,7 @@ function probeDns(port: number, name: string, timeoutMs: number): Promise<ProbeR
 
 /**
  * Polls until the target answers `name` A with NOERROR and at least one A
- * record. Throws after timeoutMs, or as soon as the child exits.
+ * (or CNAME) record. Throws after timeoutMs, or as soon as the child exits.
  */
 async function waitForAnswer(child: ManagedChild, port: number, name: string, timeoutMs: number): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;

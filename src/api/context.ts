@@ -18,7 +18,7 @@ export type ApiOverwatch = Pick<
   | 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain'
   | 'geoTest' | 'geoMappings' | 'setGeoMapping' | 'deleteGeoMapping' | 'generation' | 'config'
   | 'dnssecStatus' | 'dnssecDs' | 'rolloverStatus' | 'rolloverStart' | 'rolloverFinish' | 'keySyncAnswer'
-  | 'backends' | 'agents'
+  | 'backends' | 'agents' | 'counters'
 >;
 
 /** The part of the ConfigReloader the API uses: POST /api/v1/reload runs request(), GET /api/v1/status reads status(). */
@@ -40,6 +40,8 @@ export interface ApiDeps {
   logger: Logger;
   /** The OpenGSLB version, as /api/v1/version reports it. */
   version: string;
+  /** How often GET /api/v1/stats/queries samples the reply counters, in ms; default 5000 (tests pass less). */
+  queryRateIntervalMs?: number;
 }
 
 /** Shared by the route modules. */

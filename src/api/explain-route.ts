@@ -67,7 +67,7 @@ const explanation: Schema = {
     aa: { type: 'boolean', description: 'Authoritative-answer bit.' },
     zone: nullable('string', 'Zone apex, or null outside every zone.'),
     domain: nullable('string', 'The configured domain that answers, or null.'),
-    source: { type: ['string', 'null'], enum: ['domain', 'nameserver', 'zone', null], description: 'What the answer comes from.' },
+    source: { type: ['string', 'null'], enum: ['domain', 'nameserver', 'zone', 'static', 'delegation', null], description: 'What the answer comes from: a domain\'s routing, a name server\'s address, the zone apex, a static record (dns.zones[].records), or a delegation (a referral).' },
     policy: nullable('string', 'Routing algorithm (or "static").'),
     max_answers: nullable('integer', 'Records per answer at most.'),
     when_all_down: nullable('string', 'What is answered when no server is healthy.'),

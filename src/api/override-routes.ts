@@ -40,7 +40,8 @@ interface ScopeRoutes<P> {
   readonly path: string;
   readonly params: Schema;
   readonly what: string;
-  readonly target: (params: P) => OverrideTarget;
+  /** The target of the path; `cnames()` gives the CNAME servers' targets, the names that may stand for an address (asked only when the path holds no IP literal). */
+  readonly target: (params: P, cnames: () => ReadonlySet<string>) => OverrideTarget;
 }
 
 const SCOPES: readonly ScopeRoutes<Record<string, string>>[] = [
@@ -48,13 +49,13 @@ const SCOPES: readonly ScopeRoutes<Record<string, string>>[] = [
     path: '/api/v1/overrides/:service/:address',
     params: overrideParams,
     what: 'one server address in one domain',
-    target: (p) => ({ scope: 'domain', service: domainParam(p.service), address: addressParam(p.address) }),
+    target: (p, cnames) => ({ scope: 'domain', service: domainParam(p.service), address: addressParam(p.address, cnames) }),
   },
   {
     path: '/api/v1/overrides/server/:address',
     params: serverOverrideParams,
     what: 'one server address in every domain that answers it',
-    target: (p) => ({ scope: 'server', address: addressParam(p.address) }),
+    target: (p, cnames) => ({ scope: 'server', address: addressParam(p.address, cnames) }),
   },
   {
     path: '/api/v1/overrides/region/:region',
@@ -102,7 +103,7 @@ function registerScope(app: FastifyInstance, ctx: RouteContext, scope: ScopeRout
     },
     (request) => {
       const ow = requireOverwatch(ctx);
-      const target = scope.target(request.params);
+      const target = scope.target(request.params, () => cnameTargets(ctx));
       const found = ow.overrideOf(target);
       if (found === null) throw noOverride(target);
       return found;
@@ -127,7 +128,7 @@ function registerScope(app: FastifyInstance, ctx: RouteContext, scope: ScopeRout
     },
     async (request) => {
       const ow = requireOverwatch(ctx);
-      const target = scope.target(request.params);
+      const target = scope.target(request.params, () => cnameTargets(ctx));
       const body = request.body;
       const reason = body.reason ?? '';
       const expiresAtMs = expiryOf(body, Date.now());
@@ -156,7 +157,7 @@ function registerScope(app: FastifyInstance, ctx: RouteContext, scope: ScopeRout
     },
     async (request, reply) => {
       const ow = requireOverwatch(ctx);
-      const target = scope.target(request.params);
+      const target = scope.target(request.params, () => cnameTargets(ctx));
       const removed = await ow.clearOverride(target);
       if (removed === null) throw noOverride(target);
       ctx.log.info(
@@ -175,11 +176,27 @@ function domainParam(text: string): string {
   return name.name;
 }
 
-/** Normalises the path's IP literal (IPv6 in any text form); 400 when malformed. */
-function addressParam(text: string): string {
+/** The targets of the CNAME servers of the config now applied (regions[].servers[].cname). */
+function cnameTargets(ctx: RouteContext): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const region of ctx.deps.overwatch()?.config.regions ?? []) for (const server of region.servers) if (server.cname !== null) out.add(server.cname);
+  return out;
+}
+
+/**
+ * Normalises the path's IP literal (IPv6 in any text form), or the target
+ * name of a CNAME server in `cnames` (a CNAME pool's member is named by its
+ * target); 400 when it is neither.
+ */
+function addressParam(text: string, cnames: () => ReadonlySet<string>): string {
   const ip = parseIp(text);
-  if ('error' in ip) badRequest(`path parameter "address": ${ip.error}`);
-  return ip.address;
+  if (!('error' in ip)) return ip.address;
+  const targets = cnames();
+  if (targets.size > 0) {
+    const name = normaliseDomainName(text);
+    if (!('error' in name) && targets.has(name.name)) return name.name;
+  }
+  return badRequest(`path parameter "address": ${ip.error}${targets.size > 0 ? ', nor the target of a CNAME server (regions[].servers[].cname)' : ''}`);
 }
 
 /**

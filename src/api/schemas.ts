@@ -89,6 +89,7 @@ const serverView: Schema = {
     authority: { ...authority, description: 'override when an override applies to this server in at least one domain.' },
     check_type: { type: 'string', enum: ['http', 'https', 'tcp', 'none'], description: 'Health check type.' },
     last_check: timeOrNull('When the last check finished, or null before the first.'),
+    status_since: timeOrNull("When the checks' verdict last changed (status holds since then), or null while unknown or unchecked by the overwatch."),
     last_healthy: timeOrNull('When the server was last seen healthy, or null.'),
     last_error: { type: ['string', 'null'], description: 'Why the last failed check failed, or null.' },
     consecutive_failures: int('Failed checks in a row.'),
@@ -204,7 +205,7 @@ export const overrideParams: Schema = {
   required: ['service', 'address'],
   properties: {
     service: { type: 'string', minLength: 1, maxLength: 256, description: 'Domain name (any case, trailing dot allowed).' },
-    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded).' },
+    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded), or a CNAME server\'s target name.' },
   },
 };
 
@@ -214,7 +215,7 @@ export const serverOverrideParams: Schema = {
   additionalProperties: false,
   required: ['address'],
   properties: {
-    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded).' },
+    address: { type: 'string', minLength: 1, maxLength: 64, description: 'Server IPv4 or IPv6 address (IPv6 plain or URL-encoded), or a CNAME server\'s target name.' },
   },
 };
 

@@ -1,7 +1,8 @@
 // Main thread, cold path. The admin API: a Fastify server on api.address (HTTP,
 // or HTTPS with api.tls; a reload re-reads the certificate) with
 // JSON routes under /api/v1, an IP allowlist, a bearer token for writes, and
-// an OpenAPI document generated from the route schemas. It shares the main
+// an OpenAPI document generated from the route schemas; and the web dashboard
+// at / (src/api/dashboard-routes.ts), a page that is a client of those routes. It shares the main
 // thread with the health scheduler, so handlers stay O(servers) and every
 // schema, validator and serialiser is compiled before the first request.
 //
@@ -22,7 +23,9 @@ import type { Logger } from '../log/logger.ts';
 import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
+import { registerClusterRoutes } from './cluster-routes.ts';
 import { registerBackendsRoute } from './backends-route.ts';
+import { DASHBOARD_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerDnssecRoutes } from './dnssec-routes.ts';
 import { registerExplainRoute } from './explain-route.ts';
 import { registerGeoRoutes } from './geo-routes.ts';
@@ -30,6 +33,8 @@ import { registerHealthRoutes } from './health-routes.ts';
 import { registerOverrideRoutes } from './override-routes.ts';
 import { registerReloadRoutes, RELOAD_SCHEMAS } from './reload-routes.ts';
 import { SHARED_SCHEMAS } from './schemas.ts';
+import { registerStatsRoutes } from './stats-routes.ts';
+import { QueryRateHistory } from '../metrics/query-rates.ts';
 import { OPEN_PATHS, registerStatusRoutes, STARTUP_PATHS } from './status-routes.ts';
 import { validationError, type AjvError } from './validation.ts';
 
@@ -70,6 +75,9 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as 
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 /** api.allowed_networks: [] means loopback only, as in the Go original. */
 const LOOPBACK_ONLY: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128']);
+/** GET /api/v1/stats/queries: one sample of the reply rate every 5 s, the last 10 minutes kept. */
+const QUERY_RATE_INTERVAL_MS = 5_000;
+const QUERY_RATE_SAMPLES = 120;
 
 /**
  * Starts the admin API on host:port (port 0 asks the OS) and resolves once it
@@ -139,6 +147,19 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
   }) as unknown as FastifyInstance;
   const ctx: RouteContext = { deps, log };
 
+  // The dashboard's chart: the API samples the workers' reply counters while it runs.
+  const rateIntervalMs = deps.queryRateIntervalMs ?? QUERY_RATE_INTERVAL_MS;
+  const rates = new QueryRateHistory(QUERY_RATE_SAMPLES);
+  const rateTimer = setInterval(() => {
+    const ow = deps.overwatch();
+    if (ow !== null) rates.sample(ow.counters, Date.now());
+  }, rateIntervalMs);
+  rateTimer.unref();
+  app.addHook('onClose', (_instance, done) => {
+    clearInterval(rateTimer);
+    done();
+  });
+
   for (const schema of [...SHARED_SCHEMAS, ...RELOAD_SCHEMAS]) app.addSchema(schema);
 
   // Methods per path, to answer 405 (rather than Fastify's 404) for a known path.
@@ -170,6 +191,8 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
         { name: 'dnssec', description: 'DNSSEC keys, DS records, rollover and key sync.' },
         { name: 'geolocation', description: 'Which region a client maps to, and custom mappings added at run time.' },
         { name: 'agents', description: 'Agents: their pins, state and backends; revocation and deletion.' },
+        { name: 'cluster', description: 'Several overwatches: this one, the agents it hears, and whether its peers (overwatch.peers) see the same.' },
+        { name: 'stats', description: 'Recent query rates, for the dashboard.' },
       ],
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'api.token; needed for writes only when set.' } },
@@ -190,7 +213,10 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     registerReloadRoutes(app, ctx);
     registerDnssecRoutes(app, ctx);
     registerAgentRoutes(app, ctx);
+    registerClusterRoutes(app, ctx);
     registerGeoRoutes(app, ctx);
+    registerStatsRoutes(app, ctx, rates, rateIntervalMs, QUERY_RATE_SAMPLES);
+    registerDashboardRoutes(app);
     collecting = false;
     for (const [url, methods] of methodsOf) {
       if (methods.has('GET')) methods.add('HEAD');
@@ -228,7 +254,7 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
       if (verdict === 'missing') return done(new OpenGslbError('OPENGSLB_ERR_API_UNAUTHORIZED', 'this write needs the API token: send "Authorization: Bearer <api.token>"'));
       if (verdict === 'wrong') return done(new OpenGslbError('OPENGSLB_ERR_API_UNAUTHORIZED', 'the bearer token does not match api.token'));
     }
-    if (real && !STARTUP_PATHS.has(url) && deps.overwatch() === null) return done(new OpenGslbError('OPENGSLB_ERR_API_STARTING', STARTING_MESSAGE));
+    if (real && !STARTUP_PATHS.has(url) && !DASHBOARD_PATHS.has(url) && deps.overwatch() === null) return done(new OpenGslbError('OPENGSLB_ERR_API_STARTING', STARTING_MESSAGE));
     done();
   });
 

@@ -12,14 +12,16 @@ import { parseDuration } from '../config/duration.ts';
 import { ApiClient, CliFailure } from './admin/client.ts';
 import { FlagError, parseFlags } from './args.ts';
 import { COMMANDS, type Command, GROUPS, UsageError, type Values } from './admin/commands.ts';
+import { cliConfigPath, DEFAULT_API, loadCliFile, resolveApis } from './admin/endpoints.ts';
 import { CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
 import { packageVersion } from './opengslb-main.ts';
 
-const DEFAULT_API = 'http://127.0.0.1:8080';
 const DEFAULT_TIMEOUT = '5s';
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
-  api: { type: 'string' },
+  api: { type: 'string', multiple: true },
+  'cli-config': { type: 'string' },
+  all: { type: 'boolean' },
   token: { type: 'string' },
   'ca-file': { type: 'string' },
   timeout: { type: 'string' },
@@ -28,10 +30,14 @@ const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
 };
 
 /** Global flags that take a value, so the value is not mistaken for a command word. */
-const VALUE_FLAGS = new Set(['--api', '--token', '--ca-file', '--timeout']);
+const VALUE_FLAGS = new Set(['--api', '--token', '--ca-file', '--timeout', '--cli-config']);
 
 const GLOBAL_FLAGS = `global flags (before or after the command):
-  --api URL         admin API base URL (default $OPENGSLB_API, else ${DEFAULT_API})
+  --api URL         admin API base URL; repeat it for several overwatches (default $OPENGSLB_API,
+                    comma-separated, else cli.yaml's apis, else ${DEFAULT_API})
+  --cli-config FILE cli.yaml with apis, token, timeout (default $OPENGSLB_CLI_CONFIG,
+                    else ~/.config/opengslb/cli.yaml when it exists)
+  --all             with several APIs, ask every one and print each answer (reads ask the first that answers)
   --token TOKEN     bearer token for writes (default $OPENGSLB_API_TOKEN, else $OPENGSLB_TOKEN)
   --ca-file FILE    PEM CA certificate(s) to trust, instead of the system's, for an https:// API (api.tls)
   --timeout DUR     per request, e.g. 500ms, 5s (default ${DEFAULT_TIMEOUT}; a bare number is seconds)
@@ -110,42 +116,6 @@ function parseTimeout(text: string): number {
   throw new UsageError(`--timeout: "${text}" must be longer than 0`);
 }
 
-/**
- * --ca-file: the certificates in FILE become the only roots TLS trusts in this
- * process, as curl's --cacert replaces its bundle. fetch has no per-request CA
- * option without the undici package, so this sets the process default (Node's
- * tls.setDefaultCACertificates); the CLI makes one request per run.
- */
-function trustOnly(file: string): void {
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CliFailure(`--ca-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 1);
-  }
-  const certs = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
-  try {
-    if (certs.length === 0) throw new Error('no "-----BEGIN CERTIFICATE-----" block');
-    for (const c of certs) new X509Certificate(c);
-    setDefaultCACertificates(certs);
-  } catch (err) {
-    throw new CliFailure(`--ca-file ${file}: not a PEM CA certificate (${(err as Error).message}), expected one or more "-----BEGIN CERTIFICATE-----" blocks`, 1);
-  }
-}
-
-/** Checks --api: an http(s) URL, returned without trailing slashes. */
-function parseApi(text: string, from: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new UsageError(`${from}: "${text}" is not a URL, expected e.g. ${DEFAULT_API}`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`${from}: "${text}" is not an http:// or https:// URL`);
-  if (url.search !== '' || url.hash !== '') throw new UsageError(`${from}: "${text}" must not have a query or fragment`);
-  return url.href.replace(/\/+$/, '');
-}
-
 const processOutput: Output = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
 
 /** Runs one command and returns the process exit code. */
@@ -179,38 +149,33 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     return 2;
   }
 
-  let values: Values;
-  let args: string[];
-  try {
-    const parsed = parseFlags(rest, { ...GLOBAL_OPTIONS, ...command.options }, true);
-    values = parsed.values;
-    args = parsed.positionals;
-  } catch (err) {
-    if (!(err instanceof FlagError)) throw err;
-    return usageFailure(io, command, err.message);
+  const parsed = parseCommand(command, rest);
+  if ('usage' in parsed) {
+    if (parsed.usage === null) {
+      io.out(commandUsage(command) + '\n');
+      return 0;
+    }
+    return usageFailure(io, command, parsed.usage);
   }
-  if (values.help === true) {
-    io.out(commandUsage(command) + '\n');
-    return 0;
-  }
-  const [min, max] = command.args;
-  if (max === 0 && args.length > 0) return usageFailure(io, command, `takes no arguments, got: ${args.join(' ')}`);
-  if (args.length < min || args.length > max) {
-    const expected = min === max ? `${min}` : `${min} to ${max}`;
-    return usageFailure(io, command, `expected ${expected} argument${max === 1 ? '' : 's'}, got ${args.length}${args.length > 0 ? `: ${args.join(' ')}` : ''}`);
-  }
+  const { values, args } = parsed;
 
   try {
-    const api = typeof values.api === 'string' ? parseApi(values.api, '--api') : env.OPENGSLB_API ? parseApi(env.OPENGSLB_API, '$OPENGSLB_API') : DEFAULT_API;
-    const tokenText = typeof values.token === 'string' ? values.token : tokenFromEnv(env);
-    const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : DEFAULT_TIMEOUT);
+    const file = loadCliFile(cliConfigPath(typeof values['cli-config'] === 'string' ? values['cli-config'] : undefined, env) ?? { path: '', required: false, from: '' });
+    const apis = resolveApis((values.api as unknown as string[] | undefined) ?? [], env, file);
+    const tokenText = typeof values.token === 'string' ? values.token : (tokenFromEnv(env) ?? file?.token ?? undefined);
+    const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : (file?.timeout ?? DEFAULT_TIMEOUT));
     if (typeof values['ca-file'] === 'string') {
-      if (!api.startsWith('https:')) throw new UsageError(`--ca-file is for an https:// API, but the API is ${api}`);
+      if (!apis.some((a) => a.startsWith('https:'))) throw new UsageError(`--ca-file is for an https:// API, but the API is ${apis.join(', ')}`);
       trustOnly(values['ca-file']);
     }
-    const client = new ApiClient({ api, token: tokenText ? tokenText : null, timeoutMs });
-    await command.run({ client, json: values.json === true, out: io.out, env }, values, args);
-    return 0;
+    const clients = apis.map((api) => new ApiClient({ api, token: tokenText ? tokenText : null, timeoutMs }));
+    const ctxFor = (client: ApiClient, out: (text: string) => void) => ({ client, json: values.json === true, out, env });
+    if (clients.length === 1) {
+      await command.run(ctxFor(clients[0]!, io.out), values, args);
+      return 0;
+    }
+    if (command.write === true || values.all === true) return await runOnEach(command, clients, (c, out) => command.run(ctxFor(c, out), values, args), values.json === true, io);
+    return await runOnFirst(command, clients, (c, out) => command.run(ctxFor(c, out), values, args), io);
   } catch (err) {
     if (err instanceof UsageError) return usageFailure(io, command, err.message);
     if (err instanceof CliFailure) {
@@ -221,6 +186,138 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     io.err(`opengslb-cli ${command.name}: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
+}
+
+/** What one run of a command on one overwatch gave. */
+interface EndpointResult {
+  readonly api: string;
+  readonly output: string;
+  readonly error: unknown;
+}
+
+async function runCaptured(client: ApiClient, run: (c: ApiClient, out: (text: string) => void) => Promise<void>): Promise<EndpointResult> {
+  let output = '';
+  try {
+    await run(client, (text) => (output += text));
+    return { api: client.api, output, error: null };
+  } catch (err) {
+    return { api: client.api, output, error: err };
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof CliFailure) return err.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A write (or --all): runs the command on every overwatch at once, prints
+ * each one's answer under its URL in the order given, then which failed.
+ * Exit 0 only when every overwatch took it; otherwise 1, naming each that
+ * missed it and why. --json prints {results: [{api, ok, answer, error}], ok, failed}.
+ */
+async function runOnEach(command: Command, clients: readonly ApiClient[], run: (c: ApiClient, out: (text: string) => void) => Promise<void>, json: boolean, io: Output): Promise<number> {
+  const results = await Promise.all(clients.map((c) => runCaptured(c, run)));
+  // A usage problem is the same everywhere: report it once, as for one API.
+  const usage = results.find((r) => r.error instanceof UsageError);
+  if (usage !== undefined) throw usage.error;
+  const failed = results.filter((r) => r.error !== null);
+  const what = command.write === true ? 'applied on' : 'answered by';
+  if (json) {
+    const answer = (text: string): unknown => {
+      try {
+        return text.trim() === '' ? null : (JSON.parse(text) as unknown);
+      } catch {
+        return text;
+      }
+    };
+    io.out(JSON.stringify({
+      results: results.map((r) => ({ api: r.api, ok: r.error === null, answer: answer(r.output), error: r.error === null ? null : errorText(r.error) })),
+      ok: results.length - failed.length,
+      failed: failed.length,
+    }, null, 2) + '\n');
+  } else {
+    for (const r of results) {
+      io.out(`== ${r.api}: ${r.error === null ? 'ok' : 'FAILED'}\n${r.output}${r.error === null ? '' : `${errorText(r.error)}\n`}`);
+    }
+    io.out(`${command.name}: ${what} ${results.length - failed.length} of ${results.length} overwatches\n`);
+  }
+  if (failed.length === 0) return 0;
+  io.err(`opengslb-cli: ${command.name} ${command.write === true ? 'missed' : 'failed on'} ${failed.length} of ${results.length} overwatches: ${failed.map((r) => `${r.api} (${errorText(r.error)})`).join('; ')}\n`);
+  return 1;
+}
+
+/**
+ * A read with several APIs and no --all: asks them in the order given and
+ * prints the first answer; an overwatch that cannot be reached is named on
+ * stderr and the next one asked. An answer that is an error (404, 401) is an
+ * answer: it is not asked of the others.
+ */
+async function runOnFirst(command: Command, clients: readonly ApiClient[], run: (c: ApiClient, out: (text: string) => void) => Promise<void>, io: Output): Promise<number> {
+  const missed: string[] = [];
+  for (const client of clients) {
+    const r = await runCaptured(client, run);
+    if (r.error instanceof CliFailure && r.error.unreachable && client !== clients[clients.length - 1]) {
+      missed.push(client.api);
+      io.err(`opengslb-cli: ${errorText(r.error)}; asking the next API\n`);
+      continue;
+    }
+    if (missed.length > 0 && r.error === null) io.err(`opengslb-cli: answered by ${client.api}\n`);
+    io.out(r.output);
+    if (r.error !== null) throw r.error;
+    return 0;
+  }
+  return 1;
+}
+
+/**
+ * Parses a command's flags and arguments (after the command words) against its
+ * table entry: known flags with the right kind of value, and as many
+ * positional arguments as it takes. Returns them, or `usage`: the message of
+ * a usage error, or null when --help was asked for.
+ */
+function parseCommand(command: Command, rest: readonly string[]): { values: Values; args: string[] } | { usage: string | null } {
+  let values: Values;
+  let args: string[];
+  try {
+    const parsed = parseFlags(rest, { ...GLOBAL_OPTIONS, ...command.options }, true);
+    values = parsed.values;
+    args = parsed.positionals;
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    return { usage: err.message };
+  }
+  if (values.help === true) return { usage: null };
+  const [min, max] = command.args;
+  if (max === 0 && args.length > 0) return { usage: `takes no arguments, got: ${args.join(' ')}` };
+  if (args.length < min || args.length > max) {
+    const expected = min === max ? `${min}` : `${min} to ${max}`;
+    return { usage: `expected ${expected} argument${max === 1 ? '' : 's'}, got ${args.length}${args.length > 0 ? `: ${args.join(' ')}` : ''}` };
+  }
+  return { values, args };
+}
+
+/**
+ * Checks a command line (the words after `opengslb-cli`) against the command
+ * table without running it: the command exists, its flags and argument count
+ * are right. Returns null when it would run, else what is wrong. For
+ * documentation tests (docs/runbooks/); values a command checks when it runs
+ * (durations, addresses) are not looked at.
+ */
+export function checkCommandLine(argv: readonly string[]): string | null {
+  const { words, rest } = splitCommand(argv);
+  const name = words.join(' ');
+  if (name === 'version' || (words.length === 0 && (rest.includes('--version') || rest.includes('--help') || rest.includes('-h')))) return null;
+  if (name === 'config validate') {
+    const files = rest.filter((a) => !a.startsWith('-'));
+    const unknown = rest.filter((a) => a.startsWith('-') && a !== '--json' && a !== '--help' && a !== '-h');
+    if (unknown.length > 0) return `config validate: unknown flag ${unknown[0]}`;
+    return files.length === 1 ? null : `config validate: expected one FILE, got ${files.length}`;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) return `unknown command "${name}"`;
+  const parsed = parseCommand(command, rest);
+  return 'usage' in parsed && parsed.usage !== null ? `${name}: ${parsed.usage}` : null;
 }
 
 /**
@@ -246,4 +343,27 @@ function usageFailure(io: Output, command: Command, message: string): number {
 function version(io: Output): number {
   io.out(`opengslb-cli ${packageVersion()}\n`);
   return 0;
+}
+
+/**
+ * --ca-file: the certificates in FILE become the only roots TLS trusts in this
+ * process, as curl's --cacert replaces its bundle. fetch has no per-request CA
+ * option without the undici package, so this sets the process default (Node's
+ * tls.setDefaultCACertificates); the CLI is one short-lived process.
+ */
+function trustOnly(file: string): void {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliFailure(`--ca-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 1);
+  }
+  const certs = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  try {
+    if (certs.length === 0) throw new Error('no "-----BEGIN CERTIFICATE-----" block');
+    for (const c of certs) new X509Certificate(c);
+    setDefaultCACertificates(certs);
+  } catch (err) {
+    throw new CliFailure(`--ca-file ${file}: not a PEM CA certificate (${(err as Error).message}), expected one or more "-----BEGIN CERTIFICATE-----" blocks`, 1);
+  }
 }

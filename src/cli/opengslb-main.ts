@@ -40,6 +40,36 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
+/** The server's flags. */
+const SERVER_FLAGS = {
+  config: { type: 'string', short: 'c' },
+  mode: { type: 'string' },
+  version: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * Checks a command line (the words after `opengslb`) without running it: the
+ * flags and the `config validate FILE` command the server takes. Returns
+ * null when it is one the server accepts, else what is wrong. For the
+ * documentation tests (docs/runbooks/).
+ */
+export function checkServerCommandLine(argv: readonly string[]): string | null {
+  if (argv[0] === 'config') {
+    if (argv[1] !== 'validate') return `unknown command "${argv.slice(0, 2).join(' ')}"`;
+    const files = argv.slice(2).filter((a) => !a.startsWith('-'));
+    return files.length === 1 ? null : `config validate: expected one FILE, got ${files.length}`;
+  }
+  try {
+    const { values } = parseFlags(normaliseFlags(argv), SERVER_FLAGS, false);
+    if (values.mode !== undefined && values.mode !== 'overwatch' && values.mode !== 'agent') return `--mode: "${String(values.mode)}" is not a mode, expected overwatch or agent`;
+    return null;
+  } catch (err) {
+    if (err instanceof FlagError) return err.message;
+    throw err;
+  }
+}
+
 /** Accepts Go-style single-dash long flags (-config x) as the Go original did, and the usual --config x / --config=x. */
 function normaliseFlags(argv: readonly string[]): string[] {
   return argv.map((a) => (/^-(config|mode|version|help)(=|$)/.test(a) ? '-' + a : a));
@@ -60,16 +90,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   let values: { config?: string; mode?: string; version?: boolean; help?: boolean };
   try {
-    ({ values } = parseFlags(
-      normaliseFlags(argv),
-      {
-        config: { type: 'string', short: 'c' },
-        mode: { type: 'string' },
-        version: { type: 'boolean', short: 'v' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      false,
-    ));
+    ({ values } = parseFlags(normaliseFlags(argv), SERVER_FLAGS, false));
   } catch (err) {
     if (!(err instanceof FlagError)) throw err;
     fail(`${err.message}\n${USAGE}`, 2);

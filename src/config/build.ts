@@ -4,11 +4,14 @@
 
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { DNSSEC_ACKNOWLEDGMENT, MAX_WORKERS } from './definition.ts';
+import { DNSSEC_ACKNOWLEDGMENT, MAX_TTL_SEC, MAX_WORKERS } from './definition.ts';
+import { buildStaticRecords, checkStaticRecords } from './static-records.ts';
+import type { StaticRecordContext } from './static-records.ts';
 import type { ConfigFile } from './definition.ts';
 import { isInZone, normaliseDomainName } from './domain-name.ts';
 import { formatDuration } from './duration.ts';
 import { networkOfCidr } from './ip.ts';
+import { rrlEntriesFor } from '../dns/rrl.ts';
 import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
 import { readTlsPair } from './api-tls.ts';
@@ -47,8 +50,13 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
     if (region === undefined) return;
     const seen = new Map<string, number>();
     (region.servers ?? []).forEach((server, s) => {
-      if (server?.address === undefined || server.address === null || server.port === undefined || server.port === null) return;
-      const hostPort = server.address.family === 6 ? `[${server.address.address}]:${server.port}` : `${server.address.address}:${server.port}`;
+      if (server === undefined) return;
+      checkCnameServer(sink, server, region.health_check?.type, ['regions', r, 'servers', s]);
+      if (server.port === undefined || server.port === null) return;
+      if ((server.address === undefined || server.address === null) && typeof server.cname !== 'string') return;
+      const hostPort = server.address === undefined || server.address === null
+        ? `${server.cname}:${server.port}`
+        : server.address.family === 6 ? `[${server.address.address}]:${server.port}` : `${server.address.address}:${server.port}`;
       const first = seen.get(hostPort);
       const path = ['regions', r, 'servers', s, 'address'];
       if (first === undefined) seen.set(hostPort, s);
@@ -75,12 +83,15 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
       }
     });
     checkAllDown(sink, domain, d);
+    checkPoolKind(sink, domain, d, regions, file.dns?.zones);
     checkSmoothingFactor(sink, domain, d, regions, regionNames);
   });
 
   checkZones(file, sink);
+  checkZoneRecords(file, sink);
   checkNameserverList(sink, file.dns?.nameservers, ['dns', 'nameservers']);
   checkDnssec(file, sink);
+  checkCookies(file, sink);
 
   const geo = file.overwatch?.geolocation;
   const checkRegionRef = (name: string | null | undefined, path: PathSegment[]): void => {
@@ -331,6 +342,19 @@ function checkDnssec(file: UncheckedFile, sink: ProblemCollector): void {
   }
 }
 
+/** dns.cookies: one secret source at most; rotate: false needs a shared secret (a random one would be the same as rotating it at start). */
+function checkCookies(file: UncheckedFile, sink: ProblemCollector): void {
+  const cookies = file.dns?.cookies;
+  const hasSecret = typeof cookies?.secret === 'string';
+  const hasFile = typeof cookies?.secret_file === 'string';
+  if (hasSecret && hasFile) {
+    sink.reportAt(['dns', 'cookies', 'secret_file'], 'is set together with dns.cookies.secret, expected one of them: the secret itself, or the file that holds it');
+  }
+  if (cookies?.rotate === false && !hasSecret && !hasFile) {
+    sink.reportAt(['dns', 'cookies', 'rotate'], 'is false without dns.cookies.secret or secret_file, expected a shared secret to use as the key (without one, each start makes a random key)');
+  }
+}
+
 /**
  * Records the first list index of each name under `listPath[i].name` and
  * reports every later repeat at its own position, naming the first one's line.
@@ -425,6 +449,102 @@ function checkZones(file: UncheckedFile, sink: ProblemCollector): void {
   });
 }
 
+type UncheckedServer = NonNullable<NonNullable<NonNullable<UncheckedRegions[number]>['servers']>[number]>;
+
+/** A server has an address or a CNAME target, not both; a CNAME server's check needs check_address (where to probe). */
+function checkCnameServer(sink: ProblemCollector, server: UncheckedServer, checkType: string | null | undefined, path: PathSegment[]): void {
+  const hasAddress = server.address !== undefined && server.address !== null;
+  const hasCname = typeof server.cname === 'string';
+  // A value that failed its own check is undefined: its problem is reported already.
+  if (server.address === undefined && 'address' in server) return;
+  if (!hasAddress && !hasCname) {
+    if (server.cname === undefined && 'cname' in server) return;
+    sink.reportAt(path, 'has neither address nor cname, expected an IP address (answered as A/AAAA) or a cname target name (answered as a CNAME)');
+    return;
+  }
+  if (hasAddress && hasCname) {
+    sink.reportAt([...path, 'cname'], 'is set beside address, expected one of them: a server is answered either by its address or as a CNAME');
+    return;
+  }
+  if (hasCname && (server.check_address === undefined || server.check_address === null) && (checkType ?? 'http') !== 'none') {
+    sink.reportAt([...path, 'cname'], `"${server.cname}" is a CNAME target, so its check needs check_address (the IP address to probe; the target name is sent as Host and TLS server name), or health_check.type none`);
+  }
+}
+
+/**
+ * A domain is an address pool or a CNAME pool (a name pool), never both: its
+ * regions' servers are all addresses or all CNAME targets. A CNAME pool
+ * answers one CNAME: not at a zone apex (beside SOA and NS, RFC 1034 §3.6.2),
+ * max_answers 1, no fallback addresses.
+ */
+function checkPoolKind(sink: ProblemCollector, domain: UncheckedDomain | undefined, d: number, regions: UncheckedRegions, zones: NonNullable<UncheckedFile['dns']>['zones'] | undefined): void {
+  if (domain === undefined || !Array.isArray(domain.regions)) return;
+  let cnameRegion: string | null = null;
+  let addressRegion: string | null = null;
+  for (const name of domain.regions) {
+    const region = regions.find((r) => r?.name === name);
+    for (const server of region?.servers ?? []) {
+      if (typeof server?.cname === 'string' && (server.address === null || server.address === undefined)) cnameRegion ??= name ?? null;
+      else if (server?.address !== undefined && server.address !== null) addressRegion ??= name ?? null;
+    }
+  }
+  if (cnameRegion === null) return;
+  if (addressRegion !== null) {
+    sink.reportAt(['domains', d, 'regions'], `mixes address servers (region "${addressRegion}") and cname servers (region "${cnameRegion}"), expected a domain to be an address pool or a CNAME pool`);
+    return;
+  }
+  const apexes = Array.isArray(zones) ? zones.map((z) => (typeof z === 'string' ? z : z?.name)) : [domain.name];
+  if (typeof domain.name === 'string' && apexes.includes(domain.name)) {
+    const why = Array.isArray(zones) ? '' : ' (without dns.zones every domain is its own zone apex: list a zone above it in dns.zones)';
+    sink.reportAt(['domains', d, 'name'], `"${domain.name}" is a zone apex, where SOA and NS live, so it cannot be a CNAME pool (RFC 1034 §3.6.2: a CNAME stands alone)${why}, expected a name below the apex`);
+  }
+  if (typeof domain.max_answers === 'number' && domain.max_answers > 1) {
+    sink.reportAt(['domains', d, 'max_answers'], `is ${domain.max_answers}, but a CNAME pool answers one CNAME (a name has at most one, RFC 2181 §10.1), expected 1 or nothing`);
+  }
+  if (Array.isArray(domain.fallback) && domain.fallback.length > 0) {
+    sink.reportAt(['domains', d, 'fallback'], 'lists addresses, but the domain is a CNAME pool (its servers have cname), expected no fallback: use when_all_down servfail, last_healthy or all');
+  }
+}
+
+/** Checks dns.zones[].records (src/config/static-records.ts) against each other, the zones and the GSLB domains. */
+function checkZoneRecords(file: UncheckedFile, sink: ProblemCollector): void {
+  const zones = file.dns?.zones ?? [];
+  const baseTtlMs = file.dns?.soa?.ttl;
+  const nameserverHosts = new Set<string>();
+  const addHosts = (list: UncheckedNameserverList | null | undefined): void => {
+    for (const ns of list ?? []) {
+      if (typeof ns === 'object' && ns !== null && typeof ns.name === 'string' && Array.isArray(ns.addresses) && ns.addresses.length > 0) nameserverHosts.add(ns.name);
+    }
+  };
+  addHosts(file.dns?.nameservers);
+  const context: StaticRecordContext = {
+    zones: zones.flatMap((zone, z) => {
+      if (zone === undefined || zone === null) return [];
+      if (typeof zone === 'string') return [{ apex: zone, defaultTtlSec: 3600, lines: [] }];
+      if (typeof zone.name !== 'string') return [];
+      addHosts(zone.nameservers);
+      const ttlMs = zone.soa?.ttl ?? baseTtlMs;
+      return [{
+        apex: zone.name,
+        defaultTtlSec: typeof ttlMs === 'number' ? ttlMs / 1000 : 3600,
+        lines: (zone.records ?? []).flatMap((text, i) => (typeof text === 'string' ? [{ text, path: ['dns', 'zones', z, 'records', i] }] : [])),
+      }];
+    }),
+    domains: (file.domains ?? []).flatMap((d, i) => (typeof d?.name === 'string' ? [{ name: d.name, path: ['domains', i, 'name'] }] : [])),
+    nameserverHosts,
+    maxTtlSec: MAX_TTL_SEC,
+    pools: (file.domains ?? []).flatMap((d, i) => {
+      if (typeof d?.name !== 'string' || !Array.isArray(d.regions)) return [];
+      const targets: string[] = [];
+      for (const name of d.regions) {
+        for (const server of (file.regions ?? []).find((r) => r?.name === name)?.servers ?? []) if (typeof server?.cname === 'string') targets.push(server.cname);
+      }
+      return targets.length === 0 ? [] : [{ name: d.name, targets, path: ['domains', i, 'name'] }];
+    }),
+  };
+  for (const p of checkStaticRecords(context)) sink.reportAt(p.path, p.message);
+}
+
 /** Reports `fallback` without `when_all_down: fallback`, and the mode without addresses. */
 type UncheckedDomain = NonNullable<NonNullable<UncheckedFile['domains']>[number]>;
 type UncheckedRegions = NonNullable<UncheckedFile['regions']>;
@@ -489,21 +609,23 @@ function listOrNone(names: readonly string[]): string {
  */
 export function buildConfig(file: CheckedFile, source: string): Config {
   const dns = file.dns;
-  const apexOrder: { name: string; soa: ZoneSoaFields | null; nameservers: NameserverList | null }[] =
+  const apexOrder: { name: string; soa: ZoneSoaFields | null; nameservers: NameserverList | null; records: readonly string[] }[] =
     dns.zones === null
-      ? file.domains.map((d) => ({ name: d.name, soa: null, nameservers: null }))
-      : dns.zones.map((z) => (typeof z === 'string' ? { name: z, soa: null, nameservers: null } : z));
-  const zones: ZoneConfig[] = apexOrder.map((z) => buildZone(z.name, dns.soa, z.soa, z.nameservers ?? dns.nameservers));
+      ? file.domains.map((d) => ({ name: d.name, soa: null, nameservers: null, records: [] }))
+      : dns.zones.map((z) => (typeof z === 'string' ? { name: z, soa: null, nameservers: null, records: [] } : z));
+  const zones: ZoneConfig[] = apexOrder.map((z) => buildZone(z.name, dns.soa, z.soa, z.nameservers ?? dns.nameservers, z.records));
 
   const regions: RegionConfig[] = file.regions.map((r) => ({
     name: r.name,
     servers: r.servers.map((s) => ({
-      address: s.address.address,
-      family: s.address.family,
+      address: s.address?.address ?? (s.cname as string),
+      cname: s.address === null ? s.cname : null,
+      family: s.address?.family ?? 4,
       port: s.port,
       weight: s.weight,
-      host: s.host,
-      checkAddress: s.check_address?.address ?? s.address.address,
+      // A CNAME server's check names its target (Host, TLS SNI): what the CDN or load balancer serves.
+      host: s.host ?? (s.address === null ? s.cname : null),
+      checkAddress: s.check_address?.address ?? s.address?.address ?? '',
       checkPort: s.check_port ?? s.port,
     })),
     healthCheck: buildHealthCheck(r.health_check),
@@ -547,6 +669,27 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       tcpMaxConnectionsPerWorker: dns.tcp_max_connections,
       tcpMaxConnectionsPerClient: dns.tcp_max_connections_per_client,
       tcpMaxQueriesPerConnection: dns.tcp_max_queries_per_connection,
+      rrl: {
+        enabled: dns.rrl.enabled,
+        responsesPerSecond: dns.rrl.responses_per_second,
+        nxdomainsPerSecond: dns.rrl.nxdomains_per_second ?? dns.rrl.responses_per_second,
+        errorsPerSecond: dns.rrl.errors_per_second ?? dns.rrl.responses_per_second,
+        windowSec: dns.rrl.window,
+        slip: dns.rrl.slip,
+        ipv4PrefixLength: dns.rrl.ipv4_prefix_length,
+        ipv6PrefixLength: dns.rrl.ipv6_prefix_length,
+        exemptClients: dns.rrl.exempt_clients.map(networkOfCidr),
+        tableEntries: rrlEntriesFor(dns.rrl.max_table_size),
+      },
+      cookies: {
+        enabled: dns.cookies.enabled,
+        require: dns.cookies.require,
+        secret: dns.cookies.secret ?? null,
+        secretFile: dns.cookies.secret_file === null || dns.cookies.secret_file === undefined ? null : resolve(dirname(source), dns.cookies.secret_file),
+        secretLifetimeMs: dns.cookies.secret_lifetime,
+        rotate: dns.cookies.rotate,
+      },
+      identity: { id: dns.identity.id, version: dns.identity.version },
     },
     regions,
     domains,
@@ -598,6 +741,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       checkTimeoutMs: file.overwatch.validation.check_timeout,
     },
     stale: { thresholdMs: file.overwatch.stale.threshold, removeAfterMs: file.overwatch.stale.remove_after },
+    peers: file.overwatch.peers.map((p) => ({ url: p.url.replace(/\/+$/, ''), token: p.token ?? null })),
     agent: file.mode === 'agent' ? buildAgent(file, source) : null,
   };
   return deepFreeze(config);
@@ -660,7 +804,7 @@ function buildAgent(file: CheckedFile, source: string): AgentConfig {
   };
 }
 
-function buildZone(apex: string, base: SoaFields, own: ZoneSoaFields | null, nameserverList: NameserverList | null): ZoneConfig {
+function buildZone(apex: string, base: SoaFields, own: ZoneSoaFields | null, nameserverList: NameserverList | null, records: readonly string[]): ZoneConfig {
   const nameservers: NameserverConfig[] = nameserverList === null
     ? [{ name: `ns1.${apex}`, addresses: [] }]
     : nameserverList.map((ns) => (typeof ns === 'string'
@@ -677,7 +821,7 @@ function buildZone(apex: string, base: SoaFields, own: ZoneSoaFields | null, nam
     minimumSec: seconds(own?.minimum ?? base.minimum),
     ttlSec: seconds(own?.ttl ?? base.ttl),
   };
-  return { name: apex, soa, nameservers };
+  return { name: apex, soa, nameservers, records: buildStaticRecords(records, apex, soa.ttlSec, MAX_TTL_SEC) };
 }
 
 function buildHealthCheck(hc: Value<ConfigFile['keys']['regions']['items']['keys']['health_check']>): HealthCheckConfig {

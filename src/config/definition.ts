@@ -118,7 +118,10 @@ const backendHealthCheck = healthCheckSchema(
 const server = object({
   doc: 'One backend server of a region.',
   keys: {
-    address: ip({ doc: 'IP literal answered in A or AAAA records and checked by the health checks.', required: true }),
+    address: ip({ doc: 'IP literal answered in A or AAAA records and checked by the health checks. Each server has either `address` or `cname`.' }),
+    cname: domain({
+      doc: 'A target name answered as a CNAME instead of an address (a CDN or cloud load balancer); the server then needs `check_address`, and its check sends the target name as Host and TLS server name unless `host` says otherwise.',
+    }),
     port: int({ doc: 'Port the health check connects to.', default: 80, min: 1, max: 65535 }),
     weight: int({
       doc: 'Share of answers under the weighted algorithm; 0 keeps the server out of weighted answers (it is still health-checked).',
@@ -315,6 +318,12 @@ const zoneEntry = oneOf({
         name: domain({ doc: 'Zone apex.', required: true }),
         soa: object({ doc: 'SOA fields for this zone; each absent field comes from `dns.soa`.', keys: soaKeys(false) }),
         nameservers,
+        records: list({
+          doc: 'Static records of the zone, one zone-file line each: `"OWNER [TTL] [IN] TYPE RDATA"` (A, AAAA, CNAME, MX, TXT, CAA, SRV, NS, PTR). Names are relative to the zone unless they end in a dot; `@` is the apex; the TTL defaults to the zone\'s SOA `ttl`. NS below the apex delegates a child zone (answered as a referral).',
+          items: str({ doc: 'One record in zone-file syntax, such as "www 300 IN CNAME app" or "@ MX 10 mail".', minLength: 1, maxLength: 70000 }),
+          default: [],
+          itemNoun: 'record',
+        }),
       },
     }),
   ],
@@ -382,6 +391,65 @@ const dns = object({
       default: 10000,
       min: 1,
       max: 1000000,
+    }),
+    rrl: object({
+      doc: 'Response rate limiting over UDP (BIND and Knot semantics, BIND\'s names): each client prefix earns `responses_per_second` credits per second and kind of response, and pays one per response; while it owes, responses are dropped, and every `slip`-th goes out truncated so real clients retry over TCP. Nothing is limited over TCP, nor for clients that return a valid DNS cookie.',
+      keys: {
+        enabled: bool({ doc: 'Limit responses.', default: false }),
+        responses_per_second: int({ doc: 'Answers (NOERROR, with data or without) per second per client prefix, question name and type; 0 = not limited.', default: 20, min: 0, max: 1000000 }),
+        nxdomains_per_second: int({ doc: 'NXDOMAIN answers per second per client prefix and zone (so a random-subdomain flood is one account); 0 = not limited.', min: 0, max: 1000000, defaultText: 'responses_per_second' }),
+        errors_per_second: int({ doc: 'Error answers (REFUSED, SERVFAIL, FORMERR, …) per second per client prefix; 0 = not limited.', min: 0, max: 1000000, defaultText: 'responses_per_second' }),
+        window: int({ doc: 'Seconds: an account owes at most `window` × its rate, so a client that stops is answered again within `window` seconds.', default: 15, min: 1, max: 3600 }),
+        slip: int({ doc: 'Every `slip`-th limited response is sent truncated (TC=1, no records) instead of dropped; 0 = drop every one, 1 = truncate every one.', default: 2, min: 0, max: 10 }),
+        ipv4_prefix_length: int({ doc: 'IPv4 clients are counted per network of this prefix length.', default: 24, min: 8, max: 32 }),
+        ipv6_prefix_length: int({ doc: 'IPv6 clients are counted per network of this prefix length.', default: 56, min: 16, max: 128 }),
+        exempt_clients: list({
+          doc: 'Client networks never limited (your own resolvers, monitoring).',
+          items: cidr({ doc: 'CIDR prefix.' }),
+          default: [],
+          itemNoun: 'CIDR prefix',
+        }),
+        max_table_size: int({
+          doc: 'Accounts in the table all DNS workers share (rounded up to a power of two, 16 bytes each); when it is full the account touched least recently of two candidates is reused, so a flood from many sources cannot grow memory.',
+          default: 65536,
+          min: 1024,
+          max: 16777216,
+        }),
+      },
+    }),
+    cookies: object({
+      doc: 'DNS cookies (RFC 7873) with interoperable server cookies (RFC 9018): a query with a COOKIE option gets the client cookie back with a fresh server cookie; a valid server cookie proves the client\'s address (no rate limiting).',
+      keys: {
+        enabled: bool({ doc: 'Answer COOKIE options (and reject malformed ones with FORMERR); off: they are ignored.', default: true }),
+        require: bool({ doc: 'Answer UDP queries without a valid server cookie with BADCOOKIE (or TC=1 without EDNS), so only clients that proved their address get answers over UDP.', default: false }),
+        secret: str({
+          doc: 'Shared secret, 32 hex digits (16 bytes): overwatches (anycast, several NS) with the same secret accept each other\'s cookies. Unset, and no `secret_file`: a random secret made at start, for this process only.',
+          pattern: '^[0-9A-Fa-f]{32}$',
+          patternText: '32 hexadecimal digits (16 bytes): generate one with "openssl rand -hex 16"',
+          secret: true,
+        }),
+        secret_file: str({
+          doc: 'File holding the shared secret (32 hex digits), instead of `secret`; relative paths are taken from the main config file\'s folder.',
+          minLength: 1,
+        }),
+        secret_lifetime: duration({
+          doc: 'The server-cookie key is derived from the secret for each period of this length (the same periods on every overwatch, by the clock); cookies made with the previous and next period\'s keys are accepted too.',
+          default: '26h',
+          min: '1h',
+          max: '8760h',
+        }),
+        rotate: bool({
+          doc: 'Derive a new key every `secret_lifetime`. false: the secret itself is the SipHash-2-4 key, as BIND\'s `cookie-secret` and Knot\'s static secret are, for anycast sets that mix OpenGSLB with those servers.',
+          default: true,
+        }),
+      },
+    }),
+    identity: object({
+      doc: 'What the server says about itself to CH TXT queries; each name is REFUSED while its key is unset, as Knot does.',
+      keys: {
+        id: str({ doc: 'Answered to `id.server` and `hostname.bind` (CH TXT).', minLength: 1, maxLength: 255 }),
+        version: str({ doc: 'Answered to `version.bind` and `version.server` (CH TXT).', minLength: 1, maxLength: 255 }),
+      },
     }),
   },
 });
@@ -480,6 +548,19 @@ const overwatch = object({
         probe_timeout: duration({ doc: 'memberlist SWIM probe timeout of the Go original; ignored.', default: '500ms', min: '1ms', notUsedYet: true }),
         gossip_interval: duration({ doc: 'memberlist gossip interval of the Go original; ignored.', default: '200ms', min: '1ms', notUsedYet: true }),
       },
+    }),
+    peers: list({
+      doc: 'The other overwatches of the same deployment (serving the same zones, hearing the same agents), by their admin APIs. GET /api/v1/cluster/status asks each for its view of the agents and says whether it matches this one\'s (a count and a digest; no consensus protocol, no health shared).',
+      default: [],
+      itemNoun: 'peer',
+      maxItems: 64,
+      items: object({
+        doc: 'One peer overwatch.',
+        keys: {
+          url: str({ doc: 'Base URL of its admin API (its api.address), e.g. http://ow-2.example.test:8080.', required: true, pattern: '^https?://\\S+$', patternText: 'an http:// or https:// URL' }),
+          token: str({ doc: 'Its api.token, sent as a bearer token; unset: none is sent (reads need only its api.allowed_networks to hold this host).', minLength: 16, secret: true }),
+        },
+      }),
     }),
     validation: object({
       doc: 'The overwatch\'s own checks of agent-reported backends, with each backend\'s own check settings; their result outranks the agent\'s claim.',

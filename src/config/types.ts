@@ -34,8 +34,17 @@ export interface Config {
   readonly validation: ValidationConfig;
   /** overwatch.stale. */
   readonly stale: StaleConfig;
+  /** overwatch.peers: the other overwatches' admin APIs, for GET /api/v1/cluster/status. */
+  readonly peers: readonly PeerConfig[];
   /** The agent section; null unless the file's mode is agent. */
   readonly agent: AgentConfig | null;
+}
+
+export interface PeerConfig {
+  /** Base URL of its admin API, without a trailing slash. */
+  readonly url: string;
+  /** Its api.token, or null. */
+  readonly token: string | null;
 }
 
 export interface GeolocationConfig {
@@ -199,6 +208,37 @@ export interface DnsConfig {
   readonly tcpMaxConnectionsPerClient: number;
   /** Cap on queries answered over one TCP connection before it is closed. */
   readonly tcpMaxQueriesPerConnection: number;
+  readonly identity: IdentityConfig;
+  /** dns.rrl: response rate limiting over UDP. */
+  readonly rrl: RrlConfig;
+  /** dns.cookies: DNS cookies (RFC 7873, RFC 9018). */
+  readonly cookies: CookiesConfig;
+}
+
+export interface RrlConfig {
+  readonly enabled: boolean;
+  readonly responsesPerSecond: number;
+  readonly nxdomainsPerSecond: number;
+  readonly errorsPerSecond: number;
+  readonly windowSec: number;
+  readonly slip: number;
+  readonly ipv4PrefixLength: number;
+  readonly ipv6PrefixLength: number;
+  /** Normalised CIDR prefixes ("192.0.2.0/24"). */
+  readonly exemptClients: readonly string[];
+  /** Entries of the shared table, a power of two. */
+  readonly tableEntries: number;
+}
+
+export interface CookiesConfig {
+  readonly enabled: boolean;
+  readonly require: boolean;
+  /** The configured secret (32 hex digits), or null. */
+  readonly secret: string | null;
+  /** Absolute path of dns.cookies.secret_file, or null. */
+  readonly secretFile: string | null;
+  readonly secretLifetimeMs: number;
+  readonly rotate: boolean;
 }
 
 export interface ZoneConfig {
@@ -207,6 +247,34 @@ export interface ZoneConfig {
   readonly soa: SoaConfig;
   /** NS RRset at the apex, in order; never empty. */
   readonly nameservers: readonly NameserverConfig[];
+  /** Static records of the zone (dns.zones[].records), in file order. */
+  readonly records: readonly StaticRecordConfig[];
+}
+
+/** The rdata of one static record, by type (src/config/static-records.ts parses it). */
+export type StaticRdata =
+  | { readonly type: 'A' | 'AAAA'; readonly address: string }
+  | { readonly type: 'CNAME' | 'NS' | 'PTR'; readonly target: string }
+  | { readonly type: 'MX'; readonly preference: number; readonly exchange: string }
+  /** Each string is the octets of one character-string, as latin1 (≤ 255 each). */
+  | { readonly type: 'TXT'; readonly strings: readonly string[] }
+  | { readonly type: 'SRV'; readonly priority: number; readonly weight: number; readonly port: number; readonly target: string }
+  | { readonly type: 'CAA'; readonly flags: number; readonly tag: string; readonly value: string };
+
+/** One static record of a zone: lower-case absolute owner, TTL, rdata, and the line it was written as. */
+export interface StaticRecordConfig {
+  readonly owner: string;
+  readonly ttlSec: number;
+  readonly rdata: StaticRdata;
+  readonly text: string;
+}
+
+/** dns.identity: what CH TXT version.bind / id.server answer; null = REFUSED (as Knot does). */
+export interface IdentityConfig {
+  /** Answered for id.server and hostname.bind. */
+  readonly id: string | null;
+  /** Answered for version.bind and version.server. */
+  readonly version: string | null;
 }
 
 export interface SoaConfig {
@@ -251,8 +319,10 @@ export interface HealthCheckConfig {
 }
 
 export interface ServerConfig {
-  /** Normalised IP literal (IPv6 in RFC 5952 form, "::ffff:a.b.c.d" turned into IPv4). */
+  /** Normalised IP literal (IPv6 in RFC 5952 form, "::ffff:a.b.c.d" turned into IPv4); for a CNAME server, its target name. */
   readonly address: string;
+  /** The CNAME target (lower-case, no trailing dot) of a server answered as a CNAME, else null. */
+  readonly cname: string | null;
   readonly family: 4 | 6;
   readonly port: number;
   /** 0..65535; 0 means "never answered" by the weighted policy. Default 100. */

@@ -81,6 +81,8 @@ class TargetState {
   consecutiveSuccesses = 0;
   consecutiveFailures = 0;
   lastCheckAt: number | null = null;
+  /** Wall-clock ms at which `state` was entered (null while unknown). */
+  stateSinceAt: number | null = null;
   lastError: string | null = null;
   lastLatencyMs: number | null = null;
   emaMs = 0;
@@ -234,6 +236,7 @@ export class HealthScheduler {
         consecutiveSuccesses: t.consecutiveSuccesses,
         consecutiveFailures: t.consecutiveFailures,
         lastCheckAt: t.lastCheckAt,
+        stateSinceAt: t.stateSinceAt,
         lastError: t.lastError,
         lastLatencyMs: t.lastLatencyMs,
         emaLatencyMs: t.samples > 0 ? t.emaMs : null,
@@ -365,6 +368,7 @@ export class HealthScheduler {
   #setState(t: TargetState, to: State, reason: string): void {
     const from = t.state;
     t.state = to;
+    t.stateSinceAt = this.#now();
     t.transitions++;
     this.counters.transitions_total[to as 'healthy' | 'unhealthy' | 'unchecked']++;
     this.#sink.setHealth(t.slots, to === 'unhealthy' ? HEALTH_UNHEALTHY : HEALTH_HEALTHY);

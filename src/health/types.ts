@@ -85,6 +85,8 @@ export interface TargetStatus {
   readonly consecutiveSuccesses: number;
   readonly consecutiveFailures: number;
   readonly lastCheckAt: number | null;
+  /** When the target entered its current state (wall-clock ms), null while unknown. */
+  readonly stateSinceAt: number | null;
   readonly lastError: string | null;
   readonly lastLatencyMs: number | null;
   readonly emaLatencyMs: number | null;

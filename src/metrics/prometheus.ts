@@ -28,7 +28,7 @@ import { AUTHORITIES, type DecisionLabel } from '../registry/registry.ts';
 import { DROP_REASON_NAMES } from '../gossip/drop-reasons.ts';
 import type { AgentHub } from '../overwatch/agents.ts';
 import { ACCEPTED_MESSAGE_TYPES, AGENT_STATES, BACKEND_REFUSALS, BACKEND_STATES } from '../overwatch/agent-states.ts';
-import type { OverrideView, ServerView } from '../overwatch/views.ts';
+import type { DomainView, OverrideView, ServerView } from '../overwatch/views.ts';
 import {
   COUNTER, COUNTER_STRIDE, HIST_BASE, HIST_BOUNDS_US, HIST_BUCKETS, HIST_SUM, HIST_WORDS, MATRIX_BASE,
   RCODE_COUNT, RCODE_LABELS, TRANSPORT_LABELS, TYPE_COUNT, TYPE_LABELS,
@@ -56,6 +56,8 @@ export interface OverwatchSource {
   readonly generation: number;
   readonly pool: PoolSource;
   servers(): readonly ServerView[];
+  /** Domains as DNS serves them (status with overrides applied); optional for stand-ins (absent: no opengslb_domain_healthy_servers series). */
+  domains?(): readonly DomainView[];
   /** The servers the health-check series may name (Registry satisfies it). */
   readonly registry: { servers(): readonly CheckedServer[] };
   overrides(): readonly OverrideView[];
@@ -235,6 +237,30 @@ export function createMetrics(options: MetricsOptions): Metrics {
   plainCounter('opengslb_dns_tcp_frame_timeouts_total', 'TCP connections closed because a message that had started arriving did not complete within dns.tcp_frame_timeout.', COUNTER.TCP_FRAME_TIMEOUT);
   plainCounter('opengslb_dns_tcp_idle_closed_total', 'TCP connections closed after dns.tcp_idle_timeout without traffic.', COUNTER.TCP_IDLE_CLOSED);
   plainCounter('opengslb_dns_tcp_bad_frames_total', 'TCP connections closed for a zero-length frame.', COUNTER.TCP_BAD_FRAME);
+  const rrlKinds = [
+    ['response', COUNTER.RRL_SLIPPED_RESPONSE, COUNTER.RRL_DROPPED_RESPONSE],
+    ['nxdomain', COUNTER.RRL_SLIPPED_NXDOMAIN, COUNTER.RRL_DROPPED_NXDOMAIN],
+    ['error', COUNTER.RRL_SLIPPED_ERROR, COUNTER.RRL_DROPPED_ERROR],
+  ] as const;
+  new Counter({
+    name: 'opengslb_dns_rrl_limited_total',
+    help: 'UDP responses over the rate of dns.rrl (slipped or dropped), by kind: response (answers), nxdomain, error.',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      for (const [kind, slipped, dropped] of rrlKinds) this.inc({ kind }, total(slipped) + total(dropped));
+    },
+  });
+  labelledCounter('opengslb_dns_rrl_slipped_total', 'Rate-limited UDP responses sent truncated (TC=1, no records) so the client retries over TCP (every dns.rrl.slip-th), by kind.', 'kind', rrlKinds.map(([kind, slipped]) => [kind, slipped] as const));
+  labelledCounter('opengslb_dns_rrl_dropped_total', 'Rate-limited UDP responses not sent, by kind.', 'kind', rrlKinds.map(([kind, , dropped]) => [kind, dropped] as const));
+  labelledCounter('opengslb_dns_cookies_total', 'Queries with a COOKIE option (dns.cookies on), by what it held: valid (a server cookie of ours, so the address is proven), client_only, invalid (a server cookie not ours, expired, or for another address), malformed (bad length, answered FORMERR).', 'result', [
+    ['valid', COUNTER.COOKIE_VALID],
+    ['client_only', COUNTER.COOKIE_CLIENT_ONLY],
+    ['invalid', COUNTER.COOKIE_INVALID],
+    ['malformed', COUNTER.COOKIE_MALFORMED],
+  ]);
   plainCounter('opengslb_dns_send_errors_total', 'UDP sends that failed, and errors on a bound UDP socket.', COUNTER.SEND_ERRORS);
   labelledCounter(
     'opengslb_routing_all_down_answers_total',
@@ -474,6 +500,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const r of overwatch.config.regions) healthy.set(r.name, 0);
       for (const s of servers) if (s.healthy) healthy.set(s.region, (healthy.get(s.region) ?? 0) + 1);
       for (const [region, n] of healthy) this.set({ region }, n);
+    },
+  });
+
+  new Gauge({
+    name: 'opengslb_domain_healthy_servers',
+    help: 'Servers DNS may answer for each configured domain now: healthy by the status DNS uses there (overrides applied). 0 means the domain answers by its when_all_down mode (label): SERVFAIL with servfail.',
+    labelNames: ['domain', 'when_all_down'],
+    registers,
+    collect() {
+      this.reset();
+      if (overwatch?.domains === undefined) return;
+      for (const d of overwatch.domains()) {
+        let n = 0;
+        for (const s of d.servers) if (s.status === 'healthy') n++;
+        this.set({ domain: d.name, when_all_down: d.when_all_down }, n);
+      }
     },
   });
 

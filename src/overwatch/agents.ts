@@ -41,6 +41,16 @@ const MIN_SWEEP_MS = 100;
 const MAX_SWEEP_MS = 5000;
 /** Dirty agents' backends are written to the store this long after the first change. */
 const PERSIST_DELAY_MS = 500;
+/**
+ * SO_RCVBUF of the channel's UDP socket: 4 MiB (Linux grants at most
+ * net.core.rmem_max). The kernel's default (net.core.rmem_default, 208 KiB
+ * here) holds about 200 datagrams, 0.4 s of the heartbeats of 5 000 agents at
+ * a 10 s interval; a main-thread pause longer than that (a snapshot compile, a
+ * large GC) dropped health updates: bench/agents-scale.ts lost 5 of 100 flips'
+ * updates, which then waited for the next heartbeat (p99 9.3 s). 4 MiB holds
+ * several seconds of them.
+ */
+const CHANNEL_UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
 /** EMA weight of the overwatch's validation checks (the agent's own latency is not reported). */
 const VALIDATION_EMA_ALPHA = 0.3;
 
@@ -269,6 +279,7 @@ export class AgentHub {
       channel: this.channel,
       host: g.bindHost,
       port: g.bindPort,
+      udpReceiveBufferBytes: CHANNEL_UDP_RECEIVE_BUFFER,
       onHandlerError: (err) => {
         this.#handlerErrors++;
         this.#log.error({ err: err instanceof Error ? err.stack : String(err) }, 'agent message handler failed (a bug); the message was accepted');

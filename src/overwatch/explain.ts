@@ -14,6 +14,7 @@ import type { RoutingAlgorithm, WhenAllDown } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
 import { nameToWire, readWireName } from '../dns/names.ts';
 import { formatIpBytes } from '../lib/ip.ts';
+import type { StaticRecordConfig } from '../config/types.ts';
 import type { Override, OverrideScope } from '../registry/overrides.ts';
 import type { Authority, MemberModel, Registry, ServerRecord } from '../registry/registry.ts';
 import { ParsedQuery } from '../dns/parse.ts';
@@ -124,8 +125,8 @@ export interface Explanation {
   readonly zone: string | null;
   /** The configured domain that answers, or null. */
   readonly domain: string | null;
-  /** What the answer comes from: a domain's routing, a name server's static address, the zone apex (SOA/NS). */
-  readonly source: 'domain' | 'nameserver' | 'zone' | null;
+  /** What the answer comes from: a domain's routing, a name server's static address, the zone apex (SOA/NS), a static record (dns.zones[].records) or a delegation (referral). */
+  readonly source: 'domain' | 'nameserver' | 'zone' | 'static' | 'delegation' | null;
   readonly policy: ExplainPolicy | null;
   readonly max_answers: number | null;
   readonly when_all_down: WhenAllDown | null;
@@ -324,6 +325,7 @@ function lookup(b: Builder): void {
     }
     const zone = u32[view.nodeBase(node) + L.NODE_ZONE];
     b.zone = zoneName(view, zone);
+    if ((u32[view.nodeBase(node) + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) return explainReferral(b, node);
     b.negative(zone, 'NXDOMAIN', `no such name in zone ${b.zone}: the closest name held is ${nodeName(view, node) || '.'}`);
     return;
   }
@@ -336,6 +338,36 @@ function lookup(b: Builder): void {
   const recA = u32[nb + L.NODE_REC_A];
   const recAAAA = u32[nb + L.NODE_REC_AAAA];
   const nodata = (why: string): void => b.negative(zone, 'NOERROR', `NODATA: ${why}`);
+  if ((flags & L.NODE_FLAG_CUT) !== 0) {
+    if (b.qtype !== QTYPE.DS) return explainReferral(b, node);
+    return nodata(`${b.qname} is a delegation; its DS would be the parent's data and there is none (the child zone is unsigned)`);
+  }
+  const recCname = u32[nb + L.NODE_REC_CNAME];
+  if (recCname !== 0) {
+    b.notes.push(`${b.qname} is a CNAME pool: every query type is answered with the one CNAME its routing picks; the target's records follow in the same answer when the target lies in our zones (RFC 1034 §4.3.2)`);
+    return explainRecord(b, recCname - 1);
+  }
+  const statics = staticRecordsAt(b, b.qname);
+  const cname = statics.find((r) => r.rdata.type === 'CNAME');
+  if (cname !== undefined) {
+    b.source = 'static';
+    b.selection = 'fixed';
+    b.ttl = cname.ttlSec;
+    b.answers = [cname.text];
+    b.answerSize = 1;
+    b.notes.push(`${b.qname} is a static CNAME (dns.zones[].records): every type but CNAME is answered with it, and with the target's records when the target lies in our zones (RFC 1034 §4.3.2)`);
+    return;
+  }
+  const wanted = statics.filter((r) => r.rdata.type === typeName(b.qtype) || (b.qtype === QTYPE.ANY && r === statics[0] && recA === 0 && recAAAA === 0 && !isApex));
+  if (wanted.length > 0 && !((b.qtype === QTYPE.A && recA !== 0) || (b.qtype === QTYPE.AAAA && recAAAA !== 0))) {
+    b.source = 'static';
+    b.selection = 'fixed';
+    b.ttl = wanted[0].ttlSec;
+    b.answers = wanted.map((r) => r.text);
+    b.answerSize = wanted.length;
+    b.notes.push(`static records from dns.zones[].records: built once per snapshot, never health-checked`);
+    return;
+  }
   switch (b.qtype) {
     case QTYPE.A:
     case QTYPE.AAAA: {
@@ -360,6 +392,26 @@ function lookup(b: Builder): void {
     default:
       return nodata(`only A, AAAA, SOA, NS (and ANY) are served; ${typeName(b.qtype)} has no data at any name`);
   }
+}
+
+/** The static records (dns.zones[].records) whose owner is `name`, in file order. */
+function staticRecordsAt(b: Builder, name: string): StaticRecordConfig[] {
+  const out: StaticRecordConfig[] = [];
+  for (const z of b.input.snapshot.view.zones) for (const r of z.records) if (r.owner === name) out.push(r);
+  return out;
+}
+
+/** A referral: the delegation at `cut` (its NS in authority, glue in additional, AA clear). */
+function explainReferral(b: Builder, cut: number): void {
+  const view = b.view;
+  const cutName = nodeName(view, cut);
+  const ns = staticRecordsAt(b, cutName).filter((r) => r.rdata.type === 'NS');
+  b.aa = false;
+  b.source = 'delegation';
+  b.selection = 'fixed';
+  b.ttl = ns[0]?.ttlSec ?? null;
+  b.additional.push(...ns.map((r) => r.text));
+  b.notes.push(`${b.qname} is at or below ${cutName}, delegated by NS records in dns.zones[].records: the answer is a referral (no answer, the NS records in the authority section, glue in the additional section, AA clear)`);
 }
 
 function soaAnswer(b: Builder, zone: number): void {
@@ -429,6 +481,8 @@ interface Why {
 
 /** Reads the address a member's answer fragment carries. */
 function fragmentAddress(view: SnapshotView, member: number, fragLen: number): string {
+  // A CNAME pool's fragment (REC_FRAG_LEN 0) carries a target name.
+  if (fragLen === 0) return readWireName(view.u8, view.u32[view.memberBase(member) + L.MEM_FRAG_OFF] + 12).name;
   return formatIpBytes(view.u8, view.u32[view.memberBase(member) + L.MEM_FRAG_OFF] + 12, fragLen - 12);
 }
 
@@ -568,7 +622,7 @@ function explainRecord(b: Builder, r: number): void {
 /** No member is healthy: says what the record's when_all_down mode does, member by member (allDownVerdict()). */
 function explainAllDown(b: Builder, members: Member[], mode: number, weighted: boolean, rb: number, start: number, count: number, why: Why): void {
   const fragLen = b.view.u32[rb + L.REC_FRAG_LEN];
-  const family = fragLen === L.FRAG_LEN_A ? 'IPv4' : 'IPv6';
+  const family = fragLen === L.FRAG_LEN_A ? 'IPv4' : fragLen === 0 ? 'CNAME' : 'IPv6';
   const healthyZero = members.some((m) => m.health === HEALTH_HEALTHY);
   b.notes.push(
     healthyZero

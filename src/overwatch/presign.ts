@@ -40,6 +40,16 @@ export const REFRESH_MARGIN_SEC = 6 * 3600;
 /** A set no plan has needed for this long is forgotten (not sent to restarted workers any more). */
 export const FORGET_AFTER_MS = 3600_000;
 /**
+ * Most signatures held between plans, by default (twice MAX_PLANNED_SETS):
+ * beyond it the sets planned longest ago are forgotten at once. Without a
+ * bound a burst of registry changes filled the map for an hour: 5 000 agents
+ * registering within 10 s made a snapshot every 100 ms, each plan's rotations
+ * new, and the pre-signer made 30 000–63 000 signatures, all kept, most of
+ * them for sets no worker would ask for again (bench/agents-scale.ts,
+ * docs/benchmarks.md).
+ */
+export const MAX_HELD_FACTOR = 2;
+/**
  * Up to this many due sets are signed on the main thread instead of the pool:
  * about 15 ms of ECDSA P-256 at 55 µs a signature, less than starting a pool
  * thread costs, so a small zone (and every test server) never starts one.
@@ -143,6 +153,7 @@ export class Presigner {
   readonly #send: (batches: SignatureBatch[]) => void;
   readonly #nowMs: () => number;
   readonly #maxSets: number;
+  readonly #maxHeld: number;
   readonly #signed = new Map<string, Signed>();
   #busy: Promise<void> = Promise.resolve();
   /** The update waiting for the running one, or null. */
@@ -157,12 +168,13 @@ export class Presigner {
    * `inlineMax` due sets are signed inline instead. `send` hands batches to
    * every running worker.
    */
-  constructor(opts: { pool: () => SignRunner; send: (batches: SignatureBatch[]) => void; nowMs?: () => number; maxSets?: number; inlineMax?: number }) {
+  constructor(opts: { pool: () => SignRunner; send: (batches: SignatureBatch[]) => void; nowMs?: () => number; maxSets?: number; inlineMax?: number; maxHeld?: number }) {
     this.#pool = opts.pool;
     this.#inlineMax = opts.inlineMax ?? INLINE_MAX_SETS;
     this.#send = opts.send;
     this.#nowMs = opts.nowMs ?? Date.now;
     this.#maxSets = opts.maxSets ?? MAX_PLANNED_SETS;
+    this.#maxHeld = Math.max(this.#maxSets, opts.maxHeld ?? MAX_HELD_FACTOR * this.#maxSets);
   }
 
   /** Signatures held, for restarted workers. */
@@ -231,6 +243,14 @@ export class Presigner {
       }
     }
     await Promise.all(tasks);
+    this.#trim();
+  }
+
+  /** Forgets the sets planned longest ago while more than maxHeld are held; the latest plan's (at most maxSets) stay. */
+  #trim(): void {
+    if (this.#signed.size <= this.#maxHeld) return;
+    const oldest = [...this.#signed].sort((a, b) => a[1].lastPlannedMs - b[1].lastPlannedMs);
+    for (let i = 0; this.#signed.size > this.#maxHeld && i < oldest.length; i++) this.#signed.delete(oldest[i]![0]);
   }
 
   async #sign(run: SignRunner, chunk: readonly Planned[], window: { inceptionSec: number; expirationSec: number }, now: number): Promise<void> {
@@ -328,6 +348,22 @@ export class Presigner {
       for (const k of signers.dnskey) add(k, bodies(apex, DNSSEC_TYPE.DNSKEY, u32[zb + L.ZONE_DNSKEY_OFF], u32[zb + L.ZONE_DNSKEY_COUNT]));
     }
 
+    // Static RRsets (dns.zones[].records): fixed, one set each; a delegation's NS is the child's, never signed.
+    for (let n = 0; n < view.nodeCount; n++) {
+      const nb = view.nodeBase(n);
+      const count = u32[nb + L.NODE_RRSET_COUNT];
+      if (count === 0) continue;
+      const signers = dnssec.zones[u32[nb + L.NODE_ZONE]] ?? null;
+      if (signers === null) continue;
+      const start = u32[nb + L.NODE_RRSET_START];
+      for (let r = start; r < start + count; r++) {
+        const rb = view.rrsetBase(r);
+        const type = u32[rb + L.RS_TYPE];
+        if (type === QTYPE.NS && (u32[nb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) continue;
+        add(signers.data, bodies(n, type, u32[rb + L.RS_OFF], u32[rb + L.RS_COUNT]));
+      }
+    }
+
     // Address sets, record by record, from the members answerable now.
     const state = new RouteState(view, live);
     const members: number[] = [];
@@ -354,7 +390,11 @@ export class Presigner {
       const rdataLen = u32[rb + L.REC_FRAG_LEN] - 12;
       const emit = (pick: (i: number) => number): boolean => {
         const set = atNode(node, type, ttl);
-        for (let i = 0; i < k; i++) set.add(u8, u32[view.memberBase(pick(i)) + L.MEM_FRAG_OFF] + 12, rdataLen);
+        for (let i = 0; i < k; i++) {
+          const fo = u32[view.memberBase(pick(i)) + L.MEM_FRAG_OFF];
+          // REC_FRAG_LEN 0 (a CNAME pool): each fragment carries its own RDLENGTH.
+          set.add(u8, fo + 12, rdataLen >= 0 ? rdataLen : (u8[fo + 10] << 8) | u8[fo + 11]);
+        }
         return add(signers.data, set);
       };
       const policy = u32[rb + L.REC_POLICY];

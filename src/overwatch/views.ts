@@ -53,6 +53,8 @@ export interface ServerView {
   readonly authority: Authority;
   readonly check_type: 'http' | 'https' | 'tcp' | 'none';
   readonly last_check: string | null;
+  /** When the checks' verdict last changed (the current `status` holds since then), null while unknown. */
+  readonly status_since: string | null;
   readonly last_healthy: string | null;
   readonly last_error: string | null;
   readonly consecutive_failures: number;

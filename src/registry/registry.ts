@@ -20,7 +20,7 @@
 
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import type { Config, CustomMappingConfig, DomainConfig, GeolocationConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
+import type { Config, CustomMappingConfig, DomainConfig, GeolocationConfig, IdentityConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
 import type { GeoTableInput } from '../geo/cidr-table.ts';
 import { geoTableInputOf } from '../geo/table-input.ts';
 import { specFor } from '../health/targets.ts';
@@ -70,8 +70,10 @@ export interface ServerRecord {
   /** Identity (serverKey()): the same address and port in the same region is the same server. */
   readonly key: string;
   readonly region: string;
-  /** Normalised IP literal. */
+  /** Normalised IP literal; for a CNAME server, its target name (the server's name in keys, labels and the API). */
   readonly address: string;
+  /** The target of a server answered as a CNAME (regions[].servers[].cname), else null. Only the config makes these: agents' backends are addresses. */
+  readonly cname: string | null;
   readonly family: 4 | 6;
   readonly port: number;
   /** 0..65535; 0 is never answered by the weighted policy. */
@@ -122,6 +124,8 @@ export interface DomainModel {
   readonly checkRoundMs: number;
   /** Geolocation domains: the counter ids of each region of the domain, in order, and of the fallbacks; null otherwise. */
   readonly geo: GeoCounters | null;
+  /** The domain's servers are CNAME targets: it answers one CNAME (the members' `server.cname`), not addresses. */
+  readonly cnamePool: boolean;
 }
 
 /** Where a geolocation domain counts its decisions (ids in the routing-decision buffers). */
@@ -152,6 +156,8 @@ export interface RegistryView {
   readonly geo: GeoTableInput;
   /** overwatch.geolocation.ecs_enabled. */
   readonly ecsEnabled: boolean;
+  /** dns.identity: the CH TXT answers (null = REFUSED). */
+  readonly identity: IdentityConfig;
   /** Servers in a region that some domain lists, in registry order. */
   readonly served: readonly ServerRecord[];
   /** Of `served`, the ones the overwatch checks itself: config servers, and agents' backends it validates (checkedByOverwatch()). */
@@ -174,6 +180,8 @@ interface Routing {
   readonly regions: ReadonlyMap<string, RegionConfig>;
   readonly geolocation: GeolocationConfig;
 }
+
+const NO_IDENTITY: IdentityConfig = { id: null, version: null };
 
 const EMPTY_ROUTING: Routing = {
   config: null, zones: [], domains: [], regions: new Map(), geolocation: { databasePath: null, defaultRegion: null, ecsEnabled: true, customMappings: [] },
@@ -253,7 +261,7 @@ export class Registry extends EventEmitter {
         const key = serverKey(region.name, server.address, server.port);
         if (keys.includes(key)) continue;
         keys.push(key);
-        const record = this.#record(key, region.name, server.address, server.port, server.weight, specFor(region.healthCheck, server), 'config', null);
+        const record = this.#record(key, region.name, server.address, server.port, server.weight, specFor(region.healthCheck, server), 'config', null, server.cname);
         const old = this.#servers.get(key);
         if (old === undefined) added.push(record.label);
         else if (!sameServer(old, record)) changed.push(record.label);
@@ -294,7 +302,7 @@ export class Registry extends EventEmitter {
     if (old !== undefined && old.source !== spec.source) {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: already registered by ${old.source === 'config' ? 'the config' : `the ${old.source}`}`);
     }
-    const record = this.#record(key, spec.region, spec.address, spec.port, spec.weight, spec.check, spec.source, spec.service ?? null);
+    const record = this.#record(key, spec.region, spec.address, spec.port, spec.weight, spec.check, spec.source, spec.service ?? null, null);
     if (old !== undefined && sameServer(old, record)) return old;
     this.#servers.set(key, record);
     this.#changed();
@@ -366,10 +374,10 @@ export class Registry extends EventEmitter {
     return out;
   }
 
-  #record(key: string, region: string, address: string, port: number, weight: number, check: CheckSpec, source: ServerSource, service: string | null): ServerRecord {
+  #record(key: string, region: string, address: string, port: number, weight: number, check: CheckSpec, source: ServerSource, service: string | null, cname: string | null): ServerRecord {
     const endpoint = formatAddress(address, port);
     return {
-      key, region, address, family: isIP(address) === 6 ? 6 : 4, port, weight, service, source, check,
+      key, region, address, cname, family: isIP(address) === 6 ? 6 : 4, port, weight, service, source, check,
       slot: this.#slots.slotFor(key),
       endpoint,
       label: `${region}/${endpoint}`,
@@ -395,12 +403,16 @@ export class Registry extends EventEmitter {
       const members: MemberModel[] = [];
       const seen = new Set<string>();
       let checkRoundMs = 0;
+      // A domain is an address pool or a CNAME pool (config validation keeps its config servers of one kind):
+      // servers of the other kind in its regions (an agent's backend beside CNAME servers) are not its members.
+      const cnamePool = domain.regions.some((name) => this.#routing.regions.get(name)?.servers.some((s) => s.cname !== null) ?? false);
       for (let priority = 0; priority < domain.regions.length; priority++) {
         const region = this.#routing.regions.get(domain.regions[priority]);
         if (region === undefined) continue;
         checkRoundMs = Math.max(checkRoundMs, region.healthCheck.intervalMs + region.healthCheck.timeoutMs);
         for (const server of this.#serversOf(region.name)) {
           if (server.service !== null && server.service !== domain.name) continue;
+          if ((server.cname !== null) !== cnamePool) continue;
           served.add(server.key);
           // One address answers once per RRset: the first (highest-priority) region keeps it.
           if (seen.has(server.address)) continue;
@@ -412,7 +424,7 @@ export class Registry extends EventEmitter {
       }
       const decisionId = this.#counter(decisionKey(domain.name, domain.routingAlgorithm), { kind: 'route', domain: domain.name, algorithm: domain.routingAlgorithm });
       const geo = domain.routingAlgorithm === 'geolocation' ? this.#geoCounters(domain) : null;
-      domains.push({ config: domain, members, decisionId, checkRoundMs, geo });
+      domains.push({ config: domain, members, decisionId, checkRoundMs, geo, cnamePool });
     }
     for (const key of this.#servers.keys()) slotKeys.add(key);
     const config = this.#routing.config;
@@ -424,6 +436,7 @@ export class Registry extends EventEmitter {
       regionNames: [...this.#routing.regions.keys()],
       geo: config === null ? { regions: [], defaultRegion: -1, mappings: [] } : geoTableInputOf(config, this.geoMappings().filter((m) => this.geoMappingActive(m))),
       ecsEnabled: this.#routing.geolocation.ecsEnabled,
+      identity: this.#routing.config?.dns.identity ?? NO_IDENTITY,
       served: servedList,
       checked: servedList.filter((s) => this.checkedByOverwatch(s)),
       slotKeys,
@@ -646,5 +659,5 @@ export class Registry extends EventEmitter {
 }
 
 function sameServer(a: ServerRecord, b: ServerRecord): boolean {
-  return a.weight === b.weight && a.service === b.service && a.source === b.source && targetKey(a.check) === targetKey(b.check);
+  return a.weight === b.weight && a.service === b.service && a.source === b.source && a.cname === b.cname && targetKey(a.check) === targetKey(b.check);
 }

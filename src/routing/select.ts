@@ -527,12 +527,14 @@ function weightAt(cum: Float64Array, start: number, i: number): number {
 // whichever of them it asks. Clients spread over the members in proportion to
 // their weights.
 
-/** Sticky: hashes the address of each of record `rb`'s members (their RDATA bytes). */
+/** Sticky: hashes the address (or CNAME target) of each of record `rb`'s members (their RDATA bytes). */
 function hashMembers(state: RouteState, rb: number, start: number, count: number): void {
   const view = state.view;
-  const len = view.u32[rb + L.REC_FRAG_LEN] - 12;
+  const fixedLen = view.u32[rb + L.REC_FRAG_LEN] - 12;
   for (let i = 0; i < count; i++) {
     const off = view.u32[view.memberBase(start + i) + L.MEM_FRAG_OFF] + 12;
+    // A CNAME pool (REC_FRAG_LEN 0): each target name is as long as its fragment's RDLENGTH says.
+    const len = fixedLen >= 0 ? fixedLen : (view.u8[off - 2] << 8) | view.u8[off - 1];
     let h = 0x811c9dc5;
     for (let b = 0; b < len; b++) h = Math.imul(h ^ view.u8[off + b], 0x01000193);
     state.memberHash[start + i] = h >>> 0;

@@ -6,7 +6,7 @@
 // DNSKEY RRs, and per node the NSEC type bitmap a NODATA answer with the DO
 // bit carries (compact denial, RFC 9824).
 
-import type { ZoneConfig } from '../config/types.ts';
+import type { StaticRdata, ZoneConfig } from '../config/types.ts';
 import { QCLASS, QTYPE } from '../dns/constants.ts';
 import { nameToWire } from '../dns/names.ts';
 import { nodataBitmap } from '../dnssec/denial.ts';
@@ -15,7 +15,7 @@ import { DNSSEC_TYPE } from '../dnssec/sign.ts';
 import { compileGeoTable } from '../geo/cidr-table.ts';
 import { ipToBytes } from '../lib/ip.ts';
 import { NODE_FLAG_APEX } from './layout.ts';
-import type { SnapshotModel } from './model.ts';
+import type { RrsetRow, SnapshotModel } from './model.ts';
 
 /** The encoded pieces of a snapshot, parallel to the model's rows. */
 export interface EncodedSnapshot {
@@ -35,6 +35,60 @@ export interface EncodedSnapshot {
   readonly nsecBitmaps: readonly Uint8Array[];
   /** The compiled geo table (src/geo/cidr-table.ts), or null when no domain routes by geolocation. */
   readonly geoTable: Uint32Array | null;
+  /** Per static RRset: its RR bodies back to back, and its glue RRs (complete, uncompressed owners). */
+  readonly rrsets: readonly { readonly bodies: Uint8Array; readonly glue: Uint8Array }[];
+  /** dns.identity.id / .version as TXT rdata; empty = unset. */
+  readonly idTxt: Uint8Array;
+  readonly versionTxt: Uint8Array;
+}
+
+/** Encodes character-strings (each ≤ 255 octets, latin1) as TXT rdata. */
+function txtRdata(strings: readonly string[]): Uint8Array {
+  return Buffer.concat(strings.map((s) => {
+    const bytes = Buffer.from(s, 'latin1');
+    return Buffer.concat([Uint8Array.of(bytes.length), bytes]);
+  }));
+}
+
+/** Encodes a u16 followed by more bytes. */
+function u16Then(values: readonly number[], rest: Uint8Array): Uint8Array {
+  const head = Buffer.alloc(values.length * 2);
+  values.forEach((v, i) => head.writeUInt16BE(v, i * 2));
+  return Buffer.concat([head, rest]);
+}
+
+/** Encodes one static record's rdata (names uncompressed and lower-case, RFC 3597 §4 style for every type). */
+export function staticRdata(rdata: StaticRdata): Uint8Array {
+  switch (rdata.type) {
+    case 'A':
+    case 'AAAA':
+      return ipToBytes(rdata.address);
+    case 'CNAME':
+    case 'NS':
+    case 'PTR':
+      return nameToWire(rdata.target);
+    case 'MX':
+      return u16Then([rdata.preference], nameToWire(rdata.exchange));
+    case 'SRV':
+      return u16Then([rdata.priority, rdata.weight, rdata.port], nameToWire(rdata.target));
+    case 'TXT':
+      return txtRdata(rdata.strings);
+    case 'CAA': {
+      const tag = Buffer.from(rdata.tag, 'latin1');
+      return Buffer.concat([Uint8Array.of(rdata.flags, tag.length), tag, Buffer.from(rdata.value, 'latin1')]);
+    }
+  }
+}
+
+/** Encodes a static RRset's bodies and glue. */
+function encodeRrset(row: RrsetRow): { bodies: Uint8Array; glue: Uint8Array } {
+  return {
+    bodies: Buffer.concat(row.rdatas.map((r) => rrBody(row.type, row.ttl, staticRdata(r)))),
+    glue: Buffer.concat(row.glue.map((g) => {
+      const bytes = ipToBytes(g.address);
+      return Buffer.concat([nameToWire(g.host), rrBody(bytes.length === 4 ? QTYPE.A : QTYPE.AAAA, row.ttl, bytes)]);
+    })),
+  };
 }
 
 /** Encodes an RR body without its owner: TYPE CLASS TTL RDLENGTH RDATA. */
@@ -68,10 +122,11 @@ export function soaRdata(zone: ZoneConfig, serial: number): Uint8Array {
  * Returns the types a node holds, for its NODATA NSEC bitmap: A and AAAA when
  * it has those records, and at an apex SOA, NS and (for a signed zone) DNSKEY.
  */
-function nodeTypes(recA: number, recAAAA: number, apex: boolean, signed: boolean): number[] {
-  const types: number[] = [];
-  if (recA !== 0) types.push(QTYPE.A);
-  if (recAAAA !== 0) types.push(QTYPE.AAAA);
+function nodeTypes(recA: number, recAAAA: number, apex: boolean, signed: boolean, staticTypes: readonly number[], recCname = 0): number[] {
+  const types: number[] = [...staticTypes];
+  if (recCname !== 0) types.push(QTYPE.CNAME);
+  if (recA !== 0 && !types.includes(QTYPE.A)) types.push(QTYPE.A);
+  if (recAAAA !== 0 && !types.includes(QTYPE.AAAA)) types.push(QTYPE.AAAA);
   if (apex) types.push(QTYPE.SOA, QTYPE.NS);
   if (apex && signed) types.push(DNSSEC_TYPE.DNSKEY);
   return types;
@@ -99,15 +154,27 @@ export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) =>
       })),
       count: rows.length,
     })),
-    fragments: model.records.map((r) => [...r.members, ...r.fallback].map((m) => answerFragment(r.qtype, r.ttl, ipToBytes(m.address)))),
+    fragments: model.records.map((r) => [...r.members, ...r.fallback].map((m) => answerFragment(r.qtype, r.ttl, r.qtype === QTYPE.CNAME ? nameToWire(m.address) : ipToBytes(m.address)))),
     dnskey: zones.map((zone) => {
       const rdatas = dnskeys.get(zone.name) ?? [];
       return { bytes: Buffer.concat(rdatas.map((rdata) => rrBody(DNSSEC_TYPE.DNSKEY, DNSKEY_TTL_SEC, rdata))), count: rdatas.length };
     }),
     nsecBitmaps: model.nodes.map((n) => {
-      const bitmap = nodataBitmap(nodeTypes(n.recA, n.recAAAA, (n.flags & NODE_FLAG_APEX) !== 0, signed[n.zone]));
+      const staticTypes = model.rrsets.slice(n.rrsetStart, n.rrsetStart + n.rrsetCount).map((r) => r.type);
+      const bitmap = nodataBitmap(nodeTypes(n.recA, n.recAAAA, (n.flags & NODE_FLAG_APEX) !== 0, signed[n.zone], staticTypes, n.recCname));
       return Uint8Array.of(bitmap.length, ...bitmap);
     }),
     geoTable: model.geo === null ? null : compileGeoTable(model.geo),
+    rrsets: model.rrsets.map(encodeRrset),
+    idTxt: model.identity.id === null ? new Uint8Array(0) : txtRdata(splitString(model.identity.id)),
+    versionTxt: model.identity.version === null ? new Uint8Array(0) : txtRdata(splitString(model.identity.version)),
   };
+}
+
+/** A UTF-8 text as latin1 character-strings of at most 255 octets. */
+function splitString(text: string): string[] {
+  const bytes = Buffer.from(text, 'utf8').toString('latin1');
+  const out: string[] = [];
+  for (let off = 0; off < bytes.length; off += 255) out.push(bytes.slice(off, off + 255));
+  return out;
 }

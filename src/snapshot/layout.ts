@@ -17,7 +17,7 @@
 /** "OGSL" read as a little-endian uint32. */
 export const SNAPSHOT_MAGIC = 0x4c53474f;
 /** Bumped whenever any offset below changes meaning. */
-export const SNAPSHOT_VERSION = 6;
+export const SNAPSHOT_VERSION = 7;
 
 // Header: word indexes into the Uint32Array view.
 export const HDR_MAGIC = 0;
@@ -50,7 +50,16 @@ export const HDR_GEO_WORDS = 19;
 /** HDR_FLAG_* bits. */
 export const HDR_FLAGS = 20;
 export const HDR_RESERVED = 21;
-export const HEADER_WORDS = 22;
+/** Rows in the static RRset table (dns.zones[].records) and its byte offset. */
+export const HDR_RRSET_COUNT = 22;
+export const HDR_RRSETS_OFF = 23;
+/** dns.identity.id as one TXT rdata (blob offset and length; length 0 = unset: id.server / hostname.bind are REFUSED). */
+export const HDR_ID_TXT_OFF = 24;
+export const HDR_ID_TXT_LEN = 25;
+/** dns.identity.version as one TXT rdata (length 0 = unset: version.bind / version.server are REFUSED). */
+export const HDR_VERSION_TXT_OFF = 26;
+export const HDR_VERSION_TXT_LEN = 27;
+export const HEADER_WORDS = 28;
 export const HEADER_BYTES = HEADER_WORDS * 4;
 
 /** Route on the EDNS Client Subnet address when a query carries one (overwatch.geolocation.ecs_enabled). */
@@ -70,12 +79,21 @@ export const NODE_FLAGS = 4; //      NODE_FLAG_* bits
 export const NODE_REC_A = 5; //      record index + 1 of the A record set, 0 = none
 export const NODE_REC_AAAA = 6; //   record index + 1 of the AAAA record set, 0 = none
 export const NODE_NSEC_OFF = 7; //  byte offset (in the blob) of the node's NSEC type bitmap for NODATA answers: one length byte, then the bitmap (RFC 4034 §4.1.2)
-export const NODE_WORDS = 8;
+export const NODE_RRSET_START = 8; // index of the node's first static RRset in the RRset table
+export const NODE_RRSET_COUNT = 9; // number of static RRsets at the node (0 for GSLB-only names)
+export const NODE_REC_CNAME = 10; // record index + 1 of the CNAME pool record (a domain whose servers are CNAME targets), 0 = none
+export const NODE_WORDS = 11;
 
 /** The node is a zone apex: SOA and NS live here. */
 export const NODE_FLAG_APEX = 1;
 /** The node exists only because names exist below it (RFC 8020: NODATA, not NXDOMAIN). */
 export const NODE_FLAG_ENT = 2;
+/** The node is a delegation (static NS below an apex): queries at and below it get a referral. */
+export const NODE_FLAG_CUT = 4;
+/** The node holds a static CNAME: every query type but CNAME follows it. */
+export const NODE_FLAG_CNAME = 8;
+/** The node is a CNAME pool (NODE_REC_CNAME): every query type is answered with the CNAME the domain's policy picks. */
+export const NODE_FLAG_CNAME_POOL = 16;
 
 // Zone: per apex, the precomputed SOA, NS, glue and DNSKEY wire bytes.
 export const ZONE_NODE = 0; //       node index of the apex
@@ -102,8 +120,8 @@ export const REC_MEMBER_START = 1; // index of the first member in the members t
 export const REC_MEMBER_COUNT = 2;
 export const REC_MAX_ANSWERS = 3; // 1..32 distinct servers per answer
 export const REC_TTL = 4; //         seconds (already baked into each member's fragment; kept for tooling)
-export const REC_QTYPE = 5; //       1 (A) or 28 (AAAA)
-export const REC_FRAG_LEN = 6; //    bytes of each member's fragment: 16 for A, 28 for AAAA
+export const REC_QTYPE = 5; //       1 (A), 28 (AAAA) or 5 (CNAME: a CNAME pool)
+export const REC_FRAG_LEN = 6; //    bytes of each member's fragment: 16 for A, 28 for AAAA; 0 for CNAME (each fragment's own RDLENGTH + 12)
 export const REC_NODE = 7; //        node index of the owner name
 export const REC_ALL_DOWN = 8; //    ALL_DOWN_*: what to answer when no member is healthy
 export const REC_FALLBACK_START = 9; // index of the first fallback member (static, answered in ALL_DOWN_FALLBACK)
@@ -119,7 +137,8 @@ export const REC_GEO_STAT_NOT_SERVED = 18; // geolocation: decision counter id o
 export const REC_GEO_STAT_UNDECIDED = 19; // geolocation: decision counter id of "no region decided" (no mapping, no default)
 export const REC_STICKY_V4_PREFIX = 20; // sticky: prefix length an IPv4 client address is cut to before hashing
 export const REC_STICKY_V6_PREFIX = 21; // sticky: prefix length an IPv6 client address is cut to
-export const RECORD_WORDS = 22;
+export const REC_CHASE = 22; //      CNAME pool: 1 when some member's target lies inside one of our zones (the answer follows it), else 0
+export const RECORD_WORDS = 23;
 
 /** Rotate over the healthy members, one step per answer. */
 export const POLICY_ROUND_ROBIN = 0;
@@ -144,6 +163,19 @@ export const ALL_DOWN_LAST_HEALTHY = 1;
 export const ALL_DOWN_ALL = 2;
 /** All members down: answer the record's fallback members. */
 export const ALL_DOWN_FALLBACK = 3;
+
+// Static RRset: one (owner, type) of dns.zones[].records, pre-built once per snapshot.
+export const RS_TYPE = 0; //         RR type
+export const RS_TTL = 1; //          TTL (seconds) of every record of the set
+export const RS_COUNT = 2; //        number of records
+export const RS_OFF = 3; //          byte offset (in the blob) of the RR bodies back to back: TYPE CLASS TTL RDLENGTH RDATA (owner written by the worker), names uncompressed
+export const RS_LEN = 4; //          total bytes of those bodies
+export const RS_GLUE_OFF = 5; //     NS delegation: byte offset (in the blob) of complete glue A/AAAA RRs (uncompressed owners) for the additional section
+export const RS_GLUE_COUNT = 6;
+export const RS_GLUE_LEN = 7;
+export const RS_CHASE = 8; //        CNAME: 1 when the target lies inside one of our zones (the answer follows it), else 0
+export const RS_RESERVED = 9;
+export const RRSET_WORDS = 10;
 
 // Member: one server inside a record, in priority order.
 export const MEM_HEALTH_SLOT = 0; // index into the live health slots: this domain's own word for the server (override applied); NO_SLOT for static data

@@ -6,7 +6,7 @@
 // RRset source (domain × family, name-server host × family), and the members
 // of each record in the order the routing rules read them. No bytes yet.
 
-import type { ZoneConfig } from '../config/types.ts';
+import type { IdentityConfig, StaticRdata, ZoneConfig } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
 import { isAtOrBelow, parentName } from '../dns/names.ts';
 import type { GeoTableInput } from '../geo/cidr-table.ts';
@@ -21,11 +21,29 @@ export interface NodeRow {
   /** Record index + 1 of the A / AAAA record, 0 = none. */
   recA: number;
   recAAAA: number;
+  /** The node's static RRsets: the first row in `rrsets` and how many (contiguous). */
+  rrsetStart: number;
+  rrsetCount: number;
+  /** Record index + 1 of the CNAME pool record, 0 = none. */
+  recCname: number;
+}
+
+/** One static RRset (owner, type) of dns.zones[].records. */
+export interface RrsetRow {
+  readonly node: number;
+  /** RR type code. */
+  readonly type: number;
+  readonly ttl: number;
+  readonly rdatas: readonly StaticRdata[];
+  /** NS delegation: addresses of its in-zone name servers, for the additional section. */
+  readonly glue: readonly GlueRow[];
+  /** CNAME: the target lies inside one of our zones, so answers follow it. */
+  readonly chase: boolean;
 }
 
 /** One member row: a server of a record (or a static address). */
 export interface MemberRow {
-  /** Normalised IP literal. */
+  /** Normalised IP literal; for a CNAME pool's member, the target name. */
   readonly address: string;
   readonly weight: number;
   /** Member slot (the domain's health word for the server); NO_SLOT for static data. */
@@ -74,6 +92,8 @@ export interface RecordRow {
   /** Geolocation: counter ids of "decided region not the domain's" and "no region decided"; NO_SLOT otherwise. */
   readonly statNotServed: number;
   readonly statUndecided: number;
+  /** CNAME pool: some member's target lies in one of our zones (answers follow it). */
+  readonly chase: boolean;
 }
 
 /** Glue of one zone's NS answer: an in-zone name server's address. */
@@ -93,7 +113,13 @@ export interface SnapshotModel {
   readonly records: readonly RecordRow[];
   /** Per zone, the glue of its NS answer. */
   readonly glue: readonly (readonly GlueRow[])[];
+  /** Static RRsets, grouped by node (each node's rows contiguous). */
+  readonly rrsets: readonly RrsetRow[];
+  readonly identity: IdentityConfig;
 }
+
+/** RR type codes of the static record types. */
+export const STATIC_TYPE_CODE = { A: 1, NS: 2, CNAME: 5, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, CAA: 257 } as const;
 
 const POLICY_CODE = {
   'round-robin': L.POLICY_ROUND_ROBIN, weighted: L.POLICY_WEIGHTED, failover: L.POLICY_FAILOVER, latency: L.POLICY_LATENCY, geolocation: L.POLICY_GEOLOCATION,
@@ -104,7 +130,7 @@ const ALL_DOWN_CODE = { servfail: L.ALL_DOWN_SERVFAIL, last_healthy: L.ALL_DOWN_
 /** Fields of a record that static data (name-server addresses) does not use. */
 const STATIC_EXTRAS = {
   allDown: L.ALL_DOWN_SERVFAIL, fallback: [], lastUpWindowSec: 0, minSamples: 0, maxLatencyUs: 0, tieMarginUs: 0, stickyV4Prefix: 0, stickyV6Prefix: 0, statId: L.NO_SLOT, domain: null,
-  groups: [], statNotServed: L.NO_SLOT, statUndecided: L.NO_SLOT,
+  groups: [], statNotServed: L.NO_SLOT, statUndecided: L.NO_SLOT, chase: false,
 } as const;
 
 /** Finds the index of the longest zone apex at or above `name`, or -1. */
@@ -134,7 +160,7 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     let idx = nodeByName.get(name);
     if (idx === undefined) {
       idx = nodes.length;
-      nodes.push({ name, zone, flags: 0, recA: 0, recAAAA: 0 });
+      nodes.push({ name, zone, flags: 0, recA: 0, recAAAA: 0, rrsetStart: 0, rrsetCount: 0, recCname: 0 });
       nodeByName.set(name, idx);
     }
     return idx;
@@ -145,15 +171,28 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     const apex = zones[zone].name;
     for (let n = parentName(name); n !== apex && n.length > apex.length; n = parentName(n)) {
       const idx = ensureNode(n, zone);
-      if (nodes[idx].flags === 0 && nodes[idx].recA === 0 && nodes[idx].recAAAA === 0) nodes[idx].flags |= L.NODE_FLAG_ENT;
+      if (nodes[idx].flags === 0 && nodes[idx].recA === 0 && nodes[idx].recAAAA === 0 && !hasStatic.has(n)) nodes[idx].flags |= L.NODE_FLAG_ENT;
     }
   };
   /** Adds `record` and links it from `node` (links hold record index + 1). */
-  const addRecord = (node: NodeRow, family: 4 | 6, record: RecordRow): void => {
+  const addRecord = (node: NodeRow, family: 0 | 4 | 6, record: RecordRow): void => {
     records.push(record);
-    if (family === 4) node.recA = records.length;
+    if (family === 0) {
+      node.recCname = records.length;
+      node.flags |= L.NODE_FLAG_CNAME_POOL;
+    } else if (family === 4) node.recA = records.length;
     else node.recAAAA = records.length;
   };
+
+  // Names that hold static records (not glue below a delegation): never empty non-terminals.
+  const hasStatic = new Set<string>();
+  const cuts = new Set<string>();
+  for (const zone of zones) for (const r of zone.records) if (r.rdata.type === 'NS') cuts.add(r.owner);
+  const belowCut = (name: string): boolean => {
+    for (const cut of cuts) if (name !== cut && isAtOrBelow(name, cut)) return true;
+    return false;
+  };
+  for (const zone of zones) for (const r of zone.records) if (!belowCut(r.owner)) hasStatic.add(r.owner);
 
   for (let z = 0; z < zones.length; z++) nodes[ensureNode(zones[z].name, z)].flags |= L.NODE_FLAG_APEX;
   // A name that is itself an apex belongs to its own zone, even when a parent zone of ours encloses it.
@@ -166,10 +205,11 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     const nodeIdx = ensureNode(domain.name, z);
     nodes[nodeIdx].flags &= ~L.NODE_FLAG_ENT;
     ensureAncestors(domain.name, z);
-    for (const family of [4, 6] as const) {
+    // A CNAME pool is one record of CNAME members (family 0: every member); an address pool one per family.
+    for (const family of d.cnamePool ? [0 as const] : [4, 6] as const) {
       const members: MemberRow[] = [];
       for (const m of d.members) {
-        if (m.server.family !== family) continue;
+        if (family !== 0 && m.server.family !== family) continue;
         members.push({ address: m.server.address, weight: m.server.weight, healthSlot: m.memberSlot, serverSlot: m.server.slot, member: m });
       }
       // A family without servers has no data (NODATA), unless the domain has no server at all yet
@@ -187,13 +227,14 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
       }
       const fallback: MemberRow[] = [];
       for (const address of domain.fallback) {
-        if (familyOf(address) === family) fallback.push(staticRow(address));
+        if (family !== 0 && familyOf(address) === family) fallback.push(staticRow(address));
       }
       addRecord(nodes[nodeIdx], family, {
         policy: POLICY_CODE[domain.routingAlgorithm],
-        maxAnswers: domain.maxAnswers,
+        // A name has one CNAME (RFC 2181 §10.1): config refuses more for a pool.
+        maxAnswers: family === 0 ? 1 : domain.maxAnswers,
         ttl: domain.ttlSec,
-        qtype: family === 4 ? QTYPE.A : QTYPE.AAAA,
+        qtype: family === 4 ? QTYPE.A : family === 6 ? QTYPE.AAAA : QTYPE.CNAME,
         node: nodeIdx,
         members,
         allDown: ALL_DOWN_CODE[domain.whenAllDown],
@@ -210,17 +251,31 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
         groups,
         statNotServed: d.geo?.notServed ?? L.NO_SLOT,
         statUndecided: d.geo?.undecided ?? L.NO_SLOT,
+        chase: family === 0 && members.some((m) => zoneOf(m.address, zones) >= 0),
       });
     }
   }
 
+  const staticAddresses = new Map<string, string[]>();
+  for (const zone of zones) {
+    for (const r of zone.records) {
+      if (r.rdata.type !== 'A' && r.rdata.type !== 'AAAA') continue;
+      const list = staticAddresses.get(r.owner) ?? [];
+      list.push(r.rdata.address);
+      staticAddresses.set(r.owner, list);
+    }
+  }
   // Name-server host addresses inside our zones are authoritative data of ours:
   // answered as static A/AAAA and used as glue in NS answers.
   const glue: GlueRow[][] = zones.map(() => []);
   const hostsDone = new Set<string>();
   for (let z = 0; z < zones.length; z++) {
     for (const ns of zones[z].nameservers) {
-      if (ns.addresses.length === 0) continue;
+      if (ns.addresses.length === 0) {
+        // A name server whose addresses are static records of ours (dns.zones[].records) gets them as glue.
+        if (zoneOf(ns.name, zones) >= 0) for (const address of staticAddresses.get(ns.name) ?? []) glue[z].push({ host: ns.name, address });
+        continue;
+      }
       const hostZone = zoneOf(ns.name, zones);
       if (hostZone < 0) continue;
       for (const address of ns.addresses) glue[z].push({ host: ns.name, address });
@@ -241,7 +296,64 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
       }
     }
   }
-  return { zones, geo: view.domains.some((d) => d.geo !== null) ? view.geo : null, ecsEnabled: view.ecsEnabled, nodes, nodeByName, records, glue };
+  const rrsets = modelStaticRrsets(zones, nodes, ensureNode, ensureAncestors, belowCut);
+  return { zones, geo: view.domains.some((d) => d.geo !== null) ? view.geo : null, ecsEnabled: view.ecsEnabled, nodes, nodeByName, records, glue, rrsets, identity: view.identity };
+}
+
+/**
+ * Models the static records of every zone: one row per (owner, type), rows of
+ * one node contiguous; delegation nodes (NS below an apex) get NODE_FLAG_CUT
+ * and their in-zone name servers' addresses as glue; CNAME nodes get
+ * NODE_FLAG_CNAME. Addresses below a delegation are glue only, never names
+ * of ours (a query there gets the referral).
+ */
+function modelStaticRrsets(
+  zones: readonly ZoneConfig[], nodes: NodeRow[], ensureNode: (name: string, zone: number) => number, ensureAncestors: (name: string, zone: number) => void,
+  belowCut: (name: string) => boolean,
+): RrsetRow[] {
+  // Every static address by owner: glue for delegations wherever it is written.
+  const addressesOf = new Map<string, string[]>();
+  for (const zone of zones) {
+    for (const r of zone.records) {
+      if (r.rdata.type !== 'A' && r.rdata.type !== 'AAAA') continue;
+      let list = addressesOf.get(r.owner);
+      if (list === undefined) addressesOf.set(r.owner, (list = []));
+      list.push(r.rdata.address);
+    }
+  }
+  const byNode = new Map<number, Map<number, { ttl: number; rdatas: StaticRdata[] }>>();
+  for (let z = 0; z < zones.length; z++) {
+    for (const r of zones[z].records) {
+      if (belowCut(r.owner)) continue;
+      const nodeIdx = ensureNode(r.owner, z);
+      const node = nodes[nodeIdx];
+      node.flags &= ~L.NODE_FLAG_ENT;
+      ensureAncestors(r.owner, z);
+      if (r.rdata.type === 'NS') node.flags |= L.NODE_FLAG_CUT;
+      if (r.rdata.type === 'CNAME') node.flags |= L.NODE_FLAG_CNAME;
+      let sets = byNode.get(nodeIdx);
+      if (sets === undefined) byNode.set(nodeIdx, (sets = new Map()));
+      const type = STATIC_TYPE_CODE[r.rdata.type];
+      let set = sets.get(type);
+      if (set === undefined) sets.set(type, (set = { ttl: r.ttlSec, rdatas: [] }));
+      set.rdatas.push(r.rdata);
+    }
+  }
+  const rows: RrsetRow[] = [];
+  for (const [nodeIdx, sets] of [...byNode].sort((a, b) => a[0] - b[0])) {
+    nodes[nodeIdx].rrsetStart = rows.length;
+    nodes[nodeIdx].rrsetCount = sets.size;
+    for (const [type, set] of sets) {
+      const glue: GlueRow[] = [];
+      let chase = false;
+      for (const rdata of set.rdatas) {
+        if (rdata.type === 'NS') for (const address of addressesOf.get(rdata.target) ?? []) glue.push({ host: rdata.target, address });
+        if (rdata.type === 'CNAME') chase = zoneOf(rdata.target, zones) >= 0;
+      }
+      rows.push({ node: nodeIdx, type, ttl: set.ttl, rdatas: set.rdatas, glue, chase });
+    }
+  }
+  return rows;
 }
 
 function staticRow(address: string): MemberRow {

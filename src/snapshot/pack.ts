@@ -53,6 +53,9 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
   const glueOff = encoded.glue.map((glue) => blob.add(glue.bytes));
   const dnskeyOff = encoded.dnskey.map((d) => blob.add(d.bytes));
   const nsecOff = encoded.nsecBitmaps.map((b) => blob.add(b));
+  const rrsetOff = encoded.rrsets.map((r) => ({ bodies: blob.add(r.bodies), glue: blob.add(r.glue) }));
+  const idTxtOff = blob.add(encoded.idTxt);
+  const versionTxtOff = blob.add(encoded.versionTxt);
   let memberCount = 0;
   const fragOff: number[] = [];
   for (let r = 0; r < encoded.fragments.length; r++) {
@@ -76,7 +79,8 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
   const membersOff = align64(recordsOff + records.length * L.RECORD_WORDS * 4);
   const groupsOff = align64(membersOff + memberCount * L.MEMBER_WORDS * 4);
   const geoOff = align64(groupsOff + groupCount * L.GROUP_WORDS * 4);
-  const blobOff = align64(geoOff + geoWords * 4);
+  const rrsetsOff = align64(geoOff + geoWords * 4);
+  const blobOff = align64(rrsetsOff + model.rrsets.length * L.RRSET_WORDS * 4);
   const totalBytes = (blobOff + blob.length + 3) & ~3;
   if (totalBytes > 0x7fffffff) throw new OpenGslbError('OPENGSLB_ERR_SNAPSHOT_COMPILE', `snapshot would be ${totalBytes} bytes, more than 2 GiB`);
 
@@ -104,6 +108,25 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
   u32[L.HDR_GEO_OFF] = encoded.geoTable === null ? 0 : geoOff;
   u32[L.HDR_GEO_WORDS] = geoWords;
   u32[L.HDR_FLAGS] = model.ecsEnabled ? L.HDR_FLAG_ECS : 0;
+  u32[L.HDR_RRSET_COUNT] = model.rrsets.length;
+  u32[L.HDR_RRSETS_OFF] = rrsetsOff;
+  u32[L.HDR_ID_TXT_OFF] = blobOff + idTxtOff;
+  u32[L.HDR_ID_TXT_LEN] = encoded.idTxt.length;
+  u32[L.HDR_VERSION_TXT_OFF] = blobOff + versionTxtOff;
+  u32[L.HDR_VERSION_TXT_LEN] = encoded.versionTxt.length;
+  for (let r = 0; r < model.rrsets.length; r++) {
+    const row = model.rrsets[r];
+    const base = (rrsetsOff >> 2) + r * L.RRSET_WORDS;
+    u32[base + L.RS_TYPE] = row.type;
+    u32[base + L.RS_TTL] = row.ttl;
+    u32[base + L.RS_COUNT] = row.rdatas.length;
+    u32[base + L.RS_OFF] = blobOff + rrsetOff[r].bodies;
+    u32[base + L.RS_LEN] = encoded.rrsets[r].bodies.length;
+    u32[base + L.RS_GLUE_OFF] = blobOff + rrsetOff[r].glue;
+    u32[base + L.RS_GLUE_COUNT] = row.glue.length;
+    u32[base + L.RS_GLUE_LEN] = encoded.rrsets[r].glue.length;
+    u32[base + L.RS_CHASE] = row.chase ? 1 : 0;
+  }
   if (encoded.geoTable !== null) u32.set(encoded.geoTable, geoOff >> 2);
 
   let off = blobOff;
@@ -126,6 +149,9 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.NODE_REC_A] = n.recA;
     u32[base + L.NODE_REC_AAAA] = n.recAAAA;
     u32[base + L.NODE_NSEC_OFF] = blobOff + nsecOff[i];
+    u32[base + L.NODE_RRSET_START] = n.rrsetStart;
+    u32[base + L.NODE_RRSET_COUNT] = n.rrsetCount;
+    u32[base + L.NODE_REC_CNAME] = n.recCname;
     let b = hash & mask;
     while (u32[(bucketsOff >> 2) + b] !== 0) b = (b + 1) & mask;
     u32[(bucketsOff >> 2) + b] = i + 1;
@@ -161,7 +187,8 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.REC_MAX_ANSWERS] = Math.max(1, Math.min(rec.maxAnswers, L.MAX_ANSWERS_LIMIT));
     u32[base + L.REC_TTL] = rec.ttl;
     u32[base + L.REC_QTYPE] = rec.qtype;
-    u32[base + L.REC_FRAG_LEN] = rec.qtype === QTYPE.AAAA ? L.FRAG_LEN_AAAA : L.FRAG_LEN_A;
+    u32[base + L.REC_FRAG_LEN] = rec.qtype === QTYPE.AAAA ? L.FRAG_LEN_AAAA : rec.qtype === QTYPE.CNAME ? 0 : L.FRAG_LEN_A;
+    u32[base + L.REC_CHASE] = rec.chase ? 1 : 0;
     u32[base + L.REC_NODE] = rec.node;
     u32[base + L.REC_ALL_DOWN] = rec.allDown;
     u32[base + L.REC_FALLBACK_START] = m + rec.members.length;

@@ -19,6 +19,7 @@ export class SnapshotView {
   readonly recordsWord: number;
   readonly membersWord: number;
   readonly groupsWord: number;
+  readonly rrsetsWord: number;
   /** Word index of the geo table (src/geo/cidr-table.ts), 0 when the snapshot has none. */
   readonly geoWord: number;
   /** Route on ECS addresses (HDR_FLAG_ECS). */
@@ -51,6 +52,7 @@ export class SnapshotView {
     within(u32[L.HDR_RECORDS_OFF], u32[L.HDR_RECORD_COUNT], L.RECORD_WORDS, 'record');
     within(u32[L.HDR_MEMBERS_OFF], u32[L.HDR_MEMBER_COUNT], L.MEMBER_WORDS, 'member');
     within(u32[L.HDR_GROUPS_OFF], u32[L.HDR_GROUP_COUNT], L.GROUP_WORDS, 'group');
+    within(u32[L.HDR_RRSETS_OFF], u32[L.HDR_RRSET_COUNT], L.RRSET_WORDS, 'rrset');
     if (u32[L.HDR_GEO_OFF] !== 0) {
       within(u32[L.HDR_GEO_OFF], u32[L.HDR_GEO_WORDS], 1, 'geo');
       const problem = checkGeoTable(u32, u32[L.HDR_GEO_OFF] >> 2);
@@ -68,6 +70,7 @@ export class SnapshotView {
     this.recordsWord = u32[L.HDR_RECORDS_OFF] >> 2;
     this.membersWord = u32[L.HDR_MEMBERS_OFF] >> 2;
     this.groupsWord = u32[L.HDR_GROUPS_OFF] >> 2;
+    this.rrsetsWord = u32[L.HDR_RRSETS_OFF] >> 2;
     this.geoWord = u32[L.HDR_GEO_OFF] >> 2;
     this.ecsEnabled = (u32[L.HDR_FLAGS] & L.HDR_FLAG_ECS) !== 0;
     this.nodeCount = u32[L.HDR_NODE_COUNT];
@@ -118,6 +121,21 @@ export class SnapshotView {
   /** Returns the word index of member `m`'s fields (add MEM_* to it). */
   memberBase(m: number): number {
     return this.membersWord + m * L.MEMBER_WORDS;
+  }
+
+  /** Returns the word index of static RRset `r`'s fields (add RS_* to it). */
+  rrsetBase(r: number): number {
+    return this.rrsetsWord + r * L.RRSET_WORDS;
+  }
+
+  /** Returns the static RRset of `type` at node `node`, or -1. */
+  findRrset(node: number, type: number): number {
+    const u32 = this.u32;
+    const nb = this.nodesWord + node * L.NODE_WORDS;
+    const start = u32[nb + L.NODE_RRSET_START];
+    const end = start + u32[nb + L.NODE_RRSET_COUNT];
+    for (let r = start; r < end; r++) if (u32[this.rrsetsWord + r * L.RRSET_WORDS + L.RS_TYPE] === type) return r;
+    return -1;
   }
 
   /** Returns the word index of group `g`'s fields (add GRP_* to it). */

@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test';
 import { Writable } from 'node:stream';
 import type { ApiConfig } from '../../src/config/types.ts';
 import { createLogger } from '../../src/log/logger.ts';
-import { startApi, type ApiOverwatch, type ApiServer } from '../../src/api/server.ts';
+import { startApi, type ApiDeps, type ApiOverwatch, type ApiServer } from '../../src/api/server.ts';
 
 export interface StartedApi {
   readonly api: ApiServer;
@@ -38,7 +38,7 @@ export async function startTestApi(t: TestContext, overwatch: ApiOverwatch | nul
 }
 
 /** Starts the API on `host` port 0 serving `overwatch`; the caller closes it (suites sharing one API). */
-export async function openTestApi(overwatch: ApiOverwatch | null, api: Partial<ApiConfig> = {}, host = '127.0.0.1'): Promise<StartedApi> {
+export async function openTestApi(overwatch: ApiOverwatch | null, api: Partial<ApiConfig> = {}, host = '127.0.0.1', deps: Pick<ApiDeps, 'queryRateIntervalMs'> = {}): Promise<StartedApi> {
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -48,7 +48,7 @@ export async function openTestApi(overwatch: ApiOverwatch | null, api: Partial<A
   });
   const state = { config: { ...DEFAULT_API, ...api, host }, overwatch } as { config: ApiConfig; overwatch: ApiOverwatch | null };
   const server = await startApi(
-    { apiConfig: () => state.config, overwatch: () => state.overwatch, logger: createLogger({ level: 'info', format: 'json' }, sink), version: '0.0.0-test' },
+    { apiConfig: () => state.config, overwatch: () => state.overwatch, logger: createLogger({ level: 'info', format: 'json' }, sink), version: '0.0.0-test', ...deps },
     host,
     0,
   );

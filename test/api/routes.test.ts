@@ -240,8 +240,10 @@ describe('OpenAPI document', () => {
     '/api/v1/overwatch/agents': ['get'],
     '/api/v1/overwatch/agents/{id}': ['delete', 'get'],
     '/api/v1/overwatch/agents/{id}/revoke': ['post'],
+    '/api/v1/cluster/status': ['get'],
     '/api/v1/geo/test': ['get'],
     '/api/v1/geo/mappings': ['delete', 'get', 'put'],
+    '/api/v1/stats/queries': ['get'],
   };
 
   test('docs/api.md\'s route table lists exactly the routes of the OpenAPI document', async () => {

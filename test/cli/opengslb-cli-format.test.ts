@@ -38,6 +38,7 @@ function server(over: Partial<ServerView>): ServerView {
     authority: 'health_check',
     check_type: 'http',
     last_check: '2025-06-01T11:59:53.000Z',
+    status_since: '2025-06-01T11:40:03.000Z',
     last_healthy: '2025-06-01T11:59:53.000Z',
     last_error: null,
     consecutive_failures: 0,

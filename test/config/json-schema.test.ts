@@ -108,7 +108,9 @@ const cases: { name: string; config: unknown; valid: boolean }[] = [
   { name: 'refuses an unknown key', config: { ...VALID, dns: { listen_addr: ':53' } }, valid: false },
   { name: 'refuses a string where an integer belongs', config: { ...VALID, dns: { default_ttl: 'sixty' } }, valid: false },
   { name: 'refuses an integer out of range', config: { ...VALID, dns: { workers: 65 } }, valid: false },
-  { name: 'refuses a server without an address', config: { ...VALID, regions: [{ name: 'eu-west', servers: [{ port: 80 }] }] }, valid: false },
+  // A server needs address or cname: the loader says which (the schema lets either be absent).
+  { name: 'accepts a server with a cname instead of an address', config: { ...VALID, regions: [{ name: 'eu-west', servers: [{ cname: 'eu.cdn.example.net', check_address: '192.0.2.10' }] }] }, valid: true },
+  { name: 'refuses a server whose cname is not a name', config: { ...VALID, regions: [{ name: 'eu-west', servers: [{ cname: 'not a name' }] }] }, valid: false },
   { name: 'refuses a duration without a unit', config: { ...VALID, dns: { tcp_idle_timeout: '10' } }, valid: false },
   { name: 'refuses an unknown log level', config: { ...VALID, logging: { level: 'loud' } }, valid: false },
 ];

@@ -60,7 +60,7 @@ const cases: Case[] = [
     expect: [
       'x.yaml:1:1: dnss: unknown key "dnss" (did you mean "dns"?), expected one of mode, dns, regions, domains, logging, metrics, api, overwatch, agent',
       'x.yaml:3:3: dns.listen_addr: unknown key "listen_addr" (did you mean "listen_address"?), expected one of listen_address, default_ttl,',
-      'x.yaml:7:32: regions[0].servers[0].wieght: unknown key "wieght" (did you mean "weight"?), expected one of address, port, weight, host, service',
+      'x.yaml:7:32: regions[0].servers[0].wieght: unknown key "wieght" (did you mean "weight"?), expected one of address, cname, port, weight, host, service',
       'x.yaml:8:33: regions[0].health_check.expect_status: unknown key "expect_status" (did you mean "expected_status"?), expected one of type, interval, timeout, path,',
     ],
   },
@@ -219,7 +219,7 @@ const cases: Case[] = [
     yaml: ['regions:', '  - servers: [{ port: 80 }]', '  - name: us-east', 'domains:', '  - { name: app.example.test }'],
     expect: [
       'x.yaml:2:5: regions[0].name: is missing, expected a region name',
-      'x.yaml:2:15: regions[0].servers[0].address: is missing, expected an IPv4 or IPv6 literal',
+      'x.yaml:2:15: regions[0].servers[0]: has neither address nor cname, expected an IP address (answered as A/AAAA) or a cname target name (answered as a CNAME)',
       'x.yaml:3:5: regions[1].servers: is missing, expected a list of servers',
       'x.yaml:5:5: domains[0].regions: is missing, expected a list of region names',
     ],

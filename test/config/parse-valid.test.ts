@@ -76,7 +76,7 @@ const cases: Case[] = [
     name: 'defaults a server to port 80, weight 100, no host, and checks at its own address and port',
     yaml: MINIMAL,
     get: (c) => c.regions[0]?.servers[0],
-    expect: { address: '192.0.2.10', family: 4, port: 80, weight: 100, host: null, checkAddress: '192.0.2.10', checkPort: 80 },
+    expect: { address: '192.0.2.10', cname: null, family: 4, port: 80, weight: 100, host: null, checkAddress: '192.0.2.10', checkPort: 80 },
   },
   {
     name: 'defaults the health check to http every 30s, 5s timeout, /health, thresholds 3 and 2, status 200-399, verified TLS, EMA alpha 0.3',
@@ -213,7 +213,7 @@ const cases: Case[] = [
     name: 'compresses IPv6 server addresses to RFC 5952 form',
     yaml: ['regions:', '  - name: eu-west', '    servers:', '      - address: "2001:0DB8:0:0:0:0:0:0010"', ...DOMAIN],
     get: (c) => c.regions[0]?.servers[0],
-    expect: { address: '2001:db8::10', family: 6, port: 80, weight: 100, host: null, checkAddress: '2001:db8::10', checkPort: 80 },
+    expect: { address: '2001:db8::10', cname: null, family: 6, port: 80, weight: 100, host: null, checkAddress: '2001:db8::10', checkPort: 80 },
   },
   {
     name: 'turns an IPv4-mapped IPv6 server address into IPv4, as the Go original does',
@@ -304,11 +304,13 @@ const cases: Case[] = [
         name: 'example.test',
         soa: { mname: 'ns1.example.test', rname: 'hostmaster.example.test', serial: 2024010101, refreshSec: 3600, retrySec: 300, expireSec: 604800, minimumSec: 60, ttlSec: 3600 },
         nameservers: [{ name: 'ns1.example.test', addresses: [] }, { name: 'ns2.example.test', addresses: ['192.0.2.53', '2001:db8::53'] }],
+        records: [],
       },
       {
         name: 'other.test',
         soa: { mname: 'ns.other.test', rname: 'dns.other.test', serial: 2024010101, refreshSec: 7200, retrySec: 300, expireSec: 604800, minimumSec: 60, ttlSec: 3600 },
         nameservers: [{ name: 'ns.other.test', addresses: [] }],
+        records: [],
       },
     ],
   },
@@ -378,7 +380,7 @@ const cases: Case[] = [
     ],
     get: (c) => [Object.keys(c), c.api, c.metrics, c.dataDir, c.gossip, c.agentTokens, c.validation, c.stale, c.agent],
     expect: [
-      ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir', 'geolocation', 'dnssec', 'gossip', 'agentTokens', 'validation', 'stale', 'agent'],
+      ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir', 'geolocation', 'dnssec', 'gossip', 'agentTokens', 'validation', 'stale', 'peers', 'agent'],
       { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], trustProxyHeaders: false, token: null, tls: null },
       { enabled: true, host: '0.0.0.0', port: 9091 },
       '/var/lib/opengslb',

@@ -182,3 +182,28 @@ test('GET /metrics shows cache hits and misses, signatures by worker and pool, a
   assert.ok(value(new RegExp(`^opengslb_dnssec_key_age_seconds\\{zone="example\\.test",key_tag="${tag}",state="active"\\} (\\d+)$`, 'm')) >= 0);
   assert.equal(value(/^opengslb_dnssec_key_sync_in_sync (\d)$/m), 1, 'nothing to be out of sync with');
 });
+
+test('the signatures held between plans stay within maxHeld: the sets planned longest ago are forgotten, the latest plan\'s kept', async (t) => {
+  const overwatch = await start(t, 10, false);
+  const zones = overwatch.snapshot.view.zones.map((z) => z.name);
+  const dnssec = overwatch.keyring!.workerDnssec(zones);
+  let now = 1_000_000;
+  // Bound at one full plan: every set a later plan adds pushes out one planned longest ago.
+  const full = new Presigner({ pool: () => inlineRunner, send: () => undefined }).plan(overwatch.snapshot.buffer, overwatch.live, dnssec).length;
+  const presigner = new Presigner({ pool: () => inlineRunner, send: () => undefined, maxSets: full, maxHeld: full, nowMs: () => now });
+  await presigner.update(overwatch.snapshot.buffer, overwatch.live, dnssec);
+  assert.equal(presigner.size, full);
+  // The failover and rotation domains' servers going down in turn make sets no plan had: {2, 3}, then {3}.
+  let signed = presigner.stats.signatures;
+  for (const address of ['192.0.2.1', '192.0.2.2']) {
+    const server = overwatch.registry.servers().find((s) => s.address === address);
+    assert.ok(server);
+    overwatch.setHealth(server.slot, HEALTH_UNHEALTHY);
+    now += 1000;
+    await presigner.update(overwatch.snapshot.buffer, overwatch.live, dnssec);
+    assert.ok(presigner.size <= full, `${presigner.size} held after a plan, expected at most ${full}`);
+    assert.ok(presigner.size >= presigner.stats.lastPlanned, 'the latest plan\'s sets are held');
+  }
+  signed = presigner.stats.signatures - signed;
+  assert.ok(signed > 0, 'the health changes made new sets: the test went past the bound');
+});

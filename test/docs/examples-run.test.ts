@@ -2,8 +2,9 @@
 // config/example.yaml (the config `npm start` serves; only its ports become
 // port 0, its state directory a temporary one, and the API asks for the
 // token the docs pass), every `curl` line of docs/api.md must get a 2xx,
-// and every `opengslb` / `opengslb-cli` command line of docs/ (the `$ …`
-// lines of console blocks and the lines of sh blocks) must exit as the
+// and every `opengslb` / `opengslb-cli` command line of docs/ and
+// docs/runbooks/ (the `$ …` lines of console blocks and the lines of sh
+// blocks whose fence starts the line) must exit as the
 // output shown under it says: 0, or non-zero when the output is an error
 // line after the program's name. Commands run in page order, so the
 // overrides set in one example are there for the next. The copy also has the
@@ -107,7 +108,11 @@ test('every curl line of docs/api.md and every opengslb command line of docs/ ru
   assert.ok(gossip, channelLine);
   const agent = await startLiveAgent(t, dir, key, Number(gossip));
 
-  const pages = (await readdir(join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`);
+  // docs/*.md, then the runbooks (their other command lines, in indented blocks, are checked against the command tables by test/docs/runbooks.test.ts).
+  const pages = [
+    ...(await readdir(join(ROOT, 'docs'))).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`),
+    ...(await readdir(join(ROOT, 'docs/runbooks'))).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/runbooks/${f}`),
+  ];
   const commands: DocCommand[] = [];
   for (const page of pages) commands.push(...commandsOf(page, await readFile(join(ROOT, page), 'utf8'), /^(npx )?opengslb(-cli)?( |$)/));
   assert.ok(commands.length >= 20, `only ${commands.length} command lines found in docs/`);

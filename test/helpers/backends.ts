@@ -17,6 +17,8 @@ export interface Backend {
   delayMs: number;
   /** Requests received so far. */
   requests: number;
+  /** Host header of the last HTTP request, or null. */
+  lastHost: string | null;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
@@ -40,6 +42,7 @@ export async function httpBackend(t: TestContext, status = 200): Promise<Backend
   const make = (): http.Server =>
     http.createServer((req, res) => {
       backend.requests++;
+      backend.lastHost = req.headers.host ?? null;
       const send = (): void => {
         res.writeHead(backend.status, { 'content-type': 'text/plain', connection: 'close' });
         res.end(backend.status < 400 ? 'ok' : 'failing');
@@ -54,6 +57,7 @@ export async function httpBackend(t: TestContext, status = 200): Promise<Backend
     status,
     delayMs: 0,
     requests: 0,
+    lastHost: null,
     async stop() {
       server.closeAllConnections();
       server.close();
@@ -88,6 +92,7 @@ export async function tcpBackend(t: TestContext): Promise<Backend> {
     status: 0,
     delayMs: 0,
     requests: 0,
+    lastHost: null,
     async stop() {
       for (const s of sockets) s.destroy();
       server.close();

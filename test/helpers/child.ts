@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ROOT } from './markdown.ts';
@@ -169,4 +170,18 @@ export async function startAgent(t: TestContext, configFile: string, opts: RunOp
   const m = /(?:\bagent=|"agent":")([A-Za-z0-9._-]+)/.exec(line);
   assert.ok(m, `no agent id in: ${line}`);
   return { child, out, err, agentId: m[1], exited };
+}
+
+/** A TCP port on 127.0.0.1 nobody listens on now (reserved, then freed), for a server whose address must be known before it starts. */
+export async function freePort(): Promise<number> {
+  const probe = createServer().listen({ host: '127.0.0.1', port: 0 });
+  await once(probe, 'listening');
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** The admin API base URL of a port on 127.0.0.1. */
+export function apiUrl(port: number): string {
+  return `http://127.0.0.1:${port}`;
 }

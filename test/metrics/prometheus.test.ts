@@ -127,6 +127,19 @@ test('serves every query counted by the workers, by type and rcode, with the dur
   }
 });
 
+test('counts each domain\'s servers DNS may answer, overrides applied, labelled with its when_all_down', async (t) => {
+  const { overwatch, dnsPort, metricsPort } = await start(t);
+  let m = await scrape(metricsPort);
+  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'app.example.test', when_all_down: 'servfail' }), 3);
+  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'w.example.test', when_all_down: 'servfail' }), 1);
+  // Drain region r2: w.example.test has nothing left and answers SERVFAIL; the gauge says 0 before any query.
+  await overwatch.setOverride({ scope: 'region', region: 'r2' }, { healthy: false, reason: 'test', source: 'test' });
+  m = await scrape(metricsPort);
+  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'w.example.test', when_all_down: 'servfail' }), 0);
+  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'app.example.test', when_all_down: 'servfail' }), 3);
+  assert.equal((await ask(dnsPort, 'w.example.test', 'A')).rcode, 'SERVFAIL');
+});
+
 test('answers GET /health with OK, other paths with 404 and other methods with 405', async (t) => {
   const { metricsPort } = await start(t);
   const health = await fetch(`http://127.0.0.1:${metricsPort}/health`);

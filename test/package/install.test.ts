@@ -95,6 +95,16 @@ test('npm pack ships the built code, docs, JSON Schema, example configs, units, 
     'config/example-multifile/main.yaml',
     'deploy/systemd/opengslb-overwatch.service',
     'deploy/docker/config.yaml',
+    'deploy/prometheus/alerts.yaml',
+    'deploy/grafana/opengslb.json',
+    'dist/src/api/dashboard/index.html',
+    'dist/src/api/dashboard/dashboard.js',
+    'dist/src/api/dashboard/api.js',
+    'dist/src/api/dashboard/chart.js',
+    'dist/src/api/dashboard/style.css',
+    'dist/src/api/dashboard/icon.svg',
+    'docs/dashboard.png',
+    'docs/runbooks/README.md',
   ]) {
     assert.ok(has.has(f), `the tarball has ${f}`);
   }
@@ -214,6 +224,13 @@ test('the installed opengslb serves DNS from its worker threads with the memory 
   const servers = runBin(prefix, 'opengslb-cli', ['servers', '--json', ...api]);
   assert.equal(servers.status, 0, servers.stderr);
   assert.match(servers.stdout, /192\.0\.2\.10/);
+  // The dashboard's page and files come from dist/src/api/dashboard/ of the installed package.
+  for (const [path, type] of [['/', 'text/html'], ['/dashboard/dashboard.js', 'text/javascript'], ['/dashboard/style.css', 'text/css']]) {
+    const res = await fetch(`http://127.0.0.1:${apiPort}${path}`);
+    assert.equal(res.status, 200, path);
+    assert.ok((res.headers.get('content-type') ?? '').startsWith(type), `${path}: ${res.headers.get('content-type')}`);
+    assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/, path);
+  }
 
   // SIGHUP: the reload runs the config loader's worker again, from dist/ too.
   const before = out.lines.length;

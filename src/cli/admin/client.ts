@@ -12,11 +12,14 @@ import { formatDuration } from '../../config/duration.ts';
 export class CliFailure extends Error {
   readonly exitCode: number;
   readonly hint: string | null;
-  constructor(message: string, exitCode: number, hint: string | null = null) {
+  /** Nothing answered (refused, timed out, unknown host): with several APIs, a read goes on to the next one. */
+  readonly unreachable: boolean;
+  constructor(message: string, exitCode: number, hint: string | null = null, unreachable = false) {
     super(message);
     this.name = 'CliFailure';
     this.exitCode = exitCode;
     this.hint = hint;
+    this.unreachable = unreachable;
   }
 }
 
@@ -207,7 +210,7 @@ function transportFailure(err: unknown, method: string, url: string, timeoutMs: 
   const api = new URL(url).origin;
   const hint = apiHint(api);
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-    return new CliFailure(`${method} ${url}: no answer within ${formatDuration(timeoutMs)}`, 1, `${hint}; a slow API needs a longer --timeout`);
+    return new CliFailure(`${method} ${url}: no answer within ${formatDuration(timeoutMs)}`, 1, `${hint}; a slow API needs a longer --timeout`, true);
   }
   const code = e.cause?.code;
   const what =
@@ -223,5 +226,5 @@ function transportFailure(err: unknown, method: string, url: string, timeoutMs: 
     // The Fetch standard blocks some ports (1, 6000, 6665-6669, 10080…); Node's fetch says only "bad port".
     : e.cause?.message === 'bad port' ? `port ${new URL(url).port} is one that fetch refuses to use; serve the API on another port`
     : (e.cause?.message ?? e.message ?? String(err));
-  return new CliFailure(`cannot reach the admin API at ${url}: ${what}`, 1, hint);
+  return new CliFailure(`cannot reach the admin API at ${url}: ${what}`, 1, hint, true);
 }

@@ -18,7 +18,9 @@ import {
   type ConfigStatusResponse,
   type AgentResponse,
   type AgentsResponse,
+  type ClusterStatusResponse,
   formatAgent,
+  formatClusterStatus,
   formatAgents,
   type DomainsResponse,
   formatReload,
@@ -68,6 +70,13 @@ export interface Command {
   readonly options: ParseArgsOptionsConfig;
   /** How many positional arguments it takes: [min, max]. */
   readonly args: readonly [number, number];
+  /**
+   * It changes operator state every overwatch must hold alike (overrides,
+   * revocations, geo mappings) or reloads: with several API endpoints it goes
+   * to every one of them. Other commands ask the first that answers (or each,
+   * with --all).
+   */
+  readonly write?: true;
   run(ctx: CommandContext, values: Values, args: readonly string[]): Promise<void>;
 }
 
@@ -91,6 +100,7 @@ const SHAPES = {
   agents: { channel_enabled: 'boolean', agents: 'array' },
   agent: { agent: 'object', backends: 'array' },
   revoked: { agent_id: 'string', state: 'string' },
+  cluster: { cluster_healthy: 'boolean', overwatch: 'object', agents_view: 'object', backend_summary: 'object' },
 } as const satisfies Record<string, Shape>;
 
 function printJson(ctx: CommandContext, body: unknown): void {
@@ -151,6 +161,7 @@ const status: Command = {
 
 const reload: Command = {
   name: 'reload',
+  write: true,
   synopsis: '',
   summary: 'reload the config files as SIGHUP does, and print what changed or every problem (exit 1 when it failed)',
   flags: [],
@@ -288,6 +299,7 @@ function expiryFlags(values: Values): { expires_in?: string; expires_at?: string
 
 const overridesSet: Command = {
   name: 'overrides set',
+  write: true,
   synopsis: `${TARGET_SYNOPSIS} --healthy|--unhealthy --reason TEXT [--for DURATION | --until TIME] [--source WHO]`,
   summary: 'force servers healthy or unhealthy, whatever their checks say: one address in one domain, an address in every domain, or a whole region; optionally until an end',
   flags: [
@@ -325,6 +337,7 @@ const overridesSet: Command = {
 
 const overridesClear: Command = {
   name: 'overrides clear',
+  write: true,
   synopsis: TARGET_SYNOPSIS,
   summary: 'remove an override; the next override down (region under server under domain) or the health checks decide again',
   flags: [...TARGET_FLAGS, '(as given to `overrides set`; `overrides list` shows them)'],
@@ -391,6 +404,7 @@ const geoMappingsList: Command = {
 
 const geoMappingsAdd: Command = {
   name: 'geo mappings add',
+  write: true,
   synopsis: 'CIDR REGION [--comment TEXT] [--source WHO]',
   summary: 'map a network to a region at run time (persisted; DNS follows when the command returns)',
   flags: [
@@ -415,6 +429,7 @@ const geoMappingsAdd: Command = {
 
 const geoMappingsRemove: Command = {
   name: 'geo mappings remove',
+  write: true,
   synopsis: 'CIDR',
   summary: 'remove a mapping added at run time',
   flags: ['CIDR              as listed by `geo mappings list`'],
@@ -462,6 +477,7 @@ const agentsShow: Command = {
 
 const agentsRevoke: Command = {
   name: 'agents revoke',
+  write: true,
   synopsis: 'ID --reason TEXT',
   summary: 'stop trusting an agent: its messages are dropped from now on and its backends leave DNS at once',
   flags: ['ID                the agent id (see `agents list`)', '--reason TEXT     why; required, kept with the revoked pin'],
@@ -479,6 +495,7 @@ const agentsRevoke: Command = {
 
 const agentsDelete: Command = {
   name: 'agents delete',
+  write: true,
   synopsis: 'ID',
   summary: 'forget an agent\'s pin and backends (they leave DNS at once); it may register again with its tokens',
   flags: ['ID                the agent id (see `agents list`)'],
@@ -492,11 +509,30 @@ const agentsDelete: Command = {
   },
 };
 
+const clusterStatus: Command = {
+  name: 'cluster status',
+  synopsis: '',
+  summary: 'this overwatch, the agents it hears, its backends by state, and whether each of its peers (overwatch.peers) sees the same agents (exit 1 when one does not)',
+  flags: [],
+  options: {},
+  args: [0, 0],
+  async run(ctx) {
+    const res = await ctx.client.get('/api/v1/cluster/status', SHAPES.cluster);
+    const body = res.body as ClusterStatusResponse;
+    if (ctx.json) printJson(ctx, body);
+    else ctx.out(formatClusterStatus(body, ctx.client.api));
+    if (!body.cluster_healthy) {
+      const off = (body.peers ?? []).filter((p) => p.matches !== true).map((p) => `${p.url} (${p.reachable ? 'sees other agents' : p.error ?? 'unreachable'})`);
+      throw new CliFailure(`not every peer sees the same agents: ${off.join(', ')}`, 1);
+    }
+  },
+};
+
 /** The admin-API commands, in the order the overview lists them. */
 export const COMMANDS: readonly Command[] = [
   status, reload, servers, domains, overridesList, overridesSet, overridesClear, explain, geoTest, geoMappingsList, geoMappingsAdd, geoMappingsRemove,
-  ...DNSSEC_COMMANDS, agentsList, agentsShow, agentsRevoke, agentsDelete,
+  ...DNSSEC_COMMANDS, agentsList, agentsShow, agentsRevoke, agentsDelete, clusterStatus,
 ];
 
 /** Command words that take a sub-command word. */
-export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings', 'dnssec', 'agents'];
+export const GROUPS: readonly string[] = ['overrides', 'config', 'geo', 'geo mappings', 'dnssec', 'agents', 'cluster'];

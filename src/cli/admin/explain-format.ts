@@ -28,6 +28,8 @@ const SOURCE: Record<NonNullable<Explanation['source']>, string> = {
   domain: 'domain',
   nameserver: "a name server's address (static)",
   zone: 'zone apex data (SOA, NS)',
+  static: 'static records (dns.zones[].records)',
+  delegation: 'a delegation (referral to the child zone\'s name servers)',
 };
 
 export function formatExplain(e: Explanation): string {

@@ -8,6 +8,7 @@
 import type { GeoTestResult } from '../../geo/table-input.ts';
 import type { DomainServerView, DomainView, GeoMappingView, OverrideView, Readiness, RegionView, ServerView } from '../../overwatch/views.ts';
 import type { AgentBackendView, AgentView } from '../../overwatch/agents.ts';
+import type { ClusterStatus } from '../../overwatch/cluster-status.ts';
 import { formatFields, formatTable } from './table.ts';
 
 /** GET /api/v1/version. */
@@ -384,5 +385,30 @@ export function formatAgent(res: AgentResponse): string {
     ['SERVICE', 'ADDRESS', 'PORT', 'WEIGHT', 'AGENT-SAYS', 'STATE', 'NOTE'],
     res.backends.map((b) => [b.service, b.address, String(b.port), String(b.weight), b.drain_reason === null ? b.agent_health : `${b.agent_health}, draining: ${b.drain_reason}`, b.state, b.problem ?? NONE]),
   );
+  return out;
+}
+
+/** GET /api/v1/cluster/status. */
+export type ClusterStatusResponse = ClusterStatus;
+
+/** `cluster status`: this overwatch, its agents' view, backends by state, then each peer and whether it sees the same. */
+export function formatClusterStatus(res: ClusterStatusResponse, api: string): string {
+  const b = res.backend_summary;
+  const peers = res.peers ?? [];
+  const verdict = peers.length === 0 ? 'no peers configured (overwatch.peers)'
+    : res.cluster_healthy ? `every peer sees the same agents (${peers.length} of ${peers.length})`
+    : `${peers.filter((p) => p.matches === true).length} of ${peers.length} peers see the same agents`;
+  let out = formatFields([
+    ['Overwatch', `${api} (version ${res.overwatch.version}, up ${res.overwatch.uptime_seconds}s, generation ${res.overwatch.generation})`],
+    ['Agents', res.overwatch.agent_channel ? `${res.healthy_agents} live of ${res.agents.length} known; view: ${res.agents_view.count} agents, digest ${res.agents_view.digest.slice(0, 16)}` : 'the agent channel is off'],
+    ['Backends', `${b.total} total: ${b.healthy} healthy, ${b.unhealthy} unhealthy, ${b.unknown} unknown; ${b.stale} stale, ${b.draining} draining`],
+    ['Cluster', verdict],
+  ]);
+  if (peers.length > 0) {
+    out += '\n' + formatTable(
+      ['PEER', 'REACHABLE', 'AGENTS', 'DIGEST', 'MATCHES'],
+      peers.map((p) => [p.url, p.reachable ? 'yes' : `no: ${p.error ?? ''}`, p.agent_count === null ? NONE : String(p.agent_count), p.digest === null ? NONE : p.digest.slice(0, 16), p.matches === null ? NONE : p.matches ? 'yes' : 'NO']),
+    );
+  }
   return out;
 }
