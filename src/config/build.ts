@@ -14,6 +14,8 @@ import { networkOfCidr } from './ip.ts';
 import { rrlEntriesFor } from '../dns/rrl.ts';
 import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
+import { readTlsPair } from './api-tls.ts';
+import { ipToBytes } from '../lib/ip.ts';
 import type { PathSegment, ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
@@ -109,6 +111,50 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
     }
   });
   checkAgentChannel(file, sink);
+  checkApi(file, sink);
+}
+
+/**
+ * The admin API: off loopback it needs a token (else anyone on the allowed
+ * networks could write); api.tls names both files or neither, readable, and
+ * the key is the certificate's. Messages never quote the token.
+ */
+function checkApi(file: UncheckedFile, sink: ProblemCollector): void {
+  const api = file.api;
+  if (api === null || api === undefined || api.enabled !== true || file.mode === 'agent') return;
+  const address = api.address;
+  if (address !== null && address !== undefined && !isLoopbackHost(address.host ?? '0.0.0.0') && (api.token === null || api.token === undefined)) {
+    sink.reportAt(
+      ['api', 'address'],
+      `${address.host ?? '0.0.0.0'} is not a loopback address and api.token is not set, so writes would be open to every allowed network: ` +
+        'set api.token (at least 16 characters), for example "token: ${OPENGSLB_API_TOKEN}" with the token in the OPENGSLB_API_TOKEN environment variable, ' +
+        'or listen on 127.0.0.1 or ::1',
+    );
+  }
+  const tls = api.tls;
+  const certFile = tls?.cert_file;
+  const keyFile = tls?.key_file;
+  if (typeof certFile === 'string' && typeof keyFile === 'string') {
+    const base = dirname(resolve(sink.file));
+    const pair = readTlsPair(resolve(base, certFile), resolve(base, keyFile));
+    if ('which' in pair) sink.reportAt(['api', 'tls', pair.which], pair.message);
+  } else if (typeof certFile === 'string' && keyFile === null) {
+    sink.reportAt(['api', 'tls', 'cert_file'], 'is set without api.tls.key_file, expected both (the certificate and its private key) or neither');
+  } else if (typeof keyFile === 'string' && certFile === null) {
+    sink.reportAt(['api', 'tls', 'key_file'], 'is set without api.tls.cert_file, expected both (the certificate and its private key) or neither');
+  }
+}
+
+/** 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: only this host can connect. */
+export function isLoopbackHost(host: string): boolean {
+  const ip = parseIp(host);
+  if ('error' in ip) return false;
+  const bytes = ipToBytes(ip.address);
+  if (bytes.length === 4) return bytes[0] === 127;
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  if (bytes[10] === 0xff && bytes[11] === 0xff) return bytes[12] === 127;
+  if (bytes[10] !== 0 || bytes[11] !== 0) return false;
+  return bytes[12] === 0 && bytes[13] === 0 && bytes[14] === 0 && bytes[15] === 1;
 }
 
 /** The default port of overwatch.gossip.bind_address (the Go original's memberlist port). */
@@ -655,6 +701,10 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       allowedNetworks: file.api.allowed_networks,
       trustProxyHeaders: file.api.trust_proxy_headers,
       token: file.api.token ?? null,
+      tls:
+        file.api.tls.cert_file === null || file.api.tls.key_file === null
+          ? null
+          : { certPath: resolve(dirname(source), file.api.tls.cert_file), keyPath: resolve(dirname(source), file.api.tls.key_file) },
     },
     metrics: {
       enabled: file.metrics.enabled,

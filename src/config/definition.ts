@@ -490,9 +490,16 @@ const api = object({
     }),
     trust_proxy_headers: bool({ doc: 'Take the client address from X-Forwarded-For / X-Real-IP.', default: false }),
     token: str({
-      doc: 'Bearer token every write (PUT, POST, DELETE) must carry as `Authorization: Bearer <token>`; unset: writes are open to the allowed networks.',
+      doc: 'Bearer token every write (PUT, POST, DELETE) must carry as `Authorization: Bearer <token>`; unset: writes are open to the allowed networks. Required when `address` is not a loopback address.',
       minLength: 16,
       secret: true,
+    }),
+    tls: object({
+      doc: 'Serve the API over HTTPS instead of HTTP: both keys or neither. The files are read at start-up and again on every reload (SIGHUP or POST /api/v1/reload), so a renewed certificate is served to new connections without a restart.',
+      keys: {
+        cert_file: str({ doc: 'PEM certificate (the server\'s first, then any intermediates). Relative paths are taken from the main config file\'s folder.', minLength: 1 }),
+        key_file: str({ doc: 'PEM private key of that certificate (unencrypted). Relative paths are taken from the main config file\'s folder.', minLength: 1 }),
+      },
     }),
   },
 });

@@ -173,6 +173,8 @@ export interface ApiConfig {
   readonly trustProxyHeaders: boolean;
   /** Bearer token for writes, or null when writes need none. */
   readonly token: string | null;
+  /** api.tls as absolute paths: HTTPS with this certificate and key; null serves plain HTTP. */
+  readonly tls: { readonly certPath: string; readonly keyPath: string } | null;
 }
 
 export interface MetricsConfig {
