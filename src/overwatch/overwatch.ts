@@ -441,6 +441,7 @@ export class Overwatch {
     }
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
+    if (JSON.stringify(next.bus) !== JSON.stringify(cur.bus)) return refuse('overwatch.bus changed; the NATS connection is made at start, so this needs a restart');
     if (JSON.stringify(next.dnssec.keySync) !== JSON.stringify(cur.dnssec.keySync)) return refuse('overwatch.dnssec.key_sync changed; the key-sync peers and secret are fixed at start, so this needs a restart');
     if (next.dnssec.enabled !== cur.dnssec.enabled) return refuse(`overwatch.dnssec.enabled changed from ${cur.dnssec.enabled} to ${next.dnssec.enabled}; turning signing on or off needs a restart`);
     if ((next.gossip === null) !== (cur.gossip === null)) return refuse('overwatch.gossip.encryption_key turned the agent channel on or off; that needs a restart');
