@@ -7,59 +7,21 @@
 // nats-server is back (the agent sends its whole state again on reconnect).
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
-import { freePort, Lines, startAgent, startOpengslb } from '../helpers/child.ts';
+import { freePort, startAgent, startOpengslb } from '../helpers/child.ts';
+import { needsNats, startNats } from '../helpers/nats.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
 import { ask } from '../helpers/dns-client.ts';
 
 const TOKEN = 'bus-token-0123456789abcdef';
 const NAME = 'app.example.test';
 
-/** nats-server from PATH or Debian's /usr/sbin, or null. */
-function natsServerBinary(): string | null {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin']) {
-    if (dir !== '' && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
-  }
-  return null;
-}
-
-const NATS_SERVER = natsServerBinary();
-const skip = NATS_SERVER === null ? 'nats-server is not installed (Debian package nats-server; .ci/run installs it)' : posixOnly.skip;
-
-interface Nats {
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-/** Starts nats-server with JetStream on 127.0.0.1:`port`, storing in `dir`; resolves once it accepts clients. */
-async function startNats(t: TestContext, port: number, dir: string): Promise<Nats> {
-  const child = spawn(NATS_SERVER!, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit');
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const err = new Lines(child.stderr!);
-  new Lines(child.stdout!);
-  await err.waitFor(/Server is ready/, 0, 10_000);
-  return {
-    child,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
+const skip = needsNats || posixOnly.skip;
 
 async function writeOverwatch(dir: string, n: number, key: string, natsPort: number): Promise<string> {
   const home = join(dir, `ow${n}`);
