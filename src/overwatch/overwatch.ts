@@ -5,6 +5,7 @@
 // debounce, so a burst of changes makes one snapshot. Stop drains the
 // workers. The main thread never parses a DNS query.
 
+import { hostname } from 'node:os';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
@@ -28,8 +29,9 @@ import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
 import { compileGeoTable } from '../geo/cidr-table.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import type { RegistryView } from '../registry/registry.ts';
-import { MemoryStore, type StateStore, type StoredGeoMapping } from '../state/store.ts';
-import { describeTarget, fromStored, inForce, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
+import { MemoryStore, type StateStore, type StoredGeoMapping, type StoredOverride } from '../state/store.ts';
+import { describeTarget, fromStored, inForce, keyOfTarget, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
+import { bucketName, OperatorReplica, type ReplicatedOverride } from '../bus/replica.ts';
 import { OverrideExpiry } from './override-expiry.ts';
 import type { AgentHub } from './agents.ts';
 import { backendRows, type BackendView } from './backends-view.ts';
@@ -147,6 +149,8 @@ export class Overwatch {
   #stopping = false;
   /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
   #overrideQueue: Promise<unknown> = Promise.resolve();
+  /** overwatch.bus: the JetStream bucket overrides are replicated through; null without the bus. */
+  #replica: OperatorReplica | null = null;
   readonly #expiry: OverrideExpiry;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
@@ -316,6 +320,7 @@ export class Overwatch {
         throw err;
       }
     }
+    if (config.bus !== null) overwatch.#startReplica(config.bus);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     // udpIo: each worker's UDP path ("batched" or "dgram"), udpIoReason: why, once per distinct reason.
     const udpIo = pool.udpIo.map((w) => w.path);
@@ -769,6 +774,7 @@ export class Overwatch {
     this.#expiry.stop();
     this.#geo.close();
     await this.#agents?.stop();
+    await this.#replica?.close();
     await this.#queue;
     await this.#overrideQueue;
     await this.pool.stop(graceMs);
@@ -815,6 +821,7 @@ export class Overwatch {
       this.registry.setOverride(o);
       this.#fanout.applyOverride(target);
       this.#expiry.schedule();
+      this.#replicate(target, toStored(o));
       return this.#overrideView(o);
     });
   }
@@ -828,6 +835,7 @@ export class Overwatch {
       this.registry.deleteOverride(target);
       this.#fanout.applyOverride(target);
       this.#expiry.schedule();
+      this.#replicate(target, null);
       return this.#overrideView(existing);
     });
   }
@@ -836,6 +844,59 @@ export class Overwatch {
   overrideOf(target: OverrideTarget): OverrideView | null {
     const o = this.registry.overrideAt(target);
     return o === null || !inForce(o, Date.now()) ? null : this.#overrideView(o);
+  }
+
+  // ---- Operator state over the bus (overwatch.bus)
+
+  #startReplica(bus: NonNullable<Config['bus']>): void {
+    const log = this.#logger.child({ component: 'replica' });
+    this.#replica = new OperatorReplica({
+      bus,
+      name: `opengslb-overwatch ${hostname()}`,
+      onOverride: (change) => this.#applyReplicated(change, log),
+      onEvent: (e) => {
+        if (e.kind === 'connected' && e.first) log.info({ server: e.server, bucket: bucketName(bus.subjectPrefix) }, 'operator state replicated through the JetStream bucket');
+        else if (e.kind === 'error' || e.kind === 'replica_error') log.warn({ error: e.error }, 'operator state replica: a problem; this overwatch keeps serving its own copy');
+      },
+    });
+  }
+
+  /** Puts (or, with null, deletes) an API write in the bucket; a failure leaves the write local and is logged. */
+  #replicate(target: OverrideTarget, stored: StoredOverride | null): void {
+    const replica = this.#replica;
+    if (replica === null) return;
+    const done = stored === null ? replica.deleteOverride(target) : replica.putOverride(target, stored);
+    done.catch((err: unknown) => {
+      this.#logger.child({ component: 'replica' }).warn(
+        { target: describeTarget(target), error: err instanceof Error ? err.message : String(err) },
+        'override not replicated (NATS away?): it holds on this overwatch only; set it again once NATS is back, or with opengslb-cli on every overwatch',
+      );
+    });
+  }
+
+  /** Applies what another overwatch put in the bucket (no put back); what this overwatch holds already is skipped. */
+  #applyReplicated(change: ReplicatedOverride, log: Logger): void {
+    void this.#overridesSerially(async () => {
+      if (this.#stopping) return;
+      const target = change.target;
+      const existing = this.registry.overrideAt(target);
+      if (change.override === null) {
+        if (existing === null) return;
+        await this.#store.deleteOverride(target);
+        this.registry.deleteOverride(target);
+      } else {
+        const o = fromStored(change.override);
+        if (keyOfTarget(o.target) !== keyOfTarget(target)) return;
+        if (existing !== null && JSON.stringify(toStored(existing)) === JSON.stringify(toStored(o))) return;
+        if (!inForce(o, Date.now())) return;
+        this.#requireTarget(target);
+        await this.#store.putOverride(toStored(o));
+        this.registry.setOverride(o);
+      }
+      this.#fanout.applyOverride(target);
+      this.#expiry.schedule();
+      log.info({ target: describeTarget(target), healthy: change.override?.healthy ?? null, source: change.override?.source ?? null }, change.override === null ? 'override cleared by another overwatch (bus)' : 'override set by another overwatch (bus)');
+    }).catch((err: unknown) => log.warn({ target: describeTarget(change.target), error: err instanceof Error ? err.message : String(err) }, 'replicated override not applied here'));
   }
 
   /** Runs `step` after every override write queued before it. */

@@ -146,3 +146,50 @@ test('two overwatches and an agent over NATS: both answer its backends, a failur
   await agent.out.waitFor(/agent bus reconnected/, mark, 15_000);
   for (const ow of overwatches) await until(ow.port, b[1]!.address, 15_000);
 });
+
+test('with the bus, an override set through one overwatch\'s API shows up on the other (JetStream key-value bucket), and a clear through the other reaches the first', { skip }, async (t: TestContext) => {
+  const dir = await tempDir(t, 'opengslb-bus-kv-');
+  const key = randomBytes(32).toString('base64');
+  const natsPort = await freePort();
+  await startNats(t, natsPort, join(dir, 'nats'));
+  const apiToken = 'bus-api-token-0123456789';
+  const apiPorts = [await freePort(), await freePort()];
+  const overwatches = await Promise.all([0, 1].map(async (n) => {
+    const home = join(dir, `ow${n}`);
+    await mkdir(home, { recursive: true });
+    const file = join(home, 'overwatch.yaml');
+    await writeFile(file, [
+      'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+      'regions:',
+      '  - { name: eu, servers: [{ address: 127.0.0.10 }, { address: 127.0.0.20 }], health_check: { type: none } }',
+      'domains:',
+      `  - { name: ${NAME}, regions: [eu], max_answers: 8 }`,
+      `api: { enabled: true, address: "127.0.0.1:${apiPorts[n]}", token: ${apiToken} }`,
+      'overwatch:',
+      '  data_dir: ./state',
+      `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
+      `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"] }`,
+      'logging: { level: info, format: json }',
+    ].join('\n') + '\n', { mode: 0o600 });
+    return startOpengslb(t, file);
+  }));
+  for (const ow of overwatches) await ow.out.waitFor(/operator state replicated through the JetStream bucket/, 0, 10_000);
+  for (const ow of overwatches) await until(ow.port, '127.0.0.10,127.0.0.20', 5000);
+
+  const write = (n: number, method: string, body?: unknown) => fetch(`http://127.0.0.1:${apiPorts[n]}/api/v1/overrides/${NAME}/127.0.0.20`, {
+    method,
+    headers: { authorization: `Bearer ${apiToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const put = await write(0, 'PUT', { healthy: false, reason: 'kernel upgrade', source: 'alice' });
+  assert.equal(put.status, 200, await put.text());
+  await until(overwatches[0]!.port, '127.0.0.10', 5000);
+  await until(overwatches[1]!.port, '127.0.0.10', 5000);
+  const listed = await (await fetch(`http://127.0.0.1:${apiPorts[1]}/api/v1/overrides`)).json() as { overrides: { address: string; healthy: boolean; reason: string; source: string }[] };
+  assert.deepEqual(listed.overrides.map((o) => [o.address, o.healthy, o.reason, o.source]), [['127.0.0.20', false, 'kernel upgrade', 'alice']]);
+  await overwatches[1]!.out.waitFor(/override set by another overwatch/);
+
+  const del = await write(1, 'DELETE');
+  assert.equal(del.status, 204, await del.text());
+  await until(overwatches[0]!.port, '127.0.0.10,127.0.0.20', 5000);
+});
