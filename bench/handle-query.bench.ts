@@ -12,6 +12,21 @@ import { encodeQuery, parseQueryFile } from './lib/query-wire.ts';
 import { MANY_NAMES, configFor, geoEcsQueries, manyName, microConfig, mixedQueries, seededRandom, singleNameConfig } from './lib/scenarios.ts';
 import { BUNDLED_GEOIP_PATH, loadGeoDatabase } from '../src/geo/database.ts';
 import { GeoIpReader } from '../src/geo/lookup.ts';
+import { CookieScratch, REPLY_COOKIE_LEN, writeReplyCookie } from '../src/dns/cookie.ts';
+import { createRrlClock, createRrlTable, RateLimiter } from '../src/dns/rrl.ts';
+import { sipKey } from '../src/lib/siphash.ts';
+
+/** Returns a copy of an EDNS query (its OPT the last record, with no options) with a COOKIE option appended. */
+function withCookie(query: Buffer, cookie: Uint8Array): Buffer {
+  const option = Buffer.alloc(4 + cookie.length);
+  option.writeUInt16BE(10, 0);
+  option.writeUInt16BE(cookie.length, 2);
+  option.set(cookie, 4);
+  const out = Buffer.concat([query, option]);
+  // The OPT's RDLENGTH is the last two bytes of the original query (it had no options).
+  out.writeUInt16BE(option.length, query.length - 2);
+  return out;
+}
 
 const geoDb = await loadGeoDatabase(BUNDLED_GEOIP_PATH);
 
@@ -100,6 +115,35 @@ export default function register(add: AddCase): void {
     geo.client.setSource('127.0.0.1', 4);
     return handleQuery(geo, plain, plain.length, out, false);
   });
+
+  // DNS cookies and response rate limiting, on the headline, the source given
+  // as bytes (as the batched UDP path does). Cookies: a query without one
+  // (what the e2e load sends), a client cookie only (one SipHash: the fresh
+  // server cookie), a valid server cookie (two: check, then the fresh one).
+  // RRL at a rate never reached: the accounting alone.
+  const source = Uint8Array.of(127, 0, 0, 1);
+  const cookieKeys = { words: sipKey(Buffer.from('0f1e2d3c4b5a69788796a5b4c3d2e1f0', 'hex')), count: 1 };
+  const cookied = createFixture(configFor('a-rr-3')).scratch;
+  cookied.cookieKeys = cookieKeys;
+  const client = Buffer.from('0123456789abcdef', 'hex');
+  const serverCookie = new Uint8Array(REPLY_COOKIE_LEN);
+  writeReplyCookie(serverCookie, 0, cookieKeys, new CookieScratch(), client, 0, cookied.nowSec, source, 4);
+  const withSource = (name: string, ctx: typeof headline, req: Buffer): void => {
+    const len = req.length;
+    add('handleQuery', name, () => {
+      ctx.client.setSourceBytes(source, 0, 4);
+      return handleQuery(ctx, req, len, out, false);
+    });
+  };
+  const edns = queryBuffer('app.bench.test', QTYPE.A, { udpSize: 1232, dnssecOk: false });
+  withSource('A, EDNS, cookies on, no cookie in the query (baseline for the next two)', cookied, edns);
+  withSource('A, EDNS, client cookie → fresh server cookie', cookied, withCookie(edns, client));
+  withSource('A, EDNS, valid server cookie → checked, fresh one', cookied, withCookie(edns, Buffer.from(serverCookie)));
+  const limited = createFixture(configFor('a-rr-3')).scratch;
+  limited.rrl = new RateLimiter({ rates: [1_000_000, 1_000_000, 1_000_000], windowSec: 15, slip: 2, ipv4PrefixLength: 24, ipv6PrefixLength: 56, exempt: [], table: createRrlTable(65536), clock: createRrlClock() });
+  const plainHeadline = queryBuffer('app.bench.test', QTYPE.A);
+  withSource('A, round-robin 3 (headline), source as bytes, RRL off (baseline for the next)', headline, plainHeadline);
+  withSource('A, round-robin 3 (headline), RRL on (one shared-table account)', limited, plainHeadline);
 
   const mixed = createFixture(configFor('mixed')).scratch;
   const mixedReqs = parseQueryFile(mixedQueries().join('\n')).map((q) => queryBuffer(q.name, q.qtype));

@@ -22,7 +22,7 @@
 // allocates.
 
 import { FLAG, MIN_UDP_PAYLOAD, OUR_UDP_PAYLOAD, RCODE } from '../src/dns/constants.ts';
-import { copyBytes, patchCounts, writeHeader, writeOpt, writeU16, writeU32 } from '../src/dns/write.ts';
+import { copyBytes, copyRecords, patchCounts, writeHeader, writeOpt, writeU16, writeU32 } from '../src/dns/write.ts';
 import { COUNTER, matrixSlot, TYPE_NONE, typeIndexOf } from '../src/metrics/counters-layout.ts';
 import { DEGRADED_NONE, selectMembers } from '../src/routing/select.ts';
 import * as L from '../src/snapshot/layout.ts';
@@ -178,13 +178,7 @@ export function nsAnswer(ctx: WorkerScratch, zone: number): number {
   const zb = view.zoneBase(zone);
   let off = question(ctx);
   const nsCount = u32[zb + L.ZONE_NS_COUNT];
-  let src = u32[zb + L.ZONE_NS_OFF];
-  for (let i = 0; i < nsCount; i++) {
-    const bodyLen = 10 + ((u8[src + 8] << 8) | u8[src + 9]);
-    off = writeU16(out, off, 0xc00c);
-    off = copyBytes(out, off, u8, src, bodyLen);
-    src += bodyLen;
-  }
+  off = copyRecords(out, off, u8, u32[zb + L.ZONE_NS_OFF], nsCount, 12);
   ctx.an = nsCount;
   const signers = signerOf(ctx);
   if (signers !== null) off = signNs(ctx, off, signers);
@@ -207,13 +201,7 @@ export function dnskeyAnswer(ctx: WorkerScratch, zone: number): number {
   const zb = view.zoneBase(zone);
   let off = question(ctx);
   const count = u32[zb + L.ZONE_DNSKEY_COUNT];
-  let src = u32[zb + L.ZONE_DNSKEY_OFF];
-  for (let i = 0; i < count; i++) {
-    const bodyLen = 10 + ((u8[src + 8] << 8) | u8[src + 9]);
-    off = writeU16(out, off, 0xc00c);
-    off = copyBytes(out, off, u8, src, bodyLen);
-    src += bodyLen;
-  }
+  off = copyRecords(out, off, u8, u32[zb + L.ZONE_DNSKEY_OFF], count, 12);
   ctx.rcode = RCODE.NOERROR;
   ctx.an = count;
   ctx.ns = 0;
@@ -230,8 +218,26 @@ export function dnskeyAnswer(ctx: WorkerScratch, zone: number): number {
  * extended-rcode byte (RFC 6891 §6.1.3).
  */
 export function errorReply(ctx: WorkerScratch, rcode: number): number {
+  const off = emptyReply(ctx, rcode, 0);
+  countReply(ctx, rcode);
+  return off;
+}
+
+/**
+ * Answers with TC=1 and no records: the question (when it parsed) and an OPT
+ * (when the query had one, with our cookie), rcode NOERROR, so the client
+ * asks again over TCP. Used for a rate-limited response that slips, and under
+ * dns.cookies.require for a UDP query that cannot be sent BADCOOKIE. Not
+ * counted in the reply matrix (the response it replaces already was, or the
+ * caller counts it).
+ */
+export function truncatedReply(ctx: WorkerScratch): number {
+  return emptyReply(ctx, RCODE.NOERROR, FLAG.TC);
+}
+
+/** A reply with no records: header (with `flags` besides QR and the copied ones), the question when it parsed, an OPT when the query had one. */
+function emptyReply(ctx: WorkerScratch, rcode: number, flags: number): number {
   const q = ctx.query;
-  const out = ctx.out;
   let off = 12;
   let qd = 0;
   if (q.questionEnd > 0) {
@@ -240,11 +246,10 @@ export function errorReply(ctx: WorkerScratch, rcode: number): number {
   }
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(out, off, q, ctx.req, rcode, false, 0);
+    off = writeOpt(ctx.out, off, q, ctx.req, rcode, false, 0, ctx.replyCookie);
     ar = 1;
   }
-  writeHeader(out, q.id, FLAG.QR | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);
-  countReply(ctx, rcode);
+  writeHeader(ctx.out, q.id, FLAG.QR | flags | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);
   return off;
 }
 
@@ -265,7 +270,7 @@ export function sealWith(ctx: WorkerScratch, off: number, aa: number): number {
   const q = ctx.query;
   let ar = ctx.ar;
   if (q.hasEdns) {
-    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true, ctx.ecsScope);
+    off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true, ctx.ecsScope, ctx.replyCookie);
     ar++;
   }
   writeHeader(ctx.out, q.id, FLAG.QR | aa | (q.flags & COPIED_FLAGS), ctx.rcode, 1, ctx.an, ctx.ns, ar);
@@ -289,7 +294,7 @@ function finish(ctx: WorkerScratch, len: number, rcode: number): number {
   let off = q.questionEnd;
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(out, off, q, ctx.req, rcode, true, ctx.ecsScope);
+    off = writeOpt(out, off, q, ctx.req, rcode, true, ctx.ecsScope, ctx.replyCookie);
     ar = 1;
   }
   out[2] |= FLAG.TC >>> 8;

@@ -12,6 +12,7 @@
 // 'attached'; from then on the old buffer is never written again).
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { RateLimiter } from '../src/dns/rrl.ts';
 import { GeoIpReader } from '../src/geo/lookup.ts';
 import { COUNTER, createDecisionCounters, decisionCapacityFor } from '../src/metrics/counters-layout.ts';
 import { GROUP_WORDS, GRP_STAT_CUSTOM, GRP_STAT_FALLBACK, HDR_GROUP_COUNT, NO_SLOT, REC_GEO_STAT_NOT_SERVED, REC_GEO_STAT_UNDECIDED, REC_STAT_ID } from '../src/snapshot/layout.ts';
@@ -37,6 +38,11 @@ setInterval(() => ctx.tick(), 1000).unref();
 Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
 if (data.decisions !== null) ctx.decisions = data.decisions;
 if (data.geo !== null) ctx.setGeo(new GeoIpReader(data.geo));
+if (data.rrl !== null) ctx.rrl = new RateLimiter(data.rrl);
+if (data.cookies !== null) {
+  ctx.cookieKeys = data.cookies.keys;
+  ctx.cookieRequire = data.cookies.require;
+}
 fitDecisions();
 
 /**
@@ -105,6 +111,8 @@ port.on('message', (msg: MainToWorker) => {
     }
   } else if (msg.type === 'geo') {
     ctx.setGeo(new GeoIpReader(msg.buffer));
+  } else if (msg.type === 'cookie-keys') {
+    if (ctx.cookieKeys !== null) ctx.cookieKeys = msg.keys;
   } else if (msg.type === 'stop') {
     void stop(msg.graceMs);
   }

@@ -1,18 +1,25 @@
-// Worker, hot path. The per-packet boundary: accept check → parse → look up →
-// dispatch to the answer stage (./answer.ts), which builds, signs and seals.
-// Returns the response length written to `out`, or 0 to drop. Synchronous and
+// Worker, hot path. The per-packet boundary: accept check → parse → DNS
+// cookies → look up → dispatch to the answer stage (./answer.ts), which
+// builds, signs and seals → over UDP, response rate limiting on the built
+// response (src/dns/rrl.ts: send, slip as TC=1, or drop). Returns the response length written to `out`, or 0 to drop. Synchronous and
 // allocation-free; never throws for any input bytes (the transport's one
 // try/catch is for bugs, answered SERVFAIL and counted). The transport sets
 // ctx.client (who asked) before the call. docs/query-lifecycle.md draws this
 // path with each stage's outcome.
 
 import { OPCODE, QCLASS, QTYPE, RCODE } from '../src/dns/constants.ts';
+import { CLIENT_COOKIE_LEN, cookieLengthOk, RCODE_BADCOOKIE, serverCookieValid, writeReplyCookie } from '../src/dns/cookie.ts';
 import { parseQuery, PARSE_OK } from '../src/dns/parse.ts';
+import { RRL_DROP, RRL_KIND_ERROR, RRL_KIND_NXDOMAIN, RRL_KIND_RESPONSE, RRL_PASS } from '../src/dns/rrl.ts';
 import { COUNTER } from '../src/metrics/counters-layout.ts';
 import * as L from '../src/snapshot/layout.ts';
-import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, soaAnswer } from './answer.ts';
+import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, soaAnswer, truncatedReply } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
 import { chaosAnswer, cnameAnswer, referral, rrsetAnswer, staticAnswer } from './zone-answer.ts';
+
+/** RRL counter slots by kind (RRL_KIND_*). */
+const RRL_SLIPPED = [COUNTER.RRL_SLIPPED_RESPONSE, COUNTER.RRL_SLIPPED_NXDOMAIN, COUNTER.RRL_SLIPPED_ERROR] as const;
+const RRL_DROPPED = [COUNTER.RRL_DROPPED_RESPONSE, COUNTER.RRL_DROPPED_NXDOMAIN, COUNTER.RRL_DROPPED_ERROR] as const;
 
 /**
  * Handles one query. `req[0, reqLen)` is the packet; the response is written
@@ -21,6 +28,19 @@ import { chaosAnswer, cnameAnswer, referral, rrsetAnswer, staticAnswer } from '.
  * response length, or 0 when the packet must be dropped (short, or a response).
  */
 export function handleQuery(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8Array, tcp: boolean): number {
+  const len = respond(ctx, req, reqLen, out, tcp);
+  // Rate limiting applies to UDP only (over TCP the source is proven by the
+  // handshake), and never to a client that returned a server cookie of ours.
+  if (tcp || len === 0 || ctx.rrl === null || ctx.cookieValid) return len;
+  return limit(ctx, len);
+}
+
+/** Builds the response (without rate limiting); returns its length or 0 to drop. */
+function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8Array, tcp: boolean): number {
+  ctx.replyCookie = null;
+  ctx.cookieValid = false;
+  ctx.nxdomain = false;
+  ctx.zone = -1;
   const counters = ctx.counters;
   const cb = ctx.counterBase;
   // Header-only accept check first, before reading anything else.
@@ -47,6 +67,10 @@ export function handleQuery(ctx: WorkerScratch, req: Uint8Array, reqLen: number,
     return errorReply(ctx, RCODE.FORMERR);
   }
   countQuestion(ctx);
+  if (ctx.cookieKeys !== null) {
+    const refused = cookies(ctx, tcp);
+    if (refused >= 0) return refused;
+  }
   if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
   if (q.qclass !== QCLASS.IN) return q.qclass === QCLASS.CH ? chaosAnswer(ctx) : errorReply(ctx, RCODE.REFUSED);
   // No zone transfers from a GSLB: the data changes with health every second.
@@ -79,6 +103,7 @@ function lookup(ctx: WorkerScratch): number {
     ctx.zone = u32[eb + L.NODE_ZONE];
     // Below a delegation of ours: the child's name servers know (a referral).
     if ((u32[eb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) return referral(ctx, node, off);
+    ctx.nxdomain = true;
     return negative(ctx, ctx.zone, RCODE.NXDOMAIN, -1);
   }
   const nb = view.nodeBase(node);
@@ -131,4 +156,88 @@ function countQuestion(ctx: WorkerScratch): void {
     if (q.ecsFamily !== 0) Atomics.add(counters, cb + COUNTER.ECS_QUERIES, 1);
     if (q.dnssecOk) Atomics.add(counters, cb + COUNTER.DO_QUERIES, 1);
   }
+}
+
+/**
+ * DNS cookies (RFC 7873, RFC 9018), with cookies on: a malformed COOKIE
+ * option is FORMERR; a well-formed one gets our COOKIE in every reply to this
+ * query (the client cookie and a fresh server cookie); a server cookie of
+ * ours, still in its lifetime and made for this source address, proves the
+ * address (ctx.cookieValid). Under dns.cookies.require a UDP query without
+ * one is refused: BADCOOKIE (with our cookie, so the client retries with it),
+ * or, when the query has no OPT to carry an extended rcode, TC=1 so it
+ * retries over TCP. Returns the reply length when the query is answered
+ * here, else -1.
+ */
+function cookies(ctx: WorkerScratch, tcp: boolean): number {
+  const q = ctx.query;
+  const keys = ctx.cookieKeys;
+  if (keys === null) return -1;
+  if (q.cookieOff !== 0) {
+    const counters = ctx.counters;
+    const cb = ctx.counterBase;
+    if (!cookieLengthOk(q.cookieLen)) {
+      Atomics.add(counters, cb + COUNTER.MALFORMED, 1);
+      Atomics.add(counters, cb + COUNTER.COOKIE_MALFORMED, 1);
+      return errorReply(ctx, RCODE.FORMERR);
+    }
+    const client = ctx.client;
+    const ipLen = client.sourceBytes();
+    if (ipLen !== 0) {
+      if (q.cookieLen === CLIENT_COOKIE_LEN) {
+        Atomics.add(counters, cb + COUNTER.COOKIE_CLIENT_ONLY, 1);
+      } else if (serverCookieValid(ctx.req, q.cookieOff, q.cookieLen, keys, ctx.cookieScratch, ctx.nowSec, client.bytes, ipLen)) {
+        ctx.cookieValid = true;
+        Atomics.add(counters, cb + COUNTER.COOKIE_VALID, 1);
+      } else {
+        Atomics.add(counters, cb + COUNTER.COOKIE_INVALID, 1);
+      }
+      writeReplyCookie(ctx.cookieOut, 0, keys, ctx.cookieScratch, ctx.req, q.cookieOff, ctx.nowSec, client.bytes, ipLen);
+      ctx.replyCookie = ctx.cookieOut;
+    }
+  }
+  if (ctx.cookieRequire && !tcp && !ctx.cookieValid) {
+    if (q.hasEdns) return errorReply(ctx, RCODE_BADCOOKIE);
+    Atomics.add(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED, 1);
+    return truncatedReply(ctx);
+  }
+  return -1;
+}
+
+/**
+ * Response rate limiting (src/dns/rrl.ts) of a UDP response of `len` bytes
+ * already built in ctx.out: charges it to the account of (client prefix,
+ * kind, name) in the table all workers share. Answers are keyed by question
+ * name and type, NXDOMAIN by zone (so a random-subdomain flood is one
+ * account), errors by prefix alone. Returns len, the length of a truncated
+ * reply (slip), or 0 (drop).
+ */
+function limit(ctx: WorkerScratch, len: number): number {
+  const rrl = ctx.rrl;
+  if (rrl === null) return len;
+  const client = ctx.client;
+  const ipLen = client.sourceBytes();
+  if (ipLen === 0 || rrl.exempt(client.bytes, ipLen)) return len;
+  const q = ctx.query;
+  const rcode = ctx.out[3] & 0xf;
+  let kind = RRL_KIND_ERROR;
+  let nameOff = 0;
+  let nameLen = 0;
+  if ((ctx.nxdomain || rcode === RCODE.NXDOMAIN) && ctx.zone >= 0) {
+    kind = RRL_KIND_NXDOMAIN;
+    const view = ctx.view;
+    nameLen = view.u32[view.zoneBase(ctx.zone) + L.ZONE_APEX_LEN];
+    nameOff = q.qnameLen - nameLen;
+  } else if (rcode === RCODE.NOERROR && q.questionEnd > 0) {
+    kind = RRL_KIND_RESPONSE;
+    nameLen = q.qnameLen;
+  }
+  const verdict = rrl.charge(kind, client.bytes, ipLen, ctx.lower, nameOff, nameLen, kind === RRL_KIND_RESPONSE ? q.qtype : 0, ctx.nowSec);
+  if (verdict === RRL_PASS) return len;
+  if (verdict === RRL_DROP) {
+    Atomics.add(ctx.counters, ctx.counterBase + RRL_DROPPED[kind], 1);
+    return 0;
+  }
+  Atomics.add(ctx.counters, ctx.counterBase + RRL_SLIPPED[kind], 1);
+  return truncatedReply(ctx);
 }

@@ -3,6 +3,8 @@
 // src/overwatch/dns-pool.ts, the worker side workers/dns-worker.ts; nothing on
 // the query path goes through them.
 
+import type { CookieKeys } from '../src/dns/cookie.ts';
+import type { RrlSettings } from '../src/dns/rrl.ts';
 import type { SignerKey } from '../src/dnssec/sign.ts';
 
 /**
@@ -69,6 +71,16 @@ export interface DnsWorkerData {
   readonly dnssec: WorkerDnssec;
   /** Signatures made in advance, to fill a (re)started worker's cache. */
   readonly signatures: readonly SignatureBatch[];
+  /** dns.rrl with the table every worker shares, or null when rate limiting is off. */
+  readonly rrl: RrlSettings | null;
+  /** dns.cookies: the current keys and whether cookies are required, or null when cookies are off. */
+  readonly cookies: WorkerCookies | null;
+}
+
+/** DNS cookies as a worker applies them. */
+export interface WorkerCookies {
+  readonly require: boolean;
+  readonly keys: CookieKeys;
 }
 
 export type WorkerToMain =
@@ -88,4 +100,6 @@ export type MainToWorker =
   | { type: 'signatures'; batches: readonly SignatureBatch[] }
   /** A new GeoIP database: switch to it between two packets. */
   | { type: 'geo'; buffer: SharedArrayBuffer }
+  /** The server-cookie keys after a rotation (current, previous, next): switch between two packets. */
+  | { type: 'cookie-keys'; keys: CookieKeys }
   | { type: 'stop'; graceMs: number };

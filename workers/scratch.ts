@@ -6,7 +6,9 @@
 // lives here too, across snapshots.
 
 import { MAX_NAME_LEN } from '../src/dns/constants.ts';
+import { CookieScratch, REPLY_COOKIE_LEN, type CookieKeys } from '../src/dns/cookie.ts';
 import { ParsedQuery } from '../src/dns/parse.ts';
+import type { RateLimiter } from '../src/dns/rrl.ts';
 import { Rrset, SignatureCache } from '../src/dnssec/sign.ts';
 import type { GeoIpReader } from '../src/geo/lookup.ts';
 import { ClientAddress } from '../src/routing/client.ts';
@@ -65,6 +67,15 @@ export class WorkerScratch {
   nowSec = Math.floor(Date.now() / 1000);
   /** The GeoIP database reader every RouteState of this worker uses, or null. */
   #geo: GeoIpReader | null = null;
+  /** Response rate limiting over the table shared by all workers (dns.rrl), or null when off. */
+  rrl: RateLimiter | null = null;
+  /** DNS cookies (dns.cookies): the keys to check and make server cookies with, or null when cookies are off. */
+  cookieKeys: CookieKeys | null = null;
+  /** dns.cookies.require: UDP queries without a valid server cookie get BADCOOKIE. */
+  cookieRequire = false;
+  readonly cookieScratch = new CookieScratch();
+  /** Our COOKIE option for the current reply (client cookie + fresh server cookie). */
+  readonly cookieOut = new Uint8Array(REPLY_COOKIE_LEN);
 
   // ---- Per packet (set by handleQuery and the answer builders).
   /** The request and its length. */
@@ -79,6 +90,12 @@ export class WorkerScratch {
   answered = -1;
   /** ECS SCOPE PREFIX-LENGTH of the answer: 0 unless the answer depends on the client's network (geolocation). */
   ecsScope = 0;
+  /** The COOKIE option every reply to this query carries (cookieOut), or null: no cookie asked for, or cookies off. */
+  replyCookie: Uint8Array | null = null;
+  /** The query carried a valid server cookie of ours: its source address is proven, so it is never rate limited. */
+  cookieValid = false;
+  /** The answer is a denial that the name does not exist (NXDOMAIN, or NXNAME in a compact denial): rate limited per zone. */
+  nxdomain = false;
   /** The answer's rcode and section counts, as the builder wrote them (additional without the OPT). */
   rcode = 0;
   an = 0;

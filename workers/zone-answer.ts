@@ -10,7 +10,7 @@
 // Like answer.ts: synchronous, no allocation, every loop bounded.
 
 import { QTYPE, RCODE } from '../src/dns/constants.ts';
-import { copyBytes, writeU16, writeU32 } from '../src/dns/write.ts';
+import { copyBytes, copyRecords, writeU16, writeU32 } from '../src/dns/write.ts';
 import * as L from '../src/snapshot/layout.ts';
 import { errorReply, negative, question, seal, sealWith, writeAddresses, writeNegative } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
@@ -33,13 +33,7 @@ function writeRrset(ctx: WorkerScratch, off: number, rs: number, node: number, o
   const out = ctx.out;
   const rb = view.rrsetBase(rs);
   const count = u32[rb + L.RS_COUNT];
-  let src = u32[rb + L.RS_OFF];
-  for (let i = 0; i < count; i++) {
-    const bodyLen = 10 + ((u8[src + 8] << 8) | u8[src + 9]);
-    off = writeU16(out, off, 0xc000 | ownerPtr);
-    off = copyBytes(out, off, u8, src, bodyLen);
-    src += bodyLen;
-  }
+  off = copyRecords(out, off, u8, u32[rb + L.RS_OFF], count, ownerPtr);
   ctx.an += count;
   const signers = signerOf(ctx);
   if (signers !== null) off = signStatic(ctx, off, signers, rs, node, ownerPtr);
@@ -175,13 +169,7 @@ export function referral(ctx: WorkerScratch, cut: number, cutOff: number): numbe
   const ownerPtr = 12 + cutOff;
   let off = question(ctx);
   const count = u32[rb + L.RS_COUNT];
-  let src = u32[rb + L.RS_OFF];
-  for (let i = 0; i < count; i++) {
-    const bodyLen = 10 + ((u8[src + 8] << 8) | u8[src + 9]);
-    off = writeU16(out, off, 0xc000 | ownerPtr);
-    off = copyBytes(out, off, u8, src, bodyLen);
-    src += bodyLen;
-  }
+  off = copyRecords(out, off, u8, u32[rb + L.RS_OFF], count, ownerPtr);
   ctx.an = 0;
   ctx.ns = count;
   ctx.ar = 0;

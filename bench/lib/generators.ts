@@ -49,7 +49,7 @@ export function findDnsperf(): string | null {
 }
 
 /** The dnsperf arguments for one pass (shown in the report with placeholders). */
-export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions, 'durationSec' | 'rate' | 'clients' | 'outstanding'>, tcp: boolean, dnssecOk = false): string[] {
+export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions, 'durationSec' | 'rate' | 'clients' | 'outstanding'>, tcp: boolean, dnssecOk = false, ednsOption?: string): string[] {
   // -c spreads queries over several source ports, so reusePort can spread
   // them over workers; -q 100 keeps the target busy (Little's law: 100 in
   // flight at 100k q/s is 1 ms) without the start-up burst that overflows a
@@ -59,6 +59,8 @@ export function dnsperfArgs(port: string, queryFile: string, o: Pick<PassOptions
   if (tcp) args.push('-m', 'tcp');
   // -D: EDNS with the DNSSEC OK bit, so the engine answers with RRSIGs.
   if (dnssecOk) args.push('-D');
+  // -E code:hex: one EDNS option in every query (a DNS cookie in the cookie scenarios).
+  if (ednsOption !== undefined) args.push('-E', ednsOption);
   // A .bin query file holds wire messages (queries with an ECS option, which the text format cannot say).
   if (queryFile.endsWith('.bin')) args.push('-B');
   // -v prints one line per reply with its latency: the source of the percentiles.
@@ -144,7 +146,8 @@ export async function runPass(t: RunningTarget, rep: number, o: PassOptions): Pr
   const outFd = fs.openSync(outFile, 'w');
   const cmd = o.generator === 'dnsperf' ? 'dnsperf' : process.execPath;
   const dnssecOk = t.scenario.dnssecOk === true;
-  const args = o.generator === 'dnsperf' ? dnsperfArgs(String(t.port), o.queryFile, o, tcp, dnssecOk) : loadgenArgs(String(t.port), o.queryFile, o, tcp, dnssecOk);
+  if (t.scenario.ednsOption !== undefined && o.generator !== 'dnsperf') throw new Error(`scenario ${t.scenario.id} sends an EDNS option, which only dnsperf (-E) can; run it with dnsperf installed`);
+  const args = o.generator === 'dnsperf' ? dnsperfArgs(String(t.port), o.queryFile, o, tcp, dnssecOk, t.scenario.ednsOption) : loadgenArgs(String(t.port), o.queryFile, o, tcp, dnssecOk);
   const pid = t.child.pid;
   const target0 = readProcTicks(pid);
   const threads0 = readThreadTicks(pid);

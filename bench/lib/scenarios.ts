@@ -9,6 +9,9 @@
 // with checks use 127.1.x.y on the port of bench/health-scale.ts's HTTP
 // servers (--role servers), the same numbering health-scale.ts uses.
 
+import { CookieScratch, REPLY_COOKIE_LEN, writeReplyCookie } from '../../src/dns/cookie.ts';
+import { sipKey } from '../../src/lib/siphash.ts';
+
 export type TargetKind = 'bare' | 'engine' | 'knot';
 export type Transport = 'udp' | 'tcp';
 
@@ -48,12 +51,28 @@ export interface Scenario {
   readonly probe: string;
   /** Queries carry EDNS with the DO bit: the engine answers with RRSIGs (DNSSEC is on by default). */
   readonly dnssecOk?: boolean;
+  /** One EDNS option every query carries, as dnsperf's -E takes it ("code:hex"); dnsperf only. */
+  readonly ednsOption?: string;
   /**
    * The UDP path: for the bare responder, which one it answers on (--io);
    * for the engine, 'dgram' renders `udp_io: dgram` (absent = the default,
    * auto: batched where the addon loads).
    */
   readonly udpIo?: 'batched' | 'dgram';
+}
+
+/** The cookie secret of the a-rr-3-cookie scenario (used as the SipHash key itself: rotate: false). */
+const BENCH_COOKIE_SECRET = '0f1e2d3c4b5a69788796a5b4c3d2e1f0';
+
+/**
+ * A client cookie and a server cookie the a-rr-3-cookie server accepts from
+ * 127.0.0.1, stamped when the bench starts (valid for an hour), as hex.
+ */
+function benchCookie(): string {
+  const client = Buffer.from('0123456789abcdef', 'hex');
+  const out = new Uint8Array(REPLY_COOKIE_LEN);
+  writeReplyCookie(out, 0, { words: sipKey(Buffer.from(BENCH_COOKIE_SECRET, 'hex')), count: 1 }, new CookieScratch(), client, 0, Math.floor(Date.now() / 1000), Uint8Array.of(127, 0, 0, 1), 4);
+  return Buffer.from(out).toString('hex');
 }
 
 /** The scenario whose engine/bare ratio is the headline: one A name, round-robin over 3 servers. */
@@ -367,6 +386,31 @@ export const SCENARIOS: readonly Scenario[] = [
     optional: true,
     queries: single,
     probe: APP,
+  },
+  {
+    id: 'a-rr-3-rrl',
+    meaning: 'the headline with response rate limiting on at a rate dnsperf never reaches: the cost of the accounting (one shared-table account per query)',
+    target: 'engine',
+    transport: 'udp',
+    ceiling: BARE_BATCHED,
+    needsBackends: false,
+    exclusive: false,
+    config: (ctx) => singleNameConfig('round-robin', 3)(ctx).replace(`  zones: [${ZONE}]\n`, `  zones: [${ZONE}]\n  rrl: { enabled: true, responses_per_second: 1000000 }\n`),
+    queries: single,
+    probe: APP,
+  },
+  {
+    id: 'a-rr-3-cookie',
+    meaning: 'the headline with a valid DNS server cookie in every query: one SipHash to check it, one to make the fresh one answered',
+    target: 'engine',
+    transport: 'udp',
+    ceiling: BARE_BATCHED,
+    needsBackends: false,
+    exclusive: false,
+    config: (ctx) => singleNameConfig('round-robin', 3)(ctx).replace(`  zones: [${ZONE}]\n`, `  zones: [${ZONE}]\n  cookies: { secret: "${BENCH_COOKIE_SECRET}", rotate: false }\n`),
+    queries: single,
+    probe: APP,
+    ednsOption: `10:${benchCookie()}`,
   },
   { id: 'mixed', meaning: 'query mix: 70 % A hits, 10 % AAAA, 10 % NXDOMAIN, 10 % outside our zones', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: mixedConfig, queries: mixedQueries, probe: APP },
   { id: 'weighted-3', meaning: 'one name, weighted over 3 servers (weights 100/200/300)', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('weighted', 3, '', [100, 200, 300]), queries: single, probe: APP },

@@ -40,8 +40,8 @@ interface ScopeRoutes<P> {
   readonly path: string;
   readonly params: Schema;
   readonly what: string;
-  /** The target of the path; `cnames` holds the CNAME servers' targets, the names that may stand for an address. */
-  readonly target: (params: P, cnames: ReadonlySet<string>) => OverrideTarget;
+  /** The target of the path; `cnames()` gives the CNAME servers' targets, the names that may stand for an address (asked only when the path holds no IP literal). */
+  readonly target: (params: P, cnames: () => ReadonlySet<string>) => OverrideTarget;
 }
 
 const SCOPES: readonly ScopeRoutes<Record<string, string>>[] = [
@@ -103,7 +103,7 @@ function registerScope(app: FastifyInstance, ctx: RouteContext, scope: ScopeRout
     },
     (request) => {
       const ow = requireOverwatch(ctx);
-      const target = scope.target(request.params, cnameTargets(ctx));
+      const target = scope.target(request.params, () => cnameTargets(ctx));
       const found = ow.overrideOf(target);
       if (found === null) throw noOverride(target);
       return found;
@@ -128,7 +128,7 @@ function registerScope(app: FastifyInstance, ctx: RouteContext, scope: ScopeRout
     },
     async (request) => {
       const ow = requireOverwatch(ctx);
-      const target = scope.target(request.params, cnameTargets(ctx));
+      const target = scope.target(request.params, () => cnameTargets(ctx));
       const body = request.body;
       const reason = body.reason ?? '';
       const expiresAtMs = expiryOf(body, Date.now());
@@ -157,7 +157,7 @@ function registerScope(app: FastifyInstance, ctx: RouteContext, scope: ScopeRout
     },
     async (request, reply) => {
       const ow = requireOverwatch(ctx);
-      const target = scope.target(request.params, cnameTargets(ctx));
+      const target = scope.target(request.params, () => cnameTargets(ctx));
       const removed = await ow.clearOverride(target);
       if (removed === null) throw noOverride(target);
       ctx.log.info(
@@ -188,14 +188,15 @@ function cnameTargets(ctx: RouteContext): ReadonlySet<string> {
  * name of a CNAME server in `cnames` (a CNAME pool's member is named by its
  * target); 400 when it is neither.
  */
-function addressParam(text: string, cnames: ReadonlySet<string>): string {
+function addressParam(text: string, cnames: () => ReadonlySet<string>): string {
   const ip = parseIp(text);
   if (!('error' in ip)) return ip.address;
-  if (cnames.size > 0) {
+  const targets = cnames();
+  if (targets.size > 0) {
     const name = normaliseDomainName(text);
-    if (!('error' in name) && cnames.has(name.name)) return name.name;
+    if (!('error' in name) && targets.has(name.name)) return name.name;
   }
-  return badRequest(`path parameter "address": ${ip.error}${cnames.size > 0 ? ', nor the target of a CNAME server (regions[].servers[].cname)' : ''}`);
+  return badRequest(`path parameter "address": ${ip.error}${targets.size > 0 ? ', nor the target of a CNAME server (regions[].servers[].cname)' : ''}`);
 }
 
 /**

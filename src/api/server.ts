@@ -1,4 +1,5 @@
-// Main thread, cold path. The admin API: a Fastify server on api.address with
+// Main thread, cold path. The admin API: a Fastify server on api.address (HTTP,
+// or HTTPS with api.tls; a reload re-reads the certificate) with
 // JSON routes under /api/v1, an IP allowlist, a bearer token for writes, and
 // an OpenAPI document generated from the route schemas; and the web dashboard
 // at / (src/api/dashboard-routes.ts), a page that is a client of those routes. It shares the main
@@ -13,6 +14,9 @@
 
 import { fastify, LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify';
 import swagger from '@fastify/swagger';
+import type { Server as HttpsServer } from 'node:https';
+import { readTlsPair, type TlsPair } from '../config/api-tls.ts';
+import type { ApiConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import type { Logger } from '../log/logger.ts';
@@ -42,6 +46,15 @@ export interface ApiServer {
   readonly host: string;
   /** The port bound (the OS's choice when asked for 0). */
   readonly port: number;
+  /** True when it serves HTTPS (api.tls). */
+  readonly tls: boolean;
+  /**
+   * After a reload: reads api.tls's files again and serves them to new
+   * connections (connections already open keep theirs). Returns null when
+   * done or nothing applies, else why the previous certificate stays: the
+   * files cannot be used, or TLS was turned on or off, which needs a restart.
+   */
+  reloadTls(tls: ApiConfig['tls']): string | null;
   /** Stops accepting connections and waits for requests in flight. */
   close(): Promise<void>;
 }
@@ -73,7 +86,14 @@ const QUERY_RATE_SAMPLES = 120;
  */
 export async function startApi(deps: ApiDeps, host: string, port: number): Promise<ApiServer> {
   const log = deps.logger.child({ component: 'api' });
-  const app = createApp(deps, log);
+  const tlsPaths = deps.apiConfig().tls;
+  let pair: TlsPair | null = null;
+  if (tlsPaths !== null) {
+    const read = readTlsPair(tlsPaths.certPath, tlsPaths.keyPath);
+    if ('which' in read) throw new Error(`api.tls.${read.which}: ${read.message}`);
+    pair = read;
+  }
+  const app = createApp(deps, log, pair);
   try {
     await app.listen({ host, port });
   } catch (err) {
@@ -82,13 +102,25 @@ export async function startApi(deps: ApiDeps, host: string, port: number): Promi
   }
   const bound = app.server.address();
   const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
-  log.info({ address: formatAddress(host, boundPort) }, 'API listening');
-  return { host, port: boundPort, close: () => app.close() };
+  log.info({ address: formatAddress(host, boundPort), scheme: pair === null ? 'http' : 'https' }, 'API listening');
+  const reloadTls = (next: ApiConfig['tls']): string | null => {
+    if ((next === null) !== (pair === null)) return `api.tls was turned ${next === null ? 'off' : 'on'}; the API keeps serving ${pair === null ? 'HTTP' : 'HTTPS'} until a restart`;
+    if (next === null) return null;
+    const read = readTlsPair(next.certPath, next.keyPath);
+    if ('which' in read) return `api.tls.${read.which}: ${read.message}; the API keeps the previous certificate`;
+    // Node's https.Server: new handshakes use the new context, open connections keep theirs.
+    (app.server as unknown as HttpsServer).setSecureContext({ cert: read.cert, key: read.key });
+    pair = read;
+    return null;
+  };
+  return { host, port: boundPort, tls: pair !== null, reloadTls, close: () => app.close() };
 }
 
 /** Builds the Fastify instance with every route, not yet listening (startApi listens). */
-export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
+export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null): FastifyInstance {
+  // With api.tls the same routes sit on an https.Server (the instance's type only names the server class).
   const app = fastify({
+    ...(tls === null ? {} : { https: { cert: tls.cert, key: tls.key } }),
     // Fastify logs only its own warnings (and a per-interface "listening" line at
     // info, which startApi replaces with one line of ours): hence warn at least.
     loggerInstance: log.child({}, { level: log.isLevelEnabled('warn') ? 'warn' : log.level }) as FastifyBaseLogger,
@@ -112,7 +144,7 @@ export function createApp(deps: ApiDeps, log: Logger): FastifyInstance {
     frameworkErrors: (err, _request, reply) => {
       sendError(reply, 400, err.code === 'FST_ERR_BAD_URL' ? 'path: malformed %-escape, expected a URL-encoded path' : err.message);
     },
-  });
+  }) as unknown as FastifyInstance;
   const ctx: RouteContext = { deps, log };
 
   // The dashboard's chart: the API samples the workers' reply counters while it runs.

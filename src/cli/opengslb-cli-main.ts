@@ -4,6 +4,9 @@
 // when the API or the connection fails (or a config is invalid), 2 for usage
 // errors.
 
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { setDefaultCACertificates } from 'node:tls';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { parseDuration } from '../config/duration.ts';
 import { ApiClient, CliFailure } from './admin/client.ts';
@@ -20,13 +23,14 @@ const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
   'cli-config': { type: 'string' },
   all: { type: 'boolean' },
   token: { type: 'string' },
+  'ca-file': { type: 'string' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
 /** Global flags that take a value, so the value is not mistaken for a command word. */
-const VALUE_FLAGS = new Set(['--api', '--token', '--timeout', '--cli-config']);
+const VALUE_FLAGS = new Set(['--api', '--token', '--ca-file', '--timeout', '--cli-config']);
 
 const GLOBAL_FLAGS = `global flags (before or after the command):
   --api URL         admin API base URL; repeat it for several overwatches (default $OPENGSLB_API,
@@ -35,6 +39,7 @@ const GLOBAL_FLAGS = `global flags (before or after the command):
                     else ~/.config/opengslb/cli.yaml when it exists)
   --all             with several APIs, ask every one and print each answer (reads ask the first that answers)
   --token TOKEN     bearer token for writes (default $OPENGSLB_API_TOKEN, else $OPENGSLB_TOKEN)
+  --ca-file FILE    PEM CA certificate(s) to trust, instead of the system's, for an https:// API (api.tls)
   --timeout DUR     per request, e.g. 500ms, 5s (default ${DEFAULT_TIMEOUT}; a bare number is seconds)
   --json            print the API's JSON, pretty, instead of text
   -h, --help        print help (per command: opengslb-cli COMMAND --help)`;
@@ -159,6 +164,10 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     const apis = resolveApis((values.api as unknown as string[] | undefined) ?? [], env, file);
     const tokenText = typeof values.token === 'string' ? values.token : (tokenFromEnv(env) ?? file?.token ?? undefined);
     const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : (file?.timeout ?? DEFAULT_TIMEOUT));
+    if (typeof values['ca-file'] === 'string') {
+      if (!apis.some((a) => a.startsWith('https:'))) throw new UsageError(`--ca-file is for an https:// API, but the API is ${apis.join(', ')}`);
+      trustOnly(values['ca-file']);
+    }
     const clients = apis.map((api) => new ApiClient({ api, token: tokenText ? tokenText : null, timeoutMs }));
     const ctxFor = (client: ApiClient, out: (text: string) => void) => ({ client, json: values.json === true, out, env });
     if (clients.length === 1) {
@@ -334,4 +343,27 @@ function usageFailure(io: Output, command: Command, message: string): number {
 function version(io: Output): number {
   io.out(`opengslb-cli ${packageVersion()}\n`);
   return 0;
+}
+
+/**
+ * --ca-file: the certificates in FILE become the only roots TLS trusts in this
+ * process, as curl's --cacert replaces its bundle. fetch has no per-request CA
+ * option without the undici package, so this sets the process default (Node's
+ * tls.setDefaultCACertificates); the CLI is one short-lived process.
+ */
+function trustOnly(file: string): void {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliFailure(`--ca-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 1);
+  }
+  const certs = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  try {
+    if (certs.length === 0) throw new Error('no "-----BEGIN CERTIFICATE-----" block');
+    for (const c of certs) new X509Certificate(c);
+    setDefaultCACertificates(certs);
+  } catch (err) {
+    throw new CliFailure(`--ca-file ${file}: not a PEM CA certificate (${(err as Error).message}), expected one or more "-----BEGIN CERTIFICATE-----" blocks`, 1);
+  }
 }

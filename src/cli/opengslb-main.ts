@@ -15,7 +15,7 @@ import { Overwatch } from '../overwatch/overwatch.ts';
 import type { ApiServer } from '../api/server.ts';
 import { LmdbStore, type StateStore } from '../state/store.ts';
 import type { MetricsListener } from '../metrics/server.ts';
-import { ConfigReloader } from '../overwatch/reload.ts';
+import { ConfigReloader, type ReloadTarget } from '../overwatch/reload.ts';
 import { FlagError, parseFlags } from './args.ts';
 import { shutdownOnce } from './shutdown.ts';
 import { CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
@@ -120,6 +120,11 @@ export async function main(argv: readonly string[]): Promise<void> {
   const early: string[] = [];
   let onSignal = (signal: string): void => void early.push(signal);
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => onSignal(signal));
+  // Fault drills (bench/soak.ts): with OPENGSLB_FAULT_DRILL=1, SIGUSR2 terminates
+  // one DNS worker, as a crash would, and the pool restarts it. Off by default,
+  // so a stray SIGUSR2 keeps Node's default action elsewhere.
+  const drills = process.env.OPENGSLB_FAULT_DRILL === '1';
+  if (drills) process.on('SIGUSR2', () => onSignal('SIGUSR2'));
 
   let config: Config;
   let files: readonly string[];
@@ -208,9 +213,24 @@ export async function main(argv: readonly string[]): Promise<void> {
         return store.close();
       }),
   });
+  // A reload that swapped the config also hands the API its certificate again (a renewed one is served to new connections).
+  const target: ReloadTarget = {
+    get config() {
+      return overwatch.config;
+    },
+    get generation() {
+      return overwatch.generation;
+    },
+    reload: async (next) => {
+      const result = await overwatch.reload(next);
+      const kept = result.ok && api !== null ? api.reloadTls(next.api.tls) : null;
+      if (kept !== null) logger.child({ component: 'api' }).error({ reason: kept }, 'API certificate not reloaded');
+      return result;
+    },
+  };
   const reloader = new ConfigReloader({
     path: configPath,
-    target: overwatch,
+    target,
     logger,
     loadedAtMs,
     ...(values.mode === undefined ? {} : { modeOverride: values.mode as Config['mode'] }),
@@ -219,6 +239,15 @@ export async function main(argv: readonly string[]): Promise<void> {
   metrics?.attach(overwatch, reloader);
   // The reloader runs reloads one after another and logs each outcome itself.
   const onHup = (): void => void reloader.request();
-  onSignal = (signal) => (signal === 'SIGHUP' ? onHup() : shutdown(signal));
+  let nextDrillWorker = 0;
+  const drill = (): void => {
+    const workers = overwatch.pool.workers;
+    const index = nextDrillWorker++ % workers.length;
+    const worker = workers[index];
+    if (worker === null) return void logger.warn({ worker: index }, 'fault drill: DNS worker is already restarting');
+    logger.warn({ worker: index }, 'fault drill (SIGUSR2, OPENGSLB_FAULT_DRILL=1): terminating a DNS worker');
+    void worker.terminate();
+  };
+  onSignal = (signal) => (signal === 'SIGHUP' ? onHup() : signal === 'SIGUSR2' ? drill() : shutdown(signal));
   for (const signal of early) onSignal(signal);
 }

@@ -11,8 +11,11 @@ import type { ConfigFile } from './definition.ts';
 import { isInZone, normaliseDomainName } from './domain-name.ts';
 import { formatDuration } from './duration.ts';
 import { networkOfCidr } from './ip.ts';
+import { rrlEntriesFor } from '../dns/rrl.ts';
 import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
+import { readTlsPair } from './api-tls.ts';
+import { ipToBytes } from '../lib/ip.ts';
 import type { PathSegment, ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
@@ -88,6 +91,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   checkZoneRecords(file, sink);
   checkNameserverList(sink, file.dns?.nameservers, ['dns', 'nameservers']);
   checkDnssec(file, sink);
+  checkCookies(file, sink);
 
   const geo = file.overwatch?.geolocation;
   const checkRegionRef = (name: string | null | undefined, path: PathSegment[]): void => {
@@ -107,6 +111,50 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
     }
   });
   checkAgentChannel(file, sink);
+  checkApi(file, sink);
+}
+
+/**
+ * The admin API: off loopback it needs a token (else anyone on the allowed
+ * networks could write); api.tls names both files or neither, readable, and
+ * the key is the certificate's. Messages never quote the token.
+ */
+function checkApi(file: UncheckedFile, sink: ProblemCollector): void {
+  const api = file.api;
+  if (api === null || api === undefined || api.enabled !== true || file.mode === 'agent') return;
+  const address = api.address;
+  if (address !== null && address !== undefined && !isLoopbackHost(address.host ?? '0.0.0.0') && (api.token === null || api.token === undefined)) {
+    sink.reportAt(
+      ['api', 'address'],
+      `${address.host ?? '0.0.0.0'} is not a loopback address and api.token is not set, so writes would be open to every allowed network: ` +
+        'set api.token (at least 16 characters), for example "token: ${OPENGSLB_API_TOKEN}" with the token in the OPENGSLB_API_TOKEN environment variable, ' +
+        'or listen on 127.0.0.1 or ::1',
+    );
+  }
+  const tls = api.tls;
+  const certFile = tls?.cert_file;
+  const keyFile = tls?.key_file;
+  if (typeof certFile === 'string' && typeof keyFile === 'string') {
+    const base = dirname(resolve(sink.file));
+    const pair = readTlsPair(resolve(base, certFile), resolve(base, keyFile));
+    if ('which' in pair) sink.reportAt(['api', 'tls', pair.which], pair.message);
+  } else if (typeof certFile === 'string' && keyFile === null) {
+    sink.reportAt(['api', 'tls', 'cert_file'], 'is set without api.tls.key_file, expected both (the certificate and its private key) or neither');
+  } else if (typeof keyFile === 'string' && certFile === null) {
+    sink.reportAt(['api', 'tls', 'key_file'], 'is set without api.tls.cert_file, expected both (the certificate and its private key) or neither');
+  }
+}
+
+/** 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: only this host can connect. */
+export function isLoopbackHost(host: string): boolean {
+  const ip = parseIp(host);
+  if ('error' in ip) return false;
+  const bytes = ipToBytes(ip.address);
+  if (bytes.length === 4) return bytes[0] === 127;
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  if (bytes[10] === 0xff && bytes[11] === 0xff) return bytes[12] === 127;
+  if (bytes[10] !== 0 || bytes[11] !== 0) return false;
+  return bytes[12] === 0 && bytes[13] === 0 && bytes[14] === 0 && bytes[15] === 1;
 }
 
 /** The default port of overwatch.gossip.bind_address (the Go original's memberlist port). */
@@ -332,6 +380,19 @@ function checkDnssec(file: UncheckedFile, sink: ProblemCollector): void {
   const sync = dnssec?.key_sync;
   if (Array.isArray(sync?.peers) && sync.peers.length > 0 && (sync.shared_secret === null || sync.shared_secret === undefined)) {
     sink.reportAt(['overwatch', 'dnssec', 'key_sync', 'peers'], 'is set without key_sync.shared_secret, expected a shared_secret (base64 of 32 bytes, the same on every peer) to authenticate peers and encrypt the keys they exchange');
+  }
+}
+
+/** dns.cookies: one secret source at most; rotate: false needs a shared secret (a random one would be the same as rotating it at start). */
+function checkCookies(file: UncheckedFile, sink: ProblemCollector): void {
+  const cookies = file.dns?.cookies;
+  const hasSecret = typeof cookies?.secret === 'string';
+  const hasFile = typeof cookies?.secret_file === 'string';
+  if (hasSecret && hasFile) {
+    sink.reportAt(['dns', 'cookies', 'secret_file'], 'is set together with dns.cookies.secret, expected one of them: the secret itself, or the file that holds it');
+  }
+  if (cookies?.rotate === false && !hasSecret && !hasFile) {
+    sink.reportAt(['dns', 'cookies', 'rotate'], 'is false without dns.cookies.secret or secret_file, expected a shared secret to use as the key (without one, each start makes a random key)');
   }
 }
 
@@ -649,6 +710,26 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       tcpMaxConnectionsPerWorker: dns.tcp_max_connections,
       tcpMaxConnectionsPerClient: dns.tcp_max_connections_per_client,
       tcpMaxQueriesPerConnection: dns.tcp_max_queries_per_connection,
+      rrl: {
+        enabled: dns.rrl.enabled,
+        responsesPerSecond: dns.rrl.responses_per_second,
+        nxdomainsPerSecond: dns.rrl.nxdomains_per_second ?? dns.rrl.responses_per_second,
+        errorsPerSecond: dns.rrl.errors_per_second ?? dns.rrl.responses_per_second,
+        windowSec: dns.rrl.window,
+        slip: dns.rrl.slip,
+        ipv4PrefixLength: dns.rrl.ipv4_prefix_length,
+        ipv6PrefixLength: dns.rrl.ipv6_prefix_length,
+        exemptClients: dns.rrl.exempt_clients.map(networkOfCidr),
+        tableEntries: rrlEntriesFor(dns.rrl.max_table_size),
+      },
+      cookies: {
+        enabled: dns.cookies.enabled,
+        require: dns.cookies.require,
+        secret: dns.cookies.secret ?? null,
+        secretFile: dns.cookies.secret_file === null || dns.cookies.secret_file === undefined ? null : resolve(dirname(source), dns.cookies.secret_file),
+        secretLifetimeMs: dns.cookies.secret_lifetime,
+        rotate: dns.cookies.rotate,
+      },
       identity: { id: dns.identity.id, version: dns.identity.version },
     },
     regions,
@@ -661,6 +742,10 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       allowedNetworks: file.api.allowed_networks,
       trustProxyHeaders: file.api.trust_proxy_headers,
       token: file.api.token ?? null,
+      tls:
+        file.api.tls.cert_file === null || file.api.tls.key_file === null
+          ? null
+          : { certPath: resolve(dirname(source), file.api.tls.cert_file), keyPath: resolve(dirname(source), file.api.tls.key_file) },
     },
     metrics: {
       enabled: file.metrics.enabled,

@@ -429,6 +429,58 @@ const dns = object({
       min: 1,
       max: 1000000,
     }),
+    rrl: object({
+      doc: 'Response rate limiting over UDP (BIND and Knot semantics, BIND\'s names): each client prefix earns `responses_per_second` credits per second and kind of response, and pays one per response; while it owes, responses are dropped, and every `slip`-th goes out truncated so real clients retry over TCP. Nothing is limited over TCP, nor for clients that return a valid DNS cookie.',
+      keys: {
+        enabled: bool({ doc: 'Limit responses.', default: false }),
+        responses_per_second: int({ doc: 'Answers (NOERROR, with data or without) per second per client prefix, question name and type; 0 = not limited.', default: 20, min: 0, max: 1000000 }),
+        nxdomains_per_second: int({ doc: 'NXDOMAIN answers per second per client prefix and zone (so a random-subdomain flood is one account); 0 = not limited.', min: 0, max: 1000000, defaultText: 'responses_per_second' }),
+        errors_per_second: int({ doc: 'Error answers (REFUSED, SERVFAIL, FORMERR, …) per second per client prefix; 0 = not limited.', min: 0, max: 1000000, defaultText: 'responses_per_second' }),
+        window: int({ doc: 'Seconds: an account owes at most `window` × its rate, so a client that stops is answered again within `window` seconds.', default: 15, min: 1, max: 3600 }),
+        slip: int({ doc: 'Every `slip`-th limited response is sent truncated (TC=1, no records) instead of dropped; 0 = drop every one, 1 = truncate every one.', default: 2, min: 0, max: 10 }),
+        ipv4_prefix_length: int({ doc: 'IPv4 clients are counted per network of this prefix length.', default: 24, min: 8, max: 32 }),
+        ipv6_prefix_length: int({ doc: 'IPv6 clients are counted per network of this prefix length.', default: 56, min: 16, max: 128 }),
+        exempt_clients: list({
+          doc: 'Client networks never limited (your own resolvers, monitoring).',
+          items: cidr({ doc: 'CIDR prefix.' }),
+          default: [],
+          itemNoun: 'CIDR prefix',
+        }),
+        max_table_size: int({
+          doc: 'Accounts in the table all DNS workers share (rounded up to a power of two, 16 bytes each); when it is full the account touched least recently of two candidates is reused, so a flood from many sources cannot grow memory.',
+          default: 65536,
+          min: 1024,
+          max: 16777216,
+        }),
+      },
+    }),
+    cookies: object({
+      doc: 'DNS cookies (RFC 7873) with interoperable server cookies (RFC 9018): a query with a COOKIE option gets the client cookie back with a fresh server cookie; a valid server cookie proves the client\'s address (no rate limiting).',
+      keys: {
+        enabled: bool({ doc: 'Answer COOKIE options (and reject malformed ones with FORMERR); off: they are ignored.', default: true }),
+        require: bool({ doc: 'Answer UDP queries without a valid server cookie with BADCOOKIE (or TC=1 without EDNS), so only clients that proved their address get answers over UDP.', default: false }),
+        secret: str({
+          doc: 'Shared secret, 32 hex digits (16 bytes): overwatches (anycast, several NS) with the same secret accept each other\'s cookies. Unset, and no `secret_file`: a random secret made at start, for this process only.',
+          pattern: '^[0-9A-Fa-f]{32}$',
+          patternText: '32 hexadecimal digits (16 bytes): generate one with "openssl rand -hex 16"',
+          secret: true,
+        }),
+        secret_file: str({
+          doc: 'File holding the shared secret (32 hex digits), instead of `secret`; relative paths are taken from the main config file\'s folder.',
+          minLength: 1,
+        }),
+        secret_lifetime: duration({
+          doc: 'The server-cookie key is derived from the secret for each period of this length (the same periods on every overwatch, by the clock); cookies made with the previous and next period\'s keys are accepted too.',
+          default: '26h',
+          min: '1h',
+          max: '8760h',
+        }),
+        rotate: bool({
+          doc: 'Derive a new key every `secret_lifetime`. false: the secret itself is the SipHash-2-4 key, as BIND\'s `cookie-secret` and Knot\'s static secret are, for anycast sets that mix OpenGSLB with those servers.',
+          default: true,
+        }),
+      },
+    }),
     identity: object({
       doc: 'What the server says about itself to CH TXT queries; each name is REFUSED while its key is unset, as Knot does.',
       keys: {
@@ -475,9 +527,16 @@ const api = object({
     }),
     trust_proxy_headers: bool({ doc: 'Take the client address from X-Forwarded-For / X-Real-IP.', default: false }),
     token: str({
-      doc: 'Bearer token every write (PUT, POST, DELETE) must carry as `Authorization: Bearer <token>`; unset: writes are open to the allowed networks.',
+      doc: 'Bearer token every write (PUT, POST, DELETE) must carry as `Authorization: Bearer <token>`; unset: writes are open to the allowed networks. Required when `address` is not a loopback address.',
       minLength: 16,
       secret: true,
+    }),
+    tls: object({
+      doc: 'Serve the API over HTTPS instead of HTTP: both keys or neither. The files are read at start-up and again on every reload (SIGHUP or POST /api/v1/reload), so a renewed certificate is served to new connections without a restart.',
+      keys: {
+        cert_file: str({ doc: 'PEM certificate (the server\'s first, then any intermediates). Relative paths are taken from the main config file\'s folder.', minLength: 1 }),
+        key_file: str({ doc: 'PEM private key of that certificate (unencrypted). Relative paths are taken from the main config file\'s folder.', minLength: 1 }),
+      },
     }),
   },
 });

@@ -191,6 +191,8 @@ export interface ApiConfig {
   readonly trustProxyHeaders: boolean;
   /** Bearer token for writes, or null when writes need none. */
   readonly token: string | null;
+  /** api.tls as absolute paths: HTTPS with this certificate and key; null serves plain HTTP. */
+  readonly tls: { readonly certPath: string; readonly keyPath: string } | null;
 }
 
 export interface MetricsConfig {
@@ -225,6 +227,36 @@ export interface DnsConfig {
   /** Cap on queries answered over one TCP connection before it is closed. */
   readonly tcpMaxQueriesPerConnection: number;
   readonly identity: IdentityConfig;
+  /** dns.rrl: response rate limiting over UDP. */
+  readonly rrl: RrlConfig;
+  /** dns.cookies: DNS cookies (RFC 7873, RFC 9018). */
+  readonly cookies: CookiesConfig;
+}
+
+export interface RrlConfig {
+  readonly enabled: boolean;
+  readonly responsesPerSecond: number;
+  readonly nxdomainsPerSecond: number;
+  readonly errorsPerSecond: number;
+  readonly windowSec: number;
+  readonly slip: number;
+  readonly ipv4PrefixLength: number;
+  readonly ipv6PrefixLength: number;
+  /** Normalised CIDR prefixes ("192.0.2.0/24"). */
+  readonly exemptClients: readonly string[];
+  /** Entries of the shared table, a power of two. */
+  readonly tableEntries: number;
+}
+
+export interface CookiesConfig {
+  readonly enabled: boolean;
+  readonly require: boolean;
+  /** The configured secret (32 hex digits), or null. */
+  readonly secret: string | null;
+  /** Absolute path of dns.cookies.secret_file, or null. */
+  readonly secretFile: string | null;
+  readonly secretLifetimeMs: number;
+  readonly rotate: boolean;
 }
 
 export interface ZoneConfig {

@@ -33,6 +33,9 @@ export class ParsedQuery {
   ecsAddrLen = 0;
   /** The ECS address, zero-padded to 4 (IPv4) or 16 (IPv6) bytes; valid while ecsFamily is not 0. */
   readonly ecsAddr = new Uint8Array(16);
+  /** Offset of the first COOKIE option's data inside the request (RFC 7873), 0 = none; its length is cookieLen (not yet checked). */
+  cookieOff = 0;
+  cookieLen = 0;
 }
 
 /** The query parsed; answer it. */
@@ -61,6 +64,8 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
   q.ecsSourcePrefix = 0;
   q.ecsAddrOff = 0;
   q.ecsAddrLen = 0;
+  q.cookieOff = 0;
+  q.cookieLen = 0;
 
   const qdcount = (msg[4] << 8) | msg[5];
   if (qdcount !== 1) return PARSE_FORMERR;
@@ -202,6 +207,12 @@ function parseOptions(msg: Uint8Array, off: number, rdlen: number, q: ParsedQuer
       q.ecsSourcePrefix = msg[data + 2];
       q.ecsAddrOff = data + 4;
       q.ecsAddrLen = optLen - 4;
+    } else if (code === EDNS_OPTION.COOKIE && q.cookieOff === 0) {
+      // Only the first COOKIE option counts (RFC 7873 §5.2). Its length is
+      // judged by the worker, which answers a malformed one with FORMERR
+      // only while cookies are on (a server without cookies ignores it).
+      q.cookieOff = data;
+      q.cookieLen = optLen;
     }
     off = data + optLen;
   }

@@ -14,6 +14,23 @@ export function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcO
   return dstOff + len;
 }
 
+/**
+ * Writes `count` resource records whose bodies (TYPE, CLASS, TTL, RDLENGTH,
+ * RDATA: 10 + RDLENGTH bytes each) lie back to back at src[srcOff…], each
+ * behind the compression pointer `ownerPtr` as its owner name; returns the
+ * offset after the last one.
+ */
+export function copyRecords(out: Uint8Array, off: number, src: Uint8Array, srcOff: number, count: number, ownerPtr: number): number {
+  let at = srcOff;
+  for (let i = 0; i < count; i++) {
+    const bodyLen = 10 + ((src[at + 8] << 8) | src[at + 9]);
+    off = writeU16(out, off, 0xc000 | ownerPtr);
+    off = copyBytes(out, off, src, at, bodyLen);
+    at += bodyLen;
+  }
+  return off;
+}
+
 export function writeU16(out: Uint8Array, off: number, v: number): number {
   out[off] = v >>> 8;
   out[off + 1] = v & 0xff;
@@ -58,26 +75,33 @@ export function patchCounts(out: Uint8Array, an: number, ns: number, ar: number)
  * of the extended rcode, version 0, the DO bit copied from the query (RFC 3225
  * §3), and, when `withEcs`, the query's ECS option echoed with SCOPE
  * PREFIX-LENGTH `scope` (RFC 7871 §7.2.1): the prefix length of the network
- * the answer holds for, 0 when it is the same for every client.
+ * the answer holds for, 0 when it is the same for every client. `cookie`,
+ * when not null, is our COOKIE option's data (client cookie + server cookie,
+ * RFC 7873 §4), appended after the ECS option.
  */
-export function writeOpt(out: Uint8Array, off: number, q: ParsedQuery, req: Uint8Array, extRcode: number, withEcs: boolean, scope: number): number {
+export function writeOpt(out: Uint8Array, off: number, q: ParsedQuery, req: Uint8Array, extRcode: number, withEcs: boolean, scope: number, cookie: Uint8Array | null = null): number {
   out[off++] = 0; // owner: root
   off = writeU16(out, off, QTYPE.OPT);
   off = writeU16(out, off, OUR_UDP_PAYLOAD);
   out[off++] = extRcode >>> 4;
   out[off++] = 0; // version
   off = writeU16(out, off, q.dnssecOk ? EDNS_DO_BIT : 0);
+  const rdlenAt = off;
+  off += 2;
   if (withEcs && q.ecsFamily !== 0) {
     const optLen = 4 + q.ecsAddrLen;
-    off = writeU16(out, off, 4 + optLen);
     off = writeU16(out, off, EDNS_OPTION.ECS);
     off = writeU16(out, off, optLen);
     off = writeU16(out, off, q.ecsFamily);
     out[off++] = q.ecsSourcePrefix;
     out[off++] = scope;
     off = copyBytes(out, off, req, q.ecsAddrOff, q.ecsAddrLen);
-  } else {
-    off = writeU16(out, off, 0);
   }
+  if (cookie !== null) {
+    off = writeU16(out, off, EDNS_OPTION.COOKIE);
+    off = writeU16(out, off, cookie.length);
+    off = copyBytes(out, off, cookie, 0, cookie.length);
+  }
+  writeU16(out, rdlenAt, off - rdlenAt - 2);
   return off;
 }

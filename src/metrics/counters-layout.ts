@@ -68,9 +68,25 @@ export const COUNTER = {
   TCP_READ_PAUSED: 42,
   /** TCP connections closed because a message that had started arriving did not complete within dns.tcp_frame_timeout. */
   TCP_FRAME_TIMEOUT: 43,
+  /** Response rate limiting (dns.rrl): limited UDP responses sent truncated (TC=1), by kind (answers, NXDOMAIN, errors). */
+  RRL_SLIPPED_RESPONSE: 44,
+  RRL_SLIPPED_NXDOMAIN: 45,
+  RRL_SLIPPED_ERROR: 46,
+  /** Response rate limiting: limited UDP responses dropped, by kind. */
+  RRL_DROPPED_RESPONSE: 47,
+  RRL_DROPPED_NXDOMAIN: 48,
+  RRL_DROPPED_ERROR: 49,
+  /** DNS cookies: queries whose COOKIE option carried a valid server cookie of ours. */
+  COOKIE_VALID: 50,
+  /** DNS cookies: queries with a client cookie only. */
+  COOKIE_CLIENT_ONLY: 51,
+  /** DNS cookies: queries with a server cookie that is not ours, expired, or for another client address. */
+  COOKIE_INVALID: 52,
+  /** DNS cookies: queries answered FORMERR for a malformed COOKIE option (bad length). */
+  COOKIE_MALFORMED: 53,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 25 and 40 … 43 used). */
+/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 25 and 40 … 53 used). */
 const NAMED_WORDS = 64;
 
 /**
@@ -85,13 +101,14 @@ export const TYPE_OTHER = 19;
 export const TYPE_NONE = 20;
 export const TYPE_COUNT = 21;
 
-/** Labels of the `rcode` dimension, by rcode index: RCODE 0 … 15 (RFC 1035, 2136, 8490), then BADVERS (16, RFC 6891). */
+/** Labels of the `rcode` dimension, by rcode index: RCODE 0 … 15 (RFC 1035, 2136, 8490), then BADVERS (16, RFC 6891) and BADCOOKIE (23, RFC 7873). */
 export const RCODE_LABELS = [
   'NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET',
-  'NXRRSET', 'NOTAUTH', 'NOTZONE', 'DSOTYPENI', 'RCODE12', 'RCODE13', 'RCODE14', 'RCODE15', 'BADVERS',
+  'NXRRSET', 'NOTAUTH', 'NOTZONE', 'DSOTYPENI', 'RCODE12', 'RCODE13', 'RCODE14', 'RCODE15', 'BADVERS', 'BADCOOKIE',
 ] as const;
 export const RCODE_INDEX_BADVERS = 16;
-export const RCODE_COUNT = 17;
+export const RCODE_INDEX_BADCOOKIE = 17;
+export const RCODE_COUNT = 18;
 
 /** First word of the type × rcode matrix: word MATRIX_BASE + typeIdx * RCODE_COUNT + rcodeIdx counts replies. */
 export const MATRIX_BASE = NAMED_WORDS;
@@ -137,9 +154,9 @@ export function typeIndexOf(qtype: number): number {
   return qtype < TYPE_TABLE_LEN ? TYPE_INDEX[qtype] : TYPE_OTHER;
 }
 
-/** Returns the matrix word (relative to a worker's counterBase) for a reply with this type index and rcode (0 … 15, or 16 for BADVERS). */
+/** Returns the matrix word (relative to a worker's counterBase) for a reply with this type index and rcode (0 … 15, 16 for BADVERS, 23 for BADCOOKIE). */
 export function matrixSlot(typeIdx: number, rcode: number): number {
-  return MATRIX_BASE + typeIdx * RCODE_COUNT + (rcode === 16 ? RCODE_INDEX_BADVERS : rcode & 0xf);
+  return MATRIX_BASE + typeIdx * RCODE_COUNT + (rcode === 16 ? RCODE_INDEX_BADVERS : rcode === 23 ? RCODE_INDEX_BADCOOKIE : rcode & 0xf);
 }
 
 /** Allocates counters for `workers` workers, all zero. */
@@ -175,7 +192,7 @@ const QTYPE_ROWS: Readonly<Record<string, readonly number[]>> = (() => {
   rows.QTYPE_OTHER = TYPE_LABELS.map((_, t) => t).filter((t) => !named.has(t));
   return rows;
 })();
-const RCODE_NAMES = RCODE_LABELS.map((_, rc) => (rc === RCODE_INDEX_BADVERS ? 'RCODE_BADVERS' : `RCODE_${rc}`));
+const RCODE_NAMES = RCODE_LABELS.map((_, rc) => (rc === RCODE_INDEX_BADVERS ? 'RCODE_BADVERS' : rc === RCODE_INDEX_BADCOOKIE ? 'RCODE_BADCOOKIE' : `RCODE_${rc}`));
 export const DERIVED_COUNTER_NAMES: readonly string[] = Object.freeze(['QUERIES', ...Object.keys(QTYPE_ROWS), ...RCODE_NAMES]);
 
 function sumMatrix(counters: Int32Array, types: readonly number[], rcodes: readonly number[]): number {

@@ -35,6 +35,9 @@ import {
 } from './counters-layout.ts';
 import { DecisionFolder, WrapFolder } from './fold.ts';
 
+/** What the metrics read of the agent channel's hub. */
+type AgentHubReader = Pick<AgentHub, 'agents' | 'channelCounters' | 'counters'>;
+
 /** What the metrics read from the DNS worker pool (DnsPool satisfies it). */
 export interface PoolSource {
   /** Worker restarts since start. */
@@ -70,7 +73,7 @@ export interface OverwatchSource {
   /** DNSSEC numbers of the main thread (keys, pre-signing, key sync); absent in stand-ins without DNSSEC. */
   dnssecMetrics?(): DnssecMetricsSource;
   /** The agent channel's side (Overwatch.agents); null or absent when overwatch.gossip is off. */
-  readonly agents?: Pick<AgentHub, 'agents' | 'channelCounters' | 'counters'> | null;
+  readonly agents?: AgentHubReader | null;
 }
 
 /** What the DNSSEC metrics read from the main thread (Overwatch.dnssecMetrics). */
@@ -237,6 +240,30 @@ export function createMetrics(options: MetricsOptions): Metrics {
   plainCounter('opengslb_dns_tcp_frame_timeouts_total', 'TCP connections closed because a message that had started arriving did not complete within dns.tcp_frame_timeout.', COUNTER.TCP_FRAME_TIMEOUT);
   plainCounter('opengslb_dns_tcp_idle_closed_total', 'TCP connections closed after dns.tcp_idle_timeout without traffic.', COUNTER.TCP_IDLE_CLOSED);
   plainCounter('opengslb_dns_tcp_bad_frames_total', 'TCP connections closed for a zero-length frame.', COUNTER.TCP_BAD_FRAME);
+  const rrlKinds = [
+    ['response', COUNTER.RRL_SLIPPED_RESPONSE, COUNTER.RRL_DROPPED_RESPONSE],
+    ['nxdomain', COUNTER.RRL_SLIPPED_NXDOMAIN, COUNTER.RRL_DROPPED_NXDOMAIN],
+    ['error', COUNTER.RRL_SLIPPED_ERROR, COUNTER.RRL_DROPPED_ERROR],
+  ] as const;
+  new Counter({
+    name: 'opengslb_dns_rrl_limited_total',
+    help: 'UDP responses over the rate of dns.rrl (slipped or dropped), by kind: response (answers), nxdomain, error.',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      refresh();
+      this.reset();
+      for (const [kind, slipped, dropped] of rrlKinds) this.inc({ kind }, total(slipped) + total(dropped));
+    },
+  });
+  labelledCounter('opengslb_dns_rrl_slipped_total', 'Rate-limited UDP responses sent truncated (TC=1, no records) so the client retries over TCP (every dns.rrl.slip-th), by kind.', 'kind', rrlKinds.map(([kind, slipped]) => [kind, slipped] as const));
+  labelledCounter('opengslb_dns_rrl_dropped_total', 'Rate-limited UDP responses not sent, by kind.', 'kind', rrlKinds.map(([kind, , dropped]) => [kind, dropped] as const));
+  labelledCounter('opengslb_dns_cookies_total', 'Queries with a COOKIE option (dns.cookies on), by what it held: valid (a server cookie of ours, so the address is proven), client_only, invalid (a server cookie not ours, expired, or for another address), malformed (bad length, answered FORMERR).', 'result', [
+    ['valid', COUNTER.COOKIE_VALID],
+    ['client_only', COUNTER.COOKIE_CLIENT_ONLY],
+    ['invalid', COUNTER.COOKIE_INVALID],
+    ['malformed', COUNTER.COOKIE_MALFORMED],
+  ]);
   plainCounter('opengslb_dns_send_errors_total', 'UDP sends that failed, and errors on a bound UDP socket.', COUNTER.SEND_ERRORS);
   labelledCounter(
     'opengslb_routing_all_down_answers_total',
@@ -662,84 +689,69 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const [authority, n] of counts) this.set({ authority }, n);
     },
   });
-  new Gauge({
-    name: 'opengslb_overwatch_agents',
-    help: 'Agents known to this overwatch (pinned or reporting) by state: live, stale, unseen, deregistered, removed, revoked.',
-    labelNames: ['state'],
-    registers,
-    collect() {
-      this.reset();
-      const hub = overwatch?.agents ?? null;
-      if (hub === null) return;
-      const counts = new Map<string, number>(AGENT_STATES.map((a) => [a, 0]));
-      for (const a of hub.agents()) counts.set(a.state, (counts.get(a.state) ?? 0) + 1);
-      for (const [state, n] of counts) this.set({ state }, n);
-    },
+  // The agent channel's metrics: each one label, read from the AgentHub at
+  // scrape time (none while the channel is off).
+  const fromAgents = (
+    Kind: typeof Gauge | typeof Counter,
+    name: string,
+    help: string,
+    label: string,
+    read: (hub: AgentHubReader) => Iterable<readonly [string, number]>,
+  ): void => {
+    new Kind({
+      name,
+      help,
+      labelNames: [label],
+      registers,
+      collect(this: Gauge | Counter) {
+        this.reset();
+        const hub = overwatch?.agents ?? null;
+        if (hub === null) return;
+        // A Counter cannot be set: it is reset, then advanced to the hub's total.
+        for (const [value, n] of read(hub)) (this instanceof Counter ? this.inc({ [label]: value }, n) : this.set({ [label]: value }, n));
+      },
+    });
+  };
+  fromAgents(Gauge, 'opengslb_overwatch_agents', 'Agents known to this overwatch (pinned or reporting) by state: live, stale, unseen, deregistered, removed, revoked.', 'state', (hub) => {
+    const counts = new Map<string, number>(AGENT_STATES.map((a) => [a, 0]));
+    for (const a of hub.agents()) counts.set(a.state, (counts.get(a.state) ?? 0) + 1);
+    return counts;
   });
-  new Gauge({
-    name: 'opengslb_overwatch_agent_heartbeat_age_seconds',
-    help: 'Seconds since a message of each agent was last accepted (agents heard from since this overwatch started, or restored from the state store).',
-    labelNames: ['agent'],
-    registers,
-    collect() {
-      this.reset();
-      const hub = overwatch?.agents ?? null;
-      if (hub === null) return;
-      for (const a of hub.agents()) if (a.heartbeat_age_seconds !== null) this.set({ agent: a.agent_id }, a.heartbeat_age_seconds);
-    },
+  fromAgents(
+    Gauge,
+    'opengslb_overwatch_agent_heartbeat_age_seconds',
+    'Seconds since a message of each agent was last accepted (agents heard from since this overwatch started, or restored from the state store).',
+    'agent',
+    (hub) => hub.agents().flatMap((a) => (a.heartbeat_age_seconds === null ? [] : [[a.agent_id, a.heartbeat_age_seconds] as const])),
+  );
+  fromAgents(Counter, 'opengslb_overwatch_agent_messages_total', 'Agent messages accepted by the channel, by type (register, heartbeat, health_update, deregister).', 'type', (hub) => {
+    const m = hub.channelCounters().messages;
+    return ACCEPTED_MESSAGE_TYPES.map((t) => [t, m[t]] as const);
   });
-  new Counter({
-    name: 'opengslb_overwatch_agent_messages_total',
-    help: 'Agent messages accepted by the channel, by type (register, heartbeat, health_update, deregister).',
-    labelNames: ['type'],
-    registers,
-    collect() {
-      this.reset();
-      const hub = overwatch?.agents ?? null;
-      if (hub === null) return;
-      const m = hub.channelCounters().messages;
-      for (const t of ACCEPTED_MESSAGE_TYPES) this.inc({ type: t }, m[t]);
-    },
+  fromAgents(Counter, 'opengslb_overwatch_agent_drops_total', 'Agent messages dropped by the channel, by reason (docs/agents.md lists them); a drop changes nothing.', 'reason', (hub) => {
+    const d = hub.channelCounters().drops;
+    return DROP_REASON_NAMES.map((r) => [r, d[r]] as const);
   });
-  new Counter({
-    name: 'opengslb_overwatch_agent_drops_total',
-    help: 'Agent messages dropped by the channel, by reason (docs/agents.md lists them); a drop changes nothing.',
-    labelNames: ['reason'],
-    registers,
-    collect() {
-      this.reset();
-      const hub = overwatch?.agents ?? null;
-      if (hub === null) return;
-      const d = hub.channelCounters().drops;
-      for (const r of DROP_REASON_NAMES) this.inc({ reason: r }, d[r]);
-    },
-  });
-  new Counter({
-    name: 'opengslb_overwatch_agent_backend_transitions_total',
-    help: 'State changes of agents\' backends by the state entered (healthy, unhealthy, unknown, draining, stale, validated, removed); each is also one log line.',
-    labelNames: ['to'],
-    registers,
-    collect() {
-      this.reset();
-      const hub = overwatch?.agents ?? null;
-      if (hub === null) return;
+  fromAgents(
+    Counter,
+    'opengslb_overwatch_agent_backend_transitions_total',
+    "State changes of agents' backends by the state entered (healthy, unhealthy, unknown, draining, stale, validated, removed); each is also one log line.",
+    'to',
+    (hub) => {
       const t = hub.counters().transitions;
-      for (const to of BACKEND_STATES) this.inc({ to }, t[to]);
+      return BACKEND_STATES.map((to) => [to, t[to]] as const);
     },
-  });
-  new Counter({
-    name: 'opengslb_overwatch_agent_backends_refused_total',
-    help: 'Agents\' backends the overwatch keeps but cannot answer, by reason: host_name, registry_refused, other_agent (another agent reports the same backend).',
-    labelNames: ['reason'],
-    registers,
-    collect() {
-      this.reset();
-      const hub = overwatch?.agents ?? null;
-      if (hub === null) return;
+  );
+  fromAgents(
+    Counter,
+    'opengslb_overwatch_agent_backends_refused_total',
+    "Agents' backends the overwatch keeps but cannot answer, by reason: host_name, registry_refused, other_agent (another agent reports the same backend).",
+    'reason',
+    (hub) => {
       const r = hub.counters().refused;
-      for (const reason of BACKEND_REFUSALS) this.inc({ reason }, r[reason]);
+      return BACKEND_REFUSALS.map((reason) => [reason, r[reason]] as const);
     },
-  });
+  );
 
   const info = new Gauge({ name: 'opengslb_app_info', help: 'Always 1; the version label says what runs.', labelNames: ['version'], registers });
   info.set({ version: options.version }, 1);

@@ -10,7 +10,9 @@
 
 import { EventEmitter, once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { DnsWorkerData, MainToWorker, SignatureBatch, TcpSettings, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
+import type { DnsWorkerData, MainToWorker, SignatureBatch, TcpSettings, WorkerCookies, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
+import type { CookieKeys } from '../dns/cookie.ts';
+import type { RrlSettings } from '../dns/rrl.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
@@ -37,6 +39,10 @@ export interface DnsPoolOptions {
   /** dns.udp_io; absent = 'auto'. */
   readonly udpIo?: 'auto' | 'dgram';
   readonly tcp: TcpSettings;
+  /** dns.rrl with its shared table; absent or null = off. */
+  readonly rrl?: RrlSettings | null;
+  /** dns.cookies with the first keys; absent or null = off. */
+  readonly cookies?: WorkerCookies | null;
   /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
   readonly restartBaseMs?: number;
   readonly restartMaxMs?: number;
@@ -63,6 +69,8 @@ export class DnsPool extends EventEmitter {
   #live: Int32Array;
   #dnssec: WorkerDnssec;
   #geo: SharedArrayBuffer | null;
+  /** The cookie keys a (re)started worker starts with: the newest published. */
+  #cookies: WorkerCookies | null;
   /** Moves on with every GeoIP database published, so a worker that was starting gets the newest. */
   #geoVersion = 0;
   #stopping = false;
@@ -87,6 +95,7 @@ export class DnsPool extends EventEmitter {
     this.#live = options.live;
     this.#dnssec = options.dnssec ?? { zones: [], validitySec: 7 * 86400 };
     this.#geo = options.geo ?? null;
+    this.#cookies = options.cookies ?? null;
     if (options.counters.length < options.workers * COUNTER_STRIDE) throw new RangeError('counters buffer too small for the worker count');
   }
 
@@ -140,6 +149,8 @@ export class DnsPool extends EventEmitter {
       signatures: o.signatures?.() ?? [],
       udpIo: o.udpIo ?? 'auto',
       tcp: o.tcp,
+      rrl: o.rrl ?? null,
+      cookies: this.#cookies,
     };
     const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
     const slot = this.#slots[i];
@@ -278,6 +289,13 @@ export class DnsPool extends EventEmitter {
    * worker started later gets them through options.signatures). The batches
    * are copied into each worker.
    */
+  /** Hands every worker new server-cookie keys (a rotation); a worker started later gets them in its start data. */
+  publishCookieKeys(keys: CookieKeys): void {
+    if (this.#cookies === null) return;
+    this.#cookies = { require: this.#cookies.require, keys };
+    for (const slot of this.#slots) if (slot.worker) this.#send(slot.worker, { type: 'cookie-keys', keys });
+  }
+
   sendSignatures(batches: readonly SignatureBatch[]): void {
     if (batches.length === 0) return;
     for (const slot of this.#slots) if (slot.worker) this.#send(slot.worker, { type: 'signatures', batches });

@@ -36,9 +36,12 @@ import { OverrideExpiry } from './override-expiry.ts';
 import type { AgentHub } from './agents.ts';
 import { backendRows, type BackendView } from './backends-view.ts';
 import { buildCheckTargets } from './check-targets.ts';
-import { formatAddress } from '../lib/ip.ts';
+import { formatAddress, ipToBytes } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { DnsPool } from './dns-pool.ts';
+import { CookieSecrets } from './cookie-secrets.ts';
+import { createRrlClock, createRrlTable, type RrlSettings } from '../dns/rrl.ts';
+import type { RrlConfig } from '../config/types.ts';
 import { explain, type Explanation } from './explain.ts';
 import { GeoSource } from './geo-source.ts';
 import { ZoneSerials } from './zone-serials.ts';
@@ -56,6 +59,27 @@ const SOCKET_KEY_NAMES = {
   tcpMaxConnectionsPerClient: 'dns.tcp_max_connections_per_client',
   tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
 } as const;
+
+/**
+ * The worker's view of dns.rrl, with a new table all workers share; null
+ * when rate limiting is off. Like the socket settings, fixed at start.
+ */
+function rrlSettingsOf(rrl: RrlConfig): RrlSettings | null {
+  if (!rrl.enabled) return null;
+  return {
+    rates: [rrl.responsesPerSecond, rrl.nxdomainsPerSecond, rrl.errorsPerSecond],
+    windowSec: rrl.windowSec,
+    slip: rrl.slip,
+    ipv4PrefixLength: rrl.ipv4PrefixLength,
+    ipv6PrefixLength: rrl.ipv6PrefixLength,
+    exempt: rrl.exemptClients.map((cidr) => {
+      const slash = cidr.indexOf('/');
+      return { bytes: ipToBytes(cidr.slice(0, slash)), prefix: Number(cidr.slice(slash + 1)) };
+    }),
+    table: createRrlTable(rrl.tableEntries),
+    clock: createRrlClock(),
+  };
+}
 
 /** Grace period for TCP queries in flight at shutdown; the whole stop stays under 5 s. */
 export const SHUTDOWN_GRACE_MS = 3000;
@@ -124,6 +148,8 @@ export class Overwatch {
   readonly #store: StateStore;
   readonly #lastUp: LastUpJournal;
   readonly #geo: GeoSource;
+  /** dns.cookies' key rotation, or null when cookies are off. */
+  #cookieSecrets: CookieSecrets | null = null;
   /** The agent channel and agents' backends; null when overwatch.gossip is off. */
   readonly #agents: AgentHub | null;
   /** Reloads and republishes run one at a time, in order. */
@@ -273,6 +299,15 @@ export class Overwatch {
       throw err;
     }
     const counters = createCounters(dns.workers);
+    // dns.cookies: the keys now, rotated on the clock (cookie-secrets.ts); a bad secret_file stops the start here.
+    let cookieSecrets: CookieSecrets | null;
+    try {
+      cookieSecrets = dns.cookies.enabled ? new CookieSecrets(dns.cookies) : null;
+    } catch (err) {
+      health?.stop();
+      geo.close();
+      throw err;
+    }
     // The presigner's pool runner and worker hand-over are bound once the overwatch exists.
     const presignHooks: { run: SignRunner; send: (b: SignatureBatch[]) => void } = { run: inlineRunner, send: () => undefined };
     const presigner = keyring !== null && options.presign !== false ? new Presigner({ pool: () => presignHooks.run, send: (b) => presignHooks.send(b) }) : null;
@@ -296,6 +331,8 @@ export class Overwatch {
       },
       dnssec: workerDnssecOf(keyring, snapshot, config),
       signatures: () => presigner?.batches() ?? [],
+      rrl: rrlSettingsOf(dns.rrl),
+      cookies: cookieSecrets === null ? null : { require: dns.cookies.require, keys: cookieSecrets.keysAt(Date.now()) },
     });
     presignHooks.send = (b) => pool.sendSignatures(b);
     const log = logger.child({ component: 'dns' });
@@ -311,6 +348,8 @@ export class Overwatch {
       throw err;
     }
     const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials, keyring, presigner, keySync, agents }, counters, pool);
+    overwatch.#cookieSecrets = cookieSecrets;
+    cookieSecrets?.start((keys) => pool.publishCookieKeys(keys));
     presignHooks.run = (task, transferList) => overwatch.#runCpuTask(task, transferList);
     if (agents !== null) {
       try {
@@ -444,6 +483,8 @@ export class Overwatch {
     for (const key of Object.keys(SOCKET_KEY_NAMES) as (keyof typeof SOCKET_KEY_NAMES)[]) {
       if (next.dns[key] !== cur.dns[key]) return refuse(`${SOCKET_KEY_NAMES[key]} changed; the socket settings are fixed when the workers start, so this needs a restart`);
     }
+    if (JSON.stringify(next.dns.rrl) !== JSON.stringify(cur.dns.rrl)) return refuse('dns.rrl changed; rate limiting and its shared table are fixed when the workers start, so this needs a restart');
+    if (JSON.stringify(next.dns.cookies) !== JSON.stringify(cur.dns.cookies)) return refuse('dns.cookies changed; the cookie settings and secret are fixed when the workers start, so this needs a restart');
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
     if (JSON.stringify(next.bus) !== JSON.stringify(cur.bus)) return refuse('overwatch.bus changed; the NATS connection is made at start, so this needs a restart');
@@ -773,6 +814,7 @@ export class Overwatch {
     this.#health?.stop();
     this.#expiry.stop();
     this.#geo.close();
+    this.#cookieSecrets?.stop();
     await this.#agents?.stop();
     await this.#replica?.close();
     await this.#queue;

@@ -27,6 +27,7 @@ export const DEFAULT_API: ApiConfig = Object.freeze({
   allowedNetworks: Object.freeze(['127.0.0.1/32', '::1/128']),
   trustProxyHeaders: false,
   token: null,
+  tls: null,
 });
 
 /** Starts the API on `host` port 0 serving `overwatch`; closes it after the test. */

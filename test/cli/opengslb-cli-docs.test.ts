@@ -27,7 +27,7 @@ test('docs/cli.md documents config validate with its synopsis', () => {
 test('docs/cli.md has a table row for every global flag the CLI prints in its help', async () => {
   const r = await run(CLI, ['--help']);
   const flags = [...r.stdout.matchAll(/^ {2}(?:-h, )?(--[a-z-]+)/gm)].map((m) => m[1]);
-  assert.deepEqual(flags, ['--api', '--cli-config', '--all', '--token', '--timeout', '--json', '--help']);
+  assert.deepEqual(flags, ['--api', '--cli-config', '--all', '--token', '--ca-file', '--timeout', '--json', '--help']);
   // The flag in the first cell of a table row: "| `--api URL` |", "| `-h`, `--help` |".
   for (const flag of flags) assert.ok(new RegExp(`^\\|[^|\\n]*\`${flag}[ \`]`, 'm').test(doc), `no row for ${flag}`);
 });

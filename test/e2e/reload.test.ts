@@ -222,7 +222,7 @@ test('two SIGHUP reloads under continuous load, one good and one bad, lose no qu
   assert.equal(server.child.exitCode, null, 'still running');
 });
 
-test('refuses a reload that changes the listen address or the mode, saying it needs a restart, and keeps serving', posixOnly, async (t) => {
+test('refuses a reload that changes the listen address, the mode, dns.rrl or dns.cookies, saying it needs a restart, and keeps serving', posixOnly, async (t) => {
   const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': generation(OLD.prefix, OLD.ttl) }, 0o600);
   const server = await startOpengslb(t, join(dir, 'main.yaml'));
   const changes = [
@@ -240,6 +240,8 @@ test('refuses a reload that changes the listen address or the mode, saying it ne
       ],
       reason: /mode changed from overwatch to agent; a mode change needs a restart/,
     },
+    { what: 'rate limiting', main: [...MAIN.slice(0, 6), '  rrl: { enabled: true }', ...MAIN.slice(6)], reason: /dns\.rrl changed; rate limiting and its shared table are fixed when the workers start, so this needs a restart/ },
+    { what: 'cookies', main: [...MAIN.slice(0, 6), '  cookies: { require: true }', ...MAIN.slice(6)], reason: /dns\.cookies changed; the cookie settings and secret are fixed when the workers start, so this needs a restart/ },
   ];
   for (const [i, c] of changes.entries()) {
     await writeTree(dir, { 'main.yaml': c.main, 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl) }, 0o600);

@@ -19,7 +19,7 @@ export function newId(): number {
 export interface QueryOptions {
   id?: number;
   /** EDNS: undefined = no OPT record. */
-  edns?: { udpSize?: number; version?: number; do?: boolean; ecs?: { family: 1 | 2; sourcePrefix: number; address: string } };
+  edns?: { udpSize?: number; version?: number; do?: boolean; ecs?: { family: 1 | 2; sourcePrefix: number; address: string }; cookie?: Uint8Array };
   flags?: number;
   qclass?: string;
 }
@@ -32,6 +32,8 @@ export function buildQuery(name: string, type: string, opts: QueryOptions = {}):
     if (opts.edns.ecs) {
       options.push({ code: 8, family: opts.edns.ecs.family, sourcePrefixLength: opts.edns.ecs.sourcePrefix, scopePrefixLength: 0, ip: opts.edns.ecs.address });
     }
+    // COOKIE (RFC 7873) as raw option data, any length (the malformed cases too).
+    if (opts.edns.cookie) options.push({ code: 10, data: Buffer.from(opts.edns.cookie) });
     additionals.push({
       type: 'OPT',
       name: '.',
@@ -51,10 +53,11 @@ export function buildQuery(name: string, type: string, opts: QueryOptions = {}):
   });
 }
 
-/** Sends raw bytes over UDP and resolves with the raw reply, or null after `timeoutMs`. */
-export function udpExchange(port: number, packet: Uint8Array, timeoutMs = 2000, host = '127.0.0.1'): Promise<Buffer | null> {
+/** Sends raw bytes over UDP (from `localAddress` when given) and resolves with the raw reply, or null after `timeoutMs`. */
+export function udpExchange(port: number, packet: Uint8Array, timeoutMs = 2000, host = '127.0.0.1', localAddress?: string): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    if (localAddress !== undefined) socket.bind({ address: localAddress, port: 0 });
     const timer = setTimeout(() => {
       socket.close();
       resolve(null);

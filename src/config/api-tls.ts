@@ -1,0 +1,57 @@
+// Cold path, main thread. The admin API's certificate and key (api.tls): read
+// and checked when the config is validated (so `config validate`, start-up and
+// a reload all refuse a missing, unreadable or mismatched pair with the key's
+// file:line:col), and read again by the API when it builds its TLS context.
+
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+/** A certificate chain and its private key, PEM text as read. */
+export interface TlsPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** Which file a problem is about, and what is wrong with it. */
+export interface TlsPairProblem {
+  readonly which: 'cert_file' | 'key_file';
+  readonly message: string;
+}
+
+/**
+ * Reads a PEM certificate and key and checks that the certificate parses, the
+ * key parses, and the key is the certificate's. Never throws; messages name
+ * the absolute path and never quote the key.
+ */
+export function readTlsPair(certPath: string, keyPath: string): TlsPair | TlsPairProblem {
+  const cert = readText(certPath);
+  if (typeof cert !== 'string') return { which: 'cert_file', message: cert.error };
+  const key = readText(keyPath);
+  if (typeof key !== 'string') return { which: 'key_file', message: key.error };
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (err) {
+    return { which: 'cert_file', message: `${certPath} is not a PEM certificate (${(err as Error).message}), expected "-----BEGIN CERTIFICATE-----"` };
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (err) {
+    return { which: 'key_file', message: `${keyPath} is not an unencrypted PEM private key (${(err as Error).message}), expected "-----BEGIN PRIVATE KEY-----" or an RSA/EC key` };
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    return { which: 'key_file', message: `${keyPath} is not the private key of the certificate in ${certPath} (subject ${x509.subject.replace(/\n/g, ', ')}), expected the key the certificate was issued for` };
+  }
+  return { cert, key };
+}
+
+function readText(path: string): string | { error: string } {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'does not exist' : e.code === 'EACCES' ? 'is not readable by this user' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    return { error: `${path} ${why}, expected a readable PEM file` };
+  }
+}
