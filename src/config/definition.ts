@@ -599,7 +599,7 @@ const overwatch = object({
         },
       }),
     }),
-    bus: busSchema('NATS as the agent bus (docs/scaling.md): with `type: nats` this overwatch also takes agent messages from the bus subjects, through the same checks as the UDP/TCP channel; it needs gossip.encryption_key.'),
+    bus: busSchema('NATS as the agent bus (docs/scaling.md): with `type: nats` this overwatch also takes agent messages from the bus subjects, through the same checks as the UDP/TCP channel, and replicates overrides through a JetStream key-value bucket; it needs gossip.encryption_key.'),
     validation: object({
       doc: 'The overwatch\'s own checks of agent-reported backends, with each backend\'s own check settings; their result outranks the agent\'s claim.',
       keys: {
