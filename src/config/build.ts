@@ -16,7 +16,7 @@ import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
 import { readTlsPair } from './api-tls.ts';
 import { ipToBytes } from '../lib/ip.ts';
-import type { PathSegment, ProblemCollector } from './problem-collector.ts';
+import { formatPath, type PathSegment, type ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
   AgentBackendConfig, AgentConfig, BusConfig, Config, DomainConfig, HealthCheckConfig, NameserverConfig, OverwatchGossipConfig, RegionConfig, SoaConfig,
@@ -123,7 +123,9 @@ function checkApi(file: UncheckedFile, sink: ProblemCollector): void {
   const api = file.api;
   if (api === null || api === undefined || api.enabled !== true || file.mode === 'agent') return;
   const address = api.address;
-  if (address !== null && address !== undefined && !isLoopbackHost(address.host ?? '0.0.0.0') && (api.token === null || api.token === undefined)) {
+  // A token written in the file whose ${VAR} is unset is reported there (api.token), not here again.
+  const tokenWritten = (api.token !== null && api.token !== undefined) || sink.positions.has(formatPath(['api', 'token']));
+  if (address !== null && address !== undefined && !isLoopbackHost(address.host ?? '0.0.0.0') && !tokenWritten) {
     sink.reportAt(
       ['api', 'address'],
       `${address.host ?? '0.0.0.0'} is not a loopback address and api.token is not set, so writes would be open to every allowed network: ` +
