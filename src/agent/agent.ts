@@ -8,6 +8,8 @@
 //   every predictive.check_interval: CPU, memory, error rate ─► drain changes ─► health_update
 //   stop (SIGTERM): deregistration (reliable) ─► flush with a deadline ─► close
 
+import { BusSender } from '../bus/sender.ts';
+import { agentSubject } from '../bus/nats.ts';
 import type { AgentBackendConfig, AgentConfig, Config, HealthCheckConfig } from '../config/types.ts';
 import { Keyring } from '../gossip/envelope.ts';
 import {
@@ -47,6 +49,11 @@ export interface AgentOptions {
   /** Clock, epoch ms (tests). */
   readonly now?: () => number;
 }
+
+/** What the agent sends through: the direct sender or the NATS publisher (src/bus/sender.ts). */
+type AgentTransport = Pick<GossipSender, 'setRegistration' | 'sendReliable' | 'status' | 'counters' | 'flush' | 'close'> & {
+  send(message: OutgoingMessage): unknown;
+};
 
 /** One local backend as the agent holds it. */
 interface LocalBackend {
@@ -119,7 +126,8 @@ export class Agent {
   readonly #files: IdentityFiles;
   #identity: AgentIdentity;
   readonly #sealer: MessageSealer;
-  readonly #sender: GossipSender;
+  /** The direct sender (overwatch_nodes), or the NATS publisher with agent.bus. */
+  readonly #sender: AgentTransport;
   readonly #health: HealthScheduler;
   readonly #predictor: Predictor;
   readonly #backends: LocalBackend[];
@@ -147,14 +155,33 @@ export class Agent {
     this.#now = options.now ?? Date.now;
     const keyring = Keyring.fromBase64(config.gossip.encryptionKey, [], { primary: 'agent.gossip.encryption_key', accepted: 'agent.gossip.accepted_keys' });
     this.#sealer = new MessageSealer(keyring, identity, { now: this.#now });
-    this.#sender = new GossipSender({
-      nodes: config.gossip.overwatchNodes,
-      keyring,
-      sealer: this.#sealer,
-      ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
-      now: this.#now,
-      onNodeEvent: (e) => this.#onNodeEvent(e),
-    });
+    const bus = config.bus;
+    this.#sender = bus === null
+      ? new GossipSender({
+        nodes: config.gossip.overwatchNodes,
+        keyring,
+        sealer: this.#sealer,
+        ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
+        now: this.#now,
+        onNodeEvent: (e) => this.#onNodeEvent(e),
+      })
+      : new BusSender({
+        bus,
+        region: config.identity.region,
+        keyring,
+        sealer: this.#sealer,
+        name: `opengslb-agent ${identity.agentId}`,
+        now: this.#now,
+        // Back on NATS (or an overwatch that does not know us): the registration again, with every backend as it is now.
+        onResync: () => {
+          if (this.#registered && !this.#stopped) this.#register();
+        },
+        onNodeEvent: (e) => this.#onNodeEvent(e),
+        onLinkEvent: (e) => {
+          if (e.kind === 'error') this.#log.warn({ error: e.error }, 'agent bus error (NATS)');
+          else if (e.kind === 'connected' && !e.first) this.#log.info({ server: e.server }, 'agent bus reconnected (NATS): sending the whole state again');
+        },
+      });
     this.#backends = config.backends.map((b) => ({
       config: b,
       label: `${b.service} ${formatAddress(b.address, b.port)}`,
@@ -235,9 +262,11 @@ export class Agent {
         agent: this.#identity.agentId,
         region: this.#config.identity.region,
         backends: this.#backends.map((b) => `${b.label} ${b.drain ?? b.health}`),
-        overwatches: this.#config.gossip.overwatchNodes.map((n) => formatAddress(n.host, n.port)),
+        ...(this.#config.bus === null
+          ? { overwatches: this.#config.gossip.overwatchNodes.map((n) => formatAddress(n.host, n.port)) }
+          : { bus: this.#config.bus.servers, subject: agentSubject(this.#config.bus.subjectPrefix, this.#config.identity.region) }),
       },
-      'agent running: registering with every overwatch',
+      this.#config.bus === null ? 'agent running: registering with every overwatch' : 'agent running: publishing to the NATS bus',
     );
     this.#lastFullMs = this.#now();
     this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#config.heartbeat.intervalMs);

@@ -79,7 +79,7 @@ export function createAgentMetrics(agent: AgentSource, options: { readonly versi
   });
   new Counter({
     name: 'opengslb_agent_transmissions_total',
-    help: 'Sealed messages put on the wire, by transport (udp: one datagram per overwatch; tcp: one acked frame per overwatch).',
+    help: 'Sealed messages put on the wire, by transport (udp: one datagram per overwatch; tcp: one acked frame per overwatch; bus: one NATS publish for every overwatch).',
     labelNames: ['transport'],
     registers,
     collect() {
@@ -87,6 +87,7 @@ export function createAgentMetrics(agent: AgentSource, options: { readonly versi
       const c = status().sender;
       this.inc({ transport: 'udp' }, c.udpSent);
       this.inc({ transport: 'tcp' }, c.tcpSent);
+      this.inc({ transport: 'bus' }, c.busSent);
     },
   });
   new Counter({

@@ -19,7 +19,7 @@ import { ipToBytes } from '../lib/ip.ts';
 import { formatPath, type PathSegment, type ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
-  AgentBackendConfig, AgentConfig, Config, DomainConfig, HealthCheckConfig, NameserverConfig, OverwatchGossipConfig, RegionConfig, SoaConfig,
+  AgentBackendConfig, AgentConfig, BusConfig, Config, DomainConfig, HealthCheckConfig, NameserverConfig, OverwatchGossipConfig, RegionConfig, SoaConfig,
   ZoneConfig,
 } from './types.ts';
 
@@ -255,6 +255,7 @@ function checkAgentChannel(file: UncheckedFile, sink: ProblemCollector): void {
       `${formatDuration(heartbeat.full_interval)} is shorter than the interval ${formatDuration(heartbeat.interval)}, expected full_interval of at least interval`,
     );
   }
+  checkBus(file, sink);
   const nodes = new Map<string, number>();
   (file.agent?.gossip?.overwatch_nodes ?? []).forEach((node, i) => {
     if (node === undefined) return;
@@ -263,6 +264,46 @@ function checkAgentChannel(file: UncheckedFile, sink: ProblemCollector): void {
     if (first === undefined) nodes.set(text, i);
     else sink.reportAt(['agent', 'gossip', 'overwatch_nodes', i], `${text} is already overwatch_nodes[${first}], expected each overwatch once`);
   });
+}
+
+/**
+ * agent.bus and overwatch.bus: a bus with `type` needs servers and at most one
+ * of token and credentials_file, a client certificate comes with its key; the
+ * agent has either overwatch_nodes or a bus; the overwatch's bus carries
+ * sealed messages, so it needs the channel's key.
+ */
+function checkBus(file: UncheckedFile, sink: ProblemCollector): void {
+  const sides = [
+    { side: 'overwatch', bus: file.mode === 'agent' ? undefined : file.overwatch?.bus },
+    { side: 'agent', bus: file.mode === 'agent' ? file.agent?.bus : undefined },
+  ] as const;
+  for (const { side, bus } of sides) {
+    if (bus === undefined || bus === null) continue;
+    const on = bus.type !== null && bus.type !== undefined;
+    const set = (['servers', 'token', 'credentials_file'] as const).filter((k) => k === 'servers' ? (bus.servers?.length ?? 0) > 0 : bus[k] != null);
+    if (!on) {
+      if (set.length > 0) sink.reportAt([side, 'bus', set[0]], `is set but ${side}.bus.type is not, expected "type: nats" to turn the bus on (or remove ${side}.bus)`);
+      continue;
+    }
+    if ((bus.servers?.length ?? 0) === 0) sink.reportAt([side, 'bus', 'type'], `turns the bus on without servers, expected ${side}.bus.servers to list at least one nats://HOST:PORT`);
+    if (bus.token != null && bus.credentials_file != null) sink.reportAt([side, 'bus', 'credentials_file'], `is set together with ${side}.bus.token, expected one way to authenticate`);
+    const tls = bus.tls;
+    if (tls != null && (tls.cert_file == null) !== (tls.key_file == null)) {
+      sink.reportAt([side, 'bus', 'tls', tls.cert_file == null ? 'key_file' : 'cert_file'], 'is set alone, expected both tls.cert_file and tls.key_file for a client certificate');
+    }
+    if (side === 'overwatch' && file.overwatch?.gossip?.encryption_key == null) {
+      sink.reportAt(['overwatch', 'bus', 'type'], `turns the bus on without overwatch.gossip.encryption_key, expected the key the agents seal their messages with (${OPENSSL_HINT})`);
+    }
+    if (side === 'agent' && (file.agent?.gossip?.overwatch_nodes?.length ?? 0) > 0) {
+      sink.reportAt(['agent', 'gossip', 'overwatch_nodes'], 'is set together with agent.bus, expected one of them: with the bus the agent publishes to NATS and every overwatch subscribes');
+    }
+  }
+  if (file.mode === 'agent' && file.agent != null) {
+    const busOn = file.agent.bus?.type != null;
+    if (!busOn && (file.agent.gossip?.overwatch_nodes?.length ?? 0) === 0) {
+      sink.reportAt(['agent', 'gossip', 'overwatch_nodes'], 'is missing, expected at least one HOST:PORT of an overwatch (or agent.bus with "type: nats" to publish to NATS instead)');
+    }
+  }
 }
 
 /** Formats where a value was written as FILE:LINE:COL, for messages that name a second place. */
@@ -744,6 +785,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
     },
     stale: { thresholdMs: file.overwatch.stale.threshold, removeAfterMs: file.overwatch.stale.remove_after },
     peers: file.overwatch.peers.map((p) => ({ url: p.url.replace(/\/+$/, ''), token: p.token ?? null })),
+    bus: file.mode === 'agent' ? null : buildBus(file.overwatch.bus, source),
     agent: file.mode === 'agent' ? buildAgent(file, source) : null,
   };
   return deepFreeze(config);
@@ -764,6 +806,22 @@ function buildOverwatchGossip(file: CheckedFile): OverwatchGossipConfig | null {
     encryptionKey: g.encryption_key,
     acceptedKeys: g.accepted_keys,
     maxClockSkewMs: g.max_clock_skew,
+  };
+}
+
+/** agent.bus or overwatch.bus as the code takes it; null when `type` is not set. Paths are taken from the main file's folder. */
+function buildBus(bus: CheckedFile['agent']['bus'], source: string): BusConfig | null {
+  if (bus.type === null) return null;
+  const path = (p: string | null): string | null => (p === null ? null : resolve(dirname(source), p));
+  const tls = bus.tls;
+  const tlsOn = tls.ca_file !== null || tls.cert_file !== null || tls.key_file !== null || bus.servers.some((u) => u.startsWith('tls://'));
+  return {
+    type: bus.type,
+    servers: bus.servers,
+    token: bus.token,
+    credentialsFile: path(bus.credentials_file),
+    tls: tlsOn ? { caFile: path(tls.ca_file), certFile: path(tls.cert_file), keyFile: path(tls.key_file) } : null,
+    subjectPrefix: bus.subject_prefix,
   };
 }
 
@@ -802,6 +860,7 @@ function buildAgent(file: CheckedFile, source: string): AgentConfig {
       encryptionKey: a.gossip.encryption_key ?? '',
       overwatchNodes: a.gossip.overwatch_nodes.map((n) => ({ host: n.host ?? '', port: n.port })),
     },
+    bus: buildBus(a.bus, source),
     heartbeat: { intervalMs: a.heartbeat.interval, missedThreshold: a.heartbeat.missed_threshold, fullIntervalMs: a.heartbeat.full_interval },
   };
 }

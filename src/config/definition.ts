@@ -42,6 +42,43 @@ function gossipKey(doc: string, requiredInMode?: 'agent') {
 /** Default largest gap between the agent's and the overwatch's clocks. */
 export const DEFAULT_MAX_CLOCK_SKEW = '30s';
 
+/** Default subject prefix of the NATS bus. */
+export const DEFAULT_BUS_SUBJECT_PREFIX = 'opengslb';
+
+/** agent.bus and overwatch.bus: the same NATS connection settings on both sides; `role` words the docs. */
+function busSchema(doc: string) {
+  return object({
+    doc,
+    keys: {
+      type: choice({ doc: 'The bus; `nats` is the only one. Absent: the bus is off.', values: ['nats'], noun: 'bus type' }),
+      servers: list({
+        doc: 'NATS servers as nats://HOST:PORT (or tls://HOST:PORT); the client connects to one and fails over to the others.',
+        items: str({ doc: 'A server URL.', pattern: '^(nats|tls)://\\S+$', patternText: 'a URL such as "nats://nats-1.example.test:4222"' }),
+        default: [],
+        maxItems: 32,
+        itemNoun: 'server URL',
+      }),
+      token: str({ doc: 'Token the NATS server expects (its authorization.token); or use `credentials_file`.', minLength: 1, secret: true }),
+      credentials_file: str({ doc: 'A NATS .creds file (user JWT and NKey seed), relative to this file; or use `token`.', minLength: 1 }),
+      tls: object({
+        doc: 'TLS to the NATS servers; any of these turns it on.',
+        keys: {
+          ca_file: str({ doc: 'PEM file of the CA the servers\' certificates are checked against; unset: the system CAs.', minLength: 1 }),
+          cert_file: str({ doc: 'PEM client certificate (with `key_file`), for servers that verify clients.', minLength: 1 }),
+          key_file: str({ doc: 'PEM private key of `cert_file`.', minLength: 1 }),
+        },
+      }),
+      subject_prefix: str({
+        doc: 'First tokens of every subject the bus uses (`<prefix>.agents.<region>`, `<prefix>.acks.<agent id>`); the same on every agent and overwatch of a deployment.',
+        default: DEFAULT_BUS_SUBJECT_PREFIX,
+        pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$',
+        patternText: 'dot-separated tokens of letters, digits, "_" and "-", such as "opengslb" or "prod.gslb"',
+        maxLength: 128,
+      }),
+    },
+  });
+}
+
 /** The check keys shared by region checks and agent backend checks; `hostDoc` says what `host` does in each. */
 function healthCheckSchema(doc: string, host: ReturnType<typeof str>) {
   return object({
@@ -562,6 +599,7 @@ const overwatch = object({
         },
       }),
     }),
+    bus: busSchema('NATS as the agent bus (docs/scaling.md): with `type: nats` this overwatch also takes agent messages from the bus subjects, through the same checks as the UDP/TCP channel, and replicates overrides through a JetStream key-value bucket; it needs gossip.encryption_key.'),
     validation: object({
       doc: 'The overwatch\'s own checks of agent-reported backends, with each backend\'s own check settings; their result outranks the agent\'s claim.',
       keys: {
@@ -745,15 +783,15 @@ const agent = object({
       keys: {
         encryption_key: gossipKey('The key shared with the overwatches (their overwatch.gossip.encryption_key): standard base64 of exactly 32 bytes.', 'agent'),
         overwatch_nodes: list({
-          doc: 'Every overwatch\'s overwatch.gossip.bind_address as HOST:PORT (host names allowed); the agent reports to all of them.',
+          doc: 'Every overwatch\'s overwatch.gossip.bind_address as HOST:PORT (host names allowed); the agent reports to all of them. Required in agent mode unless `agent.bus` is set (then not allowed).',
           items: endpoint({ doc: 'HOST:PORT.', host: 'name', allowEmptyHost: false, minPort: 1 }),
           default: [],
           minItems: 1,
-          requiredInMode: 'agent',
           itemNoun: 'HOST:PORT',
         }),
       },
     }),
+    bus: busSchema('NATS as the agent bus (docs/scaling.md): with `type: nats` the agent publishes its sealed messages to the bus instead of sending them to `gossip.overwatch_nodes`.'),
     heartbeat: object({
       doc: 'Heartbeats to the overwatches.',
       keys: {

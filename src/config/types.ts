@@ -36,8 +36,24 @@ export interface Config {
   readonly stale: StaleConfig;
   /** overwatch.peers: the other overwatches' admin APIs, for GET /api/v1/cluster/status. */
   readonly peers: readonly PeerConfig[];
+  /** overwatch.bus: agent messages also taken from NATS; null when off. */
+  readonly bus: BusConfig | null;
   /** The agent section; null unless the file's mode is agent. */
   readonly agent: AgentConfig | null;
+}
+
+/** agent.bus / overwatch.bus with `type: nats`. */
+export interface BusConfig {
+  readonly type: 'nats';
+  /** nats:// or tls:// URLs, in file order; at least one. */
+  readonly servers: readonly string[];
+  readonly token: string | null;
+  /** Absolute path of a .creds file, or null. */
+  readonly credentialsFile: string | null;
+  /** Absolute paths; null when no tls key is set. */
+  readonly tls: { readonly caFile: string | null; readonly certFile: string | null; readonly keyFile: string | null } | null;
+  /** Without a trailing dot. */
+  readonly subjectPrefix: string;
 }
 
 export interface PeerConfig {
@@ -115,6 +131,8 @@ export interface AgentConfig {
   readonly backends: readonly AgentBackendConfig[];
   readonly predictive: PredictiveConfig;
   readonly gossip: AgentGossipConfig;
+  /** agent.bus: messages go to NATS instead of overwatch_nodes; null when off. */
+  readonly bus: BusConfig | null;
   readonly heartbeat: HeartbeatConfig;
 }
 
@@ -152,7 +170,7 @@ export interface PredictiveConfig {
 export interface AgentGossipConfig {
   /** Standard base64 of 32 bytes. */
   readonly encryptionKey: string;
-  /** Host (IP literal without brackets, or lower-case name) and port of every overwatch. */
+  /** Host (IP literal without brackets, or lower-case name) and port of every overwatch; empty when agent.bus is on. */
   readonly overwatchNodes: readonly { readonly host: string; readonly port: number }[];
 }
 

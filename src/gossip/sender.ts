@@ -74,6 +74,8 @@ export interface NodeStatus {
 export interface SenderCounters {
   readonly udpSent: number;
   readonly tcpSent: number;
+  /** Publishes to the NATS bus (agent.bus; the direct sender leaves it 0). */
+  readonly busSent: number;
   readonly acked: number;
   readonly refused: number;
   readonly failures: number;
@@ -230,7 +232,7 @@ export class GossipSender {
   #registration: Omit<RegisterMessage, keyof MessageHeader> | null = null;
   #closed = false;
   readonly #idleWaiters = new Set<(flushed: boolean) => void>();
-  readonly #counts = { udpSent: 0, tcpSent: 0, acked: 0, refused: 0, failures: 0, queueDrops: 0 };
+  readonly #counts = { udpSent: 0, tcpSent: 0, busSent: 0, acked: 0, refused: 0, failures: 0, queueDrops: 0 };
 
   constructor(options: SenderOptions) {
     this.#keyring = options.keyring;

@@ -16,6 +16,7 @@
 //                                                            └─► verdict ─► fanout.setServerHealth(server slot)
 //   sweep (every threshold / 4): no heartbeat for stale.threshold → stale (out), for remove_after → removed
 
+import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { parseIp } from '../config/ip.ts';
 import type { Config } from '../config/types.ts';
@@ -23,6 +24,8 @@ import { OverwatchChannel, type ChannelCounters, type ChannelEvent, type DropEve
 import { Keyring } from '../gossip/envelope.ts';
 import type { BackendCheck, BackendReport, HealthUpdateMessage, HeartbeatMessage, HostLoad } from '../gossip/messages.ts';
 import { GossipReceiver, type ReceiverCounters } from '../gossip/receiver.ts';
+import { agentsWildcard } from '../bus/nats.ts';
+import { BusReceiver } from '../bus/receiver.ts';
 import type { CheckSpec, HealthSink } from '../health/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
@@ -203,6 +206,7 @@ export class AgentHub {
   /** The fanout's sink, for last-up times (made once). */
   #sink: HealthSink | null = null;
   #receiver: GossipReceiver | null = null;
+  #bus: BusReceiver | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
   #persistTimer: NodeJS.Timeout | null = null;
   readonly #dirty = new Set<string>();
@@ -287,7 +291,32 @@ export class AgentHub {
     });
     this.#armSweep();
     this.#log.info({ address: formatAddress(g.bindHost, this.#receiver.port), pins: this.channel.pins().length, agents: this.#agents.size }, 'agent channel listening on UDP and TCP');
+    const bus = this.#config.bus;
+    if (bus !== null) {
+      const log = this.#log.child({ component: 'bus' });
+      const subject = agentsWildcard(bus.subjectPrefix);
+      // Connects in the background: DNS and the direct channel never wait for NATS.
+      this.#bus = new BusReceiver({
+        bus,
+        channel: this.channel,
+        name: `opengslb-overwatch ${hostname()}`,
+        onEvent: (e) => {
+          if (e.kind === 'connected') log.info({ server: e.server, subject }, e.first ? 'agent bus connected (NATS): taking agent messages from the subject' : 'agent bus reconnected (NATS)');
+          else if (e.kind === 'disconnected') log.warn({ server: e.server }, 'agent bus disconnected (NATS); reconnecting. DNS answers from what the agents last said; the direct channel keeps listening');
+          else log.warn({ error: e.error }, 'agent bus error (NATS)');
+        },
+        onHandlerError: (err) => {
+          this.#handlerErrors++;
+          this.#log.error({ err: err instanceof Error ? err.stack : String(err) }, 'agent message handler failed (a bug); the message was accepted');
+        },
+      });
+    }
     return this.#receiver;
+  }
+
+  /** The NATS subscription when overwatch.bus is on, once listen() resolved. */
+  get bus(): BusReceiver | null {
+    return this.#bus;
   }
 
   /** The listeners, once listen() resolved. */
@@ -332,6 +361,7 @@ export class AgentHub {
     if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
     this.#sweepTimer = null;
     await this.#receiver?.close();
+    await this.#bus?.close();
     this.#flushPersist();
     await this.channel.settled();
     await Promise.all(this.#pendingWrites);
@@ -445,7 +475,7 @@ export class AgentHub {
     if (e.firstContact) this.#log.info({ agent: m.agentId, region: m.region, services: e.pin.services, backends: m.backends.length, remote: e.source.remote }, 'agent pinned (first contact)');
     else if (e.rotated) this.#log.info({ agent: m.agentId, fingerprint: e.pin.fingerprint.slice(0, 16) }, 'agent certificate rotated');
     const wasGone = agent.state !== 'live' && agent.state !== 'stale';
-    if (wasGone || e.firstContact) this.#log.info({ agent: m.agentId, region: m.region, backends: m.backends.length, version: m.version }, 'agent registered');
+    if (wasGone || e.firstContact) this.#log.info({ agent: m.agentId, region: m.region, backends: m.backends.length, version: m.version, via: e.source.transport }, 'agent registered');
     this.#touch(agent, e.receivedAtMs, null);
     // A registration that arrived behind a newer message carries older states: liveness only.
     if (!e.outOfOrder || wasGone) this.#applyFull(agent, m.backends);

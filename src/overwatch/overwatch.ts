@@ -5,6 +5,7 @@
 // debounce, so a burst of changes makes one snapshot. Stop drains the
 // workers. The main thread never parses a DNS query.
 
+import { hostname } from 'node:os';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
@@ -28,8 +29,9 @@ import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
 import { compileGeoTable } from '../geo/cidr-table.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import type { RegistryView } from '../registry/registry.ts';
-import { MemoryStore, type StateStore, type StoredGeoMapping } from '../state/store.ts';
-import { describeTarget, fromStored, inForce, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
+import { MemoryStore, type StateStore, type StoredGeoMapping, type StoredOverride } from '../state/store.ts';
+import { describeTarget, fromStored, inForce, keyOfTarget, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
+import { bucketName, OperatorReplica, type ReplicatedOverride } from '../bus/replica.ts';
 import { OverrideExpiry } from './override-expiry.ts';
 import type { AgentHub } from './agents.ts';
 import { backendRows, type BackendView } from './backends-view.ts';
@@ -173,6 +175,8 @@ export class Overwatch {
   #stopping = false;
   /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
   #overrideQueue: Promise<unknown> = Promise.resolve();
+  /** overwatch.bus: the JetStream bucket overrides are replicated through; null without the bus. */
+  #replica: OperatorReplica | null = null;
   readonly #expiry: OverrideExpiry;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
@@ -355,6 +359,7 @@ export class Overwatch {
         throw err;
       }
     }
+    if (config.bus !== null) overwatch.#startReplica(config.bus);
     const udpReceiveBuffer = pool.udpReceiveBufferGranted;
     // udpIo: each worker's UDP path ("batched" or "dgram"), udpIoReason: why, once per distinct reason.
     const udpIo = pool.udpIo.map((w) => w.path);
@@ -482,6 +487,7 @@ export class Overwatch {
     if (JSON.stringify(next.dns.cookies) !== JSON.stringify(cur.dns.cookies)) return refuse('dns.cookies changed; the cookie settings and secret are fixed when the workers start, so this needs a restart');
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
+    if (JSON.stringify(next.bus) !== JSON.stringify(cur.bus)) return refuse('overwatch.bus changed; the NATS connection is made at start, so this needs a restart');
     if (JSON.stringify(next.dnssec.keySync) !== JSON.stringify(cur.dnssec.keySync)) return refuse('overwatch.dnssec.key_sync changed; the key-sync peers and secret are fixed at start, so this needs a restart');
     if (next.dnssec.enabled !== cur.dnssec.enabled) return refuse(`overwatch.dnssec.enabled changed from ${cur.dnssec.enabled} to ${next.dnssec.enabled}; turning signing on or off needs a restart`);
     if ((next.gossip === null) !== (cur.gossip === null)) return refuse('overwatch.gossip.encryption_key turned the agent channel on or off; that needs a restart');
@@ -810,6 +816,7 @@ export class Overwatch {
     this.#geo.close();
     this.#cookieSecrets?.stop();
     await this.#agents?.stop();
+    await this.#replica?.close();
     await this.#queue;
     await this.#overrideQueue;
     await this.pool.stop(graceMs);
@@ -856,6 +863,7 @@ export class Overwatch {
       this.registry.setOverride(o);
       this.#fanout.applyOverride(target);
       this.#expiry.schedule();
+      this.#replicate(target, toStored(o));
       return this.#overrideView(o);
     });
   }
@@ -869,6 +877,7 @@ export class Overwatch {
       this.registry.deleteOverride(target);
       this.#fanout.applyOverride(target);
       this.#expiry.schedule();
+      this.#replicate(target, null);
       return this.#overrideView(existing);
     });
   }
@@ -877,6 +886,59 @@ export class Overwatch {
   overrideOf(target: OverrideTarget): OverrideView | null {
     const o = this.registry.overrideAt(target);
     return o === null || !inForce(o, Date.now()) ? null : this.#overrideView(o);
+  }
+
+  // ---- Operator state over the bus (overwatch.bus)
+
+  #startReplica(bus: NonNullable<Config['bus']>): void {
+    const log = this.#logger.child({ component: 'replica' });
+    this.#replica = new OperatorReplica({
+      bus,
+      name: `opengslb-overwatch ${hostname()}`,
+      onOverride: (change) => this.#applyReplicated(change, log),
+      onEvent: (e) => {
+        if (e.kind === 'connected' && e.first) log.info({ server: e.server, bucket: bucketName(bus.subjectPrefix) }, 'operator state replicated through the JetStream bucket');
+        else if (e.kind === 'error' || e.kind === 'replica_error') log.warn({ error: e.error }, 'operator state replica: a problem; this overwatch keeps serving its own copy');
+      },
+    });
+  }
+
+  /** Puts (or, with null, deletes) an API write in the bucket; a failure leaves the write local and is logged. */
+  #replicate(target: OverrideTarget, stored: StoredOverride | null): void {
+    const replica = this.#replica;
+    if (replica === null) return;
+    const done = stored === null ? replica.deleteOverride(target) : replica.putOverride(target, stored);
+    done.catch((err: unknown) => {
+      this.#logger.child({ component: 'replica' }).warn(
+        { target: describeTarget(target), error: err instanceof Error ? err.message : String(err) },
+        'override not replicated (NATS away?): it holds on this overwatch only; set it again once NATS is back, or with opengslb-cli on every overwatch',
+      );
+    });
+  }
+
+  /** Applies what another overwatch put in the bucket (no put back); what this overwatch holds already is skipped. */
+  #applyReplicated(change: ReplicatedOverride, log: Logger): void {
+    void this.#overridesSerially(async () => {
+      if (this.#stopping) return;
+      const target = change.target;
+      const existing = this.registry.overrideAt(target);
+      if (change.override === null) {
+        if (existing === null) return;
+        await this.#store.deleteOverride(target);
+        this.registry.deleteOverride(target);
+      } else {
+        const o = fromStored(change.override);
+        if (keyOfTarget(o.target) !== keyOfTarget(target)) return;
+        if (existing !== null && JSON.stringify(toStored(existing)) === JSON.stringify(toStored(o))) return;
+        if (!inForce(o, Date.now())) return;
+        this.#requireTarget(target);
+        await this.#store.putOverride(toStored(o));
+        this.registry.setOverride(o);
+      }
+      this.#fanout.applyOverride(target);
+      this.#expiry.schedule();
+      log.info({ target: describeTarget(target), healthy: change.override?.healthy ?? null, source: change.override?.source ?? null }, change.override === null ? 'override cleared by another overwatch (bus)' : 'override set by another overwatch (bus)');
+    }).catch((err: unknown) => log.warn({ target: describeTarget(change.target), error: err instanceof Error ? err.message : String(err) }, 'replicated override not applied here'));
   }
 
   /** Runs `step` after every override write queued before it. */

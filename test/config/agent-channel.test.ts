@@ -125,6 +125,43 @@ const cases: { name: string; yaml: string[]; expect: string[] }[] = [
     expect: ['x.yaml:2:5: regions[0].servers: is missing, expected a list of servers'],
   },
   {
+    name: 'an agent on the NATS bus without overwatch_nodes',
+    yaml: [...AGENT.slice(0, 4), `  gossip: { encryption_key: "${KEY}" }`, '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], token: nats-token-1 }'],
+    expect: [],
+  },
+  {
+    name: 'an agent with both overwatch_nodes and the bus',
+    yaml: [...AGENT, '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"] }'],
+    expect: ['x.yaml:5:94: agent.gossip.overwatch_nodes: is set together with agent.bus, expected one of them'],
+  },
+  {
+    name: 'a bus without servers, with two ways to authenticate, a certificate without its key and a bad URL',
+    yaml: [...AGENT.slice(0, 4), `  gossip: { encryption_key: "${KEY}" }`, '  bus:', '    type: nats', '    token: t', '    credentials_file: x.creds', '    tls: { cert_file: c.pem }'],
+    expect: [
+      'x.yaml:7:11: agent.bus.type: turns the bus on without servers',
+      'x.yaml:9:23: agent.bus.credentials_file: is set together with agent.bus.token',
+      'x.yaml:10:23: agent.bus.tls.cert_file: is set alone, expected both tls.cert_file and tls.key_file',
+    ],
+  },
+  {
+    name: 'a bus server that is not a nats:// URL, and bus keys without type',
+    yaml: [...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, '  bus: { servers: ["http://127.0.0.1:4222"] }'],
+    expect: [
+      'x.yaml:8:19: overwatch.bus.servers: is set but overwatch.bus.type is not',
+      'x.yaml:8:20: overwatch.bus.servers[0]: "http://127.0.0.1:4222" is invalid, expected a URL such as "nats://nats-1.example.test:4222"',
+    ],
+  },
+  {
+    name: 'servers without type',
+    yaml: [...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, '  bus: { servers: ["nats://127.0.0.1:4222"] }'],
+    expect: ['x.yaml:8:19: overwatch.bus.servers: is set but overwatch.bus.type is not, expected "type: nats"'],
+  },
+  {
+    name: 'an overwatch bus without the channel key',
+    yaml: [...OVERWATCH, 'overwatch:', '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"] }'],
+    expect: ['x.yaml:7:16: overwatch.bus.type: turns the bus on without overwatch.gossip.encryption_key'],
+  },
+  {
     name: 'DNS, region, domain and API keys in an agent file, each named',
     yaml: [...AGENT, 'dns: { listen_address: ":53" }', ...OVERWATCH, 'api: { enabled: true }'],
     expect: [
@@ -161,4 +198,18 @@ test('the --mode flag (LoadOptions.mode) decides the mode-dependent rules and Co
     () => parseConfigText([...OVERWATCH].join('\n'), 'x.yaml', { mode: 'agent' }),
     (err: unknown) => err instanceof ConfigError && /regions: is an overwatch key/.test(err.message) && /agent\.backends: is missing/.test(err.message),
   );
+});
+
+test('agent.bus and overwatch.bus are built with the default prefix and paths from the file\'s folder, and are null when off', () => {
+  const agent = parseConfigText([...AGENT.slice(0, 4), `  gossip: { encryption_key: "${KEY}" }`, '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], credentials_file: nats.creds, tls: { ca_file: ca.pem } }'].join('\n'), '/etc/opengslb/x.yaml');
+  assert.deepEqual(agent.agent?.bus, {
+    type: 'nats', servers: ['nats://127.0.0.1:4222'], token: null, credentialsFile: '/etc/opengslb/nats.creds',
+    tls: { caFile: '/etc/opengslb/ca.pem', certFile: null, keyFile: null }, subjectPrefix: 'opengslb',
+  });
+  assert.deepEqual(agent.agent?.gossip.overwatchNodes, []);
+  const ow = parseConfigText([...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, '  bus: { type: NATS, servers: ["nats://127.0.0.1:4222"], subject_prefix: prod.gslb }'].join('\n'), 'x.yaml');
+  assert.equal(ow.bus?.subjectPrefix, 'prod.gslb');
+  assert.equal(ow.bus?.tls, null);
+  assert.equal(parseConfigText(OVERWATCH.join('\n'), 'x.yaml').bus, null);
+  assert.equal(parseConfigText(AGENT.join('\n'), 'x.yaml').agent?.bus, null);
 });

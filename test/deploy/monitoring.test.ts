@@ -123,7 +123,7 @@ logging: { level: info }
   const served = names(await (await fetch(`http://${address}/metrics`)).text());
 
   // The agent's families come from its own registry, served the same way (the alert on agents reads an agent's /metrics).
-  const status = { agentId: 'eu-0123456789ab', region: 'eu', registered: true, backends: [], nodes: [], sent: { register: 0, heartbeat: 0, health_update: 0, deregister: 0 }, sender: { udpSent: 0, tcpSent: 0, acked: 0, refused: 0, failures: 0, queueDrops: 0 }, predictive: { cpuPercent: null, memoryPercent: null, errorRatePerMin: [], drains: [] } };
+  const status = { agentId: 'eu-0123456789ab', region: 'eu', registered: true, backends: [], nodes: [], sent: { register: 0, heartbeat: 0, health_update: 0, deregister: 0 }, sender: { udpSent: 0, tcpSent: 0, busSent: 0, acked: 0, refused: 0, failures: 0, queueDrops: 0 }, predictive: { cpuPercent: null, memoryPercent: null, errorRatePerMin: [], drains: [] } };
   const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
   const listener = await startMetricsServer(createAgentMetrics({ status: () => status } as never, { version: 'test', processMetrics: false }), '127.0.0.1', 0, quiet);
   t.after(() => listener.close());

@@ -1,0 +1,195 @@
+// The NATS bus (agent.bus, overwatch.bus): a real nats-server (Debian's
+// nats-server, with JetStream), two overwatch processes and one agent
+// process that reaches them only through NATS (no overwatch_nodes), real HTTP
+// backends, DNS asked over UDP. Both overwatches answer the agent's backends;
+// a failing backend leaves both; with nats-server stopped both keep answering
+// from what they last heard; a change made meanwhile reaches both once
+// nats-server is back (the agent sends its whole state again on reconnect).
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import { httpBackend, type Backend } from '../helpers/backends.ts';
+import { freePort, startAgent, startOpengslb } from '../helpers/child.ts';
+import { needsNats, startNats } from '../helpers/nats.ts';
+import { posixOnly, tempDir } from '../helpers/config-files.ts';
+import { ask } from '../helpers/dns-client.ts';
+
+const TOKEN = 'bus-token-0123456789abcdef';
+const NAME = 'app.example.test';
+
+const skip = needsNats || posixOnly.skip;
+
+async function writeOverwatch(dir: string, n: number, key: string, natsPort: number): Promise<string> {
+  const home = join(dir, `ow${n}`);
+  await mkdir(home, { recursive: true });
+  const file = join(home, 'overwatch.yaml');
+  await writeFile(file, [
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions:',
+    '  - { name: eu, servers: [] }',
+    'domains:',
+    `  - { name: ${NAME}, regions: [eu], max_answers: 8 }`,
+    'api: { enabled: false }',
+    'overwatch:',
+    '  data_dir: ./state',
+    `  agent_tokens: { ${NAME}: ${TOKEN} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
+    `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"] }`,
+    // Longer than NATS stays down here: the overwatches keep the agent's backends meanwhile.
+    '  stale: { threshold: 30s, remove_after: 120s }',
+    'logging: { level: info, format: json }',
+  ].join('\n') + '\n', { mode: 0o600 });
+  return file;
+}
+
+async function writeAgent(dir: string, key: string, natsPort: number, backends: readonly Backend[]): Promise<string> {
+  const home = join(dir, 'agent');
+  await mkdir(home, { recursive: true });
+  const file = join(home, 'agent.yaml');
+  await writeFile(file, [
+    'mode: agent',
+    'agent:',
+    `  identity: { service_token: ${TOKEN}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
+    '  backends:',
+    ...backends.map((b) => `    - { service: ${NAME}, address: ${b.address}, port: ${b.port}, health_check: { type: http, path: /health, interval: 1s, timeout: 500ms, failure_threshold: 2, success_threshold: 1 } }`),
+    `  gossip: { encryption_key: "${key}" }`,
+    `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"] }`,
+    '  heartbeat: { interval: 1s, full_interval: 3s }',
+    'logging: { level: info, format: json }',
+  ].join('\n') + '\n', { mode: 0o600 });
+  return file;
+}
+
+/** The addresses an overwatch answers for NAME, sorted, or its rcode. */
+async function answer(port: number): Promise<string> {
+  const reply = await ask(port, NAME, 'A');
+  if (reply.rcode !== 'NOERROR') return reply.rcode!;
+  return ((reply.answers ?? []) as { data: string }[]).map((a) => a.data).sort().join(',');
+}
+
+/** Asks until the overwatch answers `expected`; rejects after `timeoutMs` with the last answer. */
+async function until(port: number, expected: string, timeoutMs: number): Promise<void> {
+  const start = Date.now();
+  let got = '';
+  while (Date.now() - start < timeoutMs) {
+    got = await answer(port);
+    if (got === expected) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(got, expected, `not answered within ${timeoutMs} ms`);
+}
+
+test('two overwatches and an agent over NATS: both answer its backends, a failure leaves both, NATS down keeps the last state, and a change made meanwhile reaches both after NATS returns', { skip }, async (t: TestContext) => {
+  const dir = await tempDir(t, 'opengslb-bus-');
+  const key = randomBytes(32).toString('base64');
+  const natsPort = await freePort();
+  const natsDir = join(dir, 'nats');
+  let nats = await startNats(t, natsPort, natsDir);
+
+  const overwatches = await Promise.all([0, 1].map(async (n) => startOpengslb(t, await writeOverwatch(dir, n, key, natsPort))));
+  for (const ow of overwatches) await ow.out.waitFor(/agent bus connected/);
+  const b = await Promise.all([0, 1].map(() => httpBackend(t)));
+  const both = b.map((x) => x.address).sort().join(',');
+  const agent = await startAgent(t, await writeAgent(dir, key, natsPort, b));
+  assert.match(agent.out.text, /publishing to the NATS bus/);
+
+  // The agent has no overwatch_nodes: whatever the overwatches know came over NATS.
+  for (const ow of overwatches) await until(ow.port, both, 15_000);
+  for (const ow of overwatches) assert.match(ow.out.text, /"via":"bus".*agent registered/);
+
+  // Anyone on NATS can read the subject; what they see is sealed. Keep what the agent sends while both backends are up.
+  const spy = await connect({ servers: [`nats://127.0.0.1:${natsPort}`] });
+  t.after(() => spy.close());
+  const captured: Uint8Array[] = [];
+  spy.subscribe('opengslb.agents.>', { callback: (err, msg) => { if (err === null) captured.push(msg.data); } });
+  await spy.flush();
+  await new Promise((resolve) => setTimeout(resolve, 3500));
+  assert.ok(captured.length >= 2, `captured ${captured.length} messages in 3.5 s at a 1 s heartbeat`);
+  assert.ok(captured.every((m) => !Buffer.from(m).includes(Buffer.from(NAME))), 'a bus message shows the service name in clear');
+
+  // A backend failing its checks leaves both overwatches' answers.
+  b[1]!.status = 503;
+  for (const ow of overwatches) await until(ow.port, b[0]!.address, 10_000);
+
+  // Replayed and forged bytes on the subject change nothing: replay window and key, as on UDP/TCP.
+  const marks = overwatches.map((ow) => ow.out.lines.length);
+  for (const m of captured) spy.publish('opengslb.agents.eu', m);
+  spy.publish('opengslb.agents.eu', randomBytes(200));
+  // A reply subject NATS would refuse to publish to: no ack, no crash.
+  spy.publish('opengslb.agents.eu', captured[0]!, { reply: 'opengslb.acks.*' });
+  await spy.flush();
+  for (const [i, ow] of overwatches.entries()) await ow.out.waitFor(/"transport":"bus".*agent message dropped/, marks[i], 5000);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  for (const ow of overwatches) assert.equal(ow.child.exitCode ?? ow.child.signalCode, null, `an overwatch exited after hostile bus messages:\n${ow.err.text}`);
+  for (const ow of overwatches) assert.equal(await answer(ow.port), b[0]!.address, 'a replayed message brought the failed backend back');
+  await spy.close();
+
+  // NATS stopped: both keep answering from the last state.
+  await nats.stop();
+  for (const ow of overwatches) await ow.out.waitFor(/agent bus disconnected/, 0, 10_000);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  for (const ow of overwatches) assert.equal(await answer(ow.port), b[0]!.address, 'an overwatch changed its answer while NATS was down');
+
+  // Meanwhile the backends swap: b0 fails, b1 recovers; the agent sees it (its checks run every second) but cannot tell anyone.
+  b[0]!.status = 503;
+  b[1]!.status = 200;
+  await new Promise((resolve) => setTimeout(resolve, 3500));
+  for (const ow of overwatches) assert.equal(await answer(ow.port), b[0]!.address, 'an overwatch changed its answer while NATS was down');
+
+  // NATS back on the same port: the agent reconnects and sends its whole state; both overwatches follow.
+  const mark = agent.out.lines.length;
+  nats = await startNats(t, natsPort, natsDir);
+  await agent.out.waitFor(/agent bus reconnected/, mark, 15_000);
+  for (const ow of overwatches) await until(ow.port, b[1]!.address, 15_000);
+});
+
+test('with the bus, an override set through one overwatch\'s API shows up on the other (JetStream key-value bucket), and a clear through the other reaches the first', { skip }, async (t: TestContext) => {
+  const dir = await tempDir(t, 'opengslb-bus-kv-');
+  const key = randomBytes(32).toString('base64');
+  const natsPort = await freePort();
+  await startNats(t, natsPort, join(dir, 'nats'));
+  const apiToken = 'bus-api-token-0123456789';
+  const apiPorts = [await freePort(), await freePort()];
+  const overwatches = await Promise.all([0, 1].map(async (n) => {
+    const home = join(dir, `ow${n}`);
+    await mkdir(home, { recursive: true });
+    const file = join(home, 'overwatch.yaml');
+    await writeFile(file, [
+      'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+      'regions:',
+      '  - { name: eu, servers: [{ address: 127.0.0.10 }, { address: 127.0.0.20 }], health_check: { type: none } }',
+      'domains:',
+      `  - { name: ${NAME}, regions: [eu], max_answers: 8 }`,
+      `api: { enabled: true, address: "127.0.0.1:${apiPorts[n]}", token: ${apiToken} }`,
+      'overwatch:',
+      '  data_dir: ./state',
+      `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
+      `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"] }`,
+      'logging: { level: info, format: json }',
+    ].join('\n') + '\n', { mode: 0o600 });
+    return startOpengslb(t, file);
+  }));
+  for (const ow of overwatches) await ow.out.waitFor(/operator state replicated through the JetStream bucket/, 0, 10_000);
+  for (const ow of overwatches) await until(ow.port, '127.0.0.10,127.0.0.20', 5000);
+
+  const write = (n: number, method: string, body?: unknown) => fetch(`http://127.0.0.1:${apiPorts[n]}/api/v1/overrides/${NAME}/127.0.0.20`, {
+    method,
+    headers: { authorization: `Bearer ${apiToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const put = await write(0, 'PUT', { healthy: false, reason: 'kernel upgrade', source: 'alice' });
+  assert.equal(put.status, 200, await put.text());
+  await until(overwatches[0]!.port, '127.0.0.10', 5000);
+  await until(overwatches[1]!.port, '127.0.0.10', 5000);
+  const listed = await (await fetch(`http://127.0.0.1:${apiPorts[1]}/api/v1/overrides`)).json() as { overrides: { address: string; healthy: boolean; reason: string; source: string }[] };
+  assert.deepEqual(listed.overrides.map((o) => [o.address, o.healthy, o.reason, o.source]), [['127.0.0.20', false, 'kernel upgrade', 'alice']]);
+  await overwatches[1]!.out.waitFor(/override set by another overwatch/);
+
+  const del = await write(1, 'DELETE');
+  assert.equal(del.status, 204, await del.text());
+  await until(overwatches[0]!.port, '127.0.0.10,127.0.0.20', 5000);
+});
