@@ -70,7 +70,10 @@ test('every refused agent message leaves the state as it was and is counted unde
   const b = await newIdentity(t);
   const other = new TestAgent(b.identity, keyring, { [API]: API_TOKEN });
   assert.equal((await send(other.seal(other.register([backend(API, web.address, web.port)]))))?.status, 'ok');
+  // Both backends checked healthy, and the legitimate one in DNS (its server published), before the state is taken.
+  await ow.out.waitFor(new RegExp(`"agent":"${a.identity.agentId}".*"to":"healthy"`));
   await ow.out.waitFor(new RegExp(`"agent":"${b.identity.agentId}".*"to":"healthy"`));
+  for (let i = 0; i < 100 && (await ask(ow.port, APP, 'A')).answers?.length !== 1; i++) await new Promise((r) => setTimeout(r, 50));
   const revoke = await fetch(`${base}/api/v1/overwatch/agents/${b.identity.agentId}/revoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'host compromised' }) });
   assert.equal(revoke.status, 200, await revoke.clone().text());
 
@@ -83,7 +86,12 @@ test('every refused agent message leaves the state as it was and is counted unde
       backends: backends.backends.map(({ agent_last_seen: _seen, ...rest }) => rest),
     });
   };
-  const before = await state();
+  // The revocation takes the revoked agent's backend out at the next snapshot: take the state once it has.
+  let before = await state();
+  for (let i = 0; i < 100 && before.includes(`"service":"${API}"`); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    before = await state();
+  }
   assert.match(before, new RegExp(`"id":"${a.identity.agentId}","state":"live"`));
   assert.match(before, /"authority":"agent"/);
 

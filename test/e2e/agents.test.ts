@@ -10,6 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
+import { gossipPortOf, writeAgentFile } from '../helpers/agents.ts';
 import { startAgent, startOpengslb, type RunningServer } from '../helpers/child.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
 import { ask } from '../helpers/dns-client.ts';
@@ -51,25 +52,15 @@ async function writeOverwatch(s: Setup, gossipPort: number, extra: readonly stri
 
 /** An agent reporting `backends` (service, backend) to the overwatch's channel port. */
 async function writeAgent(s: Setup, gossipPort: number, backends: readonly (readonly [string, Backend])[]): Promise<string> {
-  const file = join(s.dir, 'agent.yaml');
-  await writeFile(file, [
-    'mode: agent',
-    'agent:',
-    `  identity: { service_token: ${TOKEN}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
-    '  backends:',
-    ...backends.map(([service, b]) => `    - { service: ${service}, address: ${b.address}, port: ${b.port}, health_check: { type: http, path: /health, interval: 1s, timeout: 500ms, failure_threshold: 2, success_threshold: 1 } }`),
-    `  gossip: { encryption_key: "${s.key}", overwatch_nodes: ["127.0.0.1:${gossipPort}"] }`,
-    '  heartbeat: { interval: 1s, full_interval: 2s }',
-    'logging: { level: info, format: json }',
-  ].join('\n') + '\n', { mode: 0o600 });
-  return file;
-}
-
-async function gossipPortOf(server: RunningServer): Promise<number> {
-  const line = await server.out.waitFor(/agent channel listening/);
-  const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
-  assert.ok(m, line);
-  return Number(m[1]);
+  return writeAgentFile({
+    file: join(s.dir, 'agent.yaml'),
+    token: TOKEN,
+    region: 'eu',
+    key: s.key,
+    overwatchPorts: [gossipPort],
+    backends,
+    heartbeat: { interval: '1s', full: '2s' },
+  });
 }
 
 async function answers(port: number, name: string): Promise<string[]> {

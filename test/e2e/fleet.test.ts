@@ -12,6 +12,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
+import { gossipPortOf, writeAgentFile } from '../helpers/agents.ts';
 import { apiUrl, freePort, startAgent, startOpengslb, type RunningServer } from '../helpers/child.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
 import { ask } from '../helpers/dns-client.ts';
@@ -57,25 +58,15 @@ async function writeFleetOverwatch(f: Fleet, n: number, gossipPort: number, extr
 async function writeFleetAgent(f: Fleet, n: number, region: string, ports: readonly number[], backends: readonly (readonly [string, Backend])[]): Promise<string> {
   const dir = join(f.dir, `agent${n}`);
   await mkdir(dir, { recursive: true });
-  const file = join(dir, 'agent.yaml');
-  await writeFile(file, [
-    'mode: agent',
-    'agent:',
-    `  identity: { service_token: ${TOKEN}, region: ${region}, cert_path: ./agent.crt, key_path: ./agent.key }`,
-    '  backends:',
-    ...backends.map(([service, b]) => `    - { service: ${service}, address: ${b.address}, port: ${b.port}, health_check: { type: http, path: /health, interval: 1s, timeout: 500ms, failure_threshold: 2, success_threshold: 1 } }`),
-    `  gossip: { encryption_key: "${f.key}", overwatch_nodes: [${ports.map((p) => `"127.0.0.1:${p}"`).join(', ')}] }`,
-    `  heartbeat: { interval: ${HEARTBEAT_MS}ms, full_interval: 3s }`,
-    'logging: { level: info, format: json }',
-  ].join('\n') + '\n', { mode: 0o600 });
-  return file;
-}
-
-async function gossipPortOf(server: RunningServer): Promise<number> {
-  const line = await server.out.waitFor(/agent channel listening/);
-  const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
-  assert.ok(m, line);
-  return Number(m[1]);
+  return writeAgentFile({
+    file: join(dir, 'agent.yaml'),
+    token: TOKEN,
+    region,
+    key: f.key,
+    overwatchPorts: ports,
+    backends,
+    heartbeat: { interval: `${HEARTBEAT_MS}ms`, full: '3s' },
+  });
 }
 
 /** Every name's A answer at one overwatch, addresses sorted, or its rcode when not NOERROR. */
