@@ -63,7 +63,7 @@ export function writeAddresses(ctx: WorkerScratch, off: number, rec: number, own
   const picks = ctx.picks;
   const route = ctx.route;
   const k = selectMembers(route, rec, picks, ctx.client);
-  const degraded = route.degraded[rec];
+  const degraded = route.degradedMode(rec);
   if (degraded !== DEGRADED_NONE) {
     Atomics.add(ctx.counters, ctx.counterBase + COUNTER.ALL_DOWN, 1);
     // Counted by what was answered: a mode with nothing to offer ends in SERVFAIL.

@@ -120,7 +120,7 @@ export function prefetchBatch(ctx: WorkerScratch, p: PrefetchScratch, rx: readon
     if (rec < 0) continue;
     const rb = view.recordBase(rec);
     const start = u32[rb + L.REC_MEMBER_START];
-    sink += route.epochOf[rec] + route.healthyCount[rec] + route.rotor[rec] + route.degraded[rec];
+    sink += route.listEpoch(rec);
     const statId = u32[rb + L.REC_STAT_ID];
     if (statId < ctx.decisions.length) sink += ctx.decisions[statId];
     at[i] = start;

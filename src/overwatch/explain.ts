@@ -531,14 +531,14 @@ function explainRecord(b: Builder, r: number): void {
 
   // The worker's list, built by the worker's code.
   refreshList(state, r);
-  const n = state.healthyCount[r];
-  const degraded = state.degraded[r];
+  const n = state.listLength(r);
+  const degraded = state.degradedMode(r);
   const list: Member[] = [];
   for (let i = 0; i < n; i++) list.push(byIndex.get(state.healthy[start + i]) as Member);
   const picks = new Int32Array(L.MAX_ANSWERS_LIMIT);
   /** The members of the next answer, as selectMembers() gives them with the rotor at `rotor`. */
   const answerAt = (rotor: number): Member[] => {
-    state.rotor[r] = rotor;
+    state.setRotor(r, rotor);
     const k = selectMembers(state, r, picks, null);
     return Array.from(picks.subarray(0, k), (idx) => byIndex.get(idx) as Member);
   };

@@ -374,11 +374,11 @@ export class Presigner {
       if (signers === null) continue;
       refreshList(state, r);
       members.length = 0;
-      const n = state.healthyCount[r];
+      const n = state.listLength(r);
       const start = u32[rb + L.REC_MEMBER_START];
       if (n > 0) {
         for (let i = 0; i < n; i++) members.push(state.healthy[start + i]);
-      } else if (state.degraded[r] === L.ALL_DOWN_FALLBACK) {
+      } else if (state.degradedMode(r) === L.ALL_DOWN_FALLBACK) {
         const fs = u32[rb + L.REC_FALLBACK_START];
         for (let i = 0; i < u32[rb + L.REC_FALLBACK_COUNT]; i++) members.push(fs + i);
       }
@@ -398,7 +398,7 @@ export class Presigner {
         return add(signers.data, set);
       };
       const policy = u32[rb + L.REC_POLICY];
-      const fixed = policy === L.POLICY_FAILOVER || policy === L.POLICY_STATIC || state.degraded[r] === L.ALL_DOWN_FALLBACK;
+      const fixed = policy === L.POLICY_FAILOVER || policy === L.POLICY_STATIC || state.degradedMode(r) === L.ALL_DOWN_FALLBACK;
       if (fixed || k === count) {
         // One set: the first k (failover, static, fallback), or everyone.
         if (!emit((i) => members[i])) break;

@@ -55,21 +55,30 @@ const STICKY_CACHE_SIZE = 4096;
 export const LATENCY_TOO_FEW_SAMPLES = -1;
 
 /** Per-worker routing state for one attached snapshot. Create on attach; reuse for every query. */
+/** RouteState.perRecord: the words of one record's routing state. */
+const RS_EPOCH = 0;
+const RS_COUNT = 1;
+const RS_ROTOR = 2;
+const RS_DEGRADED = 3;
+const RS_WORDS = 4;
+
 export class RouteState {
   readonly view: SnapshotView;
   readonly live: Int32Array;
-  /** Health epoch each record's cache was built at; -1 = never. */
-  readonly epochOf: Int32Array;
-  /** Answerable member count per record (for weighted: members with weight > 0). */
-  readonly healthyCount: Int32Array;
+  /**
+   * Per record, RS_WORDS words side by side (one cache line holds four
+   * records' state, so a query for a name not answered recently misses once
+   * here, not once per word): RS_EPOCH the health epoch its list was built
+   * at (-1 = never), RS_COUNT its answerable member count (for weighted:
+   * members with weight > 0), RS_ROTOR its round-robin position (each
+   * worker rotates on its own), RS_DEGRADED DEGRADED_NONE or the
+   * ALL_DOWN_* mode that produced its list. Read through the methods below.
+   */
+  readonly perRecord: Int32Array;
   /** Member indexes of answerable members, at each record's REC_MEMBER_START. */
   readonly healthy: Int32Array;
   /** Cumulative weights for weighted records, parallel to `healthy`. */
   readonly cumWeight: Float64Array;
-  /** Round-robin position per record; each worker rotates on its own. */
-  readonly rotor: Uint32Array;
-  /** DEGRADED_NONE, or the ALL_DOWN_* mode that produced the record's list. */
-  readonly degraded: Int32Array;
   /** Members already chosen in the current answer (sampling without replacement). */
   readonly picked: Int32Array;
   /** Geolocation: per group (GRP_*), where its members end in the record's answerable list. */
@@ -98,12 +107,13 @@ export class RouteState {
   constructor(view: SnapshotView, live: Int32Array) {
     this.view = view;
     this.live = live;
-    this.epochOf = new Int32Array(view.recordCount).fill(-1);
-    this.healthyCount = new Int32Array(view.recordCount);
+    this.perRecord = new Int32Array(view.recordCount * RS_WORDS);
+    for (let r = 0; r < view.recordCount; r++) {
+      this.perRecord[r * RS_WORDS + RS_EPOCH] = -1;
+      this.perRecord[r * RS_WORDS + RS_DEGRADED] = DEGRADED_NONE;
+    }
     this.healthy = new Int32Array(view.memberCount);
     this.cumWeight = new Float64Array(view.memberCount);
-    this.rotor = new Uint32Array(view.recordCount);
-    this.degraded = new Int32Array(view.recordCount).fill(DEGRADED_NONE);
     this.picked = new Int32Array(L.MAX_ANSWERS_LIMIT);
     this.groupEnd = new Int32Array(view.u32[L.HDR_GROUP_COUNT]);
     this.memberHash = new Uint32Array(view.memberCount);
@@ -112,6 +122,34 @@ export class RouteState {
     this.stickyEpoch = new Int32Array(STICKY_CACHE_SIZE);
     this.stickyMember = new Int32Array(STICKY_CACHE_SIZE);
     this.topScore = new Float64Array(L.MAX_ANSWERS_LIMIT);
+  }
+
+  /** The health epoch record `r`'s list was built at; -1 = never. */
+  listEpoch(r: number): number {
+    return this.perRecord[r * RS_WORDS + RS_EPOCH];
+  }
+
+  /** How many members record `r`'s answerable list holds. */
+  listLength(r: number): number {
+    return this.perRecord[r * RS_WORDS + RS_COUNT];
+  }
+
+  /** DEGRADED_NONE, or the ALL_DOWN_* mode that produced record `r`'s list. */
+  degradedMode(r: number): number {
+    return this.perRecord[r * RS_WORDS + RS_DEGRADED];
+  }
+
+  /** Record `r`'s round-robin position, which moves one step (unsigned, wrapping at 2^32). */
+  nextRotor(r: number): number {
+    const at = r * RS_WORDS + RS_ROTOR;
+    const rotor = this.perRecord[at];
+    this.perRecord[at] = (rotor + 1) | 0;
+    return rotor >>> 0;
+  }
+
+  /** Sets record `r`'s round-robin position (explain replays answers from a chosen one). */
+  setRotor(r: number, rotor: number): void {
+    this.perRecord[r * RS_WORDS + RS_ROTOR] = rotor | 0;
   }
 }
 
@@ -188,12 +226,12 @@ export function refreshList(state: RouteState, r: number): void {
     const mb = state.view.memberBase(start + i);
     if (healthyVerdict(state, mb, weighted) === LISTED) n = listMember(state, start, n, i, mb, weighted);
   }
-  state.degraded[r] = DEGRADED_NONE;
+  state.perRecord[r * RS_WORDS + RS_DEGRADED] = DEGRADED_NONE;
   if (n === 0 && count > 0) n = refreshAllDown(state, r, rb, start, count, weighted);
   if (u32[rb + L.REC_GROUP_COUNT] !== 0) groupList(state, rb, start, n);
   if (u32[rb + L.REC_POLICY] === L.POLICY_STICKY) hashMembers(state, rb, start, count);
-  state.healthyCount[r] = n;
-  state.epochOf[r] = epoch;
+  state.perRecord[r * RS_WORDS + RS_COUNT] = n;
+  state.perRecord[r * RS_WORDS + RS_EPOCH] = epoch;
 }
 
 /**
@@ -223,7 +261,7 @@ function groupList(state: RouteState, rb: number, start: number, n: number): voi
 /** Fills record `r`'s list per its when_all_down mode; returns the list length (0 = SERVFAIL, or the fallback members). */
 function refreshAllDown(state: RouteState, r: number, rb: number, start: number, count: number, weighted: boolean): number {
   const mode = state.view.u32[rb + L.REC_ALL_DOWN];
-  state.degraded[r] = mode;
+  state.perRecord[r * RS_WORDS + RS_DEGRADED] = mode;
   if (mode === L.ALL_DOWN_SERVFAIL || mode === L.ALL_DOWN_FALLBACK) return 0;
   let oldest = 0;
   if (mode === L.ALL_DOWN_LAST_HEALTHY) {
@@ -254,7 +292,7 @@ function listMember(state: RouteState, start: number, n: number, i: number, mb: 
  * Chooses up to the record's max_answers distinct members for one answer to
  * `client` and writes their member indexes to `out` (length ≥
  * MAX_ANSWERS_LIMIT), in policy order. Returns how many were written; 0 means
- * SERVFAIL. After the call, `state.degraded[r]` tells whether (and how)
+ * SERVFAIL. After the call, `state.degradedMode(r)` tells whether (and how)
  * when_all_down answered; after a geolocation answer, `state.decision` holds
  * the decision (its scopeLen is the ECS scope) and `state.geoStat` /
  * `state.geoFallbackStat` the counters to count it under.
@@ -263,11 +301,11 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array, cli
   const u32 = state.view.u32;
   const rb = state.view.recordBase(r);
   state.ecsScope = 0;
-  if (state.epochOf[r] !== Atomics.load(state.live, LIVE_EPOCH)) refreshList(state, r);
-  const n = state.healthyCount[r];
+  if (state.listEpoch(r) !== Atomics.load(state.live, LIVE_EPOCH)) refreshList(state, r);
+  const n = state.listLength(r);
   const want = u32[rb + L.REC_MAX_ANSWERS];
   if (n === 0) {
-    if (state.degraded[r] !== L.ALL_DOWN_FALLBACK) return 0;
+    if (state.degradedMode(r) !== L.ALL_DOWN_FALLBACK) return 0;
     const fallbackStart = u32[rb + L.REC_FALLBACK_START];
     const fallbackCount = u32[rb + L.REC_FALLBACK_COUNT];
     const k = want < fallbackCount ? want : fallbackCount;
@@ -296,8 +334,7 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array, cli
 
 /** Round-robin over the first `n` listed members: `k` consecutive ones from the rotor's position, which moves one step. */
 function rotate(state: RouteState, r: number, start: number, n: number, k: number, out: Int32Array): number {
-  const first = state.rotor[r] % n;
-  state.rotor[r] = state.rotor[r] + 1;
+  const first = state.nextRotor(r) % n;
   for (let i = 0; i < k; i++) {
     let j = first + i;
     if (j >= n) j -= n;
@@ -348,7 +385,7 @@ export function latencyCutoff(state: RouteState, rb: number, start: number, n: n
  * answers round-robin.
  */
 function pickLatency(state: RouteState, r: number, rb: number, start: number, n: number, k: number, out: Int32Array): number {
-  if (state.degraded[r] !== DEGRADED_NONE) return rotate(state, r, start, n, k, out);
+  if (state.degradedMode(r) !== DEGRADED_NONE) return rotate(state, r, start, n, k, out);
   const cutoff = latencyCutoff(state, rb, start, n);
   if (cutoff === LATENCY_TOO_FEW_SAMPLES) return rotate(state, r, start, n, k, out);
   const cap = state.live[LIVE_CAPACITY];
@@ -356,8 +393,7 @@ function pickLatency(state: RouteState, r: number, rb: number, start: number, n:
   for (let i = 0; i < n; i++) {
     if (emaOf(state, cap, state.healthy[start + i]) <= cutoff) ties++;
   }
-  let nth = state.rotor[r] % ties;
-  state.rotor[r] = state.rotor[r] + 1;
+  let nth = state.nextRotor(r) % ties;
   for (let i = 0; i < n; i++) {
     const m = state.healthy[start + i];
     if (emaOf(state, cap, m) <= cutoff && nth-- === 0) {
@@ -600,7 +636,7 @@ export function stickyScore(client: number, memberHash: number, w: number): numb
 function pickSticky(state: RouteState, r: number, rb: number, start: number, n: number, k: number, out: Int32Array, client: ClientAddress | null): number {
   hashClientNetwork(state, rb, client);
   const h = state.clientHash;
-  const epoch = state.epochOf[r];
+  const epoch = state.listEpoch(r);
   let slot = 0;
   if (k === 1) {
     slot = (Math.imul(h ^ r, 0x27d4eb2d) >>> 20) & (STICKY_CACHE_SIZE - 1);
