@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/config/problems.ts';
+import { assertProblems } from '../helpers/config-files.ts';
 
 const cases: { name: string; yaml: string[]; expect: string[] }[] = [
   {
@@ -60,16 +60,7 @@ const cases: { name: string; yaml: string[]; expect: string[] }[] = [
 
 for (const c of cases) {
   test(`reports ${c.name}`, () => {
-    let err: unknown;
-    try {
-      parseConfigText(c.yaml.join('\n'), 'x.yaml');
-    } catch (e) {
-      err = e;
-    }
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    const lines = err.message.split('\n').filter((l) => l.startsWith('x.yaml:'));
-    assert.equal(lines.length, c.expect.length, `got:\n${err.message}`);
-    c.expect.forEach((prefix, i) => assert.ok(lines[i].startsWith(prefix), `line ${i + 1}:\n  got      ${lines[i]}\n  expected ${prefix}…`));
+    assertProblems(c.yaml.join('\n'), c.expect);
   });
 }
 

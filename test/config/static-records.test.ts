@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/config/problems.ts';
+import { assertProblems } from '../helpers/config-files.ts';
 
 const HEAD = [
   'regions:', '  - name: eu', '    servers: [{ address: 192.0.2.10 }]',
@@ -66,16 +66,7 @@ const cases: { name: string; records: string[]; more?: string[]; expect: string[
 for (const c of cases) {
   test(`reports ${c.name} at the record's position`, () => {
     const yaml = [...HEAD, ...c.records.map((r) => `        ${r}`), ...(c.more ?? [])].join('\n');
-    let err: unknown;
-    try {
-      parseConfigText(yaml, 'x.yaml');
-    } catch (e) {
-      err = e;
-    }
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    const lines = err.message.split('\n').filter((l) => l.startsWith('x.yaml:'));
-    assert.equal(lines.length, c.expect.length, `got:\n${err.message}`);
-    c.expect.forEach((prefix, i) => assert.ok(lines[i].startsWith(prefix), `line ${i + 1}:\n  got      ${lines[i]}\n  expected ${prefix}…`));
+    assertProblems(yaml, c.expect);
   });
 }
 

@@ -1,10 +1,14 @@
 // Test helper. Writes a tree of config files into a fresh temporary directory
-// with real permission bits, and removes it after the test.
+// with real permission bits, and removes it after the test; and asserts the
+// problems a refused config is reported with.
 
+import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { parseConfigText } from '../../src/config/load.ts';
+import { ConfigError } from '../../src/config/problems.ts';
 
 /** Mode bits are checked on POSIX only; tests that depend on them skip on Windows. */
 export const posixOnly = { skip: process.platform === 'win32' ? 'mode bits do not describe Windows ACLs' : false };
@@ -34,4 +38,22 @@ export async function writeTree(dir: string, files: Readonly<Record<string, stri
 /** Creates a temporary directory holding `files` (see writeTree) and returns it. */
 export async function configTree(t: TestContext, files: Readonly<Record<string, string | readonly string[]>>, mode = 0o644): Promise<string> {
   return writeTree(await tempDir(t), files, mode);
+}
+
+/**
+ * Loads `yaml` as the file x.yaml and asserts it is refused with exactly
+ * `expect.length` problems, the i-th starting with expect[i] (its
+ * "x.yaml:line:col: key:" prefix, or more).
+ */
+export function assertProblems(yaml: string, expect: readonly string[]): void {
+  let err: unknown;
+  try {
+    parseConfigText(yaml, 'x.yaml');
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+  const lines = err.message.split('\n').filter((l) => l.startsWith('x.yaml:'));
+  assert.equal(lines.length, expect.length, `got:\n${err.message}`);
+  expect.forEach((prefix, i) => assert.ok(lines[i]?.startsWith(prefix), `line ${i + 1}:\n  got      ${lines[i]}\n  expected ${prefix}…`));
 }
