@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { httpBackend } from '../helpers/backends.ts';
 import { CLI, run, SERVER, startAgent, startOpengslb } from '../helpers/child.ts';
 import { tempDir } from '../helpers/config-files.ts';
-import { ROOT } from '../helpers/markdown.ts';
+import { ROOT, shellWords } from '../helpers/markdown.ts';
 
 const TOKEN = 'docs-example-token-0123456789';
 const AGENT_TOKEN = 'docs-agent-token-0123456789ab';
@@ -71,13 +71,6 @@ function commandsOf(page: string, markdown: string, select: RegExp): DocCommand[
   return out;
 }
 
-/** Splits a command line into words as sh would for these lines (double and single quotes, no expansions needed). */
-function words(line: string): string[] {
-  const out: string[] = [];
-  for (const m of line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]);
-  return out;
-}
-
 test('every curl line of docs/api.md and every opengslb command line of docs/ runs against the example config as shown', async (t) => {
   const dir = await tempDir(t, 'opengslb-docs-run-');
   const key = randomBytes(32).toString('base64');
@@ -119,7 +112,7 @@ test('every curl line of docs/api.md and every opengslb command line of docs/ ru
 
   for (const c of commands) {
     await t.test(`${c.where}: ${c.line}`, async () => {
-      const [program, ...args] = words(c.line.replace(/^npx /, '').replaceAll(SHOWN_AGENT_ID, agent.agentId));
+      const [program, ...args] = shellWords(c.line.replace(/^npx /, '').replaceAll(SHOWN_AGENT_ID, agent.agentId));
       // An agent revoked or deleted by an earlier example registers again (its next heartbeat is answered "register"); its own examples wait for that.
       if (args[0] === 'agents' && args[1] !== 'delete') await untilLive(api, agent.agentId);
       const shown = c.output?.find((l) => l.trim() !== '') ?? null;

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { checkCommandLine } from '../../src/cli/opengslb-cli-main.ts';
 import { checkServerCommandLine } from '../../src/cli/opengslb-main.ts';
-import { ROOT } from '../helpers/markdown.ts';
+import { ROOT, shellWords } from '../helpers/markdown.ts';
 
 const DIR = join(ROOT, 'docs/runbooks');
 const PAGES = readdirSync(DIR).filter((f) => f.endsWith('.md')).sort();
@@ -42,13 +42,6 @@ function codeLines(page: string): Line[] {
     }
     i = end;
   }
-  return out;
-}
-
-/** Splits a command line into words as sh would for these lines (quotes, no expansion). */
-function words(line: string): string[] {
-  const out: string[] = [];
-  for (const m of line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]);
   return out;
 }
 
@@ -94,7 +87,7 @@ test('every opengslb-cli line of docs/runbooks/ is a command the CLI has, with f
   const lines = all.filter((l) => PROGRAM.exec(l.text)?.[1] === 'opengslb-cli');
   assert.ok(lines.length >= 25, `${lines.length} opengslb-cli lines`);
   for (const l of lines) {
-    const argv = words(l.text.replace(PROGRAM, '')).filter((w) => w !== ';');
+    const argv = shellWords(l.text.replace(PROGRAM, '')).filter((w) => w !== ';');
     assert.equal(checkCommandLine(argv), null, `${l.where}: ${l.text}`);
   }
 });
@@ -102,7 +95,7 @@ test('every opengslb-cli line of docs/runbooks/ is a command the CLI has, with f
 test('every opengslb line of docs/runbooks/ is one the server takes', () => {
   const lines = all.filter((l) => PROGRAM.exec(l.text)?.[1] === 'opengslb');
   assert.ok(lines.length >= 3, `${lines.length} opengslb lines`);
-  for (const l of lines) assert.equal(checkServerCommandLine(words(l.text.replace(PROGRAM, ''))), null, `${l.where}: ${l.text}`);
+  for (const l of lines) assert.equal(checkServerCommandLine(shellWords(l.text.replace(PROGRAM, ''))), null, `${l.where}: ${l.text}`);
 });
 
 test('every curl line of docs/runbooks/ calls a route of the admin API with its method', () => {
@@ -110,7 +103,7 @@ test('every curl line of docs/runbooks/ calls a route of the admin API with its 
   const lines = all.filter((l) => /^curl /.test(l.text));
   assert.ok(lines.length >= 1);
   for (const l of lines) {
-    const w = words(l.text);
+    const w = shellWords(l.text);
     const x = w.indexOf('-X');
     const method = x >= 0 ? w[x + 1] : 'GET';
     const url = w.find((a) => /^https?:\/\//.test(a));

@@ -56,3 +56,10 @@ export async function configEntryFiles(): Promise<string[]> {
   const all = await filesUnder('config', '.yaml');
   return all.filter((f) => /^config\/[^/]+\.yaml$/.test(f) || /^config\/[^/]+\/main\.yaml$/.test(f));
 }
+
+/** Splits a documented command line into words as sh would for such lines (double and single quotes, no expansions). */
+export function shellWords(line: string): string[] {
+  const out: string[] = [];
+  for (const m of line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]);
+  return out;
+}
