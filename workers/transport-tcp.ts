@@ -7,8 +7,9 @@
 //     until they drain (RFC 7766 §6.2.1 lets a server stop reading); above
 //     MAX_UNSENT_PER_WORKER for all the worker's connections together, every
 //     connection with unsent replies of its own waits too;
-//   - turns: a connection has at most FRAMES_PER_TURN frames answered before
-//     every other connection has had its turn;
+//   - turns: a connection has at most FRAMES_PER_TURN frames answered (fewer
+//     when many connections are open: FRAMES_PER_PASS for all together)
+//     before every other connection has had its turn;
 //   - unread queries: every connection reads into the worker's one buffer of
 //     READ_CHUNK bytes (net.Socket's `onread`), so nothing is allocated per
 //     read and a paused connection stops reading at once; what a connection
@@ -45,6 +46,16 @@ export const MAX_UNSENT_PER_WORKER = 8 * 1024 * 1024;
  * bounds the input held for 500 connections at 8 MiB.
  */
 export const READ_CHUNK = 16 * 1024;
+/**
+ * Replies are copied into blocks of this many bytes and written from there; a
+ * block is reused once the kernel has taken every write from it, so answering
+ * allocates nothing per reply (a reply larger than a block gets a buffer of
+ * its own). A connection's writes pin at most two partly used blocks beyond
+ * its unsent bytes.
+ */
+export const OUT_BLOCK = 8 * 1024;
+/** Free blocks kept for reuse; a block freed beyond these is left to the garbage collector (after a burst). */
+const MAX_FREE_BLOCKS = 256;
 /** The idle timeout never shrinks below this, however full the worker. */
 const MIN_IDLE_TIMEOUT_MS = 500;
 /**
@@ -55,11 +66,34 @@ const MIN_IDLE_TIMEOUT_MS = 500;
  * clients kept a new connection waiting for seconds.
  */
 const FRAMES_PER_TURN = 32;
+/**
+ * Frames all connections together have answered per pass of the event loop,
+ * about: with many connections open each turn is shorter (down to one
+ * frame), so a pass stays around 10 ms however many pipeline at once. With
+ * 32 frames a turn, 500 connections that pipelined and never read made a pass
+ * of 16 000 frames, and a new client waited up to 1.4 s for its answer.
+ */
+const FRAMES_PER_PASS = 2048;
 
 export interface TcpListener {
   readonly server: net.Server;
   /** Stops accepting, lets each connection finish the query it is receiving (up to `graceMs`), then closes it. */
   close(graceMs: number): Promise<void>;
+}
+
+/**
+ * A block of replies (see OUT_BLOCK), filled by one connection and written
+ * from in one or more pieces; back in the worker's free list once the kernel
+ * has taken all of it.
+ */
+class OutBlock {
+  readonly buf = Buffer.allocUnsafeSlow(OUT_BLOCK);
+  /** Filled up to here. */
+  end = 0;
+  /** Handed to the socket up to here. */
+  flushed = 0;
+  /** The connection's count of bytes handed to its socket just after this block's last piece: the kernel has all of it once it has taken that many. */
+  upTo = 0;
 }
 
 /** Per-connection state. */
@@ -79,16 +113,25 @@ class Connection {
   answered = 0;
   /** Reading is paused until unsent replies drain. */
   held = false;
-  /** Waiting for its next turn (it had FRAMES_PER_TURN frames answered in this one); reading is paused meanwhile. */
+  /** Waiting for its next turn (it had its turn's frames answered in this one); reading is paused meanwhile. */
   queued = false;
   /** Unsent reply bytes last counted into the worker's total. */
   unsent = 0;
+  /** The blocks holding its replies the kernel has not all taken, oldest first; the last is the one being filled. */
+  readonly blocks: OutBlock[] = [];
+  /** Bytes handed to its socket so far. */
+  handed = 0;
+  /** The callback of its writes, made once. */
+  readonly written: () => void;
   /** Stopping, or the client half-closed: end the connection once what it sent is answered. */
   closing = false;
+  /** The client half-closed: a partial message can no longer complete. */
+  eof = false;
   /** Ended by us; bytes that still arrive are ignored. */
   done = false;
-  constructor(socket: net.Socket, clientText: string, clientFamily: number, clientKey: string) {
+  constructor(socket: net.Socket, clientText: string, clientFamily: number, clientKey: string, onWritten: (conn: Connection) => void) {
     this.socket = socket;
+    this.written = () => onWritten(this);
     this.clientText = clientText;
     this.clientFamily = clientFamily;
     this.clientKey = clientKey;
@@ -117,6 +160,7 @@ export function clientKeyOf(address: string): string {
 /** Binds the worker's TCP listener and starts answering. Rejects with the bind error. */
 export async function startTcp(ctx: WorkerScratch, host: string, port: number, options: TcpSettings): Promise<TcpListener> {
   const build = Buffer.allocUnsafe(MAX_MESSAGE_LEN);
+  const freeBlocks: OutBlock[] = [];
   /** Every connection's reads land here; what a connection keeps of a read is copied out before the next one. */
   const readBuffer = Buffer.allocUnsafe(READ_CHUNK);
   const counters = ctx.counters;
@@ -156,6 +200,86 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     conn.unsent = now;
   };
 
+  /**
+   * A write of the connection was taken by the kernel (or dropped with its
+   * socket): free its blocks the kernel has, re-count its unsent bytes, and
+   * read it (or every connection the worker-wide bound held back) again when
+   * the bounds allow.
+   */
+  const written = (conn: Connection): void => {
+    reclaim(conn);
+    recount(conn);
+    if (conn.held) release(conn);
+    if (heldByWorker.size > 0 && unsentTotal <= MAX_UNSENT_PER_WORKER) for (const held of [...heldByWorker]) release(held);
+  };
+
+  /**
+   * Puts the connection's blocks the kernel has taken all of back in the
+   * free list. A write the kernel takes at once (the usual case: the client
+   * reads its replies) frees its block before the next reply is copied, so
+   * one block serves every connection in turn.
+   */
+  const reclaim = (conn: Connection): void => {
+    const blocks = conn.blocks;
+    const taken = conn.handed - conn.socket.writableLength;
+    while (blocks.length > 0) {
+      const block = blocks[0];
+      if (block.flushed !== block.end || block.upTo > taken) break;
+      blocks.shift();
+      if (freeBlocks.length < MAX_FREE_BLOCKS) freeBlocks.push(block);
+    }
+  };
+
+  /** Hands what the connection's newest block holds and the socket has not had yet to the socket. */
+  const flush = (conn: Connection): void => {
+    const blocks = conn.blocks;
+    const block = blocks.length === 0 ? null : blocks[blocks.length - 1];
+    if (block === null || block.flushed === block.end) return;
+    conn.handed += block.end - block.flushed;
+    block.upTo = conn.handed;
+    conn.socket.write(block.buf.subarray(block.flushed, block.end), conn.written);
+    block.flushed = block.end;
+    reclaim(conn);
+    recount(conn);
+  };
+
+  /** Copies the reply of `len` bytes in `build`, with its length prefix, into the connection's newest block (a fresh one when it has no room) or, when larger than a block, writes it from a buffer of its own. */
+  const putReply = (conn: Connection, len: number): void => {
+    const size = len + 2;
+    const blocks = conn.blocks;
+    if (size > OUT_BLOCK) {
+      flush(conn);
+      const reply = Buffer.allocUnsafe(size);
+      reply[0] = len >>> 8;
+      reply[1] = len & 0xff;
+      copyBytes(reply, 2, build, 0, len);
+      conn.handed += size;
+      conn.socket.write(reply, conn.written);
+      recount(conn);
+      return;
+    }
+    let block = blocks.length === 0 ? null : blocks[blocks.length - 1];
+    if (block === null || OUT_BLOCK - block.end < size) {
+      flush(conn);
+      block = freeBlocks.pop() ?? new OutBlock();
+      block.end = 0;
+      block.flushed = 0;
+      blocks.push(block);
+    }
+    const buf = block.buf;
+    buf[block.end] = len >>> 8;
+    buf[block.end + 1] = len & 0xff;
+    copyBytes(buf, block.end + 2, build, 0, len);
+    block.end += size;
+  };
+
+  /** Reply bytes of the connection the kernel has not taken: the socket's queue and what its newest block holds unflushed. */
+  const unsentOf = (conn: Connection): number => {
+    const blocks = conn.blocks;
+    const block = blocks.length === 0 ? null : blocks[blocks.length - 1];
+    return conn.socket.writableLength + (block === null ? 0 : block.end - block.flushed);
+  };
+
   /** Marks activity: the connection becomes the most recently active, with a fresh idle timeout (shorter as the worker fills). */
   const touch = (conn: Connection): void => {
     open.delete(conn.socket);
@@ -183,10 +307,10 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
   const answerFrames = (conn: Connection, buf: Buffer, off: number, end: number): number => {
     const socket = conn.socket;
     let frames = 0;
-    socket.cork();
+    const turnFrames = Math.max(1, Math.min(FRAMES_PER_TURN, Math.floor(FRAMES_PER_PASS / open.size)));
     try {
       while (end - off >= 2) {
-        if (frames === FRAMES_PER_TURN) {
+        if (frames === turnFrames) {
           // Its turn is over: the rest waits for the next one, and reading with it.
           conn.queued = true;
           socket.pause();
@@ -197,13 +321,14 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           }
           break;
         }
-        if (socket.writableLength > MAX_UNSENT_PER_CONNECTION) {
+        const unsent = unsentOf(conn);
+        if (unsent > MAX_UNSENT_PER_CONNECTION) {
           hold(conn, false);
           break;
         }
         // Over the worker-wide bound only connections with replies of their
         // own still unsent wait; one that reads its replies is answered.
-        if (unsentTotal > MAX_UNSENT_PER_WORKER && socket.writableLength > 0) {
+        if (unsentTotal > MAX_UNSENT_PER_WORKER && unsent > 0) {
           hold(conn, true);
           break;
         }
@@ -215,6 +340,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           Atomics.add(counters, cb + COUNTER.TCP_BAD_FRAME, 1);
           conn.done = true;
           conn.pending = null;
+          flush(conn);
           socket.end();
           return -1;
         }
@@ -222,7 +348,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         const frame = buf.subarray(off + 2, off + 2 + frameLen);
         off += 2 + frameLen;
         frames++;
-        // opengslb_dns_query_duration_seconds: from here to the return of write().
+        // opengslb_dns_query_duration_seconds: from here to the reply being queued for the socket.
         const startMs = durations.start();
         let len: number;
         ctx.client.setSource(conn.clientText, conn.clientFamily);
@@ -233,26 +359,21 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           len = writeServfail(build, frame);
         }
         if (len > 0) {
-          const reply = Buffer.allocUnsafe(len + 2);
-          reply[0] = len >>> 8;
-          reply[1] = len & 0xff;
-          copyBytes(reply, 2, build, 0, len);
-          socket.write(reply);
-          recount(conn);
+          putReply(conn, len);
           durations.record(startMs);
         }
         if (++conn.answered >= options.maxQueriesPerConnection) {
           conn.done = true;
           conn.pending = null;
+          flush(conn);
           socket.end();
           return -1;
         }
       }
     } finally {
-      socket.uncork();
+      // One write for the turn's replies (one per block filled).
+      flush(conn);
     }
-    // What the kernel took at the uncork is no longer unsent.
-    recount(conn);
     return off;
   };
 
@@ -262,16 +383,26 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
    */
   const answerPending = (conn: Connection): boolean => {
     const buf = conn.pending;
-    if (buf === null) return true;
-    const next = answerFrames(conn, buf, 0, buf.length);
-    if (next < 0) return false;
-    // The rest is a view of our own copy: at most one read, or one partial frame.
-    conn.pending = next === buf.length ? null : next === 0 ? buf : buf.subarray(next);
-    if (conn.closing && conn.pending === null) {
-      conn.done = true;
-      conn.socket.end();
-      return false;
+    if (buf !== null) {
+      const next = answerFrames(conn, buf, 0, buf.length);
+      if (next < 0) return false;
+      // The rest is a view of our own copy: at most one read, or one partial frame.
+      conn.pending = next === buf.length ? null : next === 0 ? buf : buf.subarray(next);
     }
+    return !endIfFinished(conn);
+  };
+
+  /**
+   * Ends a closing connection that waits for nothing more: all it sent is
+   * answered, and no message is half received (or one is, but the client has
+   * half-closed, so it can never complete). Returns whether it was ended.
+   */
+  const endIfFinished = (conn: Connection): boolean => {
+    if (!conn.closing || conn.held || conn.queued || (conn.pending !== null && !conn.eof)) return false;
+    conn.done = true;
+    conn.pending = null;
+    flush(conn);
+    conn.socket.end();
     return true;
   };
 
@@ -306,13 +437,14 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     if (next < 0) return;
     // readBuffer is overwritten by the next read of any connection: keep a copy.
     if (next < n) conn.pending = Buffer.from(readBuffer.subarray(next, n));
-    touch(conn);
+    if (!endIfFinished(conn)) touch(conn);
   };
 
   /** Reads a held connection again once its unsent replies are under the bounds, answering what it had buffered first. */
   const release = (conn: Connection): void => {
     if (!conn.held || conn.done) return;
-    if (conn.socket.writableLength > MAX_UNSENT_PER_CONNECTION || (unsentTotal > MAX_UNSENT_PER_WORKER && conn.socket.writableLength > 0)) return;
+    const unsent = unsentOf(conn);
+    if (unsent > MAX_UNSENT_PER_CONNECTION || (unsentTotal > MAX_UNSENT_PER_WORKER && unsent > 0)) return;
     conn.held = false;
     heldByWorker.delete(conn);
     if (conn.queued || !answerPending(conn)) return;
@@ -338,7 +470,11 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
   /** Drops a connection from the books (idempotent). */
   const forget = (conn: Connection): void => {
     if (!open.delete(conn.socket)) return;
+    conn.done = true;
     heldByWorker.delete(conn);
+    // Its socket is closed: nothing reads its blocks any more.
+    for (const block of conn.blocks) if (freeBlocks.length < MAX_FREE_BLOCKS) freeBlocks.push(block);
+    conn.blocks.length = 0;
     unsentTotal -= conn.unsent;
     conn.unsent = 0;
     conn.pending = null;
@@ -377,7 +513,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
       },
     });
     socket.once('close', () => accepted.destroy());
-    conn = new Connection(socket, clientText, clientFamily, clientKey);
+    conn = new Connection(socket, clientText, clientFamily, clientKey, written);
     return conn;
   };
 
@@ -419,16 +555,12 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
       Atomics.add(counters, cb + (conn.pending !== null && !conn.held ? COUNTER.TCP_FRAME_TIMEOUT : COUNTER.TCP_IDLE_CLOSED), 1);
       socket.destroy();
     });
-    socket.on('drain', () => {
-      recount(conn);
-      release(conn);
-      if (heldByWorker.size > 0 && unsentTotal <= MAX_UNSENT_PER_WORKER) for (const held of [...heldByWorker]) release(held);
-    });
     // The client has sent all it will (a half-close, RFC 7766 §6.2.3 allows it):
     // answer what it sent, then close our side.
     socket.on('end', () => {
       conn.closing = true;
-      if (conn.pending === null && !conn.queued && !conn.held) socket.end();
+      conn.eof = true;
+      endIfFinished(conn);
     });
     // Resets and write errors end the connection; nothing to report per client.
     socket.on('error', () => socket.destroy());
@@ -454,7 +586,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
       server.close();
       for (const conn of open.values()) {
         conn.closing = true;
-        if (conn.pending === null) conn.socket.end();
+        endIfFinished(conn);
       }
       const deadline = setTimeout(() => {
         for (const conn of open.values()) conn.socket.destroy();
