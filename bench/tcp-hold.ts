@@ -34,22 +34,32 @@ const frame = Buffer.concat([Buffer.from([query.length >> 8, query.length & 0xff
 
 interface ProbeResult {
   readonly udp: { answered: number; tries: number; slowestMs: number };
-  readonly tcp: { answered: number; tries: number; slowestMs: number };
+  readonly tcp: { answered: number; tries: number; slowestMs: number; unansweredConnecting: number };
 }
+
+/** TCP probes not answered in time that were still connecting (the rest were connected and had sent their query). */
+let tcpUnansweredConnecting = 0;
 
 /** One TCP query from a fresh connection from OTHER_CLIENT; resolves with the milliseconds it took, or -1 when not answered in time. */
 function probeTcp(port: number): Promise<number> {
   const started = performance.now();
   return new Promise((resolve) => {
     const c = net.connect({ host: '127.0.0.1', port, localAddress: OTHER_CLIENT });
-    const timer = setTimeout(() => finish(-1), PROBE_TIMEOUT_MS);
+    let connected = false;
+    const timer = setTimeout(() => {
+      if (!connected) tcpUnansweredConnecting++;
+      finish(-1);
+    }, PROBE_TIMEOUT_MS);
     const finish = (ms: number): void => {
       clearTimeout(timer);
       c.destroy();
       resolve(ms);
     };
     c.on('error', () => finish(-1));
-    c.on('connect', () => c.write(frame));
+    c.on('connect', () => {
+      connected = true;
+      c.write(frame);
+    });
     c.once('data', () => finish(performance.now() - started));
   });
 }
@@ -74,7 +84,7 @@ function probeUdp(sock: dgram.Socket, port: number): Promise<number> {
 async function probeLoop(port: number, holdMs: number): Promise<void> {
   const sock = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => sock.bind(0, OTHER_CLIENT, resolve));
-  const result: ProbeResult = { udp: { answered: 0, tries: 0, slowestMs: 0 }, tcp: { answered: 0, tries: 0, slowestMs: 0 } };
+  const result: ProbeResult = { udp: { answered: 0, tries: 0, slowestMs: 0 }, tcp: { answered: 0, tries: 0, slowestMs: 0, unansweredConnecting: 0 } };
   const count = (into: ProbeResult['udp'], ms: number): void => {
     into.tries++;
     if (ms >= 0) into.answered++;
@@ -87,6 +97,7 @@ async function probeLoop(port: number, holdMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   sock.close();
+  result.tcp.unansweredConnecting = tcpUnansweredConnecting;
   parentPort?.postMessage(result);
 }
 
@@ -191,7 +202,7 @@ async function main(): Promise<void> {
     rssAfterCloseMb: mb(afterClose),
     kernelTcpBuffersPeakMb: mb(kernelPeak - kernelBefore),
     otherClientUdp: `${probes.udp.answered}/${probes.udp.tries} answered, slowest ${Math.round(probes.udp.slowestMs)} ms`,
-    otherClientTcp: `${probes.tcp.answered}/${probes.tcp.tries} answered, slowest ${Math.round(probes.tcp.slowestMs)} ms`,
+    otherClientTcp: `${probes.tcp.answered}/${probes.tcp.tries} answered, slowest ${Math.round(probes.tcp.slowestMs)} ms${probes.tcp.answered < probes.tcp.tries ? ` (${probes.tcp.unansweredConnecting} of the unanswered still connecting)` : ''}`,
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }
