@@ -5,7 +5,8 @@
 // for it at once and never read, then reports the server's RSS before, at the
 // peak and after the connections close, the kernel's TCP buffer memory (not in
 // the RSS: the replies the kernel holds for the clients that do not read),
-// and whether another client (127.0.0.2) was answered meanwhile over UDP and
+// how some of the kernel's TCP counters moved (memory pressure, prunes,
+// drops, retransmissions; machine-wide), and whether another client (127.0.0.2) was answered meanwhile over UDP and
 // TCP. The other client runs on a thread of its own, so the event loop that
 // writes the pipelines never delays its queries or its clock.
 //
@@ -160,10 +161,23 @@ async function main(): Promise<void> {
   /** The kernel's memory for all TCP socket buffers on this machine (both ends of loopback), in MB. */
   const kernelTcpMb = (): number => (Number(/TCP: .* mem (\d+)/.exec(fs.readFileSync('/proc/net/sockstat', 'utf8'))?.[1] ?? 0) * 4096) / 1048576;
 
+  /** The kernel's TCP counters this bench reports the change of (machine-wide: other processes count too). */
+  const KERNEL_COUNTERS = ['TCPMemoryPressures', 'PruneCalled', 'TCPRcvQDrop', 'ListenOverflows', 'TCPSynRetrans'] as const;
+  const kernelCounters = (): Record<string, number> => {
+    const lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+    const names = (lines[0] ?? '').split(/\s+/);
+    const values = (lines[1] ?? '').split(/\s+/);
+    const retrans = /Tcp: (?:\S+ ){11}(\d+)/.exec(fs.readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Tcp:'))[1] ?? '');
+    const out: Record<string, number> = { RetransSegs: Number(retrans?.[1] ?? 0) };
+    for (const name of KERNEL_COUNTERS) out[name] = Number(values[names.indexOf(name)] ?? 0);
+    return out;
+  };
+
   // Warm up: a few answers over TCP, so the baseline includes the code paths.
   for (let i = 0; i < 3; i++) await probeTcp(port);
   const before = rssMb();
   const kernelBefore = kernelTcpMb();
+  const countersBefore = kernelCounters();
   const prober = new Worker(new URL(import.meta.url), { workerData: { port, holdMs: holdSec * 1000 } });
   const probed = once(prober, 'message') as Promise<[ProbeResult]>;
   const pipeline = Buffer.concat(Array.from({ length: queries }, () => frame));
@@ -183,6 +197,7 @@ async function main(): Promise<void> {
   }, 100);
   const [probes] = await probed;
   clearInterval(sampler);
+  const countersAfter = kernelCounters();
   const atEnd = rssMb();
   for (const h of hogs) h.destroy();
   await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -201,6 +216,7 @@ async function main(): Promise<void> {
     rssAtEndOfHoldMb: mb(atEnd),
     rssAfterCloseMb: mb(afterClose),
     kernelTcpBuffersPeakMb: mb(kernelPeak - kernelBefore),
+    kernelTcpCountersDuringHold: Object.fromEntries(Object.entries(countersAfter).map(([k, v]) => [k, v - (countersBefore[k] ?? 0)])),
     otherClientUdp: `${probes.udp.answered}/${probes.udp.tries} answered, slowest ${Math.round(probes.udp.slowestMs)} ms`,
     otherClientTcp: `${probes.tcp.answered}/${probes.tcp.tries} answered, slowest ${Math.round(probes.tcp.slowestMs)} ms${probes.tcp.answered < probes.tcp.tries ? ` (${probes.tcp.unansweredConnecting} of the unanswered still connecting)` : ''}`,
   };

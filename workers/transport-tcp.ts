@@ -8,8 +8,9 @@
 //     MAX_UNSENT_PER_WORKER for all the worker's connections together, every
 //     connection with unsent replies of its own waits too;
 //   - turns: a connection has at most FRAMES_PER_TURN frames answered (fewer
-//     when many connections are open: FRAMES_PER_PASS for all together)
-//     before every other connection has had its turn;
+//     when many connections are open) before every other connection has had
+//     its turn, and a pass over the waiting connections answers at most
+//     FRAMES_PER_PASS frames before the event loop polls (and accepts) again;
 //   - unread queries: every connection reads into the worker's one buffer of
 //     READ_CHUNK bytes (net.Socket's `onread`), so nothing is allocated per
 //     read and a paused connection stops reading at once; what a connection
@@ -72,13 +73,20 @@ const MIN_IDLE_TIMEOUT_MS = 500;
  */
 const FRAMES_PER_TURN = 32;
 /**
- * Frames all connections together have answered per pass of the event loop,
- * about: with many connections open each turn is shorter (down to one
- * frame), so a pass stays around 10 ms however many pipeline at once. With
- * 32 frames a turn, 500 connections that pipelined and never read made a pass
- * of 16 000 frames, and a new client waited up to 1.4 s for its answer.
+ * Frames answered in one pass over the connections waiting for a turn; the
+ * rest wait for the next pass, after the event loop has polled again. The
+ * event loop accepts one connection per poll (libuv does since 1.45), so a
+ * pass must stay short however many connections pipeline. Measured with
+ * `npx node bench/tcp-hold.ts` (500 connections pipelining, never reading):
+ * serving every waiting connection in one pass made passes of 16 000 frames,
+ * the accept queue drained at about 100 connections a second (ss), and
+ * another client's TCP query waited up to 3.3 s to be accepted; 512 frames,
+ * still 1.4–1.7 s; 128, all 500 accepted in about a second and the other
+ * client answered within 0.1 s in 3 runs of 4 (1.1 s in the fourth). Each
+ * turn is also shorter with many connections open (at least one frame), which
+ * bounds the frames answered for the reads of one poll.
  */
-const FRAMES_PER_PASS = 2048;
+const FRAMES_PER_PASS = 128;
 
 export interface TcpListener {
   readonly server: net.Server;
@@ -178,17 +186,24 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
   let unsentTotal = 0;
   /** Connections held back by the worker-wide bound, to read again once it clears. */
   const heldByWorker = new Set<Connection>();
-  /** Connections that used up their turn with frames left, in order; served by one setImmediate. */
+  /** Connections that used up their turn with frames left, in order from `turnsHead`; served by setImmediate, FRAMES_PER_PASS frames at a time. */
   let turns: Connection[] = [];
+  let turnsHead = 0;
   let turnScheduled = false;
+  /** Frames answered in the current pass. */
+  let passFrames = 0;
   let stopping = false;
 
-  /** Gives every connection that used up its turn another one, in order, after the event loop's other work. */
+  /**
+   * Gives the connections that used up their turn another one, in order,
+   * after the event loop's other work, until the pass has answered
+   * FRAMES_PER_PASS frames; the rest wait for the next pass.
+   */
   const nextTurn = (): void => {
     turnScheduled = false;
-    const waiting = turns;
-    turns = [];
-    for (const conn of waiting) {
+    passFrames = 0;
+    while (turnsHead < turns.length && passFrames < FRAMES_PER_PASS) {
+      const conn = turns[turnsHead++];
       conn.queued = false;
       if (conn.done) continue;
       if (answerPending(conn) && !conn.held && !conn.queued) {
@@ -196,6 +211,22 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         touch(conn);
       }
     }
+    if (turnsHead === turns.length) {
+      turns.length = 0;
+      turnsHead = 0;
+    } else {
+      if (turnsHead >= 1024) {
+        turns = turns.slice(turnsHead);
+        turnsHead = 0;
+      }
+      scheduleTurns();
+    }
+  };
+
+  const scheduleTurns = (): void => {
+    if (turnScheduled) return;
+    turnScheduled = true;
+    setImmediate(nextTurn);
   };
 
   /** Re-counts a connection's unsent bytes into the worker's total. */
@@ -320,10 +351,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           conn.queued = true;
           socket.pause();
           turns.push(conn);
-          if (!turnScheduled) {
-            turnScheduled = true;
-            setImmediate(nextTurn);
-          }
+          scheduleTurns();
           break;
         }
         const unsent = unsentOf(conn);
@@ -353,6 +381,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         const frame = buf.subarray(off + 2, off + 2 + frameLen);
         off += 2 + frameLen;
         frames++;
+        passFrames++;
         // opengslb_dns_query_duration_seconds: from here to the reply being queued for the socket.
         const startMs = durations.start();
         let len: number;
