@@ -186,9 +186,9 @@ test('clients that pipeline queries for a large answer and never read stay withi
     hogs.push(h);
   }
   await Promise.all(hogs.map((h) => once(h, 'connect')));
-  // The others: answered over UDP and TCP while the hogs are stuck (every
-  // hog's connection gets its turn of 32 frames before a new one is read, so
-  // on a loaded machine that can take a while; 5 s is generous).
+  // The others: answered over UDP and TCP while the hogs are stuck (the
+  // worker polls, and accepts one connection, after every 128 frames of the
+  // hogs' turns; on a loaded machine that can still take a while, 5 s is generous).
   let slowest = 0;
   for (let i = 0; i < 10; i++) {
     const started = performance.now();
