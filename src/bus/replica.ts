@@ -365,9 +365,10 @@ export class OperatorReplica {
       return this.#reject(id.kind, key, opened.reason, opened.reason === 'unauthenticated' ? 'does not open with overwatch.bus.state_secret (another secret, changed bytes, or copied from another key)' : 'opens, but holds no entry');
     }
     const { payload } = opened;
-    if (payload.by === this.#self) return;
+    // Before the own-write check: an old entry of this overwatch's put back is a replay too.
     const held = this.#held.get(key);
     if (held !== undefined && payload.atMs < held) return this.#reject(id.kind, key, 'older', `written ${new Date(payload.atMs).toISOString()}, this overwatch holds a change from ${new Date(held).toISOString()}`);
+    if (payload.by === this.#self) return;
     const change = changeOf(id, payload.value);
     if (change === undefined) return this.#reject(id.kind, key, 'malformed', `opens, but its value is not a ${id.kind}`);
     this.#held.set(key, payload.atMs);
