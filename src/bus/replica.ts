@@ -224,8 +224,13 @@ export class OperatorReplica {
   readonly #now: () => number;
   /** This process's writer id: its own entries coming back through the watch are skipped. */
   readonly #self = randomBytes(8).toString('hex');
-  /** The newest atMs applied or written here, per bucket key: an older entry is refused (a replayed entry, or a write a newer one replaced). */
-  readonly #held = new Map<string, number>();
+  /**
+   * The newest change applied or written here, per bucket key (its atMs and
+   * value JSON): an older entry with another value is refused (a replayed
+   * entry, or a write a newer one replaced); DNSSEC keys are exempt (their
+   * merge only moves forward, so an old entry cannot undo anything).
+   */
+  readonly #held = new Map<string, { readonly atMs: number; readonly value: string }>();
   /** Sealed entries not put yet (NATS away), the newest per key, with their kind. */
   readonly #pending = new Map<string, { readonly kind: OperatorKind; readonly bytes: Buffer }>();
   readonly #counts = { puts: perKind(), putFailures: perKind(), applies: perKind(), reconnects: 0 };
@@ -284,9 +289,10 @@ export class OperatorReplica {
   put(change: OperatorChange): void {
     if (this.#closed) return;
     const kvKey = operatorKvKey(change);
-    const atMs = Math.max(this.#now(), (this.#held.get(kvKey) ?? 0) + 1);
-    this.#held.set(kvKey, atMs);
-    this.#pending.set(kvKey, { kind: change.kind, bytes: sealEntry(this.#key, this.#bucket, kvKey, { atMs, by: this.#self, value: wireValue(change) }) });
+    const atMs = Math.max(this.#now(), (this.#held.get(kvKey)?.atMs ?? 0) + 1);
+    const value = wireValue(change);
+    this.#held.set(kvKey, { atMs, value: JSON.stringify(value) });
+    this.#pending.set(kvKey, { kind: change.kind, bytes: sealEntry(this.#key, this.#bucket, kvKey, { atMs, by: this.#self, value }) });
     this.#flush();
   }
 
@@ -311,8 +317,9 @@ export class OperatorReplica {
     this.#closed = true;
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     this.#stopWatch?.();
-    await this.#flushing;
+    // A put under way fails once the connection is closed; its entry is lost with the process (the state store has it).
     await this.#link.close();
+    await this.#flushing?.catch(() => {});
   }
 
   /** Puts the waiting entries, one at a time, unless a flush runs already. */
@@ -367,11 +374,16 @@ export class OperatorReplica {
     const { payload } = opened;
     // Before the own-write check: an old entry of this overwatch's put back is a replay too.
     const held = this.#held.get(key);
-    if (held !== undefined && payload.atMs < held) return this.#reject(id.kind, key, 'older', `written ${new Date(payload.atMs).toISOString()}, this overwatch holds a change from ${new Date(held).toISOString()}`);
+    const valueText = JSON.stringify(payload.value);
+    if (id.kind !== 'dnssec_key' && held !== undefined && payload.atMs < held.atMs) {
+      // The same value written earlier (two overwatches making one change) is no news, not a replay.
+      if (valueText === held.value) return;
+      return this.#reject(id.kind, key, 'older', `written ${new Date(payload.atMs).toISOString()}, this overwatch holds a change from ${new Date(held.atMs).toISOString()}`);
+    }
     if (payload.by === this.#self) return;
     const change = changeOf(id, payload.value);
     if (change === undefined) return this.#reject(id.kind, key, 'malformed', `opens, but its value is not a ${id.kind}`);
-    this.#held.set(key, payload.atMs);
+    if (held === undefined || payload.atMs >= held.atMs) this.#held.set(key, { atMs: payload.atMs, value: valueText });
     let result: ApplyResult;
     try {
       result = await this.#onChange(change);
