@@ -178,7 +178,7 @@ export class Overwatch {
   #stopping = false;
   /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
   #overrideQueue: Promise<unknown> = Promise.resolve();
-  /** overwatch.bus: the JetStream bucket overrides are replicated through; null without the bus. */
+  /** overwatch.bus: the JetStream bucket operator state is replicated through (src/bus/replica.ts); null without the bus. */
   #replica: OperatorReplica | null = null;
   /** What each DNSSEC key was last put as (or taken from the bucket as), by bucket key: only keys that differ go out. */
   readonly #keysReplicated = new Map<string, string>();

@@ -4,8 +4,8 @@
 // the bus, DNS asked over UDP, DNSSEC judged by delv. The second overwatch
 // takes the first's DNSSEC key instead of making one, and a rollover started
 // on the first reaches it; a geo mapping set on one routes the other's
-// geolocated answers; a revocation on one makes the other refuse the agent;
-// forged, moved, replayed and bare-deleted entries change nothing; changes
+// geolocated answers; a revocation on one makes the other refuse the agent,
+// and deleting the revoked pin on the other lets it register again; forged, moved, replayed and bare-deleted entries change nothing; changes
 // made on both sides while nats-server is stopped reach the other once it is
 // back.
 
@@ -119,7 +119,7 @@ interface DnssecStatus {
   keys: { key_tag: number; public_key: string; state: string; flags: number; algorithm_number: number }[];
 }
 
-test('two overwatches over the bus share operator state: DNSSEC keys, geo mappings and revocations reach the other; forged, moved, replayed and deleted entries change nothing; changes made while NATS is down converge once it is back', { skip }, async (t: TestContext) => {
+test('two overwatches over the bus share operator state: DNSSEC keys, geo mappings, revocations and their lifting reach the other; forged, moved, replayed and deleted entries change nothing; changes made while NATS is down converge once it is back', { skip }, async (t: TestContext) => {
   const dir = await tempDir(t, 'opengslb-bus-state-');
   const gossipKey = randomBytes(32).toString('base64');
   const stateSecret = randomBytes(32).toString('base64');
@@ -176,7 +176,7 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     assert.equal(await metric(b, 'opengslb_overwatch_bus_kv_puts_total{kind="geo_mapping",result="ok"}'), 2);
   });
 
-  await t.test('a revocation on A makes B refuse the agent\'s next message', async () => {
+  await t.test('a revocation on A makes B refuse the agent\'s next message; deleting the revoked pin on B lets it register with both again', async () => {
     const backend = await httpBackend(t);
     const home = join(dir, 'agent');
     await mkdir(home, { recursive: true });
@@ -205,6 +205,12 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     await until('B refuses the agent\'s next message', async () => (await json<{ drops: Record<string, number> }>(b, '/api/v1/overwatch/agents')).drops.revoked > dropsBefore);
     assert.equal(await appAnswer(b), '', 'the revoked agent\'s backend left B\'s answers');
     assert.equal((await viewOnB()).revoked_reason, 'key leaked');
+
+    // Deleting the revoked agent's pin on B lifts the revocation on A too: the agent registers again with both.
+    const deleted = await call(b, 'DELETE', `/api/v1/overwatch/agents/${encodeURIComponent(agentId)}`);
+    assert.equal(deleted.status, 204, await deleted.text());
+    for (const node of [a, b]) await until(`${node.api} answers the agent's backend again`, async () => (await appAnswer(node)) === backend.address, 15_000);
+    assert.match(a.server.out.text, /revoked agent's pin deleted by another overwatch \(bus\)/);
   });
 
   await t.test('forged, moved, replayed and bare-deleted entries in the bucket change nothing, and are counted', async () => {
