@@ -205,6 +205,12 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     await until('B refuses the agent\'s next message', async () => (await json<{ drops: Record<string, number> }>(b, '/api/v1/overwatch/agents')).drops.revoked > dropsBefore);
     assert.equal(await appAnswer(b), '', 'the revoked agent\'s backend left B\'s answers');
     assert.equal((await viewOnB()).revoked_reason, 'key leaked');
+    // The agent's messages over the bus, as B's metrics count them: taken, refused once revoked, acked.
+    assert.ok((await metric(b, 'opengslb_overwatch_bus_messages_total{result="accepted"}')) > 0);
+    assert.ok((await metric(b, 'opengslb_overwatch_bus_messages_total{result="refused"}')) > 0);
+    assert.ok((await metric(b, 'opengslb_overwatch_bus_acks_total{result="published"}')) > 0);
+    assert.equal(await metric(b, 'opengslb_overwatch_bus_connected{link="agents"}'), 1);
+    assert.equal(await metric(b, 'opengslb_overwatch_bus_kv_applies_total{kind="revocation"}'), 1);
 
     // Deleting the revoked agent's pin on B lifts the revocation on A too: the agent registers again with both.
     const deleted = await call(b, 'DELETE', `/api/v1/overwatch/agents/${encodeURIComponent(agentId)}`);
