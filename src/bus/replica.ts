@@ -17,7 +17,9 @@
 //        ─► its own write? skip ─► onChange (applies what differs; no put back)
 
 import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { BusConfig } from '../config/types.ts';
 import type { OverrideTarget } from '../registry/overrides.ts';
 import { parseStoredDnssecKey, type StoredDnssecKey, type StoredGeoMapping, type StoredOverride, type StoredPin } from '../state/store.ts';
@@ -255,20 +257,45 @@ export class OperatorReplica {
       }
       this.#onEvent(e);
     });
-    this.#kv = this.#link.ready.then((nc) => new Kvm(nc).create(this.#bucket, { history: 1 }));
-    void this.#kv.then(async (kv) => {
-      if (this.#closed) return;
-      this.#flush();
-      // The client's ordered consumer picks the watch up again after a reconnect.
-      const watch = await kv.watch({ key: '>' });
-      this.#stopWatch = () => watch.stop();
-      for await (const e of watch) {
-        if (this.#closed) break;
-        await this.#receive(e.key, e.operation, e.value);
+    this.#kv = this.#link.ready.then((nc) => this.#openBucket(nc));
+    // Never rejects: #openBucket retries until close(), and so does the watch.
+    void this.#kv.then((kv) => this.#watch(kv), () => {});
+  }
+
+  /** Opens (or creates) the bucket, trying again every RETRY_MS while JetStream refuses (still starting, or not enabled: logged once). Rejects only after close(). */
+  async #openBucket(nc: NatsConnection): Promise<KV> {
+    let reported = false;
+    for (;;) {
+      try {
+        return await new Kvm(nc).create(this.#bucket, { history: 1 });
+      } catch (err) {
+        if (this.#closed) throw err;
+        if (!reported) this.#onEvent({ kind: 'replica_error', error: `bucket ${this.#bucket} cannot be opened (is JetStream on, nats-server -js?): ${err instanceof Error ? err.message : String(err)}; trying again every ${RETRY_MS} ms` });
+        reported = true;
+        await delay(RETRY_MS, undefined, { ref: false });
       }
-    }).catch((err: unknown) => {
-      if (!this.#closed) this.#onEvent({ kind: 'replica_error', error: `bucket ${this.#bucket}: ${err instanceof Error ? err.message : String(err)}` });
-    });
+    }
+  }
+
+  /** Puts what waits, then applies every entry of the bucket and every later change; starts the watch again should it end before close(). */
+  async #watch(kv: KV): Promise<void> {
+    this.#flush();
+    while (!this.#closed) {
+      try {
+        // The client's ordered consumer picks the watch up again after a reconnect.
+        const watch = await kv.watch({ key: '>' });
+        this.#stopWatch = () => watch.stop();
+        for await (const e of watch) {
+          if (this.#closed) return;
+          await this.#receive(e.key, e.operation, e.value);
+        }
+      } catch (err) {
+        if (this.#closed) return;
+        this.#onEvent({ kind: 'replica_error', error: `watch of bucket ${this.#bucket}: ${err instanceof Error ? err.message : String(err)}; watching again in ${RETRY_MS} ms` });
+      }
+      // Entries seen again are no news: the held times and values skip them.
+      if (!this.#closed) await delay(RETRY_MS, undefined, { ref: false });
+    }
   }
 
   /** The bucket's name. */
@@ -327,6 +354,7 @@ export class OperatorReplica {
     if (this.#flushing !== null || this.#closed || this.#pending.size === 0 || this.#link.connection === null) return;
     this.#flushing = (async () => {
       let put = 0;
+      // Resolved once the link is up (#openBucket retries until then).
       const kv = await this.#kv;
       for (const [kvKey, entry] of this.#pending) {
         if (this.#closed) return;
@@ -350,7 +378,9 @@ export class OperatorReplica {
         put++;
       }
       if (put > 1) this.#onEvent({ kind: 'caught_up', puts: put });
-    })().finally(() => {
+    })().catch(() => {
+      // Only close() makes #kv reject: nothing is left to put.
+    }).finally(() => {
       this.#flushing = null;
       if (this.#pending.size > 0 && this.#retryTimer === null) this.#flush();
     });

@@ -2,12 +2,18 @@
 // (src/bus/replica.ts operatorKvKey, the only place that builds them) read
 // back as what they were built from, for every kind and for text NATS keys
 // may not hold; and the seal (src/bus/sealed-entry.ts) opens only with the
-// same secret, for the same bucket and key, unchanged.
+// same secret, for the same bucket and key, unchanged. Then, against a real
+// nats-server without JetStream: the replica says the bucket cannot be
+// opened, keeps the change waiting, and never throws.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { bucketName, operatorKvKey, parseOperatorKvKey, type OperatorEntryId } from '../../src/bus/replica.ts';
+import { bucketName, OperatorReplica, operatorKvKey, parseOperatorKvKey, type OperatorEntryId, type ReplicaEvent } from '../../src/bus/replica.ts';
+import type { BusConfig } from '../../src/config/types.ts';
+import { freePort } from '../helpers/child.ts';
+import { tempDir } from '../helpers/config-files.ts';
+import { needsNats, startNats } from '../helpers/nats.ts';
 import { deriveStateKey, openEntry, sealEntry } from '../../src/bus/sealed-entry.ts';
 
 const ids: { name: string; id: OperatorEntryId }[] = [
@@ -72,4 +78,27 @@ test('an entry that opens but is not a payload is malformed, not an exception', 
     const sealed = sealEntry(key, 'b', kvKey, bad as never);
     assert.deepEqual(openEntry(key, 'b', kvKey, sealed), { ok: false, reason: 'malformed' }, JSON.stringify(bad));
   }
+});
+
+test('without JetStream the replica reports that the bucket cannot be opened, keeps the change waiting and never throws', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-nojs-'), { jetStream: false });
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'test.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const events: ReplicaEvent[] = [];
+  let applied = 0;
+  const replica = new OperatorReplica({ bus, name: 'no-js', onChange: async () => { applied++; return 'applied'; }, onEvent: (e) => events.push(e) });
+  t.after(() => replica.close());
+  replica.put({ kind: 'geo_mapping', cidr: '10.9.0.0/16', value: { cidr: '10.9.0.0/16', region: 'us', comment: null, source: 'alice', createdAtMs: 1 } });
+  const deadline = Date.now() + 10_000;
+  while (!events.some((e) => e.kind === 'replica_error')) {
+    assert.ok(Date.now() < deadline, `no replica_error within 10 s: ${JSON.stringify(events)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const error = events.find((e) => e.kind === 'replica_error') as { error: string };
+  assert.match(error.error, /bucket test_gslb_operator cannot be opened \(is JetStream on, nats-server -js\?\)/);
+  const c = replica.counters();
+  assert.equal(c.connected, true);
+  assert.equal(c.pending, 1);
+  assert.equal(c.puts.geo_mapping, 0);
+  assert.equal(applied, 0);
 });
