@@ -26,6 +26,7 @@ import { tmpdir, loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseDuration } from '../src/config/duration.ts';
 import { ask } from '../test/helpers/dns-client.ts';
 import { AgentsSim, fleetLayout } from './agents-sim.ts';
@@ -175,8 +176,26 @@ async function memoryOf(o: Overwatch): Promise<Record<string, number | null>> {
   };
   const signed = /^opengslb_dnssec_signatures_total\{by="pool"\} ([0-9.e+]+)$/m.exec(text);
   const rss = readRss(o.child.pid);
+  // Resident memory by kind (/proc/PID/status): anonymous (heaps, malloc) and file-backed (code, mapped files).
+  const status = (() => {
+    try {
+      return readFileSync(`/proc/${o.child.pid}/status`, 'utf8');
+    } catch {
+      return '';
+    }
+  })();
+  const kb = (field: string): number | null => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+    return m === null ? null : Math.round(Number(m[1]) / 1024);
+  };
   return {
+    rssAnonMB: kb('RssAnon'), rssFileMB: kb('RssFile'),
     presignedSignatures: signed === null ? null : Number(signed[1]),
+    // The main thread's event-loop delay since the previous scrape (prom-client resets it at each), ms.
+    eventLoopLagMaxMs: (() => {
+      const m = /^nodejs_eventloop_lag_max_seconds ([0-9.e+-]+)$/m.exec(text);
+      return m === null ? null : Math.round(Number(m[1]) * 1000);
+    })(),
     heapUsedMB: metric('nodejs_heap_size_used_bytes'), heapTotalMB: metric('nodejs_heap_size_total_bytes'), externalMB: metric('nodejs_external_memory_bytes'),
     rssMB: metric('process_resident_memory_bytes'), peakRssMB: rss === null ? null : Math.round(rss.peakRssBytes / 1048576),
   };
@@ -267,6 +286,9 @@ async function main(): Promise<void> {
   const arrivals: number[][] = overwatches.map(() => []);
   const missedDetail: unknown[] = [];
   const ids = sim.agentIds;
+  // The bench's own event-loop delay during the flips: a late flip may be the simulator's, not the overwatch's.
+  const benchLag = monitorEventLoopDelay({ resolution: 10 });
+  benchLag.enable();
   for (let f = 0; f < FLIPS; f++) {
     const agent = f % PROBES;
     const down = Math.floor(f / PROBES) % 2 === 0;
@@ -307,6 +329,8 @@ async function main(): Promise<void> {
       handled: { n: a.length, p50Ms: percentile(a, 50), p99Ms: percentile(a, 99), maxMs: a[a.length - 1] },
     };
   });
+  benchLag.disable();
+  const benchLagMs = { p99: Math.round(benchLag.percentile(99) / 1e6), max: Math.round(benchLag.max / 1e6) };
   const memoryAfter = await Promise.all(overwatches.map(memoryOf));
   if (values['heap-snapshot']) {
     for (const o of overwatches) o.child.kill('SIGUSR2');
@@ -332,7 +356,7 @@ async function main(): Promise<void> {
   sim.stop();
   const result = {
     agents: AGENTS, backendsPerAgent: BACKENDS, overwatches: OVERWATCHES, intervalMs: INTERVAL_MS, fullIntervalMs: FULL_MS, windowS: WINDOW_S,
-    identitiesMs, registerMs, steady, memoryRegistered, memory, memoryAfter, flips, missedDetail, sim: counters, channel,
+    identitiesMs, registerMs, steady, memoryRegistered, memory, memoryAfter, flips, benchLagMs, missedDetail, sim: counters, channel,
     machine: { cpus: cpus().length, loadBefore: load0.map((x) => Math.round(x * 100) / 100), loadAfter: loadavg().map((x) => Math.round(x * 100) / 100) },
   };
   console.log(JSON.stringify(result, null, 2));
