@@ -1,8 +1,9 @@
 // Worker, hot path (batched UDP only). Warms the CPU caches for a whole batch
 // before it is answered: every query of the batch walks the same chain of
-// dependent loads (hash bucket → node → name bytes → record and its routing
-// state → healthy list → member → answer fragment), and for a name not
-// answered recently each link is a cache miss. Answered one by one, the
+// dependent loads (hash bucket → node → name bytes → record → its routing
+// state, decision counter and answer fragments, and the healthy list when
+// some member is down), and for a name not answered recently each link is a
+// cache miss. Answered one by one, the
 // misses of a batch wait one after the other; here each link is loaded for
 // every query of the batch in one loop, so the CPU has all those independent
 // misses in flight together and a batch pays about one miss per link instead
@@ -114,28 +115,22 @@ export function prefetchBatch(ctx: WorkerScratch, p: PrefetchScratch, rx: readon
     const rec = u32[nb + (qtype[i] === QTYPE_AAAA ? L.NODE_REC_AAAA : L.NODE_REC_A)];
     at[i] = qtype[i] === QTYPE_A || qtype[i] === QTYPE_AAAA ? rec - 1 : -1;
   }
-  // 4. Records and their per-record routing state; on to the first healthy member.
+  // 4. Records: their per-record routing state, decision counter and answer fragments (REC_FRAG_BASE).
   for (let i = 0; i < count; i++) {
     const rec = at[i];
     if (rec < 0) continue;
     const rb = view.recordBase(rec);
-    const start = u32[rb + L.REC_MEMBER_START];
     sink += route.listEpoch(rec);
     const statId = u32[rb + L.REC_STAT_ID];
     if (statId < ctx.decisions.length) sink += ctx.decisions[statId];
-    at[i] = start;
+    if (u32[rb + L.REC_FRAG_LEN] !== 0) sink += u8[u32[rb + L.REC_FRAG_BASE]];
   }
-  // 5. The healthy list → a member.
+  // 5. The healthy list, read only when some member is not listed (else rotate() does not read it).
   for (let i = 0; i < count; i++) {
-    const start = at[i];
-    if (start < 0) continue;
-    at[i] = route.healthy[start];
-  }
-  // 6. The member → its answer fragment.
-  for (let i = 0; i < count; i++) {
-    const m = at[i];
-    if (m < 0 || m >= view.memberCount) continue;
-    sink += u8[u32[view.memberBase(m) + L.MEM_FRAG_OFF]];
+    const rec = at[i];
+    if (rec < 0) continue;
+    const rb = view.recordBase(rec);
+    if (route.listLength(rec) !== u32[rb + L.REC_MEMBER_COUNT]) sink += route.healthy[u32[rb + L.REC_MEMBER_START]];
   }
   return sink;
 }

@@ -91,6 +91,15 @@ export function createAgentMetrics(agent: AgentSource, options: { readonly versi
     },
   });
   new Counter({
+    name: 'opengslb_agent_acks_total',
+    help: 'Sealed acks the agent received and opened (any status: ok, register, refused): one per acked TCP frame, or with agent.bus one from every overwatch that took a message.',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(status().sender.acked);
+    },
+  });
+  new Counter({
     name: 'opengslb_agent_send_problems_total',
     help: 'Sending trouble by kind: failure (a TCP attempt that failed and is retried), refused (an overwatch refused a message), queue_drop (a waiting message dropped while an overwatch was away).',
     labelNames: ['kind'],

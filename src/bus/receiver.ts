@@ -26,15 +26,22 @@ export interface BusReceiverOptions {
   readonly onHandlerError?: (error: unknown) => void;
 }
 
-/** Bus counters (accepted messages and drops by reason are the channel's). */
+/** Bus counters (accepted messages by type and drops by reason are the channel's, whatever the transport). */
 export interface BusReceiverCounters {
+  /** Messages taken from NATS: accepted + refused + handlerErrors. */
   readonly messages: number;
+  /** Messages the channel accepted. */
+  readonly accepted: number;
+  /** Messages the channel dropped (too large included). */
+  readonly refused: number;
   readonly acksSent: number;
   /** Acks not sent because NATS refused the message's reply subject. */
   readonly badReplies: number;
   readonly tooLarge: number;
   readonly handlerErrors: number;
   readonly connected: boolean;
+  /** Connections made again after a loss. */
+  readonly reconnects: number;
 }
 
 /** The overwatch's NATS subscription for agent messages. Create, then close() at the end. */
@@ -43,7 +50,7 @@ export class BusReceiver {
   readonly #link: BusLink;
   readonly #maxMessageBytes: number;
   readonly #onHandlerError: (error: unknown) => void;
-  readonly #counts = { messages: 0, acksSent: 0, badReplies: 0, tooLarge: 0, handlerErrors: 0 };
+  readonly #counts = { messages: 0, accepted: 0, refused: 0, acksSent: 0, badReplies: 0, tooLarge: 0, handlerErrors: 0, reconnects: 0 };
   #subscription: Subscription | null = null;
   #closed = false;
 
@@ -52,7 +59,10 @@ export class BusReceiver {
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#onHandlerError = options.onHandlerError ?? (() => {});
     const subject = agentsWildcard(options.bus.subjectPrefix);
-    this.#link = new BusLink(connectionOptions(options.bus, 'overwatch.bus', options.name), (e) => options.onEvent?.(e));
+    this.#link = new BusLink(connectionOptions(options.bus, 'overwatch.bus', options.name), (e) => {
+      if (e.kind === 'connected' && !e.first) this.#counts.reconnects++;
+      options.onEvent?.(e);
+    });
     // The client re-subscribes by itself after a reconnect.
     void this.#link.ready.then((nc) => {
       if (this.#closed) return;
@@ -87,6 +97,7 @@ export class BusReceiver {
     const source = { transport: 'bus', remote: subject } as const;
     if (data.length > this.#maxMessageBytes) {
       this.#counts.tooLarge++;
+      this.#counts.refused++;
       this.#channel.countDrop('too_large', `a bus message above ${this.#maxMessageBytes} bytes`, source);
       return;
     }
@@ -98,6 +109,8 @@ export class BusReceiver {
       this.#onHandlerError(err);
       return;
     }
+    if (result.ok) this.#counts.accepted++;
+    else this.#counts.refused++;
     // Bytes we could not open get no answer, as on TCP; a reply subject outside the bus prefix is the agent's to choose (it is only a subject).
     if (reply === null || result.ack === null) return;
     const ack = result.ack;

@@ -1,109 +1,306 @@
-// Main thread (overwatch), cold path. With overwatch.bus: operator overrides
-// replicated through a JetStream key-value bucket. A write through this
-// overwatch's API is applied here first (state store, registry, live slots,
-// exactly as without the bus), then put in the bucket; every overwatch
-// watches the bucket and applies what the others put. When NATS is away each
-// overwatch keeps serving its own copy; writes made meanwhile stay local (the
-// put fails and is logged) until they are made again.
+// Main thread (overwatch), cold path. With overwatch.bus: the operator state
+// that should be the same on every overwatch (overrides, run-time geo
+// mappings, agent revocations, DNSSEC keys) replicated through one JetStream
+// key-value bucket. A change made on this overwatch is applied here first
+// (state store, registry, exactly as without the bus), then put in the
+// bucket, sealed under overwatch.bus.state_secret (sealed-entry.ts); every
+// overwatch watches the bucket, opens and checks what the others put, and
+// applies it to its own copy. A removal is a sealed tombstone, never a KV
+// delete, so a bare delete or an entry that does not open changes nothing
+// (it is counted and logged). When NATS is away each overwatch serves its
+// own copy; its puts wait (the newest per key) and go out when NATS is back.
 //
-//   API write ─► local apply ─► kv.put override.<target>   ─┐
-//                                                           ▼
-//   every overwatch ◄── kv.watch(override.>) ◄── JetStream bucket <prefix>_operator
-//        └─ not what it holds already ─► local apply (no put back)
+//   local change ─► local apply ─► put(<kind>.<id>, seal{atMs, by, value})  ─┐  (NATS away: kept, put on reconnect)
+//                                                                           ▼
+//   every overwatch ◄── watch(>) ◄────────── JetStream bucket <prefix>_operator
+//     └─ opens? (else unauthenticated) ─► value checks? (else malformed) ─► older than held? (else older)
+//        ─► its own write? skip ─► onChange (applies what differs; no put back)
 
+import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { BusConfig } from '../config/types.ts';
 import type { OverrideTarget } from '../registry/overrides.ts';
-import type { StoredOverride } from '../state/store.ts';
+import { parseStoredDnssecKey, type StoredDnssecKey, type StoredGeoMapping, type StoredOverride, type StoredPin } from '../state/store.ts';
 import { BusLink, connectionOptions, type BusLinkEvent } from './nats.ts';
+import { deriveStateKey, openEntry, sealEntry } from './sealed-entry.ts';
 
-/** What the bucket holds for one override key: the override, or null once it was cleared. */
-export interface ReplicatedOverride {
-  readonly target: OverrideTarget;
-  readonly override: StoredOverride | null;
-}
+/** The kinds of operator state the bucket holds (the first token of each key). */
+export const OPERATOR_KINDS = ['override', 'geo_mapping', 'revocation', 'dnssec_key'] as const;
+export type OperatorKind = (typeof OPERATOR_KINDS)[number];
 
-export interface OperatorReplicaOptions {
-  readonly bus: BusConfig;
-  readonly name: string;
-  /** An override put or deleted in the bucket (by any overwatch, this one included: compare before applying). */
-  readonly onOverride: (change: ReplicatedOverride) => void;
-  readonly onEvent?: (event: BusLinkEvent | { readonly kind: 'replica_error'; readonly error: string }) => void;
-}
+/** Why an entry of the bucket changed nothing here. */
+export const REJECTION_REASONS = ['unauthenticated', 'malformed', 'older', 'refused'] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+/** One entry of the bucket, by what it is about. */
+export type OperatorEntryId =
+  | { readonly kind: 'override'; readonly target: OverrideTarget }
+  | { readonly kind: 'geo_mapping'; readonly cidr: string }
+  | { readonly kind: 'revocation'; readonly agentId: string }
+  | { readonly kind: 'dnssec_key'; readonly zone: string; readonly keyTag: number };
+
+/** An entry with its value: what is set, or null once removed. */
+export type OperatorChange =
+  | { readonly kind: 'override'; readonly target: OverrideTarget; readonly value: StoredOverride | null }
+  | { readonly kind: 'geo_mapping'; readonly cidr: string; readonly value: StoredGeoMapping | null }
+  | { readonly kind: 'revocation'; readonly agentId: string; readonly value: StoredPin | null }
+  | { readonly kind: 'dnssec_key'; readonly zone: string; readonly keyTag: number; readonly value: StoredDnssecKey | null };
+
+/** What applying a change did: changed this overwatch's state, found it holds that already, or refused it (with why). */
+export type ApplyResult = 'applied' | 'unchanged' | { readonly refused: string };
 
 /** The bucket's name for a subject prefix: bucket names allow letters, digits, "_" and "-". */
 export function bucketName(prefix: string): string {
   return `${prefix.replace(/\./g, '_')}_operator`;
 }
 
-/** The bucket key of an override target (its JSON, base64url: KV keys allow "-", "_", "=", "." and alphanumerics). */
-export function overrideKvKey(target: OverrideTarget): string {
-  const t = target.scope === 'domain' ? { scope: 'domain', service: target.service, address: target.address }
-    : target.scope === 'server' ? { scope: 'server', address: target.address } : { scope: 'region', region: target.region };
-  return `override.${Buffer.from(JSON.stringify(t)).toString('base64url')}`;
+/** Free text as one KV key token (KV keys allow "-", "_", "=", "." and alphanumerics; "." separates tokens). */
+function tokenOf(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64url');
 }
 
-/** The target of a bucket key, or null for a key this version does not know (never applied). */
-function targetOfKey(key: string): OverrideTarget | null {
-  if (!key.startsWith('override.')) return null;
-  try {
-    const t = JSON.parse(Buffer.from(key.slice('override.'.length), 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (t.scope === 'domain' && typeof t.service === 'string' && typeof t.address === 'string') return { scope: 'domain', service: t.service, address: t.address };
-    if (t.scope === 'server' && typeof t.address === 'string') return { scope: 'server', address: t.address };
-    if (t.scope === 'region' && typeof t.region === 'string') return { scope: 'region', region: t.region };
-  } catch {
-    // not ours
+function textOf(token: string): string | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) return null;
+  return Buffer.from(token, 'base64url').toString('utf8');
+}
+
+/**
+ * The bucket key of an entry (the only place that builds one):
+ * override.<target JSON>, geo_mapping.<cidr>, revocation.<agent id>,
+ * dnssec_key.<zone>.<key tag>, each text token base64url.
+ */
+export function operatorKvKey(id: OperatorEntryId): string {
+  switch (id.kind) {
+    case 'override': {
+      const t = id.target;
+      const json = t.scope === 'domain' ? { scope: 'domain', service: t.service, address: t.address }
+        : t.scope === 'server' ? { scope: 'server', address: t.address } : { scope: 'region', region: t.region };
+      return `override.${tokenOf(JSON.stringify(json))}`;
+    }
+    case 'geo_mapping':
+      return `geo_mapping.${tokenOf(id.cidr)}`;
+    case 'revocation':
+      return `revocation.${tokenOf(id.agentId)}`;
+    case 'dnssec_key':
+      return `dnssec_key.${tokenOf(id.zone)}.${id.keyTag}`;
   }
+}
+
+/** What a bucket key is about, or null for a key this version does not know (never applied). */
+export function parseOperatorKvKey(key: string): OperatorEntryId | null {
+  const parts = key.split('.');
+  const text = parts.length >= 2 ? textOf(parts[1]) : null;
+  if (text === null) return null;
+  if (parts[0] === 'override' && parts.length === 2) {
+    try {
+      const t = JSON.parse(text) as Record<string, unknown>;
+      if (t.scope === 'domain' && typeof t.service === 'string' && typeof t.address === 'string') return { kind: 'override', target: { scope: 'domain', service: t.service, address: t.address } };
+      if (t.scope === 'server' && typeof t.address === 'string') return { kind: 'override', target: { scope: 'server', address: t.address } };
+      if (t.scope === 'region' && typeof t.region === 'string') return { kind: 'override', target: { scope: 'region', region: t.region } };
+    } catch {
+      // not ours
+    }
+    return null;
+  }
+  if (parts[0] === 'geo_mapping' && parts.length === 2) return { kind: 'geo_mapping', cidr: text };
+  if (parts[0] === 'revocation' && parts.length === 2) return { kind: 'revocation', agentId: text };
+  if (parts[0] === 'dnssec_key' && parts.length === 3 && /^\d{1,5}$/.test(parts[2]) && Number(parts[2]) <= 65535) return { kind: 'dnssec_key', zone: text, keyTag: Number(parts[2]) };
   return null;
 }
 
-/** Checks a bucket value's shape before anything applies it (anyone with write access to the bucket could put bytes there). */
-function parseOverride(bytes: Uint8Array): StoredOverride | null {
-  try {
-    const o = JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
-    if (typeof o.healthy !== 'boolean' || typeof o.reason !== 'string' || typeof o.source !== 'string' || typeof o.service !== 'string' || typeof o.address !== 'string') return null;
-    if (typeof o.createdAtMs !== 'number' || !(o.expiresAtMs === null || typeof o.expiresAtMs === 'number')) return null;
-    return o as unknown as StoredOverride;
-  } catch {
-    return null;
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** An override value, checked field by field and against its key's target; null when it is not one. */
+function parseOverride(v: Record<string, unknown>, target: OverrideTarget): StoredOverride | null {
+  if (typeof v.healthy !== 'boolean' || !isString(v.reason) || !isString(v.source) || !isString(v.service) || !isString(v.address)) return null;
+  if (!isTime(v.createdAtMs) || !(v.expiresAtMs === null || v.expiresAtMs === undefined || isTime(v.expiresAtMs))) return null;
+  const scope = v.scope ?? 'domain';
+  if (scope !== target.scope) return null;
+  if (target.scope === 'region' ? v.region !== target.region : v.address !== target.address || (target.scope === 'domain' && v.service !== target.service)) return null;
+  return v as unknown as StoredOverride;
+}
+
+/** A geo mapping value for network `cidr`; null when it is not one. */
+function parseGeoMapping(v: Record<string, unknown>, cidr: string): StoredGeoMapping | null {
+  if (v.cidr !== cidr || !isString(v.region) || !(v.comment === null || isString(v.comment)) || !isString(v.source) || !isTime(v.createdAtMs)) return null;
+  return { cidr, region: v.region, comment: v.comment, source: v.source, createdAtMs: v.createdAtMs };
+}
+
+/** A revoked pin (certificate base64) of `agentId`; null when it is not one, or its certificate is not the one its fingerprint names. */
+function parseRevokedPin(v: Record<string, unknown>, agentId: string): StoredPin | null {
+  if (v.agentId !== agentId || !isString(v.fingerprint) || !isString(v.certificate) || !isString(v.region) || !Array.isArray(v.services) || !v.services.every(isString)) return null;
+  if (!isTime(v.firstSeenMs) || !isTime(v.registeredAtMs) || !isTime(v.notAfterMs) || !isTime(v.revokedAtMs) || !isString(v.revokedReason)) return null;
+  if (!(v.previousFingerprint === null || isString(v.previousFingerprint))) return null;
+  const certificate = Buffer.from(v.certificate, 'base64');
+  if (createHash('sha256').update(certificate).digest('hex') !== v.fingerprint) return null;
+  return {
+    agentId, fingerprint: v.fingerprint, certificate, region: v.region, services: v.services, firstSeenMs: v.firstSeenMs, registeredAtMs: v.registeredAtMs,
+    notAfterMs: v.notAfterMs, revokedAtMs: v.revokedAtMs, revokedReason: v.revokedReason, previousFingerprint: v.previousFingerprint,
+  };
+}
+
+/** The value of `id` from an opened payload, or undefined when it is not one of its kind (malformed). */
+function changeOf(id: OperatorEntryId, value: unknown): OperatorChange | undefined {
+  if (value === null) return { ...id, value: null } as OperatorChange;
+  if (typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const v = value as Record<string, unknown>;
+  switch (id.kind) {
+    case 'override': {
+      const o = parseOverride(v, id.target);
+      return o === null ? undefined : { ...id, value: o };
+    }
+    case 'geo_mapping': {
+      const m = parseGeoMapping(v, id.cidr);
+      return m === null ? undefined : { ...id, value: m };
+    }
+    case 'revocation': {
+      const p = parseRevokedPin(v, id.agentId);
+      return p === null ? undefined : { ...id, value: p };
+    }
+    case 'dnssec_key':
+      try {
+        return { ...id, value: parseStoredDnssecKey([id.zone, id.keyTag], JSON.stringify(v), 'the operator-state bucket') };
+      } catch {
+        return undefined;
+      }
   }
 }
+
+/** The JSON a value is put as (a pin's certificate as base64). */
+function wireValue(change: OperatorChange): unknown {
+  if (change.kind === 'revocation' && change.value !== null) return { ...change.value, certificate: Buffer.from(change.value.certificate).toString('base64') };
+  return change.value;
+}
+
+type PerKind = Record<OperatorKind, number>;
+const perKind = (): PerKind => Object.fromEntries(OPERATOR_KINDS.map((k) => [k, 0])) as PerKind;
+
+/** The replica's counters since start (the metrics read them). */
+export interface ReplicaCounters {
+  /** Entries put in the bucket, by kind. */
+  readonly puts: Readonly<PerKind>;
+  /** Puts that failed (NATS away or refusing); each is tried again once NATS is back. */
+  readonly putFailures: Readonly<PerKind>;
+  /** Others' entries that changed this overwatch's state, by kind. */
+  readonly applies: Readonly<PerKind>;
+  /** Entries that changed nothing, by kind ("unknown" for a key no kind builds) and reason. */
+  readonly rejections: Readonly<Record<OperatorKind | 'unknown', Readonly<Record<RejectionReason, number>>>>;
+  /** Puts waiting for NATS. */
+  readonly pending: number;
+  readonly connected: boolean;
+  /** Connections made again after a loss. */
+  readonly reconnects: number;
+}
+
+/** What the replica reports: link changes, and an entry that was refused or could not be put. */
+export type ReplicaEvent =
+  | BusLinkEvent
+  | { readonly kind: 'rejected'; readonly entry: OperatorKind | 'unknown'; readonly key: string; readonly reason: RejectionReason; readonly detail: string }
+  | { readonly kind: 'put_failed'; readonly entry: OperatorKind; readonly key: string; readonly error: string }
+  | { readonly kind: 'caught_up'; readonly puts: number }
+  | { readonly kind: 'replica_error'; readonly error: string };
+
+export interface OperatorReplicaOptions {
+  readonly bus: BusConfig;
+  readonly name: string;
+  /** Applies another overwatch's change to this one's state; never called for this process's own writes. Called one at a time, in bucket order. */
+  readonly onChange: (change: OperatorChange) => Promise<ApplyResult>;
+  readonly onEvent?: (event: ReplicaEvent) => void;
+  readonly now?: () => number;
+}
+
+/** Wait before putting the waiting entries again when NATS was up but refused them (JetStream still starting). */
+const RETRY_MS = 1000;
 
 /** The overwatch's link to the operator-state bucket. */
 export class OperatorReplica {
   readonly #link: BusLink;
   readonly #bucket: string;
+  readonly #key: Buffer;
   readonly #kv: Promise<KV>;
-  readonly #onEvent: NonNullable<OperatorReplicaOptions['onEvent']>;
+  readonly #onEvent: (event: ReplicaEvent) => void;
+  readonly #onChange: OperatorReplicaOptions['onChange'];
+  readonly #now: () => number;
+  /** This process's writer id: its own entries coming back through the watch are skipped. */
+  readonly #self = randomBytes(8).toString('hex');
+  /**
+   * The newest change applied or written here, per bucket key (its atMs and
+   * value JSON): an older entry with another value is refused (a replayed
+   * entry, or a write a newer one replaced); DNSSEC keys are exempt (their
+   * merge only moves forward, so an old entry cannot undo anything).
+   */
+  readonly #held = new Map<string, { readonly atMs: number; readonly value: string }>();
+  /** Sealed entries not put yet (NATS away), the newest per key, with their kind. */
+  readonly #pending = new Map<string, { readonly kind: OperatorKind; readonly bytes: Buffer }>();
+  readonly #counts = { puts: perKind(), putFailures: perKind(), applies: perKind(), reconnects: 0 };
+  readonly #rejections = Object.fromEntries([...OPERATOR_KINDS, 'unknown'].map((k) => [k, Object.fromEntries(REJECTION_REASONS.map((r) => [r, 0]))])) as Record<OperatorKind | 'unknown', Record<RejectionReason, number>>;
+  #flushing: Promise<void> | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
   #closed = false;
   #stopWatch: (() => void) | null = null;
 
+  /** Throws when bus.stateSecret is null (the config requires it with the bus). */
   constructor(options: OperatorReplicaOptions) {
+    if (options.bus.stateSecret === null) throw new Error('overwatch.bus.state_secret is not set');
     this.#bucket = bucketName(options.bus.subjectPrefix);
+    this.#key = deriveStateKey(options.bus.stateSecret);
     this.#onEvent = options.onEvent ?? (() => {});
-    this.#link = new BusLink(connectionOptions(options.bus, 'overwatch.bus', `${options.name} (operator state)`), (e) => this.#onEvent(e));
-    this.#kv = this.#link.ready.then((nc) => new Kvm(nc).create(this.#bucket, { history: 1 }));
-    void this.#kv.then(async (kv) => {
-      if (this.#closed) return;
-      const watch = await kv.watch({ key: 'override.>' });
-      this.#stopWatch = () => watch.stop();
-      for await (const e of watch) {
-        const target = targetOfKey(e.key);
-        if (target === null) continue;
-        if (e.operation === 'PUT') {
-          const override = parseOverride(e.value);
-          if (override === null) {
-            this.#onEvent({ kind: 'replica_error', error: `bucket ${this.#bucket}: key ${e.key} holds no valid override; ignored` });
-            continue;
-          }
-          options.onOverride({ target, override });
-        } else {
-          options.onOverride({ target, override: null });
-        }
+    this.#onChange = options.onChange;
+    this.#now = options.now ?? Date.now;
+    this.#link = new BusLink(connectionOptions(options.bus, 'overwatch.bus', `${options.name} (operator state)`), (e) => {
+      if (e.kind === 'connected' && !e.first) {
+        this.#counts.reconnects++;
+        this.#flush();
       }
-    }).catch((err: unknown) => {
-      if (!this.#closed) this.#onEvent({ kind: 'replica_error', error: `bucket ${this.#bucket}: ${err instanceof Error ? err.message : String(err)}` });
+      this.#onEvent(e);
     });
+    this.#kv = this.#link.ready.then((nc) => this.#openBucket(nc));
+    // Never rejects: #openBucket retries until close(), and so does the watch.
+    void this.#kv.then((kv) => this.#watch(kv), () => {});
+  }
+
+  /** Opens (or creates) the bucket, trying again every RETRY_MS while JetStream refuses (still starting, or not enabled: logged once). Rejects only after close(). */
+  async #openBucket(nc: NatsConnection): Promise<KV> {
+    let reported = false;
+    for (;;) {
+      try {
+        return await new Kvm(nc).create(this.#bucket, { history: 1 });
+      } catch (err) {
+        if (this.#closed) throw err;
+        if (!reported) this.#onEvent({ kind: 'replica_error', error: `bucket ${this.#bucket} cannot be opened (is JetStream on, nats-server -js?): ${err instanceof Error ? err.message : String(err)}; trying again every ${RETRY_MS} ms` });
+        reported = true;
+        await delay(RETRY_MS, undefined, { ref: false });
+      }
+    }
+  }
+
+  /** Puts what waits, then applies every entry of the bucket and every later change; starts the watch again should it end before close(). */
+  async #watch(kv: KV): Promise<void> {
+    this.#flush();
+    while (!this.#closed) {
+      try {
+        // The client's ordered consumer picks the watch up again after a reconnect.
+        const watch = await kv.watch({ key: '>' });
+        this.#stopWatch = () => watch.stop();
+        for await (const e of watch) {
+          if (this.#closed) return;
+          await this.#receive(e.key, e.operation, e.value);
+        }
+      } catch (err) {
+        if (this.#closed) return;
+        this.#onEvent({ kind: 'replica_error', error: `watch of bucket ${this.#bucket}: ${err instanceof Error ? err.message : String(err)}; watching again in ${RETRY_MS} ms` });
+      }
+      // Entries seen again are no news: the held times and values skip them.
+      if (!this.#closed) await delay(RETRY_MS, undefined, { ref: false });
+    }
+  }
+
+  /** The bucket's name. */
+  get bucket(): string {
+    return this.#bucket;
   }
 
   /** Resolves once the bucket is open (tests). */
@@ -111,26 +308,162 @@ export class OperatorReplica {
     await this.#kv;
   }
 
-  /** Puts this overwatch's write in the bucket; rejects when NATS is away (the write holds locally). */
-  async putOverride(target: OverrideTarget, override: StoredOverride): Promise<void> {
-    const kv = await this.#ready();
-    await kv.put(overrideKvKey(target), JSON.stringify(override));
+  /**
+   * Puts a change made on this overwatch (already applied here): the value,
+   * or a tombstone for null. Never rejects: while NATS is away the entry
+   * waits (the newest per key) and is put once NATS is back.
+   */
+  put(change: OperatorChange): void {
+    if (this.#closed) return;
+    const kvKey = operatorKvKey(change);
+    const atMs = Math.max(this.#now(), (this.#held.get(kvKey)?.atMs ?? 0) + 1);
+    const value = wireValue(change);
+    this.#held.set(kvKey, { atMs, value: JSON.stringify(value) });
+    this.#pending.set(kvKey, { kind: change.kind, bytes: sealEntry(this.#key, this.#bucket, kvKey, { atMs, by: this.#self, value }) });
+    this.#flush();
   }
 
-  /** Deletes an override from the bucket; rejects when NATS is away. */
-  async deleteOverride(target: OverrideTarget): Promise<void> {
-    const kv = await this.#ready();
-    await kv.delete(overrideKvKey(target));
+  counters(): ReplicaCounters {
+    return {
+      puts: { ...this.#counts.puts },
+      putFailures: { ...this.#counts.putFailures },
+      applies: { ...this.#counts.applies },
+      rejections: Object.fromEntries(Object.entries(this.#rejections).map(([k, v]) => [k, { ...v }])) as ReplicaCounters['rejections'],
+      pending: this.#pending.size,
+      connected: this.#link.connection !== null,
+      reconnects: this.#counts.reconnects,
+    };
   }
 
-  async #ready(): Promise<KV> {
-    if (this.#link.connection === null) throw new Error('not connected to NATS');
-    return this.#kv;
+  /** Resolves once every waiting entry was put, or a put failed (tests). */
+  async settled(): Promise<void> {
+    while (this.#flushing !== null) await this.#flushing;
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     this.#stopWatch?.();
+    // A put under way fails once the connection is closed; its entry is lost with the process (the state store has it).
     await this.#link.close();
+    await this.#flushing?.catch(() => {});
+  }
+
+  /** Puts the waiting entries, one at a time, unless a flush runs already. */
+  #flush(): void {
+    if (this.#flushing !== null || this.#closed || this.#pending.size === 0 || this.#link.connection === null) return;
+    this.#flushing = (async () => {
+      let put = 0;
+      // Resolved once the link is up (#openBucket retries until then).
+      const kv = await this.#kv;
+      for (const [kvKey, entry] of this.#pending) {
+        if (this.#closed) return;
+        try {
+          await kv.put(kvKey, entry.bytes);
+        } catch (err) {
+          this.#counts.putFailures[entry.kind]++;
+          this.#onEvent({ kind: 'put_failed', entry: entry.kind, key: kvKey, error: err instanceof Error ? err.message : String(err) });
+          if (this.#link.connection !== null && this.#retryTimer === null) {
+            this.#retryTimer = setTimeout(() => {
+              this.#retryTimer = null;
+              this.#flush();
+            }, RETRY_MS);
+            this.#retryTimer.unref();
+          }
+          return;
+        }
+        // A newer write to the same key may have replaced it meanwhile: that one stays waiting.
+        if (this.#pending.get(kvKey) === entry) this.#pending.delete(kvKey);
+        this.#counts.puts[entry.kind]++;
+        put++;
+      }
+      if (put > 1) this.#onEvent({ kind: 'caught_up', puts: put });
+    })().catch(() => {
+      // Only close() makes #kv reject: nothing is left to put.
+    }).finally(() => {
+      this.#flushing = null;
+      if (this.#pending.size > 0 && this.#retryTimer === null) this.#flush();
+    });
+  }
+
+  #reject(entry: OperatorKind | 'unknown', key: string, reason: RejectionReason, detail: string): void {
+    this.#rejections[entry][reason]++;
+    this.#onEvent({ kind: 'rejected', entry, key, reason, detail });
+  }
+
+  /** Opens, checks and applies one entry of the watch. Never throws. */
+  async #receive(key: string, operation: 'PUT' | 'DEL' | 'PURGE', value: Uint8Array): Promise<void> {
+    const id = parseOperatorKvKey(key);
+    if (id === null) return this.#reject('unknown', key, 'malformed', 'a key no version of OpenGSLB writes');
+    // Every write of ours is a sealed put: a delete or purge was made by someone without the secret.
+    if (operation !== 'PUT') return this.#reject(id.kind, key, 'unauthenticated', `a bare KV ${operation} (removals are sealed tombstones); ignored`);
+    const opened = openEntry(this.#key, this.#bucket, key, value);
+    if (!opened.ok) {
+      return this.#reject(id.kind, key, opened.reason, opened.reason === 'unauthenticated' ? 'does not open with overwatch.bus.state_secret (another secret, changed bytes, or copied from another key)' : 'opens, but holds no entry');
+    }
+    const { payload } = opened;
+    // Before the own-write check: an old entry of this overwatch's put back is a replay too.
+    const held = this.#held.get(key);
+    const valueText = JSON.stringify(payload.value);
+    if (id.kind !== 'dnssec_key' && held !== undefined && payload.atMs < held.atMs) {
+      // The same value written earlier (two overwatches making one change) is no news, not a replay.
+      if (valueText === held.value) return;
+      return this.#reject(id.kind, key, 'older', `written ${new Date(payload.atMs).toISOString()}, this overwatch holds a change from ${new Date(held.atMs).toISOString()}`);
+    }
+    if (payload.by === this.#self) return;
+    const change = changeOf(id, payload.value);
+    if (change === undefined) return this.#reject(id.kind, key, 'malformed', `opens, but its value is not a ${id.kind}`);
+    if (held === undefined || payload.atMs >= held.atMs) this.#held.set(key, { atMs: payload.atMs, value: valueText });
+    let result: ApplyResult;
+    try {
+      result = await this.#onChange(change);
+    } catch (err) {
+      result = { refused: err instanceof Error ? err.message : String(err) };
+    }
+    if (result === 'applied') this.#counts.applies[id.kind]++;
+    else if (result !== 'unchanged') this.#reject(id.kind, key, 'refused', result.refused);
+  }
+}
+
+/**
+ * Reads the DNSSEC keys in the bucket once (at start, before the keyring
+ * makes a key of its own: an overwatch that joins takes the fleet's keys
+ * instead). Resolves to the keys whose entries open and check, and how many
+ * did not; null when NATS or the bucket did not answer within `timeoutMs`.
+ */
+export async function readReplicatedKeys(bus: BusConfig, name: string, timeoutMs: number): Promise<{ readonly keys: StoredDnssecKey[]; readonly rejected: number } | null> {
+  if (bus.stateSecret === null) return null;
+  const bucket = bucketName(bus.subjectPrefix);
+  const key = deriveStateKey(bus.stateSecret);
+  const link = new BusLink(connectionOptions(bus, 'overwatch.bus', `${name} (operator state, start)`), () => {});
+  const read = (async () => {
+    const kv = await new Kvm(await link.ready).create(bucket, { history: 1 });
+    const keys: StoredDnssecKey[] = [];
+    let rejected = 0;
+    const names: string[] = [];
+    for await (const k of await kv.keys('dnssec_key.>')) names.push(k);
+    for (const k of names) {
+      const id = parseOperatorKvKey(k);
+      const e = await kv.get(k);
+      if (id === null || e === null || e.operation !== 'PUT') continue;
+      const opened = openEntry(key, bucket, k, e.value);
+      const change = opened.ok ? changeOf(id, opened.payload.value) : undefined;
+      if (change?.kind === 'dnssec_key' && change.value !== null) keys.push(change.value);
+      else rejected++;
+    }
+    return { keys, rejected };
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), timeoutMs);
+  });
+  try {
+    return await Promise.race([read, timeout]);
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+    read.catch(() => {});
+    await link.close();
   }
 }

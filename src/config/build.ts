@@ -294,6 +294,10 @@ function checkBus(file: UncheckedFile, sink: ProblemCollector): void {
     if (side === 'overwatch' && file.overwatch?.gossip?.encryption_key == null) {
       sink.reportAt(['overwatch', 'bus', 'type'], `turns the bus on without overwatch.gossip.encryption_key, expected the key the agents seal their messages with (${OPENSSL_HINT})`);
     }
+    // null: absent (an invalid value is reported where it is, and reads as undefined).
+    if (side === 'overwatch' && file.overwatch?.bus?.state_secret === null) {
+      sink.reportAt(['overwatch', 'bus', 'type'], `turns the bus on without overwatch.bus.state_secret, expected a secret shared by every overwatch and no agent that seals the replicated operator state (${OPENSSL_HINT})`);
+    }
     if (side === 'agent' && (file.agent?.gossip?.overwatch_nodes?.length ?? 0) > 0) {
       sink.reportAt(['agent', 'gossip', 'overwatch_nodes'], 'is set together with agent.bus, expected one of them: with the bus the agent publishes to NATS and every overwatch subscribes');
     }
@@ -785,7 +789,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
     },
     stale: { thresholdMs: file.overwatch.stale.threshold, removeAfterMs: file.overwatch.stale.remove_after },
     peers: file.overwatch.peers.map((p) => ({ url: p.url.replace(/\/+$/, ''), token: p.token ?? null })),
-    bus: file.mode === 'agent' ? null : buildBus(file.overwatch.bus, source),
+    bus: file.mode === 'agent' ? null : buildBus(file.overwatch.bus, source, file.overwatch.bus.state_secret),
     agent: file.mode === 'agent' ? buildAgent(file, source) : null,
   };
   return deepFreeze(config);
@@ -810,7 +814,7 @@ function buildOverwatchGossip(file: CheckedFile): OverwatchGossipConfig | null {
 }
 
 /** agent.bus or overwatch.bus as the code takes it; null when `type` is not set. Paths are taken from the main file's folder. */
-function buildBus(bus: CheckedFile['agent']['bus'], source: string): BusConfig | null {
+function buildBus(bus: CheckedFile['agent']['bus'], source: string, stateSecret: string | null = null): BusConfig | null {
   if (bus.type === null) return null;
   const path = (p: string | null): string | null => (p === null ? null : resolve(dirname(source), p));
   const tls = bus.tls;
@@ -822,6 +826,7 @@ function buildBus(bus: CheckedFile['agent']['bus'], source: string): BusConfig |
     credentialsFile: path(bus.credentials_file),
     tls: tlsOn ? { caFile: path(tls.ca_file), certFile: path(tls.cert_file), keyFile: path(tls.key_file) } : null,
     subjectPrefix: bus.subject_prefix,
+    stateSecret,
   };
 }
 

@@ -45,11 +45,12 @@ export const DEFAULT_MAX_CLOCK_SKEW = '30s';
 /** Default subject prefix of the NATS bus. */
 export const DEFAULT_BUS_SUBJECT_PREFIX = 'opengslb';
 
-/** agent.bus and overwatch.bus: the same NATS connection settings on both sides; `role` words the docs. */
-function busSchema(doc: string) {
+/** agent.bus and overwatch.bus: the same NATS connection settings on both sides, plus `extra` (the overwatch's state_secret). */
+function busSchema<const E extends Record<string, ReturnType<typeof str>>>(doc: string, extra: E) {
   return object({
     doc,
     keys: {
+      ...extra,
       type: choice({ doc: 'The bus; `nats` is the only one. Absent: the bus is off.', values: ['nats'], noun: 'bus type' }),
       servers: list({
         doc: 'NATS servers as nats://HOST:PORT (or tls://HOST:PORT); the client connects to one and fails over to the others.',
@@ -599,7 +600,14 @@ const overwatch = object({
         },
       }),
     }),
-    bus: busSchema('NATS as the agent bus (docs/scaling.md): with `type: nats` this overwatch also takes agent messages from the bus subjects, through the same checks as the UDP/TCP channel, and replicates overrides through a JetStream key-value bucket; it needs gossip.encryption_key.'),
+    bus: busSchema('NATS as the agent bus (docs/scaling.md): with `type: nats` this overwatch also takes agent messages from the bus subjects, through the same checks as the UDP/TCP channel, and replicates operator state (overrides, geo mappings, revocations, DNSSEC keys) through a JetStream key-value bucket; it needs gossip.encryption_key and state_secret.', {
+      state_secret: str({
+        doc: 'Secret shared by every overwatch on the bus and by no agent: standard base64 of exactly 32 bytes. Every entry of the operator-state bucket is sealed with it (AES-256-GCM), so NATS stores nothing readable (DNSSEC private keys included) and an entry put by anyone without it is refused; required when `type` is set.',
+        pattern: GOSSIP_KEY_PATTERN,
+        patternText: GOSSIP_KEY_TEXT,
+        secret: true,
+      }),
+    }),
     validation: object({
       doc: 'The overwatch\'s own checks of agent-reported backends, with each backend\'s own check settings; their result outranks the agent\'s claim.',
       keys: {
@@ -791,7 +799,7 @@ const agent = object({
         }),
       },
     }),
-    bus: busSchema('NATS as the agent bus (docs/scaling.md): with `type: nats` the agent publishes its sealed messages to the bus instead of sending them to `gossip.overwatch_nodes`.'),
+    bus: busSchema('NATS as the agent bus (docs/scaling.md): with `type: nats` the agent publishes its sealed messages to the bus instead of sending them to `gossip.overwatch_nodes`.', {}),
     heartbeat: object({
       doc: 'Heartbeats to the overwatches.',
       keys: {

@@ -54,6 +54,8 @@ export interface BusConfig {
   readonly tls: { readonly caFile: string | null; readonly certFile: string | null; readonly keyFile: string | null } | null;
   /** Without a trailing dot. */
   readonly subjectPrefix: string;
+  /** overwatch.bus.state_secret (standard base64 of 32 bytes; src/bus/sealed-entry.ts derives the bucket's key from it); null on the agent side. */
+  readonly stateSecret: string | null;
 }
 
 export interface PeerConfig {

@@ -216,7 +216,7 @@ export class KeySyncClient {
       const keys = results[i];
       if (keys === null) continue;
       try {
-        for (const z of await this.#merge(keys, zones, this.#peers[i].url)) changed.add(z);
+        for (const z of await mergeKeys(this.#store, keys, zones, `key-sync peer ${this.#peers[i].url}`)) changed.add(z);
       } catch (err) {
         this.#peers[i].ok = false;
         this.#peers[i].lastError = (err as Error).message;
@@ -248,27 +248,40 @@ export class KeySyncClient {
       return null;
     }
   }
+}
 
-  /** Merges a peer's keys into the store; returns the zones that changed. Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT for a key that does not check out. */
-  async #merge(keys: readonly StoredDnssecKey[], zones: ReadonlySet<string>, from: string): Promise<string[]> {
-    const local = new Map<string, StoredDnssecKey>();
-    for (const k of this.#store.loadDnssecKeys()) local.set(`${k.zone}|${k.keyTag}`, k);
-    const changed = new Set<string>();
-    for (const k of keys) {
-      if (typeof k !== 'object' || k === null || !zones.has(k.zone)) continue;
-      // Checks every field and that the key's parts belong together.
-      keyFromStored(k, `key-sync peer ${from}`);
-      const mine = local.get(`${k.zone}|${k.keyTag}`);
-      if (mine === undefined) {
-        await this.#store.putDnssecKey(k);
-        changed.add(k.zone);
-      } else if (mine.publicKey !== k.publicKey) {
-        throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_KEY_SYNC', `${from} has another key with tag ${k.keyTag} in zone ${k.zone}; not merged (remove one of them and start a rollover)`);
-      } else if ((STATE_RANK[k.state] ?? -1) > (STATE_RANK[mine.state] ?? -1)) {
-        await this.#store.putDnssecKey({ ...mine, state: k.state });
-        changed.add(k.zone);
-      }
+/**
+ * Merges keys another overwatch holds (a key-sync peer, the operator-state
+ * bucket) into `store`, for the zones in `zones`: a key it lacks is stored as
+ * given, a key both have takes the state further along (published → active →
+ * retired); nothing is deleted or moved back. Returns the zones that changed.
+ * Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT for a key whose parts do not belong
+ * together, OPENGSLB_ERR_DNSSEC_KEY_SYNC for another key under a tag the
+ * store holds (`from` names the source in both); keys before it are merged.
+ */
+export async function mergeKeys(store: StateStore, keys: readonly StoredDnssecKey[], zones: ReadonlySet<string>, from: string): Promise<string[]> {
+  const local = new Map<string, StoredDnssecKey>();
+  for (const k of store.loadDnssecKeys()) local.set(`${k.zone}|${k.keyTag}`, k);
+  const changed = new Set<string>();
+  for (const k of keys) {
+    if (typeof k !== 'object' || k === null || !zones.has(k.zone)) continue;
+    // Checks every field and that the key's parts belong together.
+    keyFromStored(k, from);
+    const mine = local.get(`${k.zone}|${k.keyTag}`);
+    if (mine === undefined) {
+      await store.putDnssecKey(k);
+      changed.add(k.zone);
+    } else if (mine.publicKey !== k.publicKey) {
+      throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_KEY_SYNC', `${from} has another key with tag ${k.keyTag} in zone ${k.zone}; not merged (remove one of them and start a rollover)`);
+    } else if (keyStateRank(k.state) > keyStateRank(mine.state)) {
+      await store.putDnssecKey({ ...mine, state: k.state });
+      changed.add(k.zone);
     }
-    return [...changed];
   }
+  return [...changed];
+}
+
+/** How far along a key state is (published 0, active 1, retired 2; anything else -1): merges only move forward. */
+export function keyStateRank(state: string): number {
+  return STATE_RANK[state] ?? -1;
 }

@@ -254,6 +254,21 @@ export class OverwatchChannel {
   }
 
   /**
+   * Takes a revocation made on another overwatch (the operator-state bucket):
+   * the agent's pin here is marked revoked with that reason and time, or, for
+   * an agent this overwatch has not pinned, `revoked` is pinned as it is, so
+   * its first message is refused too. Resolves once the store has it; rejects
+   * with OPENGSLB_ERR_STATE_WRITE (the revocation holds in memory even then).
+   */
+  async adoptRevocation(revoked: StoredPin): Promise<StoredPin> {
+    const pin = this.#pins.get(revoked.agentId);
+    const next: StoredPin = pin === undefined ? revoked : { ...pin, revokedAtMs: revoked.revokedAtMs, revokedReason: revoked.revokedReason };
+    this.#pins.set(revoked.agentId, next);
+    await this.#store.putPin(next);
+    return next;
+  }
+
+  /**
    * Deletes an agent's pin: its next heartbeat is dropped as unpinned, and it
    * may register again (with valid tokens) with any certificate. Resolves to
    * false for an unknown agent; rejects with OPENGSLB_ERR_STATE_WRITE when

@@ -34,6 +34,8 @@ import {
   RCODE_COUNT, RCODE_LABELS, TRANSPORT_LABELS, TYPE_COUNT, TYPE_LABELS,
 } from './counters-layout.ts';
 import { DecisionFolder, WrapFolder } from './fold.ts';
+import type { BusReceiverCounters } from '../bus/receiver.ts';
+import { OPERATOR_KINDS, REJECTION_REASONS, type ReplicaCounters } from '../bus/replica.ts';
 
 /** What the metrics read of the agent channel's hub. */
 type AgentHubReader = Pick<AgentHub, 'agents' | 'channelCounters' | 'counters'>;
@@ -72,6 +74,8 @@ export interface OverwatchSource {
   decisionLabels(): readonly (DecisionLabel | undefined)[];
   /** DNSSEC numbers of the main thread (keys, pre-signing, key sync); absent in stand-ins without DNSSEC. */
   dnssecMetrics?(): DnssecMetricsSource;
+  /** The NATS bus's numbers; null or absent when overwatch.bus is off. */
+  busMetrics?(): BusMetricsSource | null;
   /** The agent channel's side (Overwatch.agents); null or absent when overwatch.gossip is off. */
   readonly agents?: AgentHubReader | null;
 }
@@ -84,6 +88,12 @@ export interface DnssecMetricsSource {
   readonly presign: { readonly signatures: number; readonly signMs: number } | null;
   /** Key sync: per peer, whether its last poll succeeded; null when no peers are configured. */
   readonly keySync: { readonly inSync: boolean; readonly peers: readonly { readonly url: string; readonly ok: boolean }[] } | null;
+}
+
+/** What the metrics read of the NATS bus (Overwatch.busMetrics): the agent subscription and the operator-state replica, each null until it exists. */
+export interface BusMetricsSource {
+  readonly agents: BusReceiverCounters | null;
+  readonly replica: ReplicaCounters | null;
 }
 
 /** What the metrics read from the config reloader (ConfigReloader satisfies it). */
@@ -754,6 +764,55 @@ export function createMetrics(options: MetricsOptions): Metrics {
       return BACKEND_REFUSALS.map((reason) => [reason, r[reason]] as const);
     },
   );
+
+  // ---- The NATS bus (overwatch.bus): no series while it is off.
+
+  /** Series of one bus metric: `read` gets the bus's numbers at scrape time. */
+  const fromBus = (
+    Kind: typeof Gauge | typeof Counter,
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    read: (bus: BusMetricsSource) => Iterable<readonly [Record<string, string>, number]>,
+  ): void => {
+    new Kind({
+      name,
+      help,
+      labelNames: [...labelNames],
+      registers,
+      collect(this: Gauge | Counter) {
+        this.reset();
+        const bus = overwatch?.busMetrics?.() ?? null;
+        if (bus === null) return;
+        for (const [labels, n] of read(bus)) (this instanceof Counter ? this.inc(labels, n) : this.set(labels, n));
+      },
+    });
+  };
+  /** Both NATS connections by their `link` label: agents (the subscription) and operator_state (the bucket). */
+  const links = (bus: BusMetricsSource, read: (c: { readonly connected: boolean; readonly reconnects: number }) => number): [Record<string, string>, number][] => [
+    [{ link: 'agents' }, bus.agents === null ? 0 : read(bus.agents)],
+    [{ link: 'operator_state' }, bus.replica === null ? 0 : read(bus.replica)],
+  ];
+  fromBus(Gauge, 'opengslb_overwatch_bus_connected', 'Whether each NATS connection of the bus is up (1) or not (0), by link: agents (the agent subjects), operator_state (the key-value bucket).', ['link'], (bus) => links(bus, (c) => (c.connected ? 1 : 0)));
+  fromBus(Counter, 'opengslb_overwatch_bus_reconnects_total', 'NATS connections of the bus made again after a loss, by link (agents, operator_state).', ['link'], (bus) => links(bus, (c) => c.reconnects));
+  fromBus(Counter, 'opengslb_overwatch_bus_messages_total', 'Agent messages taken from NATS, by result: accepted, refused (dropped by the channel; the reason is in opengslb_overwatch_agent_drops_total), handler_error.', ['result'], (bus) => {
+    const c = bus.agents;
+    return [[{ result: 'accepted' }, c?.accepted ?? 0], [{ result: 'refused' }, c?.refused ?? 0], [{ result: 'handler_error' }, c?.handlerErrors ?? 0]];
+  });
+  fromBus(Counter, 'opengslb_overwatch_bus_acks_total', 'Sealed acks to agents over NATS, by result: published (on the agent\'s reply subject), refused (NATS refused the reply subject).', ['result'], (bus) => [
+    [{ result: 'published' }, bus.agents?.acksSent ?? 0],
+    [{ result: 'refused' }, bus.agents?.badReplies ?? 0],
+  ]);
+  fromBus(Counter, 'opengslb_overwatch_bus_kv_puts_total', 'Operator-state changes made here and put in the bucket, by kind (override, geo_mapping, revocation, dnssec_key) and result (ok; failed: NATS away or refusing, put again later).', ['kind', 'result'], (bus) => {
+    const c = bus.replica;
+    return OPERATOR_KINDS.flatMap((kind) => [[{ kind, result: 'ok' }, c?.puts[kind] ?? 0], [{ kind, result: 'failed' }, c?.putFailures[kind] ?? 0]] as const);
+  });
+  fromBus(Counter, 'opengslb_overwatch_bus_kv_applies_total', 'Other overwatches\' operator-state changes that changed this overwatch, by kind.', ['kind'], (bus) => OPERATOR_KINDS.map((kind) => [{ kind }, bus.replica?.applies[kind] ?? 0] as const));
+  fromBus(Counter, 'opengslb_overwatch_bus_kv_rejections_total', 'Bucket entries that changed nothing here, by kind (unknown: a key no kind builds) and reason: unauthenticated (does not open with state_secret, or a bare delete), malformed, older (than the change held here), refused (does not apply here).', ['kind', 'reason'], (bus) => {
+    const r = bus.replica?.rejections;
+    return [...OPERATOR_KINDS, 'unknown' as const].flatMap((kind) => REJECTION_REASONS.map((reason) => [{ kind, reason }, r?.[kind][reason] ?? 0] as const));
+  });
+  fromBus(Gauge, 'opengslb_overwatch_bus_kv_pending', 'Operator-state changes made here waiting to be put in the bucket (NATS away).', [], (bus) => [[{}, bus.replica?.pending ?? 0]]);
 
   const info = new Gauge({ name: 'opengslb_app_info', help: 'Always 1; the version label says what runs.', labelNames: ['version'], registers });
   info.set({ version: options.version }, 1);

@@ -445,8 +445,43 @@ export class AgentHub {
   async revoke(agentId: string, reason: string): Promise<AgentView | null> {
     if (this.channel.pin(agentId) === undefined) return null;
     this.#leave(agentId, 'revoked', `revoked: ${reason}`, this.#now());
-    await this.channel.revoke(agentId, reason);
+    const revoked = this.channel.revoke(agentId, reason);
+    const pin = this.channel.pin(agentId);
+    if (pin !== undefined) this.onRevocation?.(agentId, pin);
+    await revoked;
     return this.#agentView(agentId);
+  }
+
+  /**
+   * Called after an operator revoked an agent here (with the revoked pin), or
+   * deleted the pin of a revoked agent (with null): overwatch.bus replicates
+   * it. Not called for what adoptRevocation() and liftRevocation() do.
+   */
+  onRevocation: ((agentId: string, revoked: StoredPin | null) => void) | null = null;
+
+  /**
+   * Takes a revocation made on another overwatch: its backends leave DNS and
+   * every later message of it is refused, as after revoke(). Resolves to
+   * false when this overwatch held that revocation already.
+   */
+  async adoptRevocation(revoked: StoredPin): Promise<boolean> {
+    const pin = this.channel.pin(revoked.agentId);
+    if (pin?.revokedAtMs != null) return false;
+    this.#leave(revoked.agentId, 'revoked', `revoked on another overwatch: ${revoked.revokedReason ?? ''}`, this.#now());
+    await this.channel.adoptRevocation(revoked);
+    return true;
+  }
+
+  /**
+   * Takes the deletion of a revoked agent's pin made on another overwatch:
+   * the revoked pin here is deleted too (the agent may register again).
+   * Resolves to false when this overwatch holds no revoked pin for it.
+   */
+  async liftRevocation(agentId: string): Promise<boolean> {
+    if (this.channel.pin(agentId)?.revokedAtMs == null) return false;
+    this.#agents.delete(agentId);
+    await this.channel.deletePin(agentId);
+    return true;
   }
 
   /**
@@ -458,9 +493,12 @@ export class AgentHub {
     const pinned = this.channel.pin(agentId) !== undefined;
     const known = this.#agents.has(agentId);
     if (!pinned && !known) return false;
+    const wasRevoked = this.channel.pin(agentId)?.revokedAtMs != null;
     if (known) this.#leave(agentId, 'removed', 'pin deleted by an operator', this.#now());
     this.#agents.delete(agentId);
-    if (pinned) await this.channel.deletePin(agentId);
+    const deleted = pinned ? this.channel.deletePin(agentId) : Promise.resolve(false);
+    if (wasRevoked) this.onRevocation?.(agentId, null);
+    await deleted;
     return true;
   }
 

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/types.ts';
 import type { Logger } from '../log/logger.ts';
 import { createCounters, readCounters } from '../metrics/counters-layout.ts';
-import type { DnssecMetricsSource } from '../metrics/prometheus.ts';
+import type { BusMetricsSource, DnssecMetricsSource } from '../metrics/prometheus.ts';
 import { Registry, type ConfigChange, type DecisionLabel, type MemberModel, type ServerRecord } from '../registry/registry.ts';
 import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
@@ -21,7 +21,7 @@ import {
 import { OpenGslbError } from '../lib/errors.ts';
 import { Keyring, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
 import { dsOf } from '../dnssec/keys.ts';
-import { KeySyncClient, KeySyncServer, type KeySyncView, type SealedKeys } from '../dnssec/key-sync.ts';
+import { KeySyncClient, KeySyncServer, keyStateRank, mergeKeys, type KeySyncView, type SealedKeys } from '../dnssec/key-sync.ts';
 import type { SignatureBatch, WorkerDnssec } from '../../workers/messages.ts';
 import type { SignBatchResult, SignBatchTask } from '../dnssec/sign.ts';
 import { inlineRunner, Presigner, type PresignStats, type SignRunner } from './presign.ts';
@@ -29,9 +29,9 @@ import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
 import { compileGeoTable } from '../geo/cidr-table.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import type { RegistryView } from '../registry/registry.ts';
-import { MemoryStore, type StateStore, type StoredGeoMapping, type StoredOverride } from '../state/store.ts';
+import { MemoryStore, type StateStore, type StoredDnssecKey, type StoredGeoMapping, type StoredOverride, type StoredPin } from '../state/store.ts';
 import { describeTarget, fromStored, inForce, keyOfTarget, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
-import { bucketName, OperatorReplica, type ReplicatedOverride } from '../bus/replica.ts';
+import { bucketName, OperatorReplica, operatorKvKey, readReplicatedKeys, type ApplyResult, type OperatorChange } from '../bus/replica.ts';
 import { OverrideExpiry } from './override-expiry.ts';
 import type { AgentHub } from './agents.ts';
 import { backendRows, type BackendView } from './backends-view.ts';
@@ -141,6 +141,9 @@ export interface ReloadResult {
   readonly servers?: ConfigChange;
 }
 
+/** How long a start waits for the DNSSEC keys in the operator-state bucket (overwatch.bus) before making its own. */
+const BUS_KEYS_AT_START_MS = 3000;
+
 export class Overwatch {
   readonly host: string;
   readonly port: number;
@@ -174,7 +177,7 @@ export class Overwatch {
   /** Signs ahead what the workers will answer; null when DNSSEC is off or presign is false. */
   readonly #presigner: Presigner | null;
   /** The CPU pool (piscina), started on the first large pre-signing run; null until then. */
-  #cpuPool: { run(task: SignBatchTask, opts: { transferList: ArrayBuffer[] }): Promise<unknown>; destroy(): Promise<void> } | null = null;
+  #cpuPool: Promise<{ run(task: SignBatchTask, opts: { transferList: ArrayBuffer[] }): Promise<unknown>; destroy(): Promise<void> }> | null = null;
   #presignPoll: NodeJS.Timeout | null = null;
   /** The settle timer of the next plan (PRESIGN_SETTLE_MS), and when the burst it waits for began (0: none pending). */
   #presignTimer: NodeJS.Timeout | null = null;
@@ -190,8 +193,10 @@ export class Overwatch {
   #stopping = false;
   /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
   #overrideQueue: Promise<unknown> = Promise.resolve();
-  /** overwatch.bus: the JetStream bucket overrides are replicated through; null without the bus. */
+  /** overwatch.bus: the JetStream bucket operator state is replicated through (src/bus/replica.ts); null without the bus. */
   #replica: OperatorReplica | null = null;
+  /** What each DNSSEC key was last put as (or taken from the bucket as), by bucket key: only keys that differ go out. */
+  readonly #keysReplicated = new Map<string, string>();
   readonly #expiry: OverrideExpiry;
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
@@ -260,6 +265,24 @@ export class Overwatch {
       await keySync.pollOnce(new Set(config.dns.zones.map((z) => z.name)));
       const sync = keySync.status();
       if (!sync.in_sync) logger.child({ component: 'dnssec' }).warn({ peers: sync.peers.filter((p) => !p.ok).map((p) => ({ url: p.url, error: p.last_error })) }, 'key sync: not every peer answered at start; keeping (or making) our own keys meanwhile');
+    }
+    if (config.dnssec.enabled && config.bus !== null) {
+      // The same with the bus: the keys in the operator-state bucket first.
+      const log = logger.child({ component: 'dnssec' });
+      const read = await readReplicatedKeys(config.bus, `opengslb-overwatch ${hostname()}`, BUS_KEYS_AT_START_MS);
+      if (read === null) {
+        log.warn({ waitedMs: BUS_KEYS_AT_START_MS }, 'the operator-state bucket did not answer at start (NATS away?): keeping (or making) our own keys; the fleet\'s keys are taken once NATS answers');
+      } else {
+        const zones = new Set(config.dns.zones.map((z) => z.name));
+        for (const k of read.keys) {
+          try {
+            await mergeKeys(store, [k], zones, 'the operator-state bucket');
+          } catch (err) {
+            log.warn({ zone: k.zone, keyTag: k.keyTag, error: (err as Error).message }, 'a DNSSEC key in the operator-state bucket was not taken');
+          }
+        }
+        if (read.rejected > 0) log.warn({ rejected: read.rejected }, 'DNSSEC key entries in the operator-state bucket that do not open with overwatch.bus.state_secret were ignored');
+      }
     }
     if (config.dnssec.enabled) {
       const opened = await Keyring.open(store, config.dns.zones.map((z) => z.name), config.dnssec, { ...(options.rolloverSwitchAfterMs === undefined ? {} : { switchAfterMs: options.rolloverSwitchAfterMs }) });
@@ -518,6 +541,7 @@ export class Overwatch {
       // New zones get their key before the snapshot that serves them.
       try {
         logKeyChanges(this.#logger, await this.#keyring.ensure(next.dns.zones.map((z) => z.name), next.dnssec));
+        this.#replicateKeys();
       } catch (err) {
         return refuse((err as Error).message);
       }
@@ -609,6 +633,7 @@ export class Overwatch {
         try {
           const zones = await keyring.switchDue();
           if (zones.length > 0) {
+            this.#replicateKeys();
             await this.#republishKeys();
             for (const zone of zones) this.#logger.info({ component: 'dnssec', zone, keyTag: keyring.rolloverStatus(zone).signing_key }, 'key rollover: the new key signs now; publish its DS at the parent, then finish the rollover');
           }
@@ -626,12 +651,15 @@ export class Overwatch {
 
   /** Runs a pre-signing task in the CPU pool, starting it on first use (one thread that exits when idle). */
   async #runCpuTask(task: SignBatchTask, transferList: ArrayBuffer[]): Promise<SignBatchResult> {
-    if (this.#cpuPool === null) {
-      const { Piscina } = await import('piscina');
+    // The pool is kept as a promise, set before the first await: a plan's
+    // tasks arrive together, and each one that found no pool made its own
+    // (10 000 names started 12 pools, 300 MB of idle threads).
+    this.#cpuPool ??= import('piscina').then(
       // One thread: the DNS workers have the other cores; it exits after 30 s without work, so its memory goes back.
-      this.#cpuPool = new Piscina({ filename: SIGN_TASK_URL.href, minThreads: 0, maxThreads: 1, idleTimeout: 30_000 });
-    }
-    return (await this.#cpuPool.run(task, { transferList })) as SignBatchResult;
+      ({ Piscina }) => new Piscina({ filename: SIGN_TASK_URL.href, minThreads: 0, maxThreads: 1, idleTimeout: 30_000 }),
+    );
+    const pool = await this.#cpuPool;
+    return (await pool.run(task, { transferList })) as SignBatchResult;
   }
 
   /** Pre-signs for the snapshot now served and the health now known; logs (and leaves to the workers) what fails. */
@@ -681,6 +709,12 @@ export class Overwatch {
     return { keys, presign: this.#presigner?.stats ?? null, keySync: sync === null ? null : { inSync: sync.in_sync, peers: sync.peers.map((p) => ({ url: p.url, ok: p.ok })) } };
   }
 
+  /** The NATS bus numbers GET /metrics shows: the agent subscription's and the operator-state replica's; null without overwatch.bus. */
+  busMetrics(): BusMetricsSource | null {
+    if (this.#config.bus === null) return null;
+    return { agents: this.#agents?.bus?.counters() ?? null, replica: this.#replica?.counters() ?? null };
+  }
+
   /** Pre-signing numbers for the metrics: signatures the pool made and its signing time; null when nothing is pre-signed. */
   presignStats(): Readonly<PresignStats> | null {
     return this.#presigner?.stats ?? null;
@@ -709,6 +743,7 @@ export class Overwatch {
     }
     if (changed.length === 0) return;
     await keyring.reload();
+    this.#replicateKeys();
     await this.#republishKeys();
     this.#scheduleKeySwitch();
     log.info({ zones: changed }, 'key sync: took keys from a peer');
@@ -747,6 +782,7 @@ export class Overwatch {
     const keyring = this.#requireKeyring();
     return this.#serially(async () => {
       const view = await keyring.rolloverStart(zone);
+      this.#replicateKeys();
       await this.#republishKeys();
       this.#scheduleKeySwitch();
       this.#logger.info({ component: 'dnssec', zone, keyTag: view.new_key, switchAt: view.switch_at }, 'key rollover started: the new key is published and signs after the DNSKEY TTL');
@@ -764,6 +800,7 @@ export class Overwatch {
     return this.#serially(async () => {
       const before = keyring.rolloverStatus(zone);
       const view = await keyring.rolloverFinish(zone);
+      this.#replicateKeys();
       await this.#republishKeys();
       this.#logger.info({ component: 'dnssec', zone, keyTag: view.signing_key, retired: before.old_keys }, 'key rollover finished: the old key is retired');
       return view;
@@ -853,7 +890,7 @@ export class Overwatch {
     await this.#queue;
     await this.#overrideQueue;
     await this.pool.stop(graceMs);
-    await this.#cpuPool?.destroy();
+    await (await this.#cpuPool)?.destroy();
     await this.#lastUp.stop();
   }
 
@@ -896,7 +933,7 @@ export class Overwatch {
       this.registry.setOverride(o);
       this.#fanout.applyOverride(target);
       this.#expiry.schedule();
-      this.#replicate(target, toStored(o));
+      this.#replicate({ kind: 'override', target, value: toStored(o) });
       return this.#overrideView(o);
     });
   }
@@ -910,7 +947,7 @@ export class Overwatch {
       this.registry.deleteOverride(target);
       this.#fanout.applyOverride(target);
       this.#expiry.schedule();
-      this.#replicate(target, null);
+      this.#replicate({ kind: 'override', target, value: null });
       return this.#overrideView(existing);
     });
   }
@@ -928,50 +965,140 @@ export class Overwatch {
     this.#replica = new OperatorReplica({
       bus,
       name: `opengslb-overwatch ${hostname()}`,
-      onOverride: (change) => this.#applyReplicated(change, log),
+      onChange: (change) => this.#applyReplicated(change, log),
       onEvent: (e) => {
-        if (e.kind === 'connected' && e.first) log.info({ server: e.server, bucket: bucketName(bus.subjectPrefix) }, 'operator state replicated through the JetStream bucket');
-        else if (e.kind === 'error' || e.kind === 'replica_error') log.warn({ error: e.error }, 'operator state replica: a problem; this overwatch keeps serving its own copy');
+        switch (e.kind) {
+          case 'connected':
+            if (e.first) log.info({ server: e.server, bucket: bucketName(bus.subjectPrefix) }, 'operator state replicated through the JetStream bucket');
+            else log.info({ server: e.server }, 'operator state bucket reachable again: waiting changes are put, others\' changes applied');
+            break;
+          case 'disconnected':
+            log.warn({ server: e.server }, 'operator state bucket unreachable (NATS away): this overwatch serves its own copy; its changes are put once NATS is back');
+            break;
+          case 'rejected':
+            log.warn({ entry: e.entry, key: e.key, reason: e.reason, detail: e.detail }, 'operator state entry refused: it changed nothing here');
+            break;
+          case 'put_failed':
+            log.warn({ entry: e.entry, key: e.key, error: e.error }, 'operator state not put in the bucket yet (NATS away?): it holds here and is put once NATS is back');
+            break;
+          case 'caught_up':
+            log.info({ puts: e.puts }, 'operator state changes made while NATS was away are in the bucket now');
+            break;
+          case 'error':
+          case 'replica_error':
+            log.warn({ error: e.error }, 'operator state replica: a problem; this overwatch keeps serving its own copy');
+            break;
+        }
       },
     });
+    // Agent revocations made through this overwatch's API.
+    if (this.#agents !== null) this.#agents.onRevocation = (agentId, pin) => this.#replica?.put({ kind: 'revocation', agentId, value: pin });
+    // The keys this overwatch holds (made at start, taken from key-sync peers) go out once.
+    this.#replicateKeys();
   }
 
-  /** Puts (or, with null, deletes) an API write in the bucket; a failure leaves the write local and is logged. */
-  #replicate(target: OverrideTarget, stored: StoredOverride | null): void {
+  /** Puts a change made here in the bucket (no-op without the bus). */
+  #replicate(change: OperatorChange): void {
+    this.#replica?.put(change);
+  }
+
+  /** Puts every key of the signed zones that changed since it was last put or taken. */
+  #replicateKeys(): void {
     const replica = this.#replica;
-    if (replica === null) return;
-    const done = stored === null ? replica.deleteOverride(target) : replica.putOverride(target, stored);
-    done.catch((err: unknown) => {
-      this.#logger.child({ component: 'replica' }).warn(
-        { target: describeTarget(target), error: err instanceof Error ? err.message : String(err) },
-        'override not replicated (NATS away?): it holds on this overwatch only; set it again once NATS is back, or with opengslb-cli on every overwatch',
-      );
-    });
+    const keyring = this.#keyring;
+    if (replica === null || keyring === null) return;
+    for (const k of keyring.store.loadDnssecKeys()) {
+      if (!keyring.zones.has(k.zone)) continue;
+      const kvKey = operatorKvKey({ kind: 'dnssec_key', zone: k.zone, keyTag: k.keyTag });
+      const text = canonicalKey(k);
+      if (this.#keysReplicated.get(kvKey) === text) continue;
+      this.#keysReplicated.set(kvKey, text);
+      replica.put({ kind: 'dnssec_key', zone: k.zone, keyTag: k.keyTag, value: k });
+    }
   }
 
-  /** Applies what another overwatch put in the bucket (no put back); what this overwatch holds already is skipped. */
-  #applyReplicated(change: ReplicatedOverride, log: Logger): void {
-    void this.#overridesSerially(async () => {
-      if (this.#stopping) return;
-      const target = change.target;
+  /** Applies what another overwatch put in the bucket to this one's copy (never put back, except a DNSSEC key this overwatch holds further along). */
+  #applyReplicated(change: OperatorChange, log: Logger): Promise<ApplyResult> {
+    if (this.#stopping) return Promise.resolve('unchanged');
+    switch (change.kind) {
+      case 'override':
+        return this.#applyReplicatedOverride(change.target, change.value, log);
+      case 'geo_mapping':
+        return this.#applyReplicatedGeo(change.cidr, change.value, log);
+      case 'revocation':
+        return this.#applyReplicatedRevocation(change.agentId, change.value, log);
+      case 'dnssec_key':
+        return change.value === null ? Promise.resolve('unchanged') : this.#serially(() => this.#applyReplicatedKey(change.value as StoredDnssecKey, log));
+    }
+  }
+
+  #applyReplicatedOverride(target: OverrideTarget, value: StoredOverride | null, log: Logger): Promise<ApplyResult> {
+    return this.#overridesSerially(async (): Promise<ApplyResult> => {
       const existing = this.registry.overrideAt(target);
-      if (change.override === null) {
-        if (existing === null) return;
+      if (value === null) {
+        if (existing === null) return 'unchanged';
         await this.#store.deleteOverride(target);
         this.registry.deleteOverride(target);
       } else {
-        const o = fromStored(change.override);
-        if (keyOfTarget(o.target) !== keyOfTarget(target)) return;
-        if (existing !== null && JSON.stringify(toStored(existing)) === JSON.stringify(toStored(o))) return;
-        if (!inForce(o, Date.now())) return;
+        const o = fromStored(value);
+        if (keyOfTarget(o.target) !== keyOfTarget(target)) return { refused: 'the override is not for its key\'s target' };
+        if (existing !== null && JSON.stringify(toStored(existing)) === JSON.stringify(toStored(o))) return 'unchanged';
+        if (!inForce(o, Date.now())) return 'unchanged';
         this.#requireTarget(target);
         await this.#store.putOverride(toStored(o));
         this.registry.setOverride(o);
       }
       this.#fanout.applyOverride(target);
       this.#expiry.schedule();
-      log.info({ target: describeTarget(target), healthy: change.override?.healthy ?? null, source: change.override?.source ?? null }, change.override === null ? 'override cleared by another overwatch (bus)' : 'override set by another overwatch (bus)');
-    }).catch((err: unknown) => log.warn({ target: describeTarget(change.target), error: err instanceof Error ? err.message : String(err) }, 'replicated override not applied here'));
+      log.info({ target: describeTarget(target), healthy: value?.healthy ?? null, source: value?.source ?? null }, value === null ? 'override cleared by another overwatch (bus)' : 'override set by another overwatch (bus)');
+      return 'applied';
+    });
+  }
+
+  async #applyReplicatedGeo(cidr: string, value: StoredGeoMapping | null, log: Logger): Promise<ApplyResult> {
+    const existing = this.registry.geoMappings().find((m) => m.cidr === cidr);
+    if (value === null) {
+      if (existing === undefined) return 'unchanged';
+      await this.#store.deleteGeoMapping(cidr);
+      this.registry.deleteGeoMapping(cidr);
+    } else {
+      if (existing !== undefined && existing.region === value.region && existing.comment === value.comment && existing.source === value.source) return 'unchanged';
+      const network = parseCidr(cidr);
+      if ('error' in network || networkOfCidr(network.cidr) !== cidr) return { refused: `${cidr} is not a network in canonical form` };
+      // A region not served here (configs differ) refuses it, as the API would.
+      this.registry.checkGeoMapping(value);
+      await this.#store.putGeoMapping(value);
+      this.registry.setGeoMapping(value);
+    }
+    log.info({ cidr, region: value?.region ?? null, source: value?.source ?? null }, value === null ? 'geo mapping removed by another overwatch (bus)' : 'geo mapping set by another overwatch (bus)');
+    return 'applied';
+  }
+
+  async #applyReplicatedRevocation(agentId: string, value: StoredPin | null, log: Logger): Promise<ApplyResult> {
+    const hub = this.#agents;
+    if (hub === null) return { refused: 'the agent channel is off here (overwatch.gossip)' };
+    const changed = value === null ? await hub.liftRevocation(agentId) : await hub.adoptRevocation(value);
+    if (!changed) return 'unchanged';
+    log.info({ agent: agentId, reason: value?.revokedReason ?? null }, value === null ? 'revoked agent\'s pin deleted by another overwatch (bus): it may register again' : 'agent revoked by another overwatch (bus): its messages are refused here too');
+    return 'applied';
+  }
+
+  async #applyReplicatedKey(key: StoredDnssecKey, log: Logger): Promise<ApplyResult> {
+    const keyring = this.#keyring;
+    if (keyring === null) return { refused: 'DNSSEC is off here (overwatch.dnssec.enabled)' };
+    if (!keyring.zones.has(key.zone)) return { refused: `zone ${key.zone} is not signed here` };
+    const kvKey = operatorKvKey({ kind: 'dnssec_key', zone: key.zone, keyTag: key.keyTag });
+    const changed = await mergeKeys(keyring.store, [key], new Set(keyring.zones.keys()), 'the operator-state bucket');
+    const mine = keyring.store.loadDnssecKeys().find((k) => k.zone === key.zone && k.keyTag === key.keyTag);
+    // Taken as it is: not put back. Further along here (the writer missed a step while away): this state goes out again, once.
+    this.#keysReplicated.set(kvKey, canonicalKey(key));
+    if (mine !== undefined && keyStateRank(mine.state) > keyStateRank(key.state)) this.#replicateKeys();
+    if (changed.length === 0) return 'unchanged';
+    await keyring.reload();
+    await this.#republishKeys();
+    this.#scheduleKeySwitch();
+    log.info({ zone: key.zone, keyTag: key.keyTag, state: mine?.state ?? key.state }, 'DNSSEC key taken from another overwatch (bus)');
+    return 'applied';
   }
 
   /** Runs `step` after every override write queued before it. */
@@ -1066,6 +1193,7 @@ export class Overwatch {
     this.registry.checkGeoMapping(mapping);
     await this.#store.putGeoMapping(mapping);
     this.registry.setGeoMapping(mapping);
+    this.#replicate({ kind: 'geo_mapping', cidr: mapping.cidr, value: mapping });
     await this.whenPublished();
     return { cidr: mapping.cidr, region, comment, source, created_at: rfc3339(mapping.createdAtMs), active: true };
   }
@@ -1079,6 +1207,7 @@ export class Overwatch {
     if (existing === undefined) return null;
     await this.#store.deleteGeoMapping(key);
     this.registry.deleteGeoMapping(key);
+    this.#replicate({ kind: 'geo_mapping', cidr: key, value: null });
     await this.whenPublished();
     return { cidr: existing.cidr, region: existing.region, comment: existing.comment, source: existing.source, created_at: rfc3339(existing.createdAtMs), active: false };
   }
@@ -1285,3 +1414,7 @@ function logKeyChanges(logger: Logger, changes: KeyringChanges): void {
   }
 }
 
+/** A stored DNSSEC key as one comparable text (field order fixed, whatever order its JSON came in). */
+function canonicalKey(k: StoredDnssecKey): string {
+  return JSON.stringify([k.zone, k.keyTag, k.algorithm, k.flags, k.publicKey, k.createdAtMs, k.state, k.privateKeyPkcs8]);
+}

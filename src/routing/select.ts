@@ -316,7 +316,7 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array, cli
   const k = want < n ? want : n;
   switch (u32[rb + L.REC_POLICY]) {
     case L.POLICY_ROUND_ROBIN:
-      return rotate(state, r, start, n, k, out);
+      return rotate(state, r, start, n, u32[rb + L.REC_MEMBER_COUNT], k, out);
     case L.POLICY_WEIGHTED:
       return pickWeighted(state, start, n, k, out);
     case L.POLICY_LATENCY:
@@ -332,13 +332,20 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array, cli
   }
 }
 
-/** Round-robin over the first `n` listed members: `k` consecutive ones from the rotor's position, which moves one step. */
-function rotate(state: RouteState, r: number, start: number, n: number, k: number, out: Int32Array): number {
+/**
+ * Round-robin over the first `n` listed members: `k` consecutive ones from
+ * the rotor's position, which moves one step. When every one of the record's
+ * `count` members is listed, the list is the members in order (listMember
+ * appends them so), and it is not read: one cache line fewer per answer for
+ * a name not asked recently.
+ */
+function rotate(state: RouteState, r: number, start: number, n: number, count: number, k: number, out: Int32Array): number {
   const first = state.nextRotor(r) % n;
+  const all = n === count;
   for (let i = 0; i < k; i++) {
     let j = first + i;
     if (j >= n) j -= n;
-    out[i] = state.healthy[start + j];
+    out[i] = all ? start + j : state.healthy[start + j];
   }
   return k;
 }
@@ -385,9 +392,10 @@ export function latencyCutoff(state: RouteState, rb: number, start: number, n: n
  * answers round-robin.
  */
 function pickLatency(state: RouteState, r: number, rb: number, start: number, n: number, k: number, out: Int32Array): number {
-  if (state.degradedMode(r) !== DEGRADED_NONE) return rotate(state, r, start, n, k, out);
+  const count = state.view.u32[rb + L.REC_MEMBER_COUNT];
+  if (state.degradedMode(r) !== DEGRADED_NONE) return rotate(state, r, start, n, count, k, out);
   const cutoff = latencyCutoff(state, rb, start, n);
-  if (cutoff === LATENCY_TOO_FEW_SAMPLES) return rotate(state, r, start, n, k, out);
+  if (cutoff === LATENCY_TOO_FEW_SAMPLES) return rotate(state, r, start, n, count, k, out);
   const cap = state.live[LIVE_CAPACITY];
   let ties = 0;
   for (let i = 0; i < n; i++) {

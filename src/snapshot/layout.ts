@@ -17,7 +17,7 @@
 /** "OGSL" read as a little-endian uint32. */
 export const SNAPSHOT_MAGIC = 0x4c53474f;
 /** Bumped whenever any offset below changes meaning. */
-export const SNAPSHOT_VERSION = 7;
+export const SNAPSHOT_VERSION = 8;
 
 // Header: word indexes into the Uint32Array view.
 export const HDR_MAGIC = 0;
@@ -115,22 +115,25 @@ export const ZONE_RESERVED = 15;
 export const ZONE_WORDS = 16;
 
 // Record: one address RRset source (one name, one family), routed per query.
+// What a round-robin answer reads sits in the first eight words: records are
+// 96 bytes in a table that starts on a 64-byte line, so words 0-7 of every
+// record share one cache line.
 export const REC_POLICY = 0; //      POLICY_*
 export const REC_MEMBER_START = 1; // index of the first member in the members table
 export const REC_MEMBER_COUNT = 2;
 export const REC_MAX_ANSWERS = 3; // 1..32 distinct servers per answer
-export const REC_TTL = 4; //         seconds (already baked into each member's fragment; kept for tooling)
+export const REC_FRAG_BASE = 4; //   byte offset (in the blob) of the first member's answer fragment; the record's members' and then its fallback members' fragments follow back to back, REC_FRAG_LEN bytes each (when that is not 0), so member m's is at REC_FRAG_BASE + (m − REC_MEMBER_START) × REC_FRAG_LEN without reading the member
 export const REC_QTYPE = 5; //       1 (A), 28 (AAAA) or 5 (CNAME: a CNAME pool)
 export const REC_FRAG_LEN = 6; //    bytes of each member's fragment: 16 for A, 28 for AAAA; 0 for CNAME (each fragment's own RDLENGTH + 12)
-export const REC_NODE = 7; //        node index of the owner name
+export const REC_STAT_ID = 7; //     routing-decision counter id of the (domain, algorithm); NO_SLOT for static data
 export const REC_ALL_DOWN = 8; //    ALL_DOWN_*: what to answer when no member is healthy
-export const REC_FALLBACK_START = 9; // index of the first fallback member (static, answered in ALL_DOWN_FALLBACK)
+export const REC_FALLBACK_START = 9; // index of the first fallback member (static, answered in ALL_DOWN_FALLBACK); always REC_MEMBER_START + REC_MEMBER_COUNT
 export const REC_FALLBACK_COUNT = 10;
 export const REC_LAST_UP_WINDOW = 11; // seconds: members last up within this of the most recent one count as "last healthy"
 export const REC_MIN_SAMPLES = 12; // latency policy: samples every healthy member needs before latency decides
 export const REC_MAX_LATENCY_US = 13; // latency policy: members above this are skipped while any is below
 export const REC_TIE_MARGIN_US = 14; // latency policy: members within this of the fastest share answers
-export const REC_STAT_ID = 15; //    routing-decision counter id of the (domain, algorithm); NO_SLOT for static data
+export const REC_NODE = 15; //       node index of the owner name
 export const REC_GROUP_START = 16; // geolocation: index of the record's first region group in the group table
 export const REC_GROUP_COUNT = 17; // geolocation: its region groups, one per region of the domain in order; 0 for other policies
 export const REC_GEO_STAT_NOT_SERVED = 18; // geolocation: decision counter id of "the decided region is not one of the domain's"
@@ -138,7 +141,8 @@ export const REC_GEO_STAT_UNDECIDED = 19; // geolocation: decision counter id of
 export const REC_STICKY_V4_PREFIX = 20; // sticky: prefix length an IPv4 client address is cut to before hashing
 export const REC_STICKY_V6_PREFIX = 21; // sticky: prefix length an IPv6 client address is cut to
 export const REC_CHASE = 22; //      CNAME pool: 1 when some member's target lies inside one of our zones (the answer follows it), else 0
-export const RECORD_WORDS = 23;
+export const REC_TTL = 23; //        seconds (already baked into each member's fragment; kept for tooling and the signer)
+export const RECORD_WORDS = 24;
 
 /** Rotate over the healthy members, one step per answer. */
 export const POLICY_ROUND_ROBIN = 0;

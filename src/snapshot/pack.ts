@@ -67,8 +67,9 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
   let bucketCount = 16;
   while (bucketCount < nodes.length * 2) bucketCount *= 2;
 
-  // Every table starts on a 64-byte cache line, so no 32-byte node, 64-byte
-  // record or 16-byte member straddles two lines.
+  // Every table starts on a 64-byte cache line, so no 16-byte member
+  // straddles two lines and a 96-byte record's first eight words (what a
+  // round-robin answer reads) share one.
   const bucketsOff = align64(L.HEADER_BYTES);
   const nodesOff = align64(bucketsOff + bucketCount * 4);
   const zonesOff = align64(nodesOff + nodes.length * L.NODE_WORDS * 4);
@@ -186,6 +187,8 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.REC_MEMBER_COUNT] = rec.members.length;
     u32[base + L.REC_MAX_ANSWERS] = Math.max(1, Math.min(rec.maxAnswers, L.MAX_ANSWERS_LIMIT));
     u32[base + L.REC_TTL] = rec.ttl;
+    // The record's fragments were added to the blob one after another (above).
+    u32[base + L.REC_FRAG_BASE] = rec.members.length + rec.fallback.length === 0 ? 0 : blobOff + fragOff[m];
     u32[base + L.REC_QTYPE] = rec.qtype;
     u32[base + L.REC_FRAG_LEN] = rec.qtype === QTYPE.AAAA ? L.FRAG_LEN_AAAA : rec.qtype === QTYPE.CNAME ? 0 : L.FRAG_LEN_A;
     u32[base + L.REC_CHASE] = rec.chase ? 1 : 0;

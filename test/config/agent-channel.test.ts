@@ -158,8 +158,23 @@ const cases: { name: string; yaml: string[]; expect: string[] }[] = [
   },
   {
     name: 'an overwatch bus without the channel key',
-    yaml: [...OVERWATCH, 'overwatch:', '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"] }'],
+    yaml: [...OVERWATCH, 'overwatch:', `  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], state_secret: "${KEY2}" }`],
     expect: ['x.yaml:7:16: overwatch.bus.type: turns the bus on without overwatch.gossip.encryption_key'],
+  },
+  {
+    name: 'an overwatch bus without state_secret (it seals the replicated operator state)',
+    yaml: [...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"] }'],
+    expect: ['x.yaml:8:16: overwatch.bus.type: turns the bus on without overwatch.bus.state_secret, expected a secret shared by every overwatch and no agent'],
+  },
+  {
+    name: 'an overwatch bus state_secret that is not 32 bytes of base64',
+    yaml: [...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], state_secret: "c2hvcnQ=" }'],
+    expect: ['x.yaml:8:72: overwatch.bus.state_secret: the secret value is invalid, expected standard base64 of exactly 32 bytes'],
+  },
+  {
+    name: 'state_secret in an agent\'s bus (only overwatches hold it)',
+    yaml: [...AGENT.slice(0, 4), `  gossip: { encryption_key: "${KEY}" }`, `  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], state_secret: "${KEY2}" }`],
+    expect: ['x.yaml:6:58: agent.bus.state_secret: unknown key "state_secret", expected one of type, servers, token, credentials_file, tls, subject_prefix'],
   },
   {
     name: 'DNS, region, domain and API keys in an agent file, each named',
@@ -204,11 +219,12 @@ test('agent.bus and overwatch.bus are built with the default prefix and paths fr
   const agent = parseConfigText([...AGENT.slice(0, 4), `  gossip: { encryption_key: "${KEY}" }`, '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], credentials_file: nats.creds, tls: { ca_file: ca.pem } }'].join('\n'), '/etc/opengslb/x.yaml');
   assert.deepEqual(agent.agent?.bus, {
     type: 'nats', servers: ['nats://127.0.0.1:4222'], token: null, credentialsFile: '/etc/opengslb/nats.creds',
-    tls: { caFile: '/etc/opengslb/ca.pem', certFile: null, keyFile: null }, subjectPrefix: 'opengslb',
+    tls: { caFile: '/etc/opengslb/ca.pem', certFile: null, keyFile: null }, subjectPrefix: 'opengslb', stateSecret: null,
   });
   assert.deepEqual(agent.agent?.gossip.overwatchNodes, []);
-  const ow = parseConfigText([...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, '  bus: { type: NATS, servers: ["nats://127.0.0.1:4222"], subject_prefix: prod.gslb }'].join('\n'), 'x.yaml');
+  const ow = parseConfigText([...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, `  bus: { type: NATS, servers: ["nats://127.0.0.1:4222"], subject_prefix: prod.gslb, state_secret: "${KEY2}" }`].join('\n'), 'x.yaml');
   assert.equal(ow.bus?.subjectPrefix, 'prod.gslb');
+  assert.equal(ow.bus?.stateSecret, KEY2);
   assert.equal(ow.bus?.tls, null);
   assert.equal(parseConfigText(OVERWATCH.join('\n'), 'x.yaml').bus, null);
   assert.equal(parseConfigText(AGENT.join('\n'), 'x.yaml').agent?.bus, null);

@@ -8,6 +8,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
@@ -178,6 +179,15 @@ print('validated', len(seen))
   assert.ok(m, out);
   assert.ok(Number(m[1]) >= 10, `distinct pairs validated: ${m[1]}`);
   assert.equal(overwatch.readCounters().DNSSEC_CACHE_MISSES, 0, 'every pair came from the pool');
+});
+
+test('a plan of several pool tasks runs them in one pool thread (they arrived together and each started its own pool)', { skip: process.platform !== 'linux' && 'reads /proc/self/task' }, async (t) => {
+  // Weighted max_answers 2 over 45 servers: 990 pairs, with the other sets two tasks (SETS_PER_TASK) sent at once.
+  const overwatch = await start(t, 45);
+  await waitPresigned(overwatch, 990, 'pool');
+  // Node names a worker started without a name (piscina's) "WorkerThread"; ours are dns-N.
+  const unnamed = readdirSync('/proc/self/task').filter((tid) => readFileSync(`/proc/self/task/${tid}/comm`, 'latin1').trim() === 'WorkerThread');
+  assert.equal(unnamed.length, 1, `pool threads: ${unnamed.length}`);
 });
 
 test('GET /metrics shows cache hits and misses, signatures by worker and pool, and key age', async (t) => {

@@ -23,7 +23,7 @@ const NAME = 'app.example.test';
 
 const skip = needsNats || posixOnly.skip;
 
-async function writeOverwatch(dir: string, n: number, key: string, natsPort: number): Promise<string> {
+async function writeOverwatch(dir: string, n: number, key: string, natsPort: number, stateSecret: string): Promise<string> {
   const home = join(dir, `ow${n}`);
   await mkdir(home, { recursive: true });
   const file = join(home, 'overwatch.yaml');
@@ -38,7 +38,7 @@ async function writeOverwatch(dir: string, n: number, key: string, natsPort: num
     '  data_dir: ./state',
     `  agent_tokens: { ${NAME}: ${TOKEN} }`,
     `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
-    `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"] }`,
+    `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"], state_secret: "${stateSecret}" }`,
     // Longer than NATS stays down here: the overwatches keep the agent's backends meanwhile.
     '  stale: { threshold: 30s, remove_after: 120s }',
     'logging: { level: info, format: json }',
@@ -90,7 +90,8 @@ test('two overwatches and an agent over NATS: both answer its backends, a failur
   const natsDir = join(dir, 'nats');
   let nats = await startNats(t, natsPort, natsDir);
 
-  const overwatches = await Promise.all([0, 1].map(async (n) => startOpengslb(t, await writeOverwatch(dir, n, key, natsPort))));
+  const stateSecret = randomBytes(32).toString('base64');
+  const overwatches = await Promise.all([0, 1].map(async (n) => startOpengslb(t, await writeOverwatch(dir, n, key, natsPort, stateSecret))));
   for (const ow of overwatches) await ow.out.waitFor(/agent bus connected/);
   const b = await Promise.all([0, 1].map(() => httpBackend(t)));
   const both = b.map((x) => x.address).sort().join(',');
@@ -153,6 +154,7 @@ test('with the bus, an override set through one overwatch\'s API shows up on the
   const natsPort = await freePort();
   await startNats(t, natsPort, join(dir, 'nats'));
   const apiToken = 'bus-api-token-0123456789';
+  const stateSecret = randomBytes(32).toString('base64');
   const apiPorts = [await freePort(), await freePort()];
   const overwatches = await Promise.all([0, 1].map(async (n) => {
     const home = join(dir, `ow${n}`);
@@ -168,7 +170,7 @@ test('with the bus, an override set through one overwatch\'s API shows up on the
       'overwatch:',
       '  data_dir: ./state',
       `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
-      `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"] }`,
+      `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"], state_secret: "${stateSecret}" }`,
       'logging: { level: info, format: json }',
     ].join('\n') + '\n', { mode: 0o600 });
     return startOpengslb(t, file);

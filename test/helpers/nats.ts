@@ -27,9 +27,10 @@ export interface RunningNats {
   stop(): Promise<void>;
 }
 
-/** Starts nats-server with JetStream on 127.0.0.1:`port`, storing in `dir`; resolves once it accepts clients; killed after the test. */
-export async function startNats(t: TestContext, port: number, dir: string): Promise<RunningNats> {
-  const child = spawn(NATS_SERVER!, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts nats-server with JetStream (unless `opts.jetStream` is false) on 127.0.0.1:`port`, storing in `dir`; resolves once it accepts clients; killed after the test. */
+export async function startNats(t: TestContext, port: number, dir: string, opts: { readonly jetStream?: boolean } = {}): Promise<RunningNats> {
+  const args = ['-a', '127.0.0.1', '-p', String(port), ...(opts.jetStream === false ? [] : ['-js', '-sd', dir])];
+  const child = spawn(NATS_SERVER!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit');
   t.after(async () => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -76,6 +76,42 @@ test('precomputes answer fragments that decode to the configured record', () => 
   );
 });
 
+test('a record\'s answer fragments lie back to back from REC_FRAG_BASE in member order, fallback members included (the worker reads no member row)', () => {
+  const rich = parseConfigText(
+    `
+dns:
+  zones: [example.test]
+regions:
+  - name: v4
+    servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2 }, { address: 192.0.2.3 }]
+  - name: v6
+    servers: [{ address: "2001:db8::1" }, { address: "2001:db8::2" }]
+domains:
+  - { name: a.example.test, regions: [v4, v6] }
+  - { name: b.example.test, regions: [v6], when_all_down: fallback, fallback: ["2001:db8::99", "2001:db8::98"] }
+  - { name: c.example.test, regions: [v4], routing_algorithm: weighted, when_all_down: fallback, fallback: [192.0.2.99] }
+`,
+    'frag.yaml',
+  );
+  const registry = new Registry();
+  registry.applyConfig(rich);
+  const view = new SnapshotView(compileSnapshot(registry.view(), { generation: 1, serial: 1 }).buffer);
+  let checked = 0;
+  for (let r = 0; r < view.recordCount; r++) {
+    const rb = view.recordBase(r);
+    const fragLen = view.u32[rb + L.REC_FRAG_LEN];
+    const start = view.u32[rb + L.REC_MEMBER_START];
+    const rows = view.u32[rb + L.REC_MEMBER_COUNT] + view.u32[rb + L.REC_FALLBACK_COUNT];
+    assert.equal(view.u32[rb + L.REC_FALLBACK_START], start + view.u32[rb + L.REC_MEMBER_COUNT]);
+    for (let i = 0; i < rows; i++) {
+      assert.equal(view.u32[view.memberBase(start + i) + L.MEM_FRAG_OFF], view.u32[rb + L.REC_FRAG_BASE] + i * fragLen, `record ${r}, row ${i}`);
+      checked++;
+    }
+  }
+  // a: 3 A + 2 AAAA, b: 2 AAAA + 2 fallback, c: 3 A + 1 fallback.
+  assert.equal(checked, 13);
+});
+
 test('keeps a server’s slot and each domain’s member slot across compiles, and reports their keys', () => {
   const registry = new Registry();
   const one = compileSnapshot(viewOf(registry), { generation: 1, serial: 1 });

@@ -1,0 +1,104 @@
+// The operator-state bucket's two formats, without NATS: the bucket keys
+// (src/bus/replica.ts operatorKvKey, the only place that builds them) read
+// back as what they were built from, for every kind and for text NATS keys
+// may not hold; and the seal (src/bus/sealed-entry.ts) opens only with the
+// same secret, for the same bucket and key, unchanged. Then, against a real
+// nats-server without JetStream: the replica says the bucket cannot be
+// opened, keeps the change waiting, and never throws.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { bucketName, OperatorReplica, operatorKvKey, parseOperatorKvKey, type OperatorEntryId, type ReplicaEvent } from '../../src/bus/replica.ts';
+import type { BusConfig } from '../../src/config/types.ts';
+import { freePort } from '../helpers/child.ts';
+import { tempDir } from '../helpers/config-files.ts';
+import { needsNats, startNats } from '../helpers/nats.ts';
+import { deriveStateKey, openEntry, sealEntry } from '../../src/bus/sealed-entry.ts';
+
+const ids: { name: string; id: OperatorEntryId }[] = [
+  { name: 'a domain override', id: { kind: 'override', target: { scope: 'domain', service: 'app.example.test', address: '2001:db8::1' } } },
+  { name: 'a server override', id: { kind: 'override', target: { scope: 'server', address: '192.0.2.1' } } },
+  { name: 'a region override', id: { kind: 'override', target: { scope: 'region', region: 'eu-west.1 *>' } } },
+  { name: 'an IPv4 geo mapping', id: { kind: 'geo_mapping', cidr: '10.9.0.0/16' } },
+  { name: 'an IPv6 geo mapping', id: { kind: 'geo_mapping', cidr: '2001:db8::/32' } },
+  { name: 'a revocation of an id with dots and spaces', id: { kind: 'revocation', agentId: 'edge.01 host>*' } },
+  { name: 'a DNSSEC key', id: { kind: 'dnssec_key', zone: 'example.test', keyTag: 65535 } },
+];
+
+for (const c of ids) {
+  test(`the bucket key of ${c.name} holds only key characters and reads back as it`, () => {
+    const key = operatorKvKey(c.id);
+    // NATS KV keys: tokens of letters, digits, "-", "_", "=", separated by ".".
+    assert.match(key, /^[A-Za-z0-9_=-]+(\.[A-Za-z0-9_=-]+)+$/);
+    assert.deepEqual(parseOperatorKvKey(key), c.id);
+  });
+}
+
+test('keys no kind builds read as null: another prefix, a bad token, a key tag out of range, extra tokens', () => {
+  for (const key of ['pin.YWJj', 'geo_mapping.***', 'dnssec_key.ZXhhbXBsZS50ZXN0.65536', 'dnssec_key.ZXhhbXBsZS50ZXN0.x', 'revocation.YWJj.ZGVm', 'override.bm90IGpzb24', 'override.e30', 'geo_mapping']) {
+    assert.equal(parseOperatorKvKey(key), null, key);
+  }
+});
+
+test('the bucket is named from the subject prefix with dots as underscores', () => {
+  assert.equal(bucketName('opengslb'), 'opengslb_operator');
+  assert.equal(bucketName('prod.gslb'), 'prod_gslb_operator');
+});
+
+test('a sealed entry opens only with the same secret, in the same bucket, under the same key, unchanged; what it hides stays hidden', () => {
+  const secret = randomBytes(32).toString('base64');
+  const key = deriveStateKey(secret);
+  const kvKey = operatorKvKey({ kind: 'geo_mapping', cidr: '10.9.0.0/16' });
+  const payload = { atMs: 1_700_000_000_000, by: 'ow-a', value: { cidr: '10.9.0.0/16', region: 'us', comment: 'secret note', source: 'alice', createdAtMs: 1 } };
+  const sealed = sealEntry(key, 'opengslb_operator', kvKey, payload);
+  assert.ok(!sealed.includes(Buffer.from('secret note')) && !sealed.includes(Buffer.from('alice')));
+  assert.deepEqual(openEntry(key, 'opengslb_operator', kvKey, sealed), { ok: true, payload });
+  // Two seals of the same payload differ (a fresh IV each time).
+  assert.notDeepEqual(sealEntry(key, 'opengslb_operator', kvKey, payload), sealed);
+
+  const refused = { ok: false, reason: 'unauthenticated' };
+  assert.deepEqual(openEntry(deriveStateKey(randomBytes(32).toString('base64')), 'opengslb_operator', kvKey, sealed), refused, 'another secret');
+  assert.deepEqual(openEntry(key, 'other_operator', kvKey, sealed), refused, 'another bucket');
+  assert.deepEqual(openEntry(key, 'opengslb_operator', operatorKvKey({ kind: 'geo_mapping', cidr: '10.8.0.0/16' }), sealed), refused, 'moved to another key');
+  for (const at of [0, 5, 20, sealed.length - 1]) {
+    const changed = Buffer.from(sealed);
+    changed[at] ^= 1;
+    assert.deepEqual(openEntry(key, 'opengslb_operator', kvKey, changed), refused, `byte ${at} changed`);
+  }
+  for (const bytes of [Buffer.alloc(0), Buffer.alloc(28), randomBytes(200), sealed.subarray(0, 40)]) {
+    assert.deepEqual(openEntry(key, 'opengslb_operator', kvKey, bytes), refused, `${bytes.length} bytes`);
+  }
+});
+
+test('an entry that opens but is not a payload is malformed, not an exception', () => {
+  const key = deriveStateKey(randomBytes(32).toString('base64'));
+  const kvKey = operatorKvKey({ kind: 'revocation', agentId: 'edge-1' });
+  for (const bad of [{ atMs: 'now', by: 'x', value: null }, { atMs: 1, value: null }, { atMs: 1, by: 'x' }, { atMs: Number.NaN, by: 'x', value: null }]) {
+    const sealed = sealEntry(key, 'b', kvKey, bad as never);
+    assert.deepEqual(openEntry(key, 'b', kvKey, sealed), { ok: false, reason: 'malformed' }, JSON.stringify(bad));
+  }
+});
+
+test('without JetStream the replica reports that the bucket cannot be opened, keeps the change waiting and never throws', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-nojs-'), { jetStream: false });
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'test.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const events: ReplicaEvent[] = [];
+  let applied = 0;
+  const replica = new OperatorReplica({ bus, name: 'no-js', onChange: async () => { applied++; return 'applied'; }, onEvent: (e) => events.push(e) });
+  t.after(() => replica.close());
+  replica.put({ kind: 'geo_mapping', cidr: '10.9.0.0/16', value: { cidr: '10.9.0.0/16', region: 'us', comment: null, source: 'alice', createdAtMs: 1 } });
+  const deadline = Date.now() + 10_000;
+  while (!events.some((e) => e.kind === 'replica_error')) {
+    assert.ok(Date.now() < deadline, `no replica_error within 10 s: ${JSON.stringify(events)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const error = events.find((e) => e.kind === 'replica_error') as { error: string };
+  assert.match(error.error, /bucket test_gslb_operator cannot be opened \(is JetStream on, nats-server -js\?\)/);
+  const c = replica.counters();
+  assert.equal(c.connected, true);
+  assert.equal(c.pending, 1);
+  assert.equal(c.puts.geo_mapping, 0);
+  assert.equal(applied, 0);
+});
