@@ -543,9 +543,13 @@ logging: { level: error }
     );
     const a = await tcpConnect(port);
     const b = await tcpConnect(port);
-    // Make sure both are accepted before the third arrives.
+    // Make sure both are accepted, and busy (an idle one would be evicted to
+    // make room), before the third arrives: each sends a query and, in the
+    // same segment, the start of another message; once the first is answered
+    // the server holds the partial one.
+    const q = buildQuery('app.example.test', 'A');
     for (const c of [a, b]) {
-      c.send(buildQuery('app.example.test', 'A'));
+      c.socket.write(Buffer.concat([Buffer.from([q.length >> 8, q.length & 0xff]), q, Buffer.from([0, q.length])]));
       assert.ok(await c.next());
     }
     const c = await tcpConnect(port);
