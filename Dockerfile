@@ -67,5 +67,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # The flag caps V8's young generation and the variable glibc's malloc arenas
 # (src/cli/runtime-flags.js says why).
 ENV MALLOC_ARENA_MAX=2
-ENTRYPOINT ["node", "--max-semi-space-size=4", "src/cli/opengslb.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--heap-growing-percent=25", "src/cli/opengslb.js"]
 CMD ["--config", "/etc/opengslb/config.yaml"]

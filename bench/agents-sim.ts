@@ -72,6 +72,9 @@ export interface SimCounters {
   refusedReasons: Record<string, number>;
 }
 
+/** A registration not acked for this long is sent again. */
+const REGISTER_RETRY_MS = 20_000;
+
 const CHECK: BackendCheck = {
   type: 'http', path: '/healthz', host: null, expectedStatus: [[200, 299]], headers: {}, bodyMatch: null, tlsVerify: true, failureThreshold: 3, successThreshold: 2,
 };
@@ -79,13 +82,15 @@ const CHECK: BackendCheck = {
 interface SimAgent {
   readonly index: number;
   readonly sealer: MessageSealer;
-  readonly registration: ReturnType<typeof buildRegistration>;
+  readonly region: string;
   readonly backends: readonly SimBackend[];
   readonly health: BackendHealth[];
   /** Health as last sent in a heartbeat: a heartbeat carries the backends whose health changed since (the agent's redundancy for a lost health update). */
   readonly sentHealth: BackendHealth[];
   /** Overwatches (by index) that acked its registration. */
   readonly registeredAt: Set<number>;
+  /** When its registration was last sent to each overwatch (by index), epoch ms; 0: never. */
+  readonly registerSentMs: number[];
 }
 
 /** One TCP connection to one overwatch; acks come back in the order the messages went. */
@@ -168,7 +173,6 @@ export class AgentsSim {
       for (const [k, identity] of made.entries()) {
         const index = start + k;
         const backends = this.#opts.backendsOf(index);
-        const services = [...new Set(backends.map((b) => b.service))];
         const health: BackendHealth[] = backends.map(() => 'healthy');
         const agent: SimAgent = {
           index,
@@ -177,13 +181,8 @@ export class AgentsSim {
           health,
           sentHealth: [...health],
           registeredAt: new Set(),
-          registration: buildRegistration(identity, {
-            region: this.#opts.regionOf(index),
-            version: 'agents-sim',
-            serviceTokens: Object.fromEntries(services.map((s) => [s, this.#opts.token])),
-            heartbeatIntervalMs: this.#opts.intervalMs,
-            backends: backends.map((b) => ({ ...b, weight: 100, health: 'healthy', drain: null, check: CHECK })),
-          }),
+          registerSentMs: this.#opts.overwatches.map(() => 0),
+          region: this.#opts.regionOf(index),
         };
         this.#agents.push(agent);
       }
@@ -194,12 +193,16 @@ export class AgentsSim {
   /**
    * Registers every agent with every overwatch, `perSecond` agents a second
    * (a fleet does not start in one instant), and resolves once every
-   * registration is acked ok; then heartbeats run, each agent at its own
-   * offset within the interval.
+   * registration is acked ok. Heartbeats run from the start, each agent at its
+   * own offset within the interval, from its first acked registration on (as
+   * an agent does; heartbeats that waited for the whole fleet to register left
+   * the first agents silent for longer than overwatch.stale.threshold when
+   * registering took 44 s against three overwatches, and they went stale).
    */
   async start(perSecond = 500): Promise<void> {
     this.#udp = createSocket('udp4');
     this.#udp.on('error', () => undefined);
+    this.#startHeartbeats();
     const all = this.#agents.length * this.#opts.overwatches.length;
     const done = new Promise<void>((resolve) => {
       this.#onRegistered = () => {
@@ -214,20 +217,21 @@ export class AgentsSim {
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       this.#register(agent);
     }
-    // An agent whose registration was refused (answered "register", or lost with a connection) tries again.
+    // An agent whose registration got no ack for REGISTER_RETRY_MS (lost with a connection) tries again.
     const retry = setInterval(() => {
-      for (const agent of this.#agents) if (agent.registeredAt.size < this.#opts.overwatches.length) this.#register(agent);
+      for (const agent of this.#agents) if (agent.registeredAt.size < this.#opts.overwatches.length) this.#register(agent, Date.now() - REGISTER_RETRY_MS);
     }, 5000);
     this.#timers.push(retry);
     await done;
     clearInterval(retry);
-    this.#startHeartbeats();
   }
 
-  #register(agent: SimAgent): void {
+  /** Sends the registration to every overwatch that has not acked it and was not sent it after `sentBeforeMs`. */
+  #register(agent: SimAgent, sentBeforeMs = Infinity): void {
     for (let ow = 0; ow < this.#opts.overwatches.length; ow++) {
-      if (agent.registeredAt.has(ow)) continue;
-      this.#tcp(agent, ow, agent.registration);
+      if (agent.registeredAt.has(ow) || agent.registerSentMs[ow]! > sentBeforeMs) continue;
+      agent.registerSentMs[ow] = Date.now();
+      this.#tcp(agent, ow, this.#registration(agent));
     }
   }
 
@@ -244,10 +248,13 @@ export class AgentsSim {
       tick++;
       for (let i = slice; i < this.#agents.length; i += slices) {
         const agent = this.#agents[i]!;
+        // Not registered anywhere yet: its registration is on its way.
+        if (agent.registeredAt.size === 0) continue;
         if ((round + i) % fullEvery === 0) {
           agent.sentHealth.splice(0, agent.sentHealth.length, ...agent.health);
           const full: OutgoingMessage = { type: 'heartbeat', full: true, backends: this.#reports(agent, true), load: null };
-          for (let ow = 0; ow < this.#opts.overwatches.length; ow++) this.#tcp(agent, ow, full);
+          // To the overwatches that took its registration (the others get the registration, which carries the same).
+          for (const ow of agent.registeredAt) this.#tcp(agent, ow, full);
         } else {
           // As the agent does: the backends whose health changed since the last heartbeat (usually none).
           const changed: BackendReport[] = [];
@@ -260,6 +267,18 @@ export class AgentsSim {
       }
     }, sliceMs);
     this.#timers.push(timer);
+  }
+
+  /** The agent's registration, with its backends' health as it is now (a registration carries the whole state). */
+  #registration(agent: SimAgent): OutgoingMessage {
+    const services = [...new Set(agent.backends.map((b) => b.service))];
+    return buildRegistration(agent.sealer.identity, {
+      region: agent.region,
+      version: 'agents-sim',
+      serviceTokens: Object.fromEntries(services.map((s) => [s, this.#opts.token])),
+      heartbeatIntervalMs: this.#opts.intervalMs,
+      backends: agent.backends.map((b, k) => ({ ...b, weight: 100, health: agent.health[k]!, drain: null, check: CHECK })),
+    });
   }
 
   #reports(agent: SimAgent, full: boolean, only: number | null = null): BackendReport[] {
@@ -325,7 +344,7 @@ export class AgentsSim {
     } else if (ack.status === 'register') {
       this.counters.acksRegister++;
       waiting.agent.registeredAt.delete(link.owIndex);
-      this.#tcp(waiting.agent, link.owIndex, waiting.agent.registration);
+      this.#tcp(waiting.agent, link.owIndex, this.#registration(waiting.agent));
     } else {
       this.counters.acksRefused++;
       const reason = ack.reason ?? 'unknown';

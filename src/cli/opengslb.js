@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --heap-growing-percent=25
 // The opengslb server entry point: a Node-version guard, then the main module
 // (the TypeScript source in a clone, the built JavaScript in an installed package).
 // The shebang's environment and flags are SERVER_ENV and SERVER_NODE_FLAGS (./runtime-flags.js); `env -S` splits them.

@@ -23,6 +23,13 @@ import { checkTimestamp, ReplayWindow } from './replay.ts';
 import { checkTokenProof } from './token.ts';
 import { openMessage, sealMessage, verifyBody } from './wire.ts';
 
+/** A copy of `bytes` in a buffer of its own (not a slice of the message nor of Buffer's pool). */
+function ownBytes(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
 /** How bytes reached the channel. */
 export type Transport = 'udp' | 'tcp' | 'bus';
 
@@ -342,7 +349,9 @@ export class OverwatchChannel {
       pin: {
         agentId: message.agentId,
         fingerprint,
-        certificate: Buffer.from(message.certificate),
+        // Its own memory: Buffer.from() would put it in the shared 8 KiB pool, and a
+        // pin held for days would keep its pool slab (and the garbage around it) alive.
+        certificate: ownBytes(message.certificate),
         region: message.region,
         services,
         firstSeenMs: pin?.firstSeenMs ?? now,

@@ -181,6 +181,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     fresh = true;
     queueMicrotask(() => {
       fresh = false;
+      // Not held between scrapes: one view per server (15 000 at 5 000 agents).
+      servers = [];
     });
     fold();
     servers = overwatch === null ? [] : overwatch.servers();

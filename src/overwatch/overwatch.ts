@@ -15,7 +15,7 @@ import { compileSnapshot, type CompiledSnapshot } from '../snapshot/compile.ts';
 import { HealthScheduler, type CheckObserver, type HealthCounters } from '../health/scheduler.ts';
 import type { TargetStatus } from '../health/types.ts';
 import {
-  createLiveSlots, growLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY,
+  createLiveSlots, growLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH,
   lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
@@ -107,6 +107,16 @@ export interface OverwatchOptions {
 
 /** How often the health epoch is checked for a change that calls for new pre-signed sets. */
 const PRESIGN_POLL_MS = 250;
+/**
+ * Pre-signing waits until snapshots and health have not changed for this
+ * long, so a burst of changes (5 000 agents registering make a snapshot every
+ * 100 ms) is planned and signed once, when it is over, instead of once per
+ * intermediate snapshot. Nothing waits for it: a worker signs an answer that
+ * was not pre-signed when it is asked (a cache miss).
+ */
+export const PRESIGN_SETTLE_MS = 1000;
+/** ...but a plan runs at the latest this long after the first change of a burst that does not end. */
+export const PRESIGN_MAX_WAIT_MS = 5000;
 /** How often the pre-signed sets are planned anyway, so signatures are renewed before they grow stale. */
 const PRESIGN_REFRESH_MS = 3600_000;
 /** The pre-signing task file for the CPU pool. */
@@ -169,6 +179,11 @@ export class Overwatch {
   /** The CPU pool (piscina), started on the first large pre-signing run; null until then. */
   #cpuPool: Promise<{ run(task: SignBatchTask, opts: { transferList: ArrayBuffer[] }): Promise<unknown>; destroy(): Promise<void> }> | null = null;
   #presignPoll: NodeJS.Timeout | null = null;
+  /** The settle timer of the next plan (PRESIGN_SETTLE_MS), and when the burst it waits for began (0: none pending). */
+  #presignTimer: NodeJS.Timeout | null = null;
+  #presignBurstMs = 0;
+  /** The snapshot and health epoch the last plan was asked for. */
+  #presignAsked: { snapshot: SharedArrayBuffer | null; epoch: number } = { snapshot: null, epoch: -1 };
   /** Polls the key-sync peers; null without peers. */
   readonly #keySync: KeySyncClient | null;
   /** Answers the peers' polls; null without key_sync.shared_secret. */
@@ -656,13 +671,30 @@ export class Overwatch {
     });
   }
 
-  /** Starts pre-signing now, on every health change (polled) and hourly (renewal). */
+  /** Asks for a plan once the changes settle (PRESIGN_SETTLE_MS, at most PRESIGN_MAX_WAIT_MS after the first). */
+  #presignSoon(): void {
+    if (this.#presigner === null || this.#stopping) return;
+    this.#presignAsked = { snapshot: this.#snapshot.buffer, epoch: Atomics.load(this.#live, LIVE_EPOCH) };
+    const now = Date.now();
+    if (this.#presignBurstMs === 0) this.#presignBurstMs = now;
+    if (this.#presignTimer !== null) clearTimeout(this.#presignTimer);
+    const wait = Math.max(0, Math.min(PRESIGN_SETTLE_MS, this.#presignBurstMs + PRESIGN_MAX_WAIT_MS - now));
+    this.#presignTimer = setTimeout(() => {
+      this.#presignTimer = null;
+      this.#presignBurstMs = 0;
+      this.#presign();
+    }, wait);
+    this.#presignTimer.unref();
+  }
+
+  /** Starts pre-signing now, after every settled burst of health changes (polled) and snapshots, and hourly (renewal). */
   #startPresigning(): void {
     const presigner = this.#presigner;
     if (presigner === null) return;
+    this.#presignAsked = { snapshot: this.#snapshot.buffer, epoch: Atomics.load(this.#live, LIVE_EPOCH) };
     this.#presign();
     this.#presignPoll = setInterval(() => {
-      if (presigner.isStale(this.#snapshot.buffer, this.#live)) this.#presign();
+      if (this.#snapshot.buffer !== this.#presignAsked.snapshot || Atomics.load(this.#live, LIVE_EPOCH) !== this.#presignAsked.epoch) this.#presignSoon();
     }, PRESIGN_POLL_MS);
     this.#presignPoll.unref();
     this.#presignRefresh = setInterval(() => this.#presign(), PRESIGN_REFRESH_MS);
@@ -814,7 +846,7 @@ export class Overwatch {
     this.#lastUp.index(view.served);
     this.#snapshot = snapshot;
     const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live, 2000, workerDnssecOf(this.#keyring, snapshot, this.#config));
-    this.#presign();
+    this.#presignSoon();
     // Only now, with every worker on the new snapshot, do released slots go
     // back to unknown; doing it earlier would take them out of the old
     // snapshot's answers while workers still serve it.
@@ -845,6 +877,7 @@ export class Overwatch {
     if (this.#rolloverTimer !== null) clearTimeout(this.#rolloverTimer);
     this.#rolloverTimer = null;
     if (this.#presignPoll !== null) clearInterval(this.#presignPoll);
+    if (this.#presignTimer !== null) clearTimeout(this.#presignTimer);
     if (this.#presignRefresh !== null) clearInterval(this.#presignRefresh);
     if (this.#keySyncTimer !== null) clearInterval(this.#keySyncTimer);
     this.#settle(this.#snapshot.view.version);

@@ -1,14 +1,15 @@
-// Main thread, cold path. Pre-signing: after a new snapshot or a health
-// change, works out which RRsets the DNS workers are about to answer (per
+// Main thread, cold path. Pre-signing: once new snapshots and health changes
+// have settled (the overwatch waits PRESIGN_SETTLE_MS), works out which RRsets the DNS workers are about to answer (per
 // record, the sets its routing policy produces from the members that are
 // answerable now; per zone SOA, NS and DNSKEY; per name its NODATA NSEC),
 // signs the ones not signed yet (or due for a refresh) in the CPU pool
 // (piscina, src/dnssec/sign-task.ts), and hands the signatures to the
 // workers, which put them into their caches. The workers then sign only on a
 // rare miss: a set this plan did not foresee (a weighted answer with too many
-// combinations, a missing name's NSEC).
+// combinations, a missing name's NSEC) or an answer that changed since the
+// last plan (nothing that changes an answer waits for pre-signing).
 //
-//   snapshot / health epoch ──plan()──► RRsets ──diff with what is signed──► pool.run(batch per key)
+//   snapshot / health epoch ──settle──plan()──► RRsets ──diff with what is signed──► pool.run(batch per key)
 //                                                                              │
 //   workers ◄──'signatures' message (SignatureBatch[])◄── remember (for restarted workers) ◄┘
 
@@ -16,11 +17,10 @@ import { MAX_NAME_LEN, QTYPE } from '../dns/constants.ts';
 import { refreshList, RouteState } from '../routing/select.ts';
 import * as L from '../snapshot/layout.ts';
 import { SnapshotView } from '../snapshot/reader.ts';
-import { LIVE_EPOCH } from '../snapshot/live-slots.ts';
 import type { SignatureBatch, WorkerDnssec } from '../../workers/messages.ts';
 import { writeCompactNsecRdata } from '../dnssec/denial.ts';
 import {
-  createSignBatchTask, DNSSEC_TYPE, packRrsets, refreshAt, rrsigExpiration, rrsigInception, Rrset, signBatch, signingWindow, unpackSignatures,
+  createSignBatchTask, DNSSEC_TYPE, packRrsets, refreshAt, rrsigExpiration, rrsigInception, Rrset, signBatch, signingWindow, unpackRrsets, unpackSignatures,
   type SignBatchResult, type SignBatchTask, type SignerKey,
 } from '../dnssec/sign.ts';
 
@@ -76,17 +76,33 @@ export interface PresignStats {
   lastSkippedRecords: number;
 }
 
-/** One planned RRset: its key and a standalone copy of its canonical bytes. */
-interface Planned {
+/**
+ * One planned RRset under one key. Its id is the set itself, as a latin1
+ * string: the key's index (2 bytes) and the set packed by packRrsets (count 1,
+ * owner in lower case, records in canonical order). A plan makes one short
+ * string per set and nothing else; the Rrset is unpacked from the id only
+ * for the sets that get signed. Holding 12 000 sets as copied Rrsets (nine
+ * small buffers each) cost about 60 MB of heap at 5 000 agents, and every
+ * plan made as many copies again, most of them garbage at once
+ * (bench/agents-scale.ts, docs/benchmarks.md).
+ */
+export class PlannedSet {
   readonly id: string;
   readonly key: SignerKey;
-  readonly rrset: Rrset;
+  constructor(id: string, key: SignerKey) {
+    this.id = id;
+    this.key = key;
+  }
+
+  /** The set, unpacked from its id (a new buffer each call). */
+  get rrset(): Rrset {
+    return rrsetOfId(this.id);
+  }
 }
 
-/** A signature the presigner made, kept for restarted workers and refresh. */
+/** A signature the presigner made, kept for restarted workers and refresh; its set is its id in the map. */
 interface Signed {
   readonly key: SignerKey;
-  readonly rrset: Rrset;
   rrsig: Uint8Array;
   refreshAtSec: number;
   lastPlannedMs: number;
@@ -96,24 +112,61 @@ function keyId(key: SignerKey): string {
   return `${Buffer.from(key.signerWire).toString('hex')}|${key.keyTag}|${key.algorithm}`;
 }
 
-/** A copy of the rrset's owner and records, owned by the copy (the snapshot it pointed into may go away). */
-function copyRrset(src: Rrset): Rrset {
-  const owner = src.ownerBuf.slice(src.ownerOff, src.ownerOff + src.ownerLen);
-  for (let i = 0; i < owner.length; i++) if (owner[i] >= 0x41 && owner[i] <= 0x5a) owner[i] |= 0x20;
-  const out = new Rrset(Math.max(src.count, 1)).reset(owner, 0, owner.length, src.type, src.ttlSec);
-  const rdatas: Uint8Array[] = [];
-  for (let i = 0; i < src.count; i++) rdatas.push(src.rdataBuf[i].slice(src.rdataOff[i], src.rdataOff[i] + src.rdataLen[i]));
-  // Canonical order (RFC 4034 §6.3) so that the id below is one per set.
-  rdatas.sort((a, b) => Buffer.compare(a, b));
-  for (const r of rdatas) out.add(r, 0, r.length);
-  return out;
+/** The Rrset a set id holds (see PlannedSet). */
+function rrsetOfId(id: string): Rrset {
+  const bytes = Buffer.from(id, 'latin1');
+  return unpackRrsets(bytes.subarray(2))[0]!;
 }
 
-/** The identity of a set under a key: owner, type, TTL and the records in canonical order. */
-function setId(key: SignerKey, rrset: Rrset): string {
-  let id = `${keyId(key)}|${Buffer.from(rrset.ownerBuf.subarray(rrset.ownerOff, rrset.ownerOff + rrset.ownerLen)).toString('hex')}|${rrset.type}|${rrset.ttlSec}`;
-  for (let i = 0; i < rrset.count; i++) id += '|' + Buffer.from(rrset.rdataBuf[i].subarray(rrset.rdataOff[i], rrset.rdataOff[i] + rrset.rdataLen[i])).toString('hex');
-  return id;
+/** Compares two rdatas as RFC 4034 §6.3 orders them: octet by octet, a prefix first. */
+function compareRdata(a: Uint8Array, aOff: number, aLen: number, b: Uint8Array, bOff: number, bLen: number): number {
+  const n = Math.min(aLen, bLen);
+  for (let i = 0; i < n; i++) {
+    const d = a[aOff + i]! - b[bOff + i]!;
+    if (d !== 0) return d;
+  }
+  return aLen - bLen;
+}
+
+/** Writes set ids (see PlannedSet) into one reused buffer. */
+class SetIdWriter {
+  #buf = Buffer.allocUnsafe(4096);
+  readonly #order: number[] = [];
+
+  /** The id of `rrset` under the key with index `keyIndex`. */
+  idOf(keyIndex: number, rrset: Rrset): string {
+    let size = 2 + 4 + 1 + rrset.ownerLen + 8;
+    for (let i = 0; i < rrset.count; i++) size += 2 + rrset.rdataLen[i]!;
+    if (size > this.#buf.length) this.#buf = Buffer.allocUnsafe(size * 2);
+    const buf = this.#buf;
+    // Records in canonical order (insertion sort: a set holds a few).
+    const order = this.#order;
+    order.length = 0;
+    for (let i = 0; i < rrset.count; i++) {
+      let j = order.length;
+      while (j > 0 && compareRdata(rrset.rdataBuf[order[j - 1]!]!, rrset.rdataOff[order[j - 1]!]!, rrset.rdataLen[order[j - 1]!]!, rrset.rdataBuf[i]!, rrset.rdataOff[i]!, rrset.rdataLen[i]!) > 0) j--;
+      order.splice(j, 0, i);
+    }
+    buf.writeUInt16BE(keyIndex, 0);
+    buf.writeUInt32BE(1, 2);
+    let off = 6;
+    buf[off++] = rrset.ownerLen;
+    for (let i = 0; i < rrset.ownerLen; i++) {
+      const c = rrset.ownerBuf[rrset.ownerOff + i]!;
+      buf[off++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+    }
+    buf.writeUInt16BE(rrset.type, off);
+    buf.writeUInt32BE(rrset.ttlSec >>> 0, off + 2);
+    buf.writeUInt16BE(rrset.count, off + 6);
+    off += 8;
+    for (const i of order) {
+      const len = rrset.rdataLen[i]!;
+      buf.writeUInt16BE(len, off);
+      buf.set(rrset.rdataBuf[i]!.subarray(rrset.rdataOff[i]!, rrset.rdataOff[i]! + len), off + 2);
+      off += 2 + len;
+    }
+    return buf.toString('latin1', 0, off);
+  }
 }
 
 /** Calls `emit` with every k-subset of [0, n) (as index arrays, in lexicographic order) until it returns false or `limit` were emitted. */
@@ -142,9 +195,9 @@ function choose(n: number, k: number, cap: number): number {
 
 /**
  * Presigner keeps the workers' caches ahead of the answers. One per overwatch;
- * call update() after every publish and on every health epoch change (the
- * overwatch polls the epoch), and refresh() now and then (the overwatch does
- * hourly) so signatures are renewed before the workers would have to.
+ * the overwatch calls update() once a burst of publishes and health epoch
+ * changes has settled (it polls the epoch; PRESIGN_SETTLE_MS), and hourly so
+ * signatures are renewed before the workers would have to.
  */
 export class Presigner {
   readonly stats: PresignStats = { signatures: 0, signMs: 0, plans: 0, lastPlanned: 0, lastSkippedRecords: 0 };
@@ -155,13 +208,17 @@ export class Presigner {
   readonly #maxSets: number;
   readonly #maxHeld: number;
   readonly #signed = new Map<string, Signed>();
+  readonly #ids = new SetIdWriter();
+  /** Keys seen by plans, by index (a set id starts with its key's index), and the index of each key's identity. */
+  readonly #keys: SignerKey[] = [];
+  readonly #keyIndex = new Map<string, number>();
+  /** Index of each SignerKey object seen (plans get new objects per publish; the identity string is made once per object). */
+  readonly #keyObjects = new WeakMap<SignerKey, number>();
   #busy: Promise<void> = Promise.resolve();
   /** The update waiting for the running one, or null. */
   #queued: Promise<void> | null = null;
   /** What the waiting update will plan for (the latest asked). */
   #next: { snapshot: SharedArrayBuffer; live: Int32Array; dnssec: WorkerDnssec } | null = null;
-  #lastEpoch = -1;
-  #lastSnapshot: SharedArrayBuffer | null = null;
 
   /**
    * `pool` returns the runner of the CPU pool (created on first use); up to
@@ -180,11 +237,6 @@ export class Presigner {
   /** Signatures held, for restarted workers. */
   get size(): number {
     return this.#signed.size;
-  }
-
-  /** True when the live epoch or the snapshot differs from what the last plan saw (the overwatch's poll asks this). */
-  isStale(snapshot: SharedArrayBuffer, live: Int32Array): boolean {
-    return snapshot !== this.#lastSnapshot || Atomics.load(live, LIVE_EPOCH) !== this.#lastEpoch;
   }
 
   /**
@@ -209,24 +261,21 @@ export class Presigner {
   }
 
   async #update(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec): Promise<void> {
-    this.#lastSnapshot = snapshot;
-    this.#lastEpoch = Atomics.load(live, LIVE_EPOCH);
     const now = this.#nowMs();
     const nowSec = Math.floor(now / 1000);
     const planned = this.plan(snapshot, live, dnssec);
     this.stats.plans++;
     this.stats.lastPlanned = planned.length;
     // What needs a signature now, grouped by key.
-    const due = new Map<string, Planned[]>();
+    const due = new Map<SignerKey, PlannedSet[]>();
     for (const p of planned) {
       const held = this.#signed.get(p.id);
       if (held !== undefined) {
         held.lastPlannedMs = now;
         if (held.refreshAtSec - nowSec > REFRESH_MARGIN_SEC) continue;
       }
-      const id = keyId(p.key);
-      let list = due.get(id);
-      if (list === undefined) due.set(id, (list = []));
+      let list = due.get(p.key);
+      if (list === undefined) due.set(p.key, (list = []));
       list.push(p);
     }
     for (const [id, s] of this.#signed) if (now - s.lastPlannedMs > FORGET_AFTER_MS) this.#signed.delete(id);
@@ -253,7 +302,7 @@ export class Presigner {
     for (let i = 0; this.#signed.size > this.#maxHeld && i < oldest.length; i++) this.#signed.delete(oldest[i]![0]);
   }
 
-  async #sign(run: SignRunner, chunk: readonly Planned[], window: { inceptionSec: number; expirationSec: number }, now: number): Promise<void> {
+  async #sign(run: SignRunner, chunk: readonly PlannedSet[], window: { inceptionSec: number; expirationSec: number }, now: number): Promise<void> {
     const key = chunk[0].key;
     const rrsets = chunk.map((p) => p.rrset);
     const { task, transferList } = createSignBatchTask(key, window, rrsets);
@@ -263,37 +312,53 @@ export class Presigner {
     const sigs = unpackSignatures(result.signatures);
     for (let i = 0; i < chunk.length && i < sigs.length; i++) {
       const rrsig = sigs[i];
-      this.#signed.set(chunk[i].id, { key, rrset: chunk[i].rrset, rrsig, refreshAtSec: refreshAt(rrsigInception(rrsig), rrsigExpiration(rrsig)), lastPlannedMs: now });
+      this.#signed.set(chunk[i].id, { key, rrsig, refreshAtSec: refreshAt(rrsigInception(rrsig), rrsigExpiration(rrsig)), lastPlannedMs: now });
     }
     this.#send([{ signerWire: key.signerWire, keyTag: key.keyTag, algorithm: key.algorithm, rrsets: packRrsets(rrsets), signatures: result.signatures }]);
   }
 
   /** Every signature held, as batches for a worker that starts (or restarts) with an empty cache. */
   batches(): SignatureBatch[] {
-    const byKey = new Map<string, Signed[]>();
-    for (const s of this.#signed.values()) {
-      const id = keyId(s.key);
+    const byKey = new Map<string, [string, Signed][]>();
+    for (const entry of this.#signed) {
+      const id = keyId(entry[1].key);
       let list = byKey.get(id);
       if (list === undefined) byKey.set(id, (list = []));
-      list.push(s);
+      list.push(entry);
     }
     const out: SignatureBatch[] = [];
     for (const list of byKey.values()) {
-      const key = list[0].key;
+      const key = list[0][1].key;
       let total = 4;
-      for (const s of list) total += 2 + s.rrsig.length;
+      for (const [, s] of list) total += 2 + s.rrsig.length;
       const sigs = new Uint8Array(total);
       const view = new DataView(sigs.buffer);
       view.setUint32(0, list.length);
       let off = 4;
-      for (const s of list) {
+      for (const [, s] of list) {
         view.setUint16(off, s.rrsig.length);
         sigs.set(s.rrsig, off + 2);
         off += 2 + s.rrsig.length;
       }
-      out.push({ signerWire: key.signerWire, keyTag: key.keyTag, algorithm: key.algorithm, rrsets: packRrsets(list.map((s) => s.rrset)), signatures: sigs });
+      out.push({ signerWire: key.signerWire, keyTag: key.keyTag, algorithm: key.algorithm, rrsets: packRrsets(list.map(([id]) => rrsetOfId(id))), signatures: sigs });
     }
     return out;
+  }
+
+  /** The index of a key in set ids: one per key identity (signer, tag, algorithm), whichever object carries it. */
+  #indexOf(key: SignerKey): number {
+    let index = this.#keyObjects.get(key);
+    if (index !== undefined) return index;
+    const id = keyId(key);
+    index = this.#keyIndex.get(id);
+    if (index === undefined) {
+      index = this.#keys.length;
+      if (index > 0xffff) throw new RangeError('more than 65 536 DNSSEC keys seen by the pre-signer');
+      this.#keys.push(key);
+      this.#keyIndex.set(id, index);
+    }
+    this.#keyObjects.set(key, index);
+    return index;
   }
 
   /**
@@ -303,21 +368,20 @@ export class Presigner {
    * sets of each record's policy over its answerable members (see the module
    * header). At most maxSets; pure apart from reading the live slots.
    */
-  plan(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec): Planned[] {
+  plan(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec): PlannedSet[] {
     const view = new SnapshotView(snapshot);
     const u32 = view.u32;
     const u8 = view.u8;
-    const out: Planned[] = [];
+    const out: PlannedSet[] = [];
     const seen = new Set<string>();
     let skipped = 0;
     const scratch = new Rrset();
     const add = (key: SignerKey, rrset: Rrset): boolean => {
       if (out.length >= this.#maxSets) return false;
-      const copy = copyRrset(rrset);
-      const id = setId(key, copy);
+      const id = this.#ids.idOf(this.#indexOf(key), rrset);
       if (!seen.has(id)) {
         seen.add(id);
-        out.push({ id, key, rrset: copy });
+        out.push(new PlannedSet(id, key));
       }
       return true;
     };

@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
-import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { Overwatch, PRESIGN_SETTLE_MS } from '../../src/overwatch/overwatch.ts';
 import { inlineRunner, Presigner } from '../../src/overwatch/presign.ts';
 import { HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
 import { MemoryStore } from '../../src/state/store.ts';
@@ -128,6 +128,29 @@ test('with pre-signing the workers answer every signed query from their cache, a
   const after = overwatch.readCounters();
   assert.equal(after.DNSSEC_CACHE_MISSES, 0, JSON.stringify(after));
   assert.ok(after.DNSSEC_PRESIGNED >= presignedBefore);
+});
+
+test('a burst of health changes is planned once, after it settles; its changed answers are signed by the workers meanwhile', async (t) => {
+  const overwatch = await start(t, 10);
+  await waitPresigned(overwatch, 60, 'after start');
+  // Quiet for longer than the settle time: nothing more is planned.
+  await delay(PRESIGN_SETTLE_MS + 500);
+  const before = overwatch.presignStats()!.plans;
+  const servers = overwatch.registry.servers().filter((s) => s.address.startsWith('198.51.100.'));
+  // Five changes 100 ms apart, each a new set of answerable pairs.
+  for (const server of servers.slice(0, 5)) {
+    overwatch.setHealth(server.slot, HEALTH_UNHEALTHY);
+    await delay(100);
+  }
+  // Answered at once, signed: whatever was not pre-signed, the worker signs.
+  await askAll(overwatch.port, ['w2.example.test'], 4);
+  const deadline = Date.now() + 10_000;
+  while (overwatch.presignStats()!.plans === before) {
+    assert.ok(Date.now() < deadline, 'no plan after the burst');
+    await delay(50);
+  }
+  await delay(PRESIGN_SETTLE_MS + 500);
+  assert.equal(overwatch.presignStats()!.plans - before, 1, 'one plan for the whole burst');
 });
 
 test('many sets go to the piscina pool, and what it signed validates (dnspython)', { skip: missingDnspython() }, async (t) => {

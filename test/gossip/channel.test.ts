@@ -56,6 +56,11 @@ test('a registration over TCP is acked, pins the certificate and reaches onRegis
   assert.equal(pin?.fingerprint, agent.identity.fingerprint);
   assert.deepEqual(pin?.services, [APP]);
   assert.equal(overwatch.channel.counters().messages.register, 1);
+  // Held for as long as the agent lives: in a buffer of its own, not a view of the message or of Buffer's shared pool.
+  assert.ok(pin);
+  assert.deepEqual(Buffer.from(pin.certificate), agent.identity.certificate);
+  assert.equal(pin.certificate.byteOffset, 0);
+  assert.equal(pin.certificate.buffer.byteLength, pin.certificate.length);
 });
 
 test('a heartbeat over UDP reaches onHeartbeat', async (t) => {
