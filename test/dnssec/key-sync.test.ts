@@ -14,11 +14,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { generateZoneKey, toStoredKey } from '../../src/dnssec/keys.ts';
 import { KEY_SYNC_HEADER, KeySyncServer, openSealed, signRequest } from '../../src/dnssec/key-sync.ts';
 import type { OpenGslbError } from '../../src/lib/errors.ts';
-import { ask } from '../helpers/dns-client.ts';
+import { ask, dnskeysOf } from '../helpers/dns-client.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { startOpengslb, type RunningServer } from '../helpers/child.ts';
 import { delvAnchor, missingTool, tool } from './helpers.ts';
 
@@ -118,25 +118,12 @@ async function status(node: Node): Promise<Status> {
   return (await (await fetch(`${node.api}/api/v1/dnssec/status`)).json()) as Status;
 }
 
-async function until(what: string, ok: () => Promise<boolean>, limitMs = 15_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await ok())) {
-    assert.ok(Date.now() < deadline, `${what}: not within ${limitMs} ms`);
-    await delay(200);
-  }
-}
-
-async function dnskeys(port: number): Promise<string[]> {
-  const r = await ask(port, 'example.test', 'DNSKEY');
-  return (r.answers ?? []).map((a) => (a as unknown as { data: { key: Buffer } }).data.key.toString('base64')).sort();
-}
-
 test('two overwatches share one key: the second takes the first\'s, both serve the same DNSKEY, and both validate with one trust anchor', { skip: missingTool('delv', 'bind9-dnsutils') }, async (t) => {
   const [apiA, apiB, apiC] = [await freePort(), await freePort(), await freePort()];
   // A starts alone: B is not up, so A makes its own key and says it is not in sync.
   const a = await startNode(t, 'a', apiA, [apiB], SECRET);
   await a.server.out.waitFor(/DNSSEC key created/);
-  await until('A reports its peer down', async () => (await status(a)).key_sync.peers[0]?.last_error !== null);
+  await eventually('A reports its peer down', async () => (await status(a)).key_sync.peers[0]?.last_error !== null, 15_000, 200);
   const aStatus = await status(a);
   assert.equal(aStatus.key_sync.enabled, true);
   assert.equal(aStatus.key_sync.in_sync, false);
@@ -149,11 +136,11 @@ test('two overwatches share one key: the second takes the first\'s, both serve t
   const bStatus = await status(b);
   assert.deepEqual(bStatus.keys.map((k) => [k.key_tag, k.public_key, k.state]), [[keyA.key_tag, keyA.public_key, 'active']]);
   assert.equal(bStatus.key_sync.in_sync, true);
-  await until('A in sync once B answers', async () => (await status(a)).key_sync.in_sync);
+  await eventually('A in sync once B answers', async () => (await status(a)).key_sync.in_sync, 15_000, 200);
 
   // The same DNSKEY from both; answers from both validate with A's key as the only anchor.
-  assert.deepEqual(await dnskeys(a.server.port), [keyA.public_key]);
-  assert.deepEqual(await dnskeys(b.server.port), [keyA.public_key]);
+  assert.deepEqual(await dnskeysOf(a.server.port, 'example.test'), [keyA.public_key]);
+  assert.deepEqual(await dnskeysOf(b.server.port, 'example.test'), [keyA.public_key]);
   const dir = await mkdtemp(join(tmpdir(), 'opengslb-sync-anchor-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const anchor = join(dir, 'anchor.conf');
@@ -168,8 +155,8 @@ test('two overwatches share one key: the second takes the first\'s, both serve t
   // A rollover started on A reaches B: both publish the new key.
   const started = await fetch(`${a.api}/api/v1/dnssec/rollover/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ zone: 'example.test' }) });
   assert.equal(started.status, 200);
-  await until('B publishes the new key', async () => (await dnskeys(b.server.port)).length === 2);
-  assert.deepEqual(await dnskeys(b.server.port), await dnskeys(a.server.port));
+  await eventually('B publishes the new key', async () => (await dnskeysOf(b.server.port, 'example.test')).length === 2, 15_000, 200);
+  assert.deepEqual(await dnskeysOf(b.server.port, 'example.test'), await dnskeysOf(a.server.port, 'example.test'));
 
   // The sync route refuses a request without the proof, and one made with another secret.
   const bare = await fetch(`${a.api}/api/v1/dnssec/keysync`);

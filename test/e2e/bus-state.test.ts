@@ -14,15 +14,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { operatorKvKey } from '../../src/bus/replica.ts';
 import { deriveStateKey, sealEntry } from '../../src/bus/sealed-entry.ts';
+import { writeAgentFile } from '../helpers/agents.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { freePort, startAgent, startOpengslb, type RunningServer } from '../helpers/child.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
-import { ask } from '../helpers/dns-client.ts';
+import { ask, dnskeysOf } from '../helpers/dns-client.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { needsNats, startNats } from '../helpers/nats.ts';
 import { delvAnchor, missingTool, tool } from '../dnssec/helpers.ts';
 
@@ -102,19 +103,6 @@ async function geoAnswer(node: Node, clientNet: string): Promise<string> {
   return ((r.answers ?? []) as { type: string; data: string }[]).filter((a) => a.type === 'A').map((a) => a.data).join(',');
 }
 
-async function until(what: string, ok: () => Promise<boolean>, limitMs = 10_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await ok())) {
-    assert.ok(Date.now() < deadline, `${what}: not within ${limitMs} ms`);
-    await delay(100);
-  }
-}
-
-async function dnskeys(node: Node): Promise<string[]> {
-  const r = await ask(node.server.port, 'example.test', 'DNSKEY');
-  return (r.answers ?? []).map((a) => (a as unknown as { data: { key: Buffer } }).data.key.toString('base64')).sort();
-}
-
 interface DnssecStatus {
   keys: { key_tag: number; public_key: string; state: string; flags: number; algorithm_number: number }[];
 }
@@ -130,7 +118,7 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
   // A starts alone and makes the zone's key; it puts it in the bucket.
   const a = await startNode(t, dir, 'a', natsPort, gossipKey, stateSecret);
   await a.server.out.waitFor(/DNSSEC key created/);
-  await until('A puts its key', async () => (await metric(a, 'opengslb_overwatch_bus_kv_puts_total{kind="dnssec_key",result="ok"}')) === 1);
+  await eventually('A puts its key', async () => (await metric(a, 'opengslb_overwatch_bus_kv_puts_total{kind="dnssec_key",result="ok"}')) === 1);
   const keyA = (await json<DnssecStatus>(a, '/api/v1/dnssec/status')).keys;
   assert.equal(keyA.length, 1);
 
@@ -147,8 +135,8 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
   await t.test('a rollover started on A is published by B', async () => {
     const started = await call(a, 'POST', '/api/v1/dnssec/rollover/start', { zone: 'example.test' });
     assert.equal(started.status, 200, await started.text());
-    await until('B publishes the new key', async () => (await dnskeys(b)).length === 2);
-    assert.deepEqual(await dnskeys(b), await dnskeys(a));
+    await eventually('B publishes the new key', async () => (await dnskeysOf(b.server.port, 'example.test')).length === 2);
+    assert.deepEqual(await dnskeysOf(b.server.port, 'example.test'), await dnskeysOf(a.server.port, 'example.test'));
     // The DNSKEY RRset B serves (both keys) still validates from the old anchor.
     const out = await tool('delv', ['@127.0.0.1', '-p', String(b.server.port), '-a', anchor, '+root=example.test', 'example.test', 'DNSKEY']);
     assert.match(out, /^; fully validated$/m, out);
@@ -160,17 +148,17 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     const put = await call(a, 'PUT', '/api/v1/geo/mappings', { cidr: '10.9.0.0/16', region: 'us', source: 'alice', comment: 'a test network' });
     assert.equal(put.status, 200, await put.text());
     assert.equal(await geoAnswer(a, '10.9.1.0'), US);
-    await until('B answers by the mapping', async () => (await geoAnswer(b, '10.9.1.0')) === US);
+    await eventually('B answers by the mapping', async () => (await geoAnswer(b, '10.9.1.0')) === US);
     const listed = await json<{ mappings: { cidr: string; region: string; source: string; comment: string | null }[] }>(b, '/api/v1/geo/mappings');
     assert.deepEqual(listed.mappings.map((m) => [m.cidr, m.region, m.source, m.comment]), [['10.9.0.0/16', 'us', 'alice', 'a test network']]);
     assert.equal(await metric(b, 'opengslb_overwatch_bus_kv_applies_total{kind="geo_mapping"}'), 1);
 
     const del = await call(b, 'DELETE', '/api/v1/geo/mappings?cidr=10.9.0.0/16');
     assert.equal(del.status, 200, await del.text());
-    await until('A drops the mapping', async () => (await geoAnswer(a, '10.9.1.0')) === EU);
+    await eventually('A drops the mapping', async () => (await geoAnswer(a, '10.9.1.0')) === EU);
     // And back: a re-add after a removal works.
     assert.equal((await call(b, 'PUT', '/api/v1/geo/mappings', { cidr: '10.9.0.0/16', region: 'us', source: 'bob' })).status, 200);
-    await until('A takes the re-added mapping', async () => (await geoAnswer(a, '10.9.1.0')) === US);
+    await eventually('A takes the re-added mapping', async () => (await geoAnswer(a, '10.9.1.0')) === US);
     // Neither put the other's change back: one put per change made on it.
     assert.equal(await metric(a, 'opengslb_overwatch_bus_kv_puts_total{kind="geo_mapping",result="ok"}'), 1);
     assert.equal(await metric(b, 'opengslb_overwatch_bus_kv_puts_total{kind="geo_mapping",result="ok"}'), 2);
@@ -180,29 +168,27 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     const backend = await httpBackend(t);
     const home = join(dir, 'agent');
     await mkdir(home, { recursive: true });
-    const file = join(home, 'agent.yaml');
-    await writeFile(file, [
-      'mode: agent',
-      'agent:',
-      `  identity: { service_token: ${AGENT_TOKEN}, region: edge, cert_path: ./agent.crt, key_path: ./agent.key }`,
-      '  backends:',
-      `    - { service: ${APP}, address: ${backend.address}, port: ${backend.port}, health_check: { type: http, path: /health, interval: 1s, timeout: 500ms, failure_threshold: 2, success_threshold: 1 } }`,
-      `  gossip: { encryption_key: "${gossipKey}" }`,
-      `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"] }`,
-      '  heartbeat: { interval: 1s, full_interval: 3s }',
-      'logging: { level: info, format: json }',
-    ].join('\n') + '\n', { mode: 0o600 });
+    const file = await writeAgentFile({
+      file: join(home, 'agent.yaml'),
+      token: AGENT_TOKEN,
+      region: 'edge',
+      key: gossipKey,
+      overwatchPorts: [],
+      natsPort,
+      backends: [[APP, backend]],
+      heartbeat: { interval: '1s', full: '3s' },
+    });
     await startAgent(t, file);
     const appAnswer = async (node: Node) => ((await ask(node.server.port, APP, 'A')).answers ?? []).map((x) => (x as { data: string }).data).join(',');
-    for (const node of [a, b]) await until(`${node.api} answers the agent's backend`, async () => (await appAnswer(node)) === backend.address, 15_000);
+    for (const node of [a, b]) await eventually(`${node.api} answers the agent's backend`, async () => (await appAnswer(node)) === backend.address, 15_000);
     const agentId = (await json<{ agents: { agent_id: string }[] }>(a, '/api/v1/overwatch/agents')).agents[0].agent_id;
     const dropsBefore = (await json<{ drops: Record<string, number> }>(b, '/api/v1/overwatch/agents')).drops.revoked;
 
     const revoked = await call(a, 'POST', `/api/v1/overwatch/agents/${encodeURIComponent(agentId)}/revoke`, { reason: 'key leaked' });
     assert.equal(revoked.status, 200, await revoked.text());
     const viewOnB = async () => (await json<{ agent: { state: string; revoked_reason: string | null } }>(b, `/api/v1/overwatch/agents/${encodeURIComponent(agentId)}`)).agent;
-    await until('B shows the agent revoked', async () => (await viewOnB()).state === 'revoked');
-    await until('B refuses the agent\'s next message', async () => (await json<{ drops: Record<string, number> }>(b, '/api/v1/overwatch/agents')).drops.revoked > dropsBefore);
+    await eventually('B shows the agent revoked', async () => (await viewOnB()).state === 'revoked');
+    await eventually('B refuses the agent\'s next message', async () => (await json<{ drops: Record<string, number> }>(b, '/api/v1/overwatch/agents')).drops.revoked > dropsBefore);
     assert.equal(await appAnswer(b), '', 'the revoked agent\'s backend left B\'s answers');
     assert.equal((await viewOnB()).revoked_reason, 'key leaked');
     // The agent's messages over the bus, as B's metrics count them: taken, refused once revoked, acked.
@@ -215,7 +201,7 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     // Deleting the revoked agent's pin on B lifts the revocation on A too: the agent registers again with both.
     const deleted = await call(b, 'DELETE', `/api/v1/overwatch/agents/${encodeURIComponent(agentId)}`);
     assert.equal(deleted.status, 204, await deleted.text());
-    for (const node of [a, b]) await until(`${node.api} answers the agent's backend again`, async () => (await appAnswer(node)) === backend.address, 15_000);
+    for (const node of [a, b]) await eventually(`${node.api} answers the agent's backend again`, async () => (await appAnswer(node)) === backend.address, 15_000);
     assert.match(a.server.out.text, /revoked agent's pin deleted by another overwatch \(bus\)/);
   });
 
@@ -234,7 +220,7 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     const old = Buffer.from(held.value);
     // Changed on A (to eu), so the copy taken above is now an old entry.
     assert.equal((await call(a, 'PUT', '/api/v1/geo/mappings', { cidr: '10.9.0.0/16', region: 'eu', source: 'carol' })).status, 200);
-    await until('B follows A', async () => (await geoAnswer(b, '10.9.1.0')) === EU);
+    await eventually('B follows A', async () => (await geoAnswer(b, '10.9.1.0')) === EU);
     const before = await Promise.all([a, b].map((n) => metric(n, 'opengslb_overwatch_bus_kv_rejections_total{kind="geo_mapping",reason="unauthenticated"}')));
 
     // Random bytes; an entry sealed with another secret; a real entry moved to another key; a bare delete; the old entry put back.
@@ -245,8 +231,8 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     await kv.delete(key10);
     await kv.put(key10, old);
     for (const [i, node] of [a, b].entries()) {
-      await until(`${node.api} counts the forged entries`, async () => (await metric(node, 'opengslb_overwatch_bus_kv_rejections_total{kind="geo_mapping",reason="unauthenticated"}')) >= before[i] + 4);
-      await until(`${node.api} refuses the replayed entry`, async () => (await metric(node, 'opengslb_overwatch_bus_kv_rejections_total{kind="geo_mapping",reason="older"}')) >= 1);
+      await eventually(`${node.api} counts the forged entries`, async () => (await metric(node, 'opengslb_overwatch_bus_kv_rejections_total{kind="geo_mapping",reason="unauthenticated"}')) >= before[i] + 4);
+      await eventually(`${node.api} refuses the replayed entry`, async () => (await metric(node, 'opengslb_overwatch_bus_kv_rejections_total{kind="geo_mapping",reason="older"}')) >= 1);
       assert.equal(await geoAnswer(node, '10.9.1.0'), EU, 'a replayed entry brought the old mapping back');
       assert.equal(await geoAnswer(node, '10.11.1.0'), EU, 'a forged entry added a mapping');
       assert.equal(node.server.child.exitCode ?? node.server.child.signalCode, null);
@@ -254,12 +240,12 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     assert.match(a.server.out.text, /operator state entry refused: it changed nothing here/);
     // Put the bucket right for what follows (the bare delete left the key empty).
     assert.equal((await call(a, 'PUT', '/api/v1/geo/mappings', { cidr: '10.9.0.0/16', region: 'us', source: 'carol' })).status, 200);
-    await until('B follows A', async () => (await geoAnswer(b, '10.9.1.0')) === US);
+    await eventually('B follows A', async () => (await geoAnswer(b, '10.9.1.0')) === US);
   });
 
   await t.test('with NATS stopped each keeps its own copy; changes made on both meanwhile reach the other once NATS is back', async () => {
     await nats.stop();
-    for (const node of [a, b]) await until(`${node.api} sees NATS down`, async () => (await metric(node, 'opengslb_overwatch_bus_connected{link="operator_state"}')) === 0);
+    for (const node of [a, b]) await eventually(`${node.api} sees NATS down`, async () => (await metric(node, 'opengslb_overwatch_bus_connected{link="operator_state"}')) === 0);
     // Both keep answering from their own copy.
     for (const node of [a, b]) assert.equal(await geoAnswer(node, '10.9.1.0'), US);
     assert.equal((await call(a, 'PUT', '/api/v1/geo/mappings', { cidr: '10.7.0.0/16', region: 'us', source: 'dave' })).status, 200);
@@ -270,8 +256,8 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
     assert.equal(await metric(a, 'opengslb_overwatch_bus_kv_pending'), 1);
 
     nats = await startNats(t, natsPort, natsDir);
-    await until('B takes A\'s mapping', async () => (await geoAnswer(b, '10.7.1.0')) === US, 15_000);
-    await until('A takes B\'s removal', async () => (await geoAnswer(a, '10.9.1.0')) === EU, 15_000);
+    await eventually('B takes A\'s mapping', async () => (await geoAnswer(b, '10.7.1.0')) === US, 15_000);
+    await eventually('A takes B\'s removal', async () => (await geoAnswer(a, '10.9.1.0')) === EU, 15_000);
     for (const node of [a, b]) {
       assert.equal(await metric(node, 'opengslb_overwatch_bus_kv_pending'), 0);
       assert.ok((await metric(node, 'opengslb_overwatch_bus_reconnects_total{link="operator_state"}')) >= 1);

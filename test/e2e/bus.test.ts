@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
+import { writeAgentFile } from '../helpers/agents.ts';
 import { freePort, startAgent, startOpengslb } from '../helpers/child.ts';
 import { needsNats, startNats } from '../helpers/nats.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
@@ -49,19 +50,16 @@ async function writeOverwatch(dir: string, n: number, key: string, natsPort: num
 async function writeAgent(dir: string, key: string, natsPort: number, backends: readonly Backend[]): Promise<string> {
   const home = join(dir, 'agent');
   await mkdir(home, { recursive: true });
-  const file = join(home, 'agent.yaml');
-  await writeFile(file, [
-    'mode: agent',
-    'agent:',
-    `  identity: { service_token: ${TOKEN}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
-    '  backends:',
-    ...backends.map((b) => `    - { service: ${NAME}, address: ${b.address}, port: ${b.port}, health_check: { type: http, path: /health, interval: 1s, timeout: 500ms, failure_threshold: 2, success_threshold: 1 } }`),
-    `  gossip: { encryption_key: "${key}" }`,
-    `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"] }`,
-    '  heartbeat: { interval: 1s, full_interval: 3s }',
-    'logging: { level: info, format: json }',
-  ].join('\n') + '\n', { mode: 0o600 });
-  return file;
+  return writeAgentFile({
+    file: join(home, 'agent.yaml'),
+    token: TOKEN,
+    region: 'eu',
+    key,
+    overwatchPorts: [],
+    natsPort,
+    backends: backends.map((b) => [NAME, b] as const),
+    heartbeat: { interval: '1s', full: '3s' },
+  });
 }
 
 /** The addresses an overwatch answers for NAME, sorted, or its rcode. */

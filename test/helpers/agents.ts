@@ -13,8 +13,10 @@ export interface AgentFile {
   readonly region: string;
   /** The channel's encryption key (base64). */
   readonly key: string;
-  /** The agent-channel ports of the overwatches it reports to. */
+  /** The agent-channel ports of the overwatches it reports to (none when it reports through the bus). */
   readonly overwatchPorts: readonly number[];
+  /** agent.bus: the port of the nats-server on loopback it publishes to. */
+  readonly natsPort?: number;
   /** (service, backend) pairs, each checked over HTTP at /health every second. */
   readonly backends: readonly (readonly [string, Backend])[];
   /** heartbeat.interval and heartbeat.full_interval, as durations. */
@@ -34,7 +36,10 @@ export async function writeAgentFile(a: AgentFile): Promise<string> {
         ([service, b]) =>
           `    - { service: ${service}, address: ${b.address}, port: ${b.port}, health_check: { type: http, path: /health, interval: 1s, timeout: 500ms, failure_threshold: 2, success_threshold: 1 } }`,
       ),
-      `  gossip: { encryption_key: "${a.key}", overwatch_nodes: [${a.overwatchPorts.map((p) => `"127.0.0.1:${p}"`).join(', ')}] }`,
+      a.overwatchPorts.length === 0
+        ? `  gossip: { encryption_key: "${a.key}" }`
+        : `  gossip: { encryption_key: "${a.key}", overwatch_nodes: [${a.overwatchPorts.map((p) => `"127.0.0.1:${p}"`).join(', ')}] }`,
+      ...(a.natsPort === undefined ? [] : [`  bus: { type: nats, servers: ["nats://127.0.0.1:${a.natsPort}"] }`]),
       `  heartbeat: { interval: ${a.heartbeat.interval}, full_interval: ${a.heartbeat.full} }`,
       'logging: { level: info, format: json }',
     ].join('\n') + '\n',

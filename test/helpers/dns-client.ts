@@ -224,3 +224,9 @@ export function udpExchangeMany(port: number, packets: readonly Uint8Array[], op
     socket.bind(0, '127.0.0.1', fill);
   });
 }
+
+/** The public keys (base64) of the DNSKEY RRset a server answers for `zone`, sorted. */
+export async function dnskeysOf(port: number, zone: string): Promise<string[]> {
+  const r = await ask(port, zone, 'DNSKEY');
+  return (r.answers ?? []).map((a) => (a as unknown as { data: { key: Buffer } }).data.key.toString('base64')).sort();
+}
