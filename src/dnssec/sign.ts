@@ -565,8 +565,7 @@ export class SignatureCache {
     const rdata = signRrset(key, rrset, signingWindow(nowSec, this.validitySec));
     this.signMs += performance.now() - t0;
     this.signatures++;
-    this.insert(key, rrset, rdata);
-    return rdata;
+    return this.insert(key, rrset, rdata);
   }
 
   /** find(), and on a miss sign(): the worker's one call per RRset. */
@@ -577,26 +576,30 @@ export class SignatureCache {
   /**
    * Stores a signature made elsewhere (the CPU pool's pre-signing) for the
    * RRset; its window is read from the rdata. Replaces the entry of the same
-   * RRset and key. Copies what it keeps, so the caller may reuse its buffers.
+   * RRset and key. Copies what it keeps, so the caller may reuse its buffers;
+   * returns the copy it serves.
    */
-  insert(key: SignerKey, rrset: Rrset, rrsigRdata: Uint8Array): void {
+  insert(key: SignerKey, rrset: Rrset, rrsigRdata: Uint8Array): Uint8Array {
     const hash = hashRrset(key, rrset);
     const inception = rrsigInception(rrsigRdata);
     const refresh = refreshAt(inception, rrsigExpiration(rrsigRdata));
     const existing = this.#findSlot(key, rrset, hash);
+    // A copy of its own: the rdata is usually a view into a whole batch's
+    // signatures, which one kept entry would otherwise keep alive.
+    const rrsig = rrsigRdata.slice();
     if (existing >= 0) {
       const e = this.#slots[existing] as CacheEntry;
-      e.rrsig = rrsigRdata;
+      e.rrsig = rrsig;
       e.inceptionSec = inception;
       e.refreshAtSec = refresh;
-      return;
+      return rrsig;
     }
     const order = canonicalOrder(rrset);
     const rdatas = order.map((i) => rrset.rdataBuf[i].slice(rrset.rdataOff[i], rrset.rdataOff[i] + rrset.rdataLen[i]));
     const owner = new Uint8Array(rrset.ownerLen);
     for (let b = 0; b < owner.length; b++) owner[b] = lower(rrset.ownerBuf[rrset.ownerOff + b]);
     const entry: CacheEntry = {
-      hash, key, type: rrset.type, ttlSec: rrset.ttlSec, owner, rdatas, rrsig: rrsigRdata,
+      hash, key, type: rrset.type, ttlSec: rrset.ttlSec, owner, rdatas, rrsig,
       refreshAtSec: refresh, inceptionSec: inception, used: false,
     };
     const slot = this.#freeSlot();
@@ -605,6 +608,7 @@ export class SignatureCache {
     this.#next[slot] = this.#buckets[b];
     this.#buckets[b] = slot + 1;
     this.#size++;
+    return rrsig;
   }
 
   /** Finds a slot for a new entry: an empty one, or the CLOCK victim (first entry whose reference bit is clear). */

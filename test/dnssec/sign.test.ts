@@ -216,7 +216,10 @@ test('a piscina pool signs a batch with the KeyObject it was sent and transfers 
     const cache = new SignatureCache({ capacity: 64, validitySec: WEEK });
     sets.forEach((s, i) => cache.insert(key, s, signatures[i]));
     for (const [i, s] of sets.entries()) {
-      assert.equal(cache.find(key, s, NOW), signatures[i]);
+      const found = cache.find(key, s, NOW)!;
+      assert.deepEqual(found, signatures[i]);
+      // Kept as a copy: a view would keep the whole batch's buffer alive as long as one entry lives.
+      assert.equal(found.buffer.byteLength, found.byteLength, 'the cache holds its own copy of each signature');
       if (key === ed) assert.deepEqual(signatures[i], signRrset(ed, s, window));
     }
   }
