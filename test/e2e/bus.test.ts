@@ -24,17 +24,25 @@ const NAME = 'app.example.test';
 
 const skip = needsNats || posixOnly.skip;
 
-async function writeOverwatch(dir: string, n: number, key: string, natsPort: number, stateSecret: string): Promise<string> {
+/** Extra settings of one test's overwatches: static, unchecked servers in the region, and the admin API. */
+interface OverwatchExtras {
+  readonly servers?: readonly string[];
+  readonly api?: { readonly port: number; readonly token: string };
+}
+
+async function writeOverwatch(dir: string, n: number, key: string, natsPort: number, stateSecret: string, extras: OverwatchExtras = {}): Promise<string> {
   const home = join(dir, `ow${n}`);
   await mkdir(home, { recursive: true });
   const file = join(home, 'overwatch.yaml');
   await writeFile(file, [
     'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
     'regions:',
-    '  - { name: eu, servers: [] }',
+    extras.servers === undefined
+      ? '  - { name: eu, servers: [] }'
+      : `  - { name: eu, servers: [${extras.servers.map((a) => `{ address: ${a} }`).join(', ')}], health_check: { type: none } }`,
     'domains:',
     `  - { name: ${NAME}, regions: [eu], max_answers: 8 }`,
-    'api: { enabled: false }',
+    extras.api === undefined ? 'api: { enabled: false }' : `api: { enabled: true, address: "127.0.0.1:${extras.api.port}", token: ${extras.api.token} }`,
     'overwatch:',
     '  data_dir: ./state',
     `  agent_tokens: { ${NAME}: ${TOKEN} }`,
@@ -154,25 +162,9 @@ test('with the bus, an override set through one overwatch\'s API shows up on the
   const apiToken = 'bus-api-token-0123456789';
   const stateSecret = randomBytes(32).toString('base64');
   const apiPorts = [await freePort(), await freePort()];
-  const overwatches = await Promise.all([0, 1].map(async (n) => {
-    const home = join(dir, `ow${n}`);
-    await mkdir(home, { recursive: true });
-    const file = join(home, 'overwatch.yaml');
-    await writeFile(file, [
-      'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
-      'regions:',
-      '  - { name: eu, servers: [{ address: 127.0.0.10 }, { address: 127.0.0.20 }], health_check: { type: none } }',
-      'domains:',
-      `  - { name: ${NAME}, regions: [eu], max_answers: 8 }`,
-      `api: { enabled: true, address: "127.0.0.1:${apiPorts[n]}", token: ${apiToken} }`,
-      'overwatch:',
-      '  data_dir: ./state',
-      `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
-      `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"], state_secret: "${stateSecret}" }`,
-      'logging: { level: info, format: json }',
-    ].join('\n') + '\n', { mode: 0o600 });
-    return startOpengslb(t, file);
-  }));
+  const overwatches = await Promise.all(
+    [0, 1].map(async (n) => startOpengslb(t, await writeOverwatch(dir, n, key, natsPort, stateSecret, { servers: ['127.0.0.10', '127.0.0.20'], api: { port: apiPorts[n]!, token: apiToken } }))),
+  );
   for (const ow of overwatches) await ow.out.waitFor(/operator state replicated through the JetStream bucket/, 0, 10_000);
   for (const ow of overwatches) await until(ow.port, '127.0.0.10,127.0.0.20', 5000);
 
