@@ -4,9 +4,10 @@
 //  - the weighted policy draws with Math.random(), which returns a freshly
 //    allocated heap number (16 bytes per call in Node 24); a per-worker
 //    xorshift32 draw allocates nothing;
-//  - handleQuery bumps ~4 shared counters per query with Atomics.add (a locked
+//  - handleQuery bumped ~4 shared counters per query with Atomics.add (a locked
 //    read-modify-write); each worker owns its counter slice, so a plain
-//    increment that the main thread reads with Atomics.load would do.
+//    increment that the main thread reads with Atomics.load does (bump() in
+//    src/metrics/counters-layout.ts, since 2026-12-06).
 
 import type { AddCase } from './lib/micro-suite.ts';
 
@@ -34,14 +35,14 @@ export default function register(add: AddCase): void {
   });
 
   const counters = new Int32Array(new SharedArrayBuffer(64 * 4));
-  add('alternative', '4 counter bumps with Atomics.add (as today)', () => {
+  add('alternative', '4 counter bumps with Atomics.add (before bump())', () => {
     Atomics.add(counters, 1, 1);
     Atomics.add(counters, 2, 1);
     Atomics.add(counters, 3, 1);
     Atomics.add(counters, 4, 1);
     return 0;
   });
-  add('alternative', '4 counter bumps as plain increments (single writer)', () => {
+  add('alternative', '4 counter bumps as plain increments (bump(), as today)', () => {
     counters[1]++;
     counters[2]++;
     counters[3]++;

@@ -7,7 +7,7 @@
 //
 //   recvmmsg ─► onBatch(n): for i < n: source bytes → ctx.client; handleQuery(rx[i] → tx[i]); txLen[i] ─► sendmmsg
 
-import { COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
+import { bump, COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
 import { META_ADDR_BYTE, META_ADDR_LEN, META_BYTES, META_RX_LEN, META_TX_LEN, openBatchSocket, type UdpBatchAddon } from '../native/udp-batch.ts';
 import { prefetchBatch, PrefetchScratch } from './batch-prefetch.ts';
 import { handleQuery } from './handle-query.ts';
@@ -61,7 +61,7 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
         prefetchBatch(ctx, prefetch, rx, meta, WORDS, count);
       } catch {
         // Only warms caches: a bug here must not cost an answer. Counted like any other.
-        Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+        bump(counters, cb + COUNTER.EXCEPTIONS);
       }
     }
     for (let i = 0; i < count; i++) {
@@ -79,7 +79,7 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
         // The one catch on the query path: a bug, not bad input. Answer
         // SERVFAIL with the query's ID so the client is not left waiting;
         // the batch goes on (the subarray is the rare path's only allocation).
-        Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+        bump(counters, cb + COUNTER.EXCEPTIONS);
         len = writeServfail(out, req.subarray(0, reqLen));
       }
       meta[w + META_TX_LEN] = len;

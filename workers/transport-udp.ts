@@ -5,7 +5,7 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { OUR_UDP_PAYLOAD, MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
-import { COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
+import { bump, COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
 import { copyBytes } from '../src/dns/write.ts';
 import { handleQuery } from './handle-query.ts';
 import type { WorkerScratch } from './scratch.ts';
@@ -46,7 +46,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
 
   const onSent = (err: Error | null): void => {
     pending--;
-    if (err) Atomics.add(counters, cb + COUNTER.SEND_ERRORS, 1);
+    if (err) bump(counters, cb + COUNTER.SEND_ERRORS);
   };
 
   socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
@@ -59,7 +59,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
     } catch {
       // The one catch on the query path: a bug, not bad input. Answer
       // SERVFAIL with the query's ID so the client is not left waiting.
-      Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+      bump(counters, cb + COUNTER.EXCEPTIONS);
       len = writeServfail(build, msg);
     }
     if (len === 0) return;
@@ -77,7 +77,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
   });
   // A socket error after bind (rare: ICMP-driven errors are ignored by Node for
   // unconnected UDP) is counted; the socket stays open.
-  socket.on('error', () => Atomics.add(counters, cb + COUNTER.SEND_ERRORS, 1));
+  socket.on('error', () => bump(counters, cb + COUNTER.SEND_ERRORS));
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
