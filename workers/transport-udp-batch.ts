@@ -53,9 +53,11 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
 
   const onBatch = (count: number): void => {
     // opengslb_dns_query_duration_seconds: from the batch's arrival in
-    // JavaScript to the end of this query's handleQuery (the replies leave
-    // together, right after this function returns).
+    // JavaScript to the end of its last handleQuery, for every reply of the
+    // batch: the replies leave together (one sendmmsg) right after this
+    // function returns, so that is each one's time here, read once.
     const startMs = durations.start();
+    let replies = 0;
     if (count > 1 && ctx.view.nodeCount >= PREFETCH_MIN_NODES) {
       try {
         prefetchBatch(ctx, prefetch, rx, meta, WORDS, count);
@@ -83,8 +85,9 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
         len = writeServfail(out, req.subarray(0, reqLen));
       }
       meta[w + META_TX_LEN] = len;
-      if (len !== 0) durations.record(startMs);
+      if (len !== 0) replies++;
     }
+    durations.recordMany(startMs, replies);
   };
 
   const socket = openBatchSocket(addon, { host, port, receiveBuffer, batch: UDP_BATCH, counters, sendErrorIndex: cb + COUNTER.SEND_ERRORS }, onBatch);
