@@ -3,7 +3,6 @@
 // workers' sockets.
 
 import dgram from 'node:dgram';
-import dns from 'node:dns';
 import { isIP } from 'node:net';
 import { once } from 'node:events';
 import { OUR_UDP_PAYLOAD, MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
@@ -23,14 +22,22 @@ const RING_SIZE = 128;
 
 /**
  * The `lookup` of a replying node:dgram socket. Every reply goes to
- * rinfo.address, an IP literal of the socket's family; node:dgram's default
- * lookup checks that too, then defers each send with process.nextTick. This
- * one hands a literal straight back, so send() passes the reply to the socket
- * at once; anything else still goes through dns.lookup.
+ * rinfo.address, an IP literal of the socket's family, and the bind address
+ * is one too (dns.listen_address takes no host names); node:dgram's default
+ * lookup checks that as well, then defers each send with process.nextTick.
+ * This one hands a literal straight back, so send() passes the reply to the
+ * socket at once; anything else is an error (no resolver in a DNS worker).
+ * bind() then emits 'listening' before it returns: listen for it first, as
+ * bind()'s own callback does.
  */
 export const literalLookup = ((address: string, family: number, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void => {
-  if (isIP(address) === family) callback(null, address, family);
-  else dns.lookup(address, family, callback);
+  if (isIP(address) === family) {
+    callback(null, address, family);
+    return;
+  }
+  const err: NodeJS.ErrnoException = new Error(`${address} is not an IPv${family} literal; a DNS worker's UDP socket resolves no names`);
+  err.code = 'EINVAL';
+  callback(err, address, family);
 }) as unknown as NonNullable<dgram.SocketOptions['lookup']>;
 
 /** A worker's UDP socket, on either path (this file's node:dgram one, or ./transport-udp-batch.ts). */
