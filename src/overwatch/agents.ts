@@ -150,7 +150,8 @@ export interface AgentHubOptions {
 
 /** The agent id and backend identity within an agent: service, address and port. */
 function backendId(b: { readonly service: string; readonly address: string; readonly port: number }): string {
-  return `${b.service}|${b.address}|${b.port}`;
+  // Flat, not a cons-string tree (src/registry/keys.ts says why).
+  return [b.service, b.address, b.port].join('|');
 }
 
 /** Do two reports of one backend say the same (weight, claim, drain, check)? */

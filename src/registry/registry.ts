@@ -390,7 +390,7 @@ export class Registry extends EventEmitter {
       key, region, address, cname, family: isIP(address) === 6 ? 6 : 4, port, weight, service, source, check,
       slot: this.#slots.slotFor(key),
       endpoint,
-      label: `${region}/${endpoint}`,
+      label: [region, endpoint].join('/'),
     };
   }
 
