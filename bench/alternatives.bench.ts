@@ -1,12 +1,13 @@
 // Bench only. Micro: not the engine's code, but the alternatives the figures
 // above suggest, measured the same way so a proposed change starts from a
 // number (STYLE.md §2.11):
-//  - the weighted policy draws with Math.random(), which returns a freshly
+//  - the weighted policy drew with Math.random(), which returns a freshly
 //    allocated heap number (16 bytes per call in Node 24); a per-worker
-//    xorshift32 draw allocates nothing;
-//  - handleQuery bumps ~4 shared counters per query with Atomics.add (a locked
+//    xorshift32 draw allocates nothing (RouteState.draw(), since 2026-12-06);
+//  - handleQuery bumped ~4 shared counters per query with Atomics.add (a locked
 //    read-modify-write); each worker owns its counter slice, so a plain
-//    increment that the main thread reads with Atomics.load would do.
+//    increment that the main thread reads with Atomics.load does (bump() in
+//    src/metrics/counters-layout.ts, since 2026-12-06).
 
 import type { AddCase } from './lib/micro-suite.ts';
 
@@ -24,9 +25,9 @@ export default function register(add: AddCase): void {
     }
     return lo;
   };
-  add('alternative', 'weighted draw with Math.random() (as today)', () => pick(Math.random()));
+  add('alternative', 'weighted draw with Math.random() (before RouteState.draw())', () => pick(Math.random()));
   let state = 0x9e3779b9 | 0;
-  add('alternative', 'weighted draw with a per-worker xorshift32', () => {
+  add('alternative', 'weighted draw with a per-worker xorshift32 (RouteState.draw(), as today)', () => {
     state ^= state << 13;
     state ^= state >>> 17;
     state ^= state << 5;
@@ -34,14 +35,14 @@ export default function register(add: AddCase): void {
   });
 
   const counters = new Int32Array(new SharedArrayBuffer(64 * 4));
-  add('alternative', '4 counter bumps with Atomics.add (as today)', () => {
+  add('alternative', '4 counter bumps with Atomics.add (before bump())', () => {
     Atomics.add(counters, 1, 1);
     Atomics.add(counters, 2, 1);
     Atomics.add(counters, 3, 1);
     Atomics.add(counters, 4, 1);
     return 0;
   });
-  add('alternative', '4 counter bumps as plain increments (single writer)', () => {
+  add('alternative', '4 counter bumps as plain increments (bump(), as today)', () => {
     counters[1]++;
     counters[2]++;
     counters[3]++;

@@ -23,6 +23,7 @@ import { DEFAULT_UDP_RECEIVE_BUFFER } from '../src/config/definition.ts';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { loadUdpBatch, META_BYTES, META_RX_LEN, META_TX_LEN, openBatchSocket } from '../native/udp-batch.ts';
 import { UDP_BATCH } from '../workers/transport-udp-batch.ts';
+import { literalLookup } from '../workers/transport-udp.ts';
 
 /** The data each worker thread receives. */
 interface ResponderWorkerData {
@@ -139,7 +140,8 @@ function runWorker(data: ResponderWorkerData, port: MessagePortLike): void {
     runBatchedWorker(data, port);
     return;
   }
-  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: false, reusePort: true });
+  // The engine's lookup (workers/transport-udp.ts), so the ceiling sends as the engine does.
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: false, reusePort: true, lookup: literalLookup });
 
   // Preallocated ring: a slot is busy from send() until its callback fires, so
   // a reply is never overwritten while the kernel may still be reading it.

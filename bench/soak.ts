@@ -70,8 +70,8 @@ const durationMs = (parsed as { ms: number }).ms;
 if (durationMs < 30_000) usage('--duration: at least 30s, so that there are samples after the warm-up');
 const workers = Number(values.workers);
 if (!Number.isInteger(workers) || workers < 1 || workers > 64) usage('--workers: a whole number 1–64');
-// Warm-up: 20 % of the run, 15 s to 5 min; half of a run of 2 minutes or less (CI's 60 s), whose RSS
-// still climbs for its first half minute (JIT, heap and socket buffers filling), measured.
+// Warm-up: 20 % of the run, 15 s to 5 min; half of a run of 2 minutes or less (CI's 120 s), whose RSS
+// still climbs for its first minute (JIT, heap and socket buffers filling, workers restarted), measured.
 const warmupMs = durationMs <= 120_000 ? durationMs / 2 : Math.min(300_000, Math.max(15_000, durationMs * 0.2));
 const sampleMs = durationMs > 300_000 ? 5_000 : 2_000;
 const reloadEveryMs = Math.min(60_000, durationMs / 6);

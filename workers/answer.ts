@@ -23,7 +23,7 @@
 
 import { FLAG, MIN_UDP_PAYLOAD, OUR_UDP_PAYLOAD, RCODE } from '../src/dns/constants.ts';
 import { copyBytes, copyRecords, patchCounts, writeHeader, writeOpt, writeU16, writeU32 } from '../src/dns/write.ts';
-import { COUNTER, matrixSlot, TYPE_NONE, typeIndexOf } from '../src/metrics/counters-layout.ts';
+import { bump, COUNTER, matrixSlot, TYPE_NONE, typeIndexOf } from '../src/metrics/counters-layout.ts';
 import { DEGRADED_NONE, selectMembers } from '../src/routing/select.ts';
 import * as L from '../src/snapshot/layout.ts';
 import type { WorkerScratch } from './scratch.ts';
@@ -65,9 +65,9 @@ export function writeAddresses(ctx: WorkerScratch, off: number, rec: number, own
   const k = selectMembers(route, rec, picks, ctx.client);
   const degraded = route.degradedMode(rec);
   if (degraded !== DEGRADED_NONE) {
-    Atomics.add(ctx.counters, ctx.counterBase + COUNTER.ALL_DOWN, 1);
+    bump(ctx.counters, ctx.counterBase + COUNTER.ALL_DOWN);
     // Counted by what was answered: a mode with nothing to offer ends in SERVFAIL.
-    Atomics.add(ctx.counters, ctx.counterBase + (k === 0 ? COUNTER.ALL_DOWN_SERVFAIL : ALL_DOWN_COUNTER[degraded]), 1);
+    bump(ctx.counters, ctx.counterBase + (k === 0 ? COUNTER.ALL_DOWN_SERVFAIL : ALL_DOWN_COUNTER[degraded]));
   }
   if (k === 0) return -1;
   const rb = view.recordBase(rec);
@@ -76,13 +76,13 @@ export function writeAddresses(ctx: WorkerScratch, off: number, rec: number, own
   // worker's buffer cannot hold yet (dns-worker.ts grows it at attach).
   const statId = u32[rb + L.REC_STAT_ID];
   const decisions = ctx.decisions;
-  if (statId < decisions.length) Atomics.add(decisions, statId, 1);
+  if (statId < decisions.length) bump(decisions, statId);
   const policy = u32[rb + L.REC_POLICY];
   // The answer holds for the network that decided it (RFC 7871 §7.2.1).
   if (policy === L.POLICY_GEOLOCATION || policy === L.POLICY_STICKY) ctx.ecsScope = route.ecsScope;
   if (policy === L.POLICY_GEOLOCATION) {
-    if (route.geoStat < decisions.length) Atomics.add(decisions, route.geoStat, 1);
-    if (route.geoFallbackStat < decisions.length) Atomics.add(decisions, route.geoFallbackStat, 1);
+    if (route.geoStat < decisions.length) bump(decisions, route.geoStat);
+    if (route.geoFallbackStat < decisions.length) bump(decisions, route.geoFallbackStat);
   }
   const out = ctx.out;
   const fragLen = u32[rb + L.REC_FRAG_LEN];
@@ -293,7 +293,7 @@ function finish(ctx: WorkerScratch, len: number, rcode: number): number {
   let limit = MIN_UDP_PAYLOAD;
   if (q.hasEdns) limit = q.udpSize < MIN_UDP_PAYLOAD ? MIN_UDP_PAYLOAD : q.udpSize > OUR_UDP_PAYLOAD ? OUR_UDP_PAYLOAD : q.udpSize;
   if (len <= limit) return len;
-  Atomics.add(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED, 1);
+  bump(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED);
   // RFC 2181 §9: with TC set the client retries over TCP; send just the
   // question (and OPT) so the truncated reply itself is well-formed.
   const out = ctx.out;
@@ -313,5 +313,5 @@ function countReply(ctx: WorkerScratch, rcode: number): void {
   // opengslb_dns_queries_total and readCounters()'s RCODE_n. FORMERR and
   // NOTIMP are given before the question counts (as QTYPE_* do): type NONE.
   const typeIdx = rcode === RCODE.FORMERR || rcode === RCODE.NOTIMP ? TYPE_NONE : typeIndexOf(ctx.query.qtype);
-  Atomics.add(ctx.counters, ctx.counterBase + matrixSlot(typeIdx, rcode), 1);
+  bump(ctx.counters, ctx.counterBase + matrixSlot(typeIdx, rcode));
 }

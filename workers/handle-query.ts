@@ -11,7 +11,7 @@ import { OPCODE, QCLASS, QTYPE, RCODE } from '../src/dns/constants.ts';
 import { CLIENT_COOKIE_LEN, cookieLengthOk, RCODE_BADCOOKIE, serverCookieValid, writeReplyCookie } from '../src/dns/cookie.ts';
 import { parseQuery, PARSE_OK } from '../src/dns/parse.ts';
 import { RRL_DROP, RRL_KIND_ERROR, RRL_KIND_NXDOMAIN, RRL_KIND_RESPONSE, RRL_PASS } from '../src/dns/rrl.ts';
-import { COUNTER } from '../src/metrics/counters-layout.ts';
+import { bump, COUNTER } from '../src/metrics/counters-layout.ts';
 import * as L from '../src/snapshot/layout.ts';
 import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, soaAnswer, truncatedReply } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
@@ -45,15 +45,15 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
   const cb = ctx.counterBase;
   // Header-only accept check first, before reading anything else.
   if (reqLen < 12) {
-    Atomics.add(counters, cb + COUNTER.DROPPED_SHORT, 1);
+    bump(counters, cb + COUNTER.DROPPED_SHORT);
     return 0;
   }
   if ((req[2] & 0x80) !== 0) {
-    Atomics.add(counters, cb + COUNTER.DROPPED_RESPONSE, 1);
+    bump(counters, cb + COUNTER.DROPPED_RESPONSE);
     return 0;
   }
   // QUERIES and QTYPE_* are derived from these and the reply matrix (readCounters()).
-  Atomics.add(counters, cb + (tcp ? COUNTER.TCP_QUERIES : COUNTER.UDP_QUERIES), 1);
+  bump(counters, cb + (tcp ? COUNTER.TCP_QUERIES : COUNTER.UDP_QUERIES));
   ctx.req = req;
   ctx.out = out;
   ctx.tcp = tcp;
@@ -63,7 +63,7 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
   const status = parseQuery(req, reqLen, q, ctx.lower);
   if (q.opcode !== OPCODE.QUERY) return errorReply(ctx, RCODE.NOTIMP);
   if (status !== PARSE_OK) {
-    Atomics.add(counters, cb + COUNTER.MALFORMED, 1);
+    bump(counters, cb + COUNTER.MALFORMED);
     return errorReply(ctx, RCODE.FORMERR);
   }
   countQuestion(ctx);
@@ -152,9 +152,9 @@ function countQuestion(ctx: WorkerScratch): void {
   const counters = ctx.counters;
   const cb = ctx.counterBase;
   if (q.hasEdns) {
-    Atomics.add(counters, cb + COUNTER.EDNS_QUERIES, 1);
-    if (q.ecsFamily !== 0) Atomics.add(counters, cb + COUNTER.ECS_QUERIES, 1);
-    if (q.dnssecOk) Atomics.add(counters, cb + COUNTER.DO_QUERIES, 1);
+    bump(counters, cb + COUNTER.EDNS_QUERIES);
+    if (q.ecsFamily !== 0) bump(counters, cb + COUNTER.ECS_QUERIES);
+    if (q.dnssecOk) bump(counters, cb + COUNTER.DO_QUERIES);
   }
 }
 
@@ -177,20 +177,20 @@ function cookies(ctx: WorkerScratch, tcp: boolean): number {
     const counters = ctx.counters;
     const cb = ctx.counterBase;
     if (!cookieLengthOk(q.cookieLen)) {
-      Atomics.add(counters, cb + COUNTER.MALFORMED, 1);
-      Atomics.add(counters, cb + COUNTER.COOKIE_MALFORMED, 1);
+      bump(counters, cb + COUNTER.MALFORMED);
+      bump(counters, cb + COUNTER.COOKIE_MALFORMED);
       return errorReply(ctx, RCODE.FORMERR);
     }
     const client = ctx.client;
     const ipLen = client.sourceBytes();
     if (ipLen !== 0) {
       if (q.cookieLen === CLIENT_COOKIE_LEN) {
-        Atomics.add(counters, cb + COUNTER.COOKIE_CLIENT_ONLY, 1);
+        bump(counters, cb + COUNTER.COOKIE_CLIENT_ONLY);
       } else if (serverCookieValid(ctx.req, q.cookieOff, q.cookieLen, keys, ctx.cookieScratch, ctx.nowSec, client.bytes, ipLen)) {
         ctx.cookieValid = true;
-        Atomics.add(counters, cb + COUNTER.COOKIE_VALID, 1);
+        bump(counters, cb + COUNTER.COOKIE_VALID);
       } else {
-        Atomics.add(counters, cb + COUNTER.COOKIE_INVALID, 1);
+        bump(counters, cb + COUNTER.COOKIE_INVALID);
       }
       writeReplyCookie(ctx.cookieOut, 0, keys, ctx.cookieScratch, ctx.req, q.cookieOff, ctx.nowSec, client.bytes, ipLen);
       ctx.replyCookie = ctx.cookieOut;
@@ -198,7 +198,7 @@ function cookies(ctx: WorkerScratch, tcp: boolean): number {
   }
   if (ctx.cookieRequire && !tcp && !ctx.cookieValid) {
     if (q.hasEdns) return errorReply(ctx, RCODE_BADCOOKIE);
-    Atomics.add(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED, 1);
+    bump(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED);
     return truncatedReply(ctx);
   }
   return -1;
@@ -235,9 +235,9 @@ function limit(ctx: WorkerScratch, len: number): number {
   const verdict = rrl.charge(kind, client.bytes, ipLen, ctx.lower, nameOff, nameLen, kind === RRL_KIND_RESPONSE ? q.qtype : 0, ctx.nowSec);
   if (verdict === RRL_PASS) return len;
   if (verdict === RRL_DROP) {
-    Atomics.add(ctx.counters, ctx.counterBase + RRL_DROPPED[kind], 1);
+    bump(ctx.counters, ctx.counterBase + RRL_DROPPED[kind]);
     return 0;
   }
-  Atomics.add(ctx.counters, ctx.counterBase + RRL_SLIPPED[kind], 1);
+  bump(ctx.counters, ctx.counterBase + RRL_SLIPPED[kind]);
   return truncatedReply(ctx);
 }

@@ -16,7 +16,7 @@ import { copyBytes, writeU32 } from '../src/dns/write.ts';
 import { NXNAME_BITMAP, writeCompactNsecRdata, writeNsec, writeSuccessorName } from '../src/dnssec/denial.ts';
 import { DNSSEC_TYPE, unpackRrsets, unpackSignatures, writeRrsig } from '../src/dnssec/sign.ts';
 import type { SignerKey } from '../src/dnssec/sign.ts';
-import { COUNTER } from '../src/metrics/counters-layout.ts';
+import { bump, COUNTER } from '../src/metrics/counters-layout.ts';
 import * as L from '../src/snapshot/layout.ts';
 import type { SignatureBatch, ZoneSigners } from './messages.ts';
 import type { WorkerScratch } from './scratch.ts';
@@ -39,14 +39,14 @@ function rrsigOf(ctx: WorkerScratch, key: SignerKey): Uint8Array {
   const counters = ctx.counters;
   const cb = ctx.counterBase;
   if (hit !== null) {
-    Atomics.add(counters, cb + COUNTER.DNSSEC_CACHE_HITS, 1);
+    bump(counters, cb + COUNTER.DNSSEC_CACHE_HITS);
     return hit;
   }
-  Atomics.add(counters, cb + COUNTER.DNSSEC_CACHE_MISSES, 1);
+  bump(counters, cb + COUNTER.DNSSEC_CACHE_MISSES);
   const before = cache.signMs;
   const rdata = cache.sign(key, ctx.rrset, nowSec);
-  Atomics.add(counters, cb + COUNTER.DNSSEC_SIGNATURES, 1);
-  Atomics.add(counters, cb + COUNTER.DNSSEC_SIGN_US, Math.round((cache.signMs - before) * 1000));
+  bump(counters, cb + COUNTER.DNSSEC_SIGNATURES);
+  bump(counters, cb + COUNTER.DNSSEC_SIGN_US, Math.round((cache.signMs - before) * 1000));
   return rdata;
 }
 
@@ -252,7 +252,7 @@ export function insertSignatures(ctx: WorkerScratch, batches: readonly Signature
     for (let i = 0; i < n; i++) ctx.signatures.insert(key, rrsets[i], rrsigs[i]);
     inserted += n;
   }
-  Atomics.add(ctx.counters, ctx.counterBase + COUNTER.DNSSEC_PRESIGNED, inserted);
+  bump(ctx.counters, ctx.counterBase + COUNTER.DNSSEC_PRESIGNED, inserted);
   return inserted;
 }
 

@@ -31,7 +31,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
 import { copyBytes } from '../src/dns/write.ts';
-import { COUNTER, DurationRecorder, TRANSPORT_TCP } from '../src/metrics/counters-layout.ts';
+import { bump, COUNTER, DurationRecorder, TRANSPORT_TCP } from '../src/metrics/counters-layout.ts';
 import { handleQuery } from './handle-query.ts';
 import type { TcpSettings } from './messages.ts';
 import type { WorkerScratch } from './scratch.ts';
@@ -327,7 +327,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
 
   /** Stops reading a connection until its (or the worker's) unsent replies drain. */
   const hold = (conn: Connection, byWorker: boolean): void => {
-    if (!conn.held) Atomics.add(counters, cb + COUNTER.TCP_READ_PAUSED, 1);
+    if (!conn.held) bump(counters, cb + COUNTER.TCP_READ_PAUSED);
     conn.held = true;
     conn.socket.pause();
     if (byWorker) heldByWorker.add(conn);
@@ -370,7 +370,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           // RFC 7766 §8 leaves no room for empty messages; the stream cannot be
           // resynchronised. end(), not destroy(): answers already written for
           // earlier frames on this connection still go out before the FIN.
-          Atomics.add(counters, cb + COUNTER.TCP_BAD_FRAME, 1);
+          bump(counters, cb + COUNTER.TCP_BAD_FRAME);
           conn.done = true;
           conn.pending = null;
           flush(conn);
@@ -389,7 +389,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         try {
           len = handleQuery(ctx, frame, frameLen, build, true);
         } catch {
-          Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+          bump(counters, cb + COUNTER.EXCEPTIONS);
           len = writeServfail(build, frame);
         }
         if (len > 0) {
@@ -492,7 +492,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
   const evictIdlest = (): boolean => {
     for (const conn of open.values()) {
       if (conn.pending !== null || conn.unsent > 0 || conn.done) continue;
-      Atomics.add(counters, cb + COUNTER.TCP_EVICTED, 1);
+      bump(counters, cb + COUNTER.TCP_EVICTED);
       conn.done = true;
       conn.socket.destroy();
       forget(conn);
@@ -556,19 +556,19 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
   // pauseOnConnect: the server's socket never reads; adopt() takes it over.
   const server = net.createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (accepted) => {
     if (stopping) {
-      Atomics.add(counters, cb + COUNTER.TCP_REJECTED, 1);
+      bump(counters, cb + COUNTER.TCP_REJECTED);
       accepted.destroy();
       return;
     }
     const clientText = accepted.remoteAddress ?? '';
     const clientKey = clientKeyOf(clientText);
     if ((perClient.get(clientKey) ?? 0) >= options.maxConnectionsPerClient) {
-      Atomics.add(counters, cb + COUNTER.TCP_CLIENT_CAP, 1);
+      bump(counters, cb + COUNTER.TCP_CLIENT_CAP);
       accepted.destroy();
       return;
     }
     if (open.size >= options.maxConnections && !evictIdlest()) {
-      Atomics.add(counters, cb + COUNTER.TCP_REJECTED, 1);
+      bump(counters, cb + COUNTER.TCP_REJECTED);
       accepted.destroy();
       return;
     }
@@ -576,17 +576,17 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     const conn = adopt(accepted, clientText, clientFamily, clientKey);
     if (conn === null) {
       // A Node.js without the handle this relies on: counted, never silent (every TCP test fails on it).
-      Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+      bump(counters, cb + COUNTER.EXCEPTIONS);
       accepted.destroy();
       return;
     }
     const socket = conn.socket;
-    Atomics.add(counters, cb + COUNTER.TCP_ACCEPTED, 1);
+    bump(counters, cb + COUNTER.TCP_ACCEPTED);
     perClient.set(clientKey, (perClient.get(clientKey) ?? 0) + 1);
     open.set(socket, conn);
     touch(conn);
     socket.on('timeout', () => {
-      Atomics.add(counters, cb + (conn.pending !== null && !conn.held ? COUNTER.TCP_FRAME_TIMEOUT : COUNTER.TCP_IDLE_CLOSED), 1);
+      bump(counters, cb + (conn.pending !== null && !conn.held ? COUNTER.TCP_FRAME_TIMEOUT : COUNTER.TCP_IDLE_CLOSED));
       socket.destroy();
     });
     // The client has sent all it will (a half-close, RFC 7766 §6.2.3 allows it):

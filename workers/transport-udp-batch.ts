@@ -7,7 +7,7 @@
 //
 //   recvmmsg ─► onBatch(n): for i < n: source bytes → ctx.client; handleQuery(rx[i] → tx[i]); txLen[i] ─► sendmmsg
 
-import { COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
+import { bump, COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
 import { META_ADDR_BYTE, META_ADDR_LEN, META_BYTES, META_RX_LEN, META_TX_LEN, openBatchSocket, type UdpBatchAddon } from '../native/udp-batch.ts';
 import { prefetchBatch, PrefetchScratch } from './batch-prefetch.ts';
 import { handleQuery } from './handle-query.ts';
@@ -53,15 +53,17 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
 
   const onBatch = (count: number): void => {
     // opengslb_dns_query_duration_seconds: from the batch's arrival in
-    // JavaScript to the end of this query's handleQuery (the replies leave
-    // together, right after this function returns).
+    // JavaScript to the end of its last handleQuery, for every reply of the
+    // batch: the replies leave together (one sendmmsg) right after this
+    // function returns, so that is each one's time here, read once.
     const startMs = durations.start();
+    let replies = 0;
     if (count > 1 && ctx.view.nodeCount >= PREFETCH_MIN_NODES) {
       try {
         prefetchBatch(ctx, prefetch, rx, meta, WORDS, count);
       } catch {
         // Only warms caches: a bug here must not cost an answer. Counted like any other.
-        Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+        bump(counters, cb + COUNTER.EXCEPTIONS);
       }
     }
     for (let i = 0; i < count; i++) {
@@ -79,12 +81,13 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
         // The one catch on the query path: a bug, not bad input. Answer
         // SERVFAIL with the query's ID so the client is not left waiting;
         // the batch goes on (the subarray is the rare path's only allocation).
-        Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+        bump(counters, cb + COUNTER.EXCEPTIONS);
         len = writeServfail(out, req.subarray(0, reqLen));
       }
       meta[w + META_TX_LEN] = len;
-      if (len !== 0) durations.record(startMs);
+      if (len !== 0) replies++;
     }
+    durations.recordMany(startMs, replies);
   };
 
   const socket = openBatchSocket(addon, { host, port, receiveBuffer, batch: UDP_BATCH, counters, sendErrorIndex: cb + COUNTER.SEND_ERRORS }, onBatch);

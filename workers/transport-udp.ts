@@ -3,21 +3,35 @@
 // workers' sockets.
 
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import { isIP } from 'node:net';
 import { once } from 'node:events';
 import { OUR_UDP_PAYLOAD, MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
-import { COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
+import { bump, COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
 import { copyBytes } from '../src/dns/write.ts';
 import { handleQuery } from './handle-query.ts';
 import type { WorkerScratch } from './scratch.ts';
 
 /**
  * Responses in flight: a buffer handed to socket.send() may still be read
- * after send() returns (the address goes through a lookup callback first), so
- * it must not be reused until its callback fires. Sends on one socket complete
+ * after send() returns (libuv queues the send when the socket cannot take it
+ * at once), so it must not be reused until its callback fires. Sends on one socket complete
  * in order, so a ring of RING_SIZE slots is safe while fewer than RING_SIZE
  * sends are pending; past that we fall back to a fresh buffer.
  */
 const RING_SIZE = 128;
+
+/**
+ * The `lookup` of a replying node:dgram socket. Every reply goes to
+ * rinfo.address, an IP literal of the socket's family; node:dgram's default
+ * lookup checks that too, then defers each send with process.nextTick. This
+ * one hands a literal straight back, so send() passes the reply to the socket
+ * at once; anything else still goes through dns.lookup.
+ */
+export const literalLookup = ((address: string, family: number, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void => {
+  if (isIP(address) === family) callback(null, address, family);
+  else dns.lookup(address, family, callback);
+}) as unknown as NonNullable<dgram.SocketOptions['lookup']>;
 
 /** A worker's UDP socket, on either path (this file's node:dgram one, or ./transport-udp-batch.ts). */
 export interface UdpListener {
@@ -33,7 +47,7 @@ export interface UdpListener {
  */
 export async function startUdp(ctx: WorkerScratch, host: string, port: number, receiveBuffer = 0): Promise<UdpListener> {
   const type = host.includes(':') ? 'udp6' : 'udp4';
-  const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: true });
+  const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: true, lookup: literalLookup });
   const build = Buffer.allocUnsafe(MAX_MESSAGE_LEN);
   const backing = Buffer.allocUnsafe(RING_SIZE * OUR_UDP_PAYLOAD);
   const ring: Buffer[] = [];
@@ -46,7 +60,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
 
   const onSent = (err: Error | null): void => {
     pending--;
-    if (err) Atomics.add(counters, cb + COUNTER.SEND_ERRORS, 1);
+    if (err) bump(counters, cb + COUNTER.SEND_ERRORS);
   };
 
   socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
@@ -59,7 +73,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
     } catch {
       // The one catch on the query path: a bug, not bad input. Answer
       // SERVFAIL with the query's ID so the client is not left waiting.
-      Atomics.add(counters, cb + COUNTER.EXCEPTIONS, 1);
+      bump(counters, cb + COUNTER.EXCEPTIONS);
       len = writeServfail(build, msg);
     }
     if (len === 0) return;
@@ -77,7 +91,7 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
   });
   // A socket error after bind (rare: ICMP-driven errors are ignored by Node for
   // unconnected UDP) is counted; the socket stays open.
-  socket.on('error', () => Atomics.add(counters, cb + COUNTER.SEND_ERRORS, 1));
+  socket.on('error', () => bump(counters, cb + COUNTER.SEND_ERRORS));
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);

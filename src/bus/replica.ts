@@ -201,6 +201,7 @@ export type ReplicaEvent =
   | { readonly kind: 'rejected'; readonly entry: OperatorKind | 'unknown'; readonly key: string; readonly reason: RejectionReason; readonly detail: string }
   | { readonly kind: 'put_failed'; readonly entry: OperatorKind; readonly key: string; readonly error: string }
   | { readonly kind: 'caught_up'; readonly puts: number }
+  | { readonly kind: 'seeded'; readonly puts: number }
   | { readonly kind: 'replica_error'; readonly error: string };
 
 export interface OperatorReplicaOptions {
@@ -210,6 +211,14 @@ export interface OperatorReplicaOptions {
   readonly onChange: (change: OperatorChange) => Promise<ApplyResult>;
   readonly onEvent?: (event: ReplicaEvent) => void;
   readonly now?: () => number;
+  /**
+   * What this overwatch holds from before the bus (its state store): read
+   * once, when the bucket first opens, and each entry whose key the bucket
+   * has no entry for is put, so turning the bus on over a running
+   * deployment loses none of it. A key the bucket holds already keeps the
+   * bucket's entry (a removal included), which the watch then applies here.
+   */
+  readonly seed?: () => readonly OperatorChange[];
 }
 
 /** Wait before putting the waiting entries again when NATS was up but refused them (JetStream still starting). */
@@ -224,6 +233,7 @@ export class OperatorReplica {
   readonly #onEvent: (event: ReplicaEvent) => void;
   readonly #onChange: OperatorReplicaOptions['onChange'];
   readonly #now: () => number;
+  readonly #seed: () => readonly OperatorChange[];
   /** This process's writer id: its own entries coming back through the watch are skipped. */
   readonly #self = randomBytes(8).toString('hex');
   /**
@@ -250,6 +260,7 @@ export class OperatorReplica {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#onChange = options.onChange;
     this.#now = options.now ?? Date.now;
+    this.#seed = options.seed ?? (() => []);
     this.#link = new BusLink(connectionOptions(options.bus, 'overwatch.bus', `${options.name} (operator state)`), (e) => {
       if (e.kind === 'connected' && !e.first) {
         this.#counts.reconnects++;
@@ -258,8 +269,33 @@ export class OperatorReplica {
       this.#onEvent(e);
     });
     this.#kv = this.#link.ready.then((nc) => this.#openBucket(nc));
-    // Never rejects: #openBucket retries until close(), and so does the watch.
-    void this.#kv.then((kv) => this.#watch(kv), () => {});
+    // Never rejects: #openBucket retries until close(), #seedAbsent never throws, and the watch retries too.
+    void this.#kv.then(async (kv) => {
+      await this.#seedAbsent(kv);
+      await this.#watch(kv);
+    }, () => {});
+  }
+
+  /** Puts each seed entry whose key the bucket has no entry for (see OperatorReplicaOptions.seed). Never throws. */
+  async #seedAbsent(kv: KV): Promise<void> {
+    const seeds = this.#seed();
+    if (seeds.length === 0) return;
+    const present = new Set<string>();
+    try {
+      for await (const k of await kv.keys('>')) present.add(k);
+    } catch (err) {
+      this.#onEvent({ kind: 'replica_error', error: `bucket ${this.#bucket}: its keys could not be listed (${err instanceof Error ? err.message : String(err)}); state held from before the bus is not put` });
+      return;
+    }
+    let put = 0;
+    for (const change of seeds) {
+      const kvKey = operatorKvKey(change);
+      // A change made here since the bucket opened is in #held already, and newer.
+      if (present.has(kvKey) || this.#held.has(kvKey)) continue;
+      this.put(change);
+      put++;
+    }
+    if (put > 0) this.#onEvent({ kind: 'seeded', puts: put });
   }
 
   /** Opens (or creates) the bucket, trying again every RETRY_MS while JetStream refuses (still starting, or not enabled: logged once). Rejects only after close(). */

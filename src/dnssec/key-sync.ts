@@ -26,6 +26,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { DnssecKeySyncConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
+import { fetchFailureText, PEER_TRUST_REMEDY } from '../lib/fetch-failure.ts';
 import type { StateStore, StoredDnssecKey } from '../state/store.ts';
 import { keyFromStored } from './keys.ts';
 
@@ -244,7 +245,7 @@ export class KeySyncClient {
     } catch (err) {
       peer.ok = false;
       const e = err as Error;
-      peer.lastError = e.name === 'TimeoutError' ? `${url}: no answer within ${this.#config.timeoutMs} ms (key_sync.timeout)` : e instanceof OpenGslbError ? e.message : `${url}: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`;
+      peer.lastError = e.name === 'TimeoutError' ? `${url}: no answer within ${this.#config.timeoutMs} ms (key_sync.timeout)` : e instanceof OpenGslbError ? e.message : `${url}: ${fetchFailureText(err, url, PEER_TRUST_REMEDY)}`;
       return null;
     }
   }

@@ -4,7 +4,7 @@
 // (current - last) >>> 0, the progress modulo 2^32. That is exact as long as
 // no word advances by 2^32 or more between two folds.
 //
-//   worker i ──Atomics.add──► word (uint32, wraps)
+//   worker i ──bump()──► word (uint32, wraps)
 //                               │ Atomics.load on fold
 //                               ▼
 //   prev[i] ──(cur - prev) >>> 0──► totals (float64, exact to 2^53) ; prev[i] = cur

@@ -8,6 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import type { PeerConfig } from '../config/types.ts';
+import { fetchFailureText, PEER_TRUST_REMEDY } from '../lib/fetch-failure.ts';
 import type { AgentBackendView, AgentView } from './agents.ts';
 import type { BackendView } from './backends-view.ts';
 
@@ -137,10 +138,10 @@ export async function askPeers(peers: readonly PeerConfig[], mine: AgentsDigest,
       });
       body = JSON.parse(await res.text()) as unknown;
     } catch (err) {
-      const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+      const e = err as { name?: string };
       if (e.name === 'TimeoutError' || e.name === 'AbortError') return fail(`no answer within ${timeoutMs} ms`);
       if (e instanceof SyntaxError) return fail('the answer is not JSON: is the URL the peer\'s admin API?');
-      return fail(e.cause?.code === 'ECONNREFUSED' ? 'connection refused' : (e.cause?.message ?? e.message ?? String(err)));
+      return fail(fetchFailureText(err, url, PEER_TRUST_REMEDY));
     }
     if (res.status !== 200) {
       const message = typeof (body as { error?: unknown })?.error === 'string' ? (body as { error: string }).error : 'no error message';

@@ -971,6 +971,7 @@ export class Overwatch {
       bus,
       name: `opengslb-overwatch ${hostname()}`,
       onChange: (change) => this.#applyReplicated(change, log),
+      seed: () => this.#heldBeforeBus(),
       onEvent: (e) => {
         switch (e.kind) {
           case 'connected':
@@ -989,6 +990,9 @@ export class Overwatch {
           case 'caught_up':
             log.info({ puts: e.puts }, 'operator state changes made while NATS was away are in the bucket now');
             break;
+          case 'seeded':
+            log.info({ puts: e.puts }, 'operator state this overwatch held that the bucket did not have is put in it (set before the bus was on)');
+            break;
           case 'error':
           case 'replica_error':
             log.warn({ error: e.error }, 'operator state replica: a problem; this overwatch keeps serving its own copy');
@@ -1000,6 +1004,20 @@ export class Overwatch {
     if (this.#agents !== null) this.#agents.onRevocation = (agentId, pin) => this.#replica?.put({ kind: 'revocation', agentId, value: pin });
     // The keys this overwatch holds (made at start, taken from key-sync peers) go out once.
     this.#replicateKeys();
+  }
+
+  /**
+   * The operator state this overwatch holds that the bucket should have:
+   * overrides in force, geo mappings set at run time, revoked agents (DNSSEC
+   * keys go out through #replicateKeys). Put where the bucket has no entry.
+   */
+  #heldBeforeBus(): OperatorChange[] {
+    const now = Date.now();
+    const changes: OperatorChange[] = [];
+    for (const o of this.registry.overrides()) if (inForce(o, now)) changes.push({ kind: 'override', target: o.target, value: toStored(o) });
+    for (const m of this.#store.loadGeoMappings()) changes.push({ kind: 'geo_mapping', cidr: m.cidr, value: m });
+    for (const pin of this.#agents?.channel.pins() ?? []) if (pin.revokedAtMs !== null) changes.push({ kind: 'revocation', agentId: pin.agentId, value: pin });
+    return changes;
   }
 
   /** Puts a change made here in the bucket (no-op without the bus). */

@@ -103,6 +103,12 @@ export class RouteState {
   readonly stickyMember: Int32Array;
   /** Sticky, max_answers > 1: the scores of the best members so far, parallel to the answer being built. */
   readonly topScore: Float64Array;
+  /**
+   * Weighted: the state of this worker's xorshift32 draws (nonzero). In a
+   * typed array, so a draw allocates nothing: Math.random() returns a fresh
+   * heap number (16 bytes), the only allocation a query made.
+   */
+  readonly rng = new Uint32Array(1);
 
   constructor(view: SnapshotView, live: Int32Array) {
     this.view = view;
@@ -122,6 +128,18 @@ export class RouteState {
     this.stickyEpoch = new Int32Array(STICKY_CACHE_SIZE);
     this.stickyMember = new Int32Array(STICKY_CACHE_SIZE);
     this.topScore = new Float64Array(L.MAX_ANSWERS_LIMIT);
+    // Seeded once per attach; any nonzero state runs through all 2^32 − 1 others.
+    this.rng[0] = (Math.random() * 0xffffffff) >>> 0 || 1;
+  }
+
+  /** A uniform draw in [0, 1) for the weighted policy (xorshift32, Marsaglia 2003). Allocation-free. */
+  draw(): number {
+    let x = this.rng[0];
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.rng[0] = x;
+    return this.rng[0] / 4294967296;
   }
 
   /** The health epoch record `r`'s list was built at; -1 = never. */
@@ -523,7 +541,7 @@ function pickGeo(state: RouteState, rb: number, start: number, want: number, out
 function pickWeighted(state: RouteState, start: number, n: number, k: number, out: Int32Array): number {
   const cum = state.cumWeight;
   const total = cum[start + n - 1];
-  const target = Math.random() * total;
+  const target = state.draw() * total;
   let lo = 0;
   let hi = n - 1;
   while (lo < hi) {
@@ -538,7 +556,7 @@ function pickWeighted(state: RouteState, start: number, n: number, k: number, ou
   let pickedWeight = weightAt(cum, start, lo);
   for (let p = 1; p < k; p++) {
     // Draw from the weight that is left, walking past members already chosen.
-    let t = Math.random() * (total - pickedWeight);
+    let t = state.draw() * (total - pickedWeight);
     let chosen = -1;
     for (let i = 0; i < n; i++) {
       let already = false;

@@ -220,3 +220,43 @@ test('the API token appears in no log line at any level, whatever tokens request
   assert.ok(!logs.includes(TOKEN), 'the token is in a log line');
   assert.ok(!logs.includes(WRONG), 'a wrong token is in a log line');
 });
+
+interface PeerStatusBody {
+  readonly peers: readonly { readonly url: string; readonly reachable: boolean; readonly error: string | null; readonly matches: boolean | null }[];
+}
+
+test('an overwatch asks a peer over HTTPS once it trusts the peer\'s CA (NODE_EXTRA_CA_CERTS), and says how when it does not', posixOnly, async (t) => {
+  const certs = await testCertificates();
+  const dir = await tempDir(t, 'opengslb-peer-tls-');
+  await writeFile(join(dir, 'ca.pem'), certs.caPem);
+  await writeFile(join(dir, 'api.pem'), certs.leafPem);
+  await writeFile(join(dir, 'api.key'), certs.leafKeyPem, { mode: 0o600 });
+  const peerFile = join(dir, 'peer.yaml');
+  await writeFile(peerFile, yaml(`{ enabled: true, address: "127.0.0.1:0", token: ${TOKEN}, tls: { cert_file: api.pem, key_file: api.key } }`), { mode: 0o600 });
+  const peer = await startOpengslb(t, peerFile);
+  const peerUrl = `https://127.0.0.1:${(await apiAddress(peer)).port}`;
+
+  // Two overwatches naming it as their peer, one of them started with the CA in NODE_EXTRA_CA_CERTS.
+  const asker = (name: string): string => yaml('{ enabled: true, address: "127.0.0.1:0" }').replace(
+    'overwatch: { data_dir: ./state }',
+    `overwatch: { data_dir: ./state-${name}, peers: [{ url: "${peerUrl}", token: ${TOKEN} }] }`,
+  );
+  const statusOf = async (server: RunningServer): Promise<PeerStatusBody['peers'][number]> => {
+    const res = await fetch(`http://127.0.0.1:${(await apiAddress(server)).port}/api/v1/cluster/status`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as PeerStatusBody;
+    assert.equal(body.peers.length, 1);
+    return body.peers[0]!;
+  };
+  await writeFile(join(dir, 'plain.yaml'), asker('plain'), { mode: 0o600 });
+  await writeFile(join(dir, 'trusting.yaml'), asker('trusting'), { mode: 0o600 });
+  const plain = await startOpengslb(t, join(dir, 'plain.yaml'));
+  const trusting = await startOpengslb(t, join(dir, 'trusting.yaml'), { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') } });
+
+  const untrusted = await statusOf(plain);
+  assert.equal(untrusted.reachable, false);
+  assert.match(untrusted.error ?? '', /its TLS certificate is not trusted \(UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+  assert.match(untrusted.error ?? '', /NODE_EXTRA_CA_CERTS set to the PEM file of the CA that issued the peer's api\.tls\.cert_file/);
+  const trusted = await statusOf(trusting);
+  assert.deepEqual([trusted.url, trusted.reachable, trusted.error, trusted.matches], [peerUrl, true, null, true]);
+});

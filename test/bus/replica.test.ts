@@ -4,7 +4,8 @@
 // may not hold; and the seal (src/bus/sealed-entry.ts) opens only with the
 // same secret, for the same bucket and key, unchanged. Then, against a real
 // nats-server without JetStream: the replica says the bucket cannot be
-// opened, keeps the change waiting, and never throws.
+// opened, keeps the change waiting, and never throws; with JetStream, a
+// seed puts only the keys the bucket lacks.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,4 +102,40 @@ test('without JetStream the replica reports that the bucket cannot be opened, ke
   assert.equal(c.pending, 1);
   assert.equal(c.puts.geo_mapping, 0);
   assert.equal(applied, 0);
+});
+
+test('the seed puts only what the bucket has no entry for; for a key it holds, the bucket\'s entry is applied here instead', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-seed-'));
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'seed.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const mapping = (cidr: string, region: string) => ({ kind: 'geo_mapping' as const, cidr, value: { cidr, region, comment: null, source: 'alice', createdAtMs: 1 } });
+  // The fleet's entry for 10.1.0.0/16: us.
+  const fleet = new OperatorReplica({ bus, name: 'fleet', onChange: async () => 'applied' });
+  t.after(() => fleet.close());
+  await fleet.ready();
+  fleet.put(mapping('10.1.0.0/16', 'us'));
+  await fleet.settled();
+  assert.equal(fleet.counters().puts.geo_mapping, 1);
+
+  // An overwatch that held 10.1.0.0/16 → eu and 10.2.0.0/16 → eu before the bus.
+  const applied: string[] = [];
+  const events: ReplicaEvent[] = [];
+  const joining = new OperatorReplica({
+    bus, name: 'joining', seed: () => [mapping('10.1.0.0/16', 'eu'), mapping('10.2.0.0/16', 'eu')], onEvent: (e) => events.push(e),
+    onChange: async (c) => { if (c.kind === 'geo_mapping') applied.push(`${c.cidr} ${c.value?.region}`); return 'applied'; },
+  });
+  t.after(() => joining.close());
+  // A third one, watching: it sees the fleet's entry and the one seeded.
+  const seen = new Map<string, string>();
+  const watcher = new OperatorReplica({ bus, name: 'watcher', onChange: async (c) => { if (c.kind === 'geo_mapping') seen.set(c.cidr, c.value?.region ?? ''); return 'applied'; } });
+  t.after(() => watcher.close());
+  const deadline = Date.now() + 10_000;
+  while (!(seen.get('10.2.0.0/16') === 'eu' && applied.includes('10.1.0.0/16 us'))) {
+    assert.ok(Date.now() < deadline, `not within 10 s: seen ${JSON.stringify([...seen])}, applied ${JSON.stringify(applied)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await joining.settled();
+  assert.equal(joining.counters().puts.geo_mapping, 1, 'only 10.2.0.0/16 was put');
+  assert.equal(seen.get('10.1.0.0/16'), 'us', 'the bucket kept the fleet\'s entry');
+  assert.deepEqual(events.filter((e) => e.kind === 'seeded'), [{ kind: 'seeded', puts: 1 }]);
 });

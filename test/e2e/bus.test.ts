@@ -8,6 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -28,6 +29,8 @@ const skip = needsNats || posixOnly.skip;
 interface OverwatchExtras {
   readonly servers?: readonly string[];
   readonly api?: { readonly port: number; readonly token: string };
+  /** false: the same overwatch without overwatch.bus (as before it was turned on). */
+  readonly bus?: boolean;
 }
 
 async function writeOverwatch(dir: string, n: number, key: string, natsPort: number, stateSecret: string, extras: OverwatchExtras = {}): Promise<string> {
@@ -47,7 +50,7 @@ async function writeOverwatch(dir: string, n: number, key: string, natsPort: num
     '  data_dir: ./state',
     `  agent_tokens: { ${NAME}: ${TOKEN} }`,
     `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
-    `  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"], state_secret: "${stateSecret}" }`,
+    ...(extras.bus === false ? [] : [`  bus: { type: nats, servers: ["nats://127.0.0.1:${natsPort}"], state_secret: "${stateSecret}" }`]),
     // Longer than NATS stays down here: the overwatches keep the agent's backends meanwhile.
     '  stale: { threshold: 30s, remove_after: 120s }',
     'logging: { level: info, format: json }',
@@ -184,4 +187,45 @@ test('with the bus, an override set through one overwatch\'s API shows up on the
   const del = await write(1, 'DELETE');
   assert.equal(del.status, 204, await del.text());
   await until(overwatches[0]!.port, '127.0.0.10,127.0.0.20', 5000);
+});
+
+test('turning the bus on puts what an overwatch held before (an override set without it) in the bucket, and another overwatch applies it', { skip }, async (t: TestContext) => {
+  const dir = await tempDir(t, 'opengslb-bus-seed-');
+  const key = randomBytes(32).toString('base64');
+  const natsPort = await freePort();
+  await startNats(t, natsPort, join(dir, 'nats'));
+  const apiToken = 'bus-api-token-0123456789';
+  const stateSecret = randomBytes(32).toString('base64');
+  const apiPorts = [await freePort(), await freePort()];
+  const extras = (n: number, bus: boolean): OverwatchExtras => ({ servers: ['127.0.0.10', '127.0.0.20'], api: { port: apiPorts[n]!, token: apiToken }, bus });
+
+  // Before the bus: an override set through the first overwatch's API, kept in its state store.
+  const before = await startOpengslb(t, await writeOverwatch(dir, 0, key, natsPort, stateSecret, extras(0, false)));
+  const put = await fetch(`http://127.0.0.1:${apiPorts[0]}/api/v1/overrides/${NAME}/127.0.0.20`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ healthy: false, reason: 'set before the bus', source: 'alice' }),
+  });
+  assert.equal(put.status, 200, await put.text());
+  await until(before.port, '127.0.0.10', 5000);
+  before.child.kill('SIGTERM');
+  await once(before.child, 'exit');
+
+  // The same overwatch with the bus on, then a second one that never saw the override.
+  const first = await startOpengslb(t, await writeOverwatch(dir, 0, key, natsPort, stateSecret, extras(0, true)));
+  await first.out.waitFor(/operator state this overwatch held that the bucket did not have is put in it/, 0, 10_000);
+  const second = await startOpengslb(t, await writeOverwatch(dir, 1, key, natsPort, stateSecret, extras(1, true)));
+  await second.out.waitFor(/override set by another overwatch/, 0, 10_000);
+  await until(second.port, '127.0.0.10', 5000);
+  const listed = await (await fetch(`http://127.0.0.1:${apiPorts[1]}/api/v1/overrides`)).json() as { overrides: { address: string; healthy: boolean; reason: string; source: string }[] };
+  assert.deepEqual(listed.overrides.map((o) => [o.address, o.healthy, o.reason, o.source]), [['127.0.0.20', false, 'set before the bus', 'alice']]);
+  // Started again, the first finds its override in the bucket: nothing more to put.
+  first.child.kill('SIGTERM');
+  await once(first.child, 'exit');
+  const again = await startOpengslb(t, await writeOverwatch(dir, 0, key, natsPort, stateSecret, extras(0, true)));
+  await again.out.waitFor(/operator state replicated through the JetStream bucket/, 0, 10_000);
+  await until(again.port, '127.0.0.10', 5000);
+  // Seeding follows the bucket's opening within milliseconds; a second is ample for a line that must not come.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.ok(!again.out.lines.some((l) => /is put in it \(set before the bus was on\)/.test(l)), 'the second start seeds nothing');
 });

@@ -122,6 +122,20 @@ test('records a reply time into its bucket and keeps the sub-microsecond rest fo
   assert.ok(sumUs >= 530_001 && sumUs < 540_000, `sum ${sumUs} µs`);
 });
 
+test('records a batch of replies that leave together with one reading: each counted, each with the batch\'s time', () => {
+  const counters = createCounters(1);
+  const rec = new DurationRecorder(counters, 0, TRANSPORT_TCP);
+  const base = HIST_BASE + TRANSPORT_TCP * HIST_WORDS;
+  rec.recordMany(performance.now() - 30, 17); // a 30 ms batch of 17 replies
+  assert.equal(Atomics.load(counters, base + HIST_BOUNDS_US.indexOf(100_000)), 17, 'all 17 in le=0.1');
+  const sumUs = Atomics.load(counters, base + HIST_SUM);
+  assert.ok(sumUs >= 17 * 30_000 && sumUs < 17 * 31_000, `sum ${sumUs} µs`);
+  rec.recordMany(performance.now(), 0); // a batch whose packets were all dropped: nothing
+  let total = 0;
+  for (let b = 0; b < HIST_BUCKETS; b++) total += Atomics.load(counters, base + b);
+  assert.equal(total, 17);
+});
+
 /** A stand-in overwatch over real counters; the pool is an EventEmitter like DnsPool. */
 function standIn(workers: number): OverwatchSource & { pool: EventEmitter & { restarts: number; workers: unknown[]; decisionCounters: (Int32Array | null)[] } } {
   const config = parseConfigText(

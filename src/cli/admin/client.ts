@@ -3,6 +3,7 @@
 // way a request can fail turned into one line an operator can act on.
 
 import { formatDuration } from '../../config/duration.ts';
+import { fetchFailureText } from '../../lib/fetch-failure.ts';
 
 /**
  * A failure the CLI reports and exits on: the message is printed as
@@ -198,33 +199,14 @@ function httpFailure(status: number, parsed: unknown, text: string): CliFailure 
   return new CliFailure(`${message} (HTTP ${status})`, 1, hint);
 }
 
-/** OpenSSL's verify errors for a certificate whose issuer is not among the trusted roots (or that has expired). */
-const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED',
-]);
-
 /** Names what went wrong below HTTP: refused, timed out, unknown host, reset, or whatever fetch's cause says. */
 function transportFailure(err: unknown, method: string, url: string, timeoutMs: number): CliFailure {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  const e = err as { name?: string };
   const api = new URL(url).origin;
   const hint = apiHint(api);
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
     return new CliFailure(`${method} ${url}: no answer within ${formatDuration(timeoutMs)}`, 1, `${hint}; a slow API needs a longer --timeout`, true);
   }
-  const code = e.cause?.code;
-  const what =
-    code === 'ECONNREFUSED' ? 'connection refused'
-    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host not found'
-    : code === 'ECONNRESET' && url.startsWith('https:') ? 'the TLS handshake failed (is the API served over plain http://?)'
-    : code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' ? 'connection closed before an answer'
-    // undici's parser error: something answered, but not in HTTP (a DNS port, an SSH server…).
-    : e.cause?.message?.includes('does not match the HTTP/1.1 protocol') ? 'what answers there does not speak HTTP, so it is not the admin API'
-    : typeof code === 'string' && UNTRUSTED_CERT_CODES.has(code) ? `its TLS certificate is not trusted (${code}: ${e.cause?.message ?? ''}); pass --ca-file with the CA that issued api.tls.cert_file`
-    : code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? `its TLS certificate does not name this host (${e.cause?.message ?? code}); use a host name or IP the certificate lists`
-    : typeof code === 'string' && code.startsWith('ERR_SSL') ? `the TLS handshake failed (${e.cause?.message ?? code}); is the API served over plain http://?`
-    // The Fetch standard blocks some ports (1, 6000, 6665-6669, 10080…); Node's fetch says only "bad port".
-    : e.cause?.message === 'bad port' ? `port ${new URL(url).port} is one that fetch refuses to use; serve the API on another port`
-    : (e.cause?.message ?? e.message ?? String(err));
+  const what = fetchFailureText(err, url, 'pass --ca-file with the CA that issued api.tls.cert_file');
   return new CliFailure(`cannot reach the admin API at ${url}: ${what}`, 1, hint, true);
 }
