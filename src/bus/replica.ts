@@ -22,7 +22,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { BusConfig } from '../config/types.ts';
 import type { OverrideTarget } from '../registry/overrides.ts';
-import { parseStoredDnssecKey, type StoredDnssecKey, type StoredGeoMapping, type StoredOverride, type StoredPin } from '../state/store.ts';
+import { parseStoredDnssecKey, type BusPendingStore, type StoredDnssecKey, type StoredGeoMapping, type StoredOverride, type StoredPin } from '../state/store.ts';
 import { BusLink, connectionOptions, type BusLinkEvent } from './nats.ts';
 import { deriveStateKey, openEntry, sealEntry } from './sealed-entry.ts';
 
@@ -219,6 +219,12 @@ export interface OperatorReplicaOptions {
    * bucket's entry (a removal included), which the watch then applies here.
    */
   readonly seed?: () => readonly OperatorChange[];
+  /**
+   * Where the entries waiting for NATS persist (the state store): loaded at
+   * construction and put once NATS is back, so a restart meanwhile loses
+   * none; without it they live in memory only.
+   */
+  readonly pendingStore?: BusPendingStore;
 }
 
 /** Wait before putting the waiting entries again when NATS was up but refused them (JetStream still starting). */
@@ -234,6 +240,7 @@ export class OperatorReplica {
   readonly #onChange: OperatorReplicaOptions['onChange'];
   readonly #now: () => number;
   readonly #seed: () => readonly OperatorChange[];
+  readonly #pendingStore: BusPendingStore | null;
   /** This process's writer id: its own entries coming back through the watch are skipped. */
   readonly #self = randomBytes(8).toString('hex');
   /**
@@ -261,6 +268,8 @@ export class OperatorReplica {
     this.#onChange = options.onChange;
     this.#now = options.now ?? Date.now;
     this.#seed = options.seed ?? (() => []);
+    this.#pendingStore = options.pendingStore ?? null;
+    this.#loadPending();
     this.#link = new BusLink(connectionOptions(options.bus, 'overwatch.bus', `${options.name} (operator state)`), (e) => {
       if (e.kind === 'connected' && !e.first) {
         this.#counts.reconnects++;
@@ -274,6 +283,41 @@ export class OperatorReplica {
       await this.#seedAbsent(kv);
       await this.#watch(kv);
     }, () => {});
+  }
+
+  /**
+   * Takes back the entries a previous run left waiting (pendingStore): each
+   * waits again, and what it holds is the newest this overwatch knows for
+   * its key (an older entry in the bucket is then refused, not applied). One
+   * that no longer opens (state_secret changed) or names no key is dropped.
+   */
+  #loadPending(): void {
+    const store = this.#pendingStore;
+    if (store === null) return;
+    for (const { key, sealed } of store.loadBusPending()) {
+      const id = parseOperatorKvKey(key);
+      const opened = openEntry(this.#key, this.#bucket, key, sealed);
+      if (id === null || !opened.ok) {
+        this.#onEvent({ kind: 'replica_error', error: `entry ${key} left waiting by an earlier run does not open with overwatch.bus.state_secret; dropped` });
+        this.#unpersist(key);
+        continue;
+      }
+      this.#held.set(key, { atMs: opened.payload.atMs, value: JSON.stringify(opened.payload.value) });
+      this.#pending.set(key, { kind: id.kind, bytes: Buffer.from(sealed) });
+    }
+  }
+
+  /** Keeps a waiting entry in the pending store (no-op without one); a failed write is reported, the entry still waits in memory. */
+  #persist(key: string, bytes: Buffer): void {
+    this.#pendingStore?.putBusPending({ key, sealed: bytes }).catch((err: unknown) => {
+      this.#onEvent({ kind: 'replica_error', error: `entry ${key} waiting for NATS not kept in the state store (a restart before NATS returns would lose it): ${err instanceof Error ? err.message : String(err)}` });
+    });
+  }
+
+  #unpersist(key: string): void {
+    this.#pendingStore?.deleteBusPending(key).catch((err: unknown) => {
+      this.#onEvent({ kind: 'replica_error', error: `entry ${key} put in the bucket but still kept as waiting (put again after a restart, which changes nothing): ${err instanceof Error ? err.message : String(err)}` });
+    });
   }
 
   /** Puts each seed entry whose key the bucket has no entry for (see OperatorReplicaOptions.seed). Never throws. */
@@ -355,7 +399,9 @@ export class OperatorReplica {
     const atMs = Math.max(this.#now(), (this.#held.get(kvKey)?.atMs ?? 0) + 1);
     const value = wireValue(change);
     this.#held.set(kvKey, { atMs, value: JSON.stringify(value) });
-    this.#pending.set(kvKey, { kind: change.kind, bytes: sealEntry(this.#key, this.#bucket, kvKey, { atMs, by: this.#self, value }) });
+    const bytes = sealEntry(this.#key, this.#bucket, kvKey, { atMs, by: this.#self, value });
+    this.#pending.set(kvKey, { kind: change.kind, bytes });
+    this.#persist(kvKey, bytes);
     this.#flush();
   }
 
@@ -409,7 +455,10 @@ export class OperatorReplica {
           return;
         }
         // A newer write to the same key may have replaced it meanwhile: that one stays waiting.
-        if (this.#pending.get(kvKey) === entry) this.#pending.delete(kvKey);
+        if (this.#pending.get(kvKey) === entry) {
+          this.#pending.delete(kvKey);
+          this.#unpersist(kvKey);
+        }
         this.#counts.puts[entry.kind]++;
         put++;
       }

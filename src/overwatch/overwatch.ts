@@ -972,6 +972,7 @@ export class Overwatch {
       name: `opengslb-overwatch ${hostname()}`,
       onChange: (change) => this.#applyReplicated(change, log),
       seed: () => this.#heldBeforeBus(),
+      pendingStore: this.#store,
       onEvent: (e) => {
         switch (e.kind) {
           case 'connected':

@@ -142,7 +142,28 @@ export interface StoredGeoMapping {
   readonly createdAtMs: number;
 }
 
-export interface StateStore extends PinStore, AgentBackendStore {
+/**
+ * An operator-state change sealed for the bus's bucket (src/bus/replica.ts)
+ * and not put in it yet (NATS away): kept so that a restart before NATS
+ * returns does not lose it.
+ */
+export interface StoredBusPending {
+  /** The bucket key (operatorKvKey()). */
+  readonly key: string;
+  /** The sealed entry, as it will be put. */
+  readonly sealed: Uint8Array;
+}
+
+/** Where the bus's waiting puts persist. */
+export interface BusPendingStore {
+  loadBusPending(): StoredBusPending[];
+  /** Stores (or replaces) the waiting entry of `entry.key`; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putBusPending(entry: StoredBusPending): Promise<void>;
+  /** Forgets the waiting entry of a bucket key (put, or replaced); rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteBusPending(key: string): Promise<void>;
+}
+
+export interface StateStore extends PinStore, AgentBackendStore, BusPendingStore {
   /** Where the state lives ("memory" for the in-memory store). */
   readonly location: string;
   /** The SOA serial of each zone, with the digest of the content it was given for (src/overwatch/zone-serials.ts). */
@@ -235,9 +256,22 @@ export class MemoryStore implements StateStore {
   readonly #geoMappings = new Map<string, StoredGeoMapping>();
   readonly #agentBackends = new Map<string, StoredAgentBackends>();
   readonly #zoneSerials = new Map<string, StoredZoneSerial>();
+  readonly #busPending = new Map<string, StoredBusPending>();
 
   loadOverrides(): StoredOverride[] {
     return [...this.#overrides.values()];
+  }
+
+  loadBusPending(): StoredBusPending[] {
+    return [...this.#busPending.values()];
+  }
+
+  async putBusPending(entry: StoredBusPending): Promise<void> {
+    this.#busPending.set(entry.key, entry);
+  }
+
+  async deleteBusPending(key: string): Promise<void> {
+    this.#busPending.delete(key);
   }
 
   loadAgentBackends(): StoredAgentBackends[] {
@@ -354,6 +388,8 @@ export class LmdbStore implements StateStore {
   readonly #agentBackends: Database<StoredAgentBackends, string>;
   /** By zone apex. */
   readonly #zoneSerials: Database<StoredZoneSerial, string>;
+  /** Sealed bytes by bucket key. */
+  readonly #busPending: Database<Uint8Array, string>;
   readonly #lock: DirLock;
 
   private constructor(location: string, root: RootDatabase, lock: DirLock) {
@@ -367,6 +403,7 @@ export class LmdbStore implements StateStore {
     this.#geoMappings = root.openDB<StoredGeoMapping, string>({ name: 'geo_mappings' });
     this.#agentBackends = root.openDB<StoredAgentBackends, string>({ name: 'agent_backends' });
     this.#zoneSerials = root.openDB<StoredZoneSerial, string>({ name: 'zone_serials' });
+    this.#busPending = root.openDB<Uint8Array, string>({ name: 'bus_pending', encoding: 'binary' });
   }
 
   /**
@@ -383,7 +420,7 @@ export class LmdbStore implements StateStore {
       mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
       restrictPermissions(dataDir);
       lock = lockStateDir(dataDir);
-      const root = open({ path, maxDbs: 8 });
+      const root = open({ path, maxDbs: 16 });
       restrictPermissions(dataDir);
       return new LmdbStore(path, root, lock);
     } catch (err) {
@@ -476,6 +513,28 @@ export class LmdbStore implements StateStore {
       await this.#pins.remove(agentId);
     } catch (err) {
       throw writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
+    }
+  }
+
+  loadBusPending(): StoredBusPending[] {
+    const out: StoredBusPending[] = [];
+    for (const { key, value } of this.#busPending.getRange()) out.push({ key, sealed: new Uint8Array(value) });
+    return out;
+  }
+
+  async putBusPending(entry: StoredBusPending): Promise<void> {
+    try {
+      await this.#busPending.put(entry.key, entry.sealed);
+    } catch (err) {
+      throw writeError(`the bus entry ${entry.key} waiting for NATS`, this.location, err);
+    }
+  }
+
+  async deleteBusPending(key: string): Promise<void> {
+    try {
+      await this.#busPending.remove(key);
+    } catch (err) {
+      throw writeError(`the removal of the bus entry ${key} put in the bucket`, this.location, err);
     }
   }
 

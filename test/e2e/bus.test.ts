@@ -15,7 +15,7 @@ import { test, type TestContext } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
 import { writeAgentFile } from '../helpers/agents.ts';
-import { freePort, startAgent, startOpengslb } from '../helpers/child.ts';
+import { freePort, startAgent, startOpengslb, type RunningServer } from '../helpers/child.ts';
 import { needsNats, startNats } from '../helpers/nats.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
 import { ask } from '../helpers/dns-client.ts';
@@ -228,4 +228,47 @@ test('turning the bus on puts what an overwatch held before (an override set wit
   // Seeding follows the bucket's opening within milliseconds; a second is ample for a line that must not come.
   await new Promise((resolve) => setTimeout(resolve, 1000));
   assert.ok(!again.out.lines.some((l) => /is put in it \(set before the bus was on\)/.test(l)), 'the second start seeds nothing');
+});
+
+test('an override cleared while NATS is down stays cleared through a restart of its overwatch before NATS returns, and then is cleared on the other', { skip }, async (t: TestContext) => {
+  const dir = await tempDir(t, 'opengslb-bus-pending-');
+  const key = randomBytes(32).toString('base64');
+  const natsPort = await freePort();
+  const natsDir = join(dir, 'nats');
+  const nats = await startNats(t, natsPort, natsDir);
+  const apiToken = 'bus-api-token-0123456789';
+  const stateSecret = randomBytes(32).toString('base64');
+  const apiPorts = [await freePort(), await freePort()];
+  const config = (n: number): Promise<string> => writeOverwatch(dir, n, key, natsPort, stateSecret, { servers: ['127.0.0.10', '127.0.0.20'], api: { port: apiPorts[n]!, token: apiToken } });
+  const [first, second] = await Promise.all([0, 1].map(async (n) => startOpengslb(t, await config(n)))) as [RunningServer, RunningServer];
+  for (const ow of [first, second]) await ow.out.waitFor(/operator state replicated through the JetStream bucket/, 0, 10_000);
+  const override = (method: string): Promise<Response> => fetch(`http://127.0.0.1:${apiPorts[0]}/api/v1/overrides/${NAME}/127.0.0.20`, {
+    method,
+    headers: { authorization: `Bearer ${apiToken}`, ...(method === 'PUT' ? { 'content-type': 'application/json' } : {}) },
+    ...(method === 'PUT' ? { body: JSON.stringify({ healthy: false, reason: 'maintenance', source: 'alice' }) } : {}),
+  });
+
+  // Set with NATS up: both overwatches leave 127.0.0.20 out, and the bucket holds the override.
+  const put = await override('PUT');
+  assert.equal(put.status, 200, await put.text());
+  await until(second.port, '127.0.0.10', 5000);
+
+  // NATS down; the override is cleared on the first, which then restarts before NATS is back.
+  await nats.stop();
+  await first.out.waitFor(/operator state bucket unreachable/, 0, 10_000);
+  const del = await override('DELETE');
+  assert.equal(del.status, 204, await del.text());
+  await until(first.port, '127.0.0.10,127.0.0.20', 5000);
+  first.child.kill('SIGTERM');
+  await once(first.child, 'exit');
+  const again = await startOpengslb(t, await config(0));
+  await until(again.port, '127.0.0.10,127.0.0.20', 5000);
+
+  // NATS back: the clear kept in the first's state store is put (it is the bucket's entry now); the second
+  // clears too, and the first does not take the override back.
+  await startNats(t, natsPort, natsDir);
+  await second.out.waitFor(/override cleared by another overwatch/, 0, 15_000);
+  await until(second.port, '127.0.0.10,127.0.0.20', 5000);
+  assert.ok(!again.out.lines.some((l) => /override set by another overwatch/.test(l)), 'the restarted overwatch applied the old override from the bucket');
+  assert.equal(await answer(again.port), '127.0.0.10,127.0.0.20', 'the restarted overwatch took the cleared override back from the bucket');
 });

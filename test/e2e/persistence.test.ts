@@ -155,3 +155,19 @@ test('the state directory that cannot be created stops the start with the direct
     return true;
   });
 });
+
+test('the bus\'s waiting entries persist in the state database: the bytes as put, replaced by key, gone once deleted, across a reopen', async (t) => {
+  const dir = await tempDir(t, 'opengslb-bus-pending-store-');
+  const first = LmdbStore.open(dir);
+  await first.putBusPending({ key: 'override.a', sealed: new Uint8Array([1, 2, 3]) });
+  await first.putBusPending({ key: 'geo_mapping.b', sealed: new Uint8Array([4]) });
+  await first.putBusPending({ key: 'override.a', sealed: new Uint8Array([5, 6]) });
+  await first.close();
+  const second = LmdbStore.open(dir);
+  t.after(() => second.close());
+  const byKey = (store: LmdbStore): Record<string, number[]> => Object.fromEntries(store.loadBusPending().map((e) => [e.key, [...e.sealed]]));
+  assert.deepEqual(byKey(second), { 'geo_mapping.b': [4], 'override.a': [5, 6] });
+  await second.deleteBusPending('override.a');
+  await second.deleteBusPending('never.there');
+  assert.deepEqual(byKey(second), { 'geo_mapping.b': [4] });
+});
