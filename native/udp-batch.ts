@@ -75,6 +75,8 @@ export interface UdpBatchAddon {
   open(options: OpenOptions, onBatch: (count: number) => void): Opened;
   close(handle: object): void;
   stats(handle: object): BatchStats;
+  /** malloc_trim(0) where the C library is glibc (true), else nothing (false); absent from builds before it (src/lib/memory-trim.ts). */
+  readonly trimMemory?: () => boolean;
 }
 
 export type LoadResult = { readonly addon: UdpBatchAddon; readonly file: string; readonly reason: string } | { readonly addon: null; readonly file: null; readonly reason: string };

@@ -62,5 +62,6 @@ export function formatIpBytes(bytes: Uint8Array, off: number, len: 4 | 16 | numb
 
 /** Formats host and port as "192.0.2.1:53" or, for IPv6, "[2001:db8::1]:53". */
 export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  // Joined: one flat string, not a cons-string tree (the registry keeps one per server; src/registry/keys.ts).
+  return host.includes(':') ? ['[', host, ']:', port].join('') : [host, port].join(':');
 }

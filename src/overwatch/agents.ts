@@ -150,13 +150,49 @@ export interface AgentHubOptions {
 
 /** The agent id and backend identity within an agent: service, address and port. */
 function backendId(b: { readonly service: string; readonly address: string; readonly port: number }): string {
-  return `${b.service}|${b.address}|${b.port}`;
+  // Flat, not a cons-string tree (src/registry/keys.ts says why).
+  return [b.service, b.address, b.port].join('|');
 }
 
 /** Do two reports of one backend say the same (weight, claim, drain, check)? */
 function sameReport(a: BackendReport, b: BackendReport): boolean {
-  return a.weight === b.weight && a.health === b.health && a.drain === b.drain && JSON.stringify(a.check) === JSON.stringify(b.check);
+  return a.weight === b.weight && a.health === b.health && a.drain === b.drain && (a.check === b.check || JSON.stringify(a.check) === JSON.stringify(b.check));
 }
+
+/** Most distinct check specs shared by internCheck; past it a new one is kept as is (a fleet has a handful). */
+const MAX_INTERNED_CHECKS = 1024;
+const interned = new Map<string, BackendCheck>();
+
+/**
+ * One shared object per distinct check spec. Every backend of a fleet
+ * usually reports the same few checks, and each decoded copy (a spec, its
+ * header map, its status ranges) cost about 1 KB: 15 MB at 5 000 agents × 3
+ * backends (bench/agents-scale.ts heap snapshot), with the registry's
+ * validation spec built from it. The shared object is frozen: nothing may
+ * change one backend's check through another's.
+ */
+export function internCheck(check: BackendCheck | null): BackendCheck | null {
+  if (check === null) return null;
+  const key = JSON.stringify(check);
+  const known = interned.get(key);
+  if (known !== undefined) return known;
+  if (interned.size >= MAX_INTERNED_CHECKS) return check;
+  // No prototype, as the decoder builds it: a header named __proto__ stays a header.
+  const headers: Record<string, string> = Object.create(null);
+  for (const [name, value] of Object.entries(check.headers)) headers[name] = value;
+  const shared: BackendCheck = Object.freeze({
+    ...check,
+    expectedStatus: Object.freeze(check.expectedStatus.map((r) => Object.freeze([r[0], r[1]] as const))),
+    headers: Object.freeze(headers),
+    bodyMatch: check.bodyMatch === null ? null : Object.freeze({ ...check.bodyMatch }),
+  });
+  interned.set(key, shared);
+  return shared;
+}
+
+/** The validation defaults, shared by every backend whose agent reports no check. */
+const DEFAULT_EXPECTED_STATUS: BackendCheck['expectedStatus'] = Object.freeze([Object.freeze([200, 399] as const)]);
+const NO_HEADERS: BackendCheck['headers'] = Object.freeze({});
 
 /**
  * Turns the check an agent reported into the overwatch's validation check:
@@ -173,8 +209,8 @@ export function validationSpecOf(address: string, port: number, check: BackendCh
     port,
     host: check?.host ?? null,
     path: check?.path ?? '/health',
-    expectedStatus: check?.expectedStatus ?? [[200, 399]],
-    headers: check?.headers ?? {},
+    expectedStatus: check?.expectedStatus ?? DEFAULT_EXPECTED_STATUS,
+    headers: check?.headers ?? NO_HEADERS,
     bodyMatch: check?.bodyMatch?.kind === 'substring' ? check.bodyMatch : null,
     tlsVerify: check?.tlsVerify ?? true,
     keepAlive: false,
@@ -607,7 +643,7 @@ export class AgentHub {
     const normal: BackendReport = 'error' in ip ? report : { ...report, address: ip.address };
     const id = backendId(normal);
     let b = agent.backends.get(id);
-    const merged: BackendReport = { ...normal, check: normal.check ?? b?.report.check ?? null };
+    const merged: BackendReport = { ...normal, check: internCheck(normal.check) ?? b?.report.check ?? null };
     const changed = b === undefined || !sameReport(b.report, merged);
     if (b === undefined) {
       b = { report: merged, serverKey: null, problem: null, state: null };
@@ -840,7 +876,8 @@ export class AgentHub {
         note: 'restored from the state store',
       };
       this.#agents.set(agent.agentId, agent);
-      for (const report of stored.backends) {
+      for (const r of stored.backends) {
+        const report: BackendReport = { ...r, check: internCheck(r.check) };
         const b: AgentBackend = { report, serverKey: null, problem: null, state: null };
         agent.backends.set(backendId(report), b);
         this.#place(agent, b, report, false);

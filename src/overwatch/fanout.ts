@@ -35,9 +35,10 @@ export class HealthFanout {
     for (const m of members) {
       if (m === null) continue;
       list.push(m);
-      let forServer = byServer.get(m.server.slot);
-      if (forServer === undefined) byServer.set(m.server.slot, (forServer = []));
-      forServer.push(m);
+      // A literal of one: `[]` then push() reserves 17 slots (2 MB at 15 000 servers, most in one domain).
+      const forServer = byServer.get(m.server.slot);
+      if (forServer === undefined) byServer.set(m.server.slot, [m]);
+      else forServer.push(m);
     }
     this.#members = list;
     this.#byServer = byServer;

@@ -45,6 +45,7 @@ import type { RrlConfig } from '../config/types.ts';
 import { explain, type Explanation } from './explain.ts';
 import { GeoSource } from './geo-source.ts';
 import { ZoneSerials } from './zone-serials.ts';
+import { startMemoryTrim } from '../lib/memory-trim.ts';
 import { HealthFanout } from './fanout.ts';
 import { LastUpJournal } from './last-up-journal.ts';
 import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
@@ -190,6 +191,8 @@ export class Overwatch {
   readonly #keySyncServer: KeySyncServer | null;
   #keySyncTimer: NodeJS.Timeout | null = null;
   #presignRefresh: NodeJS.Timeout | null = null;
+  /** Stops the periodic return of freed C memory (src/lib/memory-trim.ts). */
+  #stopTrim: () => void = () => undefined;
   #stopping = false;
   /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
   #overrideQueue: Promise<unknown> = Promise.resolve();
@@ -239,6 +242,7 @@ export class Overwatch {
     this.#scheduleKeySwitch();
     this.#startPresigning();
     this.#startKeySync();
+    this.#stopTrim = startMemoryTrim();
   }
 
   /**
@@ -880,6 +884,7 @@ export class Overwatch {
     if (this.#presignTimer !== null) clearTimeout(this.#presignTimer);
     if (this.#presignRefresh !== null) clearInterval(this.#presignRefresh);
     if (this.#keySyncTimer !== null) clearInterval(this.#keySyncTimer);
+    this.#stopTrim();
     this.#settle(this.#snapshot.view.version);
     this.#health?.stop();
     this.#expiry.stop();

@@ -390,7 +390,7 @@ export class Registry extends EventEmitter {
       key, region, address, cname, family: isIP(address) === 6 ? 6 : 4, port, weight, service, source, check,
       slot: this.#slots.slotFor(key),
       endpoint,
-      label: `${region}/${endpoint}`,
+      label: [region, endpoint].join('/'),
     };
   }
 
@@ -510,9 +510,10 @@ export class Registry extends EventEmitter {
         answered.add(overrideKey(m.domain, m.server.address));
         addresses.add(m.server.address);
         regions.add(m.server.region);
-        let list = domainsOf.get(m.server.key);
-        if (list === undefined) domainsOf.set(m.server.key, (list = []));
-        list.push(m.domain);
+        // A literal of one: `[]` then push() reserves 17 slots, 2 MB over 15 000 servers that are each in one domain.
+        const list = domainsOf.get(m.server.key);
+        if (list === undefined) domainsOf.set(m.server.key, [m.domain]);
+        else list.push(m.domain);
       }
     }
     this.#answered = answered;

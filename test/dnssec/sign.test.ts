@@ -172,6 +172,32 @@ test('the cache stays within its capacity and evicts entries not used since the 
   assert.equal(cache.size, 4);
 });
 
+test('entries stay right while evictions and replacements fill the slab and it is compacted and grown', () => {
+  const cache = new SignatureCache({ capacity: 300, validitySec: WEEK });
+  const window = signingWindow(NOW, WEEK);
+  const setOf = (i: number): ReturnType<typeof rrsetOf> =>
+    rrsetOf(nameToWire(`n${i}.example.test`), QTYPE.A, 60 + (i % 3), Array.from({ length: 1 + (i % 5) }, (_, k) => Uint8Array.of(10, k, i >> 8, i & 0xff)));
+  const signature = new Map<number, Uint8Array>();
+  // 3 000 distinct sets through 300 slots, every fourth one stored twice (a replacement), with a few one-off big sets.
+  for (let i = 0; i < 3000; i++) {
+    const sig = signRrset(ed, setOf(i), window);
+    cache.insert(ed, setOf(i), sig);
+    if (i % 4 === 0) cache.insert(ed, setOf(i), sig.slice());
+    signature.set(i, sig);
+    if (i % 500 === 0) cache.insert(ed, rrsetOf(APP, QTYPE.TXT, 60, [new Uint8Array(4000).fill(i & 0xff)]), sig);
+  }
+  assert.equal(cache.size, 300);
+  let held = 0;
+  for (let i = 0; i < 3000; i++) {
+    const found = cache.find(ed, setOf(i), NOW);
+    if (found === null) continue;
+    held++;
+    assert.deepEqual(found, signature.get(i), `set ${i}`);
+  }
+  assert.ok(held >= 250, `${held} of the last sets held`);
+  assert.ok(cache.slabBytes <= 256 * 1024, `slab ${cache.slabBytes} bytes for 300 small entries`);
+});
+
 test('a preallocated Rrset refilled per packet finds the same entry as a fresh one (the worker pattern)', () => {
   const cache = new SignatureCache({ capacity: 16, validitySec: WEEK });
   const snapshot = Uint8Array.of(9, 9, ...A1, ...A2, ...A3, 9);
@@ -218,8 +244,8 @@ test('a piscina pool signs a batch with the KeyObject it was sent and transfers 
     for (const [i, s] of sets.entries()) {
       const found = cache.find(key, s, NOW)!;
       assert.deepEqual(found, signatures[i]);
-      // Kept as a copy: a view would keep the whole batch's buffer alive as long as one entry lives.
-      assert.equal(found.buffer.byteLength, found.byteLength, 'the cache holds its own copy of each signature');
+      // Kept as a copy (in the cache's slab): a view would keep the whole batch's buffer alive as long as one entry lives.
+      assert.notEqual(found.buffer, signatures[i].buffer, 'the cache holds its own copy of each signature');
       if (key === ed) assert.deepEqual(signatures[i], signRrset(ed, s, window));
     }
   }

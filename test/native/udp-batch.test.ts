@@ -271,3 +271,17 @@ test('an exception thrown by onBatch reaches the worker\'s error event like any 
   assert.equal(code, 1);
   c.close();
 });
+
+test('trimMemory() gives freed C memory back on glibc (src/lib/memory-trim.ts calls it every 30 s)', needsAddon, () => {
+  assert.equal(typeof addon.trimMemory, 'function');
+  // glibc on every Linux this project builds the addon for; false would mean another C library, where it does nothing.
+  const header = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header;
+  assert.equal(addon.trimMemory?.(), header.glibcVersionRuntime !== undefined);
+});
+
+test('startMemoryTrim() runs an unref\'d timer and stops', async () => {
+  const { startMemoryTrim } = await import('../../src/lib/memory-trim.ts');
+  const stop = startMemoryTrim(10);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  stop();
+});
