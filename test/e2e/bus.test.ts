@@ -157,72 +157,80 @@ test('two overwatches and an agent over NATS: both answer its backends, a failur
   for (const ow of overwatches) await until(ow.port, b[1]!.address, 15_000);
 });
 
-test('with the bus, an override set through one overwatch\'s API shows up on the other (JetStream key-value bucket), and a clear through the other reaches the first', { skip }, async (t: TestContext) => {
-  const dir = await tempDir(t, 'opengslb-bus-kv-');
+/**
+ * A NATS server with JetStream and what two overwatches with the admin API need to run on it:
+ * config(n) writes overwatch n's config (with the bus unless `bus` is false), override(n, method, body)
+ * PUTs or DELETEs the override of 127.0.0.20 in app.example.test through overwatch n's API.
+ */
+async function apiFleet(t: TestContext, prefix: string) {
+  const dir = await tempDir(t, prefix);
   const key = randomBytes(32).toString('base64');
   const natsPort = await freePort();
-  await startNats(t, natsPort, join(dir, 'nats'));
+  const natsDir = join(dir, 'nats');
+  const nats = await startNats(t, natsPort, natsDir);
   const apiToken = 'bus-api-token-0123456789';
   const stateSecret = randomBytes(32).toString('base64');
   const apiPorts = [await freePort(), await freePort()];
-  const overwatches = await Promise.all(
-    [0, 1].map(async (n) => startOpengslb(t, await writeOverwatch(dir, n, key, natsPort, stateSecret, { servers: ['127.0.0.10', '127.0.0.20'], api: { port: apiPorts[n]!, token: apiToken } }))),
-  );
+  return {
+    nats,
+    restartNats: () => startNats(t, natsPort, natsDir),
+    apiPorts,
+    config: (n: number, bus = true): Promise<string> =>
+      writeOverwatch(dir, n, key, natsPort, stateSecret, { servers: ['127.0.0.10', '127.0.0.20'], api: { port: apiPorts[n]!, token: apiToken }, bus }),
+    override: (n: number, method: 'PUT' | 'DELETE', body?: unknown): Promise<Response> => fetch(`http://127.0.0.1:${apiPorts[n]}/api/v1/overrides/${NAME}/127.0.0.20`, {
+      method,
+      headers: { authorization: `Bearer ${apiToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    }),
+  };
+}
+
+/** The overrides overwatch `apiPort` lists: address, healthy, reason, source. */
+async function listedOverrides(apiPort: number): Promise<[string, boolean, string, string][]> {
+  const body = await (await fetch(`http://127.0.0.1:${apiPort}/api/v1/overrides`)).json() as { overrides: { address: string; healthy: boolean; reason: string; source: string }[] };
+  return body.overrides.map((o) => [o.address, o.healthy, o.reason, o.source]);
+}
+
+test('with the bus, an override set through one overwatch\'s API shows up on the other (JetStream key-value bucket), and a clear through the other reaches the first', { skip }, async (t: TestContext) => {
+  const f = await apiFleet(t, 'opengslb-bus-kv-');
+  const overwatches = await Promise.all([0, 1].map(async (n) => startOpengslb(t, await f.config(n))));
   for (const ow of overwatches) await ow.out.waitFor(/operator state replicated through the JetStream bucket/, 0, 10_000);
   for (const ow of overwatches) await until(ow.port, '127.0.0.10,127.0.0.20', 5000);
 
-  const write = (n: number, method: string, body?: unknown) => fetch(`http://127.0.0.1:${apiPorts[n]}/api/v1/overrides/${NAME}/127.0.0.20`, {
-    method,
-    headers: { authorization: `Bearer ${apiToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const put = await write(0, 'PUT', { healthy: false, reason: 'kernel upgrade', source: 'alice' });
+  const put = await f.override(0, 'PUT', { healthy: false, reason: 'kernel upgrade', source: 'alice' });
   assert.equal(put.status, 200, await put.text());
   await until(overwatches[0]!.port, '127.0.0.10', 5000);
   await until(overwatches[1]!.port, '127.0.0.10', 5000);
-  const listed = await (await fetch(`http://127.0.0.1:${apiPorts[1]}/api/v1/overrides`)).json() as { overrides: { address: string; healthy: boolean; reason: string; source: string }[] };
-  assert.deepEqual(listed.overrides.map((o) => [o.address, o.healthy, o.reason, o.source]), [['127.0.0.20', false, 'kernel upgrade', 'alice']]);
+  assert.deepEqual(await listedOverrides(f.apiPorts[1]!), [['127.0.0.20', false, 'kernel upgrade', 'alice']]);
   await overwatches[1]!.out.waitFor(/override set by another overwatch/);
 
-  const del = await write(1, 'DELETE');
+  const del = await f.override(1, 'DELETE');
   assert.equal(del.status, 204, await del.text());
   await until(overwatches[0]!.port, '127.0.0.10,127.0.0.20', 5000);
 });
 
 test('turning the bus on puts what an overwatch held before (an override set without it) in the bucket, and another overwatch applies it', { skip }, async (t: TestContext) => {
-  const dir = await tempDir(t, 'opengslb-bus-seed-');
-  const key = randomBytes(32).toString('base64');
-  const natsPort = await freePort();
-  await startNats(t, natsPort, join(dir, 'nats'));
-  const apiToken = 'bus-api-token-0123456789';
-  const stateSecret = randomBytes(32).toString('base64');
-  const apiPorts = [await freePort(), await freePort()];
-  const extras = (n: number, bus: boolean): OverwatchExtras => ({ servers: ['127.0.0.10', '127.0.0.20'], api: { port: apiPorts[n]!, token: apiToken }, bus });
+  const f = await apiFleet(t, 'opengslb-bus-seed-');
 
   // Before the bus: an override set through the first overwatch's API, kept in its state store.
-  const before = await startOpengslb(t, await writeOverwatch(dir, 0, key, natsPort, stateSecret, extras(0, false)));
-  const put = await fetch(`http://127.0.0.1:${apiPorts[0]}/api/v1/overrides/${NAME}/127.0.0.20`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ healthy: false, reason: 'set before the bus', source: 'alice' }),
-  });
+  const before = await startOpengslb(t, await f.config(0, false));
+  const put = await f.override(0, 'PUT', { healthy: false, reason: 'set before the bus', source: 'alice' });
   assert.equal(put.status, 200, await put.text());
   await until(before.port, '127.0.0.10', 5000);
   before.child.kill('SIGTERM');
   await once(before.child, 'exit');
 
   // The same overwatch with the bus on, then a second one that never saw the override.
-  const first = await startOpengslb(t, await writeOverwatch(dir, 0, key, natsPort, stateSecret, extras(0, true)));
+  const first = await startOpengslb(t, await f.config(0));
   await first.out.waitFor(/operator state this overwatch held that the bucket did not have is put in it/, 0, 10_000);
-  const second = await startOpengslb(t, await writeOverwatch(dir, 1, key, natsPort, stateSecret, extras(1, true)));
+  const second = await startOpengslb(t, await f.config(1));
   await second.out.waitFor(/override set by another overwatch/, 0, 10_000);
   await until(second.port, '127.0.0.10', 5000);
-  const listed = await (await fetch(`http://127.0.0.1:${apiPorts[1]}/api/v1/overrides`)).json() as { overrides: { address: string; healthy: boolean; reason: string; source: string }[] };
-  assert.deepEqual(listed.overrides.map((o) => [o.address, o.healthy, o.reason, o.source]), [['127.0.0.20', false, 'set before the bus', 'alice']]);
+  assert.deepEqual(await listedOverrides(f.apiPorts[1]!), [['127.0.0.20', false, 'set before the bus', 'alice']]);
   // Started again, the first finds its override in the bucket: nothing more to put.
   first.child.kill('SIGTERM');
   await once(first.child, 'exit');
-  const again = await startOpengslb(t, await writeOverwatch(dir, 0, key, natsPort, stateSecret, extras(0, true)));
+  const again = await startOpengslb(t, await f.config(0));
   await again.out.waitFor(/operator state replicated through the JetStream bucket/, 0, 10_000);
   await until(again.port, '127.0.0.10', 5000);
   // Seeding follows the bucket's opening within milliseconds; a second is ample for a line that must not come.
@@ -231,42 +239,29 @@ test('turning the bus on puts what an overwatch held before (an override set wit
 });
 
 test('an override cleared while NATS is down stays cleared through a restart of its overwatch before NATS returns, and then is cleared on the other', { skip }, async (t: TestContext) => {
-  const dir = await tempDir(t, 'opengslb-bus-pending-');
-  const key = randomBytes(32).toString('base64');
-  const natsPort = await freePort();
-  const natsDir = join(dir, 'nats');
-  const nats = await startNats(t, natsPort, natsDir);
-  const apiToken = 'bus-api-token-0123456789';
-  const stateSecret = randomBytes(32).toString('base64');
-  const apiPorts = [await freePort(), await freePort()];
-  const config = (n: number): Promise<string> => writeOverwatch(dir, n, key, natsPort, stateSecret, { servers: ['127.0.0.10', '127.0.0.20'], api: { port: apiPorts[n]!, token: apiToken } });
-  const [first, second] = await Promise.all([0, 1].map(async (n) => startOpengslb(t, await config(n)))) as [RunningServer, RunningServer];
+  const f = await apiFleet(t, 'opengslb-bus-pending-');
+  const [first, second] = await Promise.all([0, 1].map(async (n) => startOpengslb(t, await f.config(n)))) as [RunningServer, RunningServer];
   for (const ow of [first, second]) await ow.out.waitFor(/operator state replicated through the JetStream bucket/, 0, 10_000);
-  const override = (method: string): Promise<Response> => fetch(`http://127.0.0.1:${apiPorts[0]}/api/v1/overrides/${NAME}/127.0.0.20`, {
-    method,
-    headers: { authorization: `Bearer ${apiToken}`, ...(method === 'PUT' ? { 'content-type': 'application/json' } : {}) },
-    ...(method === 'PUT' ? { body: JSON.stringify({ healthy: false, reason: 'maintenance', source: 'alice' }) } : {}),
-  });
 
   // Set with NATS up: both overwatches leave 127.0.0.20 out, and the bucket holds the override.
-  const put = await override('PUT');
+  const put = await f.override(0, 'PUT', { healthy: false, reason: 'maintenance', source: 'alice' });
   assert.equal(put.status, 200, await put.text());
   await until(second.port, '127.0.0.10', 5000);
 
   // NATS down; the override is cleared on the first, which then restarts before NATS is back.
-  await nats.stop();
+  await f.nats.stop();
   await first.out.waitFor(/operator state bucket unreachable/, 0, 10_000);
-  const del = await override('DELETE');
+  const del = await f.override(0, 'DELETE');
   assert.equal(del.status, 204, await del.text());
   await until(first.port, '127.0.0.10,127.0.0.20', 5000);
   first.child.kill('SIGTERM');
   await once(first.child, 'exit');
-  const again = await startOpengslb(t, await config(0));
+  const again = await startOpengslb(t, await f.config(0));
   await until(again.port, '127.0.0.10,127.0.0.20', 5000);
 
   // NATS back: the clear kept in the first's state store is put (it is the bucket's entry now); the second
   // clears too, and the first does not take the override back.
-  await startNats(t, natsPort, natsDir);
+  await f.restartNats();
   await second.out.waitFor(/override cleared by another overwatch/, 0, 15_000);
   await until(second.port, '127.0.0.10,127.0.0.20', 5000);
   assert.ok(!again.out.lines.some((l) => /override set by another overwatch/.test(l)), 'the restarted overwatch applied the old override from the bucket');
