@@ -142,6 +142,12 @@ class Connection {
   eof = false;
   /** Ended by us; bytes that still arrive are ignored. */
   done = false;
+  /**
+   * When the first byte of the message now partly received arrived
+   * (performance.now()), or -1 when none is: the message must be complete
+   * within dns.tcp_frame_timeout of it, however its bytes trickle in.
+   */
+  frameSince = -1;
   constructor(socket: net.Socket, clientText: string, clientFamily: number, clientKey: string, onWritten: (conn: Connection) => void) {
     this.socket = socket;
     this.written = () => onWritten(this);
@@ -322,7 +328,25 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     open.set(conn.socket, conn);
     const room = 1 - open.size / options.maxConnections;
     const idle = Math.max(Math.min(MIN_IDLE_TIMEOUT_MS, options.idleTimeoutMs), Math.round(options.idleTimeoutMs * room));
-    conn.socket.setTimeout(conn.pending !== null && !conn.held ? Math.min(idle, options.frameTimeoutMs) : idle);
+    const pending = conn.pending;
+    if (pending === null || conn.held) {
+      conn.frameSince = -1;
+      conn.socket.setTimeout(idle);
+    } else if (conn.queued || (pending.length >= 2 && pending.length >= ((pending[0] << 8) | pending[1]) + 2)) {
+      // Whole frames waiting for their turn: the wait is ours, not the
+      // client's, so the deadline starts afresh with every turn.
+      conn.frameSince = -1;
+      conn.socket.setTimeout(Math.min(idle, options.frameTimeoutMs));
+    } else {
+      // Part of a message: its deadline runs from its first byte. The socket's
+      // own timeout restarts at every read (Node.js refreshes it), so it is
+      // set to what is left, and a client that trickles a byte now and then
+      // is still closed in time.
+      const now = performance.now();
+      if (conn.frameSince < 0) conn.frameSince = now;
+      const left = Math.max(1, Math.ceil(options.frameTimeoutMs - (now - conn.frameSince)));
+      conn.socket.setTimeout(Math.min(idle, left));
+    }
   };
 
   /** Stops reading a connection until its (or the worker's) unsent replies drain. */
@@ -451,6 +475,8 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     if (conn.done) return;
     let off = 0;
     const kept = conn.pending;
+    // No message was partly received before this read: one left partial by it starts now.
+    if (kept === null) conn.frameSince = -1;
     if (kept !== null) {
       const frameEnd = (kept.length >= 2 ? (kept[0] << 8) | kept[1] : (kept[0] << 8) | readBuffer[0]) + 2;
       off = frameEnd > kept.length ? Math.min(n, frameEnd - kept.length) : n;
@@ -459,6 +485,8 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         touch(conn);
         return;
       }
+      // That message is complete: a partial one after it has a deadline of its own.
+      conn.frameSince = -1;
       if (!answerPending(conn)) return;
       if (conn.pending !== null) {
         // Held back before that frame: the rest of the read waits behind it.

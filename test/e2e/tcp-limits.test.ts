@@ -163,6 +163,52 @@ test('a message that starts and never completes is closed after dns.tcp_frame_ti
   assert.equal(s.overwatch.readCounters().TCP_FRAME_TIMEOUT, 1);
 });
 
+test('a message that trickles in a byte at a time is closed dns.tcp_frame_timeout after its first byte, though bytes keep arriving', async (t) => {
+  const s = await startServer(t, config('  tcp_frame_timeout: 300ms\n  tcp_idle_timeout: 30s'), 'tcp-trickle.yaml');
+  const c = net.connect({ host: '127.0.0.1', port: s.port });
+  c.on('error', () => undefined);
+  // Read whatever comes, so a reply (were the message answered) cannot keep 'close' from being emitted.
+  c.resume();
+  t.after(() => c.destroy());
+  await once(c, 'connect');
+  c.setNoDelay(true);
+  const closed = once(c, 'close');
+  const started = performance.now();
+  // A 40-byte message, its length and then a byte every 100 ms: complete after
+  // about 4 s, each byte well inside 300 ms of the one before.
+  c.write(Buffer.from([0, 40]));
+  let sent = 0;
+  while (!c.destroyed && sent < 40) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (!c.destroyed) c.write(Buffer.from([0x12]));
+    sent++;
+  }
+  await closed;
+  const took = performance.now() - started;
+  assert.ok(took >= 250 && took < 2000, `closed after ${Math.round(took)} ms, ${sent} bytes trickled`);
+  assert.equal(s.overwatch.readCounters().TCP_FRAME_TIMEOUT, 1);
+});
+
+test('the idle timeout shrinks as the worker fills: the last connection before the cap gets the floor of 0.5 s, the first almost all of it', async (t) => {
+  const s = await startServer(t, config('  tcp_max_connections: 4\n  tcp_max_connections_per_client: 4\n  tcp_idle_timeout: 10s'), 'tcp-shrink.yaml');
+  const conns: net.Socket[] = [];
+  t.after(() => {
+    for (const c of conns) c.destroy();
+  });
+  // Timeouts as each connection is accepted: 10 s × (1 − open/cap) = 7.5 s, 5 s, 2.5 s, then the floor (0.5 s).
+  for (let i = 0; i < 4; i++) {
+    const c = await connectFrom(s.port, '127.0.0.1');
+    assert.ok(c, `connection ${i + 1} accepted`);
+    conns.push(c);
+  }
+  const started = performance.now();
+  await once(conns[3], 'close');
+  const took = performance.now() - started;
+  assert.ok(took < 2000, `the fourth was closed after ${Math.round(took)} ms`);
+  for (const c of conns.slice(0, 3)) assert.equal(c.readyState, 'open', 'the earlier ones, given longer, are still open');
+  assert.equal(s.overwatch.readCounters().TCP_IDLE_CLOSED, 1);
+});
+
 test('clients that pipeline queries for a large answer and never read stay within the bounds, and others are answered meanwhile', async (t) => {
   const dir = await tempDir(t, 'opengslb-tcp-hog-');
   await writeTree(dir, { 'config.yaml': config('  tcp_max_connections: 1024\n  tcp_max_connections_per_client: 1024\n  tcp_idle_timeout: 60s', 32).replace('logging: { level: error }', 'logging: { level: info }\noverwatch: { data_dir: ./data }') });
