@@ -1,10 +1,9 @@
 // Worker, hot path (batched UDP only). Warms the CPU caches for a whole batch
 // before it is answered: every query of the batch walks the same chain of
-// dependent loads (hash bucket → node → name bytes → record → its routing
-// state, decision counter and answer fragments, and the healthy list when
-// some member is down), and for a name not answered recently each link is a
-// cache miss. Answered one by one, the
-// misses of a batch wait one after the other; here each link is loaded for
+// dependent loads (node row → record → its routing state, decision counter
+// and answer fragments, and the healthy list when some member is down), and
+// for a name not answered recently each link is a cache miss. Answered one
+// by one, the misses of a batch wait one after the other; here each link is loaded for
 // every query of the batch in one loop, so the CPU has all those independent
 // misses in flight together and a batch pays about one miss per link instead
 // of one per query and link ("group prefetching"). Read-only: it changes
@@ -94,28 +93,23 @@ export function prefetchBatch(ctx: WorkerScratch, p: PrefetchScratch, rx: readon
     }
     hash[i] = hashWire(names, i * MAX_NAME, n);
     qtype[i] = (req[12 + n] << 8) | req[13 + n];
-    at[i] = hash[i] & view.bucketMask;
+    at[i] = hash[i] & view.slotMask;
   }
-  // 2. Buckets.
+  // 2. Node rows: the home row's node when its hash and length match (a collision is left to findNode).
   for (let i = 0; i < count; i++) {
-    if (at[i] < 0) continue;
-    at[i] = u32[view.bucketsWord + at[i]] - 1;
-  }
-  // 3. Nodes: the first bucket's node when its hash and length match (a collision is left to findNode).
-  for (let i = 0; i < count; i++) {
-    const node = at[i];
-    if (node < 0) continue;
-    const nb = view.nodeBase(node);
+    const row = at[i];
+    if (row < 0) continue;
+    const nb = view.nodeBase(row);
     if (u32[nb + L.NODE_HASH] !== hash[i] || u32[nb + L.NODE_NAME_LEN] !== nameLen[i]) {
       at[i] = -1;
       continue;
     }
-    // The name bytes (compared by findNode) and the record of the asked type.
-    sink += u8[u32[nb + L.NODE_NAME_OFF]];
+    // The rest of a name longer than the row holds (compared by findNode), and the record of the asked type.
+    if (nameLen[i] > L.NODE_NAME_INLINE_BYTES) sink += u8[u32[nb + L.NODE_NAME_OFF] + L.NODE_NAME_INLINE_BYTES];
     const rec = u32[nb + (qtype[i] === QTYPE_AAAA ? L.NODE_REC_AAAA : L.NODE_REC_A)];
     at[i] = qtype[i] === QTYPE_A || qtype[i] === QTYPE_AAAA ? rec - 1 : -1;
   }
-  // 4. Records: their per-record routing state, decision counter and answer fragments (REC_FRAG_BASE).
+  // 3. Records: their per-record routing state, decision counter and answer fragments (REC_FRAG_BASE).
   for (let i = 0; i < count; i++) {
     const rec = at[i];
     if (rec < 0) continue;
@@ -125,7 +119,7 @@ export function prefetchBatch(ctx: WorkerScratch, p: PrefetchScratch, rx: readon
     if (statId < ctx.decisions.length) sink += ctx.decisions[statId];
     if (u32[rb + L.REC_FRAG_LEN] !== 0) sink += u8[u32[rb + L.REC_FRAG_BASE]];
   }
-  // 5. The healthy list, read only when some member is not listed (else rotate() does not read it).
+  // 4. The healthy list, read only when some member is not listed (else rotate() does not read it).
   for (let i = 0; i < count; i++) {
     const rec = at[i];
     if (rec < 0) continue;

@@ -424,7 +424,8 @@ export class Presigner {
     }
 
     // Static RRsets (dns.zones[].records): fixed, one set each; a delegation's NS is the child's, never signed.
-    for (let n = 0; n < view.nodeCount; n++) {
+    for (let n = 0; n < view.nodeSlots; n++) {
+      if (!view.hasNode(n)) continue;
       const nb = view.nodeBase(n);
       const count = u32[nb + L.NODE_RRSET_COUNT];
       if (count === 0) continue;
@@ -499,7 +500,8 @@ export class Presigner {
 
     // Each name's NODATA NSEC (owner: the name, next: \000.<name>, bitmap from the snapshot).
     const nsec = new Uint8Array(MAX_NAME_LEN + 64);
-    for (let n = 0; n < view.nodeCount && out.length < this.#maxSets; n++) {
+    for (let n = 0; n < view.nodeSlots && out.length < this.#maxSets; n++) {
+      if (!view.hasNode(n)) continue;
       const nb = view.nodeBase(n);
       const signers = dnssec.zones[u32[nb + L.NODE_ZONE]] ?? null;
       if (signers === null) continue;

@@ -9,15 +9,16 @@
 // starts on a 4-byte boundary. Byte data (names, precomputed RR fragments) sits
 // in the trailing blob and is read through a Uint8Array view.
 //
-//   ┌─────────────┬─────────┬────────────┬────────────┬──────────────┬──────────────┬─────────────┬───────────┬───────┐
-//   │ header 80 B │ buckets │ nodes      │ zones      │ records      │ members      │ groups      │ geo table │ blob  │
-//   │ HDR_* words │ u32 each│ NODE_WORDS │ ZONE_WORDS │ RECORD_WORDS │ MEMBER_WORDS │ GROUP_WORDS │ u32 words │ bytes │
-//   └─────────────┴─────────┴────────────┴────────────┴──────────────┴──────────────┴─────────────┴───────────┴───────┘
+//   ┌─────────────┬──────────────────────┬────────────┬──────────────┬──────────────┬─────────────┬───────────┬───────┐
+//   │ header 112 B│ nodes: the hash table│ zones      │ records      │ members      │ groups      │ geo table │ blob  │
+//   │ HDR_* words │ NODE_WORDS, 64 B rows│ ZONE_WORDS │ RECORD_WORDS │ MEMBER_WORDS │ GROUP_WORDS │ u32 words │ bytes │
+//   └─────────────┴──────────────────────┴────────────┴──────────────┴──────────────┴─────────────┴───────────┴───────┘
+//   (and the static RRset table before the blob)
 
 /** "OGSL" read as a little-endian uint32. */
 export const SNAPSHOT_MAGIC = 0x4c53474f;
 /** Bumped whenever any offset below changes meaning. */
-export const SNAPSHOT_VERSION = 8;
+export const SNAPSHOT_VERSION = 9;
 
 // Header: word indexes into the Uint32Array view.
 export const HDR_MAGIC = 0;
@@ -26,11 +27,13 @@ export const HDR_VERSION = 1;
 export const HDR_TOTAL_BYTES = 2;
 /** Generation number, increasing with every snapshot the main thread publishes. */
 export const HDR_GENERATION = 3;
-/** Number of hash buckets; a power of two. */
-export const HDR_BUCKET_COUNT = 4;
-/** Byte offset of the bucket array. */
-export const HDR_BUCKETS_OFF = 5;
+/** Rows of the node table, which is the names' hash table: a power of two, at least twice HDR_NODE_COUNT. */
+export const HDR_NODE_SLOTS = 4;
+/** Unused (was the bucket array's offset before snapshot version 9); 0. */
+export const HDR_UNUSED_5 = 5;
+/** Names held: the node rows in use. */
 export const HDR_NODE_COUNT = 6;
+/** Byte offset of the node table (a multiple of 64: each row is one cache line). */
 export const HDR_NODES_OFF = 7;
 export const HDR_ZONE_COUNT = 8;
 export const HDR_ZONES_OFF = 9;
@@ -65,14 +68,18 @@ export const HEADER_BYTES = HEADER_WORDS * 4;
 /** Route on the EDNS Client Subnet address when a query carries one (overwatch.geolocation.ecs_enabled). */
 export const HDR_FLAG_ECS = 1;
 
-// Buckets: open addressing with linear probing. Each bucket holds
-// (node index + 1), 0 meaning empty. Load factor ≤ 0.5, so a miss ends at
-// the first empty bucket after a short probe.
-
-// Node: one per owner name we know (GSLB names, zone apexes, in-zone name
-// server hosts, and the empty non-terminals between an apex and those).
-export const NODE_NAME_OFF = 0; //   byte offset (in the blob) of the lower-case wire name
-export const NODE_NAME_LEN = 1; //   wire length of the name, including the root byte
+// Nodes: one per owner name we know (GSLB names, zone apexes, in-zone name
+// server hosts, and the empty non-terminals between an apex and those),
+// stored in the hash table itself: open addressing with linear probing over
+// HDR_NODE_SLOTS rows, a row NODE_NAME_LEN = 0 being empty. Load factor ≤ 0.5,
+// so a miss ends at the first empty row after a short probe. A node index is
+// its row. Each row is one 64-byte cache line holding the hash, the fields a
+// query reads next and the first NODE_NAME_INLINE_BYTES of the name, so a
+// lookup of a name not asked recently misses once (the row) where a bucket
+// array, a node row and the name bytes in the blob were three misses, one
+// after the other.
+export const NODE_NAME_OFF = 0; //   byte offset (in the blob) of the lower-case wire name (all of it; names longer than the inline bytes are compared on from there)
+export const NODE_NAME_LEN = 1; //   wire length of the name, including the root byte; 0 = empty row
 export const NODE_HASH = 2; //       hashWire() of the name
 export const NODE_ZONE = 3; //       index of the zone the name belongs to (the longest apex above it)
 export const NODE_FLAGS = 4; //      NODE_FLAG_* bits
@@ -82,7 +89,10 @@ export const NODE_NSEC_OFF = 7; //  byte offset (in the blob) of the node's NSEC
 export const NODE_RRSET_START = 8; // index of the node's first static RRset in the RRset table
 export const NODE_RRSET_COUNT = 9; // number of static RRsets at the node (0 for GSLB-only names)
 export const NODE_REC_CNAME = 10; // record index + 1 of the CNAME pool record (a domain whose servers are CNAME targets), 0 = none
-export const NODE_WORDS = 11;
+export const NODE_NAME_INLINE = 11; // words 11-15: the name's first min(NODE_NAME_LEN, NODE_NAME_INLINE_BYTES) bytes (lower-case wire), zero-padded
+export const NODE_WORDS = 16;
+/** Name bytes a node row holds inline (words NODE_NAME_INLINE … NODE_WORDS − 1). */
+export const NODE_NAME_INLINE_BYTES = (NODE_WORDS - NODE_NAME_INLINE) * 4;
 
 /** The node is a zone apex: SOA and NS live here. */
 export const NODE_FLAG_APEX = 1;

@@ -1,8 +1,9 @@
 // Main thread, cold path. Step 3 of 3 of compiling a snapshot
 // (model → encode → pack, ./compile.ts): lays the modelled rows and their
 // encoded bytes out in one new SharedArrayBuffer, in the binary format of
-// ./layout.ts (drawn in docs/architecture.md): header, hash buckets, the node,
-// zone, record, member and group tables, the geo table, then the blob of bytes.
+// ./layout.ts (drawn in docs/architecture.md): header, the node table (the
+// names' hash table), the zone, record, member and group tables, the geo
+// table, the static RRsets, then the blob of bytes.
 
 import { QTYPE } from '../dns/constants.ts';
 import { hashWire } from '../dns/names.ts';
@@ -64,15 +65,25 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     memberCount += encoded.fragments[r].length;
   }
 
-  let bucketCount = 16;
-  while (bucketCount < nodes.length * 2) bucketCount *= 2;
+  // The node table is the hash table: the model's node i lives in row
+  // slotOf[i], its home row (hash & mask) or the first empty one after it.
+  let slots = 16;
+  while (slots < nodes.length * 2) slots *= 2;
+  const mask = slots - 1;
+  const hashes = encoded.nodeNames.map((wire) => hashWire(wire, 0, wire.length));
+  const taken = new Uint8Array(slots);
+  const slotOf = hashes.map((hash) => {
+    let row = hash & mask;
+    while (taken[row] !== 0) row = (row + 1) & mask;
+    taken[row] = 1;
+    return row;
+  });
 
-  // Every table starts on a 64-byte cache line, so no 16-byte member
-  // straddles two lines and a 96-byte record's first eight words (what a
-  // round-robin answer reads) share one.
-  const bucketsOff = align64(L.HEADER_BYTES);
-  const nodesOff = align64(bucketsOff + bucketCount * 4);
-  const zonesOff = align64(nodesOff + nodes.length * L.NODE_WORDS * 4);
+  // Every table starts on a 64-byte cache line, so each 64-byte node row is
+  // one line, no 16-byte member straddles two lines and a 96-byte record's
+  // first eight words (what a round-robin answer reads) share one.
+  const nodesOff = align64(L.HEADER_BYTES);
+  const zonesOff = align64(nodesOff + slots * L.NODE_WORDS * 4);
   const recordsOff = align64(zonesOff + zones.length * L.ZONE_WORDS * 4);
   let groupCount = 0;
   for (const r of records) groupCount += r.groups.length;
@@ -92,8 +103,7 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
   u32[L.HDR_VERSION] = L.SNAPSHOT_VERSION;
   u32[L.HDR_TOTAL_BYTES] = totalBytes;
   u32[L.HDR_GENERATION] = generation;
-  u32[L.HDR_BUCKET_COUNT] = bucketCount;
-  u32[L.HDR_BUCKETS_OFF] = bucketsOff;
+  u32[L.HDR_NODE_SLOTS] = slots;
   u32[L.HDR_NODE_COUNT] = nodes.length;
   u32[L.HDR_NODES_OFF] = nodesOff;
   u32[L.HDR_ZONE_COUNT] = zones.length;
@@ -136,15 +146,13 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     off += part.length;
   }
 
-  const mask = bucketCount - 1;
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i];
     const wire = encoded.nodeNames[i];
-    const base = (nodesOff >> 2) + i * L.NODE_WORDS;
-    const hash = hashWire(wire, 0, wire.length);
+    const base = (nodesOff >> 2) + slotOf[i] * L.NODE_WORDS;
     u32[base + L.NODE_NAME_OFF] = blobOff + nodeNameOff[i];
     u32[base + L.NODE_NAME_LEN] = wire.length;
-    u32[base + L.NODE_HASH] = hash;
+    u32[base + L.NODE_HASH] = hashes[i];
     u32[base + L.NODE_ZONE] = n.zone;
     u32[base + L.NODE_FLAGS] = n.flags;
     u32[base + L.NODE_REC_A] = n.recA;
@@ -153,15 +161,13 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.NODE_RRSET_START] = n.rrsetStart;
     u32[base + L.NODE_RRSET_COUNT] = n.rrsetCount;
     u32[base + L.NODE_REC_CNAME] = n.recCname;
-    let b = hash & mask;
-    while (u32[(bucketsOff >> 2) + b] !== 0) b = (b + 1) & mask;
-    u32[(bucketsOff >> 2) + b] = i + 1;
+    u8.set(wire.subarray(0, L.NODE_NAME_INLINE_BYTES), (base + L.NODE_NAME_INLINE) << 2);
   }
   for (let z = 0; z < zones.length; z++) {
     const base = (zonesOff >> 2) + z * L.ZONE_WORDS;
     const zone = zones[z];
     const apex = model.nodeByName.get(zone.name) as number;
-    u32[base + L.ZONE_NODE] = apex;
+    u32[base + L.ZONE_NODE] = slotOf[apex];
     u32[base + L.ZONE_APEX_LEN] = encoded.nodeNames[apex].length;
     u32[base + L.ZONE_SOA_OFF] = blobOff + soaOff[z];
     u32[base + L.ZONE_SOA_LEN] = encoded.soa[z].length;
@@ -192,7 +198,7 @@ export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, gen
     u32[base + L.REC_QTYPE] = rec.qtype;
     u32[base + L.REC_FRAG_LEN] = rec.qtype === QTYPE.AAAA ? L.FRAG_LEN_AAAA : rec.qtype === QTYPE.CNAME ? 0 : L.FRAG_LEN_A;
     u32[base + L.REC_CHASE] = rec.chase ? 1 : 0;
-    u32[base + L.REC_NODE] = rec.node;
+    u32[base + L.REC_NODE] = slotOf[rec.node];
     u32[base + L.REC_ALL_DOWN] = rec.allDown;
     u32[base + L.REC_FALLBACK_START] = m + rec.members.length;
     u32[base + L.REC_FALLBACK_COUNT] = rec.fallback.length;

@@ -1,6 +1,7 @@
 // Worker (and tests), hot path. Zero-copy views over a published snapshot:
 // attach once (checks magic, version and every table's bounds), then look
-// names up by hash and byte comparison. No allocation after attach.
+// names up by hash and byte comparison in the node table (the hash table,
+// ./layout.ts). No allocation after attach.
 
 import { hashWire } from '../dns/names.ts';
 import { checkGeoTable } from '../geo/cidr-table.ts';
@@ -12,8 +13,8 @@ export class SnapshotView {
   readonly u32: Uint32Array;
   readonly u8: Uint8Array;
   readonly generation: number;
-  readonly bucketMask: number;
-  readonly bucketsWord: number;
+  /** HDR_NODE_SLOTS − 1: a name's home row is hash & slotMask. */
+  readonly slotMask: number;
   readonly nodesWord: number;
   readonly zonesWord: number;
   readonly recordsWord: number;
@@ -24,7 +25,10 @@ export class SnapshotView {
   readonly geoWord: number;
   /** Route on ECS addresses (HDR_FLAG_ECS). */
   readonly ecsEnabled: boolean;
+  /** Names held (rows in use). */
   readonly nodeCount: number;
+  /** Rows of the node table; a node index is below this. Empty rows have NODE_NAME_LEN 0 (see hasNode). */
+  readonly nodeSlots: number;
   readonly zoneCount: number;
   readonly recordCount: number;
   readonly memberCount: number;
@@ -40,14 +44,15 @@ export class SnapshotView {
     if (u32[L.HDR_MAGIC] !== L.SNAPSHOT_MAGIC) throw new Error('snapshot: bad magic');
     if (u32[L.HDR_VERSION] !== L.SNAPSHOT_VERSION) throw new Error(`snapshot: version ${u32[L.HDR_VERSION]}, expected ${L.SNAPSHOT_VERSION}`);
     if (u32[L.HDR_TOTAL_BYTES] !== buffer.byteLength) throw new Error('snapshot: length in header does not match buffer');
-    const bucketCount = u32[L.HDR_BUCKET_COUNT];
-    if (bucketCount === 0 || (bucketCount & (bucketCount - 1)) !== 0) throw new Error('snapshot: bucket count is not a power of two');
+    const slots = u32[L.HDR_NODE_SLOTS];
+    if (slots === 0 || (slots & (slots - 1)) !== 0) throw new Error('snapshot: node slot count is not a power of two');
+    // Load factor ≤ 0.5: an empty row ends every probe.
+    if (u32[L.HDR_NODE_COUNT] * 2 > slots) throw new Error('snapshot: more nodes than half the node slots');
     const total = buffer.byteLength;
     const within = (off: number, count: number, words: number, what: string): void => {
       if (off % 4 !== 0 || off < L.HEADER_BYTES || off + count * words * 4 > total) throw new Error(`snapshot: ${what} table out of bounds`);
     };
-    within(u32[L.HDR_BUCKETS_OFF], bucketCount, 1, 'bucket');
-    within(u32[L.HDR_NODES_OFF], u32[L.HDR_NODE_COUNT], L.NODE_WORDS, 'node');
+    within(u32[L.HDR_NODES_OFF], slots, L.NODE_WORDS, 'node');
     within(u32[L.HDR_ZONES_OFF], u32[L.HDR_ZONE_COUNT], L.ZONE_WORDS, 'zone');
     within(u32[L.HDR_RECORDS_OFF], u32[L.HDR_RECORD_COUNT], L.RECORD_WORDS, 'record');
     within(u32[L.HDR_MEMBERS_OFF], u32[L.HDR_MEMBER_COUNT], L.MEMBER_WORDS, 'member');
@@ -63,8 +68,7 @@ export class SnapshotView {
     this.u32 = u32;
     this.u8 = new Uint8Array(buffer);
     this.generation = u32[L.HDR_GENERATION];
-    this.bucketMask = bucketCount - 1;
-    this.bucketsWord = u32[L.HDR_BUCKETS_OFF] >> 2;
+    this.slotMask = slots - 1;
     this.nodesWord = u32[L.HDR_NODES_OFF] >> 2;
     this.zonesWord = u32[L.HDR_ZONES_OFF] >> 2;
     this.recordsWord = u32[L.HDR_RECORDS_OFF] >> 2;
@@ -74,6 +78,7 @@ export class SnapshotView {
     this.geoWord = u32[L.HDR_GEO_OFF] >> 2;
     this.ecsEnabled = (u32[L.HDR_FLAGS] & L.HDR_FLAG_ECS) !== 0;
     this.nodeCount = u32[L.HDR_NODE_COUNT];
+    this.nodeSlots = slots;
     this.zoneCount = u32[L.HDR_ZONE_COUNT];
     this.recordCount = u32[L.HDR_RECORD_COUNT];
     this.memberCount = u32[L.HDR_MEMBER_COUNT];
@@ -81,26 +86,37 @@ export class SnapshotView {
 
   /**
    * Finds the node whose lower-case wire name equals name[off, off+len).
-   * Returns the node index, or -1. Allocation-free.
+   * Returns the node index, or -1. Allocation-free. A name of up to
+   * NODE_NAME_INLINE_BYTES is compared in its row alone.
    */
   findNode(name: Uint8Array, off: number, len: number): number {
     const u32 = this.u32;
     const u8 = this.u8;
     const hash = hashWire(name, off, len);
-    let b = hash & this.bucketMask;
-    // Load factor ≤ 0.5 guarantees an empty bucket, so the probe ends.
+    const inline = len < L.NODE_NAME_INLINE_BYTES ? len : L.NODE_NAME_INLINE_BYTES;
+    let row = hash & this.slotMask;
+    // Load factor ≤ 0.5 guarantees an empty row, so the probe ends.
     for (;;) {
-      const entry = u32[this.bucketsWord + b];
-      if (entry === 0) return -1;
-      const base = this.nodesWord + (entry - 1) * L.NODE_WORDS;
-      if (u32[base + L.NODE_HASH] === hash && u32[base + L.NODE_NAME_LEN] === len) {
-        const nameOff = u32[base + L.NODE_NAME_OFF];
+      const base = this.nodesWord + row * L.NODE_WORDS;
+      const rowLen = u32[base + L.NODE_NAME_LEN];
+      if (rowLen === 0) return -1;
+      if (rowLen === len && u32[base + L.NODE_HASH] === hash) {
+        const at = (base + L.NODE_NAME_INLINE) << 2;
         let i = 0;
-        while (i < len && u8[nameOff + i] === name[off + i]) i++;
-        if (i === len) return entry - 1;
+        while (i < inline && u8[at + i] === name[off + i]) i++;
+        if (i === inline) {
+          const nameOff = u32[base + L.NODE_NAME_OFF];
+          while (i < len && u8[nameOff + i] === name[off + i]) i++;
+          if (i === len) return row;
+        }
       }
-      b = (b + 1) & this.bucketMask;
+      row = (row + 1) & this.slotMask;
     }
+  }
+
+  /** Whether row `n` of the node table holds a node (the table has empty rows). */
+  hasNode(n: number): boolean {
+    return this.u32[this.nodesWord + n * L.NODE_WORDS + L.NODE_NAME_LEN] !== 0;
   }
 
   /** Returns the word index of node `n`'s fields (add NODE_* to it). */

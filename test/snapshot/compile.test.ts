@@ -55,6 +55,51 @@ test('compiles names, zones and empty non-terminals that the reader finds by has
   assert.ok(find(view, 'ns1.example.test') >= 0, 'in-zone name server host');
 });
 
+test('the node table is the hash table: every name in one row with its first bytes inline, long names compared on in the blob', () => {
+  // Names of every length around the inline limit, some sharing their first
+  // 20 bytes and their length, so only the bytes after the row's tell them apart.
+  const long = 'x'.repeat(40);
+  const names = ['s.t', 'ab.example.test', 'abcdef.example.test', 'abcdefg.example.test', 'abcdefgh.example.test', `${long}.a.example.test`, `${long}.b.example.test`, `${long}.ab.example.test`];
+  const text = `
+dns:
+  zones: [example.test]
+  nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }]
+regions:
+  - name: r
+    servers: [{ address: 192.0.2.1 }]
+domains:
+${names.filter((n) => n.endsWith('example.test')).map((n) => `  - { name: ${n}, regions: [r] }`).join('\n')}
+`;
+  const registry = new Registry();
+  registry.applyConfig(parseConfigText(text, 'long.yaml'));
+  const view = new SnapshotView(compileSnapshot(registry.view(), { generation: 1, serial: 1 }).buffer);
+  assert.equal(L.NODE_NAME_INLINE_BYTES, 20);
+  assert.ok(view.nodeSlots >= 2 * view.nodeCount && (view.nodeSlots & (view.nodeSlots - 1)) === 0, 'load factor at most 0.5');
+  let held = 0;
+  for (let n = 0; n < view.nodeSlots; n++) {
+    if (!view.hasNode(n)) continue;
+    held++;
+    const nb = view.nodeBase(n);
+    const len = view.u32[nb + L.NODE_NAME_LEN];
+    const inline = view.u8.subarray((nb + L.NODE_NAME_INLINE) << 2, (nb + L.NODE_WORDS) << 2);
+    const full = view.u8.subarray(view.u32[nb + L.NODE_NAME_OFF], view.u32[nb + L.NODE_NAME_OFF] + len);
+    assert.deepEqual([...inline.subarray(0, Math.min(len, 20))], [...full.subarray(0, 20)], 'the row holds the name\'s first bytes');
+    assert.ok(inline.subarray(Math.min(len, 20)).every((b) => b === 0), 'zero-padded');
+    assert.equal(view.findNode(full, 0, len), n, 'each row is found by its own name');
+  }
+  assert.equal(held, view.nodeCount);
+  for (const n of names.filter((x) => x.endsWith('example.test'))) {
+    const node = find(view, n);
+    assert.ok(node >= 0, n);
+    assert.equal(view.u32[view.nodeBase(node) + L.NODE_REC_A] !== 0, true, `${n} has its A record`);
+  }
+  assert.notEqual(find(view, `${long}.a.example.test`), find(view, `${long}.b.example.test`));
+  // Same length and first 20 bytes as held names, different after: not found.
+  assert.equal(find(view, `${long}.c.example.test`), -1);
+  assert.equal(find(view, `${long}.ac.example.test`), -1);
+  assert.equal(find(view, 'abcdefi.example.test'), -1);
+});
+
 test('precomputes answer fragments that decode to the configured record', () => {
   const snap = compileSnapshot(viewOf(), { generation: 1, serial: 1 });
   const view = new SnapshotView(snap.buffer);
@@ -135,7 +180,13 @@ test('refuses to attach a buffer that is not a snapshot', () => {
   new Uint32Array(copy)[L.HDR_VERSION] = 99;
   assert.throws(() => new SnapshotView(copy), /version 99/);
   new Uint32Array(copy)[L.HDR_VERSION] = L.SNAPSHOT_VERSION;
-  new Uint32Array(copy)[L.HDR_NODE_COUNT] = 1e6;
+  const slots = new Uint32Array(copy)[L.HDR_NODE_SLOTS];
+  new Uint32Array(copy)[L.HDR_NODE_COUNT] = slots / 2 + 1;
+  assert.throws(() => new SnapshotView(copy), /more nodes than half the node slots/);
+  new Uint32Array(copy)[L.HDR_NODE_COUNT] = 1;
+  new Uint32Array(copy)[L.HDR_NODE_SLOTS] = slots * 3;
+  assert.throws(() => new SnapshotView(copy), /node slot count is not a power of two/);
+  new Uint32Array(copy)[L.HDR_NODE_SLOTS] = 1 << 24;
   assert.throws(() => new SnapshotView(copy), /node table out of bounds/);
   assert.throws(() => new SnapshotView(new SharedArrayBuffer(8)), /not a valid snapshot size/);
 });

@@ -80,10 +80,11 @@ test('a prefetched batch is answered byte for byte as without the prefetch, for 
   }
 });
 
-test('the snapshot starts every table on a 64-byte line and puts each name right before its answer fragments', () => {
+test('the snapshot starts every table on a 64-byte line, keeps each node row to one line and puts each name right before its answer fragments', () => {
   const s = scratch();
   const u32 = s.view.u32;
-  for (const off of [L.HDR_BUCKETS_OFF, L.HDR_NODES_OFF, L.HDR_ZONES_OFF, L.HDR_RECORDS_OFF, L.HDR_MEMBERS_OFF, L.HDR_BLOB_OFF]) assert.equal(u32[off] % 64, 0, `header word ${off}`);
+  assert.equal(L.NODE_WORDS * 4, 64, 'a node row is one cache line');
+  for (const off of [L.HDR_NODES_OFF, L.HDR_ZONES_OFF, L.HDR_RECORDS_OFF, L.HDR_MEMBERS_OFF, L.HDR_BLOB_OFF]) assert.equal(u32[off] % 64, 0, `header word ${off}`);
   const wire = nameToWire('n7.example.test');
   const node = s.view.findNode(wire, 0, wire.length);
   const nb = s.view.nodeBase(node);
