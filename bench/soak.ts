@@ -10,7 +10,7 @@
 //   ─ slow TCP clients (a byte every 300 ms)    ─ changes every 20 s (duration/8, at least 8 s): an HTTP
 //   ─ a random-subdomain flood (NXDOMAIN)         backend closed or opened again, or an override set or
 //                                                 cleared through the API
-//   samples every 2 s (5 s past 5 minutes): RSS, open fds (/proc/PID), main-thread heap (/metrics),
+//   samples every 2 s (5 s when the judged part is over 5 minutes): RSS, open fds (/proc/PID), main-thread heap (/metrics),
 //   and, when the last change is older than the health checks need to see it, the answer for
 //   app.soak.test A compared with what this harness knows: the backends that listen (in a child
 //   process of their own, bench/lib/soak-backends.ts), overridden by the overrides it set. When
@@ -18,12 +18,17 @@
 //   answer, a health check disagreed with the harness (counted apart, fails above 2 %); otherwise
 //   the answer is wrong (fails at one). Plus NXDOMAIN for a random name and 32 AAAA over TCP.
 //
-// Trend: least-squares slope over the samples after the warm-up (20 % of the
-// run, 15 s to 5 min; half of a run of 2 minutes or less), times the post-warm-up window = projected growth. It
+// The run is a warm-up, then the judged soak. During the warm-up the same load and faults run (on the
+// judged part's schedule) and answers are checked, but the samples are not judged: the server's RSS climbs
+// for its first couple of minutes under this load (measured in docs/benchmarks.md; the cause is not pinned down).
+// Trend: least-squares slope over the samples of the judged part, each taken as the mean over the fault cycle
+// that ends at it (see cycleMs), times the judged part's length = projected growth. It
 // fails above: RSS max(16 MiB, 10 % of its mean), heap max(8 MiB, 20 %),
 // fds max(16, 25 %): the fd count moves with the test's own TCP clients.
 //
-// Usage: npm run soak -- [--duration 30m] [--workers 2] [--rrl] [--docs-svg] [--out DIR]
+// Usage: npm run soak -- [--duration 30m] [--warmup D] [--workers 2] [--rrl] [--docs-svg] [--out DIR]
+//   --duration  the judged soak (default 30m, at least 30s)
+//   --warmup    before it, not judged (default: a quarter of --duration, at least WARMUP_MIN_MS below)
 //   --rrl       turns on dns.rrl (needs the response-rate-limiting change); the flood and
 //               dnsperf then come from other /24s than the checks, which are exempt
 //   --docs-svg  also writes docs/soak.svg
@@ -58,6 +63,7 @@ const SETTLE_MS = 3_500;
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '30m' },
+    warmup: { type: 'string' },
     workers: { type: 'string', default: '2' },
     rrl: { type: 'boolean', default: false },
     'docs-svg': { type: 'boolean', default: false },
@@ -66,21 +72,40 @@ const { values } = parseArgs({
 });
 const parsed = parseDuration(values.duration);
 if ('error' in parsed) usage(`--duration: ${parsed.error}`);
+/** The judged part of the run, after the warm-up. */
 const durationMs = (parsed as { ms: number }).ms;
-if (durationMs < 30_000) usage('--duration: at least 30s, so that there are samples after the warm-up');
+if (durationMs < 30_000) usage('--duration: at least 30s, so that there are enough samples to judge');
 const workers = Number(values.workers);
 if (!Number.isInteger(workers) || workers < 1 || workers > 64) usage('--workers: a whole number 1–64');
-// Warm-up: 20 % of the run, 15 s to 5 min; half of a run of 2 minutes or less (CI's 120 s), whose RSS
-// still climbs for its first minute (JIT, heap and socket buffers filling, workers restarted), measured.
-const warmupMs = durationMs <= 120_000 ? durationMs / 2 : Math.min(300_000, Math.max(15_000, durationMs * 0.2));
+// Default warm-up: a quarter of the judged part, never less than WARMUP_MIN_MS: the climb ended 100-120 s
+// into a run with the 60 s part's schedule (measured, docs/benchmarks.md), so CI's 60 s is judged after it.
+const WARMUP_MIN_MS = 120_000;
+let warmupMs = Math.max(WARMUP_MIN_MS, durationMs / 4);
+if (values.warmup !== undefined) {
+  const w = parseDuration(values.warmup);
+  if ('error' in w) usage(`--warmup: ${w.error}`);
+  warmupMs = (w as { ms: number }).ms;
+}
+const warmupText = values.warmup ?? `${warmupMs / 1000}s`;
+/** The whole run: warm-up, then the judged part. */
+const runMs = warmupMs + durationMs;
+// Samples and faults follow the judged part's length, and run from the start: the warm-up is the same soak.
 const sampleMs = durationMs > 300_000 ? 5_000 : 2_000;
-const reloadEveryMs = Math.min(60_000, durationMs / 6);
-const killEveryMs = Math.min(180_000, durationMs / 4);
+const reloadEveryMs = Math.round(Math.min(60_000, durationMs / 6));
+const killEveryMs = Math.round(Math.min(180_000, durationMs / 4));
+// The faults repeat every cycleMs (reload and kill both fall on it again), and so does the RSS they move:
+// a reload adds 15-30 MB for a few seconds, a worker restart drops and regrows its share. A trend fitted to
+// the raw samples of a window only two cycles long (60 s judged: reload every 10 s, kill every 15 s) swung
+// by -26 to +15 MiB with the RSS flat, against a limit of 19 (measured, docs/benchmarks.md); fitted to the
+// mean over the last cycle, which leaves a steady climb as it is, -2 to +6 MiB.
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const faultsLcmMs = (reloadEveryMs / gcd(reloadEveryMs, killEveryMs)) * killEveryMs;
+const cycleMs = faultsLcmMs <= durationMs / 2 ? faultsLcmMs : Math.max(reloadEveryMs, killEveryMs);
 const changeEveryMs = Math.max(8_000, Math.min(20_000, durationMs / 8));
 const outDir = values.out ?? path.join(REPO_DIR, 'bench', 'results');
 
 function usage(message: string): never {
-  process.stderr.write(`soak: ${message}\nusage: npm run soak -- [--duration 30m] [--workers 2] [--rrl] [--docs-svg] [--out DIR]\n`);
+  process.stderr.write(`soak: ${message}\nusage: npm run soak -- [--duration 30m] [--warmup D] [--workers 2] [--rrl] [--docs-svg] [--out DIR]\n`);
   process.exit(2);
 }
 
@@ -210,7 +235,7 @@ try {
   await stopAll();
   process.exit(2);
 }
-log(`server pid ${serverPid}: DNS 127.0.0.1:${ports.dns}, API :${ports.api}, metrics :${ports.metrics}; ${workers} worker(s); run ${values.duration}, warm-up ${warmupMs / 1000} s`);
+log(`server pid ${serverPid}: DNS 127.0.0.1:${ports.dns}, API :${ports.api}, metrics :${ports.metrics}; ${workers} worker(s); warm-up ${warmupText} (not judged), then ${values.duration} judged`);
 
 // ─── DNS helpers ────────────────────────────────────────────────────────────
 
@@ -301,7 +326,7 @@ const queryFile = path.join(dir, 'queries.txt');
 fs.writeFileSync(queryFile, ['app.soak.test A', 'app.soak.test AAAA', 'big.soak.test AAAA', 'soak.test SOA', 'nothere.soak.test A', ''].join('\n'));
 const dnsperf = new ManagedChild(
   'dnsperf',
-  spawn('dnsperf', ['-s', '127.0.0.1', '-p', String(ports.dns), '-a', '127.0.2.1', '-d', queryFile, '-l', String(Math.ceil(durationMs / 1000)), '-c', '4', '-q', '100', '-T', '1', '-O', 'suppress=timeout'], {
+  spawn('dnsperf', ['-s', '127.0.0.1', '-p', String(ports.dns), '-a', '127.0.2.1', '-d', queryFile, '-l', String(Math.ceil(runMs / 1000)), '-c', '4', '-q', '100', '-T', '1', '-O', 'suppress=timeout'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   }),
 );
@@ -571,7 +596,7 @@ let nextSample = 0;
 let nextProgress = 10_000;
 let failure: string | null = null;
 
-while (elapsed() < durationMs) {
+while (elapsed() < runMs) {
   if (server.hasExited) {
     failure = `the server exited during the run\n${server.describe()}`;
     break;
@@ -664,8 +689,20 @@ function fit(points: readonly (readonly [number, number])[]): { slope: number; i
 
 const after = samples.filter((s) => s.tMs >= warmupMs);
 const windowMs = after.length > 1 ? after[after.length - 1].tMs - after[0].tMs : 0;
+/**
+ * What is judged: at each sample after the warm-up, the mean of the samples of the fault cycle that ends there
+ * (those of the warm-up's last cycle included, so the first judged points are whole cycles too).
+ */
+function cycleMeans(pick: (s: Sample) => number): [number, number][] {
+  const points: [number, number][] = [];
+  for (const s of after) {
+    const ys = samples.filter((q) => q.tMs > s.tMs - cycleMs && q.tMs <= s.tMs).map(pick).filter((y) => Number.isFinite(y));
+    if (ys.length > 0) points.push([s.tMs, ys.reduce((a, y) => a + y, 0) / ys.length]);
+  }
+  return points;
+}
 function trend(metric: string, pick: (s: Sample) => number, floor: number, share: number): Trend {
-  const points = after.map((s) => [s.tMs, pick(s)] as const).filter(([, y]) => Number.isFinite(y));
+  const points = cycleMeans(pick);
   const mean = points.reduce((a, [, y]) => a + y, 0) / Math.max(1, points.length);
   const { slope } = fit(points);
   const growth = slope * windowMs;
@@ -686,7 +723,7 @@ if (failure !== null) reasons.push(failure);
 if (!serverAlive) reasons.push('the server was not running at the end');
 if (clientFailures.length > 0) reasons.push(`${clientFailures.length} load client(s) of the harness failed, first: ${clientFailures[0]}`);
 if (!cleanExit) reasons.push(`the server did not stop cleanly on SIGTERM (code ${server.exitCode}, signal ${server.exitSignal})`);
-for (const t of trends) if (!t.pass) reasons.push(`${t.metric} trends up: ${fmt(t.metric, t.growth)} over ${(windowMs / 1000).toFixed(0)} s after the warm-up (slope ${fmt(t.metric, t.slopePerMin)}/min), limit ${fmt(t.metric, t.limit)}${t.samples < 5 ? `; only ${t.samples} samples` : ''}`);
+for (const t of trends) if (!t.pass) reasons.push(`${t.metric} trends up: ${fmt(t.metric, t.growth)} over the judged ${(windowMs / 1000).toFixed(0)} s after the ${warmupText} warm-up (slope ${fmt(t.metric, t.slopePerMin)}/min), limit ${fmt(t.metric, t.limit)}${t.samples < 5 ? `; only ${t.samples} samples` : ''}`);
 if (wrong.length > 0) reasons.push(`${wrong.length} wrong answer(s), first: ${wrong[0].what} at ${(wrong[0].tMs / 1000).toFixed(1)} s: ${wrong[0].detail}`);
 // Under saturating load a UDP check can go unanswered three times; more than 5 % is not load any more.
 // A health check that misjudged a backend the harness knows is up (or down) is the checker's error under
@@ -713,10 +750,10 @@ const result = {
   pass,
   reasons,
   startedAt: startedAt.toISOString(),
-  options: { duration: values.duration, durationMs, workers, rrl: values.rrl, warmupMs, sampleMs, reloadEveryMs, killEveryMs, changeEveryMs, settleMs: SETTLE_MS },
+  options: { duration: values.duration, durationMs, warmup: warmupText, warmupMs, runMs, workers, rrl: values.rrl, sampleMs, reloadEveryMs, killEveryMs, cycleMs, changeEveryMs, settleMs: SETTLE_MS },
   machine: { ...describeMachine({ dnsperf: dnsperfVersion }), loadAvgStart: loadAtStart, loadAvgEnd: loadAtEnd } as Record<string, unknown>,
   thresholds: {
-    rule: 'least-squares slope over post-warm-up samples × post-warm-up window ≤ limit',
+    rule: 'least-squares slope × the judged window ≤ limit, fitted to the judged samples (after the warm-up), each as the mean over the fault cycle (cycleMs) that ends at it; answers are checked during the warm-up too',
     rss: 'max(16 MiB, 10 % of mean)',
     heap: 'max(8 MiB, 20 % of mean), main thread (nodejs_heap_size_used_bytes)',
     fds: 'max(16, 25 % of mean)',
@@ -750,7 +787,7 @@ fs.writeFileSync(svgPath, svg);
 if (values['docs-svg']) fs.writeFileSync(path.join(REPO_DIR, 'docs', 'soak.svg'), svg);
 await stopAll();
 
-log(`${pass ? 'PASS' : 'FAIL'}: ${samples.length} samples, ${checks.length} checks (${wrong.length} wrong, ${lost.length} lost, ${disagreed.length} where a health check disagreed with the harness), reloads ${seen.reloadOk}/${reloadsSent}, worker restarts ${seen.workerRestarted}/${killsSent}, changes ${changes}`);
+log(`${pass ? 'PASS' : 'FAIL'}: warm-up ${warmupText} (${samples.length - after.length} samples, not judged), then ${values.duration} judged (${after.length} samples over ${(windowMs / 1000).toFixed(0)} s); ${checks.length} checks (${wrong.length} wrong, ${lost.length} lost, ${disagreed.length} where a health check disagreed with the harness), reloads ${seen.reloadOk}/${reloadsSent}, worker restarts ${seen.workerRestarted}/${killsSent}, changes ${changes}`);
 for (const t of trends) log(`  ${t.metric}: mean ${fmt(t.metric, t.mean)}, growth ${fmt(t.metric, t.growth)} (limit ${fmt(t.metric, t.limit)}) ${t.pass ? 'ok' : 'TRENDS UP'}`);
 if (load.dnsperf !== null) log(`  dnsperf: ${load.dnsperf.qps.toFixed(0)} q/s, ${load.dnsperf.lost} of ${load.dnsperf.sent} lost`);
 log(`  pipelined TCP answers ${load.pipelined.answers}, non-reading connections ${load.nonReading.connections}, slow connections ${load.slow.connections}, flood ${load.flood.sent} sent / ${load.flood.nxdomain} NXDOMAIN`);
@@ -774,15 +811,15 @@ function renderSoakSvg(): string {
   ];
   const checksTop = top + panels.length * (panelH + gap);
   const H = checksTop + 90;
-  const xMax = Math.max(durationMs, samples.length > 0 ? samples[samples.length - 1].tMs : 1);
+  const xMax = Math.max(runMs, samples.length > 0 ? samples[samples.length - 1].tMs : 1);
   const x = (ms: number): number => left + ((right - left) * ms) / xMax;
   const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
-  out.push(`<text x="20" y="24" font-size="16" font-weight="bold">${esc(`OpenGSLB soak, ${values.duration}: ${pass ? 'PASS' : 'FAIL'} (${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC)`)}</text>`);
+  out.push(`<text x="20" y="24" font-size="16" font-weight="bold">${esc(`OpenGSLB soak, ${warmupText} warm-up + ${values.duration} judged: ${pass ? 'PASS' : 'FAIL'} (${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC)`)}</text>`);
   out.push(
-    `<text x="20" y="42" fill="#555">${esc(`${String(result.machine.cpuModel ?? '')} × ${String(result.machine.nproc ?? '')}, ${workers} DNS worker(s); load avg ${loadAtStart[0].toFixed(1)} → ${loadAtEnd[0].toFixed(1)}; dnsperf ${load.dnsperf === null ? '?' : `${(load.dnsperf.qps / 1000).toFixed(1)}k q/s`}; grey: warm-up; dashed: least-squares fit after it`)}</text>`,
+    `<text x="20" y="42" fill="#555">${esc(`${String(result.machine.cpuModel ?? '')} × ${String(result.machine.nproc ?? '')}, ${workers} DNS worker(s); load avg ${loadAtStart[0].toFixed(1)} → ${loadAtEnd[0].toFixed(1)}; dnsperf ${load.dnsperf === null ? '?' : `${(load.dnsperf.qps / 1000).toFixed(1)}k q/s`}; grey: warm-up, not judged; orange: mean over the last fault cycle (${cycleMs / 1000} s), dashed: its least-squares fit`)}</text>`,
   );
   out.push(`<text x="20" y="58" fill="#555">${esc('ticks on top: ▲ reload (SIGHUP)  ✕ DNS worker terminated  · backend or override change')}</text>`);
   panels.forEach((p, i) => {
@@ -812,13 +849,15 @@ function renderSoakSvg(): string {
     }
     const pts = samples.filter((s) => Number.isFinite(p.pick(s))).map((s) => `${x(s.tMs).toFixed(1)},${y(p.pick(s)).toFixed(1)}`);
     if (pts.length > 0) out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="#1f5fa8" stroke-width="1.5"/>`);
-    const fitted = fit(after.map((s) => [s.tMs, p.pick(s)] as const).filter(([, v]) => Number.isFinite(v)));
+    const means = cycleMeans(p.pick);
+    if (means.length > 0) out.push(`<polyline points="${means.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}" fill="none" stroke="#e67e22" stroke-width="1.2"/>`);
+    const fitted = fit(means);
     if (after.length > 1) {
       const a = after[0].tMs;
       const b = after[after.length - 1].tMs;
       out.push(`<line x1="${x(a).toFixed(1)}" y1="${y(fitted.intercept + fitted.slope * a).toFixed(1)}" x2="${x(b).toFixed(1)}" y2="${y(fitted.intercept + fitted.slope * b).toFixed(1)}" stroke="${p.t.pass ? '#2e7d32' : '#c0392b'}" stroke-width="2" stroke-dasharray="6,4"/>`);
     }
-    const verdict = `${p.t.pass ? 'flat' : 'TRENDS UP'}: ${p.scale === 1 ? p.t.growth.toFixed(1) : (p.t.growth / p.scale).toFixed(2)} over the window, limit ${p.scale === 1 ? p.t.limit.toFixed(0) : (p.t.limit / p.scale).toFixed(1)}`;
+    const verdict = `${p.t.pass ? 'flat' : 'TRENDS UP'}: ${p.scale === 1 ? p.t.growth.toFixed(1) : (p.t.growth / p.scale).toFixed(2)} over the judged ${(windowMs / 1000).toFixed(0)} s, limit ${p.scale === 1 ? p.t.limit.toFixed(0) : (p.t.limit / p.scale).toFixed(1)}`;
     out.push(`<text x="${left}" y="${pb + 16}" font-weight="bold">${esc(p.title)}</text>`);
     out.push(`<text x="${right}" y="${pb + 16}" text-anchor="end" fill="${p.t.pass ? '#2e7d32' : '#c0392b'}">${esc(verdict)}</text>`);
   });
