@@ -45,6 +45,41 @@ const cases: Case[] = [
     get: (c) => c.dns.tcpMaxQueriesPerConnection,
     expect: 10_000,
   },
+  // dns.rrl: nxdomains_per_second and errors_per_second default to responses_per_second (BIND's rule),
+  // whether that is its own default or set; a 0 set for one of them stays 0 (not limited), not the default.
+  {
+    name: 'defaults dns.rrl to off, 20 responses, NXDOMAINs and errors per second, window 15, slip 2, /24 and /56',
+    yaml: MINIMAL,
+    get: (c) => {
+      const r = c.dns.rrl;
+      return [r.enabled, r.responsesPerSecond, r.nxdomainsPerSecond, r.errorsPerSecond, r.windowSec, r.slip, r.ipv4PrefixLength, r.ipv6PrefixLength];
+    },
+    expect: [false, 20, 20, 20, 15, 2, 24, 56],
+  },
+  {
+    name: 'defaults dns.rrl.nxdomains_per_second and errors_per_second to a set responses_per_second',
+    yaml: [...MINIMAL, 'dns:', '  rrl: { enabled: true, responses_per_second: 7 }'],
+    get: (c) => [c.dns.rrl.responsesPerSecond, c.dns.rrl.nxdomainsPerSecond, c.dns.rrl.errorsPerSecond],
+    expect: [7, 7, 7],
+  },
+  {
+    name: 'keeps a set dns.rrl.nxdomains_per_second, and defaults only errors_per_second to responses_per_second',
+    yaml: [...MINIMAL, 'dns:', '  rrl: { responses_per_second: 50, nxdomains_per_second: 3 }'],
+    get: (c) => [c.dns.rrl.responsesPerSecond, c.dns.rrl.nxdomainsPerSecond, c.dns.rrl.errorsPerSecond],
+    expect: [50, 3, 50],
+  },
+  {
+    name: 'keeps a set dns.rrl.errors_per_second, and defaults only nxdomains_per_second to responses_per_second',
+    yaml: [...MINIMAL, 'dns:', '  rrl: { responses_per_second: 50, errors_per_second: 4 }'],
+    get: (c) => [c.dns.rrl.responsesPerSecond, c.dns.rrl.nxdomainsPerSecond, c.dns.rrl.errorsPerSecond],
+    expect: [50, 50, 4],
+  },
+  {
+    name: 'keeps dns.rrl.nxdomains_per_second and errors_per_second of 0 (not limited) instead of defaulting them',
+    yaml: [...MINIMAL, 'dns:', '  rrl: { responses_per_second: 9, nxdomains_per_second: 0, errors_per_second: 0 }'],
+    get: (c) => [c.dns.rrl.responsesPerSecond, c.dns.rrl.nxdomainsPerSecond, c.dns.rrl.errorsPerSecond],
+    expect: [9, 0, 0],
+  },
   {
     name: 'makes each domain its own zone apex when dns.zones is absent',
     yaml: [...REGION, 'domains:', '  - { name: app.example.test, regions: [eu-west] }', '  - { name: www.other.test, regions: [eu-west] }'],
