@@ -213,14 +213,20 @@ test('a DNS worker killed by the fault drill takes its connections\' counts with
     for (const c of held) c.destroy();
   });
   assert.equal(held.length, 16);
-  const closed = held.map((c) => new Promise<void>((resolve) => c.once('close', () => resolve())));
-  const from = server.out.lines.length;
-  // SIGUSR2 with OPENGSLB_FAULT_DRILL=1 terminates worker 0 (bench/soak.ts uses it); the pool restarts it.
-  server.child.kill('SIGUSR2');
-  await server.out.waitFor(/DNS worker restarted/, from, 10_000);
-  const lost = (await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 500))]), held.filter((c) => c.destroyed || c.readyState !== 'open'));
-  // Worker 0 had some of the 16 (2^-15 that it had none), and they died with it.
-  assert.ok(lost.length > 0 && lost.length < 16, `${lost.length} of the 16 died with worker 0`);
+  // SIGUSR2 with OPENGSLB_FAULT_DRILL=1 terminates a DNS worker, worker 0 then
+  // worker 1 (bench/soak.ts uses it); the pool restarts it. Which worker holds
+  // how many of the 16 depends on which accepted first: if the first one
+  // killed held none, the second did.
+  let lost: net.Socket[] = [];
+  for (let drill = 0; drill < 2 && lost.length === 0; drill++) {
+    const from = server.out.lines.length;
+    server.child.kill('SIGUSR2');
+    await server.out.waitFor(/DNS worker restarted/, from, 10_000);
+    // Let the closes of the dead worker's connections arrive.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    lost = held.filter((c) => c.destroyed || c.readyState !== 'open');
+  }
+  assert.ok(lost.length > 0, `${lost.length} of the 16 died with the killed worker`);
   const survivors = held.length - lost.length;
   const more = await hold(server.port, '127.0.0.1', 200);
   t.after(() => {
