@@ -9,35 +9,25 @@
 // Usage: npx node bench/cold-names.ts [--dist 0,16,64] [--rounds 7]
 
 import { parseArgs } from 'node:util';
-import { seededRandom } from '../src/lib/random.ts';
 import { handleQuery } from '../workers/handle-query.ts';
-import { createFixture, queryBuffer, responseBuffer } from './lib/fixture.ts';
-import { configFor, manyName, MANY_NAMES } from './lib/scenarios.ts';
+import { responseBuffer } from './lib/fixture.ts';
+import { namesPair } from './lib/names-10k.ts';
+import { MANY_NAMES } from './lib/scenarios.ts';
+import type { WorkerScratch } from '../workers/scratch.ts';
 
 const { values } = parseArgs({ options: { dist: { type: 'string', default: '0,16,64' }, rounds: { type: 'string', default: '7' } } });
 const DISTS = values.dist.split(',').map((k) => Number(k) * 1024);
 const ROUNDS = Number(values.rounds);
 const QUERIES = 100_000;
 
-const one = createFixture(configFor('a-rr-3')).scratch;
-const many = createFixture(configFor('names-10k')).scratch;
-const rnd = seededRandom(10);
-const order = Array.from({ length: MANY_NAMES }, (_, i) => i);
-for (let i = order.length - 1; i > 0; i--) {
-  const j = Math.floor(rnd() * (i + 1));
-  [order[i], order[j]] = [order[j], order[i]];
-}
-const manyQueries = order.map((i) => queryBuffer(manyName(i), 1));
-const oneQuery = queryBuffer('app.bench.test', 1);
+const { one, oneQuery, many, manyQueries } = namesPair();
 const out = responseBuffer();
 const other = new Uint8Array(8 << 20);
 let at = 0;
 let sink = 0;
 
-type Ctx = typeof one;
-
 /** Nanoseconds per query (the handleQuery call alone), `dist` bytes of other memory written before each. */
-function measure(ctx: Ctx, query: (i: number) => Buffer, dist: number): number {
+function measure(ctx: WorkerScratch, query: (i: number) => Buffer, dist: number): number {
   let total = 0n;
   for (let i = 0; i < QUERIES; i++) {
     for (let d = 0; d < dist; d += 64) {
