@@ -10,11 +10,12 @@
 // Usage: npx node bench/batch-prefetch.ts [--batch 32] [--sweep 8] [--rounds 9]
 
 import { parseArgs } from 'node:util';
-import { seededRandom } from '../src/lib/random.ts';
 import { handleQuery } from '../workers/handle-query.ts';
 import { prefetchBatch, PrefetchScratch } from '../workers/batch-prefetch.ts';
-import { createFixture, queryBuffer, responseBuffer } from './lib/fixture.ts';
-import { configFor, manyName, MANY_NAMES } from './lib/scenarios.ts';
+import { responseBuffer } from './lib/fixture.ts';
+import { namesPair } from './lib/names-10k.ts';
+import { MANY_NAMES } from './lib/scenarios.ts';
+import type { WorkerScratch } from '../workers/scratch.ts';
 
 const { values } = parseArgs({ options: { batch: { type: 'string', default: '32' }, sweep: { type: 'string', default: '8' }, rounds: { type: 'string', default: '9' } } });
 const BATCH = Number(values.batch);
@@ -22,16 +23,7 @@ const SWEEP_BYTES = Number(values.sweep) * 1024 * 1024;
 const ROUNDS = Number(values.rounds);
 const QUERIES = 20_000;
 
-const one = createFixture(configFor('a-rr-3')).scratch;
-const many = createFixture(configFor('names-10k')).scratch;
-const rnd = seededRandom(10);
-const order = Array.from({ length: MANY_NAMES }, (_, i) => i);
-for (let i = order.length - 1; i > 0; i--) {
-  const j = Math.floor(rnd() * (i + 1));
-  [order[i], order[j]] = [order[j], order[i]];
-}
-const manyQueries = order.map((i) => queryBuffer(manyName(i), 1));
-const oneQuery = queryBuffer('app.bench.test', 1);
+const { one, oneQuery, many, manyQueries } = namesPair();
 const out = responseBuffer();
 const sweep = new Uint8Array(SWEEP_BYTES);
 const scratch = new PrefetchScratch(BATCH);
@@ -39,10 +31,8 @@ const lens = new Int32Array(BATCH);
 const slots: Uint8Array[] = new Array<Uint8Array>(BATCH);
 let sink = 0;
 
-type Ctx = typeof one;
-
 /** Nanoseconds per query over QUERIES queries in batches, caches swept before each batch. */
-function measure(ctx: Ctx, query: (i: number) => Buffer, prefetch: boolean): number {
+function measure(ctx: WorkerScratch, query: (i: number) => Buffer, prefetch: boolean): number {
   let total = 0n;
   for (let b = 0; b < QUERIES; b += BATCH) {
     for (let i = 0; i < BATCH; i++) {

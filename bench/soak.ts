@@ -368,7 +368,7 @@ async function pipelinedClient(): Promise<void> {
   }
 }
 
-// Each abusive client kind comes from an address of its own (the per-client TCP cap, 16 per worker, then
+// Each abusive client kind comes from an address of its own (the per-client TCP cap, 16 for the server, then
 // bounds what it holds, as it should); the checks come from 127.0.0.1.
 // TCP clients that write 2 000 queries for a ~1 kB answer and never read; each lives 10 s, then another takes its place.
 async function nonReadingClient(): Promise<void> {

@@ -13,6 +13,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { RateLimiter } from '../src/dns/rrl.ts';
+import { TcpClientTable } from '../src/dns/tcp-clients.ts';
 import { GeoIpReader } from '../src/geo/lookup.ts';
 import { COUNTER, createDecisionCounters, decisionCapacityFor } from '../src/metrics/counters-layout.ts';
 import { GROUP_WORDS, GRP_STAT_CUSTOM, GRP_STAT_FALLBACK, HDR_GROUP_COUNT, NO_SLOT, REC_GEO_STAT_NOT_SERVED, REC_GEO_STAT_UNDECIDED, REC_STAT_ID } from '../src/snapshot/layout.ts';
@@ -85,7 +86,7 @@ try {
   process.exit(1);
 }
 try {
-  tcp = await startTcp(ctx, data.host, data.port, data.tcp);
+  tcp = await startTcp(ctx, data.host, data.port, data.tcp, new TcpClientTable(data.tcpClients, data.index));
 } catch (err) {
   const e = err as NodeJS.ErrnoException;
   post({ type: 'bind-failed', index: data.index, transport: 'tcp', code: e.code ?? 'UNKNOWN', message: e.message });

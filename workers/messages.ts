@@ -5,6 +5,7 @@
 
 import type { CookieKeys } from '../src/dns/cookie.ts';
 import type { RrlSettings } from '../src/dns/rrl.ts';
+import type { TcpClientShared } from '../src/dns/tcp-clients.ts';
 import type { SignerKey } from '../src/dnssec/sign.ts';
 
 /**
@@ -44,8 +45,12 @@ export interface TcpSettings {
   /** A message that has started arriving must complete within this long. */
   readonly frameTimeoutMs: number;
   readonly maxConnections: number;
-  /** Per client: one IPv4 address, or one IPv6 /64. */
+  /** Per client network, for the whole server (counted in DnsWorkerData.tcpClients). */
   readonly maxConnectionsPerClient: number;
+  /** The client network the cap counts by: IPv4 addresses cut to this many bits (dns.tcp_client_ipv4_prefix_length). */
+  readonly clientIpv4PrefixLength: number;
+  /** IPv6 addresses cut to this many bits (dns.tcp_client_ipv6_prefix_length). */
+  readonly clientIpv6PrefixLength: number;
   readonly maxQueriesPerConnection: number;
 }
 
@@ -67,6 +72,8 @@ export interface DnsWorkerData {
   /** dns.udp_io: 'auto' answers UDP in batches through the native addon where it loads, 'dgram' always through node:dgram. */
   readonly udpIo: 'auto' | 'dgram';
   readonly tcp: TcpSettings;
+  /** The per-client TCP connection counts every worker shares (made by the pool); this worker counts in column `index`. */
+  readonly tcpClients: TcpClientShared;
   /** The signers of the snapshot's zones. */
   readonly dnssec: WorkerDnssec;
   /** Signatures made in advance, to fill a (re)started worker's cache. */

@@ -89,6 +89,8 @@ export class WorkerScratch {
   zone = -1;
   /** The record whose members the answer section holds, -1 for none. */
   answered = -1;
+  /** Where warmAddresses (./handle-query.ts) drops the values it loads, so the loads are kept; never read. */
+  warm = 0;
   /** ECS SCOPE PREFIX-LENGTH of the answer: 0 unless the answer depends on the client's network (geolocation). */
   ecsScope = 0;
   /** The COOKIE option every reply to this query carries (cookieOut), or null: no cookie asked for, or cookies off. */

@@ -18,9 +18,10 @@
 //     for their turn or for replies to drain) or one partial frame (a frame
 //     is at most 65 537 bytes);
 //   - connections: dns.tcp_max_connections per worker, and
-//     dns.tcp_max_connections_per_client from one IPv4 address or IPv6 /64; at
-//     the worker's cap a new connection closes the one idle longest instead of
-//     being refused;
+//     dns.tcp_max_connections_per_client from one client network (an IPv4
+//     /32 or IPv6 /64 by default) for the whole server, counted in the table
+//     all workers share (src/dns/tcp-clients.ts); at the worker's cap a new
+//     connection closes the one idle longest instead of being refused;
 //   - time: an idle connection is closed after dns.tcp_idle_timeout, shorter
 //     as the worker fills up (RFC 7766 §6.2.3), and a message that has started
 //     arriving must complete within dns.tcp_frame_timeout (slow senders).
@@ -30,6 +31,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { MAX_MESSAGE_LEN } from '../src/dns/constants.ts';
+import { CLIENT_REFUSED, type TcpClientTable } from '../src/dns/tcp-clients.ts';
 import { copyBytes } from '../src/dns/write.ts';
 import { bump, COUNTER, DurationRecorder, TRANSPORT_TCP } from '../src/metrics/counters-layout.ts';
 import { handleQuery } from './handle-query.ts';
@@ -115,8 +117,8 @@ class Connection {
   /** The client's address and family (4 or 6), read once when the connection is accepted. */
   readonly clientText: string;
   readonly clientFamily: number;
-  /** The key the per-client cap counts by: the IPv4 address, or the IPv6 /64. */
-  readonly clientKey: string;
+  /** Its slot in the shared per-client table (released when it closes), or a negative number when it is not counted there. */
+  clientSlot: number;
   /**
    * Bytes received and not yet answered, copied out of the read buffer: one
    * incomplete frame (reading goes on), or the rest of a read whose frames
@@ -148,36 +150,17 @@ class Connection {
    * within dns.tcp_frame_timeout of it, however its bytes trickle in.
    */
   frameSince = -1;
-  constructor(socket: net.Socket, clientText: string, clientFamily: number, clientKey: string, onWritten: (conn: Connection) => void) {
+  constructor(socket: net.Socket, clientText: string, clientFamily: number, clientSlot: number, onWritten: (conn: Connection) => void) {
     this.socket = socket;
     this.written = () => onWritten(this);
     this.clientText = clientText;
     this.clientFamily = clientFamily;
-    this.clientKey = clientKey;
+    this.clientSlot = clientSlot;
   }
-}
-
-/**
- * Returns the key the per-client connection cap counts by: an IPv4 address
- * as is (an IPv4-mapped IPv6 address as its IPv4), an IPv6 address cut to its
- * /64 (one subscriber's network: RFC 6177 hands out /56 to /64).
- */
-export function clientKeyOf(address: string): string {
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
-  if (!address.includes(':')) return address;
-  // The first four groups, with "::" expanded far enough to count them.
-  const [head, tail] = address.split('::') as [string, string | undefined];
-  const groups = head === '' ? [] : head.split(':');
-  if (tail !== undefined) {
-    const rest = tail === '' ? [] : tail.split(':');
-    while (groups.length + rest.length < 8) groups.push('0');
-    groups.push(...rest);
-  }
-  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 /** Binds the worker's TCP listener and starts answering. Rejects with the bind error. */
-export async function startTcp(ctx: WorkerScratch, host: string, port: number, options: TcpSettings): Promise<TcpListener> {
+export async function startTcp(ctx: WorkerScratch, host: string, port: number, options: TcpSettings, clients: TcpClientTable): Promise<TcpListener> {
   const build = Buffer.allocUnsafe(MAX_MESSAGE_LEN);
   const freeBlocks: OutBlock[] = [];
   /** Every connection's reads land here; what a connection keeps of a read is copied out before the next one. */
@@ -187,7 +170,6 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
   const durations = new DurationRecorder(counters, cb, TRANSPORT_TCP);
   /** Open connections, least recently active first (activity moves one to the end). */
   const open = new Map<net.Socket, Connection>();
-  const perClient = new Map<string, number>();
   /** Unsent reply bytes of every connection, as last counted. */
   let unsentTotal = 0;
   /** Connections held back by the worker-wide bound, to read again once it clears. */
@@ -540,9 +522,8 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     unsentTotal -= conn.unsent;
     conn.unsent = 0;
     conn.pending = null;
-    const n = (perClient.get(conn.clientKey) ?? 1) - 1;
-    if (n <= 0) perClient.delete(conn.clientKey);
-    else perClient.set(conn.clientKey, n);
+    clients.release(conn.clientSlot);
+    conn.clientSlot = -1;
     // Room again under the worker-wide bound: read the connections it held back.
     if (heldByWorker.size > 0 && unsentTotal <= MAX_UNSENT_PER_WORKER) for (const held of [...heldByWorker]) release(held);
   };
@@ -555,7 +536,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
    * server's connection count, and so server.close(), right. Returns null if
    * this Node.js has no such handle.
    */
-  const adopt = (accepted: net.Socket, clientText: string, clientFamily: number, clientKey: string): Connection | null => {
+  const adopt = (accepted: net.Socket, clientText: string, clientFamily: number, clientSlot: number): Connection | null => {
     const wrapper = accepted as unknown as { _handle: object | null };
     const handle = wrapper._handle;
     if (handle === null || typeof handle !== 'object') return null;
@@ -575,7 +556,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
       },
     });
     socket.once('close', () => accepted.destroy());
-    conn = new Connection(socket, clientText, clientFamily, clientKey, written);
+    conn = new Connection(socket, clientText, clientFamily, clientSlot, written);
     return conn;
   };
 
@@ -589,20 +570,24 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
       return;
     }
     const clientText = accepted.remoteAddress ?? '';
-    const clientKey = clientKeyOf(clientText);
-    if ((perClient.get(clientKey) ?? 0) >= options.maxConnectionsPerClient) {
+    // Counted for the whole server (every worker shares the table); from here
+    // on every way out that does not keep the connection releases the slot.
+    const clientSlot = clients.acquire(clientText);
+    if (clientSlot === CLIENT_REFUSED) {
       bump(counters, cb + COUNTER.TCP_CLIENT_CAP);
       accepted.destroy();
       return;
     }
     if (open.size >= options.maxConnections && !evictIdlest()) {
+      clients.release(clientSlot);
       bump(counters, cb + COUNTER.TCP_REJECTED);
       accepted.destroy();
       return;
     }
     const clientFamily = accepted.remoteFamily === 'IPv6' ? 6 : accepted.remoteFamily === 'IPv4' ? 4 : 0;
-    const conn = adopt(accepted, clientText, clientFamily, clientKey);
+    const conn = adopt(accepted, clientText, clientFamily, clientSlot);
     if (conn === null) {
+      clients.release(clientSlot);
       // A Node.js without the handle this relies on: counted, never silent (every TCP test fails on it).
       bump(counters, cb + COUNTER.EXCEPTIONS);
       accepted.destroy();
@@ -610,7 +595,6 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     }
     const socket = conn.socket;
     bump(counters, cb + COUNTER.TCP_ACCEPTED);
-    perClient.set(clientKey, (perClient.get(clientKey) ?? 0) + 1);
     open.set(socket, conn);
     touch(conn);
     socket.on('timeout', () => {

@@ -715,6 +715,8 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       tcpFrameTimeoutMs: dns.tcp_frame_timeout,
       tcpMaxConnectionsPerWorker: dns.tcp_max_connections,
       tcpMaxConnectionsPerClient: dns.tcp_max_connections_per_client,
+      tcpClientIpv4PrefixLength: dns.tcp_client_ipv4_prefix_length,
+      tcpClientIpv6PrefixLength: dns.tcp_client_ipv6_prefix_length,
       tcpMaxQueriesPerConnection: dns.tcp_max_queries_per_connection,
       rrl: {
         enabled: dns.rrl.enabled,

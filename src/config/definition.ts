@@ -419,10 +419,22 @@ const dns = object({
     }),
     tcp_max_connections: int({ doc: 'Most open TCP connections per worker; at the cap a new connection closes the longest-idle one.', default: 256, min: 1, max: 65535 }),
     tcp_max_connections_per_client: int({
-      doc: 'Most open TCP connections per worker from one client: one IPv4 address, or one IPv6 /64.',
+      doc: 'Most open TCP connections from one client (its network: see tcp_client_ipv4_prefix_length and tcp_client_ipv6_prefix_length) to the whole server, however many workers; the workers share one count.',
       default: 16,
       min: 1,
       max: 65535,
+    }),
+    tcp_client_ipv4_prefix_length: int({
+      doc: 'IPv4 clients share one tcp_max_connections_per_client per network of this prefix length (32: each address).',
+      default: 32,
+      min: 0,
+      max: 32,
+    }),
+    tcp_client_ipv6_prefix_length: int({
+      doc: 'IPv6 clients share one tcp_max_connections_per_client per network of this prefix length (64: one subscriber\'s network, RFC 6177).',
+      default: 64,
+      min: 0,
+      max: 128,
     }),
     tcp_max_queries_per_connection: int({
       doc: 'Most queries answered on one TCP connection before it is closed.',

@@ -226,6 +226,10 @@ export interface DnsConfig {
   readonly tcpMaxConnectionsPerWorker: number;
   /** Cap on concurrently open TCP connections per worker from one client (IPv4 address, IPv6 /64). */
   readonly tcpMaxConnectionsPerClient: number;
+  /** dns.tcp_client_ipv4_prefix_length: the IPv4 network the per-client cap counts by. */
+  readonly tcpClientIpv4PrefixLength: number;
+  /** dns.tcp_client_ipv6_prefix_length: the IPv6 network the per-client cap counts by. */
+  readonly tcpClientIpv6PrefixLength: number;
   /** Cap on queries answered over one TCP connection before it is closed. */
   readonly tcpMaxQueriesPerConnection: number;
   readonly identity: IdentityConfig;

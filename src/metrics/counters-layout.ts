@@ -62,7 +62,7 @@ export const COUNTER = {
   DNSSEC_PRESIGNED: 25,
   /** TCP connections closed to make room for a new one at the worker's cap: the one idle longest. */
   TCP_EVICTED: 40,
-  /** TCP connections refused because their client already had dns.tcp_max_connections_per_client open on the worker. */
+  /** TCP connections refused because their client network already had dns.tcp_max_connections_per_client open on the server (all workers together). */
   TCP_CLIENT_CAP: 41,
   /** Times a TCP connection stopped being read because its (or the worker's) unsent replies were over the bound. */
   TCP_READ_PAUSED: 42,

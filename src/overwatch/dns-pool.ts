@@ -13,6 +13,7 @@ import type { Worker } from 'node:worker_threads';
 import type { DnsWorkerData, MainToWorker, SignatureBatch, TcpSettings, WorkerCookies, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
 import type { CookieKeys } from '../dns/cookie.ts';
 import type { RrlSettings } from '../dns/rrl.ts';
+import { createTcpClientTable, reclaimColumnSoon, type TcpClientShared } from '../dns/tcp-clients.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
@@ -53,6 +54,8 @@ interface Slot {
   startedAt: number;
   crashes: number;
   timer: NodeJS.Timeout | null;
+  /** Resolves once the per-client TCP counts of its last worker are zeroed (after an exit); the replacement starts after that. */
+  reclaimed: Promise<void>;
 }
 
 /**
@@ -86,6 +89,8 @@ export class DnsPool extends EventEmitter {
   readonly udpIo: { path: 'batched' | 'dgram' | ''; reason: string }[] = [];
   /** Each worker index's routing-decision buffer (null until it posts one); a restarted worker carries on in it. */
   readonly #decisions: (Int32Array | null)[] = [];
+  /** The per-client TCP connection counts all workers share (src/dns/tcp-clients.ts): one column per worker index. */
+  readonly tcpClients: TcpClientShared;
 
   constructor(options: DnsPoolOptions) {
     super();
@@ -97,6 +102,13 @@ export class DnsPool extends EventEmitter {
     this.#geo = options.geo ?? null;
     this.#cookies = options.cookies ?? null;
     if (options.counters.length < options.workers * COUNTER_STRIDE) throw new RangeError('counters buffer too small for the worker count');
+    this.tcpClients = createTcpClientTable({
+      workers: options.workers,
+      maxConnectionsPerWorker: options.tcp.maxConnections,
+      maxPerClient: options.tcp.maxConnectionsPerClient,
+      ipv4PrefixLength: options.tcp.clientIpv4PrefixLength,
+      ipv6PrefixLength: options.tcp.clientIpv6PrefixLength,
+    });
   }
 
   /** Each worker index's current routing-decision buffer, or null before its worker posted one (metrics read these). */
@@ -118,7 +130,7 @@ export class DnsPool extends EventEmitter {
   async start(): Promise<void> {
     const started: Promise<void>[] = [];
     for (let i = 0; i < this.#options.workers; i++) {
-      this.#slots.push({ worker: null, startedAt: 0, crashes: 0, timer: null });
+      this.#slots.push({ worker: null, startedAt: 0, crashes: 0, timer: null, reclaimed: Promise.resolve() });
       this.udpIo.push({ path: '', reason: '' });
       started.push(this.#spawn(i));
     }
@@ -149,6 +161,7 @@ export class DnsPool extends EventEmitter {
       signatures: o.signatures?.() ?? [],
       udpIo: o.udpIo ?? 'auto',
       tcp: o.tcp,
+      tcpClients: this.tcpClients,
       rrl: o.rrl ?? null,
       cookies: this.#cookies,
     };
@@ -185,6 +198,9 @@ export class DnsPool extends EventEmitter {
       worker.on('error', (err) => this.emit('worker-error', i, err));
       worker.on('exit', (code) => {
         if (slot.worker === worker) slot.worker = null;
+        // Its connections died with it: so do its per-client counts (the
+        // thread has stopped, so nothing writes its column any more).
+        slot.reclaimed = reclaimColumnSoon(this.tcpClients, i);
         // A dead worker will never acknowledge a publish; don't wait for it.
         this.#forget(i);
         if (!listening) reject(bindError ?? new OpenGslbError('OPENGSLB_ERR_WORKER_START', `DNS worker ${i} exited with code ${code} before it was listening`));
@@ -205,8 +221,10 @@ export class DnsPool extends EventEmitter {
     const delay = Math.min(max, base * 2 ** slot.crashes);
     slot.crashes++;
     this.emit('worker-exit', i, code, delay);
-    slot.timer = setTimeout(() => {
+    slot.timer = setTimeout(async () => {
       slot.timer = null;
+      // The replacement counts in the same column: only once it is zeroed.
+      await slot.reclaimed;
       if (this.#stopping) return;
       this.#spawn(i).then(
         () => {

@@ -58,6 +58,8 @@ const SOCKET_KEY_NAMES = {
   tcpFrameTimeoutMs: 'dns.tcp_frame_timeout',
   tcpMaxConnectionsPerWorker: 'dns.tcp_max_connections',
   tcpMaxConnectionsPerClient: 'dns.tcp_max_connections_per_client',
+  tcpClientIpv4PrefixLength: 'dns.tcp_client_ipv4_prefix_length',
+  tcpClientIpv6PrefixLength: 'dns.tcp_client_ipv6_prefix_length',
   tcpMaxQueriesPerConnection: 'dns.tcp_max_queries_per_connection',
 } as const;
 
@@ -369,6 +371,8 @@ export class Overwatch {
         frameTimeoutMs: dns.tcpFrameTimeoutMs,
         maxConnections: dns.tcpMaxConnectionsPerWorker,
         maxConnectionsPerClient: dns.tcpMaxConnectionsPerClient,
+        clientIpv4PrefixLength: dns.tcpClientIpv4PrefixLength,
+        clientIpv6PrefixLength: dns.tcpClientIpv6PrefixLength,
         maxQueriesPerConnection: dns.tcpMaxQueriesPerConnection,
       },
       dnssec: workerDnssecOf(keyring, snapshot, config),

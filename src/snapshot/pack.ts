@@ -37,10 +37,11 @@ function align64(off: number): number {
 export function packSnapshot(model: SnapshotModel, encoded: EncodedSnapshot, generation: number): SharedArrayBuffer {
   const { nodes, zones, records } = model;
   const blob = new Blob();
-  // Each name is followed by the answer fragments of its records: an answer
-  // for a name not asked for recently then finds its name bytes (compared by
-  // the lookup) and its fragments in adjacent cache lines, one miss fewer
-  // than with all names first (names-10k: docs/benchmarks.md).
+  // Each name is followed by the answer fragments of its records, so the node
+  // row alone says where a name's fragments are (NODE_NAME_OFF +
+  // NODE_NAME_LEN): the query path starts loading them together with the
+  // record row instead of after it (warmAddresses in workers/handle-query.ts;
+  // names-10k: docs/benchmarks.md).
   const recordsOfNode: number[][] = nodes.map(() => []);
   for (let r = 0; r < records.length; r++) recordsOfNode[records[r].node]?.push(r);
   const fragOffOf: number[][] = new Array<number[]>(records.length);

@@ -92,6 +92,14 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'reports TCP client prefix lengths out of range',
+    yaml: [...SERVER, ...DOMAIN, 'dns:', '  tcp_client_ipv4_prefix_length: 33', '  tcp_client_ipv6_prefix_length: -1'],
+    expect: [
+      'x.yaml:7:34: dns.tcp_client_ipv4_prefix_length: 33 is out of range, expected an integer from 0 to 32',
+      'x.yaml:8:34: dns.tcp_client_ipv6_prefix_length: -1 is out of range, expected an integer from 0 to 128',
+    ],
+  },
+  {
     name: 'reports a duration without a unit and says a unit is required',
     yaml: [...SERVER, '    health_check: { interval: 30 }', ...DOMAIN],
     expect: ['x.yaml:4:31: regions[0].health_check.interval: "30" has no unit, expected a duration string with a unit such as "500ms", "30s"'],

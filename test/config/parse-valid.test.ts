@@ -39,6 +39,13 @@ const cases: Case[] = [
   { name: 'defaults dns.udp_receive_buffer to 1 MiB', yaml: MINIMAL, get: (c) => c.dns.udpReceiveBufferBytes, expect: 1048576 },
   { name: 'defaults dns.udp_io to auto (batched where the native addon loads)', yaml: MINIMAL, get: (c) => c.dns.udpIo, expect: 'auto' },
   { name: 'defaults dns.tcp_max_connections to 256 per worker', yaml: MINIMAL, get: (c) => c.dns.tcpMaxConnectionsPerWorker, expect: 256 },
+  { name: 'defaults dns.tcp_max_connections_per_client to 16 for the whole server', yaml: MINIMAL, get: (c) => c.dns.tcpMaxConnectionsPerClient, expect: 16 },
+  {
+    name: 'defaults the TCP client network to the IPv4 address and the IPv6 /64',
+    yaml: MINIMAL,
+    get: (c) => [c.dns.tcpClientIpv4PrefixLength, c.dns.tcpClientIpv6PrefixLength],
+    expect: [32, 64],
+  },
   {
     name: 'defaults dns.tcp_max_queries_per_connection to 10000',
     yaml: MINIMAL,
