@@ -63,7 +63,7 @@ export const ERRORS = {
   },
   OPENGSLB_ERR_REGISTRY_REFUSED: {
     code: 'OPENGSLB_ERR_REGISTRY_REFUSED',
-    summary: 'A server could not be registered: its region is not served here, its address is not an IP literal, or another source (the config, an agent) already owns it.',
+    summary: 'A server or a geo mapping could not be registered: its region is not served here, its address is not an IP literal, another source (the config, an agent) already owns it, or the geo table already holds its 100 000 custom mappings.',
     httpStatus: 409,
   },
   OPENGSLB_ERR_STATE_OPEN: {

@@ -21,7 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { Config, CustomMappingConfig, DomainConfig, GeolocationConfig, IdentityConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
-import type { GeoTableInput } from '../geo/cidr-table.ts';
+import { MAX_CIDR_MAPPINGS, type GeoTableInput } from '../geo/cidr-table.ts';
 import { geoTableInputOf } from '../geo/table-input.ts';
 import { specFor } from '../health/targets.ts';
 import { targetKey, type CheckSpec } from '../health/types.ts';
@@ -578,6 +578,16 @@ export class Registry extends EventEmitter {
     }
     if (this.#routing.geolocation.customMappings.some((m) => m.cidr === mapping.cidr)) {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: the config maps this network already (overwatch.geolocation.custom_mappings); change it there`);
+    }
+    // A new network past the geo table's limit would make every later snapshot compile fail; replacing one is fine.
+    // Inactive run-time mappings count too: a reload can make them apply again.
+    const fromConfig = this.#routing.geolocation.customMappings.length;
+    const fromApi = this.#geoMappings.size;
+    if (!this.#geoMappings.has(mapping.cidr) && fromConfig + fromApi >= MAX_CIDR_MAPPINGS) {
+      throw new OpenGslbError(
+        'OPENGSLB_ERR_REGISTRY_REFUSED',
+        `mapping ${mapping.cidr}: the geo table takes at most ${MAX_CIDR_MAPPINGS} custom mappings, config and run-time together, and ${fromConfig + fromApi} are set (${fromConfig} in the config, ${fromApi} at run time); remove one first (DELETE /api/v1/geo/mappings)`,
+      );
     }
   }
 

@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
-import { LmdbStore } from '../../src/state/store.ts';
+import { MAX_CIDR_MAPPINGS } from '../../src/geo/cidr-table.ts';
+import { LmdbStore, MemoryStore } from '../../src/state/store.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { KNOWN_LOCATIONS } from '../helpers/geo-known.ts';
 import { call, startTestApi } from './helpers.ts';
@@ -94,4 +96,57 @@ test('a mapping added through the API reaches DNS when the call returns, is list
   assert.equal(r.status, 200);
   assert.equal(await answer(overwatch.port, '172.16.5.0'), '192.0.2.1');
   assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=172.16.0.0/12')).status, 404);
+});
+
+test('a new mapping past the geo table limit (MAX_CIDR_MAPPINGS, config and run-time together) is refused with 409 naming the limit and the count; replacing one is not; a compile that throws leaves the good snapshot served', async (t) => {
+  // 1 mapping in the config plus 99 999 stored ones: exactly at the limit.
+  const store = new MemoryStore();
+  const stored = MAX_CIDR_MAPPINGS - 1;
+  for (let i = 0; i < stored; i++) {
+    await store.putGeoMapping({ cidr: `${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, region: 'us', comment: null, source: 'prefill', createdAtMs: 0 });
+  }
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }, sink), { store });
+  t.after(() => overwatch.stop(200));
+  const api = await startTestApi(t, overwatch);
+  assert.equal(await answer(overwatch.port, '20.0.5.1'), '198.51.100.1', 'a stored mapping answers');
+
+  let r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '172.16.0.0/12', region: 'us', source: 'alice' } });
+  assert.equal(r.status, 409, JSON.stringify(r.body));
+  assert.equal(
+    r.body.error,
+    'mapping 172.16.0.0/12: the geo table takes at most 100000 custom mappings, config and run-time together, and 100000 are set (1 in the config, 99999 at run time); remove one first (DELETE /api/v1/geo/mappings)',
+  );
+  assert.equal((await store.loadGeoMappings()).length, stored, 'nothing stored');
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '192.0.2.1', 'not mapped');
+
+  // Changing the region of a network already mapped adds nothing: taken.
+  r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '20.0.5.0/24', region: 'eu', source: 'alice' } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(await answer(overwatch.port, '20.0.5.1'), '192.0.2.1');
+  // One removed makes room for one.
+  assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=20.0.6.0/24')).status, 200);
+  r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '172.16.0.0/12', region: 'us', source: 'alice' } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '198.51.100.1');
+
+  // Past the limit by a path that does not check (a stored mapping taken back as it is): the compile throws,
+  // the caller hears why, and DNS keeps answering from the previous snapshot.
+  const generation = overwatch.generation;
+  overwatch.registry.restoreGeoMapping({ cidr: '192.168.0.0/16', region: 'us', comment: null, source: 'unchecked', createdAtMs: 0 });
+  await assert.rejects(overwatch.whenPublished(), /geo table: 100001 custom mappings, expected at most 100000/);
+  assert.equal(overwatch.generation, generation);
+  assert.equal(await answer(overwatch.port, '192.168.1.1'), '192.0.2.1', 'the unpublished mapping does not answer');
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '198.51.100.1', 'the served snapshot still answers');
+  assert.ok(logs.some((l) => l.includes('registry change not published; the previous snapshot keeps serving')));
+  // Taking it out again lets the next change publish.
+  overwatch.registry.deleteGeoMapping('192.168.0.0/16');
+  assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=172.16.0.0/12')).status, 200);
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '192.0.2.1');
 });
