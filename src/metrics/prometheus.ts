@@ -771,7 +771,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   fromAgents(
     Counter,
     'opengslb_overwatch_agent_backends_refused_total',
-    "Agents' backends the overwatch keeps but cannot answer, by reason: host_name, registry_refused, other_agent (another agent reports the same backend).",
+    "Agents' backends the overwatch keeps but cannot answer, by reason: host_name, registry_refused, other_agent (another agent reports the same backend); and backend_limit: backends a partial update would have added past the 1024 one agent may hold, not taken.",
     'reason',
     (hub) => {
       const r = hub.counters().refused;

@@ -17,8 +17,11 @@ export type AgentState = (typeof AGENT_STATES)[number];
 export const BACKEND_STATES = ['healthy', 'unhealthy', 'unknown', 'draining', 'stale', 'validated', 'removed'] as const;
 export type BackendState = (typeof BACKEND_STATES)[number];
 
-/** Why an agent's backend is kept but not answered at all. */
-export const BACKEND_REFUSALS = ['host_name', 'registry_refused', 'other_agent'] as const;
+/**
+ * Why an agent's backend is kept but not answered at all, or (backend_limit)
+ * not taken: a delta that would give its agent more than MAX_BACKENDS_PER_AGENT.
+ */
+export const BACKEND_REFUSALS = ['host_name', 'registry_refused', 'other_agent', 'backend_limit'] as const;
 export type BackendRefusal = (typeof BACKEND_REFUSALS)[number];
 
 /** The message types the channel accepts (src/gossip/channel.ts AGENT_MESSAGE_TYPES, checked here at compile time). */

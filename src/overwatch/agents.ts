@@ -22,7 +22,7 @@ import { parseIp } from '../config/ip.ts';
 import type { Config } from '../config/types.ts';
 import { OverwatchChannel, type ChannelCounters, type ChannelEvent, type DropEvent, type RegisterEvent } from '../gossip/channel.ts';
 import { Keyring } from '../gossip/envelope.ts';
-import type { BackendCheck, BackendReport, HealthUpdateMessage, HeartbeatMessage, HostLoad } from '../gossip/messages.ts';
+import { MAX_BACKENDS, type BackendCheck, type BackendReport, type HealthUpdateMessage, type HeartbeatMessage, type HostLoad } from '../gossip/messages.ts';
 import { GossipReceiver, type ReceiverCounters } from '../gossip/receiver.ts';
 import { agentsWildcard } from '../bus/nats.ts';
 import { BusReceiver } from '../bus/receiver.ts';
@@ -54,6 +54,15 @@ const PERSIST_DELAY_MS = 500;
  * several seconds of them.
  */
 const CHANNEL_UDP_RECEIVE_BUFFER = 4 * 1024 * 1024;
+/**
+ * Most backends one agent holds: what one registration or full heartbeat can
+ * carry (MAX_BACKENDS). A delta adds backends until the next full set drops
+ * those it does not list, so without this an agent that never sends a full
+ * set could grow its set (and the registry) without end; the new backends of
+ * a delta past it are not taken (counted as backend_limit), the known ones
+ * are updated.
+ */
+export const MAX_BACKENDS_PER_AGENT = MAX_BACKENDS;
 /** EMA weight of the overwatch's validation checks (the agent's own latency is not reported). */
 const VALIDATION_EMA_ALPHA = 0.3;
 
@@ -152,6 +161,12 @@ export interface AgentHubOptions {
 function backendId(b: { readonly service: string; readonly address: string; readonly port: number }): string {
   // Flat, not a cons-string tree (src/registry/keys.ts says why).
   return [b.service, b.address, b.port].join('|');
+}
+
+/** The report with its address in normal form (an IP literal as parseIp writes it; a host name as sent). */
+function normalReport(report: BackendReport): BackendReport {
+  const ip = parseIp(report.address);
+  return 'error' in ip || ip.address === report.address ? report : { ...report, address: ip.address };
 }
 
 /** Do two reports of one backend say the same (weight, claim, drain, check)? */
@@ -570,13 +585,18 @@ export class AgentHub {
   }
 
   #onDrop(e: DropEvent): void {
-    const key = `${e.reason}|${e.agentId ?? e.source.remote}`;
+    if (!this.#firstInMinute(`${e.reason}|${e.agentId ?? e.source.remote}`)) return;
+    this.#log.warn({ reason: e.reason, detail: e.detail, agent: e.agentId, transport: e.source.transport, remote: e.source.remote }, 'agent message dropped (counted; logged once a minute per reason and agent)');
+  }
+
+  /** True at most once a minute per key (a reason and an agent or address): what is logged of what is counted every time. */
+  #firstInMinute(key: string): boolean {
     const now = this.#now();
     const last = this.#dropLogged.get(key);
-    if (last !== undefined && now - last < 60_000) return;
+    if (last !== undefined && now - last < 60_000) return false;
     if (this.#dropLogged.size > 10_000) this.#dropLogged.clear();
     this.#dropLogged.set(key, now);
-    this.#log.warn({ reason: e.reason, detail: e.detail, agent: e.agentId, transport: e.source.transport, remote: e.source.remote }, 'agent message dropped (counted; logged once a minute per reason and agent)');
+    return true;
   }
 
   // ---- Agents and their backends
@@ -630,17 +650,37 @@ export class AgentHub {
     if (changed) this.#markDirty(agent);
   }
 
-  /** A delta: only the backends listed changed. */
+  /**
+   * A delta: only the backends listed changed. Backends it adds past
+   * MAX_BACKENDS_PER_AGENT are not taken (the known ones are still updated,
+   * nothing held is dropped): counted, and logged once a minute per agent.
+   */
   #applyDelta(agent: AgentRecord, reports: readonly BackendReport[]): void {
     let changed = false;
-    for (const r of reports) changed = this.#upsert(agent, r).changed || changed;
+    let ignored = 0;
+    for (const r of reports) {
+      const normal = normalReport(r);
+      if (agent.backends.size >= MAX_BACKENDS_PER_AGENT && !agent.backends.has(backendId(normal))) {
+        ignored++;
+        continue;
+      }
+      changed = this.#upsert(agent, normal).changed || changed;
+    }
     if (changed) this.#markDirty(agent);
+    if (ignored > 0) {
+      this.#refused.backend_limit += ignored;
+      if (this.#firstInMinute(`backend_limit|${agent.agentId}`)) {
+        this.#log.warn(
+          { agent: agent.agentId, ignored, backends: agent.backends.size, limit: MAX_BACKENDS_PER_AGENT },
+          'agent backends not taken: a partial update would give the agent more backends than one full set can carry; its next full set (registration or full heartbeat) replaces them (counted; logged once a minute per agent)',
+        );
+      }
+    }
   }
 
   /** Takes one report of one backend; returns its id within the agent and whether anything of it changed. */
   #upsert(agent: AgentRecord, report: BackendReport): { readonly id: string; readonly changed: boolean } {
-    const ip = parseIp(report.address);
-    const normal: BackendReport = 'error' in ip ? report : { ...report, address: ip.address };
+    const normal = normalReport(report);
     const id = backendId(normal);
     let b = agent.backends.get(id);
     const merged: BackendReport = { ...normal, check: internCheck(normal.check) ?? b?.report.check ?? null };

@@ -16,6 +16,7 @@ import type { AckMessage } from '../../src/gossip/messages.ts';
 import type { CheckObserver } from '../../src/health/scheduler.ts';
 import type { ProbeResult } from '../../src/health/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
+import { MAX_BACKENDS_PER_AGENT } from '../../src/overwatch/agents.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
 import { MemoryStore } from '../../src/state/store.ts';
 import { httpBackend } from '../helpers/backends.ts';
@@ -188,4 +189,46 @@ test('explain says why an agent\'s backend is not answered: its agent\'s checks 
   const reasons = Object.fromEntries(e.candidates.map((c) => [c.address, [c.authority, c.reason]]));
   assert.deepEqual(reasons['192.0.2.80'], ['agent', 'unhealthy: its agent\'s checks fail']);
   assert.deepEqual(reasons['192.0.2.81'], ['draining', 'draining: its agent drains it (memory_threshold_exceeded)']);
+});
+
+test('partial updates cannot grow an agent past MAX_BACKENDS_PER_AGENT: the new backends past it are not taken, known ones are updated, nothing held is lost, and the next full set replaces the set', async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'warn', format: 'json' }, new Writable({
+    write(chunk: Buffer, _e, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  }));
+  const s = await start(t, [], { logger });
+  const hub = s.ow.agents;
+  assert.ok(hub);
+  const a = await s.agent();
+  const id = a.identity.agentId;
+  const addr = (i: number): string => `10.77.${i >> 8}.${i & 255}`;
+  const held = (): number => hub.agent(id)?.agent.backend_count ?? -1;
+  assert.equal((await s.send(a.seal(a.register([backend(APP, '192.0.2.10', 80)]))))?.status, 'ok');
+  // A health_update adding MAX - 1 backends: exactly at the limit, all taken.
+  const fill = Array.from({ length: MAX_BACKENDS_PER_AGENT - 1 }, (_, i) => backend(APP, addr(i), 80));
+  assert.equal((await s.send(a.seal(a.health(fill))))?.status, 'ok');
+  assert.equal(held(), MAX_BACKENDS_PER_AGENT);
+  // Two new ones and a change of a known one, in a health_update, then one new in a partial heartbeat.
+  assert.equal((await s.send(a.seal(a.health([backend(APP, '192.0.2.10', 80, 'unhealthy'), backend(APP, '198.51.100.1', 80), backend(APP, '198.51.100.2', 80)]))))?.status, 'ok');
+  assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, '198.51.100.3', 80), backend(APP, addr(5), 80, 'unhealthy')], false))))?.status, 'ok');
+  assert.equal(held(), MAX_BACKENDS_PER_AGENT);
+  const rows = hub.agent(id)?.backends ?? [];
+  assert.equal(rows.find((b) => b.address === '192.0.2.10')?.agent_health, 'unhealthy', 'the known backend was updated');
+  assert.equal(rows.find((b) => b.address === addr(5))?.agent_health, 'unhealthy');
+  assert.equal(rows.filter((b) => b.address.startsWith('198.51.100.')).length, 0, 'the new ones were not taken');
+  assert.equal(hub.counters().refused.backend_limit, 3);
+  const warned = lines.filter((l) => l.includes('agent backends not taken'));
+  assert.equal(warned.length, 1, 'logged once a minute per agent');
+  assert.match(warned[0], /"ignored":2/);
+  assert.match(warned[0], /"limit":1024/);
+  // A full set replaces the set: room again.
+  assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, '192.0.2.10', 80)], true))))?.status, 'ok');
+  assert.equal(held(), 1);
+  assert.equal((await s.send(a.seal(a.health([backend(APP, '198.51.100.1', 80)]))))?.status, 'ok');
+  assert.equal(held(), 2);
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), ['192.0.2.10', '198.51.100.1']);
 });
