@@ -462,7 +462,8 @@ export class Agent {
         break;
       }
       case 'refused':
-        this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, e.type === 'register' ? 'overwatch refused the registration (check agent.identity.service_token against overwatch.agent_tokens, and the region); retrying slowly' : 'overwatch refused a message');
+        if (e.reason === 'agent_limit') this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, 'overwatch refused the registration: it holds as many agents as its overwatch.gossip.max_agents allows; retrying slowly');
+        else this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, e.type === 'register' ? 'overwatch refused the registration (check agent.identity.service_token against overwatch.agent_tokens, and the region); retrying slowly' : 'overwatch refused a message');
         break;
       case 'register_requested':
         this.#log.info({ overwatch: node }, 'overwatch asked for a registration (it does not know this agent): registering again');

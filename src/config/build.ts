@@ -812,6 +812,7 @@ function buildOverwatchGossip(file: CheckedFile): OverwatchGossipConfig | null {
     encryptionKey: g.encryption_key,
     acceptedKeys: g.accepted_keys,
     maxClockSkewMs: g.max_clock_skew,
+    maxAgents: g.max_agents,
   };
 }
 

@@ -594,6 +594,12 @@ const overwatch = object({
           min: '1s',
           max: '1h',
         }),
+        max_agents: int({
+          doc: 'Most agents this overwatch pins (revoked ones included): a registration of a new agent id past it is dropped as agent_limit and its agent told so; pinned agents are not affected. Applies on reload; deleting pins (DELETE /api/v1/overwatch/agents/{id}) makes room.',
+          default: 10_000,
+          min: 1,
+          max: 1_000_000,
+        }),
         probe_interval: duration({ doc: 'memberlist SWIM probe interval of the Go original; this channel has no SWIM membership and ignores it.', default: '1s', min: '1ms', notUsedYet: true }),
         probe_timeout: duration({ doc: 'memberlist SWIM probe timeout of the Go original; ignored.', default: '500ms', min: '1ms', notUsedYet: true }),
         gossip_interval: duration({ doc: 'memberlist gossip interval of the Go original; ignored.', default: '200ms', min: '1ms', notUsedYet: true }),

@@ -115,6 +115,8 @@ export interface OverwatchGossipConfig {
   /** Further keys accepted while a key rotates, base64 like encryptionKey. */
   readonly acceptedKeys: readonly string[];
   readonly maxClockSkewMs: number;
+  /** overwatch.gossip.max_agents: most pinned agents; a new agent past it is refused (agent_limit). */
+  readonly maxAgents: number;
 }
 
 export interface ValidationConfig {

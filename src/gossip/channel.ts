@@ -7,7 +7,7 @@
 // them through to a PinStore.
 //
 //   sealed bytes ─► open (envelope, msgpack, validate) ─► timestamp ─► revoked? ─► seq window check
-//        register: region? ─► token proofs ─► certificate ─► signature ─► pin / rotation ─┐
+//        register: region? ─► token proofs ─► certificate ─► signature ─► max agents ─► pin / rotation ─┐
 //        others:   pinned? ─► signature (pinned key) ─► certificate still valid ─► services ─┤
 //                                                  seq window accept ◄─┘ ─► handler ─► ack
 
@@ -106,6 +106,8 @@ export interface OverwatchChannelOptions {
   readonly regions: readonly string[] | null;
   /** overwatch.gossip.max_clock_skew: how far a message's timestamp may be from this clock, ms. Default 30 000. */
   readonly maxClockSkewMs?: number;
+  /** overwatch.gossip.max_agents: most pins (revoked ones included); a new agent past it is dropped (agent_limit). Default: no limit. */
+  readonly maxAgents?: number;
   readonly handlers?: ChannelHandlers;
   /** Clock, epoch milliseconds (tests). */
   readonly now?: () => number;
@@ -134,6 +136,7 @@ export class OverwatchChannel {
   readonly #handlers: ChannelHandlers;
   readonly #now: () => number;
   readonly #maxSkewMs: number;
+  #maxAgents: number;
   /** Messages stamped before this are refused: the replay windows start empty at every start. */
   readonly #startedAtMs: number;
   readonly #pins = new Map<string, StoredPin>();
@@ -150,6 +153,7 @@ export class OverwatchChannel {
     this.#handlers = options.handlers ?? {};
     this.#now = options.now ?? Date.now;
     this.#maxSkewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    this.#maxAgents = options.maxAgents ?? Number.POSITIVE_INFINITY;
     this.#startedAtMs = this.#now();
     for (const pin of this.#store.loadPins()) this.#pins.set(pin.agentId, pin);
     this.#counters = {
@@ -289,6 +293,11 @@ export class OverwatchChannel {
     this.#tokens = new Map(Object.entries(tokens));
   }
 
+  /** Replaces the most agents pinned (config reload); pins held past a lowered limit stay. */
+  setMaxAgents(maxAgents: number): void {
+    this.#maxAgents = maxAgents;
+  }
+
   /** Replaces the accepted regions (config reload); null accepts any. */
   setRegions(regions: readonly string[] | null): void {
     this.#regions = regions === null ? null : new Set(regions);
@@ -335,6 +344,10 @@ export class OverwatchChannel {
       return { reason: 'certificate_invalid', detail: `the certificate is for agent ${JSON.stringify(cert.agentId)}, not ${JSON.stringify(message.agentId)}` };
     }
     if (!verifyBody(cert.publicKey, body, signature)) return { reason: 'bad_signature', detail: 'not signed by the presented certificate' };
+    // Checked once the agent proved its tokens and its key, so agent_limit names an agent that would have been pinned.
+    if (pin === undefined && this.#pins.size >= this.#maxAgents) {
+      return { reason: 'agent_limit', detail: `${this.#pins.size} agents pinned, overwatch.gossip.max_agents is ${this.#maxAgents}` };
+    }
     let rotated = false;
     if (pin !== undefined && pin.fingerprint !== fingerprint) {
       // A new certificate for a pinned agent is taken only from someone who still holds the pinned key.

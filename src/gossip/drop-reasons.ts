@@ -27,6 +27,7 @@ export const DROP_REASONS = {
   token_unknown_service: 'a token proof for a service that has no entry in overwatch.agent_tokens',
   service_not_registered: 'a backend for a service the agent did not register with a token',
   unknown_region: 'the registration names a region this overwatch does not have',
+  agent_limit: 'the registration of a new agent while this overwatch pins overwatch.gossip.max_agents agents',
   too_large: 'larger than the receiver\'s message limit',
   connection_limit: 'a TCP connection beyond the receiver\'s connection limit',
   buffer_limit: 'partly received TCP messages would exceed the receiver\'s memory budget; the connection is closed',

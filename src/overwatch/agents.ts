@@ -286,6 +286,7 @@ export class AgentHub {
       pinStore: options.store,
       regions: options.config.regions.map((r) => r.name),
       maxClockSkewMs: g.maxClockSkewMs,
+      maxAgents: g.maxAgents,
       now: this.#now,
       handlers: {
         // A handler's exception propagates to the receiver, which counts and logs it (listen()'s onHandlerError).
@@ -388,6 +389,7 @@ export class AgentHub {
     this.channel.setKeyring(keyring);
     this.channel.setAgentTokens(next.agentTokens);
     this.channel.setRegions(next.regions.map((r) => r.name));
+    this.channel.setMaxAgents(g.maxAgents);
     const sweepChanged = next.stale.thresholdMs !== this.#config.stale.thresholdMs;
     this.#config = next;
     for (const agent of this.#agents.values()) {
@@ -561,7 +563,10 @@ export class AgentHub {
     agent.version = m.version;
     agent.heartbeatIntervalMs = m.heartbeatIntervalMs;
     agent.note = null;
-    if (e.firstContact) this.#log.info({ agent: m.agentId, region: m.region, services: e.pin.services, backends: m.backends.length, remote: e.source.remote }, 'agent pinned (first contact)');
+    if (e.firstContact) {
+      this.#log.info({ agent: m.agentId, region: m.region, services: e.pin.services, backends: m.backends.length, remote: e.source.remote }, 'agent pinned (first contact)');
+      this.#dropLogged.delete(`agent_limit|${m.agentId}`);
+    }
     else if (e.rotated) this.#log.info({ agent: m.agentId, fingerprint: e.pin.fingerprint.slice(0, 16) }, 'agent certificate rotated');
     const wasGone = agent.state !== 'live' && agent.state !== 'stale';
     if (wasGone || e.firstContact) this.#log.info({ agent: m.agentId, region: m.region, backends: m.backends.length, version: m.version, via: e.source.transport }, 'agent registered');
@@ -585,7 +590,15 @@ export class AgentHub {
   }
 
   #onDrop(e: DropEvent): void {
-    if (!this.#firstInMinute(`${e.reason}|${e.agentId ?? e.source.remote}`)) return;
+    const key = `${e.reason}|${e.agentId ?? e.source.remote}`;
+    if (e.reason === 'agent_limit') {
+      // Once per agent (it retries its registration until there is room); a pin for it forgets that.
+      if (this.#dropLogged.has(key)) return;
+      this.#firstInMinute(key);
+      this.#log.warn({ agent: e.agentId, detail: e.detail, transport: e.source.transport, remote: e.source.remote }, 'agent refused: this overwatch pins overwatch.gossip.max_agents agents already; raise it or delete pins of agents that are gone (counted; logged once per agent)');
+      return;
+    }
+    if (!this.#firstInMinute(key)) return;
     this.#log.warn({ reason: e.reason, detail: e.detail, agent: e.agentId, transport: e.source.transport, remote: e.source.remote }, 'agent message dropped (counted; logged once a minute per reason and agent)');
   }
 

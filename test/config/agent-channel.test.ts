@@ -201,7 +201,7 @@ test('overwatch.gossip is null without a key, and has the default port with one'
   assert.equal(off.gossip, null);
   assert.equal(off.agent, null);
   const on = parseConfigText([...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}", accepted_keys: ["${KEY2}"], max_clock_skew: 10s }`].join('\n'), 'x.yaml');
-  assert.deepEqual(on.gossip, { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: KEY, acceptedKeys: [KEY2], maxClockSkewMs: 10_000 });
+  assert.deepEqual(on.gossip, { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: KEY, acceptedKeys: [KEY2], maxClockSkewMs: 10_000, maxAgents: 10_000 });
 });
 
 test('the --mode flag (LoadOptions.mode) decides the mode-dependent rules and Config.mode, whatever the file says', () => {

@@ -426,7 +426,7 @@ const cases: Case[] = [
       { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], trustProxyHeaders: false, token: null, tls: null },
       { enabled: true, host: '0.0.0.0', port: 9091 },
       '/var/lib/opengslb',
-      { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=', acceptedKeys: [], maxClockSkewMs: 30000 },
+      { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=', acceptedKeys: [], maxClockSkewMs: 30000, maxAgents: 10000 },
       { 'app.example.test': 'some-token-value' },
       { enabled: true, checkIntervalMs: 30000, checkTimeoutMs: 5000 },
       { thresholdMs: 30000, removeAfterMs: 300000 },

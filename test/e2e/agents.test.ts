@@ -29,7 +29,7 @@ async function setup(t: TestContext): Promise<Setup> {
 }
 
 /** An overwatch whose one region is left to agents; `gossipPort` 0 the first time, the same port after a restart. */
-async function writeOverwatch(s: Setup, gossipPort: number, extra: readonly string[] = []): Promise<string> {
+async function writeOverwatch(s: Setup, gossipPort: number, extra: readonly string[] = [], gossip = ''): Promise<string> {
   const file = join(s.dir, 'overwatch.yaml');
   await writeFile(file, [
     'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
@@ -42,7 +42,7 @@ async function writeOverwatch(s: Setup, gossipPort: number, extra: readonly stri
     'overwatch:',
     '  data_dir: ./state',
     `  agent_tokens: { ${APP}: ${TOKEN}, ${API}: ${TOKEN} }`,
-    `  gossip: { encryption_key: "${s.key}", bind_address: "127.0.0.1:${gossipPort}" }`,
+    `  gossip: { encryption_key: "${s.key}", bind_address: "127.0.0.1:${gossipPort}"${gossip} }`,
     '  stale: { threshold: 2s, remove_after: 4s }',
     'logging: { level: info, format: json }',
     ...extra,
@@ -192,4 +192,29 @@ test('an agent started while its overwatch is down keeps running, retries with b
   await agent.out.waitFor(/overwatch reachable/, 0, 40_000);
   await transition(ow, APP, 'healthy', 0);
   assert.deepEqual(await eventuallyAnswers(ow.port, APP, [app.address]), [app.address]);
+});
+
+test('an agent past overwatch.gossip.max_agents is refused with agent_limit: the agent says why, the overwatch logs it once and counts it, the pinned agent is answered', posixOnly, async (t) => {
+  const s = await setup(t);
+  const app = await httpBackend(t);
+  const other = await httpBackend(t);
+  const ow = await startOpengslb(t, await writeOverwatch(s, 0, [], ', max_agents: 1'));
+  const gossipPort = await gossipPortOf(ow);
+  const base = `http://${/"address":"(127\.0\.0\.1:\d+)"/.exec(await ow.out.waitFor(/API listening/))?.[1]}`;
+  const from = ow.out.lines.length;
+  await startAgent(t, await writeAgent(s, gossipPort, [[APP, app]]));
+  await ow.out.waitFor(/agent pinned \(first contact\)/, from);
+  // A second agent with its own identity (its own folder) and the same key and token.
+  const second = await startAgent(t, await writeAgent({ ...s, dir: await tempDir(t, 'opengslb-agents-') }, gossipPort, [[API, other]]));
+  const told = await second.out.waitFor(/overwatch refused the registration/, 0, 10_000);
+  assert.match(told, /it holds as many agents as its overwatch\.gossip\.max_agents allows; retrying slowly/);
+  assert.match(told, /"reason":"agent_limit"/);
+  const logged = await ow.out.waitFor(new RegExp(`"agent":"${second.agentId}".*agent refused: this overwatch pins overwatch\.gossip\.max_agents agents already`), from);
+  assert.match(logged, /"detail":"1 agents pinned, overwatch\.gossip\.max_agents is 1"/);
+  assert.deepEqual(await eventuallyAnswers(ow.port, APP, [app.address]), [app.address]);
+  assert.equal((await ask(ow.port, API, 'A')).rcode, 'SERVFAIL', 'the refused agent\'s backend is not answered');
+  const body = (await (await fetch(`${base}/api/v1/overwatch/agents`)).json()) as { agents: { agent_id: string }[]; drops: Record<string, number> };
+  assert.ok(body.drops.agent_limit >= 1, JSON.stringify(body.drops));
+  assert.deepEqual(body.agents.map((a) => a.agent_id).includes(second.agentId), false);
+  assert.equal(ow.out.lines.filter((l) => l.includes('agent refused: this overwatch pins')).length, 1, 'logged once per agent');
 });

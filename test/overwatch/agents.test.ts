@@ -27,23 +27,23 @@ const APP = 'app.example.test';
 const TOKEN = 'app-token-0123456789abcdef';
 const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
 
-function yaml(key: string, extra: readonly string[] = [], token = TOKEN): string {
+function yaml(key: string, extra: readonly string[] = [], token = TOKEN, gossip = ''): string {
   return [
     'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
     'regions: [{ name: eu-west, servers: [] }]',
     `domains: [{ name: ${APP}, regions: [eu-west], max_answers: 4 }]`,
     'overwatch:',
     `  agent_tokens: { ${APP}: ${token}, unserved.example.test: ${token} }`,
-    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0"${gossip} }`,
     ...extra,
   ].join('\n');
 }
 
-async function start(t: TestContext, extra: readonly string[] = [], options: { onCheck?: CheckObserver; logger?: Logger } = {}) {
+async function start(t: TestContext, extra: readonly string[] = [], options: { onCheck?: CheckObserver; logger?: Logger; gossip?: string } = {}) {
   const dir = await tempDir(t);
   const key = randomBytes(32).toString('base64');
   const keyring = Keyring.fromBase64(key);
-  const ow = await Overwatch.start(parseConfigText(yaml(key, extra), join(dir, 'overwatch.yaml')), options.logger ?? quiet, {
+  const ow = await Overwatch.start(parseConfigText(yaml(key, extra, TOKEN, options.gossip), join(dir, 'overwatch.yaml')), options.logger ?? quiet, {
     store: new MemoryStore(),
     ...(options.onCheck === undefined ? {} : { onCheck: options.onCheck }),
   });
@@ -231,4 +231,39 @@ test('partial updates cannot grow an agent past MAX_BACKENDS_PER_AGENT: the new 
   assert.equal(held(), 2);
   await s.ow.whenPublished();
   assert.deepEqual(await s.answers(), ['192.0.2.10', '198.51.100.1']);
+});
+
+test('past overwatch.gossip.max_agents a new agent\'s registration is refused (agent_limit) and the agent told so, logged once per agent; pinned agents go on; a deleted pin makes room', async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'warn', format: 'json' }, new Writable({
+    write(chunk: Buffer, _e, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  }));
+  const s = await start(t, [], { logger, gossip: ', max_agents: 2' });
+  const hub = s.ow.agents;
+  assert.ok(hub);
+  const [a, b, c] = [await s.agent(), await s.agent(), await s.agent()];
+  assert.equal((await s.send(a.seal(a.register([backend(APP, '192.0.2.21', 80)]))))?.status, 'ok');
+  assert.equal((await s.send(b.seal(b.register([backend(APP, '192.0.2.22', 80)]))))?.status, 'ok');
+  for (let i = 0; i < 2; i++) {
+    const ack = await s.send(c.seal(c.register([backend(APP, '192.0.2.23', 80)])));
+    assert.deepEqual([ack?.status, ack?.reason], ['refused', 'agent_limit']);
+  }
+  assert.equal(hub.channelCounters().drops.agent_limit, 2);
+  assert.equal(hub.channel.pin(c.identity.agentId), undefined, 'not pinned');
+  const refusals = lines.filter((l) => l.includes('agent refused'));
+  assert.equal(refusals.length, 1, 'logged once per agent');
+  assert.match(refusals[0], /"detail":"2 agents pinned, overwatch.gossip.max_agents is 2"/);
+  // Agents already pinned register again and send as before.
+  assert.equal((await s.send(a.seal(a.register([backend(APP, '192.0.2.21', 80)]))))?.status, 'ok');
+  assert.equal((await s.send(b.seal(b.heartbeat([backend(APP, '192.0.2.22', 80)]))))?.status, 'ok');
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), ['192.0.2.21', '192.0.2.22']);
+  // An operator deletes a pin: room for the third.
+  assert.equal(await hub.forget(b.identity.agentId), true);
+  assert.equal((await s.send(c.seal(c.register([backend(APP, '192.0.2.23', 80)]))))?.status, 'ok');
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), ['192.0.2.21', '192.0.2.23']);
 });
