@@ -266,4 +266,10 @@ test('past overwatch.gossip.max_agents a new agent\'s registration is refused (a
   assert.equal((await s.send(c.seal(c.register([backend(APP, '192.0.2.23', 80)]))))?.status, 'ok');
   await s.ow.whenPublished();
   assert.deepEqual(await s.answers(), ['192.0.2.21', '192.0.2.23']);
+  // A reload applies a new value: full at 2 again, room at 3.
+  const d = await s.agent();
+  assert.equal((await s.send(d.seal(d.register([backend(APP, '192.0.2.24', 80)]))))?.reason, 'agent_limit');
+  const result = await s.ow.reload(parseConfigText(yaml(s.key, [], TOKEN, ', max_agents: 3'), join(s.dir, 'overwatch.yaml')));
+  assert.equal(result.ok, true, result.message);
+  assert.equal((await s.send(d.seal(d.register([backend(APP, '192.0.2.24', 80)]))))?.status, 'ok');
 });
