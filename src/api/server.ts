@@ -6,6 +6,7 @@
 // thread with the health scheduler, so handlers stay O(servers) and every
 // schema, validator and serialiser is compiled before the first request.
 //
+//   connection ─▶ api.max_connections open? / 8 from outside allowed_networks open? ─yes─▶ destroyed, nothing read
 //   request ─▶ router ─▶ onRequest: open path? ─no─▶ allowlist (403) ─▶ token on writes (401)
 //                                                    ─▶ overwatch started? (503)
 //           ─▶ no route (404) / wrong method (405)
@@ -15,6 +16,7 @@
 import { fastify, LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import { readTlsPair, type TlsPair } from '../config/api-tls.ts';
 import type { ApiConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
@@ -75,6 +77,15 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as 
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 /** api.allowed_networks: [] means loopback only, as in the Go original. */
 const LOOPBACK_ONLY: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128']);
+/**
+ * Connections from outside api.allowed_networks held at once (within
+ * api.max_connections): they can reach only live, ready and version (probes),
+ * so a few suffice, and past them such a connection is closed when accepted:
+ * clients that may use nothing else cannot take the slots of those that may.
+ */
+export const OUTSIDE_CONNECTIONS = 8;
+/** Refused connections are logged at most this often (each kind), with the count since the last line. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 /** GET /api/v1/stats/queries: one sample of the reply rate every 5 s, the last 10 minutes kept. */
 const QUERY_RATE_INTERVAL_MS = 5_000;
 const QUERY_RATE_SAMPLES = 120;
@@ -146,6 +157,7 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     },
   }) as unknown as FastifyInstance;
   const ctx: RouteContext = { deps, log };
+  gateConnections(app.server, deps, log);
 
   // The dashboard's chart: the API samples the workers' reply counters while it runs.
   const rateIntervalMs = deps.queryRateIntervalMs ?? QUERY_RATE_INTERVAL_MS;
@@ -237,9 +249,13 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     }
   });
 
-  app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const url = request.routeOptions.url;
-    if (url !== undefined && OPEN_PATHS.has(url)) return done();
+    if (url !== undefined && OPEN_PATHS.has(url)) {
+      // A prober outside the allowlist gets its answer and the connection closes: it holds one of the few outside slots briefly.
+      if (outsider(request.socket.remoteAddress, deps.apiConfig())) reply.header('connection', 'close');
+      return done();
+    }
     const api = deps.apiConfig();
     const client = findClientAddress(request.socket.remoteAddress, request.headers, api.trustProxyHeaders);
     if ('error' in client) return done(new OpenGslbError('OPENGSLB_ERR_API_FORBIDDEN', `${client.error}, so the allowlist cannot be checked`));
@@ -277,6 +293,61 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
   });
 
   return app;
+}
+
+/**
+ * Is the socket peer outside api.allowed_networks, as far as a connection can
+ * tell? Never with trust_proxy_headers: the peer is then a proxy, and only
+ * each request's headers name the client.
+ */
+function outsider(peer: string | undefined, api: ApiConfig): boolean {
+  if (api.trustProxyHeaders) return false;
+  const client = findClientAddress(peer, NO_HEADERS, false);
+  if ('error' in client) return true;
+  return !allowlistFor(api.allowedNetworks.length === 0 ? LOOPBACK_ONLY : api.allowedNetworks).allows(client.bytes);
+}
+
+const NO_HEADERS = Object.freeze({});
+
+/**
+ * Bounds the connections the API holds, when they are accepted (before any
+ * byte is read): at most api.max_connections in all, and of them at most
+ * OUTSIDE_CONNECTIONS from outside api.allowed_networks; a connection past
+ * either is destroyed at once. Both are read from the current config, so a
+ * reload applies them to the next connection. The allowlist is still checked
+ * per request (with trust_proxy_headers only there).
+ */
+function gateConnections(server: FastifyInstance['server'], deps: ApiDeps, log: Logger): void {
+  let open = 0;
+  let outside = 0;
+  const refused = { max_connections: 0, outside: 0 };
+  const loggedAt = { max_connections: 0, outside: 0 };
+  const refuse = (socket: Socket, why: keyof typeof refused, fields: Record<string, unknown>): void => {
+    socket.destroy();
+    refused[why]++;
+    const now = Date.now();
+    if (now - loggedAt[why] < REFUSAL_LOG_INTERVAL_MS) return;
+    loggedAt[why] = now;
+    log.warn(
+      { ...fields, refused: refused[why] },
+      why === 'max_connections'
+        ? 'API connection refused: api.max_connections are open (count since the last such line; logged once a minute)'
+        : `API connection refused: ${OUTSIDE_CONNECTIONS} connections from outside api.allowed_networks are open (count since the last such line; logged once a minute)`,
+    );
+    refused[why] = 0;
+  };
+  server.on('connection', (socket: Socket) => {
+    const api = deps.apiConfig();
+    if (open >= api.maxConnections) return refuse(socket, 'max_connections', { open, limit: api.maxConnections, remote: socket.remoteAddress });
+    const isOutside = outsider(socket.remoteAddress, api);
+    if (isOutside && outside >= OUTSIDE_CONNECTIONS) return refuse(socket, 'outside', { open: outside, remote: socket.remoteAddress });
+    open++;
+    if (isOutside) outside++;
+    socket.once('close', () => {
+      open--;
+      if (isOutside) outside--;
+    });
+  });
 }
 
 function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {

@@ -749,6 +749,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       port: file.api.address.port,
       allowedNetworks: file.api.allowed_networks,
       trustProxyHeaders: file.api.trust_proxy_headers,
+      maxConnections: file.api.max_connections,
       token: file.api.token ?? null,
       tls:
         file.api.tls.cert_file === null || file.api.tls.key_file === null

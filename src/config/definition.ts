@@ -539,6 +539,12 @@ const api = object({
       itemNoun: 'CIDR prefix',
     }),
     trust_proxy_headers: bool({ doc: 'Take the client address from X-Forwarded-For / X-Real-IP.', default: false }),
+    max_connections: int({
+      doc: 'Most connections the API holds open at once; past it a new connection is closed as soon as it is accepted, before any request is read. Of these, at most 8 may come from outside `allowed_networks` (for /api/v1/live, ready and version; unless trust_proxy_headers is on). Applies on reload.',
+      default: 256,
+      min: 1,
+      max: 65535,
+    }),
     token: str({
       doc: 'Bearer token every write (PUT, POST, DELETE) must carry as `Authorization: Bearer <token>`; unset: writes are open to the allowed networks. Required when `address` is not a loopback address.',
       minLength: 16,

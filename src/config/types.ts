@@ -193,6 +193,8 @@ export interface ApiConfig {
   /** Normalised CIDR prefixes ("127.0.0.1/32", "::1/128"). */
   readonly allowedNetworks: readonly string[];
   readonly trustProxyHeaders: boolean;
+  /** api.max_connections: most connections open at once (outsiders of allowedNetworks: at most OUTSIDE_CONNECTIONS of them). */
+  readonly maxConnections: number;
   /** Bearer token for writes, or null when writes need none. */
   readonly token: string | null;
   /** api.tls as absolute paths: HTTPS with this certificate and key; null serves plain HTTP. */

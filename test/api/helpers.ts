@@ -26,6 +26,7 @@ export const DEFAULT_API: ApiConfig = Object.freeze({
   port: 0,
   allowedNetworks: Object.freeze(['127.0.0.1/32', '::1/128']),
   trustProxyHeaders: false,
+  maxConnections: 256,
   token: null,
   tls: null,
 });

@@ -423,7 +423,7 @@ const cases: Case[] = [
     get: (c) => [Object.keys(c), c.api, c.metrics, c.dataDir, c.gossip, c.agentTokens, c.validation, c.stale, c.agent],
     expect: [
       ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir', 'geolocation', 'dnssec', 'gossip', 'agentTokens', 'validation', 'stale', 'peers', 'bus', 'agent'],
-      { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], trustProxyHeaders: false, token: null, tls: null },
+      { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], trustProxyHeaders: false, maxConnections: 256, token: null, tls: null },
       { enabled: true, host: '0.0.0.0', port: 9091 },
       '/var/lib/opengslb',
       { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=', acceptedKeys: [], maxClockSkewMs: 30000, maxAgents: 10000 },
