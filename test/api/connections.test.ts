@@ -1,12 +1,18 @@
 // How many connections the admin API holds: api.max_connections in all, and
 // at most OUTSIDE_CONNECTIONS from outside api.allowed_networks, each refused
 // when accepted, before a byte of it is read. Real TCP sockets on loopback;
-// 127.0.0.2 plays a client outside an allowlist of 127.0.0.1/32.
+// 127.0.0.2 plays a client outside an allowlist of 127.0.0.1/32; the same
+// gate holds over HTTPS, before the handshake.
 
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, test } from 'node:test';
 import { OUTSIDE_CONNECTIONS } from '../../src/api/server.ts';
+import { testCertificates } from '../health/helpers.ts';
 import { launchServer, type Started } from '../helpers/server.ts';
 import { startTestApi, YAML, type StartedApi } from './helpers.ts';
 
@@ -130,4 +136,24 @@ test(`clients outside api.allowed_networks: at most ${OUTSIDE_CONNECTIONS} conne
   assert.equal((await get(proxied, '/api/v1/domains', { 'x-forwarded-for': '127.0.0.1' })).status, 200);
   assert.equal((await get(proxied, '/api/v1/domains', { 'x-forwarded-for': '192.0.2.9' })).status, 403);
   for (const c of [...outsiders, insider, insider2, proxied]) c.socket.destroy();
+});
+
+test('over HTTPS (api.tls) a connection past api.max_connections is closed before its handshake', async (t) => {
+  const certs = await testCertificates();
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-api-conn-tls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'api.pem'), certs.leafPem);
+  await writeFile(join(dir, 'api.key'), certs.leafKeyPem, { mode: 0o600 });
+  const api = await startTestApi(t, server.overwatch, { maxConnections: 1, tls: { certPath: join(dir, 'api.pem'), keyPath: join(dir, 'api.key') } });
+  const handshake = (): Promise<TLSSocket | Error> => new Promise((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: api.api.port, ca: certs.caPem, servername: 'localhost', rejectUnauthorized: false });
+    socket.once('secureConnect', () => resolve(socket));
+    socket.once('error', (err) => resolve(err));
+    socket.once('close', () => resolve(new Error('closed before the handshake')));
+  });
+  const first = await handshake();
+  assert.ok(!(first instanceof Error), String(first));
+  const second = await handshake();
+  assert.ok(second instanceof Error, 'the second connection got no handshake');
+  first.destroy();
 });
