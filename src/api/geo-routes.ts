@@ -37,7 +37,7 @@ const mapping: Schema = {
     comment: nullable('string', 'Free text.'),
     source: { type: 'string', description: '"config" (overwatch.geolocation.custom_mappings), or who added it through the API.' },
     created_at: nullable('string', 'When it was added through the API (RFC 3339); null for the config\'s.'),
-    active: { type: 'boolean', description: 'False while a run-time mapping does not apply (its region is not served, or the config maps the same network).' },
+    active: { type: 'boolean', description: 'False while a run-time mapping does not apply (its region is not served, the config maps the same network, or the geo table has no room for it beside the config\'s mappings).' },
   },
 };
 

@@ -26,7 +26,7 @@ import type { SignatureBatch, WorkerDnssec } from '../../workers/messages.ts';
 import type { SignBatchResult, SignBatchTask } from '../dnssec/sign.ts';
 import { inlineRunner, Presigner, type PresignStats, type SignRunner } from './presign.ts';
 import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
-import { compileGeoTable } from '../geo/cidr-table.ts';
+import { compileGeoTable, MAX_CIDR_MAPPINGS } from '../geo/cidr-table.ts';
 import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import type { RegistryView } from '../registry/registry.ts';
 import { MemoryStore, type StateStore, type StoredDnssecKey, type StoredGeoMapping, type StoredOverride, type StoredPin } from '../state/store.ts';
@@ -296,6 +296,7 @@ export class Overwatch {
       logKeyChanges(logger, opened.changes);
     }
     for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
+    warnGeoLeftOut(registry, logger);
     // Agents' backends from before a restart are back (stale) before the first snapshot.
     // Loaded only with the channel on: its certificate code costs memory an overwatch without agents need not pay.
     const agents = config.gossip === null ? null : (await import('./agents.ts')).AgentHub.create({ config, registry, store, logger });
@@ -568,6 +569,7 @@ export class Overwatch {
     }
     this.#config = next;
     this.#logger.level = next.logging.level;
+    warnGeoLeftOut(this.registry, this.#logger);
     const lagging = await this.#publish(snapshot);
     let note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
     if (geoNote !== null) note += `; ${geoNote}`;
@@ -1200,8 +1202,9 @@ export class Overwatch {
   /** The custom geo mappings: the config's, then those added at run time (with whether each applies). */
   geoMappings(): GeoMappingView[] {
     const out: GeoMappingView[] = this.registry.configGeoMappings.map((m) => ({ cidr: m.cidr, region: m.region, comment: m.comment, source: 'config', created_at: null, active: true }));
+    const compiled = new Set(this.registry.compiledGeoMappings());
     for (const m of this.registry.geoMappings()) {
-      out.push({ cidr: m.cidr, region: m.region, comment: m.comment, source: m.source, created_at: rfc3339(m.createdAtMs), active: this.registry.geoMappingActive(m) });
+      out.push({ cidr: m.cidr, region: m.region, comment: m.comment, source: m.source, created_at: rfc3339(m.createdAtMs), active: compiled.has(m) });
     }
     return out;
   }
@@ -1445,4 +1448,15 @@ function logKeyChanges(logger: Logger, changes: KeyringChanges): void {
 /** A stored DNSSEC key as one comparable text (field order fixed, whatever order its JSON came in). */
 function canonicalKey(k: StoredDnssecKey): string {
   return JSON.stringify([k.zone, k.keyTag, k.algorithm, k.flags, k.publicKey, k.createdAtMs, k.state, k.privateKeyPkcs8]);
+}
+
+/** Logs the active run-time geo mappings the geo table has no room for beside the config's (see Registry.compiledGeoMappings). */
+function warnGeoLeftOut(registry: Registry, logger: Logger): void {
+  const active = registry.geoMappings().filter((m) => registry.geoMappingActive(m)).length;
+  const leftOut = active - registry.compiledGeoMappings().length;
+  if (leftOut <= 0) return;
+  logger.warn(
+    { leftOut, config: registry.configGeoMappings.length, limit: MAX_CIDR_MAPPINGS },
+    'run-time geo mappings left out: the geo table takes MAX_CIDR_MAPPINGS custom mappings and the config\'s come first; the last ones added at run time do not apply (GET /api/v1/geo/mappings shows them inactive) until some are removed',
+  );
 }

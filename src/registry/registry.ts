@@ -463,7 +463,7 @@ export class Registry extends EventEmitter {
       zones: this.#routing.zones,
       domains,
       regionNames: [...this.#routing.regions.keys()],
-      geo: config === null ? { regions: [], defaultRegion: -1, mappings: [] } : geoTableInputOf(config, this.geoMappings().filter((m) => this.geoMappingActive(m))),
+      geo: config === null ? { regions: [], defaultRegion: -1, mappings: [] } : geoTableInputOf(config, this.compiledGeoMappings()),
       ecsEnabled: this.#routing.geolocation.ecsEnabled,
       identity: this.#routing.config?.dns.identity ?? NO_IDENTITY,
       served: servedList,
@@ -554,6 +554,24 @@ export class Registry extends EventEmitter {
    */
   geoMappingActive(mapping: CustomMappingConfig): boolean {
     return this.#routing.regions.has(mapping.region) && !this.#routing.geolocation.customMappings.some((m) => m.cidr === mapping.cidr);
+  }
+
+  /**
+   * The run-time mappings the snapshot compiles: the active ones, in the
+   * order they came, as many as the geo table holds beside the config's
+   * (MAX_CIDR_MAPPINGS). checkGeoMapping() keeps them within it; only a
+   * config that grew since (a reload, or a restart with a longer list) leaves
+   * the last ones out, so the compile never fails on the count and an
+   * overwatch still starts. Those left out apply again once there is room.
+   */
+  compiledGeoMappings(): StoredGeoMapping[] {
+    const room = MAX_CIDR_MAPPINGS - this.#routing.geolocation.customMappings.length;
+    const out: StoredGeoMapping[] = [];
+    for (const m of this.#geoMappings.values()) {
+      if (out.length >= room) break;
+      if (this.geoMappingActive(m)) out.push(m);
+    }
+    return out;
   }
 
   /** The config's custom mappings. */

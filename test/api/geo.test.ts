@@ -98,12 +98,12 @@ test('a mapping added through the API reaches DNS when the call returns, is list
   assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=172.16.0.0/12')).status, 404);
 });
 
-test('a new mapping past the geo table limit (MAX_CIDR_MAPPINGS, config and run-time together) is refused with 409 naming the limit and the count; replacing one is not; a compile that throws leaves the good snapshot served', async (t) => {
+test('a new mapping past the geo table limit (MAX_CIDR_MAPPINGS, config and run-time together) is refused with 409 naming the limit and the count; replacing one is not; mappings past it by a path that does not check are left out, never a failed compile', async (t) => {
   // 1 mapping in the config plus 99 999 stored ones: exactly at the limit.
   const store = new MemoryStore();
   const stored = MAX_CIDR_MAPPINGS - 1;
   for (let i = 0; i < stored; i++) {
-    await store.putGeoMapping({ cidr: `${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, region: 'us', comment: null, source: 'prefill', createdAtMs: 0 });
+    await store.putGeoMapping({ cidr: `${240 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, region: 'us', comment: null, source: 'prefill', createdAtMs: 0 });
   }
   const logs: string[] = [];
   const sink = new Writable({
@@ -115,7 +115,7 @@ test('a new mapping past the geo table limit (MAX_CIDR_MAPPINGS, config and run-
   const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }, sink), { store });
   t.after(() => overwatch.stop(200));
   const api = await startTestApi(t, overwatch);
-  assert.equal(await answer(overwatch.port, '20.0.5.1'), '198.51.100.1', 'a stored mapping answers');
+  assert.equal(await answer(overwatch.port, '240.0.5.1'), '198.51.100.1', 'a stored mapping answers');
 
   let r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '172.16.0.0/12', region: 'us', source: 'alice' } });
   assert.equal(r.status, 409, JSON.stringify(r.body));
@@ -127,26 +127,54 @@ test('a new mapping past the geo table limit (MAX_CIDR_MAPPINGS, config and run-
   assert.equal(await answer(overwatch.port, '172.16.5.0'), '192.0.2.1', 'not mapped');
 
   // Changing the region of a network already mapped adds nothing: taken.
-  r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '20.0.5.0/24', region: 'eu', source: 'alice' } });
+  r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '240.0.5.0/24', region: 'eu', source: 'alice' } });
   assert.equal(r.status, 200, JSON.stringify(r.body));
-  assert.equal(await answer(overwatch.port, '20.0.5.1'), '192.0.2.1');
+  assert.equal(await answer(overwatch.port, '240.0.5.1'), '192.0.2.1');
   // One removed makes room for one.
-  assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=20.0.6.0/24')).status, 200);
+  assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=240.0.6.0/24')).status, 200);
   r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '172.16.0.0/12', region: 'us', source: 'alice' } });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(await answer(overwatch.port, '172.16.5.0'), '198.51.100.1');
 
-  // Past the limit by a path that does not check (a stored mapping taken back as it is): the compile throws,
-  // the caller hears why, and DNS keeps answering from the previous snapshot.
-  const generation = overwatch.generation;
+  // Past the limit by a path that does not check (a stored mapping taken back as it is, as at start): the last one added is
+  // left out of the geo table and shown inactive; the compile does not fail, DNS answers by the rest.
   overwatch.registry.restoreGeoMapping({ cidr: '192.168.0.0/16', region: 'us', comment: null, source: 'unchecked', createdAtMs: 0 });
-  await assert.rejects(overwatch.whenPublished(), /geo table: 100001 custom mappings, expected at most 100000/);
-  assert.equal(overwatch.generation, generation);
-  assert.equal(await answer(overwatch.port, '192.168.1.1'), '192.0.2.1', 'the unpublished mapping does not answer');
-  assert.equal(await answer(overwatch.port, '172.16.5.0'), '198.51.100.1', 'the served snapshot still answers');
-  assert.ok(logs.some((l) => l.includes('registry change not published; the previous snapshot keeps serving')));
-  // Taking it out again lets the next change publish.
-  overwatch.registry.deleteGeoMapping('192.168.0.0/16');
+  await overwatch.whenPublished();
+  assert.equal(await answer(overwatch.port, '192.168.1.1'), '192.0.2.1', 'left out: not mapped');
+  assert.equal(await answer(overwatch.port, '172.16.5.0'), '198.51.100.1', 'the others still answer');
+  const listed = (await call(api.base, 'GET', '/api/v1/geo/mappings')).body.mappings as { cidr: string; active: boolean }[];
+  assert.equal(listed.find((m) => m.cidr === '192.168.0.0/16')?.active, false);
+  assert.equal(listed.find((m) => m.cidr === '172.16.0.0/12')?.active, true);
+  // One removed makes room: it applies.
   assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=172.16.0.0/12')).status, 200);
-  assert.equal(await answer(overwatch.port, '172.16.5.0'), '192.0.2.1');
+  assert.equal(await answer(overwatch.port, '192.168.1.1'), '198.51.100.1');
+});
+
+test('an overwatch whose config mappings and stored run-time mappings together exceed the limit still starts: the last run-time ones are left out, shown inactive and logged', async (t) => {
+  const store = new MemoryStore();
+  // 1 in the config + 100 000 stored: one too many.
+  for (let i = 0; i < MAX_CIDR_MAPPINGS; i++) {
+    await store.putGeoMapping({ cidr: `${240 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, region: 'us', comment: null, source: 'prefill', createdAtMs: 0 });
+  }
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'warn', format: 'json' }, sink), { store });
+  t.after(() => overwatch.stop(200));
+  assert.ok(logs.some((l) => l.includes('run-time geo mappings left out') && l.includes('"leftOut":1')), logs.join('\n'));
+  const api = await startTestApi(t, overwatch);
+  const listed = (await call(api.base, 'GET', '/api/v1/geo/mappings')).body.mappings as { cidr: string; active: boolean }[];
+  const inactive = listed.filter((m) => !m.active);
+  assert.equal(inactive.length, 1);
+  assert.equal(inactive[0].cidr, listed.at(-1)?.cidr, 'the last in the store\'s order is left out');
+  const leftOut = inactive[0].cidr.replace('.0/24', '.1');
+  assert.equal(await answer(overwatch.port, leftOut), '192.0.2.1', 'left out: not mapped');
+  assert.equal(await answer(overwatch.port, listed[1].cidr.replace('.0/24', '.1')), '198.51.100.1', 'the others apply');
+  // Room made through the API: it applies.
+  assert.equal((await call(api.base, 'DELETE', `/api/v1/geo/mappings?cidr=${listed[1].cidr}`)).status, 200);
+  assert.equal(await answer(overwatch.port, leftOut), '198.51.100.1');
 });
