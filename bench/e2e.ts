@@ -261,8 +261,9 @@ function evaluateGoals(summaries: readonly ScenarioSummary[], rate: number, runs
   const headCpu = head?.cpuEfficiencyVsCeiling ?? null;
   const rateText = rate.toLocaleString('en-US');
   // CPU per query of `id` over that of `base`: the median of the ratios of
-  // the two runs of each repetition (they ran minutes apart at most, so load
-  // from other processes mostly cancels), else of the medians. dnsperf caps
+  // the two runs of each repetition (the scale scenarios run right after
+  // their base, seconds apart, so load from other processes and the
+  // machine's drift mostly cancel), else of the medians. dnsperf caps
   // QPS near 100–115k here; CPU per query does not depend on it.
   const usOf = (r: RunFigures): number | null => (r.targetCpuPct === null || r.qps <= 0 ? null : r.targetCpuPct / r.qps);
   const cpuRatio = (id: string, base: string): number | null => {
