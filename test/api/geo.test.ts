@@ -98,21 +98,30 @@ test('a mapping added through the API reaches DNS when the call returns, is list
   assert.equal((await call(api.base, 'DELETE', '/api/v1/geo/mappings?cidr=172.16.0.0/12')).status, 404);
 });
 
-test('a new mapping past the geo table limit (MAX_CIDR_MAPPINGS, config and run-time together) is refused with 409 naming the limit and the count; replacing one is not; mappings past it by a path that does not check are left out, never a failed compile', async (t) => {
-  // 1 mapping in the config plus 99 999 stored ones: exactly at the limit.
+/** A state store holding `count` run-time mappings of /24s from 240.0.0.0/4 (outside the test GeoIP data) to region us. */
+async function prefilledStore(count: number): Promise<MemoryStore> {
   const store = new MemoryStore();
-  const stored = MAX_CIDR_MAPPINGS - 1;
-  for (let i = 0; i < stored; i++) {
+  for (let i = 0; i < count; i++) {
     await store.putGeoMapping({ cidr: `${240 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, region: 'us', comment: null, source: 'prefill', createdAtMs: 0 });
   }
-  const logs: string[] = [];
-  const sink = new Writable({
+  return store;
+}
+
+/** A log destination that keeps each line in `lines`. */
+function logSink(lines: string[]): Writable {
+  return new Writable({
     write(chunk: Buffer, _enc, done) {
-      logs.push(chunk.toString('utf8'));
+      lines.push(chunk.toString('utf8'));
       done();
     },
   });
-  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }, sink), { store });
+}
+
+test('a new mapping past the geo table limit (MAX_CIDR_MAPPINGS, config and run-time together) is refused with 409 naming the limit and the count; replacing one is not; mappings past it by a path that does not check are left out, never a failed compile', async (t) => {
+  // 1 mapping in the config plus 99 999 stored ones: exactly at the limit.
+  const stored = MAX_CIDR_MAPPINGS - 1;
+  const store = await prefilledStore(stored);
+  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }, logSink([])), { store });
   t.after(() => overwatch.stop(200));
   const api = await startTestApi(t, overwatch);
   assert.equal(await answer(overwatch.port, '240.0.5.1'), '198.51.100.1', 'a stored mapping answers');
@@ -151,19 +160,10 @@ test('a new mapping past the geo table limit (MAX_CIDR_MAPPINGS, config and run-
 });
 
 test('an overwatch whose config mappings and stored run-time mappings together exceed the limit still starts: the last run-time ones are left out, shown inactive and logged', async (t) => {
-  const store = new MemoryStore();
   // 1 in the config + 100 000 stored: one too many.
-  for (let i = 0; i < MAX_CIDR_MAPPINGS; i++) {
-    await store.putGeoMapping({ cidr: `${240 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, region: 'us', comment: null, source: 'prefill', createdAtMs: 0 });
-  }
+  const store = await prefilledStore(MAX_CIDR_MAPPINGS);
   const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      logs.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'warn', format: 'json' }, sink), { store });
+  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'warn', format: 'json' }, logSink(logs)), { store });
   t.after(() => overwatch.stop(200));
   assert.ok(logs.some((l) => l.includes('run-time geo mappings left out') && l.includes('"leftOut":1')), logs.join('\n'));
   const api = await startTestApi(t, overwatch);

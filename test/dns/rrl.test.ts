@@ -5,11 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createWorker } from '../../src/lib/worker-thread.ts';
 import {
   createRrlClock, createRrlTable, ENTRY_WORDS, RateLimiter, RRL_DROP, RRL_KIND_ERROR, RRL_KIND_NXDOMAIN, RRL_KIND_RESPONSE, RRL_PASS, RRL_SLIP, rrlEntriesFor, type RrlSettings,
 } from '../../src/dns/rrl.ts';
 import { ipToBytes } from '../../src/lib/ip.ts';
+import { raceWorkers } from '../helpers/race-workers.ts';
 
 const T0 = 1_800_000_000;
 const APP = Uint8Array.of(3, 0x61, 0x70, 0x70, 4, 0x74, 0x65, 0x73, 0x74, 0);
@@ -116,19 +116,8 @@ test('table sizes are powers of two within bounds', () => {
 test('one account, four real threads charging it at once: the rate holds for all of them together', async () => {
   const rate = 2000;
   const s = settings({ rates: [rate, rate, rate], windowSec: 1, slip: 2, table: createRrlTable(1024) });
-  const go = new Int32Array(new SharedArrayBuffer(4));
   const ms = 2200;
-  const workers = Array.from({ length: 4 }, () => createWorker(new URL('./rrl-charger.ts', import.meta.url), { workerData: { settings: s, ms, go } }));
-  const results = workers.map((w) => new Promise<{ passed: number; slipped: number; dropped: number }>((resolve, reject) => {
-    w.once('message', resolve);
-    w.once('error', reject);
-  }));
-  // Let them all reach the wait, then start them together.
-  await new Promise((r) => setTimeout(r, 300));
-  Atomics.store(go, 0, 1);
-  Atomics.notify(go, 0);
-  const all = await Promise.all(results);
-  await Promise.all(workers.map((w) => w.terminate()));
+  const all = await raceWorkers<{ passed: number; slipped: number; dropped: number }>(new URL('./rrl-charger.ts', import.meta.url), Array.from({ length: 4 }, () => ({ settings: s, ms })));
   const passed = all.reduce((a, r) => a + r.passed, 0);
   const slipped = all.reduce((a, r) => a + r.slipped, 0);
   const dropped = all.reduce((a, r) => a + r.dropped, 0);

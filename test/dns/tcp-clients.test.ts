@@ -20,6 +20,7 @@ import {
   WINDOW,
 } from '../../src/dns/tcp-clients.ts';
 import { createWorker } from '../../src/lib/worker-thread.ts';
+import { raceWorkers } from '../helpers/race-workers.ts';
 
 const table = (workers: number, maxPerClient: number, v4 = 32, v6 = 64, slots?: number) =>
   createTcpClientTable({ workers, maxConnectionsPerWorker: 256, maxPerClient, ipv4PrefixLength: v4, ipv6PrefixLength: v6, ...(slots === undefined ? {} : { slots }) });
@@ -135,20 +136,11 @@ test('four threads counting the same few clients at once never hold more than th
   const cap = 3;
   const clients = ['192.0.2.1', '192.0.2.2', '2001:db8::1', '2001:db8::2'];
   const t = table(4, cap);
-  const go = new Int32Array(new SharedArrayBuffer(4));
   const held = new Int32Array(new SharedArrayBuffer(4 * clients.length));
-  const workers = Array.from({ length: 4 }, (_, index) =>
-    createWorker(new URL('./tcp-clients-worker.ts', import.meta.url), { workerData: { table: t, index, ms: 800, go, held, mode: 'run', clients } }),
+  const all = await raceWorkers<{ acquired: number; refused: number; uncounted: number; worst: number }>(
+    new URL('./tcp-clients-worker.ts', import.meta.url),
+    [0, 1, 2, 3].map((index) => ({ table: t, index, ms: 800, held, mode: 'run', clients })),
   );
-  const results = workers.map((w) => new Promise<{ acquired: number; refused: number; uncounted: number; worst: number }>((resolve, reject) => {
-    w.once('message', resolve);
-    w.once('error', reject);
-  }));
-  await new Promise((r) => setTimeout(r, 300));
-  Atomics.store(go, 0, 1);
-  Atomics.notify(go, 0);
-  const all = await Promise.all(results);
-  await Promise.all(workers.map((w) => w.terminate()));
   const worst = Math.max(...all.map((r) => r.worst));
   assert.ok(all.reduce((a, r) => a + r.acquired, 0) > 2_000, `the threads raced (${JSON.stringify(all)})`);
   assert.ok(all.reduce((a, r) => a + r.refused, 0) > 0, 'some were refused at the cap');
