@@ -150,6 +150,8 @@ export interface Goal {
   readonly cpuValue: number | null;
   readonly target: string;
   readonly met: boolean | null;
+  /** A paired goal's per-repetition figures (cpuValue is their median): how many, the lowest and the highest. */
+  readonly pairs?: Spread | null;
 }
 
 export interface E2eResult {
@@ -179,16 +181,23 @@ const kq = (n: number): string => `${(n / 1000).toFixed(1)}k`;
 
 /** Renders the e2e results: goals, the scenario table and the latency table. */
 export function renderE2eMarkdown(r: E2eResult): string {
-  const o = r.options as { runs: number; headlineRuns: number; durationSec: number; fixedDurationSec: number; rate: number; workers: number };
+  const o = r.options as { runs: number; headlineRuns: number; pairedRuns?: number; durationSec: number; fixedDurationSec: number; rate: number; workers: number };
   const out: string[] = [];
   const ceiling = r.summaries.find((s) => s.id === 'a-rr-3')?.ceiling ?? 'bare';
-  const pair = o.headlineRuns > o.runs ? `; ${ceiling} and a-rr-3 ${o.headlineRuns} × at saturation` : '';
+  const pairedRuns = o.pairedRuns ?? o.runs;
+  const pair = [
+    ...(o.headlineRuns > Math.max(o.runs, pairedRuns) ? [`${ceiling} and a-rr-3 ${o.headlineRuns} × at saturation`] : []),
+    ...(pairedRuns > o.runs ? [`the scenarios of the paired goals ${pairedRuns} × at saturation`] : []),
+  ]
+    .map((x) => `; ${x}`)
+    .join('');
   out.push(`### End to end: ${o.runs} × (${o.durationSec} s saturation + ${o.fixedDurationSec} s at ${int(o.rate)} q/s) per scenario${pair}, ${o.workers} DNS worker(s)`, '');
   out.push(`Load generator: **${r.generator.name}**${r.generator.version === null ? '' : ` ${r.generator.version}`}. ${r.generator.note}`, '');
   out.push(`**Headline, engine / ${ceiling} QPS (round-robin, 3 servers): ${ratio2(r.headline)}** (from server CPU per query: ${ratio2(r.headlineCpu)})`, '');
   out.push('| goal | value | from CPU per query | target | met |', '| --- | ---: | ---: | --- | --- |');
   const f3 = (n: number | null): string => (n === null ? '–' : n.toFixed(3));
-  for (const g of r.goals) out.push(`| ${g.name} | ${f3(g.value)} | ${f3(g.cpuValue)} | ${g.target} | ${g.met === null ? '–' : g.met ? 'yes' : '**no**'} |`);
+  const cpuText = (g: Goal): string => (g.pairs != null && g.pairs.n > 1 ? `${f3(g.cpuValue)} (${g.pairs.n} pairs: ${f3(g.pairs.min)}…${f3(g.pairs.max)})` : f3(g.cpuValue));
+  for (const g of r.goals) out.push(`| ${g.name} | ${f3(g.value)} | ${cpuText(g)} | ${g.target} | ${g.met === null ? '–' : g.met ? 'yes' : '**no**'} |`);
   out.push('');
   out.push(
     'Saturation (median of runs, min–max in brackets). vs ceiling = median QPS / the ceiling\'s median QPS; paired = the same per repetition (adjacent runs), median and spread; ' +
