@@ -54,18 +54,20 @@ export function findNodeGyp() {
 }
 
 /**
- * Builds the addon from udp_batch.c with node-gyp into build/Release/.
- * Returns the built file, or throws an Error whose message ends with the
- * tail of node-gyp's output.
+ * Builds the addon from udp_batch.c with node-gyp into `dir`/build/Release/
+ * (`dir` holds binding.gyp and udp_batch.c: this folder by default, or the
+ * prepack build's scratch copy). Returns the built file, or throws an Error
+ * whose message ends with the tail of node-gyp's output.
+ * @param {string} [dir]
  * @returns {string}
  */
-export function buildFromSource() {
+export function buildFromSource(dir = NATIVE_DIR) {
   const gyp = findNodeGyp();
-  const args = [...gyp.args, 'rebuild', '--directory', NATIVE_DIR, '--loglevel=error'];
+  const args = [...gyp.args, 'rebuild', '--directory', dir, '--loglevel=error'];
   const headers = findNodeHeaders();
   if (headers !== null && !process.env.npm_config_nodedir) args.push('--nodedir', headers);
   const r = spawnSync(gyp.command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
-  const file = join(NATIVE_DIR, 'build', 'Release', ADDON_FILE);
+  const file = join(dir, 'build', 'Release', ADDON_FILE);
   if (r.error !== undefined || r.status !== 0 || !existsSync(file)) {
     const why = r.error !== undefined ? r.error.message : `node-gyp exited ${r.status}`;
     const tail = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');

@@ -20,11 +20,20 @@
 // compiler: on linux-x64 with glibc only (the one prebuilt target), with
 // node-gyp from native/binding.gyp; elsewhere it says so and builds none.
 //
-//   native/udp_batch.c ──node-gyp──► native/build/Release/opengslb_udp.node ──copy──► native/prebuilds/linux-x64-glibc/
+//   native/{binding.gyp,udp_batch.c} ──copy──► <tmp>/ ──node-gyp──► <tmp>/build/Release/opengslb_udp.node
+//                                   ──copy, rename──► native/prebuilds/linux-x64-glibc/
+//
+// Never in place: a server or a test running from this checkout may have
+// native/build/Release/'s addon or the prebuilt loaded, and a shared library
+// rewritten under a process that maps it kills that process (SIGBUS, no
+// message). `npm pack` in test/package did that, now and then, to the test
+// file running beside it (test/registry/registry.test.ts died at file level
+// with no message while its DNS workers were loading the addon).
 //
 //   node scripts/build-dist.ts [--out DIR] [--no-native]   DIR defaults to dist (relative to the repository)
 
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as nodeModule from 'node:module';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -161,11 +170,13 @@ export function buildDist(outDir: string, root = ROOT): BuildResult {
 export const PREBUILT_TARGET = 'linux-x64-glibc';
 
 /**
- * Builds the addon from source and copies it to
- * native/prebuilds/linux-x64-glibc/. Returns the copied file, or the reason
- * no prebuilt is made on this machine (another platform, or musl). Throws
- * when the build fails on linux-x64 with glibc (node-gyp's output in the
- * message): a package without its prebuilt would quietly need a compiler.
+ * Builds the addon from source in a scratch copy of native/ and puts it in
+ * native/prebuilds/linux-x64-glibc/ as a new file (copied beside it, then
+ * renamed over it: a process that maps the old one keeps it whole). Returns
+ * the file, or the reason no prebuilt is made on this machine (another
+ * platform, or musl). Throws when the build fails on linux-x64 with glibc
+ * (node-gyp's output in the message): a package without its prebuilt would
+ * quietly need a compiler.
  */
 export async function buildPrebuilt(root = ROOT): Promise<{ file: string } | { skipped: string }> {
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
@@ -173,19 +184,27 @@ export async function buildPrebuilt(root = ROOT): Promise<{ file: string } | { s
     return { skipped: `the prebuilt binary is for linux-x64 with glibc, and this is ${process.platform}-${process.arch}${process.platform === 'linux' ? ' without glibc' : ''}` };
   }
   const { buildFromSource, checkLoads, ADDON_FILE } = (await import(join(root, 'native', 'install.js'))) as typeof import('../native/install.js');
-  let built: string;
+  const scratch = mkdtempSync(join(tmpdir(), 'opengslb-prebuild-'));
   try {
-    built = buildFromSource();
-  } catch (err) {
-    throw new Error(`build-dist: building the native addon failed (python3, make and a C compiler are needed to pack): ${(err as Error).message}`);
+    for (const f of ['binding.gyp', 'udp_batch.c']) copyFileSync(join(root, 'native', f), join(scratch, f));
+    let built: string;
+    try {
+      built = buildFromSource(scratch);
+    } catch (err) {
+      throw new Error(`build-dist: building the native addon failed (python3, make and a C compiler are needed to pack): ${(err as Error).message}`);
+    }
+    const problem = checkLoads(built);
+    if (problem !== null) throw new Error(`build-dist: the native addon built but does not load: ${problem}`);
+    const dir = join(root, 'native', 'prebuilds', PREBUILT_TARGET);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, ADDON_FILE);
+    const partial = `${file}.${process.pid}.partial`;
+    copyFileSync(built, partial);
+    renameSync(partial, file);
+    return { file };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
-  const problem = checkLoads(built);
-  if (problem !== null) throw new Error(`build-dist: the native addon built but does not load: ${problem}`);
-  const dir = join(root, 'native', 'prebuilds', PREBUILT_TARGET);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, ADDON_FILE);
-  copyFileSync(built, file);
-  return { file };
 }
 
 if (import.meta.main) {

@@ -12,21 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { loadUdpBatch } from '../../native/udp-batch.ts';
-import { findNodeHeaders } from '../../native/install.js';
 import { ROOT } from '../helpers/markdown.ts';
-
-const nodeGyp = process.env.npm_config_node_gyp;
-const headers = findNodeHeaders();
-const cannotBuild =
-  process.platform !== 'linux'
-    ? 'the addon is built on Linux only'
-    : nodeGyp === undefined || !existsSync(nodeGyp)
-      ? 'npm\'s node-gyp is not known here (run the tests through npm or npx, which set npm_config_node_gyp)'
-      : headers === null
-        ? 'no Node.js headers next to this Node or in the pinned node package'
-        : spawnSync('make', ['--version']).status !== 0 || spawnSync('cc', ['--version']).status !== 0
-          ? 'make and a C compiler are needed (apt-get install make g++ python3)'
-          : false;
+import { cannotBuild, nodeGyp, nodeHeaders as headers } from '../helpers/native-build.ts';
 
 /** A package directory holding only what the tarball ships of native/ (no build, no prebuilt). */
 async function packageDir(t: TestContext): Promise<string> {

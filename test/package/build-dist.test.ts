@@ -1,16 +1,22 @@
 // scripts/build-dist.ts, the prepack build: the extension rewrite on its own
-// (table-driven), the real repository built into a temp directory, and small
-// fixture trees for the failures it must report.
+// (table-driven), the real repository built into a temp directory, small
+// fixture trees for the failures it must report, and the prebuilt addon
+// replaced under a process that has it loaded.
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { buildDist, rewriteExtensions } from '../../scripts/build-dist.ts';
+import { ADDON_FILE, checkLoads } from '../../native/install.js';
+import { loadUdpBatch } from '../../native/udp-batch.ts';
+import { buildDist, buildPrebuilt, PREBUILT_TARGET, rewriteExtensions } from '../../scripts/build-dist.ts';
+import { Lines } from '../helpers/child.ts';
 import { ROOT } from '../helpers/markdown.ts';
+import { cannotBuild, nodeHeaders } from '../helpers/native-build.ts';
 
 /** Creates a temp directory that is removed after the test. */
 async function tempDir(t: TestContext): Promise<string> {
@@ -111,4 +117,47 @@ test('buildDist copies files that are not code and writes dist/package.json with
   assert.deepEqual([...files].sort(), ['package.json', 'src/a.js', 'src/d.json']);
   assert.equal(readFileSync(join(root, 'dist/src/d.json'), 'utf8'), '{"x":1}\n');
   assert.equal((JSON.parse(readFileSync(join(root, 'dist/package.json'), 'utf8')) as { version: string }).version, '9.8.7');
+});
+
+// A shared library rewritten in place under a process that maps it kills
+// that process with SIGBUS, without a word (checked: a copyFileSync over a
+// loaded .node ended its loader with exit 135). `npm pack` in
+// test/package/install.test.ts rebuilt the addon in native/build/ and copied
+// it over the prebuilt while other test files ran servers from this checkout.
+const repoAddon = loadUdpBatch();
+test('the prebuilt addon is built in a scratch copy and renamed into place: a process running the old one is not killed', { skip: cannotBuild || (repoAddon.addon === null ? `no addon to start from: ${repoAddon.reason}` : false) }, async (t) => {
+  const root = await tempDir(t);
+  for (const f of ['binding.gyp', 'udp_batch.c', 'install.js']) cpSync(join(ROOT, 'native', f), join(root, 'native', f));
+  const prebuilt = join(root, 'native', 'prebuilds', PREBUILT_TARGET, ADDON_FILE);
+  mkdirSync(dirname(prebuilt), { recursive: true });
+  copyFileSync(repoAddon.file as string, prebuilt);
+  const before = statSync(prebuilt).ino;
+  // A process that keeps running the prebuilt's code until its stdin closes.
+  const runner = [
+    `const addon = require(${JSON.stringify(prebuilt)});`,
+    "let open = true; process.stdin.on('end', () => { open = false; }); process.stdin.resume();",
+    "console.log('ready');",
+    'const spin = () => { for (let i = 0; i < 10000; i++) { try { addon.close(null); } catch {} } if (open) setImmediate(spin); else console.log(\'done\'); };',
+    'spin();',
+  ].join('\n');
+  const child = spawn(process.execPath, ['-e', runner], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  const lines = new Lines(child.stdout);
+  await lines.waitFor(/^ready$/);
+  const saved = process.env.npm_config_nodedir;
+  process.env.npm_config_nodedir = nodeHeaders as string;
+  try {
+    const result = await buildPrebuilt(root);
+    assert.deepEqual(result, { file: prebuilt });
+  } finally {
+    if (saved === undefined) delete process.env.npm_config_nodedir;
+    else process.env.npm_config_nodedir = saved;
+  }
+  child.stdin.end();
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, 'the process running the old prebuilt lived on');
+  assert.notEqual(statSync(prebuilt).ino, before, 'a new file, renamed over the old one');
+  assert.equal(checkLoads(prebuilt), null);
+  assert.ok(!existsSync(join(root, 'native', 'build')), 'nothing built in native/ itself');
+  assert.deepEqual(readdirSync(dirname(prebuilt)), [ADDON_FILE], 'no partial file left behind');
 });
