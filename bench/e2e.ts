@@ -139,7 +139,7 @@ scenarios: ${SCENARIOS.map((s) => s.id).join(', ')}
     // A single 2 s pair decides nothing on a busy machine; the CI guard reads this ratio.
     headlineRuns: Math.max(runs, readNum('headline-runs', v['headline-runs'], quick ? 3 : runs, 1, 100)),
     // One repetition's paired ratio of CPU per query spreads over ±15 % here
-    // (0.83-1.30 for names-10k-dgram in one 4-run session), wider than the
+    // (0.83-1.30 for names-10k-dgram over five short sessions on 2026-12-06), wider than the
     // 10 % goals it decides: a full run takes the median of 7.
     pairedRuns: Math.max(runs, readNum('paired-runs', v['paired-runs'], quick ? runs : 7, 1, 100)),
     durationSec: readNum('duration', v.duration, quick ? 2 : 5, 1, 600),
