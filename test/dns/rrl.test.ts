@@ -128,7 +128,8 @@ test('one account, four real threads charging it at once: the rate holds for all
   const dropped = all.reduce((a, r) => a + r.dropped, 0);
   assert.ok(slipped + dropped > 10 * rate, `the threads flooded (${passed + slipped + dropped} charges)`);
   // A flood far above the rate gets the first `rate` of the second and then nothing.
-  // Races between a credit and a debit can let a handful more through.
+  // Threads that meet the new account at once may each set it up, so a
+  // handful more can pass.
   assert.ok(passed >= rate && passed <= rate + 8, `passed ${passed}, expected ${rate} (+ at most a few for races)`);
   assert.ok(Math.abs(slipped - dropped) <= 4, `slip 2: as many slipped (${slipped}) as dropped (${dropped})`);
 });
