@@ -1,19 +1,22 @@
 // Worker, hot path (batched UDP only). Warms the CPU caches for a whole batch
-// before it is answered: every query of the batch walks the same chain of
-// dependent loads (node row → record → its routing state, decision counter
-// and answer fragments, and the healthy list when some member is down), and
-// for a name not answered recently each link is a cache miss. Answered one
-// by one, the misses of a batch wait one after the other; here each link is loaded for
-// every query of the batch in one loop, so the CPU has all those independent
-// misses in flight together and a batch pays about one miss per link instead
-// of one per query and link ("group prefetching"). Read-only: it changes
-// nothing and decides nothing; handleQuery then finds the lines in the cache.
-// A query it cannot follow (malformed, a hash collision, a miss, another
-// qtype) is simply not warmed further.
+// before it is answered: every address query of the batch walks the same
+// chain of dependent loads (node row → record row, its routing state and its
+// answer fragments), and for a name not answered recently each link is a
+// cache miss, and on this kind of virtual machine a TLB miss as well.
+// Answered one by one, the misses of a batch wait one after the other; here
+// each link is loaded for every query of the batch in one loop, so the CPU
+// has the batch's independent misses in flight together ("group
+// prefetching"). JavaScript has no prefetch instruction: a load that misses
+// holds its place in the CPU's reorder window until its line arrives, so each
+// loop does as little else as it can (no copy, no branch on what a missing
+// load brings) to keep more of the batch's loads inside that window.
+// Read-only: it changes nothing and decides nothing, and a query it cannot
+// follow (malformed, another qtype, a name away from its home row) is simply
+// not warmed; handleQuery then answers every query as it would anyway.
 //
-// Measured (names-10k, shuffled, 1 worker, dnsperf): see docs/benchmarks.md.
+// Measured (names-10k, shuffled, 1 worker): see docs/benchmarks.md.
 
-import { hashWire } from '../src/dns/names.ts';
+import { FNV_OFFSET, hashFoldedByte } from '../src/dns/names.ts';
 import * as L from '../src/snapshot/layout.ts';
 import type { WorkerScratch } from './scratch.ts';
 
@@ -21,110 +24,94 @@ import type { WorkerScratch } from './scratch.ts';
 const MAX_NAME = 255;
 const QTYPE_A = 1;
 const QTYPE_AAAA = 28;
+/**
+ * Bytes of answer fragments warmed per name: three A answers, the common
+ * case. 48 bytes at any offset cross a 64-byte line three times in four,
+ * so both ends are touched.
+ */
+const WARM_FRAG_BYTES = 3 * L.FRAG_LEN_A;
 
-/** Per-batch scratch for prefetchBatch: one lower-cased name and a few words per slot, allocated once. */
+/** Per-batch scratch for prefetchBatch: a few words per slot, allocated once. */
 export class PrefetchScratch {
-  readonly names: Uint8Array;
-  readonly nameLen: Int32Array;
-  readonly hash: Uint32Array;
-  /** Per slot, the link reached so far: a node, record or member index, −1 = stop. */
-  readonly at: Int32Array;
-  readonly qtype: Int32Array;
+  /** Per slot, the word of the home node row's record field for the asked type (NODE_REC_A or NODE_REC_AAAA); −1 = not followed. */
+  readonly recWord: Int32Array;
+  /** Per slot, the record index that field names; −1 = none, or not followed. */
+  readonly rec: Int32Array;
+  /** Per slot, the blob offset right after the row's name: its first record's answer fragments. */
+  readonly frag: Int32Array;
 
   constructor(batch: number) {
-    this.names = new Uint8Array(batch * MAX_NAME);
-    this.nameLen = new Int32Array(batch);
-    this.hash = new Uint32Array(batch);
-    this.at = new Int32Array(batch);
-    this.qtype = new Int32Array(batch);
+    this.recWord = new Int32Array(batch);
+    this.rec = new Int32Array(batch);
+    this.frag = new Int32Array(batch);
   }
 }
 
 /**
- * Reads the question name of `req[0, len)` lower-cased into
- * `names[base, base + 255)`; returns its wire length, or 0 when the packet
- * is not a plain one-question query (handleQuery will say what it is).
- * Bounded: at most 255 name bytes, no compression pointers.
+ * For a plain one-question A or AAAA query in req[0, len), returns the word
+ * index of the record field of the question name's home row in the node
+ * table (the row the name hashes to; a name further along its probe is not
+ * followed); else −1. Reads only the packet: bounded, no pointers.
  */
-function readName(req: Uint8Array, len: number, names: Uint8Array, base: number): number {
-  if (len < 17 || (req[2] & 0x80) !== 0 || req[4] !== 0 || req[5] !== 1) return 0;
+function homeRecordWord(ctx: WorkerScratch, req: Uint8Array, len: number): number {
+  if (len < 17 || (req[2] & 0x80) !== 0 || req[4] !== 0 || req[5] !== 1) return -1;
+  let h = FNV_OFFSET;
   let off = 12;
-  let n = 0;
   for (;;) {
-    if (off >= len) return 0;
+    if (off >= len) return -1;
     const labelLen = req[off];
-    if (labelLen > 63 || n + labelLen + 1 > MAX_NAME || off + labelLen + 1 > len) return 0;
-    names[base + n++] = labelLen;
+    if (labelLen > 63 || off + labelLen + 1 - 12 > MAX_NAME || off + labelLen + 1 > len) return -1;
+    h = hashFoldedByte(h, labelLen);
     off++;
-    if (labelLen === 0) return off + 4 <= len ? n : 0;
-    for (let i = 0; i < labelLen; i++) {
-      const c = req[off++];
-      names[base + n++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
-    }
+    if (labelLen === 0) break;
+    const end = off + labelLen;
+    for (; off < end; off++) h = hashFoldedByte(h, req[off]);
   }
+  if (off + 4 > len) return -1;
+  const qtype = (req[off] << 8) | req[off + 1];
+  if (qtype !== QTYPE_A && qtype !== QTYPE_AAAA) return -1;
+  const view = ctx.view;
+  return view.nodeBase((h >>> 0) & view.slotMask) + (qtype === QTYPE_A ? L.NODE_REC_A : L.NODE_REC_AAAA);
 }
 
 /**
  * Touches the snapshot and routing state that answering rx[0 … count−1]
  * will read, one link of the chain at a time across the whole batch.
- * `reqLen(i)` is slot i's datagram length. Returns a value only so the
- * loads are not optimised away; callers ignore it.
+ * `lens[i × lenStride]` is slot i's datagram length. Returns a value only so
+ * the loads are not optimised away; callers ignore it.
  */
 export function prefetchBatch(ctx: WorkerScratch, p: PrefetchScratch, rx: readonly Uint8Array[], lens: Int32Array, lenStride: number, count: number): number {
   const view = ctx.view;
   const u32 = view.u32;
+  const recWord = p.recWord;
+  const rec = p.rec;
+  const frag = p.frag;
+  // 1. Home rows (the packets are hot: just received).
+  for (let i = 0; i < count; i++) recWord[i] = homeRecordWord(ctx, rx[i], lens[i * lenStride]);
+  // 2. Node rows: one miss each, nothing decided on what they hold. A row of
+  // another name (a collision) or an empty one warms lines nobody reads. The
+  // node table starts on a 64-byte line, so a row's first word is the field's
+  // word with the low bits cleared.
+  for (let i = 0; i < count; i++) {
+    const w = recWord[i];
+    if (w < 0) {
+      rec[i] = -1;
+      continue;
+    }
+    const nb = w & ~(L.NODE_WORDS - 1);
+    rec[i] = u32[w] - 1;
+    frag[i] = u32[nb + L.NODE_NAME_OFF] + u32[nb + L.NODE_NAME_LEN];
+  }
+  // 3. Record rows, routing state and fragments, independent of one another.
   const u8 = view.u8;
   const route = ctx.route;
-  const names = p.names;
-  const nameLen = p.nameLen;
-  const hash = p.hash;
-  const at = p.at;
-  const qtype = p.qtype;
+  const lastByte = u8.length - 1;
   let sink = 0;
-  // 1. Names and hashes (the packets are hot: just received).
   for (let i = 0; i < count; i++) {
-    const req = rx[i];
-    const len = lens[i * lenStride];
-    const n = readName(req, len, names, i * MAX_NAME);
-    nameLen[i] = n;
-    if (n === 0) {
-      at[i] = -1;
-      continue;
-    }
-    hash[i] = hashWire(names, i * MAX_NAME, n);
-    qtype[i] = (req[12 + n] << 8) | req[13 + n];
-    at[i] = hash[i] & view.slotMask;
-  }
-  // 2. Node rows: the home row's node when its hash and length match (a collision is left to findNode).
-  for (let i = 0; i < count; i++) {
-    const row = at[i];
-    if (row < 0) continue;
-    const nb = view.nodeBase(row);
-    if (u32[nb + L.NODE_HASH] !== hash[i] || u32[nb + L.NODE_NAME_LEN] !== nameLen[i]) {
-      at[i] = -1;
-      continue;
-    }
-    // The rest of a name longer than the row holds (compared by findNode), and the record of the asked type.
-    if (nameLen[i] > L.NODE_NAME_INLINE_BYTES) sink += u8[u32[nb + L.NODE_NAME_OFF] + L.NODE_NAME_INLINE_BYTES];
-    const rec = u32[nb + (qtype[i] === QTYPE_AAAA ? L.NODE_REC_AAAA : L.NODE_REC_A)];
-    at[i] = qtype[i] === QTYPE_A || qtype[i] === QTYPE_AAAA ? rec - 1 : -1;
-  }
-  // 3. Records: their per-record routing state, decision counter and answer fragments (REC_FRAG_BASE).
-  for (let i = 0; i < count; i++) {
-    const rec = at[i];
-    if (rec < 0) continue;
-    const rb = view.recordBase(rec);
-    sink += route.listEpoch(rec);
-    const statId = u32[rb + L.REC_STAT_ID];
-    if (statId < ctx.decisions.length) sink += ctx.decisions[statId];
-    if (u32[rb + L.REC_FRAG_LEN] !== 0) sink += u8[u32[rb + L.REC_FRAG_BASE]];
-  }
-  // 4. The healthy list, read only when some member is not listed (else rotate() does not read it).
-  for (let i = 0; i < count; i++) {
-    const rec = at[i];
-    if (rec < 0) continue;
-    const rb = view.recordBase(rec);
-    if (route.listLength(rec) !== u32[rb + L.REC_MEMBER_COUNT]) sink += route.healthy[u32[rb + L.REC_MEMBER_START]];
+    const r = rec[i];
+    if (r < 0) continue;
+    const f = frag[i];
+    sink += u32[view.recordBase(r)] + route.listEpoch(r) + u8[f] + u8[Math.min(f + WARM_FRAG_BYTES - 1, lastByte)];
   }
   return sink;
 }

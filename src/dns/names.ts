@@ -60,17 +60,31 @@ export function isAtOrBelow(name: string, apex: string): boolean {
   return name === apex || name.endsWith('.' + apex);
 }
 
+const FNV_PRIME = 0x01000193;
+/** The FNV-1a state hashWire() starts from. */
+export const FNV_OFFSET = 0x811c9dc5;
+
 /**
  * Hashes wire-form name bytes with 32-bit FNV-1a. The compiler and the
  * workers must agree on this function exactly; it lives here so both import
  * one copy. Hot path: no allocation.
  */
 export function hashWire(bytes: Uint8Array, off: number, len: number): number {
-  let h = 0x811c9dc5;
+  let h = FNV_OFFSET;
   const end = off + len;
   for (let i = off; i < end; i++) {
     h ^= bytes[i];
-    h = Math.imul(h, 0x01000193);
+    h = Math.imul(h, FNV_PRIME);
   }
   return h >>> 0;
+}
+
+/**
+ * One step of hashWire() over byte `c` of a name, lower-casing A-Z first (a
+ * label length byte is at most 63, below 'A'): hashing a wire name where it
+ * arrived, in any case, this way gives hashWire() of its lower-case form
+ * (finish with `>>> 0`).
+ */
+export function hashFoldedByte(h: number, c: number): number {
+  return Math.imul(h ^ (c >= 0x41 && c <= 0x5a ? c | 0x20 : c), FNV_PRIME);
 }

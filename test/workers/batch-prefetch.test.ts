@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
-import { nameToWire } from '../../src/dns/names.ts';
+import { FNV_OFFSET, hashFoldedByte, hashWire, nameToWire } from '../../src/dns/names.ts';
+import { ParsedQuery, parseQuery, PARSE_OK } from '../../src/dns/parse.ts';
 import { seededRandom } from '../../src/lib/random.ts';
 import { createCounters } from '../../src/metrics/counters-layout.ts';
 import { Registry } from '../../src/registry/registry.ts';
@@ -91,4 +92,20 @@ test('the snapshot starts every table on a 64-byte line, keeps each node row to 
   const rec = u32[nb + L.NODE_REC_A] - 1;
   const first = u32[s.view.memberBase(u32[s.view.recordBase(rec) + L.REC_MEMBER_START]) + L.MEM_FRAG_OFF];
   assert.equal(first, u32[nb + L.NODE_NAME_OFF] + u32[nb + L.NODE_NAME_LEN], 'the A fragments follow the name');
+});
+
+test('hashing a name as it arrived, folding case byte by byte, gives the hash the lookup computes from the parser\'s lower-cased name, for any label bytes', () => {
+  const rand = seededRandom(11);
+  const q = new ParsedQuery();
+  const lower = new Uint8Array(256);
+  for (let n = 0; n < 2000; n++) {
+    const labels: Buffer[] = [];
+    for (let l = 1 + Math.floor(rand() * 4); l > 0; l--) labels.push(Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 20) }, () => Math.floor(rand() * 256))));
+    const wire = Buffer.concat([...labels.flatMap((b) => [Buffer.of(b.length), b]), Buffer.of(0)]);
+    const packet = Buffer.concat([Buffer.from('000100000001000000000000', 'hex'), wire, Buffer.from('00010001', 'hex')]);
+    assert.equal(parseQuery(packet, packet.length, q, lower), PARSE_OK);
+    let h = FNV_OFFSET;
+    for (const c of wire) h = hashFoldedByte(h, c);
+    assert.equal(h >>> 0, hashWire(lower, 0, q.qnameLen), wire.toString('hex'));
+  }
 });
