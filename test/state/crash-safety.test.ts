@@ -1,12 +1,12 @@
 // Crash safety of the state store: a real overwatch (child process) is
 // SIGKILLed at a random moment 20–300 ms after its API starts taking writes,
 // while overrides are being written through the API, over and over on one
-// state directory (20 times in npm test, 100 with OPENGSLB_TEST_CRASH_KILLS=100). After every restart each override whose PUT was
-// acknowledged (2xx received) is there, unless a PUT to the same target
-// still in flight when it was sent (acknowledged or cut off by the kill)
-// replaced it; and the store
-// opens as it is (no repair step exists to hide a broken file: lmdb opens it
-// or the start fails).
+// state directory (20 times in npm test, 100 with
+// OPENGSLB_TEST_CRASH_KILLS=100). After every restart each override whose
+// PUT was acknowledged (2xx received) is there, unless a PUT to the same
+// target still in flight when it was sent (acknowledged or cut off by the
+// kill) replaced it; and the store opens as it is (no repair step exists to
+// hide a broken file: lmdb opens it or the start fails).
 //
 // What a SIGKILL proves: nothing acknowledged is lost when the process dies,
 // so no write is acknowledged before lmdb has committed it. It cannot prove
