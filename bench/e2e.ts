@@ -29,9 +29,9 @@ import { binaryQueryFile, needsWireQueries, parseQueryFile } from './lib/query-w
 import { Histogram, PLOT_QUANTILES } from './lib/histogram.ts';
 import { describeLoad, describeMachine } from './lib/proc.ts';
 import { renderE2eMarkdown, renderSvg, type E2eResult, type FixedSummary, type Goal, type RunFigures, type ScenarioSummary, type Spread } from './lib/report.ts';
-import { BARE, BARE_BATCHED, HEADLINE, SCENARIOS, type Scenario } from './lib/scenarios.ts';
+import { BARE, BARE_BATCHED, FLOOR, HEADLINE, SCENARIOS, type Scenario } from './lib/scenarios.ts';
 import { loadUdpBatch } from '../native/udp-batch.ts';
-import { ENGINE_ENTRY, findKnot, repoRelative, startBackends, startBare, startEngine, startKnot, type RunningTarget } from './lib/targets.ts';
+import { buildFloor, ENGINE_ENTRY, findKnot, repoRelative, startBackends, startBare, startEngine, startFloor, startKnot, type RunningTarget } from './lib/targets.ts';
 
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 const READY_TIMEOUT_MS = 60_000;
@@ -262,11 +262,21 @@ const PAIRED_GOALS: ReadonlyArray<{ readonly name: string; readonly id: string; 
 ];
 
 /**
- * The scenarios `--paired-runs` repeats: those the paired goals compare, the
+ * Figures paired like the goals but judged against nothing: where the kernel's
+ * floor for the batched design (bench/floor-responder.c) sits against Knot and
+ * the engine. They show how much of a CPU goal against Knot is left to win.
+ */
+const PAIRED_FIGURES: ReadonlyArray<(typeof PAIRED_GOALS)[number]> = [
+  { name: "floor CPU µs per query / Knot's (floor / knot, paired runs)", id: FLOOR, base: 'knot', target: '(a figure)', extra: false },
+  { name: 'engine CPU µs per query / the floor (a-rr-3 / floor, paired runs)', id: HEADLINE, base: FLOOR, target: '(a figure)', extra: false },
+];
+
+/**
+ * The scenarios `--paired-runs` repeats: those the paired goals and figures compare, the
  * node:dgram headline and every one's ceiling.
  */
 function pairedScenarios(): Set<string> {
-  const ids = new Set<string>([HEADLINE, 'a-rr-3-dgram', ...PAIRED_GOALS.flatMap((g) => [g.id, g.base])]);
+  const ids = new Set<string>([HEADLINE, 'a-rr-3-dgram', ...PAIRED_GOALS.flatMap((g) => [g.id, g.base]), ...PAIRED_FIGURES.flatMap((g) => [g.id, g.base])]);
   for (const s of SCENARIOS) if (ids.has(s.id) && s.ceiling !== null) ids.add(s.ceiling);
   return ids;
 }
@@ -338,6 +348,7 @@ function evaluateGoals(summaries: readonly ScenarioSummary[], rate: number, runs
       check('QPS cost of 1 000 servers behind one name vs 3', cost('rr-1000'), cpuCost('rr-1000'), '< 0.10', (v) => v < 0.1),
       check('QPS cost of 10 000 names vs one name', cost('names-10k'), cpuCost('names-10k'), '< 0.10', (v) => v < 0.1),
       ...PAIRED_GOALS.filter((g) => g.extra).map((g) => paired.get(g.id) as Goal),
+      ...PAIRED_FIGURES.map(pairedGoal).filter((g) => g.pairs !== null),
       check(`median latency at ${rateText} q/s offered (ms)`, head?.fixed?.p50Ms.median ?? null, null, '≤ 0.200', (v) => v <= 0.2),
       check(`p99 engine / ${ceilingName} at ${rateText} q/s offered`, head?.p99VsCeiling ?? null, null, '≤ 1.5', (v) => v <= 1.5),
       // What bench/run.ts --fail-below checks: CPU per query when read, else QPS.
@@ -377,10 +388,18 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
     scenarios = scenarios.filter((s) => s.id !== BARE_BATCHED).map((s) => (s.ceiling === BARE_BATCHED ? { ...s, ceiling: BARE } : s));
     if (!scenarios.some((s) => s.id === BARE) && scenarios.some((s) => s.ceiling === BARE)) scenarios.unshift(SCENARIOS.find((s) => s.id === BARE) as Scenario);
   }
-  log(`generator ${generator}${generator === 'dnsperf' ? ` ${dnsperfVersion}` : ''}; scenarios: ${scenarios.map((s) => s.id).join(', ')}`);
-
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'opengslb-bench-'));
   onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let floorProgram = '';
+  if (scenarios.some((s) => s.target === 'floor')) {
+    const built = buildFloor(dir);
+    if ('path' in built) floorProgram = built.path;
+    else {
+      log(`the floor responder could not be built (${built.reason}): the ${FLOOR} scenario is skipped`);
+      scenarios = scenarios.filter((s) => s.target !== 'floor');
+    }
+  }
+  log(`generator ${generator}${generator === 'dnsperf' ? ` ${dnsperfVersion}` : ''}; scenarios: ${scenarios.map((s) => s.id).join(', ')}`);
   const queryFiles = new Map<string, string>();
   for (const s of scenarios) {
     const text = `${s.queries().join('\n')}\n`;
@@ -406,7 +425,9 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
         ? await startBare(s, opts.workers, READY_TIMEOUT_MS)
         : s.target === 'knot'
           ? await startKnot(s, opts.workers, dir, READY_TIMEOUT_MS)
-          : await startEngine(s, opts.engineEntry, ctx, dir, READY_TIMEOUT_MS);
+          : s.target === 'floor'
+            ? await startFloor(s, floorProgram, READY_TIMEOUT_MS)
+            : await startEngine(s, opts.engineEntry, ctx, dir, READY_TIMEOUT_MS);
     log(`${s.id} ready on port ${t.port} in ${t.startMs} ms, answers ${t.probeAnswer.join(' ')}`);
     return t;
   };

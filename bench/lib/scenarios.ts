@@ -12,7 +12,7 @@
 import { CookieScratch, REPLY_COOKIE_LEN, writeReplyCookie } from '../../src/dns/cookie.ts';
 import { sipKey } from '../../src/lib/siphash.ts';
 
-export type TargetKind = 'bare' | 'engine' | 'knot';
+export type TargetKind = 'bare' | 'engine' | 'knot' | 'floor';
 export type Transport = 'udp' | 'tcp';
 
 /** Values a config needs at start time. */
@@ -41,9 +41,9 @@ export interface Scenario {
    * the main thread busy and would slow every other scenario down.
    */
   readonly exclusive: boolean;
-  /** Run only when its program is installed (knotd), and not in --quick unless named. */
+  /** Run only when its program is installed (knotd) or can be built (the floor responder, with cc), and not in --quick unless named. */
   readonly optional?: boolean;
-  /** Renders the engine config; undefined for the bare responder and Knot. */
+  /** Renders the engine config; undefined for the bare and floor responders and Knot. */
   readonly config?: (ctx: ConfigContext) => string;
   /** The query file's lines. */
   readonly queries: () => string[];
@@ -81,6 +81,8 @@ export const BARE = 'bare';
 /** The bare responder on the batched path: the ceiling of the engine's default UDP path. */
 export const BARE_BATCHED = 'bare-batched';
 export const BARE_TCP = 'bare-tcp';
+/** bench/floor-responder.c: the kernel's UDP path alone, on the batched design. */
+export const FLOOR = 'floor';
 
 const ZONE = 'bench.test';
 const APP = `app.${ZONE}`;
@@ -364,12 +366,25 @@ export function geoEcsQueries(): string[] {
  * names) right after the one-name run they are compared with, Knot between
  * on the batched path: their CPU per query is judged as a ratio to it within
  * the repetition, and this machine drifts by tens of percent within minutes.
+ * The floor responder goes first on the batched path, out of that sequence.
  */
 export const SCENARIOS: readonly Scenario[] = [
   { id: BARE, meaning: 'bare node:dgram responder, fixed answer: the ceiling of the node:dgram path', target: 'bare', transport: 'udp', ceiling: null, needsBackends: false, exclusive: false, queries: single, probe: APP, udpIo: 'dgram' },
   { id: 'a-rr-3-dgram', meaning: 'the headline config on the node:dgram path (udp_io: dgram)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(singleNameConfig('round-robin', 3)), queries: single, probe: APP, udpIo: 'dgram' },
   { id: 'rr-1000-dgram', meaning: 'rr-1000 on the node:dgram path', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(singleNameConfig('round-robin', 1000)), queries: single, probe: APP, udpIo: 'dgram' },
   { id: 'names-10k-dgram', meaning: 'names-10k on the node:dgram path', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(manyNamesConfig), queries: manyNamesQueries, probe: manyName(0), udpIo: 'dgram' },
+  {
+    id: FLOOR,
+    meaning: "a C program on Knot's and the addon's I/O design (epoll, recvmmsg, sendmmsg) doing no DNS work, fixed answer: what the kernel's UDP path costs, the floor for any server on this design",
+    target: 'floor',
+    transport: 'udp',
+    ceiling: BARE_BATCHED,
+    needsBackends: false,
+    exclusive: false,
+    optional: true,
+    queries: single,
+    probe: APP,
+  },
   {
     id: BARE_BATCHED,
     meaning: 'bare responder on the batched path (recvmmsg, one JS call per batch, sendmmsg), fixed answer: the ceiling of the engine\'s default UDP path',

@@ -8,6 +8,7 @@
 //   startEngine ──spawn──▶ src/cli/opengslb.js --config <tmp>/<scenario>.yaml
 //   both        ◀──poll─── DNS probe (dns-packet, UDP) every 200 ms until NOERROR + A
 //   startKnot   ──spawn──▶ knotd -c <tmp>/knot/knot.conf (static zone, 1 UDP worker)
+//   buildFloor  ──cc──▶ <tmp>/floor-responder (bench/floor-responder.c); startFloor ──spawn──▶ it, on port P
 //   startBackends ──fork──▶ health-scale.ts --role servers  ──IPC──▶ {port}
 
 import { fork, spawn, spawnSync } from 'node:child_process';
@@ -27,6 +28,7 @@ const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const REPO_DIR = path.dirname(BENCH_DIR);
 const BARE_ENTRY = path.join(BENCH_DIR, 'bare-responder.ts');
 const BACKENDS_ENTRY = path.join(BENCH_DIR, 'health-scale.ts');
+const FLOOR_SOURCE = path.join(BENCH_DIR, 'floor-responder.c');
 // The engine runs with the flags production uses.
 export const ENGINE_ENTRY = path.join(REPO_DIR, 'src', 'cli', 'opengslb.js');
 export const HOST = '127.0.0.1';
@@ -251,4 +253,28 @@ export async function startKnot(s: Scenario, workers: number, dir: string, timeo
   const child = new ManagedChild(s.id, spawn(command[0], command.slice(1), { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] }));
   const probeAnswer = await waitForAnswer(child, port, s.probe, timeoutMs);
   return { scenario: s, child, port, command, configText: `${configText}\n# bench.test.zone\n${knotZone()}`, probeAnswer, startMs: Math.round(performance.now() - t0) };
+}
+
+/**
+ * Builds bench/floor-responder.c with the system's C compiler (`cc`, as
+ * node-gyp finds one) into `dir`. Returns the program's path, or the reason
+ * it could not be built (no compiler, or the compiler's last lines).
+ */
+export function buildFloor(dir: string): { path: string } | { reason: string } {
+  const out = path.join(dir, 'floor-responder');
+  const args = ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-o', out, FLOOR_SOURCE];
+  const r = spawnSync('cc', args, { encoding: 'utf8', timeout: 60_000 });
+  if (r.error !== undefined) return { reason: `cc: ${r.error.message} (apt-get install gcc)` };
+  if (r.status !== 0) return { reason: `cc ${args.join(' ')} exited ${r.status}: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}` };
+  return { path: out };
+}
+
+/** Starts the built floor responder on a free port and polls DNS until it answers. */
+export async function startFloor(s: Scenario, program: string, timeoutMs: number): Promise<RunningTarget> {
+  const t0 = performance.now();
+  const port = await findFreePort();
+  const command = [program, String(port)];
+  const child = new ManagedChild(s.id, spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const probeAnswer = await waitForAnswer(child, port, s.probe, timeoutMs);
+  return { scenario: s, child, port, command, configText: null, probeAnswer, startMs: Math.round(performance.now() - t0) };
 }
