@@ -360,6 +360,11 @@ export function geoEcsQueries(): string[] {
   return lines;
 }
 
+/** A program from outside the project answering the headline's name, run when it is there, compared with the batched ceiling. */
+function outsideProgram(id: string, target: 'knot' | 'floor', meaning: string): Scenario {
+  return { id, meaning, target, transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, optional: true, queries: single, probe: APP };
+}
+
 /**
  * Every scenario, in the order a repetition runs them: each ceiling right
  * before what it bounds, and the scale scenarios (1 000 servers, 10 000
@@ -373,18 +378,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { id: 'a-rr-3-dgram', meaning: 'the headline config on the node:dgram path (udp_io: dgram)', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(singleNameConfig('round-robin', 3)), queries: single, probe: APP, udpIo: 'dgram' },
   { id: 'rr-1000-dgram', meaning: 'rr-1000 on the node:dgram path', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(singleNameConfig('round-robin', 1000)), queries: single, probe: APP, udpIo: 'dgram' },
   { id: 'names-10k-dgram', meaning: 'names-10k on the node:dgram path', target: 'engine', transport: 'udp', ceiling: BARE, needsBackends: false, exclusive: false, config: dgramConfig(manyNamesConfig), queries: manyNamesQueries, probe: manyName(0), udpIo: 'dgram' },
-  {
-    id: FLOOR,
-    meaning: "a C program on Knot's and the addon's I/O design (epoll, recvmmsg, sendmmsg) doing no DNS work, fixed answer: what the kernel's UDP path costs, the floor for any server on this design",
-    target: 'floor',
-    transport: 'udp',
-    ceiling: BARE_BATCHED,
-    needsBackends: false,
-    exclusive: false,
-    optional: true,
-    queries: single,
-    probe: APP,
-  },
+  outsideProgram(FLOOR, 'floor', "a C program on Knot's and the addon's I/O design (epoll, recvmmsg, sendmmsg) doing no DNS work, fixed answer: what the kernel's UDP path costs, the floor for any server on this design"),
   {
     id: BARE_BATCHED,
     meaning: 'bare responder on the batched path (recvmmsg, one JS call per batch, sendmmsg), fixed answer: the ceiling of the engine\'s default UDP path',
@@ -398,18 +392,7 @@ export const SCENARIOS: readonly Scenario[] = [
     udpIo: 'batched',
   },
   { id: HEADLINE, meaning: 'one A name, round-robin over 3 servers, batched UDP (the headline)', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 3), queries: single, probe: APP },
-  {
-    id: 'knot',
-    meaning: 'Knot DNS (C) serving the same name from a static zone, one A record: a mature server on the same machine',
-    target: 'knot',
-    transport: 'udp',
-    ceiling: BARE_BATCHED,
-    needsBackends: false,
-    exclusive: false,
-    optional: true,
-    queries: single,
-    probe: APP,
-  },
+  outsideProgram('knot', 'knot', 'Knot DNS (C) serving the same name from a static zone, one A record: a mature server on the same machine'),
   { id: 'rr-1000', meaning: 'one name, round-robin over 1 000 servers', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: singleNameConfig('round-robin', 1000), queries: single, probe: APP },
   { id: 'names-10k', meaning: '10 000 names, each round-robin over 3 servers, queried in a shuffled order', target: 'engine', transport: 'udp', ceiling: BARE_BATCHED, needsBackends: false, exclusive: false, config: manyNamesConfig, queries: manyNamesQueries, probe: manyName(0) },
   {
