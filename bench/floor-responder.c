@@ -46,9 +46,10 @@ static struct iovec tx_iov[BATCH];
 static struct sockaddr_in peers[BATCH];
 
 // Returns the offset just past QCLASS of the one question at offset 12, or 0
-// when the query is not a plain query with exactly one well-formed question.
+// when the message is not a QUERY (QR clear, opcode 0) with exactly one
+// well-formed question.
 static size_t question_end(const uint8_t *msg, size_t len) {
-  if (len < HEADER_LEN + 5 || (msg[2] & 0x80) != 0) return 0;
+  if (len < HEADER_LEN + 5 || (msg[2] & 0xf8) != 0) return 0;
   if (msg[4] != 0 || msg[5] != 1) return 0;
   size_t off = HEADER_LEN;
   for (;;) {
