@@ -57,6 +57,8 @@ export interface ApiServer {
    * files cannot be used, or TLS was turned on or off, which needs a restart.
    */
   reloadTls(tls: ApiConfig['tls']): string | null;
+  /** Connections refused when accepted, since the start, by why (opengslb_api_connections_refused_total). */
+  readonly refusedConnections: Readonly<RefusedConnections>;
   /** Stops accepting connections and waits for requests in flight. */
   close(): Promise<void>;
 }
@@ -84,6 +86,13 @@ const LOOPBACK_ONLY: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128'
  * clients that may use nothing else cannot take the slots of those that may.
  */
 export const OUTSIDE_CONNECTIONS = 8;
+
+/** Connections the API refused when it accepted them, by why: api.max_connections were open, or OUTSIDE_CONNECTIONS from outside api.allowed_networks. */
+export interface RefusedConnections {
+  max_connections: number;
+  outside: number;
+}
+
 /** Refused connections are logged at most this often (each kind), with the count since the last line. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 /** GET /api/v1/stats/queries: one sample of the reply rate every 5 s, the last 10 minutes kept. */
@@ -104,7 +113,8 @@ export async function startApi(deps: ApiDeps, host: string, port: number): Promi
     if ('which' in read) throw new Error(`api.tls.${read.which}: ${read.message}`);
     pair = read;
   }
-  const app = createApp(deps, log, pair);
+  const refused: RefusedConnections = { max_connections: 0, outside: 0 };
+  const app = createApp(deps, log, pair, refused);
   try {
     await app.listen({ host, port });
   } catch (err) {
@@ -124,11 +134,11 @@ export async function startApi(deps: ApiDeps, host: string, port: number): Promi
     pair = read;
     return null;
   };
-  return { host, port: boundPort, tls: pair !== null, reloadTls, close: () => app.close() };
+  return { host, port: boundPort, tls: pair !== null, reloadTls, refusedConnections: refused, close: () => app.close() };
 }
 
 /** Builds the Fastify instance with every route, not yet listening (startApi listens). */
-export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null): FastifyInstance {
+export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null, refused: RefusedConnections = { max_connections: 0, outside: 0 }): FastifyInstance {
   // With api.tls the same routes sit on an https.Server (the instance's type only names the server class).
   const app = fastify({
     ...(tls === null ? {} : { https: { cert: tls.cert, key: tls.key } }),
@@ -157,7 +167,7 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     },
   }) as unknown as FastifyInstance;
   const ctx: RouteContext = { deps, log };
-  gateConnections(app.server, deps, log);
+  gateConnections(app.server, deps, log, refused);
 
   // The dashboard's chart: the API samples the workers' reply counters while it runs.
   const rateIntervalMs = deps.queryRateIntervalMs ?? QUERY_RATE_INTERVAL_MS;
@@ -317,24 +327,26 @@ const NO_HEADERS = Object.freeze({});
  * reload applies them to the next connection. The allowlist is still checked
  * per request (with trust_proxy_headers only there).
  */
-function gateConnections(server: FastifyInstance['server'], deps: ApiDeps, log: Logger): void {
+function gateConnections(server: FastifyInstance['server'], deps: ApiDeps, log: Logger, totals: RefusedConnections): void {
   let open = 0;
   let outside = 0;
-  const refused = { max_connections: 0, outside: 0 };
-  const loggedAt = { max_connections: 0, outside: 0 };
-  const refuse = (socket: Socket, why: keyof typeof refused, fields: Record<string, unknown>): void => {
+  // Refused since the last log line of each kind; `totals` keeps counting.
+  const unlogged: RefusedConnections = { max_connections: 0, outside: 0 };
+  const loggedAt: RefusedConnections = { max_connections: 0, outside: 0 };
+  const refuse = (socket: Socket, why: keyof RefusedConnections, fields: Record<string, unknown>): void => {
     socket.destroy();
-    refused[why]++;
+    totals[why]++;
+    unlogged[why]++;
     const now = Date.now();
     if (now - loggedAt[why] < REFUSAL_LOG_INTERVAL_MS) return;
     loggedAt[why] = now;
     log.warn(
-      { ...fields, refused: refused[why] },
+      { ...fields, refused: unlogged[why] },
       why === 'max_connections'
         ? 'API connection refused: api.max_connections are open (count since the last such line; logged once a minute)'
         : `API connection refused: ${OUTSIDE_CONNECTIONS} connections from outside api.allowed_networks are open (count since the last such line; logged once a minute)`,
     );
-    refused[why] = 0;
+    unlogged[why] = 0;
   };
   server.on('connection', (socket: Socket) => {
     const api = deps.apiConfig();

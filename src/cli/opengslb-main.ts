@@ -178,7 +178,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
   }
   // Created before the start: the first health round's results are counted too.
-  const metrics = config.metrics.enabled ? (await import('../metrics/prometheus.ts')).createMetrics({ version: packageVersion(), loadedAtMs }) : null;
+  const metrics = config.metrics.enabled ? (await import('../metrics/prometheus.ts')).createMetrics({ version: packageVersion(), loadedAtMs, api }) : null;
   let overwatch: Overwatch;
   try {
     overwatch = await Overwatch.start(config, logger, { store, ...(metrics ? { onCheck: metrics.onCheck } : {}) });

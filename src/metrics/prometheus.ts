@@ -105,6 +105,12 @@ export interface ReloaderSource {
   readonly lastSuccessMs: number;
 }
 
+/** What the metrics read from the admin API (ApiServer satisfies it). */
+export interface ApiMetricsSource {
+  /** Connections refused when accepted, since the start, by why. */
+  readonly refusedConnections: Readonly<Record<'max_connections' | 'outside', number>>;
+}
+
 export interface MetricsOptions {
   /** The package version, for opengslb_app_info. */
   readonly version: string;
@@ -113,6 +119,8 @@ export interface MetricsOptions {
   /** Attach at once (else call attach() after Overwatch.start). */
   readonly overwatch?: OverwatchSource;
   readonly reloader?: ReloaderSource | null;
+  /** The admin API, when it runs: its refused connections are counted. */
+  readonly api?: ApiMetricsSource | null;
   /** Node's own process_* and nodejs_* metrics (prom-client defaults, unprefixed); default true. */
   readonly processMetrics?: boolean;
   /** How often the worker counters are folded besides every scrape, in ms; default 60 000 (well inside the shortest wrap period, 71 min). */
@@ -608,6 +616,21 @@ export function createMetrics(options: MetricsOptions): Metrics {
       // The scheduler's contract: an observer never throws. A bad label is a bug here, not a reason to stop checking.
     }
   };
+
+  // ---- Admin API
+
+  new Counter({
+    name: 'opengslb_api_connections_refused_total',
+    help: 'Connections the admin API closed when it accepted them, before reading a byte, by reason: max_connections (api.max_connections were open) or outside (the share for clients outside api.allowed_networks was full).',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      const refused = options.api?.refusedConnections;
+      this.inc({ reason: 'max_connections' }, refused?.max_connections ?? 0);
+      this.inc({ reason: 'outside' }, refused?.outside ?? 0);
+    },
+  });
 
   // ---- Config, overrides, build
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { after, before, test } from 'node:test';
 import { OUTSIDE_CONNECTIONS } from '../../src/api/server.ts';
+import { createMetrics } from '../../src/metrics/prometheus.ts';
 import { testCertificates } from '../health/helpers.ts';
 import { launchServer, type Started } from '../helpers/server.ts';
 import { startTestApi, YAML, type StartedApi } from './helpers.ts';
@@ -78,6 +79,13 @@ test('api.max_connections: connections past it are closed when accepted, without
   assert.equal(await refusedAtOnce(fourth), true, 'the fourth is closed with nothing read or answered');
   assert.equal((await get(held[0], '/api/v1/overrides')).status, 200, 'the held ones are still served');
   assert.ok(api.logs.some((l) => l.includes('API connection refused: api.max_connections are open') && l.includes('"limit":3')), api.logs.join('\n'));
+  // Counted, and served as opengslb_api_connections_refused_total by the metrics reading this API.
+  assert.deepEqual({ ...api.api.refusedConnections }, { max_connections: 1, outside: 0 });
+  const metrics = createMetrics({ version: 't', loadedAtMs: 0, processMetrics: false, api: api.api });
+  t.after(() => metrics.close());
+  const text = await metrics.registry.metrics();
+  assert.match(text, /^opengslb_api_connections_refused_total\{reason="max_connections"\} 1$/m);
+  assert.match(text, /^opengslb_api_connections_refused_total\{reason="outside"\} 0$/m);
 
   held[0].socket.destroy();
   await held[0].closed;
@@ -126,6 +134,7 @@ test(`clients outside api.allowed_networks: at most ${OUTSIDE_CONNECTIONS} conne
   assert.equal(await refusedAtOnce(extra), true, 'past the outside share: closed at once');
   for (const c of outsiders) assert.equal(c.socket.destroyed, false, 'the held outsiders stay open (until the request timeout)');
   assert.ok(api.logs.some((l) => l.includes(`API connection refused: ${OUTSIDE_CONNECTIONS} connections from outside api.allowed_networks are open`)), api.logs.join('\n'));
+  assert.deepEqual({ ...api.api.refusedConnections }, { max_connections: 0, outside: 1 });
   // Allowed clients still connect.
   const insider2 = await open(api, '127.0.0.1');
   assert.equal((await get(insider2, '/api/v1/overrides')).status, 200);
