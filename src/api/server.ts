@@ -93,6 +93,8 @@ export interface RefusedConnections {
   outside: number;
 }
 
+const noRefusals = (): RefusedConnections => ({ max_connections: 0, outside: 0 });
+
 /** Refused connections are logged at most this often (each kind), with the count since the last line. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 /** GET /api/v1/stats/queries: one sample of the reply rate every 5 s, the last 10 minutes kept. */
@@ -113,7 +115,7 @@ export async function startApi(deps: ApiDeps, host: string, port: number): Promi
     if ('which' in read) throw new Error(`api.tls.${read.which}: ${read.message}`);
     pair = read;
   }
-  const refused: RefusedConnections = { max_connections: 0, outside: 0 };
+  const refused = noRefusals();
   const app = createApp(deps, log, pair, refused);
   try {
     await app.listen({ host, port });
@@ -138,7 +140,7 @@ export async function startApi(deps: ApiDeps, host: string, port: number): Promi
 }
 
 /** Builds the Fastify instance with every route, not yet listening (startApi listens). */
-export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null, refused: RefusedConnections = { max_connections: 0, outside: 0 }): FastifyInstance {
+export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null, refused: RefusedConnections = noRefusals()): FastifyInstance {
   // With api.tls the same routes sit on an https.Server (the instance's type only names the server class).
   const app = fastify({
     ...(tls === null ? {} : { https: { cert: tls.cert, key: tls.key } }),
@@ -331,8 +333,8 @@ function gateConnections(server: FastifyInstance['server'], deps: ApiDeps, log: 
   let open = 0;
   let outside = 0;
   // Refused since the last log line of each kind; `totals` keeps counting.
-  const unlogged: RefusedConnections = { max_connections: 0, outside: 0 };
-  const loggedAt: RefusedConnections = { max_connections: 0, outside: 0 };
+  const unlogged = noRefusals();
+  const loggedAt = noRefusals();
   const refuse = (socket: Socket, why: keyof RefusedConnections, fields: Record<string, unknown>): void => {
     socket.destroy();
     totals[why]++;
