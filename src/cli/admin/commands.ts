@@ -6,12 +6,12 @@
 
 import { hostname } from 'node:os';
 import { parseDuration } from '../../config/duration.ts';
-import type { ParseArgsOptionsConfig } from 'node:util';
 import type { OverrideView, Readiness } from '../../overwatch/views.ts';
 import type { AgentView } from '../../overwatch/agents.ts';
 // Type-only, for the JSON shape GET /api/v1/explain serves; no routing code runs in the CLI.
 import type { Explanation } from '../../overwatch/explain.ts';
-import { type ApiClient, CliFailure, segment, type Shape } from './client.ts';
+import { CliFailure, segment, type Shape } from './client.ts';
+import { type Command, print, str, type Values } from './command.ts';
 import { DNSSEC_COMMANDS } from './dnssec-commands.ts';
 import { formatExplain } from './explain-format.ts';
 import {
@@ -47,39 +47,6 @@ import { UsageError } from './usage-error.ts';
 
 export { UsageError };
 
-/** What a command runs with. */
-export interface CommandContext {
-  readonly client: ApiClient;
-  /** --json: print the API's JSON (pretty) instead of text. */
-  readonly json: boolean;
-  readonly out: (text: string) => void;
-  readonly env: NodeJS.ProcessEnv;
-}
-
-export type Values = Readonly<Record<string, string | boolean | undefined>>;
-
-export interface Command {
-  /** The command words: "servers", "overrides set". */
-  readonly name: string;
-  /** Arguments and flags after the command words. */
-  readonly synopsis: string;
-  /** One line for the overview. */
-  readonly summary: string;
-  /** Flag lines for the command's --help (the global flags are added by the entry). */
-  readonly flags: readonly string[];
-  readonly options: ParseArgsOptionsConfig;
-  /** How many positional arguments it takes: [min, max]. */
-  readonly args: readonly [number, number];
-  /**
-   * It changes operator state every overwatch must hold alike (overrides,
-   * revocations, geo mappings) or reloads: with several API endpoints it goes
-   * to every one of them. Other commands ask the first that answers (or each,
-   * with --all).
-   */
-  readonly write?: true;
-  run(ctx: CommandContext, values: Values, args: readonly string[]): Promise<void>;
-}
-
 const HEALTH_STATES = ['healthy', 'unhealthy', 'unknown'] as const;
 
 /** The fields each admin-API answer the commands print must carry (see ApiClient's Shape). */
@@ -103,14 +70,6 @@ const SHAPES = {
   cluster: { cluster_healthy: 'boolean', overwatch: 'object', agents_view: 'object', backend_summary: 'object' },
 } as const satisfies Record<string, Shape>;
 
-function printJson(ctx: CommandContext, body: unknown): void {
-  ctx.out(JSON.stringify(body, null, 2) + '\n');
-}
-
-function str(values: Values, key: string): string | undefined {
-  const v = values[key];
-  return typeof v === 'string' ? v : undefined;
-}
 
 /** The override source when --source is not given: who runs the command, on which host. */
 export function defaultSource(env: NodeJS.ProcessEnv): string {
@@ -141,11 +100,8 @@ const status: Command = {
       ctx.client.get('/api/v1/overrides', SHAPES.overrides),
       ctx.client.get('/api/v1/status', SHAPES.status),
     ]);
-    if (ctx.json) {
-      printJson(ctx, { version: version.body, ready: ready.body, config: config.body, regions: regions.body, domains: domains.body, overrides: overrides.body });
-      return;
-    }
-    ctx.out(
+    const all = { version: version.body, ready: ready.body, config: config.body, regions: regions.body, domains: domains.body, overrides: overrides.body };
+    print(ctx, all, () =>
       formatStatus({
         api: ctx.client.api,
         version: version.body as VersionResponse,
@@ -170,8 +126,8 @@ const reload: Command = {
   async run(ctx) {
     const res = await ctx.client.post('/api/v1/reload', undefined, SHAPES.reload, [200, 422]);
     const body = res.body as ReloadResponse;
-    if (ctx.json) printJson(ctx, body);
-    else if (body.result === 'success') ctx.out(formatReload(body));
+    // A failure prints nothing here in text: it is the error below.
+    print(ctx, body, (b) => (b.result === 'success' ? formatReload(b) : ''));
     // The failure is the command's error: stderr, every line after the program name, exit 1.
     if (body.result !== 'success') throw new CliFailure(formatReloadFailure('opengslb-cli', body).replace(/^opengslb-cli: /, '').trimEnd(), 1);
   },
@@ -195,9 +151,8 @@ const servers: Command = {
     }
     const query = { domain: str(values, 'domain'), region: str(values, 'region'), status: state };
     const res = await ctx.client.get('/api/v1/health/servers', SHAPES.servers, query);
-    if (ctx.json) return printJson(ctx, res.body);
     const filtered = Object.values(query).some((v) => v !== undefined);
-    ctx.out(formatServers(res.body as ServersResponse, filtered));
+    print(ctx, res.body as ServersResponse, (b) => formatServers(b, filtered));
   },
 };
 
@@ -223,8 +178,7 @@ const domains: Command = {
       }
       body = { ...body, domains: hit };
     }
-    if (ctx.json) return printJson(ctx, body);
-    ctx.out(formatDomains(body, values.servers === true || name !== undefined));
+    print(ctx, body, (b) => formatDomains(b, values.servers === true || name !== undefined));
   },
 };
 
@@ -237,8 +191,7 @@ const overridesList: Command = {
   args: [0, 0],
   async run(ctx) {
     const res = await ctx.client.get('/api/v1/overrides', SHAPES.overrides);
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatOverrides(res.body as OverridesResponse));
+    print(ctx, res.body as OverridesResponse, formatOverrides);
   },
 };
 
@@ -330,8 +283,7 @@ const overridesSet: Command = {
     if (source.trim() === '') throw new UsageError('--source: must not be empty');
     const body = { healthy: values.healthy === true, reason, source, ...expiryFlags(values) };
     const res = await ctx.client.put(target.path, body, SHAPES.override);
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatOverrideSet(res.body as OverrideView));
+    print(ctx, res.body as OverrideView, formatOverrideSet);
   },
 };
 
@@ -350,8 +302,7 @@ const overridesClear: Command = {
     const found = await ctx.client.get(target.path, SHAPES.override, {}, [200, 404]);
     const was = found.status === 200 ? (found.body as OverrideView) : null;
     await ctx.client.delete(target.path);
-    if (ctx.json) return printJson(ctx, { cleared: true, target: target.text, was });
-    ctx.out(formatOverrideCleared(target.text, was));
+    print(ctx, { cleared: true, target: target.text, was }, () => formatOverrideCleared(target.text, was));
   },
 };
 
@@ -369,8 +320,7 @@ const explain: Command = {
   async run(ctx, values, args) {
     const type = str(values, 'type');
     const res = await ctx.client.get('/api/v1/explain', SHAPES.explain, { name: args[0], type: type?.toUpperCase(), client: str(values, 'client') });
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatExplain(res.body as Explanation));
+    print(ctx, res.body as Explanation, formatExplain);
   },
 };
 
@@ -383,8 +333,7 @@ const geoTest: Command = {
   args: [1, 1],
   async run(ctx, _values, args) {
     const res = await ctx.client.get('/api/v1/geo/test', SHAPES.geoTest, { ip: args[0] });
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatGeoTest(res.body as GeoTestResponse));
+    print(ctx, res.body as GeoTestResponse, formatGeoTest);
   },
 };
 
@@ -397,8 +346,7 @@ const geoMappingsList: Command = {
   args: [0, 0],
   async run(ctx) {
     const res = await ctx.client.get('/api/v1/geo/mappings', SHAPES.geoMappings);
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatGeoMappings(res.body as GeoMappingsResponse));
+    print(ctx, res.body as GeoMappingsResponse, formatGeoMappings);
   },
 };
 
@@ -421,9 +369,7 @@ const geoMappingsAdd: Command = {
     if (source.trim() === '') throw new UsageError('--source: must not be empty');
     const comment = str(values, 'comment');
     const res = await ctx.client.put('/api/v1/geo/mappings', { cidr, region, source, ...(comment === undefined ? {} : { comment }) }, SHAPES.geoMapping);
-    if (ctx.json) return printJson(ctx, res.body);
-    const m = res.body as GeoMappingResponse;
-    ctx.out(`Mapped ${m.cidr} to ${m.region} (source: ${m.source})\n`);
+    print(ctx, res.body as GeoMappingResponse, (m) => `Mapped ${m.cidr} to ${m.region} (source: ${m.source})\n`);
   },
 };
 
@@ -437,9 +383,7 @@ const geoMappingsRemove: Command = {
   args: [1, 1],
   async run(ctx, _values, args) {
     const res = await ctx.client.request('DELETE', '/api/v1/geo/mappings', { cidr: args[0] }, undefined, [200], SHAPES.geoMapping);
-    if (ctx.json) return printJson(ctx, res.body);
-    const m = res.body as GeoMappingResponse;
-    ctx.out(`Removed the mapping of ${m.cidr} (was ${m.region})\n`);
+    print(ctx, res.body as GeoMappingResponse, (m) => `Removed the mapping of ${m.cidr} (was ${m.region})\n`);
   },
 };
 
@@ -456,8 +400,7 @@ const agentsList: Command = {
   args: [0, 0],
   async run(ctx) {
     const res = await ctx.client.get('/api/v1/overwatch/agents', SHAPES.agents);
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatAgents(res.body as AgentsResponse));
+    print(ctx, res.body as AgentsResponse, formatAgents);
   },
 };
 
@@ -470,8 +413,7 @@ const agentsShow: Command = {
   args: [1, 1],
   async run(ctx, _values, args) {
     const res = await ctx.client.get(agentPath(args[0] as string), SHAPES.agent);
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatAgent(res.body as AgentResponse));
+    print(ctx, res.body as AgentResponse, formatAgent);
   },
 };
 
@@ -487,9 +429,7 @@ const agentsRevoke: Command = {
     const reason = str(values, 'reason');
     if (reason === undefined || reason.trim() === '') throw new UsageError('--reason TEXT is required: say why, for whoever reads the pin later');
     const res = await ctx.client.post(`${agentPath(args[0] as string)}/revoke`, { reason }, SHAPES.revoked);
-    if (ctx.json) return printJson(ctx, res.body);
-    const a = res.body as AgentView;
-    ctx.out(`Revoked agent ${a.agent_id} (${reason}); its backends left DNS\n`);
+    print(ctx, res.body as AgentView, (a) => `Revoked agent ${a.agent_id} (${reason}); its backends left DNS\n`);
   },
 };
 
@@ -504,8 +444,7 @@ const agentsDelete: Command = {
   async run(ctx, _values, args) {
     const id = args[0] as string;
     await ctx.client.delete(agentPath(id));
-    if (ctx.json) return printJson(ctx, { deleted: true, agent_id: id });
-    ctx.out(`Deleted the pin and backends of agent ${id}\n`);
+    print(ctx, { deleted: true, agent_id: id }, () => `Deleted the pin and backends of agent ${id}\n`);
   },
 };
 
@@ -519,8 +458,7 @@ const clusterStatus: Command = {
   async run(ctx) {
     const res = await ctx.client.get('/api/v1/cluster/status', SHAPES.cluster);
     const body = res.body as ClusterStatusResponse;
-    if (ctx.json) printJson(ctx, body);
-    else ctx.out(formatClusterStatus(body, ctx.client.api));
+    print(ctx, body, (b) => formatClusterStatus(b, ctx.client.api));
     if (!body.cluster_healthy) {
       const off = (body.peers ?? []).filter((p) => p.matches !== true).map((p) => `${p.url} (${p.reachable ? 'sees other agents' : p.error ?? 'unreachable'})`);
       throw new CliFailure(`not every peer sees the same agents: ${off.join(', ')}`, 1);

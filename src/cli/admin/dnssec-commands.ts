@@ -4,7 +4,7 @@
 
 import type { DnssecKeyView, DsRecordView, RolloverView } from '../../dnssec/keyring.ts';
 import type { Shape } from './client.ts';
-import type { Command, CommandContext, Values } from './commands.ts';
+import { type Command, print, str } from './command.ts';
 import { formatTable } from './table.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -29,14 +29,6 @@ interface DsResponse {
   readonly ds: readonly DsRecordView[];
 }
 
-function printJson(ctx: CommandContext, body: unknown): void {
-  ctx.out(JSON.stringify(body, null, 2) + '\n');
-}
-
-function zoneOf(values: Values): string | undefined {
-  const v = values.zone;
-  return typeof v === 'string' ? v : undefined;
-}
 
 /** Seconds as the largest whole unit: "3d", "5h", "12m", "40s". */
 function age(seconds: number): string {
@@ -84,9 +76,8 @@ const dnssecStatus: Command = {
   args: [0, 0],
   async run(ctx, values) {
     const res = await ctx.client.get('/api/v1/dnssec/status', SHAPES.status);
-    if (ctx.json) return printJson(ctx, res.body);
-    const zone = zoneOf(values)?.toLowerCase().replace(/\.$/, '');
-    ctx.out(formatDnssecStatus(res.body as StatusResponse, zone));
+    const zone = str(values, 'zone')?.toLowerCase().replace(/\.$/, '');
+    print(ctx, res.body as StatusResponse, (b) => formatDnssecStatus(b, zone));
   },
 };
 
@@ -98,9 +89,8 @@ const dnssecDs: Command = {
   options: { zone: { type: 'string' } },
   args: [0, 0],
   async run(ctx, values) {
-    const res = await ctx.client.get('/api/v1/dnssec/ds', SHAPES.ds, { zone: zoneOf(values) });
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatDs(res.body as DsResponse));
+    const res = await ctx.client.get('/api/v1/dnssec/ds', SHAPES.ds, { zone: str(values, 'zone') });
+    print(ctx, res.body as DsResponse, formatDs);
   },
 };
 
@@ -136,13 +126,12 @@ const dnssecRollover: Command = {
   async run(ctx, values, args) {
     const action = args[0];
     if (!(ROLLOVER_ACTIONS as readonly string[]).includes(action)) throw new UsageError(`"${action}" is not a rollover step, expected start, status or finish`);
-    const zone = zoneOf(values);
+    const zone = str(values, 'zone');
     if (zone === undefined || zone.trim() === '') throw new UsageError('--zone ZONE is required');
     const res = action === 'status'
       ? await ctx.client.get('/api/v1/dnssec/rollover', SHAPES.rollover, { zone })
       : await ctx.client.post(`/api/v1/dnssec/rollover/${action}`, { zone }, SHAPES.rollover);
-    if (ctx.json) return printJson(ctx, res.body);
-    ctx.out(formatRollover(res.body as RolloverView, action));
+    print(ctx, res.body as RolloverView, (b) => formatRollover(b, action));
   },
 };
 
