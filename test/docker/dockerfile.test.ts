@@ -19,7 +19,7 @@ import { buildDist } from '../../scripts/build-dist.ts';
 import { SERVER_ENV, SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { loadConfig } from '../../src/config/load.ts';
 import { ask } from '../helpers/dns-client.ts';
-import { Lines } from '../helpers/child.ts';
+import { Lines, reapAfter } from '../helpers/child.ts';
 import { ROOT } from '../helpers/markdown.ts';
 
 interface Instruction {
@@ -302,13 +302,7 @@ test('runs from a copy of the image\'s layout as a user that is not root: answer
   assert.equal(node, 'node');
   const cmd = onlyExec('CMD').map((a) => (a === baked.target ? config : a));
   const child = spawn(process.execPath, [...entry, ...cmd], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'], ...as });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  const exited = reapAfter(t, child);
   const out = new Lines(child.stdout!);
   const err = new Lines(child.stderr!);
   const portOf = async (re: RegExp): Promise<number> => {

@@ -15,7 +15,7 @@ import { parseConfigText } from '../../src/config/load.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { ROOT } from '../helpers/markdown.ts';
 import { startServer } from '../helpers/server.ts';
-import { Lines } from '../helpers/child.ts';
+import { Lines, reapAfter } from '../helpers/child.ts';
 import { spawn } from 'node:child_process';
 
 const yaml = (udpIo: string | null): string => `
@@ -98,13 +98,7 @@ async function runPackage(t: TestContext, prebuilt: string | null): Promise<{ ud
   const config = join(app, 'config.yaml');
   await writeFile(config, `${yaml(null)}overwatch: { data_dir: ./state }\n`, { mode: 0o600 });
   const child = spawn(process.execPath, [join(app, 'src/cli/opengslb.js'), '--config', config], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  reapAfter(t, child);
   const out = new Lines(child.stdout);
   const err = new Lines(child.stderr);
   const line = await out.waitFor(/DNS listening on UDP and TCP/, 0, 20_000).catch((e: Error) => assert.fail(`${e.message}\nstderr:\n${err.text}`));

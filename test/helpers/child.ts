@@ -100,13 +100,48 @@ export class Lines {
   }
 }
 
+/** How a child process ended. */
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** Resolves when `child` exits; SIGKILLs it when the test ends if it is still running. */
+export function reapAfter(t: TestContext, child: ChildProcess): Promise<Exit> {
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return exited;
+}
+
 export interface RunningServer {
   readonly child: ChildProcess;
   /** The UDP/TCP port the server logged it listens on. */
   readonly port: number;
   readonly out: Lines;
   readonly err: Lines;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly exited: Promise<Exit>;
+}
+
+/**
+ * Spawns `opengslb ARGS` and resolves with the first stdout line matching
+ * `ready` (the error carries its stderr otherwise). SIGKILLs it after the
+ * test if it is still running.
+ */
+async function spawnUntil(t: TestContext, args: readonly string[], ready: RegExp, opts: RunOptions): Promise<Omit<RunningServer, 'port'> & { line: string }> {
+  const child = spawn(process.execPath, [SERVER, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT });
+  const exited = reapAfter(t, child);
+  const out = new Lines(child.stdout!);
+  const err = new Lines(child.stderr!);
+  try {
+    return { child, out, err, exited, line: await out.waitFor(ready, 0, opts.timeoutMs ?? 15_000) };
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstderr:\n${err.text}`);
+  }
 }
 
 /**
@@ -115,22 +150,7 @@ export interface RunningServer {
  * if it is still running.
  */
 export async function startOpengslb(t: TestContext, configFile: string, opts: RunOptions = {}): Promise<RunningServer> {
-  const child = spawn(process.execPath, [SERVER, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const out = new Lines(child.stdout!);
-  const err = new Lines(child.stderr!);
-  let line: string;
-  try {
-    line = await out.waitFor(/DNS listening on UDP and TCP/, 0, opts.timeoutMs ?? 15_000);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\nstderr:\n${err.text}`);
-  }
+  const { child, out, err, exited, line } = await spawnUntil(t, ['--config', configFile], /DNS listening on UDP and TCP/, opts);
   const m = /(?:\baddress=|"address":")127\.0\.0\.1:(\d+)/.exec(line);
   assert.ok(m, `no address in the listening line: ${line}`);
   return { child, port: Number(m[1]), out, err, exited };
@@ -142,7 +162,7 @@ export interface RunningAgent {
   readonly err: Lines;
   /** The agent id it logged. */
   readonly agentId: string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly exited: Promise<Exit>;
 }
 
 /**
@@ -151,22 +171,7 @@ export interface RunningAgent {
  * SIGKILLs it after the test if it is still running.
  */
 export async function startAgent(t: TestContext, configFile: string, opts: RunOptions = {}): Promise<RunningAgent> {
-  const child = spawn(process.execPath, [SERVER, '--mode', 'agent', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd ?? ROOT });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const out = new Lines(child.stdout!);
-  const err = new Lines(child.stderr!);
-  let line: string;
-  try {
-    line = await out.waitFor(/OpenGSLB agent running/, 0, opts.timeoutMs ?? 15_000);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\nstderr:\n${err.text}`);
-  }
+  const { child, out, err, exited, line } = await spawnUntil(t, ['--mode', 'agent', '--config', configFile], /OpenGSLB agent running/, opts);
   const m = /(?:\bagent=|"agent":")([A-Za-z0-9._-]+)/.exec(line);
   assert.ok(m, `no agent id in: ${line}`);
   return { child, out, err, agentId: m[1], exited };

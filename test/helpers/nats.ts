@@ -3,10 +3,9 @@
 
 import type { TestContext } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lines } from './child.ts';
+import { Lines, reapAfter } from './child.ts';
 
 /** nats-server from PATH or Debian's /usr/sbin, or null. */
 function natsServerBinary(): string | null {
@@ -31,13 +30,7 @@ export interface RunningNats {
 export async function startNats(t: TestContext, port: number, dir: string, opts: { readonly jetStream?: boolean } = {}): Promise<RunningNats> {
   const args = ['-a', '127.0.0.1', '-p', String(port), ...(opts.jetStream === false ? [] : ['-js', '-sd', dir])];
   const child = spawn(NATS_SERVER!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit');
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  const exited = reapAfter(t, child);
   const err = new Lines(child.stderr!);
   new Lines(child.stdout!);
   try {

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { SERVER_ENV, SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { ask } from '../helpers/dns-client.ts';
-import { Lines } from '../helpers/child.ts';
+import { Lines, reapAfter } from '../helpers/child.ts';
 import { ROOT } from '../helpers/markdown.ts';
 
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; bin: Record<string, string>; files: string[] };
@@ -170,13 +170,7 @@ test('the installed opengslb serves DNS from its worker threads with the memory 
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: PATH24 };
   for (const k of Object.keys(SERVER_ENV)) delete env[k];
   const child = spawn(join(prefix, 'bin/opengslb'), ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  const exited = reapAfter(t, child);
   const out = new Lines(child.stdout);
   const err = new Lines(child.stderr);
   const portOf = async (re: RegExp): Promise<number> => {
