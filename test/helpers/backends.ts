@@ -36,10 +36,40 @@ async function listenOn(server: net.Server, address: string, port: number): Prom
   return (server.address() as net.AddressInfo).port;
 }
 
+/**
+ * A Backend (first answering `status`) on a fresh loopback address, served
+ * by what `make` builds, again on each start; `drop` ends its open
+ * connections on stop. The port picked at the first start is kept. Stopped
+ * in t.after().
+ */
+async function serve<S extends net.Server>(t: TestContext, status: number, make: (backend: Backend) => S, drop: (server: S) => void): Promise<Backend> {
+  const address = loopbackAddress();
+  const backend: Backend = {
+    address,
+    port: 0,
+    status,
+    delayMs: 0,
+    requests: 0,
+    lastHost: null,
+    async stop() {
+      drop(server);
+      server.close();
+      await once(server, 'close');
+    },
+    async start() {
+      server = make(backend);
+      await listenOn(server, address, backend.port);
+    },
+  };
+  let server = make(backend);
+  (backend as { port: number }).port = await listenOn(server, address, 0);
+  t.after(() => (server.listening ? backend.stop() : undefined));
+  return backend;
+}
+
 /** Starts an HTTP backend answering every path with `status` after `delayMs`; stopped in t.after(). */
 export async function httpBackend(t: TestContext, status = 200): Promise<Backend> {
-  const address = loopbackAddress();
-  const make = (): http.Server =>
+  const make = (backend: Backend): http.Server =>
     http.createServer((req, res) => {
       backend.requests++;
       backend.lastHost = req.headers.host ?? null;
@@ -50,34 +80,13 @@ export async function httpBackend(t: TestContext, status = 200): Promise<Backend
       if (backend.delayMs > 0) setTimeout(send, backend.delayMs);
       else send();
     });
-  let server = make();
-  const backend: Backend = {
-    address,
-    port: 0,
-    status,
-    delayMs: 0,
-    requests: 0,
-    lastHost: null,
-    async stop() {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-    async start() {
-      server = make();
-      await listenOn(server, address, backend.port);
-    },
-  };
-  (backend as { port: number }).port = await listenOn(server, address, 0);
-  t.after(() => (server.listening ? backend.stop() : undefined));
-  return backend;
+  return serve(t, status, make, (server) => server.closeAllConnections());
 }
 
 /** Starts a TCP listener that accepts and closes connections; stopped in t.after(). */
 export async function tcpBackend(t: TestContext): Promise<Backend> {
-  const address = loopbackAddress();
   const sockets = new Set<net.Socket>();
-  const make = (): net.Server =>
+  const make = (backend: Backend): net.Server =>
     net.createServer((socket) => {
       backend.requests++;
       sockets.add(socket);
@@ -85,25 +94,7 @@ export async function tcpBackend(t: TestContext): Promise<Backend> {
       socket.on('error', () => {});
       socket.end();
     });
-  let server = make();
-  const backend: Backend = {
-    address,
-    port: 0,
-    status: 0,
-    delayMs: 0,
-    requests: 0,
-    lastHost: null,
-    async stop() {
-      for (const s of sockets) s.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-    async start() {
-      server = make();
-      await listenOn(server, address, backend.port);
-    },
-  };
-  (backend as { port: number }).port = await listenOn(server, address, 0);
-  t.after(() => (server.listening ? backend.stop() : undefined));
-  return backend;
+  return serve(t, 0, make, () => {
+    for (const s of sockets) s.destroy();
+  });
 }
