@@ -595,6 +595,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     }
     const socket = conn.socket;
     bump(counters, cb + COUNTER.TCP_ACCEPTED);
+    if (clientSlot < 0) bump(counters, cb + COUNTER.TCP_CLIENT_UNCOUNTED);
     open.set(socket, conn);
     touch(conn);
     socket.on('timeout', () => {

@@ -84,9 +84,15 @@ export const COUNTER = {
   COOKIE_INVALID: 52,
   /** DNS cookies: queries answered FORMERR for a malformed COOKIE option (bad length). */
   COOKIE_MALFORMED: 53,
+  /**
+   * TCP connections accepted without a place in the shared per-client table
+   * (their client's window full, the table's lock not had within its wait,
+   * or no address): dns.tcp_max_connections_per_client did not count them.
+   */
+  TCP_CLIENT_UNCOUNTED: 54,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 25 and 40 … 53 used). */
+/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 25 and 40 … 54 used). */
 const NAMED_WORDS = 64;
 
 /**

@@ -270,6 +270,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     ['rejected_per_client', COUNTER.TCP_CLIENT_CAP],
     ['evicted', COUNTER.TCP_EVICTED],
   ]);
+  plainCounter(
+    'opengslb_dns_tcp_connections_uncounted_total',
+    'TCP connections accepted without being counted for their client (its place in the shared table not to be had), so dns.tcp_max_connections_per_client did not apply to them; the worker cap still did.',
+    COUNTER.TCP_CLIENT_UNCOUNTED,
+  );
   plainCounter('opengslb_dns_tcp_read_pauses_total', 'Times a TCP connection stopped being read until its unsent replies (or all of the worker\'s) drained below the bound.', COUNTER.TCP_READ_PAUSED);
   plainCounter('opengslb_dns_tcp_frame_timeouts_total', 'TCP connections closed because a message that had started arriving did not complete within dns.tcp_frame_timeout.', COUNTER.TCP_FRAME_TIMEOUT);
   plainCounter('opengslb_dns_tcp_idle_closed_total', 'TCP connections closed after dns.tcp_idle_timeout without traffic.', COUNTER.TCP_IDLE_CLOSED);
