@@ -179,12 +179,14 @@ interface Routing {
   readonly domains: readonly DomainConfig[];
   readonly regions: ReadonlyMap<string, RegionConfig>;
   readonly geolocation: GeolocationConfig;
+  /** The networks of geolocation.customMappings: a run-time mapping of one of them does not apply. */
+  readonly configCidrs: ReadonlySet<string>;
 }
 
 const NO_IDENTITY: IdentityConfig = { id: null, version: null };
 
 const EMPTY_ROUTING: Routing = {
-  config: null, zones: [], domains: [], regions: new Map(), geolocation: { databasePath: null, defaultRegion: null, ecsEnabled: true, customMappings: [] },
+  config: null, zones: [], domains: [], regions: new Map(), geolocation: { databasePath: null, defaultRegion: null, ecsEnabled: true, customMappings: [] }, configCidrs: new Set(),
 };
 
 /**
@@ -276,7 +278,14 @@ export class Registry extends EventEmitter {
       removed.push(record.label);
     }
     this.#configOrder = order;
-    this.#routing = { config, zones: config.dns.zones, domains: config.domains, regions: new Map(config.regions.map((r) => [r.name, r])), geolocation: config.geolocation };
+    this.#routing = {
+      config,
+      zones: config.dns.zones,
+      domains: config.domains,
+      regions: new Map(config.regions.map((r) => [r.name, r])),
+      geolocation: config.geolocation,
+      configCidrs: new Set(config.geolocation.customMappings.map((m) => m.cidr)),
+    };
     this.#changed();
     return { added, removed, changed };
   }
@@ -553,7 +562,7 @@ export class Registry extends EventEmitter {
    * and applies again if that changes back.
    */
   geoMappingActive(mapping: CustomMappingConfig): boolean {
-    return this.#routing.regions.has(mapping.region) && !this.#routing.geolocation.customMappings.some((m) => m.cidr === mapping.cidr);
+    return this.#routing.regions.has(mapping.region) && !this.#routing.configCidrs.has(mapping.cidr);
   }
 
   /**
@@ -594,7 +603,7 @@ export class Registry extends EventEmitter {
     if (!this.#routing.regions.has(mapping.region)) {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: no region "${mapping.region}" is served here; expected one of: ${[...this.#routing.regions.keys()].join(', ') || '(none)'}`);
     }
-    if (this.#routing.geolocation.customMappings.some((m) => m.cidr === mapping.cidr)) {
+    if (this.#routing.configCidrs.has(mapping.cidr)) {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: the config maps this network already (overwatch.geolocation.custom_mappings); change it there`);
     }
     // A new network past the geo table's limit would make every later snapshot compile fail; replacing one is fine.

@@ -208,6 +208,23 @@ describe('the registry', () => {
     assert.notEqual(a.slot, b.slot);
     assert.equal(r.serverAt('us', '198.51.100.70', 80, 'app.example.test'), b);
   });
+
+  test('run-time geo mappings cost one lookup each against the config\'s, not a walk of them: 10 000 of each compile in well under a second', () => {
+    const mappings = Array.from({ length: 10_000 }, (_, i) => `      - { cidr: "10.${i >> 8}.${i & 255}.0/24", region: eu }`).join('\n');
+    const r = new Registry();
+    r.applyConfig(parseConfigText(`${YAML}overwatch:\n  geolocation:\n    custom_mappings:\n${mappings}\n`, 'geo-many.yaml'));
+    const started = performance.now();
+    for (let i = 0; i < 10_000; i++) r.setGeoMapping({ cidr: `172.16.${i >> 8}.${i & 255}/32`, region: 'us', comment: null, source: 'api', createdAtMs: 0 });
+    const view = r.view();
+    const took = performance.now() - started;
+    assert.equal(view.geo.mappings.length, 20_000);
+    // The config's own networks are refused at run time, and a mapping of one does not apply.
+    assert.throws(() => r.checkGeoMapping({ cidr: '10.0.7.0/24', region: 'us', comment: null }), /the config maps this network already/);
+    assert.equal(r.geoMappingActive({ cidr: '10.0.7.0/24', region: 'us', comment: null }), false);
+    assert.equal(r.geoMappingActive({ cidr: '172.16.0.7/32', region: 'us', comment: null }), true);
+    // Walking the config's list for each one took 7.5 s here (10 000 × 10 000 compares); a set lookup takes milliseconds.
+    assert.ok(took < 1000, `setting 10 000 mappings and compiling the view took ${Math.round(took)} ms`);
+  });
 });
 
 describe('run-time registration through a running overwatch', () => {
