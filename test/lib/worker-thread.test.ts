@@ -71,8 +71,12 @@ test('the worker runs its TypeScript with the workerData it was given, shared me
   });
   const shared = new Int32Array(new SharedArrayBuffer(4));
   const worker = createWorker(pathToFileURL(join(d, 'entry.ts')), { workerData: { n: 21, shared }, name: 'test-worker' });
+  // Listening for 'exit' from the start: when the main thread is slow, the
+  // message is delivered as the worker exits, and 'exit' follows it before
+  // any await here resumes.
+  const exited = once(worker, 'exit');
   const [msg] = (await once(worker, 'message')) as [{ keys: string[] }];
-  await once(worker, 'exit');
+  await exited;
   assert.deepEqual(msg.keys, ['n', 'shared'], `${MODULES_KEY} is gone before the entry runs`);
   assert.equal(Atomics.load(shared, 0), 42);
 });
