@@ -8,7 +8,8 @@ import { DNSSEC_ACKNOWLEDGMENT, MAX_TTL_SEC, MAX_WORKERS } from './definition.ts
 import { buildStaticRecords, checkStaticRecords } from './static-records.ts';
 import type { StaticRecordContext } from './static-records.ts';
 import type { ConfigFile } from './definition.ts';
-import { isInZone, normaliseDomainName } from './domain-name.ts';
+import { normaliseDomainName } from './domain-name.ts';
+import { EnclosingNames } from '../dns/names.ts';
 import { formatDuration } from './duration.ts';
 import { networkOfCidr } from './ip.ts';
 import { rrlEntriesFor } from '../dns/rrl.ts';
@@ -83,7 +84,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
       }
     });
     checkAllDown(sink, domain, d);
-    checkPoolKind(sink, domain, d, regions, file.dns?.zones);
+    checkPoolKind(sink, domain, d, regions, regionNames, file.dns?.zones);
     checkSmoothingFactor(sink, domain, d, regions, regionNames);
   });
 
@@ -485,9 +486,10 @@ function checkZones(file: UncheckedFile, sink: ProblemCollector): void {
     if (ownNameservers !== null && ownNameservers !== undefined) checkNameserverList(sink, ownNameservers, ['dns', 'zones', z, 'nameservers']);
     checkDerivedNames(sink, name, path, file.dns?.nameservers == null && ownNameservers == null);
   });
+  const enclosing = new EnclosingNames(apexes);
   domains.forEach((d, i) => {
     if (typeof d?.name !== 'string' || apexes.length === 0) return;
-    if (!apexes.some((apex) => isInZone(d.name as string, apex))) {
+    if (enclosing.closest(d.name) < 0) {
       sink.reportAt(
         ['domains', i, 'name'],
         `"${d.name}" is not inside any zone in dns.zones (${apexes.join(', ')}), expected a name equal to or below one of them`,
@@ -524,12 +526,20 @@ function checkCnameServer(sink: ProblemCollector, server: UncheckedServer, check
  * answers one CNAME: not at a zone apex (beside SOA and NS, RFC 1034 §3.6.2),
  * max_answers 1, no fallback addresses.
  */
-function checkPoolKind(sink: ProblemCollector, domain: UncheckedDomain | undefined, d: number, regions: UncheckedRegions, zones: NonNullable<UncheckedFile['dns']>['zones'] | undefined): void {
+function checkPoolKind(
+  sink: ProblemCollector,
+  domain: UncheckedDomain | undefined,
+  d: number,
+  regions: UncheckedRegions,
+  regionNames: ReadonlyMap<string, number>,
+  zones: NonNullable<UncheckedFile['dns']>['zones'] | undefined,
+): void {
   if (domain === undefined || !Array.isArray(domain.regions)) return;
   let cnameRegion: string | null = null;
   let addressRegion: string | null = null;
   for (const name of domain.regions) {
-    const region = regions.find((r) => r?.name === name);
+    const at = name === undefined ? undefined : regionNames.get(name);
+    const region = at === undefined ? undefined : regions[at];
     for (const server of region?.servers ?? []) {
       if (typeof server?.cname === 'string' && (server.address === null || server.address === undefined)) cnameRegion ??= name ?? null;
       else if (server?.address !== undefined && server.address !== null) addressRegion ??= name ?? null;
@@ -556,6 +566,9 @@ function checkPoolKind(sink: ProblemCollector, domain: UncheckedDomain | undefin
 /** Checks dns.zones[].records (src/config/static-records.ts) against each other, the zones and the GSLB domains. */
 function checkZoneRecords(file: UncheckedFile, sink: ProblemCollector): void {
   const zones = file.dns?.zones ?? [];
+  // The first region of each name, as a duplicate is reported elsewhere.
+  const regionByName = new Map<string, UncheckedRegions[number]>();
+  for (const r of file.regions ?? []) if (typeof r?.name === 'string' && !regionByName.has(r.name)) regionByName.set(r.name, r);
   const baseTtlMs = file.dns?.soa?.ttl;
   const nameserverHosts = new Set<string>();
   const addHosts = (list: UncheckedNameserverList | null | undefined): void => {
@@ -584,7 +597,7 @@ function checkZoneRecords(file: UncheckedFile, sink: ProblemCollector): void {
       if (typeof d?.name !== 'string' || !Array.isArray(d.regions)) return [];
       const targets: string[] = [];
       for (const name of d.regions) {
-        for (const server of (file.regions ?? []).find((r) => r?.name === name)?.servers ?? []) if (typeof server?.cname === 'string') targets.push(server.cname);
+        for (const server of (name === undefined ? undefined : regionByName.get(name))?.servers ?? []) if (typeof server?.cname === 'string') targets.push(server.cname);
       }
       return targets.length === 0 ? [] : [{ name: d.name, targets, path: ['domains', i, 'name'] }];
     }),
@@ -680,6 +693,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
     continents: r.continents,
   }));
 
+  const enclosing = new EnclosingNames(zones.map((z) => z.name));
   const domains: DomainConfig[] = file.domains.map((d) => ({
     name: d.name,
     routingAlgorithm: d.routing_algorithm,
@@ -687,7 +701,8 @@ export function buildConfig(file: CheckedFile, source: string): Config {
     // The Go original treats ttl 0 as "use the default"; so do we.
     ttlSec: d.ttl === null || d.ttl === 0 ? dns.default_ttl : d.ttl,
     maxAnswers: d.max_answers,
-    zone: longestZone(d.name, zones),
+    // The longest zone containing it; checkZones guarantees there is one.
+    zone: zones[enclosing.closest(d.name)]?.name ?? '',
     // dns.return_last_healthy was the Go original's (unwired) switch for this; it sets the default.
     whenAllDown: d.when_all_down ?? (dns.return_last_healthy ? 'last_healthy' : 'servfail'),
     fallback: (d.fallback ?? []).map((a) => a.address),
@@ -912,13 +927,6 @@ function buildHealthCheck(hc: Value<ConfigFile['keys']['regions']['items']['keys
     keepAlive: hc.keep_alive,
     emaAlpha: hc.ema_alpha,
   };
-}
-
-/** The apex of the longest zone containing `name`; checkZones guarantees there is one. */
-function longestZone(name: string, zones: readonly ZoneConfig[]): string {
-  let best = '';
-  for (const z of zones) if (isInZone(name, z.name) && z.name.length > best.length) best = z.name;
-  return best;
 }
 
 /** Freezes an object graph in place (objects and arrays) and returns it. */

@@ -65,8 +65,3 @@ export function normaliseMailbox(text: string): NameResult {
   if ('error' in result) return { error: `${JSON.stringify(text)} is not a valid mailbox, ${expected}` };
   return result;
 }
-
-/** Reports whether `name` equals `apex` or lies below it; both normalised. */
-export function isInZone(name: string, apex: string): boolean {
-  return name === apex || name.endsWith(`.${apex}`);
-}

@@ -5,7 +5,8 @@
 // a dot; "@" is the apex. Every problem is returned as text for the caller to
 // place at the record's file:line:col.
 
-import { isInZone, normaliseDomainName } from './domain-name.ts';
+import { normaliseDomainName } from './domain-name.ts';
+import { EnclosingNames, isAtOrBelow, parentName } from '../dns/names.ts';
 import { parseIp } from './ip.ts';
 import type { StaticRdata, StaticRecordConfig } from './types.ts';
 
@@ -113,7 +114,7 @@ export function parseStaticRecord(line: string, apex: string, defaultTtlSec: num
   if (tokens[0].quoted) return fail('the owner is quoted, expected a name');
   const owner = resolveName(tokens[0].text, apex, 'owner');
   if ('error' in owner) return fail(owner.error);
-  if (!isInZone(owner.name, apex)) return fail(`owner ${owner.name} is outside the zone ${apex}, expected a name equal to or below it`);
+  if (!isAtOrBelow(owner.name, apex)) return fail(`owner ${owner.name} is outside the zone ${apex}, expected a name equal to or below it`);
   let i = 1;
   let ttlSec = defaultTtlSec;
   // TTL and class may come in either order (RFC 1035 §5.1).
@@ -255,6 +256,7 @@ export const MAX_CNAME_CHAIN = 8;
 export function checkStaticRecords(ctx: StaticRecordContext): StaticRecordProblem[] {
   const problems: StaticRecordProblem[] = [];
   const apexes = ctx.zones.map((z) => z.apex);
+  const zonesOf = new EnclosingNames(apexes);
   const domainPath = new Map(ctx.domains.map((d) => [d.name, d.path]));
   type Parsed = { record: StaticRecordConfig; path: readonly (string | number)[] };
   const all: Parsed[] = [];
@@ -266,7 +268,7 @@ export function checkStaticRecords(ctx: StaticRecordContext): StaticRecordProble
         continue;
       }
       const owner = r.record.owner;
-      const closest = apexes.filter((a) => isInZone(owner, a)).sort((a, b) => b.length - a.length)[0];
+      const closest = apexes[zonesOf.closest(owner)];
       if (closest !== zone.apex) {
         problems.push({ path: line.path, message: `owner ${owner} belongs to the zone ${closest} of dns.zones, expected the record in that zone's records` });
         continue;
@@ -278,19 +280,32 @@ export function checkStaticRecords(ctx: StaticRecordContext): StaticRecordProble
   const cuts = new Set<string>();
   for (const p of all) {
     if (p.record.rdata.type !== 'NS') continue;
-    if (apexes.includes(p.record.owner)) {
+    if (zonesOf.has(p.record.owner)) {
       problems.push({ path: p.path, message: `NS at the zone apex ${p.record.owner}: the apex's name servers are dns.nameservers (or the zone's nameservers), expected NS records only below the apex (a delegation)` });
       continue;
     }
     cuts.add(p.record.owner);
   }
+  const cutList = [...cuts];
+  const cutsOf = new EnclosingNames(cutList);
+  /** The closest delegation at or above `name` (strictly above with `strict`), or null. */
   const cutAbove = (name: string, strict: boolean): string | null => {
-    for (const cut of cuts) if ((strict ? name !== cut : true) && isInZone(name, cut)) return cut;
-    return null;
+    const i = cutsOf.closest(name, strict);
+    return i < 0 ? null : cutList[i];
   };
+  // Our zones at or below each delegation: each apex's own ancestors, looked up.
+  const zonesBelowCut = new Map<string, string[]>();
+  for (const apex of apexes) {
+    for (let n = apex; n !== ''; n = parentName(n)) {
+      if (!cuts.has(n)) continue;
+      const list = zonesBelowCut.get(n);
+      if (list === undefined) zonesBelowCut.set(n, [apex]);
+      else list.push(apex);
+    }
+  }
   for (const cut of cuts) {
-    for (const apex of apexes) {
-      if (isInZone(apex, cut)) problems.push({ path: all.find((p) => p.record.owner === cut && p.record.rdata.type === 'NS')?.path ?? [], message: `delegates ${cut}, but ${apex} at or below it is a zone of ours, expected either the delegation or the zone` });
+    for (const apex of zonesBelowCut.get(cut) ?? []) {
+      problems.push({ path: all.find((p) => p.record.owner === cut && p.record.rdata.type === 'NS')?.path ?? [], message: `delegates ${cut}, but ${apex} at or below it is a zone of ours, expected either the delegation or the zone` });
     }
   }
   for (const d of ctx.domains) {
@@ -312,7 +327,7 @@ export function checkStaticRecords(ctx: StaticRecordContext): StaticRecordProble
     }
     const dPath = domainPath.get(owner);
     if (dPath !== undefined) {
-      const atApex = apexes.includes(owner);
+      const atApex = zonesOf.has(owner);
       if (!atApex || type === 'A' || type === 'AAAA' || type === 'CNAME') {
         problems.push({
           path: p.path,
@@ -335,7 +350,7 @@ export function checkStaticRecords(ctx: StaticRecordContext): StaticRecordProble
     const cname = list.find((p) => p.record.rdata.type === 'CNAME');
     if (cname !== undefined) {
       const other = list.find((p) => p !== cname);
-      if (other !== undefined || apexes.includes(owner) || domainPath.has(owner)) {
+      if (other !== undefined || zonesOf.has(owner) || domainPath.has(owner)) {
         problems.push({ path: cname.path, message: `${owner} has a CNAME beside other data (${other === undefined ? 'the zone apex\'s SOA and NS' : other.record.text}); RFC 1034 §3.6.2: a CNAME must be alone at its name` });
       }
     }

@@ -60,6 +60,46 @@ export function isAtOrBelow(name: string, apex: string): boolean {
   return name === apex || name.endsWith('.' + apex);
 }
 
+/**
+ * A fixed list of names (zone apexes, delegation points) that answers "which
+ * of them is the closest at or above this name" by looking up the name and
+ * each of its ancestors: a few map lookups per question however long the
+ * list is, where testing every entry with isAtOrBelow made a question per
+ * domain or record cost the whole list (quadratic in a config with many
+ * zones). The closest is the longest such name; of equal names, the first
+ * in the list. Names are lower-case without a trailing dot.
+ */
+export class EnclosingNames {
+  readonly #index = new Map<string, number>();
+
+  constructor(names: Iterable<string>) {
+    let i = 0;
+    for (const name of names) {
+      if (!this.#index.has(name)) this.#index.set(name, i);
+      i++;
+    }
+  }
+
+  /** Whether `name` itself is in the list. */
+  has(name: string): boolean {
+    return this.#index.has(name);
+  }
+
+  /**
+   * The list index of the closest name at or above `name` (strictly above
+   * with `strict`), or −1. The root ("") encloses only itself, as with
+   * isAtOrBelow.
+   */
+  closest(name: string, strict = false): number {
+    if (name === '') return strict ? -1 : (this.#index.get('') ?? -1);
+    for (let n = strict ? parentName(name) : name; n !== ''; n = parentName(n)) {
+      const i = this.#index.get(n);
+      if (i !== undefined) return i;
+    }
+    return -1;
+  }
+}
+
 const FNV_PRIME = 0x01000193;
 /** The FNV-1a state hashWire() starts from. */
 export const FNV_OFFSET = 0x811c9dc5;

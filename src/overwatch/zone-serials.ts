@@ -27,9 +27,15 @@ import type { StateStore } from '../state/store.ts';
 /** Digest of each zone's content in `view`, by apex. */
 export function zoneDigests(view: RegistryView): Map<string, string> {
   const out = new Map<string, string>();
+  // Each domain names its zone: grouped in one pass, not one scan of all domains per zone.
+  const byZone = new Map<string, (typeof view.domains)[number][]>();
+  for (const d of view.domains) {
+    const list = byZone.get(d.config.zone);
+    if (list === undefined) byZone.set(d.config.zone, [d]);
+    else list.push(d);
+  }
   for (const zone of view.zones) {
-    const domains = view.domains
-      .filter((d) => d.config.zone === zone.name)
+    const domains = (byZone.get(zone.name) ?? [])
       .map((d) => ({
         ...d.config,
         servers: d.members.filter((m) => m.server.source === 'config').map((m) => [m.server.key, m.server.weight, m.priority]),

@@ -178,6 +178,8 @@ interface Routing {
   readonly zones: readonly ZoneConfig[];
   readonly domains: readonly DomainConfig[];
   readonly regions: ReadonlyMap<string, RegionConfig>;
+  /** Each region's position in `regions` (config order): the geo table's region numbers. */
+  readonly regionIndex: ReadonlyMap<string, number>;
   readonly geolocation: GeolocationConfig;
   /** The networks of geolocation.customMappings: a run-time mapping of one of them does not apply. */
   readonly configCidrs: ReadonlySet<string>;
@@ -186,7 +188,7 @@ interface Routing {
 const NO_IDENTITY: IdentityConfig = { id: null, version: null };
 
 const EMPTY_ROUTING: Routing = {
-  config: null, zones: [], domains: [], regions: new Map(), geolocation: { databasePath: null, defaultRegion: null, ecsEnabled: true, customMappings: [] }, configCidrs: new Set(),
+  config: null, zones: [], domains: [], regions: new Map(), regionIndex: new Map(), geolocation: { databasePath: null, defaultRegion: null, ecsEnabled: true, customMappings: [] }, configCidrs: new Set(),
 };
 
 /**
@@ -256,12 +258,15 @@ export class Registry extends EventEmitter {
     const changed: string[] = [];
     const removed: string[] = [];
     const order = new Map<string, string[]>();
+    // Every config server's key (a key names its region): looked up, not searched for in the region's list.
+    const inConfig = new Set<string>();
     for (const region of config.regions) {
       const keys: string[] = [];
       order.set(region.name, keys);
       for (const server of region.servers) {
         const key = serverKey(region.name, server.address, server.port);
-        if (keys.includes(key)) continue;
+        if (inConfig.has(key)) continue;
+        inConfig.add(key);
         keys.push(key);
         const record = this.#record(key, region.name, server.address, server.port, server.weight, specFor(region.healthCheck, server), 'config', null, server.cname);
         const old = this.#servers.get(key);
@@ -271,9 +276,7 @@ export class Registry extends EventEmitter {
       }
     }
     for (const [key, record] of this.#servers) {
-      if (record.source !== 'config') continue;
-      const keys = order.get(record.region);
-      if (keys !== undefined && keys.includes(key)) continue;
+      if (record.source !== 'config' || inConfig.has(key)) continue;
       this.#servers.delete(key);
       removed.push(record.label);
     }
@@ -283,6 +286,7 @@ export class Registry extends EventEmitter {
       zones: config.dns.zones,
       domains: config.domains,
       regions: new Map(config.regions.map((r) => [r.name, r])),
+      regionIndex: new Map(config.regions.map((r, i) => [r.name, i])),
       geolocation: config.geolocation,
       configCidrs: new Set(config.geolocation.customMappings.map((m) => m.cidr)),
     };
@@ -489,11 +493,11 @@ export class Registry extends EventEmitter {
   }
 
   #geoCounters(domain: DomainConfig): GeoCounters {
-    const names = [...this.#routing.regions.keys()];
+    const index = this.#routing.regionIndex;
     const d = domain.name;
     return {
       regions: domain.regions.map((region) => ({
-        region: names.indexOf(region),
+        region: index.get(region) ?? -1,
         custom: this.#counter(geoDecisionKey(d, region, 'custom_mapping'), { kind: 'geo', domain: d, region, match: 'custom_mapping' }),
         geoip: this.#counter(geoDecisionKey(d, region, 'geoip'), { kind: 'geo', domain: d, region, match: 'geoip' }),
         default: this.#counter(geoDecisionKey(d, region, 'default'), { kind: 'geo', domain: d, region, match: 'default' }),

@@ -8,7 +8,7 @@
 
 import type { IdentityConfig, StaticRdata, ZoneConfig } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
-import { isAtOrBelow, parentName } from '../dns/names.ts';
+import { EnclosingNames, parentName } from '../dns/names.ts';
 import type { GeoTableInput } from '../geo/cidr-table.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import type { MemberModel, RegistryView } from '../registry/registry.ts';
@@ -133,15 +133,6 @@ const STATIC_EXTRAS = {
   groups: [], statNotServed: L.NO_SLOT, statUndecided: L.NO_SLOT, chase: false,
 } as const;
 
-/** Finds the index of the longest zone apex at or above `name`, or -1. */
-function zoneOf(name: string, zones: readonly ZoneConfig[]): number {
-  let best = -1;
-  for (let i = 0; i < zones.length; i++) {
-    if (isAtOrBelow(name, zones[i].name) && (best < 0 || zones[i].name.length > zones[best].name.length)) best = i;
-  }
-  return best;
-}
-
 function familyOf(address: string): 4 | 6 {
   return address.includes(':') ? 6 : 4;
 }
@@ -152,6 +143,9 @@ function familyOf(address: string): 4 | 6 {
  */
 export function modelSnapshot(view: RegistryView): SnapshotModel {
   const zones = view.zones;
+  // zoneOf(name): the index of the longest zone apex at or above `name`, or -1.
+  const apexes = new EnclosingNames(zones.map((z) => z.name));
+  const zoneOf = (name: string): number => apexes.closest(name);
   const nodes: NodeRow[] = [];
   const nodeByName = new Map<string, number>();
   const records: RecordRow[] = [];
@@ -188,10 +182,8 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
   const hasStatic = new Set<string>();
   const cuts = new Set<string>();
   for (const zone of zones) for (const r of zone.records) if (r.rdata.type === 'NS') cuts.add(r.owner);
-  const belowCut = (name: string): boolean => {
-    for (const cut of cuts) if (name !== cut && isAtOrBelow(name, cut)) return true;
-    return false;
-  };
+  const cutsAbove = new EnclosingNames(cuts);
+  const belowCut = (name: string): boolean => cutsAbove.closest(name, true) >= 0;
   for (const zone of zones) for (const r of zone.records) if (!belowCut(r.owner)) hasStatic.add(r.owner);
 
   for (let z = 0; z < zones.length; z++) nodes[ensureNode(zones[z].name, z)].flags |= L.NODE_FLAG_APEX;
@@ -200,7 +192,7 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
 
   for (const d of view.domains) {
     const domain = d.config;
-    const z = zoneOf(domain.name, zones);
+    const z = zoneOf(domain.name);
     if (z < 0) throw new OpenGslbError('OPENGSLB_ERR_SNAPSHOT_COMPILE', `domain ${domain.name} is not inside any zone`);
     const nodeIdx = ensureNode(domain.name, z);
     nodes[nodeIdx].flags &= ~L.NODE_FLAG_ENT;
@@ -251,7 +243,7 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
         groups,
         statNotServed: d.geo?.notServed ?? L.NO_SLOT,
         statUndecided: d.geo?.undecided ?? L.NO_SLOT,
-        chase: family === 0 && members.some((m) => zoneOf(m.address, zones) >= 0),
+        chase: family === 0 && members.some((m) => zoneOf(m.address) >= 0),
       });
     }
   }
@@ -273,10 +265,10 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     for (const ns of zones[z].nameservers) {
       if (ns.addresses.length === 0) {
         // A name server whose addresses are static records of ours (dns.zones[].records) gets them as glue.
-        if (zoneOf(ns.name, zones) >= 0) for (const address of staticAddresses.get(ns.name) ?? []) glue[z].push({ host: ns.name, address });
+        if (zoneOf(ns.name) >= 0) for (const address of staticAddresses.get(ns.name) ?? []) glue[z].push({ host: ns.name, address });
         continue;
       }
-      const hostZone = zoneOf(ns.name, zones);
+      const hostZone = zoneOf(ns.name);
       if (hostZone < 0) continue;
       for (const address of ns.addresses) glue[z].push({ host: ns.name, address });
       if (hostsDone.has(ns.name)) continue;
@@ -296,7 +288,7 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
       }
     }
   }
-  const rrsets = modelStaticRrsets(zones, nodes, ensureNode, ensureAncestors, belowCut);
+  const rrsets = modelStaticRrsets(zones, nodes, ensureNode, ensureAncestors, belowCut, zoneOf);
   return { zones, geo: view.domains.some((d) => d.geo !== null) ? view.geo : null, ecsEnabled: view.ecsEnabled, nodes, nodeByName, records, glue, rrsets, identity: view.identity };
 }
 
@@ -309,7 +301,7 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
  */
 function modelStaticRrsets(
   zones: readonly ZoneConfig[], nodes: NodeRow[], ensureNode: (name: string, zone: number) => number, ensureAncestors: (name: string, zone: number) => void,
-  belowCut: (name: string) => boolean,
+  belowCut: (name: string) => boolean, zoneOf: (name: string) => number,
 ): RrsetRow[] {
   // Every static address by owner: glue for delegations wherever it is written.
   const addressesOf = new Map<string, string[]>();
@@ -348,7 +340,7 @@ function modelStaticRrsets(
       let chase = false;
       for (const rdata of set.rdatas) {
         if (rdata.type === 'NS') for (const address of addressesOf.get(rdata.target) ?? []) glue.push({ host: rdata.target, address });
-        if (rdata.type === 'CNAME') chase = zoneOf(rdata.target, zones) >= 0;
+        if (rdata.type === 'CNAME') chase = zoneOf(rdata.target) >= 0;
       }
       rows.push({ node: nodeIdx, type, ttl: set.ttl, rdatas: set.rdatas, glue, chase });
     }
