@@ -257,29 +257,80 @@ export class KeySyncClient {
  * given, a key both have takes the state further along (published → active →
  * retired); nothing is deleted or moved back. Returns the zones that changed.
  * Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT for a key whose parts do not belong
- * together, OPENGSLB_ERR_DNSSEC_KEY_SYNC for another key under a tag the
- * store holds (`from` names the source in both); keys before it are merged.
+ * together (or when the store's own keys cannot be read back),
+ * OPENGSLB_ERR_DNSSEC_KEY_SYNC for another key under a tag the store holds
+ * (`from` names the source in both); keys before it are merged. With
+ * `onRefused`, such a key is handed to it instead and the merge goes on with
+ * the next one: one call then does what one call per key did, in one read of
+ * the store.
  */
-export async function mergeKeys(store: StateStore, keys: readonly StoredDnssecKey[], zones: ReadonlySet<string>, from: string): Promise<string[]> {
+export async function mergeKeys(
+  store: StateStore,
+  keys: readonly StoredDnssecKey[],
+  zones: ReadonlySet<string>,
+  from: string,
+  onRefused?: (key: StoredDnssecKey, err: Error) => void,
+): Promise<string[]> {
+  // One read and parse of every stored key per call, not per key: a call per
+  // key read them all each time, 8 s for 2000 keys already held (the start of
+  // an overwatch that takes the bucket's keys; see mergeKey for one entry).
+  let held: StoredDnssecKey[];
+  try {
+    held = store.loadDnssecKeys();
+  } catch (err) {
+    if (onRefused === undefined) throw err;
+    // As a call per key did: each key is reported with the store's error.
+    for (const k of keys) onRefused(k, err as Error);
+    return [];
+  }
   const local = new Map<string, StoredDnssecKey>();
-  for (const k of store.loadDnssecKeys()) local.set(`${k.zone}|${k.keyTag}`, k);
+  for (const k of held) local.set(`${k.zone}|${k.keyTag}`, k);
   const changed = new Set<string>();
   for (const k of keys) {
     if (typeof k !== 'object' || k === null || !zones.has(k.zone)) continue;
-    // Checks every field and that the key's parts belong together.
-    keyFromStored(k, from);
-    const mine = local.get(`${k.zone}|${k.keyTag}`);
-    if (mine === undefined) {
-      await store.putDnssecKey(k);
+    const id = `${k.zone}|${k.keyTag}`;
+    try {
+      const stored = await mergeOne(store, local.get(id), k, from);
+      if (stored === null) continue;
+      // A later entry for the same key is judged against what is stored now,
+      // as a call of its own would be: a state never moves back within a call.
+      local.set(id, stored);
       changed.add(k.zone);
-    } else if (mine.publicKey !== k.publicKey) {
-      throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_KEY_SYNC', `${from} has another key with tag ${k.keyTag} in zone ${k.zone}; not merged (remove one of them and start a rollover)`);
-    } else if (keyStateRank(k.state) > keyStateRank(mine.state)) {
-      await store.putDnssecKey({ ...mine, state: k.state });
-      changed.add(k.zone);
+    } catch (err) {
+      if (onRefused === undefined) throw err;
+      onRefused(k, err as Error);
     }
   }
   return [...changed];
+}
+
+/**
+ * Merges one key as mergeKeys does, reading only that key from the store
+ * (one bus entry at a time must not cost a read of every key); `zones` is
+ * asked with has() only, so the keyring's map serves without a copy. Resolves
+ * to whether the store changed; throws as mergeKeys does, but reads no other
+ * stored key, so only a damaged copy of this one is reported.
+ */
+export async function mergeKey(store: StateStore, key: StoredDnssecKey, zones: { has(zone: string): boolean }, from: string): Promise<boolean> {
+  if (typeof key !== 'object' || key === null || !zones.has(key.zone)) return false;
+  return (await mergeOne(store, store.loadDnssecKey(key.zone, key.keyTag), key, from)) !== null;
+}
+
+/** Stores `k` (or `mine` moved on to k's state) when the merge rule says so; resolves to what it stored, or null when nothing changed. */
+async function mergeOne(store: StateStore, mine: StoredDnssecKey | undefined, k: StoredDnssecKey, from: string): Promise<StoredDnssecKey | null> {
+  // Checks every field and that the key's parts belong together.
+  keyFromStored(k, from);
+  if (mine === undefined) {
+    await store.putDnssecKey(k);
+    return k;
+  }
+  if (mine.publicKey !== k.publicKey) {
+    throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_KEY_SYNC', `${from} has another key with tag ${k.keyTag} in zone ${k.zone}; not merged (remove one of them and start a rollover)`);
+  }
+  if (keyStateRank(k.state) <= keyStateRank(mine.state)) return null;
+  const moved = { ...mine, state: k.state };
+  await store.putDnssecKey(moved);
+  return moved;
 }
 
 /** How far along a key state is (published 0, active 1, retired 2; anything else -1): merges only move forward. */

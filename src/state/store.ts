@@ -192,6 +192,12 @@ export interface StateStore extends PinStore, AgentBackendStore, BusPendingStore
    * keyFromStored then checks the key itself).
    */
   loadDnssecKeys(): StoredDnssecKey[];
+  /**
+   * The stored DNSSEC key (zone, keyTag), or undefined when there is none;
+   * reads and parses that one entry only. Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT
+   * as loadDnssecKeys does when the entry cannot be read back.
+   */
+  loadDnssecKey(zone: string, keyTag: number): StoredDnssecKey | undefined;
   /** Stores (or replaces) the key (zone, keyTag); rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   putDnssecKey(key: StoredDnssecKey): Promise<void>;
   /** Removes the key (zone, keyTag); rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
@@ -306,6 +312,11 @@ export class MemoryStore implements StateStore {
     const out: StoredDnssecKey[] = [];
     for (const [zone, byTag] of this.#dnssecKeys) for (const [tag, text] of byTag) out.push(parseStoredDnssecKey([zone, tag], text, this.location));
     return out;
+  }
+
+  loadDnssecKey(zone: string, keyTag: number): StoredDnssecKey | undefined {
+    const text = this.#dnssecKeys.get(zone)?.get(keyTag);
+    return text === undefined ? undefined : parseStoredDnssecKey([zone, keyTag], text, this.location);
   }
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {
@@ -476,6 +487,11 @@ export class LmdbStore implements StateStore {
     const out: StoredDnssecKey[] = [];
     for (const { key, value } of this.#dnssecKeys.getRange()) out.push(parseStoredDnssecKey(key, value, this.location));
     return out;
+  }
+
+  loadDnssecKey(zone: string, keyTag: number): StoredDnssecKey | undefined {
+    const text = this.#dnssecKeys.get([zone, keyTag]);
+    return text === undefined ? undefined : parseStoredDnssecKey([zone, keyTag], text, this.location);
   }
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {

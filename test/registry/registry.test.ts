@@ -225,6 +225,22 @@ describe('the registry', () => {
     // Walking the config's list for each one took 7.5 s here (10 000 × 10 000 compares); a set lookup takes milliseconds.
     assert.ok(took < 1000, `setting 10 000 mappings and compiling the view took ${Math.round(took)} ms`);
   });
+
+  test('finds one run-time geo mapping by its network, and none for a network only the config maps or one removed', () => {
+    const r = new Registry();
+    r.applyConfig(parseConfigText(`${YAML}overwatch:\n  geolocation:\n    custom_mappings:\n      - { cidr: "10.0.0.0/8", region: eu }\n`, 'geo-one.yaml'));
+    const a = { cidr: '172.16.0.0/12', region: 'us', comment: 'office', source: 'api', createdAtMs: 1 };
+    const b = { cidr: '2001:db8::/32', region: 'eu', comment: null, source: 'bus', createdAtMs: 2 };
+    r.setGeoMapping(a);
+    r.setGeoMapping(b);
+    assert.equal(r.geoMapping('172.16.0.0/12'), a);
+    assert.equal(r.geoMapping('2001:db8::/32'), b);
+    assert.equal(r.geoMapping('10.0.0.0/8'), undefined, 'the config\'s mappings are not run-time ones');
+    assert.equal(r.geoMapping('172.16.0.0/16'), undefined, 'a network inside a mapped one is another network');
+    r.deleteGeoMapping('172.16.0.0/12');
+    assert.equal(r.geoMapping('172.16.0.0/12'), undefined);
+    assert.deepEqual(r.geoMappings(), [b]);
+  });
 });
 
 describe('run-time registration through a running overwatch', () => {
@@ -241,6 +257,25 @@ describe('run-time registration through a running overwatch', () => {
     s.overwatch.registry.removeServer(added.key);
     await s.overwatch.whenPublished();
     assert.deepEqual(await addresses(), ['192.0.2.1', '192.0.2.2', '198.51.100.1']);
+  });
+
+  test('with 30 000 run-time geo mappings, looking one up to delete it costs one map lookup, not a copy and walk of them all', async (t) => {
+    const s = await startServer(t, YAML, 'registry-geo-many.yaml');
+    const n = 30_000;
+    for (let i = 0; i < n; i++) s.overwatch.registry.setGeoMapping({ cidr: `172.${16 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, region: 'us', comment: null, source: 'api', createdAtMs: i });
+    await s.overwatch.whenPublished();
+    // Networks none of them maps: each is looked up and found missing (the lookup a bus entry and the DELETE route both make).
+    const started = performance.now();
+    for (let i = 0; i < n; i++) assert.equal(await s.overwatch.deleteGeoMapping(`192.168.${(i >> 8) & 255}.${i & 255}/32`), null);
+    const took = performance.now() - started;
+    // Copying geoMappings() and walking it for each took 16 to 20 s here; a map lookup each takes tens of milliseconds.
+    assert.ok(took < 2000, `${n} lookups of unmapped networks took ${Math.round(took)} ms`);
+    // A mapped one is found and removed.
+    const removed = await s.overwatch.deleteGeoMapping('172.16.0.7/32');
+    assert.equal(removed?.cidr, '172.16.0.7/32');
+    assert.equal(removed?.region, 'us');
+    assert.equal(s.overwatch.registry.geoMapping('172.16.0.7/32'), undefined);
+    assert.equal(s.overwatch.registry.geoMappings().length, n - 1);
   });
 
   test('a burst of a thousand registrations makes one snapshot', async (t) => {
