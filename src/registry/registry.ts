@@ -634,8 +634,11 @@ export class Registry extends EventEmitter {
   /** Takes a stored mapping back (at start) without checking it: one that does not apply now is kept and shown inactive. Emits 'changed' when it changed anything. */
   restoreGeoMapping(mapping: StoredGeoMapping): void {
     const old = this.#geoMappings.get(mapping.cidr);
-    if (old !== undefined && old.region === mapping.region && old.comment === mapping.comment) return;
+    // Kept whole, in its place in the order: who set it and when are what the
+    // store holds too (a bus entry that only changes those must not look new
+    // again at every resync), but they change no answer, so no republish.
     this.#geoMappings.set(mapping.cidr, mapping);
+    if (old !== undefined && old.region === mapping.region && old.comment === mapping.comment) return;
     this.#changed();
   }
 

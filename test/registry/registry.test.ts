@@ -241,6 +241,25 @@ describe('the registry', () => {
     assert.equal(r.geoMapping('172.16.0.0/12'), undefined);
     assert.deepEqual(r.geoMappings(), [b]);
   });
+
+  test('a mapping set again with only its source or time changed is kept as given, in its place, without a republish; a new region republishes', () => {
+    const r = new Registry();
+    r.applyConfig(config);
+    const first = { cidr: '172.16.0.0/12', region: 'us', comment: null, source: 'api', createdAtMs: 1 };
+    const other = { cidr: '192.168.0.0/16', region: 'eu', comment: null, source: 'api', createdAtMs: 2 };
+    r.setGeoMapping(first);
+    r.setGeoMapping(other);
+    let changes = 0;
+    r.on('changed', () => changes++);
+    // The same mapping as another overwatch wrote it (the bus): what the store now holds too.
+    const fromBus = { ...first, source: 'bus', createdAtMs: 3 };
+    r.restoreGeoMapping(fromBus);
+    assert.equal(r.geoMapping(first.cidr), fromBus, 'the registry holds what the store holds: the next resync finds it unchanged');
+    assert.deepEqual(r.geoMappings(), [fromBus, other], 'in its place in the order');
+    assert.equal(changes, 0, 'who set it changes no answer');
+    r.restoreGeoMapping({ ...fromBus, region: 'eu' });
+    assert.equal(changes, 1);
+  });
 });
 
 describe('run-time registration through a running overwatch', () => {
