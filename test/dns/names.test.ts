@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EnclosingNames, isAtOrBelow } from '../../src/dns/names.ts';
+import { seededRandom } from '../../src/lib/random.ts';
 
 /** The closest by testing every name, as the code before EnclosingNames did. */
 function scan(list: readonly string[], name: string, strict: boolean): number {
@@ -16,17 +17,6 @@ function scan(list: readonly string[], name: string, strict: boolean): number {
     if (isAtOrBelow(name, list[i]) && (best < 0 || list[i].length > list[best].length)) best = i;
   }
   return best;
-}
-
-/** A small deterministic generator (xorshift32), so a failure repeats. */
-function random(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
 }
 
 test('gives the longest listed name at or above, strictly above with strict, the first of equal names, and -1 outside', () => {
@@ -52,7 +42,7 @@ test('gives the longest listed name at or above, strictly above with strict, the
 });
 
 test('agrees with testing every listed name, on 2 000 random names against 300 nested ones', () => {
-  const next = random(0x5eed);
+  const next = seededRandom(0x5eed);
   const labels = ['a', 'b', 'c', 'ab', 'x-1', 'zz'];
   const pick = (depth: number): string => Array.from({ length: depth }, () => labels[Math.floor(next() * labels.length)]).join('.');
   const list = Array.from({ length: 300 }, () => pick(1 + Math.floor(next() * 4)));
