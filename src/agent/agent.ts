@@ -369,27 +369,30 @@ export class Agent {
     return { cpuPercent: p.cpuPercent ?? 0, memoryPercent: p.memoryPercent ?? 0, errorRatePerMin: Math.max(0, ...p.errorRatePerMin) };
   }
 
-  /** Every heartbeat.interval: the backends that changed since the last one; every full_interval all of them, reliably. */
+  /**
+   * Every heartbeat.interval: the backends that changed since the last one,
+   * best effort; every full_interval also all of them, reliably.
+   */
   #heartbeat(): void {
     if (this.#stopped || !this.#registered) return;
     const now = this.#now();
-    if (now - this.#lastFullMs >= this.#config.heartbeat.fullIntervalMs) {
-      this.#lastFullMs = now;
-      for (const b of this.#backends) {
-        b.sentHealth = b.health;
-        b.sentDrain = b.drain;
-      }
-      // A newer full state replaces one still waiting for an overwatch that is away.
-      this.#send({ type: 'heartbeat', full: true, backends: this.#reports(true, null), load: this.#load() }, 'reliable', 'state');
-      return;
-    }
     const changed = new Set<number>();
     this.#backends.forEach((b, i) => {
       if (b.sentHealth !== b.health || b.sentDrain !== b.drain) changed.add(i);
       b.sentHealth = b.health;
       b.sentDrain = b.drain;
     });
+    // Sent on the full ticks too: it tells every overwatch at once that this
+    // agent lives, within one interval. The full set goes reliably, over TCP
+    // to each overwatch in turn, and to one that was away it waits for the
+    // link's retry (up to 30 s of backoff): a restarted overwatch kept this
+    // agent's backends stale up to a whole interval longer on a full tick.
     this.#send({ type: 'heartbeat', full: false, backends: this.#reports(false, changed), load: this.#load() }, 'best');
+    if (now - this.#lastFullMs >= this.#config.heartbeat.fullIntervalMs) {
+      this.#lastFullMs = now;
+      // A newer full state replaces one still waiting for an overwatch that is away.
+      this.#send({ type: 'heartbeat', full: true, backends: this.#reports(true, null), load: this.#load() }, 'reliable', 'state');
+    }
     if (this.#identity.previous !== null && this.#sender.status().every((n) => n.registered)) void this.#forgetPrevious();
   }
 

@@ -51,7 +51,7 @@ async function writeOverwatch(s: Setup, gossipPort: number, extra: readonly stri
 }
 
 /** An agent reporting `backends` (service, backend) to the overwatch's channel port. */
-async function writeAgent(s: Setup, gossipPort: number, backends: readonly (readonly [string, Backend])[]): Promise<string> {
+async function writeAgent(s: Setup, gossipPort: number, backends: readonly (readonly [string, Backend])[], full = '2s'): Promise<string> {
   return writeAgentFile({
     file: join(s.dir, 'agent.yaml'),
     token: TOKEN,
@@ -59,7 +59,7 @@ async function writeAgent(s: Setup, gossipPort: number, backends: readonly (read
     key: s.key,
     overwatchPorts: [gossipPort],
     backends,
-    heartbeat: { interval: '1s', full: '2s' },
+    heartbeat: { interval: '1s', full },
   });
 }
 
@@ -158,6 +158,34 @@ test('after an overwatch restart the agent\'s backends are back from the state s
   await transition(second, API, 'healthy', 0);
   assert.deepEqual(await answers(second.port, APP), [app.address]);
   assert.deepEqual(await answers(second.port, API), [api.address]);
+});
+
+test('an overwatch back after seconds away hears from the agent within one heartbeat interval, though every heartbeat is a full one and the reliable link to it waits out its backoff', posixOnly, async (t) => {
+  const s = await setup(t);
+  const app = await httpBackend(t);
+  const first = await startOpengslb(t, await writeOverwatch(s, 0));
+  const gossipPort = await gossipPortOf(first);
+  const from = first.out.lines.length;
+  // full_interval = interval: every tick sends the full set reliably (TCP).
+  await startAgent(t, await writeAgent(s, gossipPort, [[APP, app]], '1s'));
+  await transition(first, APP, 'healthy', from);
+  await first.out.waitFor(/"msg":"agent backend state"/, from);
+  first.child.kill('SIGTERM');
+  assert.deepEqual(await first.exited, { code: 0, signal: null });
+  // Away long enough for the agent's TCP link to it to back off several times
+  // (retries about 0.3, 0.7, 1.3, 2.5, 5 s apart): the next retry is seconds
+  // after the overwatch is back.
+  await new Promise((resolve) => setTimeout(resolve, 7000));
+  const second = await startOpengslb(t, await writeOverwatch(s, gossipPort));
+  const listened = performance.now();
+  const resumed = await transition(second, APP, 'healthy', 0);
+  const tookMs = performance.now() - listened;
+  assert.match(resumed, /"from":"stale"/);
+  t.diagnostic(`heard from the agent ${Math.round(tookMs)} ms after it listened`);
+  // One interval (1 s) and a loaded machine's delays. Before the agent sent its
+  // small heartbeat on full ticks too, this waited for the TCP retry: seconds.
+  assert.ok(tookMs < 1800, `the agent's backend resumed ${Math.round(tookMs)} ms after the overwatch listened; the heartbeat interval is 1 s`);
+  assert.deepEqual(await eventuallyAnswers(second.port, APP, [app.address]), [app.address]);
 });
 
 /**
