@@ -171,6 +171,8 @@ export interface E2eResult {
   /** The same from server CPU per query (bare µs/query ÷ engine µs/query). */
   readonly headlineCpu: number | null;
   readonly goals: readonly Goal[];
+  /** Paired ratios judged against no target (the kernel's floor against Knot and the engine); absent in results written before they were split from the goals. */
+  readonly figures?: readonly Goal[];
   readonly runs: readonly RunFigures[];
   readonly outputTails: Record<string, { stdout: string; stderr: string }>;
 }
@@ -199,6 +201,12 @@ export function renderE2eMarkdown(r: E2eResult): string {
   const cpuText = (g: Goal): string => (g.pairs != null && g.pairs.n > 1 ? `${f3(g.cpuValue)} (${g.pairs.n} pairs: ${f3(g.pairs.min)}…${f3(g.pairs.max)})` : f3(g.cpuValue));
   for (const g of r.goals) out.push(`| ${g.name} | ${f3(g.value)} | ${cpuText(g)} | ${g.target} | ${g.met === null ? '–' : g.met ? 'yes' : '**no**'} |`);
   out.push('');
+  if (r.figures !== undefined && r.figures.length > 0) {
+    out.push('Figures beside the goals, with no target: where the kernel\'s floor for the batched design (bench/floor-responder.c) sits:', '');
+    out.push('| figure | from CPU per query |', '| --- | ---: |');
+    for (const g of r.figures) out.push(`| ${g.name} | ${cpuText(g)} |`);
+    out.push('');
+  }
   out.push(
     'Saturation (median of runs, min–max in brackets). vs ceiling = median QPS / the ceiling\'s median QPS; paired = the same per repetition (adjacent runs), median and spread; ' +
       'CPU µs/query = server CPU time per answer, and vs ceiling (CPU) = the ceiling\'s µs/query / this one\'s, which holds when another process steals the core:',
