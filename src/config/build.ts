@@ -89,7 +89,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   });
 
   checkZones(file, sink);
-  checkZoneRecords(file, sink);
+  checkZoneRecords(file, sink, regions, regionNames);
   checkNameserverList(sink, file.dns?.nameservers, ['dns', 'nameservers']);
   checkDnssec(file, sink);
   checkCookies(file, sink);
@@ -538,8 +538,7 @@ function checkPoolKind(
   let cnameRegion: string | null = null;
   let addressRegion: string | null = null;
   for (const name of domain.regions) {
-    const at = name === undefined ? undefined : regionNames.get(name);
-    const region = at === undefined ? undefined : regions[at];
+    const region = regionNamed(regions, regionNames, name);
     for (const server of region?.servers ?? []) {
       if (typeof server?.cname === 'string' && (server.address === null || server.address === undefined)) cnameRegion ??= name ?? null;
       else if (server?.address !== undefined && server.address !== null) addressRegion ??= name ?? null;
@@ -564,11 +563,8 @@ function checkPoolKind(
 }
 
 /** Checks dns.zones[].records (src/config/static-records.ts) against each other, the zones and the GSLB domains. */
-function checkZoneRecords(file: UncheckedFile, sink: ProblemCollector): void {
+function checkZoneRecords(file: UncheckedFile, sink: ProblemCollector, regions: UncheckedRegions, regionNames: ReadonlyMap<string, number>): void {
   const zones = file.dns?.zones ?? [];
-  // The first region of each name, as a duplicate is reported elsewhere.
-  const regionByName = new Map<string, UncheckedRegions[number]>();
-  for (const r of file.regions ?? []) if (typeof r?.name === 'string' && !regionByName.has(r.name)) regionByName.set(r.name, r);
   const baseTtlMs = file.dns?.soa?.ttl;
   const nameserverHosts = new Set<string>();
   const addHosts = (list: UncheckedNameserverList | null | undefined): void => {
@@ -597,7 +593,7 @@ function checkZoneRecords(file: UncheckedFile, sink: ProblemCollector): void {
       if (typeof d?.name !== 'string' || !Array.isArray(d.regions)) return [];
       const targets: string[] = [];
       for (const name of d.regions) {
-        for (const server of (name === undefined ? undefined : regionByName.get(name))?.servers ?? []) if (typeof server?.cname === 'string') targets.push(server.cname);
+        for (const server of regionNamed(regions, regionNames, name)?.servers ?? []) if (typeof server?.cname === 'string') targets.push(server.cname);
       }
       return targets.length === 0 ? [] : [{ name: d.name, targets, path: ['domains', i, 'name'] }];
     }),
@@ -608,6 +604,12 @@ function checkZoneRecords(file: UncheckedFile, sink: ProblemCollector): void {
 /** Reports `fallback` without `when_all_down: fallback`, and the mode without addresses. */
 type UncheckedDomain = NonNullable<NonNullable<UncheckedFile['domains']>[number]>;
 type UncheckedRegions = NonNullable<UncheckedFile['regions']>;
+
+/** The region a domain names (the first of that name: firstDefinitions' map), or undefined. */
+function regionNamed(regions: UncheckedRegions, regionNames: ReadonlyMap<string, number>, name: string | undefined): UncheckedRegions[number] | undefined {
+  const at = name === undefined ? undefined : regionNames.get(name);
+  return at === undefined ? undefined : regions[at];
+}
 
 function checkAllDown(sink: ProblemCollector, domain: UncheckedDomain | undefined, d: number): void {
   if (domain === undefined) return;

@@ -9,6 +9,11 @@ import { CONTINENT_CODES, countryCodeOf } from './continents.ts';
 import type { GeoIpReader } from './lookup.ts';
 import { ipToBytes } from '../lib/ip.ts';
 
+/** Each region's number in the geo table: its position in config.regions. */
+export function regionNumbers(config: Config): Map<string, number> {
+  return new Map(config.regions.map((r, i) => [r.name, i]));
+}
+
 /**
  * Builds compileGeoTable's input from `config`: region indexes are positions
  * in config.regions; `extra` mappings (such as those added through the API)
@@ -17,7 +22,7 @@ import { ipToBytes } from '../lib/ip.ts';
  * (the API should refuse such a mapping before it gets here).
  */
 export function geoTableInputOf(config: Config, extra: readonly CustomMappingConfig[] = []): GeoTableInput {
-  const index = new Map(config.regions.map((r, i) => [r.name, i]));
+  const index = regionNumbers(config);
   const regionIndex = (name: string): number => index.get(name) ?? -1;
   const geo = config.geolocation;
   return {

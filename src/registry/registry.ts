@@ -22,7 +22,7 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { Config, CustomMappingConfig, DomainConfig, GeolocationConfig, IdentityConfig, RegionConfig, ZoneConfig } from '../config/types.ts';
 import { MAX_CIDR_MAPPINGS, type GeoTableInput } from '../geo/cidr-table.ts';
-import { geoTableInputOf } from '../geo/table-input.ts';
+import { geoTableInputOf, regionNumbers } from '../geo/table-input.ts';
 import { specFor } from '../health/targets.ts';
 import { targetKey, type CheckSpec } from '../health/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
@@ -286,7 +286,7 @@ export class Registry extends EventEmitter {
       zones: config.dns.zones,
       domains: config.domains,
       regions: new Map(config.regions.map((r) => [r.name, r])),
-      regionIndex: new Map(config.regions.map((r, i) => [r.name, i])),
+      regionIndex: regionNumbers(config),
       geolocation: config.geolocation,
       configCidrs: new Set(config.geolocation.customMappings.map((m) => m.cidr)),
     };
