@@ -85,7 +85,7 @@ export interface KeyringChanges {
 export class Keyring {
   readonly #store: StateStore;
   #config: DnssecConfig;
-  #zones: ReadonlyMap<string, ZoneKeys> = new Map();
+  #zones = new Map<string, ZoneKeys>();
   readonly #nowMs: () => number;
   /** How long a published key waits before it signs (ROLLOVER_SWITCH_AFTER_MS; tests shorten it). */
   readonly switchAfterMs: number;
@@ -138,13 +138,20 @@ export class Keyring {
   async ensure(zones: readonly string[], config: DnssecConfig = this.#config): Promise<KeyringChanges> {
     const result = await ensureZoneKeys(this.#store, zones, config.algorithm, { nowMs: this.#nowMs });
     this.#config = config;
-    this.#zones = result.zones;
+    this.#zones = new Map(result.zones);
     return { created: result.created, algorithmMismatches: result.algorithmMismatches };
   }
 
-  /** Re-reads the keys of the zones held now from the store (after a rollover step or a key-sync import wrote there). */
-  async reload(): Promise<void> {
-    await this.ensure([...this.#zones.keys()]);
+  /**
+   * Re-reads from the store the keys of `zones` (default: every zone held),
+   * after a rollover step, a key-sync import or a key from the bus wrote
+   * there. Only those zones' keys are read and parsed; a zone not held is
+   * left out.
+   */
+  async reload(zones: Iterable<string> = this.#zones.keys()): Promise<void> {
+    const held = [...zones].filter((zone) => this.#zones.has(zone));
+    const result = await ensureZoneKeys(this.#store, held, this.#config.algorithm, { nowMs: this.#nowMs });
+    for (const [zone, keys] of result.zones) this.#zones.set(zone, keys);
   }
 
   /** The DNSKEY rdatas each zone publishes (published and active keys), for the snapshot compiler. */
@@ -271,7 +278,7 @@ export class Keyring {
     }
     const key = await generateZoneKey(zone, this.#config.algorithm, { nowMs: this.#nowMs(), state: 'published', avoidTags: new Set(keys.keys.map((k) => k.info.keyTag)) });
     await this.#store.putDnssecKey(toStoredKey(key));
-    await this.reload();
+    await this.reload([zone]);
     return this.rolloverStatus(zone);
   }
 
@@ -304,7 +311,7 @@ export class Keyring {
         }
       }
     }
-    if (changed.length > 0) await this.reload();
+    if (changed.length > 0) await this.reload(changed);
     return changed;
   }
 
@@ -327,7 +334,7 @@ export class Keyring {
     for (const k of keys.keys) {
       if (k.info.state === 'active' && k !== keys.active) await this.#store.putDnssecKey(toStoredKey(withState(k, 'retired')));
     }
-    await this.reload();
+    await this.reload([zone]);
     return this.rolloverStatus(zone);
   }
 }

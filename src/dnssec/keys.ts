@@ -350,9 +350,9 @@ export interface EnsureKeysResult {
 }
 
 /**
- * Loads every zone's keys from the store and generates (and stores) a key for
- * each zone of `zones` that has no active one, so the same key signs after a
- * restart. Keys of zones no longer configured stay in the store untouched.
+ * Loads the keys of each zone of `zones` from the store and generates (and
+ * stores) a key for each that has no active one, so the same key signs after
+ * a restart. Keys of zones not listed stay in the store untouched (not read).
  * Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT for a damaged stored key,
  * OPENGSLB_ERR_DNSSEC_ALGORITHM for an unknown algorithm name, and
  * OPENGSLB_ERR_STATE_WRITE when a new key cannot be stored (then nothing signs
@@ -366,18 +366,11 @@ export async function ensureZoneKeys(
 ): Promise<EnsureKeysResult> {
   const wanted = algorithmNumber(algorithm);
   const now = opts.nowMs ?? Date.now;
-  const byZone = new Map<string, DnssecKey[]>();
-  for (const stored of store.loadDnssecKeys()) {
-    const key = keyFromStored(stored, store.location);
-    const list = byZone.get(key.info.zone) ?? [];
-    list.push(key);
-    byZone.set(key.info.zone, list);
-  }
   const result = new Map<string, ZoneKeys>();
   const created: DnssecKeyInfo[] = [];
   const mismatches: { zone: string; keyTag: number; algorithm: DnssecAlgorithmName }[] = [];
   for (const zone of zones) {
-    const keys = (byZone.get(zone) ?? []).sort((a, b) => a.info.createdAtMs - b.info.createdAtMs || a.info.keyTag - b.info.keyTag);
+    const keys = store.loadZoneDnssecKeys(zone).map((stored) => keyFromStored(stored, store.location)).sort((a, b) => a.info.createdAtMs - b.info.createdAtMs || a.info.keyTag - b.info.keyTag);
     let active = newestActive(keys);
     if (active === null) {
       active = await generateZoneKey(zone, algorithm, { nowMs: now(), avoidTags: new Set(keys.map((k) => k.info.keyTag)) });

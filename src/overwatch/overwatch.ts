@@ -87,8 +87,16 @@ function rrlSettingsOf(rrl: RrlConfig): RrlSettings | null {
 /** Grace period for TCP queries in flight at shutdown; the whole stop stays under 5 s. */
 export const SHUTDOWN_GRACE_MS = 3000;
 
-/** How long a run-time registry change waits for more before it is published: a burst of registrations makes one snapshot. */
+/**
+ * How long a run-time registry change waits for more before it is published:
+ * a burst of registrations makes one snapshot. It waits twice as long as
+ * the last such publish took when that is longer (up to
+ * REPUBLISH_DEBOUNCE_MAX_MS), so that with a big configuration a long burst
+ * (thousands of keys or servers arriving one by one) spends at most about a
+ * third of its time on snapshots that the next change replaces.
+ */
 export const REPUBLISH_DEBOUNCE_MS = 100;
+export const REPUBLISH_DEBOUNCE_MAX_MS = 1000;
 
 export interface OverwatchOptions {
   /**
@@ -171,6 +179,10 @@ export class Overwatch {
   /** Reloads and republishes run one at a time, in order. */
   #queue: Promise<unknown> = Promise.resolve();
   #republishTimer: NodeJS.Timeout | null = null;
+  /** How long the last run-time republish took, ms (compile and publish). */
+  #republishCostMs = 0;
+  /** Keys taken from the bus since the last snapshot: the next publish carries them (and re-arms the rollover timer). */
+  #keysUnpublished = false;
   /** whenPublished() callers, each waiting for a registry version to be served. */
   #waiters: { readonly version: number; readonly resolve: () => void; readonly reject: (err: Error) => void }[] = [];
   /** The zones' DNSSEC keys; null when overwatch.dnssec.enabled is false. */
@@ -594,18 +606,19 @@ export class Overwatch {
     return new Promise((resolve, reject) => this.#waiters.push({ version, resolve, reject }));
   }
 
-  /** A run-time registry change: publish it once the burst it belongs to is over. */
+  /** A run-time registry change or a key taken from the bus: publish it once the burst it belongs to is over. */
   #scheduleRepublish(): void {
     if (this.#stopping || this.#republishTimer !== null) return;
     this.#republishTimer = setTimeout(() => {
       this.#republishTimer = null;
       void this.#serially(() => this.#republish());
-    }, REPUBLISH_DEBOUNCE_MS);
+    }, Math.min(REPUBLISH_DEBOUNCE_MAX_MS, Math.max(REPUBLISH_DEBOUNCE_MS, 2 * this.#republishCostMs)));
   }
 
-  /** Publishes what the registry holds now, unless a reload published it already. */
+  /** Publishes what the registry and the keyring hold now, unless a reload published it already. */
   async #republish(): Promise<void> {
-    if (this.#stopping || this.#snapshot.view.version === this.registry.version) return;
+    if (this.#stopping || (this.#snapshot.view.version === this.registry.version && !this.#keysUnpublished)) return;
+    const started = performance.now();
     let snapshot: CompiledSnapshot;
     try {
       snapshot = await this.#compile();
@@ -617,6 +630,7 @@ export class Overwatch {
       return;
     }
     await this.#publish(snapshot);
+    this.#republishCostMs = performance.now() - started;
   }
 
   /** Publishes a new snapshot for a change of keys (the registry did not change): new DNSKEY RRsets and signers. */
@@ -641,7 +655,7 @@ export class Overwatch {
         try {
           const zones = await keyring.switchDue();
           if (zones.length > 0) {
-            this.#replicateKeys();
+            this.#replicateKeys(zones);
             await this.#republishKeys();
             for (const zone of zones) this.#logger.info({ component: 'dnssec', zone, keyTag: keyring.rolloverStatus(zone).signing_key }, 'key rollover: the new key signs now; publish its DS at the parent, then finish the rollover');
           }
@@ -750,8 +764,8 @@ export class Overwatch {
       else log.warn({ peers: after.peers.filter((p) => !p.ok).map((p) => ({ url: p.url, error: p.last_error })) }, 'key sync: a peer did not answer; this node keeps signing with the keys it has');
     }
     if (changed.length === 0) return;
-    await keyring.reload();
-    this.#replicateKeys();
+    await keyring.reload(changed);
+    this.#replicateKeys(changed);
     await this.#republishKeys();
     this.#scheduleKeySwitch();
     log.info({ zones: changed }, 'key sync: took keys from a peer');
@@ -790,7 +804,7 @@ export class Overwatch {
     const keyring = this.#requireKeyring();
     return this.#serially(async () => {
       const view = await keyring.rolloverStart(zone);
-      this.#replicateKeys();
+      this.#replicateKeys([zone]);
       await this.#republishKeys();
       this.#scheduleKeySwitch();
       this.#logger.info({ component: 'dnssec', zone, keyTag: view.new_key, switchAt: view.switch_at }, 'key rollover started: the new key is published and signs after the DNSKEY TTL');
@@ -808,7 +822,7 @@ export class Overwatch {
     return this.#serially(async () => {
       const before = keyring.rolloverStatus(zone);
       const view = await keyring.rolloverFinish(zone);
-      this.#replicateKeys();
+      this.#replicateKeys([zone]);
       await this.#republishKeys();
       this.#logger.info({ component: 'dnssec', zone, keyTag: view.signing_key, retired: before.old_keys }, 'key rollover finished: the old key is retired');
       return view;
@@ -833,6 +847,9 @@ export class Overwatch {
    */
   async #publish(snapshot: CompiledSnapshot): Promise<number[]> {
     const view = snapshot.view;
+    // Compiled from the keyring as it is now (every keyring change runs in #serially, as this does).
+    const keysTaken = this.#keysUnpublished;
+    this.#keysUnpublished = false;
     let live = this.#live;
     // More slots than the live buffer holds: copy into a larger buffer and hand it over with the snapshot.
     if (this.registry.slotHighWater > live[LIVE_CAPACITY]) live = growLiveSlots(live, this.registry.slotHighWater * 2);
@@ -864,6 +881,7 @@ export class Overwatch {
       writeLastUp(live, slot, 0);
     }
     this.#settle(view.version);
+    if (keysTaken) this.#scheduleKeySwitch();
     return lagging;
   }
 
@@ -1030,12 +1048,13 @@ export class Overwatch {
     this.#replica?.put(change);
   }
 
-  /** Puts every key of the signed zones that changed since it was last put or taken. */
-  #replicateKeys(): void {
+  /** Puts every key of the signed zones (of `zones` only, when given) that changed since it was last put or taken. */
+  #replicateKeys(zones?: readonly string[]): void {
     const replica = this.#replica;
     const keyring = this.#keyring;
     if (replica === null || keyring === null) return;
-    for (const k of keyring.store.loadDnssecKeys()) {
+    const store = keyring.store;
+    for (const k of zones === undefined ? store.loadDnssecKeys() : zones.flatMap((zone) => store.loadZoneDnssecKeys(zone))) {
       if (!keyring.zones.has(k.zone)) continue;
       const kvKey = operatorKvKey({ kind: 'dnssec_key', zone: k.zone, keyTag: k.keyTag });
       const text = canonicalKey(k);
@@ -1124,11 +1143,14 @@ export class Overwatch {
     const mine = keyring.store.loadDnssecKey(key.zone, key.keyTag);
     // Taken as it is: not put back. Further along here (the writer missed a step while away): this state goes out again, once.
     this.#keysReplicated.set(kvKey, canonicalKey(key));
-    if (mine !== undefined && keyStateRank(mine.state) > keyStateRank(key.state)) this.#replicateKeys();
+    if (mine !== undefined && keyStateRank(mine.state) > keyStateRank(key.state)) this.#replicateKeys([key.zone]);
     if (!changed) return 'unchanged';
-    await keyring.reload();
-    await this.#republishKeys();
-    this.#scheduleKeySwitch();
+    // This zone's keys only; the new DNSKEY RRset and signers go out with the
+    // burst's one snapshot: a peer that rolls every zone at once sends a key
+    // per zone, and a reload and snapshot for each was quadratic.
+    await keyring.reload([key.zone]);
+    this.#keysUnpublished = true;
+    this.#scheduleRepublish();
     log.info({ zone: key.zone, keyTag: key.keyTag, state: mine?.state ?? key.state }, 'DNSSEC key taken from another overwatch (bus)');
     return 'applied';
   }

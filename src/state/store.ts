@@ -198,6 +198,11 @@ export interface StateStore extends PinStore, AgentBackendStore, BusPendingStore
    * as loadDnssecKeys does when the entry cannot be read back.
    */
   loadDnssecKey(zone: string, keyTag: number): StoredDnssecKey | undefined;
+  /**
+   * Every stored DNSSEC key of `zone`, and no other zone's; reads only those
+   * entries. Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT as loadDnssecKeys does.
+   */
+  loadZoneDnssecKeys(zone: string): StoredDnssecKey[];
   /** Stores (or replaces) the key (zone, keyTag); rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   putDnssecKey(key: StoredDnssecKey): Promise<void>;
   /** Removes the key (zone, keyTag); rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
@@ -317,6 +322,12 @@ export class MemoryStore implements StateStore {
   loadDnssecKey(zone: string, keyTag: number): StoredDnssecKey | undefined {
     const text = this.#dnssecKeys.get(zone)?.get(keyTag);
     return text === undefined ? undefined : parseStoredDnssecKey([zone, keyTag], text, this.location);
+  }
+
+  loadZoneDnssecKeys(zone: string): StoredDnssecKey[] {
+    const out: StoredDnssecKey[] = [];
+    for (const [tag, text] of this.#dnssecKeys.get(zone) ?? []) out.push(parseStoredDnssecKey([zone, tag], text, this.location));
+    return out;
   }
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {
@@ -492,6 +503,15 @@ export class LmdbStore implements StateStore {
   loadDnssecKey(zone: string, keyTag: number): StoredDnssecKey | undefined {
     const text = this.#dnssecKeys.get([zone, keyTag]);
     return text === undefined ? undefined : parseStoredDnssecKey([zone, keyTag], text, this.location);
+  }
+
+  loadZoneDnssecKeys(zone: string): StoredDnssecKey[] {
+    const out: StoredDnssecKey[] = [];
+    // [zone] sorts before every [zone, tag], and a tag is at most 65 535.
+    for (const { key, value } of this.#dnssecKeys.getRange({ start: [zone], end: [zone, 65_536] })) {
+      if (key[0] === zone) out.push(parseStoredDnssecKey(key, value, this.location));
+    }
+    return out;
   }
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {
