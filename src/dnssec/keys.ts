@@ -326,9 +326,17 @@ export function keyFromStored(stored: StoredDnssecKey, location: string): Dnssec
   return { info, secret: new PrivateKeyMaterial(privateKey) };
 }
 
-/** Builds the SignerKey that signs a zone with this key (pass it, or its parts, to a worker). */
+/** SignerKeys made so far: a key (immutable; a new state is a new key) is checked once, not at every publish. */
+const signerKeys = new WeakMap<DnssecKey, SignerKey>();
+
+/** The SignerKey that signs a zone with this key (pass it, or its parts, to a worker). */
 export function signerKeyOf(key: DnssecKey): SignerKey {
-  return createSignerKey(nameToWire(key.info.zone), key.info.keyTag, key.info.algorithm, key.secret.keyObject);
+  let signer = signerKeys.get(key);
+  if (signer === undefined) {
+    signer = createSignerKey(nameToWire(key.info.zone), key.info.keyTag, key.info.algorithm, key.secret.keyObject);
+    signerKeys.set(key, signer);
+  }
+  return signer;
 }
 
 /** The keys of one zone, in creation order, and which one signs. */
@@ -362,15 +370,20 @@ export async function ensureZoneKeys(
   store: StateStore,
   zones: readonly string[],
   algorithm: string,
-  opts: { readonly nowMs?: () => number } = {},
+  opts: {
+    readonly nowMs?: () => number;
+    /** Turns a stored key into a key (default keyFromStored); the keyring passes one that remembers the keys it parsed. */
+    readonly parse?: (stored: StoredDnssecKey) => DnssecKey;
+  } = {},
 ): Promise<EnsureKeysResult> {
   const wanted = algorithmNumber(algorithm);
   const now = opts.nowMs ?? Date.now;
+  const parse = opts.parse ?? ((stored: StoredDnssecKey) => keyFromStored(stored, store.location));
   const result = new Map<string, ZoneKeys>();
   const created: DnssecKeyInfo[] = [];
   const mismatches: { zone: string; keyTag: number; algorithm: DnssecAlgorithmName }[] = [];
   for (const zone of zones) {
-    const keys = store.loadZoneDnssecKeys(zone).map((stored) => keyFromStored(stored, store.location)).sort((a, b) => a.info.createdAtMs - b.info.createdAtMs || a.info.keyTag - b.info.keyTag);
+    const keys = store.loadZoneDnssecKeys(zone).map(parse).sort((a, b) => a.info.createdAtMs - b.info.createdAtMs || a.info.keyTag - b.info.keyTag);
     let active = newestActive(keys);
     if (active === null) {
       active = await generateZoneKey(zone, algorithm, { nowMs: now(), avoidTags: new Set(keys.map((k) => k.info.keyTag)) });
