@@ -5,8 +5,9 @@
 // changes.
 //
 // The content is what the config says the zone holds: its SOA timers and
-// name servers, and each of its domains with its settings, regions and the
-// config's servers of those regions. Health, overrides and servers that
+// name servers, its static records (delegations and glue among them), and
+// each of its domains with its settings, regions and the config's servers of
+// those regions. Health, overrides and servers that
 // agents register at run time are not content: they change answers, not the
 // zone, and overwatches see them at different moments.
 //
@@ -42,7 +43,10 @@ export function zoneDigests(view: RegistryView): Map<string, string> {
       }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const { serial: _explicit, ...soa } = zone.soa;
-    const content = JSON.stringify({ apex: zone.name, soa, nameservers: zone.nameservers, domains });
+    // Owner, TTL and data of each record, in no particular order (the line as written is not content).
+    // Left out when there are none, so zones without records keep the digest they had before records counted.
+    const records = zone.records.map((r) => JSON.stringify([r.owner, r.ttlSec, r.rdata])).sort();
+    const content = JSON.stringify({ apex: zone.name, soa, nameservers: zone.nameservers, domains, ...(records.length > 0 ? { records } : {}) });
     out.set(zone.name, createHash('sha256').update(content).digest('hex'));
   }
   return out;

@@ -1,6 +1,7 @@
 // The SOA serial from outside: two overwatches started from the same config
 // a few seconds apart answer the same serial; a changed zone answers a higher
-// one after a reload and after a restart; an unchanged zone keeps its serial.
+// one after a reload and after a restart; an unchanged zone keeps its serial;
+// a changed static record is a change of its zone.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -78,4 +79,27 @@ test('a server registered at run time does not change the serial: it is not zone
   o.overwatch.registry.addServer({ region: 'r', address: '192.0.2.9', port: 80, weight: 100, check, source: 'api' });
   await o.overwatch.whenPublished();
   assert.equal(await serialOf(o.overwatch.port, 'a.test'), before);
+});
+
+test('a static record changed by a reload raises its zone\'s serial by one; the line written differently with the same data does not', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'opengslb-serial-records-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const withRecords = (mail: string): string => yaml('{ address: 192.0.2.1 }').replace(
+    'zones: [a.test, b.test] }',
+    `zones: [{ name: a.test, records: ["${mail}", "child NS ns1.child", "ns1.child A 192.0.2.99"] }, b.test] }`,
+  );
+  const one = await start(join(root, 'one'), withRecords('mail A 192.0.2.25'));
+  t.after(() => stop(one));
+  const a1 = await serialOf(one.overwatch.port, 'a.test');
+  const b1 = await serialOf(one.overwatch.port, 'b.test');
+
+  // The same record written another way (class, absolute owner) is the same content.
+  assert.equal((await one.overwatch.reload(parseConfigText(withRecords('mail.a.test. IN A 192.0.2.25'), 'serial.yaml'))).ok, true);
+  assert.equal(await serialOf(one.overwatch.port, 'a.test'), a1);
+
+  // New data in a.test: its serial rises, b.test's does not.
+  assert.equal((await one.overwatch.reload(parseConfigText(withRecords('mail A 192.0.2.26'), 'serial.yaml'))).ok, true);
+  assert.equal(await serialOf(one.overwatch.port, 'a.test'), a1 + 1);
+  assert.equal(await serialOf(one.overwatch.port, 'b.test'), b1);
+  assert.equal(((await ask(one.overwatch.port, 'mail.a.test', 'A')).answers?.[0] as { data: string } | undefined)?.data, '192.0.2.26');
 });
