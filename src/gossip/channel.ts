@@ -135,7 +135,7 @@ export class OverwatchChannel {
   readonly #store: PinStore;
   readonly #handlers: ChannelHandlers;
   readonly #now: () => number;
-  readonly #maxSkewMs: number;
+  #maxSkewMs: number;
   #maxAgents: number;
   /** Messages stamped before this are refused: the replay windows start empty at every start. */
   readonly #startedAtMs: number;
@@ -296,6 +296,11 @@ export class OverwatchChannel {
   /** Replaces the most agents pinned (config reload); pins held past a lowered limit stay. */
   setMaxAgents(maxAgents: number): void {
     this.#maxAgents = maxAgents;
+  }
+
+  /** Replaces how far a message's timestamp may be from this clock (config reload); the next message is judged by it. */
+  setMaxClockSkew(maxClockSkewMs: number): void {
+    this.#maxSkewMs = maxClockSkewMs;
   }
 
   /** Replaces the accepted regions (config reload); null accepts any. */

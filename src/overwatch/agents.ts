@@ -390,6 +390,7 @@ export class AgentHub {
     this.channel.setAgentTokens(next.agentTokens);
     this.channel.setRegions(next.regions.map((r) => r.name));
     this.channel.setMaxAgents(g.maxAgents);
+    this.channel.setMaxClockSkew(g.maxClockSkewMs);
     const sweepChanged = next.stale.thresholdMs !== this.#config.stale.thresholdMs;
     this.#config = next;
     for (const agent of this.#agents.values()) {

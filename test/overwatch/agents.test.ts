@@ -273,3 +273,16 @@ test('past overwatch.gossip.max_agents a new agent\'s registration is refused (a
   assert.equal(result.ok, true, result.message);
   assert.equal((await s.send(d.seal(d.register([backend(APP, '192.0.2.24', 80)]))))?.status, 'ok');
 });
+
+test('a reload applies a new overwatch.gossip.max_clock_skew to the next message', async (t) => {
+  const s = await start(t, [], { gossip: ', max_clock_skew: 60s' });
+  const a = await s.agent();
+  // 40 s ahead: inside 60 s.
+  assert.equal((await s.send(a.seal(a.register([backend(APP, '192.0.2.31', 80)]), { timestampMs: Date.now() + 40_000 })))?.status, 'ok');
+  const result = await s.ow.reload(parseConfigText(yaml(s.key, [], TOKEN, ', max_clock_skew: 10s'), join(s.dir, 'overwatch.yaml')));
+  assert.equal(result.ok, true, result.message);
+  // The same 40 s is now past 10 s: refused as clock skew, and counted.
+  assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, '192.0.2.31', 80)]), { timestampMs: Date.now() + 40_000 })))?.reason, 'clock_skew');
+  assert.equal(s.ow.agents?.channel.counters().drops.clock_skew, 1);
+  assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, '192.0.2.31', 80)]), { timestampMs: Date.now() + 5_000 })))?.status, 'ok');
+});
