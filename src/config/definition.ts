@@ -306,7 +306,7 @@ function soaKeys<const D extends boolean>(withDefaults: D) {
       doc: 'Fixed SOA serial.',
       min: 0,
       max: 4294967295,
-      defaultText: 'derived at load time (unix seconds), increasing across reloads',
+      defaultText: 'derived from the zone\'s content: the same on every overwatch with the same config, one higher after every change',
     }),
     refresh: timer('SOA refresh timer.', '1h'),
     retry: timer('SOA retry timer.', '10m'),
@@ -561,7 +561,7 @@ const api = object({
 });
 
 const overwatch = object({
-  doc: 'Overwatch settings. `data_dir`, `geolocation` and `dnssec` are read by this version; the cluster keys of the Go original are accepted and validated for a later one.',
+  doc: 'Overwatch settings: the state directory, the agent channel (`gossip`, `agent_tokens`, `validation`, `stale`), peers, the bus, geolocation and DNSSEC. `identity` and the memberlist timers of `gossip` are accepted from the Go original and ignored.',
   keys: {
     identity: object({
       notUsedYet: true,
