@@ -114,12 +114,13 @@ export class BusReceiver {
     // Bytes we could not open get no answer, as on TCP; a reply subject outside the bus prefix is the agent's to choose (it is only a subject).
     if (reply === null || result.ack === null) return;
     const ack = result.ack;
+    const keyId = result.keyId;
     const persisted = result.ok ? result.persisted : Promise.resolve();
     void persisted.then(() => {
       const nc = this.#link.connection;
       if (nc === null || this.#closed) return;
       try {
-        nc.publish(reply, this.#channel.sealAck(ack));
+        nc.publish(reply, this.#channel.sealAck(ack, keyId));
         this.#counts.acksSent++;
       } catch {
         // A reply subject NATS refuses (a wildcard, white space): whoever sent it gets no ack; never a crash.

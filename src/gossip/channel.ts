@@ -114,9 +114,15 @@ export interface OverwatchChannelOptions {
 }
 
 /** What receive() did with one message; `ack` is what a TCP sender is answered (null: no answer). */
+/**
+ * What receive() made of one message. `keyId` is the gossip key it came
+ * sealed under (null when it could not be opened): its ack goes back under
+ * the same key (sealAck), so an agent that already moved to a new key during
+ * a key rotation reads the overwatch's acks.
+ */
 export type ReceiveResult =
-  | { readonly ok: true; readonly type: AgentMessageType; readonly agentId: string; readonly ack: AckMessage; readonly persisted: Promise<void> }
-  | { readonly ok: false; readonly reason: DropReason; readonly detail: string | null; readonly agentId: string | null; readonly ack: AckMessage | null };
+  | { readonly ok: true; readonly type: AgentMessageType; readonly agentId: string; readonly ack: AckMessage; readonly keyId: number; readonly persisted: Promise<void> }
+  | { readonly ok: false; readonly reason: DropReason; readonly detail: string | null; readonly agentId: string | null; readonly ack: AckMessage | null; readonly keyId: number | null };
 
 const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000;
 const RESOLVED = Promise.resolve();
@@ -170,21 +176,21 @@ export class OverwatchChannel {
    */
   receive(sealed: Uint8Array, source: MessageSource): ReceiveResult {
     const opened = openMessage(this.#keyring, sealed);
-    if (!opened.ok) return this.#drop(opened.reason, opened.detail, null, source);
-    const { message, body, signature, previousSignature } = opened.opened;
-    if (message.type === 'ack') return this.#drop('unexpected_type', 'an ack sent to an overwatch', message, source);
+    if (!opened.ok) return this.#drop(opened.reason, opened.detail, null, source, null);
+    const { message, body, signature, previousSignature, keyId } = opened.opened;
+    if (message.type === 'ack') return this.#drop('unexpected_type', 'an ack sent to an overwatch', message, source, keyId);
     const now = this.#now();
     const time = checkTimestamp(message.timestampMs, now, this.#maxSkewMs, this.#startedAtMs);
-    if (time !== 'ok') return this.#drop(time, `timestamp ${new Date(message.timestampMs).toISOString()}`, message, source);
+    if (time !== 'ok') return this.#drop(time, `timestamp ${new Date(message.timestampMs).toISOString()}`, message, source, keyId);
     const pin = this.#pins.get(message.agentId);
-    if (pin !== undefined && pin.revokedAtMs !== null) return this.#drop('revoked', pin.revokedReason, message, source);
+    if (pin !== undefined && pin.revokedAtMs !== null) return this.#drop('revoked', pin.revokedReason, message, source, keyId);
     const window = this.#windows.get(message.agentId);
     const seq = window?.check(message.seq) ?? 'ok';
-    if (seq !== 'ok') return this.#drop(seq, `seq ${message.seq}, highest accepted ${window?.top}`, message, source);
+    if (seq !== 'ok') return this.#drop(seq, `seq ${message.seq}, highest accepted ${window?.top}`, message, source, keyId);
 
     if (message.type === 'register') {
       const checked = this.#checkRegister(message, body, signature as Buffer, previousSignature, pin, now);
-      if ('reason' in checked) return this.#drop(checked.reason, checked.detail, message, source);
+      if ('reason' in checked) return this.#drop(checked.reason, checked.detail, message, source, keyId);
       const outOfOrder = this.#acceptSeq(message.agentId, message.seq, window);
       this.#pins.set(message.agentId, checked.pin);
       if (pin !== undefined && pin.fingerprint !== checked.pin.fingerprint) this.#keys.delete(pin.fingerprint);
@@ -193,12 +199,12 @@ export class OverwatchChannel {
       this.#handlers.onRegister?.({
         message, pin: checked.pin, source, receivedAtMs: now, outOfOrder, firstContact: pin === undefined, rotated: checked.rotated,
       });
-      return { ok: true, type: 'register', agentId: message.agentId, ack: this.#ack(message, 'ok', null), persisted };
+      return { ok: true, type: 'register', agentId: message.agentId, ack: this.#ack(message, 'ok', null), keyId, persisted };
     }
 
-    if (pin === undefined) return this.#drop('unpinned', null, message, source);
+    if (pin === undefined) return this.#drop('unpinned', null, message, source, keyId);
     const verdict = this.#checkPinned(message, body, signature as Buffer, pin, now);
-    if (verdict !== null) return this.#drop(verdict.reason, verdict.detail, message, source);
+    if (verdict !== null) return this.#drop(verdict.reason, verdict.detail, message, source, keyId);
     const outOfOrder = this.#acceptSeq(message.agentId, message.seq, window);
     this.#counters.messages[message.type]++;
     const event = { pin, source, receivedAtMs: now, outOfOrder };
@@ -213,17 +219,21 @@ export class OverwatchChannel {
         this.#handlers.onDeregister?.({ ...event, message });
         break;
     }
-    return { ok: true, type: message.type, agentId: message.agentId, ack: this.#ack(message, 'ok', null), persisted: RESOLVED };
+    return { ok: true, type: message.type, agentId: message.agentId, ack: this.#ack(message, 'ok', null), keyId, persisted: RESOLVED };
   }
 
-  /** Seals an ack for a TCP reply under the primary key (unsigned: see messages.ts AckMessage). */
-  sealAck(ack: AckMessage): Buffer {
-    return sealMessage(this.#keyring, ack, null);
+  /**
+   * Seals an ack for a TCP or bus reply (unsigned: see messages.ts AckMessage)
+   * under the key `keyId` its message came under (a ReceiveResult's keyId),
+   * or the primary key when that key has left the keyring meanwhile.
+   */
+  sealAck(ack: AckMessage, keyId: number | null): Buffer {
+    return sealMessage(this.#keyring, ack, null, null, keyId ?? undefined);
   }
 
   /** Counts a drop the transport decided (too_large, connection_limit) and reports it to onDrop. */
   countDrop(reason: DropReason, detail: string | null, source: MessageSource): void {
-    this.#drop(reason, detail, null, source);
+    this.#drop(reason, detail, null, source, null);
   }
 
   /** A snapshot of the counters (plain numbers; the metrics module turns them into prom-client series). */
@@ -428,12 +438,12 @@ export class OverwatchChannel {
     return { type: 'ack', agentId: message.agentId, seq: message.seq, timestampMs: this.#now(), status, reason };
   }
 
-  #drop(reason: DropReason, detail: string | null, message: Message | null, source: MessageSource): ReceiveResult {
+  #drop(reason: DropReason, detail: string | null, message: Message | null, source: MessageSource, keyId: number | null): ReceiveResult {
     this.#counters.drops[reason]++;
     const agentId = message?.agentId ?? null;
     this.#handlers.onDrop?.({ reason, detail, agentId, source });
     // Only a sender that holds the key learns why (it could read the ack anyway); unopened bytes get no answer.
     const ack = message === null || message.type === 'ack' ? null : this.#ack(message, reason === 'unpinned' ? 'register' : 'refused', reason);
-    return { ok: false, reason, detail, agentId, ack };
+    return { ok: false, reason, detail, agentId, ack, keyId };
   }
 }

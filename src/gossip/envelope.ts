@@ -142,12 +142,13 @@ export class Keyring {
 }
 
 /**
- * Seals `plaintext` under the keyring's primary key with a fresh random
- * 192-bit nonce. Returns a new Buffer of plaintext.length + ENVELOPE_OVERHEAD
- * bytes. Never throws for any plaintext.
+ * Seals `plaintext` under the keyring's primary key, or under its key
+ * `keyId` when it holds that one (an ack goes out under the key its message
+ * came in under), with a fresh random 192-bit nonce. Returns a new Buffer of
+ * plaintext.length + ENVELOPE_OVERHEAD bytes. Never throws for any plaintext.
  */
-export function sealEnvelope(keyring: Keyring, plaintext: Uint8Array): Buffer {
-  const key = keyring.primary;
+export function sealEnvelope(keyring: Keyring, plaintext: Uint8Array, keyId?: number): Buffer {
+  const key = (keyId === undefined ? undefined : keyring.find(keyId)) ?? keyring.primary;
   const out = Buffer.allocUnsafe(ENVELOPE_OVERHEAD + plaintext.length);
   out.writeUInt32BE(ENVELOPE_MAGIC, 0);
   out[4] = ENVELOPE_VERSION;

@@ -229,6 +229,7 @@ export class GossipReceiver {
         }
         if (result === null || result.ack === null) continue;
         const ack = result.ack;
+        const keyId = result.keyId;
         const persisted = result.ok ? result.persisted : Promise.resolve();
         replies = replies.then(() => persisted).then(() => {
           if (socket.destroyed || !socket.writable) return;
@@ -236,7 +237,7 @@ export class GossipReceiver {
             socket.destroy();
             return;
           }
-          socket.write(encodeFrame(this.#channel.sealAck(ack)));
+          socket.write(encodeFrame(this.#channel.sealAck(ack, keyId)));
           this.#counts.acksSent++;
         });
       }

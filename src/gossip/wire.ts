@@ -50,15 +50,16 @@ export function verifyBody(key: KeyObject, body: Uint8Array, signature: Uint8Arr
 
 /**
  * Encodes, signs and seals one message. `previousKey` adds a second
- * signature by the key being rotated out (register only). Returns the sealed
- * bytes; they may be sent to any number of receivers.
+ * signature by the key being rotated out (register only); `envelopeKeyId`
+ * picks the keyring's key to seal under (default: its primary). Returns the
+ * sealed bytes; they may be sent to any number of receivers.
  */
-export function sealMessage(keyring: Keyring, message: Message, key: KeyObject | null, previousKey: KeyObject | null = null): Buffer {
+export function sealMessage(keyring: Keyring, message: Message, key: KeyObject | null, previousKey: KeyObject | null = null, envelopeKeyId?: number): Buffer {
   const body = encodeMsgpack(message);
   const parts: Buffer[] = [body];
   if (key !== null) parts.push(signBody(key, body));
   if (key !== null && previousKey !== null) parts.push(signBody(previousKey, body));
-  return sealEnvelope(keyring, encodeMsgpack(parts));
+  return sealEnvelope(keyring, encodeMsgpack(parts), envelopeKeyId);
 }
 
 /** An opened, validated message with the exact body bytes its signatures cover. */

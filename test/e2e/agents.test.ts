@@ -246,3 +246,40 @@ test('an agent past overwatch.gossip.max_agents is refused with agent_limit: the
   assert.deepEqual(body.agents.map((a) => a.agent_id).includes(second.agentId), false);
   assert.equal(ow.out.lines.filter((l) => l.includes('agent refused: this overwatch pins')).length, 1, 'logged once per agent');
 });
+
+test('the gossip key rotates in three steps without an agent losing its overwatch: acks go back under the key each message came in under', posixOnly, async (t) => {
+  const s = await setup(t);
+  const next = { ...s, key: randomBytes(32).toString('base64') };
+  const app = await httpBackend(t);
+  const ow = await startOpengslb(t, await writeOverwatch(s, 0));
+  const gossipPort = await gossipPortOf(ow);
+  const reload = async (file: Promise<string>): Promise<void> => {
+    await file;
+    const from = ow.out.lines.length;
+    ow.child.kill('SIGHUP');
+    await ow.out.waitFor(/"msg":"reload succeeded"/, from);
+  };
+  let from = ow.out.lines.length;
+  const first = await startAgent(t, await writeAgent(s, gossipPort, [[APP, app]]));
+  await transition(ow, APP, 'healthy', from);
+  await first.out.waitFor(/"msg":"overwatch reachable"/);
+
+  // 1. The overwatch accepts the new key besides its own.
+  await reload(writeOverwatch(s, 0, [], `, accepted_keys: ["${next.key}"]`));
+  // 2. The agent moves to the new key (a restart: agents do not reload). Its messages come in under
+  // the accepted key, and the acks go back under it, so it hears from the overwatch at once.
+  first.child.kill('SIGTERM');
+  assert.deepEqual(await first.exited, { code: 0, signal: null });
+  from = ow.out.lines.length;
+  const second = await startAgent(t, await writeAgent(next, gossipPort, [[APP, app]]));
+  await second.out.waitFor(/"msg":"overwatch reachable"/, 0, 5000);
+  await transition(ow, APP, 'healthy', from);
+  assert.deepEqual(await eventuallyAnswers(ow.port, APP, [app.address]), [app.address]);
+  // 3. The new key becomes the overwatch's own, the old one goes: the agent carries on.
+  await reload(writeOverwatch(next, 0));
+  const failing = ow.out.lines.length;
+  app.status = 503;
+  await transition(ow, APP, 'unhealthy', failing);
+  assert.doesNotMatch(second.out.text, /overwatch unreachable/);
+  assert.equal((await ask(ow.port, APP, 'A')).rcode, 'SERVFAIL');
+});
