@@ -232,13 +232,15 @@ export function errorReply(ctx: WorkerScratch, rcode: number): number {
 /**
  * Answers with TC=1 and no records: the question (when it parsed) and an OPT
  * (when the query had one, with our cookie), rcode NOERROR, so the client
- * asks again over TCP. Used for a rate-limited response that slips, and under
- * dns.cookies.require for a UDP query that cannot be sent BADCOOKIE. Not
- * counted in the reply matrix (the response it replaces already was, or the
- * caller counts it).
+ * asks again over TCP. Used for a rate-limited response that slips (`count`
+ * false: the response it replaces was counted already), and under
+ * dns.cookies.require for a UDP query that cannot be sent BADCOOKIE (`count`
+ * true: the one reply to that query, counted in the reply matrix as NOERROR).
  */
-export function truncatedReply(ctx: WorkerScratch): number {
-  return emptyReply(ctx, RCODE.NOERROR, FLAG.TC);
+export function truncatedReply(ctx: WorkerScratch, count: boolean): number {
+  const off = emptyReply(ctx, RCODE.NOERROR, FLAG.TC);
+  if (count) countReply(ctx, RCODE.NOERROR);
+  return off;
 }
 
 /** A reply with no records: header (with `flags` besides QR and the copied ones), the question when it parsed, an OPT when the query had one. */

@@ -219,7 +219,7 @@ function cookies(ctx: WorkerScratch, tcp: boolean): number {
   if (ctx.cookieRequire && !tcp && !ctx.cookieValid) {
     if (q.hasEdns) return errorReply(ctx, RCODE_BADCOOKIE);
     bump(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED);
-    return truncatedReply(ctx);
+    return truncatedReply(ctx, true);
   }
   return -1;
 }
@@ -259,5 +259,5 @@ function limit(ctx: WorkerScratch, len: number): number {
     return 0;
   }
   bump(ctx.counters, ctx.counterBase + RRL_SLIPPED[kind]);
-  return truncatedReply(ctx);
+  return truncatedReply(ctx, false);
 }

@@ -174,7 +174,7 @@ print(cookie.hex(), r2.answer[0].to_text())
 
 test('dns.cookies.require: UDP without a valid server cookie gets BADCOOKIE (or TC without EDNS); with one, or over TCP, it is answered', async (t) => {
   const dir = await tempDir(t);
-  const { port } = await startServer(t, config(dir, 'require: true'));
+  const { overwatch, port } = await startServer(t, config(dir, 'require: true'));
   const noCookie = await udp(port);
   assert.equal(noCookie.rcode, 23, 'BADCOOKIE');
   assert.deepEqual(noCookie.answers, []);
@@ -189,6 +189,13 @@ test('dns.cookies.require: UDP without a valid server cookie gets BADCOOKIE (or 
   const overTcp = decode((await tcpExchange(port, buildQuery('app.example.test', 'A', { edns: {} })))!);
   assert.equal(overTcp.rcode, 0, 'TCP is never refused for want of a cookie');
   assert.deepEqual(overTcp.answers, ['192.0.2.10']);
+  // Every query is one reply in the type × rcode matrix, the TC=1 one too (docs/metrics.md's relations).
+  const c = overwatch.readCounters();
+  const replies = Object.entries(c).filter(([name]) => name.startsWith('RCODE_')).reduce((sum, [, n]) => sum + n, 0);
+  assert.equal(c.QUERIES, 5);
+  assert.equal(replies, c.QUERIES);
+  assert.equal(c.QTYPE_A, c.QUERIES);
+  assert.equal(c.TRUNCATED, 1);
   if (haveDig()) {
     // dig retries a BADCOOKIE once with the server cookie it was given.
     const { stdout } = await run('dig', ['-p', String(port), '@127.0.0.1', 'app.example.test', 'A', '+cookie', '+tries=2']);
