@@ -7,6 +7,7 @@
 //   main ──{type:'stop', graceMs}─────► worker   close sockets, finish TCP queries in flight, reply 'stopped', exit 0
 //
 // and to main: 'listening' once both sockets are bound, 'bind-failed' (then exit 1),
+// 'exception' for a bug caught at the per-packet boundary (rate-limited),
 // and 'decisions' with a new routing-decision buffer whenever the snapshot
 // carries a stat id the current one cannot hold (before 'listening' or
 // 'attached'; from then on the old buffer is never written again).
@@ -30,12 +31,31 @@ if (port === null) throw new Error('dns-worker.ts must run as a worker thread');
 
 const post = (msg: WorkerToMain): void => port.postMessage(msg);
 
+/** The shortest time between two exception reports of one worker. */
+const EXCEPTION_REPORT_MS = 10_000;
+
 // Attaching checks the snapshot's magic, version and bounds; a throw here exits
 // the worker non-zero and the main thread restarts it with backoff.
 const ctx = new WorkerScratch(data.snapshot, data.live, data.counters, data.counterBase, data.dnssec);
 insertSignatures(ctx, data.signatures);
 // The signature cache's clock (WorkerScratch.nowSec); unref'd so it never keeps the thread alive.
 setInterval(() => ctx.tick(), 1000).unref();
+// Exceptions at the per-packet boundary reach the log: the first at once, then
+// at most one every EXCEPTION_REPORT_MS, with how many were left unreported
+// (a bug on a hot name must not turn into a log line per query).
+let lastReportMs = -Infinity;
+let unreported = 0;
+ctx.onException = (err, where) => {
+  const now = Date.now();
+  if (now - lastReportMs < EXCEPTION_REPORT_MS) {
+    unreported++;
+    return;
+  }
+  lastReportMs = now;
+  const e = err instanceof Error ? err : new Error(String(err));
+  post({ type: 'exception', index: data.index, where, message: e.message, stack: e.stack ?? '', unreported });
+  unreported = 0;
+};
 Atomics.store(data.counters, data.counterBase + COUNTER.SNAPSHOT_GENERATION, ctx.view.generation);
 if (data.decisions !== null) ctx.decisions = data.decisions;
 if (data.geo !== null) ctx.setGeo(new GeoIpReader(data.geo));

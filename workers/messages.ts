@@ -100,7 +100,16 @@ export type WorkerToMain =
   | { type: 'attached'; index: number; generation: number }
   | { type: 'attach-failed'; index: number; generation: number; message: string }
   | { type: 'decisions'; index: number; buffer: Int32Array }
+  /**
+   * An exception caught at the per-packet boundary, at most one every
+   * EXCEPTION_REPORT_MS per worker; `unreported`: those caught since the last
+   * report and not reported themselves (opengslb_dns_worker_exceptions_total counts all).
+   */
+  | { type: 'exception'; index: number; where: ExceptionSite; message: string; stack: string; unreported: number }
   | { type: 'stopped'; index: number };
+
+/** Where a worker caught an exception: answering over UDP or TCP, or warming the caches for a UDP batch. */
+export type ExceptionSite = 'udp' | 'tcp' | 'udp-prefetch';
 
 export type MainToWorker =
   | { type: 'snapshot'; buffer: SharedArrayBuffer; live: Int32Array; generation: number; dnssec: WorkerDnssec }

@@ -11,11 +11,12 @@ import { ParsedQuery } from '../src/dns/parse.ts';
 import type { RateLimiter } from '../src/dns/rrl.ts';
 import { Rrset, SignatureCache } from '../src/dnssec/sign.ts';
 import type { GeoIpReader } from '../src/geo/lookup.ts';
+import { bump, COUNTER } from '../src/metrics/counters-layout.ts';
 import { ClientAddress } from '../src/routing/client.ts';
 import { RouteState } from '../src/routing/select.ts';
 import { MAX_ANSWERS_LIMIT } from '../src/snapshot/layout.ts';
 import { SnapshotView } from '../src/snapshot/reader.ts';
-import type { WorkerDnssec, ZoneSigners } from './messages.ts';
+import type { ExceptionSite, WorkerDnssec, ZoneSigners } from './messages.ts';
 
 const NO_BYTES = new Uint8Array(0);
 
@@ -51,6 +52,8 @@ export class WorkerScratch {
    * dns-worker.ts attaches one: ids past the end are not counted.
    */
   decisions: Int32Array = new Int32Array(0);
+  /** Told of every exception caught at the per-packet boundary (dns-worker.ts posts some of them to the main thread's log). */
+  onException: (err: unknown, where: ExceptionSite) => void = () => {};
   /** Signers per zone index of the attached snapshot; null (or past the end) = the zone is not signed. */
   signers: readonly (ZoneSigners | null)[];
   /** Signatures by canonical RRset (src/dnssec/sign.ts); survives snapshot swaps, since a set signed once stays signed. */
@@ -113,6 +116,16 @@ export class WorkerScratch {
     this.counterBase = counterBase;
     this.signers = dnssec.zones;
     this.signatures = new SignatureCache({ capacity: SIGNATURE_CACHE_ENTRIES, validitySec: dnssec.validitySec });
+  }
+
+  /**
+   * A bug caught at the per-packet boundary (the query is answered SERVFAIL,
+   * or only a cache warm-up is lost): counted as
+   * opengslb_dns_worker_exceptions_total and reported to onException.
+   */
+  caught(err: unknown, where: ExceptionSite): void {
+    bump(this.counters, this.counterBase + COUNTER.EXCEPTIONS);
+    this.onException(err, where);
   }
 
   /** Reads the clock into nowSec. */

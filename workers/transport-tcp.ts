@@ -394,8 +394,8 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         ctx.client.setSource(conn.clientText, conn.clientFamily);
         try {
           len = handleQuery(ctx, frame, frameLen, build, true);
-        } catch {
-          bump(counters, cb + COUNTER.EXCEPTIONS);
+        } catch (err) {
+          ctx.caught(err, 'tcp');
           len = writeServfail(build, frame);
         }
         if (len > 0) {

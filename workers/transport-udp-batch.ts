@@ -7,7 +7,7 @@
 //
 //   recvmmsg ─► onBatch(n): for i < n: source bytes → ctx.client; handleQuery(rx[i] → tx[i]); txLen[i] ─► sendmmsg
 
-import { bump, COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
+import { COUNTER, DurationRecorder, TRANSPORT_UDP } from '../src/metrics/counters-layout.ts';
 import { META_ADDR_BYTE, META_ADDR_LEN, META_BYTES, META_RX_LEN, META_TX_LEN, openBatchSocket, type UdpBatchAddon } from '../native/udp-batch.ts';
 import { prefetchBatch, PrefetchScratch } from './batch-prefetch.ts';
 import { handleQuery } from './handle-query.ts';
@@ -61,9 +61,9 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
     if (count > 1 && ctx.view.nodeCount >= PREFETCH_MIN_NODES) {
       try {
         prefetchBatch(ctx, prefetch, rx, meta, WORDS, count);
-      } catch {
-        // Only warms caches: a bug here must not cost an answer. Counted like any other.
-        bump(counters, cb + COUNTER.EXCEPTIONS);
+      } catch (err) {
+        // Only warms caches: a bug here must not cost an answer. Counted and reported like any other.
+        ctx.caught(err, 'udp-prefetch');
       }
     }
     for (let i = 0; i < count; i++) {
@@ -77,11 +77,11 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
       let len: number;
       try {
         len = handleQuery(ctx, req, reqLen, out, false);
-      } catch {
+      } catch (err) {
         // The one catch on the query path: a bug, not bad input. Answer
         // SERVFAIL with the query's ID so the client is not left waiting;
         // the batch goes on (the subarray is the rare path's only allocation).
-        bump(counters, cb + COUNTER.EXCEPTIONS);
+        ctx.caught(err, 'udp');
         len = writeServfail(out, req.subarray(0, reqLen));
       }
       meta[w + META_TX_LEN] = len;

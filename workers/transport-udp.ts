@@ -77,10 +77,10 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
     ctx.client.setSource(rinfo.address, rinfo.family === 'IPv6' ? 6 : 4);
     try {
       len = handleQuery(ctx, msg, msg.length, build, false);
-    } catch {
+    } catch (err) {
       // The one catch on the query path: a bug, not bad input. Answer
       // SERVFAIL with the query's ID so the client is not left waiting.
-      bump(counters, cb + COUNTER.EXCEPTIONS);
+      ctx.caught(err, 'udp');
       len = writeServfail(build, msg);
     }
     if (len === 0) return;

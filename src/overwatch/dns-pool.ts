@@ -192,6 +192,8 @@ export class DnsPool extends EventEmitter {
         } else if (msg.type === 'decisions') {
           this.#decisions[i] = msg.buffer;
           this.emit('decisions', i, msg.buffer);
+        } else if (msg.type === 'exception') {
+          this.emit('exception', i, msg);
         }
       });
       // 'error' is an uncaught exception inside the worker; 'exit' follows it.

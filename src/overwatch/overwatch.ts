@@ -22,7 +22,7 @@ import { OpenGslbError } from '../lib/errors.ts';
 import { Keyring, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
 import { dsOf } from '../dnssec/keys.ts';
 import { KeySyncClient, KeySyncServer, keyStateRank, mergeKey, mergeKeys, type KeySyncView, type SealedKeys } from '../dnssec/key-sync.ts';
-import type { SignatureBatch, WorkerDnssec } from '../../workers/messages.ts';
+import type { SignatureBatch, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
 import type { SignBatchResult, SignBatchTask } from '../dnssec/sign.ts';
 import { inlineRunner, Presigner, type PresignStats, type SignRunner } from './presign.ts';
 import { networkOfCidr, parseCidr, parseIp } from '../config/ip.ts';
@@ -397,6 +397,10 @@ export class Overwatch {
     pool.on('worker-restarted', (index: number) => log.info({ worker: index, udpIo: pool.udpIo[index]?.path, udpIoReason: pool.udpIo[index]?.reason }, 'DNS worker restarted'));
     pool.on('worker-error', (index: number, err: Error) => log.error({ worker: index, err: err.message }, 'DNS worker failed'));
     pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker kept its old snapshot'));
+    pool.on('exception', (index: number, e: Extract<WorkerToMain, { type: 'exception' }>) => {
+      const what = e.where === 'udp-prefetch' ? 'warming the caches for a UDP batch (no answer lost)' : `answering over ${e.where.toUpperCase()} (the query got SERVFAIL)`;
+      log.error({ worker: index, where: e.where, err: e.message, stack: e.stack, unreported: e.unreported }, `DNS worker caught an exception ${what}: a bug, please report it with this line`);
+    });
     try {
       await pool.start();
     } catch (err) {

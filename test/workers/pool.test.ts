@@ -1,11 +1,14 @@
 // The DNS worker pool with real worker threads: a killed worker is restarted
 // while the others keep answering; snapshots are swapped between packets;
-// per-worker counters add up.
+// per-worker counters add up; a bug caught at the per-packet boundary is
+// answered SERVFAIL, counted and logged (rate-limited).
 
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
+import { nameToWire } from '../../src/dns/names.ts';
 import { COUNTER, COUNTER_STRIDE } from '../../src/metrics/counters-layout.ts';
 import { ask, buildQuery, udpExchange } from '../helpers/dns-client.ts';
 import { startServer } from '../helpers/server.ts';
@@ -166,4 +169,41 @@ test('a worker terminated in the middle of a UDP flood (a batch in flight) is re
   assert.equal(pool.udpIo[0]!.path, path, 'the restarted worker answers on the same path');
   const r = await ask(port, 'app.example.test', 'A');
   assert.equal(r.rcode, 'NOERROR');
+});
+
+test('an exception inside a query is answered SERVFAIL, counted, and logged with its error once per 10 s per worker, on UDP and TCP', async (t) => {
+  const { overwatch, port, logs } = await startServer(t, yaml(30, ['192.0.2.1'], 1));
+  const worker = overwatch.pool.workers[0]!;
+  // A bug the worker cannot know about: the zone's signer claims algorithm 13
+  // (ECDSA P-256) but holds an Ed25519 key, so signing an answer throws.
+  const bad = { signerWire: nameToWire('example.test'), keyTag: 4242, algorithm: 13, privateKey: generateKeyPairSync('ed25519').privateKey };
+  const attached = new Promise<void>((resolve) => worker.on('message', (m: { type: string }) => m.type === 'attached' && resolve()));
+  worker.postMessage({ type: 'snapshot', buffer: overwatch.snapshot.buffer, live: overwatch.live, generation: overwatch.generation, dnssec: { zones: [{ data: bad, dnskey: [bad] }], validitySec: 3600 } });
+  await attached;
+  const before = overwatch.readCounters().EXCEPTIONS;
+  const reply = await ask(port, 'app.example.test', 'A', { edns: { do: true } });
+  assert.equal(reply.rcode, 'SERVFAIL');
+  assert.equal(reply.answers?.length ?? 0, 0);
+  const logged = async (n: number): Promise<string[]> => {
+    for (let i = 0; i < 100; i++) {
+      const lines = logs.filter((l) => l.includes('DNS worker caught an exception'));
+      if (lines.length >= n) return lines;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return logs.filter((l) => l.includes('DNS worker caught an exception'));
+  };
+  const [line] = await logged(1);
+  const entry = JSON.parse(line) as { level: number | string; worker: number; where: string; err: string; stack: string; unreported: number; msg: string };
+  assert.equal(entry.worker, 0);
+  assert.equal(entry.where, 'udp');
+  assert.match(entry.msg, /answering over UDP \(the query got SERVFAIL\)/);
+  assert.ok(entry.err.length > 0 && entry.stack.includes('at '), line);
+  assert.equal(entry.unreported, 0);
+  // More of the same within 10 s, over TCP too: each answered and counted, none logged.
+  assert.equal((await ask(port, 'app.example.test', 'AAAA', { edns: { do: true } }, 'tcp')).rcode, 'SERVFAIL');
+  assert.equal((await ask(port, 'app.example.test', 'A', { edns: { do: true } })).rcode, 'SERVFAIL');
+  assert.equal(overwatch.readCounters().EXCEPTIONS - before, 3);
+  assert.equal((await logged(2)).length, 1, 'one report in 10 s');
+  // Without DO nothing is signed: answered as usual by the same worker.
+  assert.equal((await ask(port, 'app.example.test', 'A')).rcode, 'NOERROR');
 });
