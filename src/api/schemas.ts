@@ -177,7 +177,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'A write without the right bearer token (only when api.token is set).',
   403: 'The client address is outside api.allowed_networks.',
   404: 'No such domain, server, override or signed zone.',
-  409: 'The request conflicts with the current state (a DNSSEC rollover step at the wrong time).',
+  409: 'The request conflicts with the current state: a DNSSEC rollover step at the wrong time, or a geo mapping the registry refuses (a network the config maps already).',
   500: 'Unexpected failure, or the change could not be persisted (it was not applied).',
   503: 'Still starting: the first health round has not finished.',
 };

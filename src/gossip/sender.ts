@@ -135,7 +135,7 @@ export function buildRegistration(identity: AgentIdentity, input: RegistrationIn
 /**
  * Stamps outgoing messages with the agent id, the next sequence number and
  * the time, signs and seals them. One per agent, shared by every transport
- * the agent sends on (direct sender, later a NATS publisher), so all its
+ * the agent sends on (the direct sender and the NATS bus publisher), so all its
  * messages share one sequence.
  */
 export class MessageSealer {

@@ -44,7 +44,7 @@ export const FIRST_ROUND_GRACE_MS = 250;
 /** Reason recorded for targets still unknown when firstRound() gives up. */
 export const NO_FIRST_RESULT = 'no result in first round';
 
-/** Scheduler-wide counts for the metrics issue (opengslb_health_probes_total{result}, opengslb_health_transitions_total{to}). */
+/** Scheduler-wide counts for the metrics issue (opengslb_health_check_results_total, opengslb_health_transitions_total{to}). */
 export interface HealthCounters {
   readonly probes_total: { ok: number; fail: number };
   readonly transitions_total: { healthy: number; unhealthy: number; unchecked: number };

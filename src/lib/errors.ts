@@ -18,7 +18,7 @@ export const ERRORS = {
   },
   OPENGSLB_ERR_CONFIG_READ: {
     code: 'OPENGSLB_ERR_CONFIG_READ',
-    summary: 'A configuration file could not be read (missing, not a file, or no permission).',
+    summary: 'A file the configuration names could not be read (missing, not a file, too large, or no permission): a config file, an include, the cookie secret file or the NATS credentials file.',
     httpStatus: 400,
   },
   OPENGSLB_ERR_CONFIG_PERMISSIONS: {
@@ -68,7 +68,7 @@ export const ERRORS = {
   },
   OPENGSLB_ERR_STATE_OPEN: {
     code: 'OPENGSLB_ERR_STATE_OPEN',
-    summary: 'The state database under overwatch.data_dir could not be opened or created (missing permission, not a directory, or locked).',
+    summary: 'The state database under overwatch.data_dir could not be opened or created (missing permission, not a directory); a directory another process holds is OPENGSLB_ERR_STATE_LOCKED.',
     httpStatus: 500,
   },
   OPENGSLB_ERR_STATE_LOCKED: {
@@ -123,7 +123,7 @@ export const ERRORS = {
   },
   OPENGSLB_ERR_API_STARTING: {
     code: 'OPENGSLB_ERR_API_STARTING',
-    summary: 'The overwatch is still starting (the first health round has not finished), so only live, ready and version answer.',
+    summary: 'The overwatch is still starting (the first health round has not finished), so only live, ready, version, openapi.json and the dashboard\'s files answer.',
     httpStatus: 503,
   },
   OPENGSLB_ERR_DNSSEC_ALGORITHM: {
@@ -138,7 +138,7 @@ export const ERRORS = {
   },
   OPENGSLB_ERR_DNSSEC_ROLLOVER: {
     code: 'OPENGSLB_ERR_DNSSEC_ROLLOVER',
-    summary: 'A key rollover step was asked for at the wrong time: a rollover is already running, or the new key does not sign yet.',
+    summary: 'A key rollover step was asked for at the wrong time: a rollover is already running, the new key does not sign yet, or no rollover is running to finish.',
     httpStatus: 409,
   },
   OPENGSLB_ERR_DNSSEC_KEY_SYNC: {

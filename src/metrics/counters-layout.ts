@@ -9,7 +9,7 @@
 //   ┌──────────────┬──────────────────────────────┬─────────────────────────────┬─────────┐
 //   │ COUNTER 0…63 │ type × rcode matrix          │ duration histograms         │ padding │
 //   │ named slots  │ MATRIX_BASE, TYPE × RCODE    │ HIST_BASE: UDP, then TCP:   │ ≥ 64 B  │
-//   │              │ words (index typeIdx*17+rc)  │ HIST_BUCKETS counts + sum µs│         │
+//   │              │ words (index typeIdx*18+rc)  │ HIST_BUCKETS counts + sum µs│         │
 //   └──────────────┴──────────────────────────────┴─────────────────────────────┴─────────┘
 //
 // Routing decisions are not in this buffer: their number grows with the
