@@ -140,7 +140,7 @@ export function registerReloadRoutes(app: FastifyInstance, ctx: RouteContext): v
 
 function requireReloader(ctx: RouteContext): ApiReloader {
   const reloader = ctx.deps.reloader?.() ?? null;
-  if (reloader === null) throw new OpenGslbError('OPENGSLB_ERR_API_STARTING', 'reload is not available: this overwatch was not started from a config file');
+  if (reloader === null) throw new OpenGslbError('OPENGSLB_ERR_API_STARTING', 'reload is not available yet: the overwatch is still starting (or was not started from a config file)');
   return reloader;
 }
 

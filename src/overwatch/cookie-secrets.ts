@@ -87,4 +87,14 @@ export class CookieSecrets {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
   }
+
+  /**
+   * True when `config` (a reload's, with the same settings) names the secret
+   * in use: its secret_file is read again, so a file rewritten since the
+   * start is told apart. Throws as cookieSecretOf does for a bad file.
+   */
+  holdsSecretOf(config: CookiesConfig): boolean {
+    const secret = cookieSecretOf(config);
+    return secret === null || secret.equals(this.#secret);
+  }
 }

@@ -546,6 +546,16 @@ export class Overwatch {
     }
     if (JSON.stringify(next.dns.rrl) !== JSON.stringify(cur.dns.rrl)) return refuse('dns.rrl changed; rate limiting and its shared table are fixed when the workers start, so this needs a restart');
     if (JSON.stringify(next.dns.cookies) !== JSON.stringify(cur.dns.cookies)) return refuse('dns.cookies changed; the cookie settings and secret are fixed when the workers start, so this needs a restart');
+    if (this.#cookieSecrets !== null && next.dns.cookies.secretFile !== null) {
+      // The same path may hold a new secret: it would be ignored without this.
+      let same: boolean;
+      try {
+        same = this.#cookieSecrets.holdsSecretOf(next.dns.cookies);
+      } catch (err) {
+        return refuse((err as Error).message);
+      }
+      if (!same) return refuse(`the secret in dns.cookies.secret_file (${next.dns.cookies.secretFile}) changed; the cookie secret is fixed when the workers start, so this needs a restart`);
+    }
     if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
     if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
     if (JSON.stringify(next.bus) !== JSON.stringify(cur.bus)) return refuse('overwatch.bus changed; the NATS connection is made at start, so this needs a restart');
@@ -559,6 +569,10 @@ export class Overwatch {
       if (a.enabled !== b.enabled || a.host !== b.host || (a.port !== b.port && b.port !== 0)) {
         return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
       }
+    }
+    // A new certificate for the same scheme is taken (the reload hands it to the API); HTTP to HTTPS or back is not.
+    if (cur.api.enabled && (next.api.tls === null) !== (cur.api.tls === null)) {
+      return refuse(`api.tls turned ${next.api.tls === null ? 'off' : 'on'}; the API listener's scheme is fixed at start, so this needs a restart`);
     }
     if (this.#keyring !== null) {
       // New zones get their key before the snapshot that serves them.

@@ -6,12 +6,16 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
 import { nameToWire } from '../../src/dns/names.ts';
 import { COUNTER, COUNTER_STRIDE } from '../../src/metrics/counters-layout.ts';
 import { ask, buildQuery, udpExchange } from '../helpers/dns-client.ts';
 import { startServer } from '../helpers/server.ts';
+import { testCertificates } from '../health/helpers.ts';
 
 const yaml = (ttl: number, servers: string[], workers = 2): string => `
 dns: { listen_address: "127.0.0.1:0", workers: ${workers}, zones: [example.test] }
@@ -116,6 +120,35 @@ test('a reload that needs a restart is refused and the old snapshot keeps servin
   assert.match(result.message, /dns\.workers changed from 2 to 3; .*restart/);
   assert.equal(overwatch.generation, 1);
   assert.equal(((await ask(port, "app.example.test", "A")).answers![0] as { ttl?: number }).ttl, 30);
+});
+
+test('a reload is refused when the file dns.cookies.secret_file names holds a new secret, or when api.tls is turned on, and a bad secret file is named', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-reload-refusals-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const secretFile = join(dir, 'cookie.secret');
+  await writeFile(secretFile, '00112233445566778899aabbccddeeff\n', { mode: 0o600 });
+  const certs = await testCertificates();
+  await writeFile(join(dir, 'api.pem'), certs.leafPem);
+  await writeFile(join(dir, 'api.key'), certs.leafKeyPem, { mode: 0o600 });
+  const text = (tls: boolean): string => yaml(30, ['192.0.2.1'], 1)
+    .replace('zones: [example.test] }', `zones: [example.test], cookies: { secret_file: "${secretFile}" } }`)
+    .replace('logging:', `api: { enabled: true, address: "127.0.0.1:0"${tls ? `, tls: { cert_file: "${join(dir, 'api.pem')}", key_file: "${join(dir, 'api.key')}" }` : ''} }\nlogging:`);
+  const { overwatch } = await startServer(t, text(false), join(dir, 'refusals.yaml'));
+  const reload = (tls = false) => overwatch.reload(parseConfigText(text(tls), join(dir, 'refusals.yaml')));
+  // The same file, the same secret: taken.
+  assert.equal((await reload()).ok, true);
+  await writeFile(secretFile, 'ffeeddccbbaa99887766554433221100\n', { mode: 0o600 });
+  let result = await reload();
+  assert.equal(result.ok, false);
+  assert.equal(result.message, `the secret in dns.cookies.secret_file (${secretFile}) changed; the cookie secret is fixed when the workers start, so this needs a restart`);
+  await writeFile(secretFile, 'not a secret\n', { mode: 0o600 });
+  result = await reload();
+  assert.match(result.message, /dns\.cookies\.secret_file: .*cookie\.secret does not start with 32 hexadecimal digits/);
+  await writeFile(secretFile, '00112233445566778899aabbccddeeff\n', { mode: 0o600 });
+  result = await reload(true);
+  assert.equal(result.ok, false);
+  assert.equal(result.message, 'api.tls turned on; the API listener\'s scheme is fixed at start, so this needs a restart');
+  assert.equal((await reload()).ok, true, 'back as it started: taken');
 });
 
 test('keeps retrying a restart whose bind fails, and recovers once the port is free', async (t) => {
