@@ -112,9 +112,11 @@ export function checkBearer(header: string | undefined, token: string): 'missing
     cachedDigest = sha256(token);
     cachedToken = token;
   }
-  return timingSafeEqual(sha256(header.slice(7).trim()), cachedDigest) ? 'ok' : 'wrong';
+  // Node hands header values over as latin1, one char per byte: back to those bytes, so a token with
+  // non-ASCII characters, sent as UTF-8 (curl), matches the UTF-8 of the configured one.
+  return timingSafeEqual(sha256(Buffer.from(header.slice(7).trim(), 'latin1')), cachedDigest) ? 'ok' : 'wrong';
 }
 
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
+function sha256(data: string | Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
 }

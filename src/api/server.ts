@@ -15,6 +15,7 @@
 
 import { fastify, LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify';
 import swagger from '@fastify/swagger';
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { readTlsPair, type TlsPair } from '../config/api-tls.ts';
@@ -70,13 +71,24 @@ interface RouteFlags {
 
 /** Largest request body accepted; an override is about 200 bytes. */
 const BODY_LIMIT_BYTES = 16 * 1024;
+/**
+ * Longest path segment the router matches, in bytes as sent (%-escapes
+ * included): the longest parameter a schema takes (a domain name, 256
+ * characters) with every character escaped. Fastify's default (100) refused
+ * valid domain names of 101-253 characters before their schema was checked.
+ */
+const MAX_PARAM_BYTES = 3 * 256;
 /** As the Go original: read/write timeout 10 s, idle keep-alive 60 s. */
 const REQUEST_TIMEOUT_MS = 10_000;
 const KEEP_ALIVE_TIMEOUT_MS = 60_000;
+/** On close, how long requests in flight may still take before their connections are cut: well inside the process's 4.5 s stop. */
+const CLOSE_GRACE_MS = 2_000;
 /** Methods a 405 is answered for; anything else falls through to 404. */
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 /** RFC 9110 §9.2.1: the unsafe methods; with api.token set, they need the token. */
 const WRITE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+/** The query string of a write route that takes no parameters. */
+const NO_QUERY = Object.freeze({ type: 'object', additionalProperties: false, properties: {} });
 /** api.allowed_networks: [] means loopback only, as in the Go original. */
 const LOOPBACK_ONLY: readonly string[] = Object.freeze(['127.0.0.0/8', '::1/128']);
 /**
@@ -136,7 +148,23 @@ export async function startApi(deps: ApiDeps, host: string, port: number): Promi
     pair = read;
     return null;
   };
-  return { host, port: boundPort, tls: pair !== null, reloadTls, refusedConnections: refused, close: () => app.close() };
+  return { host, port: boundPort, tls: pair !== null, reloadTls, refusedConnections: refused, close: () => closeApp(app) };
+}
+
+/**
+ * Closes the API: no new connections, requests in flight get CLOSE_GRACE_MS
+ * to finish, then every connection still open is destroyed. Node stops its
+ * request-timeout checks once the server closes, and Fastify ends only idle
+ * keep-alive connections, so without the bound one client that opened a
+ * connection and sent nothing (or half its headers) held the stop forever.
+ */
+async function closeApp(app: FastifyInstance): Promise<void> {
+  const timer = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Builds the Fastify instance with every route, not yet listening (startApi listens). */
@@ -150,6 +178,7 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     // Nothing per request: the API logs what changes state (overrides) and what fails.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: MAX_PARAM_BYTES },
     requestTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     return503OnClosing: true,
@@ -165,9 +194,18 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     schemaErrorFormatter: (errors, part) => validationError(errors as unknown as AjvError[], part),
     // A path with a broken %-escape never reaches the router (nor the allowlist: it has no route to guard).
     frameworkErrors: (err, _request, reply) => {
-      sendError(reply, 400, err.code === 'FST_ERR_BAD_URL' ? 'path: malformed %-escape, expected a URL-encoded path' : err.message);
+      const message =
+        err.code === 'FST_ERR_BAD_URL' ? 'path: malformed %-escape, expected a URL-encoded path'
+        : err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `path: a parameter longer than ${MAX_PARAM_BYTES} bytes, expected one of at most 256 characters`
+        : err.message;
+      sendError(reply, 400, message);
     },
+    // What Node's HTTP parser refuses before any route (an unknown method, bad
+    // framing, headers over 16 KiB, the request timeout) gets the same {error, code} body as every other error.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => writeClientError(err, socket),
   }) as unknown as FastifyInstance;
+  // Fastify parses text/plain as a string by default; this API takes JSON only (415 otherwise, as docs/api.md says).
+  app.removeContentTypeParser('text/plain');
   const ctx: RouteContext = { deps, log };
   gateConnections(app.server, deps, log, refused);
 
@@ -192,6 +230,11 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
   let collecting = true;
   app.addHook('onRoute', (route) => {
     if (!collecting) return;
+    // A write route that names no query parameters takes none: "PUT …/region/eu?expires_in=2h" must be a 400,
+    // not an override that silently never ends. (Reads still ignore extra parameters, as cache-busters add them.)
+    if ([route.method].flat().some((m) => WRITE_METHODS.has(m)) && route.schema?.querystring === undefined) {
+      route.schema = { ...route.schema, querystring: NO_QUERY };
+    }
     const set = methodsOf.get(route.url) ?? new Set<string>();
     for (const m of [route.method].flat()) set.add(m);
     methodsOf.set(route.url, set);
@@ -262,6 +305,11 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
   });
 
   app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    // A Content-Type with no body (curl -X DELETE -H 'Content-Type: application/json'): Fastify would parse the
+    // nothing as JSON and answer "empty, expected a JSON object" even to a DELETE, which takes no body. Without
+    // the header there is no body, and a route that needs one says what it expects.
+    const { 'content-length': length, 'transfer-encoding': chunked } = request.headers;
+    if (chunked === undefined && (length === undefined || length === '0')) delete request.headers['content-type'];
     const url = request.routeOptions.url;
     if (url !== undefined && OPEN_PATHS.has(url)) {
       // A prober outside the allowlist gets its answer and the connection closes: it holds one of the few outside slots briefly.
@@ -295,7 +343,8 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     if (err instanceof OpenGslbError) {
       if (err.httpStatus === 401) reply.header('www-authenticate', 'Bearer realm="opengslb"');
       if (err.httpStatus === 405) reply.header('allow', allowOf.get(request.routeOptions.url ?? '') ?? '');
-      if (err.httpStatus >= 500) log.error({ code: err.code, method: request.method, url: request.url, err: err.message }, 'request failed');
+      // 500s only, as docs/api.md says: a 503 while starting is expected (the dashboard and probes poll through it), not an error to page on.
+      if (err.httpStatus === 500) log.error({ code: err.code, method: request.method, url: request.url, err: err.message }, 'request failed');
       return sendError(reply, err.httpStatus, err.message);
     }
     const status = (err as FastifyError).statusCode;
@@ -366,6 +415,34 @@ function gateConnections(server: FastifyInstance['server'], deps: ApiDeps, log: 
 
 function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send({ error: message, code: status });
+}
+
+/**
+ * Answers a request Node's HTTP parser refused (the 'clientError' event: no
+ * request object, no route) with the house {error, code} body, then closes
+ * the connection, as Fastify's default handler does with its own body.
+ */
+function writeClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset connection has nobody to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let status = 400;
+  let message = `request: not valid HTTP/1.1 (${err.code ?? 'parse error'}), expected a request line, headers and a body framed by Content-Length or chunked encoding`;
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    message = `request: not received in full within ${REQUEST_TIMEOUT_MS / 1000} s`;
+  } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    message = `request: the request line and headers exceed ${maxHeaderSize} bytes`;
+  } else if (err.code === 'HPE_INVALID_METHOD') {
+    message = `request: unknown HTTP method, expected one of ${METHODS.join(', ')}`;
+  }
+  if (socket.writable) {
+    const body = JSON.stringify({ error: message, code: status });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** Rewrites Fastify's own client errors (body parsing) to say what was expected. */

@@ -3,6 +3,7 @@
 // connections from Node's fetch.
 
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { launchServer, type Started } from '../helpers/server.ts';
 import { call, openTestApi, startTestApi, YAML, type StartedApi } from './helpers.ts';
@@ -197,6 +198,29 @@ describe('bearer token', () => {
       api.config = { ...api.config, token: null };
       assert.equal((await call(api.base, 'PUT', OVERRIDE, { body: BODY })).status, 200);
       assert.equal((await call(api.base, 'DELETE', OVERRIDE)).status, 204);
+    } finally {
+      api.config = { ...api.config, token: TOKEN };
+    }
+  });
+
+  test('accepts a token with non-ASCII characters sent as UTF-8, as curl sends it', async () => {
+    // fetch refuses such a header value, so the request goes over a raw socket.
+    const token = 'pässwörd-ünïcode-1234';
+    api.config = { ...api.config, token };
+    try {
+      const body = JSON.stringify(BODY);
+      const head = `PUT ${OVERRIDE} HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(api.api.port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('utf8')));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(text));
+        socket.end(Buffer.from(head + body, 'utf8'));
+      });
+      // Node reads header bytes as latin1: the token used to be compared as "pÃ¤sswÃ¶rd…" and never matched.
+      assert.match(answer, /^HTTP\/1\.1 200 /, answer);
+      assert.equal((await call(api.base, 'DELETE', OVERRIDE, { headers: { authorization: `Bearer ${Buffer.from(token, 'utf8').toString('latin1')}` } })).status, 204);
     } finally {
       api.config = { ...api.config, token: TOKEN };
     }

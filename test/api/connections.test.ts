@@ -15,7 +15,7 @@ import { OUTSIDE_CONNECTIONS } from '../../src/api/server.ts';
 import { createMetrics } from '../../src/metrics/prometheus.ts';
 import { testCertificates } from '../health/helpers.ts';
 import { launchServer, type Started } from '../helpers/server.ts';
-import { startTestApi, YAML, type StartedApi } from './helpers.ts';
+import { openTestApi, startTestApi, YAML, type StartedApi } from './helpers.ts';
 
 let server: Started;
 
@@ -165,4 +165,26 @@ test('over HTTPS (api.tls) a connection past api.max_connections is closed befor
   const second = await handshake();
   assert.ok(second instanceof Error, 'the second connection got no handshake');
   first.destroy();
+});
+
+test('close() cuts connections still mid-request after a short grace: one that sent nothing, half its headers or half its body cannot hold the stop', async () => {
+  const api = await openTestApi(server.overwatch);
+  const silent = await open(api);
+  const halfHeaders = await open(api);
+  halfHeaders.socket.write('GET /api/v1/domains HTTP/1.1\r\nHost: api\r\n');
+  const halfBody = await open(api);
+  halfBody.socket.write('PUT /api/v1/overrides/region/eu HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"healthy":');
+  const idle = await open(api);
+  assert.equal((await get(idle, '/api/v1/live')).status, 200);
+  const clients = [silent, halfHeaders, halfBody, idle];
+  // Node stops its request-timeout checks on close: these clients used to hold close() until they left.
+  const started = Date.now();
+  try {
+    const outcome = await Promise.race([api.api.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 6 s'), 6000))]);
+    assert.equal(outcome, 'closed');
+    assert.ok(Date.now() - started < 4500, `close took ${Date.now() - started} ms, inside the process's 4.5 s stop`);
+    await Promise.all(clients.map((c) => c.closed));
+  } finally {
+    for (const c of clients) c.socket.destroy();
+  }
 });

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/markdown.ts';
 import { after, before, describe, test } from 'node:test';
@@ -158,6 +159,40 @@ describe('error shapes', () => {
     });
   }
 
+  // What Node's HTTP parser refuses never reaches a route: it used to get Fastify's own {"error","message","statusCode"} body.
+  const unparsable = [
+    { name: 'an unknown method', request: 'FOO /api/v1/overrides HTTP/1.1\r\nHost: x\r\n\r\n', status: 400, error: /^request: unknown HTTP method, expected one of GET, HEAD/ },
+    { name: 'both Content-Length and chunked framing', request: 'PUT /api/v1/overrides/region/eu HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', status: 400, error: /^request: not valid HTTP\/1\.1/ },
+    { name: 'headers over the size limit', request: `GET /api/v1/overrides HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, status: 431, error: /^request: the request line and headers exceed \d+ bytes$/ },
+  ];
+  for (const u of unparsable) {
+    test(`answers a request with ${u.name} with ${u.status} and a JSON {error, code}, then closes`, async () => {
+      const text = await rawExchange(api.api.port, u.request);
+      const [head, body] = text.split('\r\n\r\n');
+      assert.match(head, new RegExp(`^HTTP/1\\.1 ${u.status} `));
+      assert.match(head, /content-type: application\/json/i);
+      const parsed = JSON.parse(body);
+      assert.deepEqual(Object.keys(parsed).sort(), ['code', 'error']);
+      assert.equal(parsed.code, u.status);
+      assert.match(parsed.error, u.error);
+    });
+  }
+
+  test('takes a path parameter of a valid domain name longer than 100 characters to its route', async () => {
+    // 127 characters: a valid name (labels of 63 and 50), not served here, so the route's own 404.
+    const long = `${'a'.repeat(63)}.${'b'.repeat(50)}.example.test`;
+    const r = await call(api.base, 'GET', `/api/v1/overrides/${long}/192.0.2.1`);
+    assert.equal(r.status, 404, JSON.stringify(r.body));
+    assert.equal(r.body.code, 404);
+    assert.doesNotMatch(r.body.error, /max param length/);
+  });
+
+  test('answers a path parameter longer than any route takes with 400 saying what was expected', async () => {
+    const r = await call(api.base, 'GET', `/api/v1/overrides/${'a'.repeat(2000)}/192.0.2.1`);
+    assert.equal(r.status, 400);
+    assert.match(r.body.error, /^path: a parameter longer than \d+ bytes, expected one of at most 256 characters$/);
+  });
+
   test('answers a path with a broken %-escape with 400 and a JSON {error, code}', async () => {
     const r = await call(api.base, 'GET', '/api/v1/overrides/app.example.test/%zz');
     assert.equal(r.status, 400);
@@ -183,7 +218,15 @@ describe('schema validation', () => {
     { name: 'a body that is an array', method: 'PUT', path: PUT, body: [true], error: /^request body: got an array, expected a JSON object with healthy, source \(optional: reason, expires_at, expires_in\)$/ },
     { name: 'no body at all', method: 'PUT', path: PUT, error: /^request body: missing, expected a JSON object with healthy, source/ },
     { name: 'a body that is not JSON', method: 'PUT', path: PUT, rawBody: '{healthy: true', contentType: 'application/json', error: /^request body: not valid JSON, expected a JSON object$/ },
-    { name: 'an empty JSON body', method: 'PUT', path: PUT, rawBody: '', contentType: 'application/json', error: /^request body: empty, expected a JSON object$/ },
+    { name: 'an empty JSON body', method: 'PUT', path: PUT, rawBody: '', contentType: 'application/json', error: /^request body: missing, expected a JSON object with healthy, source/ },
+    // Used to be ignored: the override was set with no end at all.
+    { name: 'a query parameter on a write that takes none', method: 'PUT', path: `${PUT}?expires_in=2h`, body: { healthy: false, source: 'a' }, error: /^query parameter "expires_in": unknown parameter, expected none$/ },
+    { name: 'an unknown query parameter on a write that takes one', method: 'DELETE', path: '/api/v1/geo/mappings?cidr=10.0.0.0/8&all=1', error: /^query parameter "all": unknown parameter, expected only cidr$/ },
+    // Date.parse rolls these over (to 2 March, 1 May, the next day's 00:00): the override would end on a day nobody wrote.
+    { name: 'an expires_at on 30 February', method: 'PUT', path: PUT, body: { healthy: true, source: 'a', expires_at: '2030-02-30T00:00:00Z' }, error: /^body field "expires_at": "2030-02-30T00:00:00Z" is not an RFC 3339 time/ },
+    { name: 'an expires_at on 31 April', method: 'PUT', path: PUT, body: { healthy: true, source: 'a', expires_at: '2030-04-31T12:00:00+02:00' }, error: /^body field "expires_at": "2030-04-31T12:00:00\+02:00" is not an RFC 3339 time/ },
+    { name: 'an expires_at on 29 February of a common year', method: 'PUT', path: PUT, body: { healthy: true, source: 'a', expires_at: '2031-02-29T00:00:00Z' }, error: /^body field "expires_at": "2031-02-29T00:00:00Z" is not an RFC 3339 time/ },
+    { name: 'an expires_at at hour 24', method: 'PUT', path: PUT, body: { healthy: true, source: 'a', expires_at: '2030-01-01T24:00:00Z' }, error: /^body field "expires_at": "2030-01-01T24:00:00Z" is not an RFC 3339 time/ },
     { name: 'a malformed service', method: 'PUT', path: '/api/v1/overrides/bad_na*me.test/192.0.2.1', body: { healthy: true, source: 'a' }, error: /^path parameter "service": .*wildcard/ },
     { name: 'an address that is not an IP', method: 'PUT', path: '/api/v1/overrides/app.example.test/192.0.2.300', body: { healthy: true, source: 'a' }, error: /^path parameter "address": "192\.0\.2\.300" is not an IP address/ },
     { name: 'a host name as the address', method: 'DELETE', path: '/api/v1/overrides/app.example.test/www.example.test', error: /^path parameter "address": "www\.example\.test" is not an IP address/ },
@@ -205,6 +248,29 @@ describe('schema validation', () => {
     const r = await call(api.base, 'PUT', PUT, { rawBody: '<override/>', headers: { 'content-type': 'application/xml' } });
     assert.equal(r.status, 415);
     assert.deepEqual(r.body, { error: 'request body: this Content-Type is not accepted, expected application/json', code: 415 });
+  });
+
+  test('takes an expires_at on 29 February of a leap year, with an offset, as the instant it names', async () => {
+    const r = await call(api.base, 'PUT', PUT, { body: { healthy: true, source: 'a', expires_at: '2028-02-29T23:30:00-01:00' } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.expires_at, '2028-03-01T00:30:00.000Z');
+    assert.equal((await call(api.base, 'DELETE', PUT)).status, 204);
+  });
+
+  test('takes a DELETE that names a JSON Content-Type but sends no body, as curl -H does', async () => {
+    assert.equal((await call(api.base, 'PUT', PUT, { body: { healthy: false, source: 'a' } })).status, 200);
+    // It used to be a 400 "request body: empty, expected a JSON object", and the override stayed.
+    const r = await call(api.base, 'DELETE', PUT, { headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 204, JSON.stringify(r.body));
+    assert.equal((await call(api.base, 'GET', PUT)).status, 404);
+  });
+
+  test('answers 415 for a text/plain body, as for any Content-Type but JSON', async () => {
+    // Fastify parses text/plain by default: the JSON text used to reach the schema as a string and get a 400.
+    const r = await call(api.base, 'PUT', PUT, { rawBody: '{"healthy": true, "source": "a"}', headers: { 'content-type': 'text/plain' } });
+    assert.equal(r.status, 415, JSON.stringify(r.body));
+    assert.deepEqual(r.body, { error: 'request body: this Content-Type is not accepted, expected application/json', code: 415 });
+    assert.equal((await call(api.base, 'GET', '/api/v1/overrides')).body.overrides.length, 0);
   });
 
   test('answers 413 for a body over 16 KiB', async () => {
@@ -299,3 +365,22 @@ describe('OpenAPI document', () => {
     assert.deepEqual(doc.components.schemas.Server.properties.status.enum, ['healthy', 'unhealthy', 'unknown']);
   });
 });
+
+/** Writes one raw request on a new connection and reads until the server closes it (2 s at most). */
+function rawExchange(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the server did not close the connection within 2 s; read: ${JSON.stringify(text.slice(0, 300))}`));
+    }, 2000);
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+    socket.write(request);
+  });
+}

@@ -35,7 +35,8 @@ function assertComparedDigests(candidate: string, token: string): void {
   const [a, b] = compare.mock.calls[0].arguments as unknown as [Buffer, Buffer];
   assert.equal(a.length, 32);
   assert.equal(b.length, 32);
-  assert.deepEqual(Buffer.from(a), sha256(candidate));
+  // The candidate as Node hands a header over (latin1, one char per byte) is hashed as those bytes; the token as UTF-8.
+  assert.deepEqual(Buffer.from(a), createHash('sha256').update(Buffer.from(candidate, 'latin1')).digest());
   assert.deepEqual(Buffer.from(b), sha256(token));
 }
 
@@ -66,6 +67,12 @@ describe('checkBearer', () => {
       assertComparedDigests(candidate, TOKEN);
     });
   }
+
+  test('a non-ASCII token sent as UTF-8 (as Node hands those bytes over: latin1) is ok; its characters sent as latin1 bytes are wrong', () => {
+    const token = 'pässwörd-ünïcode-1234';
+    assert.equal(checkBearer(`Bearer ${Buffer.from(token, 'utf8').toString('latin1')}`, token), 'ok');
+    assert.equal(checkBearer(`Bearer ${token}`, token), 'wrong');
+  });
 
   test('no header, another scheme or a bare token is missing, and no comparison is made', () => {
     for (const header of [undefined, '', 'Bearer', TOKEN, `Basic ${TOKEN}`, `Token ${TOKEN}`]) {
