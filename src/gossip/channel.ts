@@ -30,6 +30,15 @@ function ownBytes(bytes: Uint8Array): Buffer {
   return out;
 }
 
+/**
+ * An epoch-milliseconds timestamp for a drop's detail. A message may carry
+ * any safe integer, and past Date's range (8.64e15 ms) toISOString() throws.
+ */
+function describeTime(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? `${ms} ms (beyond any date)` : date.toISOString();
+}
+
 /** How bytes reached the channel. */
 export type Transport = 'udp' | 'tcp' | 'bus';
 
@@ -113,9 +122,9 @@ export interface OverwatchChannelOptions {
   readonly now?: () => number;
 }
 
-/** What receive() did with one message; `ack` is what a TCP sender is answered (null: no answer). */
 /**
- * What receive() made of one message. `keyId` is the gossip key it came
+ * What receive() made of one message; `ack` is what a TCP sender is
+ * answered (null: no answer). `keyId` is the gossip key it came
  * sealed under (null when it could not be opened): its ack goes back under
  * the same key (sealAck), so an agent that already moved to a new key during
  * a key rotation reads the overwatch's acks.
@@ -181,7 +190,7 @@ export class OverwatchChannel {
     if (message.type === 'ack') return this.#drop('unexpected_type', 'an ack sent to an overwatch', message, source, keyId);
     const now = this.#now();
     const time = checkTimestamp(message.timestampMs, now, this.#maxSkewMs, this.#startedAtMs);
-    if (time !== 'ok') return this.#drop(time, `timestamp ${new Date(message.timestampMs).toISOString()}`, message, source, keyId);
+    if (time !== 'ok') return this.#drop(time, `timestamp ${describeTime(message.timestampMs)}`, message, source, keyId);
     const pin = this.#pins.get(message.agentId);
     if (pin !== undefined && pin.revokedAtMs !== null) return this.#drop('revoked', pin.revokedReason, message, source, keyId);
     const window = this.#windows.get(message.agentId);
@@ -292,7 +301,8 @@ export class OverwatchChannel {
     const pin = this.#pins.get(agentId);
     if (pin === undefined) return false;
     this.#pins.delete(agentId);
-    this.#windows.delete(agentId);
+    // The replay window stays: without it a registration recorded before the
+    // deletion, replayed within max_clock_skew, would pin the agent again.
     this.#keys.delete(pin.fingerprint);
     await this.#store.deletePin(agentId);
     return true;

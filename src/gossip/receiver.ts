@@ -187,6 +187,8 @@ export class GossipReceiver {
     this.#connections.add(socket);
     const reader = new FrameReader(this.#maxMessageBytes);
     let messages = 0;
+    /** The connection carried its last message: what comes after is not read. */
+    let ending = false;
     // Acks go out in message order even when a registration waits for its pin to be stored.
     let replies: Promise<void> = Promise.resolve();
     socket.setTimeout(this.#idleTimeoutMs, () => {
@@ -204,7 +206,7 @@ export class GossipReceiver {
     });
     socket.on('error', () => {}); // resets and the like: 'close' follows
     socket.on('data', (chunk: Buffer) => {
-      if (socket.destroyed) return;
+      if (socket.destroyed || ending) return;
       if (this.#bufferedBytes + chunk.length > this.#maxBufferedBytes) {
         this.#channel.countDrop('buffer_limit', `${this.#bufferedBytes} bytes held, budget ${this.#maxBufferedBytes}`, source);
         socket.destroy();
@@ -221,25 +223,35 @@ export class GossipReceiver {
       for (const frame of frames) {
         this.#counts.tcpFrames++;
         const result = this.#deliver(frame, source);
-        if (++messages >= this.#maxMessagesPerConnection) socket.end();
         if (result !== null && result.ack === null) {
           // Bytes we could not open (not sealed under our key, or no agent message): this peer has nothing to say to us.
           socket.destroy();
           return;
         }
-        if (result === null || result.ack === null) continue;
-        const ack = result.ack;
-        const keyId = result.keyId;
-        const persisted = result.ok ? result.persisted : Promise.resolve();
-        replies = replies.then(() => persisted).then(() => {
-          if (socket.destroyed || !socket.writable) return;
-          if (socket.writableLength > MAX_PENDING_WRITE_BYTES) {
-            socket.destroy();
-            return;
-          }
-          socket.write(encodeFrame(this.#channel.sealAck(ack, keyId)));
-          this.#counts.acksSent++;
-        });
+        if (result !== null && result.ack !== null) {
+          const ack = result.ack;
+          const keyId = result.keyId;
+          const persisted = result.ok ? result.persisted : Promise.resolve();
+          replies = replies.then(() => persisted).then(() => {
+            if (socket.destroyed || !socket.writable) return;
+            if (socket.writableLength > MAX_PENDING_WRITE_BYTES) {
+              socket.destroy();
+              return;
+            }
+            socket.write(encodeFrame(this.#channel.sealAck(ack, keyId)));
+            this.#counts.acksSent++;
+          });
+        }
+        if (++messages >= this.#maxMessagesPerConnection) {
+          // End only after the acks queued so far are written (end() at once left the last message
+          // unacked, so its agent counted the overwatch down and resent it). Frames after it are
+          // not taken: they would get no ack; the agent resends them on a new connection.
+          ending = true;
+          replies = replies.then(() => {
+            if (!socket.destroyed) socket.end();
+          });
+          return;
+        }
       }
     });
   }

@@ -393,6 +393,8 @@ export class GossipSender {
     link.socket = socket;
     // Acks are small; 64 KiB bounds what a confused peer can make us buffer.
     const reader = new FrameReader(65_536);
+    /** Acks this connection carried: an overwatch that ends one after acking (its per-connection message limit) is not down. */
+    let acked = 0;
     socket.on('timeout', () => {
       if (socket.connecting) socket.destroy(new Error(`connect timed out after ${this.#connectTimeoutMs} ms`));
     });
@@ -403,23 +405,36 @@ export class GossipSender {
         socket.destroy(new Error('an answer frame larger than 64 KiB'));
         return;
       }
-      for (const frame of frames) this.#onAck(link, frame);
+      for (const frame of frames) if (this.#onAck(link, frame)) acked++;
     });
     socket.on('error', (err) => {
       if (link.socket === socket) this.#fail(link, err.message);
     });
     socket.on('close', () => {
-      if (link.socket === socket) this.#fail(link, 'connection closed by the overwatch');
+      if (link.socket !== socket) return;
+      if (acked > 0 && link.inFlight !== null) {
+        // Closed without an error after acking on it: the overwatch's messages-per-connection
+        // limit, reached while the next message was on its way. Resend it on a new connection
+        // at once; the overwatch did not take it (it reads nothing past its limit).
+        clearTimeout(link.inFlight.timer);
+        link.queue.unshift(link.inFlight.entry);
+        link.inFlight = null;
+        link.socket = null;
+        this.#pump(link);
+        return;
+      }
+      this.#fail(link, 'connection closed by the overwatch');
     });
     return socket;
   }
 
-  #onAck(link: NodeLink, frame: Buffer): void {
+  /** Takes an ack frame; returns whether it answered the message in flight. */
+  #onAck(link: NodeLink, frame: Buffer): boolean {
     const opened = openMessage(this.#keyring, frame);
     const inFlight = link.inFlight;
-    if (!opened.ok || opened.opened.message.type !== 'ack' || inFlight === null) return;
+    if (!opened.ok || opened.opened.message.type !== 'ack' || inFlight === null) return false;
     const ack = opened.opened.message as AckMessage;
-    if (ack.seq !== inFlight.seq || ack.agentId !== this.#sealer.identity.agentId) return;
+    if (ack.seq !== inFlight.seq || ack.agentId !== this.#sealer.identity.agentId) return false;
     clearTimeout(inFlight.timer);
     link.inFlight = null;
     link.lastAckMs = this.#now();
@@ -449,10 +464,11 @@ export class GossipSender {
           link.retryTimer = null;
           this.#pump(link);
         }, this.#backoff.maxMs);
-        return;
+        return true;
       }
     }
     this.#pump(link);
+    return true;
   }
 
   #fail(link: NodeLink, error: string): void {

@@ -107,7 +107,7 @@ export async function startOverwatch(
   t: TestContext,
   options: {
     keyring: Keyring; tokens: Record<string, string>; store?: PinStore; regions?: readonly string[] | null; host?: string; port?: number;
-    maxMessageBytes?: number; maxConnections?: number; maxBufferedBytes?: number;
+    maxMessageBytes?: number; maxConnections?: number; maxBufferedBytes?: number; maxMessagesPerConnection?: number;
   },
 ): Promise<TestOverwatch> {
   const seen: Seen = { registers: [], heartbeats: [], healthUpdates: [], deregisters: [], drops: [] };
@@ -141,6 +141,7 @@ export async function startOverwatch(
     maxMessageBytes: options.maxMessageBytes,
     maxConnections: options.maxConnections,
     maxBufferedBytes: options.maxBufferedBytes,
+    maxMessagesPerConnection: options.maxMessagesPerConnection,
   });
   t.after(() => receiver.close());
   return {

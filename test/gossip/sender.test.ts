@@ -210,3 +210,17 @@ test('a certificate rotation reaches a pinned overwatch signed by both keys, and
   await beat;
   assert.equal(overwatch.channel.pin(identity.agentId)?.fingerprint, rotated.fingerprint);
 });
+
+test('an overwatch that ends a connection after its message limit is not counted down, and nothing is sent twice', async (t) => {
+  const keyring = newKeyring();
+  const overwatch = await startOverwatch(t, { keyring, tokens: TOKENS, maxMessagesPerConnection: 3 });
+  const { identity } = await newIdentity(t);
+  const { sender, events } = newSender(t, keyring, identity, [nodeOf(overwatch)]);
+  sender.setRegistration(registration(identity));
+  for (let i = 0; i < 8; i++) sender.sendReliable({ type: 'deregister', reason: `r${i}` });
+  assert.equal(await sender.flush(5000), true);
+  assert.deepEqual(events.map((e) => e.kind), ['up'], 'the overwatch never looked down');
+  assert.equal(overwatch.seen.registers.length, 1, 'no catch-up registration');
+  assert.equal(overwatch.seen.deregisters.length, 8);
+  assert.equal(sender.counters().failures, 0);
+});
