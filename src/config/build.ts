@@ -16,6 +16,7 @@ import { rrlEntriesFor } from '../dns/rrl.ts';
 import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
 import { readTlsPair } from './api-tls.ts';
+import { HEADER_NAME } from '../lib/http-syntax.ts';
 import { ipToBytes } from '../lib/ip.ts';
 import { formatPath, type PathSegment, type ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
@@ -75,6 +76,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
     }
     checkTimeoutBelowInterval(sink, region.health_check, ['regions', r, 'health_check']);
     checkKeepAliveType(sink, region.health_check, ['regions', r, 'health_check']);
+    checkRequestParts(sink, region.health_check, ['regions', r, 'health_check']);
   });
 
   domains.forEach((domain, d) => {
@@ -106,6 +108,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   (file.agent?.backends ?? []).forEach((b, i) => {
     checkTimeoutBelowInterval(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
     checkKeepAliveType(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
+    checkRequestParts(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
     if (typeof b?.address === 'string') {
       const problem = backendAddressProblem(b.address);
       if (problem !== null) sink.reportAt(['agent', 'backends', i, 'address'], problem);
@@ -445,6 +448,41 @@ function checkTimeoutBelowInterval(sink: ProblemCollector, hc: UncheckedHealthCh
 function checkKeepAliveType(sink: ProblemCollector, hc: UncheckedHealthCheck | null | undefined, path: PathSegment[]): void {
   if (hc?.keep_alive !== true || (hc.type !== 'tcp' && hc.type !== 'none')) return;
   sink.reportAt([...path, 'keep_alive'], `true does not apply to type ${hc.type}, expected keep_alive only with type http or https`);
+}
+
+/** Headers the probe sets itself (health_check.host, keep_alive) or that would frame a body a check never sends. */
+const PROBE_HEADERS: ReadonlyMap<string, string> = new Map([
+  ['host', 'set health_check.host instead'],
+  ['connection', 'set health_check.keep_alive instead'],
+  ['content-length', 'a check sends no body'],
+  ['transfer-encoding', 'a check sends no body'],
+]);
+
+/**
+ * A check whose request could never be sent, or never answered as meant, is
+ * refused at load: otherwise every probe fails ("error: invalid header") and
+ * a reload takes a whole region down. The path and the header values are
+ * checked by their patterns (definition.ts); header names and body_match here.
+ */
+function checkRequestParts(sink: ProblemCollector, hc: UncheckedHealthCheck | null | undefined, path: PathSegment[]): void {
+  if (hc === null || hc === undefined) return;
+  if (hc.headers !== null && typeof hc.headers === 'object') {
+    for (const name of Object.keys(hc.headers)) {
+      if (!HEADER_NAME.test(name)) {
+        sink.reportAt([...path, 'headers', name], `${JSON.stringify(name)} is not a header name, expected letters, digits and !#$%&'*+-.^_\`|~ only (RFC 9110 §5.1)`);
+      } else {
+        const why = PROBE_HEADERS.get(name.toLowerCase());
+        if (why !== undefined) sink.reportAt([...path, 'headers', name], `${name} is set by the probe, expected other headers: ${why}`);
+      }
+    }
+  }
+  if (typeof hc.body_match === 'string' && /^\/.+\/$/.test(hc.body_match)) {
+    try {
+      new RegExp(hc.body_match.slice(1, -1));
+    } catch (err) {
+      sink.reportAt([...path, 'body_match'], `${JSON.stringify(hc.body_match)} is not a valid regular expression (${(err as Error).message}), expected /REGEX/ or plain text`);
+    }
+  }
 }
 
 function checkNameserverList(sink: ProblemCollector, list: UncheckedNameserverList | null | undefined, path: PathSegment[]): void {

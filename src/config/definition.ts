@@ -6,6 +6,7 @@ import {
   bool, choice, cidr, domain, duration, endpoint, float, int, ip, list, mailbox, map, object, oneOf, str,
 } from './schema.ts';
 import type { DurationSchema, Schema } from './schema.ts';
+import { HEADER_VALUE, REQUEST_PATH } from '../lib/http-syntax.ts';
 
 /** Largest TTL or SOA timer, in seconds (RFC 2181 §8: TTLs are 31-bit). */
 export const MAX_TTL_SEC = 2147483647;
@@ -96,8 +97,8 @@ function healthCheckSchema(doc: string, host: ReturnType<typeof str>) {
     path: str({
       doc: 'HTTP(S) request path; a status listed in `expected_status` is healthy.',
       default: '/health',
-      pattern: '^/\\S*$',
-      patternText: 'a path that starts with "/" and has no spaces',
+      pattern: REQUEST_PATH.source,
+      patternText: 'a path that starts with "/" and has visible ASCII characters only (%-encode spaces and others)',
       maxLength: 2048,
     }),
     host,
@@ -117,7 +118,7 @@ function healthCheckSchema(doc: string, host: ReturnType<typeof str>) {
     headers: map({
       doc: 'Extra HTTP request headers sent with every check.',
       keyNoun: 'header name',
-      values: str({ doc: 'Header value.', pattern: '^[^\\r\\n]*$', patternText: 'a header value on one line' }),
+      values: str({ doc: 'Header value.', pattern: HEADER_VALUE.source, patternText: 'a header value of visible characters, spaces and tabs (no control characters)' }),
       default: {},
     }),
     body_match: str({

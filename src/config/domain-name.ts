@@ -20,7 +20,9 @@ export type NameResult = { readonly name: string } | { readonly error: string };
 export function normaliseDomainName(text: string): NameResult {
   const expected = 'expected a domain name such as "app.example.com"';
   const quoted = JSON.stringify(text);
-  const name = (text.endsWith('.') ? text.slice(0, -1) : text).toLowerCase();
+  // ASCII letters only: String.toLowerCase() turns the Kelvin sign (U+212A) into "k" and U+0130
+  // into "i" plus a combining dot, so a non-ASCII name would pass as, or be reported as, another.
+  const name = asciiLower(text.endsWith('.') ? text.slice(0, -1) : text);
   if (name === '') return { error: `${quoted} is ${text === '' ? 'empty' : 'the root name'}, ${expected}` };
   const labels = name.split('.');
   let wireLen = 1; // the root label's length byte
@@ -42,6 +44,16 @@ export function normaliseDomainName(text: string): NameResult {
     return { error: `${quoted} is ${wireLen} octets long in wire form, expected at most ${MAX_NAME_WIRE_LEN}` };
   }
   return { name };
+}
+
+/** Lower-cases A-Z and nothing else. */
+export function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (run) => run.toLowerCase());
+}
+
+/** Upper-cases a-z and nothing else ("\u0131".toUpperCase() is "I", "\u00df".toUpperCase() "SS"). */
+export function asciiUpper(text: string): string {
+  return text.replace(/[a-z]+/g, (run) => run.toUpperCase());
 }
 
 /**

@@ -6,7 +6,7 @@
 
 import { open, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { Alias, Document, Node, Scalar } from 'yaml';
 import { expandEnv } from './env.ts';
 import type { Environment } from './env.ts';
@@ -25,6 +25,18 @@ export const MAX_INCLUDE_DEPTH = 10;
 /** Files larger than this are refused unread: a config file is kilobytes, and a mistaken include of a log or disk image should not fill memory. */
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Most nodes the aliases of one file may stand for. Each alias counts as every
+ * node it stands for, aliases inside it included, so a few hundred bytes of
+ * nested aliases ("billion laughs") cannot make the validator walk, and report
+ * on, millions of nodes. A config that shares a health check or a region list
+ * among thousands of domains stays far below it.
+ */
+export const MAX_ALIAS_NODES = 100_000;
+
+/** The tags of the YAML 1.2 core schema: the only ones read; any other tag is reported, not ignored. */
+const CORE_TAGS = '!!str, !!int, !!float, !!bool, !!null, !!map and !!seq';
+
 /** One file that was read. */
 export interface SourceFile {
   /** The path as messages show it: the main file as given, each include joined onto the directory of the file that includes it. */
@@ -35,6 +47,8 @@ export interface SourceFile {
   readonly mode: number | null;
   readonly doc: Document;
   readonly lineCounter: LineCounter;
+  /** The node each alias of the file stands for, found in one pass (Alias.resolve walks the whole document per call). */
+  readonly aliases: Map<Alias, Node>;
 }
 
 type Code = ConfigErrorCode;
@@ -148,8 +162,7 @@ class SourceReader {
       return { ...file.lineCounter.linePos(node.range[0]), file: file.name };
     };
     const resolveAlias = (alias: Alias): Node | undefined => {
-      const file = this.#fileOf.get(alias);
-      return file === undefined ? undefined : alias.resolve(file.doc);
+      return this.#fileOf.get(alias)?.aliases.get(alias);
     };
     this.origins = {
       locate,
@@ -208,8 +221,10 @@ class SourceReader {
    */
   parseText(name: string, text: string, mode: number | null, real: string, site: IncludeSite | undefined): { file: SourceFile; root: Node | null; patterns: IncludePattern[] } | null {
     const lineCounter = new LineCounter();
-    const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-    const file: SourceFile = { name, real, mode, doc, lineCounter };
+    // The core schema whatever a %YAML 1.1 directive says (so `yes` stays text and `<<` a plain
+    // key, as the docs promise), and no YAML 1.1 tags (!!binary, !!set, !!timestamp): they warn.
+    const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, schema: 'core', resolveKnownTags: false });
+    const file: SourceFile = { name, real, mode, doc, lineCounter, aliases: new Map() };
     this.files.push(file);
     this.#seen.set(real, { file, site });
     if (doc.errors.length > 0) {
@@ -220,13 +235,48 @@ class SourceReader {
       }
       return null;
     }
+    // An alias stands for the latest node before it with its anchor (YAML 1.2 §3.2.2.2); visit()
+    // meets nodes in document order, a collection before its items.
+    const anchored = new Map<string, Node>();
     visit(doc, {
       Node: (_key, node) => {
         this.#fileOf.set(node, file);
+        if (isAlias(node)) {
+          const target = anchored.get(node.source);
+          if (target !== undefined) file.aliases.set(node, target);
+        } else if (node.anchor !== undefined) {
+          anchored.set(node.anchor, node);
+        }
       },
     });
+    const untaggable: Scalar[] = [];
+    for (const warning of doc.warnings) {
+      // A tag this loader does not understand (an Ansible !vault, !!js/function) must not be read as its plain text.
+      const pos = lineCounter.linePos(warning.pos[0]);
+      const tag = /^Unresolved tag: (.*)$/.exec(warning.message)?.[1];
+      const message = tag === undefined
+        ? `${warning.message}, expected valid YAML`
+        : `has the tag ${tag.replace(/^tag:yaml\.org,2002:/, '!!')}, which is not understood here, expected a value without a tag (or one of the YAML 1.2 core tags ${CORE_TAGS}, matching its value)`;
+      const at = this.#nodeAt(doc, warning.pos[0]);
+      this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: name, ...pos, path: formatPath(at.path), message });
+      if (tag !== undefined && isScalar(at.node)) untaggable.push(at.node);
+    }
+    const tooMany = this.#aliasOverflow(file);
+    if (tooMany !== null) {
+      const pos = this.origins.locate(tooMany) ?? { line: 1, col: 1 };
+      this.#problem('OPENGSLB_ERR_CONFIG_INVALID', {
+        file: name,
+        line: pos.line,
+        col: pos.col,
+        path: formatPath(this.#nodeAt(doc, tooMany.range?.[0] ?? 0).path),
+        message: `*${tooMany.source} brings the nodes the aliases of this file stand for above ${MAX_ALIAS_NODES}, expected aliases that repeat less (each alias counts as every node it stands for)`,
+      }, true);
+      return null;
+    }
     const root = doc.contents as Node | null;
     this.#expandTree(file, root, []);
+    // A scalar whose tag was reported has no value to check: the walk skips it as it skips a failed ${VAR}.
+    for (const node of untaggable) this.#expandedFrom.set(node, 'failed');
     if (!isMap(root)) return { file, root, patterns: [] };
     const includesPair = root.items.find((p) => isScalar(p.key) && p.key.value === 'includes');
     if (includesPair === undefined) return { file, root, patterns: [] };
@@ -245,6 +295,55 @@ class SourceReader {
       return { file, root, patterns: [] };
     }
     return { file, root, patterns };
+  }
+
+  /**
+   * Returns the first alias at which the nodes the file's aliases stand for
+   * pass MAX_ALIAS_NODES, or null. Sizes are memoised, so nested aliases cost
+   * one walk of each anchored node; an alias inside the node it names counts as one node.
+   */
+  #aliasOverflow(file: SourceFile): Alias | null {
+    const sizes = new Map<Node, number>();
+    const sizeOf = (node: unknown): number => {
+      if (!isNode(node)) return 1;
+      const known = sizes.get(node);
+      if (known !== undefined) return known;
+      sizes.set(node, 1); // a cycle through this node counts it once
+      let size = 1;
+      if (isAlias(node)) size = sizeOf(file.aliases.get(node));
+      else if (isMap(node)) for (const pair of node.items) size += sizeOf(pair.key) + sizeOf(pair.value);
+      else if (isSeq(node)) for (const item of node.items) size += sizeOf(item);
+      sizes.set(node, size);
+      return size;
+    };
+    let total = 0;
+    for (const alias of file.aliases.keys()) {
+      total += sizeOf(alias);
+      if (total > MAX_ALIAS_NODES) return alias;
+    }
+    return null;
+  }
+
+  /**
+   * The innermost map value or list item that holds `offset`, and its key
+   * path, for messages about a spot in the text. A value's range starts after
+   * its tag and anchor, so the child taken is the first one that ends after
+   * `offset`, and an offset before its start is in that child's tag.
+   */
+  #nodeAt(doc: Document, offset: number): { path: PathSegment[]; node: unknown } {
+    const path: PathSegment[] = [];
+    let node: unknown = doc.contents;
+    for (;;) {
+      const children: [PathSegment, unknown][] = isMap(node)
+        ? node.items.map((pair) => [isScalar(pair.key) ? String(pair.key.value) : '?', pair.value])
+        : isSeq(node) ? node.items.map((item, i) => [i, item]) : [];
+      const next = children.find(([, child]) => isNode(child) && child.range !== undefined && child.range !== null && offset < child.range[1]);
+      if (next === undefined) return { path, node };
+      path.push(next[0]);
+      node = next[1];
+      // Before the child's own text: the offset is in its tag or anchor, so the child is the node.
+      if (offset < ((node as Node).range?.[0] ?? 0)) return { path, node };
+    }
   }
 
   /** Opens, checks and reads one file; null (after reporting why) when it cannot be used. */
@@ -292,6 +391,9 @@ class SourceReader {
   /** Reads the `includes:` value of a file: a list of non-empty texts; anything else is reported and skipped. */
   #includePatterns(file: SourceFile, value: Node | null): IncludePattern[] {
     const out: IncludePattern[] = [];
+    // Anchors and aliases work here as anywhere: `includes: *common`, `- *pattern`.
+    const deref = (node: Node): Node => (isAlias(node) ? (file.aliases.get(node) ?? node) : node);
+    if (value !== null) value = deref(value);
     if (value === null || (isScalar(value) && (value.value === null || value.value === ''))) return out;
     const posOf = (node: Node): Pos => this.origins.locate(node) ?? { line: 1, col: 1, file: file.name };
     const invalid = (node: Node, path: PathSegment[], message: string): void => {
@@ -303,7 +405,7 @@ class SourceReader {
       return out;
     }
     value.items.forEach((item, index) => {
-      const node = item as Node;
+      const node = deref(item as Node);
       if (!isScalar(node) || typeof node.value !== 'string' || node.value === '') {
         invalid(node, ['includes', index], 'is not a path, expected a path or glob pattern such as "conf.d/*.yaml"');
         return;

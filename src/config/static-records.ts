@@ -117,18 +117,26 @@ export function parseStaticRecord(line: string, apex: string, defaultTtlSec: num
   if (!isAtOrBelow(owner.name, apex)) return fail(`owner ${owner.name} is outside the zone ${apex}, expected a name equal to or below it`);
   let i = 1;
   let ttlSec = defaultTtlSec;
-  // TTL and class may come in either order (RFC 1035 §5.1).
-  for (let n = 0; n < 2 && i < tokens.length; n++) {
+  // TTL and class may come in either order (RFC 1035 §5.1), each at most once: a second one is a typo.
+  const once = 'expected at most one TTL and one class before the type';
+  let ttlText: string | null = null;
+  let classText: string | null = null;
+  while (i < tokens.length && !tokens[i].quoted) {
     const t = tokens[i].text;
-    if (!tokens[i].quoted && /^[0-9]+$/.test(t)) {
+    if (/^[0-9]+$/.test(t)) {
+      if (ttlText !== null) return fail(`a second TTL ${t} after ${ttlText}, ${once}`);
       const v = uint(t, maxTtlSec, 'TTL');
       if (typeof v === 'string') return fail(v);
       ttlSec = v;
-      i++;
-    } else if (!tokens[i].quoted && /^(IN|CH|HS|CLASS[0-9]+)$/i.test(t)) {
+      ttlText = t;
+    } else if (/^(IN|CH|HS|CLASS[0-9]+)$/i.test(t)) {
+      if (classText !== null) return fail(`a second class ${t}, ${once}`);
       if (t.toUpperCase() !== 'IN') return fail(`class ${t} is not served, expected IN`);
-      i++;
+      classText = t;
+    } else {
+      break;
     }
+    i++;
   }
   if (i >= tokens.length) return fail(`the type is missing, ${EXPECTED_LINE}`);
   const type = tokens[i].text.toUpperCase();

@@ -6,7 +6,7 @@
 
 import { Document, isAlias, isMap, isScalar, isSeq } from 'yaml';
 import type { Alias, LineCounter, Node, Scalar, YAMLMap, YAMLSeq } from 'yaml';
-import { normaliseDomainName, normaliseMailbox } from './domain-name.ts';
+import { asciiLower, asciiUpper, normaliseDomainName, normaliseMailbox } from './domain-name.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { parseEndpoint } from './endpoint.ts';
 import { parseCidr, parseIp } from './ip.ts';
@@ -349,9 +349,12 @@ function parseScalar(node: Scalar, schema: ScalarSchema, path: readonly PathSegm
   return result;
 }
 
-/** Matches what YAML 1.2's core schema reads as a decimal integer or a float, for expanded text. */
-const EXPANDED_INT = /^[-+]?[0-9]+$/;
-const EXPANDED_FLOAT = /^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$/;
+/**
+ * Matches what YAML 1.2's core schema reads as a number (decimal, float, 0o
+ * octal, 0x hex), for expanded text; Number() reads each form the same way.
+ * An integer key takes any of them, as it does written plainly (`16.0` is 16).
+ */
+const EXPANDED_NUMBER = /^(?:[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+)$/;
 
 function parseScalarValue(node: Scalar, schema: ScalarSchema, path: readonly PathSegment[], expanded: boolean): ScalarResult {
   // A secret is never quoted in a message: it would end up in logs.
@@ -361,8 +364,7 @@ function parseScalarValue(node: Scalar, schema: ScalarSchema, path: readonly Pat
     // ${VAR} always expands to text; an integer, number or boolean key reads
     // that text as YAML would have read it written plainly.
     if (schema.kind === 'bool' && /^(true|false)$/i.test(v)) v = v.toLowerCase() === 'true';
-    else if (schema.kind === 'int' && EXPANDED_INT.test(v)) v = Number(v);
-    else if (schema.kind === 'float' && EXPANDED_FLOAT.test(v)) v = Number(v);
+    else if ((schema.kind === 'int' || schema.kind === 'float') && EXPANDED_NUMBER.test(v)) v = Number(v);
   }
   switch (schema.kind) {
     case 'bool':
@@ -385,7 +387,8 @@ function parseScalarValue(node: Scalar, schema: ScalarSchema, path: readonly Pat
   const quoted = schema.secret === true ? desc : JSON.stringify(text);
   switch (schema.kind) {
     case 'string': {
-      const value = schema.case === 'upper' ? text.toUpperCase() : schema.case === 'lower' ? text.toLowerCase() : text;
+      // ASCII case only, so the pattern below sees what was written ("\u0131e" must not become "IE").
+      const value = schema.case === 'upper' ? asciiUpper(text) : schema.case === 'lower' ? asciiLower(text) : text;
       if (schema.minLength !== undefined && value.length < schema.minLength) {
         return { error: `${quoted} is too short, expected at least ${schema.minLength} characters` };
       }

@@ -7,6 +7,7 @@
 
 import { isIP } from 'node:net';
 import { Packr, Unpackr } from 'msgpackr';
+import { HEADER_NAME, HEADER_VALUE, REQUEST_PATH } from '../lib/http-syntax.ts';
 
 /** Backends one message may carry; more is refused (bounds the work per message). */
 export const MAX_BACKENDS = 1024;
@@ -264,9 +265,6 @@ function address(v: unknown, path: string): string {
 
 const BACKEND_KEYS = ['service', 'address', 'port', 'weight', 'health', 'drain', 'check'] as const;
 const CHECK_KEYS = ['type', 'path', 'host', 'expectedStatus', 'headers', 'bodyMatch', 'tlsVerify', 'failureThreshold', 'successThreshold'] as const;
-const PATH = /^\/[\x21-\x7e]*$/;
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const HEADER_VALUE = /^[\x20-\x7e\t]*$/;
 
 function bool(v: unknown, path: string): boolean {
   if (typeof v !== 'boolean') fail(path, `got ${describe(v)}, expected true or false`);
@@ -290,7 +288,7 @@ function check(v: unknown, path: string): BackendCheck | null {
   const headers: Record<string, string> = Object.create(null);
   for (const [name, value] of entries) {
     text(name, `${path}.headers key`, HEADER_NAME, 'an HTTP header name', 64);
-    if (typeof value !== 'string' || value.length > 1024 || !HEADER_VALUE.test(value)) fail(`${path}.headers.${name}`, `got ${describe(value)}, expected a header value on one line`);
+    if (typeof value !== 'string' || value.length > 1024 || !HEADER_VALUE.test(value)) fail(`${path}.headers.${name}`, `got ${describe(value)}, expected a header value of visible characters, spaces and tabs`);
     headers[name] = own(value);
   }
   let bodyMatch: BackendCheck['bodyMatch'] = null;
@@ -303,7 +301,7 @@ function check(v: unknown, path: string): BackendCheck | null {
   }
   return {
     type: oneOf<BackendCheck['type']>(c.type, `${path}.type`, BACKEND_CHECK_TYPES),
-    path: text(c.path, `${path}.path`, PATH, 'a path that starts with "/" and has no spaces', 2048),
+    path: text(c.path, `${path}.path`, REQUEST_PATH, 'a path that starts with "/" and has visible ASCII characters only', 2048),
     host: c.host === null ? null : address(c.host, `${path}.host`),
     expectedStatus: ranges,
     headers,

@@ -233,12 +233,13 @@ export class ResponseReader {
 
   /** Parses "HTTP/1.x NNN reason" without building a string (the hot case: status-only checks). */
   #statusLine(buf: Buffer, start: number, end: number): number {
-    // "HTTP/" digit "." digit SP 3DIGIT, then SP reason or the end of the line (RFC 9112 §4).
+    // "HTTP/1." digit SP 3DIGIT, then SP reason or the end of the line (RFC 9112 §4).
     if (end - start < 12) return ERR_BAD_RESPONSE;
     if (buf[start] !== 0x48 || buf[start + 1] !== 0x54 || buf[start + 2] !== 0x54 || buf[start + 3] !== 0x50 || buf[start + 4] !== 0x2f) {
       return ERR_BAD_RESPONSE;
     }
-    if (!isDigit(buf[start + 5]) || buf[start + 6] !== 0x2e || !isDigit(buf[start + 7]) || buf[start + 8] !== 0x20) return ERR_BAD_RESPONSE;
+    // Major version 1 only: a reply that is not HTTP/1.x ("HTTP/2.0 200", "HTTP/0.9 200") is no answer to an HTTP/1.1 GET.
+    if (buf[start + 5] !== 0x31 || buf[start + 6] !== 0x2e || !isDigit(buf[start + 7]) || buf[start + 8] !== 0x20) return ERR_BAD_RESPONSE;
     const d0 = buf[start + 9];
     const d1 = buf[start + 10];
     const d2 = buf[start + 11];
@@ -252,7 +253,7 @@ export class ResponseReader {
     if (this.#interim) return READ_MORE;
     this.status = status;
     // RFC 9112 §9.3: persistence is the default from HTTP/1.1 on; an HTTP/1.0 server closes unless told otherwise.
-    this.#http11 = buf[start + 5] === 0x31 && buf[start + 7] >= 0x31;
+    this.#http11 = buf[start + 7] >= 0x31;
     if (!this.needBody && !this.keepAlive) return this.#finish(false);
     return READ_MORE;
   }

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
+import { HEADER_NAME, HEADER_VALUE, REQUEST_PATH } from '../lib/http-syntax.ts';
 import { ResponseReader, READ_DONE, readErrorReason } from './http-response.ts';
 import type { CheckSpec, ProbeResult } from './types.ts';
 
@@ -74,10 +75,6 @@ export function statusExpected(status: number, ranges: CheckSpec['expectedStatus
   return false;
 }
 
-// RFC 9110 §5.1 token, §5.5 field value; the path is sent as is, so it must be visible ASCII.
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const PATH = /^\/[\x21-\x7e]*$/;
 
 /** What runProbe needs of a spec, prepared once. */
 interface Prepared {
@@ -105,7 +102,7 @@ const preparedBySpec = new WeakMap<CheckSpec, Prepared>();
 
 /** Builds the request text; returns a reason string instead when a part could be used for header injection. */
 function buildRequest(spec: CheckSpec): Buffer | string {
-  if (!PATH.test(spec.path)) return 'error: invalid path';
+  if (!REQUEST_PATH.test(spec.path)) return 'error: invalid path';
   const headers = new Map<string, [string, string]>();
   const set = (name: string, value: string): void => void headers.set(name.toLowerCase(), [name, value]);
   set('Host', hostHeader(spec));
@@ -116,15 +113,40 @@ function buildRequest(spec: CheckSpec): Buffer | string {
   // connections (see docs/health-checks.md, "Keep-alive").
   set('Connection', spec.keepAlive === true ? 'keep-alive' : 'close');
   for (const [name, value] of Object.entries(spec.headers)) {
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return `error: invalid header ${JSON.stringify(name)}`;
+    if (!HEADER_NAME.test(name) || !HEADER_VALUE.test(value)) return `error: invalid header ${JSON.stringify(name)}`;
     set(name, value);
   }
   let text = `GET ${spec.path} HTTP/1.1\r\n`;
   for (const [name, value] of headers.values()) {
-    if (!FIELD_VALUE.test(value)) return `error: invalid header ${JSON.stringify(name)}`;
+    if (!HEADER_VALUE.test(value)) return `error: invalid header ${JSON.stringify(name)}`;
     text += `${name}: ${value}\r\n`;
   }
   return Buffer.from(`${text}\r\n`, 'latin1');
+}
+
+/** Compiles a body_match; a reason string when its regex does not compile. */
+function compileMatch(bodyMatch: CheckSpec['bodyMatch']): { text: string | null; regex: RegExp | null } | string {
+  if (bodyMatch === null) return { text: null, regex: null };
+  if (bodyMatch.kind === 'substring') return { text: bodyMatch.pattern, regex: null };
+  try {
+    return { text: null, regex: new RegExp(bodyMatch.pattern) };
+  } catch {
+    return 'error: invalid body_match regex';
+  }
+}
+
+/**
+ * Why every probe of `spec` would fail before connecting (an invalid
+ * body_match regex, a path or header that cannot be sent), or null. The
+ * probe reports these as its reason; a config loader can call this to refuse
+ * such a check up front instead of letting it take its servers down.
+ */
+export function specProblem(spec: CheckSpec): string | null {
+  const match = compileMatch(spec.bodyMatch);
+  if (typeof match === 'string') return match;
+  if (spec.type !== 'http' && spec.type !== 'https') return null;
+  const built = buildRequest(spec);
+  return typeof built === 'string' ? built : null;
 }
 
 function prepare(spec: CheckSpec): Prepared {
@@ -135,15 +157,11 @@ function prepare(spec: CheckSpec): Prepared {
   let invalid: string | null = null;
   let request: Buffer | null = null;
   let tlsOptions: tls.ConnectionOptions | null = null;
-  if (spec.bodyMatch !== null) {
-    if (spec.bodyMatch.kind === 'substring') matchText = spec.bodyMatch.pattern;
-    else {
-      try {
-        matchRegex = new RegExp(spec.bodyMatch.pattern);
-      } catch {
-        invalid = 'error: invalid body_match regex';
-      }
-    }
+  const match = compileMatch(spec.bodyMatch);
+  if (typeof match === 'string') invalid = match;
+  else {
+    matchText = match.text;
+    matchRegex = match.regex;
   }
   if (spec.type === 'http' || spec.type === 'https') {
     const built = buildRequest(spec);

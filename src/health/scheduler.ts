@@ -32,6 +32,13 @@ export const START_WINDOW_SHARE = 0.002;
 /** The first probes of new targets are spread over at least [0, min(interval, FIRST_SPREAD_MS)). */
 export const FIRST_SPREAD_MS = 1000;
 /**
+ * Share of the first-round spread that bounds the start window of a first
+ * probe: 20 ms of the 1 s spread, the window of a 10 s interval. Without it a
+ * long interval's window (7.2 s at 1 h) would swallow the whole spread and
+ * start every first probe on one wake-up.
+ */
+export const FIRST_WINDOW_SHARE = 0.02;
+/**
  * Most first probes started per second: when an update() brings more new
  * targets than this, their first probes are spread over count / rate seconds
  * (never more than their interval). Starting 10 000 probes within one second
@@ -92,6 +99,8 @@ class TargetState {
   transitions = 0;
   /** performance.now() at which the next probe is due (valid while in the heap). */
   dueMs = 0;
+  /** Probes due within this many ms of this one's due time start with it (see START_WINDOW_SHARE, FIRST_WINDOW_SHARE). */
+  windowMs = 1;
   /** performance.now() at which the current or last probe started. */
   startedMs = 0;
   /** Position in the heap, or -1 when not queued (in flight, unchecked or removed). */
@@ -197,6 +206,7 @@ export class HealthScheduler {
       }
       this.#unknown++;
       t.dueMs = nowMs + this.#random() * Math.min(t.spec.intervalMs, spreadMs);
+      t.windowMs = Math.max(1, Math.min(t.spec.intervalMs * START_WINDOW_SHARE, spreadMs * FIRST_WINDOW_SHARE));
       this.#push(t);
     }
     this.#arm();
@@ -271,7 +281,7 @@ export class HealthScheduler {
     const nowMs = performance.now();
     // One wake-up starts every probe due within its start window (timers also
     // fire up to a millisecond early or late, hence the 1 ms floor).
-    while (this.#heap.length > 0 && this.#heap[0].dueMs <= nowMs + Math.max(1, this.#heap[0].spec.intervalMs * START_WINDOW_SHARE)) {
+    while (this.#heap.length > 0 && this.#heap[0].dueMs <= nowMs + this.#heap[0].windowMs) {
       const t = this.#pop();
       this.#start(t, nowMs);
     }
@@ -328,6 +338,7 @@ export class HealthScheduler {
       // probe therefore lands anywhere in [0.5, 1.5] intervals, which spreads
       // a fleet evenly over its interval from the second round on.
       t.phased = true;
+      t.windowMs = Math.max(1, t.spec.intervalMs * START_WINDOW_SHARE);
       offsetMs = (0.5 + this.#random()) * t.spec.intervalMs;
     } else {
       offsetMs = t.spec.intervalMs + (this.#random() * 2 - 1) * JITTER_SHARE * t.spec.intervalMs;

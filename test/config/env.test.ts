@@ -70,6 +70,14 @@ test('expands an integer key from the environment and reads it as an integer, qu
   assert.equal(config.dns.workers, 3);
 });
 
+test('reads an expanded integer in every form YAML reads written plainly: 0x10, 0o20, 16.0, 1.6e1', () => {
+  // The docs promise the same reading as the word written plainly; plainly, each of these is 16.
+  assert.equal(parse(['dns:', '  default_ttl: 0x10'], {}).dns.defaultTtlSec, 16);
+  for (const ttl of ['0x10', '0o20', '16.0', '1.6e1', '+16']) {
+    assert.equal(parse(['dns:', '  default_ttl: ${TTL}'], { TTL: ttl }).dns.defaultTtlSec, 16, `TTL=${ttl}`);
+  }
+});
+
 test('expands boolean, duration, endpoint and list items from the environment', () => {
   const config = parse(
     ['dns:', '  return_last_healthy: ${LAST}', '  listen_address: "${ADDR:-127.0.0.1:0}"', '  tcp_idle_timeout: ${IDLE}', '  zones: ["${ZONE}"]'],

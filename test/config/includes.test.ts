@@ -262,6 +262,19 @@ test('reports an includes value that is not a list of paths', async (t) => {
   assertProblems(await problems(dir), ['main.yaml:8:11: includes: is not a list, expected a list of paths or glob patterns']);
 });
 
+test('follows an includes list, or an entry, written as an alias, as anchors and aliases work everywhere else', async (t) => {
+  const dir = await configTree(t, {
+    'main.yaml': [...DNS, 'x-includes: &inc [conf.d/a.yaml]', 'includes: *inc'],
+    'conf.d/a.yaml': [...REGION('eu-west', '192.0.2.10'), 'x: &b conf.d/b.yaml', 'includes: [*b]'],
+    'conf.d/conf.d/b.yaml': DOMAIN('app.example.test', 'eu-west'),
+  });
+  // Only the unknown keys that hold the anchors remain: the includes themselves were followed.
+  assertProblems(await problems(dir), [
+    'main.yaml:3:1: x-includes: unknown key "x-includes"',
+    'conf.d/a.yaml:4:1: x: unknown key "x"',
+  ]);
+});
+
 test('skips hidden files and directories in globs unless the pattern names them', async (t) => {
   const dir = await configTree(t, {
     'main.yaml': [...DNS, ...REGION('eu-west', '192.0.2.10'), 'includes: ["domains/**/*.yaml"]'],

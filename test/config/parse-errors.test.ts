@@ -142,7 +142,7 @@ const cases: Case[] = [
   {
     name: 'reports a health-check path that does not start with a slash',
     yaml: [...SERVER, '    health_check: { path: health }', ...DOMAIN],
-    expect: ['x.yaml:4:27: regions[0].health_check.path: "health" is invalid, expected a path that starts with "/" and has no spaces'],
+    expect: ['x.yaml:4:27: regions[0].health_check.path: "health" is invalid, expected a path that starts with "/" and has visible ASCII characters only (%-encode spaces and others)'],
   },
   {
     name: 'reports an unknown routing algorithm with the accepted ones',
@@ -361,6 +361,46 @@ const cases: Case[] = [
       'x.yaml:5:26: regions[0].servers[0].address: "192.0.2.999" is not an IP address',
       'x.yaml:7:41: domains[0].regions[0]: "nowhere" is not a region in regions',
     ],
+  },
+  // Tags: a value tagged with something this loader does not understand (an Ansible "!vault", a
+  // language-specific "!!js/function", the YAML 1.1 "!!binary") must not be used as its plain text.
+  {
+    name: 'reports a value with an unknown local tag instead of using its text',
+    yaml: [...SERVER, ...DOMAIN, 'api:', '  token: !vault abcdefabcdefabcdefabcdefabcdef'],
+    expect: ['x.yaml:7:10: api.token: has the tag !vault, which is not understood here, expected a value without a tag'],
+  },
+  {
+    name: 'reports YAML 1.1 and language-specific tags (!!binary, !!js/function, !!set) instead of reading them',
+    yaml: [...SERVER, ...DOMAIN, 'dns:', '  listen_address: !!binary OjUz', 'logging: !!set', '  ? level', 'metrics: { address: !!js/function "f" }'],
+    expect: [
+      'x.yaml:7:19: dns.listen_address: has the tag !!binary, which is not understood here',
+      'x.yaml:8:10: logging: has the tag !!set, which is not understood here',
+      'x.yaml:10:21: metrics.address: has the tag !!js/function, which is not understood here',
+    ],
+  },
+  {
+    name: 'reports a core tag that does not fit its value (!!int on text)',
+    yaml: [...SERVER, ...DOMAIN, 'dns: { listen_address: !!int ":53" }'],
+    expect: ['x.yaml:6:24: dns.listen_address: has the tag !!int, which is not understood here'],
+  },
+  {
+    name: 'reads a file with a %YAML 1.1 directive as YAML 1.2 all the same: "yes" is not a boolean',
+    yaml: ['%YAML 1.1', '---', ...SERVER, ...DOMAIN, 'dns: { return_last_healthy: yes }'],
+    expect: ['x.yaml:8:29: dns.return_last_healthy: "yes" is not a boolean, expected true or false'],
+  },
+  // Aliases: each one counts as every node it stands for, so a few hundred bytes cannot make the
+  // validator walk (and report on) millions of nodes ("billion laughs").
+  {
+    name: 'refuses aliases that stand for more nodes than a config holds, at the alias that crosses the limit',
+    yaml: [
+      'x: &s [192.0.2.1, 192.0.2.2, 192.0.2.3, 192.0.2.4, 192.0.2.5, 192.0.2.6, 192.0.2.7, 192.0.2.8, 192.0.2.9, 192.0.2.10]',
+      'y: &t [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]',
+      'z: &u [*t, *t, *t, *t, *t, *t, *t, *t, *t, *t]',
+      'w: &v [*u, *u, *u, *u, *u, *u, *u, *u, *u, *u]',
+      'v: &w [*v, *v, *v, *v, *v, *v, *v, *v, *v, *v]',
+      'u: [*w, *w, *w, *w, *w, *w, *w, *w, *w, *w]',
+    ],
+    expect: ['x.yaml:5:36: v[7]: *v brings the nodes the aliases of this file stand for above 100000, expected aliases that repeat less'],
   },
 ];
 

@@ -490,6 +490,12 @@ const cases: Case[] = [
     }],
   },
   {
+    name: 'upper-cases country codes in ASCII only, so a dotless i is not taken for "I"',
+    yaml: [...REGION, '    countries: [ie]', ...DOMAIN],
+    get: (c) => c.regions[0]?.countries,
+    expect: ['IE'],
+  },
+  {
     name: 'accepts XK (Kosovo), which GeoIP databases use',
     yaml: [...REGION, '    countries: [xk]', ...DOMAIN],
     get: (c) => c.regions[0]?.countries,
@@ -513,4 +519,24 @@ test('deep-freezes the returned config', () => {
   assert.throws(() => {
     (config.domains as unknown as unknown[]).push({});
   }, TypeError);
+});
+
+test('refuses a country code that upper-cases to ASCII only outside ASCII (dotless i, sharp s)', () => {
+  // "\u0131e".toUpperCase() is "IE" and "\u00df".toUpperCase() is "SS": both passed the pattern.
+  for (const code of ['\u0131e', '\u00df']) {
+    assert.throws(() => parseConfigText([...REGION, `    countries: ["${code}"]`, ...DOMAIN].join('\n'), 'test.yaml'), /is invalid, expected a two-letter ISO 3166-1 country code/);
+  }
+});
+
+test('resolves thousands of aliases in one file in linear time', () => {
+  // yaml's Alias.resolve() walks the whole document for every alias: 5000 domains that share
+  // `regions: *all` took half a minute. The loader resolves each file's anchors in one pass.
+  const domains = Array.from({ length: 5000 }, (_, i) => `  - { name: d${i}.example.test, regions: *all }`);
+  const yaml = [...REGION, 'domains:', '  - { name: app.example.test, regions: &all [eu-west] }', ...domains];
+  const started = performance.now();
+  const config = parseConfigText(yaml.join('\n'), 'test.yaml');
+  const ms = performance.now() - started;
+  assert.equal(config.domains.length, 5001);
+  assert.deepEqual(config.domains[5000]?.regions, ['eu-west']);
+  assert.ok(ms < 5000, `took ${Math.round(ms)} ms`);
 });

@@ -88,6 +88,10 @@ run<string>([
   { name: 'refuses a space and names the character', input: 'my host.test', expect: { error: 'contains " "' } },
   { name: 'refuses non-ASCII and points to the xn-- form', input: 'bücher.test', expect: { error: 'xn-- form' } },
   { name: 'refuses the root name', input: '.', expect: { error: 'is the root name' } },
+  // Lower-casing is ASCII only: the Kelvin sign (U+212A) would become "k" and the dotted capital I
+  // (U+0130) "i" plus a combining dot, turning a non-ASCII name into another, ASCII or garbled, one.
+  { name: 'refuses the Kelvin sign instead of lower-casing it to "k"', input: 'app.example.\u212Aest', expect: { error: 'contains "\u212A" (write internationalised names in their xn-- form)' } },
+  { name: 'names a dotted capital I as the offending character', input: '\u0130stanbul.test', expect: { error: 'contains "\u0130"' } },
 ], normaliseDomainName, (ok) => String(ok.name));
 
 run<string>([

@@ -24,6 +24,9 @@ const cases: { name: string; records: string[]; more?: string[]; expect: string[
   { name: 'too few fields', records: ['- "mail A"'], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "mail A": too few fields`] },
   { name: 'a name outside the zone', records: ['- "x.example.net. A 192.0.2.1"'], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "x.example.net. A 192.0.2.1": owner x.example.net is outside the zone example.test`] },
   { name: 'an unterminated quote', records: ["- '@ TXT \"open'"], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "@ TXT \\"open" has a quoted string without its closing quote`] },
+  // RFC 1035 §5.1 allows one TTL and one class, in either order; a second one is a typo, not a new value.
+  { name: 'two TTLs', records: ['- "mail 300 60 A 192.0.2.1"'], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "mail 300 60 A 192.0.2.1": a second TTL 60 after 300, expected at most one TTL and one class before the type`] },
+  { name: 'two classes', records: ['- "mail IN IN A 192.0.2.1"'], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "mail IN IN A 192.0.2.1": a second class IN, expected at most one TTL and one class before the type`] },
   { name: 'an MX without its preference', records: ['- "@ MX mail"'], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "@ MX mail": MX takes 2 fields (PREFERENCE EXCHANGE), got 1`] },
   { name: 'a CAA with a bad tag', records: ['- \'@ CAA 0 is-sue "x"\''], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "@ CAA 0 is-sue \\"x\\"": CAA tag "is-sue" is not 1 to 15 letters and digits`] },
   {

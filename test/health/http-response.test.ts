@@ -152,6 +152,21 @@ const cases: { name: string; wire: Buffer; needBody: boolean; eof: boolean; expe
     expect: { result: ERR_BAD_RESPONSE, status: 0, body: '' },
   },
   {
+    // docs/health-checks.md: "error: bad response" is "the reply was not HTTP/1.x".
+    name: 'a major version other than 1 is a bad response',
+    wire: crlf(['HTTP/2.0 200 OK', '', '']),
+    needBody: false,
+    eof: false,
+    expect: { result: ERR_BAD_RESPONSE, status: 0, body: '' },
+  },
+  {
+    name: 'HTTP/0.9-style version 0.9 is a bad response',
+    wire: crlf(['HTTP/0.9 200 OK', '', '']),
+    needBody: false,
+    eof: false,
+    expect: { result: ERR_BAD_RESPONSE, status: 0, body: '' },
+  },
+  {
     name: 'a two-digit status is a bad response',
     wire: Buffer.from('HTTP/1.1 20 OK\r\n\r\n'),
     needBody: false,

@@ -5,7 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { BODY_LIMIT_BYTES, USER_AGENT, hostHeader, reasonForError, runProbe, startProbe } from '../../src/health/probe.ts';
+import { BODY_LIMIT_BYTES, USER_AGENT, hostHeader, reasonForError, runProbe, specProblem, startProbe } from '../../src/health/probe.ts';
 import type { ProbeResult } from '../../src/health/types.ts';
 import { closedPort, listen, makeSpec, testCertificates } from './helpers.ts';
 
@@ -308,6 +308,24 @@ test('abort() ends a probe in flight at once with "aborted" and closes its conne
 test('a header value with a line break is refused instead of being sent', async () => {
   const r = await runProbe(makeSpec({ port: 1, headers: { 'X-Bad': 'a\r\nInjected: yes' } }));
   assert.deepEqual([r.ok, r.reason], [false, 'error: invalid header "X-Bad"']);
+});
+
+test('specProblem names, without connecting, the reason every probe of a spec that cannot be sent would fail with', async () => {
+  const bad: [Partial<import('../../src/health/types.ts').CheckSpec>, string][] = [
+    [{ bodyMatch: { kind: 'regex', pattern: '(' } }, 'error: invalid body_match regex'],
+    [{ path: '/h\u00e9alth' }, 'error: invalid path'],
+    [{ headers: { 'Bad Name': 'x' } }, 'error: invalid header "Bad Name"'],
+    [{ headers: { 'X-Ctl': '\u0001' } }, 'error: invalid header "X-Ctl"'],
+  ];
+  for (const [overrides, reason] of bad) {
+    const spec = makeSpec({ port: 1, ...overrides });
+    assert.equal(specProblem(spec), reason, JSON.stringify(overrides));
+    // The same reason the probe itself reports.
+    assert.equal((await runProbe(spec)).reason, reason, JSON.stringify(overrides));
+  }
+  assert.equal(specProblem(makeSpec({ headers: { 'X-Ok': 'yes' }, bodyMatch: { kind: 'regex', pattern: 'ok|ready' } })), null);
+  // Path and headers are not sent by a TCP check; a broken regex still is a problem.
+  assert.equal(specProblem(makeSpec({ type: 'tcp', path: '/h\u00e9alth' })), null);
 });
 
 test('options the socket layer rejects become a failed probe, not an exception', async () => {

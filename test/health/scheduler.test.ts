@@ -4,7 +4,7 @@ import { EventEmitter, once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { FIRST_ROUND_GRACE_MS, HealthScheduler, JITTER_SHARE, NO_FIRST_RESULT, START_WINDOW_SHARE, type ProbeStarter } from '../../src/health/scheduler.ts';
+import { FIRST_ROUND_GRACE_MS, FIRST_SPREAD_MS, FIRST_WINDOW_SHARE, HealthScheduler, JITTER_SHARE, NO_FIRST_RESULT, START_WINDOW_SHARE, type ProbeStarter } from '../../src/health/scheduler.ts';
 import { groupTargets } from '../../src/health/targets.ts';
 import { targetKey } from '../../src/health/types.ts';
 import type { CheckSpec, CheckTarget, ProbeResult } from '../../src/health/types.ts';
@@ -294,6 +294,22 @@ test('the first probes of 100 targets with a 1 s interval are spread over the fi
   assert.ok(Math.max(...perMs.values()) <= 10, `${Math.max(...perMs.values())} probes in one millisecond`);
 });
 
+test('with a long interval the first probes are still spread over the first second: the start window does not swallow the spread', async (t) => {
+  // 0.2 % of 1 h is 7.2 s, wider than the whole 1 s first-round spread: every first probe used to start on one wake-up.
+  const probe = new StandInProbe();
+  const { scheduler } = newScheduler(t, probe);
+  const t0 = performance.now();
+  scheduler.update(Array.from({ length: 200 }, (_, i) => target(makeSpec({ address: `10.0.6.${i}`, intervalMs: 3_600_000 }), [i])));
+  await scheduler.firstRound();
+  assert.equal(probe.calls.length, 200);
+  const offsets = probe.calls.map((c) => c.startMs - t0).sort((a, b) => a - b);
+  const perMs = new Map<number, number>();
+  for (const o of offsets) perMs.set(Math.floor(o), (perMs.get(Math.floor(o)) ?? 0) + 1);
+  assert.ok(offsets[199] - offsets[0] > 500, `spread only ${(offsets[199] - offsets[0]).toFixed(1)} ms`);
+  assert.ok(perMs.size >= 25, `only ${perMs.size} distinct milliseconds`);
+  assert.ok(Math.max(...perMs.values()) <= 25, `${Math.max(...perMs.values())} probes in one millisecond`);
+});
+
 test('the second probe lands at a random phase of the interval, spreading a fleet whose first round was packed', async (t) => {
   const probe = new StandInProbe();
   const { scheduler } = newScheduler(t, probe);
@@ -331,21 +347,23 @@ test('later probes start one interval after the previous start, jittered by at m
 
 test('probes due within 0.2 % of their interval start together on one wake-up, never earlier than that', async (t) => {
   const probe = new StandInProbe();
-  // First due offsets: random() × min(interval, 1 s) = 100, 150, 190, 300, 345 ms; then no jitter.
-  // A 100 ms window, so a first timer that fires late on a loaded machine
-  // (9 ms was seen with a 20 ms window and dues 10 ms apart) moves no probe
-  // from one wake-up to the other.
-  const draws = [0.1, 0.15, 0.19, 0.3, 0.345];
+  // First due offsets: random() × min(interval, 1 s) = 100, 105, 112, 300, 310 ms; then no jitter.
+  // A 20 ms window (0.2 % of 10 s, which is also the first-round bound of
+  // FIRST_WINDOW_SHARE × 1 s). The groups are 190 ms apart, so a first timer
+  // that fires late on a loaded machine (9 ms was seen) moves no probe from
+  // one wake-up to the other.
+  const draws = [0.1, 0.105, 0.112, 0.3, 0.31];
   const { scheduler } = newScheduler(t, probe, { random: () => draws.shift() ?? 0.5 });
-  const intervalMs = 50_000;
+  const intervalMs = 10_000;
   const windowMs = intervalMs * START_WINDOW_SHARE;
-  assert.equal(windowMs, 100);
+  assert.equal(windowMs, 20);
+  assert.equal(FIRST_SPREAD_MS * FIRST_WINDOW_SHARE, 20);
   const t0 = performance.now();
   scheduler.update(Array.from({ length: 5 }, (_, i) => target(makeSpec({ address: `10.0.5.${i}`, intervalMs }), [i])));
   await until(probe, 'call', () => probe.calls.length >= 5);
   const at = probe.calls.map((c) => ({ address: c.address, ms: c.startMs - t0 }));
-  const dueMs = [100, 150, 190, 300, 345];
-  // 100, 150 and 190 are within 100 ms of 100: one timer starts all three; 300 starts 345 with it.
+  const dueMs = [100, 105, 112, 300, 310];
+  // 105 and 112 are within 20 ms of 100: one timer starts all three; 300 starts 310 with it.
   const groups = [at.slice(0, 3), at.slice(3)];
   assert.deepEqual(at.map((a) => a.address), ['10.0.5.0', '10.0.5.1', '10.0.5.2', '10.0.5.3', '10.0.5.4']);
   for (const g of groups) assert.ok(g.at(-1)!.ms - g[0].ms < 1, `one wake-up per group: ${JSON.stringify(at)}`);

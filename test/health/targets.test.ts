@@ -76,3 +76,45 @@ domains:
   const plain = specFor(region.healthCheck, region.servers[1]);
   assert.deepEqual([plain.address, plain.port, plain.host], ['192.0.2.1', 80, null]);
 });
+
+test('a health_check no probe could send is refused by the config loader, at its line, not left to take its servers down', () => {
+  const cases: [string, RegExp][] = [
+    ['{ body_match: "/(/" }', /inline\.yaml:11:\d+: regions\[0\]\.health_check\.body_match: "\/\(\/" is not a valid regular expression \(.*\), expected \/REGEX\/ or plain text/],
+    ['{ path: "/h\u00e9alth" }', /regions\[0\]\.health_check\.path: .* expected a path that starts with "\/" and has visible ASCII characters only/],
+    ['{ path: "/a b" }', /regions\[0\]\.health_check\.path: /],
+    ['{ headers: { "Bad Name": "x" } }', /regions\[0\]\.health_check\.headers\["Bad Name"\]: "Bad Name" is not a header name, expected letters, digits/],
+    ['{ headers: { "X-Ctl": "\\u0001" } }', /regions\[0\]\.health_check\.headers\.X-Ctl: .*expected a header value of visible characters, spaces and tabs/],
+    ['{ headers: { Host: other.example } }', /regions\[0\]\.health_check\.headers\.Host: Host is set by the probe, expected other headers: set health_check\.host instead/],
+    ['{ headers: { Content-Length: "5" } }', /Content-Length is set by the probe, expected other headers: a check sends no body/],
+  ];
+  for (const [hc, message] of cases) {
+    const text = `dns:
+  listen_address: "127.0.0.1:8053"
+  zones: [example.test]
+  nameservers:
+    - name: ns1.example.test
+      addresses: [127.0.0.1]
+regions:
+  - name: eu
+    servers:
+      - { address: 192.0.2.1 }
+    health_check: ${hc}
+domains:
+  - { name: app.example.test, regions: [eu] }
+`;
+    assert.throws(() => parseConfigText(text, 'inline.yaml'), (err: Error) => {
+      assert.match(err.message, message, hc);
+      return true;
+    }, hc);
+  }
+  // Still taken: a /regex/, a %-encoded path, an ordinary header.
+  parseConfigText(`dns:
+  listen_address: "127.0.0.1:8053"
+  zones: [example.test]
+  nameservers: [{ name: ns1.example.test, addresses: [127.0.0.1] }]
+regions:
+  - { name: eu, servers: [{ address: 192.0.2.1 }], health_check: { body_match: "/ok|up/", path: "/h%C3%A9alth?full=1", headers: { X-Probe: "opengslb 1.0" } } }
+domains:
+  - { name: app.example.test, regions: [eu] }
+`, 'inline.yaml');
+});
