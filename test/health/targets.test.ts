@@ -36,9 +36,9 @@ test('groupTargets keeps checks apart when any setting differs, header order asi
   assert.deepEqual(targets.map((t) => t.slots), [[0, 1], [2], [3], [4], [5], [6]]);
 });
 
-test('specFor takes check_address, check_port and host from the server and the rest from health_check', () => {
-  const config = parseConfigText(
-    `dns:
+/** A config of one region `eu` with `servers` (flow maps) and `healthCheck`, the health_check on line 10, serving app.example.test. */
+function regionConfig(servers: readonly string[], healthCheck: string): string {
+  return `dns:
   listen_address: "127.0.0.1:8053"
   zones: [example.test]
   nameservers:
@@ -46,13 +46,19 @@ test('specFor takes check_address, check_port and host from the server and the r
       addresses: [127.0.0.1]
 regions:
   - name: eu
-    servers:
-      - { address: "2001:db8::10", port: 443, host: app.example.test, check_address: "::1", check_port: 8443 }
-      - { address: 192.0.2.1 }
-    health_check: { type: https, interval: 10s, timeout: 2s, expected_status: [200, "300-302"], body_match: "/ready|ok/", ema_alpha: 0.5 }
+    servers: [${servers.join(', ')}]
+    health_check: ${healthCheck}
 domains:
   - { name: app.example.test, regions: [eu] }
-`,
+`;
+}
+
+test('specFor takes check_address, check_port and host from the server and the rest from health_check', () => {
+  const config = parseConfigText(
+    regionConfig(
+      ['{ address: "2001:db8::10", port: 443, host: app.example.test, check_address: "::1", check_port: 8443 }', '{ address: 192.0.2.1 }'],
+      '{ type: https, interval: 10s, timeout: 2s, expected_status: [200, "300-302"], body_match: "/ready|ok/", ema_alpha: 0.5 }',
+    ),
     'inline.yaml',
   );
   const region = config.regions[0];
@@ -79,7 +85,7 @@ domains:
 
 test('a health_check no probe could send is refused by the config loader, at its line, not left to take its servers down', () => {
   const cases: [string, RegExp][] = [
-    ['{ body_match: "/(/" }', /inline\.yaml:11:\d+: regions\[0\]\.health_check\.body_match: "\/\(\/" is not a valid regular expression \(.*\), expected \/REGEX\/ or plain text/],
+    ['{ body_match: "/(/" }', /inline\.yaml:10:\d+: regions\[0\]\.health_check\.body_match: "\/\(\/" is not a valid regular expression \(.*\), expected \/REGEX\/ or plain text/],
     ['{ path: "/h\u00e9alth" }', /regions\[0\]\.health_check\.path: .* expected a path that starts with "\/" and has visible ASCII characters only/],
     ['{ path: "/a b" }', /regions\[0\]\.health_check\.path: /],
     ['{ headers: { "Bad Name": "x" } }', /regions\[0\]\.health_check\.headers\["Bad Name"\]: "Bad Name" is not a header name, expected letters, digits/],
@@ -88,33 +94,11 @@ test('a health_check no probe could send is refused by the config loader, at its
     ['{ headers: { Content-Length: "5" } }', /Content-Length is set by the probe, expected other headers: a check sends no body/],
   ];
   for (const [hc, message] of cases) {
-    const text = `dns:
-  listen_address: "127.0.0.1:8053"
-  zones: [example.test]
-  nameservers:
-    - name: ns1.example.test
-      addresses: [127.0.0.1]
-regions:
-  - name: eu
-    servers:
-      - { address: 192.0.2.1 }
-    health_check: ${hc}
-domains:
-  - { name: app.example.test, regions: [eu] }
-`;
-    assert.throws(() => parseConfigText(text, 'inline.yaml'), (err: Error) => {
+    assert.throws(() => parseConfigText(regionConfig(['{ address: 192.0.2.1 }'], hc), 'inline.yaml'), (err: Error) => {
       assert.match(err.message, message, hc);
       return true;
     }, hc);
   }
   // Still taken: a /regex/, a %-encoded path, an ordinary header.
-  parseConfigText(`dns:
-  listen_address: "127.0.0.1:8053"
-  zones: [example.test]
-  nameservers: [{ name: ns1.example.test, addresses: [127.0.0.1] }]
-regions:
-  - { name: eu, servers: [{ address: 192.0.2.1 }], health_check: { body_match: "/ok|up/", path: "/h%C3%A9alth?full=1", headers: { X-Probe: "opengslb 1.0" } } }
-domains:
-  - { name: app.example.test, regions: [eu] }
-`, 'inline.yaml');
+  parseConfigText(regionConfig(['{ address: 192.0.2.1 }'], '{ body_match: "/ok|up/", path: "/h%C3%A9alth?full=1", headers: { X-Probe: "opengslb 1.0" } }'), 'inline.yaml');
 });
