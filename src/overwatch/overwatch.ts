@@ -1164,8 +1164,9 @@ export class Overwatch {
     if (mine !== undefined && keyStateRank(mine.state) > keyStateRank(key.state)) this.#replicateKeys([key.zone]);
     if (!changed) return 'unchanged';
     // This zone's keys only; the new DNSKEY RRset and signers go out with the
-    // burst's one snapshot: a peer that rolls every zone at once sends a key
-    // per zone, and a reload and snapshot for each was quadratic.
+    // next snapshot the republish timer makes, shared by every key of a burst:
+    // a peer that rolls every zone at once sends a key per zone, and a reload
+    // and snapshot for each was quadratic.
     await keyring.reload([key.zone]);
     this.#keysUnpublished = true;
     this.#scheduleRepublish();
