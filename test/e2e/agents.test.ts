@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
 import { gossipPortOf, writeAgentFile } from '../helpers/agents.ts';
-import { startAgent, startOpengslb, type RunningServer } from '../helpers/child.ts';
+import { freePort, startAgent, startOpengslb, type RunningServer } from '../helpers/child.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
 import { ask } from '../helpers/dns-client.ts';
 
@@ -205,12 +205,10 @@ async function eventuallyAnswers(port: number, name: string, expected: readonly 
 test('an agent started while its overwatch is down keeps running, retries with backoff, and registers once the overwatch is up', posixOnly, async (t) => {
   const s = await setup(t);
   const app = await httpBackend(t);
-  // A port nobody listens on yet, on both UDP and TCP: reserved, then freed for the overwatch.
-  const { createServer } = await import('node:net');
-  const probe = createServer().listen({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => probe.once('listening', resolve));
-  const gossipPort = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
+  // A port nobody holds, outside the kernel's ephemeral range: the agent's connects to it while it is
+  // closed could otherwise be given it as their own local port (Linux then connects the socket to
+  // itself) and the overwatch could not bind it (seen once in CI).
+  const gossipPort = await freePort();
 
   const agent = await startAgent(t, await writeAgent(s, gossipPort, [[APP, app]]));
   await agent.out.waitFor(/overwatch unreachable; retrying with backoff/, 0, 15_000);

@@ -6,8 +6,10 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ROOT } from './markdown.ts';
@@ -177,13 +179,54 @@ export async function startAgent(t: TestContext, configFile: string, opts: RunOp
   return { child, out, err, agentId: m[1], exited };
 }
 
-/** A TCP port on 127.0.0.1 nobody listens on now (reserved, then freed), for a server whose address must be known before it starts. */
+/**
+ * The ports the kernel hands out on its own (bind to port 0, the local end of
+ * a connect): read from Linux, else the IANA dynamic range.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high) && low > 1024) return [low, high];
+  } catch {
+    // Not Linux: the IANA range.
+  }
+  return [49152, 65535];
+}
+
+/** Whether nothing holds `port` on 127.0.0.1, over TCP and UDP. */
+async function portIsFree(port: number): Promise<boolean> {
+  const tcp = createServer();
+  const tcpOk = await new Promise<boolean>((resolve) => {
+    tcp.once('error', () => resolve(false));
+    tcp.listen({ host: '127.0.0.1', port }, () => resolve(true));
+  });
+  if (tcpOk) await new Promise((resolve) => tcp.close(resolve));
+  if (!tcpOk) return false;
+  const udp = createSocket('udp4');
+  const udpOk = await new Promise<boolean>((resolve) => {
+    udp.once('error', () => resolve(false));
+    udp.bind({ address: '127.0.0.1', port }, () => resolve(true));
+  });
+  await new Promise<void>((resolve) => udp.close(() => resolve()));
+  return udpOk;
+}
+
+/**
+ * A port on 127.0.0.1 nobody holds now (TCP and UDP), for a server whose
+ * address must be known before it starts. Taken below the kernel's ephemeral
+ * range: a port the kernel picked for port 0 could be handed out again before
+ * the server binds it, to any socket's local end (a client's connect, an
+ * agent's UDP socket, even a TCP connect to that very port, which Linux then
+ * connects to itself) and the server would fail with EADDRINUSE.
+ */
 export async function freePort(): Promise<number> {
-  const probe = createServer().listen({ host: '127.0.0.1', port: 0 });
-  await once(probe, 'listening');
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
+  const [ephemeralLow] = ephemeralRange();
+  const low = Math.max(10_000, ephemeralLow - 20_000);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (ephemeralLow - low));
+    if (await portIsFree(port)) return port;
+  }
+  throw new Error(`no free port on 127.0.0.1 between ${low} and ${ephemeralLow - 1} in 200 tries`);
 }
 
 /** The admin API base URL of a port on 127.0.0.1. */
