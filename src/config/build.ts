@@ -476,13 +476,19 @@ function checkRequestParts(sink: ProblemCollector, hc: UncheckedHealthCheck | nu
       }
     }
   }
-  if (typeof hc.body_match === 'string' && /^\/.+\/$/.test(hc.body_match)) {
+  const match = typeof hc.body_match === 'string' ? bodyMatchOf(hc.body_match) : null;
+  if (match?.kind === 'regex') {
     try {
-      new RegExp(hc.body_match.slice(1, -1));
+      new RegExp(match.pattern);
     } catch (err) {
       sink.reportAt([...path, 'body_match'], `${JSON.stringify(hc.body_match)} is not a valid regular expression (${(err as Error).message}), expected /REGEX/ or plain text`);
     }
   }
+}
+
+/** health_check.body_match as written: `/…/` is a regular expression (no flags), anything else text to find. */
+function bodyMatchOf(text: string): { kind: 'regex' | 'substring'; pattern: string } {
+  return /^\/.+\/$/.test(text) ? { kind: 'regex', pattern: text.slice(1, -1) } : { kind: 'substring', pattern: text };
 }
 
 function checkNameserverList(sink: ProblemCollector, list: UncheckedNameserverList | null | undefined, path: PathSegment[]): void {
@@ -962,7 +968,7 @@ function buildHealthCheck(hc: Value<ConfigFile['keys']['regions']['items']['keys
       return [low, high ?? low] as const;
     }),
     headers: hc.headers,
-    bodyMatch: hc.body_match === null ? null : /^\/.+\/$/.test(hc.body_match) ? { kind: 'regex', pattern: hc.body_match.slice(1, -1) } : { kind: 'substring', pattern: hc.body_match },
+    bodyMatch: hc.body_match === null ? null : bodyMatchOf(hc.body_match),
     tlsVerify: hc.tls_verify,
     keepAlive: hc.keep_alive,
     emaAlpha: hc.ema_alpha,
