@@ -152,7 +152,11 @@ export class OverwatchChannel {
   readonly #now: () => number;
   #maxSkewMs: number;
   #maxAgents: number;
-  /** Messages stamped before this are refused: the replay windows start empty at every start. */
+  /**
+   * Messages stamped before this are refused: for an agent with no stored
+   * replay mark (first contact, or a lost state directory) the window starts
+   * empty at a start, and this is what refuses a message recorded before it.
+   */
   readonly #startedAtMs: number;
   readonly #pins = new Map<string, StoredPin>();
   readonly #windows = new Map<string, ReplayWindow>();
@@ -171,6 +175,7 @@ export class OverwatchChannel {
     this.#maxAgents = options.maxAgents ?? Number.POSITIVE_INFINITY;
     this.#startedAtMs = this.#now();
     for (const pin of this.#store.loadPins()) this.#pins.set(pin.agentId, pin);
+    this.#loadReplayMarks();
     this.#counters = {
       messages: { register: 0, heartbeat: 0, health_update: 0, deregister: 0 },
       drops: Object.fromEntries(DROP_REASON_NAMES.map((r) => [r, 0])) as Record<DropReason, number>,
@@ -200,10 +205,10 @@ export class OverwatchChannel {
     if (message.type === 'register') {
       const checked = this.#checkRegister(message, body, signature as Buffer, previousSignature, pin, now);
       if ('reason' in checked) return this.#drop(checked.reason, checked.detail, message, source, keyId);
-      const outOfOrder = this.#acceptSeq(message.agentId, message.seq, window);
+      const { outOfOrder, marked } = this.#acceptSeq(message.agentId, message.seq, window, now);
       this.#pins.set(message.agentId, checked.pin);
       if (pin !== undefined && pin.fingerprint !== checked.pin.fingerprint) this.#keys.delete(pin.fingerprint);
-      const persisted = this.#persist(this.#store.putPin(checked.pin), message.agentId);
+      const persisted = this.#persist(Promise.all([this.#store.putPin(checked.pin), marked]), message.agentId);
       this.#counters.messages.register++;
       this.#handlers.onRegister?.({
         message, pin: checked.pin, source, receivedAtMs: now, outOfOrder, firstContact: pin === undefined, rotated: checked.rotated,
@@ -214,7 +219,7 @@ export class OverwatchChannel {
     if (pin === undefined) return this.#drop('unpinned', null, message, source, keyId);
     const verdict = this.#checkPinned(message, body, signature as Buffer, pin, now);
     if (verdict !== null) return this.#drop(verdict.reason, verdict.detail, message, source, keyId);
-    const outOfOrder = this.#acceptSeq(message.agentId, message.seq, window);
+    const { outOfOrder, marked } = this.#acceptSeq(message.agentId, message.seq, window, now);
     this.#counters.messages[message.type]++;
     const event = { pin, source, receivedAtMs: now, outOfOrder };
     switch (message.type) {
@@ -228,7 +233,8 @@ export class OverwatchChannel {
         this.#handlers.onDeregister?.({ ...event, message });
         break;
     }
-    return { ok: true, type: message.type, agentId: message.agentId, ack: this.#ack(message, 'ok', null), keyId, persisted: RESOLVED };
+    const persisted = marked === null ? RESOLVED : this.#persist(marked, message.agentId);
+    return { ok: true, type: message.type, agentId: message.agentId, ack: this.#ack(message, 'ok', null), keyId, persisted };
   }
 
   /**
@@ -423,8 +429,13 @@ export class OverwatchChannel {
     return key;
   }
 
-  /** Records an accepted sequence number; returns whether it arrived after a higher one (reordered). */
-  #acceptSeq(agentId: string, seq: number, window: ReplayWindow | undefined): boolean {
+  /**
+   * Records an accepted sequence number: `outOfOrder` when it arrived after a
+   * higher one (reordered); `marked`, the write of the agent's new highest
+   * number to the store (null when it is not one), which its ack waits for,
+   * so a message acked before a crash is refused after the restart.
+   */
+  #acceptSeq(agentId: string, seq: number, window: ReplayWindow | undefined, now: number): { readonly outOfOrder: boolean; readonly marked: Promise<void> | null } {
     let w = window;
     if (w === undefined) {
       w = new ReplayWindow();
@@ -432,10 +443,26 @@ export class OverwatchChannel {
     }
     const outOfOrder = seq < w.top;
     w.accept(seq);
-    return outOfOrder;
+    return { outOfOrder, marked: outOfOrder ? null : this.#store.putReplayMark(agentId, { seq, atMs: now }) };
   }
 
-  #persist(write: Promise<void>, agentId: string): Promise<void> {
+  /**
+   * Starts each agent's replay window above its stored mark. A mark of an
+   * agent with no pin left is needed only while a message it covers could
+   * still pass the timestamp check (2 × max_clock_skew after it was taken):
+   * older ones are forgotten, so deleted agents do not pile up.
+   */
+  #loadReplayMarks(): void {
+    for (const [agentId, mark] of this.#store.loadReplayMarks()) {
+      if (!this.#pins.has(agentId) && mark.atMs < this.#startedAtMs - 2 * this.#maxSkewMs) {
+        this.#persist(this.#store.deleteReplayMark(agentId), agentId);
+        continue;
+      }
+      this.#windows.set(agentId, ReplayWindow.after(mark.seq));
+    }
+  }
+
+  #persist(write: Promise<unknown>, agentId: string): Promise<void> {
     const done = write.then(
       () => undefined,
       (err: unknown) => this.#handlers.onStoreError?.(err as Error, agentId),

@@ -3,9 +3,11 @@
 // 32-bit blocks plus one spare block, so sliding clears whole blocks instead
 // of shifting bits), and a window on the sender's timestamp.
 //
-// The sequence window alone forgets everything at a restart; the timestamp
-// rule "not older than this process" closes that gap: a message recorded
-// before the overwatch started is never accepted after it (verifier.ts).
+// Across a restart each agent's window starts above the highest number it
+// had accepted (kept in the state store, channel.ts: ReplayWindow.after), and
+// the timestamp rule "not older than this process" covers agents with no
+// stored mark (a lost state directory): a message recorded before the
+// overwatch started is not accepted after it.
 
 /** Bits per block of the bitmap. */
 const BLOCK_BITS = 32;
@@ -26,6 +28,21 @@ export type SeqCheck = 'ok' | 'replayed' | 'outside_window';
 export class ReplayWindow {
   #top = -1;
   readonly #bitmap = new Uint32Array(BLOCKS);
+
+  /**
+   * A window in which every number up to `seq` counts as seen (a replay
+   * mark kept across a restart): numbers within REPLAY_WINDOW of it are
+   * `replayed`, older ones `outside_window`, higher ones new.
+   */
+  static after(seq: number): ReplayWindow {
+    const w = new ReplayWindow();
+    w.#top = seq;
+    w.#bitmap.fill(0xffffffff);
+    // The block holding `seq`: only the numbers up to it; those above are still to come.
+    const bit = seq % BLOCK_BITS;
+    w.#bitmap[Math.floor(seq / BLOCK_BITS) % BLOCKS] = bit === BLOCK_BITS - 1 ? 0xffffffff : (1 << (bit + 1)) - 1;
+    return w;
+  }
 
   /** The highest accepted sequence number, or -1 before the first. */
   get top(): number {

@@ -88,7 +88,19 @@ export interface StoredPin {
   readonly previousFingerprint: string | null;
 }
 
-/** Where pinned agent certificates persist (gossip/verifier.ts keeps the working copy in memory). */
+/**
+ * The highest sequence number accepted from one agent, and when: where that
+ * agent's replay window starts after a restart (src/gossip/channel.ts), so a
+ * message recorded before the restart is refused after it however its
+ * timestamp reads.
+ */
+export interface StoredReplayMark {
+  readonly seq: number;
+  /** When it was accepted, epoch milliseconds. */
+  readonly atMs: number;
+}
+
+/** Where pinned agent certificates and replay marks persist (gossip/channel.ts keeps the working copy in memory). */
 export interface PinStore {
   /** Every stored pin. */
   loadPins(): StoredPin[];
@@ -96,6 +108,12 @@ export interface PinStore {
   putPin(pin: StoredPin): Promise<void>;
   /** Removes an agent's pin; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   deletePin(agentId: string): Promise<void>;
+  /** Every stored replay mark by agent id; an entry that is not a mark (a damaged file) is left out. */
+  loadReplayMarks(): Map<string, StoredReplayMark>;
+  /** Stores (or replaces) an agent's replay mark; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  putReplayMark(agentId: string, mark: StoredReplayMark): Promise<void>;
+  /** Removes an agent's replay mark; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
+  deleteReplayMark(agentId: string): Promise<void>;
 }
 
 /**
@@ -252,6 +270,13 @@ export function parseStoredDnssecKey(id: DnssecKeyId, text: string, location: st
   return key;
 }
 
+/** A stored value that is a replay mark (a safe integer sequence number and a finite time), or null. */
+function replayMarkOf(value: unknown): StoredReplayMark | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const { seq, atMs } = value as Record<string, unknown>;
+  return Number.isSafeInteger(seq) && typeof atMs === 'number' && Number.isFinite(atMs) ? { seq: seq as number, atMs } : null;
+}
+
 function writeError(what: string, location: string, err: unknown): OpenGslbError {
   return new OpenGslbError('OPENGSLB_ERR_STATE_WRITE', `could not write ${what} to ${location}: ${(err as Error).message}`, { cause: err });
 }
@@ -264,6 +289,7 @@ export class MemoryStore implements StateStore {
   /** Stored text by zone, then key tag. */
   readonly #dnssecKeys = new Map<string, Map<number, string>>();
   readonly #pins = new Map<string, StoredPin>();
+  readonly #replayMarks = new Map<string, StoredReplayMark>();
   readonly #geoMappings = new Map<string, StoredGeoMapping>();
   readonly #agentBackends = new Map<string, StoredAgentBackends>();
   readonly #zoneSerials = new Map<string, StoredZoneSerial>();
@@ -352,6 +378,18 @@ export class MemoryStore implements StateStore {
     this.#pins.delete(agentId);
   }
 
+  loadReplayMarks(): Map<string, StoredReplayMark> {
+    return new Map(this.#replayMarks);
+  }
+
+  async putReplayMark(agentId: string, mark: StoredReplayMark): Promise<void> {
+    this.#replayMarks.set(agentId, { ...mark });
+  }
+
+  async deleteReplayMark(agentId: string): Promise<void> {
+    this.#replayMarks.delete(agentId);
+  }
+
   loadGeoMappings(): StoredGeoMapping[] {
     return [...this.#geoMappings.values()];
   }
@@ -404,6 +442,8 @@ export class LmdbStore implements StateStore {
   /** JSON text per key id [zone, keyTag]: parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
   readonly #dnssecKeys: Database<string, DnssecKeyId>;
   readonly #pins: Database<StoredPin, string>;
+  /** By agent id. */
+  readonly #replayMarks: Database<StoredReplayMark, string>;
   /** By network ("10.0.0.0/8"): the mapping's own identity, not a built key. */
   readonly #geoMappings: Database<StoredGeoMapping, string>;
   /** By agent id. */
@@ -422,6 +462,7 @@ export class LmdbStore implements StateStore {
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
     this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
     this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
+    this.#replayMarks = root.openDB<StoredReplayMark, string>({ name: 'agent_replay_marks' });
     this.#geoMappings = root.openDB<StoredGeoMapping, string>({ name: 'geo_mappings' });
     this.#agentBackends = root.openDB<StoredAgentBackends, string>({ name: 'agent_backends' });
     this.#zoneSerials = root.openDB<StoredZoneSerial, string>({ name: 'zone_serials' });
@@ -549,6 +590,31 @@ export class LmdbStore implements StateStore {
       await this.#pins.remove(agentId);
     } catch (err) {
       throw writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
+    }
+  }
+
+  loadReplayMarks(): Map<string, StoredReplayMark> {
+    const out = new Map<string, StoredReplayMark>();
+    for (const { key, value } of this.#replayMarks.getRange()) {
+      const mark = replayMarkOf(value);
+      if (mark !== null) out.set(key, mark);
+    }
+    return out;
+  }
+
+  async putReplayMark(agentId: string, mark: StoredReplayMark): Promise<void> {
+    try {
+      await this.#replayMarks.put(agentId, mark);
+    } catch (err) {
+      throw writeError(`the replay mark of agent ${agentId}`, this.location, err);
+    }
+  }
+
+  async deleteReplayMark(agentId: string): Promise<void> {
+    try {
+      await this.#replayMarks.remove(agentId);
+    } catch (err) {
+      throw writeError(`the removal of the replay mark of agent ${agentId}`, this.location, err);
     }
   }
 

@@ -44,6 +44,23 @@ test('a jump far ahead forgets the old window but keeps refusing what is now too
   for (let s = 1_000_000 - REPLAY_WINDOW + 1; s < 1_000_000; s++) assert.equal(w.check(s), 'ok', `seq ${s}`);
 });
 
+test('a window started after a stored mark refuses every number up to it and takes those above, each once', () => {
+  for (const mark of [5000, 5000 + 30, 5000 + 31, 5000 + 32, 2 ** 45 + 17]) {
+    const w = ReplayWindow.after(mark);
+    assert.equal(w.top, mark);
+    for (let s = mark - REPLAY_WINDOW + 1; s <= mark; s++) assert.equal(w.check(s), 'replayed', `mark ${mark}, seq ${s}`);
+    assert.equal(w.check(mark - REPLAY_WINDOW), 'outside_window');
+    // Above the mark, out of order: each number once, none refused for bits the mark set.
+    assert.equal(take(w, mark + 3), 'ok');
+    assert.equal(take(w, mark + 1), 'ok');
+    assert.equal(take(w, mark + 2), 'ok');
+    assert.equal(take(w, mark + 2), 'replayed');
+    assert.equal(take(w, mark + 40), 'ok');
+    assert.equal(take(w, mark + 39), 'ok');
+    assert.equal(w.check(mark), 'replayed');
+  }
+});
+
 test('check() never moves the window: a forged message cannot push real ones out', () => {
   const w = new ReplayWindow();
   take(w, 10_000);
