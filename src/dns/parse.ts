@@ -68,12 +68,25 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
   q.cookieLen = 0;
 
   const qdcount = (msg[4] << 8) | msg[5];
-  if (qdcount !== 1) return PARSE_FORMERR;
+  let off = HEADER_LEN;
+  if (qdcount !== 1) {
+    // Malformed (a query has one question, RFC 9619), but the FORMERR must
+    // still carry an OPT when the query had a readable one (RFC 6891 §7;
+    // Knot does the same): without it a client such as `dig +header-only
+    // +cookie` concludes we do not speak EDNS. Skip the questions, echoing
+    // none, and read on to the OPT. Each question takes at least 5 bytes, so
+    // the loop is bounded by the packet length whatever QDCOUNT claims.
+    for (let i = 0; i < qdcount; i++) {
+      off = skipName(msg, off, len);
+      if (off < 0 || off + 4 > len) return PARSE_FORMERR;
+      off += 4;
+    }
+    return readRecords(msg, off, len, q, true);
+  }
 
   // The question name: labels only. A compression pointer here could only
   // point into the header (RFC 1035 §4.1.4: pointers refer to earlier data),
   // so it is malformed; so are the reserved label types 0x40 and 0x80.
-  let off = HEADER_LEN;
   let nameLen = 0;
   for (;;) {
     if (off >= len) return PARSE_FORMERR;
@@ -99,7 +112,16 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
   q.qclass = (msg[off + 2] << 8) | msg[off + 3];
   off += 4;
   q.questionEnd = off;
+  // OPT, TSIG and TKEY are meta types that never appear as a question.
+  return readRecords(msg, off, len, q, q.qtype === QTYPE.OPT || q.qtype === QTYPE.TSIG || q.qtype === QTYPE.TKEY);
+}
 
+/**
+ * Walks the answer, authority and additional sections from `off` (just past
+ * the questions), recording the OPT record; `malformed` says the header or
+ * question already was. Returns PARSE_OK or PARSE_FORMERR.
+ */
+function readRecords(msg: Uint8Array, off: number, len: number, q: ParsedQuery, malformed: boolean): number {
   // A query carries no answer records and, except for IXFR's SOA (RFC 1995
   // §3), no authority records (miekg/dns's accept function is similar). We
   // still walk past them to reach the OPT record, so that the FORMERR we
@@ -107,9 +129,7 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
   const ancount = (msg[6] << 8) | msg[7];
   const nscount = (msg[8] << 8) | msg[9];
   const arcount = (msg[10] << 8) | msg[11];
-  let malformed = ancount !== 0 || (nscount !== 0 && !(nscount === 1 && q.qtype === QTYPE.IXFR));
-  // OPT, TSIG and TKEY are meta types that never appear as a question.
-  if (q.qtype === QTYPE.OPT || q.qtype === QTYPE.TSIG || q.qtype === QTYPE.TKEY) malformed = true;
+  if (ancount !== 0 || (nscount !== 0 && !(nscount === 1 && q.qtype === QTYPE.IXFR))) malformed = true;
   if (ancount + nscount > MAX_ADDITIONAL_RECORDS || arcount > MAX_ADDITIONAL_RECORDS) return PARSE_FORMERR;
 
   for (let rr = 0; rr < ancount + nscount; rr++) {

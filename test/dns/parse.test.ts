@@ -80,6 +80,28 @@ test('accepts a name of exactly 255 octets', () => {
   assert.equal(q.qnameLen, 255);
 });
 
+test('reads the OPT of a query with QDCOUNT 0 or 2 so the FORMERR can carry one (RFC 6891 §7), and echoes no question', () => {
+  const withOpt = buildQuery('app.example.test', 'A', { edns: { udpSize: 4096, do: true } });
+  // QDCOUNT 0: the OPT record follows the header directly.
+  const noQuestion = Buffer.concat([withOpt.subarray(0, 12), withOpt.subarray(12 + 18 + 4)]);
+  noQuestion.writeUInt16BE(0, 4);
+  // QDCOUNT 2: the question twice, then the OPT.
+  const twoQuestions = Buffer.concat([withOpt.subarray(0, 34), withOpt.subarray(12, 34), withOpt.subarray(34)]);
+  twoQuestions.writeUInt16BE(2, 4);
+  for (const packet of [noQuestion, twoQuestions]) {
+    const { status, q } = parse(packet);
+    assert.equal(status, PARSE_FORMERR);
+    assert.equal(q.questionEnd, 0);
+    assert.equal(q.hasEdns, true);
+    assert.equal(q.udpSize, 4096);
+    assert.equal(q.dnssecOk, true);
+  }
+  // A QDCOUNT the packet cannot hold: FORMERR, bounded by the packet length.
+  const huge = Buffer.from(noQuestion);
+  huge.writeUInt16BE(0xffff, 4);
+  assert.equal(parse(huge).status, PARSE_FORMERR);
+});
+
 test('refuses two OPT records and an OPT not owned by the root', () => {
   const twice = dnsPacket.encode({
     type: 'query',

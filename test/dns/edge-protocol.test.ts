@@ -1,0 +1,110 @@
+// Whole server on loopback, raw packets over real UDP sockets: protocol edge
+// cases found by comparing answers with Knot DNS, each checked byte by byte
+// (the replies are also decoded by dns-packet, the reference decoder). Once
+// per UDP path (dns.udp_io): batched through the native addon, and node:dgram.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import dnsPacket from 'dns-packet';
+import { rcodeOf, udpExchange } from '../helpers/dns-client.ts';
+import { launchServer, type Started } from '../helpers/server.ts';
+import { loadUdpBatch } from '../../native/udp-batch.ts';
+
+const YAML = `
+dns:
+  listen_address: "127.0.0.1:0"
+  workers: 1
+  zones: [example.test]
+  udp_io: UDP_IO
+regions:
+  - name: eu
+    servers: [{ address: 192.0.2.1 }]
+domains:
+  - { name: app.example.test, regions: [eu] }
+logging: { level: error }
+`;
+
+/** A header: id 0x4242, the given flags and counts. */
+function header(flags: number, qd: number, an: number, ns: number, ar: number): Buffer {
+  const h = Buffer.alloc(12);
+  h.writeUInt16BE(0x4242, 0);
+  h.writeUInt16BE(flags, 2);
+  h.writeUInt16BE(qd, 4);
+  h.writeUInt16BE(an, 6);
+  h.writeUInt16BE(ns, 8);
+  h.writeUInt16BE(ar, 10);
+  return h;
+}
+
+/** Wire question app.example.test A IN. */
+const QUESTION = Buffer.from('03617070076578616d706c650474657374000001' + '0001', 'hex');
+/** Our OPT record: root owner, size 1232, version 0, DO clear, no options. */
+const OPT = Buffer.from('0000290' + '4d0000000000000', 'hex');
+/** An OPT record with the DO bit and one 8-byte client COOKIE option. */
+const OPT_DO_COOKIE = Buffer.from('00002904d000008000000c000a00080102030405060708', 'hex');
+
+/** Asserts a FORMERR (or `rcode`) reply with no question and exactly our OPT record in the additional section. */
+function assertErrorWithOpt(raw: Buffer | null, rcode: number, opcode = 0): void {
+  assert.ok(raw, 'a reply');
+  assert.equal(raw.readUInt16BE(0), 0x4242);
+  assert.equal(rcodeOf(raw), rcode);
+  assert.equal((raw[2] >> 3) & 0xf, opcode, 'opcode copied');
+  assert.equal(raw.readUInt16BE(4), 0, 'no question');
+  assert.equal(raw.readUInt16BE(10), 1, 'ARCOUNT 1: the OPT record (RFC 6891 §7)');
+  const decoded = dnsPacket.decode(raw);
+  const opt = decoded.additionals?.[0] as (dnsPacket.Answer & { udpPayloadSize?: number }) | undefined;
+  assert.equal(opt?.type, 'OPT');
+  assert.equal(opt?.udpPayloadSize, 1232);
+}
+
+const batched = loadUdpBatch();
+
+for (const path of ['batched', 'dgram'] as const) describe(`DNS protocol edge cases (raw UDP, the ${path} path)`, { skip: path === 'batched' && batched.addon === null ? `the native addon is not available (${batched.reason})` : false }, () => {
+  let server: Started;
+  before(async () => {
+    server = await launchServer(YAML.replace('UDP_IO', path === 'batched' ? 'auto' : 'dgram'));
+    assert.deepEqual(server.overwatch.pool.udpIo.map((w) => w.path), [path], server.overwatch.pool.udpIo.map((w) => w.reason).join('; '));
+  });
+  after(() => server?.overwatch.stop(500));
+
+  test('a query with QDCOUNT 0 and an OPT record gets FORMERR with an OPT, as Knot answers (docs: "OPT if the OPT itself was valid")', async () => {
+    assertErrorWithOpt(await udpExchange(server.port, Buffer.concat([header(0x0100, 0, 0, 0, 1), OPT])), 1);
+  });
+
+  test('a query with QDCOUNT 0 and a client COOKIE (dig +header-only +cookie) gets FORMERR with an OPT, so the client does not conclude we lack EDNS', async () => {
+    const raw = await udpExchange(server.port, Buffer.concat([header(0x0100, 0, 0, 0, 1), OPT_DO_COOKIE]));
+    assertErrorWithOpt(raw, 1);
+    // The DO bit is copied into the reply's OPT (RFC 3225 §3).
+    assert.equal(raw!.readUInt16BE(12 + 7) & 0x8000, 0x8000);
+  });
+
+  test('a query with two questions and an OPT record gets FORMERR with an OPT', async () => {
+    assertErrorWithOpt(await udpExchange(server.port, Buffer.concat([header(0x0100, 2, 0, 0, 1), QUESTION, QUESTION, OPT])), 1);
+  });
+
+  test('a NOTIFY with QDCOUNT 0 and an OPT record gets NOTIMP with an OPT', async () => {
+    assertErrorWithOpt(await udpExchange(server.port, Buffer.concat([header(0x2000, 0, 0, 0, 1), OPT])), 4, 4);
+  });
+
+  test('a query with QDCOUNT 0 and no OPT still gets a bare FORMERR', async () => {
+    const raw = await udpExchange(server.port, header(0x0100, 0, 0, 0, 0));
+    assert.ok(raw);
+    assert.equal(raw.length, 12);
+    assert.equal(rcodeOf(raw), 1);
+  });
+
+  test('a question count that promises more questions than the packet holds is FORMERR without an OPT', async () => {
+    const raw = await udpExchange(server.port, Buffer.concat([header(0x0100, 0xffff, 0, 0, 1), QUESTION, OPT]));
+    assert.ok(raw);
+    assert.equal(rcodeOf(raw), 1);
+    assert.equal(raw.readUInt16BE(4), 0);
+  });
+
+  test('still answers normally afterwards, with no exception counted', async () => {
+    const raw = await udpExchange(server.port, Buffer.concat([header(0x0100, 1, 0, 0, 1), QUESTION, OPT]));
+    assert.ok(raw);
+    assert.equal(rcodeOf(raw), 0);
+    assert.equal(raw.readUInt16BE(6), 1);
+    assert.equal(server.overwatch.readCounters().EXCEPTIONS, 0);
+  });
+});
