@@ -281,6 +281,9 @@ function corrupt(location: string, stored: { zone: unknown; keyTag: unknown }, w
   );
 }
 
+/** The latest epoch milliseconds a Date can hold (ECMA-262 §21.4.1.1). */
+const MAX_DATE_MS = 8.64e15;
+
 /**
  * Rebuilds a key from the store's record and checks it completely: a known
  * algorithm, a private key that parses and matches the algorithm, and a public
@@ -297,6 +300,13 @@ export function keyFromStored(stored: StoredDnssecKey, location: string): Dnssec
   }
   if (stored.flags !== CSK_FLAGS) throw corrupt(location, stored, `flags ${stored.flags}, expected ${CSK_FLAGS}`);
   if (!KEY_STATES.includes(stored.state as DnssecKeyState)) throw corrupt(location, stored, `state "${stored.state}", expected one of ${KEY_STATES.join(', ')}`);
+  // A key from a peer or the bus is stored as given: a creation time the store
+  // would not read back (not a number), or one no Date can show (the status
+  // API, the rollover switch), would break this node's next start or reload.
+  const created: unknown = stored.createdAtMs;
+  if (typeof created !== 'number' || !Number.isFinite(created) || created < 0 || created > MAX_DATE_MS) {
+    throw corrupt(location, stored, `created ${JSON.stringify(created) ?? String(created)}, expected epoch milliseconds, 0..${MAX_DATE_MS}`);
+  }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey({ key: Buffer.from(stored.privateKeyPkcs8, 'base64'), format: 'der', type: 'pkcs8' });

@@ -77,6 +77,16 @@ const CASES: readonly MergeCase[] = [
     incoming: { ...key, publicKey: stranger.publicKey },
     expect: { code: 'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT', message: new RegExp(`^${FROM}: DNSSEC key ${key.keyTag} of zone example\\.test is corrupt: the stored public key does not belong to the private key`) },
   },
+  // A creation time the store would not read back (null, a string) or no Date
+  // can show (1e300) was stored as given: the store then refused to load, so
+  // the keyring's reload and this node's next start failed (or the status API
+  // threw a RangeError).
+  ...([null, 'yesterday', 1e300, -1] as const).map((createdAtMs): MergeCase => ({
+    name: `a key created at ${JSON.stringify(createdAtMs)} is refused naming the source, and the store stays readable`,
+    held: null,
+    incoming: { ...key, createdAtMs } as unknown as StoredDnssecKey,
+    expect: { code: 'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT', message: new RegExp(`^${FROM}: DNSSEC key ${key.keyTag} of zone example\\.test is corrupt: created .+, expected epoch milliseconds`) },
+  })),
   {
     name: 'another key under a tag the store holds is refused naming the source',
     held: { ...key, publicKey: stranger.publicKey },
