@@ -22,6 +22,8 @@ export class GeoSource {
   /** The configured path (null: the bundled database) the open database came from. */
   #path: string | null = null;
   #reader: GeoIpReader | null = null;
+  /** The open reader() started, while it runs. */
+  #opening: Promise<void> | null = null;
   /** Called with every new database after it replaced the one in use (the overwatch hands it to the workers). */
   onChange: ((sab: SharedArrayBuffer) => void) | null = null;
 
@@ -73,7 +75,16 @@ export class GeoSource {
 
   /** A reader of the database in use for the main thread (the API's geo test), opening the database first when needed. */
   async reader(config: Config): Promise<GeoIpReader> {
-    if (this.#db === null) await this.#open(config.geolocation.databasePath);
+    if (this.#db === null) {
+      // One open for concurrent questions (each open would watch the folder, and all but the last watcher would leak).
+      this.#opening ??= this.#open(config.geolocation.databasePath).finally(() => (this.#opening = null));
+      await this.#opening;
+      // The workers get it too: a reload that later adds a geolocation domain
+      // finds this database open and unchanged (apply() publishes nothing
+      // then), and the workers would place no client by country or continent.
+      const sab = this.buffer;
+      if (sab !== null) this.onChange?.(sab);
+    }
     return this.readerNow() as GeoIpReader;
   }
 

@@ -66,3 +66,33 @@ test('geo test says how an address is decided, and geo mappings add/list/remove 
   const json = JSON.parse(ok(await cli('geo', 'test', '10.9.9.9', '--json'))) as { region: string; match_type: string };
   assert.deepEqual([json.region, json.match_type], ['us', 'custom_mapping']);
 });
+
+test('a reload that adds a geolocation domain routes by the GeoIP database also when geo test opened it before', async (t) => {
+  const dir = await tempDir(t, 'opengslb-cli-geo-');
+  const base = [
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'overwatch: { data_dir: ./data }',
+    'regions:',
+    '  - { name: eu, countries: [DE], health_check: { type: none }, servers: [{ address: 192.0.2.1 }] }',
+    '  - { name: us, countries: [US], health_check: { type: none }, servers: [{ address: 198.51.100.1 }] }',
+    'api: { enabled: true, address: "127.0.0.1:0" }',
+    'logging: { level: info, format: text }',
+    'domains:',
+    '  - { name: www.example.test, regions: [eu] }',
+  ];
+  await writeTree(dir, { 'config.yaml': base });
+  const server = await startOpengslb(t, join(dir, 'config.yaml'));
+  const apiLine = await server.out.waitFor(/API listening/);
+  const api = `http://${(/address=(127\.0\.0\.1:\d+)/.exec(apiLine) as RegExpExecArray)[1]}`;
+  const dnsLine = await server.out.waitFor(/DNS listening/);
+  const port = Number((/address=127\.0\.0\.1:(\d+)/.exec(dnsLine) as RegExpExecArray)[1]);
+  const cli = (...args: string[]): Promise<RunResult> => run(CLI, [...args, '--api', api], { env: { ...process.env, USER: 'tester' } });
+
+  // No domain routes by geolocation yet: the API opens the database for this question.
+  assert.match(ok(await cli('geo', 'test', '217.160.0.1')), /^Country: +DE$/m);
+  // us first: a client the workers cannot place falls back to it (reason no_region), so an answer from eu shows the database decided.
+  await writeTree(dir, { 'config.yaml': [...base, '  - { name: geo.example.test, routing_algorithm: geolocation, regions: [us, eu] }'] });
+  ok(await cli('reload'));
+  const r = await ask(port, 'geo.example.test', 'A', { edns: { ecs: { family: 1, sourcePrefix: 24, address: '217.160.0.0' } } });
+  assert.equal((r.answers?.[0] as { data: string } | undefined)?.data, '192.0.2.1', 'a client in DE gets eu, by the GeoIP database');
+});
