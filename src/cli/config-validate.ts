@@ -11,6 +11,9 @@ import { FlagError, parseFlags } from './args.ts';
 /** The command line of the subcommand, for usage texts. */
 export const CONFIG_VALIDATE_USAGE = 'config validate FILE [--json]';
 
+/** What the subcommand does, for its --help. */
+export const CONFIG_VALIDATE_SUMMARY = 'Check FILE and its includes exactly as the server does at start-up and on reload.\nPrints a summary (exit 0) or every problem as FILE:LINE:COL: path: message (exit 1);\n--json prints one JSON object instead.';
+
 /** What `--json` prints for a valid config. */
 export interface ValidSummary {
   readonly mode: string;
@@ -50,7 +53,12 @@ export async function runConfigValidate(program: string, args: readonly string[]
   let file: string;
   let json: boolean;
   try {
-    const { values, positionals } = parseFlags(args, { json: { type: 'boolean' } }, true);
+    const { values, positionals } = parseFlags(args, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, true);
+    // `opengslb config validate --help` answers as `opengslb-cli config validate --help` does: the usage, exit 0.
+    if (values.help === true) {
+      io.out(`usage: ${program} ${CONFIG_VALIDATE_USAGE}\n\n${CONFIG_VALIDATE_SUMMARY}\n`);
+      return 0;
+    }
     if (positionals.length !== 1) throw new FlagError(positionals.length === 0 ? 'missing FILE' : `one FILE expected, got ${positionals.length}: ${positionals.join(' ')}`);
     file = positionals[0] as string;
     json = values.json === true;

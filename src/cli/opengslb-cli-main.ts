@@ -8,13 +8,12 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setDefaultCACertificates } from 'node:tls';
 import type { ParseArgsOptionsConfig } from 'node:util';
-import { parseDuration } from '../config/duration.ts';
 import { ApiClient, CliFailure } from './admin/client.ts';
 import { FlagError, parseFlags } from './args.ts';
 import type { Command, Values } from './admin/command.ts';
 import { COMMANDS, GROUPS, UsageError } from './admin/commands.ts';
-import { cliConfigPath, DEFAULT_API, loadCliFile, resolveApis } from './admin/endpoints.ts';
-import { CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
+import { cliConfigPath, DEFAULT_API, loadCliFile, parseTimeout, resolveApis } from './admin/endpoints.ts';
+import { CONFIG_VALIDATE_SUMMARY, CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
 import { packageVersion } from './opengslb-main.ts';
 
 const DEFAULT_TIMEOUT = '5s';
@@ -44,6 +43,8 @@ const GLOBAL_FLAGS = `global flags (before or after the command):
   --timeout DUR     per request, e.g. 500ms, 5s (default ${DEFAULT_TIMEOUT}; a bare number is seconds)
   --json            print the API's JSON, pretty, instead of text
   -h, --help        print help (per command: opengslb-cli COMMAND --help)`;
+
+const CONFIG_VALIDATE_HELP = `usage: opengslb-cli ${CONFIG_VALIDATE_USAGE}\n\n${CONFIG_VALIDATE_SUMMARY}\n`;
 
 function commandLine(c: Command): string {
   return `${c.name}${c.synopsis ? ' ' + c.synopsis : ''}`;
@@ -104,19 +105,6 @@ function splitCommand(argv: readonly string[]): { words: string[]; rest: string[
   return { words, rest };
 }
 
-/** Parses --timeout: a Go-style duration, or a bare number of seconds as the Go CLI took it. */
-function parseTimeout(text: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) {
-    const ms = Math.round(Number(text) * 1000);
-    if (ms > 0) return ms;
-  } else {
-    const d = parseDuration(text);
-    if ('ms' in d && d.ms > 0) return d.ms;
-    if ('error' in d) throw new UsageError(`--timeout: ${d.error}`);
-  }
-  throw new UsageError(`--timeout: "${text}" must be longer than 0`);
-}
-
 const processOutput: Output = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
 
 /** Runs one command and returns the process exit code. */
@@ -127,7 +115,14 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
 
   if (words.length === 0 || name === 'help') {
     if (wantsHelp || name === 'help') {
-      const topic = name === 'help' ? COMMANDS.find((c) => c.name === rest.filter((a) => !a.startsWith('-')).join(' ')) : undefined;
+      const asked = name === 'help' ? rest.filter((a) => !a.startsWith('-')).join(' ') : '';
+      if (asked === 'config validate') {
+        io.out(CONFIG_VALIDATE_HELP);
+        return 0;
+      }
+      const topic = COMMANDS.find((c) => c.name === asked);
+      // `help NAME` for a command that does not exist is the same usage error as running it.
+      if (asked !== '' && topic === undefined) return unknownCommand(io, asked);
       io.out((topic ? commandUsage(topic) : USAGE) + '\n');
       return 0;
     }
@@ -138,17 +133,13 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
   if (name === 'version') return version(io);
   if (name === 'config validate') {
     if (wantsHelp) {
-      io.out(`usage: opengslb-cli ${CONFIG_VALIDATE_USAGE}\n\nCheck FILE and its includes exactly as the server does at start-up and on reload.\nPrints a summary (exit 0) or every problem as FILE:LINE:COL: path: message (exit 1);\n--json prints one JSON object instead.\n`);
+      io.out(CONFIG_VALIDATE_HELP);
       return 0;
     }
     return runConfigValidate('opengslb-cli', rest, io, env);
   }
   const command = COMMANDS.find((c) => c.name === name);
-  if (command === undefined) {
-    const group = GROUPS.includes(words[0]) ? ` (${words[0]} takes: ${subcommands(words[0])})` : '';
-    io.err(`opengslb-cli: unknown command "${name}"${group}\n${USAGE}\n`);
-    return 2;
-  }
+  if (command === undefined) return unknownCommand(io, name);
 
   const parsed = parseCommand(command, rest);
   if ('usage' in parsed) {
@@ -164,7 +155,7 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     const file = loadCliFile(cliConfigPath(typeof values['cli-config'] === 'string' ? values['cli-config'] : undefined, env) ?? { path: '', required: false, from: '' });
     const apis = resolveApis((values.api as unknown as string[] | undefined) ?? [], env, file);
     const tokenText = typeof values.token === 'string' ? values.token : (tokenFromEnv(env) ?? file?.token ?? undefined);
-    const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : (file?.timeout ?? DEFAULT_TIMEOUT));
+    const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : (file?.timeout ?? DEFAULT_TIMEOUT), '--timeout');
     if (typeof values['ca-file'] === 'string') {
       if (!apis.some((a) => a.startsWith('https:'))) throw new UsageError(`--ca-file is for an https:// API, but the API is ${apis.join(', ')}`);
       trustOnly(values['ca-file']);
@@ -334,6 +325,14 @@ export function tokenFromEnv(env: NodeJS.ProcessEnv): string | undefined {
 function subcommands(group: string): string {
   if (group === 'config') return 'validate';
   return COMMANDS.filter((c) => c.name.startsWith(group + ' ')).map((c) => c.name.slice(group.length + 1)).join(', ');
+}
+
+/** Says that `name` is no command (naming a group's sub-commands when it starts with a group), with the overview; exit 2. */
+function unknownCommand(io: Output, name: string): number {
+  const first = name.split(' ')[0];
+  const group = GROUPS.includes(first) ? ` (${first} takes: ${subcommands(first)})` : '';
+  io.err(`opengslb-cli: unknown command "${name}"${group}\n${USAGE}\n`);
+  return 2;
 }
 
 function usageFailure(io: Output, command: Command, message: string): number {

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CLI, run } from '../helpers/child.ts';
 
 interface Seen {
@@ -322,6 +324,12 @@ for (const c of [
   { name: 'a bad --timeout', args: ['status', '--timeout', '5x'], expect: /^opengslb-cli status: --timeout: "5x" has the unknown unit "x"/ },
   { name: 'an --api that is not http(s)', args: ['status', '--api', 'ftp://example.test'], expect: /^opengslb-cli status: --api: "ftp:\/\/example\.test" is not an http:\/\/ or https:\/\/ URL\n/ },
   { name: 'no command at all', args: [], expect: /^opengslb-cli: a command is needed\nusage: opengslb-cli COMMAND/ },
+  // Node's timers cannot wait longer than 2^31 - 1 ms: a longer --timeout used to fire at once (every request "timed out"), or past 2^32 ms fail as "cannot reach".
+  { name: 'a --timeout longer than 24h', args: ['status', '--timeout', '600h'], expect: /^opengslb-cli status: --timeout: "600h" is longer than 24h, expected at most 24h\n/ },
+  { name: 'a bare --timeout number of seconds longer than 24h', args: ['status', '--timeout', '9999999999'], expect: /^opengslb-cli status: --timeout: "9999999999" is longer than 24h, expected at most 24h\n/ },
+  // fetch refuses such a URL; it used to be reported as "cannot reach the admin API", password included.
+  { name: 'an --api with a user and password', args: ['status', '--api', 'http://ops:s3cret@127.0.0.1:9'], expect: /^opengslb-cli status: --api: "http:\/\/127\.0\.0\.1:9" must not carry a user name or password; the API takes a token \(--token or \$OPENGSLB_API_TOKEN\)\n/ },
+  { name: 'help for an unknown command', args: ['help', 'frobnicate'], expect: /^opengslb-cli: unknown command "frobnicate"\nusage: opengslb-cli COMMAND/ },
 ]) {
   test(`exits 2 with the usage on stderr for ${c.name}`, async () => {
     const r = await run(CLI, c.args, { env: env() });
@@ -330,6 +338,42 @@ for (const c of [
     assert.equal(r.stdout, '');
   });
 }
+
+test('an --api password never appears in the error', async () => {
+  const r = await run(CLI, ['status', '--api', 'http://ops:s3cret@127.0.0.1:9'], { env: env() });
+  assert.equal(r.code, 2);
+  assert.ok(!r.stderr.includes('s3cret'), r.stderr);
+});
+
+test('help config validate prints that command\'s usage (exit 0), as config validate --help does', async () => {
+  const viaHelp = await run(CLI, ['help', 'config', 'validate'], { env: env() });
+  const viaFlag = await run(CLI, ['config', 'validate', '--help'], { env: env() });
+  assert.equal(viaHelp.code, 0, viaHelp.stderr);
+  assert.match(viaHelp.stdout, /^usage: opengslb-cli config validate FILE \[--json\]\n/);
+  assert.equal(viaHelp.stdout, viaFlag.stdout);
+});
+
+test('a cli.yaml timeout may be a bare number of seconds, as --timeout may', async (t) => {
+  const api = await apiStandIn(t, () => {});
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-cli-yaml-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'cli.yaml');
+  await writeFile(file, `apis: [${api.url}]\ntimeout: 0.2\n`, { mode: 0o600 });
+  const r = await run(CLI, ['servers', '--cli-config', file], { env: env() });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /no answer within 200ms/);
+});
+
+test('a bad cli.yaml timeout is named with FILE:LINE:COL (exit 1), not blamed on --timeout', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-cli-yaml-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'cli.yaml');
+  await writeFile(file, 'apis: [http://127.0.0.1:9]\ntimeout: soon\n', { mode: 0o600 });
+  const r = await run(CLI, ['servers', '--cli-config', file], { env: env() });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`^opengslb-cli: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:1: timeout: "soon" is not a duration`));
+  assert.ok(!r.stderr.includes('--timeout'), r.stderr);
+});
 
 test('--help prints the overview, COMMAND --help the command\'s usage, both on stdout with exit 0', async () => {
   let r = await run(CLI, ['--help'], { env: env() });

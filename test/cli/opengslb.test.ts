@@ -506,6 +506,15 @@ test('opengslb-cli config validate exits 1 with every problem for a bad file', a
   assert.equal(r.stdout, '');
 });
 
+test('opengslb config validate --help prints the usage on stdout with exit 0, as opengslb-cli config validate --help does', async () => {
+  const server = await run(SERVER, ['config', 'validate', '--help']);
+  assert.equal(server.code, 0, server.stderr);
+  assert.match(server.stdout, /^usage: opengslb config validate FILE \[--json\]\n\nCheck FILE and its includes/);
+  const cli = await run(CLI, ['config', 'validate', '-h']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal(cli.stdout, server.stdout.replace(/^usage: opengslb /, 'usage: opengslb-cli '));
+});
+
 // The entry files the tests above start must exist; a rename would otherwise
 // surface as a confusing spawn failure.
 test('finds both entry points where package.json "bin" says they are', () => {

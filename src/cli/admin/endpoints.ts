@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
+import { formatDuration, parseDuration } from '../../config/duration.ts';
 import { CliFailure } from './client.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -36,7 +37,36 @@ export function parseApi(text: string, from: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`${from}: "${text}" is not an http:// or https:// URL`);
   if (url.search !== '' || url.hash !== '') throw new UsageError(`${from}: "${text}" must not have a query or fragment`);
+  if (url.username !== '' || url.password !== '') {
+    // fetch refuses a URL with credentials, and the message would repeat the
+    // password; the API authenticates with its bearer token, never a user.
+    url.username = '';
+    url.password = '';
+    throw new UsageError(`${from}: "${url.href.replace(/\/+$/, '')}" must not carry a user name or password; the API takes a token (--token or $OPENGSLB_API_TOKEN)`);
+  }
   return url.href.replace(/\/+$/, '');
+}
+
+/** Longest --timeout: Node's timers wait at most 2^31 - 1 ms (about 24.8 days) and fire at once past that, so a cap well inside it. */
+export const MAX_TIMEOUT_MS = 24 * 3_600_000;
+
+/**
+ * Parses a request timeout (--timeout, or cli.yaml's timeout): a Go-style
+ * duration, or a bare number of seconds as the Go CLI took it; more than 0
+ * and at most MAX_TIMEOUT_MS. Throws UsageError `FROM: …` naming what is wrong.
+ */
+export function parseTimeout(text: string, from: string): number {
+  let ms: number;
+  if (/^\d+(\.\d+)?$/.test(text)) {
+    ms = Math.round(Number(text) * 1000);
+  } else {
+    const d = parseDuration(text);
+    if ('error' in d) throw new UsageError(`${from}: ${d.error}`);
+    ms = d.ms;
+  }
+  if (!(ms > 0)) throw new UsageError(`${from}: "${text}" must be longer than 0`);
+  if (ms > MAX_TIMEOUT_MS) throw new UsageError(`${from}: "${text}" is longer than ${formatDuration(MAX_TIMEOUT_MS)}, expected at most ${formatDuration(MAX_TIMEOUT_MS)}`);
+  return ms;
 }
 
 /** Where cli.yaml is read from, and whether it must exist; null: no file to read. */
@@ -88,10 +118,21 @@ export function loadCliFile(where: { readonly path: string; readonly required: b
       throw new CliFailure(`${at(rangeOf('apis'))}: ${(err as Error).message}`, 1);
     }
   });
-  for (const key of ['token', 'timeout'] as const) {
-    if (map[key] !== undefined && map[key] !== null && typeof map[key] !== 'string') throw new CliFailure(`${at(rangeOf(key))}: ${key}: expected a string`, 1);
+  if (map.token !== undefined && map.token !== null && typeof map.token !== 'string') throw new CliFailure(`${at(rangeOf('token'))}: token: expected a string`, 1);
+  // YAML reads `timeout: 5` as a number: a bare number of seconds, as --timeout takes it.
+  const timeoutValue = map.timeout;
+  let timeout: string | null = null;
+  if (typeof timeoutValue === 'number' || typeof timeoutValue === 'string') timeout = String(timeoutValue);
+  else if (timeoutValue !== undefined && timeoutValue !== null) throw new CliFailure(`${at(rangeOf('timeout'))}: timeout: expected a duration such as 5s, or a number of seconds`, 1);
+  if (timeout !== null) {
+    // Checked here, so a bad value is named in this file (exit 1) rather than blamed on --timeout.
+    try {
+      parseTimeout(timeout, 'timeout');
+    } catch (err) {
+      throw new CliFailure(`${at(rangeOf('timeout'))}: ${(err as Error).message}`, 1);
+    }
   }
-  return { path: where.path, apis, token: (map.token as string | undefined) || null, timeout: (map.timeout as string | undefined) ?? null };
+  return { path: where.path, apis, token: (map.token as string | undefined) || null, timeout };
 }
 
 /** The endpoints: --api (each), else $OPENGSLB_API (comma-separated), else the file's apis, else the default. Duplicates are dropped. */
