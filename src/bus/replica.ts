@@ -13,7 +13,7 @@
 //   local change ─► local apply ─► put(<kind>.<id>, seal{atMs, by, value})  ─┐  (NATS away: kept, put on reconnect)
 //                                                                           ▼
 //   every overwatch ◄── watch(>) ◄────────── JetStream bucket <prefix>_operator
-//     └─ opens? (else unauthenticated) ─► value checks? (else malformed) ─► older than held? (else older)
+//     └─ opens? (else unauthenticated) ─► value checks? (else malformed) ─► older than held? (else older; the held one is put back)
 //        ─► its own write? skip ─► onChange (applies what differs; no put back)
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -227,6 +227,25 @@ export interface OperatorReplicaOptions {
   readonly pendingStore?: BusPendingStore;
 }
 
+/** The newest change this overwatch knows for one bucket key. */
+interface Held {
+  readonly atMs: number;
+  /** The writer's id (EntryPayload.by): it breaks a tie on atMs the same way on every overwatch. */
+  readonly by: string;
+  /** The value's JSON, as sealed. */
+  readonly value: string;
+}
+
+/**
+ * Whether an entry written at `atMs` by `by` comes before the held one: the
+ * earlier time, and at the same millisecond the smaller writer id (two
+ * overwatches writing one key at the same millisecond, as two writes after
+ * one from a clock ahead of both do, would otherwise each take the other's).
+ */
+function before(atMs: number, by: string, held: Held): boolean {
+  return atMs < held.atMs || (atMs === held.atMs && by < held.by);
+}
+
 /** Wait before putting the waiting entries again when NATS was up but refused them (JetStream still starting). */
 const RETRY_MS = 1000;
 
@@ -244,12 +263,13 @@ export class OperatorReplica {
   /** This process's writer id: its own entries coming back through the watch are skipped. */
   readonly #self = randomBytes(8).toString('hex');
   /**
-   * The newest change applied or written here, per bucket key (its atMs and
-   * value JSON): an older entry with another value is refused (a replayed
-   * entry, or a write a newer one replaced); DNSSEC keys are exempt (their
-   * merge only moves forward, so an old entry cannot undo anything).
+   * The newest change applied or written here, per bucket key (its atMs,
+   * writer and value JSON): an older entry with another value is refused (a
+   * replayed entry, or a write a newer one replaced) and the held one is put
+   * back; DNSSEC keys are exempt (their merge only moves forward, so an old
+   * entry cannot undo anything).
    */
-  readonly #held = new Map<string, { readonly atMs: number; readonly value: string }>();
+  readonly #held = new Map<string, Held>();
   /** Sealed entries not put yet (NATS away), the newest per key, with their kind. */
   readonly #pending = new Map<string, { readonly kind: OperatorKind; readonly bytes: Buffer }>();
   readonly #counts = { puts: perKind(), putFailures: perKind(), applies: perKind(), reconnects: 0 };
@@ -302,7 +322,7 @@ export class OperatorReplica {
         this.#unpersist(key);
         continue;
       }
-      this.#held.set(key, { atMs: opened.payload.atMs, value: JSON.stringify(opened.payload.value) });
+      this.#held.set(key, { atMs: opened.payload.atMs, by: opened.payload.by, value: JSON.stringify(opened.payload.value) });
       this.#pending.set(key, { kind: id.kind, bytes: Buffer.from(sealed) });
     }
   }
@@ -398,9 +418,14 @@ export class OperatorReplica {
     const kvKey = operatorKvKey(change);
     const atMs = Math.max(this.#now(), (this.#held.get(kvKey)?.atMs ?? 0) + 1);
     const value = wireValue(change);
-    this.#held.set(kvKey, { atMs, value: JSON.stringify(value) });
-    const bytes = sealEntry(this.#key, this.#bucket, kvKey, { atMs, by: this.#self, value });
-    this.#pending.set(kvKey, { kind: change.kind, bytes });
+    this.#putHeld(kvKey, change.kind, { atMs, by: this.#self, value: JSON.stringify(value) });
+  }
+
+  /** Holds `held` as the newest for `kvKey`, seals it (with its own time and writer) and puts it, now or once NATS is back. */
+  #putHeld(kvKey: string, kind: OperatorKind, held: Held): void {
+    this.#held.set(kvKey, held);
+    const bytes = sealEntry(this.#key, this.#bucket, kvKey, { atMs: held.atMs, by: held.by, value: JSON.parse(held.value) as unknown });
+    this.#pending.set(kvKey, { kind, bytes });
     this.#persist(kvKey, bytes);
     this.#flush();
   }
@@ -490,15 +515,20 @@ export class OperatorReplica {
     // Before the own-write check: an old entry of this overwatch's put back is a replay too.
     const held = this.#held.get(key);
     const valueText = JSON.stringify(payload.value);
-    if (id.kind !== 'dnssec_key' && held !== undefined && payload.atMs < held.atMs) {
+    if (id.kind !== 'dnssec_key' && held !== undefined && before(payload.atMs, payload.by, held)) {
       // The same value written earlier (two overwatches making one change) is no news, not a replay.
       if (valueText === held.value) return;
-      return this.#reject(id.kind, key, 'older', `written ${new Date(payload.atMs).toISOString()}, this overwatch holds a change from ${new Date(held.atMs).toISOString()}`);
+      // The bucket now holds the older entry (a replay, or a change put late by an overwatch that was away
+      // from NATS): the newer one goes back in, unchanged (same time and writer), or an overwatch that
+      // joins or restarts would take the older one. Every overwatch holding it may do so; the copies are
+      // equal, so nothing goes round.
+      this.#putHeld(key, id.kind, held);
+      return this.#reject(id.kind, key, 'older', `written ${new Date(payload.atMs).toISOString()}, this overwatch holds a change from ${new Date(held.atMs).toISOString()} (put back in the bucket)`);
     }
     if (payload.by === this.#self) return;
     const change = changeOf(id, payload.value);
     if (change === undefined) return this.#reject(id.kind, key, 'malformed', `opens, but its value is not a ${id.kind}`);
-    if (held === undefined || payload.atMs >= held.atMs) this.#held.set(key, { atMs: payload.atMs, value: valueText });
+    if (held === undefined || !before(payload.atMs, payload.by, held)) this.#held.set(key, { atMs: payload.atMs, by: payload.by, value: valueText });
     let result: ApplyResult;
     try {
       result = await this.#onChange(change);

@@ -42,6 +42,14 @@ export function sealEntry(key: Buffer, bucket: string, kvKey: string, payload: E
   return Buffer.concat([Buffer.of(FORMAT), iv, body, cipher.getAuthTag()]);
 }
 
+/** Largest epoch milliseconds a Date holds (ECMAScript): a time past it makes toISOString() throw. */
+const MAX_DATE_MS = 8.64e15;
+
+/** An entry's atMs: whole epoch milliseconds a Date can show (the replica prints them, and compares them). */
+function isEntryTime(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_DATE_MS;
+}
+
 /** Why an entry was not opened. */
 export type OpenFailure = 'unauthenticated' | 'malformed';
 
@@ -65,7 +73,7 @@ export function openEntry(key: Buffer, bucket: string, kvKey: string, bytes: Uin
   }
   try {
     const p = JSON.parse(plain.toString('utf8')) as Record<string, unknown>;
-    if (typeof p !== 'object' || p === null || typeof p.atMs !== 'number' || !Number.isFinite(p.atMs) || typeof p.by !== 'string' || !('value' in p)) return { ok: false, reason: 'malformed' };
+    if (typeof p !== 'object' || p === null || !isEntryTime(p.atMs) || typeof p.by !== 'string' || !('value' in p)) return { ok: false, reason: 'malformed' };
     return { ok: true, payload: { atMs: p.atMs, by: p.by, value: p.value } };
   } catch {
     return { ok: false, reason: 'malformed' };

@@ -147,7 +147,8 @@ export async function askPeers(peers: readonly PeerConfig[], mine: AgentsDigest,
       const message = typeof (body as { error?: unknown })?.error === 'string' ? (body as { error: string }).error : 'no error message';
       return fail(`HTTP ${res.status}: ${message}`);
     }
-    const view = (body as { agents_view?: { count?: unknown; digest?: unknown } }).agents_view;
+    // `?.`: the body may be any JSON, null included (a URL that is not a peer's admin API); it must not fail the whole status.
+    const view = (body as { agents_view?: { count?: unknown; digest?: unknown } } | null)?.agents_view;
     if (typeof view?.count !== 'number' || typeof view.digest !== 'string') return fail('the answer has no agents_view: is the URL the peer\'s admin API?');
     return { url: peer.url, reachable: true, error: null, agent_count: view.count, digest: view.digest, matches: view.count === mine.count && view.digest === mine.digest };
   }));

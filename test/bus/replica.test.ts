@@ -7,9 +7,11 @@
 // opened, keeps the change waiting, and never throws; with JetStream, a
 // seed puts only the keys the bucket lacks.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { bucketName, OperatorReplica, operatorKvKey, parseOperatorKvKey, type OperatorEntryId, type ReplicaEvent } from '../../src/bus/replica.ts';
 import type { BusConfig } from '../../src/config/types.ts';
 import { freePort } from '../helpers/child.ts';
@@ -138,4 +140,138 @@ test('the seed puts only what the bucket has no entry for; for a key it holds, t
   assert.equal(joining.counters().puts.geo_mapping, 1, 'only 10.2.0.0/16 was put');
   assert.equal(seen.get('10.1.0.0/16'), 'us', 'the bucket kept the fleet\'s entry');
   assert.deepEqual(events.filter((e) => e.kind === 'seeded'), [{ kind: 'seeded', puts: 1 }]);
+});
+
+/** A replica over a map cidr → region (null: removed), as an overwatch's geo mappings; `now` fixes its clock. */
+function mappingReplica(t: TestContext, bus: BusConfig, name: string, now: () => number) {
+  const state = new Map<string, string | null>();
+  const events: ReplicaEvent[] = [];
+  const replica = new OperatorReplica({
+    bus, name, now, onEvent: (e) => events.push(e),
+    onChange: async (c) => {
+      if (c.kind !== 'geo_mapping') return { refused: 'not a mapping' };
+      const region = c.value?.region ?? null;
+      if (state.get(c.cidr) === region) return 'unchanged';
+      state.set(c.cidr, region);
+      return 'applied';
+    },
+  });
+  t.after(() => replica.close());
+  /** A change made on this overwatch: applied here, then put. */
+  const set = (cidr: string, region: string | null) => {
+    state.set(cidr, region);
+    replica.put({ kind: 'geo_mapping', cidr, value: region === null ? null : { cidr, region, comment: null, source: name, createdAtMs: 1 } });
+  };
+  return { replica, state, events, set };
+}
+
+/** The region the bucket's entry for `cidr` holds (null: a tombstone), opened with the secret. */
+async function bucketRegion(bus: BusConfig, cidr: string): Promise<{ atMs: number; region: string | null } | undefined> {
+  const nc = await connect({ servers: [...bus.servers] });
+  try {
+    const kv = await new Kvm(nc).open(bucketName(bus.subjectPrefix));
+    const kvKey = operatorKvKey({ kind: 'geo_mapping', cidr });
+    const e = await kv.get(kvKey);
+    if (e === null || e.operation !== 'PUT') return undefined;
+    const opened = openEntry(deriveStateKey(bus.stateSecret!), bucketName(bus.subjectPrefix), kvKey, e.value);
+    assert.ok(opened.ok);
+    return { atMs: opened.payload.atMs, region: (opened.payload.value as { region?: string } | null)?.region ?? null };
+  } finally {
+    await nc.close();
+  }
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test('a change made earlier but put later (its overwatch was away from NATS) does not stay in the bucket over a newer one: the newer change wins everywhere, a joining overwatch included', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-late-'));
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'late.gslb', stateSecret: randomBytes(32).toString('base64') };
+  // B removes the mapping at 2 000 000; A, not connected yet, had set it at 1 000 000.
+  const b = mappingReplica(t, bus, 'b', () => 2_000_000);
+  await b.replica.ready();
+  b.set('10.1.0.0/16', null);
+  await b.replica.settled();
+  const a = mappingReplica(t, bus, 'a', () => 1_000_000);
+  a.set('10.1.0.0/16', 'us');
+  await a.replica.ready();
+  await until('A and B hold the newer change (the removal), and so does the bucket', async () => a.state.get('10.1.0.0/16') === null && b.state.get('10.1.0.0/16') === null && (await bucketRegion(bus, '10.1.0.0/16'))?.region === null);
+  // A third overwatch that joins now takes the bucket's entry: the newer one.
+  const c = mappingReplica(t, bus, 'c', () => 3_000_000);
+  c.state.set('10.1.0.0/16', 'us');
+  await c.replica.ready();
+  await until('C applies the removal', () => c.state.get('10.1.0.0/16') === null);
+});
+
+test('two overwatches that change one key at the same millisecond while NATS is away end with the same value once it is back', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  const dir = await tempDir(t, 'opengslb-nats-tie-');
+  let nats = await startNats(t, port, dir);
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'tie.gslb', stateSecret: randomBytes(32).toString('base64') };
+  // Both clocks read the same millisecond (as two writes after one entry from a clock ahead of both do: held + 1).
+  const a = mappingReplica(t, bus, 'a', () => 5_000_000);
+  const b = mappingReplica(t, bus, 'b', () => 5_000_000);
+  await a.replica.ready();
+  await b.replica.ready();
+  await nats.stop();
+  await until('both see NATS down', () => !a.replica.counters().connected && !b.replica.counters().connected);
+  a.set('10.2.0.0/16', 'us');
+  b.set('10.2.0.0/16', 'eu');
+  nats = await startNats(t, port, dir);
+  t.after(() => nats.stop());
+  await until('both put their change', () => a.replica.counters().pending === 0 && b.replica.counters().pending === 0);
+  // Let every entry go round, then compare.
+  await until('A and B hold the same value as the bucket', async () => {
+    const bucket = await bucketRegion(bus, '10.2.0.0/16');
+    return bucket !== undefined && a.state.get('10.2.0.0/16') === bucket.region && b.state.get('10.2.0.0/16') === bucket.region;
+  });
+});
+
+test('a nats-server that comes back without its JetStream storage (a new node, a lost disk) gets the bucket again: changes made after it still reach the other overwatches', { skip: needsNats, todo: 'the bucket is opened once (#openBucket); puts then fail every second with "jetstream is not enabled" and the watch never sees anything again until the overwatches restart; needs the bucket re-created, the watch restarted and the held state put again' }, async (t) => {
+  const port = await freePort();
+  let nats = await startNats(t, port, await tempDir(t, 'opengslb-nats-lost-'));
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'lost.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const a = mappingReplica(t, bus, 'a', Date.now);
+  const b = mappingReplica(t, bus, 'b', Date.now);
+  await a.replica.ready();
+  await b.replica.ready();
+  a.set('10.1.0.0/16', 'us');
+  await until('B takes the first change', () => b.state.get('10.1.0.0/16') === 'us');
+  await nats.stop();
+  nats = await startNats(t, port, await tempDir(t, 'opengslb-nats-lost-new-'));
+  t.after(() => nats.stop());
+  await until('both reconnect', () => a.replica.counters().reconnects === 1 && b.replica.counters().reconnects === 1);
+  a.set('10.2.0.0/16', 'eu');
+  await until('B takes the change made after the storage was lost', () => b.state.get('10.2.0.0/16') === 'eu', 6000);
+});
+
+test('an entry sealed with the secret but with a time no date can hold is malformed: refused and counted, and the watch goes on to the next entry', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-time-'));
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'time.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const a = mappingReplica(t, bus, 'a', Date.now);
+  await a.replica.ready();
+  a.set('10.1.0.0/16', 'us');
+  await a.replica.settled();
+  const nc = await connect({ servers: [...bus.servers] });
+  t.after(() => nc.close());
+  const kv = await new Kvm(nc).open(bucketName(bus.subjectPrefix));
+  const key = deriveStateKey(bus.stateSecret!);
+  const entry = (cidr: string, atMs: number) => {
+    const kvKey = operatorKvKey({ kind: 'geo_mapping', cidr });
+    return [kvKey, sealEntry(key, bucketName(bus.subjectPrefix), kvKey, { atMs, by: 'other', value: { cidr, region: 'eu', comment: null, source: 'b', createdAtMs: 1 } })] as const;
+  };
+  // Before the one A holds, so the "older" check reads its time; then far past any date.
+  for (const atMs of [-1e300, 1e300]) await kv.put(...entry('10.1.0.0/16', atMs));
+  await kv.put(...entry('10.2.0.0/16', Date.now()));
+  await until('A takes the good entry after them', () => a.state.get('10.2.0.0/16') === 'eu');
+  assert.equal(a.state.get('10.1.0.0/16'), 'us');
+  assert.equal(a.replica.counters().rejections.geo_mapping.malformed, 2, JSON.stringify(a.events.filter((e) => e.kind !== 'connected')));
+  assert.deepEqual(a.events.filter((e) => e.kind === 'replica_error'), []);
 });
