@@ -15,7 +15,7 @@ import { bump, COUNTER } from '../src/metrics/counters-layout.ts';
 import * as L from '../src/snapshot/layout.ts';
 import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, soaAnswer, truncatedReply } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
-import { chaosAnswer, cnameAnswer, referral, rrsetAnswer, staticAnswer } from './zone-answer.ts';
+import { chaosAnswer, cnameAnswer, dnssecTypeAnswer, referral, rrsetAnswer, staticAnswer } from './zone-answer.ts';
 
 /** RRL counter slots by kind (RRL_KIND_*). */
 const RRL_SLIPPED = [COUNTER.RRL_SLIPPED_RESPONSE, COUNTER.RRL_SLIPPED_NXDOMAIN, COUNTER.RRL_SLIPPED_ERROR] as const;
@@ -73,8 +73,13 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
   }
   if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
   if (q.qclass !== QCLASS.IN) return q.qclass === QCLASS.CH ? chaosAnswer(ctx) : errorReply(ctx, RCODE.REFUSED);
-  // No zone transfers from a GSLB: the data changes with health every second.
-  if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return errorReply(ctx, RCODE.REFUSED);
+  // The meta-types (128-255; one compare for the common types below them).
+  if (q.qtype >= QTYPE.NXNAME) {
+    // No zone transfers from a GSLB: the data changes with health every second.
+    if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return errorReply(ctx, RCODE.REFUSED);
+    // RFC 9824 §3.5: NXNAME only ever appears in a compact-denial NSEC's bitmap.
+    if (q.qtype === QTYPE.NXNAME) return errorReply(ctx, RCODE.FORMERR);
+  }
   return lookup(ctx);
 }
 
@@ -103,6 +108,10 @@ function lookup(ctx: WorkerScratch): number {
     ctx.zone = u32[eb + L.NODE_ZONE];
     // Below a delegation of ours: the child's name servers know (a referral).
     if ((u32[eb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) return referral(ctx, node, off);
+    if (isDnssecType(q.qtype)) {
+      const len = dnssecTypeAnswer(ctx, -1);
+      if (len >= 0) return len;
+    }
     ctx.nxdomain = true;
     return negative(ctx, ctx.zone, RCODE.NXDOMAIN, -1);
   }
@@ -112,6 +121,11 @@ function lookup(ctx: WorkerScratch): number {
   const flags = u32[nb + L.NODE_FLAGS];
   const isApex = (flags & L.NODE_FLAG_APEX) !== 0;
   if ((flags & (L.NODE_FLAG_CUT | L.NODE_FLAG_CNAME | L.NODE_FLAG_CNAME_POOL)) !== 0) {
+    // The NSEC at a CNAME or a delegation is this zone's (RFC 2181 §10.1, RFC 4035 §2.3), not the target's or the child's.
+    if (isDnssecType(q.qtype)) {
+      const len = dnssecTypeAnswer(ctx, node);
+      if (len >= 0) return len;
+    }
     // The DS of a delegation is the parent's data (RFC 4035 §3.1.4.1): we hold none, so NODATA.
     if ((flags & L.NODE_FLAG_CUT) !== 0) return q.qtype === QTYPE.DS ? negative(ctx, zone, RCODE.NOERROR, node) : referral(ctx, node, 0);
     return cnameAnswer(ctx, node);
@@ -146,9 +160,19 @@ function lookup(ctx: WorkerScratch): number {
     case QTYPE.DNSKEY:
       // A signed zone publishes its keys at the apex; elsewhere, and for an unsigned zone, there are none.
       return isApex && u32[view.zoneBase(zone) + L.ZONE_DNSKEY_COUNT] !== 0 ? dnskeyAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
+    case QTYPE.NSEC:
+    case QTYPE.RRSIG: {
+      const len = dnssecTypeAnswer(ctx, node);
+      return len >= 0 ? len : staticAnswer(ctx, node);
+    }
     default:
       return staticAnswer(ctx, node);
   }
+}
+
+/** NSEC and RRSIG: types a signed zone holds at every name (zone-answer.ts dnssecTypeAnswer). */
+function isDnssecType(qtype: number): boolean {
+  return qtype === QTYPE.NSEC || qtype === QTYPE.RRSIG;
 }
 
 /**

@@ -188,13 +188,14 @@ export function signDenial(
 }
 
 /**
- * Appends the compact-denial NSEC of name[nameOff, +nameLen) (owner pointer
- * `ownerPtr`) with its RRSIG to the authority section: next name \000.<name>,
- * the bitmap of node `node` (or NXNAME when -1). Adds to ctx.ns.
+ * Builds the compact-denial NSEC of name[nameOff, +nameLen) in ctx.nsec:
+ * next name \000.<name>, the bitmap of node `node` (or NXNAME when -1), and
+ * points ctx.rrset at it (TTL `ttlSec`) for its RRSIG. Returns the rdata
+ * length, or -1 when the name has no NSEC (a first label of all 0xff octets
+ * has no successor).
  */
-function appendNsec(ctx: WorkerScratch, off: number, signers: ZoneSigners, node: number, name: Uint8Array, nameOff: number, nameLen: number, ownerPtr: number, ttlSec: number): number {
+function nsecRrset(ctx: WorkerScratch, node: number, name: Uint8Array, nameOff: number, nameLen: number, ttlSec: number): number {
   const view = ctx.view;
-  const u32 = view.u32;
   const u8 = view.u8;
   const nsec = ctx.nsec;
   let rdataLen: number;
@@ -203,21 +204,55 @@ function appendNsec(ctx: WorkerScratch, off: number, signers: ZoneSigners, node:
   } else {
     // The bitmap sits in the blob behind its length byte; copied by hand, as
     // a subarray() view per query cost 104 bytes (bench/handle-query.bench.ts).
-    const bitmapOff = u32[view.nodeBase(node) + L.NODE_NSEC_OFF];
+    const bitmapOff = view.u32[view.nodeBase(node) + L.NODE_NSEC_OFF];
     const bitmapLen = u8[bitmapOff];
     rdataLen = writeSuccessorName(nsec, 0, name, nameOff, nameLen);
     if (rdataLen >= 0 && rdataLen + bitmapLen <= nsec.length) rdataLen = copyBytes(nsec, rdataLen, u8, bitmapOff + 1, bitmapLen);
     else rdataLen = -1;
   }
-  // A name whose first label is all 0xff octets has no successor; such a name gets no NSEC.
+  if (rdataLen >= 0) ctx.rrset.reset(name, nameOff, nameLen, DNSSEC_TYPE.NSEC, ttlSec).add(nsec, 0, rdataLen);
+  return rdataLen;
+}
+
+/**
+ * Appends the compact-denial NSEC of name[nameOff, +nameLen) (owner pointer
+ * `ownerPtr`) with its RRSIG to the authority section (nsecRrset). Adds to
+ * ctx.ns.
+ */
+function appendNsec(ctx: WorkerScratch, off: number, signers: ZoneSigners, node: number, name: Uint8Array, nameOff: number, nameLen: number, ownerPtr: number, ttlSec: number): number {
+  const rdataLen = nsecRrset(ctx, node, name, nameOff, nameLen, ttlSec);
   if (rdataLen < 0) return off;
-  let end = writeNsec(ctx.out, off, ownerPtr, ttlSec, nsec, 0, rdataLen);
+  let end = writeNsec(ctx.out, off, ownerPtr, ttlSec, ctx.nsec, 0, rdataLen);
   if (end < 0) return off;
   ctx.ns++;
   off = end;
-  ctx.rrset.reset(name, nameOff, nameLen, DNSSEC_TYPE.NSEC, ttlSec).add(nsec, 0, rdataLen);
   end = appendRrsig(ctx, off, signers.data, ownerPtr, -1);
   if (end !== off) ctx.ns++;
+  return end;
+}
+
+/**
+ * The answer records of a query for type NSEC or RRSIG at the question name
+ * in a signed zone (node `node`, or -1 for a name that does not exist, which
+ * compact denial says exists with only its NSEC): for NSEC the name's NSEC,
+ * with its RRSIG when `dnssecOk`; for RRSIG "some RRSIGs, not all" (as Knot
+ * answers it, RFC 8482's spirit): the one over that NSEC. Owner: the
+ * question (pointer 12); TTL the negative TTL (RFC 9077). Adds to ctx.an;
+ * nothing when the name has no NSEC.
+ */
+export function dnssecTypeRecords(ctx: WorkerScratch, off: number, signers: ZoneSigners, node: number, qtype: number, dnssecOk: boolean): number {
+  const negTtl = ctx.view.u32[ctx.view.zoneBase(ctx.zone) + L.ZONE_NEG_TTL];
+  const rdataLen = nsecRrset(ctx, node, ctx.lower, 0, ctx.query.qnameLen, negTtl);
+  if (rdataLen < 0) return off;
+  if (qtype === DNSSEC_TYPE.NSEC) {
+    const end = writeNsec(ctx.out, off, 12, negTtl, ctx.nsec, 0, rdataLen);
+    if (end < 0) return off;
+    ctx.an++;
+    off = end;
+    if (!dnssecOk) return off;
+  }
+  const end = appendRrsig(ctx, off, signers.data, 12, -1);
+  if (end !== off) ctx.an++;
   return end;
 }
 

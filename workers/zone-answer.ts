@@ -6,6 +6,7 @@
 //                 (RFC 1034 §4.3.2), at most MAX_CNAME_CHAIN links
 //   referral      a delegation: NS in authority, glue in additional, AA clear
 //   chaosAnswer   CH TXT version.bind / id.server and friends (dns.identity)
+//   dnssecTypeAnswer  type NSEC or RRSIG in a signed zone: the name's NSEC, or its RRSIG
 //
 // Like answer.ts: synchronous, no allocation, every loop bounded.
 
@@ -14,7 +15,7 @@ import { copyBytes, copyRecords, writeU16, writeU32 } from '../src/dns/write.ts'
 import * as L from '../src/snapshot/layout.ts';
 import { errorReply, negative, question, seal, sealWith, writeAddresses, writeNegative } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
-import { signerOf, signReferral, signStatic } from './sign-stage.ts';
+import { dnssecTypeRecords, signerOf, signReferral, signStatic } from './sign-stage.ts';
 
 /** The most CNAMEs one answer follows (CoreDNS plugin/file/lookup.go gives up on its 9th pass); config refuses longer chains. */
 const MAX_CNAME_CHAIN = 8;
@@ -148,6 +149,27 @@ export function cnameAnswer(ctx: WorkerScratch, node: number): number {
     break;
   }
   return seal(ctx, off);
+}
+
+/**
+ * Answers a query for type NSEC or RRSIG at node `node` (-1: a name that
+ * does not exist) of a signed zone (sign-stage.ts dnssecTypeRecords):
+ * compact denial puts an NSEC, and so an RRSIG, at every name of the zone,
+ * also at a CNAME or a delegation (RFC 2181 §10.1, RFC 4035 §2.3), so a
+ * NODATA would carry an NSEC listing the very type it denies, which a
+ * validator rejects. Returns -1 for a zone that is not signed: there these
+ * types exist nowhere and the caller answers as for any other type.
+ */
+export function dnssecTypeAnswer(ctx: WorkerScratch, node: number): number {
+  const zone = ctx.zone;
+  const signers = zone >= 0 && zone < ctx.signers.length ? ctx.signers[zone] : null;
+  if (signers === null) return -1;
+  ctx.an = 0;
+  ctx.ns = 0;
+  ctx.ar = 0;
+  ctx.rcode = RCODE.NOERROR;
+  const q = ctx.query;
+  return seal(ctx, dnssecTypeRecords(ctx, question(ctx), signers, node, q.qtype, q.dnssecOk));
 }
 
 /**

@@ -15,7 +15,10 @@ export const QTYPE = {
   OPT: 41,
   DS: 43,
   RRSIG: 46,
+  NSEC: 47,
   DNSKEY: 48,
+  /** RFC 9824 §2: a meta-type, only ever in a compact-denial NSEC's bitmap; asked for explicitly, FORMERR (§3.5). */
+  NXNAME: 128,
   TKEY: 249,
   TSIG: 250,
   IXFR: 251,

@@ -19,14 +19,14 @@ export const DNSSEC_ALGORITHM = {
 
 export type DnssecAlgorithmNumber = (typeof DNSSEC_ALGORITHM)[keyof typeof DNSSEC_ALGORITHM];
 
-/** Record types of DNSSEC that src/dns/constants.ts does not name (RFC 4034, RFC 9824). */
+/** The record types of DNSSEC (RFC 4034, RFC 9824), by their names in src/dns/constants.ts. */
 export const DNSSEC_TYPE = {
   DS: QTYPE.DS,
   RRSIG: QTYPE.RRSIG,
-  NSEC: 47,
+  NSEC: QTYPE.NSEC,
   DNSKEY: QTYPE.DNSKEY,
   /** RFC 9824 §2: the pseudo-type that marks a compact-denial NSEC as "this name does not exist". */
-  NXNAME: 128,
+  NXNAME: QTYPE.NXNAME,
 } as const;
 
 /** Signature length in bytes: r||s of P-256 (RFC 6605 §4) and Ed25519 (RFC 8080 §4) are both 64. */

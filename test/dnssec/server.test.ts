@@ -52,7 +52,7 @@ logging: { level: info }
 `;
 
 /** What every validator must accept: the data validates, or the denial does. */
-const CASES: readonly { name: string; type: string; kind: 'positive' | 'negative' }[] = [
+const CASES: readonly { name: string; type: string; kind: 'positive' | 'negative' | 'rrsig' }[] = [
   { name: 'app.example.test', type: 'A', kind: 'positive' },
   { name: 'one.example.test', type: 'A', kind: 'positive' },
   { name: 'v6.example.test', type: 'AAAA', kind: 'positive' },
@@ -65,6 +65,15 @@ const CASES: readonly { name: string; type: string; kind: 'positive' | 'negative
   { name: 'ent.example.test', type: 'A', kind: 'negative' },
   { name: 'nothing-here.example.test', type: 'A', kind: 'negative' },
   { name: 'deep.below.nothing.example.test', type: 'AAAA', kind: 'negative' },
+  // Compact denial puts an NSEC at every name: asked for, it is data, also where nothing else is.
+  { name: 'app.example.test', type: 'NSEC', kind: 'positive' },
+  { name: 'example.test', type: 'NSEC', kind: 'positive' },
+  { name: 'ent.example.test', type: 'NSEC', kind: 'positive' },
+  { name: 'nothing-here.example.test', type: 'NSEC', kind: 'positive' },
+  // An RRSIG RRset is not signed: a validator can only take it as insecure data, never bogus (delv cannot ask
+  // for type RRSIG at all: "shut down hung fetch", against Knot too; unbound-host is the judge here).
+  { name: 'app.example.test', type: 'RRSIG', kind: 'rrsig' },
+  { name: 'nothing-here.example.test', type: 'RRSIG', kind: 'rrsig' },
 ];
 
 interface Running {
@@ -111,6 +120,13 @@ async function validateAll(port: number, dir: string, key: KeyStatusView, label:
   const conf = join(dir, `unbound-${label}.conf`);
   await writeFile(conf, unboundConfig({ ...info, keyTag: key.keyTag, createdAtMs: 0, state: 'active' }, port));
   for (const c of CASES) {
+    if (c.kind === 'rrsig') {
+      if (noUnbound === false) {
+        const out = await tool('unbound-host', ['-C', conf, '-v', '-t', c.type, c.name]);
+        if (!new RegExp(`^${c.name.replaceAll('.', '\\.')} has RRSIG record NSEC 1[35] `, 'm').test(out) || /BOGUS/.test(out)) failures.push(`${label}: unbound-host ${c.name} ${c.type}:\n${out}`);
+      }
+      continue;
+    }
     if (noDelv === false) {
       const out = await tool('delv', ['@127.0.0.1', '-p', String(port), '-a', anchor, '+root=example.test', c.name, c.type]);
       const want = c.kind === 'positive' ? /^; fully validated$/m : /^; negative response, fully validated$/m;
