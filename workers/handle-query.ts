@@ -73,14 +73,60 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
   }
   if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
   if (q.qclass !== QCLASS.IN) return q.qclass === QCLASS.CH ? chaosAnswer(ctx) : errorReply(ctx, RCODE.REFUSED);
-  // The meta-types (128-255; one compare for the common types below them).
-  if (q.qtype >= QTYPE.NXNAME) {
-    // No zone transfers from a GSLB: the data changes with health every second.
-    if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return errorReply(ctx, RCODE.REFUSED);
-    // RFC 9824 §3.5: NXNAME only ever appears in a compact-denial NSEC's bitmap.
-    if (q.qtype === QTYPE.NXNAME) return errorReply(ctx, RCODE.FORMERR);
+  // The meta-types (128 and up), RRSIG (46) and NSEC (47; qtype | 1 is 47 for both): two compares for the common types.
+  if (q.qtype >= QTYPE.NXNAME || (q.qtype | 1) === QTYPE.NSEC) return unusualType(ctx);
+  return lookup(ctx);
+}
+
+/**
+ * Answers the query types the common path never sees, apart from lookup() so
+ * that it stays as small as the common types need: zone transfers, NXNAME,
+ * and NSEC/RRSIG in a signed zone; any other goes to lookup().
+ */
+function unusualType(ctx: WorkerScratch): number {
+  const qtype = ctx.query.qtype;
+  // No zone transfers from a GSLB: the data changes with health every second.
+  if (qtype === QTYPE.AXFR || qtype === QTYPE.IXFR) return errorReply(ctx, RCODE.REFUSED);
+  // RFC 9824 §3.5: NXNAME only ever appears in a compact-denial NSEC's bitmap.
+  if (qtype === QTYPE.NXNAME) return errorReply(ctx, RCODE.FORMERR);
+  if (qtype === QTYPE.NSEC || qtype === QTYPE.RRSIG) {
+    const len = dnssecTypeLookup(ctx);
+    if (len >= 0) return len;
   }
   return lookup(ctx);
+}
+
+/**
+ * NSEC or RRSIG at the question name: in a signed zone, held or not, at a
+ * CNAME or a delegation too (the NSEC there is this zone's: RFC 2181 §10.1,
+ * RFC 4035 §2.3), the name's NSEC or its RRSIG (zone-answer.ts
+ * dnssecTypeAnswer). Returns -1 where lookup() answers as for any type: a
+ * zone that is not signed, a name outside every zone or below a delegation.
+ */
+function dnssecTypeLookup(ctx: WorkerScratch): number {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const lower = ctx.lower;
+  const nameLen = ctx.query.qnameLen;
+  ctx.answered = -1;
+  ctx.ecsScope = 0;
+  const node = view.findNode(lower, 0, nameLen);
+  if (node >= 0) {
+    ctx.zone = u32[view.nodeBase(node) + L.NODE_ZONE];
+    return dnssecTypeAnswer(ctx, node);
+  }
+  // As in lookup(): the closest enclosing name we hold decides.
+  let off = 0;
+  while (lower[off] !== 0) {
+    off += lower[off] + 1;
+    const enc = view.findNode(lower, off, nameLen - off);
+    if (enc < 0) continue;
+    const eb = view.nodeBase(enc);
+    if ((u32[eb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) return -1;
+    ctx.zone = u32[eb + L.NODE_ZONE];
+    return dnssecTypeAnswer(ctx, -1);
+  }
+  return -1;
 }
 
 /** Finds the question name in the snapshot and dispatches to the answer it gets. */
@@ -108,10 +154,6 @@ function lookup(ctx: WorkerScratch): number {
     ctx.zone = u32[eb + L.NODE_ZONE];
     // Below a delegation of ours: the child's name servers know (a referral).
     if ((u32[eb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) return referral(ctx, node, off);
-    if (isDnssecType(q.qtype)) {
-      const len = dnssecTypeAnswer(ctx, -1);
-      if (len >= 0) return len;
-    }
     ctx.nxdomain = true;
     return negative(ctx, ctx.zone, RCODE.NXDOMAIN, -1);
   }
@@ -121,11 +163,6 @@ function lookup(ctx: WorkerScratch): number {
   const flags = u32[nb + L.NODE_FLAGS];
   const isApex = (flags & L.NODE_FLAG_APEX) !== 0;
   if ((flags & (L.NODE_FLAG_CUT | L.NODE_FLAG_CNAME | L.NODE_FLAG_CNAME_POOL)) !== 0) {
-    // The NSEC at a CNAME or a delegation is this zone's (RFC 2181 §10.1, RFC 4035 §2.3), not the target's or the child's.
-    if (isDnssecType(q.qtype)) {
-      const len = dnssecTypeAnswer(ctx, node);
-      if (len >= 0) return len;
-    }
     // The DS of a delegation is the parent's data (RFC 4035 §3.1.4.1): we hold none, so NODATA.
     if ((flags & L.NODE_FLAG_CUT) !== 0) return q.qtype === QTYPE.DS ? negative(ctx, zone, RCODE.NOERROR, node) : referral(ctx, node, 0);
     return cnameAnswer(ctx, node);
@@ -160,19 +197,9 @@ function lookup(ctx: WorkerScratch): number {
     case QTYPE.DNSKEY:
       // A signed zone publishes its keys at the apex; elsewhere, and for an unsigned zone, there are none.
       return isApex && u32[view.zoneBase(zone) + L.ZONE_DNSKEY_COUNT] !== 0 ? dnskeyAnswer(ctx, zone) : negative(ctx, zone, RCODE.NOERROR, node);
-    case QTYPE.NSEC:
-    case QTYPE.RRSIG: {
-      const len = dnssecTypeAnswer(ctx, node);
-      return len >= 0 ? len : staticAnswer(ctx, node);
-    }
     default:
       return staticAnswer(ctx, node);
   }
-}
-
-/** NSEC and RRSIG: types a signed zone holds at every name (zone-answer.ts dnssecTypeAnswer). */
-function isDnssecType(qtype: number): boolean {
-  return qtype === QTYPE.NSEC || qtype === QTYPE.RRSIG;
 }
 
 /**
