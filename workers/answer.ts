@@ -243,6 +243,17 @@ export function truncatedReply(ctx: WorkerScratch, count: boolean): number {
   return off;
 }
 
+/**
+ * A reply to a query without a question (a cookie-only query, RFC 7873
+ * §5.4): no records, the OPT with our cookie; counted in the reply matrix
+ * under type NONE, as there is no question type.
+ */
+export function questionlessReply(ctx: WorkerScratch, rcode: number): number {
+  const off = emptyReply(ctx, rcode, 0);
+  bump(ctx.counters, ctx.counterBase + matrixSlot(TYPE_NONE, rcode));
+  return off;
+}
+
 /** A reply with no records: header (with `flags` besides QR and the copied ones), the question when it parsed, an OPT when the query had one. */
 function emptyReply(ctx: WorkerScratch, rcode: number, flags: number): number {
   const q = ctx.query;

@@ -8,12 +8,12 @@
 // path with each stage's outcome.
 
 import { OPCODE, QCLASS, QTYPE, RCODE } from '../src/dns/constants.ts';
-import { CLIENT_COOKIE_LEN, cookieLengthOk, RCODE_BADCOOKIE, serverCookieValid, writeReplyCookie } from '../src/dns/cookie.ts';
-import { parseQuery, PARSE_OK } from '../src/dns/parse.ts';
+import { CLIENT_COOKIE_LEN, cookieLengthOk, RCODE_BADCOOKIE, serverCookieValid, writeReplyCookie, type CookieKeys } from '../src/dns/cookie.ts';
+import { PARSE_NO_QUESTION, parseQuery, PARSE_OK } from '../src/dns/parse.ts';
 import { RRL_DROP, RRL_KIND_ERROR, RRL_KIND_NXDOMAIN, RRL_KIND_RESPONSE, RRL_PASS } from '../src/dns/rrl.ts';
 import { bump, COUNTER } from '../src/metrics/counters-layout.ts';
 import * as L from '../src/snapshot/layout.ts';
-import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, soaAnswer, truncatedReply } from './answer.ts';
+import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, questionlessReply, soaAnswer, truncatedReply } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
 import { chaosAnswer, cnameAnswer, dnssecTypeAnswer, referral, rrsetAnswer, staticAnswer } from './zone-answer.ts';
 
@@ -63,6 +63,8 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
   const status = parseQuery(req, reqLen, q, ctx.lower);
   if (q.opcode !== OPCODE.QUERY) return errorReply(ctx, RCODE.NOTIMP);
   if (status !== PARSE_OK) {
+    // No question but a COOKIE, cookies on: a client asking for (or checking) a server cookie.
+    if (status === PARSE_NO_QUESTION && q.cookieOff !== 0 && ctx.cookieKeys !== null) return cookieOnly(ctx);
     bump(counters, cb + COUNTER.MALFORMED);
     return errorReply(ctx, RCODE.FORMERR);
   }
@@ -241,38 +243,67 @@ function countQuestion(ctx: WorkerScratch): void {
  * here, else -1.
  */
 function cookies(ctx: WorkerScratch, tcp: boolean): number {
-  const q = ctx.query;
-  const keys = ctx.cookieKeys;
-  if (keys === null) return -1;
-  if (q.cookieOff !== 0) {
-    const counters = ctx.counters;
-    const cb = ctx.counterBase;
-    if (!cookieLengthOk(q.cookieLen)) {
-      bump(counters, cb + COUNTER.MALFORMED);
-      bump(counters, cb + COUNTER.COOKIE_MALFORMED);
-      return errorReply(ctx, RCODE.FORMERR);
-    }
-    const client = ctx.client;
-    const ipLen = client.sourceBytes();
-    if (ipLen !== 0) {
-      if (q.cookieLen === CLIENT_COOKIE_LEN) {
-        bump(counters, cb + COUNTER.COOKIE_CLIENT_ONLY);
-      } else if (serverCookieValid(ctx.req, q.cookieOff, q.cookieLen, keys, ctx.cookieScratch, ctx.nowSec, client.bytes, ipLen)) {
-        ctx.cookieValid = true;
-        bump(counters, cb + COUNTER.COOKIE_VALID);
-      } else {
-        bump(counters, cb + COUNTER.COOKIE_INVALID);
-      }
-      writeReplyCookie(ctx.cookieOut, 0, keys, ctx.cookieScratch, ctx.req, q.cookieOff, ctx.nowSec, client.bytes, ipLen);
-      ctx.replyCookie = ctx.cookieOut;
-    }
+  if (ctx.cookieKeys === null) return -1;
+  if (ctx.query.cookieOff !== 0) {
+    const malformed = readCookie(ctx);
+    if (malformed >= 0) return malformed;
   }
   if (ctx.cookieRequire && !tcp && !ctx.cookieValid) {
-    if (q.hasEdns) return errorReply(ctx, RCODE_BADCOOKIE);
+    if (ctx.query.hasEdns) return errorReply(ctx, RCODE_BADCOOKIE);
     bump(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED);
     return truncatedReply(ctx, true);
   }
   return -1;
+}
+
+/**
+ * Reads the query's COOKIE option (present, cookies on): a bad length is
+ * FORMERR (returns the reply length); else it is counted, ctx.cookieValid
+ * says whether it carries a valid server cookie of ours, and ctx.replyCookie
+ * holds ours for the reply (the client cookie and a fresh server cookie).
+ * Returns -1 then.
+ */
+function readCookie(ctx: WorkerScratch): number {
+  const q = ctx.query;
+  const keys = ctx.cookieKeys as CookieKeys;
+  const counters = ctx.counters;
+  const cb = ctx.counterBase;
+  if (!cookieLengthOk(q.cookieLen)) {
+    bump(counters, cb + COUNTER.MALFORMED);
+    bump(counters, cb + COUNTER.COOKIE_MALFORMED);
+    return errorReply(ctx, RCODE.FORMERR);
+  }
+  const client = ctx.client;
+  const ipLen = client.sourceBytes();
+  if (ipLen !== 0) {
+    if (q.cookieLen === CLIENT_COOKIE_LEN) {
+      bump(counters, cb + COUNTER.COOKIE_CLIENT_ONLY);
+    } else if (serverCookieValid(ctx.req, q.cookieOff, q.cookieLen, keys, ctx.cookieScratch, ctx.nowSec, client.bytes, ipLen)) {
+      ctx.cookieValid = true;
+      bump(counters, cb + COUNTER.COOKIE_VALID);
+    } else {
+      bump(counters, cb + COUNTER.COOKIE_INVALID);
+    }
+    writeReplyCookie(ctx.cookieOut, 0, keys, ctx.cookieScratch, ctx.req, q.cookieOff, ctx.nowSec, client.bytes, ipLen);
+    ctx.replyCookie = ctx.cookieOut;
+  }
+  return -1;
+}
+
+/**
+ * A query with no question and a COOKIE option, cookies on (RFC 7873 §5.4):
+ * a client asking for a server cookie, or whether the one it holds is still
+ * good. The reply has no question and no records, and our cookie in its OPT:
+ * BADCOOKIE when the query's server cookie is not valid (another server's,
+ * expired, or made for another address), else NOERROR, under
+ * dns.cookies.require too (it answers nothing but the cookie).
+ */
+function cookieOnly(ctx: WorkerScratch): number {
+  countQuestion(ctx);
+  const malformed = readCookie(ctx);
+  if (malformed >= 0) return malformed;
+  const q = ctx.query;
+  return questionlessReply(ctx, q.cookieLen !== CLIENT_COOKIE_LEN && !ctx.cookieValid ? RCODE_BADCOOKIE : RCODE.NOERROR);
 }
 
 /**

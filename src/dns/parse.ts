@@ -42,11 +42,17 @@ export class ParsedQuery {
 export const PARSE_OK = 0;
 /** Malformed: answer FORMERR (questionEnd > 0 when the question itself was fine and can be echoed). */
 export const PARSE_FORMERR = -1;
+/**
+ * No question (QDCOUNT 0), the rest well-formed: with cookies on and a
+ * COOKIE option, a client asking for a server cookie (RFC 7873 §5.4); else
+ * FORMERR.
+ */
+export const PARSE_NO_QUESTION = 1;
 
 /**
  * Parses `msg[0, len)` into `q`, writing the lower-cased question name to
  * `lower` (≥ 255 bytes). The caller has already checked len ≥ 12 and QR = 0.
- * Returns PARSE_OK or PARSE_FORMERR.
+ * Returns PARSE_OK, PARSE_FORMERR or PARSE_NO_QUESTION.
  */
 export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: Uint8Array): number {
   q.id = (msg[0] << 8) | msg[1];
@@ -70,12 +76,13 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
   const qdcount = (msg[4] << 8) | msg[5];
   let off = HEADER_LEN;
   if (qdcount !== 1) {
-    // Malformed (a query has one question, RFC 9619), but the FORMERR must
-    // still carry an OPT when the query had a readable one (RFC 6891 §7;
-    // Knot does the same): without it a client such as `dig +header-only
-    // +cookie` concludes we do not speak EDNS. Skip the questions, echoing
+    // A query has one question (RFC 9619), but for QDCOUNT 0 with a COOKIE
+    // (PARSE_NO_QUESTION), and a FORMERR must still carry an OPT when the
+    // query had a readable one (RFC 6891 §7; Knot does the same): without it
+    // a client concludes we do not speak EDNS. Skip the questions, echoing
     // none, and read on to the OPT. Each question takes at least 5 bytes, so
     // the loop is bounded by the packet length whatever QDCOUNT claims.
+    if (qdcount === 0) return readRecords(msg, off, len, q, false) === PARSE_OK ? PARSE_NO_QUESTION : PARSE_FORMERR;
     for (let i = 0; i < qdcount; i++) {
       off = skipName(msg, off, len);
       if (off < 0 || off + 4 > len) return PARSE_FORMERR;

@@ -71,11 +71,38 @@ for (const path of ['batched', 'dgram'] as const) describe(`DNS protocol edge ca
     assertErrorWithOpt(await udpExchange(server.port, Buffer.concat([header(0x0100, 0, 0, 0, 1), OPT])), 1);
   });
 
-  test('a query with QDCOUNT 0 and a client COOKIE (dig +header-only +cookie) gets FORMERR with an OPT, so the client does not conclude we lack EDNS', async () => {
-    const raw = await udpExchange(server.port, Buffer.concat([header(0x0100, 0, 0, 0, 1), OPT_DO_COOKIE]));
-    assertErrorWithOpt(raw, 1);
-    // The DO bit is copied into the reply's OPT (RFC 3225 §3).
-    assert.equal(raw!.readUInt16BE(12 + 7) & 0x8000, 0x8000);
+  test('a query with QDCOUNT 0 and a client COOKIE (dig +header-only +cookie) gets NOERROR and a server cookie (RFC 7873 §5.4); the cookie then proves the client, a forged one gets BADCOOKIE', async () => {
+    const ask = async (cookie: Buffer): Promise<{ raw: Buffer; cookie: Buffer }> => {
+      // OPT with DO and one COOKIE option.
+      const opt = Buffer.concat([Buffer.from('00002904d0000080000000', 'hex'), Buffer.of(0, 10, 0, cookie.length), cookie]);
+      opt.writeUInt16BE(4 + cookie.length, 9);
+      const raw = await udpExchange(server.port, Buffer.concat([header(0x0100, 0, 0, 0, 1), opt]));
+      assert.ok(raw, 'a reply');
+      assert.equal(raw.readUInt16BE(4), 0, 'no question');
+      assert.equal(raw.readUInt16BE(6) + raw.readUInt16BE(8), 0, 'no records');
+      assert.equal(raw.readUInt16BE(10), 1, 'the OPT');
+      assert.equal(raw.readUInt16BE(12 + 7) & 0x8000, 0x8000, 'DO copied (RFC 3225 §3)');
+      const decoded = dnsPacket.decode(raw) as { additionals?: { options?: { code: number; data: Buffer }[] }[] };
+      const option = decoded.additionals?.[0]?.options?.find((o) => o.code === 10);
+      assert.ok(option !== undefined, 'our COOKIE');
+      assert.deepEqual(option.data.subarray(0, 8), cookie.subarray(0, 8), 'the client cookie echoed');
+      assert.equal(option.data.length, 24, 'client cookie + a 16-byte server cookie (RFC 9018)');
+      return { raw, cookie: option.data };
+    };
+    const client = Buffer.from('0102030405060708', 'hex');
+    const first = await ask(client);
+    assert.equal(rcodeOf(first.raw), 0, 'NOERROR for a client cookie alone');
+    const before = server.overwatch.readCounters();
+    const again = await ask(first.cookie);
+    assert.equal(rcodeOf(again.raw), 0, 'NOERROR for our valid server cookie');
+    assert.equal(server.overwatch.readCounters().COOKIE_VALID - before.COOKIE_VALID, 1);
+    const forged = Buffer.from(first.cookie);
+    forged[20] ^= 0xff;
+    const refused = await ask(forged);
+    assert.equal(rcodeOf(refused.raw), 7, 'BADCOOKIE (23: header 7, OPT extended rcode 1)');
+    assert.equal(refused.raw[12 + 5], 1, 'extended rcode 1');
+    // A COOKIE of a bad length is still FORMERR.
+    assertErrorWithOpt(await udpExchange(server.port, Buffer.concat([header(0x0100, 0, 0, 0, 1), Buffer.from('00002904d00000000000080' + '00a000401020304', 'hex')])), 1);
   });
 
   test('a query with two questions and an OPT record gets FORMERR with an OPT', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { nameToWire, wireToName } from '../../src/dns/names.ts';
-import { ParsedQuery, parseQuery, PARSE_FORMERR, PARSE_OK, skipName } from '../../src/dns/parse.ts';
+import { ParsedQuery, parseQuery, PARSE_FORMERR, PARSE_NO_QUESTION, PARSE_OK, skipName } from '../../src/dns/parse.ts';
 import { buildQuery } from '../helpers/dns-client.ts';
 
 function parse(packet: Uint8Array): { status: number; q: ParsedQuery; lower: Uint8Array } {
@@ -46,7 +46,6 @@ for (const c of ok) {
 }
 
 const bad: { name: string; mutate: (p: Buffer) => Buffer }[] = [
-  { name: 'QDCOUNT 0', mutate: (p) => (p.writeUInt16BE(0, 4), p) },
   { name: 'QDCOUNT 2', mutate: (p) => (p.writeUInt16BE(2, 4), p) },
   { name: 'a name cut short', mutate: (p) => p.subarray(0, 16) },
   { name: 'a missing qclass', mutate: (p) => p.subarray(0, p.length - 2) },
@@ -80,6 +79,14 @@ test('accepts a name of exactly 255 octets', () => {
   assert.equal(q.qnameLen, 255);
 });
 
+test('a query with QDCOUNT 0 is PARSE_NO_QUESTION (a cookie-only query, RFC 7873 §5.4; FORMERR without a COOKIE), or FORMERR when malformed besides', () => {
+  assert.equal(parse((() => { const p = buildQuery('app.example.test', 'A'); p.writeUInt16BE(0, 4); return p; })()).status, PARSE_NO_QUESTION);
+  const withAnswer = buildQuery('app.example.test', 'A');
+  withAnswer.writeUInt16BE(0, 4);
+  withAnswer.writeUInt16BE(1, 6);
+  assert.equal(parse(withAnswer).status, PARSE_FORMERR);
+});
+
 test('reads the OPT of a query with QDCOUNT 0 or 2 so the FORMERR can carry one (RFC 6891 §7), and echoes no question', () => {
   const withOpt = buildQuery('app.example.test', 'A', { edns: { udpSize: 4096, do: true } });
   // QDCOUNT 0: the OPT record follows the header directly.
@@ -90,7 +97,7 @@ test('reads the OPT of a query with QDCOUNT 0 or 2 so the FORMERR can carry one 
   twoQuestions.writeUInt16BE(2, 4);
   for (const packet of [noQuestion, twoQuestions]) {
     const { status, q } = parse(packet);
-    assert.equal(status, PARSE_FORMERR);
+    assert.equal(status, packet === noQuestion ? PARSE_NO_QUESTION : PARSE_FORMERR);
     assert.equal(q.questionEnd, 0);
     assert.equal(q.hasEdns, true);
     assert.equal(q.udpSize, 4096);
