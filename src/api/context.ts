@@ -18,7 +18,7 @@ export type ApiOverwatch = Pick<
   | 'servers' | 'regions' | 'domains' | 'overrides' | 'overrideOf' | 'setOverride' | 'clearOverride' | 'explain'
   | 'geoTest' | 'geoMappings' | 'setGeoMapping' | 'deleteGeoMapping' | 'generation' | 'config'
   | 'dnssecStatus' | 'dnssecDs' | 'rolloverStatus' | 'rolloverStart' | 'rolloverFinish' | 'keySyncAnswer'
-  | 'backends' | 'agents' | 'counters'
+  | 'backends' | 'agents' | 'counters' | 'stopping'
 >;
 
 /** The part of the ConfigReloader the API uses: POST /api/v1/reload runs request(), GET /api/v1/status reads status(). */
@@ -51,6 +51,8 @@ export interface RouteContext {
 }
 
 export const STARTING_MESSAGE = 'starting: the first health round has not finished';
+/** What /api/v1/ready says once the overwatch has begun to stop (SIGTERM): probes take it out of rotation while DNS drains. */
+export const STOPPING_MESSAGE = 'stopping: this overwatch is shutting down';
 
 /** Returns the overwatch, or throws the 503 that says it is still starting. */
 export function requireOverwatch(ctx: RouteContext): ApiOverwatch {

@@ -4,7 +4,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { Readiness } from '../overwatch/views.ts';
-import { STARTING_MESSAGE, type RouteContext } from './context.ts';
+import { STARTING_MESSAGE, STOPPING_MESSAGE, type RouteContext } from './context.ts';
 import { errorResponses, generatedAt, obj, str, type Schema } from './schemas.ts';
 
 /** Paths that skip the allowlist and the token, as in the Go original: probes and version checks come from anywhere. */
@@ -14,6 +14,7 @@ export const STARTUP_PATHS: ReadonlySet<string> = new Set([...OPEN_PATHS, '/api/
 
 const READY: Readiness = { ready: true, dns_ready: true, health_ready: true };
 const NOT_READY: Readiness = { ready: false, dns_ready: false, health_ready: false, message: STARTING_MESSAGE };
+const STOPPING: Readiness = { ready: false, dns_ready: false, health_ready: false, message: STOPPING_MESSAGE };
 
 /** Registers live, ready, version and openapi.json. `openapi` returns the generated document. */
 export function registerStatusRoutes(app: FastifyInstance, ctx: RouteContext, openapi: () => unknown): void {
@@ -33,16 +34,18 @@ export function registerStatusRoutes(app: FastifyInstance, ctx: RouteContext, op
     '/api/v1/ready',
     {
       schema: {
-        summary: 'Readiness: 200 once DNS listens and the first health round has finished, 503 before.',
+        summary: 'Readiness: 200 once DNS listens and the first health round has finished, 503 before and from the start of a shutdown.',
         tags: ['status'],
         response: {
           200: { $ref: 'Readiness#', description: 'Ready.' },
-          503: { $ref: 'Readiness#', description: 'Still starting.' },
+          503: { $ref: 'Readiness#', description: 'Still starting, or stopping.' },
         },
       },
     },
     (_request, reply) => {
-      if (ctx.deps.overwatch() === null) return reply.code(503).send(NOT_READY);
+      const ow = ctx.deps.overwatch();
+      if (ow === null) return reply.code(503).send(NOT_READY);
+      if (ow.stopping) return reply.code(503).send(STOPPING);
       return READY;
     },
   );

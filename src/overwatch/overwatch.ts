@@ -914,6 +914,11 @@ export class Overwatch {
   }
 
   /** Stops answering: workers close their sockets and finish TCP queries in flight. */
+  /** True from the first stop() call on: /api/v1/ready then answers 503 while DNS drains. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
   async stop(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     this.#stopping = true;
     if (this.#republishTimer !== null) clearTimeout(this.#republishTimer);

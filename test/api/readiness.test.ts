@@ -60,3 +60,15 @@ test('still answers 404, 405 and 403 while starting', async (t) => {
   assert.equal((await call(api.base, 'GET', '/api/v1/domains')).status, 403);
   assert.equal((await call(api.base, 'GET', '/api/v1/ready')).status, 503);
 });
+
+test('answers ready with 503 from the moment the overwatch begins to stop, so probes take it out while DNS drains', async (t) => {
+  const { overwatch } = await startServer(t, YAML);
+  const api = await startTestApi(t, overwatch);
+  assert.equal((await call(api.base, 'GET', '/api/v1/ready')).status, 200);
+  const stopped = overwatch.stop(200);
+  const during = await call(api.base, 'GET', '/api/v1/ready');
+  assert.equal(during.status, 503);
+  assert.deepEqual(during.body, { ready: false, dns_ready: false, health_ready: false, message: 'stopping: this overwatch is shutting down' });
+  assert.deepEqual((await call(api.base, 'GET', '/api/v1/live')).body, { alive: true });
+  await stopped;
+});
