@@ -48,7 +48,16 @@ export class QueryRateHistory {
       return;
     }
     const seconds = (nowMs - this.#lastAtMs) / 1000;
-    if (seconds <= 0) return;
+    if (seconds === 0) return;
+    if (seconds < 0) {
+      // The wall clock stepped back (NTP, an operator). Returning here kept #lastAtMs in the future, so no sample was taken
+      // until the clock caught up (an hour's step froze the chart for an hour). The kept samples are dated by the old
+      // clock and would no longer read oldest first: start a new baseline now, as at start.
+      this.#ring.length = 0;
+      this.#fold();
+      this.#lastAtMs = nowMs;
+      return;
+    }
     const prev = Float64Array.from(this.#last);
     this.#fold();
     const byRcode: Record<string, number> = {};

@@ -30,7 +30,14 @@ export interface MetricsListener {
 export async function startMetricsServer(registry: Registry, host: string, port: number, logger: Logger): Promise<MetricsListener> {
   const log = logger.child({ component: 'metrics' });
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    // The path of an origin-form target ("/metrics?x") or of an absolute-form one ("http://host/metrics"), which a
+    // server must accept too (RFC 9112 §3.2.2) and a forward proxy sends; "*" and what does not parse are no path here.
+    let path = '';
+    try {
+      path = new URL(req.url ?? '', 'http://metrics.invalid').pathname;
+    } catch {
+      path = '';
+    }
     if (path !== '/metrics' && path !== '/health') {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
       return;

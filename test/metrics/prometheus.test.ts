@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
@@ -150,6 +151,27 @@ test('answers GET /health with OK, other paths with 404 and other methods with 4
   const post = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'POST' });
   assert.equal(post.status, 405);
   assert.equal(post.headers.get('allow'), 'GET, HEAD');
+});
+
+/** Sends one raw HTTP/1.1 request on a new connection and returns the status line and the body. */
+async function rawRequest(port: number, head: string): Promise<{ status: string; body: string }> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.end(`${head}\r\nHost: scraper\r\nConnection: close\r\n\r\n`);
+  let text = '';
+  for await (const chunk of socket) text += String(chunk);
+  const [headers, ...body] = text.split('\r\n\r\n');
+  return { status: headers.split('\r\n')[0], body: body.join('\r\n\r\n') };
+}
+
+test('answers a request line in absolute form (through a forward proxy) as the same path', async (t) => {
+  const { metricsPort } = await start(t);
+  // RFC 9112 §3.2.2: a server must accept the absolute form of the request target.
+  const metrics = await rawRequest(metricsPort, `GET http://127.0.0.1:${metricsPort}/metrics HTTP/1.1`);
+  assert.equal(metrics.status, 'HTTP/1.1 200 OK');
+  assert.match(metrics.body, /opengslb_app_info/);
+  assert.equal((await rawRequest(metricsPort, `GET http://127.0.0.1:${metricsPort}/health?probe=1 HTTP/1.1`)).status, 'HTTP/1.1 200 OK');
+  assert.equal((await rawRequest(metricsPort, `GET http://127.0.0.1:${metricsPort}/other HTTP/1.1`)).status, 'HTTP/1.1 404 Not Found');
+  assert.equal((await rawRequest(metricsPort, 'GET * HTTP/1.1')).status, 'HTTP/1.1 404 Not Found');
 });
 
 test('keeps every count across a worker restart: the new worker carries on in the same counters', async (t) => {

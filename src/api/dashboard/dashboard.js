@@ -174,7 +174,8 @@ function renderRegions(configured, servers) {
     table.append(h('thead', '', row(['Server', 'Health', 'Since', 'Authority', 'Latency', 'Last check', 'Last error', ''].map((t) => h('th', '', t)))));
     const body = h('tbody');
     for (const s of mine) {
-      const key = `${s.address}:${s.port}`;
+      // An IPv6 address in brackets, as the metrics' server label and the logs write it: 2001:db8::1:8443 reads as an address.
+      const key = s.address.includes(':') ? `[${s.address}]:${s.port}` : `${s.address}:${s.port}`;
       const health = h('td', 'health', badge(s.status));
       const actions = h('td', 'actions', [
         button('Drain', `Set a server override: ${s.address} down in every domain`, () => setServerOverride(s.address, false)),
@@ -235,8 +236,8 @@ function renderOverrides(overrides) {
     o.scope,
     h('td', 'name', coversOf(o) + (o.active ? '' : ' (inactive: not served now)')),
     h('td', '', badge(o.healthy ? 'up' : 'down', o.healthy ? 'healthy' : 'unhealthy')),
-    o.reason,
-    o.source,
+    h('td', 'text', o.reason),
+    h('td', 'text', o.source),
     timeCell(o.created_at),
     o.expires_at === null ? 'until cleared' : new Date(o.expires_at).toLocaleString(),
     h('td', 'actions', button('Clear', 'Delete this override: the checks (or a wider override) decide again', async () => {
@@ -252,7 +253,7 @@ function renderAgents(a) {
     h('td', 'name', g.agent_id),
     g.region,
     h('td', '', badge(g.state, g.state === 'live' ? 'healthy' : g.state === 'stale' ? 'degraded' : 'unknown')),
-    g.services.join(', '),
+    h('td', 'text', g.services.join(', ')),
     String(g.backend_count),
     timeCell(g.last_seen),
     !g.load ? '–' : `cpu ${g.load.cpu_percent ?? '–'}% · mem ${g.load.memory_percent ?? '–'}%`,
@@ -292,7 +293,7 @@ async function submitExplain(event) {
     table.append(h('thead', '', row(['Candidate', 'Region', 'Status', 'Checks', 'Decided by', 'In the answer', 'Why'].map((t) => h('th', '', t)))));
     const body = h('tbody');
     for (const c of ex.candidates) {
-      body.append(row([c.address, c.region ?? '–', h('td', '', badge(c.status)), c.check_status ?? '–', c.authority ?? '–', c.eligible ? 'yes' : 'no', c.reason ?? c.detail ?? '']));
+      body.append(row([c.address, c.region ?? '–', h('td', '', badge(c.status)), c.check_status ?? '–', c.authority ?? '–', c.eligible ? 'yes' : 'no', h('td', 'text', c.reason ?? c.detail ?? '')]));
     }
     table.append(body);
     out.replaceChildren(head, table, h('ul', 'notes', ex.notes.map((n) => h('li', '', n))));
