@@ -499,7 +499,9 @@ function explainRecord(b: Builder, r: number): void {
   const count = u32[rb + L.REC_MEMBER_COUNT];
   const want = u32[rb + L.REC_MAX_ANSWERS];
   const fragLen = u32[rb + L.REC_FRAG_LEN];
-  const weighted = policy === L.POLICY_WEIGHTED;
+  // Every policy that picks by weight leaves weight 0 out (select.ts byWeight):
+  // geolocation and sticky as well as weighted, so their verdicts match the worker's.
+  const weighted = policy === L.POLICY_WEIGHTED || policy === L.POLICY_GEOLOCATION || policy === L.POLICY_STICKY;
   const domain = b.input.snapshot.recordDomains[r] ?? null;
 
   const members: Member[] = [];
@@ -640,7 +642,7 @@ function explainAllDown(b: Builder, members: Member[], mode: number, weighted: b
     const verdict = allDownVerdict(b.route, m.mb, mode, newest - windowSec, weighted);
     if (verdict === OUT_DRAINED) why.reasons.set(m, `${why.reasons.get(m)} (a drain holds even when when_all_down fails open)`);
     else if (verdict === OUT_STALE) why.reasons.set(m, `${why.reasons.get(m)}; ${m.lastUp === 0 ? 'never seen healthy' : `last up ${newest - m.lastUp} s before the most recent server`}, outside the ${windowSec} s last_healthy window`);
-    else if (verdict === OUT_WEIGHT_ZERO) why.reasons.set(m, 'weight 0: the weighted policy never answers it, not even when all are down');
+    else if (verdict === OUT_WEIGHT_ZERO) why.reasons.set(m, `weight 0: the ${b.policy} policy never answers it, not even when all are down`);
     else {
       why.details.set(m, mode === L.ALL_DOWN_ALL
         ? 'answered although down: when_all_down: all fails open'

@@ -25,7 +25,7 @@
 // what the normal one does; `degraded[r]` says which mode produced the list.
 
 import { decideRegion, decideWithoutAddress, GeoDecision, MATCH_CUSTOM, MATCH_DEFAULT } from '../geo/cidr-table.ts';
-import type { GeoIpReader } from '../geo/lookup.ts';
+import { isV4Mapped, type GeoIpReader } from '../geo/lookup.ts';
 import * as L from '../snapshot/layout.ts';
 import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH, LIVE_HEALTH_BASE, lastUpWord, latencyWord } from '../snapshot/live-slots.ts';
 import type { SnapshotView } from '../snapshot/reader.ts';
@@ -620,6 +620,18 @@ export function hashClientNetwork(state: RouteState, rb: number, client: ClientA
   }
   const q = client.query;
   if (q.ecsFamily !== 0 && state.view.ecsEnabled) {
+    if (q.ecsFamily === 2 && q.ecsSourcePrefix > 96 && isV4Mapped(q.ecsAddr, 0)) {
+      // An IPv4-mapped ECS address (::ffff:a.b.c.d) is the IPv4 client it
+      // maps, as for a dual-stack socket's source and for geolocation: cut to
+      // ipv4_prefix, scope in IPv6 terms. Cut as IPv6 /56 instead, every such
+      // client would hash as the one network ::/56 and get one server.
+      const cut = u32[rb + L.REC_STICKY_V4_PREFIX];
+      const v4 = q.ecsSourcePrefix - 96;
+      const prefix = v4 < cut ? v4 : cut;
+      state.ecsScope = prefix + 96;
+      state.clientHash = mixBytes(4, q.ecsAddr, prefix, 12);
+      return;
+    }
     const len = q.ecsFamily === 1 ? 4 : 16;
     const cut = u32[rb + (len === 4 ? L.REC_STICKY_V4_PREFIX : L.REC_STICKY_V6_PREFIX)];
     const prefix = q.ecsSourcePrefix < cut ? q.ecsSourcePrefix : cut;
@@ -631,15 +643,15 @@ export function hashClientNetwork(state: RouteState, rb: number, client: ClientA
   state.clientHash = mixBytes(len, client.bytes, len === 0 ? 0 : u32[rb + (len === 4 ? L.REC_STICKY_V4_PREFIX : L.REC_STICKY_V6_PREFIX)]);
 }
 
-/** FNV-1a over the family (address length), the prefix length and the first `prefix` bits of `bytes`. */
-function mixBytes(len: number, bytes: Uint8Array | null, prefix: number): number {
+/** FNV-1a over the family (address length), the prefix length and the first `prefix` bits of the address at bytes[off]. */
+function mixBytes(len: number, bytes: Uint8Array | null, prefix: number, off = 0): number {
   let h = Math.imul(0x811c9dc5 ^ len, 0x01000193);
   h = Math.imul(h ^ prefix, 0x01000193);
   if (bytes === null) return h >>> 0;
   const whole = prefix >>> 3;
-  for (let i = 0; i < whole; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  for (let i = 0; i < whole; i++) h = Math.imul(h ^ bytes[off + i], 0x01000193);
   const bits = prefix & 7;
-  if (bits !== 0) h = Math.imul(h ^ (bytes[whole] & (0xff << (8 - bits)) & 0xff), 0x01000193);
+  if (bits !== 0) h = Math.imul(h ^ (bytes[off + whole] & (0xff << (8 - bits)) & 0xff), 0x01000193);
   return h >>> 0;
 }
 

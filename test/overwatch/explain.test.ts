@@ -41,6 +41,9 @@ domains:
   - { name: w.example.test, routing_algorithm: weighted, regions: [w] }
   - { name: w2.example.test, routing_algorithm: weighted, regions: [w], max_answers: 2 }
   - { name: w0.example.test, routing_algorithm: weighted, regions: [z] }
+  - { name: gw.example.test, routing_algorithm: geolocation, regions: [w] }
+  - { name: sw.example.test, routing_algorithm: sticky, regions: [w] }
+  - { name: g0.example.test, routing_algorithm: geolocation, regions: [z], when_all_down: all }
   - { name: fo.example.test, routing_algorithm: failover, regions: [p1, p2, p3] }
   - { name: fo2.example.test, routing_algorithm: failover, regions: [p1, p2, p3], max_answers: 2 }
   - name: lat.example.test
@@ -222,6 +225,29 @@ describe('explain', () => {
     assert.equal(e.aa, false);
     assert.deepEqual(e.all_down, { mode: 'servfail', answered: false });
     assert.ok(e.notes.some((n) => n.includes('weight 0')));
+    await assertAgrees(s.port, e, 5);
+  });
+
+  // Geolocation and sticky pick by weight too (select.ts byWeight): explain
+  // must give the same reason there, not "not chosen", and must not call a
+  // weight-0 server answerable when every server is down.
+  for (const policy of ['geolocation', 'sticky']) {
+    test(`marks the weight-0 server of a ${policy} domain never answered, naming the policy`, async () => {
+      const e = ex(policy === 'geolocation' ? 'gw.example.test' : 'sw.example.test', 'A', '192.0.2.77');
+      const zero = byAddress(e, '198.51.100.4');
+      assert.equal(zero.eligible, false);
+      assert.equal(zero.reason, `weight 0: the ${policy} policy never answers it (it is still checked)`);
+      await assertAgrees(s.port, e, 20);
+    });
+  }
+
+  test('explains a geolocation domain whose only server has weight 0 as when_all_down decides, not as answered although down', async () => {
+    const e = ex('g0.example.test');
+    assert.equal(e.rcode, 'SERVFAIL');
+    assert.deepEqual(e.all_down, { mode: 'all', answered: false });
+    const zero = byAddress(e, '198.51.100.9');
+    assert.equal(zero.reason, 'weight 0: the geolocation policy never answers it, not even when all are down');
+    assert.ok(e.notes.some((n) => n.includes('weight 0')), e.notes.join(' | '));
     await assertAgrees(s.port, e, 5);
   });
 
