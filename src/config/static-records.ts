@@ -162,6 +162,9 @@ function parseRdata(type: StaticRdata['type'], args: { text: string; quoted: boo
       if (bad !== null) return bad;
       const ip = parseIp(args[0].text);
       const family = type === 'A' ? 4 : 6;
+      // parseIp turns ::ffff:a.b.c.d into a.b.c.d (servers are addressed that way); written as an AAAA's
+      // data it is an IPv6 address like any other, kept in RFC 5952 §5 form.
+      if (type === 'AAAA' && !('error' in ip) && ip.family === 4 && args[0].text.includes(':')) return { type, address: `::ffff:${ip.address}` };
       if ('error' in ip || ip.family !== family) return `${JSON.stringify(args[0].text)} is not an IPv${family} address, expected one for an ${type} record`;
       return { type, address: ip.address };
     }

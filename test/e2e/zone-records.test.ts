@@ -47,6 +47,7 @@ ${identity}
         - "child NS ns.elsewhere.net."
         - "ns1.child A 192.0.2.99"
         - "ns9 A 192.0.2.9"
+        - "mapped AAAA ::ffff:192.0.2.26"
     - name: 2.0.192.in-addr.arpa
       nameservers: [ns9.example.test]
       records: ["25 PTR mail.example.test."]
@@ -118,6 +119,8 @@ const CASES: Case[] = [
   },
   { name: 'static A', qname: 'mail.example.test', qtype: 'A', check: (r) => assert.deepEqual(rrs(r.answers).map((a) => [a.name, a.data, a.ttl]), [['mail.example.test', '192.0.2.25', 300]]) },
   { name: 'static AAAA', qname: 'MAIL.Example.TEST', qtype: 'AAAA', check: (r) => assert.deepEqual(rrs(r.answers).map((a) => [a.name, a.data]), [['MAIL.Example.TEST', '2001:db8::25']]) },
+  // An IPv4-mapped address written as an AAAA's data is served as the 16-byte IPv6 address.
+  { name: 'static AAAA of an IPv4-mapped address', qname: 'mapped.example.test', qtype: 'AAAA', check: (r) => assert.deepEqual(rrs(r.answers).map((a) => [a.type, a.data]), [['AAAA', '::ffff:c000:21a']]) },
   {
     name: 'NODATA with the SOA at a static name', qname: 'mail.example.test', qtype: 'TXT',
     check(r) {
