@@ -28,6 +28,10 @@ const REGION_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
 const REGION_NAME_TEXT = 'a region name of letters, digits, ".", "_" and "-" such as "eu-west"';
 
 /** Region names are referenced from domains; one rule for both places. */
+/** api.token: printable ASCII without spaces (RFC 9110 field-value characters a browser's fetch() sends as they are). */
+const API_TOKEN_PATTERN = '^[\\x21-\\x7e]+$';
+const API_TOKEN_TEXT = 'printable ASCII characters without spaces (as "openssl rand -hex 32" makes), what an Authorization header carries from any client';
+
 function regionName(doc: string) {
   return str({ doc, pattern: REGION_NAME_PATTERN, patternText: REGION_NAME_TEXT, maxLength: 63, required: true });
 }
@@ -547,8 +551,10 @@ const api = object({
       max: 65535,
     }),
     token: str({
-      doc: 'Bearer token every write (PUT, POST, DELETE) must carry as `Authorization: Bearer <token>`; unset: writes are open to the allowed networks. Required when `address` is not a loopback address.',
+      doc: 'Bearer token every write (PUT, POST, DELETE) must carry as `Authorization: Bearer <token>`; unset: writes are open to the allowed networks. Required when `address` is not a loopback address. Printable ASCII without spaces, what an HTTP header carries from any client (a browser cannot send other characters).',
       minLength: 16,
+      pattern: API_TOKEN_PATTERN,
+      patternText: API_TOKEN_TEXT,
       secret: true,
     }),
     tls: object({
@@ -621,7 +627,7 @@ const overwatch = object({
         doc: 'One peer overwatch.',
         keys: {
           url: str({ doc: 'Base URL of its admin API (its api.address), e.g. http://ow-2.example.test:8080.', required: true, pattern: '^https?://\\S+$', patternText: 'an http:// or https:// URL' }),
-          token: str({ doc: 'Its api.token, sent as a bearer token; unset: none is sent (reads need only its api.allowed_networks to hold this host).', minLength: 16, secret: true }),
+          token: str({ doc: 'Its api.token, sent as a bearer token; unset: none is sent (reads need only its api.allowed_networks to hold this host).', minLength: 16, pattern: API_TOKEN_PATTERN, patternText: API_TOKEN_TEXT, secret: true }),
         },
       }),
     }),

@@ -362,6 +362,14 @@ const cases: Case[] = [
       'x.yaml:7:41: domains[0].regions[0]: "nowhere" is not a region in regions',
     ],
   },
+  {
+    name: 'refuses an api.token no client could send in a header (a space, a non-ASCII character), without echoing it',
+    yaml: [...SERVER, ...DOMAIN, 'api:', '  token: "abcdefgh ijklmnop"', 'overwatch:', '  peers: [{ url: "http://192.0.2.9:8080", token: "abcdefghijklmnop€" }]'],
+    expect: [
+      'x.yaml:7:10: api.token: the secret value is invalid, expected printable ASCII characters without spaces (as "openssl rand -hex 32" makes), what an Authorization header carries from any client',
+      'x.yaml:9:50: overwatch.peers[0].token: the secret value is invalid, expected printable ASCII characters without spaces (as "openssl rand -hex 32" makes), what an Authorization header carries from any client',
+    ],
+  },
   // Tags: a value tagged with something this loader does not understand (an Ansible "!vault", a
   // language-specific "!!js/function", the YAML 1.1 "!!binary") must not be used as its plain text.
   {
