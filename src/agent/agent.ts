@@ -388,7 +388,10 @@ export class Agent {
     // link's retry (up to 30 s of backoff): a restarted overwatch kept this
     // agent's backends stale up to a whole interval longer on a full tick.
     this.#send({ type: 'heartbeat', full: false, backends: this.#reports(false, changed), load: this.#load() }, 'best');
-    if (now - this.#lastFullMs >= this.#config.heartbeat.fullIntervalMs) {
+    // A clock that stepped back (now before the last full set) counts as due: waiting for the
+    // clock to pass the last one again stopped full sets for as long as the step, and an
+    // overwatch that removed this agent meanwhile gets its backends back only from one.
+    if (now - this.#lastFullMs >= this.#config.heartbeat.fullIntervalMs || now < this.#lastFullMs) {
       this.#lastFullMs = now;
       // A newer full state replaces one still waiting for an overwatch that is away.
       this.#send({ type: 'heartbeat', full: true, backends: this.#reports(true, null), load: this.#load() }, 'reliable', 'state');

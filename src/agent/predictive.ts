@@ -118,7 +118,9 @@ export class BleedSignal {
       this.#since = null;
       return false;
     }
-    this.#since ??= nowMs;
+    // A wall clock that stepped back (NTP, an operator) restarts the clock at now: otherwise
+    // the signal would wait for its duration plus the whole step (an hour's step, an hour).
+    if (this.#since === null || nowMs < this.#since) this.#since = nowMs;
     if (nowMs - this.#since < this.durationMs) return false;
     this.bleeding = !this.bleeding;
     this.#since = null;
@@ -147,6 +149,13 @@ export class ErrorRate {
     let drop = 0;
     while (drop < this.#failures.length && this.#failures[drop] <= from) drop++;
     if (drop > 0) this.#failures.splice(0, drop);
+    // Failures stamped after now: the wall clock stepped back. They cannot be placed in the
+    // window, and kept they would hold a drain for as long as the step; they are forgotten.
+    if (this.#failures.some((at) => at > nowMs)) {
+      const placed = this.#failures.filter((at) => at <= nowMs);
+      this.#failures.length = 0;
+      this.#failures.push(...placed);
+    }
     return Math.round((this.#failures.length / (this.#windowMs / 60_000)) * 100) / 100;
   }
 }

@@ -17,7 +17,7 @@ import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
 import { readTlsPair } from './api-tls.ts';
 import { HEADER_NAME } from '../lib/http-syntax.ts';
-import { ipToBytes } from '../lib/ip.ts';
+import { formatAddress, ipToBytes } from '../lib/ip.ts';
 import { formatPath, type PathSegment, type ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
@@ -105,6 +105,9 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   checkRegionRef(geo?.default_region, ['overwatch', 'geolocation', 'default_region']);
   (geo?.custom_mappings ?? []).forEach((m, i) => checkRegionRef(m?.region, ['overwatch', 'geolocation', 'custom_mappings', i, 'region']));
   checkGeolocation(file, sink);
+  // A backend listed twice: every overwatch drops a message that lists one twice (invalid_message), so
+  // such an agent would run for ever without registering, logging only "overwatch unreachable".
+  const firstAt = new Map<string, number>();
   (file.agent?.backends ?? []).forEach((b, i) => {
     checkTimeoutBelowInterval(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
     checkKeepAliveType(sink, b?.health_check, ['agent', 'backends', i, 'health_check']);
@@ -113,6 +116,13 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
       const problem = backendAddressProblem(b.address);
       if (problem !== null) sink.reportAt(['agent', 'backends', i, 'address'], problem);
     }
+    if (typeof b?.service !== 'string' || typeof b.address !== 'string' || typeof b.port !== 'number') return;
+    const ip = parseIp(b.address);
+    const address = 'error' in ip ? b.address.toLowerCase() : ip.address;
+    const key = `${serviceName(b.service)}|${address}|${b.port}`;
+    const first = firstAt.get(key);
+    if (first === undefined) firstAt.set(key, i);
+    else sink.reportAt(['agent', 'backends', i], `${serviceName(b.service)} ${formatAddress(address, b.port)} is listed twice (first at agent.backends[${first}]), expected each backend (service, address, port) once`);
   });
   checkAgentChannel(file, sink);
   checkApi(file, sink);

@@ -6,6 +6,7 @@
 // served members and one over the agents' backends.
 
 import type { TargetStatus } from '../health/types.ts';
+import { formatAddress } from '../lib/ip.ts';
 import type { Authority, MemberModel, Registry, ServerSource } from '../registry/registry.ts';
 import { HEALTH_HEALTHY, HEALTH_UNKNOWN, readHealth } from '../snapshot/live-slots.ts';
 import type { AgentHub } from './agents.ts';
@@ -69,9 +70,12 @@ export function backendRows(input: BackendRowsInput): BackendView[] {
   const { registry, agents } = input;
   const out: BackendView[] = [];
   const answered = new Set<string>();
+  /** domain|address → the member answering that address: an address answers once per RRset (the registry keeps the first). */
+  const heldBy = new Map<string, MemberModel['server']>();
   for (const m of input.members) {
     const server = m.server;
     answered.add(`${m.domain}|${server.key}`);
+    if (!heldBy.has(`${m.domain}|${server.address}`)) heldBy.set(`${m.domain}|${server.address}`, server);
     const target = input.targets.get(server.key);
     const o = registry.overrideFor(m.domain, server);
     const agentState = registry.agentStateOf(server.key);
@@ -109,6 +113,11 @@ export function backendRows(input: BackendRowsInput): BackendView[] {
     const server = b.server_key === null ? undefined : registry.server(b.server_key);
     if (server !== undefined && answered.has(`${b.service}|${server.key}`)) continue;
     let note = b.problem;
+    // Its address is a member already (another port, or another region of the domain): an A/AAAA record has no port.
+    const holder = server === undefined ? undefined : heldBy.get(`${b.service}|${server.address}`);
+    if (note === null && holder !== undefined) {
+      note = `${b.address} is answered for ${b.service} by ${holder.region}/${formatAddress(holder.address, holder.port)} already (an address answers once per RRset: the first region's, first listed, keeps it): kept, not answered`;
+    }
     if (note === null) {
       note = domains.has(b.service)
         ? `no region of domain ${b.service} is ${b.region}: kept, not answered`

@@ -26,6 +26,9 @@ const signalCases: { name: string; readings: readonly (readonly [number, number]
   { name: 'counts a reading exactly at the threshold as above it', readings: [[0, 90], [2000, 90]], expect: [false, true] },
   { name: 'stays drained while the signal hovers between the lower mark (81) and the threshold', readings: [[0, 95], [2000, 95], [3000, 85], [6000, 82], [9000, 89]], expect: [false, true, true, true, true] },
   { name: 'undrains once the signal stayed below the lower mark for the duration', readings: [[0, 95], [2000, 95], [3000, 70], [4000, 70], [5000, 70]], expect: [false, true, true, true, false] },
+  // The wall clock stepped back an hour (NTP, an operator): the held signal takes its duration again, not an hour more.
+  { name: 'restarts its clock when the clock steps back, instead of waiting until it is past the first reading again', readings: [[3_600_000, 95], [0, 95], [1000, 95], [2000, 95]], expect: [false, false, false, true] },
+  { name: 'undrains within its duration after the clock stepped back while recovering', readings: [[0, 95], [2000, 95], [3_603_000, 70], [3000, 70], [5000, 70]], expect: [false, true, true, true, false] },
   { name: 'restarts the recovery clock when the signal rises above the lower mark again', readings: [[0, 95], [2000, 95], [3000, 70], [4000, 85], [5000, 70], [6000, 70], [7000, 70]], expect: [false, true, true, true, true, true, false] },
 ];
 
@@ -42,6 +45,18 @@ test('the error rate is failed checks per minute over the window, and forgets fa
   assert.equal(rate.perMinute(10_000), 6, '3 failures in a 30 s window is 6 a minute');
   assert.equal(rate.perMinute(31_500), 2, 'the first two left the window');
   assert.equal(rate.perMinute(60_000), 0);
+});
+
+test('after the clock steps back, failures stamped later than now leave the error rate instead of holding a drain until the clock is past them', () => {
+  const rate = new ErrorRate(30_000);
+  for (const at of [3_600_000, 3_601_000, 3_602_000]) rate.fail(at);
+  assert.equal(rate.perMinute(3_602_000), 6);
+  // The clock went back an hour: those failures cannot be placed in the window ending now.
+  rate.fail(1000);
+  assert.equal(rate.perMinute(2000), 2, 'only the failure after the step is counted');
+  rate.fail(3000);
+  assert.equal(rate.perMinute(4000), 4);
+  assert.equal(rate.perMinute(40_000), 0);
 });
 
 test('reads CPU from /proc/stat deltas and memory from MemAvailable, on real files', async (t) => {

@@ -75,6 +75,22 @@ test('a backend whose service names no domain, or whose address is a host name, 
   assert.equal(s.ow.agents?.counters().refused.host_name, 1);
 });
 
+test('a backend on an address the domain answers already (another port) is shown not answered with that reason, not a false "no region" note', async (t) => {
+  const s = await start(t);
+  const web = await httpBackend(t);
+  const a = await s.agent();
+  const ack = await s.send(a.seal(a.register([backend(APP, web.address, web.port), backend(APP, web.address, web.port + 1)])));
+  assert.equal(ack?.status, 'ok', JSON.stringify(ack));
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), [web.address], 'an A record has no port: the address answers once');
+  const rows = s.ow.backends().filter((b) => b.source === 'agent');
+  assert.equal(rows.length, 2);
+  const second = rows.find((b) => b.port === web.port + 1);
+  assert.equal(second?.answered, false);
+  assert.doesNotMatch(second?.note ?? '', /no region of domain/, 'the domain has the agent\'s region');
+  assert.match(second?.note ?? '', new RegExp(`${web.address.replaceAll('.', '\\.')} is answered for ${APP.replaceAll('.', '\\.')} by eu-west/${web.address.replaceAll('.', '\\.')}:${web.port}`));
+});
+
 test('with validation on, the overwatch checks an agent\'s backend with the backend\'s own check, and its verdict outranks the agent\'s claim and staleness', async (t) => {
   // Probe results and log lines are the events this test waits for.
   const results: ProbeResult[] = [];

@@ -1,0 +1,85 @@
+// The agent: the process (`opengslb --mode agent`) with configs it must refuse
+// at start (real child processes; the agent exits before it sends anything),
+// and an agent and an overwatch in this process over the real channel on
+// loopback, with the agent's clock stepping.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
+import { Agent } from '../../src/agent/agent.ts';
+import { parseConfigText } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { MemoryStore } from '../../src/state/store.ts';
+import { httpBackend } from '../helpers/backends.ts';
+import { run, SERVER } from '../helpers/child.ts';
+import { posixOnly, tempDir } from '../helpers/config-files.ts';
+
+const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
+
+test('an agent whose file lists one backend twice refuses to start, naming both entries (every overwatch would drop its registration as invalid_message, for ever)', posixOnly, async (t) => {
+  const dir = await tempDir(t, 'opengslb-agent-');
+  const file = join(dir, 'agent.yaml');
+  const check = 'health_check: { type: tcp, interval: 1s, timeout: 500ms }';
+  await writeFile(file, [
+    'mode: agent',
+    'agent:',
+    '  identity: { service_token: agent-token-0123456789abcdef, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }',
+    '  backends:',
+    `    - { service: app.example.test, address: 127.0.0.1, port: 9, ${check} }`,
+    `    - { service: api.example.test, address: 127.0.0.1, port: 9, ${check} }`,
+    `    - { service: app.example.test, address: 127.0.0.1, port: 9, weight: 5, ${check} }`,
+    `  gossip: { encryption_key: "${randomBytes(32).toString('base64')}", overwatch_nodes: ["127.0.0.1:9"] }`,
+    'logging: { level: info, format: json }',
+  ].join('\n') + '\n', { mode: 0o600 });
+  const r = await run(SERVER, ['--mode', 'agent', '--config', file], { timeoutMs: 10_000 });
+  assert.equal(r.code, 1, `the agent ran on: ${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, /agent\.backends\[2\]: app\.example\.test 127\.0\.0\.1:9 is listed twice \(first at agent\.backends\[0\]\)/);
+  assert.match(r.stderr, new RegExp(`${file.replaceAll('.', '\\.')}:7:7: `), 'names the file, line and column (a config problem: config validate finds it too)');
+});
+
+test('after the agent\'s clock steps back, full heartbeats go on every full_interval instead of stopping for the length of the step', async (t) => {
+  const dir = await tempDir(t, 'opengslb-agent-');
+  const key = randomBytes(32).toString('base64');
+  const token = 'agent-token-0123456789abcdef';
+  const web = await httpBackend(t);
+  const ow = await Overwatch.start(parseConfigText([
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions: [{ name: eu, servers: [] }]',
+    'domains: [{ name: app.example.test, regions: [eu] }]',
+    'overwatch:',
+    `  agent_tokens: { app.example.test: ${token} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
+  ].join('\n'), join(dir, 'overwatch.yaml')), quiet, { store: new MemoryStore() });
+  t.after(() => ow.stop(200));
+  // The agent's clock runs 20 s ahead (within the overwatch's 30 s max_clock_skew), then NTP steps it back.
+  let aheadMs = 20_000;
+  const agent = await Agent.start(parseConfigText([
+    'mode: agent',
+    'agent:',
+    `  identity: { service_token: ${token}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
+    `  backends: [{ service: app.example.test, address: ${web.address}, port: ${web.port}, health_check: { type: tcp, interval: 1s, timeout: 500ms } }]`,
+    `  gossip: { encryption_key: "${key}", overwatch_nodes: ["127.0.0.1:${ow.agents?.receiver?.port}"] }`,
+    '  heartbeat: { interval: 1s, full_interval: 1s }',
+  ].join('\n'), join(dir, 'agent.yaml')), quiet, { version: 'test', now: () => Date.now() + aheadMs });
+  t.after(() => agent.stop('test over', 1000));
+  // Reliable sends are the registration and the full heartbeats: wait until full heartbeats flow.
+  const reliable = (): number => agent.status().sender.tcpSent;
+  const grows = async (from: number, withinMs: number): Promise<boolean> => {
+    const until = Date.now() + withinMs;
+    while (Date.now() < until) {
+      if (reliable() > from) return true;
+      await setTimeout(100);
+    }
+    return false;
+  };
+  assert.ok(await grows(reliable(), 5000), 'full heartbeats before the step');
+  aheadMs = 0;
+  // One heartbeat tick may still be on its way with the old clock; then one full_interval (1 s) and a tick.
+  await setTimeout(1100);
+  assert.ok(await grows(reliable(), 3000), `no full heartbeat within 3 s of the clock stepping back 20 s (sent ${JSON.stringify(agent.status().sent)})`);
+});
