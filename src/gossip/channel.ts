@@ -96,7 +96,7 @@ export interface ChannelHandlers {
   onHealthUpdate?(event: ChannelEvent<HealthUpdateMessage>): void;
   onDeregister?(event: ChannelEvent<DeregisterMessage>): void;
   onDrop?(event: DropEvent): void;
-  /** A pin could not be written to the store; the pin is in effect in memory and is written again at the next registration. */
+  /** A pin or a replay mark could not be written to the store; it is in effect in memory, and written again at the agent's next registration (a pin) or message (its mark). */
   onStoreError?(error: Error, agentId: string): void;
 }
 
@@ -339,7 +339,7 @@ export class OverwatchChannel {
     this.#keyring = keyring;
   }
 
-  /** Resolves when every pin write started so far has finished (successfully or reported to onStoreError). */
+  /** Resolves when every pin and replay-mark write started so far has finished (successfully or reported to onStoreError). */
   async settled(): Promise<void> {
     while (this.#pending.size > 0) await Promise.all(this.#pending);
   }

@@ -297,7 +297,7 @@ export class AgentHub {
         onDrop: (e) => this.#onDrop(e),
         onStoreError: (err, agentId) => {
           this.#storeErrors++;
-          this.#log.error({ agent: agentId, err: err.message }, 'could not store the agent\'s pin; it holds in memory and is written again at its next registration');
+          this.#log.error({ agent: agentId, err: err.message }, 'could not store the agent\'s pin or replay mark; it holds in memory and is written again at its next registration (the mark: its next message)');
         },
       },
     });
@@ -894,7 +894,9 @@ export class AgentHub {
       if (agent.state !== 'live' && agent.state !== 'stale' && agent.state !== 'unseen') continue;
       // An overwatch that was down heard nothing meanwhile: restored agents get remove_after from its start.
       const quietMs = now - Math.max(agent.lastSeenMs, this.#startedMs);
-      if (quietMs >= removeAfterMs && agent.backends.size > 0) {
+      // An agent with no backends goes too once it was heard from (else it stayed stale for ever);
+      // a pinned one not heard from since this start stays unseen.
+      if (quietMs >= removeAfterMs && (agent.backends.size > 0 || agent.state !== 'unseen')) {
         this.#leave(agent.agentId, 'removed', `no message from its agent for ${Math.round(removeAfterMs / 1000)} s (overwatch.stale.remove_after)`, now);
         continue;
       }

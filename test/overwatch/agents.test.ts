@@ -5,6 +5,7 @@
 // revocation, deletion and reloaded tokens act at once; two agents cannot
 // report the same backend.
 
+import { setTimeout } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -301,4 +302,15 @@ test('a reload applies a new overwatch.gossip.max_clock_skew to the next message
   assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, '192.0.2.31', 80)]), { timestampMs: Date.now() + 40_000 })))?.reason, 'clock_skew');
   assert.equal(s.ow.agents?.channel.counters().drops.clock_skew, 1);
   assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, '192.0.2.31', 80)]), { timestampMs: Date.now() + 5_000 })))?.status, 'ok');
+});
+
+test('an agent with no backends that goes quiet is removed after remove_after too, not left stale for ever', async (t) => {
+  const s = await start(t, ['  stale: { threshold: 1s, remove_after: 2s }']);
+  const a = await s.agent();
+  assert.equal((await s.send(a.seal(a.register([]))))?.status, 'ok');
+  const stateOf = (): string | undefined => s.ow.agents?.agents().find((g) => g.agent_id === a.identity.agentId)?.state;
+  assert.equal(stateOf(), 'live');
+  const until = Date.now() + 6000;
+  while (Date.now() < until && stateOf() !== 'removed') await setTimeout(100);
+  assert.equal(stateOf(), 'removed');
 });
