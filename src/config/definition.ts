@@ -796,21 +796,21 @@ const agent = object({
         cpu: object({
           doc: 'Host CPU: the busy share of all CPUs between two readings (/proc/stat); drains every backend of the host.',
           keys: {
-            threshold: float({ doc: 'Percent (0-100).', default: 90, min: 0, max: 100 }),
+            threshold: float({ doc: 'Percent, above 0 and at most 100 (0 would drain for ever: every reading is at or above it, none below 90 % of it).', default: 90, min: 0, exclusiveMin: true, max: 100 }),
             bleed_duration: duration({ doc: 'How long CPU must stay at or above the threshold before the backends drain (and below 90 % of it before they return).', default: '30s', max: '24h' }),
           },
         }),
         memory: object({
           doc: 'Host memory: (MemTotal − MemAvailable) / MemTotal (/proc/meminfo); drains every backend of the host.',
           keys: {
-            threshold: float({ doc: 'Percent (0-100).', default: 85, min: 0, max: 100 }),
+            threshold: float({ doc: 'Percent, above 0 and at most 100 (0 would drain for ever: every reading is at or above it, none below 90 % of it).', default: 85, min: 0, exclusiveMin: true, max: 100 }),
             bleed_duration: duration({ doc: 'How long memory must stay at or above the threshold before the backends drain (and below 90 % of it before they return).', default: '30s', max: '24h' }),
           },
         }),
         error_rate: object({
           doc: 'A backend\'s error rate: its failed health checks per minute over `window`; drains that backend only.',
           keys: {
-            threshold: float({ doc: 'Failed checks per minute.', default: 10, min: 0, max: 1e9 }),
+            threshold: float({ doc: 'Failed checks per minute, above 0 (0 would drain for ever, with no failure at all).', default: 10, min: 0, exclusiveMin: true, max: 1e9 }),
             window: duration({ doc: 'The window the failed checks are counted over.', default: '60s', min: '1s', max: '24h' }),
             bleed_duration: duration({ doc: 'How long the error rate must stay at or above the threshold before the backend drains (and below 90 % of it before it returns).', default: '30s', max: '24h' }),
           },

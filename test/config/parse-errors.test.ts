@@ -363,6 +363,21 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'refuses a predictive threshold of 0, which would drain for ever',
+    yaml: [
+      'mode: agent',
+      'agent:',
+      '  identity: { service_token: agent-token-0123456789abcdef, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }',
+      '  backends: [{ service: app.example.test, address: 127.0.0.1, port: 9, health_check: { type: tcp } }]',
+      '  gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", overwatch_nodes: ["127.0.0.1:9"] }',
+      '  predictive: { enabled: true, cpu: { threshold: 0 }, error_rate: { threshold: 0 } }',
+    ],
+    expect: [
+      'x.yaml:6:50: agent.predictive.cpu.threshold: 0 is out of range, expected a number greater than 0 and at most 100',
+      'x.yaml:6:80: agent.predictive.error_rate.threshold: 0 is out of range, expected a number greater than 0 and at most 1000000000',
+    ],
+  },
+  {
     name: 'refuses an api.token no client could send in a header (a space, a non-ASCII character), without echoing it',
     yaml: [...SERVER, ...DOMAIN, 'api:', '  token: "abcdefgh ijklmnop"', 'overwatch:', '  peers: [{ url: "http://192.0.2.9:8080", token: "abcdefghijklmnop€" }]'],
     expect: [
