@@ -11,13 +11,11 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { Agent } from '../../src/agent/agent.ts';
-import { parseConfigText } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
-import { Overwatch } from '../../src/overwatch/overwatch.ts';
-import { MemoryStore } from '../../src/state/store.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { run, SERVER } from '../helpers/child.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
+import { agentConfigFor, startAgentOverwatch } from '../helpers/agents.ts';
 
 const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
 
@@ -44,28 +42,12 @@ test('an agent whose file lists one backend twice refuses to start, naming both 
 
 test('after the agent\'s clock steps back, full heartbeats go on every full_interval instead of stopping for the length of the step', async (t) => {
   const dir = await tempDir(t, 'opengslb-agent-');
-  const key = randomBytes(32).toString('base64');
   const token = 'agent-token-0123456789abcdef';
   const web = await httpBackend(t);
-  const ow = await Overwatch.start(parseConfigText([
-    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
-    'regions: [{ name: eu, servers: [] }]',
-    'domains: [{ name: app.example.test, regions: [eu] }]',
-    'overwatch:',
-    `  agent_tokens: { app.example.test: ${token} }`,
-    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
-  ].join('\n'), join(dir, 'overwatch.yaml')), quiet, { store: new MemoryStore() });
-  t.after(() => ow.stop(200));
+  const started = await startAgentOverwatch(t, dir, token, quiet);
   // The agent's clock runs 20 s ahead (within the overwatch's 30 s max_clock_skew), then NTP steps it back.
   let aheadMs = 20_000;
-  const agent = await Agent.start(parseConfigText([
-    'mode: agent',
-    'agent:',
-    `  identity: { service_token: ${token}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
-    `  backends: [{ service: app.example.test, address: ${web.address}, port: ${web.port}, health_check: { type: tcp, interval: 1s, timeout: 500ms } }]`,
-    `  gossip: { encryption_key: "${key}", overwatch_nodes: ["127.0.0.1:${ow.agents?.receiver?.port}"] }`,
-    '  heartbeat: { interval: 1s, full_interval: 1s }',
-  ].join('\n'), join(dir, 'agent.yaml')), quiet, { version: 'test', now: () => Date.now() + aheadMs });
+  const agent = await Agent.start(agentConfigFor(dir, token, started, web, ['  heartbeat: { interval: 1s, full_interval: 1s }']), quiet, { version: 'test', now: () => Date.now() + aheadMs });
   t.after(() => agent.stop('test over', 1000));
   // Reliable sends are the registration and the full heartbeats: wait until full heartbeats flow.
   const reliable = (): number => agent.status().sender.tcpSent;

@@ -10,15 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
-import { randomBytes } from 'node:crypto';
 import { Agent } from '../../src/agent/agent.ts';
 import { BleedSignal, cpuTimesOf, ErrorRate, memoryPercentOf, ProcSampler, type HostReading, type LoadSampler } from '../../src/agent/predictive.ts';
-import { parseConfigText } from '../../src/config/load.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
-import { Overwatch } from '../../src/overwatch/overwatch.ts';
-import { MemoryStore } from '../../src/state/store.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { ask } from '../helpers/dns-client.ts';
+import { agentConfigFor, startAgentOverwatch } from '../helpers/agents.ts';
 
 const signalCases: { name: string; readings: readonly (readonly [number, number])[]; expect: readonly boolean[] }[] = [
   { name: 'drains only once the signal held at or above the threshold for the whole duration', readings: [[0, 95], [1000, 95], [2000, 95]], expect: [false, false, true] },
@@ -129,29 +126,16 @@ function watchedLogger(): { logger: Logger; waitFor(re: RegExp): Promise<string>
 async function agentAndOverwatch(t: TestContext, sampler: StandInSampler) {
   const dir = await mkdtemp(join(tmpdir(), 'opengslb-predictive-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const key = randomBytes(32).toString('base64');
   const token = 'predictive-token-0123456789';
   const web = await httpBackend(t);
   const owLog = watchedLogger();
-  const ow = await Overwatch.start(parseConfigText([
-    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
-    'regions: [{ name: eu, servers: [] }]',
-    'domains: [{ name: app.example.test, regions: [eu] }]',
-    'overwatch:',
-    `  agent_tokens: { app.example.test: ${token} }`,
-    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
-  ].join('\n'), join(dir, 'overwatch.yaml')), owLog.logger, { store: new MemoryStore() });
-  t.after(() => ow.stop(200));
+  const started = await startAgentOverwatch(t, dir, token, owLog.logger);
+  const ow = started.overwatch;
   const agentLog = watchedLogger();
-  const agent = await Agent.start(parseConfigText([
-    'mode: agent',
-    'agent:',
-    `  identity: { service_token: ${token}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
-    `  backends: [{ service: app.example.test, address: ${web.address}, port: ${web.port}, health_check: { type: tcp, interval: 1s, timeout: 500ms } }]`,
-    `  gossip: { encryption_key: "${key}", overwatch_nodes: ["127.0.0.1:${ow.agents?.receiver?.port}"] }`,
+  const agent = await Agent.start(agentConfigFor(dir, token, started, web, [
     '  heartbeat: { interval: 1s }',
     '  predictive: { enabled: true, check_interval: 1s, cpu: { threshold: 80, bleed_duration: 2s } }',
-  ].join('\n'), join(dir, 'agent.yaml')), agentLog.logger, { version: 'test', sampler });
+  ]), agentLog.logger, { version: 'test', sampler });
   t.after(() => agent.stop('test over', 1000));
   await owLog.waitFor(/"to":"healthy"/);
   // The registration's server reaches DNS with the next snapshot (after the registry's debounce).

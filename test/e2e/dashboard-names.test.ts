@@ -5,27 +5,16 @@
 // window's width, and write each server as the metrics and the logs do.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startOpengslb } from '../helpers/child.ts';
-import { posixOnly, tempDir } from '../helpers/config-files.ts';
+import { tempDir } from '../helpers/config-files.ts';
+import { browserSkip, CHROMIUM, playwright } from '../helpers/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-names-token-9d2e';
 
-let playwright: typeof import('playwright-core') | null = null;
-try {
-  playwright = await import('playwright-core');
-} catch {
-  playwright = null;
-}
-const skip = playwright === null
-  ? 'the npm package playwright-core is not installed (npm ci installs it: it is a devDependency)'
-  : !existsSync(CHROMIUM)
-    ? `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`
-    : posixOnly.skip;
+const skip = browserSkip;
 
 const LABEL = 'a'.repeat(63);
 /** A domain name of 230 characters, labels of 63. */

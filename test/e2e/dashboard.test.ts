@@ -6,17 +6,16 @@
 // it also writes docs/dashboard.png.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
 import { startOpengslb, type RunningServer } from '../helpers/child.ts';
-import { posixOnly, tempDir } from '../helpers/config-files.ts';
+import { tempDir } from '../helpers/config-files.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { ROOT } from '../helpers/markdown.ts';
+import { browserSkip, CHROMIUM, playwright } from '../helpers/browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token-4f1c';
 const INTERVAL_MS = 1000;
 const TIMEOUT_MS = 300;
@@ -24,17 +23,7 @@ const FAILURE_THRESHOLD = 2;
 /** The page polls every 3 s (dashboard.js POLL_MS). */
 const PAGE_POLL_MS = 3000;
 
-let playwright: typeof import('playwright-core') | null = null;
-try {
-  playwright = await import('playwright-core');
-} catch {
-  playwright = null;
-}
-const skip = playwright === null
-  ? 'the npm package playwright-core is not installed (npm ci installs it: it is a devDependency)'
-  : !existsSync(CHROMIUM)
-    ? `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`
-    : posixOnly.skip;
+const skip = browserSkip;
 
 function config(a: Backend, b: Backend): string {
   const check = `{ type: http, path: /health, interval: ${INTERVAL_MS}ms, timeout: ${TIMEOUT_MS}ms, failure_threshold: ${FAILURE_THRESHOLD}, success_threshold: 1 }`;

@@ -1,8 +1,17 @@
-// Test helper for agent-mode tests with real processes: the agent's YAML and
-// the overwatch's agent-channel port as its log announces it.
+// Test helper for agent-mode tests: the agent's YAML, the overwatch's
+// agent-channel port as its log announces it (real processes), and an
+// overwatch with the agent channel in this process.
 
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { parseConfigText } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/types.ts';
+import type { Logger } from '../../src/log/logger.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { MemoryStore } from '../../src/state/store.ts';
 import type { Backend } from './backends.ts';
 import type { RunningServer } from './child.ts';
 
@@ -54,4 +63,39 @@ export async function gossipPortOf(server: RunningServer): Promise<number> {
   const m = /"address":"127\.0\.0\.1:(\d+)"/.exec(line);
   assert.ok(m, line);
   return Number(m[1]);
+}
+
+/**
+ * An overwatch in this process with the agent channel on loopback: one zone
+ * example.test, app.example.test answered from region eu, which only agents
+ * fill (agent token `token`). Stopped when the test ends.
+ */
+export async function startAgentOverwatch(t: TestContext, dir: string, token: string, logger: Logger): Promise<{ readonly overwatch: Overwatch; readonly key: string }> {
+  const key = randomBytes(32).toString('base64');
+  const overwatch = await Overwatch.start(parseConfigText([
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions: [{ name: eu, servers: [] }]',
+    'domains: [{ name: app.example.test, regions: [eu] }]',
+    'overwatch:',
+    `  agent_tokens: { app.example.test: ${token} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
+  ].join('\n'), join(dir, 'overwatch.yaml')), logger, { store: new MemoryStore() });
+  t.after(() => overwatch.stop(200));
+  return { overwatch, key };
+}
+
+/**
+ * The config of an agent in this process reporting `backend` (checked over
+ * TCP every second) for app.example.test to a startAgentOverwatch()
+ * overwatch; `extra` lines go into its agent section.
+ */
+export function agentConfigFor(dir: string, token: string, started: { readonly overwatch: Overwatch; readonly key: string }, backend: Backend, extra: readonly string[]): Config {
+  return parseConfigText([
+    'mode: agent',
+    'agent:',
+    `  identity: { service_token: ${token}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
+    `  backends: [{ service: app.example.test, address: ${backend.address}, port: ${backend.port}, health_check: { type: tcp, interval: 1s, timeout: 500ms } }]`,
+    `  gossip: { encryption_key: "${started.key}", overwatch_nodes: ["127.0.0.1:${started.overwatch.agents?.receiver?.port}"] }`,
+    ...extra,
+  ].join('\n'), join(dir, 'agent.yaml'));
 }
