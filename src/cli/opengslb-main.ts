@@ -221,6 +221,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     get generation() {
       return overwatch.generation;
     },
+    // True from the first stop() call: a reload still reading its files then is not applied (reload.ts).
+    get stopping() {
+      return overwatch.stopping;
+    },
     reload: async (next) => {
       const result = await overwatch.reload(next);
       const kept = result.ok && api !== null ? api.reloadTls(next.api.tls) : null;

@@ -536,6 +536,8 @@ export class Overwatch {
   async #reload(next: Config): Promise<ReloadResult> {
     const cur = this.#config;
     const refuse = (message: string): ReloadResult => ({ ok: false, generation: this.generation, message });
+    // stop() waits only for the reloads queued before it: a later one must not reach the stopped workers and the closed store.
+    if (this.#stopping) return refuse('the overwatch is stopping; the reload was not applied');
     if (next.mode !== cur.mode) return refuse(`mode changed from ${cur.mode} to ${next.mode}; a mode change needs a restart`);
     if (next.dns.listenHost !== cur.dns.listenHost || (next.dns.listenPort !== cur.dns.listenPort && next.dns.listenPort !== 0)) {
       return refuse('dns.listen_address changed; a new listen address needs a restart');

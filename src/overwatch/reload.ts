@@ -7,7 +7,7 @@
 // by result for the metrics endpoint.
 //
 //   SIGHUP ─┬▶ request() ─▶ loadConfigIsolated ──fail──▶ log error, failure += 1, lastFailure
-//   POST  ──┘                  │ ok
+//   POST  ──┘                  │ ok ──server stopping──▶ not applied, log warn, failure += 1
 //                              ▼
 //                     overwatch.reload(next) ──refused──▶ log error, failure += 1, lastFailure
 //                              │ ok (every worker on the new snapshot)
@@ -43,6 +43,12 @@ export interface ReloadTarget {
   readonly config: Config;
   /** Generation of the snapshot published last. */
   readonly generation: number;
+  /**
+   * True once the server has begun to stop. A reload whose files are read by
+   * then is not applied: the stop does not wait for it, so it would reach a
+   * stopped overwatch and a closed state store (an uncaught lmdb error).
+   */
+  readonly stopping?: boolean;
   reload(next: Config): Promise<ReloadResult>;
 }
 
@@ -221,6 +227,12 @@ export class ConfigReloader {
       return { result: 'failure', generation: target.generation, message: reason, problems, files: [], changes: null, atMs: this.#now() };
     }
     if (this.#opts.modeOverride !== undefined) next = { ...next, mode: this.#opts.modeOverride };
+    if (target.stopping === true) {
+      this.#counts.failure++;
+      const reason = 'the server is stopping; the reload was not applied';
+      this.#log.warn({ file: path, reason, reloads: this.reloads }, 'reload not applied; the server is stopping');
+      return { result: 'failure', generation: target.generation, message: reason, problems: [], files, changes: null, atMs: this.#now() };
+    }
     let swapped: ReloadResult;
     try {
       swapped = await target.reload(next);

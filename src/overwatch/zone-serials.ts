@@ -15,6 +15,8 @@
 //     the same on every overwatch that starts with this content
 //   the stored digest again (a restart, a reload that changed nothing else): the stored serial
 //   a new digest: the stored serial + 1 (RFC 1982 arithmetic, never 0), stored
+//   an explicit soa.serial: that serial, stored with the digest, so that
+//     removing it later keeps it (same content) or goes on from it
 //
 // Overwatches that go through the same configs therefore stay equal. One that
 // starts afresh with a config others reached by changes gets derived(digest),
@@ -74,15 +76,29 @@ export class ZoneSerials {
   }
 
   /**
-   * The serial of every zone of `view` (explicit soa.serial aside: the
-   * compiler prefers it). A zone whose content changed gets the next serial,
-   * written to the state store before it is returned; a write that fails
-   * rejects with OPENGSLB_ERR_STATE_WRITE and changes nothing.
+   * The serial of every zone of `view` (an explicit soa.serial included,
+   * stored like a derived one). A zone whose content changed gets the next
+   * serial, written to the state store before it is returned; a write that
+   * fails rejects with OPENGSLB_ERR_STATE_WRITE and changes nothing.
    */
   async serialsFor(view: RegistryView): Promise<Map<string, number>> {
     const out = new Map<string, number>();
+    const explicit = new Map(view.zones.map((z) => [z.name, z.soa.serial]));
     for (const [zone, digest] of zoneDigests(view)) {
       const known = this.#known.get(zone);
+      const fixed = explicit.get(zone) ?? null;
+      if (fixed !== null) {
+        // The zone answers its explicit serial: kept as the zone's serial, so
+        // that taking soa.serial out of the config later goes on from it
+        // instead of falling back to an older or derived one (the serial
+        // would go backwards).
+        if (known === undefined || known.digest !== digest || known.serial !== fixed) {
+          await this.#store.putZoneSerial(zone, { digest, serial: fixed });
+          this.#known.set(zone, { digest, serial: fixed });
+        }
+        out.set(zone, fixed);
+        continue;
+      }
       if (known !== undefined && known.digest === digest) {
         out.set(zone, known.serial);
         continue;

@@ -14,7 +14,8 @@ import dnsPacket from 'dns-packet';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
-import { ConfigReloader, RELOAD_RESULTS } from '../../src/overwatch/reload.ts';
+import { ConfigReloader, RELOAD_RESULTS, type ReloadTarget } from '../../src/overwatch/reload.ts';
+import { LmdbStore } from '../../src/state/store.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { startOpengslb } from '../helpers/child.ts';
 import { configTree, posixOnly, writeTree } from '../helpers/config-files.ts';
@@ -272,6 +273,47 @@ test('a burst of SIGHUPs is folded into at most two reloads that run one after a
   assert.equal(reloads.at(-1), last);
   const reply = await ask(server.port, 'app.example.test', 'A');
   assert.equal((reply.answers?.[0] as { ttl?: number } | undefined)?.ttl, NEW.ttl);
+});
+
+test('a reload whose files are still being read when the server starts stopping is not applied: nothing reaches the stopped overwatch or its closed state store', posixOnly, async (t) => {
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': generation(OLD.prefix, OLD.ttl) }, 0o600);
+  const path = join(dir, 'main.yaml');
+  const logger = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
+  const { config } = await loadConfig(path, { env: {} });
+  const store = LmdbStore.open(join(dir, 'state'));
+  const overwatch = await Overwatch.start(config, logger, { store });
+  // A change to the zone: applying it would write the zone's next serial to the store.
+  await writeTree(dir, { 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl) }, 0o600);
+  // The target as opengslb-main.ts builds it: stopping from the moment the stop begins.
+  const target: ReloadTarget = {
+    get config() {
+      return overwatch.config;
+    },
+    get generation() {
+      return overwatch.generation;
+    },
+    get stopping() {
+      return overwatch.stopping;
+    },
+    reload: (next) => overwatch.reload(next),
+  };
+  const reloader = new ConfigReloader({ path, target, logger, env: {} });
+  // SIGHUP, then SIGTERM while the loader thread reads the files: the stop
+  // (workers, then the store) is over long before the files are read.
+  const pending = reloader.request();
+  await overwatch.stop(100);
+  await store.close();
+  const outcome = await pending;
+  // A late write to the closed store would throw from lmdb's next tick: give it the time.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(outcome.result, 'failure');
+  assert.match(outcome.message, /stopping/);
+  assert.equal(outcome.generation, 1);
+  assert.equal(overwatch.generation, 1, 'nothing was published after the stop');
+  // Called directly, after the stop, the overwatch refuses it too.
+  const direct = await overwatch.reload(config);
+  assert.equal(direct.ok, false);
+  assert.match(direct.message, /stopping/);
 });
 
 /** Starts an in-process overwatch with real health checks from the file at `path`, and a reloader for it; both stopped after the test. */

@@ -103,3 +103,21 @@ test('a static record changed by a reload raises its zone\'s serial by one; the 
   assert.equal(await serialOf(one.overwatch.port, 'b.test'), b1);
   assert.equal(((await ask(one.overwatch.port, 'mail.a.test', 'A')).answers?.[0] as { data: string } | undefined)?.data, '192.0.2.26');
 });
+
+test('taking an explicit soa.serial out of the config never sends the serial back: the zone goes on from the explicit one', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'opengslb-serial-explicit-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  // Above every derived serial (those are 1 … 2^31 − 1), and ahead of them in RFC 1982 order.
+  const explicit = 2_000_000_000 + 0x7fffffff;
+  const fixed = yaml('{ address: 192.0.2.1 }').replace('zones: [a.test, b.test] }', `zones: [a.test, b.test], soa: { serial: ${explicit} } }`);
+  const derived = yaml('{ address: 192.0.2.1 }');
+  const one = await start(root, fixed);
+  t.after(() => stop(one));
+  assert.equal(await serialOf(one.overwatch.port, 'a.test'), explicit);
+  // The same content without the fixed serial: the serial stays, it does not fall to the derived one.
+  assert.equal((await one.overwatch.reload(parseConfigText(derived, 'serial.yaml'))).ok, true);
+  assert.equal(await serialOf(one.overwatch.port, 'a.test'), explicit);
+  // A change after that rises from it by one.
+  assert.equal((await one.overwatch.reload(parseConfigText(yaml('{ address: 192.0.2.1 }, { address: 192.0.2.2 }'), 'serial.yaml'))).ok, true);
+  assert.equal(await serialOf(one.overwatch.port, 'a.test'), explicit + 1);
+});
