@@ -8,6 +8,7 @@
 //   bytes = 0x01 | iv (12) | AES-256-GCM(key, iv, JSON {atMs, by, value}, aad "opengslb-operator-v1|<bucket>|<kv key>") | tag (16)
 
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { MAX_DATE_MS } from '../lib/time.ts';
 
 const VERSION = 'opengslb-operator-v1';
 const FORMAT = 1;
@@ -41,9 +42,6 @@ export function sealEntry(key: Buffer, bucket: string, kvKey: string, payload: E
   const body = Buffer.concat([cipher.update(JSON.stringify(payload), 'utf8'), cipher.final()]);
   return Buffer.concat([Buffer.of(FORMAT), iv, body, cipher.getAuthTag()]);
 }
-
-/** Largest epoch milliseconds a Date holds (ECMAScript): a time past it makes toISOString() throw. */
-const MAX_DATE_MS = 8.64e15;
 
 /** An entry's atMs: whole epoch milliseconds a Date can show (the replica prints them, and compares them). */
 function isEntryTime(v: unknown): v is number {

@@ -13,6 +13,7 @@ import { OpenGslbError } from '../lib/errors.ts';
 import type { StateStore, StoredDnssecKey } from '../state/store.ts';
 import { createSignerKey, DNSSEC_ALGORITHM } from './sign.ts';
 import type { DnssecAlgorithmNumber, SignerKey } from './sign.ts';
+import { MAX_DATE_MS } from '../lib/time.ts';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -280,9 +281,6 @@ function corrupt(location: string, stored: { zone: unknown; keyTag: unknown }, w
     cause === undefined ? undefined : { cause },
   );
 }
-
-/** The latest epoch milliseconds a Date can hold (ECMA-262 §21.4.1.1). */
-const MAX_DATE_MS = 8.64e15;
 
 /**
  * Rebuilds a key from the store's record and checks it completely: a known
