@@ -14,7 +14,7 @@ import dnsPacket from 'dns-packet';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
-import { ConfigReloader, RELOAD_RESULTS, type ReloadTarget } from '../../src/overwatch/reload.ts';
+import { ConfigReloader, RELOAD_RESULTS } from '../../src/overwatch/reload.ts';
 import { LmdbStore } from '../../src/state/store.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { startOpengslb } from '../helpers/child.ts';
@@ -284,20 +284,8 @@ test('a reload whose files are still being read when the server starts stopping 
   const overwatch = await Overwatch.start(config, logger, { store });
   // A change to the zone: applying it would write the zone's next serial to the store.
   await writeTree(dir, { 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl) }, 0o600);
-  // The target as opengslb-main.ts builds it: stopping from the moment the stop begins.
-  const target: ReloadTarget = {
-    get config() {
-      return overwatch.config;
-    },
-    get generation() {
-      return overwatch.generation;
-    },
-    get stopping() {
-      return overwatch.stopping;
-    },
-    reload: (next) => overwatch.reload(next),
-  };
-  const reloader = new ConfigReloader({ path, target, logger, env: {} });
+  // The overwatch is a ReloadTarget itself (opengslb-main.ts wraps it to reload the API's certificate too): stopping from the moment the stop begins.
+  const reloader = new ConfigReloader({ path, target: overwatch, logger, env: {} });
   // SIGHUP, then SIGTERM while the loader thread reads the files: the stop
   // (workers, then the store) is over long before the files are read.
   const pending = reloader.request();
