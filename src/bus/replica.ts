@@ -202,6 +202,7 @@ export type ReplicaEvent =
   | { readonly kind: 'put_failed'; readonly entry: OperatorKind; readonly key: string; readonly error: string }
   | { readonly kind: 'caught_up'; readonly puts: number }
   | { readonly kind: 'seeded'; readonly puts: number }
+  | { readonly kind: 'bucket_recreated'; readonly bucket: string; readonly entries: number }
   | { readonly kind: 'replica_error'; readonly error: string };
 
 export interface OperatorReplicaOptions {
@@ -249,12 +250,24 @@ function before(atMs: number, by: string, held: Held): boolean {
 /** Wait before putting the waiting entries again when NATS was up but refused them (JetStream still starting). */
 const RETRY_MS = 1000;
 
+/**
+ * How often a connected overwatch checks that the bucket is still the one it
+ * watches: a bucket deleted and made again while it stayed connected (`nats
+ * kv rm`, then another overwatch's put) leaves its watch waiting on the gone
+ * stream without an error. One JetStream request per check.
+ */
+const BUCKET_CHECK_MS = 5000;
+
 /** The overwatch's link to the operator-state bucket. */
 export class OperatorReplica {
   readonly #link: BusLink;
   readonly #bucket: string;
   readonly #key: Buffer;
-  readonly #kv: Promise<KV>;
+  /** The bucket, once open; replaced when NATS comes back without it (#recheckBucket). */
+  #kv: Promise<KV>;
+  /** When the open bucket's stream was created: another time means it was made again (storage lost), and is empty. */
+  #bucketCreated = '';
+  #rechecking: Promise<void> | null = null;
   readonly #onEvent: (event: ReplicaEvent) => void;
   readonly #onChange: OperatorReplicaOptions['onChange'];
   readonly #now: () => number;
@@ -276,6 +289,7 @@ export class OperatorReplica {
   readonly #rejections = Object.fromEntries([...OPERATOR_KINDS, 'unknown'].map((k) => [k, Object.fromEntries(REJECTION_REASONS.map((r) => [r, 0]))])) as Record<OperatorKind | 'unknown', Record<RejectionReason, number>>;
   #flushing: Promise<void> | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
+  #checkTimer: NodeJS.Timeout | null = null;
   #closed = false;
   #stopWatch: (() => void) | null = null;
 
@@ -291,17 +305,21 @@ export class OperatorReplica {
     this.#pendingStore = options.pendingStore ?? null;
     this.#loadPending();
     this.#link = new BusLink(connectionOptions(options.bus, 'overwatch.bus', `${options.name} (operator state)`), (e) => {
+      this.#onEvent(e);
       if (e.kind === 'connected' && !e.first) {
         this.#counts.reconnects++;
         this.#flush();
+        this.#recheckBucket();
       }
-      this.#onEvent(e);
     });
     this.#kv = this.#link.ready.then((nc) => this.#openBucket(nc));
     // Never rejects: #openBucket retries until close(), #seedAbsent never throws, and the watch retries too.
     void this.#kv.then(async (kv) => {
+      if (this.#closed) return;
+      this.#checkTimer = setInterval(() => this.#recheckBucket(), BUCKET_CHECK_MS);
+      this.#checkTimer.unref();
       await this.#seedAbsent(kv);
-      await this.#watch(kv);
+      await this.#watch();
     }, () => {});
   }
 
@@ -362,12 +380,20 @@ export class OperatorReplica {
     if (put > 0) this.#onEvent({ kind: 'seeded', puts: put });
   }
 
-  /** Opens (or creates) the bucket, trying again every RETRY_MS while JetStream refuses (still starting, or not enabled: logged once). Rejects only after close(). */
+  /**
+   * Opens (or creates) the bucket and notes when its stream was created,
+   * trying again every RETRY_MS while JetStream refuses (still starting, or
+   * not enabled: logged once). Rejects only after close().
+   */
   async #openBucket(nc: NatsConnection): Promise<KV> {
     let reported = false;
     for (;;) {
       try {
-        return await new Kvm(nc).create(this.#bucket, { history: 1 });
+        const kv = await new Kvm(nc).create(this.#bucket, { history: 1 });
+        const created = (await kv.status()).streamInfo.created;
+        if (this.#bucketCreated === '') this.#bucketCreated = created;
+        else if (created !== this.#bucketCreated) await this.#refill(kv, created);
+        return kv;
       } catch (err) {
         if (this.#closed) throw err;
         if (!reported) this.#onEvent({ kind: 'replica_error', error: `bucket ${this.#bucket} cannot be opened (is JetStream on, nats-server -js?): ${err instanceof Error ? err.message : String(err)}; trying again every ${RETRY_MS} ms` });
@@ -377,11 +403,46 @@ export class OperatorReplica {
     }
   }
 
-  /** Puts what waits, then applies every entry of the bucket and every later change; starts the watch again should it end before close(). */
-  async #watch(kv: KV): Promise<void> {
+  /**
+   * After a reconnect, a put or watch that failed while NATS is up, and every
+   * BUCKET_CHECK_MS: opens the bucket again, which creates it when the
+   * nats-server came back without its JetStream storage (a new node, a lost
+   * disk) or it was deleted; #openBucket then refills it. One at a time;
+   * never throws.
+   */
+  #recheckBucket(): void {
+    const nc = this.#link.connection;
+    if (this.#rechecking !== null || this.#closed || nc === null) return;
+    this.#rechecking = this.#openBucket(nc).then(() => {}, () => {}).finally(() => {
+      this.#rechecking = null;
+    });
+  }
+
+  /**
+   * The bucket was made again, empty (created at `created`, not when this
+   * overwatch first opened it): every change this overwatch holds goes back
+   * in, unchanged (same time and writer; the others' copies are equal, so
+   * nothing goes round), then what it held from before the bus; the watch
+   * starts over on the new bucket and puts use it.
+   */
+  async #refill(kv: KV, created: string): Promise<void> {
+    this.#bucketCreated = created;
+    this.#kv = Promise.resolve(kv);
+    this.#onEvent({ kind: 'bucket_recreated', bucket: this.#bucket, entries: this.#held.size });
+    for (const [key, held] of this.#held) {
+      const id = parseOperatorKvKey(key);
+      if (id !== null && !this.#pending.has(key)) this.#putHeld(key, id.kind, held);
+    }
+    await this.#seedAbsent(kv);
+    this.#stopWatch?.();
+  }
+
+  /** Puts what waits, then applies every entry of the bucket and every later change; starts the watch again (on the bucket open then) should it end before close(). */
+  async #watch(): Promise<void> {
     this.#flush();
     while (!this.#closed) {
       try {
+        const kv = await this.#kv;
         // The client's ordered consumer picks the watch up again after a reconnect.
         const watch = await kv.watch({ key: '>' });
         this.#stopWatch = () => watch.stop();
@@ -392,6 +453,7 @@ export class OperatorReplica {
       } catch (err) {
         if (this.#closed) return;
         this.#onEvent({ kind: 'replica_error', error: `watch of bucket ${this.#bucket}: ${err instanceof Error ? err.message : String(err)}; watching again in ${RETRY_MS} ms` });
+        this.#recheckBucket();
       }
       // Entries seen again are no news: the held times and values skip them.
       if (!this.#closed) await delay(RETRY_MS, undefined, { ref: false });
@@ -450,6 +512,7 @@ export class OperatorReplica {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    if (this.#checkTimer !== null) clearInterval(this.#checkTimer);
     this.#stopWatch?.();
     // A put under way fails once the connection is closed; its entry is lost with the process (the state store has it).
     await this.#link.close();
@@ -470,6 +533,7 @@ export class OperatorReplica {
         } catch (err) {
           this.#counts.putFailures[entry.kind]++;
           this.#onEvent({ kind: 'put_failed', entry: entry.kind, key: kvKey, error: err instanceof Error ? err.message : String(err) });
+          this.#recheckBucket();
           if (this.#link.connection !== null && this.#retryTimer === null) {
             this.#retryTimer = setTimeout(() => {
               this.#retryTimer = null;

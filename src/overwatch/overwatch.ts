@@ -1041,6 +1041,9 @@ export class Overwatch {
           case 'seeded':
             log.info({ puts: e.puts }, 'operator state this overwatch held that the bucket did not have is put in it (set before the bus was on)');
             break;
+          case 'bucket_recreated':
+            log.warn({ bucket: e.bucket, entries: e.entries }, 'operator state bucket was made again, empty (nats-server back without its JetStream storage): what this overwatch holds is put in it again');
+            break;
           case 'error':
           case 'replica_error':
             log.warn({ error: e.error }, 'operator state replica: a problem; this overwatch keeps serving its own copy');

@@ -233,7 +233,7 @@ test('two overwatches that change one key at the same millisecond while NATS is 
   });
 });
 
-test('a nats-server that comes back without its JetStream storage (a new node, a lost disk) gets the bucket again: changes made after it still reach the other overwatches', { skip: needsNats, todo: 'the bucket is opened once (#openBucket); puts then fail every second with "jetstream is not enabled" and the watch never sees anything again until the overwatches restart; needs the bucket re-created, the watch restarted and the held state put again' }, async (t) => {
+test('a nats-server that comes back without its JetStream storage (a new node, a lost disk) gets the bucket again: changes made after it still reach the other overwatches', { skip: needsNats }, async (t) => {
   const port = await freePort();
   let nats = await startNats(t, port, await tempDir(t, 'opengslb-nats-lost-'));
   const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'lost.gslb', stateSecret: randomBytes(32).toString('base64') };
@@ -249,6 +249,12 @@ test('a nats-server that comes back without its JetStream storage (a new node, a
   await until('both reconnect', () => a.replica.counters().reconnects === 1 && b.replica.counters().reconnects === 1);
   a.set('10.2.0.0/16', 'eu');
   await until('B takes the change made after the storage was lost', () => b.state.get('10.2.0.0/16') === 'eu', 6000);
+  assert.ok(a.events.some((e) => e.kind === 'bucket_recreated'), 'A reports the bucket made again');
+  // What the lost bucket held is in the new one: an overwatch that joins now gets both changes.
+  const c = mappingReplica(t, bus, 'c', Date.now);
+  await c.replica.ready();
+  await until('a joining overwatch takes the change made before the loss and the one after', () => c.state.get('10.1.0.0/16') === 'us' && c.state.get('10.2.0.0/16') === 'eu', 6000);
+  assert.equal((await bucketRegion(bus, '10.1.0.0/16'))?.region, 'us');
 });
 
 test('an entry sealed with the secret but with a time no date can hold is malformed: refused and counted, and the watch goes on to the next entry', { skip: needsNats }, async (t) => {
@@ -274,4 +280,24 @@ test('an entry sealed with the secret but with a time no date can hold is malfor
   assert.equal(a.state.get('10.1.0.0/16'), 'us');
   assert.equal(a.replica.counters().rejections.geo_mapping.malformed, 2, JSON.stringify(a.events.filter((e) => e.kind !== 'connected')));
   assert.deepEqual(a.events.filter((e) => e.kind === 'replica_error'), []);
+});
+
+test('a bucket deleted while every overwatch stays connected (nats kv rm) is made again (by the next put, or the periodic check): the change and what was held before reach the others', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-rm-'));
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'rm.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const a = mappingReplica(t, bus, 'a', Date.now);
+  const b = mappingReplica(t, bus, 'b', Date.now);
+  await a.replica.ready();
+  await b.replica.ready();
+  a.set('10.1.0.0/16', 'us');
+  await until('B takes the first change', () => b.state.get('10.1.0.0/16') === 'us');
+  const nc = await connect({ servers: [...bus.servers] });
+  t.after(() => nc.close());
+  await new Kvm(nc).open(bucketName(bus.subjectPrefix)).then((kv) => kv.destroy());
+  b.set('10.2.0.0/16', 'eu');
+  await until('A takes the change put after the bucket was deleted', () => a.state.get('10.2.0.0/16') === 'eu', 8000);
+  a.set('10.3.0.0/16', 'ap');
+  await until('B takes a later change of A', () => b.state.get('10.3.0.0/16') === 'ap', 8000);
+  assert.equal((await bucketRegion(bus, '10.1.0.0/16'))?.region, 'us', 'the entry held before the deletion is in the bucket again');
 });
