@@ -570,7 +570,12 @@ export class OperatorReplica {
     const id = parseOperatorKvKey(key);
     if (id === null) return this.#reject('unknown', key, 'malformed', 'a key no version of OpenGSLB writes');
     // Every write of ours is a sealed put: a delete or purge was made by someone without the secret.
-    if (operation !== 'PUT') return this.#reject(id.kind, key, 'unauthenticated', `a bare KV ${operation} (removals are sealed tombstones); ignored`);
+    if (operation !== 'PUT') {
+      // It left the key empty in the bucket: the entry held here goes back in (as for an older entry), or an overwatch that joins would find nothing.
+      const held = this.#held.get(key);
+      if (held !== undefined) this.#putHeld(key, id.kind, held);
+      return this.#reject(id.kind, key, 'unauthenticated', `a bare KV ${operation} (removals are sealed tombstones); ignored${held === undefined ? '' : ', the entry held here put back'}`);
+    }
     const opened = openEntry(this.#key, this.#bucket, key, value);
     if (!opened.ok) {
       return this.#reject(id.kind, key, opened.reason, opened.reason === 'unauthenticated' ? 'does not open with overwatch.bus.state_secret (another secret, changed bytes, or copied from another key)' : 'opens, but holds no entry');

@@ -301,3 +301,30 @@ test('a bucket deleted while every overwatch stays connected (nats kv rm) is mad
   await until('B takes a later change of A', () => b.state.get('10.3.0.0/16') === 'ap', 8000);
   assert.equal((await bucketRegion(bus, '10.1.0.0/16'))?.region, 'us', 'the entry held before the deletion is in the bucket again');
 });
+
+test('a bare KV delete or purge (someone without the secret) changes nothing, and the held entry goes back in the bucket for overwatches that join later', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-del-'));
+  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'del.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const a = mappingReplica(t, bus, 'a', Date.now);
+  const b = mappingReplica(t, bus, 'b', Date.now);
+  await a.replica.ready();
+  await b.replica.ready();
+  a.set('10.1.0.0/16', 'us');
+  b.set('10.2.0.0/16', 'eu');
+  await until('each takes the other\'s change', () => b.state.get('10.1.0.0/16') === 'us' && a.state.get('10.2.0.0/16') === 'eu');
+  const nc = await connect({ servers: [...bus.servers] });
+  t.after(() => nc.close());
+  const kv = await new Kvm(nc).open(bucketName(bus.subjectPrefix));
+  await kv.delete(operatorKvKey({ kind: 'geo_mapping', cidr: '10.1.0.0/16' }));
+  await kv.purge(operatorKvKey({ kind: 'geo_mapping', cidr: '10.2.0.0/16' }));
+  await until('both entries are in the bucket again', async () => (await bucketRegion(bus, '10.1.0.0/16'))?.region === 'us' && (await bucketRegion(bus, '10.2.0.0/16'))?.region === 'eu');
+  for (const o of [a, b]) {
+    assert.equal(o.state.get('10.1.0.0/16'), 'us');
+    assert.equal(o.state.get('10.2.0.0/16'), 'eu');
+    await until('both count the bare removals', () => o.replica.counters().rejections.geo_mapping.unauthenticated === 2);
+  }
+  const c = mappingReplica(t, bus, 'c', Date.now);
+  await c.replica.ready();
+  await until('a joining overwatch takes both', () => c.state.get('10.1.0.0/16') === 'us' && c.state.get('10.2.0.0/16') === 'eu');
+});

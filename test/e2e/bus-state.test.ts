@@ -238,7 +238,7 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
       assert.equal(node.server.child.exitCode ?? node.server.child.signalCode, null);
     }
     assert.match(a.server.out.text, /operator state entry refused: it changed nothing here/);
-    // Put the bucket right for what follows (the bare delete left the key empty).
+    // Back to the mapping the tests that follow expect.
     assert.equal((await call(a, 'PUT', '/api/v1/geo/mappings', { cidr: '10.9.0.0/16', region: 'us', source: 'carol' })).status, 200);
     await eventually('B follows A', async () => (await geoAnswer(b, '10.9.1.0')) === US);
   });
