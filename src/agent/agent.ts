@@ -205,14 +205,15 @@ export class Agent {
       logger: this.#log.child({ component: 'health' }),
       now: this.#now,
       observer: (target, result) => {
-        const now = this.#now();
+        // The error rate's window is a duration: timed on the monotonic clock, so a wall-clock step neither empties nor stretches it.
+        const monoMs = performance.now();
         const slots = this.#slotsOf.get(target.key) ?? [];
         for (const i of slots) {
           const b = this.#backends[i];
           if (result.ok) b.checks.ok++;
           else {
             b.checks.fail++;
-            this.#predictor.fail(i, now);
+            this.#predictor.fail(i, monoMs);
           }
         }
       },
@@ -268,7 +269,7 @@ export class Agent {
       },
       this.#config.bus === null ? 'agent running: registering with every overwatch' : 'agent running: publishing to the NATS bus',
     );
-    this.#lastFullMs = this.#now();
+    this.#lastFullMs = performance.now();
     this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#config.heartbeat.intervalMs);
     this.#predictTimer = setInterval(() => void this.#evaluate(), this.#config.predictive.checkIntervalMs);
     this.#rotationTimer = setInterval(() => void this.#checkRotation(), ROTATION_CHECK_MS);
@@ -375,7 +376,7 @@ export class Agent {
    */
   #heartbeat(): void {
     if (this.#stopped || !this.#registered) return;
-    const now = this.#now();
+    const monoMs = performance.now();
     const changed = new Set<number>();
     this.#backends.forEach((b, i) => {
       if (b.sentHealth !== b.health || b.sentDrain !== b.drain) changed.add(i);
@@ -388,11 +389,11 @@ export class Agent {
     // link's retry (up to 30 s of backoff): a restarted overwatch kept this
     // agent's backends stale up to a whole interval longer on a full tick.
     this.#send({ type: 'heartbeat', full: false, backends: this.#reports(false, changed), load: this.#load() }, 'best');
-    // A clock that stepped back (now before the last full set) counts as due: waiting for the
-    // clock to pass the last one again stopped full sets for as long as the step, and an
-    // overwatch that removed this agent meanwhile gets its backends back only from one.
-    if (now - this.#lastFullMs >= this.#config.heartbeat.fullIntervalMs || now < this.#lastFullMs) {
-      this.#lastFullMs = now;
+    // Timed on the monotonic clock: a wall-clock step back stopped full sets for as long as the
+    // step (an overwatch that removed this agent meanwhile gets its backends back only from one),
+    // and a step ahead sent one early.
+    if (monoMs - this.#lastFullMs >= this.#config.heartbeat.fullIntervalMs) {
+      this.#lastFullMs = monoMs;
       // A newer full state replaces one still waiting for an overwatch that is away.
       this.#send({ type: 'heartbeat', full: true, backends: this.#reports(true, null), load: this.#load() }, 'reliable', 'state');
     }
@@ -441,7 +442,8 @@ export class Agent {
     if (this.#evaluating || this.#stopped) return;
     this.#evaluating = true;
     try {
-      const reading = await this.#predictor.evaluate(this.#now());
+      // bleed_duration is a duration: a wall-clock step ahead drained at once, one back held a drain for the step.
+      const reading = await this.#predictor.evaluate(performance.now());
       if (this.#stopped) return;
       reading.drains.forEach((drain, i) => this.#setDrain(i, drain));
     } catch (err) {

@@ -172,7 +172,9 @@ export interface PredictiveReading {
 
 /**
  * The agent's predictive health over `backendCount` backends. Feed failed
- * checks with fail(); call evaluate() every check_interval. With
+ * checks with fail(); call evaluate() every check_interval. Times are
+ * monotonic ms (performance.now()): bleed_duration and the error-rate window
+ * are durations, which a wall-clock step would shorten or stretch. With
  * predictive.enabled false it still reads the load (reported in heartbeats)
  * and never drains.
  */

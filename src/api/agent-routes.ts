@@ -67,7 +67,7 @@ const agentBackendView = obj("One of an agent's backends as the agent reports it
   region: str('Its agent\'s region.'),
   agent_health: { type: 'string', enum: ['healthy', 'unhealthy', 'unknown'], description: 'The agent\'s own checks.' },
   drain_reason: nullable('string', 'Why the agent drains it, or null.'),
-  state: { type: 'string', enum: BACKEND_STATES, description: 'What decides it now: the agent\'s claim, draining, stale, validated (the overwatch\'s own checks), or removed.' },
+  state: { type: 'string', enum: BACKEND_STATES, description: 'What decides it now: the agent\'s claim, draining, stale, validated (the overwatch\'s own checks), refused (kept, never answered: see problem), or removed.' },
   server_key: nullable('string', 'Its server in the registry, or null when it is not one (see problem).'),
   problem: nullable('string', 'Why it is not answered at all, or null.'),
   check_type: nullable('string', 'How the agent checks it.'),

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../snapshot/live-slots.ts';
 import { KeepAliveConnection, startProbe, type ProbeDone, type ProbeHandle } from './probe.ts';
-import type { CheckedServer, CheckSpec, CheckTarget, CheckType, HealthSink, ProbeResult, TargetStatus } from './types.ts';
+import { checkIdentity, type CheckedServer, type CheckSpec, type CheckTarget, type CheckType, type HealthSink, type ProbeResult, type TargetStatus } from './types.ts';
 
 type State = TargetStatus['state'];
 
@@ -166,9 +166,12 @@ export class HealthScheduler {
   /**
    * Replaces the set of targets. Keys already present keep their state,
    * counters and EMA and take the new slots (re-reported to the sink when they
-   * changed); removed keys stop and their in-flight results are ignored; new
-   * keys start `unknown` with a first probe within min(interval, 1 s), or
-   * within count / FIRST_ROUND_RATE_PER_SEC seconds when more are added at once.
+   * changed); so does a target whose check differs only in interval, timeout,
+   * thresholds or ema_alpha (same checkIdentity()), which takes the new
+   * settings from its next probe on; removed keys stop and their in-flight
+   * results are ignored; new keys start `unknown` with a first probe within
+   * min(interval, 1 s), or within count / FIRST_ROUND_RATE_PER_SEC seconds when
+   * more are added at once.
    * Throws RangeError when two targets share a key (group them first, see
    * groupTargets()). Does nothing after stop().
    */
@@ -180,10 +183,15 @@ export class HealthScheduler {
       if (seen.has(key)) throw new RangeError(`two check targets share the key ${key}; merge their slots into one target`);
       seen.add(key);
     }
-    for (const [key, t] of this.#targets) {
-      if (!seen.has(key)) this.#remove(t);
-    }
     const nowMs = performance.now();
+    // Only interval, timeout or thresholds changed: the same check. Starting it
+    // over would drop a healthy server's verdict and let the first result after
+    // the reload decide alone, bypassing failure_threshold and success_threshold.
+    const carried = this.#carryOver(targets, seen);
+    for (const [key, t] of this.#targets) {
+      if (!seen.has(key) && !carried.has(t)) this.#remove(t);
+    }
+    for (const [t, target] of carried) this.#rekey(t, target, nowMs);
     let added = 0;
     for (let i = 0; i < targets.length; i++) if (!this.#targets.has(targets[i].key)) added++;
     const spreadMs = Math.max(FIRST_SPREAD_MS, (added / FIRST_ROUND_RATE_PER_SEC) * 1000);
@@ -227,6 +235,56 @@ export class HealthScheduler {
     const round = new Promise<void>((resolve) => this.#firstRoundWaiters.push(resolve));
     this.#armFirstRoundDeadline();
     return round;
+  }
+
+  /**
+   * Pairs targets that leave with new ones checking the same thing
+   * (checkIdentity()): the one sharing a slot with it (the same server),
+   * else the only one left.
+   */
+  #carryOver(targets: readonly CheckTarget[], seen: ReadonlySet<string>): Map<TargetState, CheckTarget> {
+    const leaving = new Map<string, TargetState[]>();
+    for (const [key, t] of this.#targets) {
+      if (seen.has(key)) continue;
+      const id = checkIdentity(t.spec);
+      const list = leaving.get(id);
+      if (list === undefined) leaving.set(id, [t]);
+      else list.push(t);
+    }
+    const out = new Map<TargetState, CheckTarget>();
+    if (leaving.size === 0) return out;
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i];
+      if (this.#targets.has(target.key)) continue;
+      const list = leaving.get(checkIdentity(target.spec));
+      if (list === undefined || list.length === 0) continue;
+      let at = list.findIndex((t) => t.slots.some((slot) => target.slots.includes(slot)));
+      if (at < 0 && list.length === 1) at = 0;
+      if (at < 0) continue;
+      out.set(list[at], target);
+      list.splice(at, 1);
+    }
+    return out;
+  }
+
+  /** Gives a carried-over target its new key and settings; a queued probe moves to one new interval after the last start. */
+  #rekey(t: TargetState, target: CheckTarget, nowMs: number): void {
+    const slotsChanged = !sameSlots(t.slots, target.slots);
+    this.#targets.delete(t.key);
+    t.key = target.key;
+    t.spec = target.spec;
+    t.slots = target.slots;
+    t.servers = target.servers;
+    this.#targets.set(t.key, t);
+    // In flight: its result counts (same check); the next probe is placed with the new interval then.
+    // Not phased yet: its first probe is still due within the first-round spread.
+    if (t.heapIndex >= 0 && t.phased) {
+      this.#heapDelete(t);
+      t.windowMs = Math.max(1, t.spec.intervalMs * START_WINDOW_SHARE);
+      t.dueMs = Math.max(nowMs, t.startedMs + t.spec.intervalMs);
+      this.#push(t);
+    }
+    if (slotsChanged) this.#reReport(t);
   }
 
   /** Number of targets still without a verdict (0 once the first round is done): cheap enough for a readiness probe. */

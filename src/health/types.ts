@@ -94,24 +94,23 @@ export interface TargetStatus {
   readonly transitions: number;
 }
 
+/** What a spec checks, in the order both keys below list it. */
+function checkedFields(spec: CheckSpec): unknown[] {
+  return [spec.type, spec.address, spec.port, spec.host, spec.path, spec.expectedStatus, Object.entries(spec.headers).sort(), spec.bodyMatch, spec.tlsVerify, spec.keepAlive, spec.ca ?? null];
+}
+
+/**
+ * Returns what a spec checks (type, address, port, host, path, expected
+ * status, headers, body match, TLS verification and CA, keep-alive), without
+ * how often or how strictly (interval, timeout, thresholds, ema_alpha): a
+ * reload that changes only the latter keeps the target's verdict and counts
+ * (HealthScheduler.update()).
+ */
+export function checkIdentity(spec: CheckSpec): string {
+  return JSON.stringify(checkedFields(spec));
+}
+
 /** Returns the identity of a spec: the same settings give the same key, so one probe serves them all. */
 export function targetKey(spec: CheckSpec): string {
-  return JSON.stringify([
-    spec.type,
-    spec.address,
-    spec.port,
-    spec.host,
-    spec.path,
-    spec.expectedStatus,
-    Object.entries(spec.headers).sort(),
-    spec.bodyMatch,
-    spec.tlsVerify,
-    spec.keepAlive,
-    spec.intervalMs,
-    spec.timeoutMs,
-    spec.failureThreshold,
-    spec.successThreshold,
-    spec.emaAlpha,
-    spec.ca ?? null,
-  ]);
+  return JSON.stringify([...checkedFields(spec), spec.intervalMs, spec.timeoutMs, spec.failureThreshold, spec.successThreshold, spec.emaAlpha]);
 }

@@ -789,7 +789,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   fromAgents(
     Counter,
     'opengslb_overwatch_agent_backend_transitions_total',
-    "State changes of agents' backends by the state entered (healthy, unhealthy, unknown, draining, stale, validated, removed); each is also one log line.",
+    "State changes of agents' backends by the state entered (healthy, unhealthy, unknown, draining, stale, validated, refused, removed); each is also one log line.",
     'to',
     (hub) => {
       const t = hub.counters().transitions;

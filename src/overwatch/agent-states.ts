@@ -12,9 +12,10 @@ export type AgentState = (typeof AGENT_STATES)[number];
 /**
  * What an agent's backend is, as its transitions are logged and counted:
  * the agent's claim (healthy, unhealthy, unknown), draining, stale, validated
- * (the overwatch's own checks decide), or removed.
+ * (the overwatch's own checks decide), refused (kept but never answered: see
+ * BACKEND_REFUSALS), or removed.
  */
-export const BACKEND_STATES = ['healthy', 'unhealthy', 'unknown', 'draining', 'stale', 'validated', 'removed'] as const;
+export const BACKEND_STATES = ['healthy', 'unhealthy', 'unknown', 'draining', 'stale', 'validated', 'refused', 'removed'] as const;
 export type BackendState = (typeof BACKEND_STATES)[number];
 
 /**

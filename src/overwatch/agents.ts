@@ -18,6 +18,7 @@
 
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { parseIp } from '../config/ip.ts';
 import type { Config } from '../config/types.ts';
 import { OverwatchChannel, type ChannelCounters, type ChannelEvent, type DropEvent, type RegisterEvent } from '../gossip/channel.ts';
@@ -88,6 +89,13 @@ interface AgentRecord {
   lastSeenMs: number;
   /** The lastSeenMs last written to the store. */
   persistedSeenMs: number;
+  /**
+   * performance.now() when this process last accepted a message from it (0:
+   * none since start). Staleness and remove_after are timed on it: a wall-clock
+   * step ahead made every agent stale or removed at once, one back kept a dead
+   * agent live for the step. lastSeenMs is for display and the store.
+   */
+  heardMono: number;
   load: HostLoad | null;
   readonly backends: Map<string, AgentBackend>;
   /** Why it left (deregistered, revoked, removed), for the API. */
@@ -269,8 +277,8 @@ export class AgentHub {
   /** Drops are logged at most once per reason and agent per minute (every one is counted). */
   readonly #dropLogged = new Map<string, number>();
   #stopped = false;
-  /** When this overwatch started: restored agents' remove_after runs from here at the earliest. */
-  readonly #startedMs: number;
+  /** performance.now() when this overwatch started: restored agents' remove_after runs from here at the earliest. */
+  readonly #startedMono: number;
 
   private constructor(options: AgentHubOptions, keyring: Keyring) {
     this.#config = options.config;
@@ -278,7 +286,7 @@ export class AgentHub {
     this.#store = options.store;
     this.#log = options.logger.child({ component: 'agents' });
     this.#now = options.now ?? Date.now;
-    this.#startedMs = this.#now();
+    this.#startedMono = performance.now();
     const g = options.config.gossip as NonNullable<Config['gossip']>;
     this.channel = new OverwatchChannel({
       keyring,
@@ -620,7 +628,7 @@ export class AgentHub {
     let agent = this.#agents.get(agentId);
     if (agent === undefined) {
       agent = {
-        agentId, region: pin.region, version: '', heartbeatIntervalMs: 0, state: 'unseen', lastSeenMs: 0, persistedSeenMs: 0, load: null, backends: new Map(), note: null,
+        agentId, region: pin.region, version: '', heartbeatIntervalMs: 0, state: 'unseen', lastSeenMs: 0, persistedSeenMs: 0, heardMono: 0, load: null, backends: new Map(), note: null,
       };
       this.#agents.set(agentId, agent);
     }
@@ -635,6 +643,7 @@ export class AgentHub {
   /** Liveness: the agent was heard from now. */
   #touch(agent: AgentRecord, nowMs: number, load: HostLoad | null): void {
     agent.lastSeenMs = Math.max(agent.lastSeenMs, nowMs);
+    agent.heardMono = performance.now();
     if (load !== null) agent.load = load;
     const wasStale = agent.state === 'stale' || agent.state === 'unseen';
     agent.state = 'live';
@@ -733,6 +742,7 @@ export class AgentHub {
     if (owner !== undefined && owner !== agent.agentId) {
       // Another agent reports the same backend of the same service: the first keeps it.
       this.#refuse(agent, b, 'other_agent', `agent ${owner} reports the same backend; the first to report it keeps it`);
+      this.#setState(agent, b, 'refused');
       return;
     }
     let server: ServerRecord;
@@ -788,7 +798,7 @@ export class AgentHub {
     const agent = this.#agents.get(agentId);
     if (agent === undefined) {
       if (state === 'revoked' || state === 'deregistered') {
-        this.#agents.set(agentId, { agentId, region: this.channel.pin(agentId)?.region ?? '', version: '', heartbeatIntervalMs: 0, state, lastSeenMs: nowMs, persistedSeenMs: 0, load: null, backends: new Map(), note: reason });
+        this.#agents.set(agentId, { agentId, region: this.channel.pin(agentId)?.region ?? '', version: '', heartbeatIntervalMs: 0, state, lastSeenMs: nowMs, persistedSeenMs: 0, heardMono: 0, load: null, backends: new Map(), note: reason });
       }
       void this.#forgetStored(agentId);
       return;
@@ -806,7 +816,12 @@ export class AgentHub {
 
   /** What a backend is now (see BACKEND_STATES). */
   #stateOf(agent: AgentRecord, b: AgentBackend): BackendState {
-    if (b.serverKey === null) return agent.state === 'live' ? (b.report.drain !== null ? 'draining' : b.report.health) : 'stale';
+    if (b.serverKey === null) {
+      if (agent.state !== 'live') return 'stale';
+      // Not a server (a host name, refused by the registry, another agent's): its claim decides nothing, so showing it would say "answered".
+      if (b.problem !== null) return 'refused';
+      return b.report.drain !== null ? 'draining' : b.report.health;
+    }
     const server = this.#registry.server(b.serverKey);
     if (server === undefined) return 'removed';
     if (this.#registry.checkedByOverwatch(server)) return 'validated';
@@ -831,6 +846,7 @@ export class AgentHub {
     else if (to === 'healthy') reason = b.state === 'stale' ? 'heartbeat resumed; its agent\'s checks pass' : 'its agent\'s checks pass';
     else if (to === 'unknown') reason = 'its agent has no verdict yet';
     else if (to === 'validated') reason = 'the overwatch\'s own checks decide (overwatch.validation.enabled)';
+    else if (to === 'refused') reason = `kept, never answered: ${b.problem?.detail ?? why}`;
     this.#transition(agent, b, to, reason);
   }
 
@@ -889,11 +905,12 @@ export class AgentHub {
   #sweep(): void {
     if (this.#stopped) return;
     const now = this.#now();
+    const mono = performance.now();
     const { thresholdMs, removeAfterMs } = this.#config.stale;
     for (const agent of this.#agents.values()) {
       if (agent.state !== 'live' && agent.state !== 'stale' && agent.state !== 'unseen') continue;
       // An overwatch that was down heard nothing meanwhile: restored agents get remove_after from its start.
-      const quietMs = now - Math.max(agent.lastSeenMs, this.#startedMs);
+      const quietMs = mono - Math.max(agent.heardMono, this.#startedMono);
       // An agent with no backends goes too once it was heard from (else it stayed stale for ever);
       // a pinned one not heard from since this start stays unseen.
       if (quietMs >= removeAfterMs && (agent.backends.size > 0 || agent.state !== 'unseen')) {
@@ -927,6 +944,7 @@ export class AgentHub {
         state: 'stale',
         lastSeenMs: stored.lastSeenMs,
         persistedSeenMs: stored.lastSeenMs,
+        heardMono: 0,
         load: null,
         backends: new Map(),
         note: 'restored from the state store',

@@ -102,6 +102,25 @@ export class HealthFanout {
    * setMembers() also builds that index (one pass over the members).
    */
   applyOverride(target: OverrideTarget): number {
+    return this.applyOverrides([target]);
+  }
+
+  /**
+   * Rewrites the member words of every target, as applyOverride() does, with
+   * one epoch bump for the batch (none for an empty one); returns how many
+   * words. Overrides ending together (OverrideExpiry) use it: every bump makes
+   * every worker rebuild its healthy lists.
+   */
+  applyOverrides(targets: readonly OverrideTarget[]): number {
+    if (targets.length === 0) return 0;
+    let touched = 0;
+    for (const target of targets) touched += this.#rewriteCovered(target);
+    bumpEpoch(this.live);
+    return touched;
+  }
+
+  /** Rewrites the member words `target` covers without bumping the epoch; returns how many. */
+  #rewriteCovered(target: OverrideTarget): number {
     // Why an index: when a batch of overrides ends together (OverrideExpiry.expireDue,
     // or the bus replaying them one by one), a pass over every member per override cost
     // members × overrides on the main thread: 0.3–0.8 s at 40 000 members × 2 000
@@ -118,7 +137,6 @@ export class HealthFanout {
         touched++;
       }
     }
-    bumpEpoch(this.live);
     return touched;
   }
 

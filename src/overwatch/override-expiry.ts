@@ -1,13 +1,14 @@
 // Main thread, cold path. Ends overrides that carry an end time: one timer,
 // armed for the earliest end among the registry's overrides, which at that
 // instant removes every override whose end has passed, rewrites the member
-// words they covered (so DNS follows the health checks again from the next
-// query), logs each one once, counts it, and removes it from the state store.
+// words they covered in one batch (one epoch bump, so DNS follows the health
+// checks again from the next query), logs each one once, counts it, and
+// removes it from the state store.
 //
 //   set/clear/start ─▶ schedule() ─▶ setTimeout(earliest end − now)
 //                                          │ fires
 //                                          ▼
-//              registry.deleteOverride ─▶ fanout.applyOverride ─▶ log + count ─▶ forget (state store)
+//   registry.deleteOverride (each) ─▶ fanout.applyOverrides (all, one bump) ─▶ log + count ─▶ forget (state store)
 //                                          │
 //                                          ▼ schedule() again
 //
@@ -30,8 +31,8 @@ export interface ExpiryOptions {
    * override of the same target was set meanwhile.
    */
   readonly forget: (target: OverrideTarget) => Promise<void>;
-  /** Rewrites the member words `target` covers (HealthFanout.applyOverride). */
-  readonly apply: (target: OverrideTarget) => void;
+  /** Rewrites the member words `targets` cover, with one epoch bump for them all (HealthFanout.applyOverrides). */
+  readonly apply: (targets: readonly OverrideTarget[]) => void;
   readonly logger: Logger;
   /** Epoch ms; Date.now when absent. */
   readonly now?: () => number;
@@ -78,9 +79,11 @@ export class OverrideExpiry {
     const now = this.#now();
     const due = this.#opts.registry.overrides().filter((o) => o.expiresAtMs !== null && o.expiresAtMs <= now);
     const log = this.#opts.logger;
+    if (due.length === 0) return due;
+    // All out of the registry first, then one rewrite: each epoch bump makes every worker rebuild its healthy lists.
+    for (const o of due) this.#opts.registry.deleteOverride(o.target);
+    this.#opts.apply(due.map((o) => o.target));
     for (const o of due) {
-      this.#opts.registry.deleteOverride(o.target);
-      this.#opts.apply(o.target);
       this.#expired++;
       log.info(
         {

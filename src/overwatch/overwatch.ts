@@ -243,7 +243,7 @@ export class Overwatch {
     this.registry.on('changed', () => this.#scheduleRepublish());
     this.#expiry = new OverrideExpiry({
       registry: this.registry,
-      apply: (target) => this.#fanout.applyOverride(target),
+      apply: (targets) => this.#fanout.applyOverrides(targets),
       forget: (target) => this.#overridesSerially(async () => {
         // A new override of the same target set meanwhile stays stored.
         if (this.registry.overrideAt(target) === null) await this.#store.deleteOverride(target);

@@ -179,3 +179,23 @@ test('a load signal held past bleed_duration drains the backend: out of DNS, dra
   await owLog.waitFor(/"from":"draining","to":"healthy"/);
   assert.equal(await answered(), web.address);
 });
+
+test('a forward step of the wall clock does not shorten bleed_duration: the signal is timed on the monotonic clock', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-predictive-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const token = 'predictive-token-0123456789';
+  const web = await httpBackend(t);
+  const started = await startAgentOverwatch(t, dir, token, watchedLogger().logger);
+  const sampler = new StandInSampler();
+  sampler.cpu = 95;
+  let aheadMs = 0;
+  const agent = await Agent.start(agentConfigFor(dir, token, started, web, [
+    '  predictive: { enabled: true, check_interval: 1s, cpu: { threshold: 80, bleed_duration: 1h } }',
+  ]), watchedLogger().logger, { version: 'test', sampler, now: () => Date.now() + aheadMs });
+  t.after(() => agent.stop('test over', 1000));
+  await sampler.after(2);
+  // NTP or an operator steps the wall clock two hours ahead: 2 s of a 1 h bleed_duration have passed, not 2 h.
+  aheadMs = 2 * 3_600_000;
+  await sampler.after(2);
+  assert.equal(agent.status().backends[0].drain, null, 'held for seconds, not for its bleed_duration');
+});

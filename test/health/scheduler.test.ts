@@ -422,6 +422,29 @@ test('update() keeps state, counters and EMA for unchanged keys, re-reports them
   assert.deepEqual(sink.calls, []);
 });
 
+test('a reload that changes only interval, timeout or thresholds keeps the verdict and counts; a change of what is checked starts over', async (t) => {
+  const probe = new StandInProbe();
+  probe.script('10.0.0.1', [OK, fail('status 503')]);
+  const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
+  const a = makeSpec({ address: '10.0.0.1', intervalMs: 60_000, failureThreshold: 3 });
+  scheduler.update([target(a, [0])]);
+  await scheduler.firstRound();
+  sink.calls.length = 0;
+
+  const faster = { ...a, intervalMs: 20, timeoutMs: 500, failureThreshold: 2 };
+  scheduler.update([target(faster, [0])]);
+  const [kept] = scheduler.status();
+  assert.deepEqual([kept.key, kept.state, kept.transitions, kept.samples], [targetKey(faster), 'healthy', 1, 1]);
+  // The new interval applies at once (not 60 s after the last probe); its one failure is below failure_threshold 2.
+  await until(probe, 'call', () => probe.callsOf('10.0.0.1') >= 3);
+  assert.equal(scheduler.status()[0].state, 'healthy');
+  assert.deepEqual(sink.health(), [], 'no verdict written: the server never left healthy');
+
+  // Another path is another check: its verdict starts over.
+  scheduler.update([target({ ...faster, path: '/ready' }, [0])]);
+  assert.deepEqual(scheduler.status().map((s) => s.state), ['unknown']);
+});
+
 test('update() stops removed targets: their probe in flight is aborted, nothing more is probed or reported', async (t) => {
   const probe = new StandInProbe((address) => (address === '10.0.0.2' ? 'hang' : OK));
   const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);

@@ -17,8 +17,9 @@ import type { AckMessage } from '../../src/gossip/messages.ts';
 import type { CheckObserver } from '../../src/health/scheduler.ts';
 import type { ProbeResult } from '../../src/health/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
-import { MAX_BACKENDS_PER_AGENT } from '../../src/overwatch/agents.ts';
+import { AgentHub, MAX_BACKENDS_PER_AGENT } from '../../src/overwatch/agents.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { Registry } from '../../src/registry/registry.ts';
 import { MemoryStore } from '../../src/state/store.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { ask } from '../helpers/dns-client.ts';
@@ -74,6 +75,8 @@ test('a backend whose service names no domain, or whose address is a host name, 
   assert.equal(named?.answered, false);
   assert.match(named?.note ?? '', /is a host name: kept and shown, never answered/);
   assert.equal(s.ow.agents?.counters().refused.host_name, 1);
+  const view = s.ow.agents?.agent(a.identity.agentId)?.backends.find((b) => b.address === 'web-1.internal.example');
+  assert.equal(view?.state, 'refused', 'the agent view agrees: never answered, whatever its agent claims');
 });
 
 test('a backend on an address the domain answers already (another port) is shown not answered with that reason, not a false "no region" note', async (t) => {
@@ -182,6 +185,12 @@ test('a backend two agents report is kept by the first; the second\'s is shown r
   assert.equal(refused?.answered, false);
   assert.match(refused?.note ?? '', new RegExp(`agent ${first.identity.agentId} reports the same backend`));
   assert.equal(s.ow.agents?.counters().refused.other_agent, 1);
+  // The agent view says the same as the backends listing: refused, not the second agent's claim.
+  const view = s.ow.agents?.agent(second.identity.agentId)?.backends[0];
+  assert.deepEqual({ state: view?.state, server_key: view?.server_key, agent_health: view?.agent_health }, { state: 'refused', server_key: null, agent_health: 'healthy' });
+  assert.match(view?.problem ?? '', new RegExp(`agent ${first.identity.agentId} reports the same backend`));
+  assert.equal(s.ow.agents?.agent(first.identity.agentId)?.backends[0]?.state, 'healthy');
+  assert.equal(s.ow.agents?.counters().transitions.refused, 1, 'entering refused is a transition, logged and counted');
 });
 
 test('a reload with new tokens refuses the old one and accepts the new one for the next registration', async (t) => {
@@ -313,4 +322,38 @@ test('an agent with no backends that goes quiet is removed after remove_after to
   const until = Date.now() + 6000;
   while (Date.now() < until && stateOf() !== 'removed') await setTimeout(100);
   assert.equal(stateOf(), 'removed');
+});
+
+test('a forward step of the wall clock neither makes live agents stale nor removes them: quiet time is measured on the monotonic clock', async (t) => {
+  const dir = await tempDir(t);
+  const key = randomBytes(32).toString('base64');
+  const config = parseConfigText(yaml(key, ['  stale: { threshold: 1s, remove_after: 1h }']), join(dir, 'overwatch.yaml'));
+  const registry = new Registry();
+  registry.applyConfig(config);
+  let aheadMs = 0;
+  const events: string[] = [];
+  let onEvent: () => void = () => {};
+  const logger = createLogger({ level: 'info', format: 'json' }, new Writable({
+    write(chunk: Buffer, _e, done) {
+      const m = /"msg":"(agent stale|agent removed)[^"]*"/.exec(chunk.toString());
+      if (m !== null) {
+        events.push(m[1]);
+        onEvent();
+      }
+      done();
+    },
+  }));
+  const hub = AgentHub.create({ config, registry, store: new MemoryStore(), logger, now: () => Date.now() + aheadMs });
+  t.after(() => hub.stop());
+  const receiver = await hub.listen();
+  const a = new TestAgent((await newIdentity(t)).identity, Keyring.fromBase64(key), { [APP]: TOKEN });
+  const ack = (await sendTcp('127.0.0.1', receiver.port, [a.seal(a.register([backend(APP, '192.0.2.80', 80)]))], Keyring.fromBase64(key)))[0];
+  assert.equal(ack?.status, 'ok', JSON.stringify(ack));
+  // NTP or an operator steps the clock two hours ahead, past remove_after (1 h): the agent was heard from a moment ago.
+  aheadMs = 2 * 3_600_000;
+  await new Promise<void>((resolve) => (onEvent = resolve));
+  assert.deepEqual(events, ['agent stale'], 'stale after its threshold of real quiet, not removed at once');
+  const found = hub.agent(a.identity.agentId);
+  assert.equal(found?.agent.state, 'stale');
+  assert.deepEqual(found?.backends.map((b) => b.state), ['stale'], 'its backend is kept until remove_after of real quiet');
 });

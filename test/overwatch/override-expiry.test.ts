@@ -1,5 +1,5 @@
 // Overrides ending together (OverrideExpiry.expireDue through
-// HealthFanout.applyOverride): every member word ends as rewriting one
+// HealthFanout.applyOverrides): every member word ends as rewriting one
 // override at a time with a pass over every member left it, each ended
 // override is logged, counted and forgotten once, in the registry's order,
 // and a large batch costs a few milliseconds, not members × overrides.
@@ -16,7 +16,7 @@ import { Registry, type MemberModel } from '../../src/registry/registry.ts';
 import { seededRandom } from '../../src/lib/random.ts';
 import { compileSnapshot } from '../../src/snapshot/compile.ts';
 import {
-  createLiveSlots, HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNHEALTHY, HEALTH_UNKNOWN, LIVE_HEALTH_BASE, storeHealth,
+  createLiveSlots, HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNHEALTHY, HEALTH_UNKNOWN, LIVE_EPOCH, LIVE_HEALTH_BASE, storeHealth,
 } from '../../src/snapshot/live-slots.ts';
 
 const NOW = 1_750_000_000_000;
@@ -107,7 +107,7 @@ function expiryOf(r: Rig, level: 'info' | 'error', onForget: (target: OverrideTa
   });
   const expiry = new OverrideExpiry({
     registry: r.registry,
-    apply: (target) => r.fanout.applyOverride(target),
+    apply: (targets) => r.fanout.applyOverrides(targets),
     forget: async (target) => {
       forgotten.push(keyOfTarget(target));
       onForget(target);
@@ -208,6 +208,17 @@ test('overrides of every scope ending together leave each member word as the che
     'd.example.test eu/192.0.2.3:80': 'unknown (not rewritten)',
   });
   assert.deepEqual(r.registry.overrides().map((o) => keyOfTarget(o.target)).sort(), STAYING.map((o) => keyOfTarget(o.target)).sort());
+});
+
+test('overrides ending together move the health epoch once, so workers rebuild their healthy lists once, not once per override', () => {
+  const r = smallRig();
+  const { expiry } = expiryOf(r, 'error');
+  const before = Atomics.load(r.fanout.live, LIVE_EPOCH);
+  assert.equal(expiry.expireDue().length, ENDING.length);
+  assert.equal(Atomics.load(r.fanout.live, LIVE_EPOCH) - before, 1);
+  // Nothing due: no write, no bump.
+  assert.equal(expiry.expireDue().length, 0);
+  assert.equal(Atomics.load(r.fanout.live, LIVE_EPOCH) - before, 1);
 });
 
 test('applyOverride rewrites exactly the members a target covers and says how many, for every scope', () => {
