@@ -21,7 +21,7 @@
 // counts and the record it answered before it calls seal(). Nothing here
 // allocates.
 
-import { FLAG, MIN_UDP_PAYLOAD, OUR_UDP_PAYLOAD, RCODE } from '../src/dns/constants.ts';
+import { FLAG, MIN_UDP_PAYLOAD, OUR_UDP_PAYLOAD, QCLASS, QTYPE, RCODE, TSIG_ERROR_BADKEY } from '../src/dns/constants.ts';
 import { copyBytes, copyRecords, patchCounts, writeHeader, writeOpt, writeU16, writeU32 } from '../src/dns/write.ts';
 import { bump, COUNTER, matrixSlot, TYPE_NONE, typeIndexOf } from '../src/metrics/counters-layout.ts';
 import { DEGRADED_NONE, selectMembers } from '../src/routing/select.ts';
@@ -227,6 +227,35 @@ export function errorReply(ctx: WorkerScratch, rcode: number): number {
   const off = emptyReply(ctx, rcode, 0);
   countReply(ctx, rcode);
   return off;
+}
+
+/**
+ * Answers a TSIG-signed query (parseQuery returned PARSE_TSIG): we hold no
+ * TSIG keys, so NOTAUTH with an unsigned TSIG RR carrying error BADKEY (RFC
+ * 8945 §5.2, §5.3.2: MAC size 0), last in the additional section after our
+ * OPT; it echoes the key name, algorithm, time signed, fudge and original ID
+ * of the query's TSIG, as Knot does. The key name is written uncompressed.
+ */
+export function tsigErrorReply(ctx: WorkerScratch): number {
+  const q = ctx.query;
+  const out = ctx.out;
+  let off = emptyReply(ctx, RCODE.NOTAUTH, 0);
+  off = copyBytes(out, off, q.tsigKey, 0, q.tsigKeyLen);
+  off = writeU16(out, off, QTYPE.TSIG);
+  off = writeU16(out, off, QCLASS.ANY);
+  off = writeU32(out, off, 0);
+  // RDATA: algorithm name + time signed (6) + fudge (2), as sent; MAC size 0,
+  // original ID, error, other len 0.
+  const fixedLen = q.tsigAlgorithmLen + 8;
+  off = writeU16(out, off, fixedLen + 8);
+  off = copyBytes(out, off, ctx.req, q.tsigRdataOff, fixedLen);
+  off = writeU16(out, off, 0);
+  off = writeU16(out, off, q.tsigOriginalId);
+  off = writeU16(out, off, TSIG_ERROR_BADKEY);
+  off = writeU16(out, off, 0);
+  out[11]++; // ARCOUNT: emptyReply wrote 0 or 1 (the OPT)
+  // Two names of up to 255 bytes besides the question: over UDP it may not fit the client's size.
+  return finish(ctx, off, RCODE.NOTAUTH);
 }
 
 /**

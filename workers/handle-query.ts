@@ -1,6 +1,6 @@
-// Worker, hot path. The per-packet boundary: accept check → parse → DNS
-// cookies → look up → dispatch to the answer stage (./answer.ts), which
-// builds, signs and seals → over UDP, response rate limiting on the built
+// Worker, hot path. The per-packet boundary: accept check → parse → EDNS
+// version → DNS cookies → (TSIG-signed: NOTAUTH) → look up → dispatch to the
+// answer stage (./answer.ts), which builds, signs and seals → over UDP, response rate limiting on the built
 // response (src/dns/rrl.ts: send, slip as TC=1, or drop). Returns the response length written to `out`, or 0 to drop. Synchronous and
 // allocation-free; never throws for any input bytes (the transport's one
 // try/catch is for bugs, answered SERVFAIL and counted). The transport sets
@@ -9,11 +9,11 @@
 
 import { OPCODE, QCLASS, QTYPE, RCODE } from '../src/dns/constants.ts';
 import { CLIENT_COOKIE_LEN, cookieLengthOk, RCODE_BADCOOKIE, serverCookieValid, writeReplyCookie, type CookieKeys } from '../src/dns/cookie.ts';
-import { PARSE_NO_QUESTION, parseQuery, PARSE_OK } from '../src/dns/parse.ts';
+import { PARSE_NO_QUESTION, parseQuery, PARSE_OK, PARSE_TSIG } from '../src/dns/parse.ts';
 import { RRL_DROP, RRL_KIND_ERROR, RRL_KIND_NXDOMAIN, RRL_KIND_RESPONSE, RRL_PASS } from '../src/dns/rrl.ts';
 import { bump, COUNTER } from '../src/metrics/counters-layout.ts';
 import * as L from '../src/snapshot/layout.ts';
-import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, questionlessReply, soaAnswer, truncatedReply } from './answer.ts';
+import { addresses, dnskeyAnswer, errorReply, negative, nsAnswer, questionlessReply, soaAnswer, truncatedReply, tsigErrorReply } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
 import { chaosAnswer, cnameAnswer, dnssecTypeAnswer, referral, rrsetAnswer, staticAnswer } from './zone-answer.ts';
 
@@ -63,21 +63,42 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
   const status = parseQuery(req, reqLen, q, ctx.lower);
   if (q.opcode !== OPCODE.QUERY) return errorReply(ctx, RCODE.NOTIMP);
   if (status !== PARSE_OK) {
+    if (status === PARSE_TSIG) return signedQuery(ctx, tcp);
     // No question but a COOKIE, cookies on: a client asking for (or checking) a server cookie.
     if (status === PARSE_NO_QUESTION && q.cookieOff !== 0 && ctx.cookieKeys !== null) return cookieOnly(ctx);
     bump(counters, cb + COUNTER.MALFORMED);
     return errorReply(ctx, RCODE.FORMERR);
   }
   countQuestion(ctx);
+  // RFC 6891 §6.1.3: a version we do not implement is BADVERS before any of
+  // its options is looked at; COOKIE is an option of version 0 (Knot, too,
+  // answers BADVERS, with no cookie, before BADCOOKIE or a bad COOKIE's FORMERR).
+  if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
   if (ctx.cookieKeys !== null) {
     const refused = cookies(ctx, tcp);
     if (refused >= 0) return refused;
   }
-  if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
   if (q.qclass !== QCLASS.IN) return q.qclass === QCLASS.CH ? chaosAnswer(ctx) : errorReply(ctx, RCODE.REFUSED);
   // The meta-types (128 and up), RRSIG (46) and NSEC (47; qtype | 1 is 47 for both): two compares for the common types.
   if (q.qtype >= QTYPE.NXNAME || (q.qtype | 1) === QTYPE.NSEC) return unusualType(ctx);
   return lookup(ctx);
+}
+
+/**
+ * A well-formed query signed with TSIG (RFC 8945): checked like any other for
+ * its EDNS version and cookies (Knot's order too), then answered NOTAUTH with
+ * a BADKEY TSIG, as we hold no keys (RFC 8945 §5.2). Kept off the common path:
+ * parseQuery reports the TSIG as a status of its own.
+ */
+function signedQuery(ctx: WorkerScratch, tcp: boolean): number {
+  countQuestion(ctx);
+  const q = ctx.query;
+  if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
+  if (ctx.cookieKeys !== null) {
+    const refused = cookies(ctx, tcp);
+    if (refused >= 0) return refused;
+  }
+  return tsigErrorReply(ctx);
 }
 
 /**

@@ -54,8 +54,13 @@ export const RCODE = {
   NXDOMAIN: 3,
   NOTIMP: 4,
   REFUSED: 5,
+  /** RFC 8945 §5.2: a TSIG-signed query we cannot verify (with a TSIG RR saying why). */
+  NOTAUTH: 9,
   BADVERS: 16,
 } as const;
+
+/** RFC 8945 §5.2.1: the TSIG error field for a key the server does not have. */
+export const TSIG_ERROR_BADKEY = 17;
 
 /** Header flag bits in the 16-bit flags word (RFC 1035 §4.1.1, RFC 4035 §3.2). */
 export const FLAG = {

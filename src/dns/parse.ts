@@ -5,7 +5,7 @@
 // Returns a status code, never throws, allocates nothing. Every loop over
 // packet bytes is bounded by the packet length and the RFC limits.
 
-import { EDNS_DO_BIT, EDNS_OPTION, HEADER_LEN, MAX_ADDITIONAL_RECORDS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN, QTYPE } from './constants.ts';
+import { EDNS_DO_BIT, EDNS_OPTION, HEADER_LEN, MAX_ADDITIONAL_RECORDS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_POINTER_JUMPS, QTYPE } from './constants.ts';
 import { ECS_OK, readEcsOption } from './ecs.ts';
 
 /** The question and EDNS state of one query; one instance per worker, overwritten by every packet. */
@@ -36,6 +36,16 @@ export class ParsedQuery {
   /** Offset of the first COOKIE option's data inside the request (RFC 7873), 0 = none; its length is cookieLen (not yet checked). */
   cookieOff = 0;
   cookieLen = 0;
+  // The TSIG record (RFC 8945), valid only when parseQuery returned
+  // PARSE_TSIG: not reset per packet, so a query without one costs nothing.
+  /** The key name (the TSIG owner), uncompressed wire form, as sent. */
+  readonly tsigKey = new Uint8Array(255);
+  tsigKeyLen = 0;
+  /** Offset of the TSIG RDATA (the algorithm name, uncompressed, then time signed and fudge) inside the request. */
+  tsigRdataOff = 0;
+  /** Length of the algorithm name, from tsigRdataOff. */
+  tsigAlgorithmLen = 0;
+  tsigOriginalId = 0;
 }
 
 /** The query parsed; answer it. */
@@ -48,11 +58,17 @@ export const PARSE_FORMERR = -1;
  * FORMERR.
  */
 export const PARSE_NO_QUESTION = 1;
+/**
+ * Well-formed, and signed: the last additional record is a TSIG (RFC 8945),
+ * read into the tsig* fields. We hold no TSIG keys, so the worker answers
+ * NOTAUTH with a BADKEY TSIG (RFC 8945 §5.2).
+ */
+export const PARSE_TSIG = 2;
 
 /**
  * Parses `msg[0, len)` into `q`, writing the lower-cased question name to
  * `lower` (≥ 255 bytes). The caller has already checked len ≥ 12 and QR = 0.
- * Returns PARSE_OK, PARSE_FORMERR or PARSE_NO_QUESTION.
+ * Returns PARSE_OK, PARSE_FORMERR, PARSE_NO_QUESTION or PARSE_TSIG.
  */
 export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: Uint8Array): number {
   q.id = (msg[0] << 8) | msg[1];
@@ -82,6 +98,8 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
     // a client concludes we do not speak EDNS. Skip the questions, echoing
     // none, and read on to the OPT. Each question takes at least 5 bytes, so
     // the loop is bounded by the packet length whatever QDCOUNT claims.
+    // A TSIG-signed query without a question is FORMERR too (RFC 9619): there
+    // is nothing in it a BADKEY could refuse.
     if (qdcount === 0) return readRecords(msg, off, len, q, false) === PARSE_OK ? PARSE_NO_QUESTION : PARSE_FORMERR;
     for (let i = 0; i < qdcount; i++) {
       off = skipName(msg, off, len);
@@ -126,7 +144,8 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
 /**
  * Walks the answer, authority and additional sections from `off` (just past
  * the questions), recording the OPT record; `malformed` says the header or
- * question already was. Returns PARSE_OK or PARSE_FORMERR.
+ * question already was. Returns PARSE_OK, PARSE_FORMERR, or PARSE_TSIG when
+ * the query is well-formed and its last record is a TSIG.
  */
 function readRecords(msg: Uint8Array, off: number, len: number, q: ParsedQuery, malformed: boolean): number {
   // A query carries no answer records and, except for IXFR's SOA (RFC 1995
@@ -139,6 +158,7 @@ function readRecords(msg: Uint8Array, off: number, len: number, q: ParsedQuery, 
   if (ancount !== 0 || (nscount !== 0 && !(nscount === 1 && q.qtype === QTYPE.IXFR))) malformed = true;
   if (ancount + nscount > MAX_ADDITIONAL_RECORDS || arcount > MAX_ADDITIONAL_RECORDS) return PARSE_FORMERR;
 
+  let status = PARSE_OK;
   for (let rr = 0; rr < ancount + nscount; rr++) {
     off = skipRecord(msg, off, len);
     if (off < 0) return PARSE_FORMERR;
@@ -169,6 +189,11 @@ function readRecords(msg: Uint8Array, off: number, len: number, q: ParsedQuery, 
         q.ecsFamily = 0;
         return PARSE_FORMERR;
       }
+    } else if (type === QTYPE.TSIG) {
+      // RFC 8945 §5.2: one TSIG, the last record (so a second one is never
+      // last either); else, or when it cannot be read, FORMERR.
+      if (rr !== arcount - 1 || readTsig(msg, ownerStart, rdataOff, rdlen, len, q) < 0) malformed = true;
+      status = PARSE_TSIG;
     }
     off = rdataOff + rdlen;
   }
@@ -176,7 +201,75 @@ function readRecords(msg: Uint8Array, off: number, len: number, q: ParsedQuery, 
     q.ecsFamily = 0;
     return PARSE_FORMERR;
   }
-  return PARSE_OK;
+  return status;
+}
+
+/**
+ * Reads a TSIG record (owner at `ownerOff`, RDATA at msg[rdataOff, +rdlen))
+ * into q's tsig* fields: the key name, uncompressed (owner names may be
+ * compressed), and where the algorithm name, time signed, fudge and
+ * original ID are. Returns 0, or -1 when the RDATA does not hold exactly
+ * RFC 8945 §4.2's fields (the algorithm name must be uncompressed: TSIG is
+ * not one of RFC 1035's types, RFC 3597 §4).
+ */
+function readTsig(msg: Uint8Array, ownerOff: number, rdataOff: number, rdlen: number, len: number, q: ParsedQuery): number {
+  const keyLen = expandName(msg, ownerOff, len, q.tsigKey);
+  if (keyLen < 0) return -1;
+  const end = rdataOff + rdlen;
+  let off = rdataOff;
+  // The algorithm name: labels only, bounded by the RDATA and MAX_NAME_LEN.
+  for (;;) {
+    if (off >= end) return -1;
+    const b = msg[off];
+    if (b === 0) break;
+    if (b > MAX_LABEL_LEN) return -1;
+    off += b + 1;
+    if (off - rdataOff + 1 > MAX_NAME_LEN) return -1;
+  }
+  off++;
+  const algorithmLen = off - rdataOff;
+  // Time signed (6), fudge (2), MAC size (2), MAC, original ID (2), error (2), other len (2), other data.
+  if (off + 10 > end) return -1;
+  off += 10 + ((msg[off + 8] << 8) | msg[off + 9]);
+  if (off + 6 > end) return -1;
+  const originalId = (msg[off] << 8) | msg[off + 1];
+  if (off + 6 + ((msg[off + 4] << 8) | msg[off + 5]) !== end) return -1;
+  q.tsigKeyLen = keyLen;
+  q.tsigRdataOff = rdataOff;
+  q.tsigAlgorithmLen = algorithmLen;
+  q.tsigOriginalId = originalId;
+  return 0;
+}
+
+/**
+ * Copies the possibly compressed name at msg[off] (inside msg[0, len)) into
+ * `dst` (≥ 255 bytes), uncompressed. Every pointer must point before the
+ * label sequence it ends (RFC 1035 §4.1.4), which, with MAX_POINTER_JUMPS,
+ * bounds the work. Returns the name's length, or -1.
+ */
+function expandName(msg: Uint8Array, off: number, len: number, dst: Uint8Array): number {
+  let n = 0;
+  let start = off;
+  let jumps = 0;
+  for (;;) {
+    if (off >= len) return -1;
+    const b = msg[off];
+    if (b === 0) {
+      dst[n++] = 0;
+      return n;
+    }
+    if ((b & 0xc0) === 0xc0) {
+      if (++jumps > MAX_POINTER_JUMPS || off + 1 >= len) return -1;
+      const target = ((b & 0x3f) << 8) | msg[off + 1];
+      if (target >= start) return -1;
+      off = target;
+      start = target;
+      continue;
+    }
+    if (b > MAX_LABEL_LEN || n + b + 2 > MAX_NAME_LEN || off + b >= len) return -1;
+    for (let i = 0; i <= b; i++) dst[n++] = msg[off + i];
+    off += b + 1;
+  }
 }
 
 /**
