@@ -2,7 +2,7 @@
 // workerData, binds this worker's UDP and TCP sockets, then answers until the
 // main thread says stop. The messages (./messages.ts) from main:
 //
-//   main ──{type:'snapshot', buffer}──► worker   switch between packets; reply 'attached' or 'attach-failed'
+//   main ──{type:'snapshot', buffer}──► worker   switch between packets; reply 'attached', or 'attach-failed' and exit 1
 //   main ──{type:'signatures', batches}► worker   put RRSIGs the CPU pool made in advance into the signature cache
 //   main ──{type:'stop', graceMs}─────► worker   close sockets, finish TCP queries in flight, reply 'stopped', exit 0
 //
@@ -121,8 +121,11 @@ port.on('message', (msg: MainToWorker) => {
       fitDecisions();
       post({ type: 'attached', index: data.index, generation: msg.generation });
     } catch (err) {
-      // Keep serving the snapshot we have; the main thread logs why.
+      // Never serve a snapshot the other workers no longer serve, nor a half
+      // switched state: say why, then exit non-zero as a failed attach at
+      // start does; the pool restarts this worker on the newest snapshot.
       post({ type: 'attach-failed', index: data.index, generation: msg.generation, message: (err as Error).message });
+      process.exit(1);
     }
   } else if (msg.type === 'signatures') {
     try {

@@ -6,6 +6,7 @@
 //   main ──new Worker(workerData: snapshot SAB, live SAB, counters SAB)──► worker i
 //   main ◄── 'listening' | 'bind-failed' | 'attached' | 'stopped' ──────── worker i
 //   main ──'snapshot' (new SAB, shared not copied) ───────────────────────► every worker
+//   main ◄── 'attach-failed', then exit 1 ──────────────────────────────── worker i (never serves an older snapshot than the others)
 //   worker exits unexpectedly ──► main waits backoff(n) ──► new Worker(i) with the latest snapshot
 
 import { EventEmitter, once } from 'node:events';
@@ -18,6 +19,7 @@ import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
 import { COUNTER_STRIDE } from '../metrics/counters-layout.ts';
+import { SnapshotView } from '../snapshot/reader.ts';
 
 const WORKER_URL = new URL('../../workers/dns-worker.ts', import.meta.url);
 
@@ -59,8 +61,32 @@ interface Slot {
 }
 
 /**
+ * Throws OPENGSLB_ERR_SNAPSHOT_COMPILE when `buffer` would not attach as a
+ * worker attaches it (SnapshotView's checks); `serving` is the generation
+ * that keeps serving. A worker that cannot attach exits, so a bad snapshot
+ * must be refused before any worker sees it, or every worker would restart
+ * in a loop.
+ */
+export function assertAttaches(buffer: SharedArrayBuffer, generation: number, serving: number): void {
+  try {
+    new SnapshotView(buffer);
+  } catch (err) {
+    throw new OpenGslbError('OPENGSLB_ERR_SNAPSHOT_COMPILE', `snapshot generation ${generation} does not attach (${(err as Error).message}); generation ${serving} keeps serving`, { cause: err });
+  }
+}
+
+/** Which workers did not switch to a published snapshot. */
+export interface PublishOutcome {
+  /** Running, but had not confirmed the switch within the timeout. */
+  readonly lagging: number[];
+  /** Said they could not attach it: each exits and is restarted on the newest snapshot. */
+  readonly failed: number[];
+}
+
+/**
  * Runs the DNS workers. Events: 'worker-exit' (index, code, restartInMs),
- * 'worker-restarted' (index), 'attach-failed' (index, message),
+ * 'worker-restarted' (index), 'attach-failed' (index, message; the worker
+ * exits next and is restarted),
  * 'decisions' (index, buffer): worker `index` now counts routing decisions in
  * `buffer` and will never write its previous one again (metrics fold it).
  */
@@ -80,7 +106,7 @@ export class DnsPool extends EventEmitter {
   /** Set once start() has succeeded: later spawns are restarts, retried with backoff whatever made them fail. */
   #started = false;
   /** Publishes waiting for every worker's 'attached' acknowledgement. */
-  readonly #acks = new Set<{ generation: number; pending: Set<number>; done: () => void }>();
+  readonly #acks = new Set<{ generation: number; pending: Set<number>; failed: number[]; done: () => void }>();
   /** Total restarts since start, for metrics. */
   restarts = 0;
   /** Bytes the receive buffer of the UDP socket last bound was granted; 0 before start. */
@@ -188,6 +214,8 @@ export class DnsPool extends EventEmitter {
         } else if (msg.type === 'attached') {
           this.#acknowledge(msg.index, msg.generation);
         } else if (msg.type === 'attach-failed') {
+          // The worker exits next, and its exit restarts it on the newest snapshot.
+          this.#attachFailed(msg.index, msg.generation);
           this.emit('attach-failed', msg.index, msg.message);
         } else if (msg.type === 'decisions') {
           this.#decisions[i] = msg.buffer;
@@ -252,6 +280,15 @@ export class DnsPool extends EventEmitter {
     }
   }
 
+  /** Counts a worker that could not attach `generation` as failed in the publish of it. */
+  #attachFailed(index: number, generation: number): void {
+    for (const ack of this.#acks) {
+      if (ack.generation !== generation || !ack.pending.delete(index)) continue;
+      ack.failed.push(index);
+      if (ack.pending.size === 0) ack.done();
+    }
+  }
+
   /** Drops a worker from every pending publish: it died, and its replacement starts on the newest snapshot. */
   #forget(index: number): void {
     for (const ack of this.#acks) {
@@ -273,11 +310,20 @@ export class DnsPool extends EventEmitter {
 
   /**
    * Publishes a new snapshot (and live slots, when they were replaced) to every
-   * running worker. Resolves with the indexes of workers that had not switched
-   * within `timeoutMs` (empty when all did); a worker that restarts meanwhile
-   * starts on the new snapshot anyway.
+   * running worker. Resolves with the workers that had not switched within
+   * `timeoutMs` and those that failed to attach it (both empty when all
+   * switched); a worker that restarts meanwhile, a failed one included, starts
+   * on the new snapshot. Rejects with OPENGSLB_ERR_SNAPSHOT_COMPILE, before
+   * any worker sees it, a snapshot that does not attach (the checks every
+   * worker makes): a bad snapshot would otherwise send every worker into a
+   * restart loop, and the pool keeps the one it has.
    */
-  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array, timeoutMs = 2000, dnssec: WorkerDnssec = this.#dnssec): Promise<number[]> {
+  publish(snapshot: SharedArrayBuffer, generation: number, live: Int32Array, timeoutMs = 2000, dnssec: WorkerDnssec = this.#dnssec): Promise<PublishOutcome> {
+    try {
+      assertAttaches(snapshot, generation, this.#generation);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.#snapshot = snapshot;
     this.#generation = generation;
     this.#live = live;
@@ -288,15 +334,17 @@ export class DnsPool extends EventEmitter {
       pending.add(i);
       this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation, dnssec });
     });
-    if (pending.size === 0) return Promise.resolve([]);
+    if (pending.size === 0) return Promise.resolve({ lagging: [], failed: [] });
     return new Promise((resolve) => {
+      const failed: number[] = [];
       const ack = {
         generation,
         pending,
+        failed,
         done: () => {
           clearTimeout(timer);
           this.#acks.delete(ack);
-          resolve([...pending]);
+          resolve({ lagging: [...pending], failed });
         },
       };
       const timer = setTimeout(ack.done, timeoutMs);

@@ -4,7 +4,8 @@
 // one SharedArrayBuffer that every DNS worker reads, reloaded on SIGHUP and
 // when the file changes on disk. A file that cannot be read or is not a valid
 // .mmdb is refused with its path and the reason, and the database in use
-// keeps serving.
+// keeps serving. A config reload reads a new database first (prepare) and
+// puts it in use only with the new snapshot (commit), or drops it (abandon).
 
 import type { Config } from '../config/types.ts';
 import { GeoDatabase, type LoadedGeoDatabase } from '../geo/database.ts';
@@ -15,6 +16,14 @@ import type { Logger } from '../log/logger.ts';
 export function usesGeolocation(config: Config): boolean {
   return config.domains.some((d) => d.routingAlgorithm === 'geolocation');
 }
+
+/** A database change read by GeoSource.prepare(): commit() puts it in use and resolves with a note for the reload's result (or null); abandon() drops it. */
+export interface PreparedGeo {
+  commit(): Promise<string | null>;
+  abandon(): void;
+}
+
+const NOTHING_PREPARED: PreparedGeo = { commit: async () => null, abandon: () => undefined };
 
 export class GeoSource {
   readonly #log: Logger;
@@ -42,30 +51,77 @@ export class GeoSource {
   }
 
   /**
-   * Follows `config`: opens the database when some domain routes by
-   * geolocation, switches to another file when database_path changed, and
-   * re-reads the file otherwise (SIGHUP). At start (nothing open yet) a
-   * refused file throws OPENGSLB_ERR_GEO_DATABASE; later it is logged and the
-   * database in use keeps serving. Returns a note for the reload's result, or null.
+   * Follows `config` in one step (start-up): prepare(config), then commit().
+   * At start (nothing open yet) a refused file throws OPENGSLB_ERR_GEO_DATABASE.
+   * Returns a note for the reload's result, or null.
    */
   async apply(config: Config): Promise<string | null> {
+    return (await this.prepare(config)).commit();
+  }
+
+  /**
+   * Reads what `config` asks for without making it current: opens the
+   * database when some domain starts routing by geolocation, or the file of a
+   * changed database_path. A reload calls this before it compiles and commits
+   * only once the snapshot is compiled, so a reload that fails later leaves
+   * the database in use (and the workers' copy) as it was: a reload takes
+   * effect whole or not at all. Rejects with OPENGSLB_ERR_GEO_DATABASE when
+   * nothing is open yet and the file is refused; a refused file for a changed
+   * path is logged and the commit's note says why (the database in use keeps
+   * serving). The caller must commit() or abandon() what it gets.
+   */
+  async prepare(config: Config): Promise<PreparedGeo> {
     const path = config.geolocation.databasePath;
     if (this.#db === null) {
-      if (!usesGeolocation(config)) return null;
-      await this.#open(path);
-      const sab = this.buffer;
-      if (sab !== null) this.onChange?.(sab);
-      return null;
+      if (!usesGeolocation(config)) return NOTHING_PREPARED;
+      const db = await this.#load(path);
+      return {
+        commit: async () => {
+          // reader() may have opened one meanwhile (the API's geo test): this one replaces it.
+          const old = this.#db;
+          this.#install(db, path);
+          old?.close();
+          this.onChange?.(db.current.sab);
+          return null;
+        },
+        abandon: () => db.close(),
+      };
     }
+    if (path === this.#path) {
+      // The same file read again (SIGHUP): only in the commit, so a failed reload does not re-read it either.
+      return { commit: () => this.#reread(), abandon: () => undefined };
+    }
+    let db: GeoDatabase;
     try {
-      if (path !== this.#path) {
+      db = await this.#load(path);
+    } catch (err) {
+      const message = (err as Error).message;
+      return {
+        commit: async () => {
+          this.#log.error({ err: message }, 'GeoIP database not reloaded; the one in use keeps serving');
+          return message;
+        },
+        abandon: () => undefined,
+      };
+    }
+    return {
+      commit: async () => {
         const old = this.#db;
-        await this.#open(path);
-        old.close();
-        this.onChange?.(this.#db.current.sab);
-        return `GeoIP database: ${this.#db.path}`;
-      }
-      await this.#db.reload();
+        this.#install(db, path);
+        old?.close();
+        this.onChange?.(db.current.sab);
+        return `GeoIP database: ${db.path}`;
+      },
+      abandon: () => db.close(),
+    };
+  }
+
+  /** Reads the file in use again; a refused file is logged and its reason returned, and the database in use keeps serving. */
+  async #reread(): Promise<string | null> {
+    const db = this.#db;
+    if (db === null) return null;
+    try {
+      await db.reload();
       return null;
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'GeoIP database not reloaded; the one in use keeps serving');
@@ -77,7 +133,10 @@ export class GeoSource {
   async reader(config: Config): Promise<GeoIpReader> {
     if (this.#db === null) {
       // One open for concurrent questions (each open would watch the folder, and all but the last watcher would leak).
-      this.#opening ??= this.#open(config.geolocation.databasePath).finally(() => (this.#opening = null));
+      const path = config.geolocation.databasePath;
+      this.#opening ??= this.#load(path)
+        .then((db) => this.#install(db, path))
+        .finally(() => (this.#opening = null));
       await this.#opening;
       // The workers get it too: a reload that later adds a geolocation domain
       // finds this database open and unchanged (apply() publishes nothing
@@ -101,16 +160,23 @@ export class GeoSource {
     this.#db = null;
   }
 
-  async #open(path: string | null): Promise<void> {
+  /** Opens (and starts watching) the database at `path`, not yet in use: its changes on disk are handed on only once it is. */
+  async #load(path: string | null): Promise<GeoDatabase> {
     const db = await GeoDatabase.open({
       path,
       onChange: (next) => {
+        if (this.#db !== db) return;
         this.#reader = null;
         this.#log.info({ path: db.path, built: next.info.builtAt }, 'GeoIP database reloaded');
         this.onChange?.(next.sab);
       },
       onError: (err) => this.#log.error({ err: err.message }, 'GeoIP database change refused; the one in use keeps serving'),
     });
+    return db;
+  }
+
+  /** Makes `db` (opened from `path`) the database in use. */
+  #install(db: GeoDatabase, path: string | null): void {
     this.#db = db;
     this.#path = path;
     this.#reader = null;

@@ -38,12 +38,12 @@ import { backendRows, type BackendView } from './backends-view.ts';
 import { buildCheckTargets } from './check-targets.ts';
 import { formatAddress, ipToBytes } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
-import { DnsPool } from './dns-pool.ts';
+import { assertAttaches, DnsPool, type PublishOutcome } from './dns-pool.ts';
 import { CookieSecrets } from './cookie-secrets.ts';
 import { createRrlClock, createRrlTable, type RrlSettings } from '../dns/rrl.ts';
 import type { RrlConfig } from '../config/types.ts';
 import { explain, type Explanation } from './explain.ts';
-import { GeoSource } from './geo-source.ts';
+import { GeoSource, type PreparedGeo } from './geo-source.ts';
 import { ZoneSerials } from './zone-serials.ts';
 import { startMemoryTrim } from '../lib/memory-trim.ts';
 import { HealthFanout } from './fanout.ts';
@@ -311,7 +311,7 @@ export class Overwatch {
     // Loaded only with the channel on: its certificate code costs memory an overwatch without agents need not pay.
     const agents = config.gossip === null ? null : (await import('./agents.ts')).AgentHub.create({ config, registry, store, logger });
     const view = registry.view();
-    const serials = new ZoneSerials(store);
+    const serials = new ZoneSerials(store, logger.child({ component: 'state' }));
     const snapshot = compileSnapshot(view, { generation: 1, serial: 1, serials: await serials.serialsFor(view), ...(keyring ? { dnskeys: keyring.dnskeys() } : {}) });
     const fresh = registry.takeFreshSlots();
     registry.commit(view);
@@ -396,7 +396,7 @@ export class Overwatch {
     pool.on('worker-exit', (index: number, code: number, delayMs: number) => log.warn({ worker: index, code, restartInMs: delayMs }, 'DNS worker exited; restarting'));
     pool.on('worker-restarted', (index: number) => log.info({ worker: index, udpIo: pool.udpIo[index]?.path, udpIoReason: pool.udpIo[index]?.reason }, 'DNS worker restarted'));
     pool.on('worker-error', (index: number, err: Error) => log.error({ worker: index, err: err.message }, 'DNS worker failed'));
-    pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker kept its old snapshot'));
+    pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker could not attach the new snapshot; restarting it on that snapshot'));
     pool.on('exception', (index: number, e: Extract<WorkerToMain, { type: 'exception' }>) => {
       const what = e.where === 'udp-prefetch' ? 'warming the caches for a UDP batch (no answer lost)' : `answering over ${e.where.toUpperCase()} (the query got SERVFAIL)`;
       log.error({ worker: index, where: e.where, err: e.message, stack: e.stack, unreported: e.unreported }, `DNS worker caught an exception ${what}: a bug, please report it with this line`);
@@ -585,7 +585,14 @@ export class Overwatch {
         return refuse((err as Error).message);
       }
     }
-    const geoNote = await this.#geo.apply(next);
+    // The GeoIP database is read now but put in use only with the new
+    // snapshot: a reload takes effect whole or not at all.
+    let geo: PreparedGeo;
+    try {
+      geo = await this.#geo.prepare(next);
+    } catch (err) {
+      return refuse((err as Error).message);
+    }
     const servers = this.registry.applyConfig(next);
     this.#agents?.applyConfig(next);
     let snapshot: CompiledSnapshot;
@@ -595,13 +602,16 @@ export class Overwatch {
       // Slots are released only by a commit, so the old config's servers get theirs back.
       this.registry.applyConfig(cur);
       this.#agents?.applyConfig(cur);
+      geo.abandon();
       return refuse((err as Error).message);
     }
+    const geoNote = await geo.commit();
     this.#config = next;
     this.#logger.level = next.logging.level;
     warnGeoLeftOut(this.registry, this.#logger);
-    const lagging = await this.#publish(snapshot);
+    const { lagging, failed } = await this.#publish(snapshot);
     let note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
+    if (failed.length > 0) note += ` (workers ${failed.join(', ')} could not attach it and are restarted on it)`;
     if (geoNote !== null) note += `; ${geoNote}`;
     return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}`, servers };
   }
@@ -854,10 +864,18 @@ export class Overwatch {
     return this.#keyring;
   }
 
-  /** Compiles the registry's current view with the next generation, each zone with the serial its content has. */
+  /**
+   * Compiles the registry's current view with the next generation, each zone
+   * with the serial its content has, and checks that it attaches as every
+   * worker will (a worker that cannot attach exits): a snapshot that would
+   * not is refused here, before anything is changed for it, with
+   * OPENGSLB_ERR_SNAPSHOT_COMPILE.
+   */
   async #compile(): Promise<CompiledSnapshot> {
     const view = this.registry.view();
-    return compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view), ...(this.#keyring ? { dnskeys: this.#keyring.dnskeys() } : {}) });
+    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view), ...(this.#keyring ? { dnskeys: this.#keyring.dnskeys() } : {}) });
+    assertAttaches(snapshot.buffer, snapshot.generation, this.generation);
+    return snapshot;
   }
 
   /**
@@ -865,7 +883,7 @@ export class Overwatch {
    * them, health checks following its servers, member words filled, then
    * handed to every worker. Returns the workers that did not confirm in time.
    */
-  async #publish(snapshot: CompiledSnapshot): Promise<number[]> {
+  async #publish(snapshot: CompiledSnapshot): Promise<PublishOutcome> {
     const view = snapshot.view;
     // Compiled from the keyring as it is now (every keyring change runs in #serially, as this does).
     const keysTaken = this.#keysUnpublished;
@@ -890,7 +908,7 @@ export class Overwatch {
     this.#fanout.apply();
     this.#lastUp.index(view.served);
     this.#snapshot = snapshot;
-    const lagging = await this.pool.publish(snapshot.buffer, snapshot.generation, live, 2000, workerDnssecOf(this.#keyring, snapshot, this.#config));
+    const outcome = await this.pool.publish(snapshot.buffer, snapshot.generation, live, 2000, workerDnssecOf(this.#keyring, snapshot, this.#config));
     this.#presignSoon();
     // Only now, with every worker on the new snapshot, do released slots go
     // back to unknown; doing it earlier would take them out of the old
@@ -902,7 +920,7 @@ export class Overwatch {
     }
     this.#settle(view.version);
     if (keysTaken) this.#scheduleKeySwitch();
-    return lagging;
+    return outcome;
   }
 
   /** Resolves the whenPublished() callers whose version is now served (all of them at stop). */

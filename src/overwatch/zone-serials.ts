@@ -24,8 +24,9 @@
 // where a fleet must agree through every change (docs/configuration.md says so).
 
 import { createHash } from 'node:crypto';
+import type { Logger } from '../log/logger.ts';
 import type { RegistryView } from '../registry/registry.ts';
-import type { StateStore } from '../state/store.ts';
+import type { StateStore, StoredZoneSerial } from '../state/store.ts';
 
 /** Digest of each zone's content in `view`, by apex. */
 export function zoneDigests(view: RegistryView): Map<string, string> {
@@ -65,14 +66,46 @@ function nextSerial(serial: number): number {
   return next === 0 ? 1 : next;
 }
 
+/**
+ * Says what is wrong with a stored zone serial, or null when it is usable: an
+ * object with the hex SHA-256 `digest` of zoneDigests and a `serial` that is an
+ * integer 0 … 2^32 − 1 (RFC 1035 §3.3.13: an unsigned 32-bit number).
+ */
+export function storedSerialProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `${describe(value)} is not an object with digest and serial`;
+  const { digest, serial } = value as Record<string, unknown>;
+  if (typeof digest !== 'string' || !/^[0-9a-f]{64}$/.test(digest)) return `digest ${describe(digest)} is not a SHA-256 in hex`;
+  if (!Number.isInteger(serial) || (serial as number) < 0 || (serial as number) > 0xffffffff) return `serial ${describe(serial)} is not an integer 0..4294967295`;
+  return null;
+}
+
+/** A stored value in a log line: short, and JSON so that a string shows its quotes. */
+function describe(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 /** Keeps each zone's serial: derived from its content, stored so that it rises with every change. */
 export class ZoneSerials {
   readonly #store: StateStore;
-  readonly #known: Map<string, { digest: string; serial: number }>;
+  readonly #known: Map<string, StoredZoneSerial>;
 
-  constructor(store: StateStore) {
+  /**
+   * Loads the stored serials. A stored entry that is damaged (not an object,
+   * no SHA-256 digest, a serial that is not an integer 0 … 2^32 − 1) is
+   * refused with a warning naming the zone: served, it would crash the start
+   * or give the SOA a serial the zone never had (2^33 answers as 0). The zone
+   * then gets its serial as if none was stored, and the next write replaces
+   * the entry.
+   */
+  constructor(store: StateStore, log: Logger) {
     this.#store = store;
-    this.#known = store.loadZoneSerials();
+    this.#known = new Map();
+    for (const [zone, value] of store.loadZoneSerials()) {
+      const problem = storedSerialProblem(value);
+      if (problem === null) this.#known.set(zone, value);
+      else log.warn({ store: store.location, zone, reason: problem }, 'stored SOA serial refused; the zone\'s serial is derived again as if none was stored');
+    }
   }
 
   /**

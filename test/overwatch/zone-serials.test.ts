@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
+import { open } from 'lmdb';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
@@ -121,3 +123,56 @@ test('taking an explicit soa.serial out of the config never sends the serial bac
   assert.equal((await one.overwatch.reload(parseConfigText(yaml('{ address: 192.0.2.1 }, { address: 192.0.2.2 }'), 'serial.yaml'))).ok, true);
   assert.equal(await serialOf(one.overwatch.port, 'a.test'), explicit + 1);
 });
+
+// Each value is stored under a.test with the digest of the zone's content
+// where it has a place for one, so that only the serial is wrong.
+const DAMAGED: { name: string; value: (digest: string) => unknown; why: RegExp }[] = [
+  { name: 'null', value: () => null, why: /is not an object/ },
+  { name: 'a string', value: () => 'x', why: /is not an object/ },
+  { name: 'a serial above 2^32 - 1', value: (digest) => ({ digest, serial: 2 ** 33 }), why: /serial 8589934592 is not an integer 0\.\.4294967295/ },
+  { name: 'a negative serial', value: (digest) => ({ digest, serial: -5 }), why: /serial -5 is not an integer/ },
+  { name: 'a fractional serial', value: (digest) => ({ digest, serial: 1.5 }), why: /serial 1\.5 is not an integer/ },
+  { name: 'a serial that is text', value: (digest) => ({ digest, serial: '2024010101' }), why: /serial "2024010101" is not an integer/ },
+  { name: 'a digest that is not a sha256', value: () => ({ digest: 42, serial: 7 }), why: /digest 42 is not a SHA-256/ },
+];
+
+for (const c of DAMAGED) {
+  test(`a stored serial that is ${c.name} is refused with a warning naming the zone, and the zone starts as if none was stored`, async (t) => {
+    const root = await mkdtemp(join(tmpdir(), 'opengslb-serial-damaged-'));
+    t.after(() => rm(root, { recursive: true, force: true }));
+    const text = yaml('{ address: 192.0.2.1 }');
+    const first = await start(root, text);
+    const fresh = await serialOf(first.overwatch.port, 'a.test');
+    const freshB = await serialOf(first.overwatch.port, 'b.test');
+    await stop(first);
+
+    // Damage the stored entry in the real state file (src/state/store.ts keeps serials in the zone_serials database).
+    const env = open({ path: join(root, 'state.mdb'), maxDbs: 16 });
+    const db = env.openDB<unknown, string>({ name: 'zone_serials' });
+    const digest = (db.get('a.test') as { digest: string }).digest;
+    await db.put('a.test', c.value(digest));
+    await env.close();
+
+    const logs: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const store = LmdbStore.open(root);
+    const overwatch = await Overwatch.start(parseConfigText(text, 'serial.yaml'), createLogger({ level: 'warn', format: 'json' }, sink), { store });
+    const again = { overwatch, store };
+    t.after(() => stop(again));
+    assert.equal(await serialOf(overwatch.port, 'a.test'), fresh, 'rebuilt from the content, as on a first start');
+    assert.equal(await serialOf(overwatch.port, 'b.test'), freshB, 'the other zone keeps its stored serial');
+    const refused = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.zone === 'a.test');
+    assert.equal(refused.length, 1, logs.join('\n'));
+    assert.equal(refused[0].level, 'warn');
+    assert.match(String(refused[0].reason), c.why);
+    assert.match(String(refused[0].msg), /stored SOA serial refused/);
+    assert.equal(refused[0].store, store.location);
+    // The rebuilt serial replaced the damaged entry.
+    assert.deepEqual(store.loadZoneSerials().get('a.test'), { digest, serial: fresh });
+  });
+}
