@@ -748,21 +748,35 @@ function latency(b: Builder, list: Member[], k: number, rb: number, start: numbe
   }
   b.selection = ties.length > 1 ? 'rotation' : 'fixed';
   if (ties.length === 1) b.cycle = null;
+  // The worker leaves servers above max_latency_ms out of the whole answer
+  // while one is at or below it (fillByLatency), so an answer can be shorter
+  // than k; every answer of the cycle has the same size.
+  const cut = best <= maxUs;
+  const size = b.cycle === null ? b.answers.length : b.cycle[0].length;
+  b.answerSize = size;
   const tieMs = ms(tieUs);
   for (const m of list) {
     if (m.emaUs === best) why.details.set(m, `fastest (${ms(m.emaUs)} ms)`);
     else if (m.emaUs <= cutoff) why.details.set(m, `within tie_margin_ms of the fastest (${ms(m.emaUs)} ms ≤ ${ms(best)} + ${tieMs} ms)`);
     else why.details.set(m, `${ms(m.emaUs)} ms: fills a later place of the answer in ascending latency`);
     if (pool.has(m)) continue;
-    if (best <= maxUs && m.emaUs > maxUs) why.reasons.set(m, `above max_latency_ms (${ms(m.emaUs)} ms > ${ms(maxUs)} ms) while a server is below it`);
-    else why.reasons.set(m, `slower than the fastest beyond tie_margin_ms (${ms(m.emaUs)} ms > ${ms(best)} + ${tieMs} ms)`);
+    if (cut && m.emaUs > maxUs) {
+      why.reasons.set(m, `above max_latency_ms (${ms(m.emaUs)} ms > ${ms(maxUs)} ms) while a server is below it`);
+      continue;
+    }
+    why.reasons.set(m, `slower than the fastest beyond tie_margin_ms (${ms(m.emaUs)} ms > ${ms(best)} + ${tieMs} ms)`);
     if (k > 1) why.reasons.set(m, `${why.reasons.get(m)}, and the ${k} places of an answer go to faster servers`);
   }
-  if (best > maxUs) b.notes.push(`every healthy server is above max_latency_ms ${ms(maxUs)}: the fastest (${ms(best)} ms) and those within tie_margin_ms of it still answer`);
+  if (!cut) b.notes.push(`every healthy server is above max_latency_ms ${ms(maxUs)}: the fastest (${ms(best)} ms) and those within tie_margin_ms of it still answer`);
   b.notes.push(ties.length > 1
     ? `latency: ${ties.length} servers are within tie_margin_ms ${tieMs} of the fastest (${ms(best)} ms) and lead answers in turn; each DNS worker keeps its own rotation`
     : `latency: ${ties[0].address} is the fastest (${ms(best)} ms); no other server is within tie_margin_ms ${tieMs}`);
-  if (k > 1) b.notes.push(`max_answers ${k}: the first place goes to a tied fastest server, the rest follow in ascending latency`);
+  if (k > 1) {
+    b.notes.push(cut
+      ? `max_answers ${k}: the first place goes to a tied fastest server, the rest follow in ascending latency among the servers at or below max_latency_ms ${ms(maxUs)}`
+      : `max_answers ${k}: the first place goes to a tied fastest server, the rest follow in ascending latency`);
+    if (size < k) b.notes.push(`max_answers ${k}, but only ${size} server${size === 1 ? ' is' : 's are'} at or below max_latency_ms ${ms(maxUs)}: each answer carries ${size}; servers above it are not given while one is below it`);
+  }
 }
 
 /**

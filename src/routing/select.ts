@@ -405,9 +405,10 @@ export function latencyCutoff(state: RouteState, rb: number, start: number, n: n
 /**
  * Latency: the member with the lowest EMA; members within the tie margin of
  * it share answers round-robin (the rotor picks which leads); further picks
- * (max_answers > 1) follow in ascending EMA order (fillByLatency). While
- * latency does not rank (too few samples, or a when_all_down list), it
- * answers round-robin.
+ * (max_answers > 1) follow in ascending EMA order (fillByLatency), none
+ * above max latency while any member is at or below it, so an answer may
+ * carry fewer than max_answers. While latency does not rank (too few
+ * samples, or a when_all_down list), it answers round-robin.
  */
 function pickLatency(state: RouteState, r: number, rb: number, start: number, n: number, k: number, out: Int32Array): number {
   const count = state.view.u32[rb + L.REC_MEMBER_COUNT];
@@ -427,15 +428,22 @@ function pickLatency(state: RouteState, r: number, rb: number, start: number, n:
       break;
     }
   }
-  return fillByLatency(state, start, n, k, out);
+  if (k === 1) return 1;
+  // latencyCutoff() is at or below max latency exactly when some member is:
+  // then the ceiling also bounds the rest of the answer, as docs/routing.md
+  // says (resolvers may hand out any record of it). When every member is
+  // above, nothing is cut.
+  const maxLatency = state.view.u32[rb + L.REC_MAX_LATENCY_US];
+  return fillByLatency(state, start, n, k, cutoff <= maxLatency ? maxLatency : 0x7fffffff, out);
 }
 
 /**
  * Rule 4: with out[0] chosen, fills out[1..k) with the listed members of
  * lowest EMA not already in the answer (the first in list order on equal
- * EMAs). Returns k.
+ * EMAs), leaving out members whose EMA is above `limitUs`. Returns the number
+ * of members in `out`: k, or fewer when the limit leaves too few.
  */
-export function fillByLatency(state: RouteState, start: number, n: number, k: number, out: Int32Array): number {
+export function fillByLatency(state: RouteState, start: number, n: number, k: number, limitUs: number, out: Int32Array): number {
   const cap = state.live[LIVE_CAPACITY];
   const picked = state.picked;
   picked[0] = out[0];
@@ -448,11 +456,13 @@ export function fillByLatency(state: RouteState, start: number, n: number, k: nu
       for (let q = 0; q < p; q++) if (picked[q] === m) already = true;
       if (already) continue;
       const ema = emaOf(state, cap, m);
+      if (ema > limitUs) continue;
       if (choice < 0 || ema < choiceEma) {
         choice = m;
         choiceEma = ema;
       }
     }
+    if (choice < 0) return p;
     out[p] = choice;
     picked[p] = choice;
   }

@@ -337,6 +337,41 @@ describe('explain', () => {
     }
   });
 
+  test('latency with max_answers 2 never fills the answer with a server above max_latency_ms while one is below it', async () => {
+    const l = ['192.0.2.61', '192.0.2.62', '192.0.2.63'].map((a) => slot('l', a));
+    const setLatency = (ms: number[]): void => {
+      for (let i = 0; i < 3; i++) writeLatency(s.overwatch.live, l[i], ms[i] * 1000, 5);
+    };
+    try {
+      // One server under the 100 ms ceiling: the answer carries it alone.
+      setLatency([20, 150, 200]);
+      let e = ex('lat2.example.test');
+      assert.deepEqual(e.answers, ['192.0.2.61']);
+      assert.equal(e.answer_size, 1);
+      assert.equal(byAddress(e, '192.0.2.62').reason, 'above max_latency_ms (150 ms > 100 ms) while a server is below it');
+      assert.ok(e.notes.some((n) => n.includes('only 1 server is at or below max_latency_ms 100')), e.notes.join(' | '));
+      await assertAgrees(s.port, e);
+
+      // Two under it (not tied): both, the slower second; the third never.
+      setLatency([20, 90, 101]);
+      e = ex('lat2.example.test');
+      assert.deepEqual(e.answers, ['192.0.2.61', '192.0.2.62']);
+      assert.equal(e.answer_size, 2);
+      assert.equal(byAddress(e, '192.0.2.63').reason, 'above max_latency_ms (101 ms > 100 ms) while a server is below it');
+      await assertAgrees(s.port, e);
+
+      // Every server above it: the fastest leads and the rest fill as before.
+      setLatency([150, 300, 200]);
+      e = ex('lat2.example.test');
+      assert.deepEqual(e.answers, ['192.0.2.61', '192.0.2.63']);
+      assert.equal(e.answer_size, 2);
+      assert.ok(e.notes.some((n) => n.includes('every healthy server is above max_latency_ms')));
+      await assertAgrees(s.port, e);
+    } finally {
+      for (const sl of l) writeLatency(s.overwatch.live, sl, 0, 0);
+    }
+  });
+
   test('explains every when_all_down mode and agrees with the answers', async () => {
     const d = ['192.0.2.41', '192.0.2.42'];
     setHealth('d', d, HEALTH_UNHEALTHY);
