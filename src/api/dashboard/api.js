@@ -28,10 +28,13 @@ export function storeToken(token) {
   else sessionStorage.setItem(TOKEN_KEY, token);
 }
 
+/** How long a call may take before it counts as unanswered (ms). */
+export const REQUEST_TIMEOUT_MS = 5000;
+
 /**
  * Calls the API: GET when no body is given. Resolves to the parsed JSON
  * (null for 204); rejects with ApiError (status 0 when the server is not
- * reachable).
+ * reachable or has not answered within REQUEST_TIMEOUT_MS).
  */
 export async function request(method, path, body) {
   const headers = { accept: 'application/json' };
@@ -39,13 +42,18 @@ export async function request(method, path, body) {
   if (method !== 'GET' && token !== null) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
+  let text;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+    // A server that accepts but never answers (stopped, overloaded) would
+    // otherwise hold the page's poll for ever, and the page would never say
+    // that its data is stale.
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    text = res.status === 204 ? '' : await res.text();
   } catch (err) {
-    throw new ApiError(0, `the API did not answer: ${err.message}`);
+    const why = err.name === 'TimeoutError' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : err.message;
+    throw new ApiError(0, `the API did not answer: ${why}`);
   }
   if (res.status === 204) return null;
-  const text = await res.text();
   let json = null;
   try {
     json = text === '' ? null : JSON.parse(text);

@@ -1,6 +1,7 @@
 // The dashboard page (browser side, plain ES module, no framework). Polls the
 // admin API every few seconds and redraws: status, the query chart, domains
-// with what each answers now (GET /api/v1/explain per domain), regions and
+// with what each answers now (GET /api/v1/explain, asked again only when a
+// domain's answer may have moved), regions and
 // servers, overrides and agents. Forms set and clear overrides, explain a
 // name for a client and test geolocation. Text goes into the page through
 // textContent only, never as HTML.
@@ -83,6 +84,28 @@ async function write(what, method, path, body) {
 
 // ── polling ──────────────────────────────────────────────────────────────────
 
+/** When the last poll that got every answer finished (ms since the epoch), or null before the first. */
+let lastOkAt = null;
+/** When the polls started failing (ms since the epoch), or null while they succeed. */
+let failingSince = null;
+
+/**
+ * Marks the page stale (or fresh again): the header says since when the API
+ * has not answered and which data is shown; body[data-stale] and the stale
+ * class grey out what is no longer live.
+ */
+function markStale(err) {
+  const starting = err instanceof ApiError && err.status === 503;
+  if (failingSince === null) failingSince = Date.now();
+  const shown = lastOkAt === null ? 'no data yet' : `showing the data of ${new Date(lastOkAt).toLocaleTimeString()} (${ago(new Date(lastOkAt).toISOString())})`;
+  const since = new Date(failingSince).toLocaleTimeString();
+  const head = starting ? `the overwatch is starting (since ${since})` : `STALE: the API has not answered since ${since}`;
+  $('refresh').textContent = `${head}: ${err.message} · ${shown} · retrying every ${POLL_MS / 1000} s`;
+  $('refresh').className = 'warn';
+  document.body.classList.add('stale');
+  document.body.dataset.stale = String(failingSince);
+}
+
 let polling = false;
 async function poll() {
   if (polling) return;
@@ -97,21 +120,67 @@ async function poll() {
       request('GET', '/api/v1/stats/queries'),
       request('GET', '/api/v1/overwatch/agents'),
     ]);
-    const answers = await Promise.all(domains.domains.map((d) => explainDomain(d)));
+    const answers = await answersOf(status, domains.domains);
     renderSummary(status);
     drawChart($('chart'), $('chart-legend'), stats);
     renderDomains(domains.domains, answers);
     renderRegions(regions.regions, servers.servers);
     renderOverrides(overrides.overrides);
     renderAgents(agents);
-    $('refresh').textContent = `updated ${new Date().toLocaleTimeString()} · every ${POLL_MS / 1000} s`;
-    document.body.dataset.updated = String(Date.now());
+    lastOkAt = Date.now();
+    failingSince = null;
+    $('refresh').textContent = `updated ${new Date(lastOkAt).toLocaleTimeString()} · every ${POLL_MS / 1000} s`;
+    $('refresh').className = 'muted';
+    document.body.classList.remove('stale');
+    delete document.body.dataset.stale;
+    document.body.dataset.updated = String(lastOkAt);
   } catch (err) {
-    const starting = err instanceof ApiError && err.status === 503;
-    $('refresh').textContent = starting ? `the overwatch is starting: ${err.message}` : `not updated: ${err.message}`;
+    markStale(err);
   } finally {
     polling = false;
   }
+}
+
+// What each domain answers now comes from GET /api/v1/explain, one call per
+// domain. Calling it for every domain on every poll is N calls every 3 s, so
+// an answer is asked again only when what it depends on may have changed:
+// the snapshot generation (a reload or any other rebuild) or the
+// status, authority or override of one of the domain's servers (all in
+// GET /api/v1/domains, which the poll reads anyway). Latency EMAs and
+// last-up times move without that, so an answer is also asked again once it
+// is EXPLAIN_MAX_AGE_MS old; and no poll makes more than EXPLAIN_PER_POLL
+// calls (changed domains first, then the oldest answers).
+const EXPLAIN_MAX_AGE_MS = 30_000;
+const EXPLAIN_PER_POLL = 20;
+/** Domain name → { key, at, answer } of its last explained answer. */
+const explained = new Map();
+
+/** What the answer of domain `d` depends on, as one string. */
+function explainKey(generation, d) {
+  return `${generation}|${d.servers.map((s) => `${s.address}/${s.port}/${s.status}/${s.authority}/${s.override === null ? '' : `${s.override.scope}:${s.override.healthy}`}`).join(',')}`;
+}
+
+/** The answer of each domain, in order: asks explain for those whose answer may have moved, the cached one for the rest. */
+async function answersOf(status, domains) {
+  const now = Date.now();
+  const due = [];
+  for (const d of domains) {
+    const key = explainKey(status.generation, d);
+    const last = explained.get(d.name);
+    if (last === undefined || last.key !== key) due.push({ d, key, rank: last === undefined ? -1 : 0, at: last?.at ?? 0 });
+    else if (now - last.at >= EXPLAIN_MAX_AGE_MS) due.push({ d, key, rank: 1, at: last.at });
+  }
+  due.sort((x, y) => x.rank - y.rank || x.at - y.at);
+  const asked = due.slice(0, EXPLAIN_PER_POLL);
+  const results = await Promise.all(asked.map(({ d }) => explainDomain(d)));
+  for (let i = 0; i < asked.length; i++) {
+    // A failed call keeps the old answer and its old key, so the next poll asks again.
+    if (results[i].rcode === 'error' && explained.has(asked[i].d.name)) continue;
+    explained.set(asked[i].d.name, { key: asked[i].key, at: now, answer: results[i] });
+  }
+  const names = new Set(domains.map((d) => d.name));
+  for (const name of explained.keys()) if (!names.has(name)) explained.delete(name);
+  return domains.map((d) => explained.get(d.name) ?? { key: '', at: 0, answer: { rcode: 'pending', answers: [], selection: 'fixed', error: 'not explained yet: at most ' + EXPLAIN_PER_POLL + ' domains are explained per refresh' } });
 }
 
 /** What a domain answers now: explain for A, or AAAA when it has only IPv6 servers. */
@@ -135,17 +204,17 @@ function renderSummary(s) {
 function renderDomains(domains, answers) {
   const body = $('domains').tBodies[0];
   const rows = domains.map((d, i) => {
-    const ex = answers[i];
+    const ex = answers[i].answer;
     const answer = h('td', `answer rc-${String(ex.rcode).toLowerCase()}`);
     const list = ex.answers.length === 0 ? ex.rcode : `${ex.answers.join(', ')}${ex.selection === 'fixed' ? '' : ` (${ex.selection.replace('_', ' ')})`}`;
     answer.textContent = ex.rcode === 'NOERROR' ? list : `${ex.rcode}${ex.answers.length > 0 ? `: ${list}` : ''}`;
-    if (ex.error) answer.title = ex.error;
+    answer.title = ex.error ?? `explained ${new Date(answers[i].at).toLocaleTimeString()}`;
     const servers = h('td', 'chips', d.servers.map((s) => {
       const chip = badge(`${s.address}`, s.status);
       chip.title = `${s.region} · ${s.status} · decided by ${s.authority}${s.override ? ` (${s.override.scope} override by ${s.override.source})` : ''}`;
       return chip;
     }));
-    return row([h('td', 'name', d.name), `${d.algorithm}${d.max_answers > 1 ? ` ×${d.max_answers}` : ''}`, `${d.ttl} s`, d.when_all_down, answer, servers], { domain: d.name, rcode: ex.rcode, answers: ex.answers.join(',') });
+    return row([h('td', 'name', d.name), `${d.algorithm}${d.max_answers > 1 ? ` ×${d.max_answers}` : ''}`, `${d.ttl} s`, d.when_all_down, answer, servers], { domain: d.name, rcode: ex.rcode, answers: ex.answers.join(','), explainedAt: String(answers[i].at) });
   });
   body.replaceChildren(...rows);
 }
