@@ -47,6 +47,14 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   const regionNames = firstDefinitions(sink, ['regions'], regions.map((r) => r?.name), 'region names');
   const domainNames = firstDefinitions(sink, ['domains'], domains.map((d) => d?.name), 'domain names');
   const knownRegions = [...regionNames.keys()];
+  const regionSpelling = checkRegionCase(sink, regions.map((r) => r?.name));
+  /** The problem with a reference to region `name` (at `path`) that is not defined: a spelling that differs only in case is named. */
+  const unknownRegion = (name: string, path: PathSegment[]): string => {
+    const other = regionSpelling.get(name.toLowerCase());
+    if (other === undefined) return `"${name}" is not a region in regions, expected one of ${listOrNone(knownRegions)}`;
+    const where = sink.lineRef(sink.positionOf(['regions', other, 'name']), sink.positionOf(path));
+    return `"${name}" is not a region in regions: regions[${other}].name (${where}) is "${regions[other]?.name}", which differs only in case; region names are case-sensitive, expected "${regions[other]?.name}"`;
+  };
 
   regions.forEach((region, r) => {
     if (region === undefined) return;
@@ -82,7 +90,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   domains.forEach((domain, d) => {
     (domain?.regions ?? []).forEach((name, i) => {
       if (name !== undefined && !regionNames.has(name)) {
-        sink.reportAt(['domains', d, 'regions', i], `"${name}" is not a region in regions, expected one of ${listOrNone(knownRegions)}`);
+        sink.reportAt(['domains', d, 'regions', i], unknownRegion(name, ['domains', d, 'regions', i]));
       }
     });
     checkAllDown(sink, domain, d);
@@ -99,7 +107,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
   const geo = file.overwatch?.geolocation;
   const checkRegionRef = (name: string | null | undefined, path: PathSegment[]): void => {
     if (typeof name === 'string' && !regionNames.has(name)) {
-      sink.reportAt(path, `"${name}" is not a region in regions, expected one of ${listOrNone(knownRegions)}`);
+      sink.reportAt(path, unknownRegion(name, path));
     }
   };
   checkRegionRef(geo?.default_region, ['overwatch', 'geolocation', 'default_region']);
@@ -440,6 +448,32 @@ function firstDefinitions(
       [...listPath, i, 'name'],
       `"${name}" is already defined at ${where} (${listPath.join('.')}[${earlier}]), expected unique ${what}`,
     );
+  });
+  return first;
+}
+
+/**
+ * Reports a region name that differs from an earlier one only in case
+ * ("EU-West" after "eu-west"). Region names are case-sensitive everywhere
+ * they appear (API paths and output, metric labels, agents' regions, bus
+ * subjects), so two such regions would be two regions that an operator reads
+ * as one; the file is refused instead. Returns lower-cased name → index of
+ * its first definition, to name the right spelling when a reference misses.
+ */
+function checkRegionCase(sink: ProblemCollector, names: readonly (string | null | undefined)[]): Map<string, number> {
+  const first = new Map<string, number>();
+  names.forEach((name, i) => {
+    if (typeof name !== 'string') return;
+    const key = name.toLowerCase();
+    const earlier = first.get(key);
+    if (earlier === undefined) {
+      first.set(key, i);
+      return;
+    }
+    // An exact duplicate is firstDefinitions()'s to report.
+    if (names[earlier] === name) return;
+    const where = sink.lineRef(sink.positionOf(['regions', earlier, 'name']), sink.positionOf(['regions', i, 'name']));
+    sink.reportAt(['regions', i, 'name'], `"${name}" differs only in case from "${names[earlier]}" defined at ${where} (regions[${earlier}]), expected region names that differ in more than case`);
   });
   return first;
 }

@@ -253,6 +253,24 @@ const cases: Case[] = [
     expect: ['x.yaml:5:50: domains[0].regions[1]: "us-east" is not a region in regions, expected one of eu-west'],
   },
   {
+    name: 'refuses two region names that differ only in case, naming both spellings',
+    yaml: [...SERVER, '  - name: EU-West', '    servers: [{ address: 192.0.2.20 }]', ...DOMAIN],
+    expect: ['x.yaml:4:11: regions[1].name: "EU-West" differs only in case from "eu-west" defined at line 2 (regions[0]), expected region names that differ in more than case'],
+  },
+  {
+    name: 'names the defined spelling when a domain references a region in another case',
+    yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [EU-West] }'],
+    expect: ['x.yaml:5:41: domains[0].regions[0]: "EU-West" is not a region in regions: regions[0].name (line 2) is "eu-west", which differs only in case; region names are case-sensitive, expected "eu-west"'],
+  },
+  {
+    name: 'names the defined spelling when default_region or a custom mapping uses another case',
+    yaml: [...SERVER, ...DOMAIN, 'overwatch:', '  geolocation:', '    default_region: EU-WEST', '    custom_mappings: [{ cidr: 10.0.0.0/8, region: Eu-West }]'],
+    expect: [
+      'x.yaml:8:21: overwatch.geolocation.default_region: "EU-WEST" is not a region in regions: regions[0].name (line 2) is "eu-west", which differs only in case; region names are case-sensitive, expected "eu-west"',
+      'x.yaml:9:51: overwatch.geolocation.custom_mappings[0].region: "Eu-West" is not a region in regions: regions[0].name (line 2) is "eu-west", which differs only in case; region names are case-sensitive, expected "eu-west"',
+    ],
+  },
+  {
     name: 'reports a region listed twice in one domain',
     yaml: [...SERVER, 'domains:', '  - { name: app.example.test, regions: [eu-west, eu-west] }'],
     expect: ['x.yaml:5:50: domains[0].regions[1]: "eu-west" is listed twice (first at line 5), expected each region name once'],
