@@ -74,18 +74,8 @@ export class GeoSource {
     const path = config.geolocation.databasePath;
     if (this.#db === null) {
       if (!usesGeolocation(config)) return NOTHING_PREPARED;
-      const db = await this.#load(path);
-      return {
-        commit: async () => {
-          // reader() may have opened one meanwhile (the API's geo test): this one replaces it.
-          const old = this.#db;
-          this.#install(db, path);
-          old?.close();
-          this.onChange?.(db.current.sab);
-          return null;
-        },
-        abandon: () => db.close(),
-      };
+      // reader() may have opened one meanwhile (the API's geo test): the commit replaces it.
+      return this.#replacing(await this.#load(path), path, null);
     }
     if (path === this.#path) {
       // The same file read again (SIGHUP): only in the commit, so a failed reload does not re-read it either.
@@ -104,13 +94,18 @@ export class GeoSource {
         abandon: () => undefined,
       };
     }
+    return this.#replacing(db, path, `GeoIP database: ${db.path}`);
+  }
+
+  /** A prepared change to `db`, opened from `path`: commit() puts it in use (and hands it to the workers) and closes the one it replaces, resolving with `note`; abandon() closes it. */
+  #replacing(db: GeoDatabase, path: string | null, note: string | null): PreparedGeo {
     return {
       commit: async () => {
         const old = this.#db;
         this.#install(db, path);
         old?.close();
         this.onChange?.(db.current.sab);
-        return `GeoIP database: ${db.path}`;
+        return note;
       },
       abandon: () => db.close(),
     };

@@ -86,7 +86,7 @@ test('an entry that opens but is not a payload is malformed, not an exception', 
 test('without JetStream the replica reports that the bucket cannot be opened, keeps the change waiting and never throws', { skip: needsNats }, async (t) => {
   const port = await freePort();
   await startNats(t, port, await tempDir(t, 'opengslb-nats-nojs-'), { jetStream: false });
-  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'test.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const bus = busAt(port, 'test.gslb');
   const events: ReplicaEvent[] = [];
   let applied = 0;
   const replica = new OperatorReplica({ bus, name: 'no-js', onChange: async () => { applied++; return 'applied'; }, onEvent: (e) => events.push(e) });
@@ -109,7 +109,7 @@ test('without JetStream the replica reports that the bucket cannot be opened, ke
 test('the seed puts only what the bucket has no entry for; for a key it holds, the bucket\'s entry is applied here instead', { skip: needsNats }, async (t) => {
   const port = await freePort();
   await startNats(t, port, await tempDir(t, 'opengslb-nats-seed-'));
-  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'seed.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const bus = busAt(port, 'seed.gslb');
   const mapping = (cidr: string, region: string) => ({ kind: 'geo_mapping' as const, cidr, value: { cidr, region, comment: null, source: 'alice', createdAtMs: 1 } });
   // The fleet's entry for 10.1.0.0/16: us.
   const fleet = new OperatorReplica({ bus, name: 'fleet', onChange: async () => 'applied' });
@@ -165,6 +165,11 @@ function mappingReplica(t: TestContext, bus: BusConfig, name: string, now: () =>
   return { replica, state, events, set };
 }
 
+/** The bus config of the nats-server at `port`, with its own subject prefix (and so bucket) and a fresh state secret. */
+function busAt(port: number, subjectPrefix: string): BusConfig {
+  return { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix, stateSecret: randomBytes(32).toString('base64') };
+}
+
 /** The region the bucket's entry for `cidr` holds (null: a tombstone), opened with the secret. */
 async function bucketRegion(bus: BusConfig, cidr: string): Promise<{ atMs: number; region: string | null } | undefined> {
   const nc = await connect({ servers: [...bus.servers] });
@@ -192,7 +197,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 test('a change made earlier but put later (its overwatch was away from NATS) does not stay in the bucket over a newer one: the newer change wins everywhere, a joining overwatch included', { skip: needsNats }, async (t) => {
   const port = await freePort();
   await startNats(t, port, await tempDir(t, 'opengslb-nats-late-'));
-  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'late.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const bus = busAt(port, 'late.gslb');
   // B removes the mapping at 2 000 000; A, not connected yet, had set it at 1 000 000.
   const b = mappingReplica(t, bus, 'b', () => 2_000_000);
   await b.replica.ready();
@@ -213,7 +218,7 @@ test('two overwatches that change one key at the same millisecond while NATS is 
   const port = await freePort();
   const dir = await tempDir(t, 'opengslb-nats-tie-');
   let nats = await startNats(t, port, dir);
-  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'tie.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const bus = busAt(port, 'tie.gslb');
   // Both clocks read the same millisecond (as two writes after one entry from a clock ahead of both do: held + 1).
   const a = mappingReplica(t, bus, 'a', () => 5_000_000);
   const b = mappingReplica(t, bus, 'b', () => 5_000_000);
@@ -236,7 +241,7 @@ test('two overwatches that change one key at the same millisecond while NATS is 
 test('a nats-server that comes back without its JetStream storage (a new node, a lost disk) gets the bucket again: changes made after it still reach the other overwatches', { skip: needsNats }, async (t) => {
   const port = await freePort();
   let nats = await startNats(t, port, await tempDir(t, 'opengslb-nats-lost-'));
-  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'lost.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const bus = busAt(port, 'lost.gslb');
   const a = mappingReplica(t, bus, 'a', Date.now);
   const b = mappingReplica(t, bus, 'b', Date.now);
   await a.replica.ready();
@@ -260,7 +265,7 @@ test('a nats-server that comes back without its JetStream storage (a new node, a
 test('an entry sealed with the secret but with a time no date can hold is malformed: refused and counted, and the watch goes on to the next entry', { skip: needsNats }, async (t) => {
   const port = await freePort();
   await startNats(t, port, await tempDir(t, 'opengslb-nats-time-'));
-  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'time.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const bus = busAt(port, 'time.gslb');
   const a = mappingReplica(t, bus, 'a', Date.now);
   await a.replica.ready();
   a.set('10.1.0.0/16', 'us');
@@ -285,7 +290,7 @@ test('an entry sealed with the secret but with a time no date can hold is malfor
 test('a bucket deleted while every overwatch stays connected (nats kv rm) is made again (by the next put, or the periodic check): the change and what was held before reach the others', { skip: needsNats }, async (t) => {
   const port = await freePort();
   await startNats(t, port, await tempDir(t, 'opengslb-nats-rm-'));
-  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'rm.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const bus = busAt(port, 'rm.gslb');
   const a = mappingReplica(t, bus, 'a', Date.now);
   const b = mappingReplica(t, bus, 'b', Date.now);
   await a.replica.ready();
@@ -305,7 +310,7 @@ test('a bucket deleted while every overwatch stays connected (nats kv rm) is mad
 test('a bare KV delete or purge (someone without the secret) changes nothing, and the held entry goes back in the bucket for overwatches that join later', { skip: needsNats }, async (t) => {
   const port = await freePort();
   await startNats(t, port, await tempDir(t, 'opengslb-nats-del-'));
-  const bus: BusConfig = { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix: 'del.gslb', stateSecret: randomBytes(32).toString('base64') };
+  const bus = busAt(port, 'del.gslb');
   const a = mappingReplica(t, bus, 'a', Date.now);
   const b = mappingReplica(t, bus, 'b', Date.now);
   await a.replica.ready();

@@ -5,12 +5,8 @@
 // window's width, and write each server as the metrics and the logs do.
 
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { startOpengslb } from '../helpers/child.ts';
-import { tempDir } from '../helpers/config-files.ts';
-import { browserSkip, CHROMIUM, playwright } from '../helpers/browser.ts';
+import { browserSkip, launchBrowser, startDashboardServer } from '../helpers/browser.ts';
 
 const TOKEN = 'dashboard-names-token-9d2e';
 
@@ -39,13 +35,7 @@ logging: { level: info }
 }
 
 test('long names, many regions, IPv6 servers and HTML in an override show as text within the window', { skip, timeout: 90_000 }, async (t) => {
-  const pw = playwright as typeof import('playwright-core');
-  const dir = await tempDir(t, 'opengslb-dashboard-names-');
-  const file = join(dir, 'config.yaml');
-  await writeFile(file, config(), { mode: 0o600 });
-  const server = await startOpengslb(t, file);
-  const line = await server.out.waitFor(/API listening/);
-  const base = `http://${(/"address":"(127\.0\.0\.1:\d+)"/.exec(line) as RegExpExecArray)[1]}`;
+  const { server, base } = await startDashboardServer(t, 'opengslb-dashboard-names-', config());
 
   const reason = `<script>alert("reason")</script>${'x'.repeat(300)}`;
   const source = '"><img src=x onerror=alert(1)>';
@@ -56,8 +46,7 @@ test('long names, many regions, IPv6 servers and HTML in an override show as tex
   });
   assert.equal(put.status, 200, await put.text());
 
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  t.after(() => browser.close());
+  const browser = await launchBrowser(t);
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const problems: string[] = [];
   page.on('console', (m) => {

@@ -4,12 +4,9 @@
 // (SIGSTOP: it accepts nothing and answers nothing), continued, then killed.
 
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { startOpengslb } from '../helpers/child.ts';
-import { tempDir } from '../helpers/config-files.ts';
-import { browserSkip, CHROMIUM, playwright } from '../helpers/browser.ts';
+import { browserSkip, launchBrowser, startDashboardServer } from '../helpers/browser.ts';
 
 const TOKEN = 'dashboard-stale-token-7b3a';
 const DOMAINS = 30;
@@ -35,16 +32,9 @@ logging: { level: info }
 }
 
 test('the dashboard asks explain only for domains whose answer may have moved, marks its data stale while the API is down and recovers', { skip, timeout: 120_000 }, async (t) => {
-  const pw = playwright as typeof import('playwright-core');
-  const dir = await tempDir(t, 'opengslb-dashboard-stale-');
-  const file = join(dir, 'config.yaml');
-  await writeFile(file, config(), { mode: 0o600 });
-  const server = await startOpengslb(t, file);
-  const line = await server.out.waitFor(/API listening/);
-  const base = `http://${(/"address":"(127\.0\.0\.1:\d+)"/.exec(line) as RegExpExecArray)[1]}`;
+  const { server, base, dir } = await startDashboardServer(t, 'opengslb-dashboard-stale-', config());
 
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  t.after(() => browser.close());
+  const browser = await launchBrowser(t);
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));

@@ -6,15 +6,14 @@
 // it also writes docs/dashboard.png.
 
 import assert from 'node:assert/strict';
-import { copyFile, writeFile } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
-import { startOpengslb, type RunningServer } from '../helpers/child.ts';
-import { tempDir } from '../helpers/config-files.ts';
+import type { RunningServer } from '../helpers/child.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { ROOT } from '../helpers/markdown.ts';
-import { browserSkip, CHROMIUM, playwright } from '../helpers/browser.ts';
+import { browserSkip, launchBrowser, startDashboardServer } from '../helpers/browser.ts';
 
 const TOKEN = 'dashboard-test-token-4f1c';
 const INTERVAL_MS = 1000;
@@ -49,16 +48,9 @@ async function answers(server: RunningServer): Promise<string[] | string> {
 }
 
 test('the dashboard shows live health, sets and clears overrides that reach DNS, explains and geo-tests, in headless Chromium', { skip, timeout: 120_000 }, async (t) => {
-  const pw = playwright as typeof import('playwright-core');
   const a = await httpBackend(t);
   const b = await httpBackend(t);
-  const dir = await tempDir(t, 'opengslb-dashboard-');
-  const file = join(dir, 'config.yaml');
-  // A config with api.token must not be readable by others.
-  await writeFile(file, config(a, b), { mode: 0o600 });
-  const server = await startOpengslb(t, file);
-  const line = await server.out.waitFor(/API listening/);
-  const base = `http://${(/"address":"(127\.0\.0\.1:\d+)"/.exec(line) as RegExpExecArray)[1]}`;
+  const { server, base, dir } = await startDashboardServer(t, 'opengslb-dashboard-', config(a, b));
   const both = [a.address, b.address].sort();
   assert.deepEqual(await answers(server), both);
 
@@ -80,8 +72,7 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
   };
   t.after(stopTraffic);
 
-  const browser = await pw.chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  t.after(() => browser.close());
+  const browser = await launchBrowser(t);
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
   const problems: string[] = [];
   page.on('console', (m) => {

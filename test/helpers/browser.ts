@@ -3,7 +3,11 @@
 // One place says whether a test can run and, when not, why.
 
 import { existsSync } from 'node:fs';
-import { posixOnly } from './config-files.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { startOpengslb, type RunningServer } from './child.ts';
+import { posixOnly, tempDir } from './config-files.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -16,3 +20,24 @@ export const browserSkip: string | boolean = playwright === null
   : !existsSync(CHROMIUM)
     ? `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`
     : posixOnly.skip;
+
+/**
+ * Starts an `opengslb` child on `config` (written, mode 600 as a config with
+ * api.token must be, to a new directory named from `prefix`) and waits for
+ * its API; `base` is the API's URL.
+ */
+export async function startDashboardServer(t: TestContext, prefix: string, config: string): Promise<{ server: RunningServer; base: string; dir: string }> {
+  const dir = await tempDir(t, prefix);
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, config, { mode: 0o600 });
+  const server = await startOpengslb(t, file);
+  const line = await server.out.waitFor(/API listening/);
+  return { server, base: `http://${(/"address":"(127\.0\.0\.1:\d+)"/.exec(line) as RegExpExecArray)[1]}`, dir };
+}
+
+/** Headless Chromium, closed when the test ends. Call only when browserSkip is false. */
+export async function launchBrowser(t: TestContext): Promise<import('playwright-core').Browser> {
+  const browser = await (playwright as typeof import('playwright-core')).chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  t.after(() => browser.close());
+  return browser;
+}
