@@ -331,9 +331,9 @@ function cookieOnly(ctx: WorkerScratch): number {
  * Response rate limiting (src/dns/rrl.ts) of a UDP response of `len` bytes
  * already built in ctx.out: charges it to the account of (client prefix,
  * kind, name) in the table all workers share. Answers are keyed by question
- * name and type, NXDOMAIN by zone (so a random-subdomain flood is one
- * account), errors by prefix alone. Returns len, the length of a truncated
- * reply (slip), or 0 (drop).
+ * name and type, referrals by their delegation and NXDOMAIN by zone (so a
+ * random-subdomain flood is one account), errors (BADVERS too) by prefix
+ * alone. Returns len, the length of a truncated reply (slip), or 0 (drop).
  */
 function limit(ctx: WorkerScratch, len: number): number {
   const rrl = ctx.rrl;
@@ -346,16 +346,36 @@ function limit(ctx: WorkerScratch, len: number): number {
   let kind = RRL_KIND_ERROR;
   let nameOff = 0;
   let nameLen = 0;
+  let qtype = 0;
   if ((ctx.nxdomain || rcode === RCODE.NXDOMAIN) && ctx.zone >= 0) {
     kind = RRL_KIND_NXDOMAIN;
     const view = ctx.view;
     nameLen = view.u32[view.zoneBase(ctx.zone) + L.ZONE_APEX_LEN];
     nameOff = q.qnameLen - nameLen;
-  } else if (rcode === RCODE.NOERROR && q.questionEnd > 0) {
+  } else if (rcode === RCODE.NOERROR && q.questionEnd > 0 && q.ednsVersion === 0) {
+    // An EDNS version above 0 got BADVERS, whose header rcode is 0 (16 is
+    // split with the OPT): an error, keyed by prefix. Keyed by question name,
+    // a flood of random names with version 1 was never limited.
     kind = RRL_KIND_RESPONSE;
     nameLen = q.qnameLen;
+    qtype = q.qtype;
+    const out = ctx.out;
+    // A referral (AA clear, no answer, NS in authority) is keyed by its
+    // delegation, as BIND and Knot do, for every type: keyed by question name,
+    // a flood of random names below a delegation was never limited. Its first
+    // authority record is the cut's NS, owned by a pointer to the cut's
+    // suffix of the question (zone-answer.ts referral).
+    if ((out[2] & 0x04) === 0 && out[6] === 0 && out[7] === 0 && (out[8] | out[9]) !== 0) {
+      const at = 12 + q.qnameLen + 4;
+      const cutOff = (((out[at] & 0x3f) << 8) | out[at + 1]) - 12;
+      if ((out[at] & 0xc0) === 0xc0 && cutOff >= 0 && cutOff < q.qnameLen) {
+        nameOff = cutOff;
+        nameLen = q.qnameLen - cutOff;
+        qtype = 0;
+      }
+    }
   }
-  const verdict = rrl.charge(kind, client.bytes, ipLen, ctx.lower, nameOff, nameLen, kind === RRL_KIND_RESPONSE ? q.qtype : 0, ctx.nowSec);
+  const verdict = rrl.charge(kind, client.bytes, ipLen, ctx.lower, nameOff, nameLen, qtype, ctx.nowSec);
   if (verdict === RRL_PASS) return len;
   if (verdict === RRL_DROP) {
     bump(ctx.counters, ctx.counterBase + RRL_DROPPED[kind]);

@@ -498,10 +498,17 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     }
   };
 
-  /** Closes the connection that has been idle longest (no partial frame, no unsent replies), if any; returns whether one was closed. */
+  /**
+   * Closes the connection that has been idle longest (no partial frame, no
+   * unsent replies), if any; returns whether one was closed. One we ended
+   * ourselves (a bad frame, its query quota) counts: once its last replies
+   * have gone it only waits for the client's FIN, which a client that keeps
+   * it half-open never sends, and skipping those let such clients hold every
+   * place until their idle timeouts, refusing everyone else.
+   */
   const evictIdlest = (): boolean => {
     for (const conn of open.values()) {
-      if (conn.pending !== null || conn.unsent > 0 || conn.done) continue;
+      if (conn.pending !== null || conn.unsent > 0 || conn.socket.destroyed) continue;
       bump(counters, cb + COUNTER.TCP_EVICTED);
       conn.done = true;
       conn.socket.destroy();

@@ -60,7 +60,7 @@ function most(rate: number, t: Tally): number {
  * UDP sockets (different source ports, so the kernel spreads them over the
  * workers), evenly over `ms`, and counts what comes back (until replies stop for 500 ms).
  */
-async function flood(port: number, local: string, count: number, ms: number, name: (i: number) => string, opts: { cookie?: Uint8Array; sockets?: number } = {}): Promise<Tally> {
+async function flood(port: number, local: string, count: number, ms: number, name: (i: number) => string, opts: { cookie?: Uint8Array; sockets?: number; ednsVersion?: number } = {}): Promise<Tally> {
   const tally: Tally = { sent: 0, full: 0, tc: 0, rcodes: new Map(), seconds: 0 };
   let lastReply = Date.now();
   const socks = await Promise.all(Array.from({ length: opts.sockets ?? 8 }, async () => {
@@ -82,7 +82,7 @@ async function flood(port: number, local: string, count: number, ms: number, nam
     const due = start + (i * ms) / count;
     const wait = due - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    socks[i % socks.length].send(buildQuery(name(i), 'A', { id: newId(), edns: opts.cookie ? { cookie: opts.cookie } : {} }), port, '127.0.0.1');
+    socks[i % socks.length].send(buildQuery(name(i), 'A', { id: newId(), edns: { ...(opts.cookie ? { cookie: opts.cookie } : {}), ...(opts.ednsVersion !== undefined ? { version: opts.ednsVersion } : {}) } }), port, '127.0.0.1');
     tally.sent++;
   }
   // Replies still on their way (a loaded machine): wait until none has come for 500 ms, at most 5 s.
@@ -177,4 +177,26 @@ test('RRL with slip 1: dig, a real client, gets TC=1 and retries over TCP', asyn
   assert.match(out, /Truncated, retrying in TCP mode/);
   assert.match(out, /status: NOERROR/);
   assert.match(out, /app\.example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.10/);
+});
+
+test('RRL keys a referral by its delegation and BADVERS as an error: a flood of random names below a delegation, or with EDNS version 1, is limited like any other', async (t) => {
+  const dir = await tempDir(t);
+  // One worker, a delegation (child.example.test) with glue: a referral is NS + glue, an amplifier like any answer.
+  const yaml = config(dir, 'responses_per_second: 5, errors_per_second: 5, window: 10, slip: 0', 'dgram')
+    .replace('workers: 2', 'workers: 1')
+    .replace('zones: [example.test]', 'zones: [{ name: example.test, nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }], records: ["child NS ns1.child", "ns1.child A 192.0.2.99"] }]');
+  const { overwatch, port } = await startServer(t, yaml);
+  const before = readCounters(overwatch.counters);
+  const random = (i: number, suffix: string): string => `r${i}-${Math.random().toString(36).slice(2)}.${suffix}`;
+  // Every name different: keyed by question name, each would get an account of its own and all would pass.
+  const referrals = await flood(port, '127.0.6.1', 100, 500, (i) => random(i, 'child.example.test'));
+  assert.ok(referrals.full >= 5 && referrals.full <= most(5, referrals), `referrals answered ${referrals.full} of 100 in ${referrals.seconds} s, expected 5 (one account for the delegation)`);
+  const badvers = await flood(port, '127.0.7.1', 100, 500, (i) => random(i, 'example.test'), { ednsVersion: 1 });
+  assert.ok(badvers.full >= 5 && badvers.full <= most(5, badvers), `BADVERS answered ${badvers.full} of 100 in ${badvers.seconds} s, expected 5 (errors, per client prefix)`);
+  const after = readCounters(overwatch.counters);
+  assert.equal(after.RRL_DROPPED_RESPONSE - before.RRL_DROPPED_RESPONSE, 100 - referrals.full, 'the limited referrals are counted as responses');
+  assert.equal(after.RRL_DROPPED_ERROR - before.RRL_DROPPED_ERROR, 100 - badvers.full, 'the limited BADVERS replies are counted as errors');
+  // An answer to the same prefix still has its own account.
+  const answer = await udpExchange(port, buildQuery('app.example.test', 'A', { edns: {} }), 2000, '127.0.0.1', '127.0.6.1');
+  assert.ok(answer !== null && (answer[2] & 0x02) === 0, 'an answer from the same prefix is not limited');
 });

@@ -274,6 +274,32 @@ test('at the worker cap a new connection closes the idlest one instead of being 
   for (const c of others) assert.equal(c.readyState, 'open');
 });
 
+test('at the worker cap, connections the server has already ended (a zero-length frame, or tcp_max_queries_per_connection) but the client keeps half-open make room for a new one', async (t) => {
+  const s = await startServer(t, config('  tcp_max_connections: 4\n  tcp_max_connections_per_client: 8\n  tcp_max_queries_per_connection: 1\n  tcp_idle_timeout: 60s'), 'tcp-evict-ended.yaml');
+  const ended: net.Socket[] = [];
+  t.after(() => {
+    for (const c of ended) c.destroy();
+  });
+  // Each is ended by the server (FIN) and stays half-open: the client reads but never closes its side.
+  for (let i = 0; i < 4; i++) {
+    const c = net.connect({ host: '127.0.0.1', port: s.port, allowHalfOpen: true });
+    c.on('error', () => undefined);
+    c.on('data', () => undefined);
+    await once(c, 'connect');
+    const gotFin = once(c, 'end');
+    c.write(i % 2 === 0 ? Buffer.from([0, 0]) : tcpFrame('app.example.test', 'AAAA', 100 + i));
+    await gotFin;
+    ended.push(c);
+  }
+  const newcomer = await tcpConnect(s.port, '127.0.0.1');
+  t.after(() => newcomer.socket.destroy());
+  newcomer.send(buildQuery('app.example.test', 'AAAA'));
+  assert.ok(await newcomer.next(), 'the newcomer is answered, not refused');
+  const counters = s.overwatch.readCounters();
+  assert.equal(counters.TCP_REJECTED, 0, 'nobody refused');
+  assert.equal(counters.TCP_EVICTED, 1, 'one ended connection made room');
+});
+
 test('a connection the per-client table cannot count (its lock held by a worker that died) is answered all the same, and counted as uncounted', async (t) => {
   const s = await startServer(t, config('  tcp_max_connections_per_client: 4\n  tcp_idle_timeout: 60s'), 'tcp-uncounted.yaml');
   const metrics = createMetrics({ version: 't', loadedAtMs: 0, overwatch: s.overwatch, processMetrics: false });
