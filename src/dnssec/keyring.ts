@@ -78,9 +78,22 @@ export interface KeyringChanges {
 }
 
 /**
+ * The keys a new config's zones would have, from Keyring.prepare(): new keys
+ * are generated but neither stored nor held until Keyring.commit(), so a
+ * reload refused after prepare() leaves no trace of them.
+ */
+export interface PreparedKeys {
+  readonly zones: ReadonlyMap<string, ZoneKeys>;
+  readonly config: DnssecConfig;
+  readonly changes: KeyringChanges;
+}
+
+/**
  * Keyring holds the keys of every configured zone. Create it with
- * Keyring.open(); call ensure() with the zones of a new config before
- * compiling its snapshot, so a new zone has a key the moment it is served.
+ * Keyring.open(). A reload calls prepare() with the zones of the new config,
+ * compiles its snapshot with the prepared keys (dnskeysOf), and commit()s them
+ * only once the snapshot compiled, so a new zone has a key the moment it is
+ * served and a refused reload creates none.
  */
 export class Keyring {
   readonly #store: StateStore;
@@ -152,14 +165,52 @@ export class Keyring {
    * of the keyring; their keys stay in the store.
    */
   async ensure(zones: readonly string[], config: DnssecConfig = this.#config): Promise<KeyringChanges> {
-    const result = await ensureZoneKeys(this.#store, zones, config.algorithm, { nowMs: this.#nowMs, parse: this.#parse });
-    this.#config = config;
-    this.#zones = new Map(result.zones);
-    // Forget the parsed keys no zone holds now (older states, zones dropped).
+    return this.commit(await this.prepare(zones, config));
+  }
+
+  /**
+   * Loads the keys of `zones` and generates a key for each zone that has no
+   * active one, without storing it or changing what the keyring holds (see
+   * PreparedKeys). Throws as open() does, OPENGSLB_ERR_STATE_WRITE aside.
+   */
+  async prepare(zones: readonly string[], config: DnssecConfig = this.#config): Promise<PreparedKeys> {
+    const result = await ensureZoneKeys(this.#store, zones, config.algorithm, { nowMs: this.#nowMs, parse: this.#parse, write: false });
+    return { zones: result.zones, config, changes: { created: result.created, algorithmMismatches: result.algorithmMismatches } };
+  }
+
+  /**
+   * Stores the keys `prepared` generated and makes its zones and config the
+   * keyring's. Throws OPENGSLB_ERR_STATE_WRITE when a key cannot be stored;
+   * then the keys of `prepared` stored so far are removed again and the
+   * keyring is unchanged.
+   */
+  async commit(prepared: PreparedKeys): Promise<KeyringChanges> {
+    const written: DnssecKeyInfo[] = [];
+    try {
+      for (const info of prepared.changes.created) {
+        // A generated key is its zone's active one (ensureZoneKeys makes one only for a zone without).
+        await this.#store.putDnssecKey(toStoredKey(prepared.zones.get(info.zone)!.active));
+        written.push(info);
+      }
+    } catch (err) {
+      // Nobody has seen these keys (not held, so neither served, put on the bus nor sent to key-sync peers): dropping them is safe.
+      for (const info of written) await this.#store.deleteDnssecKey(info.zone, info.keyTag).catch(() => undefined);
+      throw err;
+    }
+    this.#config = prepared.config;
+    this.#zones = new Map(prepared.zones);
+    // Forget the parsed keys no zone holds now (older states, zones dropped, zones of refused reloads).
     const held = new Set<DnssecKey>();
     for (const z of this.#zones.values()) for (const k of z.keys) held.add(k);
     for (const [text, key] of this.#parsed) if (!held.has(key)) this.#parsed.delete(text);
-    return { created: result.created, algorithmMismatches: result.algorithmMismatches };
+    return prepared.changes;
+  }
+
+  /** The DNSKEY rdatas each of `zones` publishes: the keyring's (dnskeys()), or a reload's prepared ones for compiling the snapshot that commits them. */
+  static dnskeysOf(zones: ReadonlyMap<string, ZoneKeys>): Map<string, Uint8Array[]> {
+    const out = new Map<string, Uint8Array[]>();
+    for (const [zone, keys] of zones) out.set(zone, publishedDnskeys(keys));
+    return out;
   }
 
   /**
@@ -176,9 +227,7 @@ export class Keyring {
 
   /** The DNSKEY rdatas each zone publishes (published and active keys), for the snapshot compiler. */
   dnskeys(): Map<string, Uint8Array[]> {
-    const out = new Map<string, Uint8Array[]>();
-    for (const [zone, keys] of this.#zones) out.set(zone, publishedDnskeys(keys));
-    return out;
+    return Keyring.dnskeysOf(this.#zones);
   }
 
   /**

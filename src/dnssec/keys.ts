@@ -372,7 +372,9 @@ export interface EnsureKeysResult {
  * Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT for a damaged stored key,
  * OPENGSLB_ERR_DNSSEC_ALGORITHM for an unknown algorithm name, and
  * OPENGSLB_ERR_STATE_WRITE when a new key cannot be stored (then nothing signs
- * with it: a key that is not stored would change at the next start).
+ * with it: a key that is not stored would change at the next start). With
+ * `write: false` a new key is generated but not stored: the caller stores it
+ * (the zone's `active`) before anything signs with it (Keyring.commit).
  */
 export async function ensureZoneKeys(
   store: StateStore,
@@ -382,6 +384,8 @@ export async function ensureZoneKeys(
     readonly nowMs?: () => number;
     /** Turns a stored key into a key (default keyFromStored); the keyring passes one that remembers the keys it parsed. */
     readonly parse?: (stored: StoredDnssecKey) => DnssecKey;
+    /** false: leave new keys unstored (default true). */
+    readonly write?: boolean;
   } = {},
 ): Promise<EnsureKeysResult> {
   const wanted = algorithmNumber(algorithm);
@@ -395,7 +399,7 @@ export async function ensureZoneKeys(
     let active = newestActive(keys);
     if (active === null) {
       active = await generateZoneKey(zone, algorithm, { nowMs: now(), avoidTags: new Set(keys.map((k) => k.info.keyTag)) });
-      await store.putDnssecKey(toStoredKey(active));
+      if (opts.write !== false) await store.putDnssecKey(toStoredKey(active));
       keys.push(active);
       created.push(active.info);
     } else if (active.info.algorithm !== wanted) {

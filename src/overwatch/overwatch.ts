@@ -19,7 +19,7 @@ import {
   lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { Keyring, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
+import { Keyring, type PreparedKeys, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
 import { dsOf } from '../dnssec/keys.ts';
 import { KeySyncClient, KeySyncServer, keyStateRank, mergeKey, mergeKeys, type KeySyncView, type SealedKeys } from '../dnssec/key-sync.ts';
 import type { SignatureBatch, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
@@ -576,11 +576,13 @@ export class Overwatch {
     if (cur.api.enabled && (next.api.tls === null) !== (cur.api.tls === null)) {
       return refuse(`api.tls turned ${next.api.tls === null ? 'off' : 'on'}; the API listener's scheme is fixed at start, so this needs a restart`);
     }
+    // New zones get their key before the snapshot that serves them, but it is
+    // stored, held and put on the bus only once that snapshot compiled: a
+    // refused reload creates no key.
+    let keys: PreparedKeys | null = null;
     if (this.#keyring !== null) {
-      // New zones get their key before the snapshot that serves them.
       try {
-        logKeyChanges(this.#logger, await this.#keyring.ensure(next.dns.zones.map((z) => z.name), next.dnssec));
-        this.#replicateKeys();
+        keys = await this.#keyring.prepare(next.dns.zones.map((z) => z.name), next.dnssec);
       } catch (err) {
         return refuse((err as Error).message);
       }
@@ -597,7 +599,8 @@ export class Overwatch {
     this.#agents?.applyConfig(next);
     let snapshot: CompiledSnapshot;
     try {
-      snapshot = await this.#compile();
+      snapshot = await this.#compile(keys === null ? undefined : Keyring.dnskeysOf(keys.zones));
+      if (keys !== null && this.#keyring !== null) logKeyChanges(this.#logger, await this.#keyring.commit(keys));
     } catch (err) {
       // Slots are released only by a commit, so the old config's servers get theirs back.
       this.registry.applyConfig(cur);
@@ -605,6 +608,7 @@ export class Overwatch {
       geo.abandon();
       return refuse((err as Error).message);
     }
+    this.#replicateKeys();
     const geoNote = await geo.commit();
     this.#config = next;
     this.#logger.level = next.logging.level;
@@ -869,11 +873,12 @@ export class Overwatch {
    * with the serial its content has, and checks that it attaches as every
    * worker will (a worker that cannot attach exits): a snapshot that would
    * not is refused here, before anything is changed for it, with
-   * OPENGSLB_ERR_SNAPSHOT_COMPILE.
+   * OPENGSLB_ERR_SNAPSHOT_COMPILE. `dnskeys` are the DNSKEY RRsets it
+   * publishes: the keyring's, or a reload's prepared keys (not held yet).
    */
-  async #compile(): Promise<CompiledSnapshot> {
+  async #compile(dnskeys: Map<string, Uint8Array[]> | undefined = this.#keyring?.dnskeys()): Promise<CompiledSnapshot> {
     const view = this.registry.view();
-    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view), ...(this.#keyring ? { dnskeys: this.#keyring.dnskeys() } : {}) });
+    const snapshot = compileSnapshot(view, { generation: this.generation + 1, serial: 1, serials: await this.#serials.serialsFor(view), ...(dnskeys ? { dnskeys } : {}) });
     assertAttaches(snapshot.buffer, snapshot.generation, this.generation);
     return snapshot;
   }

@@ -17,7 +17,7 @@ import { OpenGslbError } from '../../src/lib/errors.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { COUNTER, COUNTER_STRIDE } from '../../src/metrics/counters-layout.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
-import { MemoryStore, type StoredZoneSerial } from '../../src/state/store.ts';
+import { MemoryStore, type StoredDnssecKey, type StoredZoneSerial } from '../../src/state/store.ts';
 import { ask, type Decoded } from '../helpers/dns-client.ts';
 import { maxmindCountry, writeMmdb } from '../helpers/mmdb-writer.ts';
 
@@ -149,4 +149,58 @@ test('a DNS worker that fails to attach a snapshot it is handed exits and is res
   assert.equal(workerGeneration(overwatch, 0), generation);
   assert.equal(workerGeneration(overwatch, 1), generation);
   for (let i = 0; i < 4; i++) assert.equal((await ask(overwatch.port, 'app.example.test', 'A')).rcode, 'NOERROR');
+});
+
+test('a reload that fails after the config was read creates no DNSSEC key: the new zone is neither stored, nor held, nor signed until a reload of it succeeds', async (t) => {
+  const store = new SerialWritesFail();
+  const overwatch = await Overwatch.start(parseConfigText(TWO_WORKERS, 'keys.yaml'), createLogger({ level: 'error', format: 'json' }), { store, healthChecks: 'off' });
+  t.after(() => overwatch.stop(200));
+  const keysBefore = store.loadDnssecKeys().map((k) => `${k.zone}/${k.keyTag}`);
+  assert.deepEqual(keysBefore.map((k) => k.split('/')[0]), ['example.test']);
+
+  // other.test is new: its key is made for the new snapshot, whose serial cannot be stored.
+  store.failSerialWrites = true;
+  const next = parseConfigText(TWO_WORKERS.replace('zones: [example.test]', 'zones: [example.test, other.test]').replace('app.example.test', 'app.other.test'), 'keys.yaml');
+  const refused = await overwatch.reload(next);
+  assert.equal(refused.ok, false, refused.message);
+  assert.deepEqual(store.loadDnssecKeys().map((k) => `${k.zone}/${k.keyTag}`), keysBefore, 'no key of other.test is stored');
+  assert.deepEqual([...(overwatch.keyring?.zones.keys() ?? [])], ['example.test'], 'the keyring still holds the previous zones only');
+  assert.equal((await ask(overwatch.port, 'other.test', 'DNSKEY')).rcode, 'REFUSED');
+
+  store.failSerialWrites = false;
+  const applied = await overwatch.reload(next);
+  assert.equal(applied.ok, true, applied.message);
+  const other = store.loadZoneDnssecKeys('other.test');
+  assert.equal(other.length, 1, 'the successful reload stores the new zone\'s key');
+  assert.deepEqual([...(overwatch.keyring?.zones.keys() ?? [])].sort(), ['example.test', 'other.test']);
+  const dnskey = await ask(overwatch.port, 'other.test', 'DNSKEY', { edns: { do: true } });
+  assert.equal(dnskey.rcode, 'NOERROR');
+  assert.ok(dnskey.answers?.some((a) => a.type === 'DNSKEY'), 'the stored key is the one served');
+});
+
+/** A memory store whose DNSSEC key writes fail while `failKeyWrites` is set. */
+class KeyWritesFail extends MemoryStore {
+  failKeyWrites = false;
+
+  override async putDnssecKey(key: StoredDnssecKey): Promise<void> {
+    if (this.failKeyWrites) throw new OpenGslbError('OPENGSLB_ERR_STATE_WRITE', `could not write DNSSEC key ${key.keyTag} of ${key.zone} to memory: disk full (test)`);
+    return super.putDnssecKey(key);
+  }
+}
+
+test('a reload whose new zone\'s key cannot be stored is refused and keeps the previous config serving', async (t) => {
+  const store = new KeyWritesFail();
+  const overwatch = await Overwatch.start(parseConfigText(TWO_WORKERS, 'keys.yaml'), createLogger({ level: 'error', format: 'json' }), { store, healthChecks: 'off' });
+  t.after(() => overwatch.stop(200));
+  const generation = overwatch.generation;
+  store.failKeyWrites = true;
+  const next = parseConfigText(TWO_WORKERS.replace('zones: [example.test]', 'zones: [example.test, other.test]').replace('app.example.test', 'app.other.test'), 'keys.yaml');
+  const refused = await overwatch.reload(next);
+  assert.equal(refused.ok, false, refused.message);
+  assert.match(refused.message, /DNSSEC key \d+ of other\.test/);
+  assert.equal(overwatch.generation, generation);
+  assert.deepEqual(store.loadZoneDnssecKeys('other.test'), []);
+  assert.deepEqual([...(overwatch.keyring?.zones.keys() ?? [])], ['example.test']);
+  assert.equal((await ask(overwatch.port, 'app.example.test', 'A')).rcode, 'NOERROR', 'the previous config still serves');
+  assert.equal((await ask(overwatch.port, 'app.other.test', 'A')).rcode, 'REFUSED');
 });
