@@ -471,6 +471,8 @@ export class Agent {
       }
       case 'refused':
         if (e.reason === 'agent_limit') this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, 'overwatch refused the registration: it holds as many agents as its overwatch.gossip.max_agents allows; retrying slowly');
+        // The ack carries only the reason: the overwatch's log names the region it has in another case, if any.
+        else if (e.reason === 'unknown_region') this.#log.error({ overwatch: node, message: e.type, reason: e.reason, region: this.#config.identity.region }, `overwatch refused the registration: it has no region ${JSON.stringify(this.#config.identity.region)} (agent.identity.region); region names are case-sensitive, expected one of the overwatch's regions[].name spelt exactly; retrying slowly`);
         else this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, e.type === 'register' ? 'overwatch refused the registration (check agent.identity.service_token against overwatch.agent_tokens, and the region); retrying slowly' : 'overwatch refused a message');
         break;
       case 'register_requested':

@@ -13,6 +13,7 @@
 
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import type { PinStore, StoredPin } from '../state/store.ts';
+import { expectedRegion } from '../lib/region-names.ts';
 import { DROP_REASON_NAMES, type DropReason } from './drop-reasons.ts';
 import type { Keyring } from './envelope.ts';
 import { parseAgentCertificate } from './identity.ts';
@@ -353,7 +354,7 @@ export class OverwatchChannel {
     now: number,
   ): { readonly pin: StoredPin; readonly rotated: boolean } | Verdict {
     if (this.#regions !== null && !this.#regions.has(message.region)) {
-      return { reason: 'unknown_region', detail: `region ${JSON.stringify(message.region)}` };
+      return { reason: 'unknown_region', detail: `region ${JSON.stringify(message.region)} is not a region of this overwatch; ${expectedRegion(message.region, this.#regions)}` };
     }
     // Tokens first: they are cheap (one HMAC each), so without a token nobody gets us to parse certificates.
     const fingerprint = createHash('sha256').update(message.certificate).digest('hex');

@@ -46,6 +46,7 @@ import { explain, type Explanation } from './explain.ts';
 import { GeoSource, type PreparedGeo } from './geo-source.ts';
 import { ZoneSerials } from './zone-serials.ts';
 import { startMemoryTrim } from '../lib/memory-trim.ts';
+import { expectedRegion, shortList } from '../lib/region-names.ts';
 import { HealthFanout } from './fanout.ts';
 import { LastUpJournal } from './last-up-journal.ts';
 import { rfc3339, type DomainServerView, type DomainView, type GeoMappingView, type HealthState, type OverrideView, type RegionView, type ServerView } from './views.ts';
@@ -1218,7 +1219,7 @@ export class Overwatch {
     const members = this.#fanout.members;
     if (target.scope === 'region') {
       if (this.#config.regions.some((r) => r.name === target.region)) return;
-      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no region "${target.region}" is served; expected one of: ${shortList(this.#config.regions.map((r) => r.name)) || '(none)'}`);
+      throw new OpenGslbError('OPENGSLB_ERR_NOT_FOUND', `no region "${target.region}" is served; ${expectedRegion(target.region, this.#config.regions.map((r) => r.name))}`);
     }
     if (target.scope === 'server') {
       if (members.some((m) => m.server.address === target.address)) return;
@@ -1457,11 +1458,6 @@ export class Overwatch {
       })),
     }));
   }
-}
-
-/** The first ten of a list, and how many there are in all. */
-function shortList(items: readonly string[]): string {
-  return items.slice(0, 10).join(', ') + (items.length > 10 ? `, … (${items.length} in all)` : '');
 }
 
 /** The compiled geo table of each served view, for the API's geo test (workers read the snapshot's copy). */

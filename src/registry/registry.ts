@@ -27,6 +27,7 @@ import { specFor } from '../health/targets.ts';
 import { targetKey, type CheckSpec } from '../health/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
+import { expectedRegion } from '../lib/region-names.ts';
 import type { StoredGeoMapping } from '../state/store.ts';
 import { decisionKey, geoDecisionKey, geoFallbackKey, memberKey, overrideKey, serverKey, serviceServerKey } from './keys.ts';
 import { inForce, keyOfTarget, type Override, type OverrideTarget } from './overrides.ts';
@@ -303,8 +304,7 @@ export class Registry extends EventEmitter {
   addServer(spec: ServerSpec): ServerRecord {
     const where = `server ${formatAddress(spec.address, spec.port)} in region "${spec.region}"`;
     if (!this.#routing.regions.has(spec.region)) {
-      const names = [...this.#routing.regions.keys()];
-      throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: no region "${spec.region}" is served here; expected one of: ${names.join(', ') || '(none)'}`);
+      throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: no region "${spec.region}" is served here; ${expectedRegion(spec.region, this.#routing.regions.keys())}`);
     }
     if (isIP(spec.address) === 0) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: "${spec.address}" is not an IP literal`);
     if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: port ${spec.port} is not 1..65535`);
@@ -614,7 +614,7 @@ export class Registry extends EventEmitter {
   /** Throws OPENGSLB_ERR_REGISTRY_REFUSED when setGeoMapping() would refuse `mapping`. */
   checkGeoMapping(mapping: CustomMappingConfig): void {
     if (!this.#routing.regions.has(mapping.region)) {
-      throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: no region "${mapping.region}" is served here; expected one of: ${[...this.#routing.regions.keys()].join(', ') || '(none)'}`);
+      throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: no region "${mapping.region}" is served here; ${expectedRegion(mapping.region, this.#routing.regions.keys())}`);
     }
     if (this.#routing.configCidrs.has(mapping.cidr)) {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `mapping ${mapping.cidr}: the config maps this network already (overwatch.geolocation.custom_mappings); change it there`);

@@ -178,3 +178,13 @@ test('an overwatch whose config mappings and stored run-time mappings together e
   assert.equal((await call(api.base, 'DELETE', `/api/v1/geo/mappings?cidr=${listed[1].cidr}`)).status, 200);
   assert.equal(await answer(overwatch.port, leftOut), '198.51.100.1');
 });
+
+test('a mapping to a configured region spelt in another case is refused with 409 naming the configured spelling; nothing is mapped', async (t) => {
+  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }), { store: new MemoryStore() });
+  t.after(() => overwatch.stop(200));
+  const api = await startTestApi(t, overwatch);
+  const r = await call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '172.16.0.0/12', region: 'US', source: 'alice' } });
+  assert.equal(r.status, 409);
+  assert.match(r.body.error, /no region "US" is served here; region names are case-sensitive, expected "us"/);
+  assert.equal(overwatch.registry.geoMapping('172.16.0.0/12'), undefined);
+});

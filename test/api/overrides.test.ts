@@ -179,3 +179,12 @@ test('answers 500 with the reason when the override cannot be persisted, and log
   assert.ok(api.logs.some((l) => JSON.parse(l).level === 'error' && l.includes('OPENGSLB_ERR_STATE_WRITE')));
   assert.deepEqual(overwatch.overrides(), []);
 });
+
+test('a region override naming a configured region in another case is refused with 404 naming the configured spelling; nothing is stored', async (t) => {
+  const { overwatch } = await startServer(t, YAML);
+  const api = await startTestApi(t, overwatch);
+  const r = await call(api.base, 'PUT', '/api/v1/overrides/region/EU', { body: { healthy: false, source: 'alice' } });
+  assert.equal(r.status, 404);
+  assert.match(r.body.error, /no region "EU" is served; region names are case-sensitive, expected "eu"/);
+  assert.deepEqual(overwatch.registry.overrides(), []);
+});

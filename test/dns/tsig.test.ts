@@ -187,6 +187,30 @@ for (const path of ['batched', 'dgram', 'tcp'] as const) describe(`TSIG-signed q
     }
   });
 
+  test('an EDNS version 1 query with a well-formed ECS option gets BADVERS, and with an ECS option Knot finds malformed too gets FORMERR, as Knot answers both', async () => {
+    // knotd 3 (edns-client-subnet: on) reads ECS before it looks at the
+    // version: family 9, a /33 IPv4 prefix or a 2-byte option are FORMERR at
+    // version 1 as at version 0, and only an option it takes gets BADVERS.
+    const ecs = (hex: string): Buffer => {
+      const data = Buffer.from(hex, 'hex');
+      const o = opt(1);
+      o.writeUInt16BE(4 + data.length, 9);
+      return Buffer.concat([o, Buffer.from([0, 8, 0, data.length]), data]);
+    };
+    const cases: [string, string, number][] = [
+      ['a well-formed ECS (1.2.3.0/24)', '00011800010203', 16],
+      ['ECS family 9', '00091800010203', 1],
+      ['ECS family 1 with a /33 prefix', '000121000102030405', 1],
+      ['an ECS option of 2 bytes', '0001', 1],
+    ];
+    for (const [name, hex, rcode] of cases) {
+      const raw = await exchange(server, Buffer.concat([header(1), QUESTION, ecs(hex)]));
+      assert.ok(raw, name);
+      assert.equal(fullRcode(raw), rcode, name);
+      assert.equal(raw.readUInt16BE(10), 1, `${name}: our OPT`);
+    }
+  });
+
   test('under dns.cookies.require, a signed UDP query without a server cookie gets BADCOOKIE first (as Knot); over TCP, NOTAUTH', async () => {
     const raw = await exchange(strict, Buffer.concat([header(2), QUESTION, opt(0, Buffer.from('0102030405060708', 'hex')), tsig()]));
     assert.ok(raw);

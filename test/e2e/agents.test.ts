@@ -245,6 +245,23 @@ test('an agent past overwatch.gossip.max_agents is refused with agent_limit: the
   assert.equal(ow.out.lines.filter((l) => l.includes('agent refused: this overwatch pins')).length, 1, 'logged once per agent');
 });
 
+test('an agent whose region differs from the overwatch\'s only in case is refused with unknown_region: the agent says which region, the overwatch names the configured spelling, nothing is pinned', posixOnly, async (t) => {
+  const s = await setup(t);
+  const app = await httpBackend(t);
+  const ow = await startOpengslb(t, await writeOverwatch(s, 0));
+  const gossipPort = await gossipPortOf(ow);
+  const base = `http://${/"address":"(127\.0\.0\.1:\d+)"/.exec(await ow.out.waitFor(/API listening/))?.[1]}`;
+  const from = ow.out.lines.length;
+  const agent = await startAgent(t, await writeAgentFile({ file: join(s.dir, 'agent.yaml'), token: TOKEN, region: 'EU', key: s.key, overwatchPorts: [gossipPort], backends: [[APP, app]], heartbeat: { interval: '1s', full: '2s' } }));
+  const told = await agent.out.waitFor(/overwatch refused the registration/, 0, 10_000);
+  assert.match(told, /it has no region \\"EU\\" \(agent\.identity\.region\); region names are case-sensitive/);
+  const logged = await ow.out.waitFor(/"reason":"unknown_region"/, from);
+  assert.match(logged, /region \\"EU\\" is not a region of this overwatch; region names are case-sensitive, expected \\"eu\\"/);
+  const body = (await (await fetch(`${base}/api/v1/overwatch/agents`)).json()) as { agents: unknown[]; drops: Record<string, number> };
+  assert.deepEqual(body.agents, []);
+  assert.ok(body.drops.unknown_region >= 1, JSON.stringify(body.drops));
+});
+
 test('the gossip key rotates in three steps without an agent losing its overwatch: acks go back under the key each message came in under', posixOnly, async (t) => {
   const s = await setup(t);
   const next = { ...s, key: randomBytes(32).toString('base64') };

@@ -558,3 +558,14 @@ test('acks go back under the gossip key the message came in under (key rotation,
   const stayed = new TestAgent(other, new Keyring(oldKey), { [APP]: TOKENS[APP] });
   assert.equal((await sendOne(overwatch, stayed.seal(stayed.register([backend(APP, '192.0.2.12')])), new Keyring(oldKey)))?.status, 'ok');
 });
+
+test('a registration in a configured region spelt in another case is dropped as unknown_region, and the drop names the configured spelling', async (t) => {
+  const w = await world(t);
+  const other = new TestAgent((await newIdentity(t, 'EU-West')).identity, w.keyring, { [APP]: TOKENS[APP] });
+  const ack = await sendOne(w.overwatch, other.seal(other.register([backend(APP, '192.0.2.20')], undefined, 'EU-West')), w.keyring);
+  assert.deepEqual({ status: ack?.status, reason: ack?.reason }, { status: 'refused', reason: 'unknown_region' });
+  const drop = w.overwatch.seen.drops.at(-1) as { reason: string; detail: string } | undefined;
+  assert.equal(drop?.reason, 'unknown_region');
+  assert.match(drop?.detail ?? '', /region "EU-West" is not a region of this overwatch; region names are case-sensitive, expected "eu-west"/);
+  assert.equal(w.overwatch.channel.pin(other.identity.agentId), undefined, 'not pinned');
+});
