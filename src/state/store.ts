@@ -6,7 +6,8 @@
 // has committed it, so an acknowledged override survives a crash. Tests and
 // tools may use the in-memory store instead.
 
-import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { OpenGslbError } from '../lib/errors.ts';
@@ -277,8 +278,18 @@ function replayMarkOf(value: unknown): StoredReplayMark | null {
   return Number.isSafeInteger(seq) && typeof atMs === 'number' && Number.isFinite(atMs) ? { seq: seq as number, atMs } : null;
 }
 
-function writeError(what: string, location: string, err: unknown): OpenGslbError {
-  return new OpenGslbError('OPENGSLB_ERR_STATE_WRITE', `could not write ${what} to ${location}: ${(err as Error).message}`, { cause: err });
+/**
+ * The error of a failed write, with lmdb's reason. lmdb-js rejects every write
+ * of a failed commit with "Commit failed (see commitError for details)" and
+ * puts the reason (ENOSPC, EIO…) in `commitError`, a rejected promise of its
+ * own that nothing else handles: left alone, Node's unhandled-rejection rule
+ * would end the process at the first write to a full disk.
+ */
+async function writeError(what: string, location: string, err: unknown): Promise<OpenGslbError> {
+  let reason = (err as Error).message;
+  const commit = (err as { commitError?: unknown }).commitError;
+  if (commit instanceof Promise) reason = await commit.then(() => reason, (cause: unknown) => `${reason}: ${(cause as Error).message}`);
+  return new OpenGslbError('OPENGSLB_ERR_STATE_WRITE', `could not write ${what} to ${location}: ${reason}`, { cause: err });
 }
 
 /** Keeps state in memory only: nothing survives a restart. */
@@ -433,6 +444,72 @@ function restrictPermissions(dataDir: string): void {
   }
 }
 
+// The head of an lmdb data file (lmdb-js 3's liblmdb, 64-bit build), which
+// checkStateFile reads before lmdb maps the file. Pages 0 and 1 are meta
+// pages: a 24-byte page header (page number, txnid, pad, flags, bounds), then
+// MDB_meta: magic, version, fixed-map address, map size, the free and main
+// databases' MDB_db (48 bytes each; the first one's md_pad is the page size),
+// the last page in use and the txnid that wrote the meta. Written in the
+// host's byte order.
+const LMDB_MAGIC = 0xbeefc0de;
+/** MDB_DATA_VERSION of the lmdb this package ships. */
+const LMDB_DATA_VERSION = 2;
+const META_MAGIC_AT = 24;
+const META_VERSION_AT = 28;
+const META_PAGE_SIZE_AT = 48;
+const META_LAST_PAGE_AT = 144;
+const META_TXNID_AT = 152;
+const META_END = 160;
+/** lmdb's page sizes: a power of two between these. */
+const MIN_PAGE_SIZE = 512;
+const MAX_PAGE_SIZE = 0x10000;
+
+/**
+ * Checks that the existing state file `path` is an lmdb data file of the
+ * format this lmdb reads and holds every page its meta pages refer to;
+ * returns what is wrong, or null (a missing or empty file is created anew by
+ * lmdb). lmdb-js does not report these: it maps the file and the process dies
+ * of SIGSEGV or SIGBUS with no message (a truncated copy, a file of another
+ * LMDB data version, a file that is not lmdb at all). Damage inside the pages
+ * is not seen here: lmdb keeps no checksums.
+ */
+function checkStateFile(path: string): string | null {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  if (size === 0) return null;
+  const head = Buffer.alloc(Math.min(size, 2 * MAX_PAGE_SIZE));
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const le = endianness() === 'LE';
+  const u32 = (at: number): number => (le ? head.readUInt32LE(at) : head.readUInt32BE(at));
+  const u64 = (at: number): bigint => (le ? head.readBigUInt64LE(at) : head.readBigUInt64BE(at));
+  if (size < META_END) return `it is ${size} bytes, too short for an lmdb data file (cut short?)`;
+  if (u32(META_MAGIC_AT) !== LMDB_MAGIC) return 'it is not an lmdb data file (no lmdb header)';
+  const version = u32(META_VERSION_AT) & 0xffff;
+  if (version !== LMDB_DATA_VERSION) return `it is in lmdb data format ${version}, and this OpenGSLB reads format ${LMDB_DATA_VERSION} (written by another version?)`;
+  const pageSize = u32(META_PAGE_SIZE_AT);
+  if (pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE || (pageSize & (pageSize - 1)) !== 0) return `its header gives a page size of ${pageSize}`;
+  if (size < pageSize + META_END) return `it is ${size} bytes, shorter than its two header pages of ${pageSize} bytes (cut short?)`;
+  // lmdb opens the meta with the highest txnid; the file must hold the pages of either.
+  let lastPage = u64(META_LAST_PAGE_AT);
+  if (u32(pageSize + META_MAGIC_AT) === LMDB_MAGIC && u64(pageSize + META_TXNID_AT) > 0n) {
+    const other = u64(pageSize + META_LAST_PAGE_AT);
+    if (other > lastPage) lastPage = other;
+  }
+  const needed = (lastPage + 1n) * BigInt(pageSize);
+  if (BigInt(size) < needed) return `it is ${size} bytes, and its last committed write uses ${needed} (cut short?)`;
+  return null;
+}
+
 /** The lmdb-backed store: one environment file `state.mdb` in the data directory, one named database per kind. */
 export class LmdbStore implements StateStore {
   readonly location: string;
@@ -483,7 +560,20 @@ export class LmdbStore implements StateStore {
       mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
       restrictPermissions(dataDir);
       lock = lockStateDir(dataDir);
-      const root = open({ path, maxDbs: 16 });
+      // Checked under the lock: another instance may not be writing it meanwhile.
+      const damage = checkStateFile(path);
+      if (damage !== null) {
+        throw new OpenGslbError(
+          'OPENGSLB_ERR_STATE_OPEN',
+          `the state database ${path} (overwatch.data_dir: ${dataDir}) is damaged: ${damage}; it was left as it is. Restore the directory from a backup (docs/runbooks/backup-restore.md), or move state.mdb aside to start with empty state (losing overrides, DNSSEC keys and agent pins)`,
+        );
+      }
+      // eventTurnBatching off: with it, lmdb-js starts each event turn's batch
+      // with a write of its own whose promise nobody holds; when that commit
+      // fails (a full disk), the promise rejects unhandled and Node ends the
+      // process. Writes still commit in batches (setImmediate), each resolving
+      // once committed.
+      const root = open({ path, maxDbs: 16, eventTurnBatching: false });
       restrictPermissions(dataDir);
       return new LmdbStore(path, root, lock);
     } catch (err) {
@@ -507,7 +597,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#overrides.put(storedKey(override), override);
     } catch (err) {
-      throw writeError(`the override of ${describeTarget(fromStored(override).target)}`, this.location, err);
+      throw await writeError(`the override of ${describeTarget(fromStored(override).target)}`, this.location, err);
     }
   }
 
@@ -515,7 +605,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#overrides.remove(keyOfTarget(target));
     } catch (err) {
-      throw writeError(`the removal of the override of ${describeTarget(target)}`, this.location, err);
+      throw await writeError(`the removal of the override of ${describeTarget(target)}`, this.location, err);
     }
   }
 
@@ -531,7 +621,7 @@ export class LmdbStore implements StateStore {
         for (const [key, sec] of entries) this.#lastUp.put(key, sec);
       });
     } catch (err) {
-      throw writeError(`${entries.size} last-up times`, this.location, err);
+      throw await writeError(`${entries.size} last-up times`, this.location, err);
     }
   }
 
@@ -559,7 +649,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#dnssecKeys.put([key.zone, key.keyTag], JSON.stringify(key));
     } catch (err) {
-      throw writeError(`DNSSEC key ${key.keyTag} of zone ${key.zone}`, this.location, err);
+      throw await writeError(`DNSSEC key ${key.keyTag} of zone ${key.zone}`, this.location, err);
     }
   }
 
@@ -567,7 +657,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#dnssecKeys.remove([zone, keyTag]);
     } catch (err) {
-      throw writeError(`the removal of DNSSEC key ${keyTag} of zone ${zone}`, this.location, err);
+      throw await writeError(`the removal of DNSSEC key ${keyTag} of zone ${zone}`, this.location, err);
     }
   }
 
@@ -581,7 +671,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#pins.put(pin.agentId, pin);
     } catch (err) {
-      throw writeError(`the pinned certificate of agent ${pin.agentId}`, this.location, err);
+      throw await writeError(`the pinned certificate of agent ${pin.agentId}`, this.location, err);
     }
   }
 
@@ -589,7 +679,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#pins.remove(agentId);
     } catch (err) {
-      throw writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
+      throw await writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
     }
   }
 
@@ -606,7 +696,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#replayMarks.put(agentId, mark);
     } catch (err) {
-      throw writeError(`the replay mark of agent ${agentId}`, this.location, err);
+      throw await writeError(`the replay mark of agent ${agentId}`, this.location, err);
     }
   }
 
@@ -614,7 +704,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#replayMarks.remove(agentId);
     } catch (err) {
-      throw writeError(`the removal of the replay mark of agent ${agentId}`, this.location, err);
+      throw await writeError(`the removal of the replay mark of agent ${agentId}`, this.location, err);
     }
   }
 
@@ -628,7 +718,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#busPending.put(entry.key, entry.sealed);
     } catch (err) {
-      throw writeError(`the bus entry ${entry.key} waiting for NATS`, this.location, err);
+      throw await writeError(`the bus entry ${entry.key} waiting for NATS`, this.location, err);
     }
   }
 
@@ -636,7 +726,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#busPending.remove(key);
     } catch (err) {
-      throw writeError(`the removal of the bus entry ${key} put in the bucket`, this.location, err);
+      throw await writeError(`the removal of the bus entry ${key} put in the bucket`, this.location, err);
     }
   }
 
@@ -650,7 +740,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#zoneSerials.put(zone, serial);
     } catch (err) {
-      throw writeError(`the SOA serial of ${zone}`, this.location, err);
+      throw await writeError(`the SOA serial of ${zone}`, this.location, err);
     }
   }
 
@@ -664,7 +754,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#geoMappings.put(mapping.cidr, mapping);
     } catch (err) {
-      throw writeError(`the geo mapping of ${mapping.cidr}`, this.location, err);
+      throw await writeError(`the geo mapping of ${mapping.cidr}`, this.location, err);
     }
   }
 
@@ -672,7 +762,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#geoMappings.remove(cidr);
     } catch (err) {
-      throw writeError(`the removal of the geo mapping of ${cidr}`, this.location, err);
+      throw await writeError(`the removal of the geo mapping of ${cidr}`, this.location, err);
     }
   }
 
@@ -686,7 +776,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#agentBackends.put(entry.agentId, entry);
     } catch (err) {
-      throw writeError(`the backends of agent ${entry.agentId}`, this.location, err);
+      throw await writeError(`the backends of agent ${entry.agentId}`, this.location, err);
     }
   }
 
@@ -694,7 +784,7 @@ export class LmdbStore implements StateStore {
     try {
       await this.#agentBackends.remove(agentId);
     } catch (err) {
-      throw writeError(`the removal of the backends of agent ${agentId}`, this.location, err);
+      throw await writeError(`the removal of the backends of agent ${agentId}`, this.location, err);
     }
   }
 

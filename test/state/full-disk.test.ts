@@ -1,0 +1,117 @@
+// A state write that the file system refuses (a full disk; here the child's
+// RLIMIT_FSIZE, which fails lmdb's page write with EFBIG the way a full disk
+// fails it with ENOSPC, without privileges or a mount). The write is refused
+// with lmdb's reason, and the process goes on: lmdb-js rejects promises of
+// its own for the failed commit (the commitError it points to, and its batch
+// start with eventTurnBatching), which nothing awaited, and Node ends a
+// process on an unhandled rejection.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
+import { Lines, reapAfter, SERVER } from '../helpers/child.ts';
+import { posixOnly, tempDir } from '../helpers/config-files.ts';
+import { ROOT } from '../helpers/markdown.ts';
+import { ask } from '../helpers/dns-client.ts';
+
+const CONFIG = `
+dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }
+regions:
+  - name: eu
+    servers: [{ address: 192.0.2.1, port: 80 }]
+    health_check: { type: none }
+domains:
+  - { name: app.example.test, regions: [eu] }
+api: { enabled: true, address: "127.0.0.1:0" }
+overwatch: { data_dir: ./state }
+logging: { level: info }
+`;
+
+/** The file-size limit of the child, in /bin/sh's ulimit -f blocks (512 bytes): room for the empty state database, not for 100 mappings of 1 KiB each. */
+const FSIZE_BLOCKS = 96;
+
+/** Runs `script` (ES module text) in a Node child whose files may not grow past FSIZE_BLOCKS. */
+async function runLimited(script: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  const child = spawn('/bin/sh', ['-c', `ulimit -f ${FSIZE_BLOCKS} && exec "$0" "$@"`, process.execPath, '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
+  return { code, signal, stdout, stderr };
+}
+
+test('LmdbStore refuses a write the file system refuses with lmdb\'s reason, and the process goes on reading and writing', posixOnly, async (t) => {
+  const dir = await tempDir(t, 'opengslb-full-store-');
+  const store = new URL('../../src/state/store.ts', import.meta.url).href;
+  const r = await runLimited(`
+    import { LmdbStore } from ${JSON.stringify(store)};
+    process.on('unhandledRejection', (reason) => { console.log('UNHANDLED ' + (reason && reason.message)); process.exitCode = 3; });
+    const s = LmdbStore.open(${JSON.stringify(join(dir, 'state'))});
+    let written = 0;
+    try {
+      for (; written < 1000; written++) {
+        await s.putGeoMapping({ cidr: '10.' + written + '.0.0/16', region: 'eu', comment: 'x'.repeat(1024), source: 't', createdAtMs: 1 });
+      }
+    } catch (err) {
+      console.log('REFUSED ' + err.code + ' ' + err.message);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    console.log('READ ' + (s.loadGeoMappings().length === written));
+    await s.putLastUp(new Map([['eu|192.0.2.1|80', 1]]));
+    console.log('SMALL WRITE ' + s.loadLastUp().size);
+    await s.close();
+  `);
+  assert.equal(r.signal, null, r.stderr);
+  assert.doesNotMatch(r.stdout, /UNHANDLED/, r.stdout);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  // lmdb's reason (File too large, or Input/output error for a page written in part), not only its "see commitError".
+  assert.match(r.stdout, /^REFUSED OPENGSLB_ERR_STATE_WRITE could not write the geo mapping of 10\.\d+\.0\.0\/16 to \S+state\.mdb: Commit failed \(see commitError for details\): (File too large|Input\/output error)/m);
+  assert.match(r.stdout, /^READ true$/m);
+  assert.match(r.stdout, /^SMALL WRITE 1$/m);
+});
+
+test('a state write the file system refuses is answered 500 with the reason, and the overwatch keeps serving', {
+  ...posixOnly,
+  todo: 'lmdb-js 3.5.6 corrupts its heap after the failed page write in the server (glibc aborts: "malloc(): invalid next size (unsorted)"), most runs; not reproduced with the store alone (test above)',
+}, async (t) => {
+  const dir = await tempDir(t, 'opengslb-full-disk-');
+  const file = join(dir, 'config.yaml');
+  await writeFile(file, CONFIG, { mode: 0o600 });
+  const child = spawn('/bin/sh', ['-c', `ulimit -f ${FSIZE_BLOCKS} && exec "$0" "$@"`, process.execPath, ...SERVER_NODE_FLAGS, SERVER, '--config', file], {
+    cwd: ROOT,
+    env: { ...process.env, ...SERVER_ENV },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = reapAfter(t, child);
+  const out = new Lines(child.stdout!);
+  const err = new Lines(child.stderr!);
+  const api = /"address":"(127\.0\.0\.1:\d+)"/.exec(await out.waitFor(/API listening/))![1];
+  const port = Number(/"address":"127\.0\.0\.1:(\d+)"/.exec(await out.waitFor(/OpenGSLB running/))![1]);
+
+  let refused: { status: number; body: { error?: string; code?: number } } | null = null;
+  for (let i = 0; i < 100 && refused === null; i++) {
+    const res = await fetch(`http://${api}/api/v1/geo/mappings`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ cidr: `10.${i}.0.0/16`, region: 'eu', comment: 'x'.repeat(1024), source: 'full-disk-test' }),
+    });
+    if (res.status !== 200) refused = { status: res.status, body: (await res.json()) as { error?: string; code?: number } };
+  }
+  assert.ok(refused !== null, `every write fitted in ${FSIZE_BLOCKS} blocks`);
+  assert.equal(refused.status, 500, JSON.stringify(refused.body));
+  // lmdb's own reason, not only its "see commitError".
+  assert.match(refused.body.error ?? '', /^could not write the geo mapping of 10\.\d+\.0\.0\/16 to \S+state\.mdb: Commit failed \(see commitError for details\): (File too large|Input\/output error)/);
+
+  // Still alive: give an unhandled rejection its turn, then ask DNS and the API.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(child.exitCode, null, `the overwatch exited:\n${err.text}\n${out.text}`);
+  assert.equal((await ask(port, 'app.example.test', 'A')).rcode, 'NOERROR');
+  assert.equal((await fetch(`http://${api}/api/v1/ready`, { headers: { connection: 'close' } })).status, 200);
+  child.kill('SIGTERM');
+  assert.deepEqual(await exited, { code: 0, signal: null });
+});
