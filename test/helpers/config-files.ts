@@ -57,3 +57,20 @@ export function assertProblems(yaml: string, expect: readonly string[]): void {
   assert.equal(lines.length, expect.length, `got:\n${err.message}`);
   expect.forEach((prefix, i) => assert.ok(lines[i]?.startsWith(prefix), `line ${i + 1}:\n  got      ${lines[i]}\n  expected ${prefix}…`));
 }
+
+/** One worker, one zone, one domain and a state directory (./state): an overwatch whose start and stop tests look at its state store. */
+export const STATEFUL_CONFIG = [
+  'dns:',
+  '  listen_address: "127.0.0.1:0"',
+  '  workers: 1',
+  '  zones: [example.test]',
+  'regions:',
+  '  - name: eu',
+  '    servers: [{ address: 192.0.2.10 }]',
+  '    health_check: { type: none }',
+  'domains:',
+  '  - { name: app.example.test, regions: [eu] }',
+  'logging: { level: info, format: json }',
+  'overwatch: { data_dir: ./state }',
+  '',
+].join('\n');

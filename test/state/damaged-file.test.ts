@@ -15,22 +15,8 @@ import { join } from 'node:path';
 import { LOCK_FILE } from '../../src/state/lock.ts';
 import { LmdbStore } from '../../src/state/store.ts';
 import { run, SERVER } from '../helpers/child.ts';
+import { STATEFUL_CONFIG } from '../helpers/config-files.ts';
 
-const CONFIG = [
-  'dns:',
-  '  listen_address: "127.0.0.1:0"',
-  '  workers: 1',
-  '  zones: [example.test]',
-  'regions:',
-  '  - name: eu',
-  '    servers: [{ address: 192.0.2.10 }]',
-  '    health_check: { type: none }',
-  'domains:',
-  '  - { name: app.example.test, regions: [eu] }',
-  'logging: { level: info, format: json }',
-  'overwatch: { data_dir: ./state }',
-  '',
-].join('\n');
 
 /** A config file and a state directory holding a real state.mdb with 200 overrides and a last-up time. */
 async function withState(t: TestContext): Promise<{ config: string; file: string }> {
@@ -43,7 +29,7 @@ async function withState(t: TestContext): Promise<{ config: string; file: string
   await store.putLastUp(new Map([['eu|192.0.2.10|80', 1_700_000_000]]));
   await store.close();
   const config = join(dir, 'config.yaml');
-  await writeFile(config, CONFIG);
+  await writeFile(config, STATEFUL_CONFIG);
   return { config, file: join(dir, 'state', 'state.mdb') };
 }
 

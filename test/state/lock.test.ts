@@ -14,6 +14,7 @@ import { OpenGslbError } from '../../src/lib/errors.ts';
 import { LOCK_FILE, lockStateDir, stateDirHolder } from '../../src/state/lock.ts';
 import { LmdbStore } from '../../src/state/store.ts';
 import { run, SERVER, startOpengslb } from '../helpers/child.ts';
+import { STATEFUL_CONFIG } from '../helpers/config-files.ts';
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'opengslb-lock-'));
@@ -28,26 +29,11 @@ async function deadPid(): Promise<number> {
   return child.pid as number;
 }
 
-const CONFIG = [
-  'dns:',
-  '  listen_address: "127.0.0.1:0"',
-  '  workers: 1',
-  '  zones: [example.test]',
-  'regions:',
-  '  - name: eu',
-  '    servers: [{ address: 192.0.2.10 }]',
-  '    health_check: { type: none }',
-  'domains:',
-  '  - { name: app.example.test, regions: [eu] }',
-  'logging: { level: info, format: json }',
-  'overwatch: { data_dir: ./state }',
-  '',
-].join('\n');
 
 test('a second overwatch on a state directory a running one holds refuses to start, naming the directory and the holder\'s pid', async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'config.yaml');
-  await writeFile(file, CONFIG, { mode: 0o600 });
+  await writeFile(file, STATEFUL_CONFIG, { mode: 0o600 });
   const first = await startOpengslb(t, file);
   const state = join(dir, 'state');
   assert.equal(readFileSync(join(state, LOCK_FILE), 'utf8').split('\n')[0], String(first.child.pid));
@@ -69,7 +55,7 @@ test('a second overwatch on a state directory a running one holds refuses to sta
 test('a pid file left by a SIGKILLed overwatch does not block its restart', async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'config.yaml');
-  await writeFile(file, CONFIG, { mode: 0o600 });
+  await writeFile(file, STATEFUL_CONFIG, { mode: 0o600 });
   const first = await startOpengslb(t, file);
   first.child.kill('SIGKILL');
   await first.exited;
