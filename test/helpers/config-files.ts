@@ -16,7 +16,11 @@ export const posixOnly = { skip: process.platform === 'win32' ? 'mode bits do no
 /** Creates an empty temporary directory, removed after the test. */
 export async function tempDir(t: TestContext, prefix = 'opengslb-config-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // t.after hooks run in the order they were registered, so this one runs
+  // before those of processes started later in the directory (a nats-server
+  // writing its JetStream store, an overwatch its state), which may still
+  // write: rm then meets ENOTEMPTY, and tries again.
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
   return dir;
 }
 
