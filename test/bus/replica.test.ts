@@ -170,6 +170,18 @@ function busAt(port: number, subjectPrefix: string): BusConfig {
   return { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix, stateSecret: randomBytes(32).toString('base64') };
 }
 
+/** A nats-server with JetStream on a free port, and two replicas A and B (clocks Date.now) on its bucket `<name>.gslb`, both open. */
+async function twoReplicas(t: TestContext, name: string) {
+  const port = await freePort();
+  const nats = await startNats(t, port, await tempDir(t, `opengslb-nats-${name}-`));
+  const bus = busAt(port, `${name}.gslb`);
+  const a = mappingReplica(t, bus, 'a', Date.now);
+  const b = mappingReplica(t, bus, 'b', Date.now);
+  await a.replica.ready();
+  await b.replica.ready();
+  return { port, nats, bus, a, b };
+}
+
 /** The region the bucket's entry for `cidr` holds (null: a tombstone), opened with the secret. */
 async function bucketRegion(bus: BusConfig, cidr: string): Promise<{ atMs: number; region: string | null } | undefined> {
   const nc = await connect({ servers: [...bus.servers] });
@@ -239,13 +251,9 @@ test('two overwatches that change one key at the same millisecond while NATS is 
 });
 
 test('a nats-server that comes back without its JetStream storage (a new node, a lost disk) gets the bucket again: changes made after it still reach the other overwatches', { skip: needsNats }, async (t) => {
-  const port = await freePort();
-  let nats = await startNats(t, port, await tempDir(t, 'opengslb-nats-lost-'));
-  const bus = busAt(port, 'lost.gslb');
-  const a = mappingReplica(t, bus, 'a', Date.now);
-  const b = mappingReplica(t, bus, 'b', Date.now);
-  await a.replica.ready();
-  await b.replica.ready();
+  const pair = await twoReplicas(t, 'lost');
+  const { port, bus, a, b } = pair;
+  let nats = pair.nats;
   a.set('10.1.0.0/16', 'us');
   await until('B takes the first change', () => b.state.get('10.1.0.0/16') === 'us');
   await nats.stop();
@@ -288,13 +296,7 @@ test('an entry sealed with the secret but with a time no date can hold is malfor
 });
 
 test('a bucket deleted while every overwatch stays connected (nats kv rm) is made again (by the next put, or the periodic check): the change and what was held before reach the others', { skip: needsNats }, async (t) => {
-  const port = await freePort();
-  await startNats(t, port, await tempDir(t, 'opengslb-nats-rm-'));
-  const bus = busAt(port, 'rm.gslb');
-  const a = mappingReplica(t, bus, 'a', Date.now);
-  const b = mappingReplica(t, bus, 'b', Date.now);
-  await a.replica.ready();
-  await b.replica.ready();
+  const { bus, a, b } = await twoReplicas(t, 'rm');
   a.set('10.1.0.0/16', 'us');
   await until('B takes the first change', () => b.state.get('10.1.0.0/16') === 'us');
   const nc = await connect({ servers: [...bus.servers] });
@@ -308,13 +310,7 @@ test('a bucket deleted while every overwatch stays connected (nats kv rm) is mad
 });
 
 test('a bare KV delete or purge (someone without the secret) changes nothing, and the held entry goes back in the bucket for overwatches that join later', { skip: needsNats }, async (t) => {
-  const port = await freePort();
-  await startNats(t, port, await tempDir(t, 'opengslb-nats-del-'));
-  const bus = busAt(port, 'del.gslb');
-  const a = mappingReplica(t, bus, 'a', Date.now);
-  const b = mappingReplica(t, bus, 'b', Date.now);
-  await a.replica.ready();
-  await b.replica.ready();
+  const { bus, a, b } = await twoReplicas(t, 'del');
   a.set('10.1.0.0/16', 'us');
   b.set('10.2.0.0/16', 'eu');
   await until('each takes the other\'s change', () => b.state.get('10.1.0.0/16') === 'us' && a.state.get('10.2.0.0/16') === 'eu');
