@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { rcodeOf, udpExchange } from '../helpers/dns-client.ts';
-import { launchServer, type Started } from '../helpers/server.ts';
-import { loadUdpBatch } from '../../native/udp-batch.ts';
+import { launchServer, type Started, udpPathSkip } from '../helpers/server.ts';
 
 const YAML = `
 dns:
@@ -57,9 +56,7 @@ function assertErrorWithOpt(raw: Buffer | null, rcode: number, opcode = 0): void
   assert.equal(opt?.udpPayloadSize, 1232);
 }
 
-const batched = loadUdpBatch();
-
-for (const path of ['batched', 'dgram'] as const) describe(`DNS protocol edge cases (raw UDP, the ${path} path)`, { skip: path === 'batched' && batched.addon === null ? `the native addon is not available (${batched.reason})` : false }, () => {
+for (const path of ['batched', 'dgram'] as const) describe(`DNS protocol edge cases (raw UDP, the ${path} path)`, { skip: udpPathSkip(path) }, () => {
   let server: Started;
   before(async () => {
     server = await launchServer(YAML.replace('UDP_IO', path === 'batched' ? 'auto' : 'dgram'));

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { rcodeOf, tcpExchange, udpExchange } from '../helpers/dns-client.ts';
-import { launchServer, type Started } from '../helpers/server.ts';
-import { loadUdpBatch } from '../../native/udp-batch.ts';
+import { launchServer, type Started, udpPathSkip } from '../helpers/server.ts';
 
 const YAML = `
 dns:
@@ -98,9 +97,7 @@ function assertBadKey(raw: Buffer | null, withOpt: boolean): void {
   assert.equal(decoded.additionals?.at(-1)?.name, 'Foo.Key', 'dns-packet reads the TSIG owner');
 }
 
-const batched = loadUdpBatch();
-
-for (const path of ['batched', 'dgram', 'tcp'] as const) describe(`TSIG-signed queries and EDNS check order (the ${path} path)`, { skip: path === 'batched' && batched.addon === null ? `the native addon is not available (${batched.reason})` : false }, () => {
+for (const path of ['batched', 'dgram', 'tcp'] as const) describe(`TSIG-signed queries and EDNS check order (the ${path} path)`, { skip: udpPathSkip(path) }, () => {
   let server: Started;
   let strict: Started;
   const udpIo = path === 'batched' ? 'auto' : 'dgram';

@@ -19,9 +19,8 @@ import dnsPacket from 'dns-packet';
 import { RCODE } from '../../src/dns/constants.ts';
 import { COUNTER, COUNTER_STRIDE } from '../../src/metrics/counters-layout.ts';
 import { buildQuery, tcpConnect, udpExchange, type QueryOptions } from '../helpers/dns-client.ts';
-import { startServer } from '../helpers/server.ts';
+import { startServer, udpPathSkip } from '../helpers/server.ts';
 import { seededRandom } from '../../src/lib/random.ts';
-import { loadUdpBatch } from '../../native/udp-batch.ts';
 
 const YAML = `
 dns:
@@ -192,7 +191,6 @@ function perWorker(counters: Int32Array, slot: number): number[] {
 
 // ---------------------------------------------------------------------------
 // Deterministic mutation
-
 
 const envInt = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -446,10 +444,8 @@ test('every crafted packet has an expectation and every expectation a packet', (
   }
 });
 
-const batched = loadUdpBatch();
-
 for (const path of ['batched', 'dgram'] as const) {
-  test(`a real server survives hostile packets, UDP on the ${path} path`, { skip: path === 'batched' && batched.addon === null ? `the native addon is not available (${batched.reason})` : false }, async (t) => {
+  test(`a real server survives hostile packets, UDP on the ${path} path`, { skip: udpPathSkip(path) }, async (t) => {
     const { overwatch, port } = await startServer(t, YAML.replace('UDP_IO', path === 'batched' ? 'auto' : 'dgram'));
     assert.deepEqual(
       overwatch.pool.udpIo.map((w) => w.path),

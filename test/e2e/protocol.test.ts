@@ -8,8 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
 import { ask, buildQuery, rcodeOf, tcpConnect, udpExchange, type Decoded, type QueryOptions } from '../helpers/dns-client.ts';
-import { launchServer, startServer, type Started } from '../helpers/server.ts';
-import { loadUdpBatch } from '../../native/udp-batch.ts';
+import { launchServer, startServer, type Started, udpPathSkip } from '../helpers/server.ts';
 
 const YAML = `
 dns:
@@ -404,10 +403,8 @@ const CASES: Case[] = [
   },
 ];
 
-const batched = loadUdpBatch();
-
 for (const path of ['batched', 'dgram'] as const) {
-  describe(`DNS protocol over UDP and TCP, UDP on the ${path} path`, { skip: path === 'batched' && batched.addon === null ? `the native addon is not available (${batched.reason})` : false }, () => {
+  describe(`DNS protocol over UDP and TCP, UDP on the ${path} path`, { skip: udpPathSkip(path) }, () => {
     let server: Started;
     after(() => server?.overwatch.stop(500));
     before(async () => {

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { loadUdpBatch } from '../../native/udp-batch.ts';
 
 export interface Started {
   overwatch: Overwatch;
@@ -38,4 +39,11 @@ export async function launchServer(yaml: string, file = 'test.yaml', options: Se
   });
   const overwatch = await Overwatch.start(config, createLogger({ level: 'info', format: 'json' }, sink), { healthChecks: options.healthChecks ?? 'off' });
   return { overwatch, port: overwatch.port, logs };
+}
+
+const udpBatch = loadUdpBatch();
+
+/** The `skip` of a test run on UDP path `path` (or TCP): why the batched path cannot run here (no native addon), or false. */
+export function udpPathSkip(path: string): string | false {
+  return path === 'batched' && udpBatch.addon === null ? `the native addon is not available (${udpBatch.reason})` : false;
 }
