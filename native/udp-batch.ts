@@ -192,7 +192,7 @@ export class BatchSocket {
     this.addon.close(this.handle);
   }
 
-  /** Returns the totals since open; throws after close() (the addon has freed them). */
+  /** Returns the totals since open; throws after close() (a closed socket has no totals to watch). */
   stats(): BatchStats {
     if (this.#closed) throw new Error('udp-batch: stats() after close()');
     return this.addon.stats(this.handle);

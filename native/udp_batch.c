@@ -77,6 +77,11 @@ typedef struct {
   int tx_next;
   int tx_count;
   int polling_events;
+  // Holders of this state: the libuv handle (until on_closed) and the handle
+  // object open() returned (until the garbage collector finalizes it). Freed
+  // when both have let go, so a close() or stats() on a handle whose socket
+  // closed long ago reads this state, never freed memory.
+  int owners;
   uint8_t *mem;
   uint8_t *meta;
   uint8_t *rx;
@@ -123,10 +128,22 @@ static void set_events(batch_socket *s, int events) {
   uv_poll_start(&s->poll, events, on_poll);
 }
 
+static void release(batch_socket *s) {
+  if (--s->owners == 0) free(s);
+}
+
 static void on_closed(uv_handle_t *handle) {
   batch_socket *s = (batch_socket *)handle->data;
   if (s->cleanup != NULL) napi_remove_async_cleanup_hook(s->cleanup);
-  free(s);
+  s->cleanup = NULL;
+  release(s);
+}
+
+// The handle object open() returned was garbage collected (or its environment is going away).
+static void on_handle_finalized(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  release((batch_socket *)data);
 }
 
 // Stops polling, closes the descriptor at once (the port is free when close()
@@ -290,11 +307,14 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     s->packets += n;
     if (n > s->largest) s->largest = n;
     describe_batch(s, n);
-    if (!call_js(s, n)) return;
+    int ok = call_js(s, n);
+    // A close() inside onBatch takes effect now, also when onBatch then threw:
+    // the caller was told the socket is closed.
     if (s->close_requested) {
       do_close(s, 1);
       return;
     }
+    if (!ok) return;
     if (!send_batch(s, n)) {
       // The rx slots' addresses are still in use: read nothing until they are sent.
       set_events(s, UV_WRITABLE);
@@ -333,11 +353,16 @@ static napi_value throw_errno(napi_env env, const char *syscall, int err) {
   return NULL;
 }
 
+// An integral number within int32 range. napi_get_value_int32 alone would
+// take NaN as 0, cut 53.5 to 53 and wrap 2^32 + 53 to 53.
 static int get_int_prop(napi_env env, napi_value obj, const char *key, int32_t *out) {
   napi_value v;
   napi_valuetype t;
-  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok || t != napi_number) return 0;
-  return napi_get_value_int32(env, v, out) == napi_ok;
+  double d;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_double(env, v, &d) != napi_ok) return 0;
+  if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int32_t)d) return 0;
+  *out = (int32_t)d;
+  return 1;
 }
 
 static void set_int_prop(napi_env env, napi_value obj, const char *key, double v) {
@@ -456,6 +481,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
   s->env = env;
   s->fd = fd;
+  s->owners = 1;
   s->batch = batch;
   s->send_errors = send_errors;
 
@@ -496,6 +522,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     if (s->callback_ref != NULL) napi_delete_reference(env, s->callback_ref);
     if (s->buffer_ref != NULL) napi_delete_reference(env, s->buffer_ref);
     if (s->counters_ref != NULL) napi_delete_reference(env, s->counters_ref);
+    if (s->async_ctx != NULL) napi_async_destroy(env, s->async_ctx);
     free(s);
     return throw_last(env, "setting up the poll handle");
   }
@@ -507,10 +534,15 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   set_events(s, UV_READABLE);
 
   napi_value result, handle;
-  CHECK(napi_create_object(env, &result));
-  CHECK(napi_create_external(env, s, NULL, NULL, &handle));
-  CHECK(napi_set_named_property(env, result, "handle", handle));
-  CHECK(napi_set_named_property(env, result, "buffer", buffer));
+  int made = napi_create_external(env, s, on_handle_finalized, NULL, &handle) == napi_ok;
+  if (made) s->owners++;
+  made = made && napi_create_object(env, &result) == napi_ok && napi_set_named_property(env, result, "handle", handle) == napi_ok &&
+         napi_set_named_property(env, result, "buffer", buffer) == napi_ok;
+  if (!made) {
+    // No caller will ever hold a handle to close it: close it here.
+    do_close(s, 1);
+    return throw_last(env, "returning the handle");
+  }
   set_int_prop(env, result, "port", bound_port);
   set_int_prop(env, result, "family", family == AF_INET ? 4 : 6);
   // getsockopt reports SO_RCVBUF doubled on Linux: the kernel adds as much again for its bookkeeping (socket(7)).
@@ -538,9 +570,9 @@ static batch_socket *handle_arg(napi_env env, napi_callback_info info) {
 }
 
 // close(handle): stops polling and closes the socket; the port is free on
-// return. Inside onBatch it takes effect once the callback returns (the
-// batch's replies are not sent). A second close is a no-op. The handle must
-// not be used after its socket closed and one more event-loop turn passed.
+// return. Inside onBatch it takes effect once the callback returns or throws
+// (the batch's replies are not sent). A second close, at any time later, is a
+// no-op: the state lives as long as the handle (owners).
 static napi_value js_close(napi_env env, napi_callback_info info) {
   batch_socket *s = handle_arg(env, info);
   if (s == NULL) return NULL;

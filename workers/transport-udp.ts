@@ -84,6 +84,14 @@ export async function startUdp(ctx: WorkerScratch, host: string, port: number, r
       len = writeServfail(build, msg);
     }
     if (len === 0) return;
+    // A datagram from source port 0 (forged: no socket sends from it) cannot
+    // be answered, and send() would throw ERR_SOCKET_BAD_PORT out of this
+    // handler and take the worker down. Counted as a send error, as the
+    // batched path counts the kernel's EINVAL for the same reply.
+    if (rinfo.port === 0) {
+      bump(counters, cb + COUNTER.SEND_ERRORS);
+      return;
+    }
     let slot: Buffer;
     if (pending < RING_SIZE - 1 && len <= OUR_UDP_PAYLOAD) {
       slot = ring[next];

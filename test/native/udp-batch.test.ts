@@ -225,6 +225,9 @@ test('binding a port held without SO_REUSEPORT fails with EADDRINUSE, as node:dg
 const BAD_OPTIONS: { name: string; options: Record<string, unknown>; error: RegExp }[] = [
   { name: 'a host name', options: { host: 'localhost', port: 0, receiveBuffer: 0, batch: 4 }, error: /options\.host is not an IPv4 or IPv6 address literal/ },
   { name: 'a port past 65535', options: { host: '127.0.0.1', port: 70000, receiveBuffer: 0, batch: 4 }, error: /options\.port must be an integer from 0 to 65535/ },
+  { name: 'a port of NaN', options: { host: '127.0.0.1', port: NaN, receiveBuffer: 0, batch: 4 }, error: /options\.port must be an integer from 0 to 65535/ },
+  { name: 'a fractional port', options: { host: '127.0.0.1', port: 53.5, receiveBuffer: 0, batch: 4 }, error: /options\.port must be an integer from 0 to 65535/ },
+  { name: 'a port that wraps to 0 as an int32', options: { host: '127.0.0.1', port: 2 ** 32, receiveBuffer: 0, batch: 4 }, error: /options\.port must be an integer from 0 to 65535/ },
   { name: 'a batch of 0', options: { host: '127.0.0.1', port: 0, receiveBuffer: 0, batch: 0 }, error: /options\.batch must be an integer from 1 to 256/ },
   { name: 'a batch of 257', options: { host: '127.0.0.1', port: 0, receiveBuffer: 0, batch: 257 }, error: /options\.batch must be an integer from 1 to 256/ },
   { name: 'a negative receive buffer', options: { host: '127.0.0.1', port: 0, receiveBuffer: -1, batch: 4 }, error: /options\.receiveBuffer must be an integer ≥ 0/ },
@@ -270,6 +273,25 @@ test('an exception thrown by onBatch reaches the worker\'s error event like any 
   const [code] = (await exited) as [number];
   assert.equal(code, 1);
   c.close();
+});
+
+test('close() inside onBatch takes effect also when onBatch then throws: the port is free and no batch follows', needsAddon, async (t) => {
+  const worker = new Worker(new URL('./batch-worker.ts', import.meta.url), { workerData: { mode: 'close-throw' } });
+  t.after(() => worker.terminate());
+  const [first] = (await once(worker, 'message')) as [{ port: number }];
+  const c = dgram.createSocket('udp4');
+  t.after(() => c.close());
+  c.send('q', first.port, '127.0.0.1');
+  const [caught] = (await once(worker, 'message')) as [string];
+  assert.equal(caught, 'caught: bug after close');
+  // The worker lives on (its uncaughtException handler took the error); its socket must be closed all the same.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const probe = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+  t.after(() => probe.close());
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.bind({ port: first.port, address: '127.0.0.1', exclusive: true }, resolve);
+  });
 });
 
 test('trimMemory() gives freed C memory back on glibc (src/lib/memory-trim.ts calls it every 30 s)', needsAddon, () => {
