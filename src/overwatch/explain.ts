@@ -824,7 +824,9 @@ function geolocation(b: Builder, r: number, rb: number, start: number, list: Mem
   else if (fallback === 'no_region') b.notes.push(`no custom mapping, country or continent places the client and there is no default_region: the domain's first region with an answerable server answers (${answeredRegion})`);
   if (inRegion.length > 0) weightedChances(b, inRegion, Math.min(want, inRegion.length), pool, why);
   b.answerSize = Math.min(want, inRegion.length);
-  if (placed !== null && placed.scope_prefix_length > 0) b.notes.push(`an answer to this client as an ECS address carries scope /${placed.scope_prefix_length}: resolvers reuse it for that whole network`);
+  // With ecs_enabled off the packet's source decides and an ECS option is echoed with scope 0 (select.ts pickGeo).
+  if (!view.ecsEnabled) b.notes.push('overwatch.geolocation.ecs_enabled is off: the address the query came from decides, and an ECS option is echoed with scope 0');
+  else if (placed !== null && placed.scope_prefix_length > 0) b.notes.push(`an answer to this client as an ECS address carries scope /${placed.scope_prefix_length}: resolvers reuse it for that whole network`);
 }
 
 /**

@@ -525,7 +525,11 @@ function pickGeo(state: RouteState, rb: number, start: number, want: number, out
   const count = u32[rb + L.REC_GROUP_COUNT];
   let pos = region < 0 ? -1 : groupOf(state, rb, region);
   state.geoFallbackStat = L.NO_SLOT;
-  state.ecsScope = state.decision.scopeLen;
+  // The scope speaks of the ECS address's networks: with ecs_enabled off the
+  // packet's source decided (decideClient), so the answer is the same for
+  // every client behind it (scope 0, as sticky says), whatever that source's
+  // network was and whichever family it has.
+  state.ecsScope = view.ecsEnabled ? state.decision.scopeLen : 0;
   if (pos >= 0) {
     const match = state.decision.match;
     state.geoStat = u32[view.groupBase(first + pos) + (match === MATCH_CUSTOM ? L.GRP_STAT_CUSTOM : match === MATCH_DEFAULT ? L.GRP_STAT_DEFAULT : L.GRP_STAT_GEOIP)];

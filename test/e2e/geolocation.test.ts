@@ -317,3 +317,28 @@ ${REGIONS}`, 'geo-tcp.yaml');
   assert.ok(['192.0.2.1', '192.0.2.2'].includes(addresses(one)[0]));
   assert.deepEqual(addresses(two), ['198.51.100.1']);
 });
+
+test('with ecs_enabled: false the packet source decides and an ECS option is echoed with scope 0, not the scope of the source’s network', async (t) => {
+  // The scope tells the resolver's cache which client networks (of the ECS
+  // address) the answer holds for. Here the answer depends on the resolver's
+  // own address only, so it holds for every client: scope 0, as sticky does.
+  // The source's /32 was echoed instead, in the ECS family's terms (so also
+  // 32 for an IPv6 ECS /48, and a /128 source would give an IPv4 option
+  // scope 128, which no resolver accepts).
+  const s = await startServer(t, `
+dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }
+overwatch:
+  geolocation:
+    ecs_enabled: false
+    default_region: dflt
+    custom_mappings: [{ cidr: 127.0.0.1/32, region: us }, { cidr: 10.0.0.0/8, region: eu }]
+${REGIONS}`, 'geo-no-ecs.yaml');
+  for (const [address, prefix] of [['10.0.0.0', 8], ['2001:db8::', 48]] as const) {
+    const r = await askEcs(s.port, 'geo.example.test', address, prefix);
+    assert.deepEqual(addresses(r), ['198.51.100.1'], `${address}/${prefix}: the source 127.0.0.1 decides (us), not the ECS address`);
+    assert.equal(ecsOf(r)?.scopePrefixLength, 0, `${address}/${prefix}`);
+  }
+  const e = s.overwatch.explain('geo.example.test', 'A', '10.1.2.3');
+  assert.ok(e.notes.some((n) => n.includes('ecs_enabled is off')), e.notes.join(' | '));
+  assert.ok(!e.notes.some((n) => n.includes('carries scope /')), e.notes.join(' | '));
+});
