@@ -294,7 +294,11 @@ function emptyReply(ctx: WorkerScratch, rcode: number, flags: number): number {
   }
   let ar = 0;
   if (q.hasEdns) {
-    off = writeOpt(ctx.out, off, q, ctx.req, rcode, false, 0, ctx.replyCookie);
+    // BADVERS echoes a well-formed ECS option with scope 0, as Knot does: the
+    // option was read (a malformed one is FORMERR at any version), and RFC
+    // 7871 §7.2.1 has a reply echo the query's FAMILY, SOURCE PREFIX-LENGTH
+    // and ADDRESS; RFC 6891 §6.1.3 asks only for the rcode and our version.
+    off = writeOpt(ctx.out, off, q, ctx.req, rcode, rcode === RCODE.BADVERS, 0, ctx.replyCookie);
     ar = 1;
   }
   writeHeader(ctx.out, q.id, FLAG.QR | flags | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);

@@ -359,20 +359,16 @@ function limit(ctx: WorkerScratch, len: number): number {
     kind = RRL_KIND_RESPONSE;
     nameLen = q.qnameLen;
     qtype = q.qtype;
-    const out = ctx.out;
-    // A referral (AA clear, no answer, NS in authority) is keyed by its
-    // delegation, as BIND and Knot do, for every type: keyed by question name,
-    // a flood of random names below a delegation was never limited. Its first
-    // authority record is the cut's NS, owned by a pointer to the cut's
-    // suffix of the question (zone-answer.ts referral).
-    if ((out[2] & 0x04) === 0 && out[6] === 0 && out[7] === 0 && (out[8] | out[9]) !== 0) {
-      const at = 12 + q.qnameLen + 4;
-      const cutOff = (((out[at] & 0x3f) << 8) | out[at + 1]) - 12;
-      if ((out[at] & 0xc0) === 0xc0 && cutOff >= 0 && cutOff < q.qnameLen) {
-        nameOff = cutOff;
-        nameLen = q.qnameLen - cutOff;
-        qtype = 0;
-      }
+    // A referral is keyed by its delegation, as BIND and Knot do, for every
+    // type: keyed by question name, a flood of random names below a
+    // delegation was never limited. It is the one NOERROR reply with AA clear
+    // from a zone of ours (errors, BADVERS and the cookie TC=1 come before the
+    // lookup, zone -1); read from the scratch, not from the reply's NS, which
+    // a referral too big for the client no longer holds (TC=1, no records).
+    if ((ctx.out[2] & 0x04) === 0 && ctx.zone >= 0) {
+      nameOff = ctx.cutOff;
+      nameLen = q.qnameLen - nameOff;
+      qtype = 0;
     }
   }
   const verdict = rrl.charge(kind, client.bytes, ipLen, ctx.lower, nameOff, nameLen, qtype, ctx.nowSec);

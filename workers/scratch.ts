@@ -102,6 +102,12 @@ export class WorkerScratch {
   cookieValid = false;
   /** The answer is a denial that the name does not exist (NXDOMAIN, or NXNAME in a compact denial): rate limited per zone. */
   nxdomain = false;
+  /**
+   * Where the delegation's name starts in the question name (bytes into it),
+   * set by referral() (./zone-answer.ts) and read by rate limiting only for
+   * a referral of this packet; not reset per packet, so other answers pay nothing.
+   */
+  cutOff = 0;
   /** The answer's rcode and section counts, as the builder wrote them (additional without the OPT). */
   rcode = 0;
   an = 0;

@@ -622,6 +622,10 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
   });
   // The listener's own cap is a backstop above ours: we accept, then evict or refuse in the handler.
   server.maxConnections = options.maxConnections + 64;
+  // Past it (a burst of evictions whose closes have not completed yet) Node.js
+  // closes the connection before the handler sees it, and says so only with
+  // 'drop': counted as refused, so no refused client goes unseen.
+  server.on('drop', () => bump(counters, cb + COUNTER.TCP_REJECTED));
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);

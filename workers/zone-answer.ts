@@ -189,6 +189,8 @@ export function referral(ctx: WorkerScratch, cut: number, cutOff: number): numbe
   if (rs < 0) return negative(ctx, ctx.zone, RCODE.NXDOMAIN, -1);
   const rb = view.rrsetBase(rs);
   const ownerPtr = 12 + cutOff;
+  // Rate limiting keys a referral by its delegation, even once cut to TC=1 (handle-query.ts limit).
+  ctx.cutOff = cutOff;
   let off = question(ctx);
   const count = u32[rb + L.RS_COUNT];
   off = copyRecords(out, off, u8, u32[rb + L.RS_OFF], count, ownerPtr);

@@ -185,7 +185,8 @@ function readRecords(msg: Uint8Array, off: number, len: number, q: ParsedQuery, 
       q.hasEdns = true;
       if (parseOptions(msg, rdataOff, rdlen, q) < 0) {
         // Only an option inside the OPT is broken: the FORMERR carries our
-        // OPT (the client speaks EDNS), but echoes no ECS.
+        // OPT (the client speaks EDNS; RFC 6891 §6.1.1: a request with an
+        // OPT gets one back, where Knot sends none), but echoes no ECS.
         q.ecsFamily = 0;
         return PARSE_FORMERR;
       }
@@ -197,7 +198,12 @@ function readRecords(msg: Uint8Array, off: number, len: number, q: ParsedQuery, 
     }
     off = rdataOff + rdlen;
   }
-  if (malformed) {
+  // Bytes after the last record the header counts are malformed (Knot and
+  // BIND answer FORMERR; over TCP they sit inside the length-prefixed
+  // message, over UDP inside the datagram: one rule for both). The readable
+  // OPT still shapes the FORMERR (RFC 6891 §6.1.1: a request with an OPT
+  // gets one back), where Knot sends none.
+  if (malformed || off !== len) {
     q.ecsFamily = 0;
     return PARSE_FORMERR;
   }

@@ -196,7 +196,9 @@ export class RateLimiter {
     }
     const balance = Atomics.sub(table, e + BALANCE, 1) - 1;
     if (balance >= 0) return RRL_PASS;
-    // Owe at most window × rate: a client that stops flooding is answered again after `window` seconds.
+    // Owe at most window × rate: a client that stops flooding in second T is
+    // answered again in second T + window + 1 (0 credits in T + window; BIND
+    // does the same), so `window` to `window` + 1 s later.
     if (balance < this.#floors[kind]) Atomics.add(table, e + BALANCE, 1);
     const slip = this.settings.slip;
     if (slip === 0) return RRL_DROP;

@@ -55,6 +55,9 @@ const bad: { name: string; mutate: (p: Buffer) => Buffer }[] = [
   { name: 'an answer record in a query', mutate: (p) => (p.writeUInt16BE(1, 6), p) },
   { name: 'five additional records', mutate: (p) => (p.writeUInt16BE(5, 10), p) },
   { name: 'an additional count with no record', mutate: (p) => (p.writeUInt16BE(1, 10), p) },
+  // Knot and BIND answer FORMERR for bytes after the last counted record.
+  { name: 'bytes after the question', mutate: (p) => Buffer.concat([p, Buffer.from('deadbeef', 'hex')]) },
+  { name: 'one byte after the question', mutate: (p) => Buffer.concat([p, Buffer.of(0)]) },
 ];
 for (const c of bad) {
   test(`refuses ${c.name} as FORMERR`, () => {
@@ -80,7 +83,10 @@ test('accepts a name of exactly 255 octets', () => {
 });
 
 test('a query with QDCOUNT 0 is PARSE_NO_QUESTION (a cookie-only query, RFC 7873 §5.4; FORMERR without a COOKIE), or FORMERR when malformed besides', () => {
-  assert.equal(parse((() => { const p = buildQuery('app.example.test', 'A'); p.writeUInt16BE(0, 4); return p; })()).status, PARSE_NO_QUESTION);
+  const header = (): Buffer => { const p = buildQuery('app.example.test', 'A').subarray(0, 12); p.writeUInt16BE(0, 4); return p; };
+  assert.equal(parse(header()).status, PARSE_NO_QUESTION);
+  // The question left behind a QDCOUNT of 0 is bytes after the last counted record.
+  assert.equal(parse((() => { const p = buildQuery('app.example.test', 'A'); p.writeUInt16BE(0, 4); return p; })()).status, PARSE_FORMERR);
   const withAnswer = buildQuery('app.example.test', 'A');
   withAnswer.writeUInt16BE(0, 4);
   withAnswer.writeUInt16BE(1, 6);
@@ -107,6 +113,15 @@ test('reads the OPT of a query with QDCOUNT 0 or 2 so the FORMERR can carry one 
   const huge = Buffer.from(noQuestion);
   huge.writeUInt16BE(0xffff, 4);
   assert.equal(parse(huge).status, PARSE_FORMERR);
+});
+
+test('refuses bytes after the OPT record as FORMERR, the OPT still read so the FORMERR carries one (RFC 6891 §6.1.1), its ECS not echoed', () => {
+  const packet = Buffer.concat([buildQuery('app.example.test', 'A', { edns: { ecs: { family: 1, sourcePrefix: 24, address: '198.51.100.0' } } }), Buffer.of(0xde, 0xad)]);
+  const { status, q } = parse(packet);
+  assert.equal(status, PARSE_FORMERR);
+  assert.equal(q.hasEdns, true);
+  assert.equal(q.questionEnd, 12 + 18 + 4);
+  assert.equal(q.ecsFamily, 0);
 });
 
 test('refuses two OPT records and an OPT not owned by the root', () => {

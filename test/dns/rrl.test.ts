@@ -46,6 +46,17 @@ test('debt is capped at window × rate: a client that stops is answered again af
   assert.equal(count(charge(l, 10, T0 + 100), RRL_PASS), 5);
 });
 
+test('accounts are kept in whole seconds: after a flood in second T, the first answer is in second T + window + 1 (BIND\'s arithmetic), a wait of window to window + 1 s', () => {
+  for (const windowSec of [1, 2, 15]) {
+    const early = new RateLimiter(settings({ windowSec }));
+    charge(early, 1000, T0);
+    assert.equal(count(charge(early, 1, T0 + windowSec), RRL_PASS), 0, `window ${windowSec}: second T + window still owes (0 credits left, the answer would be -1)`);
+    const onTime = new RateLimiter(settings({ windowSec }));
+    charge(onTime, 1000, T0);
+    assert.equal(count(charge(onTime, 1, T0 + windowSec + 1), RRL_PASS), 1, `window ${windowSec}: answered in second T + window + 1`);
+  }
+});
+
 test('under a steady flood above the rate nothing passes after the first second (BIND: limited while the account is negative)', () => {
   const l = new RateLimiter(settings({ rates: [5, 5, 5], windowSec: 1 }));
   let passed = 0;

@@ -184,7 +184,7 @@ for (const path of ['batched', 'dgram', 'tcp'] as const) describe(`TSIG-signed q
     }
   });
 
-  test('an EDNS version 1 query with a well-formed ECS option gets BADVERS, and with an ECS option Knot finds malformed too gets FORMERR, as Knot answers both', async () => {
+  test('an EDNS version 1 query with a well-formed ECS option gets BADVERS echoing it, and with an ECS option Knot finds malformed too gets FORMERR, as Knot answers both', async () => {
     // knotd 3 (edns-client-subnet: on) reads ECS before it looks at the
     // version: family 9, a /33 IPv4 prefix or a 2-byte option are FORMERR at
     // version 1 as at version 0, and only an option it takes gets BADVERS.
@@ -205,6 +205,8 @@ for (const path of ['batched', 'dgram', 'tcp'] as const) describe(`TSIG-signed q
       assert.ok(raw, name);
       assert.equal(fullRcode(raw), rcode, name);
       assert.equal(raw.readUInt16BE(10), 1, `${name}: our OPT`);
+      // Knot's BADVERS echoes the ECS option with scope 0 (RFC 7871 §7.2.1); its OPT, byte for byte.
+      if (rcode === 16) assert.equal(raw.subarray(raw.length - 22).toString('hex'), '00002904d001000000000b0008000700011800010203', `${name}: the OPT echoes the ECS option`);
     }
   });
 

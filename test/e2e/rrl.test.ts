@@ -60,7 +60,7 @@ function most(rate: number, t: Tally): number {
  * UDP sockets (different source ports, so the kernel spreads them over the
  * workers), evenly over `ms`, and counts what comes back (until replies stop for 500 ms).
  */
-async function flood(port: number, local: string, count: number, ms: number, name: (i: number) => string, opts: { cookie?: Uint8Array; sockets?: number; ednsVersion?: number } = {}): Promise<Tally> {
+async function flood(port: number, local: string, count: number, ms: number, name: (i: number) => string, opts: { cookie?: Uint8Array; sockets?: number; ednsVersion?: number; noEdns?: boolean } = {}): Promise<Tally> {
   const tally: Tally = { sent: 0, full: 0, tc: 0, rcodes: new Map(), seconds: 0 };
   let lastReply = Date.now();
   const socks = await Promise.all(Array.from({ length: opts.sockets ?? 8 }, async () => {
@@ -82,7 +82,8 @@ async function flood(port: number, local: string, count: number, ms: number, nam
     const due = start + (i * ms) / count;
     const wait = due - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    socks[i % socks.length].send(buildQuery(name(i), 'A', { id: newId(), edns: { ...(opts.cookie ? { cookie: opts.cookie } : {}), ...(opts.ednsVersion !== undefined ? { version: opts.ednsVersion } : {}) } }), port, '127.0.0.1');
+    const edns = opts.noEdns === true ? undefined : { ...(opts.cookie ? { cookie: opts.cookie } : {}), ...(opts.ednsVersion !== undefined ? { version: opts.ednsVersion } : {}) };
+    socks[i % socks.length].send(buildQuery(name(i), 'A', { id: newId(), edns }), port, '127.0.0.1');
     tally.sent++;
   }
   // Replies still on their way (a loaded machine): wait until none has come for 500 ms, at most 5 s.
@@ -199,4 +200,25 @@ test('RRL keys a referral by its delegation and BADVERS as an error: a flood of 
   // An answer to the same prefix still has its own account.
   const answer = await udpExchange(port, buildQuery('app.example.test', 'A', { edns: {} }), 2000, '127.0.0.1', '127.0.6.1');
   assert.ok(answer !== null && (answer[2] & 0x02) === 0, 'an answer from the same prefix is not limited');
+});
+
+test('RRL keys a referral too big for the client (cut to TC=1) by its delegation too: a flood of random names below it is limited like any other', async (t) => {
+  const dir = await tempDir(t);
+  // Twelve name servers with long names: the referral (about 900 bytes) is over 512, so a query without EDNS gets it truncated.
+  const long = 'n'.repeat(50);
+  const ns = Array.from({ length: 12 }, (_, i) => `"child NS ns${i}-${long}.example.net."`).join(', ');
+  const yaml = config(dir, 'responses_per_second: 5, window: 10, slip: 0', 'dgram')
+    .replace('workers: 2', 'workers: 1')
+    .replace('zones: [example.test]', `zones: [{ name: example.test, nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }], records: [${ns}] }]`);
+  const { overwatch, port } = await startServer(t, yaml);
+  const probe = await udpExchange(port, buildQuery('probe.child.example.test', 'A'), 2000, '127.0.0.1', '127.0.9.1');
+  assert.ok(probe !== null && (probe[2] & 0x02) !== 0 && (probe[2] & 0x04) === 0, 'the referral is truncated (TC=1, AA clear) without EDNS');
+  const before = readCounters(overwatch.counters);
+  const random = (i: number): string => `r${i}-${Math.random().toString(36).slice(2)}.child.example.test`;
+  // Every reply that passes is the truncated referral (TC=1); the limited ones are dropped (slip 0).
+  const referrals = await flood(port, '127.0.8.1', 100, 500, random, { noEdns: true });
+  const replies = referrals.full + referrals.tc;
+  assert.ok(replies >= 5 && replies <= most(5, referrals), `truncated referrals answered ${replies} of 100 in ${referrals.seconds} s, expected 5 (one account for the delegation)`);
+  const after = readCounters(overwatch.counters);
+  assert.equal(after.RRL_DROPPED_RESPONSE - before.RRL_DROPPED_RESPONSE, 100 - replies, 'the limited referrals are counted as responses');
 });

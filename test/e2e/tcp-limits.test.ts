@@ -16,6 +16,7 @@ import { parseConfigText } from '../../src/config/load.ts';
 import { startOpengslb } from '../helpers/child.ts';
 import { tempDir, writeTree } from '../helpers/config-files.ts';
 import { ask, buildQuery, tcpConnect, udpExchange } from '../helpers/dns-client.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { startServer } from '../helpers/server.ts';
 import { createMetrics } from '../../src/metrics/prometheus.ts';
 import { parseExposition } from '../metrics/scrape.ts';
@@ -492,4 +493,34 @@ test('a client that half-closes with a message half sent is answered what it sen
   await closeOf(c);
   const took = performance.now() - started;
   assert.ok(took < 5000, `closed after ${Math.round(took)} ms, not at the 30 s frame timeout`);
+});
+
+test('a burst of connections at the worker cap is counted in full: each one accepted or rejected, none dropped unseen by the listener', async (t) => {
+  // A cap of 1: every newcomer evicts the one before it, whose close completes
+  // only after the burst's turn, so the listener's own count runs ahead of
+  // ours; past its backstop (server.maxConnections) Node.js closes the
+  // connection itself before our handler sees it.
+  const s = await startServer(t, config('  tcp_max_connections: 1\n  tcp_max_connections_per_client: 65535\n  tcp_idle_timeout: 60s'), 'tcp-burst.yaml');
+  const before = s.overwatch.readCounters();
+  const sockets: net.Socket[] = [];
+  t.after(() => {
+    for (const c of sockets) c.destroy();
+  });
+  let connected = 0;
+  await Promise.all(Array.from({ length: 300 }, () => new Promise<void>((resolve) => {
+    const c = net.connect({ host: '127.0.0.1', port: s.port });
+    sockets.push(c);
+    c.on('error', () => undefined);
+    c.on('connect', () => {
+      connected++;
+      resolve();
+    });
+    c.on('close', () => resolve());
+  })));
+  const seen = (): number => {
+    const now = s.overwatch.readCounters();
+    return now.TCP_ACCEPTED + now.TCP_REJECTED + now.TCP_CLIENT_CAP - before.TCP_ACCEPTED - before.TCP_REJECTED - before.TCP_CLIENT_CAP;
+  };
+  await eventually(`${connected} connections made, counted as accepted or rejected`, async () => seen() >= connected, 5000).catch(() => undefined);
+  assert.equal(seen(), connected, `connections made ${connected}, counted ${seen()} (accepted ${s.overwatch.readCounters().TCP_ACCEPTED - before.TCP_ACCEPTED})`);
 });
