@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { normaliseDomainName } from '../config/domain-name.ts';
 import type { HealthState } from '../overwatch/views.ts';
 import { AUTHORITIES, type Authority, type ServerSource } from '../registry/registry.ts';
-import { badRequest, requireOverwatch, type RouteContext } from './context.ts';
+import { badRequest, checkRegionFilter, requireOverwatch, type RouteContext } from './context.ts';
 import { generatedAt, HEALTH_STATES, obj, responses, type Schema } from './schemas.ts';
 
 interface BackendsQuery {
@@ -94,6 +94,7 @@ export function registerBackendsRoute(app: FastifyInstance, ctx: RouteContext): 
         if ('error' in n) badRequest(`query parameter "service": ${n.error}`);
         service = n.name;
       }
+      if (q.region !== undefined) checkRegionFilter(ow, 'region', q.region);
       const backends = ow.backends().filter((b) =>
         (service === undefined || b.service === service)
         && (q.region === undefined || b.region === q.region)

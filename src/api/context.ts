@@ -4,6 +4,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
+import { expectedRegion } from '../lib/region-names.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Overwatch } from '../overwatch/overwatch.ts';
 import type { ConfigReloader } from '../overwatch/reload.ts';
@@ -64,6 +65,16 @@ export function requireOverwatch(ctx: RouteContext): ApiOverwatch {
 /** Throws the 400 for a bad path or query parameter whose check is not expressible in the schema. */
 export function badRequest(message: string): never {
   throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', message);
+}
+
+/**
+ * Throws the 400 for a region filter (query parameter `param`) naming no
+ * configured region: matching nothing, it would answer an empty list that
+ * reads as "no servers there" (the usual cause, "EU" for "eu", is named).
+ */
+export function checkRegionFilter(ow: ApiOverwatch, param: string, region: string): void {
+  const names = ow.config.regions.map((r) => r.name);
+  if (!names.includes(region)) badRequest(`query parameter "${param}": no region ${JSON.stringify(region)} is configured; ${expectedRegion(region, names)}`);
 }
 
 /** The client address of a request, for log lines (the allowlist hook has already accepted it). */

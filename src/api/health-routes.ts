@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { normaliseDomainName } from '../config/domain-name.ts';
 import type { HealthState, ServerView } from '../overwatch/views.ts';
-import { badRequest, requireOverwatch, type RouteContext } from './context.ts';
+import { badRequest, checkRegionFilter, requireOverwatch, type RouteContext } from './context.ts';
 import { generatedAt, responses, serversQuery } from './schemas.ts';
 
 interface ServersQuery {
@@ -46,6 +46,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): v
         if ('error' in n) badRequest(`query parameter "domain": ${n.error}`);
         domain = n.name;
       }
+      if (region !== undefined) checkRegionFilter(ow, 'region', region);
       const all = ow.servers();
       if (domain === undefined && region === undefined && status === undefined) return { servers: all, generated_at: new Date().toISOString() };
       const servers: ServerView[] = [];

@@ -68,6 +68,8 @@ const CLOSE = Buffer.from('close', 'latin1');
 export class ResponseReader {
   /** The final status code, 0 until its status line has been read (1xx interim responses are skipped). */
   status = 0;
+  /** The status of the last 1xx interim response read, 0 if none: a timeout then says no final response came after it. */
+  interimStatus = 0;
   readonly needBody: boolean;
   readonly keepAlive: boolean;
   #phase = STATUS;
@@ -250,7 +252,10 @@ export class ResponseReader {
     this.#phase = HEADERS;
     // 1xx responses (100 Continue, 103 Early Hints) precede the real one: skip their head.
     this.#interim = status < 200;
-    if (this.#interim) return READ_MORE;
+    if (this.#interim) {
+      this.interimStatus = status;
+      return READ_MORE;
+    }
     this.status = status;
     // RFC 9112 §9.3: persistence is the default from HTTP/1.1 on; an HTTP/1.0 server closes unless told otherwise.
     this.#http11 = buf[start + 7] >= 0x31;

@@ -375,8 +375,16 @@ class Probe<C = unknown> implements ProbeHandle {
   }
 }
 
+/** Reason phrases of the 1xx statuses (RFC 9110 §15.2, RFC 8297), for the timeout reason. */
+const INTERIM_NAMES: Readonly<Record<number, string>> = { 100: 'Continue', 101: 'Switching Protocols', 102: 'Processing', 103: 'Early Hints' };
+
 function onTimeout(probe: Probe): void {
-  probe.finish(false, 'timeout');
+  // A server that sends 1xx interim responses and never the final one is
+  // bounded by this same timer; saying what came apart tells it from silence.
+  const interim = probe.reader !== null && probe.reader.status === 0 ? probe.reader.interimStatus : 0;
+  if (interim === 0) return probe.finish(false, 'timeout');
+  const name = INTERIM_NAMES[interim];
+  probe.finish(false, `timeout: no final response (got ${interim}${name === undefined ? '' : ` ${name}`})`);
 }
 
 // Every handler below first checks for an idle socket ([PROBE] null): whatever

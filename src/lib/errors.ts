@@ -68,7 +68,7 @@ export const ERRORS = {
   },
   OPENGSLB_ERR_STATE_OPEN: {
     code: 'OPENGSLB_ERR_STATE_OPEN',
-    summary: 'The state database under overwatch.data_dir could not be opened or created (missing permission, not a directory, or a damaged state.mdb: cut short, not lmdb, another lmdb data format); a directory another process holds is OPENGSLB_ERR_STATE_LOCKED.',
+    summary: 'The state database under overwatch.data_dir could not be opened or created (missing permission, not a directory, or a damaged state.mdb: cut short, not lmdb, another lmdb data format; or an opengslb.pid that is not a readable regular file, such as a directory, FIFO or symbolic link in its place, which is never taken as stale); a directory another process holds is OPENGSLB_ERR_STATE_LOCKED.',
     httpStatus: 500,
   },
   OPENGSLB_ERR_STATE_LOCKED: {

@@ -777,7 +777,60 @@ export class AgentHub {
   #drop(agent: AgentRecord, id: string, b: AgentBackend, reason: string): void {
     agent.backends.delete(id);
     if (b.state !== 'removed' && b.serverKey !== null) this.#transition(agent, b, 'removed', reason);
-    if (b.serverKey !== null) this.#removeServer(b);
+    if (b.serverKey !== null) {
+      this.#removeServer(b);
+      this.#handOver(agent, id);
+    }
+  }
+
+  /**
+   * The backend `id` of `from`'s region is no longer kept by `from`: a live
+   * agent whose copy was refused because `from` reported it first takes it
+   * now, from the last report the overwatch holds, rather than at its own
+   * next full report (a heartbeat interval or more of a backend out of DNS
+   * that a live agent says is up). O(agents). Returns the agent that took it.
+   */
+  #handOver(from: AgentRecord, id: string): AgentRecord | null {
+    for (const other of this.#agents.values()) {
+      if (other === from || other.state !== 'live' || other.region !== from.region) continue;
+      const b = other.backends.get(id);
+      if (b === undefined || b.serverKey !== null || b.problem?.reason !== 'other_agent') continue;
+      this.#place(other, b, b.report, true);
+      if (b.serverKey === null) continue;
+      this.#markDirty(other);
+      return other;
+    }
+    return null;
+  }
+
+  /** Is there a live agent (not `from`) whose copy of backend `id` was refused as `from`'s? */
+  #hasHeir(from: AgentRecord, id: string): boolean {
+    for (const other of this.#agents.values()) {
+      if (other === from || other.state !== 'live' || other.region !== from.region) continue;
+      if (other.backends.get(id)?.problem?.reason === 'other_agent') return true;
+    }
+    return false;
+  }
+
+  /**
+   * `agent` went stale: each backend of it that a live agent also reports
+   * goes to that agent (its own copy is then refused as the other's, as a
+   * second reporter's is), so a backend a live agent vouches for stays
+   * answered. Backends nobody else reports stay its own, stale.
+   */
+  #handOverStale(agent: AgentRecord): void {
+    for (const [id, b] of agent.backends) {
+      if (b.serverKey === null || !this.#hasHeir(agent, id)) continue;
+      this.#removeServer(b);
+      const heir = this.#handOver(agent, id);
+      if (heir === null) {
+        // The heir's copy was refused by the registry after all: keep it ours, stale, as before.
+        this.#place(agent, b, b.report, false);
+        continue;
+      }
+      this.#refuse(agent, b, 'other_agent', `agent ${heir.agentId} reports the same backend and took it over while this agent was stale`);
+      this.#markDirty(agent);
+    }
   }
 
   /** Removes the backend's server: its slot goes unhealthy now, the snapshot without it follows within the republish debounce. */
@@ -921,6 +974,7 @@ export class AgentHub {
         agent.state = 'stale';
         this.#log.warn({ agent: agent.agentId, lastSeen: rfc3339(agent.lastSeenMs), backends: agent.backends.size }, 'agent stale: no message for overwatch.stale.threshold; its backends are out of answers');
         for (const b of agent.backends.values()) this.#setState(agent, b, 'stale');
+        this.#handOverStale(agent);
       }
     }
   }

@@ -340,6 +340,7 @@ export class Overwatch {
     fanout.apply();
     const overrides = registry.overrides().length;
     if (overrides > 0) logger.info({ overrides, store: store.location }, 'overrides restored');
+    warnOverridesLeftOut(registry, config, logger);
     const live = fanout.live;
     // Probe the address only now, right before the workers bind: the first
     // health round can take seconds, and a port chosen for port 0 before it
@@ -1520,6 +1521,24 @@ function logKeyChanges(logger: Logger, changes: KeyringChanges): void {
 /** A stored DNSSEC key as one comparable text (field order fixed, whatever order its JSON came in). */
 function canonicalKey(k: StoredDnssecKey): string {
   return JSON.stringify([k.zone, k.keyTag, k.algorithm, k.flags, k.publicKey, k.createdAtMs, k.state, k.privateKeyPkcs8]);
+}
+
+/**
+ * Logs a warning for each restored override that covers nothing the config
+ * serves (its region, domain or address was removed, or a region differs only
+ * in case): it is kept, inactive, as after a reload that removes what it
+ * covers, but it would otherwise stay silent until someone reads the list.
+ */
+function warnOverridesLeftOut(registry: Registry, config: Config, logger: Logger): void {
+  const log = logger.child({ component: 'overrides' });
+  const regions = config.regions.map((r) => r.name);
+  for (const o of registry.overrides()) {
+    if (registry.covered(o.target)) continue;
+    const t = o.target;
+    const expected = t.scope === 'region' ? expectedRegion(t.region, regions) : 'a domain or server of the config';
+    log.warn({ scope: t.scope, target: describeTarget(t), expected, healthy: o.healthy, source: o.source },
+      'restored override covers nothing this config serves: kept inactive (GET /api/v1/overrides shows "active": false) until the config serves it again; delete it if it is obsolete');
+  }
 }
 
 /** Logs the active run-time geo mappings the geo table has no room for beside the config's (see Registry.compiledGeoMappings). */

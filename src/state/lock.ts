@@ -9,7 +9,8 @@
 //                     │ EEXIST
 //                     ▼
 //              read holder ── alive (same pid, same start time, same boot) ──▶ OPENGSLB_ERR_STATE_LOCKED
-//                     │ dead (killed, crashed, rebooted, pid reused)
+//                     │   └── not a readable regular file (directory, FIFO, symlink, EACCES) ──▶ OPENGSLB_ERR_STATE_OPEN
+//                     │ dead (killed, crashed, rebooted, pid reused), or cut short by a crash
 //                     ▼
 //              rename it aside (atomic), check it was the file judged, retry
 //
@@ -17,7 +18,7 @@
 // finds that pid dead (or reused by another process, told apart by its start
 // time) and takes the directory over, so a stale file never blocks a restart.
 
-import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, openSync, readFileSync, readlinkSync, readSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { OpenGslbError } from '../lib/errors.ts';
@@ -53,7 +54,9 @@ const MAX_ATTEMPTS = 5;
  * Takes the state directory `dir` (which must exist) for this process.
  * Throws OpenGslbError(OPENGSLB_ERR_STATE_LOCKED) naming the directory and
  * the holder's pid when a running process holds it, and
- * OPENGSLB_ERR_STATE_OPEN when the pid file cannot be written.
+ * OPENGSLB_ERR_STATE_OPEN when the pid file cannot be written, or when what
+ * is at its path is not a readable regular file (a directory, a FIFO, a
+ * symbolic link, EACCES): left as it is, since nothing proves it stale.
  */
 export function lockStateDir(dir: string): DirLock {
   const path = join(dir, LOCK_FILE);
@@ -64,10 +67,13 @@ export function lockStateDir(dir: string): DirLock {
     if (tryCreate(path, text)) return held(path);
     const found = readHolder(path);
     if (found === 'absent') continue; // released between our link and our read
+    if (typeof found === 'object' && 'problem' in found) throw notPidFileError(dir, path, found.problem);
     if (found !== 'unreadable' && isAlive(found)) throw lockedError(dir, path, found, false);
-    // Stale (or an unreadable leftover of a crash mid-write, which link(2) makes
-    // impossible for our own files): set it aside atomically, then make sure
-    // what was set aside is the file judged, not a live one that replaced it.
+    // Stale (or a regular file cut short: link(2) of a fully written file
+    // makes that impossible for a live instance's, so only a crash, say a
+    // power loss before the data reached the disk, leaves one): set it aside
+    // atomically, then make sure what was set aside is the file judged, not
+    // a live one that replaced it.
     const aside = `${path}.stale-${process.pid}`;
     try {
       renameSync(path, aside);
@@ -76,6 +82,15 @@ export function lockStateDir(dir: string): DirLock {
       throw openError(dir, path, err);
     }
     const moved = readHolder(aside);
+    if (typeof moved === 'object' && 'problem' in moved) {
+      // Replaced by something that is not a pid file between our read and our rename: put it back, untouched.
+      try {
+        renameSync(aside, path);
+      } catch {
+        // Something took its place meanwhile; the aside name says what it was.
+      }
+      throw notPidFileError(dir, path, moved.problem);
+    }
     if (moved !== 'absent' && moved !== 'unreadable' && isAlive(moved)) {
       // Another instance took the directory between our read and our rename: put its file back.
       try {
@@ -91,9 +106,15 @@ export function lockStateDir(dir: string): DirLock {
   throw new OpenGslbError('OPENGSLB_ERR_STATE_LOCKED', `${dir} (overwatch.data_dir): could not take ${path} after ${MAX_ATTEMPTS} attempts; another process keeps creating it`);
 }
 
-/** Reads who holds `dir` now, or null when nobody does (no pid file, or a stale one). */
+/**
+ * Reads who holds `dir` now, or null when nobody does (no pid file, or a
+ * stale one). Throws OPENGSLB_ERR_STATE_OPEN when the pid file is not a
+ * readable regular file (nobody can tell whether it is stale).
+ */
 export function stateDirHolder(dir: string): LockHolder | null {
-  const found = readHolder(join(dir, LOCK_FILE));
+  const path = join(dir, LOCK_FILE);
+  const found = readHolder(path);
+  if (typeof found === 'object' && 'problem' in found) throw notPidFileError(dir, path, found.problem);
   return found === 'absent' || found === 'unreadable' || !isAlive(found) ? null : found;
 }
 
@@ -107,7 +128,7 @@ function held(path: string): DirLock {
     process.off('exit', release);
     // Remove it only while it is still ours: never someone else's after a takeover.
     const found = readHolder(path);
-    if (found !== 'absent' && found !== 'unreadable' && found.pid === process.pid) unlinkQuietly(path);
+    if (typeof found === 'object' && 'pid' in found && found.pid === process.pid) unlinkQuietly(path);
   };
   // A process that exits without closing its store (process.exit on a fatal error) still gives the directory back.
   process.on('exit', release);
@@ -139,12 +160,39 @@ function formatHolder(h: LockHolder): string {
   return `${h.pid}\nstart_ticks=${h.startTicks ?? ''}\nboot_id=${h.bootId ?? ''}\nhost=${h.host}\nsince=${new Date(h.sinceMs).toISOString()}\n`;
 }
 
-function readHolder(path: string): LockHolder | 'absent' | 'unreadable' {
+/** The longest pid file read: ours are under 200 bytes; a bigger file is not one (and is not read whole). */
+const MAX_PID_FILE_BYTES = 4096;
+
+/**
+ * Reads a pid file: its holder; 'absent'; 'unreadable' for a regular file
+ * whose text names no pid (cut short by a crash: stale); or `{ problem }`
+ * for what is not a readable regular file (a directory, a FIFO, a symbolic
+ * link, a device; a read error such as EACCES), which nobody can call
+ * stale. O_NOFOLLOW and O_NONBLOCK: a symbolic link is not followed, and
+ * opening a FIFO does not wait for a writer (readFileSync hung there).
+ */
+function readHolder(path: string): LockHolder | 'absent' | 'unreadable' | { readonly problem: string } {
   let text: string;
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'absent' : 'unreadable';
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'absent';
+    // ELOOP is O_NOFOLLOW meeting a symbolic link (a dangling one too, which ENOENT-retried until "keeps creating it").
+    if (code === 'ELOOP') return { problem: `is a symbolic link${linkTarget(path)}` };
+    return { problem: `cannot be read (${(err as Error).message})` };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { problem: `is ${fileKind(st)}` };
+    const buf = Buffer.alloc(MAX_PID_FILE_BYTES);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    text = buf.toString('utf8', 0, n);
+  } catch (err) {
+    return { problem: `cannot be read (${(err as Error).message})` };
+  } finally {
+    closeSync(fd);
   }
   const [first, ...rest] = text.split('\n');
   const pid = Number(first);
@@ -222,6 +270,32 @@ function lockedError(dir: string, path: string, h: LockHolder, here: boolean): O
   return new OpenGslbError(
     'OPENGSLB_ERR_STATE_LOCKED',
     `state directory ${dir} (overwatch.data_dir) is in use: ${who}; stop that instance first, or give this one its own overwatch.data_dir`,
+  );
+}
+
+/** What kind of file `st` is, with its article, for "… is a directory, expected a regular file". */
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/** " (to TARGET)" for the symbolic link at `path`, or "" when it cannot be read. */
+function linkTarget(path: string): string {
+  try {
+    return ` (to ${readlinkSync(path)})`;
+  } catch {
+    return '';
+  }
+}
+
+/** The pid file is not a readable regular file: refused, never taken as stale or moved (an operator's, or a mistake to look at). */
+function notPidFileError(dir: string, path: string, problem: string): OpenGslbError {
+  return new OpenGslbError(
+    'OPENGSLB_ERR_STATE_OPEN',
+    `cannot take the state directory ${dir} (overwatch.data_dir): ${path} ${problem}, expected a regular file holding the pid of the instance using the directory (or no file); remove it if no instance uses ${dir}`,
   );
 }
 

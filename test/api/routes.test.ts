@@ -207,6 +207,11 @@ describe('schema validation', () => {
     { name: 'a status filter outside the enum', method: 'GET', path: '/api/v1/health/servers?status=sick', error: /^query parameter "status": got the string "sick", expected one of "healthy", "unhealthy", "unknown"$/ },
     { name: 'an unknown query parameter', method: 'GET', path: '/api/v1/health/servers?colour=red', error: /^query parameter "colour": unknown parameter, expected only domain, region, status$/ },
     { name: 'a repeated query parameter', method: 'GET', path: '/api/v1/health/servers?region=eu&region=us', error: /^query parameter "region": got an array, expected a non-empty string/ },
+    // Used to answer an empty list: region names are case-sensitive, so "EU" matched nothing and looked like "no servers".
+    { name: 'a region filter differing only in case', method: 'GET', path: '/api/v1/health/servers?region=EU', error: /^query parameter "region": no region "EU" is configured; region names are case-sensitive, expected "eu"$/ },
+    { name: 'a region filter naming no configured region', method: 'GET', path: '/api/v1/health/servers?region=asia', error: /^query parameter "region": no region "asia" is configured; expected one of: eu, us$/ },
+    { name: 'a backends region filter differing only in case', method: 'GET', path: '/api/v1/overwatch/backends?region=EU', error: /^query parameter "region": no region "EU" is configured; region names are case-sensitive, expected "eu"$/ },
+    { name: 'a backends region filter naming no configured region', method: 'GET', path: '/api/v1/overwatch/backends?region=asia', error: /^query parameter "region": no region "asia" is configured; expected one of: eu, us$/ },
     { name: 'a malformed domain filter', method: 'GET', path: '/api/v1/health/servers?domain=a..b', error: /^query parameter "domain": "a\.\.b" has an empty label/ },
     { name: 'healthy given as a string', method: 'PUT', path: PUT, body: { healthy: 'yes', source: 'alice' }, error: /^body field "healthy": got the string "yes", expected true or false/ },
     { name: 'a missing source', method: 'PUT', path: PUT, body: { healthy: false, reason: 'x' }, error: /^body field "source": missing, expected a non-empty string/ },

@@ -171,3 +171,32 @@ test('the bus\'s waiting entries persist in the state database: the bytes as put
   await second.deleteBusPending('never.there');
   assert.deepEqual(byKey(second), { 'geo_mapping.b': [4] });
 });
+
+test('a stored region override the config no longer serves (gone, or differing only in case) is kept inactive and named in a warning at start', async (t) => {
+  const store = new MemoryStore();
+  const stored = { scope: 'region' as const, service: '', address: '', healthy: false, reason: 'maint', source: 'alice', createdAtMs: Date.now(), expiresAtMs: null };
+  await store.putOverride({ ...stored, region: 'EU' });
+  await store.putOverride({ ...stored, region: 'asia' });
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const config = parseConfigText(BINARY_CONFIG.replace(/api:.*\n/, ''), 'config.yaml');
+  const overwatch = await Overwatch.start(config, createLogger({ level: 'info', format: 'json' }, sink), { store, healthChecks: 'off' });
+  t.after(() => overwatch.stop(200));
+  // Neither drains region eu: "EU" is not its spelling.
+  assert.deepEqual(await answers(overwatch.port), [A, B]);
+  assert.deepEqual(overwatch.overrides().map((o) => `${o.region} ${o.active}`).sort(), ['EU false', 'asia false']);
+  const warnings = lines.map((l) => JSON.parse(l)).filter((l) => l.level === 'warn' && /override/.test(l.msg));
+  assert.deepEqual(warnings.map((w) => `${w.target}: ${w.expected}`).sort(), [
+    'every server of region EU: region names are case-sensitive, expected "eu"',
+    'every server of region asia: expected one of: eu',
+  ]);
+  assert.match(warnings[0].msg, /covers nothing this config serves/);
+  // And the operator can delete the obsolete one by its stored spelling.
+  assert.equal((await overwatch.clearOverride({ scope: 'region', region: 'EU' }))?.region, 'EU');
+  assert.deepEqual(overwatch.overrides().map((o) => o.region), ['asia']);
+});

@@ -208,6 +208,33 @@ test('a server that sends headers but never the body fails with "timeout": the t
   assert.equal(r.reason, 'timeout');
 });
 
+test('a server that answers only endless 1xx interim responses fails at timeout_ms, and the reason says no final response came', async (t) => {
+  const port = await rawServer(t, (s) => {
+    s.on('error', () => {});
+    const tick = setInterval(() => s.write('HTTP/1.1 100 Continue\r\n\r\n'), 10);
+    s.on('close', () => clearInterval(tick));
+  });
+  const startMs = performance.now();
+  const r = await runProbe(makeSpec({ port, timeoutMs: 300 }));
+  const tookMs = performance.now() - startMs;
+  assert.deepEqual([r.ok, r.reason], [false, 'timeout: no final response (got 100 Continue)']);
+  assert.ok(tookMs >= 290 && tookMs < 1000, `bounded by timeout_ms: ${tookMs} ms`);
+});
+
+test('a server that sends header lines slowly and forever (under 16 KiB in all) fails at timeout_ms with "timeout"', async (t) => {
+  const port = await rawServer(t, (s) => {
+    s.on('error', () => {});
+    s.write('HTTP/1.1 200 OK\r\n');
+    const tick = setInterval(() => s.write('X-Pad: 0123456789\r\n'), 10);
+    s.on('close', () => clearInterval(tick));
+  });
+  const startMs = performance.now();
+  const r = await runProbe(makeSpec({ port, timeoutMs: 300, bodyMatch: { kind: 'substring', pattern: 'x' } }));
+  const tookMs = performance.now() - startMs;
+  assert.deepEqual([r.ok, r.reason], [false, 'timeout']);
+  assert.ok(tookMs >= 290 && tookMs < 1000, `bounded by timeout_ms: ${tookMs} ms`);
+});
+
 test('a closed port fails with "refused" on IPv4 and IPv6', async () => {
   assert.equal((await runProbe(makeSpec({ port: await closedPort() }))).reason, 'refused');
   assert.equal((await runProbe(makeSpec({ address: '::1', port: await closedPort('::1') }))).reason, 'refused');

@@ -193,6 +193,47 @@ test('a backend two agents report is kept by the first; the second\'s is shown r
   assert.equal(s.ow.agents?.counters().transitions.refused, 1, 'entering refused is a transition, logged and counted');
 });
 
+test('when the agent keeping a backend deregisters, a second agent reporting it takes it over at once, with its own report', async (t) => {
+  const s = await start(t);
+  const web = await httpBackend(t);
+  const first = await s.agent();
+  const second = await s.agent();
+  assert.equal((await s.send(first.seal(first.register([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  assert.equal((await s.send(second.seal(second.register([{ ...backend(APP, web.address, web.port), weight: 7 }]))))?.status, 'ok');
+  assert.equal(s.ow.agents?.agent(second.identity.agentId)?.backends[0]?.state, 'refused');
+  assert.equal((await s.send(first.seal(first.deregister())))?.status, 'ok');
+  // Not at the second agent's next full report: the overwatch holds its last one.
+  const view = s.ow.agents?.agent(second.identity.agentId)?.backends[0];
+  assert.deepEqual({ state: view?.state, problem: view?.problem, taken: view?.server_key !== null }, { state: 'healthy', problem: null, taken: true });
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), [web.address]);
+  const row = s.ow.backends().find((b) => b.source === 'agent' && b.address === web.address);
+  assert.deepEqual({ agent: row?.agent_id, weight: row?.weight, answered: row?.answered }, { agent: second.identity.agentId, weight: 7, answered: true });
+});
+
+test('when the agent keeping a backend goes stale, a live second agent reporting it takes it over; the first, back, is refused', async (t) => {
+  const s = await start(t, ['  stale: { threshold: 1s, remove_after: 1h }']);
+  const web = await httpBackend(t);
+  const first = await s.agent();
+  const second = await s.agent();
+  assert.equal((await s.send(first.seal(first.register([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  assert.equal((await s.send(second.seal(second.register([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  const stateOf = (id: string): string | undefined => s.ow.agents?.agent(id)?.backends[0]?.state;
+  // Only the second agent keeps talking, as a live one would.
+  const until = Date.now() + 6000;
+  while (Date.now() < until && s.ow.agents?.agent(first.identity.agentId)?.agent.state !== 'stale') {
+    assert.equal((await s.send(second.seal(second.heartbeat([], false))))?.status, 'ok');
+    await setTimeout(200);
+  }
+  assert.equal(s.ow.agents?.agent(first.identity.agentId)?.agent.state, 'stale');
+  assert.equal(stateOf(second.identity.agentId), 'healthy');
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), [web.address]);
+  assert.equal((await s.send(first.seal(first.heartbeat([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  assert.equal(stateOf(first.identity.agentId), 'refused', 'the second keeps it now');
+  assert.equal(stateOf(second.identity.agentId), 'healthy');
+});
+
 test('a reload with new tokens refuses the old one and accepts the new one for the next registration', async (t) => {
   const s = await start(t);
   const fresh = 'new-app-token-0123456789abcdef';

@@ -4,10 +4,10 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OpenGslbError } from '../../src/lib/errors.ts';
@@ -126,4 +126,38 @@ test('a state directory that cannot be written is reported as such, not as locke
     assert.match(err.message, /EACCES/);
     return true;
   });
+});
+
+// Used to be taken as stale: a directory was renamed aside and the lock taken,
+// a FIFO hung the start in read(2) for ever, a dangling symlink was retried
+// until "another process keeps creating it". None of them is provably stale.
+const NOT_A_PID_FILE: { name: string; make: (path: string) => Promise<void>; expect: RegExp }[] = [
+  { name: 'a directory', make: (p) => mkdir(p), expect: /is a directory, expected a regular file/ },
+  { name: 'a FIFO', make: async (p) => { assert.equal(spawnSync('mkfifo', [p]).status, 0); }, expect: /is a FIFO, expected a regular file/ },
+  { name: 'a dangling symbolic link', make: (p) => symlink('/nonexistent/opengslb.pid', p), expect: /is a symbolic link \(to \/nonexistent\/opengslb\.pid\), expected a regular file/ },
+];
+for (const c of NOT_A_PID_FILE) {
+  test(`a pid file that is ${c.name} is refused with the path and what was expected, and left as it was`, { skip: process.platform === 'win32' ? 'POSIX file types' : false }, async (t) => {
+    const dir = await tempDir(t);
+    const path = join(dir, LOCK_FILE);
+    await c.make(path);
+    assert.throws(() => lockStateDir(dir), (err: unknown) => {
+      assert.ok(err instanceof OpenGslbError);
+      assert.equal(err.code, 'OPENGSLB_ERR_STATE_OPEN');
+      assert.ok(err.message.includes(path), err.message);
+      assert.match(err.message, c.expect);
+      assert.match(err.message, /overwatch\.data_dir/);
+      return true;
+    });
+    assert.deepEqual((await readdir(dir)).sort(), [LOCK_FILE], 'nothing renamed aside, nothing created');
+    assert.throws(() => stateDirHolder(dir), { code: 'OPENGSLB_ERR_STATE_OPEN' });
+  });
+}
+
+test('a pid file cut short (empty, as after a power loss) is taken as stale: only a crash leaves one, every instance writes it whole before linking it', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, LOCK_FILE), '');
+  const lock = lockStateDir(dir);
+  t.after(() => lock.release());
+  assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8').split('\n')[0], String(process.pid));
 });
