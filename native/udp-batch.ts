@@ -77,6 +77,8 @@ export interface UdpBatchAddon {
   stats(handle: object): BatchStats;
   /** malloc_trim(0) where the C library is glibc (true), else nothing (false); absent from builds before it (src/lib/memory-trim.ts). */
   readonly trimMemory?: () => boolean;
+  /** Gives the file's first `length` bytes disk blocks (fallocate); throws an Error coded ENOSPC, EFBIG… Absent from builds before it (src/state/store.ts). */
+  readonly reserveFile?: (path: string, length: number) => void;
 }
 
 export type LoadResult = { readonly addon: UdpBatchAddon; readonly file: string; readonly reason: string } | { readonly addon: null; readonly file: null; readonly reason: string };

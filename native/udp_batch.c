@@ -33,6 +33,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -615,12 +616,45 @@ static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
   return v;
 }
 
+// reserveFile(path, length): gives the file's first `length` bytes disk
+// blocks (fallocate mode 0: a shorter file grows to `length`; bytes already
+// written are never touched, so a writer using the file meanwhile loses
+// nothing). The state store keeps room ahead of lmdb's page writes this way:
+// a full disk fails this call, answered in JavaScript, instead of lmdb's own
+// write, whose error path in lmdb-js 3.5.6 overruns a heap buffer
+// (src/state/store.ts). Throws an Error coded with the errno name
+// (ENOSPC, EFBIG, EOPNOTSUPP where the file system cannot preallocate…).
+static napi_value js_reserve_file(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4096];
+  size_t path_len = 0;
+  double length = -1;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len) != napi_ok || path_len == 0 || path_len >= sizeof path - 1 ||
+      napi_get_value_double(env, argv[1], &length) != napi_ok || !(length >= 1 && length <= 9007199254740991.0) || length != (double)(int64_t)length) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udp_batch.reserveFile(path, length): expected a file path and a whole number of bytes ≥ 1");
+    return NULL;
+  }
+  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return throw_errno(env, "open", errno);
+  int r;
+  do {
+    r = fallocate(fd, 0, 0, (off_t)length);
+  } while (r != 0 && errno == EINTR);
+  int err = errno;
+  close(fd);
+  if (r != 0) return throw_errno(env, "fallocate", err);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reserveFile", NULL, js_reserve_file, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   napi_value v;

@@ -10,6 +10,7 @@ import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readSync, statS
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { loadUdpBatch } from '../../native/udp-batch.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { describeTarget, fromStored, keyOfTarget, type OverrideTarget } from '../registry/overrides.ts';
 import { lockStateDir, LOCK_FILE, type DirLock } from './lock.ts';
@@ -510,6 +511,18 @@ function checkStateFile(path: string): string | null {
   return null;
 }
 
+/**
+ * Disk room kept allocated past lmdb's last page: topped up to ROOM_BYTES
+ * (plus twice the write's own size) before a write that would leave less
+ * than half of it. A full disk then fails the top-up, refused here with the
+ * reason, instead of lmdb's own page write, whose error path in lmdb-js
+ * 3.5.6 formats its message past the end of a 100-byte heap buffer (mdb.c
+ * mdb_page_flush, "Attempting to write page…") and glibc aborts the process.
+ * A small write of ours changes a few pages; lmdb's copy-on-write and page
+ * splits at most double a value's size.
+ */
+const ROOM_BYTES = 256 * 1024;
+
 /** The lmdb-backed store: one environment file `state.mdb` in the data directory, one named database per kind. */
 export class LmdbStore implements StateStore {
   readonly location: string;
@@ -530,11 +543,17 @@ export class LmdbStore implements StateStore {
   /** Sealed bytes by bucket key. */
   readonly #busPending: Database<Uint8Array, string>;
   readonly #lock: DirLock;
+  /** The native addon's fallocate, or null: no addon here, or a file system that cannot preallocate (then lmdb's write meets a full disk itself). */
+  #reserve: ((path: string, length: number) => void) | null;
+  /** Bytes of the file known allocated by the last top-up. */
+  #roomEnd = 0;
 
   private constructor(location: string, root: RootDatabase, lock: DirLock) {
     this.location = location;
     this.#root = root;
     this.#lock = lock;
+    const { addon } = loadUdpBatch();
+    this.#reserve = addon?.reserveFile === undefined ? null : addon.reserveFile.bind(addon);
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
     this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
@@ -594,19 +613,11 @@ export class LmdbStore implements StateStore {
   }
 
   async putOverride(override: StoredOverride): Promise<void> {
-    try {
-      await this.#overrides.put(storedKey(override), override);
-    } catch (err) {
-      throw await writeError(`the override of ${describeTarget(fromStored(override).target)}`, this.location, err);
-    }
+    await this.#write(() => `the override of ${describeTarget(fromStored(override).target)}`, () => this.#overrides.put(storedKey(override), override));
   }
 
   async deleteOverride(target: OverrideTarget): Promise<void> {
-    try {
-      await this.#overrides.remove(keyOfTarget(target));
-    } catch (err) {
-      throw await writeError(`the removal of the override of ${describeTarget(target)}`, this.location, err);
-    }
+    await this.#write(() => `the removal of the override of ${describeTarget(target)}`, () => this.#overrides.remove(keyOfTarget(target)));
   }
 
   loadLastUp(): Map<string, number> {
@@ -616,13 +627,10 @@ export class LmdbStore implements StateStore {
   }
 
   async putLastUp(entries: ReadonlyMap<string, number>): Promise<void> {
-    try {
-      await this.#lastUp.transaction(() => {
-        for (const [key, sec] of entries) this.#lastUp.put(key, sec);
-      });
-    } catch (err) {
-      throw await writeError(`${entries.size} last-up times`, this.location, err);
-    }
+    // About 64 bytes per entry (key, value, node header).
+    await this.#write(() => `${entries.size} last-up times`, () => this.#lastUp.transaction(() => {
+      for (const [key, sec] of entries) this.#lastUp.put(key, sec);
+    }), entries.size * 64);
   }
 
   loadDnssecKeys(): StoredDnssecKey[] {
@@ -646,19 +654,11 @@ export class LmdbStore implements StateStore {
   }
 
   async putDnssecKey(key: StoredDnssecKey): Promise<void> {
-    try {
-      await this.#dnssecKeys.put([key.zone, key.keyTag], JSON.stringify(key));
-    } catch (err) {
-      throw await writeError(`DNSSEC key ${key.keyTag} of zone ${key.zone}`, this.location, err);
-    }
+    await this.#write(() => `DNSSEC key ${key.keyTag} of zone ${key.zone}`, () => this.#dnssecKeys.put([key.zone, key.keyTag], JSON.stringify(key)));
   }
 
   async deleteDnssecKey(zone: string, keyTag: number): Promise<void> {
-    try {
-      await this.#dnssecKeys.remove([zone, keyTag]);
-    } catch (err) {
-      throw await writeError(`the removal of DNSSEC key ${keyTag} of zone ${zone}`, this.location, err);
-    }
+    await this.#write(() => `the removal of DNSSEC key ${keyTag} of zone ${zone}`, () => this.#dnssecKeys.remove([zone, keyTag]));
   }
 
   loadPins(): StoredPin[] {
@@ -668,19 +668,11 @@ export class LmdbStore implements StateStore {
   }
 
   async putPin(pin: StoredPin): Promise<void> {
-    try {
-      await this.#pins.put(pin.agentId, pin);
-    } catch (err) {
-      throw await writeError(`the pinned certificate of agent ${pin.agentId}`, this.location, err);
-    }
+    await this.#write(() => `the pinned certificate of agent ${pin.agentId}`, () => this.#pins.put(pin.agentId, pin));
   }
 
   async deletePin(agentId: string): Promise<void> {
-    try {
-      await this.#pins.remove(agentId);
-    } catch (err) {
-      throw await writeError(`the removal of the pin of agent ${agentId}`, this.location, err);
-    }
+    await this.#write(() => `the removal of the pin of agent ${agentId}`, () => this.#pins.remove(agentId));
   }
 
   loadReplayMarks(): Map<string, StoredReplayMark> {
@@ -693,19 +685,11 @@ export class LmdbStore implements StateStore {
   }
 
   async putReplayMark(agentId: string, mark: StoredReplayMark): Promise<void> {
-    try {
-      await this.#replayMarks.put(agentId, mark);
-    } catch (err) {
-      throw await writeError(`the replay mark of agent ${agentId}`, this.location, err);
-    }
+    await this.#write(() => `the replay mark of agent ${agentId}`, () => this.#replayMarks.put(agentId, mark));
   }
 
   async deleteReplayMark(agentId: string): Promise<void> {
-    try {
-      await this.#replayMarks.remove(agentId);
-    } catch (err) {
-      throw await writeError(`the removal of the replay mark of agent ${agentId}`, this.location, err);
-    }
+    await this.#write(() => `the removal of the replay mark of agent ${agentId}`, () => this.#replayMarks.remove(agentId));
   }
 
   loadBusPending(): StoredBusPending[] {
@@ -715,19 +699,11 @@ export class LmdbStore implements StateStore {
   }
 
   async putBusPending(entry: StoredBusPending): Promise<void> {
-    try {
-      await this.#busPending.put(entry.key, entry.sealed);
-    } catch (err) {
-      throw await writeError(`the bus entry ${entry.key} waiting for NATS`, this.location, err);
-    }
+    await this.#write(() => `the bus entry ${entry.key} waiting for NATS`, () => this.#busPending.put(entry.key, entry.sealed), entry.sealed.length);
   }
 
   async deleteBusPending(key: string): Promise<void> {
-    try {
-      await this.#busPending.remove(key);
-    } catch (err) {
-      throw await writeError(`the removal of the bus entry ${key} put in the bucket`, this.location, err);
-    }
+    await this.#write(() => `the removal of the bus entry ${key} put in the bucket`, () => this.#busPending.remove(key));
   }
 
   loadZoneSerials(): Map<string, StoredZoneSerial> {
@@ -737,11 +713,7 @@ export class LmdbStore implements StateStore {
   }
 
   async putZoneSerial(zone: string, serial: StoredZoneSerial): Promise<void> {
-    try {
-      await this.#zoneSerials.put(zone, serial);
-    } catch (err) {
-      throw await writeError(`the SOA serial of ${zone}`, this.location, err);
-    }
+    await this.#write(() => `the SOA serial of ${zone}`, () => this.#zoneSerials.put(zone, serial));
   }
 
   loadGeoMappings(): StoredGeoMapping[] {
@@ -751,19 +723,11 @@ export class LmdbStore implements StateStore {
   }
 
   async putGeoMapping(mapping: StoredGeoMapping): Promise<void> {
-    try {
-      await this.#geoMappings.put(mapping.cidr, mapping);
-    } catch (err) {
-      throw await writeError(`the geo mapping of ${mapping.cidr}`, this.location, err);
-    }
+    await this.#write(() => `the geo mapping of ${mapping.cidr}`, () => this.#geoMappings.put(mapping.cidr, mapping));
   }
 
   async deleteGeoMapping(cidr: string): Promise<void> {
-    try {
-      await this.#geoMappings.remove(cidr);
-    } catch (err) {
-      throw await writeError(`the removal of the geo mapping of ${cidr}`, this.location, err);
-    }
+    await this.#write(() => `the removal of the geo mapping of ${cidr}`, () => this.#geoMappings.remove(cidr));
   }
 
   loadAgentBackends(): StoredAgentBackends[] {
@@ -773,19 +737,42 @@ export class LmdbStore implements StateStore {
   }
 
   async putAgentBackends(entry: StoredAgentBackends): Promise<void> {
-    try {
-      await this.#agentBackends.put(entry.agentId, entry);
-    } catch (err) {
-      throw await writeError(`the backends of agent ${entry.agentId}`, this.location, err);
-    }
+    await this.#write(() => `the backends of agent ${entry.agentId}`, () => this.#agentBackends.put(entry.agentId, entry), entry.backends.length * 512);
   }
 
   async deleteAgentBackends(agentId: string): Promise<void> {
+    await this.#write(() => `the removal of the backends of agent ${agentId}`, () => this.#agentBackends.remove(agentId));
+  }
+
+  /** Runs one write (`what` names it for the error): room on disk first, then lmdb's commit; any failure is OPENGSLB_ERR_STATE_WRITE with the reason. */
+  async #write(what: () => string, op: () => Promise<unknown>, bytes = 0): Promise<void> {
     try {
-      await this.#agentBackends.remove(agentId);
+      this.#keepRoom(ROOM_BYTES + 2 * bytes);
+      await op();
     } catch (err) {
-      throw await writeError(`the removal of the backends of agent ${agentId}`, this.location, err);
+      throw await writeError(what(), this.location, err);
     }
+  }
+
+  /** Tops the room past lmdb's last page up to `room` bytes when less than half of it is left (see ROOM_BYTES). */
+  #keepRoom(room: number): void {
+    const reserve = this.#reserve;
+    if (reserve === null) return;
+    const stats = this.#root.getStats() as { lastPageNumber: number; root: { pageSize: number } };
+    const used = (stats.lastPageNumber + 1) * stats.root.pageSize;
+    if (used + room / 2 <= this.#roomEnd) return;
+    try {
+      reserve(this.location, used + room);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A file system without preallocation (some network ones): nothing to keep; lmdb writes as before.
+      if (code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+        this.#reserve = null;
+        return;
+      }
+      throw new Error(`no room for the file to grow by ${room} bytes: ${(err as Error).message}`, { cause: err });
+    }
+    this.#roomEnd = used + room;
   }
 
   async close(): Promise<void> {
