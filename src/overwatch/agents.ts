@@ -402,7 +402,10 @@ export class AgentHub {
     const sweepChanged = next.stale.thresholdMs !== this.#config.stale.thresholdMs;
     this.#config = next;
     for (const agent of this.#agents.values()) {
-      for (const b of agent.backends.values()) if (b.serverKey !== null) this.#place(agent, b, b.report, true);
+      // Backends the registry refused (their region was not served) are placed again too: a reload that
+      // serves the region again (or a failed one rolled back) has them back now, from the last report held
+      // (kept current by the agent's messages meanwhile), not at the agent's next full set (full_interval).
+      for (const b of agent.backends.values()) if (b.serverKey !== null || b.problem?.reason === 'registry_refused') this.#place(agent, b, b.report, true);
     }
     this.refreshVerdicts();
     if (sweepChanged && this.#sweepTimer !== null) this.#armSweep();
@@ -740,8 +743,11 @@ export class AgentHub {
     const existing = this.#registry.serverAt(agent.region, report.address, report.port, report.service);
     const owner = existing === undefined ? undefined : this.#owners.get(existing.key);
     if (owner !== undefined && owner !== agent.agentId) {
-      // Another agent reports the same backend of the same service: the first keeps it.
-      this.#refuse(agent, b, 'other_agent', `agent ${owner} reports the same backend; the first to report it keeps it`);
+      // Another agent reports the same backend of the same service: the first keeps it. A copy refused as
+      // this owner's already (at a hand-over, or an earlier report) keeps its reason and is counted once.
+      if (b.problem?.reason !== 'other_agent' || !b.problem.detail.startsWith(`agent ${owner} `)) {
+        this.#refuse(agent, b, 'other_agent', `agent ${owner} reports the same backend; the first to report it keeps it`);
+      }
       this.#setState(agent, b, 'refused');
       return;
     }
@@ -777,39 +783,36 @@ export class AgentHub {
   #drop(agent: AgentRecord, id: string, b: AgentBackend, reason: string): void {
     agent.backends.delete(id);
     if (b.state !== 'removed' && b.serverKey !== null) this.#transition(agent, b, 'removed', reason);
-    if (b.serverKey !== null) {
-      this.#removeServer(b);
-      this.#handOver(agent, id);
-    }
+    if (b.serverKey !== null && this.#handOver(agent, id, b) === null) this.#removeServer(b);
   }
 
   /**
-   * The backend `id` of `from`'s region is no longer kept by `from`: a live
-   * agent whose copy was refused because `from` reported it first takes it
-   * now, from the last report the overwatch holds, rather than at its own
-   * next full report (a heartbeat interval or more of a backend out of DNS
-   * that a live agent says is up). O(agents). Returns the agent that took it.
+   * The backend `id` of `from`'s region (`b`, a server) is no longer kept by
+   * `from`: a live agent whose copy was refused because `from` reported it
+   * first takes it now, from the last report the overwatch holds, rather than
+   * at its own next full report (a heartbeat interval or more of a backend
+   * out of DNS that a live agent says is up). The server changes owner in
+   * place: same key, slot and last-up time. Removing it and adding it back
+   * wrote its slot unhealthy, then healthy (queries in between left it out of
+   * answers), and republished twice. O(agents). Returns the agent that took
+   * it (`b` is then no server), or null (`b` is unchanged).
    */
-  #handOver(from: AgentRecord, id: string): AgentRecord | null {
+  #handOver(from: AgentRecord, id: string, b: AgentBackend): AgentRecord | null {
+    const key = b.serverKey as string;
     for (const other of this.#agents.values()) {
       if (other === from || other.state !== 'live' || other.region !== from.region) continue;
-      const b = other.backends.get(id);
-      if (b === undefined || b.serverKey !== null || b.problem?.reason !== 'other_agent') continue;
-      this.#place(other, b, b.report, true);
-      if (b.serverKey === null) continue;
+      const copy = other.backends.get(id);
+      if (copy === undefined || copy.serverKey !== null || copy.problem?.reason !== 'other_agent') continue;
+      // The owner first: #place refuses a copy of a server another agent owns.
+      this.#owners.set(key, other.agentId);
+      this.#place(other, copy, copy.report, true);
+      if (copy.serverKey === null) continue;
+      b.serverKey = null;
       this.#markDirty(other);
       return other;
     }
+    this.#owners.set(key, from.agentId);
     return null;
-  }
-
-  /** Is there a live agent (not `from`) whose copy of backend `id` was refused as `from`'s? */
-  #hasHeir(from: AgentRecord, id: string): boolean {
-    for (const other of this.#agents.values()) {
-      if (other === from || other.state !== 'live' || other.region !== from.region) continue;
-      if (other.backends.get(id)?.problem?.reason === 'other_agent') return true;
-    }
-    return false;
   }
 
   /**
@@ -820,14 +823,9 @@ export class AgentHub {
    */
   #handOverStale(agent: AgentRecord): void {
     for (const [id, b] of agent.backends) {
-      if (b.serverKey === null || !this.#hasHeir(agent, id)) continue;
-      this.#removeServer(b);
-      const heir = this.#handOver(agent, id);
-      if (heir === null) {
-        // The heir's copy was refused by the registry after all: keep it ours, stale, as before.
-        this.#place(agent, b, b.report, false);
-        continue;
-      }
+      if (b.serverKey === null) continue;
+      const heir = this.#handOver(agent, id, b);
+      if (heir === null) continue;
       this.#refuse(agent, b, 'other_agent', `agent ${heir.agentId} reports the same backend and took it over while this agent was stale`);
       this.#markDirty(agent);
     }
@@ -870,6 +868,8 @@ export class AgentHub {
   /** What a backend is now (see BACKEND_STATES). */
   #stateOf(agent: AgentRecord, b: AgentBackend): BackendState {
     if (b.serverKey === null) {
+      // Another agent's (it took the backend over while this one was stale): whether this one is heard from changes nothing.
+      if (b.problem?.reason === 'other_agent') return 'refused';
       if (agent.state !== 'live') return 'stale';
       // Not a server (a host name, refused by the registry, another agent's): its claim decides nothing, so showing it would say "answered".
       if (b.problem !== null) return 'refused';
@@ -973,8 +973,9 @@ export class AgentHub {
       if (agent.state === 'live' && quietMs >= thresholdMs) {
         agent.state = 'stale';
         this.#log.warn({ agent: agent.agentId, lastSeen: rfc3339(agent.lastSeenMs), backends: agent.backends.size }, 'agent stale: no message for overwatch.stale.threshold; its backends are out of answers');
-        for (const b of agent.backends.values()) this.#setState(agent, b, 'stale');
+        // Hand-overs first: marking a backend stale writes its slot unhealthy, and one a live agent vouches for must not leave answers.
         this.#handOverStale(agent);
+        for (const b of agent.backends.values()) this.#setState(agent, b, 'stale');
       }
     }
   }

@@ -216,6 +216,8 @@ export class Overwatch {
   /** What each DNSSEC key was last put as (or taken from the bucket as), by bucket key: only keys that differ go out. */
   readonly #keysReplicated = new Map<string, string>();
   readonly #expiry: OverrideExpiry;
+  /** Keys (keyOfTarget) of the overrides that covered nothing served at start or the last reload, each warned of once. */
+  #overridesLeftOut: ReadonlySet<string> = new Set();
 
   private constructor(config: Config, logger: Logger, host: string, port: number, state: StartState, counters: Int32Array, pool: DnsPool) {
     this.#health = state.health;
@@ -340,7 +342,7 @@ export class Overwatch {
     fanout.apply();
     const overrides = registry.overrides().length;
     if (overrides > 0) logger.info({ overrides, store: store.location }, 'overrides restored');
-    warnOverridesLeftOut(registry, config, logger);
+    const overridesLeftOut = warnOverridesLeftOut(registry, config, logger, null);
     const live = fanout.live;
     // Probe the address only now, right before the workers bind: the first
     // health round can take seconds, and a port chosen for port 0 before it
@@ -412,6 +414,7 @@ export class Overwatch {
     }
     const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials, keyring, presigner, keySync, agents }, counters, pool);
     overwatch.#cookieSecrets = cookieSecrets;
+    overwatch.#overridesLeftOut = overridesLeftOut;
     cookieSecrets?.start((keys) => pool.publishCookieKeys(keys));
     presignHooks.run = (task, transferList) => overwatch.#runCpuTask(task, transferList);
     if (agents !== null) {
@@ -616,6 +619,8 @@ export class Overwatch {
     this.#logger.level = next.logging.level;
     warnGeoLeftOut(this.registry, this.#logger);
     const { lagging, failed } = await this.#publish(snapshot);
+    // After the publish: covered() reads the view it committed.
+    this.#overridesLeftOut = warnOverridesLeftOut(this.registry, next, this.#logger, this.#overridesLeftOut);
     let note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
     if (failed.length > 0) note += ` (workers ${failed.join(', ')} could not attach it and are restarted on it)`;
     if (geoNote !== null) note += `; ${geoNote}`;
@@ -1524,21 +1529,31 @@ function canonicalKey(k: StoredDnssecKey): string {
 }
 
 /**
- * Logs a warning for each restored override that covers nothing the config
- * serves (its region, domain or address was removed, or a region differs only
- * in case): it is kept, inactive, as after a reload that removes what it
- * covers, but it would otherwise stay silent until someone reads the list.
+ * Logs a warning for each override that covers nothing the config serves
+ * (its region, domain or address was removed, or a region differs only in
+ * case): it is kept, inactive, but it would otherwise stay silent until
+ * someone reads the list. At start (`warned` null) every such restored
+ * override; after a reload only those not in `warned`, the set this returned
+ * last time, so one that stays uncovered is named once, not at every reload.
+ * Returns the keys (keyOfTarget) of the overrides uncovered now.
  */
-function warnOverridesLeftOut(registry: Registry, config: Config, logger: Logger): void {
+function warnOverridesLeftOut(registry: Registry, config: Config, logger: Logger, warned: ReadonlySet<string> | null): Set<string> {
   const log = logger.child({ component: 'overrides' });
   const regions = config.regions.map((r) => r.name);
+  const uncovered = new Set<string>();
   for (const o of registry.overrides()) {
     if (registry.covered(o.target)) continue;
+    const key = keyOfTarget(o.target);
+    uncovered.add(key);
+    if (warned?.has(key) === true) continue;
     const t = o.target;
     const expected = t.scope === 'region' ? expectedRegion(t.region, regions) : 'a domain or server of the config';
     log.warn({ scope: t.scope, target: describeTarget(t), expected, healthy: o.healthy, source: o.source },
-      'restored override covers nothing this config serves: kept inactive (GET /api/v1/overrides shows "active": false) until the config serves it again; delete it if it is obsolete');
+      warned === null
+        ? 'restored override covers nothing this config serves: kept inactive (GET /api/v1/overrides shows "active": false) until the config serves it again; delete it if it is obsolete'
+        : 'override covers nothing this config serves since the reload: kept inactive (GET /api/v1/overrides shows "active": false) until the config serves it again; delete it if it is obsolete');
   }
+  return uncovered;
 }
 
 /** Logs the active run-time geo mappings the geo table has no room for beside the config's (see Registry.compiledGeoMappings). */

@@ -20,6 +20,7 @@ import { createLogger, type Logger } from '../../src/log/logger.ts';
 import { AgentHub, MAX_BACKENDS_PER_AGENT } from '../../src/overwatch/agents.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
 import { Registry } from '../../src/registry/registry.ts';
+import { LIVE_EPOCH } from '../../src/snapshot/live-slots.ts';
 import { MemoryStore } from '../../src/state/store.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { ask } from '../helpers/dns-client.ts';
@@ -232,6 +233,68 @@ test('when the agent keeping a backend goes stale, a live second agent reporting
   assert.equal((await s.send(first.seal(first.heartbeat([backend(APP, web.address, web.port)]))))?.status, 'ok');
   assert.equal(stateOf(first.identity.agentId), 'refused', 'the second keeps it now');
   assert.equal(stateOf(second.identity.agentId), 'healthy');
+});
+
+test('a stale agent\'s backend a live agent vouches for changes hands in place: same slot, never out of answers, no republish, no stale transition; the first, back, stays refused (counted once) and takes it back when the heir leaves', async (t) => {
+  const lines: { level: string; msg: string; agent?: string; to?: string; reason?: string }[] = [];
+  const logger = createLogger({ level: 'info', format: 'json' }, new Writable({
+    write(chunk: Buffer, _e, done) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l));
+      done();
+    },
+  }));
+  const s = await start(t, ['  stale: { threshold: 1s, remove_after: 1h }'], { logger });
+  const web = await httpBackend(t);
+  const first = await s.agent();
+  const second = await s.agent();
+  const id1 = first.identity.agentId;
+  const id2 = second.identity.agentId;
+  assert.equal((await s.send(first.seal(first.register([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  assert.equal((await s.send(second.seal(second.register([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  await s.ow.whenPublished();
+  const server = s.ow.registry.servers().find((x) => x.address === web.address);
+  assert.ok(server !== undefined);
+  const epoch = Atomics.load(s.ow.live, LIVE_EPOCH);
+  const version = s.ow.registry.version;
+  const generation = s.ow.generation;
+  const until = Date.now() + 6000;
+  while (Date.now() < until && s.ow.agents?.agent(id1)?.agent.state !== 'stale') {
+    assert.equal((await s.send(second.seal(second.heartbeat([], false))))?.status, 'ok');
+    await setTimeout(200);
+  }
+  assert.equal(s.ow.agents?.agent(id1)?.agent.state, 'stale');
+  await s.ow.whenPublished();
+  // The slot never left healthy: no health write (every one moves the epoch), no structural change, no new snapshot.
+  assert.equal(Atomics.load(s.ow.live, LIVE_EPOCH), epoch, 'no health write: the backend never blinked out of answers');
+  assert.deepEqual({ version: s.ow.registry.version, generation: s.ow.generation }, { version, generation });
+  const now = s.ow.registry.servers().find((x) => x.address === web.address);
+  assert.deepEqual({ key: now?.key, slot: now?.slot, agent: s.ow.registry.agentStateOf(server.key)?.agentId, owner: s.ow.agents?.agentOf(server.key) }, { key: server.key, slot: server.slot, agent: id2, owner: id2 });
+  assert.equal(s.ow.servers().find((x) => x.address === web.address)?.healthy, true);
+  assert.deepEqual(await s.answers(), [web.address]);
+  const outOfAnswers = lines.filter((l) => l.msg === 'agent backend out of answers');
+  assert.deepEqual(outOfAnswers, [], 'nothing logged the backend out of answers: it never was');
+  const firstCopy = s.ow.agents?.agent(id1)?.backends[0];
+  assert.equal(firstCopy?.state, 'refused', 'the stale agent\'s copy is another\'s now, not "stale"');
+  assert.match(firstCopy?.problem ?? '', new RegExp(`agent ${id2} reports the same backend and took it over while this agent was stale`));
+  assert.deepEqual({ refused: s.ow.agents?.counters().refused.other_agent, transitions: s.ow.agents?.counters().transitions.refused }, { refused: 2, transitions: 2 }, 'the second\'s copy at its registration, the first\'s at the hand-over');
+
+  // The first comes back and reports it, twice: still refused, with the same reason, not counted again.
+  for (const full of [true, false]) assert.equal((await s.send(first.seal(first.heartbeat([backend(APP, web.address, web.port)], full))))?.status, 'ok');
+  const back = s.ow.agents?.agent(id1)?.backends[0];
+  assert.equal(back?.state, 'refused');
+  assert.match(back?.problem ?? '', new RegExp(`agent ${id2} reports the same backend`));
+  assert.deepEqual({ refused: s.ow.agents?.counters().refused.other_agent, transitions: s.ow.agents?.counters().transitions.refused }, { refused: 2, transitions: 2 });
+  assert.equal(s.ow.agents?.agentOf(server.key), id2);
+
+  // The heir leaves: the first takes it over at once, in place again.
+  const before = Atomics.load(s.ow.live, LIVE_EPOCH);
+  assert.equal((await s.send(second.seal(second.deregister())))?.status, 'ok');
+  assert.equal(s.ow.agents?.agentOf(server.key), id1);
+  assert.deepEqual({ state: s.ow.agents?.agent(id1)?.backends[0]?.state, problem: s.ow.agents?.agent(id1)?.backends[0]?.problem }, { state: 'healthy', problem: null });
+  assert.equal(Atomics.load(s.ow.live, LIVE_EPOCH), before, 'no health write at that hand-over either');
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), [web.address]);
+  assert.equal(s.ow.registry.server(server.key)?.slot, server.slot);
 });
 
 test('a reload with new tokens refuses the old one and accepts the new one for the next registration', async (t) => {
