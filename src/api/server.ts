@@ -67,6 +67,8 @@ export interface ApiServer {
 /** Per-route config flags (Fastify's route `config`). */
 interface RouteFlags {
   readonly methodNotAllowed?: boolean;
+  /** A write route without a body schema: a body sent to it is a 400, not ignored. */
+  readonly noBody?: boolean;
 }
 
 /** Largest request body accepted; an override is about 200 bytes. */
@@ -206,6 +208,22 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
   }) as unknown as FastifyInstance;
   // Fastify parses text/plain as a string by default; this API takes JSON only (415 otherwise, as docs/api.md says).
   app.removeContentTypeParser('text/plain');
+  // Fastify's JSON parser keeps the last of two equal keys, so {"healthy": false, …, "healthy": true} set a server
+  // healthy without a word; and it called a __proto__ key "not valid JSON". This one refuses both, saying which key.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = body as string;
+    if (text === '') return done(new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', 'request body: empty, expected a JSON object'), undefined);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return done(new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', 'request body: not valid JSON, expected a JSON object'), undefined);
+    }
+    const problem = keyProblem(text);
+    if (problem !== null) return done(new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `request body: ${problem}`), undefined);
+    done(null, value);
+  });
   const ctx: RouteContext = { deps, log };
   gateConnections(app.server, deps, log, refused);
 
@@ -234,6 +252,10 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     // not an override that silently never ends. (Reads still ignore extra parameters, as cache-busters add them.)
     if ([route.method].flat().some((m) => WRITE_METHODS.has(m)) && route.schema?.querystring === undefined) {
       route.schema = { ...route.schema, querystring: NO_QUERY };
+    }
+    // Likewise a body: POST /api/v1/reload with {"dry_run": true} ran a real reload, the body unread.
+    if ([route.method].flat().some((m) => WRITE_METHODS.has(m)) && route.schema?.body === undefined) {
+      route.config = { ...(route.config as object), noBody: true } as RouteFlags as typeof route.config;
     }
     const set = methodsOf.get(route.url) ?? new Set<string>();
     for (const m of [route.method].flat()) set.add(m);
@@ -334,6 +356,12 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     done();
   });
 
+  app.addHook('preValidation', (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    if ((request.routeOptions.config as RouteFlags).noBody !== true || request.body === undefined) return done();
+    const shown = (request.routeOptions.url ?? '').replace(/:(\w+)/g, '{$1}');
+    done(new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `request body: ${request.method} ${shown} takes none, expected no body`));
+  });
+
   app.setNotFoundHandler((request) => {
     const path = request.url.length > 200 ? `${request.url.slice(0, 200)}…` : request.url;
     throw new OpenGslbError('OPENGSLB_ERR_API_NO_ROUTE', `no route ${request.method} ${path}; GET /api/v1/openapi.json lists the routes`);
@@ -411,6 +439,46 @@ function gateConnections(server: FastifyInstance['server'], deps: ApiDeps, log: 
       if (isOutside) outside--;
     });
   });
+}
+
+/**
+ * Finds a key given twice in one object, or a __proto__ key (which an
+ * Object.assign of the body would turn into a prototype), in JSON text that
+ * JSON.parse has accepted; null when there is none. Bodies are at most 16 KiB,
+ * so one pass with a stack of the keys seen per open object is cheap.
+ */
+function keyProblem(text: string): string | null {
+  const open: (Set<string> | null)[] = []; // per open object its keys, null per open array
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const keys = open.at(-1);
+      if (expectKey && keys instanceof Set) {
+        // Decoded, so "h\u0065althy" and "healthy" are one key, as JSON.parse sees them.
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (key === '__proto__') return 'the field "__proto__" is refused (it would set an object\'s prototype), expected only the route\'s fields';
+        if (keys.has(key)) return `the field ${JSON.stringify(key)} is given twice, expected each field once`;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{') {
+      open.push(new Set());
+      expectKey = true;
+    } else if (c === '[') {
+      open.push(null);
+      expectKey = false;
+    } else if (c === '}' || c === ']') {
+      open.pop();
+      expectKey = false;
+    } else if (c === ',') {
+      expectKey = open.at(-1) instanceof Set;
+    }
+  }
+  return null;
 }
 
 function sendError(reply: FastifyReply, status: number, message: string): FastifyReply {

@@ -65,6 +65,12 @@ function where(part: string, instancePath: string, child?: string): string {
   return name === '' ? (WHOLE[part] ?? part) : `${PLACES[part] ?? part} ${JSON.stringify(name)}`;
 }
 
+/** The route schemas' patterns in words (region names and agent ids; config/definition.ts takes region names alike). */
+const PATTERN_TEXT: Readonly<Record<string, string>> = {
+  '^[A-Za-z0-9][A-Za-z0-9._-]*$': 'a name of letters, digits, ".", "_" and "-", starting with a letter or digit',
+  '\\S': 'a non-empty string, not only spaces',
+};
+
 /** Says in words what a (flat) schema accepts. */
 export function expected(schema: Record<string, unknown>): string {
   if (Array.isArray(schema.enum)) return `one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`;
@@ -86,8 +92,11 @@ export function expected(schema: Record<string, unknown>): string {
     case 'string': {
       const min = typeof schema.minLength === 'number' ? schema.minLength : 0;
       const max = typeof schema.maxLength === 'number' ? schema.maxLength : null;
-      const what = min > 0 || schema.pattern !== undefined ? 'a non-empty string' : 'a string';
-      return max === null ? what : `${what} of at most ${max} characters`;
+      // A pattern failure must say which characters are taken: "a non-empty string of at most 63 characters" of a
+      // short non-empty name did not say what was wrong with it.
+      const named = typeof schema.pattern === 'string' ? PATTERN_TEXT[schema.pattern] : undefined;
+      const what = named ?? (min > 0 || schema.pattern !== undefined ? 'a non-empty string' : 'a string');
+      return max === null ? what : `${what}${named === undefined ? '' : ','} of at most ${max} characters`;
     }
     default:
       return typeof schema.description === 'string' ? schema.description : 'a valid value';

@@ -223,6 +223,15 @@ describe('schema validation', () => {
     { name: 'a body that is an array', method: 'PUT', path: PUT, body: [true], error: /^request body: got an array, expected a JSON object with healthy, source \(optional: reason, expires_at, expires_in\)$/ },
     { name: 'no body at all', method: 'PUT', path: PUT, error: /^request body: missing, expected a JSON object with healthy, source/ },
     { name: 'a body that is not JSON', method: 'PUT', path: PUT, rawBody: '{healthy: true', contentType: 'application/json', error: /^request body: not valid JSON, expected a JSON object$/ },
+    // JSON.parse keeps the last of two equal keys: {"healthy": false, …, "healthy": true} set the server healthy, silently.
+    { name: 'a body field given twice', method: 'PUT', path: PUT, rawBody: '{"healthy": false, "source": "a", "healthy": true}', contentType: 'application/json', error: /^request body: the field "healthy" is given twice, expected each field once$/ },
+    { name: 'a body field given twice, as a differently escaped key', method: 'PUT', path: PUT, rawBody: '{"healthy": false, "source": "a", "h\\u0065althy": true}', contentType: 'application/json', error: /^request body: the field "healthy" is given twice, expected each field once$/ },
+    { name: 'equal keys in two objects of an array (not a duplicate)', method: 'PUT', path: PUT, rawBody: '[{"healthy": true, "k": "}"}, {"healthy": true, "k": "{"}]', contentType: 'application/json', error: /^request body: got an array, expected a JSON object/ },
+    // Used to be ignored: a reload ran whatever the body asked for ({"dry_run": true} is no such option).
+    { name: 'a body on a write that takes none', method: 'POST', path: '/api/v1/reload', body: { dry_run: true }, error: /^request body: POST \/api\/v1\/reload takes none, expected no body$/ },
+    { name: 'a body on a DELETE', method: 'DELETE', path: '/api/v1/overrides/region/eu', body: { healthy: true }, error: /^request body: DELETE \/api\/v1\/overrides\/region\/\{region\} takes none, expected no body$/ },
+    // Used to say "not valid JSON" of valid JSON.
+    { name: 'a __proto__ key', method: 'PUT', path: PUT, rawBody: '{"healthy": false, "source": "a", "__proto__": {"x": 1}}', contentType: 'application/json', error: /^request body: the field "__proto__" is refused \(it would set an object's prototype\), expected only the route's fields$/ },
     { name: 'an empty JSON body', method: 'PUT', path: PUT, rawBody: '', contentType: 'application/json', error: /^request body: missing, expected a JSON object with healthy, source/ },
     // Used to be ignored: the override was set with no end at all.
     { name: 'a query parameter on a write that takes none', method: 'PUT', path: `${PUT}?expires_in=2h`, body: { healthy: false, source: 'a' }, error: /^query parameter "expires_in": unknown parameter, expected none$/ },
@@ -235,6 +244,9 @@ describe('schema validation', () => {
     { name: 'a malformed service', method: 'PUT', path: '/api/v1/overrides/bad_na*me.test/192.0.2.1', body: { healthy: true, source: 'a' }, error: /^path parameter "service": .*wildcard/ },
     { name: 'an address that is not an IP', method: 'PUT', path: '/api/v1/overrides/app.example.test/192.0.2.300', body: { healthy: true, source: 'a' }, error: /^path parameter "address": "192\.0\.2\.300" is not an IP address/ },
     { name: 'a host name as the address', method: 'DELETE', path: '/api/v1/overrides/app.example.test/www.example.test', error: /^path parameter "address": "www\.example\.test" is not an IP address/ },
+    // Used to say "expected a non-empty string of at most 63 characters" of a short non-empty name: not what was wrong.
+    { name: 'a region path parameter with a character no region name has', method: 'PUT', path: '/api/v1/overrides/region/eu%20west', body: { healthy: true, source: 'a' }, error: /^path parameter "region": got the string "eu west", expected a name of letters, digits, "\.", "_" and "-", starting with a letter or digit, of at most 63 characters$/ },
+    { name: 'an agent id with a character no id has', method: 'GET', path: '/api/v1/overwatch/agents/-eu', error: /^path parameter "id": got the string "-eu", expected a name of letters, digits, "\.", "_" and "-", starting with a letter or digit, of at most 128 characters$/ },
     { name: 'an explain without a name', method: 'GET', path: '/api/v1/explain?type=A', error: /^query parameter "name": missing, expected a non-empty string/ },
     { name: 'an explain with a client that is not an IP', method: 'GET', path: '/api/v1/explain?name=app.example.test&client=me', error: /^query parameter "client": "me" is not an IP address/ },
     { name: 'an explain with a type that is no mnemonic', method: 'GET', path: '/api/v1/explain?name=app.example.test&type=A%20B', error: /^query parameter "type": got the string "A B", expected a DNS type/ },

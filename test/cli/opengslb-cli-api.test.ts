@@ -124,7 +124,11 @@ test('every opengslb-cli command works against the live admin API of a running o
     assert.deepEqual(out.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]), ['::1']);
     out = ok(await f.cli('servers', '--domain', 'www.example.test'));
     assert.deepEqual(out.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]).sort(), [f.up, f.down].sort());
-    assert.equal(ok(await f.cli('servers', '--region', 'nowhere')), 'No servers match.\n');
+    // A region no config has is the API's 400 (it used to be an empty list that read as "no servers there").
+    const r = await f.cli('servers', '--region', 'nowhere');
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, 'opengslb-cli: query parameter "region": no region "nowhere" is configured; expected one of: eu-west, v6 (HTTP 400)\n');
+    assert.equal(ok(await f.cli('servers', '--status', 'unknown')), 'No servers match.\n');
   });
 
   await t.test('domains shows each domain\'s policy, healthy/total servers and all-down behaviour', async () => {
