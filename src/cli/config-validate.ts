@@ -1,18 +1,19 @@
-// Cold path. `config validate FILE [--json]`, shared by `opengslb` and
+// Cold path. `config validate FILE [--mode MODE] [--json]`, shared by `opengslb` and
 // `opengslb-cli`: runs exactly the loader the server runs at start-up and on
 // reload (includes, ${VAR} expansion, permissions, defaults, cross-checks) and
 // reports a summary or every problem.
 
 import { ConfigError, loadConfig } from '../config/load.ts';
+import type { RunMode } from '../config/types.ts';
 import { formatProblem, type ConfigProblem } from '../config/problems.ts';
 import type { Environment } from '../config/env.ts';
 import { FlagError, parseFlags } from './args.ts';
 
 /** The command line of the subcommand, for usage texts. */
-export const CONFIG_VALIDATE_USAGE = 'config validate FILE [--json]';
+export const CONFIG_VALIDATE_USAGE = 'config validate FILE [--mode overwatch|agent] [--json]';
 
 /** What the subcommand does, for its --help. */
-export const CONFIG_VALIDATE_SUMMARY = 'Check FILE and its includes exactly as the server does at start-up and on reload.\nPrints a summary (exit 0) or every problem as FILE:LINE:COL: path: message (exit 1);\n--json prints one JSON object instead.';
+export const CONFIG_VALIDATE_SUMMARY = 'Check FILE and its includes exactly as the server does at start-up and on reload.\n--mode checks it as the server run with that --mode would (it overrides "mode:" in the file).\nPrints a summary (exit 0) or every problem as FILE:LINE:COL: path: message (exit 1);\n--json prints one JSON object instead.';
 
 /** What `--json` prints for a valid config. */
 export interface ValidSummary {
@@ -52,8 +53,9 @@ export function formatConfigError(program: string, err: ConfigError): string {
 export async function runConfigValidate(program: string, args: readonly string[], io: Output, env: Environment = process.env): Promise<number> {
   let file: string;
   let json: boolean;
+  let mode: RunMode | undefined;
   try {
-    const { values, positionals } = parseFlags(args, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, true);
+    const { values, positionals } = parseFlags(args, { json: { type: 'boolean' }, mode: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
     // `opengslb config validate --help` answers as `opengslb-cli config validate --help` does: the usage, exit 0.
     if (values.help === true) {
       io.out(`usage: ${program} ${CONFIG_VALIDATE_USAGE}\n\n${CONFIG_VALIDATE_SUMMARY}\n`);
@@ -62,13 +64,19 @@ export async function runConfigValidate(program: string, args: readonly string[]
     if (positionals.length !== 1) throw new FlagError(positionals.length === 0 ? 'missing FILE' : `one FILE expected, got ${positionals.length}: ${positionals.join(' ')}`);
     file = positionals[0] as string;
     json = values.json === true;
+    // The server's --mode decides which keys the file may and must have: an agent's file without
+    // `mode: agent` is only valid with it, so validate must take the same flag to give the same verdict.
+    if (values.mode !== undefined && values.mode !== 'overwatch' && values.mode !== 'agent') {
+      throw new FlagError(`--mode: "${String(values.mode)}" is not a mode, expected overwatch or agent`);
+    }
+    mode = values.mode as RunMode | undefined;
   } catch (err) {
     if (!(err instanceof FlagError)) throw err;
     io.err(`${program} config validate: ${err.message}\nusage: ${program} ${CONFIG_VALIDATE_USAGE}\n`);
     return 2;
   }
   try {
-    const { config, files } = await loadConfig(file, { env });
+    const { config, files } = await loadConfig(file, mode === undefined ? { env } : { env, mode });
     const summary: ValidSummary = {
       mode: config.mode,
       zones: config.dns.zones.length,

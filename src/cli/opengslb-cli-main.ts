@@ -301,8 +301,13 @@ export function checkCommandLine(argv: readonly string[]): string | null {
   const name = words.join(' ');
   if (name === 'version' || (words.length === 0 && (rest.includes('--version') || rest.includes('--help') || rest.includes('-h')))) return null;
   if (name === 'config validate') {
-    const files = rest.filter((a) => !a.startsWith('-'));
-    const unknown = rest.filter((a) => a.startsWith('-') && a !== '--json' && a !== '--help' && a !== '-h');
+    // --mode takes a value, which is not a FILE.
+    const modeAt = rest.indexOf('--mode');
+    const args = modeAt < 0 ? rest : [...rest.slice(0, modeAt), ...rest.slice(modeAt + 2)];
+    const mode = modeAt < 0 ? undefined : rest[modeAt + 1];
+    if (modeAt >= 0 && mode !== 'overwatch' && mode !== 'agent') return `config validate: --mode ${mode ?? ''} is not a mode, expected overwatch or agent`;
+    const files = args.filter((a) => !a.startsWith('-'));
+    const unknown = args.filter((a) => a.startsWith('-') && a !== '--json' && a !== '--help' && a !== '-h');
     if (unknown.length > 0) return `config validate: unknown flag ${unknown[0]}`;
     return files.length === 1 ? null : `config validate: expected one FILE, got ${files.length}`;
   }

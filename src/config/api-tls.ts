@@ -4,7 +4,7 @@
 // file:line:col), and read again by the API when it builds its TLS context.
 
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 
 /** A certificate chain and its private key, PEM text as read. */
 export interface TlsPair {
@@ -46,12 +46,24 @@ export function readTlsPair(certPath: string, keyPath: string): TlsPair | TlsPai
   return { cert, key };
 }
 
+/** Larger than any certificate chain or key: a path to a log or a disk image is refused unread. */
+const MAX_PEM_BYTES = 1024 * 1024;
+
 function readText(path: string): string | { error: string } {
+  let fd: number | undefined;
   try {
-    return readFileSync(path, 'utf8');
+    // O_NONBLOCK and a regular-file check: a FIFO would block this thread until a writer came,
+    // and a device such as /dev/zero would be read until memory ran out.
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    const info = fstatSync(fd);
+    if (!info.isFile()) return { error: `${path} ${info.isDirectory() ? 'is a directory' : 'is not a regular file'}, expected a readable PEM file` };
+    if (info.size > MAX_PEM_BYTES) return { error: `${path} is ${info.size} bytes, expected a PEM file of at most ${MAX_PEM_BYTES} bytes` };
+    return readFileSync(fd, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'ENOENT' ? 'does not exist' : e.code === 'EACCES' ? 'is not readable by this user' : e.code === 'EISDIR' ? 'is a directory' : e.message;
     return { error: `${path} ${why}, expected a readable PEM file` };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

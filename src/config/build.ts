@@ -511,7 +511,15 @@ const PROBE_HEADERS: ReadonlyMap<string, string> = new Map([
 function checkRequestParts(sink: ProblemCollector, hc: UncheckedHealthCheck | null | undefined, path: PathSegment[]): void {
   if (hc === null || hc === undefined) return;
   if (hc.headers !== null && typeof hc.headers === 'object') {
+    // Header names ignore case, and the probe keeps one value per name: "X-Env" and "x-env" would lose one silently.
+    const seen = new Map<string, string>();
     for (const name of Object.keys(hc.headers)) {
+      const first = seen.get(name.toLowerCase());
+      if (first !== undefined) {
+        sink.reportAt([...path, 'headers', name], `names the same header as "${first}" (header names ignore case), expected each header once`);
+        continue;
+      }
+      seen.set(name.toLowerCase(), name);
       if (!HEADER_NAME.test(name)) {
         sink.reportAt([...path, 'headers', name], `${JSON.stringify(name)} is not a header name, expected letters, digits and !#$%&'*+-.^_\`|~ only (RFC 9110 §5.1)`);
       } else {

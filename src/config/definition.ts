@@ -684,8 +684,10 @@ const overwatch = object({
               default: [],
               itemNoun: 'peer URL',
             }),
-            poll_interval: duration({ doc: 'Time between two polls of every peer.', default: '1h', min: '1s' }),
-            timeout: duration({ doc: 'Time one poll of a peer may take.', default: '30s', min: '100ms' }),
+            // Capped: Node timers take at most 2^31-1 ms (about 596h); a longer one fires after 1 ms,
+            // which would poll the peers in a busy loop and abort every poll at once.
+            poll_interval: duration({ doc: 'Time between two polls of every peer.', default: '1h', min: '1s', max: '168h' }),
+            timeout: duration({ doc: 'Time one poll of a peer may take.', default: '30s', min: '100ms', max: '1h' }),
             shared_secret: str({
               doc: 'Secret shared by every overwatch of the set: standard base64 of exactly 32 bytes. It authenticates the peers to each other and encrypts the private keys they exchange; required when `peers` is set.',
               pattern: '^[A-Za-z0-9+/]{43}=$',

@@ -4,6 +4,7 @@
 // merge (merge.ts). Every node remembers its file, so problems anywhere in the
 // tree are reported as file:line:col of the file they came from.
 
+import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
@@ -350,7 +351,9 @@ class SourceReader {
   async #readFromDisk(name: string, site: IncludeSite | undefined): Promise<{ text: string; mode: number; real: string } | null> {
     let handle;
     try {
-      handle = await open(name, 'r');
+      // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, forever, and the
+      // load (start-up, every later reload, `config validate`) with it. The fstat below refuses it.
+      handle = await open(name, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
     } catch (err) {
       this.#readProblem(name, site, err);
       return null;

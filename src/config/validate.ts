@@ -4,7 +4,7 @@
 // The tree may be merged from several files (includes.ts); NodeOrigins says
 // where each node was written.
 
-import { Document, isAlias, isMap, isScalar, isSeq } from 'yaml';
+import { Document, isAlias, isMap, isNode, isScalar, isSeq } from 'yaml';
 import type { Alias, LineCounter, Node, Scalar, YAMLMap, YAMLSeq } from 'yaml';
 import { asciiLower, asciiUpper, normaliseDomainName, normaliseMailbox } from './domain-name.ts';
 import { formatDuration, parseDuration } from './duration.ts';
@@ -160,7 +160,8 @@ function walkObject(ctx: WalkContext, node: YAMLMap | null, schema: ObjectSchema
   const given = new Map<string, { value: Node | null; keyPos: Pos }>();
   for (const pair of node?.items ?? []) {
     const keyNode = pair.key;
-    const keyPos = isScalar(keyNode) ? positionOfNode(ctx, keyNode, pos) : pos;
+    // A list or map used as a key (`? [a, b]`) has a position too: report it there, not at the enclosing map.
+    const keyPos = isNode(keyNode) ? positionOfNode(ctx, keyNode, pos) : pos;
     if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object') {
       ctx.sink.report(keyPos, path, `has a key that is ${describe(keyNode)}, expected a plain key name`);
       continue;
@@ -204,7 +205,8 @@ function walkMap(ctx: WalkContext, node: YAMLMap, schema: MapSchema, path: PathS
   for (const pair of node.items) {
     const keyNode = pair.key;
     if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === 'object') {
-      ctx.sink.reportAt(path, `has a key that is ${describe(keyNode)}, expected a ${schema.keyNoun}`);
+      const at = isNode(keyNode) ? positionOfNode(ctx, keyNode, ctx.sink.positionOf(path)) : ctx.sink.positionOf(path);
+      ctx.sink.report(at, path, `has a key that is ${describe(keyNode)}, expected a ${schema.keyNoun}`);
       continue;
     }
     const key = String(keyNode.value);

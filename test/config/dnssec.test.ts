@@ -101,3 +101,14 @@ test('refuses a shared secret that is not base64 of 32 bytes, without quoting it
   assert.match(lines[0], /overwatch\.dnssec\.key_sync\.shared_secret: .*base64 of exactly 32 bytes/);
   assert.ok(!lines[0].includes('hunter2'), lines[0]);
 });
+
+// Node timers take at most 2^31-1 ms; setInterval(fn, 1000h) fires every 1 ms
+// instead (TimeoutOverflowWarning), so an unbounded poll_interval polled the
+// peers in a busy loop and an unbounded timeout aborted every poll at once.
+test('refuses a key-sync poll interval or timeout longer than a timer can wait', () => {
+  const lines = problems(['overwatch: { dnssec: { key_sync: { poll_interval: 1000h, timeout: 1000h } } }']);
+  assert.equal(lines.length, 2, lines.join('\n'));
+  assert.match(lines[0], /^x\.yaml:6:\d+: overwatch\.dnssec\.key_sync\.poll_interval: "1000h" \(1000h\) is out of range, expected a duration from 1s to 168h/);
+  assert.match(lines[1], /^x\.yaml:6:\d+: overwatch\.dnssec\.key_sync\.timeout: "1000h" \(1000h\) is out of range, expected a duration from 100ms to 1h/);
+  assert.equal(load(['overwatch: { dnssec: { key_sync: { poll_interval: 168h, timeout: 1h } } }']).dnssec.keySync.pollIntervalMs, 604_800_000);
+});

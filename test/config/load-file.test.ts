@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -93,6 +94,36 @@ test('reports content problems of a loaded file with the path it was given', asy
     assert.ok(err instanceof ConfigError);
     assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_INVALID');
     assert.ok(err.message.startsWith(`${file}:3:26: regions[0].servers[0].address: "192.0.2.300" is not an IP address`), err.message);
+    return true;
+  });
+});
+
+// open(2) of a FIFO for reading waits for a writer: a config path, an include or
+// a PEM path naming one hung start-up, every later reload and `config validate`.
+const withMkfifo = { skip: process.platform === 'win32' ? 'no FIFOs on Windows' : false, timeout: 10_000 };
+
+test('refuses a FIFO as the config file, an include or an api.tls file instead of waiting for a writer', withMkfifo, async (t) => {
+  const main = await tempFile(t, 'main.yaml');
+  const dir = join(main, '..');
+  const fifo = join(dir, 'fifo.yaml');
+  assert.equal(spawnSync('mkfifo', ['-m', '640', fifo]).status, 0);
+  await assert.rejects(loadConfigFile(fifo), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_READ');
+    assert.equal(err.message, `${fifo}: is not a regular file, expected a YAML config file`);
+    return true;
+  });
+  await writeFile(main, `${VALID}includes: [fifo.yaml]\n`);
+  await chmod(main, 0o640);
+  await assert.rejects(loadConfigFile(main), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.message, `${main}:6:12: includes[0]: ${fifo} is not a regular file, expected a YAML config file`);
+    return true;
+  });
+  await writeFile(main, `${VALID}api: { enabled: true, tls: { cert_file: fifo.yaml, key_file: fifo.yaml } }\n`);
+  await assert.rejects(loadConfigFile(main), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.ok(err.message.includes(`${main}:6:41: api.tls.cert_file: ${fifo} is not a regular file, expected a readable PEM file`), err.message);
     return true;
   });
 });

@@ -443,6 +443,40 @@ const cases: Case[] = [
     ],
     expect: ['x.yaml:5:36: v[7]: *v brings the nodes the aliases of this file stand for above 100000, expected aliases that repeat less'],
   },
+  {
+    name: 'reports a list used as a key where it is written, not at the top of the map',
+    yaml: [...SERVER, ...DOMAIN, '? [a, b]', ': 1'],
+    expect: ['x.yaml:6:3: (root): has a key that is a list, expected a plain key name'],
+  },
+  {
+    name: 'reports a map used as a header name where it is written',
+    yaml: [
+      'regions:',
+      '  - name: eu-west',
+      '    servers: [{ address: 192.0.2.10 }]',
+      '    health_check:',
+      '      type: http',
+      '      headers:',
+      '        ? { a: b }',
+      '        : x',
+      ...DOMAIN,
+    ],
+    expect: ['x.yaml:7:11: regions[0].health_check.headers: has a key that is a map, expected a header name'],
+  },
+  {
+    // The probe keeps one value per header name, whatever its case: the first value was dropped without a word.
+    name: 'reports two health-check headers whose names differ only in case',
+    yaml: [
+      'regions:',
+      '  - name: eu-west',
+      '    servers: [{ address: 192.0.2.10 }]',
+      '    health_check:',
+      '      type: http',
+      '      headers: { X-Env: prod, x-env: staging }',
+      ...DOMAIN,
+    ],
+    expect: ['x.yaml:6:38: regions[0].health_check.headers.x-env: names the same header as "X-Env" (header names ignore case), expected each header once'],
+  },
 ];
 
 for (const c of cases) {

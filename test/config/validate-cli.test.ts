@@ -111,8 +111,32 @@ for (const { program, entry } of entries) {
   test(`${program} config validate exits 2 with the usage when FILE is missing`, async () => {
     const r = await run(entry, ['config', 'validate']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, new RegExp(`^${program} config validate: missing FILE\nusage: ${program} config validate FILE \\[--json\\]\n$`));
+    assert.match(r.stderr, new RegExp(`^${program} config validate: missing FILE\nusage: ${program} config validate FILE \\[--mode overwatch\\|agent\\] \\[--json\\]\n$`));
     assert.equal(r.stdout, '');
+  });
+}
+
+// An agent's file may leave `mode:` out and rely on `opengslb --mode agent`: without the same
+// flag, validate checked it as an overwatch's file and refused what the server runs.
+const AGENT = [
+  'agent:',
+  '  identity: { service_token: token-for-app-0123456789, region: eu-west }',
+  '  backends: [{ service: app.example.test, address: 10.0.0.1, port: 8080 }]',
+  '  gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", overwatch_nodes: ["ow-1.example.test:7946"] }',
+];
+
+for (const { program, entry } of entries) {
+  test(`${program} config validate --mode agent checks a file as opengslb --mode agent runs it`, async (t) => {
+    const dir = await configTree(t, { 'agent.yaml': AGENT }, 0o640);
+    const plain = await run(entry, ['config', 'validate', 'agent.yaml'], { cwd: dir });
+    assert.equal(plain.code, 1, plain.stdout);
+    assert.match(plain.stderr, /agent\.yaml:1:1: regions: is missing, expected a list of regions \(required when mode is overwatch\)/);
+    const agent = await run(entry, ['config', 'validate', 'agent.yaml', '--mode', 'agent'], { cwd: dir });
+    assert.equal(agent.code, 0, agent.stderr);
+    assert.match(agent.stdout, /^agent\.yaml: valid \(mode agent, /);
+    const bad = await run(entry, ['config', 'validate', '--mode', 'relay', 'agent.yaml'], { cwd: dir });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--mode: "relay" is not a mode, expected overwatch or agent/);
   });
 }
 

@@ -61,6 +61,8 @@ const all = PAGES.flatMap(codeLines);
 
 test('the checks catch what is wrong: an unknown command, flag or argument count, a server flag, a route', () => {
   assert.equal(checkCommandLine(['servers']), null);
+  assert.equal(checkCommandLine(['config', 'validate', 'agent.yaml', '--mode', 'agent']), null);
+  assert.match(checkCommandLine(['config', 'validate', 'agent.yaml', '--mode', 'relay']) ?? '', /--mode relay is not a mode/);
   assert.match(checkCommandLine(['overrides', 'sett']) ?? '', /unknown command "overrides sett"/);
   assert.match(checkCommandLine(['servers', '--colour']) ?? '', /--colour/);
   assert.match(checkCommandLine(['explain']) ?? '', /expected 1 argument, got 0/);
