@@ -23,7 +23,7 @@ const geoTest: Schema = {
     country: nullable('string', 'ISO 3166-1 alpha-2 country of the address in the GeoIP database, or null.'),
     continent: nullable('string', 'Continent code (AF AN AS EU NA OC SA), or null.'),
     geoip_network: nullable('string', 'The database network that holds the address, or null when the database was not asked.'),
-    scope_prefix_length: { type: 'integer', description: 'The ECS SCOPE PREFIX-LENGTH an answer to this client (as an ECS address) carries.' },
+    scope_prefix_length: { type: 'integer', description: 'The ECS SCOPE PREFIX-LENGTH an answer to this client (as an ECS address) carries, as DNS echoes it: 0 with overwatch.geolocation.ecs_enabled off.' },
   },
 };
 
@@ -75,7 +75,7 @@ export function registerGeoRoutes(app: FastifyInstance, ctx: RouteContext): void
           type: 'object',
           additionalProperties: false,
           required: ['ip'],
-          properties: { ip: { type: 'string', minLength: 1, maxLength: 64, description: 'A client IPv4 or IPv6 address (as an ECS address or a packet source).' } },
+          properties: { ip: { type: 'string', minLength: 1, maxLength: 64, description: 'A client IPv4 or IPv6 address (as an ECS address or a packet source); ::ffff:a.b.c.d is the IPv4 client a.b.c.d, a zone index (%eth0) is refused.' } },
         },
         response: responses({ 200: { ...geoTest, description: 'The decision.' } }, 400),
       },

@@ -713,8 +713,10 @@ const overwatch = object({
         }),
         ecs_enabled: bool({ doc: 'Route on the EDNS Client Subnet address (RFC 7871) when a query carries one, instead of the resolver\'s own address.', default: true }),
         custom_mappings: list({
-          doc: 'Networks (IPv4 and IPv6) mapped to regions before the database is asked; the longest prefix holding the client wins. The same network twice is an error.',
+          doc: 'Networks (IPv4 and IPv6) mapped to regions before the database is asked; the longest prefix holding the client wins. The same network twice is an error. At most 100000 (the geo table\'s MAX_CIDR_MAPPINGS, shared with mappings added through the API).',
           default: [],
+          // src/geo/cidr-table.ts MAX_CIDR_MAPPINGS: more would fail at the snapshot compile, without a file position.
+          maxItems: 100_000,
           itemNoun: 'mapping',
           items: object({
             doc: 'One mapping.',

@@ -44,14 +44,15 @@ export interface GeoTestResult {
   readonly continent: string | null;
   /** The database network holding the address ("8.8.0.0/17"), or null when the database was not asked. */
   readonly geoip_network: string | null;
-  /** The SCOPE PREFIX-LENGTH an answer to this client (as an ECS address) would carry. */
+  /** The SCOPE PREFIX-LENGTH DNS echoes to this client (as an ECS address): 0 with ecs_enabled off (the packet's source decides then). */
   readonly scope_prefix_length: number;
 }
 
 /**
  * Decides the region of the IP literal `ip` with the same table and reader
- * the workers use, and describes the outcome. Throws TypeError when `ip` is
- * not an IP literal (the API validates it first).
+ * the workers use, and describes the outcome; `ecsEnabled` is the snapshot's
+ * overwatch.geolocation.ecs_enabled. Throws TypeError when `ip` is not an IP
+ * literal (the API validates it first).
  */
 export function explainGeo(
   regionNames: readonly string[],
@@ -59,6 +60,7 @@ export function explainGeo(
   base: number,
   reader: GeoIpReader | null,
   ip: string,
+  ecsEnabled: boolean,
 ): GeoTestResult {
   const bytes = ipToBytes(ip);
   const d = new GeoDecision();
@@ -71,6 +73,8 @@ export function explainGeo(
     country: d.country < 0 ? null : countryCodeOf(d.country),
     continent: d.continent < 0 ? null : CONTINENT_CODES[d.continent],
     geoip_network: d.geoPrefixLen < 0 ? null : maskedCidr(bytes, d.geoPrefixLen),
-    scope_prefix_length: d.scopeLen,
+    // What DNS echoes (routing/select.ts pickGeo): with ecs_enabled off the
+    // packet's source decided, so one answer serves every client behind it.
+    scope_prefix_length: ecsEnabled ? d.scopeLen : 0,
   };
 }

@@ -9,7 +9,7 @@
 // their verdict codes into words (test/overwatch/explain.test.ts compares the
 // result with real DNS answers).
 
-import { isIP } from 'node:net';
+import { parseIp } from '../config/ip.ts';
 import type { RoutingAlgorithm, WhenAllDown } from '../config/types.ts';
 import { QTYPE } from '../dns/constants.ts';
 import { nameToWire, readWireName } from '../dns/names.ts';
@@ -183,15 +183,24 @@ const views = new WeakMap<SharedArrayBuffer, SnapshotView>();
 /**
  * Explains the answer the DNS workers would give now to a query for `name`
  * (any case, trailing dot optional) and `qtype` ("A", "aaaa", "TYPE65", "28")
- * from `client` (an IP literal, or null). Allocates freely; call it from the
+ * from `client` (an IP literal without a zone index, ::ffff:a.b.c.d read as
+ * a.b.c.d; or null). Allocates freely; call it from the
  * API, not per query. Throws RangeError, whose message says what is wrong,
  * when the name, type or client is malformed.
  */
 export function explain(input: ExplainInput, name: string, qtype: string, client: string | null): Explanation {
   const qname = normaliseName(name);
   const type = parseType(qtype);
-  if (client !== null && isIP(client.trim()) === 0) throw new RangeError(`client "${client}" is not an IP address`);
-  const b = new Builder(input, qname, type, client === null ? null : client.trim());
+  // Read as GET /api/v1/geo/test reads its ip (parseIp, the one function for a
+  // client of either route): a zone index is refused, and ::ffff:a.b.c.d is the
+  // IPv4 client a.b.c.d, as the workers take a packet source (routing/client.ts).
+  let address: string | null = null;
+  if (client !== null) {
+    const parsed = parseIp(client.trim());
+    if ('error' in parsed) throw new RangeError(`client: ${parsed.error}`);
+    address = parsed.address;
+  }
+  const b = new Builder(input, qname, type, address);
   lookup(b);
   return b.finish();
 }
@@ -790,7 +799,7 @@ function geolocation(b: Builder, r: number, rb: number, start: number, list: Mem
   const names = b.input.snapshot.view.regionNames;
   const client = new ClientAddress(new ParsedQuery());
   if (b.client !== null) client.setSource(b.client, b.client.includes(':') ? 6 : 4);
-  const placed = b.client === null ? null : explainGeo(names, view.u32, view.geoWord, state.geo, b.client);
+  const placed = b.client === null ? null : explainGeo(names, view.u32, view.geoWord, state.geo, b.client, view.ecsEnabled);
   const picks = new Int32Array(L.MAX_ANSWERS_LIMIT);
   const k = selectMembers(state, r, picks, b.client === null ? null : client);
   const decided = state.decision.region;

@@ -130,14 +130,23 @@ export class GeoSource {
       // One open for concurrent questions (each open would watch the folder, and all but the last watcher would leak).
       const path = config.geolocation.databasePath;
       this.#opening ??= this.#load(path)
-        .then((db) => this.#install(db, path))
+        .then((db) => {
+          // A reload may have committed a database while this one was
+          // opening: that one is in use and the workers have it, so this one
+          // goes (installing it would drop the committed one, still watching
+          // its folder, and hand the workers a database the config no longer names).
+          if (this.#db !== null) {
+            db.close();
+            return;
+          }
+          this.#install(db, path);
+          // The workers get it too: a reload that later adds a geolocation domain
+          // finds this database open and unchanged (apply() publishes nothing
+          // then), and the workers would place no client by country or continent.
+          this.onChange?.(db.current.sab);
+        })
         .finally(() => (this.#opening = null));
       await this.#opening;
-      // The workers get it too: a reload that later adds a geolocation domain
-      // finds this database open and unchanged (apply() publishes nothing
-      // then), and the workers would place no client by country or continent.
-      const sab = this.buffer;
-      if (sab !== null) this.onChange?.(sab);
     }
     return this.readerNow() as GeoIpReader;
   }

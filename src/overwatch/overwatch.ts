@@ -1271,15 +1271,17 @@ export class Overwatch {
   /**
    * Decides the region of `ip` as the workers do now (the served geo table
    * and GeoIP database), with how it was decided. Opens the database when no
-   * domain routes by geolocation yet. Throws OPENGSLB_ERR_API_BAD_REQUEST for
-   * an address that is not an IP literal.
+   * domain routes by geolocation yet. `ip` is read as explain() reads a
+   * client (parseIp: ::ffff:a.b.c.d is a.b.c.d); the scope is what DNS echoes,
+   * 0 with ecs_enabled off. Throws OPENGSLB_ERR_API_BAD_REQUEST for an address
+   * that is not an IP literal or carries a zone index.
    */
   async geoTest(ip: string): Promise<GeoTestResult> {
     const parsed = parseIp(ip.trim());
     if ('error' in parsed) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `ip: ${parsed.error}`);
     const reader = await this.#geo.reader(this.#config);
     const view = this.#snapshot.view;
-    return explainGeo(view.regionNames, geoTableOf(view), 0, reader, parsed.address);
+    return explainGeo(view.regionNames, geoTableOf(view), 0, reader, parsed.address, view.ecsEnabled);
   }
 
   /** The custom geo mappings: the config's, then those added at run time (with whether each applies). */

@@ -188,3 +188,52 @@ test('a mapping to a configured region spelt in another case is refused with 409
   assert.match(r.body.error, /no region "US" is served here; region names are case-sensitive, expected "us"/);
   assert.equal(overwatch.registry.geoMapping('172.16.0.0/12'), undefined);
 });
+
+/** The ECS option of a reply, as dns-packet decodes it, or null. */
+function ecsOf(reply: Awaited<ReturnType<typeof ask>>): { scopePrefixLength: number } | null {
+  for (const rr of (reply.additionals ?? []) as { type: string; options?: { code: number; scopePrefixLength: number }[] }[]) {
+    if (rr.type !== 'OPT') continue;
+    for (const o of rr.options ?? []) if (o.code === 8) return o;
+  }
+  return null;
+}
+
+for (const ecsEnabled of [true, false]) {
+  test(`with ecs_enabled ${ecsEnabled ? 'on' : 'off'}, GET /api/v1/geo/test and explain report the ECS scope DNS echoes`, async (t) => {
+    const yaml = YAML.replace('    default_region: eu\n', `    default_region: eu\n    ecs_enabled: ${ecsEnabled}\n`);
+    const overwatch = await Overwatch.start(parseConfigText(yaml, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }), { store: new MemoryStore() });
+    t.after(() => overwatch.stop(200));
+    const api = await startTestApi(t, overwatch);
+    // The query comes from 127.0.0.1 and carries 10.9.8.0/24: on, the ECS address decides (10.0.0.0/8, scope 8); off, the source does, and the scope echoed is 0.
+    const reply = await ask(overwatch.port, 'geo.example.test', 'A', { edns: { ecs: { family: 1, sourcePrefix: 24, address: '10.9.8.0' } } });
+    const echoed = ecsOf(reply)?.scopePrefixLength;
+    assert.equal(echoed, ecsEnabled ? 8 : 0);
+    const r = await call(api.base, 'GET', '/api/v1/geo/test?ip=10.9.8.0');
+    assert.equal(r.status, 200);
+    assert.deepEqual([r.body.region, r.body.matched_cidr, r.body.scope_prefix_length], ['us', '10.0.0.0/8', echoed]);
+    const e = await call(api.base, 'GET', '/api/v1/explain?name=geo.example.test&type=A&client=10.9.8.0');
+    assert.equal(e.body.geo.scope_prefix_length, echoed);
+  });
+}
+
+test('GET /api/v1/geo/test and explain read a client alike: ::ffff:a.b.c.d is the IPv4 client, a zone index is refused with 400', async (t) => {
+  const overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }), { store: new MemoryStore() });
+  t.after(() => overwatch.stop(200));
+  const api = await startTestApi(t, overwatch);
+  const geo = (await call(api.base, 'GET', '/api/v1/geo/test?ip=10.1.2.3')).body;
+  for (const ip of ['::ffff:10.1.2.3', '::FFFF:a01:203']) {
+    const r = await call(api.base, 'GET', `/api/v1/geo/test?ip=${encodeURIComponent(ip)}`);
+    assert.deepEqual(r.body, geo, `${ip} is 10.1.2.3`);
+    const e = await call(api.base, 'GET', `/api/v1/explain?name=geo.example.test&type=A&client=${encodeURIComponent(ip)}`);
+    const { answered_region: _a, fallback: _f, ...placed } = e.body.geo;
+    assert.deepEqual(placed, geo, `explain places ${ip} as the geo test does`);
+    // explain() itself (the CLI and the API call it) reads the client the same way.
+    assert.deepEqual(overwatch.explain('geo.example.test', 'A', ip), overwatch.explain('geo.example.test', 'A', '10.1.2.3'));
+  }
+  const zoned = 'fe80::1%eth0';
+  const g = await call(api.base, 'GET', `/api/v1/geo/test?ip=${encodeURIComponent(zoned)}`);
+  const e = await call(api.base, 'GET', `/api/v1/explain?name=geo.example.test&type=A&client=${encodeURIComponent(zoned)}`);
+  assert.deepEqual([g.status, e.status], [400, 400]);
+  for (const body of [g.body, e.body]) assert.match(body.error, /"fe80::1%eth0" has a zone index \("%\.\.\."\), expected an IP literal without one/);
+  assert.throws(() => overwatch.explain('geo.example.test', 'A', zoned), /"fe80::1%eth0" has a zone index/);
+});

@@ -51,6 +51,9 @@ const cases = [
 ];
 for (const c of cases) {
   test(`explainGeo describes ${c.ip} as ${c.expect.match_type} → ${c.expect.region}`, () => {
-    assert.deepEqual(explainGeo(names, table, 0, reader, c.ip), { ip: c.ip, ...c.expect });
+    assert.deepEqual(explainGeo(names, table, 0, reader, c.ip, true), { ip: c.ip, ...c.expect });
+  });
+  test(`explainGeo gives ${c.ip} scope 0 with ecs_enabled off, as DNS echoes then, and the same decision`, () => {
+    assert.deepEqual(explainGeo(names, table, 0, reader, c.ip, false), { ip: c.ip, ...c.expect, scope_prefix_length: 0 });
   });
 }
