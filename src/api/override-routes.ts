@@ -17,6 +17,7 @@ import { parseDuration } from '../config/duration.ts';
 import { parseIp } from '../config/ip.ts';
 import { normaliseDomainName } from '../config/domain-name.ts';
 import { OpenGslbError } from '../lib/errors.ts';
+import { parseCalendarTime } from '../lib/time.ts';
 import { describeTarget, type OverrideTarget } from '../registry/overrides.ts';
 import { badRequest, clientOf, requireOverwatch, type RouteContext } from './context.ts';
 import { overrideBody, overrideParams, regionOverrideParams, responses, serverOverrideParams, type Schema } from './schemas.ts';
@@ -34,21 +35,6 @@ const MAX_OVERRIDE_MS = 10 * 365 * 24 * 3600 * 1000;
 
 /** RFC 3339 date-time with a time zone (Z or ±hh:mm): a time without one would depend on the server's zone. Groups: year, month, day, hour. */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
-
-/**
- * Parses an RFC 3339 time to epoch ms, or NaN. Date.parse alone is not enough:
- * it rolls an impossible day over ("2030-02-30" is 2 March, "04-31" is 1 May)
- * and takes hour 24 (ECMAScript's end of day), so an operator's typo would set
- * an override ending on another day than the one written.
- */
-function parseRfc3339(text: string): number {
-  const m = RFC3339.exec(text);
-  if (m === null) return NaN;
-  const [year, month, day, hour] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate(); // day 0 of the next month: the month's last day
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23) return NaN;
-  return Date.parse(text);
-}
 
 /** One scope's routes: its path, how its path parameters name a target, and the words of its schema summaries. */
 interface ScopeRoutes<P> {
@@ -227,7 +213,7 @@ export function expiryOf(body: { readonly expires_at?: string; readonly expires_
   let at: number;
   if (body.expires_at !== undefined) {
     const text = body.expires_at;
-    at = parseRfc3339(text);
+    at = parseCalendarTime(text, RFC3339);
     if (Number.isNaN(at)) badRequest(`body field "expires_at": ${JSON.stringify(text)} is not an RFC 3339 time, expected e.g. "2026-11-26T18:00:00Z" or "2026-11-26T19:00:00+01:00"`);
     if (at <= nowMs) badRequest(`body field "expires_at": ${text} has passed (the server's time is ${new Date(nowMs).toISOString()}), expected a time in the future`);
   } else if (body.expires_in !== undefined) {

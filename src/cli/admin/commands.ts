@@ -6,6 +6,7 @@
 
 import { hostname } from 'node:os';
 import { parseDuration } from '../../config/duration.ts';
+import { parseCalendarTime } from '../../lib/time.ts';
 import type { OverrideView, Readiness } from '../../overwatch/views.ts';
 import type { AgentView } from '../../overwatch/agents.ts';
 // Type-only, for the JSON shape GET /api/v1/explain serves; no routing code runs in the CLI.
@@ -228,21 +229,6 @@ function overrideTarget(values: Values, args: readonly string[]): OverrideTarget
 /** RFC 3339 with a zone, as --until takes it: without a zone the time would depend on where the command runs. Groups: year, month, day, hour. */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):\d{2}(?::\d{2}(?:\.\d+)?)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 
-/**
- * Parses --until to epoch ms, or NaN. Date.parse alone rolls an impossible day
- * over ("2030-02-30" is 2 March) and takes hour 24 as the next day; the API
- * refuses those, but the CLI sends the instant in UTC, so it must refuse them
- * itself or a typo sets an override ending on another day than the one written.
- */
-function parseUntil(text: string): number {
-  const m = RFC3339.exec(text);
-  if (m === null) return NaN;
-  const [year, month, day, hour] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate(); // day 0 of the next month: the month's last day
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23) return NaN;
-  return Date.parse(text);
-}
-
 /** Reads --for DURATION or --until TIME into the API's expires_in or expires_at (neither: until cleared). */
 function expiryFlags(values: Values): { expires_in?: string; expires_at?: string } {
   const forText = str(values, 'for');
@@ -256,7 +242,7 @@ function expiryFlags(values: Values): { expires_in?: string; expires_at?: string
     return { expires_in: forText };
   }
   if (until !== undefined) {
-    const at = parseUntil(until);
+    const at = parseCalendarTime(until, RFC3339);
     if (Number.isNaN(at)) {
       throw new UsageError(`--until: "${until}" is not a time with a zone, expected RFC 3339 such as 2026-11-26T18:00:00Z or 2026-11-26T19:00+01:00`);
     }
