@@ -95,9 +95,11 @@ test('request bodies to every write route of the real server get a 2xx or a clea
   base = `http://${/"address":"(127\.0\.0\.1:\d+)"/.exec(line)?.[1]}`;
   const doc = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
   /** Every write route as the OpenAPI document writes it ("/api/v1/overrides/{service}/{address}"). */
-  const routes: { method: string; path: string }[] = [];
+  const routes: { method: string; path: string; body: boolean }[] = [];
   for (const [path, methods] of Object.entries(doc.paths)) {
-    for (const method of Object.keys(methods)) if (['put', 'post', 'delete', 'patch'].includes(method)) routes.push({ method: method.toUpperCase(), path });
+    for (const [method, op] of Object.entries(methods)) {
+      if (['put', 'post', 'delete', 'patch'].includes(method)) routes.push({ method: method.toUpperCase(), path, body: 'requestBody' in (op as object) });
+    }
   }
   assert.ok(routes.length >= 10, `only ${routes.length} write routes: ${routes.map((r) => `${r.method} ${r.path}`).join(', ')}`);
 
@@ -106,7 +108,9 @@ test('request bodies to every write route of the real server get a 2xx or a clea
   await fc.assert(
     fc.asyncProperty(fc.nat({ max: 10_000 }), fc.nat(), fc.string({ maxLength: 20 }), bodyArb, async (r, pick, junk, body) => {
       const route = routes[r % routes.length];
-      seen.add(await check(route.method, fill(route.path, pick, junk), { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }));
+      // A route that takes no body answers any body 400 (routes.test.ts): it gets none here, so its own outcomes show.
+      const init: RequestInit = route.body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {};
+      seen.add(await check(route.method, fill(route.path, pick, junk), init));
     }),
     { numRuns: RUNS },
   );

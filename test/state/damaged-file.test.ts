@@ -42,11 +42,24 @@ async function setInBothMetas(file: string, at: number, value: number): Promise<
   await writeFile(file, bytes);
 }
 
+/**
+ * The bytes of the pages the file's newer meta says are in use: the file is
+ * longer (the store keeps room allocated past them, src/state/store.ts), so
+ * cutting its tail alone would cut nothing lmdb reads.
+ */
+function pagesInUse(file: string): number {
+  const bytes = readFileSync(file);
+  const pageSize = bytes.readUInt32LE(48);
+  // Each meta: the last page in use at 144, the txnid that wrote it at 152 (little-endian u64).
+  const newer = bytes.readBigUInt64LE(pageSize + 152) > bytes.readBigUInt64LE(152) ? pageSize : 0;
+  return (Number(bytes.readBigUInt64LE(newer + 144)) + 1) * pageSize;
+}
+
 const DAMAGE: readonly { name: string; damage: (file: string) => Promise<void>; says: RegExp }[] = [
   { name: 'cut to 100 bytes', damage: (f) => truncate(f, 100), says: /100 bytes, too short/ },
   { name: 'cut inside its second header page', damage: (f) => truncate(f, 4096), says: /shorter than its two header pages/ },
   { name: 'cut after its header pages', damage: (f) => truncate(f, 8192), says: /8192 bytes, and its last committed write uses \d+ \(cut short\?\)/ },
-  { name: 'cut by one page', damage: async (f) => truncate(f, readFileSync(f).length - 4096), says: /its last committed write uses/ },
+  { name: 'cut by one page', damage: async (f) => truncate(f, pagesInUse(f) - 4096), says: /its last committed write uses/ },
   { name: 'of another LMDB data format', damage: (f) => setInBothMetas(f, 28, 3), says: /lmdb data format 3, and this OpenGSLB reads format 2/ },
   { name: 'without an lmdb header', damage: (f) => setInBothMetas(f, 24, 0), says: /not an lmdb data file/ },
   { name: 'a text file', damage: (f) => writeFile(f, 'this is not a database, it is a note someone left here\n'.repeat(100)), says: /not an lmdb data file/ },
