@@ -7,21 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { rcodeOf, udpExchange } from '../helpers/dns-client.ts';
-import { launchServer, type Started, udpPathSkip } from '../helpers/server.ts';
-
-const YAML = `
-dns:
-  listen_address: "127.0.0.1:0"
-  workers: 1
-  zones: [example.test]
-  udp_io: UDP_IO
-regions:
-  - name: eu
-    servers: [{ address: 192.0.2.1 }]
-domains:
-  - { name: app.example.test, regions: [eu] }
-logging: { level: error }
-`;
+import { launchOnPath, type Started, udpPathSkip } from '../helpers/server.ts';
 
 /** A header: id 0x4242, the given flags and counts. */
 function header(flags: number, qd: number, an: number, ns: number, ar: number): Buffer {
@@ -59,8 +45,7 @@ function assertErrorWithOpt(raw: Buffer | null, rcode: number, opcode = 0): void
 for (const path of ['batched', 'dgram'] as const) describe(`DNS protocol edge cases (raw UDP, the ${path} path)`, { skip: udpPathSkip(path) }, () => {
   let server: Started;
   before(async () => {
-    server = await launchServer(YAML.replace('UDP_IO', path === 'batched' ? 'auto' : 'dgram'));
-    assert.deepEqual(server.overwatch.pool.udpIo.map((w) => w.path), [path], server.overwatch.pool.udpIo.map((w) => w.reason).join('; '));
+    server = await launchOnPath(path);
   });
   after(() => server?.overwatch.stop(500));
 

@@ -8,22 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
 import { rcodeOf, tcpExchange, udpExchange } from '../helpers/dns-client.ts';
-import { launchServer, type Started, udpPathSkip } from '../helpers/server.ts';
-
-const YAML = `
-dns:
-  listen_address: "127.0.0.1:0"
-  workers: 1
-  zones: [example.test]
-  udp_io: UDP_IO
-  cookies: { require: REQUIRE }
-regions:
-  - name: eu
-    servers: [{ address: 192.0.2.1 }]
-domains:
-  - { name: app.example.test, regions: [eu] }
-logging: { level: error }
-`;
+import { launchOnPath, type Started, udpPathSkip } from '../helpers/server.ts';
 
 /** A query header: id 0x4242, RD, one question, `ar` additional records. */
 function header(ar: number): Buffer {
@@ -100,12 +85,10 @@ function assertBadKey(raw: Buffer | null, withOpt: boolean): void {
 for (const path of ['batched', 'dgram', 'tcp'] as const) describe(`TSIG-signed queries and EDNS check order (the ${path} path)`, { skip: udpPathSkip(path) }, () => {
   let server: Started;
   let strict: Started;
-  const udpIo = path === 'batched' ? 'auto' : 'dgram';
   const exchange = (s: Started, packet: Buffer): Promise<Buffer | null> => (path === 'tcp' ? tcpExchange(s.port, packet) : udpExchange(s.port, packet));
   before(async () => {
-    server = await launchServer(YAML.replace('UDP_IO', udpIo).replace('REQUIRE', 'false'));
-    strict = await launchServer(YAML.replace('UDP_IO', udpIo).replace('REQUIRE', 'true'));
-    if (path !== 'tcp') assert.deepEqual(server.overwatch.pool.udpIo.map((w) => w.path), [path]);
+    server = await launchOnPath(path);
+    strict = await launchOnPath(path, 'cookies: { require: true }');
   });
   after(async () => {
     await server?.overwatch.stop(500);

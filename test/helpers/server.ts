@@ -47,3 +47,31 @@ const udpBatch = loadUdpBatch();
 export function udpPathSkip(path: string): string | false {
   return path === 'batched' && udpBatch.addon === null ? `the native addon is not available (${udpBatch.reason})` : false;
 }
+
+/**
+ * Starts one worker serving app.example.test (one server in region eu, zone
+ * example.test) on UDP path `path` ('tcp' runs beside the default batched
+ * path), `dns` being more lines of the dns section (`cookies: { require: true }`),
+ * and checks the worker took that path. For the suites run once per path.
+ */
+export async function launchOnPath(path: 'batched' | 'dgram' | 'tcp', dns = ''): Promise<Started> {
+  const server = await launchServer(`
+dns:
+  listen_address: "127.0.0.1:0"
+  workers: 1
+  zones: [example.test]
+  udp_io: ${path === 'dgram' ? 'dgram' : 'auto'}
+${dns === '' ? '' : `  ${dns}\n`}regions:
+  - name: eu
+    servers: [{ address: 192.0.2.1 }]
+domains:
+  - { name: app.example.test, regions: [eu] }
+logging: { level: error }
+`);
+  const workers = server.overwatch.pool.udpIo;
+  if (path !== 'tcp' && (workers.length !== 1 || workers[0]!.path !== path)) {
+    await server.overwatch.stop();
+    throw new Error(`the worker took the ${workers.map((w) => `${w.path} path (${w.reason})`).join(', ')}, expected the ${path} path`);
+  }
+  return server;
+}

@@ -7,21 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { ask } from '../helpers/dns-client.ts';
-import { launchServer, type Started, udpPathSkip } from '../helpers/server.ts';
-
-const YAML = `
-dns:
-  listen_address: "127.0.0.1:0"
-  workers: 1
-  zones: [example.test]
-  udp_io: UDP_IO
-regions:
-  - name: eu
-    servers: [{ address: 192.0.2.1 }]
-domains:
-  - { name: app.example.test, regions: [eu] }
-logging: { level: info }
-`;
+import { launchOnPath, type Started, udpPathSkip } from '../helpers/server.ts';
 
 /** Sends `app.example.test A` to 127.0.0.1:port from UDP source port 0 (a raw socket writes the UDP header; checksum 0 = none, IPv4). */
 const FORGE = `
@@ -42,8 +28,7 @@ const noRaw = rawSkip();
 for (const path of ['batched', 'dgram'] as const) describe(`a forged UDP source (the ${path} path)`, { skip: udpPathSkip(path) || noRaw }, () => {
   let server: Started;
   before(async () => {
-    server = await launchServer(YAML.replace('UDP_IO', path === 'batched' ? 'auto' : 'dgram'));
-    assert.deepEqual(server.overwatch.pool.udpIo.map((w) => w.path), [path]);
+    server = await launchOnPath(path);
   });
   after(() => server?.overwatch.stop(500));
 
