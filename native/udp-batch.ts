@@ -63,6 +63,7 @@ interface Opened {
 export interface BatchStats {
   readonly batches: number;
   readonly packets: number;
+  /** Replies the kernel accepted (not those refused or overrunning their slot: sendErrors). */
   readonly replies: number;
   readonly sendErrors: number;
   readonly writableWaits: number;

@@ -94,7 +94,7 @@ typedef struct {
   napi_async_cleanup_hook_handle cleanup;
   // Where send errors are counted (a word of the worker's shared counters), or NULL.
   int32_t *send_errors;
-  // Totals for stats(): batches, packets, replies, send errors, EAGAIN waits, largest batch.
+  // Totals for stats(): batches, packets, replies the kernel took, send errors, EAGAIN waits, largest batch.
   double batches;
   double packets;
   double replies;
@@ -183,6 +183,7 @@ static int flush_replies(batch_socket *s) {
     int r = sendmmsg(s->fd, &s->tx_hdr[s->tx_next], (unsigned int)(s->tx_count - s->tx_next), MSG_DONTWAIT);
     if (r > 0) {
       s->tx_next += r;
+      s->replies += r;
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
@@ -247,7 +248,6 @@ static int send_batch(batch_socket *s, int n) {
     h->msg_flags = 0;
     k++;
   }
-  s->replies += k;
   s->tx_next = 0;
   s->tx_count = k;
   return flush_replies(s);

@@ -180,6 +180,7 @@ test('a slot with no reply is skipped, and replies the kernel refuses or that ov
   assert.deepEqual([...c.replies].sort(), ['re:a', 're:b', 're:c', 're:z']);
   assert.deepEqual(order, [...texts, 'z']);
   assert.equal(socket.stats().sendErrors, 2);
+  assert.equal(socket.stats().replies, 4, 'replies counts what the kernel took, not what was queued');
   assert.equal(counters[2], 2, 'counted in the shared counters too');
 });
 
