@@ -475,6 +475,12 @@ export class Agent {
         else if (e.reason === 'unknown_region') this.#log.error({ overwatch: node, message: e.type, reason: e.reason, region: this.#config.identity.region }, `overwatch refused the registration: it has no region ${JSON.stringify(this.#config.identity.region)} (agent.identity.region); region names are case-sensitive, expected one of the overwatch's regions[].name spelt exactly; retrying slowly`);
         else this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, e.type === 'register' ? 'overwatch refused the registration (check agent.identity.service_token against overwatch.agent_tokens, and the region); retrying slowly' : 'overwatch refused a message');
         break;
+      case 'notice':
+        // Its messages are all acked ok, so without this the agent's operator is never told its backends are refused.
+        if (e.reason === 'unknown_region') this.#log.error({ overwatch: node, region: this.#config.identity.region }, `overwatch takes this agent's messages but serves no region ${JSON.stringify(this.#config.identity.region)} (a reload removed it from its regions): none of this agent's backends are in its answers; serve the region there again, or change agent.identity.region`);
+        else if (e.reason === null) this.#log.info({ overwatch: node, region: this.#config.identity.region }, 'overwatch serves this agent\'s region again');
+        else this.#log.warn({ overwatch: node, reason: e.reason }, 'overwatch acked with a notice this agent does not know');
+        break;
       case 'register_requested':
         this.#log.info({ overwatch: node }, 'overwatch asked for a registration (it does not know this agent): registering again');
         this.#sent.register++;

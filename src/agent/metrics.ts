@@ -131,6 +131,16 @@ export function createAgentMetrics(agent: AgentSource, options: { readonly versi
     },
   });
   new Gauge({
+    name: 'opengslb_agent_region_served',
+    help: 'Per overwatch: 0 when its last ack said it serves no region of this agent\'s name (a reload removed it: the agent\'s backends are not answered there), else 1.',
+    labelNames: ['overwatch'],
+    registers,
+    collect() {
+      this.reset();
+      for (const n of status().nodes) this.set({ overwatch: formatAddress(n.node.host, n.node.port) }, n.notice === 'unknown_region' ? 0 : 1);
+    },
+  });
+  new Gauge({
     name: 'opengslb_agent_host_cpu_percent',
     help: 'Host CPU busy share at the last predictive reading (absent where /proc/stat cannot be read).',
     registers,

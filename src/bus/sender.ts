@@ -188,6 +188,8 @@ export class BusSender {
       lastAckMs: this.#lastAckMs,
       lastError: this.#lastError,
       registered: this.#registered,
+      // Acks on the bus come from every overwatch and do not name it: no one overwatch's notice to show.
+      notice: null,
     }];
   }
 

@@ -235,7 +235,11 @@ export class OverwatchChannel {
         break;
     }
     const persisted = marked === null ? RESOLVED : this.#persist(marked, message.agentId);
-    return { ok: true, type: message.type, agentId: message.agentId, ack: this.#ack(message, 'ok', null), keyId, persisted };
+    // Taken (the pin holds), but a reload removed the agent's region: its backends are refused. The ack says
+    // so in its reason, with status ok: an older agent reads the reason only on refused and goes on as before;
+    // a newer one tells its operator (it was never told: its messages are all acked ok).
+    const notice = this.#regions !== null && !this.#regions.has(pin.region) ? 'unknown_region' : null;
+    return { ok: true, type: message.type, agentId: message.agentId, ack: this.#ack(message, 'ok', notice), keyId, persisted };
   }
 
   /**

@@ -48,7 +48,14 @@ export type NodeEvent =
   /** Every failed TCP attempt: `failures` in a row so far (1 for the first of a down period). */
   | { readonly kind: 'down'; readonly node: OverwatchNode; readonly error: string; readonly retryInMs: number; readonly failures: number }
   | { readonly kind: 'refused'; readonly node: OverwatchNode; readonly type: AgentMessage['type']; readonly reason: string }
-  | { readonly kind: 'register_requested'; readonly node: OverwatchNode };
+  | { readonly kind: 'register_requested'; readonly node: OverwatchNode }
+  /**
+   * An overwatch's ok acks began or stopped carrying a reason: `reason` is
+   * 'unknown_region' when it takes the agent's messages but serves no region
+   * of its name (a reload removed it: its backends are not answered), null
+   * when that ended.
+   */
+  | { readonly kind: 'notice'; readonly node: OverwatchNode; readonly reason: string | null };
 
 /** One overwatch as the sender sees it. */
 export interface NodeStatus {
@@ -68,6 +75,8 @@ export interface NodeStatus {
    */
   readonly registered: boolean;
   readonly lastError: string | null;
+  /** The reason this node's last ok ack carried ('unknown_region': its region is not served there), or null. */
+  readonly notice: string | null;
 }
 
 /** Sender counters, plain numbers. */
@@ -200,6 +209,7 @@ class NodeLink {
   lastAckMs: number | null = null;
   lastError: string | null = null;
   registered = false;
+  notice: string | null = null;
   queue: Queued[] = [];
   socket: Socket | null = null;
   inFlight: InFlight | null = null;
@@ -307,6 +317,7 @@ export class GossipSender {
       lastAckMs: l.lastAckMs,
       lastError: l.lastError,
       registered: l.registered,
+      notice: l.notice,
     }));
   }
 
@@ -449,6 +460,10 @@ export class GossipSender {
       this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY }, true);
     }
     if (ack.status === 'ok' && inFlight.entry.message === this.#registration) link.registered = true;
+    if (ack.status === 'ok' && ack.reason !== link.notice) {
+      link.notice = ack.reason;
+      this.#onNodeEvent({ kind: 'notice', node: link.node, reason: ack.reason });
+    }
     if (ack.status === 'register') {
       link.registered = false;
       this.#onNodeEvent({ kind: 'register_requested', node: link.node });

@@ -43,6 +43,8 @@ export { AGENT_STATES, BACKEND_REFUSALS, BACKEND_STATES, type AgentState, type B
 /** Bounds of the sweep period (stale.threshold / 4). */
 const MIN_SWEEP_MS = 100;
 const MAX_SWEEP_MS = 5000;
+/** Most backends named in the "agent stale" line (the counts are whole). */
+const STALE_LOG_NAMES = 20;
 /** Dirty agents' backends are written to the store this long after the first change. */
 const PERSIST_DELAY_MS = 500;
 /**
@@ -821,14 +823,17 @@ export class AgentHub {
    * second reporter's is), so a backend a live agent vouches for stays
    * answered. Backends nobody else reports stay its own, stale.
    */
-  #handOverStale(agent: AgentRecord): void {
+  #handOverStale(agent: AgentRecord): { readonly b: AgentBackend; readonly heir: AgentRecord }[] {
+    const handed: { readonly b: AgentBackend; readonly heir: AgentRecord }[] = [];
     for (const [id, b] of agent.backends) {
       if (b.serverKey === null) continue;
       const heir = this.#handOver(agent, id, b);
       if (heir === null) continue;
       this.#refuse(agent, b, 'other_agent', `agent ${heir.agentId} reports the same backend and took it over while this agent was stale`);
       this.#markDirty(agent);
+      handed.push({ b, heir });
     }
+    return handed;
   }
 
   /** Removes the backend's server: its slot goes unhealthy now, the snapshot without it follows within the republish debounce. */
@@ -972,12 +977,47 @@ export class AgentHub {
       }
       if (agent.state === 'live' && quietMs >= thresholdMs) {
         agent.state = 'stale';
-        this.#log.warn({ agent: agent.agentId, lastSeen: rfc3339(agent.lastSeenMs), backends: agent.backends.size }, 'agent stale: no message for overwatch.stale.threshold; its backends are out of answers');
         // Hand-overs first: marking a backend stale writes its slot unhealthy, and one a live agent vouches for must not leave answers.
-        this.#handOverStale(agent);
+        const handed = this.#handOverStale(agent);
+        this.#logStale(agent, handed);
         for (const b of agent.backends.values()) this.#setState(agent, b, 'stale');
       }
     }
+  }
+
+  /**
+   * The one line of an agent going stale, saying what became of its backends:
+   * those that left answers, those a live agent took over (they stay
+   * answered), those the overwatch's own checks keep deciding. "Its backends
+   * are out of answers" alone was wrong for the handed-over ones. Lists are
+   * cut at STALE_LOG_NAMES (an agent may have 1 024 backends); counts are whole.
+   */
+  #logStale(agent: AgentRecord, handed: readonly { readonly b: AgentBackend; readonly heir: AgentRecord }[]): void {
+    const label = (b: AgentBackend): string => `${b.report.service} ${formatAddress(b.report.address, b.report.port)}`;
+    const left: string[] = [];
+    let validated = 0;
+    for (const b of agent.backends.values()) {
+      if (b.serverKey === null) continue;
+      const server = this.#registry.server(b.serverKey);
+      if (server !== undefined && this.#registry.checkedByOverwatch(server)) validated++;
+      else left.push(label(b));
+    }
+    const fields = {
+      agent: agent.agentId,
+      lastSeen: rfc3339(agent.lastSeenMs),
+      backends: agent.backends.size,
+      outOfAnswers: left.length,
+      leftAnswers: left.slice(0, STALE_LOG_NAMES),
+      handedOver: handed.length,
+      handedOverTo: handed.slice(0, STALE_LOG_NAMES).map(({ b, heir }) => `${label(b)} -> ${heir.agentId}`),
+      validated,
+    };
+    let msg = 'agent stale: no message for overwatch.stale.threshold';
+    if (left.length > 0) msg += `; ${left.length} of its backends left answers (leftAnswers)`;
+    if (handed.length > 0) msg += `; ${handed.length} handed over to live agents that report them, still answered (handedOverTo)`;
+    if (validated > 0) msg += `; ${validated} decided by the overwatch's own checks (validation)`;
+    if (left.length === 0 && handed.length === 0 && validated === 0) msg += '; none of its backends was in answers';
+    this.#log.warn(fields, msg);
   }
 
   // ---- Persistence

@@ -65,3 +65,49 @@ test('after the agent\'s clock steps back, full heartbeats go on every full_inte
   await setTimeout(1100);
   assert.ok(await grows(reliable(), 3000), `no full heartbeat within 3 s of the clock stepping back 20 s (sent ${JSON.stringify(agent.status().sent)})`);
 });
+
+test('an agent whose region a reload removed at its overwatch is told: its log says so at error, opengslb_agent_region_served goes 0, and both clear when the region is served again', async (t) => {
+  const dir = await tempDir(t, 'opengslb-agent-');
+  const token = 'agent-token-0123456789abcdef';
+  const web = await httpBackend(t);
+  const started = await startAgentOverwatch(t, dir, token, quiet);
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', format: 'json' }, new Writable({ write: (c, _e, done) => { lines.push(String(c)); done(); } }));
+  const agent = await Agent.start(agentConfigFor(dir, token, started, web, ['  heartbeat: { interval: 1s, full_interval: 1s }']), logger, { version: 'test' });
+  t.after(() => agent.stop('test over', 1000));
+  const until = async (what: string, ok: () => boolean): Promise<void> => {
+    const end = Date.now() + 5000;
+    while (!ok()) {
+      if (Date.now() > end) assert.fail(`${what} within 5 s; nodes ${JSON.stringify(agent.status().nodes)}`);
+      await setTimeout(50);
+    }
+  };
+  await until('registered', () => agent.status().nodes[0]?.registered === true);
+  const regionServed = async (): Promise<number | undefined> => {
+    const { createAgentMetrics } = await import('../../src/agent/metrics.ts');
+    const m = await createAgentMetrics(agent, { version: 'test', processMetrics: false }).getSingleMetricAsString('opengslb_agent_region_served');
+    const value = /\} (\d)$/m.exec(m)?.[1];
+    return value === undefined ? undefined : Number(value);
+  };
+  assert.equal(await regionServed(), 1);
+  const config = (region: string): string => [
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    `regions: [{ name: ${region}, servers: [] }]`,
+    `domains: [{ name: app.example.test, regions: [${region}] }]`,
+    'overwatch:',
+    `  agent_tokens: { app.example.test: ${token} }`,
+    `  gossip: { encryption_key: "${started.key}", bind_address: "127.0.0.1:0" }`,
+  ].join('\n');
+  const { parseConfigText } = await import('../../src/config/load.ts');
+  const removed = await started.overwatch.reload(parseConfigText(config('us'), join(dir, 'overwatch.yaml')));
+  assert.equal(removed.ok, true, removed.message);
+  await until('the overwatch\'s notice', () => agent.status().nodes[0]?.notice === 'unknown_region');
+  assert.equal(await regionServed(), 0);
+  const error = lines.map((l) => JSON.parse(l) as { level: string | number; msg: string }).find((l) => /serves no region "eu"/.test(l.msg));
+  assert.ok(error !== undefined, `no log line says the region is not served: ${lines.join('')}`);
+  const back = await started.overwatch.reload(parseConfigText(config('eu'), join(dir, 'overwatch.yaml')));
+  assert.equal(back.ok, true, back.message);
+  await until('the notice cleared', () => agent.status().nodes[0]?.notice === null);
+  assert.equal(await regionServed(), 1);
+  assert.ok(lines.some((l) => l.includes('serves this agent\'s region again')));
+});

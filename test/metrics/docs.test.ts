@@ -70,7 +70,7 @@ test('docs/metrics.md lists exactly the opengslb_* metrics an agent\'s /metrics 
     region: 'eu',
     registered: true,
     backends: [{ service: 'app.example.test', address: '192.0.2.1', port: 80, health: 'healthy' as const, drain: null, checksOk: 3, checksFailed: 1 }],
-    nodes: [{ node: { host: '127.0.0.1', port: 7946 }, state: 'up' as const, failures: 0, queued: 0, lastAckMs: 1, registered: true, lastError: null }],
+    nodes: [{ node: { host: '127.0.0.1', port: 7946 }, state: 'up' as const, failures: 0, queued: 0, lastAckMs: 1, registered: true, lastError: null, notice: null }],
     sent: { register: 1, heartbeat: 4, health_update: 0, deregister: 0 },
     sender: { udpSent: 4, tcpSent: 1, busSent: 0, acked: 1, refused: 0, failures: 0, queueDrops: 0 },
     predictive: { cpuPercent: 12.5, memoryPercent: 40, errorRatePerMin: [1], drains: [null] },

@@ -61,8 +61,11 @@ test('a reload that removes an agent\'s region takes its backends out of answers
   assert.match(row?.note ?? '', /no region "us-east" is served here; expected one of: eu-west/);
   assert.deepEqual(ow.servers().map((s) => s.region), ['eu-west'], 'no server of the removed region is listed (nor in the metrics, which read this list)');
   // Its heartbeats are still taken (it is pinned); its backend stays refused with the same reason.
-  assert.equal((await send(east.seal(east.heartbeat([backend(APP, '192.0.2.10', 80)], false))))?.status, 'ok');
+  // Acked ok (an older agent goes on as before), with the reason that tells the agent its region is not served here.
+  const ack = await send(east.seal(east.heartbeat([backend(APP, '192.0.2.10', 80)], false)));
+  assert.deepEqual({ status: ack?.status, reason: ack?.reason }, { status: 'ok', reason: 'unknown_region' });
   assert.equal(ow.agents?.agent(east.identity.agentId)?.backends[0]?.state, 'refused');
+  assert.equal((await send(west.seal(west.heartbeat([backend(APP, '192.0.2.20', 80)], false))))?.reason, null, 'an agent of a served region: no reason');
 
   const back = await ow.reload(parseConfigText(yaml(key, both), file));
   assert.equal(back.ok, true, back.message);
@@ -70,5 +73,6 @@ test('a reload that removes an agent\'s region takes its backends out of answers
   assert.deepEqual(await answers(), ['192.0.2.10', '192.0.2.20'], 'back with the reload: the overwatch holds its agent\'s last report');
   const again = ow.agents?.agent(east.identity.agentId)?.backends[0];
   assert.deepEqual({ state: again?.state, problem: again?.problem }, { state: 'healthy', problem: null });
+  assert.equal((await send(east.seal(east.heartbeat([backend(APP, '192.0.2.10', 80)], false))))?.reason, null, 'served again: no reason');
   assert.equal(ow.agents?.counters().refused.registry_refused, 1, 'refused once, however many heartbeats came meanwhile');
 });

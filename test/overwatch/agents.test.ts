@@ -273,6 +273,12 @@ test('a stale agent\'s backend a live agent vouches for changes hands in place: 
   assert.deepEqual(await s.answers(), [web.address]);
   const outOfAnswers = lines.filter((l) => l.msg === 'agent backend out of answers');
   assert.deepEqual(outOfAnswers, [], 'nothing logged the backend out of answers: it never was');
+  // The stale line says where its backend went, not "its backends are out of answers".
+  const staleLine = lines.find((l) => l.agent === id1 && l.msg.startsWith('agent stale')) as unknown as Record<string, unknown> | undefined;
+  assert.ok(staleLine !== undefined, 'the first agent\'s stale line');
+  assert.doesNotMatch(String(staleLine.msg), /out of answers|left answers/);
+  assert.match(String(staleLine.msg), /1 handed over to live agents that report them, still answered/);
+  assert.deepEqual({ outOfAnswers: staleLine.outOfAnswers, handedOverTo: staleLine.handedOverTo }, { outOfAnswers: 0, handedOverTo: [`${APP} ${web.address}:${web.port} -> ${id2}`] });
   const firstCopy = s.ow.agents?.agent(id1)?.backends[0];
   assert.equal(firstCopy?.state, 'refused', 'the stale agent\'s copy is another\'s now, not "stale"');
   assert.match(firstCopy?.problem ?? '', new RegExp(`agent ${id2} reports the same backend and took it over while this agent was stale`));
