@@ -227,7 +227,14 @@ export async function main(argv: readonly string[]): Promise<void> {
     },
     reload: async (next) => {
       const result = await overwatch.reload(next);
-      const kept = result.ok && api !== null ? api.reloadTls(next.api.tls) : null;
+      // The new snapshot serves from here on: a throw would be reported as a
+      // refused reload ("still serving the previous config") when it is not.
+      let kept: string | null = null;
+      try {
+        kept = result.ok && api !== null ? api.reloadTls(next.api.tls) : null;
+      } catch (err) {
+        kept = (err as Error).message;
+      }
       if (kept !== null) logger.child({ component: 'api' }).error({ reason: kept }, 'API certificate not reloaded');
       return result;
     },

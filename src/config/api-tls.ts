@@ -5,6 +5,7 @@
 
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 
 /** A certificate chain and its private key, PEM text as read. */
 export interface TlsPair {
@@ -20,7 +21,8 @@ export interface TlsPairProblem {
 
 /**
  * Reads a PEM certificate and key and checks that the certificate parses, the
- * key parses, and the key is the certificate's. Never throws; messages name
+ * key parses, the key is the certificate's, and a TLS context can be built
+ * from them. Never throws; messages name
  * the absolute path and never quote the key.
  */
 export function readTlsPair(certPath: string, keyPath: string): TlsPair | TlsPairProblem {
@@ -42,6 +44,19 @@ export function readTlsPair(certPath: string, keyPath: string): TlsPair | TlsPai
   }
   if (!x509.checkPrivateKey(privateKey)) {
     return { which: 'key_file', message: `${keyPath} is not the private key of the certificate in ${certPath} (subject ${x509.subject.replace(/\n/g, ', ')}), expected the key the certificate was issued for` };
+  }
+  // A pair that parses and matches can still be refused by OpenSSL's security
+  // level (an RSA key under 1024 bits, an MD5 signature). Checked here, or the
+  // API would throw building its context: at start, past validation, and on a
+  // reload only after the new snapshot was already serving.
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    const message = (err as Error).message;
+    return {
+      which: /key/i.test(message) ? 'key_file' : 'cert_file',
+      message: `the TLS stack refuses the certificate in ${certPath} with the key in ${keyPath} (${message}), expected an RSA key of at least 2048 bits or an EC key, signed with SHA-256 or better`,
+    };
   }
   return { cert, key };
 }

@@ -6,16 +6,20 @@
 
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
+import type { webcrypto } from 'node:crypto';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import dnsPacket from 'dns-packet';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 import { loadConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
 import { ConfigReloader, RELOAD_RESULTS } from '../../src/overwatch/reload.ts';
 import { LmdbStore } from '../../src/state/store.ts';
+import { testCertificates } from '../health/helpers.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { startOpengslb } from '../helpers/child.ts';
 import { configTree, posixOnly, writeTree } from '../helpers/config-files.ts';
@@ -379,4 +383,46 @@ test('a reload keeps the health of servers that stay, checks added ones at once,
   const failLog = logs.find((l) => l.includes('reload failed'));
   assert.ok(failLog?.includes('conf.d/app.yaml:7:21: dns.default_ttl: \\"soon\\" is not an integer'), failLog);
   assert.deepEqual(await addressesOf(overwatch.port), [added.address], 'the last good config still serves');
+});
+
+/**
+ * A self-signed certificate with a 512-bit RSA key, and the key (PEM): both
+ * parse and belong together, but OpenSSL refuses to build a TLS context from
+ * them ("ee key too small").
+ */
+async function weakCertificate(): Promise<{ cert: string; key: string }> {
+  x509.cryptoProvider.set(globalThis.crypto);
+  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 512 };
+  const keys = (await crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=localhost',
+    notBefore: new Date(Date.now() - 3600_000),
+    notAfter: new Date(Date.now() + 86400_000),
+    signingAlgorithm: alg,
+    keys,
+  });
+  return { cert: cert.toString('pem'), key: x509.PemConverter.encode(await crypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY') };
+}
+
+test('a reload whose api.tls certificate the TLS stack refuses (a 512-bit RSA key) is refused whole: the previous config keeps serving DNS, and the outcome says so truthfully', posixOnly, async (t) => {
+  const certs = await testCertificates();
+  const api = ['api: { enabled: true, address: "127.0.0.1:0", tls: { cert_file: api.pem, key_file: api.key } }'];
+  const dir = await configTree(t, { 'main.yaml': [...MAIN, ...api], 'conf.d/app.yaml': generation(OLD.prefix, OLD.ttl), 'api.pem': certs.leafPem, 'api.key': certs.leafKeyPem }, 0o600);
+  const server = await startOpengslb(t, join(dir, 'main.yaml'));
+  // A new DNS config and, renewed in place, a certificate that parses and
+  // matches its key but that no TLS context can be built from.
+  const weak = await weakCertificate();
+  await writeTree(dir, { 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl), 'api.pem': weak.cert, 'api.key': weak.key }, 0o600);
+  const from = server.out.lines.length;
+  server.child.kill('SIGHUP');
+  const line = await server.out.waitFor(/reload (succeeded|failed|refused)/, from);
+  const ttl = (await ask(server.port, 'app.example.test', 'A')).answers?.map((a) => (a as { ttl?: number }).ttl);
+  // Before the fix the overwatch swapped in the new snapshot, then the API
+  // threw building its TLS context: the reload was logged as "refused; still
+  // serving the previous config" while DNS answered from the new one.
+  assert.deepEqual(ttl, [OLD.ttl, OLD.ttl, OLD.ttl, OLD.ttl], `DNS must still answer from the previous config after: ${line}`);
+  assert.match(line, /reload failed; still serving the previous config/);
+  assert.match(line, /api\.tls\.(cert_file|key_file)/, 'the problem names the key');
+  assert.match(line, /too small|TLS/, 'and says what is wrong');
 });
