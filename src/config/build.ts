@@ -17,7 +17,7 @@ import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
 import { readTlsPair } from './api-tls.ts';
 import { HEADER_NAME } from '../lib/http-syntax.ts';
-import { formatAddress, ipToBytes } from '../lib/ip.ts';
+import { formatAddress, ipToBytes, unusableAddressProblem } from '../lib/ip.ts';
 import { formatPath, type PathSegment, type ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
@@ -189,7 +189,7 @@ const OPENSSL_HINT = 'generate one with "openssl rand -base64 32"';
 function backendAddressProblem(text: string): string | null {
   if (text.includes(':') || /^[0-9.]+$/.test(text)) {
     const ip = parseIp(text);
-    return 'error' in ip ? ip.error : null;
+    return 'error' in ip ? ip.error : unusableAddressProblem(ip.address);
   }
   const name = normaliseDomainName(text);
   return 'error' in name ? name.error.replace('expected a domain name', 'expected an IP literal or a host name') : null;

@@ -25,7 +25,8 @@ export type DurationResult = { readonly ms: number } | { readonly error: string 
  * Parses a Go duration string into whole milliseconds. Accepts a sequence of
  * `<number><unit>` pieces with units ns, us/µs, ms, s, m, h, and the bare
  * string "0" (Go accepts it too). Rejects signs, missing units, unknown units
- * (including `d` and `w`, which Go lacks) and values finer than 1 ms. Never throws.
+ * (including `d` and `w`, which Go lacks) and values finer than 1 ms (a
+ * fraction below 1 ns too, which Go would truncate). Never throws.
  */
 export function parseDuration(text: string): DurationResult {
   const expected = 'expected a duration string with a unit such as "500ms", "30s", "5m", "1h30m" or "168h"';
@@ -48,7 +49,13 @@ export function parseDuration(text: string): DurationResult {
     }
     // Exact integer arithmetic, as Go does: "0.1s" is exactly 100 ms.
     let ns = BigInt(whole === '' ? '0' : whole) * unitNs;
-    if (frac !== '') ns += (BigInt(frac) * unitNs) / 10n ** BigInt(frac.length);
+    if (frac !== '') {
+      const scaled = BigInt(frac) * unitNs;
+      const scale = 10n ** BigInt(frac.length);
+      // Go truncates digits below 1 ns ("0.5ns" is 0): refused, as a value the file cannot mean.
+      if (scaled % scale !== 0n) return { error: `${JSON.stringify(text)} is finer than a nanosecond, expected a whole number of milliseconds` };
+      ns += scaled / scale;
+    }
     totalNs += ns;
   }
   if (totalNs % NS_PER_MS !== 0n) {

@@ -7,8 +7,8 @@
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
-import type { Alias, Document, Node, Scalar } from 'yaml';
+import { Composer, Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, Parser, visit, YAMLParseError } from 'yaml';
+import type { Alias, CST, DocumentOptions, Node, ParseOptions, Scalar, SchemaOptions } from 'yaml';
 import { expandEnv } from './env.ts';
 import type { Environment } from './env.ts';
 import { matchGlob } from './glob.ts';
@@ -34,6 +34,14 @@ const MAX_FILE_BYTES = 16 * 1024 * 1024;
  * among thousands of domains stays far below it.
  */
 export const MAX_ALIAS_NODES = 100_000;
+
+/**
+ * Deepest nesting of maps and lists in one file (the root map is level 1). A
+ * real config nests about 8 deep. The YAML composer and the walks after it
+ * recurse once per level, so a file of a thousand "[" would otherwise end in
+ * a stack overflow instead of a message.
+ */
+export const MAX_NESTING_DEPTH = 100;
 
 /** The tags of the YAML 1.2 core schema: the only ones read; any other tag is reported, not ignored. */
 const CORE_TAGS = '!!str, !!int, !!float, !!bool, !!null, !!map and !!seq';
@@ -222,12 +230,18 @@ class SourceReader {
    */
   parseText(name: string, text: string, mode: number | null, real: string, site: IncludeSite | undefined): { file: SourceFile; root: Node | null; patterns: IncludePattern[] } | null {
     const lineCounter = new LineCounter();
-    // The core schema whatever a %YAML 1.1 directive says (so `yes` stays text and `<<` a plain
-    // key, as the docs promise), and no YAML 1.1 tags (!!binary, !!set, !!timestamp): they warn.
-    const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, schema: 'core', resolveKnownTags: false });
+    // The parser is iterative and safe at any depth; the composer is not, so the depth is measured in between.
+    const tokens = [...new Parser(lineCounter.addNewLine).parse(text)];
+    const deepAt = tooDeepAt(tokens);
+    const doc = deepAt < 0 ? composeFirstDocument(tokens, text.length) : new Document();
     const file: SourceFile = { name, real, mode, doc, lineCounter, aliases: new Map() };
     this.files.push(file);
     this.#seen.set(real, { file, site });
+    if (deepAt >= 0) {
+      const message = `maps and lists are nested more than ${MAX_NESTING_DEPTH} levels deep here, expected at most ${MAX_NESTING_DEPTH} levels (a config nests about 8)`;
+      this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: name, ...lineCounter.linePos(deepAt), path: '(root)', message }, true);
+      return null;
+    }
     if (doc.errors.length > 0) {
       // After a syntax error the tree is a guess; schema problems found in it would mislead.
       for (const err of doc.errors) {
@@ -484,4 +498,46 @@ class SourceReader {
     }
     // Aliases are skipped: the node they point at is expanded where it is written.
   }
+}
+
+// The core schema whatever a %YAML 1.1 directive says (so `yes` stays text and `<<` a plain
+// key, as the docs promise), and no YAML 1.1 tags (!!binary, !!set, !!timestamp): they warn.
+const COMPOSE_OPTIONS: DocumentOptions & ParseOptions & SchemaOptions = { prettyErrors: false, uniqueKeys: true, schema: 'core', resolveKnownTags: false };
+
+/** Composes the first document of parsed tokens, as yaml's parseDocument does (a second document is an error). */
+function composeFirstDocument(tokens: readonly CST.Token[], length: number): Document {
+  let doc: Document | undefined;
+  // forceDoc: compose() always yields a document, an empty one for empty text.
+  for (const next of new Composer(COMPOSE_OPTIONS).compose(tokens, true, length)) {
+    if (doc === undefined) {
+      doc = next;
+    } else {
+      doc.errors.push(new YAMLParseError([next.range[0], next.range[1]], 'MULTIPLE_DOCS', 'Source contains multiple documents; please use YAML.parseAllDocuments()'));
+      break;
+    }
+  }
+  return doc ?? new Document();
+}
+
+/**
+ * Returns the offset of a map or list nested deeper than MAX_NESTING_DEPTH in
+ * parsed tokens, or -1. Walks with its own stack: a recursive walk would
+ * overflow on the very input it is measuring.
+ */
+function tooDeepAt(tokens: readonly CST.Token[]): number {
+  const stack: { token: CST.Token; depth: number }[] = tokens.map((token) => ({ token, depth: 0 }));
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const { token, depth } = top;
+    if (token.type === 'document') {
+      if (token.value !== undefined) stack.push({ token: token.value, depth });
+      continue;
+    }
+    if (token.type !== 'block-map' && token.type !== 'block-seq' && token.type !== 'flow-collection') continue;
+    if (depth >= MAX_NESTING_DEPTH) return token.offset;
+    for (const item of token.items) {
+      if ('key' in item && item.key !== undefined && item.key !== null) stack.push({ token: item.key, depth: depth + 1 });
+      if (item.value !== undefined) stack.push({ token: item.value, depth: depth + 1 });
+    }
+  }
+  return -1;
 }

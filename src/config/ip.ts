@@ -51,6 +51,8 @@ export function parseCidr(text: string): { readonly cidr: string } | { readonly 
   const ip = parseIp(text.slice(0, slash));
   const lenText = text.slice(slash + 1);
   if ('error' in ip || !/^\d{1,3}$/.test(lenText)) return { error: `${JSON.stringify(text)} is not a CIDR prefix, ${expected}` };
+  // As for octets: "/08" is read as 8 by some tools and as an error (or octal) by others.
+  if (lenText.length > 1 && lenText.startsWith('0')) return { error: `${JSON.stringify(text)} has a prefix length with a leading zero, ${expected}` };
   let len = Number(lenText);
   const writtenAsIpv6 = text.slice(0, slash).includes(':');
   const max = writtenAsIpv6 ? 128 : 32;

@@ -8,6 +8,7 @@
 import { normaliseDomainName } from './domain-name.ts';
 import { EnclosingNames, isAtOrBelow, parentName } from '../dns/names.ts';
 import { parseIp } from './ip.ts';
+import { unusableAddressProblem } from '../lib/ip.ts';
 import type { StaticRdata, StaticRecordConfig } from './types.ts';
 
 /** The record types a static line may hold. */
@@ -166,7 +167,7 @@ function parseRdata(type: StaticRdata['type'], args: { text: string; quoted: boo
       // data it is an IPv6 address like any other, kept in RFC 5952 §5 form.
       if (type === 'AAAA' && !('error' in ip) && ip.family === 4 && args[0].text.includes(':')) return { type, address: `::ffff:${ip.address}` };
       if ('error' in ip || ip.family !== family) return `${JSON.stringify(args[0].text)} is not an IPv${family} address, expected one for an ${type} record`;
-      return { type, address: ip.address };
+      return unusableAddressProblem(ip.address) ?? { type, address: ip.address };
     }
     case 'CNAME':
     case 'NS':

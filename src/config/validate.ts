@@ -10,6 +10,7 @@ import { asciiLower, asciiUpper, normaliseDomainName, normaliseMailbox } from '.
 import { formatDuration, parseDuration } from './duration.ts';
 import { parseEndpoint } from './endpoint.ts';
 import { parseCidr, parseIp } from './ip.ts';
+import { unusableAddressProblem } from '../lib/ip.ts';
 import { formatPath, ProblemCollector } from './problem-collector.ts';
 import type { PathSegment, Pos } from './problem-collector.ts';
 import type { ListSchema, MapSchema, ObjectSchema, ScalarSchema, Schema } from './schema.ts';
@@ -426,8 +427,11 @@ function parseScalarValue(node: Scalar, schema: ScalarSchema, path: readonly Pat
       return { error: `${quoted} is not a known ${schema.noun}, expected one of ${schema.values.join(', ')}` };
     }
     case 'ip': {
+      // Every ip key is an address answered or probed, so one that cannot be either is refused here.
       const parsed = parseIp(text);
-      return 'error' in parsed ? parsed : { value: parsed };
+      if ('error' in parsed) return parsed;
+      const unusable = unusableAddressProblem(parsed.address);
+      return unusable === null ? { value: parsed } : { error: unusable };
     }
     case 'cidr': {
       const parsed = parseCidr(text);

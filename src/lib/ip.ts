@@ -65,3 +65,23 @@ export function formatAddress(host: string, port: number): string {
   // Joined: one flat string, not a cons-string tree (the registry keeps one per server; src/registry/keys.ts).
   return host.includes(':') ? ['[', host, ']:', port].join('') : [host, port].join(':');
 }
+
+/**
+ * Says why `address` (an IP literal, as parseIp or node:net writes it) can
+ * never be a useful answer or health-check target: it is the unspecified
+ * address (0.0.0.0, ::), the IPv4 limited broadcast (255.255.255.255) or a
+ * multicast address (224.0.0.0/4, ff00::/8). Returns that message, naming the
+ * address and what is expected, or null for any other address: loopback and
+ * private ranges stay allowed (tests and labs answer them). Throws TypeError
+ * for text that is not an IP literal.
+ */
+export function unusableAddressProblem(address: string): string | null {
+  const b = ipToBytes(address);
+  let what: string | null = null;
+  if (b.every((x) => x === 0)) what = 'the unspecified address (it names no host)';
+  else if (b.length === 4 && b.every((x) => x === 255)) what = 'the IPv4 broadcast address';
+  // RFC 5771: 224.0.0.0/4; RFC 4291 §2.7: ff00::/8.
+  else if (b.length === 4 ? (b[0] & 0xf0) === 0xe0 : b[0] === 0xff) what = `a multicast address (${b.length === 4 ? '224.0.0.0/4' : 'ff00::/8'})`;
+  if (what === null) return null;
+  return `${JSON.stringify(address)} is ${what}, which no client can connect to, expected a unicast address (loopback and private addresses are fine)`;
+}

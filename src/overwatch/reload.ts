@@ -88,6 +88,8 @@ export interface ReloaderOptions {
   readonly now?: () => number;
   /** When the config now serving was loaded at start-up (unix ms); now() when absent. */
   readonly loadedAtMs?: number;
+  /** Time limit of one load (read and validate); LOAD_TIMEOUT_MS (30 s) when absent. */
+  readonly loadTimeoutMs?: number;
 }
 
 /** How one reload ended. */
@@ -214,6 +216,7 @@ export class ConfigReloader {
     try {
       ({ config: next, files } = await loadConfigIsolated(path, {
         ...(this.#opts.env === undefined ? {} : { env: this.#opts.env }),
+        ...(this.#opts.loadTimeoutMs === undefined ? {} : { timeoutMs: this.#opts.loadTimeoutMs }),
         ...(this.#opts.modeOverride === undefined ? {} : { mode: this.#opts.modeOverride }),
       }));
     } catch (err) {

@@ -26,7 +26,7 @@ import { geoTableInputOf, regionNumbers } from '../geo/table-input.ts';
 import { specFor } from '../health/targets.ts';
 import { targetKey, type CheckSpec } from '../health/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { formatAddress } from '../lib/ip.ts';
+import { formatAddress, unusableAddressProblem } from '../lib/ip.ts';
 import { expectedRegion } from '../lib/region-names.ts';
 import type { StoredGeoMapping } from '../state/store.ts';
 import { decisionKey, geoDecisionKey, geoFallbackKey, memberKey, overrideKey, serverKey, serviceServerKey } from './keys.ts';
@@ -307,6 +307,9 @@ export class Registry extends EventEmitter {
       throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: no region "${spec.region}" is served here; ${expectedRegion(spec.region, this.#routing.regions.keys())}`);
     }
     if (isIP(spec.address) === 0) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: "${spec.address}" is not an IP literal`);
+    // An agent's report is checked as the config is (src/lib/ip.ts): 0.0.0.0 or a multicast group would be answered to clients.
+    const unusable = unusableAddressProblem(spec.address);
+    if (unusable !== null) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: ${unusable}`);
     if (!Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: port ${spec.port} is not 1..65535`);
     if (!Number.isInteger(spec.weight) || spec.weight < 0 || spec.weight > 65535) throw new OpenGslbError('OPENGSLB_ERR_REGISTRY_REFUSED', `${where}: weight ${spec.weight} is not 0..65535`);
     const service = spec.service ?? null;

@@ -389,3 +389,32 @@ test('--help prints the overview, COMMAND --help the command\'s usage, both on s
   assert.match(r.stdout, /^usage: opengslb-cli overrides set SERVICE ADDRESS \| --server ADDRESS \| --region NAME --healthy\|--unhealthy --reason TEXT \[--for DURATION \| --until TIME\] \[--source WHO\]\n/);
   assert.match(r.stdout, /--api URL/);
 });
+
+// "." and ".." survive any encoding as dot segments (the WHATWG URL parser reads "%2e%2e" as ".." too):
+// "agents show ." would GET the agent list, "agents revoke .." POST /api/v1/overwatch/revoke.
+for (const args of [
+  ['agents', 'show', '.'],
+  ['agents', 'revoke', '..', '--reason', 'x'],
+  ['agents', 'delete', '..'],
+  ['overrides', 'clear', '--region', '..'],
+  ['overrides', 'set', 'app.example.test', '.', '--unhealthy', '--reason', 'x'],
+]) {
+  test(`refuses a dot-segment target with a usage error (exit 2) and sends nothing: ${args.join(' ')}`, async (t) => {
+    const api = await apiStandIn(t, json(200, {}));
+    const r = await run(CLI, [...args, '--api', api.url], { env: env() });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^opengslb-cli [a-z ]+: (agent id|region|server address) "\.{1,2}" cannot be sent: "\." and "\.\." are URL path steps, expected any other \1\n/);
+    assert.deepEqual(api.seen, []);
+  });
+}
+
+test('sends an agent id or region carrying "/", "?" and "#" as one encoded path segment', async (t) => {
+  const api = await apiStandIn(t, json(404, { error: { code: 'OPENGSLB_ERR_NOT_FOUND', message: 'no such agent' } }));
+  await run(CLI, ['agents', 'show', 'a/b?c#d', '--api', api.url], { env: env() });
+  await run(CLI, ['overrides', 'clear', '--region', 'eu/west?x#y', '--api', api.url], { env: env() });
+  assert.deepEqual(api.seen.map((s) => `${s.method} ${s.url}`), [
+    'GET /api/v1/overwatch/agents/a%2Fb%3Fc%23d',
+    'GET /api/v1/overrides/region/eu%2Fwest%3Fx%23y',
+    'DELETE /api/v1/overrides/region/eu%2Fwest%3Fx%23y',
+  ]);
+});

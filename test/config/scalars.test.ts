@@ -43,6 +43,9 @@ run<number>([
   { name: 'refuses trailing garbage after a duration', input: '5s!', expect: { error: 'is not a duration' } },
   { name: 'refuses a unit without a number', input: 'ms', expect: { error: 'is not a duration' } },
   { name: 'refuses the empty string', input: '', expect: { error: 'is empty' } },
+  { name: 'refuses a fraction of a nanosecond instead of truncating it to 0', input: '0.5ns', expect: { error: '"0.5ns" is finer than a nanosecond, expected a whole number of milliseconds' } },
+  { name: 'refuses digits below 1 ns after whole seconds', input: '1.0000000001s', expect: { error: 'is finer than a nanosecond' } },
+  { name: 'refuses exponent notation and names the unit it read', input: '1e-12s', expect: { error: 'unknown unit "e"' } },
 ], parseDuration, (ok) => ok.ms as number);
 
 test('formats milliseconds as the shortest Go duration', () => {
@@ -74,6 +77,9 @@ run<string>([
   { name: 'turns an IPv4-mapped CIDR prefix into the IPv4 prefix', input: '::ffff:10.0.0.0/104', expect: '10.0.0.0/8' },
   { name: 'refuses a bare address where a prefix is needed', input: '10.0.0.1', expect: { error: 'has no prefix length' } },
   { name: 'refuses an IPv4 prefix longer than 32', input: '10.0.0.0/33', expect: { error: 'prefix length over 32' } },
+  { name: 'refuses a prefix length with a leading zero', input: '10.0.0.0/08', expect: { error: '"10.0.0.0/08" has a prefix length with a leading zero, expected a CIDR prefix' } },
+  { name: 'refuses an IPv6 prefix length with a leading zero', input: '2001:db8::/032', expect: { error: 'has a prefix length with a leading zero' } },
+  { name: 'accepts the prefix length 0', input: '0.0.0.0/0', expect: '0.0.0.0/0' },
 ], parseCidr, (ok) => String(ok.cidr));
 
 run<string>([

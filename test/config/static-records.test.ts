@@ -58,6 +58,8 @@ const cases: { name: string; records: string[]; more?: string[]; expect: string[
       `x.yaml:${FIRST + 1}:11: dns.zones[0].records[1]: CNAME chain b.example.test → a.example.test → b.example.test loops`,
     ],
   },
+  { name: 'an A record of the unspecified address', records: ['- "any A 0.0.0.0"'], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "any A 0.0.0.0": "0.0.0.0" is the unspecified address (it names no host), which no client can connect to, expected a unicast address (loopback and private addresses are fine)`] },
+  { name: 'an AAAA record of a multicast address', records: ['- "all AAAA ff02::1"'], expect: [`x.yaml:${FIRST}:11: dns.zones[0].records[0]: "all AAAA ff02::1": "ff02::1" is a multicast address (ff00::/8), which no client can connect to, expected a unicast address (loopback and private addresses are fine)`] },
   {
     name: 'a record that belongs to a more specific zone of ours',
     records: ['- "www.eu A 192.0.2.1"'],

@@ -116,6 +116,12 @@ describe('the registry', () => {
     };
     refused(spec('192.0.2.9', { region: 'mars' }), /no region "mars" is served here; expected one of: eu, us, idle/);
     refused(spec('not-an-ip'), /"not-an-ip" is not an IP literal/);
+    // An agent reports what it was configured with; the overwatch checks it as the config loader does.
+    refused(spec('0.0.0.0', { source: 'agent' }), /server 0\.0\.0\.0:80 in region "eu": "0\.0\.0\.0" is the unspecified address \(it names no host\), which no client can connect to/);
+    refused(spec('224.0.0.1', { source: 'agent' }), /"224\.0\.0\.1" is a multicast address \(224\.0\.0\.0\/4\)/);
+    refused(spec('ff05::2', { source: 'agent' }), /"ff05::2" is a multicast address \(ff00::\/8\)/);
+    refused(spec('255.255.255.255', { source: 'agent' }), /is the IPv4 broadcast address/);
+    assert.equal(r.addServer(spec('127.0.0.2', { source: 'agent' })).address, '127.0.0.2');
     refused(spec('192.0.2.9', { port: 0 }), /port 0 is not 1\.\.65535/);
     refused(spec('192.0.2.1'), /server 192\.0\.2\.1:80 in region "eu": already registered by the config/);
     r.addServer(spec('192.0.2.9', { source: 'agent' }));

@@ -4,6 +4,7 @@
 
 import { formatDuration } from '../../config/duration.ts';
 import { fetchFailureText } from '../../lib/fetch-failure.ts';
+import { UsageError } from './usage-error.ts';
 
 /**
  * A failure the CLI reports and exits on: the message is printed as
@@ -62,8 +63,15 @@ export function apiUrl(api: string, path: string, query: Query = {}): string {
   return url.href;
 }
 
-/** Encodes one path segment: IPv6 addresses carry ":" and zone ids "%", names may carry anything. */
-export function segment(text: string): string {
+/**
+ * Encodes one path segment (`what` names it in the error): IPv6 addresses
+ * carry ":" and zone ids "%", names may carry anything, "/", "?" and "#"
+ * included. Throws UsageError for "." and "..": no encoding keeps them
+ * (the WHATWG URL parser reads "%2e%2e" as ".." too), so the request would
+ * go to another route.
+ */
+export function segment(text: string, what: string): string {
+  if (text === '.' || text === '..') throw new UsageError(`${what} "${text}" cannot be sent: "." and ".." are URL path steps, expected any other ${what}`);
   return encodeURIComponent(text);
 }
 

@@ -219,11 +219,11 @@ function overrideTarget(values: Values, args: readonly string[]): OverrideTarget
   const region = str(values, 'region');
   const forms = (args.length > 0 ? 1 : 0) + (server !== undefined ? 1 : 0) + (region !== undefined ? 1 : 0);
   if (forms !== 1) throw new UsageError(`name exactly one target: ${TARGET_SYNOPSIS}${forms > 1 ? ` (got ${forms})` : ''}`);
-  if (server !== undefined) return { path: `/api/v1/overrides/server/${segment(server)}`, text: `${server} in every domain` };
-  if (region !== undefined) return { path: `/api/v1/overrides/region/${segment(region)}`, text: `region ${region}` };
+  if (server !== undefined) return { path: `/api/v1/overrides/server/${segment(server, 'server address')}`, text: `${server} in every domain` };
+  if (region !== undefined) return { path: `/api/v1/overrides/region/${segment(region, 'region')}`, text: `region ${region}` };
   if (args.length !== 2) throw new UsageError(`SERVICE ADDRESS: expected both, got ${args.length === 1 ? `only ${args[0]}` : args.join(' ')}`);
   const [service, address] = args as [string, string];
-  return { path: `/api/v1/overrides/${segment(service)}/${segment(address)}`, text: `${address} in ${service}` };
+  return { path: `/api/v1/overrides/${segment(service, 'service')}/${segment(address, 'server address')}`, text: `${address} in ${service}` };
 }
 
 /** RFC 3339 with a zone, as --until takes it: without a zone the time would depend on where the command runs. Groups: year, month, day, hour. */
@@ -390,7 +390,7 @@ const geoMappingsRemove: Command = {
 };
 
 function agentPath(id: string): string {
-  return `/api/v1/overwatch/agents/${segment(id)}`;
+  return `/api/v1/overwatch/agents/${segment(id, 'agent id')}`;
 }
 
 const agentsList: Command = {
