@@ -10,12 +10,16 @@ import type { SignerKey } from '../src/dnssec/sign.ts';
 
 /**
  * ZoneSigners: the keys one signed zone signs with. `data` signs every RRset
- * but the DNSKEY RRset (the newest active key); `dnskey` lists every key whose
- * RRSIG goes over the DNSKEY RRset (the active keys: two during a rollover,
- * so resolvers holding either DS validate). KeyObjects clone into workers.
+ * but the DNSKEY RRset, one RRSIG per key: the newest active key first, then
+ * one key of each other algorithm in the DNSKEY RRset (RFC 4035 §2.2, RFC
+ * 6840 §5.11: every algorithm of the DNSKEY RRset signs every RRset), so it
+ * holds one key but during an algorithm rollover, two. `dnskey` lists every
+ * key whose RRSIG goes over the DNSKEY RRset (the active keys, plus a data
+ * signer not active yet: two during a rollover, so resolvers holding either
+ * DS validate). KeyObjects clone into workers.
  */
 export interface ZoneSigners {
-  readonly data: SignerKey;
+  readonly data: readonly SignerKey[];
   readonly dnskey: readonly SignerKey[];
 }
 

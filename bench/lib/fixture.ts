@@ -62,7 +62,7 @@ export function createFixture(configText: string, opts: FixtureOptions = {}): En
     ? []
     : zones.map((z) => {
         const key = createSignerKey(nameToWire(z), keyTagOf(dnskey), alg, privateKey);
-        return { data: key, dnskey: [key] };
+        return { data: [key], dnskey: [key] };
       });
   const scratch = new WorkerScratch(snap.buffer, live, createCounters(1), 0, { zones: signers, validitySec: 7 * 86400 });
   return { scratch, view: scratch.view, live, slotCount };

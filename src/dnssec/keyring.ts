@@ -1,7 +1,7 @@
 // Main thread, cold path. The overwatch's DNSSEC keys as one object: every
 // signed zone's keys (loaded from the state store, generated when missing),
 // what the snapshot publishes from them (the DNSKEY RRset per zone), what the
-// DNS workers sign with (a SignerKey per zone, KeyObjects that clone into the
+// DNS workers sign with (SignerKeys per zone, KeyObjects that clone into the
 // workers), and the public views the API and the CLI show. Private material
 // never leaves it except into the store and, encrypted, to a key-sync peer.
 
@@ -28,7 +28,10 @@ export type RolloverPhase = 'none' | 'published' | 'signing';
 /** GET /api/v1/dnssec/rollover: one zone's rollover, with the next step in words. */
 export interface RolloverView {
   readonly zone: string;
-  /** none: one key signs; published: a new key is in the DNSKEY RRset, waiting for the DNSKEY TTL; signing: the new key signs, the old one still signs the DNSKEY RRset until finish. */
+  /**
+   * none: one key signs; published: a new key is in the DNSKEY RRset, waiting for the DNSKEY TTL; signing: the new key signs, the old one still signs the DNSKEY RRset until finish.
+   * A new key of another algorithm signs the data from published on, and the old one until finish (zoneSigners()).
+   */
   readonly phase: RolloverPhase;
   /** The key that signs the zone's data now. */
   readonly signing_key: number;
@@ -232,15 +235,12 @@ export class Keyring {
 
   /**
    * What the DNS workers sign with, per zone index of `zoneOrder` (the
-   * snapshot's zones, in order): the newest active key signs the data, every
-   * active key signs the DNSKEY RRset.
+   * snapshot's zones, in order): see zoneSigners().
    */
   workerDnssec(zoneOrder: readonly string[]): WorkerDnssec {
     const zones: (ZoneSigners | null)[] = zoneOrder.map((name) => {
       const keys = this.#zones.get(name);
-      if (keys === undefined) return null;
-      const dnskey = keys.keys.filter((k) => k.info.state === 'active').map(signerKeyOf);
-      return { data: signerKeyOf(keys.active), dnskey };
+      return keys === undefined ? null : zoneSigners(keys);
     });
     return { zones, validitySec: this.#config.signatureValiditySec };
   }
@@ -406,6 +406,32 @@ export class Keyring {
     await this.reload([zone]);
     return this.rolloverStatus(zone);
   }
+}
+
+/**
+ * The signers of one zone. Data: the newest active key, then, for each other
+ * algorithm among the keys in the DNSKEY RRset (published or active), one
+ * key of it: its newest active key, else its newest published one. RFC 4035
+ * §2.2 has every RRset signed with each algorithm of the apex DNSKEY RRset,
+ * and a validator that hardens against downgrades (Unbound's
+ * harden-algo-downgrade) asks for a signature of every algorithm of the DS it
+ * holds; so from the start of an algorithm rollover until its finish both
+ * algorithms sign the data (RFC 6781 §4.1.4), while a rollover within one
+ * algorithm keeps one data signer. DNSKEY RRset: every active key, plus a
+ * data signer that is not active yet.
+ */
+function zoneSigners(zone: ZoneKeys): ZoneSigners {
+  const data: DnssecKey[] = [zone.active];
+  // Keys are oldest first: the last one of an algorithm seen in a state is its newest.
+  for (const k of zone.keys) {
+    if (k.info.state === 'retired' || k.info.algorithm === zone.active.info.algorithm) continue;
+    const i = data.findIndex((d) => d.info.algorithm === k.info.algorithm);
+    if (i < 0) data.push(k);
+    else if (k.info.state === 'active' || data[i].info.state === 'published') data[i] = k;
+  }
+  const dnskey = zone.keys.filter((k) => k.info.state === 'active');
+  for (const k of data) if (!dnskey.includes(k)) dnskey.push(k);
+  return { data: data.map(signerKeyOf), dnskey: dnskey.map(signerKeyOf) };
 }
 
 /** The same key in another rollover state. */

@@ -377,7 +377,8 @@ export class Presigner {
    * health stays as `live` says, for every signed zone: SOA, NS, the DNSKEY
    * RRset (once per DNSKEY signer), each name's NODATA NSEC, and the address
    * sets of each record's policy over its answerable members (see the module
-   * header). At most maxSets; pure apart from reading the live slots.
+   * header); every set but the DNSKEY RRset once per data key. At most
+   * maxSets; pure apart from reading the live slots.
    */
   plan(snapshot: SharedArrayBuffer, live: Int32Array, dnssec: WorkerDnssec): PlannedSet[] {
     const view = new SnapshotView(snapshot);
@@ -394,6 +395,11 @@ export class Presigner {
         seen.add(id);
         out.push(new PlannedSet(id, key));
       }
+      return true;
+    };
+    // A data RRset is signed by every data key (one, or one per algorithm during an algorithm rollover: ZoneSigners.data).
+    const addData = (keys: readonly SignerKey[], rrset: Rrset): boolean => {
+      for (const key of keys) if (!add(key, rrset)) return false;
       return true;
     };
     const atNode = (node: number, type: number, ttl: number): Rrset => {
@@ -418,8 +424,8 @@ export class Presigner {
       const zb = view.zoneBase(z);
       const apex = u32[zb + L.ZONE_NODE];
       atNode(apex, QTYPE.SOA, u32[zb + L.ZONE_SOA_TTL]).add(u8, u32[zb + L.ZONE_SOA_OFF] + 10, u32[zb + L.ZONE_SOA_LEN] - 10);
-      add(signers.data, scratch);
-      add(signers.data, bodies(apex, QTYPE.NS, u32[zb + L.ZONE_NS_OFF], u32[zb + L.ZONE_NS_COUNT]));
+      addData(signers.data, scratch);
+      addData(signers.data, bodies(apex, QTYPE.NS, u32[zb + L.ZONE_NS_OFF], u32[zb + L.ZONE_NS_COUNT]));
       for (const k of signers.dnskey) add(k, bodies(apex, DNSSEC_TYPE.DNSKEY, u32[zb + L.ZONE_DNSKEY_OFF], u32[zb + L.ZONE_DNSKEY_COUNT]));
     }
 
@@ -436,7 +442,7 @@ export class Presigner {
         const rb = view.rrsetBase(r);
         const type = u32[rb + L.RS_TYPE];
         if (type === QTYPE.NS && (u32[nb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) continue;
-        add(signers.data, bodies(n, type, u32[rb + L.RS_OFF], u32[rb + L.RS_COUNT]));
+        addData(signers.data, bodies(n, type, u32[rb + L.RS_OFF], u32[rb + L.RS_COUNT]));
       }
     }
 
@@ -471,7 +477,7 @@ export class Presigner {
           // REC_FRAG_LEN 0 (a CNAME pool): each fragment carries its own RDLENGTH.
           set.add(u8, fo + 12, rdataLen >= 0 ? rdataLen : (u8[fo + 10] << 8) | u8[fo + 11]);
         }
-        return add(signers.data, set);
+        return addData(signers.data, set);
       };
       const policy = u32[rb + L.REC_POLICY];
       const fixed = policy === L.POLICY_FAILOVER || policy === L.POLICY_STATIC || state.degradedMode(r) === L.ALL_DOWN_FALLBACK;
@@ -510,7 +516,7 @@ export class Presigner {
       const len = writeCompactNsecRdata(nsec, 0, u8, u32[nb + L.NODE_NAME_OFF], u32[nb + L.NODE_NAME_LEN], u8.subarray(bitmapOff + 1, bitmapOff + 1 + u8[bitmapOff]));
       if (len < 0) continue;
       atNode(n, DNSSEC_TYPE.NSEC, u32[zb + L.ZONE_NEG_TTL]).add(nsec, 0, len);
-      add(signers.data, scratch);
+      addData(signers.data, scratch);
     }
     this.stats.lastSkippedRecords = skipped;
     return out;

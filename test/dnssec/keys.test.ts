@@ -1,7 +1,8 @@
 // Zone keys: DNSKEY rdata, key tag and DS checked against BIND's
 // dnssec-dsfromkey; private material that never prints; keys that persist in
 // the lmdb store across close and reopen (directory 0700, files 0600); corrupt
-// stored keys and unknown algorithms refused with errors that name them.
+// stored keys and unknown algorithms refused with errors that name them; and
+// which keys the workers sign with through each step of a rollover.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +18,10 @@ import {
   algorithmNumber, dnskeyRdataOf, dnskeyRecordText, dsOf, ensureZoneKeys, generateZoneKey, keyFromStored, keyStatusView,
   keyTagOf, publishedDnskeys, signerKeyOf, toStoredKey,
 } from '../../src/dnssec/keys.ts';
+import { Keyring } from '../../src/dnssec/keyring.ts';
 import { canonicalSigningInput, createSignerKey, rrsetOf, signingWindow, signRrset } from '../../src/dnssec/sign.ts';
+import type { SignerKey } from '../../src/dnssec/sign.ts';
+import type { DnssecAlgorithm } from '../../src/config/types.ts';
 import { OpenGslbError } from '../../src/lib/errors.ts';
 import { LmdbStore, MemoryStore } from '../../src/state/store.ts';
 import type { DnssecKeyId, StoredDnssecKey } from '../../src/state/store.ts';
@@ -223,3 +227,79 @@ test('keyFromStored gives back a key that signs like the original', async () => 
   assert.deepEqual(back.info, key.info);
   assert.deepEqual(back.secret.exportPkcs8(), key.secret.exportPkcs8());
 });
+
+/** A rollover's keys as the workers get them (Keyring.workerDnssec), by role: the zone's key before the rollover, or the new one. */
+const ROLLOVERS: readonly {
+  name: string;
+  from: DnssecAlgorithm;
+  to: DnssecAlgorithm;
+  expect: Record<'published' | 'signing' | 'finished', { data: string[]; dnskey: string[] }>;
+}[] = [
+  {
+    name: 'within one algorithm (ECDSAP256SHA256): one data signer at every step',
+    from: 'ECDSAP256SHA256',
+    to: 'ECDSAP256SHA256',
+    expect: {
+      published: { data: ['old'], dnskey: ['old'] },
+      signing: { data: ['new'], dnskey: ['old', 'new'] },
+      finished: { data: ['new'], dnskey: ['new'] },
+    },
+  },
+  {
+    name: 'to another algorithm (ECDSAP256SHA256 → ED25519): both sign the data from publish to finish, the newest active key first',
+    from: 'ECDSAP256SHA256',
+    to: 'ED25519',
+    expect: {
+      published: { data: ['old', 'new'], dnskey: ['old', 'new'] },
+      signing: { data: ['new', 'old'], dnskey: ['old', 'new'] },
+      finished: { data: ['new'], dnskey: ['new'] },
+    },
+  },
+  {
+    name: 'to another algorithm (ED25519 → ECDSAP256SHA256)',
+    from: 'ED25519',
+    to: 'ECDSAP256SHA256',
+    expect: {
+      published: { data: ['old', 'new'], dnskey: ['old', 'new'] },
+      signing: { data: ['new', 'old'], dnskey: ['old', 'new'] },
+      finished: { data: ['new'], dnskey: ['new'] },
+    },
+  },
+];
+
+for (const c of ROLLOVERS) {
+  test(`a key rollover ${c.name}`, async () => {
+    const store = new MemoryStore();
+    let nowMs = Date.UTC(2026, 0, 1);
+    const config = (algorithm: DnssecAlgorithm) => ({
+      enabled: true, algorithm, signatureValiditySec: 604_800, keySync: { peers: [], pollIntervalMs: 3_600_000, timeoutMs: 30_000, sharedSecret: null },
+    }) as const;
+    await Keyring.open(store, ['example.test'], config(c.from), { nowMs: () => nowMs });
+    // The config now asks for c.to: the zone keeps its key until a rollover makes one of c.to.
+    const { keyring } = await Keyring.open(store, ['example.test'], config(c.to), { nowMs: () => nowMs, switchAfterMs: 1000 });
+    const old = keyring.zones.get('example.test')!.active.info;
+    assert.equal(old.algorithm, algorithmNumber(c.from));
+    const roles = new Map<number, string>([[old.keyTag, 'old']]);
+    const signers = (): { data: string[]; dnskey: string[] } => {
+      const z = keyring.workerDnssec(['example.test']).zones[0];
+      assert.ok(z);
+      const role = (k: SignerKey): string => roles.get(k.keyTag) ?? `key ${k.keyTag}`;
+      return { data: z.data.map(role), dnskey: z.dnskey.map(role) };
+    };
+    assert.deepEqual(signers(), { data: ['old'], dnskey: ['old'] });
+
+    // A minute on: the new key is the younger one (keys of one millisecond order by tag).
+    nowMs += 60_000;
+    const started = await keyring.rolloverStart('example.test');
+    assert.equal(started.phase, 'published');
+    roles.set(started.new_key!, 'new');
+    assert.deepEqual(signers(), c.expect.published, 'published');
+
+    nowMs += 1000;
+    assert.deepEqual(await keyring.switchDue(), ['example.test']);
+    assert.deepEqual(signers(), c.expect.signing, 'signing');
+
+    await keyring.rolloverFinish('example.test');
+    assert.deepEqual(signers(), c.expect.finished, 'finished');
+  });
+}

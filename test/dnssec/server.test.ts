@@ -6,7 +6,9 @@
 // name that does not exist, by compact denial), before and after a health
 // change and after a restart with the same data_dir. Plus the wire facts a
 // validator does not show: no RRSIG without DO, AD never set, RRSIG TTL =
-// RRset TTL, a signed answer too big for UDP truncates and completes over TCP.
+// RRset TTL, a signed answer too big for UDP truncates and completes over TCP,
+// and through a key rollover one RRSIG per RRset, or one per algorithm while
+// a rollover changes the algorithm.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,13 +16,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import dnsPacket from 'dns-packet';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
 import { HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
-import { LmdbStore } from '../../src/state/store.ts';
-import type { KeyStatusView } from '../../src/dnssec/keys.ts';
+import { LmdbStore, MemoryStore } from '../../src/state/store.ts';
+import { algorithmNumber, type KeyStatusView } from '../../src/dnssec/keys.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { delvAnchor, missingTool, tool, unboundConfig } from './helpers.ts';
 
@@ -190,7 +193,10 @@ interface Rr {
   readonly type: string;
   readonly name: string;
   readonly ttl: number;
-  readonly data: { typeCovered?: string; originalTTL?: number; keyTag?: number; signersName?: string; inception?: number; expiration?: number; nextDomain?: string; rrtypes?: string[]; flags?: number; key?: Buffer };
+  readonly data: {
+    typeCovered?: string; algorithm?: number; originalTTL?: number; keyTag?: number; signersName?: string; inception?: number; expiration?: number; nextDomain?: string;
+    rrtypes?: string[]; flags?: number; key?: Buffer;
+  };
 }
 
 function rrs(section: readonly dnsPacket.Answer[] | undefined): Rr[] {
@@ -302,3 +308,84 @@ test('a signed answer that does not fit the UDP size is truncated and completes 
   // The SOA's RRSIG was made ahead (pre-signing); the NSEC of a name nobody asked before is signed by the worker.
   assert.ok(counters.DNSSEC_SIGNATURES >= 1, JSON.stringify(counters));
 });
+
+/** The algorithms of a section's RRSIGs over `type`, sorted. */
+function rrsigAlgorithms(section: readonly dnsPacket.Answer[] | undefined, type: string): number[] {
+  return rrs(section).filter((r) => r.type === 'RRSIG' && r.data.typeCovered === type).map((r) => r.data.algorithm ?? -1).sort();
+}
+
+const ROLLOVER_YAML = (algorithm: string): string => `
+dns:
+  listen_address: "127.0.0.1:0"
+  workers: 1
+  zones: [example.test]
+  nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }]
+regions:
+  - name: eu
+    servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2 }, { address: 192.0.2.3 }]
+domains:
+  - { name: app.example.test, regions: [eu], ttl: 30, max_answers: 3 }
+overwatch: { dnssec: { algorithm: ${algorithm} } }
+logging: { level: error }
+`;
+
+const ROLLOVER_CASES = [
+  { name: 'within one algorithm signs each RRset with exactly one RRSIG', from: 'ECDSAP256SHA256', to: 'ECDSAP256SHA256', published: [13], signing: [13] },
+  { name: 'to another algorithm signs each RRset with one RRSIG per algorithm, from publish on', from: 'ECDSAP256SHA256', to: 'ED25519', published: [13, 15], signing: [13, 15] },
+] as const;
+
+for (const c of ROLLOVER_CASES) {
+  test(`a key rollover ${c.name}, over UDP and TCP, in positive, negative and truncated answers`, async (t) => {
+    const quiet = new Writable({ write: (_c, _e, done) => done() });
+    const logger = createLogger({ level: 'error', format: 'json' }, quiet);
+    const store = new MemoryStore();
+    // The zone's key is made with c.from; the config then asks for c.to, which the rollover's new key has.
+    const first = await Overwatch.start(parseConfigText(ROLLOVER_YAML(c.from), 'test.yaml'), logger, { store, healthChecks: 'off' });
+    await first.stop(200);
+    const overwatch = await Overwatch.start(parseConfigText(ROLLOVER_YAML(c.to), 'test.yaml'), logger, { store, healthChecks: 'off', rolloverSwitchAfterMs: 2000 });
+    t.after(() => overwatch.stop(200));
+    const port = overwatch.port;
+    const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.example.test`;
+
+    /** Every data RRset of the answers carries one RRSIG of each algorithm in `algs` (sorted), over both transports. */
+    const check = async (phase: string, algs: readonly number[]): Promise<void> => {
+      const want = [...algs];
+      for (const transport of ['udp', 'tcp'] as const) {
+        const at = `${phase}, ${transport}`;
+        const edns = { do: true, udpSize: 1232 };
+        const a = await ask(port, 'app.example.test', 'A', { edns }, transport);
+        assert.equal(rrs(a.answers).filter((r) => r.type === 'A').length, 3, at);
+        assert.deepEqual(rrsigAlgorithms(a.answers, 'A'), want, `${at}: A`);
+        assert.deepEqual(rrsigAlgorithms((await ask(port, 'example.test', 'SOA', { edns }, transport)).answers, 'SOA'), want, `${at}: SOA`);
+        assert.deepEqual(rrsigAlgorithms((await ask(port, 'example.test', 'NS', { edns }, transport)).answers, 'NS'), want, `${at}: NS`);
+        assert.deepEqual(rrsigAlgorithms((await ask(port, 'app.example.test', 'NSEC', { edns }, transport)).answers, 'NSEC'), want, `${at}: NSEC asked for`);
+        // Negative answers: NODATA and a name that does not exist (compact denial), the SOA and the NSEC each signed.
+        for (const [name, type] of [['app.example.test', 'AAAA'], ['nothing.example.test', 'A']]) {
+          const neg = await ask(port, name, type, { edns }, transport);
+          assert.equal(neg.rcode, 'NOERROR', `${at}: ${name} ${type}`);
+          assert.equal(rrs(neg.authorities).filter((r) => r.type === 'NSEC').length, 1, `${at}: ${name} ${type}`);
+          assert.deepEqual(rrsigAlgorithms(neg.authorities, 'SOA'), want, `${at}: ${name} ${type}: SOA`);
+          assert.deepEqual(rrsigAlgorithms(neg.authorities, 'NSEC'), want, `${at}: ${name} ${type}: NSEC`);
+          assert.equal(rrs(neg.authorities).length, 2 + 2 * want.length, `${at}: ${name} ${type}: SOA, NSEC and their RRSIGs, nothing else`);
+        }
+      }
+      // A long name's denial does not fit 512 bytes: TC over UDP, the whole answer with every RRSIG over TCP.
+      const udp = await ask(port, long, 'A', { edns: { do: true, udpSize: 512 } });
+      assert.ok(((udp.flags ?? 0) & (1 << 9)) !== 0, `${phase}: TC over UDP`);
+      assert.equal((udp.authorities ?? []).length, 0, `${phase}: a truncated answer carries no records`);
+      const tcp = await ask(port, long, 'A', { edns: { do: true, udpSize: 512 } }, 'tcp');
+      assert.equal((tcp.flags ?? 0) & (1 << 9), 0, `${phase}: no TC over TCP`);
+      assert.deepEqual(rrsigAlgorithms(tcp.authorities, 'SOA'), want, `${phase}: TCP: SOA`);
+      assert.deepEqual(rrsigAlgorithms(tcp.authorities, 'NSEC'), want, `${phase}: TCP: NSEC`);
+    };
+
+    await check('before', [algorithmNumber(c.from)]);
+    const started = await overwatch.rolloverStart('example.test');
+    assert.equal(started.phase, 'published');
+    await check('published', c.published);
+    while (overwatch.rolloverStatus('example.test').phase !== 'signing') await delay(100);
+    await check('signing', c.signing);
+    await overwatch.rolloverFinish('example.test');
+    await check('finished', [algorithmNumber(c.to)]);
+  });
+}

@@ -211,7 +211,7 @@ test('an exception inside a query is answered SERVFAIL, counted, and logged with
   // (ECDSA P-256) but holds an Ed25519 key, so signing an answer throws.
   const bad = { signerWire: nameToWire('example.test'), keyTag: 4242, algorithm: 13, privateKey: generateKeyPairSync('ed25519').privateKey };
   const attached = new Promise<void>((resolve) => worker.on('message', (m: { type: string }) => m.type === 'attached' && resolve()));
-  worker.postMessage({ type: 'snapshot', buffer: overwatch.snapshot.buffer, live: overwatch.live, generation: overwatch.generation, dnssec: { zones: [{ data: bad, dnskey: [bad] }], validitySec: 3600 } });
+  worker.postMessage({ type: 'snapshot', buffer: overwatch.snapshot.buffer, live: overwatch.live, generation: overwatch.generation, dnssec: { zones: [{ data: [bad], dnskey: [bad] }], validitySec: 3600 } });
   await attached;
   const before = overwatch.readCounters().EXCEPTIONS;
   const reply = await ask(port, 'app.example.test', 'A', { edns: { do: true } });
