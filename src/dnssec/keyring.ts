@@ -58,7 +58,7 @@ export interface DnssecKeyView {
   readonly age_seconds: number;
   /** published: in the DNSKEY RRset, not signing yet; active: signing; retired: neither. */
   readonly state: string;
-  /** This key signs the zone's data now (the newest active key). */
+  /** This key signs the zone's data now: the newest active key, and during an algorithm rollover one key of the other algorithm too (dataSigners()). */
   readonly signing: boolean;
 }
 
@@ -249,6 +249,7 @@ export class Keyring {
   keyViews(nowMs: number = this.#nowMs()): DnssecKeyView[] {
     const out: DnssecKeyView[] = [];
     for (const keys of this.#zones.values()) {
+      const signers = dataSigners(keys);
       for (const k of keys.keys) {
         const v = keyStatusView(k.info, nowMs);
         out.push({
@@ -261,7 +262,7 @@ export class Keyring {
           created: v.created,
           age_seconds: v.ageSeconds,
           state: v.state,
-          signing: k === keys.active,
+          signing: signers.includes(k),
         });
       }
     }
@@ -409,7 +410,7 @@ export class Keyring {
 }
 
 /**
- * The signers of one zone. Data: the newest active key, then, for each other
+ * The keys that sign one zone's data: the newest active key, then, for each other
  * algorithm among the keys in the DNSKEY RRset (published or active), one
  * key of it: its newest active key, else its newest published one. RFC 4035
  * §2.2 has every RRset signed with each algorithm of the apex DNSKEY RRset,
@@ -417,10 +418,9 @@ export class Keyring {
  * harden-algo-downgrade) asks for a signature of every algorithm of the DS it
  * holds; so from the start of an algorithm rollover until its finish both
  * algorithms sign the data (RFC 6781 §4.1.4), while a rollover within one
- * algorithm keeps one data signer. DNSKEY RRset: every active key, plus a
- * data signer that is not active yet.
+ * algorithm keeps one data signer.
  */
-function zoneSigners(zone: ZoneKeys): ZoneSigners {
+function dataSigners(zone: ZoneKeys): DnssecKey[] {
   const data: DnssecKey[] = [zone.active];
   // Keys are oldest first: the last one of an algorithm seen in a state is its newest.
   for (const k of zone.keys) {
@@ -429,6 +429,12 @@ function zoneSigners(zone: ZoneKeys): ZoneSigners {
     if (i < 0) data.push(k);
     else if (k.info.state === 'active' || data[i].info.state === 'published') data[i] = k;
   }
+  return data;
+}
+
+/** What the DNS workers sign one zone with: dataSigners() for its data; for its DNSKEY RRset every active key, plus a data signer that is not active yet. */
+function zoneSigners(zone: ZoneKeys): ZoneSigners {
+  const data = dataSigners(zone);
   const dnskey = zone.keys.filter((k) => k.info.state === 'active');
   for (const k of data) if (!dnskey.includes(k)) dnskey.push(k);
   return { data: data.map(signerKeyOf), dnskey: dnskey.map(signerKeyOf) };

@@ -284,7 +284,11 @@ for (const c of ROLLOVERS) {
       const z = keyring.workerDnssec(['example.test']).zones[0];
       assert.ok(z);
       const role = (k: SignerKey): string => roles.get(k.keyTag) ?? `key ${k.keyTag}`;
-      return { data: z.data.map(role), dnskey: z.dnskey.map(role) };
+      const data = z.data.map(role);
+      // The API's `signing` marks exactly the keys that sign the data.
+      const marked = keyring.keyViews().filter((v) => v.signing).map((v) => roles.get(v.key_tag) ?? `key ${v.key_tag}`);
+      assert.deepEqual(marked.sort(), [...data].sort(), 'keyViews() signing');
+      return { data, dnskey: z.dnskey.map(role) };
     };
     assert.deepEqual(signers(), { data: ['old'], dnskey: ['old'] });
 
