@@ -298,6 +298,10 @@ class Probe<C = unknown> implements ProbeHandle {
   readonly kept: KeepAliveConnection | null;
   socket: ProbeSocket | null = null;
   timer: NodeJS.Timeout | null = null;
+  /** performance.now() at which the timer is due. */
+  deadlineMs = 0;
+  /** The deadline was moved once for a timer that fired late (see onTimeout). */
+  extended = false;
   tlsPending = false;
   /** The socket came from `kept` (no connect, no handshake). */
   reused = false;
@@ -378,7 +382,25 @@ class Probe<C = unknown> implements ProbeHandle {
 /** Reason phrases of the 1xx statuses (RFC 9110 §15.2, RFC 8297), for the timeout reason. */
 const INTERIM_NAMES: Readonly<Record<number, string>> = { 100: 'Continue', 101: 'Switching Protocols', 102: 'Processing', 103: 'Early Hints' };
 
+/**
+ * A timer this share of timeout_ms late (or more) means the checker's own
+ * thread was blocked (a long reload, a GC pause), not that the server was slow.
+ */
+const LATE_TIMER_SHARE = 0.25;
+
 function onTimeout(probe: Probe): void {
+  // Timers run before the poll phase reads the sockets, so after a block a
+  // reply that arrived in time would still be called a timeout: every check in
+  // flight would fail at once. Give the check the time it lost, once (at most
+  // another timeout_ms), so it is judged on what the server did.
+  const lateMs = performance.now() - probe.deadlineMs;
+  if (!probe.extended && lateMs >= probe.spec.timeoutMs * LATE_TIMER_SHARE) {
+    probe.extended = true;
+    const extraMs = Math.min(lateMs, probe.spec.timeoutMs);
+    probe.deadlineMs = performance.now() + extraMs;
+    probe.timer = setTimeout(onTimeout, extraMs, probe);
+    return;
+  }
   // A server that sends 1xx interim responses and never the final one is
   // bounded by this same timer; saying what came apart tells it from silence.
   const interim = probe.reader !== null && probe.reader.status === 0 ? probe.reader.interimStatus : 0;
@@ -455,7 +477,8 @@ function settleLater<C>(onDone: ProbeDone<C>, context: C, result: ProbeResult): 
  * Starts one probe of `spec` and calls `onDone(context, result)` exactly
  * once, never before startProbe has returned. Never throws: every failure
  * becomes `{ ok: false, reason }`, abort() included (reason "aborted"). One
- * timer of `spec.timeoutMs` covers connect, TLS, headers and body.
+ * timer of `spec.timeoutMs` covers connect, TLS, headers and body (moved
+ * once when it fires late because this thread was blocked, see onTimeout).
  * `latencyMs` runs from the call to the verdict (performance.now()); type
  * "none" reports ok with latency 0.
  *
@@ -526,6 +549,7 @@ function start(spec: CheckSpec, p: Prepared, probe: Probe): void {
   } else {
     openSocket(spec, p, probe);
   }
+  probe.deadlineMs = performance.now() + spec.timeoutMs;
   probe.timer = setTimeout(onTimeout, spec.timeoutMs, probe);
 }
 

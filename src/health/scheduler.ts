@@ -29,6 +29,12 @@ export const JITTER_SHARE = 0.05;
  * the ±5 % jitter. See docs/health-checks.md ("Scale").
  */
 export const START_WINDOW_SHARE = 0.002;
+/**
+ * A probe that starts this share of its interval (or more) after it was due
+ * was held up by the checker's own thread (a long reload, a GC pause); its
+ * next probe is placed at a random phase again, as the second one is.
+ */
+export const LATE_START_SHARE = 0.25;
 /** The first probes of new targets are spread over at least [0, min(interval, FIRST_SPREAD_MS)). */
 export const FIRST_SPREAD_MS = 1000;
 /**
@@ -94,7 +100,7 @@ class TargetState {
   lastLatencyMs: number | null = null;
   emaMs = 0;
   samples = 0;
-  /** Set once the target's second probe has been placed at a random phase of its interval. */
+  /** Set once the target's second probe has been placed at a random phase of its interval; cleared when a probe starts late (LATE_START_SHARE). */
   phased = false;
   transitions = 0;
   /** performance.now() at which the next probe is due (valid while in the heap). */
@@ -347,6 +353,10 @@ export class HealthScheduler {
   }
 
   #start(t: TargetState, nowMs: number): void {
+    // Every probe that fell due while the thread was blocked starts on this one
+    // wake-up; left on start + interval ± 5 %, they would stay one burst every
+    // round (a 5 s block at 10 s: half the fleet at once). Phase them afresh.
+    if (t.phased && nowMs - t.dueMs >= t.spec.intervalMs * LATE_START_SHARE) t.phased = false;
     t.inFlight = true;
     t.startedMs = nowMs;
     try {

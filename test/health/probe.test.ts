@@ -199,6 +199,32 @@ test('a server that accepts but never answers fails with "timeout" after timeout
   assert.ok(r.latencyMs >= 190 && r.latencyMs < 1500, `latency ${r.latencyMs}`);
 });
 
+test('a checker blocked past timeout_ms does not blame a backend that answered in time: a late timer gives the check the time it lost once', async (t) => {
+  // The backend runs in its own process, so it answers while this thread is blocked
+  // (a long reload, a GC pause); its reply waits in the socket buffer.
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', "const s = require('node:http').createServer((q, r) => r.end('ok')); s.listen(0, '127.0.0.1', () => console.log(s.address().port));"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  const spec = makeSpec({ port: Number(String(line).trim()), timeoutMs: 200 });
+  assert.equal((await runProbe(spec)).ok, true);
+  for (const type of ['http', 'tcp'] as const) {
+    const pending = runProbe({ ...spec, type });
+    const until = performance.now() + 400;
+    while (performance.now() < until);
+    const r = await pending;
+    assert.deepEqual([type, r.ok, r.reason], [type, true, '']);
+  }
+  // A backend that stays silent still fails, and within twice its timeout.
+  const silent = await rawServer(t, (socket) => socket.on('error', () => {}));
+  const pending = runProbe(makeSpec({ port: silent, timeoutMs: 200 }));
+  const startMs = performance.now();
+  while (performance.now() < startMs + 300);
+  const r = await pending;
+  assert.deepEqual([r.ok, r.reason], [false, 'timeout']);
+  assert.ok(performance.now() - startMs < 700, `bounded: ${performance.now() - startMs} ms`);
+});
+
 test('a server that sends headers but never the body fails with "timeout": the timer covers the body too', async (t) => {
   const port = await rawServer(t, (socket) => {
     socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial'));

@@ -345,6 +345,29 @@ test('later probes start one interval after the previous start, jittered by at m
   assert.ok(new Set(gaps.map((g) => Math.round(g))).size > 3, 'the gaps should vary');
 });
 
+test('a fleet whose probes all fell due during a block of the thread spreads out again instead of firing together every round', async (t) => {
+  const probe = new StandInProbe();
+  const { scheduler } = newScheduler(t, probe);
+  const intervalMs = 200;
+  const n = 40;
+  scheduler.update(Array.from({ length: n }, (_, i) => target(makeSpec({ address: `10.0.6.${i}`, intervalMs, timeoutMs: 100 }), [i])));
+  // Past the packed first round and the random second phase: the fleet is spread over the interval.
+  await until(probe, 'call', () => probe.calls.length >= n * 3);
+  const blockedAt = performance.now();
+  while (performance.now() < blockedAt + intervalMs * 1.5);
+  const after = performance.now();
+  await until(probe, 'call', () => probe.calls.filter((c) => c.startMs >= after).length >= n * 3);
+  // Each target's catch-up probe runs right after the block; the one after it must not
+  // keep the whole fleet within ±5 % of one interval later (a burst every round).
+  const next: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const starts = probe.calls.filter((c) => c.address === `10.0.6.${i}` && c.startMs >= after).map((c) => c.startMs);
+    next.push(starts[1] - after);
+  }
+  const spanMs = Math.max(...next) - Math.min(...next);
+  assert.ok(spanMs > intervalMs * 0.5, `second starts after the block span ${spanMs.toFixed(1)} ms: ${next.map((g) => g.toFixed(0)).join(', ')}`);
+});
+
 test('probes due within 0.2 % of their interval start together on one wake-up, never earlier than that', async (t) => {
   const probe = new StandInProbe();
   // First due offsets: random() × min(interval, 1 s) = 100, 105, 112, 300, 310 ms; then no jitter.
