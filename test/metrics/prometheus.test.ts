@@ -151,6 +151,13 @@ test('answers GET /health with OK, other paths with 404 and other methods with 4
   const post = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'POST' });
   assert.equal(post.status, 405);
   assert.equal(post.headers.get('allow'), 'GET, HEAD');
+  // HEAD is answered as GET without the body (docs/metrics.md), on both paths.
+  for (const path of ['/metrics', '/health']) {
+    const head = await fetch(`http://127.0.0.1:${metricsPort}${path}`, { method: 'HEAD' });
+    assert.equal(head.status, 200, path);
+    assert.equal(await head.text(), '', path);
+  }
+  assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'HEAD' })).headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
 });
 
 /** Sends one raw HTTP/1.1 request on a new connection and returns the status line and the body. */

@@ -120,7 +120,7 @@ async function poll() {
       request('GET', '/api/v1/stats/queries'),
       request('GET', '/api/v1/overwatch/agents'),
     ]);
-    const answers = await answersOf(status, domains.domains);
+    const answers = await answersOf(status, domains.domains, servers.servers);
     renderSummary(status);
     drawChart($('chart'), $('chart-legend'), stats);
     renderDomains(domains.domains, answers);
@@ -146,41 +146,60 @@ async function poll() {
 // an answer is asked again only when what it depends on may have changed:
 // the snapshot generation (a reload or any other rebuild) or the
 // status, authority or override of one of the domain's servers (all in
-// GET /api/v1/domains, which the poll reads anyway). Latency EMAs and
-// last-up times move without that, so an answer is also asked again once it
-// is EXPLAIN_MAX_AGE_MS old; and no poll makes more than EXPLAIN_PER_POLL
-// calls (changed domains first, then the oldest answers).
+// GET /api/v1/domains, which the poll reads anyway), and for a latency
+// domain its servers' check latency and samples (GET /api/v1/health/servers,
+// read anyway too): they move its answer with nothing else changing, and
+// a 30 s old answer showed the wrong server that long. Last-up times move
+// without any of that, so an answer is also asked again once it is
+// EXPLAIN_MAX_AGE_MS old. Changed domains go first, then the oldest answers.
+// The calls are bounded by time, not by count: one takes about a
+// millisecond, and 20 a poll left the last of 300 domains unexplained for
+// 45 s and every answer past the 200th older than 30 s. At most
+// EXPLAIN_PARALLEL run at once, and none starts once the poll has spent
+// EXPLAIN_BUDGET_MS on them, so a slow API gets a few calls a poll, not N.
 const EXPLAIN_MAX_AGE_MS = 30_000;
-const EXPLAIN_PER_POLL = 20;
+const EXPLAIN_PARALLEL = 4;
+const EXPLAIN_BUDGET_MS = 1000;
 /** Domain name → { key, at, answer } of its last explained answer. */
 const explained = new Map();
 
-/** What the answer of domain `d` depends on, as one string. */
-function explainKey(generation, d) {
-  return `${generation}|${d.servers.map((s) => `${s.address}/${s.port}/${s.status}/${s.authority}/${s.override === null ? '' : `${s.override.scope}:${s.override.healthy}`}`).join(',')}`;
+/** What the answer of domain `d` depends on, as one string; `checks` maps region|address|port to the server's view in GET /api/v1/health/servers. */
+function explainKey(generation, d, checks) {
+  return `${generation}|${d.servers.map((s) => {
+    const base = `${s.address}/${s.port}/${s.status}/${s.authority}/${s.override === null ? '' : `${s.override.scope}:${s.override.healthy}`}`;
+    if (d.algorithm !== 'latency') return base;
+    const c = checks.get(`${s.region}|${s.address}|${s.port}`);
+    return c === undefined ? base : `${base}/${c.latency_ms}/${c.latency_samples}`;
+  }).join(',')}`;
 }
 
 /** The answer of each domain, in order: asks explain for those whose answer may have moved, the cached one for the rest. */
-async function answersOf(status, domains) {
+async function answersOf(status, domains, servers) {
   const now = Date.now();
+  const checks = new Map(servers.map((s) => [`${s.region}|${s.address}|${s.port}`, s]));
   const due = [];
   for (const d of domains) {
-    const key = explainKey(status.generation, d);
+    const key = explainKey(status.generation, d, checks);
     const last = explained.get(d.name);
     if (last === undefined || last.key !== key) due.push({ d, key, rank: last === undefined ? -1 : 0, at: last?.at ?? 0 });
     else if (now - last.at >= EXPLAIN_MAX_AGE_MS) due.push({ d, key, rank: 1, at: last.at });
   }
   due.sort((x, y) => x.rank - y.rank || x.at - y.at);
-  const asked = due.slice(0, EXPLAIN_PER_POLL);
-  const results = await Promise.all(asked.map(({ d }) => explainDomain(d)));
-  for (let i = 0; i < asked.length; i++) {
-    // A failed call keeps the old answer and its old key, so the next poll asks again.
-    if (results[i].rcode === 'error' && explained.has(asked[i].d.name)) continue;
-    explained.set(asked[i].d.name, { key: asked[i].key, at: now, answer: results[i] });
-  }
+  const started = performance.now();
+  let next = 0;
+  const lane = async () => {
+    while (next < due.length && performance.now() - started < EXPLAIN_BUDGET_MS) {
+      const { d, key } = due[next++];
+      const answer = await explainDomain(d);
+      // A failed call keeps the old answer and its old key, so the next poll asks again.
+      if (answer.rcode === 'error' && explained.has(d.name)) continue;
+      explained.set(d.name, { key, at: Date.now(), answer });
+    }
+  };
+  await Promise.all(Array.from({ length: EXPLAIN_PARALLEL }, lane));
   const names = new Set(domains.map((d) => d.name));
   for (const name of explained.keys()) if (!names.has(name)) explained.delete(name);
-  return domains.map((d) => explained.get(d.name) ?? { key: '', at: 0, answer: { rcode: 'pending', answers: [], selection: 'fixed', error: 'not explained yet: at most ' + EXPLAIN_PER_POLL + ' domains are explained per refresh' } });
+  return domains.map((d) => explained.get(d.name) ?? { key: '', at: 0, answer: { rcode: 'pending', answers: [], selection: 'fixed', error: 'not explained yet: the next refresh asks for more' } });
 }
 
 /** What a domain answers now: explain for A, or AAAA when it has only IPv6 servers. */
