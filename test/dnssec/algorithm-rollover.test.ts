@@ -22,22 +22,7 @@ import { Overwatch } from '../../src/overwatch/overwatch.ts';
 import { MemoryStore } from '../../src/state/store.ts';
 import type { DnssecKeyInfo } from '../../src/dnssec/keys.ts';
 import { ask } from '../helpers/dns-client.ts';
-import { delvAnchor, missingTool, tool, unboundConfig } from './helpers.ts';
-
-const YAML = (algorithm: string): string => `
-dns:
-  listen_address: "127.0.0.1:0"
-  workers: 1
-  zones: [example.test]
-  nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }]
-regions:
-  - name: eu
-    servers: [{ address: 192.0.2.1 }]
-domains:
-  - { name: app.example.test, regions: [eu], ttl: 30 }
-overwatch: { dnssec: { algorithm: ${algorithm} } }
-logging: { level: error }
-`;
+import { delvAnchor, missingTool, signedZoneYaml, tool, unboundConfig } from './helpers.ts';
 
 const SWITCH_AFTER_MS = 3000;
 const ECDSA = 13;
@@ -60,11 +45,11 @@ test(
     const logger = createLogger({ level: 'error', format: 'json' }, quiet);
     const store = new MemoryStore();
     // The zone's first key is ECDSA; the config then asks for Ed25519, so the rollover changes the algorithm.
-    const first = await Overwatch.start(parseConfigText(YAML('ECDSAP256SHA256'), 'test.yaml'), logger, { store, healthChecks: 'off' });
+    const first = await Overwatch.start(parseConfigText(signedZoneYaml({ algorithm: 'ECDSAP256SHA256' }), 'test.yaml'), logger, { store, healthChecks: 'off' });
     const old = first.keyring?.zones.get('example.test')?.active.info;
     await first.stop(200);
     assert.ok(old);
-    const overwatch = await Overwatch.start(parseConfigText(YAML('ED25519'), 'test.yaml'), logger, { store, healthChecks: 'off', rolloverSwitchAfterMs: SWITCH_AFTER_MS });
+    const overwatch = await Overwatch.start(parseConfigText(signedZoneYaml({ algorithm: 'ED25519' }), 'test.yaml'), logger, { store, healthChecks: 'off', rolloverSwitchAfterMs: SWITCH_AFTER_MS });
     const dir = await mkdtemp(join(tmpdir(), 'opengslb-alg-roll-'));
     t.after(async () => {
       await overwatch.stop(200);

@@ -17,6 +17,30 @@ import type { DnssecKey, DnssecKeyInfo } from '../../src/dnssec/keys.ts';
 import { DNSSEC_TYPE, Rrset, SignatureCache, writeRrsig, writeRrsigUncompressed } from '../../src/dnssec/sign.ts';
 import type { SignerKey } from '../../src/dnssec/sign.ts';
 
+/**
+ * The config of one signed zone (example.test) with one load-balanced name,
+ * app.example.test, over `servers` addresses 192.0.2.1… (all in answers), one
+ * DNS worker, and overwatch.dnssec.algorithm when `algorithm` is given.
+ */
+export function signedZoneYaml(opts: { readonly servers?: number; readonly algorithm?: string } = {}): string {
+  const n = opts.servers ?? 1;
+  const servers = Array.from({ length: n }, (_, i) => `{ address: 192.0.2.${i + 1} }`).join(', ');
+  return `
+dns:
+  listen_address: "127.0.0.1:0"
+  workers: 1
+  zones: [example.test]
+  nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }]
+regions:
+  - name: eu
+    servers: [${servers}]
+domains:
+  - { name: app.example.test, regions: [eu], ttl: 30${n > 1 ? `, max_answers: ${n}` : ''} }
+${opts.algorithm === undefined ? '' : `overwatch: { dnssec: { algorithm: ${opts.algorithm} } }
+`}logging: { level: error }
+`;
+}
+
 /** Returns false when `command` is on the PATH, else a skip message naming the Debian package that brings it. */
 export function missingTool(command: string, debianPackage: string): string | false {
   const r = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });

@@ -15,24 +15,11 @@ import { createLogger } from '../../src/log/logger.ts';
 import { Overwatch } from '../../src/overwatch/overwatch.ts';
 import { MemoryStore } from '../../src/state/store.ts';
 import { ask, buildQuery, rcodeOf, udpExchange } from '../helpers/dns-client.ts';
-
-const YAML = `
-dns:
-  listen_address: "127.0.0.1:0"
-  workers: 1
-  zones: [example.test]
-  nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }]
-regions:
-  - name: eu
-    servers: [{ address: 192.0.2.1 }]
-domains:
-  - { name: app.example.test, regions: [eu], ttl: 30 }
-logging: { level: error }
-`;
+import { signedZoneYaml } from './helpers.ts';
 
 async function start(): Promise<Overwatch> {
   const quiet = new Writable({ write: (_c, _e, done) => done() });
-  return Overwatch.start(parseConfigText(YAML, 'test.yaml'), createLogger({ level: 'error', format: 'json' }, quiet), { store: new MemoryStore(), healthChecks: 'off' });
+  return Overwatch.start(parseConfigText(signedZoneYaml(), 'test.yaml'), createLogger({ level: 'error', format: 'json' }, quiet), { store: new MemoryStore(), healthChecks: 'off' });
 }
 
 interface Nsec {

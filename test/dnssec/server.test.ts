@@ -25,7 +25,7 @@ import { HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
 import { LmdbStore, MemoryStore } from '../../src/state/store.ts';
 import { algorithmNumber, type KeyStatusView } from '../../src/dnssec/keys.ts';
 import { ask } from '../helpers/dns-client.ts';
-import { delvAnchor, missingTool, tool, unboundConfig } from './helpers.ts';
+import { delvAnchor, missingTool, signedZoneYaml, tool, unboundConfig } from './helpers.ts';
 
 const noDelv = missingTool('delv', 'bind9-dnsutils');
 const noUnbound = missingTool('unbound-host', 'unbound-host');
@@ -314,21 +314,6 @@ function rrsigAlgorithms(section: readonly dnsPacket.Answer[] | undefined, type:
   return rrs(section).filter((r) => r.type === 'RRSIG' && r.data.typeCovered === type).map((r) => r.data.algorithm ?? -1).sort();
 }
 
-const ROLLOVER_YAML = (algorithm: string): string => `
-dns:
-  listen_address: "127.0.0.1:0"
-  workers: 1
-  zones: [example.test]
-  nameservers: [{ name: ns1.example.test, addresses: [192.0.2.53] }]
-regions:
-  - name: eu
-    servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2 }, { address: 192.0.2.3 }]
-domains:
-  - { name: app.example.test, regions: [eu], ttl: 30, max_answers: 3 }
-overwatch: { dnssec: { algorithm: ${algorithm} } }
-logging: { level: error }
-`;
-
 const ROLLOVER_CASES = [
   { name: 'within one algorithm signs each RRset with exactly one RRSIG', from: 'ECDSAP256SHA256', to: 'ECDSAP256SHA256', published: [13], signing: [13] },
   { name: 'to another algorithm signs each RRset with one RRSIG per algorithm, from publish on', from: 'ECDSAP256SHA256', to: 'ED25519', published: [13, 15], signing: [13, 15] },
@@ -340,9 +325,9 @@ for (const c of ROLLOVER_CASES) {
     const logger = createLogger({ level: 'error', format: 'json' }, quiet);
     const store = new MemoryStore();
     // The zone's key is made with c.from; the config then asks for c.to, which the rollover's new key has.
-    const first = await Overwatch.start(parseConfigText(ROLLOVER_YAML(c.from), 'test.yaml'), logger, { store, healthChecks: 'off' });
+    const first = await Overwatch.start(parseConfigText(signedZoneYaml({ servers: 3, algorithm: c.from }), 'test.yaml'), logger, { store, healthChecks: 'off' });
     await first.stop(200);
-    const overwatch = await Overwatch.start(parseConfigText(ROLLOVER_YAML(c.to), 'test.yaml'), logger, { store, healthChecks: 'off', rolloverSwitchAfterMs: 2000 });
+    const overwatch = await Overwatch.start(parseConfigText(signedZoneYaml({ servers: 3, algorithm: c.to }), 'test.yaml'), logger, { store, healthChecks: 'off', rolloverSwitchAfterMs: 2000 });
     t.after(() => overwatch.stop(200));
     const port = overwatch.port;
     const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.example.test`;
