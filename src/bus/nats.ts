@@ -15,6 +15,14 @@ import { OpenGslbError } from '../lib/errors.ts';
 /** Wait between two reconnect attempts to the NATS servers. */
 export const RECONNECT_WAIT_MS = 500;
 
+/**
+ * Longest close() waits for the drain (what was published reaching NATS):
+ * a server that stopped answering without closing the connection (a black
+ * hole, a paused process) is seen as down only after the client's pings
+ * fail, minutes later, and the drain would wait for it all that time.
+ */
+export const CLOSE_DRAIN_MS = 2000;
+
 /** A subject token from free text: NATS tokens may not hold ".", "*", ">" or white space. */
 function token(text: string): string {
   return text.replace(/[^A-Za-z0-9_-]/g, '_');
@@ -88,7 +96,15 @@ export class BusLink {
   #closed = false;
 
   constructor(options: ConnectionOptions, onEvent: (e: BusLinkEvent) => void) {
-    this.ready = connect(options).then((nc) => {
+    // Asked before every dial: with waitOnFirstConnect the client retries a first
+    // connection forever and gives no handle to stop it, so a close() before NATS
+    // ever answered would leave it dialling (timers and sockets) for the process's
+    // life. Throwing here ends that loop (connect() rejects); null keeps its pick.
+    const stopWhenClosed = (): null => {
+      if (this.#closed) throw new Error('bus link closed');
+      return null;
+    };
+    this.ready = connect({ ...options, reconnectToServer: stopWhenClosed }).then((nc) => {
       this.#nc = nc;
       this.#connected = true;
       if (this.#closed) {
@@ -122,17 +138,24 @@ export class BusLink {
     return this.#connected && !this.#closed ? this.#nc : null;
   }
 
-  /** Flushes what was published and closes. Safe to call twice. */
+  /** Flushes what was published (for at most CLOSE_DRAIN_MS) and closes. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const nc = this.#nc;
     if (nc === null) return;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      if (this.#connected) await nc.drain();
-      else await nc.close();
+      if (this.#connected) {
+        const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), CLOSE_DRAIN_MS); });
+        if (await Promise.race([nc.drain(), late]) === 'late') await nc.close();
+      } else {
+        await nc.close();
+      }
     } catch {
       await nc.close().catch(() => {});
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

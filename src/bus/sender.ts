@@ -11,6 +11,7 @@
 //   reconnect ─► onResync (the agent registers again with its current state)
 //   ack register (an overwatch does not know this agent) ─► onResync (at most once a second)
 
+import { createHash } from 'node:crypto';
 import type { BusConfig } from '../config/types.ts';
 import type { Keyring } from '../gossip/envelope.ts';
 import type { AckMessage, MessageHeader, OutgoingMessage, RegisterMessage } from '../gossip/messages.ts';
@@ -20,6 +21,18 @@ import { ackSubject, agentSubject, BusLink, connectionOptions, type BusLinkEvent
 
 /** Fewest milliseconds between two resyncs asked for by acks (several overwatches may ask at once). */
 const RESYNC_MIN_GAP_MS = 1000;
+
+/**
+ * How long after publishing a message its acks are taken, and how many
+ * published messages are remembered for that. Anyone who can publish on NATS
+ * can put an ack captured earlier on the ack subject again: it opens (acks are
+ * sealed, not signed, and carry no overwatch id), so only acks of a message
+ * this sender published lately count (the direct sender takes only the ack
+ * of its message in flight), each once: every seal has its own random nonce,
+ * so two overwatches' acks of one message differ and a replay is the same bytes.
+ */
+const ACK_WINDOW_MS = 30_000;
+const ACK_WINDOW_MAX = 4096;
 
 export interface BusSenderOptions {
   readonly bus: BusConfig;
@@ -60,6 +73,8 @@ export class BusSender {
   #lastResyncMs = 0;
   #everConnected = false;
   #ackSubject: string | null = null;
+  /** Sequence numbers published within ACK_WINDOW_MS, oldest first: when, and the digests of the acks taken for it (see ACK_WINDOW_MS). */
+  readonly #awaitingAcks = new Map<number, { readonly atMs: number; readonly acks: Set<string> }>();
   #closed = false;
 
   constructor(options: BusSenderOptions) {
@@ -157,6 +172,8 @@ export class BusSender {
       return null;
     }
     this.#counts.busSent++;
+    this.#awaitingAcks.set(seq, { atMs: this.#now(), acks: new Set() });
+    this.#forgetOldSeqs();
     return seq;
   }
 
@@ -165,6 +182,12 @@ export class BusSender {
     if (!opened.ok || opened.opened.message.type !== 'ack') return;
     const ack = opened.opened.message as AckMessage;
     if (ack.agentId !== this.#sealer.identity.agentId) return;
+    this.#forgetOldSeqs();
+    // An ack of no message published lately, or one taken already, is a replay (or of an earlier run): it changes nothing.
+    const acks = this.#awaitingAcks.get(ack.seq)?.acks;
+    const digest = createHash('sha256').update(data).digest('base64');
+    if (acks === undefined || acks.has(digest)) return;
+    acks.add(digest);
     this.#counts.acked++;
     this.#lastAckMs = this.#now();
     if (ack.status === 'ok' && ack.seq === this.#registrationSeq) this.#registered = true;
@@ -174,6 +197,14 @@ export class BusSender {
     } else if (ack.status === 'refused') {
       this.#counts.refused++;
       this.#onNodeEvent({ kind: 'refused', node: this.#node, type: ack.seq === this.#registrationSeq ? 'register' : 'heartbeat', reason: ack.reason ?? 'refused' });
+    }
+  }
+
+  #forgetOldSeqs(): void {
+    const oldest = this.#now() - ACK_WINDOW_MS;
+    for (const [seq, { atMs }] of this.#awaitingAcks) {
+      if (atMs >= oldest && this.#awaitingAcks.size <= ACK_WINDOW_MAX) break;
+      this.#awaitingAcks.delete(seq);
     }
   }
 

@@ -98,3 +98,75 @@ test('over NATS: the registration reaches every subscribed overwatch as transpor
   await eventually('a registration reaches an overwatch after the restart', () => a.seen.registers.length + b.seen.registers.length > 2, 10_000);
   assert.equal(a.seen.heartbeats.length, heartbeatsBefore, 'a message published while NATS was away arrived late');
 });
+
+test('a bus link closed before NATS ever answered stops trying to connect (no connection attempts after close, the process may exit)', async (t) => {
+  // Loopback port that accepts and at once drops every connection: each accept is one attempt of the client.
+  const { createServer } = await import('node:net');
+  let attempts = 0;
+  const server = createServer((socket) => {
+    attempts++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.address() as { port: number }).port;
+  const receiver = new BusReceiver({ bus: busConfig(`nats://127.0.0.1:${port}`), channel: null as never, name: 'never connected' });
+  await eventually('the client tries to connect', () => attempts >= 2);
+  await receiver.close();
+  // A dial under way when close() ran may still land; none after it.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const atClose = attempts;
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(attempts, atClose, 'connection attempts went on after close()');
+});
+
+test('acks replayed on the agent\'s ack subject (captured earlier, published again by anyone with NATS access) change nothing: no ack counted, no registration asked', { skip: needsNats }, async (t) => {
+  const dir = await tempDir(t, 'opengslb-bus-replay-ack-');
+  const nats = await startNats(t, await freePort(), join(dir, 'nats'));
+  const bus = busConfig(nats.url);
+  const keyring = newKeyring();
+  const a = await startOverwatch(t, { keyring, tokens: TOKENS });
+  await subscribed(t, a, bus);
+  const { identity } = await newIdentity(t);
+  const { sender, registration, resyncs } = newBusSender(t, bus, keyring, identity);
+  // Someone on NATS records every ack sent to this agent.
+  const { connect } = await import('@nats-io/transport-node');
+  const spy = await connect({ servers: [nats.url] });
+  t.after(() => spy.close());
+  const captured: Uint8Array[] = [];
+  spy.subscribe(`test.gslb.acks.${identity.agentId}`, { callback: (err, msg) => { if (err === null) captured.push(msg.data); } });
+  await spy.flush();
+
+  sender.setRegistration(registration());
+  await eventually('registered', () => sender.status()[0]!.registered && captured.length === 1);
+  // An overwatch that does not know the agent answers its heartbeat with "register".
+  const b = await startOverwatch(t, { keyring, tokens: TOKENS });
+  await subscribed(t, b, bus);
+  sender.send({ type: 'heartbeat', full: false, backends: [], load: null });
+  await eventually('the register ack and the registration it asked for', () => resyncs() === 1 && b.seen.registers.length === 1 && captured.length >= 3);
+  await eventually('every ack taken', () => sender.counters().acked === captured.length);
+  const acked = sender.counters().acked;
+  const lastAckMs = sender.status()[0]!.lastAckMs;
+  // Past the one-second gap between resyncs, then every captured ack again.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  for (const bytes of captured.slice()) spy.publish(`test.gslb.acks.${identity.agentId}`, bytes);
+  await spy.flush();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(resyncs(), 1, 'a replayed "register" ack made the agent register again');
+  assert.equal(sender.counters().acked, acked, 'replayed acks were counted');
+  assert.equal(sender.status()[0]!.lastAckMs, lastAckMs);
+});
+
+test('closing while the nats-server does not answer (stopped with SIGSTOP: a black hole, not yet seen as down) ends within a few seconds instead of waiting forever for the drain', { skip: needsNats }, async (t) => {
+  const dir = await tempDir(t, 'opengslb-bus-stall-');
+  const nats = await startNats(t, await freePort(), join(dir, 'nats'));
+  const o = await startOverwatch(t, { keyring: newKeyring(), tokens: TOKENS });
+  const receiver = new BusReceiver({ bus: busConfig(nats.url), channel: o.channel, name: 'stalled' });
+  await receiver.ready();
+  nats.child.kill('SIGSTOP');
+  t.after(() => { nats.child.kill('SIGCONT'); });
+  const started = Date.now();
+  const closed = await Promise.race([receiver.close().then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 8000))]);
+  assert.ok(closed, 'close() still waiting after 8 s');
+  assert.ok(Date.now() - started < 5000, `close() took ${Date.now() - started} ms`);
+});
