@@ -26,7 +26,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { DnssecKeySyncConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { fetchFailureText, PEER_TRUST_REMEDY } from '../lib/fetch-failure.ts';
+import { AnswerTooLargeError, fetchFailureText, PEER_TRUST_REMEDY, readTextCapped } from '../lib/fetch-failure.ts';
 import type { StateStore, StoredDnssecKey } from '../state/store.ts';
 import { keyFromStored } from './keys.ts';
 
@@ -37,6 +37,8 @@ export const KEY_SYNC_PATH = '/api/v1/dnssec/keysync';
 /** How far a request's time may be from ours. */
 export const KEY_SYNC_SKEW_MS = 60_000;
 const VERSION = 'opengslb-keysync-v1';
+/** Largest key-sync answer read (a zone's keys take a few KiB sealed): more is not a peer's keys. */
+const KEY_SYNC_ANSWER_MAX_BYTES = 16 * 1024 * 1024;
 /** Most nonces remembered (two minutes' worth at any sane poll rate). */
 const MAX_NONCES = 10_000;
 
@@ -232,7 +234,13 @@ export class KeySyncClient {
     const url = `${peer.url.replace(/\/+$/, '')}${KEY_SYNC_PATH}`;
     try {
       const res = await fetch(url, { headers: { [KEY_SYNC_HEADER]: header, accept: 'application/json' }, signal: AbortSignal.timeout(this.#config.timeoutMs) });
-      const body = (await res.json().catch(() => null)) as unknown;
+      let body: unknown = null;
+      try {
+        body = JSON.parse(await readTextCapped(res, KEY_SYNC_ANSWER_MAX_BYTES)) as unknown;
+      } catch (err) {
+        if (err instanceof AnswerTooLargeError) throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_KEY_SYNC', `${url}: ${err.message} (a peer's keys take a few KiB per zone)`);
+        if ((err as Error).name === 'TimeoutError') throw err;
+      }
       if (res.status !== 200) {
         const said = typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string' ? (body as { error: string }).error : `HTTP ${res.status}`;
         throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_KEY_SYNC', `${url} answered ${res.status}: ${said}`);

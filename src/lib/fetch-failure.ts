@@ -34,3 +34,34 @@ export function fetchFailureText(err: unknown, url: string, trustRemedy: string)
 /** The remedy for an overwatch that does not trust a peer's certificate: it uses Node's trust store. */
 export const PEER_TRUST_REMEDY =
   "start this overwatch with NODE_EXTRA_CA_CERTS set to the PEM file of the CA that issued the peer's api.tls.cert_file (or with node --use-system-ca when that CA is in the system's store)";
+
+/** Thrown by readTextCapped for an answer over its limit; its message says so in words. */
+export class AnswerTooLargeError extends Error {
+  override readonly name = 'AnswerTooLargeError';
+}
+
+/**
+ * The body of `res` as text, read as it streams and given up (the rest is
+ * cancelled) once it passes `maxBytes`: a peer URL that streams without end
+ * (a misconfigured URL, a proxy's endless page) would otherwise fill this
+ * process's memory within the request's timeout.
+ */
+export async function readTextCapped(res: Response, maxBytes: number): Promise<string> {
+  if (res.body === null) return '';
+  const declared = Number(res.headers.get('content-length'));
+  if (declared > maxBytes) {
+    await res.body.cancel().catch(() => {});
+    throw new AnswerTooLargeError(`the answer is ${declared} bytes, expected at most ${maxBytes}`);
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      await res.body.cancel().catch(() => {});
+      throw new AnswerTooLargeError(`the answer is larger than ${maxBytes} bytes, expected at most ${maxBytes}`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total).toString('utf8');
+}

@@ -8,7 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import type { PeerConfig } from '../config/types.ts';
-import { fetchFailureText, PEER_TRUST_REMEDY } from '../lib/fetch-failure.ts';
+import { AnswerTooLargeError, fetchFailureText, PEER_TRUST_REMEDY, readTextCapped } from '../lib/fetch-failure.ts';
 import type { AgentBackendView, AgentView } from './agents.ts';
 import type { BackendView } from './backends-view.ts';
 
@@ -121,11 +121,17 @@ export function clusterAgents(agents: readonly AgentView[]): ClusterAgent[] {
 export const PEER_TIMEOUT_MS = 3000;
 
 /**
+ * Largest peer answer read: its agent rows take about 150 bytes each, so this
+ * holds a million agents; anything longer is not a cluster status.
+ */
+export const PEER_ANSWER_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
  * Asks every peer for its cluster status (peers=false) in parallel and
  * compares its agents' view with `mine`. A peer that does not answer, answers
  * an error or something that is not a cluster status is unreachable, with why.
  */
-export async function askPeers(peers: readonly PeerConfig[], mine: AgentsDigest, timeoutMs = PEER_TIMEOUT_MS): Promise<PeerStatus[]> {
+export async function askPeers(peers: readonly PeerConfig[], mine: AgentsDigest, timeoutMs = PEER_TIMEOUT_MS, maxBytes = PEER_ANSWER_MAX_BYTES): Promise<PeerStatus[]> {
   return Promise.all(peers.map(async (peer): Promise<PeerStatus> => {
     const url = `${peer.url}/api/v1/cluster/status?peers=false`;
     const fail = (error: string): PeerStatus => ({ url: peer.url, reachable: false, error, agent_count: null, digest: null, matches: null });
@@ -136,10 +142,11 @@ export async function askPeers(peers: readonly PeerConfig[], mine: AgentsDigest,
         headers: { accept: 'application/json', ...(peer.token === null ? {} : { authorization: `Bearer ${peer.token}` }) },
         signal: AbortSignal.timeout(timeoutMs),
       });
-      body = JSON.parse(await res.text()) as unknown;
+      body = JSON.parse(await readTextCapped(res, maxBytes)) as unknown;
     } catch (err) {
       const e = err as { name?: string };
       if (e.name === 'TimeoutError' || e.name === 'AbortError') return fail(`no answer within ${timeoutMs} ms`);
+      if (err instanceof AnswerTooLargeError) return fail(`${err.message}: is the URL the peer's admin API?`);
       if (e instanceof SyntaxError) return fail('the answer is not JSON: is the URL the peer\'s admin API?');
       return fail(fetchFailureText(err, url, PEER_TRUST_REMEDY));
     }

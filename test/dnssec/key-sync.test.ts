@@ -11,12 +11,14 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateZoneKey, toStoredKey } from '../../src/dnssec/keys.ts';
-import { KEY_SYNC_HEADER, KeySyncServer, openSealed, signRequest } from '../../src/dnssec/key-sync.ts';
+import { KEY_SYNC_HEADER, KeySyncClient, KeySyncServer, openSealed, signRequest } from '../../src/dnssec/key-sync.ts';
 import type { OpenGslbError } from '../../src/lib/errors.ts';
+import { MemoryStore } from '../../src/state/store.ts';
 import { ask, dnskeysOf } from '../helpers/dns-client.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { startOpengslb, type RunningServer } from '../helpers/child.ts';
@@ -55,6 +57,28 @@ test('a sealed answer opens only with the same secret and for the request it ans
   const bytes = Buffer.from(sealed.sealed, 'base64');
   bytes[5] ^= 1;
   refused(() => openSealed(SECRET, nonce, { ...sealed, sealed: bytes.toString('base64') }), /does not open/);
+});
+
+test('a key-sync peer URL that streams without end fails that peer once its answer passes 16 MiB, well before the timeout', async (t) => {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const more = (): void => {
+      while (!res.destroyed && res.write(chunk));
+    };
+    res.on('drain', more);
+    more();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const client = new KeySyncClient(new MemoryStore(), { peers: [url], pollIntervalMs: 3_600_000, timeoutMs: 30_000, sharedSecret: SECRET });
+  const started = performance.now();
+  assert.deepEqual(await client.pollOnce(new Set(['example.test'])), []);
+  assert.ok(performance.now() - started < 15_000, 'ended by the size limit, not the 30 s timeout');
+  const [peer] = client.status().peers;
+  assert.equal(peer.ok, false);
+  assert.match(peer.last_error ?? '', /: the answer is larger than 16777216 bytes, expected at most 16777216 \(a peer's keys take a few KiB per zone\)$/);
 });
 
 /** A free TCP port on 127.0.0.1 (closed again at once; the server binds it moments later). */
