@@ -1,7 +1,8 @@
 // Any thread, cold path. What went wrong below HTTP when fetch() could not get
 // an answer from another admin API (opengslb-cli, overwatch peers, DNSSEC key
 // sync), in words an operator can act on: refused, unknown host, reset, not
-// HTTP, a certificate this process does not trust, or fetch's own cause.
+// HTTP, a certificate this process does not trust, or fetch's own cause; and
+// reading such an answer with a size limit.
 
 /** OpenSSL's verify errors for a certificate whose issuer is not among the trusted roots (or that has expired). */
 const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
