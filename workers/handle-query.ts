@@ -344,14 +344,23 @@ function limit(ctx: WorkerScratch, len: number): number {
   const q = ctx.query;
   const rcode = ctx.out[3] & 0xf;
   let kind = RRL_KIND_ERROR;
+  let name: Uint8Array = ctx.lower;
   let nameOff = 0;
   let nameLen = 0;
   let qtype = 0;
   if ((ctx.nxdomain || rcode === RCODE.NXDOMAIN) && ctx.zone >= 0) {
     kind = RRL_KIND_NXDOMAIN;
+    // Keyed by the apex of the zone whose SOA the reply carries, read from
+    // the snapshot: the question's last bytes are that apex only when the
+    // question is in that zone. A CNAME into another zone of ours that ends
+    // in NXDOMAIN there was keyed by a slice of the question (from before
+    // its start when that apex is longer), an account per name.
     const view = ctx.view;
-    nameLen = view.u32[view.zoneBase(ctx.zone) + L.ZONE_APEX_LEN];
-    nameOff = q.qnameLen - nameLen;
+    const u32 = view.u32;
+    const apex = view.nodeBase(u32[view.zoneBase(ctx.zone) + L.ZONE_NODE]);
+    name = view.u8;
+    nameOff = u32[apex + L.NODE_NAME_OFF];
+    nameLen = u32[apex + L.NODE_NAME_LEN];
   } else if (rcode === RCODE.NOERROR && q.questionEnd > 0 && q.ednsVersion === 0) {
     // An EDNS version above 0 got BADVERS, whose header rcode is 0 (16 is
     // split with the OPT): an error, keyed by prefix. Keyed by question name,
@@ -371,7 +380,7 @@ function limit(ctx: WorkerScratch, len: number): number {
       qtype = 0;
     }
   }
-  const verdict = rrl.charge(kind, client.bytes, ipLen, ctx.lower, nameOff, nameLen, qtype, ctx.nowSec);
+  const verdict = rrl.charge(kind, client.bytes, ipLen, name, nameOff, nameLen, qtype, ctx.nowSec);
   if (verdict === RRL_PASS) return len;
   if (verdict === RRL_DROP) {
     bump(ctx.counters, ctx.counterBase + RRL_DROPPED[kind]);

@@ -145,6 +145,13 @@ class Connection {
   /** Ended by us; bytes that still arrive are ignored. */
   done = false;
   /**
+   * When a connection we ended must be closed (performance.now()), or -1:
+   * its timeout when we ended it, counted from then. Node.js restarts the
+   * socket's timeout at every read, so a client that kept sending after our
+   * FIN held the connection (and its place) for ever.
+   */
+  closeBy = -1;
+  /**
    * When the first byte of the message now partly received arrived
    * (performance.now()), or -1 when none is: the message must be complete
    * within dns.tcp_frame_timeout of it, however its bytes trickle in.
@@ -339,6 +346,15 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     if (byWorker) heldByWorker.add(conn);
   };
 
+  /** Ends the connection once the replies already written have gone (end(), not destroy()); what still arrives is ignored. */
+  const finish = (conn: Connection): void => {
+    conn.done = true;
+    conn.pending = null;
+    conn.closeBy = performance.now() + (conn.socket.timeout ?? options.idleTimeoutMs);
+    flush(conn);
+    conn.socket.end();
+  };
+
   /**
    * Answers the complete frames of `buf` from `off` to `end` in order while
    * the connection's unsent replies stay under the bounds and its turn lasts.
@@ -377,10 +393,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           // resynchronised. end(), not destroy(): answers already written for
           // earlier frames on this connection still go out before the FIN.
           bump(counters, cb + COUNTER.TCP_BAD_FRAME);
-          conn.done = true;
-          conn.pending = null;
-          flush(conn);
-          socket.end();
+          finish(conn);
           return -1;
         }
         if (end - off - 2 < frameLen) break;
@@ -403,10 +416,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
           durations.record(startMs);
         }
         if (++conn.answered >= options.maxQueriesPerConnection) {
-          conn.done = true;
-          conn.pending = null;
-          flush(conn);
-          socket.end();
+          finish(conn);
           return -1;
         }
       }
@@ -439,10 +449,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
    */
   const endIfFinished = (conn: Connection): boolean => {
     if (!conn.closing || conn.held || conn.queued || (conn.pending !== null && !conn.eof)) return false;
-    conn.done = true;
-    conn.pending = null;
-    flush(conn);
-    conn.socket.end();
+    finish(conn);
     return true;
   };
 
@@ -454,7 +461,11 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
    * frames waiting is paused.
    */
   const consume = (conn: Connection, n: number): void => {
-    if (conn.done) return;
+    if (conn.done) {
+      // Ended by us: the read restarted the socket's timeout, set it back to what is left.
+      if (conn.closeBy >= 0) conn.socket.setTimeout(Math.max(1, Math.ceil(conn.closeBy - performance.now())));
+      return;
+    }
     let off = 0;
     const kept = conn.pending;
     // No message was partly received before this read: one left partial by it starts now.

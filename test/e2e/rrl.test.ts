@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { readCounters } from '../../src/metrics/counters-layout.ts';
 import { tempDir } from '../helpers/config-files.ts';
-import { ask, buildQuery, newId, udpExchange } from '../helpers/dns-client.ts';
+import { ask, buildQuery, newId, rcodeOf, udpExchange } from '../helpers/dns-client.ts';
 import { startServer } from '../helpers/server.ts';
 
 const run = promisify(execFile);
@@ -221,4 +221,26 @@ test('RRL keys a referral too big for the client (cut to TC=1) by its delegation
   assert.ok(replies >= 5 && replies <= most(5, referrals), `truncated referrals answered ${replies} of 100 in ${referrals.seconds} s, expected 5 (one account for the delegation)`);
   const after = readCounters(overwatch.counters);
   assert.equal(after.RRL_DROPPED_RESPONSE - before.RRL_DROPPED_RESPONSE, 100 - replies, 'the limited referrals are counted as responses');
+});
+
+test('RRL keys an NXDOMAIN reached through a CNAME into another zone of ours by that zone, the one whose SOA the reply carries: a flood over many such names is one account', async (t) => {
+  const dir = await tempDir(t);
+  // Twenty names of example.test, each a CNAME to a name missing from a zone with a longer apex.
+  const other = 'a-zone-with-a-longer-apex.test';
+  const records = Array.from({ length: 20 }, (_, i) => `"w${i} CNAME gone${i}.${other}."`).join(', ');
+  const yaml = config(dir, 'nxdomains_per_second: 5, window: 10, slip: 0', 'dgram')
+    .replace('workers: 2', 'workers: 1')
+    .replace('zones: [example.test]', `zones: [{ name: example.test, records: [${records}] }, ${other}]`);
+  const { overwatch, port } = await startServer(t, yaml);
+  const raw = await udpExchange(port, buildQuery('w0.example.test', 'A'), 2000, '127.0.0.1', '127.0.11.1');
+  assert.ok(raw !== null);
+  assert.equal(rcodeOf(raw), 3, 'NXDOMAIN');
+  const probe = dnsPacket.decode(raw);
+  assert.equal(probe.authorities?.[0]?.name, other, 'the reply carries the other zone\'s SOA');
+  const before = readCounters(overwatch.counters);
+  // Keyed by the question's last bytes (as long as the other apex) instead, each name had an account of its own: 100 of 100.
+  const nx = await flood(port, '127.0.10.1', 100, 500, (i) => `w${i % 20}.example.test`);
+  assert.ok(nx.full >= 5 && nx.full <= most(5, nx), `NXDOMAIN through CNAMEs answered ${nx.full} of 100 in ${nx.seconds} s, expected 5 (one account for the zone)`);
+  const after = readCounters(overwatch.counters);
+  assert.equal(after.RRL_DROPPED_NXDOMAIN - before.RRL_DROPPED_NXDOMAIN, 100 - nx.full, 'the limited ones are counted as NXDOMAIN');
 });

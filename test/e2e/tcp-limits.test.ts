@@ -301,6 +301,37 @@ test('at the worker cap, connections the server has already ended (a zero-length
   assert.equal(counters.TCP_EVICTED, 1, 'one ended connection made room');
 });
 
+test('a connection the server has ended (a zero-length frame, or tcp_max_queries_per_connection) is closed at the idle timeout though its client keeps sending', async (t) => {
+  // Node.js restarts a socket's timeout at every read: bytes trickled after
+  // our FIN kept such a connection, and its client's place, open for ever.
+  const s = await startServer(t, config('  tcp_max_queries_per_connection: 1\n  tcp_idle_timeout: 600ms'), 'tcp-ended-trickle.yaml');
+  const sockets: net.Socket[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  t.after(() => {
+    for (const timer of timers) clearInterval(timer);
+    for (const c of sockets) c.destroy();
+  });
+  const started = performance.now();
+  const closes = [Buffer.from([0, 0]), tcpFrame('app.example.test', 'AAAA', 7)].map(async (first) => {
+    const c = net.connect({ host: '127.0.0.1', port: s.port, allowHalfOpen: true });
+    sockets.push(c);
+    c.on('data', () => undefined);
+    const closed = closeOf(c);
+    await once(c, 'connect');
+    c.setNoDelay(true);
+    c.write(first);
+    // A byte every 100 ms, well inside the idle timeout, until the server closes it.
+    timers.push(setInterval(() => c.destroyed || c.write(Buffer.from([0x41])), 100));
+    await closed;
+    return performance.now() - started;
+  });
+  const deadline = new Promise<number>((resolve) => setTimeout(() => resolve(-1), 4000).unref());
+  for (const took of await Promise.all(closes.map((closed) => Promise.race([closed, deadline])))) {
+    assert.ok(took >= 0, 'closed by the server within 4 s (the idle timeout is 0.6 s)');
+  }
+  assert.equal(s.overwatch.readCounters().TCP_IDLE_CLOSED, 2);
+});
+
 test('a connection the per-client table cannot count (its lock held by a worker that died) is answered all the same, and counted as uncounted', async (t) => {
   const s = await startServer(t, config('  tcp_max_connections_per_client: 4\n  tcp_idle_timeout: 60s'), 'tcp-uncounted.yaml');
   const metrics = createMetrics({ version: 't', loadedAtMs: 0, overwatch: s.overwatch, processMetrics: false });
