@@ -420,7 +420,12 @@ function pickLatency(state: RouteState, r: number, rb: number, start: number, n:
   for (let i = 0; i < n; i++) {
     if (emaOf(state, cap, state.healthy[start + i]) <= cutoff) ties++;
   }
-  let nth = state.nextRotor(r) % ties;
+  // The main thread writes the EMAs while we read them (each loop reads them
+  // afresh), so a member counted as tied above may be above the cutoff by the
+  // loop below, and ties may even be 0: out[0] then keeps a listed member, not
+  // the previous query's pick (another record's member, a malformed answer).
+  let nth = ties === 0 ? 0 : state.nextRotor(r) % ties;
+  out[0] = state.healthy[start];
   for (let i = 0; i < n; i++) {
     const m = state.healthy[start + i];
     if (emaOf(state, cap, m) <= cutoff && nth-- === 0) {
