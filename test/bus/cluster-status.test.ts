@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { askPeers, type AgentsDigest } from '../../src/overwatch/cluster-status.ts';
+import { endlessHttpServer } from '../helpers/backends.ts';
 
 const mine: AgentsDigest = { count: 1, digest: 'ab'.repeat(32) };
 
@@ -44,26 +45,12 @@ test('a peer answering JSON that is not a cluster status (null, an array, a numb
 });
 
 test('a peer URL that streams without end is unreachable once its answer passes the limit, well before the timeout, and the stream is cut', async (t) => {
-  let streamed = 0;
-  const closed = Promise.withResolvers<void>();
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    const chunk = Buffer.alloc(64 * 1024, 0x20);
-    const more = (): void => {
-      while (!res.destroyed && res.write(chunk)) streamed += chunk.length;
-    };
-    res.on('drain', more);
-    res.on('close', () => closed.resolve());
-    more();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const peer = await endlessHttpServer(t);
   const started = performance.now();
-  const [row] = await askPeers([{ url, token: null }], mine, 20_000, 1024 * 1024);
+  const [row] = await askPeers([{ url: peer.url, token: null }], mine, 20_000, 1024 * 1024);
   assert.ok(performance.now() - started < 10_000, 'ended by the size limit, not the 20 s timeout');
   assert.equal(row.reachable, false);
   assert.match(row.error ?? '', /^the answer is larger than 1048576 bytes, expected at most 1048576: is the URL the peer's admin API\?$/);
-  await closed.promise;
-  assert.ok(streamed < 64 * 1024 * 1024, `the peer's stream was cut (it wrote ${streamed} bytes)`);
+  await peer.cut;
+  assert.ok(peer.streamed() < 64 * 1024 * 1024, `the peer's stream was cut (it wrote ${peer.streamed()} bytes)`);
 });

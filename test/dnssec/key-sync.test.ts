@@ -11,7 +11,6 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +18,7 @@ import { generateZoneKey, toStoredKey } from '../../src/dnssec/keys.ts';
 import { KEY_SYNC_HEADER, KeySyncClient, KeySyncServer, openSealed, signRequest } from '../../src/dnssec/key-sync.ts';
 import type { OpenGslbError } from '../../src/lib/errors.ts';
 import { MemoryStore } from '../../src/state/store.ts';
+import { endlessHttpServer } from '../helpers/backends.ts';
 import { ask, dnskeysOf } from '../helpers/dns-client.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { startOpengslb, type RunningServer } from '../helpers/child.ts';
@@ -60,18 +60,7 @@ test('a sealed answer opens only with the same secret and for the request it ans
 });
 
 test('a key-sync peer URL that streams without end fails that peer once its answer passes 16 MiB, well before the timeout', async (t) => {
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    const chunk = Buffer.alloc(64 * 1024, 0x20);
-    const more = (): void => {
-      while (!res.destroyed && res.write(chunk));
-    };
-    res.on('drain', more);
-    more();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => server.close());
-  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const { url } = await endlessHttpServer(t);
   const client = new KeySyncClient(new MemoryStore(), { peers: [url], pollIntervalMs: 3_600_000, timeoutMs: 30_000, sharedSecret: SECRET });
   const started = performance.now();
   assert.deepEqual(await client.pollOnce(new Set(['example.test'])), []);

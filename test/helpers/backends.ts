@@ -98,3 +98,30 @@ export async function tcpBackend(t: TestContext): Promise<Backend> {
     for (const s of sockets) s.destroy();
   });
 }
+
+/**
+ * Starts an HTTP server on 127.0.0.1 whose every answer is a 200 that
+ * streams spaces without end (a misconfigured peer URL); closed in t.after().
+ * `streamed()` is the bytes written so far; `cut` resolves when a client
+ * has dropped the stream.
+ */
+export async function endlessHttpServer(t: TestContext): Promise<{ readonly url: string; streamed(): number; readonly cut: Promise<void> }> {
+  let streamed = 0;
+  const cut = Promise.withResolvers<void>();
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const more = (): void => {
+      while (!res.destroyed && res.write(chunk)) streamed += chunk.length;
+    };
+    res.on('drain', more);
+    res.on('close', () => cut.resolve());
+    more();
+  });
+  const port = await listenOn(server, '127.0.0.1', 0);
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${port}`, streamed: () => streamed, cut: cut.promise };
+}
