@@ -25,14 +25,16 @@ export default function register(add: AddCase): void {
   // Latency EMAs spread over 1–50 ms, 10 samples each: every member is eligible.
   const rnd = seededRandom(3);
   const emas: FixtureOptions = { latencyMicros: () => 1000 + Math.floor(rnd() * 49_000), samples: 10 };
+  // Latency ranks by check latency, so its config needs a checked region (type none is refused); the fixture never probes, it writes the EMAs.
+  const checked = (config: string): string => config.replace('health_check: { type: none }', 'health_check: { type: tcp }');
   for (const n of [3, 1000]) {
     routeCase(add, `round-robin, ${n} servers`, createFixture(microConfig(singleNameConfig('round-robin', n))));
     routeCase(add, `weighted, ${n} servers`, createFixture(microConfig(singleNameConfig('weighted', n, '', [100, 200, 300]))));
     routeCase(add, `failover, ${n} servers`, createFixture(microConfig(singleNameConfig('failover', n))));
-    routeCase(add, `latency, ${n} servers`, createFixture(microConfig(singleNameConfig('latency', n)), emas));
+    routeCase(add, `latency, ${n} servers`, createFixture(checked(microConfig(singleNameConfig('latency', n))), emas));
   }
   routeCase(add, 'weighted, 3 servers, max_answers 2', createFixture(microConfig(singleNameConfig('weighted', 3, 'max_answers: 2', [100, 200, 300]))));
-  routeCase(add, 'latency, 3 servers, max_answers 2', createFixture(microConfig(singleNameConfig('latency', 3, 'max_answers: 2')), emas));
+  routeCase(add, 'latency, 3 servers, max_answers 2', createFixture(checked(microConfig(singleNameConfig('latency', 3, 'max_answers: 2'))), emas));
 
   const down: FixtureOptions = { health: 'down' };
   routeCase(add, 'all down: servfail (3 servers)', createFixture(microConfig(singleNameConfig('round-robin', 3, 'when_all_down: servfail')), down));

@@ -96,6 +96,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
     checkAllDown(sink, domain, d);
     checkPoolKind(sink, domain, d, regions, regionNames, file.dns?.zones);
     checkSmoothingFactor(sink, domain, d, regions, regionNames);
+    checkLatencyMeasured(sink, domain, d, regions, regionNames);
   });
 
   checkZones(file, sink);
@@ -742,6 +743,34 @@ function checkSmoothingFactor(
       return;
     }
   }
+}
+
+/**
+ * Latency routing ranks servers by their health checks' round-trip time, so a
+ * latency domain may not list a region whose configured servers are never
+ * checked (health_check.type none): they would never have a latency.
+ */
+function checkLatencyMeasured(
+  sink: ProblemCollector,
+  domain: UncheckedDomain | undefined,
+  d: number,
+  regions: UncheckedRegions,
+  regionNames: ReadonlyMap<string, number>,
+): void {
+  if (typeof domain?.routing_algorithm !== 'string' || domain.routing_algorithm.toLowerCase() !== 'latency') return;
+  (domain.regions ?? []).forEach((name, i) => {
+    const r = name === undefined ? undefined : regionNames.get(name);
+    const region = r === undefined ? undefined : regions[r];
+    const type = region?.health_check?.type;
+    if (typeof type !== 'string' || type.toLowerCase() !== 'none') return;
+    const servers = region?.servers ?? [];
+    if (servers.length === 0) return;
+    sink.reportAt(
+      ['domains', d, 'regions', i],
+      `"${name}" (regions[${r}]) has health_check type none, so its ${servers.length === 1 ? 'server is never checked and never gets' : `${servers.length} servers are never checked and never get`} a latency, ` +
+        'but latency routing ranks servers by their check round-trip time: expected a health check (type http, https or tcp) on that region, or another routing_algorithm for this domain',
+    );
+  });
 }
 
 /** Reports an apex so long that the default SOA RNAME or name server built from it is not a valid name. */

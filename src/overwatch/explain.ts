@@ -27,7 +27,7 @@ import {
 } from '../routing/select.ts';
 import type { CompiledSnapshot } from '../snapshot/compile.ts';
 import * as L from '../snapshot/layout.ts';
-import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, lastUpMs, lastUpWord, latencyWord, readHealth } from '../snapshot/live-slots.ts';
+import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, isUnmeasured, LIVE_CAPACITY, lastUpMs, lastUpWord, latencyWord, readHealth } from '../snapshot/live-slots.ts';
 import { SnapshotView } from '../snapshot/reader.ts';
 import { rfc3339 } from './views.ts';
 
@@ -477,7 +477,10 @@ interface Member {
   readonly health: number;
   readonly serverSlot: number;
   readonly emaUs: number;
+  /** Samples of its latency EMA; 0 when unmeasured. */
   readonly samples: number;
+  /** Nothing measures its latency (UNMEASURED_* words: health_check type none, an agent's backend without validation). */
+  readonly unmeasured: boolean;
   /** Seconds since LAST_UP_EPOCH_SEC, 0 = never. */
   readonly lastUp: number;
 }
@@ -530,7 +533,8 @@ function explainRecord(b: Builder, r: number): void {
       health: healthSlot === L.NO_SLOT ? HEALTH_HEALTHY : readHealth(live, healthSlot),
       serverSlot,
       emaUs: checked ? Atomics.load(live, word) : 0,
-      samples: checked ? Atomics.load(live, word + 1) : 0,
+      samples: checked && !isUnmeasured(Atomics.load(live, word + 1)) ? Atomics.load(live, word + 1) : 0,
+      unmeasured: checked && isUnmeasured(Atomics.load(live, word + 1)),
       lastUp: checked ? Atomics.load(live, lastUpWord(cap, serverSlot)) : 0,
     };
     members.push(m);
@@ -724,6 +728,9 @@ function inclusion(weights: number[], k: number): number[] | null {
   return out;
 }
 
+/** What explain says of a server latency routing cannot measure. */
+const UNMEASURED = 'never measured: the overwatch does not check it (health_check type none, or an agent\'s backend without overwatch.validation)';
+
 /** Latency on a healthy list: latencyCutoff() decides whether and where it ranks; each tied server leads the answer the worker gives with its rotor on it. */
 function latency(b: Builder, list: Member[], k: number, rb: number, start: number, answerAt: (rotor: number) => Member[], pool: Set<Member>, why: Why): void {
   const u32 = b.view.u32;
@@ -732,14 +739,25 @@ function latency(b: Builder, list: Member[], k: number, rb: number, start: numbe
   const tieUs = u32[rb + L.REC_TIE_MARGIN_US];
   const cutoff = latencyCutoff(b.route, rb, start, list.length);
   if (cutoff === LATENCY_TOO_FEW_SAMPLES) {
-    const short = list.filter((m) => m.samples < minSamples);
-    for (const m of list) why.details.set(m, m.samples < minSamples ? `${m.samples} of ${minSamples} samples: latency does not decide yet` : `${m.samples} samples (${ms(m.emaUs)} ms); rotates until every healthy server has ${minSamples}`);
+    const short = list.filter((m) => !m.unmeasured && m.samples < minSamples);
+    for (const m of list) {
+      why.details.set(m, m.unmeasured
+        ? `${UNMEASURED}; latency does not wait for it, and ranks it after every measured server once they have ${minSamples} samples`
+        : m.samples < minSamples ? `${m.samples} of ${minSamples} samples: latency does not decide yet` : `${m.samples} samples (${ms(m.emaUs)} ms); rotates until every healthy server has ${minSamples}`);
+    }
     rotation(b, list, k, answerAt, pool, why);
     b.notes.push(`latency answers round-robin until every healthy server has min_samples ${minSamples} samples; ${short.map((m) => `${m.address} has ${m.samples}`).join(', ')}`);
     return;
   }
   const best = fastestEma(b.route, start, list.length);
   const ties = list.filter((m) => m.emaUs <= cutoff);
+  if (list.every((m) => m.unmeasured)) {
+    // Nothing to rank: the worker's cutoff ties them all, so they rotate.
+    for (const m of list) why.details.set(m, `${UNMEASURED}; rotates with the others`);
+    rotation(b, list, k, answerAt, pool, why);
+    b.notes.push('latency: no healthy server is measured by the overwatch\'s checks (health_check type none, or agents\' backends without overwatch.validation), so there is nothing to rank: they answer round-robin');
+    return;
+  }
   b.cycle = [];
   for (let i = 0; i < ties.length; i++) {
     const answer = answerAt(i);
@@ -765,6 +783,15 @@ function latency(b: Builder, list: Member[], k: number, rb: number, start: numbe
   b.answerSize = size;
   const tieMs = ms(tieUs);
   for (const m of list) {
+    if (m.unmeasured) {
+      why.details.set(m, `${UNMEASURED}: ranks after every measured server`);
+      if (!pool.has(m)) {
+        why.reasons.set(m, cut
+          ? `${UNMEASURED}: ranks after every measured server and, like a server above max_latency_ms, is not answered while a server is at or below ${ms(maxUs)} ms`
+          : `${UNMEASURED}: ranks after every measured server, which ${k > 1 ? `fill the ${k} places of an answer` : 'lead the answers'}`);
+      }
+      continue;
+    }
     if (m.emaUs === best) why.details.set(m, `fastest (${ms(m.emaUs)} ms)`);
     else if (m.emaUs <= cutoff) why.details.set(m, `within tie_margin_ms of the fastest (${ms(m.emaUs)} ms ≤ ${ms(best)} + ${tieMs} ms)`);
     else why.details.set(m, `${ms(m.emaUs)} ms: fills a later place of the answer in ascending latency`);

@@ -16,7 +16,7 @@ import { HealthScheduler, type CheckObserver, type HealthCounters } from '../hea
 import type { TargetStatus } from '../health/types.ts';
 import {
   createLiveSlots, growLiveSlots, HEALTH_HEALTHY, HEALTH_UNKNOWN, LIVE_CAPACITY, LIVE_EPOCH,
-  lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
+  isUnmeasured, lastUpMs, lastUpWord, latencyWord, readHealth, storeHealth, writeLastUp, writeLatency,
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { Keyring, type PreparedKeys, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
@@ -35,7 +35,7 @@ import { bucketName, OperatorReplica, operatorKvKey, readReplicatedKeys, type Ap
 import { OverrideExpiry } from './override-expiry.ts';
 import type { AgentHub } from './agents.ts';
 import { backendRows, type BackendView } from './backends-view.ts';
-import { buildCheckTargets } from './check-targets.ts';
+import { buildCheckTargets, markMeasured } from './check-targets.ts';
 import { formatAddress, ipToBytes } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
 import { assertAttaches, DnsPool, type PublishOutcome } from './dns-pool.ts';
@@ -335,6 +335,7 @@ export class Overwatch {
     } else {
       health = new HealthScheduler({ sink: fanout.sink(), logger: logger.child({ component: 'health' }), observer: options.onCheck });
       health.update(buildCheckTargets(view));
+      markMeasured(view, fanout.live);
       // No answer is ever given from an unknown state: DNS binds after the first round.
       await health.firstRound();
     }
@@ -910,6 +911,7 @@ export class Overwatch {
     if (this.#health) {
       // Unchanged targets keep their state; new servers start unknown and are probed at once.
       this.#health.update(buildCheckTargets(view));
+      markMeasured(view, live);
     } else {
       this.#fanout.setServerHealth(fresh, HEALTH_HEALTHY);
     }
@@ -1379,7 +1381,9 @@ export class Overwatch {
         const o = this.registry.overrideFor(d, server);
         if (o !== null) overrides.push({ service: d, scope: o.target.scope, healthy: o.healthy, reason: o.reason, source: o.source, expires_at: rfc3339(o.expiresAtMs) });
       }
-      const samples = isServed ? Atomics.load(live, latencyWord(cap, server.slot) + 1) : 0;
+      const counted = isServed ? Atomics.load(live, latencyWord(cap, server.slot) + 1) : 0;
+      // A server nothing measures carries the UNMEASURED_* mark, not a latency.
+      const samples = isUnmeasured(counted) ? 0 : counted;
       const lastUp = isServed ? Atomics.load(live, lastUpWord(cap, server.slot)) : 0;
       out.push({
         address: server.address,

@@ -194,8 +194,10 @@ export function healthyVerdict(state: RouteState, mb: number, weighted: boolean)
 
 /**
  * Rule 2a: the last-up word when_all_down: last_healthy counts back from:
- * the newest over every member of the record (drained ones too); 0 when none
- * has been healthy since the overwatch started (nothing to fall back on).
+ * the newest over the record's members an override does not drain (a drained
+ * member is never answered, so its last-up must not push the others out of
+ * the window); 0 when none of them has been healthy since the overwatch
+ * started (nothing to fall back on).
  */
 export function newestLastUp(state: RouteState, start: number, count: number): number {
   const u32 = state.view.u32;
@@ -203,7 +205,9 @@ export function newestLastUp(state: RouteState, start: number, count: number): n
   const cap = live[LIVE_CAPACITY];
   let newest = 0;
   for (let i = 0; i < count; i++) {
-    const up = Atomics.load(live, lastUpWord(cap, u32[state.view.memberBase(start + i) + L.MEM_SERVER]));
+    const mb = state.view.memberBase(start + i);
+    if (Atomics.load(live, LIVE_HEALTH_BASE + u32[mb + L.MEM_HEALTH_SLOT]) === HEALTH_DRAINED) continue;
+    const up = Atomics.load(live, lastUpWord(cap, u32[mb + L.MEM_SERVER]));
     if (up > newest) newest = up;
   }
   return newest;

@@ -9,6 +9,7 @@
 //   word 1                 CAPACITY (number of server slots)
 //   words 2 .. 2+cap       health state per server slot (HEALTH_*)
 //   then 2 words per slot  latency: EMA in microseconds, sample count
+//                          (UNMEASURED_* for a server nothing measures)
 //   then 1 word per slot   last up: seconds since LAST_UP_EPOCH_SEC of the last
 //                          check that found the server healthy (0 = never)
 
@@ -29,6 +30,24 @@ export const HEALTH_DRAINED = 3;
 
 /** Last-up times count seconds from 2020-01-01T00:00:00Z, so an Int32 lasts until 2088. */
 export const LAST_UP_EPOCH_SEC = 1577836800;
+
+/**
+ * The latency words of a server no check of ours measures (health_check type
+ * none, an agent's backend the overwatch does not validate): the EMA reads as
+ * slower than any max_latency_ms and the sample count as enough for any
+ * min_samples, so the latency policy ranks it after every measured server
+ * instead of waiting for samples it will never get, with no test of its own
+ * on the workers' path. Written by the main thread at each publish
+ * (markMeasured in src/overwatch/check-targets.ts); readers that show a
+ * latency treat the pair as "not measured".
+ */
+export const UNMEASURED_EMA_US = 0x7fffffff;
+export const UNMEASURED_SAMPLES = 0x7fffffff;
+
+/** Is a latency sample count the UNMEASURED_SAMPLES mark (a server nothing measures)? */
+export function isUnmeasured(samples: number): boolean {
+  return samples === UNMEASURED_SAMPLES;
+}
 
 /** Computes the word index of a slot's latency EMA (µs); the sample count is the next word. */
 export function latencyWord(capacity: number, slot: number): number {

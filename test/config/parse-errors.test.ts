@@ -178,6 +178,24 @@ const cases: Case[] = [
     expect: ['x.yaml:4:113: domains[0].latency_config.smoothing_factor: 0.3 differs from regions[0].health_check.ema_alpha (0.5)'],
   },
   {
+    name: 'refuses a latency domain over a region that is never checked (health_check type none), naming the region',
+    yaml: [
+      'regions:',
+      '  - { name: eu-west, servers: [{ address: 192.0.2.10 }], health_check: { type: http } }',
+      '  - { name: us-east, servers: [{ address: 192.0.2.20 }, { address: 192.0.2.21 }], health_check: { type: none } }',
+      '  - { name: agents-only, servers: [], health_check: { type: none } }',
+      'domains:',
+      '  - { name: a.example.test, regions: [eu-west, us-east], routing_algorithm: latency }',
+      '  - { name: b.example.test, regions: [eu-west, us-east] }',
+      '  - { name: c.example.test, regions: [eu-west, agents-only], routing_algorithm: latency }',
+      'overwatch: { gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" } }',
+    ],
+    expect: [
+      'x.yaml:6:48: domains[0].regions[1]: "us-east" (regions[1]) has health_check type none, so its 2 servers are never checked and never get a latency, ' +
+        'but latency routing ranks servers by their check round-trip time: expected a health check (type http, https or tcp) on that region, or another routing_algorithm for this domain',
+    ],
+  },
+  {
     name: 'reports an unknown log level and format',
     yaml: [...SERVER, ...DOMAIN, 'logging: { level: trace, format: xml }'],
     expect: [

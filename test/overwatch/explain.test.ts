@@ -413,6 +413,29 @@ describe('explain', () => {
     }
   });
 
+  test('last_healthy takes its window from the servers a drain leaves: a drained server up more recently does not push them out (DNS and explain agree)', async () => {
+    const d = ['192.0.2.41', '192.0.2.42'];
+    const target = { scope: 'domain' as const, service: 'lh.example.test', address: '192.0.2.42' };
+    await s.overwatch.setOverride(target, { healthy: false, reason: 'decommissioned', source: 'ops-bot' });
+    const now = Math.floor(Date.now() / 1000);
+    // The drained server was up 5 s ago, the other 100 s ago: outside a window counted from the drained one.
+    writeLastUp(s.overwatch.live, slot('d', '192.0.2.41'), now - 100);
+    writeLastUp(s.overwatch.live, slot('d', '192.0.2.42'), now - 5);
+    setHealth('d', d, HEALTH_UNHEALTHY);
+    try {
+      const e = ex('lh.example.test');
+      assert.equal(e.rcode, 'NOERROR');
+      assert.deepEqual(e.answers, ['192.0.2.41']);
+      assert.deepEqual(e.all_down, { mode: 'last_healthy', answered: true });
+      assert.match(byAddress(e, '192.0.2.42').reason ?? '', /^overridden down by ops-bot/);
+      const seen = await assertAgrees(s.port, e, 10);
+      assert.deepEqual(seen.rcodes, new Set(['NOERROR']));
+    } finally {
+      setHealth('d', d, HEALTH_HEALTHY);
+      await s.overwatch.clearOverride(target);
+    }
+  });
+
   test('keeps a drained server out even when when_all_down: all fails open', async () => {
     const d = ['192.0.2.41', '192.0.2.42'];
     await s.overwatch.setOverride({ scope: 'domain', service: 'all.example.test', address: '192.0.2.41' }, { healthy: false, reason: 'decommissioned', source: 'ops-bot' });
