@@ -7,13 +7,14 @@
 // overwatch watches the bucket, opens and checks what the others put, and
 // applies it to its own copy. A removal is a sealed tombstone, never a KV
 // delete, so a bare delete or an entry that does not open changes nothing
-// (it is counted and logged). When NATS is away each overwatch serves its
+// (it is counted and logged; a bare delete once, when it happens, not again
+// when a later start's watch hands it over). When NATS is away each overwatch serves its
 // own copy; its puts wait (the newest per key) and go out when NATS is back.
 //
 //   local change ─► local apply ─► put(<kind>.<id>, seal{atMs, by, value})  ─┐  (NATS away: kept, put on reconnect)
 //                                                                           ▼
 //   every overwatch ◄── watch(>) ◄────────── JetStream bucket <prefix>_operator
-//     └─ opens? (else unauthenticated) ─► value checks? (else malformed) ─► older than held? (else older; the held one is put back)
+//     └─ opens? (else unauthenticated) ─► over 60 s ahead of this clock? (then future) ─► older than held? (else older; the held one is put back)
 //        ─► its own write? skip ─► onChange (applies what differs; no put back)
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -31,7 +32,7 @@ export const OPERATOR_KINDS = ['override', 'geo_mapping', 'revocation', 'dnssec_
 export type OperatorKind = (typeof OPERATOR_KINDS)[number];
 
 /** Why an entry of the bucket changed nothing here. */
-export const REJECTION_REASONS = ['unauthenticated', 'malformed', 'older', 'refused'] as const;
+export const REJECTION_REASONS = ['unauthenticated', 'malformed', 'older', 'future', 'refused'] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
 /** One entry of the bucket, by what it is about. */
@@ -247,6 +248,15 @@ function before(atMs: number, by: string, held: Held): boolean {
   return atMs < held.atMs || (atMs === held.atMs && by < held.by);
 }
 
+/**
+ * How far ahead of this overwatch's clock an entry may be stamped: one
+ * stamped later is refused ('future'), or an overwatch whose clock ran ahead
+ * (a year, say) would win every key it wrote forever, since the newer write
+ * wins. Wide enough for clocks kept by NTP, and for a change written right
+ * after one from a clock a little ahead (held + 1 ms).
+ */
+export const MAX_CLOCK_SKEW_MS = 60_000;
+
 /** Wait before putting the waiting entries again when NATS was up but refused them (JetStream still starting). */
 const RETRY_MS = 1000;
 
@@ -448,7 +458,7 @@ export class OperatorReplica {
         this.#stopWatch = () => watch.stop();
         for await (const e of watch) {
           if (this.#closed) return;
-          await this.#receive(e.key, e.operation, e.value);
+          await this.#receive(e.key, e.operation, e.value, e.isUpdate);
         }
       } catch (err) {
         if (this.#closed) return;
@@ -478,7 +488,10 @@ export class OperatorReplica {
   put(change: OperatorChange): void {
     if (this.#closed) return;
     const kvKey = operatorKvKey(change);
-    const atMs = Math.max(this.#now(), (this.#held.get(kvKey)?.atMs ?? 0) + 1);
+    const now = this.#now();
+    const next = (this.#held.get(kvKey)?.atMs ?? 0) + 1;
+    // After the held one, unless that would stamp it beyond the skew the others accept (this clock was ahead, then stepped back).
+    const atMs = next <= now + MAX_CLOCK_SKEW_MS ? Math.max(now, next) : now;
     const value = wireValue(change);
     this.#putHeld(kvKey, change.kind, { atMs, by: this.#self, value: JSON.stringify(value) });
   }
@@ -565,8 +578,12 @@ export class OperatorReplica {
     this.#onEvent({ kind: 'rejected', entry, key, reason, detail });
   }
 
-  /** Opens, checks and applies one entry of the watch. Never throws. */
-  async #receive(key: string, operation: 'PUT' | 'DEL' | 'PURGE', value: Uint8Array): Promise<void> {
+  /**
+   * Opens, checks and applies one entry of the watch. `live`: made while
+   * this watch ran (the KV watch's isUpdate), not one of the bucket's
+   * entries it delivers first. Never throws.
+   */
+  async #receive(key: string, operation: 'PUT' | 'DEL' | 'PURGE', value: Uint8Array, live: boolean): Promise<void> {
     const id = parseOperatorKvKey(key);
     if (id === null) return this.#reject('unknown', key, 'malformed', 'a key no version of OpenGSLB writes');
     // Every write of ours is a sealed put: a delete or purge was made by someone without the secret.
@@ -574,6 +591,9 @@ export class OperatorReplica {
       // It left the key empty in the bucket: the entry held here goes back in (as for an older entry), or an overwatch that joins would find nothing.
       const held = this.#held.get(key);
       if (held !== undefined) this.#putHeld(key, id.kind, held);
+      // A delete left in the bucket (nobody held the key to put it back) is delivered again at every start
+      // and every new watch: it is counted and logged once, when it happens, by each overwatch watching then.
+      if (!live) return;
       return this.#reject(id.kind, key, 'unauthenticated', `a bare KV ${operation} (removals are sealed tombstones); ignored${held === undefined ? '' : ', the entry held here put back'}`);
     }
     const opened = openEntry(this.#key, this.#bucket, key, value);
@@ -581,8 +601,19 @@ export class OperatorReplica {
       return this.#reject(id.kind, key, opened.reason, opened.reason === 'unauthenticated' ? 'does not open with overwatch.bus.state_secret (another secret, changed bytes, or copied from another key)' : 'opens, but holds no entry');
     }
     const { payload } = opened;
+    const now = this.#now();
+    // DNSSEC keys are exempt, as from the order below: their merge only moves a key forward, whatever the entry's time.
+    if (id.kind !== 'dnssec_key' && payload.atMs > now + MAX_CLOCK_SKEW_MS) {
+      // Not held, not applied, nothing put back (the writer would put its entry back in turn, without end).
+      return this.#reject(id.kind, key, 'future', `written ${new Date(payload.atMs).toISOString()}, more than ${MAX_CLOCK_SKEW_MS / 1000} s ahead of this overwatch's clock (${new Date(now).toISOString()}): the writer's clock is wrong (fix its NTP); ignored`);
+    }
     // Before the own-write check: an old entry of this overwatch's put back is a replay too.
-    const held = this.#held.get(key);
+    let held = this.#held.get(key);
+    if (held !== undefined && held.atMs > now + MAX_CLOCK_SKEW_MS) {
+      // Held from when this clock was ahead (since stepped back): the others refuse it, so it orders nothing.
+      this.#held.delete(key);
+      held = undefined;
+    }
     const valueText = JSON.stringify(payload.value);
     if (id.kind !== 'dnssec_key' && held !== undefined && before(payload.atMs, payload.by, held)) {
       // The same value written earlier (two overwatches making one change) is no news, not a replay.

@@ -850,7 +850,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     return OPERATOR_KINDS.flatMap((kind) => [[{ kind, result: 'ok' }, c?.puts[kind] ?? 0], [{ kind, result: 'failed' }, c?.putFailures[kind] ?? 0]] as const);
   });
   fromBus(Counter, 'opengslb_overwatch_bus_kv_applies_total', 'Other overwatches\' operator-state changes that changed this overwatch, by kind.', ['kind'], (bus) => OPERATOR_KINDS.map((kind) => [{ kind }, bus.replica?.applies[kind] ?? 0] as const));
-  fromBus(Counter, 'opengslb_overwatch_bus_kv_rejections_total', 'Bucket entries that changed nothing here, by kind (unknown: a key no kind builds) and reason: unauthenticated (does not open with state_secret, or a bare delete), malformed, older (than the change held here), refused (does not apply here).', ['kind', 'reason'], (bus) => {
+  fromBus(Counter, 'opengslb_overwatch_bus_kv_rejections_total', 'Bucket entries that changed nothing here, by kind (unknown: a key no kind builds) and reason: unauthenticated (does not open with state_secret, or a bare delete), malformed, older (than the change held here), future (stamped over 60 s ahead of this clock), refused (does not apply here).', ['kind', 'reason'], (bus) => {
     const r = bus.replica?.rejections;
     return [...OPERATOR_KINDS, 'unknown' as const].flatMap((kind) => REJECTION_REASONS.map((reason) => [{ kind, reason }, r?.[kind][reason] ?? 0] as const));
   });

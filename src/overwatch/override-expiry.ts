@@ -5,23 +5,28 @@
 // checks again from the next query), logs each one once, counts it, and
 // removes it from the state store.
 //
-//   set/clear/start ─▶ schedule() ─▶ setTimeout(earliest end − now)
-//                                          │ fires
+//   set/clear/start ─▶ schedule() ─▶ setTimeout(min(earliest end − now, 1 s))
+//                                          │ fires: re-reads the wall clock
 //                                          ▼
-//   registry.deleteOverride (each) ─▶ fanout.applyOverrides (all, one bump) ─▶ log + count ─▶ forget (state store)
+//   registry.deleteOverride (each due) ─▶ fanout.applyOverrides (all, one bump) ─▶ log + count ─▶ forget (state store)
 //                                          │
 //                                          ▼ schedule() again
 //
-// Resolution does not wait for the timer: Registry.overrideFor skips an
-// override whose end has passed, so a late timer only delays the rewrite of
-// the words, never a wrong choice by explain or the API.
+// One rule decides whether an override is in force: it is while the registry
+// holds it. DNS (the member words), the API and explain all read the
+// registry (Registry.overrideFor), so they never disagree; this module is the
+// one place an end is compared with the clock. The end is a wall-clock time
+// (persisted, shared over the bus), and setTimeout runs on a monotonic clock,
+// so the timer never sleeps longer than STEP_MS: after a wall-clock step
+// (NTP) either way, the override ends within about a second of the wall
+// clock reaching its end.
 
 import type { Logger } from '../log/logger.ts';
 import { describeTarget, type Override, type OverrideTarget } from '../registry/overrides.ts';
 import type { Registry } from '../registry/registry.ts';
 
-/** setTimeout's longest delay (2^31 − 1 ms, about 24.8 days); a later end is reached in several hops. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The timer's longest sleep: how late an end is honoured after the wall clock jumps forward past it. */
+export const STEP_MS = 1_000;
 
 export interface ExpiryOptions {
   readonly registry: Registry;
@@ -34,7 +39,7 @@ export interface ExpiryOptions {
   /** Rewrites the member words `targets` cover, with one epoch bump for them all (HealthFanout.applyOverrides). */
   readonly apply: (targets: readonly OverrideTarget[]) => void;
   readonly logger: Logger;
-  /** Epoch ms; Date.now when absent. */
+  /** The wall clock, epoch ms; Date.now when absent (tests inject a clock that jumps). */
   readonly now?: () => number;
 }
 
@@ -64,7 +69,7 @@ export class OverrideExpiry {
     let earliest = Infinity;
     for (const o of this.#opts.registry.overrides()) if (o.expiresAtMs !== null && o.expiresAtMs < earliest) earliest = o.expiresAtMs;
     if (earliest === Infinity) return;
-    const delay = Math.min(Math.max(0, earliest - this.#now()), MAX_TIMER_MS);
+    const delay = Math.min(Math.max(0, earliest - this.#now()), STEP_MS);
     this.#timer = setTimeout(() => this.#fire(), delay);
     // The DNS sockets keep the process alive; this timer alone must not.
     this.#timer.unref();

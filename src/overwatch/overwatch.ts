@@ -982,7 +982,8 @@ export class Overwatch {
 
   /** Every override, active or not, by scope (domain, server, region), then by what it covers. */
   overrides(): OverrideView[] {
-    const out = this.registry.overrides().filter((o) => inForce(o, Date.now())).map((o) => this.#overrideView(o));
+    // Held is in force (the expiry removes an ended one), exactly as DNS answers.
+    const out = this.registry.overrides().map((o) => this.#overrideView(o));
     const rank = (v: OverrideView): number => OVERRIDE_SCOPES.indexOf(v.scope);
     const text = (v: OverrideView): string => `${v.service ?? ''}|${v.address ?? ''}|${v.region ?? ''}`;
     out.sort((a, b) => rank(a) - rank(b) || (text(a) < text(b) ? -1 : text(a) > text(b) ? 1 : 0));
@@ -1036,10 +1037,10 @@ export class Overwatch {
     });
   }
 
-  /** The override set on exactly `target`, while in force, or null. */
+  /** The override set on exactly `target`, while in force (held: the expiry removes an ended one), or null. */
   overrideOf(target: OverrideTarget): OverrideView | null {
     const o = this.registry.overrideAt(target);
-    return o === null || !inForce(o, Date.now()) ? null : this.#overrideView(o);
+    return o === null ? null : this.#overrideView(o);
   }
 
   // ---- Operator state over the bus (overwatch.bus)

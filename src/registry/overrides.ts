@@ -10,8 +10,9 @@
 //     └─ server  (address)       "192.0.2.1 in every domain"
 //          └─ region  (region)   "every server of eu-west, every domain"
 //
-// An override whose end has passed no longer applies, even before the expiry
-// timer (src/overwatch/override-expiry.ts) has removed it.
+// An override is in force while the registry holds it; the expiry
+// (src/overwatch/override-expiry.ts) removes it when the wall clock reaches
+// its end. DNS, the API and explain read the same registry, so they agree.
 
 import type { StoredOverride } from '../state/store.ts';
 import { overrideKey, regionOverrideKey, serverOverrideKey } from './keys.ts';
@@ -76,7 +77,7 @@ export function describeTarget(target: OverrideTarget): string {
   }
 }
 
-/** Is the override in force at `nowMs` (no end, or an end still ahead)? */
+/** Has the override's end not yet come at wall-clock `nowMs` (no end, or an end still ahead)? Decides what the expiry removes and whether a received one is taken. */
 export function inForce(o: Override, nowMs: number): boolean {
   return o.expiresAtMs === null || o.expiresAtMs > nowMs;
 }

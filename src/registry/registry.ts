@@ -30,7 +30,7 @@ import { formatAddress, unusableAddressProblem } from '../lib/ip.ts';
 import { expectedRegion } from '../lib/region-names.ts';
 import type { StoredGeoMapping } from '../state/store.ts';
 import { decisionKey, geoDecisionKey, geoFallbackKey, memberKey, overrideKey, serverKey, serviceServerKey } from './keys.ts';
-import { inForce, keyOfTarget, type Override, type OverrideTarget } from './overrides.ts';
+import { keyOfTarget, type Override, type OverrideTarget } from './overrides.ts';
 import { SlotAllocator } from './slots.ts';
 
 /** Where a server came from. */
@@ -219,15 +219,6 @@ export class Registry extends EventEmitter {
   #answeredRegions = new Set<string>();
   #domainsOf = new Map<string, string[]>();
   #version = 0;
-  /** Epoch ms: decides whether an override's end has passed. */
-  readonly #now: () => number;
-
-  /** `now` (epoch ms, default Date.now) is the clock overrides' ends are compared with. */
-  constructor(options: { readonly now?: () => number } = {}) {
-    super();
-    this.#now = options.now ?? Date.now;
-  }
-
   /** Structural version: moves on with every 'changed'. */
   get version(): number {
     return this.#version;
@@ -707,21 +698,21 @@ export class Registry extends EventEmitter {
 
   /**
    * The override that decides `server` in `domain` now, or null: the most
-   * specific one in force, (domain, address) over the address in every domain
-   * over the server's region. An override past its end is skipped even before
-   * the expiry timer removes it, so the next one down (or the checks) decides.
+   * specific one held, (domain, address) over the address in every domain
+   * over the server's region. An override is in force while it is held: the
+   * expiry (src/overwatch/override-expiry.ts) removes it when the wall clock
+   * reaches its end, so DNS, the API and explain always agree.
    */
   overrideFor(domain: string, server: ServerRecord): Override | null {
     if (this.#overrides.size === 0) return null;
-    const now = this.#now();
     const count = this.#perScope;
     // Measured: about 0.2 µs a call with overrides of every scope held (10 000 members, Node 24), so a full rewrite of the member words stays near 2 ms.
     const member = count.domain > 0 ? this.#overrides.get(overrideKey(domain, server.address)) : undefined;
-    if (member !== undefined && inForce(member, now)) return member;
+    if (member !== undefined) return member;
     const byAddress = count.server > 0 ? this.#overrides.get(keyOfTarget({ scope: 'server', address: server.address })) : undefined;
-    if (byAddress !== undefined && inForce(byAddress, now)) return byAddress;
+    if (byAddress !== undefined) return byAddress;
     const byRegion = count.region > 0 ? this.#overrides.get(keyOfTarget({ scope: 'region', region: server.region })) : undefined;
-    if (byRegion !== undefined && inForce(byRegion, now)) return byRegion;
+    if (byRegion !== undefined) return byRegion;
     return null;
   }
 

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { bucketName, OperatorReplica, operatorKvKey, parseOperatorKvKey, type OperatorEntryId, type ReplicaEvent } from '../../src/bus/replica.ts';
+import { bucketName, OperatorReplica, operatorKvKey, parseOperatorKvKey, type OperatorChange, type OperatorEntryId, type ReplicaEvent } from '../../src/bus/replica.ts';
 import type { BusConfig } from '../../src/config/types.ts';
 import { freePort } from '../helpers/child.ts';
 import { tempDir } from '../helpers/config-files.ts';
@@ -210,17 +210,17 @@ test('a change made earlier but put later (its overwatch was away from NATS) doe
   const port = await freePort();
   await startNats(t, port, await tempDir(t, 'opengslb-nats-late-'));
   const bus = busAt(port, 'late.gslb');
-  // B removes the mapping at 2 000 000; A, not connected yet, had set it at 1 000 000.
-  const b = mappingReplica(t, bus, 'b', () => 2_000_000);
+  // B removes the mapping now; A, not connected yet, had set it 30 s earlier by its clock (behind B's, within the 60 s skew).
+  const b = mappingReplica(t, bus, 'b', Date.now);
   await b.replica.ready();
   b.set('10.1.0.0/16', null);
   await b.replica.settled();
-  const a = mappingReplica(t, bus, 'a', () => 1_000_000);
+  const a = mappingReplica(t, bus, 'a', () => Date.now() - 30_000);
   a.set('10.1.0.0/16', 'us');
   await a.replica.ready();
   await until('A and B hold the newer change (the removal), and so does the bucket', async () => a.state.get('10.1.0.0/16') === null && b.state.get('10.1.0.0/16') === null && (await bucketRegion(bus, '10.1.0.0/16'))?.region === null);
   // A third overwatch that joins now takes the bucket's entry: the newer one.
-  const c = mappingReplica(t, bus, 'c', () => 3_000_000);
+  const c = mappingReplica(t, bus, 'c', Date.now);
   c.state.set('10.1.0.0/16', 'us');
   await c.replica.ready();
   await until('C applies the removal', () => c.state.get('10.1.0.0/16') === null);
@@ -328,4 +328,91 @@ test('a bare KV delete or purge (someone without the secret) changes nothing, an
   const c = mappingReplica(t, bus, 'c', Date.now);
   await c.replica.ready();
   await until('a joining overwatch takes both', () => c.state.get('10.1.0.0/16') === 'us' && c.state.get('10.2.0.0/16') === 'eu');
+});
+
+test('a bare KV delete left in the bucket is counted once, by the overwatches watching when it happens, not again by one that starts later', { skip: needsNats }, async (t) => {
+  const { bus, a, b } = await twoReplicas(t, 'olddel');
+  // A key no overwatch holds: nobody puts an entry back, so the delete stays the key's last entry in the bucket.
+  const nc = await connect({ servers: [...bus.servers] });
+  t.after(() => nc.close());
+  const kv = await new Kvm(nc).open(bucketName(bus.subjectPrefix));
+  await kv.delete(operatorKvKey({ kind: 'geo_mapping', cidr: '10.9.0.0/16' }));
+  await until('A and B count the delete as it happens', () => a.replica.counters().rejections.geo_mapping.unauthenticated === 1 && b.replica.counters().rejections.geo_mapping.unauthenticated === 1);
+  // An overwatch (re)started now is handed the old delete by its watch: no news.
+  const c = mappingReplica(t, bus, 'c', Date.now);
+  await c.replica.ready();
+  a.set('10.5.0.0/16', 'eu');
+  // The watch delivers in bucket order: once C has the entry put after the delete, it has seen the delete.
+  await until('C takes the change put after the delete', () => c.state.get('10.5.0.0/16') === 'eu');
+  assert.equal(c.replica.counters().rejections.geo_mapping.unauthenticated, 0, `the old delete was counted again at start: ${JSON.stringify(c.events.filter((e) => e.kind === 'rejected'))}`);
+  assert.equal(a.replica.counters().rejections.geo_mapping.unauthenticated, 1);
+  assert.equal(b.replica.counters().rejections.geo_mapping.unauthenticated, 1);
+});
+
+test('an entry stamped more than 60 s ahead of this clock (a writer\'s clock a year ahead) is refused and counted as future; once that clock is right, the next write replaces it everywhere', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-future-'));
+  const bus = busAt(port, 'future.gslb');
+  const YEAR = 365 * 86_400_000;
+  let bAhead = YEAR;
+  const a = mappingReplica(t, bus, 'a', Date.now);
+  const b = mappingReplica(t, bus, 'b', () => Date.now() + bAhead);
+  await a.replica.ready();
+  await b.replica.ready();
+  a.set('10.1.0.0/16', 'us');
+  await until('B takes A\'s change', () => b.state.get('10.1.0.0/16') === 'us');
+  // B, its clock a year ahead, changes the key: last writer wins by time, so it would win every later write.
+  b.set('10.1.0.0/16', 'eu');
+  await until('A refuses the entry from the future', () => a.replica.counters().rejections.geo_mapping.future === 1, 5000);
+  assert.equal(a.state.get('10.1.0.0/16'), 'us', 'A did not take it');
+  assert.deepEqual(a.events.filter((e) => e.kind === 'rejected').map((e) => e.kind === 'rejected' && e.reason), ['future']);
+  // A's change while B's clock is still wrong: B puts its entry back once, A refuses it again; no endless exchange.
+  a.set('10.1.0.0/16', 'ap');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(a.state.get('10.1.0.0/16'), 'ap');
+  assert.ok(a.replica.counters().rejections.geo_mapping.future <= 2 && b.replica.counters().puts.geo_mapping <= 2, `puts go round: A refused ${a.replica.counters().rejections.geo_mapping.future}, B put ${b.replica.counters().puts.geo_mapping}`);
+  // B's clock is fixed (NTP steps it back), no restart: A's next change reaches it, and the bucket keeps it for a joining overwatch.
+  bAhead = 0;
+  a.set('10.1.0.0/16', 'sa');
+  await until('B takes A\'s change once its clock is right', () => b.state.get('10.1.0.0/16') === 'sa', 5000);
+  const c = mappingReplica(t, bus, 'c', Date.now);
+  await c.replica.ready();
+  await until('a joining overwatch takes it too', () => c.state.get('10.1.0.0/16') === 'sa');
+  assert.equal((await bucketRegion(bus, '10.1.0.0/16'))?.region, 'sa');
+});
+
+test('changing state_secret as docs/scaling.md says: after the change the old entries are refused; once the bucket is deleted, each overwatch puts what it holds again, sealed with the new secret', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-rotate-'));
+  const oldBus = busAt(port, 'rotate.gslb');
+  const a = mappingReplica(t, oldBus, 'a', Date.now);
+  const b = mappingReplica(t, oldBus, 'b', Date.now);
+  a.set('10.1.0.0/16', 'us');
+  b.set('10.2.0.0/16', 'eu');
+  await until('each takes the other\'s change', () => a.state.get('10.2.0.0/16') === 'eu' && b.state.get('10.1.0.0/16') === 'us');
+  await a.replica.close();
+  await b.replica.close();
+  // Both restarted with the new secret; their state stores still hold both mappings (the seed reads them).
+  const newBus: BusConfig = { ...oldBus, stateSecret: randomBytes(32).toString('base64') };
+  const restarted = (name: string) => {
+    const events: ReplicaEvent[] = [];
+    const held: OperatorChange[] = [['10.1.0.0/16', 'us'], ['10.2.0.0/16', 'eu']].map(([cidr, region]) => ({ kind: 'geo_mapping', cidr, value: { cidr, region, comment: null, source: 'x', createdAtMs: 1 } }));
+    const replica = new OperatorReplica({ bus: newBus, name, onEvent: (e) => events.push(e), seed: () => held, onChange: async () => 'unchanged' });
+    t.after(() => replica.close());
+    return { replica, events };
+  };
+  const a2 = restarted('a2');
+  const b2 = restarted('b2');
+  await until('both refuse the entries sealed with the old secret', () => a2.replica.counters().rejections.geo_mapping.unauthenticated === 2 && b2.replica.counters().rejections.geo_mapping.unauthenticated === 2);
+  assert.equal(a2.replica.counters().puts.geo_mapping + b2.replica.counters().puts.geo_mapping, 0, 'the keys are in the bucket (old entries): nothing is seeded');
+  // The procedure's last step: nats kv rm <prefix>_operator. Each overwatch makes it again and puts what it holds.
+  const nc = await connect({ servers: [...newBus.servers] });
+  t.after(() => nc.close());
+  await new Kvm(nc).open(bucketName(newBus.subjectPrefix)).then((kv) => kv.destroy());
+  const regionNow = (cidr: string) => bucketRegion(newBus, cidr).catch(() => undefined); // no bucket until an overwatch makes it again
+  await until('the bucket holds both mappings again, readable with the new secret', async () => (await regionNow('10.1.0.0/16'))?.region === 'us' && (await regionNow('10.2.0.0/16'))?.region === 'eu', 12_000);
+  const c = mappingReplica(t, newBus, 'c', Date.now);
+  await c.replica.ready();
+  await until('a joining overwatch with the new secret takes both', () => c.state.get('10.1.0.0/16') === 'us' && c.state.get('10.2.0.0/16') === 'eu');
+  assert.equal(c.replica.counters().rejections.geo_mapping.unauthenticated, 0);
 });

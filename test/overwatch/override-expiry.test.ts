@@ -3,6 +3,9 @@
 // override at a time with a pass over every member left it, each ended
 // override is logged, counted and forgotten once, in the registry's order,
 // and a large batch costs a few milliseconds, not members × overrides.
+// And the timer against a wall clock that jumps (NTP step) either way: the
+// end is honoured within about a second, and DNS (the member word) and the
+// registry (the API, explain) agree at every instant.
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,7 +38,7 @@ interface Rig {
 /** A registry and fanout over `yaml`, every member word written from the checks (nothing set yet). */
 function rig(yaml: string): Rig {
   const clock = { now: NOW };
-  const registry = new Registry({ now: () => clock.now });
+  const registry = new Registry();
   registry.applyConfig(parseConfigText(yaml, 'expiry.yaml'));
   const view = registry.view();
   const snapshot = compileSnapshot(view, { generation: 1, serial: 1 });
@@ -380,4 +383,60 @@ test('ending 31 500 overrides over 30 000 members takes well under 2 s on the ma
   assert.ok(tookMs < 2_000, `ending ${due.length} overrides over ${r.fanout.members.length} members took ${tookMs.toFixed(0)} ms; expected under 2000 ms (a pass over every member per override?)`);
   // Every member is back to its server's verdict (health_check none: nothing wrote one, so unknown).
   for (const m of r.fanout.members) assert.equal(word(r.fanout, m), HEALTH_UNKNOWN, `${memberName(m)} after every override ended`);
+});
+
+/** One member, the checks saying unhealthy, overridden healthy until `end`; the expiry on the rig's clock, its timer armed. */
+function jumpRig(end: number): { r: Rig; m: MemberModel; target: OverrideTarget; expiry: OverrideExpiry } {
+  const r = rig(SMALL);
+  const server = r.registry.serverAt('eu', '192.0.2.2', 80);
+  assert.ok(server !== undefined && server !== null);
+  r.fanout.setServerHealth([server.slot], HEALTH_UNHEALTHY);
+  const target: OverrideTarget = { scope: 'domain', service: 'b.example.test', address: '192.0.2.2' };
+  r.registry.setOverride(override(target, true, end));
+  r.fanout.applyOverride(target);
+  const m = r.fanout.members.find((x) => x.domain === 'b.example.test' && x.server === server) as MemberModel;
+  const { expiry } = expiryOf(r, 'error');
+  expiry.schedule();
+  return { r, m, target, expiry };
+}
+
+/** Polls every 50 ms for up to `ms`: checks that DNS's word and the registry's verdict agree each time, returns how long `done` took (or Infinity). */
+async function watch(j: ReturnType<typeof jumpRig>, ms: number, done: () => boolean): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const held = j.r.registry.overrideFor(j.m.domain, j.m.server) !== null;
+    const dnsOverridden = word(j.r.fanout, j.m) === HEALTH_HEALTHY;
+    assert.equal(dnsOverridden, held, `DNS ${dnsOverridden ? 'applies' : 'no longer applies'} the override while the registry (API, explain) says it is ${held ? 'in force' : 'gone'}`);
+    if (done()) return performance.now() - started;
+    if (performance.now() - started > ms) return Infinity;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test('a wall-clock jump forward past an override\'s end ends it within about a second, and DNS and the API agree meanwhile', async () => {
+  const j = jumpRig(NOW + 3_600_000);
+  try {
+    assert.equal(word(j.r.fanout, j.m), HEALTH_HEALTHY, 'the override decides before the jump');
+    j.r.clock.now = NOW + 7_200_000; // NTP steps the clock an hour past the end; the monotonic timer still waits an hour
+    const took = await watch(j, 2_500, () => j.r.registry.overrideAt(j.target) === null);
+    assert.ok(took < 1_600, `the override ended ${took === Infinity ? 'not within 2.5 s' : `after ${took.toFixed(0)} ms`} of the wall clock passing its end; expected within about a second`);
+    assert.equal(word(j.r.fanout, j.m), HEALTH_UNHEALTHY, 'DNS follows the checks again');
+  } finally {
+    j.expiry.stop();
+  }
+});
+
+test('a wall-clock jump backward keeps an override until the wall clock reaches its end, then ends it within about a second', async () => {
+  const j = jumpRig(NOW + 500);
+  try {
+    j.r.clock.now = NOW - 3_600_000; // stepped back an hour: the end is an hour away again
+    assert.equal(await watch(j, 1_200, () => false), Infinity);
+    assert.notEqual(j.r.registry.overrideAt(j.target), null, 'still in force: its wall-clock end has not come');
+    j.r.clock.now = NOW + 600; // the wall clock reaches the end
+    const took = await watch(j, 2_500, () => j.r.registry.overrideAt(j.target) === null);
+    assert.ok(took < 1_600, `the override ended ${took === Infinity ? 'not within 2.5 s' : `after ${took.toFixed(0)} ms`} of the wall clock reaching its end; expected within about a second`);
+    assert.equal(word(j.r.fanout, j.m), HEALTH_UNHEALTHY);
+  } finally {
+    j.expiry.stop();
+  }
 });
