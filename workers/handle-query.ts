@@ -74,6 +74,11 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
   // its options is looked at; COOKIE is an option of version 0 (Knot, too,
   // answers BADVERS, with no cookie, before BADCOOKIE or a bad COOKIE's FORMERR).
   if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
+  // One compare for a query without the option (every UDP query's cost).
+  if (q.keepaliveLen >= 0) {
+    const malformed = keepalive(ctx, tcp);
+    if (malformed > 0) return malformed;
+  }
   if (ctx.cookieKeys !== null) {
     const refused = cookies(ctx, tcp);
     if (refused >= 0) return refused;
@@ -82,6 +87,25 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
   // The meta-types (128 and up), RRSIG (46) and NSEC (47; qtype | 1 is 47 for both): two compares for the common types.
   if (q.qtype >= QTYPE.NXNAME || (q.qtype | 1) === QTYPE.NSEC) return unusualType(ctx);
   return lookup(ctx);
+}
+
+/**
+ * A query with an edns-tcp-keepalive option (RFC 7828). Over UDP the option
+ * is ignored, whatever it holds, and never answered. Over TCP an option with
+ * data (a TIMEOUT, which only a server sends) is FORMERR; an empty one has
+ * the reply carry the option with the connection's idle timeout as the
+ * transport set it (ctx.tcpKeepalive, units of 100 ms). Returns the FORMERR's
+ * length, or 0 to go on.
+ */
+function keepalive(ctx: WorkerScratch, tcp: boolean): number {
+  const q = ctx.query;
+  if (!tcp) return 0;
+  if (q.keepaliveLen !== 0) {
+    bump(ctx.counters, ctx.counterBase + COUNTER.MALFORMED);
+    return errorReply(ctx, RCODE.FORMERR);
+  }
+  q.keepaliveTimeout = ctx.tcpKeepalive;
+  return 0;
 }
 
 /**
@@ -94,6 +118,10 @@ function signedQuery(ctx: WorkerScratch, tcp: boolean): number {
   countQuestion(ctx);
   const q = ctx.query;
   if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
+  if (q.keepaliveLen >= 0) {
+    const malformed = keepalive(ctx, tcp);
+    if (malformed > 0) return malformed;
+  }
   if (ctx.cookieKeys !== null) {
     const refused = cookies(ctx, tcp);
     if (refused >= 0) return refused;

@@ -96,6 +96,12 @@ export class WorkerScratch {
   warm = 0;
   /** ECS SCOPE PREFIX-LENGTH of the answer: 0 unless the answer depends on the client's network (geolocation). */
   ecsScope = 0;
+  /**
+   * The idle timeout of the TCP connection the query came on, in units of 100
+   * ms (RFC 7828's TIMEOUT), set by the TCP transport before each query;
+   * replies to a query with an edns-tcp-keepalive option carry it.
+   */
+  tcpKeepalive = 0;
   /** The COOKIE option every reply to this query carries (cookieOut), or null: no cookie asked for, or cookies off. */
   replyCookie: Uint8Array | null = null;
   /** The query carried a valid server cookie of ours: its source address is proven, so it is never rate limited. */

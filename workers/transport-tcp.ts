@@ -145,6 +145,17 @@ class Connection {
   /** Ended by us; bytes that still arrive are ignored. */
   done = false;
   /**
+   * Ended by us at dns.tcp_max_queries_per_connection: the queries it sent
+   * past the cap (already received, or arriving after our FIN) are counted as
+   * dropped (TCP_QUERY_LIMIT_DROPPED), following the framing across reads
+   * with `dropLeft` and `dropHalf`.
+   */
+  dropping = false;
+  /** Bytes of the dropped message being skipped still to come. */
+  dropLeft = 0;
+  /** The first byte of a dropped message's length prefix when the read ended after it, or -1. */
+  dropHalf = -1;
+  /**
    * When a connection we ended must be closed (performance.now()), or -1:
    * its timeout when we ended it, counted from then. Node.js restarts the
    * socket's timeout at every read, so a client that kept sending after our
@@ -311,12 +322,22 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     return conn.socket.writableLength + (block === null ? 0 : block.end - block.flushed);
   };
 
+  /**
+   * The idle timeout a connection gets now, in ms: dns.tcp_idle_timeout,
+   * shorter as the worker fills (RFC 7766 §6.2.3), never under
+   * MIN_IDLE_TIMEOUT_MS (unless the setting is). Also what a reply tells a
+   * client that asked with edns-tcp-keepalive (RFC 7828).
+   */
+  const idleTimeout = (): number => {
+    const room = 1 - open.size / options.maxConnections;
+    return Math.max(Math.min(MIN_IDLE_TIMEOUT_MS, options.idleTimeoutMs), Math.round(options.idleTimeoutMs * room));
+  };
+
   /** Marks activity: the connection becomes the most recently active, with a fresh idle timeout (shorter as the worker fills). */
   const touch = (conn: Connection): void => {
     open.delete(conn.socket);
     open.set(conn.socket, conn);
-    const room = 1 - open.size / options.maxConnections;
-    const idle = Math.max(Math.min(MIN_IDLE_TIMEOUT_MS, options.idleTimeoutMs), Math.round(options.idleTimeoutMs * room));
+    const idle = idleTimeout();
     const pending = conn.pending;
     if (pending === null || conn.held) {
       conn.frameSince = -1;
@@ -353,6 +374,48 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     conn.closeBy = performance.now() + (conn.socket.timeout ?? options.idleTimeoutMs);
     flush(conn);
     conn.socket.end();
+    // Read on (a connection ended in a later turn was paused for it): what
+    // still arrives is ignored (counted when past the query cap), and the
+    // client's FIN is seen, which closes the connection at once.
+    conn.socket.resume();
+  };
+
+  /**
+   * Counts the messages that start in `buf` from `off` to `end` on a
+   * connection ended at its query cap (each once, from its length prefix,
+   * whether or not the rest of it arrives), carrying a message that spans
+   * reads over in `dropLeft` and `dropHalf`. A zero length ends the counting:
+   * the stream cannot be followed past it.
+   */
+  const countDropped = (conn: Connection, buf: Buffer, off: number, end: number): void => {
+    let dropped = 0;
+    while (off < end && conn.dropping) {
+      if (conn.dropLeft > 0) {
+        const skip = Math.min(conn.dropLeft, end - off);
+        conn.dropLeft -= skip;
+        off += skip;
+        continue;
+      }
+      let len: number;
+      if (conn.dropHalf >= 0) {
+        len = (conn.dropHalf << 8) | buf[off];
+        conn.dropHalf = -1;
+        off += 1;
+      } else if (end - off >= 2) {
+        len = (buf[off] << 8) | buf[off + 1];
+        off += 2;
+      } else {
+        conn.dropHalf = buf[off];
+        break;
+      }
+      if (len === 0) {
+        conn.dropping = false;
+        break;
+      }
+      dropped++;
+      conn.dropLeft = len;
+    }
+    if (dropped > 0) bump(counters, cb + COUNTER.TCP_QUERY_LIMIT_DROPPED, dropped);
   };
 
   /**
@@ -366,6 +429,11 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     const socket = conn.socket;
     let frames = 0;
     const turnFrames = Math.max(1, Math.min(FRAMES_PER_TURN, Math.floor(FRAMES_PER_PASS / open.size)));
+    // For replies to queries with edns-tcp-keepalive (RFC 7828): the idle
+    // timeout touch() gives the connection once these frames are answered
+    // (the number of open connections does not change in between), in units
+    // of 100 ms, rounded down so that the client lets go first.
+    ctx.tcpKeepalive = Math.min(0xffff, Math.floor(idleTimeout() / 100));
     try {
       while (end - off >= 2) {
         if (frames === turnFrames) {
@@ -417,6 +485,9 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
         }
         if (++conn.answered >= options.maxQueriesPerConnection) {
           finish(conn);
+          // What the client sent past its cap is not answered: counted, never silent.
+          conn.dropping = true;
+          countDropped(conn, buf, off, end);
           return -1;
         }
       }
@@ -464,6 +535,7 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
     if (conn.done) {
       // Ended by us: the read restarted the socket's timeout, set it back to what is left.
       if (conn.closeBy >= 0) conn.socket.setTimeout(Math.max(1, Math.ceil(conn.closeBy - performance.now())));
+      if (conn.dropping) countDropped(conn, readBuffer, 0, n);
       return;
     }
     let off = 0;
@@ -480,7 +552,11 @@ export async function startTcp(ctx: WorkerScratch, host: string, port: number, o
       }
       // That message is complete: a partial one after it has a deadline of its own.
       conn.frameSince = -1;
-      if (!answerPending(conn)) return;
+      if (!answerPending(conn)) {
+        // Ended at its query cap by that frame: the rest of this read is past the cap.
+        if (conn.dropping) countDropped(conn, readBuffer, off, n);
+        return;
+      }
       if (conn.pending !== null) {
         // Held back before that frame: the rest of the read waits behind it.
         if (off < n) conn.pending = Buffer.concat([conn.pending, readBuffer.subarray(off, n)]);

@@ -78,6 +78,8 @@ export const EDNS_OPTION = {
   NSID: 3,
   ECS: 8,
   COOKIE: 10,
+  /** edns-tcp-keepalive (RFC 7828): empty in a query, the idle timeout in units of 100 ms in a reply. */
+  TCP_KEEPALIVE: 11,
 } as const;
 
 /** The DO bit inside the OPT record's TTL flags half (RFC 3225). */

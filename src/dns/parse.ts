@@ -36,6 +36,14 @@ export class ParsedQuery {
   /** Offset of the first COOKIE option's data inside the request (RFC 7873), 0 = none; its length is cookieLen (not yet checked). */
   cookieOff = 0;
   cookieLen = 0;
+  /** Length of the first edns-tcp-keepalive option's data (RFC 7828; 0 as a client must send it), -1 = none. Judged by the worker, which knows the transport. */
+  keepaliveLen = -1;
+  /**
+   * The TIMEOUT (units of 100 ms) the reply's OPT carries in an
+   * edns-tcp-keepalive option, -1 = none. Set by the worker for a TCP query
+   * that asked; reset by every parse.
+   */
+  keepaliveTimeout = -1;
   // The TSIG record (RFC 8945), valid only when parseQuery returned
   // PARSE_TSIG: not reset per packet, so a query without one costs nothing.
   /** The key name (the TSIG owner), uncompressed wire form, as sent. */
@@ -88,6 +96,8 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
   q.ecsAddrLen = 0;
   q.cookieOff = 0;
   q.cookieLen = 0;
+  q.keepaliveLen = -1;
+  q.keepaliveTimeout = -1;
 
   const qdcount = (msg[4] << 8) | msg[5];
   let off = HEADER_LEN;
@@ -339,6 +349,10 @@ function parseOptions(msg: Uint8Array, off: number, rdlen: number, q: ParsedQuer
       // only while cookies are on (a server without cookies ignores it).
       q.cookieOff = data;
       q.cookieLen = optLen;
+    } else if (code === EDNS_OPTION.TCP_KEEPALIVE && q.keepaliveLen < 0) {
+      // Its length is judged by the worker: over UDP the option is ignored,
+      // however malformed, over TCP one with data is FORMERR (RFC 7828 §3).
+      q.keepaliveLen = optLen;
     }
     off = data + optLen;
   }

@@ -77,7 +77,9 @@ export function patchCounts(out: Uint8Array, an: number, ns: number, ar: number)
  * PREFIX-LENGTH `scope` (RFC 7871 §7.2.1): the prefix length of the network
  * the answer holds for, 0 when it is the same for every client. `cookie`,
  * when not null, is our COOKIE option's data (client cookie + server cookie,
- * RFC 7873 §4), appended after the ECS option.
+ * RFC 7873 §4), appended after the ECS option; then, when the worker set
+ * `q.keepaliveTimeout` (a TCP query that asked, RFC 7828), the
+ * edns-tcp-keepalive option with it.
  */
 export function writeOpt(out: Uint8Array, off: number, q: ParsedQuery, req: Uint8Array, extRcode: number, withEcs: boolean, scope: number, cookie: Uint8Array | null = null): number {
   out[off++] = 0; // owner: root
@@ -101,6 +103,12 @@ export function writeOpt(out: Uint8Array, off: number, q: ParsedQuery, req: Uint
     off = writeU16(out, off, EDNS_OPTION.COOKIE);
     off = writeU16(out, off, cookie.length);
     off = copyBytes(out, off, cookie, 0, cookie.length);
+  }
+  if (q.keepaliveTimeout >= 0) {
+    // RFC 7828: the idle timeout of the TCP connection, in units of 100 ms.
+    off = writeU16(out, off, EDNS_OPTION.TCP_KEEPALIVE);
+    off = writeU16(out, off, 2);
+    off = writeU16(out, off, q.keepaliveTimeout);
   }
   writeU16(out, rdlenAt, off - rdlenAt - 2);
   return off;

@@ -7,7 +7,7 @@
 // NSEC's type bitmap; a name without the asked type lists the types it has.
 // Imports only src/dns and sign.ts; worker-safe.
 
-import { QCLASS, QTYPE, MAX_NAME_LEN } from '../dns/constants.ts';
+import { MAX_LABEL_LEN, MAX_NAME_LEN, QCLASS, QTYPE } from '../dns/constants.ts';
 import { DNSSEC_TYPE } from './sign.ts';
 
 /**
@@ -79,11 +79,19 @@ function lower(b: number): number {
 /**
  * Writes the immediate successor of the wire name at (name, nameOff,
  * nameLen) in canonical order (RFC 4034 §6.1), lower-cased, at `off` in `out`:
- * "\000.<name>" (RFC 9824 §3, RFC 4470 §3.1.2) while that fits in 255 octets;
- * for a longer name, the first label with its last byte below 0xff raised by
- * one (skipping A-Z, which sort as a-z) and cut after it, since no longer
- * label or child name can exist. Returns the offset after it, or -1 when it
- * does not fit in `out` or the first label is all 0xff. Hot path: no allocation.
+ *
+ *   - "\000.<name>", its first child (RFC 9824 §3, RFC 4470 §3.1.2), while
+ *     that fits in 255 octets (a name of up to 253);
+ *   - else, when one more octet fits (a 254-octet name whose first label has
+ *     fewer than 63), the name with its first label extended by a 0x00
+ *     octet: no child can exist, and a label sorts right before itself
+ *     extended by 0x00, so that 255-octet sibling comes next;
+ *   - else the first label with its last octet below 0xff raised by one
+ *     (skipping A-Z, which sort as a-z) and cut after it, since no longer
+ *     label or child name can exist.
+ *
+ * Returns the offset after it, or -1 when it does not fit in `out` or the
+ * first label (of a name that cannot grow) is all 0xff. Hot path: no allocation.
  */
 export function writeSuccessorName(out: Uint8Array, off: number, name: Uint8Array, nameOff: number, nameLen: number): number {
   if (nameLen + 2 <= MAX_NAME_LEN) {
@@ -94,6 +102,14 @@ export function writeSuccessorName(out: Uint8Array, off: number, name: Uint8Arra
     return off + 2 + nameLen;
   }
   const labelLen = name[nameOff];
+  if (nameLen + 1 <= MAX_NAME_LEN && labelLen < MAX_LABEL_LEN) {
+    if (off + nameLen + 1 > out.length) return -1;
+    out[off] = labelLen + 1;
+    for (let i = 1; i <= labelLen; i++) out[off + i] = lower(name[nameOff + i]);
+    out[off + labelLen + 1] = 0;
+    for (let i = labelLen + 1; i < nameLen; i++) out[off + 1 + i] = lower(name[nameOff + i]);
+    return off + nameLen + 1;
+  }
   let pos = labelLen;
   while (pos >= 1 && name[nameOff + pos] === 0xff) pos--;
   if (pos < 1) return -1;

@@ -121,17 +121,42 @@ export class Keyring {
   readonly #nowMs: () => number;
   /** How long a published key waits before it signs (ROLLOVER_SWITCH_AFTER_MS; tests shorten it). */
   readonly switchAfterMs: number;
+  /** Told of every key generated because its zone had no active key, once it is stored and held (see open()). */
+  readonly #onKeyCreated: (info: DnssecKeyInfo) => void;
+  #keysCreated = 0;
 
-  private constructor(store: StateStore, config: DnssecConfig, nowMs: () => number, switchAfterMs: number) {
+  private constructor(store: StateStore, config: DnssecConfig, nowMs: () => number, switchAfterMs: number, onKeyCreated: (info: DnssecKeyInfo) => void) {
     this.#store = store;
     this.#config = config;
     this.#nowMs = nowMs;
     this.switchAfterMs = switchAfterMs;
+    this.#onKeyCreated = onKeyCreated;
+  }
+
+  /**
+   * Keys generated since open() because their zone had no active key (a new
+   * zone, or its keys gone from the state store or all retired), however it
+   * came to be (start, config reload, or a re-read after a rollover step,
+   * key sync or the bus): each is a new DS to publish at the parent.
+   * opengslb_dnssec_keys_created_total.
+   */
+  get keysCreated(): number {
+    return this.#keysCreated;
+  }
+
+  /** Counts the keys just stored and held and tells the owner of each (onKeyCreated). */
+  #created(infos: readonly DnssecKeyInfo[]): void {
+    for (const info of infos) {
+      this.#keysCreated++;
+      this.#onKeyCreated(info);
+    }
   }
 
   /**
    * Loads the keys of `zones` from `store`, generating (and storing) one for
-   * each zone that has none. Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT for a
+   * each zone that has none. `onKeyCreated` is told of every key the keyring
+   * generates for a zone without an active key, now and later (the overwatch
+   * logs it at warn with the DS to publish); it must not throw. Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT for a
    * damaged stored key, OPENGSLB_ERR_DNSSEC_ALGORITHM for an unknown
    * algorithm, OPENGSLB_ERR_STATE_WRITE when a new key cannot be stored.
    */
@@ -139,9 +164,9 @@ export class Keyring {
     store: StateStore,
     zones: readonly string[],
     config: DnssecConfig,
-    opts: { readonly nowMs?: () => number; readonly switchAfterMs?: number } = {},
+    opts: { readonly nowMs?: () => number; readonly switchAfterMs?: number; readonly onKeyCreated?: (info: DnssecKeyInfo) => void } = {},
   ): Promise<{ keyring: Keyring; changes: KeyringChanges }> {
-    const keyring = new Keyring(store, config, opts.nowMs ?? Date.now, opts.switchAfterMs ?? ROLLOVER_SWITCH_AFTER_MS);
+    const keyring = new Keyring(store, config, opts.nowMs ?? Date.now, opts.switchAfterMs ?? ROLLOVER_SWITCH_AFTER_MS, opts.onKeyCreated ?? (() => undefined));
     const changes = await keyring.ensure(zones, config);
     return { keyring, changes };
   }
@@ -206,6 +231,7 @@ export class Keyring {
     const held = new Set<DnssecKey>();
     for (const z of this.#zones.values()) for (const k of z.keys) held.add(k);
     for (const [text, key] of this.#parsed) if (!held.has(key)) this.#parsed.delete(text);
+    this.#created(prepared.changes.created);
     return prepared.changes;
   }
 
@@ -220,12 +246,16 @@ export class Keyring {
    * Re-reads from the store the keys of `zones` (default: every zone held),
    * after a rollover step, a key-sync import or a key from the bus wrote
    * there. Only those zones' keys are read and parsed; a zone not held is
-   * left out.
+   * left out. A zone found without an active key (its keys all retired or
+   * gone from the store) gets a new one, stored, counted and reported to
+   * onKeyCreated like one generated at a start: never silently, as its DS
+   * must be published at the parent.
    */
   async reload(zones: Iterable<string> = this.#zones.keys()): Promise<void> {
     const held = [...zones].filter((zone) => this.#zones.has(zone));
     const result = await ensureZoneKeys(this.#store, held, this.#config.algorithm, { nowMs: this.#nowMs, parse: this.#parse });
     for (const [zone, keys] of result.zones) this.#zones.set(zone, keys);
+    this.#created(result.created);
   }
 
   /** The DNSKEY rdatas each zone publishes (published and active keys), for the snapshot compiler. */

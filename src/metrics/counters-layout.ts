@@ -90,9 +90,16 @@ export const COUNTER = {
    * or no address): dns.tcp_max_connections_per_client did not count them.
    */
   TCP_CLIENT_UNCOUNTED: 54,
+  /**
+   * Queries a TCP client sent on a connection after its
+   * dns.tcp_max_queries_per_connection-th, not answered: those already
+   * received when the server ended the connection and those that arrived
+   * after its FIN (counted from their length prefix; a partial one too).
+   */
+  TCP_QUERY_LIMIT_DROPPED: 55,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 25 and 40 … 54 used). */
+/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 25 and 40 … 55 used). */
 const NAMED_WORDS = 64;
 
 /**

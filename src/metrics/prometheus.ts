@@ -84,6 +84,8 @@ export interface OverwatchSource {
 export interface DnssecMetricsSource {
   /** Keys in the DNSKEY RRsets (published and active), with their age. */
   readonly keys: readonly { readonly zone: string; readonly keyTag: number; readonly state: string; readonly ageSeconds: number }[];
+  /** Keys generated since the start because their zone had no active key (Keyring.keysCreated). */
+  readonly keysCreated: number;
   /** Signatures the CPU pool (or the main thread, for small plans) made ahead, and the time it took. */
   readonly presign: { readonly signatures: number; readonly signMs: number } | null;
   /** Key sync: per peer, whether its last poll succeeded; null when no peers are configured. */
@@ -275,6 +277,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     'TCP connections accepted without being counted for their client (its place in the shared table not to be had), so dns.tcp_max_connections_per_client did not apply to them; the worker cap still did.',
     COUNTER.TCP_CLIENT_UNCOUNTED,
   );
+  labelledCounter('opengslb_dns_tcp_queries_dropped_total', 'TCP queries not answered, by reason: query_limit (sent on a connection after its dns.tcp_max_queries_per_connection-th query, before or after the server ended it).', 'reason', [
+    ['query_limit', COUNTER.TCP_QUERY_LIMIT_DROPPED],
+  ]);
   plainCounter('opengslb_dns_tcp_read_pauses_total', 'Times a TCP connection stopped being read until its unsent replies (or all of the worker\'s) drained below the bound.', COUNTER.TCP_READ_PAUSED);
   plainCounter('opengslb_dns_tcp_frame_timeouts_total', 'TCP connections closed because a message that had started arriving did not complete within dns.tcp_frame_timeout.', COUNTER.TCP_FRAME_TIMEOUT);
   plainCounter('opengslb_dns_tcp_idle_closed_total', 'TCP connections closed after dns.tcp_idle_timeout without traffic.', COUNTER.TCP_IDLE_CLOSED);
@@ -341,6 +346,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.reset();
       this.inc({ by: 'worker' }, total(COUNTER.DNSSEC_SIGN_US) / 1e6);
       this.inc({ by: 'pool' }, (dnssec()?.presign?.signMs ?? 0) / 1000);
+    },
+  });
+  new Counter({
+    name: 'opengslb_dnssec_keys_created_total',
+    help: 'DNSSEC keys generated because their zone had no active key (a new zone, or its keys gone from the state store or all retired): each needs its DS published at the parent; the log says which (warn, "DNSSEC key created").',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(dnssec()?.keysCreated ?? 0);
     },
   });
   new Gauge({

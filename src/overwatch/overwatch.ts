@@ -20,7 +20,7 @@ import {
 } from '../snapshot/live-slots.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { Keyring, type PreparedKeys, type DnssecKeyView, type DsRecordView, type KeyringChanges, type RolloverView } from '../dnssec/keyring.ts';
-import { dsOf } from '../dnssec/keys.ts';
+import { dsOf, type DnssecKeyInfo } from '../dnssec/keys.ts';
 import { KeySyncClient, KeySyncServer, keyStateRank, mergeKey, mergeKeys, type KeySyncView, type SealedKeys } from '../dnssec/key-sync.ts';
 import type { SignatureBatch, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
 import type { SignBatchResult, SignBatchTask } from '../dnssec/sign.ts';
@@ -304,7 +304,10 @@ export class Overwatch {
       }
     }
     if (config.dnssec.enabled) {
-      const opened = await Keyring.open(store, config.dns.zones.map((z) => z.name), config.dnssec, { ...(options.rolloverSwitchAfterMs === undefined ? {} : { switchAfterMs: options.rolloverSwitchAfterMs }) });
+      const opened = await Keyring.open(store, config.dns.zones.map((z) => z.name), config.dnssec, {
+        ...(options.rolloverSwitchAfterMs === undefined ? {} : { switchAfterMs: options.rolloverSwitchAfterMs }),
+        onKeyCreated: (info) => logKeyCreated(logger, info),
+      });
       keyring = opened.keyring;
       logKeyChanges(logger, opened.changes);
     }
@@ -770,7 +773,7 @@ export class Overwatch {
     const nowMs = Date.now();
     const keys = (this.#keyring?.status(nowMs) ?? []).filter((k) => k.state !== 'retired').map((k) => ({ zone: k.zone, keyTag: k.keyTag, state: k.state, ageSeconds: k.ageSeconds }));
     const sync = this.#keySync?.status() ?? null;
-    return { keys, presign: this.#presigner?.stats ?? null, keySync: sync === null ? null : { inSync: sync.in_sync, peers: sync.peers.map((p) => ({ url: p.url, ok: p.ok })) } };
+    return { keys, keysCreated: this.#keyring?.keysCreated ?? 0, presign: this.#presigner?.stats ?? null, keySync: sync === null ? null : { inSync: sync.in_sync, peers: sync.peers.map((p) => ({ url: p.url, ok: p.ok })) } };
   }
 
   /** The NATS bus numbers GET /metrics shows: the agent subscription's and the operator-state replica's; null without overwatch.bus. */
@@ -1519,12 +1522,22 @@ function workerDnssecOf(keyring: Keyring | null, snapshot: CompiledSnapshot, con
   return keyring.workerDnssec(snapshot.view.zones.map((z) => z.name));
 }
 
-/** Logs keys generated now, with the DS to publish, and zones that keep a key of another algorithm. */
+/**
+ * Logs, at warn, a key the keyring generated because its zone had no active
+ * key (at a start, a config reload, or a re-read after a rollover step, key
+ * sync or the bus; Keyring.open's onKeyCreated): a new DS to publish at the
+ * parent, and a zone whose old DS is still there fails validation until then.
+ */
+function logKeyCreated(logger: Logger, info: DnssecKeyInfo): void {
+  logger.child({ component: 'dnssec' }).warn(
+    { zone: info.zone, keyTag: info.keyTag, algorithm: info.algorithm, ds: dsOf(info).record },
+    'DNSSEC key created: the zone had no active key; publish this DS at the parent zone (a DS of an older key there makes validators fail the zone until then)',
+  );
+}
+
+/** Logs zones that keep a key of another algorithm (keys created are logged as they are made: logKeyCreated). */
 function logKeyChanges(logger: Logger, changes: KeyringChanges): void {
   const log = logger.child({ component: 'dnssec' });
-  for (const info of changes.created) {
-    log.info({ zone: info.zone, keyTag: info.keyTag, algorithm: info.algorithm, ds: dsOf(info).record }, 'DNSSEC key created; publish its DS at the parent zone to make the zone secure');
-  }
   for (const m of changes.algorithmMismatches) {
     log.warn({ zone: m.zone, keyTag: m.keyTag, algorithm: m.algorithm }, 'the zone keeps signing with its key of another algorithm than overwatch.dnssec.algorithm; a key rollover changes it');
   }

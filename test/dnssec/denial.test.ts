@@ -88,6 +88,18 @@ function longName(total: number, fill: number): Uint8Array {
   return Uint8Array.from([...parts, ...tail]);
 }
 
+/** A wire name of `total` octets under example.test whose first label has `first` octets of `fill`, the rest 63-octet labels (and one shorter) of `fill`. */
+function nameWithFirstLabel(first: number, total: number, fill: number): Uint8Array {
+  const rest = longName(total - first - 1, fill);
+  return Uint8Array.from([first, ...new Array(first).fill(fill), ...rest]);
+}
+
+/** The name with its first label extended by one 0x00 octet: the label's immediate successor (RFC 4034 §6.1), or null when the label or the name would be too long. */
+function extendedFirstLabel(name: Uint8Array): Uint8Array | null {
+  if (name[0] >= 63 || name.length >= 255) return null;
+  return Uint8Array.from([name[0] + 1, ...name.subarray(1, 1 + name[0]), 0, ...name.subarray(1 + name[0])]);
+}
+
 const SUCCESSORS: readonly { name: string; qname: Uint8Array; expect?: (next: Uint8Array) => void }[] = [
   {
     name: 'a short name gets \\000.<name>, lower-cased',
@@ -95,7 +107,16 @@ const SUCCESSORS: readonly { name: string; qname: Uint8Array; expect?: (next: Ui
     expect: (next) => assert.equal(readWireName(next, 0).name, '\u0000.nx.example.test'),
   },
   { name: 'a 253-octet name still gets \\000.<name> (255 octets)', qname: longName(253, 0x61), expect: (next) => assert.equal(next.length, 255) },
-  { name: 'a 254-octet name gets its first label raised by one', qname: longName(254, 0x61) },
+  { name: 'a 254-octet name whose first label has 63 octets gets it raised by one', qname: longName(254, 0x61), expect: (next) => assert.equal(next[0], 63) },
+  {
+    // Its child would be 256 octets, but a 255-octet name still follows it:
+    // its first label with a 0x00 octet appended. Raising the label's last
+    // octet instead covered that name and every 255-octet one up to it.
+    name: 'a 254-octet name whose first label is shorter gets that label extended by \\000 (255 octets)',
+    qname: nameWithFirstLabel(10, 254, 0x61),
+    expect: (next) => assert.deepEqual(next, extendedFirstLabel(nameWithFirstLabel(10, 254, 0x61))),
+  },
+  { name: 'a 254-octet name whose first label ends in 0xff gets \\000 appended too (not the octet before raised)', qname: (() => { const n = nameWithFirstLabel(10, 254, 0x61); n[10] = 0xff; return n; })(), expect: (next) => assert.equal(next.length, 255) },
   { name: 'a 255-octet name gets its first label raised by one', qname: longName(255, 0x61) },
   { name: 'a label ending in 0xff is raised before it and cut', qname: (() => { const n = longName(255, 0x61); n[n[0]] = 0xff; return n; })() },
   { name: 'a raised "@" skips the upper-case letters', qname: (() => { const n = longName(255, 0x40); return n; })() },
@@ -107,6 +128,13 @@ for (const c of SUCCESSORS) {
     assert.ok(end > 0 && end <= 255, `end ${end}`);
     const next = out.slice(0, end);
     assert.ok(compareNames(c.qname, next) < 0, 'next sorts after the name');
+    // Immediate: no name that can exist sorts between (RFC 4034 §6.1). The
+    // closest candidates: the first child (\000.<name>) and the first label
+    // extended by 0x00, whichever fits in 255 octets.
+    const child = c.qname.length + 2 <= 255 ? Uint8Array.from([1, 0, ...c.qname]) : null;
+    for (const between of [child, extendedFirstLabel(c.qname)]) {
+      if (between !== null) assert.ok(compareNames(between, next) >= 0, `${between.length}-octet name sorts between the name and next`);
+    }
     for (let i = 0; i < end; i++) {
       if (next[i] >= 0x41 && next[i] <= 0x5a) {
         // Only label-length octets may fall in that range; letters must be lower-case.

@@ -10,7 +10,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestZone, delvAnchor, missingDnspython, missingTool, PYTHON, type SigningServer, startSigningServer, type TestZone, tool, unboundConfig } from './helpers.ts';
+import { nameToWire } from '../../src/dns/names.ts';
+import { ask } from '../helpers/dns-client.ts';
+import { startServer } from '../helpers/server.ts';
+import { createTestZone, delvAnchor, missingDnspython, missingTool, PYTHON, type SigningServer, signedZoneYaml, startSigningServer, type TestZone, tool, unboundConfig } from './helpers.ts';
 
 const noDelv = missingTool('delv', 'bind9-dnsutils');
 const noUnbound = missingTool('unbound-host', 'unbound-host');
@@ -135,4 +138,30 @@ test('a DO=0 query gets a plain NXDOMAIN and no DNSSEC records', { skip: missing
   const out = await tool('dig', ['@127.0.0.1', '-p', String(server.port), '+norec', '+nodnssec', 'nothing.example.test', 'A']);
   assert.match(out, /status: NXDOMAIN/, out);
   assert.doesNotMatch(out, /RRSIG|NSEC/, out);
+});
+
+test('delv validates the compact denial of a 254-octet name, whose NSEC next name is its first label extended by \\000 (255 octets), through the real server', { skip: noDelv }, async (t) => {
+  const s = await startServer(t, signedZoneYaml(), 'long-name.yaml');
+  const key = s.overwatch.keyring!.zones.get('example.test')!.active.info;
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-long-name-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const anchor = join(dir, 'anchor.conf');
+  await writeFile(anchor, delvAnchor(key));
+  // 1 + 10, three 1 + 63, 1 + 36, then example.test (14): 254 octets.
+  const first = 'a'.repeat(10);
+  const rest = [...Array.from({ length: 3 }, () => 'a'.repeat(63)), 'a'.repeat(36), 'example', 'test'].join('.');
+  const qname = `${first}.${rest}`;
+  assert.equal(nameToWire(qname).length, 254);
+
+  // The NSEC on the wire: owner the name, next name the 255-octet sibling, not one past it.
+  const reply = await ask(s.port, qname, 'A', { edns: { do: true } });
+  assert.ok((reply.authorities ?? []).some((a) => a.type === 'NSEC'), JSON.stringify(reply.authorities));
+  const wire = nameToWire(qname);
+  const sibling = Buffer.from([11, ...Buffer.from(first), 0, ...wire.subarray(11)]);
+  assert.equal(sibling.length, 255);
+  assert.ok(reply.raw.includes(sibling), 'the NSEC next name is the 255-octet sibling (uncompressed in its rdata)');
+
+  const out = await tool('delv', ['@127.0.0.1', '-p', String(s.port), '-a', anchor, '+root=example.test', qname, 'A']);
+  assert.match(out, /^; negative response, fully validated$/m, out);
+  assert.match(out, new RegExp(`NSEC ${first}\\\\000\\.${rest.replace(/\./g, '\\.')}\\. RRSIG NSEC TYPE128`), out);
 });

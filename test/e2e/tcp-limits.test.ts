@@ -555,3 +555,36 @@ test('a burst of connections at the worker cap is counted in full: each one acce
   await eventually(`${connected} connections made, counted as accepted or rejected`, async () => seen() >= connected, 5000).catch(() => undefined);
   assert.equal(seen(), connected, `connections made ${connected}, counted ${seen()} (accepted ${s.overwatch.readCounters().TCP_ACCEPTED - before.TCP_ACCEPTED})`);
 });
+
+test('queries pipelined past dns.tcp_max_queries_per_connection are counted as dropped, and the connection ends (FIN) and closes as soon as the client closes its side', async (t) => {
+  // 3 answered in the first turn, then the cap; and 40, which is past the
+  // first turn (32 frames), so the cap is reached in a later turn.
+  for (const cap of [3, 40]) {
+    const s = await startServer(t, config(`  tcp_max_queries_per_connection: ${cap}\n  tcp_idle_timeout: 60s`), `tcp-cap-${cap}.yaml`);
+    const metrics = createMetrics({ version: 't', loadedAtMs: 0, overwatch: s.overwatch, processMetrics: false });
+    t.after(() => metrics.close());
+    const c = net.connect({ host: '127.0.0.1', port: s.port, allowHalfOpen: true });
+    t.after(() => c.destroy());
+    const closed = closeOf(c);
+    await once(c, 'connect');
+    const gotFin = once(c, 'end');
+    const sent = cap + 10;
+    c.write(Buffer.concat(Array.from({ length: sent }, (_, i) => tcpFrame('app.example.test', 'AAAA', 1000 + i))));
+    const replies = await readFrames(c, cap, 2000);
+    assert.deepEqual(replies.map((r) => r.readUInt16BE(0)), Array.from({ length: cap }, (_, i) => 1000 + i), 'the first queries are answered in order');
+    await gotFin;
+    // Two more whole queries and the start of a third after the server's FIN: dropped too.
+    const more = Buffer.concat([tcpFrame('app.example.test', 'A', 1), tcpFrame('app.example.test', 'A', 2)]);
+    c.write(Buffer.concat([more, tcpFrame('app.example.test', 'A', 3).subarray(0, 5)]));
+    const dropped = sent - cap + 3;
+    await eventually(`${dropped} queries counted as dropped`, async () => s.overwatch.readCounters().TCP_QUERY_LIMIT_DROPPED === dropped, 2000).catch((err) => { throw new Error(`${err.message}: ${s.overwatch.readCounters().TCP_QUERY_LIMIT_DROPPED}`); });
+    const started = performance.now();
+    c.end();
+    await closed;
+    assert.ok(performance.now() - started < 2000, `closed ${Math.round(performance.now() - started)} ms after the client's FIN (the idle timeout is 60 s)`);
+    const exposition = parseExposition(await metrics.registry.metrics());
+    assert.equal(exposition.value('opengslb_dns_tcp_queries_dropped_total', { reason: 'query_limit' }), dropped);
+    assert.equal(s.overwatch.readCounters().TCP_QUERIES, cap, 'the dropped queries are not counted as received');
+    assert.equal(s.overwatch.readCounters().TCP_IDLE_CLOSED, 0);
+  }
+});
