@@ -206,8 +206,18 @@ export class BatchSocket {
  * Opens a batched UDP socket (SO_REUSEPORT, bound to host:port) that calls
  * `onBatch(count)` with slots 0 … count−1 filled. Throws the bind error with
  * its errno name as `code` (EADDRINUSE, EACCES…), a TypeError/RangeError for
- * bad options.
+ * bad options, and an Error when the addon's memory layout is not the one
+ * this module reads (a stale build); the socket is closed again then.
  */
 export function openBatchSocket(addon: UdpBatchAddon, options: OpenOptions, onBatch: (count: number) => void): BatchSocket {
-  return new BatchSocket(addon, addon.open(options, onBatch));
+  const opened = addon.open(options, onBatch);
+  try {
+    return new BatchSocket(addon, opened);
+  } catch (err) {
+    // The socket is bound and polled already: left open, it would stay in the
+    // port's SO_REUSEPORT group beside the node:dgram fallback and hand its
+    // share of the datagrams to an onBatch that has no views.
+    addon.close(opened.handle);
+    throw err;
+  }
 }

@@ -1,11 +1,14 @@
 // The batched-UDP addon (native/udp_batch.c) through its JS module
 // (native/udp-batch.ts), on real loopback sockets: batches land in the shared
 // slots with their sources as bytes, replies leave with one sendmmsg, errors
-// are counted and skipped, close() frees the port, and a worker thread
+// are counted and skipped, a send backlog (EAGAIN) waits for POLLOUT and
+// loses or repeats nothing, close() frees the port (also when the addon's
+// layout is refused after open), and a worker thread
 // terminated inside a batch or throwing from one never takes the process down.
 // The loader's fallbacks (no binary, a binary that does not load) say why.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -221,6 +224,50 @@ test('binding a port held without SO_REUSEPORT fails with EADDRINUSE, as node:dg
     assert.match(err.message, /^bind EADDRINUSE: /);
     return true;
   });
+});
+
+test('a binary whose memory layout this module cannot read is refused with the reason, and the socket it opened is closed (the port binds exclusively again)', needsAddon, async (t) => {
+  // A stale build of another layout: open() succeeds, binds and polls, then the views cannot be made. A socket left
+  // open would stay in the port's SO_REUSEPORT group beside the node:dgram fallback, taking its share of the
+  // queries into an onBatch with no views (a worker crash on the first one, in a loop).
+  const stale: UdpBatchAddon = { ...addon, open: (options, onBatch) => ({ ...addon.open(options, onBatch), metaBytes: 16 }) };
+  const holder = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+  await new Promise<void>((resolve) => holder.bind(0, '127.0.0.1', resolve));
+  const port = holder.address().port;
+  await new Promise<void>((resolve) => holder.close(() => resolve()));
+  assert.throws(() => openBatchSocket(stale, { host: '127.0.0.1', port, receiveBuffer: 0, batch: 4 }, () => {}), /the addon's slot metadata is 16 bytes, this module reads 32/);
+  const probe = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+  t.after(() => probe.close());
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.bind({ port, address: '127.0.0.1', exclusive: true }, resolve);
+  });
+});
+
+/** Why the send-backlog test cannot run here, or false: it needs root, unshare, ip and tc (iproute2) for a network namespace of its own. */
+function backlogSkip(): string | false {
+  if (loaded.addon === null) return `the native addon is not available: ${loaded.reason}`;
+  if (process.getuid?.() !== 0) return 'needs root: it shapes the loopback of a network namespace of its own with tc';
+  for (const tool of ['unshare', 'ip', 'tc']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (util-linux, iproute2)`;
+  }
+  return false;
+}
+
+test('when sendmmsg takes part of a batch and then says EAGAIN, the rest waits for POLLOUT: every reply leaves exactly once and reading resumes', { skip: backlogSkip() }, () => {
+  // 3 000 replies of 1 200 bytes through an 8 Mbit/s loopback: the send buffer (212 992 bytes by default) fills
+  // many times over, so most batches go out in parts across writable waits.
+  const script = `ip link set lo up && tc qdisc add dev lo root tbf rate 8mbit burst 4000 limit 8000000 && exec "$0" "$1" 3000 1200`;
+  const r = spawnSync('unshare', ['-n', 'sh', '-c', script, process.execPath, new URL('./send-backlog-scenario.ts', import.meta.url).pathname], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout) as { distinct: number; duplicates: number; after: boolean; stats: { packets: number; replies: number; sendErrors: number; writableWaits: number } };
+  assert.ok(result.stats.writableWaits > 0, `the backlog never made sendmmsg wait: ${r.stdout}`);
+  assert.equal(result.distinct, 3000, 'no reply lost');
+  assert.equal(result.duplicates, 0, 'no reply sent twice');
+  assert.equal(result.after, true, 'the socket reads again once the backlog is out');
+  assert.equal(result.stats.packets, 3001);
+  assert.equal(result.stats.replies, 3001);
+  assert.equal(result.stats.sendErrors, 0);
 });
 
 const BAD_OPTIONS: { name: string; options: Record<string, unknown>; error: RegExp }[] = [
