@@ -16,11 +16,16 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-/**
- * Runs agent mode until a signal stops it; `listen` hands over the signal
- * handler once the agent runs (signals that came earlier are replayed then).
- */
-export async function runAgent(config: Config, logger: Logger, version: string, listen: (handler: (signal: string) => void) => void): Promise<void> {
+/** How runAgent reports its progress to the process's signal handling (src/cli/opengslb-main.ts). */
+export interface AgentSignals {
+  /** The agent has started registering: from here a stop deregisters it. */
+  started(): void;
+  /** Hands over the signal handler once the agent runs (signals that came earlier are replayed then). */
+  listen(handler: (signal: string) => void): void;
+}
+
+/** Runs agent mode until a signal stops it. */
+export async function runAgent(config: Config, logger: Logger, version: string, signals: AgentSignals): Promise<void> {
   let agent: Agent;
   try {
     agent = await Agent.start(config, logger, { version });
@@ -28,6 +33,7 @@ export async function runAgent(config: Config, logger: Logger, version: string, 
     logger.flush?.();
     fail(err instanceof Error ? err.message : String(err));
   }
+  signals.started();
   let metricsListener: MetricsListener | null = null;
   if (config.metrics.enabled) {
     try {
@@ -46,7 +52,7 @@ export async function runAgent(config: Config, logger: Logger, version: string, 
     deadlineMs: STOP_DEADLINE_MS + 1500,
     stop: (signal) => Promise.all([agent.stop(`stopped by ${signal}`), metricsListener?.close()]),
   });
-  listen((signal) => {
+  signals.listen((signal) => {
     if (signal === 'SIGHUP') logger.warn('SIGHUP: an agent does not reload its config; restart it to apply changes');
     else shutdown(signal);
   });

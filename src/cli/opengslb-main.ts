@@ -8,7 +8,7 @@ import { ConfigError } from '../config/load.ts';
 import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { Config } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { createLogger } from '../log/logger.ts';
+import { createLogger, type Logger } from '../log/logger.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { GEOIP_ATTRIBUTION } from '../geo/attribution.ts';
 import { Overwatch } from '../overwatch/overwatch.ts';
@@ -117,8 +117,23 @@ export async function main(argv: readonly string[]): Promise<void> {
   // listening, and a handle closed before the loop reads that queue loses it,
   // so replacing listeners while DNS workers already answer could drop a
   // SIGTERM sent by a client that saw an answer.
+  // SIGTERM and SIGINT before anything is served (DNS not bound, no agent
+  // registered) end the start at once instead: it may wait many seconds (a
+  // first health round, a key-sync peer that does not answer), and a stop
+  // then has nothing to finish. The pid file goes at exit (src/state/lock.ts);
+  // lmdb keeps every committed write, as after a crash.
   const early: string[] = [];
-  let onSignal = (signal: string): void => void early.push(signal);
+  let serving = false;
+  let logger: Logger | null = null;
+  let onSignal = (signal: string): void => {
+    if (serving || (signal !== 'SIGTERM' && signal !== 'SIGINT')) return void early.push(signal);
+    if (logger === null) process.stderr.write(`opengslb: ${signal}: stopped during start-up, before serving\n`);
+    else {
+      logger.info({ signal }, 'stopped during start-up, before serving');
+      logger.flush?.();
+    }
+    process.exit(0);
+  };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(signal, () => onSignal(signal));
   // Fault drills (bench/soak.ts): with OPENGSLB_FAULT_DRILL=1, SIGUSR2 terminates
   // one DNS worker, as a crash would, and the pool restarts it. Off by default,
@@ -143,13 +158,16 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   const mode = config.mode;
 
-  const logger = createLogger(config.logging);
+  logger = createLogger(config.logging);
   logger.info({ version: packageVersion(), node: process.version, config: config.source, files: files.length, mode }, 'OpenGSLB starting');
   if (mode === 'agent') {
     const { runAgent } = await import('./agent-main.ts');
-    await runAgent(config, logger, packageVersion(), (handler) => {
-      onSignal = handler;
-      for (const signal of early) onSignal(signal);
+    await runAgent(config, logger, packageVersion(), {
+      started: () => void (serving = true),
+      listen: (handler) => {
+        onSignal = handler;
+        for (const signal of early) onSignal(signal);
+      },
     });
     return;
   }
@@ -189,6 +207,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     fail(err instanceof Error ? err.message : String(err), 1);
   }
   running = overwatch;
+  serving = true;
   let metricsListener: MetricsListener | null = null;
   if (metrics !== null) {
     try {

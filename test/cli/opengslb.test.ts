@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_GRACE_MS } from '../../src/overwatch/overwatch.ts';
 import { SERVER_ENV, SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
 import { ask, buildQuery, rcodeOf, tcpConnect } from '../helpers/dns-client.ts';
-import { Lines, run, startOpengslb } from '../helpers/child.ts';
+import { Lines, reapAfter, run, startOpengslb } from '../helpers/child.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVER = join(ROOT, 'src/cli/opengslb.js');
@@ -348,6 +348,59 @@ for (const c of [
     const exit = await exitWithin(s.exited, STOP_BUDGET_MS, `after ${c.signal}`, s);
     assert.deepEqual(exit, { code: 0, signal: null }, s.err.text);
     await s.out.waitFor(/stopped/);
+  });
+}
+
+/** A loopback TCP listener that accepts and never answers; `connected` resolves at the first connection. Closed after the test. */
+async function silentListener(t: TestContext): Promise<{ port: number; connected: Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let connected!: () => void;
+  const first = new Promise<void>((resolve) => (connected = resolve));
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    connected();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return { port: (server.address() as net.AddressInfo).port, connected: first };
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`${signal} during start-up (a first health round waiting 30 s on a backend that does not answer) stops at once, exit 0, nothing served, state directory given back`, posixOnly, async (t) => {
+    const silent = await silentListener(t);
+    const dir = await tempDir(t);
+    const file = await writeConfig(dir, 'config.yaml', [
+      'dns:',
+      '  listen_address: "127.0.0.1:0"',
+      '  workers: 1',
+      '  zones: [example.test]',
+      'regions:',
+      '  - name: eu-west',
+      `    servers: [{ address: 127.0.0.1, port: ${silent.port} }]`,
+      '    health_check: { type: http, interval: 60s, timeout: 30s, path: /health }',
+      'domains:',
+      '  - { name: app.example.test, regions: [eu-west] }',
+      'logging: { level: info, format: json }',
+      'overwatch: { data_dir: ./state }',
+      '',
+    ].join('\n'));
+    const child = spawn(process.execPath, [SERVER, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = reapAfter(t, child);
+    const out = new Lines(child.stdout!);
+    const err = new Lines(child.stderr!);
+    await out.waitFor(/OpenGSLB starting/, 0, STEP_MS);
+    await silent.connected;
+    child.kill(signal);
+    const exit = await exitWithin(exited, STOP_BUDGET_MS, `after ${signal} during start-up`, { out, err });
+    assert.deepEqual(exit, { code: 0, signal: null }, err.text);
+    await out.waitFor(new RegExp(`"signal":"${signal}".*stopped during start-up`), 0, STEP_MS);
+    assert.doesNotMatch(out.text, /DNS listening|OpenGSLB running/);
+    assert.equal(existsSync(join(dir, 'state', 'opengslb.pid')), false, 'the pid file is removed');
   });
 }
 
