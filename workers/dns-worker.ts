@@ -5,6 +5,7 @@
 //   main ──{type:'snapshot', buffer}──► worker   switch between packets; reply 'attached', or 'attach-failed' and exit 1
 //   main ──{type:'signatures', batches}► worker   put RRSIGs the CPU pool made in advance into the signature cache
 //   main ──{type:'stop', graceMs}─────► worker   close sockets, finish TCP queries in flight, reply 'stopped', exit 0
+//   main ──{type:'hold', gate}────────► worker   tests only: block this thread until gate[0] ≠ 0 (a lagging worker)
 //
 // and to main: 'listening' once both sockets are bound, 'bind-failed' (then exit 1),
 // 'exception' for a bug caught at the per-packet boundary (rate-limited),
@@ -139,6 +140,9 @@ port.on('message', (msg: MainToWorker) => {
     if (ctx.cookieKeys !== null) ctx.cookieKeys = msg.keys;
   } else if (msg.type === 'stop') {
     void stop(msg.graceMs);
+  } else if (msg.type === 'hold') {
+    // Test seam: a worker that lags behind a publish (see DnsPool.holdWorker).
+    Atomics.wait(msg.gate, 0, 0);
   }
 });
 

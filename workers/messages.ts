@@ -122,4 +122,6 @@ export type MainToWorker =
   | { type: 'geo'; buffer: SharedArrayBuffer }
   /** The server-cookie keys after a rotation (current, previous, next): switch between two packets. */
   | { type: 'cookie-keys'; keys: CookieKeys }
-  | { type: 'stop'; graceMs: number };
+  | { type: 'stop'; graceMs: number }
+  /** Test seam (DnsPool.holdWorker): block this thread until gate[0] is non-zero, to lag behind a publish. */
+  | { type: 'hold'; gate: Int32Array };

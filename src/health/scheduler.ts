@@ -94,8 +94,14 @@ class TargetState {
   consecutiveSuccesses = 0;
   consecutiveFailures = 0;
   lastCheckAt: number | null = null;
-  /** Wall-clock ms at which `state` was entered (null while unknown). */
+  /** Wall-clock ms at which `state` was entered (null while unknown); for an inherited verdict, when the replaced check entered it. */
   stateSinceAt: number | null = null;
+  /**
+   * The verdict was taken over from the check this one replaced (a reload
+   * changed what is checked): it stands until this check's first result,
+   * which then decides alone, as for an unknown target.
+   */
+  inherited = false;
   lastError: string | null = null;
   lastLatencyMs: number | null = null;
   emaMs = 0;
@@ -177,7 +183,10 @@ export class HealthScheduler {
    * settings from its next probe on; removed keys stop and their in-flight
    * results are ignored; new keys start `unknown` with a first probe within
    * min(interval, 1 s), or within count / FIRST_ROUND_RATE_PER_SEC seconds when
-   * more are added at once.
+   * more are added at once. A new key that checks servers a removed key
+   * checked (a change of what is checked: path, port, type…) takes over that
+   * key's verdict and its stateSinceAt instead of starting unknown (see
+   * #inherit()); its first result then decides alone.
    * Throws RangeError when two targets share a key (group them first, see
    * groupTargets()). Does nothing after stop().
    */
@@ -194,6 +203,12 @@ export class HealthScheduler {
     // over would drop a healthy server's verdict and let the first result after
     // the reload decide alone, bypassing failure_threshold and success_threshold.
     const carried = this.#carryOver(targets, seen);
+    // Verdicts of the checks that go, by slot, for the new checks of the same servers.
+    const replaced = new Map<number, TargetState>();
+    for (const [key, t] of this.#targets) {
+      if (seen.has(key) || carried.has(t) || t.state === 'unknown') continue;
+      for (let i = 0; i < t.slots.length; i++) replaced.set(t.slots[i], t);
+    }
     for (const [key, t] of this.#targets) {
       if (!seen.has(key) && !carried.has(t)) this.#remove(t);
     }
@@ -218,7 +233,7 @@ export class HealthScheduler {
         this.#setState(t, 'unchecked', '');
         continue;
       }
-      this.#unknown++;
+      if (!this.#inherit(t, replaced)) this.#unknown++;
       t.dueMs = nowMs + this.#random() * Math.min(t.spec.intervalMs, spreadMs);
       t.windowMs = Math.max(1, Math.min(t.spec.intervalMs * START_WINDOW_SHARE, spreadMs * FIRST_WINDOW_SHARE));
       this.#push(t);
@@ -271,6 +286,44 @@ export class HealthScheduler {
       list.splice(at, 1);
     }
     return out;
+  }
+
+  /**
+   * Gives a new target the verdict of the removed targets that checked its
+   * servers (by slot), so that a reload changing what is checked neither
+   * takes a healthy server out of the answers nor shows its status without
+   * the time it holds since. Those slots keep their words (nothing is
+   * written); slots of servers new to the check stay as they are until the
+   * first result. Unchecked counts as healthy (its slots read healthy). When
+   * the verdicts differ, the target takes unhealthy, a transition for the
+   * servers that were healthy: a server is not answered on the word of
+   * another server's check. Returns false (the target starts unknown) when
+   * no slot had a verdict.
+   */
+  #inherit(t: TargetState, replaced: ReadonlyMap<number, TargetState>): boolean {
+    let healthy: TargetState | null = null;
+    let unhealthy: TargetState | null = null;
+    for (let i = 0; i < t.slots.length; i++) {
+      const old = replaced.get(t.slots[i]);
+      if (old === undefined) continue;
+      // The state holds for all of them since the latest entry.
+      if (old.state === 'unhealthy') {
+        if (unhealthy === null || (old.stateSinceAt ?? 0) > (unhealthy.stateSinceAt ?? 0)) unhealthy = old;
+      } else if (healthy === null || (old.stateSinceAt ?? 0) > (healthy.stateSinceAt ?? 0)) healthy = old;
+    }
+    const from = unhealthy ?? healthy;
+    if (from === null) return false;
+    t.inherited = true;
+    t.lastCheckAt = from.lastCheckAt;
+    t.lastError = from.lastError;
+    if (unhealthy !== null && healthy !== null) {
+      t.state = 'healthy';
+      this.#setState(t, 'unhealthy', 'check changed: servers with different verdicts now share one check');
+      return true;
+    }
+    t.state = from.state === 'unhealthy' ? 'unhealthy' : 'healthy';
+    t.stateSinceAt = from.stateSinceAt;
+    return true;
   }
 
   /** Gives a carried-over target its new key and settings; a queued probe moves to one new interval after the last start. */
@@ -375,14 +428,17 @@ export class HealthScheduler {
     t.lastCheckAt = this.#now();
     t.lastLatencyMs = result.latencyMs;
     if (this.#observer !== null) this.#observer({ key: t.key, servers: t.servers, type: t.spec.type }, result);
+    // The first result of a check that inherited its verdict decides alone, as for unknown.
+    const first = t.inherited;
+    t.inherited = false;
     if (result.ok) {
       this.counters.probes_total.ok++;
       t.consecutiveSuccesses++;
       t.consecutiveFailures = 0;
-      if (t.state === 'unknown') this.#setState(t, 'healthy', 'ok');
+      if (t.state === 'unknown' || (first && t.state === 'unhealthy')) this.#setState(t, 'healthy', 'ok');
       else if (t.state === 'unhealthy' && t.consecutiveSuccesses >= t.spec.successThreshold) {
         this.#setState(t, 'healthy', `${t.consecutiveSuccesses} successes in a row`);
-      }
+      } else if (first) this.#sink.setHealth(t.slots, HEALTH_HEALTHY); // servers new to this check: their first verdict
       t.emaMs = t.samples === 0 ? result.latencyMs : t.spec.emaAlpha * result.latencyMs + (1 - t.spec.emaAlpha) * t.emaMs;
       t.samples++;
       this.#sink.setLatency(t.slots, Math.round(t.emaMs * 1000), t.samples);
@@ -392,9 +448,9 @@ export class HealthScheduler {
       t.consecutiveFailures++;
       t.consecutiveSuccesses = 0;
       t.lastError = result.reason;
-      if (t.state === 'unknown' || (t.state === 'healthy' && t.consecutiveFailures >= t.spec.failureThreshold)) {
+      if (t.state === 'unknown' || (t.state === 'healthy' && (first || t.consecutiveFailures >= t.spec.failureThreshold))) {
         this.#setState(t, 'unhealthy', result.reason);
-      }
+      } else if (first) this.#sink.setHealth(t.slots, HEALTH_UNHEALTHY);
     }
     // Anchor on the start, not the end, so the period does not drift by the
     // probe's own duration; a probe slower than its interval runs again at once.
@@ -465,9 +521,9 @@ export class HealthScheduler {
     }
   }
 
-  /** Sends the current verdict and latency of a target to its (new) slots. */
+  /** Sends the current verdict and latency of a target to its (new) slots; an inherited verdict waits for the first result. */
   #reReport(t: TargetState): void {
-    if (t.state === 'unknown') return;
+    if (t.state === 'unknown' || t.inherited) return;
     this.#sink.setHealth(t.slots, t.state === 'unhealthy' ? HEALTH_UNHEALTHY : HEALTH_HEALTHY);
     if (t.samples > 0) this.#sink.setLatency(t.slots, Math.round(t.emaMs * 1000), t.samples);
     if (t.state === 'healthy' && t.lastCheckAt !== null) this.#sink.setLastUp(t.slots, Math.floor(t.lastCheckAt / 1000));

@@ -53,6 +53,8 @@ export interface DnsPoolOptions {
 
 interface Slot {
   worker: Worker | null;
+  /** The oldest generation its worker may still serve: the one it started on, then the last it confirmed. */
+  generation: number;
   startedAt: number;
   crashes: number;
   timer: NodeJS.Timeout | null;
@@ -107,6 +109,8 @@ export class DnsPool extends EventEmitter {
   #started = false;
   /** Publishes waiting for every worker's 'attached' acknowledgement. */
   readonly #acks = new Set<{ generation: number; pending: Set<number>; failed: number[]; done: () => void }>();
+  /** whenServing() callers, each waiting until no running worker serves a generation older than its own. */
+  #serving: { generation: number; resolve: () => void }[] = [];
   /** Total restarts since start, for metrics. */
   restarts = 0;
   /** Bytes the receive buffer of the UDP socket last bound was granted; 0 before start. */
@@ -156,7 +160,7 @@ export class DnsPool extends EventEmitter {
   async start(): Promise<void> {
     const started: Promise<void>[] = [];
     for (let i = 0; i < this.#options.workers; i++) {
-      this.#slots.push({ worker: null, startedAt: 0, crashes: 0, timer: null, reclaimed: Promise.resolve() });
+      this.#slots.push({ worker: null, generation: this.#generation, startedAt: 0, crashes: 0, timer: null, reclaimed: Promise.resolve() });
       this.udpIo.push({ path: '', reason: '' });
       started.push(this.#spawn(i));
     }
@@ -194,6 +198,7 @@ export class DnsPool extends EventEmitter {
     const worker = createWorker(WORKER_URL, { workerData: data, name: `dns-${i}` });
     const slot = this.#slots[i];
     slot.worker = worker;
+    slot.generation = this.#generation;
     slot.startedAt = Date.now();
     const generationAtSpawn = this.#generation;
     const geoAtSpawn = this.#geoVersion;
@@ -212,7 +217,9 @@ export class DnsPool extends EventEmitter {
         } else if (msg.type === 'bind-failed') {
           bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${formatAddress(o.host, o.port)}: ${msg.code} (${msg.message})`);
         } else if (msg.type === 'attached') {
+          if (slot.worker === worker && msg.generation > slot.generation) slot.generation = msg.generation;
           this.#acknowledge(msg.index, msg.generation);
+          this.#checkServing();
         } else if (msg.type === 'attach-failed') {
           // The worker exits next, and its exit restarts it on the newest snapshot.
           this.#attachFailed(msg.index, msg.generation);
@@ -233,6 +240,8 @@ export class DnsPool extends EventEmitter {
         slot.reclaimed = reclaimColumnSoon(this.tcpClients, i);
         // A dead worker will never acknowledge a publish; don't wait for it.
         this.#forget(i);
+        // Nor does it read anything any more; its replacement starts on the newest snapshot.
+        this.#checkServing();
         if (!listening) reject(bindError ?? new OpenGslbError('OPENGSLB_ERR_WORKER_START', `DNS worker ${i} exited with code ${code} before it was listening`));
         // During the first start a failure fails start(); afterwards every
         // exit, a failed re-bind included, is retried with backoff.
@@ -295,6 +304,47 @@ export class DnsPool extends EventEmitter {
       ack.pending.delete(index);
       if (ack.pending.size === 0) ack.done();
     }
+  }
+
+  /**
+   * Resolves once no running worker can still serve a snapshot older than
+   * `generation`: each has confirmed it (or a later one), has exited (its
+   * replacement starts on the newest), or started on it. Unlike publish(),
+   * it has no timeout: a worker that lags holds it until it switches or
+   * dies. Resolves at stop(). Never rejects.
+   */
+  whenServing(generation: number): Promise<void> {
+    if (this.#stopping || this.#oldestServed() >= generation) return Promise.resolve();
+    return new Promise((resolve) => this.#serving.push({ generation, resolve }));
+  }
+
+  /** The oldest generation a running worker may serve (Infinity with none running). */
+  #oldestServed(): number {
+    let oldest = Infinity;
+    for (const slot of this.#slots) if (slot.worker !== null && slot.generation < oldest) oldest = slot.generation;
+    return oldest;
+  }
+
+  #checkServing(): void {
+    if (this.#serving.length === 0) return;
+    const oldest = this.#stopping ? Infinity : this.#oldestServed();
+    const waiting = this.#serving;
+    this.#serving = [];
+    for (const w of waiting) {
+      if (w.generation <= oldest) w.resolve();
+      else this.#serving.push(w);
+    }
+  }
+
+  /**
+   * Test seam: blocks worker `index`'s thread (no packet, no message is
+   * handled) until `gate[0]` is set non-zero and notified, so a test can make
+   * it lag behind a publish. `gate` must be an Int32Array over a
+   * SharedArrayBuffer. Does nothing when the worker is not running.
+   */
+  holdWorker(index: number, gate: Int32Array): void {
+    const worker = this.#slots[index]?.worker;
+    if (worker) this.#send(worker, { type: 'hold', gate });
   }
 
   /**
@@ -376,6 +426,7 @@ export class DnsPool extends EventEmitter {
    */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
+    this.#checkServing();
     const waits: Promise<unknown>[] = [];
     for (const slot of this.#slots) {
       if (slot.timer) clearTimeout(slot.timer);

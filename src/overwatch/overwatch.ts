@@ -320,7 +320,8 @@ export class Overwatch {
     const serials = new ZoneSerials(store, logger.child({ component: 'state' }));
     const snapshot = compileSnapshot(view, { generation: 1, serial: 1, serials: await serials.serialsFor(view), ...(keyring ? { dnskeys: keyring.dnskeys() } : {}) });
     const fresh = registry.takeFreshSlots();
-    registry.commit(view);
+    // No worker runs yet: anything released is free at once, with fresh words.
+    registry.freeSlots(registry.commit(view));
     const fanout = new HealthFanout(createLiveSlots(Math.max(256, registry.slotHighWater * 2)), registry);
     fanout.setMembers(snapshot.members);
     const lastUp = new LastUpJournal(store, logger);
@@ -927,17 +928,27 @@ export class Overwatch {
     this.#snapshot = snapshot;
     const outcome = await this.pool.publish(snapshot.buffer, snapshot.generation, live, 2000, workerDnssecOf(this.#keyring, snapshot, this.#config));
     this.#presignSoon();
-    // Only now, with every worker on the new snapshot, do released slots go
-    // back to unknown; doing it earlier would take them out of the old
-    // snapshot's answers while workers still serve it.
-    for (const slot of this.registry.commit(view)) {
+    // Released slots go back to unknown, and may be handed to new servers,
+    // only once every worker is on the new snapshot: a worker that had not
+    // confirmed it in time (outcome.lagging) still answers the old one's
+    // servers from those words. Waited for apart, so later publishes do not
+    // wait for a lagging worker; until then the slots are nobody's.
+    const released = this.registry.commit(view);
+    if (released.length > 0) void this.pool.whenServing(snapshot.generation).then(() => this.#resetReleased(released));
+    this.#settle(view.version);
+    if (keysTaken) this.#scheduleKeySwitch();
+    return outcome;
+  }
+
+  /** Resets the words of slots no worker reads any more (the live buffer now served) and lets the registry hand them out again. */
+  #resetReleased(slots: readonly number[]): void {
+    const live = this.#live;
+    for (const slot of slots) {
       storeHealth(live, slot, HEALTH_UNKNOWN);
       writeLatency(live, slot, 0, 0);
       writeLastUp(live, slot, 0);
     }
-    this.#settle(view.version);
-    if (keysTaken) this.#scheduleKeySwitch();
-    return outcome;
+    this.registry.freeSlots(slots);
   }
 
   /** Resolves the whenPublished() callers whose version is now served (all of them at stop). */

@@ -11,7 +11,8 @@
 //                                               view() ─┴─► RegistryView ──► compileSnapshot() ──► publish
 //                                                                                                   │
 //                                               commit(view) ◄──────────────────────────────────────┘
-//                                               (releases slots nothing serves any more)
+//                                               (releases slots nothing serves any more;
+//                                                freeSlots() once no worker reads them)
 //
 // A view is what one snapshot is compiled from: the zones and domains, and per
 // domain its members (server + the domain's own member slot) in priority
@@ -505,7 +506,9 @@ export class Registry extends EventEmitter {
   /**
    * Records `view` as the one now served (its snapshot is published) and
    * releases the slots that neither it nor the registry holds any more.
-   * Returns the released slot ids: the caller resets their words.
+   * Returns the released slot ids: no new key gets one of them until
+   * freeSlots() is called with it, which the caller does once no worker can
+   * read them any more and their words are reset.
    */
   commit(view: RegistryView): number[] {
     const answered = new Set<string>();
@@ -530,6 +533,11 @@ export class Registry extends EventEmitter {
     const keep = new Set(view.slotKeys);
     for (const key of this.#servers.keys()) keep.add(key);
     return this.#slots.retain(keep);
+  }
+
+  /** Lets new keys reuse slots commit() released (their words reset, no worker reading them). */
+  freeSlots(slots: readonly number[]): void {
+    this.#slots.free(slots);
   }
 
   /** Slots allocated since the last call (new servers and members), for their first health word. */

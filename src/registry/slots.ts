@@ -2,7 +2,7 @@
 // server's (or a domain's member's) words in the live slots. The registry
 // (./registry.ts) owns the one allocator; a key keeps its slot until the
 // registry releases it, so health state and latency history survive
-// snapshot rebuilds.
+// snapshot rebuilds, and a released slot is reused only once freed.
 
 /** Hands out slot ids, reusing freed ones; the live slots are sized from `capacity`. */
 export class SlotAllocator {
@@ -34,17 +34,26 @@ export class SlotAllocator {
     return fresh;
   }
 
-  /** Releases every slot whose key is not in `keep`; returns the released slot ids. */
+  /**
+   * Releases every slot whose key is not in `keep` and returns the released
+   * ids. A released id is not handed out again until free() is given it: a
+   * worker still on an older snapshot may read it meanwhile, and must not
+   * read another key's state there.
+   */
   retain(keep: ReadonlySet<string>): number[] {
     const released: number[] = [];
     for (const [key, slot] of this.#byKey) {
       if (!keep.has(key)) {
         this.#byKey.delete(key);
-        this.#free.push(slot);
         released.push(slot);
       }
     }
     return released;
+  }
+
+  /** Makes ids that retain() released available to new keys again. */
+  free(slots: readonly number[]): void {
+    for (let i = 0; i < slots.length; i++) this.#free.push(slots[i]);
   }
 
   /** The number of slot ids handed out so far (the high-water mark). */

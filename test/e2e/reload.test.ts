@@ -385,6 +385,49 @@ test('a reload keeps the health of servers that stay, checks added ones at once,
   assert.deepEqual(await addressesOf(overwatch.port), [added.address], 'the last good config still serves');
 });
 
+test('a reload that changes what a check does keeps each server answered with its verdict and its status_since until the new check has a result', posixOnly, async (t) => {
+  const up = await httpBackend(t, 200);
+  const down = await httpBackend(t, 500);
+  const region = (path: string): string[] => [
+    'regions:',
+    '  - name: pool',
+    `    health_check: { type: http, path: ${path}, interval: 5s, timeout: 2s, failure_threshold: 1, success_threshold: 1 }`,
+    `    servers: [{ address: ${up.address}, port: ${up.port} }, { address: ${down.address}, port: ${down.port} }]`,
+    'domains:',
+    '  - { name: app.example.test, regions: [pool], max_answers: 4 }',
+  ];
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': region('/health') }, 0o600);
+  const { overwatch, reloader } = await startInProcess(t, join(dir, 'main.yaml'));
+  const rowOf = (b: { address: string }) => overwatch.servers().find((s) => s.address === b.address);
+  const before = { up: rowOf(up), down: rowOf(down) };
+  assert.deepEqual([before.up?.status, before.down?.status], ['healthy', 'unhealthy']);
+  assert.ok(before.up?.status_since !== null && before.down?.status_since !== null);
+
+  // The new check's first answers are held back: until they come, the old verdicts stand.
+  up.delayMs = 1500;
+  down.delayMs = 1500;
+  await writeTree(dir, { 'conf.d/app.yaml': region('/ready') }, 0o600);
+  const outcome = await reloader.request();
+  assert.equal(outcome.result, 'success', outcome.message);
+  assert.deepEqual(await addressesOf(overwatch.port), [up.address], 'the healthy server is still answered, the failing one still is not');
+  for (const [name, b] of [['up', up], ['down', down]] as const) {
+    const row = rowOf(b);
+    assert.equal(row?.status, before[name]?.status, `${name}: status kept`);
+    assert.equal(row?.status_since, before[name]?.status_since, `${name}: a known status always says since when (${JSON.stringify(row)})`);
+  }
+  assert.deepEqual(overwatch.healthStatus().map((s) => s.state).sort(), ['healthy', 'unhealthy']);
+
+  // The new check's first result decides alone: the failing server's new path answers 200.
+  down.status = 200;
+  const changedAt = Date.now();
+  while (rowOf(down)?.status !== 'healthy') {
+    assert.ok(Date.now() - changedAt < 5000, `the new check's first result did not decide: ${JSON.stringify(rowOf(down))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.notEqual(rowOf(down)?.status_since, before.down?.status_since, 'the verdict changed: status_since moves');
+  assert.equal(rowOf(up)?.status_since, before.up?.status_since, 'the healthy server never left healthy');
+});
+
 /**
  * A self-signed certificate with a 512-bit RSA key, and the key (PEM): both
  * parse and belong together, but OpenSSL refuses to build a TLS context from

@@ -445,7 +445,7 @@ test('update() keeps state, counters and EMA for unchanged keys, re-reports them
   assert.deepEqual(sink.calls, []);
 });
 
-test('a reload that changes only interval, timeout or thresholds keeps the verdict and counts; a change of what is checked starts over', async (t) => {
+test('a reload that changes only interval, timeout or thresholds keeps the verdict and counts; a change of what is checked keeps the verdict until its first result', async (t) => {
   const probe = new StandInProbe();
   probe.script('10.0.0.1', [OK, fail('status 503')]);
   const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
@@ -463,9 +463,65 @@ test('a reload that changes only interval, timeout or thresholds keeps the verdi
   assert.equal(scheduler.status()[0].state, 'healthy');
   assert.deepEqual(sink.health(), [], 'no verdict written: the server never left healthy');
 
-  // Another path is another check: its verdict starts over.
-  scheduler.update([target({ ...faster, path: '/ready' }, [0])]);
-  assert.deepEqual(scheduler.status().map((s) => s.state), ['unknown']);
+  // Another path is another check: the server keeps its verdict and the time
+  // it holds since (nothing is written), until the new check's first result decides alone.
+  const since = scheduler.status()[0].stateSinceAt;
+  assert.notEqual(since, null);
+  sink.calls.length = 0;
+  const ready = { ...faster, path: '/ready', intervalMs: 60_000 };
+  scheduler.update([target(ready, [0])]);
+  probe.script('10.0.0.1', ['hang']);
+  const calls = probe.callsOf('10.0.0.1');
+  const [changed] = scheduler.status();
+  assert.deepEqual([changed.key, changed.state, changed.stateSinceAt, changed.consecutiveFailures], [targetKey(ready), 'healthy', since, 0]);
+  assert.equal(scheduler.unknownCount, 0, 'readiness is not lost by a reload');
+  assert.deepEqual(sink.calls, []);
+  await until(probe, 'call', () => probe.callsOf('10.0.0.1') === calls + 1);
+  probe.releaseAll(); // the hanging probe passes: still healthy, since unchanged
+  await sink.waitFor((c) => c.kind === 'health');
+  assert.deepEqual(sink.health(), [[[0], HEALTH_HEALTHY]]);
+  assert.deepEqual([scheduler.status()[0].state, scheduler.status()[0].stateSinceAt], ['healthy', since]);
+
+  // A change again, and the new check's first result is a failure: down at once, below failure_threshold.
+  sink.calls.length = 0;
+  scheduler.update([target({ ...ready, path: '/live', intervalMs: 20 }, [0])]);
+  probe.script('10.0.0.1', [fail('status 404')]);
+  await sink.waitFor((c) => c.kind === 'health');
+  assert.deepEqual(sink.health(), [[[0], HEALTH_UNHEALTHY]]);
+  assert.equal(scheduler.status()[0].state, 'unhealthy');
+});
+
+test('a changed check shared by servers with different verdicts takes unhealthy; servers new to it wait for its first result', async (t) => {
+  const probe = new StandInProbe((address) => (address === '10.0.0.9' ? 'hang' : address === '10.0.0.2' ? fail('status 503') : OK));
+  const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
+  const a = makeSpec({ address: '10.0.0.1', intervalMs: 60_000 });
+  const b = makeSpec({ address: '10.0.0.2', intervalMs: 60_000 });
+  scheduler.update([target(a, [0]), target(b, [1]), target(makeSpec({ address: '10.0.0.3', type: 'none' }), [2])]);
+  await scheduler.firstRound();
+  sink.calls.length = 0;
+
+  // Slots 0 (healthy) and 1 (unhealthy) now share one check: not answered on the other's word.
+  // Slot 2 was unchecked (answered) and slot 5 is a new server; both now share another check.
+  const shared = makeSpec({ address: '10.0.0.9', intervalMs: 60_000 });
+  const other = makeSpec({ address: '10.0.0.9', port: 2, intervalMs: 60_000 });
+  scheduler.update([target(shared, [0, 1]), target(other, [2, 5])]);
+  const [mixed, fromUnchecked] = scheduler.status();
+  assert.equal(mixed.state, 'unhealthy');
+  assert.deepEqual(sink.health(), [[[0, 1], HEALTH_UNHEALTHY]], 'only the mixed check writes a verdict');
+  assert.equal(fromUnchecked.state, 'healthy', 'an unchecked server stays answered until its new check has a result');
+  assert.equal(scheduler.unknownCount, 0);
+
+  sink.calls.length = 0;
+  await until(probe, 'call', () => probe.callsOf('10.0.0.9') === 2);
+  probe.releaseAll();
+  await sink.waitFor((c) => c.kind === 'health' && c.slots.includes(5));
+  assert.deepEqual(
+    sink.health().sort((x, y) => x[0][0] - y[0][0]),
+    [
+      [[0, 1], HEALTH_HEALTHY],
+      [[2, 5], HEALTH_HEALTHY],
+    ],
+  );
 });
 
 test('update() stops removed targets: their probe in flight is aborted, nothing more is probed or reported', async (t) => {

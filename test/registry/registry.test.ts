@@ -155,6 +155,12 @@ describe('the registry', () => {
     r.applyConfig(without);
     const released = r.commit(r.view());
     assert.ok(released.includes(idle.slot), `slot ${idle.slot} released: ${released.join(', ')}`);
+    // Released is not free: a worker still on the old snapshot may read it, so nobody else gets it until freeSlots().
+    const early = r.addServer(spec('192.0.2.91', { source: 'agent' }));
+    assert.ok(!released.includes(early.slot), `slot ${early.slot} is not a released one (${released.join(', ')})`);
+    r.freeSlots(released);
+    const late = r.addServer(spec('192.0.2.92', { source: 'agent' }));
+    assert.ok(released.includes(late.slot), `once freed, slot ${late.slot} is reused (${released.join(', ')})`);
   });
 
   test('decides authority in one place: an override of the domain, else the server’s own check', () => {
