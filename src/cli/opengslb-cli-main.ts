@@ -10,9 +10,10 @@ import { setDefaultCACertificates } from 'node:tls';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { ApiClient, CliFailure } from './admin/client.ts';
 import { FlagError, parseFlags } from './args.ts';
+import { dropOutputToClosedPipes } from './closed-pipe.ts';
 import type { Command, Values } from './admin/command.ts';
 import { COMMANDS, GROUPS, UsageError } from './admin/commands.ts';
-import { cliConfigPath, DEFAULT_API, loadCliFile, parseTimeout, resolveApis } from './admin/endpoints.ts';
+import { cliConfigPath, DEFAULT_API, loadCliFile, parseTimeout, resolveApis, tokenProblem } from './admin/endpoints.ts';
 import { CONFIG_VALIDATE_SUMMARY, CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
 import { packageVersion } from './opengslb-main.ts';
 
@@ -109,6 +110,7 @@ const processOutput: Output = { out: (s) => process.stdout.write(s), err: (s) =>
 
 /** Runs one command and returns the process exit code. */
 export async function main(argv: readonly string[], io: Output = processOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (io === processOutput) dropOutputToClosedPipes();
   const { words, rest } = splitCommand(argv);
   const name = words.join(' ');
   const wantsHelp = rest.includes('--help') || rest.includes('-h');
@@ -155,6 +157,9 @@ export async function main(argv: readonly string[], io: Output = processOutput, 
     const file = loadCliFile(cliConfigPath(typeof values['cli-config'] === 'string' ? values['cli-config'] : undefined, env) ?? { path: '', required: false, from: '' });
     const apis = resolveApis((values.api as unknown as string[] | undefined) ?? [], env, file);
     const tokenText = typeof values.token === 'string' ? values.token : (tokenFromEnv(env) ?? file?.token ?? undefined);
+    // cli.yaml's token was checked where it was read, with its position.
+    const badToken = tokenText ? tokenProblem(tokenText) : null;
+    if (badToken !== null) throw new UsageError(`${typeof values.token === 'string' ? '--token' : env.OPENGSLB_API_TOKEN ? '$OPENGSLB_API_TOKEN' : '$OPENGSLB_TOKEN'}: ${badToken}`);
     const timeoutMs = parseTimeout(typeof values.timeout === 'string' ? values.timeout : (file?.timeout ?? DEFAULT_TIMEOUT), '--timeout');
     if (typeof values['ca-file'] === 'string') {
       if (!apis.some((a) => a.startsWith('https:'))) throw new UsageError(`--ca-file is for an https:// API, but the API is ${apis.join(', ')}`);

@@ -17,6 +17,7 @@ import { LmdbStore, type StateStore } from '../state/store.ts';
 import type { MetricsListener } from '../metrics/server.ts';
 import { ConfigReloader, type ReloadTarget } from '../overwatch/reload.ts';
 import { FlagError, parseFlags } from './args.ts';
+import { dropOutputToClosedPipes } from './closed-pipe.ts';
 import { shutdownOnce } from './shutdown.ts';
 import { CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
 
@@ -84,6 +85,7 @@ function fail(message: string, code: number): never {
 /** Runs the server until a signal stops it. Never returns normally on failure: it exits with the code above. */
 export async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === 'config') {
+    dropOutputToClosedPipes();
     if (argv[1] !== 'validate') fail(`unknown command "${argv.slice(0, 2).join(' ')}"\n${USAGE}`, 2);
     process.exitCode = await runConfigValidate('opengslb', argv.slice(2), { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
     return;
@@ -95,6 +97,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (!(err instanceof FlagError)) throw err;
     fail(`${err.message}\n${USAGE}`, 2);
   }
+  if (values.help || values.version) dropOutputToClosedPipes();
   if (values.help) {
     process.stdout.write(USAGE + '\n');
     return;

@@ -29,8 +29,8 @@ const REGION_NAME_TEXT = 'a region name of letters, digits, ".", "_" and "-" suc
 
 /** Region names are referenced from domains; one rule for both places. */
 /** api.token: printable ASCII without spaces (RFC 9110 field-value characters a browser's fetch() sends as they are). */
-const API_TOKEN_PATTERN = '^[\\x21-\\x7e]+$';
-const API_TOKEN_TEXT = 'printable ASCII characters without spaces (as "openssl rand -hex 32" makes), what an Authorization header carries from any client';
+export const API_TOKEN_PATTERN = '^[\\x21-\\x7e]+$';
+export const API_TOKEN_TEXT = 'printable ASCII characters without spaces (as "openssl rand -hex 32" makes), what an Authorization header carries from any client';
 
 function regionName(doc: string) {
   return str({ doc, pattern: REGION_NAME_PATTERN, patternText: REGION_NAME_TEXT, maxLength: 63, required: true });

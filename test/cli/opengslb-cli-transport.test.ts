@@ -11,6 +11,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { CLI, run } from '../helpers/child.ts';
 
 interface Seen {
@@ -417,4 +418,44 @@ test('sends an agent id or region carrying "/", "?" and "#" as one encoded path 
     'GET /api/v1/overrides/region/eu%2Fwest%3Fx%23y',
     'DELETE /api/v1/overrides/region/eu%2Fwest%3Fx%23y',
   ]);
+});
+
+test('a reader that closes the pipe early (| head, | grep -q) ends the command quietly with its own exit status, not an EPIPE stack trace', async (t) => {
+  // The answer comes after the reader is gone, as when `head -1` has its line or `grep -q` its match.
+  const api = await apiStandIn(t, (req, res) => setTimeout(() => json(200, { overrides: [OVERRIDE] })(req, res), 300));
+  for (const args of [['overrides', 'list'], ['overrides', 'list', '--json'], ['overrides', 'list', '--api', 'http://127.0.0.1:1']]) {
+    const child = spawn(process.execPath, [CLI, ...args, '--api', api.url], { stdio: ['ignore', 'pipe', 'pipe'], env: env() });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.doesNotMatch(stderr, /EPIPE|Unhandled|node:events/, `${args.join(' ')}: ${stderr}`);
+    // Two --api: the first refuses, the second answers; the note about it goes to stderr, which is still open.
+    if (args.includes('http://127.0.0.1:1')) assert.match(stderr, /asking the next API/);
+    else assert.equal(stderr, '');
+    assert.equal(code, 0, `${args.join(' ')}: ${stderr}`);
+  }
+});
+
+test('a token no Authorization header can carry is refused where it came from, without quoting it and without sending anything', async (t) => {
+  const api = await apiStandIn(t, json(200, { cidr: '10.0.0.0/8', region: 'eu', comment: null, source: 'x', created_at: null, active: false }));
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-cli-yaml-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'cli.yaml');
+  // A folded block keeps the line break at its end only; a literal one with two lines keeps the inner one too.
+  await writeFile(file, `apis: [${api.url}]\ntoken: |\n  first-half-of-the-token\n  second-half-0123456789\n`, { mode: 0o600 });
+  const cases: { args: string[]; env: Record<string, string>; code: number; message: RegExp; secret: string }[] = [
+    { args: ['--token', 'sécret-token-0123456789', '--api', api.url], env: {}, code: 2, message: /^opengslb-cli geo mappings remove: --token: the token's character 2 \(of 23\) is not ASCII, expected printable ASCII characters without spaces/, secret: 'cret-token' },
+    { args: ['--api', api.url], env: { OPENGSLB_API_TOKEN: 'line-one-token\nline-two-0123456789' }, code: 2, message: /^opengslb-cli geo mappings remove: \$OPENGSLB_API_TOKEN: the token's character 15 \(of 34\) is a line break/, secret: 'line-one' },
+    { args: ['--api', api.url], env: { OPENGSLB_TOKEN: 'two words-0123456789' }, code: 2, message: /^opengslb-cli geo mappings remove: \$OPENGSLB_TOKEN: the token's character 4 \(of 20\) is a space/, secret: 'words-01' },
+    { args: ['--cli-config', file], env: {}, code: 1, message: new RegExp(`^opengslb-cli: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:1: token: the token's character 24 \\(of 47\\) is a line break`), secret: 'half-of' },
+  ];
+  for (const c of cases) {
+    const r = await run(CLI, ['geo', 'mappings', 'remove', '10.0.0.0/8', ...c.args], { env: env(c.env) });
+    assert.equal(r.code, c.code, r.stderr);
+    assert.match(r.stderr, c.message);
+    assert.ok(!r.stderr.includes(c.secret), `the token is not printed: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /cannot reach/);
+  }
+  assert.deepEqual(api.seen, [], 'nothing was sent');
 });

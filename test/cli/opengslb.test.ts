@@ -7,7 +7,7 @@
 import { GEOIP_ATTRIBUTION } from '../../src/geo/attribution.ts';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
@@ -193,6 +193,20 @@ test('prints the usage on stdout for --help and exits 0', async () => {
   assert.match(r.stdout, /^usage: opengslb /);
   assert.match(r.stdout, /--config FILE/);
   assert.equal(r.stderr, '');
+});
+
+test('--version, --help and config validate into a pipe the reader closed (| head, | grep -q) exit with their own status, without an EPIPE stack trace', async (t) => {
+  const dir = await tempDir(t);
+  const file = await writeConfig(dir, 'good.yaml', goodConfig());
+  for (const args of [['--version'], ['--help'], ['config', 'validate', file]]) {
+    const child = spawn(process.execPath, [SERVER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(stderr, '', args.join(' '));
+    assert.equal(code, 0, `${args.join(' ')}: ${stderr}`);
+  }
 });
 
 test('exits 2 with the usage on stderr for an unknown flag', async () => {

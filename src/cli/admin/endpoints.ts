@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
+import { API_TOKEN_PATTERN, API_TOKEN_TEXT } from '../../config/definition.ts';
 import { formatDuration, parseDuration } from '../../config/duration.ts';
 import { CliFailure } from './client.ts';
 import { UsageError } from './usage-error.ts';
@@ -67,6 +68,25 @@ export function parseTimeout(text: string, from: string): number {
   if (!(ms > 0)) throw new UsageError(`${from}: "${text}" must be longer than 0`);
   if (ms > MAX_TIMEOUT_MS) throw new UsageError(`${from}: "${text}" is longer than ${formatDuration(MAX_TIMEOUT_MS)}, expected at most ${formatDuration(MAX_TIMEOUT_MS)}`);
   return ms;
+}
+
+/**
+ * Says what keeps `token` from being sent as `Authorization: Bearer TOKEN`,
+ * or null when nothing does. The server's api.token is printable ASCII
+ * without spaces (config/definition.ts API_TOKEN_PATTERN), and fetch refuses
+ * a header with a line break or a character above U+00FF with a message
+ * that quotes the whole header: the problem is named by position and kind,
+ * never by quoting the token.
+ */
+export function tokenProblem(token: string): string | null {
+  if (new RegExp(API_TOKEN_PATTERN).test(token)) return null;
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (c >= 0x21 && c <= 0x7e) continue;
+    const what = c === 0x20 ? 'a space' : c === 0x0a || c === 0x0d ? 'a line break' : c < 0x20 || c === 0x7f ? 'a control character' : 'not ASCII';
+    return `the token's character ${i + 1} (of ${token.length}) is ${what}, expected ${API_TOKEN_TEXT}`;
+  }
+  return null;
 }
 
 /** Where cli.yaml is read from, and whether it must exist; null: no file to read. */
@@ -132,7 +152,10 @@ export function loadCliFile(where: { readonly path: string; readonly required: b
       throw new CliFailure(`${at(rangeOf('timeout'))}: ${(err as Error).message}`, 1);
     }
   }
-  return { path: where.path, apis, token: (map.token as string | undefined) || null, timeout };
+  const token = (map.token as string | undefined) || null;
+  const badToken = token === null ? null : tokenProblem(token);
+  if (badToken !== null) throw new CliFailure(`${at(rangeOf('token'))}: token: ${badToken}`, 1);
+  return { path: where.path, apis, token, timeout };
 }
 
 /** The endpoints: --api (each), else $OPENGSLB_API (comma-separated), else the file's apis, else the default. Duplicates are dropped. */
