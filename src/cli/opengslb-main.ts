@@ -8,7 +8,7 @@ import { ConfigError } from '../config/load.ts';
 import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { Config } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { createLogger, type Logger } from '../log/logger.ts';
+import { createLogger, dropLogOnStreamError, type Logger } from '../log/logger.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { GEOIP_ATTRIBUTION } from '../geo/attribution.ts';
 import { Overwatch } from '../overwatch/overwatch.ts';
@@ -162,6 +162,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const mode = config.mode;
 
   logger = createLogger(config.logging);
+  dropLogOnStreamError(process.stdout);
   logger.info({ version: packageVersion(), node: process.version, config: config.source, files: files.length, mode }, 'OpenGSLB starting');
   if (mode === 'agent') {
     const { runAgent } = await import('./agent-main.ts');

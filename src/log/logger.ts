@@ -44,3 +44,22 @@ export function createLogger(config: LoggingConfig, destination: NodeJS.Writable
   if (config.format === 'text') return pino(options, textStream(destination));
   return pino(options, destination as unknown as pino.DestinationStream);
 }
+
+/**
+ * Keeps the running server up when its log stream fails: the reader of a
+ * pipe goes away (`opengslb | tee` with tee killed, a log shipper restarted)
+ * and Node emits EPIPE on the stream, which without a listener ends the
+ * process. Answering DNS matters more than the log: the rest of the log is
+ * dropped, and stderr says so once for each kind of error (when it can; an
+ * error writing that is ignored too).
+ */
+export function dropLogOnStreamError(stream: NodeJS.WritableStream, report: NodeJS.WritableStream = process.stderr): void {
+  const told = new Set<string>();
+  if (report !== stream && report.listenerCount('error') === 0) report.on('error', () => {});
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    const code = err.code ?? err.message;
+    if (told.has(code)) return;
+    told.add(code);
+    report.write(`opengslb: the log stream failed (${code}: ${err.message}); log lines are dropped from now on, DNS goes on serving\n`);
+  });
+}

@@ -365,6 +365,21 @@ for (const c of [
   });
 }
 
+test('keeps answering DNS when the reader of its log stream goes away (opengslb | tee, tee killed): logs are dropped, stderr says so once', posixOnly, async (t) => {
+  const s = await startServer(t, goodConfig({ workers: 1 }));
+  // The pipe's reader closes it: the next log lines meet EPIPE.
+  s.child.stdout!.destroy();
+  for (let i = 0; i < 3; i++) {
+    s.child.kill('SIGHUP');
+    await delay(300);
+  }
+  assert.equal(s.child.exitCode, null, `still running; stderr:\n${s.err.text}`);
+  assert.deepEqual(await askApp(s.port), { data: '192.0.2.10', ttl: 30 });
+  const said = s.err.lines.filter((l) => /log stream/.test(l));
+  assert.equal(said.length, 1, s.err.text);
+  assert.match(said[0], /EPIPE.*dropped/);
+});
+
 /** A loopback TCP listener that accepts and never answers; `connected` resolves at the first connection. Closed after the test. */
 async function silentListener(t: TestContext): Promise<{ port: number; connected: Promise<void> }> {
   const sockets = new Set<net.Socket>();
