@@ -71,20 +71,32 @@ export function allowlistFor(networks: readonly string[]): Allowlist {
 
 /**
  * Finds the address a request comes from: the socket peer, or with
- * `trustProxy` the first X-Forwarded-For element (the original client, as the
- * first proxy saw it), else X-Real-IP, else the peer. A proxy header that is not
- * an IP literal is an error, never a fallback to the peer: the peer is then the
- * proxy, which is likely allowed, and falling back would let anyone in.
+ * `trustProxy` the address the proxy in front of us saw: the last
+ * X-Forwarded-For element (the one that proxy added; every element before it
+ * came from the client, which can write anything there) and X-Real-IP, which
+ * must agree when both are sent (a proxy that sets one passes the other on as
+ * the client wrote it); without either header the peer. A proxy header that is
+ * not an IP literal is an error, never a fallback to the peer: the peer is
+ * then the proxy, which is likely allowed, and falling back would let anyone in.
  */
 export function findClientAddress(peer: string | undefined, headers: IncomingHttpHeaders, trustProxy: boolean): ClientAddress {
   if (trustProxy) {
     const forwarded = headers['x-forwarded-for'];
-    if (typeof forwarded === 'string' && forwarded !== '') {
-      const comma = forwarded.indexOf(',');
-      return fromText((comma < 0 ? forwarded : forwarded.slice(0, comma)).trim(), 'the first X-Forwarded-For element');
-    }
     const real = headers['x-real-ip'];
-    if (typeof real === 'string' && real !== '') return fromText(real.trim(), 'X-Real-IP');
+    let fromForwarded: ClientAddress | null = null;
+    if (typeof forwarded === 'string' && forwarded !== '') {
+      // Node joins repeated X-Forwarded-For headers with ", ", so the last element is still the nearest proxy's.
+      fromForwarded = fromText(forwarded.slice(forwarded.lastIndexOf(',') + 1).trim(), 'the last X-Forwarded-For element');
+      if ('error' in fromForwarded) return fromForwarded;
+    }
+    if (typeof real === 'string' && real !== '') {
+      const fromReal = fromText(real.trim(), 'X-Real-IP');
+      if ('error' in fromReal || fromForwarded === null) return fromReal;
+      if (fromReal.address !== fromForwarded.address) {
+        return { error: `X-Real-IP ${fromReal.address} and the last X-Forwarded-For element ${fromForwarded.address} disagree (the proxy sets one of them; the other came from the client)` };
+      }
+    }
+    if (fromForwarded !== null) return fromForwarded;
   }
   if (peer === undefined) return { error: 'the connection has no peer address' };
   return fromText(peer, 'the peer address');

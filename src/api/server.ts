@@ -7,7 +7,7 @@
 // schema, validator and serialiser is compiled before the first request.
 //
 //   connection ─▶ api.max_connections open? / 8 from outside allowed_networks open? ─yes─▶ destroyed, nothing read
-//   request ─▶ router ─▶ onRequest: open path? ─no─▶ allowlist (403) ─▶ token on writes (401)
+//   request ─▶ router ─▶ onRequest: open path? ─no─▶ allowlist (403) ─▶ writes: another origin's page (403) ─▶ token (401)
 //                                                    ─▶ overwatch started? (503)
 //           ─▶ no route (404) / wrong method (405)
 //           ─▶ body parse (400/413/415) ─▶ schema validation (400) ─▶ handler (404, 500)
@@ -347,6 +347,12 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     }
     // Neither a 404 (no route) nor a 405 (generated route) writes anything, so neither needs the token or a running overwatch.
     const real = url !== undefined && (request.routeOptions.config as RouteFlags).methodNotAllowed !== true;
+    if (real && WRITE_METHODS.has(request.method)) {
+      const foreign = foreignOrigin(request.headers);
+      if (foreign !== null) {
+        return done(new OpenGslbError('OPENGSLB_ERR_API_FORBIDDEN', `a write from a page of another origin (${foreign}) is refused: a browser sent it on that page's behalf; expected a client such as opengslb-cli or curl, or the dashboard this API serves`));
+      }
+    }
     if (api.token !== null && real && WRITE_METHODS.has(request.method)) {
       const verdict = checkBearer(request.headers.authorization, api.token);
       if (verdict === 'missing') return done(new OpenGslbError('OPENGSLB_ERR_API_UNAUTHORIZED', 'this write needs the API token: send "Authorization: Bearer <api.token>"'));
@@ -397,6 +403,30 @@ function outsider(peer: string | undefined, api: ApiConfig): boolean {
 }
 
 const NO_HEADERS = Object.freeze({});
+
+/**
+ * The origin of the web page a browser sent this request for, when that is
+ * not this API's own origin; else null (the API's dashboard, or no browser at
+ * all: the CLI and curl send neither header). A form POST is a request no
+ * browser preflights, so without this a page of any site the operator opens
+ * could reload the config through a tokenless API (cross-site request
+ * forgery). Browsers send Sec-Fetch-Site, computed against the page's own URL
+ * (right behind a proxy that rewrites Host); older ones only Origin, then
+ * compared with Host.
+ */
+function foreignOrigin(headers: FastifyRequest['headers']): string | null {
+  const site = headers['sec-fetch-site'];
+  const origin = typeof headers.origin === 'string' ? headers.origin : null;
+  if (typeof site === 'string') return site === 'same-origin' || site === 'none' ? null : (origin ?? `Sec-Fetch-Site: ${site}`);
+  if (origin === null) return null;
+  let host: string | null = null;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    // "null" (a sandboxed page, a file://) or garbage: no origin this API has.
+  }
+  return host !== null && host === headers.host?.toLowerCase() ? null : origin;
+}
 
 /**
  * Bounds the connections the API holds, when they are accepted (before any

@@ -3,6 +3,8 @@
 // connections from Node's fetch.
 
 import assert from 'node:assert/strict';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { launchServer, type Started } from '../helpers/server.ts';
@@ -112,11 +114,12 @@ describe('proxy headers', () => {
     { name: 'ignores X-Forwarded-For when trust_proxy_headers is off', trust: false, headers: { 'x-forwarded-for': '10.1.2.3' }, status: 403, client: '127.0.0.1' },
     { name: 'ignores X-Real-IP when trust_proxy_headers is off', trust: false, headers: { 'x-real-ip': '10.1.2.3' }, status: 403, client: '127.0.0.1' },
     { name: 'takes the client from X-Forwarded-For when trusted', trust: true, headers: { 'x-forwarded-for': '10.1.2.3' }, status: 200 },
-    { name: 'takes the first X-Forwarded-For element, the original client', trust: true, headers: { 'x-forwarded-for': '10.1.2.3, 192.0.2.7' }, status: 200 },
-    { name: 'refuses when the first X-Forwarded-For element is outside, whatever follows', trust: true, headers: { 'x-forwarded-for': '192.0.2.7, 10.1.2.3' }, status: 403, client: '192.0.2.7' },
+    { name: 'takes the last X-Forwarded-For element, the one the proxy in front added', trust: true, headers: { 'x-forwarded-for': '192.0.2.7, 10.1.2.3' }, status: 200 },
+    { name: 'refuses when the last X-Forwarded-For element is outside, whatever the client wrote before it', trust: true, headers: { 'x-forwarded-for': '10.1.2.3, 192.0.2.7' }, status: 403, client: '192.0.2.7' },
+    { name: 'takes the last of several X-Forwarded-For elements (proxies in a chain)', trust: true, headers: { 'x-forwarded-for': '10.1.2.3, 10.1.2.4, 192.0.2.7' }, status: 403, client: '192.0.2.7' },
     { name: 'refuses the trusted proxy itself when the header names an outside client', trust: true, headers: { 'x-forwarded-for': '203.0.113.9' }, status: 403, client: '203.0.113.9' },
     { name: 'takes the client from X-Real-IP when there is no X-Forwarded-For', trust: true, headers: { 'x-real-ip': '10.9.9.9' }, status: 200 },
-    { name: 'prefers X-Forwarded-For over X-Real-IP', trust: true, headers: { 'x-forwarded-for': '192.0.2.7', 'x-real-ip': '10.9.9.9' }, status: 403, client: '192.0.2.7' },
+    { name: 'takes X-Forwarded-For and X-Real-IP that agree (in any text form)', trust: true, headers: { 'x-forwarded-for': '192.0.2.7, ::ffff:10.9.9.9', 'x-real-ip': '10.9.9.9' }, status: 200 },
     { name: 'normalises an IPv4-mapped address in X-Forwarded-For', trust: true, headers: { 'x-forwarded-for': '::ffff:10.1.2.3' }, status: 200 },
     { name: 'falls back to the peer when trusted but no header is sent', trust: true, headers: {}, status: 403, client: '127.0.0.1' },
   ];
@@ -133,7 +136,97 @@ describe('proxy headers', () => {
     api.config = { ...api.config, trustProxyHeaders: true, allowedNetworks: ['127.0.0.0/8'] };
     const r = await call(api.base, 'GET', '/api/v1/overrides', { headers: { 'x-forwarded-for': 'unknown' } });
     assert.equal(r.status, 403);
-    assert.match(r.body.error, /^the first X-Forwarded-For element "unknown" is not an IP address/);
+    assert.match(r.body.error, /^the last X-Forwarded-For element "unknown" is not an IP address/);
+  });
+
+  test('refuses X-Forwarded-For and X-Real-IP that disagree: the proxy set one, the client wrote the other', async () => {
+    api.config = { ...api.config, trustProxyHeaders: true, allowedNetworks: ['10.0.0.0/8'] };
+    for (const headers of [
+      { 'x-forwarded-for': '10.1.2.3', 'x-real-ip': '192.0.2.7' },
+      { 'x-forwarded-for': '192.0.2.7', 'x-real-ip': '10.9.9.9' },
+    ]) {
+      const r = await call(api.base, 'GET', '/api/v1/overrides', { headers });
+      assert.equal(r.status, 403);
+      assert.match(r.body.error, /^X-Real-IP \S+ and the last X-Forwarded-For element \S+ disagree \(the proxy sets one of them; the other came from the client\), so the allowlist cannot be checked$/);
+    }
+  });
+
+  // A reverse proxy on loopback as nginx forwards: "X-Forwarded-For: $proxy_add_x_forwarded_for" appends the peer
+  // it saw to what the client sent; "X-Real-IP: $remote_addr" replaces the client's. Other headers pass as sent.
+  const proxies: { name: string; set: (headers: IncomingHttpHeaders, peer: string) => void }[] = [
+    { name: 'appends to X-Forwarded-For', set: (h, peer) => void (h['x-forwarded-for'] = typeof h['x-forwarded-for'] === 'string' ? `${h['x-forwarded-for']}, ${peer}` : peer) },
+    { name: 'sets X-Real-IP', set: (h, peer) => void (h['x-real-ip'] = peer) },
+    {
+      name: 'sets both',
+      set: (h, peer) => {
+        h['x-forwarded-for'] = typeof h['x-forwarded-for'] === 'string' ? `${h['x-forwarded-for']}, ${peer}` : peer;
+        h['x-real-ip'] = peer;
+      },
+    },
+  ];
+  for (const proxy of proxies) {
+    test(`behind a real proxy that ${proxy.name}, a client outside the allowlist cannot pass by writing an allowed address into either header`, async (t) => {
+      api.config = { ...api.config, trustProxyHeaders: true, allowedNetworks: ['10.0.0.0/8'] };
+      const front = await startProxy(api.api.port, proxy.set);
+      t.after(() => front.close());
+      const base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+      for (const headers of [{ 'x-forwarded-for': '10.1.2.3' }, { 'x-real-ip': '10.1.2.3' }, { 'x-forwarded-for': '10.1.2.3', 'x-real-ip': '10.1.2.3' }] as Record<string, string>[]) {
+        const r = await call(base, 'PUT', OVERRIDE, { body: BODY, headers });
+        assert.equal(r.status, 403, `${JSON.stringify(headers)}: ${JSON.stringify(r.body)}`);
+      }
+      assert.equal(server.overwatch.overrides().length, 0);
+      // And the client the proxy saw is the one the allowlist decides on.
+      api.config = { ...api.config, allowedNetworks: ['127.0.0.0/8'] };
+      assert.equal((await call(base, 'GET', '/api/v1/overrides', { headers: { 'x-forwarded-for': '192.0.2.7' } })).status, proxy.name === 'sets X-Real-IP' ? 403 : 200);
+      assert.equal((await call(base, 'GET', '/api/v1/overrides')).status, 200);
+    });
+  }
+});
+
+/** A reverse proxy on 127.0.0.1 port 0 in front of the API on `port`, setting the proxy headers with `set`. */
+async function startProxy(port: number, set: (headers: IncomingHttpHeaders, peer: string) => void): Promise<Server> {
+  const front = createServer((req, res) => {
+    const headers = { ...req.headers };
+    set(headers, req.socket.remoteAddress ?? '');
+    const upstream = request({ host: '127.0.0.1', port, method: req.method, path: req.url, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  return front;
+}
+
+describe('writes a browser sends for a page of another origin', () => {
+  let api: StartedApi;
+  before(async () => {
+    api = await openTestApi(server.overwatch);
+  });
+  after(() => api.api.close());
+
+  const host = (): string => new URL(api.base).host;
+  const cases: { name: string; headers: () => Record<string, string>; status: number }[] = [
+    { name: 'refuses Sec-Fetch-Site cross-site', headers: () => ({ 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }), status: 403 },
+    { name: 'refuses Sec-Fetch-Site same-site (another port of this host)', headers: () => ({ 'sec-fetch-site': 'same-site', origin: 'http://127.0.0.1:1' }), status: 403 },
+    { name: 'refuses an Origin other than the Host, from a browser without Sec-Fetch-Site', headers: () => ({ origin: 'http://127.0.0.1:1' }), status: 403 },
+    { name: 'refuses Origin null (a sandboxed page or a file)', headers: () => ({ origin: 'null' }), status: 403 },
+    { name: 'takes Sec-Fetch-Site same-origin (the dashboard)', headers: () => ({ 'sec-fetch-site': 'same-origin', origin: 'https://gslb.example.net' }), status: 200 },
+    { name: 'takes Sec-Fetch-Site none (typed by the user)', headers: () => ({ 'sec-fetch-site': 'none' }), status: 200 },
+    { name: 'takes an Origin equal to the Host, from a browser without Sec-Fetch-Site', headers: () => ({ origin: `http://${host()}` }), status: 200 },
+    { name: 'takes a request without either header (opengslb-cli, curl)', headers: () => ({}), status: 200 },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const r = await call(api.base, 'PUT', OVERRIDE, { body: BODY, headers: c.headers() });
+      assert.equal(r.status, c.status, JSON.stringify(r.body));
+      if (c.status === 403) assert.match(r.body.error, /^a write from a page of another origin \(.+\) is refused: a browser sent it on that page's behalf; expected a client such as opengslb-cli or curl, or the dashboard this API serves$/);
+      await server.overwatch.clearOverride({ scope: 'domain', service: 'app.example.test', address: '192.0.2.1' });
+    });
+  }
+
+  test('answers reads whatever the origin (the browser keeps a cross-origin answer from the page)', async () => {
+    assert.equal((await call(api.base, 'GET', '/api/v1/overrides', { headers: { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' } })).status, 200);
   });
 });
 
