@@ -7,8 +7,11 @@
 // overwatch watches the bucket, opens and checks what the others put, and
 // applies it to its own copy. A removal is a sealed tombstone, never a KV
 // delete, so a bare delete or an entry that does not open changes nothing
-// (it is counted and logged; a bare delete once, when it happens, not again
-// when a later start's watch hands it over). When NATS is away each overwatch serves its
+// (it is counted and logged once, when it is put, by the overwatches
+// watching then; a later start finds it in the bucket and only sums it up in
+// one event). Entries open with state_secret or a previous one; at start,
+// one that opened only with a previous one is put back sealed with
+// state_secret. When NATS is away each overwatch serves its
 // own copy; its puts wait (the newest per key) and go out when NATS is back.
 //
 //   local change ─► local apply ─► put(<kind>.<id>, seal{atMs, by, value})  ─┐  (NATS away: kept, put on reconnect)
@@ -25,7 +28,7 @@ import type { BusConfig } from '../config/types.ts';
 import type { OverrideTarget } from '../registry/overrides.ts';
 import { parseStoredDnssecKey, type BusPendingStore, type StoredDnssecKey, type StoredGeoMapping, type StoredOverride, type StoredPin } from '../state/store.ts';
 import { BusLink, connectionOptions, type BusLinkEvent } from './nats.ts';
-import { deriveStateKey, openEntry, sealEntry } from './sealed-entry.ts';
+import { deriveStateKeys, openEntryWithAny, sealEntry, type EntryPayload } from './sealed-entry.ts';
 
 /** The kinds of operator state the bucket holds (the first token of each key). */
 export const OPERATOR_KINDS = ['override', 'geo_mapping', 'revocation', 'dnssec_key'] as const;
@@ -204,6 +207,15 @@ export type ReplicaEvent =
   | { readonly kind: 'caught_up'; readonly puts: number }
   | { readonly kind: 'seeded'; readonly puts: number }
   | { readonly kind: 'bucket_recreated'; readonly bucket: string; readonly entries: number }
+  /**
+   * Once this process's first watch has gone through the entries the bucket
+   * held when it started: those it refused (not counted in the rejections,
+   * and not logged one by one: the overwatches watching when each was put
+   * did that), by reason, with up to START_EXAMPLES of their keys.
+   */
+  | { readonly kind: 'refused_at_start'; readonly total: number; readonly reasons: Readonly<Partial<Record<RejectionReason, number>>>; readonly examples: readonly { readonly key: string; readonly reason: RejectionReason }[] }
+  /** Entries that opened only with one of previous_state_secrets and were put back sealed with state_secret (at start, and entries left waiting by an earlier run). */
+  | { readonly kind: 'resealed'; readonly entries: number }
   | { readonly kind: 'replica_error'; readonly error: string };
 
 export interface OperatorReplicaOptions {
@@ -257,6 +269,17 @@ function before(atMs: number, by: string, held: Held): boolean {
  */
 export const MAX_CLOCK_SKEW_MS = 60_000;
 
+/** Keys of entries refused at start named in the refused_at_start event. */
+const START_EXAMPLES = 5;
+
+/**
+ * When the watch hands over an entry: 'live', put while this process
+ * watched (or while its watch was being made again); 'start', in the bucket
+ * already when this process first watched it; 'again', handled by this
+ * process before (a watch made again hands over the bucket's entries anew).
+ */
+type Arrival = 'live' | 'start' | 'again';
+
 /** Wait before putting the waiting entries again when NATS was up but refused them (JetStream still starting). */
 const RETRY_MS = 1000;
 
@@ -272,7 +295,8 @@ const BUCKET_CHECK_MS = 5000;
 export class OperatorReplica {
   readonly #link: BusLink;
   readonly #bucket: string;
-  readonly #key: Buffer;
+  /** deriveStateKeys: [0] seals and opens (state_secret), the others only open (previous_state_secrets). */
+  readonly #keys: readonly Buffer[];
   /** The bucket, once open; replaced when NATS comes back without it (#recheckBucket). */
   #kv: Promise<KV>;
   /** When the open bucket's stream was created: another time means it was made again (storage lost), and is empty. */
@@ -302,12 +326,20 @@ export class OperatorReplica {
   #checkTimer: NodeJS.Timeout | null = null;
   #closed = false;
   #stopWatch: (() => void) | null = null;
+  /** The bucket's last revision when this process first watched it: entries up to it arrive 'start'; -1 before that watch. */
+  #startRevision = -1;
+  /** The highest revision the watch handed over in this bucket: entries up to it arrive 'again'. */
+  #seenRevision = 0;
+  /** Whether the first watch is through the entries of the start (refused_at_start and resealed were reported, when any). */
+  #startReported = false;
+  readonly #startRefused = { reasons: {} as Partial<Record<RejectionReason, number>>, total: 0, examples: [] as { key: string; reason: RejectionReason }[] };
+  #resealed = 0;
 
   /** Throws when bus.stateSecret is null (the config requires it with the bus). */
   constructor(options: OperatorReplicaOptions) {
     if (options.bus.stateSecret === null) throw new Error('overwatch.bus.state_secret is not set');
     this.#bucket = bucketName(options.bus.subjectPrefix);
-    this.#key = deriveStateKey(options.bus.stateSecret);
+    this.#keys = deriveStateKeys(options.bus.stateSecret, options.bus.previousStateSecrets);
     this.#onEvent = options.onEvent ?? (() => {});
     this.#onChange = options.onChange;
     this.#now = options.now ?? Date.now;
@@ -337,22 +369,32 @@ export class OperatorReplica {
    * Takes back the entries a previous run left waiting (pendingStore): each
    * waits again, and what it holds is the newest this overwatch knows for
    * its key (an older entry in the bucket is then refused, not applied). One
-   * that no longer opens (state_secret changed) or names no key is dropped.
+   * sealed with a previous secret is sealed again with state_secret; one
+   * that opens with none of them (state_secret changed without keeping the
+   * old one in previous_state_secrets) or names no key is dropped.
    */
   #loadPending(): void {
     const store = this.#pendingStore;
     if (store === null) return;
+    let resealed = 0;
     for (const { key, sealed } of store.loadBusPending()) {
       const id = parseOperatorKvKey(key);
-      const opened = openEntry(this.#key, this.#bucket, key, sealed);
+      const opened = openEntryWithAny(this.#keys, this.#bucket, key, sealed);
       if (id === null || !opened.ok) {
-        this.#onEvent({ kind: 'replica_error', error: `entry ${key} left waiting by an earlier run does not open with overwatch.bus.state_secret; dropped` });
+        this.#onEvent({ kind: 'replica_error', error: `entry ${key} left waiting by an earlier run does not open with overwatch.bus.state_secret or any of previous_state_secrets; dropped` });
         this.#unpersist(key);
         continue;
       }
       this.#held.set(key, { atMs: opened.payload.atMs, by: opened.payload.by, value: JSON.stringify(opened.payload.value) });
-      this.#pending.set(key, { kind: id.kind, bytes: Buffer.from(sealed) });
+      let bytes: Buffer = Buffer.from(sealed);
+      if (opened.keyIndex > 0) {
+        bytes = sealEntry(this.#keys[0], this.#bucket, key, opened.payload);
+        this.#persist(key, bytes);
+        resealed++;
+      }
+      this.#pending.set(key, { kind: id.kind, bytes });
     }
+    if (resealed > 0) this.#onEvent({ kind: 'resealed', entries: resealed });
   }
 
   /** Keeps a waiting entry in the pending store (no-op without one); a failed write is reported, the entry still waits in memory. */
@@ -438,6 +480,10 @@ export class OperatorReplica {
   async #refill(kv: KV, created: string): Promise<void> {
     this.#bucketCreated = created;
     this.#kv = Promise.resolve(kv);
+    // A new bucket numbers its entries from 1 again, and every one is news.
+    this.#seenRevision = 0;
+    if (this.#startRevision < 0) this.#startRevision = 0;
+    this.#reportStart();
     this.#onEvent({ kind: 'bucket_recreated', bucket: this.#bucket, entries: this.#held.size });
     for (const [key, held] of this.#held) {
       const id = parseOperatorKvKey(key);
@@ -453,12 +499,21 @@ export class OperatorReplica {
     while (!this.#closed) {
       try {
         const kv = await this.#kv;
+        if (this.#startRevision < 0) {
+          // The watch's own isUpdate cannot tell: it marks the last entry the bucket held as an update.
+          this.#startRevision = (await kv.status()).streamInfo.state.last_seq;
+          if (this.#startRevision === 0) this.#reportStart();
+        }
         // The client's ordered consumer picks the watch up again after a reconnect.
         const watch = await kv.watch({ key: '>' });
         this.#stopWatch = () => watch.stop();
         for await (const e of watch) {
           if (this.#closed) return;
-          await this.#receive(e.key, e.operation, e.value, e.isUpdate);
+          const arrival: Arrival = e.revision <= this.#seenRevision ? 'again' : e.revision <= this.#startRevision ? 'start' : 'live';
+          if (arrival === 'live') this.#reportStart();
+          this.#seenRevision = Math.max(this.#seenRevision, e.revision);
+          await this.#receive(e.key, e.operation, e.value, arrival);
+          if (arrival === 'start' && (e.delta === 0 || e.revision >= this.#startRevision)) this.#reportStart();
         }
       } catch (err) {
         if (this.#closed) return;
@@ -499,7 +554,7 @@ export class OperatorReplica {
   /** Holds `held` as the newest for `kvKey`, seals it (with its own time and writer) and puts it, now or once NATS is back. */
   #putHeld(kvKey: string, kind: OperatorKind, held: Held): void {
     this.#held.set(kvKey, held);
-    const bytes = sealEntry(this.#key, this.#bucket, kvKey, { atMs: held.atMs, by: held.by, value: JSON.parse(held.value) as unknown });
+    const bytes = sealEntry(this.#keys[0], this.#bucket, kvKey, { atMs: held.atMs, by: held.by, value: JSON.parse(held.value) as unknown });
     this.#pending.set(kvKey, { kind, bytes });
     this.#persist(kvKey, bytes);
     this.#flush();
@@ -573,19 +628,56 @@ export class OperatorReplica {
     });
   }
 
-  #reject(entry: OperatorKind | 'unknown', key: string, reason: RejectionReason, detail: string): void {
-    this.#rejections[entry][reason]++;
-    this.#onEvent({ kind: 'rejected', entry, key, reason, detail });
+  /**
+   * A refused entry: counted and reported when it arrives live; one found in
+   * the bucket at start goes into the refused_at_start summary instead (the
+   * overwatches watching when it was put counted it); one handed over again
+   * was seen already.
+   */
+  #reject(entry: OperatorKind | 'unknown', key: string, reason: RejectionReason, detail: string, arrival: Arrival): void {
+    if (arrival === 'live') {
+      this.#rejections[entry][reason]++;
+      this.#onEvent({ kind: 'rejected', entry, key, reason, detail });
+    } else if (arrival === 'start' && !this.#startReported) {
+      const r = this.#startRefused;
+      r.reasons[reason] = (r.reasons[reason] ?? 0) + 1;
+      r.total++;
+      if (r.examples.length < START_EXAMPLES) r.examples.push({ key, reason });
+    }
+  }
+
+  /** Reports, once, what the first watch refused and sealed again among the entries the bucket held at start. */
+  #reportStart(): void {
+    if (this.#startReported) return;
+    this.#startReported = true;
+    const r = this.#startRefused;
+    if (r.total > 0) this.#onEvent({ kind: 'refused_at_start', total: r.total, reasons: { ...r.reasons }, examples: [...r.examples] });
+    if (this.#resealed > 0) this.#onEvent({ kind: 'resealed', entries: this.#resealed });
   }
 
   /**
-   * Opens, checks and applies one entry of the watch. `live`: made while
-   * this watch ran (the KV watch's isUpdate), not one of the bucket's
-   * entries it delivers first. Never throws.
+   * Puts the bucket's entry for `kvKey` back unchanged (same time, writer and
+   * value) sealed with state_secret: it opened only with a previous secret,
+   * which may then be dropped. Not over a change of this overwatch's waiting
+   * to be put (newer, sealed with state_secret already).
    */
-  async #receive(key: string, operation: 'PUT' | 'DEL' | 'PURGE', value: Uint8Array, live: boolean): Promise<void> {
+  #reseal(kvKey: string, kind: OperatorKind, payload: EntryPayload): void {
+    if (this.#pending.has(kvKey)) return;
+    const bytes = sealEntry(this.#keys[0], this.#bucket, kvKey, payload);
+    this.#pending.set(kvKey, { kind, bytes });
+    this.#persist(kvKey, bytes);
+    this.#resealed++;
+    this.#flush();
+  }
+
+  /**
+   * Opens, checks and applies one entry of the watch; `arrival` says when it
+   * was put (#reject counts only 'live' ones; 'start' ones sealed with a
+   * previous secret are sealed again). Never throws.
+   */
+  async #receive(key: string, operation: 'PUT' | 'DEL' | 'PURGE', value: Uint8Array, arrival: Arrival): Promise<void> {
     const id = parseOperatorKvKey(key);
-    if (id === null) return this.#reject('unknown', key, 'malformed', 'a key no version of OpenGSLB writes');
+    if (id === null) return this.#reject('unknown', key, 'malformed', 'a key no version of OpenGSLB writes', arrival);
     // Every write of ours is a sealed put: a delete or purge was made by someone without the secret.
     if (operation !== 'PUT') {
       // It left the key empty in the bucket: the entry held here goes back in (as for an older entry), or an overwatch that joins would find nothing.
@@ -593,19 +685,18 @@ export class OperatorReplica {
       if (held !== undefined) this.#putHeld(key, id.kind, held);
       // A delete left in the bucket (nobody held the key to put it back) is delivered again at every start
       // and every new watch: it is counted and logged once, when it happens, by each overwatch watching then.
-      if (!live) return;
-      return this.#reject(id.kind, key, 'unauthenticated', `a bare KV ${operation} (removals are sealed tombstones); ignored${held === undefined ? '' : ', the entry held here put back'}`);
+      return this.#reject(id.kind, key, 'unauthenticated', `a bare KV ${operation} (removals are sealed tombstones); ignored${held === undefined ? '' : ', the entry held here put back'}`, arrival);
     }
-    const opened = openEntry(this.#key, this.#bucket, key, value);
+    const opened = openEntryWithAny(this.#keys, this.#bucket, key, value);
     if (!opened.ok) {
-      return this.#reject(id.kind, key, opened.reason, opened.reason === 'unauthenticated' ? 'does not open with overwatch.bus.state_secret (another secret, changed bytes, or copied from another key)' : 'opens, but holds no entry');
+      return this.#reject(id.kind, key, opened.reason, opened.reason === 'unauthenticated' ? 'does not open with overwatch.bus.state_secret or any of previous_state_secrets (another secret, changed bytes, or copied from another key)' : 'opens, but holds no entry', arrival);
     }
     const { payload } = opened;
     const now = this.#now();
     // DNSSEC keys are exempt, as from the order below: their merge only moves a key forward, whatever the entry's time.
     if (id.kind !== 'dnssec_key' && payload.atMs > now + MAX_CLOCK_SKEW_MS) {
       // Not held, not applied, nothing put back (the writer would put its entry back in turn, without end).
-      return this.#reject(id.kind, key, 'future', `written ${new Date(payload.atMs).toISOString()}, more than ${MAX_CLOCK_SKEW_MS / 1000} s ahead of this overwatch's clock (${new Date(now).toISOString()}): the writer's clock is wrong (fix its NTP); ignored`);
+      return this.#reject(id.kind, key, 'future', `written ${new Date(payload.atMs).toISOString()}, more than ${MAX_CLOCK_SKEW_MS / 1000} s ahead of this overwatch's clock (${new Date(now).toISOString()}): the writer's clock is wrong (fix its NTP); ignored`, arrival);
     }
     // Before the own-write check: an old entry of this overwatch's put back is a replay too.
     let held = this.#held.get(key);
@@ -623,11 +714,14 @@ export class OperatorReplica {
       // joins or restarts would take the older one. Every overwatch holding it may do so; the copies are
       // equal, so nothing goes round.
       this.#putHeld(key, id.kind, held);
-      return this.#reject(id.kind, key, 'older', `written ${new Date(payload.atMs).toISOString()}, this overwatch holds a change from ${new Date(held.atMs).toISOString()} (put back in the bucket)`);
+      return this.#reject(id.kind, key, 'older', `written ${new Date(payload.atMs).toISOString()}, this overwatch holds a change from ${new Date(held.atMs).toISOString()} (put back in the bucket)`, arrival);
     }
     if (payload.by === this.#self) return;
     const change = changeOf(id, payload.value);
-    if (change === undefined) return this.#reject(id.kind, key, 'malformed', `opens, but its value is not a ${id.kind}`);
+    if (change === undefined) return this.#reject(id.kind, key, 'malformed', `opens, but its value is not a ${id.kind}`, arrival);
+    // Only entries in the bucket at start: sealed again while the fleet rolls from one secret to the next, an overwatch
+    // still sealing with the old one (which lists the new one as previous) would seal it back, and round it would go.
+    if (opened.keyIndex > 0 && arrival === 'start') this.#reseal(key, id.kind, payload);
     if (held === undefined || !before(payload.atMs, payload.by, held)) this.#held.set(key, { atMs: payload.atMs, by: payload.by, value: valueText });
     let result: ApplyResult;
     try {
@@ -636,7 +730,7 @@ export class OperatorReplica {
       result = { refused: err instanceof Error ? err.message : String(err) };
     }
     if (result === 'applied') this.#counts.applies[id.kind]++;
-    else if (result !== 'unchanged') this.#reject(id.kind, key, 'refused', result.refused);
+    else if (result !== 'unchanged') this.#reject(id.kind, key, 'refused', result.refused, arrival);
   }
 }
 
@@ -649,7 +743,7 @@ export class OperatorReplica {
 export async function readReplicatedKeys(bus: BusConfig, name: string, timeoutMs: number): Promise<{ readonly keys: StoredDnssecKey[]; readonly rejected: number } | null> {
   if (bus.stateSecret === null) return null;
   const bucket = bucketName(bus.subjectPrefix);
-  const key = deriveStateKey(bus.stateSecret);
+  const stateKeys = deriveStateKeys(bus.stateSecret, bus.previousStateSecrets);
   const link = new BusLink(connectionOptions(bus, 'overwatch.bus', `${name} (operator state, start)`), () => {});
   const read = (async () => {
     const kv = await new Kvm(await link.ready).create(bucket, { history: 1 });
@@ -661,7 +755,7 @@ export async function readReplicatedKeys(bus: BusConfig, name: string, timeoutMs
       const id = parseOperatorKvKey(k);
       const e = await kv.get(k);
       if (id === null || e === null || e.operation !== 'PUT') continue;
-      const opened = openEntry(key, bucket, k, e.value);
+      const opened = openEntryWithAny(stateKeys, bucket, k, e.value);
       const change = opened.ok ? changeOf(id, opened.payload.value) : undefined;
       if (change?.kind === 'dnssec_key' && change.value !== null) keys.push(change.value);
       else rejected++;

@@ -3,7 +3,9 @@
 // overwatch.bus.state_secret (shared by the overwatches, never by agents),
 // with the bucket and the entry's key as additional data. NATS stores only
 // these bytes: it can neither read an entry (DNSSEC private keys included)
-// nor forge one, nor move one to another key.
+// nor forge one, nor move one to another key. Entries are also opened with
+// keys from overwatch.bus.previous_state_secrets (never sealed with), so the
+// secret rotates one overwatch at a time (docs/scaling.md).
 //
 //   bytes = 0x01 | iv (12) | AES-256-GCM(key, iv, JSON {atMs, by, value}, aad "opengslb-operator-v1|<bucket>|<kv key>") | tag (16)
 
@@ -23,6 +25,14 @@ export interface EntryPayload {
   readonly by: string;
   /** The kind's value, or null for a removal (a tombstone: removals are sealed puts, never KV deletes). */
   readonly value: unknown;
+}
+
+/**
+ * The keys entries are opened with: state_secret's first (the only one
+ * entries are sealed with), then one per overwatch.bus.previous_state_secrets.
+ */
+export function deriveStateKeys(stateSecret: string, previousStateSecrets: readonly string[]): Buffer[] {
+  return [stateSecret, ...previousStateSecrets].map(deriveStateKey);
 }
 
 /** The AES key of the bucket, from state_secret (standard base64 of 32 bytes, checked by the config). */
@@ -76,4 +86,21 @@ export function openEntry(key: Buffer, bucket: string, kvKey: string, bytes: Uin
   } catch {
     return { ok: false, reason: 'malformed' };
   }
+}
+
+/**
+ * Opens the bytes found under `kvKey` with the first of `keys` that
+ * authenticates them (deriveStateKeys: the current one first); `keyIndex`
+ * says which (0: the current secret; more: a previous one, so the entry
+ * should be sealed again). Bytes that open under a key but hold no payload
+ * are 'malformed' (they are authentic: the other keys are not tried).
+ * Never throws.
+ */
+export function openEntryWithAny(keys: readonly Buffer[], bucket: string, kvKey: string, bytes: Uint8Array): { readonly ok: true; readonly payload: EntryPayload; readonly keyIndex: number } | { readonly ok: false; readonly reason: OpenFailure } {
+  for (let i = 0; i < keys.length; i++) {
+    const opened = openEntry(keys[i], bucket, kvKey, bytes);
+    if (opened.ok) return { ok: true, payload: opened.payload, keyIndex: i };
+    if (opened.reason === 'malformed') return opened;
+  }
+  return { ok: false, reason: 'unauthenticated' };
 }

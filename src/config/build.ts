@@ -321,6 +321,18 @@ function checkBus(file: UncheckedFile, sink: ProblemCollector): void {
     if (side === 'overwatch' && file.overwatch?.bus?.state_secret === null) {
       sink.reportAt(['overwatch', 'bus', 'type'], `turns the bus on without overwatch.bus.state_secret, expected a secret shared by every overwatch and no agent that seals the replicated operator state (${OPENSSL_HINT})`);
     }
+    if (side === 'overwatch') {
+      // A previous secret equal to state_secret or to another one (the same 32 bytes) is a copy-paste slip in a rotation.
+      const seen = new Map<string, string>();
+      const secrets = [{ path: ['overwatch', 'bus', 'state_secret'] as PathSegment[], text: file.overwatch?.bus?.state_secret }, ...(file.overwatch?.bus?.previous_state_secrets ?? []).map((text, i) => ({ path: ['overwatch', 'bus', 'previous_state_secrets', i] as PathSegment[], text }))];
+      for (const { path, text } of secrets) {
+        if (typeof text !== 'string') continue;
+        const bytes = Buffer.from(text, 'base64').toString('hex');
+        const first = seen.get(bytes);
+        if (first !== undefined) sink.reportAt(path, `is the same secret as ${first}, expected each secret once`);
+        else seen.set(bytes, path.join('.').replace(/\.(\d+)/g, '[$1]'));
+      }
+    }
     if (side === 'agent' && (file.agent?.gossip?.overwatch_nodes?.length ?? 0) > 0) {
       sink.reportAt(['agent', 'gossip', 'overwatch_nodes'], 'is set together with agent.bus, expected one of them: with the bus the agent publishes to NATS and every overwatch subscribes');
     }
@@ -934,7 +946,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
     },
     stale: { thresholdMs: file.overwatch.stale.threshold, removeAfterMs: file.overwatch.stale.remove_after },
     peers: file.overwatch.peers.map((p) => ({ url: p.url.replace(/\/+$/, ''), token: p.token ?? null })),
-    bus: file.mode === 'agent' ? null : buildBus(file.overwatch.bus, source, file.overwatch.bus.state_secret),
+    bus: file.mode === 'agent' ? null : buildBus(file.overwatch.bus, source, file.overwatch.bus.state_secret, file.overwatch.bus.previous_state_secrets),
     agent: file.mode === 'agent' ? buildAgent(file, source) : null,
   };
   return deepFreeze(config);
@@ -960,7 +972,7 @@ function buildOverwatchGossip(file: CheckedFile): OverwatchGossipConfig | null {
 }
 
 /** agent.bus or overwatch.bus as the code takes it; null when `type` is not set. Paths are taken from the main file's folder. */
-function buildBus(bus: CheckedFile['agent']['bus'], source: string, stateSecret: string | null = null): BusConfig | null {
+function buildBus(bus: CheckedFile['agent']['bus'], source: string, stateSecret: string | null = null, previousStateSecrets: readonly string[] = []): BusConfig | null {
   if (bus.type === null) return null;
   const path = (p: string | null): string | null => (p === null ? null : resolve(dirname(source), p));
   const tls = bus.tls;
@@ -973,6 +985,7 @@ function buildBus(bus: CheckedFile['agent']['bus'], source: string, stateSecret:
     tls: tlsOn ? { caFile: path(tls.ca_file), certFile: path(tls.cert_file), keyFile: path(tls.key_file) } : null,
     subjectPrefix: bus.subject_prefix,
     stateSecret,
+    previousStateSecrets,
   };
 }
 

@@ -51,7 +51,7 @@ export const DEFAULT_MAX_CLOCK_SKEW = '30s';
 export const DEFAULT_BUS_SUBJECT_PREFIX = 'opengslb';
 
 /** agent.bus and overwatch.bus: the same NATS connection settings on both sides, plus `extra` (the overwatch's state_secret). */
-function busSchema<const E extends Record<string, ReturnType<typeof str>>>(doc: string, extra: E) {
+function busSchema<const E extends Record<string, Schema>>(doc: string, extra: E) {
   return object({
     doc,
     keys: {
@@ -637,6 +637,13 @@ const overwatch = object({
         pattern: GOSSIP_KEY_PATTERN,
         patternText: GOSSIP_KEY_TEXT,
         secret: true,
+      }),
+      previous_state_secrets: list({
+        doc: 'More secrets entries of the operator-state bucket are opened with (never sealed with) while state_secret rotates, each validated like it (docs/scaling.md, "Rotating state_secret"); an entry that opens only with one of these when this overwatch starts is put back sealed with state_secret.',
+        items: str({ doc: 'A secret entries are also opened with.', pattern: GOSSIP_KEY_PATTERN, patternText: GOSSIP_KEY_TEXT, secret: true }),
+        default: [],
+        maxItems: 4,
+        itemNoun: 'secret',
       }),
     }),
     validation: object({

@@ -56,6 +56,8 @@ export interface BusConfig {
   readonly subjectPrefix: string;
   /** overwatch.bus.state_secret (standard base64 of 32 bytes; src/bus/sealed-entry.ts derives the bucket's key from it); null on the agent side. */
   readonly stateSecret: string | null;
+  /** overwatch.bus.previous_state_secrets: entries are opened with these too (never sealed); empty on the agent side. */
+  readonly previousStateSecrets: readonly string[];
 }
 
 export interface PeerConfig {

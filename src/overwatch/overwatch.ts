@@ -300,7 +300,7 @@ export class Overwatch {
         await mergeKeys(store, read.keys, zones, 'the operator-state bucket', (k, err) => {
           log.warn({ zone: k.zone, keyTag: k.keyTag, error: err.message }, 'a DNSSEC key in the operator-state bucket was not taken');
         });
-        if (read.rejected > 0) log.warn({ rejected: read.rejected }, 'DNSSEC key entries in the operator-state bucket that do not open with overwatch.bus.state_secret were ignored');
+        if (read.rejected > 0) log.warn({ rejected: read.rejected }, 'DNSSEC key entries in the operator-state bucket that do not open with overwatch.bus.state_secret or any of previous_state_secrets were ignored');
       }
     }
     if (config.dnssec.enabled) {
@@ -1087,6 +1087,12 @@ export class Overwatch {
             break;
           case 'seeded':
             log.info({ puts: e.puts }, 'operator state this overwatch held that the bucket did not have is put in it (set before the bus was on)');
+            break;
+          case 'refused_at_start':
+            log.warn({ refused: e.total, reasons: e.reasons, examples: e.examples }, 'operator state bucket holds entries refused here, found at start (not counted again in opengslb_overwatch_bus_kv_rejections_total: the overwatches watching when each was put counted and logged it); they change nothing');
+            break;
+          case 'resealed':
+            log.info({ entries: e.entries }, 'operator state entries sealed with one of overwatch.bus.previous_state_secrets are put back sealed with state_secret');
             break;
           case 'bucket_recreated':
             log.warn({ bucket: e.bucket, entries: e.entries }, 'operator state bucket was made again, empty (nats-server back without its JetStream storage): what this overwatch holds is put in it again');

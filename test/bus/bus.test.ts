@@ -22,7 +22,7 @@ const APP = 'app.example.test';
 const TOKENS = { [APP]: 'token-for-app-0123456789' };
 
 function busConfig(url: string): BusConfig {
-  return { type: 'nats', servers: [url], token: null, credentialsFile: null, tls: null, subjectPrefix: 'test.gslb', stateSecret: null };
+  return { type: 'nats', servers: [url], token: null, credentialsFile: null, tls: null, subjectPrefix: 'test.gslb', stateSecret: null, previousStateSecrets: [] };
 }
 
 async function subscribed(t: TestContext, o: TestOverwatch, bus: BusConfig): Promise<BusReceiver> {

@@ -18,6 +18,7 @@ import { freePort } from '../helpers/child.ts';
 import { tempDir } from '../helpers/config-files.ts';
 import { needsNats, startNats } from '../helpers/nats.ts';
 import { deriveStateKey, openEntry, sealEntry } from '../../src/bus/sealed-entry.ts';
+import { LmdbStore } from '../../src/state/store.ts';
 
 const ids: { name: string; id: OperatorEntryId }[] = [
   { name: 'a domain override', id: { kind: 'override', target: { scope: 'domain', service: 'app.example.test', address: '2001:db8::1' } } },
@@ -167,7 +168,7 @@ function mappingReplica(t: TestContext, bus: BusConfig, name: string, now: () =>
 
 /** The bus config of the nats-server at `port`, with its own subject prefix (and so bucket) and a fresh state secret. */
 function busAt(port: number, subjectPrefix: string): BusConfig {
-  return { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix, stateSecret: randomBytes(32).toString('base64') };
+  return { type: 'nats', servers: [`nats://127.0.0.1:${port}`], token: null, credentialsFile: null, tls: null, subjectPrefix, stateSecret: randomBytes(32).toString('base64'), previousStateSecrets: [] };
 }
 
 /** A nats-server with JetStream on a free port, and two replicas A and B (clocks Date.now) on its bucket `<name>.gslb`, both open. */
@@ -381,7 +382,7 @@ test('an entry stamped more than 60 s ahead of this clock (a writer\'s clock a y
   assert.equal((await bucketRegion(bus, '10.1.0.0/16'))?.region, 'sa');
 });
 
-test('changing state_secret as docs/scaling.md says: after the change the old entries are refused; once the bucket is deleted, each overwatch puts what it holds again, sealed with the new secret', { skip: needsNats }, async (t) => {
+test('state_secret changed without the old one in previous_state_secrets (it was lost), as docs/scaling.md says: the old entries are refused and reported at start; once the bucket is deleted, each overwatch puts what it holds again, sealed with the new secret', { skip: needsNats }, async (t) => {
   const port = await freePort();
   await startNats(t, port, await tempDir(t, 'opengslb-nats-rotate-'));
   const oldBus = busAt(port, 'rotate.gslb');
@@ -403,7 +404,12 @@ test('changing state_secret as docs/scaling.md says: after the change the old en
   };
   const a2 = restarted('a2');
   const b2 = restarted('b2');
-  await until('both refuse the entries sealed with the old secret', () => a2.replica.counters().rejections.geo_mapping.unauthenticated === 2 && b2.replica.counters().rejections.geo_mapping.unauthenticated === 2);
+  const refusedAtStart = (o: { events: ReplicaEvent[] }) => o.events.find((e) => e.kind === 'refused_at_start');
+  await until('both report the entries sealed with the old secret, found at start', () => refusedAtStart(a2) !== undefined && refusedAtStart(b2) !== undefined);
+  for (const o of [a2, b2]) {
+    assert.deepEqual(refusedAtStart(o) && { ...refusedAtStart(o), examples: [] }, { kind: 'refused_at_start', total: 2, reasons: { unauthenticated: 2 }, examples: [] });
+    assert.equal(o.replica.counters().rejections.geo_mapping.unauthenticated, 0, 'counted by the overwatches watching when they were put, not again');
+  }
   assert.equal(a2.replica.counters().puts.geo_mapping + b2.replica.counters().puts.geo_mapping, 0, 'the keys are in the bucket (old entries): nothing is seeded');
   // The procedure's last step: nats kv rm <prefix>_operator. Each overwatch makes it again and puts what it holds.
   const nc = await connect({ servers: [...newBus.servers] });
@@ -415,4 +421,186 @@ test('changing state_secret as docs/scaling.md says: after the change the old en
   await c.replica.ready();
   await until('a joining overwatch with the new secret takes both', () => c.state.get('10.1.0.0/16') === 'us' && c.state.get('10.2.0.0/16') === 'eu');
   assert.equal(c.replica.counters().rejections.geo_mapping.unauthenticated, 0);
+});
+
+/**
+ * An overwatch across restarts: `state` (its state store: cidr → region) outlives each replica, and the
+ * seed reads it, as Overwatch does. `start` runs a new process (a new replica) with `bus`.
+ */
+function restartable(t: TestContext, name: string) {
+  const state = new Map<string, string | null>();
+  const events: ReplicaEvent[] = [];
+  let replica: OperatorReplica | null = null;
+  const mapping = (cidr: string, region: string | null): OperatorChange => ({ kind: 'geo_mapping', cidr, value: region === null ? null : { cidr, region, comment: null, source: name, createdAtMs: 1 } });
+  return {
+    state,
+    events,
+    get replica(): OperatorReplica {
+      return replica!;
+    },
+    async start(bus: BusConfig): Promise<void> {
+      await replica?.close();
+      const r = new OperatorReplica({
+        bus, name, onEvent: (e) => events.push(e),
+        seed: () => [...state].filter(([, region]) => region !== null).map(([cidr, region]) => mapping(cidr, region)),
+        onChange: async (c) => {
+          if (c.kind !== 'geo_mapping') return { refused: 'not a mapping' };
+          const region = c.value?.region ?? null;
+          if (state.get(c.cidr) === region) return 'unchanged';
+          state.set(c.cidr, region);
+          return 'applied';
+        },
+      });
+      t.after(() => r.close());
+      replica = r;
+      await r.ready();
+    },
+    set(cidr: string, region: string | null): void {
+      state.set(cidr, region);
+      replica!.put(mapping(cidr, region));
+    },
+  };
+}
+
+/** How many entries of the bucket open with `secret` alone, and how many do not. */
+async function bucketOpensWith(bus: BusConfig, secret: string): Promise<{ opens: number; not: number }> {
+  const nc = await connect({ servers: [...bus.servers] });
+  try {
+    const kv = await new Kvm(nc).open(bucketName(bus.subjectPrefix));
+    const key = deriveStateKey(secret);
+    let opens = 0;
+    let not = 0;
+    for await (const k of await kv.keys('>')) {
+      const e = await kv.get(k);
+      if (e === null || e.operation !== 'PUT') continue;
+      if (openEntry(key, bucketName(bus.subjectPrefix), k, e.value).ok) opens++;
+      else not++;
+    }
+    return { opens, not };
+  } finally {
+    await nc.close();
+  }
+}
+
+test('rotating state_secret as docs/scaling.md says, one overwatch at a time: at every step each overwatch reads what the others put, entries are sealed again with the new secret without going round, and after the old one is dropped nothing is refused', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-roll-'));
+  const base = busAt(port, 'roll.gslb');
+  const oldSecret = base.stateSecret!;
+  const newSecret = randomBytes(32).toString('base64');
+  const withSecrets = (stateSecret: string, previousStateSecrets: string[]): BusConfig => ({ ...base, stateSecret, previousStateSecrets });
+  const fleet = ['a', 'b', 'c'].map((name) => restartable(t, name));
+  const expected = new Map<string, string>();
+  const everyoneHas = (what: string) => until(what, () => fleet.every((o) => [...expected].every(([cidr, region]) => o.state.get(cidr) === region)), 8000);
+  const noneRefused = () => {
+    for (const [i, o] of fleet.entries()) {
+      const refused = o.events.filter((e) => e.kind === 'rejected' || e.kind === 'refused_at_start');
+      assert.deepEqual(refused, [], `${'abc'[i]} refused entries`);
+    }
+  };
+  let n = 0;
+  /** A change on overwatch `o`, which every overwatch must then hold. */
+  const change = async (o: (typeof fleet)[number], why: string) => {
+    const cidr = `10.${++n}.0.0/16`;
+    o.set(cidr, `r${n}`);
+    expected.set(cidr, `r${n}`);
+    await everyoneHas(why);
+  };
+
+  for (const o of fleet) await o.start(withSecrets(oldSecret, []));
+  for (const o of fleet) await change(o, 'before the rotation');
+
+  // Step 1: the new secret as a previous one, one overwatch after the other (each a restart); they still seal with the old one.
+  for (const [i, o] of fleet.entries()) {
+    await o.start(withSecrets(oldSecret, [newSecret]));
+    await change(o, `step 1, ${i + 1} restarted: its change`);
+    await change(fleet[(i + 1) % 3], `step 1, ${i + 1} restarted: another's change`);
+  }
+  // Step 2: the new secret as state_secret, the old one as previous. Mid-roll some seal with the old secret, some with the new.
+  for (const [i, o] of fleet.entries()) {
+    await o.start(withSecrets(newSecret, [oldSecret]));
+    await change(o, `step 2, ${i + 1} on the new secret: its change`);
+    if (i < 2) await change(fleet[2], `step 2, ${i + 1} on the new secret: a change of one still sealing with the old`);
+  }
+  noneRefused();
+  // The last start sealed again what was left sealed with the old secret; nothing goes round after that.
+  await until('every entry of the bucket opens with the new secret alone', async () => (await bucketOpensWith(base, newSecret)).not === 0);
+  assert.equal((await bucketOpensWith(base, newSecret)).opens, expected.size);
+  const puts = () => fleet.reduce((sum, o) => sum + o.replica.counters().puts.geo_mapping, 0);
+  const before = puts();
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(puts(), before, 'entries keep being sealed again');
+  assert.ok(fleet.some((o) => o.events.some((e) => e.kind === 'resealed')), 'an overwatch reports entries sealed again');
+
+  // Step 3: the old secret dropped; a joining overwatch knows only the new one.
+  for (const [i, o] of fleet.entries()) {
+    await o.start(withSecrets(newSecret, []));
+    await change(o, `step 3, ${i + 1} without the old secret`);
+  }
+  noneRefused();
+  const joining = restartable(t, 'd');
+  await joining.start(withSecrets(newSecret, []));
+  await until('a joining overwatch with only the new secret takes every change', () => [...expected].every(([cidr, region]) => joining.state.get(cidr) === region));
+  assert.deepEqual(joining.events.filter((e) => e.kind === 'rejected' || e.kind === 'refused_at_start'), []);
+});
+
+test('entries refused and left in the bucket (from the future, sealed with another secret, a bare delete as the last entry) are counted and logged once, by the overwatches watching when each is put; a later start counts none of them and reports them in one summary', { skip: needsNats }, async (t) => {
+  const { bus, a } = await twoReplicas(t, 'startsum');
+  a.set('10.1.0.0/16', 'us');
+  await a.replica.settled();
+  const nc = await connect({ servers: [...bus.servers] });
+  t.after(() => nc.close());
+  const bucket = bucketName(bus.subjectPrefix);
+  const kv = await new Kvm(nc).open(bucket);
+  const sealed = (secret: string, cidr: string, atMs: number) => {
+    const kvKey = operatorKvKey({ kind: 'geo_mapping', cidr });
+    return [kvKey, sealEntry(deriveStateKey(secret), bucket, kvKey, { atMs, by: 'other', value: { cidr, region: 'eu', comment: null, source: 'x', createdAtMs: 1 } })] as const;
+  };
+  await kv.put(...sealed(bus.stateSecret!, '10.7.0.0/16', Date.now() + 365 * 86_400_000));
+  await kv.put(...sealed(randomBytes(32).toString('base64'), '10.8.0.0/16', Date.now()));
+  // A key nobody holds: the delete stays the bucket's last entry.
+  await kv.delete(operatorKvKey({ kind: 'geo_mapping', cidr: '10.9.0.0/16' }));
+  const refusedByA = () => a.replica.counters().rejections.geo_mapping;
+  await until('A counts each as it is put', () => refusedByA().future === 1 && refusedByA().unauthenticated === 2);
+
+  // An overwatch (re)started now finds all three in the bucket.
+  const c = mappingReplica(t, bus, 'c', Date.now);
+  await c.replica.ready();
+  await until('C reports what it found at start', () => c.events.some((e) => e.kind === 'refused_at_start'));
+  assert.deepEqual(c.events.filter((e) => e.kind === 'refused_at_start'), [{
+    kind: 'refused_at_start', total: 3, reasons: { future: 1, unauthenticated: 2 },
+    examples: [['10.7.0.0/16', 'future'], ['10.8.0.0/16', 'unauthenticated'], ['10.9.0.0/16', 'unauthenticated']].map(([cidr, reason]) => ({ key: operatorKvKey({ kind: 'geo_mapping', cidr }), reason })),
+  }]);
+  assert.equal(c.state.get('10.1.0.0/16'), 'us');
+  assert.deepEqual(c.replica.counters().rejections.geo_mapping, { unauthenticated: 0, malformed: 0, older: 0, future: 0, refused: 0 });
+  assert.deepEqual(c.events.filter((e) => e.kind === 'rejected'), []);
+  // One put while C watches is counted and logged there, once; no second summary.
+  await kv.put(...sealed(randomBytes(32).toString('base64'), '10.6.0.0/16', Date.now()));
+  await until('C counts the entry put while it watches', () => c.replica.counters().rejections.geo_mapping.unauthenticated === 1);
+  assert.deepEqual(c.events.filter((e) => e.kind === 'rejected').map((e) => e.kind === 'rejected' && e.key), [operatorKvKey({ kind: 'geo_mapping', cidr: '10.6.0.0/16' })]);
+  assert.equal(c.events.filter((e) => e.kind === 'refused_at_start').length, 1);
+  assert.equal(refusedByA().unauthenticated, 3);
+  assert.equal(refusedByA().future, 1);
+});
+
+test('a change left waiting for NATS (in the state store) by a run on the old secret is sealed again with the new one when the overwatch restarts mid-rotation, and put', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  const base = busAt(port, 'pending.gslb');
+  const newSecret = randomBytes(32).toString('base64');
+  const store = LmdbStore.open(await tempDir(t, 'opengslb-pending-store-'));
+  t.after(() => store.close());
+  const mapping: OperatorChange = { kind: 'geo_mapping', cidr: '10.1.0.0/16', value: { cidr: '10.1.0.0/16', region: 'us', comment: null, source: 'a', createdAtMs: 1 } };
+  // NATS not running: the change waits, kept in the state store.
+  const first = new OperatorReplica({ bus: base, name: 'a', pendingStore: store, onChange: async () => 'unchanged' });
+  first.put(mapping);
+  await until('the waiting change is in the state store', () => store.loadBusPending().length === 1);
+  await first.close();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-pending-'));
+  const events: ReplicaEvent[] = [];
+  const second = new OperatorReplica({ bus: { ...base, stateSecret: newSecret, previousStateSecrets: [base.stateSecret!] }, name: 'a', pendingStore: store, onEvent: (e) => events.push(e), onChange: async () => 'unchanged' });
+  t.after(() => second.close());
+  await second.ready();
+  await until('the change is put', () => second.counters().puts.geo_mapping === 1 && store.loadBusPending().length === 0);
+  assert.deepEqual(await bucketOpensWith(base, newSecret), { opens: 1, not: 0 });
+  assert.deepEqual(events.filter((e) => e.kind === 'resealed' || e.kind === 'replica_error'), [{ kind: 'resealed', entries: 1 }]);
 });

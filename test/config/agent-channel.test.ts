@@ -172,6 +172,15 @@ const cases: { name: string; yaml: string[]; expect: string[] }[] = [
     expect: ['x.yaml:8:72: overwatch.bus.state_secret: the secret value is invalid, expected standard base64 of exactly 32 bytes'],
   },
   {
+    name: 'previous_state_secrets that are not 32 bytes of base64, or repeat state_secret or each other',
+    yaml: [...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, `  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], state_secret: "${KEY2}",`, `    previous_state_secrets: ["c2hvcnQ=", "${KEY2}", "${KEY}", "${KEY}"] }`],
+    expect: [
+      'x.yaml:9:30: overwatch.bus.previous_state_secrets[0]: the secret value is invalid, expected standard base64 of exactly 32 bytes',
+      'x.yaml:9:42: overwatch.bus.previous_state_secrets[1]: is the same secret as overwatch.bus.state_secret, expected each secret once',
+      'x.yaml:9:138: overwatch.bus.previous_state_secrets[3]: is the same secret as overwatch.bus.previous_state_secrets[2], expected each secret once',
+    ],
+  },
+  {
     name: 'state_secret in an agent\'s bus (only overwatches hold it)',
     yaml: [...AGENT.slice(0, 4), `  gossip: { encryption_key: "${KEY}" }`, `  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], state_secret: "${KEY2}" }`],
     expect: ['x.yaml:6:58: agent.bus.state_secret: unknown key "state_secret", expected one of type, servers, token, credentials_file, tls, subject_prefix'],
@@ -219,12 +228,15 @@ test('agent.bus and overwatch.bus are built with the default prefix and paths fr
   const agent = parseConfigText([...AGENT.slice(0, 4), `  gossip: { encryption_key: "${KEY}" }`, '  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], credentials_file: nats.creds, tls: { ca_file: ca.pem } }'].join('\n'), '/etc/opengslb/x.yaml');
   assert.deepEqual(agent.agent?.bus, {
     type: 'nats', servers: ['nats://127.0.0.1:4222'], token: null, credentialsFile: '/etc/opengslb/nats.creds',
-    tls: { caFile: '/etc/opengslb/ca.pem', certFile: null, keyFile: null }, subjectPrefix: 'opengslb', stateSecret: null,
+    tls: { caFile: '/etc/opengslb/ca.pem', certFile: null, keyFile: null }, subjectPrefix: 'opengslb', stateSecret: null, previousStateSecrets: [],
   });
   assert.deepEqual(agent.agent?.gossip.overwatchNodes, []);
   const ow = parseConfigText([...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, `  bus: { type: NATS, servers: ["nats://127.0.0.1:4222"], subject_prefix: prod.gslb, state_secret: "${KEY2}" }`].join('\n'), 'x.yaml');
   assert.equal(ow.bus?.subjectPrefix, 'prod.gslb');
   assert.equal(ow.bus?.stateSecret, KEY2);
+  assert.deepEqual(ow.bus?.previousStateSecrets, []);
+  const rotating = parseConfigText([...OVERWATCH, 'overwatch:', `  gossip: { encryption_key: "${KEY}" }`, `  bus: { type: nats, servers: ["nats://127.0.0.1:4222"], state_secret: "${KEY2}", previous_state_secrets: ["${KEY}"] }`].join('\n'), 'x.yaml');
+  assert.deepEqual(rotating.bus?.previousStateSecrets, [KEY]);
   assert.equal(ow.bus?.tls, null);
   assert.equal(parseConfigText(OVERWATCH.join('\n'), 'x.yaml').bus, null);
   assert.equal(parseConfigText(AGENT.join('\n'), 'x.yaml').agent?.bus, null);
