@@ -99,8 +99,10 @@ function isEmpty(node: unknown): boolean {
 /** Validates a value that is present in the file (not empty). */
 function walkPresent(ctx: WalkContext, nodeOrAlias: Node, schema: Schema, path: PathSegment[], fallback?: Pos): unknown {
   const node = isAlias(nodeOrAlias) ? (ctx.origins.resolve(nodeOrAlias) ?? nodeOrAlias) : nodeOrAlias;
-  const pos = positionOfNode(ctx, nodeOrAlias, fallback ?? ctx.sink.positionOf(path));
-  if (ctx.origins.locate(nodeOrAlias) !== undefined) ctx.sink.positions.set(formatPath(path), pos);
+  // Located once; the fallback (a walk up the path's positions) only for a node without a position.
+  const located = ctx.origins.locate(nodeOrAlias);
+  const pos = located ?? fallback ?? ctx.sink.positionOf(path);
+  if (located !== undefined) ctx.sink.positions.set(formatPath(path), pos);
   const wrongShape = (): undefined => {
     ctx.sink.report(pos, path, `got ${describe(node)}, expected ${expectText(schema)}`);
     return undefined;
@@ -145,16 +147,23 @@ function walkAbsent(ctx: WalkContext, schema: Schema, path: PathSegment[], pos: 
   }
   if (schema.kind === 'object') return walkObject(ctx, null, schema, path, pos);
   if ('default' in schema && schema.default !== undefined) {
+    const known = DEFAULT_VALUES.get(schema);
+    if (known !== undefined) return known.value;
     // Defaults are written as a user would write them ("30s", ":53") and go through the same parser.
     const probe = new ProblemCollector('(schema default)');
     const value = walkPresent({ ...ctx, sink: probe, inDefault: true }, DEFAULTS.createNode(schema.default), schema, path, pos);
     if (probe.problems.length > 0) {
       throw new Error(`config definition bug: the default of ${formatPath(path)} is invalid: ${probe.problems[0]?.message}`);
     }
+    // A plain value is the same wherever the key is absent: parsed once (10 000 regions parsed each of their defaults again).
+    if (value === null || typeof value !== 'object') DEFAULT_VALUES.set(schema, { value });
     return value;
   }
   return null;
 }
+
+/** The parsed default of each schema whose default is a plain value (a string, number or boolean), by schema. */
+const DEFAULT_VALUES = new WeakMap<Schema, { value: unknown }>();
 
 function walkObject(ctx: WalkContext, node: YAMLMap | null, schema: ObjectSchema, path: PathSegment[], pos: Pos): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -212,7 +221,7 @@ function walkMap(ctx: WalkContext, node: YAMLMap, schema: MapSchema, path: PathS
     }
     const key = String(keyNode.value);
     const childPath = [...path, key];
-    const keyPos = positionOfNode(ctx, keyNode, ctx.sink.positionOf(path));
+    const keyPos = ctx.origins.locate(keyNode) ?? ctx.sink.positionOf(path);
     if (isEmpty(pair.value)) {
       ctx.sink.report(keyPos, childPath, `is empty, expected ${expectText(schema.values)}`);
       continue;

@@ -154,7 +154,7 @@ export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) =>
       })),
       count: rows.length,
     })),
-    fragments: model.records.map((r) => [...r.members, ...r.fallback].map((m) => answerFragment(r.qtype, r.ttl, r.qtype === QTYPE.CNAME ? nameToWire(m.address) : ipToBytes(m.address)))),
+    fragments: answerFragments(model),
     dnskey: zones.map((zone) => {
       const rdatas = dnskeys.get(zone.name) ?? [];
       return { bytes: Buffer.concat(rdatas.map((rdata) => rrBody(DNSSEC_TYPE.DNSKEY, DNSKEY_TTL_SEC, rdata))), count: rdatas.length };
@@ -169,6 +169,36 @@ export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) =>
     idTxt: model.identity.id === null ? new Uint8Array(0) : txtRdata(splitString(model.identity.id)),
     versionTxt: model.identity.version === null ? new Uint8Array(0) : txtRdata(splitString(model.identity.version)),
   };
+}
+
+/**
+ * The answer fragments of every record, members then fallback. A server in
+ * many domains has the same fragment in each whose type and TTL agree: it is
+ * encoded once and the one (read-only) array is shared, since 20 000 domains
+ * over 200 servers took 4 million encodings for 200 distinct fragments. The
+ * pack step still copies it next to each record's name.
+ */
+function answerFragments(model: SnapshotModel): Uint8Array[][] {
+  // By type and TTL, then by address: one map lookup a member, no key built.
+  const made = new Map<string, Map<string, Uint8Array>>();
+  return model.records.map((r) => {
+    const kind = `${r.qtype} ${r.ttl}`;
+    let byAddress = made.get(kind);
+    if (byAddress === undefined) made.set(kind, (byAddress = new Map()));
+    const fragmentOf = (address: string): Uint8Array => {
+      let fragment = byAddress.get(address);
+      if (fragment === undefined) {
+        fragment = answerFragment(r.qtype, r.ttl, r.qtype === QTYPE.CNAME ? nameToWire(address) : ipToBytes(address));
+        byAddress.set(address, fragment);
+      }
+      return fragment;
+    };
+    const out = new Array<Uint8Array>(r.members.length + r.fallback.length);
+    let i = 0;
+    for (const m of r.members) out[i++] = fragmentOf(m.address);
+    for (const m of r.fallback) out[i++] = fragmentOf(m.address);
+    return out;
+  });
 }
 
 /** A UTF-8 text as latin1 character-strings of at most 255 octets. */
