@@ -324,7 +324,7 @@ export class Overwatch {
     registry.freeSlots(registry.commit(view));
     const fanout = new HealthFanout(createLiveSlots(Math.max(256, registry.slotHighWater * 2)), registry);
     fanout.setMembers(snapshot.members);
-    const lastUp = new LastUpJournal(store, logger);
+    const lastUp = new LastUpJournal(store, logger, { present: (key) => registry.server(key) !== undefined });
     lastUp.index(view.served);
     fanout.onLastUp = (slots, unixSec) => lastUp.note(slots, unixSec);
     // A server going down has its final last-up time: keep it without waiting for the timer.

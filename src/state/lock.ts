@@ -17,6 +17,10 @@
 // A process killed with SIGKILL leaves its pid file behind; the next start
 // finds that pid dead (or reused by another process, told apart by its start
 // time) and takes the directory over, so a stale file never blocks a restart.
+// A pid that runs as another user (EPERM) while the pid file is this user's
+// is reused too: the holder ran as the file's owner and could be signalled.
+// That also holds where other users' /proc entries are hidden (the shipped
+// unit's ProtectProc=invisible) and the start time cannot be read.
 
 import { closeSync, constants, fstatSync, linkSync, openSync, readFileSync, readlinkSync, readSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
@@ -36,6 +40,8 @@ export interface LockHolder {
   readonly host: string;
   /** When it took the directory, epoch ms. */
   readonly sinceMs: number;
+  /** The uid owning the pid file (the user the holder ran as), or null where unknown. */
+  readonly fileUid: number | null;
 }
 
 /** A held state directory; release() gives it up (idempotent). */
@@ -141,9 +147,13 @@ function tryCreate(path: string, text: string): boolean {
   const fd = openSync(tmp, 'w', 0o600);
   try {
     writeSync(fd, text);
-  } finally {
+  } catch (err) {
+    // A full disk: no temporary file is left behind.
     closeSync(fd);
+    unlinkQuietly(tmp);
+    throw err;
   }
+  closeSync(fd);
   try {
     linkSync(tmp, path);
     return true;
@@ -174,6 +184,7 @@ const MAX_PID_FILE_BYTES = 4096;
 function readHolder(path: string): LockHolder | 'absent' | 'unreadable' | { readonly problem: string } {
   let text: string;
   let fd: number;
+  let fileUid: number | null = null;
   try {
     fd = openSync(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
   } catch (err) {
@@ -186,6 +197,7 @@ function readHolder(path: string): LockHolder | 'absent' | 'unreadable' | { read
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) return { problem: `is ${fileKind(st)}` };
+    fileUid = process.platform === 'win32' ? null : st.uid;
     const buf = Buffer.alloc(MAX_PID_FILE_BYTES);
     const n = readSync(fd, buf, 0, buf.length, 0);
     text = buf.toString('utf8', 0, n);
@@ -210,6 +222,7 @@ function readHolder(path: string): LockHolder | 'absent' | 'unreadable' | { read
     bootId: fields.get('boot_id') || null,
     host: fields.get('host') ?? '',
     sinceMs: Number.isNaN(since) ? 0 : since,
+    fileUid,
   };
 }
 
@@ -223,15 +236,33 @@ function isAlive(h: LockHolder): boolean {
   try {
     process.kill(h.pid, 0);
   } catch (err) {
-    // EPERM: it exists but belongs to another user, so it is alive.
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    // EPERM: the pid runs as another user. The holder ran as the pid file's
+    // owner; when that is this user, the holder could be signalled by us, so
+    // the pid is not the holder's any more (reused). Under ProtectProc=
+    // invisible its /proc entry is hidden too, and the start-time check
+    // below would count it alive until that unrelated process ends.
+    if (h.fileUid !== null && h.fileUid === process.geteuid?.()) return false;
+    // Another user's file (a run as root, say): its holder may be that
+    // process, and nothing here can tell; the start time decides where
+    // readable, and lockedError says what to do.
   }
   const ticks = startTicksOf(h.pid);
   return h.startTicks === null || ticks === null || ticks === h.startTicks;
 }
 
+/** Does signalling `pid` fail with EPERM (it runs as another user)? */
+function signalDenied(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function selfHolder(): LockHolder {
-  return { pid: process.pid, startTicks: startTicksOf(process.pid), bootId: bootId(), host: hostname(), sinceMs: Date.now() };
+  return { pid: process.pid, startTicks: startTicksOf(process.pid), bootId: bootId(), host: hostname(), sinceMs: Date.now(), fileUid: process.geteuid?.() ?? null };
 }
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks since boot); null off Linux or when unreadable. */
@@ -267,9 +298,14 @@ function lockedError(dir: string, path: string, h: LockHolder, here: boolean): O
   const who = here
     ? `this process (pid ${h.pid}) already holds it`
     : `another running instance holds it: pid ${h.pid}${h.host !== '' && h.host !== hostname() ? ` on ${h.host}` : ''}${h.sinceMs > 0 ? `, since ${new Date(h.sinceMs).toISOString()}` : ''} (${path})`;
+  const me = process.geteuid?.();
+  // Another user's pid file naming another user's process: the only case where a reused pid cannot be told from the holder.
+  const foreign = !here && h.fileUid !== null && me !== undefined && h.fileUid !== me && signalDenied(h.pid)
+    ? `; ${path} belongs to uid ${h.fileUid}, not to this user (uid ${me}), and pid ${h.pid} is a process this user cannot inspect: if no OpenGSLB runs on this directory, remove the file`
+    : '';
   return new OpenGslbError(
     'OPENGSLB_ERR_STATE_LOCKED',
-    `state directory ${dir} (overwatch.data_dir) is in use: ${who}; stop that instance first, or give this one its own overwatch.data_dir`,
+    `state directory ${dir} (overwatch.data_dir) is in use: ${who}${foreign}; stop that instance first, or give this one its own overwatch.data_dir`,
   );
 }
 

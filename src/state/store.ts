@@ -6,9 +6,9 @@
 // has committed it, so an acknowledged override survives a crash. Tests and
 // tools may use the in-memory store instead.
 
-import { chmodSync, closeSync, mkdirSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, mkdirSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { endianness } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { loadUdpBatch } from '../../native/udp-batch.ts';
 import { OpenGslbError } from '../lib/errors.ts';
@@ -207,6 +207,18 @@ export interface StateStore extends PinStore, AgentBackendStore, BusPendingStore
   /** Stores last-up times by server key; rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   putLastUp(entries: ReadonlyMap<string, number>): Promise<void>;
   /**
+   * One bounded step of last-up pruning (src/overwatch/last-up-journal.ts):
+   * looks at up to `step.limit` stored last-up keys after `step.after` (null:
+   * from the first), in one write transaction. A key whose server is
+   * `present` loses its absence mark; an absent one without a mark is marked
+   * absent since `step.nowSec`; an absent one marked at or before
+   * `step.removeMarkedBefore`, and not seen healthy since the mark, is
+   * removed with its mark. Returns the last key looked at (null: the end was
+   * reached) and how many entries were removed; rejects with
+   * OPENGSLB_ERR_STATE_WRITE when the write fails.
+   */
+  pruneLastUp(step: LastUpPruneStep): Promise<LastUpPruneResult>;
+  /**
    * Every stored DNSSEC key. Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT naming the
    * zone and key tag when an entry cannot be read back (src/dnssec/keys.ts
    * keyFromStored then checks the key itself).
@@ -228,6 +240,38 @@ export interface StateStore extends PinStore, AgentBackendStore, BusPendingStore
   /** Removes the key (zone, keyTag); rejects with OPENGSLB_ERR_STATE_WRITE when the write fails. */
   deleteDnssecKey(zone: string, keyTag: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One step of StateStore.pruneLastUp. */
+export interface LastUpPruneStep {
+  /** Start after this key; null: from the first. */
+  readonly after: string | null;
+  /** At most this many keys are looked at. */
+  readonly limit: number;
+  /** Is the server of this key in the registry now? */
+  readonly present: (key: string) => boolean;
+  /** Now, unix seconds: the absence mark given to a key first seen absent. */
+  readonly nowSec: number;
+  /** An absent key marked at or before this (unix seconds) is removed. */
+  readonly removeMarkedBefore: number;
+}
+
+export interface LastUpPruneResult {
+  /** The last key looked at, to continue after; null when the end was reached. */
+  readonly next: string | null;
+  readonly removed: number;
+}
+
+/**
+ * The decision of one pruning step over (key, last-up, absence mark), shared
+ * by both stores: what to do with the entry's mark and whether to remove it.
+ * A server seen healthy after its mark was present then: its absence starts
+ * again now.
+ */
+function pruneDecision(present: boolean, lastUp: number, mark: number | undefined, step: LastUpPruneStep): 'unmark' | 'mark' | 'remove' | 'keep' {
+  if (present) return mark === undefined ? 'keep' : 'unmark';
+  if (mark === undefined || lastUp > mark) return 'mark';
+  return mark <= step.removeMarkedBefore ? 'remove' : 'keep';
 }
 
 /** Where a DNSSEC key is stored: an lmdb array key (zone, key tag), so no string format is built or parsed. */
@@ -298,6 +342,7 @@ export class MemoryStore implements StateStore {
   readonly location = 'memory';
   readonly #overrides = new Map<string, StoredOverride>();
   readonly #lastUp = new Map<string, number>();
+  readonly #lastUpAbsent = new Map<string, number>();
   /** Stored text by zone, then key tag. */
   readonly #dnssecKeys = new Map<string, Map<number, string>>();
   readonly #pins = new Map<string, StoredPin>();
@@ -349,6 +394,24 @@ export class MemoryStore implements StateStore {
 
   async putLastUp(entries: ReadonlyMap<string, number>): Promise<void> {
     for (const [key, sec] of entries) this.#lastUp.set(key, sec);
+  }
+
+  async pruneLastUp(step: LastUpPruneStep): Promise<LastUpPruneResult> {
+    // Key order, as lmdb's: a cursor that survives removals between steps.
+    const keys = [...this.#lastUp.keys()].filter((k) => step.after === null || k > step.after).sort().slice(0, step.limit);
+    let removed = 0;
+    for (const key of keys) {
+      const mark = this.#lastUpAbsent.get(key);
+      const what = pruneDecision(step.present(key), this.#lastUp.get(key)!, mark, step);
+      if (what === 'unmark') this.#lastUpAbsent.delete(key);
+      else if (what === 'mark') this.#lastUpAbsent.set(key, step.nowSec);
+      else if (what === 'remove') {
+        this.#lastUp.delete(key);
+        this.#lastUpAbsent.delete(key);
+        removed++;
+      }
+    }
+    return { next: keys.length < step.limit ? null : keys[keys.length - 1]!, removed };
   }
 
   loadDnssecKeys(): StoredDnssecKey[] {
@@ -445,6 +508,83 @@ function restrictPermissions(dataDir: string): void {
   }
 }
 
+/**
+ * Checks that the lmdb data and lock files, where they exist, are regular
+ * files this user may read and write; throws the error openAdvice() explains.
+ * lmdb-js does not report a lock file it may not open: the process dies of
+ * SIGSEGV with no message.
+ */
+function checkStateFilesUsable(path: string): void {
+  for (const file of [path, `${path}-lock`]) {
+    let st: Stats;
+    try {
+      st = statSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw err;
+    }
+    if (!st.isFile()) {
+      throw Object.assign(new Error(`${file} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}`), { code: 'EISDIR', path: file });
+    }
+    accessSync(file, constants.R_OK | constants.W_OK);
+  }
+}
+
+/**
+ * What to do about `err`, which failed opening the state directory `dataDir`
+ * (creating it, setting its modes, the pid file, the lmdb files): by its errno
+ * and the path it names.
+ */
+function openAdvice(err: NodeJS.ErrnoException, dataDir: string): string {
+  const failed = typeof err.path === 'string' ? err.path : dataDir;
+  const me = process.geteuid?.();
+  switch (err.code) {
+    case 'EACCES':
+    case 'EPERM': {
+      let st: Stats | null = null;
+      try {
+        st = statSync(failed);
+      } catch {
+        // Missing: the directory above it is what this user cannot write.
+      }
+      if (st !== null && !st.isDirectory()) {
+        if (me !== undefined && st.uid !== me) {
+          return `${failed} belongs to uid ${st.uid}, not to this user (uid ${me}), as after a start as another user (sudo): give the directory back to this user (chown -R ${me} ${dataDir})`;
+        }
+        return `${failed} is mode ${(st.mode & 0o777).toString(8)}: make it readable and writable by this user (chmod 600 ${failed})`;
+      }
+      if (st !== null && me !== undefined && st.uid !== me) {
+        return `${failed} belongs to uid ${st.uid}, not to this user (uid ${me}): give it to this user (chown -R ${me} ${dataDir}), or point overwatch.data_dir at a directory this user owns`;
+      }
+      return 'create the directory and make it writable by this user, or point overwatch.data_dir at one that is';
+    }
+    case 'ENOSPC':
+      return `the file system holding ${dataDir} is full (no space or no inodes left): free room there, or point overwatch.data_dir at another file system`;
+    case 'EDQUOT':
+      return `this user's disk quota on the file system holding ${dataDir} is used up: raise it or free room, or point overwatch.data_dir elsewhere`;
+    case 'EROFS':
+      return `${dataDir} is on a read-only file system: mount it read-write; under the shipped systemd unit (ProtectSystem=strict) only /var/lib/opengslb is writable, so leave overwatch.data_dir unset or add ${dataDir} to ReadWritePaths= in a drop-in`;
+    case 'EISDIR':
+      return `the lmdb files must be regular files (or absent, to be created): move ${failed} aside`;
+    case 'ENOTDIR': {
+      // The nearest existing part of the path is what is in the way.
+      let part = dataDir;
+      for (;;) {
+        try {
+          statSync(part);
+          break;
+        } catch {
+          if (dirname(part) === part) break;
+          part = dirname(part);
+        }
+      }
+      return `${part} is a file, expected a directory on the way to ${dataDir}: point overwatch.data_dir at a directory, or move ${part} aside`;
+    }
+    default:
+      return 'create the directory and make it writable by this user, or point overwatch.data_dir at one that is';
+  }
+}
+
 // The head of an lmdb data file (lmdb-js 3's liblmdb, 64-bit build), which
 // checkStateFile reads before lmdb maps the file. Pages 0 and 1 are meta
 // pages: a 24-byte page header (page number, txnid, pad, flags, bounds), then
@@ -529,6 +669,8 @@ export class LmdbStore implements StateStore {
   readonly #root: RootDatabase;
   readonly #overrides: Database<StoredOverride, string>;
   readonly #lastUp: Database<number, string>;
+  /** By server key: since when (unix seconds) a key of `#lastUp` has been seen absent from the registry (pruneLastUp). */
+  readonly #lastUpAbsent: Database<number, string>;
   /** JSON text per key id [zone, keyTag]: parsed by hand, so a damaged entry is reported by name instead of failing the whole read. */
   readonly #dnssecKeys: Database<string, DnssecKeyId>;
   readonly #pins: Database<StoredPin, string>;
@@ -556,6 +698,7 @@ export class LmdbStore implements StateStore {
     this.#reserve = addon?.reserveFile === undefined ? null : addon.reserveFile.bind(addon);
     this.#overrides = root.openDB<StoredOverride, string>({ name: 'overrides' });
     this.#lastUp = root.openDB<number, string>({ name: 'last_up' });
+    this.#lastUpAbsent = root.openDB<number, string>({ name: 'last_up_absent' });
     this.#dnssecKeys = root.openDB<string, DnssecKeyId>({ name: 'dnssec_keys', encoding: 'string' });
     this.#pins = root.openDB<StoredPin, string>({ name: 'agent_pins' });
     this.#replayMarks = root.openDB<StoredReplayMark, string>({ name: 'agent_replay_marks' });
@@ -579,6 +722,8 @@ export class LmdbStore implements StateStore {
       mkdirSync(dataDir, { recursive: true, mode: DATA_DIR_MODE });
       restrictPermissions(dataDir);
       lock = lockStateDir(dataDir);
+      // Before lmdb opens them: lmdb-js dies of SIGSEGV on a lock file it may not open (one left by a run as root).
+      checkStateFilesUsable(path);
       // Checked under the lock: another instance may not be writing it meanwhile.
       const damage = checkStateFile(path);
       if (damage !== null) {
@@ -600,7 +745,7 @@ export class LmdbStore implements StateStore {
       if (err instanceof OpenGslbError) throw err;
       throw new OpenGslbError(
         'OPENGSLB_ERR_STATE_OPEN',
-        `cannot open the state database ${path} (overwatch.data_dir: ${dataDir}): ${(err as Error).message}; create the directory and make it writable by this user, or point overwatch.data_dir at one that is`,
+        `cannot open the state database ${path} (overwatch.data_dir: ${dataDir}): ${(err as Error).message}; ${openAdvice(err as NodeJS.ErrnoException, dataDir)}`,
         { cause: err },
       );
     }
@@ -631,6 +776,37 @@ export class LmdbStore implements StateStore {
     await this.#write(() => `${entries.size} last-up times`, () => this.#lastUp.transaction(() => {
       for (const [key, sec] of entries) this.#lastUp.put(key, sec);
     }), entries.size * 64);
+  }
+
+  async pruneLastUp(step: LastUpPruneStep): Promise<LastUpPruneResult> {
+    let next: string | null = null;
+    let removed = 0;
+    // Read and decided inside the write transaction: a flush committed meanwhile is seen, never overwritten.
+    await this.#write(() => 'a last-up pruning step', () => this.#lastUp.transaction(() => {
+      next = null;
+      removed = 0;
+      // Collected first: no removal under a live range cursor.
+      const batch: { key: string; value: number }[] = [];
+      for (const { key, value } of this.#lastUp.getRange(step.after === null ? { limit: step.limit } : { start: step.after, limit: step.limit + 1 })) {
+        if (key === step.after) continue;
+        if (batch.length === step.limit) break;
+        batch.push({ key, value });
+      }
+      for (const { key, value } of batch) {
+        next = key;
+        const mark = this.#lastUpAbsent.get(key);
+        const what = pruneDecision(step.present(key), value, mark, step);
+        if (what === 'unmark') this.#lastUpAbsent.remove(key);
+        else if (what === 'mark') this.#lastUpAbsent.put(key, step.nowSec);
+        else if (what === 'remove') {
+          this.#lastUp.remove(key);
+          this.#lastUpAbsent.remove(key);
+          removed++;
+        }
+      }
+      if (batch.length < step.limit) next = null;
+    }), step.limit * 64);
+    return { next, removed };
   }
 
   loadDnssecKeys(): StoredDnssecKey[] {

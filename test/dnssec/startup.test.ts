@@ -79,7 +79,7 @@ test('a data directory that cannot be created stops the start with what to do', 
   await writeFile(blocker, 'not a directory');
   const r = await run(SERVER, ['--config', await writeConfig(dir, config(join(blocker, 'state')))]);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /cannot open the state database .*file\/state\/state\.mdb \(overwatch\.data_dir: .*\): .*make it writable by this user, or point overwatch\.data_dir at one that is/);
+  assert.match(r.stderr, /cannot open the state database .*file\/state\/state\.mdb \(overwatch\.data_dir: .*\): ENOTDIR.*; .*\/file is a file, expected a directory on the way to .*\/file\/state: point overwatch\.data_dir at a directory, or move .*\/file aside/);
 });
 
 test('a data directory the user may not write stops the start', { skip: process.getuid?.() === 0 ? 'running as root, who may write any directory' : process.platform === 'win32' }, async (t) => {

@@ -151,7 +151,8 @@ test('the state directory that cannot be created stops the start with the direct
   assert.throws(() => LmdbStore.open(join(blocker, 'state')), (err: unknown) => {
     assert.ok(err instanceof OpenGslbError);
     assert.equal(err.code, 'OPENGSLB_ERR_STATE_OPEN');
-    assert.match(err.message, /overwatch\.data_dir: .*file\/state\).*make it writable by this user, or point overwatch\.data_dir at one that is/);
+    assert.match(err.message, /overwatch\.data_dir: .*file\/state\): ENOTDIR/);
+    assert.ok(err.message.endsWith(`; ${blocker} is a file, expected a directory on the way to ${join(blocker, 'state')}: point overwatch.data_dir at a directory, or move ${blocker} aside`), err.message);
     return true;
   });
 });
