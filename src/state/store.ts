@@ -530,6 +530,9 @@ function checkStateFilesUsable(path: string): void {
   }
 }
 
+/** The advice when the directory itself is missing or not writable (and for an error nothing else explains). */
+const MAKE_DIR_ADVICE = 'create the directory and make it writable by this user, or point overwatch.data_dir at one that is';
+
 /**
  * What to do about `err`, which failed opening the state directory `dataDir`
  * (creating it, setting its modes, the pid file, the lmdb files): by its errno
@@ -556,7 +559,7 @@ function openAdvice(err: NodeJS.ErrnoException, dataDir: string): string {
       if (st !== null && me !== undefined && st.uid !== me) {
         return `${failed} belongs to uid ${st.uid}, not to this user (uid ${me}): give it to this user (chown -R ${me} ${dataDir}), or point overwatch.data_dir at a directory this user owns`;
       }
-      return 'create the directory and make it writable by this user, or point overwatch.data_dir at one that is';
+      return MAKE_DIR_ADVICE;
     }
     case 'ENOSPC':
       return `the file system holding ${dataDir} is full (no space or no inodes left): free room there, or point overwatch.data_dir at another file system`;
@@ -581,7 +584,7 @@ function openAdvice(err: NodeJS.ErrnoException, dataDir: string): string {
       return `${part} is a file, expected a directory on the way to ${dataDir}: point overwatch.data_dir at a directory, or move ${part} aside`;
     }
     default:
-      return 'create the directory and make it writable by this user, or point overwatch.data_dir at one that is';
+      return MAKE_DIR_ADVICE;
   }
 }
 
