@@ -214,8 +214,22 @@ export type ReplicaEvent =
    * did that), by reason, with up to START_EXAMPLES of their keys.
    */
   | { readonly kind: 'refused_at_start'; readonly total: number; readonly reasons: Readonly<Partial<Record<RejectionReason, number>>>; readonly examples: readonly { readonly key: string; readonly reason: RejectionReason }[] }
-  /** Entries that opened only with one of previous_state_secrets and were put back sealed with state_secret (at start, and entries left waiting by an earlier run). */
-  | { readonly kind: 'resealed'; readonly entries: number }
+  /**
+   * Entries that opened only with one of previous_state_secrets and were put
+   * back sealed with state_secret (at start, and entries left waiting by an
+   * earlier run); `leftFuture` of those found at start were refused as
+   * 'future' instead and left as they are, sealed with the previous secret
+   * (sealed again they would become valid once their time came; left, they
+   * stop opening once that secret is dropped).
+   */
+  | { readonly kind: 'resealed'; readonly entries: number; readonly leftFuture: number }
+  /**
+   * A change of this overwatch's waiting for NATS, stamped more than
+   * MAX_CLOCK_SKEW_MS ahead of this clock when it was finally put (made
+   * while this clock was ahead, since stepped back): put stamped with the
+   * time of the put instead, or every other overwatch would refuse it.
+   */
+  | { readonly kind: 'restamped'; readonly entry: OperatorKind; readonly key: string; readonly fromMs: number; readonly toMs: number }
   | { readonly kind: 'replica_error'; readonly error: string };
 
 export interface OperatorReplicaOptions {
@@ -291,6 +305,13 @@ const RETRY_MS = 1000;
  */
 const BUCKET_CHECK_MS = 5000;
 
+/** An entry waiting to be put: its kind, its sealed bytes (always with state_secret) and the time they carry. */
+interface Pending {
+  readonly kind: OperatorKind;
+  readonly bytes: Buffer;
+  readonly atMs: number;
+}
+
 /** The overwatch's link to the operator-state bucket. */
 export class OperatorReplica {
   readonly #link: BusLink;
@@ -318,7 +339,7 @@ export class OperatorReplica {
    */
   readonly #held = new Map<string, Held>();
   /** Sealed entries not put yet (NATS away), the newest per key, with their kind. */
-  readonly #pending = new Map<string, { readonly kind: OperatorKind; readonly bytes: Buffer }>();
+  readonly #pending = new Map<string, Pending>();
   readonly #counts = { puts: perKind(), putFailures: perKind(), applies: perKind(), reconnects: 0 };
   readonly #rejections = Object.fromEntries([...OPERATOR_KINDS, 'unknown'].map((k) => [k, Object.fromEntries(REJECTION_REASONS.map((r) => [r, 0]))])) as Record<OperatorKind | 'unknown', Record<RejectionReason, number>>;
   #flushing: Promise<void> | null = null;
@@ -334,6 +355,8 @@ export class OperatorReplica {
   #startReported = false;
   readonly #startRefused = { reasons: {} as Partial<Record<RejectionReason, number>>, total: 0, examples: [] as { key: string; reason: RejectionReason }[] };
   #resealed = 0;
+  /** Entries found at start that opened only with a previous secret but were refused as 'future': left as they are, not sealed again. */
+  #leftFuture = 0;
 
   /** Throws when bus.stateSecret is null (the config requires it with the bus). */
   constructor(options: OperatorReplicaOptions) {
@@ -392,9 +415,9 @@ export class OperatorReplica {
         this.#persist(key, bytes);
         resealed++;
       }
-      this.#pending.set(key, { kind: id.kind, bytes });
+      this.#pending.set(key, { kind: id.kind, bytes, atMs: opened.payload.atMs });
     }
-    if (resealed > 0) this.#onEvent({ kind: 'resealed', entries: resealed });
+    if (resealed > 0) this.#onEvent({ kind: 'resealed', entries: resealed, leftFuture: 0 });
   }
 
   /** Keeps a waiting entry in the pending store (no-op without one); a failed write is reported, the entry still waits in memory. */
@@ -555,9 +578,28 @@ export class OperatorReplica {
   #putHeld(kvKey: string, kind: OperatorKind, held: Held): void {
     this.#held.set(kvKey, held);
     const bytes = sealEntry(this.#keys[0], this.#bucket, kvKey, { atMs: held.atMs, by: held.by, value: JSON.parse(held.value) as unknown });
-    this.#pending.set(kvKey, { kind, bytes });
+    this.#pending.set(kvKey, { kind, bytes, atMs: held.atMs });
     this.#persist(kvKey, bytes);
     this.#flush();
+  }
+
+  /**
+   * A waiting entry stamped beyond the skew the others accept (made while
+   * this clock was ahead, since stepped back, then left waiting for NATS,
+   * perhaps across a restart): sealed again stamped `now`, by this process,
+   * with the same value, and held so; returns what waits now.
+   */
+  #restamp(kvKey: string, entry: Pending, now: number): Pending {
+    const opened = openEntryWithAny(this.#keys, this.#bucket, kvKey, entry.bytes);
+    if (!opened.ok) return entry;
+    const payload: EntryPayload = { atMs: now, by: this.#self, value: opened.payload.value };
+    const next: Pending = { kind: entry.kind, bytes: sealEntry(this.#keys[0], this.#bucket, kvKey, payload), atMs: now };
+    this.#pending.set(kvKey, next);
+    this.#persist(kvKey, next.bytes);
+    const held = this.#held.get(kvKey);
+    if (held !== undefined && held.atMs === entry.atMs) this.#held.set(kvKey, { atMs: now, by: this.#self, value: held.value });
+    this.#onEvent({ kind: 'restamped', entry: entry.kind, key: kvKey, fromMs: entry.atMs, toMs: now });
+    return next;
   }
 
   counters(): ReplicaCounters {
@@ -594,8 +636,11 @@ export class OperatorReplica {
       let put = 0;
       // Resolved once the link is up (#openBucket retries until then).
       const kv = await this.#kv;
-      for (const [kvKey, entry] of this.#pending) {
+      for (const [kvKey, waiting] of this.#pending) {
         if (this.#closed) return;
+        const now = this.#now();
+        // Checked at the put, not when it began to wait: this clock may have been stepped back meanwhile.
+        const entry = waiting.atMs > now + MAX_CLOCK_SKEW_MS ? this.#restamp(kvKey, waiting, now) : waiting;
         try {
           await kv.put(kvKey, entry.bytes);
         } catch (err) {
@@ -652,7 +697,7 @@ export class OperatorReplica {
     this.#startReported = true;
     const r = this.#startRefused;
     if (r.total > 0) this.#onEvent({ kind: 'refused_at_start', total: r.total, reasons: { ...r.reasons }, examples: [...r.examples] });
-    if (this.#resealed > 0) this.#onEvent({ kind: 'resealed', entries: this.#resealed });
+    if (this.#resealed > 0 || this.#leftFuture > 0) this.#onEvent({ kind: 'resealed', entries: this.#resealed, leftFuture: this.#leftFuture });
   }
 
   /**
@@ -664,7 +709,7 @@ export class OperatorReplica {
   #reseal(kvKey: string, kind: OperatorKind, payload: EntryPayload): void {
     if (this.#pending.has(kvKey)) return;
     const bytes = sealEntry(this.#keys[0], this.#bucket, kvKey, payload);
-    this.#pending.set(kvKey, { kind, bytes });
+    this.#pending.set(kvKey, { kind, bytes, atMs: payload.atMs });
     this.#persist(kvKey, bytes);
     this.#resealed++;
     this.#flush();
@@ -696,6 +741,10 @@ export class OperatorReplica {
     // DNSSEC keys are exempt, as from the order below: their merge only moves a key forward, whatever the entry's time.
     if (id.kind !== 'dnssec_key' && payload.atMs > now + MAX_CLOCK_SKEW_MS) {
       // Not held, not applied, nothing put back (the writer would put its entry back in turn, without end).
+      // Not sealed again either when it opened only with a previous secret: under state_secret it would
+      // become valid once its time came (a value from a wrong clock taking the key then); left as it is,
+      // it stops opening once that secret is dropped. The start's 'resealed' report counts it.
+      if (opened.keyIndex > 0 && arrival === 'start' && !this.#startReported) this.#leftFuture++;
       return this.#reject(id.kind, key, 'future', `written ${new Date(payload.atMs).toISOString()}, more than ${MAX_CLOCK_SKEW_MS / 1000} s ahead of this overwatch's clock (${new Date(now).toISOString()}): the writer's clock is wrong (fix its NTP); ignored`, arrival);
     }
     // Before the own-write check: an old entry of this overwatch's put back is a replay too.

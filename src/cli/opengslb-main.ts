@@ -123,7 +123,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   // SIGTERM and SIGINT before anything is served (DNS not bound, no agent
   // registered) end the start at once instead: it may wait many seconds (a
   // first health round, a key-sync peer that does not answer), and a stop
-  // then has nothing to finish. The pid file goes at exit (src/state/lock.ts);
+  // then has nothing to finish. Once the DNS workers answer (Overwatch.start's
+  // onServing, before the start returns) a signal waits for the clean stop,
+  // which gives TCP queries in flight their grace. The pid file goes at exit (src/state/lock.ts);
   // lmdb keeps every committed write, as after a crash.
   const early: string[] = [];
   let serving = false;
@@ -203,7 +205,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   const metrics = config.metrics.enabled ? (await import('../metrics/prometheus.ts')).createMetrics({ version: packageVersion(), loadedAtMs, api }) : null;
   let overwatch: Overwatch;
   try {
-    overwatch = await Overwatch.start(config, logger, { store, ...(metrics ? { onCheck: metrics.onCheck } : {}) });
+    // From the moment the DNS workers answer, a SIGTERM waits for the start to finish and takes the clean stop below (TCP grace).
+    overwatch = await Overwatch.start(config, logger, { store, onServing: () => void (serving = true), ...(metrics ? { onCheck: metrics.onCheck } : {}) });
   } catch (err) {
     logger.flush?.();
     await api?.close();

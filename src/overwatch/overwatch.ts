@@ -31,7 +31,7 @@ import { explainGeo, type GeoTestResult } from '../geo/table-input.ts';
 import type { RegistryView } from '../registry/registry.ts';
 import { MemoryStore, type StateStore, type StoredDnssecKey, type StoredGeoMapping, type StoredOverride, type StoredPin } from '../state/store.ts';
 import { describeTarget, fromStored, inForce, keyOfTarget, OVERRIDE_SCOPES, toStored, type Override, type OverrideTarget } from '../registry/overrides.ts';
-import { bucketName, OperatorReplica, operatorKvKey, readReplicatedKeys, type ApplyResult, type OperatorChange } from '../bus/replica.ts';
+import { bucketName, MAX_CLOCK_SKEW_MS, OperatorReplica, operatorKvKey, readReplicatedKeys, type ApplyResult, type OperatorChange } from '../bus/replica.ts';
 import { OverrideExpiry } from './override-expiry.ts';
 import type { AgentHub } from './agents.ts';
 import { backendRows, type BackendView } from './backends-view.ts';
@@ -113,8 +113,18 @@ export interface OverwatchOptions {
   readonly onCheck?: CheckObserver;
   /** How long a key published by a rollover waits before it signs; default ROLLOVER_SWITCH_AFTER_MS (DNSKEY TTL + 5 min). Tests shorten it. */
   readonly rolloverSwitchAfterMs?: number;
+  /** How long a new algorithm's key signs before it joins the DNSKEY RRset; default the zone's largest TTL + 5 min (Keyring.publishAfterMs). Tests shorten it. */
+  readonly rolloverPublishAfterMs?: number;
   /** Sign the RRsets the workers are about to answer ahead of time (default true); false leaves every signature to the workers' misses (tests of the miss path, benchmarks). */
   readonly presign?: boolean;
+  /**
+   * Called once the DNS workers are bound and answering, before start()
+   * returns (the agent channel may still be binding): from then on a stop
+   * must be the clean one, with the TCP grace period, never an exit.
+   */
+  readonly onServing?: () => void;
+  /** How long a DNS worker may take to confirm a new snapshot before it is terminated and restarted; default DEFAULT_SWITCH_DEADLINE_MS (10 s). Tests shorten it. */
+  readonly workerSwitchDeadlineMs?: number;
 }
 
 /** How often the health epoch is checked for a change that calls for new pre-signed sets. */
@@ -417,6 +427,7 @@ export class Overwatch {
       geo.close();
       throw err;
     }
+    options.onServing?.();
     const overwatch = new Overwatch(config, logger, dns.listenHost, port, { registry, fanout, store, lastUp, snapshot, health, geo, serials, keyring, presigner, keySync, agents }, counters, pool);
     overwatch.#cookieSecrets = cookieSecrets;
     overwatch.#overridesLeftOut = overridesLeftOut;
@@ -1092,7 +1103,11 @@ export class Overwatch {
             log.warn({ refused: e.total, reasons: e.reasons, examples: e.examples }, 'operator state bucket holds entries refused here, found at start (not counted again in opengslb_overwatch_bus_kv_rejections_total: the overwatches watching when each was put counted and logged it); they change nothing');
             break;
           case 'resealed':
-            log.info({ entries: e.entries }, 'operator state entries sealed with one of overwatch.bus.previous_state_secrets are put back sealed with state_secret');
+            if (e.entries > 0) log.info({ entries: e.entries }, 'operator state entries sealed with one of overwatch.bus.previous_state_secrets are put back sealed with state_secret');
+            if (e.leftFuture > 0) log.warn({ entries: e.leftFuture, maxSkewMs: MAX_CLOCK_SKEW_MS }, 'operator state entries sealed with one of overwatch.bus.previous_state_secrets but stamped ahead of this clock (refused as future) are left as they are, not sealed again with state_secret: once the old secret is dropped they no longer open (a writer\'s clock was wrong; the next change of each key replaces it)');
+            break;
+          case 'restamped':
+            log.warn({ entry: e.entry, key: e.key, stamped: new Date(e.fromMs).toISOString(), now: new Date(e.toMs).toISOString() }, 'operator state change that waited for NATS was stamped ahead of this clock (it was ahead when the change was made, and has been set back): put stamped with the time of the put instead, or the other overwatches would refuse it');
             break;
           case 'bucket_recreated':
             log.warn({ bucket: e.bucket, entries: e.entries }, 'operator state bucket was made again, empty (nats-server back without its JetStream storage): what this overwatch holds is put in it again');

@@ -22,9 +22,9 @@
 // That also holds where other users' /proc entries are hidden (the shipped
 // unit's ProtectProc=invisible) and the start time cannot be read.
 
-import { closeSync, constants, fstatSync, linkSync, openSync, readFileSync, readlinkSync, readSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, readlinkSync, readSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { OpenGslbError } from '../lib/errors.ts';
 
 /** The pid file's name inside the state directory. */
@@ -73,7 +73,7 @@ export function lockStateDir(dir: string): DirLock {
     if (tryCreate(path, text)) return held(path);
     const found = readHolder(path);
     if (found === 'absent') continue; // released between our link and our read
-    if (typeof found === 'object' && 'problem' in found) throw notPidFileError(dir, path, found.problem);
+    if (typeof found === 'object' && 'problem' in found) throw notPidFileError(dir, path, found);
     if (found !== 'unreadable' && isAlive(found)) throw lockedError(dir, path, found, false);
     // Stale (or a regular file cut short: link(2) of a fully written file
     // makes that impossible for a live instance's, so only a crash, say a
@@ -95,7 +95,7 @@ export function lockStateDir(dir: string): DirLock {
       } catch {
         // Something took its place meanwhile; the aside name says what it was.
       }
-      throw notPidFileError(dir, path, moved.problem);
+      throw notPidFileError(dir, path, moved);
     }
     if (moved !== 'absent' && moved !== 'unreadable' && isAlive(moved)) {
       // Another instance took the directory between our read and our rename: put its file back.
@@ -120,7 +120,7 @@ export function lockStateDir(dir: string): DirLock {
 export function stateDirHolder(dir: string): LockHolder | null {
   const path = join(dir, LOCK_FILE);
   const found = readHolder(path);
-  if (typeof found === 'object' && 'problem' in found) throw notPidFileError(dir, path, found.problem);
+  if (typeof found === 'object' && 'problem' in found) throw notPidFileError(dir, path, found);
   return found === 'absent' || found === 'unreadable' || !isAlive(found) ? null : found;
 }
 
@@ -170,6 +170,38 @@ function formatHolder(h: LockHolder): string {
   return `${h.pid}\nstart_ticks=${h.startTicks ?? ''}\nboot_id=${h.bootId ?? ''}\nhost=${h.host}\nsince=${new Date(h.sinceMs).toISOString()}\n`;
 }
 
+/**
+ * What is wrong with a pid file that is not a readable regular file:
+ * `problem` completes "<path> …"; `advice`, when set, replaces the generic
+ * "expected a regular file …; remove it" ending.
+ */
+interface NotPidFile {
+  readonly problem: string;
+  readonly advice?: string;
+}
+
+/**
+ * A pid file this user may not open because another user owns it (a start
+ * as root leaves one, mode 600): said as such, with the chown or remove
+ * advice the other open errors give; null when it is this user's (or
+ * cannot be stat'ed).
+ */
+function foreignOwner(path: string): NotPidFile | null {
+  const me = process.geteuid?.();
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return null;
+  }
+  if (me === undefined || st.uid === me) return null;
+  const dir = dirname(path);
+  return {
+    problem: `belongs to uid ${st.uid}, not to this user (uid ${me}), and is mode ${(st.mode & 0o777).toString(8)}: this user cannot read it, as after a start as another user (sudo)`,
+    advice: `if no OpenGSLB runs on ${dir}, give the directory back to this user (chown -R ${me} ${dir}) or remove the file`,
+  };
+}
+
 /** The longest pid file read: ours are under 200 bytes; a bigger file is not one (and is not read whole). */
 const MAX_PID_FILE_BYTES = 4096;
 
@@ -181,7 +213,7 @@ const MAX_PID_FILE_BYTES = 4096;
  * stale. O_NOFOLLOW and O_NONBLOCK: a symbolic link is not followed, and
  * opening a FIFO does not wait for a writer (readFileSync hung there).
  */
-function readHolder(path: string): LockHolder | 'absent' | 'unreadable' | { readonly problem: string } {
+function readHolder(path: string): LockHolder | 'absent' | 'unreadable' | NotPidFile {
   let text: string;
   let fd: number;
   let fileUid: number | null = null;
@@ -192,6 +224,10 @@ function readHolder(path: string): LockHolder | 'absent' | 'unreadable' | { read
     if (code === 'ENOENT') return 'absent';
     // ELOOP is O_NOFOLLOW meeting a symbolic link (a dangling one too, which ENOENT-retried until "keeps creating it").
     if (code === 'ELOOP') return { problem: `is a symbolic link${linkTarget(path)}` };
+    if (code === 'EACCES' || code === 'EPERM') {
+      const foreign = foreignOwner(path);
+      if (foreign !== null) return foreign;
+    }
     return { problem: `cannot be read (${(err as Error).message})` };
   }
   try {
@@ -328,10 +364,11 @@ function linkTarget(path: string): string {
 }
 
 /** The pid file is not a readable regular file: refused, never taken as stale or moved (an operator's, or a mistake to look at). */
-function notPidFileError(dir: string, path: string, problem: string): OpenGslbError {
+function notPidFileError(dir: string, path: string, found: NotPidFile): OpenGslbError {
+  const ending = found.advice ?? `expected a regular file holding the pid of the instance using the directory (or no file); remove it if no instance uses ${dir}`;
   return new OpenGslbError(
     'OPENGSLB_ERR_STATE_OPEN',
-    `cannot take the state directory ${dir} (overwatch.data_dir): ${path} ${problem}, expected a regular file holding the pid of the instance using the directory (or no file); remove it if no instance uses ${dir}`,
+    `cannot take the state directory ${dir} (overwatch.data_dir): ${path} ${found.problem}${found.advice === undefined ? ', ' : '; '}${ending}`,
   );
 }
 

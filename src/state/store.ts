@@ -60,8 +60,12 @@ export interface StoredDnssecKey {
   readonly publicKey: string;
   /** Epoch milliseconds. */
   readonly createdAtMs: number;
-  /** "published", "active" or "retired" (checked by keyFromStored). */
+  /** "published", "active", "withdrawn" or "retired" (checked by keyFromStored). */
   readonly state: string;
+  /** Epoch ms a published key of a new algorithm joins the DNSKEY RRset (src/dnssec/keys.ts DnssecKeyInfo); absent: at once. */
+  readonly publishAtMs?: number;
+  /** Epoch ms a withdrawn key left the DNSKEY RRset. */
+  readonly withdrawnAtMs?: number;
   /** Base64 of the PKCS#8 DER private key. */
   readonly privateKeyPkcs8: string;
 }
@@ -277,7 +281,8 @@ function pruneDecision(present: boolean, lastUp: number, mark: number | undefine
 /** Where a DNSSEC key is stored: an lmdb array key (zone, key tag), so no string format is built or parsed. */
 export type DnssecKeyId = [zone: string, keyTag: number];
 
-const STORED_KEY_FIELDS: Readonly<Record<keyof StoredDnssecKey, 'string' | 'number'>> = {
+/** The fields every stored key has (the optional rollover times are checked by keyFromStored). */
+const STORED_KEY_FIELDS: Readonly<Record<Exclude<keyof StoredDnssecKey, 'publishAtMs' | 'withdrawnAtMs'>, 'string' | 'number'>> = {
   zone: 'string',
   keyTag: 'number',
   algorithm: 'number',
@@ -530,6 +535,26 @@ function checkStateFilesUsable(path: string): void {
   }
 }
 
+/**
+ * Whether the nearest existing directory on the way to `dataDir` is on a
+ * read-only file system: Node's recursive mkdir reports a missing directory
+ * there as ENOENT, not EROFS (access(2) with W_OK says EROFS, even to root).
+ */
+function nearestOnReadOnly(dataDir: string): boolean {
+  let part = dataDir;
+  for (;;) {
+    try {
+      accessSync(part, constants.W_OK);
+      return false;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EROFS') return true;
+      if (code !== 'ENOENT' || dirname(part) === part) return false;
+      part = dirname(part);
+    }
+  }
+}
+
 /** The advice when the directory itself is missing or not writable (and for an error nothing else explains). */
 const MAKE_DIR_ADVICE = 'create the directory and make it writable by this user, or point overwatch.data_dir at one that is';
 
@@ -541,7 +566,7 @@ const MAKE_DIR_ADVICE = 'create the directory and make it writable by this user,
 function openAdvice(err: NodeJS.ErrnoException, dataDir: string): string {
   const failed = typeof err.path === 'string' ? err.path : dataDir;
   const me = process.geteuid?.();
-  switch (err.code) {
+  switch (err.code === 'ENOENT' && nearestOnReadOnly(dataDir) ? 'EROFS' : err.code) {
     case 'EACCES':
     case 'EPERM': {
       let st: Stats | null = null;

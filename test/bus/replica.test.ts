@@ -602,5 +602,65 @@ test('a change left waiting for NATS (in the state store) by a run on the old se
   await second.ready();
   await until('the change is put', () => second.counters().puts.geo_mapping === 1 && store.loadBusPending().length === 0);
   assert.deepEqual(await bucketOpensWith(base, newSecret), { opens: 1, not: 0 });
-  assert.deepEqual(events.filter((e) => e.kind === 'resealed' || e.kind === 'replica_error'), [{ kind: 'resealed', entries: 1 }]);
+  assert.deepEqual(events.filter((e) => e.kind === 'resealed' || e.kind === 'replica_error'), [{ kind: 'resealed', entries: 1, leftFuture: 0 }]);
+});
+
+test('an entry sealed with the previous secret but stamped more than 60 s ahead is not sealed again at a restart mid-rotation: it is left as it is, and the start\'s report says so beside the entries it did seal again', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-rollfuture-'));
+  const oldBus = busAt(port, 'rollfuture.gslb');
+  const newSecret = randomBytes(32).toString('base64');
+  const nc = await connect({ servers: [...oldBus.servers] });
+  t.after(() => nc.close());
+  const bucket = bucketName(oldBus.subjectPrefix);
+  const kv = await new Kvm(nc).create(bucket, { history: 1 });
+  const put = async (cidr: string, atMs: number) => {
+    const kvKey = operatorKvKey({ kind: 'geo_mapping', cidr });
+    await kv.put(kvKey, sealEntry(deriveStateKey(oldBus.stateSecret!), bucket, kvKey, { atMs, by: 'other', value: { cidr, region: 'eu', comment: null, source: 'x', createdAtMs: 1 } }));
+    return kvKey;
+  };
+  await put('10.1.0.0/16', Date.now());
+  const futureKey = await put('10.2.0.0/16', Date.now() + 365 * 86_400_000);
+  // Step 2 of the rotation: the new secret seals, the old one only opens.
+  const a = mappingReplica(t, { ...oldBus, stateSecret: newSecret, previousStateSecrets: [oldBus.stateSecret!] }, 'a', Date.now);
+  await a.replica.ready();
+  await until('A reports what it sealed again', () => a.events.some((e) => e.kind === 'resealed'));
+  await a.replica.settled();
+  assert.deepEqual(a.events.filter((e) => e.kind === 'resealed'), [{ kind: 'resealed', entries: 1, leftFuture: 1 }]);
+  assert.equal(a.state.get('10.1.0.0/16'), 'eu');
+  assert.equal(a.state.has('10.2.0.0/16'), false, 'the entry from the future is not applied');
+  // The bucket: the current entry opens with the new secret, the one from the future still only with the old one.
+  assert.deepEqual(await bucketOpensWith(oldBus, newSecret), { opens: 1, not: 1 });
+  const e = await kv.get(futureKey);
+  assert.ok(e !== null && openEntry(deriveStateKey(oldBus.stateSecret!), bucket, futureKey, e.value).ok, 'left sealed with the old secret');
+});
+
+test('a change left waiting for NATS (in the state store) while this clock was a year ahead is put stamped with the time of the put once the clock is right, so the other overwatches take it instead of refusing it as future', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  const bus = busAt(port, 'stamp.gslb');
+  const YEAR = 365 * 86_400_000;
+  const store = LmdbStore.open(await tempDir(t, 'opengslb-stamp-store-'));
+  t.after(() => store.close());
+  const mapping: OperatorChange = { kind: 'geo_mapping', cidr: '10.1.0.0/16', value: { cidr: '10.1.0.0/16', region: 'us', comment: null, source: 'a', createdAtMs: 1 } };
+  // NATS not running, this clock a year ahead: the change waits, stamped a year ahead.
+  const first = new OperatorReplica({ bus, name: 'a', pendingStore: store, now: () => Date.now() + YEAR, onChange: async () => 'unchanged' });
+  first.put(mapping);
+  await until('the waiting change is in the state store', () => store.loadBusPending().length === 1);
+  await first.close();
+  // The clock set right, the overwatch restarted; NATS back, another overwatch watching.
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-stamp-'));
+  const b = mappingReplica(t, bus, 'b', Date.now);
+  await b.replica.ready();
+  const events: ReplicaEvent[] = [];
+  const second = new OperatorReplica({ bus, name: 'a', pendingStore: store, onEvent: (e) => events.push(e), onChange: async () => 'unchanged' });
+  t.after(() => second.close());
+  await second.ready();
+  await until('the change is put and no longer waits', () => second.counters().puts.geo_mapping === 1 && store.loadBusPending().length === 0);
+  await until('B takes it', () => b.state.get('10.1.0.0/16') === 'us', 5000);
+  assert.equal(b.replica.counters().rejections.geo_mapping.future, 0);
+  const inBucket = await bucketRegion(bus, '10.1.0.0/16');
+  assert.ok(inBucket !== undefined && inBucket.atMs <= Date.now() + 1000, `stamped ${inBucket?.atMs}, not a year ahead`);
+  const restamped = events.filter((e) => e.kind === 'restamped');
+  assert.equal(restamped.length, 1);
+  assert.ok(restamped[0]!.kind === 'restamped' && restamped[0]!.fromMs > Date.now() + YEAR / 2 && restamped[0]!.toMs <= Date.now());
 });

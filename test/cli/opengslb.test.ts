@@ -19,8 +19,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { SHUTDOWN_GRACE_MS } from '../../src/overwatch/overwatch.ts';
 import { SERVER_ENV, SERVER_NODE_FLAGS } from '../../src/cli/runtime-flags.js';
-import { ask, buildQuery, rcodeOf, tcpConnect } from '../helpers/dns-client.ts';
-import { Lines, reapAfter, run, startOpengslb } from '../helpers/child.ts';
+import { ask, buildQuery, rcodeOf, tcpConnect, udpExchange } from '../helpers/dns-client.ts';
+import { freePort, Lines, reapAfter, run, startOpengslb } from '../helpers/child.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SERVER = join(ROOT, 'src/cli/opengslb.js');
@@ -432,6 +432,59 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     assert.equal(existsSync(join(dir, 'state', 'opengslb.pid')), false, 'the pid file is removed');
   });
 }
+
+test('SIGTERM after the DNS workers bound but before the start finished (the agent channel still binding) takes the normal stop: a TCP query in flight is answered within the grace, exit 0', posixOnly, async (t) => {
+  const dnsPort = await freePort();
+  const gossipPort = await freePort();
+  const dir = await tempDir(t);
+  // The half frame below waits out the rest of the start: a frame timeout longer than that.
+  const file = await writeConfig(dir, 'config.yaml', goodConfig({ port: dnsPort, workers: 1 }).replace('  workers: 1\n', '  workers: 1\n  tcp_frame_timeout: 10s\n').replace(
+    'overwatch: { data_dir: ./state }',
+    `overwatch: { data_dir: ./state, agent_tokens: { app.example.test: e2e-token-0123456789abcdef }, gossip: { encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", bind_address: "127.0.0.1:${gossipPort}" } }`,
+  ));
+  // The window made wide: in the main thread, the agent channel's TCP listen waits 3 s (the DNS workers bind before it).
+  const preload = join(dir, 'slow-gossip-listen.mjs');
+  await writeFile(preload, [
+    "import net from 'node:net';",
+    "import { isMainThread } from 'node:worker_threads';",
+    `const port = ${gossipPort};`,
+    'if (isMainThread) {',
+    '  const listen = net.Server.prototype.listen;',
+    "  net.Server.prototype.listen = function (...args) {",
+    "    if (typeof args[0] === 'object' && args[0] !== null && args[0].port === port) { setTimeout(() => listen.apply(this, args), 3000); return this; }",
+    '    return listen.apply(this, args);',
+    '  };',
+    '}',
+    '',
+  ].join('\n'));
+  const child = spawn(process.execPath, ['--import', preload, SERVER, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = reapAfter(t, child);
+  const out = new Lines(child.stdout!);
+  const err = new Lines(child.stderr!);
+  // DNS answers: the workers are bound, while the start waits on the agent channel.
+  const deadline = Date.now() + 2 * STEP_MS;
+  for (;;) {
+    const answer = await udpExchange(dnsPort, buildQuery('app.example.test', 'A'), 200);
+    if (answer !== null) break;
+    assert.ok(Date.now() < deadline, `DNS did not answer within ${2 * STEP_MS} ms\nstdout:\n${out.text}\nstderr:\n${err.text}`);
+  }
+  assert.doesNotMatch(out.text, /OpenGSLB running/, 'the start has not finished yet');
+  const conn = await tcpConnect(dnsPort);
+  t.after(() => conn.close());
+  const frame = (q: Buffer): Buffer => Buffer.concat([Buffer.from([q.length >> 8, q.length & 0xff]), q]);
+  const f2 = frame(buildQuery('app.example.test', 'A', { id: 0x2222 }));
+  conn.socket.write(Buffer.concat([frame(buildQuery('app.example.test', 'A', { id: 0x1111 })), f2.subarray(0, 7)]));
+  assert.equal((await conn.next(STEP_MS))?.readUInt16BE(0), 0x1111);
+  child.kill('SIGTERM');
+  await out.waitFor(/stopping: no new queries/, 0, STEP_MS);
+  assert.doesNotMatch(out.text, /stopped during start-up/);
+  conn.socket.write(f2.subarray(7));
+  const r2 = await conn.next(STEP_MS);
+  assert.ok(r2, `no answer to the TCP query in flight\nstdout:\n${out.text}`);
+  assert.equal(r2.readUInt16BE(0), 0x2222);
+  const exit = await exitWithin(exited, STOP_BUDGET_MS + 3000, 'after SIGTERM while the start finished', { out, err });
+  assert.deepEqual(exit, { code: 0, signal: null }, err.text);
+});
 
 /** Resolves once a TCP connect to the port is refused, i.e. every worker has closed its listener. */
 async function listenersClosed(port: number, timeoutMs = STEP_MS): Promise<void> {

@@ -124,3 +124,17 @@ test('a live instance of the overwatch\'s own user is still respected with other
   assert.equal((got as { code: string }).code, 'OPENGSLB_ERR_STATE_LOCKED');
   assert.match((got as { message: string }).message, new RegExp(`another running instance holds it: pid ${holder.pid}`));
 });
+
+test('a pid file of root\'s, mode 600 (a start as root), that this user cannot read is refused as another user\'s, with the chown or remove advice', { skip }, async (t) => {
+  const dir = await ownedDir(t);
+  const other = sleeper(t, OTHER_UID);
+  const path = await pidFile(dir, other.pid!, startTicks(other.pid!), 0, 0o600);
+  const got = lockAsOverwatch(dir);
+  assert.equal(got.ok, false);
+  const { code, message } = got as { code: string; message: string };
+  assert.equal(code, 'OPENGSLB_ERR_STATE_OPEN');
+  assert.match(message, new RegExp(`${path.replaceAll('.', '\\.')} belongs to uid 0, not to this user \\(uid ${OWATCH_UID}\\), and is mode 600: this user cannot read it, as after a start as another user \\(sudo\\)`));
+  assert.match(message, new RegExp(`if no OpenGSLB runs on ${dir}, give the directory back to this user \\(chown -R ${OWATCH_UID} ${dir}\\) or remove the file$`));
+  assert.doesNotMatch(message, /expected a regular file/);
+  assert.equal(readFileSync(path, 'utf8').split('\n')[0], String(other.pid), 'left as it was');
+});

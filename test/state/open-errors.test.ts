@@ -107,6 +107,15 @@ test('a read-only file system is reported as such, with the systemd unit\'s Read
   assert.match(message, new RegExp(`${dir} is on a read-only file system: mount it read-write; under the shipped systemd unit \\(ProtectSystem=strict\\) only /var/lib/opengslb is writable, so leave overwatch\\.data_dir unset or add ${dir} to ReadWritePaths= in a drop-in$`));
 });
 
+test('a data_dir missing on a read-only file system (mkdir reports ENOENT there) gets the read-only advice, not "create the directory"', { skip: mountSkip }, async (t) => {
+  const mnt = await tempDir(t);
+  const dir = join(mnt, 'var', 'state');
+  const got = openInChild(['unshare', '-m', 'sh', '-c', 'mount -t tmpfs tmpfs "$0" && mount -o remount,ro "$0" && exec "$NODE" --input-type=module -e "$SCRIPT" "$DIR"', mnt], dir);
+  const message = refused(got);
+  assert.doesNotMatch(message, /create the directory/);
+  assert.match(message, new RegExp(`${dir} is on a read-only file system: mount it read-write; under the shipped systemd unit \\(ProtectSystem=strict\\) only /var/lib/opengslb is writable, so leave overwatch\\.data_dir unset or add ${dir} to ReadWritePaths= in a drop-in$`));
+});
+
 test('a directory in the place of state.mdb is named, and the advice is to move it aside', async (t) => {
   const dir = await tempDir(t);
   await mkdir(join(dir, 'state.mdb'));
