@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../snapshot/live-slots.ts';
 import { KeepAliveConnection, startProbe, type ProbeDone, type ProbeHandle } from './probe.ts';
-import { checkIdentity, type CheckedServer, type CheckSpec, type CheckTarget, type CheckType, type HealthSink, type ProbeResult, type TargetStatus } from './types.ts';
+import { checkIdentity, latencyIdentity, type CheckedServer, type CheckSpec, type CheckTarget, type CheckType, type HealthSink, type ProbeResult, type TargetStatus } from './types.ts';
 
 type State = TargetStatus['state'];
 
@@ -186,7 +186,9 @@ export class HealthScheduler {
    * more are added at once. A new key that checks servers a removed key
    * checked (a change of what is checked: path, port, type…) takes over that
    * key's verdict and its stateSinceAt instead of starting unknown (see
-   * #inherit()); its first result then decides alone.
+   * #inherit()); its first result then decides alone. When it measures the
+   * same round trip (same type, check address and port, keep-alive) it also
+   * takes that key's latency average and sample count (#inheritLatency()).
    * Throws RangeError when two targets share a key (group them first, see
    * groupTargets()). Does nothing after stop().
    */
@@ -234,6 +236,7 @@ export class HealthScheduler {
         continue;
       }
       if (!this.#inherit(t, replaced)) this.#unknown++;
+      this.#inheritLatency(t, replaced);
       t.dueMs = nowMs + this.#random() * Math.min(t.spec.intervalMs, spreadMs);
       t.windowMs = Math.max(1, Math.min(t.spec.intervalMs * START_WINDOW_SHARE, spreadMs * FIRST_WINDOW_SHARE));
       this.#push(t);
@@ -324,6 +327,31 @@ export class HealthScheduler {
     t.state = from.state === 'unhealthy' ? 'unhealthy' : 'healthy';
     t.stateSinceAt = from.stateSinceAt;
     return true;
+  }
+
+  /**
+   * Gives a new target the latency average and sample count of a removed
+   * target that checked one of its servers and measured the same round trip
+   * (latencyIdentity(): type, check address and port, keep-alive), the one
+   * with the most samples when several did: a reload that changes the path,
+   * Host, headers, expected status, body match or TLS verification of a check
+   * does not send a latency domain back to round-robin until min_samples is
+   * met again. Its first result then blends in with its own ema_alpha. A new
+   * measure starts from no samples. Nothing is written here: the slots keep
+   * their words until that first result.
+   */
+  #inheritLatency(t: TargetState, replaced: ReadonlyMap<number, TargetState>): void {
+    const measure = latencyIdentity(t.spec);
+    let from: TargetState | null = null;
+    for (let i = 0; i < t.slots.length; i++) {
+      const old = replaced.get(t.slots[i]);
+      if (old === undefined || old.samples === 0 || (from !== null && old.samples <= from.samples)) continue;
+      if (latencyIdentity(old.spec) === measure) from = old;
+    }
+    if (from === null) return;
+    t.emaMs = from.emaMs;
+    t.samples = from.samples;
+    t.lastLatencyMs = from.lastLatencyMs;
   }
 
   /** Gives a carried-over target its new key and settings; a queued probe moves to one new interval after the last start. */

@@ -110,6 +110,19 @@ export function checkIdentity(spec: CheckSpec): string {
   return JSON.stringify(checkedFields(spec));
 }
 
+/**
+ * Returns what a spec's round trip measures: the check type (TCP, HTTP, HTTP
+ * over TLS), the endpoint (check address and port) and whether a kept
+ * connection leaves the handshake out. Two checks with the same measure
+ * sample the same round trip, whatever path, Host, headers, expected status,
+ * body match or TLS verification they ask for, so a reload that changes only
+ * those keeps the latency average (HealthScheduler.update()); a change of
+ * the measure starts it over.
+ */
+export function latencyIdentity(spec: CheckSpec): string {
+  return JSON.stringify([spec.type, spec.address, spec.port, spec.keepAlive]);
+}
+
 /** Returns the identity of a spec: the same settings give the same key, so one probe serves them all. */
 export function targetKey(spec: CheckSpec): string {
   return JSON.stringify([...checkedFields(spec), spec.intervalMs, spec.timeoutMs, spec.failureThreshold, spec.successThreshold, spec.emaAlpha]);

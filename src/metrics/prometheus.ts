@@ -44,6 +44,8 @@ type AgentHubReader = Pick<AgentHub, 'agents' | 'channelCounters' | 'counters'>;
 export interface PoolSource {
   /** Worker restarts since start. */
   readonly restarts: number;
+  /** Workers terminated for not confirming a snapshot in time, since start. */
+  readonly stuck: number;
   /** Worker threads by index, null while one waits to be restarted. */
   readonly workers: readonly unknown[];
   /** Each worker's routing-decision buffer, null before it posted one. */
@@ -394,6 +396,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     collect() {
       this.reset();
       this.inc(overwatch === null ? 0 : overwatch.pool.restarts);
+    },
+  });
+  new Counter({
+    name: 'opengslb_dns_worker_stuck_total',
+    help: 'DNS worker threads terminated (then restarted) because they had not confirmed a new snapshot within the switch deadline (10 s).',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(overwatch === null ? 0 : overwatch.pool.stuck);
     },
   });
   new Gauge({

@@ -8,8 +8,10 @@
 //   main ──'snapshot' (new SAB, shared not copied) ───────────────────────► every worker
 //   main ◄── 'attach-failed', then exit 1 ──────────────────────────────── worker i (never serves an older snapshot than the others)
 //   worker exits unexpectedly ──► main waits backoff(n) ──► new Worker(i) with the latest snapshot
+//   worker silent on a 'snapshot' for switchDeadlineMs ──► 'worker-stuck', terminate() ──► restarted as above
 
 import { EventEmitter, once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Worker } from 'node:worker_threads';
 import type { DnsWorkerData, MainToWorker, SignatureBatch, TcpSettings, WorkerCookies, WorkerDnssec, WorkerToMain } from '../../workers/messages.ts';
 import type { CookieKeys } from '../dns/cookie.ts';
@@ -49,7 +51,24 @@ export interface DnsPoolOptions {
   /** First restart delay; doubles per consecutive crash up to restartMaxMs. */
   readonly restartBaseMs?: number;
   readonly restartMaxMs?: number;
+  /**
+   * A running worker that has not confirmed a snapshot sent to it within this
+   * many ms (no 'attached', no 'attach-failed', no exit) is terminated and
+   * restarted as a crashed one is; default DEFAULT_SWITCH_DEADLINE_MS.
+   */
+  readonly switchDeadlineMs?: number;
 }
+
+/**
+ * How long a worker may take to confirm a snapshot before the pool calls it
+ * stuck (see DnsPoolOptions.switchDeadlineMs). A worker switches between two
+ * packets, in well under a millisecond for a small snapshot and some
+ * milliseconds for a large one (the attach checks walk its tables); five
+ * times the 2 s after which a reload names it lagging leaves room for a long
+ * garbage-collection pause. A hung worker answers no query either, and holds
+ * the slots a reload released (whenServing()) for as long as it lives.
+ */
+export const DEFAULT_SWITCH_DEADLINE_MS = 10_000;
 
 interface Slot {
   worker: Worker | null;
@@ -60,6 +79,14 @@ interface Slot {
   timer: NodeJS.Timeout | null;
   /** Resolves once the per-client TCP counts of its last worker are zeroed (after an exit); the replacement starts after that. */
   reclaimed: Promise<void>;
+  /** The newest generation sent to its worker. */
+  sent: number;
+  /** Armed while its worker has not confirmed `sent`: terminates it at switchDeadlineMs (#stuck()). */
+  watchdog: NodeJS.Timeout | null;
+  /** performance.now() when the watchdog was last armed: the send it waits for, or the worker's last confirmation since. */
+  waitingSince: number;
+  /** The generation its worker had confirmed when the watchdog was armed: a later publish does not move the deadline, a confirmation does. */
+  waitedFrom: number;
 }
 
 /**
@@ -88,7 +115,9 @@ export interface PublishOutcome {
 /**
  * Runs the DNS workers. Events: 'worker-exit' (index, code, restartInMs),
  * 'worker-restarted' (index), 'attach-failed' (index, message; the worker
- * exits next and is restarted),
+ * exits next and is restarted), 'worker-stuck' (index, generation, waitedMs:
+ * it had not confirmed that snapshot within switchDeadlineMs and is
+ * terminated; 'worker-exit' and the restart follow),
  * 'decisions' (index, buffer): worker `index` now counts routing decisions in
  * `buffer` and will never write its previous one again (metrics fold it).
  */
@@ -113,6 +142,8 @@ export class DnsPool extends EventEmitter {
   #serving: { generation: number; resolve: () => void }[] = [];
   /** Total restarts since start, for metrics. */
   restarts = 0;
+  /** Workers terminated because they had not confirmed a snapshot within switchDeadlineMs, since start (metrics). */
+  stuck = 0;
   /** Bytes the receive buffer of the UDP socket last bound was granted; 0 before start. */
   udpReceiveBufferGranted = 0;
   /** Each worker index's UDP path and why (from its 'listening' message); empty entries before it listens. */
@@ -160,7 +191,7 @@ export class DnsPool extends EventEmitter {
   async start(): Promise<void> {
     const started: Promise<void>[] = [];
     for (let i = 0; i < this.#options.workers; i++) {
-      this.#slots.push({ worker: null, generation: this.#generation, startedAt: 0, crashes: 0, timer: null, reclaimed: Promise.resolve() });
+      this.#slots.push({ worker: null, generation: this.#generation, startedAt: 0, crashes: 0, timer: null, reclaimed: Promise.resolve(), sent: this.#generation, watchdog: null, waitingSince: 0, waitedFrom: 0 });
       this.udpIo.push({ path: '', reason: '' });
       started.push(this.#spawn(i));
     }
@@ -199,6 +230,7 @@ export class DnsPool extends EventEmitter {
     const slot = this.#slots[i];
     slot.worker = worker;
     slot.generation = this.#generation;
+    slot.sent = this.#generation;
     slot.startedAt = Date.now();
     const generationAtSpawn = this.#generation;
     const geoAtSpawn = this.#geoVersion;
@@ -211,13 +243,16 @@ export class DnsPool extends EventEmitter {
           this.udpReceiveBufferGranted = msg.udpReceiveBuffer;
           this.udpIo[i] = { path: msg.udpIo, reason: msg.udpIoReason };
           // A snapshot published while this worker was starting reaches it now.
-          if (this.#generation !== generationAtSpawn) this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation, dnssec: this.#dnssec });
+          if (this.#generation !== generationAtSpawn) this.#sendSnapshot(i, worker);
           if (this.#geoVersion !== geoAtSpawn && this.#geo !== null) this.#send(worker, { type: 'geo', buffer: this.#geo });
           resolve();
         } else if (msg.type === 'bind-failed') {
           bindError = new OpenGslbError('OPENGSLB_ERR_DNS_BIND', `cannot bind DNS ${msg.transport.toUpperCase()} on ${formatAddress(o.host, o.port)}: ${msg.code} (${msg.message})`);
         } else if (msg.type === 'attached') {
-          if (slot.worker === worker && msg.generation > slot.generation) slot.generation = msg.generation;
+          if (slot.worker === worker) {
+            if (msg.generation > slot.generation) slot.generation = msg.generation;
+            this.#watch(i);
+          }
           this.#acknowledge(msg.index, msg.generation);
           this.#checkServing();
         } else if (msg.type === 'attach-failed') {
@@ -234,7 +269,10 @@ export class DnsPool extends EventEmitter {
       // 'error' is an uncaught exception inside the worker; 'exit' follows it.
       worker.on('error', (err) => this.emit('worker-error', i, err));
       worker.on('exit', (code) => {
-        if (slot.worker === worker) slot.worker = null;
+        if (slot.worker === worker) {
+          slot.worker = null;
+          this.#watch(i);
+        }
         // Its connections died with it: so do its per-client counts (the
         // thread has stopped, so nothing writes its column any more).
         slot.reclaimed = reclaimColumnSoon(this.tcpClients, i);
@@ -282,6 +320,55 @@ export class DnsPool extends EventEmitter {
     worker.postMessage(msg);
   }
 
+  /** Sends worker `i` the newest snapshot and watches for its confirmation. */
+  #sendSnapshot(i: number, worker: Worker): void {
+    const slot = this.#slots[i];
+    this.#send(worker, { type: 'snapshot', buffer: this.#snapshot, live: this.#live, generation: this.#generation, dnssec: this.#dnssec });
+    slot.sent = this.#generation;
+    this.#watch(i);
+  }
+
+  /**
+   * Arms, re-arms or clears worker `i`'s watchdog: cleared once it has
+   * confirmed the newest snapshot sent to it (or is gone); armed from now
+   * when it starts waiting; re-armed from now when it confirmed an older one
+   * meanwhile (it is making progress through its messages).
+   */
+  #watch(i: number): void {
+    const slot = this.#slots[i];
+    const waiting = slot.worker !== null && !this.#stopping && slot.generation < slot.sent;
+    if (slot.watchdog !== null && waiting && slot.generation <= slot.waitedFrom) return;
+    if (slot.watchdog !== null) clearTimeout(slot.watchdog);
+    slot.watchdog = null;
+    if (!waiting) return;
+    slot.waitingSince = performance.now();
+    slot.waitedFrom = slot.generation;
+    const worker = slot.worker as Worker;
+    slot.watchdog = setTimeout(() => this.#stuck(i, worker), this.#options.switchDeadlineMs ?? DEFAULT_SWITCH_DEADLINE_MS);
+    slot.watchdog.unref();
+  }
+
+  /**
+   * Worker `i` has not confirmed its snapshot within the deadline: it
+   * answers nothing and holds released slots (whenServing()) while it lives.
+   * Terminated, it exits as a crashed worker does: forgotten by pending
+   * publishes, no longer counted by whenServing(), restarted with backoff on
+   * the newest snapshot.
+   */
+  #stuck(i: number, worker: Worker): void {
+    const slot = this.#slots[i];
+    slot.watchdog = null;
+    if (this.#stopping || slot.worker !== worker || slot.generation >= slot.sent) return;
+    this.stuck++;
+    this.emit('worker-stuck', i, slot.sent, Math.round(performance.now() - slot.waitingSince));
+    void worker.terminate();
+  }
+
+  /** How long a worker may take to confirm a snapshot before it is terminated and restarted (ms). */
+  get switchDeadlineMs(): number {
+    return this.#options.switchDeadlineMs ?? DEFAULT_SWITCH_DEADLINE_MS;
+  }
+
   #acknowledge(index: number, generation: number): void {
     for (const ack of this.#acks) {
       if (generation >= ack.generation) ack.pending.delete(index);
@@ -310,8 +397,10 @@ export class DnsPool extends EventEmitter {
    * Resolves once no running worker can still serve a snapshot older than
    * `generation`: each has confirmed it (or a later one), has exited (its
    * replacement starts on the newest), or started on it. Unlike publish(),
-   * it has no timeout: a worker that lags holds it until it switches or
-   * dies. Resolves at stop(). Never rejects.
+   * it has no timeout of its own: a worker that lags holds it until it
+   * switches or exits, and one that has not switched within
+   * switchDeadlineMs is terminated (#stuck()). Resolves at stop(). Never
+   * rejects.
    */
   whenServing(generation: number): Promise<void> {
     if (this.#stopping || this.#oldestServed() >= generation) return Promise.resolve();
@@ -382,7 +471,7 @@ export class DnsPool extends EventEmitter {
     this.#slots.forEach((slot, i) => {
       if (!slot.worker) return;
       pending.add(i);
-      this.#send(slot.worker, { type: 'snapshot', buffer: snapshot, live, generation, dnssec });
+      this.#sendSnapshot(i, slot.worker);
     });
     if (pending.size === 0) return Promise.resolve({ lagging: [], failed: [] });
     return new Promise((resolve) => {
@@ -430,6 +519,8 @@ export class DnsPool extends EventEmitter {
     const waits: Promise<unknown>[] = [];
     for (const slot of this.#slots) {
       if (slot.timer) clearTimeout(slot.timer);
+      if (slot.watchdog) clearTimeout(slot.watchdog);
+      slot.watchdog = null;
       const worker = slot.worker;
       if (!worker) continue;
       const exited = once(worker, 'exit');

@@ -386,6 +386,7 @@ export class Overwatch {
     const presignHooks: { run: SignRunner; send: (b: SignatureBatch[]) => void } = { run: inlineRunner, send: () => undefined };
     const presigner = keyring !== null && options.presign !== false ? new Presigner({ pool: () => presignHooks.run, send: (b) => presignHooks.send(b) }) : null;
     const pool = new DnsPool({
+      ...(options.workerSwitchDeadlineMs === undefined ? {} : { switchDeadlineMs: options.workerSwitchDeadlineMs }),
       workers: dns.workers,
       host: dns.listenHost,
       port,
@@ -416,6 +417,9 @@ export class Overwatch {
     pool.on('worker-restarted', (index: number) => log.info({ worker: index, udpIo: pool.udpIo[index]?.path, udpIoReason: pool.udpIo[index]?.reason }, 'DNS worker restarted'));
     pool.on('worker-error', (index: number, err: Error) => log.error({ worker: index, err: err.message }, 'DNS worker failed'));
     pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker could not attach the new snapshot; restarting it on that snapshot'));
+    pool.on('worker-stuck', (index: number, generation: number, waitedMs: number) =>
+      log.error({ worker: index, generation, waitedMs }, `DNS worker ${index} confirmed no new snapshot for ${waitedMs} ms (deadline ${pool.switchDeadlineMs} ms, waiting for generation ${generation}); terminating it, it is restarted on the newest snapshot`),
+    );
     pool.on('exception', (index: number, e: Extract<WorkerToMain, { type: 'exception' }>) => {
       const what = e.where === 'udp-prefetch' ? 'warming the caches for a UDP batch (no answer lost)' : `answering over ${e.where.toUpperCase()} (the query got SERVFAIL)`;
       log.error({ worker: index, where: e.where, err: e.message, stack: e.stack, unreported: e.unreported }, `DNS worker caught an exception ${what}: a bug, please report it with this line`);
@@ -637,7 +641,7 @@ export class Overwatch {
     const { lagging, failed } = await this.#publish(snapshot);
     // After the publish: covered() reads the view it committed.
     this.#overridesLeftOut = warnOverridesLeftOut(this.registry, next, this.#logger, this.#overridesLeftOut);
-    let note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s)` : '';
+    let note = lagging.length > 0 ? ` (workers ${lagging.join(', ')} had not confirmed the switch within 2 s; a worker that has not within ${this.pool.switchDeadlineMs / 1000} s is restarted)` : '';
     if (failed.length > 0) note += ` (workers ${failed.join(', ')} could not attach it and are restarted on it)`;
     if (geoNote !== null) note += `; ${geoNote}`;
     return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}`, servers };

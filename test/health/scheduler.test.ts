@@ -491,6 +491,67 @@ test('a reload that changes only interval, timeout or thresholds keeps the verdi
   assert.equal(scheduler.status()[0].state, 'unhealthy');
 });
 
+test('a changed check keeps the latency average when it measures the same round trip (type, address, port, keep-alive), and starts it over when that changes', async (t) => {
+  let ms = 10;
+  const probe = new StandInProbe(() => ({ ok: true, latencyMs: ms, reason: '' }));
+  const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);
+  const a = makeSpec({ address: '10.0.0.1', intervalMs: 20, emaAlpha: 0.5 });
+  scheduler.update([target(a, [0])]);
+  await until(probe, 'call', () => scheduler.status()[0].samples >= 3);
+  const slow = makeSpec({ ...a, intervalMs: 60_000 });
+  scheduler.update([target(slow, [0])]);
+  const before = scheduler.status()[0];
+  assert.equal(before.emaLatencyMs, 10);
+
+  // Another path, Host, headers and expected status: the same round trip is measured.
+  ms = 30;
+  sink.calls.length = 0;
+  const ready = { ...slow, path: '/ready', host: 'app.test', headers: { 'x-probe': '1' }, expectedStatus: [[200, 204]] as const };
+  scheduler.update([target(ready, [0])]);
+  const [kept] = scheduler.status();
+  assert.deepEqual([kept.key, kept.samples, kept.emaLatencyMs], [targetKey(ready), before.samples, 10], 'carried before its first result');
+  assert.deepEqual(sink.calls.filter((c) => c.kind === 'latency'), [], 'nothing written until the first result');
+  await sink.waitFor((c) => c.kind === 'latency');
+  const [first] = sink.calls.filter((c) => c.kind === 'latency');
+  assert.deepEqual([first.slots, first.emaMicros, first.samples], [[0], 20_000, before.samples + 1], 'the first result blends into the carried average');
+
+  // keep_alive leaves the handshake out, another type measures another protocol, another port another endpoint: each starts over.
+  const changes: [string, CheckSpec][] = [
+    ['keep-alive', { ...ready, keepAlive: true }],
+    ['type', { ...ready, keepAlive: true, type: 'tcp' }],
+    ['port', { ...ready, keepAlive: true, type: 'tcp', port: 2 }],
+  ];
+  for (const [what, spec] of changes) {
+    ms = what === 'port' ? 7 : 40;
+    sink.calls.length = 0;
+    scheduler.update([target(spec, [0])]);
+    assert.deepEqual([scheduler.status()[0].samples, scheduler.status()[0].emaLatencyMs], [0, null], `${what}: no samples before the first result`);
+    await sink.waitFor((c) => c.kind === 'latency');
+    const [restart] = sink.calls.filter((c) => c.kind === 'latency');
+    assert.deepEqual([restart.emaMicros, restart.samples], [ms * 1000, 1], `${what}: the average starts at the first sample`);
+  }
+});
+
+test('a changed check of servers whose old checks measured the same round trip takes the average with the most samples', async (t) => {
+  const probe = new StandInProbe((address) => (address === '10.0.0.9' ? 'hang' : { ok: true, latencyMs: 5, reason: '' }));
+  const { scheduler } = newScheduler(t, probe, NO_JITTER);
+  // Two checks of one endpoint (different paths per region); one has run more often.
+  const often = makeSpec({ address: '10.0.0.1', intervalMs: 20, path: '/a' });
+  const rarely = makeSpec({ address: '10.0.0.1', intervalMs: 60_000, path: '/b' });
+  scheduler.update([target(often, [0]), target(rarely, [1])]);
+  await until(probe, 'call', () => scheduler.status()[0].samples >= 4);
+  scheduler.update([target({ ...often, intervalMs: 60_000 }, [0]), target(rarely, [1])]);
+  const samplesOf = (path: string): number => scheduler.status().find((s) => s.key.includes(`"${path}"`))!.samples;
+  const most = samplesOf('/a');
+  assert.ok(samplesOf('/b') < most, `${samplesOf('/b')} samples of /b, ${most} of /a`);
+  // Listed first, the slot of the rarely run check does not decide.
+  scheduler.update([target(makeSpec({ address: '10.0.0.1', intervalMs: 60_000, path: '/c' }), [1, 0])]);
+  assert.equal(samplesOf('/c'), most);
+  // A check of another endpoint over the same slots takes nothing.
+  scheduler.update([target(makeSpec({ address: '10.0.0.9', intervalMs: 60_000 }), [0, 1])]);
+  assert.deepEqual([scheduler.status()[0].samples, scheduler.status()[0].emaLatencyMs], [0, null]);
+});
+
 test('a changed check shared by servers with different verdicts takes unhealthy; servers new to it wait for its first result', async (t) => {
   const probe = new StandInProbe((address) => (address === '10.0.0.9' ? 'hang' : address === '10.0.0.2' ? fail('status 503') : OK));
   const { scheduler, sink } = newScheduler(t, probe, NO_JITTER);

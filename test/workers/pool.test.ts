@@ -10,7 +10,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { performance } from 'node:perf_hooks';
+import { Writable } from 'node:stream';
 import { parseConfigText } from '../../src/config/load.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { createMetrics } from '../../src/metrics/prometheus.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { HEALTH_HEALTHY, HEALTH_UNKNOWN, readHealth } from '../../src/snapshot/live-slots.ts';
+import { parseExposition } from '../metrics/scrape.ts';
 import { nameToWire } from '../../src/dns/names.ts';
 import { COUNTER, COUNTER_STRIDE } from '../../src/metrics/counters-layout.ts';
 import { ask, buildQuery, udpExchange } from '../helpers/dns-client.ts';
@@ -239,4 +246,84 @@ test('an exception inside a query is answered SERVFAIL, counted, and logged with
   assert.equal((await logged(2)).length, 1, 'one report in 10 s');
   // Without DO nothing is signed: answered as usual by the same worker.
   assert.equal((await ask(port, 'app.example.test', 'A')).rcode, 'NOERROR');
+});
+
+test('a worker that never confirms a snapshot is terminated at the switch deadline, logged at error and counted, restarted on the newest snapshot, and the slots it held are freed', async (t) => {
+  const logs: string[] = [];
+  const logger = createLogger({ level: 'info', format: 'json' }, new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  }));
+  // Longer than the 2 s a reload waits, so the reload still names the worker.
+  const DEADLINE_MS = 3000;
+  const ow = await Overwatch.start(parseConfigText(yaml(30, ['192.0.2.1', '192.0.2.2']), 'stuck.yaml'), logger, { healthChecks: 'off', workerSwitchDeadlineMs: DEADLINE_MS });
+  t.after(() => ow.stop(200));
+  const metrics = createMetrics({ version: 'test', loadedAtMs: 0, overwatch: ow, processMetrics: false });
+  const removed = ow.slotOf('r', '192.0.2.2', 80)!;
+  const [healthy, hung] = ow.pool.workers;
+  // Worker 1 hangs for good: it handles no message (no snapshot, no stop) and no packet until the gate opens, which only t.after does.
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  t.after(() => {
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+  });
+  ow.pool.holdWorker(1, gate);
+  const stuck = once(ow.pool, 'worker-stuck');
+  const restarted = once(ow.pool, 'worker-restarted');
+  const sentAt = performance.now();
+  const result = await ow.reload(parseConfigText(yaml(30, ['192.0.2.1']), 'stuck.yaml'));
+  assert.equal(result.ok, true, result.message);
+  assert.equal(result.message, 'serving generation 2 (workers 1 had not confirmed the switch within 2 s; a worker that has not within 3 s is restarted)');
+  assert.equal(readHealth(ow.live, removed), HEALTH_HEALTHY, 'the hung worker may still read the removed server\'s slot');
+  // Another reload while it hangs: the deadline runs from the first snapshot it left unconfirmed, not the newest.
+  const second = ow.reload(parseConfigText(yaml(31, ['192.0.2.1']), 'stuck.yaml'));
+
+  const [index, generation, waitedMs] = (await stuck) as [number, number, number];
+  const elapsed = performance.now() - sentAt;
+  assert.deepEqual([index, generation], [1, 3]);
+  assert.ok(waitedMs >= DEADLINE_MS - 5 && waitedMs < DEADLINE_MS + 1000, `waited ${waitedMs} ms`);
+  assert.ok(elapsed >= DEADLINE_MS - 5, `terminated ${elapsed.toFixed(0)} ms after the publish, not before the deadline`);
+  const line = logs.map((l) => JSON.parse(l) as { level: string | number; worker?: number; generation?: number; waitedMs?: number; msg: string }).find((l) => /confirmed no new snapshot/.test(l.msg));
+  assert.ok(line, logs.join('\n'));
+  assert.ok(line.level === 'error' || line.level === 50, `logged at error: ${JSON.stringify(line)}`);
+  assert.deepEqual([line.worker, line.generation, line.waitedMs], [1, 3, waitedMs]);
+  assert.equal(line.msg, `DNS worker 1 confirmed no new snapshot for ${waitedMs} ms (deadline 3000 ms, waiting for generation 3); terminating it, it is restarted on the newest snapshot`);
+  assert.equal((await second).ok, true);
+
+  // Gone, it holds nothing: the released slot is reset, and the worker comes back on generation 2.
+  for (let i = 0; readHealth(ow.live, removed) !== HEALTH_UNKNOWN; i++) {
+    assert.ok(i < 100, 'the released slot is reset once the hung worker is gone');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await restarted;
+  assert.notEqual(ow.pool.workers[1], hung);
+  assert.equal(ow.pool.workers[0], healthy, 'the worker that switched in time is left alone');
+  assert.equal(Atomics.load(ow.counters, COUNTER_STRIDE + COUNTER.SNAPSHOT_GENERATION), 3);
+  const exposition = parseExposition(await metrics.registry.metrics());
+  assert.equal(exposition.value('opengslb_dns_worker_stuck_total'), 1);
+  assert.equal(exposition.value('opengslb_dns_worker_restarts_total'), 1);
+  for (let i = 0; i < 20; i++) assert.deepEqual(((await ask(ow.port, 'app.example.test', 'A')).answers ?? []).map((a) => (a as { data: string }).data), ['192.0.2.1']);
+});
+
+test('a worker held up for less than the switch deadline is not terminated', async (t) => {
+  const ow = await Overwatch.start(parseConfigText(yaml(30, ['192.0.2.1', '192.0.2.2']), 'slow.yaml'), createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() })), { healthChecks: 'off', workerSwitchDeadlineMs: 3000 });
+  t.after(() => ow.stop(200));
+  const held = ow.pool.workers[0];
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  ow.pool.holdWorker(0, gate);
+  let stuck = 0;
+  ow.pool.on('worker-stuck', () => stuck++);
+  const reload = ow.reload(parseConfigText(yaml(30, ['192.0.2.1']), 'slow.yaml'));
+  // Released before the deadline: it confirms late, and is left alone.
+  await new Promise((r) => setTimeout(r, 2500));
+  Atomics.store(gate, 0, 1);
+  Atomics.notify(gate, 0);
+  assert.match((await reload).message, /workers 0 had not confirmed the switch within 2 s/);
+  assert.equal((await ow.reload(parseConfigText(yaml(31, ['192.0.2.1']), 'slow.yaml'))).message, 'serving generation 3');
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(stuck, 0);
+  assert.equal(ow.pool.workers[0], held);
+  assert.equal(ow.pool.stuck, 0);
 });
