@@ -18,7 +18,7 @@ import { parseIp } from './ip.ts';
 import { readTlsPair } from './api-tls.ts';
 import { HEADER_NAME } from '../lib/http-syntax.ts';
 import { formatAddress, ipToBytes, unusableAddressProblem } from '../lib/ip.ts';
-import { formatPath, type PathSegment, type ProblemCollector } from './problem-collector.ts';
+import { type PathSegment, type ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type {
   AgentBackendConfig, AgentConfig, BusConfig, Config, DomainConfig, HealthCheckConfig, NameserverConfig, OverwatchGossipConfig, RegionConfig, SoaConfig,
@@ -147,7 +147,7 @@ function checkApi(file: UncheckedFile, sink: ProblemCollector): void {
   if (api === null || api === undefined || api.enabled !== true || file.mode === 'agent') return;
   const address = api.address;
   // A token written in the file whose ${VAR} is unset is reported there (api.token), not here again.
-  const tokenWritten = (api.token !== null && api.token !== undefined) || sink.positions.has(formatPath(['api', 'token']));
+  const tokenWritten = (api.token !== null && api.token !== undefined) || sink.hasPosition(['api', 'token']);
   if (address !== null && address !== undefined && !isLoopbackHost(address.host ?? '0.0.0.0') && !tokenWritten) {
     sink.reportAt(
       ['api', 'address'],

@@ -102,7 +102,7 @@ function walkPresent(ctx: WalkContext, nodeOrAlias: Node, schema: Schema, path: 
   // Located once; the fallback (a walk up the path's positions) only for a node without a position.
   const located = ctx.origins.locate(nodeOrAlias);
   const pos = located ?? fallback ?? ctx.sink.positionOf(path);
-  if (located !== undefined) ctx.sink.positions.set(formatPath(path), pos);
+  if (located !== undefined) ctx.sink.setPosition(path, pos);
   const wrongShape = (): undefined => {
     ctx.sink.report(pos, path, `got ${describe(node)}, expected ${expectText(schema)}`);
     return undefined;
@@ -200,7 +200,7 @@ function walkObject(ctx: WalkContext, node: YAMLMap | null, schema: ObjectSchema
   for (const [key, child] of Object.entries(schema.keys)) {
     const entry = given.get(key);
     const childPath = [...path, key];
-    if (entry !== undefined) ctx.sink.positions.set(formatPath(childPath), entry.keyPos);
+    if (entry !== undefined) ctx.sink.setPosition(childPath, entry.keyPos);
     if (entry === undefined || isEmpty(entry.value)) {
       out[key] = walkAbsent(ctx, child, childPath, entry?.keyPos ?? pos, true);
     } else {

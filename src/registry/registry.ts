@@ -164,7 +164,7 @@ export interface RegistryView {
   readonly served: readonly ServerRecord[];
   /** Of `served`, the ones the overwatch checks itself: config servers, and agents' backends it validates (checkedByOverwatch()). */
   readonly checked: readonly ServerRecord[];
-  /** Every slot key the view holds (servers and members): commit() keeps these. */
+  /** Every slot key the view holds (servers and members), built when first read: commit() keeps these. */
   readonly slotKeys: ReadonlySet<string>;
 }
 
@@ -214,8 +214,8 @@ export class Registry extends EventEmitter {
   readonly #perScope: Record<OverrideTarget['scope'], number> = { domain: 0, server: 0, region: 0 };
   /** Agents' backends: what their agents say, by server key (not structural: it reaches the workers through the live slots). */
   readonly #agentStates = new Map<string, AgentServerState>();
-  /** Of the view last committed: overrideKey(domain, address) of every member, the addresses and regions answered, and the domains of each server key. */
-  #answered = new Set<string>();
+  /** Of the view last committed: the addresses each domain answers (what overrideKey(domain, address) names), the addresses and regions answered, and the domains of each server key. */
+  #answered = new Map<string, Set<string>>();
   #answeredAddresses = new Set<string>();
   #answeredRegions = new Set<string>();
   #domainsOf = new Map<string, string[]>();
@@ -414,7 +414,6 @@ export class Registry extends EventEmitter {
    * slots and decision ids it needs. Nothing is released until commit().
    */
   view(): RegistryView {
-    const slotKeys = new Set<string>();
     const served = new Set<string>();
     const domains: DomainModel[] = [];
     // Each region's servers once, with the positions of those bound to each service (null: not bound, every
@@ -453,20 +452,19 @@ export class Registry extends EventEmitter {
           // One address answers once per RRset: the first (highest-priority) region keeps it.
           if (seen.has(server.address)) continue;
           seen.add(server.address);
-          const mKey = memberKey(domain.name, server.key);
-          slotKeys.add(mKey);
-          members.push({ domain: domain.name, server, memberSlot: this.#slots.slotFor(mKey), priority });
+          members.push({ domain: domain.name, server, memberSlot: this.#slots.memberSlotFor(domain.name, server.key), priority });
         }
       }
       const decisionId = this.#counter(decisionKey(domain.name, domain.routingAlgorithm), { kind: 'route', domain: domain.name, algorithm: domain.routingAlgorithm });
       const geo = domain.routingAlgorithm === 'geolocation' ? this.#geoCounters(domain) : null;
       domains.push({ config: domain, members, decisionId, checkRoundMs, geo, cnamePool });
     }
-    for (const key of this.#servers.keys()) slotKeys.add(key);
+    const serverKeys = [...this.#servers.keys()];
     const config = this.#routing.config;
     const servedList: ServerRecord[] = [];
     for (const list of byRegion.values()) for (const s of list) if (served.has(s.key)) servedList.push(s);
-    return {
+    let slotKeys: Set<string> | undefined;
+    const view: RegistryView = {
       version: this.#version,
       zones: this.#routing.zones,
       domains,
@@ -476,8 +474,19 @@ export class Registry extends EventEmitter {
       identity: this.#routing.config?.dns.identity ?? NO_IDENTITY,
       served: servedList,
       checked: servedList.filter((s) => this.checkedByOverwatch(s)),
-      slotKeys,
+      // Built when asked (tests, diagnostics): commit() reads the members and serverKeys instead, so a
+      // republish does not join and hash a key per member (800 000 at 4 000 domains x 200 servers).
+      get slotKeys(): ReadonlySet<string> {
+        if (slotKeys === undefined) {
+          slotKeys = new Set<string>();
+          for (const d of domains) for (const m of d.members) slotKeys.add(memberKey(m.domain, m.server.key));
+          for (const key of serverKeys) slotKeys.add(key);
+        }
+        return slotKeys;
+      },
     };
+    VIEW_SERVER_KEYS.set(view, serverKeys);
+    return view;
   }
 
   /** The id of a routing-decision counter, allocated on first use; ids are never reused. */
@@ -511,13 +520,20 @@ export class Registry extends EventEmitter {
    * read them any more and their words are reset.
    */
   commit(view: RegistryView): number[] {
-    const answered = new Set<string>();
+    const answered = new Map<string, Set<string>>();
     const addresses = new Set<string>();
     const regions = new Set<string>();
     const domainsOf = new Map<string, string[]>();
+    // The server keys each domain's members hold, by domain: the member slots commit keeps.
+    const memberKeys = new Map<string, Set<string>>();
     for (const d of view.domains) {
       for (const m of d.members) {
-        answered.add(overrideKey(m.domain, m.server.address));
+        let inDomain = answered.get(m.domain);
+        if (inDomain === undefined) answered.set(m.domain, (inDomain = new Set()));
+        inDomain.add(m.server.address);
+        let keys = memberKeys.get(m.domain);
+        if (keys === undefined) memberKeys.set(m.domain, (keys = new Set()));
+        keys.add(m.server.key);
         addresses.add(m.server.address);
         regions.add(m.server.region);
         // A literal of one: `[]` then push() reserves 17 slots, 2 MB over 15 000 servers that are each in one domain.
@@ -530,9 +546,11 @@ export class Registry extends EventEmitter {
     this.#answeredAddresses = addresses;
     this.#answeredRegions = regions;
     this.#domainsOf = domainsOf;
-    const keep = new Set(view.slotKeys);
-    for (const key of this.#servers.keys()) keep.add(key);
-    return this.#slots.retain(keep);
+    const servers = this.#servers;
+    // The server keys of the view (a view not taken by view(), built by hand: its slot keys).
+    const viewServers = VIEW_SERVER_KEYS.get(view);
+    const inView = viewServers === undefined ? view.slotKeys : new Set(viewServers);
+    return this.#slots.retain((key) => inView.has(key) || servers.has(key), memberKeys);
   }
 
   /** Lets new keys reuse slots commit() released (their words reset, no worker reading them). */
@@ -660,14 +678,14 @@ export class Registry extends EventEmitter {
 
   /** Does the committed view answer `address` in domain `service`? */
   answers(service: string, address: string): boolean {
-    return this.#answered.has(overrideKey(service, address));
+    return this.#answered.get(service)?.has(address) ?? false;
   }
 
   /** Does the committed view answer some domain's server that `target` covers (an override of it is active)? */
   covered(target: OverrideTarget): boolean {
     switch (target.scope) {
       case 'domain':
-        return this.#answered.has(overrideKey(target.service, target.address));
+        return this.#answered.get(target.service)?.has(target.address) ?? false;
       case 'server':
         return this.#answeredAddresses.has(target.address);
       case 'region':
@@ -742,6 +760,9 @@ export class Registry extends EventEmitter {
     return agent.drain !== null ? 'draining' : 'agent';
   }
 }
+
+/** The server keys at the time of each view() (the slot keys a view holds beside its members'). */
+const VIEW_SERVER_KEYS = new WeakMap<RegistryView, readonly string[]>();
 
 function sameServer(a: ServerRecord, b: ServerRecord): boolean {
   return a.weight === b.weight && a.service === b.service && a.source === b.source && a.cname === b.cname && targetKey(a.check) === targetKey(b.check);
