@@ -1,10 +1,12 @@
 // Main thread, cold path (once per API request). Who may call the admin API:
 // the client address (socket peer, or a proxy header when trusted) against
-// api.allowed_networks, and the bearer token every write must carry.
+// api.allowed_networks, the host it was reached by (Host) against
+// api.allowed_hosts, and the bearer token every write must carry.
 // Allowlists and token digests are compiled once per config, not per request.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { asciiLower, normaliseDomainName } from '../config/domain-name.ts';
 import { parseIp } from '../config/ip.ts';
 import { ipToBytes } from '../lib/ip.ts';
 
@@ -106,6 +108,85 @@ function fromText(text: string, what: string): ClientAddress {
   const ip = parseIp(text);
   if ('error' in ip) return { error: `${what} ${JSON.stringify(text)} is not an IP address` };
   return { address: ip.address, bytes: ipToBytes(ip.address) };
+}
+
+/**
+ * Finds why a request names a host this API is not reached by, or returns
+ * null when it names none other: Host, and with `trustProxy` every element of
+ * X-Forwarded-Host (the name the browser used, when a proxy passes its
+ * upstream's address as Host). Accepted: an IP literal (a bracketed one for
+ * IPv6), "localhost", or a name of `allowed` (lower case, no trailing dot, as
+ * config validation leaves api.allowed_hosts), each with an optional port.
+ * No Host at all (HTTP/1.0) is accepted: every browser sends one.
+ *
+ * Why: a web page whose DNS name the attacker makes resolve to this API's
+ * address (DNS rebinding) is of the same origin as the API, so the browser
+ * lets it read every answer and the cross-origin write check sees a
+ * same-origin request; its requests still carry the page's name as Host.
+ */
+export function findHostProblem(headers: IncomingHttpHeaders, allowed: readonly string[], trustProxy: boolean): string | null {
+  const host = headers.host;
+  if (host !== undefined) {
+    const problem = hostValueProblem(host, allowed, 'Host');
+    if (problem !== null) return problem;
+  }
+  const forwarded = headers['x-forwarded-host'];
+  if (!trustProxy || typeof forwarded !== 'string') return null;
+  // Node joins repeated X-Forwarded-Host headers with ", "; a chain of proxies appends one name each.
+  for (const element of forwarded.split(',')) {
+    const value = element.trim();
+    if (value === '') continue;
+    const problem = hostValueProblem(value, allowed, 'X-Forwarded-Host');
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/** Longest Host value quoted back in a message; a header may be up to 16 KiB. */
+const MAX_SHOWN_HOST = 300;
+
+function hostValueProblem(value: string, allowed: readonly string[], header: string): string | null {
+  const name = hostName(value);
+  if (name !== null) {
+    if (!name.startsWith('[') && 'error' in parseIp(name)) {
+      const lower = asciiLower(name.endsWith('.') ? name.slice(0, -1) : name);
+      if (lower !== 'localhost' && !allowed.includes(lower)) {
+        const n = normaliseDomainName(name);
+        const fix = 'error' in n
+          ? 'expected a host name, an IPv4 address or an IPv6 address in brackets, with an optional :PORT'
+          : `if clients reach the API by this name, add ${JSON.stringify(n.name)} to api.allowed_hosts`;
+        return `${header} ${JSON.stringify(value)} is not an IP address, "localhost" or a name in api.allowed_hosts (a web page whose name is made to resolve to this API, by DNS rebinding, sends such a ${header}); ${fix}`;
+      }
+    }
+    return null;
+  }
+  const shown = value.length > MAX_SHOWN_HOST ? `${value.slice(0, MAX_SHOWN_HOST)}…` : value;
+  return `${header} ${JSON.stringify(shown)} is not an IP address, "localhost" or a name in api.allowed_hosts; expected a host name, an IPv4 address or an IPv6 address in brackets, with an optional :PORT`;
+}
+
+/**
+ * Returns the host part of a Host value (RFC 9110 §7.2: uri-host [":" port]):
+ * a bracketed IPv6 literal kept with its brackets when valid, else the text
+ * before the port; null when the value is not of that form (an IPv6 address
+ * without brackets, a port that is not a number, nothing before the port).
+ */
+function hostName(value: string): string | null {
+  let name: string;
+  let rest: string;
+  if (value.startsWith('[')) {
+    const end = value.indexOf(']');
+    if (end < 0) return null;
+    const ip = parseIp(value.slice(1, end));
+    if ('error' in ip) return null;
+    name = value.slice(0, end + 1);
+    rest = value.slice(end + 1);
+  } else {
+    const colon = value.indexOf(':');
+    name = colon < 0 ? value : value.slice(0, colon);
+    rest = colon < 0 ? '' : value.slice(colon);
+  }
+  if (name === '' || (rest !== '' && !/^:\d{1,5}$/.test(rest))) return null;
+  return name;
 }
 
 let cachedToken: string | null = null;

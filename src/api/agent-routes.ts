@@ -11,7 +11,7 @@ import { ACCEPTED_MESSAGE_TYPES, AGENT_STATES, BACKEND_STATES } from '../overwat
 import { DROP_REASON_NAMES } from '../gossip/drop-reasons.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { clientOf, requireOverwatch, type ApiOverwatch, type RouteContext } from './context.ts';
-import { generatedAt, obj, responses, str, type Schema } from './schemas.ts';
+import { generatedAt, obj, responses, str, TEXT_PATTERN, type Schema } from './schemas.ts';
 
 interface AgentParams {
   readonly id: string;
@@ -176,7 +176,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: RouteContext): vo
           type: 'object',
           additionalProperties: false,
           required: ['reason'],
-          properties: { reason: { type: 'string', minLength: 1, maxLength: 256, description: 'Why (kept with the pin).' } },
+          properties: { reason: { type: 'string', minLength: 1, maxLength: 256, pattern: TEXT_PATTERN, description: 'Why (kept with the pin; no control characters).' } },
         },
         response: responses({ 200: { $ref: 'Agent#', description: 'The revoked agent.' } }, 400, 401, 404),
       },

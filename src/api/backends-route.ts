@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { normaliseDomainName } from '../config/domain-name.ts';
 import type { HealthState } from '../overwatch/views.ts';
 import { AUTHORITIES, type Authority, type ServerSource } from '../registry/registry.ts';
-import { badRequest, checkRegionFilter, requireOverwatch, type RouteContext } from './context.ts';
+import { badRequest, checkDomainFilter, checkRegionFilter, requireOverwatch, type RouteContext } from './context.ts';
 import { generatedAt, HEALTH_STATES, obj, responses, type Schema } from './schemas.ts';
 
 interface BackendsQuery {
@@ -53,7 +53,7 @@ const backendsQuery: Schema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    service: { type: 'string', minLength: 1, maxLength: 256, description: 'Only this domain (any case, trailing dot allowed).' },
+    service: { type: 'string', minLength: 1, maxLength: 256, description: 'Only this domain (any case, trailing dot allowed); one neither the config nor an agent has is a 400.' },
     region: { type: 'string', minLength: 1, maxLength: 255, description: 'Only this region.' },
     status: { type: 'string', enum: HEALTH_STATES, description: 'Only this effective status.' },
     source: { type: 'string', enum: SOURCES, description: 'Only servers from this source.' },
@@ -95,7 +95,10 @@ export function registerBackendsRoute(app: FastifyInstance, ctx: RouteContext): 
         service = n.name;
       }
       if (q.region !== undefined) checkRegionFilter(ow, 'region', q.region);
-      const backends = ow.backends().filter((b) =>
+      const rows = ow.backends();
+      // An agent's backend of a service no domain has is listed too (answered: false), so its service is a valid filter.
+      if (service !== undefined) checkDomainFilter(ow, 'service', service, { what: 'no agent reports that service', names: new Set(rows.map((b) => b.service)) });
+      const backends = rows.filter((b) =>
         (service === undefined || b.service === service)
         && (q.region === undefined || b.region === q.region)
         && (q.status === undefined || b.effective_status === q.status)

@@ -4,7 +4,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { ApiConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
-import { expectedRegion } from '../lib/region-names.ts';
+import { expectedRegion, shortList } from '../lib/region-names.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Overwatch } from '../overwatch/overwatch.ts';
 import type { ConfigReloader } from '../overwatch/reload.ts';
@@ -75,6 +75,20 @@ export function badRequest(message: string): never {
 export function checkRegionFilter(ow: ApiOverwatch, param: string, region: string): void {
   const names = ow.config.regions.map((r) => r.name);
   if (!names.includes(region)) badRequest(`query parameter "${param}": no region ${JSON.stringify(region)} is configured; ${expectedRegion(region, names)}`);
+}
+
+/**
+ * Throws the 400 for a domain filter (query parameter `param`, already
+ * normalised) naming no configured domain nor any of `others` (services the
+ * route also lists, such as agents' backends no domain answers): like an
+ * unknown region, it would answer an empty list that reads as "no servers".
+ */
+export function checkDomainFilter(ow: ApiOverwatch, param: string, name: string, others?: { readonly what: string; readonly names: ReadonlySet<string> }): void {
+  const domains = ow.config.domains;
+  for (let i = 0; i < domains.length; i++) if (domains[i].name === name) return;
+  if (others?.names.has(name) === true) return;
+  const also = others === undefined ? '' : `, and ${others.what}`;
+  badRequest(`query parameter "${param}": no domain ${JSON.stringify(name)} is configured${also}; expected one of: ${shortList(domains.map((d) => d.name)) || '(none)'}`);
 }
 
 /** The client address of a request, for log lines (the allowlist hook has already accepted it). */

@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { OpenGslbError } from '../lib/errors.ts';
 import { clientOf, requireOverwatch, type RouteContext } from './context.ts';
-import { responses, type Schema } from './schemas.ts';
+import { NAME_TEXT_PATTERN, responses, TEXT_PATTERN, type Schema } from './schemas.ts';
 
 const nullable = (type: string, description: string): Schema => ({ type: [type, 'null'], description });
 
@@ -112,8 +112,8 @@ export function registerGeoRoutes(app: FastifyInstance, ctx: RouteContext): void
           properties: {
             cidr: { type: 'string', minLength: 1, maxLength: 64, description: 'The network; host bits are ignored.' },
             region: { type: 'string', minLength: 1, maxLength: 63, description: 'A region of the config.' },
-            comment: { type: 'string', maxLength: 1024, description: 'Free text.' },
-            source: { type: 'string', minLength: 1, maxLength: 256, pattern: '\\S', description: 'Who sets it: a person or a tool (not empty).' },
+            comment: { type: 'string', maxLength: 1024, pattern: TEXT_PATTERN, description: 'Free text (no control characters).' },
+            source: { type: 'string', minLength: 1, maxLength: 256, pattern: NAME_TEXT_PATTERN, description: 'Who sets it: a person or a tool (not empty, not only spaces; no control characters).' },
           },
         },
         response: responses({ 200: { ...mapping, description: 'The mapping as stored.' } }, 400, 401, 409),

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { normaliseDomainName } from '../config/domain-name.ts';
 import type { HealthState, ServerView } from '../overwatch/views.ts';
-import { badRequest, checkRegionFilter, requireOverwatch, type RouteContext } from './context.ts';
+import { badRequest, checkDomainFilter, checkRegionFilter, requireOverwatch, type RouteContext } from './context.ts';
 import { generatedAt, responses, serversQuery } from './schemas.ts';
 
 interface ServersQuery {
@@ -45,6 +45,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): v
         const n = normaliseDomainName(request.query.domain);
         if ('error' in n) badRequest(`query parameter "domain": ${n.error}`);
         domain = n.name;
+        checkDomainFilter(ow, 'domain', domain);
       }
       if (region !== undefined) checkRegionFilter(ow, 'region', region);
       const all = ow.servers();

@@ -8,6 +8,20 @@ import { AUTHORITIES } from '../registry/registry.ts';
 /** A JSON Schema object as Fastify and @fastify/swagger take it. */
 export type Schema = Record<string, unknown>;
 
+/**
+ * What free text (an override's source and reason, a geo mapping's source and
+ * comment, a revocation's reason) may not hold: C0 and C1 control characters
+ * and DEL (a newline forges a log line or a CLI table row, ESC starts a
+ * terminal escape sequence), the line and paragraph separators, and the
+ * bidirectional controls (they reorder the text around them on screen).
+ * The text goes to log lines, the dashboard and `opengslb-cli`'s tables.
+ */
+export const TEXT_FORBIDDEN = '\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028-\\u202e\\u2066-\\u2069';
+/** Free text: printable characters only (see TEXT_FORBIDDEN); empty allowed. */
+export const TEXT_PATTERN = `^[^${TEXT_FORBIDDEN}]*$`;
+/** Free text that must say something: printable characters only, at least one that is not a space. */
+export const NAME_TEXT_PATTERN = `^[^${TEXT_FORBIDDEN}]*[^${TEXT_FORBIDDEN}\\s][^${TEXT_FORBIDDEN}]*$`;
+
 /** Builds a string property with its description. */
 export const str = (description: string): Schema => ({ type: 'string', description });
 const int = (description: string): Schema => ({ type: 'integer', description });
@@ -192,7 +206,7 @@ export const serversQuery: Schema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    domain: { type: 'string', minLength: 1, maxLength: 255, description: 'Only servers answered for this domain (any case, trailing dot allowed).' },
+    domain: { type: 'string', minLength: 1, maxLength: 255, description: 'Only servers answered for this domain (any case, trailing dot allowed); a domain the config does not have is a 400.' },
     region: { type: 'string', minLength: 1, maxLength: 255, description: 'Only servers of this region.' },
     status: { type: 'string', enum: HEALTH_STATES, description: "Only servers with this health-check verdict." },
   },
@@ -236,8 +250,8 @@ export const overrideBody: Schema = {
   required: ['healthy', 'source'],
   properties: {
     healthy: { type: 'boolean', description: 'true: answer the servers whatever the checks say; false: never answer them.' },
-    reason: { type: 'string', maxLength: 1024, default: '', description: 'Why (free text, may be empty).' },
-    source: { type: 'string', minLength: 1, maxLength: 256, pattern: '\\S', description: 'Who sets it: a person or a tool (not empty).' },
+    reason: { type: 'string', maxLength: 1024, pattern: TEXT_PATTERN, default: '', description: 'Why (free text, may be empty; no control characters).' },
+    source: { type: 'string', minLength: 1, maxLength: 256, pattern: NAME_TEXT_PATTERN, description: 'Who sets it: a person or a tool (not empty, not only spaces; no control characters).' },
     expires_at: { type: 'string', minLength: 1, maxLength: 64, description: 'When the health checks decide again: an RFC 3339 time with a zone, such as "2026-11-26T18:00:00Z" (not with expires_in).' },
     expires_in: { type: 'string', minLength: 1, maxLength: 32, description: 'How long from now until the health checks decide again: a duration such as "2h" or "90m" (not with expires_at).' },
   },

@@ -7,7 +7,7 @@
 // schema, validator and serialiser is compiled before the first request.
 //
 //   connection ─▶ api.max_connections open? / 8 from outside allowed_networks open? ─yes─▶ destroyed, nothing read
-//   request ─▶ router ─▶ onRequest: open path? ─no─▶ allowlist (403) ─▶ writes: another origin's page (403) ─▶ token (401)
+//   request ─▶ router ─▶ onRequest: open path? ─no─▶ allowlist (403) ─▶ Host not ours (403) ─▶ writes: another origin's page (403) ─▶ token (401)
 //                                                    ─▶ overwatch started? (503)
 //           ─▶ no route (404) / wrong method (405)
 //           ─▶ body parse (400/413/415) ─▶ schema validation (400) ─▶ handler (404, 500)
@@ -23,7 +23,7 @@ import type { ApiConfig } from '../config/types.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import type { Logger } from '../log/logger.ts';
-import { allowlistFor, checkBearer, findClientAddress } from './access.ts';
+import { allowlistFor, checkBearer, findClientAddress, findHostProblem } from './access.ts';
 import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts';
 import { registerAgentRoutes } from './agent-routes.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
@@ -211,7 +211,14 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
   // Fastify's JSON parser keeps the last of two equal keys, so {"healthy": false, …, "healthy": true} set a server
   // healthy without a word; and it called a __proto__ key "not valid JSON". This one refuses both, saying which key.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    // The body is read as UTF-8 (RFC 8259 §8.1: JSON exchanged between systems is UTF-8): one declared in another
+    // charset used to be decoded as UTF-8 all the same, so "M\xfcller" in latin1 was stored as "M\ufffdller".
+    const charset = charsetOf(request.headers['content-type']);
+    if (charset !== null && !UTF8_LABELS.has(charset.toLowerCase())) {
+      const err = new Error(`request body: Content-Type charset ${JSON.stringify(charset)} is not accepted, expected JSON in UTF-8: application/json, with no charset or charset=utf-8`);
+      return done(Object.assign(err, { statusCode: 415 }), undefined);
+    }
     const text = body as string;
     if (text === '') return done(new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', 'request body: empty, expected a JSON object'), undefined);
     let value: unknown;
@@ -345,6 +352,9 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     if (!allowlistFor(networks).allows(client.bytes)) {
       return done(new OpenGslbError('OPENGSLB_ERR_API_FORBIDDEN', `client ${client.address} is not in api.allowed_networks`));
     }
+    // Reads too: a page rebound to this address is same-origin, so the browser would hand it every answer.
+    const hostProblem = findHostProblem(request.headers, api.allowedHosts, api.trustProxyHeaders);
+    if (hostProblem !== null) return done(new OpenGslbError('OPENGSLB_ERR_API_FORBIDDEN', hostProblem));
     // Neither a 404 (no route) nor a 405 (generated route) writes anything, so neither needs the token or a running overwatch.
     const real = url !== undefined && (request.routeOptions.config as RouteFlags).methodNotAllowed !== true;
     if (real && WRITE_METHODS.has(request.method)) {
@@ -507,6 +517,27 @@ function keyProblem(text: string): string | null {
     } else if (c === ',') {
       expectKey = open.at(-1) instanceof Set;
     }
+  }
+  return null;
+}
+
+/** The charset labels of UTF-8 a JSON body may declare (WHATWG Encoding: "utf-8" and its alias "utf8"), lower case. */
+const UTF8_LABELS: ReadonlySet<string> = new Set(['utf-8', 'utf8']);
+
+/**
+ * Returns the charset parameter of a Content-Type (RFC 9110 §8.3.1:
+ * `type/subtype *( OWS ";" OWS name=value )`, the name in any case, the value
+ * a token or a quoted string), unquoted, or null when there is none.
+ */
+function charsetOf(contentType: string | undefined): string | null {
+  if (contentType === undefined) return null;
+  const params = contentType.split(';');
+  for (let i = 1; i < params.length; i++) {
+    const param = params[i].trim();
+    const eq = param.indexOf('=');
+    if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+    const value = param.slice(eq + 1).trim();
+    return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
   }
   return null;
 }

@@ -3,6 +3,7 @@
 // `body field "healthy": got the string "yes", expected true or false`.
 
 import { OpenGslbError } from '../lib/errors.ts';
+import { NAME_TEXT_PATTERN, TEXT_FORBIDDEN, TEXT_PATTERN } from './schemas.ts';
 
 /** The parts of an Ajv error we read (Fastify's Ajv runs with `verbose: true`, which adds data and parentSchema). */
 export interface AjvError {
@@ -46,10 +47,14 @@ function describeError(e: AjvError, part: string): string {
       // Fastify hands an absent body to the validator as null or undefined.
       if (part === 'body' && e.instancePath === '' && (e.data === null || e.data === undefined)) return `request body: missing, expected ${expected(schema)}`;
       return `${where(part, e.instancePath)}: got ${kindOf(e.data)}, expected ${expected(schema)}`;
+    case 'pattern': {
+      const bad = typeof e.data === 'string' ? forbiddenCharacter(e.data) : null;
+      if (bad !== null) return `${where(part, e.instancePath)}: has the control character ${bad.code} at character ${bad.at}, expected ${expected(schema)}`;
+      return `${where(part, e.instancePath)}: got ${kindOf(e.data)}, expected ${expected(schema)}`;
+    }
     case 'enum':
     case 'minLength':
     case 'maxLength':
-    case 'pattern':
     case 'format':
       return `${where(part, e.instancePath)}: got ${kindOf(e.data)}, expected ${expected(schema)}`;
     default:
@@ -68,8 +73,25 @@ function where(part: string, instancePath: string, child?: string): string {
 /** The route schemas' patterns in words (region names and agent ids; config/definition.ts takes region names alike). */
 const PATTERN_TEXT: Readonly<Record<string, string>> = {
   '^[A-Za-z0-9][A-Za-z0-9._-]*$': 'a name of letters, digits, ".", "_" and "-", starting with a letter or digit',
-  '\\S': 'a non-empty string, not only spaces',
+  [TEXT_PATTERN]: 'a string of printable text (no control characters: no newline, tab or escape)',
+  [NAME_TEXT_PATTERN]: 'a non-empty string, not only spaces, of printable text (no control characters: no newline, tab or escape)',
 };
+
+const FORBIDDEN = new RegExp(`[${TEXT_FORBIDDEN}]`, 'u');
+
+/**
+ * Finds the first character of free text that TEXT_FORBIDDEN refuses: its
+ * code point as U+XXXX (the character itself may not show, or may garble the
+ * message) and its position, counted in characters from 1; null when none.
+ */
+function forbiddenCharacter(text: string): { readonly code: string; readonly at: number } | null {
+  let at = 0;
+  for (const c of text) {
+    at++;
+    if (FORBIDDEN.test(c)) return { code: `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`, at };
+  }
+  return null;
+}
 
 /** Says in words what a (flat) schema accepts. */
 export function expected(schema: Record<string, unknown>): string {

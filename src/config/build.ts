@@ -902,6 +902,7 @@ export function buildConfig(file: CheckedFile, source: string): Config {
       host: file.api.address.host ?? '0.0.0.0',
       port: file.api.address.port,
       allowedNetworks: file.api.allowed_networks,
+      allowedHosts: file.api.allowed_hosts,
       trustProxyHeaders: file.api.trust_proxy_headers,
       maxConnections: file.api.max_connections,
       token: file.api.token ?? null,

@@ -543,6 +543,14 @@ const api = object({
       default: ['127.0.0.1/32', '::1/128'],
       itemNoun: 'CIDR prefix',
     }),
+    allowed_hosts: list({
+      doc: 'Host names clients reach the API by (the Host header; with trust_proxy_headers every X-Forwarded-Host name too), besides IP addresses and `localhost`, which are always accepted; a request naming any other host is refused with 403. This stops DNS rebinding: a web page whose name is made to resolve to this API would be of the same origin as it. Applies on reload.',
+      items: domain({ doc: 'A host name, such as gslb1.example.net (any case, no port).' }),
+      default: [],
+      maxItems: 64,
+      uniqueItems: true,
+      itemNoun: 'host name',
+    }),
     trust_proxy_headers: bool({ doc: 'Take the client address from X-Forwarded-For / X-Real-IP.', default: false }),
     max_connections: int({
       doc: 'Most connections the API holds open at once; past it a new connection is closed as soon as it is accepted, before any request is read. Of these, at most 8 may come from outside `allowed_networks` (for /api/v1/live, ready and version; unless trust_proxy_headers is on). Applies on reload.',

@@ -194,6 +194,8 @@ export interface ApiConfig {
   readonly port: number;
   /** Normalised CIDR prefixes ("127.0.0.1/32", "::1/128"). */
   readonly allowedNetworks: readonly string[];
+  /** api.allowed_hosts: lower-case host names without the trailing dot, accepted in Host besides IP literals and "localhost". */
+  readonly allowedHosts: readonly string[];
   readonly trustProxyHeaders: boolean;
   /** api.max_connections: most connections open at once (outsiders of allowedNetworks: at most OUTSIDE_CONNECTIONS of them). */
   readonly maxConnections: number;

@@ -302,7 +302,7 @@ describe('bearer token', () => {
     api.config = { ...api.config, token };
     try {
       const body = JSON.stringify(BODY);
-      const head = `PUT ${OVERRIDE} HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+      const head = `PUT ${OVERRIDE} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
       const answer = await new Promise<string>((resolve, reject) => {
         const socket = connect(api.api.port, '127.0.0.1');
         let text = '';

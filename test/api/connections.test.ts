@@ -48,7 +48,7 @@ async function open(api: StartedApi, localAddress?: string): Promise<Client> {
 /** Sends one keep-alive GET and resolves with the response head once it has arrived whole (status line and headers). */
 async function get(c: Client, path: string, headers: Record<string, string> = {}): Promise<{ status: number; head: string }> {
   const before = c.received().length;
-  c.socket.write(`GET ${path} HTTP/1.1\r\nHost: api\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+  c.socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
   const deadline = Date.now() + 5000;
   for (;;) {
     const text = c.received().slice(before);
@@ -62,7 +62,7 @@ async function get(c: Client, path: string, headers: Record<string, string> = {}
 
 /** Resolves true when the server closes the connection within `ms` having sent nothing, false when it stays open. */
 async function refusedAtOnce(c: Client, ms = 1000): Promise<boolean> {
-  c.socket.write('GET /api/v1/live HTTP/1.1\r\nHost: api\r\n\r\n');
+  c.socket.write('GET /api/v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
   const closed = await Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
   return closed && c.received() === '';
 }
@@ -171,9 +171,9 @@ test('close() cuts connections still mid-request after a short grace: one that s
   const api = await openTestApi(server.overwatch);
   const silent = await open(api);
   const halfHeaders = await open(api);
-  halfHeaders.socket.write('GET /api/v1/domains HTTP/1.1\r\nHost: api\r\n');
+  halfHeaders.socket.write('GET /api/v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\n');
   const halfBody = await open(api);
-  halfBody.socket.write('PUT /api/v1/overrides/region/eu HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"healthy":');
+  halfBody.socket.write('PUT /api/v1/overrides/region/eu HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"healthy":');
   const idle = await open(api);
   assert.equal((await get(idle, '/api/v1/live')).status, 200);
   const clients = [silent, halfHeaders, halfBody, idle];

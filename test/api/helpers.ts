@@ -25,6 +25,7 @@ export const DEFAULT_API: ApiConfig = Object.freeze({
   host: '127.0.0.1',
   port: 0,
   allowedNetworks: Object.freeze(['127.0.0.1/32', '::1/128']),
+  allowedHosts: Object.freeze([]),
   trustProxyHeaders: false,
   maxConnections: 256,
   token: null,

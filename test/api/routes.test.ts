@@ -73,7 +73,6 @@ describe('health and domain views', () => {
     { name: 'by region', query: 'region=us', expect: ['2001:db8::3', '192.0.2.3'] },
     { name: 'by status', query: 'status=unhealthy', expect: [] },
     { name: 'by region and status together', query: 'region=eu&status=healthy', expect: ['192.0.2.1', '192.0.2.2'] },
-    { name: 'by a domain nobody serves', query: 'domain=nowhere.example.test', expect: [] },
   ];
   for (const f of filters) {
     test(`GET /api/v1/health/servers filters ${f.name}`, async () => {
@@ -213,6 +212,16 @@ describe('schema validation', () => {
     { name: 'a backends region filter differing only in case', method: 'GET', path: '/api/v1/overwatch/backends?region=EU', error: /^query parameter "region": no region "EU" is configured; region names are case-sensitive, expected "eu"$/ },
     { name: 'a backends region filter naming no configured region', method: 'GET', path: '/api/v1/overwatch/backends?region=asia', error: /^query parameter "region": no region "asia" is configured; expected one of: eu, us$/ },
     { name: 'a malformed domain filter', method: 'GET', path: '/api/v1/health/servers?domain=a..b', error: /^query parameter "domain": "a\.\.b" has an empty label/ },
+    // Used to answer 200 with an empty list, read as "no servers", while an unknown region was a 400.
+    { name: 'a domain filter naming no configured domain', method: 'GET', path: '/api/v1/health/servers?domain=nope.example.test', error: /^query parameter "domain": no domain "nope\.example\.test" is configured; expected one of: app\.example\.test, eu\.example\.test$/ },
+    { name: 'a backends service filter naming no configured domain', method: 'GET', path: '/api/v1/overwatch/backends?service=Nope.Example.Test.', error: /^query parameter "service": no domain "nope\.example\.test" is configured, and no agent reports that service; expected one of: app\.example\.test, eu\.example\.test$/ },
+    // Override text ends up in log lines, the dashboard and the CLI's table: a newline or an escape sequence would forge or garble them.
+    { name: 'a source with a newline', method: 'PUT', path: PUT, body: { healthy: false, source: 'alice\nINFO forged line' }, error: /^body field "source": has the control character U\+000A at character 6, expected a non-empty string, not only spaces, of printable text \(no control characters: no newline, tab or escape\), of at most 256 characters$/ },
+    { name: 'a reason with a terminal escape sequence', method: 'PUT', path: PUT, body: { healthy: false, source: 'alice', reason: 'x\u001b[2J' }, error: /^body field "reason": has the control character U\+001B at character 2, expected a string of printable text \(no control characters: no newline, tab or escape\), of at most 1024 characters$/ },
+    { name: 'a reason with a C1 control character', method: 'PUT', path: PUT, body: { healthy: false, source: 'alice', reason: 'ok\u009b31m' }, error: /^body field "reason": has the control character U\+009B at character 3, expected a string of printable text/ },
+    { name: 'a source with a right-to-left override', method: 'PUT', path: PUT, body: { healthy: false, source: 'bob\u202eecila' }, error: /^body field "source": has the control character U\+202E at character 4, expected a non-empty string, not only spaces, of printable text/ },
+    { name: 'a geo mapping comment with a tab', method: 'PUT', path: '/api/v1/geo/mappings', body: { cidr: '10.9.0.0/16', region: 'eu', source: 'a', comment: 'office\tberlin' }, error: /^body field "comment": has the control character U\+0009 at character 7, expected a string of printable text/ },
+    { name: 'an agent revoke reason with a carriage return', method: 'POST', path: '/api/v1/overwatch/agents/a1/revoke', body: { reason: 'gone\r' }, error: /^body field "reason": has the control character U\+000D at character 5, expected a string of printable text/ },
     { name: 'healthy given as a string', method: 'PUT', path: PUT, body: { healthy: 'yes', source: 'alice' }, error: /^body field "healthy": got the string "yes", expected true or false/ },
     { name: 'a missing source', method: 'PUT', path: PUT, body: { healthy: false, reason: 'x' }, error: /^body field "source": missing, expected a non-empty string/ },
     { name: 'an empty source', method: 'PUT', path: PUT, body: { healthy: false, source: '' }, error: /^body field "source": got the string "", expected a non-empty string/ },
@@ -288,6 +297,33 @@ describe('schema validation', () => {
     assert.equal(r.status, 415, JSON.stringify(r.body));
     assert.deepEqual(r.body, { error: 'request body: this Content-Type is not accepted, expected application/json', code: 415 });
     assert.equal((await call(api.base, 'GET', '/api/v1/overrides')).body.overrides.length, 0);
+  });
+
+  // The body used to be decoded as UTF-8 whatever the charset said: "Müller" sent as latin1 became "M\ufffdller".
+  for (const contentType of ['application/json; charset=latin1', 'application/json; charset=ISO-8859-1', 'application/json;charset="utf-16"']) {
+    test(`answers 415 for a JSON body of another charset than UTF-8 (${contentType}) and sets nothing`, async () => {
+      const r = await call(api.base, 'PUT', PUT, { rawBody: '{"healthy": false, "source": "M\u00fcller"}', headers: { 'content-type': contentType } });
+      assert.equal(r.status, 415, JSON.stringify(r.body));
+      const charset = /charset="?([^";]+)/.exec(contentType)?.[1];
+      assert.deepEqual(r.body, { error: `request body: Content-Type charset ${JSON.stringify(charset)} is not accepted, expected JSON in UTF-8: application/json, with no charset or charset=utf-8`, code: 415 });
+      assert.equal((await call(api.base, 'GET', '/api/v1/overrides')).body.overrides.length, 0);
+    });
+  }
+
+  test('takes a JSON body with charset=utf-8 in any case and quoted', async () => {
+    for (const contentType of ['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"']) {
+      const r = await call(api.base, 'PUT', PUT, { rawBody: '{"healthy": false, "source": "M\u00fcller"}', headers: { 'content-type': contentType } });
+      assert.equal(r.status, 200, `${contentType}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.source, 'Müller');
+      assert.equal((await call(api.base, 'DELETE', PUT)).status, 204);
+    }
+  });
+
+  test('takes printable non-ASCII text in source and reason', async () => {
+    const r = await call(api.base, 'PUT', PUT, { body: { healthy: false, source: 'Zoë Łukasiewicz', reason: 'Wartung – 計画 🛠' } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.reason, 'Wartung – 計画 🛠');
+    assert.equal((await call(api.base, 'DELETE', PUT)).status, 204);
   });
 
   test('answers 413 for a body over 16 KiB', async () => {

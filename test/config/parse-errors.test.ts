@@ -428,6 +428,14 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'reports an api.allowed_hosts entry that is not a host name, and a name given twice',
+    yaml: [...SERVER, ...DOMAIN, 'api: { allowed_hosts: ["gslb.example.net:8080", gslb.example.net, GSLB.Example.NET.] }'],
+    expect: [
+      'x.yaml:6:24: api.allowed_hosts[0]: "gslb.example.net:8080" contains ":", expected only letters, digits, hyphens and underscores in each label',
+      'x.yaml:6:67: api.allowed_hosts[2]: "gslb.example.net" is listed twice (first at line 6), expected each host name once',
+    ],
+  },
+  {
     name: 'reports several problems of different kinds at once, in file order',
     yaml: [
       'mode: both',

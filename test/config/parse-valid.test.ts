@@ -409,7 +409,7 @@ const cases: Case[] = [
     yaml: [
       ...MINIMAL,
       'metrics: { enabled: true, address: ":9091" }',
-      'api: { enabled: true, address: "127.0.0.1:8080", allowed_networks: [10.0.0.0/8, "::1/128"], trust_proxy_headers: false }',
+      'api: { enabled: true, address: "127.0.0.1:8080", allowed_networks: [10.0.0.0/8, "::1/128"], allowed_hosts: [GSLB1.Example.NET., gslb2.example.net], trust_proxy_headers: false }',
       'overwatch:',
       '  identity: { node_id: ow-1, region: eu-west }',
       '  agent_tokens: { App.Example.Test.: some-token-value }',
@@ -423,7 +423,7 @@ const cases: Case[] = [
     get: (c) => [Object.keys(c), c.api, c.metrics, c.dataDir, c.gossip, c.agentTokens, c.validation, c.stale, c.agent],
     expect: [
       ['source', 'mode', 'dns', 'regions', 'domains', 'logging', 'api', 'metrics', 'dataDir', 'geolocation', 'dnssec', 'gossip', 'agentTokens', 'validation', 'stale', 'peers', 'bus', 'agent'],
-      { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], trustProxyHeaders: false, maxConnections: 256, token: null, tls: null },
+      { enabled: true, host: '127.0.0.1', port: 8080, allowedNetworks: ['10.0.0.0/8', '::1/128'], allowedHosts: ['gslb1.example.net', 'gslb2.example.net'], trustProxyHeaders: false, maxConnections: 256, token: null, tls: null },
       { enabled: true, host: '0.0.0.0', port: 9091 },
       '/var/lib/opengslb',
       { bindHost: '0.0.0.0', bindPort: 7946, encryptionKey: 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=', acceptedKeys: [], maxClockSkewMs: 30000, maxAgents: 10000 },
