@@ -347,7 +347,7 @@ export class OperatorReplica {
   #checkTimer: NodeJS.Timeout | null = null;
   #closed = false;
   #stopWatch: (() => void) | null = null;
-  /** The bucket's last revision when this process first watched it: entries up to it arrive 'start'; -1 before that watch. */
+  /** The bucket's last revision when this process first watched it: entries up to it arrive 'start'; -1 before that watch, 0 once the bucket was made again. */
   #startRevision = -1;
   /** The highest revision the watch handed over in this bucket: entries up to it arrive 'again'. */
   #seenRevision = 0;
@@ -503,9 +503,11 @@ export class OperatorReplica {
   async #refill(kv: KV, created: string): Promise<void> {
     this.#bucketCreated = created;
     this.#kv = Promise.resolve(kv);
-    // A new bucket numbers its entries from 1 again, and every one is news.
+    // A new bucket numbers its entries from 1 again, and every one is news: put while this process watched,
+    // so 'live' (counted and logged when refused, never sealed again), not 'start' as the old bucket's first
+    // revisions were; the start's report ends here if the first pass had not.
     this.#seenRevision = 0;
-    if (this.#startRevision < 0) this.#startRevision = 0;
+    this.#startRevision = 0;
     this.#reportStart();
     this.#onEvent({ kind: 'bucket_recreated', bucket: this.#bucket, entries: this.#held.size });
     for (const [key, held] of this.#held) {
@@ -521,7 +523,8 @@ export class OperatorReplica {
     this.#flush();
     while (!this.#closed) {
       try {
-        const kv = await this.#kv;
+        const watched = this.#kv;
+        const kv = await watched;
         if (this.#startRevision < 0) {
           // The watch's own isUpdate cannot tell: it marks the last entry the bucket held as an update.
           this.#startRevision = (await kv.status()).streamInfo.state.last_seq;
@@ -532,6 +535,8 @@ export class OperatorReplica {
         this.#stopWatch = () => watch.stop();
         for await (const e of watch) {
           if (this.#closed) return;
+          // The bucket was made again (#refill): what the old watch still hands over numbers the old bucket's entries.
+          if (this.#kv !== watched) break;
           const arrival: Arrival = e.revision <= this.#seenRevision ? 'again' : e.revision <= this.#startRevision ? 'start' : 'live';
           if (arrival === 'live') this.#reportStart();
           this.#seenRevision = Math.max(this.#seenRevision, e.revision);

@@ -159,6 +159,8 @@ export class OverwatchChannel {
    * empty at a start, and this is what refuses a message recorded before it.
    */
   readonly #startedAtMs: number;
+  /** performance.now() at #startedAtMs: the start read on this clock as it is now, after a step (NTP) since. */
+  readonly #startedMonoMs: number;
   readonly #pins = new Map<string, StoredPin>();
   readonly #windows = new Map<string, ReplayWindow>();
   readonly #keys = new Map<string, KeyObject>();
@@ -175,6 +177,7 @@ export class OverwatchChannel {
     this.#maxSkewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
     this.#maxAgents = options.maxAgents ?? Number.POSITIVE_INFINITY;
     this.#startedAtMs = this.#now();
+    this.#startedMonoMs = performance.now();
     for (const pin of this.#store.loadPins()) this.#pins.set(pin.agentId, pin);
     this.#loadReplayMarks();
     this.#counters = {
@@ -195,7 +198,10 @@ export class OverwatchChannel {
     const { message, body, signature, previousSignature, keyId } = opened.opened;
     if (message.type === 'ack') return this.#drop('unexpected_type', 'an ack sent to an overwatch', message, source, keyId);
     const now = this.#now();
-    const time = checkTimestamp(message.timestampMs, now, this.#maxSkewMs, this.#startedAtMs);
+    // The start by this clock now: one started ahead and stepped back since (NTP after boot) would otherwise
+    // refuse every agent as older than this process for as long as the step.
+    const startedAtMs = Math.min(this.#startedAtMs, now - (performance.now() - this.#startedMonoMs));
+    const time = checkTimestamp(message.timestampMs, now, this.#maxSkewMs, startedAtMs);
     if (time !== 'ok') return this.#drop(time, `timestamp ${describeTime(message.timestampMs)}`, message, source, keyId);
     const pin = this.#pins.get(message.agentId);
     if (pin !== undefined && pin.revokedAtMs !== null) return this.#drop('revoked', pin.revokedReason, message, source, keyId);

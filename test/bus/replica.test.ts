@@ -664,3 +664,44 @@ test('a change left waiting for NATS (in the state store) while this clock was a
   assert.equal(restamped.length, 1);
   assert.ok(restamped[0]!.kind === 'restamped' && restamped[0]!.fromMs > Date.now() + YEAR / 2 && restamped[0]!.toMs <= Date.now());
 });
+
+test('after a nats-server comes back without its JetStream storage, entries the others put in the new bucket are live: one refused is counted and logged, one sealed with a previous secret is not sealed again', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  let nats = await startNats(t, port, await tempDir(t, 'opengslb-nats-refill-'));
+  const previous = randomBytes(32).toString('base64');
+  const bus = { ...busAt(port, 'refill.gslb'), previousStateSecrets: [previous] };
+  const bucket = bucketName(bus.subjectPrefix);
+  const sealed = (secret: string, cidr: string) => {
+    const kvKey = operatorKvKey({ kind: 'geo_mapping', cidr });
+    return [kvKey, sealEntry(deriveStateKey(secret), bucket, kvKey, { atMs: Date.now(), by: 'other', value: { cidr, region: 'eu', comment: null, source: 'x', createdAtMs: 1 } })] as const;
+  };
+  const putDirect = async (entries: readonly (readonly [string, Buffer])[]) => {
+    const nc = await connect({ servers: [...bus.servers] });
+    try {
+      const kv = await new Kvm(nc).create(bucket, { history: 1 });
+      for (const [k, v] of entries) await kv.put(k, v);
+    } finally {
+      await nc.close();
+    }
+  };
+  // The old bucket: 20 entries another secret sealed (so A's start revision is 21), and one it takes.
+  await putDirect([...Array.from({ length: 20 }, (_, i) => sealed(randomBytes(32).toString('base64'), `10.${i}.0.0/16`)), sealed(bus.stateSecret!, '10.100.0.0/16')]);
+  const a = mappingReplica(t, bus, 'a', Date.now);
+  await a.replica.ready();
+  await until('A reports its start', () => a.events.some((e) => e.kind === 'refused_at_start'));
+  assert.equal(a.state.get('10.100.0.0/16'), 'eu');
+  await nats.stop();
+  nats = await startNats(t, port, await tempDir(t, 'opengslb-nats-refill-new-'));
+  t.after(() => nats.stop());
+  await until('A makes the bucket again', () => a.events.some((e) => e.kind === 'bucket_recreated'));
+  await a.replica.settled();
+  const putsBefore = a.replica.counters().puts.geo_mapping;
+  // Revisions 2 and 3 of the new bucket, below A's old start revision: put while A watches.
+  await putDirect([sealed(randomBytes(32).toString('base64'), '10.200.0.0/16'), sealed(previous, '10.201.0.0/16')]);
+  await until('A takes the entry sealed with the previous secret', () => a.state.get('10.201.0.0/16') === 'eu');
+  await until('A counts the refused entry', () => a.replica.counters().rejections.geo_mapping.unauthenticated === 1);
+  assert.deepEqual(a.events.filter((e) => e.kind === 'rejected').map((e) => e.kind === 'rejected' && e.key), [operatorKvKey({ kind: 'geo_mapping', cidr: '10.200.0.0/16' })]);
+  await a.replica.settled();
+  assert.equal(a.replica.counters().puts.geo_mapping, putsBefore, 'a live entry sealed with a previous secret is not put back (another overwatch mid-rotation would seal it back)');
+  assert.equal(a.events.filter((e) => e.kind === 'refused_at_start' || e.kind === 'resealed').length, 1, 'one start report');
+});

@@ -12,6 +12,7 @@ import type { DropReason } from '../../src/gossip/drop-reasons.ts';
 import { encodeFrame } from '../../src/gossip/framing.ts';
 import { Keyring } from '../../src/gossip/envelope.ts';
 import { rotateAgentIdentity } from '../../src/gossip/identity.ts';
+import { OverwatchChannel } from '../../src/gossip/channel.ts';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { once } from 'node:events';
@@ -568,4 +569,26 @@ test('a registration in a configured region spelt in another case is dropped as 
   assert.equal(drop?.reason, 'unknown_region');
   assert.match(drop?.detail ?? '', /region "EU-West" is not a region of this overwatch; region names are case-sensitive, expected "eu-west"/);
   assert.equal(w.overwatch.channel.pin(other.identity.agentId), undefined, 'not pinned');
+});
+
+test('an overwatch started with its clock an hour ahead takes agents\' messages once NTP steps it back (not "older than this process" for the hour), and still refuses one recorded before it started', async (t) => {
+  const keyring = newKeyring();
+  const { identity } = await newIdentity(t);
+  const agent = new TestAgent(identity, keyring, { [APP]: TOKENS[APP] });
+  const recorded = agent.seal(agent.register([backend(APP, '192.0.2.10')]), { timestampMs: Date.now() - 5 });
+  await new Promise((r) => setTimeout(r, 10));
+  let offsetMs = 3600_000;
+  const channel = new OverwatchChannel({ keyring, agentTokens: TOKENS, pinStore: new MemoryStore(), regions: null, now: () => Date.now() + offsetMs });
+  const source = { transport: 'udp', remote: '127.0.0.1:1' } as const;
+  // Until NTP steps this clock, a message stamped by the agent's right clock is an hour behind: too old.
+  const before = channel.receive(agent.seal(agent.register([backend(APP, '192.0.2.10')])), source);
+  assert.equal(before.ok ? 'ok' : before.reason, 'too_old');
+  offsetMs = 0;
+  const after = channel.receive(agent.seal(agent.register([backend(APP, '192.0.2.10')])), source);
+  assert.equal(after.ok ? 'ok' : `${after.reason}: ${after.detail}`, 'ok');
+  const heartbeat = channel.receive(agent.seal(agent.heartbeat([backend(APP, '192.0.2.10')])), source);
+  assert.equal(heartbeat.ok ? 'ok' : heartbeat.reason, 'ok');
+  // Recorded before the process started (by the right clock): still refused.
+  const replayed = channel.receive(recorded, source);
+  assert.equal(replayed.ok ? 'ok' : replayed.reason, 'too_old');
 });
