@@ -294,11 +294,15 @@ function emptyReply(ctx: WorkerScratch, rcode: number, flags: number): number {
   }
   let ar = 0;
   if (q.hasEdns) {
-    // BADVERS echoes a well-formed ECS option with scope 0, as Knot does: the
-    // option was read (a malformed one is FORMERR at any version), and RFC
-    // 7871 §7.2.1 has a reply echo the query's FAMILY, SOURCE PREFIX-LENGTH
-    // and ADDRESS; RFC 6891 §6.1.3 asks only for the rcode and our version.
-    off = writeOpt(ctx.out, off, q, ctx.req, rcode, rcode === RCODE.BADVERS, 0, ctx.replyCookie);
+    // Every error reply (REFUSED, NOTIMP, NOTAUTH, SERVFAIL, BADVERS…) echoes
+    // a well-formed ECS option with SCOPE PREFIX-LENGTH 0, as Knot does: the
+    // reply holds for every client address (RFC 7871 §7.2.1: FAMILY, SOURCE
+    // PREFIX-LENGTH and ADDRESS copied; scope 0 when the answer does not
+    // depend on the address), so a resolver caches it once, for everyone; and
+    // an answer without the option would read to it as a server that does
+    // not do ECS (§7.1.3). A malformed option was never read (FORMERR, no
+    // echo: parseQuery clears it), and questionless replies have none.
+    off = writeOpt(ctx.out, off, q, ctx.req, rcode, true, 0, ctx.replyCookie);
     ar = 1;
   }
   writeHeader(ctx.out, q.id, FLAG.QR | flags | (q.flags & COPIED_FLAGS), rcode, qd, 0, 0, ar);

@@ -61,7 +61,7 @@ function respond(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8
 
   const q = ctx.query;
   const status = parseQuery(req, reqLen, q, ctx.lower);
-  if (q.opcode !== OPCODE.QUERY) return errorReply(ctx, RCODE.NOTIMP);
+  if (q.opcode !== OPCODE.QUERY) return q.opcode === OPCODE.NOTIFY ? notify(ctx, status, tcp) : errorReply(ctx, RCODE.NOTIMP);
   if (status !== PARSE_OK) {
     if (status === PARSE_TSIG) return signedQuery(ctx, tcp);
     // No question but a COOKIE, cookies on: a client asking for (or checking) a server cookie.
@@ -115,6 +115,17 @@ function keepalive(ctx: WorkerScratch, tcp: boolean): number {
  * parseQuery reports the TSIG as a status of its own.
  */
 function signedQuery(ctx: WorkerScratch, tcp: boolean): number {
+  const refused = ednsChecks(ctx, tcp);
+  return refused >= 0 ? refused : tsigErrorReply(ctx);
+}
+
+/**
+ * Counts the question and checks a well-formed query's EDNS version,
+ * edns-tcp-keepalive option and cookies, as respond() does: returns the
+ * length of the reply that refuses it (BADVERS, FORMERR, BADCOOKIE…), or -1
+ * to go on. For the messages kept off the common path (TSIG-signed, NOTIFY).
+ */
+function ednsChecks(ctx: WorkerScratch, tcp: boolean): number {
   countQuestion(ctx);
   const q = ctx.query;
   if (q.hasEdns && q.ednsVersion !== 0) return errorReply(ctx, RCODE.BADVERS);
@@ -126,7 +137,28 @@ function signedQuery(ctx: WorkerScratch, tcp: boolean): number {
     const refused = cookies(ctx, tcp);
     if (refused >= 0) return refused;
   }
-  return tsigErrorReply(ctx);
+  return -1;
+}
+
+/**
+ * A NOTIFY (opcode 4, RFC 1996): a primary telling its secondaries that a
+ * zone changed. We are no zone's secondary (our data comes from the config
+ * and health, never from a transfer), so a well-formed one is answered
+ * NOTAUTH, for our zones and others alike, without AA: "not authoritative"
+ * in RFC 2136 §2.2's sense, as Knot and BIND answer a NOTIFY for a zone they
+ * are not a secondary of; the primary's log then names the misdirected
+ * notify. A signed one gets the TSIG path's NOTAUTH with BADKEY; a malformed
+ * one FORMERR, as any query (Knot too). EDNS version and cookies are checked
+ * first, as for a query.
+ */
+function notify(ctx: WorkerScratch, status: number, tcp: boolean): number {
+  if (status === PARSE_TSIG) return signedQuery(ctx, tcp);
+  if (status !== PARSE_OK) {
+    bump(ctx.counters, ctx.counterBase + COUNTER.MALFORMED);
+    return errorReply(ctx, RCODE.FORMERR);
+  }
+  const refused = ednsChecks(ctx, tcp);
+  return refused >= 0 ? refused : errorReply(ctx, RCODE.NOTAUTH);
 }
 
 /**

@@ -29,6 +29,21 @@ const NO_BYTES = new Uint8Array(0);
  */
 export const SIGNATURE_CACHE_ENTRIES = 16_384;
 
+/**
+ * The signature cache's size for `dnssec`: SIGNATURE_CACHE_ENTRIES RRsets.
+ * An entry is one RRset's signature by one key, and during an algorithm
+ * rollover every RRset has one per algorithm (docs/dnssec.md), so the cache
+ * holds SIGNATURE_CACHE_ENTRIES times the most data signers any zone has:
+ * the same number of RRsets before, during and after the rollover (the
+ * pre-signer's 12 000 sets took 24 000 entries of a 16 384-entry cache, and
+ * pushed each other out).
+ */
+export function signatureCacheEntries(dnssec: WorkerDnssec): number {
+  let signers = 1;
+  for (const z of dnssec.zones) if (z !== null && z.data.length > signers) signers = z.data.length;
+  return SIGNATURE_CACHE_ENTRIES * signers;
+}
+
 /** No zone signed (benches and tests that build a scratch by hand). */
 export const NO_DNSSEC: WorkerDnssec = { zones: [], validitySec: 7 * 86400 };
 
@@ -127,7 +142,7 @@ export class WorkerScratch {
     this.counters = counters;
     this.counterBase = counterBase;
     this.signers = dnssec.zones;
-    this.signatures = new SignatureCache({ capacity: SIGNATURE_CACHE_ENTRIES, validitySec: dnssec.validitySec });
+    this.signatures = new SignatureCache({ capacity: signatureCacheEntries(dnssec), validitySec: dnssec.validitySec });
   }
 
   /**
@@ -158,8 +173,10 @@ export class WorkerScratch {
     this.live = live;
     this.signers = dnssec.zones;
     // A new signature_validity applies to signatures made from now on; the old ones stay good until they are refreshed.
-    if (dnssec.validitySec !== this.signatures.validitySec) {
-      this.signatures = new SignatureCache({ capacity: SIGNATURE_CACHE_ENTRIES, validitySec: dnssec.validitySec });
+    // A new number of signers per RRset (an algorithm rollover starts or ends) resizes the cache to hold as many RRsets.
+    const capacity = signatureCacheEntries(dnssec);
+    if (dnssec.validitySec !== this.signatures.validitySec || capacity !== this.signatures.capacity) {
+      this.signatures = new SignatureCache({ capacity, validitySec: dnssec.validitySec });
     }
   }
 

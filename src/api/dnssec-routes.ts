@@ -22,7 +22,7 @@ const keyView: Schema = obj('One zone key: public fields only.', {
   public_key: str('The DNSKEY public-key field, base64.'),
   created: { type: 'string', format: 'date-time', description: 'When the key was made (RFC 3339, UTC).' },
   age_seconds: int('Seconds since it was made.'),
-  state: { type: 'string', enum: ['published', 'active', 'retired'], description: 'published: in the DNSKEY RRset, not signing yet; active: signs; retired: in neither.' },
+  state: { type: 'string', enum: ['published', 'active', 'withdrawn', 'retired'], description: 'published: in the DNSKEY RRset (a new algorithm\'s key: from its publish time on), not the zone\'s signing key yet; active: signs; withdrawn: an algorithm rollover\'s old key, out of the DNSKEY RRset and still signing until it retires; retired: in neither.' },
   signing: bool('This key signs the zone\'s answers now.'),
 });
 
@@ -83,11 +83,11 @@ const dsBody: Schema = obj('The DS records to publish at the parent: one per key
 
 const rolloverBody: Schema = obj('Where a zone\'s key rollover stands, and the next step.', {
   zone: str('Zone apex.'),
-  phase: { type: 'string', enum: ['none', 'published', 'signing'], description: 'none: one key signs; published: a new key is in the DNSKEY RRset and signs after the DNSKEY TTL; signing: the new key signs, the old one is still published until finish.' },
+  phase: { type: 'string', enum: ['none', 'published', 'signing', 'withdrawing'], description: 'none: one key signs; published: a new key is in the DNSKEY RRset (a new algorithm\'s key: signs every RRset first, and joins the DNSKEY RRset after the zone\'s largest TTL) and signs after the DNSKEY TTL; signing: the new key signs, the old one is still published until finish; withdrawing: after an algorithm rollover\'s finish, the old key is out of the DNSKEY RRset and signs until the DNSKEY TTL has passed (switch_at).' },
   signing_key: int('Key tag of the key that signs the zone\'s answers now.'),
   new_key: { type: ['integer', 'null'], description: 'Key tag of the key being rolled to, or null.' },
   old_keys: { type: 'array', items: { type: 'integer' }, description: 'Key tags the finish step retires.' },
-  switch_at: { type: ['string', 'null'], format: 'date-time', description: 'When the new key starts signing, or null.' },
+  switch_at: { type: ['string', 'null'], format: 'date-time', description: 'When the new key starts signing (withdrawing: when the old key retires), or null.' },
   next_step: str('What to do next, in words.'),
   generated_at: generatedAt,
 });

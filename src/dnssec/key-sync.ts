@@ -13,7 +13,7 @@
 //   opens it (a wrong secret or a changed byte fails the tag), checks every key
 //   (keyFromStored: the public key and tag belong to the private key), merges:
 //     a key it lacks ── stored as the peer has it
-//     a key both have ── the state further along wins (published → active → retired)
+//     a key both have ── the state further along wins (published → active → withdrawn → retired)
 //
 // authKey and encKey are HKDF-SHA256 of shared_secret. The private keys only
 // ever travel inside `sealed`: an answer read without the secret shows
@@ -42,7 +42,7 @@ const KEY_SYNC_ANSWER_MAX_BYTES = 16 * 1024 * 1024;
 /** Most nonces remembered (two minutes' worth at any sane poll rate). */
 const MAX_NONCES = 10_000;
 
-const STATE_RANK: Readonly<Record<string, number>> = { published: 0, active: 1, retired: 2 };
+const STATE_RANK: Readonly<Record<string, number>> = { published: 0, active: 1, withdrawn: 2, retired: 3 };
 
 /** The two keys derived from key_sync.shared_secret. */
 interface SyncKeys {
@@ -263,7 +263,7 @@ export class KeySyncClient {
  * Merges keys another overwatch holds (a key-sync peer, the operator-state
  * bucket) into `store`, for the zones in `zones`: a key it lacks is stored as
  * given, a key both have takes the state further along (published → active →
- * retired); nothing is deleted or moved back. Returns the zones that changed.
+ * withdrawn → retired); nothing is deleted or moved back. Returns the zones that changed.
  * Throws OPENGSLB_ERR_DNSSEC_KEY_CORRUPT for a key whose parts do not belong
  * together (or when the store's own keys cannot be read back),
  * OPENGSLB_ERR_DNSSEC_KEY_SYNC for another key under a tag the store holds
@@ -336,12 +336,13 @@ async function mergeOne(store: StateStore, mine: StoredDnssecKey | undefined, k:
     throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_KEY_SYNC', `${from} has another key with tag ${k.keyTag} in zone ${k.zone}; not merged (remove one of them and start a rollover)`);
   }
   if (keyStateRank(k.state) <= keyStateRank(mine.state)) return null;
-  const moved = { ...mine, state: k.state };
+  // A withdrawn key brings the time it left the DNSKEY RRset: it retires a DNSKEY TTL after, on every node alike.
+  const moved = { ...mine, state: k.state, ...(k.withdrawnAtMs === undefined ? {} : { withdrawnAtMs: k.withdrawnAtMs }) };
   await store.putDnssecKey(moved);
   return moved;
 }
 
-/** How far along a key state is (published 0, active 1, retired 2; anything else -1): merges only move forward. */
+/** How far along a key state is (published 0, active 1, withdrawn 2, retired 3; anything else -1): merges only move forward. */
 export function keyStateRank(state: string): number {
   return STATE_RANK[state] ?? -1;
 }

@@ -5,12 +5,12 @@
 // workers), and the public views the API and the CLI show. Private material
 // never leaves it except into the store and, encrypted, to a key-sync peer.
 
-import type { DnssecConfig } from '../config/types.ts';
+import type { Config, DnssecConfig } from '../config/types.ts';
 import type { StateStore, StoredDnssecKey } from '../state/store.ts';
 import type { WorkerDnssec, ZoneSigners } from '../../workers/messages.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import {
-  DNSKEY_TTL_SEC, dsOf, ensureZoneKeys, generateZoneKey, keyFromStored, keyStatusView, publishedDnskeys, signerKeyOf, toStoredKey,
+  algorithmNumber, DNSKEY_TTL_SEC, dsOf, ensureZoneKeys, generateZoneKey, inDnskeySet, keyFromStored, keyStatusView, publishedDnskeys, signerKeyOf, toStoredKey,
   type DnssecKey, type DnssecKeyInfo, type DnssecKeyState, type DsView, type EnsureKeysResult, type KeyStatusView, type ZoneKeys,
 } from './keys.ts';
 
@@ -22,15 +22,35 @@ import {
  */
 export const ROLLOVER_SWITCH_AFTER_MS = (DNSKEY_TTL_SEC + 300) * 1000;
 
+/** The margin added to every rollover wait: the snapshot reaching every overwatch, clock skew. */
+const ROLLOVER_MARGIN_SEC = 300;
+
+/**
+ * The largest TTL each zone of `config` serves a signed RRset with (its SOA
+ * and NS, its static records, its load-balanced names, the DNSKEY RRset):
+ * how long a resolver may hold an RRset with the signatures it had.
+ */
+export function largestTtlsOf(config: Config): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const z of config.dns.zones) {
+    let ttl = Math.max(DNSKEY_TTL_SEC, z.soa.ttlSec);
+    for (const r of z.records) ttl = Math.max(ttl, r.ttlSec);
+    out.set(z.name, ttl);
+  }
+  for (const d of config.domains) if (out.has(d.zone)) out.set(d.zone, Math.max(out.get(d.zone)!, d.ttlSec));
+  return out;
+}
+
 /** Where a zone's key rollover stands. */
-export type RolloverPhase = 'none' | 'published' | 'signing';
+export type RolloverPhase = 'none' | 'published' | 'signing' | 'withdrawing';
 
 /** GET /api/v1/dnssec/rollover: one zone's rollover, with the next step in words. */
 export interface RolloverView {
   readonly zone: string;
   /**
-   * none: one key signs; published: a new key is in the DNSKEY RRset, waiting for the DNSKEY TTL; signing: the new key signs, the old one still signs the DNSKEY RRset until finish.
-   * A new key of another algorithm signs the data from published on, and the old one until finish (zoneSigners()).
+   * none: one key signs; published: a new key is in the DNSKEY RRset, waiting for the DNSKEY TTL; signing: the new key signs, the old one still signs the DNSKEY RRset until finish;
+   * withdrawing: after the finish of an algorithm rollover, the old key is out of the DNSKEY RRset and still signs until it retires.
+   * A new key of another algorithm signs the data from published on, first without being in the DNSKEY RRset (until its publishAtMs), and the old one until it retires (zoneSigners()).
    */
   readonly phase: RolloverPhase;
   /** The key that signs the zone's data now. */
@@ -39,7 +59,7 @@ export interface RolloverView {
   readonly new_key: number | null;
   /** Keys the finish step retires. */
   readonly old_keys: readonly number[];
-  /** When the new key starts signing (RFC 3339), or null. */
+  /** When the new key starts signing (RFC 3339), or null; withdrawing: when the old key retires. */
   readonly switch_at: string | null;
   readonly next_step: string;
 }
@@ -56,7 +76,7 @@ export interface DnssecKeyView {
   /** RFC 3339. */
   readonly created: string;
   readonly age_seconds: number;
-  /** published: in the DNSKEY RRset, not signing yet; active: signing; retired: neither. */
+  /** published: in the DNSKEY RRset (a new algorithm's key: from its publish time on), not the zone's signing key yet; active: signing; withdrawn: out of the DNSKEY RRset, still signing; retired: neither. */
   readonly state: string;
   /** This key signs the zone's data now: the newest active key, and during an algorithm rollover one key of the other algorithm too (dataSigners()). */
   readonly signing: boolean;
@@ -119,17 +139,25 @@ export class Keyring {
     return key;
   };
   readonly #nowMs: () => number;
-  /** How long a published key waits before it signs (ROLLOVER_SWITCH_AFTER_MS; tests shorten it). */
+  /** How long a published key waits before it signs (ROLLOVER_SWITCH_AFTER_MS; tests shorten it); also how long a withdrawn key keeps signing. */
   readonly switchAfterMs: number;
+  /** How long a new algorithm's key signs before it is published; null: the zone's largest TTL and five minutes (publishAfterMs()). Tests shorten it. */
+  readonly #publishAfterMs: number | null;
+  /** The largest TTL of each zone's signed data (largestTtlsOf), from useTtls(). */
+  #largestTtlSec = new Map<string, number>();
+  /** Up to when switchDue() reported publications. */
+  #dueCheckedMs: number;
   /** Told of every key generated because its zone had no active key, once it is stored and held (see open()). */
   readonly #onKeyCreated: (info: DnssecKeyInfo) => void;
   #keysCreated = 0;
 
-  private constructor(store: StateStore, config: DnssecConfig, nowMs: () => number, switchAfterMs: number, onKeyCreated: (info: DnssecKeyInfo) => void) {
+  private constructor(store: StateStore, config: DnssecConfig, nowMs: () => number, switchAfterMs: number, publishAfterMs: number | null, onKeyCreated: (info: DnssecKeyInfo) => void) {
     this.#store = store;
     this.#config = config;
     this.#nowMs = nowMs;
     this.switchAfterMs = switchAfterMs;
+    this.#publishAfterMs = publishAfterMs;
+    this.#dueCheckedMs = nowMs();
     this.#onKeyCreated = onKeyCreated;
   }
 
@@ -164,11 +192,31 @@ export class Keyring {
     store: StateStore,
     zones: readonly string[],
     config: DnssecConfig,
-    opts: { readonly nowMs?: () => number; readonly switchAfterMs?: number; readonly onKeyCreated?: (info: DnssecKeyInfo) => void } = {},
+    opts: {
+      readonly nowMs?: () => number;
+      readonly switchAfterMs?: number;
+      /** How long a new algorithm's key signs before it is published (default: the zone's largest TTL, from useTtls(), and five minutes). */
+      readonly publishAfterMs?: number;
+      readonly onKeyCreated?: (info: DnssecKeyInfo) => void;
+    } = {},
   ): Promise<{ keyring: Keyring; changes: KeyringChanges }> {
-    const keyring = new Keyring(store, config, opts.nowMs ?? Date.now, opts.switchAfterMs ?? ROLLOVER_SWITCH_AFTER_MS, opts.onKeyCreated ?? (() => undefined));
+    const keyring = new Keyring(store, config, opts.nowMs ?? Date.now, opts.switchAfterMs ?? ROLLOVER_SWITCH_AFTER_MS, opts.publishAfterMs ?? null, opts.onKeyCreated ?? (() => undefined));
     const changes = await keyring.ensure(zones, config);
     return { keyring, changes };
+  }
+
+  /** Takes the TTLs of `config` (at start and after each reload): a new algorithm's key signs for the zone's largest TTL before it is published. */
+  useTtls(config: Config): void {
+    this.#largestTtlSec = largestTtlsOf(config);
+  }
+
+  /**
+   * How long a new algorithm's key of `zone` signs before it joins the DNSKEY
+   * RRset: the largest TTL of the zone's signed data and five minutes, so
+   * every RRset a resolver holds carries its signature by then.
+   */
+  publishAfterMs(zone: string): number {
+    return this.#publishAfterMs ?? (Math.max(DNSKEY_TTL_SEC, this.#largestTtlSec.get(zone) ?? 0) + ROLLOVER_MARGIN_SEC) * 1000;
   }
 
   /** The state store the keys live in (its location names it in messages). */
@@ -236,9 +284,9 @@ export class Keyring {
   }
 
   /** The DNSKEY rdatas each of `zones` publishes: the keyring's (dnskeys()), or a reload's prepared ones for compiling the snapshot that commits them. */
-  static dnskeysOf(zones: ReadonlyMap<string, ZoneKeys>): Map<string, Uint8Array[]> {
+  static dnskeysOf(zones: ReadonlyMap<string, ZoneKeys>, nowMs: number = Date.now()): Map<string, Uint8Array[]> {
     const out = new Map<string, Uint8Array[]>();
-    for (const [zone, keys] of zones) out.set(zone, publishedDnskeys(keys));
+    for (const [zone, keys] of zones) out.set(zone, publishedDnskeys(keys, nowMs));
     return out;
   }
 
@@ -258,9 +306,9 @@ export class Keyring {
     this.#created(result.created);
   }
 
-  /** The DNSKEY rdatas each zone publishes (published and active keys), for the snapshot compiler. */
+  /** The DNSKEY rdatas each zone publishes now (inDnskeySet), for the snapshot compiler. */
   dnskeys(): Map<string, Uint8Array[]> {
-    return Keyring.dnskeysOf(this.#zones);
+    return Keyring.dnskeysOf(this.#zones, this.#nowMs());
   }
 
   /**
@@ -313,7 +361,7 @@ export class Keyring {
 
   /**
    * The DS records to publish at the parent for `zone` (every zone when
-   * null): one per key in the DNSKEY RRset (published and active). Throws
+   * null): one per key in the DNSKEY RRset now (inDnskeySet). Throws
    * OPENGSLB_ERR_NOT_FOUND for a zone that is not signed here.
    */
   ds(zone: string | null): DsView[] {
@@ -323,7 +371,8 @@ export class Keyring {
     const out: DsView[] = [];
     for (const [name, keys] of this.#zones) {
       if (zone !== null && name !== zone) continue;
-      for (const k of keys.keys) if (k.info.state !== 'retired') out.push(dsOf(k.info));
+      const now = this.#nowMs();
+      for (const k of keys.keys) if (inDnskeySet(k.info, now)) out.push(dsOf(k.info));
     }
     return out;
   }
@@ -336,25 +385,41 @@ export class Keyring {
     return keys;
   }
 
+  /** When a published key starts signing as the zone's key: the DNSKEY TTL and five minutes (switchAfterMs) after it joined the DNSKEY RRset. */
+  #switchAtMs(info: DnssecKeyInfo): number {
+    return (info.publishAtMs ?? info.createdAtMs) + this.switchAfterMs;
+  }
+
   /** Where the rollover of `zone` stands. Throws OPENGSLB_ERR_NOT_FOUND for a zone that is not signed here. */
   rolloverStatus(zone: string): RolloverView {
     const keys = this.#zoneKeys(zone);
     const published = keys.keys.filter((k) => k.info.state === 'published');
     const active = keys.keys.filter((k) => k.info.state === 'active');
+    const withdrawn = keys.keys.filter((k) => k.info.state === 'withdrawn');
     const signing = keys.active.info.keyTag;
+    const now = this.#nowMs();
     if (published.length > 0) {
       const next = published[published.length - 1];
-      const switchAt = new Date(next.info.createdAtMs + this.switchAfterMs).toISOString();
-      return {
-        zone, phase: 'published', signing_key: signing, new_key: next.info.keyTag, old_keys: active.map((k) => k.info.keyTag), switch_at: switchAt,
-        next_step: `wait: key ${next.info.keyTag} is published in the DNSKEY RRset and starts signing at ${switchAt}, once every resolver has seen it (the DNSKEY TTL); nothing to do until then`,
-      };
+      const switchAt = new Date(this.#switchAtMs(next.info)).toISOString();
+      const publishAt = next.info.publishAtMs ?? next.info.createdAtMs;
+      const nextStep = publishAt > now
+        ? `wait: key ${next.info.keyTag} of the new algorithm signs every RRset beside the old key and joins the DNSKEY RRset at ${new Date(publishAt).toISOString()} (once every RRset a resolver holds carries its signature: the zone's largest TTL), then starts signing as the zone's key at ${switchAt}; nothing to do until then`
+        : `wait: key ${next.info.keyTag} is published in the DNSKEY RRset and starts signing at ${switchAt}, once every resolver has seen it (the DNSKEY TTL); nothing to do until then`;
+      return { zone, phase: 'published', signing_key: signing, new_key: next.info.keyTag, old_keys: active.map((k) => k.info.keyTag), switch_at: switchAt, next_step: nextStep };
     }
     if (active.length > 1) {
       const old = active.filter((k) => k !== keys.active).map((k) => k.info.keyTag);
       return {
         zone, phase: 'signing', signing_key: signing, new_key: signing, old_keys: old, switch_at: null,
         next_step: `publish the DS of key ${signing} at the parent (opengslb-cli dnssec ds --zone ${zone}), wait until the parent serves it and the old DS's TTL has passed, then run opengslb-cli dnssec rollover finish --zone ${zone} to retire key${old.length > 1 ? 's' : ''} ${old.join(', ')}`,
+      };
+    }
+    if (withdrawn.length > 0) {
+      const retireAt = Math.max(...withdrawn.map((k) => (k.info.withdrawnAtMs ?? 0) + this.switchAfterMs));
+      const tags = withdrawn.map((k) => k.info.keyTag);
+      return {
+        zone, phase: 'withdrawing', signing_key: signing, new_key: null, old_keys: tags, switch_at: new Date(retireAt).toISOString(),
+        next_step: `wait: key${tags.length > 1 ? 's' : ''} ${tags.join(', ')} of the old algorithm left the DNSKEY RRset and still sign${tags.length > 1 ? '' : 's'} every RRset until ${new Date(retireAt).toISOString()} (the DNSKEY TTL), then retire on their own; nothing to do`,
       };
     }
     return {
@@ -366,9 +431,12 @@ export class Keyring {
   /**
    * Starts a rollover of `zone`: makes a new key (the configured algorithm)
    * and stores it as published, so the next snapshot carries it in the DNSKEY
-   * RRset while the current key keeps signing. Throws OPENGSLB_ERR_DNSSEC_ROLLOVER
-   * when a rollover is already running, OPENGSLB_ERR_NOT_FOUND for a zone not
-   * signed here, OPENGSLB_ERR_STATE_WRITE when the key cannot be stored.
+   * RRset while the current key keeps signing. A key of an algorithm no
+   * active key has (an algorithm rollover) first signs every RRset without
+   * being in the DNSKEY RRset, for publishAfterMs(zone) (RFC 6781 §4.1.4).
+   * Throws OPENGSLB_ERR_DNSSEC_ROLLOVER when a rollover is already running,
+   * OPENGSLB_ERR_NOT_FOUND for a zone not signed here,
+   * OPENGSLB_ERR_STATE_WRITE when the key cannot be stored.
    */
   async rolloverStart(zone: string): Promise<RolloverView> {
     const keys = this.#zoneKeys(zone);
@@ -376,51 +444,85 @@ export class Keyring {
     if (status.phase !== 'none') {
       throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_ROLLOVER', `zone ${zone}: a rollover is already running (${status.phase}); next step: ${status.next_step}`);
     }
-    const key = await generateZoneKey(zone, this.#config.algorithm, { nowMs: this.#nowMs(), state: 'published', avoidTags: new Set(keys.keys.map((k) => k.info.keyTag)) });
+    const now = this.#nowMs();
+    const wanted = algorithmNumber(this.#config.algorithm);
+    const newAlgorithm = !keys.keys.some((k) => k.info.state === 'active' && k.info.algorithm === wanted);
+    const key = await generateZoneKey(zone, this.#config.algorithm, {
+      nowMs: now,
+      state: 'published',
+      ...(newAlgorithm ? { publishAtMs: now + this.publishAfterMs(zone) } : {}),
+      avoidTags: new Set(keys.keys.map((k) => k.info.keyTag)),
+    });
     await this.#store.putDnssecKey(toStoredKey(key));
     await this.reload([zone]);
     return this.rolloverStatus(zone);
   }
 
-  /** The earliest time (epoch ms) a published key is due to start signing, or null when none waits. */
-  nextSwitchMs(): number | null {
+  /**
+   * The earliest time (epoch ms) after `nowMs` a rollover step is due (a new
+   * algorithm's key joins the DNSKEY RRset, a published key starts signing,
+   * a withdrawn key retires), or null when none waits. A step already due
+   * counts as now: switchDue() takes it.
+   */
+  nextSwitchMs(nowMs: number = this.#nowMs()): number | null {
     let next: number | null = null;
+    const take = (at: number): void => {
+      if (next === null || at < next) next = at;
+    };
     for (const keys of this.#zones.values()) {
       for (const k of keys.keys) {
-        if (k.info.state !== 'published') continue;
-        const at = k.info.createdAtMs + this.switchAfterMs;
-        if (next === null || at < next) next = at;
-      }
-    }
-    return next;
-  }
-
-  /**
-   * Makes every published key whose wait is over (switchAfterMs after it was
-   * made) active: being the newest active key, it signs the zone's data from
-   * the next snapshot on, and the old key keeps signing the DNSKEY RRset.
-   * Returns the zones that changed (the caller publishes a new snapshot).
-   */
-  async switchDue(nowMs: number = this.#nowMs()): Promise<string[]> {
-    const changed: string[] = [];
-    for (const [zone, keys] of this.#zones) {
-      for (const k of keys.keys) {
-        if (k.info.state === 'published' && k.info.createdAtMs + this.switchAfterMs <= nowMs) {
-          await this.#store.putDnssecKey(toStoredKey(withState(k, 'active')));
-          if (!changed.includes(zone)) changed.push(zone);
+        if (k.info.state === 'published') {
+          if (k.info.publishAtMs !== undefined && k.info.publishAtMs > this.#dueCheckedMs) take(k.info.publishAtMs);
+          take(this.#switchAtMs(k.info));
+        } else if (k.info.state === 'withdrawn') {
+          take((k.info.withdrawnAtMs ?? 0) + this.switchAfterMs);
         }
       }
     }
-    if (changed.length > 0) await this.reload(changed);
-    return changed;
+    return next === null ? null : Math.max(next, nowMs);
   }
 
   /**
-   * Finishes the rollover of `zone` once the new key signs: retires the older
-   * active keys, so they leave the DNSKEY RRset and stop signing it. The
-   * operator runs it after the new DS is at the parent. Throws
-   * OPENGSLB_ERR_DNSSEC_ROLLOVER when the new key does not sign yet or no
-   * rollover is running.
+   * Takes the rollover steps that are due: a new algorithm's key whose
+   * publish time came joins the DNSKEY RRset (nothing stored changes: the
+   * next snapshot carries it); a published key whose wait is over
+   * (switchAfterMs after it joined the DNSKEY RRset) becomes active and, being the newest
+   * active key, signs the zone's data from the next snapshot on; a withdrawn
+   * key whose wait is over retires and stops signing. Returns the zones whose
+   * keys changed in the store (`stored`: the caller replicates them) and what
+   * happened, for the log; the caller publishes a new snapshot when either is
+   * not empty.
+   */
+  async switchDue(nowMs: number = this.#nowMs()): Promise<{ stored: string[]; steps: { zone: string; keyTag: number; step: 'published' | 'switched' | 'retired' }[] }> {
+    const stored: string[] = [];
+    const steps: { zone: string; keyTag: number; step: 'published' | 'switched' | 'retired' }[] = [];
+    for (const [zone, keys] of this.#zones) {
+      for (const k of keys.keys) {
+        const { state, publishAtMs, withdrawnAtMs, keyTag } = k.info;
+        let next: DnssecKeyState | null = null;
+        if (state === 'published' && this.#switchAtMs(k.info) <= nowMs) next = 'active';
+        else if (state === 'withdrawn' && (withdrawnAtMs ?? 0) + this.switchAfterMs <= nowMs) next = 'retired';
+        else if (state === 'published' && publishAtMs !== undefined && publishAtMs > this.#dueCheckedMs && publishAtMs <= nowMs) steps.push({ zone, keyTag, step: 'published' });
+        if (next === null) continue;
+        await this.#store.putDnssecKey(toStoredKey(withState(k, next)));
+        steps.push({ zone, keyTag, step: next === 'active' ? 'switched' : 'retired' });
+        if (!stored.includes(zone)) stored.push(zone);
+      }
+    }
+    this.#dueCheckedMs = Math.max(this.#dueCheckedMs, nowMs);
+    if (stored.length > 0) await this.reload(stored);
+    return { stored, steps };
+  }
+
+  /**
+   * Finishes the rollover of `zone` once the new key signs: the older active
+   * keys leave the DNSKEY RRset. One of the new key's algorithm retires at
+   * once; one of another algorithm (an algorithm rollover) is withdrawn: it
+   * keeps signing every RRset for switchAfterMs (the DNSKEY TTL), until no
+   * resolver holds a DNSKEY RRset with it, then switchDue() retires it
+   * (RFC 6781 §4.1.4). The operator runs it after the new DS is at the
+   * parent. Throws OPENGSLB_ERR_DNSSEC_ROLLOVER when the new key does not
+   * sign yet or no rollover is running.
    */
   async rolloverFinish(zone: string): Promise<RolloverView> {
     const keys = this.#zoneKeys(zone);
@@ -428,11 +530,17 @@ export class Keyring {
     if (status.phase === 'published') {
       throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_ROLLOVER', `zone ${zone}: the new key ${status.new_key} signs from ${status.switch_at} on; finish the rollover after that, once its DS is at the parent`);
     }
+    if (status.phase === 'withdrawing') {
+      throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_ROLLOVER', `zone ${zone}: the rollover is finished already; ${status.next_step}`);
+    }
     if (status.phase === 'none') {
       throw new OpenGslbError('OPENGSLB_ERR_DNSSEC_ROLLOVER', `zone ${zone}: no rollover is running (key ${status.signing_key} signs alone); start one with opengslb-cli dnssec rollover start --zone ${zone}`);
     }
+    const now = this.#nowMs();
     for (const k of keys.keys) {
-      if (k.info.state === 'active' && k !== keys.active) await this.#store.putDnssecKey(toStoredKey(withState(k, 'retired')));
+      if (k.info.state !== 'active' || k === keys.active) continue;
+      const moved = k.info.algorithm === keys.active.info.algorithm ? withState(k, 'retired') : { info: Object.freeze({ ...k.info, state: 'withdrawn' as const, withdrawnAtMs: now }), secret: k.secret };
+      await this.#store.putDnssecKey(toStoredKey(moved));
     }
     await this.reload([zone]);
     return this.rolloverStatus(zone);
@@ -440,29 +548,33 @@ export class Keyring {
 }
 
 /**
- * The keys that sign one zone's data: the newest active key, then, for each other
- * algorithm among the keys in the DNSKEY RRset (published or active), one
- * key of it: its newest active key, else its newest published one. RFC 4035
- * §2.2 has every RRset signed with each algorithm of the apex DNSKEY RRset,
- * and a validator that hardens against downgrades (Unbound's
- * harden-algo-downgrade) asks for a signature of every algorithm of the DS it
- * holds; so from the start of an algorithm rollover until its finish both
- * algorithms sign the data (RFC 6781 §4.1.4), while a rollover within one
- * algorithm keeps one data signer.
+ * The keys that sign one zone's data: the newest active key, then, for each
+ * other algorithm among the zone's published, active and withdrawn keys, one
+ * key of it: its newest active key, else its newest withdrawn one, else its
+ * newest published one. RFC 4035 §2.2 has every RRset signed with each
+ * algorithm of the apex DNSKEY RRset, and a validator that hardens against
+ * downgrades (Unbound's harden-algo-downgrade) asks for a signature of every
+ * algorithm of the DS it holds. RFC 6781 §4.1.4 and RFC 6840 §5.11 order an
+ * algorithm rollover so that no resolver holds a DNSKEY RRset with an
+ * algorithm whose signature its cached data lack: the new algorithm signs
+ * before its key is published (published with a future publishAtMs), and the
+ * old one keeps signing after its key left the DNSKEY RRset (withdrawn). A
+ * rollover within one algorithm keeps one data signer.
  */
 function dataSigners(zone: ZoneKeys): DnssecKey[] {
   const data: DnssecKey[] = [zone.active];
+  const rank = (k: DnssecKey): number => (k.info.state === 'active' ? 2 : k.info.state === 'withdrawn' ? 1 : 0);
   // Keys are oldest first: the last one of an algorithm seen in a state is its newest.
   for (const k of zone.keys) {
     if (k.info.state === 'retired' || k.info.algorithm === zone.active.info.algorithm) continue;
     const i = data.findIndex((d) => d.info.algorithm === k.info.algorithm);
     if (i < 0) data.push(k);
-    else if (k.info.state === 'active' || data[i].info.state === 'published') data[i] = k;
+    else if (rank(k) >= rank(data[i])) data[i] = k;
   }
   return data;
 }
 
-/** What the DNS workers sign one zone with: dataSigners() for its data; for its DNSKEY RRset every active key, plus a data signer that is not active yet. */
+/** What the DNS workers sign one zone with: dataSigners() for its data; for its DNSKEY RRset every active key, plus a data signer that is not active (a new algorithm's key, a withdrawn one). */
 function zoneSigners(zone: ZoneKeys): ZoneSigners {
   const data = dataSigners(zone);
   const dnskey = zone.keys.filter((k) => k.info.state === 'active');

@@ -20,9 +20,15 @@ const generateKeyPairAsync = promisify(generateKeyPair);
 /** Algorithm names of overwatch.dnssec.algorithm. */
 export type DnssecAlgorithmName = keyof typeof DNSSEC_ALGORITHM;
 
-/** A key's place in a rollover: published (in the DNSKEY set, not signing yet), active (in the DNSKEY set, signing), retired (neither; kept in the store for the record). */
-export type DnssecKeyState = 'published' | 'active' | 'retired';
-const KEY_STATES: readonly DnssecKeyState[] = ['published', 'active', 'retired'];
+/**
+ * A key's place in a rollover: published (in the DNSKEY set from its
+ * publishAtMs on, not the zone's signing key yet), active (in the DNSKEY set,
+ * signing), withdrawn (an algorithm rollover's old key: out of the DNSKEY set
+ * since withdrawnAtMs, still signing until it retires), retired (neither;
+ * kept in the store for the record). Rollover order: docs/dnssec.md.
+ */
+export type DnssecKeyState = 'published' | 'active' | 'withdrawn' | 'retired';
+const KEY_STATES: readonly DnssecKeyState[] = ['published', 'active', 'withdrawn', 'retired'];
 
 /** DNSKEY flags of a combined signing key: Zone Key (256) + Secure Entry Point (1) (RFC 4034 §2.1.1). */
 export const CSK_FLAGS = 257;
@@ -62,6 +68,21 @@ export interface DnssecKeyInfo {
   /** Epoch milliseconds. */
   readonly createdAtMs: number;
   readonly state: DnssecKeyState;
+  /**
+   * A published key of an algorithm the zone did not sign with: when it joins
+   * the DNSKEY RRset (epoch ms). Until then it signs every RRset beside the
+   * old algorithm but is not published (RFC 6781 §4.1.4: signatures first, so
+   * no resolver holds the new DNSKEY RRset with data whose cached RRSIGs lack
+   * the new algorithm). Absent: published from its creation.
+   */
+  readonly publishAtMs?: number;
+  /** A withdrawn key: when it left the DNSKEY RRset (epoch ms); it retires a DNSKEY TTL later (Keyring.switchAfterMs). */
+  readonly withdrawnAtMs?: number;
+}
+
+/** When a key is in its zone's DNSKEY RRset at `nowMs`: active, or published and past its publishAtMs. */
+export function inDnskeySet(info: DnssecKeyInfo, nowMs: number): boolean {
+  return info.state === 'active' || (info.state === 'published' && (info.publishAtMs ?? info.createdAtMs) <= nowMs);
 }
 
 /**
@@ -237,6 +258,8 @@ export interface GenerateKeyOptions {
   /** Creation time, epoch milliseconds (default Date.now()). */
   readonly nowMs?: number;
   readonly state?: DnssecKeyState;
+  /** When a published key joins the DNSKEY RRset (DnssecKeyInfo.publishAtMs); default: at once. */
+  readonly publishAtMs?: number;
   /** Key tags already used in the zone; the new key gets another one (a rollover must tell two keys apart by tag). */
   readonly avoidTags?: ReadonlySet<number>;
 }
@@ -254,7 +277,8 @@ export async function generateZoneKey(zone: string, algorithm: string, opts: Gen
     const { privateKey } = alg === DNSSEC_ALGORITHM.ECDSAP256SHA256
       ? await generateKeyPairAsync('ec', { namedCurve: 'P-256' })
       : await generateKeyPairAsync('ed25519');
-    const info = infoOf(zone, alg, privateKey, nowMs, opts.state ?? 'active');
+    const made = infoOf(zone, alg, privateKey, nowMs, opts.state ?? 'active');
+    const info = opts.publishAtMs === undefined ? made : Object.freeze({ ...made, publishAtMs: opts.publishAtMs });
     if (opts.avoidTags?.has(info.keyTag) !== true || attempt >= 16) return { info, secret: new PrivateKeyMaterial(privateKey) };
   }
 }
@@ -270,6 +294,8 @@ export function toStoredKey(key: DnssecKey): StoredDnssecKey {
     publicKey: info.publicKey,
     createdAtMs: info.createdAtMs,
     state: info.state,
+    ...(info.publishAtMs === undefined ? {} : { publishAtMs: info.publishAtMs }),
+    ...(info.withdrawnAtMs === undefined ? {} : { withdrawnAtMs: info.withdrawnAtMs }),
     privateKeyPkcs8: Buffer.from(key.secret.exportPkcs8()).toString('base64'),
   };
 }
@@ -305,6 +331,13 @@ export function keyFromStored(stored: StoredDnssecKey, location: string): Dnssec
   if (typeof created !== 'number' || !Number.isFinite(created) || created < 0 || created > MAX_DATE_MS) {
     throw corrupt(location, stored, `created ${JSON.stringify(created) ?? String(created)}, expected epoch milliseconds, 0..${MAX_DATE_MS}`);
   }
+  for (const field of ['publishAtMs', 'withdrawnAtMs'] as const) {
+    const at: unknown = stored[field];
+    if (at !== undefined && (typeof at !== 'number' || !Number.isFinite(at) || at < 0 || at > MAX_DATE_MS)) {
+      throw corrupt(location, stored, `${field} ${JSON.stringify(at) ?? String(at)}, expected epoch milliseconds, 0..${MAX_DATE_MS}`);
+    }
+  }
+  if (stored.state === 'withdrawn' && stored.withdrawnAtMs === undefined) throw corrupt(location, stored, 'state "withdrawn" without withdrawnAtMs, expected the time it left the DNSKEY RRset');
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey({ key: Buffer.from(stored.privateKeyPkcs8, 'base64'), format: 'der', type: 'pkcs8' });
@@ -330,6 +363,8 @@ export function keyFromStored(stored: StoredDnssecKey, location: string): Dnssec
     publicKey: stored.publicKey,
     createdAtMs: stored.createdAtMs,
     state: stored.state as DnssecKeyState,
+    ...(stored.publishAtMs === undefined ? {} : { publishAtMs: stored.publishAtMs }),
+    ...(stored.withdrawnAtMs === undefined ? {} : { withdrawnAtMs: stored.withdrawnAtMs }),
   });
   return { info, secret: new PrivateKeyMaterial(privateKey) };
 }
@@ -416,7 +451,7 @@ function newestActive(keys: readonly DnssecKey[]): DnssecKey | null {
   return best;
 }
 
-/** The DNSKEY rdatas a zone publishes: its published and active keys (a retired key is no longer in the DNSKEY set). */
-export function publishedDnskeys(zone: ZoneKeys): Uint8Array[] {
-  return zone.keys.filter((k) => k.info.state !== 'retired').map((k) => dnskeyRdataOf(k.info));
+/** The DNSKEY rdatas a zone publishes at `nowMs`: its active keys and its published ones past their publishAtMs (inDnskeySet). */
+export function publishedDnskeys(zone: ZoneKeys, nowMs: number): Uint8Array[] {
+  return zone.keys.filter((k) => inDnskeySet(k.info, nowMs)).map((k) => dnskeyRdataOf(k.info));
 }

@@ -316,9 +316,11 @@ export class Overwatch {
     if (config.dnssec.enabled) {
       const opened = await Keyring.open(store, config.dns.zones.map((z) => z.name), config.dnssec, {
         ...(options.rolloverSwitchAfterMs === undefined ? {} : { switchAfterMs: options.rolloverSwitchAfterMs }),
+        ...(options.rolloverPublishAfterMs === undefined ? {} : { publishAfterMs: options.rolloverPublishAfterMs }),
         onKeyCreated: (info) => logKeyCreated(logger, info),
       });
       keyring = opened.keyring;
+      keyring.useTtls(config);
       logKeyChanges(logger, opened.changes);
     }
     for (const m of store.loadGeoMappings()) registry.restoreGeoMapping(m);
@@ -625,7 +627,10 @@ export class Overwatch {
     let snapshot: CompiledSnapshot;
     try {
       snapshot = await this.#compile(keys === null ? undefined : Keyring.dnskeysOf(keys.zones));
-      if (keys !== null && this.#keyring !== null) logKeyChanges(this.#logger, await this.#keyring.commit(keys));
+      if (keys !== null && this.#keyring !== null) {
+        logKeyChanges(this.#logger, await this.#keyring.commit(keys));
+        this.#keyring.useTtls(next);
+      }
     } catch (err) {
       // Slots are released only by a commit, so the old config's servers get theirs back.
       this.registry.applyConfig(cur);
@@ -714,11 +719,16 @@ export class Overwatch {
         const keyring = this.#keyring;
         if (keyring === null || this.#stopping) return;
         try {
-          const zones = await keyring.switchDue();
-          if (zones.length > 0) {
-            this.#replicateKeys(zones);
+          const due = await keyring.switchDue();
+          if (due.stored.length > 0) this.#replicateKeys(due.stored);
+          if (due.steps.length > 0) {
             await this.#republishKeys();
-            for (const zone of zones) this.#logger.info({ component: 'dnssec', zone, keyTag: keyring.rolloverStatus(zone).signing_key }, 'key rollover: the new key signs now; publish its DS at the parent, then finish the rollover');
+            for (const { zone, keyTag, step } of due.steps) {
+              const log = { component: 'dnssec', zone, keyTag };
+              if (step === 'published') this.#logger.info(log, 'key rollover: the new algorithm\'s key joins the DNSKEY RRset now (every RRset carries its signature); it signs as the zone\'s key after the DNSKEY TTL');
+              else if (step === 'switched') this.#logger.info(log, 'key rollover: the new key signs now; publish its DS at the parent, then finish the rollover');
+              else this.#logger.info(log, 'key rollover: the old algorithm\'s key is retired and signs no more');
+            }
           }
         } catch (err) {
           this.#logger.error({ component: 'dnssec', err: (err as Error).message }, 'key rollover: the new key could not be switched on; retrying in a minute');
@@ -885,7 +895,9 @@ export class Overwatch {
       const view = await keyring.rolloverFinish(zone);
       this.#replicateKeys([zone]);
       await this.#republishKeys();
-      this.#logger.info({ component: 'dnssec', zone, keyTag: view.signing_key, retired: before.old_keys }, 'key rollover finished: the old key is retired');
+      this.#scheduleKeySwitch();
+      if (view.phase === 'withdrawing') this.#logger.info({ component: 'dnssec', zone, keyTag: view.signing_key, withdrawn: before.old_keys, retireAt: view.switch_at }, 'key rollover finished: the old algorithm\'s key left the DNSKEY RRset and signs until the DNSKEY TTL has passed');
+      else this.#logger.info({ component: 'dnssec', zone, keyTag: view.signing_key, retired: before.old_keys }, 'key rollover finished: the old key is retired');
       return view;
     });
   }
@@ -1581,7 +1593,7 @@ function logKeyChanges(logger: Logger, changes: KeyringChanges): void {
 
 /** A stored DNSSEC key as one comparable text (field order fixed, whatever order its JSON came in). */
 function canonicalKey(k: StoredDnssecKey): string {
-  return JSON.stringify([k.zone, k.keyTag, k.algorithm, k.flags, k.publicKey, k.createdAtMs, k.state, k.privateKeyPkcs8]);
+  return JSON.stringify([k.zone, k.keyTag, k.algorithm, k.flags, k.publicKey, k.createdAtMs, k.state, k.publishAtMs ?? null, k.withdrawnAtMs ?? null, k.privateKeyPkcs8]);
 }
 
 /**

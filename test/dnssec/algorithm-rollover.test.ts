@@ -1,12 +1,15 @@
 // An algorithm rollover (ECDSAP256SHA256 → ED25519, docs/dnssec.md: "a
-// rollover is also how a zone changes algorithm") judged by Unbound with
-// harden-algo-downgrade: yes, which asks for a signature of every algorithm
-// in the DS set (RFC 4035 §2.2: every RRset is signed with each algorithm of
-// the apex DNSKEY RRset; RFC 6781 §4.1.4). So from the start of the rollover
-// (the new key only published) until its finish, the data carry an RRSIG of
-// each algorithm: a resolver that holds the old DS (the rollover's step 3 has
-// not reached it yet) and hardens against downgrades stays secure, and after
-// finish only the new algorithm signs. delv (no such check) judges too.
+// rollover is also how a zone changes algorithm"), in the order of RFC 6781
+// §4.1.4 (conservative algorithm rollover) and RFC 6840 §5.11: the new
+// algorithm signs every RRset before its DNSKEY is published (so no resolver
+// holds the new DNSKEY RRset beside cached RRsets whose RRSIGs lack the new
+// algorithm), joins the DNSKEY RRset after the zone's largest TTL, signs as
+// the zone's key after the DNSKEY TTL; at finish the old DNSKEY leaves the
+// RRset first and the old algorithm stops signing a DNSKEY TTL later. A
+// poller records what the server answers over DNS through the whole rollover
+// and the phases must come in that order, at those times. Unbound with
+// harden-algo-downgrade: yes (a signature of every algorithm in the DS set,
+// RFC 4035 §2.2) and delv judge every phase.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +27,10 @@ import type { DnssecKeyInfo } from '../../src/dnssec/keys.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { delvAnchor, missingTool, signedZoneYaml, tool, unboundConfig } from './helpers.ts';
 
-const SWITCH_AFTER_MS = 3000;
+/** How long a published key waits in the DNSKEY RRset before it signs, and a withdrawn key keeps signing (the DNSKEY TTL, shortened). */
+const SWITCH_AFTER_MS = 5000;
+/** How long a new algorithm's key signs before it joins the DNSKEY RRset (the zone's largest TTL, shortened). */
+const PUBLISH_AFTER_MS = 5000;
 const ECDSA = 13;
 const ED25519 = 15;
 
@@ -37,8 +43,15 @@ function rrsigAlgorithms(section: readonly dnsPacket.Answer[] | undefined, type:
   return out;
 }
 
+/** The algorithms of the DNSKEY records of a section, sorted. */
+function dnskeyAlgorithms(section: readonly dnsPacket.Answer[] | undefined): number[] {
+  const out: number[] = [];
+  for (const r of (section ?? []) as unknown as { type: string; data: { algorithm?: number } }[]) if (r.type === 'DNSKEY') out.push(r.data.algorithm ?? -1);
+  return out.sort();
+}
+
 test(
-  'an algorithm rollover keeps answers secure for a resolver with the old DS and harden-algo-downgrade (every algorithm signs until finish)',
+  'an algorithm rollover signs with the new algorithm before publishing its DNSKEY and unpublishes the old DNSKEY before it stops signing, secure throughout for a resolver with either DS and harden-algo-downgrade',
   { skip: missingTool('unbound-host', 'unbound-host') || missingTool('delv', 'bind9-dnsutils') },
   async (t) => {
     const quiet = new Writable({ write: (_c, _e, done) => done() });
@@ -49,9 +62,15 @@ test(
     const old = first.keyring?.zones.get('example.test')?.active.info;
     await first.stop(200);
     assert.ok(old);
-    const overwatch = await Overwatch.start(parseConfigText(signedZoneYaml({ algorithm: 'ED25519' }), 'test.yaml'), logger, { store, healthChecks: 'off', rolloverSwitchAfterMs: SWITCH_AFTER_MS });
+    const overwatch = await Overwatch.start(parseConfigText(signedZoneYaml({ algorithm: 'ED25519' }), 'test.yaml'), logger, {
+      store, healthChecks: 'off', rolloverSwitchAfterMs: SWITCH_AFTER_MS, rolloverPublishAfterMs: PUBLISH_AFTER_MS,
+    });
     const dir = await mkdtemp(join(tmpdir(), 'opengslb-alg-roll-'));
+    let polling = true;
+    let poller: Promise<void> = Promise.resolve();
     t.after(async () => {
+      polling = false;
+      await poller;
       await overwatch.stop(200);
       await rm(dir, { recursive: true, force: true });
     });
@@ -61,24 +80,25 @@ test(
       const label = `${phase}-${anchor.keyTag}`;
       await writeFile(join(dir, `anchor-${label}.conf`), delvAnchor(anchor));
       await writeFile(join(dir, `unbound-${label}.conf`), unboundConfig(anchor, overwatch.port).replace('server:\n', 'server:\n  harden-algo-downgrade: yes\n'));
-      for (const [name, type] of [['app.example.test', 'A'], ['example.test', 'DNSKEY'], ['example.test', 'SOA'], ['example.test', 'NS'], ['app.example.test', 'AAAA'], ['nothing.example.test', 'A']]) {
+      for (const [name, type] of [['app.example.test', 'A'], ['example.test', 'DNSKEY'], ['example.test', 'SOA'], ['nothing.example.test', 'A']]) {
         const d = await tool('delv', ['@127.0.0.1', '-p', String(overwatch.port), '-a', join(dir, `anchor-${label}.conf`), '+root=example.test', name, type]);
         if (!/^; (negative response, )?fully validated$/m.test(d)) failures.push(`${label}: delv ${name} ${type}:\n${d}`);
         const u = await tool('unbound-host', ['-C', join(dir, `unbound-${label}.conf`), '-v', '-t', type, name]);
         if (!/\(secure\)/.test(u) || /BOGUS/.test(u)) failures.push(`${label}: unbound-host ${name} ${type}:\n${u}`);
       }
     };
-    /** The algorithms of the RRSIGs over an answer, a denial's SOA and NSEC, and the DNSKEY RRset, over UDP and TCP. */
-    const signedWith = async (phase: string, data: number[], dnskey: number[]): Promise<void> => {
-      for (const transport of ['udp', 'tcp'] as const) {
-        const a = await ask(overwatch.port, 'app.example.test', 'A', { edns: { do: true, udpSize: 4096 } }, transport);
-        assert.deepEqual(rrsigAlgorithms(a.answers, 'A'), data, `${phase} ${transport}: RRSIGs over A`);
-        const nx = await ask(overwatch.port, 'nothing.example.test', 'A', { edns: { do: true, udpSize: 4096 } }, transport);
-        assert.deepEqual(rrsigAlgorithms(nx.authorities, 'SOA'), data, `${phase} ${transport}: RRSIGs over the denial's SOA`);
-        assert.deepEqual(rrsigAlgorithms(nx.authorities, 'NSEC'), data, `${phase} ${transport}: RRSIGs over the denial's NSEC`);
-        const k = await ask(overwatch.port, 'example.test', 'DNSKEY', { edns: { do: true, udpSize: 4096 } }, transport);
-        assert.deepEqual(rrsigAlgorithms(k.answers, 'DNSKEY').sort(), dnskey, `${phase} ${transport}: RRSIGs over DNSKEY`);
+    /** What the server answers now: the DNSKEY RRset's algorithms, and the algorithms of the RRSIGs over it, over an A answer, over a denial's SOA and NSEC. */
+    const observe = async (transport: 'udp' | 'tcp' = 'udp'): Promise<string> => {
+      const k = await ask(overwatch.port, 'example.test', 'DNSKEY', { edns: { do: true, udpSize: 4096 } }, transport);
+      const a = await ask(overwatch.port, 'app.example.test', 'A', { edns: { do: true, udpSize: 4096 } }, transport);
+      const nx = await ask(overwatch.port, 'nothing.example.test', 'A', { edns: { do: true, udpSize: 4096 } }, transport);
+      const data = rrsigAlgorithms(a.answers, 'A').sort();
+      // The poller's three questions may straddle a snapshot change; the phase checks (TCP) ask within one phase.
+      if (transport === 'tcp') {
+        assert.deepEqual(rrsigAlgorithms(nx.authorities, 'SOA').sort(), data, `${transport}: the denial's SOA is signed as the A answer`);
+        assert.deepEqual(rrsigAlgorithms(nx.authorities, 'NSEC').sort(), data, `${transport}: the denial's NSEC is signed as the A answer`);
       }
+      return `dnskey=${dnskeyAlgorithms(k.answers).join(',')} dnskey-sigs=${rrsigAlgorithms(k.answers, 'DNSKEY').sort().join(',')} data-sigs=${data.join(',')}`;
     };
     const keyInfo = (tag: number): DnssecKeyInfo => {
       const k = overwatch.keyring?.zones.get('example.test')?.keys.find((x) => x.info.keyTag === tag);
@@ -87,30 +107,81 @@ test(
     };
 
     // The resolver holds the old (ECDSA) DS: it trusts the old key only, and refuses an algorithm downgrade.
-    await signedWith('before', [ECDSA], [ECDSA]);
+    assert.equal(await observe('tcp'), 'dnskey=13 dnskey-sigs=13 data-sigs=13');
     await judge('before', old);
 
-    // Published: the new key is not the signing key yet, but as it brings a new algorithm it signs the data already.
+    // Every 100 ms, what the server answers, with the time it changed: a
+    // change counts once two polls in a row saw it (one poll's questions may
+    // straddle a snapshot change).
+    const seen: { atMs: number; what: string }[] = [];
+    poller = (async () => {
+      let previous: { atMs: number; what: string } | null = null;
+      while (polling) {
+        const now = { atMs: Date.now(), what: await observe() };
+        if (previous?.what === now.what && seen.at(-1)?.what !== now.what) seen.push(previous);
+        previous = now;
+        await delay(100);
+      }
+    })();
+    while (seen.length === 0) await delay(50);
+
+    // Start: the new algorithm signs every RRset (the DNSKEY RRset too) but its DNSKEY is not published yet.
     const started = await overwatch.rolloverStart('example.test');
+    const startedAt = Date.now();
     assert.equal(started.phase, 'published');
     assert.ok(started.new_key !== null);
     const fresh = keyInfo(started.new_key);
     assert.equal(fresh.algorithm, ED25519);
-    await signedWith('published', [ECDSA, ED25519], [ECDSA, ED25519]);
+    assert.ok(fresh.publishAtMs !== undefined && fresh.publishAtMs >= startedAt - 1000 + PUBLISH_AFTER_MS - 1000, `publishAtMs ${fresh.publishAtMs}`);
+    assert.match(started.next_step, /joins the DNSKEY RRset at/);
+    assert.deepEqual(overwatch.dnssecDs('example.test').map((d) => d.key_tag), [old.keyTag], 'no DS for a key not in the DNSKEY RRset');
+    assert.equal(await observe('tcp'), 'dnskey=13 dnskey-sigs=13,15 data-sigs=13,15');
+    await judge('presigned', old);
+
+    // Published: the DNSKEY RRset has both keys once the publish time came.
+    while (Date.now() < (fresh.publishAtMs ?? 0) + 1500) await delay(100);
+    assert.equal(overwatch.rolloverStatus('example.test').phase, 'published');
+    assert.equal(await observe('tcp'), 'dnskey=13,15 dnskey-sigs=13,15 data-sigs=13,15');
     await judge('published', old);
 
-    // Signing: the new key leads; resolvers with either DS validate.
-    await delay(SWITCH_AFTER_MS + 1000);
+    // Signing: the new key leads after the DNSKEY TTL; resolvers with either DS validate.
+    const switchAt = Date.parse(started.switch_at ?? '');
+    assert.ok(switchAt >= (fresh.publishAtMs ?? 0) + SWITCH_AFTER_MS, `switch_at ${started.switch_at} is a DNSKEY TTL after the publication`);
+    while (Date.now() < switchAt + 1500) await delay(100);
     assert.equal(overwatch.rolloverStatus('example.test').phase, 'signing');
-    await signedWith('signing', [ED25519, ECDSA], [ECDSA, ED25519]);
+    assert.equal(await observe('tcp'), 'dnskey=13,15 dnskey-sigs=13,15 data-sigs=13,15');
     await judge('signing', old);
     await judge('signing', fresh);
 
-    // Finished: the old key is gone; only the new algorithm signs, and the new DS validates.
+    // Finish: the old DNSKEY leaves the RRset; the old algorithm still signs everything until the DNSKEY TTL has passed.
     const finished = await overwatch.rolloverFinish('example.test');
-    assert.equal(finished.phase, 'none');
-    await signedWith('finished', [ED25519], [ED25519]);
+    const finishedAt = Date.now();
+    assert.equal(finished.phase, 'withdrawing');
+    assert.deepEqual(finished.old_keys, [old.keyTag]);
+    assert.equal(keyInfo(old.keyTag).state, 'withdrawn');
+    assert.equal(await observe('tcp'), 'dnskey=15 dnskey-sigs=13,15 data-sigs=13,15');
+    await judge('withdrawn', fresh);
+    await assert.rejects(overwatch.rolloverStart('example.test'), /already running \(withdrawing\)/);
+
+    // Retired: only the new algorithm signs.
+    while (Date.now() < finishedAt + SWITCH_AFTER_MS + 1500) await delay(100);
+    assert.equal(overwatch.rolloverStatus('example.test').phase, 'none');
+    assert.equal(keyInfo(old.keyTag).state, 'retired');
+    assert.equal(await observe('tcp'), 'dnskey=15 dnskey-sigs=15 data-sigs=15');
     await judge('finished', fresh);
+    polling = false;
+    await poller;
+
+    // Over DNS, the phases came in this order and no sooner than due.
+    assert.deepEqual(seen.map((s) => s.what), [
+      'dnskey=13 dnskey-sigs=13 data-sigs=13',
+      'dnskey=13 dnskey-sigs=13,15 data-sigs=13,15',
+      'dnskey=13,15 dnskey-sigs=13,15 data-sigs=13,15',
+      'dnskey=15 dnskey-sigs=13,15 data-sigs=13,15',
+      'dnskey=15 dnskey-sigs=15 data-sigs=15',
+    ]);
+    assert.ok(seen[2].atMs >= (fresh.publishAtMs ?? 0), 'the new DNSKEY is published no sooner than its publish time');
+    assert.ok(seen[4].atMs >= finishedAt + SWITCH_AFTER_MS - 50, 'the old algorithm stops signing no sooner than a DNSKEY TTL after it left the DNSKEY RRset');
     assert.deepEqual(failures, []);
   },
 );

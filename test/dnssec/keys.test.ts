@@ -138,7 +138,7 @@ test('ensureZoneKeys generates one key per zone once, and the same key comes bac
   assert.equal(second.created.length, 0);
   for (const zone of ['example.test', 'other.test']) {
     assert.deepEqual(second.zones.get(zone)?.active.info, first.zones.get(zone)?.active.info);
-    assert.equal(publishedDnskeys(second.zones.get(zone) as never).length, 1);
+    assert.equal(publishedDnskeys(second.zones.get(zone) as never, Date.now()).length, 1);
   }
   // The config now asks for Ed25519: the zone keeps its key (changing it is a rollover) and the mismatch is reported.
   const third = await ensureZoneKeys(store, ['example.test'], 'ED25519');
@@ -228,43 +228,46 @@ test('keyFromStored gives back a key that signs like the original', async () => 
   assert.deepEqual(back.secret.exportPkcs8(), key.secret.exportPkcs8());
 });
 
-/** A rollover's keys as the workers get them (Keyring.workerDnssec), by role: the zone's key before the rollover, or the new one. */
+/**
+ * A rollover's keys as the workers get them (Keyring.workerDnssec), by role
+ * (the zone's key before the rollover, or the new one), and the keys in the
+ * DNSKEY RRset (`set`), at each step: an algorithm rollover signs with the
+ * new key before it publishes it, and unpublishes the old key before it
+ * stops signing with it (RFC 6781 §4.1.4).
+ */
+type Step = { data: string[]; dnskey: string[]; set: string[] };
 const ROLLOVERS: readonly {
   name: string;
   from: DnssecAlgorithm;
   to: DnssecAlgorithm;
-  expect: Record<'published' | 'signing' | 'finished', { data: string[]; dnskey: string[] }>;
+  /** presigned and withdrawn: only an algorithm rollover has them. */
+  expect: Record<'published' | 'signing' | 'finished', Step> & Partial<Record<'presigned' | 'withdrawn', Step>>;
 }[] = [
   {
     name: 'within one algorithm (ECDSAP256SHA256): one data signer at every step',
     from: 'ECDSAP256SHA256',
     to: 'ECDSAP256SHA256',
     expect: {
-      published: { data: ['old'], dnskey: ['old'] },
-      signing: { data: ['new'], dnskey: ['old', 'new'] },
-      finished: { data: ['new'], dnskey: ['new'] },
+      published: { data: ['old'], dnskey: ['old'], set: ['old', 'new'] },
+      signing: { data: ['new'], dnskey: ['old', 'new'], set: ['old', 'new'] },
+      finished: { data: ['new'], dnskey: ['new'], set: ['new'] },
     },
   },
-  {
-    name: 'to another algorithm (ECDSAP256SHA256 → ED25519): both sign the data from publish to finish, the newest active key first',
-    from: 'ECDSAP256SHA256',
-    to: 'ED25519',
-    expect: {
-      published: { data: ['old', 'new'], dnskey: ['old', 'new'] },
-      signing: { data: ['new', 'old'], dnskey: ['old', 'new'] },
-      finished: { data: ['new'], dnskey: ['new'] },
-    },
-  },
-  {
-    name: 'to another algorithm (ED25519 → ECDSAP256SHA256)',
-    from: 'ED25519',
-    to: 'ECDSAP256SHA256',
-    expect: {
-      published: { data: ['old', 'new'], dnskey: ['old', 'new'] },
-      signing: { data: ['new', 'old'], dnskey: ['old', 'new'] },
-      finished: { data: ['new'], dnskey: ['new'] },
-    },
-  },
+  ...(['ECDSAP256SHA256 → ED25519', 'ED25519 → ECDSAP256SHA256'] as const).map((pair) => {
+    const [from, to] = pair.split(' → ') as [DnssecAlgorithm, DnssecAlgorithm];
+    return {
+      name: `to another algorithm (${pair}): the new key signs before it is published, the old one signs until a DNSKEY TTL after it left the DNSKEY RRset, the newest active key first`,
+      from,
+      to,
+      expect: {
+        presigned: { data: ['old', 'new'], dnskey: ['old', 'new'], set: ['old'] },
+        published: { data: ['old', 'new'], dnskey: ['old', 'new'], set: ['old', 'new'] },
+        signing: { data: ['new', 'old'], dnskey: ['old', 'new'], set: ['old', 'new'] },
+        withdrawn: { data: ['new', 'old'], dnskey: ['new', 'old'], set: ['new'] },
+        finished: { data: ['new'], dnskey: ['new'], set: ['new'] },
+      },
+    };
+  }),
 ];
 
 for (const c of ROLLOVERS) {
@@ -276,11 +279,11 @@ for (const c of ROLLOVERS) {
     }) as const;
     await Keyring.open(store, ['example.test'], config(c.from), { nowMs: () => nowMs });
     // The config now asks for c.to: the zone keeps its key until a rollover makes one of c.to.
-    const { keyring } = await Keyring.open(store, ['example.test'], config(c.to), { nowMs: () => nowMs, switchAfterMs: 1000 });
+    const { keyring } = await Keyring.open(store, ['example.test'], config(c.to), { nowMs: () => nowMs, switchAfterMs: 1000, publishAfterMs: 2000 });
     const old = keyring.zones.get('example.test')!.active.info;
     assert.equal(old.algorithm, algorithmNumber(c.from));
     const roles = new Map<number, string>([[old.keyTag, 'old']]);
-    const signers = (): { data: string[]; dnskey: string[] } => {
+    const signers = (): Step => {
       const z = keyring.workerDnssec(['example.test']).zones[0];
       assert.ok(z);
       const role = (k: SignerKey): string => roles.get(k.keyTag) ?? `key ${k.keyTag}`;
@@ -288,22 +291,43 @@ for (const c of ROLLOVERS) {
       // The API's `signing` marks exactly the keys that sign the data.
       const marked = keyring.keyViews().filter((v) => v.signing).map((v) => roles.get(v.key_tag) ?? `key ${v.key_tag}`);
       assert.deepEqual(marked.sort(), [...data].sort(), 'keyViews() signing');
-      return { data, dnskey: z.dnskey.map(role) };
+      const set = (keyring.dnskeys().get('example.test') ?? []).map((rdata) => roles.get(keyTagOf(rdata)) ?? `key ${keyTagOf(rdata)}`);
+      // The DS records offered are those of the DNSKEY RRset.
+      assert.deepEqual(keyring.ds('example.test').map((d) => roles.get(d.keyTag)), set, 'ds()');
+      return { data, dnskey: z.dnskey.map(role), set };
     };
-    assert.deepEqual(signers(), { data: ['old'], dnskey: ['old'] });
+    assert.deepEqual(signers(), { data: ['old'], dnskey: ['old'], set: ['old'] });
 
     // A minute on: the new key is the younger one (keys of one millisecond order by tag).
     nowMs += 60_000;
     const started = await keyring.rolloverStart('example.test');
     assert.equal(started.phase, 'published');
     roles.set(started.new_key!, 'new');
+    if (c.expect.presigned !== undefined) {
+      assert.deepEqual(signers(), c.expect.presigned, 'presigned');
+      assert.equal(keyring.nextSwitchMs(), nowMs + 2000, 'the publication is the next step due');
+      assert.equal(started.switch_at, new Date(nowMs + 3000).toISOString(), 'the switch comes a DNSKEY TTL after the publication');
+      nowMs += 2000;
+      assert.deepEqual(await keyring.switchDue(), { stored: [], steps: [{ zone: 'example.test', keyTag: started.new_key, step: 'published' }] });
+    }
     assert.deepEqual(signers(), c.expect.published, 'published');
 
     nowMs += 1000;
-    assert.deepEqual(await keyring.switchDue(), ['example.test']);
+    assert.deepEqual(await keyring.switchDue(), { stored: ['example.test'], steps: [{ zone: 'example.test', keyTag: started.new_key, step: 'switched' }] });
     assert.deepEqual(signers(), c.expect.signing, 'signing');
 
-    await keyring.rolloverFinish('example.test');
+    const finished = await keyring.rolloverFinish('example.test');
+    if (c.expect.withdrawn !== undefined) {
+      assert.equal(finished.phase, 'withdrawing');
+      assert.deepEqual(signers(), c.expect.withdrawn, 'withdrawn');
+      await assert.rejects(keyring.rolloverStart('example.test'), /already running \(withdrawing\)/);
+      await assert.rejects(keyring.rolloverFinish('example.test'), /finished already/);
+      nowMs += 999;
+      assert.deepEqual(await keyring.switchDue(), { stored: [], steps: [] }, 'not before a DNSKEY TTL');
+      nowMs += 1;
+      assert.deepEqual(await keyring.switchDue(), { stored: ['example.test'], steps: [{ zone: 'example.test', keyTag: old.keyTag, step: 'retired' }] });
+    }
+    assert.equal(keyring.rolloverStatus('example.test').phase, 'none');
     assert.deepEqual(signers(), c.expect.finished, 'finished');
   });
 }
