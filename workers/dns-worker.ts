@@ -5,19 +5,22 @@
 //   main ──{type:'snapshot', buffer}──► worker   switch between packets; reply 'attached', or 'attach-failed' and exit 1
 //   main ──{type:'signatures', batches}► worker   put RRSIGs the CPU pool made in advance into the signature cache
 //   main ──{type:'stop', graceMs}─────► worker   close sockets, finish TCP queries in flight, reply 'stopped', exit 0
-//   main ──{type:'hold', gate}────────► worker   tests only: block this thread until gate[0] ≠ 0 (a lagging worker)
+//   main ──{type:'hold', gate}────────► worker   tests only: block this thread until gate[0] ≠ 0 (a lagging or hung worker)
 //
 // and to main: 'listening' once both sockets are bound, 'bind-failed' (then exit 1),
 // 'exception' for a bug caught at the per-packet boundary (rate-limited),
 // and 'decisions' with a new routing-decision buffer whenever the snapshot
 // carries a stat id the current one cannot hold (before 'listening' or
 // 'attached'; from then on the old buffer is never written again).
+// Besides, an event-loop timer bumps the worker's heartbeat word
+// (COUNTER.HEARTBEAT) every HEARTBEAT_INTERVAL_MS: the pool terminates and
+// restarts a worker whose word stops moving (a thread hung in a callback).
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { RateLimiter } from '../src/dns/rrl.ts';
 import { TcpClientTable } from '../src/dns/tcp-clients.ts';
 import { GeoIpReader } from '../src/geo/lookup.ts';
-import { COUNTER, createDecisionCounters, decisionCapacityFor } from '../src/metrics/counters-layout.ts';
+import { COUNTER, createDecisionCounters, decisionCapacityFor, HEARTBEAT_INTERVAL_MS } from '../src/metrics/counters-layout.ts';
 import { GROUP_WORDS, GRP_STAT_CUSTOM, GRP_STAT_FALLBACK, HDR_GROUP_COUNT, NO_SLOT, REC_GEO_STAT_NOT_SERVED, REC_GEO_STAT_UNDECIDED, REC_STAT_ID } from '../src/snapshot/layout.ts';
 import type { DnsWorkerData, MainToWorker, WorkerToMain } from './messages.ts';
 import { WorkerScratch } from './scratch.ts';
@@ -41,6 +44,10 @@ const ctx = new WorkerScratch(data.snapshot, data.live, data.counters, data.coun
 insertSignatures(ctx, data.signatures);
 // The signature cache's clock (WorkerScratch.nowSec); unref'd so it never keeps the thread alive.
 setInterval(() => ctx.tick(), 1000).unref();
+// The heartbeat the pool watches (DnsPool, the watchdog): an event-loop timer,
+// so a thread stuck in a callback stops it. Nothing on the query path.
+const heartbeat = data.counterBase + COUNTER.HEARTBEAT;
+setInterval(() => Atomics.add(data.counters, heartbeat, 1), HEARTBEAT_INTERVAL_MS).unref();
 // Exceptions at the per-packet boundary reach the log: the first at once, then
 // at most one every EXCEPTION_REPORT_MS, with how many were left unreported
 // (a bug on a hot name must not turn into a log line per query).

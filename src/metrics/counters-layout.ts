@@ -60,6 +60,13 @@ export const COUNTER = {
   DNSSEC_SIGN_US: 24,
   /** DNSSEC: signatures made in advance by the CPU pool that a worker put into its cache. */
   DNSSEC_PRESIGNED: 25,
+  /**
+   * The worker's heartbeat (not a counter): bumped by an event-loop timer
+   * every HEARTBEAT_INTERVAL_MS, so it stops moving while the thread is
+   * blocked; the pool (src/overwatch/dns-pool.ts) terminates a worker whose
+   * word has not moved within its deadline.
+   */
+  HEARTBEAT: 26,
   /** TCP connections closed to make room for a new one at the worker's cap: the one idle longest. */
   TCP_EVICTED: 40,
   /** TCP connections refused because their client network already had dns.tcp_max_connections_per_client open on the server (all workers together). */
@@ -99,7 +106,10 @@ export const COUNTER = {
   TCP_QUERY_LIMIT_DROPPED: 55,
 } as const;
 
-/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 25 and 40 … 55 used). */
+/** How often a DNS worker bumps COUNTER.HEARTBEAT (ms). */
+export const HEARTBEAT_INTERVAL_MS = 500;
+
+/** Words before MATRIX_BASE reserved for COUNTER slots (0 … 26 and 40 … 55 used). */
 const NAMED_WORDS = 64;
 
 /**
@@ -226,7 +236,8 @@ function sumMatrix(counters: Int32Array, types: readonly number[], rcodes: reado
 export function readCounters(counters: Int32Array): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, slot] of Object.entries(COUNTER)) {
-    if (name !== 'SNAPSHOT_GENERATION') out[name] = sumCounter(counters, slot);
+    // A gauge and a heartbeat: their sums mean nothing.
+    if (name !== 'SNAPSHOT_GENERATION' && name !== 'HEARTBEAT') out[name] = sumCounter(counters, slot);
   }
   out.QUERIES = out.UDP_QUERIES + out.TCP_QUERIES;
   const allTypes = TYPE_LABELS.map((_, t) => t);

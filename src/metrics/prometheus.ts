@@ -44,8 +44,8 @@ type AgentHubReader = Pick<AgentHub, 'agents' | 'channelCounters' | 'counters'>;
 export interface PoolSource {
   /** Worker restarts since start. */
   readonly restarts: number;
-  /** Workers terminated for not confirming a snapshot in time, since start. */
-  readonly stuck: number;
+  /** Workers the watchdog terminated since start, by reason: heartbeat stood still, snapshot not confirmed. */
+  readonly stuck: Readonly<Record<'heartbeat' | 'switch', number>>;
   /** Worker threads by index, null while one waits to be restarted. */
   readonly workers: readonly unknown[];
   /** Each worker's routing-decision buffer, null before it posted one. */
@@ -400,11 +400,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   new Counter({
     name: 'opengslb_dns_worker_stuck_total',
-    help: 'DNS worker threads terminated (then restarted) because they had not confirmed a new snapshot within the switch deadline (10 s).',
+    help: 'DNS worker threads terminated (then restarted) as hung, by reason: heartbeat (the thread\'s event loop had not turned for 10 s) or switch (it had not confirmed a new snapshot within 10 s).',
+    labelNames: ['reason'],
     registers,
     collect() {
       this.reset();
-      this.inc(overwatch === null ? 0 : overwatch.pool.stuck);
+      for (const reason of ['heartbeat', 'switch'] as const) this.inc({ reason }, overwatch === null ? 0 : overwatch.pool.stuck[reason]);
     },
   });
   new Gauge({

@@ -8,7 +8,7 @@
 //   main ──'snapshot' (new SAB, shared not copied) ───────────────────────► every worker
 //   main ◄── 'attach-failed', then exit 1 ──────────────────────────────── worker i (never serves an older snapshot than the others)
 //   worker exits unexpectedly ──► main waits backoff(n) ──► new Worker(i) with the latest snapshot
-//   worker silent on a 'snapshot' for switchDeadlineMs ──► 'worker-stuck', terminate() ──► restarted as above
+//   worker's heartbeat word still, or a 'snapshot' unconfirmed, for switchDeadlineMs ──► 'worker-stuck', terminate() ──► restarted as above
 
 import { EventEmitter, once } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -20,7 +20,7 @@ import { createTcpClientTable, reclaimColumnSoon, type TcpClientShared } from '.
 import { OpenGslbError } from '../lib/errors.ts';
 import { formatAddress } from '../lib/ip.ts';
 import { createWorker } from '../lib/worker-thread.ts';
-import { COUNTER_STRIDE } from '../metrics/counters-layout.ts';
+import { COUNTER, COUNTER_STRIDE } from '../metrics/counters-layout.ts';
 import { SnapshotView } from '../snapshot/reader.ts';
 
 const WORKER_URL = new URL('../../workers/dns-worker.ts', import.meta.url);
@@ -52,23 +52,50 @@ export interface DnsPoolOptions {
   readonly restartBaseMs?: number;
   readonly restartMaxMs?: number;
   /**
-   * A running worker that has not confirmed a snapshot sent to it within this
-   * many ms (no 'attached', no 'attach-failed', no exit) is terminated and
-   * restarted as a crashed one is; default DEFAULT_SWITCH_DEADLINE_MS.
+   * A running worker whose heartbeat has not moved for this many ms, or that
+   * has not confirmed a snapshot sent to it within it (no 'attached', no
+   * 'attach-failed', no exit), is terminated and restarted as a crashed one
+   * is; default DEFAULT_SWITCH_DEADLINE_MS.
    */
   readonly switchDeadlineMs?: number;
 }
 
 /**
- * How long a worker may take to confirm a snapshot before the pool calls it
- * stuck (see DnsPoolOptions.switchDeadlineMs). A worker switches between two
- * packets, in well under a millisecond for a small snapshot and some
- * milliseconds for a large one (the attach checks walk its tables); five
- * times the 2 s after which a reload names it lagging leaves room for a long
- * garbage-collection pause. A hung worker answers no query either, and holds
+ * How long a worker's heartbeat may stand still, or a snapshot stay
+ * unconfirmed, before the pool calls the worker stuck (see
+ * DnsPoolOptions.switchDeadlineMs). The heartbeat moves every
+ * HEARTBEAT_INTERVAL_MS (500 ms) while the worker's event loop turns; a
+ * worker switches between two packets, in well under a millisecond for a
+ * small snapshot and some milliseconds for a large one (the attach checks
+ * walk its tables). Five times the 2 s after which a reload names a worker
+ * lagging leaves room for a long garbage-collection pause and for a thread
+ * kept off a loaded machine's cores: a wake-up reads at most a few UDP
+ * batches before timers get their turn (workers/transport-udp-batch.ts). A
+ * hung worker answers no query, its SO_REUSEPORT share is lost, and it holds
  * the slots a reload released (whenServing()) for as long as it lives.
  */
 export const DEFAULT_SWITCH_DEADLINE_MS = 10_000;
+
+/**
+ * How often the watchdog looks at every worker (ms). A look that comes more
+ * than twice this late means the main thread itself was stalled (a long
+ * compile, a pause of the whole process): its clock says nothing about the
+ * workers then, so that look only starts every wait over.
+ */
+const WATCH_INTERVAL_MS = 1000;
+
+/** Why the watchdog terminated a worker: its heartbeat stood still, or it left a snapshot unconfirmed. */
+export type StuckReason = 'heartbeat' | 'switch';
+
+/** What 'worker-stuck' carries besides the worker's index. */
+export interface StuckWorker {
+  readonly reason: StuckReason;
+  /** ms since its heartbeat was last seen moving. */
+  readonly silentMs: number;
+  /** The generation it had not confirmed and ms since it started waiting, or null when it was not waiting for one. */
+  readonly generation: number | null;
+  readonly waitedMs: number | null;
+}
 
 interface Slot {
   worker: Worker | null;
@@ -81,12 +108,14 @@ interface Slot {
   reclaimed: Promise<void>;
   /** The newest generation sent to its worker. */
   sent: number;
-  /** Armed while its worker has not confirmed `sent`: terminates it at switchDeadlineMs (#stuck()). */
-  watchdog: NodeJS.Timeout | null;
-  /** performance.now() when the watchdog was last armed: the send it waits for, or the worker's last confirmation since. */
+  /** performance.now() since its worker has waited for `sent` to be confirmed (the send, or its last confirmation since); NaN when not waiting. */
   waitingSince: number;
-  /** The generation its worker had confirmed when the watchdog was armed: a later publish does not move the deadline, a confirmation does. */
+  /** The generation its worker had confirmed when the wait started: a later publish does not move the deadline, a confirmation does. */
   waitedFrom: number;
+  /** Its worker's heartbeat word as last read (COUNTER.HEARTBEAT). */
+  beat: number;
+  /** performance.now() when `beat` was last seen moving (or watching started, at 'listening'); NaN while not watched (not listening yet, exited). */
+  beatSeenAt: number;
 }
 
 /**
@@ -115,9 +144,10 @@ export interface PublishOutcome {
 /**
  * Runs the DNS workers. Events: 'worker-exit' (index, code, restartInMs),
  * 'worker-restarted' (index), 'attach-failed' (index, message; the worker
- * exits next and is restarted), 'worker-stuck' (index, generation, waitedMs:
- * it had not confirmed that snapshot within switchDeadlineMs and is
- * terminated; 'worker-exit' and the restart follow),
+ * exits next and is restarted), 'worker-stuck' (index, StuckWorker: its
+ * heartbeat had not moved, or it had not confirmed a snapshot, within
+ * switchDeadlineMs, and it is terminated; 'worker-exit' and the restart
+ * follow),
  * 'decisions' (index, buffer): worker `index` now counts routing decisions in
  * `buffer` and will never write its previous one again (metrics fold it).
  */
@@ -142,8 +172,12 @@ export class DnsPool extends EventEmitter {
   #serving: { generation: number; resolve: () => void }[] = [];
   /** Total restarts since start, for metrics. */
   restarts = 0;
-  /** Workers terminated because they had not confirmed a snapshot within switchDeadlineMs, since start (metrics). */
-  stuck = 0;
+  /** Workers terminated by the watchdog since start, by reason (metrics). */
+  readonly stuck: Record<StuckReason, number> = { heartbeat: 0, switch: 0 };
+  /** The watchdog's interval (#watchAll()), from start() to stop(). */
+  #watchdog: NodeJS.Timeout | null = null;
+  /** performance.now() of the watchdog's last look. */
+  #lastWatch = 0;
   /** Bytes the receive buffer of the UDP socket last bound was granted; 0 before start. */
   udpReceiveBufferGranted = 0;
   /** Each worker index's UDP path and why (from its 'listening' message); empty entries before it listens. */
@@ -191,7 +225,7 @@ export class DnsPool extends EventEmitter {
   async start(): Promise<void> {
     const started: Promise<void>[] = [];
     for (let i = 0; i < this.#options.workers; i++) {
-      this.#slots.push({ worker: null, generation: this.#generation, startedAt: 0, crashes: 0, timer: null, reclaimed: Promise.resolve(), sent: this.#generation, watchdog: null, waitingSince: 0, waitedFrom: 0 });
+      this.#slots.push({ worker: null, generation: this.#generation, startedAt: 0, crashes: 0, timer: null, reclaimed: Promise.resolve(), sent: this.#generation, waitingSince: Number.NaN, waitedFrom: 0, beat: 0, beatSeenAt: Number.NaN });
       this.udpIo.push({ path: '', reason: '' });
       started.push(this.#spawn(i));
     }
@@ -202,6 +236,9 @@ export class DnsPool extends EventEmitter {
       throw (failed as PromiseRejectedResult).reason;
     }
     this.#started = true;
+    this.#lastWatch = performance.now();
+    this.#watchdog = setInterval(() => this.#watchAll(), WATCH_INTERVAL_MS);
+    this.#watchdog.unref();
   }
 
   /** Starts worker `i` and resolves when it is listening. */
@@ -231,6 +268,8 @@ export class DnsPool extends EventEmitter {
     slot.worker = worker;
     slot.generation = this.#generation;
     slot.sent = this.#generation;
+    slot.waitingSince = Number.NaN;
+    slot.beatSeenAt = Number.NaN;
     slot.startedAt = Date.now();
     const generationAtSpawn = this.#generation;
     const geoAtSpawn = this.#geoVersion;
@@ -242,6 +281,9 @@ export class DnsPool extends EventEmitter {
           listening = true;
           this.udpReceiveBufferGranted = msg.udpReceiveBuffer;
           this.udpIo[i] = { path: msg.udpIo, reason: msg.udpIoReason };
+          // Its heartbeat runs by now: the watchdog looks at it from here on.
+          slot.beat = Atomics.load(o.counters, i * COUNTER_STRIDE + COUNTER.HEARTBEAT);
+          slot.beatSeenAt = performance.now();
           // A snapshot published while this worker was starting reaches it now.
           if (this.#generation !== generationAtSpawn) this.#sendSnapshot(i, worker);
           if (this.#geoVersion !== geoAtSpawn && this.#geo !== null) this.#send(worker, { type: 'geo', buffer: this.#geo });
@@ -271,6 +313,7 @@ export class DnsPool extends EventEmitter {
       worker.on('exit', (code) => {
         if (slot.worker === worker) {
           slot.worker = null;
+          slot.beatSeenAt = Number.NaN;
           this.#watch(i);
         }
         // Its connections died with it: so do its per-client counts (the
@@ -329,42 +372,75 @@ export class DnsPool extends EventEmitter {
   }
 
   /**
-   * Arms, re-arms or clears worker `i`'s watchdog: cleared once it has
-   * confirmed the newest snapshot sent to it (or is gone); armed from now
-   * when it starts waiting; re-armed from now when it confirmed an older one
-   * meanwhile (it is making progress through its messages).
+   * Starts, restarts or ends worker `i`'s wait for a confirmation: ended once
+   * it has confirmed the newest snapshot sent to it (or is gone); started
+   * from now when it starts waiting; restarted from now when it confirmed an
+   * older one meanwhile (it is making progress through its messages).
    */
   #watch(i: number): void {
     const slot = this.#slots[i];
-    const waiting = slot.worker !== null && !this.#stopping && slot.generation < slot.sent;
-    if (slot.watchdog !== null && waiting && slot.generation <= slot.waitedFrom) return;
-    if (slot.watchdog !== null) clearTimeout(slot.watchdog);
-    slot.watchdog = null;
-    if (!waiting) return;
+    if (slot.worker === null || slot.generation >= slot.sent) {
+      slot.waitingSince = Number.NaN;
+      return;
+    }
+    if (!Number.isNaN(slot.waitingSince) && slot.generation <= slot.waitedFrom) return;
     slot.waitingSince = performance.now();
     slot.waitedFrom = slot.generation;
-    const worker = slot.worker as Worker;
-    slot.watchdog = setTimeout(() => this.#stuck(i, worker), this.#options.switchDeadlineMs ?? DEFAULT_SWITCH_DEADLINE_MS);
-    slot.watchdog.unref();
   }
 
   /**
-   * Worker `i` has not confirmed its snapshot within the deadline: it
-   * answers nothing and holds released slots (whenServing()) while it lives.
-   * Terminated, it exits as a crashed worker does: forgotten by pending
-   * publishes, no longer counted by whenServing(), restarted with backoff on
-   * the newest snapshot.
+   * The watchdog, every WATCH_INTERVAL_MS: a listening worker whose heartbeat
+   * word has not moved for switchDeadlineMs (its event loop has not turned:
+   * it is stuck in a callback and answers nothing), or that has waited that
+   * long for a snapshot to be confirmed, is stuck (#stuck()). It reads one
+   * word per worker; the query path never sees it.
    */
-  #stuck(i: number, worker: Worker): void {
+  #watchAll(): void {
+    const now = performance.now();
+    const stalled = now - this.#lastWatch > 2 * WATCH_INTERVAL_MS;
+    this.#lastWatch = now;
+    const deadline = this.switchDeadlineMs;
+    this.#slots.forEach((slot, i) => {
+      const worker = slot.worker;
+      if (worker === null || Number.isNaN(slot.beatSeenAt) || this.#stopping) return;
+      const beat = Atomics.load(this.#options.counters, i * COUNTER_STRIDE + COUNTER.HEARTBEAT);
+      if (stalled) {
+        // This thread was not running: what it would measure is its own stall.
+        slot.beat = beat;
+        slot.beatSeenAt = now;
+        if (!Number.isNaN(slot.waitingSince)) slot.waitingSince = now;
+        return;
+      }
+      if (beat !== slot.beat) {
+        slot.beat = beat;
+        slot.beatSeenAt = now;
+      }
+      const silentMs = now - slot.beatSeenAt;
+      const waitedMs = now - slot.waitingSince;
+      // NaN (not waiting) compares false.
+      if (silentMs >= deadline) this.#stuck(i, worker, 'heartbeat', silentMs, waitedMs);
+      else if (waitedMs >= deadline) this.#stuck(i, worker, 'switch', silentMs, waitedMs);
+    });
+  }
+
+  /**
+   * Worker `i` is stuck: it answers nothing and holds released slots
+   * (whenServing()) while it lives. Terminated, it exits as a crashed worker
+   * does: forgotten by pending publishes, no longer counted by
+   * whenServing(), restarted with backoff on the newest snapshot.
+   */
+  #stuck(i: number, worker: Worker, reason: StuckReason, silentMs: number, waitedMs: number): void {
     const slot = this.#slots[i];
-    slot.watchdog = null;
-    if (this.#stopping || slot.worker !== worker || slot.generation >= slot.sent) return;
-    this.stuck++;
-    this.emit('worker-stuck', i, slot.sent, Math.round(performance.now() - slot.waitingSince));
+    // Watched no more: the exit follows.
+    slot.beatSeenAt = Number.NaN;
+    this.stuck[reason]++;
+    const waiting = !Number.isNaN(waitedMs);
+    const info: StuckWorker = { reason, silentMs: Math.round(silentMs), generation: waiting ? slot.sent : null, waitedMs: waiting ? Math.round(waitedMs) : null };
+    this.emit('worker-stuck', i, info);
     void worker.terminate();
   }
 
-  /** How long a worker may take to confirm a snapshot before it is terminated and restarted (ms). */
+  /** How long a worker's heartbeat may stand still, or a snapshot stay unconfirmed, before the worker is terminated and restarted (ms). */
   get switchDeadlineMs(): number {
     return this.#options.switchDeadlineMs ?? DEFAULT_SWITCH_DEADLINE_MS;
   }
@@ -399,7 +475,7 @@ export class DnsPool extends EventEmitter {
    * replacement starts on the newest), or started on it. Unlike publish(),
    * it has no timeout of its own: a worker that lags holds it until it
    * switches or exits, and one that has not switched within
-   * switchDeadlineMs is terminated (#stuck()). Resolves at stop(). Never
+   * switchDeadlineMs is terminated (#watchAll()). Resolves at stop(). Never
    * rejects.
    */
   whenServing(generation: number): Promise<void> {
@@ -515,12 +591,12 @@ export class DnsPool extends EventEmitter {
    */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
+    if (this.#watchdog !== null) clearInterval(this.#watchdog);
+    this.#watchdog = null;
     this.#checkServing();
     const waits: Promise<unknown>[] = [];
     for (const slot of this.#slots) {
       if (slot.timer) clearTimeout(slot.timer);
-      if (slot.watchdog) clearTimeout(slot.watchdog);
-      slot.watchdog = null;
       const worker = slot.worker;
       if (!worker) continue;
       const exited = once(worker, 'exit');

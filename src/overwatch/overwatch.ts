@@ -38,7 +38,7 @@ import { backendRows, type BackendView } from './backends-view.ts';
 import { buildCheckTargets, markMeasured } from './check-targets.ts';
 import { formatAddress, ipToBytes } from '../lib/ip.ts';
 import { reserveDnsPort } from './address.ts';
-import { assertAttaches, DnsPool, type PublishOutcome } from './dns-pool.ts';
+import { assertAttaches, DnsPool, type PublishOutcome, type StuckWorker } from './dns-pool.ts';
 import { CookieSecrets } from './cookie-secrets.ts';
 import { createRrlClock, createRrlTable, type RrlSettings } from '../dns/rrl.ts';
 import type { RrlConfig } from '../config/types.ts';
@@ -419,9 +419,13 @@ export class Overwatch {
     pool.on('worker-restarted', (index: number) => log.info({ worker: index, udpIo: pool.udpIo[index]?.path, udpIoReason: pool.udpIo[index]?.reason }, 'DNS worker restarted'));
     pool.on('worker-error', (index: number, err: Error) => log.error({ worker: index, err: err.message }, 'DNS worker failed'));
     pool.on('attach-failed', (index: number, message: string) => log.error({ worker: index, reason: message }, 'DNS worker could not attach the new snapshot; restarting it on that snapshot'));
-    pool.on('worker-stuck', (index: number, generation: number, waitedMs: number) =>
-      log.error({ worker: index, generation, waitedMs }, `DNS worker ${index} confirmed no new snapshot for ${waitedMs} ms (deadline ${pool.switchDeadlineMs} ms, waiting for generation ${generation}); terminating it, it is restarted on the newest snapshot`),
-    );
+    pool.on('worker-stuck', (index: number, s: StuckWorker) => {
+      const waiting = s.generation === null ? '' : `waiting for generation ${s.generation} for ${s.waitedMs} ms, `;
+      const why = s.reason === 'heartbeat'
+        ? `DNS worker ${index} is hung: its event loop has not turned for ${s.silentMs} ms (no heartbeat; ${waiting}deadline ${pool.switchDeadlineMs} ms)`
+        : `DNS worker ${index} confirmed no new snapshot for ${s.waitedMs} ms (deadline ${pool.switchDeadlineMs} ms, waiting for generation ${s.generation})`;
+      log.error({ worker: index, reason: s.reason, silentMs: s.silentMs, generation: s.generation, waitedMs: s.waitedMs }, `${why}; terminating it, it is restarted on the newest snapshot`);
+    });
     pool.on('exception', (index: number, e: Extract<WorkerToMain, { type: 'exception' }>) => {
       const what = e.where === 'udp-prefetch' ? 'warming the caches for a UDP batch (no answer lost)' : `answering over ${e.where.toUpperCase()} (the query got SERVFAIL)`;
       log.error({ worker: index, where: e.where, err: e.message, stack: e.stack, unreported: e.unreported }, `DNS worker caught an exception ${what}: a bug, please report it with this line`);

@@ -137,7 +137,7 @@ test('records a batch of replies that leave together with one reading: each coun
 });
 
 /** A stand-in overwatch over real counters; the pool is an EventEmitter like DnsPool. */
-function standIn(workers: number): OverwatchSource & { pool: EventEmitter & { restarts: number; stuck: number; workers: unknown[]; decisionCounters: (Int32Array | null)[] } } {
+function standIn(workers: number): OverwatchSource & { pool: EventEmitter & { restarts: number; stuck: { heartbeat: number; switch: number }; workers: unknown[]; decisionCounters: (Int32Array | null)[] } } {
   const config = parseConfigText(
     `
 dns: { listen_address: "127.0.0.1:0", workers: ${workers}, zones: [example.test] }
@@ -149,7 +149,7 @@ domains:
 `,
     'stand-in.yaml',
   );
-  const pool = Object.assign(new EventEmitter(), { restarts: 0, stuck: 0, workers: Array.from({ length: workers }, () => ({})), decisionCounters: [] as (Int32Array | null)[] });
+  const pool = Object.assign(new EventEmitter(), { restarts: 0, stuck: { heartbeat: 0, switch: 0 }, workers: Array.from({ length: workers }, () => ({})), decisionCounters: [] as (Int32Array | null)[] });
   return {
     counters: createCounters(workers),
     config,

@@ -248,14 +248,70 @@ test('an exception inside a query is answered SERVFAIL, counted, and logged with
   assert.equal((await ask(port, 'app.example.test', 'A')).rcode, 'NOERROR');
 });
 
-test('a worker that never confirms a snapshot is terminated at the switch deadline, logged at error and counted, restarted on the newest snapshot, and the slots it held are freed', async (t) => {
-  const logs: string[] = [];
+/** Collects a logger's JSON lines. */
+function capture(): { logs: { level: string | number; msg: string; [k: string]: unknown }[]; logger: ReturnType<typeof createLogger> } {
+  const logs: { level: string | number; msg: string; [k: string]: unknown }[] = [];
   const logger = createLogger({ level: 'info', format: 'json' }, new Writable({
     write(chunk: Buffer, _enc, done) {
-      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') logs.push(JSON.parse(l) as { level: string | number; msg: string });
       done();
     },
   }));
+  return { logs, logger };
+}
+
+/** Blocks worker `index` (Atomics.wait) until the test ends or the returned function is called. */
+function hold(t: { after: (fn: () => void) => void }, ow: Overwatch, index: number): () => void {
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  const open = (): void => {
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+  };
+  t.after(open);
+  ow.pool.holdWorker(index, gate);
+  return open;
+}
+
+const isError = (level: string | number): boolean => level === 'error' || level === 50;
+
+test('a worker that hangs while nothing is reloaded (its heartbeat stops) is terminated at the deadline, logged at error with the reason, counted, and restarted; the other is left alone', async (t) => {
+  const { logs, logger } = capture();
+  const DEADLINE_MS = 3000;
+  const ow = await Overwatch.start(parseConfigText(yaml(30, ['192.0.2.1']), 'hang.yaml'), logger, { healthChecks: 'off', workerSwitchDeadlineMs: DEADLINE_MS });
+  t.after(() => ow.stop(200));
+  const metrics = createMetrics({ version: 'test', loadedAtMs: 0, overwatch: ow, processMetrics: false });
+  const [healthy, hung] = ow.pool.workers;
+  const stuck = once(ow.pool, 'worker-stuck');
+  const restarted = once(ow.pool, 'worker-restarted');
+  const heldAt = performance.now();
+  // No reload, no message it would have to confirm: only its heartbeat can tell.
+  hold(t, ow, 1);
+  const [index, info] = (await stuck) as [number, { reason: string; silentMs: number; generation: number | null; waitedMs: number | null }];
+  const elapsed = performance.now() - heldAt;
+  assert.equal(index, 1);
+  assert.deepEqual([info.reason, info.generation, info.waitedMs], ['heartbeat', null, null]);
+  assert.ok(info.silentMs >= DEADLINE_MS && info.silentMs < DEADLINE_MS + 1500, `silent ${info.silentMs} ms`);
+  // The last heartbeat came at most 500 ms before the hold; the watchdog looks every second.
+  assert.ok(elapsed >= DEADLINE_MS - 600 && elapsed < DEADLINE_MS + 2500, `terminated ${elapsed.toFixed(0)} ms after the hold`);
+  const line = logs.find((l) => /is hung/.test(l.msg));
+  assert.ok(line, JSON.stringify(logs));
+  assert.ok(isError(line.level), `logged at error: ${JSON.stringify(line)}`);
+  assert.deepEqual([line.worker, line.reason, line.silentMs, line.generation], [1, 'heartbeat', info.silentMs, null]);
+  assert.equal(line.msg, `DNS worker 1 is hung: its event loop has not turned for ${info.silentMs} ms (no heartbeat; deadline 3000 ms); terminating it, it is restarted on the newest snapshot`);
+  await restarted;
+  assert.notEqual(ow.pool.workers[1], hung);
+  assert.equal(ow.pool.workers[0], healthy, 'the worker whose heartbeat moved is left alone');
+  const exposition = parseExposition(await metrics.registry.metrics());
+  assert.equal(exposition.value('opengslb_dns_worker_stuck_total', { reason: 'heartbeat' }), 1);
+  assert.equal(exposition.value('opengslb_dns_worker_stuck_total', { reason: 'switch' }), 0);
+  assert.equal(exposition.value('opengslb_dns_worker_restarts_total'), 1);
+  // Both workers answer again (new source ports spread over both sockets).
+  const answers = await Promise.all(Array.from({ length: 40 }, () => udpExchange(ow.port, buildQuery('app.example.test', 'A'), 1000)));
+  assert.equal(answers.filter((r) => r === null).length, 0, 'every query is answered');
+});
+
+test('a worker that never confirms a snapshot is terminated at the switch deadline, logged at error and counted, restarted on the newest snapshot, and the slots it held are freed', async (t) => {
+  const { logs, logger } = capture();
   // Longer than the 2 s a reload waits, so the reload still names the worker.
   const DEADLINE_MS = 3000;
   const ow = await Overwatch.start(parseConfigText(yaml(30, ['192.0.2.1', '192.0.2.2']), 'stuck.yaml'), logger, { healthChecks: 'off', workerSwitchDeadlineMs: DEADLINE_MS });
@@ -263,13 +319,11 @@ test('a worker that never confirms a snapshot is terminated at the switch deadli
   const metrics = createMetrics({ version: 'test', loadedAtMs: 0, overwatch: ow, processMetrics: false });
   const removed = ow.slotOf('r', '192.0.2.2', 80)!;
   const [healthy, hung] = ow.pool.workers;
-  // Worker 1 hangs for good: it handles no message (no snapshot, no stop) and no packet until the gate opens, which only t.after does.
-  const gate = new Int32Array(new SharedArrayBuffer(4));
-  t.after(() => {
-    Atomics.store(gate, 0, 1);
-    Atomics.notify(gate, 0);
-  });
-  ow.pool.holdWorker(1, gate);
+  // Worker 1 handles no message (no snapshot, no stop) and no packet until the gate opens, which only t.after does;
+  // its heartbeat is kept moving from here, as if its event loop turned: only the unconfirmed snapshot can tell.
+  hold(t, ow, 1);
+  const beating = setInterval(() => Atomics.add(ow.counters, COUNTER_STRIDE + COUNTER.HEARTBEAT, 1), 200);
+  t.after(() => clearInterval(beating));
   const stuck = once(ow.pool, 'worker-stuck');
   const restarted = once(ow.pool, 'worker-restarted');
   const sentAt = performance.now();
@@ -280,19 +334,21 @@ test('a worker that never confirms a snapshot is terminated at the switch deadli
   // Another reload while it hangs: the deadline runs from the first snapshot it left unconfirmed, not the newest.
   const second = ow.reload(parseConfigText(yaml(31, ['192.0.2.1']), 'stuck.yaml'));
 
-  const [index, generation, waitedMs] = (await stuck) as [number, number, number];
+  const [index, info] = (await stuck) as [number, { reason: string; silentMs: number; generation: number | null; waitedMs: number }];
   const elapsed = performance.now() - sentAt;
-  assert.deepEqual([index, generation], [1, 3]);
-  assert.ok(waitedMs >= DEADLINE_MS - 5 && waitedMs < DEADLINE_MS + 1000, `waited ${waitedMs} ms`);
+  clearInterval(beating);
+  assert.deepEqual([index, info.reason, info.generation], [1, 'switch', 3]);
+  assert.ok(info.silentMs < DEADLINE_MS, `its heartbeat moved (${info.silentMs} ms)`);
+  assert.ok(info.waitedMs >= DEADLINE_MS && info.waitedMs < DEADLINE_MS + 1500, `waited ${info.waitedMs} ms`);
   assert.ok(elapsed >= DEADLINE_MS - 5, `terminated ${elapsed.toFixed(0)} ms after the publish, not before the deadline`);
-  const line = logs.map((l) => JSON.parse(l) as { level: string | number; worker?: number; generation?: number; waitedMs?: number; msg: string }).find((l) => /confirmed no new snapshot/.test(l.msg));
-  assert.ok(line, logs.join('\n'));
-  assert.ok(line.level === 'error' || line.level === 50, `logged at error: ${JSON.stringify(line)}`);
-  assert.deepEqual([line.worker, line.generation, line.waitedMs], [1, 3, waitedMs]);
-  assert.equal(line.msg, `DNS worker 1 confirmed no new snapshot for ${waitedMs} ms (deadline 3000 ms, waiting for generation 3); terminating it, it is restarted on the newest snapshot`);
+  const line = logs.find((l) => /confirmed no new snapshot/.test(l.msg));
+  assert.ok(line, JSON.stringify(logs));
+  assert.ok(isError(line.level), `logged at error: ${JSON.stringify(line)}`);
+  assert.deepEqual([line.worker, line.reason, line.generation, line.waitedMs], [1, 'switch', 3, info.waitedMs]);
+  assert.equal(line.msg, `DNS worker 1 confirmed no new snapshot for ${info.waitedMs} ms (deadline 3000 ms, waiting for generation 3); terminating it, it is restarted on the newest snapshot`);
   assert.equal((await second).ok, true);
 
-  // Gone, it holds nothing: the released slot is reset, and the worker comes back on generation 2.
+  // Gone, it holds nothing: the released slot is reset, and the worker comes back on generation 3.
   for (let i = 0; readHealth(ow.live, removed) !== HEALTH_UNKNOWN; i++) {
     assert.ok(i < 100, 'the released slot is reset once the hung worker is gone');
     await new Promise((r) => setTimeout(r, 20));
@@ -302,28 +358,60 @@ test('a worker that never confirms a snapshot is terminated at the switch deadli
   assert.equal(ow.pool.workers[0], healthy, 'the worker that switched in time is left alone');
   assert.equal(Atomics.load(ow.counters, COUNTER_STRIDE + COUNTER.SNAPSHOT_GENERATION), 3);
   const exposition = parseExposition(await metrics.registry.metrics());
-  assert.equal(exposition.value('opengslb_dns_worker_stuck_total'), 1);
+  assert.equal(exposition.value('opengslb_dns_worker_stuck_total', { reason: 'switch' }), 1);
+  assert.equal(exposition.value('opengslb_dns_worker_stuck_total', { reason: 'heartbeat' }), 0);
   assert.equal(exposition.value('opengslb_dns_worker_restarts_total'), 1);
   for (let i = 0; i < 20; i++) assert.deepEqual(((await ask(ow.port, 'app.example.test', 'A')).answers ?? []).map((a) => (a as { data: string }).data), ['192.0.2.1']);
 });
 
-test('a worker held up for less than the switch deadline is not terminated', async (t) => {
-  const ow = await Overwatch.start(parseConfigText(yaml(30, ['192.0.2.1', '192.0.2.2']), 'slow.yaml'), createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() })), { healthChecks: 'off', workerSwitchDeadlineMs: 3000 });
+test('a worker held up for less than the deadline is not terminated, neither for its heartbeat nor for the snapshot it confirms late', async (t) => {
+  const ow = await Overwatch.start(parseConfigText(yaml(30, ['192.0.2.1', '192.0.2.2']), 'slow.yaml'), createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() })), { healthChecks: 'off', workerSwitchDeadlineMs: 4000 });
   t.after(() => ow.stop(200));
   const held = ow.pool.workers[0];
-  const gate = new Int32Array(new SharedArrayBuffer(4));
-  ow.pool.holdWorker(0, gate);
+  const release = hold(t, ow, 0);
   let stuck = 0;
   ow.pool.on('worker-stuck', () => stuck++);
   const reload = ow.reload(parseConfigText(yaml(30, ['192.0.2.1']), 'slow.yaml'));
-  // Released before the deadline: it confirms late, and is left alone.
+  // Released before the deadline (with the 500 ms between two heartbeats): it confirms late, and is left alone.
   await new Promise((r) => setTimeout(r, 2500));
-  Atomics.store(gate, 0, 1);
-  Atomics.notify(gate, 0);
+  release();
   assert.match((await reload).message, /workers 0 had not confirmed the switch within 2 s/);
   assert.equal((await ow.reload(parseConfigText(yaml(31, ['192.0.2.1']), 'slow.yaml'))).message, 'serving generation 3');
-  await new Promise((r) => setTimeout(r, 1000));
+  await new Promise((r) => setTimeout(r, 2500));
   assert.equal(stuck, 0);
   assert.equal(ow.pool.workers[0], held);
-  assert.equal(ow.pool.stuck, 0);
+  assert.deepEqual(ow.pool.stuck, { heartbeat: 0, switch: 0 });
+});
+
+test('no worker is taken for hung while a flood from another process keeps both busy on this 2-core machine', async (t) => {
+  const ow = await Overwatch.start(parseConfigText(yaml(30, ['192.0.2.1']), 'flood.yaml'), createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() })), { healthChecks: 'off', workerSwitchDeadlineMs: 2000 });
+  t.after(() => ow.stop(200));
+  const workers = [...ow.pool.workers];
+  let stuck = 0;
+  ow.pool.on('worker-stuck', () => stuck++);
+  const beats = (): number[] => [0, 1].map((w) => Atomics.load(ow.counters, w * COUNTER_STRIDE + COUNTER.HEARTBEAT));
+  const before = beats();
+  const udpBefore = Atomics.load(ow.counters, COUNTER.UDP_QUERIES) + Atomics.load(ow.counters, COUNTER_STRIDE + COUNTER.UDP_QUERIES);
+  // Four processes, each sending as fast as its loop turns from many source ports, for 6 s (three deadlines).
+  const { spawn } = await import('node:child_process');
+  const script = `
+    const dgram = require('node:dgram');
+    const q = Buffer.from(process.argv[1], 'hex');
+    const socks = Array.from({ length: 8 }, () => dgram.createSocket('udp4'));
+    const end = Date.now() + 6000;
+    const go = () => { if (Date.now() > end) { for (const s of socks) s.close(); return; } for (const s of socks) for (let i = 0; i < 40; i++) s.send(q, ${ow.port}, '127.0.0.1'); setImmediate(go); };
+    go();`;
+  const floods = Array.from({ length: 4 }, () => spawn(process.execPath, ['-e', script, Buffer.from(buildQuery('app.example.test', 'A')).toString('hex')], { stdio: 'ignore' }));
+  t.after(() => {
+    for (const f of floods) if (f.exitCode === null) f.kill();
+  });
+  await Promise.all(floods.map((f) => once(f, 'exit')));
+  await new Promise((r) => setTimeout(r, 1500));
+  const answered = Atomics.load(ow.counters, COUNTER.UDP_QUERIES) + Atomics.load(ow.counters, COUNTER_STRIDE + COUNTER.UDP_QUERIES) - udpBefore;
+  t.diagnostic(`queries counted during the flood: ${answered}`);
+  assert.ok(answered > 10_000, `the workers were busy: ${answered} queries`);
+  const after = beats();
+  assert.ok(after[0] - before[0] >= 8 && after[1] - before[1] >= 8, `both heartbeats moved during the flood: ${before} → ${after}`);
+  assert.equal(stuck, 0);
+  assert.deepEqual(ow.pool.workers, workers, 'no worker was restarted');
 });
