@@ -39,11 +39,22 @@ export class PrefetchScratch {
   readonly rec: Int32Array;
   /** Per slot, the blob offset right after the row's name: its first record's answer fragments. */
   readonly frag: Int32Array;
+  /**
+   * Per slot, hashWire() of the question name lower-cased (what the lookup
+   * computes from the parsed name) as an int32, for handleQuery's
+   * `qnameHash`; -1 when the name was not followed to its end (malformed,
+   * compressed, another question count), or its hash is 0xffffffff: the
+   * lookup hashes it then. Valid for the batch prefetchBatch was last called
+   * with. Int32, not uint32: an int32 passes through calls and fields
+   * without being boxed as a heap number.
+   */
+  readonly hash: Int32Array;
 
   constructor(batch: number) {
     this.recWord = new Int32Array(batch);
     this.rec = new Int32Array(batch);
     this.frag = new Int32Array(batch);
+    this.hash = new Int32Array(batch);
   }
 }
 
@@ -51,9 +62,12 @@ export class PrefetchScratch {
  * For a plain one-question A or AAAA query in req[0, len), returns the word
  * index of the record field of the question name's home row in the node
  * table (the row the name hashes to; a name further along its probe is not
- * followed); else −1. Reads only the packet: bounded, no pointers.
+ * followed); else −1. Writes the name's hash to hashes[slot] (any qtype), or
+ * −1 when it stops before the name's end. Reads only the packet: bounded, no
+ * pointers.
  */
-function homeRecordWord(ctx: WorkerScratch, req: Uint8Array, len: number): number {
+function homeRecordWord(ctx: WorkerScratch, req: Uint8Array, len: number, hashes: Int32Array, slot: number): number {
+  hashes[slot] = -1;
   if (len < 17 || (req[2] & 0x80) !== 0 || req[4] !== 0 || req[5] !== 1) return -1;
   let h = FNV_OFFSET;
   let off = 12;
@@ -68,6 +82,7 @@ function homeRecordWord(ctx: WorkerScratch, req: Uint8Array, len: number): numbe
     for (; off < end; off++) h = hashFoldedByte(h, req[off]);
   }
   if (off + 4 > len) return -1;
+  hashes[slot] = h;
   const qtype = (req[off] << 8) | req[off + 1];
   if (qtype !== QTYPE_A && qtype !== QTYPE_AAAA) return -1;
   const view = ctx.view;
@@ -87,7 +102,8 @@ export function prefetchBatch(ctx: WorkerScratch, p: PrefetchScratch, rx: readon
   const rec = p.rec;
   const frag = p.frag;
   // 1. Home rows (the packets are hot: just received).
-  for (let i = 0; i < count; i++) recWord[i] = homeRecordWord(ctx, rx[i], lens[i * lenStride]);
+  const hashes = p.hash;
+  for (let i = 0; i < count; i++) recWord[i] = homeRecordWord(ctx, rx[i], lens[i * lenStride], hashes, i);
   // 2. Node rows: one miss each, nothing decided on what they hold. A row of
   // another name (a collision) or an empty one warms lines nobody reads. The
   // node table starts on a 64-byte line, so a row's first word is the field's

@@ -24,10 +24,14 @@ const RRL_DROPPED = [COUNTER.RRL_DROPPED_RESPONSE, COUNTER.RRL_DROPPED_NXDOMAIN,
 /**
  * Handles one query. `req[0, reqLen)` is the packet; the response is written
  * to `out` (≥ 65 535 bytes, owned by the caller). Over UDP the answer is cut
- * to the client's size with TC=1; over TCP it is complete. Returns the
- * response length, or 0 when the packet must be dropped (short, or a response).
+ * to the client's size with TC=1; over TCP it is complete. `qnameHash` is
+ * hashWire() of this packet's question name, lower-cased, as an int32, when
+ * the caller has it (the batched UDP path's prefetch, ./batch-prefetch.ts),
+ * so the name is hashed once per query; -1 otherwise. Returns the response
+ * length, or 0 when the packet must be dropped (short, or a response).
  */
-export function handleQuery(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8Array, tcp: boolean): number {
+export function handleQuery(ctx: WorkerScratch, req: Uint8Array, reqLen: number, out: Uint8Array, tcp: boolean, qnameHash = -1): number {
+  ctx.qnameHash = qnameHash;
   const len = respond(ctx, req, reqLen, out, tcp);
   // Rate limiting applies to UDP only (over TCP the source is proven by the
   // handshake), and never to a client that returned a server cookie of ours.
@@ -193,7 +197,7 @@ function dnssecTypeLookup(ctx: WorkerScratch): number {
   const nameLen = ctx.query.qnameLen;
   ctx.answered = -1;
   ctx.ecsScope = 0;
-  const node = view.findNode(lower, 0, nameLen);
+  const node = ctx.qnameHash !== -1 ? view.findNodeHashed(lower, 0, nameLen, ctx.qnameHash) : view.findNode(lower, 0, nameLen);
   if (node >= 0) {
     ctx.zone = u32[view.nodeBase(node) + L.NODE_ZONE];
     return dnssecTypeAnswer(ctx, node);
@@ -221,7 +225,8 @@ function lookup(ctx: WorkerScratch): number {
   const nameLen = q.qnameLen;
   ctx.answered = -1;
   ctx.ecsScope = 0;
-  let node = view.findNode(lower, 0, nameLen);
+  // The batched UDP path hashed the name in its prefetch: not again here.
+  let node = ctx.qnameHash !== -1 ? view.findNodeHashed(lower, 0, nameLen, ctx.qnameHash) : view.findNode(lower, 0, nameLen);
   if (node < 0) {
     // Not a name we hold: find the closest enclosing name we do hold. Every
     // name between an apex and our owners exists (empty non-terminals), so

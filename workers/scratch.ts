@@ -107,6 +107,12 @@ export class WorkerScratch {
   zone = -1;
   /** The record whose members the answer section holds, -1 for none. */
   answered = -1;
+  /**
+   * hashWire() of the question name (ctx.lower) as an int32 (`| 0`) when the
+   * transport computed it already (the batched UDP path's prefetch), else -1:
+   * the lookup then hashes the name itself. handleQuery sets it on every call.
+   */
+  qnameHash = -1;
   /** Where warmAddresses (./handle-query.ts) drops the values it loads, so the loads are kept; never read. */
   warm = 0;
   /** ECS SCOPE PREFIX-LENGTH of the answer: 0 unless the answer depends on the client's network (geolocation). */

@@ -58,9 +58,12 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
     // function returns, so that is each one's time here, read once.
     const startMs = durations.start();
     let replies = 0;
+    // The prefetch hashed each question name: handleQuery takes the hash (prefetch.hash) instead of hashing again.
+    let hashed = false;
     if (count > 1 && ctx.view.nodeCount >= PREFETCH_MIN_NODES) {
       try {
         prefetchBatch(ctx, prefetch, rx, meta, WORDS, count);
+        hashed = true;
       } catch (err) {
         // Only warms caches: a bug here must not cost an answer. Counted and reported like any other.
         ctx.caught(err, 'udp-prefetch');
@@ -76,7 +79,7 @@ export function startUdpBatch(ctx: WorkerScratch, addon: UdpBatchAddon, host: st
       const out = tx[i];
       let len: number;
       try {
-        len = handleQuery(ctx, req, reqLen, out, false);
+        len = handleQuery(ctx, req, reqLen, out, false, hashed ? prefetch.hash[i] : -1);
       } catch (err) {
         // The one catch on the query path: a bug, not bad input. Answer
         // SERVFAIL with the query's ID so the client is not left waiting;

@@ -23,6 +23,8 @@
 // the same addresses as text 923 ns and 596 bytes. No per-address cache: a
 // Map probe plus eviction would cost a good part of the 105 ns it saves, and
 // real clients spread over far more networks than any cache worth its memory.
+// The record cache keeps the records asked often through a City database's
+// long tail of networks (two generations, see GeoIpReader#young).
 //
 //   main:    readFile ─► SharedArrayBuffer ─► postMessage / workerData
 //   worker:  new GeoIpReader(sab) ─► Buffer.from(sab) (a view, no copy) ─► maxmind Reader (metadata, decode on miss)
@@ -32,8 +34,14 @@ import { Reader } from 'maxmind';
 import type { Response } from 'maxmind';
 import { CONTINENT_OF_COUNTRY, continentIndex, countryIndex } from './continents.ts';
 
-/** Most distinct records kept per reader; a country database has about 250, a city database can have millions. */
+/**
+ * Most distinct records kept per reader; a country database has about 250, a
+ * city database can have millions. Split in two generations of half as many
+ * (see GeoIpReader's record cache).
+ */
 export const GEO_RECORD_CACHE_MAX = 65_536;
+/** Records per generation of the record cache. */
+const GEO_RECORD_GENERATION = GEO_RECORD_CACHE_MAX / 2;
 
 /**
  * Unpacks find()'s result: the prefix length of the database network holding
@@ -100,8 +108,19 @@ export class GeoIpReader {
   readonly #ipVersion: number;
   /** Node where IPv4 addresses start (the end of ::/96 in an IPv6 tree), and how deep that is. */
   readonly #ipv4Start: number;
-  /** Data pointer → packed country/continent. */
-  readonly #records = new Map<number, number>();
+  /**
+   * The record cache, data pointer → packed country/continent, in two
+   * generations of at most GEO_RECORD_GENERATION records each: a lookup
+   * reads the young one first; a record found only in the old one moves to
+   * the young one; a decoded record goes into the young one. When the young
+   * one is full it becomes the old one (the old one's records are dropped)
+   * and a new young one starts. A record asked at least once per generation
+   * therefore stays, however many others pass through (a City database's
+   * long tail of client networks), and no per-entry list is kept: a hit in
+   * the young generation costs one Map probe, as a single Map did.
+   */
+  #young = new Map<number, number>();
+  #old = new Map<number, number>();
   #missCount = 0;
 
   /**
@@ -128,6 +147,11 @@ export class GeoIpReader {
   /** How many lookups had to decode a record (cache misses) since this reader was made. */
   get missCount(): number {
     return this.#missCount;
+  }
+
+  /** Records held in the record cache now (both generations; at most GEO_RECORD_CACHE_MAX). */
+  get cachedRecords(): number {
+    return this.#young.size + this.#old.size;
   }
 
   /**
@@ -168,9 +192,29 @@ export class GeoIpReader {
     }
     const prefix = depth + shift;
     if (node <= nodeCount) return prefix;
-    const cached = this.#records.get(node);
+    const cached = this.#young.get(node);
     if (cached !== undefined) return cached | prefix;
-    return this.#decode(node, addr, first, bits) | prefix;
+    return this.#miss(node, addr, first, bits) | prefix;
+  }
+
+  /** Not in the young generation: moves the record from the old one, or decodes it. */
+  #miss(pointer: number, addr: Uint8Array, first: number, bits: number): number {
+    const old = this.#old.get(pointer);
+    if (old === undefined) return this.#decode(pointer, addr, first, bits);
+    this.#old.delete(pointer);
+    this.#keep(pointer, old);
+    return old;
+  }
+
+  /** Puts a record into the young generation, turning a full one into the old one first. */
+  #keep(pointer: number, packed: number): void {
+    if (this.#young.size >= GEO_RECORD_GENERATION) {
+      const dropped = this.#old;
+      dropped.clear();
+      this.#old = this.#young;
+      this.#young = dropped;
+    }
+    this.#young.set(pointer, packed);
   }
 
   /** Reads record `bit` (0 left, 1 right) of `node`. */
@@ -205,8 +249,7 @@ export class GeoIpReader {
       // refuses files whose records do not decode, so this is a last guard.
       packed = 0;
     }
-    if (this.#records.size >= GEO_RECORD_CACHE_MAX) this.#records.clear();
-    this.#records.set(pointer, packed);
+    this.#keep(pointer, packed);
     return packed;
   }
 }

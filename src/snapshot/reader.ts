@@ -90,9 +90,20 @@ export class SnapshotView {
    * NODE_NAME_INLINE_BYTES is compared in its row alone.
    */
   findNode(name: Uint8Array, off: number, len: number): number {
+    return this.findNodeHashed(name, off, len, hashWire(name, off, len) | 0);
+  }
+
+  /**
+   * findNode() for a caller that has hashWire(name, off, len) already (the
+   * batched UDP path hashes each question name once, in its prefetch), as an
+   * int32 (`| 0`: never boxed when passed). `hash32` must be exactly that:
+   * with another value the name is not found (a row matches only on both its
+   * stored hash and its bytes).
+   */
+  findNodeHashed(name: Uint8Array, off: number, len: number, hash32: number): number {
     const u32 = this.u32;
     const u8 = this.u8;
-    const hash = hashWire(name, off, len);
+    const hash = hash32 >>> 0;
     const inline = len < L.NODE_NAME_INLINE_BYTES ? len : L.NODE_NAME_INLINE_BYTES;
     let row = hash & this.slotMask;
     // Load factor ≤ 0.5 guarantees an empty row, so the probe ends.

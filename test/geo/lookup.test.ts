@@ -1,7 +1,8 @@
 // GeoIpReader over real databases: the bundled DB-IP database (known
 // addresses still in their countries; the tree walk agrees with maxmind's
 // getWithPrefixLength on thousands of addresses), databases of both record
-// shapes and every record size written by the test helper, and one
+// shapes and every record size written by the test helper, the record cache
+// over a City-size database (hot records kept, size bounded), and one
 // SharedArrayBuffer read by two real worker threads.
 
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { test } from 'node:test';
 import { Reader } from 'maxmind';
 import { CONTINENT_CODES, continentCodeOf, countryCodeOf, countryIndex } from '../../src/geo/continents.ts';
 import { BUNDLED_GEOIP_PATH, loadGeoDatabase } from '../../src/geo/database.ts';
-import { geoContinentOf, geoCountryOf, GeoIpReader, geoPrefixLenOf, packGeoRecord } from '../../src/geo/lookup.ts';
+import { GEO_RECORD_CACHE_MAX, geoContinentOf, geoCountryOf, GeoIpReader, geoPrefixLenOf, packGeoRecord } from '../../src/geo/lookup.ts';
 import { formatIpBytes, ipToBytes } from '../../src/lib/ip.ts';
 import { seededRandom } from '../../src/lib/random.ts';
 import { createWorker } from '../../src/lib/worker-thread.ts';
@@ -73,6 +74,64 @@ test('records are decoded once each and then come from the cache', () => {
   assert.equal(r.missCount, 1);
   lookup(r, '8.8.4.4');
   assert.equal(r.missCount, 1, 'the same record (US) for another network');
+});
+
+// A City-size database: more distinct records than the record cache holds,
+// one per /24 from 1.0.0.0 up, each with a country of its own in turn.
+const CITY_NETWORKS = Math.floor(2.5 * GEO_RECORD_CACHE_MAX);
+const CITY_COUNTRIES = ['US', 'DE', 'JP', 'BR'];
+const citySab = (() => {
+  const networks = Array.from({ length: CITY_NETWORKS }, (_, i) => ({
+    cidr: `${1 + (i >>> 16)}.${(i >>> 8) & 0xff}.${i & 0xff}.0/24`,
+    data: { country_code: CITY_COUNTRIES[i % 4], geoname_id: 100_000 + i },
+  }));
+  const bytes = writeMmdb({ ipVersion: 4, networks });
+  const sab = new SharedArrayBuffer(bytes.length);
+  new Uint8Array(sab).set(bytes);
+  return sab;
+})();
+const cityAddress = (i: number): Uint8Array => Uint8Array.of(1 + (i >>> 16), (i >>> 8) & 0xff, i & 0xff, 1);
+
+test('a City-size database: records asked often survive a long tail of more distinct records than the cache holds, which stays bounded', () => {
+  const r = new GeoIpReader(citySab);
+  const hot = Array.from({ length: 200 }, (_, k) => (k * 811) % CITY_NETWORKS);
+  const askHot = (): number => {
+    const before = r.missCount;
+    for (const i of hot) {
+      const a = cityAddress(i);
+      assert.equal(countryCodeOf(geoCountryOf(r.find(a, 0, 4))), CITY_COUNTRIES[i % 4], `network ${i}`);
+    }
+    return r.missCount - before;
+  };
+  assert.equal(askHot(), hot.length, 'each hot record is decoded once');
+  let hotMisses = 0;
+  for (let t = 0; t < CITY_NETWORKS; t++) {
+    const a = cityAddress(t);
+    assert.equal(geoCountryOf(r.find(a, 0, 4)), countryIndex(CITY_COUNTRIES[t % 4]), `network ${t}`);
+    if (t % 1000 === 999) {
+      hotMisses += askHot();
+      assert.ok(r.cachedRecords <= GEO_RECORD_CACHE_MAX, `${r.cachedRecords} records cached after ${t + 1} of the tail`);
+    }
+  }
+  assert.ok(r.missCount >= CITY_NETWORKS, `${r.missCount} misses: the tail was decoded, not served from a cache larger than allowed`);
+  assert.equal(hotMisses, 0, `the hot records were decoded again ${hotMisses} times while ${CITY_NETWORKS} others passed through the cache`);
+  assert.ok(r.cachedRecords <= GEO_RECORD_CACHE_MAX, `${r.cachedRecords} records cached`);
+  assert.ok(r.cachedRecords >= GEO_RECORD_CACHE_MAX / 2, `${r.cachedRecords} records cached: the cache still holds at least one generation`);
+});
+
+test('a City-size database: a record not asked for two generations is dropped and decoded again when asked', () => {
+  const r = new GeoIpReader(citySab);
+  const first = cityAddress(0);
+  r.find(first, 0, 4);
+  assert.equal(r.missCount, 1);
+  for (let t = 1; t <= GEO_RECORD_CACHE_MAX / 2; t++) r.find(cityAddress(t), 0, 4);
+  r.find(first, 0, 4);
+  assert.equal(r.missCount, 1 + GEO_RECORD_CACHE_MAX / 2, 'after one generation it is still held (moved back to the young one)');
+  for (let t = 1 + GEO_RECORD_CACHE_MAX / 2; t <= 1 + 2 * GEO_RECORD_CACHE_MAX; t++) r.find(cityAddress(t), 0, 4);
+  const before = r.missCount;
+  assert.equal(countryCodeOf(geoCountryOf(r.find(first, 0, 4))), 'US');
+  assert.equal(r.missCount, before + 1, 'decoded again');
+  assert.ok(r.cachedRecords <= GEO_RECORD_CACHE_MAX, `${r.cachedRecords} records cached`);
 });
 
 test('an IPv4-mapped IPv6 address is looked up as IPv4, its prefix length counted in IPv6 bits', () => {

@@ -70,15 +70,38 @@ test('a prefetched batch is answered byte for byte as without the prefetch, for 
     for (let i = 0; i < slots.length; i++) lens[i] = slots[i].length;
     const sink = prefetchBatch(warmed, p, slots, lens, 1, slots.length);
     assert.equal(typeof sink, 'number');
-    for (const q of slots) {
+    for (const [i, q] of slots.entries()) {
       plain.client.setSource('192.0.2.9', 4);
       warmed.client.setSource('192.0.2.9', 4);
       const a = handleQuery(plain, q, q.length, outA, false);
-      const w = handleQuery(warmed, q, q.length, outB, false);
+      // As the batched UDP path: with the name's hash from the prefetch.
+      const w = handleQuery(warmed, q, q.length, outB, false, p.hash[i]);
       assert.equal(w, a, `reply length for ${q.toString('hex')}`);
       assert.ok(outB.subarray(0, w).equals(outA.subarray(0, a)), `reply bytes for ${q.toString('hex')}`);
     }
   }
+});
+
+test('handleQuery looks the question name up by the hash the prefetch gave it, not by hashing the name again', () => {
+  const s = scratch();
+  const p = new PrefetchScratch(2);
+  const held = buildQuery('N7.Example.Test', 'A', { id: 1 });
+  const other = buildQuery('n8.example.test', 'A', { id: 2 });
+  prefetchBatch(s, p, [held, other], Int32Array.of(held.length, other.length), 1, 2);
+  const wire = nameToWire('n7.example.test');
+  assert.equal(p.hash[0], hashWire(wire, 0, wire.length) | 0, 'the prefetch hashed the name as the lookup does (case folded)');
+  const out = Buffer.alloc(65535);
+  s.client.setSource('192.0.2.9', 4);
+  const len = handleQuery(s, held, held.length, out, false, p.hash[0]);
+  assert.equal(out[3] & 0x0f, 0, 'NOERROR with its own hash');
+  assert.ok(out.readUInt16BE(6) >= 1, 'an A answer');
+  // Given another name's hash, the lookup finds nothing: the hash it was given is the one it used.
+  const wrong = handleQuery(s, held, held.length, out, false, p.hash[1]);
+  assert.equal(out[3] & 0x0f, 3, 'NXDOMAIN with the other name\'s hash');
+  assert.ok(wrong > 0 && len > 0);
+  // Without a hash (TCP, the plain UDP path, a batch not prefetched) the name is hashed as before.
+  handleQuery(s, held, held.length, out, false);
+  assert.equal(out[3] & 0x0f, 0, 'NOERROR without a hash');
 });
 
 test('the snapshot starts every table on a 64-byte line, keeps each node row to one line and puts each name right before its answer fragments', () => {
