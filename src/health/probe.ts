@@ -300,8 +300,12 @@ class Probe<C = unknown> implements ProbeHandle {
   timer: NodeJS.Timeout | null = null;
   /** performance.now() at which the timer is due. */
   deadlineMs = 0;
-  /** The deadline was moved once for a timer that fired late (see onTimeout). */
+  /** The deadline was moved once for a timer that fired late or a step that waited behind this thread (see onTimeout). */
   extended = false;
+  /** The verdict of an expired timer waiting for one more read of the sockets (see onTimeout); null otherwise. */
+  immediate: NodeJS.Immediate | null = null;
+  /** stepOf() when the timer fired, compared after that read. */
+  deferredStep = 0;
   tlsPending = false;
   /** The socket came from `kept` (no connect, no handshake). */
   reused = false;
@@ -326,6 +330,7 @@ class Probe<C = unknown> implements ProbeHandle {
     if (this.done) return;
     this.done = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    if (this.immediate !== null) clearImmediate(this.immediate);
     const socket = this.socket;
     if (socket !== null) {
       const keep = ok && this.kept !== null && (this.reader as ResponseReader).reusable && this.kept.park(socket);
@@ -388,19 +393,57 @@ const INTERIM_NAMES: Readonly<Record<number, string>> = { 100: 'Continue', 101: 
  */
 const LATE_TIMER_SHARE = 0.25;
 
+/**
+ * How far a probe has come: connected (1), TLS done (2), first response byte
+ * (3). A step taken in the one poll after the timer fired was waiting behind
+ * this thread (see onTimeout).
+ */
+function stepOf(probe: Probe): number {
+  const socket = probe.socket;
+  if (socket === null || socket.connecting) return 0;
+  if (probe.tlsPending) return 1;
+  return probe.received ? 3 : 2;
+}
+
+/** Gives the probe once more time: the time it lost to this thread, at most another timeout_ms. */
+function extend(probe: Probe, extraMs: number): void {
+  probe.extended = true;
+  probe.deadlineMs = performance.now() + extraMs;
+  probe.timer = setTimeout(onTimeout, extraMs, probe);
+}
+
 function onTimeout(probe: Probe): void {
-  // Timers run before the poll phase reads the sockets, so after a block a
-  // reply that arrived in time would still be called a timeout: every check in
-  // flight would fail at once. Give the check the time it lost, once (at most
-  // another timeout_ms), so it is judged on what the server did.
-  const lateMs = performance.now() - probe.deadlineMs;
-  if (!probe.extended && lateMs >= probe.spec.timeoutMs * LATE_TIMER_SHARE) {
-    probe.extended = true;
-    const extraMs = Math.min(lateMs, probe.spec.timeoutMs);
-    probe.deadlineMs = performance.now() + extraMs;
-    probe.timer = setTimeout(onTimeout, extraMs, probe);
+  probe.timer = null;
+  if (probe.done) return;
+  if (!probe.extended) {
+    // Timers run before the poll phase reads the sockets, so after a block a
+    // reply that arrived in time would still be called a timeout: every check
+    // in flight would fail at once. A timer that fired late gives the check
+    // the time it lost, once (at most another timeout_ms), so it is judged on
+    // what the server did.
+    const lateMs = performance.now() - probe.deadlineMs;
+    if (lateMs >= probe.spec.timeoutMs * LATE_TIMER_SHARE) return extend(probe, Math.min(lateMs, probe.spec.timeoutMs));
+    // A block that ended just before (or just after) the deadline leaves the
+    // timer on time but the sockets unread since the block began: judge only
+    // after the sockets were read once more (setImmediate runs after the poll
+    // phase). A reply read then finishes the probe as it should; a step taken
+    // then (connected, TLS done, a first byte) was waiting behind this thread,
+    // and the check gets another timeout_ms, once.
+    probe.deferredStep = stepOf(probe);
+    probe.immediate = setImmediate(onTimeoutAfterPoll, probe);
     return;
   }
+  timedOut(probe);
+}
+
+function onTimeoutAfterPoll(probe: Probe): void {
+  probe.immediate = null;
+  if (probe.done) return;
+  if (stepOf(probe) > probe.deferredStep) return extend(probe, probe.spec.timeoutMs);
+  timedOut(probe);
+}
+
+function timedOut(probe: Probe): void {
   // A server that sends 1xx interim responses and never the final one is
   // bounded by this same timer; saying what came apart tells it from silence.
   const interim = probe.reader !== null && probe.reader.status === 0 ? probe.reader.interimStatus : 0;

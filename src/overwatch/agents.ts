@@ -43,6 +43,13 @@ export { AGENT_STATES, BACKEND_REFUSALS, BACKEND_STATES, type AgentState, type B
 /** Bounds of the sweep period (stale.threshold / 4). */
 const MIN_SWEEP_MS = 100;
 const MAX_SWEEP_MS = 5000;
+/**
+ * A sweep that runs this many periods (or more) after the last one found the
+ * main thread blocked meanwhile (a publish of a big config, a GC pause):
+ * messages that arrived during the block are still unread, so it judges
+ * nothing and the next sweep does (see #sweep()).
+ */
+const LATE_SWEEP_PERIODS = 1.5;
 /** Most backends named in the "agent stale" line (the counts are whole). */
 const STALE_LOG_NAMES = 20;
 /** Dirty agents' backends are written to the store this long after the first change. */
@@ -269,6 +276,12 @@ export class AgentHub {
   #receiver: GossipReceiver | null = null;
   #bus: BusReceiver | null = null;
   #sweepTimer: NodeJS.Timeout | null = null;
+  #sweepPeriodMs = 0;
+  /** performance.now() of the last sweep's timer (or of arming it). */
+  #lastSweepMono = 0;
+  /** The last sweep skipped its verdicts because it ran late; the next one judges, late or not. */
+  #sweepSkipped = false;
+  #sweepImmediate: NodeJS.Immediate | null = null;
   #persistTimer: NodeJS.Timeout | null = null;
   readonly #dirty = new Set<string>();
   #pendingWrites = new Set<Promise<void>>();
@@ -427,6 +440,8 @@ export class AgentHub {
     this.#stopped = true;
     if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
     this.#sweepTimer = null;
+    if (this.#sweepImmediate !== null) clearImmediate(this.#sweepImmediate);
+    this.#sweepImmediate = null;
     await this.#receiver?.close();
     await this.#bus?.close();
     this.#flushPersist();
@@ -955,8 +970,34 @@ export class AgentHub {
   #armSweep(): void {
     if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
     const period = Math.min(MAX_SWEEP_MS, Math.max(MIN_SWEEP_MS, Math.floor(this.#config.stale.thresholdMs / 4)));
-    this.#sweepTimer = setInterval(() => this.#sweep(), period);
+    this.#sweepPeriodMs = period;
+    this.#lastSweepMono = performance.now();
+    this.#sweepTimer = setInterval(() => this.#onSweepTimer(), period);
     this.#sweepTimer.unref();
+  }
+
+  /**
+   * A sweep judges only what the channel could have read. Timers run before
+   * the sockets are read, so after a block of the main thread a heartbeat that
+   * arrived during it is still unread: a sweep that runs late (LATE_SWEEP_PERIODS)
+   * skips its verdicts once, and every sweep judges after one more read of the
+   * sockets (setImmediate), for a block that ended just before it.
+   */
+  #onSweepTimer(): void {
+    const mono = performance.now();
+    const late = mono - this.#lastSweepMono >= this.#sweepPeriodMs * LATE_SWEEP_PERIODS;
+    this.#lastSweepMono = mono;
+    if (late && !this.#sweepSkipped) {
+      this.#sweepSkipped = true;
+      return;
+    }
+    this.#sweepSkipped = false;
+    if (this.#sweepImmediate === null) {
+      this.#sweepImmediate = setImmediate(() => {
+        this.#sweepImmediate = null;
+        this.#sweep();
+      });
+    }
   }
 
   /** Marks agents not heard from for stale.threshold stale, and removes the backends of those quiet for remove_after. */

@@ -348,6 +348,26 @@ function modelStaticRrsets(
   return rows;
 }
 
+/**
+ * A static member row (a name server's or a fallback address). Its own class,
+ * not the object literal of a server's row: NO_SLOT (0xffffffff) is no small
+ * integer, and written into the same shape after the servers' rows it turned
+ * their slot fields from small integers to doubles, deprecating their hidden
+ * class; the encoder's first read of each of the 800 000 rows of a big config
+ * then migrated it (0.6 s and two scavenges of the encode step, 4 000 domains
+ * x 200 servers; bench/config-scale.ts, docs/scaling.md).
+ */
+class StaticMemberRow implements MemberRow {
+  readonly address: string;
+  readonly weight = 1;
+  readonly healthSlot = L.NO_SLOT;
+  readonly serverSlot = L.NO_SLOT;
+  readonly member = null;
+  constructor(address: string) {
+    this.address = address;
+  }
+}
+
 function staticRow(address: string): MemberRow {
-  return { address, weight: 1, healthSlot: L.NO_SLOT, serverSlot: L.NO_SLOT, member: null };
+  return new StaticMemberRow(address);
 }

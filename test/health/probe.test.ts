@@ -225,6 +225,39 @@ test('a checker blocked past timeout_ms does not blame a backend that answered i
   assert.ok(performance.now() - startMs < 700, `bounded: ${performance.now() - startMs} ms`);
 });
 
+test('a block of the checker that ends at the deadline (the timer is on time, the sockets unread since the block began) does not fail a backend that answered', async (t) => {
+  // The timer is not late here (LATE_TIMER_SHARE does not apply): the connect
+  // and the reply waited behind the block, read only after the timer phase.
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', "const s = require('node:http').createServer((q, r) => r.end('ok')); s.listen(0, '127.0.0.1', () => console.log(s.address().port));"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  const spec = makeSpec({ port: Number(String(line).trim()), timeoutMs: 300 });
+  assert.equal((await runProbe(spec)).ok, true);
+  const seen: unknown[] = [];
+  for (const type of ['http', 'tcp'] as const) {
+    for (const blockMs of [300, 320, 350]) {
+      const pending = runProbe({ ...spec, type });
+      const until = performance.now() + blockMs;
+      while (performance.now() < until);
+      const r = await pending;
+      seen.push([type, blockMs, r.ok, r.reason]);
+    }
+  }
+  assert.deepEqual(seen, [
+    ['http', 300, true, ''], ['http', 320, true, ''], ['http', 350, true, ''],
+    ['tcp', 300, true, ''], ['tcp', 320, true, ''], ['tcp', 350, true, ''],
+  ]);
+  // A silent backend still fails after such a block, within twice its timeout.
+  const silent = await rawServer(t, (socket) => socket.on('error', () => {}));
+  const pending = runProbe(makeSpec({ port: silent, timeoutMs: 300 }));
+  const startMs = performance.now();
+  while (performance.now() < startMs + 300);
+  const r = await pending;
+  assert.deepEqual([r.ok, r.reason], [false, 'timeout']);
+  assert.ok(performance.now() - startMs < 1000, `bounded: ${performance.now() - startMs} ms`);
+});
+
 test('a server that sends headers but never the body fails with "timeout": the timer covers the body too', async (t) => {
   const port = await rawServer(t, (socket) => {
     socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial'));

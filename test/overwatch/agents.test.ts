@@ -467,3 +467,36 @@ test('a forward step of the wall clock neither makes live agents stale nor remov
   assert.equal(found?.agent.state, 'stale');
   assert.deepEqual(found?.backends.map((b) => b.state), ['stale'], 'its backend is kept until remove_after of real quiet');
 });
+
+test('a main thread blocked past stale.threshold does not call an agent stale whose heartbeat arrived during the block (the sweep waits for the sockets to be read)', async (t) => {
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'warn', format: 'json' }, new Writable({ write: (c, _e, done) => { lines.push(String(c)); done(); } }));
+  const s = await start(t, ['  stale: { threshold: 1s, remove_after: 1h }'], { logger });
+  const web = await httpBackend(t);
+  const a = await s.agent();
+  assert.equal((await s.send(a.seal(a.register([backend(APP, web.address, web.port)]))))?.status, 'ok');
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), [web.address]);
+  // The agent lives in another process: its heartbeat (sealed here, sent there
+  // 400 ms from now) reaches the channel's socket while this thread is blocked
+  // for 1.6 s (a publish of a big config), past the 1 s threshold.
+  const { spawn } = await import('node:child_process');
+  const bytes = a.seal(a.heartbeat([backend(APP, web.address, web.port)], false)).toString('base64');
+  const port = s.ow.agents?.receiver?.port as number;
+  const child = spawn(process.execPath, ['-e', `const s = require('node:dgram').createSocket('udp4'); console.log('ready'); setTimeout(() => s.send(Buffer.from('${bytes}', 'base64'), ${port}, '127.0.0.1', () => s.close()), 400);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  await new Promise((resolve) => child.stdout.once('data', resolve));
+  const until = performance.now() + 1600;
+  while (performance.now() < until);
+  await setTimeout(500);
+  assert.equal(s.ow.agents?.agent(a.identity.agentId)?.agent.state, 'live');
+  assert.deepEqual(lines.filter((l) => l.includes('agent stale')), [], 'no stale transition');
+  assert.deepEqual(await s.answers(), [web.address]);
+  // An agent that really went quiet is still called stale after such a block, one sweep later.
+  const again = performance.now() + 1600;
+  while (performance.now() < again);
+  const startMs = performance.now();
+  while (performance.now() < startMs + 2000 && s.ow.agents?.agent(a.identity.agentId)?.agent.state !== 'stale') await setTimeout(20);
+  assert.equal(s.ow.agents?.agent(a.identity.agentId)?.agent.state, 'stale');
+  assert.ok(performance.now() - startMs < 1000, `stale ${(performance.now() - startMs).toFixed(0)} ms after the block`);
+});
