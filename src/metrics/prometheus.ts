@@ -18,11 +18,14 @@
 // createMetrics({ version, loadedAtMs, overwatch, reloader }) attaches at once
 // when the overwatch already exists (tests).
 
+import { isIP } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from '../config/types.ts';
 import type { CheckObserver, HealthCounters } from '../health/scheduler.ts';
 import type { CheckedServer } from '../health/types.ts';
 import { formatAddress } from '../lib/ip.ts';
+import { byWeight } from '../routing/select.ts';
+import { POLICY_CODE } from '../snapshot/model.ts';
 import { decisionKey, geoDecisionKey, geoFallbackKey } from '../registry/keys.ts';
 import { AUTHORITIES, type DecisionLabel } from '../registry/registry.ts';
 import { DROP_REASON_NAMES } from '../gossip/drop-reasons.ts';
@@ -158,6 +161,15 @@ const ALL_DOWN_MODES = [
   ['all', COUNTER.ALL_DOWN_ALL],
   ['fallback', COUNTER.ALL_DOWN_FALLBACK],
 ] as const;
+
+/** The `family` label of a domain's server: what query it answers (a CNAME pool's target, by its name, answers every query). */
+function serverFamily(address: string): 'ipv4' | 'ipv6' | 'cname' {
+  const v = isIP(address);
+  return v === 4 ? 'ipv4' : v === 6 ? 'ipv6' : 'cname';
+}
+
+/** Agent states in which the overwatch still expects messages: the heartbeat-age series are theirs. */
+const EXPECTED_AGENT_STATES: ReadonlySet<string> = new Set(['live', 'stale', 'unseen'] satisfies readonly (typeof AGENT_STATES)[number][]);
 
 /**
  * A gauge of one series per server, rebuilt by collect() at every scrape and
@@ -361,7 +373,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   new Gauge({
     name: 'opengslb_dnssec_key_age_seconds',
-    help: 'Age of each key in a zone\'s DNSKEY RRset (published or active), in seconds.',
+    help: 'Age of each key of a zone that is not retired (published, active, or withdrawn: an algorithm rollover\'s old key still signing after finish), in seconds.',
     labelNames: ['zone', 'key_tag', 'state'],
     registers,
     collect() {
@@ -573,16 +585,25 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   new Gauge({
     name: 'opengslb_domain_healthy_servers',
-    help: 'Servers DNS may answer for each configured domain now: healthy by the status DNS uses there (overrides applied). 0 means the domain answers by its when_all_down mode (label): SERVFAIL with servfail.',
-    labelNames: ['domain', 'when_all_down'],
+    help: 'Servers DNS may answer for each configured domain now, by family (ipv4, ipv6; cname for a CNAME pool): healthy by the status DNS uses there (overrides applied), and of weight above 0 where the policy picks by weight. 0 means the domain answers queries of that family by its when_all_down mode (label): SERVFAIL with servfail.',
+    labelNames: ['domain', 'family', 'when_all_down'],
     registers,
     collect() {
       this.reset();
       if (overwatch?.domains === undefined) return;
       for (const d of overwatch.domains()) {
-        let n = 0;
-        for (const s of d.servers) if (s.status === 'healthy') n++;
-        this.set({ domain: d.name, when_all_down: d.when_all_down }, n);
+        // The workers' rule 1 (select.ts healthyVerdict): a policy that picks by weight never answers weight 0, so a
+        // domain whose healthy servers all have weight 0 answers by its when_all_down, SERVFAIL included.
+        const weighted = byWeight(POLICY_CODE[d.algorithm]);
+        // Each family answers on its own: with every IPv4 server down an A query gets when_all_down while AAAA is
+        // answered. A family without servers answers NODATA (no series); a domain with no server at all yet SERVFAILs both.
+        const byFamily = new Map<string, number>();
+        for (const s of d.servers) {
+          const family = serverFamily(s.address);
+          byFamily.set(family, (byFamily.get(family) ?? 0) + (s.status === 'healthy' && (!weighted || s.weight > 0) ? 1 : 0));
+        }
+        if (byFamily.size === 0) for (const family of ['ipv4', 'ipv6']) byFamily.set(family, 0);
+        for (const [family, n] of byFamily) this.set({ domain: d.name, family, when_all_down: d.when_all_down }, n);
       }
     },
   });
@@ -800,9 +821,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   fromAgents(
     Gauge,
     'opengslb_overwatch_agent_heartbeat_age_seconds',
-    'Seconds since a message of each agent was last accepted (agents heard from since this overwatch started, or restored from the state store).',
+    'Seconds since a message of each agent this overwatch expects to hear from (live, stale or unseen) was last accepted (agents heard from since this overwatch started, or restored from the state store).',
     'agent',
-    (hub) => hub.agents().flatMap((a) => (a.heartbeat_age_seconds === null ? [] : [[a.agent_id, a.heartbeat_age_seconds] as const])),
+    // An agent that left (deregistered, removed, revoked) sends nothing more: its age would grow for as long as its pin
+    // is kept (until an operator deletes it), one series per agent that ever came and went. opengslb_overwatch_agents counts them.
+    (hub) => hub.agents().flatMap((a) => (a.heartbeat_age_seconds === null || !EXPECTED_AGENT_STATES.has(a.state) ? [] : [[a.agent_id, a.heartbeat_age_seconds] as const])),
   );
   fromAgents(Counter, 'opengslb_overwatch_agent_messages_total', 'Agent messages accepted by the channel, by type (register, heartbeat, health_update, deregister).', 'type', (hub) => {
     const m = hub.channelCounters().messages;

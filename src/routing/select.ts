@@ -172,7 +172,7 @@ export class RouteState {
 }
 
 /** Does policy `policy` pick by weight (so weight 0 is never answered)? Weighted, geolocation within a region, and sticky. */
-function byWeight(policy: number): boolean {
+export function byWeight(policy: number): boolean {
   return policy === L.POLICY_WEIGHTED || policy === L.POLICY_GEOLOCATION || policy === L.POLICY_STICKY;
 }
 

@@ -121,7 +121,7 @@ export interface SnapshotModel {
 /** RR type codes of the static record types. */
 export const STATIC_TYPE_CODE = { A: 1, NS: 2, CNAME: 5, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, CAA: 257 } as const;
 
-const POLICY_CODE = {
+export const POLICY_CODE = {
   'round-robin': L.POLICY_ROUND_ROBIN, weighted: L.POLICY_WEIGHTED, failover: L.POLICY_FAILOVER, latency: L.POLICY_LATENCY, geolocation: L.POLICY_GEOLOCATION,
   sticky: L.POLICY_STICKY,
 } as const;

@@ -128,17 +128,60 @@ test('serves every query counted by the workers, by type and rcode, with the dur
   }
 });
 
-test('counts each domain\'s servers DNS may answer, overrides applied, labelled with its when_all_down', async (t) => {
+test('counts each domain\'s servers DNS may answer by family, overrides applied, labelled with its when_all_down', async (t) => {
   const { overwatch, dnsPort, metricsPort } = await start(t);
   let m = await scrape(metricsPort);
-  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'app.example.test', when_all_down: 'servfail' }), 3);
-  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'w.example.test', when_all_down: 'servfail' }), 1);
+  const app = (family: string): Record<string, string> => ({ domain: 'app.example.test', family, when_all_down: 'servfail' });
+  const w = { domain: 'w.example.test', family: 'ipv4', when_all_down: 'servfail' };
+  assert.equal(m.value('opengslb_domain_healthy_servers', app('ipv4')), 2);
+  assert.equal(m.value('opengslb_domain_healthy_servers', app('ipv6')), 1);
+  assert.equal(m.value('opengslb_domain_healthy_servers', w), 1);
+  assert.equal(m.value('opengslb_domain_healthy_servers', { ...w, family: 'ipv6' }), undefined, 'no IPv6 server: AAAA is NODATA, nothing to be down');
   // Drain region r2: w.example.test has nothing left and answers SERVFAIL; the gauge says 0 before any query.
   await overwatch.setOverride({ scope: 'region', region: 'r2' }, { healthy: false, reason: 'test', source: 'test' });
   m = await scrape(metricsPort);
-  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'w.example.test', when_all_down: 'servfail' }), 0);
-  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'app.example.test', when_all_down: 'servfail' }), 3);
+  assert.equal(m.value('opengslb_domain_healthy_servers', w), 0);
+  assert.equal(m.value('opengslb_domain_healthy_servers', app('ipv4')), 2);
   assert.equal((await ask(dnsPort, 'w.example.test', 'A')).rcode, 'SERVFAIL');
+  // Both IPv4 servers of the dual-stack domain down: every A query gets SERVFAIL while AAAA is answered, and the IPv4 series says 0.
+  for (const address of ['192.0.2.1', '192.0.2.2']) await overwatch.setOverride({ scope: 'server', address }, { healthy: false, reason: 'test', source: 'test' });
+  assert.equal((await ask(dnsPort, 'app.example.test', 'A')).rcode, 'SERVFAIL');
+  assert.equal((await ask(dnsPort, 'app.example.test', 'AAAA')).rcode, 'NOERROR');
+  m = await scrape(metricsPort);
+  assert.equal(m.value('opengslb_domain_healthy_servers', app('ipv4')), 0);
+  assert.equal(m.value('opengslb_domain_healthy_servers', app('ipv6')), 1);
+});
+
+test('leaves weight-0 servers out of a domain\'s answerable servers where its policy picks by weight, so the SERVFAIL alert can fire', async (t) => {
+  // r2 holds a drained server (weight 0: checked, never answered by weighted, geolocation or sticky) beside the one that answers.
+  const config = yaml(`  - { name: rr.example.test, regions: [r2] }`).replace('servers: [{ address: 198.51.100.1, weight: 10 }]', 'servers: [{ address: 198.51.100.1, weight: 10 }, { address: 198.51.100.2, weight: 0 }]');
+  const { overwatch, dnsPort, metricsPort } = await start(t, config);
+  let m = await scrape(metricsPort);
+  const w = { domain: 'w.example.test', family: 'ipv4', when_all_down: 'servfail' };
+  const rr = { domain: 'rr.example.test', family: 'ipv4', when_all_down: 'servfail' };
+  assert.equal(m.value('opengslb_domain_healthy_servers', w), 1);
+  assert.equal(m.value('opengslb_domain_healthy_servers', rr), 2, 'round-robin answers weight 0 too');
+  // The answering server goes down: the weighted domain has nothing it may answer, and says so.
+  await overwatch.setOverride({ scope: 'server', address: '198.51.100.1' }, { healthy: false, reason: 'test', source: 'test' });
+  assert.equal((await ask(dnsPort, 'w.example.test', 'A')).rcode, 'SERVFAIL');
+  assert.equal((await ask(dnsPort, 'rr.example.test', 'A')).rcode, 'NOERROR');
+  m = await scrape(metricsPort);
+  assert.equal(m.value('opengslb_domain_healthy_servers', w), 0);
+  assert.equal(m.value('opengslb_domain_healthy_servers', rr), 1);
+});
+test('counts a CNAME pool\'s targets under family cname', async (t) => {
+  const { dnsPort, metricsPort } = await start(t, `
+dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }
+regions:
+  - { name: cdn, servers: [{ cname: eu.cdn.example.net }], health_check: { type: none } }
+domains:
+  - { name: pool.example.test, regions: [cdn] }
+logging: { level: error }
+`);
+  const m = await scrape(metricsPort);
+  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'pool.example.test', family: 'cname', when_all_down: 'servfail' }), 1);
+  for (const family of ['ipv4', 'ipv6']) assert.equal(m.value('opengslb_domain_healthy_servers', { domain: 'pool.example.test', family, when_all_down: 'servfail' }), undefined);
+  assert.equal((await ask(dnsPort, 'pool.example.test', 'A')).rcode, 'NOERROR');
 });
 
 test('answers GET /health with OK, other paths with 404 and other methods with 405', async (t) => {

@@ -1,0 +1,84 @@
+// The agent series of GET /metrics on a real overwatch with the agent channel
+// on: agents played by this test (real identities and keys, real TCP to the
+// channel's port) come and go, and the per-agent series must follow them, not
+// stay for as long as the agent's pin does.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { parseConfigText } from '../../src/config/load.ts';
+import { Keyring } from '../../src/gossip/envelope.ts';
+import type { AckMessage } from '../../src/gossip/messages.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { createMetrics } from '../../src/metrics/prometheus.ts';
+import { startMetricsServer } from '../../src/metrics/server.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { MemoryStore } from '../../src/state/store.ts';
+import { ask } from '../helpers/dns-client.ts';
+import { backend, newIdentity, sendTcp, TestAgent, tempDir } from '../gossip/helpers.ts';
+import { scrape } from './scrape.ts';
+
+const APP = 'app.example.test';
+const TOKEN = 'app-token-0123456789abcdef';
+const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
+
+test('an agent that deregisters or is revoked leaves no heartbeat-age series behind (its pin stays); live agents keep theirs', async (t) => {
+  const dir = await tempDir(t);
+  const key = randomBytes(32).toString('base64');
+  const keyring = Keyring.fromBase64(key);
+  const yaml = [
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions: [{ name: eu-west, servers: [] }]',
+    `domains: [{ name: ${APP}, regions: [eu-west], max_answers: 4 }]`,
+    'overwatch:',
+    `  agent_tokens: { ${APP}: ${TOKEN} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
+  ].join('\n');
+  const metrics = createMetrics({ version: 't', loadedAtMs: Date.now(), processMetrics: false });
+  const ow = await Overwatch.start(parseConfigText(yaml, join(dir, 'overwatch.yaml')), quiet, { store: new MemoryStore(), onCheck: metrics.onCheck });
+  metrics.attach(ow);
+  const listener = await startMetricsServer(metrics.registry, '127.0.0.1', 0, quiet);
+  t.after(async () => {
+    await listener.close();
+    metrics.close();
+    await ow.stop(200);
+  });
+  const port = ow.agents?.receiver?.port as number;
+  const send = async (bytes: Uint8Array): Promise<AckMessage | null> => (await sendTcp('127.0.0.1', port, [bytes], keyring))[0];
+  // No agent has reported yet: the domain has no server at all and answers SERVFAIL to A and AAAA alike.
+  let m = await scrape(listener.port);
+  for (const family of ['ipv4', 'ipv6']) assert.equal(m.value('opengslb_domain_healthy_servers', { domain: APP, family, when_all_down: 'servfail' }), 0);
+  for (const type of ['A', 'AAAA'] as const) assert.equal((await ask(ow.port, APP, type)).rcode, 'SERVFAIL');
+  const agents: TestAgent[] = [];
+  for (let i = 0; i < 3; i++) {
+    const a = new TestAgent((await newIdentity(t)).identity, keyring, { [APP]: TOKEN });
+    assert.equal((await send(a.seal(a.register([backend(APP, `192.0.2.${10 + i}`, 80)]))))?.status, 'ok');
+    agents.push(a);
+  }
+  const [stays, leaves, revoked] = agents.map((a) => a.identity.agentId);
+  await ow.whenPublished();
+  m = await scrape(listener.port);
+  for (const id of [stays, leaves, revoked]) assert.ok((m.value('opengslb_overwatch_agent_heartbeat_age_seconds', { agent: id }) ?? -1) >= 0, `${id} has a heartbeat age`);
+  assert.equal(m.value('opengslb_overwatch_agents', { state: 'live' }), 3);
+  assert.equal(m.value('opengslb_server_healthy', { region: 'eu-west', server: '192.0.2.11:80' }), 1);
+  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: APP, family: 'ipv4', when_all_down: 'servfail' }), 3);
+  assert.equal(m.value('opengslb_domain_healthy_servers', { domain: APP, family: 'ipv6', when_all_down: 'servfail' }), undefined, 'IPv4 backends only: AAAA is NODATA');
+
+  // One stops gracefully, one is revoked: neither is expected to send anything again.
+  assert.equal((await send(agents[1].seal(agents[1].deregister())))?.status, 'ok');
+  assert.ok(await ow.agents?.revoke(revoked, 'host retired'));
+  await ow.whenPublished();
+  m = await scrape(listener.port);
+  assert.equal(m.value('opengslb_overwatch_agents', { state: 'live' }), 1);
+  assert.equal(m.value('opengslb_overwatch_agents', { state: 'deregistered' }), 1);
+  assert.equal(m.value('opengslb_overwatch_agents', { state: 'revoked' }), 1);
+  assert.ok((m.value('opengslb_overwatch_agent_heartbeat_age_seconds', { agent: stays }) ?? -1) >= 0);
+  assert.equal(m.value('opengslb_overwatch_agent_heartbeat_age_seconds', { agent: leaves }), undefined, 'a deregistered agent\'s age would grow for as long as its pin is kept');
+  assert.equal(m.value('opengslb_overwatch_agent_heartbeat_age_seconds', { agent: revoked }), undefined, 'a revoked agent\'s likewise');
+  // Their backends left DNS, and their per-server series with them.
+  assert.equal(m.value('opengslb_server_healthy', { region: 'eu-west', server: '192.0.2.11:80' }), undefined);
+  assert.equal(m.value('opengslb_server_healthy', { region: 'eu-west', server: '192.0.2.12:80' }), undefined);
+  assert.equal(m.value('opengslb_server_healthy', { region: 'eu-west', server: '192.0.2.10:80' }), 1);
+});
