@@ -113,8 +113,8 @@ function fromText(text: string, what: string): ClientAddress {
 /**
  * Finds why a request names a host this API is not reached by, or returns
  * null when it names none other: Host, and with `trustProxy` every element of
- * X-Forwarded-Host (the name the browser used, when a proxy passes its
- * upstream's address as Host). Accepted: an IP literal (a bracketed one for
+ * X-Forwarded-Host and every host= of Forwarded (the name the browser used,
+ * when a proxy passes its upstream's address as Host). Accepted: an IP literal (a bracketed one for
  * IPv6), "localhost", or a name of `allowed` (lower case, no trailing dot, as
  * config validation leaves api.allowed_hosts), each with an optional port.
  * No Host at all (HTTP/1.0) is accepted: every browser sends one.
@@ -130,17 +130,86 @@ export function findHostProblem(headers: IncomingHttpHeaders, allowed: readonly 
     const problem = hostValueProblem(host, allowed, 'Host');
     if (problem !== null) return problem;
   }
+  if (!trustProxy) return null;
   const forwarded = headers['x-forwarded-host'];
-  if (!trustProxy || typeof forwarded !== 'string') return null;
-  // Node joins repeated X-Forwarded-Host headers with ", "; a chain of proxies appends one name each.
-  for (const element of forwarded.split(',')) {
-    const value = element.trim();
-    if (value === '') continue;
-    const problem = hostValueProblem(value, allowed, 'X-Forwarded-Host');
-    if (problem !== null) return problem;
+  if (typeof forwarded === 'string') {
+    // Node joins repeated X-Forwarded-Host headers with ", "; a chain of proxies appends one name each.
+    for (const element of forwarded.split(',')) {
+      const value = element.trim();
+      if (value === '') continue;
+      const problem = hostValueProblem(value, allowed, 'X-Forwarded-Host');
+      if (problem !== null) return problem;
+    }
+  }
+  // RFC 7239 carries the same name as host= (HAProxy's "option forwarded", Envoy, nginx by hand). Checking it can only
+  // refuse more, so a client that writes one itself gains nothing; a proxy that uses it instead of X-Forwarded-Host
+  // would otherwise let a rebound name through.
+  const standard = headers.forwarded;
+  if (typeof standard === 'string') {
+    const hosts = forwardedHosts(standard);
+    if (typeof hosts === 'string') return hosts;
+    for (const value of hosts) {
+      const problem = hostValueProblem(value, allowed, 'Forwarded host');
+      if (problem !== null) return problem;
+    }
   }
   return null;
 }
+
+/**
+ * Returns the host= values of a Forwarded header (RFC 7239 §4: elements
+ * separated by ",", pairs by ";", each value a token or a quoted string),
+ * unquoted, in order; or why the header is not of that form.
+ */
+function forwardedHosts(header: string): string[] | string {
+  const hosts: string[] = [];
+  const bad = (what: string, at: number): string =>
+    `Forwarded ${JSON.stringify(header.length > MAX_SHOWN_HOST ? `${header.slice(0, MAX_SHOWN_HOST)}…` : header)}: ${what} at character ${at + 1}, expected RFC 7239 pairs such as for=192.0.2.60;host=gslb.example.net;proto=https, elements separated by ","`;
+  let i = 0;
+  const skipSpace = (): void => {
+    while (i < header.length && (header[i] === ' ' || header[i] === '\t')) i++;
+  };
+  while (i < header.length) {
+    skipSpace();
+    if (header[i] === ',' || header[i] === ';') {
+      i++;
+      continue;
+    }
+    if (i >= header.length) break;
+    const start = i;
+    while (i < header.length && TOKEN_CHAR.test(header[i])) i++;
+    const name = header.slice(start, i).toLowerCase();
+    if (name === '' || header[i] !== '=') return bad(name === '' ? `${JSON.stringify(header[i])} where a parameter name belongs` : `parameter ${JSON.stringify(name)} without "="`, i);
+    i++;
+    let value = '';
+    if (header[i] === '"') {
+      const open = i;
+      i++;
+      for (;;) {
+        if (i >= header.length) return bad('a quoted value that is not closed', open);
+        const c = header[i];
+        if (c === '"') break;
+        if (c === '\\' && i + 1 < header.length) i++;
+        value += header[i];
+        i++;
+      }
+      i++;
+    } else {
+      // A token by the RFC; read up to the next separator, since proxies leave host=name:port unquoted.
+      const from = i;
+      while (i < header.length && !',; \t"'.includes(header[i])) i++;
+      value = header.slice(from, i);
+      if (value === '') return bad(`an empty value of ${JSON.stringify(name)}`, i);
+    }
+    if (name === 'host') hosts.push(value);
+    skipSpace();
+    if (i < header.length && header[i] !== ',' && header[i] !== ';') return bad(`${JSON.stringify(header[i])} after the value of ${JSON.stringify(name)}`, i);
+  }
+  return hosts;
+}
+
+/** A tchar of RFC 9110 §5.6.2 (what a parameter name or an unquoted value is made of). */
+const TOKEN_CHAR = /^[!#$%&'*+.^_`|~0-9A-Za-z-]$/;
 
 /** Longest Host value quoted back in a message; a header may be up to 16 KiB. */
 const MAX_SHOWN_HOST = 300;

@@ -189,7 +189,7 @@ export function errorResponses(...codes: number[]): Record<string, Schema> {
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'A path parameter, query parameter or body field is missing or malformed.',
   401: 'A write without the right bearer token (only when api.token is set).',
-  403: 'The client address is outside api.allowed_networks.',
+  403: 'The client address is outside api.allowed_networks, or the request names a host (Host, or with trust_proxy_headers X-Forwarded-Host or Forwarded host=) that is not an IP address, localhost or in api.allowed_hosts.',
   404: 'No such domain, server, override or signed zone.',
   409: 'The request conflicts with the current state: a DNSSEC rollover step at the wrong time, or a geo mapping the registry refuses (a network the config maps already).',
   500: 'Unexpected failure, or the change could not be persisted (it was not applied).',

@@ -544,8 +544,8 @@ const api = object({
       itemNoun: 'CIDR prefix',
     }),
     allowed_hosts: list({
-      doc: 'Host names clients reach the API by (the Host header; with trust_proxy_headers every X-Forwarded-Host name too), besides IP addresses and `localhost`, which are always accepted; a request naming any other host is refused with 403. This stops DNS rebinding: a web page whose name is made to resolve to this API would be of the same origin as it. Applies on reload.',
-      items: domain({ doc: 'A host name, such as gslb1.example.net (any case, no port).' }),
+      doc: 'Host names clients reach the API by (the Host header; with trust_proxy_headers every X-Forwarded-Host name and Forwarded host= too), besides IP addresses and `localhost`, which are always accepted; a request naming any other host is refused with 403. This stops DNS rebinding: a web page whose name is made to resolve to this API would be of the same origin as it. Applies on reload.',
+      items: domain({ doc: 'A host name, such as gslb1.example.net (any case, no port).', portless: true }),
       default: [],
       maxItems: 64,
       uniqueItems: true,

@@ -105,6 +105,8 @@ export interface CidrSchema extends SchemaCommon {
 export interface DomainSchema extends SchemaCommon {
   readonly kind: 'domain';
   readonly default?: string;
+  /** A host name matched whatever the port (api.allowed_hosts): "NAME:PORT" gets "leave out the port" instead of the generic label error. */
+  readonly portless?: boolean;
 }
 
 /** An SOA RNAME mailbox, as a domain name or an e-mail address. */

@@ -448,6 +448,12 @@ function parseScalarValue(node: Scalar, schema: ScalarSchema, path: readonly Pat
     }
     case 'domain': {
       const parsed = normaliseDomainName(text);
+      if ('error' in parsed && schema.portless === true) {
+        const port = /^(.+)(:\d{1,5})$/.exec(text);
+        if (port !== null && !('error' in normaliseDomainName(port[1]))) {
+          return { error: `${quoted} has a port (${JSON.stringify(port[2])}), expected the host name alone: leave out the port, a name matches with any port` };
+        }
+      }
       return 'error' in parsed ? parsed : { value: parsed.name };
     }
     case 'mailbox': {

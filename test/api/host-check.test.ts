@@ -140,8 +140,28 @@ describe('Host header check (DNS rebinding)', () => {
       assert.equal((await send('GET', '/api/v1/domains', { host: 'attacker.example', 'x-forwarded-host': 'gslb.example.net' })).status, 403);
     });
 
-    test('ignores X-Forwarded-Host without trust_proxy_headers (a client can write it)', async () => {
+    test('checks each RFC 7239 Forwarded host= as well, quoted or not', async (t) => {
+      t.after(() => (api.config = { ...api.config, trustProxyHeaders: false, allowedHosts: [] }));
+      api.config = { ...api.config, trustProxyHeaders: true, allowedHosts: ['gslb.example.net'] };
+      const ok = ['for=192.0.2.60;proto=https;host=gslb.example.net', 'host="gslb.example.net:8443";for="[2001:db8::1]"', 'for=192.0.2.60, for=10.0.0.1;host=GSLB.example.net.', 'for=192.0.2.60'];
+      for (const forwarded of ok) {
+        const a = await send('GET', '/api/v1/domains', { host: '127.0.0.1:8080', forwarded });
+        assert.equal(a.status, 200, `${forwarded}: ${JSON.stringify(a.body)}`);
+      }
+      const a = await send('GET', '/api/v1/domains', { host: '127.0.0.1:8080', forwarded: 'for=192.0.2.60;host="attacker.example:8080";proto=http' });
+      assert.equal(a.status, 403);
+      assert.match(a.body.error, /^Forwarded host "attacker\.example:8080" is not an IP address, "localhost" or a name in api\.allowed_hosts .*add "attacker\.example" to api\.allowed_hosts$/);
+      // A chain: every element's host counts, as for X-Forwarded-Host.
+      assert.equal((await send('GET', '/api/v1/domains', { host: '127.0.0.1', forwarded: 'host=gslb.example.net, host=attacker.example' })).status, 403);
+      // Malformed: refused, saying where and what was expected, rather than read past.
+      const m = await send('GET', '/api/v1/domains', { host: '127.0.0.1', forwarded: 'for=192.0.2.60;host="attacker.example' });
+      assert.equal(m.status, 403);
+      assert.match(m.body.error, /^Forwarded "for=192\.0\.2\.60;host=\\"attacker\.example": a quoted value that is not closed at character 21, expected RFC 7239 pairs/);
+    });
+
+    test('ignores X-Forwarded-Host and Forwarded without trust_proxy_headers (a client can write them)', async () => {
       assert.equal((await send('GET', '/api/v1/domains', { host: '127.0.0.1', 'x-forwarded-host': 'attacker.example' })).status, 200);
+      assert.equal((await send('GET', '/api/v1/domains', { host: '127.0.0.1', forwarded: 'host=attacker.example' })).status, 200);
     });
   });
 });

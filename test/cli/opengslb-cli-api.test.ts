@@ -5,7 +5,9 @@
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { httpBackend } from '../helpers/backends.ts';
 import { CLI, run, startOpengslb, type RunResult } from '../helpers/child.ts';
@@ -212,6 +214,24 @@ test('every opengslb-cli command works against the live admin API of a running o
     const r = await f.cli('explain', 'app.example.test', '--type', 'NOPE');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^opengslb-cli: .*"NOPE".* \(HTTP 400\)\n$/);
+  });
+
+  await t.test('an --api by a name not in api.allowed_hosts prints the API\'s 403 and a hint naming the key and the name', async (st) => {
+    // The machine's own name, when it resolves to loopback (as /etc/hosts usually makes it): the one name a test can reach the API by.
+    const name = hostname();
+    const address = await lookup(name).then((a) => a.address, () => null);
+    if (address !== '127.0.0.1') {
+      st.skip(`${name} (this machine's name) resolves to ${address ?? 'nothing'}, not 127.0.0.1, so no host name reaches the API`);
+      return;
+    }
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.OPENGSLB_API;
+    const r = await run(CLI, ['servers', '--api', f.api.replace('127.0.0.1', name)], { env });
+    assert.equal(r.code, 1);
+    const lower = name.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(r.stderr, new RegExp(`^opengslb-cli: Host "${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+" is not an IP address, "localhost" or a name in api\\.allowed_hosts .*add "${lower}" to api\\.allowed_hosts \\(HTTP 403\\)\n`));
+    assert.match(r.stderr, new RegExp(`\nhint: the overwatch answers only names in its api\\.allowed_hosts \\(against DNS rebinding\\): add "${lower}" there and reload it, or give --api by IP address\n$`));
+    assert.doesNotMatch(r.stderr, /allowed_networks/);
   });
 
   await t.test('--json prints the API\'s own JSON for each command', async () => {

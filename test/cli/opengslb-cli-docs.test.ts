@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { COMMANDS } from '../../src/cli/admin/commands.ts';
 import { CONFIG_VALIDATE_USAGE } from '../../src/cli/config-validate.ts';
 import { CLI, run } from '../helpers/child.ts';
+import { tempDir, writeTree } from '../helpers/config-files.ts';
 import { ROOT } from '../helpers/markdown.ts';
 
 const doc = await readFile(join(ROOT, 'docs/cli.md'), 'utf8');
@@ -38,6 +39,32 @@ test('the usage error shown in docs/cli.md is what the CLI prints', async () => 
   const r = await run(CLI, ['servers', '--status', 'down']);
   assert.equal(r.code, 2);
   assert.equal(r.stderr, block[1]);
+});
+
+test('the config problems the reload examples of docs/cli.md and docs/api.md show are worded as the validator words them', async (t) => {
+  // The examples' files are not shipped; a config with the same two mistakes (a region that does not exist, a ttl
+  // that is not a number) gets the same messages, whatever the file, line and index.
+  const dir = await tempDir(t, 'opengslb-cli-docs-');
+  await writeTree(dir, {
+    'main.yaml': [
+      'dns: { listen_address: "127.0.0.1:0", zones: [example.test], nameservers: [{ name: ns1.example.test, addresses: [127.0.0.1] }] }',
+      'regions: [{ name: pool, servers: [{ address: 192.0.2.3, port: 80 }], health_check: { type: none } }]',
+      'domains: [{ name: new.example.test, regions: [mars], ttl: soon }]',
+    ],
+  });
+  const r = await run(CLI, ['config', 'validate', join(dir, 'main.yaml')]);
+  assert.equal(r.code, 1, r.stderr);
+  const said = [...r.stderr.matchAll(/^[^\n]*?:\d+:\d+: [^:\n]+: (.*)$/gm)].map((m) => m[1]);
+  assert.equal(said.length, 2, r.stderr);
+  const block = /```console\n\$ opengslb-cli reload\nopengslb-cli: reload failed[^\n]*\n([\s\S]*?)```/.exec(doc);
+  assert.ok(block, 'no failed "opengslb-cli reload" example');
+  const shown = [...block[1].matchAll(/^opengslb-cli: [^\n]*?:\d+:\d+: [^:\n]+: (.*)$/gm)].map((m) => m[1]);
+  assert.deepEqual(shown, said, 'docs/cli.md, reload');
+  const api = await readFile(join(ROOT, 'docs/api.md'), 'utf8');
+  const failure = /\n422, the reload failed[\s\S]*?```json\n([\s\S]*?)```/.exec(api);
+  assert.ok(failure, 'no 422 reload example in docs/api.md');
+  const outcome = JSON.parse(failure[1]) as { problems: { message: string }[] };
+  assert.deepEqual(outcome.problems.map((p) => p.message), said, 'docs/api.md, POST /api/v1/reload');
 });
 
 test('the docs\' command lines run in their npx form: npx opengslb-cli and npx opengslb resolve to the package bins in a clone', async (t) => {

@@ -429,10 +429,11 @@ const cases: Case[] = [
   },
   {
     name: 'reports an api.allowed_hosts entry that is not a host name, and a name given twice',
-    yaml: [...SERVER, ...DOMAIN, 'api: { allowed_hosts: ["gslb.example.net:8080", gslb.example.net, GSLB.Example.NET.] }'],
+    yaml: [...SERVER, ...DOMAIN, 'api: { allowed_hosts: ["gslb.example.net:8080", gslb.example.net, GSLB.Example.NET., "gslb:http"] }'],
     expect: [
-      'x.yaml:6:24: api.allowed_hosts[0]: "gslb.example.net:8080" contains ":", expected only letters, digits, hyphens and underscores in each label',
+      'x.yaml:6:24: api.allowed_hosts[0]: "gslb.example.net:8080" has a port (":8080"), expected the host name alone: leave out the port, a name matches with any port',
       'x.yaml:6:67: api.allowed_hosts[2]: "gslb.example.net" is listed twice (first at line 6), expected each host name once',
+      'x.yaml:6:86: api.allowed_hosts[3]: "gslb:http" contains ":", expected only letters, digits, hyphens and underscores in each label',
     ],
   },
   {

@@ -51,6 +51,36 @@ test('docs/metrics.md lists exactly the opengslb_* metrics /metrics serves, each
   assert.deepEqual(others.filter((n) => !/^(process|nodejs)_/.test(n)), []);
 });
 
+/** The label names of a Labels cell: its backticked names outside parentheses ("`type`, `rcode`", "`transport` (`udp`, `tcp`)"); none for "—". */
+function labelNames(cell: string): string[] {
+  let outside = '';
+  let depth = 0;
+  for (const c of cell) {
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (depth === 0) outside += c;
+  }
+  return [...outside.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]).sort();
+}
+
+test('docs/metrics.md gives each opengslb_* metric the label names it has', async () => {
+  const metrics = createMetrics({ version: 'docs', loadedAtMs: 0, processMetrics: false });
+  const declared = metrics.registry.getMetricsAsArray().map((m) => [m.name, [...((m as unknown as { labelNames?: string[] }).labelNames ?? [])].sort()] as const);
+  metrics.close();
+  const lines = (await readFile(`${ROOT}docs/metrics.md`, 'utf8')).split('\n');
+  const cells = new Map<string, string>();
+  for (const line of lines.slice(lines.indexOf('## Prometheus metrics'), lines.indexOf('### Compared with the Go original'))) {
+    const row = /^\| `(opengslb_[a-z0-9_]+)` \| \w+ \| (.*?) \| /.exec(line);
+    if (row !== null) cells.set(row[1], row[2]);
+  }
+  assert.ok(declared.length >= 60 && cells.size >= 60, `${declared.length} metrics, ${cells.size} rows`);
+  for (const [name, labels] of declared) {
+    const cell = cells.get(name);
+    assert.ok(cell !== undefined, `no row for ${name}`);
+    assert.deepEqual(labelNames(cell), labels, `labels of ${name}: the row says ${cell}`);
+  }
+});
+
 test('every opengslb_* name follows opengslb_<subsystem>_<name>_<unit>: counters end in _total, nothing else does', async () => {
   const metrics = createMetrics({ version: 'docs', loadedAtMs: 0, processMetrics: false });
   const json = await metrics.registry.getMetricsAsJSON();

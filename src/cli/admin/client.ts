@@ -129,7 +129,7 @@ export class ApiClient {
     }
     const parsed = parseBody(text);
     if (!ok.includes(res.status)) {
-      if (isApiError(parsed) || res.status === 401 || res.status === 403) throw httpFailure(res.status, parsed, text);
+      if (isApiError(parsed) || res.status === 401 || res.status === 403) throw httpFailure(res.status, parsed, text, url);
       throw notTheApi(`${method} ${url} answered HTTP ${res.status} with ${describeBody(res, parsed)}`, this.#opts.api);
     }
     if (parsed === NOT_JSON) {
@@ -191,8 +191,12 @@ function apiHint(api: string): string {
   return `is ${api} the overwatch's admin API (api.address)? Pass --api URL or set $OPENGSLB_API`;
 }
 
-/** Turns an error status into `<the API's error message> (HTTP <status>)`; the body is {error, code}, or a proxy's plain text for 401 and 403. */
-function httpFailure(status: number, parsed: unknown, text: string): CliFailure {
+/**
+ * Turns an error status into `<the API's error message> (HTTP <status>)`; the body is {error, code}, or a proxy's plain
+ * text for 401 and 403. A 403 gets the hint its cause needs: the Host check names api.allowed_hosts (the name of `url`
+ * must be listed), the origin check a browser's page, anything else the allowlist.
+ */
+function httpFailure(status: number, parsed: unknown, text: string, url: string): CliFailure {
   let message: string;
   if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { error?: unknown }).error === 'string') {
     message = (parsed as { error: string }).error;
@@ -203,8 +207,22 @@ function httpFailure(status: number, parsed: unknown, text: string): CliFailure 
   }
   let hint: string | null = null;
   if (status === 401) hint = 'this request needs the API token (api.token): pass --token TOKEN or set $OPENGSLB_API_TOKEN';
-  else if (status === 403) hint = "this host's address is not in the API's api.allowed_networks";
+  else if (status === 403) hint = forbiddenHint(message, url);
   return new CliFailure(`${message} (HTTP ${status})`, 1, hint);
+}
+
+/** The hint for a 403, by the check that refused (the API's messages: src/api/server.ts, access.ts). */
+function forbiddenHint(message: string, url: string): string | null {
+  if (/^Forwarded "/.test(message)) return null;
+  if (/^(Host|X-Forwarded-Host|Forwarded host) ".*api\.allowed_hosts/s.test(message)) {
+    const name = new URL(url).hostname;
+    if (/^Host "/.test(message)) {
+      return `the overwatch answers only names in its api.allowed_hosts (against DNS rebinding): add ${JSON.stringify(name.replace(/\.$/, ''))} there and reload it, or give --api by IP address`;
+    }
+    return 'a proxy between here and the API passes on a host name the API does not list: add the name clients use to its api.allowed_hosts and reload it';
+  }
+  if (message.startsWith('a write from a page of another origin')) return null;
+  return "this host's address is not in the API's api.allowed_networks";
 }
 
 /** Names what went wrong below HTTP: refused, timed out, unknown host, reset, or whatever fetch's cause says. */
