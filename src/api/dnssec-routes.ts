@@ -24,6 +24,7 @@ const keyView: Schema = obj('One zone key: public fields only.', {
   age_seconds: int('Seconds since it was made.'),
   state: { type: 'string', enum: ['published', 'active', 'withdrawn', 'retired'], description: 'published: in the DNSKEY RRset (a new algorithm\'s key: from its publish time on), not the zone\'s signing key yet; active: signs; withdrawn: an algorithm rollover\'s old key, out of the DNSKEY RRset and still signing until it retires; retired: in neither.' },
   signing: bool('This key signs the zone\'s answers now.'),
+  in_dnskey_rrset: bool('This key is in the zone\'s DNSKEY RRset now: false for a withdrawn or retired key, and for a new algorithm\'s published key before its publish time.'),
 });
 
 const dsView: Schema = obj('A DS record for the parent zone (SHA-256 digest).', {
@@ -88,6 +89,7 @@ const rolloverBody: Schema = obj('Where a zone\'s key rollover stands, and the n
   new_key: { type: ['integer', 'null'], description: 'Key tag of the key being rolled to, or null.' },
   old_keys: { type: 'array', items: { type: 'integer' }, description: 'Key tags the finish step retires.' },
   switch_at: { type: ['string', 'null'], format: 'date-time', description: 'When the new key starts signing (withdrawing: when the old key retires), or null.' },
+  publish_at: { type: ['string', 'null'], format: 'date-time', description: 'published: when a new algorithm\'s key joins the DNSKEY RRset while it signs unpublished; null once it is in it, and in the other phases.' },
   next_step: str('What to do next, in words.'),
   generated_at: generatedAt,
 });

@@ -61,6 +61,8 @@ export interface RolloverView {
   readonly old_keys: readonly number[];
   /** When the new key starts signing (RFC 3339), or null; withdrawing: when the old key retires. */
   readonly switch_at: string | null;
+  /** published: when a new algorithm's key joins the DNSKEY RRset (RFC 3339) while it signs unpublished; null once it is in it, and in the other phases. */
+  readonly publish_at: string | null;
   readonly next_step: string;
 }
 
@@ -80,6 +82,8 @@ export interface DnssecKeyView {
   readonly state: string;
   /** This key signs the zone's data now: the newest active key, and during an algorithm rollover one key of the other algorithm too (dataSigners()). */
   readonly signing: boolean;
+  /** This key is in the zone's DNSKEY RRset now (inDnskeySet): false for a retired or withdrawn key, and for a new algorithm's published key before its publish time. */
+  readonly in_dnskey_rrset: boolean;
 }
 
 /** A DS record as GET /api/v1/dnssec/ds shows it. */
@@ -341,6 +345,7 @@ export class Keyring {
           age_seconds: v.ageSeconds,
           state: v.state,
           signing: signers.includes(k),
+          in_dnskey_rrset: inDnskeySet(k.info, nowMs),
         });
       }
     }
@@ -405,12 +410,15 @@ export class Keyring {
       const nextStep = publishAt > now
         ? `wait: key ${next.info.keyTag} of the new algorithm signs every RRset beside the old key and joins the DNSKEY RRset at ${new Date(publishAt).toISOString()} (once every RRset a resolver holds carries its signature: the zone's largest TTL), then starts signing as the zone's key at ${switchAt}; nothing to do until then`
         : `wait: key ${next.info.keyTag} is published in the DNSKEY RRset and starts signing at ${switchAt}, once every resolver has seen it (the DNSKEY TTL); nothing to do until then`;
-      return { zone, phase: 'published', signing_key: signing, new_key: next.info.keyTag, old_keys: active.map((k) => k.info.keyTag), switch_at: switchAt, next_step: nextStep };
+      return {
+        zone, phase: 'published', signing_key: signing, new_key: next.info.keyTag, old_keys: active.map((k) => k.info.keyTag), switch_at: switchAt,
+        publish_at: publishAt > now ? new Date(publishAt).toISOString() : null, next_step: nextStep,
+      };
     }
     if (active.length > 1) {
       const old = active.filter((k) => k !== keys.active).map((k) => k.info.keyTag);
       return {
-        zone, phase: 'signing', signing_key: signing, new_key: signing, old_keys: old, switch_at: null,
+        zone, phase: 'signing', signing_key: signing, new_key: signing, old_keys: old, switch_at: null, publish_at: null,
         next_step: `publish the DS of key ${signing} at the parent (opengslb-cli dnssec ds --zone ${zone}), wait until the parent serves it and the old DS's TTL has passed, then run opengslb-cli dnssec rollover finish --zone ${zone} to retire key${old.length > 1 ? 's' : ''} ${old.join(', ')}`,
       };
     }
@@ -418,12 +426,12 @@ export class Keyring {
       const retireAt = Math.max(...withdrawn.map((k) => (k.info.withdrawnAtMs ?? 0) + this.switchAfterMs));
       const tags = withdrawn.map((k) => k.info.keyTag);
       return {
-        zone, phase: 'withdrawing', signing_key: signing, new_key: null, old_keys: tags, switch_at: new Date(retireAt).toISOString(),
+        zone, phase: 'withdrawing', signing_key: signing, new_key: null, old_keys: tags, switch_at: new Date(retireAt).toISOString(), publish_at: null,
         next_step: `wait: key${tags.length > 1 ? 's' : ''} ${tags.join(', ')} of the old algorithm left the DNSKEY RRset and still sign${tags.length > 1 ? '' : 's'} every RRset until ${new Date(retireAt).toISOString()} (the DNSKEY TTL), then retire on their own; nothing to do`,
       };
     }
     return {
-      zone, phase: 'none', signing_key: signing, new_key: null, old_keys: [], switch_at: null,
+      zone, phase: 'none', signing_key: signing, new_key: null, old_keys: [], switch_at: null, publish_at: null,
       next_step: `no rollover running; opengslb-cli dnssec rollover start --zone ${zone} publishes a new key`,
     };
   }

@@ -309,11 +309,31 @@ function corrupt(location: string, stored: { zone: unknown; keyTag: unknown }, w
 }
 
 /**
+ * A stored key a newer OpenGSLB wrote: a state or a field this version does
+ * not know. Not damage, so not the advice of corrupt() (restore a backup,
+ * remove the key): the fix is to run one version everywhere.
+ */
+function newer(location: string, stored: { zone: unknown; keyTag: unknown }, what: string): OpenGslbError {
+  return new OpenGslbError(
+    'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT',
+    `${location}: DNSSEC key ${String(stored.keyTag)} of zone ${String(stored.zone)} has ${what}: written by a newer OpenGSLB? upgrade every overwatch to the same version (docs/dnssec.md#upgrading-several-overwatches)`,
+  );
+}
+
+/** What a state name looks like (a newer version's state is one too). */
+const STATE_NAME = /^[a-z][a-z_]{0,31}$/;
+/** What a field name looks like; another one is quoted in a message. */
+const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
+/** Every field of StoredDnssecKey: toStoredKey writes no other. */
+const STORED_FIELDS: ReadonlySet<string> = new Set<keyof StoredDnssecKey>(['zone', 'keyTag', 'algorithm', 'flags', 'publicKey', 'createdAtMs', 'state', 'publishAtMs', 'withdrawnAtMs', 'privateKeyPkcs8']);
+
+/**
  * Rebuilds a key from the store's record and checks it completely: a known
- * algorithm, a private key that parses and matches the algorithm, and a public
- * key and key tag that match the private key. Throws
+ * algorithm, state and fields, a private key that parses and matches the
+ * algorithm, and a public key and key tag that match the private key. Throws
  * OPENGSLB_ERR_DNSSEC_KEY_CORRUPT naming `location`, the zone and the key tag
- * when anything is off, so a damaged key never signs.
+ * when anything is off, so a damaged key never signs (a state or field of a
+ * newer version: the message says so, newer()).
  */
 export function keyFromStored(stored: StoredDnssecKey, location: string): DnssecKey {
   let alg: DnssecAlgorithmNumber;
@@ -323,7 +343,16 @@ export function keyFromStored(stored: StoredDnssecKey, location: string): Dnssec
     throw corrupt(location, stored, `algorithm ${stored.algorithm} is not one we sign with (13 or 15)`, err);
   }
   if (stored.flags !== CSK_FLAGS) throw corrupt(location, stored, `flags ${stored.flags}, expected ${CSK_FLAGS}`);
-  if (!KEY_STATES.includes(stored.state as DnssecKeyState)) throw corrupt(location, stored, `state "${stored.state}", expected one of ${KEY_STATES.join(', ')}`);
+  if (!KEY_STATES.includes(stored.state as DnssecKeyState)) {
+    // A state name this version lacks is a newer overwatch's (mixed versions during an upgrade), not damage.
+    if (typeof stored.state === 'string' && STATE_NAME.test(stored.state)) throw newer(location, stored, `state "${stored.state}", which this version does not know (it knows ${KEY_STATES.join(', ')})`);
+    throw corrupt(location, stored, `state ${JSON.stringify(stored.state) ?? String(stored.state)}, expected one of ${KEY_STATES.join(', ')}`);
+  }
+  const unknown = Object.keys(stored).filter((f) => !STORED_FIELDS.has(f));
+  if (unknown.length > 0) {
+    const names = unknown.slice(0, 5).map((f) => (FIELD_NAME.test(f) ? f : JSON.stringify(f.slice(0, 40)))).join(', ');
+    throw newer(location, stored, `field${unknown.length > 1 ? 's' : ''} ${names}${unknown.length > 5 ? ', …' : ''}, which this version does not know`);
+  }
   // A key from a peer or the bus is stored as given: a creation time the store
   // would not read back (not a number), or one no Date can show (the status
   // API, the rollover switch), would break this node's next start or reload.

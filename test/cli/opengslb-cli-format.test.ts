@@ -20,6 +20,7 @@ import {
 } from '../../src/cli/admin/format.ts';
 import { formatFields, formatTable } from '../../src/cli/admin/table.ts';
 import { formatExplain } from '../../src/cli/admin/explain-format.ts';
+import { formatRollover } from '../../src/cli/admin/dnssec-commands.ts';
 import type { ExplainCandidate, Explanation } from '../../src/overwatch/explain.ts';
 
 const NOW = '2025-06-01T12:00:00.000Z';
@@ -387,4 +388,19 @@ test('formatAgents lists each agent with its state and age, then the drops by re
   assert.match(shown, /^State: +stale$/m);
   assert.match(shown, /^Load: +cpu 12\.5%, memory 40%, errors 0\/min$/m);
   assert.match(shown, /^app\.example\.test +10\.0\.1\.15 +8080 +100 +healthy, draining: cpu_threshold_exceeded +stale +-$/m);
+});
+
+test('formatRollover says what an algorithm rollover does: the new key signs before it is published, the old one after finish', () => {
+  const base = { zone: 'example.test', signing_key: 12482, next_step: 'wait' } as const;
+  const start = formatRollover({ ...base, phase: 'published', new_key: 6245, old_keys: [12482], switch_at: '2026-12-06T08:35:00.000Z', publish_at: '2026-12-06T07:30:00.000Z' }, 'start');
+  assert.match(start, /^Rollover of example\.test started: key 6245 signs beside the old key and joins the DNSKEY RRset at 2026-12-06T07:30:00\.000Z\.\n/);
+  assert.match(start, /\nPublish at: {3}2026-12-06T07:30:00\.000Z\nSwitch at: {4}2026-12-06T08:35:00\.000Z\n/);
+  const finish = formatRollover({ ...base, phase: 'withdrawing', signing_key: 6245, new_key: null, old_keys: [12482], switch_at: '2026-12-06T10:05:00.000Z', publish_at: null }, 'finish');
+  // "signs alone" would be false for the hour the withdrawn key still signs.
+  assert.match(finish, /^Rollover of example\.test finished: key 12482 left the DNSKEY RRset and signs beside key 6245 until 2026-12-06T10:05:00\.000Z, then retires\.\n/);
+  assert.match(finish, /\nRetires at: {3}2026-12-06T10:05:00\.000Z\n/);
+  assert.doesNotMatch(finish, /Switch at/);
+  // A rollover within one algorithm reads as before.
+  const plain = formatRollover({ ...base, phase: 'none', new_key: null, old_keys: [], switch_at: null, publish_at: null }, 'finish');
+  assert.equal(plain, 'Rollover of example.test finished: key 12482 signs alone.\nZone:         example.test\nPhase:        none\nSigning key:  12482\nNext step:    wait\n');
 });

@@ -21,7 +21,7 @@ import type { DnssecKeyView } from '../../src/dnssec/keyring.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { CLI, run } from '../helpers/child.ts';
 import { startTestApi } from '../api/helpers.ts';
-import { delvAnchor, missingTool, tool } from './helpers.ts';
+import { delvAnchor, missingTool, signedZoneYaml, tool } from './helpers.ts';
 
 const YAML = `
 dns:
@@ -71,7 +71,8 @@ test('GET /api/v1/dnssec/status shows each key\'s public fields and never privat
   assert.equal(body.signature_validity_seconds, 7 * 86400);
   const keys = body.keys as DnssecKeyView[];
   assert.equal(keys.length, 1);
-  assert.deepEqual(Object.keys(keys[0]).sort(), ['age_seconds', 'algorithm', 'algorithm_number', 'created', 'flags', 'key_tag', 'public_key', 'signing', 'state', 'zone']);
+  assert.deepEqual(Object.keys(keys[0]).sort(), ['age_seconds', 'algorithm', 'algorithm_number', 'created', 'flags', 'in_dnskey_rrset', 'key_tag', 'public_key', 'signing', 'state', 'zone']);
+  assert.equal(keys[0].in_dnskey_rrset, true);
   assert.equal(keys[0].zone, 'example.test');
   assert.equal(keys[0].flags, 257);
   assert.equal(keys[0].state, 'active');
@@ -195,4 +196,64 @@ test('a key rollover keeps every answer valid: old anchor while the new key is p
   assert.deepEqual(sigTags(await ask(port, 'example.test', 'DNSKEY', { edns: { do: true } })), [newKey.key_tag]);
   await assertValidates(t, dir, port, newKey, 'finished');
   assert.doesNotMatch(await delvWith(t, dir, port, oldKey), /fully validated/, 'the retired key no longer anchors anything');
+});
+
+// An algorithm rollover has a key that signs before it is in the DNSKEY RRset
+// and, after finish, a `withdrawn` key that signs after it left (phase
+// `withdrawing`): the CLI printed the first as plainly "published", said
+// "signs alone" at finish while the old key still signed for an hour, and
+// labelled the old key's retirement "Switch at".
+test('opengslb-cli dnssec status and rollover show an algorithm rollover\'s unpublished new key, the withdrawn old key and phase withdrawing', async (t) => {
+  const quiet = new Writable({ write: (_c, _e, done) => done() });
+  const logger = createLogger({ level: 'error', format: 'json' }, quiet);
+  const store = new MemoryStore();
+  const first = await Overwatch.start(parseConfigText(signedZoneYaml({ algorithm: 'ECDSAP256SHA256' }), 'test.yaml'), logger, { store, healthChecks: 'off' });
+  await first.stop(200);
+  // Waits long enough for a CLI child per step on a loaded machine; the phases are driven below, not waited for in full.
+  const overwatch = await Overwatch.start(parseConfigText(signedZoneYaml({ algorithm: 'ED25519' }), 'test.yaml'), logger, {
+    store, healthChecks: 'off', rolloverPublishAfterMs: 5000, rolloverSwitchAfterMs: 6000,
+  });
+  const api = (await startTestApi(t, overwatch, { token: TOKEN })).base;
+  t.after(() => overwatch.stop(200));
+  const phase = async (): Promise<string> => String((await getJson(`${api}/api/v1/dnssec/rollover?zone=example.test`)).body.phase);
+
+  const started = await cli(api, 'dnssec', 'rollover', 'start', '--zone', 'example.test');
+  assert.equal(started.code, 0, started.stderr);
+  assert.doesNotMatch(started.stdout, /is published\./, 'the new algorithm\'s key is not in the DNSKEY RRset yet');
+  assert.match(started.stdout, /^Publish at:\s+\d{4}-\d\d-\d\dT\S+Z$/m);
+  const keys = (await getJson(`${api}/api/v1/dnssec/status`)).body.keys as DnssecKeyView[];
+  const newKey = keys.find((k) => k.algorithm === 'ED25519') as DnssecKeyView;
+  assert.equal(newKey.in_dnskey_rrset, false);
+  const unpublished = await cli(api, 'dnssec', 'status');
+  assert.equal(unpublished.code, 0, unpublished.stderr);
+  // Run at once, within the 5 s before the key joins the DNSKEY RRset (a slow CLI start is not a failure of the output).
+  if (await phase() === 'published' && (await getJson(`${api}/api/v1/dnssec/rollover?zone=example.test`)).body.publish_at !== null) {
+    assert.match(unpublished.stdout, new RegExp(`^example\\.test\\s+${newKey.key_tag}\\s+ED25519\\s+257\\s+published, not in DNSKEY yet \\(signing\\)\\s`, 'm'));
+  }
+
+  const deadline = Date.now() + 30_000;
+  while (await phase() !== 'signing') {
+    assert.ok(Date.now() < deadline, 'the new key never started signing');
+    await delay(200);
+  }
+  const finished = await cli(api, 'dnssec', 'rollover', 'finish', '--zone', 'example.test');
+  assert.equal(finished.code, 0, finished.stderr);
+  assert.match(finished.stdout, /^Phase:\s+withdrawing$/m);
+  assert.doesNotMatch(finished.stdout, /signs alone|^Switch at:/m, 'the old key still signs until it retires');
+  const retireLine = /^Retires? at:\s+(\S+Z)$/m.exec(finished.stdout);
+  assert.ok(retireLine, `a retire time:\n${finished.stdout}`);
+  // Each CLI child is judged only when the phase still stood after it answered (the old key retires on its own).
+  const [withdrawn, status] = await Promise.all([cli(api, 'dnssec', 'status'), cli(api, 'dnssec', 'rollover', 'status', '--zone', 'example.test')]);
+  if (await phase() === 'withdrawing') {
+    assert.match(withdrawn.stdout, /^example\.test\s+\d+\s+ECDSAP256SHA256\s+257\s+withdrawn \(signing\)\s/m);
+    assert.match(status.stdout, /^Phase:\s+withdrawing$/m);
+    assert.match(status.stdout, new RegExp(`^Retires? at:\\s+${retireLine[1].replace(/\./g, '\\.')}$`, 'm'));
+  }
+  while (await phase() !== 'none') {
+    assert.ok(Date.now() < deadline + 10_000, 'the withdrawn key never retired');
+    await delay(200);
+  }
+  const done = await cli(api, 'dnssec', 'status');
+  assert.match(done.stdout, /^example\.test\s+\d+\s+ECDSAP256SHA256\s+257\s+retired\s/m);
+  assert.match(done.stdout, /^example\.test\s+\d+\s+ED25519\s+257\s+active \(signing\)\s/m);
 });

@@ -87,6 +87,22 @@ const CASES: readonly MergeCase[] = [
     incoming: { ...key, createdAtMs } as unknown as StoredDnssecKey,
     expect: { code: 'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT', message: new RegExp(`^${FROM}: DNSSEC key ${key.keyTag} of zone example\\.test is corrupt: created .+, expected epoch milliseconds`) },
   })),
+  // Mixed versions: a state or a field this version does not know comes from a
+  // newer overwatch (an earlier one added `withdrawn` and `withdrawnAtMs`); the
+  // refusal says so and asks for the upgrade, not "corrupt" with advice to
+  // restore a backup or remove the key.
+  {
+    name: 'a key in a state this version does not know is refused as written by a newer OpenGSLB',
+    held: inState('active'),
+    incoming: inState('retiring'),
+    expect: { code: 'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT', message: new RegExp(`^${FROM}: DNSSEC key ${key.keyTag} of zone example\\.test has state "retiring", which this version does not know \\(it knows published, active, withdrawn, retired\\): written by a newer OpenGSLB\\? upgrade every overwatch`) },
+  },
+  {
+    name: 'a key with a field this version does not know is refused as written by a newer OpenGSLB',
+    held: null,
+    incoming: { ...key, retireAtMs: 1_700_000_000_000 } as unknown as StoredDnssecKey,
+    expect: { code: 'OPENGSLB_ERR_DNSSEC_KEY_CORRUPT', message: new RegExp(`^${FROM}: DNSSEC key ${key.keyTag} of zone example\\.test has field retireAtMs, which this version does not know: written by a newer OpenGSLB\\? upgrade every overwatch`) },
+  },
   {
     name: 'another key under a tag the store holds is refused naming the source',
     held: { ...key, publicKey: stranger.publicKey },

@@ -38,13 +38,24 @@ function age(seconds: number): string {
   return `${seconds}s`;
 }
 
+/**
+ * A key's STATE cell: its state; "not in DNSKEY yet" for a new algorithm's
+ * key that signs before it is published (a server without in_dnskey_rrset
+ * says nothing); "(signing)" when it signs the answers (a withdrawn key does
+ * until it retires).
+ */
+function stateText(k: DnssecKeyView): string {
+  const unpublished = k.state === 'published' && k.in_dnskey_rrset === false ? ', not in DNSKEY yet' : '';
+  return k.state + unpublished + (k.signing ? ' (signing)' : '');
+}
+
 /** `dnssec status`: one line per key, then key sync when it is configured. */
 export function formatDnssecStatus(res: StatusResponse, zone: string | undefined): string {
   if (!res.enabled) return 'DNSSEC is off (overwatch.dnssec.enabled: false): answers are not signed.\n';
   const keys = zone === undefined ? res.keys : res.keys.filter((k) => k.zone === zone);
   let out = `DNSSEC on: new keys ${res.algorithm}, signatures valid ${age(res.signature_validity_seconds)}.\n`;
   if (keys.length === 0) return out + (zone === undefined ? 'No keys.\n' : `No keys for zone ${zone}.\n`);
-  const rows = keys.map((k) => [k.zone, String(k.key_tag), k.algorithm, String(k.flags), k.state + (k.signing ? ' (signing)' : ''), k.created, age(k.age_seconds)]);
+  const rows = keys.map((k) => [k.zone, String(k.key_tag), k.algorithm, String(k.flags), stateText(k), k.created, age(k.age_seconds)]);
   out += formatTable(['ZONE', 'KEY TAG', 'ALGORITHM', 'FLAGS', 'STATE', 'CREATED', 'AGE'], rows);
   const sync = res.key_sync;
   if (sync !== undefined && sync.enabled) {
@@ -97,14 +108,21 @@ const dnssecDs: Command = {
 /** `dnssec rollover …`: the phase, the keys and the next step. */
 export function formatRollover(v: RolloverView, action: string): string {
   const lines: string[] = [];
-  if (action === 'start') lines.push(`Rollover of ${v.zone} started: key ${v.new_key} is published.`);
-  if (action === 'finish') lines.push(`Rollover of ${v.zone} finished: key ${v.signing_key} signs alone.`);
+  // A key of a new algorithm signs before it joins the DNSKEY RRset, and the old one keeps signing after finish (withdrawing).
+  const unpublished = v.publish_at !== undefined && v.publish_at !== null;
+  if (action === 'start') lines.push(`Rollover of ${v.zone} started: key ${v.new_key} ${unpublished ? `signs beside the old key and joins the DNSKEY RRset at ${v.publish_at}` : 'is published'}.`);
+  if (action === 'finish') {
+    lines.push(v.phase === 'withdrawing'
+      ? `Rollover of ${v.zone} finished: key ${v.old_keys.join(', ')} left the DNSKEY RRset and signs beside key ${v.signing_key} until ${v.switch_at}, then retires.`
+      : `Rollover of ${v.zone} finished: key ${v.signing_key} signs alone.`);
+  }
   lines.push(`Zone:         ${v.zone}`);
   lines.push(`Phase:        ${v.phase}`);
   lines.push(`Signing key:  ${v.signing_key}`);
   if (v.new_key !== null) lines.push(`New key:      ${v.new_key}`);
   if (v.old_keys.length > 0) lines.push(`Old keys:     ${v.old_keys.join(', ')}`);
-  if (v.switch_at !== null) lines.push(`Switch at:    ${v.switch_at}`);
+  if (unpublished) lines.push(`Publish at:   ${v.publish_at}`);
+  if (v.switch_at !== null) lines.push(`${v.phase === 'withdrawing' ? 'Retires at:' : 'Switch at: '}   ${v.switch_at}`);
   lines.push(`Next step:    ${v.next_step}`);
   return lines.join('\n') + '\n';
 }
