@@ -142,6 +142,13 @@ export class Agent {
   #rotationTimer: NodeJS.Timeout | null = null;
   #lastFullMs = 0;
   #evaluating = false;
+  /**
+   * The identity's file work in progress (a rotation, or deleting the rotated-out
+   * pair), or null: one at a time, so heartbeats that come while the files are
+   * slow start no second deletion, and a deletion never removes the pair a
+   * rotation has just written.
+   */
+  #identityWork: Promise<void> | null = null;
   #stopped = false;
   /** Check target key → backend indexes (the observer names targets, not slots). */
   readonly #slotsOf = new Map<string, readonly number[]>();
@@ -164,6 +171,8 @@ export class Agent {
         ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
         now: this.#now,
         onNodeEvent: (e) => this.#onNodeEvent(e),
+        // An overwatch that asks again, or answers again after being away, gets the backends as they are now.
+        currentRegistration: () => this.#buildRegistration(),
       })
       : new BusSender({
         bus,
@@ -272,7 +281,7 @@ export class Agent {
     this.#lastFullMs = performance.now();
     this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#config.heartbeat.intervalMs);
     this.#predictTimer = setInterval(() => void this.#evaluate(), this.#config.predictive.checkIntervalMs);
-    this.#rotationTimer = setInterval(() => void this.#checkRotation(), ROTATION_CHECK_MS);
+    this.#rotationTimer = setInterval(() => this.#identityTask(() => this.#checkRotation()), ROTATION_CHECK_MS);
     this.#rotationTimer.unref();
   }
 
@@ -313,6 +322,8 @@ export class Agent {
       flushed = await this.#sender.flush(deadlineMs);
       if (!flushed) this.#log.warn({ deadlineMs, nodes: this.#sender.status().filter((n) => n.queued > 0).map((n) => formatAddress(n.node.host, n.node.port)) }, 'not every overwatch took the deregistration in time; they will see this agent go stale');
     }
+    // Identity files being written (a rotation) are finished before the process exits.
+    await this.#identityWork;
     await this.#sender.close();
     return flushed;
   }
@@ -336,13 +347,20 @@ export class Agent {
     return out;
   }
 
+  /** The registration sent to every overwatch: what the next heartbeats' changes are counted from. */
   #registration(): Parameters<GossipSender['setRegistration']>[0] {
-    const services = [...new Set(this.#config.backends.map((b) => b.service))];
-    const backends = this.#reports(true, null);
+    const registration = this.#buildRegistration();
     for (const b of this.#backends) {
       b.sentHealth = b.health;
       b.sentDrain = b.drain;
     }
+    return registration;
+  }
+
+  /** The registration as it is now (also what the direct sender sends again to one overwatch). */
+  #buildRegistration(): Parameters<GossipSender['setRegistration']>[0] {
+    const services = [...new Set(this.#config.backends.map((b) => b.service))];
+    const backends = this.#reports(true, null);
     return buildRegistration(this.#identity, {
       region: this.#config.identity.region,
       version: this.#version,
@@ -397,7 +415,7 @@ export class Agent {
       // A newer full state replaces one still waiting for an overwatch that is away.
       this.#send({ type: 'heartbeat', full: true, backends: this.#reports(true, null), load: this.#load() }, 'reliable', 'state');
     }
-    if (this.#identity.previous !== null && this.#sender.status().every((n) => n.registered)) void this.#forgetPrevious();
+    if (this.#identity.previous !== null && this.#sender.status().every((n) => n.registered)) this.#identityTask(() => this.#forgetPrevious());
   }
 
   // ---- Transitions
@@ -488,6 +506,14 @@ export class Agent {
     }
   }
 
+  /** Runs `task` unless identity work is already under way (the next tick looks again). */
+  #identityTask(task: () => Promise<void>): void {
+    if (this.#identityWork !== null || this.#stopped) return;
+    this.#identityWork = task().finally(() => {
+      this.#identityWork = null;
+    });
+  }
+
   async #checkRotation(): Promise<void> {
     if (this.#stopped || !needsRotation(this.#identity, this.#now())) return;
     try {
@@ -501,10 +527,13 @@ export class Agent {
   }
 
   async #forgetPrevious(): Promise<void> {
-    if (this.#identity.previous === null) return;
+    const identity = this.#identity;
+    if (identity.previous === null) return;
     try {
-      this.#identity = await forgetPreviousIdentity(this.#files, this.#identity);
-      this.#sealer.setIdentity(this.#identity);
+      const forgotten = await forgetPreviousIdentity(this.#files, identity);
+      if (this.#identity !== identity) return;
+      this.#identity = forgotten;
+      this.#sealer.setIdentity(forgotten);
       this.#log.info('every overwatch took the rotated certificate; the previous key is deleted');
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'could not delete the previous key');

@@ -227,6 +227,32 @@ async function loadPair(certPath: string, keyPath: string): Promise<{ certificat
   return { certificate, privateKey, parsed };
 }
 
+/**
+ * A rotation writes the previous pair, then the new key, then its certificate,
+ * each file atomically. A stop between the last two leaves the new key beside
+ * the old certificate, which is also `<cert_path>.previous`: the rotation is
+ * finished here (a certificate for the new key under the same agent id) rather
+ * than refused as a pair that does not belong together.
+ */
+async function finishInterruptedRotation(files: IdentityFiles, nowMs: number): Promise<void> {
+  const previousCertPath = previousPath(files.certPath);
+  if (!(await exists(previousCertPath)) || !(await exists(previousPath(files.keyPath)))) return;
+  let current: ParsedCertificate;
+  let previous: ParsedCertificate;
+  try {
+    current = parseAgentCertificate(new X509Certificate(await readFile(files.certPath)).raw, null);
+    previous = parseAgentCertificate(new X509Certificate(await readFile(previousCertPath)).raw, null);
+  } catch {
+    // Unreadable or damaged: loadPair() says which file and why.
+    return;
+  }
+  if (!current.ok || !previous.ok || current.fingerprint !== previous.fingerprint) return;
+  const key = await readKey(files.keyPath);
+  const probe = randomBytes(32);
+  if (verifyBody(current.publicKey, probe, signBody(key, probe))) return;
+  await writeAtomically(files.certPath, toPem(await createCertificate(current.agentId, key, nowMs)), 0o644);
+}
+
 async function loadPrevious(files: IdentityFiles): Promise<AgentIdentity['previous']> {
   const certPath = previousPath(files.certPath);
   const keyPath = previousPath(files.keyPath);
@@ -239,7 +265,8 @@ async function loadPrevious(files: IdentityFiles): Promise<AgentIdentity['previo
  * Loads the agent's identity from `certPath`/`keyPath`, creating what is
  * missing: no files → a new key (0600) and certificate (0644) with a new
  * agent id; a key without a certificate → a certificate for that key. A
- * rotation's previous pair (`<path>.previous`) is loaded too. An expired
+ * rotation's previous pair (`<path>.previous`) is loaded too, and a rotation
+ * stopped between its new key and its certificate is finished. An expired
  * certificate is loaded as it is: call needsRotation() and rotateAgentIdentity().
  * Throws OPENGSLB_ERR_AGENT_IDENTITY naming the file (unreadable, key
  * readable by others, certificate without its key, pair that does not match).
@@ -263,6 +290,8 @@ export async function loadOrCreateAgentIdentity(files: IdentityFiles): Promise<{
     const key = await readKey(files.keyPath);
     await writeAtomically(files.certPath, toPem(await createCertificate(deriveAgentId(files.region, key), key, now())), 0o644);
     created = true;
+  } else {
+    await finishInterruptedRotation(files, now());
   }
   const { certificate, privateKey, parsed } = await loadPair(files.certPath, files.keyPath);
   return {
@@ -330,7 +359,12 @@ export async function rotateAgentIdentity(files: IdentityFiles, current: AgentId
 
 /** Deletes the rotated-out pair and returns the identity without `previous`. */
 export async function forgetPreviousIdentity(files: IdentityFiles, identity: AgentIdentity): Promise<AgentIdentity> {
-  await rm(previousPath(files.keyPath), { force: true });
-  await rm(previousPath(files.certPath), { force: true });
+  for (const path of [previousPath(files.keyPath), previousPath(files.certPath)]) {
+    try {
+      await rm(path, { force: true });
+    } catch (err) {
+      throw identityError(`cannot delete the rotated-out ${path}: ${(err as Error).message}; expected a file this user may delete (its directory writable), or delete it by hand`, err);
+    }
+  }
   return { ...identity, previous: null };
 }

@@ -109,6 +109,14 @@ export interface SenderOptions {
   readonly now?: () => number;
   readonly random?: () => number;
   readonly onNodeEvent?: (event: NodeEvent) => void;
+  /**
+   * Builds the registration as it is now (the same identity as the one last
+   * set, the backends' current states). Each registration is built by it when
+   * it goes out, so an overwatch that asks for one, or that answers again
+   * after being away, is not told the states of when setRegistration() was
+   * called. Without it the registration last set is sent as it was set.
+   */
+  readonly currentRegistration?: () => Omit<RegisterMessage, keyof MessageHeader>;
 }
 
 /** The parts of a registration the agent knows; buildRegistration() adds the token proofs. */
@@ -196,6 +204,8 @@ interface Queued {
 interface InFlight {
   readonly entry: Queued;
   readonly seq: number;
+  /** The setRegistration() call a registration in flight belongs to; null for other messages. */
+  readonly registration: number | null;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -240,6 +250,9 @@ export class GossipSender {
   readonly #udp4: UdpSocket;
   readonly #udp6: UdpSocket;
   #registration: Omit<RegisterMessage, keyof MessageHeader> | null = null;
+  /** Counts setRegistration() calls: an ack counts as registered only for a registration sent since the last one. */
+  #registrationGeneration = 0;
+  readonly #currentRegistration: (() => Omit<RegisterMessage, keyof MessageHeader>) | null;
   #closed = false;
   readonly #idleWaiters = new Set<(flushed: boolean) => void>();
   readonly #counts = { udpSent: 0, tcpSent: 0, busSent: 0, acked: 0, refused: 0, failures: 0, queueDrops: 0 };
@@ -256,6 +269,7 @@ export class GossipSender {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
     this.#onNodeEvent = options.onNodeEvent ?? (() => {});
+    this.#currentRegistration = options.currentRegistration ?? null;
     this.#udp4 = createSocket('udp4');
     this.#udp6 = createSocket('udp6');
     // Send errors (no route, ICMP unreachable) are the UDP path's normal losses; reliability is TCP's job.
@@ -270,6 +284,7 @@ export class GossipSender {
    */
   setRegistration(registration: Omit<RegisterMessage, keyof MessageHeader>): void {
     this.#registration = registration;
+    this.#registrationGeneration++;
     for (const link of this.#links) {
       link.registered = false;
       this.#enqueue(link, { message: registration, key: REGISTRATION_KEY }, true);
@@ -329,10 +344,18 @@ export class GossipSender {
   /**
    * Resolves true once no reliable message is waiting for any overwatch, or
    * false after `timeoutMs` (graceful stop: send the deregistration, flush
-   * with a deadline, close).
+   * with a deadline, close). An overwatch whose link waits out a backoff is
+   * tried again at once: after a long absence that wait is up to 30 s, longer
+   * than any stop deadline, and the overwatch may be back.
    */
   async flush(timeoutMs: number): Promise<boolean> {
     if (this.#idle()) return true;
+    for (const link of this.#links) {
+      if (link.retryTimer === null) continue;
+      clearTimeout(link.retryTimer);
+      link.retryTimer = null;
+      this.#pump(link);
+    }
     return new Promise<boolean>((resolve) => {
       const done = (value: boolean): void => {
         clearTimeout(timer);
@@ -392,9 +415,12 @@ export class GossipSender {
       link.idleTimer = null;
     }
     const socket = link.socket ?? this.#connect(link);
-    const { bytes, seq } = this.#sealer.seal(entry.message);
+    const isRegistration = entry.key === REGISTRATION_KEY;
+    // A registration waits in the queue (behind a failure's backoff, an overwatch away): what it says is taken when it goes.
+    const message = isRegistration ? (this.#currentRegistration?.() ?? this.#registration ?? entry.message) : entry.message;
+    const { bytes, seq } = this.#sealer.seal(message);
     const timer = setTimeout(() => this.#fail(link, `no ack within ${this.#ackTimeoutMs} ms`), this.#ackTimeoutMs);
-    link.inFlight = { entry, seq, timer };
+    link.inFlight = { entry, seq, timer, registration: isRegistration ? this.#registrationGeneration : null };
     socket.write(encodeFrame(bytes));
     this.#counts.tcpSent++;
   }
@@ -455,19 +481,26 @@ export class GossipSender {
     link.lastError = null;
     this.#counts.acked++;
     if (previous !== 'up') this.#onNodeEvent({ kind: 'up', node: link.node });
+    // After the deregistration nothing registers again: the agent is leaving, and a registration
+    // behind it (an overwatch back from a restart, or one that did not know the agent) put its
+    // backends back into DNS after it stopped (and pinned it again after an operator deleted its pin).
+    const leaving = inFlight.entry.message.type === 'deregister';
     // Back after being away (it may have restarted): catch it up with the registration, unless that is what it just took.
-    if (previous === 'down' && inFlight.entry.key !== REGISTRATION_KEY && this.#registration !== null) {
+    if (previous === 'down' && !leaving && inFlight.entry.key !== REGISTRATION_KEY && this.#registration !== null) {
       this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY }, true);
     }
-    if (ack.status === 'ok' && inFlight.entry.message === this.#registration) link.registered = true;
+    if (ack.status === 'ok' && inFlight.registration === this.#registrationGeneration) link.registered = true;
     if (ack.status === 'ok' && ack.reason !== link.notice) {
       link.notice = ack.reason;
       this.#onNodeEvent({ kind: 'notice', node: link.node, reason: ack.reason });
     }
     if (ack.status === 'register') {
       link.registered = false;
-      this.#onNodeEvent({ kind: 'register_requested', node: link.node });
-      if (this.#registration !== null) this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY }, true);
+      // To a deregistration: the overwatch does not know this agent, so there is nothing to take out.
+      if (this.#registration !== null && !leaving) {
+        this.#onNodeEvent({ kind: 'register_requested', node: link.node });
+        this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY }, true);
+      }
     } else if (ack.status === 'refused') {
       this.#counts.refused++;
       const type = inFlight.entry.message.type;

@@ -4,13 +4,19 @@
 // loopback, with the agent's clock stepping.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { closeSync, constants, openSync } from 'node:fs';
+import { access, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { Agent } from '../../src/agent/agent.ts';
+import { parseConfigText } from '../../src/config/load.ts';
+import { loadOrCreateAgentIdentity, rotateAgentIdentity } from '../../src/gossip/identity.ts';
+import { Overwatch } from '../../src/overwatch/overwatch.ts';
+import { MemoryStore } from '../../src/state/store.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { run, SERVER } from '../helpers/child.ts';
@@ -110,4 +116,142 @@ test('an agent whose region a reload removed at its overwatch is told: its log s
   await until('the notice cleared', () => agent.status().nodes[0]?.notice === null);
   assert.equal(await regionServed(), 1);
   assert.ok(lines.some((l) => l.includes('serves this agent\'s region again')));
+});
+
+test('an agent whose file system is slow deletes the rotated-out key once: heartbeats that come meanwhile start no second deletion (no duplicate or spurious "could not delete the previous key")', posixOnly, async (t) => {
+  const dir = await tempDir(t, 'opengslb-agent-');
+  const token = 'agent-token-0123456789abcdef';
+  const web = await httpBackend(t);
+  const started = await startAgentOverwatch(t, dir, token, quiet);
+  // A rotation in progress: agent.key/agent.crt new, agent.key.previous/agent.crt.previous the old pair.
+  const files = { certPath: join(dir, 'agent.crt'), keyPath: join(dir, 'agent.key'), region: 'eu' };
+  await rotateAgentIdentity(files, (await loadOrCreateAgentIdentity(files)).identity);
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', format: 'json' }, new Writable({ write: (c, _e, done) => { lines.push(String(c)); done(); } }));
+  const agent = await Agent.start(agentConfigFor(dir, token, started, web, ['  heartbeat: { interval: 1s, full_interval: 1s }']), logger, { version: 'test' });
+  t.after(() => agent.stop('test over', 1000));
+  // A stuck file system, for real: every thread of libuv's pool (which runs the key files'
+  // deletion) waits in open() on a FIFO that has no writer yet, for three heartbeats.
+  const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const fifos = Array.from({ length: poolSize }, (_, i) => join(dir, `stuck-${i}`));
+  for (const f of fifos) execFileSync('mkfifo', [f]);
+  const stuck = fifos.map((f) => open(f, 'r'));
+  try {
+    await setTimeout(3500);
+    assert.equal(agent.status().nodes[0]?.registered, true, 'the overwatch took the registration');
+  } finally {
+    const writers = fifos.map((f) => openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
+    for (const handle of await Promise.all(stuck)) await handle.close();
+    for (const fd of writers) closeSync(fd);
+  }
+  const messages = (): string[] => lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+  const end = Date.now() + 5000;
+  while (!messages().some((m) => /previous key is deleted/.test(m)) && Date.now() < end) await setTimeout(50);
+  // Two more heartbeats: none may start a deletion again.
+  await setTimeout(2200);
+  assert.deepEqual(messages().filter((m) => /previous key/.test(m)), ['every overwatch took the rotated certificate; the previous key is deleted']);
+  await assert.rejects(access(`${files.keyPath}.previous`), { code: 'ENOENT' });
+  await assert.rejects(access(`${files.certPath}.previous`), { code: 'ENOENT' });
+});
+
+test('an overwatch that asks an agent to register again gets its backends as they are now, not as they were when the agent started', async (t) => {
+  const dir = await tempDir(t, 'opengslb-agent-');
+  const token = 'agent-token-0123456789abcdef';
+  const web = await httpBackend(t);
+  const started = await startAgentOverwatch(t, dir, token, quiet);
+  const hub = started.overwatch.agents;
+  assert.ok(hub);
+  // Full states only every 5 s: what the overwatch holds between them comes from the registration.
+  const agent = await Agent.start(agentConfigFor(dir, token, started, web, ['  heartbeat: { interval: 1s, full_interval: 5s }']), quiet, { version: 'test' });
+  t.after(() => agent.stop('test over', 1000));
+  const claim = (): string | undefined => hub.agent(agent.agentId)?.backends[0]?.agent_health;
+  const until = async (what: string, ok: () => boolean, ms = 8000): Promise<void> => {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) assert.fail(`${what} within ${ms} ms; overwatch holds ${JSON.stringify(hub.agent(agent.agentId))}`);
+      await setTimeout(50);
+    }
+  };
+  await until('the overwatch holds the backend healthy', () => claim() === 'healthy');
+  await web.stop();
+  await until('the overwatch holds the backend unhealthy (the health update)', () => claim() === 'unhealthy');
+  // An operator deletes the agent's pin: its next reliable message (the full heartbeat) is answered "register".
+  assert.equal(await hub.forget(agent.agentId), true);
+  const registered = agent.status().sent.register;
+  await until('the agent registers again', () => agent.status().sent.register > registered && hub.agent(agent.agentId)?.backends.length === 1, 10_000);
+  await setTimeout(300);
+  assert.equal(claim(), 'unhealthy', 'the registration sent again says what the agent knows now');
+});
+
+test('an agent stopped while its overwatch restarts stays deregistered there: the overwatch back takes the deregistration and no registration after it', async (t) => {
+  const dir = await tempDir(t, 'opengslb-agent-');
+  const token = 'agent-token-0123456789abcdef';
+  const web = await httpBackend(t);
+  // The overwatch's pins and agent backends outlive its restart, as in lmdb.
+  const store = new MemoryStore();
+  const key = randomBytes(32).toString('base64');
+  const overwatchAt = (port: number): Promise<Overwatch> => Overwatch.start(parseConfigText([
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions: [{ name: eu, servers: [] }]',
+    'domains: [{ name: app.example.test, regions: [eu] }]',
+    'overwatch:',
+    `  agent_tokens: { app.example.test: ${token} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:${port}" }`,
+  ].join('\n'), join(dir, 'overwatch.yaml')), quiet, { store });
+  const first = await overwatchAt(0);
+  const port = first.agents?.receiver?.port;
+  assert.ok(port !== undefined);
+  const agent = await Agent.start(agentConfigFor(dir, token, { overwatch: first, key }, web, ['  heartbeat: { interval: 1s, full_interval: 30s }']), quiet, { version: 'test', backoff: { initialMs: 400, maxMs: 400 } });
+  t.after(() => agent.stop('test over', 1000));
+  const end = Date.now() + 5000;
+  while (!(agent.status().nodes[0]?.registered === true && agent.status().nodes[0]?.queued === 0) && Date.now() < end) await setTimeout(50);
+  assert.equal(agent.status().nodes[0]?.registered, true, 'registered');
+  await first.stop(200);
+  // SIGTERM while the overwatch is away: the deregistration fails once, and is retried when it is back.
+  const stopping = agent.stop('stopped by SIGTERM', 3000);
+  await setTimeout(600);
+  const second = await overwatchAt(port);
+  t.after(() => second.stop(200));
+  assert.equal(await stopping, true, 'the overwatch back took the deregistration within the stop deadline');
+  const held = second.agents?.agent(agent.agentId);
+  assert.equal(held?.agent.state, 'deregistered', `the overwatch holds ${JSON.stringify(held)}`);
+});
+
+test('an agent stopped while it waits out its backoff to an overwatch that is back again deregisters there at once instead of after the stop deadline', async (t) => {
+  const dir = await tempDir(t, 'opengslb-agent-');
+  const token = 'agent-token-0123456789abcdef';
+  const web = await httpBackend(t);
+  const store = new MemoryStore();
+  const key = randomBytes(32).toString('base64');
+  const overwatchAt = (port: number): Promise<Overwatch> => Overwatch.start(parseConfigText([
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions: [{ name: eu, servers: [] }]',
+    'domains: [{ name: app.example.test, regions: [eu] }]',
+    'overwatch:',
+    `  agent_tokens: { app.example.test: ${token} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:${port}" }`,
+  ].join('\n'), join(dir, 'overwatch.yaml')), quiet, { store });
+  const first = await overwatchAt(0);
+  const port = first.agents?.receiver?.port;
+  assert.ok(port !== undefined);
+  // After a long absence the link retries every 30 s; 8 s stands for that here.
+  const agent = await Agent.start(agentConfigFor(dir, token, { overwatch: first, key }, web, ['  heartbeat: { interval: 1s, full_interval: 1s }']), quiet, { version: 'test', backoff: { initialMs: 8000, maxMs: 8000 } });
+  t.after(() => agent.stop('test over', 1000));
+  const until = async (what: string, ok: () => boolean): Promise<void> => {
+    const end = Date.now() + 5000;
+    while (!ok()) {
+      if (Date.now() > end) assert.fail(`${what} within 5 s; nodes ${JSON.stringify(agent.status().nodes)}`);
+      await setTimeout(50);
+    }
+  };
+  await until('registered', () => agent.status().nodes[0]?.registered === true);
+  await first.stop(200);
+  await until('the next full heartbeat failed', () => agent.status().nodes[0]?.state === 'down');
+  const second = await overwatchAt(port);
+  t.after(() => second.stop(200));
+  const started = Date.now();
+  assert.equal(await agent.stop('stopped by SIGTERM', 2000), true, 'the deregistration was acked within the stop deadline');
+  assert.ok(Date.now() - started < 1500, `the stop took ${Date.now() - started} ms`);
+  const held = second.agents?.agent(agent.agentId);
+  assert.equal(held?.agent.state, 'deregistered', `the overwatch holds ${JSON.stringify(held)}`);
 });

@@ -111,6 +111,21 @@ test('rotation keeps the agent id, makes a new key and keeps the old one as prev
   assert.equal((await loadOrCreateAgentIdentity(files)).identity.previous, null);
 });
 
+test('a rotation cut off between writing the new key and its certificate is finished at the next start: same agent id, the old key kept as previous, no refusal', async (t) => {
+  const dir = await tempDir(t);
+  const files = { certPath: join(dir, 'agent.crt'), keyPath: join(dir, 'agent.key'), region: 'eu-west' };
+  const { identity } = await loadOrCreateAgentIdentity(files);
+  await rotateAgentIdentity(files, identity);
+  // What a crash after the new key's rename, before the new certificate's, leaves: the new key beside the old certificate.
+  await writeFile(files.certPath, await readFile(`${files.certPath}.previous`));
+  const { identity: loaded, created } = await loadOrCreateAgentIdentity(files);
+  assert.equal(created, false);
+  assert.equal(loaded.agentId, identity.agentId);
+  assert.notEqual(loaded.fingerprint, identity.fingerprint, 'a certificate for the new key');
+  assert.equal(loaded.previous?.fingerprint, identity.fingerprint, 'the old key signs the hand-over');
+  assert.equal((await loadOrCreateAgentIdentity(files)).identity.fingerprint, loaded.fingerprint, 'written, not made again at every start');
+});
+
 test('needsRotation is true within 30 days of expiry', async (t) => {
   const dir = await tempDir(t);
   const { identity } = await loadOrCreateAgentIdentity({ certPath: join(dir, 'a.crt'), keyPath: join(dir, 'a.key'), region: 'r' });
