@@ -17,6 +17,7 @@ import { isKnownCountry } from '../geo/continents.ts';
 import { parseIp } from './ip.ts';
 import { readTlsPair } from './api-tls.ts';
 import { HEADER_NAME } from '../lib/http-syntax.ts';
+import { linearRegExp } from '../lib/linear-regexp.ts';
 import { formatAddress, ipToBytes, unusableAddressProblem } from '../lib/ip.ts';
 import { type PathSegment, type ProblemCollector } from './problem-collector.ts';
 import type { Unchecked, Value } from './schema.ts';
@@ -543,10 +544,16 @@ function checkRequestParts(sink: ProblemCollector, hc: UncheckedHealthCheck | nu
   }
   const match = typeof hc.body_match === 'string' ? bodyMatchOf(hc.body_match) : null;
   if (match?.kind === 'regex') {
+    // The probe runs it with the linear-time engine (src/lib/linear-regexp.ts): a pattern it cannot run is refused here.
     try {
-      new RegExp(match.pattern);
+      linearRegExp(match.pattern);
     } catch (err) {
-      sink.reportAt([...path, 'body_match'], `${JSON.stringify(hc.body_match)} is not a valid regular expression (${(err as Error).message}), expected /REGEX/ or plain text`);
+      const message = (err as Error).message;
+      if ((err as Error).cause !== undefined) {
+        sink.reportAt([...path, 'body_match'], `${JSON.stringify(hc.body_match)} cannot be matched in linear time: ${message}, expected a /REGEX/ without backreferences or lookahead, or plain text`);
+      } else {
+        sink.reportAt([...path, 'body_match'], `${JSON.stringify(hc.body_match)} is not a valid regular expression (${message}), expected /REGEX/ or plain text`);
+      }
     }
   }
 }

@@ -20,6 +20,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { HEADER_NAME, HEADER_VALUE, REQUEST_PATH } from '../lib/http-syntax.ts';
+import { linearRegExp } from '../lib/linear-regexp.ts';
 import { ResponseReader, READ_DONE, readErrorReason } from './http-response.ts';
 import type { CheckSpec, ProbeResult } from './types.ts';
 
@@ -84,16 +85,54 @@ interface Prepared {
    * TLS options of an https spec, shared by its probes. `session` is the one
    * mutable field: the last TLS session the server gave this spec, offered on
    * the next fresh connection so it resumes instead of a full handshake (as
-   * HAProxy's SSL checks do); cleared after a failed check.
+   * HAProxy's SSL checks do); cleared after a failed check, and not offered
+   * once the certificate it was verified with expired or the full handshake
+   * is TLS_SESSION_MAX_AGE_MS old (tlsSession, sessionUsable()).
    */
   readonly tlsOptions: tls.ConnectionOptions | null;
   /** Stores a session the server sent (the 'session' listener; one per spec, not per probe). */
   readonly onSession: ((this: tls.TLSSocket, session: Buffer) => void) | null;
+  /** When and until when the certificate behind `tlsOptions.session` was verified; null for other specs. */
+  readonly tlsSession: TlsSessionState | null;
   readonly needBody: boolean;
   readonly matchText: string | null;
   readonly matchRegex: RegExp | null;
   /** Set when the spec can never pass (an invalid regex or header): every probe fails with this reason. */
   readonly invalid: string | null;
+}
+
+/** The full handshake a kept TLS session stands for (see sessionUsable()). */
+interface TlsSessionState {
+  /** Date.now() at the full handshake that verified the certificate. */
+  verifiedAtMs: number;
+  /** The certificate's notAfter (ms since the epoch); Infinity when it is not verified (tls_verify false) or unreadable. */
+  notAfterMs: number;
+}
+
+/**
+ * A resumed TLS session skips the certificate: the check stands on the
+ * verification of the full handshake that made the session. A session is
+ * offered no longer than this after that handshake, so a replaced
+ * certificate is verified within it even when the server keeps accepting the
+ * session (5 min, the session lifetime of Node's and nginx's defaults).
+ */
+export const TLS_SESSION_MAX_AGE_MS = 300_000;
+
+/**
+ * True while the kept session may still be offered: younger than
+ * TLS_SESSION_MAX_AGE_MS and the certificate it was verified with not
+ * expired. Past its notAfter the next check does a full handshake, which
+ * fails with "tls: CERT_HAS_EXPIRED" unless the server has a new certificate.
+ */
+function sessionUsable(state: TlsSessionState, nowMs: number): boolean {
+  return nowMs < state.notAfterMs && nowMs - state.verifiedAtMs < TLS_SESSION_MAX_AGE_MS;
+}
+
+/** The notAfter of the peer's certificate in ms since the epoch; Infinity when there is none or it cannot be read. */
+function peerNotAfterMs(socket: tls.TLSSocket): number {
+  const validTo = socket.getPeerCertificate().valid_to;
+  const ms = typeof validTo === 'string' ? Date.parse(validTo) : Number.NaN;
+  return Number.isFinite(ms) ? ms : Infinity;
 }
 
 // Specs are immutable and live as long as their target, so a WeakMap keyed by
@@ -124,12 +163,13 @@ function buildRequest(spec: CheckSpec): Buffer | string {
   return Buffer.from(`${text}\r\n`, 'latin1');
 }
 
-/** Compiles a body_match; a reason string when its regex does not compile. */
+/** Compiles a body_match; a reason string when its regex does not compile or cannot run in linear time. */
 function compileMatch(bodyMatch: CheckSpec['bodyMatch']): { text: string | null; regex: RegExp | null } | string {
   if (bodyMatch === null) return { text: null, regex: null };
   if (bodyMatch.kind === 'substring') return { text: bodyMatch.pattern, regex: null };
+  // Linear time in the body: an operator's pattern with catastrophic backtracking must not block this thread.
   try {
-    return { text: null, regex: new RegExp(bodyMatch.pattern) };
+    return { text: null, regex: linearRegExp(bodyMatch.pattern) };
   } catch {
     return 'error: invalid body_match regex';
   }
@@ -187,14 +227,22 @@ function prepare(spec: CheckSpec): Prepared {
     };
   }
   const options = tlsOptions;
+  const tlsSession: TlsSessionState | null = options === null ? null : { verifiedAtMs: 0, notAfterMs: 0 };
   // Only a session from a connection that passed verification (or whose spec does not verify) is kept.
+  // A resumed connection's new ticket stands on the same full handshake: its time and notAfter stay.
   const onSession =
     options === null
       ? null
       : function (this: tls.TLSSocket, session: Buffer): void {
-          if (this.authorized || options.rejectUnauthorized === false) options.session = session;
+          const verified = options.rejectUnauthorized !== false;
+          if (verified && !this.authorized) return;
+          if (!this.isSessionReused()) {
+            (tlsSession as TlsSessionState).verifiedAtMs = Date.now();
+            (tlsSession as TlsSessionState).notAfterMs = verified ? peerNotAfterMs(this) : Infinity;
+          }
+          options.session = session;
         };
-  const p: Prepared = { request, tlsOptions, onSession, needBody: matchText !== null || matchRegex !== null, matchText, matchRegex, invalid };
+  const p: Prepared = { request, tlsOptions, onSession, tlsSession, needBody: matchText !== null || matchRegex !== null, matchText, matchRegex, invalid };
   preparedBySpec.set(spec, p);
   return p;
 }
@@ -276,6 +324,55 @@ function closedWhileIdle(err: Error): boolean {
   return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
+// ── main-thread stalls ──────────────────────────────────────────────────────
+// A probe in flight while this thread is blocked (a publish of a big config
+// takes seconds) measures the block: its round trip ends only when the
+// thread reads the socket again. The verdict stands (the timers above see to
+// that); the latency is no sample of the server and is flagged `stalled`, so
+// the scheduler keeps it out of the average latency routing ranks by.
+
+/** Period of the stall monitor's timer while probes are in flight. */
+export const STALL_TICK_MS = 50;
+/** A tick this much later than due (or more) marks a stall of this thread. */
+export const STALL_MS = 100;
+
+let inFlight = 0;
+let stallTimer: NodeJS.Timeout | null = null;
+/** performance.now() at the monitor's last tick (or its start). */
+let lastTickMs = 0;
+/** performance.now() at the tick that found the last stall ended; -Infinity before any. */
+let lastStallSeenMs = Number.NEGATIVE_INFINITY;
+
+function stallTick(): void {
+  const nowMs = performance.now();
+  if (nowMs - lastTickMs >= STALL_TICK_MS + STALL_MS) lastStallSeenMs = nowMs;
+  lastTickMs = nowMs;
+}
+
+function probeStarted(): void {
+  if (inFlight++ > 0) return;
+  lastTickMs = performance.now();
+  stallTimer = setInterval(stallTick, STALL_TICK_MS);
+  stallTimer.unref();
+}
+
+function probeEnded(): void {
+  if (--inFlight > 0) return;
+  clearInterval(stallTimer as NodeJS.Timeout);
+  stallTimer = null;
+}
+
+/**
+ * True when this thread stalled while a probe started at `startMs` was in
+ * flight: a stall the monitor found since, one it has not seen yet (its tick
+ * is overdue now, the block just ended), or one the probe's own timer found.
+ * A stall the monitor found just after a probe started may have come just
+ * before it; that sample is dropped too (one sample less, never a wrong one).
+ */
+function stalledSince(startMs: number, nowMs: number): boolean {
+  return lastStallSeenMs >= startMs || nowMs - lastTickMs >= STALL_TICK_MS + STALL_MS;
+}
+
 /** Receives a probe's verdict, once, with the context it was started with. */
 export type ProbeDone<C> = (context: C, result: ProbeResult) => void;
 
@@ -320,6 +417,7 @@ class Probe<C = unknown> implements ProbeHandle {
     this.context = context;
     this.kept = spec.type === 'tcp' || spec.keepAlive !== true ? null : kept;
     this.reader = spec.type === 'tcp' ? null : new ResponseReader(p.needBody, this.kept !== null);
+    probeStarted();
   }
 
   abort(): void {
@@ -338,7 +436,12 @@ class Probe<C = unknown> implements ProbeHandle {
     }
     // A failed https check starts the next one with a full handshake, so the certificate is verified afresh.
     if (!ok && this.p.tlsOptions !== null) this.p.tlsOptions.session = undefined;
-    this.onDone(this.context, { ok, latencyMs: performance.now() - this.startMs, reason });
+    const nowMs = performance.now();
+    const latencyMs = nowMs - this.startMs;
+    // `extended`: the probe's timer came late, or a step waited behind this thread.
+    const stalled = this.extended || stalledSince(this.startMs, nowMs);
+    probeEnded();
+    this.onDone(this.context, stalled ? { ok, latencyMs, reason, stalled } : { ok, latencyMs, reason });
   }
 
   /** A reused connection failed before any response byte: the server closed it while it idled. */
@@ -604,6 +707,7 @@ function openSocket(spec: CheckSpec, p: Prepared, probe: Probe): void {
     socket.on('connect', onTcpConnect);
   } else if (p.tlsOptions !== null) {
     probe.tlsPending = true;
+    if (p.tlsOptions.session !== undefined && !sessionUsable(p.tlsSession as TlsSessionState, Date.now())) p.tlsOptions.session = undefined;
     socket = tls.connect(p.tlsOptions);
     socket.on('secureConnect', onSecureConnect);
     socket.on('session', p.onSession as (this: tls.TLSSocket, session: Buffer) => void);

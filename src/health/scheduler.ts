@@ -146,6 +146,11 @@ export class HealthScheduler {
     transitions_total: { healthy: 0, unhealthy: 0, unchecked: 0 },
   };
 
+  /** Passing probes whose latency was left out of the average since construction: this thread stalled while they were in flight (ProbeResult.stalled). */
+  get stalledSamples(): number {
+    return this.#stalledSamples;
+  }
+
   #sink: HealthSink;
   #log: Logger;
   #probe: ProbeStarter;
@@ -157,6 +162,7 @@ export class HealthScheduler {
   #timer: NodeJS.Timeout | null = null;
   #timerDueMs = Infinity;
   #stopped = false;
+  #stalledSamples = 0;
   #unknown = 0;
   #firstRoundWaiters: (() => void)[] = [];
   #firstRoundTimer: NodeJS.Timeout | null = null;
@@ -467,9 +473,14 @@ export class HealthScheduler {
       else if (t.state === 'unhealthy' && t.consecutiveSuccesses >= t.spec.successThreshold) {
         this.#setState(t, 'healthy', `${t.consecutiveSuccesses} successes in a row`);
       } else if (first) this.#sink.setHealth(t.slots, HEALTH_HEALTHY); // servers new to this check: their first verdict
-      t.emaMs = t.samples === 0 ? result.latencyMs : t.spec.emaAlpha * result.latencyMs + (1 - t.spec.emaAlpha) * t.emaMs;
-      t.samples++;
-      this.#sink.setLatency(t.slots, Math.round(t.emaMs * 1000), t.samples);
+      // A round trip measured across a stall of this thread (a big publish) measured the stall:
+      // it would push the server to the back of latency routing for many intervals. The verdict counts, the sample does not.
+      if (result.stalled === true) this.#stalledSamples++;
+      else {
+        t.emaMs = t.samples === 0 ? result.latencyMs : t.spec.emaAlpha * result.latencyMs + (1 - t.spec.emaAlpha) * t.emaMs;
+        t.samples++;
+        this.#sink.setLatency(t.slots, Math.round(t.emaMs * 1000), t.samples);
+      }
       if (t.state === 'healthy') this.#sink.setLastUp(t.slots, Math.floor(this.#now() / 1000));
     } else {
       this.counters.probes_total.fail++;

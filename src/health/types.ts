@@ -43,6 +43,12 @@ export interface ProbeResult {
   readonly latencyMs: number;
   /** Why it failed, short and stable: "status 503", "timeout", "refused", "body mismatch", "tls: <code>", "reset", …; "" when ok. */
   readonly reason: string;
+  /**
+   * Present (true) when the checker's own thread stalled while the probe was
+   * in flight (a block of STALL_MS or more, src/health/probe.ts): `latencyMs`
+   * includes the stall, so it is no latency sample. The verdict stands.
+   */
+  readonly stalled?: true;
 }
 
 /** Where the checker reports; the overwatch maps these onto the live slots. */
@@ -64,6 +70,8 @@ export interface CheckedServer {
   readonly region: string;
   /** "address:port", the `server` label of metrics. */
   readonly endpoint: string;
+  /** The one domain a server bound to a service answers (an agent's backend), the `service` label of metrics; else null or absent. */
+  readonly service?: string | null;
 }
 
 /** A target as the overwatch hands it to the scheduler: the spec and the live slots it decides. */

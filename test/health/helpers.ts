@@ -80,6 +80,34 @@ function keyPem(der: ArrayBuffer): string {
 }
 
 let certificates: Promise<Certificates> | null = null;
+let caSigner: { subject: string; key: webcrypto.CryptoKey } | null = null;
+
+/**
+ * Returns a leaf for the same names, signed by the CA of testCertificates(),
+ * valid over [notBefore, notAfter] (X.509 keeps whole seconds).
+ */
+export async function leafCertificate(notBefore: Date, notAfter: Date): Promise<{ certPem: string; keyPem: string }> {
+  await testCertificates();
+  const signer = caSigner as { subject: string; key: webcrypto.CryptoKey };
+  const keys = (await crypto.subtle.generateKey(SIGNING, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: Date.now().toString(16),
+    subject: 'CN=health.test',
+    issuer: signer.subject,
+    notBefore,
+    notAfter,
+    signingAlgorithm: SIGNING,
+    publicKey: keys.publicKey,
+    signingKey: signer.key,
+    extensions: [
+      new x509.BasicConstraintsExtension(false),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension(NAMES),
+    ],
+  });
+  return { certPem: leaf.toString('pem'), keyPem: keyPem(await crypto.subtle.exportKey('pkcs8', keys.privateKey)) };
+}
 
 /** Generates (once per process) a CA, a leaf signed by it, and a self-signed certificate, valid from an hour ago for a day. */
 export function testCertificates(): Promise<Certificates> {
@@ -100,6 +128,7 @@ export function testCertificates(): Promise<Certificates> {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       ],
     });
+    caSigner = { subject: ca.subject, key: caKeys.privateKey };
     const leafKeys = (await crypto.subtle.generateKey(SIGNING, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
     const leaf = await x509.X509CertificateGenerator.create({
       serialNumber: '02',

@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { BODY_LIMIT_BYTES, USER_AGENT, hostHeader, reasonForError, runProbe, specProblem, startProbe } from '../../src/health/probe.ts';
 import type { ProbeResult } from '../../src/health/types.ts';
-import { closedPort, listen, makeSpec, testCertificates } from './helpers.ts';
+import { closedPort, leafCertificate, listen, makeSpec, testCertificates } from './helpers.ts';
 
 /** Starts an HTTP server on `host`:0 whose handler the test supplies; returns its port and the requests it saw. */
 async function httpServer(t: import('node:test').TestContext, handler: http.RequestListener, host = '127.0.0.1') {
@@ -128,6 +128,35 @@ test('body_match: an invalid regex fails every probe with a reason instead of th
   assert.deepEqual([r.ok, r.reason], [false, 'error: invalid body_match regex']);
 });
 
+test('body_match: a pattern with catastrophic backtracking runs in linear time on a body built to trigger it, so the checker is not blocked', async (t) => {
+  // /^(a+)+$/ on 30 "a" and a "!" takes the backtracking engine 2^30 steps (seconds; each
+  // further "a" doubles it); a body made of that over 64 KiB is beyond any time at all.
+  const { port } = await httpServer(t, (req, res) => res.end(req.url === '/long' ? `${'a'.repeat(BODY_LIMIT_BYTES - 1)}!` : `${'a'.repeat(30)}!`));
+  for (const [path, pattern] of [['/health', '^(a+)+$'], ['/long', '^(a+)+$'], ['/long', '(\\w|\\d)+$x'], ['/long', '.*.*.*x.*y']] as const) {
+    let lagMs = 0;
+    let last = performance.now();
+    const tick = setInterval(() => {
+      lagMs = Math.max(lagMs, performance.now() - last);
+      last = performance.now();
+    }, 10);
+    const r = await runProbe(makeSpec({ port, path, timeoutMs: 5000, bodyMatch: { kind: 'regex', pattern } }));
+    clearInterval(tick);
+    assert.deepEqual([path, pattern, r.ok, r.reason], [path, pattern, false, 'body mismatch']);
+    assert.ok(r.latencyMs < 1000 && lagMs < 1000, `${path} ${pattern}: latency ${r.latencyMs} ms, event loop lag ${lagMs} ms`);
+  }
+  // The same engine still finds what it should.
+  assert.equal((await runProbe(makeSpec({ port, bodyMatch: { kind: 'regex', pattern: '^(a+)+!$' } }))).ok, true);
+});
+
+test('body_match: a regex the linear-time engine cannot run (backreference, lookahead) fails every probe with a reason', async () => {
+  for (const pattern of ['(ok)\\1', 'ok(?=!)', 'ok(?!x)']) {
+    const r = await runProbe(makeSpec({ port: 1, bodyMatch: { kind: 'regex', pattern } }));
+    assert.deepEqual([pattern, r.ok, r.reason], [pattern, false, 'error: invalid body_match regex']);
+  }
+  // Lookbehind and named groups are linear and run.
+  assert.equal(specProblem(makeSpec({ bodyMatch: { kind: 'regex', pattern: '(?<=status: )(?<s>ok)' } })), null);
+});
+
 test('body_match: a status outside the expected ranges fails before the body is read', async (t) => {
   const { port } = await httpServer(t, (_req, res) => {
     res.statusCode = 500;
@@ -223,6 +252,30 @@ test('a checker blocked past timeout_ms does not blame a backend that answered i
   const r = await pending;
   assert.deepEqual([r.ok, r.reason], [false, 'timeout']);
   assert.ok(performance.now() - startMs < 700, `bounded: ${performance.now() - startMs} ms`);
+});
+
+test('a probe in flight while the checker is blocked (a big publish) passes, and its round trip is flagged stalled: it measured the block, not the server', async (t) => {
+  // Another process: it answers during the block (/slow after 30 ms), and the reply waits in the socket.
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', "const s = require('node:http').createServer((q, r) => q.url === '/slow' ? setTimeout(() => r.end('ok'), 30) : r.end('ok')); s.listen(0, '127.0.0.1', () => console.log(s.address().port));"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  const spec = makeSpec({ port: Number(String(line).trim()), timeoutMs: 5000 });
+  const calm = await runProbe(spec);
+  assert.deepEqual([calm.ok, calm.stalled], [true, undefined]);
+  // The block begins right after the start, or 10 ms into a probe the server answers after 30 ms.
+  const cases = [['tcp', '/health', 0], ['http', '/health', 0], ['http', '/slow', 10]] as const;
+  for (const [type, path, delayMs] of cases) {
+    const pending = runProbe({ ...spec, type, path });
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const until = performance.now() + 600;
+    while (performance.now() < until);
+    const r = await pending;
+    assert.deepEqual([type, path, r.ok, r.reason, r.stalled], [type, path, true, '', true]);
+    assert.ok(r.latencyMs >= 600 - delayMs, `${type} ${path}: ${r.latencyMs} ms`);
+    const after = await runProbe({ ...spec, type, path });
+    assert.deepEqual([type, path, after.ok, after.stalled], [type, path, true, undefined]);
+  }
 });
 
 test('a block of the checker that ends at the deadline (the timer is on time, the sockets unread since the block began) does not fail a backend that answered', async (t) => {
@@ -571,4 +624,42 @@ test('https: a fresh connection resumes the TLS session of the last check; a fai
   assert.equal((await runProbe(spec)).ok, true);
   // The failed check was resumed; the one after it did the full handshake again.
   assert.deepEqual(reused, [false, true, true, true, false]);
+});
+
+test('https: a resumed session does not outlive the certificate it was verified with: past its notAfter the check does a full handshake and fails with "tls: CERT_HAS_EXPIRED"', async (t) => {
+  const certs = await testCertificates();
+  // Valid from a minute ago until 3 s from now (whole seconds).
+  const notAfterMs = Math.floor(Date.now() / 1000) * 1000 + 3000;
+  const short = await leafCertificate(new Date(Date.now() - 60_000), new Date(notAfterMs));
+  const server = https.createServer({ cert: short.certPem, key: short.keyPem }, (_req, res) => res.end('secure ok'));
+  const reused: boolean[] = [];
+  server.on('secureConnection', (socket: TLSSocket) => socket.once('data', () => reused.push(socket.isSessionReused())));
+  const port = await listen(t, server);
+  const spec = makeSpec({ type: 'https', port, host: 'health.test', tlsVerify: true, ca: certs.caPem });
+  for (let i = 0; i < 2; i++) assert.equal((await runProbe(spec)).ok, true);
+  assert.deepEqual(reused, [false, true]);
+  // The server keeps accepting the session; the certificate it stands for expires.
+  await new Promise((resolve) => setTimeout(resolve, notAfterMs - Date.now() + 1100));
+  const expired = await runProbe(spec);
+  assert.deepEqual([expired.ok, expired.reason], [false, 'tls: CERT_HAS_EXPIRED']);
+  // The failed check reached no request (the handshake failed); a renewed certificate passes on a full handshake.
+  assert.deepEqual(reused, [false, true]);
+  const renewed = await leafCertificate(new Date(Date.now() - 60_000), new Date(Date.now() + 86400_000));
+  server.setSecureContext({ cert: renewed.certPem, key: renewed.keyPem });
+  for (let i = 0; i < 2; i++) assert.equal((await runProbe(spec)).ok, true);
+  assert.deepEqual(reused, [false, true, false, true]);
+});
+
+test('https: with tls_verify false a session is resumed whatever the certificate says (nothing verified, nothing to expire)', async (t) => {
+  const notAfterMs = Math.floor(Date.now() / 1000) * 1000 + 2000;
+  const short = await leafCertificate(new Date(Date.now() - 60_000), new Date(notAfterMs));
+  const server = https.createServer({ cert: short.certPem, key: short.keyPem }, (_req, res) => res.end('ok'));
+  const reused: boolean[] = [];
+  server.on('secureConnection', (socket: TLSSocket) => socket.once('data', () => reused.push(socket.isSessionReused())));
+  const port = await listen(t, server);
+  const spec = makeSpec({ type: 'https', port, tlsVerify: false });
+  assert.equal((await runProbe(spec)).ok, true);
+  await new Promise((resolve) => setTimeout(resolve, notAfterMs - Date.now() + 1100));
+  assert.equal((await runProbe(spec)).ok, true);
+  assert.deepEqual(reused, [false, true]);
 });

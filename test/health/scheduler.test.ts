@@ -9,6 +9,7 @@ import { groupTargets } from '../../src/health/targets.ts';
 import { targetKey } from '../../src/health/types.ts';
 import type { CheckSpec, CheckTarget, ProbeResult } from '../../src/health/types.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
+import { startProbe } from '../../src/health/probe.ts';
 import { RecordingSink, captureLogger, listen, makeSpec, until, named } from './helpers.ts';
 
 const OK: ProbeResult = { ok: true, latencyMs: 1, reason: '' };
@@ -735,4 +736,42 @@ test('a real TCP server that is stopped and started again goes down with "refuse
   await once(server, 'listening');
   await sink.waitFor((c) => c.kind === 'health' && c.state === HEALTH_HEALTHY && sink.health().length === 3);
   assert.equal(scheduler.status()[0].state, 'healthy');
+});
+
+test('a round trip measured across a block of the checker (a big publish) keeps the verdict but stays out of the latency average', async (t) => {
+  // The backend is another process, so it answers during the block; the reply waits in the socket.
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', "const s = require('node:http').createServer((q, r) => r.end('ok')); s.listen(0, '127.0.0.1', () => console.log(s.address().port));"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  const spec = makeSpec({ port: Number(String(line).trim()), intervalMs: 100, timeoutMs: 3000, successThreshold: 1, failureThreshold: 1, emaAlpha: 1 });
+  const sink = new RecordingSink();
+  const results: ProbeResult[] = [];
+  let starts = 0;
+  // The real startProbe; the 4th probe is followed by a real 1.5 s block of this thread while it is in flight.
+  const probe: ProbeStarter = (s, kept, onDone, context) => {
+    const handle = startProbe(s, kept, (c, r) => {
+      results.push(r);
+      onDone(c, r);
+    }, context);
+    if (++starts === 4) {
+      const until = performance.now() + 1500;
+      while (performance.now() < until);
+    }
+    return handle;
+  };
+  const scheduler = new HealthScheduler({ sink, logger: captureLogger().logger, probe });
+  t.after(() => scheduler.stop());
+  scheduler.update([target(spec, [0])]);
+  await until(sink, 'call', () => results.length >= 7, 10_000);
+  // ema_alpha 1: the average is the last sample; not once did it take the block.
+  const latencies = sink.calls.filter((c) => c.kind === 'latency').map((c) => (c as { emaMicros: number }).emaMicros);
+  assert.ok(latencies.length >= 5 && latencies.every((us) => us < 1_000_000), `averages (µs): ${latencies}`);
+  const blocked = results[3];
+  assert.deepEqual([blocked.ok, blocked.stalled], [true, true]);
+  assert.ok(blocked.latencyMs >= 1500, `the blocked probe measured the block: ${blocked.latencyMs} ms`);
+  assert.equal(scheduler.stalledSamples >= 1, true);
+  // Every probe counted for the verdict: healthy, never down.
+  assert.deepEqual(sink.health().map(([, state]) => state), [HEALTH_HEALTHY]);
+  assert.equal(scheduler.status()[0].samples, results.filter((r) => r.stalled !== true).length);
 });

@@ -53,6 +53,22 @@ domains:
 `;
 }
 
+test('a body_match /regex/ that needs backtracking (backreference, lookahead) is refused at its line: the probe runs regexes in linear time', () => {
+  // Written in YAML double quotes, so "\\1" is \1, and the message quotes it as JSON ("\\1") again.
+  for (const pattern of ['(ok)\\\\1', 'ok(?=!)', 'ok(?!x)', '(?<s>ok)\\\\k<s>']) {
+    assert.throws(() => parseConfigText(regionConfig(['{ address: 192.0.2.1 }'], `{ body_match: "/${pattern}/" }`), 'inline.yaml'), (err: Error) => {
+      assert.ok(
+        err.message.includes(`inline.yaml:10:`) &&
+          err.message.includes(`regions[0].health_check.body_match: "/${pattern}/" cannot be matched in linear time: it needs backtracking (a backreference \\1 or \\k<name>, or a lookahead (?=…) or (?!…)), which the linear-time engine cannot run, expected a /REGEX/ without backreferences or lookahead, or plain text`),
+        `${pattern}: ${err.message}`,
+      );
+      return true;
+    });
+  }
+  // Taken: nested quantifiers (linear here), lookbehind, named groups.
+  parseConfigText(regionConfig(['{ address: 192.0.2.1 }'], '{ body_match: "/^(a+)+$|(?<=v)(?<n>\\\\d+)/" }'), 'inline.yaml');
+});
+
 test('specFor takes check_address, check_port and host from the server and the rest from health_check', () => {
   const config = parseConfigText(
     regionConfig(
