@@ -23,7 +23,6 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric
 import type { Config } from '../config/types.ts';
 import type { CheckObserver, HealthCounters } from '../health/scheduler.ts';
 import type { CheckedServer } from '../health/types.ts';
-import { formatAddress } from '../lib/ip.ts';
 import { byWeight } from '../routing/select.ts';
 import { POLICY_CODE } from '../snapshot/model.ts';
 import { decisionKey, geoDecisionKey, geoFallbackKey } from '../registry/keys.ts';
@@ -31,7 +30,8 @@ import { AUTHORITIES, type DecisionLabel } from '../registry/registry.ts';
 import { DROP_REASON_NAMES } from '../gossip/drop-reasons.ts';
 import type { AgentHub } from '../overwatch/agents.ts';
 import { ACCEPTED_MESSAGE_TYPES, AGENT_STATES, BACKEND_REFUSALS, BACKEND_STATES } from '../overwatch/agent-states.ts';
-import type { DomainView, OverrideView, ServerView } from '../overwatch/views.ts';
+import type { ServerState } from '../overwatch/overwatch.ts';
+import type { DomainView, OverrideView } from '../overwatch/views.ts';
 import {
   COUNTER, COUNTER_STRIDE, HIST_BASE, HIST_BOUNDS_US, HIST_BUCKETS, HIST_SUM, HIST_WORDS, MATRIX_BASE,
   RCODE_COUNT, RCODE_LABELS, TRANSPORT_LABELS, TYPE_COUNT, TYPE_LABELS,
@@ -65,7 +65,8 @@ export interface OverwatchSource {
   /** Generation of the snapshot published last. */
   readonly generation: number;
   readonly pool: PoolSource;
-  servers(): readonly ServerView[];
+  /** Every server with what the per-server series show (Overwatch.serverStates(): no full API views). */
+  serverStates(): readonly ServerState[];
   /** Domains as DNS serves them (status with overrides applied); optional for stand-ins (absent: no opengslb_domain_healthy_servers series). */
   domains?(): readonly DomainView[];
   /** The servers the health-check series may name (Registry satisfies it). */
@@ -147,6 +148,8 @@ export interface Metrics {
   attach(overwatch: OverwatchSource, reloader?: ReloaderSource | null): void;
   /** Folds the workers' counters now (scrapes and a timer do this; tests call it to read exact totals). */
   fold(): void;
+  /** Servers whose health-check result counts are held now (those checked since start and still in the registry, as of the last scrape or fold timer). */
+  readonly checkedServers: number;
   /** Stops the fold timer and the pool listener. */
   close(): void;
 }
@@ -171,17 +174,70 @@ function serverFamily(address: string): 'ipv4' | 'ipv6' | 'cname' {
 /** Agent states in which the overwatch still expects messages: the heartbeat-age series are theirs. */
 const EXPECTED_AGENT_STATES: ReadonlySet<string> = new Set(['live', 'stale', 'unseen'] satisfies readonly (typeof AGENT_STATES)[number][]);
 
+/** A label value as the text format writes it (prom-client's escaping: backslash, newline, double quote). */
+function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+/** Label text of each server record, built at its first scrape or check (a changed server is a new record). */
+const serverLabelTexts = new WeakMap<CheckedServer, string>();
+
 /**
- * A gauge of one series per server, rebuilt by collect() at every scrape and
- * forgotten once the scrape has read it: prom-client keeps a gauge's label
- * sets until the next reset(), which held three series objects and their
- * label keys per server between scrapes (6 MB at 15 000 servers).
+ * The labels of one server's series without braces: region, server and, for a
+ * server bound to a service (an agent's backend), service: two services'
+ * backends on one address and port are two servers, each with its own series.
  */
-class ScrapedGauge<T extends string> extends Gauge<T> {
-  override async get(): Promise<MetricObjectWithValues<MetricValue<T>>> {
-    const metric = await super.get();
-    this.reset();
-    return metric;
+function serverLabelText(s: CheckedServer): string {
+  let text = serverLabelTexts.get(s);
+  if (text === undefined) {
+    text = `region="${escapeLabelValue(s.region)}",server="${escapeLabelValue(s.endpoint)}"`;
+    if (s.service !== null && s.service !== undefined) text += `,service="${escapeLabelValue(s.service)}"`;
+    serverLabelTexts.set(s, text);
+  }
+  return text;
+}
+
+/** The labels object of every value a WrittenMetric hands the registry: one shared empty object (the registry caches its formatting by identity). */
+const NO_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+
+/**
+ * A metric of one series per server (10 000 and more), written by `read`
+ * straight as label text and value, as FoldedHistogram reports its folded
+ * counts: prom-client's Gauge and Counter hash every label set on set() and
+ * inc() and keep the series between scrapes, which cost most of a scrape at
+ * 10 000 servers (bench/metrics-scale.ts). The registry still writes HELP,
+ * TYPE and each line (the label text rides in metricName, so its own label
+ * formatting has nothing to do). Nothing is kept between scrapes.
+ */
+class WrittenMetric extends Gauge<string> {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #type: 'gauge' | 'counter';
+  readonly #read: (emit: (labels: string, value: number) => void) => void;
+
+  constructor(
+    config: { name: string; help: string; labelNames: string[]; registers: Registry[] },
+    type: 'gauge' | 'counter',
+    read: (emit: (labels: string, value: number) => void) => void,
+  ) {
+    super(config);
+    this.#name = config.name;
+    this.#help = config.help;
+    this.#type = type;
+    this.#read = read;
+  }
+
+  /** Returns the series `read` writes now (the registry prefers this method when it exists). */
+  async getForPromString(): Promise<MetricObjectWithValues<MetricValue<string>>> {
+    const name = this.#name;
+    const values: { metricName: string; labels: Readonly<Record<string, string>>; sharedLabels: Readonly<Record<string, string>>; value: number }[] = [];
+    this.#read((labels, value) => values.push({ metricName: `${name}{${labels}}`, labels: NO_LABELS, sharedLabels: NO_LABELS, value }));
+    // prom-client types `type` as an ambient enum that has no runtime value; the string is what it uses.
+    return { name, help: this.#help, type: this.#type, values, aggregator: 'sum' } as unknown as MetricObjectWithValues<MetricValue<string>>;
+  }
+
+  override async get(): Promise<MetricObjectWithValues<MetricValue<string>>> {
+    return this.getForPromString();
   }
 }
 
@@ -213,7 +269,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   // server views are taken once per scrape and every metric sees the same
   // reading; the flag clears on the next microtask.
   let fresh = false;
-  let servers: readonly ServerView[] = [];
+  let servers: readonly ServerState[] = [];
   const refresh = (): void => {
     if (fresh) return;
     fresh = true;
@@ -223,7 +279,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       servers = [];
     });
     fold();
-    servers = overwatch === null ? [] : overwatch.servers();
+    servers = overwatch === null ? [] : overwatch.serverStates();
     pruneChecks();
   };
 
@@ -432,14 +488,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   new Gauge({
     name: 'opengslb_dns_worker_snapshot_generation',
-    help: 'Generation of the snapshot each DNS worker serves.',
+    help: 'Generation of the snapshot each running DNS worker serves; no series for a worker waiting to be restarted (it serves nothing).',
     labelNames: ['worker'],
     registers,
     collect() {
       this.reset();
       if (overwatch === null) return;
       const counters = overwatch.counters;
+      const workers = overwatch.pool.workers;
       for (let w = 0, base = 0; base + COUNTER_STRIDE <= counters.length; w++, base += COUNTER_STRIDE) {
+        // A dead worker's word keeps the generation it last served; its replacement writes its own once it serves.
+        if (workers[w] === null) continue;
         this.set({ worker: String(w) }, Atomics.load(counters, base + COUNTER.SNAPSHOT_GENERATION) >>> 0);
       }
     },
@@ -534,39 +593,46 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   // ---- Servers and health checks
 
-  new ScrapedGauge({
-    name: 'opengslb_server_healthy',
-    help: 'Whether the health checks find a configured server healthy (1) or not (0; unknown counts as 0). Overrides are per domain and not shown here.',
-    labelNames: ['region', 'server'],
-    registers,
-    collect() {
-      refresh();
-      this.reset();
-      for (const s of servers) this.set({ region: s.region, server: formatAddress(s.address, s.port) }, s.healthy ? 1 : 0);
+  // One series per server, written straight out (WrittenMetric): `service` only for a server bound to a service.
+  new WrittenMetric(
+    {
+      name: 'opengslb_server_healthy',
+      help: 'Whether the health checks find a configured server healthy (1) or not (0; unknown counts as 0). Overrides are per domain and not shown here.',
+      labelNames: ['region', 'server', 'service'],
+      registers,
     },
-  });
-  new ScrapedGauge({
-    name: 'opengslb_server_latency_seconds',
-    help: 'Moving average (EMA) of a server\'s health-check round trip; absent until its first successful check.',
-    labelNames: ['region', 'server'],
-    registers,
-    collect() {
+    'gauge',
+    (emit) => {
       refresh();
-      this.reset();
-      for (const s of servers) if (s.latency_ms !== null) this.set({ region: s.region, server: formatAddress(s.address, s.port) }, s.latency_ms / 1000);
+      for (const s of servers) emit(serverLabelText(s.server), s.healthy ? 1 : 0);
     },
-  });
-  new ScrapedGauge({
-    name: 'opengslb_server_latency_samples',
-    help: 'Successful health checks behind a server\'s latency average.',
-    labelNames: ['region', 'server'],
-    registers,
-    collect() {
+  );
+  new WrittenMetric(
+    {
+      name: 'opengslb_server_latency_seconds',
+      help: 'Moving average (EMA) of a server\'s health-check round trip; absent until its first successful check.',
+      labelNames: ['region', 'server', 'service'],
+      registers,
+    },
+    'gauge',
+    (emit) => {
       refresh();
-      this.reset();
-      for (const s of servers) this.set({ region: s.region, server: formatAddress(s.address, s.port) }, s.latency_samples);
+      for (const s of servers) if (s.latencyMs !== null) emit(serverLabelText(s.server), s.latencyMs / 1000);
     },
-  });
+  );
+  new WrittenMetric(
+    {
+      name: 'opengslb_server_latency_samples',
+      help: 'Successful health checks behind a server\'s latency average.',
+      labelNames: ['region', 'server', 'service'],
+      registers,
+    },
+    'gauge',
+    (emit) => {
+      refresh();
+      for (const s of servers) emit(serverLabelText(s.server), s.samples);
+    },
+  );
   new Gauge({
     name: 'opengslb_healthy_servers',
     help: 'Configured servers the health checks find healthy, by region.',
@@ -578,7 +644,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (overwatch === null) return;
       const healthy = new Map<string, number>();
       for (const r of overwatch.config.regions) healthy.set(r.name, 0);
-      for (const s of servers) if (s.healthy) healthy.set(s.region, (healthy.get(s.region) ?? 0) + 1);
+      for (const s of servers) if (s.healthy) healthy.set(s.server.region, (healthy.get(s.server.region) ?? 0) + 1);
       for (const [region, n] of healthy) this.set({ region }, n);
     },
   });
@@ -608,15 +674,32 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
 
-  const checkResults = new Counter({
-    name: 'opengslb_health_check_results_total',
-    help: 'Health-check probes by server and result (success or failure); a probe shared by several servers counts for each.',
-    labelNames: ['region', 'server', 'result'],
-    registers,
-    collect() {
-      refresh();
+  /** One checked server's result counts; both results are served from its first check, so increase() sees the first failure. */
+  interface CheckSeries {
+    readonly region: { region: string };
+    /** The server's label text (serverLabelText). */
+    readonly labels: string;
+    success: number;
+    failure: number;
+  }
+  /** By server key: the key tells apart servers that share labels' values only in part (two services on one address). */
+  const checked = new Map<string, CheckSeries>();
+  new WrittenMetric(
+    {
+      name: 'opengslb_health_check_results_total',
+      help: 'Health-check probes by server and result (success or failure); a probe shared by several servers counts for each.',
+      labelNames: ['region', 'server', 'service', 'result'],
+      registers,
     },
-  });
+    'counter',
+    (emit) => {
+      refresh();
+      for (const c of checked.values()) {
+        emit(`${c.labels},result="success"`, c.success);
+        emit(`${c.labels},result="failure"`, c.failure);
+      }
+    },
+  );
   // By region, not by server: a histogram per server would be a dozen series
   // per server (120 000 at 10 000 servers) in every scrape; the per-server
   // latency is opengslb_server_latency_seconds.
@@ -630,39 +713,31 @@ export function createMetrics(options: MetricsOptions): Metrics {
       refresh();
     },
   });
-  /** Label sets of each checked server's series, by server key, built once per server. */
-  interface CheckLabels {
-    readonly region: { region: string };
-    readonly success: { region: string; server: string; result: 'success' };
-    readonly failure: { region: string; server: string; result: 'failure' };
-  }
-  const checked = new Map<string, CheckLabels>();
-  // Series of servers no longer in the config are dropped, so the label set
-  // stays the configured servers.
+  // Series of servers no longer in the registry (removed by a reload, or an
+  // agent's backend gone) are dropped, on every scrape and on the fold timer,
+  // so the counts held stay the servers there are even when nothing scrapes.
   const pruneChecks = (): void => {
     if (overwatch === null || checked.size === 0) return;
     const current = new Set<string>();
     for (const s of overwatch.registry.servers()) current.add(s.key);
     const regions = new Set(overwatch.config.regions.map((r) => r.name));
-    for (const [key, labels] of checked) {
+    for (const [key, series] of checked) {
       if (current.has(key)) continue;
       checked.delete(key);
-      checkResults.remove(labels.success);
-      checkResults.remove(labels.failure);
-      if (!regions.has(labels.region.region)) checkDuration.remove(labels.region);
+      if (!regions.has(series.region.region)) checkDuration.remove(series.region);
     }
   };
   const onCheck: CheckObserver = (target, result) => {
     try {
       for (const s of target.servers) {
-        let labels = checked.get(s.key);
-        if (labels === undefined) {
-          const { region, endpoint: server } = s;
-          labels = { region: { region }, success: { region, server, result: 'success' }, failure: { region, server, result: 'failure' } };
-          checked.set(s.key, labels);
+        let series = checked.get(s.key);
+        if (series === undefined) {
+          series = { region: { region: s.region }, labels: serverLabelText(s), success: 0, failure: 0 };
+          checked.set(s.key, series);
         }
-        checkResults.inc(result.ok ? labels.success : labels.failure);
-        if (result.latencyMs >= 0 && Number.isFinite(result.latencyMs)) checkDuration.observe(labels.region, result.latencyMs / 1000);
+        if (result.ok) series.success++;
+        else series.failure++;
+        if (result.latencyMs >= 0 && Number.isFinite(result.latencyMs)) checkDuration.observe(series.region, result.latencyMs / 1000);
       }
     } catch {
       // The scheduler's contract: an observer never throws. A bad label is a bug here, not a reason to stop checking.
@@ -924,10 +999,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
         if (b !== null && b !== undefined) decisionFold.setBuffer(i, b);
       }
       source.pool.on('decisions', onDecisions);
-      timer = setInterval(fold, options.foldIntervalMs ?? 60_000);
+      timer = setInterval(() => {
+        fold();
+        pruneChecks();
+      }, options.foldIntervalMs ?? 60_000);
       timer.unref();
     },
     fold,
+    get checkedServers() {
+      return checked.size;
+    },
     close() {
       if (timer !== null) clearInterval(timer);
       timer = null;

@@ -155,7 +155,7 @@ domains:
     config,
     generation: 1,
     pool,
-    servers: () => [],
+    serverStates: () => [],
     registry: { servers: () => [] },
     overrides: () => [],
     healthCounters: () => ({ probes_total: { ok: 0, fail: 0 }, transitions_total: { healthy: 0, unhealthy: 0, unchecked: 0 } }),

@@ -57,7 +57,8 @@ test('counts every health-check result per server, follows the verdicts in the g
   // The first round ran before DNS started: one success each, already counted.
   const first = await scrape(listener.port);
   assert.ok((first.value('opengslb_health_check_results_total', { ...labelsA, result: 'success' }) ?? 0) >= 1);
-  assert.equal(first.value('opengslb_health_check_results_total', { ...labelsA, result: 'failure' }), undefined);
+  // Both results from a server's first check, so increase() over its first failure sees it.
+  assert.equal(first.value('opengslb_health_check_results_total', { ...labelsA, result: 'failure' }), 0);
   assert.ok((first.value('opengslb_health_check_duration_seconds_count', { region: 'web' }) ?? 0) >= 2);
   assert.equal(first.value('opengslb_server_healthy', labelsA), 1);
   assert.equal(first.value('opengslb_healthy_servers', { region: 'web' }), 2);
@@ -92,4 +93,29 @@ test('counts every health-check result per server, follows the verdicts in the g
   assert.equal(after.value('opengslb_server_healthy', labelsB), undefined);
   assert.ok((after.value('opengslb_health_check_results_total', { ...labelsA, result: 'success' }) ?? 0) >= successesA);
   assert.equal(after.value('opengslb_configured_servers'), 1);
+});
+
+test('drops the health-check counts of a removed server on the fold timer, without any scrape', async (t) => {
+  const a = await httpBackend(t);
+  const b = await httpBackend(t);
+  const metrics = createMetrics({ version: 't', loadedAtMs: Date.now(), processMetrics: false, foldIntervalMs: 200 });
+  const config = parseConfigText(yaml(`{ address: ${a.address}, port: ${a.port} }, { address: ${b.address}, port: ${b.port} }`), 'health.yaml');
+  const overwatch = await Overwatch.start(config, quiet, { healthChecks: 'run', onCheck: metrics.onCheck });
+  metrics.attach(overwatch);
+  t.after(async () => {
+    metrics.close();
+    await overwatch.stop(200);
+  });
+  // The first round ran before DNS started: both servers' counts are held.
+  const held = (): number => metrics.checkedServers;
+  assert.equal(held(), 2);
+  const result = await overwatch.reload(parseConfigText(yaml(`{ address: ${a.address}, port: ${a.port} }`), 'health.yaml'));
+  assert.ok(result.ok, result.message);
+  // Nothing scrapes: only the fold timer (200 ms here, a minute by default) can let b go.
+  const started = Date.now();
+  while (held() !== 1) {
+    assert.ok(Date.now() - started < 3000, `b's counts still held after ${Date.now() - started} ms without a scrape`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(held(), 1);
 });

@@ -16,7 +16,7 @@ import { startMetricsServer } from '../../src/metrics/server.ts';
 import type { Overwatch } from '../../src/overwatch/overwatch.ts';
 import { ask, buildQuery, rcodeOf, udpExchange } from '../helpers/dns-client.ts';
 import { startServer } from '../helpers/server.ts';
-import { scrape } from './scrape.ts';
+import { parseExposition, scrape } from './scrape.ts';
 
 const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
 
@@ -238,6 +238,29 @@ test('keeps every count across a worker restart: the new worker carries on in th
   assert.equal(after.value('opengslb_routing_decisions_total', { domain: 'app.example.test', algorithm: 'round-robin' }), 40);
   assert.equal(after.value('opengslb_dns_query_duration_seconds_count', { transport: 'udp' }), 40);
   assert.equal(after.value('opengslb_dns_worker_restarts_total'), 1);
+});
+
+test('a dead DNS worker has no snapshot-generation series until its replacement runs', async (t) => {
+  const { overwatch, metrics } = await start(t);
+  const generation = (text: string, worker: string): number | undefined => parseExposition(text).value('opengslb_dns_worker_snapshot_generation', { worker });
+  const before = await metrics.registry.metrics();
+  assert.equal(generation(before, '0'), 1);
+  assert.equal(generation(before, '1'), 1);
+  // Read when the exit is seen, before the restart (100 ms later at the least): the dead worker serves nothing.
+  let whileDead: Promise<string> | null = null;
+  overwatch.pool.once('worker-exit', () => {
+    whileDead = metrics.registry.metrics();
+  });
+  const restarted = once(overwatch.pool, 'worker-restarted');
+  await overwatch.pool.workers[0]!.terminate();
+  await restarted;
+  assert.ok(whileDead !== null, 'the exit was seen');
+  const dead = await (whileDead as Promise<string>);
+  assert.equal(generation(dead, '0'), undefined, 'no generation for a worker that is not running');
+  assert.equal(generation(dead, '1'), 1);
+  assert.equal(parseExposition(dead).value('opengslb_dns_workers_running'), 1);
+  const after = await metrics.registry.metrics();
+  assert.equal(generation(after, '0'), 1);
 });
 
 test('keeps routing-decision totals when a reload adds more domains than the workers\' buffers hold, and drops removed domains', async (t) => {
