@@ -713,6 +713,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
       refresh();
     },
   });
+  const checkStalled = new Counter({
+    name: 'opengslb_health_check_stalled_total',
+    help: 'Health-check probes in flight while the overwatch\'s main thread stalled (a publish of a big config, a long scrape): their verdict counts, their round trip is left out of the latency average and of opengslb_health_check_duration_seconds.',
+    registers,
+  });
   // Series of servers no longer in the registry (removed by a reload, or an
   // agent's backend gone) are dropped, on every scrape and on the fold timer,
   // so the counts held stay the servers there are even when nothing scrapes.
@@ -737,8 +742,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
         }
         if (result.ok) series.success++;
         else series.failure++;
-        if (result.latencyMs >= 0 && Number.isFinite(result.latencyMs)) checkDuration.observe(series.region, result.latencyMs / 1000);
+        // A round trip measured across a stall of this thread measured the stall, not the backend (as the latency average).
+        if (result.stalled !== true && result.latencyMs >= 0 && Number.isFinite(result.latencyMs)) checkDuration.observe(series.region, result.latencyMs / 1000);
       }
+      if (result.stalled === true) checkStalled.inc();
     } catch {
       // The scheduler's contract: an observer never throws. A bad label is a bug here, not a reason to stop checking.
     }

@@ -196,7 +196,7 @@ test('serves totals above 2^32 out of GET /metrics text, summed over workers', a
   assert.equal(ow.pool.listenerCount('decisions'), 0, 'close() stops listening to the pool');
 });
 
-test('counts health-check results per server and durations per region from the scheduler\'s observer, and never throws', async () => {
+test('counts health-check results per server and durations per region from the scheduler\'s observer, leaves a stalled round trip out of the durations, and never throws', async () => {
   const metrics = createMetrics({ version: 't', loadedAtMs: 0, processMetrics: false });
   const target = {
     key: 'k',
@@ -209,9 +209,12 @@ test('counts health-check results per server and durations per region from the s
   metrics.onCheck(target, { ok: true, latencyMs: 12, reason: '' });
   metrics.onCheck(target, { ok: false, latencyMs: 300, reason: 'timeout' });
   metrics.onCheck(target, { ok: false, latencyMs: Number.NaN, reason: 'refused' });
+  // Measured across a stall of the main thread: counted as a result and as stalled, not as a duration.
+  metrics.onCheck(target, { ok: true, latencyMs: 4000, reason: '', stalled: true });
   const m = parseExposition(await metrics.registry.metrics());
-  assert.equal(m.value('opengslb_health_check_results_total', { region: 'r1', server: '192.0.2.1:80', result: 'success' }), 1);
+  assert.equal(m.value('opengslb_health_check_results_total', { region: 'r1', server: '192.0.2.1:80', result: 'success' }), 2);
   assert.equal(m.value('opengslb_health_check_results_total', { region: 'r2', server: '[2001:db8::1]:8080', result: 'failure' }), 2);
+  assert.equal(m.value('opengslb_health_check_stalled_total', {}), 1);
   assert.equal(m.value('opengslb_health_check_duration_seconds_count', { region: 'r1' }), 2);
   assert.equal(m.value('opengslb_health_check_duration_seconds_sum', { region: 'r1' }), 0.312);
   metrics.close();
