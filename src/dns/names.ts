@@ -17,12 +17,15 @@ export function nameToWire(name: string): Uint8Array {
   let len = 1;
   for (const label of labels) {
     const bytes = Buffer.byteLength(label, 'ascii');
-    if (bytes === 0 || bytes > MAX_LABEL_LEN) {
-      throw new RangeError(`name "${name}": label "${label}" must be 1..${MAX_LABEL_LEN} octets`);
+    if (bytes === 0) {
+      throw new RangeError(`name "${name}" has an empty label (two dots in a row, or a leading dot), expected labels of 1..${MAX_LABEL_LEN} octets`);
+    }
+    if (bytes > MAX_LABEL_LEN) {
+      throw new RangeError(`name "${name}" has a label of ${bytes} octets ("${label}"), expected at most ${MAX_LABEL_LEN} per label`);
     }
     len += bytes + 1;
   }
-  if (len > MAX_NAME_LEN) throw new RangeError(`name "${name}" is ${len} octets in wire form, more than ${MAX_NAME_LEN}`);
+  if (len > MAX_NAME_LEN) throw new RangeError(`name "${name}" is ${len} octets in wire form, expected at most ${MAX_NAME_LEN}`);
   const out = new Uint8Array(len);
   let off = 0;
   for (const label of labels) {

@@ -130,6 +130,11 @@ export class RouteState {
     this.topScore = new Float64Array(L.MAX_ANSWERS_LIMIT);
     // Seeded once per attach; any nonzero state runs through all 2^32 − 1 others.
     this.rng[0] = (Math.random() * 0xffffffff) >>> 0 || 1;
+    // Each record's rotation starts at a random place: started at 0, every
+    // worker's first answer after every snapshot (a reload, an agent's
+    // backend, a key) was the first server, so a name asked less often than
+    // snapshots change went to one server only.
+    for (let r = 0; r < view.recordCount; r++) this.perRecord[r * RS_WORDS + RS_ROTOR] = this.draw() * 4294967296; // stored modulo 2^32
   }
 
   /** A uniform draw in [0, 1) for the weighted policy (xorshift32, Marsaglia 2003). Allocation-free. */
@@ -328,6 +333,9 @@ export function selectMembers(state: RouteState, r: number, out: Int32Array, cli
   const want = u32[rb + L.REC_MAX_ANSWERS];
   if (n === 0) {
     if (state.degradedMode(r) !== L.ALL_DOWN_FALLBACK) return 0;
+    // No region decided these addresses: the counters of the last geolocation answer (another query's) must not count again.
+    state.geoStat = L.NO_SLOT;
+    state.geoFallbackStat = L.NO_SLOT;
     const fallbackStart = u32[rb + L.REC_FALLBACK_START];
     const fallbackCount = u32[rb + L.REC_FALLBACK_COUNT];
     const k = want < fallbackCount ? want : fallbackCount;

@@ -87,4 +87,9 @@ test('answers 400 for a type that is no DNS type and for a name no query can car
   const badName = await call(api.base, 'GET', `/api/v1/explain?name=${'a'.repeat(64)}.example.test`);
   assert.equal(badName.status, 400);
   assert.equal(badName.body.code, 400);
+  assert.match(badName.body.error, /has a label of 64 octets .*, expected at most 63 per label/);
+  // Where and what was expected: the empty label is named as such, not as label "" of a wrong size.
+  const emptyLabel = await call(api.base, 'GET', '/api/v1/explain?name=a..b');
+  assert.equal(emptyLabel.status, 400);
+  assert.equal(emptyLabel.body.error, 'name "a..b" has an empty label (two dots in a row, or a leading dot), expected labels of 1..63 octets');
 });

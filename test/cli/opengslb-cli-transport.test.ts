@@ -13,6 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI, run } from '../helpers/child.ts';
+import { findClientAddress } from '../../src/api/access.ts';
 
 interface Seen {
   readonly method: string;
@@ -130,6 +131,19 @@ test('a plain-text 403 from the allow-list is quoted, with a hint about api.allo
   const r = await run(CLI, ['status', '--api', api.url], { env: env() });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^opengslb-cli: Forbidden \(HTTP 403\)\nhint: .*api\.allowed_networks\n$/);
+});
+
+test('a 403 for proxy headers the API cannot read hints at the proxy, not at api.allowed_networks', async (t) => {
+  // The API's own wording (src/api/server.ts words the 403 from what findClientAddress says).
+  const client = findClientAddress('127.0.0.1', { 'x-forwarded-for': 'unknown' }, true);
+  assert.ok('error' in client);
+  const message = `${client.error}, so the allowlist cannot be checked`;
+  const api = await apiStandIn(t, json(403, { error: message, code: 403 }));
+  const r = await run(CLI, ['status', '--api', api.url], { env: env() });
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.split('\n')[0], `opengslb-cli: ${message} (HTTP 403)`);
+  assert.match(r.stderr, /\nhint: the API trusts proxy headers \(api\.trust_proxy_headers\) and the X-Forwarded-For or X-Real-IP .*without that proxy\n$/);
+  assert.doesNotMatch(r.stderr, /allowed_networks/);
 });
 
 test('a 401 hints at --token and $OPENGSLB_API_TOKEN', async (t) => {

@@ -342,3 +342,30 @@ ${REGIONS}`, 'geo-no-ecs.yaml');
   assert.ok(e.notes.some((n) => n.includes('ecs_enabled is off')), e.notes.join(' | '));
   assert.ok(!e.notes.some((n) => n.includes('carries scope /')), e.notes.join(' | '));
 });
+
+test('a geolocation answer from when_all_down fallback addresses counts no region decision (not the last query\'s, of another domain)', async (t) => {
+  const s = await startServer(t, `
+dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }
+overwatch:
+  geolocation:
+    custom_mappings: [{ cidr: 127.0.0.0/8, region: eu, comment: the source of these queries }]
+regions:
+  - { name: eu, servers: [{ address: 192.0.2.1 }] }
+  - { name: us, servers: [{ address: 198.51.100.1 }] }
+domains:
+  - { name: geo.example.test, routing_algorithm: geolocation, regions: [eu] }
+  - { name: down.example.test, routing_algorithm: geolocation, regions: [us], when_all_down: fallback, fallback: [192.0.2.200] }
+logging: { level: error }
+`, 'geo-fallback.yaml');
+  s.overwatch.setHealth(s.overwatch.slotOf('us', '198.51.100.1', 80) as number, HEALTH_UNHEALTHY);
+  const metrics = createMetrics({ version: 't', loadedAtMs: 0, overwatch: s.overwatch, processMetrics: false });
+  t.after(() => metrics.close());
+  const value = async (labels: Record<string, string>): Promise<number> => parseExposition(await metrics.registry.metrics()).value('opengslb_geo_decisions_total', labels) ?? 0;
+  assert.deepEqual(addresses(await ask(s.port, 'geo.example.test', 'A')), ['192.0.2.1']);
+  const eu = await value({ domain: 'geo.example.test', region: 'eu', match: 'custom_mapping' });
+  assert.equal(eu, 1);
+  for (let i = 0; i < 4; i++) assert.deepEqual(addresses(await ask(s.port, 'down.example.test', 'A')), ['192.0.2.200']);
+  assert.equal(await value({ domain: 'geo.example.test', region: 'eu', match: 'custom_mapping' }), eu, 'the other domain\'s answers leave this series alone');
+  const down = parseExposition(await metrics.registry.metrics()).samples.filter((x) => x.name === 'opengslb_geo_decisions_total' && x.labels.domain === 'down.example.test');
+  assert.equal(down.reduce((sum, x) => sum + x.value, 0), 0, 'a fallback answer decided no region');
+});

@@ -14,6 +14,7 @@ import { startOpengslb } from '../helpers/child.ts';
 import { tempDir } from '../helpers/config-files.ts';
 import { ask, buildQuery, udpExchangeMany, type Decoded } from '../helpers/dns-client.ts';
 import { startServer, type Started } from '../helpers/server.ts';
+import { parseConfigText } from '../../src/config/load.ts';
 
 const NETWORKS = 10_000;
 const STICKY = 'sticky.example.test';
@@ -181,4 +182,34 @@ test('sticky routing', async (t) => {
     }
     assert.deepEqual(answers, before0.slice(0, 2000));
   });
+});
+
+test('a reload that adds a server moves only the networks the new one wins, and removing it brings exactly those back', async (t) => {
+  const yaml = (extra: string): string => `
+dns: { listen_address: "127.0.0.1:0", workers: 2, zones: [example.test] }
+regions:
+  - name: weighted
+    servers:
+${WEIGHTS.map((w, i) => `      - { address: 192.0.2.${i + 1}, weight: ${w} }`).join('\n')}${extra}
+    health_check: { type: none }
+domains:
+  - { name: ${WEIGHTED}, routing_algorithm: sticky, regions: [weighted] }
+logging: { level: error, format: json }
+`;
+  const s = await startServer(t, yaml(''), 'sticky-reload.yaml');
+  const before = await answersFor(s.port, WEIGHTED, 4000);
+  const added = await s.overwatch.reload(parseConfigText(yaml('\n      - { address: 192.0.2.9, weight: 200 }'), 'sticky-reload.yaml'));
+  assert.equal(added.ok, true, added.message);
+  const during = await answersFor(s.port, WEIGHTED, 4000);
+  let moved = 0;
+  for (let i = 0; i < during.length; i++) {
+    if (during[i] === before[i]) continue;
+    moved++;
+    assert.equal(during[i], '192.0.2.9', `network ${network(i)} moved from ${before[i]} to ${during[i]}, not to the new server`);
+  }
+  // The new server has 200 of 1 000 weight: about a fifth of the networks, and only those, move.
+  assert.ok(moved > 4000 * 0.15 && moved < 4000 * 0.25, `${moved} of 4 000 networks moved, expected about 800`);
+  const removed = await s.overwatch.reload(parseConfigText(yaml(''), 'sticky-reload.yaml'));
+  assert.equal(removed.ok, true, removed.message);
+  assert.deepEqual(await answersFor(s.port, WEIGHTED, 4000), before);
 });

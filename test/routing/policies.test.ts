@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
 import { ask } from '../helpers/dns-client.ts';
-import { launchServer, type Started } from '../helpers/server.ts';
+import { launchServer, startServer, type Started } from '../helpers/server.ts';
+import { parseConfigText } from '../../src/config/load.ts';
 
 const YAML = `
 dns:
@@ -162,4 +163,37 @@ describe('routing policies', () => {
     }
     assert.equal((await ask(s.port, 'rr.example.test', 'A')).rcode, 'NOERROR');
   });
+});
+
+test('round-robin does not restart at the first server on every snapshot: answers after each of 24 reloads spread over the servers', async (t) => {
+  // Each reload (or run-time republish: an agent's backend, a key) gives the
+  // workers a new snapshot; a rotor that restarted at 0 there answered the
+  // first server to every worker's first query after it, so a name asked
+  // less often than snapshots change went to one server only.
+  const config = (ttl: number): string => `
+dns:
+  listen_address: "127.0.0.1:0"
+  workers: 2
+  zones: [example.test]
+regions:
+  - name: r3
+    servers: [{ address: 192.0.2.1 }, { address: 192.0.2.2 }, { address: 192.0.2.3 }]
+domains:
+  - { name: rr.example.test, routing_algorithm: round-robin, regions: [r3] }
+  - { name: other.example.test, routing_algorithm: round-robin, regions: [r3], ttl: ${ttl} }
+logging: { level: error }
+`;
+  const s = await startServer(t, config(30));
+  const firsts: string[] = [];
+  for (let i = 0; i < 24; i++) {
+    const generation = s.overwatch.generation;
+    const result = await s.overwatch.reload(parseConfigText(config(31 + i), 'rr.yaml'));
+    assert.equal(result.ok, true, result.message);
+    assert.ok(s.overwatch.generation > generation, 'each reload publishes a new snapshot');
+    const r = await ask(s.port, 'rr.example.test', 'A');
+    firsts.push(((r.answers ?? [])[0] as { data: string }).data);
+  }
+  const counts = tally([firsts]);
+  // Random starting positions: all 24 on one server has odds 3 x 3^-24.
+  assert.ok(counts.size >= 2, `the first answer after each reload: ${JSON.stringify(Object.fromEntries(counts))}`);
 });

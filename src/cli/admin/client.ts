@@ -222,6 +222,11 @@ function forbiddenHint(message: string, url: string): string | null {
     return 'a proxy between here and the API passes on a host name the API does not list: add the name clients use to its api.allowed_hosts and reload it';
   }
   if (message.startsWith('a write from a page of another origin')) return null;
+  // findClientAddress (src/api/access.ts) could not read the client's address: the list was never consulted.
+  if (message.endsWith(', so the allowlist cannot be checked')) {
+    if (message.startsWith('the connection has no peer address')) return null;
+    return 'the API trusts proxy headers (api.trust_proxy_headers) and the X-Forwarded-For or X-Real-IP it got is not one client IP address: make the proxy in front of the API set them to the client\'s address, or reach the API without that proxy';
+  }
   return "this host's address is not in the API's api.allowed_networks";
 }
 
