@@ -1,8 +1,10 @@
-// Cold path. `config validate FILE [--mode MODE] [--json]`, shared by `opengslb` and
-// `opengslb-cli`: runs exactly the loader the server runs at start-up and on
-// reload (includes, ${VAR} expansion, permissions, defaults, cross-checks) and
-// reports a summary or every problem.
+// Cold path. `config validate FILE [--mode MODE] [--environment-file FILE] [--json]`,
+// shared by `opengslb` and `opengslb-cli`: runs exactly the loader the server
+// runs at start-up and on reload (includes, ${VAR} expansion, permissions,
+// defaults, cross-checks) and reports a summary or every problem.
 
+import { readFile } from 'node:fs/promises';
+import { parseEnv } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { RunMode } from '../config/types.ts';
 import { formatProblem, type ConfigProblem } from '../config/problems.ts';
@@ -10,10 +12,10 @@ import type { Environment } from '../config/env.ts';
 import { FlagError, parseFlags } from './args.ts';
 
 /** The command line of the subcommand, for usage texts. */
-export const CONFIG_VALIDATE_USAGE = 'config validate FILE [--mode overwatch|agent] [--json]';
+export const CONFIG_VALIDATE_USAGE = 'config validate FILE [--mode overwatch|agent] [--environment-file FILE] [--json]';
 
 /** What the subcommand does, for its --help. */
-export const CONFIG_VALIDATE_SUMMARY = 'Check FILE and its includes exactly as the server does at start-up and on reload.\n--mode checks it as the server run with that --mode would (it overrides "mode:" in the file).\nPrints a summary (exit 0) or every problem as FILE:LINE:COL: path: message (exit 1);\n--json prints one JSON object instead.';
+export const CONFIG_VALIDATE_SUMMARY = 'Check FILE and its includes exactly as the server does at start-up and on reload.\n--mode checks it as the server run with that --mode would (it overrides "mode:" in the file).\n--environment-file adds the NAME=value lines of a file to the environment ${VAR} is expanded from,\nas the EnvironmentFile= of the unit gives them to the server (/etc/opengslb/opengslb.env).\nPrints a summary (exit 0) or every problem as FILE:LINE:COL: path: message (exit 1);\n--json prints one JSON object instead.';
 
 /** What `--json` prints for a valid config. */
 export interface ValidSummary {
@@ -42,6 +44,27 @@ export function formatConfigError(program: string, err: ConfigError): string {
 }
 
 /**
+ * Checks the words after `config validate` without running it, for the
+ * documentation tests (docs/runbooks/): one FILE, --mode with a mode,
+ * --environment-file with a value, no other flag than --json and --help. Returns null
+ * when it would run, else what is wrong.
+ */
+export function checkConfigValidateLine(rest: readonly string[]): string | null {
+  // --mode and --environment-file take a value, which is not a FILE.
+  const modeAt = rest.indexOf('--mode');
+  const mode = modeAt < 0 ? undefined : rest[modeAt + 1];
+  if (modeAt >= 0 && mode !== 'overwatch' && mode !== 'agent') return `config validate: --mode ${mode ?? ''} is not a mode, expected overwatch or agent`;
+  const envAt = rest.indexOf('--environment-file');
+  if (envAt >= 0 && (rest[envAt + 1] === undefined || rest[envAt + 1].startsWith('-'))) return 'config validate: --environment-file needs a value';
+  const taken = new Set([modeAt, envAt].filter((at) => at >= 0).flatMap((at) => [at, at + 1]));
+  const args = rest.filter((_, i) => !taken.has(i));
+  const files = args.filter((a) => !a.startsWith('-'));
+  const unknown = args.filter((a) => a.startsWith('-') && a !== '--json' && a !== '--help' && a !== '-h');
+  if (unknown.length > 0) return `config validate: unknown flag ${unknown[0]}`;
+  return files.length === 1 ? null : `config validate: expected one FILE, got ${files.length}`;
+}
+
+/**
  * Runs `config validate` with the arguments after "validate"; `program` is
  * the program name every error line begins with. Prints to stdout
  * `FILE: valid (…)` and the files read, or with --json one object
@@ -54,8 +77,9 @@ export async function runConfigValidate(program: string, args: readonly string[]
   let file: string;
   let json: boolean;
   let mode: RunMode | undefined;
+  let envFile: string | undefined;
   try {
-    const { values, positionals } = parseFlags(args, { json: { type: 'boolean' }, mode: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
+    const { values, positionals } = parseFlags(args, { json: { type: 'boolean' }, mode: { type: 'string' }, 'environment-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, true);
     // `opengslb config validate --help` answers as `opengslb-cli config validate --help` does: the usage, exit 0.
     if (values.help === true) {
       io.out(`usage: ${program} ${CONFIG_VALIDATE_USAGE}\n\n${CONFIG_VALIDATE_SUMMARY}\n`);
@@ -70,13 +94,30 @@ export async function runConfigValidate(program: string, args: readonly string[]
       throw new FlagError(`--mode: "${String(values.mode)}" is not a mode, expected overwatch or agent`);
     }
     mode = values.mode as RunMode | undefined;
+    envFile = values['environment-file'] as string | undefined;
   } catch (err) {
     if (!(err instanceof FlagError)) throw err;
     io.err(`${program} config validate: ${err.message}\nusage: ${program} ${CONFIG_VALIDATE_USAGE}\n`);
     return 2;
   }
+  let vars = env;
+  if (envFile !== undefined) {
+    // The server under systemd expands ${VAR} from the unit's EnvironmentFile=, which the
+    // operator's shell does not have: without it a config with ${OPENGSLB_API_TOKEN} fails
+    // here although the service starts.
+    let text: string;
+    try {
+      text = await readFile(envFile, 'utf8');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'EACCES' ? 'permission denied (a unit reads its EnvironmentFile= as root, and /etc/opengslb/opengslb.env is mode 600: run this with sudo)' : e.code === 'ENOENT' ? 'no such file' : e.message;
+      io.err(`${program} config validate: --environment-file ${envFile}: cannot read it: ${why}\n`);
+      return 1;
+    }
+    vars = { ...env, ...(parseEnv(text) as Record<string, string>) };
+  }
   try {
-    const { config, files } = await loadConfig(file, mode === undefined ? { env } : { env, mode });
+    const { config, files } = await loadConfig(file, mode === undefined ? { env: vars } : { env: vars, mode });
     const summary: ValidSummary = {
       mode: config.mode,
       zones: config.dns.zones.length,

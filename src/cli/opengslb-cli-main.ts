@@ -14,7 +14,7 @@ import { dropOutputToClosedPipes } from './closed-pipe.ts';
 import type { Command, Values } from './admin/command.ts';
 import { COMMANDS, GROUPS, UsageError } from './admin/commands.ts';
 import { cliConfigPath, DEFAULT_API, loadCliFile, parseTimeout, resolveApis, tokenProblem } from './admin/endpoints.ts';
-import { CONFIG_VALIDATE_SUMMARY, CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
+import { checkConfigValidateLine, CONFIG_VALIDATE_SUMMARY, CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
 import { packageVersion } from './opengslb-main.ts';
 
 const DEFAULT_TIMEOUT = '5s';
@@ -306,15 +306,7 @@ export function checkCommandLine(argv: readonly string[]): string | null {
   const name = words.join(' ');
   if (name === 'version' || (words.length === 0 && (rest.includes('--version') || rest.includes('--help') || rest.includes('-h')))) return null;
   if (name === 'config validate') {
-    // --mode takes a value, which is not a FILE.
-    const modeAt = rest.indexOf('--mode');
-    const args = modeAt < 0 ? rest : [...rest.slice(0, modeAt), ...rest.slice(modeAt + 2)];
-    const mode = modeAt < 0 ? undefined : rest[modeAt + 1];
-    if (modeAt >= 0 && mode !== 'overwatch' && mode !== 'agent') return `config validate: --mode ${mode ?? ''} is not a mode, expected overwatch or agent`;
-    const files = args.filter((a) => !a.startsWith('-'));
-    const unknown = args.filter((a) => a.startsWith('-') && a !== '--json' && a !== '--help' && a !== '-h');
-    if (unknown.length > 0) return `config validate: unknown flag ${unknown[0]}`;
-    return files.length === 1 ? null : `config validate: expected one FILE, got ${files.length}`;
+    return checkConfigValidateLine(rest);
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (command === undefined) return `unknown command "${name}"`;

@@ -19,7 +19,7 @@ import { ConfigReloader, type ReloadTarget } from '../overwatch/reload.ts';
 import { FlagError, parseFlags } from './args.ts';
 import { dropOutputToClosedPipes } from './closed-pipe.ts';
 import { shutdownOnce } from './shutdown.ts';
-import { CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
+import { checkConfigValidateLine, CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
 
 const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--version] [--help]
        opengslb ${CONFIG_VALIDATE_USAGE}
@@ -58,8 +58,7 @@ const SERVER_FLAGS = {
 export function checkServerCommandLine(argv: readonly string[]): string | null {
   if (argv[0] === 'config') {
     if (argv[1] !== 'validate') return `unknown command "${argv.slice(0, 2).join(' ')}"`;
-    const files = argv.slice(2).filter((a) => !a.startsWith('-'));
-    return files.length === 1 ? null : `config validate: expected one FILE, got ${files.length}`;
+    return checkConfigValidateLine(argv.slice(2));
   }
   try {
     const { values } = parseFlags(normaliseFlags(argv), SERVER_FLAGS, false);

@@ -367,7 +367,7 @@ test('help config validate prints that command\'s usage (exit 0), as config vali
   const viaHelp = await run(CLI, ['help', 'config', 'validate'], { env: env() });
   const viaFlag = await run(CLI, ['config', 'validate', '--help'], { env: env() });
   assert.equal(viaHelp.code, 0, viaHelp.stderr);
-  assert.match(viaHelp.stdout, /^usage: opengslb-cli config validate FILE \[--mode overwatch\|agent\] \[--json\]\n/);
+  assert.match(viaHelp.stdout, /^usage: opengslb-cli config validate FILE \[--mode overwatch\|agent\] \[--environment-file FILE\] \[--json\]\n/);
   assert.equal(viaHelp.stdout, viaFlag.stdout);
 });
 

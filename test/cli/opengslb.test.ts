@@ -644,7 +644,7 @@ test('opengslb-cli config validate exits 1 with every problem for a bad file', a
 test('opengslb config validate --help prints the usage on stdout with exit 0, as opengslb-cli config validate --help does', async () => {
   const server = await run(SERVER, ['config', 'validate', '--help']);
   assert.equal(server.code, 0, server.stderr);
-  assert.match(server.stdout, /^usage: opengslb config validate FILE \[--mode overwatch\|agent\] \[--json\]\n\nCheck FILE and its includes/);
+  assert.match(server.stdout, /^usage: opengslb config validate FILE \[--mode overwatch\|agent\] \[--environment-file FILE\] \[--json\]\n\nCheck FILE and its includes/);
   const cli = await run(CLI, ['config', 'validate', '-h']);
   assert.equal(cli.code, 0, cli.stderr);
   assert.equal(cli.stdout, server.stdout.replace(/^usage: opengslb /, 'usage: opengslb-cli '));

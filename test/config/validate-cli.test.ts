@@ -111,8 +111,35 @@ for (const { program, entry } of entries) {
   test(`${program} config validate exits 2 with the usage when FILE is missing`, async () => {
     const r = await run(entry, ['config', 'validate']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, new RegExp(`^${program} config validate: missing FILE\nusage: ${program} config validate FILE \\[--mode overwatch\\|agent\\] \\[--json\\]\n$`));
+    assert.match(r.stderr, new RegExp(`^${program} config validate: missing FILE\nusage: ${program} config validate FILE \\[--mode overwatch\\|agent\\] \\[--environment-file FILE\\] \\[--json\\]\n$`));
     assert.equal(r.stdout, '');
+  });
+}
+
+// The unit gives the server its secrets through EnvironmentFile=/etc/opengslb/opengslb.env
+// (docs/install.md); the operator's shell has none of them, so a config with
+// ${OPENGSLB_API_TOKEN} failed `config validate` although the service starts with it.
+const WITH_TOKEN = [...MAIN, 'api: { enabled: true, address: "127.0.0.1:0", token: "${OPENGSLB_API_TOKEN}" }'];
+
+for (const { program, entry } of entries) {
+  test(`${program} config validate --environment-file expands \${VAR} from the unit's environment file, as the service gets them`, async (t) => {
+    const dir = await configTree(t, {
+      'main.yaml': WITH_TOKEN,
+      'conf.d/10-regions.yaml': REGIONS,
+      'conf.d/20-domains.yaml': DOMAINS,
+      'opengslb.env': ['# read by systemd before it drops privileges', 'OPENGSLB_API_TOKEN=Zm9yLXRoZS1hcGktMDEyMzQ1Njc4OWFi+/=='],
+    }, 0o640);
+    const env = { ...process.env };
+    delete env.OPENGSLB_API_TOKEN;
+    const shell = await run(entry, ['config', 'validate', 'main.yaml'], { cwd: dir, env });
+    assert.equal(shell.code, 1, shell.stdout);
+    assert.match(shell.stderr, /api\.token: uses \$\{OPENGSLB_API_TOKEN\}, but the environment variable OPENGSLB_API_TOKEN is not set/);
+    const unit = await run(entry, ['config', 'validate', 'main.yaml', '--environment-file', 'opengslb.env'], { cwd: dir, env });
+    assert.equal(unit.code, 0, unit.stderr);
+    assert.match(unit.stdout, /^main\.yaml: valid \(mode overwatch, /);
+    const missing = await run(entry, ['config', 'validate', 'main.yaml', '--environment-file', 'nothing.env'], { cwd: dir, env });
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, `${program} config validate: --environment-file nothing.env: cannot read it: no such file\n`);
   });
 }
 

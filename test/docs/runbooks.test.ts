@@ -57,7 +57,17 @@ function apiRoutes(): [string, RegExp][] {
 
 const PROGRAM = /^(?:sudo (?:-u \S+ )?)?(?:\S*\/)?(opengslb-cli|opengslb)(?= |$)/;
 
-const all = PAGES.flatMap(codeLines);
+/**
+ * A line that runs the program through `sudo sh -c '…; exec [setpriv FLAGS] PROGRAM …'` (the
+ * foreground run with the unit's environment file and user) is checked as the PROGRAM line
+ * it execs.
+ */
+function unwrapped(line: Line): Line {
+  const inner = /^sudo sh -c '(?:[^']*;\s*)?exec (?:setpriv(?: --\S+)+ )?([^']*)'$/.exec(line.text);
+  return inner === null ? line : { where: line.where, text: inner[1] };
+}
+
+const all = PAGES.flatMap(codeLines).map(unwrapped);
 
 test('the checks catch what is wrong: an unknown command, flag or argument count, a server flag, a route', () => {
   assert.equal(checkCommandLine(['servers']), null);
@@ -71,6 +81,15 @@ test('the checks catch what is wrong: an unknown command, flag or argument count
   assert.match(checkServerCommandLine(['--conf', 'x']) ?? '', /--conf/);
   assert.match(checkServerCommandLine(['--mode', 'proxy']) ?? '', /not a mode/);
   assert.ok(apiRoutes().some(([m, p]) => m === 'GET' && p.test('/api/v1/overrides/server/192.0.2.1')));
+  // config validate, the same command in both programs: --environment-file takes a value; Node's own --env-file is not ours.
+  for (const check of [checkCommandLine, checkServerCommandLine]) {
+    assert.equal(check(['config', 'validate', 'c.yaml', '--environment-file', '/etc/opengslb/opengslb.env']), null);
+    assert.match(check(['config', 'validate', 'c.yaml', '--env-file', 'x.env']) ?? '', /unknown flag --env-file/);
+    assert.match(check(['config', 'validate', 'c.yaml', '--environment-file']) ?? '', /--environment-file needs a value/);
+  }
+  const wrapped = unwrapped({ where: 'x', text: "sudo sh -c 'set -a; . /etc/opengslb/opengslb.env; exec setpriv --reuid=opengslb --init-groups /opt/opengslb/bin/opengslb --conf /etc/opengslb/config.yaml'" });
+  assert.equal(wrapped.text, '/opt/opengslb/bin/opengslb --conf /etc/opengslb/config.yaml');
+  assert.match(checkServerCommandLine(shellWords(wrapped.text.replace(PROGRAM, ''))) ?? '', /--conf/);
 });
 
 test('every page of docs/runbooks/ is listed in its README, and every relative link of the runbooks points at a file that exists', () => {
