@@ -78,8 +78,11 @@ export function writeAddresses(ctx: WorkerScratch, off: number, rec: number, own
   const decisions = ctx.decisions;
   if (statId < decisions.length) bump(decisions, statId);
   const policy = u32[rb + L.REC_POLICY];
-  // The answer holds for the network that decided it (RFC 7871 §7.2.1).
-  if (policy === L.POLICY_GEOLOCATION || policy === L.POLICY_STICKY) ctx.ecsScope = route.ecsScope;
+  // The answer holds for the network that decided it (RFC 7871 §7.2.1). A
+  // CNAME chain can hold two decisions (a sticky or geolocation pool, then
+  // its target): both networks hold the client, so the reply holds for the
+  // smaller one, the longer prefix.
+  if ((policy === L.POLICY_GEOLOCATION || policy === L.POLICY_STICKY) && route.ecsScope > ctx.ecsScope) ctx.ecsScope = route.ecsScope;
   if (policy === L.POLICY_GEOLOCATION) {
     if (route.geoStat < decisions.length) bump(decisions, route.geoStat);
     if (route.geoFallbackStat < decisions.length) bump(decisions, route.geoFallbackStat);
