@@ -1,7 +1,7 @@
 // Cold path, main thread. Finds the files an `includes:` entry names: a plain
 // path, or a glob with `*`, `?`, `[...]` and `**` path segments.
 
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { isAbsolute, join, parse, resolve, sep } from 'node:path';
 
 /** Most files one pattern may match; a pattern that matches more is almost certainly a mistake (`/**`). */
@@ -26,7 +26,7 @@ export function hasGlobChars(pattern: string): boolean {
  * segment that is exactly `**` matches zero or more directories. A leading
  * "." is matched only by a segment that starts with "."; symlinked
  * directories are not descended by `**` (no loops). Only regular files (or
- * symlinks to them) match. Returns the matches sorted by code unit, so the
+ * symlinks to them, or symlinks that lead nowhere, which reading reports) match. Returns the matches sorted by code unit, so the
  * order never depends on the file system. Never throws.
  */
 export async function matchGlob(pattern: string, baseDir: string): Promise<GlobResult> {
@@ -90,12 +90,21 @@ async function entries(dir: string): Promise<{ name: string; isDir: boolean; isL
   }
 }
 
-/** Whether `path` is a regular file, following symlinks. */
+/**
+ * Whether `path` is a regular file, following symlinks; or a symlink that
+ * leads to nothing (its target missing, or a loop). That one matches too, so
+ * that reading it reports the broken link: skipped, a fragment linked into
+ * conf.d whose target moved would drop out of the next reload unnoticed.
+ */
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isFile();
   } catch {
-    return false;
+    try {
+      return (await lstat(path)).isSymbolicLink();
+    } catch {
+      return false;
+    }
   }
 }
 

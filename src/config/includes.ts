@@ -4,8 +4,9 @@
 // merge (merge.ts). Every node remembers its file, so problems anywhere in the
 // tree are reported as file:line:col of the file they came from.
 
+import { isUtf8 } from 'node:buffer';
 import { constants } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { lstat, open, readlink, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { Composer, Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, Parser, visit, YAMLParseError } from 'yaml';
 import type { Alias, CST, DocumentOptions, Node, ParseOptions, Scalar, SchemaOptions } from 'yaml';
@@ -42,6 +43,9 @@ export const MAX_ALIAS_NODES = 100_000;
  * a stack overflow instead of a message.
  */
 export const MAX_NESTING_DEPTH = 100;
+
+/** How to include a file that is empty on purpose: a 0-byte file is what an editor's save (truncate, then write) leaves for a moment. */
+const EMPTY_FILE_HINT = 'a file caught between an editor\'s truncate and write? A file meant to be empty holds a comment such as "# nothing yet"';
 
 /** The tags of the YAML 1.2 core schema: the only ones read; any other tag is reported, not ignored. */
 const CORE_TAGS = '!!str, !!int, !!float, !!bool, !!null, !!map and !!seq';
@@ -369,7 +373,9 @@ class SourceReader {
       // load (start-up, every later reload, `config validate`) with it. The fstat below refuses it.
       handle = await open(name, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
     } catch (err) {
-      this.#readProblem(name, site, err);
+      const broken = await brokenLink(name, err);
+      if (broken !== null) this.#problemAt('OPENGSLB_ERR_CONFIG_READ', site, name, `${broken}, expected a readable YAML config file`, true);
+      else this.#readProblem(name, site, err);
       return null;
     }
     try {
@@ -389,7 +395,14 @@ class SourceReader {
         this.#problem('OPENGSLB_ERR_CONFIG_PERMISSIONS', unsafe, true);
         return null;
       }
-      const text = await handle.readFile('utf8');
+      const bytes = await handle.readFile();
+      // Checked on the bytes read, not the size stat gave: the file may have been truncated in between.
+      if (bytes.length === 0) {
+        this.#problemAt('OPENGSLB_ERR_CONFIG_INVALID', site, name, `is empty (0 bytes), expected YAML (${EMPTY_FILE_HINT})`, true);
+        return null;
+      }
+      const text = this.#decode(name, bytes);
+      if (text === null) return null;
       return { text, mode: info.mode & 0o777, real: await realpath(name) };
     } catch (err) {
       this.#readProblem(name, site, err);
@@ -397,6 +410,27 @@ class SourceReader {
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * The text of a file's bytes, which must be UTF-8 (a UTF-8 byte-order mark
+   * is allowed; YAML skips it). Anything else is reported at the line and
+   * column of the first bad byte and gives null: decoding it anyway would turn
+   * each bad byte into U+FFFD, and "café" saved as Latin-1 would be served as
+   * "caf\uFFFD" without a word.
+   */
+  #decode(name: string, bytes: Buffer): string | null {
+    if (isUtf8(bytes)) return bytes.toString('utf8');
+    const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+    const at = utf16 ? 0 : firstNonUtf8(bytes);
+    const before = bytes.subarray(0, at).toString('utf8');
+    const lineStart = before.lastIndexOf('\n') + 1;
+    const pos = { line: before.split('\n').length, col: before.length - lineStart + 1 };
+    const message = utf16
+      ? 'is UTF-16 text (it starts with a UTF-16 byte-order mark), expected a UTF-8 text file (convert it, e.g. iconv -f utf-16 -t utf-8)'
+      : `has the byte 0x${(bytes[at] ?? 0).toString(16).toUpperCase().padStart(2, '0')}, which is not UTF-8, expected a UTF-8 text file (convert it, e.g. iconv -f latin1 -t utf-8)`;
+    this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: name, ...pos, path: '(root)', message }, true);
+    return null;
   }
 
   #readProblem(name: string, site: IncludeSite | undefined, err: unknown): void {
@@ -540,4 +574,52 @@ function tooDeepAt(tokens: readonly CST.Token[]): number {
     }
   }
   return -1;
+}
+
+/**
+ * Offset of the first byte of `bytes` that does not belong to a well-formed
+ * UTF-8 sequence (RFC 3629 §4: no overlong forms, no surrogates, nothing
+ * above U+10FFFF); bytes.length when there is none.
+ */
+function firstNonUtf8(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i] ?? 0;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    // The sequence's length and the range its second byte must be in (the rest: 0x80..0xBF).
+    const [n, lo, hi] = b >= 0xc2 && b <= 0xdf ? [2, 0x80, 0xbf]
+      : b === 0xe0 ? [3, 0xa0, 0xbf]
+      : b === 0xed ? [3, 0x80, 0x9f]
+      : b >= 0xe1 && b <= 0xef ? [3, 0x80, 0xbf]
+      : b === 0xf0 ? [4, 0x90, 0xbf]
+      : b === 0xf4 ? [4, 0x80, 0x8f]
+      : b >= 0xf1 && b <= 0xf3 ? [4, 0x80, 0xbf]
+      : [0, 0, 0];
+    if (n === 0) return i;
+    for (let k = 1; k < n; k++) {
+      const c = bytes[i + k];
+      if (c === undefined || c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += n;
+  }
+  return bytes.length;
+}
+
+/**
+ * What is wrong with `name` when opening it failed with `err` because it is a
+ * symbolic link that leads to nothing ("does not exist" would puzzle whoever
+ * sees it in ls); null when it is not such a link.
+ */
+async function brokenLink(name: string, err: unknown): Promise<string | null> {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'ENOENT' && code !== 'ELOOP') return null;
+  try {
+    if (!(await lstat(name)).isSymbolicLink()) return null;
+    return code === 'ELOOP' ? 'is a symbolic link that loops' : `is a symbolic link to ${await readlink(name)}, which does not exist`;
+  } catch {
+    return null;
+  }
 }

@@ -585,43 +585,10 @@ export class Overwatch {
     // stop() waits only for the reloads queued before it: a later one must not reach the stopped workers and the closed store.
     if (this.#stopping) return refuse('the overwatch is stopping; the reload was not applied');
     if (next.mode !== cur.mode) return refuse(`mode changed from ${cur.mode} to ${next.mode}; a mode change needs a restart`);
-    if (next.dns.listenHost !== cur.dns.listenHost || (next.dns.listenPort !== cur.dns.listenPort && next.dns.listenPort !== 0)) {
-      return refuse('dns.listen_address changed; a new listen address needs a restart');
-    }
-    if (next.dns.workers !== cur.dns.workers) return refuse(`dns.workers changed from ${cur.dns.workers} to ${next.dns.workers}; a new worker count needs a restart`);
-    for (const key of Object.keys(SOCKET_KEY_NAMES) as (keyof typeof SOCKET_KEY_NAMES)[]) {
-      if (next.dns[key] !== cur.dns[key]) return refuse(`${SOCKET_KEY_NAMES[key]} changed; the socket settings are fixed when the workers start, so this needs a restart`);
-    }
-    if (JSON.stringify(next.dns.rrl) !== JSON.stringify(cur.dns.rrl)) return refuse('dns.rrl changed; rate limiting and its shared table are fixed when the workers start, so this needs a restart');
-    if (JSON.stringify(next.dns.cookies) !== JSON.stringify(cur.dns.cookies)) return refuse('dns.cookies changed; the cookie settings and secret are fixed when the workers start, so this needs a restart');
-    if (this.#cookieSecrets !== null && next.dns.cookies.secretFile !== null) {
-      // The same path may hold a new secret: it would be ignored without this.
-      let same: boolean;
-      try {
-        same = this.#cookieSecrets.holdsSecretOf(next.dns.cookies);
-      } catch (err) {
-        return refuse((err as Error).message);
-      }
-      if (!same) return refuse(`the secret in dns.cookies.secret_file (${next.dns.cookies.secretFile}) changed; the cookie secret is fixed when the workers start, so this needs a restart`);
-    }
-    if (next.logging.format !== cur.logging.format) return refuse(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
-    if (next.dataDir !== cur.dataDir) return refuse('overwatch.data_dir changed; a new state directory needs a restart');
-    if (JSON.stringify(next.bus) !== JSON.stringify(cur.bus)) return refuse('overwatch.bus changed; the NATS connection is made at start, so this needs a restart');
-    if (JSON.stringify(next.dnssec.keySync) !== JSON.stringify(cur.dnssec.keySync)) return refuse('overwatch.dnssec.key_sync changed; the key-sync peers and secret are fixed at start, so this needs a restart');
-    if (next.dnssec.enabled !== cur.dnssec.enabled) return refuse(`overwatch.dnssec.enabled changed from ${cur.dnssec.enabled} to ${next.dnssec.enabled}; turning signing on or off needs a restart`);
-    if ((next.gossip === null) !== (cur.gossip === null)) return refuse('overwatch.gossip.encryption_key turned the agent channel on or off; that needs a restart');
-    if (next.gossip !== null && cur.gossip !== null && (next.gossip.bindHost !== cur.gossip.bindHost || (next.gossip.bindPort !== cur.gossip.bindPort && next.gossip.bindPort !== 0))) {
-      return refuse('overwatch.gossip.bind_address changed; the agent channel\'s listeners are fixed at start, so this needs a restart');
-    }
-    for (const [section, a, b] of [['api', cur.api, next.api], ['metrics', cur.metrics, next.metrics]] as const) {
-      if (a.enabled !== b.enabled || a.host !== b.host || (a.port !== b.port && b.port !== 0)) {
-        return refuse(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
-      }
-    }
-    // A new certificate for the same scheme is taken (the reload hands it to the API); HTTP to HTTPS or back is not.
-    if (cur.api.enabled && (next.api.tls === null) !== (cur.api.tls === null)) {
-      return refuse(`api.tls turned ${next.api.tls === null ? 'off' : 'on'}; the API listener's scheme is fixed at start, so this needs a restart`);
-    }
+    const restart = this.#restartNeeded(cur, next);
+    // Every key named at once: an operator who fixed only the first would meet the next at the next reload.
+    if (restart.length === 1) return refuse(restart[0] ?? '');
+    if (restart.length > 1) return refuse(`${restart.length} changes need a restart, so nothing of this reload was applied: ${restart.join('. ')}`);
     // New zones get their key before the snapshot that serves them, but it is
     // stored, held and put on the bus only once that snapshot compiled: a
     // refused reload creates no key.
@@ -669,6 +636,55 @@ export class Overwatch {
     if (failed.length > 0) note += ` (workers ${failed.join(', ')} could not attach it and are restarted on it)`;
     if (geoNote !== null) note += `; ${geoNote}`;
     return { ok: true, generation: snapshot.generation, message: `serving generation ${snapshot.generation}${note}`, servers };
+  }
+
+  /**
+   * What `next` changes that the running overwatch cannot take without a
+   * restart (sockets, listeners, connections and state fixed at start), one
+   * message per change, each naming its key; none when it can be reloaded.
+   * The mode is compared before this: the other sections mean nothing across a mode change.
+   */
+  #restartNeeded(cur: Config, next: Config): string[] {
+    const out: string[] = [];
+    if (next.dns.listenHost !== cur.dns.listenHost || (next.dns.listenPort !== cur.dns.listenPort && next.dns.listenPort !== 0)) {
+      out.push('dns.listen_address changed; a new listen address needs a restart');
+    }
+    if (next.dns.workers !== cur.dns.workers) out.push(`dns.workers changed from ${cur.dns.workers} to ${next.dns.workers}; a new worker count needs a restart`);
+    for (const key of Object.keys(SOCKET_KEY_NAMES) as (keyof typeof SOCKET_KEY_NAMES)[]) {
+      if (next.dns[key] !== cur.dns[key]) out.push(`${SOCKET_KEY_NAMES[key]} changed; the socket settings are fixed when the workers start, so this needs a restart`);
+    }
+    if (JSON.stringify(next.dns.rrl) !== JSON.stringify(cur.dns.rrl)) out.push('dns.rrl changed; rate limiting and its shared table are fixed when the workers start, so this needs a restart');
+    if (JSON.stringify(next.dns.cookies) !== JSON.stringify(cur.dns.cookies)) {
+      out.push('dns.cookies changed; the cookie settings and secret are fixed when the workers start, so this needs a restart');
+    } else if (this.#cookieSecrets !== null && next.dns.cookies.secretFile !== null) {
+      // The same path may hold a new secret: it would be ignored without this.
+      try {
+        if (!this.#cookieSecrets.holdsSecretOf(next.dns.cookies)) {
+          out.push(`the secret in dns.cookies.secret_file (${next.dns.cookies.secretFile}) changed; the cookie secret is fixed when the workers start, so this needs a restart`);
+        }
+      } catch (err) {
+        out.push((err as Error).message);
+      }
+    }
+    if (next.logging.format !== cur.logging.format) out.push(`logging.format changed from ${cur.logging.format} to ${next.logging.format}; a new log format needs a restart`);
+    if (next.dataDir !== cur.dataDir) out.push('overwatch.data_dir changed; a new state directory needs a restart');
+    if (JSON.stringify(next.bus) !== JSON.stringify(cur.bus)) out.push('overwatch.bus changed; the NATS connection is made at start, so this needs a restart');
+    if (JSON.stringify(next.dnssec.keySync) !== JSON.stringify(cur.dnssec.keySync)) out.push('overwatch.dnssec.key_sync changed; the key-sync peers and secret are fixed at start, so this needs a restart');
+    if (next.dnssec.enabled !== cur.dnssec.enabled) out.push(`overwatch.dnssec.enabled changed from ${cur.dnssec.enabled} to ${next.dnssec.enabled}; turning signing on or off needs a restart`);
+    if ((next.gossip === null) !== (cur.gossip === null)) out.push('overwatch.gossip.encryption_key turned the agent channel on or off; that needs a restart');
+    if (next.gossip !== null && cur.gossip !== null && (next.gossip.bindHost !== cur.gossip.bindHost || (next.gossip.bindPort !== cur.gossip.bindPort && next.gossip.bindPort !== 0))) {
+      out.push('overwatch.gossip.bind_address changed; the agent channel\'s listeners are fixed at start, so this needs a restart');
+    }
+    for (const [section, a, b] of [['api', cur.api, next.api], ['metrics', cur.metrics, next.metrics]] as const) {
+      if (a.enabled !== b.enabled || a.host !== b.host || (a.port !== b.port && b.port !== 0)) {
+        out.push(`${section}.enabled or ${section}.address changed; the ${section} listener is fixed at start, so this needs a restart`);
+      }
+    }
+    // A new certificate for the same scheme is taken (the reload hands it to the API); HTTP to HTTPS or back is not.
+    if (cur.api.enabled && (next.api.tls === null) !== (cur.api.tls === null)) {
+      out.push(`api.tls turned ${next.api.tls === null ? 'off' : 'on'}; the API listener's scheme is fixed at start, so this needs a restart`);
+    }
+    return out;
   }
 
   /** Runs `step` after every reload or republish queued before it; a failure does not stop the ones after. */

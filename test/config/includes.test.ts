@@ -4,10 +4,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdir, rename, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
 import { MAX_INCLUDE_DEPTH } from '../../src/config/includes.ts';
-import { configTree } from '../helpers/config-files.ts';
+import { configTree, posixOnly, writeTree } from '../helpers/config-files.ts';
 
 const DNS = ['dns:', '  listen_address: "127.0.0.1:0"'];
 const REGION = (name: string, address: string): string[] => ['regions:', `  - name: ${name}`, `    servers: [{ address: ${address} }]`];
@@ -297,4 +298,38 @@ test('matches ?, [abc] and [!abc] in a glob segment', async (t) => {
   });
   const { config } = await loadConfig(join(dir, 'main.yaml'), { env: {} });
   assert.deepEqual(config.domains.map((d) => d.name), ['a1.example.test', 'b2.example.test', 'c3.example.test']);
+});
+
+// An editor that saves by truncating and then writing leaves the file empty for
+// a moment; a reload (a SIGHUP from a path watcher, say) that reads it then must
+// not take that fragment's domains out of service.
+test('refuses an empty (0-byte) include at its entry instead of merging nothing; a file with only a comment is empty on purpose', async (t) => {
+  const dir = await configTree(t, {
+    'main.yaml': [...DNS, ...REGION('eu-west', '192.0.2.10'), ...DOMAIN('app.example.test', 'eu-west'), 'includes: [conf.d/*.yaml]'],
+    'conf.d/10-shop.yaml': DOMAIN('shop.example.test', 'eu-west'),
+    'conf.d/20-none.yaml': '# nothing here yet\n',
+  });
+  assert.deepEqual((await loadConfig(join(dir, 'main.yaml'), { env: {} })).config.domains.map((d) => d.name), ['app.example.test', 'shop.example.test']);
+  await writeTree(dir, { 'conf.d/10-shop.yaml': '' });
+  assertProblems(await problems(dir), ['main.yaml:8:12: includes[0]: conf.d/10-shop.yaml is empty (0 bytes), expected YAML']);
+  await writeTree(dir, { 'main.yaml': '' });
+  assertProblems(await problems(dir), ['main.yaml: is empty (0 bytes), expected YAML']);
+});
+
+// A fragment linked into conf.d (sites-enabled style) whose target moved away
+// must not silently drop its domains from the next reload.
+test('reports a symlink matched by a glob whose target is missing, or that loops, at the include entry instead of skipping it', posixOnly, async (t) => {
+  const dir = await configTree(t, {
+    'main.yaml': [...DNS, ...REGION('eu-west', '192.0.2.10'), ...DOMAIN('app.example.test', 'eu-west'), 'includes: [conf.d/*.yaml]'],
+    'available/shop.yaml': DOMAIN('shop.example.test', 'eu-west'),
+  });
+  await mkdir(join(dir, 'conf.d'));
+  await symlink('../available/shop.yaml', join(dir, 'conf.d/shop.yaml'));
+  assert.deepEqual((await loadConfig(join(dir, 'main.yaml'), { env: {} })).config.domains.map((d) => d.name), ['app.example.test', 'shop.example.test']);
+  await rename(join(dir, 'available/shop.yaml'), join(dir, 'available/shop.yaml.old'));
+  await symlink('loop.yaml', join(dir, 'conf.d/loop.yaml'));
+  assertProblems(await problems(dir), [
+    'main.yaml:8:12: includes[0]: conf.d/loop.yaml is a symbolic link that loops, expected a readable YAML config file',
+    'main.yaml:8:12: includes[0]: conf.d/shop.yaml is a symbolic link to ../available/shop.yaml, which does not exist, expected a readable YAML config file',
+  ]);
 });

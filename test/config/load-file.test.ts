@@ -127,3 +127,28 @@ test('refuses a FIFO as the config file, an include or an api.tls file instead o
     return true;
   });
 });
+
+// A file saved as Latin-1 or UTF-16 was read with its bad bytes replaced by
+// U+FFFD: "café" in a TXT record was served as "caf\xEF\xBF\xBD", silently.
+test('refuses a file that is not UTF-8 at the line and column of the first bad byte, names UTF-16, and reads a UTF-8 byte-order mark and CRLF line ends', async (t) => {
+  const file = await tempFile(t, 'enc.yaml');
+  const zone = (txt: string): string => `${VALID}dns:\n  zones:\n    - name: example.test\n      records:\n        - 'note TXT "${txt}"'\n`;
+  await writeFile(file, Buffer.concat([Buffer.from(zone('caf').slice(0, -3)), Buffer.from([0xe9]), Buffer.from('"\'\n')]));
+  await chmod(file, 0o600);
+  await assert.rejects(loadConfigFile(file), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.code, 'OPENGSLB_ERR_CONFIG_INVALID');
+    assert.equal(err.message, `${file}:10:25: (root): has the byte 0xE9, which is not UTF-8, expected a UTF-8 text file (convert it, e.g. iconv -f latin1 -t utf-8)`);
+    return true;
+  });
+  await writeFile(file, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(VALID, 'utf16le')]));
+  await assert.rejects(loadConfigFile(file), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.message, `${file}:1:1: (root): is UTF-16 text (it starts with a UTF-16 byte-order mark), expected a UTF-8 text file (convert it, e.g. iconv -f utf-16 -t utf-8)`);
+    return true;
+  });
+  await writeFile(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(zone('café').replaceAll('\n', '\r\n'))]));
+  const config = await loadConfigFile(file);
+  // The record's octets (one latin1 character each) are the UTF-8 of "café".
+  assert.deepEqual(config.dns.zones[0]?.records.map((r) => r.rdata), [{ type: 'TXT', strings: [Buffer.from('café').toString('latin1')] }]);
+});

@@ -9,6 +9,7 @@ import type { TestContext } from 'node:test';
 import type { webcrypto } from 'node:crypto';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import { truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import dnsPacket from 'dns-packet';
@@ -261,6 +262,26 @@ test('refuses a reload that changes the listen address, the mode, dns.rrl or dns
   }
 });
 
+test('a reload that changes several keys that need a restart names every one of them, not just the first, and applies nothing', posixOnly, async (t) => {
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': generation(OLD.prefix, OLD.ttl) }, 0o600);
+  const server = await startOpengslb(t, join(dir, 'main.yaml'));
+  const port = server.port === 65535 ? 65534 : server.port + 1;
+  const main = MAIN.map((l) => l.replace('127.0.0.1:0', `127.0.0.1:${port}`).replace('workers: 2', 'workers: 1').replace('format: json', 'format: text'));
+  await writeTree(dir, { 'main.yaml': [...main, 'metrics: { enabled: true, address: "127.0.0.1:0" }'], 'conf.d/app.yaml': generation(NEW.prefix, NEW.ttl) }, 0o600);
+  const from = server.out.lines.length;
+  server.child.kill('SIGHUP');
+  const line = await server.out.waitFor(/reload (succeeded|failed|refused)/, from);
+  assert.match(line, /reload refused; still serving the previous config/, line);
+  for (const reason of [
+    'dns.listen_address changed; a new listen address needs a restart',
+    'dns.workers changed from 2 to 1; a new worker count needs a restart',
+    'logging.format changed from json to text; a new log format needs a restart',
+    'metrics.enabled or metrics.address changed; the metrics listener is fixed at start, so this needs a restart',
+  ]) assert.ok(line.includes(reason), `${reason}\nmissing from: ${line}`);
+  const reply = await ask(server.port, 'app.example.test', 'A');
+  assert.deepEqual((reply.answers ?? []).map((a) => (a as { ttl?: number }).ttl), [OLD.ttl, OLD.ttl, OLD.ttl, OLD.ttl], 'the old config still answers');
+});
+
 test('a burst of SIGHUPs is folded into at most two reloads that run one after another', posixOnly, async (t) => {
   const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/app.yaml': generation(OLD.prefix, OLD.ttl) }, 0o600);
   const server = await startOpengslb(t, join(dir, 'main.yaml'));
@@ -277,6 +298,29 @@ test('a burst of SIGHUPs is folded into at most two reloads that run one after a
   assert.equal(reloads.at(-1), last);
   const reply = await ask(server.port, 'app.example.test', 'A');
   assert.equal((reply.answers?.[0] as { ttl?: number } | undefined)?.ttl, NEW.ttl);
+});
+
+test('an editor\'s save caught between its truncate and its write fails the reload: the fragment\'s domains keep answering, and the reload after the write takes it', posixOnly, async (t) => {
+  const shop = ['domains:', '  - { name: shop.example.test, regions: [pool], ttl: 77 }'];
+  const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/10-app.yaml': generation(OLD.prefix, OLD.ttl), 'conf.d/20-shop.yaml': shop }, 0o600);
+  const server = await startOpengslb(t, join(dir, 'main.yaml'));
+  // Truncate, as vim (backupcopy=yes), nano or `cat >` do first; a path watcher's SIGHUP arrives now.
+  await truncate(join(dir, 'conf.d/20-shop.yaml'), 0);
+  let from = server.out.lines.length;
+  server.child.kill('SIGHUP');
+  const caught = await server.out.waitFor(/reload (succeeded|failed|refused)/, from);
+  assert.match(caught, /reload failed; still serving the previous config/, caught);
+  assert.ok(caught.includes(`${dir}/main.yaml:9:12: includes[0]: ${dir}/conf.d/20-shop.yaml is empty (0 bytes), expected YAML`), caught);
+  const during = await ask(server.port, 'shop.example.test', 'A');
+  assert.equal(during.rcode, 'NOERROR');
+  assert.deepEqual((during.answers ?? []).map((a) => (a as { ttl?: number }).ttl), [77]);
+  // The write lands; the next reload takes the file as written.
+  await writeTree(dir, { 'conf.d/20-shop.yaml': shop.map((l) => l.replace('ttl: 77', 'ttl: 78')) }, 0o600);
+  from = server.out.lines.length;
+  server.child.kill('SIGHUP');
+  assert.match(await server.out.waitFor(/reload (succeeded|failed|refused)/, from), /reload succeeded/);
+  const after = await ask(server.port, 'shop.example.test', 'A');
+  assert.deepEqual((after.answers ?? []).map((a) => (a as { ttl?: number }).ttl), [78]);
 });
 
 test('a reload whose files are still being read when the server starts stopping is not applied: nothing reaches the stopped overwatch or its closed state store', posixOnly, async (t) => {
