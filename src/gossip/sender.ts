@@ -13,7 +13,8 @@
 //                                                   └─ error/timeout ─► node down, retry with backoff
 
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, isIPv6, type Socket } from 'node:net';
+import { lookup as dnsLookup } from 'node:dns';
+import { connect, isIP, isIPv6, type LookupFunction, type Socket } from 'node:net';
 import { backoffDelayMs, type BackoffPolicy } from '../lib/backoff.ts';
 import type { Keyring } from './envelope.ts';
 import { encodeFrame, FrameReader } from './framing.ts';
@@ -110,6 +111,11 @@ export interface SenderOptions {
   readonly random?: () => number;
   readonly onNodeEvent?: (event: NodeEvent) => void;
   /**
+   * Resolves an overwatch given by host name, for TCP and UDP alike
+   * (node:dns lookup by default; tests make a name resolve to ::1 only).
+   */
+  readonly lookup?: LookupFunction;
+  /**
    * Builds the registration as it is now (the same identity as the one last
    * set, the backends' current states). Each registration is built by it when
    * it goes out, so an overwatch that asks for one, or that answers again
@@ -180,12 +186,22 @@ export class MessageSealer {
   }
 
   /**
-   * Seals one message under the keyring's primary key, signed by the identity
-   * (a registration also by the previous key during a rotation). Returns the
-   * bytes and the sequence number they carry.
+   * Takes the next sequence number for a message whose content is fixed now
+   * but which is sealed later (it waits in a TCP queue): the overwatch orders
+   * an agent's backend states by it, so it must say when the states were
+   * taken, not when they went out.
    */
-  seal(message: OutgoingMessage): { readonly bytes: Buffer; readonly seq: number } {
-    const seq = ++this.#seq;
+  reserve(): number {
+    return ++this.#seq;
+  }
+
+  /**
+   * Seals one message under the keyring's primary key, signed by the identity
+   * (a registration also by the previous key during a rotation), stamped with
+   * the time now and `seq` (one reserve() gave) or the next sequence number.
+   * Returns the bytes and the sequence number they carry.
+   */
+  seal(message: OutgoingMessage, seq: number = ++this.#seq): { readonly bytes: Buffer; readonly seq: number } {
     const identity = this.#identity;
     const full = { ...message, agentId: identity.agentId, seq, timestampMs: this.#now() } as AgentMessage;
     const previous = full.type === 'register' ? (identity.previous?.privateKey ?? null) : null;
@@ -199,6 +215,14 @@ interface Queued {
   readonly message: OutgoingMessage;
   /** Messages with the same key replace each other while waiting (the newest full state wins); null never replaces. */
   readonly key: string | null;
+  /**
+   * The sequence number taken when the message was made (MessageSealer.reserve):
+   * every send and retry of it carries it, so a message that waited in the
+   * queue is older, for the overwatch, than those made after it. Null for a
+   * registration (built when it goes out) and a deregistration: numbered when
+   * they go, and again at a retry.
+   */
+  readonly seq: number | null;
 }
 
 interface InFlight {
@@ -225,6 +249,12 @@ class NodeLink {
   inFlight: InFlight | null = null;
   retryTimer: NodeJS.Timeout | null = null;
   idleTimer: NodeJS.Timeout | null = null;
+  /**
+   * Where datagrams go when the node is a host name: the address its TCP
+   * connection last reached (or, before the first, the name's first lookup
+   * answer), with its family, so they leave on the socket of that family.
+   */
+  udpTarget: { readonly address: string; readonly family: 4 | 6 } | null = null;
 
   constructor(node: OverwatchNode) {
     this.node = node;
@@ -247,6 +277,7 @@ export class GossipSender {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #onNodeEvent: (event: NodeEvent) => void;
+  readonly #lookup: LookupFunction | null;
   readonly #udp4: UdpSocket;
   readonly #udp6: UdpSocket;
   #registration: Omit<RegisterMessage, keyof MessageHeader> | null = null;
@@ -270,6 +301,7 @@ export class GossipSender {
     this.#random = options.random ?? Math.random;
     this.#onNodeEvent = options.onNodeEvent ?? (() => {});
     this.#currentRegistration = options.currentRegistration ?? null;
+    this.#lookup = options.lookup ?? null;
     this.#udp4 = createSocket('udp4');
     this.#udp6 = createSocket('udp6');
     // Send errors (no route, ICMP unreachable) are the UDP path's normal losses; reliability is TCP's job.
@@ -287,7 +319,7 @@ export class GossipSender {
     this.#registrationGeneration++;
     for (const link of this.#links) {
       link.registered = false;
-      this.#enqueue(link, { message: registration, key: REGISTRATION_KEY }, true);
+      this.#enqueue(link, { message: registration, key: REGISTRATION_KEY, seq: null }, true);
     }
   }
 
@@ -301,14 +333,11 @@ export class GossipSender {
     if (this.#closed) return 'udp';
     const sealed = this.#sealer.seal(message);
     if (sealed.bytes.length > this.#udpMaxBytes) {
-      for (const link of this.#links) this.#enqueue(link, { message, key: null }, false);
+      // Each overwatch gets it sealed again when its turn comes, with this number: its states are of now.
+      for (const link of this.#links) this.#enqueue(link, { message, key: null, seq: sealed.seq }, false);
       return 'tcp';
     }
-    for (const link of this.#links) {
-      const socket = isIPv6(link.node.host) ? this.#udp6 : this.#udp4;
-      socket.send(sealed.bytes, link.node.port, link.node.host, () => {});
-      this.#counts.udpSent++;
-    }
+    for (const link of this.#links) this.#sendUdp(link, sealed.bytes);
     return 'udp';
   }
 
@@ -319,7 +348,10 @@ export class GossipSender {
    */
   sendReliable(message: OutgoingMessage, key: string | null = null): void {
     if (this.#closed) return;
-    for (const link of this.#links) this.#enqueue(link, { message, key }, false);
+    // A deregistration says "leaving now": numbered when it goes, so it is above the registration an
+    // overwatch back from an absence gets first (numbered at its making, it was ignored as older).
+    const seq = message.type === 'deregister' ? null : this.#sealer.reserve();
+    for (const link of this.#links) this.#enqueue(link, { message, key, seq }, false);
   }
 
   /** What the sender knows about each overwatch, in overwatch_nodes order. */
@@ -385,6 +417,34 @@ export class GossipSender {
     for (const waiter of [...this.#idleWaiters]) waiter(false);
   }
 
+  /**
+   * One datagram to one overwatch. A host name is sent to the address the
+   * TCP link reached (resolved once before that): the family of the name's
+   * address picks the socket. Handing the name to a udp4 socket resolved it
+   * for IPv4 only, and a name with only an IPv6 address lost every datagram
+   * while TCP worked.
+   */
+  #sendUdp(link: NodeLink, bytes: Buffer): void {
+    this.#counts.udpSent++;
+    const host = link.node.host;
+    const send = (target: { readonly address: string; readonly family: 4 | 6 }): void => {
+      (target.family === 6 ? this.#udp6 : this.#udp4).send(bytes, link.node.port, target.address, () => {});
+    };
+    const target = isIP(host) !== 0 ? { address: host, family: isIPv6(host) ? 6 as const : 4 as const } : link.udpTarget;
+    if (target !== null) {
+      send(target);
+      return;
+    }
+    const lookup = this.#lookup ?? (dnsLookup as unknown as LookupFunction);
+    lookup(host, {}, (err, address, family) => {
+      if (err !== null || this.#closed) return; // not resolved: lost, as a datagram may be
+      const first = Array.isArray(address) ? address[0] : { address, family: family ?? 4 };
+      if (first === undefined) return;
+      link.udpTarget ??= { address: first.address, family: first.family === 6 ? 6 : 4 };
+      send(link.udpTarget);
+    });
+  }
+
   #idle(): boolean {
     return this.#links.every((l) => l.queue.length === 0 && l.inFlight === null);
   }
@@ -418,7 +478,7 @@ export class GossipSender {
     const isRegistration = entry.key === REGISTRATION_KEY;
     // A registration waits in the queue (behind a failure's backoff, an overwatch away): what it says is taken when it goes.
     const message = isRegistration ? (this.#currentRegistration?.() ?? this.#registration ?? entry.message) : entry.message;
-    const { bytes, seq } = this.#sealer.seal(message);
+    const { bytes, seq } = this.#sealer.seal(message, isRegistration || entry.seq === null ? undefined : entry.seq);
     const timer = setTimeout(() => this.#fail(link, `no ack within ${this.#ackTimeoutMs} ms`), this.#ackTimeoutMs);
     link.inFlight = { entry, seq, timer, registration: isRegistration ? this.#registrationGeneration : null };
     socket.write(encodeFrame(bytes));
@@ -426,7 +486,9 @@ export class GossipSender {
   }
 
   #connect(link: NodeLink): Socket {
-    const socket = connect({ host: link.node.host, port: link.node.port, noDelay: true, timeout: this.#connectTimeoutMs });
+    const socket = connect({
+      host: link.node.host, port: link.node.port, noDelay: true, timeout: this.#connectTimeoutMs, ...(this.#lookup === null ? {} : { lookup: this.#lookup }),
+    });
     link.socket = socket;
     // Acks are small; 64 KiB bounds what a confused peer can make us buffer.
     const reader = new FrameReader(65_536);
@@ -435,7 +497,13 @@ export class GossipSender {
     socket.on('timeout', () => {
       if (socket.connecting) socket.destroy(new Error(`connect timed out after ${this.#connectTimeoutMs} ms`));
     });
-    socket.on('connect', () => socket.setTimeout(0));
+    socket.on('connect', () => {
+      socket.setTimeout(0);
+      // Datagrams follow the address TCP reached (a name may resolve to IPv4, IPv6 or both).
+      if (isIP(link.node.host) === 0 && socket.remoteAddress !== undefined) {
+        link.udpTarget = { address: socket.remoteAddress, family: socket.remoteFamily === 'IPv6' ? 6 : 4 };
+      }
+    });
     socket.on('data', (chunk: Buffer) => {
       const frames = reader.push(chunk);
       if (frames === 'too_large') {
@@ -487,7 +555,7 @@ export class GossipSender {
     const leaving = inFlight.entry.message.type === 'deregister';
     // Back after being away (it may have restarted): catch it up with the registration, unless that is what it just took.
     if (previous === 'down' && !leaving && inFlight.entry.key !== REGISTRATION_KEY && this.#registration !== null) {
-      this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY }, true);
+      this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY, seq: null }, true);
     }
     if (ack.status === 'ok' && inFlight.registration === this.#registrationGeneration) link.registered = true;
     if (ack.status === 'ok' && ack.reason !== link.notice) {
@@ -499,8 +567,12 @@ export class GossipSender {
       // To a deregistration: the overwatch does not know this agent, so there is nothing to take out.
       if (this.#registration !== null && !leaving) {
         this.#onNodeEvent({ kind: 'register_requested', node: link.node });
-        this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY }, true);
+        this.#enqueue(link, { message: this.#registration, key: REGISTRATION_KEY, seq: null }, true);
       }
+    } else if (ack.status === 'refused' && inFlight.registration === null && (ack.reason === 'replayed' || ack.reason === 'outside_window')) {
+      // Its number was taken already (a retry whose first send got through, its ack lost) or is far below
+      // what the overwatch has from this agent (it waited in the queue while newer messages went): what it
+      // says is there or superseded. Nothing to report.
     } else if (ack.status === 'refused') {
       this.#counts.refused++;
       const type = inFlight.entry.message.type;

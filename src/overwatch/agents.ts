@@ -23,7 +23,7 @@ import { parseIp } from '../config/ip.ts';
 import type { Config } from '../config/types.ts';
 import { OverwatchChannel, type ChannelCounters, type ChannelEvent, type DropEvent, type RegisterEvent } from '../gossip/channel.ts';
 import { Keyring } from '../gossip/envelope.ts';
-import { MAX_BACKENDS, type BackendCheck, type BackendReport, type HealthUpdateMessage, type HeartbeatMessage, type HostLoad } from '../gossip/messages.ts';
+import { MAX_BACKENDS, type BackendCheck, type BackendReport, type DeregisterMessage, type HealthUpdateMessage, type HeartbeatMessage, type HostLoad } from '../gossip/messages.ts';
 import { GossipReceiver, type ReceiverCounters } from '../gossip/receiver.ts';
 import { agentsWildcard } from '../bus/nats.ts';
 import { BusReceiver } from '../bus/receiver.ts';
@@ -85,6 +85,11 @@ interface AgentBackend {
   problem: { readonly reason: BackendRefusal; readonly detail: string } | null;
   /** Last logged state, for "logged once per transition". */
   state: BackendState | null;
+  /**
+   * Sequence number of the message that set `report` (-1: restored from the
+   * store). Only a message with a higher one changes it (see #applyFull).
+   */
+  seq: number;
 }
 
 /** One agent as the overwatch holds it (the pin is the channel's). */
@@ -109,6 +114,12 @@ interface AgentRecord {
   readonly backends: Map<string, AgentBackend>;
   /** Why it left (deregistered, revoked, removed), for the API. */
   note: string | null;
+  /**
+   * Sequence number of the newest full set applied (registration, full
+   * heartbeat) or deregistration; -1 for none. An older message adds no
+   * backend: the newer full set did not list it.
+   */
+  fullSeq: number;
 }
 
 /** An agent as the API shows it. */
@@ -316,7 +327,7 @@ export class AgentHub {
         onRegister: (e) => this.#onRegister(e),
         onHeartbeat: (e) => this.#onHeartbeat(e),
         onHealthUpdate: (e) => this.#onHealthUpdate(e),
-        onDeregister: (e) => this.#leave(e.message.agentId, 'deregistered', `deregistered: ${e.message.reason}`, e.receivedAtMs),
+        onDeregister: (e) => this.#onDeregister(e),
         onDrop: (e) => this.#onDrop(e),
         onStoreError: (err, agentId) => {
           this.#storeErrors++;
@@ -600,22 +611,34 @@ export class AgentHub {
     const wasGone = agent.state !== 'live' && agent.state !== 'stale';
     if (wasGone || e.firstContact) this.#log.info({ agent: m.agentId, region: m.region, backends: m.backends.length, version: m.version, via: e.source.transport }, 'agent registered');
     this.#touch(agent, e.receivedAtMs, null);
-    // A registration that arrived behind a newer message carries older states: liveness only.
-    if (!e.outOfOrder || wasGone) this.#applyFull(agent, m.backends);
+    // The new baseline; one that arrived behind newer messages changes only what none of them set (#applyFull).
+    this.#applyFull(agent, m.backends, m.seq);
   }
 
   #onHeartbeat(e: ChannelEvent<HeartbeatMessage>): void {
     const agent = this.#record(e.message.agentId, e.pin);
     this.#touch(agent, e.receivedAtMs, e.message.load);
-    if (e.outOfOrder) return;
-    if (e.message.full) this.#applyFull(agent, e.message.backends);
-    else this.#applyDelta(agent, e.message.backends);
+    if (e.message.full) this.#applyFull(agent, e.message.backends, e.message.seq);
+    else this.#applyDelta(agent, e.message.backends, e.message.seq);
   }
 
   #onHealthUpdate(e: ChannelEvent<HealthUpdateMessage>): void {
     const agent = this.#record(e.message.agentId, e.pin);
     this.#touch(agent, e.receivedAtMs, null);
-    if (!e.outOfOrder) this.#applyDelta(agent, e.message.backends);
+    this.#applyDelta(agent, e.message.backends, e.message.seq);
+  }
+
+  #onDeregister(e: ChannelEvent<DeregisterMessage>): void {
+    const m = e.message;
+    // Behind a newer message of this agent (a deregistration of its previous run, delayed past the new
+    // registration): the agent that sent that one is running; taking its backends out would be wrong.
+    if (e.outOfOrder) {
+      this.#log.info({ agent: m.agentId, seq: m.seq, via: e.source.transport }, 'agent deregistration older than a message taken already: ignored');
+      return;
+    }
+    this.#leave(m.agentId, 'deregistered', `deregistered: ${m.reason}`, e.receivedAtMs);
+    const agent = this.#agents.get(m.agentId);
+    if (agent !== undefined) agent.fullSeq = Math.max(agent.fullSeq, m.seq);
   }
 
   #onDrop(e: DropEvent): void {
@@ -648,7 +671,7 @@ export class AgentHub {
     let agent = this.#agents.get(agentId);
     if (agent === undefined) {
       agent = {
-        agentId, region: pin.region, version: '', heartbeatIntervalMs: 0, state: 'unseen', lastSeenMs: 0, persistedSeenMs: 0, heardMono: 0, load: null, backends: new Map(), note: null,
+        agentId, region: pin.region, version: '', heartbeatIntervalMs: 0, state: 'unseen', lastSeenMs: 0, persistedSeenMs: 0, heardMono: 0, load: null, backends: new Map(), note: null, fullSeq: -1,
       };
       this.#agents.set(agentId, agent);
     }
@@ -676,20 +699,35 @@ export class AgentHub {
     if (agent.lastSeenMs - agent.persistedSeenMs >= this.#config.stale.thresholdMs) this.#markDirty(agent);
   }
 
-  /** A registration or a full heartbeat: `reports` is the whole set. Stored when anything changed. */
-  #applyFull(agent: AgentRecord, reports: readonly BackendReport[]): void {
+  /**
+   * A registration or a full heartbeat, sequence number `seq`: `reports` is
+   * the whole set. Stored when anything changed. Ordering, per backend: a
+   * backend's report changes only by a message numbered above the one that
+   * set it, so a message that arrived late (UDP reordering, a TCP queue the
+   * agent flushed after its fresh registration, a duplicate) never puts an
+   * older state back. The agent numbers messages when it makes them (the
+   * states they carry are of then), from its start time × 1 024 after a
+   * restart, so a restarted agent's messages are above its previous run's.
+   */
+  #applyFull(agent: AgentRecord, reports: readonly BackendReport[], seq: number): void {
     const keep = new Set<string>();
     let changed = false;
+    const newest = seq > agent.fullSeq;
     for (const r of reports) {
-      const { id, changed: c } = this.#upsert(agent, r);
+      const normal = normalReport(r);
+      const id = backendId(normal);
       keep.add(id);
-      changed ||= c;
+      const b = agent.backends.get(id);
+      // Not held: a newer full set left it out (or a deregistration came after it).
+      if (b === undefined ? !newest : b.seq >= seq) continue;
+      changed = this.#upsert(agent, normal, seq).changed || changed;
     }
     for (const [id, b] of agent.backends) {
-      if (keep.has(id)) continue;
+      if (keep.has(id) || b.seq >= seq) continue;
       this.#drop(agent, id, b, 'no longer reported by its agent');
       changed = true;
     }
+    if (newest) agent.fullSeq = seq;
     if (changed) this.#markDirty(agent);
   }
 
@@ -698,16 +736,19 @@ export class AgentHub {
    * MAX_BACKENDS_PER_AGENT are not taken (the known ones are still updated,
    * nothing held is dropped): counted, and logged once a minute per agent.
    */
-  #applyDelta(agent: AgentRecord, reports: readonly BackendReport[]): void {
+  #applyDelta(agent: AgentRecord, reports: readonly BackendReport[], seq: number): void {
     let changed = false;
     let ignored = 0;
     for (const r of reports) {
       const normal = normalReport(r);
-      if (agent.backends.size >= MAX_BACKENDS_PER_AGENT && !agent.backends.has(backendId(normal))) {
+      const held = agent.backends.get(backendId(normal));
+      // Older than what set it, or not held and older than the full set that left it out (#applyFull).
+      if (held === undefined ? seq <= agent.fullSeq : held.seq >= seq) continue;
+      if (agent.backends.size >= MAX_BACKENDS_PER_AGENT && held === undefined) {
         ignored++;
         continue;
       }
-      changed = this.#upsert(agent, normal).changed || changed;
+      changed = this.#upsert(agent, normal, seq).changed || changed;
     }
     if (changed) this.#markDirty(agent);
     if (ignored > 0) {
@@ -721,17 +762,18 @@ export class AgentHub {
     }
   }
 
-  /** Takes one report of one backend; returns its id within the agent and whether anything of it changed. */
-  #upsert(agent: AgentRecord, report: BackendReport): { readonly id: string; readonly changed: boolean } {
+  /** Takes one report of one backend from message `seq`; returns its id within the agent and whether anything of it changed. */
+  #upsert(agent: AgentRecord, report: BackendReport, seq: number): { readonly id: string; readonly changed: boolean } {
     const normal = normalReport(report);
     const id = backendId(normal);
     let b = agent.backends.get(id);
     const merged: BackendReport = { ...normal, check: internCheck(normal.check) ?? b?.report.check ?? null };
     const changed = b === undefined || !sameReport(b.report, merged);
     if (b === undefined) {
-      b = { report: merged, serverKey: null, problem: null, state: null };
+      b = { report: merged, serverKey: null, problem: null, state: null, seq };
       agent.backends.set(id, b);
     }
+    b.seq = seq;
     this.#place(agent, b, merged, true);
     return { id, changed };
   }
@@ -869,7 +911,7 @@ export class AgentHub {
     const agent = this.#agents.get(agentId);
     if (agent === undefined) {
       if (state === 'revoked' || state === 'deregistered') {
-        this.#agents.set(agentId, { agentId, region: this.channel.pin(agentId)?.region ?? '', version: '', heartbeatIntervalMs: 0, state, lastSeenMs: nowMs, persistedSeenMs: 0, heardMono: 0, load: null, backends: new Map(), note: reason });
+        this.#agents.set(agentId, { agentId, region: this.channel.pin(agentId)?.region ?? '', version: '', heartbeatIntervalMs: 0, state, lastSeenMs: nowMs, persistedSeenMs: 0, heardMono: 0, load: null, backends: new Map(), note: reason, fullSeq: -1 });
       }
       void this.#forgetStored(agentId);
       return;
@@ -1084,11 +1126,12 @@ export class AgentHub {
         load: null,
         backends: new Map(),
         note: 'restored from the state store',
+        fullSeq: -1,
       };
       this.#agents.set(agent.agentId, agent);
       for (const r of stored.backends) {
         const report: BackendReport = { ...r, check: internCheck(r.check) };
-        const b: AgentBackend = { report, serverKey: null, problem: null, state: null };
+        const b: AgentBackend = { report, serverKey: null, problem: null, state: null, seq: -1 };
         agent.backends.set(backendId(report), b);
         this.#place(agent, b, report, false);
         b.state = 'stale';

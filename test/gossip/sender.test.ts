@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { forgetPreviousIdentity, loadOrCreateAgentIdentity, rotateAgentIdentity, type AgentIdentity } from '../../src/gossip/identity.ts';
 import type { Keyring } from '../../src/gossip/envelope.ts';
-import { buildRegistration, GossipSender, MessageSealer, type NodeEvent, type OverwatchNode } from '../../src/gossip/sender.ts';
+import { buildRegistration, GossipSender, MessageSealer, type NodeEvent, type OverwatchNode, type SenderOptions } from '../../src/gossip/sender.ts';
 import { MemoryStore } from '../../src/state/store.ts';
 import { backend, newIdentity, newKeyring, startOverwatch, tempDir, type TestOverwatch } from './helpers.ts';
 
@@ -223,4 +223,62 @@ test('an overwatch that ends a connection after its message limit is not counted
   assert.equal(overwatch.seen.registers.length, 1, 'no catch-up registration');
   assert.equal(overwatch.seen.deregisters.length, 8);
   assert.equal(sender.counters().failures, 0);
+});
+
+test('an overwatch given by a host name that resolves to an IPv6 address only gets the UDP messages too (sent on the IPv6 socket, to the address TCP reached)', { timeout: 10_000 }, async (t) => {
+  const keyring = newKeyring();
+  const o = await startOverwatch(t, { keyring, tokens: TOKENS, host: '::1' });
+  const { identity } = await newIdentity(t);
+  // "overwatch.test" has only an AAAA record: ::1 (a lookup given to the sender, as /etc/hosts is not ours to edit).
+  const asked: string[] = [];
+  const lookup = ((hostname: string, options: { all?: boolean }, callback: (err: Error | null, address: unknown, family?: number) => void): void => {
+    asked.push(hostname);
+    if (hostname !== 'overwatch.test') {
+      callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), undefined);
+      return;
+    }
+    if (options.all === true) callback(null, [{ address: '::1', family: 6 }]);
+    else callback(null, '::1', 6);
+  }) as unknown as NonNullable<SenderOptions['lookup']>;
+  const sealer = new MessageSealer(keyring, identity);
+  const sender = new GossipSender({ nodes: [{ host: 'overwatch.test', port: o.receiver.port }], keyring, sealer, backoff: FAST, lookup });
+  t.after(() => sender.close());
+  // Before any TCP connection: resolved once; the datagram reaches the overwatch (which does not know the agent yet).
+  const unpinned = o.next('drops');
+  assert.equal(sender.send({ type: 'heartbeat', full: false, backends: [], load: null }), 'udp');
+  const drop = (await unpinned) as { reason: string; source: { transport: string } };
+  assert.deepEqual([drop.reason, drop.source.transport], ['unpinned', 'udp']);
+  // Registered over TCP; heartbeats and health updates over UDP reach it.
+  sender.setRegistration(registration(identity));
+  assert.equal(await sender.flush(5000), true);
+  assert.equal(sender.status()[0].registered, true);
+  const heartbeat = o.next('heartbeats');
+  assert.equal(sender.send({ type: 'heartbeat', full: false, backends: [], load: null }), 'udp');
+  assert.equal(((await heartbeat) as { source: { transport: string; remote: string } }).source.transport, 'udp');
+  const update = o.next('healthUpdates');
+  assert.equal(sender.send({ type: 'health_update', backends: [backend(APP, '192.0.2.10', 80, 'unhealthy')] }), 'udp');
+  const u = (await update) as { source: { transport: string }; message: { backends: { health: string }[] } };
+  assert.deepEqual([u.source.transport, u.message.backends[0].health], ['udp', 'unhealthy']);
+  assert.ok(asked.every((h) => h === 'overwatch.test'), asked.join(', '));
+});
+
+test('a message that waited in the TCP queue keeps the sequence number it was made with: a datagram made after it carries a higher one', { timeout: 10_000 }, async (t) => {
+  const keyring = newKeyring();
+  const o = await startOverwatch(t, { keyring, tokens: TOKENS });
+  const { identity } = await newIdentity(t);
+  const { sender, events } = newSender(t, keyring, identity, [nodeOf(o)]);
+  sender.setRegistration(registration(identity));
+  assert.equal(await sender.flush(5000), true);
+  const many = (n: number) => Array.from({ length: 40 }, (_, i) => backend(APP, `10.${n}.0.${i}`, 8080));
+  // Two large ones: the second waits in the TCP queue for the first one's ack; the small one goes at once over UDP.
+  assert.equal(sender.send({ type: 'heartbeat', full: true, backends: many(1), load: null }), 'tcp');
+  assert.equal(sender.send({ type: 'heartbeat', full: true, backends: many(2), load: null }), 'tcp');
+  assert.equal(sender.send({ type: 'heartbeat', full: false, backends: [], load: null }), 'udp');
+  assert.equal(await sender.flush(5000), true);
+  const seqOf = (pick: (m: { full: boolean; backends: readonly { address: string }[] }) => boolean): number => o.seen.heartbeats.find((e) => pick(e.message))?.message.seq as number;
+  const first = seqOf((m) => m.full && m.backends[0].address === '10.1.0.0');
+  const queued = seqOf((m) => m.full && m.backends[0].address === '10.2.0.0');
+  const small = seqOf((m) => !m.full);
+  assert.ok(first < queued && queued < small, `in the order made: ${first}, ${queued}, ${small}`);
+  assert.deepEqual(events.filter((e) => e.kind === 'refused'), []);
 });

@@ -8,12 +8,15 @@
 import { setTimeout } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
 import { Keyring } from '../../src/gossip/envelope.ts';
-import type { AckMessage } from '../../src/gossip/messages.ts';
+import type { AckMessage, BackendReport } from '../../src/gossip/messages.ts';
+import { buildRegistration, GossipSender, MessageSealer } from '../../src/gossip/sender.ts';
 import type { CheckObserver } from '../../src/health/scheduler.ts';
 import type { ProbeResult } from '../../src/health/types.ts';
 import { createLogger, type Logger } from '../../src/log/logger.ts';
@@ -24,7 +27,7 @@ import { LIVE_EPOCH } from '../../src/snapshot/live-slots.ts';
 import { MemoryStore } from '../../src/state/store.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { ask } from '../helpers/dns-client.ts';
-import { backend, newIdentity, sendTcp, TestAgent, tempDir } from '../gossip/helpers.ts';
+import { backend, newIdentity, sendTcp, sendUdp, TestAgent, tempDir } from '../gossip/helpers.ts';
 
 const APP = 'app.example.test';
 const TOKEN = 'app-token-0123456789abcdef';
@@ -500,3 +503,85 @@ test('a main thread blocked past stale.threshold does not call an agent stale wh
   assert.equal(s.ow.agents?.agent(a.identity.agentId)?.agent.state, 'stale');
   assert.ok(performance.now() - startMs < 1000, `stale ${(performance.now() - startMs).toFixed(0)} ms after the block`);
 });
+
+test('an overwatch back from an absence ends with the agent\'s current states: large health updates queued over TCP while it was away, delivered after the fresh registration, change nothing', async (t) => {
+  // A port nobody listens on yet: the overwatch is away while the agent's states change.
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  const dir = await tempDir(t);
+  const key = randomBytes(32).toString('base64');
+  const keyring = Keyring.fromBase64(key);
+  const { identity } = await newIdentity(t);
+  // 30 backends: a health update listing them all does not fit a datagram and waits in the TCP queue.
+  const addresses = Array.from({ length: 30 }, (_, i) => `192.0.2.${i + 1}`);
+  const states = new Map(addresses.map((a) => [a, 'healthy' as BackendReport['health']]));
+  const reports = (only?: readonly string[]): BackendReport[] => (only ?? addresses).map((a) => backend(APP, a, 80, states.get(a)));
+  const registration = (): ReturnType<typeof buildRegistration> => buildRegistration(identity, { region: 'eu-west', version: 'test', serviceTokens: { [APP]: TOKEN }, heartbeatIntervalMs: 10_000, backends: reports() });
+  const sender = new GossipSender({
+    nodes: [{ host: '127.0.0.1', port }], keyring, sealer: new MessageSealer(keyring, identity), backoff: { initialMs: 20, maxMs: 100 }, currentRegistration: registration,
+  });
+  t.after(() => sender.close());
+  sender.setRegistration(registration());
+  // Away: 192.0.2.1 fails (a large update, queued over TCP), then recovers (a small one over UDP, lost).
+  states.set('192.0.2.1', 'unhealthy');
+  assert.equal(sender.send({ type: 'health_update', backends: reports() }), 'tcp');
+  states.set('192.0.2.1', 'healthy');
+  assert.equal(sender.send({ type: 'health_update', backends: reports(['192.0.2.1']) }), 'udp');
+  const config = parseConfigText(yaml(key).replace('bind_address: "127.0.0.1:0"', `bind_address: "127.0.0.1:${port}"`), join(dir, 'overwatch.yaml'));
+  const registry = new Registry();
+  registry.applyConfig(config);
+  const hub = AgentHub.create({ config, registry, store: new MemoryStore(), logger: quiet });
+  t.after(() => hub.stop());
+  await hub.listen();
+  assert.equal(await sender.flush(10_000), true, 'the registration and the queued update were taken');
+  const first = hub.backends().find((b) => b.address === '192.0.2.1');
+  assert.equal(first?.agent_health, 'healthy', 'the queued update (older than the registration) did not overwrite the current state');
+  assert.equal(hub.backends().filter((b) => b.agent_health === 'healthy').length, 30);
+});
+
+test('each backend changes only by a message newer than the one that set it: a late or reordered update of one backend still applies when a newer message only touched another; an older one of the same backend, a late full set or a late deregistration change nothing; a restarted agent is taken at once', async (t) => {
+  const s = await start(t);
+  const a = await s.agent();
+  const port = s.ow.agents?.receiver?.port as number;
+  const hub = s.ow.agents as AgentHub;
+  const health = (): Record<string, string> => Object.fromEntries(hub.backends().map((b) => [b.address, b.agent_health]));
+  const A = '192.0.2.10';
+  const B = '192.0.2.11';
+  const C = '192.0.2.12';
+  a.seq = 999; // the registration is 1000
+  assert.equal((await s.send(a.seal(a.register([backend(APP, A), backend(APP, B)]))))?.status, 'ok');
+  // Over UDP: B's change (1002) overtakes A's (1001); A's still applies, it is the newest word on A.
+  await sendUdp('127.0.0.1', port, a.seal(a.health([backend(APP, B, 80, 'unhealthy')]), { seq: 1002 }));
+  await waitFor(() => health()[B] === 'unhealthy');
+  await sendUdp('127.0.0.1', port, a.seal(a.health([backend(APP, A, 80, 'unhealthy')]), { seq: 1001 }));
+  await waitFor(() => health()[A] === 'unhealthy');
+  // B recovers (1004); an older report of B (1003, a TCP queue flushed late) does not undo it.
+  await sendUdp('127.0.0.1', port, a.seal(a.health([backend(APP, B)]), { seq: 1004 }));
+  await waitFor(() => health()[B] === 'healthy');
+  assert.equal((await s.send(a.seal(a.health([backend(APP, B, 80, 'unhealthy')]), { seq: 1003 })))?.status, 'ok');
+  // A newer full set (1006) with C; a late full set (1005) without C and with A healthy changes nothing of it.
+  assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, A, 80, 'unhealthy'), backend(APP, B), backend(APP, C)]), { seq: 1006 })))?.status, 'ok');
+  assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, A), backend(APP, B)]), { seq: 1005 })))?.status, 'ok');
+  assert.deepEqual(health(), { [A]: 'unhealthy', [B]: 'healthy', [C]: 'healthy' });
+  // A late deregistration (1007, after a newer heartbeat 1008) does not take the backends out.
+  assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, A, 80, 'unhealthy')], false), { seq: 1008 })))?.status, 'ok');
+  assert.equal((await s.send(a.seal(a.deregister(), { seq: 1007 })))?.status, 'ok');
+  assert.equal(hub.agent(a.identity.agentId)?.agent.state, 'live');
+  assert.deepEqual(health(), { [A]: 'unhealthy', [B]: 'healthy', [C]: 'healthy' });
+  // The agent restarts: its new process numbers from its start time × 1024 (far above), and its registration is the new baseline.
+  a.seq = Date.now() * 1024;
+  assert.equal((await s.send(a.seal(a.register([backend(APP, A), backend(APP, B, 80, 'unhealthy')]))))?.status, 'ok');
+  assert.deepEqual(health(), { [A]: 'healthy', [B]: 'unhealthy' });
+  assert.equal((await s.send(a.seal(a.health([backend(APP, B)]))))?.status, 'ok');
+  assert.deepEqual(health(), { [A]: 'healthy', [B]: 'healthy' });
+});
+
+async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+  const until = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > until) throw new Error('condition not met in time');
+    await setTimeout(10);
+  }
+}
