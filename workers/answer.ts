@@ -27,7 +27,7 @@ import { bump, COUNTER, matrixSlot, TYPE_NONE, typeIndexOf } from '../src/metric
 import { DEGRADED_NONE, selectMembers } from '../src/routing/select.ts';
 import * as L from '../src/snapshot/layout.ts';
 import type { WorkerScratch } from './scratch.ts';
-import { signAddresses, signDenial, signDnskey, signerOf, signNs, signSoa } from './sign-stage.ts';
+import { signAddresses, signDenial, signDnskey, signerOf, signGlue, signNs, signSoa } from './sign-stage.ts';
 
 /** Counter slot per when_all_down mode, indexed by ALL_DOWN_*. */
 const ALL_DOWN_COUNTER = [COUNTER.ALL_DOWN_SERVFAIL, COUNTER.ALL_DOWN_LAST_HEALTHY, COUNTER.ALL_DOWN_ALL, COUNTER.ALL_DOWN_FALLBACK] as const;
@@ -38,6 +38,220 @@ const COPIED_FLAGS = 0x7800 | FLAG.RD | FLAG.CD;
 /** Copies the question from the request to the output; returns the offset after it. */
 export function question(ctx: WorkerScratch): number {
   return copyBytes(ctx.out, 12, ctx.req, 12, ctx.query.questionEnd - 12);
+}
+
+/**
+ * Writes the name src[nameOff, +nameLen) (lower-case wire form, uncompressed,
+ * as the snapshot holds names) at `off`, compressed against the question
+ * (RFC 1035 §4.1.4): its labels up to the longest suffix it shares with the
+ * question name (two labels or more: a pointer is two bytes), then a pointer
+ * to that suffix in the question at 12. Only for names the RFCs let us
+ * compress: owners, and the rdata names of NS, CNAME, SOA, MX and PTR (RFC
+ * 3597 §4); never an RRSIG's signer or an NSEC's next name (RFC 4034 §3.1.7,
+ * §4.1.1), an SRV target (RFC 2782), or any other type's. The question is
+ * matched in lower case (ctx.lower), as names compare case-insensitively.
+ * Returns the new offset. Both names are well-formed: every walk is bounded
+ * by their lengths.
+ */
+export function writeName(ctx: WorkerScratch, off: number, src: Uint8Array, nameOff: number, nameLen: number): number {
+  const q = ctx.lower;
+  const qLen = ctx.query.qnameLen;
+  let n = 0;
+  let p = 0;
+  // Two label walks from the left; at equal suffix lengths, the suffixes may match.
+  while (nameLen - n > 1 && qLen - p > 1) {
+    const nSuffix = nameLen - n;
+    const qSuffix = qLen - p;
+    if (nSuffix > qSuffix) {
+      n += src[nameOff + n] + 1;
+    } else if (qSuffix > nSuffix) {
+      p += q[p] + 1;
+    } else {
+      let i = 0;
+      while (i < nSuffix && src[nameOff + n + i] === q[p + i]) i++;
+      if (i === nSuffix) {
+        off = copyBytes(ctx.out, off, src, nameOff, n);
+        return writeU16(ctx.out, off, 0xc000 | (12 + p));
+      }
+      n += src[nameOff + n] + 1;
+      p += q[p] + 1;
+    }
+  }
+  return copyBytes(ctx.out, off, src, nameOff, nameLen);
+}
+
+/** Length of the uncompressed wire name at src[off]. */
+function nameLength(src: Uint8Array, off: number): number {
+  let o = off;
+  while (src[o] !== 0) o += src[o] + 1;
+  return o + 1 - off;
+}
+
+/**
+ * Appends one RR body from the snapshot (TYPE CLASS TTL RDLENGTH RDATA at
+ * src[at]) with owner pointer `ownerPtr`, the names of its rdata compressed
+ * (writeName) where the type allows it (NS, CNAME, PTR, MX, SOA); any other
+ * type is copied as it is. RDLENGTH is written for what went out. Returns
+ * the new offset.
+ */
+export function writeBody(ctx: WorkerScratch, off: number, src: Uint8Array, at: number, ownerPtr: number): number {
+  const out = ctx.out;
+  const type = (src[at] << 8) | src[at + 1];
+  const rdLen = (src[at + 8] << 8) | src[at + 9];
+  off = writeU16(out, off, 0xc000 | ownerPtr);
+  if (type !== QTYPE.NS && type !== QTYPE.CNAME && type !== QTYPE.PTR && type !== QTYPE.MX && type !== QTYPE.SOA) {
+    return copyBytes(out, off, src, at, 10 + rdLen);
+  }
+  off = copyBytes(out, off, src, at, 8);
+  const rdStart = off + 2;
+  let rd = at + 10;
+  off = rdStart;
+  if (type === QTYPE.MX) {
+    off = copyBytes(out, off, src, rd, 2);
+    rd += 2;
+  }
+  let len = nameLength(src, rd);
+  off = writeName(ctx, off, src, rd, len);
+  if (type === QTYPE.SOA) {
+    rd += len;
+    len = nameLength(src, rd);
+    off = writeName(ctx, off, src, rd, len);
+    // SERIAL REFRESH RETRY EXPIRE MINIMUM.
+    off = copyBytes(out, off, src, rd + len, 20);
+  }
+  writeU16(out, rdStart - 2, off - rdStart);
+  return off;
+}
+
+/** Appends `count` RR bodies back to back from src[at] (writeBody each), owner pointer `ownerPtr`. */
+export function writeBodies(ctx: WorkerScratch, off: number, src: Uint8Array, at: number, count: number, ownerPtr: number): number {
+  for (let i = 0; i < count; i++) {
+    off = writeBody(ctx, off, src, at, ownerPtr);
+    at += 10 + ((src[at + 8] << 8) | src[at + 9]);
+  }
+  return off;
+}
+
+/**
+ * Appends `count` glue RRs from the snapshot (each: owner name uncompressed,
+ * then its body) at `off`: each owner a pointer to the NS record's target
+ * written before with that same name (the NS bodies src[nsSrc], `nsCount`
+ * of them, written from `nsOut` in the output by writeBodies), else
+ * compressed against the question. Returns the new offset.
+ */
+export function writeGlue(ctx: WorkerScratch, off: number, glueSrc: number, count: number, nsSrc: number, nsCount: number, nsOut: number): number {
+  const out = ctx.out;
+  const u8 = ctx.view.u8;
+  let at = glueSrc;
+  for (let i = 0; i < count; i++) {
+    const ownerLen = nameLength(u8, at);
+    const target = nsTargetAt(ctx, u8, at, ownerLen, nsSrc, nsCount, nsOut);
+    off = target >= 0 && target <= 0x3fff ? writeU16(out, off, 0xc000 | target) : writeName(ctx, off, u8, at, ownerLen);
+    at += ownerLen;
+    const bodyLen = 10 + ((u8[at + 8] << 8) | u8[at + 9]);
+    off = copyBytes(out, off, u8, at, bodyLen);
+    at += bodyLen;
+  }
+  return off;
+}
+
+/** The output offset of the rdata of the NS record (of those written from `nsOut`) whose target is the name u8[at, +len), or -1. */
+function nsTargetAt(ctx: WorkerScratch, u8: Uint8Array, at: number, len: number, nsSrc: number, nsCount: number, nsOut: number): number {
+  const out = ctx.out;
+  let s = nsSrc;
+  let o = nsOut;
+  for (let i = 0; i < nsCount; i++) {
+    const srcLen = (u8[s + 8] << 8) | u8[s + 9];
+    if (srcLen === len) {
+      let j = 0;
+      while (j < len && u8[s + 10 + j] === u8[at + j]) j++;
+      if (j === len) return o + 12;
+    }
+    s += 10 + srcLen;
+    o += 12 + ((out[o + 10] << 8) | out[o + 11]);
+  }
+  return -1;
+}
+
+/**
+ * The output offset of the suffix of the name at `ptr` in the output that
+ * follows its first `skip` bytes in uncompressed form (a label boundary):
+ * walks its labels, following compression pointers. For pointing at the
+ * zone apex inside a name that may have been written compressed.
+ */
+function suffixPointer(out: Uint8Array, ptr: number, skip: number): number {
+  let p = ptr;
+  // Each step either skips a label or follows a pointer backwards; 128 labels at most, so bound the walk.
+  for (let steps = 0; skip > 0 && steps < 256; steps++) {
+    const b = out[p];
+    if ((b & 0xc0) === 0xc0) {
+      p = ((b & 0x3f) << 8) | out[p + 1];
+    } else {
+      skip -= b + 1;
+      p += b + 1;
+    }
+  }
+  while ((out[p] & 0xc0) === 0xc0) p = ((out[p] & 0x3f) << 8) | out[p + 1];
+  return p;
+}
+
+/**
+ * Per zone of the snapshot last used: where the SOA's mname and rname meet
+ * the zone apex (the length of the labels before it), -1 when the name is not
+ * under the apex, -2 not yet known. Worked out once per snapshot and zone, so
+ * a negative answer compresses its SOA with two loads (a general writeName
+ * per name cost a NODATA answer about 60 ns more, bench/micro.ts).
+ */
+let soaSplitView: unknown = null;
+let soaSplit = new Int32Array(0);
+
+/** The length of the labels of the name at u8[off] before its suffix at the apex (`apexOff`, `apexLen` bytes), or -1. */
+function apexSplit(u8: Uint8Array, off: number, apexOff: number, apexLen: number): number {
+  let p = 0;
+  const len = nameLength(u8, off);
+  while (len - p > apexLen) p += u8[off + p] + 1;
+  if (len - p !== apexLen) return -1;
+  for (let i = 0; i < apexLen; i++) if (u8[off + p + i] !== u8[apexOff + i]) return -1;
+  return p;
+}
+
+/**
+ * Appends the SOA body of zone `zone` (row at `zb`) with owner pointer
+ * `apexPtr`, which points at the zone apex in the output (the SOA's owner):
+ * mname and rname under the apex are their leading labels and a pointer to
+ * it; others are written by writeName.
+ */
+function writeSoa(ctx: WorkerScratch, off: number, zb: number, zone: number, apexPtr: number): number {
+  const view = ctx.view;
+  const u8 = view.u8;
+  const u32 = view.u32;
+  if (soaSplitView !== view) {
+    soaSplitView = view;
+    soaSplit = new Int32Array(2 * view.zoneCount).fill(-2);
+  }
+  const body = u32[zb + L.ZONE_SOA_OFF];
+  let split = soaSplit[2 * zone];
+  if (split === -2) {
+    const apexOff = u32[view.nodeBase(u32[zb + L.ZONE_NODE]) + L.NODE_NAME_OFF];
+    const apexLen = u32[zb + L.ZONE_APEX_LEN];
+    soaSplit[2 * zone] = split = apexSplit(u8, body + 10, apexOff, apexLen);
+    soaSplit[2 * zone + 1] = apexSplit(u8, body + 10 + nameLength(u8, body + 10), apexOff, apexLen);
+  }
+  const rsplit = soaSplit[2 * zone + 1];
+  if (split < 0 || rsplit < 0) return writeBody(ctx, off, u8, body, apexPtr);
+  const out = ctx.out;
+  off = writeU16(out, off, 0xc000 | apexPtr);
+  off = copyBytes(out, off, u8, body, 8);
+  const rdStart = off + 2;
+  const apexLen = u32[zb + L.ZONE_APEX_LEN];
+  off = copyBytes(out, rdStart, u8, body + 10, split);
+  off = writeU16(out, off, 0xc000 | apexPtr);
+  const rname = body + 10 + split + apexLen;
+  off = copyBytes(out, off, u8, rname, rsplit);
+  off = writeU16(out, off, 0xc000 | apexPtr);
+  off = copyBytes(out, off, u8, rname + rsplit + apexLen, 20);
+  writeU16(out, rdStart - 2, off - rdStart);
+  return off;
 }
 
 /** Answers with the routed A or AAAA records of record `rec`; SERVFAIL when none is answerable. */
@@ -92,9 +306,8 @@ export function writeAddresses(ctx: WorkerScratch, off: number, rec: number, own
   const src = view.u8;
   if (fragLen === 0) {
     // A CNAME pool: one member, its fragment as long as its target name (RDLENGTH at +10).
-    const fo = u32[view.memberBase(picks[0]) + L.MEM_FRAG_OFF];
-    off = writeU16(out, off, 0xc000 | ownerPtr);
-    off = copyBytes(out, off, src, fo + 2, 10 + ((src[fo + 10] << 8) | src[fo + 11]));
+    // The target written compressed (writeBody); the fragment's own pointer owner (+0) is replaced.
+    off = writeBody(ctx, off, src, u32[view.memberBase(picks[0]) + L.MEM_FRAG_OFF] + 2, ownerPtr);
   } else {
     // Fixed-length fragments lie back to back from REC_FRAG_BASE in member
     // order: the member rows themselves are not read (one cache line fewer
@@ -146,10 +359,11 @@ export function writeNegative(
   const u32 = view.u32;
   const out = ctx.out;
   const zb = view.zoneBase(zone);
-  const soaPtr = ownerPtr + nameLen - u32[zb + L.ZONE_APEX_LEN];
-  off = writeU16(out, off, 0xc000 | soaPtr);
-  const body = off;
-  off = copyBytes(out, off, view.u8, u32[zb + L.ZONE_SOA_OFF], u32[zb + L.ZONE_SOA_LEN]);
+  // The name at ownerPtr is the question (uncompressed) or a CNAME target (maybe compressed).
+  const skip = nameLen - u32[zb + L.ZONE_APEX_LEN];
+  const soaPtr = ownerPtr === 12 ? 12 + skip : suffixPointer(out, ownerPtr, skip);
+  const body = off + 2;
+  off = writeSoa(ctx, off, zb, zone, soaPtr);
   writeU32(out, body + 4, u32[zb + L.ZONE_NEG_TTL]);
   ctx.rcode = rcode;
   ctx.ns = 1;
@@ -167,8 +381,7 @@ export function soaAnswer(ctx: WorkerScratch, zone: number): number {
   const view = ctx.view;
   const u32 = view.u32;
   const zb = view.zoneBase(zone);
-  let off = writeU16(ctx.out, question(ctx), 0xc00c);
-  off = copyBytes(ctx.out, off, view.u8, u32[zb + L.ZONE_SOA_OFF], u32[zb + L.ZONE_SOA_LEN]);
+  let off = writeSoa(ctx, question(ctx), zb, zone, 12);
   ctx.rcode = RCODE.NOERROR;
   ctx.an = 1;
   ctx.ns = 0;
@@ -178,23 +391,36 @@ export function soaAnswer(ctx: WorkerScratch, zone: number): number {
   return seal(ctx, off);
 }
 
-/** Answers the apex NS RRset, with A/AAAA glue for in-zone name servers in the additional section. */
+/**
+ * Answers the apex NS RRset, with A/AAAA glue for in-zone name servers in
+ * the additional section (each owner a pointer to its NS target). With DO
+ * on a signed zone, the glue of a name we are authoritative for carries its
+ * RRSIG(s) behind it (RFC 4035 §3.1.1; sign-stage.ts signGlue), which seal()
+ * drops, last first, rather than truncate when they alone do not fit the
+ * client's UDP size.
+ */
 export function nsAnswer(ctx: WorkerScratch, zone: number): number {
   const view = ctx.view;
   const u32 = view.u32;
-  const u8 = view.u8;
-  const out = ctx.out;
   const zb = view.zoneBase(zone);
-  let off = question(ctx);
+  const nsStart = question(ctx);
+  const nsSrc = u32[zb + L.ZONE_NS_OFF];
   const nsCount = u32[zb + L.ZONE_NS_COUNT];
-  off = copyRecords(out, off, u8, u32[zb + L.ZONE_NS_OFF], nsCount, 12);
+  let off = writeBodies(ctx, nsStart, view.u8, nsSrc, nsCount, 12);
   ctx.an = nsCount;
   const signers = signerOf(ctx);
   if (signers !== null) off = signNs(ctx, off, signers);
-  off = copyBytes(out, off, u8, u32[zb + L.ZONE_GLUE_OFF], u32[zb + L.ZONE_GLUE_LEN]);
+  const glueOut = off;
+  const glueSrc = u32[zb + L.ZONE_GLUE_OFF];
+  const glueCount = u32[zb + L.ZONE_GLUE_COUNT];
+  off = writeGlue(ctx, off, glueSrc, glueCount, nsSrc, nsCount, nsStart);
   ctx.rcode = RCODE.NOERROR;
   ctx.ns = 0;
-  ctx.ar = u32[zb + L.ZONE_GLUE_COUNT];
+  ctx.ar = glueCount;
+  if (signers !== null && glueCount > 0) {
+    ctx.optionalFrom = off;
+    off = signGlue(ctx, off, glueSrc, glueOut, glueCount);
+  }
   return seal(ctx, off);
 }
 
@@ -328,12 +554,54 @@ export function seal(ctx: WorkerScratch, off: number): number {
 export function sealWith(ctx: WorkerScratch, off: number, aa: number): number {
   const q = ctx.query;
   let ar = ctx.ar;
+  const optional = ctx.optionalFrom;
+  if (optional >= 0) {
+    ctx.optionalFrom = -1;
+    if (!ctx.tcp) {
+      const dropped = dropOptional(ctx, optional, off);
+      off -= dropped >>> 16;
+      ar -= dropped & 0xffff;
+    }
+  }
   if (q.hasEdns) {
     off = writeOpt(ctx.out, off, q, ctx.req, ctx.rcode, true, ctx.ecsScope, ctx.replyCookie);
     ar++;
   }
   writeHeader(ctx.out, q.id, FLAG.QR | aa | (q.flags & COPIED_FLAGS), ctx.rcode, 1, ctx.an, ctx.ns, ar);
   return finish(ctx, off, ctx.rcode);
+}
+
+/** The most a UDP answer to this query may hold: 512 without EDNS (RFC 1035 §4.2.1), else the client's size within [512, our 1232]. */
+function udpLimit(ctx: WorkerScratch): number {
+  const q = ctx.query;
+  if (!q.hasEdns) return MIN_UDP_PAYLOAD;
+  return q.udpSize < MIN_UDP_PAYLOAD ? MIN_UDP_PAYLOAD : q.udpSize > OUR_UDP_PAYLOAD ? OUR_UDP_PAYLOAD : q.udpSize;
+}
+
+/**
+ * The additional section's RRSIGs from `from` to `end` (each with a pointer
+ * owner) may be left out where they do not fit, the RRsets they cover kept,
+ * without TC (RFC 4035 §3.1.1). Keeps those that fit, in order, with room
+ * for the OPT still to come (measured by writing it once past the end; the
+ * buffer holds a whole TCP message). Returns (bytes dropped << 16) |
+ * records dropped; 0 when it all fits.
+ */
+function dropOptional(ctx: WorkerScratch, from: number, end: number): number {
+  const q = ctx.query;
+  let optLen = 0;
+  if (q.hasEdns) optLen = writeOpt(ctx.out, end, q, ctx.req, ctx.rcode, true, ctx.ecsScope, ctx.replyCookie) - end;
+  const limit = udpLimit(ctx) - optLen;
+  if (end <= limit) return 0;
+  const out = ctx.out;
+  let keep = from;
+  while (keep < end) {
+    const rrLen = 12 + ((out[keep + 10] << 8) | out[keep + 11]);
+    if (keep + rrLen > limit) break;
+    keep += rrLen;
+  }
+  let records = 0;
+  for (let o = keep; o < end; o += 12 + ((out[o + 10] << 8) | out[o + 11])) records++;
+  return ((end - keep) << 16) | records;
 }
 
 /** Counts the reply and, over UDP, replaces an answer too big for the client with a truncated one (TC=1). */
@@ -343,9 +611,7 @@ function finish(ctx: WorkerScratch, len: number, rcode: number): number {
   const q = ctx.query;
   // Without EDNS the limit is 512 (RFC 1035 §4.2.1); with it, the client's
   // size, but never above our 1232 (fragmentation-safe, DNS Flag Day 2020).
-  let limit = MIN_UDP_PAYLOAD;
-  if (q.hasEdns) limit = q.udpSize < MIN_UDP_PAYLOAD ? MIN_UDP_PAYLOAD : q.udpSize > OUR_UDP_PAYLOAD ? OUR_UDP_PAYLOAD : q.udpSize;
-  if (len <= limit) return len;
+  if (len <= udpLimit(ctx)) return len;
   bump(ctx.counters, ctx.counterBase + COUNTER.TRUNCATED);
   // RFC 2181 §9: with TC set the client retries over TCP; send just the
   // question (and OPT) so the truncated reply itself is well-formed.

@@ -135,6 +135,13 @@ export class WorkerScratch {
    * a referral of this packet; not reset per packet, so other answers pay nothing.
    */
   cutOff = 0;
+  /**
+   * Where the answer's droppable tail starts in the output (the RRSIGs of
+   * additional-section glue, RFC 4035 §3.1.1), -1 for none: set by nsAnswer
+   * (./answer.ts) just before seal(), which reads it and puts -1 back, so
+   * other answers pay one load.
+   */
+  optionalFrom = -1;
   /** The answer's rcode and section counts, as the builder wrote them (additional without the OPT). */
   rcode = 0;
   an = 0;

@@ -69,20 +69,26 @@ function appendRrsig(ctx: WorkerScratch, off: number, key: SignerKey, ownerPtr: 
   return end;
 }
 
+/** The section an RRSIG is counted in (appendRrsigs). */
+const ANSWER = 0;
+const AUTHORITY = 1;
+const ADDITIONAL = 2;
+
 /**
  * Appends one RRSIG of ctx.rrset per key of `keys` (appendRrsig; ctx.rrset
- * stays as it is across them), counted in ctx.ns when `authority`, else in
- * ctx.an. Returns the new offset. An indexed loop over a one- or two-key
+ * stays as it is across them), counted in ctx.an, ctx.ns or ctx.ar by
+ * `section` (ANSWER, AUTHORITY, ADDITIONAL). Returns the new offset. An indexed loop over a one- or two-key
  * array: no allocation, and the one-key case costs what one appendRrsig did
  * (bench/handle-query.bench.ts, signed headline: median 666 ns before the
  * loop, 573-585 ns with it, on a loaded 2-core box; 0.3 B/op both).
  */
-function appendRrsigs(ctx: WorkerScratch, off: number, keys: readonly SignerKey[], ownerPtr: number, ttlSec: number, authority: boolean): number {
+function appendRrsigs(ctx: WorkerScratch, off: number, keys: readonly SignerKey[], ownerPtr: number, ttlSec: number, section: number): number {
   for (let i = 0; i < keys.length; i++) {
     const end = appendRrsig(ctx, off, keys[i], ownerPtr, ttlSec);
     if (end === off) continue;
-    if (authority) ctx.ns++;
-    else ctx.an++;
+    if (section === ANSWER) ctx.an++;
+    else if (section === AUTHORITY) ctx.ns++;
+    else ctx.ar++;
     off = end;
   }
   return off;
@@ -114,7 +120,7 @@ export function signAddresses(ctx: WorkerScratch, off: number, signers: ZoneSign
     // REC_FRAG_LEN 0 (a CNAME pool): each fragment carries its own RDLENGTH.
     rrset.add(u8, fo + 12, rdataLen >= 0 ? rdataLen : (u8[fo + 10] << 8) | u8[fo + 11]);
   }
-  return appendRrsigs(ctx, off, signers.data, ownerPtr, -1, false);
+  return appendRrsigs(ctx, off, signers.data, ownerPtr, -1, ANSWER);
 }
 
 /** Fills ctx.rrset with the zone's SOA (owner: the apex node). */
@@ -145,7 +151,7 @@ function bodiesAtNode(ctx: WorkerScratch, node: number, type: number, src: numbe
 /** Signs the apex SOA answer just written (owner pointer 12). Adds the RRSIG(s) to ctx.an. */
 export function signSoa(ctx: WorkerScratch, off: number, signers: ZoneSigners): number {
   soaRrset(ctx, ctx.view.zoneBase(ctx.zone));
-  return appendRrsigs(ctx, off, signers.data, 12, -1, false);
+  return appendRrsigs(ctx, off, signers.data, 12, -1, ANSWER);
 }
 
 /** Signs the apex NS RRset just written (owner pointer 12). Adds the RRSIG(s) to ctx.an. */
@@ -153,7 +159,7 @@ export function signNs(ctx: WorkerScratch, off: number, signers: ZoneSigners): n
   const u32 = ctx.view.u32;
   const zb = ctx.view.zoneBase(ctx.zone);
   bodiesRrset(ctx, zb, QTYPE.NS, u32[zb + L.ZONE_NS_OFF], u32[zb + L.ZONE_NS_COUNT]);
-  return appendRrsigs(ctx, off, signers.data, 12, -1, false);
+  return appendRrsigs(ctx, off, signers.data, 12, -1, ANSWER);
 }
 
 /**
@@ -164,7 +170,7 @@ export function signDnskey(ctx: WorkerScratch, off: number, signers: ZoneSigners
   const u32 = ctx.view.u32;
   const zb = ctx.view.zoneBase(ctx.zone);
   bodiesRrset(ctx, zb, DNSSEC_TYPE.DNSKEY, u32[zb + L.ZONE_DNSKEY_OFF], u32[zb + L.ZONE_DNSKEY_COUNT]);
-  return appendRrsigs(ctx, off, signers.dnskey, 12, -1, false);
+  return appendRrsigs(ctx, off, signers.dnskey, 12, -1, ANSWER);
 }
 
 /**
@@ -175,7 +181,107 @@ export function signStatic(ctx: WorkerScratch, off: number, signers: ZoneSigners
   const u32 = ctx.view.u32;
   const rb = ctx.view.rrsetBase(rs);
   bodiesAtNode(ctx, node, u32[rb + L.RS_TYPE], u32[rb + L.RS_OFF], u32[rb + L.RS_COUNT]);
-  return appendRrsigs(ctx, off, signers.data, ownerPtr, -1, false);
+  return appendRrsigs(ctx, off, signers.data, ownerPtr, -1, ANSWER);
+}
+
+/**
+ * Signs the glue of an apex NS answer just written: `count` RRs from
+ * `glueOut` in the output, written from the zone's glue at `glueSrc` in the
+ * snapshot (ZONE_GLUE_OFF; owner names uncompressed there). Each RRset of them (one
+ * owner and type; the first RR of it leads) whose owner is a name of ours
+ * with that RRset as its authoritative data (a static A/AAAA record or a
+ * name server's static addresses; not below a delegation, not a GSLB
+ * domain's routed set) in a signed zone gets its RRSIG(s) by that zone's
+ * keys, from the same cache as an answer for it (same owner, type, TTL and
+ * rdata: one cache entry), owner a pointer to the glue RR's owner. Added to
+ * ctx.ar; nothing for glue we are not authoritative for. Cost only with DO.
+ */
+export function signGlue(ctx: WorkerScratch, off: number, glueSrc: number, glueOut: number, count: number): number {
+  const view = ctx.view;
+  const u8 = view.u8;
+  const out = ctx.out;
+  let at = glueSrc;
+  let o = glueOut;
+  for (let i = 0; i < count; i++) {
+    const ownerLen = nameLength(u8, at);
+    const body = at + ownerLen;
+    const type = (u8[body] << 8) | u8[body + 1];
+    const next = body + 10 + ((u8[body + 8] << 8) | u8[body + 9]);
+    const ownerOut = o;
+    o = skipName(out, o);
+    o += 10 + ((out[o + 8] << 8) | out[o + 9]);
+    if (!firstOfRrset(u8, glueSrc, at, ownerLen, type)) {
+      at = next;
+      continue;
+    }
+    const node = view.findNode(u8, at, ownerLen);
+    const keys = node < 0 ? null : glueSigners(ctx, node, type);
+    if (keys !== null) {
+      const ttl = ((u8[body + 4] << 24) | (u8[body + 5] << 16) | (u8[body + 6] << 8) | u8[body + 7]) >>> 0;
+      resetAtNode(ctx, node, type, ttl);
+      // This RR and every later one of the same owner and type.
+      for (let j = i, g = at; j < count; j++) {
+        const gLen = nameLength(u8, g);
+        const gBody = g + gLen;
+        const rdLen = (u8[gBody + 8] << 8) | u8[gBody + 9];
+        if (gLen === ownerLen && ((u8[gBody] << 8) | u8[gBody + 1]) === type && sameBytes(u8, g, at, gLen)) ctx.rrset.add(u8, gBody + 10, rdLen);
+        g = gBody + 10 + rdLen;
+      }
+      off = appendRrsigs(ctx, off, keys, ownerOut, -1, ADDITIONAL);
+    }
+    at = next;
+  }
+  return off;
+}
+
+/**
+ * The data keys that sign node `node`'s RRset of `type` (A or AAAA) when it
+ * is authoritative static data of a signed zone of ours, else null.
+ */
+function glueSigners(ctx: WorkerScratch, node: number, type: number): readonly SignerKey[] | null {
+  const view = ctx.view;
+  const u32 = view.u32;
+  const nb = view.nodeBase(node);
+  if ((u32[nb + L.NODE_FLAGS] & L.NODE_FLAG_CUT) !== 0) return null;
+  const zone = u32[nb + L.NODE_ZONE];
+  const signers = zone < ctx.signers.length ? ctx.signers[zone] : null;
+  if (signers === null) return null;
+  const rec = u32[nb + (type === QTYPE.A ? L.NODE_REC_A : L.NODE_REC_AAAA)];
+  if (rec !== 0) return u32[view.recordBase(rec - 1) + L.REC_POLICY] === L.POLICY_STATIC ? signers.data : null;
+  return view.findRrset(node, type) >= 0 ? signers.data : null;
+}
+
+/** Whether no glue RR before the one at `at` (from `start`) has the same owner (`len` bytes) and type. */
+function firstOfRrset(u8: Uint8Array, start: number, at: number, len: number, type: number): boolean {
+  for (let g = start; g < at;) {
+    const gLen = nameLength(u8, g);
+    const gBody = g + gLen;
+    if (gLen === len && ((u8[gBody] << 8) | u8[gBody + 1]) === type && sameBytes(u8, g, at, len)) return false;
+    g = gBody + 10 + ((u8[gBody + 8] << 8) | u8[gBody + 9]);
+  }
+  return true;
+}
+
+function sameBytes(u8: Uint8Array, a: number, b: number, len: number): boolean {
+  for (let i = 0; i < len; i++) if (u8[a + i] !== u8[b + i]) return false;
+  return true;
+}
+
+/** Length of the uncompressed wire name at src[off]. */
+function nameLength(src: Uint8Array, off: number): number {
+  let o = off;
+  while (src[o] !== 0) o += src[o] + 1;
+  return o + 1 - off;
+}
+
+/** The offset after the (possibly compressed) name at out[off]. */
+function skipName(out: Uint8Array, off: number): number {
+  let o = off;
+  while (out[o] !== 0) {
+    if ((out[o] & 0xc0) === 0xc0) return o + 2;
+    o += out[o] + 1;
+  }
+  return o + 1;
 }
 
 /**
@@ -193,7 +299,7 @@ export function signDenial(
   const zb = ctx.view.zoneBase(ctx.zone);
   const negTtl = ctx.view.u32[zb + L.ZONE_NEG_TTL];
   soaRrset(ctx, zb);
-  const end = appendRrsigs(ctx, off, signers.data, soaPtr, negTtl, true);
+  const end = appendRrsigs(ctx, off, signers.data, soaPtr, negTtl, AUTHORITY);
   return appendNsec(ctx, end, signers, node, name, nameOff, nameLen, ownerPtr, negTtl);
 }
 
@@ -235,7 +341,7 @@ function appendNsec(ctx: WorkerScratch, off: number, signers: ZoneSigners, node:
   const end = writeNsec(ctx.out, off, ownerPtr, ttlSec, ctx.nsec, 0, rdataLen);
   if (end < 0) return off;
   ctx.ns++;
-  return appendRrsigs(ctx, end, signers.data, ownerPtr, -1, true);
+  return appendRrsigs(ctx, end, signers.data, ownerPtr, -1, AUTHORITY);
 }
 
 /**
@@ -258,7 +364,7 @@ export function dnssecTypeRecords(ctx: WorkerScratch, off: number, signers: Zone
     off = end;
     if (!dnssecOk) return off;
   }
-  return appendRrsigs(ctx, off, signers.data, 12, -1, false);
+  return appendRrsigs(ctx, off, signers.data, 12, -1, ANSWER);
 }
 
 /**

@@ -11,9 +11,9 @@
 // Like answer.ts: synchronous, no allocation, every loop bounded.
 
 import { QTYPE, RCODE } from '../src/dns/constants.ts';
-import { copyBytes, copyRecords, writeU16, writeU32 } from '../src/dns/write.ts';
+import { copyBytes, writeU16, writeU32 } from '../src/dns/write.ts';
 import * as L from '../src/snapshot/layout.ts';
-import { errorReply, negative, question, seal, sealWith, writeAddresses, writeNegative } from './answer.ts';
+import { errorReply, negative, question, seal, sealWith, writeAddresses, writeBodies, writeGlue, writeNegative } from './answer.ts';
 import type { WorkerScratch } from './scratch.ts';
 import { dnssecTypeRecords, signerOf, signReferral, signStatic } from './sign-stage.ts';
 
@@ -24,17 +24,16 @@ const MAX_POINTER = 0x3fff;
 
 /**
  * Appends static RRset `rs` of node `node` at `off`, each RR's owner a
- * pointer to `ownerPtr`, with its RRSIG when the answer is signed. Adds to
- * ctx.an and returns the new offset.
+ * pointer to `ownerPtr` and the names in NS, CNAME, MX and PTR rdata
+ * compressed (writeBodies), with its RRSIG when the answer is signed. Adds
+ * to ctx.an and returns the new offset.
  */
 function writeRrset(ctx: WorkerScratch, off: number, rs: number, node: number, ownerPtr: number): number {
   const view = ctx.view;
   const u32 = view.u32;
-  const u8 = view.u8;
-  const out = ctx.out;
   const rb = view.rrsetBase(rs);
   const count = u32[rb + L.RS_COUNT];
-  off = copyRecords(out, off, u8, u32[rb + L.RS_OFF], count, ownerPtr);
+  off = writeBodies(ctx, off, view.u8, u32[rb + L.RS_OFF], count, ownerPtr);
   ctx.an += count;
   const signers = signerOf(ctx);
   if (signers !== null) off = signStatic(ctx, off, signers, rs, node, ownerPtr);
@@ -183,25 +182,26 @@ export function dnssecTypeAnswer(ctx: WorkerScratch, node: number): number {
 export function referral(ctx: WorkerScratch, cut: number, cutOff: number): number {
   const view = ctx.view;
   const u32 = view.u32;
-  const u8 = view.u8;
-  const out = ctx.out;
   const rs = view.findRrset(cut, QTYPE.NS);
   if (rs < 0) return negative(ctx, ctx.zone, RCODE.NXDOMAIN, -1);
   const rb = view.rrsetBase(rs);
   const ownerPtr = 12 + cutOff;
   // Rate limiting keys a referral by its delegation, even once cut to TC=1 (handle-query.ts limit).
   ctx.cutOff = cutOff;
-  let off = question(ctx);
+  const nsStart = question(ctx);
+  const nsSrc = u32[rb + L.RS_OFF];
   const count = u32[rb + L.RS_COUNT];
-  off = copyRecords(out, off, u8, u32[rb + L.RS_OFF], count, ownerPtr);
+  let off = writeBodies(ctx, nsStart, view.u8, nsSrc, count, ownerPtr);
   ctx.an = 0;
   ctx.ns = count;
   ctx.ar = 0;
   ctx.rcode = RCODE.NOERROR;
   const signers = signerOf(ctx);
   if (signers !== null) off = signReferral(ctx, off, signers, cut, ownerPtr);
-  off = copyBytes(out, off, u8, u32[rb + L.RS_GLUE_OFF], u32[rb + L.RS_GLUE_LEN]);
-  ctx.ar = u32[rb + L.RS_GLUE_COUNT];
+  // Glue below the cut is the child's data: never signed.
+  const glueCount = u32[rb + L.RS_GLUE_COUNT];
+  off = writeGlue(ctx, off, u32[rb + L.RS_GLUE_OFF], glueCount, nsSrc, count, nsStart);
+  ctx.ar = glueCount;
   return sealWith(ctx, off, 0);
 }
 

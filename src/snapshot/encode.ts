@@ -86,7 +86,7 @@ function encodeRrset(row: RrsetRow): { bodies: Uint8Array; glue: Uint8Array } {
     bodies: Buffer.concat(row.rdatas.map((r) => rrBody(row.type, row.ttl, staticRdata(r)))),
     glue: Buffer.concat(row.glue.map((g) => {
       const bytes = ipToBytes(g.address);
-      return Buffer.concat([nameToWire(g.host), rrBody(bytes.length === 4 ? QTYPE.A : QTYPE.AAAA, row.ttl, bytes)]);
+      return Buffer.concat([nameToWire(g.host), rrBody(bytes.length === 4 ? QTYPE.A : QTYPE.AAAA, g.ttl, bytes)]);
     })),
   };
 }
@@ -147,10 +147,10 @@ export function encodeSnapshot(model: SnapshotModel, serialOf: (zone: string) =>
       bytes: Buffer.concat(zone.nameservers.map((ns) => rrBody(QTYPE.NS, zone.soa.ttlSec, nameToWire(ns.name)))),
       count: zone.nameservers.length,
     })),
-    glue: model.glue.map((rows, z) => ({
+    glue: model.glue.map((rows) => ({
       bytes: Buffer.concat(rows.map((g) => {
         const bytes = ipToBytes(g.address);
-        return Buffer.concat([nameToWire(g.host), rrBody(bytes.length === 4 ? QTYPE.A : QTYPE.AAAA, zones[z].soa.ttlSec, bytes)]);
+        return Buffer.concat([nameToWire(g.host), rrBody(bytes.length === 4 ? QTYPE.A : QTYPE.AAAA, g.ttl, bytes)]);
       })),
       count: rows.length,
     })),

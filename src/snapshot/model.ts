@@ -100,6 +100,13 @@ export interface RecordRow {
 export interface GlueRow {
   readonly host: string;
   readonly address: string;
+  /**
+   * The TTL it is served with. An apex NS answer's glue takes the TTL of the
+   * host's own A/AAAA RRset, so with DO its RRSIG is that RRset's (one
+   * signature, one cache entry, RFC 4035 §3.1.1); a referral's glue (below
+   * the cut, never signed) takes the delegation's NS TTL.
+   */
+  readonly ttl: number;
 }
 
 export interface SnapshotModel {
@@ -248,12 +255,16 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     }
   }
 
-  const staticAddresses = new Map<string, string[]>();
+  const staticAddresses = new Map<string, { address: string; ttl: number }[]>();
+  // The TTL of each static A/AAAA RRset: its first record's, as modelStaticRrsets sets it.
+  const staticTtl = new Map<string, number>();
   for (const zone of zones) {
     for (const r of zone.records) {
       if (r.rdata.type !== 'A' && r.rdata.type !== 'AAAA') continue;
+      const setKey = `${r.owner} ${r.rdata.type}`;
+      if (!staticTtl.has(setKey)) staticTtl.set(setKey, r.ttlSec);
       const list = staticAddresses.get(r.owner) ?? [];
-      list.push(r.rdata.address);
+      list.push({ address: r.rdata.address, ttl: staticTtl.get(setKey)! });
       staticAddresses.set(r.owner, list);
     }
   }
@@ -265,16 +276,16 @@ export function modelSnapshot(view: RegistryView): SnapshotModel {
     for (const ns of zones[z].nameservers) {
       if (ns.addresses.length === 0) {
         // A name server whose addresses are static records of ours (dns.zones[].records) gets them as glue.
-        if (zoneOf(ns.name) >= 0) for (const address of staticAddresses.get(ns.name) ?? []) glue[z].push({ host: ns.name, address });
+        if (zoneOf(ns.name) >= 0) for (const a of staticAddresses.get(ns.name) ?? []) glue[z].push({ host: ns.name, address: a.address, ttl: a.ttl });
         continue;
       }
       const hostZone = zoneOf(ns.name);
       if (hostZone < 0) continue;
-      for (const address of ns.addresses) glue[z].push({ host: ns.name, address });
+      // The host's own A/AAAA records take the TTL of the zone that holds the host; so does its glue.
+      const hostTtl = zones[hostZone].soa.ttlSec;
+      for (const address of ns.addresses) glue[z].push({ host: ns.name, address, ttl: hostTtl });
       if (hostsDone.has(ns.name)) continue;
       hostsDone.add(ns.name);
-      // The host's own A/AAAA records take the TTL of the zone that holds the host.
-      const hostTtl = zones[hostZone].soa.ttlSec;
       const nodeIdx = ensureNode(ns.name, hostZone);
       const node = nodes[nodeIdx];
       node.flags &= ~L.NODE_FLAG_ENT;
@@ -339,7 +350,7 @@ function modelStaticRrsets(
       const glue: GlueRow[] = [];
       let chase = false;
       for (const rdata of set.rdatas) {
-        if (rdata.type === 'NS') for (const address of addressesOf.get(rdata.target) ?? []) glue.push({ host: rdata.target, address });
+        if (rdata.type === 'NS') for (const address of addressesOf.get(rdata.target) ?? []) glue.push({ host: rdata.target, address, ttl: set.ttl });
         if (rdata.type === 'CNAME') chase = zoneOf(rdata.target) >= 0;
       }
       rows.push({ node: nodeIdx, type, ttl: set.ttl, rdatas: set.rdatas, glue, chase });
