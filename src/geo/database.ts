@@ -9,7 +9,6 @@
 //     └── fs.watch(dir) ─ debounce ─ reload() ◄── SIGHUP
 
 import { watch } from 'node:fs';
-import type { FSWatcher } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -257,8 +256,8 @@ export class GeoDatabase {
   readonly path: string;
   #current: LoadedGeoDatabase;
   readonly #opts: GeoDatabaseOptions;
-  #watcher: FSWatcher | null = null;
-  #timer: NodeJS.Timeout | null = null;
+  /** Stops watching the file, while it is watched. */
+  #unwatch: (() => void) | null = null;
   /** The reload in progress; reloads run one at a time. */
   #pending: Promise<boolean> = Promise.resolve(false);
   #closed = false;
@@ -320,29 +319,51 @@ export class GeoDatabase {
   /** Stops watching; a reload in progress finishes but publishes nothing. */
   close(): void {
     this.#closed = true;
-    this.#watcher?.close();
-    this.#watcher = null;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#unwatch?.();
+    this.#unwatch = null;
   }
 
   #startWatching(): void {
-    const name = basename(this.path);
-    const watcher = watch(dirname(this.path), { persistent: false }, (_event, filename) => {
-      if (filename !== null && filename !== name) return;
-      if (this.#timer !== null) clearTimeout(this.#timer);
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
+    this.#unwatch = watchGeoFile(
+      this.path,
+      this.#opts.debounceMs ?? DEFAULT_GEO_RELOAD_DEBOUNCE_MS,
+      () => {
         this.reload().catch((err: unknown) => {
           if (err instanceof OpenGslbError) this.#opts.onError?.(err);
           else this.#opts.onError?.(new OpenGslbError('OPENGSLB_ERR_GEO_DATABASE', `GeoIP database ${this.path}: reload failed: ${String(err)}`, { cause: err }));
         });
-      }, this.#opts.debounceMs ?? DEFAULT_GEO_RELOAD_DEBOUNCE_MS);
-      this.#timer.unref();
-    });
-    watcher.on('error', (err) => {
-      this.#opts.onError?.(new OpenGslbError('OPENGSLB_ERR_GEO_DATABASE', `GeoIP database ${this.path}: cannot watch its folder any more (${(err as NodeJS.ErrnoException).code ?? err.message}); reload it with SIGHUP`, { cause: err }));
-    });
-    this.#watcher = watcher;
+      },
+      (err) => {
+        this.#opts.onError?.(new OpenGslbError('OPENGSLB_ERR_GEO_DATABASE', `GeoIP database ${this.path}: cannot watch its folder any more (${err.code ?? err.message}); reload it with SIGHUP`, { cause: err }));
+      },
+    );
   }
+}
+
+/**
+ * Watches the folder of the file at `path` (absolute) for changes to that
+ * file, a replacement by rename (as geoipupdate does) and a first creation
+ * included, and calls `settled` once no change was seen for `debounceMs`
+ * (writers such as cp emit several events). A later error of the watch goes
+ * to `failed`. Throws the fs error when the folder cannot be watched (it does
+ * not exist). Returns the function that stops watching.
+ */
+export function watchGeoFile(path: string, debounceMs: number, settled: () => void, failed: (err: NodeJS.ErrnoException) => void): () => void {
+  const name = basename(path);
+  let timer: NodeJS.Timeout | null = null;
+  const watcher = watch(dirname(path), { persistent: false }, (_event, filename) => {
+    if (filename !== null && filename !== name) return;
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      settled();
+    }, debounceMs);
+    timer.unref();
+  });
+  watcher.on('error', failed);
+  return () => {
+    watcher.close();
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+  };
 }

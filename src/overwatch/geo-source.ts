@@ -6,9 +6,13 @@
 // .mmdb is refused with its path and the reason, and the database in use
 // keeps serving. A config reload reads a new database first (prepare) and
 // puts it in use only with the new snapshot (commit), or drops it (abandon).
+// When a reload names a file that is refused, the database in use keeps
+// serving but its old file is no longer followed: the file the config names
+// is watched instead and put in use once it is valid (or at SIGHUP).
 
+import { resolve } from 'node:path';
 import type { Config } from '../config/types.ts';
-import { GeoDatabase, type LoadedGeoDatabase } from '../geo/database.ts';
+import { BUNDLED_GEOIP_PATH, DEFAULT_GEO_RELOAD_DEBOUNCE_MS, GeoDatabase, watchGeoFile, type LoadedGeoDatabase } from '../geo/database.ts';
 import { GeoIpReader } from '../geo/lookup.ts';
 import type { Logger } from '../log/logger.ts';
 
@@ -28,8 +32,16 @@ const NOTHING_PREPARED: PreparedGeo = { commit: async () => null, abandon: () =>
 export class GeoSource {
   readonly #log: Logger;
   #db: GeoDatabase | null = null;
-  /** The configured path (null: the bundled database) the open database came from. */
+  /** The configured path (null: the bundled database): the open database came from it, unless #awaiting is set. */
   #path: string | null = null;
+  /**
+   * Set while the database in use came from another file than the configured
+   * one (a reload named a file that was refused): that file is watched (stop
+   * ends the watch) and put in use once it is valid.
+   */
+  #awaiting: { readonly path: string | null; readonly stop: () => void; readonly watching: string } | null = null;
+  /** The loads the watch of an awaited file started, one at a time. */
+  #awaitLoads: Promise<void> = Promise.resolve();
   #reader: GeoIpReader | null = null;
   /** The open reader() started, while it runs. */
   #opening: Promise<void> | null = null;
@@ -77,24 +89,70 @@ export class GeoSource {
       // reader() may have opened one meanwhile (the API's geo test): the commit replaces it.
       return this.#replacing(await this.#load(path), path, null);
     }
-    if (path === this.#path) {
+    if (path === this.#path && this.#awaiting === null) {
       // The same file read again (SIGHUP): only in the commit, so a failed reload does not re-read it either.
       return { commit: () => this.#reread(), abandon: () => undefined };
     }
+    // A changed path, or the configured file that was refused before (tried again).
     let db: GeoDatabase;
     try {
       db = await this.#load(path);
     } catch (err) {
       const message = (err as Error).message;
-      return {
-        commit: async () => {
-          this.#log.error({ err: message }, 'GeoIP database not reloaded; the one in use keeps serving');
-          return message;
-        },
-        abandon: () => undefined,
-      };
+      return { commit: async () => this.#await(path, message), abandon: () => undefined };
     }
     return this.#replacing(db, path, `GeoIP database: ${db.path}`);
+  }
+
+  /**
+   * The configured file at `path` was refused for `reason` (a reload's
+   * commit): the database in use keeps serving, its own file is no longer
+   * followed (the config names another), and `path` is watched so that the
+   * file is put in use once it is valid. Logs and returns the reload's note.
+   */
+  #await(path: string | null, reason: string): string {
+    const inUse = this.#db?.path ?? '(none)';
+    // Its file is not followed any more; its contents stay in use.
+    this.#db?.close();
+    this.#path = path;
+    // Awaited already (a SIGHUP that tried it again): the watch goes on.
+    if (this.#awaiting?.path !== path) {
+      this.#awaiting?.stop();
+      const file = resolve(path ?? BUNDLED_GEOIP_PATH);
+      try {
+        const stop = watchGeoFile(file, DEFAULT_GEO_RELOAD_DEBOUNCE_MS, () => this.#loadAwaited(path), (err) => {
+          this.#log.error({ path: file, err: err.code ?? err.message }, 'GeoIP database folder cannot be watched any more; send SIGHUP once the file is in place');
+        });
+        this.#awaiting = { path, stop, watching: `${file} is watched: it is put in use once it is a valid database (or at SIGHUP)` };
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        this.#awaiting = { path, stop: () => undefined, watching: `the folder of ${file} cannot be watched (${code}): send SIGHUP once the file is in place` };
+      }
+    }
+    const { watching } = this.#awaiting as { watching: string };
+    this.#log.error({ err: reason, serving: inUse }, `GeoIP database not loaded; the one in use keeps serving, and ${watching}`);
+    return `${reason}; the database from ${inUse} keeps serving, and ${watching}`;
+  }
+
+  /** The awaited configured file changed on disk: loads it, and puts it in use when it is valid and still the one awaited. */
+  #loadAwaited(path: string | null): void {
+    const awaiting = this.#awaiting;
+    this.#awaitLoads = this.#awaitLoads.then(async () => {
+      if (this.#awaiting !== awaiting) return;
+      let db: GeoDatabase;
+      try {
+        db = await this.#load(path);
+      } catch (err) {
+        this.#log.error({ err: (err as Error).message }, 'GeoIP database change refused; the one in use keeps serving');
+        return;
+      }
+      // A reload may have put another database in use, or named another file, meanwhile.
+      if (this.#awaiting !== awaiting) {
+        db.close();
+        return;
+      }
+      await this.#replacing(db, path, null).commit();
+    });
   }
 
   /** A prepared change to `db`, opened from `path`: commit() puts it in use (and hands it to the workers) and closes the one it replaces, resolving with `note`; abandon() closes it. */
@@ -162,6 +220,8 @@ export class GeoSource {
   close(): void {
     this.#db?.close();
     this.#db = null;
+    this.#awaiting?.stop();
+    this.#awaiting = null;
   }
 
   /** Opens (and starts watching) the database at `path`, not yet in use: its changes on disk are handed on only once it is. */
@@ -181,6 +241,8 @@ export class GeoSource {
 
   /** Makes `db` (opened from `path`) the database in use. */
   #install(db: GeoDatabase, path: string | null): void {
+    this.#awaiting?.stop();
+    this.#awaiting = null;
     this.#db = db;
     this.#path = path;
     this.#reader = null;

@@ -236,6 +236,8 @@ export class Overwatch {
   #stopping = false;
   /** Override writes (set, clear, the removal of an ended one) reach the store one at a time, in order. */
   #overrideQueue: Promise<unknown> = Promise.resolve();
+  /** Run-time geo mapping writes (the API's, the bus's) likewise: each is checked against what the ones before it left. */
+  #geoQueue: Promise<unknown> = Promise.resolve();
   /** overwatch.bus: the JetStream bucket operator state is replicated through (src/bus/replica.ts); null without the bus. */
   #replica: OperatorReplica | null = null;
   /** What each DNSSEC key was last put as (or taken from the bucket as), by bucket key: only keys that differ go out. */
@@ -1049,6 +1051,7 @@ export class Overwatch {
     await this.#replica?.close();
     await this.#queue;
     await this.#overrideQueue;
+    await this.#geoQueue;
     await this.pool.stop(graceMs);
     await (await this.#cpuPool)?.destroy();
     await this.#lastUp.stop();
@@ -1249,23 +1252,23 @@ export class Overwatch {
     });
   }
 
-  async #applyReplicatedGeo(cidr: string, value: StoredGeoMapping | null, log: Logger): Promise<ApplyResult> {
-    const existing = this.registry.geoMapping(cidr);
-    if (value === null) {
-      if (existing === undefined) return 'unchanged';
-      await this.#store.deleteGeoMapping(cidr);
-      this.registry.deleteGeoMapping(cidr);
-    } else {
-      if (existing !== undefined && existing.region === value.region && existing.comment === value.comment && existing.source === value.source) return 'unchanged';
-      const network = parseCidr(cidr);
-      if ('error' in network || networkOfCidr(network.cidr) !== cidr) return { refused: `${cidr} is not a network in canonical form` };
-      // A region not served here (configs differ) refuses it, as the API would.
-      this.registry.checkGeoMapping(value);
-      await this.#store.putGeoMapping(value);
-      this.registry.setGeoMapping(value);
-    }
-    log.info({ cidr, region: value?.region ?? null, source: value?.source ?? null }, value === null ? 'geo mapping removed by another overwatch (bus)' : 'geo mapping set by another overwatch (bus)');
-    return 'applied';
+  #applyReplicatedGeo(cidr: string, value: StoredGeoMapping | null, log: Logger): Promise<ApplyResult> {
+    return this.#geoSerially(async (): Promise<ApplyResult> => {
+      const existing = this.registry.geoMapping(cidr);
+      if (value === null) {
+        if (existing === undefined) return 'unchanged';
+        await this.#store.deleteGeoMapping(cidr);
+        this.registry.deleteGeoMapping(cidr);
+      } else {
+        if (existing !== undefined && existing.region === value.region && existing.comment === value.comment && existing.source === value.source) return 'unchanged';
+        const network = parseCidr(cidr);
+        if ('error' in network || networkOfCidr(network.cidr) !== cidr) return { refused: `${cidr} is not a network in canonical form` };
+        // A region not served here (configs differ) refuses it, as the API would.
+        await this.#storeGeoMapping(value);
+      }
+      log.info({ cidr, region: value?.region ?? null, source: value?.source ?? null }, value === null ? 'geo mapping removed by another overwatch (bus)' : 'geo mapping set by another overwatch (bus)');
+      return 'applied';
+    });
   }
 
   async #applyReplicatedRevocation(agentId: string, value: StoredPin | null, log: Logger): Promise<ApplyResult> {
@@ -1308,6 +1311,31 @@ export class Overwatch {
     const run = this.#overrideQueue.then(step, step);
     this.#overrideQueue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Runs `step` after every geo mapping write queued before it. */
+  #geoSerially<T>(step: () => Promise<T>): Promise<T> {
+    const run = this.#geoQueue.then(step, step);
+    this.#geoQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Stores `mapping` and puts it in the registry, which checks it again: a
+   * reload that removed its region or mapped its network in the config while
+   * the write was under way refuses it there, and the store is put back as it
+   * was (a refused mapping must not come back at the next start). Run in #geoSerially.
+   */
+  async #storeGeoMapping(mapping: StoredGeoMapping): Promise<void> {
+    this.registry.checkGeoMapping(mapping);
+    const previous = this.registry.geoMapping(mapping.cidr);
+    await this.#store.putGeoMapping(mapping);
+    try {
+      this.registry.setGeoMapping(mapping);
+    } catch (err) {
+      await (previous === undefined ? this.#store.deleteGeoMapping(mapping.cidr) : this.#store.putGeoMapping(previous));
+      throw err;
+    }
   }
 
   #requireTarget(target: OverrideTarget): void {
@@ -1395,9 +1423,8 @@ export class Overwatch {
     const network = parseCidr(cidr.trim());
     if ('error' in network) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `cidr: ${network.error}`);
     const mapping: StoredGeoMapping = { cidr: networkOfCidr(network.cidr), region, comment, source, createdAtMs: Date.now() };
-    this.registry.checkGeoMapping(mapping);
-    await this.#store.putGeoMapping(mapping);
-    this.registry.setGeoMapping(mapping);
+    // One write at a time: two new networks checked against the same room would both be stored, one past the geo table's limit.
+    await this.#geoSerially(() => this.#storeGeoMapping(mapping));
     this.#replicate({ kind: 'geo_mapping', cidr: mapping.cidr, value: mapping });
     await this.whenPublished();
     return { cidr: mapping.cidr, region, comment, source, created_at: rfc3339(mapping.createdAtMs), active: true };
@@ -1408,10 +1435,14 @@ export class Overwatch {
     const network = parseCidr(cidr.trim());
     if ('error' in network) throw new OpenGslbError('OPENGSLB_ERR_API_BAD_REQUEST', `cidr: ${network.error}`);
     const key = networkOfCidr(network.cidr);
-    const existing = this.registry.geoMapping(key);
+    const existing = await this.#geoSerially(async () => {
+      const held = this.registry.geoMapping(key);
+      if (held === undefined) return undefined;
+      await this.#store.deleteGeoMapping(key);
+      this.registry.deleteGeoMapping(key);
+      return held;
+    });
     if (existing === undefined) return null;
-    await this.#store.deleteGeoMapping(key);
-    this.registry.deleteGeoMapping(key);
     this.#replicate({ kind: 'geo_mapping', cidr: key, value: null });
     await this.whenPublished();
     return { cidr: existing.cidr, region: existing.region, comment: existing.comment, source: existing.source, created_at: rfc3339(existing.createdAtMs), active: false };

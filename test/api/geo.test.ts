@@ -237,3 +237,60 @@ test('GET /api/v1/geo/test and explain read a client alike: ::ffff:a.b.c.d is th
   for (const body of [g.body, e.body]) assert.match(body.error, /"fe80::1%eth0" has a zone index \("%\.\.\."\), expected an IP literal without one/);
   assert.throws(() => overwatch.explain('geo.example.test', 'A', zoned), /"fe80::1%eth0" has a zone index/);
 });
+
+test('two mappings of new networks written at once when the geo table has room for one: one is taken, the other refused with 409 and not stored, also after a restart', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-geo-race-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // 1 mapping in the config plus 99 998 stored: room for one more, in a real state database.
+  let store = LmdbStore.open(dir);
+  const stored = MAX_CIDR_MAPPINGS - 2;
+  const puts: Promise<void>[] = [];
+  for (let i = 0; i < stored; i++) puts.push(store.putGeoMapping({ cidr: `${240 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, region: 'us', comment: null, source: 'prefill', createdAtMs: 0 }));
+  await Promise.all(puts);
+  let overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'error', format: 'json' }, logSink([])), { store });
+  let stopped = false;
+  t.after(async () => {
+    if (!stopped) {
+      await overwatch.stop(200);
+      await store.close();
+    }
+  });
+  const api = await startTestApi(t, overwatch);
+
+  const results = await Promise.all([
+    call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '172.16.0.0/12', region: 'us', source: 'alice' } }),
+    call(api.base, 'PUT', '/api/v1/geo/mappings', { body: { cidr: '192.168.0.0/16', region: 'us', source: 'bob' } }),
+  ]);
+  const statuses = results.map((r) => r.status).sort();
+  assert.deepEqual(statuses, [200, 409], results.map((r) => JSON.stringify(r.body)).join('\n'));
+  // Room for one again, and two more at once through the overwatch itself (both checked before either write completes).
+  const refusedOverHttp = results[0].status === 409 ? '172.16.0.0/12' : '192.168.0.0/16';
+  assert.equal((await call(api.base, 'DELETE', `/api/v1/geo/mappings?cidr=${results[0].status === 200 ? '172.16.0.0/12' : '192.168.0.0/16'}`)).status, 200);
+  const direct = await Promise.allSettled([
+    overwatch.setGeoMapping('100.64.0.0/10', 'us', null, 'carol'),
+    overwatch.setGeoMapping('198.18.0.0/15', 'us', null, 'dave'),
+  ]);
+  assert.deepEqual(direct.map((d) => d.status), ['fulfilled', 'rejected']);
+  assert.match(String((direct[1] as PromiseRejectedResult).reason), /takes at most 100000 custom mappings/);
+
+  const inStore = (s: LmdbStore): string[] => s.loadGeoMappings().map((m) => m.cidr);
+  assert.equal(inStore(store).length, stored + 1, 'exactly the mappings acknowledged are stored');
+  assert.ok(!inStore(store).includes(refusedOverHttp), `${refusedOverHttp} was refused and is not stored`);
+  assert.ok(!inStore(store).includes('198.18.0.0/15'), 'the mapping refused is not stored');
+
+  // After a restart on the same state directory: what was acknowledged, nothing refused, nothing left out.
+  await overwatch.stop(200);
+  await store.close();
+  store = LmdbStore.open(dir);
+  const logs: string[] = [];
+  overwatch = await Overwatch.start(parseConfigText(YAML, 'geo-api.yaml'), createLogger({ level: 'warn', format: 'json' }, logSink(logs)), { store });
+  const listed = overwatch.geoMappings();
+  assert.equal(listed.length, 1 + stored + 1);
+  assert.ok(listed.every((m) => m.active), 'every mapping applies: none was stored past the limit');
+  assert.ok(!logs.some((l) => l.includes('left out')), logs.join('\n'));
+  assert.equal(await answer(overwatch.port, '100.64.1.1'), '198.51.100.1');
+  assert.equal(await answer(overwatch.port, '198.18.1.1'), '192.0.2.1', 'the refused mapping does not apply');
+  await overwatch.stop(200);
+  await store.close();
+  stopped = true;
+});

@@ -16,6 +16,7 @@ import { ask, buildQuery, tcpConnect, udpExchange, type Decoded, type QueryOptio
 import { KNOWN_LOCATIONS } from '../helpers/geo-known.ts';
 import { dbipCountry, maxmindCountry, writeMmdb } from '../helpers/mmdb-writer.ts';
 import { launchServer, startServer, type Started } from '../helpers/server.ts';
+import { parseConfigText } from '../../src/config/load.ts';
 import { createMetrics } from '../../src/metrics/prometheus.ts';
 import { parseExposition } from '../metrics/scrape.ts';
 
@@ -298,6 +299,72 @@ ${REGIONS}`, 'geo-own.yaml');
     assert.equal(reloaded.ok, true);
     assert.match(reloaded.message, /geo\.mmdb/);
     assert.deepEqual(addresses(await askEcs(s.port, 'geo.example.test', '100.70.0.0', 16)), ['203.0.113.50']);
+  });
+
+  test('a reload naming a database_path that is refused keeps the database in use, stops following its old file and loads the new one once it is valid', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'opengslb-geo-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const oldPath = join(dir, 'old.mmdb');
+    const newPath = join(dir, 'new.mmdb');
+    await writeFile(oldPath, writeMmdb({ networks: [{ cidr: '100.64.0.0/10', data: maxmindCountry('JP', 'AS') }] }));
+    const yaml = (path: string): string => `
+dns: { listen_address: "127.0.0.1:0", workers: 2, zones: [example.test] }
+overwatch:
+  geolocation: { database_path: ${JSON.stringify(path)}, default_region: dflt }
+${REGIONS}`;
+    const s = await startServer(t, yaml(oldPath), 'geo-move.yaml');
+    const region = async (): Promise<string[]> => addresses(await askEcs(s.port, 'geo.example.test', '100.70.0.0', 16));
+    assert.deepEqual(await region(), ['203.0.113.1'], 'JP: asia');
+
+    // The config now names a file that does not exist yet: the reload goes through, the database in use keeps serving.
+    const moved = parseConfigText(yaml(newPath), 'geo-move.yaml');
+    const reloaded = await s.overwatch.reload(moved);
+    assert.equal(reloaded.ok, true, reloaded.message);
+    assert.match(reloaded.message, /new\.mmdb: does not exist/);
+    assert.match(reloaded.message, /old\.mmdb keeps serving/);
+    assert.match(reloaded.message, /new\.mmdb is watched/);
+    assert.deepEqual(await region(), ['203.0.113.1']);
+
+    // The old file changes on disk: the config no longer names it, so it is not published.
+    await writeFile(join(dir, 'old.next'), writeMmdb({ networks: [{ cidr: '100.64.0.0/10', data: maxmindCountry('BR', 'SA') }] }));
+    await rename(join(dir, 'old.next'), oldPath);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.deepEqual(await region(), ['203.0.113.1'], 'a change of the file the config no longer names is not published');
+
+    // A SIGHUP-style reload of the same config tries the configured file again (still missing): still the old database.
+    const again = await s.overwatch.reload(moved);
+    assert.equal(again.ok, true, again.message);
+    assert.match(again.message, /new\.mmdb: does not exist/);
+    assert.deepEqual(await region(), ['203.0.113.1']);
+
+    // A broken file appears at the configured path: refused, the old database keeps serving.
+    await writeFile(join(dir, 'new.tmp'), 'not a database');
+    await rename(join(dir, 'new.tmp'), newPath);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.deepEqual(await region(), ['203.0.113.1']);
+
+    // The configured file becomes valid (as geoipupdate writes it: aside, then renamed over): it is loaded and published.
+    await writeFile(join(dir, 'new.tmp'), writeMmdb({ networks: [{ cidr: '100.64.0.0/10', data: maxmindCountry('US', 'NA') }] }));
+    await rename(join(dir, 'new.tmp'), newPath);
+    const deadline = Date.now() + 10_000;
+    let seen = await region();
+    while (seen[0] !== '198.51.100.1' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      seen = await region();
+    }
+    assert.deepEqual(seen, ['198.51.100.1'], 'the database the config names decides once it is valid');
+    assert.ok(s.logs.some((l) => l.includes('new.mmdb') && l.includes('refused')), 'the refused file at the configured path is logged');
+
+    // From now on the new file is followed like any database in use.
+    await writeFile(join(dir, 'new.tmp'), writeMmdb({ networks: [{ cidr: '100.64.0.0/10', data: maxmindCountry('DE', 'EU') }] }));
+    await rename(join(dir, 'new.tmp'), newPath);
+    const until = Date.now() + 10_000;
+    seen = await region();
+    while (!seen.includes('192.0.2.1') && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      seen = await region();
+    }
+    assert.ok(seen.includes('192.0.2.1') || seen.includes('192.0.2.2'), `DE: eu, seen ${seen.join(', ')}`);
   });
 });
 

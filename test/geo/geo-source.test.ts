@@ -3,7 +3,7 @@
 // reload commits one.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -50,4 +50,40 @@ test('a reload that commits a database while the API\'s first geo question is st
   assert.notEqual(source.current?.info.path, BUNDLED_GEOIP_PATH);
   // The reader answers from the committed database.
   assert.equal(reader, source.readerNow());
+});
+
+test('a reload naming a database_path in a folder that does not exist keeps the database in use, says SIGHUP is needed, and a SIGHUP once the file is there loads it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'opengslb-geo-source-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const first = join(dir, 'first.mmdb');
+  await writeFile(first, writeMmdb({ networks: [{ cidr: '192.0.2.0/24', data: maxmindCountry('DE', 'EU') }] }));
+  const later = join(dir, 'later', 'GeoLite2-Country.mmdb');
+  const config = (path: string) =>
+    parseConfigText(
+      [...BASE, 'domains:', '  - { name: app.example.test, routing_algorithm: geolocation, regions: [eu-west] }', 'overwatch:', `  geolocation: { database_path: ${JSON.stringify(path)} }`].join('\n'),
+      'geo.yaml',
+    );
+  const source = new GeoSource(createLogger({ level: 'info', format: 'json' }, new PassThrough()));
+  t.after(() => source.close());
+  const handed: SharedArrayBuffer[] = [];
+  source.onChange = (sab) => handed.push(sab);
+  assert.equal(await source.apply(config(first)), null);
+  const inUse = source.buffer;
+
+  const note = await source.apply(config(later));
+  assert.match(note ?? '', /later\/GeoLite2-Country\.mmdb: does not exist/);
+  assert.match(note ?? '', /first\.mmdb keeps serving/);
+  assert.match(note ?? '', /cannot be watched \(ENOENT\): send SIGHUP once the file is in place/);
+  assert.equal(source.buffer, inUse);
+  assert.equal(source.current?.info.path, first);
+
+  // SIGHUP (the same config again) while the file is still missing: the same note, nothing changes.
+  assert.match((await source.apply(config(later))) ?? '', /does not exist.*first\.mmdb keeps serving/);
+  assert.equal(source.buffer, inUse);
+
+  await mkdir(join(dir, 'later'));
+  await writeFile(later, writeMmdb({ networks: [{ cidr: '192.0.2.0/24', data: maxmindCountry('US', 'NA') }] }));
+  assert.equal(await source.apply(config(later)), `GeoIP database: ${later}`);
+  assert.equal(source.current?.info.path, later);
+  assert.equal(handed.at(-1), source.buffer, 'the workers were handed the configured database');
 });
