@@ -645,9 +645,9 @@ function explainAllDown(b: Builder, members: Member[], mode: number, weighted: b
       : `every ${family} server of ${b.domain} is down, so when_all_down: ${b.whenAllDown} decides`,
   );
   if (mode !== L.ALL_DOWN_LAST_HEALTHY && mode !== L.ALL_DOWN_ALL) return;
-  const newest = mode === L.ALL_DOWN_LAST_HEALTHY ? newestLastUp(b.route, start, count) : 0;
+  const newest = mode === L.ALL_DOWN_LAST_HEALTHY ? newestLastUp(b.route, start, count, weighted) : 0;
   if (mode === L.ALL_DOWN_LAST_HEALTHY && newest === 0) {
-    b.notes.push('when_all_down: last_healthy, but no server has been healthy since the overwatch started: SERVFAIL');
+    b.notes.push(`when_all_down: last_healthy, but no server has been healthy since the overwatch started${weighted ? ' (of those it may answer: not drained, weight above 0)' : ''}: SERVFAIL`);
     return;
   }
   const windowSec = b.view.u32[rb + L.REC_LAST_UP_WINDOW];
@@ -1007,9 +1007,11 @@ function normaliseName(name: string): string {
   // The worker compares bytes; a name outside printable ASCII cannot come from a query this API can describe.
   if (!/^[\x21-\x7e]*$/.test(trimmed)) throw new RangeError(`name "${name}" must be printable ASCII (use the A-label form of an IDN)`);
   const lower = trimmed.replace(/[A-Z]/g, (c) => c.toLowerCase());
-  const bare = lower.endsWith('.') ? lower.slice(0, -1) : lower;
-  nameToWire(bare); // throws RangeError naming the bad label or length
-  return bare;
+  // Validated as given, before its one trailing dot (the root) is cut:
+  // nameToWire cuts one more, so "a.." checked as "a." passed and was
+  // explained as "a", a name no query can carry (an empty label).
+  nameToWire(trimmed); // throws RangeError naming the bad label or length
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
 /** Parses "A", "aaaa", "TYPE65" or "28" into a qtype number; throws RangeError otherwise. */
@@ -1044,10 +1046,26 @@ function ms(us: number): number {
   return Math.round(us) / 1000;
 }
 
+/** A chance `p` (0..1) to 4 decimals. */
 function round(p: number): number {
-  return Math.round(p * 10000) / 10000;
+  return roundChance(p, 1, 4);
 }
 
+/** A chance `p` (0..1) as a percentage to 1 decimal. */
 function percent(p: number): string {
-  return `${Math.round(p * 1000) / 10}%`;
+  return `${roundChance(p, 100, 1)}%`;
+}
+
+/**
+ * `p` × `scale` to `decimals` decimals, except that a chance strictly
+ * between 0 and 1 never shows as 0 or `scale` (never, always): weight 1
+ * against 65 535 leads 1 answer in 65 536, so it shows 2 significant digits
+ * of p (0.000015), or of 1 − p (0.999985).
+ */
+function roundChance(p: number, scale: number, decimals: number): number {
+  const f = 10 ** decimals;
+  const r = Math.round(p * scale * f) / f;
+  if (r === 0 && p > 0) return Number((p * scale).toPrecision(2));
+  if (r === scale && p < 1) return scale - Number(((1 - p) * scale).toPrecision(2));
+  return r;
 }

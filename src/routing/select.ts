@@ -199,18 +199,20 @@ export function healthyVerdict(state: RouteState, mb: number, weighted: boolean)
 
 /**
  * Rule 2a: the last-up word when_all_down: last_healthy counts back from:
- * the newest over the record's members an override does not drain (a drained
- * member is never answered, so its last-up must not push the others out of
- * the window); 0 when none of them has been healthy since the overwatch
- * started (nothing to fall back on).
+ * the newest over the record's members it may answer, those an override does
+ * not drain and, when `weighted` (byWeight), of weight above 0 (such a member
+ * is never answered, so its last-up must not push the others out of the
+ * window); 0 when none of them has been healthy since the overwatch started
+ * (nothing to fall back on).
  */
-export function newestLastUp(state: RouteState, start: number, count: number): number {
+export function newestLastUp(state: RouteState, start: number, count: number, weighted: boolean): number {
   const u32 = state.view.u32;
   const live = state.live;
   const cap = live[LIVE_CAPACITY];
   let newest = 0;
   for (let i = 0; i < count; i++) {
     const mb = state.view.memberBase(start + i);
+    if (weighted && u32[mb + L.MEM_WEIGHT] === 0) continue;
     if (Atomics.load(live, LIVE_HEALTH_BASE + u32[mb + L.MEM_HEALTH_SLOT]) === HEALTH_DRAINED) continue;
     const up = Atomics.load(live, lastUpWord(cap, u32[mb + L.MEM_SERVER]));
     if (up > newest) newest = up;
@@ -292,7 +294,7 @@ function refreshAllDown(state: RouteState, r: number, rb: number, start: number,
   if (mode === L.ALL_DOWN_SERVFAIL || mode === L.ALL_DOWN_FALLBACK) return 0;
   let oldest = 0;
   if (mode === L.ALL_DOWN_LAST_HEALTHY) {
-    const newest = newestLastUp(state, start, count);
+    const newest = newestLastUp(state, start, count, weighted);
     if (newest === 0) return 0;
     oldest = newest - state.view.u32[rb + L.REC_LAST_UP_WINDOW];
   }

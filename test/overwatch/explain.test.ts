@@ -23,6 +23,8 @@ regions:
     servers: [{ address: 198.51.100.1, weight: 300 }, { address: 198.51.100.2, weight: 100 }, { address: 198.51.100.3, weight: 100 }, { address: 198.51.100.4, weight: 0 }]
   - name: z
     servers: [{ address: 198.51.100.9, weight: 0 }]
+  - name: wx
+    servers: [{ address: 198.51.100.21, weight: 1 }, { address: 198.51.100.22, weight: 65535 }]
   - name: p1
     servers: [{ address: 203.0.113.1 }]
   - name: p2
@@ -35,12 +37,15 @@ regions:
     servers: [{ address: 192.0.2.41 }, { address: 192.0.2.42 }]
   - name: v6
     servers: [{ address: "2001:db8::1" }, { address: "2001:db8::2" }]
+  - name: dw
+    servers: [{ address: 192.0.2.45, weight: 100 }, { address: 192.0.2.46, weight: 0 }]
 domains:
   - { name: rr.example.test, routing_algorithm: round-robin, regions: [r3], ttl: 42 }
   - { name: rr2.example.test, routing_algorithm: round-robin, regions: [r3], max_answers: 2 }
   - { name: w.example.test, routing_algorithm: weighted, regions: [w] }
   - { name: w2.example.test, routing_algorithm: weighted, regions: [w], max_answers: 2 }
   - { name: w0.example.test, routing_algorithm: weighted, regions: [z] }
+  - { name: wx.example.test, routing_algorithm: weighted, regions: [wx] }
   - { name: gw.example.test, routing_algorithm: geolocation, regions: [w] }
   - { name: sw.example.test, routing_algorithm: sticky, regions: [w] }
   - { name: g0.example.test, routing_algorithm: geolocation, regions: [z], when_all_down: all }
@@ -57,6 +62,9 @@ domains:
     latency_config: { max_latency_ms: 100, min_samples: 3, tie_margin_ms: 5 }
   - { name: sf.example.test, routing_algorithm: round-robin, regions: [d], when_all_down: servfail }
   - { name: lh.example.test, routing_algorithm: round-robin, regions: [d], when_all_down: last_healthy }
+  - { name: lhw.example.test, routing_algorithm: weighted, regions: [dw], when_all_down: last_healthy }
+  - { name: lhg.example.test, routing_algorithm: geolocation, regions: [dw], when_all_down: last_healthy }
+  - { name: lhs.example.test, routing_algorithm: sticky, regions: [dw], when_all_down: last_healthy }
   - { name: all.example.test, routing_algorithm: round-robin, regions: [d], when_all_down: all }
   - { name: fb.example.test, routing_algorithm: failover, regions: [d], when_all_down: fallback, fallback: [192.0.2.250, 192.0.2.251] }
   - { name: v6.example.test, routing_algorithm: round-robin, regions: [v6], when_all_down: fallback, fallback: [192.0.2.250] }
@@ -208,6 +216,15 @@ describe('explain', () => {
     assert.equal(zero.eligible, false);
     assert.match(zero.reason ?? '', /^weight 0/);
     await assertAgrees(s.port, e, 100);
+  });
+
+  test('never rounds a weighted chance that is neither 0 nor 1 to 0 or 1 (weight 1 against 65535)', () => {
+    // Weight 1 of 65 536 leads about 1 answer in 65 536 (DNS gave it 3 of
+    // 200 000); rounded to 4 decimals it read 0 ("never") and its partner 1.
+    const e = ex('wx.example.test');
+    assert.deepEqual(e.probabilities?.map((p) => [p.address, p.first, p.in_answer]), [['198.51.100.21', 0.000015, 0.000015], ['198.51.100.22', 0.999985, 0.999985]]);
+    assert.match(byAddress(e, '198.51.100.21').detail ?? '', /weight 1 of 65536: leads 0\.0015% of answers/);
+    assert.match(byAddress(e, '198.51.100.22').detail ?? '', /weight 65535 of 65536: leads 99\.9985% of answers/);
   });
 
   test('computes the chance of being anywhere in a weighted answer of two, and real answers follow it', async () => {
@@ -436,6 +453,35 @@ describe('explain', () => {
     }
   });
 
+  for (const [policy, name] of [['weighted', 'lhw.example.test'], ['geolocation', 'lhg.example.test'], ['sticky', 'lhs.example.test']]) {
+    test(`last_healthy under ${policy} takes its window from the servers of weight above 0: a weight-0 server up more recently does not push them out (DNS and explain agree)`, async () => {
+      // The weight-0 server is never answered by this policy, so, as a drained
+      // one, it must not be "the most recent server" of the window: it made the
+      // domain SERVFAIL while its other server went down 100 s earlier.
+      const now = Math.floor(Date.now() / 1000);
+      writeLastUp(s.overwatch.live, slot('dw', '192.0.2.45'), now - 100);
+      writeLastUp(s.overwatch.live, slot('dw', '192.0.2.46'), now - 5);
+      setHealth('dw', ['192.0.2.45', '192.0.2.46'], HEALTH_UNHEALTHY);
+      try {
+        const e = ex(name);
+        assert.equal(e.rcode, 'NOERROR', e.notes.join('; '));
+        assert.deepEqual(e.answers, ['192.0.2.45']);
+        assert.deepEqual(e.all_down, { mode: 'last_healthy', answered: true });
+        assert.match(byAddress(e, '192.0.2.46').reason ?? '', /^weight 0/);
+        const seen = await assertAgrees(s.port, e, 10);
+        assert.deepEqual(seen.rcodes, new Set(['NOERROR']));
+        // A healthy server of weight 0 leaves nothing answerable either: the same window.
+        setHealth('dw', ['192.0.2.46'], HEALTH_HEALTHY);
+        writeLastUp(s.overwatch.live, slot('dw', '192.0.2.46'), now);
+        const healthyZero = ex(name);
+        assert.deepEqual([healthyZero.rcode, healthyZero.answers], ['NOERROR', ['192.0.2.45']], healthyZero.notes.join('; '));
+        await assertAgrees(s.port, healthyZero, 10);
+      } finally {
+        setHealth('dw', ['192.0.2.45', '192.0.2.46'], HEALTH_HEALTHY);
+      }
+    });
+  }
+
   test('keeps a drained server out even when when_all_down: all fails open', async () => {
     const d = ['192.0.2.41', '192.0.2.42'];
     await s.overwatch.setOverride({ scope: 'domain', service: 'all.example.test', address: '192.0.2.41' }, { healthy: false, reason: 'decommissioned', source: 'ops-bot' });
@@ -539,6 +585,16 @@ describe('explain', () => {
     assert.throws(() => ex('rr.example.test', 'A', 'not-an-ip'), RangeError);
     assert.throws(() => ex('münchen.example.test'), RangeError);
     assert.equal(ex('rr.example.test', 'TYPE28').type, 'AAAA');
+  });
+
+  test('refuses a name ending in two dots (an empty last label) instead of explaining it without them', () => {
+    // One trailing dot is the root; a second is an empty label no query can
+    // carry: "rr.example.test.." was explained as rr.example.test (NOERROR).
+    for (const name of ['rr.example.test..', 'RR.example.test..', 'a..', '..']) {
+      assert.throws(() => ex(name), { name: 'RangeError', message: `name "${name}" has an empty label (two dots in a row, or a leading dot), expected labels of 1..63 octets` }, name);
+    }
+    assert.equal(ex('rr.example.test.').name, 'rr.example.test');
+    assert.equal(ex('.').rcode, 'REFUSED');
   });
 
   test('serialises to JSON as is', () => {
