@@ -2,12 +2,16 @@
 // one merged YAML tree: permission check and read of each file, YAML parse,
 // ${VAR} expansion, `includes:` globbing with cycle and depth checks, then the
 // merge (merge.ts). Every node remembers its file, so problems anywhere in the
-// tree are reported as file:line:col of the file they came from.
+// tree are reported as file:line:col of the file they came from. After the
+// read, every file and glob is looked at again; if any changed meanwhile, the
+// whole load is read again (READ_ATTEMPTS), so one load never mixes versions.
 
 import { isUtf8 } from 'node:buffer';
 import { constants } from 'node:fs';
-import { lstat, open, readlink, realpath } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { lstat, open, readlink, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Composer, Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, Parser, visit, YAMLParseError } from 'yaml';
 import type { Alias, CST, DocumentOptions, Node, ParseOptions, Scalar, SchemaOptions } from 'yaml';
 import { expandEnv } from './env.ts';
@@ -43,6 +47,25 @@ export const MAX_ALIAS_NODES = 100_000;
  * a stack overflow instead of a message.
  */
 export const MAX_NESTING_DEPTH = 100;
+
+/**
+ * Loads made before one is given up when a file changes while it is read (an
+ * editor's save that writes in several steps, or an edit landing between two
+ * fragments) or is empty (a save between its truncate and its write): the
+ * whole load is read again after a pause of 10, 20, 40 ms.
+ */
+export const READ_ATTEMPTS = 4;
+
+/**
+ * Points in a load where a test makes a real change to the files, to see the
+ * change caught deterministically. Never set outside tests.
+ */
+export interface ReadHooks {
+  /** After `name` is opened and its handle stat'ed, before its real path is taken. */
+  readonly afterOpen?: (name: string, attempt: number) => Promise<void>;
+  /** After every file of a load is read, before they are checked for changes. */
+  readonly afterRead?: (attempt: number) => Promise<void>;
+}
 
 /** How to include a file that is empty on purpose: a 0-byte file is what an editor's save (truncate, then write) leaves for a moment. */
 const EMPTY_FILE_HINT = 'a file caught between an editor\'s truncate and write? A file meant to be empty holds a comment such as "# nothing yet"';
@@ -123,9 +146,34 @@ const CODE_RANK: Readonly<Record<Code, number>> = {
  * expanding ${VAR} from `env`. Never throws for bad input: every problem is in
  * the result, with `incomplete` set when the tree misses a file's content.
  */
-export async function readConfigSources(mainPath: string, env: Environment): Promise<ConfigSources> {
-  const reader = new SourceReader(env);
-  return sourcesOf(reader, await reader.readFile(mainPath, undefined));
+export async function readConfigSources(mainPath: string, env: Environment, hooks: ReadHooks = {}): Promise<ConfigSources> {
+  for (let attempt = 1; ; attempt++) {
+    const reader = new SourceReader(env, hooks, attempt);
+    const roots = await reader.readFile(mainPath, undefined);
+    await hooks.afterRead?.(attempt);
+    // Every file must still be the one read, with the bytes read: else the tree may mix two versions of it, or of the set.
+    const changed = [...(await reader.changedFiles()), ...(await reader.changedGlobs())];
+    // A 0-byte file is most often a save between its truncate and its write: read again before refusing it.
+    if (changed.length === 0 && (!reader.sawEmpty || attempt >= READ_ATTEMPTS)) return sourcesOf(reader, roots);
+    if (attempt >= READ_ATTEMPTS) return changedSources(reader, changed);
+    await sleep(10 * 2 ** (attempt - 1));
+  }
+}
+
+/** What kept changing while a load read it: a file by name, or an include entry whose glob matched other files. */
+type Change = string | ConfigProblem;
+
+/** The result of a load given up because `changed` kept changing while it was read: nothing of it is used. */
+function changedSources(reader: SourceReader, changed: readonly Change[]): ConfigSources {
+  const message = `changed while being read, ${READ_ATTEMPTS} loads in a row, expected it to stay the same during a reload; retry once its writer is done (a save that writes a new file and renames it over the old one is never seen half-written)`;
+  return {
+    files: reader.files,
+    root: null,
+    origins: reader.origins,
+    problems: changed.map((c) => (typeof c === 'string' ? wholeFile(c, message) : c)),
+    code: 'OPENGSLB_ERR_CONFIG_READ',
+    incomplete: true,
+  };
 }
 
 /**
@@ -134,7 +182,7 @@ export async function readConfigSources(mainPath: string, env: Environment): Pro
  * reported, not followed.
  */
 export function readConfigText(text: string, name: string, env: Environment): ConfigSources {
-  const reader = new SourceReader(env);
+  const reader = new SourceReader(env, {}, 1);
   const parsed = reader.parseText(name, text, null, resolve(name), undefined);
   return sourcesOf(reader, parsed === null || parsed.root === null ? [] : [parsed.root]);
 }
@@ -152,11 +200,25 @@ function sourcesOf(reader: SourceReader, roots: readonly Node[]): ConfigSources 
   };
 }
 
+/** A file as it was when read: the identity and version of the open handle, and the bytes read (null when refused before reading). */
+interface ReadVersion {
+  readonly name: string;
+  readonly stats: BigIntStats;
+  readonly bytes: Buffer | null;
+}
+
+/** True when two stats of a path are of the same file in the same version. */
+function sameVersion(a: BigIntStats, b: BigIntStats): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
 class SourceReader {
   readonly files: SourceFile[] = [];
   readonly problems: ConfigProblem[] = [];
   code: Code | null = null;
   incomplete = false;
+  /** True when a file read was empty (0 bytes). */
+  sawEmpty = false;
   readonly #env: Environment;
   readonly #fileOf = new WeakMap<object, SourceFile>();
   /** Text before expansion of each scalar that ${VAR} expansion changed; 'failed' when it could not be expanded. */
@@ -166,9 +228,19 @@ class SourceReader {
   readonly #seen = new Map<string, { file: SourceFile; site: IncludeSite | undefined }>();
   readonly origins: SourceOrigins;
   readonly mergeHost: MergeHost;
+  readonly #hooks: ReadHooks;
+  readonly #attempt: number;
+  /** Every file opened, as it was read, in load order. */
+  readonly #versions: ReadVersion[] = [];
+  /** Files seen to change while this load read them. */
+  readonly #changed = new Set<string>();
+  /** Every glob include entry followed, with the files it matched. */
+  readonly #globs: { pattern: string; baseDir: string; files: readonly string[]; site: IncludeSite }[] = [];
 
-  constructor(env: Environment) {
+  constructor(env: Environment, hooks: ReadHooks, attempt: number) {
     this.#env = env;
+    this.#hooks = hooks;
+    this.#attempt = attempt;
     const locate = (node: Node): Pos | undefined => {
       const file = this.#fileOf.get(node);
       if (file === undefined || !node.range) return undefined;
@@ -213,9 +285,11 @@ class SourceReader {
    * Reads one file and, depth-first, the files it includes. Returns the roots
    * to merge, this file's first.
    */
-  async readFile(name: string, site: IncludeSite | undefined): Promise<Node[]> {
+  async readFile(name: string, site: IncludeSite | undefined, expectedReal?: string): Promise<Node[]> {
     const read = await this.#readFromDisk(name, site);
     if (read === null) return [];
+    // The cycle and duplicate checks were made on the real path found before the read: it must be the file read.
+    if (expectedReal !== undefined && read.real !== expectedReal) this.#changed.add(name);
     const parsed = this.parseText(name, read.text, read.mode, read.real, site);
     if (parsed === null) return [];
     const roots: Node[] = parsed.root === null ? [] : [parsed.root];
@@ -379,8 +453,12 @@ class SourceReader {
       return null;
     }
     try {
-      // Stat the open handle, not the path: the mode checked is the mode of the bytes read.
-      const info = await handle.stat();
+      // Stat the open handle, not the path: the mode checked is the mode of the bytes read, and
+      // its identity and version are what changedFiles() compares the path with after the load.
+      const info = await handle.stat({ bigint: true });
+      const version = { name, stats: info, bytes: null as Buffer | null };
+      this.#versions.push(version);
+      await this.#hooks.afterOpen?.(name, this.#attempt);
       if (!info.isFile()) {
         this.#problemAt('OPENGSLB_ERR_CONFIG_READ', site, name, 'is not a regular file, expected a YAML config file', true);
         return null;
@@ -389,24 +467,106 @@ class SourceReader {
         this.#problemAt('OPENGSLB_ERR_CONFIG_READ', site, name, `is ${info.size} bytes, expected a config file of at most ${MAX_FILE_BYTES} bytes`, true);
         return null;
       }
-      const unsafe = unsafeModeProblem(name, info.mode, {});
+      const mode = Number(info.mode);
+      const unsafe = unsafeModeProblem(name, mode, {});
       if (unsafe !== null) {
         // A file anyone can write is not read at all: not even its includes are followed.
         this.#problem('OPENGSLB_ERR_CONFIG_PERMISSIONS', unsafe, true);
         return null;
       }
       const bytes = await handle.readFile();
+      version.bytes = bytes;
+      // A write during the read: the bytes may be half of one version and half of another.
+      if (BigInt(bytes.length) !== info.size || !sameVersion(info, await handle.stat({ bigint: true }))) this.#changed.add(name);
       // Checked on the bytes read, not the size stat gave: the file may have been truncated in between.
       if (bytes.length === 0) {
+        this.sawEmpty = true;
         this.#problemAt('OPENGSLB_ERR_CONFIG_INVALID', site, name, `is empty (0 bytes), expected YAML (${EMPTY_FILE_HINT})`, true);
         return null;
       }
       const text = this.#decode(name, bytes);
       if (text === null) return null;
-      return { text, mode: info.mode & 0o777, real: await realpath(name) };
+      return { text, mode: mode & 0o777, real: await this.#realPathOf(name, info) };
     } catch (err) {
       this.#readProblem(name, site, err);
       return null;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * The real path of the open file `name`, for the cycle and duplicate
+   * checks. Taken by path after the open, so it is checked to lead to the
+   * file of the handle (`opened`): when the name was renamed or relinked in
+   * between, the file counts as changed and the load is read again.
+   */
+  async #realPathOf(name: string, opened: BigIntStats): Promise<string> {
+    try {
+      const real = await realpath(name);
+      const there = await stat(real, { bigint: true });
+      if (there.dev === opened.dev && there.ino === opened.ino) return real;
+    } catch {
+      // gone since the open: changed as well
+    }
+    this.#changed.add(name);
+    return resolve(name);
+  }
+
+  /**
+   * The files that changed while this load read them: seen changing during
+   * their own read, or, looked at again by path now, no longer the same file
+   * (dev, inode), of the same size and times, or holding the same bytes. The
+   * bytes are compared as well because file times may be as coarse as a
+   * kernel tick, and a save of the same length within one tick changes neither.
+   */
+  async changedFiles(): Promise<string[]> {
+    const changed = new Set(this.#changed);
+    for (const { name, stats, bytes } of this.#versions) {
+      if (changed.has(name) || !(await this.#sameAsRead(name, stats, bytes))) changed.add(name);
+    }
+    return [...changed];
+  }
+
+  /**
+   * The glob include entries that, matched again now, match other files than
+   * when they were followed (a fragment added or removed during the load:
+   * moving a domain to a new file would otherwise drop it from both), each
+   * reported at its entry.
+   */
+  async changedGlobs(): Promise<ConfigProblem[]> {
+    const out: ConfigProblem[] = [];
+    for (const { pattern, baseDir, files, site } of this.#globs) {
+      const now = await matchGlob(pattern, baseDir);
+      const nowFiles = 'error' in now ? [] : now.files;
+      const added = nowFiles.filter((f) => !files.includes(f));
+      const gone = files.filter((f) => !nowFiles.includes(f));
+      if (added.length === 0 && gone.length === 0 && !('error' in now)) continue;
+      const shown = (list: readonly string[]): string => list.map((f) => relative(baseDir, f)).join(', ');
+      const what = [added.length > 0 ? `now also ${shown(added)}` : '', gone.length > 0 ? `no longer ${shown(gone)}` : '', 'error' in now ? now.error : ''].filter((w) => w !== '').join('; ');
+      out.push({
+        file: site.from.name,
+        line: site.pos.line,
+        col: site.pos.col,
+        path: formatPath(site.path),
+        message: `${pattern} matched other files while the config was being read (${what}), expected the files it matches to stay the same during a reload; retry once they are in place`,
+      });
+    }
+    return out;
+  }
+
+  async #sameAsRead(name: string, stats: BigIntStats, bytes: Buffer | null): Promise<boolean> {
+    let handle;
+    try {
+      handle = await open(name, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    } catch {
+      return false;
+    }
+    try {
+      if (!sameVersion(stats, await handle.stat({ bigint: true }))) return false;
+      return bytes === null || bytes.equals(await handle.readFile());
+    } catch {
+      return false;
     } finally {
       await handle.close();
     }
@@ -475,6 +635,7 @@ class SourceReader {
       this.#problem('OPENGSLB_ERR_CONFIG_INVALID', { file: file.name, line: site.pos.line, col: site.pos.col, path: formatPath(site.path), message: matched.error });
       return [];
     }
+    if (matched.isGlob) this.#globs.push({ pattern, baseDir, files: matched.files, site });
     const roots: Node[] = [];
     for (const abs of matched.files) {
       // Show an include the way its includer was named: relative stays relative.
@@ -502,7 +663,7 @@ class SourceReader {
         this.#problemAt('OPENGSLB_ERR_CONFIG_INVALID', site, name, `${by}, expected each file included once`, false);
         continue;
       }
-      roots.push(...(await this.readFile(name, site)));
+      roots.push(...(await this.readFile(name, site, real)));
     }
     return roots;
   }
