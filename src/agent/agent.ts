@@ -33,6 +33,17 @@ export const STOP_DEADLINE_MS = 3000;
 const ROTATION_CHECK_MS = 12 * 3600_000;
 
 /** The agent message types, as the metrics count them. */
+/**
+ * Refusals that are about this agent's identity, not its tokens or region:
+ * what the agent's operator reads, with what ends them. The generic "check
+ * the service token" hint sent the operator of a revoked agent to its token.
+ */
+const IDENTITY_REFUSALS = {
+  revoked: (id: string) => `this agent (${id}) is revoked there, so it takes nothing from it, whatever its tokens or certificate; an operator of that overwatch ends it by deleting the pin (opengslb-cli agents delete ${id}) once the host is trusted again`,
+  certificate_mismatch: (id: string) => `it has another certificate pinned for agent ${id} (agent.identity.key_path was replaced without a signed rotation, or another host uses this agent id); an operator of that overwatch takes this one by deleting the pin (opengslb-cli agents delete ${id})`,
+  certificate_expired: () => 'this agent\'s certificate is outside its validity by that overwatch\'s clock (expired, or the clocks disagree); the agent rotates it 30 days before it expires and at start (look for "certificate rotation failed" above): restart the agent to rotate an expired one',
+} as const;
+
 export const AGENT_SENT_TYPES = ['register', 'heartbeat', 'health_update', 'deregister'] as const;
 export type AgentSentType = (typeof AGENT_SENT_TYPES)[number];
 
@@ -491,7 +502,11 @@ export class Agent {
         if (e.reason === 'agent_limit') this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, 'overwatch refused the registration: it holds as many agents as its overwatch.gossip.max_agents allows; retrying slowly');
         // The ack carries only the reason: the overwatch's log names the region it has in another case, if any.
         else if (e.reason === 'unknown_region') this.#log.error({ overwatch: node, message: e.type, reason: e.reason, region: this.#config.identity.region }, `overwatch refused the registration: it has no region ${JSON.stringify(this.#config.identity.region)} (agent.identity.region); region names are case-sensitive, expected one of the overwatch's regions[].name spelt exactly; retrying slowly`);
-        else this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, e.type === 'register' ? 'overwatch refused the registration (check agent.identity.service_token against overwatch.agent_tokens, and the region); retrying slowly' : 'overwatch refused a message');
+        else {
+          const why = IDENTITY_REFUSALS[e.reason as keyof typeof IDENTITY_REFUSALS] as ((id: string) => string) | undefined;
+          if (why !== undefined) this.#log.error({ overwatch: node, message: e.type, reason: e.reason, agent: this.agentId }, `overwatch refused ${e.type === 'register' ? 'the registration' : 'a message'}: ${why(this.agentId)}${e.type === 'register' ? '; retrying slowly' : ''}`);
+          else this.#log.error({ overwatch: node, message: e.type, reason: e.reason }, e.type === 'register' ? 'overwatch refused the registration (check agent.identity.service_token against overwatch.agent_tokens, and the region); retrying slowly' : 'overwatch refused a message');
+        }
         break;
       case 'notice':
         // Its messages are all acked ok, so without this the agent's operator is never told its backends are refused.
