@@ -37,6 +37,21 @@ export const CONTENT_SECURITY_POLICY = [
   "form-action 'self'",
 ].join('; ');
 
+/**
+ * What every other answer of the API carries (JSON, errors and 404s
+ * included; server.ts adds them to each reply that has not set its own): it
+ * is data, never a document, so no browser sniffs it as HTML, runs or loads
+ * anything from it, frames it, or keeps it in a cache (overrides, agents and
+ * backends are not for a shared disk or a proxy).
+ */
+export const API_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+});
+
 /** The asset files (not index.html), sorted. */
 function listAssets(): string[] {
   return readdirSync(DASHBOARD_DIR)
@@ -44,13 +59,11 @@ function listAssets(): string[] {
     .sort();
 }
 
+/** The page's own policy and caching; the rest of API_HEADERS (nosniff, no framing, no referrer) is added to every answer. */
 function securityHeaders(reply: FastifyReply, type: string): FastifyReply {
   return reply
     .header('content-type', type)
     .header('content-security-policy', CONTENT_SECURITY_POLICY)
-    .header('x-content-type-options', 'nosniff')
-    .header('referrer-policy', 'no-referrer')
-    .header('x-frame-options', 'DENY')
     // The files change only with the package: revalidate cheaply rather than cache stale code after an upgrade.
     .header('cache-control', 'no-cache');
 }

@@ -28,7 +28,7 @@ import { STARTING_MESSAGE, type ApiDeps, type RouteContext } from './context.ts'
 import { registerAgentRoutes } from './agent-routes.ts';
 import { registerClusterRoutes } from './cluster-routes.ts';
 import { registerBackendsRoute } from './backends-route.ts';
-import { DASHBOARD_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
+import { API_HEADERS, DASHBOARD_PATHS, registerDashboardRoutes } from './dashboard-routes.ts';
 import { registerDnssecRoutes } from './dnssec-routes.ts';
 import { registerExplainRoute } from './explain-route.ts';
 import { registerGeoRoutes } from './geo-routes.ts';
@@ -200,7 +200,8 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
         err.code === 'FST_ERR_BAD_URL' ? 'path: malformed %-escape, expected a URL-encoded path'
         : err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `path: a parameter longer than ${MAX_PARAM_BYTES} bytes, expected one of at most 256 characters`
         : err.message;
-      sendError(reply, 400, message);
+      // Answered before the router, so no hook runs: the headers the hooks would add are added here.
+      sendError(addApiHeaders(reply), 400, message);
     },
     // What Node's HTTP parser refuses before any route (an unknown method, bad
     // framing, headers over 16 KiB, the request timeout) gets the same {error, code} body as every other error.
@@ -370,6 +371,12 @@ export function createApp(deps: ApiDeps, log: Logger, tls: TlsPair | null = null
     }
     if (real && !STARTUP_PATHS.has(url) && !DASHBOARD_PATHS.has(url) && deps.overwatch() === null) return done(new OpenGslbError('OPENGSLB_ERR_API_STARTING', STARTING_MESSAGE));
     done();
+  });
+
+  // Every answer, errors and 404s included, gets the API's security headers unless its route set its own (the dashboard's files).
+  app.addHook('onSend', (_request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void) => {
+    addApiHeaders(reply);
+    done(null, payload);
   });
 
   app.addHook('preValidation', (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
@@ -568,11 +575,20 @@ function writeClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (socket.writable) {
     const body = JSON.stringify({ error: message, code: status });
     socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n${RAW_API_HEADERS}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy();
 }
+
+/** Adds each of API_HEADERS the reply has not set itself (the dashboard's files set their own policy and caching). */
+function addApiHeaders(reply: FastifyReply): FastifyReply {
+  for (const [name, value] of Object.entries(API_HEADERS)) if (!reply.hasHeader(name)) reply.header(name, value);
+  return reply;
+}
+
+/** API_HEADERS as header lines, for the answers written to the socket before any route. */
+const RAW_API_HEADERS = Object.entries(API_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('');
 
 /** Rewrites Fastify's own client errors (body parsing) to say what was expected. */
 function clientErrorMessage(err: FastifyError): string {

@@ -6,8 +6,9 @@
 
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { CONTENT_SECURITY_POLICY, DASHBOARD_DIR } from '../../src/api/dashboard-routes.ts';
+import { API_HEADERS, CONTENT_SECURITY_POLICY, DASHBOARD_DIR } from '../../src/api/dashboard-routes.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { launchServer, type Started } from '../helpers/server.ts';
 import { call, openTestApi, startTestApi, YAML, type StartedApi } from './helpers.ts';
@@ -77,6 +78,48 @@ describe('the dashboard page', () => {
     const r = await call(api.base, 'POST', '/');
     assert.equal(r.status, 405);
     assert.equal(r.headers.get('allow'), 'GET, HEAD');
+  });
+});
+
+describe('the API\'s security headers', () => {
+  /** The raw head of the answer to `request` sent as is (what Node's parser refuses never reaches a route). */
+  async function rawHead(request: string): Promise<string> {
+    const { port } = new URL(api.base);
+    return await new Promise((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(request));
+      let text = '';
+      socket.on('data', (d) => (text += d.toString('latin1')));
+      socket.on('end', () => resolve(text.split('\r\n\r\n')[0].toLowerCase()));
+      socket.on('error', reject);
+    });
+  }
+
+  test('every JSON answer, errors and refusals included, carries nosniff, no-store and a policy that frames nothing', async (t) => {
+    const outside = await startTestApi(t, server.overwatch, { allowedNetworks: ['10.0.0.0/8'] });
+    const answers = [
+      await fetch(`${api.base}/api/v1/status`),
+      await fetch(`${api.base}/api/v1/nothing`),
+      await fetch(`${api.base}/api/v1/overrides/%zz`),
+      await fetch(`${api.base}/api/v1/overrides/server/192.0.2.1`, { method: 'PUT', body: 'x', headers: { 'content-type': 'text/plain' } }),
+      await fetch(`${outside.base}/api/v1/status`),
+    ];
+    for (const res of answers) {
+      for (const [name, value] of Object.entries(API_HEADERS)) assert.equal(res.headers.get(name), value, `${res.url} ${res.status} ${name}`);
+      await res.body?.cancel();
+    }
+    assert.deepEqual(answers.map((r) => r.status), [200, 404, 400, 415, 403]);
+    // Refused by Node's HTTP parser, written to the socket before any route.
+    const head = await rawHead('BREW / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    assert.match(head, /^http\/1\.1 400 /);
+    for (const [name, value] of Object.entries(API_HEADERS)) assert.ok(head.includes(`\r\n${name}: ${value}\r\n`.toLowerCase()), `${name} in ${head}`);
+  });
+
+  test('the page keeps its own policy and revalidates; the shared headers come with it', async () => {
+    const res = await fetch(`${api.base}/`);
+    assert.equal(res.headers.get('content-security-policy'), CONTENT_SECURITY_POLICY);
+    assert.equal(res.headers.get('cache-control'), 'no-cache');
+    assert.equal(res.headers.get('x-frame-options'), 'DENY');
+    await res.body?.cancel();
   });
 });
 

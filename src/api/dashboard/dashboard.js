@@ -319,9 +319,14 @@ function authorityOf(s) {
   return s.authority;
 }
 
-/** A region's healthy count as a badge kind: none healthy (of some servers), some, or all. */
+/** A region's healthy count as a badge kind: none healthy (or no servers at all: it answers nothing), some, or all. */
 function regionKind(r) {
-  return r.healthy_count === 0 && r.total_servers > 0 ? 'unhealthy' : r.healthy_count < r.total_servers ? 'degraded' : 'healthy';
+  return r.healthy_count === 0 ? 'unhealthy' : r.healthy_count < r.total_servers ? 'degraded' : 'healthy';
+}
+
+/** A region's badge text: "2/3 healthy", or why it has nothing to answer with. */
+function regionCount(r) {
+  return r.total_servers === 0 ? 'no servers (none configured, no agent reports one)' : `${r.healthy_count}/${r.total_servers} healthy`;
 }
 
 function renderRegions(configured, servers) {
@@ -337,7 +342,7 @@ function renderRegions(configured, servers) {
   for (const [name, mine] of byRegion) {
     if (!named.has(name)) regions.push({ name, total_servers: mine.length, healthy_count: mine.filter((o) => o.status === 'healthy').length });
   }
-  const blocks = reconcile($('regions'), regions, (r) => r.name, (r) => [r.name, `badge ${regionKind(r)}`, `${r.healthy_count}/${r.total_servers} healthy`, `auto ${REGION_PX + ROW_PX * (byRegion.get(r.name)?.length ?? 0)}px`], () => {
+  const blocks = reconcile($('regions'), regions, (r) => r.name, (r) => [r.name, `badge ${regionKind(r)}`, regionCount(r), `auto ${REGION_PX + ROW_PX * (byRegion.get(r.name)?.length ?? 0)}px`], () => {
     const table = h('table', 'servers');
     table.append(h('thead', '', row(['Server', 'Health', 'Since', 'Authority', 'Latency', 'Last check', 'Last error', ''].map((t) => h('th', '', t)))), h('tbody'));
     return h('div', 'region', [h('h3', '', [h('span'), h('span')]), table]);
