@@ -43,6 +43,11 @@ export function formatConfigError(program: string, err: ConfigError): string {
   return err.problems.map((p) => `${program}: ${formatProblem(p)}\n`).join('');
 }
 
+/** Formats config warnings, one per line, `PROGRAM: warning: FILE:LINE:COL: PATH: message`; '' when there are none. */
+export function formatConfigWarnings(program: string, warnings: readonly ConfigProblem[]): string {
+  return warnings.map((p) => `${program}: warning: ${formatProblem(p)}\n`).join('');
+}
+
 /**
  * Checks the words after `config validate` without running it, for the
  * documentation tests (docs/runbooks/): one FILE, --mode with a mode,
@@ -117,7 +122,7 @@ export async function runConfigValidate(program: string, args: readonly string[]
     vars = { ...env, ...(parseEnv(text) as Record<string, string>) };
   }
   try {
-    const { config, files } = await loadConfig(file, mode === undefined ? { env: vars } : { env: vars, mode });
+    const { config, files, warnings } = await loadConfig(file, mode === undefined ? { env: vars } : { env: vars, mode });
     const summary: ValidSummary = {
       mode: config.mode,
       zones: config.dns.zones.length,
@@ -127,11 +132,14 @@ export async function runConfigValidate(program: string, args: readonly string[]
       files,
     };
     if (json) {
-      io.out(JSON.stringify({ valid: true, summary }) + '\n');
+      const listed = warnings.map((p: ConfigProblem) => ({ file: p.file, line: p.line, col: p.col, path: p.path, message: p.message }));
+      io.out(JSON.stringify({ valid: true, summary, warnings: listed }) + '\n');
     } else {
       const s = summary;
       io.out(`${file}: valid (mode ${s.mode}, ${s.zones} zones, ${s.regions} regions, ${s.domains} domains, ${s.servers} servers, ${s.files.length} files)\n`);
       for (const f of s.files) io.out(`  read ${f}\n`);
+      // Valid all the same (exit 0); on stderr, as problems are, so a script reading stdout sees the same summary.
+      if (warnings.length > 0) io.err(formatConfigWarnings(program, warnings));
     }
     return 0;
   } catch (err) {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/load.ts';
 import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { Config } from '../config/types.ts';
+import type { ConfigProblem } from '../config/problems.ts';
 import { OpenGslbError } from '../lib/errors.ts';
 import { createLogger, dropLogOnStreamError, type Logger } from '../log/logger.ts';
 import { formatAddress } from '../lib/ip.ts';
@@ -15,7 +16,7 @@ import { Overwatch } from '../overwatch/overwatch.ts';
 import type { ApiServer } from '../api/server.ts';
 import { LmdbStore, type StateStore } from '../state/store.ts';
 import type { MetricsListener } from '../metrics/server.ts';
-import { ConfigReloader, type ReloadTarget } from '../overwatch/reload.ts';
+import { ConfigReloader, logConfigWarnings, type ReloadTarget } from '../overwatch/reload.ts';
 import { FlagError, parseFlags } from './args.ts';
 import { dropOutputToClosedPipes } from './closed-pipe.ts';
 import { shutdownOnce } from './shutdown.ts';
@@ -147,10 +148,11 @@ export async function main(argv: readonly string[]): Promise<void> {
 
   let config: Config;
   let files: readonly string[];
+  let warnings: readonly ConfigProblem[];
   const loadedAtMs = Date.now();
   try {
     // The --mode flag decides which keys the file may and must have, as the file's own mode: would.
-    ({ config, files } = await loadConfigIsolated(configPath, modeFlag === undefined ? {} : { mode: modeFlag }));
+    ({ config, files, warnings } = await loadConfigIsolated(configPath, modeFlag === undefined ? {} : { mode: modeFlag }));
   } catch (err) {
     // A config error lists every problem, one per line, each opengslb: FILE:LINE:COL: … (or FILE: … for a whole file); anything else is one line.
     if (err instanceof ConfigError) {
@@ -165,6 +167,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   logger = createLogger(config.logging);
   dropLogOnStreamError(process.stdout);
   logger.info({ version: packageVersion(), node: process.version, config: config.source, files: files.length, mode }, 'OpenGSLB starting');
+  logConfigWarnings(logger.child({ component: 'config' }), warnings);
   if (mode === 'agent') {
     const { runAgent } = await import('./agent-main.ts');
     await runAgent(config, logger, packageVersion(), {

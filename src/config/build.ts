@@ -98,6 +98,7 @@ export function checkCrossReferences(file: UncheckedFile, sink: ProblemCollector
     checkPoolKind(sink, domain, d, regions, regionNames, file.dns?.zones);
     checkSmoothingFactor(sink, domain, d, regions, regionNames);
     checkLatencyMeasured(sink, domain, d, regions, regionNames);
+    warnAllWeightZero(sink, domain, d, regions, regionNames, typeof file.overwatch?.gossip?.encryption_key === 'string');
   });
 
   checkZones(file, sink);
@@ -739,6 +740,55 @@ function checkAllDown(sink: ProblemCollector, domain: UncheckedDomain | undefine
   if (hasFallback && domain.when_all_down == null) {
     sink.reportAt(['domains', d, 'fallback'], 'is never answered without when_all_down: fallback, expected that setting beside it');
   }
+}
+
+/** The policies that never answer a server of weight 0 (selectMembers' OUT_WEIGHT_ZERO). */
+const WEIGHT_ZERO_POLICIES: ReadonlySet<string> = new Set(['weighted', 'geolocation', 'sticky']);
+
+/**
+ * Warns (never refuses) when a weighted, geolocation or sticky domain has
+ * configured servers of a family and every one of them has weight 0: weight 0
+ * is this project's drain, so such a family is always "all down" and only
+ * when_all_down answers it (Route 53 instead answers all of a name's records
+ * alike when every weight is 0). Agents' backends, which come at run time,
+ * are not counted; the message says so when the agent channel is on.
+ */
+function warnAllWeightZero(
+  sink: ProblemCollector,
+  domain: UncheckedDomain | undefined,
+  d: number,
+  regions: UncheckedRegions,
+  regionNames: ReadonlyMap<string, number>,
+  agentChannel: boolean,
+): void {
+  if (domain === undefined || typeof domain.name !== 'string' || !WEIGHT_ZERO_POLICIES.has(domain.routing_algorithm ?? '')) return;
+  // Per family, as a query sees them: [servers, of which weight 0]. A CNAME server answers both families.
+  const count = { IPv4: [0, 0], IPv6: [0, 0] };
+  for (const name of new Set(domain.regions ?? [])) {
+    for (const server of regionNamed(regions, regionNames, name)?.servers ?? []) {
+      if (server === undefined) continue;
+      const zero = server.weight === 0 ? 1 : 0;
+      const families = server.address != null ? [server.address.family === 6 ? count.IPv6 : count.IPv4] : typeof server.cname === 'string' ? [count.IPv4, count.IPv6] : [];
+      for (const f of families) {
+        f[0]++;
+        f[1] += zero;
+      }
+    }
+  }
+  const drained = (Object.keys(count) as (keyof typeof count)[]).filter((k) => count[k][0] > 0 && count[k][0] === count[k][1]);
+  if (drained.length === 0) return;
+  const other = (Object.keys(count) as (keyof typeof count)[]).filter((k) => count[k][0] > 0 && !drained.includes(k));
+  const which = other.length === 0 ? 'server' : `${drained[0]} server`;
+  const mode = domain.when_all_down ?? null;
+  const outcome = mode === 'fallback'
+    ? 'so it always answers its fallback addresses'
+    : `and every mode but fallback leaves weight-0 servers out, so it answers SERVFAIL${mode === null ? '' : ` (when_all_down: ${mode})`}`;
+  const agents = agentChannel ? '; agents\' backends reported at run time are not counted here' : '';
+  sink.warnAt(
+    ['domains', d, 'name'],
+    `every ${which} of ${domain.name} has weight 0 (weight 0 drains a server under ${domain.routing_algorithm}): DNS answers it only by when_all_down, ${outcome}; ` +
+      `expected at least one server with a weight above 0, or when_all_down: fallback to answer fixed addresses while every server is drained${agents}`,
+  );
 }
 
 /** The Go original's per-domain smoothing factor must agree with the health checks that now own the moving average. */

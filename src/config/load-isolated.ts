@@ -14,7 +14,7 @@ import { ConfigError, type LoadedConfig, type LoadOptions } from './load.ts';
 import type { ConfigErrorCode, ConfigProblem } from './problems.ts';
 
 type Reply =
-  | { ok: true; config: LoadedConfig['config']; files: string[] }
+  | { ok: true; config: LoadedConfig['config']; files: string[]; warnings: ConfigProblem[] }
   | { ok: false; code: ConfigErrorCode; problems: ConfigProblem[] }
   | { ok: false; message: string; code?: undefined };
 
@@ -36,8 +36,8 @@ export interface IsolatedLoadOptions extends LoadOptions {
 
 /**
  * Loads `path` exactly as loadConfig() does (same checks, same problems),
- * in a worker thread. Resolves with the deep-frozen config and the files
- * read; rejects with the same ConfigError loadConfig would throw, or an Error
+ * in a worker thread. Resolves with the deep-frozen config, the files read
+ * and the warnings; rejects with the same ConfigError loadConfig would throw, or an Error
  * when the worker itself fails or does not answer within `opts.timeoutMs`
  * (then it is terminated).
  */
@@ -62,7 +62,7 @@ export function loadConfigIsolated(path: string, opts: IsolatedLoadOptions = {})
       if (settled) return;
       settled = true;
       if (reply.ok) {
-        resolve({ config: deepFreeze(reply.config), files: reply.files });
+        resolve({ config: deepFreeze(reply.config), files: reply.files, warnings: reply.warnings });
       } else if (reply.code !== undefined) {
         // Keep the order the loader gave: files as they were read, then line and column.
         const fileOrder = [...new Set(reply.problems.map((p) => p.file))];

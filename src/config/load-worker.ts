@@ -8,8 +8,8 @@ import type { RunMode } from './types.ts';
 
 const { path, env, mode } = workerData as { path: string; env: Environment; mode?: RunMode };
 try {
-  const { config, files } = await loadConfig(path, mode === undefined ? { env } : { env, mode });
-  parentPort?.postMessage({ ok: true, config, files });
+  const { config, files, warnings } = await loadConfig(path, mode === undefined ? { env } : { env, mode });
+  parentPort?.postMessage({ ok: true, config, files, warnings });
 } catch (err) {
   if (err instanceof ConfigError) {
     parentPort?.postMessage({ ok: false, code: err.code, problems: err.problems });

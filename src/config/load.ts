@@ -13,8 +13,8 @@ import { readConfigSources, readConfigText } from './includes.ts';
 import type { ConfigSources } from './includes.ts';
 import { unsafeModeProblem } from './permissions.ts';
 import { ProblemCollector } from './problem-collector.ts';
-import { ConfigError } from './problems.ts';
-import type { ConfigErrorCode } from './problems.ts';
+import { ConfigError, sortProblems } from './problems.ts';
+import type { ConfigErrorCode, ConfigProblem } from './problems.ts';
 import type { Unchecked, Value } from './schema.ts';
 import type { Config, RunMode } from './types.ts';
 import { validateTree } from './validate.ts';
@@ -35,6 +35,8 @@ export interface LoadedConfig {
   readonly config: Config;
   /** Every file read, main first, then includes in the order they were merged, named as messages name them. */
   readonly files: readonly string[];
+  /** What loads but is most likely not meant (ProblemCollector.warnings), in file order: start, reload and `config validate` print them. */
+  readonly warnings: readonly ConfigProblem[];
 }
 
 /**
@@ -47,7 +49,8 @@ export interface LoadedConfig {
  */
 export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<LoadedConfig> {
   const sources = await readConfigSources(path, opts.env ?? process.env);
-  return { config: validateSources(sources, path, opts.mode), files: sources.files.map((f) => f.name) };
+  const { config, warnings } = validateSources(sources, path, opts.mode);
+  return { config, files: sources.files.map((f) => f.name), warnings };
 }
 
 /** Loads the config file at `path` as loadConfig does and returns the Config alone. */
@@ -64,16 +67,17 @@ export async function loadConfigFile(path: string, opts: LoadOptions = {}): Prom
  * line and column.
  */
 export function parseConfigText(text: string, file: string, opts: LoadOptions = {}): Config {
-  return validateSources(readConfigText(text, file, opts.env ?? process.env), file, opts.mode);
+  return validateSources(readConfigText(text, file, opts.env ?? process.env), file, opts.mode).config;
 }
 
 /**
  * Validates merged sources: unless a file could not be used (then the
  * reading problems alone are reported), walks the tree against the schema,
  * cross-checks it, and refuses world-readable files that write a secret.
- * Returns the built Config; throws ConfigError with every problem otherwise.
+ * Returns the built Config and the warnings (sorted as problems are);
+ * throws ConfigError with every problem otherwise.
  */
-function validateSources(sources: ConfigSources, mainName: string, mode: RunMode | undefined): Config {
+function validateSources(sources: ConfigSources, mainName: string, mode: RunMode | undefined): { config: Config; warnings: ConfigProblem[] } {
   const sink = new ProblemCollector(mainName);
   sink.problems.push(...sources.problems);
   let code: ConfigErrorCode | null = sources.code;
@@ -99,5 +103,6 @@ function validateSources(sources: ConfigSources, mainName: string, mode: RunMode
 
   if (tree === undefined || sink.problems.length > 0) throw fail();
   // No problem was reported, so every value is present and valid.
-  return buildConfig(tree as Value<ConfigFile>, resolve(mainName));
+  const warnings = sortProblems(sink.warnings, sources.files.map((f) => f.name));
+  return { config: buildConfig(tree as Value<ConfigFile>, resolve(mainName)), warnings };
 }

@@ -49,6 +49,12 @@ export class ProblemCollector {
   readonly file: string;
   readonly problems: ConfigProblem[] = [];
   /**
+   * Things that load but are most likely not what the operator meant (a
+   * domain whose every server has weight 0): never refuse the config; start,
+   * reload and `config validate` print them.
+   */
+  readonly warnings: ConfigProblem[] = [];
+  /**
    * Position of each value that was present in a file, by key path: a tree of
    * path segments, so recording one costs no formatPath() string (a third of
    * validating 100 000 geo mappings was those strings and their garbage).
@@ -79,6 +85,12 @@ export class ProblemCollector {
   /** Records a problem at the position of `path`'s value (or of its nearest ancestor that was in the file). */
   reportAt(path: readonly PathSegment[], message: string): void {
     this.report(this.positionOf(path), path, message);
+  }
+
+  /** Records a warning at the position of `path`'s value, as reportAt() places a problem. */
+  warnAt(path: readonly PathSegment[], message: string): void {
+    const pos = this.positionOf(path);
+    this.warnings.push({ file: pos.file ?? this.file, line: pos.line, col: pos.col, path: formatPath(path), message });
   }
 
   /** Records where `path`'s value was written. */

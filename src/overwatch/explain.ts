@@ -30,6 +30,9 @@ import * as L from '../snapshot/layout.ts';
 import { HEALTH_DRAINED, HEALTH_HEALTHY, HEALTH_UNKNOWN, isUnmeasured, LIVE_CAPACITY, lastUpMs, lastUpWord, latencyWord, readHealth } from '../snapshot/live-slots.ts';
 import { SnapshotView } from '../snapshot/reader.ts';
 import { rfc3339 } from './views.ts';
+import { createCounters } from '../metrics/counters-layout.ts';
+import { handleQuery } from '../../workers/handle-query.ts';
+import { WorkerScratch } from '../../workers/scratch.ts';
 
 /** What explain reads. The overwatch builds it from what it serves at the moment of the call. */
 export interface ExplainInput {
@@ -51,6 +54,25 @@ export interface ExplainGeo extends GeoTestResult {
   readonly answered_region: string | null;
   /** Why the answer does not come from the client's region, or null when it does. */
   readonly fallback: 'region_down' | 'region_not_served' | 'no_region' | null;
+}
+
+/**
+ * How big the answer is on the wire and whether UDP carries it whole: bytes
+ * written by the DNS workers' own answer code (workers/handle-query.ts run on
+ * a scratch of explain's over the same snapshot and live slots), for a query
+ * without the DO bit from the explained client. A UDP answer above the
+ * client's size goes out with TC=1 and no records, and the client retries
+ * over TCP.
+ */
+export interface ExplainWire {
+  /** Bytes of the whole response to a query without EDNS (as TCP carries it). */
+  readonly bytes: number;
+  /** Bytes of the whole response to a query with EDNS (the reply's OPT record included). */
+  readonly bytes_edns: number;
+  /** A client without EDNS (limit 512 bytes) gets TC=1. */
+  readonly truncated_without_edns: boolean;
+  /** A client offering 1232 bytes (the DNS Flag Day 2020 size, and this server's most) gets TC=1. */
+  readonly truncated_at_1232: boolean;
 }
 
 export type ExplainRcode = 'NOERROR' | 'NXDOMAIN' | 'REFUSED' | 'SERVFAIL';
@@ -137,6 +159,8 @@ export interface Explanation {
   readonly answers: readonly string[];
   /** Records in each answer. */
   readonly answer_size: number;
+  /** The response's size on the wire and whether UDP truncates it (TC=1), or null when the query cannot be written (a name too long). */
+  readonly wire: ExplainWire | null;
   readonly rotation: boolean;
   /** For rotation: every answer the rotation goes through, in rotor order (each worker has its own rotor); at most 64. */
   readonly cycle: readonly (readonly string[])[] | null;
@@ -179,6 +203,58 @@ const MAX_CYCLE = 64;
 const MAX_EXACT_WEIGHTED = 16;
 
 const views = new WeakMap<SharedArrayBuffer, SnapshotView>();
+/** Explain's own worker scratch per snapshot: its rotors, caches and counters are no worker's. */
+const scratches = new WeakMap<SharedArrayBuffer, WorkerScratch>();
+/** Request and response buffers of wireQuery (the response as big as a worker's: 65 535 bytes). */
+const wireReq = new Uint8Array(512);
+const wireOut = new Uint8Array(65_535);
+/** The UDP size explain's EDNS query offers: this server's most, the DNS Flag Day 2020 size. */
+const EXPLAIN_EDNS_SIZE = 1232;
+
+/**
+ * Answers one query with the DNS workers' own code (handleQuery) on explain's
+ * scratch over the snapshot and live slots explained: over TCP for the whole
+ * response's length, then over UDP to see whether it is cut (TC). `edns`
+ * adds an OPT record offering EXPLAIN_EDNS_SIZE bytes, without DO. Null when
+ * the name does not fit a query.
+ */
+function wireQuery(input: ExplainInput, qname: string, qtype: number, client: string | null, edns: boolean): { bytes: number; truncated: boolean } | null {
+  const buffer = input.snapshot.buffer;
+  let ctx = scratches.get(buffer);
+  if (ctx === undefined || ctx.live !== input.live) {
+    ctx = new WorkerScratch(buffer, input.live, createCounters(1), 0);
+    scratches.set(buffer, ctx);
+  }
+  ctx.setGeo(input.geo ?? null);
+  let wireName: Uint8Array;
+  try {
+    wireName = nameToWire(qname);
+  } catch {
+    return null;
+  }
+  const req = wireReq;
+  req.fill(0, 0, 12);
+  req[5] = 1; // QDCOUNT 1; RD clear, as resolvers ask an authority
+  req.set(wireName, 12);
+  let off = 12 + wireName.length;
+  req[off++] = qtype >>> 8;
+  req[off++] = qtype & 0xff;
+  req[off++] = 0;
+  req[off++] = 1; // class IN
+  if (edns) {
+    req[11] = 1; // ARCOUNT 1: OPT, owner root, type 41, class = UDP size, TTL 0 (no DO), no options
+    req.set([0, 0, 41, EXPLAIN_EDNS_SIZE >>> 8, EXPLAIN_EDNS_SIZE & 0xff, 0, 0, 0, 0, 0, 0], off);
+    off += 11;
+  }
+  // Without a client, a source that nothing maps: explain's "no client" (geolocation: default_region).
+  if (client === null) ctx.client.setSource('0.0.0.0', 4);
+  else ctx.client.setSource(client, client.includes(':') ? 6 : 4);
+  ctx.tick();
+  const bytes = handleQuery(ctx, req, off, wireOut, true);
+  const udp = handleQuery(ctx, req, off, wireOut, false);
+  const truncated = udp >= 4 && (wireOut[2]! & 0x02) !== 0;
+  return { bytes, truncated };
+}
 
 /**
  * Explains the answer the DNS workers would give now to a query for `name`
@@ -280,6 +356,7 @@ class Builder {
       selection: this.selection,
       answers: this.answers,
       answer_size: this.answerSize,
+      wire: this.wire(),
       rotation: this.selection === 'rotation',
       cycle: this.cycle,
       probabilities: this.probabilities,
@@ -291,6 +368,20 @@ class Builder {
       geo: this.geo,
       generation: this.view.generation,
     };
+  }
+
+  /** Runs the workers' answer code for this query (ExplainWire); notes a truncation. */
+  wire(): ExplainWire | null {
+    const noEdns = wireQuery(this.input, this.qname, this.qtype, this.client, false);
+    const edns = wireQuery(this.input, this.qname, this.qtype, this.client, true);
+    if (noEdns === null || edns === null) return null;
+    const wire = { bytes: noEdns.bytes, bytes_edns: edns.bytes, truncated_without_edns: noEdns.truncated, truncated_at_1232: edns.truncated };
+    if (wire.truncated_at_1232) {
+      this.notes.push(`the response is ${wire.bytes_edns} bytes: over UDP every client gets TC=1 (no records) and must retry over TCP`);
+    } else if (wire.truncated_without_edns) {
+      this.notes.push(`the response is ${wire.bytes} bytes without EDNS: a client that sends no EDNS (512-byte limit) gets TC=1 (no records) over UDP and must retry over TCP; with EDNS (${wire.bytes_edns} bytes) it fits`);
+    }
+    return wire;
   }
 
   refuse(why: string): void {

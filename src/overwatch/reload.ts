@@ -213,8 +213,9 @@ export class ConfigReloader {
     const before = target.config;
     let next: Config;
     let files: readonly string[];
+    let warnings: readonly ConfigProblem[];
     try {
-      ({ config: next, files } = await loadConfigIsolated(path, {
+      ({ config: next, files, warnings } = await loadConfigIsolated(path, {
         ...(this.#opts.env === undefined ? {} : { env: this.#opts.env }),
         ...(this.#opts.loadTimeoutMs === undefined ? {} : { timeoutMs: this.#opts.loadTimeoutMs }),
         ...(this.#opts.modeOverride === undefined ? {} : { mode: this.#opts.modeOverride }),
@@ -265,8 +266,18 @@ export class ConfigReloader {
       },
       'reload succeeded',
     );
+    logConfigWarnings(this.#log, warnings);
     return { result: 'success', generation: swapped.generation, message: swapped.message, problems: [], files, changes, atMs: this.#lastSuccessMs };
   }
+}
+
+/**
+ * Logs each config warning (a config that loads but is most likely not what
+ * was meant, ProblemCollector.warnings) at warn, one line each: at start and
+ * after each reload that was applied, so it is named again until fixed.
+ */
+export function logConfigWarnings(log: Logger, warnings: readonly ConfigProblem[]): void {
+  for (const w of warnings) log.warn({ file: w.file, line: w.line, col: w.col, path: w.path }, `config warning: ${formatProblem(w)}`);
 }
 
 const EMPTY_CHANGE: ConfigChange = { added: [], removed: [], changed: [] };

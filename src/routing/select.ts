@@ -43,7 +43,12 @@ export const OUT_UNHEALTHY = 1;
 export const OUT_UNKNOWN = 2;
 /** An operator override drained it; this holds even when when_all_down fails open. */
 export const OUT_DRAINED = 3;
-/** Weight 0 under the weighted policy: never answered (Route 53 semantics). */
+/**
+ * Weight 0 under the weighted, geolocation and sticky policies: never
+ * answered, this project's drain. Not Route 53's rule: Route 53 answers every
+ * record alike when all of a name's weights are 0, where here such a domain
+ * goes to when_all_down (config load warns about it: warnAllWeightZero).
+ */
 export const OUT_WEIGHT_ZERO = 4;
 /** when_all_down: last_healthy: last up before the window of the most recent member (or never). */
 export const OUT_STALE = 5;

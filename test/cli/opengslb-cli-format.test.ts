@@ -283,7 +283,7 @@ function explanation(over: Partial<Explanation>): Explanation {
   return {
     name: 'api.example.test', type: 'A', client: null, rcode: 'NOERROR', aa: true, zone: 'example.test', domain: 'api.example.test',
     source: 'domain', policy: 'failover', max_answers: 1, when_all_down: 'servfail', ttl: 60, selection: 'fixed', answers: ['192.0.2.10'],
-    answer_size: 1, rotation: false, cycle: null, probabilities: null, candidates: [], fallback: [], all_down: null, additional: [], notes: [],
+    answer_size: 1, wire: null, rotation: false, cycle: null, probabilities: null, candidates: [], fallback: [], all_down: null, additional: [], notes: [],
     geo: null, generation: 3,
     ...over,
   };

@@ -48,7 +48,36 @@ for (const { program, entry } of entries) {
     assert.deepEqual(JSON.parse(r.stdout), {
       valid: true,
       summary: { mode: 'overwatch', zones: 2, regions: 2, domains: 2, servers: 3, files: ['main.yaml', 'conf.d/10-regions.yaml', 'conf.d/20-domains.yaml'] },
+      warnings: [],
     });
+  });
+
+  test(`${program} config validate warns (exit 0) about a weighted domain whose every server has weight 0, naming its file and line`, async (t) => {
+    const regions = ['regions:', '  - name: eu-west', '    servers: [{ address: 192.0.2.10, weight: 0 }, { address: 192.0.2.11, weight: 0 }]', '  - name: us-east', '    servers: [{ address: 192.0.2.20 }]'];
+    const domains = [
+      'domains:',
+      '  - { name: app.example.test, regions: [eu-west], routing_algorithm: weighted }',
+      '  - { name: www.example.org, regions: [us-east, eu-west], routing_algorithm: weighted }',
+      '  - { name: rr.example.org, regions: [eu-west] }',
+    ];
+    const dir = await configTree(t, { 'main.yaml': MAIN, 'conf.d/10-regions.yaml': regions, 'conf.d/20-domains.yaml': domains });
+    const r = await run(entry, ['config', 'validate', 'main.yaml'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^main\.yaml: valid \(mode overwatch, 2 zones, 2 regions, 3 domains, 3 servers, 3 files\)\n/);
+    // Only app.example.test: www.example.org has a server of weight 100, rr.example.org's policy does not read weights.
+    assert.equal(
+      r.stderr,
+      `${program}: warning: conf.d/20-domains.yaml:2:13: domains[0].name: every server of app.example.test has weight 0 (weight 0 drains a server under weighted): ` +
+        'DNS answers it only by when_all_down, and every mode but fallback leaves weight-0 servers out, so it answers SERVFAIL; ' +
+        'expected at least one server with a weight above 0, or when_all_down: fallback to answer fixed addresses while every server is drained\n',
+    );
+    const j = await run(entry, ['config', 'validate', 'main.yaml', '--json'], { cwd: dir });
+    assert.equal(j.code, 0, j.stderr);
+    assert.equal(j.stderr, '');
+    const out = JSON.parse(j.stdout) as { valid: boolean; warnings: { file: string; line: number; col: number; path: string; message: string }[] };
+    assert.equal(out.valid, true);
+    assert.deepEqual(out.warnings.map((w) => [w.file, w.line, w.col, w.path]), [['conf.d/20-domains.yaml', 2, 13, 'domains[0].name']]);
+    assert.match(out.warnings[0]?.message ?? '', /^every server of app\.example\.test has weight 0/);
   });
 
   test(`${program} config validate prints every problem of every file on stderr and exits 1`, async (t) => {

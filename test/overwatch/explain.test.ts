@@ -3,11 +3,15 @@
 // return (rcode, AA, TTL, and the set of addresses over many queries).
 
 import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { explain, type ExplainInput, type Explanation } from '../../src/overwatch/explain.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY, writeLastUp, writeLatency } from '../../src/snapshot/live-slots.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { launchServer, type Started } from '../helpers/server.ts';
+
+const execFileP = promisify(execFile);
 
 const YAML = `
 dns:
@@ -39,6 +43,8 @@ regions:
     servers: [{ address: "2001:db8::1" }, { address: "2001:db8::2" }]
   - name: dw
     servers: [{ address: 192.0.2.45, weight: 100 }, { address: 192.0.2.46, weight: 0 }]
+  - name: big
+    servers: [{ address: 10.9.0.1 }, { address: 10.9.0.2 }, { address: 10.9.0.3 }, { address: 10.9.0.4 }, { address: 10.9.0.5 }, { address: 10.9.0.6 }, { address: 10.9.0.7 }, { address: 10.9.0.8 }, { address: 10.9.0.9 }, { address: 10.9.0.10 }, { address: 10.9.0.11 }, { address: 10.9.0.12 }, { address: 10.9.0.13 }, { address: 10.9.0.14 }, { address: 10.9.0.15 }, { address: 10.9.0.16 }, { address: 10.9.0.17 }, { address: 10.9.0.18 }, { address: 10.9.0.19 }, { address: 10.9.0.20 }, { address: 10.9.0.21 }, { address: 10.9.0.22 }, { address: 10.9.0.23 }, { address: 10.9.0.24 }, { address: 10.9.0.25 }, { address: 10.9.0.26 }, { address: 10.9.0.27 }, { address: 10.9.0.28 }, { address: 10.9.0.29 }, { address: 10.9.0.30 }, { address: 10.9.0.31 }, { address: 10.9.0.32 }]
 domains:
   - { name: rr.example.test, routing_algorithm: round-robin, regions: [r3], ttl: 42 }
   - { name: rr2.example.test, routing_algorithm: round-robin, regions: [r3], max_answers: 2 }
@@ -69,6 +75,8 @@ domains:
   - { name: fb.example.test, routing_algorithm: failover, regions: [d], when_all_down: fallback, fallback: [192.0.2.250, 192.0.2.251] }
   - { name: v6.example.test, routing_algorithm: round-robin, regions: [v6], when_all_down: fallback, fallback: [192.0.2.250] }
   - { name: a.b.example.test, routing_algorithm: round-robin, regions: [r3] }
+  - { name: big.example.test, routing_algorithm: round-robin, regions: [big], max_answers: 32 }
+  - { name: mid.example.test, routing_algorithm: round-robin, regions: [big], max_answers: 20 }
 logging: { level: error }
 `;
 
@@ -126,6 +134,14 @@ const byAddress = (e: Explanation, address: string) => {
   assert.ok(c, `${address} is a candidate of ${e.name}`);
   return c;
 };
+
+const digMissing = spawnSync('dig', ['-v']).error === undefined ? false : 'dig (bind9-dnsutils) is not installed';
+
+/** Runs dig against the server on loopback (no recursion bit, as a resolver asks an authority) and returns its output. */
+async function dig(port: number, name: string, ...flags: string[]): Promise<string> {
+  const { stdout } = await execFileP('dig', ['@127.0.0.1', '-p', String(port), '+norec', '+tries=1', '+time=2', ...flags, name, 'A']);
+  return stdout;
+}
 
 describe('explain', () => {
   let s: Started;
@@ -595,6 +611,28 @@ describe('explain', () => {
     }
     assert.equal(ex('rr.example.test.').name, 'rr.example.test');
     assert.equal(ex('.').rcode, 'REFUSED');
+  });
+
+  test('says how big the response is and whether UDP truncates it, as dig sees it with and without EDNS', { skip: digMissing }, async () => {
+    // 32 A records: 546 bytes without EDNS, over 512, so a client without EDNS gets TC=1 (explain said only answer_size 32).
+    const big = ex('big.example.test');
+    assert.equal(big.answer_size, 32);
+    assert.deepEqual(big.wire, { bytes: 546, bytes_edns: 557, truncated_without_edns: true, truncated_at_1232: false });
+    assert.ok(big.notes.some((n) => n.includes('546 bytes without EDNS') && n.includes('TC=1')), big.notes.join('\n'));
+    const noEdns = await dig(s.port, 'big.example.test', '+noedns', '+ignore');
+    assert.match(noEdns, /flags: qr aa tc;/);
+    assert.match(noEdns, /ANSWER: 0,/);
+    const edns = await dig(s.port, 'big.example.test', '+bufsize=1232', '+nocookie'); // explain's query carries no COOKIE option (dig's adds 28 bytes to the reply)
+    assert.match(edns, /flags: qr aa;/);
+    assert.match(edns, /ANSWER: 32,/);
+    assert.match(edns, /MSG SIZE {2}rcvd: 557\n/);
+    // 20 records fit 512 bytes: no TC either way, and dig's size is explain's.
+    const mid = ex('mid.example.test');
+    assert.deepEqual(mid.wire, { bytes: 354, bytes_edns: 365, truncated_without_edns: false, truncated_at_1232: false });
+    assert.ok(!mid.notes.some((n) => n.includes('TC=1')));
+    const midNoEdns = await dig(s.port, 'mid.example.test', '+noedns');
+    assert.match(midNoEdns, /flags: qr aa;/);
+    assert.match(midNoEdns, /MSG SIZE {2}rcvd: 354\n/);
   });
 
   test('serialises to JSON as is', () => {
