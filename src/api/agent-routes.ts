@@ -194,7 +194,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: RouteContext): vo
     '/api/v1/overwatch/agents/:id',
     {
       schema: {
-        summary: 'Deletes an agent\'s pin and backends: its backends leave DNS at once; its next message is answered "register", and a registration with valid tokens pins whatever certificate it shows.',
+        summary: 'Deletes an agent\'s pin and backends: its backends leave DNS at once; its next full heartbeat (TCP, within agent.heartbeat.full_interval; UDP heartbeats are dropped unanswered as unpinned) is answered "register", and a registration with valid tokens pins whatever certificate it shows.',
         tags: ['agents'],
         security: [{ bearer: [] }],
         params: agentParams,

@@ -164,6 +164,8 @@ export class OverwatchChannel {
   readonly #pins = new Map<string, StoredPin>();
   readonly #windows = new Map<string, ReplayWindow>();
   readonly #keys = new Map<string, KeyObject>();
+  /** When a message of each agent was last accepted, epoch ms (from its stored replay mark after a start). */
+  readonly #heardAtMs = new Map<string, number>();
   readonly #pending = new Set<Promise<void>>();
   readonly #counters: ChannelCounters;
 
@@ -213,6 +215,7 @@ export class OverwatchChannel {
       const checked = this.#checkRegister(message, body, signature as Buffer, previousSignature, pin, now);
       if ('reason' in checked) return this.#drop(checked.reason, checked.detail, message, source, keyId);
       const { outOfOrder, marked } = this.#acceptSeq(message.agentId, message.seq, window, now);
+      this.#heardAtMs.set(message.agentId, now);
       this.#pins.set(message.agentId, checked.pin);
       if (pin !== undefined && pin.fingerprint !== checked.pin.fingerprint) this.#keys.delete(pin.fingerprint);
       const persisted = this.#persist(Promise.all([this.#store.putPin(checked.pin), marked]), message.agentId);
@@ -227,6 +230,7 @@ export class OverwatchChannel {
     const verdict = this.#checkPinned(message, body, signature as Buffer, pin, now);
     if (verdict !== null) return this.#drop(verdict.reason, verdict.detail, message, source, keyId);
     const { outOfOrder, marked } = this.#acceptSeq(message.agentId, message.seq, window, now);
+    this.#heardAtMs.set(message.agentId, now);
     this.#counters.messages[message.type]++;
     const event = { pin, source, receivedAtMs: now, outOfOrder };
     switch (message.type) {
@@ -270,6 +274,48 @@ export class OverwatchChannel {
   /** Every pin, revoked ones included, in agent-id order. */
   pins(): StoredPin[] {
     return [...this.#pins.values()].sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+  }
+
+  /** How many pins this overwatch holds, revoked ones included (what overwatch.gossip.max_agents bounds). */
+  pinCount(): number {
+    return this.#pins.size;
+  }
+
+  /** overwatch.gossip.max_agents as in effect (Infinity: no limit). */
+  maxAgents(): number {
+    return this.#maxAgents;
+  }
+
+  /**
+   * When this overwatch last accepted a message of the agent, epoch ms: the
+   * later of its stored replay mark (written with every newest message) and
+   * its pin's latest registration; null for an unknown agent.
+   */
+  lastHeardMs(agentId: string): number | null {
+    const pin = this.#pins.get(agentId);
+    if (pin === undefined) return null;
+    return Math.max(pin.registeredAtMs, this.#heardAtMs.get(agentId) ?? 0);
+  }
+
+  /**
+   * Deletes, at most `limit` of them, the pins that are not revoked, whose
+   * agent was last heard before `beforeMs`, and that `keep` does not claim
+   * (the hub keeps agents it still expects to hear from). A revoked pin is
+   * never deleted here: the revocation must hold. Resolves to the agent ids
+   * deleted, once the store has them (a failed write is reported to
+   * onStoreError; the deletion holds in memory and is tried again at the
+   * next start).
+   */
+  async forgetQuiet(beforeMs: number, limit: number, keep: (agentId: string) => boolean): Promise<string[]> {
+    const gone: string[] = [];
+    for (const pin of this.#pins.values()) {
+      if (gone.length >= limit) break;
+      if (pin.revokedAtMs !== null || keep(pin.agentId)) continue;
+      if (Math.max(pin.registeredAtMs, this.#heardAtMs.get(pin.agentId) ?? 0) >= beforeMs) continue;
+      gone.push(pin.agentId);
+    }
+    await Promise.all(gone.map((agentId) => this.#persist(this.deletePin(agentId), agentId)));
+    return gone;
   }
 
   /** The pin of one agent, or undefined. */
@@ -396,6 +442,15 @@ export class OverwatchChannel {
       if (previousSignature === null || !verifyBody(this.#pinnedKey(pin), body, previousSignature)) {
         return { reason: 'certificate_mismatch', detail: `pinned ${pin.fingerprint.slice(0, 16)}…, presented ${fingerprint.slice(0, 16)}…` };
       }
+      // An expired key approves nothing: a key of a host retired long ago (its files left on a disk, a backup)
+      // must not hand the agent id to a new certificate. The agent rotates 30 days before expiry, so only one
+      // away for longer lands here; an operator who knows the host takes it back by deleting the pin.
+      if (now > pin.notAfterMs) {
+        return {
+          reason: 'certificate_mismatch',
+          detail: `a rotation signed by the pinned certificate's key, which expired ${new Date(pin.notAfterMs).toISOString()}: an expired key cannot approve a new certificate; delete the pin (opengslb-cli agents delete ${message.agentId}) to take this one`,
+        };
+      }
       rotated = true;
     }
     this.#keys.set(fingerprint, cert.publicKey);
@@ -470,6 +525,7 @@ export class OverwatchChannel {
         continue;
       }
       this.#windows.set(agentId, ReplayWindow.after(mark.seq));
+      this.#heardAtMs.set(agentId, mark.atMs);
     }
   }
 

@@ -41,7 +41,7 @@ import type { BusReceiverCounters } from '../bus/receiver.ts';
 import { OPERATOR_KINDS, REJECTION_REASONS, type ReplicaCounters } from '../bus/replica.ts';
 
 /** What the metrics read of the agent channel's hub. */
-type AgentHubReader = Pick<AgentHub, 'agents' | 'channelCounters' | 'counters'>;
+type AgentHubReader = Pick<AgentHub, 'agents' | 'channelCounters' | 'counters' | 'pinUsage'>;
 
 /** What the metrics read from the DNS worker pool (DnsPool satisfies it). */
 export interface PoolSource {
@@ -909,6 +909,23 @@ export function createMetrics(options: MetricsOptions): Metrics {
     // is kept (until an operator deletes it), one series per agent that ever came and went. opengslb_overwatch_agents counts them.
     (hub) => hub.agents().flatMap((a) => (a.heartbeat_age_seconds === null || !EXPECTED_AGENT_STATES.has(a.state) ? [] : [[a.agent_id, a.heartbeat_age_seconds] as const])),
   );
+  // Pins against overwatch.gossip.max_agents: alert before new agents are refused (agent_limit).
+  for (const [name, help, read] of [
+    ['opengslb_overwatch_agent_pins', 'Agent pins this overwatch holds, revoked ones included (what overwatch.gossip.max_agents bounds).', (hub: AgentHubReader) => hub.pinUsage().pinned],
+    ['opengslb_overwatch_agent_pins_max', 'overwatch.gossip.max_agents as in effect (no series without a limit).', (hub: AgentHubReader) => hub.pinUsage().maxAgents],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect(this: Gauge) {
+        this.reset();
+        const hub = overwatch?.agents ?? null;
+        const n = hub === null ? null : read(hub);
+        if (n !== null) this.set(n);
+      },
+    });
+  }
   fromAgents(Counter, 'opengslb_overwatch_agent_messages_total', 'Agent messages accepted by the channel, by type (register, heartbeat, health_update, deregister).', 'type', (hub) => {
     const m = hub.channelCounters().messages;
     return ACCEPTED_MESSAGE_TYPES.map((t) => [t, m[t]] as const);

@@ -55,6 +55,21 @@ const STALE_LOG_NAMES = 20;
 /** Dirty agents' backends are written to the store this long after the first change. */
 const PERSIST_DELAY_MS = 500;
 /**
+ * A pin of an agent that is not revoked and was not heard from for this long
+ * (and that the hub does not expect to hear from: not live, stale or restored)
+ * is deleted: an agent that comes with a new identity at each start (a
+ * container without persistent state) would otherwise hold a place under
+ * overwatch.gossip.max_agents for ever. Revoked pins stay.
+ */
+export const DEPARTED_PIN_TTL_MS = 7 * 24 * 3_600_000;
+/** How often the departed pins are looked at, and the most deleted in one step (one step's store writes). */
+const PIN_PRUNE_PERIOD_MS = 60_000;
+const PIN_PRUNE_STEP = 1000;
+/** Shares of overwatch.gossip.max_agents at which a warning is logged (once per crossing). */
+const PIN_WARN_LEVELS = [0.9, 0.8] as const;
+/** Most drop-log keys kept (the oldest go first); the agent_limit keys are kept apart so that refusal is never logged twice. */
+const DROP_LOG_KEYS = 10_000;
+/**
  * SO_RCVBUF of the channel's UDP socket: 4 MiB (Linux grants at most
  * net.core.rmem_max). The kernel's default (net.core.rmem_default, 208 KiB
  * here) holds about 200 datagrams, 0.4 s of the heartbeats of 5 000 agents at
@@ -302,6 +317,13 @@ export class AgentHub {
   #storeErrors = 0;
   /** Drops are logged at most once per reason and agent per minute (every one is counted). */
   readonly #dropLogged = new Map<string, number>();
+  /** Agents refused as agent_limit and logged (once each); the newest DROP_LOG_KEYS are kept. */
+  readonly #limitLogged = new Set<string>();
+  /** performance.now() of the last look at departed pins (0: none yet). */
+  #lastPinPruneMono = 0;
+  #pinPruning = false;
+  /** The highest PIN_WARN_LEVELS share warned about and not yet fallen below (0: none). */
+  #pinWarnLevel = 0;
   #stopped = false;
   /** performance.now() when this overwatch started: restored agents' remove_after runs from here at the earliest. */
   readonly #startedMono: number;
@@ -424,6 +446,7 @@ export class AgentHub {
     this.channel.setAgentTokens(next.agentTokens);
     this.channel.setRegions(next.regions.map((r) => r.name));
     this.channel.setMaxAgents(g.maxAgents);
+    this.#checkPinLevel();
     this.channel.setMaxClockSkew(g.maxClockSkewMs);
     const sweepChanged = next.stale.thresholdMs !== this.#config.stale.thresholdMs;
     this.#config = next;
@@ -444,6 +467,52 @@ export class AgentHub {
    */
   refreshVerdicts(): void {
     for (const agent of this.#agents.values()) for (const b of agent.backends.values()) this.#write(b);
+  }
+
+  /**
+   * Deletes, at most PIN_PRUNE_STEP at a time, the pins of agents that left
+   * (deregistered, removed, or never heard from since this start) and sent
+   * nothing for DEPARTED_PIN_TTL_MS; revoked pins stay. The sweep runs it
+   * once a minute. Resolves to the agent ids deleted.
+   */
+  async forgetDepartedPins(): Promise<string[]> {
+    if (this.#pinPruning || this.#stopped) return [];
+    this.#pinPruning = true;
+    try {
+      const expected = (id: string): boolean => {
+        const state = this.#agents.get(id)?.state;
+        return state === 'live' || state === 'stale';
+      };
+      const gone = await this.channel.forgetQuiet(this.#now() - DEPARTED_PIN_TTL_MS, PIN_PRUNE_STEP, expected);
+      for (const id of gone) {
+        if (!expected(id)) this.#agents.delete(id);
+      }
+      if (gone.length > 0) {
+        this.#log.info(
+          { pins: gone.length, agents: gone.slice(0, STALE_LOG_NAMES), pinned: this.channel.pinCount() },
+          `agent pins deleted: not revoked and not heard from for ${DEPARTED_PIN_TTL_MS / 86_400_000} days (such an agent registers again with its token, as a new agent)`,
+        );
+        this.#checkPinLevel();
+      }
+      return gone;
+    } finally {
+      this.#pinPruning = false;
+    }
+  }
+
+  /** Warns once as the pins cross 80 % and 90 % of overwatch.gossip.max_agents; falling below re-arms it. */
+  #checkPinLevel(): void {
+    const max = this.channel.maxAgents();
+    if (!Number.isFinite(max) || max <= 0) return;
+    const pinned = this.channel.pinCount();
+    const level = PIN_WARN_LEVELS.find((l) => pinned >= l * max) ?? 0;
+    if (level > this.#pinWarnLevel) {
+      this.#log.warn(
+        { pinned, max_agents: max },
+        `agent pins at ${Math.round(level * 100)} % of overwatch.gossip.max_agents: past it new agents are refused (agent_limit); raise it, or delete pins of agents that are gone (pins of departed agents go by themselves after ${DEPARTED_PIN_TTL_MS / 86_400_000} days)`,
+      );
+    }
+    this.#pinWarnLevel = level;
   }
 
   /** Stops listening and sweeping, and writes what is not stored yet. */
@@ -471,31 +540,35 @@ export class AgentHub {
   /** One agent, or null when neither a pin nor backends are known for it. */
   agent(agentId: string): { readonly agent: AgentView; readonly backends: AgentBackendView[] } | null {
     if (this.channel.pin(agentId) === undefined && !this.#agents.has(agentId)) return null;
-    return { agent: this.#agentView(agentId), backends: this.backends().filter((b) => b.agent_id === agentId) };
+    const record = this.#agents.get(agentId);
+    return { agent: this.#agentView(agentId), backends: record === undefined ? [] : this.#backendViews(record, []) };
   }
 
   /** Every agent's backend, agents in id order, backends in the order reported. */
   backends(): AgentBackendView[] {
     const out: AgentBackendView[] = [];
-    for (const id of [...this.#agents.keys()].sort()) {
-      const agent = this.#agents.get(id) as AgentRecord;
-      for (const b of agent.backends.values()) {
-        const r = b.report;
-        out.push({
-          agent_id: id,
-          service: r.service,
-          address: r.address,
-          port: r.port,
-          weight: r.weight,
-          region: agent.region,
-          agent_health: r.health,
-          drain_reason: r.drain,
-          state: this.#stateOf(agent, b),
-          server_key: b.serverKey,
-          problem: b.problem === null ? null : b.problem.detail,
-          check_type: r.check?.type ?? null,
-        });
-      }
+    for (const id of [...this.#agents.keys()].sort()) this.#backendViews(this.#agents.get(id) as AgentRecord, out);
+    return out;
+  }
+
+  /** One agent's backends as the API shows them, appended to `out`. */
+  #backendViews(agent: AgentRecord, out: AgentBackendView[]): AgentBackendView[] {
+    for (const b of agent.backends.values()) {
+      const r = b.report;
+      out.push({
+        agent_id: agent.agentId,
+        service: r.service,
+        address: r.address,
+        port: r.port,
+        weight: r.weight,
+        region: agent.region,
+        agent_health: r.health,
+        drain_reason: r.drain,
+        state: this.#stateOf(agent, b),
+        server_key: b.serverKey,
+        problem: b.problem === null ? null : b.problem.detail,
+        check_type: r.check?.type ?? null,
+      });
     }
     return out;
   }
@@ -510,6 +583,12 @@ export class AgentHub {
     const id = this.#owners.get(serverKey);
     const seen = id === undefined ? 0 : (this.#agents.get(id)?.lastSeenMs ?? 0);
     return seen > 0 ? seen : null;
+  }
+
+  /** Pins held (revoked ones included) and overwatch.gossip.max_agents (null: no limit). */
+  pinUsage(): { readonly pinned: number; readonly maxAgents: number | null } {
+    const max = this.channel.maxAgents();
+    return { pinned: this.channel.pinCount(), maxAgents: Number.isFinite(max) ? max : null };
   }
 
   /** Counters of this module (the channel's and the receiver's have their own). */
@@ -605,7 +684,8 @@ export class AgentHub {
     agent.note = null;
     if (e.firstContact) {
       this.#log.info({ agent: m.agentId, region: m.region, services: e.pin.services, backends: m.backends.length, remote: e.source.remote }, 'agent pinned (first contact)');
-      this.#dropLogged.delete(`agent_limit|${m.agentId}`);
+      this.#limitLogged.delete(m.agentId);
+      this.#checkPinLevel();
     }
     else if (e.rotated) this.#log.info({ agent: m.agentId, fingerprint: e.pin.fingerprint.slice(0, 16) }, 'agent certificate rotated');
     const wasGone = agent.state !== 'live' && agent.state !== 'stale';
@@ -645,8 +725,11 @@ export class AgentHub {
     const key = `${e.reason}|${e.agentId ?? e.source.remote}`;
     if (e.reason === 'agent_limit') {
       // Once per agent (it retries its registration until there is room); a pin for it forgets that.
-      if (this.#dropLogged.has(key)) return;
-      this.#firstInMinute(key);
+      const id = e.agentId ?? e.source.remote;
+      if (this.#limitLogged.has(id)) return;
+      this.#limitLogged.add(id);
+      // Bounded by dropping the oldest: an agent still retrying is among the newest and never logged twice.
+      if (this.#limitLogged.size > DROP_LOG_KEYS) this.#limitLogged.delete(this.#limitLogged.values().next().value as string);
       this.#log.warn({ agent: e.agentId, detail: e.detail, transport: e.source.transport, remote: e.source.remote }, 'agent refused: this overwatch pins overwatch.gossip.max_agents agents already; raise it or delete pins of agents that are gone (counted; logged once per agent)');
       return;
     }
@@ -659,7 +742,9 @@ export class AgentHub {
     const now = this.#now();
     const last = this.#dropLogged.get(key);
     if (last !== undefined && now - last < 60_000) return false;
-    if (this.#dropLogged.size > 10_000) this.#dropLogged.clear();
+    // Re-inserted at the end, so the first key is the one logged longest ago: dropping it can repeat a line at most a minute early.
+    this.#dropLogged.delete(key);
+    if (this.#dropLogged.size >= DROP_LOG_KEYS) this.#dropLogged.delete(this.#dropLogged.keys().next().value as string);
     this.#dropLogged.set(key, now);
     return true;
   }
@@ -911,7 +996,9 @@ export class AgentHub {
     const agent = this.#agents.get(agentId);
     if (agent === undefined) {
       if (state === 'revoked' || state === 'deregistered') {
-        this.#agents.set(agentId, { agentId, region: this.channel.pin(agentId)?.region ?? '', version: '', heartbeatIntervalMs: 0, state, lastSeenMs: nowMs, persistedSeenMs: 0, heardMono: 0, load: null, backends: new Map(), note: reason, fullSeq: -1 });
+        // Not heard from since this start (a pin only, or a revocation adopted for an agent never seen here): no
+        // last_seen. A deregistration is a message heard now.
+        this.#agents.set(agentId, { agentId, region: this.channel.pin(agentId)?.region ?? '', version: '', heartbeatIntervalMs: 0, state, lastSeenMs: state === 'deregistered' ? nowMs : 0, persistedSeenMs: 0, heardMono: 0, load: null, backends: new Map(), note: reason, fullSeq: -1 });
       }
       void this.#forgetStored(agentId);
       return;
@@ -1047,6 +1134,11 @@ export class AgentHub {
     if (this.#stopped) return;
     const now = this.#now();
     const mono = performance.now();
+    if (this.#lastPinPruneMono === 0 || mono - this.#lastPinPruneMono >= PIN_PRUNE_PERIOD_MS) {
+      this.#lastPinPruneMono = mono;
+      this.#checkPinLevel();
+      void this.forgetDepartedPins();
+    }
     const { thresholdMs, removeAfterMs } = this.#config.stale;
     for (const agent of this.#agents.values()) {
       if (agent.state !== 'live' && agent.state !== 'stale' && agent.state !== 'unseen') continue;

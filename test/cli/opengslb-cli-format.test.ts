@@ -371,8 +371,8 @@ test('formatAgents lists each agent with its state and age, then the drops by re
   };
   const text = formatAgents({ channel_enabled: true, agents: [agent], messages: { register: 1 }, drops: { replayed: 0, token_mismatch: 3 }, generated_at: NOW });
   assert.equal(text, [
-    'AGENT            REGION  STATE  BACKENDS  LAST-SEEN  SERVICES          VERSION',
-    'eu-62121cf09caa  eu      stale  2         1m ago     app.example.test  0.1.0',
+    'AGENT            REGION  STATE  BACKENDS  LAST-SEEN  CERT-UNTIL  SERVICES          VERSION',
+    'eu-62121cf09caa  eu      stale  2         1m ago     2026-06-01  app.example.test  0.1.0',
     '',
     'Dropped messages (docs/agents.md says why each is dropped):',
     '  REASON          COUNT',
@@ -388,6 +388,27 @@ test('formatAgents lists each agent with its state and age, then the drops by re
   assert.match(shown, /^State: +stale$/m);
   assert.match(shown, /^Load: +cpu 12\.5%, memory 40%, errors 0\/min$/m);
   assert.match(shown, /^app\.example\.test +10\.0\.1\.15 +8080 +100 +healthy, draining: cpu_threshold_exceeded +stale +-$/m);
+});
+
+test('formatAgents shows each certificate\'s end (expired ones said so) and, when an agent is revoked, why; agents show says the reason once', () => {
+  const base = {
+    agent_id: 'eu-62121cf09caa', region: 'eu', state: 'live' as const, version: '0.1.0', services: ['app.example.test'], fingerprint: 'ab'.repeat(32),
+    first_seen: '2025-06-01T10:00:00.000Z', registered_at: '2025-06-01T10:00:00.000Z', last_seen: '2025-06-01T11:59:00.000Z', heartbeat_age_seconds: 60,
+    heartbeat_interval_ms: 10_000, certificate_not_after: '2026-06-01T10:00:00.000Z', revoked_at: null, revoked_reason: null, previous_fingerprint: null, note: null,
+    load: null, backend_count: 0,
+  };
+  const revoked = {
+    ...base, agent_id: 'eu-7a0000000001', state: 'revoked' as const, certificate_not_after: '2025-05-01T00:00:00.000Z',
+    revoked_at: '2025-06-01T11:00:00.000Z', revoked_reason: 'host compromised', note: 'revoked: host compromised',
+  };
+  const lines = formatAgents({ channel_enabled: true, agents: [base, revoked], messages: null, drops: null, generated_at: NOW }).split('\n');
+  assert.match(lines[0], /^AGENT +REGION +STATE +BACKENDS +LAST-SEEN +CERT-UNTIL +SERVICES +VERSION +REVOKED-FOR$/);
+  assert.match(lines[1], /^eu-62121cf09caa +eu +live +0 +1m ago +2026-06-01 +app\.example\.test +0\.1\.0 +-$/);
+  assert.match(lines[2], /^eu-7a0000000001 +eu +revoked +0 +1m ago +2025-05-01 \(expired\) +app\.example\.test +0\.1\.0 +host compromised$/);
+  const shown = formatAgent({ agent: revoked, backends: [], generated_at: NOW });
+  assert.equal(shown.split('host compromised').length - 1, 1, shown);
+  assert.match(shown, /^State: +revoked$/m);
+  assert.match(shown, /^Revoked: +2025-06-01T11:00:00\.000Z: host compromised$/m);
 });
 
 test('formatRollover says what an algorithm rollover does: the new key signs before it is published, the old one after finish', () => {

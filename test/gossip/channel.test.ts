@@ -592,3 +592,42 @@ test('an overwatch started with its clock an hour ahead takes agents\' messages 
   const replayed = channel.receive(recorded, source);
   assert.equal(replayed.ok ? 'ok' : replayed.reason, 'too_old');
 });
+
+test('an expired pinned key cannot approve a rotation (certificate_mismatch, naming the expiry and the pin deletion that ends it); one inside its validity can; after the deletion the new certificate is pinned', async (t) => {
+  const DAY = 86_400_000;
+  const keyring = newKeyring();
+  let offsetMs = 0;
+  const drops: string[] = [];
+  const channel = new OverwatchChannel({
+    keyring, agentTokens: TOKENS, pinStore: new MemoryStore(), regions: null, now: () => Date.now() + offsetMs,
+    handlers: { onDrop: (e) => drops.push(`${e.reason}: ${e.detail}`) },
+  });
+  const source = { transport: 'tcp', remote: '127.0.0.1:1' } as const;
+  const receive = (agent: TestAgent, bytes: Uint8Array): string => {
+    const r = channel.receive(bytes, source);
+    return r.ok ? 'ok' : `${r.reason}: ${r.detail}`;
+  };
+  const retired = new TestAgent((await newIdentity(t)).identity, keyring, { [APP]: TOKENS[APP] });
+  const away = new TestAgent((await newIdentity(t)).identity, keyring, { [APP]: TOKENS[APP] });
+  for (const a of [retired, away]) assert.equal(receive(a, a.seal(a.register([backend(APP, '192.0.2.10')]))), 'ok');
+  const pinned = channel.pin(retired.identity.agentId);
+  assert.ok(pinned);
+
+  // 300 days on (inside the 365-day certificate): a rotation signed by the pinned key is taken.
+  offsetMs = 300 * DAY;
+  away.identity = await rotateAgentIdentity({ ...(await filesOf(t)), region: 'eu-west', now: () => Date.now() + offsetMs }, away.identity);
+  assert.equal(receive(away, away.seal(away.register([backend(APP, '192.0.2.11')]), { timestampMs: Date.now() + offsetMs })), 'ok');
+
+  // 400 days on: the first key expired; a host retired long ago (its key on an old disk) signs a rotation with it.
+  offsetMs = 400 * DAY;
+  retired.identity = await rotateAgentIdentity({ ...(await filesOf(t)), region: 'eu-west', now: () => Date.now() + offsetMs }, retired.identity);
+  const refused = receive(retired, retired.seal(retired.register([backend(APP, '192.0.2.66')]), { timestampMs: Date.now() + offsetMs }));
+  assert.match(refused, /^certificate_mismatch: a rotation signed by the pinned certificate's key, which expired \d{4}-\d\d-\d\dT[^ ]+: an expired key cannot approve a new certificate; delete the pin \(opengslb-cli agents delete [^)]+\) to take this one$/);
+  assert.equal(channel.pin(retired.identity.agentId)?.fingerprint, pinned.fingerprint, 'the pin is unchanged');
+  assert.equal(channel.counters().messages.register, 3);
+
+  // The operator, who knows the host, deletes the pin: the new certificate is pinned as a first contact.
+  assert.equal(await channel.deletePin(retired.identity.agentId), true);
+  assert.equal(receive(retired, retired.seal(retired.register([backend(APP, '192.0.2.66')]), { timestampMs: Date.now() + offsetMs })), 'ok');
+  assert.equal(channel.pin(retired.identity.agentId)?.fingerprint, retired.identity.fingerprint);
+});

@@ -63,6 +63,8 @@ test('an agent that deregisters or is revoked leaves no heartbeat-age series beh
   m = await scrape(listener.port);
   for (const id of [stays, leaves, revoked]) assert.ok((m.value('opengslb_overwatch_agent_heartbeat_age_seconds', { agent: id }) ?? -1) >= 0, `${id} has a heartbeat age`);
   assert.equal(m.value('opengslb_overwatch_agents', { state: 'live' }), 3);
+  assert.equal(m.value('opengslb_overwatch_agent_pins', {}), 3, 'the pins against max_agents (default 10 000)');
+  assert.equal(m.value('opengslb_overwatch_agent_pins_max', {}), 10_000);
   assert.equal(m.value('opengslb_server_healthy', { region: 'eu-west', server: '192.0.2.11:80', service: APP }), 1);
   assert.equal(m.value('opengslb_domain_healthy_servers', { domain: APP, family: 'ipv4', when_all_down: 'servfail' }), 3);
   assert.equal(m.value('opengslb_domain_healthy_servers', { domain: APP, family: 'ipv6', when_all_down: 'servfail' }), undefined, 'IPv4 backends only: AAAA is NODATA');

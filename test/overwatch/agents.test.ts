@@ -585,3 +585,148 @@ async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
     await setTimeout(10);
   }
 }
+
+/** An AgentHub on a real channel port with its wall clock `aheadMs` ahead (see the forward-step test), its info lines kept. */
+async function hubWithClock(t: TestContext, gossip: string, store = new MemoryStore()) {
+  const dir = await tempDir(t);
+  const key = randomBytes(32).toString('base64');
+  const keyring = Keyring.fromBase64(key);
+  const config = parseConfigText(yaml(key, [], TOKEN, gossip), join(dir, 'overwatch.yaml'));
+  const registry = new Registry();
+  registry.applyConfig(config);
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', format: 'json' }, new Writable({
+    write(chunk: Buffer, _e, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  }));
+  const clock = { aheadMs: 0 };
+  const hub = AgentHub.create({ config, registry, store, logger, now: () => Date.now() + clock.aheadMs });
+  t.after(() => hub.stop());
+  const receiver = await hub.listen();
+  const send = async (bytes: Uint8Array): Promise<AckMessage | null> => (await sendTcp('127.0.0.1', receiver.port, [bytes], keyring))[0];
+  const agent = async (): Promise<TestAgent> => new TestAgent((await newIdentity(t)).identity, keyring, { [APP]: TOKEN });
+  return { hub, lines, clock, send, agent, store };
+}
+
+test('pins of agents gone (deregistered, removed, never heard since the start) for 7 days are deleted in the background and free their place; revoked and expected agents stay; 80 % and 90 % of max_agents are warned once each', async (t) => {
+  const s = await hubWithClock(t, ', max_agents: 5');
+  const [gone, live, revoked, newcomer] = [await s.agent(), await s.agent(), await s.agent(), await s.agent()];
+  for (const [i, a] of [gone, live, revoked].entries()) assert.equal((await s.send(a.seal(a.register([backend(APP, `192.0.2.4${i}`, 80)]))))?.status, 'ok');
+  assert.equal(s.lines.filter((l) => l.includes('% of overwatch.gossip.max_agents')).length, 0, '3 of 5: no warning');
+  assert.equal((await s.send(newcomer.seal(newcomer.register([]))))?.status, 'ok');
+  const warnings = (): string[] => s.lines.filter((l) => l.includes('% of overwatch.gossip.max_agents'));
+  assert.equal(warnings().length, 1);
+  assert.match(warnings()[0], /"level":"warn".*"pinned":4,"max_agents":5.*agent pins at 80 % of overwatch.gossip.max_agents/);
+  assert.deepEqual(s.hub.pinUsage(), { pinned: 4, maxAgents: 5 });
+  assert.equal((await s.send(gone.seal(gone.deregister())))?.status, 'ok');
+  assert.equal(await s.hub.revoke(revoked.identity.agentId, 'host compromised') !== null, true);
+
+  // Six days on: nothing is old enough.
+  s.clock.aheadMs = 6 * 86_400_000;
+  assert.deepEqual(await s.hub.forgetDepartedPins(), []);
+  // Eight days on (the wall clock; the live agents are still live by the monotonic one): only the deregistered one goes.
+  s.clock.aheadMs = 8 * 86_400_000;
+  assert.deepEqual(await s.hub.forgetDepartedPins(), [gone.identity.agentId]);
+  assert.equal(s.hub.channel.pin(gone.identity.agentId), undefined);
+  assert.equal(await s.store.loadPins().some((p) => p.agentId === gone.identity.agentId), false, 'deleted from the store too');
+  assert.equal(s.hub.agent(gone.identity.agentId), null, 'and from the agents list');
+  assert.equal(s.hub.channel.pin(revoked.identity.agentId)?.revokedReason, 'host compromised', 'a revocation stays');
+  assert.ok(s.hub.channel.pin(live.identity.agentId));
+  assert.ok(s.lines.some((l) => /"pins":1,.*agent pins deleted: not revoked and not heard from for 7 days/.test(l)));
+  assert.deepEqual(s.hub.pinUsage(), { pinned: 3, maxAgents: 5 });
+
+  // Its place is free: the agent comes back as a new one (its token, any certificate); 4 of 5 warns again (it fell below 80 %).
+  assert.equal((await s.send(gone.seal(gone.register([]), { timestampMs: Date.now() + s.clock.aheadMs })))?.status, 'ok');
+  assert.equal(warnings().length, 2);
+  const fifth = await s.agent();
+  assert.equal((await s.send(fifth.seal(fifth.register([]), { timestampMs: Date.now() + s.clock.aheadMs })))?.status, 'ok');
+  assert.equal(warnings().length, 3);
+  assert.match(warnings()[2], /agent pins at 90 % of overwatch.gossip.max_agents/);
+});
+
+test('departed pins go at the first sweep after a start too: a pin not heard from for 7 days by its stored replay mark, not restored as an agent', async (t) => {
+  const store = new MemoryStore();
+  const first = await hubWithClock(t, '', store);
+  const a = await first.agent();
+  assert.equal((await first.send(a.seal(a.register([]))))?.status, 'ok');
+  assert.equal((await first.send(a.seal(a.deregister())))?.status, 'ok');
+  await first.hub.stop();
+  // Restarted 8 days later (the clock says so): no agent record, a pin and an old mark.
+  const dir = await tempDir(t);
+  const key = randomBytes(32).toString('base64');
+  // threshold 1 s: a sweep every 250 ms.
+  const config = parseConfigText(yaml(key, ['  stale: { threshold: 1s, remove_after: 1h }']), join(dir, 'overwatch.yaml'));
+  const registry = new Registry();
+  registry.applyConfig(config);
+  const hub = AgentHub.create({ config, registry, store, logger: quiet, now: () => Date.now() + 8 * 86_400_000 });
+  t.after(() => hub.stop());
+  assert.ok(hub.channel.pin(a.identity.agentId));
+  await hub.listen();
+  const until = Date.now() + 5000;
+  while (Date.now() < until && hub.channel.pin(a.identity.agentId) !== undefined) await setTimeout(50);
+  assert.equal(hub.channel.pin(a.identity.agentId), undefined, 'deleted by the first sweep');
+});
+
+test('an agent revoked before this overwatch heard from it (pinned before the start, or a revocation from another overwatch) shows no last_seen', async (t) => {
+  const store = new MemoryStore();
+  const first = await hubWithClock(t, '', store);
+  const a = await first.agent();
+  const restored = await first.agent();
+  assert.equal((await first.send(a.seal(a.register([]))))?.status, 'ok');
+  assert.equal((await first.send(a.seal(a.deregister())))?.status, 'ok');
+  assert.equal((await first.send(restored.seal(restored.register([backend(APP, '192.0.2.91', 80)]))))?.status, 'ok');
+  const lastHeard = first.hub.agent(restored.identity.agentId)?.agent.last_seen;
+  await first.hub.stop();
+  await setTimeout(20);
+  const second = await hubWithClock(t, '', store);
+  const view = await second.hub.revoke(a.identity.agentId, 'retired');
+  assert.equal(view?.state, 'revoked');
+  assert.equal(view?.last_seen, null, 'not heard from since the start (a pin only): no last seen, not the revocation time');
+  assert.equal(view?.heartbeat_age_seconds, null);
+  // One restored from the state store keeps its last message's time.
+  assert.equal((await second.hub.revoke(restored.identity.agentId, 'retired'))?.last_seen, lastHeard);
+  // A revocation adopted for an agent never seen here.
+  const other = await first.agent();
+  const pin = { ...(second.hub.channel.pin(a.identity.agentId) as NonNullable<ReturnType<typeof second.hub.channel.pin>>), agentId: other.identity.agentId };
+  assert.equal(await second.hub.adoptRevocation(pin), true);
+  assert.equal(second.hub.agent(other.identity.agentId)?.agent.last_seen, null);
+  // A deregistration is a message heard: it keeps its time.
+  const b = await second.agent();
+  assert.equal((await second.send(b.seal(b.register([]))))?.status, 'ok');
+  assert.equal((await second.send(b.seal(b.deregister())))?.status, 'ok');
+  assert.notEqual(second.hub.agent(b.identity.agentId)?.agent.last_seen, null);
+});
+
+test('the agent_limit refusal is logged once per agent however many other drops are logged meanwhile (the drop log is bounded by dropping its oldest keys)', async (t) => {
+  const s = await hubWithClock(t, ', max_agents: 1');
+  const [a, c] = [await s.agent(), await s.agent()];
+  assert.equal((await s.send(a.seal(a.register([]))))?.status, 'ok');
+  assert.equal((await s.send(c.seal(c.register([]))))?.reason, 'agent_limit');
+  // 10 001 other drops from as many senders (each logged once a minute).
+  for (let i = 0; i < 10_001; i++) s.hub.channel.countDrop('too_large', null, { transport: 'tcp', remote: `127.0.0.${1 + (i >> 16)}:${i & 0xffff}` });
+  assert.equal((await s.send(c.seal(c.register([]))))?.reason, 'agent_limit');
+  assert.equal(s.lines.filter((l) => l.includes('agent refused')).length, 1, 'still once');
+  assert.equal(s.lines.filter((l) => l.includes('agent message dropped')).length, 10_001);
+});
+
+test('after a pin is deleted a running agent\'s UDP heartbeats are dropped unanswered as unpinned, and its next full (TCP) heartbeat is answered register (the docs\' "up to full_interval")', async (t) => {
+  const s = await start(t);
+  const hub = s.ow.agents;
+  assert.ok(hub);
+  const a = await s.agent();
+  assert.equal((await s.send(a.seal(a.register([backend(APP, '192.0.2.71', 80)]))))?.status, 'ok');
+  await s.ow.whenPublished();
+  assert.equal(await hub.forget(a.identity.agentId), true);
+  const port = hub.receiver?.port as number;
+  await sendUdp('127.0.0.1', port, a.seal(a.heartbeat([backend(APP, '192.0.2.71', 80)], false)));
+  const until = Date.now() + 3000;
+  while (Date.now() < until && hub.channelCounters().drops.unpinned === 0) await setTimeout(20);
+  assert.equal(hub.channelCounters().drops.unpinned, 1, 'the datagram is dropped as unpinned');
+  assert.equal((await ask(s.ow.port, APP, 'A')).rcode, 'SERVFAIL', 'still out');
+  assert.equal((await s.send(a.seal(a.heartbeat([backend(APP, '192.0.2.71', 80)], true))))?.status, 'register', 'the full heartbeat over TCP is asked to register');
+  assert.equal((await s.send(a.seal(a.register([backend(APP, '192.0.2.71', 80)]))))?.status, 'ok');
+  await s.ow.whenPublished();
+  assert.deepEqual(await s.answers(), ['192.0.2.71']);
+});

@@ -347,11 +347,16 @@ export function formatGeoMappings(res: GeoMappingsResponse): string {
 /** `agents list`: one row per agent, then the channel's drops when there were any. */
 export function formatAgents(res: AgentsResponse): string {
   if (!res.channel_enabled) return 'The agent channel is off on this overwatch (overwatch.gossip.encryption_key is not set).\n';
+  // The revocation reason only when some agent is revoked (as formatServers' SOURCE column).
+  const revoked = res.agents.some((a) => a.revoked_at !== null);
   let out = res.agents.length === 0
     ? 'No agents.\n'
     : formatTable(
-      ['AGENT', 'REGION', 'STATE', 'BACKENDS', 'LAST-SEEN', 'SERVICES', 'VERSION'],
-      res.agents.map((a) => [a.agent_id, a.region, a.state, String(a.backend_count), formatAge(a.last_seen, res.generated_at), a.services.join(',') || NONE, a.version ?? NONE]),
+      ['AGENT', 'REGION', 'STATE', 'BACKENDS', 'LAST-SEEN', 'CERT-UNTIL', 'SERVICES', 'VERSION', ...(revoked ? ['REVOKED-FOR'] : [])],
+      res.agents.map((a) => [
+        a.agent_id, a.region, a.state, String(a.backend_count), formatAge(a.last_seen, res.generated_at), certificateUntil(a.certificate_not_after, res.generated_at),
+        a.services.join(',') || NONE, a.version ?? NONE, ...(revoked ? [a.revoked_at === null ? NONE : (a.revoked_reason ?? NONE)] : []),
+      ]),
     );
   const drops = Object.entries(res.drops ?? {}).filter(([, n]) => n > 0);
   if (drops.length > 0) {
@@ -361,6 +366,12 @@ export function formatAgents(res: AgentsResponse): string {
   return out;
 }
 
+/** The day a certificate ends (UTC), "(expired)" once past `now`. */
+function certificateUntil(notAfter: string | null, now: string): string {
+  if (notAfter === null) return NONE;
+  return Date.parse(notAfter) < Date.parse(now) ? `${notAfter.slice(0, 10)} (expired)` : notAfter.slice(0, 10);
+}
+
 /** `agents show`: the agent's fields, then its backends. */
 export function formatAgent(res: AgentResponse): string {
   const a = res.agent;
@@ -368,7 +379,8 @@ export function formatAgent(res: AgentResponse): string {
   const fields: [string, string][] = [
     ['Agent', a.agent_id],
     ['Region', a.region],
-    ['State', a.state + (a.note === null ? '' : ` (${a.note})`)],
+    // A revoked agent's note repeats the reason the Revoked line gives.
+    ['State', a.state + (a.note === null || a.revoked_at !== null ? '' : ` (${a.note})`)],
     ['Services', a.services.join(', ') || NONE],
     ['Version', a.version ?? NONE],
     ['Last seen', a.last_seen === null ? NONE : `${a.last_seen} (${formatAge(a.last_seen, res.generated_at)})`],
