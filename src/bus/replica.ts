@@ -12,9 +12,11 @@
 // one event). Entries open with state_secret or a previous one; at start,
 // one that opened only with a previous one is put back sealed with
 // state_secret. When NATS is away each overwatch serves its
-// own copy; its puts wait (the newest per key) and go out when NATS is back.
+// own copy; its puts wait (the newest per key) and go out when NATS is back,
+// each only if the bucket's entry for its key is not newer (a conditional
+// put on the revision compared with: a newer one is applied here instead).
 //
-//   local change ─► local apply ─► put(<kind>.<id>, seal{atMs, by, value})  ─┐  (NATS away: kept, put on reconnect)
+//   local change ─► local apply ─► put(<kind>.<id>, seal{atMs, by, value})  ─┐  (NATS away: kept, put on reconnect unless the bucket's is newer)
 //                                                                           ▼
 //   every overwatch ◄── watch(>) ◄────────── JetStream bucket <prefix>_operator
 //     └─ opens? (else unauthenticated) ─► over 60 s ahead of this clock? (then future) ─► older than held? (else older; the held one is put back)
@@ -188,6 +190,8 @@ export interface ReplicaCounters {
   readonly puts: Readonly<PerKind>;
   /** Puts that failed (NATS away or refusing); each is tried again once NATS is back. */
   readonly putFailures: Readonly<PerKind>;
+  /** Waiting entries not put because the bucket held a newer entry for their key (the newer one is applied here instead). */
+  readonly superseded: Readonly<PerKind>;
   /** Others' entries that changed this overwatch's state, by kind. */
   readonly applies: Readonly<PerKind>;
   /** Entries that changed nothing, by kind ("unknown" for a key no kind builds) and reason. */
@@ -230,6 +234,15 @@ export type ReplicaEvent =
    * time of the put instead, or every other overwatch would refuse it.
    */
   | { readonly kind: 'restamped'; readonly entry: OperatorKind; readonly key: string; readonly fromMs: number; readonly toMs: number }
+  /**
+   * A change of this overwatch's that waited for NATS (perhaps in a state
+   * directory restored from a backup or copied to seed this node) is older
+   * than the bucket's entry for its key, written meanwhile by another
+   * overwatch: not put (it would replace the newer one for every overwatch
+   * that reads the bucket afresh), dropped; the watch applies the bucket's
+   * entry here.
+   */
+  | { readonly kind: 'superseded'; readonly entry: OperatorKind; readonly key: string; readonly atMs: number; readonly bucketAtMs: number }
   | { readonly kind: 'replica_error'; readonly error: string };
 
 export interface OperatorReplicaOptions {
@@ -270,7 +283,7 @@ interface Held {
  * overwatches writing one key at the same millisecond, as two writes after
  * one from a clock ahead of both do, would otherwise each take the other's).
  */
-function before(atMs: number, by: string, held: Held): boolean {
+function before(atMs: number, by: string, held: Pick<Held, 'atMs' | 'by'>): boolean {
   return atMs < held.atMs || (atMs === held.atMs && by < held.by);
 }
 
@@ -305,12 +318,29 @@ const RETRY_MS = 1000;
  */
 const BUCKET_CHECK_MS = 5000;
 
-/** An entry waiting to be put: its kind, its sealed bytes (always with state_secret) and the time they carry. */
+/** An entry waiting to be put: its kind, its sealed bytes (always with state_secret) and the time and writer they carry. */
 interface Pending {
   readonly kind: OperatorKind;
   readonly bytes: Buffer;
   readonly atMs: number;
+  readonly by: string;
 }
+
+/**
+ * Tries of one waiting entry's conditional put that find the bucket's entry
+ * changed since it was read (another overwatch put the key in between); then
+ * the put fails and is tried again like one with NATS away.
+ */
+const PUT_RACES = 5;
+
+/** Whether a put was refused because the key's last revision is not the one it named (JetStream's "wrong last sequence"). */
+function isRevisionConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 10071 || code === 10164;
+}
+
+/** What became of a waiting entry: put; in the bucket already (the same write); or not put, the bucket's entry (stamped bucketAtMs) being newer. */
+type PutOutcome = { readonly result: 'put' } | { readonly result: 'present' } | { readonly result: 'superseded'; readonly bucketAtMs: number };
 
 /** The overwatch's link to the operator-state bucket. */
 export class OperatorReplica {
@@ -340,7 +370,7 @@ export class OperatorReplica {
   readonly #held = new Map<string, Held>();
   /** Sealed entries not put yet (NATS away), the newest per key, with their kind. */
   readonly #pending = new Map<string, Pending>();
-  readonly #counts = { puts: perKind(), putFailures: perKind(), applies: perKind(), reconnects: 0 };
+  readonly #counts = { puts: perKind(), putFailures: perKind(), superseded: perKind(), applies: perKind(), reconnects: 0 };
   readonly #rejections = Object.fromEntries([...OPERATOR_KINDS, 'unknown'].map((k) => [k, Object.fromEntries(REJECTION_REASONS.map((r) => [r, 0]))])) as Record<OperatorKind | 'unknown', Record<RejectionReason, number>>;
   #flushing: Promise<void> | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
@@ -415,7 +445,7 @@ export class OperatorReplica {
         this.#persist(key, bytes);
         resealed++;
       }
-      this.#pending.set(key, { kind: id.kind, bytes, atMs: opened.payload.atMs });
+      this.#pending.set(key, { kind: id.kind, bytes, atMs: opened.payload.atMs, by: opened.payload.by });
     }
     if (resealed > 0) this.#onEvent({ kind: 'resealed', entries: resealed, leftFuture: 0 });
   }
@@ -583,7 +613,7 @@ export class OperatorReplica {
   #putHeld(kvKey: string, kind: OperatorKind, held: Held): void {
     this.#held.set(kvKey, held);
     const bytes = sealEntry(this.#keys[0], this.#bucket, kvKey, { atMs: held.atMs, by: held.by, value: JSON.parse(held.value) as unknown });
-    this.#pending.set(kvKey, { kind, bytes, atMs: held.atMs });
+    this.#pending.set(kvKey, { kind, bytes, atMs: held.atMs, by: held.by });
     this.#persist(kvKey, bytes);
     this.#flush();
   }
@@ -598,7 +628,7 @@ export class OperatorReplica {
     const opened = openEntryWithAny(this.#keys, this.#bucket, kvKey, entry.bytes);
     if (!opened.ok) return entry;
     const payload: EntryPayload = { atMs: now, by: this.#self, value: opened.payload.value };
-    const next: Pending = { kind: entry.kind, bytes: sealEntry(this.#keys[0], this.#bucket, kvKey, payload), atMs: now };
+    const next: Pending = { kind: entry.kind, bytes: sealEntry(this.#keys[0], this.#bucket, kvKey, payload), atMs: now, by: this.#self };
     this.#pending.set(kvKey, next);
     this.#persist(kvKey, next.bytes);
     const held = this.#held.get(kvKey);
@@ -611,6 +641,7 @@ export class OperatorReplica {
     return {
       puts: { ...this.#counts.puts },
       putFailures: { ...this.#counts.putFailures },
+      superseded: { ...this.#counts.superseded },
       applies: { ...this.#counts.applies },
       rejections: Object.fromEntries(Object.entries(this.#rejections).map(([k, v]) => [k, { ...v }])) as ReplicaCounters['rejections'],
       pending: this.#pending.size,
@@ -646,8 +677,9 @@ export class OperatorReplica {
         const now = this.#now();
         // Checked at the put, not when it began to wait: this clock may have been stepped back meanwhile.
         const entry = waiting.atMs > now + MAX_CLOCK_SKEW_MS ? this.#restamp(kvKey, waiting, now) : waiting;
+        let outcome: PutOutcome;
         try {
-          await kv.put(kvKey, entry.bytes);
+          outcome = await this.#putIfNewest(kv, kvKey, entry);
         } catch (err) {
           this.#counts.putFailures[entry.kind]++;
           this.#onEvent({ kind: 'put_failed', entry: entry.kind, key: kvKey, error: err instanceof Error ? err.message : String(err) });
@@ -666,8 +698,13 @@ export class OperatorReplica {
           this.#pending.delete(kvKey);
           this.#unpersist(kvKey);
         }
-        this.#counts.puts[entry.kind]++;
-        put++;
+        if (outcome.result === 'put') {
+          this.#counts.puts[entry.kind]++;
+          put++;
+        } else if (outcome.result === 'superseded') {
+          this.#counts.superseded[entry.kind]++;
+          this.#onEvent({ kind: 'superseded', entry: entry.kind, key: kvKey, atMs: entry.atMs, bucketAtMs: outcome.bucketAtMs });
+        }
       }
       if (put > 1) this.#onEvent({ kind: 'caught_up', puts: put });
     })().catch(() => {
@@ -676,6 +713,43 @@ export class OperatorReplica {
       this.#flushing = null;
       if (this.#pending.size > 0 && this.#retryTimer === null) this.#flush();
     });
+  }
+
+  /**
+   * Puts a waiting entry unless the bucket's entry for its key comes after it
+   * (by `before`, the order every overwatch applies on receipt) or is the
+   * same write already sealed with state_secret. The put names the revision
+   * of the entry it was compared with (create when the key has none), so it
+   * never replaces an entry put in between: then it reads and compares
+   * again. An entry that does not open, is from the future (refused by
+   * every overwatch), a bare delete, or older is replaced. DNSSEC keys are
+   * exempt from the order, as on receipt (their merge only moves forward):
+   * they replace whatever the bucket holds. Throws when NATS fails, or
+   * after PUT_RACES conflicts in a row.
+   */
+  async #putIfNewest(kv: KV, kvKey: string, entry: Pending): Promise<PutOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await kv.get(kvKey);
+      if (current !== null && current.operation === 'PUT') {
+        const opened = openEntryWithAny(this.#keys, this.#bucket, kvKey, current.value);
+        if (opened.ok && opened.payload.atMs <= this.#now() + MAX_CLOCK_SKEW_MS) {
+          const { atMs, by } = opened.payload;
+          if (atMs === entry.atMs && by === entry.by) {
+            // This very write is in the bucket already (put by an earlier run, or put back by another overwatch), sealed with state_secret.
+            if (opened.keyIndex === 0) return { result: 'present' };
+          } else if (entry.kind !== 'dnssec_key' && before(entry.atMs, entry.by, opened.payload)) {
+            return { result: 'superseded', bucketAtMs: atMs };
+          }
+        }
+      }
+      try {
+        if (current === null) await kv.create(kvKey, entry.bytes);
+        else await kv.update(kvKey, entry.bytes, current.revision);
+        return { result: 'put' };
+      } catch (err) {
+        if (!isRevisionConflict(err) || attempt >= PUT_RACES) throw err;
+      }
+    }
   }
 
   /**
@@ -714,7 +788,7 @@ export class OperatorReplica {
   #reseal(kvKey: string, kind: OperatorKind, payload: EntryPayload): void {
     if (this.#pending.has(kvKey)) return;
     const bytes = sealEntry(this.#keys[0], this.#bucket, kvKey, payload);
-    this.#pending.set(kvKey, { kind, bytes, atMs: payload.atMs });
+    this.#pending.set(kvKey, { kind, bytes, atMs: payload.atMs, by: payload.by });
     this.#persist(kvKey, bytes);
     this.#resealed++;
     this.#flush();

@@ -993,9 +993,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     [{ result: 'published' }, bus.agents?.acksSent ?? 0],
     [{ result: 'refused' }, bus.agents?.badReplies ?? 0],
   ]);
-  fromBus(Counter, 'opengslb_overwatch_bus_kv_puts_total', 'Operator-state changes made here and put in the bucket, by kind (override, geo_mapping, revocation, dnssec_key) and result (ok; failed: NATS away or refusing, put again later).', ['kind', 'result'], (bus) => {
+  fromBus(Counter, 'opengslb_overwatch_bus_kv_puts_total', 'Operator-state changes made here and put in the bucket, by kind (override, geo_mapping, revocation, dnssec_key) and result (ok; failed: NATS away or refusing, put again later; superseded: waited for NATS, then not put, the bucket holding a newer entry for its key, applied here instead).', ['kind', 'result'], (bus) => {
     const c = bus.replica;
-    return OPERATOR_KINDS.flatMap((kind) => [[{ kind, result: 'ok' }, c?.puts[kind] ?? 0], [{ kind, result: 'failed' }, c?.putFailures[kind] ?? 0]] as const);
+    return OPERATOR_KINDS.flatMap((kind) => [[{ kind, result: 'ok' }, c?.puts[kind] ?? 0], [{ kind, result: 'failed' }, c?.putFailures[kind] ?? 0], [{ kind, result: 'superseded' }, c?.superseded[kind] ?? 0]] as const);
   });
   fromBus(Counter, 'opengslb_overwatch_bus_kv_applies_total', 'Other overwatches\' operator-state changes that changed this overwatch, by kind.', ['kind'], (bus) => OPERATOR_KINDS.map((kind) => [{ kind }, bus.replica?.applies[kind] ?? 0] as const));
   fromBus(Counter, 'opengslb_overwatch_bus_kv_rejections_total', 'Bucket entries that changed nothing here, by kind (unknown: a key no kind builds) and reason: unauthenticated (does not open with state_secret, or a bare delete), malformed, older (than the change held here), future (stamped over 60 s ahead of this clock), refused (does not apply here).', ['kind', 'reason'], (bus) => {

@@ -1163,6 +1163,9 @@ export class Overwatch {
           case 'restamped':
             log.warn({ entry: e.entry, key: e.key, stamped: new Date(e.fromMs).toISOString(), now: new Date(e.toMs).toISOString() }, 'operator state change that waited for NATS was stamped ahead of this clock (it was ahead when the change was made, and has been set back): put stamped with the time of the put instead, or the other overwatches would refuse it');
             break;
+          case 'superseded':
+            log.warn({ entry: e.entry, key: e.key, stamped: new Date(e.atMs).toISOString(), bucketStamped: new Date(e.bucketAtMs).toISOString() }, 'operator state change that waited for NATS is older than the bucket\'s entry for its key (another overwatch changed it meanwhile; or this state directory was restored from a backup or copied while the change waited): not put; the bucket\'s entry is applied here');
+            break;
           case 'bucket_recreated':
             log.warn({ bucket: e.bucket, entries: e.entries }, 'operator state bucket was made again, empty (nats-server back without its JetStream storage): what this overwatch holds is put in it again');
             break;

@@ -144,11 +144,11 @@ test('the seed puts only what the bucket has no entry for; for a key it holds, t
 });
 
 /** A replica over a map cidr → region (null: removed), as an overwatch's geo mappings; `now` fixes its clock. */
-function mappingReplica(t: TestContext, bus: BusConfig, name: string, now: () => number) {
+function mappingReplica(t: TestContext, bus: BusConfig, name: string, now: () => number, pendingStore?: LmdbStore) {
   const state = new Map<string, string | null>();
   const events: ReplicaEvent[] = [];
   const replica = new OperatorReplica({
-    bus, name, now, onEvent: (e) => events.push(e),
+    bus, name, now, pendingStore, onEvent: (e) => events.push(e),
     onChange: async (c) => {
       if (c.kind !== 'geo_mapping') return { refused: 'not a mapping' };
       const region = c.value?.region ?? null;
@@ -579,7 +579,8 @@ test('entries refused and left in the bucket (from the future, sealed with anoth
   await until('C counts the entry put while it watches', () => c.replica.counters().rejections.geo_mapping.unauthenticated === 1);
   assert.deepEqual(c.events.filter((e) => e.kind === 'rejected').map((e) => e.kind === 'rejected' && e.key), [operatorKvKey({ kind: 'geo_mapping', cidr: '10.6.0.0/16' })]);
   assert.equal(c.events.filter((e) => e.kind === 'refused_at_start').length, 1);
-  assert.equal(refusedByA().unauthenticated, 3);
+  // A watches too, and may get to it after C.
+  await until('A counts the entry put while it watches', () => refusedByA().unauthenticated === 3);
   assert.equal(refusedByA().future, 1);
 });
 
@@ -704,4 +705,72 @@ test('after a nats-server comes back without its JetStream storage, entries the 
   await a.replica.settled();
   assert.equal(a.replica.counters().puts.geo_mapping, putsBefore, 'a live entry sealed with a previous secret is not put back (another overwatch mid-rotation would seal it back)');
   assert.equal(a.events.filter((e) => e.kind === 'refused_at_start' || e.kind === 'resealed').length, 1, 'one start report');
+});
+
+/**
+ * A state directory holding a change of 10.1.0.0/16 to "us" left waiting for NATS (made 10 s ago by this
+ * clock), as a backup or a copy taken then holds it: the change is in its bus_pending, nothing in the bucket.
+ */
+async function storeWithWaitingChange(t: TestContext, bus: BusConfig, name: string): Promise<LmdbStore> {
+  const store = LmdbStore.open(await tempDir(t, `opengslb-${name}-store-`));
+  t.after(() => store.close());
+  const first = new OperatorReplica({ bus, name, pendingStore: store, now: () => Date.now() - 10_000, onChange: async () => 'unchanged' });
+  first.put({ kind: 'geo_mapping', cidr: '10.1.0.0/16', value: { cidr: '10.1.0.0/16', region: 'us', comment: null, source: name, createdAtMs: 1 } });
+  await until('the waiting change is in the state store', () => store.loadBusPending().length === 1);
+  await first.close();
+  return store;
+}
+
+test('a change left waiting in a state directory (restored from a backup, or copied to seed a node) is not put over a newer entry of its key: it is dropped, counted as superseded, the newer one applied, and a node that reads the bucket afresh takes the newer one', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  const bus = busAt(port, 'restored.gslb');
+  const store = await storeWithWaitingChange(t, bus, 'a');
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-restored-'));
+  // Meanwhile another overwatch mapped the network to eu and went away (restarted, or gone): nobody up holds its entry.
+  const nc = await connect({ servers: [...bus.servers] });
+  t.after(() => nc.close());
+  const bucket = bucketName(bus.subjectPrefix);
+  const kvKey = operatorKvKey({ kind: 'geo_mapping', cidr: '10.1.0.0/16' });
+  const kv = await new Kvm(nc).create(bucket, { history: 1 });
+  await kv.put(kvKey, sealEntry(deriveStateKey(bus.stateSecret!), bucket, kvKey, { atMs: Date.now(), by: 'b', value: { cidr: '10.1.0.0/16', region: 'eu', comment: null, source: 'b', createdAtMs: 1 } }));
+  // The overwatch started on the old state directory.
+  const a = mappingReplica(t, bus, 'a', Date.now, store);
+  a.state.set('10.1.0.0/16', 'us');
+  await a.replica.ready();
+  await until('the waiting change no longer waits', () => a.replica.counters().pending === 0 && store.loadBusPending().length === 0);
+  await until('A applies the newer entry', () => a.state.get('10.1.0.0/16') === 'eu');
+  assert.equal((await bucketRegion(bus, '10.1.0.0/16'))?.region, 'eu', 'the bucket keeps the newer entry');
+  const counters = a.replica.counters();
+  assert.equal(counters.puts.geo_mapping, 0);
+  assert.equal(counters.superseded.geo_mapping, 1);
+  const superseded = a.events.filter((e) => e.kind === 'superseded');
+  assert.equal(superseded.length, 1);
+  assert.ok(superseded[0]!.kind === 'superseded' && superseded[0]!.key === kvKey && superseded[0]!.atMs < superseded[0]!.bucketAtMs);
+  // An overwatch that joins (or restarts) now reads the bucket afresh.
+  const c = mappingReplica(t, bus, 'c', Date.now);
+  await c.replica.ready();
+  await until('C takes the newer entry', () => c.state.get('10.1.0.0/16') === 'eu');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(c.state.get('10.1.0.0/16'), 'eu');
+});
+
+test('a waiting change older than the bucket\'s entry is not put while another overwatch watches either: that one refuses nothing and puts nothing back', { skip: needsNats }, async (t) => {
+  const port = await freePort();
+  const bus = busAt(port, 'restoredlive.gslb');
+  const store = await storeWithWaitingChange(t, bus, 'a');
+  await startNats(t, port, await tempDir(t, 'opengslb-nats-restoredlive-'));
+  const b = mappingReplica(t, bus, 'b', Date.now);
+  await b.replica.ready();
+  b.set('10.1.0.0/16', 'eu');
+  await b.replica.settled();
+  const a = mappingReplica(t, bus, 'a', Date.now, store);
+  await a.replica.ready();
+  await until('the waiting change no longer waits, and A holds the newer entry', () => a.replica.counters().pending === 0 && a.state.get('10.1.0.0/16') === 'eu');
+  await a.replica.settled();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await b.replica.settled();
+  assert.equal(b.replica.counters().rejections.geo_mapping.older, 0, 'the older entry never reached the bucket');
+  assert.equal(b.replica.counters().puts.geo_mapping, 1, 'B put its own change only');
+  assert.equal(a.replica.counters().superseded.geo_mapping, 1);
+  assert.equal((await bucketRegion(bus, '10.1.0.0/16'))?.region, 'eu');
 });
