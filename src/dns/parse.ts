@@ -5,7 +5,7 @@
 // Returns a status code, never throws, allocates nothing. Every loop over
 // packet bytes is bounded by the packet length and the RFC limits.
 
-import { EDNS_DO_BIT, EDNS_OPTION, HEADER_LEN, MAX_ADDITIONAL_RECORDS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_POINTER_JUMPS, QTYPE } from './constants.ts';
+import { EDNS_DO_BIT, EDNS_OPTION, HEADER_LEN, MAX_ADDITIONAL_RECORDS, MAX_EDNS_OPTIONS, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_POINTER_JUMPS, OPCODE, QTYPE } from './constants.ts';
 import { ECS_OK, readEcsOption } from './ecs.ts';
 
 /** The question and EDNS state of one query; one instance per worker, overwritten by every packet. */
@@ -159,13 +159,14 @@ export function parseQuery(msg: Uint8Array, len: number, q: ParsedQuery, lower: 
  */
 function readRecords(msg: Uint8Array, off: number, len: number, q: ParsedQuery, malformed: boolean): number {
   // A query carries no answer records and, except for IXFR's SOA (RFC 1995
-  // §3), no authority records (miekg/dns's accept function is similar). We
-  // still walk past them to reach the OPT record, so that the FORMERR we
+  // §3), no authority records (miekg/dns's accept function is similar); a
+  // NOTIFY may carry the zone's new SOA as one answer record (RFC 1996 §3.7).
+  // We still walk past them to reach the OPT record, so that the FORMERR we
   // answer carries an OPT when the query had a readable one (RFC 6891 §7).
   const ancount = (msg[6] << 8) | msg[7];
   const nscount = (msg[8] << 8) | msg[9];
   const arcount = (msg[10] << 8) | msg[11];
-  if (ancount !== 0 || (nscount !== 0 && !(nscount === 1 && q.qtype === QTYPE.IXFR))) malformed = true;
+  if (ancount > (q.opcode === OPCODE.NOTIFY ? 1 : 0) || (nscount !== 0 && !(nscount === 1 && q.qtype === QTYPE.IXFR))) malformed = true;
   if (ancount + nscount > MAX_ADDITIONAL_RECORDS || arcount > MAX_ADDITIONAL_RECORDS) return PARSE_FORMERR;
 
   let status = PARSE_OK;
