@@ -202,7 +202,9 @@ export class OverwatchChannel {
     const now = this.#now();
     // The start by this clock now: one started ahead and stepped back since (NTP after boot) would otherwise
     // refuse every agent as older than this process for as long as the step.
-    const startedAtMs = Math.min(this.#startedAtMs, now - (performance.now() - this.#startedMonoMs));
+    // Floored: the wall clock counts whole ms and the monotonic one fractions, so an unfloored start could land
+    // a fraction of a ms after the whole-ms stamp of a message sealed in the same ms as the start.
+    const startedAtMs = Math.min(this.#startedAtMs, Math.floor(now - (performance.now() - this.#startedMonoMs)));
     const time = checkTimestamp(message.timestampMs, now, this.#maxSkewMs, startedAtMs);
     if (time !== 'ok') return this.#drop(time, `timestamp ${describeTime(message.timestampMs)}`, message, source, keyId);
     const pin = this.#pins.get(message.agentId);
