@@ -25,6 +25,23 @@ import { agentConfigFor, startAgentOverwatch } from '../helpers/agents.ts';
 
 const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
 
+
+/**
+ * An overwatch answering app.example.test for agents with `token`, its agent
+ * channel on `port` (0: any), keeping pins and agents' backends in `store`
+ * (started again on the same port and store, it stands for a restart).
+ */
+function appOverwatch(dir: string, token: string, key: string, store: MemoryStore, port: number): Promise<Overwatch> {
+  return Overwatch.start(parseConfigText([
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions: [{ name: eu, servers: [] }]',
+    'domains: [{ name: app.example.test, regions: [eu] }]',
+    'overwatch:',
+    `  agent_tokens: { app.example.test: ${token} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:${port}" }`,
+  ].join('\n'), join(dir, 'overwatch.yaml')), quiet, { store });
+}
+
 test('an agent whose file lists one backend twice refuses to start, naming both entries (every overwatch would drop its registration as invalid_message, for ever)', posixOnly, async (t) => {
   const dir = await tempDir(t, 'opengslb-agent-');
   const file = join(dir, 'agent.yaml');
@@ -190,14 +207,7 @@ test('an agent stopped while its overwatch restarts stays deregistered there: th
   // The overwatch's pins and agent backends outlive its restart, as in lmdb.
   const store = new MemoryStore();
   const key = randomBytes(32).toString('base64');
-  const overwatchAt = (port: number): Promise<Overwatch> => Overwatch.start(parseConfigText([
-    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
-    'regions: [{ name: eu, servers: [] }]',
-    'domains: [{ name: app.example.test, regions: [eu] }]',
-    'overwatch:',
-    `  agent_tokens: { app.example.test: ${token} }`,
-    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:${port}" }`,
-  ].join('\n'), join(dir, 'overwatch.yaml')), quiet, { store });
+  const overwatchAt = (port: number): Promise<Overwatch> => appOverwatch(dir, token, key, store, port);
   const first = await overwatchAt(0);
   const port = first.agents?.receiver?.port;
   assert.ok(port !== undefined);
@@ -223,14 +233,7 @@ test('an agent stopped while it waits out its backoff to an overwatch that is ba
   const web = await httpBackend(t);
   const store = new MemoryStore();
   const key = randomBytes(32).toString('base64');
-  const overwatchAt = (port: number): Promise<Overwatch> => Overwatch.start(parseConfigText([
-    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
-    'regions: [{ name: eu, servers: [] }]',
-    'domains: [{ name: app.example.test, regions: [eu] }]',
-    'overwatch:',
-    `  agent_tokens: { app.example.test: ${token} }`,
-    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:${port}" }`,
-  ].join('\n'), join(dir, 'overwatch.yaml')), quiet, { store });
+  const overwatchAt = (port: number): Promise<Overwatch> => appOverwatch(dir, token, key, store, port);
   const first = await overwatchAt(0);
   const port = first.agents?.receiver?.port;
   assert.ok(port !== undefined);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
 import { Keyring } from '../../src/gossip/envelope.ts';
 import type { AckMessage } from '../../src/gossip/messages.ts';
@@ -25,6 +25,20 @@ const APP = 'app.example.test';
 const TOKEN = 'app-token-0123456789abcdef';
 const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
 
+/** An overwatch of `yaml` with metrics attached and served on a loopback port, all stopped after the test. */
+async function overwatchWithMetrics(t: TestContext, yaml: string, dir: string): Promise<{ ow: Overwatch; listener: Awaited<ReturnType<typeof startMetricsServer>> }> {
+  const metrics = createMetrics({ version: 't', loadedAtMs: Date.now(), processMetrics: false });
+  const ow = await Overwatch.start(parseConfigText(yaml, join(dir, 'overwatch.yaml')), quiet, { store: new MemoryStore(), onCheck: metrics.onCheck });
+  metrics.attach(ow);
+  const listener = await startMetricsServer(metrics.registry, '127.0.0.1', 0, quiet);
+  t.after(async () => {
+    await listener.close();
+    metrics.close();
+    await ow.stop(200);
+  });
+  return { ow, listener };
+}
+
 test('an agent that deregisters or is revoked leaves no heartbeat-age series behind (its pin stays); live agents keep theirs', async (t) => {
   const dir = await tempDir(t);
   const key = randomBytes(32).toString('base64');
@@ -37,15 +51,7 @@ test('an agent that deregisters or is revoked leaves no heartbeat-age series beh
     `  agent_tokens: { ${APP}: ${TOKEN} }`,
     `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
   ].join('\n');
-  const metrics = createMetrics({ version: 't', loadedAtMs: Date.now(), processMetrics: false });
-  const ow = await Overwatch.start(parseConfigText(yaml, join(dir, 'overwatch.yaml')), quiet, { store: new MemoryStore(), onCheck: metrics.onCheck });
-  metrics.attach(ow);
-  const listener = await startMetricsServer(metrics.registry, '127.0.0.1', 0, quiet);
-  t.after(async () => {
-    await listener.close();
-    metrics.close();
-    await ow.stop(200);
-  });
+  const { ow, listener } = await overwatchWithMetrics(t, yaml, dir);
   const port = ow.agents?.receiver?.port as number;
   const send = async (bytes: Uint8Array): Promise<AckMessage | null> => (await sendTcp('127.0.0.1', port, [bytes], keyring))[0];
   // No agent has reported yet: the domain has no server at all and answers SERVFAIL to A and AAAA alike.
@@ -106,15 +112,7 @@ test('two services\' backends on one address and port have a series each (label 
     `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
     '  validation: { enabled: true, check_interval: 1s, check_timeout: 500ms }',
   ].join('\n');
-  const metrics = createMetrics({ version: 't', loadedAtMs: Date.now(), processMetrics: false });
-  const ow = await Overwatch.start(parseConfigText(yaml, join(dir, 'overwatch.yaml')), quiet, { store: new MemoryStore(), onCheck: metrics.onCheck });
-  metrics.attach(ow);
-  const listener = await startMetricsServer(metrics.registry, '127.0.0.1', 0, quiet);
-  t.after(async () => {
-    await listener.close();
-    metrics.close();
-    await ow.stop(200);
-  });
+  const { ow, listener } = await overwatchWithMetrics(t, yaml, dir);
   const channelPort = ow.agents?.receiver?.port as number;
   const send = async (bytes: Uint8Array): Promise<AckMessage | null> => (await sendTcp('127.0.0.1', channelPort, [bytes], keyring))[0];
   const agent = new TestAgent((await newIdentity(t)).identity, keyring, { [APP]: TOKEN, [OTHER]: OTHER_TOKEN });
