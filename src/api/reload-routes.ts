@@ -48,6 +48,11 @@ const outcome: Schema = {
         description: 'What the reload changed; null on failure.',
       },
       problems: { type: 'array', items: problem, description: 'Every problem of an invalid config, in file order; empty otherwise.' },
+      warnings: {
+        type: 'array',
+        items: problem,
+        description: 'On success, the new config\'s warnings (settings that load but most likely do not do what was meant; the server logs each too); empty otherwise.',
+      },
       at: { type: 'string', format: 'date-time', description: 'When the reload finished (RFC 3339, UTC).' },
       error: str('On failure only: what failed, and that the old config still serves.'),
       code: { type: 'integer', description: `On failure only: ${RELOAD_FAILED_STATUS}, as in every error body.` },
@@ -153,6 +158,7 @@ function outcomeView(o: ReloadOutcome): Record<string, unknown> {
     files: o.files,
     changes: o.changes,
     problems: o.problems.map(problemView),
+    warnings: o.warnings.map(problemView),
     at: rfc3339(o.atMs),
   };
 }

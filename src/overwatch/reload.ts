@@ -105,6 +105,8 @@ export interface ReloadOutcome {
   readonly files: readonly string[];
   /** What changed, on success; null on failure. */
   readonly changes: ReloadChanges | null;
+  /** The new config's warnings (loads, but most likely not what was meant), on success; empty on failure. */
+  readonly warnings: readonly ConfigProblem[];
   /** When it finished, unix ms. */
   readonly atMs: number;
 }
@@ -228,14 +230,14 @@ export class ConfigReloader {
         { file: path, code: err instanceof ConfigError ? err.code : undefined, problems: problems.length, reason, reloads: this.reloads },
         'reload failed; still serving the previous config',
       );
-      return { result: 'failure', generation: target.generation, message: reason, problems, files: [], changes: null, atMs: this.#now() };
+      return { result: 'failure', generation: target.generation, message: reason, problems, files: [], changes: null, warnings: [], atMs: this.#now() };
     }
     if (this.#opts.modeOverride !== undefined) next = { ...next, mode: this.#opts.modeOverride };
     if (target.stopping === true) {
       this.#counts.failure++;
       const reason = 'the server is stopping; the reload was not applied';
       this.#log.warn({ file: path, reason, reloads: this.reloads }, 'reload not applied; the server is stopping');
-      return { result: 'failure', generation: target.generation, message: reason, problems: [], files, changes: null, atMs: this.#now() };
+      return { result: 'failure', generation: target.generation, message: reason, problems: [], files, changes: null, warnings: [], atMs: this.#now() };
     }
     let swapped: ReloadResult;
     try {
@@ -247,7 +249,7 @@ export class ConfigReloader {
     if (!swapped.ok) {
       this.#counts.failure++;
       this.#log.error({ file: path, reason: swapped.message, reloads: this.reloads }, 'reload refused; still serving the previous config');
-      return { result: 'failure', generation: swapped.generation, message: swapped.message, problems: [], files, changes: null, atMs: this.#now() };
+      return { result: 'failure', generation: swapped.generation, message: swapped.message, problems: [], files, changes: null, warnings: [], atMs: this.#now() };
     }
     this.#counts.success++;
     this.#lastSuccessMs = this.#now();
@@ -267,7 +269,7 @@ export class ConfigReloader {
       'reload succeeded',
     );
     logConfigWarnings(this.#log, warnings);
-    return { result: 'success', generation: swapped.generation, message: swapped.message, problems: [], files, changes, atMs: this.#lastSuccessMs };
+    return { result: 'success', generation: swapped.generation, message: swapped.message, problems: [], files, changes, warnings, atMs: this.#lastSuccessMs };
   }
 }
 

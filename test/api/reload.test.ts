@@ -26,14 +26,14 @@ const MAIN = [
   'includes: [conf.d/*.yaml]',
 ];
 
-function app(opts: { servers: string[]; ttl: number; extraDomain?: boolean; broken?: boolean }): string[] {
+function app(opts: { servers: string[]; ttl: number; extraDomain?: boolean; broken?: boolean; drained?: boolean }): string[] {
   return [
     'regions:',
     '  - name: pool',
     '    health_check: { type: none }',
-    `    servers: [${opts.servers.map((a) => `{ address: ${a} }`).join(', ')}]`,
+    `    servers: [${opts.servers.map((a) => `{ address: ${a}${opts.drained ? ', weight: 0' : ''} }`).join(', ')}]`,
     'domains:',
-    `  - { name: app.example.test, regions: [pool], ttl: ${opts.ttl}, max_answers: 4 }`,
+    `  - { name: app.example.test, regions: [pool], ttl: ${opts.ttl}, max_answers: 4${opts.drained ? ', routing_algorithm: weighted' : ''} }`,
     '  - { name: old.example.test, regions: [pool] }',
     ...(opts.extraDomain ? ['  - { name: new.example.test, regions: [pool] }'] : []),
     ...(opts.broken ? ['  - { name: bad.example.test, regions: [mars], ttl: soon }'] : []),
@@ -102,6 +102,7 @@ test('reload over the API and the CLI answers with its outcome, and status says 
       servers: { added: ['pool/192.0.2.3:80'], removed: ['pool/192.0.2.2:80'], changed: [] },
     });
     assert.deepEqual(body.problems, []);
+    assert.deepEqual(body.warnings, []);
     assert.deepEqual(await answers(server.port, 'app.example.test'), { rcode: 'NOERROR', data: ['192.0.2.1', '192.0.2.3'], ttl: 45 });
     assert.equal((await answers(server.port, 'new.example.test')).rcode, 'NOERROR');
   });
@@ -171,6 +172,34 @@ test('reload over the API and the CLI answers with its outcome, and status says 
     );
     const scrape = await (await fetch(`${metrics}/metrics`)).text();
     assert.match(scrape, /^opengslb_config_last_reload_successful 1$/m);
+  });
+
+  await t.test('a reload of a config that loads with warnings applies it and names each warning in its outcome and in opengslb-cli reload', async () => {
+    await writeTree(dir, { 'conf.d/app.yaml': app({ servers: ['192.0.2.1', '192.0.2.4'], ttl: 45, drained: true }) }, 0o600);
+    const { status, body } = await call(`${api}/api/v1/reload`, 'POST');
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.result, 'success');
+    assert.deepEqual(body.changes.domains.changed, ['app.example.test']);
+    assert.equal(body.warnings.length, 1, JSON.stringify(body.warnings));
+    const w = body.warnings[0];
+    assert.equal(w.file, join(dir, 'conf.d/app.yaml'));
+    assert.deepEqual([w.line, w.path], [6, 'domains[0].name']);
+    assert.match(w.message, /every server of app\.example\.test has weight 0 .*expected at least one server with a weight above 0/);
+    assert.equal(w.text, `${w.file}:${w.line}:${w.col}: ${w.path}: ${w.message}`);
+    // The status keeps the last reload's warnings; the CLI prints them after what changed.
+    assert.deepEqual((await call(`${api}/api/v1/status`)).body.last_reload.warnings, body.warnings);
+    const r = await cli('reload', '--token', TOKEN);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `Reloaded from ${join(dir, 'main.yaml')} and 1 more files: serving generation ${body.generation + 1}\n` +
+      'Domains:  no change\n' +
+      'Servers:  no change\n' +
+      `warning: ${w.text}\n`);
+    // A failed reload has no warnings of its own: the new config did not load.
+    await writeTree(dir, { 'conf.d/app.yaml': app({ servers: ['192.0.2.1'], ttl: 45, drained: true, broken: true }) }, 0o600);
+    const failed = await call(`${api}/api/v1/reload`, 'POST');
+    assert.equal(failed.status, 422);
+    assert.deepEqual(failed.body.warnings, []);
+    await writeTree(dir, { 'conf.d/app.yaml': app({ servers: ['192.0.2.1'], ttl: 45 }) }, 0o600);
   });
 
   await t.test('requests while a reload runs are folded into the next one: reloads never interleave', async () => {

@@ -59,6 +59,8 @@ export interface ReloadResponse {
   readonly files: readonly string[];
   readonly changes: { readonly domains: ChangeListJson; readonly servers: ChangeListJson } | null;
   readonly problems: readonly ProblemJson[];
+  /** The new config's warnings on success (absent from servers before they were reported). */
+  readonly warnings?: readonly ProblemJson[];
   readonly at: string;
   readonly error?: string;
 }
@@ -283,7 +285,11 @@ function changeLine(c: ChangeListJson): string {
   return parts.length === 0 ? 'no change' : parts.join(' ');
 }
 
-/** `reload` that succeeded: the generation now serving, the files read, and what changed (+ added, - removed, ~ changed). */
+/**
+ * `reload` that succeeded: the generation now serving, the files read, what
+ * changed (+ added, - removed, ~ changed), then each config warning as
+ * `warning: FILE:LINE:COL: path: message`.
+ */
 export function formatReload(r: ReloadResponse): string {
   const files = r.files.length === 0 ? '' : ` from ${r.files[0]}${r.files.length > 1 ? ` and ${r.files.length - 1} more files` : ''}`;
   let out = `Reloaded${files}: serving generation ${r.generation}\n`;
@@ -293,6 +299,7 @@ export function formatReload(r: ReloadResponse): string {
       ['Servers', changeLine(r.changes.servers)],
     ]);
   }
+  for (const w of r.warnings ?? []) out += `warning: ${w.text}\n`;
   return out;
 }
 
