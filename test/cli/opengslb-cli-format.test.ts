@@ -342,6 +342,21 @@ test('formatExplain says when every server is down and what when_all_down does, 
   assert.match(text, /\nWeighted chances:\n {2}ADDRESS +WEIGHT +LEADS +IN-ANSWER\n {2}192\.0\.2\.10 +3 +75\.0% +-\n/);
 });
 
+test('formatExplain says how big the response is and which UDP clients get it truncated', () => {
+  const size = (wire: Explanation['wire']): string | undefined => /\nSize: +([^\n]*)\n/.exec(formatExplain(explanation({ wire })))?.[1];
+  assert.equal(size({ bytes: 88, bytes_edns: 99, truncated_without_edns: false, truncated_at_1232: false }), '88 bytes (99 with EDNS): fits UDP without EDNS (512 bytes)');
+  assert.equal(
+    size({ bytes: 620, bytes_edns: 631, truncated_without_edns: true, truncated_at_1232: false }),
+    '620 bytes (631 with EDNS): truncated over UDP for a client without EDNS (512 bytes), which retries over TCP; fits 1232',
+  );
+  assert.equal(
+    size({ bytes: 1500, bytes_edns: 1511, truncated_without_edns: true, truncated_at_1232: true }),
+    '1500 bytes (1511 with EDNS): truncated over UDP even for a client offering 1232 bytes; clients retry over TCP',
+  );
+  // A name too long to write as a query has no size; the field is left out.
+  assert.equal(size(null), undefined);
+});
+
 test('formatExplain of a refused name prints the result and the notes only', () => {
   const text = formatExplain(
     explanation({

@@ -57,6 +57,8 @@ export function formatExplain(e: Explanation): string {
     fields.push(['Answer', 'none']);
   }
   if (e.ttl !== null) fields.push(['TTL', `${e.ttl} s${e.answers.length === 0 ? ' (negative caching, from the SOA)' : ''}`]);
+  // Absent from servers before explain measured the answer.
+  if (e.wire !== null && e.wire !== undefined) fields.push(['Size', sizeLine(e.wire)]);
   if (e.all_down !== null) {
     fields.push(['All down', `no server is eligible: when_all_down ${e.all_down.mode} ${e.all_down.answered ? 'answers' : 'gives SERVFAIL'}`]);
   }
@@ -77,6 +79,14 @@ export function formatExplain(e: Explanation): string {
   }
   if (e.notes.length > 0) out += `\nNotes:\n${e.notes.map((n) => `  - ${n}\n`).join('')}`;
   return out;
+}
+
+/** The response's size, with and without EDNS, and which UDP clients get it truncated (TC=1, a retry over TCP). */
+function sizeLine(w: NonNullable<Explanation['wire']>): string {
+  const size = `${w.bytes} bytes (${w.bytes_edns} with EDNS)`;
+  if (w.truncated_at_1232) return `${size}: truncated over UDP even for a client offering 1232 bytes; clients retry over TCP`;
+  if (w.truncated_without_edns) return `${size}: truncated over UDP for a client without EDNS (512 bytes), which retries over TCP; fits 1232`;
+  return `${size}: fits UDP without EDNS (512 bytes)`;
 }
 
 function candidateRow(c: ExplainCandidate): string[] {
