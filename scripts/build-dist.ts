@@ -115,7 +115,7 @@ export interface BuildResult {
  * Builds the runnable JavaScript tree of the repository at `root` into
  * `outDir` (emptied first): every .ts of BUILT_FOLDERS type-stripped to .js, every other file copied, relative
  * '.ts' references rewritten to '.js', and a package.json carrying the
- * version (src/cli/opengslb-main.ts and src/health/probe.ts read
+ * version (src/cli/version.ts and src/health/probe.ts read
  * ../../package.json, which is dist/package.json from dist/src/*). Throws when
  * a file cannot be stripped (Node's error, with the file named) or when a
  * reference points at a file the output lacks ("FILE:LINE: … not in the build").

@@ -15,7 +15,7 @@ import type { Command, Values } from './admin/command.ts';
 import { COMMANDS, GROUPS, UsageError } from './admin/commands.ts';
 import { cliConfigPath, DEFAULT_API, loadCliFile, parseTimeout, resolveApis, tokenProblem } from './admin/endpoints.ts';
 import { checkConfigValidateLine, CONFIG_VALIDATE_SUMMARY, CONFIG_VALIDATE_USAGE, runConfigValidate, type Output } from './config-validate.ts';
-import { packageVersion } from './opengslb-main.ts';
+import { packageVersion } from './version.ts';
 
 const DEFAULT_TIMEOUT = '5s';
 

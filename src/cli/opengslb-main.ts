@@ -3,7 +3,6 @@
 // and reports, its own metrics). Exit 0 after a clean stop; 1 when it cannot
 // run (bad config, cannot bind, no usable identity); 2 for bad flags.
 
-import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/load.ts';
 import { loadConfigIsolated } from '../config/load-isolated.ts';
 import type { Config } from '../config/types.ts';
@@ -20,6 +19,7 @@ import { ConfigReloader, logConfigWarnings, type ReloadTarget } from '../overwat
 import { FlagError, parseFlags } from './args.ts';
 import { dropOutputToClosedPipes } from './closed-pipe.ts';
 import { shutdownOnce } from './shutdown.ts';
+import { packageVersion } from './version.ts';
 import { checkConfigValidateLine, CONFIG_VALIDATE_USAGE, formatConfigError, runConfigValidate } from './config-validate.ts';
 
 const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--version] [--help]
@@ -35,12 +35,6 @@ const USAGE = `usage: opengslb [--config FILE] [--mode overwatch|agent] [--versi
                          print a summary or every problem, exit 0 or 1 (--json: one JSON object)
 
 Signals: SIGTERM/SIGINT stop gracefully (exit 0), SIGHUP reloads the config.`;
-
-/** Returns the package version from package.json. */
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /** The server's flags. */
 const SERVER_FLAGS = {

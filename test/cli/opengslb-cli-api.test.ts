@@ -120,17 +120,21 @@ test('every opengslb-cli command works against the live admin API of a running o
   });
 
   await t.test('servers passes --status, --region and --domain to the API, which filters', async () => {
-    let out = ok(await f.cli('servers', '--status', 'unhealthy'));
-    assert.deepEqual(out.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]), [f.down]);
-    out = ok(await f.cli('servers', '--region', 'v6'));
-    assert.deepEqual(out.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]), ['::1']);
-    out = ok(await f.cli('servers', '--domain', 'www.example.test'));
-    assert.deepEqual(out.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]).sort(), [f.up, f.down].sort());
+    // Reads only: the five run at once.
+    const [byStatus, byRegion, byDomain, r, unknown] = await Promise.all([
+      f.cli('servers', '--status', 'unhealthy'),
+      f.cli('servers', '--region', 'v6'),
+      f.cli('servers', '--domain', 'www.example.test'),
+      f.cli('servers', '--region', 'nowhere'),
+      f.cli('servers', '--status', 'unknown'),
+    ]);
+    assert.deepEqual(ok(byStatus).trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]), [f.down]);
+    assert.deepEqual(ok(byRegion).trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]), ['::1']);
+    assert.deepEqual(ok(byDomain).trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]).sort(), [f.up, f.down].sort());
     // A region no config has is the API's 400 (it used to be an empty list that read as "no servers there").
-    const r = await f.cli('servers', '--region', 'nowhere');
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.stderr, 'opengslb-cli: query parameter "region": no region "nowhere" is configured; expected one of: eu-west, v6 (HTTP 400)\n');
-    assert.equal(ok(await f.cli('servers', '--status', 'unknown')), 'No servers match.\n');
+    assert.equal(ok(unknown), 'No servers match.\n');
   });
 
   await t.test('domains shows each domain\'s policy, healthy/total servers and all-down behaviour', async () => {
@@ -153,27 +157,35 @@ test('every opengslb-cli command works against the live admin API of a running o
   });
 
   await t.test('overrides list, servers, domains, explain and status all show the override', async () => {
-    const list = ok(await f.cli('overrides', 'list'));
+    // Reads only: the five run at once.
+    const [listed, serversOut, domainsOut, explainOut, statusOut] = await Promise.all([
+      f.cli('overrides', 'list'),
+      f.cli('servers'),
+      f.cli('domains', 'app.example.test'),
+      f.cli('explain', 'app.example.test', '--type', 'AAAA'),
+      f.cli('status'),
+    ]);
+    const list = ok(listed);
     assert.deepEqual(row(list, 'domain').slice(0, 6), ['domain', '::1 in app.example.test', 'unhealthy', 'yes', '-', 'kernel upgrade']);
 
-    const servers = ok(await f.cli('servers'));
+    const servers = ok(serversOut);
     // STATUS stays the checks' verdict; AUTHORITY and the block below say an override decides in app.example.test.
     assert.deepEqual(row(servers, '::1').slice(0, 5), ['::1', '80', 'v6', 'healthy', 'override']);
     assert.match(servers, /\n {2}app\.example\.test +::1 +80 +unhealthy +domain +- +kernel upgrade +tester@/);
 
-    const domains = ok(await f.cli('domains', 'app.example.test'));
+    const domains = ok(domainsOut);
     assert.deepEqual(row(domains, 'app.example.test'), ['app.example.test', 'round-robin', '30', '1/3', 'servfail']);
     assert.match(row(domains, '::1').join('|'), /^::1\|80\|v6\|100\|1\|unhealthy\|override\|kernel upgrade \(tester@.+\)$/);
 
     // ::1 is the domain's only IPv6 server: with it overridden down, AAAA has nothing to answer and when_all_down decides.
-    const explain = ok(await f.cli('explain', 'app.example.test', '--type', 'AAAA'));
+    const explain = ok(explainOut);
     assert.match(explain, /\nResult: +SERVFAIL, not authoritative\n/);
     const v6 = row(explain, '::1');
     assert.deepEqual(v6.slice(5, 10), ['drained', 'healthy', 'override', '-', 'no']);
     assert.match(v6[10], /^overridden down by tester@.+ \(this domain only, until cleared\): kernel upgrade$/);
     assert.match(explain, /\nAll down: +no server is eligible: when_all_down servfail gives SERVFAIL\n/);
 
-    const status = ok(await f.cli('status'));
+    const status = ok(statusOut);
     assert.match(status, /\nOverrides: +1 active\n/);
     assert.match(status, /\nActive overrides:\n {2}SCOPE.*\n {2}domain +::1 in app\.example\.test +unhealthy +- +kernel upgrade +tester@/);
   });
@@ -181,9 +193,11 @@ test('every opengslb-cli command works against the live admin API of a running o
   await t.test('overrides clear removes it, says what it was, and the listings go back to the checks', async () => {
     const out = ok(await f.cli('overrides', 'clear', 'app.example.test', '::1', '--token', TOKEN));
     assert.match(out, /^Override cleared: ::1 in app\.example\.test was forced unhealthy \(reason: kernel upgrade; source: tester@.+; since .+\); the health checks decide again, unless a wider override covers it\.\n$/);
-    assert.equal(ok(await f.cli('overrides', 'list')), 'No overrides.\n');
-    assert.deepEqual(row(ok(await f.cli('servers')), '::1').slice(3, 5), ['healthy', 'unchecked']);
-    assert.deepEqual(row(ok(await f.cli('domains')), 'app.example.test')[3], '2/3');
+    // After the clear, three reads at once.
+    const [list, servers, domains] = await Promise.all([f.cli('overrides', 'list'), f.cli('servers'), f.cli('domains')]);
+    assert.equal(ok(list), 'No overrides.\n');
+    assert.deepEqual(row(ok(servers), '::1').slice(3, 5), ['healthy', 'unchecked']);
+    assert.deepEqual(row(ok(domains), 'app.example.test')[3], '2/3');
   });
 
   await t.test('clearing an override that is not there exits 1 with the API\'s 404 message', async () => {
@@ -235,16 +249,23 @@ test('every opengslb-cli command works against the live admin API of a running o
   });
 
   await t.test('--json prints the API\'s own JSON for each command', async () => {
-    const servers = JSON.parse(ok(await f.cli('servers', '--json'))) as { servers: { address: string }[]; generated_at: string };
+    // Reads only: the four run at once.
+    const [serversOut, domainsOut, statusOut, explainOut] = await Promise.all([
+      f.cli('servers', '--json'),
+      f.cli('domains', '--json'),
+      f.cli('status', '--json'),
+      f.cli('explain', 'www.example.test', '--json'),
+    ]);
+    const servers = JSON.parse(ok(serversOut)) as { servers: { address: string }[]; generated_at: string };
     assert.equal(servers.servers.length, 3);
     assert.equal(typeof servers.generated_at, 'string');
-    const domains = JSON.parse(ok(await f.cli('domains', '--json'))) as { domains: { name: string }[] };
+    const domains = JSON.parse(ok(domainsOut)) as { domains: { name: string }[] };
     assert.deepEqual(domains.domains.map((d) => d.name).sort(), ['app.example.test', 'www.example.test']);
-    const status = JSON.parse(ok(await f.cli('status', '--json'))) as Record<string, { version?: string; ready?: boolean }>;
+    const status = JSON.parse(ok(statusOut)) as Record<string, { version?: string; ready?: boolean }>;
     assert.deepEqual(Object.keys(status), ['version', 'ready', 'config', 'regions', 'domains', 'overrides']);
     assert.equal(status.version.version, VERSION);
     assert.equal(status.ready.ready, true);
-    const explain = JSON.parse(ok(await f.cli('explain', 'www.example.test', '--json'))) as { policy: string; candidates: unknown[] };
+    const explain = JSON.parse(ok(explainOut)) as { policy: string; candidates: unknown[] };
     assert.equal(explain.policy, 'weighted');
     assert.equal(explain.candidates.length, 2);
   });

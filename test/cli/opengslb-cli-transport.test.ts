@@ -437,7 +437,8 @@ test('sends an agent id or region carrying "/", "?" and "#" as one encoded path 
 test('a reader that closes the pipe early (| head, | grep -q) ends the command quietly with its own exit status, not an EPIPE stack trace', async (t) => {
   // The answer comes after the reader is gone, as when `head -1` has its line or `grep -q` its match.
   const api = await apiStandIn(t, (req, res) => setTimeout(() => json(200, { overrides: [OVERRIDE] })(req, res), 300));
-  for (const args of [['overrides', 'list'], ['overrides', 'list', '--json'], ['overrides', 'list', '--api', 'http://127.0.0.1:1']]) {
+  // Three independent children, at once: each waits the 300 ms for its answer.
+  await Promise.all([['overrides', 'list'], ['overrides', 'list', '--json'], ['overrides', 'list', '--api', 'http://127.0.0.1:1']].map(async (args) => {
     const child = spawn(process.execPath, [CLI, ...args, '--api', api.url], { stdio: ['ignore', 'pipe', 'pipe'], env: env() });
     child.stdout.destroy();
     let stderr = '';
@@ -448,7 +449,7 @@ test('a reader that closes the pipe early (| head, | grep -q) ends the command q
     if (args.includes('http://127.0.0.1:1')) assert.match(stderr, /asking the next API/);
     else assert.equal(stderr, '');
     assert.equal(code, 0, `${args.join(' ')}: ${stderr}`);
-  }
+  }));
 });
 
 test('a token no Authorization header can carry is refused where it came from, without quoting it and without sending anything', async (t) => {
@@ -464,8 +465,10 @@ test('a token no Authorization header can carry is refused where it came from, w
     { args: ['--api', api.url], env: { OPENGSLB_TOKEN: 'two words-0123456789' }, code: 2, message: /^opengslb-cli geo mappings remove: \$OPENGSLB_TOKEN: the token's character 4 \(of 20\) is a space/, secret: 'words-01' },
     { args: ['--cli-config', file], env: {}, code: 1, message: new RegExp(`^opengslb-cli: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:1: token: the token's character 24 \\(of 47\\) is a line break`), secret: 'half-of' },
   ];
-  for (const c of cases) {
-    const r = await run(CLI, ['geo', 'mappings', 'remove', '10.0.0.0/8', ...c.args], { env: env(c.env) });
+  // Independent cases, at once; what the stand-in saw is checked after all of them.
+  const results = await Promise.all(cases.map((c) => run(CLI, ['geo', 'mappings', 'remove', '10.0.0.0/8', ...c.args], { env: env(c.env) })));
+  for (const [i, c] of cases.entries()) {
+    const r = results[i];
     assert.equal(r.code, c.code, r.stderr);
     assert.match(r.stderr, c.message);
     assert.ok(!r.stderr.includes(c.secret), `the token is not printed: ${r.stderr}`);
