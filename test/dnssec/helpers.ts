@@ -60,6 +60,24 @@ export async function tool(cmd: string, args: readonly string[]): Promise<string
   }
 }
 
+/**
+ * Runs `jobs` (validator runs: each its own process and resolver) at most
+ * `limit` at once; resolves with their results in the order of `jobs`,
+ * rejects with the first rejection.
+ */
+export async function runLimited<T>(jobs: readonly (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const out: T[] = new Array<T>(jobs.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      out[i] = await jobs[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, lane));
+  return out;
+}
+
 /** A delv trust-anchor file (-a) holding one key as a static key. */
 export function delvAnchor(info: Pick<DnssecKeyInfo, 'zone' | 'flags' | 'algorithm' | 'publicKey'>): string {
   return `trust-anchors {\n  "${info.zone}." static-key ${info.flags} 3 ${info.algorithm} "${info.publicKey}";\n};\n`;

@@ -143,50 +143,59 @@ test('two overwatches share one key: the second takes the first\'s, both serve t
   assert.equal(aStatus.keys.length, 1);
   const keyA = aStatus.keys[0];
 
-  // B joins: it asks A before making a key, so it makes none.
-  const b = await startNode(t, 'b', apiB, [apiA], SECRET);
+  // B joins: it asks A before making a key, so it makes none. C (another
+  // secret, judged at the end) starts meanwhile: it asks only A, which never
+  // gives it anything, and B and A never ask C.
+  const metricsC = await freePort();
+  const [b, c] = await Promise.all([startNode(t, 'b', apiB, [apiA], SECRET), startNode(t, 'c', apiC, [apiA], OTHER, metricsC)]);
   assert.doesNotMatch(b.server.out.text, /DNSSEC key created/, 'B took the key from A');
   const bStatus = await status(b);
   assert.deepEqual(bStatus.keys.map((k) => [k.key_tag, k.public_key, k.state]), [[keyA.key_tag, keyA.public_key, 'active']]);
   assert.equal(bStatus.key_sync.in_sync, true);
-  await eventually('A in sync once B answers', async () => (await status(a)).key_sync.in_sync, 15_000, 200);
-
-  // The same DNSKEY from both; answers from both validate with A's key as the only anchor.
-  assert.deepEqual(await dnskeysOf(a.server.port, 'example.test'), [keyA.public_key]);
-  assert.deepEqual(await dnskeysOf(b.server.port, 'example.test'), [keyA.public_key]);
   const dir = await mkdtemp(join(tmpdir(), 'opengslb-sync-anchor-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const anchor = join(dir, 'anchor.conf');
-  await writeFile(anchor, delvAnchor({ zone: 'example.test', flags: keyA.flags, algorithm: keyA.algorithm_number as 13, publicKey: keyA.public_key }));
-  for (const node of [a, b]) {
-    for (const [name, type, want] of [['app.example.test', 'A', /^; fully validated$/m], ['nothing.example.test', 'A', /^; negative response, fully validated$/m]] as const) {
-      const out = await tool('delv', ['@127.0.0.1', '-p', String(node.server.port), '-a', anchor, '+root=example.test', name, type]);
-      assert.match(out, want, `${node.api} ${name} ${type}:\n${out}`);
-    }
-  }
+  // A's next poll (poll_interval 1 s) finds B; the checks of the shared key
+  // read only what A and B serve already, so they run meanwhile.
+  await Promise.all([
+    eventually('A in sync once B answers', async () => (await status(a)).key_sync.in_sync, 15_000, 200),
+    (async () => {
+      // The same DNSKEY from both; answers from both validate with A's key as the only anchor.
+      assert.deepEqual(await dnskeysOf(a.server.port, 'example.test'), [keyA.public_key]);
+      assert.deepEqual(await dnskeysOf(b.server.port, 'example.test'), [keyA.public_key]);
+      const anchor = join(dir, 'anchor.conf');
+      await writeFile(anchor, delvAnchor({ zone: 'example.test', flags: keyA.flags, algorithm: keyA.algorithm_number as 13, publicKey: keyA.public_key }));
+      // Each delv run is its own process and resolver: all four at once.
+      await Promise.all([a, b].flatMap((node) => ([['app.example.test', 'A', /^; fully validated$/m], ['nothing.example.test', 'A', /^; negative response, fully validated$/m]] as const).map(async ([name, type, want]) => {
+        const out = await tool('delv', ['@127.0.0.1', '-p', String(node.server.port), '-a', anchor, '+root=example.test', name, type]);
+        assert.match(out, want, `${node.api} ${name} ${type}:\n${out}`);
+      })));
+    })(),
+  ]);
 
   // A rollover started on A reaches B: both publish the new key.
   const started = await fetch(`${a.api}/api/v1/dnssec/rollover/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ zone: 'example.test' }) });
   assert.equal(started.status, 200);
-  await eventually('B publishes the new key', async () => (await dnskeysOf(b.server.port, 'example.test')).length === 2, 15_000, 200);
+  // B's next poll takes the new key; A's sync route is checked meanwhile.
+  await Promise.all([
+    eventually('B publishes the new key', async () => (await dnskeysOf(b.server.port, 'example.test')).length === 2, 15_000, 200),
+    (async () => {
+      // The sync route refuses a request without the proof, and one made with another secret.
+      const bare = await fetch(`${a.api}/api/v1/dnssec/keysync`);
+      assert.equal(bare.status, 403);
+      assert.match(((await bare.json()) as { error: string }).error, /key sync refused: no x-opengslb-key-sync header/);
+      const wrong = await fetch(`${a.api}/api/v1/dnssec/keysync`, { headers: { [KEY_SYNC_HEADER]: signRequest(OTHER).header } });
+      assert.equal(wrong.status, 403);
+      const right = signRequest(SECRET);
+      const sealed = await fetch(`${a.api}/api/v1/dnssec/keysync`, { headers: { [KEY_SYNC_HEADER]: right.header } });
+      assert.equal(sealed.status, 200);
+      const body = await sealed.text();
+      assert.doesNotMatch(body, /privateKeyPkcs8|example\.test/, 'nothing readable without the secret');
+      assert.equal(openSealed(SECRET, right.nonce, JSON.parse(body)).length, 2);
+    })(),
+  ]);
   assert.deepEqual(await dnskeysOf(b.server.port, 'example.test'), await dnskeysOf(a.server.port, 'example.test'));
 
-  // The sync route refuses a request without the proof, and one made with another secret.
-  const bare = await fetch(`${a.api}/api/v1/dnssec/keysync`);
-  assert.equal(bare.status, 403);
-  assert.match(((await bare.json()) as { error: string }).error, /key sync refused: no x-opengslb-key-sync header/);
-  const wrong = await fetch(`${a.api}/api/v1/dnssec/keysync`, { headers: { [KEY_SYNC_HEADER]: signRequest(OTHER).header } });
-  assert.equal(wrong.status, 403);
-  const right = signRequest(SECRET);
-  const sealed = await fetch(`${a.api}/api/v1/dnssec/keysync`, { headers: { [KEY_SYNC_HEADER]: right.header } });
-  assert.equal(sealed.status, 200);
-  const body = await sealed.text();
-  assert.doesNotMatch(body, /privateKeyPkcs8|example\.test/, 'nothing readable without the secret');
-  assert.equal(openSealed(SECRET, right.nonce, JSON.parse(body)).length, 2);
-
   // C has another secret: A refuses it, C keeps its own key and says it is not in sync.
-  const metricsC = await freePort();
-  const c = await startNode(t, 'c', apiC, [apiA], OTHER, metricsC);
   await c.server.out.waitFor(/DNSSEC key created/);
   const cStatus = await status(c);
   assert.equal(cStatus.key_sync.in_sync, false);
