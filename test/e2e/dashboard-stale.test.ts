@@ -6,10 +6,14 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { browserSkip, launchBrowser, startDashboardServer } from '../helpers/browser.ts';
+import { browserSkip, startDashboardAndBrowser } from '../helpers/browser.ts';
 
 const TOKEN = 'dashboard-stale-token-7b3a';
 const DOMAINS = 30;
+/** The page's poll interval here (?refresh_ms=): at its default 3 s the polls this test waits for took 15 s of its 26 s. */
+const REFRESH_MS = 500;
+/** REFRESH_MS in seconds as the page writes it, as a regular expression. */
+const EVERY = String(REFRESH_MS / 1000).replace('.', '\\.');
 /** A time as toLocaleTimeString() writes it in Chromium's default en-US locale. */
 const TIME = String.raw`\d+:\d\d:\d\d(?: [AP]M)?`;
 
@@ -32,9 +36,7 @@ logging: { level: info }
 }
 
 test('the dashboard asks explain only for domains whose answer may have moved, marks its data stale while the API is down and recovers', { skip, timeout: 120_000 }, async (t) => {
-  const { server, base, dir } = await startDashboardServer(t, 'opengslb-dashboard-stale-', config());
-
-  const browser = await launchBrowser(t);
+  const { server, base, dir, browser } = await startDashboardAndBrowser(t, 'opengslb-dashboard-stale-', config());
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -51,9 +53,27 @@ test('the dashboard asks explain only for domains whose answer may have moved, m
     }
   };
 
-  await page.goto(`${base}/`);
-  for (let i = 0; i < DOMAINS; i++) await page.waitForSelector(`#domains tr[data-domain="d${i}.example.test"][data-rcode="NOERROR"]`, { timeout: 15_000 });
+  await page.goto(`${base}/?refresh_ms=${REFRESH_MS}`);
+  await Promise.all(Array.from({ length: DOMAINS }, (_, i) => page.waitForSelector(`#domains tr[data-domain="d${i}.example.test"][data-rcode="NOERROR"]`, { timeout: 15_000 })));
   await page.waitForSelector('#domains tr[data-domain="other.example.test"][data-rcode="NOERROR"]');
+
+  await t.test('a page opened without refresh_ms polls every 3 s; one with a refresh_ms out of range says so and polls every 3 s', async () => {
+    const cases = [['', null], ['?refresh_ms=50', 'refresh_ms="50" in the page\'s address is not a whole number of milliseconds from 250 to 600000: refreshing every 3 s']] as const;
+    // The two pages are independent: opened side by side.
+    await Promise.all(cases.map(async ([query, problem]) => {
+      const other = await browser.newPage();
+      other.on('pageerror', (e) => pageErrors.push(e.message));
+      await other.goto(`${base}/${query}`);
+      await other.waitForSelector('body[data-updated]', { timeout: 10_000 });
+      assert.match(await other.locator('#refresh').textContent() ?? '', new RegExp(`^updated ${TIME} · every 3 s$`), query);
+      assert.equal(await other.locator('#notice-section').isVisible(), problem !== null, query);
+      if (problem !== null) {
+        assert.equal(await other.locator('#notice').textContent(), problem);
+        assert.equal(await other.locator('#notice').getAttribute('class'), 'error');
+      }
+      await other.close();
+    }));
+  });
 
   await t.test('once every domain is explained, polls with nothing changed ask explain no more', async () => {
     await polls(1);
@@ -80,14 +100,14 @@ test('the dashboard asks explain only for domains whose answer may have moved, m
     try {
       await page.waitForSelector('body[data-stale]', { timeout: 15_000 });
       const text = await page.locator('#refresh').textContent() ?? '';
-      assert.match(text, new RegExp(`^STALE: the API has not answered since ${TIME}: the API did not answer: no answer within 5 s · showing the data of ${TIME} \\(\\d+ s ago\\) · retrying every 3 s$`));
+      assert.match(text, new RegExp(`^STALE: the API has not answered since ${TIME}: the API did not answer: no answer within 5 s · showing the data of ${TIME} \\(\\d+ s ago\\) · retrying every ${EVERY} s$`));
       assert.equal(await page.locator('#refresh').getAttribute('class'), 'warn');
       assert.equal(await page.locator('#domains tr[data-domain="other.example.test"]').getAttribute('data-answers'), '198.51.100.2', 'the last data is still shown');
     } finally {
       server.child.kill('SIGCONT');
     }
     await page.waitForSelector('body:not([data-stale])', { timeout: 15_000 });
-    assert.match(await page.locator('#refresh').textContent() ?? '', new RegExp(`^updated ${TIME} · every 3 s$`));
+    assert.match(await page.locator('#refresh').textContent() ?? '', new RegExp(`^updated ${TIME} · every ${EVERY} s$`));
     assert.equal(await page.locator('body').getAttribute('class'), '');
   });
 

@@ -10,17 +10,27 @@ import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { httpBackend, type Backend } from '../helpers/backends.ts';
-import type { RunningServer } from '../helpers/child.ts';
+import { run, SERVER, type RunningServer } from '../helpers/child.ts';
 import { ask } from '../helpers/dns-client.ts';
 import { ROOT } from '../helpers/markdown.ts';
-import { browserSkip, launchBrowser, startDashboardServer } from '../helpers/browser.ts';
+import { browserSkip, startDashboardAndBrowser } from '../helpers/browser.ts';
 
 const TOKEN = 'dashboard-test-token-4f1c';
 const INTERVAL_MS = 1000;
 const TIMEOUT_MS = 300;
 const FAILURE_THRESHOLD = 2;
-/** The page polls every 3 s (dashboard.js POLL_MS). */
-const PAGE_POLL_MS = 3000;
+const UPDATE_SCREENSHOT = process.env.OPENGSLB_UPDATE_SCREENSHOT === '1';
+/**
+ * The page's poll interval here (?refresh_ms=; 3 s by default, dashboard.js
+ * POLL_MS), and how often the API samples the chart's reply rates
+ * (OPENGSLB_QUERY_RATE_INTERVAL_MS; 5 s by default). A line needs two samples
+ * after the baseline: at the defaults the chart took 15 s from the API's start
+ * and the test waited 8-13 s for it after the rest was done. The screenshot
+ * for the docs shows the page and the chart as operators see them.
+ */
+const PAGE_POLL_MS = UPDATE_SCREENSHOT ? 3000 : 1000;
+const PAGE_PATH = UPDATE_SCREENSHOT ? '/' : `/?refresh_ms=${PAGE_POLL_MS}`;
+const SERVER_ENV: NodeJS.ProcessEnv = UPDATE_SCREENSHOT ? process.env : { ...process.env, OPENGSLB_QUERY_RATE_INTERVAL_MS: '1000' };
 
 const skip = browserSkip;
 
@@ -50,7 +60,7 @@ async function answers(server: RunningServer): Promise<string[] | string> {
 test('the dashboard shows live health, sets and clears overrides that reach DNS, explains and geo-tests, in headless Chromium', { skip, timeout: 120_000 }, async (t) => {
   const a = await httpBackend(t);
   const b = await httpBackend(t);
-  const { server, base, dir } = await startDashboardServer(t, 'opengslb-dashboard-', config(a, b));
+  const { server, base, dir, browser } = await startDashboardAndBrowser(t, 'opengslb-dashboard-', config(a, b), { env: SERVER_ENV });
   const both = [a.address, b.address].sort();
   assert.deepEqual(await answers(server), both);
 
@@ -72,7 +82,6 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
   };
   t.after(stopTraffic);
 
-  const browser = await launchBrowser(t);
   const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
   const problems: string[] = [];
   page.on('console', (m) => {
@@ -83,7 +92,7 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
   // (Browser code as strings: this file is type-checked without the DOM library.)
   await page.addInitScript({ content: "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));" });
 
-  const res = await page.goto(`${base}/`);
+  const res = await page.goto(`${base}${PAGE_PATH}`);
   assert.ok(res !== null && res.ok(), `GET / answered ${res?.status()}`);
   assert.match((await res.allHeaders())['content-security-policy'] ?? '', /script-src 'self'/);
   const row = (backend: Backend): string => `#regions tr[data-server="${backend.address}:${backend.port}"]`;
@@ -165,7 +174,7 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
   });
 
   await t.test('the chart draws the replies per second by rcode', async () => {
-    // The API samples every 5 s and the page polls every 3 s; the traffic above runs all along.
+    // The API samples every second (every 5 s for the screenshot): the first sample is the baseline and a line needs two more. The page polls every PAGE_POLL_MS; the traffic above runs all along.
     await page.waitForSelector('#chart-legend .key[data-rcode="NXDOMAIN"]', { timeout: 15_000 });
     await page.waitForSelector('#chart svg polyline[data-rcode="NOERROR"]');
     assert.ok(Number(await page.locator('#chart svg').getAttribute('data-samples')) >= 1);
@@ -174,8 +183,14 @@ test('the dashboard shows live health, sets and clears overrides that reach DNS,
   await stopTraffic();
   const shot = join(dir, 'dashboard.png');
   await page.screenshot({ path: shot, fullPage: true });
-  if (process.env.OPENGSLB_UPDATE_SCREENSHOT === '1') await copyFile(shot, join(ROOT, 'docs/dashboard.png'));
+  if (UPDATE_SCREENSHOT) await copyFile(shot, join(ROOT, 'docs/dashboard.png'));
   // The two writes refused on purpose (no token, wrong token) are the only failed loads Chromium reports.
   const refused = `console error: Failed to load resource: the server responded with a status of 401 (Unauthorized) (${base}/api/v1/overrides/server/${encodeURIComponent(a.address)})`;
   assert.deepEqual(problems, [refused, refused], 'no console errors, warnings or CSP violations other than the two refused writes');
+});
+
+test('a start with OPENGSLB_QUERY_RATE_INTERVAL_MS out of range stops before reading the config, naming the variable and what it takes', async () => {
+  const res = await run(SERVER, ['--config', '/nonexistent/opengslb.yaml'], { env: { ...process.env, OPENGSLB_QUERY_RATE_INTERVAL_MS: '50' } });
+  assert.equal(res.code, 2, res.stderr);
+  assert.equal(res.stderr, 'opengslb: OPENGSLB_QUERY_RATE_INTERVAL_MS="50" in the environment: expected a whole number of milliseconds from 100 to 60000, or no such variable\n');
 });

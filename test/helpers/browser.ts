@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { startOpengslb, type RunningServer } from './child.ts';
+import { startOpengslb, type RunningServer, type RunOptions } from './child.ts';
 import { posixOnly, tempDir } from './config-files.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -24,13 +24,13 @@ export const browserSkip: string | boolean = playwright === null
 /**
  * Starts an `opengslb` child on `config` (written, mode 600 as a config with
  * api.token must be, to a new directory named from `prefix`) and waits for
- * its API; `base` is the API's URL.
+ * its API; `base` is the API's URL. `opts` go to startOpengslb (env).
  */
-export async function startDashboardServer(t: TestContext, prefix: string, config: string): Promise<{ server: RunningServer; base: string; dir: string }> {
+export async function startDashboardServer(t: TestContext, prefix: string, config: string, opts: RunOptions = {}): Promise<{ server: RunningServer; base: string; dir: string }> {
   const dir = await tempDir(t, prefix);
   const file = join(dir, 'config.yaml');
   await writeFile(file, config, { mode: 0o600 });
-  const server = await startOpengslb(t, file);
+  const server = await startOpengslb(t, file, opts);
   const line = await server.out.waitFor(/API listening/);
   return { server, base: `http://${(/"address":"(127\.0\.0\.1:\d+)"/.exec(line) as RegExpExecArray)[1]}`, dir };
 }
@@ -40,4 +40,16 @@ export async function launchBrowser(t: TestContext): Promise<import('playwright-
   const browser = await (playwright as typeof import('playwright-core')).chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   t.after(() => browser.close());
   return browser;
+}
+
+/**
+ * Starts the server (as startDashboardServer) and headless Chromium side by
+ * side: each takes a second or so. Both settle before this returns, so each
+ * is cleaned up when the test ends, whichever of them failed.
+ */
+export async function startDashboardAndBrowser(t: TestContext, prefix: string, config: string, opts: RunOptions = {}): Promise<{ server: RunningServer; base: string; dir: string; browser: import('playwright-core').Browser }> {
+  const [started, browser] = await Promise.allSettled([startDashboardServer(t, prefix, config, opts), launchBrowser(t)]);
+  if (started.status === 'rejected') throw started.reason;
+  if (browser.status === 'rejected') throw browser.reason;
+  return { ...started.value, browser: browser.value };
 }
