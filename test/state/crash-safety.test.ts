@@ -1,7 +1,7 @@
 // Crash safety of the state store: a real overwatch (child process) is
 // SIGKILLed at a random moment 20–300 ms after its API starts taking writes,
 // while overrides are being written through the API, over and over on one
-// state directory (20 times in npm test, 100 with
+// state directory (8 times in npm test, 100 with
 // OPENGSLB_TEST_CRASH_KILLS=100). After every restart each override whose
 // PUT was acknowledged (2xx received) is there, unless a PUT to the same
 // target still in flight when it was sent (acknowledged or cut off by the
@@ -27,10 +27,17 @@ import { posixOnly, tempDir } from '../helpers/config-files.ts';
 
 // A hundred kills is the requirement; one start-and-kill round costs 1–2 s of
 // two cores (Node's start, the TypeScript sources, a DNS worker), so a
-// hundred do not fit the test suite's budget: npm test runs 20, and
-// OPENGSLB_TEST_CRASH_KILLS=100 runs the full hundred (docs/benchmarks.md has
-// the last full run).
-const KILLS = Number(process.env.OPENGSLB_TEST_CRASH_KILLS ?? 20);
+// hundred do not fit the test suite's budget: npm test runs 8, and
+// OPENGSLB_TEST_CRASH_KILLS=100 runs the full hundred, as CI does after npm
+// test (.ci/run; docs/benchmarks.md has the last full run). Eight rounds do
+// what twenty did: each kill lands with 3–4 PUTs in flight (72 cut off in 20
+// rounds), and each restart opens a directory that earlier kills left. With
+// the acknowledgement moved before the commit (Overwatch.setOverride not
+// awaiting store.putOverride, tried on a copy), the kill that lost an
+// acknowledged write was the 1st to the 4th in 6 runs of 6. The start is 93 %
+// of a round (57.2 of 61.7 s for 20 at load average 8), so the count is the
+// cost. Rare timings are the hundred's job.
+const KILLS = Number(process.env.OPENGSLB_TEST_CRASH_KILLS ?? 8);
 const SERVERS = 64;
 const WRITERS = 4;
 const address = (i: number): string => `192.0.2.${i + 1}`;
