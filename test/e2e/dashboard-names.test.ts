@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { browserSkip, launchBrowser, startDashboardServer } from '../helpers/browser.ts';
+import { browserSkip, startDashboardAndBrowser } from '../helpers/browser.ts';
 
 const TOKEN = 'dashboard-names-token-9d2e';
 
@@ -35,7 +35,8 @@ logging: { level: info }
 }
 
 test('long names, many regions, IPv6 servers and HTML in an override show as text within the window', { skip, timeout: 90_000 }, async (t) => {
-  const { server, base } = await startDashboardServer(t, 'opengslb-dashboard-names-', config());
+  // The server and Chromium start side by side (each took a second or more, one after the other).
+  const { server, base, browser } = await startDashboardAndBrowser(t, 'opengslb-dashboard-names-', config());
 
   const reason = `<script>alert("reason")</script>${'x'.repeat(300)}`;
   const source = '"><img src=x onerror=alert(1)>';
@@ -46,7 +47,6 @@ test('long names, many regions, IPv6 servers and HTML in an override show as tex
   });
   assert.equal(put.status, 200, await put.text());
 
-  const browser = await launchBrowser(t);
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const problems: string[] = [];
   page.on('console', (m) => {
