@@ -289,6 +289,7 @@ export class Agent {
       },
       this.#config.bus === null ? 'agent running: registering with every overwatch' : 'agent running: publishing to the NATS bus',
     );
+    this.#notePendingRotation();
     this.#lastFullMs = performance.now();
     this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#config.heartbeat.intervalMs);
     this.#predictTimer = setInterval(() => void this.#evaluate(), this.#config.predictive.checkIntervalMs);
@@ -426,7 +427,17 @@ export class Agent {
       // A newer full state replaces one still waiting for an overwatch that is away.
       this.#send({ type: 'heartbeat', full: true, backends: this.#reports(true, null), load: this.#load() }, 'reliable', 'state');
     }
-    if (this.#identity.previous !== null && this.#sender.status().every((n) => n.registered)) this.#identityTask(() => this.#forgetPrevious());
+    const previous = this.#identity.previous;
+    if (previous !== null) {
+      // The rotated-out key is kept while an overwatch may still pin its certificate: it signs the
+      // registrations that move such an overwatch to the new one. Direct links say which overwatch
+      // acked, so it goes once every configured one took the new certificate. Acks on the NATS bus name
+      // no overwatch and the agent cannot know how many listen (one away now is unknown to it), so there
+      // it goes when the previous certificate expires: from then on its key approves nothing anyway.
+      const expired = this.#now() > previous.notAfterMs;
+      if (expired) this.#identityTask(() => this.#forgetPrevious('expired'));
+      else if (this.#config.bus === null && this.#sender.status().every((n) => n.registered)) this.#identityTask(() => this.#forgetPrevious('acked'));
+    }
   }
 
   // ---- Transitions
@@ -518,6 +529,10 @@ export class Agent {
         this.#log.info({ overwatch: node }, 'overwatch asked for a registration (it does not know this agent): registering again');
         this.#sent.register++;
         break;
+      case 'previous_pin':
+        this.#log.info({ overwatch: node, agent: this.agentId }, 'an overwatch still holds the previous certificate (it was away during the rotation): registering the new one again, signed by both keys');
+        // Counted by #register(), which the bus sender's resync calls (at most once a second).
+        break;
     }
   }
 
@@ -536,12 +551,24 @@ export class Agent {
       this.#sealer.setIdentity(this.#identity);
       this.#register();
       this.#log.info({ agent: this.#identity.agentId, notAfter: new Date(this.#identity.notAfterMs).toISOString() }, 'agent certificate rotated; registering the new one, signed by the old key');
+      this.#notePendingRotation();
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'certificate rotation failed; the current certificate stays in use');
     }
   }
 
-  async #forgetPrevious(): Promise<void> {
+  /** Says, on the NATS bus, how long the rotated-out key is kept (the rule is not the direct links' one). */
+  #notePendingRotation(): void {
+    const previous = this.#identity.previous;
+    if (this.#config.bus === null || previous === null || this.#now() > previous.notAfterMs) return;
+    this.#log.info(
+      { agent: this.#identity.agentId, keptUntil: new Date(previous.notAfterMs).toISOString() },
+      'certificate rotation pending on the NATS bus: its acks do not say which overwatches took the new certificate, so the previous key is kept until the previous certificate expires',
+    );
+  }
+
+  /** Deletes the rotated-out pair: every overwatch acked the new certificate (`acked`, direct links), or the old one `expired`. */
+  async #forgetPrevious(why: 'acked' | 'expired'): Promise<void> {
     const identity = this.#identity;
     if (identity.previous === null) return;
     try {
@@ -549,7 +576,8 @@ export class Agent {
       if (this.#identity !== identity) return;
       this.#identity = forgotten;
       this.#sealer.setIdentity(forgotten);
-      this.#log.info('every overwatch took the rotated certificate; the previous key is deleted');
+      if (why === 'acked') this.#log.info('every overwatch took the rotated certificate; the previous key is deleted');
+      else this.#log.info({ expired: new Date(identity.previous.notAfterMs).toISOString() }, 'the rotated-out certificate has expired, so its key approves nothing any more; the previous key is deleted');
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'could not delete the previous key');
     }

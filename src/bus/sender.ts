@@ -10,6 +10,8 @@
 //                              └─no──► nothing queued: the state is resent whole on reconnect
 //   reconnect ─► onResync (the agent registers again with its current state)
 //   ack register (an overwatch does not know this agent) ─► onResync (at most once a second)
+//   ack refused bad_signature while a rotation is pending (an overwatch still pins the
+//     previous certificate) ─► onResync: the registration, signed by both keys (at most once a second)
 
 import { createHash } from 'node:crypto';
 import type { BusConfig } from '../config/types.ts';
@@ -196,7 +198,18 @@ export class BusSender {
       this.#resync(false);
     } else if (ack.status === 'refused') {
       this.#counts.refused++;
-      this.#onNodeEvent({ kind: 'refused', node: this.#node, type: ack.seq === this.#registrationSeq ? 'register' : 'heartbeat', reason: ack.reason ?? 'refused' });
+      if (ack.reason === 'bad_signature' && ack.seq !== this.#registrationSeq && this.#sealer.identity.previous !== null) {
+        // Signed by the new key, checked against the old pin: an overwatch that was away while the rotation
+        // was registered (acks do not say which overwatch, so the agent cannot know it missed it). The
+        // registration carries the old key's signature, which that overwatch re-pins on. Not for a refused
+        // registration: sending it again would be refused the same way. Said (and sent) at most once a second.
+        if (this.#now() - this.#lastResyncMs >= RESYNC_MIN_GAP_MS) {
+          this.#onNodeEvent({ kind: 'previous_pin', node: this.#node });
+          this.#resync(true);
+        }
+      } else {
+        this.#onNodeEvent({ kind: 'refused', node: this.#node, type: ack.seq === this.#registrationSeq ? 'register' : 'heartbeat', reason: ack.reason ?? 'refused' });
+      }
     }
   }
 

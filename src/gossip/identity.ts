@@ -43,9 +43,11 @@ export interface AgentIdentity {
   /**
    * The previous key while a rotation is in progress: registrations carry a
    * second signature by it, so overwatches that pinned the old certificate
-   * accept the new one. null when no rotation is pending.
+   * accept the new one. `notAfterMs` is the previous certificate's expiry:
+   * after it the old key approves nothing (overwatches refuse a rotation
+   * signed by an expired pinned key). null when no rotation is pending.
    */
-  readonly previous: { readonly privateKey: KeyObject; readonly fingerprint: string } | null;
+  readonly previous: { readonly privateKey: KeyObject; readonly fingerprint: string; readonly notAfterMs: number } | null;
 }
 
 /** Where the identity lives and how a new one is made. */
@@ -258,7 +260,7 @@ async function loadPrevious(files: IdentityFiles): Promise<AgentIdentity['previo
   const keyPath = previousPath(files.keyPath);
   if (!(await exists(certPath)) || !(await exists(keyPath))) return null;
   const { privateKey, parsed } = await loadPair(certPath, keyPath);
-  return { privateKey, fingerprint: parsed.fingerprint };
+  return { privateKey, fingerprint: parsed.fingerprint, notAfterMs: parsed.notAfterMs };
 }
 
 /**
@@ -333,7 +335,10 @@ export function needsRotation(identity: AgentIdentity, nowMs: number, beforeDays
  * id. The current pair moves to `<path>.previous` (replacing an older one),
  * and the returned identity's `previous` holds its key, so the next
  * registrations carry the old key's signature. Call forgetPreviousIdentity()
- * once every overwatch has acknowledged a registration. Throws
+ * once every overwatch has acknowledged a registration with the new
+ * certificate (direct links), or once the previous certificate has expired
+ * (its key approves nothing any more; the only rule on the NATS bus, whose
+ * acks do not name the overwatch). Throws
  * OPENGSLB_ERR_AGENT_IDENTITY when a file cannot be written.
  */
 export async function rotateAgentIdentity(files: IdentityFiles, current: AgentIdentity): Promise<AgentIdentity> {
@@ -353,7 +358,7 @@ export async function rotateAgentIdentity(files: IdentityFiles, current: AgentId
     privateKey: key,
     notBeforeMs: parsed.notBeforeMs,
     notAfterMs: parsed.notAfterMs,
-    previous: { privateKey: current.privateKey, fingerprint: current.fingerprint },
+    previous: { privateKey: current.privateKey, fingerprint: current.fingerprint, notAfterMs: current.notAfterMs },
   };
 }
 

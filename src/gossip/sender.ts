@@ -51,6 +51,13 @@ export type NodeEvent =
   | { readonly kind: 'refused'; readonly node: OverwatchNode; readonly type: AgentMessage['type']; readonly reason: string }
   | { readonly kind: 'register_requested'; readonly node: OverwatchNode }
   /**
+   * On the NATS bus, while a certificate rotation is pending: an overwatch
+   * refused a message as not signed by the certificate it pinned, so it still
+   * holds the previous one (it was away when the rotation was registered); the
+   * registration, signed by both keys, goes again.
+   */
+  | { readonly kind: 'previous_pin'; readonly node: OverwatchNode }
+  /**
    * An overwatch's ok acks began or stopped carrying a reason: `reason` is
    * 'unknown_region' when it takes the agent's messages but serves no region
    * of its name (a reload removed it: its backends are not answered), null
