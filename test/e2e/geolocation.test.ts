@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
+import { DEFAULT_GEO_RELOAD_DEBOUNCE_MS } from '../../src/geo/database.ts';
 import { HEALTH_HEALTHY, HEALTH_UNHEALTHY } from '../../src/snapshot/live-slots.ts';
 import { ask, buildQuery, tcpConnect, udpExchange, type Decoded, type QueryOptions } from '../helpers/dns-client.ts';
 import { KNOWN_LOCATIONS } from '../helpers/geo-known.ts';
@@ -241,7 +242,8 @@ ${REGIONS}`, 'geo-bundled.yaml');
   });
 });
 
-describe('geolocation with a database of our own (database_path)', () => {
+// The two tests run at once: each has its server and a folder of its own, and most of their time is the watcher's debounce.
+describe('geolocation with a database of our own (database_path)', { concurrency: true }, () => {
   test('gives the exact scope of the database network, takes MaxMind and DB-IP shaped records, and reloads a changed file with no query lost', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'opengslb-geo-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
@@ -325,11 +327,11 @@ ${REGIONS}`;
     assert.match(reloaded.message, /new\.mmdb is watched/);
     assert.deepEqual(await region(), ['203.0.113.1']);
 
-    // The old file changes on disk: the config no longer names it, so it is not published.
+    // The old file changes on disk: the config no longer names it, so it is not published (checked below, once
+    // the watcher of the configured file has reacted to a change made after this one, and well past the debounce).
     await writeFile(join(dir, 'old.next'), writeMmdb({ networks: [{ cidr: '100.64.0.0/10', data: maxmindCountry('BR', 'SA') }] }));
     await rename(join(dir, 'old.next'), oldPath);
-    await new Promise((resolve) => setTimeout(resolve, 2500));
-    assert.deepEqual(await region(), ['203.0.113.1'], 'a change of the file the config no longer names is not published');
+    const oldChangedAt = Date.now();
 
     // A SIGHUP-style reload of the same config tries the configured file again (still missing): still the old database.
     const again = await s.overwatch.reload(moved);
@@ -337,11 +339,18 @@ ${REGIONS}`;
     assert.match(again.message, /new\.mmdb: does not exist/);
     assert.deepEqual(await region(), ['203.0.113.1']);
 
-    // A broken file appears at the configured path: refused, the old database keeps serving.
+    // A broken file appears at the configured path: refused (logged), the old database keeps serving.
+    const refusals = (): number => s.logs.filter((l) => l.includes('GeoIP database change refused') && l.includes('new.mmdb')).length;
+    const refusedBefore = refusals();
     await writeFile(join(dir, 'new.tmp'), 'not a database');
     await rename(join(dir, 'new.tmp'), newPath);
-    await new Promise((resolve) => setTimeout(resolve, 2500));
-    assert.deepEqual(await region(), ['203.0.113.1']);
+    // The refusal comes a debounce after the rename; the old file's change, made before it, would have been
+    // published by then had its watch been kept. A second more of margin for a loaded machine.
+    const waitUntil = oldChangedAt + DEFAULT_GEO_RELOAD_DEBOUNCE_MS + 1000;
+    const refusedBy = Date.now() + 10_000;
+    while ((refusals() === refusedBefore || Date.now() < waitUntil) && Date.now() < refusedBy) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(refusals() > refusedBefore, 'the broken file at the configured path is refused, and logged');
+    assert.deepEqual(await region(), ['203.0.113.1'], 'neither the change of the file the config no longer names nor the broken configured file is published');
 
     // The configured file becomes valid (as geoipupdate writes it: aside, then renamed over): it is loaded and published.
     await writeFile(join(dir, 'new.tmp'), writeMmdb({ networks: [{ cidr: '100.64.0.0/10', data: maxmindCountry('US', 'NA') }] }));
