@@ -25,6 +25,15 @@ import { agentConfigFor, startAgentOverwatch } from '../helpers/agents.ts';
 
 const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
 
+/**
+ * Stops `agent` at the end of a test, while its overwatch still runs: t.after
+ * hooks run in the order they were added, so the overwatch's (added by
+ * startAgentOverwatch, before the agent's) would stop it first, and the
+ * agent's stop would wait out its whole deadline for a deregistration ack.
+ */
+async function stopBeforeItsOverwatch(agent: Agent): Promise<void> {
+  await agent.stop('test over', 1000);
+}
 
 /**
  * An overwatch answering app.example.test for agents with `token`, its agent
@@ -87,6 +96,7 @@ test('after the agent\'s clock steps back, full heartbeats go on every full_inte
   // One heartbeat tick may still be on its way with the old clock; then one full_interval (1 s) and a tick.
   await setTimeout(1100);
   assert.ok(await grows(reliable(), 3000), `no full heartbeat within 3 s of the clock stepping back 20 s (sent ${JSON.stringify(agent.status().sent)})`);
+  await stopBeforeItsOverwatch(agent);
 });
 
 test('an agent whose region a reload removed at its overwatch is told: its log says so at error, opengslb_agent_region_served goes 0, and both clear when the region is served again', async (t) => {
@@ -133,6 +143,7 @@ test('an agent whose region a reload removed at its overwatch is told: its log s
   await until('the notice cleared', () => agent.status().nodes[0]?.notice === null);
   assert.equal(await regionServed(), 1);
   assert.ok(lines.some((l) => l.includes('serves this agent\'s region again')));
+  await stopBeforeItsOverwatch(agent);
 });
 
 test('an agent whose file system is slow deletes the rotated-out key once: heartbeats that come meanwhile start no second deletion (no duplicate or spurious "could not delete the previous key")', posixOnly, async (t) => {
@@ -153,8 +164,19 @@ test('an agent whose file system is slow deletes the rotated-out key once: heart
   const fifos = Array.from({ length: poolSize }, (_, i) => join(dir, `stuck-${i}`));
   for (const f of fifos) execFileSync('mkfifo', [f]);
   const stuck = fifos.map((f) => open(f, 'r'));
+  // Heartbeat ticks, one best-effort (UDP) heartbeat each; nothing else here goes over UDP (the backend stays up).
+  const ticks = (): number => agent.status().sender.udpSent;
+  const afterTicks = async (n: number): Promise<void> => {
+    const target = ticks() + n;
+    const end = Date.now() + n * 1000 + 3000;
+    while (ticks() < target) {
+      assert.ok(Date.now() < end, `${n} heartbeats not within ${n} s and 3 s: sent ${JSON.stringify(agent.status().sent)}`);
+      await setTimeout(50);
+    }
+  };
   try {
-    await setTimeout(3500);
+    // The first tick starts the deletion (registered with every overwatch), the two after it come while it is stuck.
+    await afterTicks(3);
     assert.equal(agent.status().nodes[0]?.registered, true, 'the overwatch took the registration');
   } finally {
     const writers = fifos.map((f) => openSync(f, constants.O_WRONLY | constants.O_NONBLOCK));
@@ -165,10 +187,11 @@ test('an agent whose file system is slow deletes the rotated-out key once: heart
   const end = Date.now() + 5000;
   while (!messages().some((m) => /previous key is deleted/.test(m)) && Date.now() < end) await setTimeout(50);
   // Two more heartbeats: none may start a deletion again.
-  await setTimeout(2200);
+  await afterTicks(2);
   assert.deepEqual(messages().filter((m) => /previous key/.test(m)), ['every overwatch took the rotated certificate; the previous key is deleted']);
   await assert.rejects(access(`${files.keyPath}.previous`), { code: 'ENOENT' });
   await assert.rejects(access(`${files.certPath}.previous`), { code: 'ENOENT' });
+  await stopBeforeItsOverwatch(agent);
 });
 
 test('an overwatch that asks an agent to register again gets its backends as they are now, not as they were when the agent started', async (t) => {
@@ -178,8 +201,10 @@ test('an overwatch that asks an agent to register again gets its backends as the
   const started = await startAgentOverwatch(t, dir, token, quiet);
   const hub = started.overwatch.agents;
   assert.ok(hub);
-  // Full states only every 5 s: what the overwatch holds between them comes from the registration.
-  const agent = await Agent.start(agentConfigFor(dir, token, started, web, ['  heartbeat: { interval: 1s, full_interval: 5s }']), quiet, { version: 'test' });
+  // Full states only every 2 s: what the overwatch holds between them comes from the registration (read
+  // here within about 400 ms of it; the next full state comes about 2 s after it).
+  // Down at the first failed check: the backend's state only has to change before the pin is deleted.
+  const agent = await Agent.start(agentConfigFor(dir, token, started, web, ['  heartbeat: { interval: 1s, full_interval: 2s }'], ['failure_threshold: 1']), quiet, { version: 'test' });
   t.after(() => agent.stop('test over', 1000));
   const claim = (): string | undefined => hub.agent(agent.agentId)?.backends[0]?.agent_health;
   const until = async (what: string, ok: () => boolean, ms = 8000): Promise<void> => {
@@ -198,6 +223,7 @@ test('an overwatch that asks an agent to register again gets its backends as the
   await until('the agent registers again', () => agent.status().sent.register > registered && hub.agent(agent.agentId)?.backends.length === 1, 10_000);
   await setTimeout(300);
   assert.equal(claim(), 'unhealthy', 'the registration sent again says what the agent knows now');
+  await stopBeforeItsOverwatch(agent);
 });
 
 test('an agent stopped while its overwatch restarts stays deregistered there: the overwatch back takes the deregistration and no registration after it', async (t) => {

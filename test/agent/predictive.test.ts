@@ -134,7 +134,9 @@ async function agentAndOverwatch(t: TestContext, sampler: StandInSampler) {
   const agentLog = watchedLogger();
   const agent = await Agent.start(agentConfigFor(dir, token, started, web, [
     '  heartbeat: { interval: 1s }',
-    '  predictive: { enabled: true, check_interval: 1s, cpu: { threshold: 80, bleed_duration: 2s } }',
+    // bleed_duration under one check_interval (its minimum, 1 s): a held signal drains at its second reading,
+    // whatever the timer's jitter, and a spike of one reading is still told from it.
+    '  predictive: { enabled: true, check_interval: 1s, cpu: { threshold: 80, bleed_duration: 500ms } }',
   ]), agentLog.logger, { version: 'test', sampler });
   t.after(() => agent.stop('test over', 1000));
   await owLog.waitFor(/"to":"healthy"/);
@@ -152,17 +154,18 @@ test('a load signal held past bleed_duration drains the backend: out of DNS, dra
   };
   assert.equal(await answered(), web.address);
 
-  // A spike of one reading, then readings below: more than bleed_duration (2 s) of readings, no drain.
-  await sampler.after(1);
+  // A spike of one reading, then readings below: more than bleed_duration (500 ms) of readings, no drain.
+  // (A wait for readings resolves before the agent judges the last one: of the two readings below, the
+  // first, 1 s after the spike, is judged when it resolves.)
   sampler.cpu = 95;
   await sampler.after(1);
   sampler.cpu = 30;
-  await sampler.after(4);
+  await sampler.after(2);
   assert.equal(agent.status().backends[0].drain, null);
   assert.ok(!agentLog.lines.some((l) => /backend draining/.test(l)), 'no drain logged');
   assert.equal(await answered(), web.address);
 
-  // Held: drained once it stayed above for 2 s, at the reading that saw it (readings are 1 s apart).
+  // Held: drained once it stayed above for 500 ms, at the reading that saw it (readings are 1 s apart: the second).
   sampler.cpu = 95;
   const drained = await agentLog.waitFor(/backend draining/);
   assert.match(drained, /"reason":"cpu_threshold_exceeded"/);
@@ -173,11 +176,14 @@ test('a load signal held past bleed_duration drains the backend: out of DNS, dra
   assert.equal(row?.authority, 'draining');
   assert.equal(row?.drain_reason, 'cpu_threshold_exceeded');
 
-  // Hysteresis: back below the lower mark (72) for 2 s, it returns.
+  // Hysteresis: back below the lower mark (72) for 500 ms, it returns.
   sampler.cpu = 30;
   await agentLog.waitFor(/backend no longer draining/);
   await owLog.waitFor(/"from":"draining","to":"healthy"/);
   assert.equal(await answered(), web.address);
+  // Stopped before its overwatch (whose t.after hook, registered first, runs first), so the deregistration
+  // is acked at once instead of waiting out the stop's deadline.
+  await agent.stop('test over', 1000);
 });
 
 test('a forward step of the wall clock does not shorten bleed_duration: the signal is timed on the monotonic clock', async (t) => {
@@ -192,9 +198,13 @@ test('a forward step of the wall clock does not shorten bleed_duration: the sign
   const agent = await Agent.start(agentConfigFor(dir, token, started, web, [
     '  predictive: { enabled: true, check_interval: 1s, cpu: { threshold: 80, bleed_duration: 1h } }',
   ]), watchedLogger().logger, { version: 'test', sampler, now: () => Date.now() + aheadMs });
-  t.after(() => agent.stop('test over', 1000));
-  await sampler.after(2);
+  // Stamped two hours ahead, far past the overwatch's clock skew, the stop's deregistration is never acked:
+  // a short stop deadline, not the 1 s the others wait (nothing here is about the stop).
+  t.after(() => agent.stop('test over', 200));
+  // The start took the first reading (held since then); one more on the right clock.
+  await sampler.after(1);
   // NTP or an operator steps the wall clock two hours ahead: 2 s of a 1 h bleed_duration have passed, not 2 h.
+  // (The second reading's wait resolves once the agent has judged the first reading after the step.)
   aheadMs = 2 * 3_600_000;
   await sampler.after(2);
   assert.equal(agent.status().backends[0].drain, null, 'held for seconds, not for its bleed_duration');

@@ -43,7 +43,8 @@ async function writeOverwatch(s: Setup, gossipPort: number, extra: readonly stri
     '  data_dir: ./state',
     `  agent_tokens: { ${APP}: ${TOKEN}, ${API}: ${TOKEN} }`,
     `  gossip: { encryption_key: "${s.key}", bind_address: "127.0.0.1:${gossipPort}"${gossip} }`,
-    '  stale: { threshold: 2s, remove_after: 4s }',
+    // Two heartbeat intervals (1 s) to go stale; removed one more second after that.
+    '  stale: { threshold: 2s, remove_after: 3s }',
     'logging: { level: info, format: json }',
     ...extra,
   ].join('\n') + '\n', { mode: 0o600 });

@@ -132,6 +132,24 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
   const delv = (node: Node, name: string) => tool('delv', ['@127.0.0.1', '-p', String(node.server.port), '-a', anchor, '+root=example.test', name, 'A']);
   for (const node of [a, b]) assert.match(await delv(node, GEO), /^; fully validated$/m, `${node.api}: answers validate with A's key as the only anchor`);
 
+  // The agent of the revocation step, started now: its start (a process's) overlaps the two steps before
+  // that one, which it does not touch (it only registers a backend of APP, in region edge).
+  const backend = await httpBackend(t);
+  const agentHome = join(dir, 'agent');
+  await mkdir(agentHome, { recursive: true });
+  const agentStarted = writeAgentFile({
+    file: join(agentHome, 'agent.yaml'),
+    token: AGENT_TOKEN,
+    region: 'edge',
+    key: gossipKey,
+    overwatchPorts: [],
+    natsPort,
+    backends: [[APP, backend]],
+    heartbeat: { interval: '1s', full: '3s' },
+  }).then((file) => startAgent(t, file));
+  // Awaited in that step; settled here too, so a failure before it is not reported as an unhandled rejection.
+  agentStarted.catch(() => {});
+
   await t.test('a rollover started on A is published by B', async () => {
     const started = await call(a, 'POST', '/api/v1/dnssec/rollover/start', { zone: 'example.test' });
     assert.equal(started.status, 200, await started.text());
@@ -165,20 +183,7 @@ test('two overwatches over the bus share operator state: DNSSEC keys, geo mappin
   });
 
   await t.test('a revocation on A makes B refuse the agent\'s next message; deleting the revoked pin on B lets it register with both again', async () => {
-    const backend = await httpBackend(t);
-    const home = join(dir, 'agent');
-    await mkdir(home, { recursive: true });
-    const file = await writeAgentFile({
-      file: join(home, 'agent.yaml'),
-      token: AGENT_TOKEN,
-      region: 'edge',
-      key: gossipKey,
-      overwatchPorts: [],
-      natsPort,
-      backends: [[APP, backend]],
-      heartbeat: { interval: '1s', full: '3s' },
-    });
-    await startAgent(t, file);
+    await agentStarted;
     const appAnswer = async (node: Node) => ((await ask(node.server.port, APP, 'A')).answers ?? []).map((x) => (x as { data: string }).data).join(',');
     for (const node of [a, b]) await eventually(`${node.api} answers the agent's backend`, async () => (await appAnswer(node)) === backend.address, 15_000);
     const agentId = (await json<{ agents: { agent_id: string }[] }>(a, '/api/v1/overwatch/agents')).agents[0].agent_id;

@@ -104,21 +104,28 @@ test('two overwatches and an agent over NATS: both answer its backends, a failur
   for (const ow of overwatches) await ow.out.waitFor(/agent bus connected/);
   const b = await Promise.all([0, 1].map(() => httpBackend(t)));
   const both = b.map((x) => x.address).sort().join(',');
+
+  // Anyone on NATS can read the subject; what they see is sealed. Keep what the agent sends while both
+  // backends are up, from its registration on (listening before it starts, while the overwatches take it).
+  const spy = await connect({ servers: [`nats://127.0.0.1:${natsPort}`] });
+  t.after(() => spy.close());
+  const captured: Uint8Array[] = [];
+  const capturedAtMs: number[] = [];
+  spy.subscribe('opengslb.agents.>', { callback: (err, msg) => { if (err === null) { captured.push(msg.data); capturedAtMs.push(Date.now()); } } });
+  await spy.flush();
+
   const agent = await startAgent(t, await writeAgent(dir, key, natsPort, b));
+  const running = Date.now();
   assert.match(agent.out.text, /publishing to the NATS bus/);
 
   // The agent has no overwatch_nodes: whatever the overwatches know came over NATS.
   for (const ow of overwatches) await until(ow.port, both, 15_000);
   for (const ow of overwatches) assert.match(ow.out.text, /"via":"bus".*agent registered/);
 
-  // Anyone on NATS can read the subject; what they see is sealed. Keep what the agent sends while both backends are up.
-  const spy = await connect({ servers: [`nats://127.0.0.1:${natsPort}`] });
-  t.after(() => spy.close());
-  const captured: Uint8Array[] = [];
-  spy.subscribe('opengslb.agents.>', { callback: (err, msg) => { if (err === null) captured.push(msg.data); } });
-  await spy.flush();
-  await new Promise((resolve) => setTimeout(resolve, 3500));
-  assert.ok(captured.length >= 2, `captured ${captured.length} messages in 3.5 s at a 1 s heartbeat`);
+  // The registration and heartbeats (1 s apart) since: 2 at least within 3.5 s of the agent's start.
+  const inTime = (): number => capturedAtMs.filter((at) => at <= running + 3500).length;
+  while (inTime() < 2 && Date.now() <= running + 3500) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(inTime() >= 2, `captured ${inTime()} messages in 3.5 s at a 1 s heartbeat`);
   assert.ok(captured.every((m) => !Buffer.from(m).includes(Buffer.from(NAME))), 'a bus message shows the service name in clear');
 
   // A backend failing its checks leaves both overwatches' answers.
@@ -140,14 +147,20 @@ test('two overwatches and an agent over NATS: both answer its backends, a failur
 
   // NATS stopped: both keep answering from the last state.
   await nats.stop();
+  const stoppedAt = Date.now();
   for (const ow of overwatches) await ow.out.waitFor(/agent bus disconnected/, 0, 10_000);
-  await new Promise((resolve) => setTimeout(resolve, 2000));
-  for (const ow of overwatches) assert.equal(await answer(ow.port), b[0]!.address, 'an overwatch changed its answer while NATS was down');
+  for (const ow of overwatches) assert.equal(await answer(ow.port), b[0]!.address, 'an overwatch changed its answer as NATS went down');
 
   // Meanwhile the backends swap: b0 fails, b1 recovers; the agent sees it (its checks run every second) but cannot tell anyone.
+  const swapped = agent.out.lines.length;
   b[0]!.status = 503;
   b[1]!.status = 200;
-  await new Promise((resolve) => setTimeout(resolve, 3500));
+  const seen = (x: Backend, msg: string): RegExp => new RegExp(`"backend":"${`${NAME} ${x.address}:${x.port}`.replaceAll('.', '\\.')}".*"msg":"${msg}"`);
+  await agent.out.waitFor(seen(b[0]!, 'backend down'), swapped, 10_000);
+  await agent.out.waitFor(seen(b[1]!, 'backend up'), swapped, 10_000);
+  // NATS down for 2 s at least (about what the agent's checks take to see b0 fail), then asked again.
+  const downForMs = Date.now() - stoppedAt;
+  if (downForMs < 2000) await new Promise((resolve) => setTimeout(resolve, 2000 - downForMs));
   for (const ow of overwatches) assert.equal(await answer(ow.port), b[0]!.address, 'an overwatch changed its answer while NATS was down');
 
   // NATS back on the same port: the agent reconnects and sends its whole state; both overwatches follow.

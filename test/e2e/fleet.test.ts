@@ -130,27 +130,36 @@ test('three overwatches and three agents: every overwatch answers the same; one 
   await new Promise((resolve) => setTimeout(resolve, 1000));
   killed.child.kill('SIGKILL');
   await killed.exited;
+  const apart = await clusterStatus(f.apiPorts[0]!);
+  assert.equal(apart.cluster_healthy, false, 'a peer is down');
+  assert.deepEqual(apart.peers.map((p) => [p.reachable, p.matches]), [[false, null], [true, true]]);
+  assert.match(apart.peers[0]!.error!, /connection refused/);
+
+  // Restart it on its state directory and channel port: pins and known backends come back from the
+  // state store (stale until heard from), and the agents' next heartbeats make it complete. Its start
+  // (seconds of a process's start-up) overlaps the survivors' watch below.
+  const restart = (async () => {
+    const server = await startOpengslb(t, await writeFleetOverwatch(f, 1, ports[1]!));
+    const restored = await server.out.waitFor(/agent backends restored from the state store/);
+    return { server, restored, tookMs: await until(server.port, expected, 5 * HEARTBEAT_MS) };
+  })();
+  // Settled whatever happens below, so a failure there is not hidden by an unhandled rejection here.
+  restart.catch(() => {});
+
+  // Two heartbeat periods and more at the survivors: the kill changes nothing there.
   const watchUntil = Date.now() + 2 * HEARTBEAT_MS + 500;
   while (Date.now() < watchUntil) {
     assert.deepEqual(await picture(first.port), expected);
     assert.deepEqual(await picture(third.port), expected);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const apart = await clusterStatus(f.apiPorts[0]!);
-  assert.equal(apart.cluster_healthy, false, 'a peer is down');
-  assert.deepEqual(apart.peers.map((p) => [p.reachable, p.matches]), [[false, null], [true, true]]);
-  assert.match(apart.peers[0]!.error!, /connection refused/);
   for (const [ow, mark] of [[first, marks[0]!], [third, marks[1]!]] as const) {
     const transitions = ow.out.lines.slice(mark).filter((l) => /"msg":"agent backend (state|out of answers)"/.test(l));
     assert.deepEqual(transitions, [], 'no backend changed state at the survivors');
   }
 
-  // Restart it on its state directory and channel port: pins and known backends come back from the
-  // state store (stale until heard from), and the agents' next heartbeats make it complete.
-  const restarted = await startOpengslb(t, await writeFleetOverwatch(f, 1, ports[1]!));
-  const restored = await restarted.out.waitFor(/agent backends restored from the state store/);
+  const { server: restarted, restored, tookMs } = await restart;
   assert.match(restored, /"backends":6/);
-  const tookMs = await until(restarted.port, expected, 5 * HEARTBEAT_MS);
   t.diagnostic(`restarted overwatch complete ${tookMs} ms after it listened`);
   // One heartbeat period, plus the registry's 100 ms debounce before the snapshot is published, the asking loop's step and a loaded machine's delays.
   assert.ok(tookMs <= HEARTBEAT_MS + 500, `complete ${tookMs} ms after it listened; one heartbeat period is ${HEARTBEAT_MS} ms`);

@@ -86,15 +86,16 @@ export async function startAgentOverwatch(t: TestContext, dir: string, token: st
 
 /**
  * The config of an agent in this process reporting `backend` (checked over
- * TCP every second) for app.example.test to a startAgentOverwatch()
+ * TCP every second; `check` adds keys to its health_check, such as
+ * "failure_threshold: 1") for app.example.test to a startAgentOverwatch()
  * overwatch; `extra` lines go into its agent section.
  */
-export function agentConfigFor(dir: string, token: string, started: { readonly overwatch: Overwatch; readonly key: string }, backend: Backend, extra: readonly string[]): Config {
+export function agentConfigFor(dir: string, token: string, started: { readonly overwatch: Overwatch; readonly key: string }, backend: Backend, extra: readonly string[], check: readonly string[] = []): Config {
   return parseConfigText([
     'mode: agent',
     'agent:',
     `  identity: { service_token: ${token}, region: eu, cert_path: ./agent.crt, key_path: ./agent.key }`,
-    `  backends: [{ service: app.example.test, address: ${backend.address}, port: ${backend.port}, health_check: { type: tcp, interval: 1s, timeout: 500ms } }]`,
+    `  backends: [{ service: app.example.test, address: ${backend.address}, port: ${backend.port}, health_check: { ${['type: tcp', 'interval: 1s', 'timeout: 500ms', ...check].join(', ')} } }]`,
     `  gossip: { encryption_key: "${started.key}", overwatch_nodes: ["127.0.0.1:${started.overwatch.agents?.receiver?.port}"] }`,
     ...extra,
   ].join('\n'), join(dir, 'agent.yaml'));
