@@ -422,7 +422,10 @@ export class Agent {
     // Timed on the monotonic clock: a wall-clock step back stopped full sets for as long as the
     // step (an overwatch that removed this agent meanwhile gets its backends back only from one),
     // and a step ahead sent one early.
-    if (monoMs - this.#lastFullMs >= this.#config.heartbeat.fullIntervalMs) {
+    // Due at the tick that ends the full_interval: a quarter interval early counts, as the interval
+    // timer (whole ms on libuv's loop clock) may fire a fraction of a ms before the monotonic
+    // clock says it is due; with full_interval: interval every other full set was skipped.
+    if (monoMs - this.#lastFullMs >= this.#config.heartbeat.fullIntervalMs - this.#config.heartbeat.intervalMs / 4) {
       this.#lastFullMs = monoMs;
       // A newer full state replaces one still waiting for an overwatch that is away.
       this.#send({ type: 'heartbeat', full: true, backends: this.#reports(true, null), load: this.#load() }, 'reliable', 'state');

@@ -99,6 +99,29 @@ test('after the agent\'s clock steps back, full heartbeats go on every full_inte
   await stopBeforeItsOverwatch(agent);
 });
 
+test('with full_interval equal to interval every heartbeat tick sends the full set (the timer firing a fraction of a ms early skipped every other one)', async (t) => {
+  const dir = await tempDir(t, 'opengslb-agent-');
+  const token = 'agent-token-0123456789abcdef';
+  const web = await httpBackend(t);
+  const started = await startAgentOverwatch(t, dir, token, quiet);
+  const agent = await Agent.start(agentConfigFor(dir, token, started, web, ['  heartbeat: { interval: 1s, full_interval: 1s }']), quiet, { version: 'test' });
+  t.after(() => agent.stop('test over', 1000));
+  // Reliable sends are the registration and the full heartbeats; heartbeats counts every tick's.
+  const reliable = (): number => agent.status().sender.tcpSent;
+  const ticks = (): number => agent.status().sent.heartbeat;
+  const deadline = Date.now() + 5000;
+  while (reliable() < 2 && Date.now() < deadline) await setTimeout(50);
+  assert.ok(reliable() >= 2, 'no full heartbeat within 5 s');
+  const [reliableFrom, ticksFrom] = [reliable(), ticks()];
+  await setTimeout(5200);
+  // Each tick sends one heartbeat of the changed backends (best effort), and a full one (reliable) when due.
+  const full = reliable() - reliableFrom;
+  const tickCount = ticks() - ticksFrom - full;
+  assert.ok(tickCount >= 4, `only ${tickCount} ticks in 5.2 s`);
+  assert.ok(full >= tickCount - 1, `${full} full heartbeats in ${tickCount} ticks of 1 s with full_interval 1s (sent ${JSON.stringify(agent.status().sent)})`);
+  await stopBeforeItsOverwatch(agent);
+});
+
 test('an agent whose region a reload removed at its overwatch is told: its log says so at error, opengslb_agent_region_served goes 0, and both clear when the region is served again', async (t) => {
   const dir = await tempDir(t, 'opengslb-agent-');
   const token = 'agent-token-0123456789abcdef';
