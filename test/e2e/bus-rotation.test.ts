@@ -21,7 +21,7 @@ import { writeAgentFile } from '../helpers/agents.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { freePort, startAgent, startOpengslb, type RunningAgent, type RunningServer } from '../helpers/child.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
-import { ask } from '../helpers/dns-client.ts';
+import { answerLine, untilAnswered } from '../helpers/dns-client.ts';
 import { needsNats, startNats } from '../helpers/nats.ts';
 
 const TOKEN = 'bus-rotation-token-0123456789';
@@ -50,23 +50,9 @@ async function writeOverwatch(dir: string, n: number, key: string, natsPort: num
 }
 
 /** The addresses an overwatch answers for NAME, sorted, or its rcode. */
-async function answer(port: number): Promise<string> {
-  const reply = await ask(port, NAME, 'A');
-  if (reply.rcode !== 'NOERROR') return reply.rcode!;
-  return ((reply.answers ?? []) as { data: string }[]).map((a) => a.data).sort().join(',');
-}
-
-/** Asks until the overwatch answers `expected`; fails after `timeoutMs` with the last answer. */
-async function until(port: number, expected: string, timeoutMs: number): Promise<void> {
-  const start = Date.now();
-  let got = '';
-  while (Date.now() - start < timeoutMs) {
-    got = await answer(port);
-    if (got === expected) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  assert.equal(got, expected, `not answered within ${timeoutMs} ms`);
-}
+const answer = (port: number): Promise<string> => answerLine(port, NAME);
+/** Asks until the overwatch answers `expected`. */
+const until = (port: number, expected: string, timeoutMs: number): Promise<void> => untilAnswered(port, NAME, expected, timeoutMs);
 
 async function stop(p: RunningServer | RunningAgent): Promise<void> {
   p.child.kill('SIGTERM');

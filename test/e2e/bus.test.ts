@@ -18,7 +18,7 @@ import { writeAgentFile } from '../helpers/agents.ts';
 import { freePort, startAgent, startOpengslb, type RunningServer } from '../helpers/child.ts';
 import { needsNats, startNats } from '../helpers/nats.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
-import { ask } from '../helpers/dns-client.ts';
+import { answerLine, untilAnswered } from '../helpers/dns-client.ts';
 
 const TOKEN = 'bus-token-0123456789abcdef';
 const NAME = 'app.example.test';
@@ -74,23 +74,9 @@ async function writeAgent(dir: string, key: string, natsPort: number, backends: 
 }
 
 /** The addresses an overwatch answers for NAME, sorted, or its rcode. */
-async function answer(port: number): Promise<string> {
-  const reply = await ask(port, NAME, 'A');
-  if (reply.rcode !== 'NOERROR') return reply.rcode!;
-  return ((reply.answers ?? []) as { data: string }[]).map((a) => a.data).sort().join(',');
-}
-
-/** Asks until the overwatch answers `expected`; rejects after `timeoutMs` with the last answer. */
-async function until(port: number, expected: string, timeoutMs: number): Promise<void> {
-  const start = Date.now();
-  let got = '';
-  while (Date.now() - start < timeoutMs) {
-    got = await answer(port);
-    if (got === expected) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  assert.equal(got, expected, `not answered within ${timeoutMs} ms`);
-}
+const answer = (port: number): Promise<string> => answerLine(port, NAME);
+/** Asks until the overwatch answers `expected`. */
+const until = (port: number, expected: string, timeoutMs: number): Promise<void> => untilAnswered(port, NAME, expected, timeoutMs);
 
 test('two overwatches and an agent over NATS: both answer its backends, a failure leaves both, NATS down keeps the last state, and a change made meanwhile reaches both after NATS returns', { skip }, async (t: TestContext) => {
   const dir = await tempDir(t, 'opengslb-bus-');

@@ -2,6 +2,7 @@
 // plus query builders. Replies are decoded with dns-packet, the independent
 // reference decoder, so every test cross-checks the fast path.
 
+import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
@@ -229,4 +230,23 @@ export function udpExchangeMany(port: number, packets: readonly Uint8Array[], op
 export async function dnskeysOf(port: number, zone: string): Promise<string[]> {
   const r = await ask(port, zone, 'DNSKEY');
   return (r.answers ?? []).map((a) => (a as unknown as { data: { key: Buffer } }).data.key.toString('base64')).sort();
+}
+
+/** The A addresses `port` answers for `name`, sorted and comma-joined, or its rcode when not NOERROR. */
+export async function answerLine(port: number, name: string): Promise<string> {
+  const reply = await ask(port, name, 'A');
+  if (reply.rcode !== 'NOERROR') return reply.rcode!;
+  return ((reply.answers ?? []) as { data: string }[]).map((a) => a.data).sort().join(',');
+}
+
+/** Asks every 50 ms until `port` answers `expected` for `name` (answerLine); fails after `timeoutMs` with the last answer. */
+export async function untilAnswered(port: number, name: string, expected: string, timeoutMs: number): Promise<void> {
+  const start = Date.now();
+  let got = '';
+  while (Date.now() - start < timeoutMs) {
+    got = await answerLine(port, name);
+    if (got === expected) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(got, expected, `${name} not answered within ${timeoutMs} ms`);
 }
