@@ -21,7 +21,7 @@ import { createLogger } from '../../src/log/logger.ts';
 import { httpBackend } from '../helpers/backends.ts';
 import { run, SERVER } from '../helpers/child.ts';
 import { posixOnly, tempDir } from '../helpers/config-files.ts';
-import { agentConfigFor, startAgentOverwatch } from '../helpers/agents.ts';
+import { agentConfigFor, agentOverwatchConfig, startAgentOverwatch } from '../helpers/agents.ts';
 
 const quiet = createLogger({ level: 'error', format: 'json' }, new Writable({ write: (_c, _e, done) => done() }));
 
@@ -41,14 +41,7 @@ async function stopBeforeItsOverwatch(agent: Agent): Promise<void> {
  * (started again on the same port and store, it stands for a restart).
  */
 function appOverwatch(dir: string, token: string, key: string, store: MemoryStore, port: number): Promise<Overwatch> {
-  return Overwatch.start(parseConfigText([
-    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
-    'regions: [{ name: eu, servers: [] }]',
-    'domains: [{ name: app.example.test, regions: [eu] }]',
-    'overwatch:',
-    `  agent_tokens: { app.example.test: ${token} }`,
-    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:${port}" }`,
-  ].join('\n'), join(dir, 'overwatch.yaml')), quiet, { store });
+  return Overwatch.start(agentOverwatchConfig(dir, token, key, port), quiet, { store });
 }
 
 test('an agent whose file lists one backend twice refuses to start, naming both entries (every overwatch would drop its registration as invalid_message, for ever)', posixOnly, async (t) => {

@@ -66,20 +66,29 @@ export async function gossipPortOf(server: RunningServer): Promise<number> {
 }
 
 /**
+ * The config of an overwatch answering app.example.test from region eu, which
+ * only agents fill (agent token `token`, gossip key `key`), its agent channel
+ * on `port` (0: any).
+ */
+export function agentOverwatchConfig(dir: string, token: string, key: string, port = 0): Config {
+  return parseConfigText([
+    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
+    'regions: [{ name: eu, servers: [] }]',
+    'domains: [{ name: app.example.test, regions: [eu] }]',
+    'overwatch:',
+    `  agent_tokens: { app.example.test: ${token} }`,
+    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:${port}" }`,
+  ].join('\n'), join(dir, 'overwatch.yaml'));
+}
+
+/**
  * An overwatch in this process with the agent channel on loopback: one zone
  * example.test, app.example.test answered from region eu, which only agents
  * fill (agent token `token`). Stopped when the test ends.
  */
 export async function startAgentOverwatch(t: TestContext, dir: string, token: string, logger: Logger): Promise<{ readonly overwatch: Overwatch; readonly key: string }> {
   const key = randomBytes(32).toString('base64');
-  const overwatch = await Overwatch.start(parseConfigText([
-    'dns: { listen_address: "127.0.0.1:0", workers: 1, zones: [example.test] }',
-    'regions: [{ name: eu, servers: [] }]',
-    'domains: [{ name: app.example.test, regions: [eu] }]',
-    'overwatch:',
-    `  agent_tokens: { app.example.test: ${token} }`,
-    `  gossip: { encryption_key: "${key}", bind_address: "127.0.0.1:0" }`,
-  ].join('\n'), join(dir, 'overwatch.yaml')), logger, { store: new MemoryStore() });
+  const overwatch = await Overwatch.start(agentOverwatchConfig(dir, token, key), logger, { store: new MemoryStore() });
   t.after(() => overwatch.stop(200));
   return { overwatch, key };
 }
